@@ -1,0 +1,127 @@
+# s3shim - build, test, install. `make help` lists the targets.
+#
+# One tree of objects per build flavour: build/ (release), build/asan (ASan+UBSan),
+# build/tsan (ThreadSanitizer). The shim is compiled without _FILE_OFFSET_BITS and
+# _FORTIFY_SOURCE so that each 64-bit and checking alias can be defined as its own symbol.
+
+CC      ?= gcc
+PREFIX  ?= /usr/local
+BUILD   ?= build
+SAN     ?=
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter
+CFLAGS_COMMON := -std=gnu11 -g -fPIC -fvisibility=hidden -D_GNU_SOURCE -U_FORTIFY_SOURCE \
+                 -Wp,-U_FORTIFY_SOURCE -U_FILE_OFFSET_BITS $(WARN)
+ifeq ($(SAN),asan)
+  OPT := -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else ifeq ($(SAN),tsan)
+  OPT := -O1 -fno-omit-frame-pointer -fsanitize=thread
+else
+  OPT := -O2
+endif
+CFLAGS  ?=
+ALL_CFLAGS := $(CFLAGS_COMMON) $(OPT) $(CFLAGS)
+LDLIBS_SHIM := -ldl -lpthread
+
+CORE_SRC := $(wildcard core/*.c)
+SHIM_SRC := $(wildcard shim/*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+SHIM_OBJ := $(SHIM_SRC:%.c=$(BUILD)/obj/%.o)
+HEADERS  := $(wildcard core/*.h shim/*.h include/*.h)
+
+LIB  := $(BUILD)/libs3shim.so
+CORE := $(BUILD)/libs3shim-core.a
+TOOL := $(BUILD)/s3shim
+
+.PHONY: all help deps test test-unit test-integration test-asan test-tsan bench bench-passthrough \
+        install clean demo sanitizers
+
+all: $(LIB) $(TOOL)
+
+help:
+	@echo "make              build $(LIB) and $(TOOL)"
+	@echo "make deps         install the Debian packages needed to build and test"
+	@echo "make test         every test: unit, integration, the same under ASan+UBSan, TSan"
+	@echo "make demo         the main job: a real program through the shim, with stats"
+	@echo "make bench        benchmarks (figures go to bench/RESULTS.md by hand)"
+	@echo "make install      PREFIX=$(PREFIX)"
+
+$(BUILD)/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIB): $(CORE_OBJ) $(SHIM_OBJ)
+	$(CC) $(ALL_CFLAGS) -shared -Wl,--no-undefined -Wl,-soname,libs3shim.so -o $@ $^ $(LDLIBS_SHIM)
+
+$(CORE): $(CORE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(TOOL): $(BUILD)/obj/tools/s3shim.o $(CORE)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ -lpthread
+
+# --- tests ----------------------------------------------------------------------------
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+HELPER_SRC := $(wildcard tests/helpers/*.c)
+HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=$(BUILD)/tests/%)
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(CORE) $(SHIM_OBJ) $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -fvisibility=default -o $@ $< $(CORE) -lcmocka -lpthread
+
+# Helpers are ordinary programs that the integration tests run under the shim.
+$(BUILD)/tests/%: tests/helpers/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< -lpthread
+
+test-unit: $(UNIT_BIN)
+	@tests/run-unit.sh $(UNIT_BIN)
+
+test-integration: all $(HELPER_BIN)
+	@BUILD=$(BUILD) SAN=$(SAN) tests/integration/run.sh
+
+# The whole suite: release build, then ASan+UBSan, then the TSan stress test.
+test:
+	$(MAKE) all test-unit test-integration
+	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-integration
+	$(MAKE) BUILD=build/tsan SAN=tsan test-tsan
+
+test-tsan: $(BUILD)/tests/tsan_stress
+	@BUILD=$(BUILD) tests/tsan/run.sh
+
+$(BUILD)/tests/tsan_stress: tests/tsan/stress.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ls3shim -lpthread
+
+# --- benchmarks and demo -------------------------------------------------------------
+
+bench: bench-passthrough
+
+bench-passthrough: all $(BUILD)/bench/passthrough
+	@BUILD=$(BUILD) bench/passthrough.sh
+
+$(BUILD)/bench/passthrough: bench/passthrough.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $<
+
+demo: all
+	@BUILD=$(BUILD) examples/demo.sh
+
+deps:
+	tests/install-deps.sh
+
+# --- install ---------------------------------------------------------------------------
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/include \
+	           $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libs3shim.so
+	install -m 0755 $(TOOL) $(DESTDIR)$(PREFIX)/bin/s3shim
+	install -m 0644 include/s3shim.h $(DESTDIR)$(PREFIX)/include/s3shim.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/.*S3SHIM_VERSION "\(.*\)"/\1/p' include/s3shim.h)|' \
+	    s3shim.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/s3shim.pc
+
+clean:
+	rm -rf build

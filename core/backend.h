@@ -1,0 +1,79 @@
+/* backend.h - the vtable every storage backend implements (one per URI scheme).
+ *
+ * Backends see keys, never program paths: a key is the part of a normalised path below
+ * the mount root ("" is the root itself, no leading '/', never '..'). Every operation
+ * returns 0 (or a count) on success and -errno on failure; backends never set errno for
+ * the caller. A NULL slot means "not meaningful here" and the caller answers ENOTSUP.
+ *
+ * The same table serves s3://, file://, direct:// and block://: object stores implement
+ * the file operations with whole-object semantics (sequential writes, close commits),
+ * local backends implement them literally. */
+#ifndef S3SHIM_BACKEND_H
+#define S3SHIM_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include <time.h>
+
+struct bk_dirent {
+    uint64_t ino;
+    unsigned char type; /* DT_* */
+    char name[256];
+};
+
+struct backend_ops {
+    const char *scheme;
+
+    /* Mount the URI remainder after "scheme://". On failure returns -errno and writes a
+     * one-line reason into err. */
+    int (*mount)(const char *where, void **ms, char *err, size_t errlen);
+    void (*unmount)(void *ms);
+    /* In a child after fork(): rebuild anything that does not survive it (threads). */
+    void (*atfork_child)(void *ms);
+
+    /* Open files. */
+    int (*open)(void *ms, const char *key, int flags, mode_t mode, void **fh);
+    ssize_t (*pread)(void *fh, void *buf, size_t len, off_t off);
+    ssize_t (*pwrite)(void *fh, const void *buf, size_t len, off_t off);
+    int (*fsync)(void *fh, int datasync);
+    int (*ftruncate)(void *fh, off_t len);
+    int (*fstat)(void *fh, struct stat *st);
+    int (*fallocate)(void *fh, int mode, off_t off, off_t len);
+    int (*fadvise)(void *fh, off_t off, off_t len, int advice);
+    int (*futimens)(void *fh, const struct timespec ts[2]);
+    int (*close)(void *fh); /* commits (object stores); returns the commit's result */
+    /* The kernel descriptor behind an open file, or -1: lets mmap, locks, fchmod and
+     * friends work on local backends. */
+    int (*local_fd)(void *fh);
+
+    /* Namespace. */
+    int (*stat)(void *ms, const char *key, struct stat *st, int nofollow);
+    int (*access)(void *ms, const char *key, int mode, int flags);
+    int (*unlink)(void *ms, const char *key);
+    int (*rename)(void *ms, const char *from, const char *to, unsigned flags);
+    int (*mkdir)(void *ms, const char *key, mode_t mode);
+    int (*rmdir)(void *ms, const char *key);
+    int (*truncate)(void *ms, const char *key, off_t len);
+    int (*utimens)(void *ms, const char *key, const struct timespec ts[2], int nofollow);
+    int (*statvfs)(void *ms, const char *key, struct statvfs *sv);
+    /* The real path behind a key (local backends only) for calls that are meaningful only
+     * on real files: xattrs, chmod/chown, links. Returns length or -errno. */
+    int (*local_path)(void *ms, const char *key, char *buf, size_t len);
+
+    /* Directories: entries one at a time; readdir returns 1, 0 at the end, or -errno. */
+    int (*opendir)(void *ms, const char *key, void **dh);
+    int (*readdir)(void *dh, struct bk_dirent *ent);
+    void (*closedir)(void *dh);
+};
+
+extern const struct backend_ops bk_file_ops;
+
+/* Find the vtable for a URI's scheme ("file://..."); sets *rest to what follows "://".
+ * Returns NULL for an unknown scheme; *known_but_unbuilt is set when the scheme is one
+ * of ours that this build does not provide yet. */
+const struct backend_ops *bk_lookup(const char *uri, const char **rest, int *known_but_unbuilt);
+
+#endif

@@ -1,0 +1,256 @@
+/* backend_file.c - file:///DIR: plain buffered POSIX files below DIR.
+ *
+ * This is the reference arm of every A/B comparison, so it does exactly what the kernel
+ * would do for the same call on DIR, and nothing clever. Opens are confined below DIR
+ * with openat2(RESOLVE_BENEATH): a symlink inside DIR cannot lead an open outside it. */
+#include "backend.h"
+#include "efd.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+struct file_mount {
+    int rootfd;
+    char *root;
+};
+
+struct fm_file {
+    int fd;
+};
+
+static const char *rel(const char *key) { return key[0] ? key : "."; }
+
+static int neg_errno(int r) { return r < 0 ? -errno : r; }
+
+static int open_beneath(struct file_mount *fm, const char *key, int flags, mode_t mode)
+{
+    struct open_how how = {
+        .flags = (uint64_t)(flags | O_CLOEXEC),
+        .mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+    };
+    long fd = syscall(SYS_openat2, fm->rootfd, rel(key), &how, sizeof how);
+    if (fd < 0 && errno == ENOSYS) /* kernels before 5.6 */
+        fd = openat(fm->rootfd, rel(key), flags | O_CLOEXEC, mode);
+    return fd < 0 ? -errno : (int)fd;
+}
+
+static int fm_mount(const char *where, void **ms, char *err, size_t errlen)
+{
+    if (where[0] != '/') {
+        snprintf(err, errlen, "file:// needs an absolute directory (file:///DIR), got '%s'", where);
+        return -EINVAL;
+    }
+    int fd = open(where, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "cannot open directory '%s': %s", where, strerror(e));
+        return -e;
+    }
+    struct file_mount *fm = calloc(1, sizeof *fm);
+    if (!fm || !(fm->root = strdup(where))) {
+        free(fm);
+        close(fd);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    fm->rootfd = efd_park(fd);
+    *ms = fm;
+    return 0;
+}
+
+static void fm_unmount(void *ms)
+{
+    struct file_mount *fm = ms;
+    efd_close(fm->rootfd);
+    free(fm->root);
+    free(fm);
+}
+
+static int fm_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
+{
+    int fd = open_beneath(ms, key, flags, mode);
+    if (fd < 0) return fd;
+    struct stat st;
+    if (!(flags & O_DIRECTORY) && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        close(fd);
+        return -EISDIR; /* directories are the caller's business (opendir) */
+    }
+    struct fm_file *fh = malloc(sizeof *fh);
+    if (!fh) {
+        close(fd);
+        return -ENOMEM;
+    }
+    fh->fd = efd_park(fd);
+    *fhp = fh;
+    return 0;
+}
+
+#define FD(fh) (((struct fm_file *)(fh))->fd)
+
+static ssize_t fm_pread(void *fh, void *buf, size_t len, off_t off)
+{
+    ssize_t n = pread(FD(fh), buf, len, off);
+    return n < 0 ? -errno : n;
+}
+
+static ssize_t fm_pwrite(void *fh, const void *buf, size_t len, off_t off)
+{
+    ssize_t n = pwrite(FD(fh), buf, len, off);
+    return n < 0 ? -errno : n;
+}
+
+static int fm_fsync(void *fh, int datasync)
+{
+    return neg_errno(datasync ? fdatasync(FD(fh)) : fsync(FD(fh)));
+}
+
+static int fm_ftruncate(void *fh, off_t len) { return neg_errno(ftruncate(FD(fh), len)); }
+static int fm_fstat(void *fh, struct stat *st) { return neg_errno(fstat(FD(fh), st)); }
+
+static int fm_fallocate(void *fh, int mode, off_t off, off_t len)
+{
+    return neg_errno(fallocate(FD(fh), mode, off, len));
+}
+
+static int fm_fadvise(void *fh, off_t off, off_t len, int advice)
+{
+    return -posix_fadvise(FD(fh), off, len, advice);
+}
+
+static int fm_futimens(void *fh, const struct timespec ts[2])
+{
+    return neg_errno(futimens(FD(fh), ts));
+}
+
+static int fm_close(void *fh)
+{
+    efd_close(FD(fh)); /* close(2) of a regular file reports nothing useful after EINTR */
+    free(fh);
+    return 0;
+}
+
+static int fm_local_fd(void *fh) { return FD(fh); }
+
+#define ROOT(ms) (((struct file_mount *)(ms))->rootfd)
+
+static int fm_stat(void *ms, const char *key, struct stat *st, int nofollow)
+{
+    int fl = AT_EMPTY_PATH | (nofollow ? AT_SYMLINK_NOFOLLOW : 0);
+    return neg_errno(fstatat(ROOT(ms), key[0] ? key : "", st, fl));
+}
+
+static int fm_access(void *ms, const char *key, int mode, int flags)
+{
+    return neg_errno(faccessat(ROOT(ms), rel(key), mode, flags));
+}
+
+static int fm_unlink(void *ms, const char *key) { return neg_errno(unlinkat(ROOT(ms), rel(key), 0)); }
+
+static int fm_rename(void *ms, const char *from, const char *to, unsigned flags)
+{
+    return neg_errno(renameat2(ROOT(ms), rel(from), ROOT(ms), rel(to), flags));
+}
+
+static int fm_mkdir(void *ms, const char *key, mode_t mode)
+{
+    return neg_errno(mkdirat(ROOT(ms), rel(key), mode));
+}
+
+static int fm_rmdir(void *ms, const char *key)
+{
+    if (!key[0]) return -EBUSY; /* the mount root itself */
+    return neg_errno(unlinkat(ROOT(ms), key, AT_REMOVEDIR));
+}
+
+static int fm_truncate(void *ms, const char *key, off_t len)
+{
+    int fd = open_beneath(ms, key, O_WRONLY, 0);
+    if (fd < 0) return fd;
+    int r = neg_errno(ftruncate(fd, len));
+    close(fd);
+    return r;
+}
+
+static int fm_utimens(void *ms, const char *key, const struct timespec ts[2], int nofollow)
+{
+    int fl = nofollow ? AT_SYMLINK_NOFOLLOW : 0;
+    return neg_errno(utimensat(ROOT(ms), rel(key), ts, fl));
+}
+
+static int fm_statvfs(void *ms, const char *key, struct statvfs *sv)
+{
+    (void)key;
+    return neg_errno(fstatvfs(ROOT(ms), sv));
+}
+
+static int fm_local_path(void *ms, const char *key, char *buf, size_t len)
+{
+    struct file_mount *fm = ms;
+    int n = key[0] ? snprintf(buf, len, "%s/%s", fm->root, key) : snprintf(buf, len, "%s", fm->root);
+    return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : n;
+}
+
+static int fm_opendir(void *ms, const char *key, void **dhp)
+{
+    int fd = open_beneath(ms, key, O_RDONLY | O_DIRECTORY, 0);
+    if (fd < 0) return fd;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    *dhp = d;
+    return 0;
+}
+
+static int fm_readdir(void *dh, struct bk_dirent *ent)
+{
+    errno = 0;
+    struct dirent *d = readdir(dh);
+    if (!d) return errno ? -errno : 0;
+    ent->ino = d->d_ino;
+    ent->type = d->d_type;
+    snprintf(ent->name, sizeof ent->name, "%s", d->d_name);
+    return 1;
+}
+
+static void fm_closedir(void *dh) { closedir(dh); }
+
+const struct backend_ops bk_file_ops = {
+    .scheme = "file",
+    .mount = fm_mount,
+    .unmount = fm_unmount,
+    .open = fm_open,
+    .pread = fm_pread,
+    .pwrite = fm_pwrite,
+    .fsync = fm_fsync,
+    .ftruncate = fm_ftruncate,
+    .fstat = fm_fstat,
+    .fallocate = fm_fallocate,
+    .fadvise = fm_fadvise,
+    .futimens = fm_futimens,
+    .close = fm_close,
+    .local_fd = fm_local_fd,
+    .stat = fm_stat,
+    .access = fm_access,
+    .unlink = fm_unlink,
+    .rename = fm_rename,
+    .mkdir = fm_mkdir,
+    .rmdir = fm_rmdir,
+    .truncate = fm_truncate,
+    .utimens = fm_utimens,
+    .statvfs = fm_statvfs,
+    .local_path = fm_local_path,
+    .opendir = fm_opendir,
+    .readdir = fm_readdir,
+    .closedir = fm_closedir,
+};

@@ -1,0 +1,53 @@
+/* config.h - the effective configuration, read once from the environment.
+ *
+ * Parsing is separate from acting: cfg_load() only records what the variables say and
+ * which entries are malformed (with a one-line reason each), so the same code serves the
+ * library at start-up, `s3shim config`, and the unit tests. */
+#ifndef S3SHIM_CONFIG_H
+#define S3SHIM_CONFIG_H
+
+#include <stddef.h>
+
+#define CFG_MAX_MOUNTS 64
+#define CFG_MAX_ERRORS 16
+
+struct cfg_mount {
+    char *prefix; /* normalised absolute path, or "s3:" for literal s3:// paths */
+    char *uri;
+    int is_default;
+};
+
+struct cfg {
+    int log_level;
+    char *log_file;
+    int stats;
+    char *stats_file;
+    int nmounts;
+    struct cfg_mount mounts[CFG_MAX_MOUNTS];
+    int nerrors;
+    char errors[CFG_MAX_ERRORS][320];
+};
+
+/* getenv-like lookup, so tests and the C API can feed their own environment. */
+typedef const char *(*cfg_getenv_fn)(const char *name, void *ctx);
+/* The process environment, as a cfg_getenv_fn. */
+const char *cfg_process_env(const char *name, void *ctx);
+
+/* Fill c from the environment. Never fails: bad values are recorded in c->errors and
+ * the affected setting keeps its default (a bad mount entry is left out). */
+void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx);
+void cfg_free(struct cfg *c);
+
+/* Parse an S3SHIM_MOUNTS value and append its entries (exposed for tests). */
+void cfg_parse_mounts(struct cfg *c, const char *spec);
+
+/* Is NAME (e.g. "S3SHIM_MOUNTS") a setting this build understands? */
+int cfg_is_known(const char *name);
+/* The names this build understands, NULL-terminated, with a one-line description. */
+extern const char *const cfg_known[][2];
+
+/* Parse a boolean-ish value ("1", "yes", "true", "on" / "0", "no", "false", "off").
+ * Returns 0/1, or -1 if it is neither. */
+int cfg_parse_bool(const char *v);
+
+#endif

@@ -1,0 +1,23 @@
+/* efd.h - descriptors the engine keeps open on its own behalf.
+ *
+ * A program may close or dup2() over descriptors it does not know about (closefrom(3)
+ * in a daemon, a shell's redirections). The engine therefore parks its long-lived
+ * descriptors high in the table, close-on-exec, and tells the interposition layer about
+ * them so that close_range()/closefrom() from the program skip them. */
+#ifndef S3SHIM_EFD_H
+#define S3SHIM_EFD_H
+
+struct efd_hooks {
+    void (*own)(int fd);
+    void (*disown)(int fd);
+};
+
+/* Installed once by the interposition layer; without it efd_* only relocate/close. */
+void efd_set_hooks(const struct efd_hooks *h);
+/* Move fd to a high number with FD_CLOEXEC and mark it engine-owned. Returns the new fd
+ * (the old one is closed) or the original fd if relocation is impossible. */
+int efd_park(int fd);
+/* Close an engine-owned descriptor. */
+void efd_close(int fd);
+
+#endif

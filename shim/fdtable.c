@@ -1,0 +1,84 @@
+/* fdtable.c - see fdtable.h */
+#include "fdtable.h"
+
+#include "ofd.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+_Atomic(_Atomic(struct ofd *) *) fdt_chunks[FDT_CHUNKS];
+_Atomic unsigned fdt_used;
+static _Atomic int fdt_max;
+static pthread_rwlock_t fdt_rw = PTHREAD_RWLOCK_INITIALIZER;
+
+static _Atomic(struct ofd *) *slot(int fd, int create)
+{
+    if (fd < 0 || (unsigned)fd >= FDT_CHUNK * FDT_CHUNKS) return NULL;
+    unsigned ci = (unsigned)fd >> FDT_CHUNK_BITS;
+    _Atomic(struct ofd *) *c = atomic_load_explicit(&fdt_chunks[ci], memory_order_acquire);
+    if (!c && create) {
+        c = calloc(FDT_CHUNK, sizeof *c);
+        if (!c) return NULL;
+        atomic_store_explicit(&fdt_chunks[ci], c, memory_order_release);
+    }
+    return c ? &c[(unsigned)fd & (FDT_CHUNK - 1)] : NULL;
+}
+
+struct ofd *fdt_get(int fd)
+{
+    pthread_rwlock_rdlock(&fdt_rw);
+    _Atomic(struct ofd *) *s = slot(fd, 0);
+    struct ofd *o = s ? atomic_load_explicit(s, memory_order_acquire) : NULL;
+    if (o == FDT_ENGINE) o = NULL;
+    if (o) ofd_ref(o);
+    pthread_rwlock_unlock(&fdt_rw);
+    return o;
+}
+
+struct ofd *fdt_set_locked(int fd, struct ofd *o)
+{
+    _Atomic(struct ofd *) *s = slot(fd, 1);
+    if (!s) return NULL;
+    if (o && o != FDT_ENGINE) ofd_ref(o);
+    struct ofd *old = atomic_exchange_explicit(s, o, memory_order_acq_rel);
+    if (old && !o) atomic_fetch_sub_explicit(&fdt_used, 1, memory_order_relaxed);
+    if (!old && o) atomic_fetch_add_explicit(&fdt_used, 1, memory_order_relaxed);
+    if (fd >= atomic_load_explicit(&fdt_max, memory_order_relaxed))
+        atomic_store_explicit(&fdt_max, fd + 1, memory_order_relaxed);
+    return old == FDT_ENGINE ? NULL : old;
+}
+
+struct ofd *fdt_take_locked(int fd)
+{
+    _Atomic(struct ofd *) *s = slot(fd, 0);
+    if (!s || !atomic_load_explicit(s, memory_order_relaxed)) return NULL;
+    return fdt_set_locked(fd, NULL);
+}
+
+struct ofd *fdt_set(int fd, struct ofd *o)
+{
+    pthread_rwlock_wrlock(&fdt_rw);
+    struct ofd *old = fdt_set_locked(fd, o);
+    pthread_rwlock_unlock(&fdt_rw);
+    return old;
+}
+
+struct ofd *fdt_take(int fd)
+{
+    pthread_rwlock_wrlock(&fdt_rw);
+    struct ofd *old = fdt_take_locked(fd);
+    pthread_rwlock_unlock(&fdt_rw);
+    return old;
+}
+
+void fdt_lock(void) { pthread_rwlock_wrlock(&fdt_rw); }
+void fdt_unlock(void) { pthread_rwlock_unlock(&fdt_rw); }
+int fdt_limit(void) { return atomic_load_explicit(&fdt_max, memory_order_relaxed); }
+
+void fdt_atfork_prepare(void) { pthread_rwlock_wrlock(&fdt_rw); }
+void fdt_atfork_parent(void) { pthread_rwlock_unlock(&fdt_rw); }
+void fdt_atfork_child(void)
+{
+    pthread_rwlock_t fresh = PTHREAD_RWLOCK_INITIALIZER;
+    fdt_rw = fresh;
+}

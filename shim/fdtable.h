@@ -1,0 +1,66 @@
+/* fdtable.h - which kernel descriptors are ours.
+ *
+ * A shim descriptor is a real kernel fd (an O_PATH placeholder) whose slot here points to
+ * an open file description (struct ofd). Descriptors the engine keeps for itself are
+ * marked too, so that the program's closefrom() does not take them away.
+ *
+ * The table is a two-level array of atomic pointers. The question "is fd ours?" is a
+ * relaxed load or two and takes no lock: that is the pass-through fast path. Getting a
+ * reference to an ofd, and every change, happen under a read/write lock. */
+#ifndef S3SHIM_FDTABLE_H
+#define S3SHIM_FDTABLE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+struct ofd;
+
+#define FDT_CHUNK_BITS 10
+#define FDT_CHUNK (1u << FDT_CHUNK_BITS)
+#define FDT_CHUNKS 4096 /* 4 M descriptors */
+#define FDT_ENGINE ((struct ofd *)1)
+
+extern _Atomic(_Atomic(struct ofd *) *) fdt_chunks[FDT_CHUNKS];
+extern _Atomic unsigned fdt_used; /* slots in use; 0 = nothing to look up */
+
+/* Raw slot (no reference): NULL, FDT_ENGINE or an ofd. Lock-free. */
+static inline struct ofd *fdt_peek(int fd)
+{
+    if (__builtin_expect(atomic_load_explicit(&fdt_used, memory_order_relaxed) == 0, 1)) return NULL;
+    if ((unsigned)fd >= FDT_CHUNK * FDT_CHUNKS) return NULL;
+    _Atomic(struct ofd *) *c = atomic_load_explicit(&fdt_chunks[(unsigned)fd >> FDT_CHUNK_BITS], memory_order_acquire);
+    if (!c) return NULL;
+    return atomic_load_explicit(&c[(unsigned)fd & (FDT_CHUNK - 1)], memory_order_acquire);
+}
+
+/* Is fd a program-visible shim descriptor? */
+static inline int fdt_is_ours(int fd)
+{
+    struct ofd *o = fdt_peek(fd);
+    return o != NULL && o != FDT_ENGINE;
+}
+
+/* The ofd behind fd with a reference taken, or NULL. Release with ofd_put(). */
+struct ofd *fdt_get(int fd);
+/* Install o at fd (taking a new reference to o), returning whatever was there before
+ * with its reference transferred to the caller (NULL if nothing). */
+struct ofd *fdt_set(int fd, struct ofd *o);
+/* Remove fd's slot and return its ofd (reference transferred), or NULL. */
+struct ofd *fdt_take(int fd);
+
+/* The whole table, exclusively: for dup2()/close_range(), whose kernel call and table
+ * update must appear atomic to other threads. */
+void fdt_lock(void);
+void fdt_unlock(void);
+/* Variants of set/take for use while holding fdt_lock(). */
+struct ofd *fdt_set_locked(int fd, struct ofd *o);
+struct ofd *fdt_take_locked(int fd);
+/* Highest fd that has ever had a slot, +1 (bounds table walks). */
+int fdt_limit(void);
+
+/* fork(): keep the lock consistent across the fork. */
+void fdt_atfork_prepare(void);
+void fdt_atfork_parent(void);
+void fdt_atfork_child(void);
+
+#endif

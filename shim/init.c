@@ -1,0 +1,194 @@
+/* init.c - process life: the constructor, fork, and exit.
+ *
+ * The constructor resolves every real symbol, reads the configuration, mounts the
+ * backends and adopts descriptors inherited across exec, all before main(). Calls that
+ * arrive earlier (other constructors) see "not ready" and pass through. */
+#define _GNU_SOURCE 1
+#include "../core/efd.h"
+#include "../core/log.h"
+#include "fdtable.h"
+#include "guard.h"
+#include "ofd.h"
+#include "real.h"
+#include "route.h"
+#include "shim.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct shim_state shim;
+/* A private copy of stderr for the exit summary: coreutils and others close stderr in
+ * their own exit handlers, before ours run. Kept only when S3SHIM_STATS asks for it. */
+static int stats_fd = -1;
+__thread int shim_in_engine __attribute__((tls_model("initial-exec")));
+extern char **environ;
+
+static void own_fd(int fd) { fdt_set(fd, FDT_ENGINE); }
+static void disown_fd(int fd) { fdt_take(fd); }
+static const struct efd_hooks hooks = {own_fd, disown_fd};
+
+int shim_mount_usable(struct mount *m)
+{
+    if (m->ops) return 1;
+    if (!__atomic_exchange_n(&m->warned, 1, __ATOMIC_RELAXED))
+        slog_error("mount %s=%s is disabled: %s", m->prefix[0] ? m->prefix : "(inherited)", m->uri, m->reason);
+    errno = ENODEV;
+    return 0;
+}
+
+void shim_close_all(void)
+{
+    int lim = fdt_limit();
+    for (int fd = 0; fd < lim; fd++) {
+        if (!fdt_is_ours(fd)) continue;
+        struct ofd *o = fdt_take(fd);
+        if (!o) continue;
+        int r = ofd_put(o);
+        if (r < 0) slog_error("closing %s at exit failed: %s", ofd_path(o), strerror(-r));
+    }
+}
+
+static void warn_unknown_vars(void)
+{
+    for (char **e = environ; e && *e; e++) {
+        if (strncmp(*e, "S3SHIM_", 7) != 0) continue;
+        const char *eq = strchr(*e, '=');
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - *e) : (int)strlen(*e), *e);
+        if (!cfg_is_known(name)) slog_warn("unknown setting %s ignored (see `s3shim config`)", name);
+    }
+}
+
+static void report_config(void)
+{
+    for (int i = 0; i < shim.cfg.nerrors; i++) slog_error("%s", shim.cfg.errors[i]);
+    for (int i = 0; i < shim.mounts.n; i++) {
+        struct mount *m = &shim.mounts.m[i];
+        int deflt = strcmp(m->uri, "s3://") == 0; /* the built-in /s3 mount stays quiet */
+        if (m->disabled && !deflt && m->prefix[0]) {
+            slog_error("S3SHIM_MOUNTS: mount %s=%s disabled: %s", m->prefix, m->uri, m->reason);
+            m->warned = 1;
+        }
+    }
+    warn_unknown_vars();
+}
+
+static void open_log_file(void)
+{
+    if (!shim.cfg.log_file) return;
+    int fd = REAL(open)(shim.cfg.log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        slog_error("S3SHIM_LOG_FILE: cannot open '%s': %s; logging to stderr", shim.cfg.log_file, strerror(errno));
+        return;
+    }
+    slog_setup(shim.cfg.log_level, efd_park(fd));
+}
+
+static void atfork_prepare(void) { fdt_atfork_prepare(); }
+static void atfork_parent(void) { fdt_atfork_parent(); }
+static void atfork_child(void)
+{
+    fdt_atfork_child();
+    route_atfork_child();
+    shim.pid = getpid();
+    shim.root = 0;
+    shim.t0_ns = stats_now_ns();
+    for (int i = 0; i < shim.mounts.n; i++) {
+        struct mount *m = &shim.mounts.m[i];
+        stats_reset(&m->stats); /* the parent reports its own work */
+        if (m->ops && m->ops->atfork_child) m->ops->atfork_child(m->ms);
+    }
+}
+
+__attribute__((constructor(101))) static void shim_init(void)
+{
+    real_resolve();
+    shim.pid = getpid();
+    shim.t0_ns = stats_now_ns();
+    guard_enter();
+    cfg_load(&shim.cfg, cfg_process_env, NULL);
+    slog_setup(shim.cfg.log_level, -1);
+    efd_set_hooks(&hooks);
+    open_log_file();
+    const char *root = getenv("S3SHIM_ROOT_PID");
+    shim.root = !root || !*root;
+    if (shim.root) {
+        char pid[24];
+        snprintf(pid, sizeof pid, "%ld", (long)shim.pid);
+        setenv("S3SHIM_ROOT_PID", pid, 1);
+    }
+    mnt_build(&shim.mounts, &shim.cfg);
+    if (shim.root) report_config();
+    if (shim.cfg.stats) {
+        int fd = REAL(fcntl)(2, F_DUPFD_CLOEXEC, 0);
+        if (fd >= 0) stats_fd = efd_park(fd);
+    }
+    route_init();
+    ofd_inherit_scan();
+    pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    guard_leave();
+    atomic_store_explicit(&shim.ready, 1, memory_order_release);
+}
+
+static void write_stats(void)
+{
+    int any = 0;
+    for (int i = 0; i < shim.mounts.n; i++) any |= stats_touched(&shim.mounts.m[i].stats);
+    if (!shim.cfg.stats && !shim.cfg.stats_file) return;
+    double el = (double)(stats_now_ns() - shim.t0_ns) / 1e9;
+    struct stats_set *list = mnt_stats_list(&shim.mounts);
+    if (shim.cfg.stats && any) {
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        if (f) {
+            char cmd[256] = "";
+            int cfd = REAL(open)("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+            if (cfd >= 0) {
+                ssize_t n = REAL(read)(cfd, cmd, sizeof cmd - 1);
+                cmd[n > 0 ? n - 1 : 0] = '\0';
+                REAL(close)(cfd);
+            }
+            fprintf(f, "[%s pid %ld] ", cmd, (long)shim.pid);
+            stats_print_text(f, list, el);
+            fclose(f);
+            REAL(write)(stats_fd >= 0 ? stats_fd : 2, buf, len);
+            free(buf);
+        }
+    }
+    if (shim.cfg.stats_file && (any || shim.root)) {
+        char path[PATH_MAX];
+        const char *pp = strstr(shim.cfg.stats_file, "%p");
+        if (pp)
+            snprintf(path, sizeof path, "%.*s%ld%s", (int)(pp - shim.cfg.stats_file), shim.cfg.stats_file,
+                     (long)shim.pid, pp + 2);
+        else if (shim.root)
+            snprintf(path, sizeof path, "%s", shim.cfg.stats_file);
+        else
+            snprintf(path, sizeof path, "%s.%ld", shim.cfg.stats_file, (long)shim.pid);
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
+        if (!f) return;
+        stats_print_json(f, list, el, (long)shim.pid);
+        fclose(f);
+        int fd = REAL(open)(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0 || REAL(write)(fd, buf, len) != (ssize_t)len)
+            slog_error("S3SHIM_STATS_FILE: cannot write '%s': %s", path, strerror(errno));
+        if (fd >= 0) REAL(close)(fd);
+        free(buf);
+    }
+}
+
+__attribute__((destructor)) static void shim_fini(void)
+{
+    if (!atomic_load(&shim.ready) || getpid() != shim.pid) return; /* vfork child: hands off */
+    fflush(NULL); /* our stdio streams write through descriptors we are about to close */
+    shim_close_all();
+    guard_enter();
+    write_stats();
+    guard_leave();
+}

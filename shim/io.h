@@ -1,0 +1,40 @@
+/* io.h - the operations behind the wrappers, shared by the wrapper files.
+ *
+ * Functions here take an ofd (with a reference held by the caller) and return a result
+ * or -errno; they never touch errno themselves. Each records its statistics. */
+#ifndef S3SHIM_IO_H
+#define S3SHIM_IO_H
+
+#include "ofd.h"
+#include "route.h"
+
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+/* Open a routed path: returns the new fd, or -1 with errno set. */
+int io_open(struct route *r, int flags, mode_t mode);
+/* Close a shim descriptor (the slot, the placeholder, the last reference). 0 or -errno. */
+int io_close_fd(int fd);
+
+ssize_t io_read(struct ofd *o, void *buf, size_t n);
+ssize_t io_pread(struct ofd *o, void *buf, size_t n, off_t off);
+ssize_t io_write(struct ofd *o, const void *buf, size_t n);
+ssize_t io_pwrite(struct ofd *o, const void *buf, size_t n, off_t off);
+/* off < 0: the shared offset, advanced. */
+ssize_t io_readv(struct ofd *o, const struct iovec *iov, int cnt, off_t off);
+ssize_t io_writev(struct ofd *o, const struct iovec *iov, int cnt, off_t off);
+off_t io_lseek(struct ofd *o, off_t off, int whence);
+int io_fstat(struct ofd *o, struct stat *st);
+int io_stat(struct route *r, struct stat *st, int nofollow);
+
+/* Call an errno-returning function with the engine guard held. */
+#define IO_BACKEND(expr) \
+    ({ \
+        guard_enter(); \
+        __auto_type _r = (expr); \
+        guard_leave(); \
+        _r; \
+    })
+
+#endif

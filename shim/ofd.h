@@ -1,0 +1,66 @@
+/* ofd.h - open file descriptions: what a shim descriptor points to.
+ *
+ * As in the kernel, several descriptors (dup, fork) share one description: one offset,
+ * one set of status flags. To make that sharing hold across fork() *and* exec(), the
+ * offset and flags live in a small memfd mapped MAP_SHARED, and the placeholder
+ * descriptor the program holds is an O_PATH reference to that memfd. A process started
+ * by exec finds its inherited shim descriptors by their link name in /proc/self/fd and
+ * re-attaches to them (ofd_inherit_scan). */
+#ifndef S3SHIM_OFD_H
+#define S3SHIM_OFD_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct mount;
+
+enum ofd_type { OFD_FILE = 1, OFD_DIR = 2 };
+
+#define OFD_MAGIC 0x53334f46u /* "S3OF" */
+#define OFD_VERSION 1
+#define OFD_MEMFD_NAME "s3shim-ofd"
+
+struct ofd_shared {
+    uint32_t magic, version;
+    pthread_mutex_t lock; /* robust, process-shared: serialises offset updates */
+    int64_t offset;
+    int32_t status;  /* O_ACCMODE and status flags (F_GETFL/F_SETFL) */
+    int32_t oflags;  /* flags at open, to re-open after exec */
+    int32_t type;
+    uint32_t key_off; /* key = path + key_off */
+    char uri[1024];   /* mount URI, to find the backend again after exec */
+    char path[PATH_MAX];
+};
+
+struct ofd {
+    _Atomic int refs;
+    int type;
+    struct mount *m;
+    void *fh; /* backend file handle (OFD_FILE) */
+    struct ofd_shared *sh;
+    int mapped; /* sh is a shared mapping (else private memory) */
+    uint64_t ino;
+};
+
+static inline const char *ofd_path(const struct ofd *o) { return o->sh->path; }
+static inline const char *ofd_key(const struct ofd *o) { return o->sh->path + o->sh->key_off; }
+
+/* Create a description and its placeholder descriptor (the lowest free fd, like open(2)).
+ * The caller installs it in the fd table. Returns the fd or -errno. */
+int ofd_create(struct mount *m, const char *path, const char *key, int type, int oflags, void *fh,
+               struct ofd **out);
+void ofd_ref(struct ofd *o);
+/* Drop a reference; the last one closes the backend file and returns its result. */
+int ofd_put(struct ofd *o);
+
+/* Shared offset lock. */
+void ofd_lock(struct ofd *o);
+void ofd_unlock(struct ofd *o);
+
+/* At start-up: adopt shim descriptors inherited across exec. */
+void ofd_inherit_scan(void);
+
+#endif

@@ -1,0 +1,35 @@
+/* real.c - resolve the next definition of every interposed symbol (see real.h).
+ *
+ * On x86-64 and arm64 the 64-bit variants (open64, pread64, stat64, ...) are the same
+ * functions as the plain ones, so one pointer serves both. The pre-2.33 stat entry
+ * points (__xstat and friends) exist only as compat versions and need dlvsym. */
+#include "real.h"
+
+#include <dlfcn.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+struct shim_real real;
+
+static void *next_sym(const char *name)
+{
+    void *p = dlsym(RTLD_NEXT, name);
+#if defined(__x86_64__)
+    if (!p) p = dlvsym(RTLD_NEXT, name, "GLIBC_2.2.5");
+#elif defined(__aarch64__)
+    if (!p) p = dlvsym(RTLD_NEXT, name, "GLIBC_2.17");
+#endif
+    return p;
+}
+
+/* Resolution is idempotent and races benignly (every thread stores the same values). */
+void real_resolve(void)
+{
+#define SHIM_REAL_LOOKUP(ret, name, args) \
+    if (!real.name) *(void **)&real.name = next_sym(#name);
+    SHIM_REAL_FUNCS(SHIM_REAL_LOOKUP)
+#undef SHIM_REAL_LOOKUP
+    /* A libc without these (very old or non-glibc) must not crash us on first use of an
+     * entry that is never called; the wrappers check the ones that may be absent. */
+    if (!real.read || !real.open || !real.close) abort();
+}

@@ -1,0 +1,224 @@
+/* route.c - see route.h */
+#include "route.h"
+
+#include "../core/log.h"
+#include "../core/path.h"
+#include "guard.h"
+#include "ofd.h"
+#include "real.h"
+#include "shim.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+_Atomic int route_cwd_state = CWD_UNKNOWN;
+unsigned char route_lead[256];
+
+/* The cwd as last seen (real path, or the virtual path when CWD_VIRTUAL). */
+static pthread_mutex_t cwd_lock = PTHREAD_MUTEX_INITIALIZER;
+static char cwd_buf[PATH_MAX];
+static char shadow_root[64];
+
+static const char LITERAL_PREFIX[] = "s3:";
+
+void route_init(void)
+{
+    memset(route_lead, 0, sizeof route_lead);
+    for (int i = 0; i < shim.mounts.n; i++) {
+        const char *p = shim.mounts.m[i].prefix;
+        if (p[0] == '/') route_lead[(unsigned char)p[1]] = 1;
+    }
+    snprintf(shadow_root, sizeof shadow_root, "/tmp/.s3shim-cwd-%u", (unsigned)getuid());
+    atomic_store(&route_cwd_state, CWD_UNKNOWN);
+}
+
+static int is_literal(const char *p) { return strncmp(p, LITERAL_PREFIX, 3) == 0; }
+
+/* Is a real directory inside a mount, or an ancestor of one? */
+static int near_mount(const char *dir)
+{
+    for (int i = 0; i < shim.mounts.n; i++) {
+        const struct mount *m = &shim.mounts.m[i];
+        if (m->prefix[0] != '/') continue;
+        if (path_under(dir, m->prefix, m->plen) || path_under(m->prefix, dir, strlen(dir))) return 1;
+    }
+    return 0;
+}
+
+/* With cwd_lock held: make cwd_buf and the state current. */
+static int cwd_refresh_locked(void)
+{
+    int st = atomic_load(&route_cwd_state);
+    if (st != CWD_UNKNOWN) return st;
+    char real_cwd[PATH_MAX];
+    if (!REAL(getcwd)(real_cwd, sizeof real_cwd)) {
+        cwd_buf[0] = '\0';
+        st = CWD_FAR; /* unreachable cwd: relative paths cannot name a mount we can see */
+    } else {
+        size_t sl = strlen(shadow_root);
+        const char *v = real_cwd + sl;
+        if (strncmp(real_cwd, shadow_root, sl) == 0 && v[0] == '/' && v[1]) {
+            /* Inherited virtual cwd: shadow_root + "/s3:/b" or shadow_root + "/data/x". */
+            const char *vp = v + 1;
+            if (is_literal(vp))
+                snprintf(cwd_buf, sizeof cwd_buf, "%s", vp);
+            else
+                snprintf(cwd_buf, sizeof cwd_buf, "%s", v);
+            const char *key;
+            st = mnt_route(&shim.mounts, cwd_buf, &key) ? CWD_VIRTUAL : CWD_FAR;
+            if (st == CWD_FAR) snprintf(cwd_buf, sizeof cwd_buf, "%s", real_cwd);
+        } else {
+            snprintf(cwd_buf, sizeof cwd_buf, "%s", real_cwd);
+            st = near_mount(real_cwd) ? CWD_NEAR : CWD_FAR;
+        }
+    }
+    atomic_store(&route_cwd_state, st);
+    return st;
+}
+
+/* Join base (absolute or "s3:/...") and a relative path into out. */
+static int join(const char *base, const char *rel, char *out, size_t size)
+{
+    if (is_literal(base)) {
+        if (path_join(base + 3, rel, out + 3, size - 3) < 0) return -1;
+        memcpy(out, LITERAL_PREFIX, 3);
+        return 0;
+    }
+    return path_join(base, rel, out, size) < 0 ? -1 : 0;
+}
+
+int route_slow(int dirfd, const char *p, struct route *r, int flags)
+{
+    if (guard_active() || !atomic_load_explicit(&shim.ready, memory_order_acquire)) return ROUTE_FOREIGN;
+    int rewritten = 0;
+    if (p[0] == 's' && p[1] == '3' && p[2] == ':' && p[3] == '/' && p[4] == '/') {
+        /* Literal s3://BUCKET/KEY: canonical form "s3:/BUCKET/KEY". */
+        if (path_normalize(p + 4, r->path + 3, sizeof r->path - 3) < 0) {
+            errno = ENAMETOOLONG;
+            return ROUTE_ERROR;
+        }
+        memcpy(r->path, LITERAL_PREFIX, 3);
+    } else if (p[0] == '/') {
+        if (path_normalize(p, r->path, sizeof r->path) < 0) {
+            errno = ENAMETOOLONG;
+            return ROUTE_ERROR;
+        }
+    } else if (p[0] == '\0' && !(flags & AT_EMPTY_PATH)) {
+        return ROUTE_FOREIGN; /* libc reports ENOENT */
+    } else if (dirfd != AT_FDCWD) {
+        struct ofd *o = fdt_get(dirfd);
+        if (!o) return ROUTE_FOREIGN;
+        int isdir = o->type == OFD_DIR;
+        int ok = isdir ? join(ofd_path(o), p, r->path, sizeof r->path) : 0;
+        if (!isdir && p[0] == '\0') { /* AT_EMPTY_PATH on a file */
+            snprintf(r->path, sizeof r->path, "%s", ofd_path(o));
+            isdir = 1;
+        }
+        ofd_put(o);
+        if (!isdir) {
+            errno = ENOTDIR;
+            return ROUTE_ERROR;
+        }
+        if (ok < 0) {
+            errno = ENAMETOOLONG;
+            return ROUTE_ERROR;
+        }
+        rewritten = 1;
+    } else {
+        pthread_mutex_lock(&cwd_lock);
+        int st = cwd_refresh_locked();
+        int ok = 0;
+        if (st == CWD_FAR && !(p[0] == '.' && p[1] == '.') && !strstr(p, "/..")) {
+            pthread_mutex_unlock(&cwd_lock);
+            return ROUTE_FOREIGN;
+        }
+        ok = cwd_buf[0] ? join(cwd_buf, p, r->path, sizeof r->path) : -1;
+        pthread_mutex_unlock(&cwd_lock);
+        if (ok < 0) return ROUTE_FOREIGN;
+        rewritten = st == CWD_VIRTUAL;
+    }
+    const char *key;
+    struct mount *m = mnt_route(&shim.mounts, r->path, &key);
+    if (m) {
+        r->m = m;
+        r->key = key;
+        return ROUTE_OURS;
+    }
+    if (rewritten) r->pass = r->path; /* relative to a virtual directory: now absolute */
+    return ROUTE_FOREIGN;
+}
+
+void route_cwd_changed(void) { atomic_store(&route_cwd_state, CWD_UNKNOWN); }
+
+/* mkdir -p of the shadow directory for vpath; returns 0 if it exists afterwards. */
+static int shadow_mkdirs(const char *shadow)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", shadow);
+    size_t sl = strlen(shadow_root);
+    for (char *s = tmp + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = '\0';
+        if (REAL(mkdir)(tmp, 0700) != 0 && errno != EEXIST) return -1;
+        if ((size_t)(s - tmp) == sl) { /* the root itself must be ours */
+            struct stat st;
+            if (REAL(lstat)(tmp, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid()) return -1;
+        }
+        *s = '/';
+    }
+    return REAL(mkdir)(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+int route_chdir_virtual(const char *vpath)
+{
+    char shadow[PATH_MAX];
+    int n = snprintf(shadow, sizeof shadow, "%s%s%s", shadow_root, vpath[0] == '/' ? "" : "/", vpath);
+    pthread_mutex_lock(&cwd_lock);
+    if (n > 0 && (size_t)n < sizeof shadow && shadow_mkdirs(shadow) == 0 && REAL(chdir)(shadow) == 0) {
+        /* exec'd programs will find it */
+    } else {
+        slog_info("virtual cwd %s is not inherited by child programs (no shadow directory)", vpath);
+    }
+    snprintf(cwd_buf, sizeof cwd_buf, "%s", vpath);
+    atomic_store(&route_cwd_state, CWD_VIRTUAL);
+    pthread_mutex_unlock(&cwd_lock);
+    return 0;
+}
+
+void route_display(const char *vpath, char *buf, size_t size)
+{
+    if (is_literal(vpath))
+        snprintf(buf, size, "s3://%s", vpath + 4);
+    else
+        snprintf(buf, size, "%s", vpath);
+}
+
+int route_getcwd_virtual(char *buf, size_t size)
+{
+    pthread_mutex_lock(&cwd_lock);
+    int st = cwd_refresh_locked();
+    int n = 0;
+    if (st == CWD_VIRTUAL) {
+        char disp[PATH_MAX + 8];
+        route_display(cwd_buf, disp, sizeof disp);
+        size_t len = strlen(disp);
+        if (len + 1 > size)
+            n = -ERANGE;
+        else {
+            memcpy(buf, disp, len + 1);
+            n = (int)len;
+        }
+    }
+    pthread_mutex_unlock(&cwd_lock);
+    return n;
+}
+
+void route_atfork_child(void)
+{
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    cwd_lock = fresh;
+}

@@ -1,0 +1,83 @@
+/* route.h - from a path argument (and a directory descriptor) to a mount and key.
+ *
+ * The first test is inline and cheap: an absolute path already in normal form that no
+ * mount prefix covers, or a relative path while the working directory is far from every
+ * mount, is foreign and goes to libc untouched. Everything else is normalised and routed
+ * in route_slow(). The working directory may be virtual (inside a mount): then the
+ * process's real cwd is a shadow directory whose path encodes the virtual one, so that
+ * programs started by exec inherit it. */
+#ifndef S3SHIM_ROUTE_H
+#define S3SHIM_ROUTE_H
+
+#include "../core/mount.h"
+#include "fdtable.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <string.h>
+
+enum { ROUTE_FOREIGN = 0, ROUTE_OURS = 1, ROUTE_ERROR = -1 };
+enum { CWD_UNKNOWN = 0, CWD_FAR, CWD_NEAR, CWD_VIRTUAL };
+
+struct route {
+    struct mount *m;
+    const char *key;
+    const char *pass; /* path to give libc when foreign (maybe rewritten into path) */
+    char path[PATH_MAX];
+};
+
+extern _Atomic int route_cwd_state;
+extern unsigned char route_lead[256]; /* second bytes of absolute mount prefixes */
+
+int route_slow(int dirfd, const char *p, struct route *r, int flags);
+
+static inline int route_abs_maybe(const char *p)
+{
+    if (route_lead[(unsigned char)p[1]]) return 1;
+    for (const char *s = p; (s = strchr(s, '/')) != NULL; s++)
+        if (s[1] == '/' || s[1] == '.') return 1;
+    return 0;
+}
+
+static inline int route_rel_maybe(const char *p)
+{
+    if (atomic_load_explicit(&route_cwd_state, memory_order_relaxed) != CWD_FAR) return 1;
+    if (p[0] == 's' && p[1] == '3' && p[2] == ':') return 1;
+    if (p[0] == '.' && p[1] == '.') return 1;
+    return strstr(p, "/..") != NULL;
+}
+
+/* Route p relative to dirfd (AT_FDCWD or a descriptor). flags may hold AT_EMPTY_PATH.
+ * Returns ROUTE_FOREIGN (call libc with r->pass), ROUTE_OURS (r->m, r->key) or
+ * ROUTE_ERROR (errno set). */
+static inline int route_at(int dirfd, const char *p, struct route *r, int flags)
+{
+    r->pass = p;
+    if (__builtin_expect(p == NULL, 0)) return ROUTE_FOREIGN;
+    if (p[0] == '/') {
+        if (__builtin_expect(!route_abs_maybe(p), 1)) return ROUTE_FOREIGN;
+    } else if (dirfd == AT_FDCWD) {
+        if (__builtin_expect(!route_rel_maybe(p), 1)) return ROUTE_FOREIGN;
+    } else if (__builtin_expect(!fdt_is_ours(dirfd), 1) && !(p[0] == 's' && p[1] == '3' && p[2] == ':')) {
+        return ROUTE_FOREIGN;
+    }
+    return route_slow(dirfd, p, r, flags);
+}
+
+static inline int route_path(const char *p, struct route *r) { return route_at(AT_FDCWD, p, r, 0); }
+
+/* Rebuild the prefix table after the mount table is built. */
+void route_init(void);
+/* The working directory changed (chdir/fchdir to a real directory). */
+void route_cwd_changed(void);
+/* Make a virtual path (inside a mount) the working directory. Returns 0 or -errno. */
+int route_chdir_virtual(const char *vpath);
+/* Copy the program-visible cwd if it is virtual; returns its length, 0 if the cwd is
+ * real, -ERANGE if it does not fit. */
+int route_getcwd_virtual(char *buf, size_t size);
+/* Program-visible form of a virtual path ("s3:/b/k" becomes "s3://b/k"). */
+void route_display(const char *vpath, char *buf, size_t size);
+void route_atfork_child(void);
+
+#endif

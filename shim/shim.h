@@ -1,0 +1,40 @@
+/* shim.h - state shared by the interposition layer's files.
+ *
+ * One process-wide instance, built by the constructor (init.c) before main() and
+ * rebuilt in a forked child. Everything a wrapper needs that is not per descriptor. */
+#ifndef S3SHIM_SHIM_H
+#define S3SHIM_SHIM_H
+
+#include "../core/config.h"
+#include "../core/mount.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct shim_state {
+    _Atomic int ready; /* constructor finished: routing may look at mounts */
+    struct cfg cfg;
+    struct mount_table mounts;
+    pid_t pid;
+    uint64_t t0_ns;
+    int root; /* first process of a run (S3SHIM_ROOT_PID was unset) */
+};
+
+extern struct shim_state shim;
+
+/* Fail a wrapper: set errno from a -errno result and return -1. */
+static inline int shim_fail(int neg)
+{
+    errno = -neg;
+    return -1;
+}
+
+/* A mount that can serve requests; otherwise errno = ENODEV and a one-time log line. */
+int shim_mount_usable(struct mount *m);
+
+/* Close every shim descriptor (exit path, so that commits happen). */
+void shim_close_all(void);
+
+#endif

@@ -1,0 +1,488 @@
+/* wrap_ns.c - the namespace: unlink, rename, mkdir, rmdir, the working directory,
+ * realpath, times, modes, owners, links and extended attributes. */
+#define _GNU_SOURCE 1
+#include "../core/path.h"
+#include "fdtable.h"
+#include "guard.h"
+#include "io.h"
+#include "real.h"
+#include "shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+/* Run a namespace operation on a routed path with stats; returns 0 or -1/errno. */
+#define NS_OP(r, slot, ...) \
+    ({ \
+        int _res; \
+        if (!shim_mount_usable((r)->m)) \
+            _res = -1; \
+        else if (!(r)->m->ops->slot) \
+            _res = shim_fail(-EOPNOTSUPP); \
+        else { \
+            uint64_t _t0 = stats_now_ns(); \
+            int _e = IO_BACKEND((r)->m->ops->slot((r)->m->ms, __VA_ARGS__)); \
+            stats_record(&(r)->m->stats, STK_META, _t0, 0, _e < 0); \
+            _res = _e < 0 ? shim_fail(_e) : 0; \
+        } \
+        _res; \
+    })
+
+static int unlink_at(int dirfd, const char *path, int flags)
+{
+    struct route r;
+    switch (route_at(dirfd, path, &r, 0)) {
+    case ROUTE_FOREIGN:
+        return REAL(unlinkat)(dirfd, r.pass, flags);
+    case ROUTE_OURS:
+        return flags & AT_REMOVEDIR ? NS_OP(&r, rmdir, r.key) : NS_OP(&r, unlink, r.key);
+    default:
+        return -1;
+    }
+}
+
+SHIM_EXPORT int unlink(const char *p) { return unlink_at(AT_FDCWD, p, 0); }
+SHIM_EXPORT int unlinkat(int d, const char *p, int fl) { return unlink_at(d, p, fl); }
+SHIM_EXPORT int rmdir(const char *p) { return unlink_at(AT_FDCWD, p, AT_REMOVEDIR); }
+
+static int rename_at(int od, const char *op, int nd, const char *np, unsigned flags)
+{
+    struct route a, b;
+    int ka = route_at(od, op, &a, 0), kb = route_at(nd, np, &b, 0);
+    if (ka == ROUTE_ERROR || kb == ROUTE_ERROR) return -1;
+    if (ka == ROUTE_FOREIGN && kb == ROUTE_FOREIGN) {
+        if (flags) return REAL(renameat2)(od, a.pass, nd, b.pass, flags);
+        return REAL(renameat)(od, a.pass, nd, b.pass);
+    }
+    if (ka != kb || a.m != b.m) return shim_fail(-EXDEV); /* mv falls back to copy+unlink */
+    return NS_OP(&a, rename, a.key, b.key, flags);
+}
+
+SHIM_EXPORT int rename(const char *o, const char *n) { return rename_at(AT_FDCWD, o, AT_FDCWD, n, 0); }
+SHIM_EXPORT int renameat(int od, const char *o, int nd, const char *n) { return rename_at(od, o, nd, n, 0); }
+SHIM_EXPORT int renameat2(int od, const char *o, int nd, const char *n, unsigned fl)
+{
+    return rename_at(od, o, nd, n, fl);
+}
+
+static int mkdir_at(int dirfd, const char *path, mode_t mode)
+{
+    struct route r;
+    switch (route_at(dirfd, path, &r, 0)) {
+    case ROUTE_FOREIGN:
+        return REAL(mkdirat)(dirfd, r.pass, mode);
+    case ROUTE_OURS:
+        return NS_OP(&r, mkdir, r.key, mode);
+    default:
+        return -1;
+    }
+}
+
+SHIM_EXPORT int mkdir(const char *p, mode_t mode) { return mkdir_at(AT_FDCWD, p, mode); }
+SHIM_EXPORT int mkdirat(int d, const char *p, mode_t mode) { return mkdir_at(d, p, mode); }
+
+SHIM_EXPORT char *mkdtemp(char *tmpl)
+{
+    struct route r;
+    if (route_path(tmpl, &r) != ROUTE_OURS) return REAL(mkdtemp)(tmpl);
+    size_t len = strlen(tmpl);
+    if (len < 6 || memcmp(tmpl + len - 6, "XXXXXX", 6) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    static const char letters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    for (int attempt = 0; attempt < 100; attempt++) {
+        unsigned char rnd[6];
+        if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd) return NULL;
+        for (int i = 0; i < 6; i++) tmpl[len - 6 + i] = letters[rnd[i] % 62];
+        if (mkdir_at(AT_FDCWD, tmpl, 0700) == 0) return tmpl;
+        if (errno != EEXIST) return NULL;
+    }
+    return NULL;
+}
+
+/* --- working directory ------------------------------------------------------------ */
+
+static int chdir_ours(struct route *r)
+{
+    struct stat st;
+    int res = io_stat(r, &st, 0);
+    if (res < 0) return shim_fail(res);
+    if (!S_ISDIR(st.st_mode)) return shim_fail(-ENOTDIR);
+    return route_chdir_virtual(r->path);
+}
+
+SHIM_EXPORT int chdir(const char *p)
+{
+    struct route r;
+    switch (route_path(p, &r)) {
+    case ROUTE_FOREIGN: {
+        int res = REAL(chdir)(r.pass);
+        if (res == 0) route_cwd_changed();
+        return res;
+    }
+    case ROUTE_OURS:
+        return chdir_ours(&r);
+    default:
+        return -1;
+    }
+}
+
+SHIM_EXPORT int fchdir(int fd)
+{
+    if (!fdt_is_ours(fd)) {
+        int res = REAL(fchdir)(fd);
+        if (res == 0) route_cwd_changed();
+        return res;
+    }
+    struct ofd *o = fdt_get(fd);
+    if (!o) return shim_fail(-EBADF);
+    int res = o->type == OFD_DIR ? route_chdir_virtual(ofd_path(o)) : -ENOTDIR;
+    ofd_put(o);
+    return res < 0 ? shim_fail(res) : 0;
+}
+
+SHIM_EXPORT char *getcwd(char *buf, size_t size)
+{
+    if (atomic_load_explicit(&route_cwd_state, memory_order_relaxed) == CWD_FAR ||
+        !atomic_load_explicit(&shim.ready, memory_order_relaxed) || guard_active())
+        return REAL(getcwd)(buf, size);
+    char tmp[PATH_MAX + 8];
+    int n = route_getcwd_virtual(tmp, sizeof tmp);
+    if (n == 0) return REAL(getcwd)(buf, size);
+    if (n < 0) {
+        errno = -n;
+        return NULL;
+    }
+    if (!buf) {
+        if (size && size < (size_t)n + 1) {
+            errno = ERANGE;
+            return NULL;
+        }
+        return strdup(tmp);
+    }
+    if (size < (size_t)n + 1) {
+        errno = size ? ERANGE : EINVAL;
+        return NULL;
+    }
+    memcpy(buf, tmp, (size_t)n + 1);
+    return buf;
+}
+
+SHIM_EXPORT char *get_current_dir_name(void) { return getcwd(NULL, 0); }
+
+/* realpath inside a mount: lexical (object stores have no symlinks; file:// mounts are
+ * resolved against the mount, never outside it), and the path must exist. */
+static char *realpath_ours(struct route *r, char *resolved)
+{
+    struct stat st;
+    int res = io_stat(r, &st, 0);
+    if (res < 0) {
+        errno = -res;
+        return NULL;
+    }
+    char disp[PATH_MAX + 8];
+    route_display(r->path, disp, sizeof disp);
+    if (strlen(disp) >= PATH_MAX) {
+        errno = ENAMETOOLONG;
+        return NULL;
+    }
+    if (!resolved) return strdup(disp);
+    strcpy(resolved, disp);
+    return resolved;
+}
+
+SHIM_EXPORT char *realpath(const char *p, char *resolved)
+{
+    struct route r;
+    switch (route_path(p, &r)) {
+    case ROUTE_FOREIGN:
+        return REAL(realpath)(r.pass, resolved);
+    case ROUTE_OURS:
+        return realpath_ours(&r, resolved);
+    default:
+        return NULL;
+    }
+}
+
+SHIM_EXPORT char *__realpath_chk(const char *p, char *resolved, size_t len)
+{
+    if (resolved && len < PATH_MAX) __builtin_trap();
+    return realpath(p, resolved);
+}
+
+SHIM_EXPORT char *canonicalize_file_name(const char *p) { return realpath(p, NULL); }
+
+/* --- calls meaningful only on real files: forwarded to the real path of a local
+ * backend, otherwise a clean error ------------------------------------------------- */
+
+/* The real path behind a routed path, or -errno (ENOTSUP on object stores). */
+static int local_path(struct route *r, char *buf, size_t len)
+{
+    if (!shim_mount_usable(r->m)) return -errno;
+    if (!r->m->ops->local_path) return -ENOTSUP;
+    return r->m->ops->local_path(r->m->ms, r->key, buf, len);
+}
+
+/* Route path; when it is ours and local, point `lp` at its real path. Returns
+ * ROUTE_FOREIGN (use r.pass), ROUTE_OURS (use lp), or -1 (errno set). */
+static int to_local(int dirfd, const char *path, struct route *r, char *lp, size_t len, int flags)
+{
+    int k = route_at(dirfd, path, r, flags);
+    if (k != ROUTE_OURS) return k;
+    int n = local_path(r, lp, len);
+    if (n < 0) return shim_fail(n);
+    return ROUTE_OURS;
+}
+
+/* Body for a path-based call forwarded as `call(P)` where P is the path to use. */
+#define FORWARD_PATH(dirfd, path, flags, on_foreign, on_local, errval) \
+    do { \
+        struct route r; \
+        char lp[PATH_MAX]; \
+        int k = to_local(dirfd, path, &r, lp, sizeof lp, flags); \
+        if (k == ROUTE_FOREIGN) { \
+            const char *P = r.pass; \
+            return on_foreign; \
+        } \
+        if (k == ROUTE_OURS) { \
+            const char *P = lp; \
+            return on_local; \
+        } \
+        return errval; \
+    } while (0)
+
+SHIM_EXPORT ssize_t readlink(const char *p, char *buf, size_t len)
+{
+    FORWARD_PATH(AT_FDCWD, p, 0, REAL(readlink)(P, buf, len), REAL(readlink)(P, buf, len), -1);
+}
+
+SHIM_EXPORT ssize_t readlinkat(int d, const char *p, char *buf, size_t len)
+{
+    FORWARD_PATH(d, p, AT_EMPTY_PATH, REAL(readlinkat)(d, P, buf, len), REAL(readlink)(P, buf, len), -1);
+}
+
+SHIM_EXPORT int chmod(const char *p, mode_t mode)
+{
+    FORWARD_PATH(AT_FDCWD, p, 0, REAL(chmod)(P, mode), REAL(chmod)(P, mode), -1);
+}
+
+SHIM_EXPORT int fchmodat(int d, const char *p, mode_t mode, int fl)
+{
+    FORWARD_PATH(d, p, fl, REAL(fchmodat)(d, P, mode, fl), REAL(fchmodat)(AT_FDCWD, P, mode, fl & ~AT_EMPTY_PATH), -1);
+}
+
+SHIM_EXPORT int chown(const char *p, uid_t u, gid_t g)
+{
+    FORWARD_PATH(AT_FDCWD, p, 0, REAL(chown)(P, u, g), REAL(chown)(P, u, g), -1);
+}
+
+SHIM_EXPORT int lchown(const char *p, uid_t u, gid_t g)
+{
+    FORWARD_PATH(AT_FDCWD, p, 0, REAL(lchown)(P, u, g), REAL(lchown)(P, u, g), -1);
+}
+
+SHIM_EXPORT int fchownat(int d, const char *p, uid_t u, gid_t g, int fl)
+{
+    FORWARD_PATH(d, p, fl, REAL(fchownat)(d, P, u, g, fl), REAL(fchownat)(AT_FDCWD, P, u, g, fl & ~AT_EMPTY_PATH), -1);
+}
+
+SHIM_EXPORT ssize_t getxattr(const char *p, const char *n, void *v, size_t s)
+{
+    FORWARD_PATH(AT_FDCWD, p, 0, REAL(getxattr)(P, n, v, s), REAL(getxattr)(P, n, v, s), -1);
+}
+
+SHIM_EXPORT ssize_t lgetxattr(const char *p, const char *n, void *v, size_t s)
+{
+    FORWARD_PATH(AT_FDCWD, p, 0, REAL(lgetxattr)(P, n, v, s), REAL(lgetxattr)(P, n, v, s), -1);
+}
+
+SHIM_EXPORT ssize_t listxattr(const char *p, char *l, size_t s)
+{
+    FORWARD_PATH(AT_FDCWD, p, 0, REAL(listxattr)(P, l, s), REAL(listxattr)(P, l, s), -1);
+}
+
+SHIM_EXPORT ssize_t llistxattr(const char *p, char *l, size_t s)
+{
+    FORWARD_PATH(AT_FDCWD, p, 0, REAL(llistxattr)(P, l, s), REAL(llistxattr)(P, l, s), -1);
+}
+
+SHIM_EXPORT int symlink(const char *target, const char *p)
+{
+    FORWARD_PATH(AT_FDCWD, p, 0, REAL(symlink)(target, P), REAL(symlink)(target, P), -1);
+}
+
+SHIM_EXPORT int symlinkat(const char *target, int d, const char *p)
+{
+    FORWARD_PATH(d, p, 0, REAL(symlinkat)(target, d, P), REAL(symlink)(target, P), -1);
+}
+
+static int link_at(int od, const char *op, int nd, const char *np, int flags)
+{
+    struct route a, b;
+    char la[PATH_MAX], lb[PATH_MAX];
+    int ka = to_local(od, op, &a, la, sizeof la, flags), kb = to_local(nd, np, &b, lb, sizeof lb, 0);
+    if (ka < 0 || kb < 0) return -1;
+    if (ka == ROUTE_FOREIGN && kb == ROUTE_FOREIGN) return REAL(linkat)(od, a.pass, nd, b.pass, flags);
+    if (ka != kb || a.m != b.m) return shim_fail(-EXDEV);
+    return REAL(linkat)(AT_FDCWD, la, AT_FDCWD, lb, flags & ~AT_EMPTY_PATH);
+}
+
+SHIM_EXPORT int link(const char *o, const char *n) { return link_at(AT_FDCWD, o, AT_FDCWD, n, 0); }
+SHIM_EXPORT int linkat(int od, const char *o, int nd, const char *n, int fl) { return link_at(od, o, nd, n, fl); }
+
+/* --- descriptor-based forms of the same --------------------------------------------- */
+
+/* The local descriptor behind a shim fd, or -errno. The reference stays with *op. */
+static int local_fd_of(int fd, struct ofd **op)
+{
+    struct ofd *o = fdt_get(fd);
+    if (!o) return -EBADF;
+    *op = o;
+    if (o->fh && o->m->ops->local_fd) return o->m->ops->local_fd(o->fh);
+    return -ENOTSUP;
+}
+
+/* Body for fd-based calls: foreign fds go to libc, ours to the local fd (as L) or, for a
+ * directory or object, to the local path (as P). */
+#define FORWARD_FD(fd, on_real, on_local_fd, on_local_path) \
+    do { \
+        if (__builtin_expect(!fdt_is_ours(fd), 1)) return on_real; \
+        struct ofd *o_ = NULL; \
+        int L = local_fd_of(fd, &o_); \
+        __typeof__(on_real) res_; \
+        if (L >= 0) { \
+            res_ = on_local_fd; \
+        } else if (o_ && o_->m->ops->local_path) { \
+            char P[PATH_MAX]; \
+            int n_ = o_->m->ops->local_path(o_->m->ms, ofd_key(o_), P, sizeof P); \
+            res_ = n_ < 0 ? shim_fail(n_) : (on_local_path); \
+        } else { \
+            res_ = shim_fail(o_ ? -ENOTSUP : -EBADF); \
+        } \
+        if (o_) ofd_put(o_); \
+        return res_; \
+    } while (0)
+
+SHIM_EXPORT int fchmod(int fd, mode_t mode)
+{
+    FORWARD_FD(fd, REAL(fchmod)(fd, mode), REAL(fchmod)(L, mode), REAL(chmod)(P, mode));
+}
+
+SHIM_EXPORT int fchown(int fd, uid_t u, gid_t g)
+{
+    FORWARD_FD(fd, REAL(fchown)(fd, u, g), REAL(fchown)(L, u, g), REAL(chown)(P, u, g));
+}
+
+SHIM_EXPORT ssize_t fgetxattr(int fd, const char *n, void *v, size_t s)
+{
+    FORWARD_FD(fd, REAL(fgetxattr)(fd, n, v, s), REAL(fgetxattr)(L, n, v, s), REAL(getxattr)(P, n, v, s));
+}
+
+SHIM_EXPORT ssize_t flistxattr(int fd, char *l, size_t s)
+{
+    FORWARD_FD(fd, REAL(flistxattr)(fd, l, s), REAL(flistxattr)(L, l, s), REAL(listxattr)(P, l, s));
+}
+
+SHIM_EXPORT int flock(int fd, int op)
+{
+    FORWARD_FD(fd, REAL(flock)(fd, op), REAL(flock)(L, op), shim_fail(-ENOLCK));
+}
+
+/* --- times ------------------------------------------------------------------------------ */
+
+static int utimens_at(int dirfd, const char *path, const struct timespec ts[2], int flags)
+{
+    struct route r;
+    switch (route_at(dirfd, path, &r, flags)) {
+    case ROUTE_FOREIGN:
+        return REAL(utimensat)(dirfd, r.pass, ts, flags);
+    case ROUTE_OURS:
+        return NS_OP(&r, utimens, r.key, ts, flags & AT_SYMLINK_NOFOLLOW);
+    default:
+        return -1;
+    }
+}
+
+SHIM_EXPORT int utimensat(int d, const char *p, const struct timespec ts[2], int fl)
+{
+    const char *volatile pv = p; /* declared nonnull, yet glibc accepts NULL: "the fd itself" */
+    if (pv == NULL) return futimens(d, ts);
+    return utimens_at(d, p, ts, fl);
+}
+
+SHIM_EXPORT int futimens(int fd, const struct timespec ts[2])
+{
+    if (__builtin_expect(!fdt_is_ours(fd), 1)) return REAL(futimens)(fd, ts);
+    struct ofd *o = fdt_get(fd);
+    if (!o) return shim_fail(-EBADF);
+    int r;
+    if (o->fh && o->m->ops->futimens)
+        r = IO_BACKEND(o->m->ops->futimens(o->fh, ts));
+    else if (o->m->ops->utimens)
+        r = IO_BACKEND(o->m->ops->utimens(o->m->ms, ofd_key(o), ts, 0));
+    else
+        r = -EOPNOTSUPP;
+    ofd_put(o);
+    return r < 0 ? shim_fail(r) : 0;
+}
+
+static const struct timespec *tv_to_ts(const struct timeval tv[2], struct timespec ts[2])
+{
+    if (!tv) return NULL;
+    for (int i = 0; i < 2; i++) ts[i] = (struct timespec){tv[i].tv_sec, tv[i].tv_usec * 1000};
+    return ts;
+}
+
+SHIM_EXPORT int utimes(const char *p, const struct timeval tv[2])
+{
+    struct timespec ts[2];
+    struct route r;
+    if (route_path(p, &r) == ROUTE_FOREIGN) return REAL(utimes)(r.pass, tv);
+    return utimens_at(AT_FDCWD, p, tv_to_ts(tv, ts), 0);
+}
+
+SHIM_EXPORT int lutimes(const char *p, const struct timeval tv[2])
+{
+    struct timespec ts[2];
+    struct route r;
+    if (route_path(p, &r) == ROUTE_FOREIGN) return REAL(lutimes)(r.pass, tv);
+    return utimens_at(AT_FDCWD, p, tv_to_ts(tv, ts), AT_SYMLINK_NOFOLLOW);
+}
+
+SHIM_EXPORT int utime(const char *p, const struct utimbuf *ub)
+{
+    struct route r;
+    if (route_path(p, &r) == ROUTE_FOREIGN) return REAL(utime)(r.pass, ub);
+    struct timespec ts[2];
+    if (ub) {
+        ts[0] = (struct timespec){ub->actime, 0};
+        ts[1] = (struct timespec){ub->modtime, 0};
+    }
+    return utimens_at(AT_FDCWD, p, ub ? ts : NULL, 0);
+}
+
+/* --- truncate ----------------------------------------------------------------------------- */
+
+SHIM_EXPORT int truncate(const char *p, off_t len)
+{
+    struct route r;
+    switch (route_path(p, &r)) {
+    case ROUTE_FOREIGN:
+        return REAL(truncate)(r.pass, len);
+    case ROUTE_OURS:
+        if (len < 0) return shim_fail(-EINVAL);
+        return NS_OP(&r, truncate, r.key, len);
+    default:
+        return -1;
+    }
+}
+
+SHIM_EXPORT int truncate64(const char *p, off_t len) { return truncate(p, len); }

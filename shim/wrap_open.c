@@ -1,0 +1,322 @@
+/* wrap_open.c - open, close and descriptor management (dup, fcntl, close_range). */
+#define _GNU_SOURCE 1
+#include "../core/log.h"
+#include "fdtable.h"
+#include "guard.h"
+#include "io.h"
+#include "real.h"
+#include "shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+int io_open(struct route *r, int flags, mode_t mode)
+{
+    struct mount *m = r->m;
+    if (!shim_mount_usable(m)) return -1;
+    uint64_t t0 = stats_now_ns();
+    int acc = flags & O_ACCMODE;
+    int type = OFD_FILE;
+    void *fh = NULL;
+    int res = 0;
+    if (flags & (O_DIRECTORY | O_PATH)) {
+        struct stat st;
+        res = IO_BACKEND(m->ops->stat(m->ms, r->key, &st, flags & O_NOFOLLOW));
+        if (res == 0 && S_ISDIR(st.st_mode))
+            type = OFD_DIR;
+        else if (res == 0 && (flags & O_DIRECTORY))
+            res = -ENOTDIR;
+        if (res == 0 && type == OFD_DIR && acc != O_RDONLY) res = -EISDIR;
+        if (res == 0 && type == OFD_FILE && !(flags & O_PATH))
+            res = IO_BACKEND(m->ops->open(m->ms, r->key, flags, mode, &fh));
+    } else {
+        res = IO_BACKEND(m->ops->open(m->ms, r->key, flags, mode, &fh));
+        if (res == -EISDIR && acc == O_RDONLY && !(flags & O_CREAT)) {
+            type = OFD_DIR;
+            res = 0;
+        }
+    }
+    struct ofd *o = NULL;
+    int fd = res;
+    if (res == 0) {
+        fd = ofd_create(m, r->path, r->key, type, flags, fh, &o);
+        if (fd < 0 && fh) IO_BACKEND(m->ops->close(fh));
+    }
+    stats_record(&m->stats, STK_OPEN, t0, 0, fd < 0);
+    if (fd < 0) return shim_fail(fd);
+    fdt_set(fd, o);
+    slog_debug("open %s flags=%#x -> fd %d", r->path, flags, fd);
+    return fd;
+}
+
+int io_close_fd(int fd)
+{
+    struct ofd *o = fdt_take(fd);
+    if (!o) return -EBADF;
+    REAL(close)(fd);
+    return ofd_put(o);
+}
+
+static int open_common(int dirfd, const char *path, int flags, mode_t mode)
+{
+    struct route r;
+    switch (route_at(dirfd, path, &r, 0)) {
+    case ROUTE_FOREIGN:
+        return REAL(openat)(dirfd, r.pass, flags, mode);
+    case ROUTE_OURS:
+        return io_open(&r, flags, mode);
+    default:
+        return -1;
+    }
+}
+
+static mode_t open_mode(int flags, va_list ap)
+{
+    return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
+}
+
+SHIM_EXPORT int open(const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = open_mode(flags, ap);
+    va_end(ap);
+    return open_common(AT_FDCWD, path, flags, mode);
+}
+
+SHIM_EXPORT int open64(const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = open_mode(flags, ap);
+    va_end(ap);
+    return open_common(AT_FDCWD, path, flags | O_LARGEFILE, mode);
+}
+
+SHIM_EXPORT int openat(int dirfd, const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = open_mode(flags, ap);
+    va_end(ap);
+    return open_common(dirfd, path, flags, mode);
+}
+
+SHIM_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
+{
+    va_list ap;
+    va_start(ap, flags);
+    mode_t mode = open_mode(flags, ap);
+    va_end(ap);
+    return open_common(dirfd, path, flags | O_LARGEFILE, mode);
+}
+
+SHIM_EXPORT int creat(const char *path, mode_t mode)
+{
+    return open_common(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+}
+SHIM_EXPORT int creat64(const char *path, mode_t mode)
+{
+    return open_common(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC | O_LARGEFILE, mode);
+}
+/* _FORTIFY_SOURCE entry points: open without a mode argument. */
+SHIM_EXPORT int __open_2(const char *path, int flags) { return open_common(AT_FDCWD, path, flags, 0); }
+SHIM_EXPORT int __open64_2(const char *path, int flags)
+{
+    return open_common(AT_FDCWD, path, flags | O_LARGEFILE, 0);
+}
+SHIM_EXPORT int __openat_2(int dirfd, const char *path, int flags) { return open_common(dirfd, path, flags, 0); }
+SHIM_EXPORT int __openat64_2(int dirfd, const char *path, int flags)
+{
+    return open_common(dirfd, path, flags | O_LARGEFILE, 0);
+}
+
+SHIM_EXPORT int close(int fd)
+{
+    struct ofd *o = fdt_peek(fd);
+    if (__builtin_expect(o == NULL, 1)) return REAL(close)(fd);
+    if (o == FDT_ENGINE) return shim_fail(-EBADF); /* not the program's to close */
+    int r = io_close_fd(fd);
+    return r < 0 ? shim_fail(r) : 0;
+}
+
+/* Close [lo, hi] in runs, skipping engine descriptors and closing ours properly. */
+static int close_range_impl(unsigned lo, unsigned hi, int flags)
+{
+    if (atomic_load(&fdt_used) == 0) return REAL(close_range)(lo, hi, flags);
+    unsigned lim = (unsigned)fdt_limit();
+    unsigned run = lo;
+    for (unsigned fd = lo; fd <= hi && fd < lim; fd++) {
+        struct ofd *o = fdt_peek((int)fd);
+        if (!o) continue;
+        if (run < fd && REAL(close_range)(run, fd - 1, flags) < 0) return -1;
+        run = fd + 1;
+        if (o == FDT_ENGINE) continue;
+        if (flags & CLOSE_RANGE_CLOEXEC)
+            REAL(fcntl)((int)fd, F_SETFD, FD_CLOEXEC);
+        else
+            io_close_fd((int)fd);
+    }
+    if (run <= hi) return REAL(close_range)(run, hi, flags);
+    return 0;
+}
+
+SHIM_EXPORT int close_range(unsigned lo, unsigned hi, int flags) { return close_range_impl(lo, hi, flags); }
+
+SHIM_EXPORT void closefrom(int lo)
+{
+    if (lo < 0) lo = 0;
+    close_range_impl((unsigned)lo, ~0u, 0);
+}
+
+/* Make newfd a copy of oldfd in the kernel and in the table, atomically for other
+ * threads. `how` is 0 for dup2, or the dup3 flags. */
+static int dup_onto(int oldfd, int newfd, int how, int is_dup3)
+{
+    fdt_lock();
+    int r = is_dup3 ? REAL(dup3)(oldfd, newfd, how) : REAL(dup2)(oldfd, newfd);
+    struct ofd *prev = NULL;
+    if (r >= 0 && oldfd != newfd) {
+        struct ofd *src = fdt_peek(oldfd);
+        if (src == FDT_ENGINE) src = NULL;
+        prev = src ? fdt_set_locked(newfd, src) : fdt_take_locked(newfd);
+    }
+    fdt_unlock();
+    if (prev) ofd_put(prev);
+    return r;
+}
+
+SHIM_EXPORT int dup2(int oldfd, int newfd)
+{
+    if (__builtin_expect(!fdt_peek(oldfd) && !fdt_peek(newfd), 1)) return REAL(dup2)(oldfd, newfd);
+    if (fdt_peek(newfd) == FDT_ENGINE) return shim_fail(-EBUSY);
+    return dup_onto(oldfd, newfd, 0, 0);
+}
+
+SHIM_EXPORT int dup3(int oldfd, int newfd, int flags)
+{
+    if (__builtin_expect(!fdt_peek(oldfd) && !fdt_peek(newfd), 1)) return REAL(dup3)(oldfd, newfd, flags);
+    if (fdt_peek(newfd) == FDT_ENGINE) return shim_fail(-EBUSY);
+    return dup_onto(oldfd, newfd, flags, 1);
+}
+
+/* New descriptor for the same description (dup, F_DUPFD). */
+static int dup_new(int oldfd, int cmd, int minfd)
+{
+    struct ofd *o = fdt_get(oldfd);
+    if (!o) return cmd < 0 ? REAL(dup)(oldfd) : REAL(fcntl)(oldfd, cmd, minfd);
+    fdt_lock();
+    int fd = cmd < 0 ? REAL(dup)(oldfd) : REAL(fcntl)(oldfd, cmd, minfd);
+    if (fd >= 0) fdt_set_locked(fd, o);
+    fdt_unlock();
+    ofd_put(o);
+    return fd;
+}
+
+SHIM_EXPORT int dup(int fd)
+{
+    if (__builtin_expect(!fdt_is_ours(fd), 1)) return REAL(dup)(fd);
+    return dup_new(fd, -1, 0);
+}
+
+/* Status flags a program may change with F_SETFL (as on Linux). */
+#define SETFL_MASK (O_APPEND | O_ASYNC | O_DIRECT | O_NOATIME | O_NONBLOCK)
+
+static int fcntl_ours(int fd, int cmd, unsigned long arg)
+{
+    switch (cmd) {
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC:
+        return dup_new(fd, cmd, (int)arg);
+    case F_GETFD:
+    case F_SETFD:
+        return REAL(fcntl)(fd, cmd, arg); /* descriptor flags live in the kernel */
+    default:
+        break;
+    }
+    struct ofd *o = fdt_get(fd);
+    if (!o) return shim_fail(-EBADF);
+    int r;
+    if (cmd == F_GETFL) {
+        r = o->sh->status | O_LARGEFILE;
+        if (o->type == OFD_DIR) r |= O_DIRECTORY;
+    } else if (cmd == F_SETFL) {
+        o->sh->status = (o->sh->status & ~SETFL_MASK) | ((int)arg & SETFL_MASK);
+        r = 0;
+    } else {
+        /* Locks, leases, pipe sizes...: meaningful only on a local file. */
+        int lfd = o->fh && o->m->ops->local_fd ? o->m->ops->local_fd(o->fh) : -1;
+        if (lfd >= 0)
+            r = REAL(fcntl)(lfd, cmd, arg);
+        else if (cmd == F_SETLK || cmd == F_SETLKW || cmd == F_GETLK || cmd == F_OFD_SETLK ||
+                 cmd == F_OFD_SETLKW || cmd == F_OFD_GETLK)
+            r = shim_fail(-ENOLCK);
+        else
+            r = shim_fail(-EINVAL);
+    }
+    ofd_put(o);
+    return r;
+}
+
+SHIM_EXPORT int fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    unsigned long arg = va_arg(ap, unsigned long);
+    va_end(ap);
+    if (__builtin_expect(!fdt_is_ours(fd), 1)) return REAL(fcntl)(fd, cmd, arg);
+    return fcntl_ours(fd, cmd, arg);
+}
+
+SHIM_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    unsigned long arg = va_arg(ap, unsigned long);
+    va_end(ap);
+    if (__builtin_expect(!fdt_is_ours(fd), 1)) return REAL(fcntl)(fd, cmd, arg);
+    return fcntl_ours(fd, cmd, arg);
+}
+
+/* mkstemp family inside a mount: glibc's own versions open through internal symbols we
+ * cannot see, so a template under a mount is filled in and created here. */
+static int mkstemp_ours(char *tmpl, int suffixlen, int flags)
+{
+    size_t len = strlen(tmpl);
+    if (suffixlen < 0 || len < 6 + (size_t)suffixlen) return shim_fail(-EINVAL);
+    char *x = tmpl + len - suffixlen - 6;
+    if (memcmp(x, "XXXXXX", 6) != 0) return shim_fail(-EINVAL);
+    static const char letters[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    for (int attempt = 0; attempt < 100; attempt++) {
+        unsigned char rnd[6];
+        if (getrandom(rnd, sizeof rnd, 0) != sizeof rnd) return -1;
+        for (int i = 0; i < 6; i++) x[i] = letters[rnd[i] % 62];
+        struct route r;
+        int k = route_path(tmpl, &r);
+        if (k != ROUTE_OURS) return k == ROUTE_FOREIGN ? shim_fail(-EXDEV) : -1;
+        int fd = io_open(&r, (flags & ~O_ACCMODE) | O_RDWR | O_CREAT | O_EXCL, 0600);
+        if (fd >= 0 || errno != EEXIST) return fd;
+    }
+    return shim_fail(-EEXIST);
+}
+
+static int mkstemp_any(char *tmpl, int suffixlen, int flags)
+{
+    struct route r;
+    if (route_path(tmpl, &r) != ROUTE_OURS) return REAL(mkostemps)(tmpl, suffixlen, flags);
+    return mkstemp_ours(tmpl, suffixlen, flags);
+}
+
+SHIM_EXPORT int mkstemp(char *t) { return mkstemp_any(t, 0, 0); }
+SHIM_EXPORT int mkstemp64(char *t) { return mkstemp_any(t, 0, 0); }
+SHIM_EXPORT int mkostemp(char *t, int fl) { return mkstemp_any(t, 0, fl); }
+SHIM_EXPORT int mkostemp64(char *t, int fl) { return mkstemp_any(t, 0, fl); }
+SHIM_EXPORT int mkstemps(char *t, int sl) { return mkstemp_any(t, sl, 0); }
+SHIM_EXPORT int mkstemps64(char *t, int sl) { return mkstemp_any(t, sl, 0); }
+SHIM_EXPORT int mkostemps(char *t, int sl, int fl) { return mkstemp_any(t, sl, fl); }
+SHIM_EXPORT int mkostemps64(char *t, int sl, int fl) { return mkstemp_any(t, sl, fl); }

@@ -1,0 +1,386 @@
+/* wrap_rw.c - read, write, seek, sync and size on shim descriptors.
+ *
+ * The description's offset is shared (dup, fork, exec) and its updates are serialised
+ * by the description's lock, as the kernel does with f_pos. Positional calls (pread,
+ * pwrite) take no lock. */
+#define _GNU_SOURCE 1
+#include "fdtable.h"
+#include "guard.h"
+#include "io.h"
+#include "real.h"
+#include "shim.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <unistd.h>
+
+static int can_read(struct ofd *o)
+{
+    if (o->type == OFD_DIR) return -EISDIR;
+    if (!o->fh || (o->sh->status & O_ACCMODE) == O_WRONLY) return -EBADF;
+    return 0;
+}
+
+static int can_write(struct ofd *o)
+{
+    if (o->type == OFD_DIR) return -EISDIR;
+    if (!o->fh || (o->sh->status & O_ACCMODE) == O_RDONLY) return -EBADF;
+    return 0;
+}
+
+ssize_t io_pread(struct ofd *o, void *buf, size_t n, off_t off)
+{
+    int e = can_read(o);
+    if (e) return e;
+    if (off < 0) return -EINVAL;
+    if (n > SSIZE_MAX) n = SSIZE_MAX;
+    uint64_t t0 = stats_now_ns();
+    ssize_t r = IO_BACKEND(o->m->ops->pread(o->fh, buf, n, off));
+    stats_record(&o->m->stats, STK_READ, t0, r > 0 ? (uint64_t)r : 0, r < 0);
+    return r;
+}
+
+ssize_t io_read(struct ofd *o, void *buf, size_t n)
+{
+    int e = can_read(o);
+    if (e) return e;
+    ofd_lock(o);
+    ssize_t r = io_pread(o, buf, n, (off_t)o->sh->offset);
+    if (r > 0) o->sh->offset += r;
+    ofd_unlock(o);
+    return r;
+}
+
+static off_t current_size(struct ofd *o)
+{
+    struct stat st;
+    int r = IO_BACKEND(o->m->ops->fstat(o->fh, &st));
+    return r < 0 ? r : st.st_size;
+}
+
+ssize_t io_pwrite(struct ofd *o, const void *buf, size_t n, off_t off)
+{
+    int e = can_write(o);
+    if (e) return e;
+    if (off < 0) return -EINVAL;
+    if (n > SSIZE_MAX) n = SSIZE_MAX;
+    uint64_t t0 = stats_now_ns();
+    ssize_t r = IO_BACKEND(o->m->ops->pwrite(o->fh, buf, n, off));
+    stats_record(&o->m->stats, STK_WRITE, t0, r > 0 ? (uint64_t)r : 0, r < 0);
+    return r;
+}
+
+ssize_t io_write(struct ofd *o, const void *buf, size_t n)
+{
+    int e = can_write(o);
+    if (e) return e;
+    ofd_lock(o);
+    off_t off = (off_t)o->sh->offset;
+    if (o->sh->status & O_APPEND) off = current_size(o);
+    ssize_t r = off < 0 ? off : io_pwrite(o, buf, n, off);
+    if (r >= 0) o->sh->offset = off + r;
+    ofd_unlock(o);
+    return r;
+}
+
+/* Vectored I/O as a sequence of plain calls: stops at the first short transfer. */
+static ssize_t vec_io(struct ofd *o, const struct iovec *iov, int cnt, off_t off, int wr)
+{
+    if (cnt < 0 || cnt > IOV_MAX) return -EINVAL;
+    int e = wr ? can_write(o) : can_read(o);
+    if (e) return e;
+    int seq = off < 0;
+    if (seq) {
+        ofd_lock(o);
+        off = (off_t)o->sh->offset;
+        if (wr && (o->sh->status & O_APPEND)) off = current_size(o);
+    }
+    ssize_t total = 0;
+    for (int i = 0; i < cnt && off >= 0; i++) {
+        if (!iov[i].iov_len) continue;
+        ssize_t r = wr ? io_pwrite(o, iov[i].iov_base, iov[i].iov_len, off + total)
+                       : io_pread(o, iov[i].iov_base, iov[i].iov_len, off + total);
+        if (r < 0) {
+            if (!total) total = r;
+            break;
+        }
+        total += r;
+        if ((size_t)r < iov[i].iov_len) break;
+    }
+    if (off < 0 && !total) total = off;
+    if (seq) {
+        if (total > 0) o->sh->offset = off + total;
+        ofd_unlock(o);
+    }
+    return total;
+}
+
+ssize_t io_readv(struct ofd *o, const struct iovec *iov, int cnt, off_t off) { return vec_io(o, iov, cnt, off, 0); }
+ssize_t io_writev(struct ofd *o, const struct iovec *iov, int cnt, off_t off) { return vec_io(o, iov, cnt, off, 1); }
+
+off_t io_lseek(struct ofd *o, off_t off, int whence)
+{
+    if (o->type == OFD_DIR) return whence == SEEK_SET && off == 0 ? 0 : -EINVAL;
+    ofd_lock(o);
+    off_t base = 0, r;
+    switch (whence) {
+    case SEEK_SET:
+        break;
+    case SEEK_CUR:
+        base = (off_t)o->sh->offset;
+        break;
+    case SEEK_END:
+    case SEEK_DATA:
+    case SEEK_HOLE:
+        base = current_size(o);
+        break;
+    default:
+        base = -EINVAL;
+    }
+    if (base < 0)
+        r = base;
+    else if (whence == SEEK_DATA)
+        r = off < 0 ? -EINVAL : off >= base ? -ENXIO : off; /* no holes are visible */
+    else if (whence == SEEK_HOLE)
+        r = off < 0 ? -EINVAL : off >= base ? -ENXIO : base;
+    else if (__builtin_add_overflow(base, off, &r) || r < 0)
+        r = -EINVAL;
+    if (r >= 0) o->sh->offset = r;
+    ofd_unlock(o);
+    return r;
+}
+
+int io_fstat(struct ofd *o, struct stat *st)
+{
+    uint64_t t0 = stats_now_ns();
+    int r = o->fh ? IO_BACKEND(o->m->ops->fstat(o->fh, st))
+                  : IO_BACKEND(o->m->ops->stat(o->m->ms, ofd_key(o), st, 0));
+    stats_record(&o->m->stats, STK_STAT, t0, 0, r < 0);
+    return r;
+}
+
+/* --- the exported symbols -------------------------------------------------------- */
+
+/* Run `call` on the ofd behind fd with a reference held; the result is -errno-style. */
+#define WITH_OFD(fd, call) \
+    ({ \
+        struct ofd *o = fdt_get(fd); \
+        __auto_type _res = o ? (call) : -EBADF; \
+        if (o) ofd_put(o); \
+        _res < 0 ? (__typeof__(_res))shim_fail((int)_res) : _res; \
+    })
+
+#define PASS_IF_FOREIGN(fd, expr) \
+    if (__builtin_expect(!fdt_is_ours(fd), 1)) return expr
+
+SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+    PASS_IF_FOREIGN(fd, REAL(read)(fd, buf, n));
+    return WITH_OFD(fd, io_read(o, buf, n));
+}
+
+SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+    if (n > buflen) __builtin_trap(); /* what glibc's __chk_fail amounts to */
+    return read(fd, buf, n);
+}
+
+SHIM_EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+    PASS_IF_FOREIGN(fd, REAL(pread)(fd, buf, n, off));
+    return WITH_OFD(fd, io_pread(o, buf, n, off));
+}
+
+SHIM_EXPORT ssize_t pread64(int fd, void *buf, size_t n, off_t off) { return pread(fd, buf, n, off); }
+
+SHIM_EXPORT ssize_t __pread_chk(int fd, void *buf, size_t n, off_t off, size_t buflen)
+{
+    if (n > buflen) __builtin_trap();
+    return pread(fd, buf, n, off);
+}
+
+SHIM_EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t n, off_t off, size_t buflen)
+{
+    if (n > buflen) __builtin_trap();
+    return pread(fd, buf, n, off);
+}
+
+SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
+{
+    PASS_IF_FOREIGN(fd, REAL(readv)(fd, iov, cnt));
+    return WITH_OFD(fd, io_readv(o, iov, cnt, -1));
+}
+
+SHIM_EXPORT ssize_t preadv(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+    PASS_IF_FOREIGN(fd, REAL(preadv)(fd, iov, cnt, off));
+    if (off < 0) return shim_fail(-EINVAL);
+    return WITH_OFD(fd, io_readv(o, iov, cnt, off));
+}
+
+SHIM_EXPORT ssize_t preadv64(int fd, const struct iovec *iov, int cnt, off_t off) { return preadv(fd, iov, cnt, off); }
+
+SHIM_EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+{
+    PASS_IF_FOREIGN(fd, REAL(preadv2)(fd, iov, cnt, off, flags));
+    if (off < -1) return shim_fail(-EINVAL);
+    return WITH_OFD(fd, io_readv(o, iov, cnt, off));
+}
+
+SHIM_EXPORT ssize_t preadv64v2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+{
+    return preadv2(fd, iov, cnt, off, flags);
+}
+
+SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+    PASS_IF_FOREIGN(fd, REAL(write)(fd, buf, n));
+    return WITH_OFD(fd, io_write(o, buf, n));
+}
+
+SHIM_EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    PASS_IF_FOREIGN(fd, REAL(pwrite)(fd, buf, n, off));
+    return WITH_OFD(fd, io_pwrite(o, buf, n, off));
+}
+
+SHIM_EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) { return pwrite(fd, buf, n, off); }
+
+SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
+{
+    PASS_IF_FOREIGN(fd, REAL(writev)(fd, iov, cnt));
+    return WITH_OFD(fd, io_writev(o, iov, cnt, -1));
+}
+
+SHIM_EXPORT ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+    PASS_IF_FOREIGN(fd, REAL(pwritev)(fd, iov, cnt, off));
+    if (off < 0) return shim_fail(-EINVAL);
+    return WITH_OFD(fd, io_writev(o, iov, cnt, off));
+}
+
+SHIM_EXPORT ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
+{
+    return pwritev(fd, iov, cnt, off);
+}
+
+SHIM_EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+{
+    PASS_IF_FOREIGN(fd, REAL(pwritev2)(fd, iov, cnt, off, flags));
+    if (off < -1) return shim_fail(-EINVAL);
+    return WITH_OFD(fd, io_writev(o, iov, cnt, off));
+}
+
+SHIM_EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+{
+    return pwritev2(fd, iov, cnt, off, flags);
+}
+
+SHIM_EXPORT off_t lseek(int fd, off_t off, int whence)
+{
+    PASS_IF_FOREIGN(fd, REAL(lseek)(fd, off, whence));
+    return WITH_OFD(fd, io_lseek(o, off, whence));
+}
+
+SHIM_EXPORT off_t lseek64(int fd, off_t off, int whence) { return lseek(fd, off, whence); }
+
+static int sync_ours(int fd, int datasync)
+{
+    struct ofd *o = fdt_get(fd);
+    if (!o) return shim_fail(-EBADF);
+    int r = 0;
+    if (o->fh && o->m->ops->fsync) {
+        uint64_t t0 = stats_now_ns();
+        r = IO_BACKEND(o->m->ops->fsync(o->fh, datasync));
+        stats_record(&o->m->stats, STK_SYNC, t0, 0, r < 0);
+    }
+    ofd_put(o);
+    return r < 0 ? shim_fail(r) : 0;
+}
+
+SHIM_EXPORT int fsync(int fd)
+{
+    PASS_IF_FOREIGN(fd, REAL(fsync)(fd));
+    return sync_ours(fd, 0);
+}
+
+SHIM_EXPORT int fdatasync(int fd)
+{
+    PASS_IF_FOREIGN(fd, REAL(fdatasync)(fd));
+    return sync_ours(fd, 1);
+}
+
+static int ftruncate_ours(struct ofd *o, off_t len)
+{
+    if (len < 0) return -EINVAL;
+    if (o->type == OFD_DIR) return -EISDIR;
+    if (!o->fh || (o->sh->status & O_ACCMODE) == O_RDONLY) return -EINVAL;
+    if (!o->m->ops->ftruncate) return -EOPNOTSUPP;
+    uint64_t t0 = stats_now_ns();
+    int r = IO_BACKEND(o->m->ops->ftruncate(o->fh, len));
+    stats_record(&o->m->stats, STK_META, t0, 0, r < 0);
+    return r;
+}
+
+SHIM_EXPORT int ftruncate(int fd, off_t len)
+{
+    PASS_IF_FOREIGN(fd, REAL(ftruncate)(fd, len));
+    return WITH_OFD(fd, ftruncate_ours(o, len));
+}
+
+SHIM_EXPORT int ftruncate64(int fd, off_t len) { return ftruncate(fd, len); }
+
+static int fadvise_ours(struct ofd *o, off_t off, off_t len, int advice)
+{
+    if (o->type == OFD_DIR) return 0;
+    if (advice < POSIX_FADV_NORMAL || advice > POSIX_FADV_NOREUSE) return -EINVAL;
+    if (!o->fh || !o->m->ops->fadvise) return 0; /* advice, not a command */
+    return IO_BACKEND(o->m->ops->fadvise(o->fh, off, len, advice));
+}
+
+/* posix_fadvise and posix_fallocate return an error number instead of setting errno. */
+SHIM_EXPORT int posix_fadvise(int fd, off_t off, off_t len, int advice)
+{
+    PASS_IF_FOREIGN(fd, REAL(posix_fadvise)(fd, off, len, advice));
+    struct ofd *o = fdt_get(fd);
+    if (!o) return EBADF;
+    int r = fadvise_ours(o, off, len, advice);
+    ofd_put(o);
+    return -r;
+}
+
+SHIM_EXPORT int posix_fadvise64(int fd, off_t off, off_t len, int advice)
+{
+    return posix_fadvise(fd, off, len, advice);
+}
+
+static int fallocate_ours(struct ofd *o, int mode, off_t off, off_t len)
+{
+    if (off < 0 || len <= 0) return -EINVAL;
+    if (o->type == OFD_DIR) return -EISDIR;
+    if (!o->fh || (o->sh->status & O_ACCMODE) == O_RDONLY) return -EBADF;
+    if (!o->m->ops->fallocate) return -EOPNOTSUPP;
+    return IO_BACKEND(o->m->ops->fallocate(o->fh, mode, off, len));
+}
+
+SHIM_EXPORT int fallocate(int fd, int mode, off_t off, off_t len)
+{
+    PASS_IF_FOREIGN(fd, REAL(fallocate)(fd, mode, off, len));
+    return WITH_OFD(fd, fallocate_ours(o, mode, off, len));
+}
+
+SHIM_EXPORT int fallocate64(int fd, int mode, off_t off, off_t len) { return fallocate(fd, mode, off, len); }
+
+SHIM_EXPORT int posix_fallocate(int fd, off_t off, off_t len)
+{
+    PASS_IF_FOREIGN(fd, REAL(posix_fallocate)(fd, off, len));
+    struct ofd *o = fdt_get(fd);
+    if (!o) return EBADF;
+    int r = fallocate_ours(o, 0, off, len);
+    ofd_put(o);
+    return -r;
+}
+
+SHIM_EXPORT int posix_fallocate64(int fd, off_t off, off_t len) { return posix_fallocate(fd, off, len); }

@@ -1,0 +1,171 @@
+/* s3shim - the command: run a program with the shim preloaded, show the effective
+ * configuration, print the version. */
+#define _GNU_SOURCE 1
+#include "../core/config.h"
+#include "../core/mount.h"
+#include "../include/s3shim.h"
+
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static int usage(FILE *out, int code)
+{
+    fputs("usage: s3shim run [--mount PREFIX=URI]... [--stats] [--stats-file PATH] [--log LEVEL] -- CMD [ARGS...]\n"
+          "       s3shim config     print the effective configuration (secrets redacted)\n"
+          "       s3shim version\n",
+          out);
+    return code;
+}
+
+/* libs3shim.so beside this binary (build tree), or in ../lib (installed), or S3SHIM_LIB. */
+static int find_library(char *out, size_t len)
+{
+    const char *env = getenv("S3SHIM_LIB");
+    if (env && *env) {
+        snprintf(out, len, "%s", env);
+        return access(out, R_OK) == 0 ? 0 : -1;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return -1;
+    self[n] = '\0';
+    const char *dir = dirname(self);
+    const char *cands[] = {"%s/libs3shim.so", "%s/../lib/libs3shim.so", "%s/../lib/s3shim/libs3shim.so"};
+    for (size_t i = 0; i < sizeof cands / sizeof *cands; i++) {
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, cands[i], dir);
+        if (realpath(p, out) && access(out, R_OK) == 0) return 0;
+    }
+    return -1;
+}
+
+static int append_env(const char *name, const char *value, const char *sep)
+{
+    const char *old = getenv(name);
+    if (!old || !*old) return setenv(name, value, 1);
+    size_t n = strlen(old) + strlen(value) + strlen(sep) + 1;
+    char *v = malloc(n);
+    if (!v) return -1;
+    snprintf(v, n, "%s%s%s", value, sep, old);
+    int r = setenv(name, v, 1);
+    free(v);
+    return r;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    int i = 0;
+    char mounts[8192] = "";
+    for (; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        }
+        if (strcmp(a, "--mount") == 0 && i + 1 < argc) {
+            size_t l = strlen(mounts);
+            snprintf(mounts + l, sizeof mounts - l, "%s%s", l ? ";" : "", argv[++i]);
+        } else if (strcmp(a, "--stats") == 0) {
+            setenv("S3SHIM_STATS", "1", 1);
+        } else if (strcmp(a, "--stats-file") == 0 && i + 1 < argc) {
+            setenv("S3SHIM_STATS_FILE", argv[++i], 1);
+        } else if (strcmp(a, "--log") == 0 && i + 1 < argc) {
+            setenv("S3SHIM_LOG", argv[++i], 1);
+        } else if (a[0] == '-') {
+            fprintf(stderr, "s3shim run: unknown option '%s'\n", a);
+            return usage(stderr, 2);
+        } else {
+            break; /* CMD without "--" */
+        }
+    }
+    if (i >= argc) {
+        fprintf(stderr, "s3shim run: no command given\n");
+        return usage(stderr, 2);
+    }
+    char lib[PATH_MAX];
+    if (find_library(lib, sizeof lib) < 0) {
+        fprintf(stderr, "s3shim run: cannot find libs3shim.so (set S3SHIM_LIB)\n");
+        return 127;
+    }
+    if (mounts[0] && append_env("S3SHIM_MOUNTS", mounts, ";") < 0) return 127;
+    if (append_env("LD_PRELOAD", lib, ":") < 0) return 127;
+    unsetenv("S3SHIM_ROOT_PID"); /* the command is the first process of this run */
+    execvp(argv[i], argv + i);
+    fprintf(stderr, "s3shim run: %s: %s\n", argv[i], strerror(errno));
+    return errno == ENOENT ? 127 : 126;
+}
+
+static int is_secret(const char *name)
+{
+    return strstr(name, "SECRET") || strstr(name, "TOKEN") || strstr(name, "PASSWORD");
+}
+
+static int cmd_config(void)
+{
+    struct cfg c;
+    cfg_load(&c, cfg_process_env, NULL);
+    struct mount_table t;
+    mnt_build(&t, &c);
+    printf("s3shim %s\n\nmounts (longest prefix first):\n", S3SHIM_VERSION);
+    for (int i = 0; i < t.n; i++) {
+        const struct mount *m = &t.m[i];
+        const char *shown = strcmp(m->prefix, "s3:") == 0 ? "s3://" : m->prefix;
+        printf("  %-24s %-32s %s%s\n", shown, m->uri, m->disabled ? "disabled: " : "ok", m->disabled ? m->reason : "");
+    }
+    printf("\nsettings:\n");
+    printf("  %-24s %s\n", "log level", c.log_level == 0 ? "error" : c.log_level == 1 ? "warn" : c.log_level == 2 ? "info" : "debug");
+    printf("  %-24s %s\n", "log file", c.log_file ? c.log_file : "(stderr)");
+    printf("  %-24s %s\n", "stats at exit", c.stats ? "on" : "off");
+    printf("  %-24s %s\n", "stats JSON file", c.stats_file ? c.stats_file : "(none)");
+    printf("\nenvironment:\n");
+    int warnings = 0;
+    for (char **e = environ; *e; e++) {
+        int ours = strncmp(*e, "S3SHIM_", 7) == 0, aws = strncmp(*e, "AWS_", 4) == 0;
+        if (!ours && !aws) continue;
+        const char *eq = strchr(*e, '=');
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - *e) : (int)strlen(*e), *e);
+        printf("  %s=%s", name, is_secret(name) ? "(redacted)" : eq ? eq + 1 : "");
+        if (ours && !cfg_is_known(name)) {
+            printf("    <- unknown setting, ignored");
+            warnings++;
+        }
+        putchar('\n');
+    }
+    int bad = c.nerrors;
+    for (int i = 0; i < c.nerrors; i++) fprintf(stderr, "s3shim: error: %s\n", c.errors[i]);
+    for (int i = 0; i < t.n; i++) {
+        const struct mount *m = &t.m[i];
+        if (m->disabled && strcmp(m->uri, "s3://") != 0) {
+            fprintf(stderr, "s3shim: error: mount %s=%s disabled: %s\n", m->prefix, m->uri, m->reason);
+            bad++;
+        }
+    }
+    if (warnings) fprintf(stderr, "s3shim: warning: %d unknown S3SHIM_* setting(s); known ones:\n", warnings);
+    for (int i = 0; warnings && cfg_known[i][0]; i++) fprintf(stderr, "    %-20s %s\n", cfg_known[i][0], cfg_known[i][1]);
+    mnt_free(&t);
+    cfg_free(&c);
+    return bad ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) return usage(stderr, 2);
+    if (strcmp(argv[1], "run") == 0) return cmd_run(argc - 2, argv + 2);
+    if (strcmp(argv[1], "config") == 0) return cmd_config();
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("s3shim %s\n", S3SHIM_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+        return usage(stdout, 0);
+    fprintf(stderr, "s3shim: unknown command '%s'\n", argv[1]);
+    return usage(stderr, 2);
+}
