@@ -67,7 +67,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HELPER_SRC := $(wildcard tests/helpers/*.c)
 HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=$(BUILD)/tests/%)
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(CORE) $(SHIM_OBJ) $(HEADERS)
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(CORE) shim/fdtable.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -fvisibility=default -o $@ $< $(CORE) -lcmocka -lpthread
 

@@ -57,13 +57,14 @@ void s3shim_free(s3shim *s)
 static int api_route(s3shim *s, const char *path, char *buf, size_t len, struct mount **m, const char **key)
 {
     int n;
+    if (path[0] != '/' && strncmp(path, "s3://", 5) != 0) return -EINVAL; /* no cwd here */
     if (strncmp(path, "s3://", 5) == 0) {
         n = path_normalize(path + 4, buf + 3, len - 3);
         memcpy(buf, "s3:", 3);
     } else {
         n = path_normalize(path, buf, len);
     }
-    if (n < 0) return path[0] == '/' || path[0] == 's' ? -ENAMETOOLONG : -EINVAL;
+    if (n < 0) return -ENAMETOOLONG;
     *m = mnt_route(&s->mounts, buf, key);
     if (!*m) return -ENOENT;
     if (!(*m)->ops) return -ENODEV;

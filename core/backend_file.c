@@ -1,8 +1,10 @@
 /* backend_file.c - file:///DIR: plain buffered POSIX files below DIR.
  *
  * This is the reference arm of every A/B comparison, so it does exactly what the kernel
- * would do for the same call on DIR, and nothing clever. Opens are confined below DIR
- * with openat2(RESOLVE_BENEATH): a symlink inside DIR cannot lead an open outside it. */
+ * would do for the same call on DIR, and nothing clever. Every lookup is confined below
+ * DIR with openat2(RESOLVE_BENEATH): a symlink inside DIR cannot lead any call outside
+ * it. Calls that act on a name (unlink, mkdir, rename, lstat) resolve the parent that
+ * way and then act on the last component relative to it. */
 #include "backend.h"
 #include "efd.h"
 
@@ -41,6 +43,27 @@ static int open_beneath(struct file_mount *fm, const char *key, int flags, mode_
         fd = openat(fm->rootfd, rel(key), flags | O_CLOEXEC, mode);
     return fd < 0 ? -errno : (int)fd;
 }
+
+/* The directory holding key's last component, opened beneath the root, and that
+ * component. Returns an O_PATH fd (caller closes) or -errno. */
+static int parent_beneath(struct file_mount *fm, const char *key, char *leaf, size_t leaflen)
+{
+    const char *slash = strrchr(key, '/');
+    if (!slash) {
+        if (snprintf(leaf, leaflen, "%s", rel(key)) >= (int)leaflen) return -ENAMETOOLONG;
+        int fd = fcntl(fm->rootfd, F_DUPFD_CLOEXEC, 0);
+        return fd < 0 ? -errno : fd;
+    }
+    if (snprintf(leaf, leaflen, "%s", slash + 1) >= (int)leaflen) return -ENAMETOOLONG;
+    size_t n = (size_t)(slash - key);
+    char dir[n + 1];
+    memcpy(dir, key, n);
+    dir[n] = '\0';
+    return open_beneath(fm, dir, O_PATH | O_DIRECTORY, 0);
+}
+
+/* "/proc/self/fd/N": lets path-only calls act on an fd resolved beneath the root. */
+static void fd_path(int fd, char *buf, size_t len) { snprintf(buf, len, "/proc/self/fd/%d", fd); }
 
 static int fm_mount(const char *where, void **ms, char *err, size_t errlen)
 {
@@ -141,33 +164,60 @@ static int fm_local_fd(void *fh) { return FD(fh); }
 
 #define ROOT(ms) (((struct file_mount *)(ms))->rootfd)
 
+/* Run `expr` with P (parent fd) and L (leaf name) for key, then close P. */
+#define AT_PARENT(ms, key, expr) \
+    ({ \
+        char L[256]; \
+        int P = parent_beneath(ms, key, L, sizeof L); \
+        int r_ = P; \
+        if (P >= 0) { \
+            r_ = neg_errno(expr); \
+            close(P); \
+        } \
+        r_; \
+    })
+
 static int fm_stat(void *ms, const char *key, struct stat *st, int nofollow)
 {
-    int fl = AT_EMPTY_PATH | (nofollow ? AT_SYMLINK_NOFOLLOW : 0);
-    return neg_errno(fstatat(ROOT(ms), key[0] ? key : "", st, fl));
+    if (nofollow && key[0]) return AT_PARENT(ms, key, fstatat(P, L, st, AT_SYMLINK_NOFOLLOW));
+    int fd = open_beneath(ms, key, O_PATH, 0);
+    if (fd < 0) return fd;
+    int r = neg_errno(fstat(fd, st));
+    close(fd);
+    return r;
 }
 
 static int fm_access(void *ms, const char *key, int mode, int flags)
 {
-    return neg_errno(faccessat(ROOT(ms), rel(key), mode, flags));
+    int fd = open_beneath(ms, key, O_PATH | ((flags & AT_SYMLINK_NOFOLLOW) ? O_NOFOLLOW : 0), 0);
+    if (fd < 0) return fd;
+    int r = neg_errno(faccessat(fd, "", mode, (flags & AT_EACCESS) | AT_EMPTY_PATH));
+    close(fd);
+    return r;
 }
 
-static int fm_unlink(void *ms, const char *key) { return neg_errno(unlinkat(ROOT(ms), rel(key), 0)); }
+static int fm_unlink(void *ms, const char *key) { return AT_PARENT(ms, key, unlinkat(P, L, 0)); }
 
 static int fm_rename(void *ms, const char *from, const char *to, unsigned flags)
 {
-    return neg_errno(renameat2(ROOT(ms), rel(from), ROOT(ms), rel(to), flags));
+    char L2[256];
+    int P2 = parent_beneath(ms, to, L2, sizeof L2);
+    if (P2 < 0) return P2;
+    int r = AT_PARENT(ms, from, renameat2(P, L, P2, L2, flags));
+    close(P2);
+    return r;
 }
 
 static int fm_mkdir(void *ms, const char *key, mode_t mode)
 {
-    return neg_errno(mkdirat(ROOT(ms), rel(key), mode));
+    if (!key[0]) return -EEXIST;
+    return AT_PARENT(ms, key, mkdirat(P, L, mode));
 }
 
 static int fm_rmdir(void *ms, const char *key)
 {
     if (!key[0]) return -EBUSY; /* the mount root itself */
-    return neg_errno(unlinkat(ROOT(ms), key, AT_REMOVEDIR));
+    return AT_PARENT(ms, key, unlinkat(P, L, AT_REMOVEDIR));
 }
 
 static int fm_truncate(void *ms, const char *key, off_t len)
@@ -181,8 +231,14 @@ static int fm_truncate(void *ms, const char *key, off_t len)
 
 static int fm_utimens(void *ms, const char *key, const struct timespec ts[2], int nofollow)
 {
-    int fl = nofollow ? AT_SYMLINK_NOFOLLOW : 0;
-    return neg_errno(utimensat(ROOT(ms), rel(key), ts, fl));
+    if (nofollow && key[0]) return AT_PARENT(ms, key, utimensat(P, L, ts, AT_SYMLINK_NOFOLLOW));
+    int fd = open_beneath(ms, key, O_PATH, 0);
+    if (fd < 0) return fd;
+    char p[64];
+    fd_path(fd, p, sizeof p);
+    int r = neg_errno(utimensat(AT_FDCWD, p, ts, 0));
+    close(fd);
+    return r;
 }
 
 static int fm_statvfs(void *ms, const char *key, struct statvfs *sv)

@@ -76,12 +76,22 @@ static void add_mount(struct cfg *c, const char *prefix, const char *uri, int is
     c->mounts[c->nmounts++] = (struct cfg_mount){strdup(prefix), strdup(uri), is_default};
 }
 
+/* Strip white space at both ends, in place. */
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r')) s[--n] = '\0';
+    return s;
+}
+
 void cfg_parse_mounts(struct cfg *c, const char *spec)
 {
     char *copy = strdup(spec), *save = NULL;
     if (!copy) return;
-    for (char *ent = strtok_r(copy, ";", &save); ent; ent = strtok_r(NULL, ";", &save)) {
-        while (*ent == ' ' || *ent == '\t') ent++;
+    /* Entries are separated by ';' or new lines (a multi-line value in a script). */
+    for (char *ent = strtok_r(copy, ";\n", &save); ent; ent = strtok_r(NULL, ";\n", &save)) {
+        ent = trim(ent);
         if (!*ent) continue;
         char *eq = strchr(ent, '=');
         if (!eq) {
@@ -89,13 +99,17 @@ void cfg_parse_mounts(struct cfg *c, const char *spec)
             continue;
         }
         *eq = '\0';
-        const char *prefix = ent, *uri = eq + 1;
+        const char *prefix = trim(ent), *uri = trim(eq + 1);
         char norm[PATH_MAX];
         if (prefix[0] != '/') {
             cfg_error(c, "S3SHIM_MOUNTS: prefix '%s' is not an absolute path; mount '%s' disabled", prefix, uri);
             continue;
         }
-        if (path_normalize(prefix, norm, sizeof norm) < 0 || strcmp(norm, "/") == 0) {
+        if (path_normalize(prefix, norm, sizeof norm) < 0) {
+            cfg_error(c, "S3SHIM_MOUNTS: prefix '%.64s...' is too long; mount disabled", prefix);
+            continue;
+        }
+        if (strcmp(norm, "/") == 0) {
             cfg_error(c, "S3SHIM_MOUNTS: prefix '%s' would capture every path; mount '%s' disabled", prefix, uri);
             continue;
         }

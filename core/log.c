@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -25,7 +26,7 @@ int slog_level(void) { return log_level_cur; }
 int slog_parse_level(const char *s)
 {
     for (int i = 0; i < 4; i++)
-        if (strcmp(s, level_names[i]) == 0) return i;
+        if (strcasecmp(s, level_names[i]) == 0) return i;
     return -1;
 }
 

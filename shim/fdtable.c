@@ -29,7 +29,7 @@ struct ofd *fdt_get(int fd)
     pthread_rwlock_rdlock(&fdt_rw);
     _Atomic(struct ofd *) *s = slot(fd, 0);
     struct ofd *o = s ? atomic_load_explicit(s, memory_order_acquire) : NULL;
-    if (o == FDT_ENGINE) o = NULL;
+    if (FDT_IS_MARK(o)) o = NULL;
     if (o) ofd_ref(o);
     pthread_rwlock_unlock(&fdt_rw);
     return o;
@@ -39,13 +39,13 @@ struct ofd *fdt_set_locked(int fd, struct ofd *o)
 {
     _Atomic(struct ofd *) *s = slot(fd, 1);
     if (!s) return NULL;
-    if (o && o != FDT_ENGINE) ofd_ref(o);
+    if (!FDT_IS_MARK(o)) ofd_ref(o);
     struct ofd *old = atomic_exchange_explicit(s, o, memory_order_acq_rel);
     if (old && !o) atomic_fetch_sub_explicit(&fdt_used, 1, memory_order_relaxed);
     if (!old && o) atomic_fetch_add_explicit(&fdt_used, 1, memory_order_relaxed);
     if (fd >= atomic_load_explicit(&fdt_max, memory_order_relaxed))
         atomic_store_explicit(&fdt_max, fd + 1, memory_order_relaxed);
-    return old == FDT_ENGINE ? NULL : old;
+    return FDT_IS_MARK(old) ? NULL : old;
 }
 
 struct ofd *fdt_take_locked(int fd)

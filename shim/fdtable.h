@@ -12,18 +12,23 @@
 
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct ofd;
 
 #define FDT_CHUNK_BITS 10
 #define FDT_CHUNK (1u << FDT_CHUNK_BITS)
 #define FDT_CHUNKS 4096 /* 4 M descriptors */
+/* Slot marks that are not descriptions: a descriptor the engine owns, and one of fds
+ * 0-2 whose description is being served through a pipe (see pump.h). */
 #define FDT_ENGINE ((struct ofd *)1)
+#define FDT_PUMPED ((struct ofd *)2)
+#define FDT_IS_MARK(o) ((uintptr_t)(o) <= 2)
 
 extern _Atomic(_Atomic(struct ofd *) *) fdt_chunks[FDT_CHUNKS];
 extern _Atomic unsigned fdt_used; /* slots in use; 0 = nothing to look up */
 
-/* Raw slot (no reference): NULL, FDT_ENGINE or an ofd. Lock-free. */
+/* Raw slot (no reference): NULL, a mark or an ofd. Lock-free. */
 static inline struct ofd *fdt_peek(int fd)
 {
     if (__builtin_expect(atomic_load_explicit(&fdt_used, memory_order_relaxed) == 0, 1)) return NULL;
@@ -36,8 +41,7 @@ static inline struct ofd *fdt_peek(int fd)
 /* Is fd a program-visible shim descriptor? */
 static inline int fdt_is_ours(int fd)
 {
-    struct ofd *o = fdt_peek(fd);
-    return o != NULL && o != FDT_ENGINE;
+    return !FDT_IS_MARK(fdt_peek(fd));
 }
 
 /* The ofd behind fd with a reference taken, or NULL. Release with ofd_put(). */

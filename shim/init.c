@@ -9,6 +9,7 @@
 #include "fdtable.h"
 #include "guard.h"
 #include "ofd.h"
+#include "pump.h"
 #include "real.h"
 #include "route.h"
 #include "shim.h"
@@ -187,6 +188,7 @@ __attribute__((destructor)) static void shim_fini(void)
 {
     if (!atomic_load(&shim.ready) || getpid() != shim.pid) return; /* vfork child: hands off */
     fflush(NULL); /* our stdio streams write through descriptors we are about to close */
+    pump_finish_all();
     shim_close_all();
     guard_enter();
     write_stats();

@@ -14,6 +14,8 @@
 
 /* Open a routed path: returns the new fd, or -1 with errno set. */
 int io_open(struct route *r, int flags, mode_t mode);
+/* A description was installed at fd from outside open() (inherited across exec). */
+void io_adopted(int fd);
 /* Close a shim descriptor (the slot, the placeholder, the last reference). 0 or -errno. */
 int io_close_fd(int fd);
 

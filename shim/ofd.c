@@ -6,6 +6,7 @@
 #include "../core/mount.h"
 #include "fdtable.h"
 #include "guard.h"
+#include "io.h"
 #include "real.h"
 #include "shim.h"
 
@@ -184,7 +185,7 @@ void ofd_inherit_scan(void)
         uint64_t ino;
         struct ofd *o;
     } seen[256];
-    int nseen = 0;
+    int nseen = 0, pending[3], npending = 0;
     struct dirent *e;
     while ((e = REAL(readdir)(d))) {
         if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
@@ -209,6 +210,8 @@ void ofd_inherit_scan(void)
             if (nseen < (int)(sizeof seen / sizeof *seen)) seen[nseen++] = (typeof(seen[0])){(uint64_t)st.st_ino, o};
         }
         fdt_set(fd, o);
+        if (fd <= 2) pending[npending++] = fd;
     }
     REAL(closedir)(d);
+    for (int i = 0; i < npending; i++) io_adopted(pending[i]); /* may start threads: after the scan */
 }

@@ -121,6 +121,10 @@ struct timeval;
     X(void *, mmap, (void *, size_t, int, int, int, off_t)) \
     X(int, mkostemps, (char *, int, int)) \
     X(char *, mkdtemp, (char *)) \
+    X(int, execve, (const char *, char *const *, char *const *)) \
+    X(int, execvpe, (const char *, char *const *, char *const *)) \
+    X(int, fexecve, (int, char *const *, char *const *)) \
+    X(int, execveat, (int, const char *, char *const *, char *const *, int)) \
     X(int, __xstat, (int, const char *, struct stat *)) \
     X(int, __lxstat, (int, const char *, struct stat *)) \
     X(int, __fxstat, (int, int, struct stat *)) \

@@ -4,6 +4,7 @@
 #include "fdtable.h"
 #include "guard.h"
 #include "io.h"
+#include "pump.h"
 #include "real.h"
 #include "shim.h"
 
@@ -14,6 +15,8 @@
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
+
+static void maybe_pump(int fd);
 
 int io_open(struct route *r, int flags, mode_t mode)
 {
@@ -51,8 +54,23 @@ int io_open(struct route *r, int flags, mode_t mode)
     if (fd < 0) return shim_fail(fd);
     fdt_set(fd, o);
     slog_debug("open %s flags=%#x -> fd %d", r->path, flags, fd);
+    maybe_pump(fd);
     return fd;
 }
+
+/* A description that lands on fd 0-2 is served through a pipe (see pump.h). */
+static void maybe_pump(int fd)
+{
+    if (fd < 0 || fd > 2) return;
+    struct ofd *o = fdt_take(fd);
+    if (!o) return;
+    if (pump_install(fd, o) < 0) {
+        fdt_set(fd, o);
+        ofd_put(o);
+    }
+}
+
+void io_adopted(int fd) { maybe_pump(fd); }
 
 int io_close_fd(int fd)
 {
@@ -141,6 +159,11 @@ SHIM_EXPORT int close(int fd)
     struct ofd *o = fdt_peek(fd);
     if (__builtin_expect(o == NULL, 1)) return REAL(close)(fd);
     if (o == FDT_ENGINE) return shim_fail(-EBADF); /* not the program's to close */
+    if (o == FDT_PUMPED) {
+        int c = REAL(close)(fd);
+        int r = pump_finish(fd);
+        return c < 0 ? c : r < 0 ? shim_fail(r) : 0;
+    }
     int r = io_close_fd(fd);
     return r < 0 ? shim_fail(r) : 0;
 }
@@ -157,10 +180,14 @@ static int close_range_impl(unsigned lo, unsigned hi, int flags)
         if (run < fd && REAL(close_range)(run, fd - 1, flags) < 0) return -1;
         run = fd + 1;
         if (o == FDT_ENGINE) continue;
-        if (flags & CLOSE_RANGE_CLOEXEC)
+        if (flags & CLOSE_RANGE_CLOEXEC) {
             REAL(fcntl)((int)fd, F_SETFD, FD_CLOEXEC);
-        else
+        } else if (o == FDT_PUMPED) {
+            REAL(close)((int)fd);
+            pump_finish((int)fd);
+        } else {
             io_close_fd((int)fd);
+        }
     }
     if (run <= hi) return REAL(close_range)(run, hi, flags);
     return 0;
@@ -181,13 +208,19 @@ static int dup_onto(int oldfd, int newfd, int how, int is_dup3)
     fdt_lock();
     int r = is_dup3 ? REAL(dup3)(oldfd, newfd, how) : REAL(dup2)(oldfd, newfd);
     struct ofd *prev = NULL;
+    int was_pumped = 0, ours = 0;
     if (r >= 0 && oldfd != newfd) {
         struct ofd *src = fdt_peek(oldfd);
-        if (src == FDT_ENGINE) src = NULL;
+        was_pumped = fdt_peek(newfd) == FDT_PUMPED;
+        if (src == FDT_ENGINE || (src == FDT_PUMPED && newfd > 2)) src = NULL;
+        if (src && was_pumped) fdt_take_locked(newfd); /* keep the pump's bookkeeping */
         prev = src ? fdt_set_locked(newfd, src) : fdt_take_locked(newfd);
+        ours = src && src != FDT_PUMPED;
     }
     fdt_unlock();
     if (prev) ofd_put(prev);
+    if (was_pumped) pump_finish(newfd);
+    if (ours) maybe_pump(newfd);
     return r;
 }
 
@@ -215,6 +248,7 @@ static int dup_new(int oldfd, int cmd, int minfd)
     if (fd >= 0) fdt_set_locked(fd, o);
     fdt_unlock();
     ofd_put(o);
+    maybe_pump(fd);
     return fd;
 }
 
