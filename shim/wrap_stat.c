@@ -132,18 +132,21 @@ static void stat_to_statx(const struct stat *st, unsigned mask, struct statx *sx
  * time, attributes); elsewhere it is built from stat. */
 static int statx_ours(struct mount *m, const char *key, struct ofd *o, int flags, unsigned mask, struct statx *sx)
 {
-    int lfd = o && o->fh && m->ops->local_fd ? m->ops->local_fd(o->fh) : -1;
-    if (lfd >= 0) return REAL(statx)(lfd, "", AT_EMPTY_PATH | (flags & ~AT_SYMLINK_NOFOLLOW), mask, sx);
-    char lp[PATH_MAX];
-    if (m->ops->local_path && m->ops->local_path(m->ms, key, lp, sizeof lp) > 0)
-        return REAL(statx)(AT_FDCWD, lp, flags & ~AT_EMPTY_PATH, mask, sx);
-    struct stat st;
     uint64_t t0 = stats_now_ns();
-    int r = IO_BACKEND(m->ops->stat(m->ms, key, &st, flags & AT_SYMLINK_NOFOLLOW));
+    int lfd = o && o->fh && m->ops->local_fd ? m->ops->local_fd(o->fh) : -1;
+    char lp[PATH_MAX];
+    int r;
+    if (lfd >= 0) {
+        r = REAL(statx)(lfd, "", AT_EMPTY_PATH | (flags & ~AT_SYMLINK_NOFOLLOW), mask, sx) < 0 ? -errno : 0;
+    } else if (m->ops->local_path && m->ops->local_path(m->ms, key, lp, sizeof lp) > 0) {
+        r = REAL(statx)(AT_FDCWD, lp, flags & ~AT_EMPTY_PATH, mask, sx) < 0 ? -errno : 0;
+    } else {
+        struct stat st;
+        r = IO_BACKEND(m->ops->stat(m->ms, key, &st, flags & AT_SYMLINK_NOFOLLOW));
+        if (r == 0) stat_to_statx(&st, mask, sx);
+    }
     stats_record(&m->stats, STK_STAT, t0, 0, r < 0);
-    if (r < 0) return shim_fail(r);
-    stat_to_statx(&st, mask, sx);
-    return 0;
+    return r < 0 ? shim_fail(r) : 0;
 }
 
 SHIM_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *sx)
@@ -153,7 +156,6 @@ SHIM_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, str
         struct ofd *o = fdt_get(dirfd);
         if (!o) return shim_fail(-EBADF);
         int res = shim_mount_usable(o->m) ? statx_ours(o->m, ofd_key(o), o, flags, mask, sx) : -1;
-        if (res == 0) stats_record(&o->m->stats, STK_STAT, stats_now_ns(), 0, 0);
         ofd_put(o);
         return res;
     }
@@ -162,9 +164,7 @@ SHIM_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, str
         return REAL(statx)(dirfd, r.pass, flags, mask, sx);
     case ROUTE_OURS:
         if (!shim_mount_usable(r.m)) return -1;
-        int res = statx_ours(r.m, r.key, NULL, flags, mask, sx);
-        if (res == 0) stats_record(&r.m->stats, STK_STAT, stats_now_ns(), 0, 0);
-        return res;
+        return statx_ours(r.m, r.key, NULL, flags, mask, sx);
     default:
         return -1;
     }
