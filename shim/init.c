@@ -88,11 +88,22 @@ static void open_log_file(void)
     slog_setup(shim.cfg.log_level, efd_park(fd));
 }
 
-static void atfork_prepare(void) { fdt_atfork_prepare(); }
-static void atfork_parent(void) { fdt_atfork_parent(); }
+static void atfork_prepare(void)
+{
+    if (!atomic_load(&shim.ready)) return;
+    ofd_promote_all(); /* offsets must be shared with the child */
+    fdt_atfork_prepare();
+}
+static void atfork_parent(void)
+{
+    if (atomic_load(&shim.ready)) fdt_atfork_parent();
+}
 static void atfork_child(void)
 {
+    if (!atomic_load(&shim.ready)) return;
     fdt_atfork_child();
+    ofd_atfork_child();
+    pump_atfork_child();
     route_atfork_child();
     shim.pid = getpid();
     shim.root = 0;

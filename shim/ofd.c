@@ -2,6 +2,7 @@
 #define _GNU_SOURCE 1
 #include "ofd.h"
 
+#include "../core/efd.h"
 #include "../core/log.h"
 #include "../core/mount.h"
 #include "fdtable.h"
@@ -21,8 +22,35 @@
 #include <unistd.h>
 
 #define OFD_MAP_SIZE ((sizeof(struct ofd_shared) + 4095) & ~(size_t)4095)
+#define OFD_LOCAL_NAME "s3shim-local"
 
-static void init_shared(struct ofd_shared *sh)
+/* The descriptor every unpromoted placeholder is a copy of: O_PATH, engine-owned. */
+static _Atomic int base_placeholder = -1;
+static pthread_mutex_t base_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int get_base(void)
+{
+    int b = atomic_load(&base_placeholder);
+    if (b >= 0) return b;
+    pthread_mutex_lock(&base_lock);
+    b = atomic_load(&base_placeholder);
+    if (b < 0) {
+        int mfd = memfd_create(OFD_LOCAL_NAME, MFD_CLOEXEC);
+        if (mfd >= 0) {
+            char link[64];
+            snprintf(link, sizeof link, "/proc/self/fd/%d", mfd);
+            b = REAL(open)(link, O_PATH | O_CLOEXEC);
+            REAL(close)(mfd);
+        }
+        if (b < 0) b = REAL(open)("/dev/null", O_PATH | O_CLOEXEC); /* no /proc */
+        if (b >= 0) atomic_store(&base_placeholder, efd_park(b));
+        b = atomic_load(&base_placeholder);
+    }
+    pthread_mutex_unlock(&base_lock);
+    return b;
+}
+
+static void init_shared_lock(struct ofd_shared *sh)
 {
     pthread_mutexattr_t a;
     pthread_mutexattr_init(&a);
@@ -30,75 +58,101 @@ static void init_shared(struct ofd_shared *sh)
     pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
     pthread_mutex_init(&sh->lock, &a);
     pthread_mutexattr_destroy(&a);
-    sh->magic = OFD_MAGIC;
-    sh->version = OFD_VERSION;
-}
-
-/* The placeholder: an O_PATH reference to a fresh memfd that holds the shared state.
- * Any call we fail to intercept on it fails with EBADF instead of reading garbage. */
-static int make_placeholder(int cloexec, struct ofd_shared **shp, uint64_t *ino)
-{
-    int mfd = memfd_create(OFD_MEMFD_NAME, MFD_CLOEXEC);
-    if (mfd < 0) return -errno;
-    void *map = MAP_FAILED;
-    if (ftruncate(mfd, (off_t)OFD_MAP_SIZE) == 0)
-        map = mmap(NULL, OFD_MAP_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
-    if (map == MAP_FAILED) {
-        int e = errno;
-        REAL(close)(mfd);
-        return -e;
-    }
-    char link[64];
-    snprintf(link, sizeof link, "/proc/self/fd/%d", mfd);
-    int pfd = REAL(open)(link, O_PATH | O_CLOEXEC);
-    if (pfd < 0) /* no /proc: a placeholder that cannot carry state across exec */
-        pfd = REAL(open)("/dev/null", O_PATH | O_CLOEXEC);
-    if (pfd < 0) {
-        int e = errno;
-        munmap(map, OFD_MAP_SIZE);
-        REAL(close)(mfd);
-        return -e;
-    }
-    /* The memfd took the lowest free number; give it to the placeholder, as open(2)
-     * would have. */
-    if (REAL(dup3)(pfd, mfd, cloexec ? O_CLOEXEC : 0) < 0) {
-        int e = errno;
-        munmap(map, OFD_MAP_SIZE);
-        REAL(close)(mfd);
-        REAL(close)(pfd);
-        return -e;
-    }
-    REAL(close)(pfd);
-    struct stat st;
-    *ino = REAL(fstat)(mfd, &st) == 0 ? (uint64_t)st.st_ino : 0;
-    *shp = map;
-    return mfd;
 }
 
 int ofd_create(struct mount *m, const char *path, const char *key, int type, int oflags, void *fh,
                struct ofd **out)
 {
+    int base = get_base();
+    if (base < 0) return -EMFILE;
     struct ofd *o = calloc(1, sizeof *o);
-    if (!o) return -ENOMEM;
-    int fd = make_placeholder(oflags & O_CLOEXEC, &o->sh, &o->ino);
-    if (fd < 0) {
+    struct ofd_shared *sh = calloc(1, sizeof *sh);
+    if (!o || !sh) {
         free(o);
-        return fd;
+        free(sh);
+        return -ENOMEM;
     }
-    o->mapped = 1;
-    init_shared(o->sh);
+    int fd = REAL(fcntl)(base, (oflags & O_CLOEXEC) ? F_DUPFD_CLOEXEC : F_DUPFD, 0);
+    if (fd < 0) {
+        int e = errno;
+        free(o);
+        free(sh);
+        return -e;
+    }
+    pthread_mutex_init(&o->lock, NULL);
+    sh->magic = OFD_MAGIC;
+    sh->version = OFD_VERSION;
+    sh->type = type;
+    sh->oflags = oflags;
+    sh->status = oflags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC | O_DIRECTORY | O_NOFOLLOW);
+    snprintf(sh->uri, sizeof sh->uri, "%s", m->uri);
+    snprintf(sh->path, sizeof sh->path, "%s", path);
+    sh->key_off = (uint32_t)(key - path);
+    o->sh = sh;
     o->type = type;
     o->m = m;
     o->fh = fh;
-    o->sh->type = type;
-    o->sh->oflags = oflags;
-    o->sh->status = oflags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC | O_DIRECTORY | O_NOFOLLOW);
-    snprintf(o->sh->uri, sizeof o->sh->uri, "%s", m->uri);
-    snprintf(o->sh->path, sizeof o->sh->path, "%s", path);
-    o->sh->key_off = (uint32_t)(key - path);
     atomic_init(&o->refs, 0);
     *out = o;
     return fd;
+}
+
+int ofd_promote(struct ofd *o)
+{
+    if (o->mapped) return -EEXIST;
+    int mfd = memfd_create(OFD_MEMFD_NAME, MFD_CLOEXEC);
+    if (mfd < 0) return -errno;
+    struct ofd_shared *map = MAP_FAILED;
+    if (ftruncate(mfd, (off_t)OFD_MAP_SIZE) == 0)
+        map = mmap(NULL, OFD_MAP_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", mfd);
+    int ph = map == MAP_FAILED ? -1 : REAL(open)(link, O_PATH | O_CLOEXEC);
+    int e = errno;
+    REAL(close)(mfd);
+    if (ph < 0) {
+        if (map != MAP_FAILED) munmap(map, OFD_MAP_SIZE);
+        return -e;
+    }
+    pthread_mutex_lock(&o->lock);
+    memcpy(map, o->sh, sizeof *map);
+    init_shared_lock(map);
+    free(o->sh);
+    o->sh = map;
+    o->mapped = 1;
+    pthread_mutex_unlock(&o->lock);
+    return ph;
+}
+
+void ofd_promote_all(void)
+{
+    fdt_lock();
+    int lim = fdt_limit();
+    for (int fd = 0; fd < lim; fd++) {
+        struct ofd *o = fdt_peek(fd);
+        if (FDT_IS_MARK(o) || o->mapped) continue;
+        int ph = ofd_promote(o);
+        if (ph < 0) {
+            slog_warn("%s: cannot share its offset with child processes: %s", ofd_path(o), strerror(-ph));
+            continue;
+        }
+        for (int g = fd; g < lim; g++) { /* every placeholder of this description */
+            if (fdt_peek(g) != o) continue;
+            int cl = REAL(fcntl)(g, F_GETFD);
+            REAL(dup3)(ph, g, cl > 0 && (cl & FD_CLOEXEC) ? O_CLOEXEC : 0);
+        }
+        REAL(close)(ph);
+    }
+    fdt_unlock();
+}
+
+void ofd_atfork_child(void)
+{
+    int lim = fdt_limit();
+    for (int fd = 0; fd < lim; fd++) {
+        struct ofd *o = fdt_peek(fd);
+        if (!FDT_IS_MARK(o)) pthread_mutex_init(&o->lock, NULL);
+    }
 }
 
 void ofd_ref(struct ofd *o) { atomic_fetch_add_explicit(&o->refs, 1, memory_order_relaxed); }
@@ -118,19 +172,25 @@ int ofd_put(struct ofd *o)
         munmap(o->sh, OFD_MAP_SIZE);
     else
         free(o->sh);
+    pthread_mutex_destroy(&o->lock);
     free(o);
     return r;
 }
 
 void ofd_lock(struct ofd *o)
 {
-    if (pthread_mutex_lock(&o->sh->lock) == EOWNERDEAD) pthread_mutex_consistent(&o->sh->lock);
+    pthread_mutex_lock(&o->lock);
+    if (o->mapped && pthread_mutex_lock(&o->sh->lock) == EOWNERDEAD) pthread_mutex_consistent(&o->sh->lock);
 }
 
-void ofd_unlock(struct ofd *o) { pthread_mutex_unlock(&o->sh->lock); }
+void ofd_unlock(struct ofd *o)
+{
+    if (o->mapped) pthread_mutex_unlock(&o->sh->lock);
+    pthread_mutex_unlock(&o->lock);
+}
 
 /* Re-attach one inherited description (first descriptor seen for its memfd). */
-static struct ofd *adopt(int fd, uint64_t ino)
+static struct ofd *adopt(int fd)
 {
     char link[64];
     snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
@@ -167,12 +227,12 @@ static struct ofd *adopt(int fd, uint64_t ino)
         munmap(sh, OFD_MAP_SIZE);
         return NULL;
     }
+    pthread_mutex_init(&o->lock, NULL);
     o->sh = sh;
     o->mapped = 1;
     o->type = sh->type;
     o->m = m;
     o->fh = fh;
-    o->ino = ino;
     return o;
 }
 
@@ -205,7 +265,7 @@ void ofd_inherit_scan(void)
         for (int i = 0; i < nseen; i++)
             if (seen[i].ino == (uint64_t)st.st_ino) o = seen[i].o;
         if (!o) {
-            o = adopt(fd, (uint64_t)st.st_ino);
+            o = adopt(fd);
             if (!o) continue;
             if (nseen < (int)(sizeof seen / sizeof *seen)) seen[nseen++] = (typeof(seen[0])){(uint64_t)st.st_ino, o};
         }

@@ -1,10 +1,12 @@
 /* ofd.h - open file descriptions: what a shim descriptor points to.
  *
  * As in the kernel, several descriptors (dup, fork) share one description: one offset,
- * one set of status flags. To make that sharing hold across fork() *and* exec(), the
- * offset and flags live in a small memfd mapped MAP_SHARED, and the placeholder
- * descriptor the program holds is an O_PATH reference to that memfd. A process started
- * by exec finds its inherited shim descriptors by their link name in /proc/self/fd and
+ * one set of status flags. Within one process that state is plain memory and the
+ * placeholder the program holds is a copy of one O_PATH descriptor (cheap: one fcntl).
+ * Before the process forks, execs or spawns, every description is promoted: its state
+ * moves into a small memfd mapped MAP_SHARED and each placeholder becomes an O_PATH
+ * reference to that memfd, so the offset stays shared with the child. A program started
+ * by exec finds its inherited descriptors by their link name in /proc/self/fd and
  * re-attaches to them (ofd_inherit_scan). */
 #ifndef S3SHIM_OFD_H
 #define S3SHIM_OFD_H
@@ -40,16 +42,17 @@ struct ofd {
     int type;
     struct mount *m;
     void *fh; /* backend file handle (OFD_FILE) */
+    pthread_mutex_t lock; /* this process's threads; sh->lock orders processes */
     struct ofd_shared *sh;
     int mapped; /* sh is a shared mapping (else private memory) */
-    uint64_t ino;
 };
 
 static inline const char *ofd_path(const struct ofd *o) { return o->sh->path; }
 static inline const char *ofd_key(const struct ofd *o) { return o->sh->path + o->sh->key_off; }
 
 /* Create a description and its placeholder descriptor (the lowest free fd, like open(2)).
- * The caller installs it in the fd table. Returns the fd or -errno. */
+ * The caller installs it in the fd table. Returns the fd or -errno. `oflags` decides
+ * O_CLOEXEC of the placeholder. */
 int ofd_create(struct mount *m, const char *path, const char *key, int type, int oflags, void *fh,
                struct ofd **out);
 void ofd_ref(struct ofd *o);
@@ -62,5 +65,13 @@ void ofd_unlock(struct ofd *o);
 
 /* At start-up: adopt shim descriptors inherited across exec. */
 void ofd_inherit_scan(void);
+/* Before fork, exec or spawn: give every description in the fd table its shared memfd
+ * and point its placeholders at it. */
+void ofd_promote_all(void);
+/* Move one description's state into a shared memfd; returns an O_PATH descriptor of it
+ * (for the caller to dup onto placeholders and close), -EEXIST if already shared. */
+int ofd_promote(struct ofd *o);
+/* In the child after fork: reset this process's locks (threads did not follow). */
+void ofd_atfork_child(void);
 
 #endif

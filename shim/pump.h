@@ -7,9 +7,14 @@
  * description: the program, its stdio and its forked children all see a working stream.
  * The description's offset stays exact: before exec the pump stops, gives back what it
  * read ahead, and puts the placeholder back, and the new program starts its own pump.
- * Pumped fds are sequential, like a pipe: lseek on them fails with ESPIPE. */
+ * A pumped stdin still behaves as the file for lseek, pread and fstat (head and tail
+ * seek on it); only glibc's own fseek on stdin sees the pipe. A pumped stdout or stderr
+ * is sequential, like a pipe: lseek on it fails with ESPIPE. */
 #ifndef S3SHIM_PUMP_H
 #define S3SHIM_PUMP_H
+
+#include <sys/stat.h>
+#include <sys/types.h>
 
 struct ofd;
 
@@ -23,6 +28,12 @@ int pump_finish(int fd);
 void pump_before_exec(void);
 /* exec failed: start them again. */
 void pump_after_exec_failed(void);
+/* lseek, pread, fstat on a pumped fd (-errno on failure). */
+off_t pump_lseek(int fd, off_t off, int whence);
+ssize_t pump_pread(int fd, void *buf, size_t n, off_t off);
+int pump_fstat(int fd, struct stat *st);
+/* In a forked child: the pumps stay with the parent; reset the lock. */
+void pump_atfork_child(void);
 /* At exit: finish every pump this process owns. */
 void pump_finish_all(void);
 

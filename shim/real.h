@@ -9,6 +9,7 @@
 
 #define _GNU_SOURCE 1
 #include <dirent.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -125,6 +126,12 @@ struct timeval;
     X(int, execvpe, (const char *, char *const *, char *const *)) \
     X(int, fexecve, (int, char *const *, char *const *)) \
     X(int, execveat, (int, const char *, char *const *, char *const *, int)) \
+    X(int, posix_spawn, (pid_t *, const char *, const posix_spawn_file_actions_t *, \
+                         const posix_spawnattr_t *, char *const *, char *const *)) \
+    X(int, posix_spawnp, (pid_t *, const char *, const posix_spawn_file_actions_t *, \
+                          const posix_spawnattr_t *, char *const *, char *const *)) \
+    X(int, system, (const char *)) \
+    X(FILE *, popen, (const char *, const char *)) \
     X(int, __xstat, (int, const char *, struct stat *)) \
     X(int, __lxstat, (int, const char *, struct stat *)) \
     X(int, __fxstat, (int, int, struct stat *)) \

@@ -1,19 +1,33 @@
-/* wrap_exec.c - exec: hand fds 0-2 back to the placeholders before the program image is
- * replaced (see pump.h), and take them up again if exec fails. Everything else about
- * shim descriptors survives exec by itself (ofd.h). */
+/* wrap_exec.c - exec and spawn: before another program can inherit shim descriptors,
+ * their descriptions get shared state (ofd.h) and fds 0-2 are handed back to their
+ * placeholders (pump.h); if exec fails the pumps start again. posix_spawn, system and
+ * popen are here because glibc runs them without fork handlers. */
 #define _GNU_SOURCE 1
+#include "ofd.h"
 #include "pump.h"
+#include "shim.h"
 #include "real.h"
 
 #include <errno.h>
+#include <spawn.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 extern char **environ;
 
+/* In a vfork child (another pid, the parent's memory) nothing of ours may change. */
+static int own_process(void) { return atomic_load(&shim.ready) && getpid() == shim.pid; }
+
+static void before_child(void)
+{
+    if (own_process()) ofd_promote_all();
+}
+
 #define AROUND_EXEC(call) \
     ({ \
+        before_child(); \
         pump_before_exec(); \
         int r_ = (call); \
         int e_ = errno; \
@@ -104,4 +118,30 @@ SHIM_EXPORT int execle(const char *path, const char *arg, ...)
     int r = execve(path, v, envp);
     free(v);
     return r;
+}
+
+SHIM_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                            const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    before_child();
+    return REAL(posix_spawn)(pid, path, fa, attr, argv, envp);
+}
+
+SHIM_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+                             const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+    before_child();
+    return REAL(posix_spawnp)(pid, file, fa, attr, argv, envp);
+}
+
+SHIM_EXPORT int system(const char *cmd)
+{
+    before_child();
+    return REAL(system)(cmd);
+}
+
+SHIM_EXPORT FILE *popen(const char *cmd, const char *mode)
+{
+    before_child();
+    return REAL(popen)(cmd, mode);
 }

@@ -7,6 +7,7 @@
 #include "fdtable.h"
 #include "guard.h"
 #include "io.h"
+#include "pump.h"
 #include "real.h"
 #include "shim.h"
 
@@ -187,9 +188,21 @@ SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
     return read(fd, buf, n);
 }
 
+/* Like PASS_IF_FOREIGN, but a pumped fd (0-2 served through a pipe) goes to `pumped`. */
+#define PASS_OR_PUMP(fd, expr, pumped) \
+    do { \
+        struct ofd *s_ = fdt_peek(fd); \
+        if (__builtin_expect(s_ == NULL, 1)) return expr; \
+        if (s_ == FDT_PUMPED) { \
+            __auto_type r_ = (pumped); \
+            return r_ < 0 ? (__typeof__(r_))shim_fail((int)r_) : r_; \
+        } \
+        if (s_ == FDT_ENGINE) return expr; \
+    } while (0)
+
 SHIM_EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off)
 {
-    PASS_IF_FOREIGN(fd, REAL(pread)(fd, buf, n, off));
+    PASS_OR_PUMP(fd, REAL(pread)(fd, buf, n, off), pump_pread(fd, buf, n, off));
     return WITH_OFD(fd, io_pread(o, buf, n, off));
 }
 
@@ -280,7 +293,7 @@ SHIM_EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t 
 
 SHIM_EXPORT off_t lseek(int fd, off_t off, int whence)
 {
-    PASS_IF_FOREIGN(fd, REAL(lseek)(fd, off, whence));
+    PASS_OR_PUMP(fd, REAL(lseek)(fd, off, whence), pump_lseek(fd, off, whence));
     return WITH_OFD(fd, io_lseek(o, off, whence));
 }
 

@@ -4,6 +4,7 @@
 #include "fdtable.h"
 #include "guard.h"
 #include "io.h"
+#include "pump.h"
 #include "real.h"
 #include "shim.h"
 
@@ -65,7 +66,12 @@ SHIM_EXPORT int fstatat64(int d, const char *p, struct stat64 *st, int fl)
 
 SHIM_EXPORT int fstat(int fd, struct stat *st)
 {
-    if (__builtin_expect(!fdt_is_ours(fd), 1)) return REAL(fstat)(fd, st);
+    struct ofd *s = fdt_peek(fd);
+    if (__builtin_expect(s == NULL || s == FDT_ENGINE, 1)) return REAL(fstat)(fd, st);
+    if (s == FDT_PUMPED) {
+        int r = pump_fstat(fd, st);
+        return r < 0 ? shim_fail(r) : 0;
+    }
     return fstat_ours(fd, st);
 }
 SHIM_EXPORT int fstat64(int fd, struct stat64 *st) { return fstat(fd, (struct stat *)st); }
