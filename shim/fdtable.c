@@ -24,28 +24,31 @@ static _Atomic(struct ofd *) *slot(int fd, int create)
     return c ? &c[(unsigned)fd & (FDT_CHUNK - 1)] : NULL;
 }
 
-struct ofd *fdt_get(int fd)
+struct ofd *fdt_get_ex(int fd, int *pumped)
 {
     pthread_rwlock_rdlock(&fdt_rw);
     _Atomic(struct ofd *) *s = slot(fd, 0);
-    struct ofd *o = s ? atomic_load_explicit(s, memory_order_acquire) : NULL;
-    if (FDT_IS_MARK(o)) o = NULL;
+    struct ofd *raw = s ? atomic_load_explicit(s, memory_order_acquire) : NULL;
+    struct ofd *o = fdt_raw_ofd(raw);
     if (o) ofd_ref(o);
     pthread_rwlock_unlock(&fdt_rw);
+    if (pumped) *pumped = fdt_raw_pumped(raw);
     return o;
 }
+
+struct ofd *fdt_get(int fd) { return fdt_get_ex(fd, NULL); }
 
 struct ofd *fdt_set_locked(int fd, struct ofd *o)
 {
     _Atomic(struct ofd *) *s = slot(fd, 1);
     if (!s) return NULL;
-    if (!FDT_IS_MARK(o)) ofd_ref(o);
+    if (!FDT_IS_MARK(o)) ofd_ref(fdt_raw_ofd(o));
     struct ofd *old = atomic_exchange_explicit(s, o, memory_order_acq_rel);
     if (old && !o) atomic_fetch_sub_explicit(&fdt_used, 1, memory_order_relaxed);
     if (!old && o) atomic_fetch_add_explicit(&fdt_used, 1, memory_order_relaxed);
     if (fd >= atomic_load_explicit(&fdt_max, memory_order_relaxed))
         atomic_store_explicit(&fdt_max, fd + 1, memory_order_relaxed);
-    return FDT_IS_MARK(old) ? NULL : old;
+    return fdt_raw_ofd(old);
 }
 
 struct ofd *fdt_take_locked(int fd)

@@ -19,16 +19,28 @@ struct ofd;
 #define FDT_CHUNK_BITS 10
 #define FDT_CHUNK (1u << FDT_CHUNK_BITS)
 #define FDT_CHUNKS 4096 /* 4 M descriptors */
-/* Slot marks that are not descriptions: a descriptor the engine owns, and one of fds
- * 0-2 whose description is being served through a pipe (see pump.h). */
+/* A slot holds NULL (not ours), FDT_ENGINE (a descriptor the engine owns), or an ofd.
+ * The low bit of an ofd pointer tags a descriptor that is the program's end of a pipe
+ * served by a pump (pump.h): it still names its description for every call but read
+ * and write. */
 #define FDT_ENGINE ((struct ofd *)1)
-#define FDT_PUMPED ((struct ofd *)2)
-#define FDT_IS_MARK(o) ((uintptr_t)(o) <= 2)
+#define FDT_PUMP_TAG ((uintptr_t)1)
+#define FDT_IS_MARK(o) ((uintptr_t)(o) <= 1)
+
+static inline int fdt_raw_pumped(const struct ofd *raw)
+{
+    return ((uintptr_t)raw & FDT_PUMP_TAG) && (uintptr_t)raw > 1;
+}
+static inline struct ofd *fdt_raw_ofd(struct ofd *raw)
+{
+    return FDT_IS_MARK(raw) ? NULL : (struct ofd *)((uintptr_t)raw & ~FDT_PUMP_TAG);
+}
+static inline struct ofd *fdt_tag_pumped(struct ofd *o) { return (struct ofd *)((uintptr_t)o | FDT_PUMP_TAG); }
 
 extern _Atomic(_Atomic(struct ofd *) *) fdt_chunks[FDT_CHUNKS];
 extern _Atomic unsigned fdt_used; /* slots in use; 0 = nothing to look up */
 
-/* Raw slot (no reference): NULL, a mark or an ofd. Lock-free. */
+/* Raw slot (no reference): NULL, FDT_ENGINE or a (maybe tagged) ofd. Lock-free. */
 static inline struct ofd *fdt_peek(int fd)
 {
     if (__builtin_expect(atomic_load_explicit(&fdt_used, memory_order_relaxed) == 0, 1)) return NULL;
@@ -44,10 +56,12 @@ static inline int fdt_is_ours(int fd)
     return !FDT_IS_MARK(fdt_peek(fd));
 }
 
-/* The ofd behind fd with a reference taken, or NULL. Release with ofd_put(). */
+/* The ofd behind fd with a reference taken, or NULL; *pumped (if given) tells whether
+ * fd is a pumped pipe end. Release with ofd_put(). */
 struct ofd *fdt_get(int fd);
-/* Install o at fd (taking a new reference to o), returning whatever was there before
- * with its reference transferred to the caller (NULL if nothing). */
+struct ofd *fdt_get_ex(int fd, int *pumped);
+/* Install o (maybe tagged) at fd, taking a new reference, and return whatever ofd was
+ * there before with its reference transferred to the caller (NULL if nothing). */
 struct ofd *fdt_set(int fd, struct ofd *o);
 /* Remove fd's slot and return its ofd (reference transferred), or NULL. */
 struct ofd *fdt_take(int fd);

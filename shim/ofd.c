@@ -129,14 +129,14 @@ void ofd_promote_all(void)
     fdt_lock();
     int lim = fdt_limit();
     for (int fd = 0; fd < lim; fd++) {
-        struct ofd *o = fdt_peek(fd);
-        if (FDT_IS_MARK(o) || o->mapped) continue;
+        struct ofd *o = fdt_raw_ofd(fdt_peek(fd));
+        if (!o || o->mapped) continue;
         int ph = ofd_promote(o);
         if (ph < 0) {
             slog_warn("%s: cannot share its offset with child processes: %s", ofd_path(o), strerror(-ph));
             continue;
         }
-        for (int g = fd; g < lim; g++) { /* every placeholder of this description */
+        for (int g = fd; g < lim; g++) { /* every placeholder (not pipe end) of it */
             if (fdt_peek(g) != o) continue;
             int cl = REAL(fcntl)(g, F_GETFD);
             REAL(dup3)(ph, g, cl > 0 && (cl & FD_CLOEXEC) ? O_CLOEXEC : 0);
@@ -150,8 +150,8 @@ void ofd_atfork_child(void)
 {
     int lim = fdt_limit();
     for (int fd = 0; fd < lim; fd++) {
-        struct ofd *o = fdt_peek(fd);
-        if (!FDT_IS_MARK(o)) pthread_mutex_init(&o->lock, NULL);
+        struct ofd *o = fdt_raw_ofd(fdt_peek(fd));
+        if (o) pthread_mutex_init(&o->lock, NULL);
     }
 }
 

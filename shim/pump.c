@@ -10,7 +10,6 @@
 #include "real.h"
 #include "shim.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -20,30 +19,38 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PUMP_CHUNK (256u << 10)
+#define MAX_PUMPS 8
 
 struct pump {
-    int fd;          /* 0, 1 or 2 */
-    int out;         /* program writes (to the description) */
-    int ours;        /* our end of the pipe, engine-owned */
-    int placeholder; /* a parked copy of the placeholder, to restore before exec */
-    ino_t pipe_ino;
-    struct ofd *o;
+    struct ofd *o; /* a reference of the pump's own */
+    int out;       /* program writes (to the description) */
+    int ours;      /* our end of the pipe, engine-owned; -1 once an IN pump hit EOF */
+    int placeholder; /* shared-form placeholder, restored before exec */
+    int wake;        /* eventfd: a waiting pump sees `stop` at once */
     pid_t owner;
     pthread_t thr;
     int running;
-    _Atomic int stop; /* drain what is there, then stop (exec) */
-    int wake;         /* eventfd: makes a waiting IN pump see `stop` at once */
-    int err;          /* first failure, reported by pump_finish */
-    size_t held;      /* IN: bytes read from the description not yet in the pipe */
+    _Atomic int stop;  /* drain what is there, then end */
+    _Atomic int busy;  /* OUT: bytes taken from the pipe, not yet stored */
+    int err;           /* first failure */
+    size_t held;       /* IN: read from the description, not yet in the pipe */
+    int given;         /* IN: read-ahead already given back */
 };
 
-#define MAX_PUMPS 8
 static struct pump *pumps[MAX_PUMPS];
 static pthread_mutex_t pump_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void cloexec_like(int from_fd, int *flags)
+{
+    int cl = REAL(fcntl)(from_fd, F_GETFD);
+    *flags = cl > 0 && (cl & FD_CLOEXEC) ? O_CLOEXEC : 0;
+}
+
+/* --- the threads ----------------------------------------------------------------------- */
 
 static void *pump_out(void *arg)
 {
@@ -54,26 +61,29 @@ static void *pump_out(void *arg)
         return NULL;
     }
     for (;;) {
-        if (atomic_load(&p->stop)) {
-            struct pollfd pf = {p->ours, POLLIN, 0};
-            if (poll(&pf, 1, 0) <= 0) break; /* nothing left to drain */
-        }
+        struct pollfd pf[2] = {{p->ours, POLLIN, 0}, {p->wake, POLLIN, 0}};
+        int stopping = atomic_load(&p->stop);
+        int pr = poll(pf, stopping ? 1 : 2, stopping ? 0 : -1);
+        if (pr < 0 && errno != EINTR) break;
+        if (pr == 0 && stopping) break; /* drained; other writers are not waited for */
+        if (!(pf[0].revents & (POLLIN | POLLHUP))) continue;
+        atomic_store(&p->busy, 1);
         ssize_t n = REAL(read)(p->ours, buf, PUMP_CHUNK);
-        if (n == 0) break;
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            p->err = -errno;
-            break;
+        if (n <= 0) {
+            atomic_store(&p->busy, 0);
+            if (n < 0 && errno == EINTR) continue;
+            break; /* EOF: every writer is gone */
         }
         for (ssize_t done = 0; done < n && !p->err;) {
             ssize_t w = io_write(p->o, buf + done, (size_t)(n - done));
             if (w <= 0) {
                 p->err = w < 0 ? (int)w : -EIO;
-                slog_error("writing %s through fd %d failed: %s", ofd_path(p->o), p->fd, strerror(-p->err));
+                slog_error("writing %s through a redirected stream failed: %s", ofd_path(p->o), strerror(-p->err));
             } else {
                 done += w;
             }
         }
+        atomic_store(&p->busy, 0);
         if (p->err) break; /* the program's next write gets EPIPE, not silence */
     }
     free(buf);
@@ -100,7 +110,7 @@ static void *pump_in(void *arg)
             }
             if (n < 0) {
                 p->err = (int)n;
-                slog_error("reading %s through fd %d failed: %s", ofd_path(p->o), p->fd, strerror(-p->err));
+                slog_error("reading %s through a redirected stream failed: %s", ofd_path(p->o), strerror(-p->err));
                 break;
             }
             p->held = (size_t)n;
@@ -109,7 +119,7 @@ static void *pump_in(void *arg)
         struct pollfd pf[2] = {{p->ours, POLLOUT, 0}, {p->wake, POLLIN, 0}};
         int pr = poll(pf, 2, -1);
         if (pr < 0 && errno != EINTR) break;
-        if (pr <= 0 || (pf[1].revents & POLLIN)) continue; /* loop test sees `stop` */
+        if (pr <= 0 || (pf[1].revents & POLLIN)) continue; /* the loop test sees `stop` */
         if (pf[0].revents & (POLLERR | POLLHUP)) break;     /* the reader went away */
         ssize_t w = REAL(write)(p->ours, buf + off, p->held);
         if (w < 0) {
@@ -123,40 +133,88 @@ static void *pump_in(void *arg)
     return NULL;
 }
 
-static void request_stop(struct pump *p)
-{
-    atomic_store(&p->stop, 1);
-    uint64_t one = 1;
-    if (p->wake >= 0 && REAL(write)(p->wake, &one, sizeof one) < 0) { /* counter full: already woken */
-    }
-}
-
 static int start(struct pump *p)
 {
     uint64_t drop;
-    if (p->wake >= 0 && REAL(read)(p->wake, &drop, sizeof drop) < 0) { /* nothing pending */
+    if (REAL(read)(p->wake, &drop, sizeof drop) < 0) { /* nothing pending: fine */
     }
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* the program's signals are not ours */
     atomic_store(&p->stop, 0);
+    p->given = 0;
     int r = pthread_create(&p->thr, NULL, p->out ? pump_out : pump_in, p);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     p->running = r == 0;
     return r == 0 ? 0 : -r;
 }
 
-/* Another pumped fd on the same description: share its pipe instead of a second pump. */
-static int share_existing(int fd, struct ofd *o)
+static void stop_and_join(struct pump *p)
 {
-    for (int i = 0; i < MAX_PUMPS; i++) {
-        struct pump *q = pumps[i];
-        if (!q || q->o != o || q->owner != getpid()) continue;
-        int cl = REAL(fcntl)(fd, F_GETFD);
-        if (REAL(dup3)(q->fd, fd, cl > 0 && (cl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) return -1;
-        return 0;
+    if (!p->running) return;
+    atomic_store(&p->stop, 1);
+    uint64_t one = 1;
+    if (REAL(write)(p->wake, &one, sizeof one) < 0) { /* counter full: already woken */
     }
-    return -1;
+    pthread_join(p->thr, NULL);
+    p->running = 0;
+}
+
+/* --- bookkeeping ------------------------------------------------------------------------ */
+
+static struct pump *pump_for(const struct ofd *o)
+{
+    for (int i = 0; i < MAX_PUMPS; i++)
+        if (pumps[i] && pumps[i]->o == o && pumps[i]->owner == getpid()) return pumps[i];
+    return NULL;
+}
+
+/* Call fn on every fd of this process whose slot is o's pumped pipe end. */
+static int each_pumped_fd(const struct ofd *o, int except, void (*fn)(int fd, struct pump *p), struct pump *p)
+{
+    int n = 0, lim = fdt_limit();
+    for (int fd = 0; fd < lim; fd++) {
+        struct ofd *raw = fdt_peek(fd);
+        if (fd == except || !fdt_raw_pumped(raw) || fdt_raw_ofd(raw) != o) continue;
+        n++;
+        if (fn) fn(fd, p);
+    }
+    return n;
+}
+
+/* An IN pump has stopped: what it read from the description but the program did not
+ * consume (still in the pipe, or still in the pump's hands) goes back to the offset, as
+ * if the program had read exactly what it used. `probe` is any end of the pipe. */
+static void give_back(struct pump *p, int probe)
+{
+    if (p->out || p->given) return;
+    int inpipe = 0;
+    if (p->ours >= 0) probe = p->ours;
+    if (probe < 0 || REAL(ioctl)(probe, FIONREAD, &inpipe) < 0) inpipe = 0;
+    ofd_lock(p->o);
+    p->o->sh->offset -= (int64_t)inpipe + (int64_t)p->held;
+    ofd_unlock(p->o);
+    p->held = 0;
+    p->given = 1;
+}
+
+/* Release everything; caller holds pump_lock and has removed p from pumps[]. */
+static int retire(struct pump *p)
+{
+    if (p->out) {
+        if (p->running) pthread_join(p->thr, NULL); /* to EOF: every write end is closed */
+        p->running = 0;
+    } else {
+        stop_and_join(p);
+        give_back(p, -1);
+    }
+    efd_close(p->ours);
+    efd_close(p->placeholder);
+    efd_close(p->wake);
+    int r = p->err;
+    int c = ofd_put(p->o);
+    free(p);
+    return r ? r : c;
 }
 
 int pump_install(int fd, struct ofd *o)
@@ -164,155 +222,176 @@ int pump_install(int fd, struct ofd *o)
     int acc = o->sh->status & O_ACCMODE;
     if (fd < 0 || fd > 2 || o->type != OFD_FILE || acc == O_RDWR) return -1;
     pthread_mutex_lock(&pump_lock);
+    struct pump *q = pump_for(o);
+    if (q) { /* a second std fd on the same description (2>&1): share the pipe */
+        int other = -1, fl;
+        for (int i = 0; i < fdt_limit() && other < 0; i++)
+            if (fdt_raw_pumped(fdt_peek(i)) && fdt_raw_ofd(fdt_peek(i)) == o) other = i;
+        cloexec_like(fd, &fl);
+        int ok = other >= 0 && REAL(dup3)(other, fd, fl) >= 0;
+        if (ok) {
+            struct ofd *old = fdt_set(fd, fdt_tag_pumped(o));
+            if (old) ofd_put(old);
+        }
+        pthread_mutex_unlock(&pump_lock);
+        return ok ? 0 : -1;
+    }
     int slot = -1;
     for (int i = 0; i < MAX_PUMPS && slot < 0; i++)
         if (!pumps[i]) slot = i;
-    if (share_existing(fd, o) == 0) {
-        fdt_set(fd, FDT_PUMPED);
-        pthread_mutex_unlock(&pump_lock);
-        ofd_put(o);
-        return 0;
-    }
     struct pump *p = slot >= 0 ? calloc(1, sizeof *p) : NULL;
-    int pp[2] = {-1, -1};
-    if (p) p->wake = -1;
-    if (!p || pipe2(pp, O_CLOEXEC) < 0) goto fail;
-    p->fd = fd;
-    p->out = acc == O_WRONLY;
-    p->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (p->wake < 0) goto fail;
-    p->wake = efd_park(p->wake);
+    int pp[2] = {-1, -1}, ph = -1;
+    if (!p) goto fail;
+    p->wake = -1;
     p->o = o;
+    p->out = acc == O_WRONLY;
     p->owner = getpid();
-    int cl = REAL(fcntl)(fd, F_GETFD);
+    if ((p->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 || pipe2(pp, O_CLOEXEC) < 0) goto fail;
     /* The placeholder restored before exec must carry the description to the next
      * program: give it its shared form now. */
-    int ph = ofd_promote(o);
+    ph = ofd_promote(o);
     if (ph == -EEXIST) ph = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, 3);
     if (ph < 0) goto fail;
-    int prog_end = p->out ? pp[1] : pp[0];
-    p->ours = p->out ? pp[0] : pp[1];
-    if (!p->out) REAL(fcntl)(p->ours, F_SETFL, O_NONBLOCK);
-    if (REAL(dup3)(prog_end, fd, cl > 0 && (cl & FD_CLOEXEC) ? O_CLOEXEC : 0) < 0) {
-        REAL(close)(ph);
-        goto fail;
-    }
+    int fl, prog_end = p->out ? pp[1] : pp[0];
+    cloexec_like(fd, &fl);
+    if (REAL(dup3)(prog_end, fd, fl) < 0) goto fail;
     REAL(close)(prog_end);
-    struct stat st;
-    p->pipe_ino = REAL(fstat)(fd, &st) == 0 ? st.st_ino : 0;
+    p->ours = efd_park(p->out ? pp[0] : pp[1]);
+    if (!p->out) REAL(fcntl)(p->ours, F_SETFL, O_NONBLOCK);
     p->placeholder = efd_park(ph);
-    p->ours = efd_park(p->ours);
-    fdt_set(fd, FDT_PUMPED);
+    p->wake = efd_park(p->wake);
+    ofd_ref(o);
+    struct ofd *old = fdt_set(fd, fdt_tag_pumped(o));
+    if (old) ofd_put(old);
     if (start(p) < 0) slog_error("cannot start the stream thread for fd %d: transfers will stall", fd);
     pumps[slot] = p;
     pthread_mutex_unlock(&pump_lock);
     slog_debug("fd %d (%s) served through a pipe", fd, ofd_path(o));
     return 0;
 fail:
-    if (p && p->wake >= 0) efd_close(p->wake);
     if (pp[0] >= 0) REAL(close)(pp[0]);
     if (pp[1] >= 0) REAL(close)(pp[1]);
+    if (ph >= 0) REAL(close)(ph);
+    if (p && p->wake >= 0) REAL(close)(p->wake);
     free(p);
     pthread_mutex_unlock(&pump_lock);
     return -1;
 }
 
-/* An IN pump has stopped: what it read from the description but the program did not
- * consume (still in the pipe, or still in the pump's hands) goes back to the offset, as
- * if the program had read exactly what it used. */
-static void give_back(struct pump *p)
-{
-    if (p->out) return;
-    int inpipe = 0;
-    int probe = p->ours >= 0 ? p->ours : p->fd;
-    if (REAL(ioctl)(probe, FIONREAD, &inpipe) < 0) inpipe = 0;
-    ofd_lock(p->o);
-    p->o->sh->offset -= (int64_t)inpipe + (int64_t)p->held;
-    ofd_unlock(p->o);
-    p->held = 0;
-}
-
-/* Wait for the pump to end, then release everything. Caller holds pump_lock. */
-static int retire(struct pump *p)
-{
-    if (p->running) pthread_join(p->thr, NULL);
-    if (p->running) give_back(p);
-    p->running = 0;
-    efd_close(p->ours);
-    efd_close(p->placeholder);
-    efd_close(p->wake);
-    int r = ofd_put(p->o);
-    if (!r) r = p->err;
-    free(p);
-    return r;
-}
-
-/* Every descriptor of this process that is the program's end of p's pipe. The open
- * descriptors are listed from /proc (the table may reach far: engine fds sit high). */
-static void for_each_pipe_fd(struct pump *p, void (*fn)(int fd, struct pump *p, void *ctx), void *ctx)
-{
-    int fds[256], n = 0;
-    DIR *d = REAL(opendir)("/proc/self/fd");
-    if (d) {
-        struct dirent *e;
-        while ((e = REAL(readdir)(d)) && n < (int)(sizeof fds / sizeof *fds))
-            if (e->d_name[0] >= '0' && e->d_name[0] <= '9') fds[n++] = atoi(e->d_name);
-        REAL(closedir)(d);
-    } else {
-        for (int fd = 0; fd < 64; fd++) fds[n++] = fd;
-    }
-    for (int i = 0; i < n; i++) {
-        int fd = fds[i];
-        struct stat st;
-        if (fd == p->ours || fdt_peek(fd) == FDT_ENGINE) continue;
-        if (REAL(fstat)(fd, &st) == 0 && S_ISFIFO(st.st_mode) && st.st_ino == p->pipe_ino) fn(fd, p, ctx);
-    }
-}
-
-static void close_pipe_fd(int fd, struct pump *p, void *ctx)
-{
-    (void)p, (void)ctx;
-    REAL(close)(fd);
-    if (fdt_peek(fd) == FDT_PUMPED) fdt_take(fd);
-}
-
-static void find_pipe_fd(int fd, struct pump *p, void *ctx)
-{
-    (void)p;
-    int *found = ctx;
-    if (*found < 0) *found = fd;
-}
-
-int pump_finish(int fd)
+void pump_detach(int fd)
 {
     pthread_mutex_lock(&pump_lock);
-    if (fdt_peek(fd) == FDT_PUMPED) fdt_take(fd);
-    int r = 0, i;
-    for (i = 0; i < MAX_PUMPS; i++)
-        if (pumps[i] && pumps[i]->fd == fd && pumps[i]->owner == getpid()) break;
-    if (i < MAX_PUMPS) {
-        struct pump *p = pumps[i];
-        /* Another descriptor of ours still holds the pipe (2>&1, a saved copy): the
-         * stream goes on, now known by that descriptor. */
-        int other = -1;
-        for_each_pipe_fd(p, find_pipe_fd, &other);
-        if (other >= 0) {
-            p->fd = other;
-        } else {
-            pumps[i] = NULL;
-            if (!p->out) request_stop(p);
-            r = retire(p);
-        }
+    struct ofd *o = fdt_raw_ofd(fdt_peek(fd));
+    struct pump *p = o ? pump_for(o) : NULL;
+    if (p && !p->out && each_pumped_fd(o, fd, NULL, NULL) == 0) {
+        stop_and_join(p);
+        give_back(p, fd);
+    }
+    pthread_mutex_unlock(&pump_lock);
+}
+
+int pump_release(struct ofd *o)
+{
+    pthread_mutex_lock(&pump_lock);
+    int r = 0;
+    struct pump *p = pump_for(o);
+    if (p && each_pumped_fd(o, -1, NULL, NULL) == 0) {
+        for (int i = 0; i < MAX_PUMPS; i++)
+            if (pumps[i] == p) pumps[i] = NULL;
+        r = retire(p);
     }
     pthread_mutex_unlock(&pump_lock);
     return r;
 }
 
-static void restore_placeholder(int fd, struct pump *p, void *ctx)
+/* --- calls on a pumped fd ------------------------------------------------------------------ */
+
+ssize_t pump_read(int fd, void *buf, size_t n)
 {
-    (void)ctx;
-    int cl = REAL(fcntl)(fd, F_GETFD);
-    REAL(dup3)(p->placeholder, fd, cl > 0 && (cl & FD_CLOEXEC) ? O_CLOEXEC : 0);
+    /* A read of a file returns short only at its end; a pipe returns what it holds. */
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = REAL(read)(fd, (char *)buf + got, n - got);
+        if (r < 0 && errno == EINTR && got == 0) return -1;
+        if (r < 0 && errno == EINTR) break;
+        if (r < 0) return got ? (ssize_t)got : -1;
+        if (r == 0) break;
+        got += (size_t)r;
+    }
+    return (ssize_t)got;
+}
+
+int pump_sync(struct ofd *o)
+{
+    for (int spins = 0;; spins++) {
+        pthread_mutex_lock(&pump_lock);
+        struct pump *p = pump_for(o);
+        int inpipe = 0, done = 1, err = 0;
+        if (p && p->out && p->running) {
+            if (REAL(ioctl)(p->ours, FIONREAD, &inpipe) < 0) inpipe = 0;
+            done = inpipe == 0 && !atomic_load(&p->busy);
+        }
+        if (p) err = p->err;
+        pthread_mutex_unlock(&pump_lock);
+        if (err) return err;
+        if (done) return 0;
+        struct timespec ts = {0, spins < 100 ? 20000 : 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Throw away what is in the pipe (fd is the program's read end). */
+static void drain(int fd)
+{
+    char buf[4096];
+    struct pollfd pf = {fd, POLLIN, 0};
+    while (poll(&pf, 1, 0) > 0 && (pf.revents & POLLIN) && REAL(read)(fd, buf, sizeof buf) > 0) {
+    }
+}
+
+off_t pump_lseek(int fd, struct ofd *o, off_t off, int whence)
+{
+    pthread_mutex_lock(&pump_lock);
+    struct pump *p = pump_for(o);
+    if (!p) { /* a child's view of its parent's pipe */
+        pthread_mutex_unlock(&pump_lock);
+        return -ESPIPE;
+    }
+    if (p->out) {
+        pthread_mutex_unlock(&pump_lock);
+        int e = pump_sync(o);
+        return e < 0 ? e : io_lseek(o, off, whence);
+    }
+    stop_and_join(p);
+    give_back(p, fd); /* the offset is now where the program is */
+    drain(fd);
+    off_t r = io_lseek(o, off, whence);
+    if (p->ours < 0) { /* the pump had reached the end and closed its end: a new pipe */
+        int pp[2], fl;
+        if (pipe2(pp, O_CLOEXEC) == 0) {
+            cloexec_like(fd, &fl);
+            REAL(dup3)(pp[0], fd, fl);
+            REAL(close)(pp[0]);
+            REAL(fcntl)(pp[1], F_SETFL, O_NONBLOCK);
+            p->ours = efd_park(pp[1]);
+        } else {
+            r = -errno;
+        }
+    }
+    if (p->ours >= 0 && start(p) < 0) r = -EAGAIN;
+    pthread_mutex_unlock(&pump_lock);
+    return r;
+}
+
+/* --- exec, fork, exit ------------------------------------------------------------------------ */
+
+static void put_placeholder(int fd, struct pump *p)
+{
+    int fl;
+    cloexec_like(fd, &fl);
+    REAL(dup3)(p->placeholder, fd, fl);
+    struct ofd *old = fdt_set(fd, p->o); /* untagged: a placeholder again */
+    if (old) ofd_put(old);
 }
 
 void pump_before_exec(void)
@@ -321,56 +400,36 @@ void pump_before_exec(void)
     for (int i = 0; i < MAX_PUMPS; i++) {
         struct pump *p = pumps[i];
         if (!p || p->owner != getpid() || !p->running) continue;
-        request_stop(p);
         if (p->out) {
-            /* Our copies of the write end go: the pump drains what is there and ends. */
-            for_each_pipe_fd(p, restore_placeholder, NULL);
-            pthread_join(p->thr, NULL);
+            /* Our write ends go; the pump stores what is in the pipe and ends. */
+            each_pumped_fd(p->o, -1, put_placeholder, p);
+            stop_and_join(p);
         } else {
-            pthread_join(p->thr, NULL);
-            give_back(p);
-            for_each_pipe_fd(p, restore_placeholder, NULL);
+            stop_and_join(p);
+            int probe = -1;
+            for (int fd = 0; fd < fdt_limit() && probe < 0; fd++)
+                if (fdt_raw_pumped(fdt_peek(fd)) && fdt_raw_ofd(fdt_peek(fd)) == p->o) probe = fd;
+            give_back(p, probe);
+            each_pumped_fd(p->o, -1, put_placeholder, p);
         }
-        p->running = 0;
     }
     pthread_mutex_unlock(&pump_lock);
 }
 
 void pump_after_exec_failed(void)
 {
-    /* The placeholders are back; serve them again with fresh pipes. */
+    /* The placeholders are back; retire the stopped pumps and serve fds 0-2 anew. */
+    pthread_mutex_lock(&pump_lock);
     for (int i = 0; i < MAX_PUMPS; i++) {
-        pthread_mutex_lock(&pump_lock);
         struct pump *p = pumps[i];
-        if (!p || p->owner != getpid() || p->running) {
-            pthread_mutex_unlock(&pump_lock);
-            continue;
-        }
+        if (!p || p->owner != getpid() || p->running) continue;
         pumps[i] = NULL;
-        struct ofd *o = p->o;
-        int fd = p->fd;
-        ofd_ref(o);
         retire(p);
-        pthread_mutex_unlock(&pump_lock);
-        if (pump_install(fd, o) < 0) ofd_put(o);
     }
-}
-
-void pump_finish_all(void)
-{
-    for (int i = 0; i < MAX_PUMPS; i++) {
-        pthread_mutex_lock(&pump_lock);
-        struct pump *p = pumps[i];
-        if (!p || p->owner != getpid()) {
-            pthread_mutex_unlock(&pump_lock);
-            continue;
-        }
-        pumps[i] = NULL;
-        if (p->out) for_each_pipe_fd(p, close_pipe_fd, NULL);
-        request_stop(p);
-        int r = retire(p);
-        pthread_mutex_unlock(&pump_lock);
-        if (r < 0) slog_error("finishing %s at exit failed: %s", "a redirected stream", strerror(-r));
+    pthread_mutex_unlock(&pump_lock);
+    for (int fd = 0; fd <= 2; fd++) {
+        struct ofd *raw = fdt_peek(fd);
+        if (!FDT_IS_MARK(raw) && !fdt_raw_pumped(raw)) pump_install(fd, raw);
     }
 }
 
@@ -380,80 +439,34 @@ void pump_atfork_child(void)
     pump_lock = fresh;
 }
 
-/* --- stdin as a file: lseek, pread and fstat on a pumped IN fd ----------------------- */
-
-static struct pump *pump_of(int fd)
+static void close_pumped_fd(int fd, struct pump *p)
 {
-    for (int i = 0; i < MAX_PUMPS; i++)
-        if (pumps[i] && pumps[i]->fd == fd && pumps[i]->owner == getpid()) return pumps[i];
-    return NULL;
+    (void)p;
+    REAL(close)(fd);
+    struct ofd *old = fdt_take(fd);
+    if (old) ofd_put(old);
 }
 
-/* Throw away what is in the pipe (the program's read end is fd). */
-static void drain(int fd)
-{
-    char buf[4096];
-    struct pollfd pf = {fd, POLLIN, 0};
-    while (poll(&pf, 1, 0) > 0 && (pf.revents & POLLIN) && REAL(read)(fd, buf, sizeof buf) > 0) {
-    }
-}
-
-off_t pump_lseek(int fd, off_t off, int whence)
+void pump_finish_all(void)
 {
     pthread_mutex_lock(&pump_lock);
-    struct pump *p = pump_of(fd);
-    off_t r;
-    if (!p || p->out) {
-        r = -ESPIPE;
-    } else {
-        request_stop(p);
-        if (p->running) pthread_join(p->thr, NULL);
-        p->running = 0;
-        give_back(p); /* the offset is now where the program is */
-        drain(fd);
-        r = io_lseek(p->o, off, whence);
-        if (p->ours < 0) { /* the pump had reached the end and closed its end: reopen */
-            int pp[2];
-            if (pipe2(pp, O_CLOEXEC) == 0) {
-                int cl = REAL(fcntl)(fd, F_GETFD);
-                REAL(dup3)(pp[0], fd, cl > 0 && (cl & FD_CLOEXEC) ? O_CLOEXEC : 0);
-                REAL(close)(pp[0]);
-                REAL(fcntl)(pp[1], F_SETFL, O_NONBLOCK);
-                struct stat st;
-                p->pipe_ino = REAL(fstat)(fd, &st) == 0 ? st.st_ino : 0;
-                p->ours = efd_park(pp[1]);
-            } else {
-                r = -errno;
-            }
+    for (int i = 0; i < MAX_PUMPS; i++) {
+        struct pump *p = pumps[i];
+        if (!p || p->owner != getpid()) continue;
+        pumps[i] = NULL;
+        if (p->out) {
+            each_pumped_fd(p->o, -1, close_pumped_fd, p);
+            stop_and_join(p); /* store what is in the pipe; writers in children are not awaited */
+        } else {
+            stop_and_join(p);
+            int probe = -1;
+            for (int fd = 0; fd < fdt_limit() && probe < 0; fd++)
+                if (fdt_raw_pumped(fdt_peek(fd)) && fdt_raw_ofd(fdt_peek(fd)) == p->o) probe = fd;
+            give_back(p, probe);
+            each_pumped_fd(p->o, -1, close_pumped_fd, p);
         }
-        if (p->ours >= 0 && start(p) < 0) r = -EAGAIN;
+        int r = retire(p);
+        if (r < 0) slog_error("finishing a redirected stream at exit failed: %s", strerror(-r));
     }
     pthread_mutex_unlock(&pump_lock);
-    return r;
-}
-
-ssize_t pump_pread(int fd, void *buf, size_t n, off_t off)
-{
-    pthread_mutex_lock(&pump_lock);
-    struct pump *p = pump_of(fd);
-    struct ofd *o = p && !p->out ? p->o : NULL;
-    if (o) ofd_ref(o);
-    pthread_mutex_unlock(&pump_lock);
-    if (!o) return -ESPIPE;
-    ssize_t r = io_pread(o, buf, n, off);
-    ofd_put(o);
-    return r;
-}
-
-int pump_fstat(int fd, struct stat *st)
-{
-    pthread_mutex_lock(&pump_lock);
-    struct pump *p = pump_of(fd);
-    struct ofd *o = p && !p->out ? p->o : NULL;
-    if (o) ofd_ref(o);
-    pthread_mutex_unlock(&pump_lock);
-    if (!o) return REAL(fstat)(fd, st) < 0 ? -errno : 0;
-    int r = io_fstat(o, st);
-    ofd_put(o);
-    return r;
 }

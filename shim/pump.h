@@ -2,14 +2,17 @@
  *
  * glibc's stdin, stdout and stderr streams (printf, fgets, the shell's builtins) reach
  * the kernel through internal symbols that no preload library can interpose. So when a
- * description lands on fd 0, 1 or 2 (a shell redirect, or inherited across exec), that
- * fd becomes one end of a pipe and a thread moves bytes between the pipe and the
- * description: the program, its stdio and its forked children all see a working stream.
- * The description's offset stays exact: before exec the pump stops, gives back what it
- * read ahead, and puts the placeholder back, and the new program starts its own pump.
- * A pumped stdin still behaves as the file for lseek, pread and fstat (head and tail
- * seek on it); only glibc's own fseek on stdin sees the pipe. A pumped stdout or stderr
- * is sequential, like a pipe: lseek on it fails with ESPIPE. */
+ * description lands on fd 0, 1 or 2 (a shell redirect, dd's of=, or inherited across
+ * exec), that fd becomes one end of a pipe and a thread moves bytes between the pipe and
+ * the description. The fd table keeps naming the description (a tagged slot), so every
+ * call but read and write (lseek, fstat, futimens, ftruncate, pread...) acts on the file
+ * itself; read and write go through the pipe to stay in order with stdio, and a read is
+ * filled like a read of a file. Before an operation that must see every byte written
+ * (fstat, lseek, fsync...) the pump is drained. Before exec the pump stops, gives back
+ * what it read ahead and restores the placeholder, and the new program starts its own.
+ *
+ * One pump per description per process. A forked child shares its parent's pipe: for
+ * the child such an fd has pipe semantics (lseek fails with ESPIPE). */
 #ifndef S3SHIM_PUMP_H
 #define S3SHIM_PUMP_H
 
@@ -18,20 +21,26 @@
 
 struct ofd;
 
-/* Serve fd (0-2, currently a placeholder for o) through a pipe. Takes over the caller's
- * reference to o on success (returns 0); on -1 nothing changed. */
+/* fd (0-2) holds o in the fd table, as a placeholder: serve it through a pipe.
+ * Returns 0, or -1 with nothing changed. */
 int pump_install(int fd, struct ofd *o);
-/* The program closed (or replaced) pumped fd: finish the transfer and release the
- * description. Returns the result of the description's close (0 or -errno). */
-int pump_finish(int fd);
+/* A pumped fd is about to be closed or replaced by the program: an IN pump whose last
+ * fd this is stops and gives back its read-ahead while the pipe can still be asked. */
+void pump_detach(int fd);
+/* After a pumped fd of o is gone: if none is left, finish the transfer and release the
+ * pump. Returns its first failure (0 or -errno). */
+int pump_release(struct ofd *o);
+
+/* read and lseek on a pumped fd; results as the syscalls' (or -errno). */
+ssize_t pump_read(int fd, void *buf, size_t n);
+off_t pump_lseek(int fd, struct ofd *o, off_t off, int whence);
+/* Wait until everything written to o's pipe has reached o (0 or -errno). */
+int pump_sync(struct ofd *o);
+
 /* Before exec: stop this process's pumps and put the placeholders back. */
 void pump_before_exec(void);
-/* exec failed: start them again. */
+/* exec failed: serve fds 0-2 again. */
 void pump_after_exec_failed(void);
-/* lseek, pread, fstat on a pumped fd (-errno on failure). */
-off_t pump_lseek(int fd, off_t off, int whence);
-ssize_t pump_pread(int fd, void *buf, size_t n, off_t off);
-int pump_fstat(int fd, struct stat *st);
 /* In a forked child: the pumps stay with the parent; reset the lock. */
 void pump_atfork_child(void);
 /* At exit: finish every pump this process owns. */

@@ -58,26 +58,31 @@ int io_open(struct route *r, int flags, mode_t mode)
     return fd;
 }
 
-/* A description that lands on fd 0-2 is served through a pipe (see pump.h). */
+/* A description that lands on fd 0-2 as a placeholder is served through a pipe (see
+ * pump.h). Not in a vfork child: it shares our memory and is about to exec. */
 static void maybe_pump(int fd)
 {
-    if (fd < 0 || fd > 2) return;
-    struct ofd *o = fdt_take(fd);
-    if (!o) return;
-    if (pump_install(fd, o) < 0) {
-        fdt_set(fd, o);
-        ofd_put(o);
-    }
+    if (fd < 0 || fd > 2 || getpid() != shim.pid) return;
+    struct ofd *raw = fdt_peek(fd);
+    if (!FDT_IS_MARK(raw) && !fdt_raw_pumped(raw)) pump_install(fd, raw);
 }
+
+/* A vfork child (or any clone sharing our memory) must not touch our tables: its
+ * descriptor calls go straight to the kernel. */
+static int in_foreign_child(void) { return getpid() != shim.pid; }
 
 void io_adopted(int fd) { maybe_pump(fd); }
 
 int io_close_fd(int fd)
 {
+    int pumped = fdt_raw_pumped(fdt_peek(fd));
+    if (pumped) pump_detach(fd);
     struct ofd *o = fdt_take(fd);
     if (!o) return -EBADF;
     REAL(close)(fd);
-    return ofd_put(o);
+    int p = pumped ? pump_release(o) : 0;
+    int r = ofd_put(o);
+    return p < 0 ? p : r;
 }
 
 static int open_common(int dirfd, const char *path, int flags, mode_t mode)
@@ -158,12 +163,8 @@ SHIM_EXPORT int close(int fd)
 {
     struct ofd *o = fdt_peek(fd);
     if (__builtin_expect(o == NULL, 1)) return REAL(close)(fd);
+    if (in_foreign_child()) return REAL(close)(fd);
     if (o == FDT_ENGINE) return shim_fail(-EBADF); /* not the program's to close */
-    if (o == FDT_PUMPED) {
-        int c = REAL(close)(fd);
-        int r = pump_finish(fd);
-        return c < 0 ? c : r < 0 ? shim_fail(r) : 0;
-    }
     int r = io_close_fd(fd);
     return r < 0 ? shim_fail(r) : 0;
 }
@@ -171,7 +172,7 @@ SHIM_EXPORT int close(int fd)
 /* Close [lo, hi] in runs, skipping engine descriptors and closing ours properly. */
 static int close_range_impl(unsigned lo, unsigned hi, int flags)
 {
-    if (atomic_load(&fdt_used) == 0) return REAL(close_range)(lo, hi, flags);
+    if (atomic_load(&fdt_used) == 0 || in_foreign_child()) return REAL(close_range)(lo, hi, flags);
     unsigned lim = (unsigned)fdt_limit();
     unsigned run = lo;
     for (unsigned fd = lo; fd <= hi && fd < lim; fd++) {
@@ -180,14 +181,10 @@ static int close_range_impl(unsigned lo, unsigned hi, int flags)
         if (run < fd && REAL(close_range)(run, fd - 1, flags) < 0) return -1;
         run = fd + 1;
         if (o == FDT_ENGINE) continue;
-        if (flags & CLOSE_RANGE_CLOEXEC) {
+        if (flags & CLOSE_RANGE_CLOEXEC)
             REAL(fcntl)((int)fd, F_SETFD, FD_CLOEXEC);
-        } else if (o == FDT_PUMPED) {
-            REAL(close)((int)fd);
-            pump_finish((int)fd);
-        } else {
+        else
             io_close_fd((int)fd);
-        }
     }
     if (run <= hi) return REAL(close_range)(run, hi, flags);
     return 0;
@@ -205,28 +202,29 @@ SHIM_EXPORT void closefrom(int lo)
  * threads. `how` is 0 for dup2, or the dup3 flags. */
 static int dup_onto(int oldfd, int newfd, int how, int is_dup3)
 {
+    int was_pumped = oldfd != newfd && fdt_raw_pumped(fdt_peek(newfd));
+    if (was_pumped) pump_detach(newfd);
     fdt_lock();
     int r = is_dup3 ? REAL(dup3)(oldfd, newfd, how) : REAL(dup2)(oldfd, newfd);
-    struct ofd *prev = NULL;
-    int was_pumped = 0, ours = 0;
+    struct ofd *prev = NULL, *src = NULL;
     if (r >= 0 && oldfd != newfd) {
-        struct ofd *src = fdt_peek(oldfd);
-        was_pumped = fdt_peek(newfd) == FDT_PUMPED;
-        if (src == FDT_ENGINE || (src == FDT_PUMPED && newfd > 2)) src = NULL;
-        if (src && was_pumped) fdt_take_locked(newfd); /* keep the pump's bookkeeping */
-        prev = src ? fdt_set_locked(newfd, src) : fdt_take_locked(newfd);
-        ours = src && src != FDT_PUMPED;
+        src = fdt_peek(oldfd);
+        if (src == FDT_ENGINE) src = NULL;
+        prev = src ? fdt_set_locked(newfd, src) : fdt_take_locked(newfd); /* a pumped src stays tagged */
     }
     fdt_unlock();
-    if (prev) ofd_put(prev);
-    if (was_pumped) pump_finish(newfd);
-    if (ours) maybe_pump(newfd);
+    if (prev) {
+        if (was_pumped) pump_release(prev);
+        ofd_put(prev);
+    }
+    if (src) maybe_pump(newfd);
     return r;
 }
 
 SHIM_EXPORT int dup2(int oldfd, int newfd)
 {
     if (__builtin_expect(!fdt_peek(oldfd) && !fdt_peek(newfd), 1)) return REAL(dup2)(oldfd, newfd);
+    if (in_foreign_child()) return REAL(dup2)(oldfd, newfd);
     if (fdt_peek(newfd) == FDT_ENGINE) return shim_fail(-EBUSY);
     return dup_onto(oldfd, newfd, 0, 0);
 }
@@ -234,6 +232,7 @@ SHIM_EXPORT int dup2(int oldfd, int newfd)
 SHIM_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
     if (__builtin_expect(!fdt_peek(oldfd) && !fdt_peek(newfd), 1)) return REAL(dup3)(oldfd, newfd, flags);
+    if (in_foreign_child()) return REAL(dup3)(oldfd, newfd, flags);
     if (fdt_peek(newfd) == FDT_ENGINE) return shim_fail(-EBUSY);
     return dup_onto(oldfd, newfd, flags, 1);
 }
@@ -241,13 +240,12 @@ SHIM_EXPORT int dup3(int oldfd, int newfd, int flags)
 /* New descriptor for the same description (dup, F_DUPFD). */
 static int dup_new(int oldfd, int cmd, int minfd)
 {
-    struct ofd *o = fdt_get(oldfd);
-    if (!o) return cmd < 0 ? REAL(dup)(oldfd) : REAL(fcntl)(oldfd, cmd, minfd);
+    if (in_foreign_child()) return cmd < 0 ? REAL(dup)(oldfd) : REAL(fcntl)(oldfd, cmd, minfd);
     fdt_lock();
     int fd = cmd < 0 ? REAL(dup)(oldfd) : REAL(fcntl)(oldfd, cmd, minfd);
-    if (fd >= 0) fdt_set_locked(fd, o);
+    struct ofd *src = fdt_peek(oldfd);
+    if (fd >= 0 && !FDT_IS_MARK(src)) fdt_set_locked(fd, src); /* a pumped src stays tagged */
     fdt_unlock();
-    ofd_put(o);
     maybe_pump(fd);
     return fd;
 }
@@ -307,15 +305,7 @@ SHIM_EXPORT int fcntl(int fd, int cmd, ...)
     return fcntl_ours(fd, cmd, arg);
 }
 
-SHIM_EXPORT int fcntl64(int fd, int cmd, ...)
-{
-    va_list ap;
-    va_start(ap, cmd);
-    unsigned long arg = va_arg(ap, unsigned long);
-    va_end(ap);
-    if (__builtin_expect(!fdt_is_ours(fd), 1)) return REAL(fcntl)(fd, cmd, arg);
-    return fcntl_ours(fd, cmd, arg);
-}
+SHIM_EXPORT int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));
 
 /* mkstemp family inside a mount: glibc's own versions open through internal symbols we
  * cannot see, so a template under a mount is filled in and created here. */

@@ -164,14 +164,21 @@ int io_fstat(struct ofd *o, struct stat *st)
 
 /* --- the exported symbols -------------------------------------------------------- */
 
-/* Run `call` on the ofd behind fd with a reference held; the result is -errno-style. */
+/* Run `call` on the ofd behind fd with a reference held; the result is -errno-style.
+ * On a pumped stdout the pipe is drained first, so the call sees every byte written. */
 #define WITH_OFD(fd, call) \
     ({ \
-        struct ofd *o = fdt_get(fd); \
-        __auto_type _res = o ? (call) : -EBADF; \
+        int pumped_; \
+        struct ofd *o = fdt_get_ex(fd, &pumped_); \
+        int s_ = o && pumped_ ? pump_sync(o) : 0; \
+        __auto_type _res = !o ? -EBADF : s_ < 0 ? s_ : (call); \
         if (o) ofd_put(o); \
         _res < 0 ? (__typeof__(_res))shim_fail((int)_res) : _res; \
     })
+
+/* read and write on a pumped fd go through its pipe, in order with stdio. */
+#define PUMPED_TO_PIPE(fd, expr) \
+    if (__builtin_expect(fdt_raw_pumped(fdt_peek(fd)), 0)) return expr
 
 #define PASS_IF_FOREIGN(fd, expr) \
     if (__builtin_expect(!fdt_is_ours(fd), 1)) return expr
@@ -179,6 +186,7 @@ int io_fstat(struct ofd *o, struct stat *st)
 SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
     PASS_IF_FOREIGN(fd, REAL(read)(fd, buf, n));
+    PUMPED_TO_PIPE(fd, pump_read(fd, buf, n));
     return WITH_OFD(fd, io_read(o, buf, n));
 }
 
@@ -188,21 +196,9 @@ SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
     return read(fd, buf, n);
 }
 
-/* Like PASS_IF_FOREIGN, but a pumped fd (0-2 served through a pipe) goes to `pumped`. */
-#define PASS_OR_PUMP(fd, expr, pumped) \
-    do { \
-        struct ofd *s_ = fdt_peek(fd); \
-        if (__builtin_expect(s_ == NULL, 1)) return expr; \
-        if (s_ == FDT_PUMPED) { \
-            __auto_type r_ = (pumped); \
-            return r_ < 0 ? (__typeof__(r_))shim_fail((int)r_) : r_; \
-        } \
-        if (s_ == FDT_ENGINE) return expr; \
-    } while (0)
-
 SHIM_EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off)
 {
-    PASS_OR_PUMP(fd, REAL(pread)(fd, buf, n, off), pump_pread(fd, buf, n, off));
+    PASS_IF_FOREIGN(fd, REAL(pread)(fd, buf, n, off));
     return WITH_OFD(fd, io_pread(o, buf, n, off));
 }
 
@@ -223,6 +219,7 @@ SHIM_EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t n, off_t off, size_t
 SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
     PASS_IF_FOREIGN(fd, REAL(readv)(fd, iov, cnt));
+    PUMPED_TO_PIPE(fd, REAL(readv)(fd, iov, cnt));
     return WITH_OFD(fd, io_readv(o, iov, cnt, -1));
 }
 
@@ -250,6 +247,7 @@ SHIM_EXPORT ssize_t preadv64v2(int fd, const struct iovec *iov, int cnt, off_t o
 SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
     PASS_IF_FOREIGN(fd, REAL(write)(fd, buf, n));
+    PUMPED_TO_PIPE(fd, REAL(write)(fd, buf, n));
     return WITH_OFD(fd, io_write(o, buf, n));
 }
 
@@ -264,6 +262,7 @@ SHIM_EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) { ret
 SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
     PASS_IF_FOREIGN(fd, REAL(writev)(fd, iov, cnt));
+    PUMPED_TO_PIPE(fd, REAL(writev)(fd, iov, cnt));
     return WITH_OFD(fd, io_writev(o, iov, cnt, -1));
 }
 
@@ -293,18 +292,23 @@ SHIM_EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t 
 
 SHIM_EXPORT off_t lseek(int fd, off_t off, int whence)
 {
-    PASS_OR_PUMP(fd, REAL(lseek)(fd, off, whence), pump_lseek(fd, off, whence));
-    return WITH_OFD(fd, io_lseek(o, off, whence));
+    PASS_IF_FOREIGN(fd, REAL(lseek)(fd, off, whence));
+    struct ofd *o = fdt_get(fd);
+    if (!o) return shim_fail(-EBADF);
+    off_t r = fdt_raw_pumped(fdt_peek(fd)) ? pump_lseek(fd, o, off, whence) : io_lseek(o, off, whence);
+    ofd_put(o);
+    return r < 0 ? shim_fail((int)r) : r;
 }
 
 SHIM_EXPORT off_t lseek64(int fd, off_t off, int whence) { return lseek(fd, off, whence); }
 
 static int sync_ours(int fd, int datasync)
 {
-    struct ofd *o = fdt_get(fd);
+    int pumped;
+    struct ofd *o = fdt_get_ex(fd, &pumped);
     if (!o) return shim_fail(-EBADF);
-    int r = 0;
-    if (o->fh && o->m->ops->fsync) {
+    int r = pumped ? pump_sync(o) : 0;
+    if (r == 0 && o->fh && o->m->ops->fsync) {
         uint64_t t0 = stats_now_ns();
         r = IO_BACKEND(o->m->ops->fsync(o->fh, datasync));
         stats_record(&o->m->stats, STK_SYNC, t0, 0, r < 0);

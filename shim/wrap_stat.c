@@ -44,9 +44,11 @@ static int stat_at(int dirfd, const char *path, struct stat *st, int flags)
 
 static int fstat_ours(int fd, struct stat *st)
 {
-    struct ofd *o = fdt_get(fd);
+    int pumped;
+    struct ofd *o = fdt_get_ex(fd, &pumped);
     if (!o) return shim_fail(-EBADF);
-    int r = io_fstat(o, st);
+    int r = pumped ? pump_sync(o) : 0;
+    if (r == 0) r = io_fstat(o, st);
     ofd_put(o);
     return r < 0 ? shim_fail(r) : 0;
 }
@@ -66,12 +68,7 @@ SHIM_EXPORT int fstatat64(int d, const char *p, struct stat64 *st, int fl)
 
 SHIM_EXPORT int fstat(int fd, struct stat *st)
 {
-    struct ofd *s = fdt_peek(fd);
-    if (__builtin_expect(s == NULL || s == FDT_ENGINE, 1)) return REAL(fstat)(fd, st);
-    if (s == FDT_PUMPED) {
-        int r = pump_fstat(fd, st);
-        return r < 0 ? shim_fail(r) : 0;
-    }
+    if (__builtin_expect(!fdt_is_ours(fd), 1)) return REAL(fstat)(fd, st);
     return fstat_ours(fd, st);
 }
 SHIM_EXPORT int fstat64(int fd, struct stat64 *st) { return fstat(fd, (struct stat *)st); }
