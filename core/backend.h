@@ -48,6 +48,9 @@ struct backend_ops {
     /* The kernel descriptor behind an open file, or -1: lets mmap, locks, fchmod and
      * friends work on local backends. */
     int (*local_fd)(void *fh);
+    /* Take up a file from such a descriptor, inherited from the program that exec'd us
+     * (the file may have been unlinked or renamed since it was opened). */
+    int (*open_fd)(void *ms, int fd, int flags, void **fh);
 
     /* Namespace. */
     int (*stat)(void *ms, const char *key, struct stat *st, int nofollow);

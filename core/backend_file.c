@@ -31,8 +31,14 @@ static const char *rel(const char *key) { return key[0] ? key : "."; }
 
 static int neg_errno(int r) { return r < 0 ? -errno : r; }
 
+/* Flags open(2) acts on; it ignores other bits, openat2 refuses them. */
+#define OPEN_FLAGS_KNOWN \
+    (O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECT | \
+     O_LARGEFILE | O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC | O_PATH | O_TMPFILE | FASYNC)
+
 static int open_beneath(struct file_mount *fm, const char *key, int flags, mode_t mode)
 {
+    flags &= OPEN_FLAGS_KNOWN;
     struct open_how how = {
         .flags = (uint64_t)(flags | O_CLOEXEC),
         .mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
@@ -161,6 +167,21 @@ static int fm_close(void *fh)
 }
 
 static int fm_local_fd(void *fh) { return FD(fh); }
+
+static int fm_open_fd(void *ms, int fd, int flags, void **fhp)
+{
+    (void)ms, (void)flags;
+    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0) return -errno;
+    struct fm_file *fh = malloc(sizeof *fh);
+    if (!fh) {
+        close(own);
+        return -ENOMEM;
+    }
+    fh->fd = efd_park(own);
+    *fhp = fh;
+    return 0;
+}
 
 #define ROOT(ms) (((struct file_mount *)(ms))->rootfd)
 
@@ -296,6 +317,7 @@ const struct backend_ops bk_file_ops = {
     .futimens = fm_futimens,
     .close = fm_close,
     .local_fd = fm_local_fd,
+    .open_fd = fm_open_fd,
     .stat = fm_stat,
     .access = fm_access,
     .unlink = fm_unlink,

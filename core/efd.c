@@ -3,25 +3,35 @@
 
 #include <fcntl.h>
 #include <sys/resource.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 static const struct efd_hooks *hooks;
 
 void efd_set_hooks(const struct efd_hooks *h) { hooks = h; }
 
+/* Half the soft limit: above what programs use, below what they may raise it to. */
+static long park_floor(void)
+{
+    static _Atomic long floor_cache;
+    long f = floor_cache;
+    if (f) return f;
+    struct rlimit rl;
+    f = 512;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= 64)
+        f = (long)rl.rlim_cur / 2;
+    floor_cache = f;
+    return f;
+}
+
 int efd_park(int fd)
 {
-    struct rlimit rl;
-    long floor = 512;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-        floor = (long)rl.rlim_cur / 2;
-    int nfd = (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, floor);
+    long floor = park_floor();
+    int nfd = fcntl(fd, F_DUPFD_CLOEXEC, floor);
     if (nfd >= 0) {
-        syscall(SYS_close, fd);
+        close(fd);
         fd = nfd;
     } else {
-        syscall(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC);
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
     if (hooks) hooks->own(fd);
     return fd;
@@ -31,5 +41,5 @@ void efd_close(int fd)
 {
     if (fd < 0) return;
     if (hooks) hooks->disown(fd);
-    syscall(SYS_close, fd);
+    close(fd);
 }

@@ -8,6 +8,7 @@
 
 _Atomic(_Atomic(struct ofd *) *) fdt_chunks[FDT_CHUNKS];
 _Atomic unsigned fdt_used;
+_Atomic unsigned fdt_nofd;
 static _Atomic int fdt_max;
 static pthread_rwlock_t fdt_rw = PTHREAD_RWLOCK_INITIALIZER;
 
@@ -46,6 +47,8 @@ struct ofd *fdt_set_locked(int fd, struct ofd *o)
     struct ofd *old = atomic_exchange_explicit(s, o, memory_order_acq_rel);
     if (old && !o) atomic_fetch_sub_explicit(&fdt_used, 1, memory_order_relaxed);
     if (!old && o) atomic_fetch_add_explicit(&fdt_used, 1, memory_order_relaxed);
+    if (!FDT_IS_MARK(old)) atomic_fetch_sub_explicit(&fdt_nofd, 1, memory_order_relaxed);
+    if (!FDT_IS_MARK(o)) atomic_fetch_add_explicit(&fdt_nofd, 1, memory_order_relaxed);
     if (fd >= atomic_load_explicit(&fdt_max, memory_order_relaxed))
         atomic_store_explicit(&fdt_max, fd + 1, memory_order_relaxed);
     return fdt_raw_ofd(old);
@@ -80,8 +83,6 @@ int fdt_limit(void) { return atomic_load_explicit(&fdt_max, memory_order_relaxed
 
 void fdt_atfork_prepare(void) { pthread_rwlock_wrlock(&fdt_rw); }
 void fdt_atfork_parent(void) { pthread_rwlock_unlock(&fdt_rw); }
-void fdt_atfork_child(void)
-{
-    pthread_rwlock_t fresh = PTHREAD_RWLOCK_INITIALIZER;
-    fdt_rw = fresh;
-}
+/* The child's only thread holds the lock taken in prepare, but glibc recognises a writer
+ * by its thread id, which fork changed: start a fresh lock instead of unlocking. */
+void fdt_atfork_child(void) { pthread_rwlock_init(&fdt_rw, NULL); }

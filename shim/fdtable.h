@@ -38,7 +38,8 @@ static inline struct ofd *fdt_raw_ofd(struct ofd *raw)
 static inline struct ofd *fdt_tag_pumped(struct ofd *o) { return (struct ofd *)((uintptr_t)o | FDT_PUMP_TAG); }
 
 extern _Atomic(_Atomic(struct ofd *) *) fdt_chunks[FDT_CHUNKS];
-extern _Atomic unsigned fdt_used; /* slots in use; 0 = nothing to look up */
+extern _Atomic unsigned fdt_used; /* slots in use (any kind); 0 = nothing to look up */
+extern _Atomic unsigned fdt_nofd; /* slots holding a description; 0 = no shim fd open */
 
 /* Raw slot (no reference): NULL, FDT_ENGINE or a (maybe tagged) ofd. Lock-free. */
 static inline struct ofd *fdt_peek(int fd)
@@ -50,9 +51,11 @@ static inline struct ofd *fdt_peek(int fd)
     return atomic_load_explicit(&c[(unsigned)fd & (FDT_CHUNK - 1)], memory_order_acquire);
 }
 
-/* Is fd a program-visible shim descriptor? */
+/* Is fd a program-visible shim descriptor? The pass-through test of read, write,
+ * fstat...: with no shim descriptor open it is one load and a branch. */
 static inline int fdt_is_ours(int fd)
 {
+    if (__builtin_expect(atomic_load_explicit(&fdt_nofd, memory_order_relaxed) == 0, 1)) return 0;
     return !FDT_IS_MARK(fdt_peek(fd));
 }
 

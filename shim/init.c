@@ -133,7 +133,11 @@ __attribute__((constructor(101))) static void shim_init(void)
         setenv("S3SHIM_ROOT_PID", pid, 1);
     }
     mnt_build(&shim.mounts, &shim.cfg);
-    if (shim.root) report_config();
+    if (shim.root)
+        report_config();
+    else /* the first process of the run said it already */
+        for (int i = 0; i < shim.mounts.n; i++)
+            if (strcmp(shim.mounts.m[i].uri, "s3://") != 0) shim.mounts.m[i].warned = 1;
     if (shim.cfg.stats) {
         int fd = REAL(fcntl)(2, F_DUPFD_CLOEXEC, 0);
         if (fd >= 0) stats_fd = efd_park(fd);

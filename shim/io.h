@@ -30,6 +30,10 @@ off_t io_lseek(struct ofd *o, off_t off, int whence);
 int io_fstat(struct ofd *o, struct stat *st);
 int io_stat(struct route *r, struct stat *st, int nofollow);
 
+/* A path written with a trailing '/', '/.' or '/..' must name a directory: 0 if it does
+ * (or does not exist, for the caller to report), -ENOTDIR if it names something else. */
+int io_trail_check(struct route *r);
+
 /* Call an errno-returning function with the engine guard held. */
 #define IO_BACKEND(expr) \
     ({ \

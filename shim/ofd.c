@@ -82,6 +82,8 @@ int ofd_create(struct mount *m, const char *path, const char *key, int type, int
     pthread_mutex_init(&o->lock, NULL);
     sh->magic = OFD_MAGIC;
     sh->version = OFD_VERSION;
+    sh->xfd = -1;
+    o->xfd = -1;
     sh->type = type;
     sh->oflags = oflags;
     sh->status = oflags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC | O_DIRECTORY | O_NOFOLLOW);
@@ -117,8 +119,8 @@ int ofd_promote(struct ofd *o)
     pthread_mutex_lock(&o->lock);
     memcpy(map, o->sh, sizeof *map);
     init_shared_lock(map);
-    free(o->sh);
-    o->sh = map;
+    o->priv = o->sh; /* threads may still be reading it; freed with the ofd */
+    __atomic_store_n(&o->sh, map, __ATOMIC_RELEASE);
     o->mapped = 1;
     pthread_mutex_unlock(&o->lock);
     return ph;
@@ -142,6 +144,27 @@ void ofd_promote_all(void)
             REAL(dup3)(ph, g, cl > 0 && (cl & FD_CLOEXEC) ? O_CLOEXEC : 0);
         }
         REAL(close)(ph);
+    }
+    fdt_unlock();
+}
+
+void ofd_export_local(void)
+{
+    fdt_lock();
+    int lim = fdt_limit();
+    for (int fd = 0; fd < lim; fd++) {
+        struct ofd *o = fdt_raw_ofd(fdt_peek(fd));
+        if (!o || !o->mapped || !o->fh || !o->m->ops->local_fd || o->xfd >= 0) continue;
+        int lfd = o->m->ops->local_fd(o->fh);
+        struct stat st;
+        if (lfd < 0 || REAL(fstat)(lfd, &st) < 0) continue;
+        int x = REAL(fcntl)(lfd, F_DUPFD, 64);
+        if (x < 0) continue;
+        o->xfd = x;
+        fdt_set_locked(x, FDT_ENGINE);
+        o->sh->xdev = st.st_dev;
+        o->sh->xino = st.st_ino;
+        o->sh->xfd = x;
     }
     fdt_unlock();
 }
@@ -172,6 +195,8 @@ int ofd_put(struct ofd *o)
         munmap(o->sh, OFD_MAP_SIZE);
     else
         free(o->sh);
+    free(o->priv);
+    if (o->xfd >= 0) efd_close(o->xfd);
     pthread_mutex_destroy(&o->lock);
     free(o);
     return r;
@@ -206,10 +231,15 @@ static struct ofd *adopt(int fd)
     struct mount *m = mnt_adhoc(&shim.mounts, sh->uri);
     const char *key = sh->path + sh->key_off;
     void *fh = NULL;
+    int xfd = -1;
     if (m && sh->type == OFD_FILE) {
         int fl = sh->oflags & ~(O_CREAT | O_EXCL | O_TRUNC);
+        struct stat st;
+        if (sh->xfd >= 0 && m->ops->open_fd && REAL(fstat)(sh->xfd, &st) == 0 && (uint64_t)st.st_dev == sh->xdev &&
+            (uint64_t)st.st_ino == sh->xino)
+            xfd = sh->xfd; /* the very file the parent had open */
         guard_enter();
-        int r = m->ops->open(m->ms, key, fl, 0, &fh);
+        int r = xfd >= 0 ? m->ops->open_fd(m->ms, xfd, fl, &fh) : m->ops->open(m->ms, key, fl, 0, &fh);
         guard_leave();
         if (r < 0) {
             slog_warn("inherited descriptor %d (%s) cannot be re-opened: %s; it will fail with EBADF", fd,
@@ -228,6 +258,8 @@ static struct ofd *adopt(int fd)
         return NULL;
     }
     pthread_mutex_init(&o->lock, NULL);
+    o->xfd = xfd;
+    if (xfd >= 0) fdt_set(xfd, FDT_ENGINE); /* kept for our own children */
     o->sh = sh;
     o->mapped = 1;
     o->type = sh->type;

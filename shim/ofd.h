@@ -22,7 +22,7 @@ struct mount;
 enum ofd_type { OFD_FILE = 1, OFD_DIR = 2 };
 
 #define OFD_MAGIC 0x53334f46u /* "S3OF" */
-#define OFD_VERSION 1
+#define OFD_VERSION 2
 #define OFD_MEMFD_NAME "s3shim-ofd"
 
 struct ofd_shared {
@@ -33,6 +33,9 @@ struct ofd_shared {
     int32_t oflags;  /* flags at open, to re-open after exec */
     int32_t type;
     uint32_t key_off; /* key = path + key_off */
+    int32_t xfd;      /* a non-close-on-exec copy of the local file's fd, or -1 */
+    uint32_t pad;
+    uint64_t xdev, xino; /* what xfd must be, checked before it is trusted */
     char uri[1024];   /* mount URI, to find the backend again after exec */
     char path[PATH_MAX];
 };
@@ -43,12 +46,18 @@ struct ofd {
     struct mount *m;
     void *fh; /* backend file handle (OFD_FILE) */
     pthread_mutex_t lock; /* this process's threads; sh->lock orders processes */
-    struct ofd_shared *sh;
+    struct ofd_shared *sh; /* read with ofd_sh(): promotion swaps it under readers */
+    struct ofd_shared *priv; /* the private state before promotion, freed with the ofd */
+    int xfd; /* this process's exported copy of the local fd (ofd_export_local), or -1 */
     int mapped; /* sh is a shared mapping (else private memory) */
 };
 
-static inline const char *ofd_path(const struct ofd *o) { return o->sh->path; }
-static inline const char *ofd_key(const struct ofd *o) { return o->sh->path + o->sh->key_off; }
+static inline struct ofd_shared *ofd_sh(const struct ofd *o) { return __atomic_load_n(&o->sh, __ATOMIC_ACQUIRE); }
+static inline const char *ofd_path(const struct ofd *o) { return ofd_sh(o)->path; }
+static inline const char *ofd_key(const struct ofd *o) { return ofd_sh(o)->path + ofd_sh(o)->key_off; }
+/* Status flags (F_GETFL) are read without the lock by every I/O call. */
+static inline int ofd_status(const struct ofd *o) { return __atomic_load_n(&ofd_sh(o)->status, __ATOMIC_RELAXED); }
+static inline void ofd_set_status(struct ofd *o, int v) { __atomic_store_n(&ofd_sh(o)->status, v, __ATOMIC_RELAXED); }
 
 /* Create a description and its placeholder descriptor (the lowest free fd, like open(2)).
  * The caller installs it in the fd table. Returns the fd or -errno. `oflags` decides
@@ -71,6 +80,9 @@ void ofd_promote_all(void);
 /* Move one description's state into a shared memfd; returns an O_PATH descriptor of it
  * (for the caller to dup onto placeholders and close), -EEXIST if already shared. */
 int ofd_promote(struct ofd *o);
+/* Before exec or spawn: give each description on a local file a descriptor the next
+ * program inherits, so it reaches the same file even if it was unlinked or renamed. */
+void ofd_export_local(void);
 /* In the child after fork: reset this process's locks (threads did not follow). */
 void ofd_atfork_child(void);
 

@@ -192,7 +192,7 @@ static void give_back(struct pump *p, int probe)
     if (p->ours >= 0) probe = p->ours;
     if (probe < 0 || REAL(ioctl)(probe, FIONREAD, &inpipe) < 0) inpipe = 0;
     ofd_lock(p->o);
-    p->o->sh->offset -= (int64_t)inpipe + (int64_t)p->held;
+    ofd_sh(p->o)->offset -= (int64_t)inpipe + (int64_t)p->held;
     ofd_unlock(p->o);
     p->held = 0;
     p->given = 1;
@@ -219,7 +219,7 @@ static int retire(struct pump *p)
 
 int pump_install(int fd, struct ofd *o)
 {
-    int acc = o->sh->status & O_ACCMODE;
+    int acc = ofd_status(o) & O_ACCMODE;
     if (fd < 0 || fd > 2 || o->type != OFD_FILE || acc == O_RDWR) return -1;
     pthread_mutex_lock(&pump_lock);
     struct pump *q = pump_for(o);
@@ -435,8 +435,7 @@ void pump_after_exec_failed(void)
 
 void pump_atfork_child(void)
 {
-    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
-    pump_lock = fresh;
+    pthread_mutex_init(&pump_lock, NULL);
 }
 
 static void close_pumped_fd(int fd, struct pump *p)

@@ -90,6 +90,12 @@ struct timeval;
     X(ssize_t, getxattr, (const char *, const char *, void *, size_t)) \
     X(ssize_t, lgetxattr, (const char *, const char *, void *, size_t)) \
     X(ssize_t, fgetxattr, (int, const char *, void *, size_t)) \
+    X(int, setxattr, (const char *, const char *, const void *, size_t, int)) \
+    X(int, lsetxattr, (const char *, const char *, const void *, size_t, int)) \
+    X(int, fsetxattr, (int, const char *, const void *, size_t, int)) \
+    X(int, removexattr, (const char *, const char *)) \
+    X(int, lremovexattr, (const char *, const char *)) \
+    X(int, fremovexattr, (int, const char *)) \
     X(ssize_t, listxattr, (const char *, char *, size_t)) \
     X(ssize_t, llistxattr, (const char *, char *, size_t)) \
     X(ssize_t, flistxattr, (int, char *, size_t)) \
@@ -126,6 +132,7 @@ struct timeval;
     X(int, execvpe, (const char *, char *const *, char *const *)) \
     X(int, fexecve, (int, char *const *, char *const *)) \
     X(int, execveat, (int, const char *, char *const *, char *const *, int)) \
+    X(pid_t, fork, (void)) \
     X(int, posix_spawn, (pid_t *, const char *, const posix_spawn_file_actions_t *, \
                          const posix_spawnattr_t *, char *const *, char *const *)) \
     X(int, posix_spawnp, (pid_t *, const char *, const posix_spawn_file_actions_t *, \

@@ -15,6 +15,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 _Atomic int route_cwd_state = CWD_UNKNOWN;
 unsigned char route_lead[256];
 
@@ -32,6 +36,7 @@ void route_init(void)
         const char *p = shim.mounts.m[i].prefix;
         if (p[0] == '/') route_lead[(unsigned char)p[1]] = 1;
     }
+    route_lead[0] = 1; /* "/" itself: an ancestor of every mount */
     snprintf(shadow_root, sizeof shadow_root, "/tmp/.s3shim-cwd-%u", (unsigned)getuid());
     atomic_store(&route_cwd_state, CWD_UNKNOWN);
 }
@@ -45,6 +50,17 @@ static int near_mount(const char *dir)
         const struct mount *m = &shim.mounts.m[i];
         if (m->prefix[0] != '/') continue;
         if (path_under(dir, m->prefix, m->plen) || path_under(m->prefix, dir, strlen(dir))) return 1;
+    }
+    return 0;
+}
+
+/* Is a normalised foreign path a directory above some mount prefix ("/mnt" for /mnt/m)? */
+static int above_mount(const char *path)
+{
+    size_t n = strlen(path);
+    for (int i = 0; i < shim.mounts.n; i++) {
+        const struct mount *m = &shim.mounts.m[i];
+        if (m->prefix[0] == '/' && m->plen > n && path_under(m->prefix, path, n)) return 1;
     }
     return 0;
 }
@@ -69,7 +85,7 @@ static int cwd_refresh_locked(void)
             else
                 snprintf(cwd_buf, sizeof cwd_buf, "%s", v);
             const char *key;
-            st = mnt_route(&shim.mounts, cwd_buf, &key) ? CWD_VIRTUAL : CWD_FAR;
+            st = mnt_route(&shim.mounts, cwd_buf, &key) || above_mount(cwd_buf) ? CWD_VIRTUAL : CWD_FAR;
             if (st == CWD_FAR) snprintf(cwd_buf, sizeof cwd_buf, "%s", real_cwd);
         } else {
             snprintf(cwd_buf, sizeof cwd_buf, "%s", real_cwd);
@@ -89,6 +105,41 @@ static int join(const char *base, const char *rel, char *out, size_t size)
         return 0;
     }
     return path_join(base, rel, out, size) < 0 ? -1 : 0;
+}
+
+/* Sixteen bytes at a time. Loads are aligned, so they never cross into an unmapped
+ * page; bytes before the start and after the terminating NUL are masked off. */
+int route_has_dotdot(const char *p)
+{
+#if defined(__SSE2__)
+    const __m128i dot = _mm_set1_epi8('.'), zero = _mm_setzero_si128();
+    uintptr_t mis = (uintptr_t)p & 15;
+    const __m128i *v = (const __m128i *)(p - mis);
+    unsigned carry = 0; /* the previous block ended in '.' */
+    unsigned keep = 0xffffu << mis;
+    for (;; v++, keep = 0xffffu) {
+        __m128i x = _mm_load_si128(v);
+        unsigned nul = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, zero)) & keep;
+        unsigned d = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, dot)) & keep;
+        if (nul) d &= (nul & -nul) - 1; /* only bytes before the NUL */
+        if ((d & ((d << 1) | carry)) != 0) return 1;
+        if (nul) return 0;
+        carry = (d >> 15) & 1;
+    }
+#else
+    return strstr(p, "..") != NULL;
+#endif
+}
+
+/* How a path ends, which normalisation forgets: "x/", "x/." and "x/.." name directories. */
+static int trail_of(const char *p)
+{
+    size_t n = strlen(p);
+    if (n == 0) return TRAIL_NONE;
+    if (p[n - 1] == '/') return n > 1 ? TRAIL_SLASH : TRAIL_NONE;
+    if (p[n - 1] == '.' && (n == 1 || p[n - 2] == '/')) return TRAIL_DOT;
+    if (n >= 2 && p[n - 1] == '.' && p[n - 2] == '.' && (n == 2 || p[n - 3] == '/')) return TRAIL_DOTDOT;
+    return TRAIL_NONE;
 }
 
 int route_slow(int dirfd, const char *p, struct route *r, int flags)
@@ -146,9 +197,11 @@ int route_slow(int dirfd, const char *p, struct route *r, int flags)
     if (m) {
         r->m = m;
         r->key = key;
+        r->trail = trail_of(p);
         return ROUTE_OURS;
     }
     if (rewritten) r->pass = r->path; /* relative to a virtual directory: now absolute */
+    r->ancestor = r->path[0] == '/' && above_mount(r->path);
     return ROUTE_FOREIGN;
 }
 
@@ -219,6 +272,5 @@ int route_getcwd_virtual(char *buf, size_t size)
 
 void route_atfork_child(void)
 {
-    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
-    cwd_lock = fresh;
+    pthread_mutex_init(&cwd_lock, NULL);
 }

@@ -20,10 +20,14 @@
 enum { ROUTE_FOREIGN = 0, ROUTE_OURS = 1, ROUTE_ERROR = -1 };
 enum { CWD_UNKNOWN = 0, CWD_FAR, CWD_NEAR, CWD_VIRTUAL };
 
+enum { TRAIL_NONE = 0, TRAIL_SLASH, TRAIL_DOT, TRAIL_DOTDOT };
+
 struct route {
     struct mount *m;
     const char *key;
     const char *pass; /* path to give libc when foreign (maybe rewritten into path) */
+    int trail;        /* the path ended in '/', '/.' or '/..': it must name a directory */
+    int ancestor;     /* foreign, but a directory above a mount prefix */
     char path[PATH_MAX];
 };
 
@@ -32,12 +36,18 @@ extern unsigned char route_lead[256]; /* second bytes of absolute mount prefixes
 
 int route_slow(int dirfd, const char *p, struct route *r, int flags);
 
+/* Does a string contain ".." anywhere? */
+int route_has_dotdot(const char *p);
+
+/* Could an absolute path name something under a mount? Collapsing "//" and "/./" keeps
+ * its components, so only its first component (against the mounts' first letters), a
+ * leading "." or "..", or a ".." anywhere can put it under a mount prefix. */
 static inline int route_abs_maybe(const char *p)
 {
-    if (route_lead[(unsigned char)p[1]]) return 1;
-    for (const char *s = p; (s = strchr(s, '/')) != NULL; s++)
-        if (s[1] == '/' || s[1] == '.') return 1;
-    return 0;
+    const char *q = p + 1;
+    while (*q == '/') q++;
+    if (route_lead[(unsigned char)*q] || *q == '.') return 1;
+    return route_has_dotdot(q);
 }
 
 static inline int route_rel_maybe(const char *p)
@@ -51,9 +61,10 @@ static inline int route_rel_maybe(const char *p)
 /* Route p relative to dirfd (AT_FDCWD or a descriptor). flags may hold AT_EMPTY_PATH.
  * Returns ROUTE_FOREIGN (call libc with r->pass), ROUTE_OURS (r->m, r->key) or
  * ROUTE_ERROR (errno set). */
-static inline int route_at(int dirfd, const char *p, struct route *r, int flags)
+static inline __attribute__((always_inline)) int route_at(int dirfd, const char *p, struct route *r, int flags)
 {
     r->pass = p;
+    r->ancestor = 0;
     if (__builtin_expect(p == NULL, 0)) return ROUTE_FOREIGN;
     if (p[0] == '/') {
         if (__builtin_expect(!route_abs_maybe(p), 1)) return ROUTE_FOREIGN;

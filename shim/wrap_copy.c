@@ -7,6 +7,7 @@
 #include "fdtable.h"
 #include "guard.h"
 #include "io.h"
+#include "pump.h"
 #include "real.h"
 #include "shim.h"
 
@@ -27,10 +28,15 @@ struct end {
     int fd;
     struct ofd *o;
     off_t *off; /* explicit offset, or NULL for the descriptor's own */
+    int pumped; /* fd is a pumped pipe end: sequential transfers go through the pipe */
 };
 
 static ssize_t end_read(struct end *e, void *buf, size_t n)
 {
+    if (e->pumped && !e->off) {
+        ssize_t r = pump_read(e->fd, buf, n);
+        return r < 0 ? -errno : r;
+    }
     if (e->o) {
         ssize_t r = e->off ? io_pread(e->o, buf, n, *e->off) : io_read(e->o, buf, n);
         if (r > 0 && e->off) *e->off += r;
@@ -47,7 +53,7 @@ static ssize_t end_write(struct end *e, const void *buf, size_t n)
     size_t done = 0;
     while (done < n) {
         ssize_t r;
-        if (e->o)
+        if (e->o && !(e->pumped && !e->off))
             r = e->off ? io_pwrite(e->o, (const char *)buf + done, n - done, *e->off)
                        : io_write(e->o, (const char *)buf + done, n - done);
         else {
@@ -66,7 +72,10 @@ static ssize_t end_write(struct end *e, const void *buf, size_t n)
 /* Copy up to len bytes; returns bytes copied (short only at end of input) or -errno. */
 static ssize_t copy_loop(int in, off_t *in_off, int out, off_t *out_off, size_t len)
 {
-    struct end src = {in, fdt_get(in), in_off}, dst = {out, fdt_get(out), out_off};
+    struct end src = {in, NULL, in_off, 0}, dst = {out, NULL, out_off, 0};
+    src.o = fdt_get_ex(in, &src.pumped);
+    dst.o = fdt_get_ex(out, &dst.pumped);
+    if (dst.o && dst.pumped && dst.off) pump_sync(dst.o);
     size_t chunk = len < COPY_CHUNK ? len : COPY_CHUNK;
     char *buf = chunk ? malloc(chunk) : NULL;
     ssize_t total = 0, err = 0;
@@ -109,7 +118,7 @@ SHIM_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t count)
     return r < 0 ? shim_fail((int)r) : r;
 }
 
-SHIM_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t count) { return sendfile(out, in, off, count); }
+SHIM_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t count) __attribute__((alias("sendfile")));
 
 SHIM_EXPORT ssize_t splice(int in, off_t *in_off, int out, off_t *out_off, size_t len, unsigned flags)
 {
@@ -122,6 +131,8 @@ SHIM_EXPORT ssize_t splice(int in, off_t *in_off, int out, off_t *out_off, size_
 static int ioctl_ours(int fd, unsigned long req, void *arg)
 {
     if (req == FICLONE || req == FICLONERANGE || req == FIDEDUPERANGE) return shim_fail(-EOPNOTSUPP);
+    if (req == FIOCLEX || req == FIONCLEX) /* descriptor flags live on the placeholder */
+        return REAL(fcntl)(fd, F_SETFD, req == FIOCLEX ? FD_CLOEXEC : 0);
     struct ofd *o = fdt_get(fd);
     if (!o) return shim_fail(-EBADF);
     int lfd = o->fh && o->m->ops->local_fd ? o->m->ops->local_fd(o->fh) : -1;
@@ -163,10 +174,7 @@ SHIM_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_
     return mmap_ours(addr, len, prot, flags, fd, off);
 }
 
-SHIM_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
-{
-    return mmap(addr, len, prot, flags, fd, off);
-}
+SHIM_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) __attribute__((alias("mmap")));
 
 SHIM_EXPORT int isatty(int fd)
 {

@@ -22,7 +22,9 @@ static int own_process(void) { return atomic_load(&shim.ready) && getpid() == sh
 
 static void before_child(void)
 {
-    if (own_process()) ofd_promote_all();
+    if (!own_process()) return;
+    ofd_promote_all();
+    ofd_export_local();
 }
 
 #define AROUND_EXEC(call) \
@@ -145,3 +147,7 @@ SHIM_EXPORT FILE *popen(const char *cmd, const char *mode)
     before_child();
     return REAL(popen)(cmd, mode);
 }
+
+/* vfork: the child shares our memory, so nothing of ours could be prepared in it. It is
+ * served by fork, which POSIX allows and which runs our fork handlers. */
+SHIM_EXPORT pid_t vfork(void) { return REAL(fork)(); }

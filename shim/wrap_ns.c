@@ -42,7 +42,18 @@ static int unlink_at(int dirfd, const char *path, int flags)
     case ROUTE_FOREIGN:
         return REAL(unlinkat)(dirfd, r.pass, flags);
     case ROUTE_OURS:
-        return flags & AT_REMOVEDIR ? NS_OP(&r, rmdir, r.key) : NS_OP(&r, unlink, r.key);
+        if (flags & AT_REMOVEDIR) {
+            if (r.trail == TRAIL_DOT) return shim_fail(-EINVAL); /* rmdir("d/.") */
+            if (r.trail == TRAIL_DOTDOT) return shim_fail(-ENOTEMPTY);
+            int t = io_trail_check(&r);
+            return t < 0 ? shim_fail(t) : NS_OP(&r, rmdir, r.key);
+        }
+        if (r.trail) { /* unlink("x/"): a directory is EISDIR, anything else ENOTDIR */
+            struct stat st;
+            int e = io_stat(&r, &st, 0);
+            return shim_fail(e == 0 ? -EISDIR : e);
+        }
+        return NS_OP(&r, unlink, r.key);
     default:
         return -1;
     }
@@ -62,6 +73,13 @@ static int rename_at(int od, const char *op, int nd, const char *np, unsigned fl
         return REAL(renameat)(od, a.pass, nd, b.pass);
     }
     if (ka != kb || a.m != b.m) return shim_fail(-EXDEV); /* mv falls back to copy+unlink */
+    if (a.trail >= TRAIL_DOT || b.trail >= TRAIL_DOT) return shim_fail(-EBUSY);
+    if (a.trail || b.trail) { /* "d/" renames only a directory */
+        struct stat st;
+        int e = io_stat(&a, &st, 0);
+        if (e == 0 && !S_ISDIR(st.st_mode)) e = -ENOTDIR;
+        if (e < 0) return shim_fail(e);
+    }
     return NS_OP(&a, rename, a.key, b.key, flags);
 }
 
@@ -76,9 +94,19 @@ static int mkdir_at(int dirfd, const char *path, mode_t mode)
 {
     struct route r;
     switch (route_at(dirfd, path, &r, 0)) {
-    case ROUTE_FOREIGN:
+    case ROUTE_FOREIGN: {
+        struct stat st;
+        /* The parent of a mount prefix exists for the program (mkdir -p walks it), and
+         * must not be created on the real disk. */
+        if (r.ancestor && REAL(stat)(r.pass, &st) < 0 && errno == ENOENT) return shim_fail(-EEXIST);
         return REAL(mkdirat)(dirfd, r.pass, mode);
+    }
     case ROUTE_OURS:
+        if (r.trail >= TRAIL_DOT) { /* "x/." exists exactly when x does */
+            struct stat st;
+            int e = io_stat(&r, &st, 0);
+            return shim_fail(e == 0 ? -EEXIST : e);
+        }
         return NS_OP(&r, mkdir, r.key, mode);
     default:
         return -1;
@@ -126,6 +154,9 @@ SHIM_EXPORT int chdir(const char *p)
     case ROUTE_FOREIGN: {
         int res = REAL(chdir)(r.pass);
         if (res == 0) route_cwd_changed();
+        /* The parent of a mount prefix that is not on disk: a virtual directory too
+         * (mkdir -p walks into it). */
+        if (res < 0 && errno == ENOENT && r.ancestor) return route_chdir_virtual(r.path);
         return res;
     }
     case ROUTE_OURS:
@@ -304,6 +335,26 @@ SHIM_EXPORT ssize_t lgetxattr(const char *p, const char *n, void *v, size_t s)
     FORWARD_PATH(AT_FDCWD, p, 0, REAL(lgetxattr)(P, n, v, s), REAL(lgetxattr)(P, n, v, s), -1);
 }
 
+SHIM_EXPORT int setxattr(const char *p, const char *n, const void *v, size_t s, int fl)
+{
+    FORWARD_PATH(AT_FDCWD, p, 0, REAL(setxattr)(P, n, v, s, fl), REAL(setxattr)(P, n, v, s, fl), -1);
+}
+
+SHIM_EXPORT int lsetxattr(const char *p, const char *n, const void *v, size_t s, int fl)
+{
+    FORWARD_PATH(AT_FDCWD, p, 0, REAL(lsetxattr)(P, n, v, s, fl), REAL(lsetxattr)(P, n, v, s, fl), -1);
+}
+
+SHIM_EXPORT int removexattr(const char *p, const char *n)
+{
+    FORWARD_PATH(AT_FDCWD, p, 0, REAL(removexattr)(P, n), REAL(removexattr)(P, n), -1);
+}
+
+SHIM_EXPORT int lremovexattr(const char *p, const char *n)
+{
+    FORWARD_PATH(AT_FDCWD, p, 0, REAL(lremovexattr)(P, n), REAL(lremovexattr)(P, n), -1);
+}
+
 SHIM_EXPORT ssize_t listxattr(const char *p, char *l, size_t s)
 {
     FORWARD_PATH(AT_FDCWD, p, 0, REAL(listxattr)(P, l, s), REAL(listxattr)(P, l, s), -1);
@@ -389,6 +440,16 @@ SHIM_EXPORT ssize_t fgetxattr(int fd, const char *n, void *v, size_t s)
 SHIM_EXPORT ssize_t flistxattr(int fd, char *l, size_t s)
 {
     FORWARD_FD(fd, REAL(flistxattr)(fd, l, s), REAL(flistxattr)(L, l, s), REAL(listxattr)(P, l, s));
+}
+
+SHIM_EXPORT int fsetxattr(int fd, const char *n, const void *v, size_t s, int fl)
+{
+    FORWARD_FD(fd, REAL(fsetxattr)(fd, n, v, s, fl), REAL(fsetxattr)(L, n, v, s, fl), REAL(setxattr)(P, n, v, s, fl));
+}
+
+SHIM_EXPORT int fremovexattr(int fd, const char *n)
+{
+    FORWARD_FD(fd, REAL(fremovexattr)(fd, n), REAL(fremovexattr)(L, n), REAL(removexattr)(P, n));
 }
 
 SHIM_EXPORT int flock(int fd, int op)

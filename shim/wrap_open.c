@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,14 @@ int io_open(struct route *r, int flags, mode_t mode)
     int type = OFD_FILE;
     void *fh = NULL;
     int res = 0;
-    if (flags & (O_DIRECTORY | O_PATH)) {
+    if (r->trail) { /* "name/": only a directory; creating a file by that name is EISDIR */
+        struct stat st;
+        res = io_stat(r, &st, 0);
+        if (res == -ENOENT && (flags & O_CREAT)) res = -EISDIR;
+        if (res == 0) flags |= O_DIRECTORY;
+    }
+    if (res < 0) {
+    } else if (flags & (O_DIRECTORY | O_PATH)) {
         struct stat st;
         res = IO_BACKEND(m->ops->stat(m->ms, r->key, &st, flags & O_NOFOLLOW));
         if (res == 0 && S_ISDIR(st.st_mode))
@@ -159,14 +167,19 @@ SHIM_EXPORT int __openat64_2(int dirfd, const char *path, int flags)
     return open_common(dirfd, path, flags | O_LARGEFILE, 0);
 }
 
-SHIM_EXPORT int close(int fd)
+static __attribute__((noinline, cold)) int close_ours(int fd, struct ofd *o)
 {
-    struct ofd *o = fdt_peek(fd);
-    if (__builtin_expect(o == NULL, 1)) return REAL(close)(fd);
     if (in_foreign_child()) return REAL(close)(fd);
     if (o == FDT_ENGINE) return shim_fail(-EBADF); /* not the program's to close */
     int r = io_close_fd(fd);
     return r < 0 ? shim_fail(r) : 0;
+}
+
+SHIM_EXPORT int close(int fd)
+{
+    struct ofd *o = fdt_peek(fd);
+    if (__builtin_expect(o == NULL, 1)) return REAL(close)(fd);
+    return close_ours(fd, o);
 }
 
 /* Close [lo, hi] in runs, skipping engine descriptors and closing ours properly. */
@@ -264,7 +277,7 @@ static int fcntl_ours(int fd, int cmd, unsigned long arg)
     switch (cmd) {
     case F_DUPFD:
     case F_DUPFD_CLOEXEC:
-        return dup_new(fd, cmd, (int)arg);
+        return arg > INT_MAX ? shim_fail(-EINVAL) : dup_new(fd, cmd, (int)arg);
     case F_GETFD:
     case F_SETFD:
         return REAL(fcntl)(fd, cmd, arg); /* descriptor flags live in the kernel */
@@ -275,11 +288,17 @@ static int fcntl_ours(int fd, int cmd, unsigned long arg)
     if (!o) return shim_fail(-EBADF);
     int r;
     if (cmd == F_GETFL) {
-        r = o->sh->status | O_LARGEFILE;
+        r = ofd_status(o) | O_LARGEFILE;
         if (o->type == OFD_DIR) r |= O_DIRECTORY;
     } else if (cmd == F_SETFL) {
-        o->sh->status = (o->sh->status & ~SETFL_MASK) | ((int)arg & SETFL_MASK);
+        ofd_set_status(o, (ofd_status(o) & ~SETFL_MASK) | ((int)arg & SETFL_MASK));
+        /* A local file's own descriptor must agree (O_APPEND decides where its writes go). */
+        int lfd = o->fh && o->m->ops->local_fd ? o->m->ops->local_fd(o->fh) : -1;
         r = 0;
+        if (lfd >= 0) {
+            int cur = REAL(fcntl)(lfd, F_GETFL);
+            if (cur >= 0) r = REAL(fcntl)(lfd, F_SETFL, (cur & ~SETFL_MASK) | ((int)arg & SETFL_MASK));
+        }
     } else {
         /* Locks, leases, pipe sizes...: meaningful only on a local file. */
         int lfd = o->fh && o->m->ops->local_fd ? o->m->ops->local_fd(o->fh) : -1;

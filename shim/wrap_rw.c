@@ -20,14 +20,14 @@
 static int can_read(struct ofd *o)
 {
     if (o->type == OFD_DIR) return -EISDIR;
-    if (!o->fh || (o->sh->status & O_ACCMODE) == O_WRONLY) return -EBADF;
+    if (!o->fh || (ofd_status(o) & O_ACCMODE) == O_WRONLY) return -EBADF;
     return 0;
 }
 
 static int can_write(struct ofd *o)
 {
     if (o->type == OFD_DIR) return -EISDIR;
-    if (!o->fh || (o->sh->status & O_ACCMODE) == O_RDONLY) return -EBADF;
+    if (!o->fh || (ofd_status(o) & O_ACCMODE) == O_RDONLY) return -EBADF;
     return 0;
 }
 
@@ -48,8 +48,8 @@ ssize_t io_read(struct ofd *o, void *buf, size_t n)
     int e = can_read(o);
     if (e) return e;
     ofd_lock(o);
-    ssize_t r = io_pread(o, buf, n, (off_t)o->sh->offset);
-    if (r > 0) o->sh->offset += r;
+    ssize_t r = io_pread(o, buf, n, (off_t)ofd_sh(o)->offset);
+    if (r > 0) ofd_sh(o)->offset += r;
     ofd_unlock(o);
     return r;
 }
@@ -78,10 +78,10 @@ ssize_t io_write(struct ofd *o, const void *buf, size_t n)
     int e = can_write(o);
     if (e) return e;
     ofd_lock(o);
-    off_t off = (off_t)o->sh->offset;
-    if (o->sh->status & O_APPEND) off = current_size(o);
+    off_t off = (off_t)ofd_sh(o)->offset;
+    if (ofd_status(o) & O_APPEND) off = current_size(o);
     ssize_t r = off < 0 ? off : io_pwrite(o, buf, n, off);
-    if (r >= 0) o->sh->offset = off + r;
+    if (r >= 0) ofd_sh(o)->offset = off + r;
     ofd_unlock(o);
     return r;
 }
@@ -95,8 +95,8 @@ static ssize_t vec_io(struct ofd *o, const struct iovec *iov, int cnt, off_t off
     int seq = off < 0;
     if (seq) {
         ofd_lock(o);
-        off = (off_t)o->sh->offset;
-        if (wr && (o->sh->status & O_APPEND)) off = current_size(o);
+        off = (off_t)ofd_sh(o)->offset;
+        if (wr && (ofd_status(o) & O_APPEND)) off = current_size(o);
     }
     ssize_t total = 0;
     for (int i = 0; i < cnt && off >= 0; i++) {
@@ -112,7 +112,7 @@ static ssize_t vec_io(struct ofd *o, const struct iovec *iov, int cnt, off_t off
     }
     if (off < 0 && !total) total = off;
     if (seq) {
-        if (total > 0) o->sh->offset = off + total;
+        if (total > 0) ofd_sh(o)->offset = off + total;
         ofd_unlock(o);
     }
     return total;
@@ -130,7 +130,7 @@ off_t io_lseek(struct ofd *o, off_t off, int whence)
     case SEEK_SET:
         break;
     case SEEK_CUR:
-        base = (off_t)o->sh->offset;
+        base = (off_t)ofd_sh(o)->offset;
         break;
     case SEEK_END:
     case SEEK_DATA:
@@ -148,7 +148,7 @@ off_t io_lseek(struct ofd *o, off_t off, int whence)
         r = off < 0 ? -EINVAL : off >= base ? -ENXIO : base;
     else if (__builtin_add_overflow(base, off, &r) || r < 0)
         r = -EINVAL;
-    if (r >= 0) o->sh->offset = r;
+    if (r >= 0) ofd_sh(o)->offset = r;
     ofd_unlock(o);
     return r;
 }
@@ -183,11 +183,20 @@ int io_fstat(struct ofd *o, struct stat *st)
 #define PASS_IF_FOREIGN(fd, expr) \
     if (__builtin_expect(!fdt_is_ours(fd), 1)) return expr
 
+/* The hot wrappers keep their own body to the pass-through test and a tail call; the
+ * shim's work is out of line so that the fast path needs no stack frame. */
+#define COLD __attribute__((noinline, cold))
+
+static COLD ssize_t read_ours(int fd, void *buf, size_t n)
+{
+    PUMPED_TO_PIPE(fd, pump_read(fd, buf, n));
+    return WITH_OFD(fd, io_read(o, buf, n));
+}
+
 SHIM_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
     PASS_IF_FOREIGN(fd, REAL(read)(fd, buf, n));
-    PUMPED_TO_PIPE(fd, pump_read(fd, buf, n));
-    return WITH_OFD(fd, io_read(o, buf, n));
+    return read_ours(fd, buf, n);
 }
 
 SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
@@ -196,13 +205,18 @@ SHIM_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
     return read(fd, buf, n);
 }
 
-SHIM_EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off)
+static COLD ssize_t pread_ours(int fd, void *buf, size_t n, off_t off)
 {
-    PASS_IF_FOREIGN(fd, REAL(pread)(fd, buf, n, off));
     return WITH_OFD(fd, io_pread(o, buf, n, off));
 }
 
-SHIM_EXPORT ssize_t pread64(int fd, void *buf, size_t n, off_t off) { return pread(fd, buf, n, off); }
+SHIM_EXPORT ssize_t pread(int fd, void *buf, size_t n, off_t off)
+{
+    PASS_IF_FOREIGN(fd, REAL(pread)(fd, buf, n, off));
+    return pread_ours(fd, buf, n, off);
+}
+
+SHIM_EXPORT ssize_t pread64(int fd, void *buf, size_t n, off_t off) __attribute__((alias("pread")));
 
 SHIM_EXPORT ssize_t __pread_chk(int fd, void *buf, size_t n, off_t off, size_t buflen)
 {
@@ -230,7 +244,7 @@ SHIM_EXPORT ssize_t preadv(int fd, const struct iovec *iov, int cnt, off_t off)
     return WITH_OFD(fd, io_readv(o, iov, cnt, off));
 }
 
-SHIM_EXPORT ssize_t preadv64(int fd, const struct iovec *iov, int cnt, off_t off) { return preadv(fd, iov, cnt, off); }
+SHIM_EXPORT ssize_t preadv64(int fd, const struct iovec *iov, int cnt, off_t off) __attribute__((alias("preadv")));
 
 SHIM_EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
@@ -240,24 +254,32 @@ SHIM_EXPORT ssize_t preadv2(int fd, const struct iovec *iov, int cnt, off_t off,
 }
 
 SHIM_EXPORT ssize_t preadv64v2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
+    __attribute__((alias("preadv2")));
+
+static COLD ssize_t write_ours(int fd, const void *buf, size_t n)
 {
-    return preadv2(fd, iov, cnt, off, flags);
+    PUMPED_TO_PIPE(fd, REAL(write)(fd, buf, n));
+    return WITH_OFD(fd, io_write(o, buf, n));
 }
 
 SHIM_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
     PASS_IF_FOREIGN(fd, REAL(write)(fd, buf, n));
-    PUMPED_TO_PIPE(fd, REAL(write)(fd, buf, n));
-    return WITH_OFD(fd, io_write(o, buf, n));
+    return write_ours(fd, buf, n);
+}
+
+static COLD ssize_t pwrite_ours(int fd, const void *buf, size_t n, off_t off)
+{
+    return WITH_OFD(fd, io_pwrite(o, buf, n, off));
 }
 
 SHIM_EXPORT ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
     PASS_IF_FOREIGN(fd, REAL(pwrite)(fd, buf, n, off));
-    return WITH_OFD(fd, io_pwrite(o, buf, n, off));
+    return pwrite_ours(fd, buf, n, off);
 }
 
-SHIM_EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) { return pwrite(fd, buf, n, off); }
+SHIM_EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) __attribute__((alias("pwrite")));
 
 SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
@@ -273,10 +295,7 @@ SHIM_EXPORT ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off)
     return WITH_OFD(fd, io_writev(o, iov, cnt, off));
 }
 
-SHIM_EXPORT ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off)
-{
-    return pwritev(fd, iov, cnt, off);
-}
+SHIM_EXPORT ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off) __attribute__((alias("pwritev")));
 
 SHIM_EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 {
@@ -286,13 +305,10 @@ SHIM_EXPORT ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off
 }
 
 SHIM_EXPORT ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
-{
-    return pwritev2(fd, iov, cnt, off, flags);
-}
+    __attribute__((alias("pwritev2")));
 
-SHIM_EXPORT off_t lseek(int fd, off_t off, int whence)
+static COLD off_t lseek_ours(int fd, off_t off, int whence)
 {
-    PASS_IF_FOREIGN(fd, REAL(lseek)(fd, off, whence));
     struct ofd *o = fdt_get(fd);
     if (!o) return shim_fail(-EBADF);
     off_t r = fdt_raw_pumped(fdt_peek(fd)) ? pump_lseek(fd, o, off, whence) : io_lseek(o, off, whence);
@@ -300,7 +316,13 @@ SHIM_EXPORT off_t lseek(int fd, off_t off, int whence)
     return r < 0 ? shim_fail((int)r) : r;
 }
 
-SHIM_EXPORT off_t lseek64(int fd, off_t off, int whence) { return lseek(fd, off, whence); }
+SHIM_EXPORT off_t lseek(int fd, off_t off, int whence)
+{
+    PASS_IF_FOREIGN(fd, REAL(lseek)(fd, off, whence));
+    return lseek_ours(fd, off, whence);
+}
+
+SHIM_EXPORT off_t lseek64(int fd, off_t off, int whence) __attribute__((alias("lseek")));
 
 static int sync_ours(int fd, int datasync)
 {
@@ -333,7 +355,7 @@ static int ftruncate_ours(struct ofd *o, off_t len)
 {
     if (len < 0) return -EINVAL;
     if (o->type == OFD_DIR) return -EISDIR;
-    if (!o->fh || (o->sh->status & O_ACCMODE) == O_RDONLY) return -EINVAL;
+    if (!o->fh || (ofd_status(o) & O_ACCMODE) == O_RDONLY) return -EINVAL;
     if (!o->m->ops->ftruncate) return -EOPNOTSUPP;
     uint64_t t0 = stats_now_ns();
     int r = IO_BACKEND(o->m->ops->ftruncate(o->fh, len));
@@ -347,7 +369,7 @@ SHIM_EXPORT int ftruncate(int fd, off_t len)
     return WITH_OFD(fd, ftruncate_ours(o, len));
 }
 
-SHIM_EXPORT int ftruncate64(int fd, off_t len) { return ftruncate(fd, len); }
+SHIM_EXPORT int ftruncate64(int fd, off_t len) __attribute__((alias("ftruncate")));
 
 static int fadvise_ours(struct ofd *o, off_t off, off_t len, int advice)
 {
@@ -368,16 +390,13 @@ SHIM_EXPORT int posix_fadvise(int fd, off_t off, off_t len, int advice)
     return -r;
 }
 
-SHIM_EXPORT int posix_fadvise64(int fd, off_t off, off_t len, int advice)
-{
-    return posix_fadvise(fd, off, len, advice);
-}
+SHIM_EXPORT int posix_fadvise64(int fd, off_t off, off_t len, int advice) __attribute__((alias("posix_fadvise")));
 
 static int fallocate_ours(struct ofd *o, int mode, off_t off, off_t len)
 {
     if (off < 0 || len <= 0) return -EINVAL;
     if (o->type == OFD_DIR) return -EISDIR;
-    if (!o->fh || (o->sh->status & O_ACCMODE) == O_RDONLY) return -EBADF;
+    if (!o->fh || (ofd_status(o) & O_ACCMODE) == O_RDONLY) return -EBADF;
     if (!o->m->ops->fallocate) return -EOPNOTSUPP;
     return IO_BACKEND(o->m->ops->fallocate(o->fh, mode, off, len));
 }
@@ -388,7 +407,7 @@ SHIM_EXPORT int fallocate(int fd, int mode, off_t off, off_t len)
     return WITH_OFD(fd, fallocate_ours(o, mode, off, len));
 }
 
-SHIM_EXPORT int fallocate64(int fd, int mode, off_t off, off_t len) { return fallocate(fd, mode, off, len); }
+SHIM_EXPORT int fallocate64(int fd, int mode, off_t off, off_t len) __attribute__((alias("fallocate")));
 
 SHIM_EXPORT int posix_fallocate(int fd, off_t off, off_t len)
 {
@@ -400,4 +419,4 @@ SHIM_EXPORT int posix_fallocate(int fd, off_t off, off_t len)
     return -r;
 }
 
-SHIM_EXPORT int posix_fallocate64(int fd, off_t off, off_t len) { return posix_fallocate(fd, off, len); }
+SHIM_EXPORT int posix_fallocate64(int fd, off_t off, off_t len) __attribute__((alias("posix_fallocate")));

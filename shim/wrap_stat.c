@@ -21,9 +21,32 @@ int io_stat(struct route *r, struct stat *st, int nofollow)
     struct mount *m = r->m;
     if (!shim_mount_usable(m)) return -errno;
     uint64_t t0 = stats_now_ns();
-    int res = IO_BACKEND(m->ops->stat(m->ms, r->key, st, nofollow));
+    int res = IO_BACKEND(m->ops->stat(m->ms, r->key, st, nofollow && !r->trail));
     stats_record(&m->stats, STK_STAT, t0, 0, res < 0);
+    if (res == 0 && r->trail && !S_ISDIR(st->st_mode)) res = -ENOTDIR;
     return res;
+}
+
+int io_trail_check(struct route *r)
+{
+    if (!r->trail) return 0;
+    struct stat st;
+    int res = io_stat(r, &st, 0);
+    return res == -ENOTDIR ? res : 0;
+}
+
+/* A directory above a mount prefix that does not exist on disk (the "/mnt" of /mnt/m)
+ * is shown as an empty directory, as a mount point's parent would be. */
+static void ancestor_stat(struct stat *st)
+{
+    memset(st, 0, sizeof *st);
+    st->st_mode = S_IFDIR | 0755;
+    st->st_nlink = 2;
+    st->st_uid = getuid();
+    st->st_gid = getgid();
+    st->st_blksize = 4096;
+    st->st_ino = 1;
+    st->st_dev = makedev(0, 0x5333); /* no real device */
 }
 
 /* fstatat semantics for all the path-based variants. */
@@ -31,8 +54,14 @@ static int stat_at(int dirfd, const char *path, struct stat *st, int flags)
 {
     struct route r;
     switch (route_at(dirfd, path, &r, flags)) {
-    case ROUTE_FOREIGN:
-        return REAL(fstatat)(dirfd, r.pass, st, flags);
+    case ROUTE_FOREIGN: {
+        int res = REAL(fstatat)(dirfd, r.pass, st, flags);
+        if (res < 0 && errno == ENOENT && r.ancestor) {
+            ancestor_stat(st);
+            return 0;
+        }
+        return res;
+    }
     case ROUTE_OURS: {
         int res = io_stat(&r, st, flags & AT_SYMLINK_NOFOLLOW);
         return res < 0 ? shim_fail(res) : 0;
@@ -42,7 +71,7 @@ static int stat_at(int dirfd, const char *path, struct stat *st, int flags)
     }
 }
 
-static int fstat_ours(int fd, struct stat *st)
+static __attribute__((noinline, cold)) int fstat_ours(int fd, struct stat *st)
 {
     int pumped;
     struct ofd *o = fdt_get_ex(fd, &pumped);
@@ -71,7 +100,11 @@ SHIM_EXPORT int fstat(int fd, struct stat *st)
     if (__builtin_expect(!fdt_is_ours(fd), 1)) return REAL(fstat)(fd, st);
     return fstat_ours(fd, st);
 }
-SHIM_EXPORT int fstat64(int fd, struct stat64 *st) { return fstat(fd, (struct stat *)st); }
+SHIM_EXPORT int fstat64(int fd, struct stat64 *st)
+{
+    if (__builtin_expect(!fdt_is_ours(fd), 1)) return REAL(fstat)(fd, (struct stat *)st);
+    return fstat_ours(fd, (struct stat *)st);
+}
 
 /* Legacy entry points: `ver` selects the struct layout, which on 64-bit Linux is the
  * kernel's and ours for every version glibc ever passed. */
@@ -94,8 +127,9 @@ SHIM_EXPORT int __lxstat64(int ver, const char *p, struct stat64 *st)
 }
 SHIM_EXPORT int __fxstat(int ver, int fd, struct stat *st)
 {
-    if (!fdt_is_ours(fd) && real.__fxstat) return real.__fxstat(ver, fd, st);
-    return fstat(fd, st);
+    /* Never through our exported fstat: another interposer's fstat may call __fxstat. */
+    if (fdt_is_ours(fd)) return fstat_ours(fd, st);
+    return real.__fxstat ? real.__fxstat(ver, fd, st) : REAL(fstat)(fd, st);
 }
 SHIM_EXPORT int __fxstat64(int ver, int fd, struct stat64 *st) { return __fxstat(ver, fd, (struct stat *)st); }
 SHIM_EXPORT int __fxstatat(int ver, int d, const char *p, struct stat *st, int fl)
@@ -163,11 +197,21 @@ SHIM_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, str
         return res;
     }
     switch (route_at(dirfd, path, &r, flags)) {
-    case ROUTE_FOREIGN:
-        return REAL(statx)(dirfd, r.pass, flags, mask, sx);
-    case ROUTE_OURS:
+    case ROUTE_FOREIGN: {
+        int res = REAL(statx)(dirfd, r.pass, flags, mask, sx);
+        if (res < 0 && errno == ENOENT && r.ancestor) {
+            struct stat st;
+            ancestor_stat(&st);
+            stat_to_statx(&st, mask, sx);
+            return 0;
+        }
+        return res;
+    }
+    case ROUTE_OURS: {
         if (!shim_mount_usable(r.m)) return -1;
-        return statx_ours(r.m, r.key, NULL, flags, mask, sx);
+        int t = io_trail_check(&r);
+        return t < 0 ? shim_fail(t) : statx_ours(r.m, r.key, NULL, flags, mask, sx);
+    }
     default:
         return -1;
     }
@@ -179,12 +223,16 @@ static int access_at(int dirfd, const char *path, int mode, int flags)
 {
     struct route r;
     switch (route_at(dirfd, path, &r, flags)) {
-    case ROUTE_FOREIGN:
-        return REAL(faccessat)(dirfd, r.pass, mode, flags);
+    case ROUTE_FOREIGN: {
+        int res = REAL(faccessat)(dirfd, r.pass, mode, flags);
+        if (res < 0 && errno == ENOENT && r.ancestor) return mode & W_OK ? shim_fail(-EROFS) : 0;
+        return res;
+    }
     case ROUTE_OURS: {
         if (!shim_mount_usable(r.m)) return -1;
-        int res;
-        if (r.m->ops->access) {
+        int res = io_trail_check(&r);
+        if (res < 0) {
+        } else if (r.m->ops->access) {
             res = IO_BACKEND(r.m->ops->access(r.m->ms, r.key, mode, flags & ~AT_EMPTY_PATH));
         } else {
             struct stat st;
