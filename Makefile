@@ -4,6 +4,7 @@
 # build/tsan (ThreadSanitizer). The shim is compiled without _FILE_OFFSET_BITS and
 # _FORTIFY_SOURCE so that each 64-bit and checking alias can be defined as its own symbol.
 
+SHELL   := /bin/bash
 CC      ?= gcc
 PREFIX  ?= /usr/local
 BUILD   ?= build
@@ -76,20 +77,32 @@ $(BUILD)/tests/%: tests/helpers/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< -lpthread
 
+# Run a suite, keep its closing line for `make test`'s total.
+define run_suite
+	@set -o pipefail; $(1) 2>&1 | tee $(BUILD)/last-suite.log; rc=$$?; \
+	 if [ -n "$(SUMMARY_FILE)" ]; then \
+	   printf '%s %s\n' "$(2)" "$$(grep -E '^[0-9]+ passed, [0-9]+ failed' $(BUILD)/last-suite.log | tail -1)" >> $(SUMMARY_FILE); fi; \
+	 exit $$rc
+endef
+
 test-unit: $(UNIT_BIN)
-	@tests/run-unit.sh $(UNIT_BIN)
+	$(call run_suite,tests/run-unit.sh $(UNIT_BIN),unit$(if $(SAN),/$(SAN)))
 
 test-integration: all $(HELPER_BIN)
-	@BUILD=$(BUILD) SAN=$(SAN) tests/integration/run.sh
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/integration/run.sh,integration$(if $(SAN),/$(SAN)))
 
-# The whole suite: release build, then ASan+UBSan, then the TSan stress test.
+# The whole suite: release build, then ASan+UBSan, then the TSan stress test. Every
+# suite's closing "N passed, M failed" line is kept and added up at the end.
+SUMMARY := build/test-summary.txt
 test:
-	$(MAKE) all test-unit test-integration
-	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-integration
-	$(MAKE) BUILD=build/tsan SAN=tsan test-tsan
+	@mkdir -p build && : > $(SUMMARY)
+	$(MAKE) all test-unit test-integration SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-integration SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) BUILD=build/tsan SAN=tsan test-tsan SUMMARY_FILE=$(abspath $(SUMMARY))
+	@tests/summary.sh $(SUMMARY)
 
 test-tsan: $(BUILD)/tests/tsan_stress
-	@BUILD=$(BUILD) tests/tsan/run.sh
+	$(call run_suite,BUILD=$(BUILD) tests/tsan/run.sh,tsan)
 
 $(BUILD)/tests/tsan_stress: tests/tsan/stress.c $(LIB)
 	@mkdir -p $(dir $@)
