@@ -81,7 +81,7 @@ $(BUILD)/tests/%: tests/helpers/%.c
 define run_suite
 	@set -o pipefail; $(1) 2>&1 | tee $(BUILD)/last-suite.log; rc=$$?; \
 	 if [ -n "$(SUMMARY_FILE)" ]; then \
-	   printf '%s %s\n' "$(2)" "$$(grep -E '^[0-9]+ passed, [0-9]+ failed' $(BUILD)/last-suite.log | tail -1)" >> $(SUMMARY_FILE); fi; \
+	   printf '%s %s\n' "$(2)" "$$(grep -E '^[0-9]+ passed, [0-9]+ failed' $(BUILD)/last-suite.log | tail -1)" >> "$(SUMMARY_FILE)"; fi; \
 	 exit $$rc
 endef
 

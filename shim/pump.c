@@ -182,6 +182,14 @@ static int each_pumped_fd(const struct ofd *o, int except, void (*fn)(int fd, st
     return n;
 }
 
+/* Some fd of this process that is o's pumped pipe end, or -1. */
+static int first_pumped_fd(const struct ofd *o)
+{
+    for (int fd = 0; fd < fdt_limit(); fd++)
+        if (fdt_raw_pumped(fdt_peek(fd)) && fdt_raw_ofd(fdt_peek(fd)) == o) return fd;
+    return -1;
+}
+
 /* An IN pump has stopped: what it read from the description but the program did not
  * consume (still in the pipe, or still in the pump's hands) goes back to the offset, as
  * if the program had read exactly what it used. `probe` is any end of the pipe. */
@@ -224,9 +232,7 @@ int pump_install(int fd, struct ofd *o)
     pthread_mutex_lock(&pump_lock);
     struct pump *q = pump_for(o);
     if (q) { /* a second std fd on the same description (2>&1): share the pipe */
-        int other = -1, fl;
-        for (int i = 0; i < fdt_limit() && other < 0; i++)
-            if (fdt_raw_pumped(fdt_peek(i)) && fdt_raw_ofd(fdt_peek(i)) == o) other = i;
+        int other = first_pumped_fd(o), fl;
         cloexec_like(fd, &fl);
         int ok = other >= 0 && REAL(dup3)(other, fd, fl) >= 0;
         if (ok) {
@@ -406,10 +412,7 @@ void pump_before_exec(void)
             stop_and_join(p);
         } else {
             stop_and_join(p);
-            int probe = -1;
-            for (int fd = 0; fd < fdt_limit() && probe < 0; fd++)
-                if (fdt_raw_pumped(fdt_peek(fd)) && fdt_raw_ofd(fdt_peek(fd)) == p->o) probe = fd;
-            give_back(p, probe);
+            give_back(p, first_pumped_fd(p->o));
             each_pumped_fd(p->o, -1, put_placeholder, p);
         }
     }
@@ -458,10 +461,7 @@ void pump_finish_all(void)
             stop_and_join(p); /* store what is in the pipe; writers in children are not awaited */
         } else {
             stop_and_join(p);
-            int probe = -1;
-            for (int fd = 0; fd < fdt_limit() && probe < 0; fd++)
-                if (fdt_raw_pumped(fdt_peek(fd)) && fdt_raw_ofd(fdt_peek(fd)) == p->o) probe = fd;
-            give_back(p, probe);
+            give_back(p, first_pumped_fd(p->o));
             each_pumped_fd(p->o, -1, close_pumped_fd, p);
         }
         int r = retire(p);

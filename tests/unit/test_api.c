@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "../../include/s3shim.h"
 
 #include <errno.h>
@@ -23,16 +25,12 @@ struct fx {
     s3shim *s;
 };
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw) { return remove(p); }
-
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
     if (!f) return -1;
     umask(022);
-    const char *t = getenv("TMPDIR");
-    snprintf(f->dir, sizeof f->dir, "%s/s3shim-unit-XXXXXX", t && *t ? t : "/tmp");
-    if (!mkdtemp(f->dir)) return -1;
+    if (tmpdir_make(f->dir, sizeof f->dir) < 0) return -1;
     snprintf(f->map, sizeof f->map, "/m=file://%s", f->dir);
     char err[256] = "x";
     f->s = s3shim_new(f->map, err, sizeof err);
@@ -49,7 +47,7 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
     s3shim_free(f->s);
-    int r = nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    int r = tmpdir_remove(f->dir);
     free(f);
     return r;
 }

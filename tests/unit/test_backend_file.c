@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "../../core/backend.h"
 
 #include <dirent.h>
@@ -26,16 +28,12 @@ struct fx {
     void *ms;
 };
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw) { return remove(p); }
-
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof *f);
     if (!f) return -1;
     umask(022);
-    const char *t = getenv("TMPDIR");
-    snprintf(f->top, sizeof f->top, "%s/s3shim-unit-XXXXXX", t && *t ? t : "/tmp");
-    if (!mkdtemp(f->top)) return -1;
+    if (tmpdir_make(f->top, sizeof f->top) < 0) return -1;
     snprintf(f->root, sizeof f->root, "%s/root", f->top);
     snprintf(f->outside, sizeof f->outside, "%s/outside", f->top);
     if (mkdir(f->root, 0755) || mkdir(f->outside, 0755)) return -1;
@@ -53,7 +51,7 @@ static int teardown(void **state)
 {
     struct fx *f = *state;
     B->unmount(f->ms);
-    int r = nftw(f->top, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    int r = tmpdir_remove(f->top);
     free(f);
     return r;
 }

@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "tmpdir.h"
+
 #include "../../core/backend.h"
 #include "../../core/config.h"
 #include "../../core/mount.h"
@@ -23,16 +25,9 @@ static char dir_a[600];  /* tmp/a */
 static char dir_b[600];  /* tmp/b */
 static char file_f[600]; /* tmp/regular */
 
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *ftw)
-{
-    return remove(p);
-}
-
 static int setup(void **state)
 {
-    const char *t = getenv("TMPDIR");
-    snprintf(tmp, sizeof tmp, "%s/s3shim-unit-XXXXXX", t && *t ? t : "/tmp");
-    if (!mkdtemp(tmp)) return -1;
+    if (tmpdir_make(tmp, sizeof tmp) < 0) return -1;
     snprintf(dir_a, sizeof dir_a, "%s/a", tmp);
     snprintf(dir_b, sizeof dir_b, "%s/b", tmp);
     snprintf(file_f, sizeof file_f, "%s/regular", tmp);
@@ -45,7 +40,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    return nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    return tmpdir_remove(tmp);
 }
 
 static const char *env_mounts(const char *name, void *ctx)
