@@ -22,7 +22,8 @@ else
 endif
 CFLAGS  ?=
 ALL_CFLAGS := $(CFLAGS_COMMON) $(OPT) $(CFLAGS)
-LDLIBS_SHIM := -ldl -lpthread
+LDLIBS_CORE := -lcurl -lssl -lcrypto -lexpat -lpthread
+LDLIBS_SHIM := -ldl $(LDLIBS_CORE)
 
 CORE_SRC := $(wildcard core/*.c)
 SHIM_SRC := $(wildcard shim/*.c)
@@ -59,7 +60,7 @@ $(CORE): $(CORE_OBJ)
 	ar rcs $@ $^
 
 $(TOOL): $(BUILD)/obj/tools/s3shim.o $(CORE)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ -lpthread
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_CORE)
 
 # --- tests ----------------------------------------------------------------------------
 
@@ -70,7 +71,7 @@ HELPER_BIN := $(HELPER_SRC:tests/helpers/%.c=$(BUILD)/tests/%)
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(CORE) shim/fdtable.c $(HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -fvisibility=default -o $@ $< $(CORE) -lcmocka -lpthread
+	$(CC) $(ALL_CFLAGS) -fvisibility=default -o $@ $< $(CORE) -lcmocka $(LDLIBS_CORE)
 
 # Helpers are ordinary programs that the integration tests run under the shim.
 $(BUILD)/tests/%: tests/helpers/%.c
