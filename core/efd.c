@@ -43,3 +43,8 @@ void efd_close(int fd)
     if (hooks) hooks->disown(fd);
     close(fd);
 }
+
+void efd_engine_thread(void)
+{
+    if (hooks && hooks->engine_thread) hooks->engine_thread();
+}

@@ -1,4 +1,4 @@
-/* efd.h - descriptors the engine keeps open on its own behalf.
+/* efd.h - descriptors and threads the engine keeps on its own behalf.
  *
  * A program may close or dup2() over descriptors it does not know about (closefrom(3)
  * in a daemon, a shell's redirections). The engine therefore parks its long-lived
@@ -10,6 +10,7 @@
 struct efd_hooks {
     void (*own)(int fd);
     void (*disown)(int fd);
+    void (*engine_thread)(void); /* at the start of every engine thread */
 };
 
 /* Installed once by the interposition layer; without it efd_* only relocate/close. */
@@ -19,5 +20,8 @@ void efd_set_hooks(const struct efd_hooks *h);
 int efd_park(int fd);
 /* Close an engine-owned descriptor. */
 void efd_close(int fd);
+/* Called first thing by every engine thread (I/O, upload...): with the interposition
+ * layer loaded, every libc call the thread makes goes straight to libc. */
+void efd_engine_thread(void);
 
 #endif

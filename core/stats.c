@@ -5,8 +5,8 @@
 #include <string.h>
 #include <time.h>
 
-static const char *const kind_names[STK_NKINDS] = {"open", "read", "write", "stat",
-                                                    "dir", "meta", "sync", "close"};
+static const char *const kind_names[STK_NKINDS] = {"open", "read", "write", "stat", "dir",
+                                                    "meta", "sync", "close", "ttfb", "retry"};
 
 const char *stats_kind_name(enum stats_kind k) { return kind_names[k]; }
 

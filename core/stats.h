@@ -19,6 +19,8 @@ enum stats_kind {
     STK_META, /* unlink, rename, mkdir, rmdir, truncate, utimens */
     STK_SYNC,
     STK_CLOSE,
+    STK_TTFB,  /* request to first response byte (endpoints); count = responses */
+    STK_RETRY, /* retried requests (endpoints); time = the backoff slept */
     STK_NKINDS
 };
 

@@ -29,7 +29,8 @@ extern char **environ;
 
 static void own_fd(int fd) { fdt_set(fd, FDT_ENGINE); }
 static void disown_fd(int fd) { fdt_take(fd); }
-static const struct efd_hooks hooks = {own_fd, disown_fd};
+static void engine_thread(void) { guard_enter(); } /* for the thread's whole life */
+static const struct efd_hooks hooks = {own_fd, disown_fd, engine_thread};
 
 int shim_mount_usable(struct mount *m)
 {

@@ -1,0 +1,413 @@
+/* http.c - see http.h */
+#include "http.h"
+
+#include "efd.h"
+#include "log.h"
+#include "stats.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define EASY_POOL 64
+
+struct worker {
+    pthread_t thr;
+    CURLM *multi;
+    pthread_mutex_t qlock;
+    struct http_req *qhead, *qtail; /* submitted, not yet added (linked by engine_private) */
+    CURL *idle[EASY_POOL];          /* easy handles to reuse */
+    int nidle;
+};
+
+static struct engine {
+    pthread_mutex_t lock; /* start-up */
+    int started, failed;
+    struct http_settings set;
+    CURLSH *share;
+    pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+    struct worker *w;
+    int nw;
+    _Atomic unsigned rr;
+} eng = {.lock = PTHREAD_MUTEX_INITIALIZER, .set = {.threads = 2, .connect_timeout_ms = 5000, .stall_timeout_s = 30}};
+
+void http_configure(const struct http_settings *s)
+{
+    pthread_mutex_lock(&eng.lock);
+    if (!eng.started) eng.set = *s;
+    pthread_mutex_unlock(&eng.lock);
+}
+
+void http_req_init(struct http_req *r)
+{
+    memset(r, 0, sizeof *r);
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    r->content_length = -1;
+    r->range_total = -1;
+}
+
+void http_req_cleanup(struct http_req *r)
+{
+    free(r->resp);
+    r->resp = NULL;
+    free(r->errbody);
+    r->errbody = NULL;
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+}
+
+static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *u)
+{
+    (void)h, (void)a, (void)u;
+    pthread_mutex_lock(&eng.share_locks[d]);
+}
+
+static void share_unlock(CURL *h, curl_lock_data d, void *u)
+{
+    (void)h, (void)u;
+    pthread_mutex_unlock(&eng.share_locks[d]);
+}
+
+/* Sockets are the engine's own: parked high and kept from the program's closefrom(). */
+static curl_socket_t open_socket(void *u, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    (void)u, (void)purpose;
+    int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    return fd < 0 ? CURL_SOCKET_BAD : efd_park(fd);
+}
+
+static int close_socket(void *u, curl_socket_t fd)
+{
+    (void)u;
+    efd_close(fd);
+    return 0;
+}
+
+static size_t on_body(char *p, size_t sz, size_t n, void *arg)
+{
+    struct http_req *r = arg;
+    size_t len = sz * n;
+    if (!r->t_first_byte) r->t_first_byte = stats_now_ns();
+    if (r->dst && r->hdr_status >= 300) { /* an error document: keep it apart, bounded */
+        if (r->errbody_len + len > 65536) return len;
+        char *nb = realloc(r->errbody, r->errbody_len + len + 1);
+        if (!nb) return 0;
+        r->errbody = nb;
+        memcpy(nb + r->errbody_len, p, len);
+        r->errbody_len += len;
+        nb[r->errbody_len] = '\0';
+        return len;
+    }
+    if (r->dst) {
+        if (r->got + len > r->dst_cap) {
+            r->overflow = 1;
+            return 0; /* abort: more than asked for (a server ignoring Range) */
+        }
+        memcpy((char *)r->dst + r->got, p, len);
+    } else if (r->grow) {
+        if (r->got + len + 1 > r->resp_len) {
+            size_t cap = r->resp_len ? r->resp_len : 4096;
+            while (cap < r->got + len + 1) cap *= 2;
+            char *nr = realloc(r->resp, cap);
+            if (!nr) return 0;
+            r->resp = nr;
+            r->resp_len = cap;
+        }
+        memcpy(r->resp + r->got, p, len);
+        r->resp[r->got + len] = '\0';
+    }
+    r->got += len;
+    return len;
+}
+
+/* Copy a header's value (after "Name:"), trimmed, into out. */
+static void header_value(const char *line, size_t len, size_t namelen, char *out, size_t outsz)
+{
+    const char *v = line + namelen, *e = line + len;
+    while (v < e && (*v == ' ' || *v == '\t')) v++;
+    while (e > v && (e[-1] == '\r' || e[-1] == '\n' || e[-1] == ' ')) e--;
+    size_t n = (size_t)(e - v) < outsz - 1 ? (size_t)(e - v) : outsz - 1;
+    memcpy(out, v, n);
+    out[n] = '\0';
+}
+
+static size_t on_header(char *p, size_t sz, size_t n, void *arg)
+{
+    struct http_req *r = arg;
+    size_t len = sz * n;
+    char val[256];
+    if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a new response (after 100, a redirect) */
+        r->etag[0] = r->last_modified[0] = '\0';
+        r->content_length = r->range_total = -1;
+        const char *sp = memchr(p, ' ', len);
+        r->hdr_status = sp ? strtol(sp + 1, NULL, 10) : 0;
+    } else if (len > 5 && strncasecmp(p, "ETag:", 5) == 0) {
+        header_value(p, len, 5, r->etag, sizeof r->etag);
+    } else if (len > 14 && strncasecmp(p, "Last-Modified:", 14) == 0) {
+        header_value(p, len, 14, r->last_modified, sizeof r->last_modified);
+    } else if (len > 15 && strncasecmp(p, "Content-Length:", 15) == 0) {
+        header_value(p, len, 15, val, sizeof val);
+        r->content_length = strtoll(val, NULL, 10);
+    } else if (len > 14 && strncasecmp(p, "Content-Range:", 14) == 0) {
+        header_value(p, len, 14, val, sizeof val);
+        const char *slash = strrchr(val, '/');
+        if (slash && slash[1] != '*') r->range_total = strtoll(slash + 1, NULL, 10);
+    }
+    return len;
+}
+
+struct upload {
+    const char *p;
+    size_t left;
+};
+
+static size_t on_read(char *buf, size_t sz, size_t n, void *arg)
+{
+    struct http_req *r = arg;
+    struct upload *u = r->engine_private;
+    size_t len = sz * n < u->left ? sz * n : u->left;
+    memcpy(buf, u->p, len);
+    u->p += len;
+    u->left -= len;
+    return len;
+}
+
+static int setup(CURL *h, struct http_req *r)
+{
+    curl_easy_setopt(h, CURLOPT_URL, r->url);
+    curl_easy_setopt(h, CURLOPT_PRIVATE, r);
+    curl_easy_setopt(h, CURLOPT_SHARE, eng.share);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, eng.set.connect_timeout_ms);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, eng.set.stall_timeout_s);
+    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+    if (eng.set.ca_bundle && *eng.set.ca_bundle) curl_easy_setopt(h, CURLOPT_CAINFO, eng.set.ca_bundle);
+    if (eng.set.insecure) {
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, r->headers);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->curl_err);
+    const char *m = r->method ? r->method : "GET";
+    if (strcmp(m, "HEAD") == 0) {
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(m, "PUT") == 0) {
+        struct upload *u = malloc(sizeof *u);
+        if (!u) return -ENOMEM;
+        *u = (struct upload){r->body, r->body_len};
+        r->engine_private = u;
+        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(h, CURLOPT_READDATA, r);
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
+    } else if (strcmp(m, "POST") == 0) {
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, r->body ? r->body : "");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+    } else if (strcmp(m, "GET") != 0) {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
+    }
+    return 0;
+}
+
+static void complete(struct http_req *r)
+{
+    r->t_done = stats_now_ns();
+    free(r->engine_private);
+    r->engine_private = NULL;
+    if (r->on_done) { /* the owner takes it from here; r may be gone after this */
+        r->on_done(r, r->on_done_arg);
+        return;
+    }
+    pthread_mutex_lock(&r->mu);
+    r->done = 1;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static CURL *easy_get(struct worker *w)
+{
+    if (w->nidle) return w->idle[--w->nidle];
+    return curl_easy_init();
+}
+
+static void easy_put(struct worker *w, CURL *h)
+{
+    if (w->nidle < EASY_POOL) {
+        curl_easy_reset(h); /* options only: connections live in the shared cache */
+        w->idle[w->nidle++] = h;
+    } else {
+        curl_easy_cleanup(h);
+    }
+}
+
+static void start_queued(struct worker *w)
+{
+    pthread_mutex_lock(&w->qlock);
+    struct http_req *q = w->qhead;
+    w->qhead = w->qtail = NULL;
+    pthread_mutex_unlock(&w->qlock);
+    while (q) {
+        struct http_req *next = q->engine_private;
+        q->engine_private = NULL;
+        CURL *h = easy_get(w);
+        int e = h ? setup(h, q) : -ENOMEM;
+        if (e == 0 && curl_multi_add_handle(w->multi, h) == CURLM_OK) {
+            q = next;
+            continue;
+        }
+        if (h) easy_put(w, h);
+        q->curl_code = CURLE_OUT_OF_MEMORY;
+        snprintf(q->curl_err, sizeof q->curl_err, "cannot start the transfer");
+        complete(q);
+        q = next;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    efd_engine_thread();
+    for (;;) {
+        start_queued(w);
+        int running = 0;
+        curl_multi_perform(w->multi, &running);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(w->multi, &left))) {
+            if (msg->msg != CURLMSG_DONE) continue;
+            CURL *h = msg->easy_handle;
+            struct http_req *r = NULL;
+            curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&r);
+            r->curl_code = msg->data.result;
+            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+            curl_multi_remove_handle(w->multi, h);
+            easy_put(w, h);
+            complete(r);
+        }
+        curl_multi_poll(w->multi, NULL, 0, 1000, NULL);
+    }
+    return NULL;
+}
+
+static int start_engine(void)
+{
+    if (eng.started) return eng.failed ? -EIO : 0;
+    eng.started = 1;
+    eng.failed = 1;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return -EIO;
+    eng.share = curl_share_init();
+    if (!eng.share) return -ENOMEM;
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_init(&eng.share_locks[i], NULL);
+    curl_share_setopt(eng.share, CURLSHOPT_LOCKFUNC, share_lock);
+    curl_share_setopt(eng.share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    curl_share_setopt(eng.share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    curl_share_setopt(eng.share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curl_share_setopt(eng.share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    eng.nw = eng.set.threads > 0 ? eng.set.threads : 1;
+    eng.w = calloc((size_t)eng.nw, sizeof *eng.w);
+    if (!eng.w) return -ENOMEM;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the program's signals are not ours */
+    int ok = 0;
+    for (int i = 0; i < eng.nw; i++) {
+        struct worker *w = &eng.w[i];
+        pthread_mutex_init(&w->qlock, NULL);
+        w->multi = curl_multi_init();
+        if (w->multi && pthread_create(&w->thr, NULL, worker_main, w) == 0) ok++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (ok < eng.nw) {
+        slog_error("HTTP engine: only %d of %d threads started", ok, eng.nw);
+        if (!ok) return -EAGAIN;
+        eng.nw = ok;
+    }
+    eng.failed = 0;
+    return 0;
+}
+
+int http_submit(struct http_req *r)
+{
+    r->t_submit = stats_now_ns();
+    r->done = 0;
+    r->got = 0;
+    r->t_first_byte = 0;
+    r->overflow = 0;
+    r->hdr_status = r->status = 0;
+    r->curl_code = 0;
+    r->curl_err[0] = '\0';
+    free(r->errbody);
+    r->errbody = NULL;
+    r->errbody_len = 0;
+    if (r->grow && r->resp) r->resp[0] = '\0';
+    pthread_mutex_lock(&eng.lock);
+    int e = start_engine();
+    pthread_mutex_unlock(&eng.lock);
+    if (e < 0) {
+        r->curl_code = CURLE_FAILED_INIT;
+        snprintf(r->curl_err, sizeof r->curl_err, "HTTP engine cannot start: %s", strerror(-e));
+        complete(r);
+        return e;
+    }
+    struct worker *w = &eng.w[atomic_fetch_add(&eng.rr, 1) % (unsigned)eng.nw];
+    r->engine_private = NULL;
+    pthread_mutex_lock(&w->qlock);
+    if (w->qtail)
+        w->qtail->engine_private = r;
+    else
+        w->qhead = r;
+    w->qtail = r;
+    pthread_mutex_unlock(&w->qlock);
+    curl_multi_wakeup(w->multi);
+    return 0;
+}
+
+void http_wait(struct http_req *r)
+{
+    pthread_mutex_lock(&r->mu);
+    while (!r->done) pthread_cond_wait(&r->cv, &r->mu);
+    pthread_mutex_unlock(&r->mu);
+}
+
+int http_perform(struct http_req *r)
+{
+    int e = http_submit(r);
+    http_wait(r);
+    return e;
+}
+
+void http_atfork_child(void)
+{
+    /* The parent's threads are gone and its connections are not ours to close: leave
+     * them, start afresh on first use. */
+    pthread_mutex_init(&eng.lock, NULL);
+    eng.started = eng.failed = 0;
+    eng.w = NULL;
+    eng.nw = 0;
+    eng.share = NULL;
+}
+
+const char *http_strerror(const struct http_req *r)
+{
+    if (r->overflow) return "the server sent more than was asked for (Range ignored?)";
+    if (r->curl_err[0]) return r->curl_err;
+    return curl_easy_strerror((CURLcode)r->curl_code);
+}

@@ -1,0 +1,85 @@
+/* http.h - the engine's HTTP client: libcurl multi handles driven by engine threads.
+ *
+ * A caller fills a struct http_req, submits it, and waits (or submits many and waits
+ * for each: that is how a large read becomes parallel ranged GETs). Each engine thread
+ * owns one multi handle; all of them share one connection cache, DNS cache and TLS
+ * session cache, so connections are reused across requests, files and threads, and no
+ * connection or handle is set up per request once the pool is warm. A response body is
+ * written straight into the caller's buffer when one is given (a ranged GET into the
+ * program's read buffer), else into a growing heap buffer (XML).
+ *
+ * The engine is created on first use and rebuilt in a forked child: its threads do not
+ * survive fork, and the child must not touch the parent's connections. */
+#ifndef S3SHIM_HTTP_H
+#define S3SHIM_HTTP_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct curl_slist;
+
+struct http_settings {
+    int threads;          /* engine threads (multi handles) */
+    long connect_timeout_ms;
+    long stall_timeout_s; /* abort a transfer that moves < 1 byte/s for this long */
+    const char *ca_bundle; /* NULL = system default */
+    int insecure;          /* skip TLS verification (never by default) */
+};
+
+struct http_req {
+    /* --- request, set by the caller --- */
+    const char *method;        /* "GET", "PUT", "HEAD", "POST", "DELETE" */
+    const char *url;
+    struct curl_slist *headers; /* owned by the caller */
+    const void *body;          /* upload from memory (PUT/POST), body_len bytes */
+    size_t body_len;
+    void *dst;                 /* write the response body here (up to dst_cap bytes)... */
+    size_t dst_cap;
+    int grow;                  /* ...or into heap memory (resp, resp_len) when set */
+
+    /* --- response, set by the engine --- */
+    long status;     /* HTTP status, 0 if no response */
+    int curl_code;   /* CURLcode, 0 = transfer fine */
+    char curl_err[256];
+    size_t got;      /* body bytes received */
+    char *resp;      /* with grow: the body, NUL-terminated; free() it */
+    size_t resp_len;
+    char etag[128];  /* quotes kept, as the server sent it */
+    char last_modified[64];
+    int64_t content_length;   /* -1 if absent */
+    int64_t range_total;      /* from Content-Range ".../TOTAL", -1 if absent */
+    int overflow;             /* the server sent more than dst_cap */
+    long hdr_status;          /* status line as it arrived (error bodies never reach dst) */
+    char *errbody;            /* body of a >= 300 response when dst was given; free() it */
+    size_t errbody_len;
+    uint64_t t_submit, t_first_byte, t_done; /* stats_now_ns() clock */
+
+    /* --- completion --- */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done;
+    void (*on_done)(struct http_req *r, void *arg); /* optional, runs on an engine thread */
+    void *on_done_arg;
+    void *engine_private;
+};
+
+/* Initialise the process-wide engine's settings (before first use; later calls after
+ * start-up are ignored). */
+void http_configure(const struct http_settings *s);
+/* Prepare a request structure (zeroes it, sets up its wait state). */
+void http_req_init(struct http_req *r);
+void http_req_cleanup(struct http_req *r); /* frees resp; the caller owns headers */
+/* Start a transfer; returns 0, or -errno if the engine cannot run (the request is then
+ * complete with curl_code set). */
+int http_submit(struct http_req *r);
+void http_wait(struct http_req *r);
+/* submit + wait */
+int http_perform(struct http_req *r);
+/* In a forked child: forget the parent's engine (its threads are gone). */
+void http_atfork_child(void);
+/* A short text for a failed transfer ("connection refused", "timeout"...). */
+const char *http_strerror(const struct http_req *r);
+
+#endif
