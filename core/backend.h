@@ -18,6 +18,9 @@
 #include <sys/types.h>
 #include <time.h>
 
+struct cfg;
+struct stats_set;
+
 struct bk_dirent {
     uint64_t ino;
     unsigned char type; /* DT_* */
@@ -27,9 +30,10 @@ struct bk_dirent {
 struct backend_ops {
     const char *scheme;
 
-    /* Mount the URI remainder after "scheme://". On failure returns -errno and writes a
-     * one-line reason into err. */
-    int (*mount)(const char *where, void **ms, char *err, size_t errlen);
+    /* Mount the URI remainder after "scheme://", with the engine settings in cfg. On
+     * failure returns -errno and writes a one-line reason into err. */
+    int (*mount)(const char *where, const struct cfg *cfg, struct stats_set *stats, void **ms, char *err,
+                 size_t errlen);
     void (*unmount)(void *ms);
     /* In a child after fork(): rebuild anything that does not survive it (threads). */
     void (*atfork_child)(void *ms);
@@ -73,6 +77,7 @@ struct backend_ops {
 };
 
 extern const struct backend_ops bk_file_ops;
+extern const struct backend_ops bk_s3_ops;
 
 /* Find the vtable for a URI's scheme ("file://..."); sets *rest to what follows "://".
  * Returns NULL for an unknown scheme; *known_but_unbuilt is set when the scheme is one

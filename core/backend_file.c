@@ -71,8 +71,10 @@ static int parent_beneath(struct file_mount *fm, const char *key, char *leaf, si
 /* "/proc/self/fd/N": lets path-only calls act on an fd resolved beneath the root. */
 static void fd_path(int fd, char *buf, size_t len) { snprintf(buf, len, "/proc/self/fd/%d", fd); }
 
-static int fm_mount(const char *where, void **ms, char *err, size_t errlen)
+static int fm_mount(const char *where, const struct cfg *cfg, struct stats_set *stats, void **ms, char *err,
+                    size_t errlen)
 {
+    (void)cfg, (void)stats;
     if (where[0] != '/') {
         snprintf(err, errlen, "file:// needs an absolute directory (file:///DIR), got '%s'", where);
         return -EINVAL;

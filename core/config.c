@@ -4,6 +4,7 @@
 #include "log.h"
 #include "path.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,6 +18,14 @@ const char *const cfg_known[][2] = {
     {"S3SHIM_LOG_FILE", "append log lines to this file instead of stderr"},
     {"S3SHIM_STATS", "1: print a per-mount summary to stderr at exit"},
     {"S3SHIM_STATS_FILE", "write the summary as JSON (%p = pid)"},
+    {"S3SHIM_PART_SIZE", "bytes per ranged GET and uploaded part, e.g. 8M (default 8M, min 5M)"},
+    {"S3SHIM_CONCURRENCY", "requests in flight per open file (default 16)"},
+    {"S3SHIM_MEMORY", "buffer memory budget of a process, e.g. 1G (default 1G)"},
+    {"S3SHIM_ADDRESSING", "path|virtual|auto S3 addressing style (default auto)"},
+    {"S3SHIM_STAT_TTL", "seconds metadata stays cached, 0 = off (default 5)"},
+    {"S3SHIM_IO_THREADS", "HTTP engine threads (default 2)"},
+    {"S3SHIM_TIMEOUT", "seconds a stalled transfer waits before a retry (default 30)"},
+    {"S3SHIM_NO_SIGN", "1: anonymous requests (public buckets)"},
     {"S3SHIM_ROOT_PID", "internal: pid of the first process of a run"},
     {NULL, NULL},
 };
@@ -123,6 +132,51 @@ void cfg_parse_mounts(struct cfg *c, const char *spec)
     free(copy);
 }
 
+long long cfg_parse_size(const char *v)
+{
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || end == v || n < 0) return -1;
+    long long mul = 1;
+    switch (*end) {
+    case 'k': case 'K': mul = 1LL << 10; end++; break;
+    case 'm': case 'M': mul = 1LL << 20; end++; break;
+    case 'g': case 'G': mul = 1LL << 30; end++; break;
+    default: break;
+    }
+    if (*end == 'i' || *end == 'I') end++;
+    if (*end == 'b' || *end == 'B') end++;
+    if (*end || n > (1LL << 50) / mul) return -1;
+    return n * mul;
+}
+
+/* An integer setting within [lo, hi]; keeps *out and records an error otherwise. */
+static void int_setting(struct cfg *c, cfg_getenv_fn get, void *ctx, const char *name, int lo, int hi, int *out)
+{
+    const char *v = get(name, ctx);
+    if (!v || !*v) return;
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || n < lo || n > hi) {
+        cfg_error(c, "%s: '%s' is not a whole number from %d to %d; using %d", name, v, lo, hi, *out);
+        return;
+    }
+    *out = (int)n;
+}
+
+static void size_setting(struct cfg *c, cfg_getenv_fn get, void *ctx, const char *name, long long lo, size_t *out)
+{
+    const char *v = get(name, ctx);
+    if (!v || !*v) return;
+    long long n = cfg_parse_size(v);
+    if (n < lo) {
+        cfg_error(c, "%s: '%s' is not a size of at least %lld bytes (e.g. 8M); using %zu", name, v, lo, *out);
+        return;
+    }
+    *out = (size_t)n;
+}
+
 const char *cfg_process_env(const char *name, void *ctx)
 {
     (void)ctx;
@@ -150,6 +204,34 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
             c->stats = b;
     }
     if ((v = get("S3SHIM_STATS_FILE", ctx)) && *v) c->stats_file = strdup(v);
+
+    c->part_size = 8u << 20;
+    c->concurrency = 16;
+    c->memory = 1u << 30;
+    c->stat_ttl_ms = 5000;
+    c->io_threads = 2;
+    c->timeout_s = 30;
+    size_setting(c, get, ctx, "S3SHIM_PART_SIZE", 5LL << 20, &c->part_size);
+    size_setting(c, get, ctx, "S3SHIM_MEMORY", 16LL << 20, &c->memory);
+    int_setting(c, get, ctx, "S3SHIM_CONCURRENCY", 1, 1024, &c->concurrency);
+    int_setting(c, get, ctx, "S3SHIM_IO_THREADS", 1, 64, &c->io_threads);
+    int_setting(c, get, ctx, "S3SHIM_TIMEOUT", 1, 3600, &c->timeout_s);
+    if ((v = get("S3SHIM_STAT_TTL", ctx)) && *v) {
+        char *end;
+        double t = strtod(v, &end);
+        if (*end || t < 0 || t > 86400)
+            cfg_error(c, "S3SHIM_STAT_TTL: '%s' is not a number of seconds (0 to 86400); using 5", v);
+        else
+            c->stat_ttl_ms = (int)(t * 1000);
+    }
+    if ((v = get("S3SHIM_ADDRESSING", ctx)) && *v) {
+        if (strcasecmp(v, "path") == 0)
+            c->addressing = CFG_ADDR_PATH;
+        else if (strcasecmp(v, "virtual") == 0 || strcasecmp(v, "vhost") == 0)
+            c->addressing = CFG_ADDR_VIRTUAL;
+        else if (strcasecmp(v, "auto") != 0)
+            cfg_error(c, "S3SHIM_ADDRESSING: '%s' is not path, virtual or auto; using auto", v);
+    }
 
     add_mount(c, "/s3", "s3://", 1);
     add_mount(c, "s3:", "s3://", 1);

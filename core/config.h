@@ -24,9 +24,22 @@ struct cfg {
     char *stats_file;
     int nmounts;
     struct cfg_mount mounts[CFG_MAX_MOUNTS];
+    /* engine and S3 settings (S3SHIM_*) */
+    size_t part_size;    /* bytes per ranged GET / uploaded part */
+    int concurrency;     /* requests in flight per file */
+    size_t memory;       /* buffer memory budget for the whole process */
+    int addressing;      /* CFG_ADDR_* */
+    int stat_ttl_ms;     /* metadata cache lifetime; 0 = off */
+    int io_threads;      /* HTTP engine threads */
+    int timeout_s;       /* a transfer that stalls this long is retried */
     int nerrors;
     char errors[CFG_MAX_ERRORS][320];
 };
+
+enum { CFG_ADDR_AUTO = 0, CFG_ADDR_PATH, CFG_ADDR_VIRTUAL };
+
+/* Parse "8M", "512k", "1G", "1048576" (binary multiples). -1 if malformed. */
+long long cfg_parse_size(const char *v);
 
 /* getenv-like lookup, so tests and the C API can feed their own environment. */
 typedef const char *(*cfg_getenv_fn)(const char *name, void *ctx);

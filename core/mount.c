@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void mount_one(struct mount *m, const char *prefix, const char *uri)
+static void mount_one(struct mount *m, const char *prefix, const char *uri, const struct cfg *cfg)
 {
     memset(m, 0, sizeof *m);
     m->prefix = strdup(prefix);
@@ -30,7 +30,7 @@ static void mount_one(struct mount *m, const char *prefix, const char *uri)
         return;
     }
     char err[256] = "";
-    int r = ops->mount(rest, &m->ms, err, sizeof err);
+    int r = ops->mount(rest, cfg, &m->stats, &m->ms, err, sizeof err);
     if (r < 0) {
         m->disabled = 1;
         snprintf(m->reason, sizeof m->reason, "%s", err[0] ? err : strerror(-r));
@@ -48,12 +48,13 @@ static int by_len_desc(const void *a, const void *b)
 void mnt_build(struct mount_table *t, const struct cfg *c)
 {
     t->cap = c->nmounts + 8; /* room for a few ad hoc mounts */
+    t->cfg = c;
     t->m = calloc((size_t)t->cap, sizeof *t->m);
     t->n = 0;
     if (!t->m) return;
     for (int i = 0; i < c->nmounts; i++) {
         struct mount *m = &t->m[t->n++];
-        mount_one(m, c->mounts[i].prefix, c->mounts[i].uri);
+        mount_one(m, c->mounts[i].prefix, c->mounts[i].uri, c);
     }
     qsort(t->m, (size_t)t->n, sizeof *t->m, by_len_desc);
 }
@@ -93,7 +94,7 @@ struct mount *mnt_adhoc(struct mount_table *t, const char *uri)
     /* Runs only at start-up, single-threaded, into the room mnt_build left. */
     if (!t->m || t->n >= t->cap) return NULL;
     struct mount *m = &t->m[t->n];
-    mount_one(m, "", uri);
+    mount_one(m, "", uri, t->cfg);
     snprintf(m->stats.name, sizeof m->stats.name, "(inherited)");
     t->n++;
     return m->disabled ? NULL : m;

@@ -27,6 +27,7 @@ struct mount {
 struct mount_table {
     struct mount *m;
     int n, cap;
+    const struct cfg *cfg; /* the settings the mounts were made with (kept by the owner) */
 };
 
 /* Mount every configured backend. A mount that cannot be set up is kept, disabled, with

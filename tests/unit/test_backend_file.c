@@ -38,7 +38,7 @@ static int setup(void **state)
     snprintf(f->outside, sizeof f->outside, "%s/outside", f->top);
     if (mkdir(f->root, 0755) || mkdir(f->outside, 0755)) return -1;
     char err[256] = "";
-    int r = B->mount(f->root, &f->ms, err, sizeof err);
+    int r = B->mount(f->root, NULL, NULL, &f->ms, err, sizeof err);
     if (r < 0) {
         print_error("mount %s: %s\n", f->root, err);
         return -1;
@@ -475,13 +475,13 @@ static void test_mount_errors(void **state)
 {
     void *ms = NULL;
     char err[256] = "";
-    assert_int_equal(B->mount("relative", &ms, err, sizeof err), -EINVAL);
+    assert_int_equal(B->mount("relative", NULL, NULL, &ms, err, sizeof err), -EINVAL);
     assert_non_null(strstr(err, "relative"));
     err[0] = '\0';
-    assert_int_equal(B->mount("/nonexistent/s3shim/unit/dir", &ms, err, sizeof err), -ENOENT);
+    assert_int_equal(B->mount("/nonexistent/s3shim/unit/dir", NULL, NULL, &ms, err, sizeof err), -ENOENT);
     assert_non_null(strstr(err, "/nonexistent/s3shim/unit/dir"));
     err[0] = '\0';
-    assert_int_equal(B->mount("/dev/null", &ms, err, sizeof err), -ENOTDIR);
+    assert_int_equal(B->mount("/dev/null", NULL, NULL, &ms, err, sizeof err), -ENOTDIR);
     assert_non_null(strstr(err, "/dev/null"));
 }
 
