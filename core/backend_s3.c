@@ -1,0 +1,744 @@
+/* backend_s3.c - s3://[BUCKET[/PREFIX]]: objects as files, common prefixes as directories.
+ *
+ * This file is the namespace: mounting (credentials, endpoints), mapping mount keys to
+ * bucket and object key, a short-lived metadata cache (stat answers and "no such key",
+ * filled by listings too so that `ls -l` costs one request per page, not one per file),
+ * directories from ListObjectsV2 with '/' as delimiter, and unlink, rename (copy and
+ * delete; multipart copy above 5 GiB), mkdir (a "dir/" marker) and rmdir. Reading and
+ * writing objects is s3_file.c. */
+#include "backend.h"
+#include "bufpool.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "s3_backend.h"
+#include "s3_xml.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sysmacros.h>
+#include <time.h>
+#include <unistd.h>
+#include <uthash.h>
+
+#define COPY_PART ((int64_t)1 << 30)       /* multipart copy part: 1 GiB */
+#define COPY_LIMIT ((int64_t)5 << 30)      /* CopyObject's own limit */
+#define S3_DEV_MAJOR 0x5333                /* "S3": no real device has this major */
+
+struct s3_meta {
+    char *id; /* "bucket/key" */
+    int exists;
+    struct stat st;
+    char etag[128];
+    uint64_t expires;
+    UT_hash_handle hh;
+};
+
+static _Atomic int mount_seq;
+
+/* --- mounting -------------------------------------------------------------------------- */
+
+static const char *env_get(const char *name, void *ctx)
+{
+    (void)ctx;
+    return getenv(name);
+}
+
+static int s3_mount(const char *where, const struct cfg *cfg, struct stats_set *stats, void **msp, char *err,
+                    size_t errlen)
+{
+    struct s3_mount *m = calloc(1, sizeof *m);
+    if (!m) return -ENOMEM;
+    const char *slash = strchr(where, '/');
+    size_t blen = slash ? (size_t)(slash - where) : strlen(where);
+    if (blen >= sizeof m->bucket) {
+        snprintf(err, errlen, "bucket name '%.40s...' is too long", where);
+        free(m);
+        return -EINVAL;
+    }
+    memcpy(m->bucket, where, blen);
+    if (slash && slash[1]) {
+        size_t pl = strlen(slash + 1);
+        while (pl && slash[pl] == '/') pl--; /* no trailing slashes */
+        snprintf(m->prefix, sizeof m->prefix, "%.*s/", (int)pl, slash + 1);
+    }
+    m->part_size = cfg ? cfg->part_size : (size_t)8 << 20;
+    m->concurrency = cfg ? cfg->concurrency : 16;
+    m->stat_ttl_ns = (uint64_t)(cfg ? cfg->stat_ttl_ms : 5000) * 1000000ull;
+    m->dev = makedev(S3_DEV_MAJOR, (unsigned)atomic_fetch_add(&mount_seq, 1) + 1);
+    pthread_mutex_init(&m->meta_lock, NULL);
+
+    struct aws_settings aws;
+    char why[512] = "";
+    int e = aws_settings_load(&aws, env_get, NULL, why, sizeof why);
+    if (e < 0) {
+        snprintf(err, errlen, "%s", why[0] ? why : "bad AWS configuration");
+        free(m);
+        return e;
+    }
+    if (!aws.anonymous && !aws.have_creds) {
+        snprintf(err, errlen, "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or "
+                              "S3SHIM_NO_SIGN=1 for public buckets");
+        aws_settings_free(&aws);
+        free(m);
+        return -EACCES;
+    }
+    int addressing = cfg ? cfg->addressing : CFG_ADDR_AUTO;
+    /* AWS itself prefers virtual hosts; S3-compatible servers on an address prefer paths. */
+    int vhost = addressing == CFG_ADDR_VIRTUAL || (addressing == CFG_ADDR_AUTO && !aws.endpoint[0]);
+    if (cfg) {
+        struct http_settings hs = {cfg->io_threads, 5000, cfg->timeout_s, aws.ca_bundle[0] ? aws.ca_bundle : NULL, 0};
+        http_configure(&hs);
+        bufpool_configure(cfg->memory);
+    }
+    e = s3_client_init(&m->client, &aws, vhost, stats, err, errlen);
+    aws_settings_free(&aws);
+    if (e < 0) {
+        free(m);
+        return e;
+    }
+    *msp = m;
+    return 0;
+}
+
+static void s3_unmount(void *ms)
+{
+    struct s3_mount *m = ms;
+    struct s3_meta *x, *tmp;
+    HASH_ITER(hh, m->meta, x, tmp)
+    {
+        HASH_DEL(m->meta, x);
+        free(x->id);
+        free(x);
+    }
+    s3_client_free(&m->client);
+    free(m);
+}
+
+static void s3_atfork_child(void *ms)
+{
+    (void)ms;
+    http_atfork_child();
+}
+
+/* --- keys ------------------------------------------------------------------------------ */
+
+int s3_path_resolve(struct s3_mount *m, const char *mkey, struct s3_path *p)
+{
+    memset(p, 0, sizeof *p);
+    const char *rest = mkey;
+    if (m->bucket[0]) {
+        snprintf(p->bucket, sizeof p->bucket, "%s", m->bucket);
+    } else { /* s3://: the first component is the bucket */
+        if (!mkey[0]) {
+            p->is_service = 1;
+            p->key = strdup("");
+            return p->key ? 0 : -ENOMEM;
+        }
+        const char *sl = strchr(mkey, '/');
+        size_t bl = sl ? (size_t)(sl - mkey) : strlen(mkey);
+        if (bl >= sizeof p->bucket) return -ENAMETOOLONG;
+        memcpy(p->bucket, mkey, bl);
+        rest = sl ? sl + 1 : "";
+    }
+    size_t n = strlen(m->prefix) + strlen(rest) + 1;
+    if (n > 1025) return -ENAMETOOLONG; /* S3 keys are at most 1024 bytes */
+    p->key = malloc(n);
+    if (!p->key) return -ENOMEM;
+    snprintf(p->key, n, "%s%s", rest[0] || !m->prefix[0] ? m->prefix : "", rest);
+    if (!rest[0] && m->prefix[0]) p->key[strlen(p->key) - 1] = '\0'; /* the prefix itself, as a directory */
+    return 0;
+}
+
+void s3_path_free(struct s3_path *p)
+{
+    free(p->key);
+    p->key = NULL;
+}
+
+static uint64_t key_hash(const char *bucket, const char *key)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const char *s = bucket; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    h = (h ^ '/') * 1099511628211ull;
+    for (const char *s = key; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+void s3_fill_stat(struct s3_mount *m, struct stat *st, const char *bucket, const char *key, int64_t size,
+                  time_t mtime, int is_dir)
+{
+    memset(st, 0, sizeof *st);
+    st->st_dev = m->dev;
+    st->st_ino = key_hash(bucket, key);
+    st->st_mode = is_dir ? S_IFDIR | 0755 : S_IFREG | 0644;
+    st->st_nlink = is_dir ? 2 : 1;
+    st->st_uid = getuid();
+    st->st_gid = getgid();
+    st->st_size = size < 0 ? 0 : size;
+    st->st_blksize = (blksize_t)m->part_size;
+    st->st_blocks = (st->st_size + 511) / 512;
+    st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = mtime;
+}
+
+/* --- metadata cache ------------------------------------------------------------------------ */
+
+static char *meta_id(const char *bucket, const char *key)
+{
+    size_t n = strlen(bucket) + strlen(key) + 2;
+    char *id = malloc(n);
+    if (id) snprintf(id, n, "%s/%s", bucket, key);
+    return id;
+}
+
+void s3_meta_put(struct s3_mount *m, const char *bucket, const char *key, const struct stat *st, const char *etag)
+{
+    if (!m->stat_ttl_ns) return;
+    char *id = meta_id(bucket, key);
+    if (!id) return;
+    pthread_mutex_lock(&m->meta_lock);
+    struct s3_meta *x;
+    HASH_FIND_STR(m->meta, id, x);
+    if (!x && (x = calloc(1, sizeof *x))) {
+        x->id = id;
+        id = NULL;
+        HASH_ADD_KEYPTR(hh, m->meta, x->id, strlen(x->id), x);
+    }
+    if (x) {
+        x->exists = st != NULL;
+        if (st) x->st = *st;
+        snprintf(x->etag, sizeof x->etag, "%s", etag ? etag : "");
+        x->expires = stats_now_ns() + m->stat_ttl_ns;
+    }
+    pthread_mutex_unlock(&m->meta_lock);
+    free(id);
+}
+
+void s3_meta_forget(struct s3_mount *m, const char *bucket, const char *key)
+{
+    char *id = meta_id(bucket, key);
+    if (!id) return;
+    pthread_mutex_lock(&m->meta_lock);
+    struct s3_meta *x;
+    HASH_FIND_STR(m->meta, id, x);
+    if (x) {
+        HASH_DEL(m->meta, x);
+        free(x->id);
+        free(x);
+    }
+    pthread_mutex_unlock(&m->meta_lock);
+    free(id);
+}
+
+/* 1 = cached (st filled, or -ENOENT in *neg), 0 = not cached. */
+static int meta_get(struct s3_mount *m, const char *bucket, const char *key, struct stat *st, int *neg)
+{
+    char *id = meta_id(bucket, key);
+    if (!id) return 0;
+    int hit = 0;
+    pthread_mutex_lock(&m->meta_lock);
+    struct s3_meta *x;
+    HASH_FIND_STR(m->meta, id, x);
+    if (x && x->expires > stats_now_ns()) {
+        hit = 1;
+        *neg = !x->exists;
+        if (x->exists) *st = x->st;
+    }
+    pthread_mutex_unlock(&m->meta_lock);
+    free(id);
+    return hit;
+}
+
+/* --- listing ------------------------------------------------------------------------------- */
+
+/* One ListObjectsV2 page of `prefix` (with delimiter '/' unless flat). */
+static int list_page(struct s3_mount *m, const char *bucket, const char *prefix, const char *token, int max_keys,
+                     int flat, struct s3_list_page *page)
+{
+    size_t pl = strlen(prefix), tl = token ? strlen(token) : 0;
+    char *ep = malloc(pl * 3 + 1), *et = malloc(tl * 3 + 1);
+    char *q = malloc(pl * 3 + tl * 3 + 160);
+    int e = -ENOMEM;
+    if (ep && et && q) {
+        s3_uri_encode(prefix, pl, 0, ep, pl * 3 + 1);
+        if (token) s3_uri_encode(token, tl, 0, et, tl * 3 + 1);
+        /* canonical order: continuation-token, delimiter, list-type, max-keys, prefix */
+        sprintf(q, "%s%s%s%slist-type=2&max-keys=%d&prefix=%s", token ? "continuation-token=" : "", token ? et : "",
+                token ? "&" : "", flat ? "" : "delimiter=%2F&", max_keys, ep);
+        struct s3_op op;
+        s3_op_init(&op, "GET", bucket, "");
+        op.query = q;
+        op.grow = 1;
+        e = s3_run(&m->client, &op);
+        memset(page, 0, sizeof *page);
+        if (e == 0 && (!op.req.resp || s3_xml_list_parse(op.req.resp, op.req.got, page) < 0)) {
+            slog_error("s3: listing %s/%s: the server's answer is not a ListObjectsV2 result", bucket, prefix);
+            e = -EIO;
+        }
+        s3_op_cleanup(&op);
+    }
+    free(ep);
+    free(et);
+    free(q);
+    return e;
+}
+
+/* Is there anything below "key/"? 1, 0, or -errno. */
+static int has_children(struct s3_mount *m, const char *bucket, const char *key, int *only_marker)
+{
+    size_t n = strlen(key);
+    char *dir = malloc(n + 2);
+    if (!dir) return -ENOMEM;
+    snprintf(dir, n + 2, "%s%s", key, n ? "/" : "");
+    struct s3_list_page page;
+    int e = list_page(m, bucket, dir, NULL, 2, 0, &page);
+    int r = e;
+    if (e == 0) {
+        int real = 0, marker = 0;
+        for (size_t i = 0; i < page.n; i++) {
+            if (!page.v[i].is_prefix && strcmp(page.v[i].name, dir) == 0)
+                marker = 1;
+            else
+                real = 1;
+        }
+        if (only_marker) *only_marker = marker && !real;
+        r = real || marker;
+        s3_list_page_free(&page);
+    }
+    free(dir);
+    return r;
+}
+
+/* --- namespace --------------------------------------------------------------------------- */
+
+static int stat_path(struct s3_mount *m, struct s3_path *p, struct stat *st)
+{
+    if (p->is_service || !p->key[0]) { /* the mount root, a bucket, or the mount's prefix */
+        s3_fill_stat(m, st, p->bucket, p->key, 0, 0, 1);
+        if (p->is_service) return 0;
+        int neg = 0;
+        if (meta_get(m, p->bucket, "", st, &neg)) return neg ? -ENOENT : 0;
+        int e = has_children(m, p->bucket, p->key, NULL); /* also proves the bucket exists */
+        if (e < 0) return e;
+        s3_fill_stat(m, st, p->bucket, p->key, 0, 0, 1);
+        s3_meta_put(m, p->bucket, "", st, NULL);
+        return 0;
+    }
+    int neg = 0;
+    if (meta_get(m, p->bucket, p->key, st, &neg)) return neg ? -ENOENT : 0;
+    struct s3_op op;
+    s3_op_init(&op, "HEAD", p->bucket, p->key);
+    op.quiet_404 = 1;
+    int e = s3_run(&m->client, &op);
+    if (e == 0) {
+        time_t mt = op.req.last_modified[0] ? s3_parse_http_date(op.req.last_modified) : 0;
+        s3_fill_stat(m, st, p->bucket, p->key, op.req.content_length, mt < 0 ? 0 : mt, 0);
+        s3_meta_put(m, p->bucket, p->key, st, op.req.etag);
+    } else if (e == -ENOENT) { /* a prefix with keys below it is a directory */
+        int c = has_children(m, p->bucket, p->key, NULL);
+        if (c > 0) {
+            s3_fill_stat(m, st, p->bucket, p->key, 0, 0, 1);
+            s3_meta_put(m, p->bucket, p->key, st, NULL);
+            e = 0;
+        } else {
+            if (c == 0) s3_meta_put(m, p->bucket, p->key, NULL, NULL);
+            e = c < 0 ? c : -ENOENT;
+        }
+    }
+    s3_op_cleanup(&op);
+    return e;
+}
+
+#define WITH_PATH(m, mkey, body) \
+    ({ \
+        struct s3_path p_; \
+        int r_ = s3_path_resolve(m, mkey, &p_); \
+        if (r_ == 0) { \
+            struct s3_path *P = &p_; \
+            r_ = (body); \
+        } \
+        s3_path_free(&p_); \
+        r_; \
+    })
+
+static int s3_stat(void *ms, const char *key, struct stat *st, int nofollow)
+{
+    (void)nofollow;
+    return WITH_PATH(ms, key, stat_path(ms, P, st));
+}
+
+static int s3_access(void *ms, const char *key, int mode, int flags)
+{
+    (void)flags;
+    struct stat st;
+    int e = s3_stat(ms, key, &st, 0);
+    if (e < 0) return e;
+    if ((mode & X_OK) && !S_ISDIR(st.st_mode)) return -EACCES;
+    return 0;
+}
+
+static int unlink_path(struct s3_mount *m, struct s3_path *p)
+{
+    struct stat st;
+    int e = stat_path(m, p, &st);
+    if (e < 0) return e;
+    if (S_ISDIR(st.st_mode)) return -EISDIR;
+    struct s3_op op;
+    s3_op_init(&op, "DELETE", p->bucket, p->key);
+    op.grow = 1;
+    e = s3_run(&m->client, &op);
+    s3_op_cleanup(&op);
+    s3_meta_forget(m, p->bucket, p->key);
+    return e;
+}
+
+static int s3_unlink(void *ms, const char *key) { return WITH_PATH(ms, key, unlink_path(ms, P)); }
+
+/* Server-side copy of src to dst (a multipart copy above 5 GiB). */
+static int copy_object(struct s3_mount *m, struct s3_path *src, struct s3_path *dst, int64_t size)
+{
+    size_t kl = strlen(src->key), n = strlen(src->bucket) * 3 + kl * 3 + 8;
+    char *csrc = malloc(n);
+    if (!csrc) return -ENOMEM;
+    int off = snprintf(csrc, n, "/%s/", src->bucket);
+    s3_uri_encode(src->key, kl, 1, csrc + off, n - (size_t)off);
+    int e;
+    if (size <= COPY_LIMIT) {
+        struct s3_op op;
+        s3_op_init(&op, "PUT", dst->bucket, dst->key);
+        s3_op_header(&op, "x-amz-copy-source", csrc);
+        op.grow = 1;
+        e = s3_run(&m->client, &op);
+        char etag[128], code[64] = "";
+        if (e == 0 && (!op.req.resp || s3_xml_copy_parse(op.req.resp, op.req.got, etag, sizeof etag, code,
+                                                        sizeof code) < 0)) {
+            slog_error("s3: copying %s/%s failed: %s", src->bucket, src->key, code[0] ? code : "unreadable answer");
+            e = -EIO;
+        }
+        s3_op_cleanup(&op);
+    } else {
+        struct s3_op op;
+        char uid[512] = "";
+        s3_op_init(&op, "POST", dst->bucket, dst->key);
+        op.query = "uploads=";
+        op.grow = 1;
+        e = s3_run(&m->client, &op);
+        if (e == 0 && (!op.req.resp || s3_xml_initiate_parse(op.req.resp, op.req.got, uid, sizeof uid) < 0)) e = -EIO;
+        s3_op_cleanup(&op);
+        int parts = (int)((size + COPY_PART - 1) / COPY_PART);
+        struct s3_part_etag *pe = calloc((size_t)parts, sizeof *pe);
+        char(*etags)[128] = calloc((size_t)parts, 128);
+        char eid[1536];
+        s3_uri_encode(uid, strlen(uid), 0, eid, sizeof eid);
+        if (!pe || !etags) e = -ENOMEM;
+        for (int i = 0; i < parts && e == 0; i++) {
+            char q[1700], range[80];
+            int64_t a = (int64_t)i * COPY_PART, b = a + COPY_PART > size ? size - 1 : a + COPY_PART - 1;
+            snprintf(q, sizeof q, "partNumber=%d&uploadId=%s", i + 1, eid);
+            snprintf(range, sizeof range, "bytes=%lld-%lld", (long long)a, (long long)b);
+            s3_op_init(&op, "PUT", dst->bucket, dst->key);
+            op.query = q;
+            s3_op_header(&op, "x-amz-copy-source", csrc);
+            s3_op_header(&op, "x-amz-copy-source-range", range);
+            op.grow = 1;
+            e = s3_run(&m->client, &op);
+            char code[64] = "";
+            if (e == 0 && (!op.req.resp || s3_xml_copy_parse(op.req.resp, op.req.got, etags[i], 128, code,
+                                                            sizeof code) < 0))
+                e = -EIO;
+            pe[i] = (struct s3_part_etag){i + 1, etags[i]};
+            s3_op_cleanup(&op);
+        }
+        if (e == 0) {
+            size_t blen;
+            char *body = s3_xml_complete_build(pe, parts, &blen), q[1600], etag[128], code[64] = "";
+            snprintf(q, sizeof q, "uploadId=%s", eid);
+            s3_op_init(&op, "POST", dst->bucket, dst->key);
+            op.query = q;
+            op.body = body;
+            op.body_len = blen;
+            op.grow = 1;
+            e = body ? s3_run(&m->client, &op) : -ENOMEM;
+            if (e == 0 && (!op.req.resp || s3_xml_complete_parse(op.req.resp, op.req.got, etag, sizeof etag, code,
+                                                                sizeof code) < 0))
+                e = -EIO;
+            s3_op_cleanup(&op);
+            free(body);
+        } else if (uid[0]) {
+            char q[1600];
+            snprintf(q, sizeof q, "uploadId=%s", eid);
+            s3_op_init(&op, "DELETE", dst->bucket, dst->key);
+            op.query = q;
+            op.grow = 1;
+            s3_run(&m->client, &op);
+            s3_op_cleanup(&op);
+        }
+        free(pe);
+        free(etags);
+    }
+    free(csrc);
+    return e;
+}
+
+static int s3_rename(void *ms, const char *from, const char *to, unsigned flags)
+{
+    struct s3_mount *m = ms;
+    struct s3_path a, b;
+    int e = s3_path_resolve(m, from, &a);
+    if (e == 0) e = s3_path_resolve(m, to, &b);
+    else b.key = NULL;
+    struct stat st, dst;
+    if (e == 0) e = stat_path(m, &a, &st);
+    if (e == 0 && S_ISDIR(st.st_mode)) e = -EXDEV; /* mv copies a directory tree itself */
+    if (e == 0 && (flags & RENAME_NOREPLACE) && stat_path(m, &b, &dst) == 0) e = -EEXIST;
+    if (e == 0 && (flags & ~RENAME_NOREPLACE)) e = -EINVAL;
+    if (e == 0 && strcmp(a.bucket, b.bucket) == 0 && strcmp(a.key, b.key) == 0) e = 0;
+    else if (e == 0) {
+        e = copy_object(m, &a, &b, st.st_size);
+        s3_meta_forget(m, b.bucket, b.key);
+        if (e == 0) e = unlink_path(m, &a);
+    }
+    s3_path_free(&a);
+    s3_path_free(&b);
+    return e;
+}
+
+/* A directory is a prefix; mkdir leaves a zero-byte "name/" marker so it exists empty. */
+static int mkdir_path(struct s3_mount *m, struct s3_path *p)
+{
+    struct stat st;
+    if (p->is_service || !p->key[0]) return -EEXIST;
+    int e = stat_path(m, p, &st);
+    if (e == 0) return -EEXIST;
+    if (e != -ENOENT) return e;
+    size_t n = strlen(p->key) + 2;
+    char *marker = malloc(n);
+    if (!marker) return -ENOMEM;
+    snprintf(marker, n, "%s/", p->key);
+    char md5[25];
+    md5_base64("", 0, md5);
+    struct s3_op op;
+    s3_op_init(&op, "PUT", p->bucket, marker);
+    s3_op_header(&op, "content-md5", md5);
+    e = s3_run(&m->client, &op);
+    s3_op_cleanup(&op);
+    free(marker);
+    s3_meta_forget(m, p->bucket, p->key);
+    return e;
+}
+
+static int s3_mkdir(void *ms, const char *key, mode_t mode)
+{
+    (void)mode;
+    return WITH_PATH(ms, key, mkdir_path(ms, P));
+}
+
+static int rmdir_path(struct s3_mount *m, struct s3_path *p)
+{
+    if (p->is_service || !p->key[0]) return -EBUSY;
+    struct stat st;
+    int e = stat_path(m, p, &st);
+    if (e < 0) return e;
+    if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
+    int only_marker = 0;
+    int c = has_children(m, p->bucket, p->key, &only_marker);
+    if (c < 0) return c;
+    if (c && !only_marker) return -ENOTEMPTY;
+    if (only_marker) {
+        size_t n = strlen(p->key) + 2;
+        char *marker = malloc(n);
+        if (!marker) return -ENOMEM;
+        snprintf(marker, n, "%s/", p->key);
+        struct s3_op op;
+        s3_op_init(&op, "DELETE", p->bucket, marker);
+        op.grow = 1;
+        e = s3_run(&m->client, &op);
+        s3_op_cleanup(&op);
+        free(marker);
+    }
+    s3_meta_forget(m, p->bucket, p->key);
+    return e;
+}
+
+static int s3_rmdir(void *ms, const char *key) { return WITH_PATH(ms, key, rmdir_path(ms, P)); }
+
+static int s3_truncate(void *ms, const char *key, off_t len)
+{
+    struct stat st;
+    int e = s3_stat(ms, key, &st, 0);
+    if (e < 0) return e;
+    if (S_ISDIR(st.st_mode)) return -EISDIR;
+    if (len == st.st_size) return 0;
+    if (len != 0) return -ENOTSUP;
+    void *fh;
+    e = s3f_open(ms, key, O_WRONLY | O_TRUNC, 0, &fh); /* an empty object replaces it */
+    return e < 0 ? e : s3f_close(fh);
+}
+
+/* S3 keeps its own Last-Modified; times cannot be set. Succeeds if the key exists. */
+static int s3_utimens(void *ms, const char *key, const struct timespec ts[2], int nofollow)
+{
+    (void)ts, (void)nofollow;
+    struct stat st;
+    return s3_stat(ms, key, &st, 0);
+}
+
+static int s3_futimens(void *fh, const struct timespec ts[2])
+{
+    (void)fh, (void)ts;
+    return 0;
+}
+
+static int s3_statvfs(void *ms, const char *key, struct statvfs *sv)
+{
+    struct s3_mount *m = ms;
+    (void)key;
+    memset(sv, 0, sizeof *sv);
+    sv->f_bsize = sv->f_frsize = 4096;
+    sv->f_blocks = sv->f_bfree = sv->f_bavail = (fsblkcnt_t)1 << 40; /* 4 PiB: no limit we know */
+    sv->f_files = sv->f_ffree = sv->f_favail = (fsfilcnt_t)1 << 40;
+    sv->f_namemax = 1024;
+    sv->f_fsid = (unsigned long)m->dev;
+    return 0;
+}
+
+/* --- directories --------------------------------------------------------------------------- */
+
+struct s3_dir {
+    struct s3_mount *m;
+    struct s3_path path;
+    char *prefix;      /* "key/" or "" */
+    struct s3_list_page page;
+    size_t next;       /* index in page */
+    int dots;          /* "." and ".." given out */
+    int done;          /* no more pages */
+    int started;
+};
+
+static int s3_opendir(void *ms, const char *key, void **dhp)
+{
+    struct s3_mount *m = ms;
+    struct s3_dir *d = calloc(1, sizeof *d);
+    if (!d) return -ENOMEM;
+    d->m = m;
+    int e = s3_path_resolve(m, key, &d->path);
+    struct stat st;
+    if (e == 0) e = stat_path(m, &d->path, &st);
+    if (e == 0 && !S_ISDIR(st.st_mode)) e = -ENOTDIR;
+    if (e == 0 && d->path.is_service) e = -ENOTSUP; /* listing all buckets: not yet */
+    if (e == 0) {
+        size_t n = strlen(d->path.key);
+        d->prefix = malloc(n + 2);
+        if (!d->prefix) e = -ENOMEM;
+        else snprintf(d->prefix, n + 2, "%s%s", d->path.key, n ? "/" : "");
+    }
+    if (e < 0) {
+        s3_path_free(&d->path);
+        free(d->prefix);
+        free(d);
+        return e;
+    }
+    *dhp = d;
+    return 0;
+}
+
+static int s3_readdir(void *dh, struct bk_dirent *ent)
+{
+    struct s3_dir *d = dh;
+    if (d->dots < 2) {
+        snprintf(ent->name, sizeof ent->name, "%s", d->dots ? ".." : ".");
+        ent->type = DT_DIR;
+        ent->ino = key_hash(d->path.bucket, d->prefix) + (uint64_t)d->dots;
+        d->dots++;
+        return 1;
+    }
+    size_t pl = strlen(d->prefix);
+    for (;;) {
+        if (d->next >= d->page.n) {
+            if (d->started && (d->done || !d->page.truncated || !d->page.next_token)) return 0;
+            char *token = d->page.next_token ? strdup(d->page.next_token) : NULL;
+            s3_list_page_free(&d->page);
+            int e = list_page(d->m, d->path.bucket, d->prefix, token, 1000, 0, &d->page);
+            free(token);
+            d->started = 1;
+            d->next = 0;
+            if (e < 0) return e;
+            if (!d->page.truncated) d->done = 1;
+            if (!d->page.n) return 0;
+        }
+        struct s3_list_entry *x = &d->page.v[d->next++];
+        if (strncmp(x->name, d->prefix, pl) != 0) continue;
+        const char *name = x->name + pl;
+        size_t nl = strlen(name);
+        if (x->is_prefix && nl && name[nl - 1] == '/') nl--;
+        if (nl == 0) continue; /* the directory's own marker */
+        if (nl >= sizeof ent->name) {
+            slog_warn("s3: %s/%s: a name longer than 255 bytes cannot be listed; skipped", d->path.bucket, x->name);
+            continue;
+        }
+        memcpy(ent->name, name, nl);
+        ent->name[nl] = '\0';
+        ent->type = x->is_prefix ? DT_DIR : DT_REG;
+        char *full = strndup(x->name, pl + nl);
+        ent->ino = full ? key_hash(d->path.bucket, full) : 0;
+        if (full && !x->is_prefix) { /* ls -l stats every entry: answer from the listing */
+            struct stat st;
+            s3_fill_stat(d->m, &st, d->path.bucket, full, x->size, x->mtime, 0);
+            s3_meta_put(d->m, d->path.bucket, full, &st, x->etag);
+        }
+        free(full);
+        return 1;
+    }
+}
+
+static void s3_closedir(void *dh)
+{
+    struct s3_dir *d = dh;
+    s3_list_page_free(&d->page);
+    s3_path_free(&d->path);
+    free(d->prefix);
+    free(d);
+}
+
+static int s3_open(void *ms, const char *key, int flags, mode_t mode, void **fh)
+{
+    if (flags & O_DIRECTORY) return -ENOTDIR;
+    int e = s3f_open(ms, key, flags, mode, fh);
+    if (e == -ENOENT && !(flags & O_CREAT)) { /* a prefix: the caller opens it as a directory */
+        struct stat st;
+        if (s3_stat(ms, key, &st, 0) == 0 && S_ISDIR(st.st_mode)) e = -EISDIR;
+    }
+    return e;
+}
+
+const struct backend_ops bk_s3_ops = {
+    .scheme = "s3",
+    .mount = s3_mount,
+    .unmount = s3_unmount,
+    .atfork_child = s3_atfork_child,
+    .open = s3_open,
+    .pread = s3f_pread,
+    .pwrite = s3f_pwrite,
+    .fsync = s3f_fsync,
+    .ftruncate = s3f_ftruncate,
+    .fstat = s3f_fstat,
+    .futimens = s3_futimens,
+    .close = s3f_close,
+    .stat = s3_stat,
+    .access = s3_access,
+    .unlink = s3_unlink,
+    .rename = s3_rename,
+    .mkdir = s3_mkdir,
+    .rmdir = s3_rmdir,
+    .truncate = s3_truncate,
+    .utimens = s3_utimens,
+    .statvfs = s3_statvfs,
+    .opendir = s3_opendir,
+    .readdir = s3_readdir,
+    .closedir = s3_closedir,
+};

@@ -1,0 +1,383 @@
+/* s3_client.c - see s3_client.h */
+#include "s3_client.h"
+
+#include "log.h"
+#include "s3_xml.h"
+
+#include <curl/curl.h>
+#include <stdatomic.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BACKOFF_BASE_NS 50000000ull  /* 50 ms */
+#define BACKOFF_CAP_NS 2000000000ull /* 2 s */
+
+/* --- endpoints ------------------------------------------------------------------------- */
+
+static int parse_endpoint(const char *spec, size_t n, struct s3_endpoint *ep, char *err, size_t errlen)
+{
+    char u[512];
+    while (n && (*spec == ' ' || *spec == '\t')) spec++, n--;
+    while (n && (spec[n - 1] == ' ' || spec[n - 1] == '\t' || spec[n - 1] == '/')) n--;
+    if (n == 0 || n >= sizeof u) {
+        snprintf(err, errlen, "endpoint '%.*s' is empty or too long", (int)(n > 64 ? 64 : n), spec);
+        return -EINVAL;
+    }
+    memcpy(u, spec, n);
+    u[n] = '\0';
+    const char *rest;
+    if (strncmp(u, "http://", 7) == 0) {
+        snprintf(ep->scheme, sizeof ep->scheme, "http");
+        rest = u + 7;
+    } else if (strncmp(u, "https://", 8) == 0) {
+        snprintf(ep->scheme, sizeof ep->scheme, "https");
+        rest = u + 8;
+    } else {
+        snprintf(err, errlen, "endpoint '%s' must start with http:// or https://", u);
+        return -EINVAL;
+    }
+    if (!*rest || strchr(rest, '/') || strchr(rest, '?')) {
+        snprintf(err, errlen, "endpoint '%s' must be scheme://host[:port] with no path", u);
+        return -EINVAL;
+    }
+    /* The Host header curl sends leaves out a default port; the signature must match. */
+    const char *colon = strrchr(rest, ':');
+    int default_port = colon && !strchr(colon, ']') &&
+                       ((strcmp(ep->scheme, "http") == 0 && strcmp(colon, ":80") == 0) ||
+                        (strcmp(ep->scheme, "https") == 0 && strcmp(colon, ":443") == 0));
+    snprintf(ep->host, sizeof ep->host, "%.*s", default_port ? (int)(colon - rest) : (int)strlen(rest), rest);
+    snprintf(ep->url, sizeof ep->url, "%s://%s", ep->scheme, ep->host);
+    snprintf(ep->stats.name, sizeof ep->stats.name, "endpoint");
+    snprintf(ep->stats.detail, sizeof ep->stats.detail, "%.*s", (int)sizeof ep->stats.detail - 1, ep->url);
+    return 0;
+}
+
+int s3_client_init(struct s3_client *c, const struct aws_settings *aws, int vhost, struct stats_set *mount_stats,
+                   char *err, size_t errlen)
+{
+    memset(c, 0, sizeof *c);
+    c->aws = *aws;
+    c->aws.session_token = aws->session_token ? strdup(aws->session_token) : NULL;
+    c->vhost = vhost;
+    c->max_attempts = 5;
+    c->retry_budget_ns = 60ull * 1000000000ull;
+    pthread_mutex_init(&c->log_lock, NULL);
+    char def[256];
+    const char *list = aws->endpoint;
+    if (!list[0]) { /* AWS itself */
+        snprintf(def, sizeof def, "https://s3.%s.amazonaws.com", aws->region);
+        list = def;
+    }
+    int n = 1;
+    for (const char *p = list; *p; p++) n += *p == ',';
+    c->ep = calloc((size_t)n, sizeof *c->ep);
+    if (!c->ep) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    for (const char *p = list;;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        int r = parse_endpoint(p, len, &c->ep[c->nep], err, errlen);
+        if (r < 0) {
+            s3_client_free(c);
+            return r;
+        }
+        c->nep++;
+        if (!e) break;
+        p = e + 1;
+    }
+    /* Endpoints report below the mount, in the order given. */
+    for (int i = c->nep - 1; i >= 0 && mount_stats; i--) {
+        c->ep[i].stats.next = mount_stats->children;
+        mount_stats->children = &c->ep[i].stats;
+    }
+    if (!aws->anonymous) {
+        int r = sigv4_init(&c->signer, aws->access_key, aws->secret_key, aws->session_token, aws->region, "s3");
+        if (r < 0) {
+            snprintf(err, errlen, "cannot set up request signing: %s", strerror(-r));
+            s3_client_free(c);
+            return r;
+        }
+    }
+    return 0;
+}
+
+void s3_client_free(struct s3_client *c)
+{
+    if (!c->aws.anonymous && c->signer.region[0]) sigv4_free(&c->signer);
+    free(c->aws.session_token);
+    free(c->ep);
+    pthread_mutex_destroy(&c->log_lock);
+    memset(c, 0, sizeof *c);
+}
+
+/* --- requests -------------------------------------------------------------------------- */
+
+void s3_op_init(struct s3_op *op, const char *method, const char *bucket, const char *key)
+{
+    memset(op, 0, sizeof *op);
+    op->method = method;
+    op->bucket = bucket;
+    op->key = key;
+    op->query = "";
+    http_req_init(&op->req);
+}
+
+void s3_op_header(struct s3_op *op, const char *name, const char *value)
+{
+    if (op->nhdrs < S3_MAX_HDRS) op->hdrs[op->nhdrs++] = (struct sigv4_header){name, value};
+}
+
+void s3_op_cleanup(struct s3_op *op)
+{
+    curl_slist_free_all(op->hl);
+    op->hl = NULL;
+    free(op->url);
+    op->url = NULL;
+    http_req_cleanup(&op->req);
+}
+
+static int add_header(struct s3_op *op, const char *name, const char *value)
+{
+    char line[2048 + 64];
+    snprintf(line, sizeof line, "%s: %s", name, value);
+    struct curl_slist *n = curl_slist_append(op->hl, line);
+    if (!n) return -ENOMEM;
+    op->hl = n;
+    return 0;
+}
+
+/* Build URL and headers (signed anew for every attempt) and send. */
+static int send_attempt(struct s3_client *c, struct s3_op *op)
+{
+    struct s3_endpoint *ep = &c->ep[atomic_fetch_add(&c->rr, 1) % (unsigned)c->nep];
+    op->ep = ep;
+    size_t klen = strlen(op->key);
+    char *ekey = malloc(klen * 3 + 1);
+    if (!ekey) return -ENOMEM;
+    if (s3_uri_encode(op->key, klen, 1, ekey, klen * 3 + 1) < 0) {
+        free(ekey);
+        return -ENAMETOOLONG;
+    }
+    size_t cap = strlen(ep->url) + strlen(op->bucket) * 3 + klen * 3 + strlen(op->query) + 16;
+    char *uri = malloc(cap), host[512];
+    free(op->url);
+    op->url = malloc(cap + sizeof host);
+    if (!uri || !op->url) {
+        free(ekey);
+        free(uri);
+        return -ENOMEM;
+    }
+    if (c->vhost && op->bucket[0]) {
+        snprintf(host, sizeof host, "%s.%s", op->bucket, ep->host);
+        snprintf(uri, cap, "/%s", ekey);
+    } else {
+        snprintf(host, sizeof host, "%s", ep->host);
+        if (!op->bucket[0])
+            snprintf(uri, cap, "/");
+        else if (klen)
+            snprintf(uri, cap, "/%s/%s", op->bucket, ekey);
+        else
+            snprintf(uri, cap, "/%s", op->bucket);
+    }
+    snprintf(op->url, cap + sizeof host, "%s://%s%s%s%s", ep->scheme, host, uri, op->query[0] ? "?" : "", op->query);
+    free(ekey);
+
+    curl_slist_free_all(op->hl);
+    op->hl = NULL;
+    int e = 0;
+    for (int i = 0; i < op->nhdrs && !e; i++) e = add_header(op, op->hdrs[i].name, op->hdrs[i].value);
+    if (!c->aws.anonymous && !e) {
+        struct sigv4_out out;
+        e = sigv4_sign(&c->signer, op->method, host, uri, op->query, op->hdrs, op->nhdrs, "UNSIGNED-PAYLOAD",
+                       time(NULL), &out);
+        if (!e) e = add_header(op, "x-amz-date", out.amz_date);
+        if (!e) e = add_header(op, "x-amz-content-sha256", "UNSIGNED-PAYLOAD");
+        if (!e && c->aws.session_token) e = add_header(op, "x-amz-security-token", c->aws.session_token);
+        if (!e) e = add_header(op, "Authorization", out.authorization);
+    }
+    free(uri);
+    if (!e) { /* no 100-continue round trip; no form encoding on POST */
+        struct curl_slist *n = curl_slist_append(op->hl, "Expect:");
+        if (n) op->hl = n;
+        if (strcmp(op->method, "POST") == 0 && (n = curl_slist_append(op->hl, "Content-Type: application/xml")))
+            op->hl = n;
+    }
+    if (e) return e;
+    struct http_req *r = &op->req;
+    r->method = op->method;
+    r->url = op->url;
+    r->headers = op->hl;
+    r->body = op->body;
+    r->body_len = op->body_len;
+    r->dst = op->dst;
+    r->dst_cap = op->dst_cap;
+    r->grow = op->grow;
+    op->attempts++;
+    return http_submit(r);
+}
+
+int s3_start(struct s3_client *c, struct s3_op *op)
+{
+    op->t_begin = stats_now_ns();
+    op->attempts = 0;
+    op->err = 0;
+    op->code[0] = op->message[0] = '\0';
+    int e = send_attempt(c, op);
+    if (e < 0 && !op->req.curl_code) op->err = e; /* never sent */
+    return e;
+}
+
+/* errno for a finished attempt; *retry says whether another attempt may help. */
+static int classify(struct s3_op *op, int *retry)
+{
+    struct http_req *r = &op->req;
+    *retry = 0;
+    if (r->curl_code) {
+        if (r->overflow) return -EIO;
+        *retry = r->curl_code != CURLE_OUT_OF_MEMORY && r->curl_code != CURLE_FAILED_INIT;
+        return -EIO;
+    }
+    long st = r->status;
+    if (st >= 200 && st < 300) return 0;
+    const char *body = r->errbody ? r->errbody : r->resp;
+    size_t blen = r->errbody ? r->errbody_len : r->got;
+    if (body && blen) s3_xml_error_parse(body, blen, op->code, sizeof op->code, op->message, sizeof op->message);
+    switch (st) {
+    case 404:
+        return -ENOENT;
+    case 403:
+        return -EACCES;
+    case 416:
+        return -ERANGE; /* the caller's end of file */
+    case 412:
+        return -ESTALE; /* If-Match failed: the object changed */
+    case 400:
+        if (strcmp(op->code, "RequestTimeout") == 0) *retry = 1;
+        return *retry ? -EIO : -EINVAL;
+    case 409:
+        *retry = strcmp(op->code, "OperationAborted") == 0;
+        return -EIO;
+    case 429:
+    case 500:
+    case 502:
+    case 503:
+    case 504:
+        *retry = 1;
+        return -EIO;
+    default:
+        return -EIO;
+    }
+}
+
+static uint64_t jitter(uint64_t limit)
+{
+    static __thread uint64_t x;
+    if (!x) x = (uint64_t)stats_now_ns() ^ ((uint64_t)(uintptr_t)&x << 17) ^ 0x9e3779b97f4a7c15ull;
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    return limit ? x % limit : 0;
+}
+
+static void record(struct s3_op *op, int failed)
+{
+    struct http_req *r = &op->req;
+    if (!op->ep) return;
+    struct stats_set *s = &op->ep->stats;
+    enum stats_kind k = strcmp(op->method, "GET") == 0   ? STK_READ
+                        : strcmp(op->method, "PUT") == 0 ? STK_WRITE
+                        : strcmp(op->method, "HEAD") == 0 ? STK_STAT
+                                                          : STK_META;
+    uint64_t bytes = k == STK_WRITE ? op->body_len : r->got;
+    /* stats_record measures from its t0 to now; r->t_submit is when this attempt left */
+    stats_record(s, k, r->t_submit, bytes, failed);
+    if (r->t_first_byte) {
+        uint64_t ttfb = r->t_first_byte - r->t_submit;
+        stats_record(s, STK_TTFB, stats_now_ns() - ttfb, 0, 0);
+    }
+}
+
+const char *s3_error_hint(const char *code)
+{
+    static const char *const hints[][2] = {
+        {"SignatureDoesNotMatch", "check AWS_SECRET_ACCESS_KEY"},
+        {"InvalidAccessKeyId", "check AWS_ACCESS_KEY_ID"},
+        {"AccessDenied", "the credentials may not access this object"},
+        {"NoSuchBucket", "the bucket does not exist"},
+        {"ExpiredToken", "refresh AWS_SESSION_TOKEN"},
+        {"InvalidToken", "check AWS_SESSION_TOKEN"},
+        {"RequestTimeTooSkewed", "the system clock is off"},
+        {"AuthorizationHeaderMalformed", "check AWS_REGION"},
+        {"PermanentRedirect", "the bucket is in another region: set AWS_REGION"},
+        {"SlowDown", "the server asks for fewer requests"},
+    };
+    for (size_t i = 0; i < sizeof hints / sizeof *hints; i++)
+        if (strcmp(code, hints[i][0]) == 0) return hints[i][1];
+    return "";
+}
+
+/* One line per distinct failure (status and code), naming the first object it hit. */
+static void log_failure(struct s3_client *c, struct s3_op *op)
+{
+    char id[96];
+    snprintf(id, sizeof id, "%s %ld %s %d", op->method, op->req.status, op->code, op->req.curl_code);
+    pthread_mutex_lock(&c->log_lock);
+    int seen = 0;
+    for (int i = 0; i < c->nlogged && !seen; i++) seen = strcmp(c->logged[i], id) == 0;
+    if (!seen && c->nlogged < 32) snprintf(c->logged[c->nlogged++], sizeof c->logged[0], "%s", id);
+    pthread_mutex_unlock(&c->log_lock);
+    if (seen) return;
+    const char *hint = s3_error_hint(op->code);
+    if (op->req.curl_code)
+        slog_error("s3: %s %s/%s via %s failed after %d attempt(s): %s", op->method, op->bucket, op->key,
+                   op->ep ? op->ep->url : "?", op->attempts, http_strerror(&op->req));
+    else
+        slog_error("s3: %s %s/%s: HTTP %ld %s%s%s%s%s", op->method, op->bucket, op->key, op->req.status,
+                   op->code[0] ? op->code : "", op->message[0] ? " (" : "", op->message, op->message[0] ? ")" : "",
+                   hint[0] ? "" : "");
+    if (hint[0]) slog_error("s3: hint for %s: %s", op->code, hint);
+}
+
+int s3_finish(struct s3_client *c, struct s3_op *op)
+{
+    if (op->err) return op->err; /* never sent */
+    for (;;) {
+        http_wait(&op->req);
+        int retry;
+        int e = classify(op, &retry);
+        record(op, e != 0 && e != -ENOENT && e != -ERANGE && e != -ESTALE);
+        uint64_t now = stats_now_ns();
+        if (!retry || op->attempts >= c->max_attempts || now - op->t_begin > c->retry_budget_ns) {
+            op->err = e;
+            break;
+        }
+        uint64_t lim = BACKOFF_BASE_NS << (op->attempts < 6 ? op->attempts : 6);
+        if (lim > BACKOFF_CAP_NS) lim = BACKOFF_CAP_NS;
+        if (strcmp(op->code, "SlowDown") == 0) lim = BACKOFF_CAP_NS;
+        uint64_t nap = lim / 2 + jitter(lim / 2);
+        struct timespec ts = {(time_t)(nap / 1000000000ull), (long)(nap % 1000000000ull)};
+        nanosleep(&ts, NULL);
+        if (op->ep) stats_record(&op->ep->stats, STK_RETRY, now, 0, 0);
+        slog_info("s3: retrying %s %s/%s (attempt %d): %s", op->method, op->bucket, op->key, op->attempts + 1,
+                  op->req.curl_code ? http_strerror(&op->req) : op->code);
+        op->code[0] = op->message[0] = '\0';
+        int se = send_attempt(c, op);
+        if (se < 0 && !op->req.curl_code) {
+            op->err = se;
+            break;
+        }
+    }
+    int quiet = op->err == -ENOENT && op->quiet_404;
+    if (op->err && op->err != -ERANGE && !quiet) log_failure(c, op);
+    return op->err;
+}
+
+int s3_run(struct s3_client *c, struct s3_op *op)
+{
+    s3_start(c, op);
+    return s3_finish(c, op);
+}

@@ -1,0 +1,88 @@
+/* s3_client.h - S3 requests: addressing, signing, retries, errors, per-endpoint stats.
+ *
+ * One s3_client per S3 mount. An s3_op is one logical request (GET a range, PUT a part,
+ * list a page...); s3_start() sends it and s3_finish() waits for it, retrying
+ * transient failures (5xx, SlowDown, resets, timeouts) with exponential backoff and
+ * jitter, re-signing every attempt. Starting several ops before finishing any is how a
+ * large read or write becomes parallel requests. HTTP status becomes an errno, and each
+ * distinct failure is logged once with the object, the status and the S3 error code. */
+#ifndef S3SHIM_S3_CLIENT_H
+#define S3SHIM_S3_CLIENT_H
+
+#include "aws_config.h"
+#include "http.h"
+#include "sigv4.h"
+#include "stats.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+struct s3_endpoint {
+    char url[512];  /* "http://127.0.0.1:8080" without a trailing slash */
+    char scheme[8]; /* "http" or "https" */
+    char host[256]; /* host[:port] as sent in the Host header */
+    struct stats_set stats; /* hung below the mount's stats */
+};
+
+struct s3_client {
+    struct aws_settings aws;
+    struct sigv4 signer;
+    int vhost;      /* virtual-hosted addressing (bucket.host) instead of path style */
+    struct s3_endpoint *ep;
+    int nep;
+    atomic_uint rr;
+    int max_attempts;      /* per request, the first included */
+    uint64_t retry_budget_ns; /* total time a request may spend retrying */
+    pthread_mutex_t log_lock;
+    char logged[32][96];   /* distinct failures already logged */
+    int nlogged;
+};
+
+#define S3_MAX_HDRS 8
+
+struct s3_op {
+    /* request */
+    const char *method;
+    const char *bucket; /* "" only for service-level requests */
+    const char *key;    /* not encoded; "" for bucket-level requests */
+    const char *query;  /* canonical query string, already encoded, or "" */
+    struct sigv4_header hdrs[S3_MAX_HDRS]; /* extra signed headers (lowercase names) */
+    int nhdrs;
+    const void *body;
+    size_t body_len;
+    void *dst; /* response body target (ranged GET), dst_cap bytes... */
+    size_t dst_cap;
+    int grow;  /* ...or collect it in req.resp */
+    int quiet_404; /* a missing object is an expected answer: do not log it */
+
+    /* result */
+    int err;   /* 0 or -errno */
+    char code[64], message[256]; /* S3 error code and message, if any */
+    struct http_req req;         /* status, etag, got, resp... */
+
+    /* private */
+    struct curl_slist *hl;
+    char *url;
+    int attempts;
+    uint64_t t_begin;
+    struct s3_endpoint *ep;
+};
+
+/* Set up a client from AWS settings (endpoint list, credentials, region). On failure
+ * returns -errno with a one-line reason in err. */
+int s3_client_init(struct s3_client *c, const struct aws_settings *aws, int vhost, struct stats_set *mount_stats,
+                   char *err, size_t errlen);
+void s3_client_free(struct s3_client *c);
+
+void s3_op_init(struct s3_op *op, const char *method, const char *bucket, const char *key);
+void s3_op_header(struct s3_op *op, const char *name, const char *value); /* value is copied by pointer */
+void s3_op_cleanup(struct s3_op *op);
+int s3_start(struct s3_client *c, struct s3_op *op);
+int s3_finish(struct s3_client *c, struct s3_op *op); /* returns op->err */
+int s3_run(struct s3_client *c, struct s3_op *op);
+
+/* Human hint for an S3 error code ("check AWS_SECRET_ACCESS_KEY"), or "". */
+const char *s3_error_hint(const char *code);
+
+#endif

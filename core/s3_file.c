@@ -1,0 +1,736 @@
+/* s3_file.c - reading and writing one S3 object: the data path of the S3 backend.
+ *
+ * Reading. Open issues one ranged GET for the first window (1 MiB): it learns the size
+ * and ETag and brings the first bytes, so a small file costs one round trip. Every
+ * later GET carries If-Match, so a changed object gives EIO, never mixed bytes. A
+ * sequential reader gets a prefetch window that doubles up to part size x concurrency,
+ * fetched as parallel part-sized chunks; a read of 1 MiB or more that misses the cache
+ * goes straight into the caller's buffer as parallel ranged GETs. Random readers fetch
+ * what they ask for, rounded up to 256 KiB so that neighbouring reads hit. Chunk memory
+ * comes from the process budget (bufpool.h); the chunk table is per file, under a lock,
+ * and a chunk's response is collected by whichever reader needs it first.
+ *
+ * Writing. Sequential writes fill part buffers; a full part starts a multipart upload
+ * and goes up while the next fills (at most `concurrency` in flight). Every body carries
+ * Content-MD5, which the server verifies. A file that never fills a part is one PUT at
+ * close. Close completes the upload and returns 0 only once the object is there; on any
+ * failure the upload is aborted, close returns EIO and nothing partial is visible. */
+#include "bufpool.h"
+#include "log.h"
+#include "s3_backend.h"
+#include "s3_xml.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CHUNK_SLOTS 32
+#define FIRST_WINDOW ((size_t)1 << 20)
+#define RANDOM_MIN ((size_t)256 << 10)
+#define DIRECT_MIN ((size_t)1 << 20)
+#define MAX_PART ((size_t)5 << 30)
+
+enum { CH_FREE = 0, CH_PENDING, CH_READY, CH_FAILED };
+
+struct chunk {
+    int state;
+    int collecting; /* a reader is waiting for its response */
+    off_t off;
+    size_t len, got;
+    int err;
+    char *buf;
+    uint64_t used_at;
+    char range[64];
+    struct s3_op op;
+};
+
+struct part {
+    int num;
+    char *buf;
+    size_t len, cap;
+    char md5[25];
+    char query[1600]; /* partNumber and the encoded upload id */
+    char etag[128];
+    struct s3_op op;
+};
+
+struct s3_file {
+    struct s3_mount *m;
+    struct s3_path path;
+    int writing;
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+
+    /* reading */
+    int64_t size;
+    char etag[128];
+    time_t mtime;
+    struct chunk ch[CHUNK_SLOTS];
+    off_t seq_next;
+    size_t window, max_window;
+    uint64_t tick;
+
+    /* writing */
+    char upload_id[512];
+    struct part **parts; /* every part so far, in order */
+    int nparts, cap_parts;
+    int oldest_inflight; /* parts[oldest_inflight..nparts-1] may still be in flight */
+    struct part *cur;    /* filling */
+    off_t written;
+    size_t psize;
+    int err;
+    int committed;
+};
+
+static int flags_ok(struct s3_mount *m, const struct s3_path *p, int flags)
+{
+    int acc = flags & O_ACCMODE;
+    if (acc == O_RDWR || (flags & O_APPEND)) {
+        slog_warn("s3: %s/%s: %s is not supported on S3 yet (read-only or write-only, sequential)", p->bucket,
+                  p->key, acc == O_RDWR ? "O_RDWR" : "O_APPEND");
+        return -ENOTSUP;
+    }
+    (void)m;
+    return 0;
+}
+
+static void chunk_release(struct chunk *c)
+{
+    if (c->state == CH_PENDING) return;
+    if (c->buf) bufpool_put(c->buf, c->len);
+    c->buf = NULL;
+    c->state = CH_FREE;
+}
+
+/* --- opening ------------------------------------------------------------------------- */
+
+static struct s3_file *file_new(struct s3_mount *m)
+{
+    struct s3_file *f = calloc(1, sizeof *f);
+    if (!f) return NULL;
+    f->m = m;
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    f->window = FIRST_WINDOW;
+    size_t maxw = m->part_size * (size_t)m->concurrency;
+    f->max_window = maxw > ((size_t)256 << 20) ? (size_t)256 << 20 : maxw;
+    f->psize = m->part_size;
+    return f;
+}
+
+static void file_free(struct s3_file *f)
+{
+    for (int i = 0; i < CHUNK_SLOTS; i++) {
+        struct chunk *c = &f->ch[i];
+        if (c->state == CH_PENDING) { /* a prefetch nobody read: let it land, then drop */
+            s3_finish(&f->m->client, &c->op);
+            c->state = CH_READY;
+        }
+        if (c->state != CH_FREE) s3_op_cleanup(&c->op);
+        chunk_release(c);
+    }
+    for (int i = 0; i < f->nparts; i++) {
+        if (f->parts[i]->buf) bufpool_put(f->parts[i]->buf, f->parts[i]->cap);
+        free(f->parts[i]);
+    }
+    free(f->parts);
+    if (f->cur) {
+        if (f->cur->buf) bufpool_put(f->cur->buf, f->cur->cap);
+        free(f->cur);
+    }
+    s3_path_free(&f->path);
+    pthread_mutex_destroy(&f->lock);
+    pthread_cond_destroy(&f->cv);
+    free(f);
+}
+
+/* The first GET: size, ETag, modification time and the first window, in one request. */
+static int open_read(struct s3_file *f)
+{
+    struct s3_mount *m = f->m;
+    struct chunk *c = &f->ch[0];
+    c->len = FIRST_WINDOW;
+    c->buf = bufpool_get(c->len, 1);
+    if (!c->buf) return -ENOMEM;
+    s3_op_init(&c->op, "GET", f->path.bucket, f->path.key);
+    snprintf(c->range, sizeof c->range, "bytes=0-%zu", c->len - 1);
+    s3_op_header(&c->op, "range", c->range);
+    c->op.dst = c->buf;
+    c->op.dst_cap = c->len;
+    c->op.quiet_404 = 1;
+    int e = s3_run(&m->client, &c->op);
+    struct http_req *r = &c->op.req;
+    if (e == -ERANGE) { /* an empty object has no byte 0: ask for its metadata */
+        s3_op_cleanup(&c->op);
+        s3_op_init(&c->op, "HEAD", f->path.bucket, f->path.key);
+        c->op.quiet_404 = 1;
+        e = s3_run(&m->client, &c->op);
+        r = &c->op.req;
+        f->size = 0;
+    } else if (e == 0) {
+        f->size = r->range_total >= 0 ? r->range_total : (int64_t)r->got; /* 200: no Range support */
+    }
+    if (e == 0) {
+        snprintf(f->etag, sizeof f->etag, "%s", r->etag);
+        f->mtime = r->last_modified[0] ? s3_parse_http_date(r->last_modified) : 0;
+        if (f->mtime < 0) f->mtime = 0;
+        c->off = 0;
+        c->got = r->got;
+        c->state = CH_READY;
+        c->used_at = ++f->tick;
+        f->seq_next = 0;
+        struct stat st;
+        s3_fill_stat(m, &st, f->path.bucket, f->path.key, f->size, f->mtime, 0);
+        s3_meta_put(m, f->path.bucket, f->path.key, &st, f->etag);
+    } else {
+        s3_op_cleanup(&c->op);
+        c->state = CH_READY;
+        chunk_release(c);
+        if (e == -ENOENT) s3_meta_put(m, f->path.bucket, f->path.key, NULL, NULL);
+    }
+    return e == -ESTALE ? -EIO : e;
+}
+
+int s3f_open(struct s3_mount *m, const char *mkey, int flags, mode_t mode, void **fhp)
+{
+    (void)mode;
+    struct s3_file *f = file_new(m);
+    if (!f) return -ENOMEM;
+    int e = s3_path_resolve(m, mkey, &f->path);
+    if (e == 0 && (f->path.is_service || !f->path.key[0])) e = -EISDIR;
+    if (e == 0) e = flags_ok(m, &f->path, flags);
+    if (e == 0 && (flags & O_ACCMODE) == O_RDONLY) {
+        e = open_read(f);
+    } else if (e == 0) {
+        f->writing = 1;
+        if (!(flags & O_TRUNC) || (flags & O_EXCL)) {
+            /* Without O_TRUNC the object must be new or empty: a write replaces it whole. */
+            struct s3_op op;
+            s3_op_init(&op, "HEAD", f->path.bucket, f->path.key);
+            op.quiet_404 = 1;
+            int h = s3_run(&m->client, &op);
+            if (h == 0 && (flags & O_EXCL) && (flags & O_CREAT))
+                e = -EEXIST;
+            else if (h == 0 && !(flags & O_TRUNC) && op.req.content_length > 0) {
+                slog_warn("s3: %s/%s: opening an existing object for writing needs O_TRUNC (writes replace it whole)",
+                          f->path.bucket, f->path.key);
+                e = -ENOTSUP;
+            } else if (h == -ENOENT && !(flags & O_CREAT))
+                e = -ENOENT;
+            else if (h < 0 && h != -ENOENT)
+                e = h;
+            s3_op_cleanup(&op);
+        }
+    }
+    if (e < 0) {
+        file_free(f);
+        return e;
+    }
+    *fhp = f;
+    return 0;
+}
+
+/* --- reading --------------------------------------------------------------------------- */
+
+/* Start fetching [off, off+len) into a free chunk; NULL when no slot or memory is free. */
+static struct chunk *chunk_start(struct s3_file *f, off_t off, size_t len)
+{
+    struct chunk *c = NULL;
+    for (int i = 0; i < CHUNK_SLOTS && !c; i++)
+        if (f->ch[i].state == CH_FREE) c = &f->ch[i];
+    if (!c) { /* evict the least recently used chunk that is complete */
+        for (int i = 0; i < CHUNK_SLOTS; i++) {
+            struct chunk *k = &f->ch[i];
+            if ((k->state == CH_READY || k->state == CH_FAILED) && !k->collecting && (!c || k->used_at < c->used_at))
+                c = k;
+        }
+        if (!c) return NULL;
+        s3_op_cleanup(&c->op);
+        chunk_release(c);
+    }
+    c->buf = bufpool_get(len, 0);
+    if (!c->buf) return NULL;
+    c->off = off;
+    c->len = len;
+    c->got = 0;
+    c->err = 0;
+    c->used_at = ++f->tick;
+    s3_op_init(&c->op, "GET", f->path.bucket, f->path.key);
+    snprintf(c->range, sizeof c->range, "bytes=%lld-%lld", (long long)off, (long long)(off + (off_t)len - 1));
+    s3_op_header(&c->op, "range", c->range);
+    if (f->etag[0]) s3_op_header(&c->op, "if-match", f->etag);
+    c->op.dst = c->buf;
+    c->op.dst_cap = len;
+    c->state = CH_PENDING;
+    s3_start(&f->m->client, &c->op);
+    return c;
+}
+
+static int read_error(struct s3_file *f, int e)
+{
+    if (e == -ESTALE) {
+        slog_error("s3: %s/%s changed while it was being read (ETag %s no longer matches): EIO", f->path.bucket,
+                   f->path.key, f->etag);
+        return -EIO;
+    }
+    return e;
+}
+
+/* Wait for a pending chunk (f->lock held; released while waiting). */
+static void chunk_collect(struct s3_file *f, struct chunk *c)
+{
+    if (c->collecting) {
+        while (c->state == CH_PENDING) pthread_cond_wait(&f->cv, &f->lock);
+        return;
+    }
+    c->collecting = 1;
+    pthread_mutex_unlock(&f->lock);
+    int e = s3_finish(&f->m->client, &c->op);
+    pthread_mutex_lock(&f->lock);
+    c->got = c->op.req.got;
+    if (e == -ERANGE) { /* past the end */
+        c->got = 0;
+        e = 0;
+    }
+    c->err = read_error(f, e);
+    c->state = e ? CH_FAILED : CH_READY;
+    c->collecting = 0;
+    pthread_cond_broadcast(&f->cv);
+}
+
+static struct chunk *chunk_find(struct s3_file *f, off_t pos)
+{
+    for (int i = 0; i < CHUNK_SLOTS; i++) {
+        struct chunk *c = &f->ch[i];
+        if (c->state != CH_FREE && pos >= c->off && pos < c->off + (off_t)c->len) return c;
+    }
+    return NULL;
+}
+
+/* The start of the first chunk beginning after pos (or limit). */
+static off_t next_cached(struct s3_file *f, off_t pos, off_t limit)
+{
+    for (int i = 0; i < CHUNK_SLOTS; i++) {
+        struct chunk *c = &f->ch[i];
+        if (c->state != CH_FREE && c->off > pos && c->off < limit) limit = c->off;
+    }
+    return limit;
+}
+
+/* Parallel ranged GETs straight into buf: [off, off+len), len > 0. Returns bytes or -errno. */
+static ssize_t direct_read(struct s3_file *f, char *buf, off_t off, size_t len)
+{
+    struct s3_mount *m = f->m;
+    size_t psz = m->part_size;
+    int n = (int)((len + psz - 1) / psz), conc = m->concurrency;
+    struct s3_op *ops = calloc((size_t)(n < conc ? n : conc), sizeof *ops);
+    char(*ranges)[64] = calloc((size_t)(n < conc ? n : conc), 64);
+    if (!ops || !ranges) {
+        free(ops);
+        free(ranges);
+        return -ENOMEM;
+    }
+    int err = 0;
+    size_t total = 0;
+    for (int base = 0; base < n && !err; base += conc) {
+        int k = n - base < conc ? n - base : conc;
+        for (int i = 0; i < k; i++) {
+            off_t o = off + (off_t)((size_t)(base + i) * psz);
+            size_t l = len - (size_t)(o - off) < psz ? len - (size_t)(o - off) : psz;
+            s3_op_init(&ops[i], "GET", f->path.bucket, f->path.key);
+            snprintf(ranges[i], 64, "bytes=%lld-%lld", (long long)o, (long long)(o + (off_t)l - 1));
+            s3_op_header(&ops[i], "range", ranges[i]);
+            if (f->etag[0]) s3_op_header(&ops[i], "if-match", f->etag);
+            ops[i].dst = buf + (o - off);
+            ops[i].dst_cap = l;
+            s3_start(&m->client, &ops[i]);
+        }
+        for (int i = 0; i < k; i++) {
+            int e = s3_finish(&m->client, &ops[i]);
+            if (e == -ERANGE) e = 0;
+            if (e && !err) err = read_error(f, e);
+            size_t want = ops[i].dst_cap;
+            if (!e && ops[i].req.got != want && !err) {
+                /* A short answer inside the known size: the object is not what it was. */
+                if ((int64_t)(off + (off_t)((size_t)(base + i) * psz) + (off_t)ops[i].req.got) < f->size) err = -EIO;
+            }
+            if (!err) total += ops[i].req.got;
+            s3_op_cleanup(&ops[i]);
+        }
+    }
+    free(ops);
+    free(ranges);
+    return err ? err : (ssize_t)total;
+}
+
+/* Keep [from, from + window) fetched ahead, in part-sized chunks. */
+static void prefetch(struct s3_file *f, off_t from)
+{
+    off_t end = from + (off_t)f->window;
+    if (end > f->size) end = f->size;
+    int pending = 0;
+    for (int i = 0; i < CHUNK_SLOTS; i++) pending += f->ch[i].state == CH_PENDING;
+    off_t pos = from;
+    while (pos < end && pending < f->m->concurrency) {
+        struct chunk *c = chunk_find(f, pos);
+        if (c) {
+            pos = c->off + (off_t)c->len;
+            continue;
+        }
+        size_t len = f->window < f->m->part_size ? f->window : f->m->part_size;
+        off_t stop = next_cached(f, pos, pos + (off_t)len);
+        if (stop > end) stop = end;
+        if (!chunk_start(f, pos, (size_t)(stop - pos))) break;
+        pending++;
+        pos = stop;
+    }
+}
+
+ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
+{
+    struct s3_file *f = fh;
+    if (f->writing) return -EBADF;
+    if (off >= f->size || len == 0) return 0;
+    if ((int64_t)len > f->size - off) len = (size_t)(f->size - off);
+    pthread_mutex_lock(&f->lock);
+    int seq = off == f->seq_next;
+    size_t done = 0;
+    int err = 0;
+    while (done < len && !err) {
+        off_t pos = off + (off_t)done;
+        size_t rem = len - done;
+        struct chunk *c = chunk_find(f, pos);
+        if (c && c->state == CH_PENDING) {
+            chunk_collect(f, c);
+            continue;
+        }
+        if (c && c->state == CH_FAILED) {
+            err = c->err;
+            s3_op_cleanup(&c->op);
+            chunk_release(c);
+            break;
+        }
+        if (c) {
+            off_t have = c->off + (off_t)c->got - pos;
+            if (have <= 0) break; /* the object ended early */
+            size_t n = (size_t)have < rem ? (size_t)have : rem;
+            memcpy((char *)buf + done, c->buf + (pos - c->off), n);
+            c->used_at = ++f->tick;
+            done += n;
+            continue;
+        }
+        if (rem >= DIRECT_MIN) {
+            off_t stop = next_cached(f, pos, pos + (off_t)rem);
+            if (seq) prefetch(f, stop); /* keep the pipeline full behind this read */
+            pthread_mutex_unlock(&f->lock);
+            ssize_t n = direct_read(f, (char *)buf + done, pos, (size_t)(stop - pos));
+            pthread_mutex_lock(&f->lock);
+            if (n < 0)
+                err = (int)n;
+            else if (n == 0)
+                break;
+            else
+                done += (size_t)n;
+            continue;
+        }
+        size_t want = seq ? (f->window > rem ? f->window : rem) : (rem > RANDOM_MIN ? rem : RANDOM_MIN);
+        if (want > f->m->part_size && want > rem) want = f->m->part_size > rem ? f->m->part_size : rem;
+        off_t stop = next_cached(f, pos, pos + (off_t)want);
+        if (stop > f->size) stop = f->size;
+        if (!chunk_start(f, pos, (size_t)(stop - pos))) { /* no memory or slot: exactly what is asked */
+            pthread_mutex_unlock(&f->lock);
+            ssize_t n = direct_read(f, (char *)buf + done, pos, rem);
+            pthread_mutex_lock(&f->lock);
+            if (n < 0)
+                err = (int)n;
+            else if (n == 0)
+                break;
+            else
+                done += (size_t)n;
+        }
+    }
+    if (seq && done) {
+        f->window = f->window * 2 > f->max_window ? f->max_window : f->window * 2;
+        prefetch(f, off + (off_t)done);
+    } else if (!seq) {
+        f->window = FIRST_WINDOW;
+    }
+    f->seq_next = off + (off_t)done;
+    pthread_mutex_unlock(&f->lock);
+    return done ? (ssize_t)done : err;
+}
+
+/* --- writing --------------------------------------------------------------------------- */
+
+static int initiate(struct s3_file *f)
+{
+    struct s3_op op;
+    s3_op_init(&op, "POST", f->path.bucket, f->path.key);
+    op.query = "uploads=";
+    op.grow = 1;
+    int e = s3_run(&f->m->client, &op);
+    if (e == 0 && (!op.req.resp || s3_xml_initiate_parse(op.req.resp, op.req.got, f->upload_id,
+                                                        sizeof f->upload_id) < 0)) {
+        slog_error("s3: %s/%s: the server's answer to CreateMultipartUpload has no UploadId", f->path.bucket,
+                   f->path.key);
+        e = -EIO;
+    }
+    s3_op_cleanup(&op);
+    return e;
+}
+
+/* Collect one part's answer; its buffer goes back to the pool either way. */
+static int part_finish(struct s3_file *f, struct part *p)
+{
+    int e = s3_finish(&f->m->client, &p->op);
+    if (e == 0) {
+        const char *t = p->op.req.etag;
+        size_t n = strlen(t);
+        if (n >= 2 && t[0] == '"') snprintf(p->etag, sizeof p->etag, "%.*s", (int)(n - 2), t + 1);
+        else snprintf(p->etag, sizeof p->etag, "%s", t);
+        if (!p->etag[0]) e = -EIO;
+    }
+    s3_op_cleanup(&p->op);
+    bufpool_put(p->buf, p->cap);
+    p->buf = NULL;
+    return e;
+}
+
+static int finish_oldest(struct s3_file *f)
+{
+    struct part *p = f->parts[f->oldest_inflight++];
+    int e = part_finish(f, p);
+    if (e && !f->err) f->err = e == -ENOENT ? -EIO : e;
+    return e;
+}
+
+static int part_send(struct s3_file *f)
+{
+    struct part *p = f->cur;
+    f->cur = NULL;
+    if (!f->upload_id[0]) {
+        int e = initiate(f);
+        if (e < 0) {
+            bufpool_put(p->buf, p->cap);
+            free(p);
+            return f->err = e;
+        }
+    }
+    if (f->nparts == f->cap_parts) {
+        int nc = f->cap_parts ? f->cap_parts * 2 : 64;
+        struct part **np = realloc(f->parts, (size_t)nc * sizeof *np);
+        if (!np) return f->err = -ENOMEM;
+        f->parts = np;
+        f->cap_parts = nc;
+    }
+    f->parts[f->nparts++] = p;
+    p->num = f->nparts;
+    char eid[sizeof f->upload_id * 3];
+    s3_uri_encode(f->upload_id, strlen(f->upload_id), 0, eid, sizeof eid);
+    snprintf(p->query, sizeof p->query, "partNumber=%d&uploadId=%s", p->num, eid);
+    md5_base64(p->buf, p->len, p->md5);
+    s3_op_init(&p->op, "PUT", f->path.bucket, f->path.key);
+    p->op.query = p->query;
+    s3_op_header(&p->op, "content-md5", p->md5);
+    p->op.body = p->buf;
+    p->op.body_len = p->len;
+    s3_start(&f->m->client, &p->op);
+    /* Keep at most `concurrency` parts in flight; bigger parts for huge files, so that
+     * 10,000 parts are never reached. */
+    while (f->nparts - f->oldest_inflight > f->m->concurrency) finish_oldest(f);
+    if (f->nparts % 1000 == 0 && f->psize * 2 <= MAX_PART) f->psize *= 2;
+    return f->err;
+}
+
+/* A part buffer to fill, within the memory budget: finishing our own parts frees it. */
+static int part_new(struct s3_file *f)
+{
+    struct part *p = calloc(1, sizeof *p);
+    if (!p) return -ENOMEM;
+    p->cap = f->psize;
+    while (!(p->buf = bufpool_get(p->cap, 0))) {
+        if (f->oldest_inflight < f->nparts) {
+            finish_oldest(f);
+        } else {
+            p->buf = bufpool_get(p->cap, 1);
+            break;
+        }
+    }
+    if (!p->buf) {
+        free(p);
+        return -ENOMEM;
+    }
+    f->cur = p;
+    return 0;
+}
+
+ssize_t s3f_pwrite(void *fh, const void *buf, size_t len, off_t off)
+{
+    struct s3_file *f = fh;
+    if (!f->writing) return -EBADF;
+    pthread_mutex_lock(&f->lock);
+    ssize_t r;
+    if (f->committed) {
+        slog_error("s3: %s/%s: writing after fsync is not supported (the object is already complete)",
+                   f->path.bucket, f->path.key);
+        r = -ENOTSUP;
+    } else if (off != f->written) {
+        slog_error("s3: %s/%s: writes must be sequential on S3 (at %lld, expected %lld)", f->path.bucket,
+                   f->path.key, (long long)off, (long long)f->written);
+        r = -EINVAL;
+    } else if (f->err) {
+        r = f->err;
+    } else {
+        size_t done = 0;
+        while (done < len && !f->err) {
+            if (!f->cur && part_new(f) < 0) break;
+            size_t n = len - done < f->cur->cap - f->cur->len ? len - done : f->cur->cap - f->cur->len;
+            memcpy(f->cur->buf + f->cur->len, (const char *)buf + done, n);
+            f->cur->len += n;
+            done += n;
+            if (f->cur->len == f->cur->cap) part_send(f);
+        }
+        f->written += (off_t)done;
+        r = done ? (ssize_t)done : f->err ? f->err : -ENOMEM;
+    }
+    pthread_mutex_unlock(&f->lock);
+    return r;
+}
+
+static void abort_upload(struct s3_file *f)
+{
+    if (!f->upload_id[0]) return;
+    char eid[sizeof f->upload_id * 3], q[sizeof eid + 16];
+    s3_uri_encode(f->upload_id, strlen(f->upload_id), 0, eid, sizeof eid);
+    snprintf(q, sizeof q, "uploadId=%s", eid);
+    struct s3_op op;
+    s3_op_init(&op, "DELETE", f->path.bucket, f->path.key);
+    op.query = q;
+    op.grow = 1;
+    if (s3_run(&f->m->client, &op) < 0)
+        slog_error("s3: %s/%s: could not abort upload %s; the bucket may keep its parts until a lifecycle rule "
+                   "removes them", f->path.bucket, f->path.key, f->upload_id);
+    s3_op_cleanup(&op);
+    f->upload_id[0] = '\0';
+}
+
+static int put_whole(struct s3_file *f)
+{
+    struct part *p = f->cur;
+    const void *body = p ? p->buf : "";
+    size_t len = p ? p->len : 0;
+    char md5[25];
+    md5_base64(body, len, md5);
+    struct s3_op op;
+    s3_op_init(&op, "PUT", f->path.bucket, f->path.key);
+    s3_op_header(&op, "content-md5", md5);
+    op.body = body;
+    op.body_len = len;
+    int e = s3_run(&f->m->client, &op);
+    if (e == 0) snprintf(f->etag, sizeof f->etag, "%s", op.req.etag);
+    s3_op_cleanup(&op);
+    return e;
+}
+
+static int complete(struct s3_file *f)
+{
+    if (f->cur && f->cur->len) part_send(f);
+    while (f->oldest_inflight < f->nparts) finish_oldest(f);
+    if (f->err) return f->err;
+    struct s3_part_etag *pe = calloc((size_t)f->nparts, sizeof *pe);
+    if (!pe) return -ENOMEM;
+    for (int i = 0; i < f->nparts; i++) pe[i] = (struct s3_part_etag){f->parts[i]->num, f->parts[i]->etag};
+    size_t blen = 0;
+    char *body = s3_xml_complete_build(pe, f->nparts, &blen);
+    free(pe);
+    if (!body) return -ENOMEM;
+    char eid[sizeof f->upload_id * 3], q[sizeof eid + 16];
+    s3_uri_encode(f->upload_id, strlen(f->upload_id), 0, eid, sizeof eid);
+    snprintf(q, sizeof q, "uploadId=%s", eid);
+    struct s3_op op;
+    s3_op_init(&op, "POST", f->path.bucket, f->path.key);
+    op.query = q;
+    op.body = body;
+    op.body_len = blen;
+    op.grow = 1;
+    int e = s3_run(&f->m->client, &op);
+    char code[64] = "";
+    if (e == 0 && (!op.req.resp || s3_xml_complete_parse(op.req.resp, op.req.got, f->etag, sizeof f->etag, code,
+                                                        sizeof code) < 0)) {
+        slog_error("s3: %s/%s: CompleteMultipartUpload failed: %s", f->path.bucket, f->path.key,
+                   code[0] ? code : "unreadable answer");
+        e = -EIO;
+    }
+    s3_op_cleanup(&op);
+    free(body);
+    if (e == 0) f->upload_id[0] = '\0';
+    return e;
+}
+
+/* Make the object exist on the server, with everything written so far. */
+static int commit(struct s3_file *f)
+{
+    int e = f->err ? f->err : f->upload_id[0] || f->nparts ? complete(f) : put_whole(f);
+    if (e < 0) {
+        abort_upload(f);
+        slog_error("s3: %s/%s: upload failed (%s); the object was not written", f->path.bucket, f->path.key,
+                   strerror(-e));
+        s3_meta_forget(f->m, f->path.bucket, f->path.key);
+        return -EIO;
+    }
+    struct stat st;
+    s3_fill_stat(f->m, &st, f->path.bucket, f->path.key, f->written, time(NULL), 0);
+    s3_meta_put(f->m, f->path.bucket, f->path.key, &st, f->etag);
+    f->committed = 1;
+    return 0;
+}
+
+int s3f_fsync(void *fh, int datasync)
+{
+    (void)datasync;
+    struct s3_file *f = fh;
+    if (!f->writing) return 0;
+    pthread_mutex_lock(&f->lock);
+    int e = f->committed ? 0 : commit(f);
+    pthread_mutex_unlock(&f->lock);
+    return e;
+}
+
+int s3f_ftruncate(void *fh, off_t len)
+{
+    struct s3_file *f = fh;
+    if (!f->writing) return -EINVAL;
+    if (len == f->written && !f->committed) return 0; /* what O_TRUNC writers ask for */
+    slog_error("s3: %s/%s: truncating to %lld is not supported on S3 (only to the size written)", f->path.bucket,
+               f->path.key, (long long)len);
+    return -ENOTSUP;
+}
+
+int s3f_fstat(void *fh, struct stat *st)
+{
+    struct s3_file *f = fh;
+    pthread_mutex_lock(&f->lock);
+    if (f->writing)
+        s3_fill_stat(f->m, st, f->path.bucket, f->path.key, f->written, time(NULL), 0);
+    else
+        s3_fill_stat(f->m, st, f->path.bucket, f->path.key, f->size, f->mtime, 0);
+    pthread_mutex_unlock(&f->lock);
+    return 0;
+}
+
+int s3f_close(void *fh)
+{
+    struct s3_file *f = fh;
+    int e = 0;
+    if (f->writing) {
+        pthread_mutex_lock(&f->lock);
+        if (!f->committed) e = commit(f);
+        pthread_mutex_unlock(&f->lock);
+    }
+    file_free(f);
+    return e;
+}
