@@ -71,6 +71,7 @@ static int s3_mount(const char *where, const struct cfg *cfg, struct stats_set *
     m->concurrency = cfg ? cfg->concurrency : 16;
     m->stat_ttl_ns = (uint64_t)(cfg ? cfg->stat_ttl_ms : 5000) * 1000000ull;
     m->dev = makedev(S3_DEV_MAJOR, (unsigned)atomic_fetch_add(&mount_seq, 1) + 1);
+    m->mounted_at = time(NULL);
     pthread_mutex_init(&m->meta_lock, NULL);
 
     struct aws_settings aws;
@@ -128,6 +129,19 @@ static void s3_atfork_child(void *ms)
 
 /* --- keys ------------------------------------------------------------------------------ */
 
+/* S3 bucket naming rules (3-63 of a-z 0-9 . -, starting and ending alphanumeric);
+ * underscores and capitals are let through for older and compatible servers. */
+static int bucket_name_ok(const char *b, size_t n)
+{
+    if (n < 3 || n > 63) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = b[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && ((c != '.' && c != '-' && c != '_') || i == 0 || i == n - 1)) return 0;
+    }
+    return 1;
+}
+
 int s3_path_resolve(struct s3_mount *m, const char *mkey, struct s3_path *p)
 {
     memset(p, 0, sizeof *p);
@@ -142,7 +156,7 @@ int s3_path_resolve(struct s3_mount *m, const char *mkey, struct s3_path *p)
         }
         const char *sl = strchr(mkey, '/');
         size_t bl = sl ? (size_t)(sl - mkey) : strlen(mkey);
-        if (bl >= sizeof p->bucket) return -ENAMETOOLONG;
+        if (!bucket_name_ok(mkey, bl)) return -ENOENT; /* cannot exist: ask nobody */
         memcpy(p->bucket, mkey, bl);
         rest = sl ? sl + 1 : "";
     }
@@ -183,7 +197,7 @@ void s3_fill_stat(struct s3_mount *m, struct stat *st, const char *bucket, const
     st->st_size = size < 0 ? 0 : size;
     st->st_blksize = (blksize_t)m->part_size;
     st->st_blocks = (st->st_size + 511) / 512;
-    st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = mtime;
+    st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = is_dir && !mtime ? m->mounted_at : mtime;
 }
 
 /* --- metadata cache ------------------------------------------------------------------------ */

@@ -20,6 +20,7 @@ struct s3_mount {
     int concurrency;
     uint64_t stat_ttl_ns;
     dev_t dev; /* st_dev of everything on this mount: no real device uses it */
+    time_t mounted_at; /* the time shown for directories (prefixes have none) */
     pthread_mutex_t meta_lock;
     struct s3_meta *meta; /* uthash by bucket/key */
 };

@@ -262,6 +262,29 @@ static int local_path(struct route *r, char *buf, size_t len)
     return r->m->ops->local_path(r->m->ms, r->key, buf, len);
 }
 
+/* Object stores have no owners or modes: chmod and chown succeed without effect on
+ * anything that exists (tar x, cp -p, install must not fail on them). Returns 1 when
+ * the call was answered that way, with the result in *res; 0 for a local backend. */
+static int no_owner_or_mode(int dirfd, const char *path, int flags, int *res)
+{
+    struct route r;
+    if (route_at(dirfd, path, &r, flags) != ROUTE_OURS || !r.m->ops || r.m->ops->local_path) return 0;
+    struct stat st;
+    int e = io_stat(&r, &st, 0);
+    *res = e < 0 ? shim_fail(e) : 0;
+    return 1;
+}
+
+static int fd_no_owner_or_mode(int fd, int *res)
+{
+    struct ofd *o = fdt_get(fd);
+    if (!o) return 0;
+    int objstore = o->m->ops && !o->m->ops->local_path && !(o->fh && o->m->ops->local_fd);
+    ofd_put(o);
+    if (objstore) *res = 0;
+    return objstore;
+}
+
 /* Route path; when it is ours and local, point `lp` at its real path. Returns
  * ROUTE_FOREIGN (use r.pass), ROUTE_OURS (use lp), or -1 (errno set). */
 static int to_local(int dirfd, const char *path, struct route *r, char *lp, size_t len, int flags)
@@ -302,26 +325,36 @@ SHIM_EXPORT ssize_t readlinkat(int d, const char *p, char *buf, size_t len)
 
 SHIM_EXPORT int chmod(const char *p, mode_t mode)
 {
+    int res0;
+    if (no_owner_or_mode(AT_FDCWD, p, 0, &res0)) return res0;
     FORWARD_PATH(AT_FDCWD, p, 0, REAL(chmod)(P, mode), REAL(chmod)(P, mode), -1);
 }
 
 SHIM_EXPORT int fchmodat(int d, const char *p, mode_t mode, int fl)
 {
+    int res0;
+    if (no_owner_or_mode(d, p, fl, &res0)) return res0;
     FORWARD_PATH(d, p, fl, REAL(fchmodat)(d, P, mode, fl), REAL(fchmodat)(AT_FDCWD, P, mode, fl & ~AT_EMPTY_PATH), -1);
 }
 
 SHIM_EXPORT int chown(const char *p, uid_t u, gid_t g)
 {
+    int res0;
+    if (no_owner_or_mode(AT_FDCWD, p, 0, &res0)) return res0;
     FORWARD_PATH(AT_FDCWD, p, 0, REAL(chown)(P, u, g), REAL(chown)(P, u, g), -1);
 }
 
 SHIM_EXPORT int lchown(const char *p, uid_t u, gid_t g)
 {
+    int res0;
+    if (no_owner_or_mode(AT_FDCWD, p, 0, &res0)) return res0;
     FORWARD_PATH(AT_FDCWD, p, 0, REAL(lchown)(P, u, g), REAL(lchown)(P, u, g), -1);
 }
 
 SHIM_EXPORT int fchownat(int d, const char *p, uid_t u, gid_t g, int fl)
 {
+    int res0;
+    if (no_owner_or_mode(d, p, fl, &res0)) return res0;
     FORWARD_PATH(d, p, fl, REAL(fchownat)(d, P, u, g, fl), REAL(fchownat)(AT_FDCWD, P, u, g, fl & ~AT_EMPTY_PATH), -1);
 }
 
@@ -424,11 +457,15 @@ static int local_fd_of(int fd, struct ofd **op)
 
 SHIM_EXPORT int fchmod(int fd, mode_t mode)
 {
+    int res0;
+    if (__builtin_expect(fdt_is_ours(fd), 0) && fd_no_owner_or_mode(fd, &res0)) return res0;
     FORWARD_FD(fd, REAL(fchmod)(fd, mode), REAL(fchmod)(L, mode), REAL(chmod)(P, mode));
 }
 
 SHIM_EXPORT int fchown(int fd, uid_t u, gid_t g)
 {
+    int res0;
+    if (__builtin_expect(fdt_is_ours(fd), 0) && fd_no_owner_or_mode(fd, &res0)) return res0;
     FORWARD_FD(fd, REAL(fchown)(fd, u, g), REAL(fchown)(L, u, g), REAL(chown)(P, u, g));
 }
 
