@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CHUNK_SLOTS 32
 #define FIRST_WINDOW ((size_t)1 << 20)
@@ -62,6 +63,7 @@ struct s3_file {
     struct s3_mount *m;
     struct s3_path path;
     int writing;
+    pid_t owner; /* a forked child has a copy: it must not touch the parent's requests */
     pthread_mutex_t lock;
     pthread_cond_t cv;
 
@@ -119,7 +121,24 @@ static struct s3_file *file_new(struct s3_mount *m)
     size_t maxw = m->part_size * (size_t)m->concurrency;
     f->max_window = maxw > ((size_t)256 << 20) ? (size_t)256 << 20 : maxw;
     f->psize = m->part_size;
+    f->owner = getpid();
     return f;
+}
+
+/* In a forked child, requests the parent had in flight will never complete here. A
+ * reader forgets them and goes on with its own; a writer's upload stays the parent's. */
+static int adopt_after_fork(struct s3_file *f)
+{
+    if (f->owner == getpid()) return 0;
+    if (f->writing) return -EBADF;
+    for (int i = 0; i < CHUNK_SLOTS; i++)
+        if (f->ch[i].state == CH_PENDING) {
+            memset(&f->ch[i], 0, sizeof f->ch[i]); /* the parent's request: leaked, not waited for */
+        }
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    f->owner = getpid();
+    return 0;
 }
 
 static void file_free(struct s3_file *f)
@@ -394,6 +413,7 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
 {
     struct s3_file *f = fh;
     if (f->writing) return -EBADF;
+    adopt_after_fork(f);
     if (off >= f->size || len == 0) return 0;
     if ((int64_t)len > f->size - off) len = (size_t)(f->size - off);
     pthread_mutex_lock(&f->lock);
@@ -572,6 +592,10 @@ ssize_t s3f_pwrite(void *fh, const void *buf, size_t len, off_t off)
 {
     struct s3_file *f = fh;
     if (!f->writing) return -EBADF;
+    if (adopt_after_fork(f) < 0) {
+        slog_error("s3: %s/%s: a forked child cannot write to its parent's upload", f->path.bucket, f->path.key);
+        return -EBADF;
+    }
     pthread_mutex_lock(&f->lock);
     ssize_t r;
     if (f->committed) {
@@ -694,6 +718,7 @@ int s3f_fsync(void *fh, int datasync)
     (void)datasync;
     struct s3_file *f = fh;
     if (!f->writing) return 0;
+    if (adopt_after_fork(f) < 0) return -EBADF;
     pthread_mutex_lock(&f->lock);
     int e = f->committed ? 0 : commit(f);
     pthread_mutex_unlock(&f->lock);
@@ -726,6 +751,10 @@ int s3f_close(void *fh)
 {
     struct s3_file *f = fh;
     int e = 0;
+    if (f->owner != getpid()) { /* a forked child's copy: the parent's requests and upload */
+        if (f->writing) return 0; /* stay the parent's; nothing to free safely here */
+        adopt_after_fork(f);
+    }
     if (f->writing) {
         pthread_mutex_lock(&f->lock);
         if (!f->committed) e = commit(f);
