@@ -26,7 +26,7 @@ struct s3shim_file {
 static const char *api_getenv(const char *name, void *mounts)
 {
     if (strcmp(name, "S3SHIM_MOUNTS") == 0) return mounts;
-    return getenv(name);
+    return cfg_process_env(name, NULL);
 }
 
 s3shim *s3shim_new(const char *mounts, char *err, size_t errlen)
@@ -36,7 +36,7 @@ s3shim *s3shim_new(const char *mounts, char *err, size_t errlen)
         if (err) snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    cfg_load(&s->cfg, api_getenv, (void *)(mounts ? mounts : getenv("S3SHIM_MOUNTS")));
+    cfg_load(&s->cfg, api_getenv, (void *)(mounts ? mounts : cfg_process_env("S3SHIM_MOUNTS", NULL)));
     mnt_build(&s->mounts, &s->cfg);
     if (err && errlen) {
         err[0] = '\0';

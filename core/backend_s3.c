@@ -43,12 +43,6 @@ static _Atomic int mount_seq;
 
 /* --- mounting -------------------------------------------------------------------------- */
 
-static const char *env_get(const char *name, void *ctx)
-{
-    (void)ctx;
-    return getenv(name);
-}
-
 static int s3_mount(const char *where, const struct cfg *cfg, struct stats_set *stats, void **msp, char *err,
                     size_t errlen)
 {
@@ -76,7 +70,7 @@ static int s3_mount(const char *where, const struct cfg *cfg, struct stats_set *
 
     struct aws_settings aws;
     char why[512] = "";
-    int e = aws_settings_load(&aws, env_get, NULL, why, sizeof why);
+    int e = aws_settings_load(&aws, cfg_process_env, NULL, why, sizeof why);
     if (e < 0) {
         snprintf(err, errlen, "%s", why[0] ? why : "bad AWS configuration");
         free(m);

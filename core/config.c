@@ -177,10 +177,16 @@ static void size_setting(struct cfg *c, cfg_getenv_fn get, void *ctx, const char
     *out = (size_t)n;
 }
 
+/* Straight from environ, not getenv(): a program may define its own getenv that does
+ * not work before its main() (bash does), and the shim reads its settings before that. */
 const char *cfg_process_env(const char *name, void *ctx)
 {
+    extern char **environ;
     (void)ctx;
-    return getenv(name);
+    size_t n = strlen(name);
+    for (char **e = environ; e && *e; e++)
+        if (strncmp(*e, name, n) == 0 && (*e)[n] == '=') return *e + n + 1;
+    return NULL;
 }
 
 void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)

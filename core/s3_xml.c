@@ -194,6 +194,16 @@ static void etag_trim(const char **s, size_t *len)
     *len = n;
 }
 
+/* An entity-tag's opaque part (RFC 7232 etagc, ASCII only): what S3 sends (hex and '-'),
+ * what If-Match and the CompleteMultipartUpload body can carry back unchanged. */
+static int etag_valid(const char *s, size_t len)
+{
+    if (len == 0) return 0;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e || s[i] == '"') return 0;
+    return 1;
+}
+
 /* Whitespace-trimmed view of a value. */
 static void ws_trim(const char **s, size_t *len)
 {
@@ -329,7 +339,7 @@ static void list_end_contents_field(struct xp *x, struct list_st *L, const char 
     } else if (strcmp(el, "ETag") == 0) {
         if (L->have_etag++) FAIL(x, -EPROTO);
         etag_trim(&text, &len);
-        if (len < sizeof e->etag && !memchr(text, '\0', len)) copy_cut(e->etag, sizeof e->etag, text, len);
+        if (len < sizeof e->etag && etag_valid(text, len)) copy_cut(e->etag, sizeof e->etag, text, len);
     }
 }
 
@@ -507,7 +517,7 @@ static int etag_result_parse(const char *const *roots, const char *xml, size_t l
         const char *v = o.value ? o.value : "";
         size_t vl = strlen(v);
         etag_trim(&v, &vl);
-        if (vl == 0 || !etag || vl >= etagsz)
+        if (!etag_valid(v, vl) || !etag || vl >= etagsz)
             rc = -EPROTO;
         else
             copy_cut(etag, etagsz, v, vl);
@@ -584,10 +594,7 @@ char *s3_xml_complete_build(const struct s3_part_etag *parts, int n, size_t *len
         }
         size_t el = strlen(e);
         etag_trim(&e, &el);
-        int bad = el == 0;
-        /* S3's ETags are hex and '-'; allow printable ASCII, which is always valid XML. */
-        for (size_t k = 0; k < el && !bad; k++) bad = (unsigned char)e[k] < 0x20 || (unsigned char)e[k] > 0x7e || e[k] == '"';
-        if (bad) {
+        if (!etag_valid(e, el)) {
             errno = EINVAL;
             return NULL;
         }

@@ -32,7 +32,8 @@ struct s3_list_entry {
     int is_prefix; /* a CommonPrefixes/Prefix */
     int64_t size;  /* -1 for prefixes */
     time_t mtime;  /* from LastModified (ISO 8601, UTC); 0 if absent or unreadable */
-    char etag[80]; /* quotes stripped; "" if absent or longer than 79 bytes */
+    char etag[80]; /* quotes stripped; "" if absent, longer than 79 bytes or not a valid
+                      entity-tag (printable ASCII without '"' or spaces) */
 };
 
 struct s3_list_page {
@@ -65,7 +66,8 @@ int s3_xml_initiate_parse(const char *xml, size_t len, char *upload_id, size_t s
 /* CompleteMultipartUploadResult -> ETag (quotes stripped). S3 may answer 200 OK with an
  * <Error> document for Complete and for CopyObject: that returns -EIO with the Code in
  * err_code (truncated to fit; may be NULL/0). -EPROTO for anything else, for a missing
- * ETag, or one that does not fit in etagsz. */
+ * ETag, one that is not a valid entity-tag (after the quotes: printable ASCII, no '"', no
+ * spaces), or one that does not fit in etagsz. */
 int s3_xml_complete_parse(const char *xml, size_t len, char *etag, size_t etagsz, char *err_code,
                           size_t errsz);
 
@@ -76,7 +78,8 @@ int s3_xml_copy_parse(const char *xml, size_t len, char *etag, size_t etagsz, ch
  * quotes (quotes already there are not doubled) and XML-escaped. Returns a malloc'd
  * NUL-terminated string with its length in *len (len may be NULL), or NULL with errno
  * EINVAL (n outside 1..10000, a part number outside 1..10000 or not strictly ascending,
- * an ETag NULL, empty, or holding a quote or anything but printable ASCII) or ENOMEM. */
+ * an ETag NULL or not a valid entity-tag as above) or ENOMEM. So an ETag that
+ * s3_xml_complete_parse or s3_xml_copy_parse accepted is always accepted here. */
 struct s3_part_etag {
     int part;
     const char *etag;

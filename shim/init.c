@@ -53,6 +53,23 @@ void shim_close_all(void)
     }
 }
 
+/* Tell the run's later processes that the first one has reported the configuration:
+ * an entry added to environ itself (the program's setenv may not work yet: bash's does
+ * not before its main), which the program then passes on to its children. */
+static void mark_root(void)
+{
+    static char entry[48];
+    snprintf(entry, sizeof entry, "S3SHIM_ROOT_PID=%ld", (long)shim.pid);
+    size_t n = 0;
+    while (environ && environ[n]) n++;
+    char **env = malloc((n + 2) * sizeof *env); /* kept for the life of the process */
+    if (!env) return;
+    if (n) memcpy(env, environ, n * sizeof *env);
+    env[n] = entry;
+    env[n + 1] = NULL;
+    environ = env;
+}
+
 static void warn_unknown_vars(void)
 {
     for (char **e = environ; e && *e; e++) {
@@ -126,13 +143,9 @@ __attribute__((constructor(101))) static void shim_init(void)
     slog_setup(shim.cfg.log_level, -1);
     efd_set_hooks(&hooks);
     open_log_file();
-    const char *root = getenv("S3SHIM_ROOT_PID");
+    const char *root = cfg_process_env("S3SHIM_ROOT_PID", NULL);
     shim.root = !root || !*root;
-    if (shim.root) {
-        char pid[24];
-        snprintf(pid, sizeof pid, "%ld", (long)shim.pid);
-        setenv("S3SHIM_ROOT_PID", pid, 1);
-    }
+    if (shim.root) mark_root();
     mnt_build(&shim.mounts, &shim.cfg);
     if (shim.root)
         report_config();
