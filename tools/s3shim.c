@@ -1,6 +1,7 @@
 /* s3shim - the command: run a program with the shim preloaded, show the effective
  * configuration, print the version. */
 #define _GNU_SOURCE 1
+#include "../core/aws_config.h"
 #include "../core/config.h"
 #include "../core/mount.h"
 #include "../include/s3shim.h"
@@ -124,11 +125,31 @@ static int cmd_config(void)
     printf("  %-24s %s\n", "log file", c.log_file ? c.log_file : "(stderr)");
     printf("  %-24s %s\n", "stats at exit", c.stats ? "on" : "off");
     printf("  %-24s %s\n", "stats JSON file", c.stats_file ? c.stats_file : "(none)");
+    printf("  %-24s %zu bytes\n", "S3 part size", c.part_size);
+    printf("  %-24s %d\n", "S3 requests per file", c.concurrency);
+    printf("  %-24s %zu bytes\n", "memory budget", c.memory);
+    printf("  %-24s %s\n", "S3 addressing", c.addressing == CFG_ADDR_PATH ? "path" : c.addressing == CFG_ADDR_VIRTUAL ? "virtual" : "auto");
+    printf("  %-24s %.1f s\n", "metadata cache", c.stat_ttl_ms / 1000.0);
+    printf("  %-24s %d\n", "HTTP engine threads", c.io_threads);
+    struct aws_settings aws;
+    char why[512] = "";
+    printf("\nAWS:\n");
+    if (aws_settings_load(&aws, cfg_process_env, NULL, why, sizeof why) < 0) {
+        printf("  error: %s\n", why);
+        fprintf(stderr, "s3shim: error: %s\n", why);
+    } else {
+        printf("  %-24s %s\n", "credentials", aws.anonymous ? "none (S3SHIM_NO_SIGN)" : aws.have_creds ? aws.creds_source : "none found");
+        if (aws.have_creds) printf("  %-24s %s\n", "access key", aws.access_key);
+        printf("  %-24s %s\n", "region", aws.region);
+        printf("  %-24s %s\n", "endpoint", aws.endpoint[0] ? aws.endpoint : "(AWS)");
+        if (aws.ca_bundle[0]) printf("  %-24s %s\n", "CA bundle", aws.ca_bundle);
+        aws_settings_free(&aws);
+    }
     printf("\nenvironment:\n");
     int warnings = 0;
     for (char **e = environ; *e; e++) {
-        int ours = strncmp(*e, "S3SHIM_", 7) == 0, aws = strncmp(*e, "AWS_", 4) == 0;
-        if (!ours && !aws) continue;
+        int ours = strncmp(*e, "S3SHIM_", 7) == 0, is_aws = strncmp(*e, "AWS_", 4) == 0;
+        if (!ours && !is_aws) continue;
         const char *eq = strchr(*e, '=');
         char name[128];
         snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - *e) : (int)strlen(*e), *e);
