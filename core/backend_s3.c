@@ -87,7 +87,8 @@ static int s3_mount(const char *where, const struct cfg *cfg, struct stats_set *
     /* AWS itself prefers virtual hosts; S3-compatible servers on an address prefer paths. */
     int vhost = addressing == CFG_ADDR_VIRTUAL || (addressing == CFG_ADDR_AUTO && !aws.endpoint[0]);
     if (cfg) {
-        struct http_settings hs = {cfg->io_threads, 5000, cfg->timeout_s, aws.ca_bundle[0] ? aws.ca_bundle : NULL, 0};
+        struct http_settings hs = {cfg->io_threads, 5000, cfg->timeout_s, aws.ca_bundle[0] ? aws.ca_bundle : NULL, 0,
+                                   cfg->max_inflight};
         http_configure(&hs);
         bufpool_configure(cfg->memory);
     }

@@ -20,6 +20,7 @@ const char *const cfg_known[][2] = {
     {"S3SHIM_STATS_FILE", "write the summary as JSON (%p = pid)"},
     {"S3SHIM_PART_SIZE", "bytes per ranged GET and uploaded part, e.g. 8M (default 8M, min 5M)"},
     {"S3SHIM_CONCURRENCY", "requests in flight per open file (default 16)"},
+    {"S3SHIM_MAX_REQUESTS", "requests in flight for the whole process (default 128)"},
     {"S3SHIM_MEMORY", "buffer memory budget of a process, e.g. 1G (default 1G)"},
     {"S3SHIM_ADDRESSING", "path|virtual|auto S3 addressing style (default auto)"},
     {"S3SHIM_STAT_TTL", "seconds metadata stays cached, 0 = off (default 5)"},
@@ -213,6 +214,7 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
 
     c->part_size = 8u << 20;
     c->concurrency = 16;
+    c->max_inflight = 128;
     c->memory = 1u << 30;
     c->stat_ttl_ms = 5000;
     c->io_threads = 2;
@@ -220,6 +222,7 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
     size_setting(c, get, ctx, "S3SHIM_PART_SIZE", 5LL << 20, &c->part_size);
     size_setting(c, get, ctx, "S3SHIM_MEMORY", 16LL << 20, &c->memory);
     int_setting(c, get, ctx, "S3SHIM_CONCURRENCY", 1, 1024, &c->concurrency);
+    int_setting(c, get, ctx, "S3SHIM_MAX_REQUESTS", 1, 65536, &c->max_inflight);
     int_setting(c, get, ctx, "S3SHIM_IO_THREADS", 1, 64, &c->io_threads);
     int_setting(c, get, ctx, "S3SHIM_TIMEOUT", 1, 3600, &c->timeout_s);
     if ((v = get("S3SHIM_STAT_TTL", ctx)) && *v) {

@@ -27,6 +27,7 @@ struct cfg {
     /* engine and S3 settings (S3SHIM_*) */
     size_t part_size;    /* bytes per ranged GET / uploaded part */
     int concurrency;     /* requests in flight per file */
+    int max_inflight;    /* requests in flight for the whole process */
     size_t memory;       /* buffer memory budget for the whole process */
     int addressing;      /* CFG_ADDR_* */
     int stat_ttl_ms;     /* metadata cache lifetime; 0 = off */

@@ -36,7 +36,32 @@ static struct engine {
     struct worker *w;
     int nw;
     _Atomic unsigned rr;
-} eng = {.lock = PTHREAD_MUTEX_INITIALIZER, .set = {.threads = 2, .connect_timeout_ms = 5000, .stall_timeout_s = 30}};
+    /* the process-wide budget of requests in flight: taken at submit, given back when
+     * the engine completes the transfer (not when its owner collects it) */
+    pthread_mutex_t flight_lock;
+    pthread_cond_t flight_cv;
+    int inflight;
+} eng = {.lock = PTHREAD_MUTEX_INITIALIZER,
+         .set = {.threads = 2, .connect_timeout_ms = 5000, .stall_timeout_s = 30, .max_inflight = 128},
+         .flight_lock = PTHREAD_MUTEX_INITIALIZER,
+         .flight_cv = PTHREAD_COND_INITIALIZER};
+
+static void flight_take(void)
+{
+    pthread_mutex_lock(&eng.flight_lock);
+    while (eng.set.max_inflight > 0 && eng.inflight >= eng.set.max_inflight)
+        pthread_cond_wait(&eng.flight_cv, &eng.flight_lock);
+    eng.inflight++;
+    pthread_mutex_unlock(&eng.flight_lock);
+}
+
+static void flight_give(void)
+{
+    pthread_mutex_lock(&eng.flight_lock);
+    eng.inflight--;
+    pthread_cond_signal(&eng.flight_cv);
+    pthread_mutex_unlock(&eng.flight_lock);
+}
 
 void http_configure(const struct http_settings *s)
 {
@@ -229,6 +254,7 @@ static int setup(CURL *h, struct http_req *r)
 
 static void complete(struct http_req *r)
 {
+    flight_give();
     r->t_done = stats_now_ns();
     free(r->engine_private);
     r->engine_private = NULL;
@@ -362,6 +388,7 @@ int http_submit(struct http_req *r)
     int e = start_engine();
     pthread_mutex_unlock(&eng.lock);
     if (e < 0) {
+        flight_take(); /* complete() gives it back */
         r->curl_code = CURLE_FAILED_INIT;
         snprintf(r->curl_err, sizeof r->curl_err, "HTTP engine cannot start: %s", strerror(-e));
         complete(r);
@@ -369,6 +396,7 @@ int http_submit(struct http_req *r)
     }
     struct worker *w = &eng.w[atomic_fetch_add(&eng.rr, 1) % (unsigned)eng.nw];
     r->engine_private = NULL;
+    flight_take();
     pthread_mutex_lock(&w->qlock);
     if (w->qtail)
         w->qtail->engine_private = r;
@@ -399,6 +427,9 @@ void http_atfork_child(void)
     /* The parent's threads are gone and its connections are not ours to close: leave
      * them, start afresh on first use. */
     pthread_mutex_init(&eng.lock, NULL);
+    pthread_mutex_init(&eng.flight_lock, NULL);
+    pthread_cond_init(&eng.flight_cv, NULL);
+    eng.inflight = 0;
     eng.started = eng.failed = 0;
     eng.w = NULL;
     eng.nw = 0;

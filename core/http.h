@@ -26,6 +26,7 @@ struct http_settings {
     long stall_timeout_s; /* abort a transfer that moves < 1 byte/s for this long */
     const char *ca_bundle; /* NULL = system default */
     int insecure;          /* skip TLS verification (never by default) */
+    int max_inflight;      /* requests in flight for the whole process; 0 = no limit */
 };
 
 struct http_req {

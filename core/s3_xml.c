@@ -411,13 +411,13 @@ int s3_xml_list_parse(const char *xml, size_t len, struct s3_list_page *out)
 
 /* ---- Error and the one-value results ----------------------------------------------------- */
 
-/* A document whose root is either `want` (with one interesting child `field`) or Error. */
+/* A document whose root is one of `roots` (with one interesting child `field`) or Error. */
 struct one_st {
     const char *const *roots; /* accepted roots besides Error, NULL-terminated; NULL = none */
     const char *field;
-    int is_error;          /* the root was Error */
-    char *value;           /* want/field, or Error/Code */
-    char *msg, *reqid;     /* Error/Message, Error/RequestId */
+    int is_error;      /* the root was Error */
+    char *value;       /* ROOT/field, or Error/Code */
+    char *msg, *reqid; /* Error/Message, Error/RequestId */
 };
 
 static void one_start(struct xp *x, const char *el)
@@ -456,6 +456,13 @@ static void one_free(struct one_st *o)
     free(o->reqid);
 }
 
+/* Server text bound for log lines: control characters become spaces. */
+static void unctrl(char *s)
+{
+    for (; s && *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) *s = ' ';
+}
+
 int s3_xml_error_parse(const char *xml, size_t len, char *code, size_t codesz, char *msg, size_t msgsz)
 {
     copy_cut(code, codesz, "", 0);
@@ -474,6 +481,8 @@ int s3_xml_error_parse(const char *xml, size_t len, char *code, size_t codesz, c
             else
                 snprintf(msg, msgsz, "%s", o.msg ? o.msg : "");
         }
+        if (codesz) unctrl(code);
+        if (msgsz) unctrl(msg);
     }
     one_free(&o);
     return rc;
@@ -512,6 +521,7 @@ static int etag_result_parse(const char *const *roots, const char *xml, size_t l
         size_t cl = strlen(c);
         ws_trim(&c, &cl);
         copy_cut(err_code, errsz, c, cl);
+        if (errsz) unctrl(err_code);
         rc = -EIO;
     } else if (!rc) {
         const char *v = o.value ? o.value : "";

@@ -55,8 +55,9 @@ int s3_xml_list_parse(const char *xml, size_t len, struct s3_list_page *out);
 void s3_list_page_free(struct s3_list_page *p);
 
 /* An S3 <Error> body: Code into code, Message into msg followed by " (RequestId: ID)" when
- * the document has one. Both are truncated to fit; either buffer may be NULL/0. Returns 0,
- * or -EPROTO if this is not an Error document (code and msg are then ""). */
+ * the document has one. Both are truncated to fit, with control characters turned into
+ * spaces (they go to log lines); either buffer may be NULL/0. Returns 0, or -EPROTO if
+ * this is not an Error document (code and msg are then ""). */
 int s3_xml_error_parse(const char *xml, size_t len, char *code, size_t codesz, char *msg, size_t msgsz);
 
 /* InitiateMultipartUploadResult -> UploadId. -EPROTO if the document is anything else,
@@ -65,7 +66,7 @@ int s3_xml_initiate_parse(const char *xml, size_t len, char *upload_id, size_t s
 
 /* CompleteMultipartUploadResult -> ETag (quotes stripped). S3 may answer 200 OK with an
  * <Error> document for Complete and for CopyObject: that returns -EIO with the Code in
- * err_code (truncated to fit; may be NULL/0). -EPROTO for anything else, for a missing
+ * err_code (as s3_xml_error_parse writes it; may be NULL/0). -EPROTO for anything else, for a missing
  * ETag, one that is not a valid entity-tag (after the quotes: printable ASCII, no '"', no
  * spaces), or one that does not fit in etagsz. */
 int s3_xml_complete_parse(const char *xml, size_t len, char *etag, size_t etagsz, char *err_code,
