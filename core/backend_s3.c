@@ -276,9 +276,10 @@ static int list_page(struct s3_mount *m, const char *bucket, const char *prefix,
     if (ep && et && q) {
         s3_uri_encode(prefix, pl, 0, ep, pl * 3 + 1);
         if (token) s3_uri_encode(token, tl, 0, et, tl * 3 + 1);
-        /* canonical order: continuation-token, delimiter, list-type, max-keys, prefix */
-        sprintf(q, "%s%s%s%slist-type=2&max-keys=%d&prefix=%s", token ? "continuation-token=" : "", token ? et : "",
-                token ? "&" : "", flat ? "" : "delimiter=%2F&", max_keys, ep);
+        /* Canonical order: continuation-token, delimiter, encoding-type, list-type, max-keys,
+         * prefix. Keys come URL-encoded: control characters are not valid XML 1.0. */
+        sprintf(q, "%s%s%s%sencoding-type=url&list-type=2&max-keys=%d&prefix=%s", token ? "continuation-token=" : "",
+                token ? et : "", token ? "&" : "", flat ? "" : "delimiter=%2F&", max_keys, ep);
         struct s3_op op;
         s3_op_init(&op, "GET", bucket, "");
         op.query = q;
@@ -466,13 +467,14 @@ static int copy_object(struct s3_mount *m, struct s3_path *src, struct s3_path *
         if (e == 0) {
             size_t blen;
             char *body = s3_xml_complete_build(pe, parts, &blen), q[1600], etag[128], code[64] = "";
+            int build_err = body ? 0 : -errno;
             snprintf(q, sizeof q, "uploadId=%s", eid);
             s3_op_init(&op, "POST", dst->bucket, dst->key);
             op.query = q;
             op.body = body;
             op.body_len = blen;
             op.grow = 1;
-            e = body ? s3_run(&m->client, &op) : -ENOMEM;
+            e = body ? s3_run(&m->client, &op) : build_err;
             if (e == 0 && (!op.req.resp || s3_xml_complete_parse(op.req.resp, op.req.got, etag, sizeof etag, code,
                                                                 sizeof code) < 0))
                 e = -EIO;
@@ -686,6 +688,11 @@ static int s3_readdir(void *dh, struct bk_dirent *ent)
         size_t nl = strlen(name);
         if (x->is_prefix && nl && name[nl - 1] == '/') nl--;
         if (nl == 0) continue; /* the directory's own marker */
+        if (memchr(name, '/', nl) || (nl == 1 && name[0] == '.') || (nl == 2 && name[0] == '.' && name[1] == '.')) {
+            slog_warn("s3: %s/%s: a key that cannot be a directory entry ('.', '..' or an empty component); "
+                      "skipped", d->path.bucket, x->name);
+            continue;
+        }
         if (nl >= sizeof ent->name) {
             slog_warn("s3: %s/%s: a name longer than 255 bytes cannot be listed; skipped", d->path.bucket, x->name);
             continue;

@@ -670,8 +670,9 @@ static int complete(struct s3_file *f)
     for (int i = 0; i < f->nparts; i++) pe[i] = (struct s3_part_etag){f->parts[i]->num, f->parts[i]->etag};
     size_t blen = 0;
     char *body = s3_xml_complete_build(pe, f->nparts, &blen);
+    int build_err = errno;
     free(pe);
-    if (!body) return -ENOMEM;
+    if (!body) return -build_err;
     char eid[sizeof f->upload_id * 3], q[sizeof eid + 16];
     s3_uri_encode(f->upload_id, strlen(f->upload_id), 0, eid, sizeof eid);
     snprintf(q, sizeof q, "uploadId=%s", eid);

@@ -254,6 +254,18 @@ static void test_list_empty_and_unknown(void **state)
     assert_int_equal(pg.v[0].mtime, 0);      /* unreadable: as if absent */
     assert_string_equal(pg.v[0].etag, ""); /* 80 bytes: does not fit, left empty */
     s3_list_page_free(&pg);
+
+    /* ETags that are not entity-tags are left empty; the entry stays. */
+    assert_int_equal(list("<ListBucketResult><Contents><Key>a</Key><Size>1</Size><ETag>\"\"x\"</ETag></Contents>"
+                          "<Contents><Key>b</Key><Size>1</Size><ETag>\"x y\"</ETag></Contents>"
+                          "<Contents><Key>c</Key><Size>1</Size><ETag> \"x-1\" </ETag></Contents></ListBucketResult>",
+                          &pg),
+                     0);
+    assert_int_equal(pg.n, 3);
+    assert_string_equal(pg.v[0].etag, "");
+    assert_string_equal(pg.v[1].etag, "");
+    assert_string_equal(pg.v[2].etag, "x-1");
+    s3_list_page_free(&pg);
 }
 
 static void test_list_semantic_errors(void **state)
@@ -608,6 +620,13 @@ static void test_error_parse(void **state)
     assert_int_equal(s3_xml_error_parse(doc, strlen(doc), code, sizeof code, NULL, 0), 0);
     assert_string_equal(code, "NoSuchKey");
 
+    /* Control characters from the server do not reach log lines. */
+    static const char doc3[] = "<Error><Code>Bad\tCode</Code><Message>line1\nline2&#13;&#9;end</Message>"
+                               "<RequestId>r\r\n</RequestId></Error>"; /* \r\n reads as \n */
+    assert_int_equal(s3_xml_error_parse(doc3, strlen(doc3), code, sizeof code, msg, sizeof msg), 0);
+    assert_string_equal(code, "Bad Code");
+    assert_string_equal(msg, "line1 line2  end (RequestId: r )");
+
     /* An Error without a Code is still an Error. */
     assert_int_equal(s3_xml_error_parse("<Error/>", 8, code, sizeof code, msg, sizeof msg), 0);
     assert_string_equal(code, "");
@@ -711,6 +730,9 @@ static void test_complete_parse(void **state)
                          "<CompleteMultipartUploadResult><ETag></ETag></CompleteMultipartUploadResult>",
                          "<CompleteMultipartUploadResult><ETag>\"\"</ETag></CompleteMultipartUploadResult>",
                          "<CopyObjectResult><ETag>\"abc\"</ETag></CopyObjectResult>",
+                         "<CompleteMultipartUploadResult><ETag>\"\"abc\"</ETag></CompleteMultipartUploadResult>",
+                         "<CompleteMultipartUploadResult><ETag>\"a b\"</ETag></CompleteMultipartUploadResult>",
+                         "<CompleteMultipartUploadResult><ETag>\"caf\xc3\xa9\"</ETag></CompleteMultipartUploadResult>",
                          "<Error><Code>InternalError</Code>"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (s3_xml_complete_parse(bad[i], strlen(bad[i]), etag, sizeof etag, code, sizeof code) != -EPROTO)
@@ -827,6 +849,7 @@ static void test_complete_build(void **state)
         {{{1, "a\nb"}}, 1},
         {{{1, "caf\xc3\xa9"}}, 1}, /* not ASCII */
         {{{1, "\xff"}}, 1},
+        {{{1, "a b"}}, 1},
         {{{1, p[2].etag}}, 1}, /* a quote inside */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
