@@ -35,8 +35,8 @@ LIB  := $(BUILD)/libs3shim.so
 CORE := $(BUILD)/libs3shim-core.a
 TOOL := $(BUILD)/s3shim
 
-.PHONY: all help deps test test-unit test-integration test-asan test-tsan bench bench-passthrough \
-        install clean demo sanitizers
+.PHONY: all help deps test test-unit test-integration test-tsan test-s3rig bench bench-passthrough \
+        install clean demo
 
 all: $(LIB) $(TOOL)
 
@@ -101,6 +101,10 @@ test:
 	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-integration SUMMARY_FILE=$(abspath $(SUMMARY))
 	$(MAKE) BUILD=build/tsan SAN=tsan test-tsan SUMMARY_FILE=$(abspath $(SUMMARY))
 	@tests/summary.sh $(SUMMARY)
+
+# The S3 test servers themselves (Swift with s3api, nginx, the AWS CLI against them).
+test-s3rig:
+	$(call run_suite,tests/s3rig/selftest.sh,s3rig)
 
 test-tsan: $(BUILD)/tests/tsan_stress
 	$(call run_suite,BUILD=$(BUILD) tests/tsan/run.sh,tsan)
