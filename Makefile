@@ -106,10 +106,14 @@ test:
 test-s3rig:
 	$(call run_suite,tests/s3rig/selftest.sh,s3rig)
 
-test-tsan: $(BUILD)/tests/tsan_stress
+test-tsan: $(BUILD)/tests/tsan_stress $(BUILD)/tests/tsan_s3
 	$(call run_suite,BUILD=$(BUILD) tests/tsan/run.sh,tsan)
 
 $(BUILD)/tests/tsan_stress: tests/tsan/stress.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ls3shim -lpthread
+
+$(BUILD)/tests/tsan_s3: tests/tsan/s3_stress.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ls3shim -lpthread
 

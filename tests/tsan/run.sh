@@ -23,7 +23,7 @@ if [ ! -x "$BIN" ]; then
 fi
 
 tmp=$(mktemp -d /tmp/s3shim_tsan_XXXXXX) || exit 1
-trap 'rm -rf "$tmp"' EXIT
+trap 'rm -rf "$tmp"; declare -F s3rig_env_cleanup >/dev/null && s3rig_env_cleanup' EXIT
 mkdir -p "$tmp/data"
 
 export S3SHIM_MOUNTS="/tsanmnt=file://$tmp/data"
@@ -99,6 +99,27 @@ else
     fail=$((fail + 1))
 fi
 check seqread "tsan: $STRESS_THREADS threads share one offset with read/readv until EOF, $STRESS_PHASES times" "$BIN" seqread
+
+# The S3 data path (HTTP engine threads, prefetch, multipart upload) against the rig's
+# server: started here unless AWS_ENDPOINT_URL names one.
+S3BIN=$BUILD/tests/tsan_s3
+if [ -x "$S3BIN" ] && [ "${S3SHIM_TSAN_S3:-1}" = 1 ]; then
+    unset S3SHIM_MOUNTS
+    # shellcheck source=../s3rig/s3env.sh
+    if . "$here/../s3rig/s3env.sh"; then
+        head -c $((24 << 20)) /dev/urandom >"$tmp/obj"
+        if s3_put "$tmp/obj" tsan/obj >/dev/null; then
+            S3SHIM_PART_SIZE=5M check s3 "tsan: S3 data path: threads of random preads on one object, threads of multipart uploads read back" \
+                "$S3BIN" "/s3/$S3_BUCKET/tsan" "$tmp/obj"
+        else
+            echo "not ok - tsan: S3 data path (could not upload the test object)"
+            fail=$((fail + 1))
+        fi
+    else
+        echo "not ok - tsan: S3 data path (no S3 server)"
+        fail=$((fail + 1))
+    fi
+fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
