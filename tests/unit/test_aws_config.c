@@ -374,8 +374,12 @@ static void test_explicit_credentials_file(void **state)
     /* ... and be a regular file */
     fset(&f->env, "AWS_SHARED_CREDENTIALS_FILE", f->dir);
     load_fails(f, -EINVAL, f->dir, "not a regular file", NULL);
+    fset(&f->env, "AWS_SHARED_CREDENTIALS_FILE", "/dev/zero");
+    load_fails(f, -EINVAL, "/dev/zero", "not a regular file", NULL);
+    /* /dev/null is the usual "no file": empty, no credentials, no error */
     fset(&f->env, "AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
-    load_fails(f, -EINVAL, "/dev/null", "not a regular file", NULL);
+    load_ok(f);
+    assert_false(f->a.have_creds);
 }
 
 static void test_unreadable_file(void **state)
