@@ -376,6 +376,13 @@ static int stat_path(struct s3_mount *m, struct s3_path *p, struct stat *st)
         r_; \
     })
 
+int s3_bucket_stat(struct s3_mount *m, const char *bucket, struct stat *st)
+{
+    struct s3_path p = {.key = (char *)""};
+    snprintf(p.bucket, sizeof p.bucket, "%s", bucket);
+    return stat_path(m, &p, st);
+}
+
 static int s3_stat(void *ms, const char *key, struct stat *st, int nofollow)
 {
     (void)nofollow;

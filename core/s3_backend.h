@@ -41,6 +41,9 @@ void s3_meta_forget(struct s3_mount *m, const char *bucket, const char *key);
 void s3_fill_stat(struct s3_mount *m, struct stat *st, const char *bucket, const char *key, int64_t size,
                   time_t mtime, int is_dir);
 
+/* Does the bucket exist (cached like any stat)? 0 with a directory stat, or -errno. */
+int s3_bucket_stat(struct s3_mount *m, const char *bucket, struct stat *st);
+
 /* Files (s3_file.c). */
 int s3f_open(struct s3_mount *m, const char *mkey, int flags, mode_t mode, void **fh);
 ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off);

@@ -320,9 +320,33 @@ const char *s3_error_hint(const char *code)
     return "";
 }
 
+/* A 403 or 400 answer to HEAD has no body, so no S3 error code: ask once with a one-byte
+ * GET of the same key, only to be able to say what is wrong. */
+static void learn_code(struct s3_client *c, struct s3_op *op)
+{
+    if (strcmp(op->method, "HEAD") != 0 || op->code[0] || (op->req.status != 403 && op->req.status != 400)) return;
+    struct s3_op probe;
+    char byte[1];
+    s3_op_init(&probe, "GET", op->bucket, op->key);
+    s3_op_header(&probe, "range", "bytes=0-0");
+    probe.dst = byte;
+    probe.dst_cap = sizeof byte;
+    probe.quiet_404 = 1;
+    s3_start(c, &probe);
+    http_wait(&probe.req);
+    int retry;
+    classify(&probe, &retry);
+    if (probe.code[0]) {
+        snprintf(op->code, sizeof op->code, "%s", probe.code);
+        snprintf(op->message, sizeof op->message, "%s", probe.message);
+    }
+    s3_op_cleanup(&probe);
+}
+
 /* One line per distinct failure (status and code), naming the first object it hit. */
 static void log_failure(struct s3_client *c, struct s3_op *op)
 {
+    learn_code(c, op);
     char id[96];
     snprintf(id, sizeof id, "%s %ld %s %d", op->method, op->req.status, op->code, op->req.curl_code);
     pthread_mutex_lock(&c->log_lock);
@@ -336,10 +360,9 @@ static void log_failure(struct s3_client *c, struct s3_op *op)
         slog_error("s3: %s %s/%s via %s failed after %d attempt(s): %s", op->method, op->bucket, op->key,
                    op->ep ? op->ep->url : "?", op->attempts, http_strerror(&op->req));
     else
-        slog_error("s3: %s %s/%s: HTTP %ld %s%s%s%s%s", op->method, op->bucket, op->key, op->req.status,
+        slog_error("s3: %s %s/%s: HTTP %ld %s%s%s%s%s%s", op->method, op->bucket, op->key, op->req.status,
                    op->code[0] ? op->code : "", op->message[0] ? " (" : "", op->message, op->message[0] ? ")" : "",
-                   hint[0] ? "" : "");
-    if (hint[0]) slog_error("s3: hint for %s: %s", op->code, hint);
+                   hint[0] ? ": " : "", hint);
 }
 
 int s3_finish(struct s3_client *c, struct s3_op *op)

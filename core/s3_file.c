@@ -209,7 +209,7 @@ static int open_read(struct s3_file *f)
         s3_op_cleanup(&c->op);
         c->state = CH_READY;
         chunk_release(c);
-        if (e == -ENOENT) s3_meta_put(m, f->path.bucket, f->path.key, NULL, NULL);
+        /* no negative cache entry here: the key may be a prefix (a directory) */
     }
     return e == -ESTALE ? -EIO : e;
 }
@@ -226,7 +226,10 @@ int s3f_open(struct s3_mount *m, const char *mkey, int flags, mode_t mode, void 
         e = open_read(f);
     } else if (e == 0) {
         f->writing = 1;
-        if (!(flags & O_TRUNC) || (flags & O_EXCL)) {
+        /* Like a file in a missing directory: a missing bucket fails the open, not the close. */
+        struct stat bst;
+        if (s3_bucket_stat(m, f->path.bucket, &bst) == -ENOENT) e = -ENOENT;
+        if (e == 0 && (!(flags & O_TRUNC) || (flags & O_EXCL))) {
             /* Without O_TRUNC the object must be new or empty: a write replaces it whole. */
             struct s3_op op;
             s3_op_init(&op, "HEAD", f->path.bucket, f->path.key);
@@ -603,8 +606,10 @@ ssize_t s3f_pwrite(void *fh, const void *buf, size_t len, off_t off)
                    f->path.bucket, f->path.key);
         r = -ENOTSUP;
     } else if (off != f->written) {
-        slog_error("s3: %s/%s: writes must be sequential on S3 (at %lld, expected %lld)", f->path.bucket,
-                   f->path.key, (long long)off, (long long)f->written);
+        slog_error("s3: %s/%s: writes must be sequential on S3 (at %lld, expected %lld); the upload is abandoned",
+                   f->path.bucket, f->path.key, (long long)off, (long long)f->written);
+        /* What the program meant can no longer be stored: close fails, nothing partial. */
+        if (!f->err) f->err = -EIO;
         r = -EINVAL;
     } else if (f->err) {
         r = f->err;
