@@ -22,7 +22,7 @@ else
 endif
 CFLAGS  ?=
 ALL_CFLAGS := $(CFLAGS_COMMON) $(OPT) $(CFLAGS)
-LDLIBS_CORE := -lcurl -lssl -lcrypto -lexpat -lpthread
+LDLIBS_CORE := -ldl -lcrypto -lexpat -lpthread
 LDLIBS_SHIM := -ldl $(LDLIBS_CORE)
 
 CORE_SRC := $(wildcard core/*.c)
@@ -35,7 +35,7 @@ LIB  := $(BUILD)/libs3shim.so
 CORE := $(BUILD)/libs3shim-core.a
 TOOL := $(BUILD)/s3shim
 
-.PHONY: all help deps test test-unit test-integration test-tsan test-s3rig bench bench-passthrough \
+.PHONY: all help deps test test-unit test-integration test-s3 test-tsan test-s3rig bench bench-passthrough \
         install clean demo
 
 all: $(LIB) $(TOOL)
@@ -43,7 +43,7 @@ all: $(LIB) $(TOOL)
 help:
 	@echo "make              build $(LIB) and $(TOOL)"
 	@echo "make deps         install the Debian packages needed to build and test"
-	@echo "make test         every test: unit, integration, the same under ASan+UBSan, TSan"
+	@echo "make test         every test: unit, integration (file:// and S3), the same under ASan+UBSan, TSan"
 	@echo "make demo         the main job: a real program through the shim, with stats"
 	@echo "make bench        benchmarks (figures go to bench/RESULTS.md by hand)"
 	@echo "make install      PREFIX=$(PREFIX)"
@@ -92,13 +92,17 @@ test-unit: $(UNIT_BIN)
 test-integration: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/integration/run.sh,integration$(if $(SAN),/$(SAN)))
 
+# Real binaries on a real S3 server: the rig's Swift unless AWS_ENDPOINT_URL is set.
+test-s3: all $(HELPER_BIN)
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/run.sh,s3$(if $(SAN),/$(SAN)))
+
 # The whole suite: release build, then ASan+UBSan, then the TSan stress test. Every
 # suite's closing "N passed, M failed" line is kept and added up at the end.
 SUMMARY := build/test-summary.txt
 test:
 	@mkdir -p build && : > $(SUMMARY)
-	$(MAKE) all test-unit test-integration SUMMARY_FILE=$(abspath $(SUMMARY))
-	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-integration SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) all test-unit test-integration test-s3 SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-integration test-s3 SUMMARY_FILE=$(abspath $(SUMMARY))
 	$(MAKE) BUILD=build/tsan SAN=tsan test-tsan SUMMARY_FILE=$(abspath $(SUMMARY))
 	@tests/summary.sh $(SUMMARY)
 

@@ -5,7 +5,7 @@
 #include "log.h"
 #include "stats.h"
 
-#include <curl/curl.h>
+#include "curl_api.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -207,47 +207,47 @@ static size_t on_read(char *buf, size_t sz, size_t n, void *arg)
 
 static int setup(CURL *h, struct http_req *r)
 {
-    curl_easy_setopt(h, CURLOPT_URL, r->url);
-    curl_easy_setopt(h, CURLOPT_PRIVATE, r);
-    curl_easy_setopt(h, CURLOPT_SHARE, eng.share);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, eng.set.connect_timeout_ms);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, eng.set.stall_timeout_s);
-    curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
-    curl_easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
-    if (eng.set.ca_bundle && *eng.set.ca_bundle) curl_easy_setopt(h, CURLOPT_CAINFO, eng.set.ca_bundle);
+    curlapi.easy_setopt(h, CURLOPT_URL, r->url);
+    curlapi.easy_setopt(h, CURLOPT_PRIVATE, r);
+    curlapi.easy_setopt(h, CURLOPT_SHARE, eng.share);
+    curlapi.easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curlapi.easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curlapi.easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+    curlapi.easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
+    curlapi.easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, eng.set.connect_timeout_ms);
+    curlapi.easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curlapi.easy_setopt(h, CURLOPT_LOW_SPEED_TIME, eng.set.stall_timeout_s);
+    curlapi.easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    curlapi.easy_setopt(h, CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+    if (eng.set.ca_bundle && *eng.set.ca_bundle) curlapi.easy_setopt(h, CURLOPT_CAINFO, eng.set.ca_bundle);
     if (eng.set.insecure) {
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+        curlapi.easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+        curlapi.easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
     }
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, r->headers);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, r->curl_err);
+    curlapi.easy_setopt(h, CURLOPT_HTTPHEADER, r->headers);
+    curlapi.easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curlapi.easy_setopt(h, CURLOPT_WRITEDATA, r);
+    curlapi.easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curlapi.easy_setopt(h, CURLOPT_HEADERDATA, r);
+    curlapi.easy_setopt(h, CURLOPT_ERRORBUFFER, r->curl_err);
     const char *m = r->method ? r->method : "GET";
     if (strcmp(m, "HEAD") == 0) {
-        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+        curlapi.easy_setopt(h, CURLOPT_NOBODY, 1L);
     } else if (strcmp(m, "PUT") == 0) {
         struct upload *u = malloc(sizeof *u);
         if (!u) return -ENOMEM;
         *u = (struct upload){r->body, r->body_len};
         r->engine_private = u;
-        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(h, CURLOPT_READDATA, r);
-        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
+        curlapi.easy_setopt(h, CURLOPT_UPLOAD, 1L);
+        curlapi.easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+        curlapi.easy_setopt(h, CURLOPT_READDATA, r);
+        curlapi.easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
     } else if (strcmp(m, "POST") == 0) {
-        curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, r->body ? r->body : "");
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
+        curlapi.easy_setopt(h, CURLOPT_POST, 1L);
+        curlapi.easy_setopt(h, CURLOPT_POSTFIELDS, r->body ? r->body : "");
+        curlapi.easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_len);
     } else if (strcmp(m, "GET") != 0) {
-        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
+        curlapi.easy_setopt(h, CURLOPT_CUSTOMREQUEST, m);
     }
     return 0;
 }
@@ -271,16 +271,16 @@ static void complete(struct http_req *r)
 static CURL *easy_get(struct worker *w)
 {
     if (w->nidle) return w->idle[--w->nidle];
-    return curl_easy_init();
+    return curlapi.easy_init();
 }
 
 static void easy_put(struct worker *w, CURL *h)
 {
     if (w->nidle < EASY_POOL) {
-        curl_easy_reset(h); /* options only: connections live in the shared cache */
+        curlapi.easy_reset(h); /* options only: connections live in the shared cache */
         w->idle[w->nidle++] = h;
     } else {
-        curl_easy_cleanup(h);
+        curlapi.easy_cleanup(h);
     }
 }
 
@@ -295,7 +295,7 @@ static void start_queued(struct worker *w)
         q->engine_private = NULL;
         CURL *h = easy_get(w);
         int e = h ? setup(h, q) : -ENOMEM;
-        if (e == 0 && curl_multi_add_handle(w->multi, h) == CURLM_OK) {
+        if (e == 0 && curlapi.multi_add_handle(w->multi, h) == CURLM_OK) {
             q = next;
             continue;
         }
@@ -314,21 +314,21 @@ static void *worker_main(void *arg)
     for (;;) {
         start_queued(w);
         int running = 0;
-        curl_multi_perform(w->multi, &running);
+        curlapi.multi_perform(w->multi, &running);
         CURLMsg *msg;
         int left;
-        while ((msg = curl_multi_info_read(w->multi, &left))) {
+        while ((msg = curlapi.multi_info_read(w->multi, &left))) {
             if (msg->msg != CURLMSG_DONE) continue;
             CURL *h = msg->easy_handle;
             struct http_req *r = NULL;
-            curl_easy_getinfo(h, CURLINFO_PRIVATE, (char **)&r);
+            curlapi.easy_getinfo(h, CURLINFO_PRIVATE, (char **)&r);
             r->curl_code = msg->data.result;
-            curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-            curl_multi_remove_handle(w->multi, h);
+            curlapi.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+            curlapi.multi_remove_handle(w->multi, h);
             easy_put(w, h);
             complete(r);
         }
-        curl_multi_poll(w->multi, NULL, 0, 1000, NULL);
+        curlapi.multi_poll(w->multi, NULL, 0, 1000, NULL);
     }
     return NULL;
 }
@@ -338,15 +338,16 @@ static int start_engine(void)
     if (eng.started) return eng.failed ? -EIO : 0;
     eng.started = 1;
     eng.failed = 1;
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return -EIO;
-    eng.share = curl_share_init();
+    if (curl_api_load() < 0) return -ENOSYS;
+    if (curlapi.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return -EIO;
+    eng.share = curlapi.share_init();
     if (!eng.share) return -ENOMEM;
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_init(&eng.share_locks[i], NULL);
-    curl_share_setopt(eng.share, CURLSHOPT_LOCKFUNC, share_lock);
-    curl_share_setopt(eng.share, CURLSHOPT_UNLOCKFUNC, share_unlock);
-    curl_share_setopt(eng.share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-    curl_share_setopt(eng.share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-    curl_share_setopt(eng.share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curlapi.share_setopt(eng.share, CURLSHOPT_LOCKFUNC, share_lock);
+    curlapi.share_setopt(eng.share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    curlapi.share_setopt(eng.share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+    curlapi.share_setopt(eng.share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    curlapi.share_setopt(eng.share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     eng.nw = eng.set.threads > 0 ? eng.set.threads : 1;
     eng.w = calloc((size_t)eng.nw, sizeof *eng.w);
     if (!eng.w) return -ENOMEM;
@@ -357,7 +358,7 @@ static int start_engine(void)
     for (int i = 0; i < eng.nw; i++) {
         struct worker *w = &eng.w[i];
         pthread_mutex_init(&w->qlock, NULL);
-        w->multi = curl_multi_init();
+        w->multi = curlapi.multi_init();
         if (w->multi && pthread_create(&w->thr, NULL, worker_main, w) == 0) ok++;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -404,7 +405,7 @@ int http_submit(struct http_req *r)
         w->qhead = r;
     w->qtail = r;
     pthread_mutex_unlock(&w->qlock);
-    curl_multi_wakeup(w->multi);
+    curlapi.multi_wakeup(w->multi);
     return 0;
 }
 
@@ -440,5 +441,5 @@ const char *http_strerror(const struct http_req *r)
 {
     if (r->overflow) return "the server sent more than was asked for (Range ignored?)";
     if (r->curl_err[0]) return r->curl_err;
-    return curl_easy_strerror((CURLcode)r->curl_code);
+    return curl_api_load() == 0 ? curlapi.easy_strerror((CURLcode)r->curl_code) : "libcurl is not available";
 }

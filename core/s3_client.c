@@ -4,7 +4,7 @@
 #include "log.h"
 #include "s3_xml.h"
 
-#include <curl/curl.h>
+#include "curl_api.h"
 #include <stdatomic.h>
 #include <errno.h>
 #include <stdio.h>
@@ -135,7 +135,7 @@ void s3_op_header(struct s3_op *op, const char *name, const char *value)
 
 void s3_op_cleanup(struct s3_op *op)
 {
-    curl_slist_free_all(op->hl);
+    if (op->hl) curlapi.slist_free_all(op->hl);
     op->hl = NULL;
     free(op->url);
     op->url = NULL;
@@ -146,7 +146,7 @@ static int add_header(struct s3_op *op, const char *name, const char *value)
 {
     char line[2048 + 64];
     snprintf(line, sizeof line, "%s: %s", name, value);
-    struct curl_slist *n = curl_slist_append(op->hl, line);
+    struct curl_slist *n = curlapi.slist_append(op->hl, line);
     if (!n) return -ENOMEM;
     op->hl = n;
     return 0;
@@ -155,6 +155,7 @@ static int add_header(struct s3_op *op, const char *name, const char *value)
 /* Build URL and headers (signed anew for every attempt) and send. */
 static int send_attempt(struct s3_client *c, struct s3_op *op)
 {
+    if (curl_api_load() < 0) return -ENOSYS;
     struct s3_endpoint *ep = &c->ep[atomic_fetch_add(&c->rr, 1) % (unsigned)c->nep];
     op->ep = ep;
     size_t klen = strlen(op->key);
@@ -188,7 +189,7 @@ static int send_attempt(struct s3_client *c, struct s3_op *op)
     snprintf(op->url, cap + sizeof host, "%s://%s%s%s%s", ep->scheme, host, uri, op->query[0] ? "?" : "", op->query);
     free(ekey);
 
-    curl_slist_free_all(op->hl);
+    if (op->hl) curlapi.slist_free_all(op->hl);
     op->hl = NULL;
     int e = 0;
     for (int i = 0; i < op->nhdrs && !e; i++) e = add_header(op, op->hdrs[i].name, op->hdrs[i].value);
@@ -203,9 +204,9 @@ static int send_attempt(struct s3_client *c, struct s3_op *op)
     }
     free(uri);
     if (!e) { /* no 100-continue round trip; no form encoding on POST */
-        struct curl_slist *n = curl_slist_append(op->hl, "Expect:");
+        struct curl_slist *n = curlapi.slist_append(op->hl, "Expect:");
         if (n) op->hl = n;
-        if (strcmp(op->method, "POST") == 0 && (n = curl_slist_append(op->hl, "Content-Type: application/xml")))
+        if (strcmp(op->method, "POST") == 0 && (n = curlapi.slist_append(op->hl, "Content-Type: application/xml")))
             op->hl = n;
     }
     if (e) return e;
