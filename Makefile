@@ -35,7 +35,7 @@ LIB  := $(BUILD)/libs3shim.so
 CORE := $(BUILD)/libs3shim-core.a
 TOOL := $(BUILD)/s3shim
 
-.PHONY: all help deps test test-unit test-integration test-s3 test-tsan test-s3rig bench bench-passthrough \
+.PHONY: all help deps test test-unit test-integration test-s3 test-tsan test-s3rig bench bench-passthrough bench-s3 \
         install clean demo
 
 all: $(LIB) $(TOOL)
@@ -123,7 +123,11 @@ $(BUILD)/tests/tsan_s3: tests/tsan/s3_stress.c $(LIB)
 
 # --- benchmarks and demo -------------------------------------------------------------
 
-bench: bench-passthrough
+bench: bench-passthrough bench-s3
+
+# S3 against curl, aws, s3fs and rclone on a local Swift and nginx (about 5 minutes).
+bench-s3: all
+	@BUILD=$(BUILD) bench/s3/run.sh
 
 bench-passthrough: all $(BUILD)/bench/passthrough
 	@BUILD=$(BUILD) bench/passthrough.sh

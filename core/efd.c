@@ -23,6 +23,13 @@ static long park_floor(void)
     return f;
 }
 
+void efd_prepare(void)
+{
+    int probe = fcntl(0, F_GETFD) >= 0 ? 0 : fcntl(1, F_GETFD) >= 0 ? 1 : 2;
+    int fd = fcntl(probe, F_DUPFD_CLOEXEC, (int)park_floor());
+    if (fd >= 0) close(fd);
+}
+
 int efd_park(int fd)
 {
     long floor = park_floor();

@@ -18,6 +18,10 @@ void efd_set_hooks(const struct efd_hooks *h);
 /* Move fd to a high number with FD_CLOEXEC and mark it engine-owned. Returns the new fd
  * (the old one is closed) or the original fd if relocation is impossible. */
 int efd_park(int fd);
+/* Grow the process's descriptor table up to where engine descriptors are parked, before
+ * the engine starts its threads: growing it in a multi-threaded process waits for an
+ * RCU grace period in the kernel (milliseconds on the first S3 request). */
+void efd_prepare(void);
 /* Close an engine-owned descriptor. */
 void efd_close(int fd);
 /* Called first thing by every engine thread (I/O, upload...): with the interposition

@@ -340,6 +340,7 @@ static int start_engine(void)
     eng.failed = 1;
     if (curl_api_load() < 0) return -ENOSYS;
     if (curlapi.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return -EIO;
+    efd_prepare(); /* before our threads exist: growing the fd table later is slow */
     eng.share = curlapi.share_init();
     if (!eng.share) return -ENOMEM;
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++) pthread_mutex_init(&eng.share_locks[i], NULL);

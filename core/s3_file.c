@@ -4,9 +4,9 @@
  * and ETag and brings the first bytes, so a small file costs one round trip. Every
  * later GET carries If-Match, so a changed object gives EIO, never mixed bytes. A
  * sequential reader gets a prefetch window that doubles up to part size x concurrency,
- * fetched as parallel part-sized chunks; a read of 1 MiB or more that misses the cache
+ * fetched as parallel part-sized chunks; a read of a part or more that misses the cache
  * goes straight into the caller's buffer as parallel ranged GETs. Random readers fetch
- * what they ask for, rounded up to 256 KiB so that neighbouring reads hit. Chunk memory
+ * what they ask for, rounded up to 64 KiB so that neighbouring reads hit. Chunk memory
  * comes from the process budget (bufpool.h); the chunk table is per file, under a lock,
  * and a chunk's response is collected by whichever reader needs it first.
  *
@@ -31,8 +31,7 @@
 
 #define CHUNK_SLOTS 32
 #define FIRST_WINDOW ((size_t)1 << 20)
-#define RANDOM_MIN ((size_t)256 << 10)
-#define DIRECT_MIN ((size_t)1 << 20)
+#define RANDOM_MIN ((size_t)64 << 10) /* a random read's fetch: neighbours hit, little waste */
 #define MAX_PART ((size_t)5 << 30)
 
 enum { CH_FREE = 0, CH_PENDING, CH_READY, CH_FAILED };
@@ -444,9 +443,14 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
             memcpy((char *)buf + done, c->buf + (pos - c->off), n);
             c->used_at = ++f->tick;
             done += n;
+            if (seq && pos + (off_t)n == c->off + (off_t)c->got && !c->collecting) {
+                /* a sequential reader has passed it: its memory goes to the next prefetch */
+                s3_op_cleanup(&c->op);
+                chunk_release(c);
+            }
             continue;
         }
-        if (rem >= DIRECT_MIN) {
+        if (rem >= f->m->part_size) { /* big enough to be its own parallel GETs */
             off_t stop = next_cached(f, pos, pos + (off_t)rem);
             if (seq) prefetch(f, stop); /* keep the pipeline full behind this read */
             pthread_mutex_unlock(&f->lock);
