@@ -41,6 +41,7 @@ static struct engine {
     pthread_mutex_t flight_lock;
     pthread_cond_t flight_cv;
     int inflight;
+    char ca_bundle[1024]; /* our copy: the caller's string may not outlive the call */
 } eng = {.lock = PTHREAD_MUTEX_INITIALIZER,
          .set = {.threads = 2, .connect_timeout_ms = 5000, .stall_timeout_s = 30, .max_inflight = 128},
          .flight_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -66,7 +67,11 @@ static void flight_give(void)
 void http_configure(const struct http_settings *s)
 {
     pthread_mutex_lock(&eng.lock);
-    if (!eng.started) eng.set = *s;
+    if (!eng.started) {
+        eng.set = *s;
+        snprintf(eng.ca_bundle, sizeof eng.ca_bundle, "%s", s->ca_bundle ? s->ca_bundle : "");
+        eng.set.ca_bundle = eng.ca_bundle[0] ? eng.ca_bundle : NULL;
+    }
     pthread_mutex_unlock(&eng.lock);
 }
 
