@@ -95,6 +95,7 @@ test-integration: all $(HELPER_BIN)
 # Real binaries on a real S3 server: the rig's Swift unless AWS_ENDPOINT_URL is set.
 test-s3: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/run.sh,s3$(if $(SAN),/$(SAN)))
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/faults.sh,s3-faults$(if $(SAN),/$(SAN)))
 
 # The whole suite: release build, then ASan+UBSan, then the TSan stress test. Every
 # suite's closing "N passed, M failed" line is kept and added up at the end.
