@@ -411,6 +411,19 @@ static void prefetch(struct s3_file *f, off_t from)
     }
 }
 
+/* direct_read() with the file unlocked, added to *done (buf is the read's start);
+ * returns 0 at the end of the object, 1 to go on (with *err set on failure). */
+static int direct_step(struct s3_file *f, char *buf, off_t pos, size_t len, size_t *done, int *err)
+{
+    pthread_mutex_unlock(&f->lock);
+    ssize_t n = direct_read(f, buf + *done, pos, len);
+    pthread_mutex_lock(&f->lock);
+    if (n < 0) *err = (int)n;
+    if (n == 0) return 0;
+    if (n > 0) *done += (size_t)n;
+    return 1;
+}
+
 ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
 {
     struct s3_file *f = fh;
@@ -453,15 +466,7 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
         if (rem >= f->m->part_size) { /* big enough to be its own parallel GETs */
             off_t stop = next_cached(f, pos, pos + (off_t)rem);
             if (seq) prefetch(f, stop); /* keep the pipeline full behind this read */
-            pthread_mutex_unlock(&f->lock);
-            ssize_t n = direct_read(f, (char *)buf + done, pos, (size_t)(stop - pos));
-            pthread_mutex_lock(&f->lock);
-            if (n < 0)
-                err = (int)n;
-            else if (n == 0)
-                break;
-            else
-                done += (size_t)n;
+            if (direct_step(f, (char *)buf, pos, (size_t)(stop - pos), &done, &err) == 0) break;
             continue;
         }
         size_t want = seq ? (f->window > rem ? f->window : rem) : (rem > RANDOM_MIN ? rem : RANDOM_MIN);
@@ -469,15 +474,7 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
         off_t stop = next_cached(f, pos, pos + (off_t)want);
         if (stop > f->size) stop = f->size;
         if (!chunk_start(f, pos, (size_t)(stop - pos))) { /* no memory or slot: exactly what is asked */
-            pthread_mutex_unlock(&f->lock);
-            ssize_t n = direct_read(f, (char *)buf + done, pos, rem);
-            pthread_mutex_lock(&f->lock);
-            if (n < 0)
-                err = (int)n;
-            else if (n == 0)
-                break;
-            else
-                done += (size_t)n;
+            if (direct_step(f, (char *)buf, pos, rem, &done, &err) == 0) break;
         }
     }
     if (seq && done) {
@@ -492,6 +489,17 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
 }
 
 /* --- writing --------------------------------------------------------------------------- */
+
+/* "uploadId=ID" (prefix "partNumber=N&" when part > 0), the ID URI-encoded. */
+static void upload_query(const struct s3_file *f, int part, char *q, size_t len)
+{
+    char eid[sizeof f->upload_id * 3];
+    s3_uri_encode(f->upload_id, strlen(f->upload_id), 0, eid, sizeof eid);
+    if (part > 0)
+        snprintf(q, len, "partNumber=%d&uploadId=%s", part, eid);
+    else
+        snprintf(q, len, "uploadId=%s", eid);
+}
 
 static int initiate(struct s3_file *f)
 {
@@ -556,9 +564,7 @@ static int part_send(struct s3_file *f)
     }
     f->parts[f->nparts++] = p;
     p->num = f->nparts;
-    char eid[sizeof f->upload_id * 3];
-    s3_uri_encode(f->upload_id, strlen(f->upload_id), 0, eid, sizeof eid);
-    snprintf(p->query, sizeof p->query, "partNumber=%d&uploadId=%s", p->num, eid);
+    upload_query(f, p->num, p->query, sizeof p->query);
     md5_base64(p->buf, p->len, p->md5);
     s3_op_init(&p->op, "PUT", f->path.bucket, f->path.key);
     p->op.query = p->query;
@@ -637,9 +643,8 @@ ssize_t s3f_pwrite(void *fh, const void *buf, size_t len, off_t off)
 static void abort_upload(struct s3_file *f)
 {
     if (!f->upload_id[0]) return;
-    char eid[sizeof f->upload_id * 3], q[sizeof eid + 16];
-    s3_uri_encode(f->upload_id, strlen(f->upload_id), 0, eid, sizeof eid);
-    snprintf(q, sizeof q, "uploadId=%s", eid);
+    char q[sizeof f->upload_id * 3 + 16];
+    upload_query(f, 0, q, sizeof q);
     struct s3_op op;
     s3_op_init(&op, "DELETE", f->path.bucket, f->path.key);
     op.query = q;
@@ -682,9 +687,8 @@ static int complete(struct s3_file *f)
     int build_err = errno;
     free(pe);
     if (!body) return -build_err;
-    char eid[sizeof f->upload_id * 3], q[sizeof eid + 16];
-    s3_uri_encode(f->upload_id, strlen(f->upload_id), 0, eid, sizeof eid);
-    snprintf(q, sizeof q, "uploadId=%s", eid);
+    char q[sizeof f->upload_id * 3 + 16];
+    upload_query(f, 0, q, sizeof q);
     struct s3_op op;
     s3_op_init(&op, "POST", f->path.bucket, f->path.key);
     op.query = q;
