@@ -20,7 +20,8 @@
 #
 # S3TEST_BIG_MIB (default 200) sets the size of the multipart object. The server-stop
 # check stops and restarts the Swift proxy by PID, so it only runs on a Swift instance
-# this script started (otherwise it is skipped and says so).
+# this script started (otherwise it is skipped and says so). With a plain-http endpoint
+# the programs run without AWS_CA_BUNDLE, except in one check that sets it on purpose.
 #
 # Output: "ok - ..." / "not ok - ..." per check, "# ..." comments, then exactly one line
 # "N passed, M failed"; exit status 0 only if M is 0.
@@ -155,23 +156,31 @@ sfile() {
         fail "$desc" "$W/sfile.err"
     fi
 }
-# has_key KEY / no_key KEY: in the aws listing of the bucket taken last ($W/keys.txt)
-has_key() { grep -qxF -- "$1" "$W/keys.txt"; }
-no_key() { ! grep -qxF -- "$1" "$W/keys.txt"; }
+# has_key KEY / no_key KEY: in the aws listing taken last ($W/keys.txt); both fail when
+# that listing failed.
+KEYS_OK=0
+has_key() { [ $KEYS_OK = 1 ] && grep -qxF -- "$1" "$W/keys.txt"; }
+no_key() { [ $KEYS_OK = 1 ] && ! grep -qxF -- "$1" "$W/keys.txt"; }
 aws_keys() { # aws_keys PREFIX: "size<TAB>key" of every key below PREFIX into $W/keys.tsv, keys into $W/keys.txt
+    KEYS_OK=0
+    : >"$W/keys.txt"
     s3_aws s3api list-objects-v2 --bucket "$S3_BUCKET" --prefix "$1" \
-        --query 'Contents[].[Size,Key]' --output text >"$W/keys.tsv" 2>"$W/keys.err" || return 1
+        --query 'Contents[].[Size,Key]' --output text >"$W/keys.tsv" 2>"$W/keys.err" || { cat "$W/keys.err"; return 1; }
     sed -i '/^None$/d' "$W/keys.tsv"
     cut -f2- "$W/keys.tsv" >"$W/keys.txt"
+    KEYS_OK=1
 }
 
 # --- work area and server ------------------------------------------------------------------
 W=$(mktemp -d "${TMPDIR:-/tmp}/s3shim-s3.XXXXXX")
 BGPIDS=()
+B=""
 cleanup() {
     local p
     for p in "${BGPIDS[@]}"; do kill "$p" 2>/dev/null; done
     rm -rf "$W"
+    # the shim's shadow working directories for this run's bucket (cd into S3)
+    if [ -n "$B" ] && [ -d "/tmp/.s3shim-cwd-$(id -u)/s3/$B" ]; then rm -rf "/tmp/.s3shim-cwd-$(id -u)/s3/$B"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -235,8 +244,11 @@ BIGSUM=$(sha256sum <"$W/big.bin" | cut -d' ' -f1)
 # rest goes on; one status code per line in d1500.codes.
 (
     args=()
-    for f in "$W"/d1500/*.txt; do args+=(-T "$f" -o /dev/null "$(s3_url "dir/${f##*/}")"); done
-    s3_curl --parallel --parallel-max 16 -w '%{http_code}\n' "${args[@]}" >"$W/d1500.codes" 2>"$W/d1500.err"
+    for f in "$W"/d1500/*.txt; do args+=(-T "$f" -o /dev/null "$AWS_ENDPOINT_URL/$B/dir/${f##*/}"); done
+    # s3_curl's options; exec, so that $! is curl itself
+    exec curl -sS --max-time 300 --aws-sigv4 "aws:amz:$AWS_REGION:s3" --netrc-file "$S3RIG_NETRC" \
+        -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' --parallel --parallel-max 16 -w '%{http_code}\n' \
+        "${args[@]}" >"$W/d1500.codes" 2>"$W/d1500.err"
 ) &
 BGPIDS+=($!)
 D1500_PID=$!
@@ -325,6 +337,11 @@ sc "python3 multiprocessing (fork): 4 workers read 8 objects" "$PY" "$S3PY" pool
 # --- directories -------------------------------------------------------------------------
 section "directories: 1500 keys"
 t0=$(date +%s)
+for _ in $(seq 1 1800); do kill -0 "$D1500_PID" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$D1500_PID" 2>/dev/null; then
+    echo "the PUTs did not finish in 3 minutes" >>"$W/d1500.err"
+    kill "$D1500_PID"
+fi
 wait "$D1500_PID"
 n200=$(grep -c '^200$' "$W/d1500.codes" 2>/dev/null)
 echo "# 1500 PUTs done $(($(date +%s) - T_START)) s into the run (waited $(($(date +%s) - t0)) s here)"
@@ -341,6 +358,8 @@ if [ "$(wc -l <"$W/ls.out")" -eq 1500 ] && cmp -s "$W/ls.out" "$W/dir.names"; th
 fi
 shim bash -c 'ls "$1" | wc -l' _ "$M/dir" >"$W/ls2.out" 2>&1
 check "ls /s3/B/dir | wc -l (pipe in a shimmed shell) prints 1500" grep -qx 1500 "$W/ls2.out"
+shim ls "s3://$B/dir" >"$W/ls3.out" 2>&1
+check "ls s3://B/dir lists the same 1500 names" cmp "$W/dir.names" "$W/ls3.out"
 shim find "$M/dir" -type f -printf '%s %P\n' 2>"$W/find.err" | sort >"$W/find.out"
 if cmp -s "$W/find.out" "$W/dir.sizes"; then pass "find -type f -printf '%s %P': sizes and names are aws's"; else
     { diff "$W/dir.sizes" "$W/find.out" | head -n 5; cat "$W/find.err"; } >"$W/find.why"
@@ -396,8 +415,8 @@ check "the non-empty directory is untouched" has_key ns/full/x
 check "rm deleted ns/rm-me" no_key ns/rm-me
 check "mv deleted the source ns/mv-src" no_key ns/mv-src
 check "mv of a directory moved both keys" has_key ns/mvd/dst/a
-check "mv of a directory left nothing under the source" bash -c "! grep -q '^ns/mvd/src/.' '$W/keys.txt'"
-check "rm -r left nothing under ns/rmr/" bash -c "! grep -q '^ns/rmr/' '$W/keys.txt'"
+check "mv of a directory left nothing under the source" bash -c "[ $KEYS_OK = 1 ] && ! grep '^ns/mvd/src/.' '$W/keys.txt'"
+check "rm -r left nothing under ns/rmr/" bash -c "[ $KEYS_OK = 1 ] && ! grep '^ns/rmr/' '$W/keys.txt'"
 check "aws s3 cp --recursive downloads ns/" s3_aws s3 cp --recursive --only-show-errors "s3://$B/ns/" "$W/dl/ns/"
 same "mv: aws returns the moved bytes" "$U/ns/mv-src" "$W/dl/ns/mv-dst"
 same "mv of a directory: aws returns b" "$U/ns/mvd/src/b" "$W/dl/ns/mvd/dst/b"
@@ -459,7 +478,7 @@ wrong_secret() {
     grep -q 'Permission denied' "$W/ws.out" || echo "no 'Permission denied' from the program" >>"$why"
     grep 'SignatureDoesNotMatch' "$LOG" | grep -q 'AWS_SECRET_ACCESS_KEY' ||
         echo "no log line naming both SignatureDoesNotMatch and AWS_SECRET_ACCESS_KEY" >>"$why"
-    [ "$(grep -c 'SignatureDoesNotMatch' "$LOG")" -le 2 ] || echo "SignatureDoesNotMatch logged more than twice" >>"$why"
+    [ "$(grep -c 'SignatureDoesNotMatch' "$LOG")" -le 1 ] || echo "SignatureDoesNotMatch is on more than one log line" >>"$why"
     ! grep -q "wrong-secret-$$" "$LOG" "$W/ws.out" || echo "the secret appears in the output" >>"$why"
     if [ -s "$why" ]; then
         { echo "output:"; cat "$W/ws.out"; echo "log:"; cat "$LOG"; } >>"$why"
