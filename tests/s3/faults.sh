@@ -9,12 +9,9 @@ REPO=$(cd "$here/../.." && pwd)
 BUILD=${BUILD:-build}
 SAN=${SAN:-}
 LIB=$REPO/$BUILD/libs3shim.so
-PRE=$LIB
-if [ "$SAN" = asan ]; then
-    PRE="$(gcc -print-file-name=libasan.so) $LIB"
-    export ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-fi
-echo "# s3 faults: ${SAN:-release} variant, $LIB"
+# shellcheck source=../variant.sh
+. "$REPO/tests/variant.sh" "s3shim S3 fault tests"
+[ "$VARIANT" = asan ] && export "${SAN_ENV[@]}"
 W=$(mktemp -d /tmp/s3shim-faults.XXXXXX)
 proxy_pid=
 cleanup() {
@@ -44,7 +41,7 @@ port=$(awk '/READY/ {print $2}' "$W/proxy.out")
 [ -n "$port" ] || { notok "start the truncating relay" "$(cat "$W/proxy.out")"; echo "$pass passed, $fail failed"; exit 1; }
 
 cut() { # run a command through the shim against the relay
-    AWS_ENDPOINT_URL=http://127.0.0.1:$port S3SHIM_TIMEOUT=5 LD_PRELOAD="$PRE" timeout 60 "$@"
+    AWS_ENDPOINT_URL=http://127.0.0.1:$port S3SHIM_TIMEOUT=5 LD_PRELOAD="$PRELOAD" timeout 60 "$@"
 }
 
 # 1. A big object: every GET is truncated; cat must fail with EIO, output nothing wrong.

@@ -50,21 +50,8 @@ FAIL=0
 SKIP=0
 T_START=$(date +%s)
 
-if [ "$SAN" = asan ]; then
-    VARIANT=asan
-    PRELOAD="$(gcc -print-file-name=libasan.so) $LIB"
-else
-    VARIANT=release
-    PRELOAD=$LIB
-fi
-SAN_ENV=(ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1)
-
-echo "# s3shim S3 tests, variant: $VARIANT ($LIB)"
-if [ ! -f "$LIB" ]; then
-    echo "not ok - library $LIB exists (run make first)"
-    echo "0 passed, 1 failed"
-    exit 1
-fi
+# shellcheck source=../variant.sh
+. "$TOP/tests/variant.sh" "s3shim S3 tests"
 PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || command -v python3)
 S3PY=$HERE/s3py.py
 

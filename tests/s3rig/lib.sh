@@ -162,3 +162,35 @@ s3rig_spawn() {
     ( s3rig_close_fds; exec nohup "$@" >> "$logfile" 2>&1 < /dev/null ) &
     s3rig_track "$pidfile" "$name" $!
 }
+
+# s3rig_stop_main DEFAULT_DIR "SUBDIRS" ARGS...: the body of stop-swift.sh and
+# stop-nginx.sh. Parses [--dir DIR | DIR] [--purge] [-h], stops the PIDs recorded in
+# DIR/run/pids, and with --purge deletes SUBDIRS of DIR and its .s3rig-$S3RIG_WHO marker
+# (only in a directory the start script made). The caller's header comment is its help.
+s3rig_stop_main() {
+    local dir=$1 subdirs=$2 purge=0
+    shift 2
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --dir) dir=$2; shift 2 ;;
+            --purge) purge=1; shift ;;
+            -h|--help) sed -n '2,/^[^#]/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+            -*) s3rig_die "unknown option $1" ;;
+            *) dir=$1; shift ;;
+        esac
+    done
+    dir=${dir%/}
+    if [ -f "$dir/run/pids" ]; then
+        s3rig_stop_tracked "$dir/run/pids" 10
+        s3rig_log "stopped ($dir)"
+    else
+        s3rig_log "nothing running in $dir"
+    fi
+    if [ $purge = 1 ] && [ -f "$dir/.s3rig-$S3RIG_WHO" ]; then
+        local d
+        for d in $subdirs; do rm -rf "${dir:?}/$d"; done
+        rm -f "$dir/.s3rig-$S3RIG_WHO"
+        rmdir "$dir" 2>/dev/null || true
+    fi
+    exit 0
+}

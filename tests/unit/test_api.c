@@ -297,29 +297,6 @@ static void test_two_engines_are_independent(void **state)
     assert_int_equal(s3shim_unlink(f->s, "/m/shared"), 0);
 }
 
-static char *empty_file;
-static void remove_empty(void)
-{
-    if (empty_file) unlink(empty_file);
-}
-
-/* No credentials from this machine may leak into the tests: S3 mounts are disabled. */
-static void no_aws_credentials(void)
-{
-    unsetenv("AWS_ACCESS_KEY_ID");
-    unsetenv("AWS_SECRET_ACCESS_KEY");
-    unsetenv("AWS_SESSION_TOKEN");
-    unsetenv("AWS_PROFILE");
-    unsetenv("S3SHIM_NO_SIGN");
-    static char empty[] = "/tmp/s3shim-unit-aws-XXXXXX"; /* an empty file: no profiles */
-    int fd = mkstemp(empty);
-    if (fd >= 0) close(fd);
-    empty_file = empty;
-    setenv("AWS_SHARED_CREDENTIALS_FILE", empty, 1);
-    setenv("AWS_CONFIG_FILE", empty, 1);
-    atexit(remove_empty);
-}
-
 int main(void)
 {
     no_aws_credentials();

@@ -1,0 +1,19 @@
+# variant.sh - sourced by the real-binary test scripts once BUILD, SAN and LIB are set.
+# Sets VARIANT (release or asan), PRELOAD (what LD_PRELOAD must hold: libasan has to come
+# first) and SAN_ENV (the sanitizer options, as env assignments), prints the suite's first
+# line, and ends the run with a failing summary when the library is missing.
+# Argument: the suite's name.
+if [ "${SAN:-}" = asan ]; then
+    VARIANT=asan
+    PRELOAD="$(gcc -print-file-name=libasan.so) $LIB"
+else
+    VARIANT=release
+    PRELOAD=$LIB
+fi
+SAN_ENV=(ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1)
+echo "# $1, variant: $VARIANT ($LIB)"
+if [ ! -f "$LIB" ]; then
+    echo "not ok - library $LIB exists (run make first)"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
