@@ -6,7 +6,7 @@
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_cv = PTHREAD_COND_INITIALIZER;
-static size_t budget = (size_t)1 << 30, in_use, high_water;
+static size_t budget = (size_t)1 << 30, in_use;
 
 /* Large buffers given back are kept for the next request of the same size: a fresh
  * 8 MiB buffer is a new mapping and 2048 page faults, a reused one is none. */
@@ -63,7 +63,6 @@ void *bufpool_get(size_t len, int wait)
         pthread_cond_wait(&pool_cv, &pool_lock);
     }
     in_use += len;
-    if (in_use > high_water) high_water = in_use;
     void *p = take_kept(len);
     pthread_mutex_unlock(&pool_lock);
     if (!p) p = malloc(len ? len : 1);
@@ -82,20 +81,4 @@ void bufpool_put(void *p, size_t len)
     in_use -= len;
     pthread_cond_broadcast(&pool_cv);
     pthread_mutex_unlock(&pool_lock);
-}
-
-size_t bufpool_in_use(void)
-{
-    pthread_mutex_lock(&pool_lock);
-    size_t n = in_use;
-    pthread_mutex_unlock(&pool_lock);
-    return n;
-}
-
-size_t bufpool_high_water(void)
-{
-    pthread_mutex_lock(&pool_lock);
-    size_t n = high_water;
-    pthread_mutex_unlock(&pool_lock);
-    return n;
 }

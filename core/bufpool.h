@@ -14,7 +14,5 @@ void bufpool_configure(size_t budget);
 /* Allocate len bytes within the budget, waiting if need be (wait = 0: NULL instead). */
 void *bufpool_get(size_t len, int wait);
 void bufpool_put(void *p, size_t len);
-size_t bufpool_in_use(void);
-size_t bufpool_high_water(void);
 
 #endif

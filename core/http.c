@@ -422,13 +422,6 @@ void http_wait(struct http_req *r)
     pthread_mutex_unlock(&r->mu);
 }
 
-int http_perform(struct http_req *r)
-{
-    int e = http_submit(r);
-    http_wait(r);
-    return e;
-}
-
 void http_atfork_child(void)
 {
     /* The parent's threads are gone and its connections are not ours to close: leave

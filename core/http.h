@@ -76,8 +76,6 @@ void http_req_cleanup(struct http_req *r); /* frees resp; the caller owns header
  * complete with curl_code set). */
 int http_submit(struct http_req *r);
 void http_wait(struct http_req *r);
-/* submit + wait */
-int http_perform(struct http_req *r);
 /* In a forked child: forget the parent's engine (its threads are gone). */
 void http_atfork_child(void);
 /* A short text for a failed transfer ("connection refused", "timeout"...). */

@@ -302,7 +302,8 @@ static void record(struct s3_op *op, int failed)
     }
 }
 
-const char *s3_error_hint(const char *code)
+/* Human hint for an S3 error code ("check AWS_SECRET_ACCESS_KEY"), or "". */
+static const char *s3_error_hint(const char *code)
 {
     static const char *const hints[][2] = {
         {"SignatureDoesNotMatch", "check AWS_SECRET_ACCESS_KEY"},

@@ -82,7 +82,5 @@ int s3_start(struct s3_client *c, struct s3_op *op);
 int s3_finish(struct s3_client *c, struct s3_op *op); /* returns op->err */
 int s3_run(struct s3_client *c, struct s3_op *op);
 
-/* Human hint for an S3 error code ("check AWS_SECRET_ACCESS_KEY"), or "". */
-const char *s3_error_hint(const char *code);
 
 #endif
