@@ -111,7 +111,7 @@ test:
 test-s3rig:
 	$(call run_suite,tests/s3rig/selftest.sh,s3rig)
 
-test-tsan: $(BUILD)/tests/tsan_stress $(BUILD)/tests/tsan_s3
+test-tsan: $(BUILD)/tests/tsan_stress $(BUILD)/tests/tsan_s3 $(BUILD)/tests/test_balance
 	$(call run_suite,BUILD=$(BUILD) tests/tsan/run.sh,tsan)
 
 $(BUILD)/tests/tsan_stress: tests/tsan/stress.c $(LIB)

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,9 +44,56 @@ static _Atomic int mount_seq;
 
 /* --- mounting -------------------------------------------------------------------------- */
 
-static int s3_mount(const char *where, const struct cfg *cfg, struct stats_set *stats, void **msp, char *err,
+/* Options of one mount after '?' in its URI: endpoints=URL,URL&balance=rr&hedge=off&
+ * shared_uploads=no. They override the S3SHIM_* settings for that mount only. */
+static int mount_options(const char *q, char *endpoints, size_t eplen, struct s3_client_opts *o, char *err,
+                         size_t errlen)
+{
+    while (*q) {
+        size_t n = strcspn(q, "&");
+        const char *eq = memchr(q, '=', n);
+        size_t kl = eq ? (size_t)(eq - q) : n;
+        const char *v = eq ? eq + 1 : q + n;
+        int vl = (int)(q + n - v);
+        char val[64];
+        snprintf(val, sizeof val, "%.*s", vl, v);
+        int b;
+        if (kl == 9 && !strncmp(q, "endpoints", 9) && vl > 0 && (size_t)vl < eplen) {
+            snprintf(endpoints, eplen, "%.*s", vl, v);
+        } else if (kl == 7 && !strncmp(q, "balance", 7) && (b = bal_policy_parse(val)) >= 0) {
+            o->policy = (enum bal_policy)b;
+        } else if (kl == 5 && !strncmp(q, "hedge", 5) &&
+                   (b = !strcasecmp(val, "auto") ? 1 : cfg_parse_bool(val)) >= 0) {
+            o->hedge = b;
+        } else if (kl == 14 && !strncmp(q, "shared_uploads", 14) && (b = cfg_parse_bool(val)) >= 0) {
+            o->pin_uploads = !b;
+        } else {
+            snprintf(err, errlen, "bad mount option '%.*s' (want endpoints=URL,URL, balance=sewt|least|rr, "
+                                  "hedge=auto|off, shared_uploads=yes|no)", (int)(n > 80 ? 80 : n), q);
+            return -EINVAL;
+        }
+        q += n + (q[n] == '&');
+    }
+    return 0;
+}
+
+static int s3_mount(const char *uri, const struct cfg *cfg, struct stats_set *stats, void **msp, char *err,
                     size_t errlen)
 {
+    char where[2048], endpoints[1024] = "";
+    struct s3_client_opts opt = {cfg ? (enum bal_policy)cfg->balance : BAL_SEWT, cfg ? cfg->hedge : 1,
+                                 cfg ? !cfg->shared_uploads : 0};
+    if (cfg && cfg->endpoints) snprintf(endpoints, sizeof endpoints, "%s", cfg->endpoints);
+    size_t wl = strcspn(uri, "?");
+    if (wl >= sizeof where) {
+        snprintf(err, errlen, "URI '%.40s...' is too long", uri);
+        return -EINVAL;
+    }
+    snprintf(where, sizeof where, "%.*s", (int)wl, uri);
+    if (uri[wl]) {
+        int e = mount_options(uri + wl + 1, endpoints, sizeof endpoints, &opt, err, errlen);
+        if (e < 0) return e;
+    }
     struct s3_mount *m = calloc(1, sizeof *m);
     if (!m) return -ENOMEM;
     const char *slash = strchr(where, '/');
@@ -83,6 +131,7 @@ static int s3_mount(const char *where, const struct cfg *cfg, struct stats_set *
         free(m);
         return -EACCES;
     }
+    if (endpoints[0]) snprintf(aws.endpoint, sizeof aws.endpoint, "%s", endpoints);
     int addressing = cfg ? cfg->addressing : CFG_ADDR_AUTO;
     /* AWS itself prefers virtual hosts; S3-compatible servers on an address prefer paths. */
     int vhost = addressing == CFG_ADDR_VIRTUAL || (addressing == CFG_ADDR_AUTO && !aws.endpoint[0]);
@@ -92,7 +141,7 @@ static int s3_mount(const char *where, const struct cfg *cfg, struct stats_set *
         http_configure(&hs);
         bufpool_configure(cfg->memory);
     }
-    e = s3_client_init(&m->client, &aws, vhost, stats, err, errlen);
+    e = s3_client_init(&m->client, &aws, vhost, &opt, stats, err, errlen);
     aws_settings_free(&aws);
     if (e < 0) {
         free(m);

@@ -1,6 +1,7 @@
 /* config.c - see config.h */
 #include "config.h"
 
+#include "balance.h"
 #include "log.h"
 #include "path.h"
 
@@ -27,6 +28,10 @@ const char *const cfg_known[][2] = {
     {"S3SHIM_IO_THREADS", "HTTP engine threads (default 2)"},
     {"S3SHIM_TIMEOUT", "seconds a stalled transfer waits before a retry (default 30)"},
     {"S3SHIM_NO_SIGN", "1: anonymous requests (public buckets)"},
+    {"S3SHIM_ENDPOINTS", "URL,URL,... S3 endpoints of one store, used together (default: AWS_ENDPOINT_URL)"},
+    {"S3SHIM_BALANCE", "sewt|least|rr how requests are spread over endpoints (default sewt)"},
+    {"S3SHIM_HEDGE", "auto|off backup request for a read slower than its endpoint's p95 (default auto)"},
+    {"S3SHIM_SHARED_UPLOADS", "yes|no endpoints share multipart uploads; no = an upload stays on one (default yes)"},
     {"S3SHIM_ROOT_PID", "internal: pid of the first process of a run"},
     {NULL, NULL},
 };
@@ -242,6 +247,32 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
             cfg_error(c, "S3SHIM_ADDRESSING: '%s' is not path, virtual or auto; using auto", v);
     }
 
+    if ((v = get("S3SHIM_ENDPOINTS", ctx)) && *v) c->endpoints = strdup(v);
+    c->balance = BAL_SEWT;
+    if ((v = get("S3SHIM_BALANCE", ctx)) && *v) {
+        int p = bal_policy_parse(v);
+        if (p < 0)
+            cfg_error(c, "S3SHIM_BALANCE: '%s' is not sewt, least or rr; using sewt", v);
+        else
+            c->balance = p;
+    }
+    c->hedge = 1;
+    if ((v = get("S3SHIM_HEDGE", ctx)) && *v) {
+        int b = strcasecmp(v, "auto") == 0 ? 1 : cfg_parse_bool(v);
+        if (b < 0)
+            cfg_error(c, "S3SHIM_HEDGE: '%s' is not auto or off; using auto", v);
+        else
+            c->hedge = b;
+    }
+    c->shared_uploads = 1;
+    if ((v = get("S3SHIM_SHARED_UPLOADS", ctx)) && *v) {
+        int b = cfg_parse_bool(v);
+        if (b < 0)
+            cfg_error(c, "S3SHIM_SHARED_UPLOADS: '%s' is not yes or no; using yes", v);
+        else
+            c->shared_uploads = b;
+    }
+
     add_mount(c, "/s3", "s3://", 1);
     add_mount(c, "s3:", "s3://", 1);
     if ((v = get("S3SHIM_MOUNTS", ctx))) cfg_parse_mounts(c, v);
@@ -255,5 +286,6 @@ void cfg_free(struct cfg *c)
     }
     free(c->log_file);
     free(c->stats_file);
+    free(c->endpoints);
     memset(c, 0, sizeof *c);
 }

@@ -33,6 +33,10 @@ struct cfg {
     int stat_ttl_ms;     /* metadata cache lifetime; 0 = off */
     int io_threads;      /* HTTP engine threads */
     int timeout_s;       /* a transfer that stalls this long is retried */
+    char *endpoints;     /* S3SHIM_ENDPOINTS: URL,URL,... (NULL: the AWS settings') */
+    int balance;         /* enum bal_policy */
+    int hedge;           /* backup requests for slow reads (S3SHIM_HEDGE=auto) */
+    int shared_uploads;  /* endpoints share multipart uploads (nodes of one cluster) */
     int nerrors;
     char errors[CFG_MAX_ERRORS][320];
 };

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EASY_POOL 64
@@ -23,6 +24,7 @@ struct worker {
     CURLM *multi;
     pthread_mutex_t qlock;
     struct http_req *qhead, *qtail; /* submitted, not yet added (linked by engine_private) */
+    struct http_req *chead;         /* to cancel (linked by cancel_next) */
     CURL *idle[EASY_POOL];          /* easy handles to reuse */
     int nidle;
 };
@@ -75,11 +77,20 @@ void http_configure(const struct http_settings *s)
     pthread_mutex_unlock(&eng.lock);
 }
 
+static void cond_init_monotonic(pthread_cond_t *cv)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &a);
+    pthread_condattr_destroy(&a);
+}
+
 void http_req_init(struct http_req *r)
 {
     memset(r, 0, sizeof *r);
     pthread_mutex_init(&r->mu, NULL);
-    pthread_cond_init(&r->cv, NULL);
+    cond_init_monotonic(&r->cv);
     r->content_length = -1;
     r->range_total = -1;
 }
@@ -175,6 +186,7 @@ static size_t on_header(char *p, size_t sz, size_t n, void *arg)
     size_t len = sz * n;
     char val[256];
     if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) { /* a new response (after 100, a redirect) */
+        if (!r->t_first_byte) r->t_first_byte = stats_now_ns();
         r->etag[0] = r->last_modified[0] = '\0';
         r->content_length = r->range_total = -1;
         const char *sp = memchr(p, ' ', len);
@@ -263,6 +275,19 @@ static void complete(struct http_req *r)
     r->t_done = stats_now_ns();
     free(r->engine_private);
     r->engine_private = NULL;
+    struct worker *w = r->engine_worker;
+    if (w) { /* no cancel may name it from now on */
+        pthread_mutex_lock(&w->qlock);
+        r->finished = 1;
+        if (r->cancel_queued)
+            for (struct http_req **pp = &w->chead; *pp; pp = (struct http_req **)&(*pp)->cancel_next)
+                if (*pp == r) {
+                    *pp = r->cancel_next;
+                    break;
+                }
+        pthread_mutex_unlock(&w->qlock);
+    }
+    if (r->observe) r->observe(r, r->observe_arg);
     if (r->on_done) { /* the owner takes it from here; r may be gone after this */
         r->on_done(r, r->on_done_arg);
         return;
@@ -270,6 +295,11 @@ static void complete(struct http_req *r)
     pthread_mutex_lock(&r->mu);
     r->done = 1;
     pthread_cond_broadcast(&r->cv);
+    if (r->group) { /* under r->mu: its waiter cannot finish (http_wait) before we are out */
+        pthread_mutex_lock(&r->group->mu);
+        pthread_cond_broadcast(&r->group->cv);
+        pthread_mutex_unlock(&r->group->mu);
+    }
     pthread_mutex_unlock(&r->mu);
 }
 
@@ -301,6 +331,7 @@ static void start_queued(struct worker *w)
         CURL *h = easy_get(w);
         int e = h ? setup(h, q) : -ENOMEM;
         if (e == 0 && curlapi.multi_add_handle(w->multi, h) == CURLM_OK) {
+            q->engine_handle = h;
             q = next;
             continue;
         }
@@ -312,12 +343,40 @@ static void start_queued(struct worker *w)
     }
 }
 
+/* Every request on the cancel list was queued before it was cancelled, so once the
+ * queue is started each of them has a handle to remove. */
+static void cancel_queued(struct worker *w)
+{
+    pthread_mutex_lock(&w->qlock);
+    struct http_req *c = w->chead;
+    w->chead = NULL;
+    pthread_mutex_unlock(&w->qlock);
+    if (!c) return;
+    start_queued(w);
+    while (c) {
+        struct http_req *next = c->cancel_next;
+        c->cancel_queued = 0;
+        CURL *h = c->engine_handle;
+        if (h) {
+            curlapi.multi_remove_handle(w->multi, h);
+            easy_put(w, h);
+            c->engine_handle = NULL;
+            c->curl_code = CURLE_ABORTED_BY_CALLBACK;
+            snprintf(c->curl_err, sizeof c->curl_err, "cancelled: another request answered first");
+            c->cancelled = 1;
+            complete(c);
+        }
+        c = next;
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     efd_engine_thread();
     for (;;) {
         start_queued(w);
+        cancel_queued(w);
         int running = 0;
         curlapi.multi_perform(w->multi, &running);
         CURLMsg *msg;
@@ -331,6 +390,7 @@ static void *worker_main(void *arg)
             curlapi.easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
             curlapi.multi_remove_handle(w->multi, h);
             easy_put(w, h);
+            r->engine_handle = NULL;
             complete(r);
         }
         curlapi.multi_poll(w->multi, NULL, 0, 1000, NULL);
@@ -384,6 +444,7 @@ int http_submit(struct http_req *r)
     r->got = 0;
     r->t_first_byte = 0;
     r->overflow = 0;
+    r->group = NULL;
     r->hdr_status = r->status = 0;
     r->curl_code = 0;
     r->curl_err[0] = '\0';
@@ -403,6 +464,9 @@ int http_submit(struct http_req *r)
     }
     struct worker *w = &eng.w[atomic_fetch_add(&eng.rr, 1) % (unsigned)eng.nw];
     r->engine_private = NULL;
+    r->engine_worker = w;
+    r->engine_handle = NULL;
+    r->finished = r->cancel_queued = r->cancelled = 0;
     flight_take();
     pthread_mutex_lock(&w->qlock);
     if (w->qtail)
@@ -420,6 +484,69 @@ void http_wait(struct http_req *r)
     pthread_mutex_lock(&r->mu);
     while (!r->done) pthread_cond_wait(&r->cv, &r->mu);
     pthread_mutex_unlock(&r->mu);
+}
+
+int http_wait_until(struct http_req *r, uint64_t deadline_ns)
+{
+    struct timespec ts = {(time_t)(deadline_ns / 1000000000ull), (long)(deadline_ns % 1000000000ull)};
+    pthread_mutex_lock(&r->mu);
+    while (!r->done && pthread_cond_timedwait(&r->cv, &r->mu, &ts) != ETIMEDOUT) {
+    }
+    int done = r->done;
+    pthread_mutex_unlock(&r->mu);
+    return done;
+}
+
+void http_cancel(struct http_req *r)
+{
+    struct worker *w = r->engine_worker;
+    if (!w) return;
+    pthread_mutex_lock(&w->qlock);
+    int queue = !r->finished && !r->cancel_queued;
+    if (queue) {
+        r->cancel_queued = 1;
+        r->cancel_next = w->chead;
+        w->chead = r;
+    }
+    pthread_mutex_unlock(&w->qlock);
+    if (queue) curlapi.multi_wakeup(w->multi);
+}
+
+void http_group_init(struct http_group *g)
+{
+    pthread_mutex_init(&g->mu, NULL);
+    cond_init_monotonic(&g->cv);
+}
+
+void http_group_destroy(struct http_group *g)
+{
+    pthread_mutex_destroy(&g->mu);
+    pthread_cond_destroy(&g->cv);
+}
+
+void http_group_attach(struct http_req *r, struct http_group *g)
+{
+    pthread_mutex_lock(&r->mu);
+    r->group = g;
+    pthread_mutex_unlock(&r->mu);
+}
+
+int http_group_wait(struct http_group *g, struct http_req *const *rs, int n, uint64_t deadline_ns)
+{
+    struct timespec ts = {(time_t)(deadline_ns / 1000000000ull), (long)(deadline_ns % 1000000000ull)};
+    int found = -1;
+    pthread_mutex_lock(&g->mu);
+    for (;;) {
+        for (int i = 0; i < n && found < 0; i++)
+            if (rs[i]->done) found = i;
+        if (found >= 0) break;
+        if (!deadline_ns)
+            pthread_cond_wait(&g->cv, &g->mu);
+        else if (pthread_cond_timedwait(&g->cv, &g->mu, &ts) == ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock(&g->mu);
+    return found;
 }
 
 void http_atfork_child(void)

@@ -59,11 +59,25 @@ struct http_req {
 
     /* --- completion --- */
     pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done;
+    pthread_cond_t cv; /* CLOCK_MONOTONIC, like stats_now_ns() */
+    _Atomic int done;
+    int cancelled; /* ended by http_cancel() (curl_code is CURLE_ABORTED_BY_CALLBACK) */
     void (*on_done)(struct http_req *r, void *arg); /* optional, runs on an engine thread */
     void *on_done_arg;
-    void *engine_private;
+    /* optional, runs on the engine thread as the transfer ends, before anyone is woken:
+     * the place for bookkeeping that must not wait until the owner collects the result */
+    void (*observe)(struct http_req *r, void *arg);
+    void *observe_arg;
+    struct http_group *group; /* also woken at completion (http_group_attach) */
+    void *engine_private, *engine_worker, *engine_handle, *cancel_next;
+    int finished, cancel_queued; /* under the worker's queue lock */
+};
+
+/* Waiting for the first of several requests: attach each to one group, then wait on
+ * the group. The group must outlive every attached request's completion. */
+struct http_group {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
 };
 
 /* Initialise the process-wide engine's settings (before first use; later calls after
@@ -76,6 +90,17 @@ void http_req_cleanup(struct http_req *r); /* frees resp; the caller owns header
  * complete with curl_code set). */
 int http_submit(struct http_req *r);
 void http_wait(struct http_req *r);
+/* Wait until the request completes or stats_now_ns() reaches deadline_ns. 1 if done. */
+int http_wait_until(struct http_req *r, uint64_t deadline_ns);
+/* Abort a submitted transfer (it completes promptly with r->cancelled set; wait for it
+ * with http_wait before reusing its buffers). Does nothing if it already completed. */
+void http_cancel(struct http_req *r);
+void http_group_init(struct http_group *g);
+void http_group_destroy(struct http_group *g);
+void http_group_attach(struct http_req *r, struct http_group *g);
+/* Wait until one of the n requests (all attached to g) is done, or the deadline
+ * (0 = none) passes. Returns the index of a done request, or -1 at the deadline. */
+int http_group_wait(struct http_group *g, struct http_req *const *rs, int n, uint64_t deadline_ns);
 /* In a forked child: forget the parent's engine (its threads are gone). */
 void http_atfork_child(void);
 /* A short text for a failed transfer ("connection refused", "timeout"...). */

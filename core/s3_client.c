@@ -1,6 +1,7 @@
 /* s3_client.c - see s3_client.h */
 #include "s3_client.h"
 
+#include "bufpool.h"
 #include "log.h"
 #include "s3_xml.h"
 
@@ -56,10 +57,11 @@ static int parse_endpoint(const char *spec, size_t n, struct s3_endpoint *ep, ch
     return 0;
 }
 
-int s3_client_init(struct s3_client *c, const struct aws_settings *aws, int vhost, struct stats_set *mount_stats,
-                   char *err, size_t errlen)
+int s3_client_init(struct s3_client *c, const struct aws_settings *aws, int vhost,
+                   const struct s3_client_opts *opt, struct stats_set *mount_stats, char *err, size_t errlen)
 {
     memset(c, 0, sizeof *c);
+    if (opt) c->opt = *opt;
     c->aws = *aws;
     c->aws.session_token = aws->session_token ? strdup(aws->session_token) : NULL;
     c->vhost = vhost;
@@ -91,6 +93,11 @@ int s3_client_init(struct s3_client *c, const struct aws_settings *aws, int vhos
         if (!e) break;
         p = e + 1;
     }
+    if (bal_init(&c->bal, c->nep, c->opt.policy) < 0) {
+        snprintf(err, errlen, "out of memory");
+        s3_client_free(c);
+        return -ENOMEM;
+    }
     /* Endpoints report below the mount, in the order given. */
     for (int i = c->nep - 1; i >= 0 && mount_stats; i--) {
         c->ep[i].stats.next = mount_stats->children;
@@ -112,6 +119,7 @@ void s3_client_free(struct s3_client *c)
     if (!c->aws.anonymous && c->signer.region[0]) sigv4_free(&c->signer);
     free(c->aws.session_token);
     free(c->ep);
+    bal_free(&c->bal);
     pthread_mutex_destroy(&c->log_lock);
     memset(c, 0, sizeof *c);
 }
@@ -152,12 +160,47 @@ static int add_header(struct s3_op *op, const char *name, const char *value)
     return 0;
 }
 
-/* Build URL and headers (signed anew for every attempt) and send. */
-static int send_attempt(struct s3_client *c, struct s3_op *op)
+/* How an attempt ended, for the balancer. */
+static enum bal_outcome outcome(const struct http_req *r)
 {
-    if (curl_api_load() < 0) return -ENOSYS;
-    struct s3_endpoint *ep = &c->ep[atomic_fetch_add(&c->rr, 1) % (unsigned)c->nep];
-    op->ep = ep;
+    if (r->cancelled || r->curl_code == CURLE_OPERATION_TIMEDOUT) return BAL_TIMEOUT;
+    if (r->curl_code || r->status == 0 || r->status >= 500 || r->status == 429) return BAL_FAIL;
+    return BAL_OK;
+}
+
+/* On the engine thread as an attempt ends: the balancer learns at once, not when the
+ * owner of the request gets round to collecting it. */
+static void attempt_ended(struct http_req *r, void *arg)
+{
+    struct s3_op *op = arg;
+    struct s3_client *c = op->client;
+    struct s3_endpoint *ep = &c->ep[op->epi];
+    enum bal_outcome o = outcome(r);
+    uint64_t bytes = r->got + (strcmp(op->method, "PUT") == 0 ? op->body_len : 0);
+    stats_record(&ep->stats, STK_REQ, r->t_submit, bytes, o != BAL_OK);
+    if (bal_done(&c->bal, op->epi, o, r->t_submit, r->t_first_byte, r->t_done, bytes)) {
+        stats_record(&ep->stats, STK_EJECT, r->t_done, 0, 0);
+        slog_warn("s3: endpoint %s is failing (%s); sending requests elsewhere until a probe succeeds", ep->url,
+                  r->curl_code ? http_strerror(r) : "HTTP error");
+    }
+}
+
+/* Where the next attempt goes: the balancer's choice, or the endpoint an upload is
+ * pinned to. */
+static int choose_endpoint(struct s3_client *c, struct s3_op *op, int avoid)
+{
+    uint64_t now = stats_now_ns();
+    if (op->pin && c->opt.pin_uploads) {
+        if (*op->pin >= 0 && *op->pin < c->nep) return bal_take(&c->bal, *op->pin, now);
+        return *op->pin = bal_pick(&c->bal, op->body_len, -1, now);
+    }
+    uint64_t bytes = op->dst ? op->dst_cap : op->body_len;
+    return bal_pick(&c->bal, bytes, avoid, now);
+}
+
+/* URL and headers for endpoint ep, signed anew for every attempt. */
+static int build_request(struct s3_client *c, struct s3_op *op, const struct s3_endpoint *ep)
+{
     size_t klen = strlen(op->key);
     char *ekey = malloc(klen * 3 + 1);
     if (!ekey) return -ENOMEM;
@@ -209,8 +252,26 @@ static int send_attempt(struct s3_client *c, struct s3_op *op)
         if (strcmp(op->method, "POST") == 0 && (n = curlapi.slist_append(op->hl, "Content-Type: application/xml")))
             op->hl = n;
     }
-    if (e) return e;
+    return e;
+}
+
+/* Send the next attempt to the endpoint chosen for it (not `avoid` when there is
+ * another). */
+static int send_attempt(struct s3_client *c, struct s3_op *op, int avoid)
+{
+    if (curl_api_load() < 0) return -ENOSYS;
+    int epi = choose_endpoint(c, op, avoid);
+    op->ep = &c->ep[epi];
+    op->epi = epi;
+    op->client = c;
+    int e = build_request(c, op, op->ep);
+    if (e) {
+        bal_release(&c->bal, epi); /* never sent: says nothing about the endpoint */
+        return e;
+    }
     struct http_req *r = &op->req;
+    r->observe = attempt_ended;
+    r->observe_arg = op;
     r->method = op->method;
     r->url = op->url;
     r->headers = op->hl;
@@ -229,7 +290,8 @@ int s3_start(struct s3_client *c, struct s3_op *op)
     op->attempts = 0;
     op->err = 0;
     op->code[0] = op->message[0] = '\0';
-    int e = send_attempt(c, op);
+    if (op->dst && strcmp(op->method, "GET") == 0) bal_count_read(&c->bal);
+    int e = send_attempt(c, op, -1);
     if (e < 0 && !op->req.curl_code) op->err = e; /* never sent */
     return e;
 }
@@ -367,11 +429,95 @@ static void log_failure(struct s3_client *c, struct s3_op *op)
                    hint[0] ? ": " : "", hint);
 }
 
+static int answered(const struct http_req *r)
+{
+    return !r->curl_code && !r->overflow && r->status >= 200 && r->status < 300;
+}
+
+/* The backup's answer becomes the op's own: body into the caller's buffer, then the
+ * response fields. */
+static void adopt_answer(struct s3_op *op, struct s3_op *h)
+{
+    struct http_req *r = &op->req, *b = &h->req;
+    memcpy(op->dst, h->dst, b->got);
+    r->status = b->status;
+    r->curl_code = b->curl_code;
+    memcpy(r->curl_err, b->curl_err, sizeof r->curl_err);
+    r->got = b->got;
+    memcpy(r->etag, b->etag, sizeof r->etag);
+    memcpy(r->last_modified, b->last_modified, sizeof r->last_modified);
+    r->content_length = b->content_length;
+    r->range_total = b->range_total;
+    r->overflow = b->overflow;
+    r->hdr_status = b->hdr_status;
+    free(r->errbody);
+    r->errbody = b->errbody, r->errbody_len = b->errbody_len;
+    b->errbody = NULL;
+    r->t_submit = b->t_submit, r->t_first_byte = b->t_first_byte, r->t_done = b->t_done;
+    op->ep = h->ep;
+    op->epi = h->epi;
+}
+
+/* Wait for the current attempt. A read that has waited longer than its endpoint's
+ * recent p95 sends one backup request to another endpoint (within the hedging budget)
+ * into a buffer of its own; the first good answer is kept and the other cancelled. */
+static void wait_attempt(struct s3_client *c, struct s3_op *op)
+{
+    struct http_req *r = &op->req;
+    uint64_t d = 0;
+    if (c->opt.hedge && c->nep > 1 && op->dst && !op->pin && strcmp(op->method, "GET") == 0)
+        d = bal_hedge_delay(&c->bal, op->epi, op->dst_cap);
+    if (!d || http_wait_until(r, r->t_submit + d) || !bal_hedge_take(&c->bal)) {
+        http_wait(r);
+        return;
+    }
+    struct s3_op *h = malloc(sizeof *h);
+    void *buf = bufpool_get(op->dst_cap, 0);
+    int sent = -1;
+    if (h && buf) {
+        s3_op_init(h, op->method, op->bucket, op->key);
+        h->query = op->query;
+        memcpy(h->hdrs, op->hdrs, sizeof h->hdrs);
+        h->nhdrs = op->nhdrs;
+        h->dst = buf;
+        h->dst_cap = op->dst_cap;
+        sent = send_attempt(c, h, op->epi);
+    }
+    if (sent < 0) {
+        if (h && buf) s3_op_cleanup(h);
+        free(h);
+        if (buf) bufpool_put(buf, op->dst_cap);
+        http_wait(r);
+        return;
+    }
+    uint64_t t_hedge = stats_now_ns();
+    struct http_group g;
+    http_group_init(&g);
+    http_group_attach(r, &g);
+    http_group_attach(&h->req, &g);
+    struct http_req *rs[2] = {r, &h->req};
+    int win = http_group_wait(&g, rs, 2, 0);
+    if (!answered(rs[win])) { /* the first to finish failed: the other may still answer */
+        http_wait(rs[!win]);
+        if (answered(rs[!win])) win = !win;
+    }
+    http_cancel(rs[!win]);
+    http_wait(rs[!win]);
+    http_wait(rs[win]);
+    r->group = h->req.group = NULL;
+    http_group_destroy(&g);
+    stats_record(&h->ep->stats, STK_HEDGE, t_hedge, win ? h->req.got : 0, !win);
+    if (win) adopt_answer(op, h);
+    s3_op_cleanup(h);
+    free(h);
+    bufpool_put(buf, op->dst_cap);
+}
+
 int s3_finish(struct s3_client *c, struct s3_op *op)
 {
     if (op->err) return op->err; /* never sent */
     for (;;) {
-        http_wait(&op->req);
+        wait_attempt(c, op);
         int retry;
         int e = classify(op, &retry);
         record(op, e != 0 && e != -ENOENT && e != -ERANGE && e != -ESTALE);
@@ -382,6 +528,9 @@ int s3_finish(struct s3_client *c, struct s3_op *op)
         }
         uint64_t lim = BACKOFF_BASE_NS << (op->attempts < 6 ? op->attempts : 6);
         if (lim > BACKOFF_CAP_NS) lim = BACKOFF_CAP_NS;
+        /* The first retry of a request that failed on one of several endpoints goes to
+         * another at once (a dead node is not a reason to wait); SlowDown always waits. */
+        if (op->attempts == 1 && c->nep > 1 && !(op->pin && c->opt.pin_uploads)) lim = BACKOFF_BASE_NS / 10;
         if (strcmp(op->code, "SlowDown") == 0) lim = BACKOFF_CAP_NS;
         uint64_t nap = lim / 2 + jitter(lim / 2);
         struct timespec ts = {(time_t)(nap / 1000000000ull), (long)(nap % 1000000000ull)};
@@ -390,7 +539,7 @@ int s3_finish(struct s3_client *c, struct s3_op *op)
         slog_info("s3: retrying %s %s/%s (attempt %d): %s", op->method, op->bucket, op->key, op->attempts + 1,
                   op->req.curl_code ? http_strerror(&op->req) : op->code);
         op->code[0] = op->message[0] = '\0';
-        int se = send_attempt(c, op);
+        int se = send_attempt(c, op, c->nep > 1 ? op->epi : -1);
         if (se < 0 && !op->req.curl_code) {
             op->err = se;
             break;

@@ -10,6 +10,7 @@
 #define S3SHIM_S3_CLIENT_H
 
 #include "aws_config.h"
+#include "balance.h"
 #include "http.h"
 #include "sigv4.h"
 #include "stats.h"
@@ -25,13 +26,21 @@ struct s3_endpoint {
     struct stats_set stats; /* hung below the mount's stats */
 };
 
+/* How a client spreads requests over its endpoints. */
+struct s3_client_opts {
+    enum bal_policy policy; /* S3SHIM_BALANCE */
+    int hedge;              /* S3SHIM_HEDGE=auto: backup requests for slow reads */
+    int pin_uploads;        /* S3SHIM_SHARED_UPLOADS=no: an upload stays on one endpoint */
+};
+
 struct s3_client {
     struct aws_settings aws;
     struct sigv4 signer;
     int vhost;      /* virtual-hosted addressing (bucket.host) instead of path style */
     struct s3_endpoint *ep;
     int nep;
-    atomic_uint rr;
+    struct balancer bal;
+    struct s3_client_opts opt;
     int max_attempts;      /* per request, the first included */
     uint64_t retry_budget_ns; /* total time a request may spend retrying */
     pthread_mutex_t log_lock;
@@ -55,6 +64,8 @@ struct s3_op {
     size_t dst_cap;
     int grow;  /* ...or collect it in req.resp */
     int quiet_404; /* a missing object is an expected answer: do not log it */
+    int *pin;      /* requests of one upload: the endpoint they stay on, -1 until chosen
+                    * (used only when the client pins uploads) */
 
     /* result */
     int err;   /* 0 or -errno */
@@ -67,12 +78,14 @@ struct s3_op {
     int attempts;
     uint64_t t_begin;
     struct s3_endpoint *ep;
+    int epi; /* index of ep */
+    struct s3_client *client;
 };
 
-/* Set up a client from AWS settings (endpoint list, credentials, region). On failure
- * returns -errno with a one-line reason in err. */
-int s3_client_init(struct s3_client *c, const struct aws_settings *aws, int vhost, struct stats_set *mount_stats,
-                   char *err, size_t errlen);
+/* Set up a client from AWS settings (endpoint list, credentials, region) and balancing
+ * options (NULL: defaults). On failure returns -errno with a one-line reason in err. */
+int s3_client_init(struct s3_client *c, const struct aws_settings *aws, int vhost,
+                   const struct s3_client_opts *opt, struct stats_set *mount_stats, char *err, size_t errlen);
 void s3_client_free(struct s3_client *c);
 
 void s3_op_init(struct s3_op *op, const char *method, const char *bucket, const char *key);

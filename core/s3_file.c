@@ -77,6 +77,7 @@ struct s3_file {
 
     /* writing */
     char upload_id[512];
+    int upload_ep; /* the endpoint an upload stays on, when endpoints do not share them */
     struct part **parts; /* every part so far, in order */
     int nparts, cap_parts;
     int oldest_inflight; /* parts[oldest_inflight..nparts-1] may still be in flight */
@@ -117,6 +118,7 @@ static struct s3_file *file_new(struct s3_mount *m)
     pthread_mutex_init(&f->lock, NULL);
     pthread_cond_init(&f->cv, NULL);
     f->window = FIRST_WINDOW;
+    f->upload_ep = -1;
     size_t maxw = m->part_size * (size_t)m->concurrency;
     f->max_window = maxw > ((size_t)256 << 20) ? (size_t)256 << 20 : maxw;
     f->psize = m->part_size;
@@ -505,6 +507,7 @@ static int initiate(struct s3_file *f)
 {
     struct s3_op op;
     s3_op_init(&op, "POST", f->path.bucket, f->path.key);
+    op.pin = &f->upload_ep;
     op.query = "uploads=";
     op.grow = 1;
     int e = s3_run(&f->m->client, &op);
@@ -567,6 +570,7 @@ static int part_send(struct s3_file *f)
     upload_query(f, p->num, p->query, sizeof p->query);
     md5_base64(p->buf, p->len, p->md5);
     s3_op_init(&p->op, "PUT", f->path.bucket, f->path.key);
+    p->op.pin = &f->upload_ep;
     p->op.query = p->query;
     s3_op_header(&p->op, "content-md5", p->md5);
     p->op.body = p->buf;
@@ -647,6 +651,7 @@ static void abort_upload(struct s3_file *f)
     upload_query(f, 0, q, sizeof q);
     struct s3_op op;
     s3_op_init(&op, "DELETE", f->path.bucket, f->path.key);
+    op.pin = &f->upload_ep;
     op.query = q;
     op.grow = 1;
     if (s3_run(&f->m->client, &op) < 0)
@@ -691,6 +696,7 @@ static int complete(struct s3_file *f)
     upload_query(f, 0, q, sizeof q);
     struct s3_op op;
     s3_op_init(&op, "POST", f->path.bucket, f->path.key);
+    op.pin = &f->upload_ep;
     op.query = q;
     op.body = body;
     op.body_len = blen;

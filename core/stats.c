@@ -6,7 +6,8 @@
 #include <time.h>
 
 static const char *const kind_names[STK_NKINDS] = {"open", "read", "write", "stat", "dir",
-                                                    "meta", "sync", "close", "ttfb", "retry"};
+                                                    "meta", "sync", "close", "ttfb", "retry",
+                                                    "req",  "hedge", "eject"};
 
 const char *stats_kind_name(enum stats_kind k) { return kind_names[k]; }
 
@@ -80,9 +81,26 @@ int stats_touched(const struct stats_set *s)
     return 0;
 }
 
-static void text_set(FILE *out, const struct stats_set *s, double elapsed, const char *indent)
+/* Requests sent to the children of s (endpoints), for each one's share of traffic. */
+static uint64_t children_requests(const struct stats_set *s)
 {
-    fprintf(out, "%s%s  %s\n", indent, s->name, s->detail);
+    uint64_t n = 0;
+    for (const struct stats_set *c = s->children; c; c = c->next)
+        n += atomic_load_explicit(&c->op[STK_REQ].count, memory_order_relaxed);
+    return n;
+}
+
+static double share_of(const struct stats_set *s, uint64_t total)
+{
+    return total ? (double)atomic_load_explicit(&s->op[STK_REQ].count, memory_order_relaxed) / (double)total : 0.0;
+}
+
+static void text_set(FILE *out, const struct stats_set *s, double elapsed, const char *indent, uint64_t siblings)
+{
+    if (siblings)
+        fprintf(out, "%s%s  %s  (%.1f%% of requests)\n", indent, s->name, s->detail, 100.0 * share_of(s, siblings));
+    else
+        fprintf(out, "%s%s  %s\n", indent, s->name, s->detail);
     fprintf(out, "%s  %-6s %10s %7s %14s %10s %9s %9s %9s %9s\n", indent, "op", "count", "errors", "bytes",
             "time_ms", "p50_us", "p99_us", "max_us", "MB/s");
     for (int k = 0; k < STK_NKINDS; k++) {
@@ -96,14 +114,15 @@ static void text_set(FILE *out, const struct stats_set *s, double elapsed, const
                 (double)stats_quantile(op, 0.5) / 1e3, (double)stats_quantile(op, 0.99) / 1e3,
                 (double)op->max_ns / 1e3, mbs);
     }
-    for (const struct stats_set *c = s->children; c; c = c->next) text_set(out, c, elapsed, "    ");
+    uint64_t total = children_requests(s);
+    for (const struct stats_set *c = s->children; c; c = c->next) text_set(out, c, elapsed, "    ", total);
 }
 
 void stats_print_text(FILE *out, const struct stats_set *list, double elapsed_s)
 {
     fprintf(out, "s3shim stats: %.3f s\n", elapsed_s);
     for (const struct stats_set *s = list; s; s = s->next)
-        if (stats_touched(s)) text_set(out, s, elapsed_s, "  ");
+        if (stats_touched(s)) text_set(out, s, elapsed_s, "  ", 0);
 }
 
 static void json_str(FILE *out, const char *s)
@@ -121,12 +140,13 @@ static void json_str(FILE *out, const char *s)
     fputc('"', out);
 }
 
-static void json_set(FILE *out, const struct stats_set *s, double elapsed)
+static void json_set(FILE *out, const struct stats_set *s, double elapsed, uint64_t siblings)
 {
     fputs("{\"name\":", out);
     json_str(out, s->name);
     fputs(",\"uri\":", out);
     json_str(out, s->detail);
+    if (siblings) fprintf(out, ",\"share\":%.4f", share_of(s, siblings));
     fputs(",\"ops\":{", out);
     int first = 1;
     for (int k = 0; k < STK_NKINDS; k++) {
@@ -142,8 +162,9 @@ static void json_set(FILE *out, const struct stats_set *s, double elapsed)
         first = 0;
     }
     fputs("},\"children\":[", out);
+    uint64_t total = children_requests(s);
     for (const struct stats_set *c = s->children; c; c = c->next) {
-        json_set(out, c, elapsed);
+        json_set(out, c, elapsed, total);
         if (c->next) fputc(',', out);
     }
     fputs("]}", out);
@@ -153,7 +174,7 @@ void stats_print_json(FILE *out, const struct stats_set *list, double elapsed_s,
 {
     fprintf(out, "{\"pid\":%ld,\"elapsed_s\":%.6f,\"mounts\":[", pid, elapsed_s);
     for (const struct stats_set *s = list; s; s = s->next) {
-        json_set(out, s, elapsed_s);
+        json_set(out, s, elapsed_s, 0);
         if (s->next) fputc(',', out);
     }
     fputs("]}\n", out);

@@ -21,6 +21,9 @@ enum stats_kind {
     STK_CLOSE,
     STK_TTFB,  /* request to first response byte (endpoints); count = responses */
     STK_RETRY, /* retried requests (endpoints); time = the backoff slept */
+    STK_REQ,   /* every attempt sent to an endpoint: bytes both ways, errors = failed */
+    STK_HEDGE, /* backup requests sent to an endpoint; errors = the original won */
+    STK_EJECT, /* times the endpoint was taken out of service */
     STK_NKINDS
 };
 

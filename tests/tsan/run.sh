@@ -100,6 +100,12 @@ else
 fi
 check seqread "tsan: $STRESS_THREADS threads share one offset with read/readv until EOF, $STRESS_PHASES times" "$BIN" seqread
 
+# The endpoint balancer's unit tests, whose last cases pick and report from 8 threads.
+if [ -x "$BUILD/tests/test_balance" ]; then
+    check balance "tsan: endpoint balancer: 8 threads picking and reporting over 3, 4 and 32 endpoints" \
+        "$BUILD/tests/test_balance"
+fi
+
 # The S3 data path (HTTP engine threads, prefetch, multipart upload) against the rig's
 # server: started here unless AWS_ENDPOINT_URL names one.
 S3BIN=$BUILD/tests/tsan_s3

@@ -40,7 +40,7 @@ static void test_now_is_monotonic(void **state)
 static void test_kind_names(void **state)
 {
     static const char *const want[STK_NKINDS] = {"open", "read", "write", "stat", "dir",
-                                                 "meta", "sync", "close", "ttfb", "retry"};
+                                                 "meta", "sync", "close", "ttfb", "retry", "req", "hedge", "eject"};
     for (int k = 0; k < STK_NKINDS; k++) assert_string_equal(stats_kind_name((enum stats_kind)k), want[k]);
 }
 
