@@ -35,7 +35,8 @@ LIB  := $(BUILD)/libs3shim.so
 CORE := $(BUILD)/libs3shim-core.a
 TOOL := $(BUILD)/s3shim
 
-.PHONY: all help deps test test-unit test-integration test-s3 test-tsan test-s3rig bench bench-passthrough bench-s3 \
+.PHONY: all help deps test test-unit test-integration test-s3 test-endpoints test-faultproxy test-tsan test-s3rig bench \
+        bench-passthrough bench-s3 bench-endpoints \
         install clean demo
 
 all: $(LIB) $(TOOL)
@@ -97,13 +98,22 @@ test-s3: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/run.sh,s3$(if $(SAN),/$(SAN)))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/faults.sh,s3-faults$(if $(SAN),/$(SAN)))
 
+# Several endpoints of one Swift cluster, healthy, faulty and dead (tests/s3rig/faultproxy.py
+# in front). The release run includes the S3 battery through faulty endpoints.
+test-endpoints: all $(HELPER_BIN)
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) $(if $(SAN),S3TEST_ENDPOINTS_BATTERY=0) tests/s3/endpoints.sh,endpoints$(if $(SAN),/$(SAN)))
+
+# The fault and latency proxy itself.
+test-faultproxy:
+	$(call run_suite,tests/s3rig/faultproxy-selftest.sh,faultproxy)
+
 # The whole suite: release build, then ASan+UBSan, then the TSan stress test. Every
 # suite's closing "N passed, M failed" line is kept and added up at the end.
 SUMMARY := build/test-summary.txt
 test:
 	@mkdir -p build && : > $(SUMMARY)
-	$(MAKE) all test-unit test-integration test-s3 SUMMARY_FILE=$(abspath $(SUMMARY))
-	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-integration test-s3 SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) all test-unit test-integration test-s3 test-endpoints test-faultproxy SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-integration test-s3 test-endpoints SUMMARY_FILE=$(abspath $(SUMMARY))
 	$(MAKE) BUILD=build/tsan SAN=tsan test-tsan SUMMARY_FILE=$(abspath $(SUMMARY))
 	@tests/summary.sh $(SUMMARY)
 

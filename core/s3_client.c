@@ -395,11 +395,8 @@ static void learn_code(struct s3_client *c, struct s3_op *op)
     s3_op_header(&probe, "range", "bytes=0-0");
     probe.dst = byte;
     probe.dst_cap = sizeof byte;
-    probe.quiet_404 = 1;
-    s3_start(c, &probe);
-    http_wait(&probe.req);
-    int retry;
-    classify(&probe, &retry);
+    probe.quiet = 1;
+    s3_run(c, &probe); /* retried like any request: a transient fault must not hide the code */
     if (probe.code[0]) {
         snprintf(op->code, sizeof op->code, "%s", probe.code);
         snprintf(op->message, sizeof op->message, "%s", probe.message);
@@ -545,7 +542,7 @@ int s3_finish(struct s3_client *c, struct s3_op *op)
             break;
         }
     }
-    int quiet = op->err == -ENOENT && op->quiet_404;
+    int quiet = op->quiet || (op->err == -ENOENT && op->quiet_404);
     if (op->err && op->err != -ERANGE && !quiet) log_failure(c, op);
     return op->err;
 }

@@ -64,6 +64,7 @@ struct s3_op {
     size_t dst_cap;
     int grow;  /* ...or collect it in req.resp */
     int quiet_404; /* a missing object is an expected answer: do not log it */
+    int quiet;     /* never log a failure (the caller explains it) */
     int *pin;      /* requests of one upload: the endpoint they stay on, -1 until chosen
                     * (used only when the client pins uploads) */
 

@@ -18,7 +18,10 @@
 # modes, the server stopped during an upload); 16 threads of preads and forked python
 # readers; per-endpoint statistics.
 #
-# S3TEST_BIG_MIB (default 200) sets the size of the multipart object. The server-stop
+# S3TEST_BIG_MIB (default 200) sets the size of the multipart object. S3TEST_SHIM_ENV holds
+# extra VAR=VALUE words for every program under the shim (tests/s3/endpoints.sh runs the
+# battery with S3SHIM_ENDPOINTS naming fault-injecting proxies; the aws CLI, the
+# reference, keeps talking to AWS_ENDPOINT_URL). The server-stop
 # check stops and restarts the Swift proxy by PID, so it only runs on a Swift instance
 # this script started (otherwise it is skipped and says so). With a plain-http endpoint
 # the programs run without AWS_CA_BUNDLE, except in one check that sets it on purpose.
@@ -30,6 +33,7 @@ set -u
 export LC_ALL=C.UTF-8 TZ=UTC
 umask 022
 
+read -r -a SHIM_ENV <<<"${S3TEST_SHIM_ENV:-}"
 for v in $(compgen -e); do
     case $v in S3SHIM_*) unset "$v" ;; esac
 done
@@ -81,7 +85,7 @@ section() { echo "# --- $1"; }
 
 # shim CMD...: CMD under the shim, bounded by $TMO (the caller redirects).
 shim() {
-    timeout -k 5 "$TMO" env LD_PRELOAD="$PRELOAD" "${SAN_ENV[@]}" "$@"
+    timeout -k 5 "$TMO" env LD_PRELOAD="$PRELOAD" "${SAN_ENV[@]}" "${SHIM_ENV[@]}" "$@"
 }
 # sc DESC CMD...: CMD under the shim must succeed (stderr and stdout are the detail).
 sc() {
@@ -525,9 +529,12 @@ section "statistics"
 mkdir -p "$W/stats"
 S3SHIM_STATS_FILE="$W/stats/s.%p.json" shim bash -c 'cat "$1" >/dev/null; cp "$2" "$3"; ls "$4" >/dev/null' _ \
     "$M/sz/r/s5242881" "$U/sz/r/s1" "$N/stats-w" "$M/dir" >"$W/stats.out" 2>&1
-check "S3SHIM_STATS_FILE with %p: per-endpoint figures (endpoint url, request counts > 0)" "$PY" - "$W/stats" "$AWS_ENDPOINT_URL" <<'EOF'
+check "S3SHIM_STATS_FILE with %p: per-endpoint figures (endpoint url, request counts > 0)" "$PY" - "$W/stats" "$AWS_ENDPOINT_URL" "${SHIM_ENV[@]}" <<'EOF'
 import glob, json, os, sys
 d, url = sys.argv[1:3]
+for kv in sys.argv[3:]:  # the endpoints the programs were given, when not the server's own
+    if kv.startswith("S3SHIM_ENDPOINTS="):
+        url = kv.split("=", 1)[1].split(",")[0].strip()
 files = sorted(glob.glob(d + "/s.*.json"))
 tot = {}
 urls = set()
