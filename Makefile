@@ -134,7 +134,19 @@ $(BUILD)/tests/tsan_s3: tests/tsan/s3_stress.c $(LIB)
 
 # --- benchmarks and demo -------------------------------------------------------------
 
-bench: bench-passthrough bench-s3
+bench: bench-passthrough bench-s3 bench-endpoints
+
+# Several endpoints with 5/10/50/100 ms latency: rr, least, sewt, hedging (about 4 minutes).
+bench-endpoints: all $(BUILD)/bench/mix $(BUILD)/bench/select
+	@BUILD=$(BUILD) bench/endpoints/run.sh
+
+$(BUILD)/bench/mix: bench/endpoints/mix.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< -lpthread
+
+$(BUILD)/bench/select: bench/endpoints/select.c core/balance.c core/balance.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ bench/endpoints/select.c core/balance.c -lpthread
 
 # S3 against curl, aws, s3fs and rclone on a local Swift and nginx (about 5 minutes).
 bench-s3: all

@@ -70,26 +70,29 @@ uint64_t bal_score(struct balancer *b, int i, uint64_t bytes, uint64_t now)
     struct bal_ep *e = &b->ep[i];
     int q = atomic_load_explicit(&e->inflight, memory_order_relaxed);
     if (q < 0) q = 0;
-    uint64_t lat = ld(&e->lat_ns);
+    uint64_t t = ld(&e->lat_ns) + bytes * ld(&e->xfer_ps) / 1000;
     if (q == 0) { /* idle: let an old estimate fade so the endpoint gets looked at again */
         uint64_t idle = now - ld(&e->sampled_ns);
         unsigned halvings = (unsigned)(idle / b->idle_half_ns);
-        lat = halvings >= 64 ? 0 : lat >> halvings;
+        t = halvings >= 64 ? 0 : t >> halvings;
     } else { /* busy: its oldest request has waited at least this long */
         uint64_t waited = now - ld(&e->mark_ns);
-        if (waited > lat) lat = waited;
+        if (waited > t) t = waited;
     }
-    uint64_t xfer = bytes * ld(&e->xfer_ps) / 1000;
-    uint64_t t = lat + xfer;
     if (t < 1000) t = 1000; /* a cold endpoint still weighs its queue */
-    return t * (uint64_t)(q + 1);
+    /* Each request ahead costs what the endpoint has shown it costs, or, until it has
+     * shown it, a whole service time: (q + 1) x t. */
+    uint64_t c = ld(&e->queue_samples) ? ld(&e->queue_ns) : t;
+    return t + (uint64_t)q * c;
 }
 
 /* Take endpoint i: count it in flight, remember when it went from idle to busy. */
-int bal_take(struct balancer *b, int i, uint64_t now)
+int bal_take(struct balancer *b, int i, uint64_t now, unsigned *ahead)
 {
     struct bal_ep *e = &b->ep[i];
-    if (atomic_fetch_add_explicit(&e->inflight, 1, memory_order_relaxed) == 0) st(&e->mark_ns, now);
+    int q = atomic_fetch_add_explicit(&e->inflight, 1, memory_order_relaxed);
+    if (q == 0) st(&e->mark_ns, now);
+    if (ahead) *ahead = q > 0 ? (unsigned)q : 0;
     return i;
 }
 
@@ -112,28 +115,28 @@ static int usable(struct balancer *b, int i, uint64_t now)
 }
 
 /* Everything is ejected or avoided: go where the ejection ends soonest. */
-static int fallback(struct balancer *b, int avoid, uint64_t now)
+static int fallback(struct balancer *b, int avoid, uint64_t now, unsigned *ahead)
 {
     int best = avoid >= 0 && b->n > 1 ? (avoid + 1) % b->n : 0;
     for (int i = 0; i < b->n; i++) {
         if (i == avoid && b->n > 1) continue;
         if (ld(&b->ep[i].eject_until_ns) < ld(&b->ep[best].eject_until_ns)) best = i;
     }
-    return bal_take(b, best, now);
+    return bal_take(b, best, now, ahead);
 }
 
-int bal_pick(struct balancer *b, uint64_t bytes, int avoid, uint64_t now)
+static int pick(struct balancer *b, uint64_t bytes, int avoid, uint64_t now, uint64_t max_score, unsigned *ahead)
 {
     int n = b->n;
-    if (n == 1) return bal_take(b, 0, now);
+    if (n == 1) return bal_take(b, 0, now, ahead);
     if (b->policy == BAL_RR) {
         for (int tries = 0; tries < n; tries++) {
             int i = (int)(atomic_fetch_add_explicit(&b->rr, 1, memory_order_relaxed) % (unsigned)n);
             if (i == avoid) continue;
             int u = usable(b, i, now);
-            if (u) return bal_take(b, i, now);
+            if (u) return bal_take(b, i, now, ahead);
         }
-        return fallback(b, avoid, now);
+        return fallback(b, avoid, now, ahead);
     }
     int cand[2], ncand = n;
     if (n > FULL_SCAN_MAX) { /* power of two choices */
@@ -149,7 +152,7 @@ int bal_pick(struct balancer *b, uint64_t bytes, int avoid, uint64_t now)
         int i = n > FULL_SCAN_MAX ? cand[k] : (int)((start + (unsigned)k) % (unsigned)n);
         if (i == avoid) continue;
         int u = usable(b, i, now);
-        if (u == 2) return bal_take(b, i, now); /* the probe goes now */
+        if (u == 2) return bal_take(b, i, now, ahead); /* the probe goes now */
         if (!u) continue;
         uint64_t s = b->policy == BAL_LEAST
                          ? (uint64_t)atomic_load_explicit(&b->ep[i].inflight, memory_order_relaxed)
@@ -160,11 +163,24 @@ int bal_pick(struct balancer *b, uint64_t bytes, int avoid, uint64_t now)
         for (int i = 0; i < n; i++) {
             if (i == avoid) continue;
             int u = usable(b, i, now);
-            if (u == 2) return bal_take(b, i, now);
-            if (u) return bal_take(b, i, now);
+            if (u) return bal_take(b, i, now, ahead);
         }
     }
-    return best >= 0 ? bal_take(b, best, now) : fallback(b, avoid, now);
+    if (best >= 0 && best_score < max_score) return bal_take(b, best, now, ahead);
+    if (max_score != UINT64_MAX) return -1;
+    return best >= 0 ? bal_take(b, best, now, ahead) : fallback(b, avoid, now, ahead);
+}
+
+int bal_pick(struct balancer *b, uint64_t bytes, int avoid, uint64_t now, unsigned *ahead)
+{
+    return pick(b, bytes, avoid, now, UINT64_MAX, ahead);
+}
+
+int bal_pick_below(struct balancer *b, uint64_t bytes, int avoid, uint64_t now, uint64_t max_score,
+                   unsigned *ahead)
+{
+    if (b->n == 1 || b->policy == BAL_RR) return -1;
+    return pick(b, bytes, avoid, now, max_score, ahead);
 }
 
 /* Peak-sensitive moving average: a higher sample is taken as it is; a lower one is
@@ -178,6 +194,16 @@ static void peak_ewma(_Atomic uint64_t *est, uint64_t x, uint64_t dt, uint64_t t
     }
     double w = (double)dt / ((double)tau + (double)dt);
     st(est, (uint64_t)((double)old * (1.0 - w) + (double)x * w));
+}
+
+static void ewma(_Atomic uint64_t *est, uint64_t x, uint64_t dt, uint64_t tau, int first)
+{
+    if (first) {
+        st(est, x);
+        return;
+    }
+    double w = (double)dt / ((double)tau + (double)dt);
+    st(est, (uint64_t)((double)ld(est) * (1.0 - w) + (double)x * w));
 }
 
 static void ring_add(struct bal_ep *e, uint64_t ttfb_ns)
@@ -210,8 +236,8 @@ static int eject(struct balancer *b, struct bal_ep *e, uint64_t now)
     return 1;
 }
 
-int bal_done(struct balancer *b, int i, enum bal_outcome o, uint64_t t_submit, uint64_t t_first, uint64_t t_done,
-             uint64_t bytes)
+int bal_done(struct balancer *b, int i, enum bal_outcome o, unsigned ahead, uint64_t t_submit, uint64_t t_first,
+             uint64_t t_done, uint64_t bytes)
 {
     struct bal_ep *e = &b->ep[i];
     uint64_t now = t_done;
@@ -222,13 +248,18 @@ int bal_done(struct balancer *b, int i, enum bal_outcome o, uint64_t t_submit, u
     uint64_t took = t_done - t_submit;
     if (o == BAL_OK) {
         uint64_t ttfb = t_first && t_first >= t_submit ? t_first - t_submit : took;
-        uint64_t lat = ttfb;
         uint64_t body_ns = t_first ? t_done - t_first : 0;
-        if (bytes >= XFER_MIN_BYTES && body_ns) {
-            uint64_t ps = body_ns * 1000 / bytes;
-            peak_ewma(&e->xfer_ps, ps, dt, b->tau_ns, first || !ld(&e->xfer_ps));
+        if (bytes >= XFER_MIN_BYTES && body_ns) /* bandwidth: a plain average */
+            ewma(&e->xfer_ps, body_ns * 1000 / bytes, dt, b->tau_ns, !ld(&e->xfer_ps));
+        /* Alone, the answer is the endpoint's service time; with requests ahead, what it
+         * took beyond that is what each of them cost. */
+        if (ahead == 0 || first || ttfb < ld(&e->lat_ns)) peak_ewma(&e->lat_ns, ttfb, dt, b->tau_ns, first);
+        if (ahead > 0) {
+            uint64_t base = ld(&e->lat_ns) + bytes * ld(&e->xfer_ps) / 1000;
+            uint64_t c = took > base ? (took - base) / ahead : 0;
+            peak_ewma(&e->queue_ns, c, dt, b->tau_ns, !ld(&e->queue_samples));
+            atomic_fetch_add_explicit(&e->queue_samples, 1, memory_order_relaxed);
         }
-        peak_ewma(&e->lat_ns, lat, dt, b->tau_ns, first);
         st(&e->sampled_ns, now);
         atomic_fetch_add_explicit(&e->samples, 1, memory_order_relaxed);
         ring_add(e, ttfb);

@@ -7,9 +7,15 @@
  *
  *     (requests in flight + 1) x (time to first byte + size x transfer time per byte)
  *
- * Both estimates are peak-sensitive moving averages: a slower sample is taken at once,
- * faster ones pull the estimate down with a weight that grows with the time since the
- * last sample, so a slowdown is seen on the next answer and forgotten within seconds.
+ * The service time is measured per request and normalised twice: by size (first byte
+ * and transfer are estimated apart) and by the requests that were in flight there when
+ * it was sent (an answer that took 8 ms with two others ahead of it is 8/3 ms of the
+ * endpoint's time): an endpoint that serves requests in parallel is then not scored as
+ * if it queued them, and one that queues is.
+ *
+ * Latency and queueing estimates are peak-sensitive moving averages: a slower sample
+ * is taken at once, faster ones pull the estimate down with a weight that grows with the
+ * time since the last sample, so a slowdown is seen on the next answer and forgotten within seconds.
  * An idle endpoint's estimate halves every couple of seconds, so a slow endpoint gets
  * an occasional request and is seen again when it recovers; an endpoint whose oldest
  * request has waited longer than its estimate is scored by that wait (a dead endpoint
@@ -44,6 +50,8 @@ struct bal_ep {
     _Atomic int inflight;
     _Atomic uint64_t lat_ns;   /* estimated time to first byte */
     _Atomic uint64_t xfer_ps;  /* estimated transfer time per byte, picoseconds */
+    _Atomic uint64_t queue_ns; /* what each request ahead adds to the wait */
+    _Atomic uint64_t queue_samples;
     _Atomic uint64_t sampled_ns; /* when lat_ns last took a sample */
     _Atomic uint64_t mark_ns;  /* last completion, or when it went from idle to busy */
     _Atomic uint64_t samples;
@@ -78,16 +86,22 @@ int bal_policy_parse(const char *s);
 const char *bal_policy_name(enum bal_policy p);
 
 /* The endpoint for a request moving about `bytes` of body, other than `avoid` when
- * there is another (-1: any). The request counts as in flight until bal_done(). */
-int bal_pick(struct balancer *b, uint64_t bytes, int avoid, uint64_t now);
+ * there is another (-1: any). The request counts as in flight until bal_done(); *ahead
+ * (if not NULL) gets the number of requests already in flight there. */
+int bal_pick(struct balancer *b, uint64_t bytes, int avoid, uint64_t now, unsigned *ahead);
+/* The same, but -1 (nothing taken) unless the best score is below max_score: a backup
+ * request is only worth sending where it is expected to answer sooner. */
+int bal_pick_below(struct balancer *b, uint64_t bytes, int avoid, uint64_t now, uint64_t max_score,
+                   unsigned *ahead);
 /* Count a request on endpoint i in flight without choosing (an upload pinned there). */
-int bal_take(struct balancer *b, int i, uint64_t now);
+int bal_take(struct balancer *b, int i, uint64_t now, unsigned *ahead);
 /* A request taken with bal_pick/bal_take was not sent after all. */
 void bal_release(struct balancer *b, int i);
-/* An attempt on endpoint i ended. t_first is its first response byte (0 if none);
- * bytes is the body moved. Returns 1 when this report ejected the endpoint. */
-int bal_done(struct balancer *b, int i, enum bal_outcome o, uint64_t t_submit, uint64_t t_first, uint64_t t_done,
-             uint64_t bytes);
+/* An attempt on endpoint i ended. ahead is what bal_pick/bal_take said (requests that
+ * were in flight there when it was sent); t_first is its first response byte (0 if
+ * none); bytes is the body moved. Returns 1 when this report ejected the endpoint. */
+int bal_done(struct balancer *b, int i, enum bal_outcome o, unsigned ahead, uint64_t t_submit, uint64_t t_first,
+             uint64_t t_done, uint64_t bytes);
 
 /* The endpoint's current score for a request of `bytes` (what bal_pick compares;
  * exposed for tests and the benchmark). */

@@ -178,24 +178,26 @@ static void attempt_ended(struct http_req *r, void *arg)
     enum bal_outcome o = outcome(r);
     uint64_t bytes = r->got + (strcmp(op->method, "PUT") == 0 ? op->body_len : 0);
     stats_record(&ep->stats, STK_REQ, r->t_submit, bytes, o != BAL_OK);
-    if (bal_done(&c->bal, op->epi, o, r->t_submit, r->t_first_byte, r->t_done, bytes)) {
+    if (bal_done(&c->bal, op->epi, o, op->ahead, r->t_submit, r->t_first_byte, r->t_done, bytes)) {
         stats_record(&ep->stats, STK_EJECT, r->t_done, 0, 0);
         slog_warn("s3: endpoint %s is failing (%s); sending requests elsewhere until a probe succeeds", ep->url,
                   r->curl_code ? http_strerror(r) : "HTTP error");
     }
 }
 
-/* Where the next attempt goes: the balancer's choice, or the endpoint an upload is
- * pinned to. */
-static int choose_endpoint(struct s3_client *c, struct s3_op *op, int avoid)
+/* Where the next attempt goes: the balancer's choice (only if it expects an answer
+ * within max_wait, for a backup request), or the endpoint an upload is pinned to.
+ * -1 if there is no such endpoint. */
+static int choose_endpoint(struct s3_client *c, struct s3_op *op, int avoid, uint64_t max_wait)
 {
     uint64_t now = stats_now_ns();
     if (op->pin && c->opt.pin_uploads) {
-        if (*op->pin >= 0 && *op->pin < c->nep) return bal_take(&c->bal, *op->pin, now);
-        return *op->pin = bal_pick(&c->bal, op->body_len, -1, now);
+        if (*op->pin >= 0 && *op->pin < c->nep) return bal_take(&c->bal, *op->pin, now, &op->ahead);
+        return *op->pin = bal_pick(&c->bal, op->body_len, -1, now, &op->ahead);
     }
     uint64_t bytes = op->dst ? op->dst_cap : op->body_len;
-    return bal_pick(&c->bal, bytes, avoid, now);
+    if (max_wait) return bal_pick_below(&c->bal, bytes, avoid, now, max_wait, &op->ahead);
+    return bal_pick(&c->bal, bytes, avoid, now, &op->ahead);
 }
 
 /* URL and headers for endpoint ep, signed anew for every attempt. */
@@ -256,11 +258,12 @@ static int build_request(struct s3_client *c, struct s3_op *op, const struct s3_
 }
 
 /* Send the next attempt to the endpoint chosen for it (not `avoid` when there is
- * another). */
-static int send_attempt(struct s3_client *c, struct s3_op *op, int avoid)
+ * another; with max_wait, only to one expected to answer within it, else -EAGAIN). */
+static int send_attempt(struct s3_client *c, struct s3_op *op, int avoid, uint64_t max_wait)
 {
     if (curl_api_load() < 0) return -ENOSYS;
-    int epi = choose_endpoint(c, op, avoid);
+    int epi = choose_endpoint(c, op, avoid, max_wait);
+    if (epi < 0) return -EAGAIN;
     op->ep = &c->ep[epi];
     op->epi = epi;
     op->client = c;
@@ -291,7 +294,7 @@ int s3_start(struct s3_client *c, struct s3_op *op)
     op->err = 0;
     op->code[0] = op->message[0] = '\0';
     if (op->dst && strcmp(op->method, "GET") == 0) bal_count_read(&c->bal);
-    int e = send_attempt(c, op, -1);
+    int e = send_attempt(c, op, -1, 0);
     if (e < 0 && !op->req.curl_code) op->err = e; /* never sent */
     return e;
 }
@@ -478,7 +481,7 @@ static void wait_attempt(struct s3_client *c, struct s3_op *op)
         h->nhdrs = op->nhdrs;
         h->dst = buf;
         h->dst_cap = op->dst_cap;
-        sent = send_attempt(c, h, op->epi);
+        sent = send_attempt(c, h, op->epi, d); /* only where it should answer sooner */
     }
     if (sent < 0) {
         if (h && buf) s3_op_cleanup(h);
@@ -536,7 +539,7 @@ int s3_finish(struct s3_client *c, struct s3_op *op)
         slog_info("s3: retrying %s %s/%s (attempt %d): %s", op->method, op->bucket, op->key, op->attempts + 1,
                   op->req.curl_code ? http_strerror(&op->req) : op->code);
         op->code[0] = op->message[0] = '\0';
-        int se = send_attempt(c, op, c->nep > 1 ? op->epi : -1);
+        int se = send_attempt(c, op, c->nep > 1 ? op->epi : -1, 0);
         if (se < 0 && !op->req.curl_code) {
             op->err = se;
             break;

@@ -80,6 +80,7 @@ struct s3_op {
     uint64_t t_begin;
     struct s3_endpoint *ep;
     int epi; /* index of ep */
+    unsigned ahead; /* requests in flight on ep when this attempt was sent */
     struct s3_client *client;
 };
 

@@ -2,6 +2,7 @@
  * configuration, print the version. */
 #define _GNU_SOURCE 1
 #include "../core/aws_config.h"
+#include "../core/balance.h"
 #include "../core/config.h"
 #include "../core/mount.h"
 #include "../include/s3shim.h"
@@ -131,6 +132,11 @@ static int cmd_config(void)
     printf("  %-24s %s\n", "S3 addressing", c.addressing == CFG_ADDR_PATH ? "path" : c.addressing == CFG_ADDR_VIRTUAL ? "virtual" : "auto");
     printf("  %-24s %.1f s\n", "metadata cache", c.stat_ttl_ms / 1000.0);
     printf("  %-24s %d\n", "HTTP engine threads", c.io_threads);
+    printf("  %-24s %s\n", "S3 endpoints", c.endpoints ? c.endpoints : "(AWS settings below)");
+    printf("  %-24s %s\n", "endpoint balancing", bal_policy_name((enum bal_policy)c.balance));
+    printf("  %-24s %s\n", "hedged reads", c.hedge ? "auto" : "off");
+    printf("  %-24s %s\n", "multipart uploads",
+           c.shared_uploads ? "shared by the endpoints" : "stay on one endpoint");
     struct aws_settings aws;
     char why[512] = "";
     printf("\nAWS:\n");

@@ -41,7 +41,7 @@ static void *loop(void *p)
     uint64_t t0 = now_ns(), end = t0 + (uint64_t)(a->secs * 1e9), n = 0, t = t0, c0 = cpu_ns();
     while (t < end) {
         for (int k = 0; k < 1024; k++) {
-            int i = bal_pick(a->b, 65536, -1, now_ns());
+            int i = bal_pick(a->b, 65536, -1, now_ns(), NULL);
             bal_release(a->b, i);
         }
         n += 1024;
@@ -63,8 +63,8 @@ int main(int argc, char **argv)
             bal_init(&b, neps[e], BAL_SEWT);
             uint64_t now = now_ns();
             for (int i = 0; i < neps[e]; i++) { /* warm: every endpoint measured */
-                bal_take(&b, i, now);
-                bal_done(&b, i, BAL_OK, now, now + (uint64_t)(i + 1) * 1000000, now + (uint64_t)(i + 2) * 1000000,
+                bal_take(&b, i, now, NULL);
+                bal_done(&b, i, BAL_OK, 0, now, now + (uint64_t)(i + 1) * 1000000, now + (uint64_t)(i + 2) * 1000000,
                          1 << 20);
             }
             pthread_t th[8];

@@ -24,8 +24,8 @@
 /* One request on endpoint i taking lat to the first byte and xfer for the body. */
 static void serve(struct balancer *b, int i, uint64_t at, uint64_t lat, uint64_t xfer, uint64_t bytes)
 {
-    bal_take(b, i, at);
-    bal_done(b, i, BAL_OK, at, at + lat, at + lat + xfer, bytes);
+    bal_take(b, i, at, NULL);
+    bal_done(b, i, BAL_OK, 0, at, at + lat, at + lat + xfer, bytes);
 }
 
 static void test_policy_names(void **state)
@@ -54,8 +54,8 @@ static void test_score_arithmetic(void **state)
     uint64_t s = bal_score(&b, 1, 4 << 20, T0 + 3 * MS); /* 2 ms + 4 x ~1 ms */
     assert_in_range(s, 5990 * US, 6010 * US);
     /* two in flight: three times the wait (the oldest has not waited longer than that) */
-    bal_take(&b, 1, T0 + 3 * MS);
-    bal_take(&b, 1, T0 + 3 * MS);
+    bal_take(&b, 1, T0 + 3 * MS, NULL);
+    bal_take(&b, 1, T0 + 3 * MS, NULL);
     assert_in_range(bal_score(&b, 1, 4 << 20, T0 + 3 * MS), 3 * 5990 * US, 3 * 6010 * US);
     bal_free(&b);
 }
@@ -94,7 +94,7 @@ static void test_idle_fade_and_busy_wait(void **state)
     assert_int_equal(bal_score(&b, 0, 0, at + 3 * b.idle_half_ns), 10 * MS);
     /* busy since `at`, nothing back for 500 ms: looks like 500 ms x 2 */
     serve(&b, 1, T0, 5 * MS, 0, 0);
-    bal_take(&b, 1, at);
+    bal_take(&b, 1, at, NULL);
     assert_int_equal(bal_score(&b, 1, 0, at + 500 * MS), 2 * 500 * MS);
     bal_free(&b);
 }
@@ -110,24 +110,72 @@ static void test_sewt_prefers_fast(void **state)
     int got[4] = {0};
     /* one caller at a time: always the 5 ms endpoint */
     for (int k = 0; k < 1000; k++) {
-        int i = bal_pick(&b, 0, -1, now);
+        int i = bal_pick(&b, 0, -1, now, NULL);
         got[i]++;
         bal_release(&b, i);
     }
     assert_int_equal(got[0], 1000);
     /* four at once: 5 ms (x1, x2), 10 ms (x1), and 5 ms x3 = 15 ms vs 10 ms x2 = 20 ms */
     int q[4];
-    for (int k = 0; k < 4; k++) q[k] = bal_pick(&b, 0, -1, now);
+    for (int k = 0; k < 4; k++) q[k] = bal_pick(&b, 0, -1, now, NULL);
     int on0 = 0, on1 = 0;
     for (int k = 0; k < 4; k++) on0 += q[k] == 0, on1 += q[k] == 1;
     assert_true(on0 >= 2 && on1 >= 1 && on0 + on1 == 4);
     for (int k = 0; k < 4; k++) bal_release(&b, q[k]);
     /* avoid is honoured when there is another endpoint */
     for (int k = 0; k < 100; k++) {
-        int i = bal_pick(&b, 0, 0, now);
+        int i = bal_pick(&b, 0, 0, now, NULL);
         assert_int_equal(i, 1);
         bal_release(&b, i);
     }
+    bal_free(&b);
+}
+
+/* What a request ahead costs is learnt from answers that had requests ahead: a server
+ * that queues (9 ms with two ahead of a 3 ms service: 3 ms each) keeps (q + 1) x t, one
+ * that works in parallel (5 ms with three ahead of a 5 ms service) costs ~nothing per
+ * request ahead. */
+static void test_queue_cost_learnt(void **state)
+{
+    struct balancer b;
+    bal_init(&b, 2, BAL_SEWT);
+    serve(&b, 0, T0, 3 * MS, 0, 0);
+    serve(&b, 1, T0, 5 * MS, 0, 0);
+    uint64_t now = T0 + 10 * MS;
+    bal_take(&b, 0, now, NULL);
+    bal_take(&b, 0, now, NULL);
+    unsigned ahead = 99;
+    bal_take(&b, 0, now, &ahead);
+    assert_int_equal(ahead, 2);
+    bal_done(&b, 0, BAL_OK, 2, now, now + 9 * MS, now + 9 * MS, 0);
+    assert_int_equal(atomic_load(&b.ep[0].queue_ns), 3 * MS);
+    assert_int_equal(atomic_load(&b.ep[0].lat_ns), 3 * MS); /* not a sample of the service time */
+    for (unsigned k = 0; k < 3; k++) bal_take(&b, 1, now, NULL);
+    bal_take(&b, 1, now, &ahead);
+    assert_int_equal(ahead, 3);
+    bal_done(&b, 1, BAL_OK, 3, now, now + 5 * MS, now + 5 * MS, 0);
+    assert_int_equal(atomic_load(&b.ep[1].queue_ns), 0);
+    /* endpoint 0 has 2 in flight (3 + 2 x 3 ms), endpoint 1 has 3 (5 + 3 x 0) */
+    uint64_t t = now + 9 * MS;
+    assert_int_equal(bal_score(&b, 0, 0, t), 9 * MS);
+    assert_int_equal(bal_score(&b, 1, 0, t), 5 * MS);
+    bal_free(&b);
+}
+
+/* A backup request goes only where the expected wait is below the limit. */
+static void test_pick_below(void **state)
+{
+    struct balancer b;
+    bal_init(&b, 3, BAL_SEWT);
+    serve(&b, 0, T0, 5 * MS, 0, 0);
+    serve(&b, 1, T0, 50 * MS, 0, 0);
+    serve(&b, 2, T0, 100 * MS, 0, 0);
+    uint64_t now = T0 + 100 * MS;
+    assert_int_equal(bal_pick_below(&b, 0, 0, now, 20 * MS, NULL), -1);
+    int i = bal_pick_below(&b, 0, 0, now, 60 * MS, NULL);
+    assert_int_equal(i, 1);
+    bal_release(&b, i);
+    for (int k = 0; k < 3; k++) assert_int_equal(atomic_load(&b.ep[k].inflight), 0);
     bal_free(&b);
 }
 
@@ -139,7 +187,7 @@ static void test_ties_spread(void **state)
     for (int i = 0; i < 4; i++) serve(&b, i, T0, 5 * MS, 0, 0);
     int got[4] = {0};
     for (int k = 0; k < 4000; k++) {
-        int i = bal_pick(&b, 0, -1, T0 + 5 * MS);
+        int i = bal_pick(&b, 0, -1, T0 + 5 * MS, NULL);
         got[i]++;
         bal_release(&b, i);
     }
@@ -155,8 +203,8 @@ static void test_cold_exploration(void **state)
     bal_init(&b, 2, BAL_SEWT);
     serve(&b, 0, T0, 5 * MS, 0, 0);
     uint64_t now = T0 + 5 * MS;
-    assert_int_equal(bal_pick(&b, 0, -1, now), 1); /* never measured: explore */
-    int i = bal_pick(&b, 0, -1, now + 20 * MS);  /* waited 20 ms x 2 > 5 ms */
+    assert_int_equal(bal_pick(&b, 0, -1, now, NULL), 1); /* never measured: explore */
+    int i = bal_pick(&b, 0, -1, now + 20 * MS, NULL);  /* waited 20 ms x 2 > 5 ms */
     assert_int_equal(i, 0);
     bal_release(&b, i);
     bal_free(&b);
@@ -166,12 +214,12 @@ static void test_least_and_rr(void **state)
 {
     struct balancer b;
     bal_init(&b, 3, BAL_LEAST);
-    int a = bal_pick(&b, 0, -1, T0), c = bal_pick(&b, 0, -1, T0), d = bal_pick(&b, 0, -1, T0);
+    int a = bal_pick(&b, 0, -1, T0, NULL), c = bal_pick(&b, 0, -1, T0, NULL), d = bal_pick(&b, 0, -1, T0, NULL);
     assert_true(a != c && c != d && a != d); /* each takes the emptiest */
     bal_free(&b);
     bal_init(&b, 3, BAL_RR);
     int seq[6];
-    for (int k = 0; k < 6; k++) seq[k] = bal_pick(&b, 0, -1, T0);
+    for (int k = 0; k < 6; k++) seq[k] = bal_pick(&b, 0, -1, T0, NULL);
     for (int k = 0; k < 3; k++) assert_int_equal(seq[k], seq[k + 3]);
     assert_true(seq[0] != seq[1] && seq[1] != seq[2]);
     bal_free(&b);
@@ -186,33 +234,33 @@ static void test_ejection_and_probe(void **state)
     serve(&b, 1, T0, 5 * MS, 0, 0);
     uint64_t t = T0 + 10 * MS;
     for (unsigned k = 0; k < b.eject_after; k++) {
-        bal_take(&b, 0, t);
-        int ej = bal_done(&b, 0, BAL_FAIL, t, 0, t + 1 * MS, 0);
+        bal_take(&b, 0, t, NULL);
+        int ej = bal_done(&b, 0, BAL_FAIL, 0, t, 0, t + 1 * MS, 0);
         assert_int_equal(ej, k + 1 == b.eject_after);
     }
     assert_true(bal_ejected(&b, 0, t + 2 * MS));
     for (int k = 0; k < 50; k++) { /* nothing goes there, not even as the only "avoid" alternative */
-        int i = bal_pick(&b, 0, -1, t + 2 * MS);
+        int i = bal_pick(&b, 0, -1, t + 2 * MS, NULL);
         assert_int_equal(i, 1);
         bal_release(&b, i);
     }
     /* after the backoff exactly one probe goes out */
     uint64_t later = t + b.eject_base_ns + 2 * MS;
     assert_false(bal_ejected(&b, 0, later));
-    int p = bal_pick(&b, 0, -1, later);
+    int p = bal_pick(&b, 0, -1, later, NULL);
     assert_int_equal(p, 0);
-    int q = bal_pick(&b, 0, -1, later);
+    int q = bal_pick(&b, 0, -1, later, NULL);
     assert_int_equal(q, 1);
     bal_release(&b, q);
     /* the probe fails: out again for twice as long */
-    assert_int_equal(bal_done(&b, 0, BAL_FAIL, later, 0, later + 1 * MS, 0), 1);
+    assert_int_equal(bal_done(&b, 0, BAL_FAIL, 0, later, 0, later + 1 * MS, 0), 1);
     assert_true(bal_ejected(&b, 0, later + 1 * MS + 2 * b.eject_base_ns - 1 * MS));
     assert_false(bal_ejected(&b, 0, later + 1 * MS + 2 * b.eject_base_ns));
     /* the next probe answers: back in service, backoff reset */
     uint64_t again = later + 1 * MS + 2 * b.eject_base_ns;
-    p = bal_pick(&b, 0, -1, again);
+    p = bal_pick(&b, 0, -1, again, NULL);
     assert_int_equal(p, 0);
-    assert_int_equal(bal_done(&b, 0, BAL_OK, again, again + 5 * MS, again + 5 * MS, 0), 0);
+    assert_int_equal(bal_done(&b, 0, BAL_OK, 0, again, again + 5 * MS, again + 5 * MS, 0), 0);
     assert_int_equal(atomic_load(&b.ep[0].eject_until_ns), 0);
     assert_int_equal(atomic_load(&b.ep[0].ejections), 0);
     bal_free(&b);
@@ -227,15 +275,15 @@ static void test_never_nowhere(void **state)
     uint64_t t = T0;
     for (int i = 0; i < 2; i++)
         for (unsigned k = 0; k < b.eject_after; k++) {
-            bal_take(&b, i, t);
-            bal_done(&b, i, BAL_FAIL, t, 0, t + MS, 0);
+            bal_take(&b, i, t, NULL);
+            bal_done(&b, i, BAL_FAIL, 0, t, 0, t + MS, 0);
         }
     assert_true(bal_ejected(&b, 0, t + 2 * MS));
     assert_false(bal_ejected(&b, 1, t + 2 * MS));
-    int i = bal_pick(&b, 0, -1, t + 2 * MS);
+    int i = bal_pick(&b, 0, -1, t + 2 * MS, NULL);
     assert_int_equal(i, 1);
     bal_release(&b, i);
-    i = bal_pick(&b, 0, 1, t + 2 * MS); /* avoiding the only one in service */
+    i = bal_pick(&b, 0, 1, t + 2 * MS, NULL); /* avoiding the only one in service */
     assert_true(i == 0 || i == 1);
     bal_release(&b, i);
     bal_free(&b);
@@ -247,11 +295,11 @@ static void test_failure_raises_score(void **state)
     struct balancer b;
     bal_init(&b, 2, BAL_SEWT);
     serve(&b, 0, T0, 5 * MS, 0, 0);
-    bal_take(&b, 0, T0 + 5 * MS);
-    bal_done(&b, 0, BAL_TIMEOUT, T0 + 5 * MS, 0, T0 + 8 * MS, 0);
+    bal_take(&b, 0, T0 + 5 * MS, NULL);
+    bal_done(&b, 0, BAL_TIMEOUT, 0, T0 + 5 * MS, 0, T0 + 8 * MS, 0);
     assert_int_equal(atomic_load(&b.ep[0].lat_ns), 10 * MS);
-    bal_take(&b, 0, T0 + 8 * MS);
-    bal_done(&b, 0, BAL_FAIL, T0 + 8 * MS, 0, T0 + 58 * MS, 0); /* took 50 ms */
+    bal_take(&b, 0, T0 + 8 * MS, NULL);
+    bal_done(&b, 0, BAL_FAIL, 0, T0 + 8 * MS, 0, T0 + 58 * MS, 0); /* took 50 ms */
     assert_int_equal(atomic_load(&b.ep[0].lat_ns), 50 * MS);
     bal_free(&b);
 }
@@ -287,11 +335,11 @@ static void test_many_endpoints(void **state)
     for (int i = 0; i < 32; i++) serve(&b, i, T0, (uint64_t)(i + 1) * MS, 0, 0);
     for (int i = 0; i < 31; i++)
         for (unsigned k = 0; k < b.eject_after; k++) {
-            bal_take(&b, i, T0);
-            bal_done(&b, i, BAL_FAIL, T0, 0, T0 + MS, 0);
+            bal_take(&b, i, T0, NULL);
+            bal_done(&b, i, BAL_FAIL, 0, T0, 0, T0 + MS, 0);
         }
     for (int k = 0; k < 200; k++) { /* only 31 is in service */
-        int i = bal_pick(&b, 0, -1, T0 + 2 * MS);
+        int i = bal_pick(&b, 0, -1, T0 + 2 * MS, NULL);
         assert_int_equal(i, 31);
         bal_release(&b, i);
     }
@@ -300,7 +348,7 @@ static void test_many_endpoints(void **state)
     for (int i = 0; i < 32; i++) serve(&b, i, T0, (uint64_t)(i + 1) * MS, 0, 0);
     long sum = 0;
     for (int k = 0; k < 3200; k++) {
-        int i = bal_pick(&b, 0, -1, T0 + 40 * MS);
+        int i = bal_pick(&b, 0, -1, T0 + 40 * MS, NULL);
         sum += i;
         bal_release(&b, i);
     }
@@ -322,9 +370,9 @@ static void *worker(void *p)
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         uint64_t now = (uint64_t)ts.tv_sec * S + (uint64_t)ts.tv_nsec;
-        int i = bal_pick(a->b, (uint64_t)(k % 4) << 18, k % 7 == 0 ? 0 : -1, now);
+        int i = bal_pick(a->b, (uint64_t)(k % 4) << 18, k % 7 == 0 ? 0 : -1, now, NULL);
         enum bal_outcome o = k % 97 == 0 ? BAL_FAIL : k % 89 == 0 ? BAL_TIMEOUT : BAL_OK;
-        bal_done(a->b, i, o, now, now + (uint64_t)(i + 1) * US, now + (uint64_t)(i + 2) * US, (uint64_t)(k % 4) << 18);
+        bal_done(a->b, i, o, 0, now, now + (uint64_t)(i + 1) * US, now + (uint64_t)(i + 2) * US, (uint64_t)(k % 4) << 18);
         if (k % 50 == 0 && bal_hedge_take(a->b)) bal_count_read(a->b);
         bal_count_read(a->b);
     }
@@ -361,6 +409,8 @@ int main(void)
         cmocka_unit_test(test_peak_ewma),
         cmocka_unit_test(test_idle_fade_and_busy_wait),
         cmocka_unit_test(test_sewt_prefers_fast),
+        cmocka_unit_test(test_queue_cost_learnt),
+        cmocka_unit_test(test_pick_below),
         cmocka_unit_test(test_ties_spread),
         cmocka_unit_test(test_cold_exploration),
         cmocka_unit_test(test_least_and_rr),
