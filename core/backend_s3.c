@@ -167,8 +167,9 @@ static void s3_unmount(void *ms)
 
 static void s3_atfork_child(void *ms)
 {
-    (void)ms;
+    struct s3_mount *m = ms;
     http_atfork_child();
+    bal_atfork_child(&m->client.bal);
 }
 
 /* --- keys ------------------------------------------------------------------------------ */

@@ -59,6 +59,14 @@ void bal_free(struct balancer *b)
     b->n = 0;
 }
 
+void bal_atfork_child(struct balancer *b)
+{
+    for (int i = 0; i < b->n; i++) {
+        atomic_store(&b->ep[i].inflight, 0);
+        atomic_store(&b->ep[i].probing, 0);
+    }
+}
+
 int bal_ejected(struct balancer *b, int i, uint64_t now)
 {
     uint64_t u = ld(&b->ep[i].eject_until_ns);
@@ -292,19 +300,19 @@ int bal_done(struct balancer *b, int i, enum bal_outcome o, unsigned ahead, uint
 uint64_t bal_hedge_delay(struct balancer *b, int i, uint64_t bytes)
 {
     struct bal_ep *e = &b->ep[i];
-    uint64_t p95 = ld(&e->p95_ns);
-    if (!p95 || ld(&e->samples) < MIN_SAMPLES_FOR_HEDGE) return 0;
+    uint64_t p95 = ld(&e->p95_ns), n = ld(&e->samples);
+    if (!n) return 0;
+    if (n < MIN_SAMPLES_FOR_HEDGE || !p95) p95 = 4 * ld(&e->lat_ns); /* too few for a p95 */
     uint64_t xfer = bytes * ld(&e->xfer_ps) / 1000;
     return p95 + xfer + xfer / 2 + 200000; /* a little slack: 0.2 ms and half the transfer */
 }
 
 void bal_count_read(struct balancer *b) { atomic_fetch_add_explicit(&b->reads, 1, memory_order_relaxed); }
 
-int bal_hedge_take(struct balancer *b)
+int bal_hedge_allowed(struct balancer *b)
 {
-    uint64_t reads = ld(&b->reads), h = ld(&b->hedges);
     /* hedge_pct of reads, plus a small allowance so a quiet start can hedge at all */
-    if (h * 100 >= reads * b->hedge_pct + 200) return 0;
-    atomic_fetch_add_explicit(&b->hedges, 1, memory_order_relaxed);
-    return 1;
+    return ld(&b->hedges) * 100 < ld(&b->reads) * b->hedge_pct + 200;
 }
+
+void bal_hedge_count(struct balancer *b) { atomic_fetch_add_explicit(&b->hedges, 1, memory_order_relaxed); }

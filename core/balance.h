@@ -107,12 +107,15 @@ int bal_done(struct balancer *b, int i, enum bal_outcome o, unsigned ahead, uint
  * exposed for tests and the benchmark). */
 uint64_t bal_score(struct balancer *b, int i, uint64_t bytes, uint64_t now);
 /* How long a read of `bytes` sent to endpoint i may wait before a backup request is
- * worth sending: its recent p95 time to first byte plus the transfer. 0 = not known
- * well enough yet (no hedging). */
+ * worth sending: its recent p95 time to first byte plus the transfer (with fewer than
+ * 16 answers, 4x its estimate). 0 = never measured (no hedging). */
 uint64_t bal_hedge_delay(struct balancer *b, int i, uint64_t bytes);
-/* Count a read for the hedging budget / take one backup request from it (1 = granted). */
+/* The hedging budget: reads counted, backups allowed (about hedge_pct of reads) and sent. */
 void bal_count_read(struct balancer *b);
-int bal_hedge_take(struct balancer *b);
+int bal_hedge_allowed(struct balancer *b);
+void bal_hedge_count(struct balancer *b);
+/* In a forked child: the parent's requests in flight are not the child's. */
+void bal_atfork_child(struct balancer *b);
 /* Is endpoint i ejected at `now`? */
 int bal_ejected(struct balancer *b, int i, uint64_t now);
 

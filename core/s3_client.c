@@ -458,38 +458,53 @@ static void adopt_answer(struct s3_op *op, struct s3_op *h)
     op->epi = h->epi;
 }
 
-/* Wait for the current attempt. A read that has waited longer than its endpoint's
- * recent p95 sends one backup request to another endpoint (within the hedging budget)
- * into a buffer of its own; the first good answer is kept and the other cancelled. */
+/* Send a backup of op's GET to an endpoint other than op's that is expected to answer
+ * within max_wait, into a buffer of its own. NULL if there is none (or no memory). */
+static struct s3_op *send_backup(struct s3_client *c, struct s3_op *op, uint64_t max_wait)
+{
+    struct s3_op *h = malloc(sizeof *h);
+    void *buf = h ? bufpool_get(op->dst_cap, 0) : NULL;
+    if (!buf) {
+        free(h);
+        return NULL;
+    }
+    s3_op_init(h, op->method, op->bucket, op->key);
+    h->query = op->query;
+    memcpy(h->hdrs, op->hdrs, sizeof h->hdrs);
+    h->nhdrs = op->nhdrs;
+    h->dst = buf;
+    h->dst_cap = op->dst_cap;
+    if (send_attempt(c, h, op->epi, max_wait) < 0) {
+        s3_op_cleanup(h);
+        free(h);
+        bufpool_put(buf, op->dst_cap);
+        return NULL;
+    }
+    return h;
+}
+
+/* Wait for the current attempt. A read that has waited w, at first its endpoint's
+ * recent p95 (d), then 2d, 4d..., sends one backup request to another endpoint expected
+ * to answer within 2w, within the hedging budget (a stalled answer thus gets a backup
+ * even if the only other endpoint is slower; a merely slow one is not doubled by a
+ * slower one). The first good answer is kept and the other cancelled. */
 static void wait_attempt(struct s3_client *c, struct s3_op *op)
 {
     struct http_req *r = &op->req;
     uint64_t d = 0;
     if (c->opt.hedge && c->nep > 1 && op->dst && !op->pin && strcmp(op->method, "GET") == 0)
         d = bal_hedge_delay(&c->bal, op->epi, op->dst_cap);
-    if (!d || http_wait_until(r, r->t_submit + d) || !bal_hedge_take(&c->bal)) {
+    struct s3_op *h = NULL;
+    for (uint64_t w = d; w && !h; w *= 2) {
+        if (http_wait_until(r, r->t_submit + w)) return;
+        if (w > c->retry_budget_ns) break;
+        if (bal_hedge_allowed(&c->bal)) h = send_backup(c, op, 2 * w);
+    }
+    if (!h) {
         http_wait(r);
         return;
     }
-    struct s3_op *h = malloc(sizeof *h);
-    void *buf = bufpool_get(op->dst_cap, 0);
-    int sent = -1;
-    if (h && buf) {
-        s3_op_init(h, op->method, op->bucket, op->key);
-        h->query = op->query;
-        memcpy(h->hdrs, op->hdrs, sizeof h->hdrs);
-        h->nhdrs = op->nhdrs;
-        h->dst = buf;
-        h->dst_cap = op->dst_cap;
-        sent = send_attempt(c, h, op->epi, d); /* only where it should answer sooner */
-    }
-    if (sent < 0) {
-        if (h && buf) s3_op_cleanup(h);
-        free(h);
-        if (buf) bufpool_put(buf, op->dst_cap);
-        http_wait(r);
-        return;
-    }
+    bal_hedge_count(&c->bal);
     uint64_t t_hedge = stats_now_ns();
     struct http_group g;
     http_group_init(&g);
@@ -508,6 +523,7 @@ static void wait_attempt(struct s3_client *c, struct s3_op *op)
     http_group_destroy(&g);
     stats_record(&h->ep->stats, STK_HEDGE, t_hedge, win ? h->req.got : 0, !win);
     if (win) adopt_answer(op, h);
+    void *buf = h->dst;
     s3_op_cleanup(h);
     free(h);
     bufpool_put(buf, op->dst_cap);

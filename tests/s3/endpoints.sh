@@ -268,8 +268,11 @@ fi
 
 # --- hedged reads -------------------------------------------------------------------------
 section "hedged reads"
-fp stall "${EP[2]}" --stall 0.3 --stall-s 4 && STALL=$FP_URL || notok "start the stalling proxy"
-if shim S3SHIM_ENDPOINTS="${EP[0]},$STALL" S3SHIM_STATS_FILE="$W/hedge.%p.json" -- \
+# The stalling endpoint answers fast (its first bytes come at once), the other is 20 ms
+# slower: most reads go to the first, and those that stall need a backup elsewhere.
+fp stall "${EP[2]}" --stall 0.15 --stall-s 3 && STALL=$FP_URL || notok "start the stalling proxy"
+fp later "${EP[0]}" --delay-ms 20 && LATER=$FP_URL || notok "start the delaying proxy"
+if shim S3SHIM_ENDPOINTS="$LATER,$STALL" S3SHIM_STATS_FILE="$W/hedge.%p.json" -- \
     "$PREADS" "/s3/$B/ep/obj24" "$W/obj24" 40 4 >"$W/hedge.out" 2>&1; then
     stats_of "$W/hedge.*.json" >"$W/hedge.stats"
     nh=$(awk '{ s += $4 } END { print s + 0 }' "$W/hedge.stats")

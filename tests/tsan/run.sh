@@ -111,12 +111,22 @@ fi
 S3BIN=$BUILD/tests/tsan_s3
 if [ -x "$S3BIN" ] && [ "${S3SHIM_TSAN_S3:-1}" = 1 ]; then
     unset S3SHIM_MOUNTS
+    # A second proxy of the same cluster, for the case with two endpoints.
+    if [ -z "${AWS_ENDPOINT_URL:-}" ] && p2=$(. "$here/../s3rig/lib.sh" && s3rig_free_port 127.0.0.2 18400); then
+        export S3RIG_SWIFT_PROXIES="127.0.0.2:$p2"
+    fi
     # shellcheck source=../s3rig/s3env.sh
     if . "$here/../s3rig/s3env.sh"; then
         head -c $((24 << 20)) /dev/urandom >"$tmp/obj"
         if s3_put "$tmp/obj" tsan/obj >/dev/null; then
             S3SHIM_PART_SIZE=5M check s3 "tsan: S3 data path: threads of random preads on one object, threads of multipart uploads read back" \
                 "$S3BIN" "/s3/$S3_BUCKET/tsan" "$tmp/obj"
+            case ${S3RIG_ENDPOINTS:-} in
+            *,*)
+                S3SHIM_ENDPOINTS=$S3RIG_ENDPOINTS S3SHIM_PART_SIZE=5M check s3multi \
+                    "tsan: the same over two endpoints of one cluster (balancer, retries elsewhere, hedged reads)" \
+                    "$S3BIN" "/s3/$S3_BUCKET/tsan" "$tmp/obj" ;;
+            esac
         else
             echo "not ok - tsan: S3 data path (could not upload the test object)"
             fail=$((fail + 1))
