@@ -124,7 +124,7 @@ if [ -x "$S3BIN" ] && [ "${S3SHIM_TSAN_S3:-1}" = 1 ]; then
             case ${S3RIG_ENDPOINTS:-} in
             *,*)
                 S3SHIM_ENDPOINTS=$S3RIG_ENDPOINTS S3SHIM_PART_SIZE=5M check s3multi \
-                    "tsan: the same over two endpoints of one cluster (balancer, retries elsewhere, hedged reads)" \
+                    "tsan: the same over two endpoints of one cluster (the balancer on every request, hedging armed)" \
                     "$S3BIN" "/s3/$S3_BUCKET/tsan" "$tmp/obj" ;;
             esac
         else
