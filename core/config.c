@@ -171,6 +171,21 @@ static void int_setting(struct cfg *c, cfg_getenv_fn get, void *ctx, const char 
     *out = (int)n;
 }
 
+/* A yes/no setting; yes_word ("auto") also means yes where the setting has it. Keeps
+ * *out and records an error naming what it accepts (`accepts`) otherwise. */
+static void bool_setting(struct cfg *c, cfg_getenv_fn get, void *ctx, const char *name, const char *yes_word,
+                         const char *accepts, int *out)
+{
+    const char *v = get(name, ctx);
+    if (!v || !*v) return;
+    int b = yes_word && strcasecmp(v, yes_word) == 0 ? 1 : cfg_parse_bool(v);
+    if (b < 0)
+        cfg_error(c, "%s: '%s' is not %s; using %s", name, v, accepts,
+                  *out ? (yes_word ? yes_word : "yes") : "no");
+    else
+        *out = b;
+}
+
 static void size_setting(struct cfg *c, cfg_getenv_fn get, void *ctx, const char *name, long long lo, size_t *out)
 {
     const char *v = get(name, ctx);
@@ -208,13 +223,7 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
             c->log_level = l;
     }
     if ((v = get("S3SHIM_LOG_FILE", ctx)) && *v) c->log_file = strdup(v);
-    if ((v = get("S3SHIM_STATS", ctx))) {
-        int b = cfg_parse_bool(v);
-        if (b < 0)
-            cfg_error(c, "S3SHIM_STATS: '%s' is not a boolean (1/0, yes/no); stats off", v);
-        else
-            c->stats = b;
-    }
+    bool_setting(c, get, ctx, "S3SHIM_STATS", NULL, "a boolean (1/0, yes/no)", &c->stats);
     if ((v = get("S3SHIM_STATS_FILE", ctx)) && *v) c->stats_file = strdup(v);
 
     c->part_size = 8u << 20;
@@ -257,21 +266,9 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
             c->balance = p;
     }
     c->hedge = 1;
-    if ((v = get("S3SHIM_HEDGE", ctx)) && *v) {
-        int b = strcasecmp(v, "auto") == 0 ? 1 : cfg_parse_bool(v);
-        if (b < 0)
-            cfg_error(c, "S3SHIM_HEDGE: '%s' is not auto or off; using auto", v);
-        else
-            c->hedge = b;
-    }
+    bool_setting(c, get, ctx, "S3SHIM_HEDGE", "auto", "auto or off", &c->hedge);
     c->shared_uploads = 1;
-    if ((v = get("S3SHIM_SHARED_UPLOADS", ctx)) && *v) {
-        int b = cfg_parse_bool(v);
-        if (b < 0)
-            cfg_error(c, "S3SHIM_SHARED_UPLOADS: '%s' is not yes or no; using yes", v);
-        else
-            c->shared_uploads = b;
-    }
+    bool_setting(c, get, ctx, "S3SHIM_SHARED_UPLOADS", NULL, "yes or no", &c->shared_uploads);
 
     add_mount(c, "/s3", "s3://", 1);
     add_mount(c, "s3:", "s3://", 1);

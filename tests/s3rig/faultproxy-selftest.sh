@@ -17,22 +17,7 @@ PY=/usr/bin/python3
 [ -x $PY ] || PY=python3
 USE_NGINX=1
 [ "${1:-}" = --no-nginx ] && USE_NGINX=0
-T_START=$SECONDS
-
-passed=0 failed=0
-ok() { echo "ok - $*"; passed=$((passed + 1)); }
-notok() { echo "not ok - $*"; failed=$((failed + 1)); }
-expect() { # NAME CONDITION-COMMAND...
-    local name=$1
-    shift
-    if "$@" >/dev/null 2>&1; then ok "$name"; else notok "$name"; fi
-}
-finish() {
-    echo "# total $((SECONDS - T_START)) s"
-    echo "$passed passed, $failed failed"
-    [ "$failed" = 0 ]
-    exit
-}
+. "$HERE/tap.sh"
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 fge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }   # a >= b (floats)
 fle() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 <= b + 0) }'; }

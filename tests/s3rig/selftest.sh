@@ -8,24 +8,10 @@ set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 S3RIG_WHO=selftest
 . "$HERE/lib.sh"
-T_START=$SECONDS
+. "$HERE/tap.sh"
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
-
-passed=0 failed=0
-ok() { echo "ok - $*"; passed=$((passed + 1)); }
-notok() { echo "not ok - $*"; failed=$((failed + 1)); }
-check() { # NAME COMMAND... : ok when COMMAND succeeds
-    local name=$1
-    shift
-    if "$@" >/dev/null 2>&1; then ok "$name"; else notok "$name"; fi
-}
-finish() {
-    echo "# total $((SECONDS - T_START)) s"
-    echo "$passed passed, $failed failed"
-    [ "$failed" = 0 ]
-    exit
-}
+check() { expect "$@"; } # NAME COMMAND... : ok when COMMAND succeeds
 
 # ------------------------------------------------------------------ packages
 t=$(now)

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "../../core/balance.h"
 #include "../../core/config.h"
 #include "../../core/log.h"
 
@@ -160,6 +161,49 @@ static void test_bad_log_and_stats(void **state)
     assert_int_equal(c.log_level, SLOG_WARN);
     assert_int_equal(c.stats, 1);
     expect_mount(&c, "/d", "s3://b", 0);
+    cfg_free(&c);
+}
+
+/* Several endpoints: S3SHIM_ENDPOINTS, S3SHIM_BALANCE, S3SHIM_HEDGE, S3SHIM_SHARED_UPLOADS. */
+static void test_endpoint_settings(void **state)
+{
+    struct fenv e = {0};
+    cfg_load(&c, fenv_get, &e);
+    assert_null(c.endpoints);
+    assert_int_equal(c.balance, BAL_SEWT);
+    assert_int_equal(c.hedge, 1);
+    assert_int_equal(c.shared_uploads, 1);
+    cfg_free(&c);
+
+    struct fenv e2 = {.kv = {{"S3SHIM_ENDPOINTS", "http://a:1,http://b:2"},
+                             {"S3SHIM_BALANCE", "rr"},
+                             {"S3SHIM_HEDGE", "off"},
+                             {"S3SHIM_SHARED_UPLOADS", "no"}}};
+    cfg_load(&c, fenv_get, &e2);
+    print_errors(&c);
+    assert_int_equal(c.nerrors, 0);
+    assert_string_equal(c.endpoints, "http://a:1,http://b:2");
+    assert_int_equal(c.balance, BAL_RR);
+    assert_int_equal(c.hedge, 0);
+    assert_int_equal(c.shared_uploads, 0);
+    cfg_free(&c);
+
+    struct fenv e3 = {.kv = {{"S3SHIM_BALANCE", "fastest"}, {"S3SHIM_HEDGE", "sometimes"}, {"S3SHIM_SHARED_UPLOADS", "2"}}};
+    cfg_load(&c, fenv_get, &e3);
+    assert_int_equal(c.nerrors, 3);
+    expect_error(&c, 0, "S3SHIM_BALANCE", "'fastest'", "sewt, least or rr", "using sewt", NULL);
+    expect_error(&c, 1, "S3SHIM_HEDGE", "'sometimes'", "auto or off", "using auto", NULL);
+    expect_error(&c, 2, "S3SHIM_SHARED_UPLOADS", "'2'", "yes or no", "using yes", NULL);
+    assert_int_equal(c.balance, BAL_SEWT);
+    assert_int_equal(c.hedge, 1);
+    assert_int_equal(c.shared_uploads, 1);
+    cfg_free(&c);
+
+    struct fenv e4 = {.kv = {{"S3SHIM_HEDGE", "AUTO"}, {"S3SHIM_BALANCE", "least"}}};
+    cfg_load(&c, fenv_get, &e4);
+    assert_int_equal(c.nerrors, 0);
+    assert_int_equal(c.hedge, 1);
+    assert_int_equal(c.balance, BAL_LEAST);
     cfg_free(&c);
 }
 
@@ -447,6 +491,7 @@ int main(void)
         cmocka_unit_test_teardown(test_ctx_is_passed_through, free_cfg),
         cmocka_unit_test_teardown(test_settings, free_cfg),
         cmocka_unit_test_teardown(test_bad_log_and_stats, free_cfg),
+        cmocka_unit_test_teardown(test_endpoint_settings, free_cfg),
         cmocka_unit_test_teardown(test_mounts_basic, free_cfg),
         cmocka_unit_test_teardown(test_mounts_prefix_normalised, free_cfg),
         cmocka_unit_test_teardown(test_mounts_uri_may_contain_equals, free_cfg),
