@@ -212,6 +212,21 @@ else
     notok "the blackholed endpoint got $nbh of $nall requests (want <= 8)" "$W/bh.stats"
 fi
 
+fp sd "${EP[3]}" --error 1.0 --error-status 503 && SD=$FP_URL || notok "start the SlowDown proxy"
+if shim S3SHIM_ENDPOINTS="${EP[0]},$SD" S3SHIM_STATS_FILE="$W/sd.%p.json" -- \
+    "$PREADS" "/s3/$B/ep/obj24" "$W/obj24" 30 4 >"$W/sd.out" 2>&1; then
+    stats_of "$W/sd.*.json" >"$W/sd.stats"
+    ej=$(awk -v u="$SD" '$1 == u { print $5 }' "$W/sd.stats")
+    nsd=$(reqs_of "$SD" "$W/sd.stats")
+    if [ "${ej:-0}" -ge 1 ]; then
+        ok "an endpoint answering every request with 503 SlowDown is taken out of service ($ej ejection(s), $nsd requests sent there); every byte read matches"
+    else
+        notok "an endpoint answering 503 to everything is ejected (ejections: ${ej:-none})" "$W/sd.stats"
+    fi
+else
+    notok "random preads with one endpoint answering 503" "$W/sd.out"
+fi
+
 section "every endpoint dead"
 fp bh2 "${EP[2]}" --blackhole && BH2=$FP_URL || notok "start a second blackhole proxy"
 t0=$SECONDS
