@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void mount_one(struct mount *m, const char *prefix, const char *uri, const struct cfg *cfg)
+/* Set up one mount; with lookup_only, only find its backend (a mount that will share
+ * another's state). */
+static void mount_one(struct mount *m, const char *prefix, const char *uri, const struct cfg *cfg, int lookup_only)
 {
     memset(m, 0, sizeof *m);
     m->prefix = strdup(prefix);
@@ -29,6 +31,7 @@ static void mount_one(struct mount *m, const char *prefix, const char *uri, cons
                  planned ? (int)(strstr(uri, "://") - uri) : (int)strlen(uri), uri);
         return;
     }
+    if (lookup_only) return;
     char err[256] = "";
     int r = ops->mount(rest, cfg, &m->stats, &m->ms, err, sizeof err);
     if (r < 0) {
@@ -53,8 +56,17 @@ void mnt_build(struct mount_table *t, const struct cfg *c)
     t->n = 0;
     if (!t->m) return;
     for (int i = 0; i < c->nmounts; i++) {
-        struct mount *m = &t->m[t->n++];
-        mount_one(m, c->mounts[i].prefix, c->mounts[i].uri, c);
+        struct mount *m = &t->m[t->n++], *same = NULL;
+        for (int j = 0; j < t->n - 1 && !same; j++)
+            if (strcmp(t->m[j].uri, c->mounts[i].uri) == 0) same = &t->m[j];
+        mount_one(m, c->mounts[i].prefix, c->mounts[i].uri, c, same != NULL);
+        if (same && !m->disabled) { /* mount_one only looked the backend up */
+            m->ops = same->ops;
+            m->ms = same->ms;
+            m->shares = 1;
+            m->disabled = same->disabled;
+            snprintf(m->reason, sizeof m->reason, "%s", same->reason);
+        }
     }
     qsort(t->m, (size_t)t->n, sizeof *t->m, by_len_desc);
 }
@@ -63,7 +75,7 @@ void mnt_free(struct mount_table *t)
 {
     for (int i = 0; i < t->n; i++) {
         struct mount *m = &t->m[i];
-        if (m->ops && m->ops->unmount) m->ops->unmount(m->ms);
+        if (m->ops && m->ops->unmount && !m->shares) m->ops->unmount(m->ms);
         free(m->prefix);
         free(m->uri);
     }
@@ -94,7 +106,7 @@ struct mount *mnt_adhoc(struct mount_table *t, const char *uri)
     /* Runs only at start-up, single-threaded, into the room mnt_build left. */
     if (!t->m || t->n >= t->cap) return NULL;
     struct mount *m = &t->m[t->n];
-    mount_one(m, "", uri, t->cfg);
+    mount_one(m, "", uri, t->cfg, 0);
     snprintf(m->stats.name, sizeof m->stats.name, "(inherited)");
     t->n++;
     return m->disabled ? NULL : m;

@@ -18,6 +18,7 @@ struct mount {
     char *uri;
     const struct backend_ops *ops; /* NULL when disabled */
     void *ms;                      /* backend's per-mount state */
+    int shares;                    /* ms belongs to an earlier mount of the same URI */
     int disabled;                  /* paths below it fail with ENODEV */
     int warned;                    /* the disabled reason was logged in this process */
     char reason[320];
@@ -31,7 +32,10 @@ struct mount_table {
 };
 
 /* Mount every configured backend. A mount that cannot be set up is kept, disabled, with
- * its reason (so its paths fail clearly instead of reaching the real filesystem). */
+ * its reason (so its paths fail clearly instead of reaching the real filesystem). Mounts
+ * of the same URI (the default /s3 and literal s3:// paths) share one backend state: one
+ * set of connections, one balancer, one metadata cache; its per-endpoint figures hang
+ * below the first of them. */
 void mnt_build(struct mount_table *t, const struct cfg *c);
 void mnt_free(struct mount_table *t);
 

@@ -129,7 +129,7 @@ static void atfork_child(void)
     for (int i = 0; i < shim.mounts.n; i++) {
         struct mount *m = &shim.mounts.m[i];
         stats_reset(&m->stats); /* the parent reports its own work */
-        if (m->ops && m->ops->atfork_child) m->ops->atfork_child(m->ms);
+        if (m->ops && m->ops->atfork_child && !m->shares) m->ops->atfork_child(m->ms);
     }
 }
 
