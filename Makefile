@@ -22,7 +22,7 @@ else
 endif
 CFLAGS  ?=
 ALL_CFLAGS := $(CFLAGS_COMMON) $(OPT) $(CFLAGS)
-LDLIBS_CORE := -ldl -lcrypto -lexpat -lpthread
+LDLIBS_CORE := -ldl -lcrypto -lexpat -luring -lpthread
 LDLIBS_SHIM := -ldl $(LDLIBS_CORE)
 
 CORE_SRC := $(wildcard core/*.c)

@@ -78,6 +78,7 @@ struct backend_ops {
 
 extern const struct backend_ops bk_file_ops;
 extern const struct backend_ops bk_s3_ops;
+extern const struct backend_ops bk_direct_ops;
 
 /* Find the vtable for a URI's scheme ("file://..."); sets *rest to what follows "://".
  * Returns NULL for an unknown scheme; *known_but_unbuilt is set when the scheme is one

@@ -33,6 +33,13 @@ struct cfg {
     int stat_ttl_ms;     /* metadata cache lifetime; 0 = off */
     int io_threads;      /* HTTP engine threads */
     int timeout_s;       /* a transfer that stalls this long is retried */
+    /* direct:// (S3SHIM_DIRECT_*) */
+    size_t direct_chunk;  /* aligned read/write size of the engine */
+    int direct_depth;     /* chunks in flight per sequential reader or writer */
+    int direct_threads;   /* io_uring engine threads (one ring each) */
+    int direct_buffers;   /* registered buffers (of direct_chunk bytes) */
+    int direct_sqpoll;    /* kernel submission polling */
+    int direct_fallback;  /* 0: buffered with a warning when O_DIRECT is refused, 1: error */
     int nerrors;
     char errors[CFG_MAX_ERRORS][320];
 };
