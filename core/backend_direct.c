@@ -54,6 +54,7 @@ static int dm_mount(const char *where, const struct cfg *cfg, struct stats_set *
     m->chunk = cfg->direct_chunk;
     m->depth = cfg->direct_depth;
     m->fallback = cfg->direct_fallback;
+    m->gather = cfg->direct_gather;
     pthread_mutex_init(&m->detail_lock, NULL);
     m->stats = stats;
     snprintf(m->dev.name, sizeof m->dev.name, "io_uring");

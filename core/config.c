@@ -33,6 +33,7 @@ const char *const cfg_known[][2] = {
     {"S3SHIM_DIRECT_THREADS", "direct:// io_uring threads, one ring each (default 2)"},
     {"S3SHIM_DIRECT_BUFFERS", "direct:// buffers registered with io_uring (default 32, 0 = none)"},
     {"S3SHIM_DIRECT_SQPOLL", "1: io_uring kernel submission polling (default off)"},
+    {"S3SHIM_DIRECT_GATHER", "1: gather small direct:// writes across calls; others see them at close/fsync (default off)"},
     {"S3SHIM_ROOT_PID", "internal: pid of the first process of a run"},
     {NULL, NULL},
 };
@@ -249,6 +250,13 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
             cfg_error(c, "S3SHIM_DIRECT_SQPOLL: '%s' is not a boolean (1/0, yes/no); off", v);
         else
             c->direct_sqpoll = b;
+    }
+    if ((v = get("S3SHIM_DIRECT_GATHER", ctx)) && *v) {
+        int b = cfg_parse_bool(v);
+        if (b < 0)
+            cfg_error(c, "S3SHIM_DIRECT_GATHER: '%s' is not a boolean (1/0, yes/no); off", v);
+        else
+            c->direct_gather = b;
     }
     if ((v = get("S3SHIM_DIRECT_FALLBACK", ctx)) && *v) {
         if (strcasecmp(v, "error") == 0)

@@ -17,6 +17,7 @@ struct direct_mount {
     size_t chunk; /* large read/write size */
     int depth;    /* chunks a sequential reader keeps in flight */
     int fallback; /* DIRECT_FALLBACK_* */
+    int gather;   /* keep small writes across calls until a chunk is full (visible later) */
     struct stats_set *stats;  /* the mount's (per call, recorded by the shim) */
     struct stats_set dev;     /* child: the io_uring requests themselves */
     struct uring_depth qd;

@@ -8,16 +8,18 @@
  * unaligned reads read the aligned span that covers them into a bounce buffer. Short
  * reads end at end of file exactly (the kernel's O_DIRECT read stops there).
  *
- * Writing. Writes are gathered into a chunk-sized aligned buffer; a full buffer goes to
- * the device in the background (up to `depth` in flight) while the next fills. A write
- * that is large and aligned, and not the continuation of a gathered run, goes straight
- * from the program's buffer. When gathered data must reach the device before its chunk
- * is full (close, fsync, a read, a seek elsewhere, fork, exec, mmap), its last partial
- * block is completed with what the device holds there (read-modify-write; zeros past end
- * of file), written whole, and the file truncated back to its true size on the same
- * descriptor. The partial block stays in the buffer, so a program that appends a line
- * at a time does not read it back each time. A failed background write is reported by
- * every later write, fsync and close of the file: errors are never lost.
+ * Writing. A write is merged into a chunk-sized aligned buffer that starts at the aligned
+ * offset below it; each full chunk goes to the device as it fills (several in flight for
+ * a large call), a write that is large and aligned goes straight from the program's
+ * buffer. By default what a call wrote is on the device when it returns, as with
+ * write(2): the last partial block is completed with what the device holds there
+ * (read-modify-write; zeros past end of file), written whole, and the file truncated back
+ * to its true size on the same descriptor. That block stays in the buffer, so a program
+ * that appends a line at a time never reads it back. With S3SHIM_DIRECT_GATHER=1 small
+ * writes wait in the buffer across calls until a chunk is full or something needs them
+ * (close, fsync, a read, a write elsewhere, fork, exec, mmap): fewer, larger device
+ * writes, but other processes see the data later and a process that ends with _exit()
+ * loses it. A failed background write is reported by the next write, fsync or close.
  *
  * Fallback. If the filesystem refuses O_DIRECT (EINVAL at open) or ignores it (tmpfs),
  * the file runs buffered with plain pread/pwrite, the mount warns once and its stats say
@@ -219,6 +221,12 @@ int df_fadvise(void *fh, off_t off, off_t len, int advice)
 int df_futimens(void *fh, const struct timespec ts[2])
 {
     struct dfile *f = fh;
+    if (!f->buffered) { /* data written later would move the times the program sets */
+        df_adopt_after_fork(f);
+        pthread_mutex_lock(&f->lock);
+        df_settle(f);
+        pthread_mutex_unlock(&f->lock);
+    }
     return futimens(f->fd, ts) < 0 ? -errno : 0;
 }
 
@@ -326,6 +334,14 @@ static int dfile_make(struct direct_mount *m, int fd, int flags, int refused, co
         f->fd = efd_park(fd);
         *fhp = f;
         return 0;
+    }
+    /* The engine starts here, with no lock of ours held: starting it makes calls (the fd
+     * table's growth) that must not wait behind a caller holding this file's lock. */
+    int se = uring_start();
+    if (se < 0) {
+        close(fd);
+        free(f);
+        return se;
     }
     f->is_blk = S_ISBLK(st.st_mode);
     if (f->is_blk && ioctl(fd, BLKGETSIZE64, &f->devsize) < 0) f->devsize = 0;

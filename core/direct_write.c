@@ -192,10 +192,17 @@ static ssize_t write_locked(struct dfile *f, const char *buf, size_t len, off_t 
         }
         e = wb_start(f, pos);
     }
-    if (done && f->sync) { /* O_SYNC/O_DSYNC: on the device before the call returns */
+    if (done && (f->sync || !f->m->gather)) {
+        /* Unless the mount gathers across calls (S3SHIM_DIRECT_GATHER=1), what the call
+         * wrote is on the device when it returns, as with write(2): other processes
+         * and stat() see it, a process that ends with _exit() loses nothing, and a
+         * failure is this call's. */
         int s = df_wb_flush(f);
         if (s == 0) s = df_ws_drain(f);
-        if (s < 0) return s;
+        if (s < 0) {
+            f->err = 0; /* reported here, now */
+            return s;
+        }
     }
     if (done && off + (off_t)done > f->size_hint) f->size_hint = off + (off_t)done;
     return done ? (ssize_t)done : e;

@@ -51,6 +51,7 @@ static struct {
     unsigned char *slot_used;
     int slots_free;
     _Atomic unsigned generation;
+    int table_ready; /* efd_prepare() done (survives fork) */
 } E = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static __thread int my_ring = -1;
@@ -276,7 +277,9 @@ static int start_locked(void)
         E.set = (struct uring_settings){.threads = 2, .entries = 256, .slot_size = 1 << 20, .slots = 32};
         E.configured = 1;
     }
-    efd_prepare();
+    /* Grow the fd table once per process lineage: a forked child has its parent's. */
+    if (!E.table_ready) efd_prepare();
+    E.table_ready = 1;
     arena_setup();
     sigset_t all, old;
     sigfillset(&all);
@@ -308,7 +311,7 @@ static int start_locked(void)
     return 0;
 }
 
-static int ensure_started(void)
+int uring_start(void)
 {
     if (__builtin_expect(atomic_load_explicit(&E.running, memory_order_acquire), 1)) return 0;
     pthread_mutex_lock(&E.lock);
@@ -321,7 +324,7 @@ static int ensure_started(void)
 
 int uring_submit(struct uio *const *v, int n)
 {
-    int e = ensure_started();
+    int e = uring_start();
     if (e < 0) return e;
     if (my_ring < 0 || my_ring >= E.nrings) my_ring = (int)(atomic_fetch_add(&E.rr, 1) % (unsigned)E.nrings);
     struct ring *r = &E.rings[my_ring];
@@ -381,7 +384,7 @@ int ubuf_get(struct ubuf *b, size_t len, int wait)
 {
     memset(b, 0, sizeof *b);
     b->index = -1;
-    int e = ensure_started();
+    int e = uring_start();
     if (e < 0) return e;
     if (len <= E.set.slot_size && E.nslots) {
         pthread_mutex_lock(&E.lock);

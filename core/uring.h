@@ -58,6 +58,10 @@ struct uio {
 /* Record the settings (first caller wins); starts nothing. */
 void uring_configure(const struct uring_settings *s);
 
+/* Start the rings and threads if they are not running (the first direct:// open does,
+ * before it holds any lock of its own). 0 or -errno. */
+int uring_start(void);
+
 /* Submit n prepared requests as one batch. Returns 0, or -errno with none submitted
  * (the engine could not start). */
 int uring_submit(struct uio *const *v, int n);
