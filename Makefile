@@ -35,7 +35,8 @@ LIB  := $(BUILD)/libs3shim.so
 CORE := $(BUILD)/libs3shim-core.a
 TOOL := $(BUILD)/s3shim
 
-.PHONY: all help deps test test-unit test-integration test-s3 test-tsan test-s3rig bench bench-passthrough bench-s3 \
+.PHONY: all help deps test test-unit test-integration test-direct test-s3 test-tsan test-s3rig bench bench-passthrough \
+        bench-s3 bench-direct \
         install clean demo
 
 all: $(LIB) $(TOOL)
@@ -43,7 +44,7 @@ all: $(LIB) $(TOOL)
 help:
 	@echo "make              build $(LIB) and $(TOOL)"
 	@echo "make deps         install the Debian packages needed to build and test"
-	@echo "make test         every test: unit, integration (file:// and S3), the same under ASan+UBSan, TSan"
+	@echo "make test         every test: unit, integration (file://, direct:// and S3), the same under ASan+UBSan, TSan"
 	@echo "make demo         the main job: a real program through the shim, with stats"
 	@echo "make bench        benchmarks (figures go to bench/RESULTS.md by hand)"
 	@echo "make install      PREFIX=$(PREFIX)"
@@ -92,6 +93,12 @@ test-unit: $(UNIT_BIN)
 test-integration: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/integration/run.sh,integration$(if $(SAN),/$(SAN)))
 
+# direct:// on real filesystems and loop devices (root for the loop devices), then the
+# integration battery again on a direct:// mount.
+test-direct: all $(HELPER_BIN)
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/direct/run.sh,direct$(if $(SAN),/$(SAN)))
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) IT_SCHEME=direct tests/integration/run.sh,integration-direct$(if $(SAN),/$(SAN)))
+
 # Real binaries on a real S3 server: the rig's Swift unless AWS_ENDPOINT_URL is set.
 test-s3: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/run.sh,s3$(if $(SAN),/$(SAN)))
@@ -102,8 +109,8 @@ test-s3: all $(HELPER_BIN)
 SUMMARY := build/test-summary.txt
 test:
 	@mkdir -p build && : > $(SUMMARY)
-	$(MAKE) all test-unit test-integration test-s3 SUMMARY_FILE=$(abspath $(SUMMARY))
-	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-integration test-s3 SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) all test-unit test-integration test-direct test-s3 SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-integration test-direct test-s3 SUMMARY_FILE=$(abspath $(SUMMARY))
 	$(MAKE) BUILD=build/tsan SAN=tsan test-tsan SUMMARY_FILE=$(abspath $(SUMMARY))
 	@tests/summary.sh $(SUMMARY)
 

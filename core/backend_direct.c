@@ -20,13 +20,18 @@
 void direct_describe(struct direct_mount *m, const char *align, const char *fallback_why)
 {
     pthread_mutex_lock(&m->detail_lock);
-    if (fallback_why)
-        snprintf(m->stats->detail, sizeof m->stats->detail, "%.80s (buffered fallback: %.150s)", m->uri,
-                 fallback_why);
+    if (fallback_why) snprintf(m->fallback_why, sizeof m->fallback_why, "%s", fallback_why);
     if (align) snprintf(m->align, sizeof m->align, "%s", align);
     char qd[64];
     uring_depth_format(&m->qd, qd, sizeof qd);
-    snprintf(m->dev.detail, sizeof m->dev.detail, "O_DIRECT, %s, queue depth %s", m->align[0] ? m->align : "-", qd);
+    /* The mount's own set may move (the table is sorted after mounting): only our child
+     * set is ours to write. */
+    if (m->fallback_why[0])
+        snprintf(m->dev.detail, sizeof m->dev.detail, "buffered fallback (not O_DIRECT) for some files: %.100s; "
+                 "O_DIRECT: %.40s, queue depth %.30s", m->fallback_why, m->align[0] ? m->align : "none", qd);
+    else
+        snprintf(m->dev.detail, sizeof m->dev.detail, "O_DIRECT, %.96s, queue depth %.30s", m->align[0] ? m->align : "-",
+                 qd);
     pthread_mutex_unlock(&m->detail_lock);
 }
 
@@ -56,7 +61,6 @@ static int dm_mount(const char *where, const struct cfg *cfg, struct stats_set *
     m->fallback = cfg->direct_fallback;
     m->gather = cfg->direct_gather;
     pthread_mutex_init(&m->detail_lock, NULL);
-    m->stats = stats;
     snprintf(m->dev.name, sizeof m->dev.name, "io_uring");
     snprintf(m->dev.detail, sizeof m->dev.detail, "O_DIRECT requests");
     if (stats) {

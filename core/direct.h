@@ -18,13 +18,13 @@ struct direct_mount {
     int depth;    /* chunks a sequential reader keeps in flight */
     int fallback; /* DIRECT_FALLBACK_* */
     int gather;   /* keep small writes across calls until a chunk is full (visible later) */
-    struct stats_set *stats;  /* the mount's (per call, recorded by the shim) */
     struct stats_set dev;     /* child: the io_uring requests themselves */
     struct uring_depth qd;
     _Atomic int warned;       /* the buffered-fallback warning was given in this process */
     _Atomic int fell_back;    /* some file of this mount runs buffered */
     pthread_mutex_t detail_lock;
     char align[96]; /* the alignment of the last file opened */
+    char fallback_why[160]; /* why some file ran buffered, "" if none did */
 };
 
 /* Update the stats' detail lines (alignment last seen, queue depth, fallback). */

@@ -55,7 +55,10 @@ T_START=$(date +%s)
 PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || command -v python3)
 
 # --- work area ---------------------------------------------------------------------------
-W=$(mktemp -d "${TMPDIR:-/tmp}/s3shim-it.XXXXXX")
+TMPBASE=${TMPDIR:-/tmp}
+# direct:// needs a backing filesystem that does O_DIRECT; /tmp is often tmpfs.
+if [ "$SCHEME" = direct ] && [ -z "${TMPDIR:-}" ] && [ "$(stat -f -c %T /tmp)" = tmpfs ]; then TMPBASE=/var/tmp; fi
+W=$(mktemp -d "$TMPBASE/s3shim-it.XXXXXX")
 MROOT=/s3shim-test-$$
 MP=$MROOT/m
 SHADOW=/tmp/.s3shim-cwd-$(id -u)$MROOT
