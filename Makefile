@@ -131,11 +131,15 @@ $(BUILD)/tests/tsan_s3: tests/tsan/s3_stress.c $(LIB)
 
 # --- benchmarks and demo -------------------------------------------------------------
 
-bench: bench-passthrough bench-s3
+bench: bench-passthrough bench-s3 bench-direct
 
 # S3 against curl, aws, s3fs and rclone on a local Swift and nginx (about 5 minutes).
 bench-s3: all
 	@BUILD=$(BUILD) bench/s3/run.sh
+
+# direct:// against fio (io_uring, O_DIRECT) on a 2 GiB file and a loop device (about 2 minutes).
+bench-direct: all
+	@BUILD=$(BUILD) bench/direct/run.sh
 
 bench-passthrough: all $(BUILD)/bench/passthrough
 	@BUILD=$(BUILD) bench/passthrough.sh

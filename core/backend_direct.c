@@ -11,11 +11,16 @@
 #include "direct.h"
 #include "log.h"
 
+#include "dio_align.h"
+
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 void direct_describe(struct direct_mount *m, const char *align, const char *fallback_why)
 {
@@ -89,6 +94,40 @@ static void dm_atfork_child(void *ms)
     pthread_mutex_init(&m->detail_lock, NULL);
     atomic_store(&m->qd.cur, 0);
     uring_atfork_child();
+}
+
+int bk_direct_explain(const char *dir, const struct cfg *cfg, char *buf, size_t len)
+{
+    const char *fb = cfg->direct_fallback ? "opens fail (S3SHIM_DIRECT_FALLBACK=error)" : "buffered, with a warning";
+    if (strcmp(dir, "/dev") == 0 || strcmp(dir, "/dev/") == 0) {
+        snprintf(buf, len, "block devices: alignment of each device (statx or BLKSSZGET) at open");
+        return 0;
+    }
+    /* An unnamed temporary file shows what files there get; nothing is left behind. */
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(buf, len, "alignment found at open (cannot probe %s: %s); if O_DIRECT is refused: %s", dir,
+                 strerror(errno), fb);
+        return -1;
+    }
+    struct stat st;
+    struct dio_align a;
+    char why[200] = "";
+    int r = fstat(fd, &st) == 0 ? dio_probe(fd, &st, &a, why, sizeof why) : -errno;
+    int d = r == 0 ? open(dir, O_TMPFILE | O_RDWR | O_DIRECT | O_CLOEXEC, 0600) : -1;
+    if (r == 0 && d < 0 && errno == EINVAL) {
+        r = 1;
+        snprintf(why, sizeof why, "O_DIRECT refused by the filesystem (EINVAL at open)");
+    }
+    if (d >= 0) close(d);
+    close(fd);
+    if (r == 0)
+        snprintf(buf, len, "O_DIRECT, alignment memory %u, offset %u (%s); chunk %zu, depth %d%s", a.mem, a.off,
+                 dio_source_name(a.source), cfg->direct_chunk, cfg->direct_depth,
+                 cfg->direct_gather ? ", writes gathered across calls" : "");
+    else
+        snprintf(buf, len, "%s: %s", r > 0 ? why : strerror(-r), fb);
+    return 0;
 }
 
 const struct backend_ops bk_direct_ops = {
