@@ -32,6 +32,7 @@ struct ring {
     pthread_mutex_t sq_lock; /* submitters (callers, and the thread's own retries) */
     pthread_t thr;
     int up;
+    _Atomic int running; /* the thread is in its loop */
 };
 
 static struct {
@@ -182,6 +183,7 @@ static void *ring_main(void *arg)
 {
     struct ring *r = arg;
     efd_engine_thread();
+    atomic_store(&r->running, 1);
     for (;;) {
         struct io_uring_cqe *cqe;
         int e = io_uring_wait_cqe(&r->ring, &cqe);
@@ -298,6 +300,11 @@ static int start_locked(void)
         E.nrings++;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    /* Return only once every thread is idle in its loop: a thread still setting itself
+     * up (allocating, under sanitizers too) while the program forks would leave the
+     * child with a lock nobody will release. */
+    for (int i = 0; i < E.nrings; i++)
+        for (int spins = 0; !atomic_load(&E.rings[i].running) && spins < 100000; spins++) usleep(20);
     if (E.registered < 0) {
         for (int i = 0; i < E.nrings; i++) io_uring_unregister_buffers(&E.rings[i].ring);
         E.registered = 0;
@@ -440,18 +447,18 @@ void uring_atfork_child(void)
      * arena is a private copy: every slot is free again (files forget theirs by the
      * generation), and is registered again with the new rings. */
     pthread_mutex_init(&E.lock, NULL);
+    atomic_fetch_add(&E.generation, 1);
+    my_ring = -1;
     if (!atomic_load(&E.running)) return;
     for (int i = 0; i < E.nrings; i++) {
         efd_close(E.rings[i].ring.ring_fd);
-        memset(&E.rings[i], 0, sizeof E.rings[i]);
+        memset((void *)&E.rings[i], 0, sizeof E.rings[i]);
     }
     E.nrings = 0;
     E.registered = 0;
     if (E.slot_used) memset(E.slot_used, 0, (size_t)E.nslots);
     E.slots_free = E.nslots;
     atomic_store(&E.running, 0);
-    atomic_fetch_add(&E.generation, 1);
-    my_ring = -1;
 }
 
 void uring_depth_format(const struct uring_depth *d, char *buf, size_t len)
