@@ -3,13 +3,16 @@
 # 2 GiB file and on a loop device, in one run. Prints fio's figure, ours, the ratio and
 # CPU seconds per GB (user+sys of the whole process, /usr/bin/time) for each test:
 #
-#   seqread   1 MiB sequential read: `dd bs=1M` through the shim (it keeps DEPTH chunks
-#             in flight) vs fio io_uring bs=1M at iodepth 1 and 4;
+#   seqread   1 MiB sequential read: `cat FILE >/dev/null` through the shim (it reads
+#             1 MiB at a time: st_blksize; DEPTH chunks in flight) vs fio io_uring bs=1M
+#             at iodepth 1 and 4; `dd bs=1M` through the shim is shown too (its if= is
+#             fd 0, which the shim serves through a pipe, see README "Standard streams");
 #   randread  4 KiB random reads: fio itself under the shim (ioengine=psync, JOBS jobs, on
 #             the mount path) vs fio io_uring at iodepth JOBS (same total concurrency);
 #             fio psync direct=1 without the shim is shown as a reference;
-#   seqwrite  1 MiB sequential overwrite: `dd bs=1M conv=notrunc` through the shim (one
-#             write at a time) vs fio io_uring bs=1M iodepth 1.
+#   seqwrite  1 MiB sequential overwrite: fio under the shim (psync, bs=1M, one job) vs
+#             fio io_uring bs=1M iodepth 1; `dd bs=1M conv=notrunc` through the shim is
+#             shown too (its of= is fd 1: a pipe again).
 #
 # Needs root for the loop device (its section is skipped otherwise). Environment:
 # BUILD (build), BENCH_DIR (where the file and the loop image live; default /var/tmp,
@@ -43,11 +46,11 @@ MP=/s3shim-bench-$$
 T=$W/time
 RES=$W/results
 
-# run LABEL TARGET KIND(fio|dd) BYTES_OR_- CMD...: time CMD, record wall/user/sys and the
-# figure (MB/s or IOPS) it reports.
+# run LABEL TARGET KIND(fio|dd) METRIC(bw|iops|-) CMD...: time CMD, record wall/user/sys
+# and the figure (MB/s or IOPS) it reports.
 run() {
-    local label=$1 target=$2 kind=$3
-    shift 3
+    local label=$1 target=$2 kind=$3 metric=$4
+    shift 4
     /usr/bin/time -f "%e %U %S" -o "$T" "$@" >"$W/out" 2>"$W/err"
     local rc=$?
     read -r wall usr sys <"$T"
@@ -64,7 +67,10 @@ rw = "write" if any(x["write"]["io_bytes"] for x in j) else "read"
 b = sum(x[rw]["io_bytes"] for x in j)
 iops = sum(x[rw]["iops"] for x in j)
 bw = sum(x[rw]["bw_bytes"] for x in j)
-print("%.1f" % (iops if sys.argv[2] == "iops" else bw / 1e6), b)' "$W/out" "$4")
+print("%.1f" % (iops if sys.argv[2] == "iops" else bw / 1e6), b)' "$W/out" "$metric")
+    elif [ "$kind" = cat ]; then # a whole file or device read: its size over the wall time
+        bytes=$metric
+        fig=$(awk -v b="$bytes" -v w="$wall" 'BEGIN { printf "%.1f", b / w / 1e6 }')
     else # dd: "N bytes (...) copied, S s, ..." on stderr
         read -r fig bytes < <(awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "copied,") s = $(i + 1); printf "%.1f %d\n", $1 / s / 1e6, $1 }' "$W/err")
     fi
@@ -83,8 +89,9 @@ bench_target() { # TARGET-NAME REAL-PATH SHIM-MOUNTS SHIM-PATH
         --iodepth=1 --size="${SIZE_MB}M" "${fio_common[@]}"
     run "fio-seqread-qd4" "$tn" fio bw fio --name=sr --filename="$real" --rw=read --bs=1M --ioengine=io_uring --direct=1 \
         --iodepth=4 --size="${SIZE_MB}M" "${fio_common[@]}"
+    run "shim-cat-seqread" "$tn" cat $((SIZE_MB << 20)) env S3SHIM_MOUNTS="$mounts" LD_PRELOAD="$LIB" cat "$sp"
     run "shim-dd-seqread" "$tn" dd - env S3SHIM_MOUNTS="$mounts" LD_PRELOAD="$LIB" dd if="$sp" of=/dev/null bs=1M \
-        count="$SIZE_MB"
+        count="$SIZE_MB" iflag=fullblock
     run "fio-randread-uring-qd$JOBS" "$tn" fio iops fio --name=rr --filename="$real" --rw=randread --bs=4k \
         --ioengine=io_uring --direct=1 --iodepth="$JOBS" --size="${SIZE_MB}M" --runtime="$RUNTIME" --time_based \
         "${fio_common[@]}"
@@ -96,6 +103,8 @@ bench_target() { # TARGET-NAME REAL-PATH SHIM-MOUNTS SHIM-PATH
         --runtime="$RUNTIME" --time_based "${fio_common[@]}"
     run "fio-seqwrite-qd1" "$tn" fio bw fio --name=sw --filename="$real" --rw=write --bs=1M --ioengine=io_uring \
         --direct=1 --iodepth=1 --size="${SIZE_MB}M" "${fio_common[@]}"
+    run "shim-fio-psync-seqwrite" "$tn" fio bw env S3SHIM_MOUNTS="$mounts" LD_PRELOAD="$LIB" fio --name=sw \
+        --filename="$sp" --rw=write --bs=1M --ioengine=psync --direct=0 --size="${SIZE_MB}M" "${fio_common[@]}"
     run "shim-dd-seqwrite" "$tn" dd - env S3SHIM_MOUNTS="$mounts" LD_PRELOAD="$LIB" dd if=/dev/zero of="$sp" bs=1M \
         count="$SIZE_MB" conv=notrunc
 }
@@ -128,18 +137,20 @@ for line in open(sys.argv[1]):
     label, target, fig, cpu, *_ = line.split()
     rows[(label, target)] = (float(fig), float(cpu))
 jobs = sys.argv[2]
-tests = [("1 MiB seq read (MB/s), vs fio qd4", "fio-seqread-qd4", "shim-dd-seqread", 0.95),
-         ("1 MiB seq read (MB/s), vs fio qd1", "fio-seqread-qd1", "shim-dd-seqread", 0.95),
+tests = [("1 MiB seq read (MB/s): cat vs fio qd4", "fio-seqread-qd4", "shim-cat-seqread", 0.95),
+         ("1 MiB seq read (MB/s): cat vs fio qd1", "fio-seqread-qd1", "shim-cat-seqread", 0.95),
+         ("1 MiB seq read (MB/s): dd (fd 0 pipe) vs fio qd4", "fio-seqread-qd4", "shim-dd-seqread", 0.95),
          ("4 KiB rand read (IOPS), vs fio io_uring qd%s" % jobs, "fio-randread-uring-qd%s" % jobs, "shim-fio-psync-x%s" % jobs, 0.90),
          ("4 KiB rand read (IOPS), vs fio psync x%s direct=1" % jobs, "fio-randread-psync-x%s" % jobs, "shim-fio-psync-x%s" % jobs, 0.90),
-         ("1 MiB seq write (MB/s), vs fio qd1", "fio-seqwrite-qd1", "shim-dd-seqwrite", 0.95)]
-print("%-50s %-5s %10s %10s %6s %5s %9s %9s %6s" % ("test", "on", "fio", "ours", "ratio", "goal", "fio s/GB", "our s/GB", "cpu x"))
+         ("1 MiB seq write (MB/s): fio psync vs fio qd1", "fio-seqwrite-qd1", "shim-fio-psync-seqwrite", 0.95),
+         ("1 MiB seq write (MB/s): dd (fd 1 pipe) vs fio qd1", "fio-seqwrite-qd1", "shim-dd-seqwrite", 0.95)]
+print("%-52s %-5s %10s %10s %6s %5s %9s %9s %6s" % ("test", "on", "fio", "ours", "ratio", "goal", "fio s/GB", "our s/GB", "cpu x"))
 for target in ("file", "loop"):
     for name, f, o, goal in tests:
         if (f, target) not in rows or (o, target) not in rows: continue
         (ff, fc), (of, oc) = rows[(f, target)], rows[(o, target)]
         r = of / ff if ff else 0
         cr = oc / fc if fc else 0
-        print("%-50s %-5s %10.1f %10.1f %6.2f %5s %9.3f %9.3f %6.2f %s" % (name, target, ff, of, r, ">=%.2f" % goal, fc, oc, cr,
+        print("%-52s %-5s %10.1f %10.1f %6.2f %5s %9.3f %9.3f %6.2f %s" % (name, target, ff, of, r, ">=%.2f" % goal, fc, oc, cr,
               "" if r >= goal and cr <= 1.1 else "(goal not met)"))
 PY
