@@ -16,7 +16,13 @@
 #
 # Needs root for the loop device (its section is skipped otherwise). Environment:
 # BUILD (build), BENCH_DIR (where the file and the loop image live; default /var/tmp,
-# must not be tmpfs), SIZE_MB (2048), RUNTIME (random-read seconds, 10), JOBS (4).
+# must not be tmpfs), SIZE_MB (2048), RUNTIME (random-read seconds, 5), JOBS (4), ROUNDS (3:
+# every test runs ROUNDS times, fio and ours alternating; the summary takes medians, since
+# a VM's disk varies a lot from one second to the next).
+#
+# fio under the shim runs with direct=0 (the shim does the O_DIRECT) and --mem_align=4096:
+# fio aligns its buffers to pages by itself only with direct=1, and a program's aligned
+# buffer is what lets the shim read and write it in place.
 set -u
 export LC_ALL=C
 for v in $(compgen -e); do case $v in S3SHIM_*) unset "$v" ;; esac; done
@@ -26,7 +32,8 @@ BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$TOP/$BUILD ;; esac
 LIB=$BUILD/libs3shim.so
 SIZE_MB=${SIZE_MB:-2048}
-RUNTIME=${RUNTIME:-10}
+RUNTIME=${RUNTIME:-5}
+ROUNDS=${ROUNDS:-3}
 JOBS=${JOBS:-4}
 BASE=${BENCH_DIR:-/var/tmp}
 command -v fio >/dev/null || { echo "bench-direct: fio is not installed (make deps)"; exit 1; }
@@ -89,7 +96,8 @@ bench_target() { # TARGET-NAME REAL-PATH SHIM-MOUNTS SHIM-PATH
         --iodepth=1 --size="${SIZE_MB}M" "${fio_common[@]}"
     run "fio-seqread-qd4" "$tn" fio bw fio --name=sr --filename="$real" --rw=read --bs=1M --ioengine=io_uring --direct=1 \
         --iodepth=4 --size="${SIZE_MB}M" "${fio_common[@]}"
-    run "shim-cat-seqread" "$tn" cat $((SIZE_MB << 20)) env S3SHIM_MOUNTS="$mounts" LD_PRELOAD="$LIB" cat "$sp"
+    run "shim-cat-seqread" "$tn" cat $((SIZE_MB << 20)) env S3SHIM_MOUNTS="$mounts" LD_PRELOAD="$LIB" \
+        bash -c 'exec cat "$0" >/dev/null' "$sp"
     run "shim-dd-seqread" "$tn" dd - env S3SHIM_MOUNTS="$mounts" LD_PRELOAD="$LIB" dd if="$sp" of=/dev/null bs=1M \
         count="$SIZE_MB" iflag=fullblock
     run "fio-randread-uring-qd$JOBS" "$tn" fio iops fio --name=rr --filename="$real" --rw=randread --bs=4k \
@@ -99,12 +107,12 @@ bench_target() { # TARGET-NAME REAL-PATH SHIM-MOUNTS SHIM-PATH
         --ioengine=psync --direct=1 --numjobs="$JOBS" --size="${SIZE_MB}M" --runtime="$RUNTIME" --time_based \
         "${fio_common[@]}"
     run "shim-fio-psync-x$JOBS" "$tn" fio iops env S3SHIM_MOUNTS="$mounts" LD_PRELOAD="$LIB" fio --name=rr \
-        --filename="$sp" --rw=randread --bs=4k --ioengine=psync --direct=0 --numjobs="$JOBS" --size="${SIZE_MB}M" \
+        --filename="$sp" --rw=randread --bs=4k --ioengine=psync --direct=0 --mem_align=4096 --numjobs="$JOBS" --size="${SIZE_MB}M" \
         --runtime="$RUNTIME" --time_based "${fio_common[@]}"
     run "fio-seqwrite-qd1" "$tn" fio bw fio --name=sw --filename="$real" --rw=write --bs=1M --ioengine=io_uring \
         --direct=1 --iodepth=1 --size="${SIZE_MB}M" "${fio_common[@]}"
     run "shim-fio-psync-seqwrite" "$tn" fio bw env S3SHIM_MOUNTS="$mounts" LD_PRELOAD="$LIB" fio --name=sw \
-        --filename="$sp" --rw=write --bs=1M --ioengine=psync --direct=0 --size="${SIZE_MB}M" "${fio_common[@]}"
+        --filename="$sp" --rw=write --bs=1M --ioengine=psync --direct=0 --mem_align=4096 --size="${SIZE_MB}M" "${fio_common[@]}"
     run "shim-dd-seqwrite" "$tn" dd - env S3SHIM_MOUNTS="$mounts" LD_PRELOAD="$LIB" dd if=/dev/zero of="$sp" bs=1M \
         count="$SIZE_MB" conv=notrunc
 }
@@ -115,27 +123,35 @@ echo "# backing: $BASE is $(stat -f -c %T "$BASE") on $(df --output=source "$BAS
 echo "# writing the ${SIZE_MB} MiB file"
 dd if=/dev/urandom of="$W/data.bin" bs=1M count="$SIZE_MB" status=none oflag=direct
 mkdir -p "$W/d" && mv "$W/data.bin" "$W/d/data.bin"
-bench_target file "$W/d/data.bin" "$MP=direct://$W/d" "$MP/data.bin"
+for round in $(seq 1 "$ROUNDS"); do
+    echo "# round $round of $ROUNDS"
+    bench_target file "$W/d/data.bin" "$MP=direct://$W/d" "$MP/data.bin"
+done
 
 if [ "$(id -u)" = 0 ] && command -v losetup >/dev/null; then
     cp --sparse=never "$W/d/data.bin" "$W/dev.img"
     rm -f "$W/d/data.bin"
     if LOOP=$(losetup -f --show --direct-io=on "$W/dev.img"); then
         echo "# loop device $LOOP over $W/dev.img, direct I/O to the backing file, $(blockdev --getss "$LOOP")-byte sectors"
-        bench_target loop "$LOOP" "$MP=direct:///dev" "$MP/${LOOP#/dev/}"
+        for round in $(seq 1 "$ROUNDS"); do
+            echo "# round $round of $ROUNDS"
+            bench_target loop "$LOOP" "$MP=direct:///dev" "$MP/${LOOP#/dev/}"
+        done
     fi
 else
     echo "# loop device section skipped (needs root and losetup)"
 fi
 
 echo
-echo "== summary (ratio = ours / fio; CPU ratio = ours / fio CPU s/GB)"
+echo "== summary: medians of $ROUNDS rounds (ratio = ours / fio; cpu x = ours / fio CPU s/GB)"
 python3 - "$RES" "$JOBS" <<'PY'
 import sys
-rows = {}
+import statistics
+runs = {}
 for line in open(sys.argv[1]):
     label, target, fig, cpu, *_ = line.split()
-    rows[(label, target)] = (float(fig), float(cpu))
+    runs.setdefault((label, target), []).append((float(fig), float(cpu)))
+rows = {k: (statistics.median(f for f, _ in v), statistics.median(c for _, c in v)) for k, v in runs.items()}
 jobs = sys.argv[2]
 tests = [("1 MiB seq read (MB/s): cat vs fio qd4", "fio-seqread-qd4", "shim-cat-seqread", 0.95),
          ("1 MiB seq read (MB/s): cat vs fio qd1", "fio-seqread-qd1", "shim-cat-seqread", 0.95),
