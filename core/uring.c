@@ -117,6 +117,7 @@ static int push(struct ring *r, struct uio *u)
         if (s <= 0 && ++spins > 2) usleep(50); /* the completion queue is full: let it drain */
     }
     prep(sqe, u);
+    atomic_fetch_add_explicit(&u->pub, 1, memory_order_release);
     return 0;
 }
 
@@ -157,6 +158,9 @@ static void resubmit(struct ring *r, struct uio *u)
 
 static void on_cqe(struct ring *r, struct uio *u, int res)
 {
+    /* The kernel orders the submitter's writes before the completion; this makes that
+     * visible to the sanitizers too (pairs with the release in push). */
+    (void)atomic_load_explicit(&u->pub, memory_order_acquire);
     if ((res == -EAGAIN || res == -EINTR) && ++u->tries < MAX_TRIES) {
         if (res == -EAGAIN && u->tries > 8) usleep(100);
         resubmit(r, u);
@@ -345,7 +349,8 @@ int uring_submit(struct uio *const *v, int n)
         u->t0 = t0;
         if (!u->align) u->align = 512;
         if (u->buf_index >= 0 && !E.registered) u->buf_index = -1;
-        atomic_store_explicit(&u->state, ST_BUSY, memory_order_relaxed);
+        /* release: the ring's thread reads the request after an acquire of this word */
+        atomic_store_explicit(&u->state, ST_BUSY, memory_order_release);
         if (u->depth) {
             int c = atomic_fetch_add_explicit(&u->depth->cur, 1, memory_order_relaxed) + 1;
             int m = atomic_load_explicit(&u->depth->max, memory_order_relaxed);

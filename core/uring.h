@@ -55,6 +55,7 @@ struct uio {
     uint64_t t0;
     ssize_t res; /* bytes moved or -errno, once complete */
     _Atomic uint32_t state;
+    _Atomic uint32_t pub; /* bumped (release) once the request is in a ring */
 };
 
 /* Record the settings (first caller wins); starts nothing. */
