@@ -22,7 +22,7 @@ else
 endif
 CFLAGS  ?=
 ALL_CFLAGS := $(CFLAGS_COMMON) $(OPT) $(CFLAGS)
-LDLIBS_CORE := -ldl -lcrypto -lexpat -lpthread
+LDLIBS_CORE := -ldl -lcrypto -lexpat -luring -lpthread
 LDLIBS_SHIM := -ldl $(LDLIBS_CORE)
 
 CORE_SRC := $(wildcard core/*.c)
@@ -35,8 +35,8 @@ LIB  := $(BUILD)/libs3shim.so
 CORE := $(BUILD)/libs3shim-core.a
 TOOL := $(BUILD)/s3shim
 
-.PHONY: all help deps test test-unit test-integration test-s3 test-endpoints test-faultproxy test-tsan test-s3rig bench \
-        bench-passthrough bench-s3 bench-endpoints \
+.PHONY: all help deps test test-unit test-integration test-direct test-s3 test-endpoints test-faultproxy test-tsan \
+        test-s3rig bench bench-passthrough bench-s3 bench-endpoints bench-direct \
         install clean demo
 
 all: $(LIB) $(TOOL)
@@ -44,7 +44,7 @@ all: $(LIB) $(TOOL)
 help:
 	@echo "make              build $(LIB) and $(TOOL)"
 	@echo "make deps         install the Debian packages needed to build and test"
-	@echo "make test         every test: unit, integration (file:// and S3), the same under ASan+UBSan, TSan"
+	@echo "make test         every test: unit, integration (file://, direct:// and S3), the same under ASan+UBSan, TSan"
 	@echo "make demo         the main job: a real program through the shim, with stats"
 	@echo "make bench        benchmarks (figures go to bench/RESULTS.md by hand)"
 	@echo "make install      PREFIX=$(PREFIX)"
@@ -93,6 +93,12 @@ test-unit: $(UNIT_BIN)
 test-integration: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/integration/run.sh,integration$(if $(SAN),/$(SAN)))
 
+# direct:// on real filesystems and loop devices (root for the loop devices), then the
+# integration battery again on a direct:// mount.
+test-direct: all $(HELPER_BIN)
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/direct/run.sh,direct$(if $(SAN),/$(SAN)))
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) IT_SCHEME=direct tests/integration/run.sh,integration-direct$(if $(SAN),/$(SAN)))
+
 # Real binaries on a real S3 server: the rig's Swift unless AWS_ENDPOINT_URL is set.
 test-s3: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/run.sh,s3$(if $(SAN),/$(SAN)))
@@ -112,8 +118,8 @@ test-faultproxy:
 SUMMARY := build/test-summary.txt
 test:
 	@mkdir -p build && : > $(SUMMARY)
-	$(MAKE) all test-unit test-integration test-s3 test-endpoints test-faultproxy SUMMARY_FILE=$(abspath $(SUMMARY))
-	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-integration test-s3 test-endpoints SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) all test-unit test-integration test-direct test-s3 test-endpoints test-faultproxy SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-integration test-direct test-s3 test-endpoints SUMMARY_FILE=$(abspath $(SUMMARY))
 	$(MAKE) BUILD=build/tsan SAN=tsan test-tsan SUMMARY_FILE=$(abspath $(SUMMARY))
 	@tests/summary.sh $(SUMMARY)
 
@@ -123,6 +129,7 @@ test-s3rig:
 
 test-tsan: $(BUILD)/tests/tsan_stress $(BUILD)/tests/tsan_s3 $(BUILD)/tests/test_balance
 	$(call run_suite,BUILD=$(BUILD) tests/tsan/run.sh,tsan)
+	$(call run_suite,BUILD=$(BUILD) tests/direct/tsan.sh,tsan-direct)
 
 $(BUILD)/tests/tsan_stress: tests/tsan/stress.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -134,7 +141,7 @@ $(BUILD)/tests/tsan_s3: tests/tsan/s3_stress.c $(LIB)
 
 # --- benchmarks and demo -------------------------------------------------------------
 
-bench: bench-passthrough bench-s3 bench-endpoints
+bench: bench-passthrough bench-s3 bench-endpoints bench-direct
 
 # Several endpoints with 5/10/50/100 ms latency: rr, least, sewt, hedging (about 4 minutes).
 bench-endpoints: all $(BUILD)/bench/mix $(BUILD)/bench/select
@@ -151,6 +158,10 @@ $(BUILD)/bench/select: bench/endpoints/select.c core/balance.c core/balance.h
 # S3 against curl, aws, s3fs and rclone on a local Swift and nginx (about 5 minutes).
 bench-s3: all
 	@BUILD=$(BUILD) bench/s3/run.sh
+
+# direct:// against fio (io_uring, O_DIRECT) on a 2 GiB file and a loop device (about 2 minutes).
+bench-direct: all
+	@BUILD=$(BUILD) bench/direct/run.sh
 
 bench-passthrough: all $(BUILD)/bench/passthrough
 	@BUILD=$(BUILD) bench/passthrough.sh

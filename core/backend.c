@@ -3,10 +3,10 @@
 
 #include <string.h>
 
-static const struct backend_ops *const built[] = {&bk_file_ops, &bk_s3_ops};
+static const struct backend_ops *const built[] = {&bk_file_ops, &bk_s3_ops, &bk_direct_ops};
 /* Schemes of DESIGN.md that later work adds; named so that users get "not built yet"
  * instead of "unknown scheme". */
-static const char *const planned[] = {"direct", "block"};
+static const char *const planned[] = {"block"};
 
 const struct backend_ops *bk_lookup(const char *uri, const char **rest, int *known_but_unbuilt)
 {

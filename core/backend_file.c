@@ -5,7 +5,7 @@
  * DIR with openat2(RESOLVE_BENEATH): a symlink inside DIR cannot lead any call outside
  * it. Calls that act on a name (unlink, mkdir, rename, lstat) resolve the parent that
  * way and then act on the last component relative to it. */
-#include "backend.h"
+#include "backend_file.h"
 #include "efd.h"
 
 #include <dirent.h>
@@ -17,11 +17,6 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-struct file_mount {
-    int rootfd;
-    char *root;
-};
 
 struct fm_file {
     int fd;
@@ -36,7 +31,7 @@ static int neg_errno(int r) { return r < 0 ? -errno : r; }
     (O_ACCMODE | O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_APPEND | O_NONBLOCK | O_DSYNC | O_SYNC | O_DIRECT | \
      O_LARGEFILE | O_DIRECTORY | O_NOFOLLOW | O_NOATIME | O_CLOEXEC | O_PATH | O_TMPFILE | FASYNC)
 
-static int open_beneath(struct file_mount *fm, const char *key, int flags, mode_t mode)
+int fm_open_beneath(struct file_mount *fm, const char *key, int flags, mode_t mode)
 {
     flags &= OPEN_FLAGS_KNOWN;
     struct open_how how = {
@@ -65,18 +60,16 @@ static int parent_beneath(struct file_mount *fm, const char *key, char *leaf, si
     char dir[n + 1];
     memcpy(dir, key, n);
     dir[n] = '\0';
-    return open_beneath(fm, dir, O_PATH | O_DIRECTORY, 0);
+    return fm_open_beneath(fm, dir, O_PATH | O_DIRECTORY, 0);
 }
 
 /* "/proc/self/fd/N": lets path-only calls act on an fd resolved beneath the root. */
 static void fd_path(int fd, char *buf, size_t len) { snprintf(buf, len, "/proc/self/fd/%d", fd); }
 
-static int fm_mount(const char *where, const struct cfg *cfg, struct stats_set *stats, void **ms, char *err,
-                    size_t errlen)
+int fm_root_open(struct file_mount *fm, const char *scheme, const char *where, char *err, size_t errlen)
 {
-    (void)cfg, (void)stats;
     if (where[0] != '/') {
-        snprintf(err, errlen, "file:// needs an absolute directory (file:///DIR), got '%s'", where);
+        snprintf(err, errlen, "%s:// needs an absolute directory (%s:///DIR), got '%s'", scheme, scheme, where);
         return -EINVAL;
     }
     int fd = open(where, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -85,29 +78,48 @@ static int fm_mount(const char *where, const struct cfg *cfg, struct stats_set *
         snprintf(err, errlen, "cannot open directory '%s': %s", where, strerror(e));
         return -e;
     }
-    struct file_mount *fm = calloc(1, sizeof *fm);
-    if (!fm || !(fm->root = strdup(where))) {
-        free(fm);
+    if (!(fm->root = strdup(where))) {
         close(fd);
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
     fm->rootfd = efd_park(fd);
+    return 0;
+}
+
+void fm_root_close(struct file_mount *fm)
+{
+    efd_close(fm->rootfd);
+    free(fm->root);
+}
+
+static int fm_mount(const char *where, const struct cfg *cfg, struct stats_set *stats, void **ms, char *err,
+                    size_t errlen)
+{
+    (void)cfg, (void)stats;
+    struct file_mount *fm = calloc(1, sizeof *fm);
+    if (!fm) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    int r = fm_root_open(fm, "file", where, err, errlen);
+    if (r < 0) {
+        free(fm);
+        return r;
+    }
     *ms = fm;
     return 0;
 }
 
 static void fm_unmount(void *ms)
 {
-    struct file_mount *fm = ms;
-    efd_close(fm->rootfd);
-    free(fm->root);
-    free(fm);
+    fm_root_close(ms);
+    free(ms);
 }
 
 static int fm_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
 {
-    int fd = open_beneath(ms, key, flags, mode);
+    int fd = fm_open_beneath(ms, key, flags, mode);
     if (fd < 0) return fd;
     struct stat st;
     if (!(flags & O_DIRECTORY) && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -200,28 +212,28 @@ static int fm_open_fd(void *ms, int fd, int flags, void **fhp)
         r_; \
     })
 
-static int fm_stat(void *ms, const char *key, struct stat *st, int nofollow)
+int fm_stat(void *ms, const char *key, struct stat *st, int nofollow)
 {
     if (nofollow && key[0]) return AT_PARENT(ms, key, fstatat(P, L, st, AT_SYMLINK_NOFOLLOW));
-    int fd = open_beneath(ms, key, O_PATH, 0);
+    int fd = fm_open_beneath(ms, key, O_PATH, 0);
     if (fd < 0) return fd;
     int r = neg_errno(fstat(fd, st));
     close(fd);
     return r;
 }
 
-static int fm_access(void *ms, const char *key, int mode, int flags)
+int fm_access(void *ms, const char *key, int mode, int flags)
 {
-    int fd = open_beneath(ms, key, O_PATH | ((flags & AT_SYMLINK_NOFOLLOW) ? O_NOFOLLOW : 0), 0);
+    int fd = fm_open_beneath(ms, key, O_PATH | ((flags & AT_SYMLINK_NOFOLLOW) ? O_NOFOLLOW : 0), 0);
     if (fd < 0) return fd;
     int r = neg_errno(faccessat(fd, "", mode, (flags & AT_EACCESS) | AT_EMPTY_PATH));
     close(fd);
     return r;
 }
 
-static int fm_unlink(void *ms, const char *key) { return AT_PARENT(ms, key, unlinkat(P, L, 0)); }
+int fm_unlink(void *ms, const char *key) { return AT_PARENT(ms, key, unlinkat(P, L, 0)); }
 
-static int fm_rename(void *ms, const char *from, const char *to, unsigned flags)
+int fm_rename(void *ms, const char *from, const char *to, unsigned flags)
 {
     char L2[256];
     int P2 = parent_beneath(ms, to, L2, sizeof L2);
@@ -231,31 +243,31 @@ static int fm_rename(void *ms, const char *from, const char *to, unsigned flags)
     return r;
 }
 
-static int fm_mkdir(void *ms, const char *key, mode_t mode)
+int fm_mkdir(void *ms, const char *key, mode_t mode)
 {
     if (!key[0]) return -EEXIST;
     return AT_PARENT(ms, key, mkdirat(P, L, mode));
 }
 
-static int fm_rmdir(void *ms, const char *key)
+int fm_rmdir(void *ms, const char *key)
 {
     if (!key[0]) return -EBUSY; /* the mount root itself */
     return AT_PARENT(ms, key, unlinkat(P, L, AT_REMOVEDIR));
 }
 
-static int fm_truncate(void *ms, const char *key, off_t len)
+int fm_truncate(void *ms, const char *key, off_t len)
 {
-    int fd = open_beneath(ms, key, O_WRONLY, 0);
+    int fd = fm_open_beneath(ms, key, O_WRONLY, 0);
     if (fd < 0) return fd;
     int r = neg_errno(ftruncate(fd, len));
     close(fd);
     return r;
 }
 
-static int fm_utimens(void *ms, const char *key, const struct timespec ts[2], int nofollow)
+int fm_utimens(void *ms, const char *key, const struct timespec ts[2], int nofollow)
 {
     if (nofollow && key[0]) return AT_PARENT(ms, key, utimensat(P, L, ts, AT_SYMLINK_NOFOLLOW));
-    int fd = open_beneath(ms, key, O_PATH, 0);
+    int fd = fm_open_beneath(ms, key, O_PATH, 0);
     if (fd < 0) return fd;
     char p[64];
     fd_path(fd, p, sizeof p);
@@ -264,22 +276,22 @@ static int fm_utimens(void *ms, const char *key, const struct timespec ts[2], in
     return r;
 }
 
-static int fm_statvfs(void *ms, const char *key, struct statvfs *sv)
+int fm_statvfs(void *ms, const char *key, struct statvfs *sv)
 {
     (void)key;
     return neg_errno(fstatvfs(ROOT(ms), sv));
 }
 
-static int fm_local_path(void *ms, const char *key, char *buf, size_t len)
+int fm_local_path(void *ms, const char *key, char *buf, size_t len)
 {
     struct file_mount *fm = ms;
     int n = key[0] ? snprintf(buf, len, "%s/%s", fm->root, key) : snprintf(buf, len, "%s", fm->root);
     return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : n;
 }
 
-static int fm_opendir(void *ms, const char *key, void **dhp)
+int fm_opendir(void *ms, const char *key, void **dhp)
 {
-    int fd = open_beneath(ms, key, O_RDONLY | O_DIRECTORY, 0);
+    int fd = fm_open_beneath(ms, key, O_RDONLY | O_DIRECTORY, 0);
     if (fd < 0) return fd;
     DIR *d = fdopendir(fd);
     if (!d) {
@@ -291,7 +303,7 @@ static int fm_opendir(void *ms, const char *key, void **dhp)
     return 0;
 }
 
-static int fm_readdir(void *dh, struct bk_dirent *ent)
+int fm_readdir(void *dh, struct bk_dirent *ent)
 {
     errno = 0;
     struct dirent *d = readdir(dh);
@@ -302,7 +314,7 @@ static int fm_readdir(void *dh, struct bk_dirent *ent)
     return 1;
 }
 
-static void fm_closedir(void *dh) { closedir(dh); }
+void fm_closedir(void *dh) { closedir(dh); }
 
 const struct backend_ops bk_file_ops = {
     .scheme = "file",

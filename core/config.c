@@ -32,6 +32,13 @@ const char *const cfg_known[][2] = {
     {"S3SHIM_BALANCE", "sewt|least|rr how requests are spread over endpoints (default sewt)"},
     {"S3SHIM_HEDGE", "auto|off backup request for a read slower than its endpoint's p95 (default auto)"},
     {"S3SHIM_SHARED_UPLOADS", "yes|no endpoints share multipart uploads; no = an upload stays on one (default yes)"},
+    {"S3SHIM_DIRECT_FALLBACK", "buffered|error: when a filesystem refuses O_DIRECT (default buffered, with a warning)"},
+    {"S3SHIM_DIRECT_CHUNK", "direct:// aligned read/write size, e.g. 1M (default 1M, 64k to 64M)"},
+    {"S3SHIM_DIRECT_DEPTH", "direct:// chunks in flight per sequential reader or writer (default 4, max 16)"},
+    {"S3SHIM_DIRECT_THREADS", "direct:// io_uring threads, one ring each (default 2)"},
+    {"S3SHIM_DIRECT_BUFFERS", "direct:// buffers registered with io_uring (default 32, 0 = none)"},
+    {"S3SHIM_DIRECT_SQPOLL", "1: io_uring kernel submission polling (default off)"},
+    {"S3SHIM_DIRECT_GATHER", "1: gather small direct:// writes across calls; others see them at close/fsync (default off)"},
     {"S3SHIM_ROOT_PID", "internal: pid of the first process of a run"},
     {NULL, NULL},
 };
@@ -239,6 +246,38 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
     int_setting(c, get, ctx, "S3SHIM_MAX_REQUESTS", 1, 65536, &c->max_inflight);
     int_setting(c, get, ctx, "S3SHIM_IO_THREADS", 1, 64, &c->io_threads);
     int_setting(c, get, ctx, "S3SHIM_TIMEOUT", 1, 3600, &c->timeout_s);
+    c->direct_chunk = 1u << 20;
+    c->direct_depth = 4;
+    c->direct_threads = 2;
+    c->direct_buffers = 32;
+    size_setting(c, get, ctx, "S3SHIM_DIRECT_CHUNK", 64LL << 10, &c->direct_chunk);
+    if (c->direct_chunk > (64u << 20) || (c->direct_chunk & 4095)) {
+        cfg_error(c, "S3SHIM_DIRECT_CHUNK: %zu is not a multiple of 4k up to 64M; using 1M", c->direct_chunk);
+        c->direct_chunk = 1u << 20;
+    }
+    int_setting(c, get, ctx, "S3SHIM_DIRECT_DEPTH", 1, 16, &c->direct_depth);
+    int_setting(c, get, ctx, "S3SHIM_DIRECT_THREADS", 1, 64, &c->direct_threads);
+    int_setting(c, get, ctx, "S3SHIM_DIRECT_BUFFERS", 0, 1024, &c->direct_buffers);
+    if ((v = get("S3SHIM_DIRECT_SQPOLL", ctx)) && *v) {
+        int b = cfg_parse_bool(v);
+        if (b < 0)
+            cfg_error(c, "S3SHIM_DIRECT_SQPOLL: '%s' is not a boolean (1/0, yes/no); off", v);
+        else
+            c->direct_sqpoll = b;
+    }
+    if ((v = get("S3SHIM_DIRECT_GATHER", ctx)) && *v) {
+        int b = cfg_parse_bool(v);
+        if (b < 0)
+            cfg_error(c, "S3SHIM_DIRECT_GATHER: '%s' is not a boolean (1/0, yes/no); off", v);
+        else
+            c->direct_gather = b;
+    }
+    if ((v = get("S3SHIM_DIRECT_FALLBACK", ctx)) && *v) {
+        if (strcasecmp(v, "error") == 0)
+            c->direct_fallback = 1;
+        else if (strcasecmp(v, "buffered") != 0)
+            cfg_error(c, "S3SHIM_DIRECT_FALLBACK: '%s' is not buffered or error; using buffered", v);
+    }
     if ((v = get("S3SHIM_STAT_TTL", ctx)) && *v) {
         char *end;
         double t = strtod(v, &end);

@@ -37,6 +37,14 @@ struct cfg {
     int balance;         /* enum bal_policy */
     int hedge;           /* backup requests for slow reads (S3SHIM_HEDGE=auto) */
     int shared_uploads;  /* endpoints share multipart uploads (nodes of one cluster) */
+    /* direct:// (S3SHIM_DIRECT_*) */
+    size_t direct_chunk;  /* aligned read/write size of the engine */
+    int direct_depth;     /* chunks in flight per sequential reader or writer */
+    int direct_threads;   /* io_uring engine threads (one ring each) */
+    int direct_buffers;   /* registered buffers (of direct_chunk bytes) */
+    int direct_sqpoll;    /* kernel submission polling */
+    int direct_fallback;  /* 0: buffered with a warning when O_DIRECT is refused, 1: error */
+    int direct_gather;    /* 1: gather small writes across calls (visible at close/fsync) */
     int nerrors;
     char errors[CFG_MAX_ERRORS][320];
 };

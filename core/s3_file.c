@@ -16,6 +16,7 @@
  * close. Close completes the upload and returns 0 only once the object is there; on any
  * failure the upload is aborted, close returns EIO and nothing partial is visible. */
 #include "bufpool.h"
+#include "readahead.h"
 #include "log.h"
 #include "s3_backend.h"
 #include "s3_xml.h"
@@ -71,8 +72,7 @@ struct s3_file {
     char etag[128];
     time_t mtime;
     struct chunk ch[CHUNK_SLOTS];
-    off_t seq_next;
-    size_t window, max_window;
+    struct readahead ra; /* sequential detection and the prefetch window */
     uint64_t tick;
 
     /* writing */
@@ -117,10 +117,9 @@ static struct s3_file *file_new(struct s3_mount *m)
     f->m = m;
     pthread_mutex_init(&f->lock, NULL);
     pthread_cond_init(&f->cv, NULL);
-    f->window = FIRST_WINDOW;
     f->upload_ep = -1;
     size_t maxw = m->part_size * (size_t)m->concurrency;
-    f->max_window = maxw > ((size_t)256 << 20) ? (size_t)256 << 20 : maxw;
+    ra_init(&f->ra, FIRST_WINDOW, maxw > ((size_t)256 << 20) ? (size_t)256 << 20 : maxw);
     f->psize = m->part_size;
     f->owner = getpid();
     return f;
@@ -202,7 +201,7 @@ static int open_read(struct s3_file *f)
         c->got = r->got;
         c->state = CH_READY;
         c->used_at = ++f->tick;
-        f->seq_next = 0;
+        f->ra.next = 0;
         struct stat st;
         s3_fill_stat(m, &st, f->path.bucket, f->path.key, f->size, f->mtime, 0);
         s3_meta_put(m, f->path.bucket, f->path.key, &st, f->etag);
@@ -393,7 +392,7 @@ static ssize_t direct_read(struct s3_file *f, char *buf, off_t off, size_t len)
 /* Keep [from, from + window) fetched ahead, in part-sized chunks. */
 static void prefetch(struct s3_file *f, off_t from)
 {
-    off_t end = from + (off_t)f->window;
+    off_t end = from + (off_t)f->ra.window;
     if (end > f->size) end = f->size;
     int pending = 0;
     for (int i = 0; i < CHUNK_SLOTS; i++) pending += f->ch[i].state == CH_PENDING;
@@ -404,7 +403,7 @@ static void prefetch(struct s3_file *f, off_t from)
             pos = c->off + (off_t)c->len;
             continue;
         }
-        size_t len = f->window < f->m->part_size ? f->window : f->m->part_size;
+        size_t len = f->ra.window < f->m->part_size ? f->ra.window : f->m->part_size;
         off_t stop = next_cached(f, pos, pos + (off_t)len);
         if (stop > end) stop = end;
         if (!chunk_start(f, pos, (size_t)(stop - pos))) break;
@@ -434,7 +433,7 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
     if (off >= f->size || len == 0) return 0;
     if ((int64_t)len > f->size - off) len = (size_t)(f->size - off);
     pthread_mutex_lock(&f->lock);
-    int seq = off == f->seq_next;
+    int seq = ra_sequential(&f->ra, off);
     size_t done = 0;
     int err = 0;
     while (done < len && !err) {
@@ -471,7 +470,7 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
             if (direct_step(f, (char *)buf, pos, (size_t)(stop - pos), &done, &err) == 0) break;
             continue;
         }
-        size_t want = seq ? (f->window > rem ? f->window : rem) : (rem > RANDOM_MIN ? rem : RANDOM_MIN);
+        size_t want = seq ? (f->ra.window > rem ? f->ra.window : rem) : (rem > RANDOM_MIN ? rem : RANDOM_MIN);
         if (want > f->m->part_size && want > rem) want = f->m->part_size > rem ? f->m->part_size : rem;
         off_t stop = next_cached(f, pos, pos + (off_t)want);
         if (stop > f->size) stop = f->size;
@@ -479,13 +478,8 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
             if (direct_step(f, (char *)buf, pos, rem, &done, &err) == 0) break;
         }
     }
-    if (seq && done) {
-        f->window = f->window * 2 > f->max_window ? f->max_window : f->window * 2;
-        prefetch(f, off + (off_t)done);
-    } else if (!seq) {
-        f->window = FIRST_WINDOW;
-    }
-    f->seq_next = off + (off_t)done;
+    ra_advance(&f->ra, off, done, seq);
+    if (seq && done) prefetch(f, off + (off_t)done);
     pthread_mutex_unlock(&f->lock);
     return done ? (ssize_t)done : err;
 }

@@ -84,7 +84,14 @@ static void *pump_out(void *arg)
             }
         }
         atomic_store(&p->busy, 0);
-        if (p->err) break; /* the program's next write gets EPIPE, not silence */
+        if (p->err) {
+            /* The program's next write gets EPIPE, not silence, and never blocks on a
+             * full pipe nobody reads: our read end goes now. */
+            int ours = p->ours;
+            p->ours = -1;
+            efd_close(ours);
+            break;
+        }
     }
     free(buf);
     return NULL;

@@ -120,6 +120,9 @@ static int cmd_config(void)
         const struct mount *m = &t.m[i];
         const char *shown = strcmp(m->prefix, "s3:") == 0 ? "s3://" : m->prefix;
         printf("  %-24s %-32s %s%s\n", shown, m->uri, m->disabled ? "disabled: " : "ok", m->disabled ? m->reason : "");
+        char how[400];
+        if (!m->disabled && strncmp(m->uri, "direct://", 9) == 0 && bk_direct_explain(m->uri + 9, &c, how, sizeof how) >= 0)
+            printf("  %-24s %s\n", "", how);
     }
     printf("\nsettings:\n");
     printf("  %-24s %s\n", "log level", c.log_level == 0 ? "error" : c.log_level == 1 ? "warn" : c.log_level == 2 ? "info" : "debug");
@@ -137,6 +140,10 @@ static int cmd_config(void)
     printf("  %-24s %s\n", "hedged reads", c.hedge ? "auto" : "off");
     printf("  %-24s %s\n", "multipart uploads",
            c.shared_uploads ? "shared by the endpoints" : "stay on one endpoint");
+    printf("  %-24s %zu bytes x %d in flight, %d io_uring threads, %d registered buffers%s%s\n", "direct:// engine",
+           c.direct_chunk, c.direct_depth, c.direct_threads, c.direct_buffers, c.direct_sqpoll ? ", SQPOLL" : "",
+           c.direct_gather ? ", writes gathered" : "");
+    printf("  %-24s %s\n", "direct:// fallback", c.direct_fallback ? "error" : "buffered (with a warning)");
     struct aws_settings aws;
     char why[512] = "";
     printf("\nAWS:\n");

@@ -17,7 +17,9 @@
 # listing of types, modes, link counts, sizes and old mtimes).
 #
 # Environment: S3SHIM_TEST_STDIO=0 skips the section where fd 0/1/2 of a stdio program
-# is a shim descriptor. Output: "ok - ..." / "not ok - ..." per check, then exactly one
+# is a shim descriptor. IT_SCHEME=direct runs the same battery on a direct:// mount
+# (O_DIRECT through io_uring) instead of file://; BACK then has to be on a filesystem
+# that does O_DIRECT (not tmpfs: set TMPDIR). Output: "ok - ..." / "not ok - ..." per check, then exactly one
 # line "N passed, M failed"; exit status 0 only if M is 0.
 
 set -u
@@ -25,6 +27,7 @@ export LC_ALL=C TZ=UTC
 umask 022
 
 TEST_STDIO=${S3SHIM_TEST_STDIO:-1}
+SCHEME=${IT_SCHEME:-file}
 # Nothing of ours, or of a surrounding run, may leak into the programs under test.
 for v in $(compgen -e); do
     case $v in S3SHIM_*) unset "$v" ;; esac
@@ -46,13 +49,16 @@ FAIL=0
 T_START=$(date +%s)
 
 # shellcheck source=../variant.sh
-. "$TOP/tests/variant.sh" "s3shim integration tests"
+. "$TOP/tests/variant.sh" "s3shim integration tests ($SCHEME://)"
 
 # A real python binary (pyenv and the like put a shell script first in PATH).
 PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || command -v python3)
 
 # --- work area ---------------------------------------------------------------------------
-W=$(mktemp -d "${TMPDIR:-/tmp}/s3shim-it.XXXXXX")
+TMPBASE=${TMPDIR:-/tmp}
+# direct:// needs a backing filesystem that does O_DIRECT; /tmp is often tmpfs.
+if [ "$SCHEME" = direct ] && [ -z "${TMPDIR:-}" ] && [ "$(stat -f -c %T /tmp)" = tmpfs ]; then TMPBASE=/var/tmp; fi
+W=$(mktemp -d "$TMPBASE/s3shim-it.XXXXXX")
 MROOT=/s3shim-test-$$
 MP=$MROOT/m
 SHADOW=/tmp/.s3shim-cwd-$(id -u)$MROOT
@@ -77,7 +83,12 @@ BACK=$W/back
 OREAL=$W/oreal
 OSHIM=$W/oshim
 SEED=$W/seed
-MOUNTS="$MP=file://$BACK"
+MOUNTS="$MP=$SCHEME://$BACK"
+if [ "$SCHEME" = direct ] && [ "$(stat -f -c %T "$W")" = tmpfs ]; then
+    echo "not ok - direct:// needs a backing directory that does O_DIRECT; $W is on tmpfs (set TMPDIR)"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
 export PY HERE HELPER R=$REAL
 
 # --- reporting ---------------------------------------------------------------------------
@@ -561,7 +572,7 @@ fi
 # The s3shim command does the same as LD_PRELOAD.
 r=$W/tool
 if [ "$SAN" = asan ]; then tool_env=(env LD_PRELOAD="$(gcc -print-file-name=libasan.so)" "${SAN_ENV[@]}"); else tool_env=(env); fi
-"${tool_env[@]}" "$TOOL" run --mount "$MP=file://$BACK" -- bash -c 'cd "$0" && cat hello.txt && sha256sum big.bin' "$MP" >"$r.out" 2>"$r.err"
+"${tool_env[@]}" "$TOOL" run --mount "$MP=$SCHEME://$BACK" -- bash -c 'cd "$0" && cat hello.txt && sha256sum big.bin' "$MP" >"$r.out" 2>"$r.err"
 rc=$?
 if [ $rc -eq 0 ] && [ "$(cat "$r.out")" = "$(cd "$REAL" && cat hello.txt && sha256sum big.bin)" ] && [ ! -s "$r.err" ]; then
     pass "s3shim run --mount P=URI -- CMD serves the mount"

@@ -1,0 +1,596 @@
+/* uring.c - see uring.h */
+#include "uring.h"
+
+#include "bufpool.h"
+#include "efd.h"
+#include "log.h"
+#include "stats.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <liburing.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_RINGS 64
+#define MAX_TRIES 1000 /* -EAGAIN/-EINTR resubmissions of one request */
+
+enum { ST_BUSY = 0, ST_WAITED = 1, ST_DONE = 2 };
+
+struct ring {
+    struct io_uring ring;
+    pthread_mutex_t sq_lock; /* submitters (callers, and the thread's own retries) */
+    pthread_t thr;
+    int up;
+    _Atomic int running; /* the thread is in its loop */
+};
+
+static struct {
+    pthread_mutex_t lock; /* start-up and the buffer slots */
+    struct uring_settings set;
+    int configured;
+    _Atomic int running; /* rings and threads exist */
+    int start_err;       /* the engine failed to start: every request fails with it */
+    struct ring rings[MAX_RINGS];
+    int nrings;
+    _Atomic unsigned rr;
+    /* the registered arena */
+    void *arena_raw;
+    size_t arena_rawlen;
+    char *arena;
+    int nslots, registered;
+    unsigned char *slot_used;
+    int slots_free;
+    _Atomic unsigned generation;
+    int table_ready; /* efd_prepare() done (survives fork) */
+} E = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static __thread int my_ring = -1;
+
+void uring_configure(const struct uring_settings *s)
+{
+    pthread_mutex_lock(&E.lock);
+    if (!E.configured) {
+        E.set = *s;
+        if (E.set.threads < 1) E.set.threads = 1;
+        if (E.set.threads > MAX_RINGS) E.set.threads = MAX_RINGS;
+        if (E.set.entries < 8) E.set.entries = 8;
+        E.configured = 1;
+    }
+    pthread_mutex_unlock(&E.lock);
+}
+
+int uring_running(void) { return atomic_load(&E.running); }
+unsigned uring_generation(void) { return atomic_load_explicit(&E.generation, memory_order_relaxed); }
+
+static long futex(_Atomic uint32_t *a, int op, uint32_t v)
+{
+    return syscall(SYS_futex, (uint32_t *)a, op, v, NULL, NULL, 0);
+}
+
+/* --- completions ------------------------------------------------------------------- */
+
+static void prep(struct io_uring_sqe *sqe, struct uio *u)
+{
+    char *b = u->buf + u->done;
+    unsigned n = (unsigned)(u->len - u->done);
+    off_t o = u->off + (off_t)u->done;
+    switch (u->op) {
+    case UIO_READ:
+        if (u->buf_index >= 0)
+            io_uring_prep_read_fixed(sqe, u->fd, b, n, (uint64_t)o, u->buf_index);
+        else
+            io_uring_prep_read(sqe, u->fd, b, n, (uint64_t)o);
+        break;
+    case UIO_WRITE:
+        if (u->buf_index >= 0)
+            io_uring_prep_write_fixed(sqe, u->fd, b, n, (uint64_t)o, u->buf_index);
+        else
+            io_uring_prep_write(sqe, u->fd, b, n, (uint64_t)o);
+        break;
+    default:
+        io_uring_prep_fsync(sqe, u->fd, IORING_FSYNC_DATASYNC);
+        break;
+    }
+    io_uring_sqe_set_data(sqe, u);
+}
+
+/* Put u in r's submission queue (sq_lock held), making room if the queue is full. */
+static int push(struct ring *r, struct uio *u)
+{
+    struct io_uring_sqe *sqe;
+    int spins = 0;
+    while (!(sqe = io_uring_get_sqe(&r->ring))) {
+        int s = io_uring_submit(&r->ring);
+        if (s < 0 && s != -EAGAIN && s != -EBUSY && s != -EINTR) return s;
+        if (s <= 0 && ++spins > 2) usleep(50); /* the completion queue is full: let it drain */
+    }
+    prep(sqe, u);
+    atomic_fetch_add_explicit(&u->pub, 1, memory_order_release);
+    return 0;
+}
+
+/* Hand everything queued to the kernel (sq_lock held). */
+static int flush(struct ring *r)
+{
+    int tries = 0;
+    while (io_uring_sq_ready(&r->ring) > 0) {
+        int s = io_uring_submit(&r->ring);
+        if (s >= 0) continue;
+        if ((s != -EAGAIN && s != -EBUSY && s != -EINTR) || ++tries > 100000) return s;
+        usleep(20);
+    }
+    return 0;
+}
+
+static void complete(struct uio *u, ssize_t res)
+{
+    u->res = res;
+    if (u->stats) {
+        enum stats_kind k = u->op == UIO_READ ? STK_READ : u->op == UIO_WRITE ? STK_WRITE : STK_SYNC;
+        stats_record(u->stats, k, u->t0, res > 0 ? (uint64_t)res : 0, res < 0);
+    }
+    if (u->depth) atomic_fetch_sub_explicit(&u->depth->cur, 1, memory_order_relaxed);
+    /* After this store the waiter may free u: touch nothing of it but the futex word. */
+    if (atomic_exchange_explicit(&u->state, ST_DONE, memory_order_acq_rel) == ST_WAITED)
+        futex(&u->state, FUTEX_WAKE_PRIVATE, INT_MAX);
+}
+
+static void resubmit(struct ring *r, struct uio *u)
+{
+    pthread_mutex_lock(&r->sq_lock);
+    int e = push(r, u);
+    if (e == 0) e = flush(r);
+    pthread_mutex_unlock(&r->sq_lock);
+    if (e < 0) complete(u, u->done ? (ssize_t)u->done : e);
+}
+
+static void on_cqe(struct ring *r, struct uio *u, int res)
+{
+    /* The kernel orders the submitter's writes before the completion; this makes that
+     * visible to the sanitizers too (pairs with the release in push). */
+    (void)atomic_load_explicit(&u->pub, memory_order_acquire);
+    if ((res == -EAGAIN || res == -EINTR) && ++u->tries < MAX_TRIES) {
+        if (res == -EAGAIN && u->tries > 8) usleep(100);
+        resubmit(r, u);
+        return;
+    }
+    if (u->op == UIO_FSYNC) {
+        complete(u, res < 0 ? res : 0);
+        return;
+    }
+    if (res < 0) {
+        /* a read that got bytes before failing returns them, as read(2) would; a write's
+         * caller must see the error, whatever was written before it */
+        complete(u, u->op == UIO_READ && u->done ? (ssize_t)u->done : res);
+        return;
+    }
+    u->done += (size_t)res;
+    if (res > 0 && u->done < u->len && u->done % u->align == 0) {
+        resubmit(r, u); /* short transfer: the rest (a read at EOF then gets 0) */
+        return;
+    }
+    complete(u, (ssize_t)u->done);
+}
+
+static void *ring_main(void *arg)
+{
+    struct ring *r = arg;
+    efd_engine_thread();
+    atomic_store(&r->running, 1);
+    for (;;) {
+        struct io_uring_cqe *cqe;
+        int e = io_uring_wait_cqe(&r->ring, &cqe);
+        if (e == -EINTR || e == -EAGAIN || e == -ETIME) continue;
+        if (e < 0) {
+            slog_error("direct: io_uring wait failed: %s", strerror(-e));
+            usleep(1000);
+            continue;
+        }
+        unsigned head, n = 0;
+        io_uring_for_each_cqe(&r->ring, head, cqe)
+        {
+            struct uio *u = io_uring_cqe_get_data(cqe);
+            int res = cqe->res;
+            n++;
+            if (u) on_cqe(r, u, res);
+        }
+        io_uring_cq_advance(&r->ring, n);
+    }
+    return NULL;
+}
+
+/* --- start-up ------------------------------------------------------------------------ */
+
+static int arena_setup(void)
+{
+    size_t ss = E.set.slot_size;
+    if (E.arena_raw) { /* a forked child keeps its copy of the parent's arena */
+        memset(E.slot_used, 0, (size_t)E.nslots);
+        E.slots_free = E.nslots;
+        return 0;
+    }
+    E.nslots = E.set.slots;
+    if (!ss || E.nslots <= 0) return 0;
+    E.arena_rawlen = ss * (size_t)E.nslots + 4096;
+    E.arena_raw = bufpool_get(E.arena_rawlen, 0);
+    E.slot_used = calloc((size_t)E.nslots, 1);
+    if (!E.arena_raw || !E.slot_used) {
+        if (E.arena_raw) bufpool_put(E.arena_raw, E.arena_rawlen);
+        free(E.slot_used);
+        E.arena_raw = NULL;
+        E.slot_used = NULL;
+        E.nslots = 0;
+        return 0; /* every buffer comes from the pool, unregistered */
+    }
+    E.arena = (char *)(((uintptr_t)E.arena_raw + 4095) & ~(uintptr_t)4095);
+    E.slots_free = E.nslots;
+    return 0;
+}
+
+static int ring_setup(struct ring *r)
+{
+    struct io_uring_params p;
+    memset(&p, 0, sizeof p);
+    if (E.set.sqpoll) {
+        p.flags |= IORING_SETUP_SQPOLL;
+        p.sq_thread_idle = 50;
+    }
+    int e = io_uring_queue_init_params(E.set.entries, &r->ring, &p);
+    if (e < 0) return e;
+    /* The ring's descriptor belongs to the engine: high in the table, out of the
+     * program's reach (closefrom, dup2). */
+    int fd = efd_park(r->ring.ring_fd);
+    r->ring.ring_fd = r->ring.enter_ring_fd = fd;
+    pthread_mutex_init(&r->sq_lock, NULL);
+    if (E.nslots) {
+        struct iovec *iov = calloc((size_t)E.nslots, sizeof *iov);
+        if (iov) {
+            for (int i = 0; i < E.nslots; i++)
+                iov[i] = (struct iovec){E.arena + (size_t)i * E.set.slot_size, E.set.slot_size};
+            int re = io_uring_register_buffers(&r->ring, iov, (unsigned)E.nslots);
+            free(iov);
+            if (re < 0) {
+                if (E.registered) { /* the rings must agree on what is registered */
+                    slog_info("direct: registering buffers failed on a second ring: %s", strerror(-re));
+                    io_uring_unregister_buffers(&E.rings[0].ring);
+                }
+                E.registered = -1;
+                slog_info("direct: io_uring buffers not registered (%s); using plain reads and writes",
+                          strerror(-re));
+            } else if (E.registered == 0) {
+                E.registered = 1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int start_locked(void)
+{
+    if (E.start_err) return E.start_err;
+    if (!E.configured) {
+        E.set = (struct uring_settings){.threads = 2, .entries = 256, .slot_size = 1 << 20, .slots = 32};
+        E.configured = 1;
+    }
+    /* Grow the fd table once per process lineage: a forked child has its parent's. */
+    if (!E.table_ready) efd_prepare();
+    E.table_ready = 1;
+    arena_setup();
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the program's signals are not ours */
+    int e = 0;
+    for (int i = 0; i < E.set.threads && !e; i++) {
+        struct ring *r = &E.rings[i];
+        e = ring_setup(r);
+        if (e < 0) break;
+        if ((e = -pthread_create(&r->thr, NULL, ring_main, r)) < 0) {
+            efd_close(r->ring.ring_fd);
+            break;
+        }
+        pthread_detach(r->thr);
+        r->up = 1;
+        E.nrings++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    /* Return only once every thread is idle in its loop: a thread still setting itself
+     * up (allocating, under sanitizers too) while the program forks would leave the
+     * child with a lock nobody will release. */
+    for (int i = 0; i < E.nrings; i++)
+        for (int spins = 0; !atomic_load(&E.rings[i].running) && spins < 100000; spins++) usleep(20);
+    if (E.registered < 0) {
+        for (int i = 0; i < E.nrings; i++) io_uring_unregister_buffers(&E.rings[i].ring);
+        E.registered = 0;
+    }
+    if (!E.nrings) {
+        E.start_err = e ? e : -ENOMEM;
+        slog_error("direct: cannot start io_uring: %s", strerror(-E.start_err));
+        return E.start_err;
+    }
+    atomic_store(&E.running, 1);
+    return 0;
+}
+
+int uring_start(void)
+{
+    if (__builtin_expect(atomic_load_explicit(&E.running, memory_order_acquire), 1)) return 0;
+    pthread_mutex_lock(&E.lock);
+    int e = atomic_load(&E.running) ? 0 : start_locked();
+    pthread_mutex_unlock(&E.lock);
+    return e;
+}
+
+/* --- requests ---------------------------------------------------------------------- */
+
+int uring_submit(struct uio *const *v, int n)
+{
+    int e = uring_start();
+    if (e < 0) return e;
+    if (my_ring < 0 || my_ring >= E.nrings) my_ring = (int)(atomic_fetch_add(&E.rr, 1) % (unsigned)E.nrings);
+    struct ring *r = &E.rings[my_ring];
+    uint64_t t0 = stats_now_ns();
+    for (int i = 0; i < n; i++) {
+        struct uio *u = v[i];
+        u->done = 0;
+        u->tries = 0;
+        u->res = 0;
+        u->t0 = t0;
+        if (!u->align) u->align = 512;
+        if (u->buf_index >= 0 && !E.registered) u->buf_index = -1;
+        /* release: the ring's thread reads the request after an acquire of this word */
+        atomic_store_explicit(&u->state, ST_BUSY, memory_order_release);
+        if (u->depth) {
+            int c = atomic_fetch_add_explicit(&u->depth->cur, 1, memory_order_relaxed) + 1;
+            int m = atomic_load_explicit(&u->depth->max, memory_order_relaxed);
+            while (c > m && !atomic_compare_exchange_weak(&u->depth->max, &m, c)) {
+            }
+            atomic_fetch_add_explicit(&u->depth->samples, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&u->depth->sum, (uint64_t)c, memory_order_relaxed);
+        }
+    }
+    pthread_mutex_lock(&r->sq_lock);
+    for (int i = 0; i < n && !e; i++) {
+        e = push(r, v[i]);
+        if (e < 0) /* nothing of v[i..] is queued */
+            for (int j = i; j < n; j++) complete(v[j], e);
+    }
+    int f = flush(r);
+    pthread_mutex_unlock(&r->sq_lock);
+    if (f < 0) slog_error("direct: io_uring submission failed: %s", strerror(-f));
+    return 0;
+}
+
+int uring_done(struct uio *u) { return atomic_load_explicit(&u->state, memory_order_acquire) == ST_DONE; }
+
+ssize_t uring_wait(struct uio *u)
+{
+    uint32_t s = atomic_load_explicit(&u->state, memory_order_acquire);
+    while (s != ST_DONE) {
+        if (s == ST_BUSY && !atomic_compare_exchange_strong(&u->state, &s, ST_WAITED)) continue;
+        futex(&u->state, FUTEX_WAIT_PRIVATE, ST_WAITED);
+        s = atomic_load_explicit(&u->state, memory_order_acquire);
+    }
+    return u->res;
+}
+
+/* --- a calling thread's own ring ------------------------------------------------------- */
+
+/* A thread that waits for its request anyway does better on a ring of its own: one
+ * io_uring_enter submits and waits, no other thread is woken, the completion runs in
+ * the waiting thread (fio's io_uring engine works this way). Up to MAX_OWN threads get
+ * one, created on their first synchronous request and closed when they end. */
+#define MAX_OWN 64
+static _Atomic int own_count;
+static pthread_key_t own_key;
+static pthread_once_t own_once = PTHREAD_ONCE_INIT;
+static __thread struct io_uring *own;
+static __thread unsigned own_gen;
+static __thread int own_failed;
+
+static void own_free(void *p)
+{
+    struct io_uring *r = p;
+    if (!r) return;
+    if (own_gen == uring_generation()) {
+        int fd = r->ring_fd;
+        r->ring_fd = r->enter_ring_fd = -1;
+        io_uring_queue_exit(r); /* unmaps; its close of -1 does nothing: the parked fd goes below */
+        efd_close(fd);
+        atomic_fetch_sub(&own_count, 1);
+    }
+    free(r);
+}
+
+static void own_key_make(void) { pthread_key_create(&own_key, own_free); }
+
+static struct io_uring *own_ring(void)
+{
+    if (own && own_gen == uring_generation()) return own;
+    if (own) { /* the parent's, copied by fork: never touch it; our copy of its fd goes */
+        efd_close(own->ring_fd);
+        own = NULL;
+        own_failed = 0;
+    }
+    if (own_failed || E.set.sqpoll) return NULL;
+    pthread_once(&own_once, own_key_make);
+    if (atomic_fetch_add(&own_count, 1) >= MAX_OWN) {
+        atomic_fetch_sub(&own_count, 1);
+        own_failed = 1;
+        return NULL;
+    }
+    struct io_uring *r = calloc(1, sizeof *r);
+    if (!r || io_uring_queue_init(8, r, 0) < 0) {
+        free(r);
+        atomic_fetch_sub(&own_count, 1);
+        own_failed = 1;
+        return NULL;
+    }
+    int fd = efd_park(r->ring_fd);
+    r->ring_fd = r->enter_ring_fd = fd;
+    own = r;
+    own_gen = uring_generation();
+    pthread_setspecific(own_key, r);
+    return r;
+}
+
+static ssize_t run_own(struct io_uring *r, struct uio *u)
+{
+    u->done = 0;
+    u->tries = 0;
+    u->t0 = stats_now_ns();
+    if (u->buf_index >= 0) u->buf_index = -1; /* the arena is registered with the engine's rings only */
+    if (!u->align) u->align = 512;
+    if (u->depth) {
+        int c = atomic_fetch_add_explicit(&u->depth->cur, 1, memory_order_relaxed) + 1;
+        int m = atomic_load_explicit(&u->depth->max, memory_order_relaxed);
+        while (c > m && !atomic_compare_exchange_weak(&u->depth->max, &m, c)) {
+        }
+        atomic_fetch_add_explicit(&u->depth->samples, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&u->depth->sum, (uint64_t)c, memory_order_relaxed);
+    }
+    atomic_store_explicit(&u->state, ST_BUSY, memory_order_relaxed);
+    for (;;) {
+        struct io_uring_sqe *sqe = io_uring_get_sqe(r);
+        if (!sqe) { /* cannot happen with one request at a time; be safe */
+            complete(u, -EBUSY);
+            break;
+        }
+        prep(sqe, u);
+        int e;
+        do e = io_uring_submit_and_wait(r, 1);
+        while (e == -EINTR);
+        struct io_uring_cqe *cqe = NULL;
+        if (e >= 0) {
+            do e = io_uring_wait_cqe(r, &cqe);
+            while (e == -EINTR);
+        }
+        if (e < 0) {
+            complete(u, u->done ? (ssize_t)u->done : e);
+            break;
+        }
+        int res = cqe->res;
+        io_uring_cqe_seen(r, cqe);
+        if ((res == -EAGAIN || res == -EINTR) && ++u->tries < MAX_TRIES) {
+            if (res == -EAGAIN && u->tries > 8) usleep(100);
+            continue;
+        }
+        if (u->op == UIO_FSYNC) {
+            complete(u, res < 0 ? res : 0);
+            break;
+        }
+        if (res < 0) {
+            complete(u, u->op == UIO_READ && u->done ? (ssize_t)u->done : res);
+            break;
+        }
+        u->done += (size_t)res;
+        if (res > 0 && u->done < u->len && u->done % u->align == 0) continue;
+        complete(u, (ssize_t)u->done);
+        break;
+    }
+    return u->res;
+}
+
+ssize_t uring_run(struct uio *u)
+{
+    int e = uring_start();
+    if (e < 0) return e;
+    struct io_uring *r = own_ring();
+    if (r) return run_own(r, u);
+    e = uring_submit(&u, 1);
+    return e < 0 ? e : uring_wait(u);
+}
+
+/* --- buffers ------------------------------------------------------------------------- */
+
+int ubuf_get(struct ubuf *b, size_t len, int wait)
+{
+    memset(b, 0, sizeof *b);
+    b->index = -1;
+    int e = uring_start();
+    if (e < 0) return e;
+    if (len <= E.set.slot_size && E.nslots) {
+        pthread_mutex_lock(&E.lock);
+        if (E.slots_free > 0)
+            for (int i = 0; i < E.nslots; i++)
+                if (!E.slot_used[i]) {
+                    E.slot_used[i] = 1;
+                    E.slots_free--;
+                    b->index = i;
+                    break;
+                }
+        pthread_mutex_unlock(&E.lock);
+        if (b->index >= 0) {
+            b->p = E.arena + (size_t)b->index * E.set.slot_size;
+            b->len = E.set.slot_size;
+            if (!E.registered) b->index = -2; /* an arena slot, but plain I/O */
+            return 0;
+        }
+    }
+    size_t rl = len + 4096;
+    void *raw = bufpool_get(rl, wait);
+    if (!raw) return -ENOMEM;
+    b->raw = raw;
+    b->rawlen = rl;
+    b->p = (char *)(((uintptr_t)raw + 4095) & ~(uintptr_t)4095);
+    b->len = len;
+    return 0;
+}
+
+void ubuf_put(struct ubuf *b)
+{
+    if (b->raw) {
+        bufpool_put(b->raw, b->rawlen);
+    } else if (b->p && E.arena && b->p >= E.arena) {
+        int i = (int)((size_t)(b->p - E.arena) / E.set.slot_size);
+        pthread_mutex_lock(&E.lock);
+        if (i < E.nslots && E.slot_used[i]) {
+            E.slot_used[i] = 0;
+            E.slots_free++;
+        }
+        pthread_mutex_unlock(&E.lock);
+    }
+    memset(b, 0, sizeof *b);
+    b->index = -1;
+}
+
+/* --- fork ---------------------------------------------------------------------------- */
+
+void uring_atfork_child(void)
+{
+    /* The parent's threads did not follow; its rings' memory is shared with it and must
+     * not be touched here: close our copies of the descriptors, leave the mappings. The
+     * arena is a private copy: every slot is free again (files forget theirs by the
+     * generation), and is registered again with the new rings. */
+    pthread_mutex_init(&E.lock, NULL);
+    atomic_store(&own_count, 0);
+    atomic_fetch_add(&E.generation, 1);
+    my_ring = -1;
+    if (!atomic_load(&E.running)) return;
+    for (int i = 0; i < E.nrings; i++) {
+        efd_close(E.rings[i].ring.ring_fd);
+        memset((void *)&E.rings[i], 0, sizeof E.rings[i]);
+    }
+    E.nrings = 0;
+    E.registered = 0;
+    if (E.slot_used) memset(E.slot_used, 0, (size_t)E.nslots);
+    E.slots_free = E.nslots;
+    atomic_store(&E.running, 0);
+}
+
+void uring_depth_format(const struct uring_depth *d, char *buf, size_t len)
+{
+    uint64_t n = atomic_load(&d->samples), s = atomic_load(&d->sum);
+    snprintf(buf, len, "max %d, mean %.1f", atomic_load(&d->max), n ? (double)s / (double)n : 0.0);
+}

@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# tests/direct/run.sh - direct:// on real filesystems and real loop devices: every byte
+# read or written through the shim compared with what the kernel holds.
+#
+#   BUILD=build SAN= tests/direct/run.sh          (release)
+#   BUILD=build/asan SAN=asan tests/direct/run.sh (ASan+UBSan)
+#
+# Sections: a directory on the filesystem of $TMPDIR (must do O_DIRECT); loop devices
+# with 4096- and 512-byte sectors, raw (a direct:///dev mount) and with ext4 on them;
+# a small filesystem that fills up (ENOSPC reaches the program); tmpfs (buffered
+# fallback with one warning and stats that say so, or an error with
+# S3SHIM_DIRECT_FALLBACK=error); the io_uring stats. The loop device sections need root
+# and losetup and print "ok - ... # skip" lines without them. Every loop device and
+# mount made here is detached/unmounted on exit. Output: "ok"/"not ok" lines, then
+# "N passed, M failed".
+set -u
+export LC_ALL=C
+for v in $(compgen -e); do
+    case $v in S3SHIM_*) unset "$v" ;; esac
+done
+unset LD_PRELOAD
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$HERE/../.." && pwd)
+BUILD=${BUILD:-build}
+SAN=${SAN:-}
+case $BUILD in /*) ;; *) BUILD=$TOP/$BUILD ;; esac
+LIB=$BUILD/libs3shim.so
+TOOL=$BUILD/s3shim
+DIO_CMP=$BUILD/tests/dio_cmp
+PREADS=$BUILD/tests/preads
+TMO=60
+PASS=0
+FAIL=0
+
+# shellcheck source=../variant.sh
+. "$TOP/tests/variant.sh" "s3shim direct:// tests"
+PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || command -v python3)
+# dd with an odd block size under ASan: libasan refuses dd's aligned_alloc(4096, 777)
+# itself, so that variant runs a python stand-in with dd's arguments.
+ODD_DD=dd
+[ "$VARIANT" = asan ] && ODD_DD="$PY $HERE/odd_dd.py"
+
+W=$(mktemp -d "${TMPDIR:-/var/tmp}/s3shim-direct.XXXXXX")
+LOOPS=()
+MNTS=()
+cleanup() {
+    for m in "${MNTS[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
+    for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done
+    rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+pass() { PASS=$((PASS + 1)); echo "ok - $1"; }
+fail() {
+    FAIL=$((FAIL + 1))
+    echo "not ok - $1"
+    [ -n "${2:-}" ] && [ -f "$2" ] && sed -e 's/^/#   /' "$2" | head -40
+    return 0
+}
+skip() { PASS=$((PASS + 1)); echo "ok - $1 # skip: $2"; }
+# Run under the shim with mount map $1.
+shim() {
+    local mounts=$1
+    shift
+    timeout -k 5 "$TMO" env S3SHIM_MOUNTS="$mounts" LD_PRELOAD="$PRELOAD" "${SAN_ENV[@]}" "$@"
+}
+
+if [ "$(stat -f -c %T "$W")" = tmpfs ]; then
+    echo "not ok - $W must be on a filesystem that does O_DIRECT (set TMPDIR)"
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+SRC=$W/src
+mkdir -p "$SRC"
+for n in 0 1 511 4095 4097 1048579; do head -c "$n" /dev/urandom >"$SRC/s$n"; done
+head -c $((3 * 1048576 + 1234)) /dev/urandom >"$SRC/big"
+
+# --- sections, each on a directory served by direct:// ---------------------------------
+
+# Odd sizes written by cp, dd and python, read back by cat, compared with the source.
+writes_reads() { # label backing-dir
+    local label=$1 back=$2 mp=/s3shim-direct-$$ out=$W/out.txt ok=1
+    for n in 0 1 511 4095 4097 1048579; do
+        shim "$mp=direct://$back" bash -c '
+            cp "$1" "$2/c$3" && $5 if="$1" of="$2/d$3" bs=777 status=none &&
+            dd if="$1" of="$2/m$3" bs=1M status=none &&
+            "$4" -c "import sys
+d = open(sys.argv[1], \"rb\").read()
+with open(sys.argv[2], \"wb\") as f:
+    for i in range(0, len(d), 333): f.write(d[i:i + 333])" "$1" "$2/p$3"' _ "$SRC/s$n" "$mp" "$n" "$PY" "$ODD_DD" \
+            >"$out" 2>&1 || ok=0
+        for k in c d m p; do
+            cmp "$SRC/s$n" "$back/$k$n" >>"$out" 2>&1 || ok=0
+            shim "$mp=direct://$back" cat "$mp/$k$n" | cmp - "$SRC/s$n" >>"$out" 2>&1 || ok=0
+        done
+    done
+    if [ $ok = 1 ]; then pass "$label: cp, dd bs=777, dd bs=1M, python 333-byte writes of 0, 1, 511, 4095, 4097, 1 MiB+3 bytes; cat reads them back"
+    else fail "$label: odd-size writes and reads" "$out"; fi
+
+    cp "$SRC/big" "$back/ref"
+    for t in 1 16; do
+        if shim "$mp=direct://$back" "$DIO_CMP" "$mp/ref" "$SRC/big" "$t" 300 >"$out" 2>&1; then
+            pass "$label: random preads (1-byte, across blocks and chunks, aligned, past EOF) and odd read() runs, $t thread(s): $(head -c 80 "$out")"
+        else fail "$label: random reads, $t thread(s), byte for byte" "$out"; fi
+    done
+    if shim "$mp=direct://$back" "$PREADS" "$mp/ref" "$SRC/big" 200 >"$out" 2>&1; then
+        pass "$label: 16 threads on one descriptor: pread, shared-offset read, own opens, dup+preadv"
+    else fail "$label: 16 threads on one descriptor (preads)" "$out"; fi
+
+    mkdir -p "$W/plain.$$"
+    "$PY" "$HERE/rdwr.py" "$W/plain.$$" >"$W/rdwr.want" 2>&1
+    if shim "$mp=direct://$back" "$PY" "$HERE/rdwr.py" "$mp" >"$W/rdwr.got" 2>&1 && diff "$W/rdwr.want" "$W/rdwr.got" >"$out" 2>&1; then
+        pass "$label: O_RDWR overwrites read back on the same fd, O_APPEND, r+b, truncate, fsync: same as a plain directory"
+    else
+        cat "$W/rdwr.got" >>"$out"
+        fail "$label: O_RDWR / O_APPEND / truncate like a plain directory" "$out"
+    fi
+    rm -rf "$W/plain.$$"
+}
+
+# A raw block device through a direct:///dev mount.
+raw_device() { # label loopdev
+    local label=$1 dev=$2 name=${2#/dev/} mp=/s3shim-dev-$$ out=$W/out.txt
+    local size
+    size=$(blockdev --getsize64 "$dev")
+    # odd writes at odd offsets through the shim
+    head -c 300001 /dev/urandom >"$W/pat"
+    shim "$mp=direct:///dev" $ODD_DD if="$W/pat" of="$mp/$name" bs=777 seek=12345 oflag=seek_bytes conv=notrunc \
+        status=none >"$out" 2>&1
+    dd if="$dev" bs=1M iflag=direct status=none >"$W/dev.ref" 2>>"$out"
+    if cmp -n 300001 "$W/pat" <(tail -c +12346 "$W/dev.ref") >>"$out" 2>&1; then
+        pass "$label: dd bs=777 at byte offset 12345 onto the raw device through the shim lands exactly"
+    else fail "$label: odd write onto the raw device" "$out"; fi
+    if shim "$mp=direct:///dev" cat "$mp/$name" | cmp - "$W/dev.ref" >"$out" 2>&1; then
+        pass "$label: cat of the whole raw device equals an O_DIRECT dd of it"
+    else fail "$label: cat of the raw device" "$out"; fi
+    if shim "$mp=direct:///dev" "$DIO_CMP" "$mp/$name" "$W/dev.ref" 4 200 >"$out" 2>&1; then
+        pass "$label: random reads of the raw device, 4 threads: $(head -c 70 "$out")"
+    else fail "$label: random reads of the raw device" "$out"; fi
+    local st
+    st=$(shim "$mp=direct:///dev" "$PY" -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); print(os.fstat(fd).st_size)' "$mp/$name" 2>&1)
+    if [ "$st" = "$size" ]; then pass "$label: fstat reports the device size ($size)"
+    else echo "fstat said '$st', device is $size" >"$out"; fail "$label: fstat size of the raw device" "$out"; fi
+}
+
+# --- 1. a directory on $TMPDIR's filesystem ----------------------------------------------
+mkdir -p "$W/dir"
+writes_reads "$(stat -f -c %T "$W") directory" "$W/dir"
+
+# --- 2-4. loop devices -------------------------------------------------------------------
+have_loop=1
+why=""
+if [ "$(id -u)" != 0 ]; then have_loop=0; why="not root"
+elif ! command -v losetup >/dev/null || ! command -v mkfs.ext4 >/dev/null; then have_loop=0; why="no losetup/mkfs.ext4"
+elif ! losetup -f >/dev/null 2>&1; then have_loop=0; why="no free loop device"; fi
+
+new_loop() { # sector-size size-in-MiB -> sets dev (not in a subshell: LOOPS must keep it)
+    local img=$W/img.$1.$2.$RANDOM
+    dev=""
+    truncate -s "$2M" "$img" || return 1
+    dev=$(losetup -f --show -b "$1" "$img") || return 1
+    LOOPS+=("$dev")
+}
+
+if [ $have_loop = 0 ]; then
+    for s in 4096 512; do
+        skip "loop device with $s-byte sectors, raw and with ext4" "$why"
+    done
+    skip "a small filesystem that fills up: ENOSPC reaches the program" "$why"
+    skip "tmpfs: buffered fallback" "$why"
+else
+    for s in 4096 512; do
+        new_loop "$s" 64
+        if [ -z "$dev" ]; then fail "losetup -b $s"; continue; fi
+        if [ "$s" = 4096 ]; then
+            if dd if="$dev" of=/dev/null bs=512 count=1 iflag=direct status=none 2>/dev/null; then
+                fail "the 4096-byte-sector loop device refuses 512-byte O_DIRECT reads (else this test proves nothing)"
+            else pass "the 4096-byte-sector loop device refuses 512-byte O_DIRECT reads"; fi
+        fi
+        raw_device "raw $s-byte-sector loop device" "$dev"
+        mnt=$W/mnt$s
+        mkdir -p "$mnt"
+        if mkfs.ext4 -q -F "$dev" >/dev/null 2>&1 && mount "$dev" "$mnt"; then
+            MNTS+=("$mnt")
+            writes_reads "ext4 on a $s-byte-sector loop device" "$mnt"
+            umount "$mnt" && MNTS=("${MNTS[@]/$mnt}")
+        else fail "mkfs.ext4 and mount on $dev"; fi
+    done
+
+    # --- ENOSPC ---
+    new_loop 512 8
+    mnt=$W/full
+    mkdir -p "$mnt"
+    out=$W/out.txt
+    if [ -n "$dev" ] && mkfs.ext4 -q -F "$dev" >/dev/null 2>&1 && mount "$dev" "$mnt"; then
+        MNTS+=("$mnt")
+        head -c $((16 << 20)) /dev/urandom >"$W/16m"
+        mp=/s3shim-full-$$
+        shim "$mp=direct://$mnt" cp "$W/16m" "$mp/a" >"$out" 2>&1
+        rc=$?
+        if [ $rc != 0 ] && grep -q "No space left on device" "$out"; then
+            pass "cp onto a full filesystem fails with 'No space left on device' (exit $rc)"
+        else fail "cp onto a full filesystem: exit $rc, want non-zero and ENOSPC" "$out"; fi
+        rm -f "$mnt/a"
+        shim "$mp=direct://$mnt" "$PY" -c '
+import errno, sys
+try:
+    with open(sys.argv[1], "wb") as f:
+        for i in range(256):
+            f.write(b"y" * 65537)
+    print("no error")
+except OSError as e:
+    print("errno", errno.errorcode.get(e.errno))' "$mp/b" >"$out" 2>&1
+        if grep -q "errno ENOSPC" "$out"; then pass "python3 writing 16 MiB onto a full filesystem gets OSError ENOSPC"
+        else fail "python3 onto a full filesystem: want ENOSPC" "$out"; fi
+        rm -f "$mnt/b"
+        # dd's of= is its fd 1, a pipe served by the shim: after the failure dd gets
+        # EPIPE (exit 141) and the shim's log line names ENOSPC.
+        shim "$mp=direct://$mnt" dd if="$W/16m" of="$mp/c" bs=1M status=none >"$out" 2>&1
+        rc=$?
+        if [ $rc != 0 ] && grep -q "No space left" "$out"; then pass "dd bs=1M onto a full filesystem exits $rc with 'No space left' in the log"
+        else fail "dd onto a full filesystem: exit $rc" "$out"; fi
+        umount "$mnt" && MNTS=("${MNTS[@]/$mnt}")
+    else fail "set up a small ext4 filesystem"; fi
+
+    # --- tmpfs: buffered fallback ---
+    mnt=$W/tmpfs
+    mkdir -p "$mnt"
+    if mount -t tmpfs -o size=32m tmpfs "$mnt"; then
+        MNTS+=("$mnt")
+        mp=/s3shim-tmpfs-$$
+        S3SHIM_STATS=1 shim "$mp=direct://$mnt" bash -c 'cp "$1" "$2/a" && cp "$1" "$2/b" && cat "$2/a" "$2/b" >/dev/null' _ "$SRC/big" "$mp" >"$out" 2>&1
+        rc=$?
+        nwarn=$(grep -c "BUFFERED" "$out")
+        if [ $rc = 0 ] && cmp -s "$SRC/big" "$mnt/a" && grep -q "buffered fallback" "$out" && [ "$nwarn" -ge 1 ] && [ "$nwarn" -le 3 ]; then
+            pass "tmpfs: buffered fallback, one warning per process ($nwarn for cp, cp, cat), stats say 'buffered fallback', bytes right"
+        else fail "tmpfs fallback: rc $rc, $nwarn warnings" "$out"; fi
+        shim "$mp=direct://$mnt" env S3SHIM_DIRECT_FALLBACK=error cp "$SRC/big" "$mp/c" >"$out" 2>&1
+        rc=$?
+        if [ $rc != 0 ] && grep -q "S3SHIM_DIRECT_FALLBACK=error" "$out" && [ ! -s "$mnt/c" ]; then
+            pass "tmpfs with S3SHIM_DIRECT_FALLBACK=error: cp fails (exit $rc) and says why"
+        else fail "tmpfs with S3SHIM_DIRECT_FALLBACK=error" "$out"; fi
+        umount "$mnt" && MNTS=("${MNTS[@]/$mnt}")
+    else fail "mount a tmpfs"; fi
+fi
+
+# --- stats ---------------------------------------------------------------------------------
+out=$W/out.txt
+mp=/s3shim-stats-$$
+head -c $((16 << 20)) /dev/urandom >"$W/dir/s16"
+S3SHIM_STATS=1 shim "$mp=direct://$W/dir" cat "$mp/s16" >/dev/null 2>"$out"
+qd=$(sed -n 's/.*queue depth max \([0-9]*\).*/\1/p' "$out" | head -1)
+if grep -q "io_uring  O_DIRECT, alignment memory" "$out" && [ "${qd:-0}" -ge 2 ]; then
+    pass "stats: the mount's io_uring requests with alignment and queue depth (max $qd for a sequential cat)"
+else fail "stats: io_uring line with queue depth >= 2" "$out"; fi
+
+echo "$PASS passed, $FAIL failed"
+[ "$FAIL" = 0 ]
