@@ -156,32 +156,37 @@ static void resubmit(struct ring *r, struct uio *u)
     if (e < 0) complete(u, u->done ? (ssize_t)u->done : e);
 }
 
-static void on_cqe(struct ring *r, struct uio *u, int res)
+/* What a completion with result res means for request u, on either kind of ring:
+ * returns 1 if the request must go again (-EAGAIN, -EINTR, or a short transfer whose
+ * rest is still to move: a read at EOF then gets 0), else completes it and returns 0. */
+static int settle(struct uio *u, int res)
 {
-    /* The kernel orders the submitter's writes before the completion; this makes that
-     * visible to the sanitizers too (pairs with the release in push). */
-    (void)atomic_load_explicit(&u->pub, memory_order_acquire);
     if ((res == -EAGAIN || res == -EINTR) && ++u->tries < MAX_TRIES) {
         if (res == -EAGAIN && u->tries > 8) usleep(100);
-        resubmit(r, u);
-        return;
+        return 1;
     }
     if (u->op == UIO_FSYNC) {
         complete(u, res < 0 ? res : 0);
-        return;
+        return 0;
     }
     if (res < 0) {
         /* a read that got bytes before failing returns them, as read(2) would; a write's
          * caller must see the error, whatever was written before it */
         complete(u, u->op == UIO_READ && u->done ? (ssize_t)u->done : res);
-        return;
+        return 0;
     }
     u->done += (size_t)res;
-    if (res > 0 && u->done < u->len && u->done % u->align == 0) {
-        resubmit(r, u); /* short transfer: the rest (a read at EOF then gets 0) */
-        return;
-    }
+    if (res > 0 && u->done < u->len && u->done % u->align == 0) return 1;
     complete(u, (ssize_t)u->done);
+    return 0;
+}
+
+static void on_cqe(struct ring *r, struct uio *u, int res)
+{
+    /* The kernel orders the submitter's writes before the completion; this makes that
+     * visible to the sanitizers too (pairs with the release in push). */
+    (void)atomic_load_explicit(&u->pub, memory_order_acquire);
+    if (settle(u, res)) resubmit(r, u);
 }
 
 static void *ring_main(void *arg)
@@ -482,22 +487,7 @@ static ssize_t run_own(struct io_uring *r, struct uio *u)
         }
         int res = cqe->res;
         io_uring_cqe_seen(r, cqe);
-        if ((res == -EAGAIN || res == -EINTR) && ++u->tries < MAX_TRIES) {
-            if (res == -EAGAIN && u->tries > 8) usleep(100);
-            continue;
-        }
-        if (u->op == UIO_FSYNC) {
-            complete(u, res < 0 ? res : 0);
-            break;
-        }
-        if (res < 0) {
-            complete(u, u->op == UIO_READ && u->done ? (ssize_t)u->done : res);
-            break;
-        }
-        u->done += (size_t)res;
-        if (res > 0 && u->done < u->len && u->done % u->align == 0) continue;
-        complete(u, (ssize_t)u->done);
-        break;
+        if (!settle(u, res)) break;
     }
     return u->res;
 }
