@@ -1,4 +1,4 @@
-# variant.sh - sourced by the real-binary test scripts once BUILD, SAN and LIB are set.
+# variant.sh - sourced by the real-binary test scripts after preamble.sh (BUILD, SAN, LIB set).
 # Sets VARIANT (release or asan), PRELOAD (what LD_PRELOAD must hold: libasan has to come
 # first) and SAN_ENV (the sanitizer options, as env assignments), prints the suite's first
 # line, and ends the run with a failing summary when the library is missing.

@@ -15,18 +15,9 @@
 # "N passed, M failed".
 set -u
 export LC_ALL=C
-for v in $(compgen -e); do
-    case $v in S3SHIM_*) unset "$v" ;; esac
-done
-unset LD_PRELOAD
-
 HERE=$(cd "$(dirname "$0")" && pwd)
-TOP=$(cd "$HERE/../.." && pwd)
-BUILD=${BUILD:-build}
-SAN=${SAN:-}
-case $BUILD in /*) ;; *) BUILD=$TOP/$BUILD ;; esac
-LIB=$BUILD/libs3shim.so
-TOOL=$BUILD/s3shim
+# shellcheck source=../preamble.sh
+. "$HERE/../preamble.sh"
 DIO_CMP=$BUILD/tests/dio_cmp
 PREADS=$BUILD/tests/preads
 TMO=60

@@ -28,19 +28,9 @@ umask 022
 
 TEST_STDIO=${S3SHIM_TEST_STDIO:-1}
 SCHEME=${IT_SCHEME:-file}
-# Nothing of ours, or of a surrounding run, may leak into the programs under test.
-for v in $(compgen -e); do
-    case $v in S3SHIM_*) unset "$v" ;; esac
-done
-unset LD_PRELOAD
-
 HERE=$(cd "$(dirname "$0")" && pwd)
-TOP=$(cd "$HERE/../.." && pwd)
-BUILD=${BUILD:-build}
-SAN=${SAN:-}
-case $BUILD in /*) ;; *) BUILD=$TOP/$BUILD ;; esac
-LIB=$BUILD/libs3shim.so
-TOOL=$BUILD/s3shim
+# shellcheck source=../preamble.sh
+. "$HERE/../preamble.sh"
 HELPER=$BUILD/tests/preads
 TMO=15 # seconds per command: a hang fails its check instead of the whole run
 

@@ -18,18 +18,11 @@
 # proxies' logs. Output: "ok - ..." / "not ok - ..." lines, then "N passed, M failed".
 set -u
 export LC_ALL=C.UTF-8 TZ=UTC
-for v in $(compgen -e); do
-    case $v in S3SHIM_*) unset "$v" ;; esac
-done
-unset LD_PRELOAD S3_BUCKET
-
+unset S3_BUCKET
 HERE=$(cd "$(dirname "$0")" && pwd)
-TOP=$(cd "$HERE/../.." && pwd)
+# shellcheck source=../preamble.sh
+. "$HERE/../preamble.sh"
 RIG=$TOP/tests/s3rig
-BUILD=${BUILD:-build}
-SAN=${SAN:-}
-case $BUILD in /*) ;; *) BUILD=$TOP/$BUILD ;; esac
-LIB=$BUILD/libs3shim.so
 PREADS=$BUILD/tests/s3_preads
 # shellcheck source=../variant.sh
 . "$TOP/tests/variant.sh" "s3shim multi-endpoint tests"

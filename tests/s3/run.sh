@@ -34,17 +34,10 @@ export LC_ALL=C.UTF-8 TZ=UTC
 umask 022
 
 read -r -a SHIM_ENV <<<"${S3TEST_SHIM_ENV:-}"
-for v in $(compgen -e); do
-    case $v in S3SHIM_*) unset "$v" ;; esac
-done
-unset LD_PRELOAD S3_BUCKET
-
+unset S3_BUCKET
 HERE=$(cd "$(dirname "$0")" && pwd)
-TOP=$(cd "$HERE/../.." && pwd)
-BUILD=${BUILD:-build}
-SAN=${SAN:-}
-case $BUILD in /*) ;; *) BUILD=$TOP/$BUILD ;; esac
-LIB=$BUILD/libs3shim.so
+# shellcheck source=../preamble.sh
+. "$HERE/../preamble.sh"
 PREADS=$BUILD/tests/s3_preads
 BIG_MIB=${S3TEST_BIG_MIB:-200}
 TMO=60 # seconds per command: a hang fails its check instead of the whole run
