@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PUMP_CHUNK (256u << 10)
+#define PUMP_CHUNK (1u << 20) /* also the pipe's size, so that dd bs=1M moves whole MiBs */
 #define MAX_PUMPS 8
 
 struct pump {
@@ -52,15 +52,46 @@ static void cloexec_like(int from_fd, int *flags)
 
 /* --- the threads ----------------------------------------------------------------------- */
 
+/* A pipe of PUMP_CHUNK bytes: fewer hand-offs between the program and the pump (where
+ * the system does not allow that size, the pipe keeps its own). */
+static int pump_pipe(int pp[2])
+{
+    if (pipe2(pp, O_CLOEXEC) < 0) return -1;
+    (void)REAL(fcntl)(pp[0], F_SETPIPE_SZ, (int)PUMP_CHUNK);
+    return 0;
+}
+
+/* Read what the pipe holds now, up to len bytes: at least one read's worth (waiting for
+ * it), then more only while more is already there, so that a writer's pieces (a pipe
+ * hands over at most its size at a time) reach the backend as one large write. Sets
+ * *eof when every writer is gone. */
+static ssize_t read_available(int fd, char *buf, size_t len, int *eof)
+{
+    ssize_t n = REAL(read)(fd, buf, len);
+    if (n == 0) *eof = 1;
+    while (n > 0 && (size_t)n < len) {
+        struct pollfd pf = {fd, POLLIN, 0};
+        if (poll(&pf, 1, 0) <= 0 || !(pf.revents & (POLLIN | POLLHUP))) break;
+        ssize_t m = REAL(read)(fd, buf + n, len - (size_t)n);
+        if (m <= 0) {
+            if (m == 0) *eof = 1;
+            break;
+        }
+        n += m;
+    }
+    return n;
+}
+
 static void *pump_out(void *arg)
 {
     struct pump *p = arg;
-    char *buf = malloc(PUMP_CHUNK);
+    /* page-aligned: an O_DIRECT backend can write it in place */
+    char *buf = aligned_alloc(4096, PUMP_CHUNK);
     if (!buf) {
         p->err = -ENOMEM;
         return NULL;
     }
-    for (;;) {
+    for (int eof = 0; !eof;) {
         struct pollfd pf[2] = {{p->ours, POLLIN, 0}, {p->wake, POLLIN, 0}};
         int stopping = atomic_load(&p->stop);
         int pr = poll(pf, stopping ? 1 : 2, stopping ? 0 : -1);
@@ -68,7 +99,7 @@ static void *pump_out(void *arg)
         if (pr == 0 && stopping) break; /* drained; other writers are not waited for */
         if (!(pf[0].revents & (POLLIN | POLLHUP))) continue;
         atomic_store(&p->busy, 1);
-        ssize_t n = REAL(read)(p->ours, buf, PUMP_CHUNK);
+        ssize_t n = read_available(p->ours, buf, PUMP_CHUNK, &eof);
         if (n <= 0) {
             atomic_store(&p->busy, 0);
             if (n < 0 && errno == EINTR) continue;
@@ -259,7 +290,7 @@ int pump_install(int fd, struct ofd *o)
     p->o = o;
     p->out = acc == O_WRONLY;
     p->owner = getpid();
-    if ((p->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 || pipe2(pp, O_CLOEXEC) < 0) goto fail;
+    if ((p->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 || pump_pipe(pp) < 0) goto fail;
     /* The placeholder restored before exec must carry the description to the next
      * program: give it its shared form now. */
     ph = ofd_promote(o);
@@ -381,7 +412,7 @@ off_t pump_lseek(int fd, struct ofd *o, off_t off, int whence)
     off_t r = io_lseek(o, off, whence);
     if (p->ours < 0) { /* the pump had reached the end and closed its end: a new pipe */
         int pp[2], fl;
-        if (pipe2(pp, O_CLOEXEC) == 0) {
+        if (pump_pipe(pp) == 0) {
             cloexec_like(fd, &fl);
             REAL(dup3)(pp[0], fd, fl);
             REAL(close)(pp[0]);
