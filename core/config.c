@@ -178,6 +178,29 @@ static void int_setting(struct cfg *c, cfg_getenv_fn get, void *ctx, const char 
     *out = (int)n;
 }
 
+/* Every comma-separated entry of S3SHIM_ENDPOINTS must be http(s)://HOST[:PORT]. */
+static void check_endpoints(struct cfg *c, const char *list)
+{
+    for (const char *p = list;;) {
+        size_t n = strcspn(p, ",");
+        const char *b = p, *e = p + n;
+        while (b < e && (*b == ' ' || *b == '\t')) b++;
+        while (e > b && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '/')) e--;
+        size_t skip = (size_t)(e - b) > 7 && strncasecmp(b, "http://", 7) == 0    ? 7
+                      : (size_t)(e - b) > 8 && strncasecmp(b, "https://", 8) == 0 ? 8
+                                                                                 : 0;
+        int ok = skip && !memchr(b + skip, '/', (size_t)(e - b) - skip) && !memchr(b + skip, '?', (size_t)(e - b) - skip);
+        for (const char *q = b; ok && q < e; q++) ok = (unsigned char)*q > ' ';
+        if (!ok) {
+            cfg_error(c, "S3SHIM_ENDPOINTS: entry '%.*s' is not http://HOST[:PORT] or https://HOST[:PORT]; S3 mounts "
+                         "disabled", (int)(e - b > 100 ? 100 : e - b), b);
+            return;
+        }
+        if (!p[n]) return;
+        p += n + 1;
+    }
+}
+
 /* A yes/no setting; yes_word ("auto") also means yes where the setting has it. Keeps
  * *out and records an error naming what it accepts (`accepts`) otherwise. */
 static void bool_setting(struct cfg *c, cfg_getenv_fn get, void *ctx, const char *name, const char *yes_word,
@@ -295,7 +318,12 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
             cfg_error(c, "S3SHIM_ADDRESSING: '%s' is not path, virtual or auto; using auto", v);
     }
 
-    if ((v = get("S3SHIM_ENDPOINTS", ctx)) && *v) c->endpoints = strdup(v);
+    if ((v = get("S3SHIM_ENDPOINTS", ctx)) && *v) {
+        /* Kept even when malformed: the S3 mounts then stay disabled (never a silent
+         * fall back to another endpoint), and the error says which entry is wrong. */
+        c->endpoints = strdup(v);
+        check_endpoints(c, v);
+    }
     c->balance = BAL_SEWT;
     if ((v = get("S3SHIM_BALANCE", ctx)) && *v) {
         int p = bal_policy_parse(v);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,10 +32,10 @@ static int parse_endpoint(const char *spec, size_t n, struct s3_endpoint *ep, ch
     memcpy(u, spec, n);
     u[n] = '\0';
     const char *rest;
-    if (strncmp(u, "http://", 7) == 0) {
+    if (strncasecmp(u, "http://", 7) == 0) {
         snprintf(ep->scheme, sizeof ep->scheme, "http");
         rest = u + 7;
-    } else if (strncmp(u, "https://", 8) == 0) {
+    } else if (strncasecmp(u, "https://", 8) == 0) {
         snprintf(ep->scheme, sizeof ep->scheme, "https");
         rest = u + 8;
     } else {

@@ -199,6 +199,22 @@ static void test_endpoint_settings(void **state)
     assert_int_equal(c.shared_uploads, 1);
     cfg_free(&c);
 
+    static const char *const bad[] = {"http://a:1,,http://b", "http://a:1, ftp://b", "http://a/path", "https://",
+                                      "http://a b"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        struct fenv eb = {.kv = {{"S3SHIM_ENDPOINTS", bad[i]}}};
+        cfg_load(&c, fenv_get, &eb);
+        assert_int_equal(c.nerrors, 1);
+        expect_error(&c, 0, "S3SHIM_ENDPOINTS", "is not http://HOST[:PORT]", NULL);
+        assert_string_equal(c.endpoints, bad[i]); /* kept: the S3 mounts stay disabled */
+        cfg_free(&c);
+    }
+    struct fenv eg = {.kv = {{"S3SHIM_ENDPOINTS", " http://a:1/ , HTTPS://b.example:443,http://[::1]:9000"}}};
+    cfg_load(&c, fenv_get, &eg);
+    print_errors(&c);
+    assert_int_equal(c.nerrors, 0);
+    cfg_free(&c);
+
     struct fenv e4 = {.kv = {{"S3SHIM_HEDGE", "AUTO"}, {"S3SHIM_BALANCE", "least"}}};
     cfg_load(&c, fenv_get, &e4);
     assert_int_equal(c.nerrors, 0);
