@@ -3,9 +3,16 @@
 
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static const struct efd_hooks *hooks;
+
+/* The kernel's own fcntl and close: an engine descriptor can get a number the program's
+ * table still names (fd 1 while a redirected stdout is being finished, for instance),
+ * and the interposed calls would then act on the program's file instead. */
+static int sys_dupfd_cloexec(int fd, long floor) { return (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, floor); }
+static int sys_close(int fd) { return (int)syscall(SYS_close, fd); }
 
 void efd_set_hooks(const struct efd_hooks *h) { hooks = h; }
 
@@ -25,20 +32,20 @@ static long park_floor(void)
 
 void efd_prepare(void)
 {
-    int probe = fcntl(0, F_GETFD) >= 0 ? 0 : fcntl(1, F_GETFD) >= 0 ? 1 : 2;
-    int fd = fcntl(probe, F_DUPFD_CLOEXEC, (int)park_floor());
-    if (fd >= 0) close(fd);
+    int probe = syscall(SYS_fcntl, 0, F_GETFD) >= 0 ? 0 : syscall(SYS_fcntl, 1, F_GETFD) >= 0 ? 1 : 2;
+    int fd = sys_dupfd_cloexec(probe, park_floor());
+    if (fd >= 0) sys_close(fd);
 }
 
 int efd_park(int fd)
 {
     long floor = park_floor();
-    int nfd = fcntl(fd, F_DUPFD_CLOEXEC, floor);
+    int nfd = sys_dupfd_cloexec(fd, floor);
     if (nfd >= 0) {
-        close(fd);
+        sys_close(fd);
         fd = nfd;
     } else {
-        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        syscall(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC);
     }
     if (hooks) hooks->own(fd);
     return fd;
@@ -48,7 +55,7 @@ void efd_close(int fd)
 {
     if (fd < 0) return;
     if (hooks) hooks->disown(fd);
-    close(fd);
+    sys_close(fd);
 }
 
 void efd_engine_thread(void)
