@@ -281,20 +281,8 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
     int_setting(c, get, ctx, "S3SHIM_DIRECT_DEPTH", 1, 16, &c->direct_depth);
     int_setting(c, get, ctx, "S3SHIM_DIRECT_THREADS", 1, 64, &c->direct_threads);
     int_setting(c, get, ctx, "S3SHIM_DIRECT_BUFFERS", 0, 1024, &c->direct_buffers);
-    if ((v = get("S3SHIM_DIRECT_SQPOLL", ctx)) && *v) {
-        int b = cfg_parse_bool(v);
-        if (b < 0)
-            cfg_error(c, "S3SHIM_DIRECT_SQPOLL: '%s' is not a boolean (1/0, yes/no); off", v);
-        else
-            c->direct_sqpoll = b;
-    }
-    if ((v = get("S3SHIM_DIRECT_GATHER", ctx)) && *v) {
-        int b = cfg_parse_bool(v);
-        if (b < 0)
-            cfg_error(c, "S3SHIM_DIRECT_GATHER: '%s' is not a boolean (1/0, yes/no); off", v);
-        else
-            c->direct_gather = b;
-    }
+    bool_setting(c, get, ctx, "S3SHIM_DIRECT_SQPOLL", NULL, "a boolean (1/0, yes/no)", &c->direct_sqpoll);
+    bool_setting(c, get, ctx, "S3SHIM_DIRECT_GATHER", NULL, "a boolean (1/0, yes/no)", &c->direct_gather);
     if ((v = get("S3SHIM_DIRECT_FALLBACK", ctx)) && *v) {
         if (strcasecmp(v, "error") == 0)
             c->direct_fallback = 1;

@@ -156,6 +156,18 @@ static void resubmit(struct ring *r, struct uio *u)
     if (e < 0) complete(u, u->done ? (ssize_t)u->done : e);
 }
 
+/* One more request in flight in a group: the queue depth it sees (max and mean). */
+static void depth_enter(struct uring_depth *d)
+{
+    if (!d) return;
+    int c = atomic_fetch_add_explicit(&d->cur, 1, memory_order_relaxed) + 1;
+    int m = atomic_load_explicit(&d->max, memory_order_relaxed);
+    while (c > m && !atomic_compare_exchange_weak(&d->max, &m, c)) {
+    }
+    atomic_fetch_add_explicit(&d->samples, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&d->sum, (uint64_t)c, memory_order_relaxed);
+}
+
 /* What a completion with result res means for request u, on either kind of ring:
  * returns 1 if the request must go again (-EAGAIN, -EINTR, or a short transfer whose
  * rest is still to move: a read at EOF then gets 0), else completes it and returns 0. */
@@ -356,14 +368,7 @@ int uring_submit(struct uio *const *v, int n)
         if (u->buf_index >= 0 && !E.registered) u->buf_index = -1;
         /* release: the ring's thread reads the request after an acquire of this word */
         atomic_store_explicit(&u->state, ST_BUSY, memory_order_release);
-        if (u->depth) {
-            int c = atomic_fetch_add_explicit(&u->depth->cur, 1, memory_order_relaxed) + 1;
-            int m = atomic_load_explicit(&u->depth->max, memory_order_relaxed);
-            while (c > m && !atomic_compare_exchange_weak(&u->depth->max, &m, c)) {
-            }
-            atomic_fetch_add_explicit(&u->depth->samples, 1, memory_order_relaxed);
-            atomic_fetch_add_explicit(&u->depth->sum, (uint64_t)c, memory_order_relaxed);
-        }
+        depth_enter(u->depth);
     }
     pthread_mutex_lock(&r->sq_lock);
     for (int i = 0; i < n && !e; i++) {
@@ -457,14 +462,7 @@ static ssize_t run_own(struct io_uring *r, struct uio *u)
     u->t0 = stats_now_ns();
     if (u->buf_index >= 0) u->buf_index = -1; /* the arena is registered with the engine's rings only */
     if (!u->align) u->align = 512;
-    if (u->depth) {
-        int c = atomic_fetch_add_explicit(&u->depth->cur, 1, memory_order_relaxed) + 1;
-        int m = atomic_load_explicit(&u->depth->max, memory_order_relaxed);
-        while (c > m && !atomic_compare_exchange_weak(&u->depth->max, &m, c)) {
-        }
-        atomic_fetch_add_explicit(&u->depth->samples, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&u->depth->sum, (uint64_t)c, memory_order_relaxed);
-    }
+    depth_enter(u->depth);
     atomic_store_explicit(&u->state, ST_BUSY, memory_order_relaxed);
     for (;;) {
         struct io_uring_sqe *sqe = io_uring_get_sqe(r);
