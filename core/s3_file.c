@@ -497,12 +497,20 @@ static void upload_query(const struct s3_file *f, int part, char *q, size_t len)
         snprintf(q, len, "uploadId=%s", eid);
 }
 
+/* A request of this file's multipart upload (create, part, complete, abort): the query
+ * names the upload, and the request stays on the upload's endpoint when the endpoints
+ * do not share uploads (S3SHIM_SHARED_UPLOADS=no). */
+static void upload_op(struct s3_file *f, struct s3_op *op, const char *method, const char *query)
+{
+    s3_op_init(op, method, f->path.bucket, f->path.key);
+    op->pin = &f->upload_ep;
+    op->query = query;
+}
+
 static int initiate(struct s3_file *f)
 {
     struct s3_op op;
-    s3_op_init(&op, "POST", f->path.bucket, f->path.key);
-    op.pin = &f->upload_ep;
-    op.query = "uploads=";
+    upload_op(f, &op, "POST", "uploads=");
     op.grow = 1;
     int e = s3_run(&f->m->client, &op);
     if (e == 0 && (!op.req.resp || s3_xml_initiate_parse(op.req.resp, op.req.got, f->upload_id,
@@ -563,9 +571,7 @@ static int part_send(struct s3_file *f)
     p->num = f->nparts;
     upload_query(f, p->num, p->query, sizeof p->query);
     md5_base64(p->buf, p->len, p->md5);
-    s3_op_init(&p->op, "PUT", f->path.bucket, f->path.key);
-    p->op.pin = &f->upload_ep;
-    p->op.query = p->query;
+    upload_op(f, &p->op, "PUT", p->query);
     s3_op_header(&p->op, "content-md5", p->md5);
     p->op.body = p->buf;
     p->op.body_len = p->len;
@@ -644,9 +650,7 @@ static void abort_upload(struct s3_file *f)
     char q[sizeof f->upload_id * 3 + 16];
     upload_query(f, 0, q, sizeof q);
     struct s3_op op;
-    s3_op_init(&op, "DELETE", f->path.bucket, f->path.key);
-    op.pin = &f->upload_ep;
-    op.query = q;
+    upload_op(f, &op, "DELETE", q);
     op.grow = 1;
     if (s3_run(&f->m->client, &op) < 0)
         slog_error("s3: %s/%s: could not abort upload %s; the bucket may keep its parts until a lifecycle rule "
@@ -689,9 +693,7 @@ static int complete(struct s3_file *f)
     char q[sizeof f->upload_id * 3 + 16];
     upload_query(f, 0, q, sizeof q);
     struct s3_op op;
-    s3_op_init(&op, "POST", f->path.bucket, f->path.key);
-    op.pin = &f->upload_ep;
-    op.query = q;
+    upload_op(f, &op, "POST", q);
     op.body = body;
     op.body_len = blen;
     op.grow = 1;
