@@ -25,11 +25,11 @@ ALL_CFLAGS := $(CFLAGS_COMMON) $(OPT) $(CFLAGS)
 LDLIBS_CORE := -ldl -lcrypto -lexpat -luring -lpthread
 LDLIBS_SHIM := -ldl $(LDLIBS_CORE)
 
-CORE_SRC := $(wildcard core/*.c)
+CORE_SRC := $(wildcard core/*.c core/*/*.c)
 SHIM_SRC := $(wildcard shim/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 SHIM_OBJ := $(SHIM_SRC:%.c=$(BUILD)/obj/%.o)
-HEADERS  := $(wildcard core/*.h shim/*.h include/*.h)
+HEADERS  := $(wildcard core/*.h core/*/*.h shim/*.h include/*.h)
 
 LIB  := $(BUILD)/libs3shim.so
 CORE := $(BUILD)/libs3shim-core.a
@@ -151,9 +151,9 @@ $(BUILD)/bench/mix: bench/endpoints/mix.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< -lpthread
 
-$(BUILD)/bench/select: bench/endpoints/select.c core/balance.c core/balance.h
+$(BUILD)/bench/select: bench/endpoints/select.c core/s3/balance.c core/s3/balance.h
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ bench/endpoints/select.c core/balance.c -lpthread
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ bench/endpoints/select.c core/s3/balance.c -lpthread
 
 # S3 against curl, aws, s3fs and rclone on a local Swift and nginx (about 5 minutes).
 bench-s3: all

@@ -1,5 +1,7 @@
 /* backend.c - scheme registry: maps "scheme://" to the backend that serves it. */
 #include "backend.h"
+#include "local/local.h"
+#include "s3/s3.h"
 
 #include <string.h>
 

@@ -76,14 +76,6 @@ struct backend_ops {
     void (*closedir)(void *dh);
 };
 
-extern const struct backend_ops bk_file_ops;
-extern const struct backend_ops bk_s3_ops;
-extern const struct backend_ops bk_direct_ops;
-
-/* For `s3shim config`: what a direct:// mount of DIR will do (alignment, fallback), in
- * one line. Returns 0, or -1 if DIR cannot be examined (the line says why). */
-int bk_direct_explain(const char *dir, const struct cfg *cfg, char *buf, size_t len);
-
 /* Find the vtable for a URI's scheme ("file://..."); sets *rest to what follows "://".
  * Returns NULL for an unknown scheme; *known_but_unbuilt is set when the scheme is one
  * of ours that this build does not provide yet. */

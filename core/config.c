@@ -1,7 +1,7 @@
 /* config.c - see config.h */
 #include "config.h"
 
-#include "balance.h"
+#include "s3/s3.h"
 #include "log.h"
 #include "path.h"
 

@@ -1,10 +1,10 @@
 /* s3shim - the command: run a program with the shim preloaded, show the effective
  * configuration, print the version. */
 #define _GNU_SOURCE 1
-#include "../core/aws_config.h"
-#include "../core/balance.h"
 #include "../core/config.h"
+#include "../core/local/local.h"
 #include "../core/mount.h"
+#include "../core/s3/s3.h"
 #include "../include/s3shim.h"
 
 #include <errno.h>
@@ -144,19 +144,17 @@ static int cmd_config(void)
            c.direct_chunk, c.direct_depth, c.direct_threads, c.direct_buffers, c.direct_sqpoll ? ", SQPOLL" : "",
            c.direct_gather ? ", writes gathered" : "");
     printf("  %-24s %s\n", "direct:// fallback", c.direct_fallback ? "error" : "buffered (with a warning)");
-    struct aws_settings aws;
-    char why[512] = "";
+    char aws[2048];
     printf("\nAWS:\n");
-    if (aws_settings_load(&aws, cfg_process_env, NULL, why, sizeof why) < 0) {
-        printf("  error: %s\n", why);
-        fprintf(stderr, "s3shim: error: %s\n", why);
+    if (bk_s3_explain(aws, sizeof aws) < 0) {
+        printf("  error: %s\n", aws);
+        fprintf(stderr, "s3shim: error: %s\n", aws);
     } else {
-        printf("  %-24s %s\n", "credentials", aws.anonymous ? "none (S3SHIM_NO_SIGN)" : aws.have_creds ? aws.creds_source : "none found");
-        if (aws.have_creds) printf("  %-24s %s\n", "access key", aws.access_key);
-        printf("  %-24s %s\n", "region", aws.region);
-        printf("  %-24s %s\n", "endpoint", aws.endpoint[0] ? aws.endpoint : "(AWS)");
-        if (aws.ca_bundle[0]) printf("  %-24s %s\n", "CA bundle", aws.ca_bundle);
-        aws_settings_free(&aws);
+        for (char *line = strtok(aws, "\n"); line; line = strtok(NULL, "\n")) {
+            char *tab = strchr(line, '\t');
+            if (tab) *tab++ = 0;
+            printf("  %-24s %s\n", line, tab ? tab : "");
+        }
     }
     printf("\nenvironment:\n");
     int warnings = 0;

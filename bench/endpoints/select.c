@@ -6,7 +6,7 @@
  * Linked against the engine's own balance.c (not a copy): the figure is the code the
  * shim runs. Each thread picks and releases in a tight loop; a pick reads the clock
  * first, as the client does. */
-#include "../../core/balance.h"
+#include "../../core/s3/balance.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# build.sh [standalone|libfuzzer] - build the core/s3_xml.c fuzz harness into build/fuzz/.
+# build.sh [standalone|libfuzzer] - build the core/s3/s3_xml.c fuzz harness into build/fuzz/.
 #
 # standalone (default): any C compiler, ASan+UBSan, with the harness's own bounded-time
 #                       mutation driver -> build/fuzz/fuzz_s3_xml
 # libfuzzer:            clang -fsanitize=fuzzer (coverage-guided) -> build/fuzz/fuzz_s3_xml_lf
-# The harness compiles core/s3_xml.c itself, so it needs nothing else from the tree.
+# The harness compiles core/s3/s3_xml.c itself, so it needs nothing else from the tree.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mode=${1:-standalone}
@@ -12,7 +12,7 @@ out=build/fuzz
 mkdir -p "$out"
 flags=(-std=gnu11 -g -O1 -fno-omit-frame-pointer -D_GNU_SOURCE
        -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter)
-src=(tests/fuzz/fuzz_s3_xml.c core/s3_xml.c)
+src=(tests/fuzz/fuzz_s3_xml.c core/s3/s3_xml.c)
 case "$mode" in
 standalone)
     "${CC:-cc}" "${flags[@]}" -fsanitize=address,undefined -fno-sanitize-recover=undefined \

@@ -9,7 +9,7 @@
  * Built with -DS3_XML_LIBFUZZER and clang -fsanitize=fuzzer, libFuzzer drives it. Built
  * without, a small driver (main below) mutates a seed corpus for a bounded time, so the
  * harness also runs where clang is missing (see README.md). */
-#include "../../core/s3_xml.h"
+#include "../../core/s3/s3_xml.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -11,7 +11,7 @@
 
 #include "tmpdir.h"
 
-#include "../../core/aws_config.h"
+#include "../../core/s3/aws_config.h"
 
 #include <errno.h>
 #include <fcntl.h>

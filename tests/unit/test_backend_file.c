@@ -7,7 +7,7 @@
 
 #include "tmpdir.h"
 
-#include "../../core/backend.h"
+#include "../../core/local/local.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../core/balance.h"
+#include "../../core/s3/balance.h"
 
 #include <pthread.h>
 #include <stdio.h>

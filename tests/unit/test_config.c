@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../core/balance.h"
+#include "../../core/s3/s3.h"
 #include "../../core/config.h"
 #include "../../core/log.h"
 

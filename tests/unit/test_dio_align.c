@@ -8,7 +8,7 @@
 #include <cmocka.h>
 
 #include "../../core/config.h"
-#include "../../core/dio_align.h"
+#include "../../core/local/dio_align.h"
 #include "../../core/readahead.h"
 
 #include <fcntl.h>

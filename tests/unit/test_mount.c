@@ -7,7 +7,8 @@
 
 #include "tmpdir.h"
 
-#include "../../core/backend.h"
+#include "../../core/local/local.h"
+#include "../../core/s3/s3.h"
 #include "../../core/config.h"
 #include "../../core/mount.h"
 

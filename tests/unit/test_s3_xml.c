@@ -9,7 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../core/s3_xml.h"
+#include "../../core/s3/s3_xml.h"
 
 #include <errno.h>
 #include <expat.h>

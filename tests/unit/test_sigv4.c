@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../core/sigv4.h"
+#include "../../core/s3/sigv4.h"
 
 #include <errno.h>
 #include <pthread.h>

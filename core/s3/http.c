@@ -1,9 +1,9 @@
 /* http.c - see http.h */
 #include "http.h"
 
-#include "efd.h"
-#include "log.h"
-#include "stats.h"
+#include "../efd.h"
+#include "../log.h"
+#include "../stats.h"
 
 #include "curl_api.h"
 #include <errno.h>

@@ -32,10 +32,10 @@
 #ifndef S3SHIM_BALANCE_H
 #define S3SHIM_BALANCE_H
 
+#include "s3.h"
+
 #include <stdatomic.h>
 #include <stdint.h>
-
-enum bal_policy { BAL_SEWT = 0, BAL_LEAST, BAL_RR };
 
 /* How an attempt ended, as far as the endpoint's health is concerned. */
 enum bal_outcome {
@@ -81,9 +81,6 @@ struct balancer {
 /* Set up for n endpoints (n >= 1). Returns 0 or -ENOMEM. */
 int bal_init(struct balancer *b, int n, enum bal_policy policy);
 void bal_free(struct balancer *b);
-/* Parse "sewt", "least", "rr". -1 if none. */
-int bal_policy_parse(const char *s);
-const char *bal_policy_name(enum bal_policy p);
 
 /* The endpoint for a request moving about `bytes` of body, other than `avoid` when
  * there is another (-1: any). The request counts as in flight until bal_done(); *ahead

@@ -1,7 +1,7 @@
 /* curl_api.c - see curl_api.h */
 #include "curl_api.h"
 
-#include "log.h"
+#include "../log.h"
 
 #include <dlfcn.h>
 #include <errno.h>

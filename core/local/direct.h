@@ -4,8 +4,8 @@
 #define S3SHIM_DIRECT_H
 
 #include "backend_file.h"
-#include "stats.h"
-#include "uring.h"
+#include "../stats.h"
+#include "../uring.h"
 
 #include <stdatomic.h>
 

@@ -1,7 +1,7 @@
 /* direct_write.c - writes of a direct:// file: see direct_file.c for the whole picture. */
 #include "direct_file.h"
 
-#include "log.h"
+#include "../log.h"
 
 #include <errno.h>
 #include <stdlib.h>

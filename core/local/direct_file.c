@@ -26,8 +26,8 @@
  * so; with S3SHIM_DIRECT_FALLBACK=error the open fails with EINVAL instead. */
 #include "direct_file.h"
 
-#include "efd.h"
-#include "log.h"
+#include "../efd.h"
+#include "../log.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -13,7 +13,7 @@
 #include "balance.h"
 #include "http.h"
 #include "sigv4.h"
-#include "stats.h"
+#include "../stats.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

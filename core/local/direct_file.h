@@ -7,7 +7,7 @@
 
 #include "dio_align.h"
 #include "direct.h"
-#include "readahead.h"
+#include "../readahead.h"
 
 #include <pthread.h>
 

@@ -7,7 +7,7 @@
 #ifndef S3SHIM_BACKEND_FILE_H
 #define S3SHIM_BACKEND_FILE_H
 
-#include "backend.h"
+#include "../backend.h"
 
 struct file_mount {
     int rootfd; /* O_PATH, parked */

@@ -6,12 +6,12 @@
  * directories from ListObjectsV2 with '/' as delimiter, and unlink, rename (copy and
  * delete; multipart copy above 5 GiB), mkdir (a "dir/" marker) and rmdir. Reading and
  * writing objects is s3_file.c. */
-#include "backend.h"
-#include "bufpool.h"
-#include "config.h"
+#include "../backend.h"
+#include "../bufpool.h"
+#include "../config.h"
 #include "http.h"
-#include "log.h"
-#include "s3_backend.h"
+#include "../log.h"
+#include "s3_mount.h"
 #include "s3_xml.h"
 
 #include <dirent.h>

@@ -15,10 +15,10 @@
  * Content-MD5, which the server verifies. A file that never fills a part is one PUT at
  * close. Close completes the upload and returns 0 only once the object is there; on any
  * failure the upload is aborted, close returns EIO and nothing partial is visible. */
-#include "bufpool.h"
-#include "readahead.h"
-#include "log.h"
-#include "s3_backend.h"
+#include "../bufpool.h"
+#include "../readahead.h"
+#include "../log.h"
+#include "s3_mount.h"
 #include "s3_xml.h"
 
 #include <errno.h>

@@ -6,7 +6,7 @@
  * it. Calls that act on a name (unlink, mkdir, rename, lstat) resolve the parent that
  * way and then act on the last component relative to it. */
 #include "backend_file.h"
-#include "efd.h"
+#include "../efd.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -7,9 +7,9 @@
  * program. The mount's stats get a child set for the device requests themselves, whose
  * detail line tells the alignment in use, the queue depth seen, and whether any file
  * ran buffered because O_DIRECT was refused. */
-#include "config.h"
+#include "../config.h"
 #include "direct.h"
-#include "log.h"
+#include "../log.h"
 
 #include "dio_align.h"
 

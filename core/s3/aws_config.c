@@ -11,8 +11,9 @@
  *   pair is always taken whole from one file;
  * - every error is one line naming the variable, or the file and line, or the profile. */
 #include "aws_config.h"
+#include "s3.h"
 
-#include "config.h"
+#include "../config.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -658,4 +659,17 @@ void aws_settings_free(struct aws_settings *a)
         free(a->session_token);
     }
     OPENSSL_cleanse(a, sizeof *a);
+}
+
+int bk_s3_explain(char *buf, size_t len)
+{
+    struct aws_settings a;
+    if (aws_settings_load(&a, NULL, NULL, buf, len) < 0) return -1;
+    snprintf(buf, len, "credentials\t%s\n%s%s%sregion\t%s\nendpoint\t%s\n%s%s%s",
+             a.anonymous ? "none (S3SHIM_NO_SIGN)" : a.have_creds ? a.creds_source : "none found",
+             a.have_creds ? "access key\t" : "", a.have_creds ? a.access_key : "", a.have_creds ? "\n" : "",
+             a.region, a.endpoint[0] ? a.endpoint : "(AWS)", a.ca_bundle[0] ? "CA bundle\t" : "", a.ca_bundle,
+             a.ca_bundle[0] ? "\n" : "");
+    aws_settings_free(&a);
+    return 0;
 }

@@ -1,8 +1,8 @@
 /* s3_client.c - see s3_client.h */
 #include "s3_client.h"
 
-#include "bufpool.h"
-#include "log.h"
+#include "../bufpool.h"
+#include "../log.h"
 #include "s3_xml.h"
 
 #include "curl_api.h"

@@ -1,0 +1,30 @@
+/* s3.h - the S3 wing as the rest of s3shim sees it.
+ *
+ * Everything else in core/s3/ is private to the wing: the engine reaches S3 only through
+ * the vtable below, and the configuration and the command only through the names and
+ * the explanation declared here. Inside the wing the layers run one way:
+ *
+ *   backend_s3.c (namespace) -> s3_file.c (reads, uploads) -> s3_meta.c (path, stat cache)
+ *        -> s3_client.c (requests, retries, hedging) -> balance.c, http.c -> curl_api.c
+ *   with sigv4.c, aws_config.c and s3_xml.c beside them as leaves. */
+#ifndef S3SHIM_S3_H
+#define S3SHIM_S3_H
+
+#include "../backend.h"
+
+#include <stddef.h>
+
+extern const struct backend_ops bk_s3_ops;
+
+/* S3SHIM_BALANCE: how each request picks its endpoint. */
+enum bal_policy { BAL_SEWT = 0, BAL_LEAST, BAL_RR };
+/* Parse "sewt", "least", "rr". -1 if none. */
+int bal_policy_parse(const char *s);
+const char *bal_policy_name(enum bal_policy p);
+
+/* For `s3shim config`: the AWS settings S3 mounts will use, as "label\tvalue" lines in
+ * buf (secrets never shown). Returns 0, or -1 with the reason in buf when they cannot be
+ * used (missing or malformed credentials, a bad endpoint). */
+int bk_s3_explain(char *buf, size_t len);
+
+#endif
