@@ -1,11 +1,10 @@
 /* backend_s3.c - s3://[BUCKET[/PREFIX]]: objects as files, common prefixes as directories.
  *
- * This file is the namespace: mounting (credentials, endpoints), mapping mount keys to
- * bucket and object key, a short-lived metadata cache (stat answers and "no such key",
- * filled by listings too so that `ls -l` costs one request per page, not one per file),
- * directories from ListObjectsV2 with '/' as delimiter, and unlink, rename (copy and
- * delete; multipart copy above 5 GiB), mkdir (a "dir/" marker) and rmdir. Reading and
- * writing objects is s3_file.c. */
+ * This file is the namespace: mounting (credentials, endpoints), directories from
+ * ListObjectsV2 with '/' as delimiter (their entries fill the metadata cache, so `ls -l`
+ * costs one request per page, not one per file), and unlink, rename (copy and delete;
+ * multipart copy above 5 GiB), mkdir (a "dir/" marker) and rmdir. Keys, stat and the
+ * cache are s3_meta.c; reading and writing objects is s3_file.c. */
 #include "../backend.h"
 #include "../bufpool.h"
 #include "../config.h"
@@ -25,20 +24,11 @@
 #include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
-#include <uthash.h>
 
 #define COPY_PART ((int64_t)1 << 30)       /* multipart copy part: 1 GiB */
 #define COPY_LIMIT ((int64_t)5 << 30)      /* CopyObject's own limit */
 #define S3_DEV_MAJOR 0x5333                /* "S3": no real device has this major */
 
-struct s3_meta {
-    char *id; /* "bucket/key" */
-    int exists;
-    struct stat st;
-    char etag[128];
-    uint64_t expires;
-    UT_hash_handle hh;
-};
 
 static _Atomic int mount_seq;
 
@@ -154,13 +144,7 @@ static int s3_mount(const char *uri, const struct cfg *cfg, struct stats_set *st
 static void s3_unmount(void *ms)
 {
     struct s3_mount *m = ms;
-    struct s3_meta *x, *tmp;
-    HASH_ITER(hh, m->meta, x, tmp)
-    {
-        HASH_DEL(m->meta, x);
-        free(x->id);
-        free(x);
-    }
+    s3_meta_clear(m);
     s3_client_free(&m->client);
     free(m);
 }
@@ -171,249 +155,6 @@ static void s3_atfork_child(void *ms)
     http_atfork_child();
     bal_atfork_child(&m->client.bal);
 }
-
-/* --- keys ------------------------------------------------------------------------------ */
-
-/* S3 bucket naming rules (3-63 of a-z 0-9 . -, starting and ending alphanumeric);
- * underscores and capitals are let through for older and compatible servers. */
-static int bucket_name_ok(const char *b, size_t n)
-{
-    if (n < 3 || n > 63) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = b[i];
-        int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-        if (!alnum && ((c != '.' && c != '-' && c != '_') || i == 0 || i == n - 1)) return 0;
-    }
-    return 1;
-}
-
-int s3_path_resolve(struct s3_mount *m, const char *mkey, struct s3_path *p)
-{
-    memset(p, 0, sizeof *p);
-    const char *rest = mkey;
-    if (m->bucket[0]) {
-        snprintf(p->bucket, sizeof p->bucket, "%s", m->bucket);
-    } else { /* s3://: the first component is the bucket */
-        if (!mkey[0]) {
-            p->is_service = 1;
-            p->key = strdup("");
-            return p->key ? 0 : -ENOMEM;
-        }
-        const char *sl = strchr(mkey, '/');
-        size_t bl = sl ? (size_t)(sl - mkey) : strlen(mkey);
-        if (!bucket_name_ok(mkey, bl)) return -ENOENT; /* cannot exist: ask nobody */
-        memcpy(p->bucket, mkey, bl);
-        rest = sl ? sl + 1 : "";
-    }
-    size_t n = strlen(m->prefix) + strlen(rest) + 1;
-    if (n > 1025) return -ENAMETOOLONG; /* S3 keys are at most 1024 bytes */
-    p->key = malloc(n);
-    if (!p->key) return -ENOMEM;
-    snprintf(p->key, n, "%s%s", rest[0] || !m->prefix[0] ? m->prefix : "", rest);
-    if (!rest[0] && m->prefix[0]) p->key[strlen(p->key) - 1] = '\0'; /* the prefix itself, as a directory */
-    return 0;
-}
-
-void s3_path_free(struct s3_path *p)
-{
-    free(p->key);
-    p->key = NULL;
-}
-
-static uint64_t key_hash(const char *bucket, const char *key)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (const char *s = bucket; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    h = (h ^ '/') * 1099511628211ull;
-    for (const char *s = key; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h ? h : 1;
-}
-
-void s3_fill_stat(struct s3_mount *m, struct stat *st, const char *bucket, const char *key, int64_t size,
-                  time_t mtime, int is_dir)
-{
-    memset(st, 0, sizeof *st);
-    st->st_dev = m->dev;
-    st->st_ino = key_hash(bucket, key);
-    st->st_mode = is_dir ? S_IFDIR | 0755 : S_IFREG | 0644;
-    st->st_nlink = is_dir ? 2 : 1;
-    st->st_uid = getuid();
-    st->st_gid = getgid();
-    st->st_size = size < 0 ? 0 : size;
-    st->st_blksize = (blksize_t)m->part_size;
-    st->st_blocks = (st->st_size + 511) / 512;
-    st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = is_dir && !mtime ? m->mounted_at : mtime;
-}
-
-/* --- metadata cache ------------------------------------------------------------------------ */
-
-static char *meta_id(const char *bucket, const char *key)
-{
-    size_t n = strlen(bucket) + strlen(key) + 2;
-    char *id = malloc(n);
-    if (id) snprintf(id, n, "%s/%s", bucket, key);
-    return id;
-}
-
-void s3_meta_put(struct s3_mount *m, const char *bucket, const char *key, const struct stat *st, const char *etag)
-{
-    if (!m->stat_ttl_ns) return;
-    char *id = meta_id(bucket, key);
-    if (!id) return;
-    pthread_mutex_lock(&m->meta_lock);
-    struct s3_meta *x;
-    HASH_FIND_STR(m->meta, id, x);
-    if (!x && (x = calloc(1, sizeof *x))) {
-        x->id = id;
-        id = NULL;
-        HASH_ADD_KEYPTR(hh, m->meta, x->id, strlen(x->id), x);
-    }
-    if (x) {
-        x->exists = st != NULL;
-        if (st) x->st = *st;
-        snprintf(x->etag, sizeof x->etag, "%s", etag ? etag : "");
-        x->expires = stats_now_ns() + m->stat_ttl_ns;
-    }
-    pthread_mutex_unlock(&m->meta_lock);
-    free(id);
-}
-
-void s3_meta_forget(struct s3_mount *m, const char *bucket, const char *key)
-{
-    char *id = meta_id(bucket, key);
-    if (!id) return;
-    pthread_mutex_lock(&m->meta_lock);
-    struct s3_meta *x;
-    HASH_FIND_STR(m->meta, id, x);
-    if (x) {
-        HASH_DEL(m->meta, x);
-        free(x->id);
-        free(x);
-    }
-    pthread_mutex_unlock(&m->meta_lock);
-    free(id);
-}
-
-/* 1 = cached (st filled, or -ENOENT in *neg), 0 = not cached. */
-static int meta_get(struct s3_mount *m, const char *bucket, const char *key, struct stat *st, int *neg)
-{
-    char *id = meta_id(bucket, key);
-    if (!id) return 0;
-    int hit = 0;
-    pthread_mutex_lock(&m->meta_lock);
-    struct s3_meta *x;
-    HASH_FIND_STR(m->meta, id, x);
-    if (x && x->expires > stats_now_ns()) {
-        hit = 1;
-        *neg = !x->exists;
-        if (x->exists) *st = x->st;
-    }
-    pthread_mutex_unlock(&m->meta_lock);
-    free(id);
-    return hit;
-}
-
-/* --- listing ------------------------------------------------------------------------------- */
-
-/* One ListObjectsV2 page of `prefix` (with delimiter '/' unless flat). */
-static int list_page(struct s3_mount *m, const char *bucket, const char *prefix, const char *token, int max_keys,
-                     int flat, struct s3_list_page *page)
-{
-    size_t pl = strlen(prefix), tl = token ? strlen(token) : 0;
-    char *ep = malloc(pl * 3 + 1), *et = malloc(tl * 3 + 1);
-    char *q = malloc(pl * 3 + tl * 3 + 160);
-    int e = -ENOMEM;
-    if (ep && et && q) {
-        s3_uri_encode(prefix, pl, 0, ep, pl * 3 + 1);
-        if (token) s3_uri_encode(token, tl, 0, et, tl * 3 + 1);
-        /* Canonical order: continuation-token, delimiter, encoding-type, list-type, max-keys,
-         * prefix. Keys come URL-encoded: control characters are not valid XML 1.0. */
-        sprintf(q, "%s%s%s%sencoding-type=url&list-type=2&max-keys=%d&prefix=%s", token ? "continuation-token=" : "",
-                token ? et : "", token ? "&" : "", flat ? "" : "delimiter=%2F&", max_keys, ep);
-        struct s3_op op;
-        s3_op_init(&op, "GET", bucket, "");
-        op.query = q;
-        op.grow = 1;
-        e = s3_run(&m->client, &op);
-        memset(page, 0, sizeof *page);
-        if (e == 0 && (!op.req.resp || s3_xml_list_parse(op.req.resp, op.req.got, page) < 0)) {
-            slog_error("s3: listing %s/%s: the server's answer is not a ListObjectsV2 result", bucket, prefix);
-            e = -EIO;
-        }
-        s3_op_cleanup(&op);
-    }
-    free(ep);
-    free(et);
-    free(q);
-    return e;
-}
-
-/* Is there anything below "key/"? 1, 0, or -errno. */
-static int has_children(struct s3_mount *m, const char *bucket, const char *key, int *only_marker)
-{
-    size_t n = strlen(key);
-    char *dir = malloc(n + 2);
-    if (!dir) return -ENOMEM;
-    snprintf(dir, n + 2, "%s%s", key, n ? "/" : "");
-    struct s3_list_page page;
-    int e = list_page(m, bucket, dir, NULL, 2, 0, &page);
-    int r = e;
-    if (e == 0) {
-        int real = 0, marker = 0;
-        for (size_t i = 0; i < page.n; i++) {
-            if (!page.v[i].is_prefix && strcmp(page.v[i].name, dir) == 0)
-                marker = 1;
-            else
-                real = 1;
-        }
-        if (only_marker) *only_marker = marker && !real;
-        r = real || marker;
-        s3_list_page_free(&page);
-    }
-    free(dir);
-    return r;
-}
-
-/* --- namespace --------------------------------------------------------------------------- */
-
-static int stat_path(struct s3_mount *m, struct s3_path *p, struct stat *st)
-{
-    if (p->is_service || !p->key[0]) { /* the mount root, a bucket, or the mount's prefix */
-        s3_fill_stat(m, st, p->bucket, p->key, 0, 0, 1);
-        if (p->is_service) return 0;
-        int neg = 0;
-        if (meta_get(m, p->bucket, "", st, &neg)) return neg ? -ENOENT : 0;
-        int e = has_children(m, p->bucket, p->key, NULL); /* also proves the bucket exists */
-        if (e < 0) return e;
-        s3_fill_stat(m, st, p->bucket, p->key, 0, 0, 1);
-        s3_meta_put(m, p->bucket, "", st, NULL);
-        return 0;
-    }
-    int neg = 0;
-    if (meta_get(m, p->bucket, p->key, st, &neg)) return neg ? -ENOENT : 0;
-    struct s3_op op;
-    s3_op_init(&op, "HEAD", p->bucket, p->key);
-    op.quiet_404 = 1;
-    int e = s3_run(&m->client, &op);
-    if (e == 0) {
-        time_t mt = op.req.last_modified[0] ? s3_parse_http_date(op.req.last_modified) : 0;
-        s3_fill_stat(m, st, p->bucket, p->key, op.req.content_length, mt < 0 ? 0 : mt, 0);
-        s3_meta_put(m, p->bucket, p->key, st, op.req.etag);
-    } else if (e == -ENOENT) { /* a prefix with keys below it is a directory */
-        int c = has_children(m, p->bucket, p->key, NULL);
-        if (c > 0) {
-            s3_fill_stat(m, st, p->bucket, p->key, 0, 0, 1);
-            s3_meta_put(m, p->bucket, p->key, st, NULL);
-            e = 0;
-        } else {
-            if (c == 0) s3_meta_put(m, p->bucket, p->key, NULL, NULL);
-            e = c < 0 ? c : -ENOENT;
-        }
-    }
-    s3_op_cleanup(&op);
-    return e;
-}
-
 #define WITH_PATH(m, mkey, body) \
     ({ \
         struct s3_path p_; \
@@ -426,17 +167,11 @@ static int stat_path(struct s3_mount *m, struct s3_path *p, struct stat *st)
         r_; \
     })
 
-int s3_bucket_stat(struct s3_mount *m, const char *bucket, struct stat *st)
-{
-    struct s3_path p = {.key = (char *)""};
-    snprintf(p.bucket, sizeof p.bucket, "%s", bucket);
-    return stat_path(m, &p, st);
-}
 
 static int s3_stat(void *ms, const char *key, struct stat *st, int nofollow)
 {
     (void)nofollow;
-    return WITH_PATH(ms, key, stat_path(ms, P, st));
+    return WITH_PATH(ms, key, s3_stat_path(ms, P, st));
 }
 
 static int s3_access(void *ms, const char *key, int mode, int flags)
@@ -452,7 +187,7 @@ static int s3_access(void *ms, const char *key, int mode, int flags)
 static int unlink_path(struct s3_mount *m, struct s3_path *p)
 {
     struct stat st;
-    int e = stat_path(m, p, &st);
+    int e = s3_stat_path(m, p, &st);
     if (e < 0) return e;
     if (S_ISDIR(st.st_mode)) return -EISDIR;
     struct s3_op op;
@@ -561,9 +296,9 @@ static int s3_rename(void *ms, const char *from, const char *to, unsigned flags)
     if (e == 0) e = s3_path_resolve(m, to, &b);
     else b.key = NULL;
     struct stat st, dst;
-    if (e == 0) e = stat_path(m, &a, &st);
+    if (e == 0) e = s3_stat_path(m, &a, &st);
     if (e == 0 && S_ISDIR(st.st_mode)) e = -EXDEV; /* mv copies a directory tree itself */
-    if (e == 0 && (flags & RENAME_NOREPLACE) && stat_path(m, &b, &dst) == 0) e = -EEXIST;
+    if (e == 0 && (flags & RENAME_NOREPLACE) && s3_stat_path(m, &b, &dst) == 0) e = -EEXIST;
     if (e == 0 && (flags & ~RENAME_NOREPLACE)) e = -EINVAL;
     if (e == 0 && strcmp(a.bucket, b.bucket) == 0 && strcmp(a.key, b.key) == 0) e = 0;
     else if (e == 0) {
@@ -581,7 +316,7 @@ static int mkdir_path(struct s3_mount *m, struct s3_path *p)
 {
     struct stat st;
     if (p->is_service || !p->key[0]) return -EEXIST;
-    int e = stat_path(m, p, &st);
+    int e = s3_stat_path(m, p, &st);
     if (e == 0) return -EEXIST;
     if (e != -ENOENT) return e;
     size_t n = strlen(p->key) + 2;
@@ -610,11 +345,11 @@ static int rmdir_path(struct s3_mount *m, struct s3_path *p)
 {
     if (p->is_service || !p->key[0]) return -EBUSY;
     struct stat st;
-    int e = stat_path(m, p, &st);
+    int e = s3_stat_path(m, p, &st);
     if (e < 0) return e;
     if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
     int only_marker = 0;
-    int c = has_children(m, p->bucket, p->key, &only_marker);
+    int c = s3_has_children(m, p->bucket, p->key, &only_marker);
     if (c < 0) return c;
     if (c && !only_marker) return -ENOTEMPTY;
     if (only_marker) {
@@ -696,7 +431,7 @@ static int s3_opendir(void *ms, const char *key, void **dhp)
     d->m = m;
     int e = s3_path_resolve(m, key, &d->path);
     struct stat st;
-    if (e == 0) e = stat_path(m, &d->path, &st);
+    if (e == 0) e = s3_stat_path(m, &d->path, &st);
     if (e == 0 && !S_ISDIR(st.st_mode)) e = -ENOTDIR;
     if (e == 0 && d->path.is_service) e = -ENOTSUP; /* listing all buckets: not yet */
     if (e == 0) {
@@ -721,7 +456,7 @@ static int s3_readdir(void *dh, struct bk_dirent *ent)
     if (d->dots < 2) {
         snprintf(ent->name, sizeof ent->name, "%s", d->dots ? ".." : ".");
         ent->type = DT_DIR;
-        ent->ino = key_hash(d->path.bucket, d->prefix) + (uint64_t)d->dots;
+        ent->ino = s3_key_hash(d->path.bucket, d->prefix) + (uint64_t)d->dots;
         d->dots++;
         return 1;
     }
@@ -731,7 +466,7 @@ static int s3_readdir(void *dh, struct bk_dirent *ent)
             if (d->started && (d->done || !d->page.truncated || !d->page.next_token)) return 0;
             char *token = d->page.next_token ? strdup(d->page.next_token) : NULL;
             s3_list_page_free(&d->page);
-            int e = list_page(d->m, d->path.bucket, d->prefix, token, 1000, 0, &d->page);
+            int e = s3_list_dir(d->m, d->path.bucket, d->prefix, token, 1000, 0, &d->page);
             free(token);
             d->started = 1;
             d->next = 0;
@@ -758,7 +493,7 @@ static int s3_readdir(void *dh, struct bk_dirent *ent)
         ent->name[nl] = '\0';
         ent->type = x->is_prefix ? DT_DIR : DT_REG;
         char *full = strndup(x->name, pl + nl);
-        ent->ino = full ? key_hash(d->path.bucket, full) : 0;
+        ent->ino = full ? s3_key_hash(d->path.bucket, full) : 0;
         if (full && !x->is_prefix) { /* ls -l stats every entry: answer from the listing */
             struct stat st;
             s3_fill_stat(d->m, &st, d->path.bucket, full, x->size, x->mtime, 0);

@@ -1,7 +1,8 @@
-/* s3_backend.h - state shared by the S3 backend's files (backend_s3.c: mount, metadata,
- * namespace, listings; s3_file.c: reading and writing objects). Private to them. */
-#ifndef S3SHIM_S3_BACKEND_H
-#define S3SHIM_S3_BACKEND_H
+/* s3_mount.h - a mounted S3 store, shared inside the S3 wing: the mount state
+ * (backend_s3.c), keys, stat answers and their cache (s3_meta.c), open files
+ * (s3_file.c). Calls run one way: backend_s3.c -> s3_file.c -> s3_meta.c. */
+#ifndef S3SHIM_S3_MOUNT_H
+#define S3SHIM_S3_MOUNT_H
 
 #include "s3_client.h"
 
@@ -10,7 +11,8 @@
 #include <sys/stat.h>
 #include <sys/types.h>
 
-struct s3_meta; /* cached stat of one key (backend_s3.c) */
+struct s3_meta;      /* cached stat of one key (s3_meta.c) */
+struct s3_list_page; /* s3_xml.h */
 
 struct s3_mount {
     struct s3_client client;
@@ -35,14 +37,27 @@ struct s3_path {
 int s3_path_resolve(struct s3_mount *m, const char *mkey, struct s3_path *p);
 void s3_path_free(struct s3_path *p);
 
-/* Metadata cache (backend_s3.c). */
+/* Metadata cache (s3_meta.c): answers live stat_ttl_ns; a NULL st records "no such key". */
 void s3_meta_put(struct s3_mount *m, const char *bucket, const char *key, const struct stat *st, const char *etag);
 void s3_meta_forget(struct s3_mount *m, const char *bucket, const char *key);
+/* 1 = cached (st filled, or *neg set for a missing key), 0 = not cached. */
+int s3_meta_get(struct s3_mount *m, const char *bucket, const char *key, struct stat *st, int *neg);
+void s3_meta_clear(struct s3_mount *m);
+/* st_ino of a key: a hash, stable across processes and runs. */
+uint64_t s3_key_hash(const char *bucket, const char *key);
 void s3_fill_stat(struct s3_mount *m, struct stat *st, const char *bucket, const char *key, int64_t size,
                   time_t mtime, int is_dir);
 
+/* stat of a resolved path: an object (HEAD), a prefix with keys below it (a directory),
+ * a bucket or the mount root; cached. 0 or -errno. */
+int s3_stat_path(struct s3_mount *m, struct s3_path *p, struct stat *st);
 /* Does the bucket exist (cached like any stat)? 0 with a directory stat, or -errno. */
 int s3_bucket_stat(struct s3_mount *m, const char *bucket, struct stat *st);
+/* One ListObjectsV2 page of `prefix` (delimiter '/' unless flat), after `token`. */
+int s3_list_dir(struct s3_mount *m, const char *bucket, const char *prefix, const char *token, int max_keys,
+                int flat, struct s3_list_page *page);
+/* Is there anything below "key/"? 1, 0 or -errno; *only_marker: just a "key/" marker. */
+int s3_has_children(struct s3_mount *m, const char *bucket, const char *key, int *only_marker);
 
 /* Files (s3_file.c). */
 int s3f_open(struct s3_mount *m, const char *mkey, int flags, mode_t mode, void **fh);

@@ -1,0 +1,286 @@
+/* s3_meta.c - what the S3 wing knows about keys: mount keys resolved to bucket and object
+ * key, stat answers built from HEAD and listings, and a short-lived cache of them
+ * (answers for missing keys too), shared by the namespace (backend_s3.c) and open files
+ * (s3_file.c). Below both of them: it calls only the client. */
+#include "../log.h"
+#include "../stats.h"
+#include "s3_mount.h"
+#include "s3_xml.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uthash.h>
+
+struct s3_meta {
+    char *id; /* "bucket/key" */
+    int exists;
+    struct stat st;
+    char etag[128];
+    uint64_t expires;
+    UT_hash_handle hh;
+};
+
+
+/* --- keys ------------------------------------------------------------------------------ */
+
+/* S3 bucket naming rules (3-63 of a-z 0-9 . -, starting and ending alphanumeric);
+ * underscores and capitals are let through for older and compatible servers. */
+static int bucket_name_ok(const char *b, size_t n)
+{
+    if (n < 3 || n > 63) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = b[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && ((c != '.' && c != '-' && c != '_') || i == 0 || i == n - 1)) return 0;
+    }
+    return 1;
+}
+
+int s3_path_resolve(struct s3_mount *m, const char *mkey, struct s3_path *p)
+{
+    memset(p, 0, sizeof *p);
+    const char *rest = mkey;
+    if (m->bucket[0]) {
+        snprintf(p->bucket, sizeof p->bucket, "%s", m->bucket);
+    } else { /* s3://: the first component is the bucket */
+        if (!mkey[0]) {
+            p->is_service = 1;
+            p->key = strdup("");
+            return p->key ? 0 : -ENOMEM;
+        }
+        const char *sl = strchr(mkey, '/');
+        size_t bl = sl ? (size_t)(sl - mkey) : strlen(mkey);
+        if (!bucket_name_ok(mkey, bl)) return -ENOENT; /* cannot exist: ask nobody */
+        memcpy(p->bucket, mkey, bl);
+        rest = sl ? sl + 1 : "";
+    }
+    size_t n = strlen(m->prefix) + strlen(rest) + 1;
+    if (n > 1025) return -ENAMETOOLONG; /* S3 keys are at most 1024 bytes */
+    p->key = malloc(n);
+    if (!p->key) return -ENOMEM;
+    snprintf(p->key, n, "%s%s", rest[0] || !m->prefix[0] ? m->prefix : "", rest);
+    if (!rest[0] && m->prefix[0]) p->key[strlen(p->key) - 1] = '\0'; /* the prefix itself, as a directory */
+    return 0;
+}
+
+void s3_path_free(struct s3_path *p)
+{
+    free(p->key);
+    p->key = NULL;
+}
+
+uint64_t s3_key_hash(const char *bucket, const char *key)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const char *s = bucket; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    h = (h ^ '/') * 1099511628211ull;
+    for (const char *s = key; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+void s3_fill_stat(struct s3_mount *m, struct stat *st, const char *bucket, const char *key, int64_t size,
+                  time_t mtime, int is_dir)
+{
+    memset(st, 0, sizeof *st);
+    st->st_dev = m->dev;
+    st->st_ino = s3_key_hash(bucket, key);
+    st->st_mode = is_dir ? S_IFDIR | 0755 : S_IFREG | 0644;
+    st->st_nlink = is_dir ? 2 : 1;
+    st->st_uid = getuid();
+    st->st_gid = getgid();
+    st->st_size = size < 0 ? 0 : size;
+    st->st_blksize = (blksize_t)m->part_size;
+    st->st_blocks = (st->st_size + 511) / 512;
+    st->st_atim.tv_sec = st->st_mtim.tv_sec = st->st_ctim.tv_sec = is_dir && !mtime ? m->mounted_at : mtime;
+}
+
+/* --- metadata cache ------------------------------------------------------------------------ */
+
+static char *meta_id(const char *bucket, const char *key)
+{
+    size_t n = strlen(bucket) + strlen(key) + 2;
+    char *id = malloc(n);
+    if (id) snprintf(id, n, "%s/%s", bucket, key);
+    return id;
+}
+
+void s3_meta_put(struct s3_mount *m, const char *bucket, const char *key, const struct stat *st, const char *etag)
+{
+    if (!m->stat_ttl_ns) return;
+    char *id = meta_id(bucket, key);
+    if (!id) return;
+    pthread_mutex_lock(&m->meta_lock);
+    struct s3_meta *x;
+    HASH_FIND_STR(m->meta, id, x);
+    if (!x && (x = calloc(1, sizeof *x))) {
+        x->id = id;
+        id = NULL;
+        HASH_ADD_KEYPTR(hh, m->meta, x->id, strlen(x->id), x);
+    }
+    if (x) {
+        x->exists = st != NULL;
+        if (st) x->st = *st;
+        snprintf(x->etag, sizeof x->etag, "%s", etag ? etag : "");
+        x->expires = stats_now_ns() + m->stat_ttl_ns;
+    }
+    pthread_mutex_unlock(&m->meta_lock);
+    free(id);
+}
+
+void s3_meta_forget(struct s3_mount *m, const char *bucket, const char *key)
+{
+    char *id = meta_id(bucket, key);
+    if (!id) return;
+    pthread_mutex_lock(&m->meta_lock);
+    struct s3_meta *x;
+    HASH_FIND_STR(m->meta, id, x);
+    if (x) {
+        HASH_DEL(m->meta, x);
+        free(x->id);
+        free(x);
+    }
+    pthread_mutex_unlock(&m->meta_lock);
+    free(id);
+}
+
+/* 1 = cached (st filled, or -ENOENT in *neg), 0 = not cached. */
+int s3_meta_get(struct s3_mount *m, const char *bucket, const char *key, struct stat *st, int *neg)
+{
+    char *id = meta_id(bucket, key);
+    if (!id) return 0;
+    int hit = 0;
+    pthread_mutex_lock(&m->meta_lock);
+    struct s3_meta *x;
+    HASH_FIND_STR(m->meta, id, x);
+    if (x && x->expires > stats_now_ns()) {
+        hit = 1;
+        *neg = !x->exists;
+        if (x->exists) *st = x->st;
+    }
+    pthread_mutex_unlock(&m->meta_lock);
+    free(id);
+    return hit;
+}
+
+/* --- listing ------------------------------------------------------------------------------- */
+
+/* One ListObjectsV2 page of `prefix` (with delimiter '/' unless flat). */
+int s3_list_dir(struct s3_mount *m, const char *bucket, const char *prefix, const char *token, int max_keys,
+                     int flat, struct s3_list_page *page)
+{
+    size_t pl = strlen(prefix), tl = token ? strlen(token) : 0;
+    char *ep = malloc(pl * 3 + 1), *et = malloc(tl * 3 + 1);
+    char *q = malloc(pl * 3 + tl * 3 + 160);
+    int e = -ENOMEM;
+    if (ep && et && q) {
+        s3_uri_encode(prefix, pl, 0, ep, pl * 3 + 1);
+        if (token) s3_uri_encode(token, tl, 0, et, tl * 3 + 1);
+        /* Canonical order: continuation-token, delimiter, encoding-type, list-type, max-keys,
+         * prefix. Keys come URL-encoded: control characters are not valid XML 1.0. */
+        sprintf(q, "%s%s%s%sencoding-type=url&list-type=2&max-keys=%d&prefix=%s", token ? "continuation-token=" : "",
+                token ? et : "", token ? "&" : "", flat ? "" : "delimiter=%2F&", max_keys, ep);
+        struct s3_op op;
+        s3_op_init(&op, "GET", bucket, "");
+        op.query = q;
+        op.grow = 1;
+        e = s3_run(&m->client, &op);
+        memset(page, 0, sizeof *page);
+        if (e == 0 && (!op.req.resp || s3_xml_list_parse(op.req.resp, op.req.got, page) < 0)) {
+            slog_error("s3: listing %s/%s: the server's answer is not a ListObjectsV2 result", bucket, prefix);
+            e = -EIO;
+        }
+        s3_op_cleanup(&op);
+    }
+    free(ep);
+    free(et);
+    free(q);
+    return e;
+}
+
+/* Is there anything below "key/"? 1, 0, or -errno. */
+int s3_has_children(struct s3_mount *m, const char *bucket, const char *key, int *only_marker)
+{
+    size_t n = strlen(key);
+    char *dir = malloc(n + 2);
+    if (!dir) return -ENOMEM;
+    snprintf(dir, n + 2, "%s%s", key, n ? "/" : "");
+    struct s3_list_page page;
+    int e = s3_list_dir(m, bucket, dir, NULL, 2, 0, &page);
+    int r = e;
+    if (e == 0) {
+        int real = 0, marker = 0;
+        for (size_t i = 0; i < page.n; i++) {
+            if (!page.v[i].is_prefix && strcmp(page.v[i].name, dir) == 0)
+                marker = 1;
+            else
+                real = 1;
+        }
+        if (only_marker) *only_marker = marker && !real;
+        r = real || marker;
+        s3_list_page_free(&page);
+    }
+    free(dir);
+    return r;
+}
+
+/* --- stat ------------------------------------------------------------------------------- */
+
+int s3_stat_path(struct s3_mount *m, struct s3_path *p, struct stat *st)
+{
+    if (p->is_service || !p->key[0]) { /* the mount root, a bucket, or the mount's prefix */
+        s3_fill_stat(m, st, p->bucket, p->key, 0, 0, 1);
+        if (p->is_service) return 0;
+        int neg = 0;
+        if (s3_meta_get(m, p->bucket, "", st, &neg)) return neg ? -ENOENT : 0;
+        int e = s3_has_children(m, p->bucket, p->key, NULL); /* also proves the bucket exists */
+        if (e < 0) return e;
+        s3_fill_stat(m, st, p->bucket, p->key, 0, 0, 1);
+        s3_meta_put(m, p->bucket, "", st, NULL);
+        return 0;
+    }
+    int neg = 0;
+    if (s3_meta_get(m, p->bucket, p->key, st, &neg)) return neg ? -ENOENT : 0;
+    struct s3_op op;
+    s3_op_init(&op, "HEAD", p->bucket, p->key);
+    op.quiet_404 = 1;
+    int e = s3_run(&m->client, &op);
+    if (e == 0) {
+        time_t mt = op.req.last_modified[0] ? s3_parse_http_date(op.req.last_modified) : 0;
+        s3_fill_stat(m, st, p->bucket, p->key, op.req.content_length, mt < 0 ? 0 : mt, 0);
+        s3_meta_put(m, p->bucket, p->key, st, op.req.etag);
+    } else if (e == -ENOENT) { /* a prefix with keys below it is a directory */
+        int c = s3_has_children(m, p->bucket, p->key, NULL);
+        if (c > 0) {
+            s3_fill_stat(m, st, p->bucket, p->key, 0, 0, 1);
+            s3_meta_put(m, p->bucket, p->key, st, NULL);
+            e = 0;
+        } else {
+            if (c == 0) s3_meta_put(m, p->bucket, p->key, NULL, NULL);
+            e = c < 0 ? c : -ENOENT;
+        }
+    }
+    s3_op_cleanup(&op);
+    return e;
+}
+
+
+int s3_bucket_stat(struct s3_mount *m, const char *bucket, struct stat *st)
+{
+    struct s3_path p = {.key = (char *)""};
+    snprintf(p.bucket, sizeof p.bucket, "%s", bucket);
+    return s3_stat_path(m, &p, st);
+}
+
+void s3_meta_clear(struct s3_mount *m)
+{
+    struct s3_meta *x, *tmp;
+    HASH_ITER(hh, m->meta, x, tmp)
+    {
+        HASH_DEL(m->meta, x);
+        free(x->id);
+        free(x);
+    }
+}
