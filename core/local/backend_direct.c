@@ -22,24 +22,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-void direct_describe(struct direct_mount *m, const char *align, const char *fallback_why)
-{
-    pthread_mutex_lock(&m->detail_lock);
-    if (fallback_why) snprintf(m->fallback_why, sizeof m->fallback_why, "%s", fallback_why);
-    if (align) snprintf(m->align, sizeof m->align, "%s", align);
-    char qd[64];
-    uring_depth_format(&m->qd, qd, sizeof qd);
-    /* The mount's own set may move (the table is sorted after mounting): only our child
-     * set is ours to write. */
-    if (m->fallback_why[0])
-        snprintf(m->dev.detail, sizeof m->dev.detail, "buffered fallback (not O_DIRECT) for some files: %.100s; "
-                 "O_DIRECT: %.40s, queue depth %.30s", m->fallback_why, m->align[0] ? m->align : "none", qd);
-    else
-        snprintf(m->dev.detail, sizeof m->dev.detail, "O_DIRECT, %.96s, queue depth %.30s", m->align[0] ? m->align : "-",
-                 qd);
-    pthread_mutex_unlock(&m->detail_lock);
-}
-
 static int dm_mount(const char *where, const struct cfg *cfg, struct stats_set *stats, void **msp, char *err,
                     size_t errlen)
 {

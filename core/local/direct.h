@@ -1,5 +1,5 @@
 /* direct.h - the direct:// backend's shared declarations: its mount state (backend_direct.c)
- * and its open files (direct_file.c). Private to those two. */
+ * and its open files (direct_file.c and below). Private to the local wing. */
 #ifndef S3SHIM_DIRECT_H
 #define S3SHIM_DIRECT_H
 
@@ -27,7 +27,7 @@ struct direct_mount {
     char fallback_why[160]; /* why some file ran buffered, "" if none did */
 };
 
-/* Update the stats' detail lines (alignment last seen, queue depth, fallback). */
+/* Update the stats' detail lines: alignment last seen, queue depth, fallback (direct_io.c). */
 void direct_describe(struct direct_mount *m, const char *align, const char *fallback_why);
 
 int df_open(void *ms, const char *key, int flags, mode_t mode, void **fh);

@@ -58,11 +58,10 @@ void df_flush_all(void)
 }
 
 static void atfork_prepare(void) { df_flush_all(); }
-static pthread_mutex_t adopt_lock;
 static void atfork_child(void)
 {
     pthread_mutex_init(&files_lock, NULL);
-    pthread_mutex_init(&adopt_lock, NULL);
+    df_adopt_atfork_child();
 }
 static void register_atfork(void) { pthread_atfork(atfork_prepare, NULL, atfork_child); }
 
@@ -83,87 +82,6 @@ static void files_del(struct dfile *f)
     else if (files == f) files = f->next;
     if (f->next) f->next->prev = f->prev;
     pthread_mutex_unlock(&files_lock);
-}
-
-/* --- small helpers --------------------------------------------------------------------- */
-
-ssize_t df_io_sync(struct dfile *f, int op, char *buf, size_t len, off_t off, int bidx)
-{
-    struct uio u = {.op = op, .fd = f->fd, .buf = buf, .len = len, .off = off, .buf_index = bidx,
-                    .align = f->al.off, .stats = &f->m->dev, .depth = &f->m->qd};
-    return uring_run(&u);
-}
-
-void df_uio_setup(struct dfile *f, struct uio *u, int op, struct ubuf *b, size_t len, off_t off)
-{
-    memset(u, 0, sizeof *u);
-    u->op = op;
-    u->fd = f->fd;
-    u->buf = b->p;
-    u->len = len;
-    u->off = off;
-    u->buf_index = b->index;
-    u->align = f->al.off;
-    u->stats = &f->m->dev;
-    u->depth = &f->m->qd;
-}
-
-off_t df_disk_size(struct dfile *f)
-{
-    if (f->is_blk) return (off_t)f->devsize;
-    struct stat st;
-    return fstat(f->fd, &st) < 0 ? -errno : st.st_size;
-}
-
-void df_note_error(struct dfile *f, int e, const char *what, off_t off)
-{
-    if (!f->err) {
-        f->err = e;
-        slog_error("direct: %s at %lld on %s failed: %s (reported to the program by its next write, fsync or close)",
-                   what, (long long)off, f->m->uri, strerror(-e));
-    }
-}
-
-/* In a forked child: the parent's requests will never complete here and its gathered
- * data is the parent's to write (it was flushed before the fork). */
-static pthread_mutex_t adopt_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* The parent's state of f forgotten (once, whichever thread of the child comes first). */
-static void forget_parent(struct dfile *f)
-{
-    pthread_mutex_lock(&adopt_lock);
-    if (f->gen != uring_generation()) {
-        /* Our copies of pool buffers are ours to free; arena slots were all freed for
-         * the child already (uring_atfork_child) and may belong to someone else by now. */
-        for (int i = 0; i < RSLOTS; i++) {
-            if (f->rs[i].b.raw) ubuf_put(&f->rs[i].b);
-            memset(&f->rs[i], 0, sizeof f->rs[i]);
-        }
-        for (int i = 0; i < WSLOTS; i++) {
-            if (f->ws[i].b.raw) ubuf_put(&f->ws[i].b);
-            memset(&f->ws[i], 0, sizeof f->ws[i]);
-        }
-        if (f->wb.raw) ubuf_put(&f->wb);
-        memset(&f->wb, 0, sizeof f->wb);
-        f->wb_len = 0;
-        f->wb_dirty = 0;
-        f->err = 0;
-        f->pend_end = 0;
-        pthread_mutex_init(&f->lock, NULL);
-        pthread_cond_init(&f->cv, NULL);
-        f->gen = uring_generation();
-    }
-    pthread_mutex_unlock(&adopt_lock);
-}
-
-void df_adopt_after_fork(struct dfile *f)
-{
-    if (f->buffered || f->gen == uring_generation()) return;
-    forget_parent(f);
-    /* The child's own rings, started here and never under f->lock: starting them parks
-     * descriptors, which takes the fd table's lock, which exec's preparation holds
-     * while it waits for f->lock (df_local_fd). */
-    uring_start();
 }
 
 int df_fsync(void *fh, int datasync)
@@ -257,7 +175,7 @@ int df_local_fd(void *fh)
      * it must see every byte written. */
     struct dfile *f = fh;
     if (!f->buffered) {
-        if (f->gen != uring_generation()) forget_parent(f); /* nothing of ours to write */
+        if (f->gen != uring_generation()) df_forget_parent(f); /* nothing of ours to write */
         pthread_mutex_lock(&f->lock);
         df_settle(f);
         pthread_mutex_unlock(&f->lock);

@@ -1,6 +1,7 @@
-/* direct_file.h - an open direct:// file, shared by the three files that serve it:
- * direct_file.c (opening, closing, metadata, fork), direct_read.c (reads and their
- * chunk cache), direct_write.c (gathered writes, read-modify-write, the padded tail).
+/* direct_file.h - an open direct:// file, shared by the four files that serve it, each
+ * calling only those below it: direct_file.c (opening, closing, metadata, fork) ->
+ * direct_read.c (reads, prefetch) -> direct_write.c (gathered writes, read-modify-write,
+ * the padded tail) -> direct_io.c (one request, the chunk cache, errors, fork).
  * Private to them. */
 #ifndef S3SHIM_DIRECT_FILE_H
 #define S3SHIM_DIRECT_FILE_H
@@ -61,14 +62,19 @@ struct dfile {
     struct dfile *prev, *next;
 };
 
-/* direct_file.c */
+/* direct_io.c */
 ssize_t df_io_sync(struct dfile *f, int op, char *buf, size_t len, off_t off, int bidx);
 void df_uio_setup(struct dfile *f, struct uio *u, int op, struct ubuf *b, size_t len, off_t off);
 off_t df_disk_size(struct dfile *f);
 void df_note_error(struct dfile *f, int e, const char *what, off_t off);
+/* In a forked child, before its first use of f: forget the parent's requests and buffers. */
 void df_adopt_after_fork(struct dfile *f);
-/* direct_read.c */
+/* The same without starting the child's rings (for a caller about to use the fd itself). */
+void df_forget_parent(struct dfile *f);
+void df_adopt_atfork_child(void);
 void df_rs_release(struct rslot *s);
+/* Wait for a pending slot (lock held; released while waiting). */
+void df_rs_collect(struct dfile *f, struct rslot *s);
 /* Forget cached chunks overlapping [from, to) (all: to < 0), waiting for pending ones
  * (lock held). */
 void df_rs_drop(struct dfile *f, off_t from, off_t to);

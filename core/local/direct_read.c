@@ -8,50 +8,13 @@
 #include <string.h>
 #include <unistd.h>
 
-/* --- read slots ------------------------------------------------------------------------ */
+/* --- read slots (their cache is in direct_io.c) ------------------------------------------------------------------------ */
 
 static struct rslot *rs_find(struct dfile *f, off_t coff)
 {
     for (int i = 0; i < RSLOTS; i++)
         if (f->rs[i].state != RS_FREE && f->rs[i].off == coff) return &f->rs[i];
     return NULL;
-}
-
-void df_rs_release(struct rslot *s)
-{
-    ubuf_put(&s->b);
-    s->state = RS_FREE;
-}
-
-/* Wait for a pending slot (lock held; released while waiting). */
-static void rs_collect(struct dfile *f, struct rslot *s)
-{
-    if (s->collecting) {
-        while (s->state == RS_PENDING) pthread_cond_wait(&f->cv, &f->lock);
-        return;
-    }
-    s->collecting = 1;
-    pthread_mutex_unlock(&f->lock);
-    ssize_t r = uring_wait(&s->u);
-    pthread_mutex_lock(&f->lock);
-    s->got = r > 0 ? (size_t)r : 0;
-    s->err = r < 0 ? (int)r : 0;
-    s->state = RS_READY;
-    s->collecting = 0;
-    pthread_cond_broadcast(&f->cv);
-}
-
-/* Forget cached chunks overlapping [from, to) (all: to < 0), waiting for pending ones. */
-void df_rs_drop(struct dfile *f, off_t from, off_t to)
-{
-    for (int i = 0; i < RSLOTS; i++) {
-        struct rslot *s = &f->rs[i];
-        if (s->state == RS_FREE) continue;
-        if (to >= 0 && (s->off >= to || s->off + (off_t)f->chunk <= from)) continue;
-        while (s->state == RS_PENDING) rs_collect(f, s);
-        while (s->collecting) pthread_cond_wait(&f->cv, &f->lock);
-        if (s->state != RS_FREE) df_rs_release(s);
-    }
 }
 
 /* Prepare reading the chunk at coff into a slot (submitted by the caller, with *u);
@@ -151,7 +114,7 @@ static ssize_t read_seq(struct dfile *f, char *buf, size_t len, off_t off)
         size_t rem = len - done;
         struct rslot *s = rs_find(f, coff);
         if (s && s->state == RS_PENDING) {
-            rs_collect(f, s);
+            df_rs_collect(f, s);
             continue;
         }
         if (s) {
