@@ -55,6 +55,12 @@ struct backend_ops {
     /* Take up a file from such a descriptor, inherited from the program that exec'd us
      * (the file may have been unlinked or renamed since it was opened). */
     int (*open_fd)(void *ms, int fd, int flags, void **fh);
+    /* The descriptor fcntl and flock locks of an open file act on, or -errno; NULL: the
+     * local_fd's (object stores lock a host-wide file per object). */
+    int (*lock_fd)(void *fh);
+    /* The descriptor mmap maps [off, off+len) from, made ready for that mapping (data
+     * fetched, a shared writable mapping noted), or -errno; NULL: the local_fd's. */
+    int (*local_map)(void *fh, off_t off, size_t len, int prot, int flags);
 
     /* Namespace. */
     int (*stat)(void *ms, const char *key, struct stat *st, int nofollow);

@@ -32,6 +32,8 @@ const char *const cfg_known[][2] = {
     {"S3SHIM_BALANCE", "sewt|least|rr how requests are spread over endpoints (default sewt)"},
     {"S3SHIM_HEDGE", "auto|off backup request for a read slower than its endpoint's p95 (default auto)"},
     {"S3SHIM_SHARED_UPLOADS", "yes|no endpoints share multipart uploads; no = an upload stays on one (default yes)"},
+    {"S3SHIM_STAGING_DIR", "local directory of S3 staging files (default $XDG_CACHE_HOME/s3shim-staging, else /var/tmp/s3shim-staging-UID)"},
+    {"S3SHIM_STAGING_LIMIT", "most bytes S3 staging files of this host may hold, e.g. 20G (default 16G)"},
     {"S3SHIM_DIRECT_FALLBACK", "buffered|error: when a filesystem refuses O_DIRECT (default buffered, with a warning)"},
     {"S3SHIM_DIRECT_CHUNK", "direct:// aligned read/write size, e.g. 1M (default 1M, 64k to 64M)"},
     {"S3SHIM_DIRECT_DEPTH", "direct:// chunks in flight per sequential reader or writer (default 4, max 16)"},
@@ -269,6 +271,15 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
     int_setting(c, get, ctx, "S3SHIM_MAX_REQUESTS", 1, 65536, &c->max_inflight);
     int_setting(c, get, ctx, "S3SHIM_IO_THREADS", 1, 64, &c->io_threads);
     int_setting(c, get, ctx, "S3SHIM_TIMEOUT", 1, 3600, &c->timeout_s);
+    if ((v = get("S3SHIM_STAGING_DIR", ctx)) && *v) c->staging_dir = strdup(v);
+    c->staging_limit = 16ULL << 30;
+    if ((v = get("S3SHIM_STAGING_LIMIT", ctx)) && *v) {
+        long long l = cfg_parse_size(v);
+        if (l < 0)
+            cfg_error(c, "S3SHIM_STAGING_LIMIT: '%s' is not a size (like 20G); using 16G", v);
+        else
+            c->staging_limit = (unsigned long long)l;
+    }
     c->direct_chunk = 1u << 20;
     c->direct_depth = 4;
     c->direct_threads = 2;
@@ -276,7 +287,16 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
     size_setting(c, get, ctx, "S3SHIM_DIRECT_CHUNK", 64LL << 10, &c->direct_chunk);
     if (c->direct_chunk > (64u << 20) || (c->direct_chunk & 4095)) {
         cfg_error(c, "S3SHIM_DIRECT_CHUNK: %zu is not a multiple of 4k up to 64M; using 1M", c->direct_chunk);
-        c->direct_chunk = 1u << 20;
+        if ((v = get("S3SHIM_STAGING_DIR", ctx)) && *v) c->staging_dir = strdup(v);
+    c->staging_limit = 16ULL << 30;
+    if ((v = get("S3SHIM_STAGING_LIMIT", ctx)) && *v) {
+        long long l = cfg_parse_size(v);
+        if (l < 0)
+            cfg_error(c, "S3SHIM_STAGING_LIMIT: '%s' is not a size (like 20G); using 16G", v);
+        else
+            c->staging_limit = (unsigned long long)l;
+    }
+    c->direct_chunk = 1u << 20;
     }
     int_setting(c, get, ctx, "S3SHIM_DIRECT_DEPTH", 1, 16, &c->direct_depth);
     int_setting(c, get, ctx, "S3SHIM_DIRECT_THREADS", 1, 64, &c->direct_threads);
@@ -339,5 +359,6 @@ void cfg_free(struct cfg *c)
     free(c->log_file);
     free(c->stats_file);
     free(c->endpoints);
+    free(c->staging_dir);
     memset(c, 0, sizeof *c);
 }

@@ -37,6 +37,8 @@ struct cfg {
     int balance;         /* enum bal_policy */
     int hedge;           /* backup requests for slow reads (S3SHIM_HEDGE=auto) */
     int shared_uploads;  /* endpoints share multipart uploads (nodes of one cluster) */
+    char *staging_dir;   /* S3SHIM_STAGING_DIR (NULL: the default) */
+    unsigned long long staging_limit; /* S3SHIM_STAGING_LIMIT: bytes of staging files per host */
     /* direct:// (S3SHIM_DIRECT_*) */
     size_t direct_chunk;  /* aligned read/write size of the engine */
     int direct_depth;     /* chunks in flight per sequential reader or writer */

@@ -158,12 +158,16 @@ static void *mmap_ours(void *addr, size_t len, int prot, int flags, int fd, off_
         errno = EBADF;
         return MAP_FAILED;
     }
-    int lfd = o->fh && o->m->ops->local_fd ? o->m->ops->local_fd(o->fh) : -1;
+    int lfd = -ENODEV; /* an object cannot be mapped... */
+    if (o->fh && o->m->ops->local_map) /* ...unless its backend makes a local file ready for it */
+        lfd = IO_BACKEND(o->m->ops->local_map(o->fh, off, len, prot, flags));
+    else if (o->fh && o->m->ops->local_fd)
+        lfd = o->m->ops->local_fd(o->fh);
     void *p = MAP_FAILED;
     if (lfd >= 0)
         p = REAL(mmap)(addr, len, prot, flags, lfd, off);
     else
-        errno = ENODEV; /* an object cannot be mapped */
+        errno = lfd == -1 ? ENODEV : -lfd;
     ofd_put(o);
     return p;
 }

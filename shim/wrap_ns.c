@@ -279,7 +279,8 @@ static int fd_no_owner_or_mode(int fd, int *res)
 {
     struct ofd *o = fdt_get(fd);
     if (!o) return 0;
-    int objstore = o->m->ops && !o->m->ops->local_path && !(o->fh && o->m->ops->local_fd);
+    /* An object (staged or not) has no owner or mode to change: its staging file's are not the program's. */
+    int objstore = o->m->ops && !o->m->ops->local_path && !(o->fh && o->m->ops->local_fd && !o->m->ops->lock_fd);
     ofd_put(o);
     if (objstore) *res = 0;
     return objstore;
@@ -491,6 +492,16 @@ SHIM_EXPORT int fremovexattr(int fd, const char *n)
 
 SHIM_EXPORT int flock(int fd, int op)
 {
+    if (__builtin_expect(fdt_is_ours(fd), 0)) { /* object stores: the object's lock file */
+        struct ofd *o = fdt_get(fd);
+        if (o && o->fh && o->m->ops->lock_fd) {
+            int L = IO_BACKEND(o->m->ops->lock_fd(o->fh));
+            int r = L < 0 ? shim_fail(L) : REAL(flock)(L, op);
+            ofd_put(o);
+            return r;
+        }
+        if (o) ofd_put(o);
+    }
     FORWARD_FD(fd, REAL(flock)(fd, op), REAL(flock)(L, op), shim_fail(-ENOLCK));
 }
 

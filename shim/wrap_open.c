@@ -300,8 +300,14 @@ static int fcntl_ours(int fd, int cmd, unsigned long arg)
             if (cur >= 0) r = REAL(fcntl)(lfd, F_SETFL, (cur & ~SETFL_MASK) | ((int)arg & SETFL_MASK));
         }
     } else {
-        /* Locks, leases, pipe sizes...: meaningful only on a local file. */
-        int lfd = o->fh && o->m->ops->local_fd ? o->m->ops->local_fd(o->fh) : -1;
+        /* Locks, leases, pipe sizes...: meaningful only on a local file. Object stores
+         * lock a file per object instead (lock_fd). */
+        int lock = cmd == F_SETLK || cmd == F_SETLKW || cmd == F_GETLK || cmd == F_OFD_SETLK ||
+                   cmd == F_OFD_SETLKW || cmd == F_OFD_GETLK;
+        int lfd = !o->fh                                ? -1
+                  : lock && o->m->ops->lock_fd          ? IO_BACKEND(o->m->ops->lock_fd(o->fh))
+                  : o->m->ops->local_fd                 ? o->m->ops->local_fd(o->fh)
+                                                        : -1;
         if (lfd >= 0)
             r = REAL(fcntl)(lfd, cmd, arg);
         else if (cmd == F_SETLK || cmd == F_SETLKW || cmd == F_GETLK || cmd == F_OFD_SETLK ||

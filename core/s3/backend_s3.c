@@ -11,6 +11,7 @@
 #include "http.h"
 #include "../log.h"
 #include "s3_mount.h"
+#include "s3_stage.h"
 #include "s3_xml.h"
 
 #include <dirent.h>
@@ -104,6 +105,7 @@ static int s3_mount(const char *uri, const struct cfg *cfg, struct stats_set *st
     m->stat_ttl_ns = (uint64_t)(cfg ? cfg->stat_ttl_ms : 5000) * 1000000ull;
     m->dev = makedev(S3_DEV_MAJOR, (unsigned)atomic_fetch_add(&mount_seq, 1) + 1);
     m->mounted_at = time(NULL);
+    s3_stage_configure(cfg);
     pthread_mutex_init(&m->meta_lock, NULL);
 
     struct aws_settings aws;
@@ -154,6 +156,7 @@ static void s3_atfork_child(void *ms)
     struct s3_mount *m = ms;
     http_atfork_child();
     bal_atfork_child(&m->client.bal);
+    s3_stage_atfork_child();
 }
 #define WITH_PATH(m, mkey, body) \
     ({ \
@@ -171,7 +174,8 @@ static void s3_atfork_child(void *ms)
 static int s3_stat(void *ms, const char *key, struct stat *st, int nofollow)
 {
     (void)nofollow;
-    return WITH_PATH(ms, key, s3_stat_path(ms, P, st));
+    /* An object staged on this host answers from its staging file (s3_stage.c). */
+    return WITH_PATH(ms, key, s3_stage_stat(ms, P, st) == 0 ? 0 : s3_stat_path(ms, P, st));
 }
 
 static int s3_access(void *ms, const char *key, int mode, int flags)
@@ -524,6 +528,9 @@ static int s3_open(void *ms, const char *key, int flags, mode_t mode, void **fh)
     return e;
 }
 
+/* A staged file inherited across exec (s3_stage.c); `key` is not needed. */
+static int s3_open_fd(void *ms, int fd, int flags, void **fh) { return s3f_open_fd(ms, fd, flags, fh); }
+
 const struct backend_ops bk_s3_ops = {
     .scheme = "s3",
     .mount = s3_mount,
@@ -537,6 +544,12 @@ const struct backend_ops bk_s3_ops = {
     .fstat = s3f_fstat,
     .futimens = s3_futimens,
     .close = s3f_close,
+    .fallocate = s3f_fallocate,
+    .fadvise = s3f_fadvise,
+    .local_fd = s3f_local_fd,
+    .open_fd = s3_open_fd,
+    .lock_fd = s3f_lock_fd,
+    .local_map = s3f_local_map,
     .stat = s3_stat,
     .access = s3_access,
     .unlink = s3_unlink,

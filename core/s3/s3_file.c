@@ -19,6 +19,7 @@
 #include "../readahead.h"
 #include "../log.h"
 #include "s3_mount.h"
+#include "s3_stage.h"
 #include "s3_xml.h"
 
 #include <errno.h>
@@ -51,6 +52,8 @@ struct chunk {
 
 struct part {
     int num;
+    int copy; /* UploadPartCopy of a range of the staged object's source (s3f_upload_fd) */
+    char *csrc, range[80], ifmatch[128];
     char *buf;
     size_t len, cap;
     char md5[25];
@@ -86,19 +89,14 @@ struct s3_file {
     size_t psize;
     int err;
     int committed;
+
+    /* staged (s3_stage.c): every call goes there */
+    struct s3_stage *stg;
+    int flags;
+    int lockfd; /* the object's lock file (fcntl/flock), -1 until asked for */
 };
 
-static int flags_ok(struct s3_mount *m, const struct s3_path *p, int flags)
-{
-    int acc = flags & O_ACCMODE;
-    if (acc == O_RDWR || (flags & O_APPEND)) {
-        slog_warn("s3: %s/%s: %s is not supported on S3 yet (read-only or write-only, sequential)", p->bucket,
-                  p->key, acc == O_RDWR ? "O_RDWR" : "O_APPEND");
-        return -ENOTSUP;
-    }
-    (void)m;
-    return 0;
-}
+static struct s3_stage *stg_of(struct s3_file *f) { return __atomic_load_n(&f->stg, __ATOMIC_ACQUIRE); }
 
 static void chunk_release(struct chunk *c)
 {
@@ -122,6 +120,7 @@ static struct s3_file *file_new(struct s3_mount *m)
     ra_init(&f->ra, FIRST_WINDOW, maxw > ((size_t)256 << 20) ? (size_t)256 << 20 : maxw);
     f->psize = m->part_size;
     f->owner = getpid();
+    f->lockfd = -1;
     return f;
 }
 
@@ -219,10 +218,16 @@ int s3f_open(struct s3_mount *m, const char *mkey, int flags, mode_t mode, void 
     (void)mode;
     struct s3_file *f = file_new(m);
     if (!f) return -ENOMEM;
+    f->flags = flags;
+    int acc = flags & O_ACCMODE;
     int e = s3_path_resolve(m, mkey, &f->path);
     if (e == 0 && (f->path.is_service || !f->path.key[0])) e = -EISDIR;
-    if (e == 0) e = flags_ok(m, &f->path, flags);
-    if (e == 0 && (flags & O_ACCMODE) == O_RDONLY) {
+    /* Staged: read-write, append, and readers of an object another process of this host
+     * has staged (they see its writes). See s3_stage.c. */
+    if (e == 0 && (acc == O_RDWR || (flags & O_APPEND) || (acc == O_RDONLY && s3_stage_live(m, &f->path)))) {
+        e = s3_stage_open(m, &f->path, flags, NULL, &f->stg);
+        f->writing = acc != O_RDONLY;
+    } else if (e == 0 && acc == O_RDONLY) {
         e = open_read(f);
     } else if (e == 0) {
         f->writing = 1;
@@ -230,7 +235,8 @@ int s3f_open(struct s3_mount *m, const char *mkey, int flags, mode_t mode, void 
         struct stat bst;
         if (s3_bucket_stat(m, f->path.bucket, &bst) == -ENOENT) e = -ENOENT;
         if (e == 0 && (!(flags & O_TRUNC) || (flags & O_EXCL))) {
-            /* Without O_TRUNC the object must be new or empty: a write replaces it whole. */
+            /* Without O_TRUNC an object with content is staged (writes patch it); a new or
+             * empty one is streamed. */
             struct s3_op op;
             s3_op_init(&op, "HEAD", f->path.bucket, f->path.key);
             op.quiet_404 = 1;
@@ -238,9 +244,10 @@ int s3f_open(struct s3_mount *m, const char *mkey, int flags, mode_t mode, void 
             if (h == 0 && (flags & O_EXCL) && (flags & O_CREAT))
                 e = -EEXIST;
             else if (h == 0 && !(flags & O_TRUNC) && op.req.content_length > 0) {
-                slog_warn("s3: %s/%s: opening an existing object for writing needs O_TRUNC (writes replace it whole)",
-                          f->path.bucket, f->path.key);
-                e = -ENOTSUP;
+                struct s3_stage_base b = {1, op.req.content_length, "", 0};
+                snprintf(b.etag, sizeof b.etag, "%s", op.req.etag);
+                b.mtime = op.req.last_modified[0] ? s3_parse_http_date(op.req.last_modified) : 0;
+                e = s3_stage_open(m, &f->path, flags, &b, &f->stg);
             } else if (h == -ENOENT && !(flags & O_CREAT))
                 e = -ENOENT;
             else if (h < 0 && h != -ENOENT)
@@ -252,6 +259,23 @@ int s3f_open(struct s3_mount *m, const char *mkey, int flags, mode_t mode, void 
         file_free(f);
         return e;
     }
+    *fhp = f;
+    return 0;
+}
+
+/* Take up a staged file inherited across exec (its staging file's descriptor). */
+int s3f_open_fd(struct s3_mount *m, int fd, int flags, void **fhp)
+{
+    struct s3_file *f = file_new(m);
+    if (!f) return -ENOMEM;
+    f->flags = flags;
+    int e = s3_stage_open_fd(m, fd, flags, &f->path, &f->stg);
+    if (e < 0) {
+        f->path.key = NULL;
+        file_free(f);
+        return e;
+    }
+    f->writing = (flags & O_ACCMODE) != O_RDONLY;
     *fhp = f;
     return 0;
 }
@@ -428,6 +452,8 @@ static int direct_step(struct s3_file *f, char *buf, off_t pos, size_t len, size
 ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
 {
     struct s3_file *f = fh;
+    struct s3_stage *stg = stg_of(f);
+    if (stg) return s3_stage_pread(stg, buf, len, off);
     if (f->writing) return -EBADF;
     adopt_after_fork(f);
     if (off >= f->size || len == 0) return 0;
@@ -527,16 +553,26 @@ static int initiate(struct s3_file *f)
 static int part_finish(struct s3_file *f, struct part *p)
 {
     int e = s3_finish(&f->m->client, &p->op);
+    char xe[128] = "", code[64] = "";
+    if (e == 0 && p->copy) {
+        if (!p->op.req.resp || s3_xml_copy_parse(p->op.req.resp, p->op.req.got, xe, sizeof xe, code, sizeof code) < 0) {
+            slog_error("s3: %s/%s: UploadPartCopy of %s failed: %s", f->path.bucket, f->path.key, p->range,
+                       code[0] ? code : "unreadable answer");
+            e = -EIO;
+        }
+    }
     if (e == 0) {
-        const char *t = p->op.req.etag;
+        const char *t = p->copy ? xe : p->op.req.etag;
         size_t n = strlen(t);
         if (n >= 2 && t[0] == '"') snprintf(p->etag, sizeof p->etag, "%.*s", (int)(n - 2), t + 1);
         else snprintf(p->etag, sizeof p->etag, "%s", t);
         if (!p->etag[0]) e = -EIO;
     }
     s3_op_cleanup(&p->op);
-    bufpool_put(p->buf, p->cap);
+    if (p->buf) bufpool_put(p->buf, p->cap);
     p->buf = NULL;
+    free(p->csrc);
+    p->csrc = NULL;
     return e;
 }
 
@@ -555,7 +591,8 @@ static int part_send(struct s3_file *f)
     if (!f->upload_id[0]) {
         int e = initiate(f);
         if (e < 0) {
-            bufpool_put(p->buf, p->cap);
+            if (p->buf) bufpool_put(p->buf, p->cap);
+            free(p->csrc);
             free(p);
             return f->err = e;
         }
@@ -570,11 +607,18 @@ static int part_send(struct s3_file *f)
     f->parts[f->nparts++] = p;
     p->num = f->nparts;
     upload_query(f, p->num, p->query, sizeof p->query);
-    md5_base64(p->buf, p->len, p->md5);
     upload_op(f, &p->op, "PUT", p->query);
-    s3_op_header(&p->op, "content-md5", p->md5);
-    p->op.body = p->buf;
-    p->op.body_len = p->len;
+    if (p->copy) { /* headers set by copy_part() point into p */
+        s3_op_header(&p->op, "x-amz-copy-source", p->csrc);
+        s3_op_header(&p->op, "x-amz-copy-source-range", p->range);
+        if (p->ifmatch[0]) s3_op_header(&p->op, "x-amz-copy-source-if-match", p->ifmatch);
+        p->op.grow = 1;
+    } else {
+        md5_base64(p->buf, p->len, p->md5);
+        s3_op_header(&p->op, "content-md5", p->md5);
+        p->op.body = p->buf;
+        p->op.body_len = p->len;
+    }
     s3_start(&f->m->client, &p->op);
     /* Keep at most `concurrency` parts in flight; bigger parts for huge files, so that
      * 10,000 parts are never reached. */
@@ -605,10 +649,55 @@ static int part_new(struct s3_file *f)
     return 0;
 }
 
+/* A streaming file becomes staged (f->lock held): a reader that is mapped, a writer that
+ * goes back (Python's zipfile, tar), truncates or is mapped. A writer that has uploaded
+ * nothing yet hands its bytes over; one that has already sent parts cannot (yet). */
+static int to_stage(struct s3_file *f, const char *why)
+{
+    if (f->stg) return 0;
+    struct s3_stage *stg = NULL;
+    int e;
+    if (!f->writing) {
+        struct s3_stage_base b = {1, f->size, "", f->mtime};
+        snprintf(b.etag, sizeof b.etag, "%s", f->etag);
+        e = s3_stage_open(f->m, &f->path, f->flags & ~(O_CREAT | O_EXCL | O_TRUNC), &b, &stg);
+    } else if (f->committed) { /* after fsync: the object is there, stage it from the server */
+        e = s3_stage_open(f->m, &f->path, (f->flags & ~(O_CREAT | O_EXCL | O_TRUNC)), NULL, &stg);
+    } else if (f->upload_id[0] || f->nparts || f->err) {
+        slog_error("s3: %s/%s: %s after %lld bytes were already uploaded as a sequential stream is not "
+                   "supported; open the file read-write (O_RDWR, Python 'w+b') so that it is staged from the "
+                   "start, or raise S3SHIM_PART_SIZE above the file's size",
+                   f->path.bucket, f->path.key, why, (long long)f->written);
+        if (!f->err) f->err = -EIO; /* what the program meant can no longer be stored */
+        return -EINVAL;
+    } else {
+        e = s3_stage_from_bytes(f->m, &f->path, f->flags, f->cur ? f->cur->buf : "", f->cur ? f->cur->len : 0, &stg);
+        if (e == 0 && f->cur) {
+            bufpool_put(f->cur->buf, f->cur->cap);
+            free(f->cur);
+            f->cur = NULL;
+        }
+    }
+    if (e == 0) {
+        slog_debug("s3: %s/%s: staged (%s)", f->path.bucket, f->path.key, why);
+        __atomic_store_n(&f->stg, stg, __ATOMIC_RELEASE);
+    }
+    return e;
+}
+
 ssize_t s3f_pwrite(void *fh, const void *buf, size_t len, off_t off)
 {
     struct s3_file *f = fh;
+    struct s3_stage *stg = stg_of(f);
+    if (stg) return s3_stage_pwrite(stg, buf, len, off);
     if (!f->writing) return -EBADF;
+    if (off != f->written && f->owner == getpid()) { /* not sequential: stage it */
+        pthread_mutex_lock(&f->lock);
+        int e = to_stage(f, "a write at another offset");
+        pthread_mutex_unlock(&f->lock);
+        if (e < 0) return e;
+        return s3_stage_pwrite(stg_of(f), buf, len, off);
+    }
     if (adopt_after_fork(f) < 0) {
         slog_error("s3: %s/%s: a forked child cannot write to its parent's upload", f->path.bucket, f->path.key);
         return -EBADF;
@@ -733,6 +822,8 @@ int s3f_fsync(void *fh, int datasync)
 {
     (void)datasync;
     struct s3_file *f = fh;
+    struct s3_stage *stg = stg_of(f);
+    if (stg) return f->writing ? s3_stage_fsync(stg) : 0;
     if (!f->writing) return 0;
     if (adopt_after_fork(f) < 0) return -EBADF;
     pthread_mutex_lock(&f->lock);
@@ -744,16 +835,21 @@ int s3f_fsync(void *fh, int datasync)
 int s3f_ftruncate(void *fh, off_t len)
 {
     struct s3_file *f = fh;
+    struct s3_stage *stg = stg_of(f);
+    if (stg) return s3_stage_ftruncate(stg, len);
     if (!f->writing) return -EINVAL;
-    if (len == f->written && !f->committed) return 0; /* what O_TRUNC writers ask for */
-    slog_error("s3: %s/%s: truncating to %lld is not supported on S3 (only to the size written)", f->path.bucket,
-               f->path.key, (long long)len);
-    return -ENOTSUP;
+    pthread_mutex_lock(&f->lock);
+    int e = len == f->written && !f->committed ? 0 : f->owner != getpid() ? -EBADF : to_stage(f, "ftruncate");
+    pthread_mutex_unlock(&f->lock);
+    if (e < 0 || len == f->written) return e;
+    return s3_stage_ftruncate(stg_of(f), len);
 }
 
 int s3f_fstat(void *fh, struct stat *st)
 {
     struct s3_file *f = fh;
+    struct s3_stage *stg = stg_of(f);
+    if (stg) return s3_stage_fstat(stg, st);
     pthread_mutex_lock(&f->lock);
     if (f->writing)
         s3_fill_stat(f->m, st, f->path.bucket, f->path.key, f->written, time(NULL), 0);
@@ -763,10 +859,147 @@ int s3f_fstat(void *fh, struct stat *st)
     return 0;
 }
 
+int s3f_fallocate(void *fh, int mode, off_t off, off_t len)
+{
+    struct s3_file *f = fh;
+    if (!stg_of(f)) {
+        if (!f->writing || f->owner != getpid()) return -EBADF;
+        pthread_mutex_lock(&f->lock);
+        int e = to_stage(f, "fallocate");
+        pthread_mutex_unlock(&f->lock);
+        if (e < 0) return e;
+    }
+    return s3_stage_fallocate(stg_of(f), mode, off, len);
+}
+
+int s3f_fadvise(void *fh, off_t off, off_t len, int advice)
+{
+    struct s3_stage *stg = stg_of(fh);
+    return stg ? s3_stage_fadvise(stg, off, len, advice) : 0;
+}
+
+int s3f_local_fd(void *fh)
+{
+    struct s3_stage *stg = stg_of(fh);
+    return stg ? s3_stage_local_fd(stg) : -1;
+}
+
+int s3f_local_map(void *fh, off_t off, size_t len, int prot, int flags)
+{
+    struct s3_file *f = fh;
+    if (!stg_of(f)) {
+        if (f->owner != getpid()) return -ENODEV;
+        pthread_mutex_lock(&f->lock);
+        int e = to_stage(f, "mmap");
+        pthread_mutex_unlock(&f->lock);
+        if (e < 0) return e;
+    }
+    return s3_stage_map(stg_of(f), off, len, prot, flags);
+}
+
+int s3f_lock_fd(void *fh)
+{
+    struct s3_file *f = fh;
+    pthread_mutex_lock(&f->lock);
+    int r = s3_lock_fd(f->m, &f->path, f->flags & O_ACCMODE, &f->lockfd);
+    pthread_mutex_unlock(&f->lock);
+    return r;
+}
+
+/* Upload a local file (a staged object) through the same parts as a streaming writer. */
+int s3f_upload_fd(struct s3_mount *m, const struct s3_path *p, int fd, int64_t size, s3_copy_ok_fn copy_ok,
+                  void *ctx, const char *src_bucket, const char *src_key, const char *src_etag, char *etag,
+                  size_t etaglen)
+{
+    struct s3_file *f = file_new(m);
+    if (!f) return -ENOMEM;
+    f->writing = 1;
+    snprintf(f->path.bucket, sizeof f->path.bucket, "%s", p->bucket);
+    f->path.key = strdup(p->key);
+    if (!f->path.key) {
+        file_free(f);
+        return -ENOMEM;
+    }
+    char *csrc = NULL;
+    if (copy_ok && src_key) {
+        size_t kl = strlen(src_key), n = strlen(src_bucket) * 3 + kl * 3 + 8;
+        csrc = malloc(n);
+        if (csrc) {
+            int o = snprintf(csrc, n, "/%s/", src_bucket);
+            s3_uri_encode(src_key, kl, 1, csrc + o, n - (size_t)o);
+        }
+    }
+    int64_t off = 0;
+    while (off < size && !f->err) {
+        int64_t plen = size - off < (int64_t)f->psize ? size - off : (int64_t)f->psize;
+        /* The caller makes the range ready in fd (0), or says it is to be copied on the
+         * server from the source (1: a part the program never touched; multipart only). */
+        int how = copy_ok ? copy_ok(ctx, off, plen) : 0;
+        if (how < 0 || (how == 1 && !csrc)) {
+            f->err = -EIO;
+            break;
+        }
+        if (how == 1) {
+            struct part *cp = calloc(1, sizeof *cp);
+            if (!cp || !(cp->csrc = strdup(csrc))) {
+                free(cp);
+                f->err = -ENOMEM;
+                break;
+            }
+            cp->copy = 1;
+            cp->len = (size_t)plen;
+            snprintf(cp->range, sizeof cp->range, "bytes=%lld-%lld", (long long)off, (long long)(off + plen - 1));
+            snprintf(cp->ifmatch, sizeof cp->ifmatch, "%s", src_etag ? src_etag : "");
+            f->cur = cp;
+            part_send(f);
+            off += plen;
+            f->written = off;
+            continue;
+        }
+        if (!f->cur && part_new(f) < 0) {
+            f->err = -ENOMEM;
+            break;
+        }
+        size_t want = (size_t)plen - f->cur->len;
+        while (want > 0) {
+            ssize_t r = pread(fd, f->cur->buf + f->cur->len, want, off);
+            if (r <= 0) {
+                slog_error("s3: %s/%s: reading the staging file failed: %s", p->bucket, p->key,
+                           r < 0 ? strerror(errno) : "it is shorter than expected");
+                f->err = -EIO;
+                break;
+            }
+            f->cur->len += (size_t)r;
+            want -= (size_t)r;
+            off += r;
+        }
+        f->written = off;
+        if (!f->err && f->cur->len == f->cur->cap) part_send(f);
+    }
+    free(csrc);
+    int e = commit(f);
+    if (e == 0 && etag) snprintf(etag, etaglen, "%s", f->etag);
+    file_free(f);
+    return e;
+}
+
 int s3f_close(void *fh)
 {
     struct s3_file *f = fh;
     int e = 0;
+    if (f->lockfd >= 0) close(f->lockfd);
+    f->lockfd = -1;
+    struct s3_stage *stg = stg_of(f);
+    if (stg) {
+        e = s3_stage_close(stg);
+        f->stg = NULL;
+        if (f->owner != getpid()) { /* a staged writer never has parts in flight; a reader's prefetches are dropped */
+            f->writing = 0;
+            adopt_after_fork(f);
+        }
+        file_free(f);
+        return e;
+    }
     if (f->owner != getpid()) { /* a forked child's copy: the parent's requests and upload */
         if (f->writing) return 0; /* stay the parent's; nothing to free safely here */
         adopt_after_fork(f);

@@ -67,5 +67,12 @@ int s3f_fsync(void *fh, int datasync);
 int s3f_ftruncate(void *fh, off_t len);
 int s3f_fstat(void *fh, struct stat *st);
 int s3f_close(void *fh);
+/* Staging (s3_stage.c behind s3_file.c): mmap, locks, inherited descriptors. */
+int s3f_open_fd(struct s3_mount *m, int fd, int flags, void **fh);
+int s3f_fallocate(void *fh, int mode, off_t off, off_t len);
+int s3f_fadvise(void *fh, off_t off, off_t len, int advice);
+int s3f_local_fd(void *fh);
+int s3f_local_map(void *fh, off_t off, size_t len, int prot, int flags);
+int s3f_lock_fd(void *fh);
 
 #endif

@@ -1,0 +1,77 @@
+/* s3_stage.h - staged S3 objects (s3_stage.c), private to the S3 wing.
+ *
+ * A staged object lives in a sparse local file shared by every process of the host that
+ * has it open; s3_file.c dispatches to these functions for opens that are not a plain
+ * sequential read or write (see the header comment of s3_stage.c for the semantics). */
+#ifndef S3SHIM_S3_STAGE_H
+#define S3SHIM_S3_STAGE_H
+
+#include "s3_mount.h"
+
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+
+struct cfg;
+struct s3_stage;
+
+/* What is known about the object already (an open reader's first GET). */
+struct s3_stage_base {
+    int known;   /* 0: the staging code asks the server (HEAD) */
+    int64_t size;
+    char etag[128];
+    time_t mtime;
+};
+
+/* S3SHIM_STAGING_DIR, S3SHIM_STAGING_LIMIT (called at every mount; the first wins). */
+void s3_stage_configure(const struct cfg *cfg);
+
+/* Is the object staged by a live process of this host right now? */
+int s3_stage_live(struct s3_mount *m, const struct s3_path *p);
+
+/* stat of an object staged by a live process of this host: the staging file's size (the
+ * object as its openers see it, also before its first upload). 0, or -ENOENT if not staged. */
+int s3_stage_stat(struct s3_mount *m, const struct s3_path *p, struct stat *st);
+
+/* Open p staged with the program's flags. 0 or -errno (with one log line when the cause
+ * is the staging itself: the limit, the directory). */
+int s3_stage_open(struct s3_mount *m, const struct s3_path *p, int flags, const struct s3_stage_base *base,
+                  struct s3_stage **out);
+/* A streaming writer that has written [0, len) from buf (nothing uploaded yet) becomes
+ * staged: the object is replaced by those bytes. */
+int s3_stage_from_bytes(struct s3_mount *m, const struct s3_path *p, int flags, const void *buf, size_t len,
+                        struct s3_stage **out);
+/* Take up a staging file inherited across exec (fd is its data file). */
+int s3_stage_open_fd(struct s3_mount *m, int fd, int flags, struct s3_path *p, struct s3_stage **out);
+
+ssize_t s3_stage_pread(struct s3_stage *s, void *buf, size_t len, off_t off);
+ssize_t s3_stage_pwrite(struct s3_stage *s, const void *buf, size_t len, off_t off);
+int s3_stage_fsync(struct s3_stage *s);
+int s3_stage_ftruncate(struct s3_stage *s, off_t len);
+int s3_stage_fstat(struct s3_stage *s, struct stat *st);
+int s3_stage_fallocate(struct s3_stage *s, int mode, off_t off, off_t len);
+int s3_stage_fadvise(struct s3_stage *s, off_t off, off_t len, int advice);
+int s3_stage_close(struct s3_stage *s); /* uploads when changed; the result of that */
+int s3_stage_local_fd(struct s3_stage *s);
+/* Fetch what a mapping of [off, off+len) needs, note a shared writable mapping, and
+ * return the descriptor to map. */
+int s3_stage_map(struct s3_stage *s, off_t off, size_t len, int prot, int flags);
+
+/* The per-object lock file of the host (fcntl and flock locks of every S3 descriptor go
+ * there, staged or not). Opened once per open file into *fdp with the access mode acc. */
+int s3_lock_fd(struct s3_mount *m, const struct s3_path *p, int acc, int *fdp);
+
+/* In a forked child: hold the staged objects for this process too. */
+void s3_stage_atfork_child(void);
+
+/* s3_file.c: upload `size` bytes of the local file fd as p (multipart, parallel; one PUT
+ * when small). Part ranges for which copy_ok() says so are copied on the server from
+ * src_bucket/src_key (If-Match src_etag) instead of being read from fd. The new ETag goes
+ * to etag. 0 or -EIO (logged; nothing partial is visible). */
+typedef int (*s3_copy_ok_fn)(void *ctx, int64_t off, int64_t len);
+int s3f_upload_fd(struct s3_mount *m, const struct s3_path *p, int fd, int64_t size, s3_copy_ok_fn copy_ok,
+                  void *ctx, const char *src_bucket, const char *src_key, const char *src_etag, char *etag,
+                  size_t etaglen);
+
+#endif
