@@ -878,20 +878,23 @@ static int upload_locked(struct s3_stage *s)
     uint64_t g = __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
     struct stat st;
     if (fstat(s->dfd, &st) < 0) return -EIO;
-    /* Did the object change on the server while it was staged? Last close wins: say so. */
+    /* Did the object change on the server while it was staged? Last close wins: say so,
+     * and copy nothing from it (what was not fetched can then no longer be: EIO). */
     struct s3_op op;
-    s3_op_init(&op, "HEAD", h->bucket, h->key);
+    s3_op_init(&op, "HEAD", h->src_bucket, h->src_key);
     op.quiet_404 = 1;
-    if (s3_run(&s->m->client, &op) == 0 && h->etag[0] && strcmp(op.req.etag, h->etag) != 0 &&
-        strcmp(h->src_key, h->key) == 0)
+    int same = s3_run(&s->m->client, &op) == 0 && h->etag[0] && strcmp(op.req.etag, h->etag) == 0;
+    if (!same && h->etag[0] && strcmp(h->src_key, h->key) == 0)
         slog_warn("s3: %s/%s changed on the server while it was staged (ETag %s, now %s); this close replaces "
-                  "it (last close wins)", h->bucket, h->key, h->etag, op.req.etag);
+                  "it (last close wins)", h->bucket, h->key, h->etag, op.req.etag[0] ? op.req.etag : "none");
     s3_op_cleanup(&op);
-    /* copies only inside a multipart upload: more than one part */
-    struct up_ctx u = {s, h->etag[0] && flimit(h) > 0 && (int64_t)st.st_size > (int64_t)s->m->part_size, 0};
+    /* Copies only inside a multipart upload (more than one part), from the very source
+     * just checked. Swift's s3api refuses x-amz-copy-source-if-match for multipart
+     * sources ("...-N" ETags), so those are copied on the strength of that check alone. */
+    struct up_ctx u = {s, same && flimit(h) > 0 && (int64_t)st.st_size > (int64_t)s->m->part_size, 0};
     char etag[128] = "";
     int e = s3f_upload_fd(s->m, &s->path, s->dfd, (int64_t)st.st_size, up_prepare, &u, h->src_bucket, h->src_key,
-                          h->etag, etag, sizeof etag);
+                          strchr(h->etag, '-') ? "" : h->etag, etag, sizeof etag);
     if (e == 0 && u.err) e = -EIO;
     if (e < 0) return -EIO;
     /* The server now has these bytes: blocks not fetched read from the new object. */
