@@ -192,6 +192,10 @@ static int unlink_path(struct s3_mount *m, struct s3_path *p)
 {
     struct stat st;
     int e = s3_stat_path(m, p, &st);
+    if (e == -ENOENT && s3_stage_stat(m, p, &st) == 0) { /* created here, not uploaded yet */
+        s3_stage_unlinked(m, p);
+        return 0;
+    }
     if (e < 0) return e;
     if (S_ISDIR(st.st_mode)) return -EISDIR;
     struct s3_op op;
@@ -200,6 +204,7 @@ static int unlink_path(struct s3_mount *m, struct s3_path *p)
     e = s3_run(&m->client, &op);
     s3_op_cleanup(&op);
     s3_meta_forget(m, p->bucket, p->key);
+    if (e == 0) s3_stage_unlinked(m, p);
     return e;
 }
 
@@ -381,8 +386,14 @@ static int s3_truncate(void *ms, const char *key, off_t len)
     if (e < 0) return e;
     if (S_ISDIR(st.st_mode)) return -EISDIR;
     if (len == st.st_size) return 0;
-    if (len != 0) return -ENOTSUP;
     void *fh;
+    if (len != 0) { /* staged: fetch what stays, upload the result */
+        e = s3f_open(ms, key, O_RDWR, 0, &fh);
+        if (e < 0) return e;
+        e = s3f_ftruncate(fh, len);
+        int c = s3f_close(fh);
+        return e < 0 ? e : c;
+    }
     e = s3f_open(ms, key, O_WRONLY | O_TRUNC, 0, &fh); /* an empty object replaces it */
     return e < 0 ? e : s3f_close(fh);
 }

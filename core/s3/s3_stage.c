@@ -91,6 +91,7 @@ struct stage_hdr {
     int64_t fetch_limit;  /* bytes at or past this are never fetched (truncated away) */
     uint32_t nblocks;
     int32_t mapped_w;     /* a shared writable mapping exists: always upload */
+    int32_t unlinked;     /* the object was removed while open: never upload, files already gone */
     int64_t mtime;        /* of the source object */
     char etag[128];       /* of the source (If-Match) */
     char src_bucket[256], src_key[1100];
@@ -475,6 +476,42 @@ static struct s3_stage *stage_new(struct s3_mount *m, const char *bucket, const 
     return s;
 }
 
+/* Our hold on the map goes along to a program this one execs when the program's own
+ * descriptor does (opened without O_CLOEXEC, like a shell's redirection): the program
+ * exec'd takes it up (find_inherited_map), so the staging file lives on in between. */
+static void keep_across_exec(struct s3_stage *s, int fd)
+{
+    if (!(s->flags & O_CLOEXEC)) fcntl(fd, F_SETFD, 0);
+}
+
+/* A hold on base's map inherited across exec and not taken up yet, or -1. */
+static int find_inherited_map(const char *base)
+{
+    char want[PATH_MAX + 8];
+    suffix(base, ".map", want, sizeof want);
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    int found = -1;
+    struct dirent *de;
+    while (found < 0 && (de = readdir(d))) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9') continue;
+        int fd = atoi(de->d_name);
+        if (fd == dirfd(d)) continue;
+        char t[PATH_MAX];
+        ssize_t n = readlinkat(dirfd(d), de->d_name, t, sizeof t - 1);
+        if (n <= 0) continue;
+        t[n] = '\0';
+        if (strcmp(t, want) != 0) continue;
+        int taken = 0;
+        pthread_mutex_lock(&g_lock);
+        for (struct s3_stage *x = g_list; x; x = x->next) taken |= x->mapfd == fd;
+        pthread_mutex_unlock(&g_lock);
+        if (!taken) found = fd;
+    }
+    closedir(d);
+    return found;
+}
+
 /* Join a live staging file of base (dir lock held): 1 joined, 0 none (a dead one is
  * removed), or -errno. */
 static int try_join(struct s3_stage *s, int check_key)
@@ -482,14 +519,19 @@ static int try_join(struct s3_stage *s, int check_key)
     char mp[PATH_MAX + 8], dp[PATH_MAX + 8];
     suffix(s->base, ".map", mp, sizeof mp);
     suffix(s->base, ".data", dp, sizeof dp);
-    int fd = open(mp, O_RDWR | O_CLOEXEC);
-    if (fd < 0) return errno == ENOENT ? 0 : -errno;
-    if (flock(fd, LOCK_EX | LOCK_NB) == 0) { /* nobody holds it: left by a process that died */
-        close(fd);
-        remove_if_unheld(s->base, 0);
-        return 0;
+    int fd = s->mapfd; /* an inherited hold (s3_stage_open_fd) */
+    s->mapfd = -1;
+    if (fd < 0) {
+        fd = open(mp, O_RDWR | O_CLOEXEC);
+        if (fd < 0) return errno == ENOENT ? 0 : -errno;
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0) { /* nobody holds it: left by a process that died */
+            close(fd);
+            remove_if_unheld(s->base, 0);
+            return 0;
+        }
+        flock(fd, LOCK_SH);
+        keep_across_exec(s, fd);
     }
-    flock(fd, LOCK_SH);
     struct stat st;
     struct stage_hdr *h = MAP_FAILED;
     if (fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof *h)
@@ -559,6 +601,7 @@ static int create(struct s3_stage *s, int64_t size, const char *etag, time_t mti
     h->version = STAGE_VERSION;
     __atomic_store_n(&h->magic, STAGE_MAGIC, __ATOMIC_RELEASE);
     flock(fd, LOCK_SH);
+    keep_across_exec(s, fd);
     s->mapfd = fd;
     s->h = h;
     s->maplen = len;
@@ -637,6 +680,34 @@ int s3_stage_stat(struct s3_mount *m, const struct s3_path *p, struct stat *st)
     if (fd >= 0) close(fd);
     dir_unlock(dl);
     return r;
+}
+
+void s3_stage_unlinked(struct s3_mount *m, const struct s3_path *p)
+{
+    if (p->is_service || !p->key[0]) return;
+    char base[PATH_MAX], mp[PATH_MAX + 8], dp[PATH_MAX + 8];
+    stage_name(m, p->bucket, p->key, base, sizeof base);
+    suffix(base, ".map", mp, sizeof mp);
+    suffix(base, ".data", dp, sizeof dp);
+    struct stat ms;
+    if (stat(mp, &ms) < 0) return;
+    int dl = dir_lock();
+    int fd = open(mp, O_RDWR | O_CLOEXEC);
+    if (fd >= 0 && fstat(fd, &ms) == 0 && ms.st_size >= (off_t)sizeof(struct stage_hdr)) {
+        struct stage_hdr *h = mmap(NULL, sizeof *h, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (h != MAP_FAILED) {
+            if (h->magic == STAGE_MAGIC && strcmp(h->bucket, p->bucket) == 0 && strcmp(h->key, p->key) == 0) {
+                /* Open descriptors keep working on the files; their closes upload nothing;
+                 * a new open stages the object afresh. */
+                __atomic_store_n(&h->unlinked, 1, __ATOMIC_RELEASE);
+                unlink(dp);
+                unlink(mp);
+            }
+            munmap(h, sizeof *h);
+        }
+    }
+    if (fd >= 0) close(fd);
+    dir_unlock(dl);
 }
 
 /* Open staged; bytes != NULL: a streaming writer's bytes become the whole object. */
@@ -762,6 +833,7 @@ int s3_stage_open_fd(struct s3_mount *m, int fd, int flags, struct s3_path *p, s
     struct s3_stage *s = stage_new(m, "", "", flags);
     if (!s) return -ENOMEM;
     snprintf(s->base, sizeof s->base, "%.*s", (int)(tl - 5), target);
+    s->mapfd = find_inherited_map(s->base);
     int dl = dir_lock();
     int r = try_join(s, 0);
     dir_unlock(dl);
@@ -912,7 +984,7 @@ static int upload_locked(struct s3_stage *s)
 
 static int upload_if_dirty(struct s3_stage *s)
 {
-    if (s->acc == O_RDONLY || !dirty(s->h)) return 0;
+    if (s->acc == O_RDONLY || !dirty(s->h) || __atomic_load_n(&s->h->unlinked, __ATOMIC_ACQUIRE)) return 0;
     hlock(s->h);
     int e = dirty(s->h) ? upload_locked(s) : 0;
     hunlock(s->h);
@@ -1010,8 +1082,10 @@ int s3_stage_close(struct s3_stage *s)
         char mp[PATH_MAX + 8], dp[PATH_MAX + 8];
         suffix(s->base, ".map", mp, sizeof mp);
         suffix(s->base, ".data", dp, sizeof dp);
-        unlink(dp);
-        unlink(mp);
+        if (!__atomic_load_n(&s->h->unlinked, __ATOMIC_ACQUIRE)) { /* else the names are another entry's now */
+            unlink(dp);
+            unlink(mp);
+        }
     }
     close(s->mapfd);
     s->mapfd = -1;
@@ -1052,8 +1126,13 @@ void s3_stage_atfork_child(void)
         suffix(s->base, ".map", mp, sizeof mp);
         int fd = open(mp, O_RDWR | O_CLOEXEC);
         if (fd < 0) continue;
+        struct stat a, b;
+        if (fstat(fd, &a) < 0 || fstat(s->mapfd, &b) < 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+            close(fd); /* the object was removed and staged anew: keep the inherited hold */
+            continue;
+        }
         flock(fd, LOCK_SH);
-        dup3(fd, s->mapfd, O_CLOEXEC);
+        dup3(fd, s->mapfd, s->flags & O_CLOEXEC);
         close(fd);
     }
 }

@@ -34,6 +34,10 @@ int s3_stage_live(struct s3_mount *m, const struct s3_path *p);
  * object as its openers see it, also before its first upload). 0, or -ENOENT if not staged. */
 int s3_stage_stat(struct s3_mount *m, const struct s3_path *p, struct stat *st);
 
+/* p was deleted (unlink, the source of a rename): open descriptors of it on this host keep
+ * their bytes but upload nothing at close, as with a removed local file. */
+void s3_stage_unlinked(struct s3_mount *m, const struct s3_path *p);
+
 /* Open p staged with the program's flags. 0 or -errno (with one log line when the cause
  * is the staging itself: the limit, the directory). */
 int s3_stage_open(struct s3_mount *m, const struct s3_path *p, int flags, const struct s3_stage_base *base,

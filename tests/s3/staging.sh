@@ -357,7 +357,7 @@ os.close(fd)
 print('closed', flush=True)
 EOF
 : >"$W/log"
-S3SHIM_CONCURRENCY=2 S3SHIM_STAGING_DIR=$STAGE S3SHIM_LOG_FILE=$W/log LD_PRELOAD="$PRELOAD" "${SAN_ENV[@]}" \
+S3SHIM_CONCURRENCY=2 S3SHIM_STAGING_DIR=$STAGE S3SHIM_LOG_FILE=$W/log LD_PRELOAD="$PRELOAD" env "${SAN_ENV[@]}" \
     $PY "$W/kill.py" "$B/kill/obj" 160 >"$W/kill.out" 2>&1 &
 kp=$!
 bgpids+=("$kp")
