@@ -283,6 +283,7 @@ static int over_limit(struct s3_stage *s, int64_t want, const char *what)
         if (!over) s->counted = want;
     }
     if (!over) return 0;
+    if (!used) used = dir_usage();
     slog_error("s3: %s/%s: %s would take staging past S3SHIM_STAGING_LIMIT=%llu bytes (%lld bytes wanted, %lld "
                "held in %s); raise S3SHIM_STAGING_LIMIT or free the space: ENOSPC", s->path.bucket, s->path.key, what,
                g_limit, (long long)want, (long long)used, g_dir);

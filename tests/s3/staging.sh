@@ -84,9 +84,12 @@ if have sqlite3; then
     s3_put "$W/big.db" db/big.db >/dev/null
     Q="select count(*), sum(length(b)), max(s), (select s from t where id = 12345) from t;"
     sqlite3 "$W/big.db" "$Q" >"$W/q.want"
+    etag() { s3_aws s3api head-object --bucket "$S" --key "$1" --query ETag --output text 2>&1; }
+    e0=$(etag db/big.db)
     shim sqlite3 "$B/db/big.db" "$Q" >"$W/q.got" 2>"$W/q.err"
     if cmp -s "$W/q.want" "$W/q.got"; then ok "sqlite3 queries a $(($(stat -c %s "$W/big.db") >> 20)) MB database in S3"; else
         notok "sqlite3 queries a 20 MB database in S3" "$W/q.got" "$W/q.err"; fi
+    check "opened O_RDWR and only read: nothing uploaded (same ETag)" test "$(etag db/big.db)" = "$e0"
     SQL="create table k(a integer primary key, b text); insert into k values (1,'one'),(2,'two'),(3,'three');
          update k set b = 'TWO' where a = 2; delete from k where a = 3; insert into k(b) select 'x' || a from k;"
     sqlite3 "$L/new.db" "$SQL"
