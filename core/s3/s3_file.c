@@ -14,7 +14,11 @@
  * and goes up while the next fills (at most `concurrency` in flight). Every body carries
  * Content-MD5, which the server verifies. A file that never fills a part is one PUT at
  * close. Close completes the upload and returns 0 only once the object is there; on any
- * failure the upload is aborted, close returns EIO and nothing partial is visible. */
+ * failure the upload is aborted, close returns EIO and nothing partial is visible.
+ *
+ * Staging. O_RDWR, O_APPEND, O_WRONLY on an object with content, and streaming files that
+ * go back, truncate or are mapped are staged (s3_stage.c): every call of such a file goes
+ * there; its uploads come back through s3f_upload_fd() below, the same parts as here. */
 #include "../bufpool.h"
 #include "../readahead.h"
 #include "../log.h"
