@@ -4,8 +4,8 @@ each prints what it saw and exits 0 when everything was as expected, 1 otherwise
   read PATH REF             open/read, readinto, seek+read (SET, CUR, END), tell, all
                             compared with the local file REF
   write PATH REF            write REF's bytes in odd-sized chunks through one file object
-  badwrites DIR EXISTING    O_RDWR, O_APPEND and a non-sequential pwrite must fail with
-                            EINVAL/ENOTSUP; prints the keys it touched
+  badwrites DIR EXISTING    a streaming writer's pwrite back or past its end after parts
+                            were sent must fail with EINVAL/ENOTSUP; prints what happened
   overwrite PATH OLD READY GO
                             read 1 MiB, create READY, wait for GO, read on: must get
                             OSError EIO, and every byte read before must be OLD's
@@ -116,37 +116,16 @@ def cmd_badwrites(d, existing):
         print("%s: succeeded (want EINVAL or ENOTSUP)" % what)
         ok = False
 
-    def rdwr():
-        fd = os.open(d + "/rdwr-new", os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.write(fd, b"partial")
-        os.close(fd)
-
-    def rdwr_existing():
-        fd = os.open(existing, os.O_RDWR)
-        os.write(fd, b"partial")
-        os.close(fd)
-
-    def append_new():
-        fd = os.open(d + "/append-new", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.write(fd, b"partial")
-        os.close(fd)
-
-    def append_existing():
-        with open(existing, "ab") as f:
-            f.write(b"partial")
-
-    expect("O_RDWR|O_CREAT new key", rdwr)
-    expect("O_RDWR existing object", rdwr_existing)
-    expect("O_APPEND new key", append_new)
-    expect("O_APPEND existing object (open(..., 'ab'))", append_existing)
-
-    # Non-sequential writes: the refused write fails; the program then closes the
-    # descriptor (the usual error path). Nothing partial may appear: the file it wanted
-    # was never written, so close must fail or the object must not exist afterwards.
-    for name, off in (("pwrite-back", 10), ("pwrite-hole", 3 * MIB)):
+    # O_RDWR, O_APPEND and writes that go back before a part was sent are staged
+    # (tests/s3/staging.sh). A streaming writer (O_WRONLY|O_TRUNC) that goes back after
+    # parts were sent cannot be: the write fails; the program then closes the descriptor
+    # (the usual error path). Nothing partial may appear: the file it wanted was never
+    # written, so close must fail or the object must not exist afterwards.
+    n = 9 * MIB + 123  # more than one 8 MiB part
+    for name, off in (("pwrite-back", 10), ("pwrite-hole", 12 * MIB)):
         fd = os.open(d + "/" + name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.write(fd, b"a" * (MIB + 123))
-        expect("pwrite at %d after %d sequential bytes (%s)" % (off, MIB + 123, name),
+        os.write(fd, b"a" * n)
+        expect("pwrite at %d after %d sequential bytes (%s)" % (off, n, name),
                lambda: os.pwrite(fd, b"x" * 100, off))
         try:
             os.close(fd)
