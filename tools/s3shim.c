@@ -140,8 +140,9 @@ static int cmd_config(void)
     printf("  %-24s %s\n", "hedged reads", c.hedge ? "auto" : "off");
     printf("  %-24s %s\n", "multipart uploads",
            c.shared_uploads ? "shared by the endpoints" : "stay on one endpoint");
-    printf("  %-24s %s, at most %llu bytes\n", "S3 staging", c.staging_dir ? c.staging_dir : "(default directory)",
-           c.staging_limit);
+    char sdir[1024];
+    bk_s3_staging_dir(c.staging_dir, sdir, sizeof sdir);
+    printf("  %-24s %s, at most %llu bytes\n", "S3 staging", sdir, c.staging_limit);
     printf("  %-24s %zu bytes x %d in flight, %d io_uring threads, %d registered buffers%s%s\n", "direct:// engine",
            c.direct_chunk, c.direct_depth, c.direct_threads, c.direct_buffers, c.direct_sqpoll ? ", SQPOLL" : "",
            c.direct_gather ? ", writes gathered" : "");

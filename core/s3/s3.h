@@ -27,4 +27,7 @@ const char *bal_policy_name(enum bal_policy p);
  * used (missing or malformed credentials, a bad endpoint). */
 int bk_s3_explain(char *buf, size_t len);
 
+/* The directory S3 staging files go to: `configured` (S3SHIM_STAGING_DIR) or the default. */
+void bk_s3_staging_dir(const char *configured, char *buf, size_t len);
+
 #endif

@@ -57,6 +57,7 @@
 #include "../config.h"
 #include "../bufpool.h"
 #include "../log.h"
+#include "s3.h"
 #include "s3_stage.h"
 #include "s3_xml.h"
 
@@ -121,17 +122,22 @@ static struct s3_stage *g_list;
 
 /* --- settings, directory, names --------------------------------------------------------- */
 
+void bk_s3_staging_dir(const char *configured, char *buf, size_t len)
+{
+    const char *xdg = getenv("XDG_CACHE_HOME");
+    if (configured && configured[0])
+        snprintf(buf, len, "%s", configured);
+    else if (xdg && xdg[0] == '/') /* never /tmp: often small and in RAM */
+        snprintf(buf, len, "%s/s3shim-staging", xdg);
+    else
+        snprintf(buf, len, "/var/tmp/s3shim-staging-%u", (unsigned)getuid());
+}
+
 void s3_stage_configure(const struct cfg *cfg)
 {
     pthread_mutex_lock(&g_lock);
     if (!g_configured) {
-        const char *xdg = getenv("XDG_CACHE_HOME");
-        if (cfg && cfg->staging_dir)
-            snprintf(g_dir, sizeof g_dir, "%s", cfg->staging_dir);
-        else if (xdg && xdg[0] == '/')
-            snprintf(g_dir, sizeof g_dir, "%s/s3shim-staging", xdg);
-        else
-            snprintf(g_dir, sizeof g_dir, "/var/tmp/s3shim-staging-%u", (unsigned)getuid());
+        bk_s3_staging_dir(cfg ? cfg->staging_dir : NULL, g_dir, sizeof g_dir);
         if (cfg) g_limit = cfg->staging_limit;
         g_configured = 1;
     }
