@@ -668,11 +668,13 @@ static int to_stage(struct s3_file *f, const char *why)
     } else if (f->committed) { /* after fsync: the object is there, stage it from the server */
         e = s3_stage_open(f->m, &f->path, (f->flags & ~(O_CREAT | O_EXCL | O_TRUNC)), NULL, &stg);
     } else if (f->upload_id[0] || f->nparts || f->err) {
-        slog_error("s3: %s/%s: %s after %lld bytes were already uploaded as a sequential stream is not "
-                   "supported; open the file read-write (O_RDWR, Python 'w+b') so that it is staged from the "
+        slog_error("s3: %s/%s: %s after %lld bytes were written as a sequential stream (parts of them already "
+                   "uploaded) is not supported; open the file read-write (O_RDWR, Python 'w+b') so that it is staged from the "
                    "start, or raise S3SHIM_PART_SIZE above the file's size",
                    f->path.bucket, f->path.key, why, (long long)f->written);
         if (!f->err) f->err = -EIO; /* what the program meant can no longer be stored */
+        /* Let the parts in flight land before close aborts the upload and frees them. */
+        while (f->oldest_inflight < f->nparts) finish_oldest(f);
         return -EINVAL;
     } else {
         e = s3_stage_from_bytes(f->m, &f->path, f->flags, f->cur ? f->cur->buf : "", f->cur ? f->cur->len : 0, &stg);
