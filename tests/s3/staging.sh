@@ -13,7 +13,8 @@
 # temporary files in S3, numpy np.save / np.load(mmap_mode='r' and 'r+'), mkstemp, a large
 # object opened O_RDWR and patched in three places (only the touched ranges fetched: the
 # per-endpoint statistics show it; S3TEST_STAGE_BIG_MIB, default 256, the issue's 1 GiB
-# with S3TEST_STAGE_BIG_MIB=1024), two processes appending under flock and lockf, readers
+# with S3TEST_STAGE_BIG_MIB=1024), two processes appending under flock and lockf, lock
+# conflicts between processes, a forked child writing to a staged descriptor, readers
 # seeing a live writer's bytes, the staging limit, a streaming writer that goes back after
 # parts were sent, SIGKILL during an upload (nothing on the server, staging cleaned at the
 # next start).
@@ -310,6 +311,41 @@ EOF
 shim $PY "$W/live.py" "$B/live/obj" >"$W/live.got" 2>&1
 check "a reader in another process sees a live O_RDWR writer's bytes (stat and read)" \
     test "$(tr '\n' '|' <"$W/live.got")" = "24|written, not closed yet|"
+
+cat >"$W/lock.py" <<'EOF'
+import fcntl, subprocess, sys
+p = sys.argv[1]
+other = """
+import fcntl, sys
+r = []
+for how, op in (("lockf", fcntl.lockf), ("flock", fcntl.flock)):
+    g = open(sys.argv[1], "r+")
+    try:
+        op(g, fcntl.LOCK_EX | fcntl.LOCK_NB); r.append(how + " got it")
+    except BlockingIOError: r.append(how + " busy")
+print(", ".join(r))
+"""
+f = open(p, 'a+')
+fcntl.lockf(f, fcntl.LOCK_EX)  # fcntl F_SETLKW
+print(subprocess.run([sys.executable, '-c', other, p], capture_output=True, text=True).stdout.strip())
+fcntl.lockf(f, fcntl.LOCK_UN)
+fcntl.flock(f, fcntl.LOCK_EX)
+print(subprocess.run([sys.executable, '-c', other, p], capture_output=True, text=True).stdout.strip())
+EOF
+shim $PY "$W/lock.py" "$B/lock/obj" >"$W/lock.got" 2>&1
+check "fcntl and flock locks on an S3 file conflict between processes as on a local file" \
+    test "$(tr '\n' '|' <"$W/lock.got")" = "lockf busy, flock got it|lockf got it, flock busy|"
+shim $PY -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+os.write(fd, b"parent1\n")
+pid = os.fork()
+if pid == 0:
+    os.write(fd, b"child\n"); os.close(fd); os._exit(0)
+os.waitpid(pid, 0)
+os.write(fd, b"parent2\n"); os.close(fd)' "$B/fork/obj" >"$W/fork.err" 2>&1
+check "a forked child writes through the inherited staged descriptor" \
+    test "$(s3_get fork/obj /dev/stdout 2>/dev/null | tr '\n' ' ')" = "parent1 child parent2 "
 
 # --- limits and errors ---------------------------------------------------------------------------
 echo "# --- limits and errors"
