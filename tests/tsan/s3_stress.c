@@ -6,7 +6,10 @@
  *   preads  THREADS threads of random preads on one shared descriptor of an object,
  *           each compared with the same range of the local source file;
  *   writes  THREADS threads each upload their own multipart object with write() calls
- *           of odd sizes, close, and read it back whole, comparing every byte.
+ *           of odd sizes, close, and read it back whole, comparing every byte;
+ *   staged  THREADS threads on one O_RDWR (staged) descriptor of the object: random
+ *           preads compared with the source and pwrites of the source's own bytes (lazy
+ *           block fetches racing with partial-block writes), then close uploads it.
  * Usage: s3_stress DIR SOURCE   (DIR = /s3/BUCKET/prefix; SOURCE = local copy of DIR/obj)
  * Prints one summary line; exits non-zero on any mismatch or error. */
 #include <errno.h>
@@ -49,6 +52,28 @@ static void *preads(void *arg)
         off_t off = (off_t)(rnd(&seed) % (unsigned)obj_size);
         ssize_t n = pread(shared_fd, a, len, off), m = pread(local_fd, b, len, off);
         if (n != m || (n > 0 && memcmp(a, b, (size_t)n) != 0)) fail("pread differs", (long)off, (long)len);
+    }
+    free(a);
+    free(b);
+    return NULL;
+}
+
+static int staged_fd;
+
+static void *staged(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg * 40503u + 7;
+    char *a = malloc(256 << 10), *b = malloc(256 << 10);
+    for (int i = 0; i < PREADS; i++) {
+        size_t len = 1 + rnd(&seed) % (256 << 10);
+        off_t off = (off_t)(rnd(&seed) % (unsigned)obj_size);
+        ssize_t m = pread(local_fd, b, len, off);
+        if (i % 2) {
+            if (m > 0 && pwrite(staged_fd, b, (size_t)m, off) != m) fail("staged pwrite", (long)off, (long)m);
+        } else {
+            ssize_t n = pread(staged_fd, a, len, off);
+            if (n != m || (n > 0 && memcmp(a, b, (size_t)n) != 0)) fail("staged pread differs", (long)off, (long)len);
+        }
     }
     free(a);
     free(b);
@@ -120,10 +145,17 @@ int main(int argc, char **argv)
     }
     obj_size = st.st_size;
     run(preads);
+    if ((staged_fd = open(obj, O_RDWR)) < 0) {
+        fail("open O_RDWR (staged)", 0, 0);
+    } else {
+        run(staged);
+        if (close(staged_fd) != 0) fail("close of the staged descriptor (upload)", 0, 0);
+    }
     run(writes);
     close(shared_fd);
     close(local_fd);
-    printf("%d threads: %d preads each, %zu-byte uploads each; %d failures\n", THREADS, PREADS, WRITE_SIZE,
+    printf("%d threads: %d preads each, %d staged preads/pwrites each, %zu-byte uploads each; %d failures\n",
+           THREADS, PREADS, PREADS, WRITE_SIZE,
            (int)failures);
     return failures ? 1 : 0;
 }
