@@ -237,7 +237,10 @@ static struct ofd *adopt(int fd)
          * nothing yet (the shell's `cmd > /s3/b/out`) is opened exactly as it was, since
          * an object store creates the object only when this program closes it. */
         int fl = sh->oflags & ~(O_CREAT | O_EXCL | O_TRUNC);
-        if ((sh->oflags & O_ACCMODE) != O_RDONLY && sh->offset == 0) fl = sh->oflags & ~O_EXCL;
+        /* (Not a read-write or appending one: an object store stages those, and the staged
+         * file the parent may have written already is shared, never to be truncated.) */
+        if ((sh->oflags & O_ACCMODE) == O_WRONLY && !(sh->oflags & O_APPEND) && sh->offset == 0)
+            fl = sh->oflags & ~O_EXCL;
         struct stat st;
         if (sh->xfd >= 0 && m->ops->open_fd && REAL(fstat)(sh->xfd, &st) == 0 && (uint64_t)st.st_dev == sh->xdev &&
             (uint64_t)st.st_ino == sh->xino)

@@ -837,7 +837,8 @@ int s3_stage_open_fd(struct s3_mount *m, int fd, int flags, struct s3_path *p, s
     target[n] = '\0';
     size_t tl = (size_t)n;
     if (tl < 5 + 33 || strcmp(target + tl - 5, ".data") != 0) return -EBADF; /* not ours, or " (deleted)" */
-    struct s3_stage *s = stage_new(m, "", "", flags);
+    /* the program that exec'd us opened it already: never truncate or create it again */
+    struct s3_stage *s = stage_new(m, "", "", flags & ~(O_CREAT | O_EXCL | O_TRUNC));
     if (!s) return -ENOMEM;
     snprintf(s->base, sizeof s->base, "%.*s", (int)(tl - 5), target);
     s->mapfd = find_inherited_map(s->base);
