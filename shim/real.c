@@ -5,6 +5,8 @@
  * points (__xstat and friends) exist only as compat versions and need dlvsym. */
 #include "real.h"
 
+#include "../core/sys.h"
+
 #include <dlfcn.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -32,4 +34,9 @@ void real_resolve(void)
     /* A libc without these (very old or non-glibc) must not crash us on first use of an
      * entry that is never called; the wrappers check the ones that may be absent. */
     if (!real.read || !real.open || !real.close) abort();
+    /* The engine's own calls go straight to these too (core/sys.h). */
+#define SHIM_REAL_BIND(ret, name, args) \
+    if (real.name) sys.name = real.name;
+    SYS_CALLS(SHIM_REAL_BIND)
+#undef SHIM_REAL_BIND
 }
