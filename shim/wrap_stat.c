@@ -50,7 +50,7 @@ static void ancestor_stat(struct stat *st)
 }
 
 /* fstatat semantics for all the path-based variants. */
-static int stat_at(int dirfd, const char *path, struct stat *st, int flags)
+static __attribute__((noinline)) int stat_routed(int dirfd, const char *path, struct stat *st, int flags)
 {
     struct route r;
     switch (route_at(dirfd, path, &r, flags)) {
@@ -69,6 +69,12 @@ static int stat_at(int dirfd, const char *path, struct stat *st, int flags)
     default:
         return -1;
     }
+}
+
+static inline __attribute__((always_inline)) int stat_at(int dirfd, const char *path, struct stat *st, int flags)
+{
+    if (__builtin_expect(route_foreign(dirfd, path), 1)) return REAL(fstatat)(dirfd, path, st, flags);
+    return stat_routed(dirfd, path, st, flags);
 }
 
 static __attribute__((noinline, cold)) int fstat_ours(int fd, struct stat *st)

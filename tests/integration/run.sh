@@ -593,6 +593,20 @@ print(len(files), "files,", readers, "with reads")
 sys.exit(0 if ok and len(files) >= 4 and readers >= 2 else 1)
 EOF
 
+# --- before the constructor --------------------------------------------------------------
+section "calls made before the shim's constructor"
+r=$W/early
+if gcc -shared -fPIC -O2 -Wall -Werror -o "$r.so" "$HERE/early_ctor.c" 2>"$r.err"; then
+    printf 'hello' >"$r.txt"
+    env EARLY_FILE="$r.txt" LD_DEBUG=libs LD_PRELOAD="$PRELOAD:$r.so" "${SAN_ENV[@]}" /bin/true >"$r.out" 2>"$r.dbg"
+    order=$(grep -o 'calling init: .*' "$r.dbg" | grep -E 'early|libs3shim' | sed 's|.*/||' | tr '\n' ' ')
+    check "a library initialised before the shim ($order) does I/O through the bootstrap stubs" \
+        grep -qx 'early open=1 read=5 buf=hello cloexec=1 fstat=0 size=5 close=0 missing=-1' "$r.out"
+    check "that library's constructor ran first" test "$order" = "${r##*/}.so libs3shim.so "
+else
+    fail "building tests/integration/early_ctor.c" "$r.err"
+fi
+
 # --- end -------------------------------------------------------------------------------------
 section "end"
 check "the mount prefix was never created on the real disk" test ! -e "$MROOT"
