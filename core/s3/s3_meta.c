@@ -161,11 +161,40 @@ void s3_meta_fill_listed(struct s3_mount *m, const char *bucket, const char *key
 void s3_meta_changed(struct s3_mount *m, const char *bucket, const char *key, uint64_t gen0, const struct stat *st,
                      const char *etag)
 {
+    /* The directories this process saw the key in stay directories for it, as real ones
+     * would, even when the change emptied them and S3 forgets the prefixes (rm -r and mv
+     * of a tree remove the files, then rmdir the directories bottom up). The run's other
+     * processes ask the server again. */
+    size_t n = strlen(key), nkeep = 0;
+    char *dir = strdup(key);
+    struct kept {
+        size_t len;
+        struct stat st;
+    } *kept = NULL;
+    for (size_t i = n; dir && i-- > 1;) {
+        if (dir[i] != '/') continue;
+        dir[i] = '\0';
+        struct stat pst;
+        int neg = 0;
+        if (s3_meta_get(m, bucket, dir, &pst, &neg) && !neg && S_ISDIR(pst.st_mode)) {
+            struct kept *k = realloc(kept, (nkeep + 1) * sizeof *kept);
+            if (!k) break;
+            kept = k;
+            kept[nkeep++] = (struct kept){i, pst};
+        }
+    }
     uint64_t before = s3_gen_bump(bucket, key);
     if (st && before == gen0) /* nobody else changed it since gen0: what we made is what is there */
         s3_meta_fill(m, bucket, key, st, etag, gen0 + 1);
     else
         s3_meta_forget(m, bucket, key);
+    for (size_t j = 0; j < nkeep; j++) {
+        memcpy(dir, key, kept[j].len); /* the loop above cut it at the top one */
+        dir[kept[j].len] = '\0';
+        s3_meta_fill(m, bucket, dir, &kept[j].st, NULL, s3_gen_get(bucket, dir));
+    }
+    free(kept);
+    free(dir);
 }
 
 void s3_meta_forget(struct s3_mount *m, const char *bucket, const char *key)

@@ -200,6 +200,12 @@ sh_ok "removing the only object below a directory the parent saw: the directory 
     [ -e "$1/k/impl/deep" ] && exit 5
     [ -e "$1/k/impl" ] && exit 6
     exit 0' "$M"
+sh_ok "rm -r of a tree in a child: the parent that walked it sees it gone" '
+    mkdir -p "$1/k/tree/a/b" && cp /etc/hostname "$1/k/tree/a/b/f" && cp /etc/hostname "$1/k/tree/g" || exit 2
+    [ -d "$1/k/tree/a/b" ] && [ -f "$1/k/tree/a/b/f" ] && [ -d "$1/k/tree" ] || exit 3
+    rm -r "$1/k/tree" || exit 4
+    [ -e "$1/k/tree/a/b/f" ] && exit 5; [ -e "$1/k/tree/a/b" ] && exit 6; [ -e "$1/k/tree" ] && exit 7
+    exit 0' "$M"
 
 cat >"$W/overwrite.py" <<'EOF'
 import os, subprocess, sys
