@@ -12,7 +12,8 @@
 # semantics); that is checked too, with a short TTL.
 #
 # Sections: rsync -a into S3 and back (compared with diff -r; a second run with
-# --checksum transfers nothing); a parent's cached answers after a child's mkdir, cp, rm,
+# --checksum transfers nothing; --delete after local changes), the openat/fstatat walk
+# from a descriptor of / that rsync 3.5 makes; a parent's cached answers after a child's mkdir, cp, rm,
 # mv, rmdir, overwrite; forked children both ways; answers filled by a listing; keys
 # implied by new objects below them; repeated stats stay cached (HEAD counts in
 # S3SHIM_STATS_FILE); the shared file in /dev/shm (0600, removed when the run's first
@@ -138,6 +139,17 @@ else
     echo "exit status $rc" >>"$W/rs2.out"
     fail "rsync -a --checksum again: nothing transferred" "$W/rs2.out"
 fi
+# rsync --delete: the generator deletes what the source no longer has (--checksum: S3 keeps
+# its own mtimes, so a plain second run would send every file again).
+rm "$S/z/f3" && rm -r "$S/a/b/c" && echo added >"$S/z/added"
+shim rsync -a --checksum --delete "${RS_OPTS[@]}" "$S/" "$M/dest/" >"$W/rs5.out" 2>&1
+rc=$?
+(cd "$S" && find . -type f | sed 's|^\./||' | sort) >"$W/want.keys"
+s3_ls dest/ 2>"$W/ls.err" | sed 's|^dest/||' | grep -v '/$' | grep -v '^$' | sort >"$W/got.keys"
+if [ $rc -eq 0 ] && cmp -s "$W/want.keys" "$W/got.keys"; then pass "rsync -a --checksum --delete after local changes: the bucket matches the tree again"; else
+    { echo "exit status $rc"; diff "$W/want.keys" "$W/got.keys"; } >>"$W/rs5.out" 2>&1
+    fail "rsync -a --checksum --delete after local changes: the bucket matches the tree again" "$W/rs5.out"
+fi
 mkdir -p "$W/back"
 shim rsync -a "$M/dest/" "$W/back/" >"$W/rs3.out" 2>&1
 rc=$?
@@ -155,6 +167,24 @@ else
     echo "exit status $rc" >>"$W/rs4.out"
     fail "rsync -a --checksum back again: nothing transferred" "$W/rs4.out"
 fi
+
+cat >"$W/walk.py" <<'EOF'
+import os, stat, sys
+# rsync 3.5 opens "/" and walks down its destination one component at a time.
+parts = sys.argv[1].strip("/").split("/") + ["dest", "a"]
+fd = os.open("/", os.O_PATH | os.O_DIRECTORY)
+for p in parts:
+    st = os.stat(p, dir_fd=fd, follow_symlinks=False)
+    assert stat.S_ISDIR(st.st_mode), (p, st)
+    nfd = os.open(p, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+    os.close(fd)
+    fd = nfd
+assert os.stat("mid", dir_fd=fd).st_size == 70000
+os.fchdir(fd)
+assert os.getcwd() == sys.argv[1] + "/dest/a", os.getcwd()
+assert os.path.getsize("mid") == 70000
+EOF
+py_ok "openat/fstatat one component at a time from a descriptor of /, then fchdir" "$W/walk.py" "$M"
 
 # --- a parent and its children ---------------------------------------------------------------
 section "what a child changes, its parent sees at once"
