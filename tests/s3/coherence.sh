@@ -116,9 +116,9 @@ if [ $rc -ne 0 ] && grep -q 'mkstemp.*Operation not supported' "$W/rs1.out"; the
     shim rsync -a "${RS_OPTS[@]}" "$S/" "$M/dest/" >"$W/rs1.out" 2>&1
     rc=$?
 fi
-if [ $rc -eq 0 ]; then pass "rsync -a ${RS_OPTS[*]} a tree into a new S3 directory (mkdir, then cd by another process)"; else
+if [ $rc -eq 0 ]; then pass "rsync -a${RS_OPTS[*]:+ ${RS_OPTS[*]}} a tree into a new S3 directory (mkdir, then cd by another process)"; else
     echo "exit status $rc" >>"$W/rs1.out"
-    fail "rsync -a ${RS_OPTS[*]} a tree into a new S3 directory" "$W/rs1.out"
+    fail "rsync -a${RS_OPTS[*]:+ ${RS_OPTS[*]}} a tree into a new S3 directory" "$W/rs1.out"
 fi
 (cd "$S" && find . -type f | sed 's|^\./||' | sort) >"$W/want.keys"
 s3_ls dest/ 2>"$W/ls.err" | sed 's|^dest/||' | grep -v '/$' | grep -v '^$' | sort >"$W/got.keys"
