@@ -2,6 +2,7 @@
 #include "s3_gen.h"
 
 #include "../log.h"
+#include "s3.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -149,10 +150,13 @@ int s3_gen_shared(void)
 
 const char *s3_gen_path(void) { return atomic_load(&root_pid) > 0 ? gen_path : ""; }
 
-/* The run's first process removes the file when it exits (by name: it may never have
- * mapped it itself). Programs that end with _exit() skip this; the next run sweeps. */
-__attribute__((destructor)) static void gen_fini(void)
+void bk_s3_at_exit(void)
 {
     long pid = atomic_load(&root_pid);
     if (pid > 0 && pid == (long)getpid()) unlink(gen_path);
 }
+
+/* The run's first process removes the file when it exits (by name: it may never have
+ * mapped it itself). Programs that end with _exit() skip destructors: without a call of
+ * bk_s3_at_exit() there, the next run's sweep removes it. */
+__attribute__((destructor)) static void gen_fini(void) { bk_s3_at_exit(); }
