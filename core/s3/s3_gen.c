@@ -120,13 +120,17 @@ static size_t key_len(const char *key)
     return n;
 }
 
-uint64_t s3_gen_get(const char *bucket, const char *key)
+unsigned s3_gen_slot(const char *bucket, const char *key)
 {
     uint64_t h = bucket_hash(bucket);
     size_t n = key_len(key);
     for (size_t i = 0; i < n; i++) h = step(h, (unsigned char)key[i]);
-    return atomic_load(&tab()[slot(h)]);
+    return slot(h);
 }
+
+uint64_t s3_gen_at(unsigned i) { return atomic_load(&tab()[i & (S3GEN_SLOTS - 1)]); }
+
+uint64_t s3_gen_get(const char *bucket, const char *key) { return s3_gen_at(s3_gen_slot(bucket, key)); }
 
 uint64_t s3_gen_bump(const char *bucket, const char *key)
 {

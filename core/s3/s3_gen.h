@@ -32,6 +32,10 @@
 void s3_gen_init(void);
 /* The counter of bucket/key now. */
 uint64_t s3_gen_get(const char *bucket, const char *key);
+/* The same in two steps, for a cache entry that keeps the slot of its key: the hash once,
+ * then one load per lookup. */
+unsigned s3_gen_slot(const char *bucket, const char *key);
+uint64_t s3_gen_at(unsigned slot);
 /* A change of bucket/key reached the server: bump the counters of every directory above
  * it (the bucket first), then its own. Returns the key's own counter as it was just
  * before this bump. */

@@ -28,7 +28,8 @@ struct s3_meta {
     struct stat st;
     char etag[128];
     uint64_t expires;
-    uint64_t gen; /* the key's generation before the answer was asked for */
+    uint64_t gen;  /* the key's generation before the answer was asked for */
+    unsigned slot; /* where that generation is (s3_gen_slot) */
     UT_hash_handle hh;
 };
 
@@ -124,6 +125,7 @@ void s3_meta_fill(struct s3_mount *m, const char *bucket, const char *key, const
     if (!m->stat_ttl_ns) return;
     char *id = meta_id(bucket, key);
     if (!id) return;
+    unsigned slot = s3_gen_slot(bucket, key);
     pthread_mutex_lock(&m->meta_lock);
     struct s3_meta *x;
     HASH_FIND_STR(m->meta, id, x);
@@ -138,6 +140,7 @@ void s3_meta_fill(struct s3_mount *m, const char *bucket, const char *key, const
         snprintf(x->etag, sizeof x->etag, "%s", etag ? etag : "");
         x->expires = stats_now_ns() + m->stat_ttl_ns;
         x->gen = gen;
+        x->slot = slot;
     }
     pthread_mutex_unlock(&m->meta_lock);
     free(id);
@@ -222,7 +225,7 @@ int s3_meta_get(struct s3_mount *m, const char *bucket, const char *key, struct 
     pthread_mutex_lock(&m->meta_lock);
     struct s3_meta *x;
     HASH_FIND_STR(m->meta, id, x);
-    if (x && x->expires > stats_now_ns() && (!key[0] || s3_gen_get(bucket, key) == x->gen)) {
+    if (x && x->expires > stats_now_ns() && (!key[0] || s3_gen_at(x->slot) == x->gen)) {
         hit = 1;
         *neg = !x->exists;
         if (x->exists) *st = x->st;
