@@ -18,8 +18,8 @@
  * library used alone) or when the file cannot be used, the table is private to the
  * process: coherence within it stays, other processes fall back to the TTL.
  *
- * Reading a counter is a hash of the key and one atomic load: no lock, no system call
- * (after the first use in a process). */
+ * Checking a cached answer is one atomic load (the entry keeps its slot): no lock, no
+ * hashing, no system call (after the first use in a process, which maps the file). */
 #ifndef S3SHIM_S3_GEN_H
 #define S3SHIM_S3_GEN_H
 
