@@ -378,7 +378,7 @@ else
 fi
 # A file by that name that others could write (or another user's) is left alone: the
 # processes keep private tables, so a child's mkdir is seen only when the TTL runs out.
-sh_ok "a file by that name that others may write is not used (one warning, TTL only)" '
+sh_ok "a file by that name that others may write is not used (a warning, TTL only)" '
     f=/dev/shm/s3shim-gen-$(id -u)-$$
     : >"$f"; chmod 644 "$f"
     [ -e "$1/k/foreign" ] && exit 3
