@@ -238,6 +238,28 @@ int route_slow(int dirfd, const char *p, struct route *r, int flags)
     return ROUTE_FOREIGN;
 }
 
+int route_real_dirfd(int dirfd, const char *p, struct route *r)
+{
+    if (dirfd < 0 || !p || !p[0] || p[0] == '/' || fdt_is_ours(dirfd) || guard_active() ||
+        !atomic_load_explicit(&shim.ready, memory_order_acquire))
+        return ROUTE_FOREIGN;
+    char link[40], dir[PATH_MAX];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", dirfd);
+    ssize_t n = REAL(readlink)(link, dir, sizeof dir - 1);
+    if (n <= 0 || dir[0] != '/') return ROUTE_FOREIGN;
+    dir[n] = '\0';
+    if (!above_mount(dir)) return ROUTE_FOREIGN; /* only the directories above a mount prefix */
+    if (path_join(dir, p, r->path, sizeof r->path) < 0) return ROUTE_FOREIGN;
+    const char *key;
+    struct mount *m = mnt_route(&shim.mounts, r->path, &key);
+    if (!m) return ROUTE_FOREIGN;
+    r->m = m;
+    r->key = key;
+    r->trail = trail_of(p);
+    r->ancestor = 0;
+    return ROUTE_OURS;
+}
+
 void route_cwd_changed(void) { atomic_store(&route_cwd_state, CWD_UNKNOWN); }
 
 /* mkdir -p of the shadow directory for vpath; returns 0 if it exists afterwards. */

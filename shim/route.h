@@ -82,6 +82,13 @@ static inline __attribute__((always_inline)) int route_at(int dirfd, const char 
 
 static inline int route_path(const char *p, struct route *r) { return route_at(AT_FDCWD, p, r, 0); }
 
+/* After libc answered ENOENT for p relative to a real directory descriptor: if that
+ * directory is above a mount prefix (rsync 3.5 opens "/" and walks down the destination
+ * with openat and fstatat, one component at a time), route the joined path. Returns
+ * ROUTE_OURS with r filled, or ROUTE_FOREIGN (the caller keeps libc's answer). Costs a
+ * readlink, on that failure path only. */
+int route_real_dirfd(int dirfd, const char *p, struct route *r);
+
 /* Rebuild the prefix table after the mount table is built. */
 void route_init(void);
 /* The working directory changed (chdir/fchdir to a real directory). */

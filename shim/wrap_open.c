@@ -97,8 +97,12 @@ static __attribute__((noinline)) int open_routed(int dirfd, const char *path, in
 {
     struct route r;
     switch (route_at(dirfd, path, &r, 0)) {
-    case ROUTE_FOREIGN:
-        return REAL(openat)(dirfd, r.pass, flags, mode);
+    case ROUTE_FOREIGN: {
+        int fd = REAL(openat)(dirfd, r.pass, flags, mode);
+        if (fd < 0 && errno == ENOENT && dirfd != AT_FDCWD && route_real_dirfd(dirfd, path, &r) == ROUTE_OURS)
+            return io_open(&r, flags, mode); /* a mount below a real directory descriptor */
+        return fd;
+    }
     case ROUTE_OURS:
         return io_open(&r, flags, mode);
     default:

@@ -60,6 +60,10 @@ static __attribute__((noinline)) int stat_routed(int dirfd, const char *path, st
             ancestor_stat(st);
             return 0;
         }
+        if (res < 0 && errno == ENOENT && dirfd != AT_FDCWD && route_real_dirfd(dirfd, path, &r) == ROUTE_OURS) {
+            res = io_stat(&r, st, flags & AT_SYMLINK_NOFOLLOW);
+            return res < 0 ? shim_fail(res) : 0;
+        }
         return res;
     }
     case ROUTE_OURS: {
@@ -210,6 +214,11 @@ SHIM_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, str
             ancestor_stat(&st);
             stat_to_statx(&st, mask, sx);
             return 0;
+        }
+        if (res < 0 && errno == ENOENT && dirfd != AT_FDCWD && route_real_dirfd(dirfd, path, &r) == ROUTE_OURS) {
+            if (!shim_mount_usable(r.m)) return -1;
+            int t = io_trail_check(&r);
+            return t < 0 ? shim_fail(t) : statx_ours(r.m, r.key, NULL, flags, mask, sx);
         }
         return res;
     }

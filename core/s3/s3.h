@@ -27,4 +27,8 @@ const char *bal_policy_name(enum bal_policy p);
  * used (missing or malformed credentials, a bad endpoint). */
 int bk_s3_explain(char *buf, size_t len);
 
+/* The run's first process is ending without destructors (_exit): remove the run's
+ * shared table of S3 generations (s3_gen.h). Nothing in any other process. */
+void bk_s3_at_exit(void);
+
 #endif

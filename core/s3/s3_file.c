@@ -175,6 +175,7 @@ static int open_read(struct s3_file *f)
     c->len = FIRST_WINDOW;
     c->buf = bufpool_get(c->len, 1);
     if (!c->buf) return -ENOMEM;
+    uint64_t gen = s3_meta_gen(f->path.bucket, f->path.key); /* before asking (s3_mount.h) */
     s3_op_init(&c->op, "GET", f->path.bucket, f->path.key);
     snprintf(c->range, sizeof c->range, "bytes=0-%zu", c->len - 1);
     s3_op_header(&c->op, "range", c->range);
@@ -204,7 +205,7 @@ static int open_read(struct s3_file *f)
         f->ra.next = 0;
         struct stat st;
         s3_fill_stat(m, &st, f->path.bucket, f->path.key, f->size, f->mtime, 0);
-        s3_meta_put(m, f->path.bucket, f->path.key, &st, f->etag);
+        s3_meta_fill(m, f->path.bucket, f->path.key, &st, f->etag, gen);
     } else {
         s3_op_cleanup(&c->op);
         c->state = CH_READY;
@@ -714,6 +715,7 @@ static int complete(struct s3_file *f)
 /* Make the object exist on the server, with everything written so far. */
 static int commit(struct s3_file *f)
 {
+    uint64_t gen0 = s3_meta_gen(f->path.bucket, f->path.key);
     int e = f->err ? f->err : f->upload_id[0] || f->nparts ? complete(f) : put_whole(f);
     if (e < 0) {
         abort_upload(f);
@@ -724,7 +726,7 @@ static int commit(struct s3_file *f)
     }
     struct stat st;
     s3_fill_stat(f->m, &st, f->path.bucket, f->path.key, f->written, time(NULL), 0);
-    s3_meta_put(f->m, f->path.bucket, f->path.key, &st, f->etag);
+    s3_meta_changed(f->m, f->path.bucket, f->path.key, gen0, &st, f->etag); /* the run's other processes see it */
     f->committed = 1;
     return 0;
 }
