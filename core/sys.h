@@ -51,7 +51,11 @@ struct statx;
     X(int, mkdirat, (int, const char *, mode_t)) \
     X(int, unlinkat, (int, const char *, int)) \
     X(int, renameat2, (int, const char *, int, const char *, unsigned)) \
+    X(int, unlink, (const char *)) \
+    X(void *, mmap, (void *, size_t, int, int, int, off_t)) \
+    X(DIR *, opendir, (const char *)) \
     X(DIR *, fdopendir, (int)) \
+    X(int, dirfd, (DIR *)) \
     X(struct dirent *, readdir, (DIR *)) \
     X(int, closedir, (DIR *))
 

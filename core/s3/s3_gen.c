@@ -1,4 +1,5 @@
 /* s3_gen.c - see s3_gen.h */
+#include "../sys.h"
 #include "s3_gen.h"
 
 #include "../log.h"
@@ -41,19 +42,19 @@ void s3_gen_init(void)
 /* Remove the files of runs whose first process is gone (killed before it could). */
 static void sweep(long self)
 {
-    DIR *d = opendir(GEN_DIR);
+    DIR *d = sys.opendir(GEN_DIR);
     if (!d) return;
     char pre[48];
     int pl = snprintf(pre, sizeof pre, "s3shim-gen-%u-", (unsigned)geteuid());
     struct dirent *e;
-    while ((e = readdir(d))) {
+    while ((e = sys.readdir(d))) {
         if (strncmp(e->d_name, pre, (size_t)pl) != 0) continue;
         char *end;
         long pid = strtol(e->d_name + pl, &end, 10);
         if (pid <= 0 || *end || pid == self) continue;
-        if (kill((pid_t)pid, 0) < 0 && errno == ESRCH) unlinkat(dirfd(d), e->d_name, 0);
+        if (kill((pid_t)pid, 0) < 0 && errno == ESRCH) sys.unlinkat(sys.dirfd(d), e->d_name, 0);
     }
-    closedir(d);
+    sys.closedir(d);
 }
 
 /* Map the run's file, creating it if this is the first process of the run to need it. */
@@ -62,10 +63,10 @@ static _Atomic uint64_t *map_shared(void)
     long pid = atomic_load(&root_pid);
     if (pid <= 0) return NULL;
     int created = 1;
-    int fd = open(gen_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    int fd = sys.open(gen_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0 && errno == EEXIST) {
         created = 0;
-        fd = open(gen_path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+        fd = sys.open(gen_path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     }
     if (fd < 0) {
         slog_debug("s3: %s: %s; stat answers are shared by TTL only", gen_path, strerror(errno));
@@ -74,12 +75,12 @@ static _Atomic uint64_t *map_shared(void)
     struct stat st;
     void *p = MAP_FAILED;
     /* Only a file of ours that nobody else may write: anything else is ignored. */
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() && !(st.st_mode & 077) &&
-        ((size_t)st.st_size >= GEN_SIZE || ftruncate(fd, (off_t)GEN_SIZE) == 0))
-        p = mmap(NULL, GEN_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (sys.fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() && !(st.st_mode & 077) &&
+        ((size_t)st.st_size >= GEN_SIZE || sys.ftruncate(fd, (off_t)GEN_SIZE) == 0))
+        p = sys.mmap(NULL, GEN_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     else
         slog_warn("s3: %s is not a private file of this user; stat answers are shared by TTL only", gen_path);
-    close(fd);
+    sys.close(fd);
     if (p == MAP_FAILED) return NULL;
     if (created) sweep(pid);
     return p;
@@ -157,7 +158,7 @@ const char *s3_gen_path(void) { return atomic_load(&root_pid) > 0 ? gen_path : "
 void bk_s3_at_exit(void)
 {
     long pid = atomic_load(&root_pid);
-    if (pid > 0 && pid == (long)getpid()) unlink(gen_path);
+    if (pid > 0 && pid == (long)getpid()) sys.unlink(gen_path);
 }
 
 /* The run's first process removes the file when it exits (by name: it may never have
