@@ -34,8 +34,10 @@ HEADERS  := $(wildcard core/*.h core/*/*.h shim/*.h include/*.h)
 LIB  := $(BUILD)/libs3shim.so
 CORE := $(BUILD)/libs3shim-core.a
 TOOL := $(BUILD)/s3shim
+MAN  := $(BUILD)/s3shim.1
+VERSION := $(shell sed -n 's/.*S3SHIM_VERSION "\(.*\)"/\1/p' include/s3shim.h)
 
-.PHONY: all help deps test test-unit test-integration test-direct test-s3 test-endpoints test-faultproxy test-tsan \
+.PHONY: all help man deps test test-unit test-sys test-docs test-integration test-direct test-s3 test-endpoints test-faultproxy test-tsan \
         test-s3rig bench bench-passthrough bench-s3 bench-endpoints bench-direct \
         install clean demo
 
@@ -47,6 +49,8 @@ help:
 	@echo "make test         every test: unit, integration (file://, direct:// and S3), the same under ASan+UBSan, TSan"
 	@echo "make demo         the main job: a real program through the shim, with stats"
 	@echo "make bench        benchmarks (figures go to bench/RESULTS.md by hand)"
+	@echo "make test-docs    docs/settings.md against the build's settings, README's size, the man page"
+	@echo "make man          $(MAN) from docs/ (go-md2man)"
 	@echo "make install      PREFIX=$(PREFIX)"
 
 $(BUILD)/obj/%.o: %.c $(HEADERS)
@@ -62,6 +66,14 @@ $(CORE): $(CORE_OBJ)
 
 $(TOOL): $(BUILD)/obj/tools/s3shim.o $(CORE)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_CORE)
+
+# The man page: docs/s3shim.1.md with docs/settings.md put in (docs/mkman.sh), so the
+# settings are written once.
+man: $(MAN)
+
+$(MAN): docs/s3shim.1.md docs/settings.md docs/mkman.sh
+	@mkdir -p $(dir $@)
+	set -o pipefail; docs/mkman.sh $(VERSION) | go-md2man > $@.tmp && mv $@.tmp $@
 
 # --- tests ----------------------------------------------------------------------------
 
@@ -90,6 +102,15 @@ endef
 test-unit: $(UNIT_BIN)
 	$(call run_suite,tests/run-unit.sh $(UNIT_BIN),unit$(if $(SAN),/$(SAN)))
 
+# The engine's system calls go through core/sys.h, never through the shim's own wrappers.
+test-sys: $(LIB)
+	$(call run_suite,BUILD=$(BUILD) tests/check-sys.sh,sys$(if $(SAN),/$(SAN)))
+
+# docs/settings.md against `s3shim config --settings` (names, defaults), README's size,
+# the man page.
+test-docs: $(TOOL)
+	$(call run_suite,BUILD=$(BUILD) tests/docs/settings.sh,docs)
+
 test-integration: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/integration/run.sh,integration$(if $(SAN),/$(SAN)))
 
@@ -104,6 +125,7 @@ test-s3: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/run.sh,s3$(if $(SAN),/$(SAN)))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/faults.sh,s3-faults$(if $(SAN),/$(SAN)))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/staging.sh,s3-staging$(if $(SAN),/$(SAN)))
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/coherence.sh,s3-coherence$(if $(SAN),/$(SAN)))
 
 # Several endpoints of one Swift cluster, healthy, faulty and dead (tests/s3rig/faultproxy.py
 # in front). The release run includes the S3 battery through faulty endpoints.
@@ -119,8 +141,8 @@ test-faultproxy:
 SUMMARY := build/test-summary.txt
 test:
 	@mkdir -p build && : > $(SUMMARY)
-	$(MAKE) all test-unit test-integration test-direct test-s3 test-endpoints test-faultproxy SUMMARY_FILE=$(abspath $(SUMMARY))
-	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-integration test-direct test-s3 test-endpoints SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) all test-unit test-sys test-docs test-integration test-direct test-s3 test-endpoints test-faultproxy SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-sys test-integration test-direct test-s3 test-endpoints SUMMARY_FILE=$(abspath $(SUMMARY))
 	$(MAKE) BUILD=build/tsan SAN=tsan test-tsan SUMMARY_FILE=$(abspath $(SUMMARY))
 	@tests/summary.sh $(SUMMARY)
 
@@ -185,8 +207,12 @@ install: all
 	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libs3shim.so
 	install -m 0755 $(TOOL) $(DESTDIR)$(PREFIX)/bin/s3shim
 	install -m 0644 include/s3shim.h $(DESTDIR)$(PREFIX)/include/s3shim.h
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/.*S3SHIM_VERSION "\(.*\)"/\1/p' include/s3shim.h)|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|' \
 	    s3shim.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/s3shim.pc
+	@if command -v go-md2man >/dev/null; then \
+	   $(MAKE) -s --no-print-directory man && install -d $(DESTDIR)$(PREFIX)/share/man/man1 && \
+	   install -m 0644 $(MAN) $(DESTDIR)$(PREFIX)/share/man/man1/s3shim.1; \
+	 else echo "install: go-md2man not found (make deps installs it): man page not installed"; fi
 
 clean:
 	rm -rf build

@@ -13,36 +13,41 @@
 #include <string.h>
 #include <strings.h>
 
-const char *const cfg_known[][2] = {
-    {"S3SHIM_MOUNTS", "PREFIX=URI;... mount map (longest prefix wins)"},
-    {"S3SHIM_LOG", "error|warn|info|debug (default warn)"},
-    {"S3SHIM_LOG_FILE", "append log lines to this file instead of stderr"},
-    {"S3SHIM_STATS", "1: print a per-mount summary to stderr at exit"},
-    {"S3SHIM_STATS_FILE", "write the summary as JSON (%p = pid)"},
-    {"S3SHIM_PART_SIZE", "bytes per ranged GET and uploaded part, e.g. 8M (default 8M, min 5M)"},
-    {"S3SHIM_CONCURRENCY", "requests in flight per open file (default 16)"},
-    {"S3SHIM_MAX_REQUESTS", "requests in flight for the whole process (default 128)"},
-    {"S3SHIM_MEMORY", "buffer memory budget of a process, e.g. 1G (default 1G)"},
-    {"S3SHIM_ADDRESSING", "path|virtual|auto S3 addressing style (default auto)"},
-    {"S3SHIM_STAT_TTL", "seconds metadata stays cached, 0 = off (default 5)"},
-    {"S3SHIM_IO_THREADS", "HTTP engine threads (default 2)"},
-    {"S3SHIM_TIMEOUT", "seconds a stalled transfer waits before a retry (default 30)"},
-    {"S3SHIM_NO_SIGN", "1: anonymous requests (public buckets)"},
-    {"S3SHIM_ENDPOINTS", "URL,URL,... S3 endpoints of one store, used together (default: AWS_ENDPOINT_URL)"},
-    {"S3SHIM_BALANCE", "sewt|least|rr how requests are spread over endpoints (default sewt)"},
-    {"S3SHIM_HEDGE", "auto|off backup request for a read slower than its endpoint's p95 (default auto)"},
-    {"S3SHIM_SHARED_UPLOADS", "yes|no endpoints share multipart uploads; no = an upload stays on one (default yes)"},
-    {"S3SHIM_STAGING_DIR", "local directory of S3 staging files (default $XDG_CACHE_HOME/s3shim-staging, else /var/tmp/s3shim-staging-UID)"},
-    {"S3SHIM_STAGING_LIMIT", "most bytes S3 staging files of this host may hold, e.g. 20G (default 16G)"},
-    {"S3SHIM_DIRECT_FALLBACK", "buffered|error: when a filesystem refuses O_DIRECT (default buffered, with a warning)"},
-    {"S3SHIM_DIRECT_CHUNK", "direct:// aligned read/write size, e.g. 1M (default 1M, 64k to 64M)"},
-    {"S3SHIM_DIRECT_DEPTH", "direct:// chunks in flight per sequential reader or writer (default 4, max 16)"},
-    {"S3SHIM_DIRECT_THREADS", "direct:// io_uring threads, one ring each (default 2)"},
-    {"S3SHIM_DIRECT_BUFFERS", "direct:// buffers registered with io_uring (default 32, 0 = none)"},
-    {"S3SHIM_DIRECT_SQPOLL", "1: io_uring kernel submission polling (default off)"},
-    {"S3SHIM_DIRECT_GATHER", "1: gather small direct:// writes across calls; others see them at close/fsync (default off)"},
-    {"S3SHIM_ROOT_PID", "internal: pid of the first process of a run"},
-    {NULL, NULL},
+/* Name, one-line meaning, default as it would be written in the variable (NULL: unset,
+ * the behaviour the meaning describes). cfg_load() applies the defaults; `s3shim config
+ * --settings` prints this table, and tests/docs/settings.sh checks it against
+ * docs/settings.md and checks that setting each default changes nothing. */
+const char *const cfg_known[][3] = {
+    {"S3SHIM_MOUNTS", "PREFIX=URI;... mount map (longest prefix wins)", "/s3=s3://"},
+    {"S3SHIM_LOG", "error|warn|info|debug", "warn"},
+    {"S3SHIM_LOG_FILE", "append log lines to this file (unset: stderr)", NULL},
+    {"S3SHIM_STATS", "1: print a per-mount summary to stderr at exit", "0"},
+    {"S3SHIM_STATS_FILE", "write the summary as JSON (%p = pid)", NULL},
+    {"S3SHIM_PART_SIZE", "bytes per ranged GET and uploaded part, at least 5M", "8M"},
+    {"S3SHIM_CONCURRENCY", "requests in flight per open file", "16"},
+    {"S3SHIM_MAX_REQUESTS", "requests in flight for the whole process", "128"},
+    {"S3SHIM_MEMORY", "buffer memory budget of a process, e.g. 1G", "1G"},
+    {"S3SHIM_ADDRESSING", "path|virtual|auto S3 addressing style", "auto"},
+    {"S3SHIM_STAT_TTL", "seconds metadata stays cached, 0 = off", "5"},
+    {"S3SHIM_IO_THREADS", "HTTP engine threads", "2"},
+    {"S3SHIM_TIMEOUT", "seconds a stalled transfer waits before a retry", "30"},
+    {"S3SHIM_NO_SIGN", "1: anonymous requests (public buckets)", "0"},
+    {"S3SHIM_ENDPOINTS", "URL,URL,... S3 endpoints of one store, used together (unset: AWS_ENDPOINT_URL...)", NULL},
+    {"S3SHIM_BALANCE", "sewt|least|rr how requests are spread over endpoints", "sewt"},
+    {"S3SHIM_HEDGE", "auto|off backup request for a read slower than its endpoint's p95", "auto"},
+    {"S3SHIM_SHARED_UPLOADS", "yes|no endpoints share multipart uploads; no = an upload stays on one", "yes"},
+    {"S3SHIM_STAGING_DIR", "local directory of S3 staging files (unset: $XDG_CACHE_HOME/s3shim-staging, else /var/tmp/s3shim-staging-UID)", NULL},
+    {"S3SHIM_STAGING_LIMIT", "most bytes the S3 staging files of this host may hold", "16G"},
+    {"S3SHIM_DIRECT_FALLBACK", "buffered|error when a filesystem refuses O_DIRECT (buffered: with a warning)", "buffered"},
+    {"S3SHIM_DIRECT_CHUNK", "direct:// aligned read/write size, 64k to 64M", "1M"},
+    {"S3SHIM_DIRECT_DEPTH", "direct:// chunks in flight per sequential reader or writer, at most 16", "4"},
+    {"S3SHIM_DIRECT_THREADS", "direct:// io_uring threads, one ring each", "2"},
+    {"S3SHIM_DIRECT_BUFFERS", "direct:// buffers registered with io_uring, 0 = none", "32"},
+    {"S3SHIM_DIRECT_SQPOLL", "1: io_uring kernel submission polling", "0"},
+    {"S3SHIM_DIRECT_GATHER", "1: gather small direct:// writes across calls; others see them at close/fsync", "0"},
+    {"S3SHIM_LIB", "s3shim run: the libs3shim.so to preload (unset: beside the command or in ../lib)", NULL},
+    {"S3SHIM_ROOT_PID", "internal: pid of the first process of a run", NULL},
+    {NULL, NULL, NULL},
 };
 
 int cfg_is_known(const char *name)
@@ -287,16 +292,7 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
     size_setting(c, get, ctx, "S3SHIM_DIRECT_CHUNK", 64LL << 10, &c->direct_chunk);
     if (c->direct_chunk > (64u << 20) || (c->direct_chunk & 4095)) {
         cfg_error(c, "S3SHIM_DIRECT_CHUNK: %zu is not a multiple of 4k up to 64M; using 1M", c->direct_chunk);
-        if ((v = get("S3SHIM_STAGING_DIR", ctx)) && *v) c->staging_dir = strdup(v);
-    c->staging_limit = 16ULL << 30;
-    if ((v = get("S3SHIM_STAGING_LIMIT", ctx)) && *v) {
-        long long l = cfg_parse_size(v);
-        if (l < 0)
-            cfg_error(c, "S3SHIM_STAGING_LIMIT: '%s' is not a size (like 20G); using 16G", v);
-        else
-            c->staging_limit = (unsigned long long)l;
-    }
-    c->direct_chunk = 1u << 20;
+        c->direct_chunk = 1u << 20;
     }
     int_setting(c, get, ctx, "S3SHIM_DIRECT_DEPTH", 1, 16, &c->direct_depth);
     int_setting(c, get, ctx, "S3SHIM_DIRECT_THREADS", 1, 64, &c->direct_threads);

@@ -71,8 +71,9 @@ void cfg_parse_mounts(struct cfg *c, const char *spec);
 
 /* Is NAME (e.g. "S3SHIM_MOUNTS") a setting this build understands? */
 int cfg_is_known(const char *name);
-/* The names this build understands, NULL-terminated, with a one-line description. */
-extern const char *const cfg_known[][2];
+/* The names this build understands, NULL-terminated: {name, one-line description,
+ * default as written in the variable or NULL when the default is to leave it unset}. */
+extern const char *const cfg_known[][3];
 
 /* Parse a boolean-ish value ("1", "yes", "true", "on" / "0", "no", "false", "off").
  * Returns 0/1, or -1 if it is neither. */

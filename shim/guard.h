@@ -1,8 +1,11 @@
 /* guard.h - the re-entrancy guard.
  *
- * While the engine works on behalf of an interposed call, every libc call it (or libcurl,
- * OpenSSL, liburing) makes must reach libc untouched, even when its path or descriptor
- * looks like ours. The guard is per thread and consulted only after the cheap
+ * While the engine works on behalf of an interposed call, every libc call made below it
+ * must reach libc untouched, even when its path or descriptor looks like ours. The
+ * engine's own calls never come here: they go through core/sys.h, a table the shim fills
+ * with the real entry points. The guard is for what we do not compile: libcurl, OpenSSL,
+ * liburing and expat call open, read, close, fstat... by name, and those bind to our
+ * exported wrappers. The guard is per thread and consulted only after the cheap
  * "is this ours?" test, so foreign calls never pay for it. */
 #ifndef S3SHIM_GUARD_H
 #define S3SHIM_GUARD_H

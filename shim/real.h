@@ -1,9 +1,12 @@
 /* real.h - the libc functions behind every interposed symbol, resolved once.
  *
- * All of them are looked up together, eagerly, by the constructor (real_resolve()); a
- * call that arrives before the constructor (another library's constructor doing I/O)
- * resolves them on the spot. After that, REAL(fn) is one predictable branch and an
- * indirect call. */
+ * All of them are looked up together, eagerly, by the constructor (real_resolve()).
+ * Until then each slot holds a bootstrap stub of its own (real.c) that resolves them all
+ * and forwards the call with its arguments untouched, so a call that arrives before the
+ * constructor (another library's constructor doing I/O) still reaches libc. REAL(fn) is
+ * therefore a plain indirect call with nothing to test: a pass-through wrapper is a load
+ * and a jump. A function this libc lacks is NULL once resolved (the wrappers test those
+ * few); called through its stub before that, it fails with ENOSYS. */
 #ifndef S3SHIM_REAL_H
 #define S3SHIM_REAL_H
 
@@ -153,7 +156,7 @@ struct shim_real {
 extern struct shim_real real;
 void real_resolve(void);
 
-#define REAL(fn) (*(__builtin_expect(real.fn != 0, 1) ? real.fn : (real_resolve(), real.fn)))
+#define REAL(fn) (*real.fn)
 
 /* Exported wrapper. The library is built with hidden visibility; only these leave it. */
 #define SHIM_EXPORT __attribute__((visibility("default")))

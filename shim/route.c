@@ -16,10 +16,13 @@
 #include <unistd.h>
 
 #if defined(__SSE2__)
-#include <emmintrin.h>
+#include <immintrin.h>
 #endif
 
 _Atomic int route_cwd_state = CWD_UNKNOWN;
+#if defined(__SSE2__)
+static int dotdot_avx2(const char *p);
+#endif
 unsigned char route_lead[256];
 
 /* The cwd as last seen (real path, or the virtual path when CWD_VIRTUAL). */
@@ -37,6 +40,10 @@ void route_init(void)
         if (p[0] == '/') route_lead[(unsigned char)p[1]] = 1;
     }
     route_lead[0] = 1; /* "/" itself: an ancestor of every mount */
+#if defined(__SSE2__)
+    __builtin_cpu_init(); /* we run in a constructor, maybe before libgcc's own */
+    if (__builtin_cpu_supports("avx2")) route_has_dotdot = dotdot_avx2;
+#endif
     snprintf(shadow_root, sizeof shadow_root, "/tmp/.s3shim-cwd-%u", (unsigned)getuid());
     atomic_store(&route_cwd_state, CWD_UNKNOWN);
 }
@@ -107,14 +114,15 @@ static int join(const char *base, const char *rel, char *out, size_t size)
     return path_join(base, rel, out, size) < 0 ? -1 : 0;
 }
 
-/* Sixteen bytes at a time. Loads are aligned, so they never cross into an unmapped
- * page; bytes before the start and after the terminating NUL are masked off. Like
- * glibc's own string functions this reads past the string inside its last block,
- * which AddressSanitizer would report, so the function is not instrumented. */
-__attribute__((no_sanitize("address", "thread")))
-int route_has_dotdot(const char *p)
-{
+/* Aligned blocks of 16 (SSE2) or 32 (AVX2) bytes. Loads are aligned, so they never
+ * cross into an unmapped page; bytes before the start and after the terminating NUL are
+ * masked off. Like glibc's own string functions this reads past the string inside its
+ * last block, which AddressSanitizer would report, so the functions are not
+ * instrumented. A path of a few dozen bytes takes one or two AVX2 blocks. */
 #if defined(__SSE2__)
+__attribute__((no_sanitize("address", "thread")))
+static int dotdot_sse2(const char *p)
+{
     const __m128i dot = _mm_set1_epi8('.'), zero = _mm_setzero_si128();
     uintptr_t mis = (uintptr_t)p & 15;
     const __m128i *v = (const __m128i *)(p - mis);
@@ -129,10 +137,32 @@ int route_has_dotdot(const char *p)
         if (nul) return 0;
         carry = (d >> 15) & 1;
     }
-#else
-    return strstr(p, "..") != NULL;
-#endif
 }
+
+__attribute__((no_sanitize("address", "thread"), target("avx2")))
+static int dotdot_avx2(const char *p)
+{
+    const __m256i dot = _mm256_set1_epi8('.'), zero = _mm256_setzero_si256();
+    uintptr_t mis = (uintptr_t)p & 31;
+    const __m256i *v = (const __m256i *)(p - mis);
+    uint32_t carry = 0;
+    uint32_t keep = 0xffffffffu << mis;
+    for (;; v++, keep = 0xffffffffu) {
+        __m256i x = _mm256_load_si256(v);
+        uint32_t nul = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, zero)) & keep;
+        uint32_t d = (uint32_t)_mm256_movemask_epi8(_mm256_cmpeq_epi8(x, dot)) & keep;
+        if (nul) d &= (nul & -nul) - 1;
+        if ((d & ((d << 1) | carry)) != 0) return 1;
+        if (nul) return 0;
+        carry = d >> 31;
+    }
+}
+
+int (*route_has_dotdot)(const char *p) = dotdot_sse2;
+#else
+static int dotdot_plain(const char *p) { return strstr(p, "..") != NULL; }
+int (*route_has_dotdot)(const char *p) = dotdot_plain;
+#endif
 
 /* How a path ends, which normalisation forgets: "x/", "x/." and "x/.." name directories. */
 static int trail_of(const char *p)
@@ -206,6 +236,28 @@ int route_slow(int dirfd, const char *p, struct route *r, int flags)
     if (rewritten) r->pass = r->path; /* relative to a virtual directory: now absolute */
     r->ancestor = r->path[0] == '/' && above_mount(r->path);
     return ROUTE_FOREIGN;
+}
+
+int route_real_dirfd(int dirfd, const char *p, struct route *r)
+{
+    if (dirfd < 0 || !p || !p[0] || p[0] == '/' || fdt_is_ours(dirfd) || guard_active() ||
+        !atomic_load_explicit(&shim.ready, memory_order_acquire))
+        return ROUTE_FOREIGN;
+    char link[40], dir[PATH_MAX];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", dirfd);
+    ssize_t n = REAL(readlink)(link, dir, sizeof dir - 1);
+    if (n <= 0 || dir[0] != '/') return ROUTE_FOREIGN;
+    dir[n] = '\0';
+    if (!above_mount(dir)) return ROUTE_FOREIGN; /* only the directories above a mount prefix */
+    if (path_join(dir, p, r->path, sizeof r->path) < 0) return ROUTE_FOREIGN;
+    const char *key;
+    struct mount *m = mnt_route(&shim.mounts, r->path, &key);
+    if (!m) return ROUTE_FOREIGN;
+    r->m = m;
+    r->key = key;
+    r->trail = trail_of(p);
+    r->ancestor = 0;
+    return ROUTE_OURS;
 }
 
 void route_cwd_changed(void) { atomic_store(&route_cwd_state, CWD_UNKNOWN); }

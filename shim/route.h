@@ -37,7 +37,7 @@ extern unsigned char route_lead[256]; /* second bytes of absolute mount prefixes
 int route_slow(int dirfd, const char *p, struct route *r, int flags);
 
 /* Does a string contain ".." anywhere? */
-int route_has_dotdot(const char *p);
+extern int (*route_has_dotdot)(const char *p); /* the best this CPU has */
 
 /* Could an absolute path name something under a mount? Collapsing "//" and "/./" keeps
  * its components, so only its first component (against the mounts' first letters), a
@@ -58,6 +58,17 @@ static inline int route_rel_maybe(const char *p)
     return strstr(p, "/..") != NULL;
 }
 
+/* Is p (relative to dirfd) certainly foreign, to be passed to libc as it is? The
+ * pass-through test of every path call: it needs no struct route, so a wrapper can
+ * answer the common case before it sets up the (large) frame of its slow path. */
+static inline __attribute__((always_inline)) int route_foreign(int dirfd, const char *p)
+{
+    if (__builtin_expect(p == NULL, 0)) return 1;
+    if (p[0] == '/') return !route_abs_maybe(p);
+    if (dirfd == AT_FDCWD) return !route_rel_maybe(p);
+    return !fdt_is_ours(dirfd) && !(p[0] == 's' && p[1] == '3' && p[2] == ':');
+}
+
 /* Route p relative to dirfd (AT_FDCWD or a descriptor). flags may hold AT_EMPTY_PATH.
  * Returns ROUTE_FOREIGN (call libc with r->pass), ROUTE_OURS (r->m, r->key) or
  * ROUTE_ERROR (errno set). */
@@ -65,18 +76,18 @@ static inline __attribute__((always_inline)) int route_at(int dirfd, const char 
 {
     r->pass = p;
     r->ancestor = 0;
-    if (__builtin_expect(p == NULL, 0)) return ROUTE_FOREIGN;
-    if (p[0] == '/') {
-        if (__builtin_expect(!route_abs_maybe(p), 1)) return ROUTE_FOREIGN;
-    } else if (dirfd == AT_FDCWD) {
-        if (__builtin_expect(!route_rel_maybe(p), 1)) return ROUTE_FOREIGN;
-    } else if (__builtin_expect(!fdt_is_ours(dirfd), 1) && !(p[0] == 's' && p[1] == '3' && p[2] == ':')) {
-        return ROUTE_FOREIGN;
-    }
+    if (__builtin_expect(route_foreign(dirfd, p), 1)) return ROUTE_FOREIGN;
     return route_slow(dirfd, p, r, flags);
 }
 
 static inline int route_path(const char *p, struct route *r) { return route_at(AT_FDCWD, p, r, 0); }
+
+/* After libc answered ENOENT for p relative to a real directory descriptor: if that
+ * directory is above a mount prefix (rsync 3.5 opens "/" and walks down the destination
+ * with openat and fstatat, one component at a time), route the joined path. Returns
+ * ROUTE_OURS with r filled, or ROUTE_FOREIGN (the caller keeps libc's answer). Costs a
+ * readlink, on that failure path only. */
+int route_real_dirfd(int dirfd, const char *p, struct route *r);
 
 /* Rebuild the prefix table after the mount table is built. */
 void route_init(void);

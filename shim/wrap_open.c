@@ -93,17 +93,27 @@ int io_close_fd(int fd)
     return p < 0 ? p : r;
 }
 
-static int open_common(int dirfd, const char *path, int flags, mode_t mode)
+static __attribute__((noinline)) int open_routed(int dirfd, const char *path, int flags, mode_t mode)
 {
     struct route r;
     switch (route_at(dirfd, path, &r, 0)) {
-    case ROUTE_FOREIGN:
-        return REAL(openat)(dirfd, r.pass, flags, mode);
+    case ROUTE_FOREIGN: {
+        int fd = REAL(openat)(dirfd, r.pass, flags, mode);
+        if (fd < 0 && errno == ENOENT && dirfd != AT_FDCWD && route_real_dirfd(dirfd, path, &r) == ROUTE_OURS)
+            return io_open(&r, flags, mode); /* a mount below a real directory descriptor */
+        return fd;
+    }
     case ROUTE_OURS:
         return io_open(&r, flags, mode);
     default:
         return -1;
     }
+}
+
+static inline __attribute__((always_inline)) int open_common(int dirfd, const char *path, int flags, mode_t mode)
+{
+    if (__builtin_expect(route_foreign(dirfd, path), 1)) return REAL(openat)(dirfd, path, flags, mode);
+    return open_routed(dirfd, path, flags, mode);
 }
 
 static mode_t open_mode(int flags, va_list ap)

@@ -50,7 +50,7 @@ static void ancestor_stat(struct stat *st)
 }
 
 /* fstatat semantics for all the path-based variants. */
-static int stat_at(int dirfd, const char *path, struct stat *st, int flags)
+static __attribute__((noinline)) int stat_routed(int dirfd, const char *path, struct stat *st, int flags)
 {
     struct route r;
     switch (route_at(dirfd, path, &r, flags)) {
@@ -59,6 +59,10 @@ static int stat_at(int dirfd, const char *path, struct stat *st, int flags)
         if (res < 0 && errno == ENOENT && r.ancestor) {
             ancestor_stat(st);
             return 0;
+        }
+        if (res < 0 && errno == ENOENT && dirfd != AT_FDCWD && route_real_dirfd(dirfd, path, &r) == ROUTE_OURS) {
+            res = io_stat(&r, st, flags & AT_SYMLINK_NOFOLLOW);
+            return res < 0 ? shim_fail(res) : 0;
         }
         return res;
     }
@@ -69,6 +73,12 @@ static int stat_at(int dirfd, const char *path, struct stat *st, int flags)
     default:
         return -1;
     }
+}
+
+static inline __attribute__((always_inline)) int stat_at(int dirfd, const char *path, struct stat *st, int flags)
+{
+    if (__builtin_expect(route_foreign(dirfd, path), 1)) return REAL(fstatat)(dirfd, path, st, flags);
+    return stat_routed(dirfd, path, st, flags);
 }
 
 static __attribute__((noinline, cold)) int fstat_ours(int fd, struct stat *st)
@@ -204,6 +214,11 @@ SHIM_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, str
             ancestor_stat(&st);
             stat_to_statx(&st, mask, sx);
             return 0;
+        }
+        if (res < 0 && errno == ENOENT && dirfd != AT_FDCWD && route_real_dirfd(dirfd, path, &r) == ROUTE_OURS) {
+            if (!shim_mount_usable(r.m)) return -1;
+            int t = io_trail_check(&r);
+            return t < 0 ? shim_fail(t) : statx_ours(r.m, r.key, NULL, flags, mask, sx);
         }
         return res;
     }

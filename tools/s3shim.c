@@ -21,6 +21,7 @@ static int usage(FILE *out, int code)
 {
     fputs("usage: s3shim run [--mount PREFIX=URI]... [--stats] [--stats-file PATH] [--log LEVEL] -- CMD [ARGS...]\n"
           "       s3shim config     print the effective configuration (secrets redacted)\n"
+          "       s3shim config --settings   every S3SHIM_* setting: NAME<TAB>DEFAULT<TAB>MEANING\n"
           "       s3shim version\n",
           out);
     return code;
@@ -109,8 +110,22 @@ static int is_secret(const char *name)
     return strstr(name, "SECRET") || strstr(name, "TOKEN") || strstr(name, "PASSWORD");
 }
 
-static int cmd_config(void)
+/* One line per setting this build knows, for docs/settings.md's test and for scripts.
+ * "(unset)" is the default of a setting whose absence is the default behaviour. */
+static int cmd_settings(void)
 {
+    for (int i = 0; cfg_known[i][0]; i++)
+        printf("%s\t%s\t%s\n", cfg_known[i][0], cfg_known[i][2] ? cfg_known[i][2] : "(unset)", cfg_known[i][1]);
+    return 0;
+}
+
+static int cmd_config(int argc, char **argv)
+{
+    if (argc == 1 && strcmp(argv[0], "--settings") == 0) return cmd_settings();
+    if (argc > 0) {
+        fprintf(stderr, "s3shim config: unknown argument '%s'\n", argv[0]);
+        return usage(stderr, 2);
+    }
     struct cfg c;
     cfg_load(&c, cfg_process_env, NULL);
     struct mount_table t;
@@ -131,10 +146,12 @@ static int cmd_config(void)
     printf("  %-24s %s\n", "stats JSON file", c.stats_file ? c.stats_file : "(none)");
     printf("  %-24s %zu bytes\n", "S3 part size", c.part_size);
     printf("  %-24s %d\n", "S3 requests per file", c.concurrency);
+    printf("  %-24s %d\n", "S3 requests per process", c.max_inflight);
     printf("  %-24s %zu bytes\n", "memory budget", c.memory);
     printf("  %-24s %s\n", "S3 addressing", c.addressing == CFG_ADDR_PATH ? "path" : c.addressing == CFG_ADDR_VIRTUAL ? "virtual" : "auto");
     printf("  %-24s %.1f s\n", "metadata cache", c.stat_ttl_ms / 1000.0);
     printf("  %-24s %d\n", "HTTP engine threads", c.io_threads);
+    printf("  %-24s %d s\n", "stalled transfer retry", c.timeout_s);
     printf("  %-24s %s\n", "S3 endpoints", c.endpoints ? c.endpoints : "(AWS settings below)");
     printf("  %-24s %s\n", "endpoint balancing", bal_policy_name((enum bal_policy)c.balance));
     printf("  %-24s %s\n", "hedged reads", c.hedge ? "auto" : "off");
@@ -184,7 +201,9 @@ static int cmd_config(void)
         }
     }
     if (warnings) fprintf(stderr, "s3shim: warning: %d unknown S3SHIM_* setting(s); known ones:\n", warnings);
-    for (int i = 0; warnings && cfg_known[i][0]; i++) fprintf(stderr, "    %-20s %s\n", cfg_known[i][0], cfg_known[i][1]);
+    for (int i = 0; warnings && cfg_known[i][0]; i++)
+        fprintf(stderr, "    %-22s %s%s%s%s\n", cfg_known[i][0], cfg_known[i][1], cfg_known[i][2] ? " (default " : "",
+                cfg_known[i][2] ? cfg_known[i][2] : "", cfg_known[i][2] ? ")" : "");
     mnt_free(&t);
     cfg_free(&c);
     return bad ? 1 : 0;
@@ -194,7 +213,7 @@ int main(int argc, char **argv)
 {
     if (argc < 2) return usage(stderr, 2);
     if (strcmp(argv[1], "run") == 0) return cmd_run(argc - 2, argv + 2);
-    if (strcmp(argv[1], "config") == 0) return cmd_config();
+    if (strcmp(argv[1], "config") == 0) return cmd_config(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("s3shim %s\n", S3SHIM_VERSION);
         return 0;

@@ -6,7 +6,7 @@
 #   seqread   1 MiB sequential read: `cat FILE >/dev/null` through the shim (it reads
 #             1 MiB at a time: st_blksize; DEPTH chunks in flight) vs fio io_uring bs=1M
 #             at iodepth 1 and 4; `dd bs=1M` through the shim is shown too (its if= is
-#             fd 0, which the shim serves through a pipe, see README "Standard streams");
+#             fd 0, which the shim serves through a pipe, see docs/semantics.md "Standard streams");
 #   randread  4 KiB random reads: fio itself under the shim (ioengine=psync, JOBS jobs, on
 #             the mount path) vs fio io_uring at iodepth JOBS (same total concurrency);
 #             fio psync direct=1 without the shim is shown as a reference;

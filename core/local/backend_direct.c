@@ -8,6 +8,7 @@
  * detail line tells the alignment in use, the queue depth seen, and whether any file
  * ran buffered because O_DIRECT was refused. */
 #include "../config.h"
+#include "../sys.h"
 #include "direct.h"
 #include "../log.h"
 
@@ -86,7 +87,7 @@ int bk_direct_explain(const char *dir, const struct cfg *cfg, char *buf, size_t 
         return 0;
     }
     /* An unnamed temporary file shows what files there get; nothing is left behind. */
-    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    int fd = sys.open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0) {
         snprintf(buf, len, "alignment found at open (cannot probe %s: %s); if O_DIRECT is refused: %s", dir,
                  strerror(errno), fb);
@@ -95,14 +96,14 @@ int bk_direct_explain(const char *dir, const struct cfg *cfg, char *buf, size_t 
     struct stat st;
     struct dio_align a;
     char why[200] = "";
-    int r = fstat(fd, &st) == 0 ? dio_probe(fd, &st, &a, why, sizeof why) : -errno;
-    int d = r == 0 ? open(dir, O_TMPFILE | O_RDWR | O_DIRECT | O_CLOEXEC, 0600) : -1;
+    int r = sys.fstat(fd, &st) == 0 ? dio_probe(fd, &st, &a, why, sizeof why) : -errno;
+    int d = r == 0 ? sys.open(dir, O_TMPFILE | O_RDWR | O_DIRECT | O_CLOEXEC, 0600) : -1;
     if (r == 0 && d < 0 && errno == EINVAL) {
         r = 1;
         snprintf(why, sizeof why, "O_DIRECT refused by the filesystem (EINVAL at open)");
     }
-    if (d >= 0) close(d);
-    close(fd);
+    if (d >= 0) sys.close(d);
+    sys.close(fd);
     if (r == 0)
         snprintf(buf, len, "O_DIRECT, alignment memory %u, offset %u (%s); chunk %zu, depth %d%s", a.mem, a.off,
                  dio_source_name(a.source), cfg->direct_chunk, cfg->direct_depth,

@@ -6,6 +6,7 @@
  * it. Calls that act on a name (unlink, mkdir, rename, lstat) resolve the parent that
  * way and then act on the last component relative to it. */
 #include "backend_file.h"
+#include "../sys.h"
 #include "../efd.h"
 
 #include <dirent.h>
@@ -41,7 +42,7 @@ int fm_open_beneath(struct file_mount *fm, const char *key, int flags, mode_t mo
     };
     long fd = syscall(SYS_openat2, fm->rootfd, rel(key), &how, sizeof how);
     if (fd < 0 && errno == ENOSYS) /* kernels before 5.6 */
-        fd = openat(fm->rootfd, rel(key), flags | O_CLOEXEC, mode);
+        fd = sys.openat(fm->rootfd, rel(key), flags | O_CLOEXEC, mode);
     return fd < 0 ? -errno : (int)fd;
 }
 
@@ -52,7 +53,7 @@ static int parent_beneath(struct file_mount *fm, const char *key, char *leaf, si
     const char *slash = strrchr(key, '/');
     if (!slash) {
         if (snprintf(leaf, leaflen, "%s", rel(key)) >= (int)leaflen) return -ENAMETOOLONG;
-        int fd = fcntl(fm->rootfd, F_DUPFD_CLOEXEC, 0);
+        int fd = sys.fcntl(fm->rootfd, F_DUPFD_CLOEXEC, 0);
         return fd < 0 ? -errno : fd;
     }
     if (snprintf(leaf, leaflen, "%s", slash + 1) >= (int)leaflen) return -ENAMETOOLONG;
@@ -72,14 +73,14 @@ int fm_root_open(struct file_mount *fm, const char *scheme, const char *where, c
         snprintf(err, errlen, "%s:// needs an absolute directory (%s:///DIR), got '%s'", scheme, scheme, where);
         return -EINVAL;
     }
-    int fd = open(where, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int fd = sys.open(where, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
         int e = errno;
         snprintf(err, errlen, "cannot open directory '%s': %s", where, strerror(e));
         return -e;
     }
     if (!(fm->root = strdup(where))) {
-        close(fd);
+        sys.close(fd);
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
@@ -122,13 +123,13 @@ static int fm_open(void *ms, const char *key, int flags, mode_t mode, void **fhp
     int fd = fm_open_beneath(ms, key, flags, mode);
     if (fd < 0) return fd;
     struct stat st;
-    if (!(flags & O_DIRECTORY) && fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-        close(fd);
+    if (!(flags & O_DIRECTORY) && sys.fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+        sys.close(fd);
         return -EISDIR; /* directories are the caller's business (opendir) */
     }
     struct fm_file *fh = malloc(sizeof *fh);
     if (!fh) {
-        close(fd);
+        sys.close(fd);
         return -ENOMEM;
     }
     fh->fd = efd_park(fd);
@@ -140,37 +141,37 @@ static int fm_open(void *ms, const char *key, int flags, mode_t mode, void **fhp
 
 static ssize_t fm_pread(void *fh, void *buf, size_t len, off_t off)
 {
-    ssize_t n = pread(FD(fh), buf, len, off);
+    ssize_t n = sys.pread(FD(fh), buf, len, off);
     return n < 0 ? -errno : n;
 }
 
 static ssize_t fm_pwrite(void *fh, const void *buf, size_t len, off_t off)
 {
-    ssize_t n = pwrite(FD(fh), buf, len, off);
+    ssize_t n = sys.pwrite(FD(fh), buf, len, off);
     return n < 0 ? -errno : n;
 }
 
 static int fm_fsync(void *fh, int datasync)
 {
-    return neg_errno(datasync ? fdatasync(FD(fh)) : fsync(FD(fh)));
+    return neg_errno(datasync ? sys.fdatasync(FD(fh)) : sys.fsync(FD(fh)));
 }
 
-static int fm_ftruncate(void *fh, off_t len) { return neg_errno(ftruncate(FD(fh), len)); }
-static int fm_fstat(void *fh, struct stat *st) { return neg_errno(fstat(FD(fh), st)); }
+static int fm_ftruncate(void *fh, off_t len) { return neg_errno(sys.ftruncate(FD(fh), len)); }
+static int fm_fstat(void *fh, struct stat *st) { return neg_errno(sys.fstat(FD(fh), st)); }
 
 static int fm_fallocate(void *fh, int mode, off_t off, off_t len)
 {
-    return neg_errno(fallocate(FD(fh), mode, off, len));
+    return neg_errno(sys.fallocate(FD(fh), mode, off, len));
 }
 
 static int fm_fadvise(void *fh, off_t off, off_t len, int advice)
 {
-    return -posix_fadvise(FD(fh), off, len, advice);
+    return -sys.posix_fadvise(FD(fh), off, len, advice);
 }
 
 static int fm_futimens(void *fh, const struct timespec ts[2])
 {
-    return neg_errno(futimens(FD(fh), ts));
+    return neg_errno(sys.futimens(FD(fh), ts));
 }
 
 static int fm_close(void *fh)
@@ -185,11 +186,11 @@ static int fm_local_fd(void *fh) { return FD(fh); }
 static int fm_open_fd(void *ms, int fd, int flags, void **fhp)
 {
     (void)ms, (void)flags;
-    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    int own = sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (own < 0) return -errno;
     struct fm_file *fh = malloc(sizeof *fh);
     if (!fh) {
-        close(own);
+        sys.close(own);
         return -ENOMEM;
     }
     fh->fd = efd_park(own);
@@ -207,18 +208,18 @@ static int fm_open_fd(void *ms, int fd, int flags, void **fhp)
         int r_ = P; \
         if (P >= 0) { \
             r_ = neg_errno(expr); \
-            close(P); \
+            sys.close(P); \
         } \
         r_; \
     })
 
 int fm_stat(void *ms, const char *key, struct stat *st, int nofollow)
 {
-    if (nofollow && key[0]) return AT_PARENT(ms, key, fstatat(P, L, st, AT_SYMLINK_NOFOLLOW));
+    if (nofollow && key[0]) return AT_PARENT(ms, key, sys.fstatat(P, L, st, AT_SYMLINK_NOFOLLOW));
     int fd = fm_open_beneath(ms, key, O_PATH, 0);
     if (fd < 0) return fd;
-    int r = neg_errno(fstat(fd, st));
-    close(fd);
+    int r = neg_errno(sys.fstat(fd, st));
+    sys.close(fd);
     return r;
 }
 
@@ -226,60 +227,60 @@ int fm_access(void *ms, const char *key, int mode, int flags)
 {
     int fd = fm_open_beneath(ms, key, O_PATH | ((flags & AT_SYMLINK_NOFOLLOW) ? O_NOFOLLOW : 0), 0);
     if (fd < 0) return fd;
-    int r = neg_errno(faccessat(fd, "", mode, (flags & AT_EACCESS) | AT_EMPTY_PATH));
-    close(fd);
+    int r = neg_errno(sys.faccessat(fd, "", mode, (flags & AT_EACCESS) | AT_EMPTY_PATH));
+    sys.close(fd);
     return r;
 }
 
-int fm_unlink(void *ms, const char *key) { return AT_PARENT(ms, key, unlinkat(P, L, 0)); }
+int fm_unlink(void *ms, const char *key) { return AT_PARENT(ms, key, sys.unlinkat(P, L, 0)); }
 
 int fm_rename(void *ms, const char *from, const char *to, unsigned flags)
 {
     char L2[256];
     int P2 = parent_beneath(ms, to, L2, sizeof L2);
     if (P2 < 0) return P2;
-    int r = AT_PARENT(ms, from, renameat2(P, L, P2, L2, flags));
-    close(P2);
+    int r = AT_PARENT(ms, from, sys.renameat2(P, L, P2, L2, flags));
+    sys.close(P2);
     return r;
 }
 
 int fm_mkdir(void *ms, const char *key, mode_t mode)
 {
     if (!key[0]) return -EEXIST;
-    return AT_PARENT(ms, key, mkdirat(P, L, mode));
+    return AT_PARENT(ms, key, sys.mkdirat(P, L, mode));
 }
 
 int fm_rmdir(void *ms, const char *key)
 {
     if (!key[0]) return -EBUSY; /* the mount root itself */
-    return AT_PARENT(ms, key, unlinkat(P, L, AT_REMOVEDIR));
+    return AT_PARENT(ms, key, sys.unlinkat(P, L, AT_REMOVEDIR));
 }
 
 int fm_truncate(void *ms, const char *key, off_t len)
 {
     int fd = fm_open_beneath(ms, key, O_WRONLY, 0);
     if (fd < 0) return fd;
-    int r = neg_errno(ftruncate(fd, len));
-    close(fd);
+    int r = neg_errno(sys.ftruncate(fd, len));
+    sys.close(fd);
     return r;
 }
 
 int fm_utimens(void *ms, const char *key, const struct timespec ts[2], int nofollow)
 {
-    if (nofollow && key[0]) return AT_PARENT(ms, key, utimensat(P, L, ts, AT_SYMLINK_NOFOLLOW));
+    if (nofollow && key[0]) return AT_PARENT(ms, key, sys.utimensat(P, L, ts, AT_SYMLINK_NOFOLLOW));
     int fd = fm_open_beneath(ms, key, O_PATH, 0);
     if (fd < 0) return fd;
     char p[64];
     fd_path(fd, p, sizeof p);
-    int r = neg_errno(utimensat(AT_FDCWD, p, ts, 0));
-    close(fd);
+    int r = neg_errno(sys.utimensat(AT_FDCWD, p, ts, 0));
+    sys.close(fd);
     return r;
 }
 
 int fm_statvfs(void *ms, const char *key, struct statvfs *sv)
 {
     (void)key;
-    return neg_errno(fstatvfs(ROOT(ms), sv));
+    return neg_errno(sys.fstatvfs(ROOT(ms), sv));
 }
 
 int fm_local_path(void *ms, const char *key, char *buf, size_t len)
@@ -293,10 +294,10 @@ int fm_opendir(void *ms, const char *key, void **dhp)
 {
     int fd = fm_open_beneath(ms, key, O_RDONLY | O_DIRECTORY, 0);
     if (fd < 0) return fd;
-    DIR *d = fdopendir(fd);
+    DIR *d = sys.fdopendir(fd);
     if (!d) {
         int e = errno;
-        close(fd);
+        sys.close(fd);
         return -e;
     }
     *dhp = d;
@@ -306,7 +307,7 @@ int fm_opendir(void *ms, const char *key, void **dhp)
 int fm_readdir(void *dh, struct bk_dirent *ent)
 {
     errno = 0;
-    struct dirent *d = readdir(dh);
+    struct dirent *d = sys.readdir(dh);
     if (!d) return errno ? -errno : 0;
     ent->ino = d->d_ino;
     ent->type = d->d_type;
@@ -314,7 +315,7 @@ int fm_readdir(void *dh, struct bk_dirent *ent)
     return 1;
 }
 
-void fm_closedir(void *dh) { closedir(dh); }
+void fm_closedir(void *dh) { sys.closedir(dh); }
 
 const struct backend_ops bk_file_ops = {
     .scheme = "file",

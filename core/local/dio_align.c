@@ -1,5 +1,6 @@
 /* dio_align.c - see dio_align.h */
 #include "dio_align.h"
+#include "../sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -48,7 +49,7 @@ int dio_probe(int fd, const struct stat *st, struct dio_align *a, char *why, siz
     struct statx sx;
     memset(&sx, 0, sizeof sx);
     memset(a, 0, sizeof *a);
-    if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 && (sx.stx_mask & STATX_DIOALIGN)) {
+    if (sys.statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 && (sx.stx_mask & STATX_DIOALIGN)) {
         if (!sx.stx_dio_mem_align || !sx.stx_dio_offset_align) {
             snprintf(why, whylen, "the filesystem reports no direct I/O support (statx DIOALIGN is 0)");
             return 1;
@@ -58,13 +59,13 @@ int dio_probe(int fd, const struct stat *st, struct dio_align *a, char *why, siz
         a->source = DIO_SRC_STATX;
     } else if (S_ISBLK(st->st_mode)) {
         int ssz = 0;
-        if (ioctl(fd, BLKSSZGET, &ssz) == 0 && ssz > 0) {
+        if (sys.ioctl(fd, BLKSSZGET, &ssz) == 0 && ssz > 0) {
             a->mem = a->off = (unsigned)ssz;
             a->source = DIO_SRC_BLKSSZ;
         }
     } else {
         struct statfs sf;
-        if (fstatfs(fd, &sf) == 0 && (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC)) {
+        if (sys.fstatfs(fd, &sf) == 0 && (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC)) {
             snprintf(why, whylen, "%s keeps files in memory: O_DIRECT would still go through the page cache",
                      sf.f_type == TMPFS_MAGIC ? "tmpfs" : "ramfs");
             return 1;

@@ -25,6 +25,7 @@
  * the file runs buffered with plain pread/pwrite, the mount warns once and its stats say
  * so; with S3SHIM_DIRECT_FALLBACK=error the open fails with EINVAL instead. */
 #include "direct_file.h"
+#include "../sys.h"
 
 #include "../efd.h"
 #include "../log.h"
@@ -88,7 +89,7 @@ int df_fsync(void *fh, int datasync)
 {
     (void)datasync; /* fdatasync either way: the file's data is what O_DIRECT users care for */
     struct dfile *f = fh;
-    if (f->buffered) return fdatasync(f->fd) < 0 ? -errno : 0;
+    if (f->buffered) return sys.fdatasync(f->fd) < 0 ? -errno : 0;
     df_adopt_after_fork(f);
     pthread_mutex_lock(&f->lock);
     int e = df_wb_flush(f);
@@ -104,11 +105,11 @@ int df_fsync(void *fh, int datasync)
 int df_ftruncate(void *fh, off_t len)
 {
     struct dfile *f = fh;
-    if (f->buffered) return ftruncate(f->fd, len) < 0 ? -errno : 0;
+    if (f->buffered) return sys.ftruncate(f->fd, len) < 0 ? -errno : 0;
     df_adopt_after_fork(f);
     pthread_mutex_lock(&f->lock);
     int e = df_settle(f);
-    if (!e && ftruncate(f->fd, len) < 0) e = -errno;
+    if (!e && sys.ftruncate(f->fd, len) < 0) e = -errno;
     if (!e) {
         f->size_hint = len;
         if (f->wb_off + (off_t)f->wb_len > len) f->wb_len = 0; /* the kept block is gone or changed */
@@ -120,7 +121,7 @@ int df_ftruncate(void *fh, off_t len)
 int df_fstat(void *fh, struct stat *st)
 {
     struct dfile *f = fh;
-    if (fstat(f->fd, st) < 0) return -errno;
+    if (sys.fstat(f->fd, st) < 0) return -errno;
     if (f->buffered) return 0;
     df_adopt_after_fork(f);
     pthread_mutex_lock(&f->lock);
@@ -142,7 +143,7 @@ int df_fallocate(void *fh, int mode, off_t off, off_t len)
     df_adopt_after_fork(f);
     if (!f->buffered) pthread_mutex_lock(&f->lock);
     int e = f->buffered ? 0 : df_settle(f);
-    if (!e && fallocate(f->fd, mode, off, len) < 0) e = -errno;
+    if (!e && sys.fallocate(f->fd, mode, off, len) < 0) e = -errno;
     if (!e && !f->buffered) {
         if (off + len > f->size_hint && !(mode & FALLOC_FL_KEEP_SIZE)) f->size_hint = off + len;
         f->wb_len = 0;
@@ -166,7 +167,7 @@ int df_futimens(void *fh, const struct timespec ts[2])
         df_settle(f);
         pthread_mutex_unlock(&f->lock);
     }
-    return futimens(f->fd, ts) < 0 ? -errno : 0;
+    return sys.futimens(f->fd, ts) < 0 ? -errno : 0;
 }
 
 int df_local_fd(void *fh)
@@ -225,8 +226,8 @@ static int fall_back(struct direct_mount *m, int fd, const char *key, const char
         slog_error("direct: %s/%s: %s; not opened because S3SHIM_DIRECT_FALLBACK=error", m->fm.root, key, why);
         return -EINVAL;
     }
-    int fl = fcntl(fd, F_GETFL);
-    if (fl >= 0 && (fl & O_DIRECT)) fcntl(fd, F_SETFL, fl & ~O_DIRECT);
+    int fl = sys.fcntl(fd, F_GETFL);
+    if (fl >= 0 && (fl & O_DIRECT)) sys.fcntl(fd, F_SETFL, fl & ~O_DIRECT);
     if (!atomic_exchange(&m->warned, 1))
         slog_warn("direct: %s: %s; files of this mount run BUFFERED (page cache), not O_DIRECT "
                   "(S3SHIM_DIRECT_FALLBACK=error refuses instead)", m->fm.root, why);
@@ -239,18 +240,18 @@ static int fall_back(struct direct_mount *m, int fd, const char *key, const char
 static int dfile_make(struct direct_mount *m, int fd, int flags, int refused, const char *key, void **fhp)
 {
     struct stat st;
-    if (fstat(fd, &st) < 0) {
+    if (sys.fstat(fd, &st) < 0) {
         int e = -errno;
-        close(fd);
+        sys.close(fd);
         return e;
     }
     if (S_ISDIR(st.st_mode) && !(flags & O_DIRECTORY)) {
-        close(fd);
+        sys.close(fd);
         return -EISDIR;
     }
     struct dfile *f = calloc(1, sizeof *f);
     if (!f) {
-        close(fd);
+        sys.close(fd);
         return -ENOMEM;
     }
     f->m = m;
@@ -258,12 +259,12 @@ static int dfile_make(struct direct_mount *m, int fd, int flags, int refused, co
     char why[200] = "O_DIRECT refused by the filesystem (EINVAL at open)";
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
         f->buffered = 1; /* directories, fifos, character devices: nothing to align */
-        int fl = fcntl(fd, F_GETFL);
-        if (fl >= 0 && (fl & O_DIRECT)) fcntl(fd, F_SETFL, fl & ~O_DIRECT);
+        int fl = sys.fcntl(fd, F_GETFL);
+        if (fl >= 0 && (fl & O_DIRECT)) sys.fcntl(fd, F_SETFL, fl & ~O_DIRECT);
     } else if (refused || dio_probe(fd, &st, &f->al, why, sizeof why) != 0) {
         int e = fall_back(m, fd, key, why);
         if (e < 0) {
-            close(fd);
+            sys.close(fd);
             free(f);
             return e;
         }
@@ -278,12 +279,12 @@ static int dfile_make(struct direct_mount *m, int fd, int flags, int refused, co
      * table's growth) that must not wait behind a caller holding this file's lock. */
     int se = uring_start();
     if (se < 0) {
-        close(fd);
+        sys.close(fd);
         free(f);
         return se;
     }
     f->is_blk = S_ISBLK(st.st_mode);
-    if (f->is_blk && ioctl(fd, BLKGETSIZE64, &f->devsize) < 0) f->devsize = 0;
+    if (f->is_blk && sys.ioctl(fd, BLKGETSIZE64, &f->devsize) < 0) f->devsize = 0;
     f->sync = (flags & (O_SYNC | O_DSYNC)) != 0;
     f->chunk = (size_t)dio_up(m->chunk, f->al.off);
     f->depth = m->depth;
@@ -324,12 +325,12 @@ int df_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
 
 int df_open_fd(void *ms, int fd, int flags, void **fhp)
 {
-    int own = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    int own = sys.fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (own < 0) return -errno;
-    int fl = fcntl(own, F_GETFL);
+    int fl = sys.fcntl(own, F_GETFL);
     int refused = 0;
-    if (fl >= 0 && !(fl & O_DIRECT) && fcntl(own, F_SETFL, fl | O_DIRECT) < 0) refused = 1;
-    if (fl >= 0 && (fl & O_APPEND)) fcntl(own, F_SETFL, (fl | O_DIRECT) & ~O_APPEND);
+    if (fl >= 0 && !(fl & O_DIRECT) && sys.fcntl(own, F_SETFL, fl | O_DIRECT) < 0) refused = 1;
+    if (fl >= 0 && (fl & O_APPEND)) sys.fcntl(own, F_SETFL, (fl | O_DIRECT) & ~O_APPEND);
     return dfile_make(ms, own, flags, refused, "(inherited)", fhp);
 }
 

@@ -3,6 +3,7 @@
  * write must drop, errors kept for the next call, the state a forked child forgets, and
  * the mount's detail line. It calls nothing above it. */
 #include "direct_file.h"
+#include "../sys.h"
 
 #include "../log.h"
 
@@ -38,7 +39,7 @@ off_t df_disk_size(struct dfile *f)
 {
     if (f->is_blk) return (off_t)f->devsize;
     struct stat st;
-    return fstat(f->fd, &st) < 0 ? -errno : st.st_size;
+    return sys.fstat(f->fd, &st) < 0 ? -errno : st.st_size;
 }
 
 void df_note_error(struct dfile *f, int e, const char *what, off_t off)

@@ -1,5 +1,6 @@
 /* direct_read.c - reads of a direct:// file: see direct_file.c for the whole picture. */
 #include "direct_file.h"
+#include "../sys.h"
 
 #include "../log.h"
 
@@ -166,7 +167,7 @@ ssize_t df_pread(void *fh, void *buf, size_t len, off_t off)
 {
     struct dfile *f = fh;
     if (f->buffered) {
-        ssize_t n = pread(f->fd, buf, len, off);
+        ssize_t n = sys.pread(f->fd, buf, len, off);
         return n < 0 ? -errno : n;
     }
     df_adopt_after_fork(f);

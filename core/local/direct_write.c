@@ -1,5 +1,6 @@
 /* direct_write.c - writes of a direct:// file: see direct_file.c for the whole picture. */
 #include "direct_file.h"
+#include "../sys.h"
 
 #include "../log.h"
 
@@ -122,7 +123,7 @@ int df_wb_flush(struct dfile *f)
     }
     if (!f->is_blk && span > f->wb_len && f->wb_off + (off_t)span > before) {
         off_t want = end > before ? end : before;
-        if (ftruncate(f->fd, want) < 0) {
+        if (sys.ftruncate(f->fd, want) < 0) {
             df_note_error(f, -errno, "truncating the padded tail", want);
             return f->err;
         }
@@ -212,7 +213,7 @@ ssize_t df_pwrite(void *fh, const void *buf, size_t len, off_t off)
 {
     struct dfile *f = fh;
     if (f->buffered) {
-        ssize_t n = pwrite(f->fd, buf, len, off);
+        ssize_t n = sys.pwrite(f->fd, buf, len, off);
         return n < 0 ? -errno : n;
     }
     df_adopt_after_fork(f);

@@ -11,6 +11,7 @@
  *   pair is always taken whole from one file;
  * - every error is one line naming the variable, or the file and line, or the profile. */
 #include "aws_config.h"
+#include "../sys.h"
 #include "s3.h"
 
 #include "../config.h"
@@ -105,7 +106,7 @@ static int resolve_path(struct loader *L, const char *var, const char *value, co
 static int read_file(struct loader *L, const char *path, char **bufp)
 {
     *bufp = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int fd = sys.open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (fd < 0) {
         int e = errno;
         if (e == ENOENT || e == ENOTDIR) return -ENOENT;
@@ -114,7 +115,7 @@ static int read_file(struct loader *L, const char *path, char **bufp)
     struct stat st;
     int r = 0;
     char *buf = NULL;
-    if (fstat(fd, &st) < 0) {
+    if (sys.fstat(fd, &st) < 0) {
         r = fail(L, -errno, "cannot stat %s: %s", path, strerror(errno));
     } else if (S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3) {
         buf = calloc(1, 1); /* /dev/null: the usual way to say "no such file", as the CLI takes it */
@@ -128,7 +129,7 @@ static int read_file(struct loader *L, const char *path, char **bufp)
     } else {
         size_t got = 0;
         while (got < (size_t)st.st_size) {
-            ssize_t k = read(fd, buf + got, (size_t)st.st_size - got);
+            ssize_t k = sys.read(fd, buf + got, (size_t)st.st_size - got);
             if (k < 0 && errno == EINTR) continue;
             if (k < 0) {
                 r = fail(L, -errno, "cannot read %s: %s", path, strerror(errno));
@@ -140,7 +141,7 @@ static int read_file(struct loader *L, const char *path, char **bufp)
         buf[got] = '\0';
         if (r == 0 && memchr(buf, '\0', got)) r = fail(L, -EINVAL, "%s: contains a NUL byte; not a text file", path);
     }
-    close(fd);
+    sys.close(fd);
     if (r < 0) {
         if (buf) OPENSSL_cleanse(buf, (size_t)st.st_size + 1);
         free(buf);

@@ -4,12 +4,15 @@
  * ListObjectsV2 with '/' as delimiter (their entries fill the metadata cache, so `ls -l`
  * costs one request per page, not one per file), and unlink, rename (copy and delete;
  * multipart copy above 5 GiB), mkdir (a "dir/" marker) and rmdir. Keys, stat and the
- * cache are s3_meta.c; reading and writing objects is s3_file.c. */
+ * cache are s3_meta.c; reading and writing objects is s3_file.c. Every change made here
+ * is announced to the run's other processes with s3_meta_changed() once the server has
+ * answered (s3_gen.h). */
 #include "../backend.h"
 #include "../bufpool.h"
 #include "../config.h"
 #include "http.h"
 #include "../log.h"
+#include "s3_gen.h"
 #include "s3_mount.h"
 #include "s3_stage.h"
 #include "s3_xml.h"
@@ -107,6 +110,7 @@ static int s3_mount(const char *uri, const struct cfg *cfg, struct stats_set *st
     m->mounted_at = time(NULL);
     s3_stage_configure(cfg);
     pthread_mutex_init(&m->meta_lock, NULL);
+    s3_gen_init();
 
     struct aws_settings aws;
     char why[512] = "";
@@ -203,7 +207,7 @@ static int unlink_path(struct s3_mount *m, struct s3_path *p)
     op.grow = 1;
     e = s3_run(&m->client, &op);
     s3_op_cleanup(&op);
-    s3_meta_forget(m, p->bucket, p->key);
+    s3_meta_changed(m, p->bucket, p->key, 0, NULL, NULL);
     if (e == 0) s3_stage_unlinked(m, p);
     return e;
 }
@@ -312,7 +316,7 @@ static int s3_rename(void *ms, const char *from, const char *to, unsigned flags)
     if (e == 0 && strcmp(a.bucket, b.bucket) == 0 && strcmp(a.key, b.key) == 0) e = 0;
     else if (e == 0) {
         e = copy_object(m, &a, &b, st.st_size);
-        s3_meta_forget(m, b.bucket, b.key);
+        s3_meta_changed(m, b.bucket, b.key, 0, NULL, NULL);
         if (e == 0) e = unlink_path(m, &a);
     }
     s3_path_free(&a);
@@ -334,13 +338,15 @@ static int mkdir_path(struct s3_mount *m, struct s3_path *p)
     snprintf(marker, n, "%s/", p->key);
     char md5[25];
     md5_base64("", 0, md5);
+    uint64_t gen0 = s3_meta_gen(p->bucket, p->key);
     struct s3_op op;
     s3_op_init(&op, "PUT", p->bucket, marker);
     s3_op_header(&op, "content-md5", md5);
     e = s3_run(&m->client, &op);
     s3_op_cleanup(&op);
     free(marker);
-    s3_meta_forget(m, p->bucket, p->key);
+    if (e == 0) s3_fill_stat(m, &st, p->bucket, p->key, 0, 0, 1); /* cd, stat and mkdir -p ask next */
+    s3_meta_changed(m, p->bucket, p->key, gen0, e == 0 ? &st : NULL, NULL);
     return e;
 }
 
@@ -373,7 +379,7 @@ static int rmdir_path(struct s3_mount *m, struct s3_path *p)
         s3_op_cleanup(&op);
         free(marker);
     }
-    s3_meta_forget(m, p->bucket, p->key);
+    s3_meta_changed(m, p->bucket, p->key, 0, NULL, NULL);
     return e;
 }
 
@@ -436,6 +442,7 @@ struct s3_dir {
     int dots;          /* "." and ".." given out */
     int done;          /* no more pages */
     int started;
+    uint64_t gen;      /* the directory's generation before the page was asked for */
 };
 
 static int s3_opendir(void *ms, const char *key, void **dhp)
@@ -481,6 +488,7 @@ static int s3_readdir(void *dh, struct bk_dirent *ent)
             if (d->started && (d->done || !d->page.truncated || !d->page.next_token)) return 0;
             char *token = d->page.next_token ? strdup(d->page.next_token) : NULL;
             s3_list_page_free(&d->page);
+            d->gen = s3_meta_gen(d->path.bucket, d->path.key);
             int e = s3_list_dir(d->m, d->path.bucket, d->prefix, token, 1000, 0, &d->page);
             free(token);
             d->started = 1;
@@ -512,7 +520,7 @@ static int s3_readdir(void *dh, struct bk_dirent *ent)
         if (full && !x->is_prefix) { /* ls -l stats every entry: answer from the listing */
             struct stat st;
             s3_fill_stat(d->m, &st, d->path.bucket, full, x->size, x->mtime, 0);
-            s3_meta_put(d->m, d->path.bucket, full, &st, x->etag);
+            s3_meta_fill_listed(d->m, d->path.bucket, full, &st, x->etag, d->path.key, d->gen);
         }
         free(full);
         return 1;

@@ -30,4 +30,8 @@ int bk_s3_explain(char *buf, size_t len);
 /* The directory S3 staging files go to: `configured` (S3SHIM_STAGING_DIR) or the default. */
 void bk_s3_staging_dir(const char *configured, char *buf, size_t len);
 
+/* The run's first process is ending without destructors (_exit): remove the run's
+ * shared table of S3 generations (s3_gen.h). Nothing in any other process. */
+void bk_s3_at_exit(void);
+
 #endif

@@ -22,6 +22,7 @@
 #include "../bufpool.h"
 #include "../readahead.h"
 #include "../log.h"
+#include "../sys.h"
 #include "s3_mount.h"
 #include "s3_stage.h"
 #include "s3_xml.h"
@@ -178,6 +179,7 @@ static int open_read(struct s3_file *f)
     c->len = FIRST_WINDOW;
     c->buf = bufpool_get(c->len, 1);
     if (!c->buf) return -ENOMEM;
+    uint64_t gen = s3_meta_gen(f->path.bucket, f->path.key); /* before asking (s3_mount.h) */
     s3_op_init(&c->op, "GET", f->path.bucket, f->path.key);
     snprintf(c->range, sizeof c->range, "bytes=0-%zu", c->len - 1);
     s3_op_header(&c->op, "range", c->range);
@@ -207,7 +209,7 @@ static int open_read(struct s3_file *f)
         f->ra.next = 0;
         struct stat st;
         s3_fill_stat(m, &st, f->path.bucket, f->path.key, f->size, f->mtime, 0);
-        s3_meta_put(m, f->path.bucket, f->path.key, &st, f->etag);
+        s3_meta_fill(m, f->path.bucket, f->path.key, &st, f->etag, gen);
     } else {
         s3_op_cleanup(&c->op);
         c->state = CH_READY;
@@ -809,6 +811,7 @@ static int complete(struct s3_file *f)
 /* Make the object exist on the server, with everything written so far. */
 static int commit(struct s3_file *f)
 {
+    uint64_t gen0 = s3_meta_gen(f->path.bucket, f->path.key);
     int e = f->err ? f->err : f->upload_id[0] || f->nparts ? complete(f) : put_whole(f);
     if (e < 0) {
         abort_upload(f);
@@ -819,7 +822,7 @@ static int commit(struct s3_file *f)
     }
     struct stat st;
     s3_fill_stat(f->m, &st, f->path.bucket, f->path.key, f->written, time(NULL), 0);
-    s3_meta_put(f->m, f->path.bucket, f->path.key, &st, f->etag);
+    s3_meta_changed(f->m, f->path.bucket, f->path.key, gen0, &st, f->etag); /* the run's other processes see it */
     f->committed = 1;
     return 0;
 }
@@ -968,7 +971,7 @@ int s3f_upload_fd(struct s3_mount *m, const struct s3_path *p, int fd, int64_t s
         }
         size_t want = (size_t)plen - f->cur->len;
         while (want > 0) {
-            ssize_t r = pread(fd, f->cur->buf + f->cur->len, want, off);
+            ssize_t r = sys.pread(fd, f->cur->buf + f->cur->len, want, off);
             if (r <= 0) {
                 slog_error("s3: %s/%s: reading the staging file failed: %s", p->bucket, p->key,
                            r < 0 ? strerror(errno) : "it is shorter than expected");
@@ -993,7 +996,7 @@ int s3f_close(void *fh)
 {
     struct s3_file *f = fh;
     int e = 0;
-    if (f->lockfd >= 0) close(f->lockfd);
+    if (f->lockfd >= 0) sys.close(f->lockfd);
     f->lockfd = -1;
     struct s3_stage *stg = stg_of(f);
     if (stg) {

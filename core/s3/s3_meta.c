@@ -1,9 +1,17 @@
 /* s3_meta.c - what the S3 wing knows about keys: mount keys resolved to bucket and object
  * key, stat answers built from HEAD and listings, and a short-lived cache of them
  * (answers for missing keys too), shared by the namespace (backend_s3.c) and open files
- * (s3_file.c). Below both of them: it calls only the client. */
+ * (s3_file.c). Below both of them: it calls only the client.
+ *
+ * Coherence: every cached answer also records its key's generation (s3_gen.h) as read
+ * before the request that produced it. Any process of the run that changes the key, or
+ * anything below it, bumps that generation once the server has answered, so the answer
+ * is dropped at its next lookup in every process of the run; unchanged keys are served
+ * from the cache for the whole TTL. Only the bucket itself ("" key: it exists or not,
+ * whatever its objects do) is cached by TTL alone. */
 #include "../log.h"
 #include "../stats.h"
+#include "s3_gen.h"
 #include "s3_mount.h"
 #include "s3_xml.h"
 
@@ -20,6 +28,8 @@ struct s3_meta {
     struct stat st;
     char etag[128];
     uint64_t expires;
+    uint64_t gen;  /* the key's generation before the answer was asked for */
+    unsigned slot; /* where that generation is (s3_gen_slot) */
     UT_hash_handle hh;
 };
 
@@ -107,11 +117,15 @@ static char *meta_id(const char *bucket, const char *key)
     return id;
 }
 
-void s3_meta_put(struct s3_mount *m, const char *bucket, const char *key, const struct stat *st, const char *etag)
+uint64_t s3_meta_gen(const char *bucket, const char *key) { return s3_gen_get(bucket, key); }
+
+void s3_meta_fill(struct s3_mount *m, const char *bucket, const char *key, const struct stat *st, const char *etag,
+                  uint64_t gen)
 {
     if (!m->stat_ttl_ns) return;
     char *id = meta_id(bucket, key);
     if (!id) return;
+    unsigned slot = s3_gen_slot(bucket, key);
     pthread_mutex_lock(&m->meta_lock);
     struct s3_meta *x;
     HASH_FIND_STR(m->meta, id, x);
@@ -125,9 +139,65 @@ void s3_meta_put(struct s3_mount *m, const char *bucket, const char *key, const 
         if (st) x->st = *st;
         snprintf(x->etag, sizeof x->etag, "%s", etag ? etag : "");
         x->expires = stats_now_ns() + m->stat_ttl_ns;
+        x->gen = gen;
+        x->slot = slot;
     }
     pthread_mutex_unlock(&m->meta_lock);
     free(id);
+}
+
+void s3_meta_put(struct s3_mount *m, const char *bucket, const char *key, const struct stat *st, const char *etag)
+{
+    s3_meta_fill(m, bucket, key, st, etag, s3_gen_get(bucket, key));
+}
+
+void s3_meta_fill_listed(struct s3_mount *m, const char *bucket, const char *key, const struct stat *st,
+                         const char *etag, const char *dir, uint64_t dir_gen)
+{
+    /* The key's generation first, the directory's second: a change bumps the directory
+     * before the key, so a key bumped after the listing was served is either seen here
+     * through its directory (nothing cached) or bumped again later than this read. */
+    uint64_t g = s3_gen_get(bucket, key);
+    if (s3_gen_get(bucket, dir) == dir_gen) s3_meta_fill(m, bucket, key, st, etag, g);
+}
+
+void s3_meta_changed(struct s3_mount *m, const char *bucket, const char *key, uint64_t gen0, const struct stat *st,
+                     const char *etag)
+{
+    /* The directories this process saw the key in stay directories for it, as real ones
+     * would, even when the change emptied them and S3 forgets the prefixes (rm -r and mv
+     * of a tree remove the files, then rmdir the directories bottom up). The run's other
+     * processes ask the server again. */
+    size_t n = strlen(key), nkeep = 0;
+    char *dir = strdup(key);
+    struct kept {
+        size_t len;
+        struct stat st;
+    } *kept = NULL;
+    for (size_t i = n; dir && i-- > 1;) {
+        if (dir[i] != '/') continue;
+        dir[i] = '\0';
+        struct stat pst;
+        int neg = 0;
+        if (s3_meta_get(m, bucket, dir, &pst, &neg) && !neg && S_ISDIR(pst.st_mode)) {
+            struct kept *k = realloc(kept, (nkeep + 1) * sizeof *kept);
+            if (!k) break;
+            kept = k;
+            kept[nkeep++] = (struct kept){i, pst};
+        }
+    }
+    uint64_t before = s3_gen_bump(bucket, key);
+    if (st && before == gen0) /* nobody else changed it since gen0: what we made is what is there */
+        s3_meta_fill(m, bucket, key, st, etag, gen0 + 1);
+    else
+        s3_meta_forget(m, bucket, key);
+    for (size_t j = 0; j < nkeep; j++) {
+        memcpy(dir, key, kept[j].len); /* the loop above cut it at the top one */
+        dir[kept[j].len] = '\0';
+        s3_meta_fill(m, bucket, dir, &kept[j].st, NULL, s3_gen_get(bucket, dir));
+    }
+    free(kept);
+    free(dir);
 }
 
 void s3_meta_forget(struct s3_mount *m, const char *bucket, const char *key)
@@ -155,7 +225,7 @@ int s3_meta_get(struct s3_mount *m, const char *bucket, const char *key, struct 
     pthread_mutex_lock(&m->meta_lock);
     struct s3_meta *x;
     HASH_FIND_STR(m->meta, id, x);
-    if (x && x->expires > stats_now_ns()) {
+    if (x && x->expires > stats_now_ns() && (!key[0] || s3_gen_at(x->slot) == x->gen)) {
         hit = 1;
         *neg = !x->exists;
         if (x->exists) *st = x->st;
@@ -238,11 +308,12 @@ int s3_stat_path(struct s3_mount *m, struct s3_path *p, struct stat *st)
         int e = s3_has_children(m, p->bucket, p->key, NULL); /* also proves the bucket exists */
         if (e < 0) return e;
         s3_fill_stat(m, st, p->bucket, p->key, 0, 0, 1);
-        s3_meta_put(m, p->bucket, "", st, NULL);
+        s3_meta_fill(m, p->bucket, "", st, NULL, 0);
         return 0;
     }
     int neg = 0;
     if (s3_meta_get(m, p->bucket, p->key, st, &neg)) return neg ? -ENOENT : 0;
+    uint64_t gen = s3_gen_get(p->bucket, p->key); /* before asking: a change meanwhile makes the answer stale */
     struct s3_op op;
     s3_op_init(&op, "HEAD", p->bucket, p->key);
     op.quiet_404 = 1;
@@ -250,15 +321,15 @@ int s3_stat_path(struct s3_mount *m, struct s3_path *p, struct stat *st)
     if (e == 0) {
         time_t mt = op.req.last_modified[0] ? s3_parse_http_date(op.req.last_modified) : 0;
         s3_fill_stat(m, st, p->bucket, p->key, op.req.content_length, mt < 0 ? 0 : mt, 0);
-        s3_meta_put(m, p->bucket, p->key, st, op.req.etag);
+        s3_meta_fill(m, p->bucket, p->key, st, op.req.etag, gen);
     } else if (e == -ENOENT) { /* a prefix with keys below it is a directory */
         int c = s3_has_children(m, p->bucket, p->key, NULL);
         if (c > 0) {
             s3_fill_stat(m, st, p->bucket, p->key, 0, 0, 1);
-            s3_meta_put(m, p->bucket, p->key, st, NULL);
+            s3_meta_fill(m, p->bucket, p->key, st, NULL, gen);
             e = 0;
         } else {
-            if (c == 0) s3_meta_put(m, p->bucket, p->key, NULL, NULL);
+            if (c == 0) s3_meta_fill(m, p->bucket, p->key, NULL, NULL, gen);
             e = c < 0 ? c : -ENOENT;
         }
     }

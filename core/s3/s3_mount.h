@@ -37,8 +37,26 @@ struct s3_path {
 int s3_path_resolve(struct s3_mount *m, const char *mkey, struct s3_path *p);
 void s3_path_free(struct s3_path *p);
 
-/* Metadata cache (s3_meta.c): answers live stat_ttl_ns; a NULL st records "no such key". */
+/* Metadata cache (s3_meta.c): answers live stat_ttl_ns; a NULL st records "no such key".
+ * An answer is kept with the key's generation (s3_gen.h), which every process of the run
+ * bumps when it changes the key or anything below it: read it with s3_meta_gen() before
+ * sending the request whose answer is cached, and give it to s3_meta_fill(). */
+uint64_t s3_meta_gen(const char *bucket, const char *key);
+void s3_meta_fill(struct s3_mount *m, const char *bucket, const char *key, const struct stat *st, const char *etag,
+                  uint64_t gen);
+/* The same with the generation read now (a change made while the request was out may be
+ * missed for the TTL): prefer s3_meta_fill. */
 void s3_meta_put(struct s3_mount *m, const char *bucket, const char *key, const struct stat *st, const char *etag);
+/* An entry of a listing of directory `dir` whose generation was dir_gen before the listing
+ * was asked for (nothing is cached if anything below dir changed since). */
+void s3_meta_fill_listed(struct s3_mount *m, const char *bucket, const char *key, const struct stat *st,
+                         const char *etag, const char *dir, uint64_t dir_gen);
+/* This process changed key on the server (created, replaced, deleted, renamed; call it
+ * once the server answered, whatever the answer): tells every process of the run. st is
+ * what the key is now if known (NULL: not known or gone); it is cached only if nobody
+ * changed the key since gen0, its generation read before the change was sent. */
+void s3_meta_changed(struct s3_mount *m, const char *bucket, const char *key, uint64_t gen0, const struct stat *st,
+                     const char *etag);
 void s3_meta_forget(struct s3_mount *m, const char *bucket, const char *key);
 /* 1 = cached (st filled, or *neg set for a missing key), 0 = not cached. */
 int s3_meta_get(struct s3_mount *m, const char *bucket, const char *key, struct stat *st, int *neg);

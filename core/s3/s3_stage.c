@@ -57,6 +57,7 @@
 #include "../config.h"
 #include "../bufpool.h"
 #include "../log.h"
+#include "../sys.h"
 #include "s3.h"
 #include "s3_stage.h"
 #include "s3_xml.h"
@@ -149,16 +150,16 @@ static int dir_lock(void)
 {
     char p[PATH_MAX + 16];
     snprintf(p, sizeof p, "%s/.lock", g_dir);
-    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = sys.open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) return -errno;
-    while (flock(fd, LOCK_EX) < 0 && errno == EINTR) {
+    while (sys.flock(fd, LOCK_EX) < 0 && errno == EINTR) {
     }
     return fd;
 }
 
 static void dir_unlock(int fd)
 {
-    if (fd >= 0) close(fd); /* releases the flock */
+    if (fd >= 0) sys.close(fd); /* releases the flock */
 }
 
 static void suffix(const char *base, const char *sfx, char *out, size_t len) { snprintf(out, len, "%s%s", base, sfx); }
@@ -169,16 +170,16 @@ static int remove_if_unheld(const char *base, int quiet)
     char mp[PATH_MAX + 8], dp[PATH_MAX + 8];
     suffix(base, ".map", mp, sizeof mp);
     suffix(base, ".data", dp, sizeof dp);
-    int fd = open(mp, O_RDWR | O_CLOEXEC);
+    int fd = sys.open(mp, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
-        if (errno == ENOENT) unlink(dp); /* an orphan data file */
+        if (errno == ENOENT) sys.unlink(dp); /* an orphan data file */
         return 0;
     }
     int r = 0;
-    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+    if (sys.flock(fd, LOCK_EX | LOCK_NB) == 0) {
         struct stat st;
-        if (!quiet && fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(struct stage_hdr)) {
-            struct stage_hdr *h = mmap(NULL, sizeof *h, PROT_READ, MAP_SHARED, fd, 0);
+        if (!quiet && sys.fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(struct stage_hdr)) {
+            struct stage_hdr *h = sys.mmap(NULL, sizeof *h, PROT_READ, MAP_SHARED, fd, 0);
             if (h != MAP_FAILED) {
                 if (h->magic == STAGE_MAGIC && h->gen != h->up_gen)
                     slog_warn("s3: %s/%s: staged changes of a process that ended without closing it were never "
@@ -186,11 +187,11 @@ static int remove_if_unheld(const char *base, int quiet)
                 munmap(h, sizeof *h);
             }
         }
-        unlink(dp);
-        unlink(mp);
+        sys.unlink(dp);
+        sys.unlink(mp);
         r = 1;
     }
-    close(fd);
+    sys.close(fd);
     return r;
 }
 
@@ -210,21 +211,21 @@ static int dir_ready(void)
         for (char *s = p + 1; *s; s++) /* mkdir -p */
             if (*s == '/') {
                 *s = '\0';
-                mkdir(p, 0700);
+                sys.mkdir(p, 0700);
                 *s = '/';
             }
-        if (mkdir(p, 0700) < 0 && errno != EEXIST) e = -errno;
+        if (sys.mkdir(p, 0700) < 0 && errno != EEXIST) e = -errno;
         struct stat st;
-        if (e == 0 && (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))) e = errno ? -errno : -ENOTDIR;
+        if (e == 0 && (sys.stat(p, &st) < 0 || !S_ISDIR(st.st_mode))) e = errno ? -errno : -ENOTDIR;
         if (e < 0) {
             slog_error("s3: the staging directory %s cannot be used (%s); set S3SHIM_STAGING_DIR to a writable "
                        "directory on a disk", g_dir, strerror(-e));
         } else {
             g_ready = 1;
-            DIR *d = opendir(g_dir);
+            DIR *d = sys.opendir(g_dir);
             int removed = 0;
             struct dirent *de;
-            while (d && (de = readdir(d))) {
+            while (d && (de = sys.readdir(d))) {
                 size_t n = strlen(de->d_name);
                 if (n != 32 + 4 || strcmp(de->d_name + 32, ".map") != 0) continue;
                 char base[PATH_MAX];
@@ -233,7 +234,7 @@ static int dir_ready(void)
                 removed += remove_if_unheld(base, 0);
                 dir_unlock(dl);
             }
-            if (d) closedir(d);
+            if (d) sys.closedir(d);
             if (removed) slog_info("s3: removed %d staging file(s) left by processes that died", removed);
         }
     }
@@ -265,17 +266,17 @@ static void stage_name(struct s3_mount *m, const char *bucket, const char *key, 
 /* Bytes the host's staging files hold (allocated, not apparent: they are sparse). */
 static int64_t dir_usage(void)
 {
-    DIR *d = opendir(g_dir);
+    DIR *d = sys.opendir(g_dir);
     if (!d) return 0;
     int64_t sum = 0;
     struct dirent *de;
-    while ((de = readdir(d))) {
+    while ((de = sys.readdir(d))) {
         size_t n = strlen(de->d_name);
         if (n < 5 || strcmp(de->d_name + n - 5, ".data") != 0) continue;
         struct stat st;
-        if (fstatat(dirfd(d), de->d_name, &st, 0) == 0) sum += (int64_t)st.st_blocks * 512;
+        if (sys.fstatat(sys.dirfd(d), de->d_name, &st, 0) == 0) sum += (int64_t)st.st_blocks * 512;
     }
-    closedir(d);
+    sys.closedir(d);
     return sum;
 }
 
@@ -339,7 +340,7 @@ static int all_present(struct stage_hdr *h, int64_t off, int64_t end)
 static int write_all(int fd, const char *buf, size_t len, off_t off)
 {
     while (len) {
-        ssize_t r = pwrite(fd, buf, len, off);
+        ssize_t r = sys.pwrite(fd, buf, len, off);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) return r < 0 ? -errno : -EIO;
         buf += r;
@@ -459,9 +460,9 @@ static void list_del(struct s3_stage *s)
 static void stage_free(struct s3_stage *s)
 {
     if (s->h && s->h != MAP_FAILED) munmap(s->h, s->maplen);
-    if (s->pfd >= 0) close(s->pfd);
-    if (s->dfd >= 0) close(s->dfd);
-    if (s->mapfd >= 0) close(s->mapfd);
+    if (s->pfd >= 0) sys.close(s->pfd);
+    if (s->dfd >= 0) sys.close(s->dfd);
+    if (s->mapfd >= 0) sys.close(s->mapfd);
     s3_path_free(&s->path);
     free(s);
 }
@@ -488,7 +489,7 @@ static struct s3_stage *stage_new(struct s3_mount *m, const char *bucket, const 
  * exec'd takes it up (find_inherited_map), so the staging file lives on in between. */
 static void keep_across_exec(struct s3_stage *s, int fd)
 {
-    if (!(s->flags & O_CLOEXEC)) fcntl(fd, F_SETFD, 0);
+    if (!(s->flags & O_CLOEXEC)) sys.fcntl(fd, F_SETFD, 0);
 }
 
 /* A hold on base's map inherited across exec and not taken up yet, or -1. */
@@ -496,16 +497,16 @@ static int find_inherited_map(const char *base)
 {
     char want[PATH_MAX + 8];
     suffix(base, ".map", want, sizeof want);
-    DIR *d = opendir("/proc/self/fd");
+    DIR *d = sys.opendir("/proc/self/fd");
     if (!d) return -1;
     int found = -1;
     struct dirent *de;
-    while (found < 0 && (de = readdir(d))) {
+    while (found < 0 && (de = sys.readdir(d))) {
         if (de->d_name[0] < '0' || de->d_name[0] > '9') continue;
         int fd = atoi(de->d_name);
-        if (fd == dirfd(d)) continue;
+        if (fd == sys.dirfd(d)) continue;
         char t[PATH_MAX];
-        ssize_t n = readlinkat(dirfd(d), de->d_name, t, sizeof t - 1);
+        ssize_t n = sys.readlinkat(sys.dirfd(d), de->d_name, t, sizeof t - 1);
         if (n <= 0) continue;
         t[n] = '\0';
         if (strcmp(t, want) != 0) continue;
@@ -515,7 +516,7 @@ static int find_inherited_map(const char *base)
         pthread_mutex_unlock(&g_lock);
         if (!taken) found = fd;
     }
-    closedir(d);
+    sys.closedir(d);
     return found;
 }
 
@@ -529,34 +530,34 @@ static int try_join(struct s3_stage *s, int check_key)
     int fd = s->mapfd; /* an inherited hold (s3_stage_open_fd) */
     s->mapfd = -1;
     if (fd < 0) {
-        fd = open(mp, O_RDWR | O_CLOEXEC);
+        fd = sys.open(mp, O_RDWR | O_CLOEXEC);
         if (fd < 0) return errno == ENOENT ? 0 : -errno;
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0) { /* nobody holds it: left by a process that died */
-            close(fd);
+        if (sys.flock(fd, LOCK_EX | LOCK_NB) == 0) { /* nobody holds it: left by a process that died */
+            sys.close(fd);
             remove_if_unheld(s->base, 0);
             return 0;
         }
-        flock(fd, LOCK_SH);
+        sys.flock(fd, LOCK_SH);
         keep_across_exec(s, fd);
     }
     struct stat st;
     struct stage_hdr *h = MAP_FAILED;
-    if (fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof *h)
-        h = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (sys.fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof *h)
+        h = sys.mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (h == MAP_FAILED || h->magic != STAGE_MAGIC || h->version != STAGE_VERSION ||
         (size_t)st.st_size < sizeof *h + h->nblocks ||
         (check_key && (strcmp(h->bucket, s->path.bucket) != 0 || strcmp(h->key, s->path.key) != 0))) {
         slog_error("s3: %s/%s: the staging file %s belongs to another object or another version of s3shim; "
                    "remove it or set S3SHIM_STAGING_DIR", s->path.bucket, s->path.key, mp);
         if (h != MAP_FAILED) munmap(h, (size_t)st.st_size);
-        close(fd);
+        sys.close(fd);
         return -EBUSY;
     }
-    int dfd = open(dp, O_RDWR | O_CLOEXEC);
+    int dfd = sys.open(dp, O_RDWR | O_CLOEXEC);
     if (dfd < 0) {
         int e = -errno;
         munmap(h, (size_t)st.st_size);
-        close(fd);
+        sys.close(fd);
         return e;
     }
     s->mapfd = fd;
@@ -574,19 +575,19 @@ static int create(struct s3_stage *s, int64_t size, const char *etag, time_t mti
     suffix(s->base, ".data", dp, sizeof dp);
     uint32_t nb = (uint32_t)((size + BLK - 1) >> BLK_SHIFT);
     size_t len = sizeof(struct stage_hdr) + nb;
-    int fd = open(mp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = sys.open(mp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return -errno;
     struct stage_hdr *h = MAP_FAILED;
-    if (ftruncate(fd, (off_t)len) == 0) h = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    int dfd = h == MAP_FAILED ? -1 : open(dp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (dfd < 0 || ftruncate(dfd, size) < 0) {
+    if (sys.ftruncate(fd, (off_t)len) == 0) h = sys.mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    int dfd = h == MAP_FAILED ? -1 : sys.open(dp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (dfd < 0 || sys.ftruncate(dfd, size) < 0) {
         int e = -errno;
         slog_error("s3: %s/%s: cannot create the staging file %s: %s", s->path.bucket, s->path.key, dp, strerror(-e));
-        if (dfd >= 0) close(dfd);
+        if (dfd >= 0) sys.close(dfd);
         if (h != MAP_FAILED) munmap(h, len);
-        close(fd);
-        unlink(mp);
-        unlink(dp);
+        sys.close(fd);
+        sys.unlink(mp);
+        sys.unlink(dp);
         return e;
     }
     pthread_mutexattr_t a;
@@ -607,7 +608,7 @@ static int create(struct s3_stage *s, int64_t size, const char *etag, time_t mti
     h->gen = dirty_from_start ? 1 : 0;
     h->version = STAGE_VERSION;
     __atomic_store_n(&h->magic, STAGE_MAGIC, __ATOMIC_RELEASE);
-    flock(fd, LOCK_SH);
+    sys.flock(fd, LOCK_SH);
     keep_across_exec(s, fd);
     s->mapfd = fd;
     s->h = h;
@@ -622,23 +623,23 @@ static int finish_open(struct s3_stage *s)
     char dp[PATH_MAX + 8];
     suffix(s->base, ".data", dp, sizeof dp);
     if (s->acc == O_RDWR) {
-        s->pfd = dup(s->dfd);
-        if (s->pfd >= 0) fcntl(s->pfd, F_SETFD, FD_CLOEXEC);
+        s->pfd = sys.dup(s->dfd);
+        if (s->pfd >= 0) sys.fcntl(s->pfd, F_SETFD, FD_CLOEXEC);
     } else {
-        s->pfd = open(dp, s->acc | O_CLOEXEC);
+        s->pfd = sys.open(dp, s->acc | O_CLOEXEC);
     }
     if (s->pfd < 0) return -errno;
     if ((s->flags & O_TRUNC) && s->acc != O_RDONLY) {
         struct stat st;
         hlock(s->h);
-        if (fstat(s->dfd, &st) == 0 && st.st_size > 0) {
+        if (sys.fstat(s->dfd, &st) == 0 && st.st_size > 0) {
             __atomic_store_n(&s->h->fetch_limit, 0, __ATOMIC_RELEASE);
-            if (ftruncate(s->dfd, 0) == 0) changed(s->h);
+            if (sys.ftruncate(s->dfd, 0) == 0) changed(s->h);
         }
         hunlock(s->h);
     }
     struct stat st;
-    if (fstat(s->dfd, &st) == 0) s->counted = (int64_t)st.st_size;
+    if (sys.fstat(s->dfd, &st) == 0) s->counted = (int64_t)st.st_size;
     list_add(s);
     return 0;
 }
@@ -649,12 +650,12 @@ int s3_stage_live(struct s3_mount *m, const struct s3_path *p)
     stage_name(m, p->bucket, p->key, base, sizeof base);
     suffix(base, ".map", mp, sizeof mp);
     struct stat st;
-    if (stat(mp, &st) < 0) return 0; /* the usual case: one failed stat */
+    if (sys.stat(mp, &st) < 0) return 0; /* the usual case: one failed stat */
     int dl = dir_lock();
-    int fd = open(mp, O_RDONLY | O_CLOEXEC), live = 0;
+    int fd = sys.open(mp, O_RDONLY | O_CLOEXEC), live = 0;
     if (fd >= 0) {
-        live = flock(fd, LOCK_EX | LOCK_NB) < 0;
-        close(fd);
+        live = sys.flock(fd, LOCK_EX | LOCK_NB) < 0;
+        sys.close(fd);
     }
     dir_unlock(dl);
     return live;
@@ -668,13 +669,13 @@ int s3_stage_stat(struct s3_mount *m, const struct s3_path *p, struct stat *st)
     suffix(base, ".map", mp, sizeof mp);
     suffix(base, ".data", dp, sizeof dp);
     struct stat ms;
-    if (stat(mp, &ms) < 0) return -ENOENT; /* the usual case: one failed stat */
+    if (sys.stat(mp, &ms) < 0) return -ENOENT; /* the usual case: one failed stat */
     int dl = dir_lock(), r = -ENOENT;
-    int fd = open(mp, O_RDONLY | O_CLOEXEC);
+    int fd = sys.open(mp, O_RDONLY | O_CLOEXEC);
     struct stat ds;
-    if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0 && fstat(fd, &ms) == 0 && ms.st_size >= (off_t)sizeof(struct stage_hdr) &&
-        stat(dp, &ds) == 0) {
-        struct stage_hdr *h = mmap(NULL, sizeof *h, PROT_READ, MAP_SHARED, fd, 0);
+    if (fd >= 0 && sys.flock(fd, LOCK_EX | LOCK_NB) < 0 && sys.fstat(fd, &ms) == 0 && ms.st_size >= (off_t)sizeof(struct stage_hdr) &&
+        sys.stat(dp, &ds) == 0) {
+        struct stage_hdr *h = sys.mmap(NULL, sizeof *h, PROT_READ, MAP_SHARED, fd, 0);
         if (h != MAP_FAILED) {
             if (h->magic == STAGE_MAGIC && strcmp(h->bucket, p->bucket) == 0 && strcmp(h->key, p->key) == 0) {
                 time_t mt = dirty(h) ? ds.st_mtime : (time_t)h->mtime;
@@ -684,7 +685,7 @@ int s3_stage_stat(struct s3_mount *m, const struct s3_path *p, struct stat *st)
             munmap(h, sizeof *h);
         }
     }
-    if (fd >= 0) close(fd);
+    if (fd >= 0) sys.close(fd);
     dir_unlock(dl);
     return r;
 }
@@ -697,23 +698,23 @@ void s3_stage_unlinked(struct s3_mount *m, const struct s3_path *p)
     suffix(base, ".map", mp, sizeof mp);
     suffix(base, ".data", dp, sizeof dp);
     struct stat ms;
-    if (stat(mp, &ms) < 0) return;
+    if (sys.stat(mp, &ms) < 0) return;
     int dl = dir_lock();
-    int fd = open(mp, O_RDWR | O_CLOEXEC);
-    if (fd >= 0 && fstat(fd, &ms) == 0 && ms.st_size >= (off_t)sizeof(struct stage_hdr)) {
-        struct stage_hdr *h = mmap(NULL, sizeof *h, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    int fd = sys.open(mp, O_RDWR | O_CLOEXEC);
+    if (fd >= 0 && sys.fstat(fd, &ms) == 0 && ms.st_size >= (off_t)sizeof(struct stage_hdr)) {
+        struct stage_hdr *h = sys.mmap(NULL, sizeof *h, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         if (h != MAP_FAILED) {
             if (h->magic == STAGE_MAGIC && strcmp(h->bucket, p->bucket) == 0 && strcmp(h->key, p->key) == 0) {
                 /* Open descriptors keep working on the files; their closes upload nothing;
                  * a new open stages the object afresh. */
                 __atomic_store_n(&h->unlinked, 1, __ATOMIC_RELEASE);
-                unlink(dp);
-                unlink(mp);
+                sys.unlink(dp);
+                sys.unlink(mp);
             }
             munmap(h, sizeof *h);
         }
     }
-    if (fd >= 0) close(fd);
+    if (fd >= 0) sys.close(fd);
     dir_unlock(dl);
 }
 
@@ -738,7 +739,7 @@ static int stage_open(struct s3_mount *m, const struct s3_path *p, int flags, co
     if (r == 1 && bytes) { /* another process has it staged: our bytes replace its content */
         hlock(s->h);
         __atomic_store_n(&s->h->fetch_limit, 0, __ATOMIC_RELEASE);
-        r = ftruncate(s->dfd, 0) < 0 ? -errno : write_all(s->dfd, bytes, nbytes, 0);
+        r = sys.ftruncate(s->dfd, 0) < 0 ? -errno : write_all(s->dfd, bytes, nbytes, 0);
         changed(s->h);
         hunlock(s->h);
         if (r == 0) r = 1;
@@ -789,7 +790,7 @@ static int stage_open(struct s3_mount *m, const struct s3_path *p, int flags, co
             } else if (r == 1 && bytes) {
                 hlock(s->h);
                 __atomic_store_n(&s->h->fetch_limit, 0, __ATOMIC_RELEASE);
-                r = ftruncate(s->dfd, 0) < 0 ? -errno : write_all(s->dfd, bytes, nbytes, 0);
+                r = sys.ftruncate(s->dfd, 0) < 0 ? -errno : write_all(s->dfd, bytes, nbytes, 0);
                 changed(s->h);
                 hunlock(s->h);
             }
@@ -803,7 +804,7 @@ static int stage_open(struct s3_mount *m, const struct s3_path *p, int flags, co
     if (r < 0) {
         if (s->mapfd >= 0) { /* drop our hold; remove what nobody else holds */
             int d2 = dir_lock();
-            close(s->mapfd);
+            sys.close(s->mapfd);
             s->mapfd = -1;
             remove_if_unheld(s->base, 1);
             dir_unlock(d2);
@@ -832,7 +833,7 @@ int s3_stage_open_fd(struct s3_mount *m, int fd, int flags, struct s3_path *p, s
 {
     char link[64], target[PATH_MAX];
     snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(link, target, sizeof target - 1);
+    ssize_t n = sys.readlink(link, target, sizeof target - 1);
     if (n <= 0) return -EBADF;
     target[n] = '\0';
     size_t tl = (size_t)n;
@@ -880,7 +881,7 @@ ssize_t s3_stage_pread(struct s3_stage *s, void *buf, size_t len, off_t off)
     if (e < 0) return e;
     size_t done = 0;
     while (done < len) {
-        ssize_t r = pread(s->dfd, (char *)buf + done, len - done, off + (off_t)done);
+        ssize_t r = sys.pread(s->dfd, (char *)buf + done, len - done, off + (off_t)done);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) return done ? (ssize_t)done : -errno;
         if (r == 0) break;
@@ -897,7 +898,7 @@ ssize_t s3_stage_pwrite(struct s3_stage *s, const void *buf, size_t len, off_t o
     struct stage_hdr *h = s->h;
     int64_t end = off + (int64_t)len;
     struct stat st;
-    if (fstat(s->dfd, &st) < 0) return -errno;
+    if (sys.fstat(s->dfd, &st) < 0) return -errno;
     if (end > st.st_size) {
         int e = over_limit(s, end, "this write");
         if (e < 0) return e;
@@ -957,7 +958,7 @@ static int upload_locked(struct s3_stage *s)
     struct stage_hdr *h = s->h;
     uint64_t g = __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
     struct stat st;
-    if (fstat(s->dfd, &st) < 0) return -EIO;
+    if (sys.fstat(s->dfd, &st) < 0) return -EIO;
     /* Did the object change on the server while it was staged? Last close wins: say so,
      * and copy nothing from it (what was not fetched can then no longer be: EIO). */
     struct s3_op op;
@@ -982,10 +983,7 @@ static int upload_locked(struct s3_stage *s)
     snprintf(h->etag, sizeof h->etag, "%s", etag);
     snprintf(h->src_bucket, sizeof h->src_bucket, "%s", h->bucket);
     snprintf(h->src_key, sizeof h->src_key, "%s", h->key);
-    h->mtime = time(NULL);
-    struct stat ost;
-    s3_fill_stat(s->m, &ost, h->bucket, h->key, (int64_t)st.st_size, (time_t)h->mtime, 0);
-    s3_meta_put(s->m, h->bucket, h->key, &ost, etag);
+    h->mtime = time(NULL); /* (s3f_upload_fd told the metadata cache, like any upload) */
     slog_debug("s3: %s/%s: staged object uploaded (%lld bytes)", h->bucket, h->key, (long long)st.st_size);
     return 0;
 }
@@ -1005,7 +1003,7 @@ int s3_stage_ftruncate(struct s3_stage *s, off_t len)
 {
     if (s->acc == O_RDONLY) return -EINVAL;
     struct stat st;
-    if (fstat(s->dfd, &st) < 0) return -errno;
+    if (sys.fstat(s->dfd, &st) < 0) return -errno;
     if (len == st.st_size) return 0;
     if (len > st.st_size) {
         int e = over_limit(s, len, "ftruncate");
@@ -1018,7 +1016,7 @@ int s3_stage_ftruncate(struct s3_stage *s, off_t len)
         __atomic_store_n(&h->fetch_limit, (int64_t)len, __ATOMIC_RELEASE);
         if (len > 0) e = fetch_locked(s, ((len - 1) >> BLK_SHIFT) * BLK, len); /* the block kept in part */
     }
-    if (e == 0 && ftruncate(s->dfd, len) < 0) e = -errno;
+    if (e == 0 && sys.ftruncate(s->dfd, len) < 0) e = -errno;
     if (e == 0) changed(h);
     hunlock(h);
     return e;
@@ -1028,7 +1026,7 @@ int s3_stage_fallocate(struct s3_stage *s, int mode, off_t off, off_t len)
 {
     struct stage_hdr *h = s->h;
     struct stat st;
-    if (fstat(s->dfd, &st) < 0) return -errno;
+    if (sys.fstat(s->dfd, &st) < 0) return -errno;
     if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > st.st_size) {
         int e = over_limit(s, off + len, "fallocate");
         if (e < 0) return e;
@@ -1038,10 +1036,10 @@ int s3_stage_fallocate(struct s3_stage *s, int mode, off_t off, off_t len)
     int e = 0;
     if (shifts) e = fetch_locked(s, off, INT64_MAX); /* everything after moves */
     else if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) e = fetch_locked(s, off, off + len);
-    if (e == 0 && fallocate(s->dfd, mode, off, len) < 0) e = -errno;
+    if (e == 0 && sys.fallocate(s->dfd, mode, off, len) < 0) e = -errno;
     if (e == 0) {
         struct stat st2;
-        if ((mode & ~FALLOC_FL_KEEP_SIZE) || (fstat(s->dfd, &st2) == 0 && st2.st_size != st.st_size)) changed(h);
+        if ((mode & ~FALLOC_FL_KEEP_SIZE) || (sys.fstat(s->dfd, &st2) == 0 && st2.st_size != st.st_size)) changed(h);
     }
     hunlock(h);
     return e;
@@ -1056,7 +1054,7 @@ int s3_stage_fadvise(struct s3_stage *s, off_t off, off_t len, int advice)
 int s3_stage_fstat(struct s3_stage *s, struct stat *st)
 {
     struct stat d;
-    if (fstat(s->dfd, &d) < 0) return -errno;
+    if (sys.fstat(s->dfd, &d) < 0) return -errno;
     time_t mt = dirty(s->h) ? d.st_mtime : (time_t)s->h->mtime;
     s3_fill_stat(s->m, st, s->path.bucket, s->path.key, (int64_t)d.st_size, mt ? mt : d.st_mtime, 0);
     return 0;
@@ -1082,7 +1080,7 @@ int s3_stage_close(struct s3_stage *s)
                    "the previous version", s->path.bucket, s->path.key);
     list_del(s);
     int dl = dir_lock();
-    if (flock(s->mapfd, LOCK_EX | LOCK_NB) == 0) { /* the last holder of this host */
+    if (sys.flock(s->mapfd, LOCK_EX | LOCK_NB) == 0) { /* the last holder of this host */
         if (dirty(s->h) && e == 0 && s->acc == O_RDONLY && __atomic_load_n(&s->h->gen, __ATOMIC_ACQUIRE) !=
                                                                __atomic_load_n(&s->h->up_gen, __ATOMIC_ACQUIRE))
             slog_warn("s3: %s/%s: staged changes of a process that ended without closing it were not uploaded",
@@ -1091,11 +1089,11 @@ int s3_stage_close(struct s3_stage *s)
         suffix(s->base, ".map", mp, sizeof mp);
         suffix(s->base, ".data", dp, sizeof dp);
         if (!__atomic_load_n(&s->h->unlinked, __ATOMIC_ACQUIRE)) { /* else the names are another entry's now */
-            unlink(dp);
-            unlink(mp);
+            sys.unlink(dp);
+            sys.unlink(mp);
         }
     }
-    close(s->mapfd);
+    sys.close(s->mapfd);
     s->mapfd = -1;
     dir_unlock(dl);
     stage_free(s);
@@ -1112,7 +1110,7 @@ int s3_lock_fd(struct s3_mount *m, const struct s3_path *p, int acc, int *fdp)
     char base[PATH_MAX], lp[PATH_MAX + 8];
     stage_name(m, p->bucket, p->key, base, sizeof base);
     suffix(base, ".lock", lp, sizeof lp);
-    int fd = open(lp, acc | O_CREAT | O_CLOEXEC, 0600);
+    int fd = sys.open(lp, acc | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         e = -errno;
         slog_error("s3: %s/%s: cannot open its lock file %s: %s", p->bucket, p->key, lp, strerror(-e));
@@ -1132,15 +1130,15 @@ void s3_stage_atfork_child(void)
         /* The inherited map descriptor shares the parent's hold: take our own. */
         char mp[PATH_MAX + 8];
         suffix(s->base, ".map", mp, sizeof mp);
-        int fd = open(mp, O_RDWR | O_CLOEXEC);
+        int fd = sys.open(mp, O_RDWR | O_CLOEXEC);
         if (fd < 0) continue;
         struct stat a, b;
-        if (fstat(fd, &a) < 0 || fstat(s->mapfd, &b) < 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
-            close(fd); /* the object was removed and staged anew: keep the inherited hold */
+        if (sys.fstat(fd, &a) < 0 || sys.fstat(s->mapfd, &b) < 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+            sys.close(fd); /* the object was removed and staged anew: keep the inherited hold */
             continue;
         }
-        flock(fd, LOCK_SH);
-        dup3(fd, s->mapfd, s->flags & O_CLOEXEC);
-        close(fd);
+        sys.flock(fd, LOCK_SH);
+        sys.dup3(fd, s->mapfd, s->flags & O_CLOEXEC);
+        sys.close(fd);
     }
 }

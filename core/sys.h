@@ -1,0 +1,77 @@
+/* sys.h - how the engine reaches the kernel.
+ *
+ * In libs3shim.so the shim exports open, pread, fstat and the rest of the file API, so a
+ * plain call to open() from the engine would bind to the shim's own wrapper and come
+ * back out through the re-entrancy guard: engine -> shim -> libc on every engine system
+ * call. Instead the engine calls the functions the shim interposes through `sys`, a
+ * table of the real entry points: the shim fills it with what it resolved for itself
+ * (shim/real.c) before any engine code runs; a program that links the engine without the
+ * shim (the s3shim command, the unit tests) keeps libc's own functions, the table's
+ * initial values. Calls the shim does not interpose (sockets, mmap of our own buffers,
+ * threads, eventfd) are made directly, and so are those of libcurl, OpenSSL, liburing
+ * and expat, which the guard (shim/guard.h) sends to libc.
+ *
+ * Name a function here before the engine uses one that the shim interposes; a test
+ * (tests/check-sys.sh, in make test) fails if an engine object calls such a symbol
+ * directly. */
+#ifndef S3SHIM_SYS_H
+#define S3SHIM_SYS_H
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+
+struct statx;
+
+#define SYS_CALLS(X) \
+    X(int, open, (const char *, int, ...)) \
+    X(int, openat, (int, const char *, int, ...)) \
+    X(ssize_t, read, (int, void *, size_t)) \
+    X(ssize_t, write, (int, const void *, size_t)) \
+    X(ssize_t, pread, (int, void *, size_t, off_t)) \
+    X(ssize_t, pwrite, (int, const void *, size_t, off_t)) \
+    X(int, close, (int)) \
+    X(int, fcntl, (int, int, ...)) \
+    X(int, ioctl, (int, unsigned long, ...)) \
+    X(int, fsync, (int)) \
+    X(int, fdatasync, (int)) \
+    X(int, ftruncate, (int, off_t)) \
+    X(int, fallocate, (int, int, off_t, off_t)) \
+    X(int, posix_fadvise, (int, off_t, off_t, int)) \
+    X(int, fstat, (int, struct stat *)) \
+    X(int, fstatat, (int, const char *, struct stat *, int)) \
+    X(int, statx, (int, const char *, int, unsigned, struct statx *)) \
+    X(int, fstatfs, (int, struct statfs *)) \
+    X(int, fstatvfs, (int, struct statvfs *)) \
+    X(int, faccessat, (int, const char *, int, int)) \
+    X(int, futimens, (int, const struct timespec *)) \
+    X(int, utimensat, (int, const char *, const struct timespec *, int)) \
+    X(int, mkdirat, (int, const char *, mode_t)) \
+    X(int, unlinkat, (int, const char *, int)) \
+    X(int, renameat2, (int, const char *, int, const char *, unsigned)) \
+    X(int, unlink, (const char *)) \
+    X(void *, mmap, (void *, size_t, int, int, int, off_t)) \
+    X(DIR *, opendir, (const char *)) \
+    X(DIR *, fdopendir, (int)) \
+    X(int, dirfd, (DIR *)) \
+    X(struct dirent *, readdir, (DIR *)) \
+    X(int, closedir, (DIR *)) \
+    X(int, stat, (const char *, struct stat *)) \
+    X(int, mkdir, (const char *, mode_t)) \
+    X(int, dup, (int)) \
+    X(int, dup3, (int, int, int)) \
+    X(int, flock, (int, int)) \
+    X(ssize_t, readlink, (const char *, char *, size_t)) \
+    X(ssize_t, readlinkat, (int, const char *, char *, size_t))
+
+#define SYS_FIELD(ret, name, args) ret(*name) args;
+struct sys_calls {
+    SYS_CALLS(SYS_FIELD)
+};
+#undef SYS_FIELD
+
+extern struct sys_calls sys;
+
+#endif
