@@ -118,8 +118,22 @@ struct s3_stage {
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static char g_dir[PATH_MAX - 256]; /* room for "/HASH.data" */
 static unsigned long long g_limit = 16ULL << 30;
-static int g_configured, g_ready;
+static int g_configured, g_ready; /* g_ready: atomic */
 static struct s3_stage *g_list;
+/* DIR/.active, mapped: how many objects are staged on this host (changed under the
+ * directory's lock, recounted by every process's first scan). stat and open of S3 keys
+ * look for a staging file only when it is not 0: an atomic load, no system call. */
+static uint64_t *g_active;
+
+static void active_add(int64_t d)
+{
+    if (!g_active) return;
+    if (d < 0 && __atomic_load_n(g_active, __ATOMIC_ACQUIRE) < (uint64_t)-d) {
+        __atomic_store_n(g_active, 0, __ATOMIC_RELEASE);
+        return;
+    }
+    __atomic_add_fetch(g_active, (uint64_t)d, __ATOMIC_ACQ_REL);
+}
 
 /* --- settings, directory, names --------------------------------------------------------- */
 
@@ -189,6 +203,7 @@ static int remove_if_unheld(const char *base, int quiet)
         }
         sys.unlink(dp);
         sys.unlink(mp);
+        active_add(-1);
         r = 1;
     }
     sys.close(fd);
@@ -198,6 +213,7 @@ static int remove_if_unheld(const char *base, int quiet)
 /* Make the directory; remove staging files that processes which died left behind. */
 static int dir_ready(void)
 {
+    if (__atomic_load_n(&g_ready, __ATOMIC_ACQUIRE)) return 0;
     pthread_mutex_lock(&g_lock);
     if (!g_configured) {
         pthread_mutex_unlock(&g_lock);
@@ -221,20 +237,33 @@ static int dir_ready(void)
             slog_error("s3: the staging directory %s cannot be used (%s); set S3SHIM_STAGING_DIR to a writable "
                        "directory on a disk", g_dir, strerror(-e));
         } else {
-            g_ready = 1;
+            char ap[PATH_MAX + 16];
+            snprintf(ap, sizeof ap, "%s/.active", g_dir);
+            int afd = sys.open(ap, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+            struct stat ast;
+            if (afd >= 0 && sys.fstat(afd, &ast) == 0 && (ast.st_size >= 4096 || sys.ftruncate(afd, 4096) == 0)) {
+                void *a = sys.mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, afd, 0);
+                if (a != MAP_FAILED) g_active = a;
+            }
+            if (afd >= 0) sys.close(afd);
+            int dl = dir_lock(), removed = 0;
+            uint64_t kept = 0;
             DIR *d = sys.opendir(g_dir);
-            int removed = 0;
             struct dirent *de;
             while (d && (de = sys.readdir(d))) {
                 size_t n = strlen(de->d_name);
                 if (n != 32 + 4 || strcmp(de->d_name + 32, ".map") != 0) continue;
                 char base[PATH_MAX];
                 snprintf(base, sizeof base, "%s/%.32s", g_dir, de->d_name);
-                int dl = dir_lock();
-                removed += remove_if_unheld(base, 0);
-                dir_unlock(dl);
+                if (remove_if_unheld(base, 0))
+                    removed++;
+                else
+                    kept++;
             }
             if (d) sys.closedir(d);
+            if (g_active) __atomic_store_n(g_active, kept, __ATOMIC_RELEASE); /* the count, right again */
+            dir_unlock(dl);
+            __atomic_store_n(&g_ready, 1, __ATOMIC_RELEASE);
             if (removed) slog_info("s3: removed %d staging file(s) left by processes that died", removed);
         }
     }
@@ -610,6 +639,7 @@ static int create(struct s3_stage *s, int64_t size, const char *etag, time_t mti
     __atomic_store_n(&h->magic, STAGE_MAGIC, __ATOMIC_RELEASE);
     sys.flock(fd, LOCK_SH);
     keep_across_exec(s, fd);
+    active_add(1);
     s->mapfd = fd;
     s->h = h;
     s->maplen = len;
@@ -644,8 +674,16 @@ static int finish_open(struct s3_stage *s)
     return 0;
 }
 
+/* Might anything be staged on this host? (Sets up the directory once per process.) */
+static int maybe_staged(void)
+{
+    if (dir_ready() < 0) return 0;
+    return !g_active || __atomic_load_n(g_active, __ATOMIC_ACQUIRE) != 0;
+}
+
 int s3_stage_live(struct s3_mount *m, const struct s3_path *p)
 {
+    if (!maybe_staged()) return 0;
     char base[PATH_MAX], mp[PATH_MAX + 8];
     stage_name(m, p->bucket, p->key, base, sizeof base);
     suffix(base, ".map", mp, sizeof mp);
@@ -663,13 +701,13 @@ int s3_stage_live(struct s3_mount *m, const struct s3_path *p)
 
 int s3_stage_stat(struct s3_mount *m, const struct s3_path *p, struct stat *st)
 {
-    if (p->is_service || !p->key[0]) return -ENOENT;
+    if (p->is_service || !p->key[0] || !maybe_staged()) return -ENOENT;
     char base[PATH_MAX], mp[PATH_MAX + 8], dp[PATH_MAX + 8];
     stage_name(m, p->bucket, p->key, base, sizeof base);
     suffix(base, ".map", mp, sizeof mp);
     suffix(base, ".data", dp, sizeof dp);
     struct stat ms;
-    if (sys.stat(mp, &ms) < 0) return -ENOENT; /* the usual case: one failed stat */
+    if (sys.stat(mp, &ms) < 0) return -ENOENT; /* nothing staged for this key */
     int dl = dir_lock(), r = -ENOENT;
     int fd = sys.open(mp, O_RDONLY | O_CLOEXEC);
     struct stat ds;
@@ -692,7 +730,7 @@ int s3_stage_stat(struct s3_mount *m, const struct s3_path *p, struct stat *st)
 
 void s3_stage_unlinked(struct s3_mount *m, const struct s3_path *p)
 {
-    if (p->is_service || !p->key[0]) return;
+    if (p->is_service || !p->key[0] || !maybe_staged()) return;
     char base[PATH_MAX], mp[PATH_MAX + 8], dp[PATH_MAX + 8];
     stage_name(m, p->bucket, p->key, base, sizeof base);
     suffix(base, ".map", mp, sizeof mp);
@@ -710,6 +748,7 @@ void s3_stage_unlinked(struct s3_mount *m, const struct s3_path *p)
                 __atomic_store_n(&h->unlinked, 1, __ATOMIC_RELEASE);
                 sys.unlink(dp);
                 sys.unlink(mp);
+                active_add(-1);
             }
             munmap(h, sizeof *h);
         }
@@ -1091,6 +1130,7 @@ int s3_stage_close(struct s3_stage *s)
         if (!__atomic_load_n(&s->h->unlinked, __ATOMIC_ACQUIRE)) { /* else the names are another entry's now */
             sys.unlink(dp);
             sys.unlink(mp);
+            active_add(-1);
         }
     }
     sys.close(s->mapfd);
