@@ -37,7 +37,11 @@
  * Sharing. Processes of one host that open the object staged at once share the staging
  * file: they see each other's writes at once (and mmap, fstat, sendfile work on the real
  * file); each close of a writer uploads what is there, so the last close wins on the
- * server. fcntl (F_SETLK, F_OFD_*) and flock locks of every S3 descriptor, staged or not,
+ * server. While an object is staged, stat of its key answers from the staging file (a
+ * new object exists for the host before its first upload) and unlink or rename of it
+ * stops its uploads (open descriptors keep their bytes, as with a removed local file).
+ * DIR/.active counts the host's staged objects, so that stat and open look for staging
+ * files only while there are some. fcntl (F_SETLK, F_OFD_*) and flock locks of every S3 descriptor, staged or not,
  * go to HASH.lock, a file per object: they work between the processes of one host, never
  * between hosts.
  *
