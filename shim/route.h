@@ -69,6 +69,15 @@ static inline __attribute__((always_inline)) int route_foreign(int dirfd, const 
     return !fdt_is_ours(dirfd) && !(p[0] == 's' && p[1] == '3' && p[2] == ':');
 }
 
+/* The test of the wrappers' fast path (open, stat): certainly foreign, and nothing to
+ * retry if libc says ENOENT. A path relative to a real directory descriptor is never
+ * fast: when libc does not find it, the routed path checks whether that directory lies
+ * above a mount (route_real_dirfd). */
+static inline __attribute__((always_inline)) int route_foreign_fast(int dirfd, const char *p)
+{
+    return (dirfd == AT_FDCWD || (p && p[0] == '/')) && route_foreign(dirfd, p);
+}
+
 /* Route p relative to dirfd (AT_FDCWD or a descriptor). flags may hold AT_EMPTY_PATH.
  * Returns ROUTE_FOREIGN (call libc with r->pass), ROUTE_OURS (r->m, r->key) or
  * ROUTE_ERROR (errno set). */

@@ -112,7 +112,7 @@ static __attribute__((noinline)) int open_routed(int dirfd, const char *path, in
 
 static inline __attribute__((always_inline)) int open_common(int dirfd, const char *path, int flags, mode_t mode)
 {
-    if (__builtin_expect(route_foreign(dirfd, path), 1)) return REAL(openat)(dirfd, path, flags, mode);
+    if (__builtin_expect(route_foreign_fast(dirfd, path), 1)) return REAL(openat)(dirfd, path, flags, mode);
     return open_routed(dirfd, path, flags, mode);
 }
 

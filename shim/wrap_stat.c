@@ -77,7 +77,7 @@ static __attribute__((noinline)) int stat_routed(int dirfd, const char *path, st
 
 static inline __attribute__((always_inline)) int stat_at(int dirfd, const char *path, struct stat *st, int flags)
 {
-    if (__builtin_expect(route_foreign(dirfd, path), 1)) return REAL(fstatat)(dirfd, path, st, flags);
+    if (__builtin_expect(route_foreign_fast(dirfd, path), 1)) return REAL(fstatat)(dirfd, path, st, flags);
     return stat_routed(dirfd, path, st, flags);
 }
 
