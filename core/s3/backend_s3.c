@@ -799,6 +799,7 @@ const struct backend_ops bk_s3_ops = {
     .pread = s3f_pread,
     .pwrite = s3f_pwrite,
     .fsync = s3f_fsync,
+    .commit = s3f_commit,
     .ftruncate = s3f_ftruncate,
     .fstat = s3f_fstat,
     .futimens = s3_futimens,

@@ -714,6 +714,14 @@ static int complete(struct s3_file *f)
 /* Make the object exist on the server, with everything written so far. */
 static int commit(struct s3_file *f)
 {
+    if (!crypto_alive()) { /* nothing can be signed or digested any more, not even an abort */
+        slog_error("s3: %s/%s: the program shut OpenSSL down (OPENSSL_cleanup) before this upload was closed; "
+                   "the object was not written", f->path.bucket, f->path.key);
+        while (f->oldest_inflight < f->nparts) finish_oldest(f); /* our buffers: let them land */
+        f->err = -EIO;
+        f->upload_id[0] = '\0';
+        return -EIO;
+    }
     int e = f->err ? f->err : f->upload_id[0] || f->nparts ? complete(f) : put_whole(f);
     if (e < 0) {
         abort_upload(f);
@@ -739,6 +747,15 @@ int s3f_fsync(void *fh, int datasync)
     int e = f->committed ? 0 : commit(f);
     pthread_mutex_unlock(&f->lock);
     return e;
+}
+
+/* The writing program ends without closing (exec): what it wrote becomes the object, as
+ * the kernel would have the bytes in the file. A forked child's copy is not its upload. */
+int s3f_commit(void *fh)
+{
+    struct s3_file *f = fh;
+    if (!f->writing || f->owner != getpid()) return 0;
+    return s3f_fsync(fh, 0);
 }
 
 int s3f_ftruncate(void *fh, off_t len)
