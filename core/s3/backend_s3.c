@@ -800,6 +800,7 @@ const struct backend_ops bk_s3_ops = {
     .pwrite = s3f_pwrite,
     .fsync = s3f_fsync,
     .commit = s3f_commit,
+    .discard = s3f_discard,
     .ftruncate = s3f_ftruncate,
     .fstat = s3f_fstat,
     .futimens = s3_futimens,

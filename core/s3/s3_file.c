@@ -780,6 +780,20 @@ int s3f_fstat(void *fh, struct stat *st)
     return 0;
 }
 
+int s3f_discard(void *fh)
+{
+    struct s3_file *f = fh;
+    if (f->owner != getpid()) return s3f_close(fh); /* the parent's: left alone there */
+    if (f->writing) {
+        pthread_mutex_lock(&f->lock);
+        while (f->oldest_inflight < f->nparts) finish_oldest(f);
+        if (!f->committed) abort_upload(f);
+        pthread_mutex_unlock(&f->lock);
+    }
+    file_free(f);
+    return 0;
+}
+
 int s3f_close(void *fh)
 {
     struct s3_file *f = fh;
