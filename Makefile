@@ -103,6 +103,7 @@ test-direct: all $(HELPER_BIN)
 test-s3: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/run.sh,s3$(if $(SAN),/$(SAN)))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/faults.sh,s3-faults$(if $(SAN),/$(SAN)))
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/exit.sh,s3-exit$(if $(SAN),/$(SAN)))
 
 # Several endpoints of one Swift cluster, healthy, faulty and dead (tests/s3rig/faultproxy.py
 # in front). The release run includes the S3 battery through faulty endpoints.

@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# exit.sh - what becomes of an S3 upload when its program ends without closing it.
+#
+#   BUILD=build tests/s3/exit.sh                (release)
+#   BUILD=build/asan SAN=asan tests/s3/exit.sh  (ASan+UBSan, libasan preloaded first)
+#
+# The semantics under test (README, "S3"): a program that ends without closing a write
+# descriptor - exit(), return from main, _exit()/_Exit(), exec of another program, a
+# thread calling exit() - commits it, as the kernel would leave the bytes in a file; a
+# program killed by a signal (abort(), SIGTERM with the default disposition) leaves no
+# object and nothing partial; a forked child that ends never commits, aborts or corrupts
+# its parent's upload; nothing ever crashes the program (no 139, no sanitizer report),
+# also when the program shut OpenSSL down itself (the object is then not written, and
+# the log says why).
+#
+# Each way is tried with a small object (one PUT) and a 20 MiB one (multipart, 8 MiB
+# parts), checked byte for byte with the AWS CLI: tests/helpers/exit_writer (C), bash
+# and dash (exec 3>, exec > through the fd 1 pump, a subshell and a child program while
+# the upload is open, a program exec'd onto the descriptor), python3 (os.open without
+# close, os._exit, a forked child).
+#
+# The server comes from tests/s3rig/s3env.sh (a private Swift unless AWS_ENDPOINT_URL
+# is set). Output: "ok - ..." / "not ok - ..." and one closing "N passed, M failed".
+set -u
+export LC_ALL=C.UTF-8
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../preamble.sh
+. "$HERE/../preamble.sh"
+# shellcheck source=../variant.sh
+. "$TOP/tests/variant.sh" "s3shim S3 exit tests"
+[ "$VARIANT" = asan ] && export "${SAN_ENV[@]}"
+HELPER=$BUILD/tests/exit_writer
+W=$(mktemp -d /tmp/s3shim-exit.XXXXXX)
+cleanup() {
+    rm -rf "$W"
+    declare -F s3rig_env_cleanup >/dev/null && s3rig_env_cleanup
+}
+trap cleanup EXIT
+# shellcheck source=../s3rig/s3env.sh
+. "$TOP/tests/s3rig/s3env.sh" || { echo "not ok - no S3 server"; echo "0 passed, 1 failed"; exit 1; }
+
+pass=0 fail=0
+ok() { echo "ok - $1"; pass=$((pass + 1)); }
+notok() { echo "not ok - $1"; shift; for l in "$@"; do printf '%s\n' "$l" | head -n 12 | cut -c1-240 | sed 's/^/#   /'; done; fail=$((fail + 1)); }
+
+[ -x "$HELPER" ] || { notok "helper $HELPER is built (make $HELPER)"; echo "$pass passed, $fail failed"; exit 1; }
+
+# References: binary for the C helper and python, text (no NUL, no trailing newline) for
+# the shells' printf builtin. 20 MiB > 2 parts of 8 MiB: a multipart upload.
+SMALL=100000
+BIG=$((20 << 20))
+head -c "$SMALL" /dev/urandom >"$W/small.bin"
+head -c "$BIG" /dev/urandom >"$W/big.bin"
+for s in small big; do base64 -w0 <"$W/$s.bin" | head -c "$(stat -c %s "$W/$s.bin")" >"$W/$s.txt"; done
+
+under() { # under CMD...: CMD under the shim, bounded; stderr to $W/err (a subshell: the
+    # shell's own "Aborted"/"Terminated" notices stay out of the output)
+    (env LD_PRELOAD="$PRELOAD" S3SHIM_LOG=warn timeout 120 "$@" 2>"$W/err") 2>/dev/null
+}
+
+# expect DESC KEY RC-WANTED RC-GOT WHAT [REF]: WHAT is "same" (the object is REF byte for
+# byte) or "absent" (no object at all: nothing partial is visible).
+expect() {
+    local desc=$1 key=$2 want=$3 rc=$4 what=$5 ref=${6:-}
+    local crash=""
+    grep -qE "AddressSanitizer|runtime error|Segmentation fault|core dumped" "$W/err" && crash=yes
+    rm -f "$W/got"
+    s3_get "$key" "$W/got" >/dev/null 2>&1
+    if [ "$rc" != "$want" ] || [ -n "$crash" ]; then
+        notok "$desc" "exit status $rc, wanted $want" "$(cat "$W/err")"
+    elif [ "$what" = same ] && ! cmp -s "$W/got" "$ref"; then
+        notok "$desc" "object $key: $(stat -c %s "$W/got" 2>/dev/null || echo missing) bytes, wanted $(stat -c %s "$ref") (cmp differs)" "$(cat "$W/err")"
+    elif [ "$what" = absent ] && [ -e "$W/got" ]; then
+        notok "$desc" "object $key exists ($(stat -c %s "$W/got") bytes): something partial is visible"
+    else
+        ok "$desc"
+    fi
+}
+
+# --- the C helper: every way a program can end --------------------------------------------
+for size in small big; do
+    for how in exit return _exit _Exit exec exec-cloexec thread-exit atexit-tail stdio fork-exit fork-_exit; do
+        key=c/$how-$size
+        under "$HELPER" "$how" "$W/$size.bin" "/s3/$S3_BUCKET/$key"
+        expect "C, $size object, ends by $how: exit 0, the object is what was written" "$key" 0 $? same "$W/$size.bin"
+    done
+    key=c/abort-$size
+    under "$HELPER" abort "$W/$size.bin" "/s3/$S3_BUCKET/$key"
+    expect "C, $size object, abort(): killed by SIGABRT (134), no object, nothing partial" "$key" 134 $? absent
+    key=c/sigterm-$size
+    under "$HELPER" sigterm "$W/$size.bin" "/s3/$S3_BUCKET/$key"
+    expect "C, $size object, SIGTERM with the default disposition: 143, no object, nothing partial" "$key" 143 $? absent
+    key=c/ssl-cleanup-$size
+    under "$HELPER" ssl-cleanup "$W/$size.bin" "/s3/$S3_BUCKET/$key"
+    rc=$?
+    expect "C, $size object, the program called OPENSSL_cleanup() then exit(): no crash, no object" "$key" 0 $rc absent
+    if grep -q "OPENSSL_cleanup" "$W/err"; then
+        ok "C, $size object, OPENSSL_cleanup(): the log says why the object was not written"
+    else
+        notok "C, $size object, OPENSSL_cleanup(): the log says why the object was not written" "$(cat "$W/err")"
+    fi
+done
+
+# --- shells ---------------------------------------------------------------------------------
+for size in small big; do
+    ref=$W/$size.txt
+    for sh in bash dash; do
+        command -v $sh >/dev/null || continue
+        key=sh/$sh-fd3-$size
+        under $sh -c 'exec 3>"$1"; d=$(cat "$2"); printf "%s" "$d" >&3; exit 0' sh "/s3/$S3_BUCKET/$key" "$ref"
+        expect "$sh, $size object: exec 3>KEY; printf >&3; exit 0" "$key" 0 $? same "$ref"
+        key=sh/$sh-stdout-$size
+        under $sh -c 'exec >"$1"; d=$(cat "$2"); printf "%s" "$d"' sh "/s3/$S3_BUCKET/$key" "$ref"
+        expect "$sh, $size object: exec >KEY (fd 1 through the pump); printf; end of script" "$key" 0 $? same "$ref"
+    done
+    # A subshell (forked, exits) and a child program (exec'd, exits) while the upload is
+    # open: neither commits, aborts nor truncates the shell's upload.
+    key=sh/children-$size
+    under bash -c 'exec 3>"$1"; d=$(cat "$2"); h=$(( ${#d} / 2 ))
+        printf "%s" "${d:0:h}" >&3; ( exit 0 ); (printf "" ; exit 0); sh -c "exit 0"; /bin/true
+        printf "%s" "${d:h}" >&3; exit 0' sh "/s3/$S3_BUCKET/$key" "$ref"
+    expect "bash, $size object: a subshell and child programs end while the upload is open" "$key" 0 $? same "$ref"
+    # A program exec'd onto the descriptor before anything was written takes the upload up.
+    key=sh/taken-up-$size
+    under bash -c 'exec 3>"$1"; cat "$2" >&3; exit 0' sh "/s3/$S3_BUCKET/$key" "$ref"
+    expect "bash, $size object: exec 3>KEY; cat >&3 (cat takes the upload up); exit 0 keeps cat's object" "$key" 0 $? same "$ref"
+    key=sh/exec-after-write-$size
+    under bash -c 'exec >"$1"; d=$(cat "$2"); printf "%s" "$d"; exec /bin/true' sh "/s3/$S3_BUCKET/$key" "$ref"
+    expect "bash, $size object: exec >KEY; printf; exec another program: committed before the exec" "$key" 0 $? same "$ref"
+done
+
+# --- python3 ----------------------------------------------------------------------------------
+PYW='
+import os, sys
+how, ref, dest = sys.argv[1:4]
+data = open(ref, "rb").read()
+fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+def put(b):
+    v = memoryview(b)
+    while v:
+        v = v[os.write(fd, v[:1 << 20]):]
+if how == "fork":
+    put(data[:len(data) // 2])
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    _, st = os.waitpid(pid, 0)
+    if st != 0:
+        sys.exit(3)
+    put(data[len(data) // 2:])
+else:
+    put(data)
+if how == "_exit":
+    os._exit(0)
+'
+for size in small big; do
+    for how in end _exit fork; do
+        key=py/$how-$size
+        under python3 -c "$PYW" "$how" "$W/$size.bin" "/s3/$S3_BUCKET/$key"
+        expect "python3, $size object: os.open, os.write, no close, $how" "$key" 0 $? same "$W/$size.bin"
+    done
+done
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
