@@ -53,8 +53,10 @@ void shim_close_all(int writers_only)
         }
         struct ofd *o = fdt_take(fd);
         if (!o) continue;
+        char path[PATH_MAX]; /* the last put frees o */
+        snprintf(path, sizeof path, "%s", ofd_path(o));
         int r = ofd_put(o);
-        if (r < 0) slog_error("closing %s at exit failed: %s", ofd_path(o), strerror(-r));
+        if (r < 0) slog_error("closing %s at exit failed: %s", path, strerror(-r));
     }
 }
 

@@ -45,17 +45,25 @@ notok() { echo "not ok - $1"; shift; for l in "$@"; do printf '%s\n' "$l" | head
 
 [ -x "$HELPER" ] || { notok "helper $HELPER is built (make $HELPER)"; echo "$pass passed, $fail failed"; exit 1; }
 
-# References: binary for the C helper and python, text (no NUL, no trailing newline) for
-# the shells' printf builtin. 20 MiB > 2 parts of 8 MiB: a multipart upload.
+# References: binary for the C helper and python. The shells write with their printf
+# builtin, so theirs is text (no NUL, no trailing newline): one chunk, written N times
+# (bash handles a string of 20 MiB slowly, and very slowly under ASan). 20 MiB > 2 parts
+# of 8 MiB: a multipart upload.
 SMALL=100000
 BIG=$((20 << 20))
 head -c "$SMALL" /dev/urandom >"$W/small.bin"
 head -c "$BIG" /dev/urandom >"$W/big.bin"
-for s in small big; do base64 -w0 <"$W/$s.bin" | head -c "$(stat -c %s "$W/$s.bin")" >"$W/$s.txt"; done
+head -c $((1 << 20)) /dev/urandom | base64 -w0 | head -c $((1 << 20)) >"$W/chunk.txt"
+head -c "$SMALL" "$W/chunk.txt" >"$W/small.chunk"
+cp "$W/chunk.txt" "$W/big.chunk"
+declare -A NCHUNK=([small]=1 [big]=20)
+for s in small big; do
+    for _ in $(seq "${NCHUNK[$s]}"); do cat "$W/$s.chunk"; done >"$W/$s.txt"
+done
 
 under() { # under CMD...: CMD under the shim, bounded; stderr to $W/err (a subshell: the
     # shell's own "Aborted"/"Terminated" notices stay out of the output)
-    (env LD_PRELOAD="$PRELOAD" S3SHIM_LOG=warn timeout 120 "$@" 2>"$W/err") 2>/dev/null
+    (env LD_PRELOAD="$PRELOAD" S3SHIM_LOG=warn timeout 120 "$@" 2>"$W/err"; exit $?) 2>/dev/null
 }
 
 # expect DESC KEY RC-WANTED RC-GOT WHAT [REF]: WHAT is "same" (the object is REF byte for
@@ -102,30 +110,33 @@ for size in small big; do
 done
 
 # --- shells ---------------------------------------------------------------------------------
+# Every script gets KEY CHUNK N: `put` writes CHUNK N times with printf to stdout.
+PUT='put() { c=$(cat "$2"); i=0; while [ $i -lt $3 ]; do printf "%s" "$c"; i=$((i + 1)); done; }'
 for size in small big; do
     ref=$W/$size.txt
+    args=("$W/$size.chunk" "${NCHUNK[$size]}")
     for sh in bash dash; do
         command -v $sh >/dev/null || continue
         key=sh/$sh-fd3-$size
-        under $sh -c 'exec 3>"$1"; d=$(cat "$2"); printf "%s" "$d" >&3; exit 0' sh "/s3/$S3_BUCKET/$key" "$ref"
+        under $sh -c "$PUT"'; exec 3>"$1"; put "$@" >&3; exit 0' sh "/s3/$S3_BUCKET/$key" "${args[@]}"
         expect "$sh, $size object: exec 3>KEY; printf >&3; exit 0" "$key" 0 $? same "$ref"
         key=sh/$sh-stdout-$size
-        under $sh -c 'exec >"$1"; d=$(cat "$2"); printf "%s" "$d"' sh "/s3/$S3_BUCKET/$key" "$ref"
+        under $sh -c "$PUT"'; exec >"$1"; put "$@"' sh "/s3/$S3_BUCKET/$key" "${args[@]}"
         expect "$sh, $size object: exec >KEY (fd 1 through the pump); printf; end of script" "$key" 0 $? same "$ref"
     done
-    # A subshell (forked, exits) and a child program (exec'd, exits) while the upload is
-    # open: neither commits, aborts nor truncates the shell's upload.
+    # A subshell (forked, exits) and child programs (exec'd, exit) while the upload is
+    # open: none of them commits, aborts or truncates the shell's upload.
     key=sh/children-$size
-    under bash -c 'exec 3>"$1"; d=$(cat "$2"); h=$(( ${#d} / 2 ))
-        printf "%s" "${d:0:h}" >&3; ( exit 0 ); (printf "" ; exit 0); sh -c "exit 0"; /bin/true
-        printf "%s" "${d:h}" >&3; exit 0' sh "/s3/$S3_BUCKET/$key" "$ref"
+    under bash -c "$PUT"'; exec 3>"$1"; put "$1" "$2" $(( ($3 + 1) / 2 )) >&3
+        ( exit 0 ); (printf ""; exit 0); sh -c "exit 0"; /bin/true
+        put "$1" "$2" $(( $3 / 2 )) >&3; exit 0' sh "/s3/$S3_BUCKET/$key" "${args[@]}"
     expect "bash, $size object: a subshell and child programs end while the upload is open" "$key" 0 $? same "$ref"
     # A program exec'd onto the descriptor before anything was written takes the upload up.
     key=sh/taken-up-$size
     under bash -c 'exec 3>"$1"; cat "$2" >&3; exit 0' sh "/s3/$S3_BUCKET/$key" "$ref"
     expect "bash, $size object: exec 3>KEY; cat >&3 (cat takes the upload up); exit 0 keeps cat's object" "$key" 0 $? same "$ref"
     key=sh/exec-after-write-$size
-    under bash -c 'exec >"$1"; d=$(cat "$2"); printf "%s" "$d"; exec /bin/true' sh "/s3/$S3_BUCKET/$key" "$ref"
+    under bash -c "$PUT"'; exec >"$1"; put "$@"; exec /bin/true' sh "/s3/$S3_BUCKET/$key" "${args[@]}"
     expect "bash, $size object: exec >KEY; printf; exec another program: committed before the exec" "$key" 0 $? same "$ref"
 done
 
