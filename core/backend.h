@@ -56,11 +56,11 @@ struct backend_ops {
      * shim also takes a non-NULL slot to mean "an upload cannot continue in a new
      * program". */
     int (*commit)(void *fh);
-    /* Object stores: close without making anything visible. The shim calls it instead of
-     * close when a program this one exec'd took the description up and wrote the object
-     * itself (the shared offset moved, this process wrote nothing): committing this
-     * process's empty upload would replace that object. */
-    int (*discard)(void *fh);
+    /* Object stores: close a description open for writing whose shared offset is past 0.
+     * If this process's own upload holds nothing, a program it exec'd took the
+     * description up and wrote (and committed) the object itself: the empty upload is
+     * dropped instead of replacing that object. Otherwise the same as close. */
+    int (*close_shared)(void *fh);
     /* The kernel descriptor behind an open file, or -1: lets mmap, locks, fchmod and
      * friends work on local backends. */
     int (*local_fd)(void *fh);

@@ -226,12 +226,11 @@ int ofd_put(struct ofd *o)
     if (o->fh && o->m->ops->close) {
         uint64_t t0 = stats_now_ns();
         guard_enter();
-        struct stat st;
         /* `exec 3>/s3/b/x; cat f >&3`: cat took the upload up and committed x; the
          * shell's own upload of the description is empty and must not replace it. */
-        if (o->m->ops->discard && o->mapped && (ofd_status(o) & O_ACCMODE) != O_RDONLY && ofd_sh(o)->offset > 0 &&
-            o->m->ops->fstat && o->m->ops->fstat(o->fh, &st) == 0 && st.st_size == 0)
-            r = o->m->ops->discard(o->fh);
+        if (o->m->ops->close_shared && o->mapped && (ofd_status(o) & O_ACCMODE) != O_RDONLY &&
+            ofd_sh(o)->offset > 0)
+            r = o->m->ops->close_shared(o->fh);
         else
             r = o->m->ops->close(o->fh);
         guard_leave();

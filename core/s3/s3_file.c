@@ -780,16 +780,16 @@ int s3f_fstat(void *fh, struct stat *st)
     return 0;
 }
 
-int s3f_discard(void *fh)
+int s3f_close_shared(void *fh)
 {
     struct s3_file *f = fh;
-    if (f->owner != getpid()) return s3f_close(fh); /* the parent's: left alone there */
-    if (f->writing) {
-        pthread_mutex_lock(&f->lock);
-        while (f->oldest_inflight < f->nparts) finish_oldest(f);
-        if (!f->committed) abort_upload(f);
-        pthread_mutex_unlock(&f->lock);
-    }
+    if (f->owner != getpid() || !f->writing) return s3f_close(fh); /* a child's copy: no lock taken */
+    pthread_mutex_lock(&f->lock);
+    int mine = f->committed || f->written > 0 || f->nparts > 0 || f->upload_id[0] || f->err;
+    pthread_mutex_unlock(&f->lock);
+    if (mine) return s3f_close(fh);
+    slog_debug("s3: %s/%s: written by a program this one exec'd, which committed it: nothing to commit here",
+               f->path.bucket, f->path.key);
     file_free(f);
     return 0;
 }
