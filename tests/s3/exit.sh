@@ -172,5 +172,57 @@ for size in small big; do
     done
 done
 
+# --- the server fails at exit -------------------------------------------------------------------
+# A relay (tests/s3rig/faultproxy.py) answers every request with 500 once the program has
+# written everything: the commit at exit fails after its retries. The program must end
+# with its own status, promptly, with a log line, and leave no object.
+up=${AWS_ENDPOINT_URL#http://}
+up=${up%%/*}
+ctl=$W/control.json
+echo '{}' >"$ctl"
+python3 "$TOP/tests/s3rig/faultproxy.py" --listen 127.0.0.1:0 --target "$up" --error-status 500 \
+    --control "$ctl" --lifetime 600 >"$W/proxy.out" 2>&1 &
+proxy_pid=$!
+trap 'kill "$proxy_pid" 2>/dev/null; cleanup' EXIT
+for _ in $(seq 100); do grep -q READY "$W/proxy.out" 2>/dev/null && break; sleep 0.1; done
+port=$(sed -n 's/.*READY listen=[^:]*:\([0-9]*\).*/\1/p' "$W/proxy.out")
+PYF='
+import os, sys, time
+how, ref, dest, ctl = sys.argv[1:5]
+data = open(ref, "rb").read()
+fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+v = memoryview(data)
+while v:
+    v = v[os.write(fd, v[:1 << 20]):]
+with open(ctl + ".tmp", "w") as f:
+    f.write("{\"error\": 1.0}")
+os.rename(ctl + ".tmp", ctl)
+time.sleep(0.5)
+if how == "_exit":
+    os._exit(0)
+'
+if [ -z "$port" ]; then
+    notok "start the failing relay" "$(cat "$W/proxy.out")"
+else
+    for size in small big; do
+        for how in end _exit; do
+            echo '{}' >"$ctl"
+            sleep 0.3
+            key=fail/$how-$size
+            t0=$SECONDS
+            AWS_ENDPOINT_URL=http://127.0.0.1:$port S3SHIM_TIMEOUT=5 \
+                under python3 -c "$PYF" "$how" "$W/$size.bin" "/s3/$S3_BUCKET/$key" "$ctl"
+            rc=$?
+            took=$((SECONDS - t0))
+            expect "python3, $size object, $how, every request fails at exit: status 0, no object (${took}s)" "$key" 0 $rc absent
+            if grep -q "upload failed" "$W/err" && [ "$took" -lt 90 ]; then
+                ok "python3, $size object, $how, failed commit at exit: one log line says the object was not written"
+            else
+                notok "python3, $size object, $how, failed commit at exit: a log line, bounded time (${took}s)" "$(cat "$W/err")"
+            fi
+        done
+    done
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
