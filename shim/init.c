@@ -254,9 +254,10 @@ __attribute__((destructor)) static void shim_fini(void)
  * every description open for writing is closed, which commits an upload. Readers are
  * left to the kernel, and stdio buffers are not flushed, as _exit() does not. A forked
  * child's copies of its parent's uploads are left alone by the S3 wing.
- * Limit: _exit() is async-signal-safe and the commit is not: called from a signal
- * handler that interrupted malloc or this shim in the same process, the commit can wait
- * for a lock that is never released. */
+ * Limit: _exit() is async-signal-safe and the commit is not. Called from a signal
+ * handler that interrupted this shim's own work in the same thread (the engine guard is
+ * up), nothing is committed, so nothing waits for a lock that thread holds; a handler
+ * that interrupted malloc itself can still make the commit wait for malloc's lock. */
 static __attribute__((noreturn)) void exit_now(int status)
 {
     if (atomic_load(&shim.ready) && getpid() == shim.pid && !guard_active()) {
