@@ -113,6 +113,8 @@ static void open_log_file(void)
     slog_setup(shim.cfg.log_level, efd_park(fd));
 }
 
+static void exit_commit(void);
+
 static void atfork_prepare(void)
 {
     if (!atomic_load(&shim.ready)) return;
@@ -166,6 +168,9 @@ __attribute__((constructor(101))) static void shim_init(void)
     route_init();
     ofd_inherit_scan();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    /* quick_exit() runs its handlers, then glibc's own _exit (which no preload library
+     * sees): registered now, ours runs after every handler the program adds later. */
+    at_quick_exit(exit_commit);
     guard_leave();
     atomic_store_explicit(&shim.ready, 1, memory_order_release);
 }
@@ -230,7 +235,8 @@ static void write_stats(void)
  *   mount asks it not to tear itself down at exit (sigv4.c), and if the program shut it
  *   down itself the S3 wing says so and gives up cleanly. The engine's threads live until
  *   the process does.
- * - _exit(), _Exit(): exit_now() below, without flushing stdio (as _exit does not).
+ * - _exit(), _Exit(), quick_exit(): exit_commit() below, without flushing stdio (as
+ *   they do not).
  * - exec: wrap_exec.c commits what cannot live on in the new program.
  * - a fatal signal: nothing runs; the object is not written and nothing partial is
  *   visible (see README). No handler of ours is installed: the program's dispositions
@@ -258,12 +264,17 @@ __attribute__((destructor)) static void shim_fini(void)
  * handler that interrupted this shim's own work in the same thread (the engine guard is
  * up), nothing is committed, so nothing waits for a lock that thread holds; a handler
  * that interrupted malloc itself can still make the commit wait for malloc's lock. */
-static __attribute__((noreturn)) void exit_now(int status)
+static void exit_commit(void)
 {
     if (atomic_load(&shim.ready) && getpid() == shim.pid && !guard_active()) {
         pump_finish_all();
         shim_close_all(1);
     }
+}
+
+static __attribute__((noreturn)) void exit_now(int status)
+{
+    exit_commit();
     for (;;) syscall(SYS_exit_group, status);
 }
 

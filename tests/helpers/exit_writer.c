@@ -7,6 +7,7 @@
  * with write() calls of 1 MiB, never closing DEST, then ends by HOW:
  *   exit        exit(0)                   return     return 0 from main
  *   _exit       _exit(0)                  _Exit      _Exit(0)
+ *   quick_exit  quick_exit(0)
  *   exec        execl /bin/true (DEST is inherited by it)
  *   exec-cloexec DEST opened O_CLOEXEC, then execl /bin/true
  *   abort       abort()                   sigterm    raise(SIGTERM), default disposition
@@ -109,6 +110,7 @@ int main(int argc, char **argv)
     if (!strcmp(how, "return")) return 0;
     if (!strcmp(how, "_exit")) _exit(0);
     if (!strcmp(how, "_Exit")) _Exit(0);
+    if (!strcmp(how, "quick_exit")) quick_exit(0);
     if (!strncmp(how, "exec", 4)) {
         execl("/bin/true", "true", (char *)NULL);
         die("exec");

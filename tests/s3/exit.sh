@@ -5,13 +5,13 @@
 #   BUILD=build/asan SAN=asan tests/s3/exit.sh  (ASan+UBSan, libasan preloaded first)
 #
 # The semantics under test (README, "S3"): a program that ends without closing a write
-# descriptor - exit(), return from main, _exit()/_Exit(), exec of another program, a
-# thread calling exit() - commits it, as the kernel would leave the bytes in a file; a
-# program killed by a signal (abort(), SIGTERM with the default disposition) leaves no
-# object and nothing partial; a forked child that ends never commits, aborts or corrupts
-# its parent's upload; nothing ever crashes the program (no 139, no sanitizer report),
-# also when the program shut OpenSSL down itself (the object is then not written, and
-# the log says why).
+# descriptor - exit(), return from main, _exit()/_Exit(), quick_exit(), exec of another
+# program, a thread calling exit() - commits it, as the kernel would leave the bytes in
+# a file; a program killed by a signal (abort(), SIGTERM with the default disposition)
+# leaves no object and nothing partial; a forked child that ends never commits, aborts
+# or corrupts its parent's upload; nothing ever crashes the program (no 139, no
+# sanitizer report), also when the program shut OpenSSL down itself (the object is then
+# not written, and the log says why) or when every request fails at exit.
 #
 # Each way is tried with a small object (one PUT) and a 20 MiB one (multipart, 8 MiB
 # parts), checked byte for byte with the AWS CLI: tests/helpers/exit_writer (C), bash
@@ -87,7 +87,7 @@ expect() {
 
 # --- the C helper: every way a program can end --------------------------------------------
 for size in small big; do
-    for how in exit return _exit _Exit exec exec-cloexec thread-exit atexit-tail stdio fork-exit fork-_exit; do
+    for how in exit return _exit _Exit quick_exit exec exec-cloexec thread-exit atexit-tail stdio fork-exit fork-_exit; do
         key=c/$how-$size
         under "$HELPER" "$how" "$W/$size.bin" "/s3/$S3_BUCKET/$key"
         expect "C, $size object, ends by $how: exit 0, the object is what was written" "$key" 0 $? same "$W/$size.bin"
