@@ -49,6 +49,18 @@ struct backend_ops {
     int (*fadvise)(void *fh, off_t off, off_t len, int advice);
     int (*futimens)(void *fh, const struct timespec ts[2]);
     int (*close)(void *fh); /* commits (object stores); returns the commit's result */
+    /* Object stores: make what was written so far visible now, as close would, because
+     * the program writing it is ending without closing (exec). Later writes fail. A copy
+     * of the handle in a forked child answers 0 and leaves the parent's upload alone.
+     * NULL for backends whose data the kernel already holds (file://, direct://): the
+     * shim also takes a non-NULL slot to mean "an upload cannot continue in a new
+     * program". */
+    int (*commit)(void *fh);
+    /* Object stores: close a description open for writing whose shared offset is past 0.
+     * If this process's own upload holds nothing, a program it exec'd took the
+     * description up and wrote (and committed) the object itself: the empty upload is
+     * dropped instead of replacing that object. Otherwise the same as close. */
+    int (*close_shared)(void *fh);
     /* The kernel descriptor behind an open file, or -1: lets mmap, locks, fchmod and
      * friends work on local backends. */
     int (*local_fd)(void *fh);

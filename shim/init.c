@@ -42,15 +42,21 @@ int shim_mount_usable(struct mount *m)
     return 0;
 }
 
-void shim_close_all(void)
+void shim_close_all(int writers_only)
 {
     int lim = fdt_limit();
     for (int fd = 0; fd < lim; fd++) {
         if (!fdt_is_ours(fd)) continue;
+        if (writers_only) {
+            struct ofd *w = fdt_raw_ofd(fdt_peek(fd));
+            if (!w || w->type != OFD_FILE || (ofd_status(w) & O_ACCMODE) == O_RDONLY) continue;
+        }
         struct ofd *o = fdt_take(fd);
         if (!o) continue;
+        char path[PATH_MAX]; /* the last put frees o */
+        snprintf(path, sizeof path, "%s", ofd_path(o));
         int r = ofd_put(o);
-        if (r < 0) slog_error("closing %s at exit failed: %s", ofd_path(o), strerror(-r));
+        if (r < 0) slog_error("closing %s at exit failed: %s", path, strerror(-r));
     }
 }
 
@@ -107,6 +113,8 @@ static void open_log_file(void)
     slog_setup(shim.cfg.log_level, efd_park(fd));
 }
 
+static void exit_commit(void);
+
 static void atfork_prepare(void)
 {
     if (!atomic_load(&shim.ready)) return;
@@ -160,6 +168,9 @@ __attribute__((constructor(101))) static void shim_init(void)
     route_init();
     ofd_inherit_scan();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    /* quick_exit() runs its handlers, then glibc's own _exit (which no preload library
+     * sees): registered now, ours runs after every handler the program adds later. */
+    at_quick_exit(exit_commit);
     guard_leave();
     atomic_store_explicit(&shim.ready, 1, memory_order_release);
 }
@@ -214,24 +225,56 @@ static void write_stats(void)
     }
 }
 
+/* How a program's end reaches its open descriptors. "Exit without close" commits: a
+ * program that wrote into a file and ended without closing it finds its bytes in the
+ * file, because the kernel closes for it; an S3 object is the same bytes made visible.
+ * - exit(), return from main: here, the last library destructor step, so that atexit
+ *   handlers (coreutils' close_stdout), C++ static destructors and the program's own
+ *   destructors have written everything; our stdio streams are flushed first (glibc
+ *   flushes its streams only after the destructors). OpenSSL is still alive here: an S3
+ *   mount asks it not to tear itself down at exit (sigv4.c), and if the program shut it
+ *   down itself the S3 wing says so and gives up cleanly. The engine's threads live until
+ *   the process does.
+ * - _exit(), _Exit(), quick_exit(): exit_commit() below, without flushing stdio (as
+ *   they do not).
+ * - exec: wrap_exec.c commits what cannot live on in the new program.
+ * - a fatal signal: nothing runs; the object is not written and nothing partial is
+ *   visible (see README). No handler of ours is installed: the program's dispositions
+ *   stay exactly as it set them.
+ * - a forked child ending: its copies of its parent's uploads are not its own; the S3
+ *   wing leaves them (s3f_close, s3f_commit check the owner). */
 __attribute__((destructor)) static void shim_fini(void)
 {
     if (!atomic_load(&shim.ready) || getpid() != shim.pid) return; /* vfork child: hands off */
     fflush(NULL); /* our stdio streams write through descriptors we are about to close */
     pump_finish_all();
-    shim_close_all();
+    shim_close_all(0);
     guard_enter();
     write_stats();
     guard_leave();
 }
 
-/* _exit() and _Exit() skip destructors, but bytes a program already wrote into the pipe
- * of a redirected stdout (pump.c) are the program's data: the kernel would have them in
- * the file by now. dash ends every shell this way; a slow backend must not lose the tail
- * that is still in the pipe. Descriptors are left to the kernel, as _exit() does. */
+/* _exit() and _Exit() skip destructors, but what a program already wrote is the
+ * program's data: the kernel would have it in the file by now. So the bytes still in the
+ * pipe of a redirected stdout (pump.c) are stored (dash ends every shell this way), and
+ * every description open for writing is closed, which commits an upload. Readers are
+ * left to the kernel, and stdio buffers are not flushed, as _exit() does not. A forked
+ * child's copies of its parent's uploads are left alone by the S3 wing.
+ * Limit: _exit() is async-signal-safe and the commit is not. Called from a signal
+ * handler that interrupted this shim's own work in the same thread (the engine guard is
+ * up), nothing is committed, so nothing waits for a lock that thread holds; a handler
+ * that interrupted malloc itself can still make the commit wait for malloc's lock. */
+static void exit_commit(void)
+{
+    if (atomic_load(&shim.ready) && getpid() == shim.pid && !guard_active()) {
+        pump_finish_all();
+        shim_close_all(1);
+    }
+}
+
 static __attribute__((noreturn)) void exit_now(int status)
 {
-    if (atomic_load(&shim.ready) && getpid() == shim.pid && !guard_active()) pump_finish_all();
+    exit_commit();
     for (;;) syscall(SYS_exit_group, status);
 }
 

@@ -169,6 +169,45 @@ void ofd_export_local(void)
     fdt_unlock();
 }
 
+void ofd_commit_before_exec(void)
+{
+    struct ofd **list = NULL;
+    int n = 0, cap = 0;
+    fdt_lock();
+    int lim = fdt_limit();
+    for (int fd = 0; fd < lim; fd++) {
+        struct ofd *o = fdt_raw_ofd(fdt_peek(fd));
+        if (!o || o->type != OFD_FILE || !o->fh || !o->m->ops->commit || (ofd_status(o) & O_ACCMODE) == O_RDONLY)
+            continue;
+        int seen = 0, inherited = 0;
+        for (int i = 0; i < n && !seen; i++) seen = list[i] == o;
+        if (seen) continue;
+        for (int g = 0; g < lim && !inherited; g++) { /* every descriptor of it, pumped ends too */
+            if (fdt_raw_ofd(fdt_peek(g)) != o) continue;
+            int cl = REAL(fcntl)(g, F_GETFD);
+            inherited = cl >= 0 && !(cl & FD_CLOEXEC);
+        }
+        if (inherited && ofd_sh(o)->offset == 0) continue; /* nothing written: the next program takes it up */
+        if (n == cap) {
+            struct ofd **nl = realloc(list, (size_t)(cap = cap ? cap * 2 : 8) * sizeof *nl);
+            if (!nl) break;
+            list = nl;
+        }
+        ofd_ref(o);
+        list[n++] = o;
+    }
+    fdt_unlock();
+    for (int i = 0; i < n; i++) { /* outside the table lock: these are network round trips */
+        struct ofd *o = list[i];
+        guard_enter();
+        int r = o->m->ops->commit(o->fh);
+        guard_leave();
+        if (r < 0) slog_error("%s: committing before exec failed: %s", ofd_path(o), strerror(-r));
+        ofd_put(o);
+    }
+    free(list);
+}
+
 void ofd_atfork_child(void)
 {
     int lim = fdt_limit();
@@ -187,7 +226,13 @@ int ofd_put(struct ofd *o)
     if (o->fh && o->m->ops->close) {
         uint64_t t0 = stats_now_ns();
         guard_enter();
-        r = o->m->ops->close(o->fh);
+        /* `exec 3>/s3/b/x; cat f >&3`: cat took the upload up and committed x; the
+         * shell's own upload of the description is empty and must not replace it. */
+        if (o->m->ops->close_shared && o->mapped && (ofd_status(o) & O_ACCMODE) != O_RDONLY &&
+            ofd_sh(o)->offset > 0)
+            r = o->m->ops->close_shared(o->fh);
+        else
+            r = o->m->ops->close(o->fh);
         guard_leave();
         stats_record(&o->m->stats, STK_CLOSE, t0, 0, r < 0);
     }
@@ -232,6 +277,14 @@ static struct ofd *adopt(int fd)
     const char *key = sh->path + sh->key_off;
     void *fh = NULL;
     int xfd = -1;
+    if (m && m->ops && m->ops->commit && sh->type == OFD_FILE && (sh->oflags & O_ACCMODE) != O_RDONLY &&
+        sh->offset > 0) {
+        /* An upload already under way lives in the memory of the program that began it,
+         * which commits it when it ends (exec included): it cannot go on here. */
+        slog_warn("inherited descriptor %d (%s) is an upload another program has begun: it cannot be continued "
+                  "here; it will fail with EBADF", fd, sh->path);
+        m = NULL;
+    }
     if (m && sh->type == OFD_FILE) {
         /* Re-open as the parent did, without re-creating: but a writer that has written
          * nothing yet (the shell's `cmd > /s3/b/out`) is opened exactly as it was, since

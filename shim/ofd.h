@@ -83,6 +83,14 @@ int ofd_promote(struct ofd *o);
 /* Before exec or spawn: give each description on a local file a descriptor the next
  * program inherits, so it reaches the same file even if it was unlinked or renamed. */
 void ofd_export_local(void);
+/* Before exec (by the process itself, not a vfork child): the program that holds an
+ * upload is ending. Every description open for writing on an object store (ops->commit)
+ * is committed when the new program cannot take it up: all its descriptors are
+ * close-on-exec (the kernel would close it), or bytes were written (an upload under way
+ * cannot move to another program). One with nothing written that the new program
+ * inherits passes through as before (`cmd > /s3/b/out` from a shell). If exec then
+ * fails, the description stays open, committed: later writes fail as after fsync. */
+void ofd_commit_before_exec(void);
 /* In the child after fork: reset this process's locks (threads did not follow). */
 void ofd_atfork_child(void);
 

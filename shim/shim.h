@@ -34,7 +34,9 @@ static inline int shim_fail(int neg)
 /* A mount that can serve requests; otherwise errno = ENODEV and a one-time log line. */
 int shim_mount_usable(struct mount *m);
 
-/* Close every shim descriptor (exit path, so that commits happen). */
-void shim_close_all(void);
+/* Close every shim descriptor (exit path, so that commits happen); with writers_only,
+ * only descriptions open for writing (_exit: readers are left to the kernel, nothing is
+ * waited for on their behalf). */
+void shim_close_all(int writers_only);
 
 #endif

@@ -27,10 +27,18 @@ static void before_child(void)
     ofd_export_local();
 }
 
+/* The program ends at exec: what the pumps hold is stored first, then what cannot live on
+ * in the new program is committed (ofd.h). */
+static void before_exec(void)
+{
+    pump_before_exec();
+    if (own_process()) ofd_commit_before_exec();
+}
+
 #define AROUND_EXEC(call) \
     ({ \
         before_child(); \
-        pump_before_exec(); \
+        before_exec(); \
         int r_ = (call); \
         int e_ = errno; \
         pump_after_exec_failed(); \

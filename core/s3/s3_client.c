@@ -263,6 +263,7 @@ static int build_request(struct s3_client *c, struct s3_op *op, const struct s3_
 static int send_attempt(struct s3_client *c, struct s3_op *op, int avoid, uint64_t max_wait)
 {
     if (curl_api_load() < 0) return -ENOSYS;
+    if (!crypto_alive()) return -EIO; /* the program shut OpenSSL down: no signing, no TLS */
     int epi = choose_endpoint(c, op, avoid, max_wait);
     if (epi < 0) return -EAGAIN;
     op->ep = &c->ep[epi];

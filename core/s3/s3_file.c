@@ -811,6 +811,14 @@ static int complete(struct s3_file *f)
 /* Make the object exist on the server, with everything written so far. */
 static int commit(struct s3_file *f)
 {
+    if (!crypto_alive()) { /* nothing can be signed or digested any more, not even an abort */
+        slog_error("s3: %s/%s: the program shut OpenSSL down (OPENSSL_cleanup) before this upload was closed; "
+                   "the object was not written", f->path.bucket, f->path.key);
+        while (f->oldest_inflight < f->nparts) finish_oldest(f); /* our buffers: let them land */
+        f->err = -EIO;
+        f->upload_id[0] = '\0';
+        return -EIO;
+    }
     uint64_t gen0 = s3_meta_gen(f->path.bucket, f->path.key);
     int e = f->err ? f->err : f->upload_id[0] || f->nparts ? complete(f) : put_whole(f);
     if (e < 0) {
@@ -839,6 +847,15 @@ int s3f_fsync(void *fh, int datasync)
     int e = f->committed ? 0 : commit(f);
     pthread_mutex_unlock(&f->lock);
     return e;
+}
+
+/* The writing program ends without closing (exec): what it wrote becomes the object, as
+ * the kernel would have the bytes in the file. A forked child's copy is not its upload. */
+int s3f_commit(void *fh)
+{
+    struct s3_file *f = fh;
+    if (!f->writing || f->owner != getpid()) return 0;
+    return s3f_fsync(fh, 0);
 }
 
 int s3f_ftruncate(void *fh, off_t len)
@@ -990,6 +1007,20 @@ int s3f_upload_fd(struct s3_mount *m, const struct s3_path *p, int fd, int64_t s
     if (e == 0 && etag) snprintf(etag, etaglen, "%s", f->etag);
     file_free(f);
     return e;
+}
+
+int s3f_close_shared(void *fh)
+{
+    struct s3_file *f = fh;
+    if (f->owner != getpid() || !f->writing || stg_of(f)) return s3f_close(fh); /* a child's copy, or staged */
+    pthread_mutex_lock(&f->lock);
+    int mine = f->committed || f->written > 0 || f->nparts > 0 || f->upload_id[0] || f->err;
+    pthread_mutex_unlock(&f->lock);
+    if (mine) return s3f_close(fh);
+    slog_debug("s3: %s/%s: written by a program this one exec'd, which committed it: nothing to commit here",
+               f->path.bucket, f->path.key);
+    file_free(f);
+    return 0;
 }
 
 int s3f_close(void *fh)

@@ -29,9 +29,36 @@ static void hex_encode(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+/* ---- OpenSSL's life ------------------------------------------------------------------ */
+
+/* OpenSSL tears itself down from an atexit handler it registers the first time it is
+ * initialised (OPENSSL_cleanup). For a process that initialises it in main() that handler
+ * runs before the library destructors, where uploads still open at exit are committed:
+ * digests and TLS after it crash. Asking first, with OPENSSL_INIT_NO_ATEXIT, means no such
+ * handler is ever registered: the memory is the kernel's to reclaim when the process ends.
+ * The choice is made once per process by whoever initialises OpenSSL first; we do it from
+ * the constructor (when an S3 mount is set up), before the program can. */
+static void keep_once(void) { (void)OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL); }
+
+void crypto_keep_at_exit(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, keep_once);
+}
+
+/* OPENSSL_init_crypto() answers 0 without touching anything once OPENSSL_cleanup() has
+ * run (BASE_ONLY: not even the error queue): the one question that is safe to ask then.
+ * The flag is not exported, but crypto.h reserves its value and OpenSSL's own error code
+ * passes it for exactly this. */
+#ifndef OPENSSL_INIT_BASE_ONLY
+#define OPENSSL_INIT_BASE_ONLY 0x00040000L
+#endif
+int crypto_alive(void) { return OPENSSL_init_crypto(OPENSSL_INIT_BASE_ONLY, NULL) == 1; }
+
 static int hmac_sha256(const void *key, size_t klen, const void *data, size_t dlen, unsigned char out[32])
 {
     size_t outlen = 0;
+    if (!crypto_alive()) return -EIO;
     if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, klen, data, dlen, out, 32, &outlen) || outlen != 32)
         return -EIO;
     return 0;
@@ -428,7 +455,7 @@ void sha256_hex(const void *data, size_t len, char out[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32) {
+    if (!crypto_alive() || !EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32) {
         out[0] = '\0';
         return;
     }
@@ -439,7 +466,7 @@ void md5_base64(const void *data, size_t len, char out[25])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (!EVP_Digest(data, len, md, &mdlen, EVP_md5(), NULL) || mdlen != 16 ||
+    if (!crypto_alive() || !EVP_Digest(data, len, md, &mdlen, EVP_md5(), NULL) || mdlen != 16 ||
         EVP_EncodeBlock((unsigned char *)out, md, 16) != 24)
         out[0] = '\0';
 }
@@ -451,6 +478,7 @@ struct sha256_ctx {
 
 struct sha256_ctx *sha256_begin(void)
 {
+    if (!crypto_alive()) return NULL;
     struct sha256_ctx *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->md = EVP_MD_CTX_new();

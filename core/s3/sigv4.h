@@ -76,6 +76,14 @@ int sigv4_canonical_request(const struct sigv4 *s, const char *method, const cha
  * when outsz > 0). */
 int s3_uri_encode(const char *in, size_t len, int keep_slash, char *out, size_t outsz);
 
+/* OpenSSL for the whole life of the process: called once an S3 mount exists, so that
+ * uploads still open at exit can be committed from the library destructor (sigv4.c says
+ * how). */
+void crypto_keep_at_exit(void);
+/* 0 once the program has shut OpenSSL down (OPENSSL_cleanup): nothing may be signed,
+ * digested or sent over TLS any more. Every digest here checks it and fails cleanly. */
+int crypto_alive(void);
+
 /* Lowercase hex SHA-256 of data. out is "" in the (out of memory) case OpenSSL fails. */
 void sha256_hex(const void *data, size_t len, char out[65]);
 /* base64 of the MD5 of data (for Content-MD5): 24 characters and a NUL; "" on failure. */
