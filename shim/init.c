@@ -6,6 +6,7 @@
 #define _GNU_SOURCE 1
 #include "../core/efd.h"
 #include "../core/log.h"
+#include "../core/s3/s3.h"
 #include "fdtable.h"
 #include "guard.h"
 #include "ofd.h"
@@ -269,6 +270,7 @@ static void exit_commit(void)
     if (atomic_load(&shim.ready) && getpid() == shim.pid && !guard_active()) {
         pump_finish_all();
         shim_close_all(1);
+        bk_s3_at_exit(); /* the run's shared counters go with its first process */
     }
 }
 
