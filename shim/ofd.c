@@ -179,6 +179,8 @@ void ofd_commit_before_exec(void)
         struct ofd *o = fdt_raw_ofd(fdt_peek(fd));
         if (!o || o->type != OFD_FILE || !o->fh || !o->m->ops->commit || (ofd_status(o) & O_ACCMODE) == O_RDONLY)
             continue;
+        /* A staged file lives in a local file the next program shares: nothing to commit. */
+        if (o->m->ops->local_fd && o->m->ops->local_fd(o->fh) >= 0) continue;
         int seen = 0, inherited = 0;
         for (int i = 0; i < n && !seen; i++) seen = list[i] == o;
         if (seen) continue;
@@ -278,9 +280,10 @@ static struct ofd *adopt(int fd)
     void *fh = NULL;
     int xfd = -1;
     if (m && m->ops && m->ops->commit && sh->type == OFD_FILE && (sh->oflags & O_ACCMODE) != O_RDONLY &&
-        sh->offset > 0) {
+        sh->offset > 0 && sh->xfd < 0) {
         /* An upload already under way lives in the memory of the program that began it,
-         * which commits it when it ends (exec included): it cannot go on here. */
+         * which commits it when it ends (exec included): it cannot go on here. A staged
+         * file (a local file behind it, xfd) is shared like any local file and goes on. */
         slog_warn("inherited descriptor %d (%s) is an upload another program has begun: it cannot be continued "
                   "here; it will fail with EBADF", fd, sh->path);
         m = NULL;
