@@ -22,7 +22,7 @@ else
 endif
 CFLAGS  ?=
 ALL_CFLAGS := $(CFLAGS_COMMON) $(OPT) $(CFLAGS)
-LDLIBS_CORE := -ldl -lcrypto -lexpat -luring -lpthread
+LDLIBS_CORE := -ldl -lcrypto -lexpat -luring -lisal -lpthread
 LDLIBS_SHIM := -ldl $(LDLIBS_CORE)
 
 CORE_SRC := $(wildcard core/*.c core/*/*.c)
@@ -60,8 +60,9 @@ $(CORE): $(CORE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(TOOL): $(BUILD)/obj/tools/s3shim.o $(CORE)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_CORE)
+TOOL_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/*.c))
+$(TOOL): $(TOOL_OBJ) $(CORE)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_CORE) -lblkid
 
 # --- tests ----------------------------------------------------------------------------
 
