@@ -35,7 +35,7 @@ LIB  := $(BUILD)/libs3shim.so
 CORE := $(BUILD)/libs3shim-core.a
 TOOL := $(BUILD)/s3shim
 
-.PHONY: all help deps test test-unit test-sys test-integration test-direct test-s3 test-endpoints test-faultproxy test-tsan \
+.PHONY: all help deps test test-unit test-sys test-integration test-direct test-block test-s3 test-endpoints test-faultproxy test-tsan \
         test-s3rig bench bench-passthrough bench-s3 bench-endpoints bench-direct \
         install clean demo
 
@@ -44,7 +44,7 @@ all: $(LIB) $(TOOL)
 help:
 	@echo "make              build $(LIB) and $(TOOL)"
 	@echo "make deps         install the Debian packages needed to build and test"
-	@echo "make test         every test: unit, integration (file://, direct:// and S3), the same under ASan+UBSan, TSan"
+	@echo "make test         every test: unit, integration (file://, direct:// and S3), block://, the same under ASan+UBSan, TSan"
 	@echo "make demo         the main job: a real program through the shim, with stats"
 	@echo "make bench        benchmarks (figures go to bench/RESULTS.md by hand)"
 	@echo "make install      PREFIX=$(PREFIX)"
@@ -104,6 +104,11 @@ test-direct: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/direct/run.sh,direct$(if $(SAN),/$(SAN)))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) IT_SCHEME=direct tests/integration/run.sh,integration-direct$(if $(SAN),/$(SAN)))
 
+# block:// (an object store on a raw device): format, check, data, namespace, bit flips,
+# ENOSPC, several processes, SIGKILL (root for the loop devices; a plain file without).
+test-block: all $(HELPER_BIN)
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/run.sh,block$(if $(SAN),/$(SAN)))
+
 # Real binaries on a real S3 server: the rig's Swift unless AWS_ENDPOINT_URL is set.
 test-s3: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/run.sh,s3$(if $(SAN),/$(SAN)))
@@ -123,8 +128,8 @@ test-faultproxy:
 SUMMARY := build/test-summary.txt
 test:
 	@mkdir -p build && : > $(SUMMARY)
-	$(MAKE) all test-unit test-sys test-integration test-direct test-s3 test-endpoints test-faultproxy SUMMARY_FILE=$(abspath $(SUMMARY))
-	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-sys test-integration test-direct test-s3 test-endpoints SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) all test-unit test-sys test-integration test-direct test-block test-s3 test-endpoints test-faultproxy SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-sys test-integration test-direct test-block test-s3 test-endpoints SUMMARY_FILE=$(abspath $(SUMMARY))
 	$(MAKE) BUILD=build/tsan SAN=tsan test-tsan SUMMARY_FILE=$(abspath $(SUMMARY))
 	@tests/summary.sh $(SUMMARY)
 

@@ -16,7 +16,7 @@ int blk_main(int argc, char **argv);
 static int usage(FILE *out, int code)
 {
     fputs("usage: s3shim blk format [--force] [--label NAME] DEV   make an empty store (DEV: a block device or a file)\n"
-          "       s3shim blk check [--repair] [-v] DEV               verify; exit 0 clean, 1 repaired, 4 damage\n"
+          "       s3shim blk check [--repair] [-v|--blocks] DEV      verify; exit 0 clean, 1 repaired, 4 damage\n"
           "       s3shim blk ls DEV [PREFIX]                         keys: mode, size, mtime, extents, key\n"
           "       s3shim blk df DEV                                  capacity, use, objects, free runs\n",
           out);
@@ -99,6 +99,7 @@ int blk_main(int argc, char **argv)
         for (int i = 1; i < argc; i++) {
             if (strcmp(argv[i], "--repair") == 0) repair = 1;
             else if (strcmp(argv[i], "-v") == 0) verbose = 1;
+            else if (strcmp(argv[i], "--blocks") == 0) verbose = 2; /* "block KIND ADDR" of every live metadata block */
             else if (argv[i][0] == '-' || dev) return usage(stderr, 2);
             else dev = argv[i];
         }

@@ -67,6 +67,8 @@ int blk_newest_root(struct blk_store *s, struct blk_root *r, int *bad);
 /* The commit lock: in-process mutex and an OFD write lock on byte 0 of the device. */
 int blk_lock(struct blk_store *s);
 void blk_unlock(struct blk_store *s);
+/* The same, shared (check: no commit may run while it reads); blk_unlock releases it. */
+int blk_lock_shared(struct blk_store *s);
 /* In a forked child: a descriptor of its own (OFD locks belong to the description). */
 void blk_atfork_child(struct blk_store *s);
 /* OFD lock on blocks [start, start+len) through fd: type F_RDLCK, F_WRLCK or F_UNLCK;

@@ -74,11 +74,23 @@ static int ck_bad(void *d, uint64_t addr, const char *why)
     return 0;
 }
 
+static const char *kind_name(int kind)
+{
+    static const char *const n[] = {"?", "super", "root", "branch", "leaf", "bitmap", "bitmapdir", "pendingfree"};
+    return kind >= 1 && kind <= 7 ? n[kind] : "?";
+}
+
+static void live(struct ck *c, int kind, uint64_t addr)
+{
+    if (c->verbose >= 2) fprintf(c->out, "block %s %llu\n", kind_name(kind), (unsigned long long)addr);
+}
+
 static int ck_node(void *d, uint64_t addr, int kind, const uint8_t *blk)
 {
     struct ck *c = d;
-    (void)kind, (void)blk;
+    (void)blk;
     c->nodes++;
+    live(c, kind, addr);
     if (addr < c->s->sb.meta_start || addr >= c->s->sb.data_start)
         damage(c, "index block %llu lies outside the metadata zone", (unsigned long long)addr);
     mark(c, addr, 1, "an index node");
@@ -120,7 +132,7 @@ static int ck_entry(void *d, const struct blk_obj *o)
             mark(c, x->pblk, x->len, o->key);
         prev_end = x->lblk + x->len;
     }
-    if (c->verbose) say(c, "  %s %llu bytes, %d extents", o->key, (unsigned long long)o->size, o->next);
+    if (c->verbose == 1) say(c, "  %s %llu bytes, %d extents", o->key, (unsigned long long)o->size, o->next);
     return 0;
 }
 
@@ -136,6 +148,7 @@ static void ck_pending(struct ck *c, uint64_t head, uint64_t nblocks, const char
             break;
         }
         mark(c, head, 1, "a pending-free list");
+        live(c, BK_FREE, head);
         const struct blk_hdr *h = (const void *)b;
         for (uint32_t i = 0; i < h->count && i < BLK_EXT_PER_FL; i++) {
             struct blk_fext x;
@@ -228,7 +241,16 @@ int blk_check(const char *path, int repair, int verbose, FILE *out)
         damage(&c, "root slot %d (block %d): %s (an interrupted commit, or damage); the store is at commit %llu", i,
                BLK_ROOT_SLOT0 + i, zero ? "empty" : why, (unsigned long long)r.h.commit);
     }
+    /* From here on no commit runs (a writer elsewhere waits): the view is one commit's. */
+    if (blk_lock_shared(&s) < 0 || blk_newest_root(&s, &r, NULL) < 0) {
+        damage(&c, "cannot lock the store or read its root");
+        blk_close(&s);
+        return 8;
+    }
     c.r = &r;
+    live(&c, BK_SUPER, 0);
+    live(&c, BK_SUPER, s.sb.dev_blocks - 1);
+    live(&c, BK_ROOT, BLK_ROOT_SLOT0 + r.h.commit % 2);
     if (!(c.ref = calloc(s.sb.dev_blocks / 8 + 1, 1))) {
         blk_close(&s);
         return 8;
@@ -250,6 +272,7 @@ int blk_check(const char *path, int repair, int verbose, FILE *out)
             continue;
         }
         mark(&c, r.dir[j], 1, "the bitmap directory");
+        live(&c, BK_DIR, r.dir[j]);
         for (uint64_t i = (uint64_t)j * BLK_ADDRS_PER_DIR; i < nbm && i < (uint64_t)(j + 1) * BLK_ADDRS_PER_DIR; i++) {
             uint64_t a;
             memcpy(&a, b + BLK_HDR + (i % BLK_ADDRS_PER_DIR) * 8, 8);
@@ -258,6 +281,7 @@ int blk_check(const char *path, int repair, int verbose, FILE *out)
                 continue;
             }
             mark(&c, a, 1, "the bitmap");
+            live(&c, BK_BITMAP, a);
             if (((struct blk_hdr *)bm)->count != i) damage(&c, "bitmap block %llu has the wrong number", (unsigned long long)a);
         }
     }
@@ -292,6 +316,7 @@ int blk_check(const char *path, int repair, int verbose, FILE *out)
     if (leaked || unmarked)
         say(&c, "%llu leaked blocks, %llu used blocks marked free", (unsigned long long)leaked, (unsigned long long)unmarked);
     free(c.ref);
+    blk_unlock(&s);
     blk_close(&s);
     return c.damage ? 4 : repaired ? 1 : 0;
 }

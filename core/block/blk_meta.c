@@ -187,6 +187,19 @@ int blk_newest_root(struct blk_store *s, struct blk_root *r, int *bad)
     return 0;
 }
 
+int blk_lock_shared(struct blk_store *s)
+{
+    pthread_mutex_lock(&s->lock);
+    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    while (sys.fcntl(s->fd, F_OFD_SETLKW, &fl) < 0) {
+        if (errno == EINTR) continue;
+        int e = -errno;
+        pthread_mutex_unlock(&s->lock);
+        return e;
+    }
+    return 0;
+}
+
 int blk_lock(struct blk_store *s)
 {
     pthread_mutex_lock(&s->lock);

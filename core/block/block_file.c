@@ -580,7 +580,9 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     memcpy(f->key, key, kl + 1);
     f->klen = kl;
     f->writable = wr;
-    f->mode = mode;
+    /* Mode 0 comes from the shim re-opening a writer inherited across exec (it does not
+     * know the creator's mode): the usual 0666 then, less the umask, as the shell gives. */
+    f->mode = mode ? mode : 0666;
     f->wb.index = f->rc.index = -1;
     pthread_mutex_init(&f->lock, NULL);
     int e = uring_start();
