@@ -37,7 +37,7 @@ struct bm_cursor {
     const struct blk_root *r;
     uint64_t idx;
     int loaded;
-    uint8_t buf[BLK_BS];
+    uint8_t buf[BLK_BS] __attribute__((aligned(64)));
 };
 
 static int bm_test(struct bm_cursor *c, uint64_t b, int *set)
@@ -120,7 +120,15 @@ int blk_reserve(struct blk_store *s, int fd, uint64_t want, uint64_t *start, uin
                 continue;
             }
         }
-        if ((e = blk_range_lock(fd, b, end - b, F_WRLCK)) < 0) goto out;
+        if ((e = blk_range_lock(fd, b, end - b, F_WRLCK)) == -EAGAIN) {
+            /* a reader pinned part of it since the probe (a lock-free lookup that will
+             * find its object gone and let go): look further on */
+            e = -ENOSPC;
+            scanned += 1;
+            b += 1;
+            continue;
+        }
+        if (e < 0) goto out;
         *start = b;
         *got = end - b;
         s->cursor = end;

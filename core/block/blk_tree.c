@@ -180,7 +180,7 @@ static int next_in(struct view *v, uint64_t addr, int level, const char *after, 
     int ci = pick_child(n, after, alen, &child);
     if (ci < 0) return -EAGAIN;
     /* From child ci on (n may be overwritten by the recursion when it is buf: copy). */
-    uint8_t copy[BLK_BS];
+    uint8_t copy[BLK_BS] __attribute__((aligned(64)));
     if (n == buf) {
         memcpy(copy, buf, BLK_BS);
         n = copy;
