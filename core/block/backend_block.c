@@ -505,6 +505,38 @@ static int bm_utimens(void *ms, const char *key, const struct timespec ts[2], in
     return in_commit(ms, do_utimens, &a);
 }
 
+static int do_chmod(struct blk_txn *t, struct block_mount *m, void *arg)
+{
+    struct ns_arg *a = arg;
+    size_t kl = strlen(a->from), ml;
+    struct blk_obj *o = malloc(sizeof *o);
+    char *mk = join(a->from, kl, "/", 1, &ml);
+    int e = !o || !mk ? -ENOMEM : tx_get(t, a->from, kl, o);
+    if (e == 0) {
+        e = tx_dir(t, a->from, kl, o);
+        if (e == 2) e = tx_get(t, mk, ml, o);
+        else if (e == 1) e = put_dir(t, mk, ml, a->mode, bm_now_ns()) == 0 ? 0 : -EIO; /* implied: an entry to hold it */
+        else if (e == 0) e = -ENOENT;
+        if (e == 0) goto out;
+    }
+    if (e == 1) {
+        o->mode = (o->mode & S_IFMT) | (a->mode & 07777);
+        e = tx_put(t, o);
+    }
+out:
+    (void)m;
+    free(mk);
+    free(o);
+    return e;
+}
+
+int bm_chmod(void *ms, const char *key, mode_t mode)
+{
+    if (!*key) return 0; /* the mount's root has no entry */
+    struct ns_arg a = {.from = key, .mode = mode};
+    return in_commit(ms, do_chmod, &a);
+}
+
 static int bm_statvfs(void *ms, const char *key, struct statvfs *sv)
 {
     (void)key;
@@ -646,4 +678,6 @@ const struct backend_ops bk_block_ops = {
     .opendir = bm_opendir,
     .readdir = bm_readdir,
     .closedir = bm_closedir,
+    .chmod = bm_chmod,
+    .fchmod = bf_fchmod,
 };

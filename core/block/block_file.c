@@ -47,6 +47,7 @@ struct bfile {
     uint64_t size;
     int64_t mtime;
     int mtime_set;
+    int mode_set; /* fchmod of a writer: the mode its commit gives */
     struct bext *map;
     int n, cap;
     uint64_t rstart, rlen; /* the reserved run not yet used */
@@ -403,7 +404,8 @@ static int commit(struct bfile *f)
         memset(o, 0, sizeof *o);
         o->klen = (uint16_t)f->klen;
         memcpy(o->key, f->key, f->klen);
-        o->mode = have == 1 ? cur->mode : (S_IFREG | (f->mode & 07777 & ~f->m->umask));
+        o->mode = f->mode_set ? (S_IFREG | (f->mode & 07777))
+                  : have == 1 ? cur->mode : (S_IFREG | (f->mode & 07777 & ~f->m->umask));
         o->ino = have == 1 ? cur->ino : r->next_ino++;
         o->size = f->size;
         o->mtime_ns = f->mtime_set ? f->mtime : bm_now_ns();
@@ -429,6 +431,7 @@ static int commit(struct bfile *f)
         for (int i = 0; i < f->n; i++) f->map[i].owned = 0; /* committed: shared from now on */
         f->dirty = 0;
         f->mtime_set = 0;
+        f->mode_set = 0;
         break;
     }
     free(o);
@@ -485,7 +488,10 @@ int bf_fstat(void *fh, struct stat *st)
         return -ENOMEM;
     }
     *o = f->base;
-    if (!o->gen) { /* not committed yet */
+    if (f->mode_set) {
+        o->mode = S_IFREG | (f->mode & 07777);
+        if (!o->gen) o->ino = (uint64_t)1 << 62 | ((uintptr_t)f >> 4);
+    } else if (!o->gen) { /* not committed yet */
         o->mode = S_IFREG | (f->mode & 07777 & ~f->m->umask);
         o->ino = (uint64_t)1 << 62 | ((uintptr_t)f >> 4);
     }
@@ -510,6 +516,18 @@ int bf_futimens(void *fh, const struct timespec ts[2])
     const struct timespec *m = ts ? &ts[1] : NULL;
     if (!m || m->tv_nsec == UTIME_NOW) f->mtime = bm_now_ns(), f->mtime_set = 1;
     else if (m->tv_nsec != UTIME_OMIT) f->mtime = (int64_t)m->tv_sec * 1000000000 + m->tv_nsec, f->mtime_set = 1;
+    f->dirty = 1;
+    pthread_mutex_unlock(&f->lock);
+    return 0;
+}
+
+int bf_fchmod(void *fh, mode_t mode)
+{
+    struct bfile *f = fh;
+    if (!f->writable) return bm_chmod(f->m, f->key, mode); /* a reader: the committed object */
+    pthread_mutex_lock(&f->lock);
+    f->mode = mode & 07777;
+    f->mode_set = 1;
     f->dirty = 1;
     pthread_mutex_unlock(&f->lock);
     return 0;

@@ -35,5 +35,7 @@ int bf_ftruncate(void *fh, off_t len);
 int bf_fstat(void *fh, struct stat *st);
 int bf_futimens(void *fh, const struct timespec ts[2]);
 int bf_close(void *fh);
+int bf_fchmod(void *fh, mode_t mode);
+int bm_chmod(void *ms, const char *key, mode_t mode);
 
 #endif
