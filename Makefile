@@ -35,7 +35,7 @@ LIB  := $(BUILD)/libs3shim.so
 CORE := $(BUILD)/libs3shim-core.a
 TOOL := $(BUILD)/s3shim
 
-.PHONY: all help deps test test-unit test-sys test-integration test-direct test-block test-s3 test-endpoints test-faultproxy test-tsan \
+.PHONY: all help deps test test-unit test-sys test-integration test-direct test-block test-block-battery test-s3 test-endpoints test-faultproxy test-tsan \
         test-s3rig bench bench-passthrough bench-s3 bench-endpoints bench-direct \
         install clean demo
 
@@ -106,8 +106,13 @@ test-direct: all $(HELPER_BIN)
 
 # block:// (an object store on a raw device): format, check, data, namespace, bit flips,
 # ENOSPC, several processes, SIGKILL (root for the loop devices; a plain file without).
+# The integration battery on a block:// mount runs apart (make test-block-battery): 85 of
+# its 98 checks pass; the others need what block:// does not do yet (see docs/block-format.md).
 test-block: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/run.sh,block$(if $(SAN),/$(SAN)))
+
+test-block-battery: all $(HELPER_BIN)
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) IT_SCHEME=block tests/integration/run.sh,integration-block$(if $(SAN),/$(SAN)))
 
 # Real binaries on a real S3 server: the rig's Swift unless AWS_ENDPOINT_URL is set.
 test-s3: all $(HELPER_BIN)

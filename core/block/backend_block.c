@@ -131,6 +131,73 @@ int bm_ensure_parents(struct blk_txn *t, const char *key, size_t klen, mode_t mo
     return e;
 }
 
+int bm_touch_parent(struct blk_txn *t, const char *key, size_t klen, mode_t mode)
+{
+    const char *slash = NULL;
+    for (size_t i = klen; i > 0; i--)
+        if (key[i - 1] == '/') {
+            slash = key + i - 1;
+            break;
+        }
+    if (!slash) return 0; /* the mount's root: no entry */
+    size_t ml = (size_t)(slash - key) + 1;
+    struct blk_obj *o = malloc(sizeof *o);
+    if (!o) return -ENOMEM;
+    int r = tx_get(t, key, ml, o);
+    if (r == 1) {
+        o->mtime_ns = bm_now_ns();
+        r = tx_put(t, o);
+    } else if (r == 0) {
+        r = put_dir(t, key, ml, mode, bm_now_ns());
+    }
+    free(o);
+    return r;
+}
+
+int bm_key_check(const char *key)
+{
+    size_t n = 0;
+    for (const char *p = key;; p++) {
+        if (*p == '/' || !*p) {
+            if (n > 255) return -ENAMETOOLONG;
+            n = 0;
+            if (!*p) break;
+        } else {
+            n++;
+        }
+    }
+    return strlen(key) > BLK_MAX_KEY - 1 ? -ENAMETOOLONG : 0;
+}
+
+/* Why key is missing, as a filesystem says it: ENOTDIR when an ancestor is an object,
+ * else ENOENT. */
+int bm_missing(struct block_mount *m, const char *key)
+{
+    struct blk_obj *o = malloc(sizeof *o);
+    int e = -ENOENT;
+    for (size_t p = 1; o && key[p]; p++)
+        if (key[p] == '/' && bt_get(&m->st, key, p, o, NULL) == 1) {
+            e = -ENOTDIR;
+            break;
+        }
+    free(o);
+    return e;
+}
+
+/* Can key be created: its parent a directory? 0, -ENOENT, -ENOTDIR. */
+int bm_parent_ok(struct block_mount *m, const char *key)
+{
+    const char *slash = strrchr(key, '/');
+    if (!slash) return 0;
+    char *parent = strndup(key, (size_t)(slash - key));
+    if (!parent) return -ENOMEM;
+    struct stat st;
+    int e = bk_block_ops.stat(m, parent, &st, 0);
+    if (!e && !S_ISDIR(st.st_mode)) e = -ENOTDIR;
+    free(parent);
+    return e;
+}
+
 /* Run one change as a commit: fn(t, arg) then commit (or abort on error). */
 static int in_commit(struct block_mount *m, int (*fn)(struct blk_txn *, struct block_mount *, void *), void *arg)
 {
@@ -227,6 +294,45 @@ static void bm_atfork_child(void *ms)
 
 /* --- namespace ------------------------------------------------------------------------------ */
 
+/* A directory's link count as a filesystem gives it: 2 + its subdirectories. Counted
+ * over at most 256 entries (each subdirectory is skipped whole); beyond that 1, which
+ * find and friends read as "unknown". */
+static nlink_t dir_links(struct block_mount *m, const char *prefix, size_t pl)
+{
+    struct blk_obj *o = malloc(sizeof *o);
+    char after[BLK_MAX_KEY + 2];
+    if (!o || pl > BLK_MAX_KEY) {
+        free(o);
+        return 1;
+    }
+    memcpy(after, prefix, pl);
+    size_t al = pl;
+    int incl = 1;
+    nlink_t n = 2;
+    for (int seen = 0;; seen++) {
+        if (seen >= 256) {
+            n = 1;
+            break;
+        }
+        if (bt_next(&m->st, after, al, incl, o) != 1 || o->klen < pl || memcmp(o->key, prefix, pl) != 0) break;
+        const char *rest = o->key + pl, *slash = memchr(rest, '/', o->klen - pl);
+        if (slash) {
+            size_t nl = (size_t)(slash - rest);
+            if (nl) n++;
+            memcpy(after, o->key, pl + nl);
+            after[pl + nl] = '/' + 1;
+            al = pl + nl + 1;
+            incl = 1;
+        } else {
+            memcpy(after, o->key, o->klen);
+            al = o->klen;
+            incl = 0;
+        }
+    }
+    free(o);
+    return n;
+}
+
 static int bm_stat(void *ms, const char *key, struct stat *st, int nofollow)
 {
     (void)nofollow;
@@ -244,8 +350,7 @@ static int bm_stat(void *ms, const char *key, struct stat *st, int nofollow)
             o->mtime_ns = (int64_t)r.time_ns;
             bm_fill_stat(m, o, 1, st);
         }
-    } else if (kl > BLK_MAX_KEY - 1) {
-        e = -ENAMETOOLONG;
+    } else if ((e = bm_key_check(key)) < 0) {
     } else {
         int r = bt_get(&m->st, key, kl, o, NULL);
         if (r == 1) {
@@ -254,14 +359,17 @@ static int bm_stat(void *ms, const char *key, struct stat *st, int nofollow)
             char *mk;
             size_t ml;
             if (!(mk = join(key, kl, "/", 1, &ml))) e = -ENOMEM;
-            else if ((r = bt_get(&m->st, mk, ml, o, NULL)) == 1) bm_fill_stat(m, o, 1, st);
-            else if (r == 0 && (r = bt_next(&m->st, mk, ml, 0, o)) == 1 && o->klen > ml && memcmp(o->key, mk, ml) == 0) {
+            else if ((r = bt_get(&m->st, mk, ml, o, NULL)) == 1) {
+                bm_fill_stat(m, o, 1, st);
+                st->st_nlink = dir_links(m, mk, ml);
+            } else if (r == 0 && (r = bt_next(&m->st, mk, ml, 0, o)) == 1 && o->klen > ml && memcmp(o->key, mk, ml) == 0) {
                 memset(o, 0, sizeof *o);
                 memcpy(o->key, mk, ml);
                 o->klen = (uint16_t)ml;
                 bm_fill_stat(m, o, 1, st);
+                st->st_nlink = dir_links(m, mk, ml);
             } else {
-                e = r < 0 ? r : -ENOENT;
+                e = r < 0 ? r : bm_missing(m, key);
             }
             free(mk);
         } else {
@@ -293,7 +401,6 @@ struct ns_arg {
 
 static int do_unlink(struct blk_txn *t, struct block_mount *m, void *arg)
 {
-    (void)m;
     const char *key = ((struct ns_arg *)arg)->from;
     size_t kl = strlen(key);
     struct blk_obj *o = malloc(sizeof *o);
@@ -303,6 +410,7 @@ static int do_unlink(struct blk_txn *t, struct block_mount *m, void *arg)
     if (r == 1) {
         r = tx_del(t, key, kl);
         for (int i = 0; !r && i < o->next; i++) r = tx_free_data(t, o->ext[i].pblk, o->ext[i].len);
+        if (!r) r = bm_touch_parent(t, key, kl, 0777 & ~m->umask);
     }
     free(o);
     return r;
@@ -385,6 +493,8 @@ static int do_rename(struct blk_txn *t, struct block_mount *m, void *arg)
         }
         free(pf);
     }
+    if (!e) e = bm_touch_parent(t, a->from, fl, 0777 & ~m->umask);
+    if (!e) e = bm_touch_parent(t, a->to, tl, 0777 & ~m->umask);
     free(o);
     return e;
 }
@@ -396,6 +506,9 @@ static int bm_rename(void *ms, const char *from, const char *to, unsigned flags)
     size_t fl = strlen(from);
     if (strcmp(from, to) == 0) return 0;
     if (strncmp(to, from, fl) == 0 && to[fl] == '/') return -EINVAL; /* into itself */
+    int e = bm_key_check(to);
+    if (!e) e = bm_parent_ok(ms, to);
+    if (e) return e == -ENOENT ? -ENOENT : e;
     struct ns_arg a = {.from = from, .to = to, .flags = flags};
     return in_commit(ms, do_rename, &a);
 }
@@ -410,7 +523,7 @@ static int do_mkdir(struct blk_txn *t, struct block_mount *m, void *arg)
     int e = tx_get(t, a->from, kl, o);
     if (e == 0) e = tx_dir(t, a->from, kl, o);
     if (e > 0) e = -EEXIST;
-    if (!e) e = bm_ensure_parents(t, a->from, kl, 0777 & ~m->umask);
+    if (!e) e = bm_touch_parent(t, a->from, kl, 0777 & ~m->umask);
     char *mk = e ? NULL : join(a->from, kl, "/", 1, &ml);
     if (!e && !mk) e = -ENOMEM;
     if (!e) e = put_dir(t, mk, ml, a->mode & ~m->umask, bm_now_ns());
@@ -422,13 +535,18 @@ static int do_mkdir(struct blk_txn *t, struct block_mount *m, void *arg)
 static int bm_mkdir(void *ms, const char *key, mode_t mode)
 {
     if (!*key) return -EEXIST;
+    int e = bm_key_check(key);
+    if (!e) {
+        struct stat st;
+        e = bm_stat(ms, key, &st, 0) == 0 ? -EEXIST : bm_parent_ok(ms, key);
+    }
+    if (e) return e;
     struct ns_arg a = {.from = key, .mode = mode};
     return in_commit(ms, do_mkdir, &a);
 }
 
 static int do_rmdir(struct blk_txn *t, struct block_mount *m, void *arg)
 {
-    (void)m;
     const char *key = ((struct ns_arg *)arg)->from;
     size_t kl = strlen(key), ml;
     struct blk_obj *o = malloc(sizeof *o);
@@ -445,6 +563,7 @@ static int do_rmdir(struct blk_txn *t, struct block_mount *m, void *arg)
         else if (r == 1 && o->klen > ml && memcmp(o->key, mk, ml) == 0) e = -ENOTEMPTY;
         else e = tx_del(t, mk, ml);
     }
+    if (!e) e = bm_touch_parent(t, key, kl, 0777 & ~m->umask);
     free(mk);
     free(o);
     return e;

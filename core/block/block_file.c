@@ -421,6 +421,7 @@ static int commit(struct bfile *f)
         }
         if (!e && have == 1) e = free_replaced(t, f, cur);
         if (!e) e = bm_ensure_parents(t, f->key, f->klen, 0777 & ~f->m->umask);
+        if (!e && have != 1) e = bm_touch_parent(t, f->key, f->klen, 0777 & ~f->m->umask);
         if (!e) e = tx_put(t, o);
         if (e) {
             tx_abort(t);
@@ -511,7 +512,7 @@ int bf_fstat(void *fh, struct stat *st)
 int bf_futimens(void *fh, const struct timespec ts[2])
 {
     struct bfile *f = fh;
-    if (!f->writable) return -EPERM; /* a reader's times are the committed ones (utimensat on the path works) */
+    if (!f->writable) return bk_block_ops.utimens(f->m, f->key, ts, 0); /* a reader: the committed object */
     pthread_mutex_lock(&f->lock);
     const struct timespec *m = ts ? &ts[1] : NULL;
     if (!m || m->tv_nsec == UTIME_NOW) f->mtime = bm_now_ns(), f->mtime_set = 1;
@@ -588,7 +589,8 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     size_t kl = strlen(key);
     if (kl == 0) return -EISDIR;
     if (flags & O_DIRECTORY) return -ENOTDIR;
-    if (kl > BLK_MAX_KEY) return -ENAMETOOLONG;
+    int ke = bm_key_check(key);
+    if (ke) return ke;
     int acc = flags & O_ACCMODE, wr = acc != O_RDONLY;
     if (wr && !m->st.rw) return -EROFS;
     uint64_t t0 = stats_now_ns();
@@ -614,8 +616,10 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     if (have < 0) e = have;
     if (!e && have == 0) { /* a directory of that name? */
         struct stat st;
-        if (bk_block_ops.stat(m, key, &st, 0) == 0 && S_ISDIR(st.st_mode)) e = -EISDIR;
-        else if (!(flags & O_CREAT)) e = -ENOENT;
+        if (bk_block_ops.stat(m, key, &st, 0) == 0 && S_ISDIR(st.st_mode))
+            e = (flags & O_CREAT) && (flags & O_EXCL) ? -EEXIST : -EISDIR;
+        else if (!(flags & O_CREAT)) e = bm_missing(m, key);
+        else e = bm_parent_ok(m, key);
     }
     if (!e && have == 1 && (flags & O_CREAT) && (flags & O_EXCL)) e = -EEXIST;
     if (!e) {

@@ -23,6 +23,14 @@ struct block_mount {
 /* Commit one change to the namespace under the commit lock (backend_block.c). */
 int bm_ensure_parents(struct blk_txn *t, const char *key, size_t klen, mode_t mode);
 int64_t bm_now_ns(void);
+/* Inside a commit: the parent directory of key gets an entry (if it had none) and mtime now. */
+int bm_touch_parent(struct blk_txn *t, const char *key, size_t klen, mode_t mode);
+/* A name component over 255 bytes or a key over the limit: -ENAMETOOLONG. */
+int bm_key_check(const char *key);
+/* -ENOTDIR if an ancestor of key is an object, else -ENOENT. */
+int bm_missing(struct block_mount *m, const char *key);
+/* 0 if the parent of key is a directory, else -ENOENT or -ENOTDIR. */
+int bm_parent_ok(struct block_mount *m, const char *key);
 void bm_fill_stat(struct block_mount *m, const struct blk_obj *o, int is_dir, struct stat *st);
 void bm_describe(struct block_mount *m);
 

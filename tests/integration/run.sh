@@ -582,7 +582,7 @@ fi
 # The s3shim command does the same as LD_PRELOAD.
 r=$W/tool
 if [ "$SAN" = asan ]; then tool_env=(env LD_PRELOAD="$(gcc -print-file-name=libasan.so)" "${SAN_ENV[@]}"); else tool_env=(env); fi
-"${tool_env[@]}" "$TOOL" run --mount "$MP=$SCHEME://$BACK" -- bash -c 'cd "$0" && cat hello.txt && sha256sum big.bin' "$MP" >"$r.out" 2>"$r.err"
+"${tool_env[@]}" "$TOOL" run --mount "$MOUNTS" -- bash -c 'cd "$0" && cat hello.txt && sha256sum big.bin' "$MP" >"$r.out" 2>"$r.err"
 rc=$?
 if [ $rc -eq 0 ] && [ "$(cat "$r.out")" = "$(cd "$REAL" && cat hello.txt && sha256sum big.bin)" ] && [ ! -s "$r.err" ]; then
     pass "s3shim run --mount P=URI -- CMD serves the mount"
