@@ -18,7 +18,9 @@ static int usage(FILE *out, int code)
     fputs("usage: s3shim blk format [--force] [--label NAME] DEV   make an empty store (DEV: a block device or a file)\n"
           "       s3shim blk check [--repair] [-v|--blocks] DEV      verify; exit 0 clean, 1 repaired, 4 damage\n"
           "       s3shim blk ls DEV [PREFIX]                         keys: mode, size, mtime, extents, key\n"
-          "       s3shim blk df DEV                                  capacity, use, objects, free runs\n",
+          "       s3shim blk df DEV                                  capacity, use, objects, free runs\n"
+          "       s3shim blk crashtest [--states N] [--seed S] [--force] DEV|FILE\n"
+          "                 power-loss simulation on an 8 MiB store at FILE (or the first 8 MiB of DEV)\n",
           out);
     return code;
 }
@@ -121,6 +123,20 @@ int blk_main(int argc, char **argv)
             return 1;
         }
         return 0;
+    }
+    if (strcmp(cmd, "crashtest") == 0) {
+        int states = 1000, force = 0;
+        unsigned seed = 0;
+        const char *dev = NULL;
+        for (int i = 1; i < argc; i++) {
+            if (strcmp(argv[i], "--states") == 0 && i + 1 < argc) states = atoi(argv[++i]);
+            else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) seed = (unsigned)strtoul(argv[++i], NULL, 0);
+            else if (strcmp(argv[i], "--force") == 0) force = 1;
+            else if (argv[i][0] == '-' || dev) return usage(stderr, 2);
+            else dev = argv[i];
+        }
+        if (!dev || states < 1) return usage(stderr, 2);
+        return blk_crashtest(dev, states, seed, force, stdout);
     }
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0) return usage(stdout, 0);
     fprintf(stderr, "s3shim blk: unknown command '%s'\n", cmd);

@@ -75,6 +75,14 @@ void blk_atfork_child(struct blk_store *s);
  * 0, or -EAGAIN if someone else holds a conflicting lock. */
 int blk_range_lock(int fd, uint64_t start, uint64_t len, int type);
 
+/* Crash testing (blk_crash.c): when set, every device write and flush of the wing is
+ * reported here first, in order. NULL in normal operation. */
+enum { BLK_REC_WRITE = 1, BLK_REC_FLUSH };
+extern void (*blk_recorder)(int op, uint64_t off, const void *buf, size_t len);
+
+/* blk_admin.c: format, using at most limit bytes of the device (0: all of it). */
+int blk_format_size(const char *path, int force, const char *label, uint64_t limit, char *err, size_t errlen);
+
 /* --- blk_alloc.c (reading the committed bitmap, reservations) --------------------------- */
 /* Bitmap block idx of root r into buf. */
 int blk_bm_read(struct blk_store *s, const struct blk_root *r, uint64_t idx, uint8_t *buf);

@@ -24,6 +24,11 @@
 
 int blk_format(const char *path, int force, const char *label, char *err, size_t errlen)
 {
+    return blk_format_size(path, force, label, 0, err, errlen);
+}
+
+int blk_format_size(const char *path, int force, const char *label, uint64_t limit, char *err, size_t errlen)
+{
     struct stat st;
     if (sys.fstatat(AT_FDCWD, path, &st, 0) < 0) {
         snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -57,6 +62,7 @@ int blk_format(const char *path, int force, const char *label, char *err, size_t
         snprintf(err, errlen, "%s: sector size %u is not supported (block size %u)", path, sector, BLK_BS);
         goto out;
     }
+    if (limit && size > limit) size = limit;
     uint64_t nb = size / BLK_BS;
     if (nb < 256) {
         r = -ENOSPC;

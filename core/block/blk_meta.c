@@ -71,14 +71,21 @@ int blk_read_block(struct blk_store *s, uint64_t addr, void *buf)
     return n < 0 ? -errno : -EIO;
 }
 
+void (*blk_recorder)(int op, uint64_t off, const void *buf, size_t len);
+
 int blk_write_block(struct blk_store *s, uint64_t addr, const void *buf)
 {
+    if (blk_recorder) blk_recorder(BLK_REC_WRITE, addr * BLK_BS, buf, BLK_BS);
     ssize_t n = sys.pwrite(s->fd, buf, BLK_BS, (off_t)(addr * BLK_BS));
     if (n == BLK_BS) return 0;
     return n < 0 ? -errno : -EIO;
 }
 
-int blk_sync(struct blk_store *s) { return sys.fdatasync(s->fd) < 0 ? -errno : 0; }
+int blk_sync(struct blk_store *s)
+{
+    if (blk_recorder) blk_recorder(BLK_REC_FLUSH, 0, NULL, 0);
+    return sys.fdatasync(s->fd) < 0 ? -errno : 0;
+}
 
 static int check_super(const struct blk_super *sb, uint64_t addr, uint64_t size, char *why, size_t len)
 {

@@ -13,9 +13,11 @@
  * are written in place until the commit. Writes gather in a chunk-sized buffer that
  * starts on a block boundary; the buffer goes to the device when a write lands elsewhere,
  * when it is full, or before a read, fsync or close. The commit (fsync, close) makes the
- * data durable first, then replaces the object's entry in one metadata commit; if another
+ * data durable, then replaces the object's entry in one metadata commit; if another
  * process committed a new version meanwhile, the blocks still shared with the old one are
- * copied first, so the commit never references blocks someone else freed. */
+ * copied first, so the commit never references blocks someone else freed. The commit's
+ * flush before its root write makes the data durable too (one flush less per commit;
+ * `s3shim blk crashtest` proves the order). */
 #include "block.h"
 #include "bmount.h"
 
@@ -149,6 +151,7 @@ static int map_set(struct bfile *f, uint64_t lblk, uint64_t pblk, uint64_t len)
 
 static int dev_io(struct bfile *f, int op, uint64_t pblk, char *buf, size_t nblk, int bidx)
 {
+    if (blk_recorder && op == UIO_WRITE) blk_recorder(BLK_REC_WRITE, pblk * BLK_BS, buf, nblk * BLK_BS);
     struct uio u = {.op = op, .fd = f->fd, .buf = buf, .len = nblk * BLK_BS, .off = (off_t)(pblk * BLK_BS),
                     .buf_index = bidx, .align = BLK_BS, .stats = &f->m->dev_stats};
     ssize_t r = uring_run(&u);
@@ -380,7 +383,8 @@ static int commit(struct bfile *f)
 {
     int e = wb_flush(f);
     if (!e) e = f->err;
-    if (!e && f->n && sys.fdatasync(f->fd) < 0) e = -errno; /* data before metadata */
+    /* No flush of the data here: the commit's flush before the root write covers every
+     * write to the device (data included), so data is durable before it is referenced. */
     struct blk_obj *o = e ? NULL : malloc(2 * sizeof *o);
     if (!e && !o) e = -ENOMEM;
     for (int tries = 0; !e; tries++) {
@@ -397,7 +401,7 @@ static int commit(struct bfile *f)
         for (int i = 0; i < f->n; i++) shares |= !f->map[i].owned;
         if (shares && (have != 1 || cur->gen != f->base.gen || cur->ino != f->base.ino)) {
             tx_abort(t); /* changed under us: stop sharing its blocks */
-            if (tries > 3 || (e = materialize(f)) < 0 || (sys.fdatasync(f->fd) < 0 && (e = -errno))) break;
+            if (tries > 3 || (e = materialize(f)) < 0) break;
             continue;
         }
         struct blk_root *r = tx_root(t);
