@@ -36,7 +36,7 @@ CORE := $(BUILD)/libs3shim-core.a
 TOOL := $(BUILD)/s3shim
 
 .PHONY: all help deps test test-unit test-sys test-integration test-direct test-block test-block-battery test-s3 test-endpoints test-faultproxy test-tsan \
-        test-s3rig bench bench-passthrough bench-s3 bench-endpoints bench-direct \
+        test-s3rig bench bench-passthrough bench-s3 bench-endpoints bench-direct bench-block-startup \
         install clean demo
 
 all: $(LIB) $(TOOL)
@@ -177,6 +177,13 @@ bench-s3: all
 # direct:// against fio (io_uring, O_DIRECT) on a 2 GiB file and a loop device (about 2 minutes).
 bench-direct: all
 	@BUILD=$(BUILD) bench/direct/run.sh
+
+# block:// start-up: a store of 1M objects, a new process's cost and memory (about 30 s).
+bench-block-startup: all $(BUILD)/blk_populate
+	@BUILD=$(BUILD) bench/block/startup.sh
+
+$(BUILD)/blk_populate: bench/block/populate.c $(CORE) $(HEADERS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(CORE) $(LDLIBS_CORE)
 
 bench-passthrough: all $(BUILD)/bench/passthrough
 	@BUILD=$(BUILD) bench/passthrough.sh
