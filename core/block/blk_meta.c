@@ -179,8 +179,11 @@ int blk_newest_root(struct blk_store *s, struct blk_root *r, int *bad)
     uint8_t b[2][BLK_BS] __attribute__((aligned(64)));
     int ok[2], e = 0;
     if (bad) *bad = 0;
+    /* both slots in one read (blocks 1 and 2 are adjacent) */
+    atomic_fetch_add_explicit(&s->meta_reads, 2, memory_order_relaxed);
+    ssize_t got = sys.pread(s->fd, b, 2 * BLK_BS, BLK_ROOT_SLOT0 * BLK_BS);
     for (int i = 0; i < 2; i++) {
-        int rr = blk_read_block(s, BLK_ROOT_SLOT0 + (uint64_t)i, b[i]);
+        int rr = got == 2 * BLK_BS ? 0 : got < 0 ? -errno : -EIO;
         if (rr < 0) e = rr;
         const struct blk_root *x = (const void *)b[i];
         ok[i] = rr == 0 && blk_verify(b[i], BK_ROOT, BLK_ROOT_SLOT0 + (uint64_t)i, s->sb.h.uuid, UINT64_MAX, NULL, 0) == 0 &&

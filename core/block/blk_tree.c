@@ -275,10 +275,11 @@ struct res {
 
 /* Write body (count items, size bytes) as node addr's new version, splitting if needed. */
 static int store(struct blk_txn *t, uint64_t addr, int level, const uint8_t *body, uint32_t count, size_t size,
-                 struct res *out)
+                 int appended, struct res *out)
 {
     int kind = level ? BK_BRANCH : BK_LEAF, leaf = level == 0;
     if (count == 0) {
+        (void)appended;
         tx_free_node(t, addr);
         out->n = 0;
         return tx_error(t);
@@ -288,14 +289,18 @@ static int store(struct blk_txn *t, uint64_t addr, int level, const uint8_t *bod
         out->addr[0] = tx_put_node(t, addr, kind, level, count, body, size);
         return out->addr[0] ? 0 : tx_error(t);
     }
-    /* Split by bytes near the middle; items are under half a node, so both halves fit. */
+    /* Split by bytes near the middle; items are under half a node, so both halves fit.
+     * When the item that overflowed the node went at its end (keys arriving in order),
+     * the node keeps everything else and the new node starts with it: in-order inserts
+     * then leave full nodes behind instead of half-full ones. */
     const uint8_t *p = body, *end = body + size;
     size_t left = 0;
     uint32_t k = 0;
+    uint32_t stop = appended ? count - 1 : count;
     while (k < count) {
         size_t sz = item_size(p, end, leaf);
         if (!sz) return -EIO;
-        if (left + sz > BLK_BODY || (left >= size / 2 && k > 0)) break;
+        if (left + sz > BLK_BODY || k == stop || (!appended && left >= size / 2 && k > 0)) break;
         left += sz;
         p += sz;
         k++;
@@ -349,7 +354,8 @@ static int change(struct blk_txn *t, uint64_t addr, int level, const char *key, 
             nc++;
             p += sz;
         }
-        if (!done && ilen) {
+        int last = !done && ilen;
+        if (last) {
             memcpy(body + size, item, ilen);
             size += ilen;
             nc++;
@@ -359,7 +365,7 @@ static int change(struct blk_txn *t, uint64_t addr, int level, const char *key, 
             out->addr[0] = addr;
             return 0;
         }
-        return store(t, addr, 0, body, nc, size, out);
+        return store(t, addr, 0, body, nc, size, last && nc > 1, out);
     }
     uint64_t child = 0;
     int ci = pick_child(n, key, klen, &child);
@@ -396,7 +402,7 @@ static int change(struct blk_txn *t, uint64_t addr, int level, const char *key, 
         }
         p += sz;
     }
-    return store(t, addr, level, body, nc, size, out);
+    return store(t, addr, level, body, nc, size, r.n == 2 && ci == (int)count - 1, out);
 }
 
 /* Apply a change at the root and fix the tree's height. */
