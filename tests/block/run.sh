@@ -24,7 +24,7 @@ PREADS=$BUILD/tests/preads
 TMO=120
 PASS=0
 FAIL=0
-KILLS=${BLOCK_TEST_KILLS:-30}
+KILLS=${BLOCK_TEST_KILLS:-200}
 
 # shellcheck source=../variant.sh
 . "$TOP/tests/variant.sh" "s3shim block:// tests"
@@ -331,7 +331,7 @@ for round in $(seq 1 "$KILLS"); do
         "$W/kill.log" >/dev/null 2>&1 &
     pid=$!
     KPID=$pid
-    sleep "0.$((RANDOM % 5 + 1))"
+    sleep "0.$((RANDOM % 3))$((RANDOM % 10))"
     kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
     if ! "$TOOL" blk check "$CDEV" >"$W/kcheck" 2>&1; then bad=$((bad + 1)); cat "$W/kcheck" >>"$OUT"; fi
