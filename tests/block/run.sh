@@ -218,6 +218,14 @@ if shim "$DEV" sh -c "mkdir -p $MP/$long/$long/$long/$long && echo x > $MP/$long
 elif grep -q "too long" "$OUT"; then pass "a key over 1024 bytes is refused (ENAMETOOLONG): $(tail -1 "$OUT" | cut -c1-60)..."
 else fail "a key over 1024 bytes gives ENAMETOOLONG" "$OUT"; fi
 check_clean "$DEV" "after the namespace tests"
+if "$TOOL" blk ls "$DEV" ns/a/ >"$OUT" 2>&1 && [ "$(awk '{print $1, $2, $NF}' "$OUT" | tr '\n' ' ')" = "d0755 0 ns/a/ -0644 4 ns/a/1.txt d0755 0 ns/a/moved/ -0644 4 ns/a/moved/2.txt d0755 0 ns/a/moved/c/ " ]; then
+    pass "s3shim blk ls DEV PREFIX: modes, sizes and keys of the entries under it"
+else fail "s3shim blk ls DEV PREFIX" "$OUT"; fi
+objs=$(shim "$DEV" find "$MP" -type f | wc -l)
+if "$TOOL" blk df "$DEV" >"$OUT" 2>&1 && grep -q "^objects *$objs\$" "$OUT" &&
+    [ "$(awk '/^free/ {print $2}' "$OUT")" = "$(shim "$DEV" stat -f -c '%f' "$MP" | awk '{print $1 * 4096}')" ]; then
+    pass "s3shim blk df DEV: $objs objects (as find counts them), free space equal to statvfs through the shim"
+else echo "find counts $objs objects" >>"$OUT"; fail "s3shim blk df DEV" "$OUT"; fi
 
 # --- 5. a flipped bit in every kind of metadata block -----------------------------------------------
 # Enough keys for a tree of two levels (branch nodes), then a copy of the device per flip.
