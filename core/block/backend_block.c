@@ -63,9 +63,11 @@ void bm_fill_stat(struct block_mount *m, const struct blk_obj *o, int is_dir, st
 void bm_describe(struct block_mount *m)
 {
     uint64_t n = atomic_load(&m->st.commits), ns = atomic_load(&m->st.commit_ns);
+    pthread_mutex_lock(&m->detail_lock);
     snprintf(m->dev_stats.detail, sizeof m->dev_stats.detail,
              "O_DIRECT requests; %llu commits (mean %.2f ms), %llu metadata blocks read", (unsigned long long)n,
              n ? (double)ns / (double)n / 1e6 : 0.0, (unsigned long long)atomic_load(&m->st.meta_reads));
+    pthread_mutex_unlock(&m->detail_lock);
 }
 
 /* --- helpers inside a commit ----------------------------------------------------------- */
@@ -259,6 +261,7 @@ static int bm_mount(const char *where, const struct cfg *cfg, struct stats_set *
     const uint8_t *u = m->st.sb.h.uuid;
     m->dev = makedev(0xb10cu + u[0], (unsigned)u[1] << 16 | (unsigned)u[2] << 8 | u[3]);
     m->stats = stats;
+    pthread_mutex_init(&m->detail_lock, NULL);
     snprintf(m->dev_stats.name, sizeof m->dev_stats.name, "block");
     bm_describe(m);
     if (stats) {
@@ -280,6 +283,7 @@ static void bm_unmount(void *ms)
         m->st.fd = -1;
         pthread_mutex_destroy(&m->st.lock);
     }
+    pthread_mutex_destroy(&m->detail_lock);
     free(m->uri);
     free(m);
 }
@@ -287,6 +291,7 @@ static void bm_unmount(void *ms)
 static void bm_atfork_child(void *ms)
 {
     struct block_mount *m = ms;
+    pthread_mutex_init(&m->detail_lock, NULL);
     blk_atfork_child(&m->st);
     m->st.fd = efd_park(m->st.fd);
     uring_atfork_child();

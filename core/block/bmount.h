@@ -18,6 +18,7 @@ struct block_mount {
     dev_t dev;              /* st_dev: from the store's UUID */
     struct stats_set *stats;
     struct stats_set dev_stats; /* child: device requests, commits */
+    pthread_mutex_t detail_lock; /* dev_stats.detail is rewritten by closes on any thread */
 };
 
 /* Commit one change to the namespace under the commit lock (backend_block.c). */
