@@ -208,8 +208,13 @@ static int in_commit(struct block_mount *m, int (*fn)(struct blk_txn *, struct b
     int e = tx_begin(&m->st, &t);
     if (e < 0) return e;
     e = fn(t, m, arg);
-    if (e) tx_abort(t);
-    else e = tx_commit(t);
+    if (e) {
+        tx_abort(t);
+    } else {
+        uint64_t c0 = stats_now_ns();
+        e = tx_commit(t);
+        stats_record(&m->dev_stats, STK_SYNC, c0, 0, e != 0); /* the block child's "sync": commits */
+    }
     stats_record(m->stats, STK_META, t0, 0, e != 0);
     bm_describe(m);
     return e;

@@ -431,7 +431,10 @@ static int commit(struct bfile *f)
             tx_abort(t);
             break;
         }
-        if ((e = tx_commit(t)) < 0) break;
+        uint64_t c0 = stats_now_ns();
+        e = tx_commit(t);
+        stats_record(&f->m->dev_stats, STK_SYNC, c0, 0, e != 0); /* the block child's "sync": commits */
+        if (e < 0) break;
         f->base = *o;
         for (int i = 0; i < f->n; i++) f->map[i].owned = 0; /* committed: shared from now on */
         f->dirty = 0;
