@@ -6,7 +6,7 @@
  * stay when emptied) or if any key starts with "name/". Every change of the namespace
  * (unlink, rename, mkdir, rmdir, utimens) is one metadata commit, atomic: a rename that
  * replaces its target does it in the same commit, and a directory rename moves every key
- * below it at once. Open files are block_file.c's. The mount opens the device and reads
+ * below it at once. Open files are block_file.c's, directories block_dir.c's. The mount opens the device and reads
  * its superblock only; lookups read the index through the page cache as they go. */
 #include "block.h"
 
@@ -34,7 +34,7 @@ int64_t bm_now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-static uint64_t key_hash(const char *k, size_t n)
+uint64_t bm_key_hash(const char *k, size_t n)
 {
     uint64_t h = 1469598103934665603ull; /* FNV-1a: st_ino of directories that have no entry */
     for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)k[i]) * 1099511628211ull;
@@ -45,13 +45,13 @@ void bm_fill_stat(struct block_mount *m, const struct blk_obj *o, int is_dir, st
 {
     memset(st, 0, sizeof *st);
     st->st_dev = m->dev;
-    st->st_ino = (ino_t)(o->ino ? o->ino : key_hash(o->key, o->klen));
+    st->st_ino = (ino_t)(o->ino ? o->ino : bm_key_hash(o->key, o->klen));
     st->st_mode = is_dir ? (S_IFDIR | (o->mode & 07777 ? o->mode & 07777 : 0755)) : (mode_t)o->mode;
     st->st_nlink = is_dir ? 2 : 1;
     st->st_uid = getuid();
     st->st_gid = getgid();
     st->st_size = is_dir ? BLK_BS : (off_t)o->size;
-    st->st_blksize = (blksize_t)m->chunk;
+    st->st_blksize = BLK_BS; /* as a filesystem's; an open file's fstat says the engine's chunk */
     uint64_t blocks = 0;
     for (int i = 0; i < o->next; i++) blocks += o->ext[i].len;
     st->st_blocks = (blkcnt_t)(is_dir ? 8 : blocks * (BLK_BS / 512));
@@ -141,7 +141,10 @@ int bm_touch_parent(struct blk_txn *t, const char *key, size_t klen, mode_t mode
             slash = key + i - 1;
             break;
         }
-    if (!slash) return 0; /* the mount's root: no entry */
+    if (!slash) { /* the mount's root: kept in the root block */
+        tx_root(t)->top_mtime_ns = bm_now_ns();
+        return 0;
+    }
     size_t ml = (size_t)(slash - key) + 1;
     struct blk_obj *o = malloc(sizeof *o);
     if (!o) return -ENOMEM;
@@ -304,45 +307,6 @@ static void bm_atfork_child(void *ms)
 
 /* --- namespace ------------------------------------------------------------------------------ */
 
-/* A directory's link count as a filesystem gives it: 2 + its subdirectories. Counted
- * over at most 256 entries (each subdirectory is skipped whole); beyond that 1, which
- * find and friends read as "unknown". */
-static nlink_t dir_links(struct block_mount *m, const char *prefix, size_t pl)
-{
-    struct blk_obj *o = malloc(sizeof *o);
-    char after[BLK_MAX_KEY + 2];
-    if (!o || pl > BLK_MAX_KEY) {
-        free(o);
-        return 1;
-    }
-    memcpy(after, prefix, pl);
-    size_t al = pl;
-    int incl = 1;
-    nlink_t n = 2;
-    for (int seen = 0;; seen++) {
-        if (seen >= 256) {
-            n = 1;
-            break;
-        }
-        if (bt_next(&m->st, after, al, incl, o) != 1 || o->klen < pl || memcmp(o->key, prefix, pl) != 0) break;
-        const char *rest = o->key + pl, *slash = memchr(rest, '/', o->klen - pl);
-        if (slash) {
-            size_t nl = (size_t)(slash - rest);
-            if (nl) n++;
-            memcpy(after, o->key, pl + nl);
-            after[pl + nl] = '/' + 1;
-            al = pl + nl + 1;
-            incl = 1;
-        } else {
-            memcpy(after, o->key, o->klen);
-            al = o->klen;
-            incl = 0;
-        }
-    }
-    free(o);
-    return n;
-}
-
 static int bm_stat(void *ms, const char *key, struct stat *st, int nofollow)
 {
     (void)nofollow;
@@ -356,9 +320,10 @@ static int bm_stat(void *ms, const char *key, struct stat *st, int nofollow)
         struct blk_root r;
         if ((e = blk_newest_root(&m->st, &r, NULL)) == 0) {
             o->ino = 1;
-            o->mode = 0755;
-            o->mtime_ns = (int64_t)r.time_ns;
+            o->mode = r.top_mode & 07777 ? r.top_mode & 07777 : 0755;
+            o->mtime_ns = r.top_mtime_ns;
             bm_fill_stat(m, o, 1, st);
+            st->st_nlink = bm_dir_links(m, "", 0);
         }
     } else if ((e = bm_key_check(key)) < 0) {
     } else {
@@ -371,13 +336,13 @@ static int bm_stat(void *ms, const char *key, struct stat *st, int nofollow)
             if (!(mk = join(key, kl, "/", 1, &ml))) e = -ENOMEM;
             else if ((r = bt_get(&m->st, mk, ml, o, NULL)) == 1) {
                 bm_fill_stat(m, o, 1, st);
-                st->st_nlink = dir_links(m, mk, ml);
+                st->st_nlink = bm_dir_links(m, mk, ml);
             } else if (r == 0 && (r = bt_next(&m->st, mk, ml, 0, o)) == 1 && o->klen > ml && memcmp(o->key, mk, ml) == 0) {
                 memset(o, 0, sizeof *o);
                 memcpy(o->key, mk, ml);
                 o->klen = (uint16_t)ml;
                 bm_fill_stat(m, o, 1, st);
-                st->st_nlink = dir_links(m, mk, ml);
+                st->st_nlink = bm_dir_links(m, mk, ml);
             } else {
                 e = r < 0 ? r : bm_missing(m, key);
             }
@@ -626,10 +591,30 @@ out:
     return e;
 }
 
+static int do_top(struct blk_txn *t, struct block_mount *m, void *arg)
+{
+    (void)m;
+    struct ns_arg *a = arg;
+    struct blk_root *r = tx_root(t);
+    if (a->ts) {
+        const struct timespec *ts = &a->ts[1];
+        if (ts->tv_nsec != UTIME_OMIT)
+            r->top_mtime_ns = ts->tv_nsec == UTIME_NOW ? bm_now_ns() : (int64_t)ts->tv_sec * 1000000000 + ts->tv_nsec;
+    } else if (a->flags) {
+        r->top_mtime_ns = bm_now_ns();
+    } else {
+        r->top_mode = a->mode & 07777;
+    }
+    return 0;
+}
+
 static int bm_utimens(void *ms, const char *key, const struct timespec ts[2], int nofollow)
 {
     (void)nofollow;
-    if (!*key) return 0;
+    if (!*key) { /* the mount's root */
+        struct ns_arg a = {.from = key, .ts = ts, .flags = !ts};
+        return in_commit(ms, do_top, &a);
+    }
     struct ns_arg a = {.from = key, .ts = ts};
     return in_commit(ms, do_utimens, &a);
 }
@@ -661,7 +646,10 @@ out:
 
 int bm_chmod(void *ms, const char *key, mode_t mode)
 {
-    if (!*key) return 0; /* the mount's root has no entry */
+    if (!*key) { /* the mount's root: kept in the root block */
+        struct ns_arg a = {.from = key, .mode = mode};
+        return in_commit(ms, do_top, &a);
+    }
     struct ns_arg a = {.from = key, .mode = mode};
     return in_commit(ms, do_chmod, &a);
 }
@@ -688,100 +676,6 @@ static int bm_statvfs(void *ms, const char *key, struct statvfs *sv)
     return 0;
 }
 
-/* --- directories ---------------------------------------------------------------------------- */
-
-struct bdir {
-    struct block_mount *m;
-    char *prefix; /* "key/" or "" */
-    size_t pl;
-    char after[BLK_MAX_KEY + 2]; /* where the next search starts */
-    size_t al;
-    int incl, dots, done;
-    uint64_t ino;
-};
-
-static int bm_opendir(void *ms, const char *key, void **dhp)
-{
-    struct stat st;
-    int e = bm_stat(ms, key, &st, 0);
-    if (e) return e;
-    if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
-    struct bdir *d = calloc(1, sizeof *d);
-    size_t kl = strlen(key);
-    if (!d || !(d->prefix = malloc(kl + 2))) {
-        free(d);
-        return -ENOMEM;
-    }
-    d->m = ms;
-    snprintf(d->prefix, kl + 2, "%s%s", key, kl ? "/" : "");
-    d->pl = strlen(d->prefix);
-    memcpy(d->after, d->prefix, d->pl);
-    d->al = d->pl;
-    d->incl = 1;
-    d->ino = st.st_ino;
-    *dhp = d;
-    return 0;
-}
-
-static int bm_readdir(void *dh, struct bk_dirent *ent)
-{
-    struct bdir *d = dh;
-    if (d->dots < 2) {
-        snprintf(ent->name, sizeof ent->name, "%s", d->dots ? ".." : ".");
-        ent->type = DT_DIR;
-        ent->ino = d->ino + (uint64_t)d->dots;
-        d->dots++;
-        return 1;
-    }
-    struct blk_obj *o = malloc(sizeof *o);
-    if (!o) return -ENOMEM;
-    int r = 0;
-    while (!d->done) {
-        r = bt_next(&d->m->st, d->after, d->al, d->incl, o);
-        if (r <= 0 || o->klen < d->pl || memcmp(o->key, d->prefix, d->pl) != 0) {
-            d->done = 1;
-            r = r < 0 ? r : 0;
-            break;
-        }
-        const char *rest = o->key + d->pl;
-        size_t rl = o->klen - d->pl;
-        const char *slash = memchr(rest, '/', rl);
-        size_t nl = slash ? (size_t)(slash - rest) : rl;
-        if (slash) { /* a directory: skip every key below it ("name0" follows "name/...") */
-            memcpy(d->after, o->key, d->pl + nl);
-            d->after[d->pl + nl] = '/' + 1;
-            d->al = d->pl + nl + 1;
-            d->incl = 1;
-        } else {
-            memcpy(d->after, o->key, o->klen);
-            d->al = o->klen;
-            d->incl = 0;
-        }
-        if (nl == 0) continue; /* this directory's own entry */
-        if (nl >= sizeof ent->name) {
-            slog_warn("block: %s: a name of %zu bytes under '%s' is not listed (readdir's limit is 255)", d->m->uri,
-                      nl, d->prefix);
-            continue;
-        }
-        memcpy(ent->name, rest, nl);
-        ent->name[nl] = 0;
-        ent->type = slash ? DT_DIR : DT_REG;
-        ent->ino = slash ? key_hash(o->key, d->pl + nl + 1) : o->ino;
-        if (slash && o->klen == d->pl + nl + 1) ent->ino = o->ino; /* its own entry */
-        r = 1;
-        break;
-    }
-    free(o);
-    return r;
-}
-
-static void bm_closedir(void *dh)
-{
-    struct bdir *d = dh;
-    free(d->prefix);
-    free(d);
-}
-
 const struct backend_ops bk_block_ops = {
     .scheme = "block",
     .mount = bm_mount,
@@ -804,9 +698,9 @@ const struct backend_ops bk_block_ops = {
     .truncate = bm_truncate,
     .utimens = bm_utimens,
     .statvfs = bm_statvfs,
-    .opendir = bm_opendir,
-    .readdir = bm_readdir,
-    .closedir = bm_closedir,
+    .opendir = bd_opendir,
+    .readdir = bd_readdir,
+    .closedir = bd_closedir,
     .chmod = bm_chmod,
     .fchmod = bf_fchmod,
 };

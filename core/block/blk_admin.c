@@ -160,6 +160,8 @@ int blk_format_size(const char *path, int force, const char *label, uint64_t lim
         rt->meta_used = used_meta;
         rt->next_ino = 2;
         rt->time_ns = sb->created_ns;
+        rt->top_mtime_ns = (int64_t)sb->created_ns;
+        rt->top_mode = 0755;
         blk_seal(b, BK_ROOT, 1, 2, uuid);
         if (!r && sys.pwrite(fd, b, BLK_BS, 2 * BLK_BS) != BLK_BS) r = -EIO;
     }

@@ -60,6 +60,8 @@ struct blk_root {
     uint64_t objects, dirs, used, meta_used, next_ino, time_ns; /* used: bits set; meta_used: of them outside the data zone */
     uint64_t pend_prev, pend_prev_n; /* extents freed by commit N-1 */
     uint64_t pend_cur, pend_cur_n;   /* extents freed by commit N */
+    int64_t top_mtime_ns;            /* the mount's root directory: it has no entry */
+    uint32_t top_mode, reserved0;
     uint64_t dir[BLK_ROOT_DIRS];
 };
 _Static_assert(sizeof(struct blk_root) <= BLK_BS, "root fits a block");

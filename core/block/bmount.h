@@ -35,6 +35,15 @@ int bm_parent_ok(struct block_mount *m, const char *key);
 void bm_fill_stat(struct block_mount *m, const struct blk_obj *o, int is_dir, struct stat *st);
 void bm_describe(struct block_mount *m);
 
+/* st_ino of a directory that has no entry (a hash of "key/"). */
+uint64_t bm_key_hash(const char *k, size_t n);
+
+/* block_dir.c */
+nlink_t bm_dir_links(struct block_mount *m, const char *prefix, size_t pl);
+int bd_opendir(void *ms, const char *key, void **dh);
+int bd_readdir(void *dh, struct bk_dirent *ent);
+void bd_closedir(void *dh);
+
 /* block_file.c */
 int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fh);
 ssize_t bf_pread(void *fh, void *buf, size_t len, off_t off);
