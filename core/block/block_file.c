@@ -572,40 +572,21 @@ int bf_close(void *fh)
 
 /* --- opening ----------------------------------------------------------------------------- */
 
-/* Commit f's key as an empty object unless it exists (EEXIST): O_CREAT|O_EXCL. */
-static int create_excl(struct bfile *f)
+/* O_CREAT|O_EXCL (mkstemp, lock files): of several processes creating one new name,
+ * one wins. The name is claimed with an OFD write lock on f's descriptor at an offset past
+ * any device (2^62 + a 61-bit hash of the key), held until close; a second claimant gets
+ * EEXIST, and so does one that finds the object committed after its claim. No commit:
+ * the object still appears at close, like any other. */
+static int claim_name(struct bfile *f)
 {
-    struct blk_obj *o = calloc(1, sizeof *o);
+    uint64_t h = bm_key_hash(f->key, f->klen) & ((1ull << 61) - 1);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)((1ull << 62) + h), .l_len = 1};
+    if (sys.fcntl(f->fd, F_OFD_SETLK, &fl) < 0) return errno == EAGAIN || errno == EACCES ? -EEXIST : -errno;
+    struct blk_obj *o = malloc(sizeof *o);
     if (!o) return -ENOMEM;
-    struct blk_txn *t;
-    int e = tx_begin(&f->m->st, &t);
-    if (e) {
-        free(o);
-        return e;
-    }
-    int r = tx_get(t, f->key, f->klen, o);
-    if (r != 0) {
-        e = r < 0 ? r : -EEXIST;
-    } else {
-        struct blk_root *rt = tx_root(t);
-        memset(o, 0, sizeof *o);
-        o->klen = (uint16_t)f->klen;
-        memcpy(o->key, f->key, f->klen);
-        o->mode = S_IFREG | (f->mode & 07777 & ~f->m->umask);
-        o->ino = rt->next_ino++;
-        o->mtime_ns = bm_now_ns();
-        o->gen = rt->h.commit + 1;
-        e = bm_ensure_parents(t, f->key, f->klen, 0777 & ~f->m->umask);
-        if (!e) e = bm_touch_parent(t, f->key, f->klen, 0777 & ~f->m->umask);
-        if (!e) e = tx_put(t, o);
-    }
-    if (e) {
-        tx_abort(t);
-    } else if (!(e = tx_commit(t))) {
-        f->base = *o;
-    }
+    int r = bt_get(&f->m->st, f->key, f->klen, o, NULL);
     free(o);
-    return e;
+    return r < 0 ? r : r == 1 ? -EEXIST : 0;
 }
 
 /* Look key up and pin its blocks with read locks on fd; 1 found, 0 not, -errno. */
@@ -665,12 +646,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
         else e = bm_parent_ok(m, key);
     }
     if (!e && have == 1 && (flags & O_CREAT) && (flags & O_EXCL)) e = -EEXIST;
-    if (!e && have == 0 && wr && (flags & O_CREAT) && (flags & O_EXCL)) {
-        /* O_EXCL (mkstemp, lock files): the name is taken at once, atomically with the
-         * check, by committing the empty object now; the data comes at close as usual */
-        e = create_excl(f);
-        if (!e) have = 2;
-    }
+    if (!e && have == 0 && wr && (flags & O_CREAT) && (flags & O_EXCL)) e = claim_name(f);
     if (!e) {
         if (have == 1 && !(wr && (flags & O_TRUNC))) {
             f->size = f->base.size;
@@ -680,7 +656,6 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
         }
         if (have == 0) f->base.gen = 0;
         f->dirty = wr && (have == 0 || (flags & O_TRUNC));
-        if (have == 2) f->dirty = 0; /* committed empty already */
     }
     ra_init(&f->ra, m->chunk, m->chunk);
     stats_record(m->stats, STK_OPEN, t0, 0, e != 0);

@@ -217,6 +217,26 @@ if shim "$DEV" sh -c "mkdir -p $MP/$long/$long/$long/$long && echo x > $MP/$long
     fail "a key over 1024 bytes is refused" "$OUT"
 elif grep -q "too long" "$OUT"; then pass "a key over 1024 bytes is refused (ENAMETOOLONG): $(tail -1 "$OUT" | cut -c1-60)..."
 else fail "a key over 1024 bytes gives ENAMETOOLONG" "$OUT"; fi
+excl=$(shim "$DEV" "$PY" -c '
+import os, sys
+p = sys.argv[1] + "/excl.lock"
+a = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+out = []
+def try_excl(who):
+    try:
+        os.close(os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)); out.append(who + ":won")
+    except FileExistsError: out.append(who + ":EEXIST")
+try_excl("same")
+pid = os.fork()
+if pid == 0:
+    try_excl("child"); print(" ".join(out)); os._exit(0)
+os.waitpid(pid, 0)
+os.close(a)
+try_excl("after")
+print(" ".join(out))' "$MP" 2>&1)
+if [ "$excl" = "$(printf 'same:EEXIST child:EEXIST\nsame:EEXIST after:EEXIST')" ]; then
+    pass "O_CREAT|O_EXCL: of two creators of one new name (same process, another process) one wins; after the close the name exists"
+else echo "$excl" >"$OUT"; fail "O_CREAT|O_EXCL exclusive" "$OUT"; fi
 check_clean "$DEV" "after the namespace tests"
 if "$TOOL" blk ls "$DEV" ns/a/ >"$OUT" 2>&1 && [ "$(awk '{print $1, $2, $NF}' "$OUT" | tr '\n' ' ')" = "d0755 0 ns/a/ -0644 4 ns/a/1.txt d0755 0 ns/a/moved/ -0644 4 ns/a/moved/2.txt d0755 0 ns/a/moved/c/ " ]; then
     pass "s3shim blk ls DEV PREFIX: modes, sizes and keys of the entries under it"
