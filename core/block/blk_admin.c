@@ -254,7 +254,8 @@ int blk_df(const char *path, FILE *out, char *err, size_t errlen)
             data ? 100.0 * (double)(data - fr) / (double)data : 0.0);
     fprintf(out, "free          %llu bytes in %llu runs, longest %llu bytes\n", (unsigned long long)(fr * BLK_BS),
             (unsigned long long)runs, (unsigned long long)(longest * BLK_BS));
-    fprintf(out, "metadata      %llu of %llu blocks\n", (unsigned long long)rt.meta_used, (unsigned long long)meta);
+    uint64_t zone_used = rt.meta_used > 4 ? rt.meta_used - 4 : 0; /* less the superblocks and roots */
+    fprintf(out, "metadata      %llu of %llu blocks\n", (unsigned long long)zone_used, (unsigned long long)meta);
     fprintf(out, "objects       %llu\n", (unsigned long long)rt.objects);
     fprintf(out, "directories   %llu\n", (unsigned long long)rt.dirs);
     fprintf(out, "commit        %llu\n", (unsigned long long)rt.h.commit);

@@ -303,6 +303,25 @@ if shim "$dev" sh -c "head -c 1000000 $W/12m > $MP/fits && cmp $MP/fits <(head -
 else fail "space reusable after ENOSPC" "$OUT"; fi
 check_clean "$dev" "after ENOSPC"
 
+# Too many objects: a 1 MiB store's metadata zone fills; ENOSPC at the close, the store stays clean.
+new_dev 1
+"$TOOL" blk format "$dev" >/dev/null 2>&1
+tm=$(shim "$dev" "$PY" -c '
+import os, sys, errno
+n = 0
+try:
+    while n < 100000:
+        open("%s/obj-%06d-%s" % (sys.argv[1], n, "x" * 100), "wb").close(); n += 1
+    print(n, "no error")
+except OSError as e:
+    print(n, errno.errorcode[e.errno])
+n2 = len(os.listdir(sys.argv[1]))
+print(n2)' "$MP" 2>/dev/null)
+set -- $tm
+if [ "${2:-}" = ENOSPC ] && [ "${3:-}" = "$1" ] && "$TOOL" blk check "$dev" >"$OUT" 2>&1; then
+    pass "too many objects: ENOSPC at close after $1 objects in a 1 MiB store, each of them listed, check clean"
+else echo "$tm" >>"$OUT"; fail "too many objects: ENOSPC, store clean" "$OUT"; fi
+
 # --- 7. several processes at once -----------------------------------------------------------------
 new_dev 256
 CDEV=$dev
