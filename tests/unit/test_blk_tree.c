@@ -51,7 +51,9 @@ static void make_keys(void)
         /* mostly short keys, some long ones (up to 1000 bytes) that fill nodes fast */
         size_t len = rnd() % 10 == 0 ? 200 + rnd() % 800 : 1 + rnd() % 60;
         for (size_t j = 0; j < len; j++) model[i].key[j] = (char)('a' + rnd() % 26);
-        snprintf(model[i].key + (len > 6 ? len - 6 : 0), 7, "%06d", i); /* unique */
+        char num[16];
+        snprintf(num, sizeof num, "%06d", i % 1000000);
+        memcpy(model[i].key + (len > 6 ? len - 6 : 0), num, 7); /* unique, and the end */
         model[i].len = strlen(model[i].key);
     }
     qsort(model, NK, sizeof *model, cmpk);
