@@ -33,7 +33,18 @@ struct blk_store {
     };
     pthread_mutex_t lock; /* the in-process half of the commit lock */
     uint64_t cursor;      /* next-fit start of data reservations */
+    /* Index nodes read under root `nc_commit` (blk_tree.c): valid as long as the newest
+     * root is still that commit, since nothing it reaches is ever rewritten. */
+    pthread_mutex_t nc_lock;
+    uint64_t nc_commit;
+    struct blk_ncslot *nc;
     _Atomic uint64_t meta_reads, commits, commit_ns;
+};
+
+#define BLK_NC_SLOTS 256 /* 1 MiB of nodes per store, direct-mapped by address */
+struct blk_ncslot {
+    uint64_t addr; /* 0: empty (block 0 is the superblock, never a node) */
+    uint8_t buf[BLK_BS] __attribute__((aligned(64)));
 };
 
 /* One object entry, decoded. */

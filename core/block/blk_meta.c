@@ -15,6 +15,7 @@
 #include <isa-l/crc.h>
 #include <linux/fs.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -155,6 +156,7 @@ int blk_open(struct blk_store *s, const char *path, int rw, char *err, size_t er
         goto bad;
     }
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->nc_lock, NULL);
     return 0;
 bad_errno:
     r = -errno;
@@ -170,6 +172,9 @@ void blk_close(struct blk_store *s)
     if (s->fd >= 0) {
         sys.close(s->fd);
         pthread_mutex_destroy(&s->lock);
+        pthread_mutex_destroy(&s->nc_lock);
+        free(s->nc);
+        s->nc = NULL;
     }
     s->fd = -1;
 }
@@ -235,6 +240,7 @@ void blk_unlock(struct blk_store *s)
 void blk_atfork_child(struct blk_store *s)
 {
     pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->nc_lock, NULL);
     int fd = sys.open(s->path, (s->rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     if (fd < 0) return; /* keep the shared one: commits of this child then fail to lock apart */
     int old = s->fd;

@@ -90,16 +90,40 @@ static const uint8_t *vnode(struct view *v, uint64_t addr, int level, uint8_t *b
         else if (((const struct blk_hdr *)n)->level != level) n = NULL, *err = -EIO;
         return n;
     }
-    int e = blk_read_block(v->s, addr, buf);
+    struct blk_store *s = v->s;
+    struct blk_ncslot *slot = NULL;
+    pthread_mutex_lock(&s->nc_lock);
+    if (!s->nc) s->nc = calloc(BLK_NC_SLOTS, sizeof *s->nc);
+    if (s->nc) {
+        if (s->nc_commit != v->r.h.commit) { /* the tree moved: nothing cached holds */
+            for (int i = 0; i < BLK_NC_SLOTS; i++) s->nc[i].addr = 0;
+            s->nc_commit = v->r.h.commit;
+        }
+        slot = &s->nc[addr % BLK_NC_SLOTS];
+        if (slot->addr == addr && ((const struct blk_hdr *)slot->buf)->level == level &&
+            ((const struct blk_hdr *)slot->buf)->kind == kind) {
+            memcpy(buf, slot->buf, BLK_BS);
+            pthread_mutex_unlock(&s->nc_lock);
+            return buf;
+        }
+    }
+    pthread_mutex_unlock(&s->nc_lock);
+    int e = blk_read_block(s, addr, buf);
     if (e) {
         *err = e;
         return NULL;
     }
-    if (blk_verify(buf, kind, addr, v->s->sb.h.uuid, v->r.h.commit, NULL, 0) < 0 ||
+    if (blk_verify(buf, kind, addr, s->sb.h.uuid, v->r.h.commit, NULL, 0) < 0 ||
         ((const struct blk_hdr *)buf)->level != level) {
         *err = -EAGAIN;
         return NULL;
     }
+    pthread_mutex_lock(&s->nc_lock);
+    if (slot && s->nc_commit == v->r.h.commit) { /* verified under this very root */
+        memcpy(slot->buf, buf, BLK_BS);
+        slot->addr = addr;
+    }
+    pthread_mutex_unlock(&s->nc_lock);
     return buf;
 }
 
