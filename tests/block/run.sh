@@ -184,6 +184,23 @@ else
     cat "$W/rdwr.got" >>"$OUT"
     fail "O_RDWR / O_APPEND / truncate like a plain directory" "$OUT"
 fi
+# A reader keeps its version: the object unlinked and its space wanted by other writers
+# (other processes, many commits) while the reader is half way through.
+pin=$(shim "$DEV" "$PY" -c '
+import os, sys, subprocess, hashlib
+mp, src = sys.argv[1], sys.argv[2]
+subprocess.run(["cp", src, mp + "/pinned"], check=True)
+f = open(mp + "/pinned", "rb")
+h = hashlib.md5(f.read(1 << 20))
+subprocess.run(["rm", mp + "/pinned"], check=True)
+for i in range(12):
+    subprocess.run(["cp", src, mp + "/filler%d" % i], check=True)
+h.update(f.read())
+f.close()
+for i in range(12): os.unlink(mp + "/filler%d" % i)
+print(h.hexdigest() == hashlib.md5(open(src, "rb").read()).hexdigest())' "$MP" "$SRC/big" 2>&1)
+if [ "$pin" = True ]; then pass "an object unlinked while open keeps its bytes for the reader while 12 other writers (processes) fill the device"
+else echo "$pin" >"$OUT"; fail "a reader keeps an unlinked object's bytes" "$OUT"; fi
 st=$(shim "$DEV" stat -c '%s %F %h' "$MP/ref" 2>&1)
 if [ "$st" = "$(stat -c '%s' "$SRC/big") regular file 1" ]; then pass "stat of an object: $st"
 else echo "$st" >"$OUT"; fail "stat of an object" "$OUT"; fi
