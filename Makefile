@@ -22,7 +22,7 @@ else
 endif
 CFLAGS  ?=
 ALL_CFLAGS := $(CFLAGS_COMMON) $(OPT) $(CFLAGS)
-LDLIBS_CORE := -ldl -lcrypto -lexpat -luring -lpthread
+LDLIBS_CORE := -ldl -lcrypto -lexpat -luring -lisal -lpthread
 LDLIBS_SHIM := -ldl $(LDLIBS_CORE)
 
 CORE_SRC := $(wildcard core/*.c core/*/*.c)
@@ -37,8 +37,8 @@ TOOL := $(BUILD)/s3shim
 MAN  := $(BUILD)/s3shim.1
 VERSION := $(shell sed -n 's/.*S3SHIM_VERSION "\(.*\)"/\1/p' include/s3shim.h)
 
-.PHONY: all help man deps test test-unit test-sys test-docs test-integration test-direct test-s3 test-endpoints test-faultproxy test-tsan \
-        test-s3rig bench bench-passthrough bench-s3 bench-endpoints bench-direct \
+.PHONY: all help man deps test test-unit test-sys test-docs test-integration test-direct test-block test-block-battery test-s3 test-endpoints test-faultproxy test-tsan \
+        test-s3rig bench bench-passthrough bench-s3 bench-endpoints bench-direct bench-block-startup \
         install clean demo
 
 all: $(LIB) $(TOOL)
@@ -46,7 +46,7 @@ all: $(LIB) $(TOOL)
 help:
 	@echo "make              build $(LIB) and $(TOOL)"
 	@echo "make deps         install the Debian packages needed to build and test"
-	@echo "make test         every test: unit, integration (file://, direct:// and S3), the same under ASan+UBSan, TSan"
+	@echo "make test         every test: unit, integration (file://, direct:// and S3), block://, the same under ASan+UBSan, TSan"
 	@echo "make demo         the main job: a real program through the shim, with stats"
 	@echo "make bench        benchmarks (figures go to bench/RESULTS.md by hand)"
 	@echo "make test-docs    docs/settings.md against the build's settings, README's size, the man page"
@@ -64,8 +64,9 @@ $(CORE): $(CORE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(TOOL): $(BUILD)/obj/tools/s3shim.o $(CORE)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_CORE)
+TOOL_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/*.c))
+$(TOOL): $(TOOL_OBJ) $(CORE)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_CORE) -lblkid
 
 # The man page: docs/s3shim.1.md with docs/settings.md put in (docs/mkman.sh), so the
 # settings are written once.
@@ -120,6 +121,16 @@ test-direct: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/direct/run.sh,direct$(if $(SAN),/$(SAN)))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) IT_SCHEME=direct tests/integration/run.sh,integration-direct$(if $(SAN),/$(SAN)))
 
+# block:// (an object store on a raw device): format, check, data, namespace, bit flips,
+# ENOSPC, several processes, SIGKILL (root for the loop devices; a plain file without).
+# The integration battery on a block:// mount runs apart (make test-block-battery): 88 of
+# its 98 checks pass; the others need what block:// does not do yet (see docs/block-format.md).
+test-block: all $(HELPER_BIN)
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/run.sh,block$(if $(SAN),/$(SAN)))
+
+test-block-battery: all $(HELPER_BIN)
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) IT_SCHEME=block tests/integration/run.sh,integration-block$(if $(SAN),/$(SAN)))
+
 # Real binaries on a real S3 server: the rig's Swift unless AWS_ENDPOINT_URL is set.
 test-s3: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/run.sh,s3$(if $(SAN),/$(SAN)))
@@ -142,8 +153,8 @@ test-faultproxy:
 SUMMARY := build/test-summary.txt
 test:
 	@mkdir -p build && : > $(SUMMARY)
-	$(MAKE) all test-unit test-sys test-docs test-integration test-direct test-s3 test-endpoints test-faultproxy SUMMARY_FILE=$(abspath $(SUMMARY))
-	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-sys test-integration test-direct test-s3 test-endpoints SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) all test-unit test-sys test-docs test-integration test-direct test-block test-s3 test-endpoints test-faultproxy SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-sys test-integration test-direct test-block test-s3 test-endpoints SUMMARY_FILE=$(abspath $(SUMMARY))
 	$(MAKE) BUILD=build/tsan SAN=tsan test-tsan SUMMARY_FILE=$(abspath $(SUMMARY))
 	@tests/summary.sh $(SUMMARY)
 
@@ -154,6 +165,7 @@ test-s3rig:
 test-tsan: $(BUILD)/tests/tsan_stress $(BUILD)/tests/tsan_s3 $(BUILD)/tests/test_balance
 	$(call run_suite,BUILD=$(BUILD) tests/tsan/run.sh,tsan)
 	$(call run_suite,BUILD=$(BUILD) tests/direct/tsan.sh,tsan-direct)
+	$(call run_suite,BUILD=$(BUILD) tests/block/tsan.sh,tsan-block)
 
 $(BUILD)/tests/tsan_stress: tests/tsan/stress.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -186,6 +198,13 @@ bench-s3: all
 # direct:// against fio (io_uring, O_DIRECT) on a 2 GiB file and a loop device (about 2 minutes).
 bench-direct: all
 	@BUILD=$(BUILD) bench/direct/run.sh
+
+# block:// start-up: a store of 1M objects, a new process's cost and memory (about 30 s).
+bench-block-startup: all $(BUILD)/blk_populate
+	@BUILD=$(BUILD) bench/block/startup.sh
+
+$(BUILD)/blk_populate: bench/block/populate.c $(CORE) $(HEADERS)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(CORE) $(LDLIBS_CORE)
 
 bench-passthrough: all $(BUILD)/bench/passthrough
 	@BUILD=$(BUILD) bench/passthrough.sh

@@ -92,6 +92,12 @@ struct backend_ops {
     int (*opendir)(void *ms, const char *key, void **dh);
     int (*readdir)(void *dh, struct bk_dirent *ent);
     void (*closedir)(void *dh);
+
+    /* An object store that keeps permission bits (block://): chmod of a key, of an open
+     * file. NULL on the others: chmod there succeeds without effect (local backends use
+     * local_path/local_fd instead). */
+    int (*chmod)(void *ms, const char *key, mode_t mode);
+    int (*fchmod)(void *fh, mode_t mode);
 };
 
 /* Find the vtable for a URI's scheme ("file://..."); sets *rest to what follows "://".

@@ -324,9 +324,19 @@ SHIM_EXPORT ssize_t readlinkat(int d, const char *p, char *buf, size_t len)
     FORWARD_PATH(d, p, AT_EMPTY_PATH, REAL(readlinkat)(d, P, buf, len), REAL(readlink)(P, buf, len), -1);
 }
 
+/* An object store that keeps modes (ops->chmod): chmod through it. 1 when handled. */
+static int backend_chmod(int dirfd, const char *path, int flags, mode_t mode, int *res)
+{
+    struct route r;
+    if (route_at(dirfd, path, &r, flags) != ROUTE_OURS || !r.m->ops || !r.m->ops->chmod) return 0;
+    *res = NS_OP(&r, chmod, r.key, mode);
+    return 1;
+}
+
 SHIM_EXPORT int chmod(const char *p, mode_t mode)
 {
     int res0;
+    if (backend_chmod(AT_FDCWD, p, 0, mode, &res0)) return res0;
     if (no_owner_or_mode(AT_FDCWD, p, 0, &res0)) return res0;
     FORWARD_PATH(AT_FDCWD, p, 0, REAL(chmod)(P, mode), REAL(chmod)(P, mode), -1);
 }
@@ -334,6 +344,7 @@ SHIM_EXPORT int chmod(const char *p, mode_t mode)
 SHIM_EXPORT int fchmodat(int d, const char *p, mode_t mode, int fl)
 {
     int res0;
+    if (backend_chmod(d, p, fl, mode, &res0)) return res0;
     if (no_owner_or_mode(d, p, fl, &res0)) return res0;
     FORWARD_PATH(d, p, fl, REAL(fchmodat)(d, P, mode, fl), REAL(fchmodat)(AT_FDCWD, P, mode, fl & ~AT_EMPTY_PATH), -1);
 }
@@ -459,6 +470,21 @@ static int local_fd_of(int fd, struct ofd **op)
 SHIM_EXPORT int fchmod(int fd, mode_t mode)
 {
     int res0;
+    if (__builtin_expect(fdt_is_ours(fd), 0)) { /* an object store that keeps modes */
+        struct ofd *o = fdt_get(fd);
+        int done = 0;
+        if (o && o->fh && o->m->ops->fchmod) {
+            int e = IO_BACKEND(o->m->ops->fchmod(o->fh, mode));
+            res0 = e < 0 ? shim_fail(e) : 0;
+            done = 1;
+        } else if (o && o->m->ops->chmod) {
+            int e = IO_BACKEND(o->m->ops->chmod(o->m->ms, ofd_key(o), mode));
+            res0 = e < 0 ? shim_fail(e) : 0;
+            done = 1;
+        }
+        if (o) ofd_put(o);
+        if (done) return res0;
+    }
     if (__builtin_expect(fdt_is_ours(fd), 0) && fd_no_owner_or_mode(fd, &res0)) return res0;
     FORWARD_FD(fd, REAL(fchmod)(fd, mode), REAL(fchmod)(L, mode), REAL(chmod)(P, mode));
 }

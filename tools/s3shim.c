@@ -16,13 +16,15 @@
 #include <unistd.h>
 
 extern char **environ;
+int blk_main(int argc, char **argv); /* tools/blk.c */
 
 static int usage(FILE *out, int code)
 {
     fputs("usage: s3shim run [--mount PREFIX=URI]... [--stats] [--stats-file PATH] [--log LEVEL] -- CMD [ARGS...]\n"
           "       s3shim config     print the effective configuration (secrets redacted)\n"
           "       s3shim config --settings   every S3SHIM_* setting: NAME<TAB>DEFAULT<TAB>MEANING\n"
-          "       s3shim version\n",
+          "       s3shim version\n"
+          "       s3shim blk format|check|ls|df ...   block:// stores (s3shim blk help)\n",
           out);
     return code;
 }
@@ -214,6 +216,7 @@ int main(int argc, char **argv)
     if (argc < 2) return usage(stderr, 2);
     if (strcmp(argv[1], "run") == 0) return cmd_run(argc - 2, argv + 2);
     if (strcmp(argv[1], "config") == 0) return cmd_config(argc - 2, argv + 2);
+    if (strcmp(argv[1], "blk") == 0) return blk_main(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("s3shim %s\n", S3SHIM_VERSION);
         return 0;

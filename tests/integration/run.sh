@@ -19,7 +19,10 @@
 # Environment: S3SHIM_TEST_STDIO=0 skips the section where fd 0/1/2 of a stdio program
 # is a shim descriptor. IT_SCHEME=direct runs the same battery on a direct:// mount
 # (O_DIRECT through io_uring) instead of file://; BACK then has to be on a filesystem
-# that does O_DIRECT (not tmpfs: set TMPDIR). Output: "ok - ..." / "not ok - ..." per check, then exactly one
+# that does O_DIRECT (not tmpfs: set TMPDIR). IT_SCHEME=block runs it on a block:// store
+# (a file formatted by s3shim blk format): the tree compared with REAL is then the mount
+# itself, listed through the shim, and directory link counts are not compared (a store
+# has no subdirectory links). Output: "ok - ..." / "not ok - ..." per check, then exactly one
 # line "N passed, M failed"; exit status 0 only if M is 0.
 
 set -u
@@ -47,7 +50,7 @@ PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || command -v py
 # --- work area ---------------------------------------------------------------------------
 TMPBASE=${TMPDIR:-/tmp}
 # direct:// needs a backing filesystem that does O_DIRECT; /tmp is often tmpfs.
-if [ "$SCHEME" = direct ] && [ -z "${TMPDIR:-}" ] && [ "$(stat -f -c %T /tmp)" = tmpfs ]; then TMPBASE=/var/tmp; fi
+if [ "$SCHEME" != file ] && [ -z "${TMPDIR:-}" ] && [ "$(stat -f -c %T /tmp)" = tmpfs ]; then TMPBASE=/var/tmp; fi
 W=$(mktemp -d "$TMPBASE/s3shim-it.XXXXXX")
 MROOT=/s3shim-test-$$
 MP=$MROOT/m
@@ -74,7 +77,15 @@ OREAL=$W/oreal
 OSHIM=$W/oshim
 SEED=$W/seed
 MOUNTS="$MP=$SCHEME://$BACK"
-if [ "$SCHEME" = direct ] && [ "$(stat -f -c %T "$W")" = tmpfs ]; then
+if [ "$SCHEME" = block ]; then # the store in a file; BACK is the mount itself
+    STORE=$W/store.img
+    truncate -s 768M "$STORE" && "$TOOL" blk format "$STORE" >/dev/null || exit 1
+    MOUNTS="$MP=block://$STORE"
+    BACK=$MP
+fi
+# Run a command with the mount (block://: to see BACK).
+on_back() { if [ "$SCHEME" = block ]; then env S3SHIM_MOUNTS="$MOUNTS" LD_PRELOAD="$PRELOAD" "${SAN_ENV[@]}" "$@"; else "$@"; fi; }
+if [ "$SCHEME" != file ] && [ "$(stat -f -c %T "$W")" = tmpfs ]; then
     echo "not ok - direct:// needs a backing directory that does O_DIRECT; $W is on tmpfs (set TMPDIR)"
     echo "0 passed, 1 failed"
     exit 1
@@ -163,23 +174,31 @@ EOF
 # type mode links size(files only) mtime(if older than the run, else "new") name
 listing() {
     (cd "$1" && find . -mindepth 1 -printf '%y %m %n %s %T@ %P\n') |
-        awk -v t0="$T_START" '{ if ($1 == "d") $4 = "-"; if ($5 + 0 >= t0 - 5) $5 = "new"; print }' | sort
+        awk -v t0="$T_START" -v nolinks="$([ "$SCHEME" = block ] && echo 1)" \
+            '{ if ($1 == "d") $4 = "-"; if ($1 == "d" && nolinks) $3 = "-"; if ($5 + 0 >= t0 - 5) $5 = "new"; print }' | sort
 }
+export -f listing
+export SCHEME T_START
 
 # Compare a pair of trees; detail into $2.
 same_tree() { # same_tree A B OUT
     local a=$1 b=$2 out=$3
-    diff -u <(listing "$a") <(listing "$b") >"$out.l" 2>&1
+    diff -u <(listing "$a") <(on_back bash -c 'listing "$0"' "$b") >"$out.l" 2>&1
     local r1=$?
-    diff -r --no-dereference -q "$a" "$b" >"$out.d" 2>&1
+    on_back diff -r --no-dereference -q "$a" "$b" >"$out.d" 2>&1
     local r2=$?
     { sed 's/^/listing: /' "$out.l"; sed 's/^/content: /' "$out.d"; } | sed "s|$a|A|g; s|$b|B|g" >"$out"
     [ $r1 -eq 0 ] && [ $r2 -eq 0 ]
 }
 
 resync() {
-    rm -rf "$BACK" "$OSHIM"
-    cp -a "$REAL" "$BACK"
+    if [ "$SCHEME" = block ]; then
+        on_back bash -c 'rm -rf "$0"/* && cp -a "$1"/. "$0"/' "$BACK" "$REAL"
+    else
+        rm -rf "$BACK"
+        cp -a "$REAL" "$BACK"
+    fi
+    rm -rf "$OSHIM"
     cp -a "$OREAL" "$OSHIM"
 }
 
@@ -299,10 +318,11 @@ export T_START
 section "setup"
 make_seed
 cp -a "$SEED" "$REAL"
-cp -a "$SEED" "$BACK"
+if [ "$SCHEME" = block ]; then on_back cp -a "$SEED"/. "$BACK"/; else cp -a "$SEED" "$BACK"; fi
 cp -a "$W/oseed" "$OREAL"
 cp -a "$W/oseed" "$OSHIM"
-set_times "$REAL" "$BACK" "$OREAL" "$OSHIM"
+set_times "$REAL" "$OREAL" "$OSHIM"
+if [ "$SCHEME" = block ]; then export PY; on_back bash -c "$(declare -f set_times); set_times \"\$0\"" "$BACK"; else set_times "$BACK"; fi
 check "initial trees are identical" same_tree "$REAL" "$BACK" "$W/tree0"
 check "mount prefix $MROOT does not exist on disk" test ! -e "$MROOT"
 check "preads helper is built ($HELPER)" test -x "$HELPER"
@@ -562,7 +582,7 @@ fi
 # The s3shim command does the same as LD_PRELOAD.
 r=$W/tool
 if [ "$SAN" = asan ]; then tool_env=(env LD_PRELOAD="$(gcc -print-file-name=libasan.so)" "${SAN_ENV[@]}"); else tool_env=(env); fi
-"${tool_env[@]}" "$TOOL" run --mount "$MP=$SCHEME://$BACK" -- bash -c 'cd "$0" && cat hello.txt && sha256sum big.bin' "$MP" >"$r.out" 2>"$r.err"
+"${tool_env[@]}" "$TOOL" run --mount "$MOUNTS" -- bash -c 'cd "$0" && cat hello.txt && sha256sum big.bin' "$MP" >"$r.out" 2>"$r.err"
 rc=$?
 if [ $rc -eq 0 ] && [ "$(cat "$r.out")" = "$(cd "$REAL" && cat hello.txt && sha256sum big.bin)" ] && [ ! -s "$r.err" ]; then
     pass "s3shim run --mount P=URI -- CMD serves the mount"

@@ -1,0 +1,153 @@
+/* blk.h - the block wing's private declarations: an open store (blk_meta.c), a commit
+ * (blk_txn.c), the index (blk_tree.c), reservations (blk_alloc.c). Layers run one way:
+ *
+ *   backend_block.c + block_file.c (the backend, bmount.h between the two),
+ *   blk_admin.c, blk_check.c, blk_crash.c (s3shim blk)
+ *        -> blk_tree.c -> blk_txn.c -> blk_alloc.c -> blk_meta.c (device, checksums,
+ *           roots, the commit lock)
+ *
+ * docs/block-format.md is the format and protocol these implement. */
+#ifndef S3SHIM_BLK_H
+#define S3SHIM_BLK_H
+
+#include "blk_format.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct stats_set;
+
+/* An open store: one per mount (or per command). */
+struct blk_store {
+    int fd; /* buffered: metadata I/O, the commit lock (byte 0), lock probes */
+    int rw;
+    int is_blk;
+    char path[PATH_MAX];
+    union {
+        struct blk_super sb;
+        uint8_t sbraw[BLK_BS]; /* read whole */
+    };
+    pthread_mutex_t lock; /* the in-process half of the commit lock */
+    uint64_t cursor;      /* next-fit start of data reservations */
+    /* Index nodes read under root `nc_commit` (blk_tree.c): valid as long as the newest
+     * root is still that commit, since nothing it reaches is ever rewritten. */
+    pthread_mutex_t nc_lock;
+    uint64_t nc_commit;
+    struct blk_ncslot *nc;
+    _Atomic uint64_t meta_reads, commits, commit_ns;
+};
+
+#define BLK_NC_SLOTS 256 /* 1 MiB of nodes per store, direct-mapped by address */
+struct blk_ncslot {
+    uint64_t addr; /* 0: empty (block 0 is the superblock, never a node) */
+    uint8_t buf[BLK_BS] __attribute__((aligned(64)));
+};
+
+/* One object entry, decoded. */
+struct blk_obj {
+    uint16_t klen;
+    char key[BLK_MAX_KEY + 1];
+    uint32_t mode;
+    uint64_t ino, size;
+    int64_t mtime_ns;
+    uint64_t gen;
+    int next;
+    struct blk_ext ext[BLK_MAX_EXT];
+};
+
+/* --- blk_meta.c ---------------------------------------------------------------------- */
+uint32_t blk_crc(const void *p, size_t len);
+/* Fill in magic, kind, commit, address, UUID and the checksum (level and count are the
+ * caller's). */
+void blk_seal(void *blk, int kind, uint64_t commit, uint64_t addr, const uint8_t uuid[16]);
+/* 0 if blk is a valid block of that kind at addr written no later than max_commit;
+ * else -1 with the reason in why. */
+int blk_verify(const void *blk, int kind, uint64_t addr, const uint8_t uuid[16], uint64_t max_commit, char *why,
+               size_t whylen);
+/* Open PATH (a device or a file) and read its superblock (or the copy). rw: for writing.
+ * Returns 0 or -errno with one line in err. */
+int blk_open(struct blk_store *s, const char *path, int rw, char *err, size_t errlen);
+void blk_close(struct blk_store *s);
+int blk_read_block(struct blk_store *s, uint64_t addr, void *buf);
+int blk_write_block(struct blk_store *s, uint64_t addr, const void *buf);
+int blk_sync(struct blk_store *s);
+/* The newest valid root; *bad gets a bit per invalid slot. 0 or -EIO. */
+int blk_newest_root(struct blk_store *s, struct blk_root *r, int *bad);
+/* The commit lock: in-process mutex and an OFD write lock on byte 0 of the device. */
+int blk_lock(struct blk_store *s);
+void blk_unlock(struct blk_store *s);
+/* The same, shared (check: no commit may run while it reads); blk_unlock releases it. */
+int blk_lock_shared(struct blk_store *s);
+/* In a forked child: a descriptor of its own (OFD locks belong to the description). */
+void blk_atfork_child(struct blk_store *s);
+/* OFD lock on blocks [start, start+len) through fd: type F_RDLCK, F_WRLCK or F_UNLCK;
+ * 0, or -EAGAIN if someone else holds a conflicting lock. */
+int blk_range_lock(int fd, uint64_t start, uint64_t len, int type);
+
+/* Crash testing (blk_crash.c): when set, every device write and flush of the wing is
+ * reported here first, in order. NULL in normal operation. */
+enum { BLK_REC_WRITE = 1, BLK_REC_FLUSH };
+extern void (*blk_recorder)(int op, uint64_t off, const void *buf, size_t len);
+
+/* blk_admin.c: format, using at most limit bytes of the device (0: all of it). */
+int blk_format_size(const char *path, int force, const char *label, uint64_t limit, char *err, size_t errlen);
+
+/* --- blk_alloc.c (reading the committed bitmap, reservations) --------------------------- */
+/* Bitmap block idx of root r into buf. */
+int blk_bm_read(struct blk_store *s, const struct blk_root *r, uint64_t idx, uint8_t *buf);
+/* Reserve up to want (at least 1) free data blocks, contiguous, for the holder of fd
+ * (an OFD write lock on them): *start and *got. 0, -ENOSPC, -errno. */
+int blk_reserve(struct blk_store *s, int fd, uint64_t want, uint64_t *start, uint64_t *got);
+/* Free data blocks of the newest root (no reservation counted). */
+int blk_free_blocks(struct blk_store *s, uint64_t *free_blocks, struct blk_root *r);
+
+/* --- blk_txn.c (one commit) ------------------------------------------------------------ */
+struct blk_txn;
+/* Takes the commit lock, reads the newest root, releases what commit N-1 freed. */
+int tx_begin(struct blk_store *s, struct blk_txn **tp);
+/* Write everything, sync, write the root, sync, unlock. 0 or -errno (nothing visible). */
+int tx_commit(struct blk_txn *t);
+void tx_abort(struct blk_txn *t);
+struct blk_root *tx_root(struct blk_txn *t);
+/* A node of the txn's view (written this txn or read and verified); NULL + t error. */
+const uint8_t *tx_node(struct blk_txn *t, uint64_t addr, int kind);
+/* Store body (size bytes of items) as the new version of node old (0: a new node);
+ * returns its address or 0 on failure. */
+uint64_t tx_put_node(struct blk_txn *t, uint64_t old, int kind, int level, uint32_t count, const void *body,
+                     size_t size);
+void tx_free_node(struct blk_txn *t, uint64_t addr);
+/* Data extents: now used by the new state / no longer used by it. */
+int tx_use_data(struct blk_txn *t, uint64_t start, uint64_t len);
+int tx_free_data(struct blk_txn *t, uint64_t start, uint64_t len);
+int tx_error(struct blk_txn *t);
+/* A scratch buffer of size bytes for tree level `level` (kept until the commit ends). */
+uint8_t *tx_scratch(struct blk_txn *t, int level, size_t size);
+
+/* --- blk_tree.c ------------------------------------------------------------------------ */
+/* Outside a commit: look key up in the newest root (retrying while the tree moves).
+ * 1 found, 0 not, -errno. *gen (if given) gets the root's commit. */
+int bt_get(struct blk_store *s, const char *key, size_t klen, struct blk_obj *o, uint64_t *gen);
+/* The first entry with key > after (or >= when incl). 1, 0 at the end, -errno. */
+int bt_next(struct blk_store *s, const char *after, size_t alen, int incl, struct blk_obj *o);
+/* Inside a commit. */
+int tx_get(struct blk_txn *t, const char *key, size_t klen, struct blk_obj *o);
+int tx_next(struct blk_txn *t, const char *after, size_t alen, int incl, struct blk_obj *o);
+int tx_put(struct blk_txn *t, const struct blk_obj *o); /* insert or replace */
+int tx_del(struct blk_txn *t, const char *key, size_t klen);
+/* Walk every node and entry of root r (check, ls): node(addr, level, data) then
+ * entry(o, data) for each object; a callback returning < 0 stops the walk. */
+struct bt_walker {
+    int (*node)(void *data, uint64_t addr, int kind, const uint8_t *blk);
+    int (*entry)(void *data, const struct blk_obj *o);
+    int (*bad)(void *data, uint64_t addr, const char *why); /* an unreadable node */
+    void *data;
+};
+int bt_walk(struct blk_store *s, const struct blk_root *r, const struct bt_walker *w);
+/* Decode item p of a leaf. */
+void bt_decode(const uint8_t *p, struct blk_obj *o);
+
+#endif

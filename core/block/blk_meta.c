@@ -1,0 +1,257 @@
+/* blk_meta.c - the bottom of the block wing: the device, metadata blocks and their
+ * checksums, the superblock, the two roots and the commit lock.
+ *
+ * Metadata goes through a buffered descriptor, so every process reading the store shares
+ * one copy of it in the page cache (nothing of the index is copied into a process but
+ * the blocks a lookup passes). Every block read is verified: CRC32C (ISA-L's
+ * crc32_iscsi, which uses the CPU's crc32 instruction), kind, own address, store UUID and
+ * commit number; see docs/block-format.md. */
+#include "blk.h"
+
+#include "../sys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <isa-l/crc.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+uint32_t blk_crc(const void *p, size_t len)
+{
+    return ~crc32_iscsi((unsigned char *)(uintptr_t)p, (int)len, 0xffffffffu);
+}
+
+/* The block's CRC as if its crc field were zero (chained over the three pieces). */
+static uint32_t block_crc(const void *blk)
+{
+    static const unsigned char zero[4];
+    unsigned char *p = (unsigned char *)(uintptr_t)blk;
+    uint32_t c = crc32_iscsi(p, 4, 0xffffffffu);
+    c = crc32_iscsi((unsigned char *)(uintptr_t)zero, 4, c);
+    return ~crc32_iscsi(p + 8, BLK_BS - 8, c);
+}
+
+void blk_seal(void *blk, int kind, uint64_t commit, uint64_t addr, const uint8_t uuid[16])
+{
+    struct blk_hdr *h = blk;
+    h->magic = blk_magic_of(kind);
+    h->kind = (uint16_t)kind;
+    h->commit = commit;
+    h->addr = addr;
+    memcpy(h->uuid, uuid, 16);
+    memset(h->reserved, 0, sizeof h->reserved);
+    h->crc = 0;
+    h->crc = blk_crc(blk, BLK_BS);
+}
+
+int blk_verify(const void *blk, int kind, uint64_t addr, const uint8_t uuid[16], uint64_t max_commit, char *why,
+               size_t whylen)
+{
+    const struct blk_hdr *h = blk;
+    const char *w = NULL;
+    if (h->magic != blk_magic_of(kind) || h->kind != kind) w = "wrong magic (not this kind of block)";
+    else if (h->crc != block_crc(blk)) w = "checksum mismatch (torn or damaged)";
+    else if (h->addr != addr) w = "written for another address (misdirected write)";
+    else if (uuid && memcmp(h->uuid, uuid, 16) != 0) w = "belongs to another store (stale block)";
+    else if (h->commit > max_commit) w = "written by a later commit than its root";
+    if (!w) return 0;
+    if (why) snprintf(why, whylen, "%s", w);
+    return -1;
+}
+
+int blk_read_block(struct blk_store *s, uint64_t addr, void *buf)
+{
+    atomic_fetch_add_explicit(&s->meta_reads, 1, memory_order_relaxed);
+    ssize_t n = sys.pread(s->fd, buf, BLK_BS, (off_t)(addr * BLK_BS));
+    if (n == BLK_BS) return 0;
+    return n < 0 ? -errno : -EIO;
+}
+
+void (*blk_recorder)(int op, uint64_t off, const void *buf, size_t len);
+
+int blk_write_block(struct blk_store *s, uint64_t addr, const void *buf)
+{
+    if (blk_recorder) blk_recorder(BLK_REC_WRITE, addr * BLK_BS, buf, BLK_BS);
+    ssize_t n = sys.pwrite(s->fd, buf, BLK_BS, (off_t)(addr * BLK_BS));
+    if (n == BLK_BS) return 0;
+    return n < 0 ? -errno : -EIO;
+}
+
+int blk_sync(struct blk_store *s)
+{
+    if (blk_recorder) blk_recorder(BLK_REC_FLUSH, 0, NULL, 0);
+    return sys.fdatasync(s->fd) < 0 ? -errno : 0;
+}
+
+static int check_super(const struct blk_super *sb, uint64_t addr, uint64_t size, char *why, size_t len)
+{
+    if (blk_verify(sb, BK_SUPER, addr, sb->h.uuid, 0, why, len) < 0) return -1;
+    if (sb->version > BLK_VERSION) {
+        snprintf(why, len, "format version %u is newer than this s3shim's (%u)", sb->version, BLK_VERSION);
+        return -2;
+    }
+    if (sb->block_size != BLK_BS || sb->dev_blocks * BLK_BS > size || sb->data_end != sb->dev_blocks - 1 ||
+        sb->meta_start != 3 || sb->data_start <= sb->meta_start || sb->data_start >= sb->data_end) {
+        snprintf(why, len, "superblock geometry does not fit the device");
+        return -1;
+    }
+    return 0;
+}
+
+int blk_open(struct blk_store *s, const char *path, int rw, char *err, size_t errlen)
+{
+    memset(s, 0, sizeof *s);
+    s->fd = -1;
+    snprintf(s->path, sizeof s->path, "%s", path);
+    int fd = sys.open(path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    struct stat st;
+    uint64_t size = 0;
+    if (sys.fstat(fd, &st) < 0) goto bad_errno;
+    s->is_blk = S_ISBLK(st.st_mode);
+    if (s->is_blk) {
+        if (sys.ioctl(fd, BLKGETSIZE64, &size) < 0) goto bad_errno;
+    } else if (S_ISREG(st.st_mode)) {
+        size = (uint64_t)st.st_size;
+    } else {
+        snprintf(err, errlen, "%s: not a block device or a regular file", path);
+        sys.close(fd);
+        return -EINVAL;
+    }
+    s->fd = fd;
+    s->rw = rw;
+    char why[160] = "", why2[160] = "";
+    int r = blk_read_block(s, 0, &s->sb);
+    int c = r < 0 ? -1 : check_super(&s->sb, 0, size, why, sizeof why);
+    if (c == -2) {
+        snprintf(err, errlen, "%s: %s", path, why);
+        goto bad;
+    }
+    if (c < 0 && size >= 2 * BLK_BS) { /* the copy, in the last block */
+        uint64_t last = size / BLK_BS - 1;
+        r = blk_read_block(s, last, &s->sb);
+        c = r < 0 ? -1 : check_super(&s->sb, last, size, why2, sizeof why2);
+        if (c == -2) {
+            snprintf(err, errlen, "%s: %s", path, why2);
+            goto bad;
+        }
+    }
+    if (c < 0) {
+        const struct blk_hdr *h = &s->sb.h;
+        if (h->magic != blk_magic_of(BK_SUPER))
+            snprintf(err, errlen, "%s: not a block:// store (no superblock; make one with: s3shim blk format %s)",
+                     path, path);
+        else
+            snprintf(err, errlen, "%s: damaged block:// store: superblock %s, and its copy", path, why);
+        r = -EINVAL;
+        goto bad;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->nc_lock, NULL);
+    return 0;
+bad_errno:
+    r = -errno;
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+bad:
+    sys.close(fd);
+    s->fd = -1;
+    return r < 0 ? r : -EINVAL;
+}
+
+void blk_close(struct blk_store *s)
+{
+    if (s->fd >= 0) {
+        sys.close(s->fd);
+        pthread_mutex_destroy(&s->lock);
+        pthread_mutex_destroy(&s->nc_lock);
+        free(s->nc);
+        s->nc = NULL;
+    }
+    s->fd = -1;
+}
+
+int blk_newest_root(struct blk_store *s, struct blk_root *r, int *bad)
+{
+    uint8_t b[2][BLK_BS] __attribute__((aligned(64)));
+    int ok[2], e = 0;
+    if (bad) *bad = 0;
+    /* both slots in one read (blocks 1 and 2 are adjacent) */
+    atomic_fetch_add_explicit(&s->meta_reads, 2, memory_order_relaxed);
+    ssize_t got = sys.pread(s->fd, b, 2 * BLK_BS, BLK_ROOT_SLOT0 * BLK_BS);
+    for (int i = 0; i < 2; i++) {
+        int rr = got == 2 * BLK_BS ? 0 : got < 0 ? -errno : -EIO;
+        if (rr < 0) e = rr;
+        const struct blk_root *x = (const void *)b[i];
+        ok[i] = rr == 0 && blk_verify(b[i], BK_ROOT, BLK_ROOT_SLOT0 + (uint64_t)i, s->sb.h.uuid, UINT64_MAX, NULL, 0) == 0 &&
+                x->h.commit % 2 == (uint64_t)i && x->ndir <= BLK_ROOT_DIRS;
+        if (!ok[i] && bad) *bad |= 1 << i;
+    }
+    int pick = -1;
+    if (ok[0] && ok[1]) pick = ((const struct blk_root *)b[1])->h.commit > ((const struct blk_root *)b[0])->h.commit;
+    else if (ok[0]) pick = 0;
+    else if (ok[1]) pick = 1;
+    if (pick < 0) return e ? e : -EIO;
+    memcpy(r, b[pick], sizeof *r);
+    return 0;
+}
+
+int blk_lock_shared(struct blk_store *s)
+{
+    pthread_mutex_lock(&s->lock);
+    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    while (sys.fcntl(s->fd, F_OFD_SETLKW, &fl) < 0) {
+        if (errno == EINTR) continue;
+        int e = -errno;
+        pthread_mutex_unlock(&s->lock);
+        return e;
+    }
+    return 0;
+}
+
+int blk_lock(struct blk_store *s)
+{
+    pthread_mutex_lock(&s->lock);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    while (sys.fcntl(s->fd, F_OFD_SETLKW, &fl) < 0) {
+        if (errno == EINTR) continue;
+        int e = -errno;
+        pthread_mutex_unlock(&s->lock);
+        return e;
+    }
+    return 0;
+}
+
+void blk_unlock(struct blk_store *s)
+{
+    struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    sys.fcntl(s->fd, F_OFD_SETLK, &fl);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void blk_atfork_child(struct blk_store *s)
+{
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->nc_lock, NULL);
+    int fd = sys.open(s->path, (s->rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0) return; /* keep the shared one: commits of this child then fail to lock apart */
+    int old = s->fd;
+    s->fd = fd;
+    sys.close(old);
+}
+
+int blk_range_lock(int fd, uint64_t start, uint64_t len, int type)
+{
+    struct flock fl = {.l_type = (short)type, .l_whence = SEEK_SET, .l_start = (off_t)(start * BLK_BS),
+                       .l_len = (off_t)(len * BLK_BS)};
+    if (sys.fcntl(fd, F_OFD_SETLK, &fl) == 0) return 0;
+    return errno == EACCES ? -EAGAIN : -errno;
+}

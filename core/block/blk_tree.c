@@ -1,0 +1,546 @@
+/* blk_tree.c - the index: a copy-on-write B+tree of keys (docs/block-format.md, "B+tree").
+ *
+ * Readers outside a commit walk the newest root with no lock: each node is read through
+ * the page cache and verified; a node that fails, or was written after the root the walk
+ * started from, means a commit moved the tree, so the walk starts again from the newest
+ * root (only a failure under an unmoved root is damage). Changes happen inside a commit
+ * (blk_txn.c): the path from the root to the changed leaf is rewritten, nodes split in
+ * two by bytes when full and vanish when empty. */
+#include "blk.h"
+
+#include "../log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int kcmp(const char *a, size_t al, const char *b, size_t bl)
+{
+    int c = memcmp(a, b, al < bl ? al : bl);
+    return c ? c : (al > bl) - (al < bl);
+}
+
+static uint16_t ld16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+static uint64_t ld64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* Size of the item at p (0 if it would run past end). */
+static size_t item_size(const uint8_t *p, const uint8_t *end, int leaf)
+{
+    if (end - p < (leaf ? 40 : 10)) return 0;
+    size_t k = ld16(p);
+    size_t n = leaf ? 40 + k + 24u * ld16(p + 2) : 2 + k + 8;
+    if (k > BLK_MAX_KEY || (leaf && ld16(p + 2) > BLK_MAX_EXT) || n > (size_t)(end - p)) return 0;
+    return n;
+}
+static const char *item_key(const uint8_t *p, int leaf) { return (const char *)p + (leaf ? 40 : 2); }
+
+void bt_decode(const uint8_t *p, struct blk_obj *o)
+{
+    struct blk_item it;
+    memcpy(&it, p, sizeof it);
+    o->klen = it.klen;
+    memcpy(o->key, p + 40, it.klen);
+    o->key[it.klen] = 0;
+    o->mode = it.mode;
+    o->ino = it.ino;
+    o->size = it.size;
+    o->mtime_ns = it.mtime_ns;
+    o->gen = it.gen;
+    o->next = it.next;
+    memcpy(o->ext, p + 40 + it.klen, 24u * it.next);
+}
+
+static size_t encode(const struct blk_obj *o, uint8_t *p)
+{
+    struct blk_item it = {.klen = o->klen, .next = (uint16_t)o->next, .mode = o->mode, .ino = o->ino,
+                          .size = o->size, .mtime_ns = o->mtime_ns, .gen = o->gen};
+    memcpy(p, &it, sizeof it);
+    memcpy(p + 40, o->key, o->klen);
+    memcpy(p + 40 + o->klen, o->ext, 24u * (size_t)o->next);
+    return 40 + o->klen + 24u * (size_t)o->next;
+}
+
+/* --- reading ------------------------------------------------------------------------- */
+
+struct view {
+    struct blk_store *s;
+    struct blk_txn *t; /* inside a commit, else NULL */
+    struct blk_root r;
+};
+
+/* Node at addr: from the commit's view, or read into buf and verified against the root.
+ * NULL: *err = -EAGAIN (invalid: the tree may have moved) or -errno. */
+static const uint8_t *vnode(struct view *v, uint64_t addr, int level, uint8_t *buf, int *err)
+{
+    int kind = level ? BK_BRANCH : BK_LEAF;
+    if (v->t) {
+        const uint8_t *n = tx_node(v->t, addr, kind);
+        if (!n) *err = tx_error(v->t) ? tx_error(v->t) : -EIO;
+        else if (((const struct blk_hdr *)n)->level != level) n = NULL, *err = -EIO;
+        return n;
+    }
+    struct blk_store *s = v->s;
+    struct blk_ncslot *slot = NULL;
+    pthread_mutex_lock(&s->nc_lock);
+    if (!s->nc) s->nc = calloc(BLK_NC_SLOTS, sizeof *s->nc);
+    if (s->nc) {
+        if (s->nc_commit != v->r.h.commit) { /* the tree moved: nothing cached holds */
+            for (int i = 0; i < BLK_NC_SLOTS; i++) s->nc[i].addr = 0;
+            s->nc_commit = v->r.h.commit;
+        }
+        slot = &s->nc[addr % BLK_NC_SLOTS];
+        if (slot->addr == addr && ((const struct blk_hdr *)slot->buf)->level == level &&
+            ((const struct blk_hdr *)slot->buf)->kind == kind) {
+            memcpy(buf, slot->buf, BLK_BS);
+            pthread_mutex_unlock(&s->nc_lock);
+            return buf;
+        }
+    }
+    pthread_mutex_unlock(&s->nc_lock);
+    int e = blk_read_block(s, addr, buf);
+    if (e) {
+        *err = e;
+        return NULL;
+    }
+    if (blk_verify(buf, kind, addr, s->sb.h.uuid, v->r.h.commit, NULL, 0) < 0 ||
+        ((const struct blk_hdr *)buf)->level != level) {
+        *err = -EAGAIN;
+        return NULL;
+    }
+    pthread_mutex_lock(&s->nc_lock);
+    if (slot && s->nc_commit == v->r.h.commit) { /* verified under this very root */
+        memcpy(slot->buf, buf, BLK_BS);
+        slot->addr = addr;
+    }
+    pthread_mutex_unlock(&s->nc_lock);
+    return buf;
+}
+
+/* Index of the child of branch n to descend into for key (and its address). */
+static int pick_child(const uint8_t *n, const char *key, size_t klen, uint64_t *child)
+{
+    const struct blk_hdr *h = (const void *)n;
+    const uint8_t *p = n + BLK_HDR, *end = n + BLK_BS;
+    int ci = 0;
+    for (uint32_t i = 0; i < h->count; i++) {
+        size_t sz = item_size(p, end, 0);
+        if (!sz) return -1;
+        if (i == 0 || kcmp(item_key(p, 0), ld16(p), key, klen) <= 0) {
+            ci = (int)i;
+            *child = ld64(p + 2 + ld16(p));
+        } else {
+            break;
+        }
+        p += sz;
+    }
+    return h->count ? ci : -1;
+}
+
+static int get_in(struct view *v, const char *key, size_t klen, struct blk_obj *o)
+{
+    uint8_t buf[BLK_BS] __attribute__((aligned(64)));
+    uint64_t addr = v->r.tree;
+    int err = 0;
+    for (int level = (int)v->r.height - 1; level >= 0; level--) {
+        const uint8_t *n = vnode(v, addr, level, buf, &err);
+        if (!n) return err;
+        if (level > 0) {
+            if (pick_child(n, key, klen, &addr) < 0) return -EAGAIN;
+            continue;
+        }
+        const struct blk_hdr *h = (const void *)n;
+        const uint8_t *p = n + BLK_HDR, *end = n + BLK_BS;
+        for (uint32_t i = 0; i < h->count; i++) {
+            size_t sz = item_size(p, end, 1);
+            if (!sz) return -EAGAIN;
+            int c = kcmp(item_key(p, 1), ld16(p), key, klen);
+            if (c == 0) {
+                if (o) bt_decode(p, o);
+                return 1;
+            }
+            if (c > 0) break;
+            p += sz;
+        }
+        return 0;
+    }
+    return -EAGAIN;
+}
+
+/* First entry > after (>= if incl) in the subtree at addr. */
+static int next_in(struct view *v, uint64_t addr, int level, const char *after, size_t alen, int incl,
+                   struct blk_obj *o)
+{
+    uint8_t buf[BLK_BS] __attribute__((aligned(64)));
+    int err = 0;
+    const uint8_t *n = vnode(v, addr, level, buf, &err);
+    if (!n) return err;
+    const struct blk_hdr *h = (const void *)n;
+    const uint8_t *p = n + BLK_HDR, *end = n + BLK_BS;
+    if (level == 0) {
+        for (uint32_t i = 0; i < h->count; i++) {
+            size_t sz = item_size(p, end, 1);
+            if (!sz) return -EAGAIN;
+            int c = kcmp(item_key(p, 1), ld16(p), after, alen);
+            if (c > 0 || (incl && c == 0)) {
+                bt_decode(p, o);
+                return 1;
+            }
+            p += sz;
+        }
+        return 0;
+    }
+    uint64_t child;
+    int ci = pick_child(n, after, alen, &child);
+    if (ci < 0) return -EAGAIN;
+    /* From child ci on (n may be overwritten by the recursion when it is buf: copy). */
+    uint8_t copy[BLK_BS] __attribute__((aligned(64)));
+    if (n == buf) {
+        memcpy(copy, buf, BLK_BS);
+        n = copy;
+        p = n + BLK_HDR;
+        end = n + BLK_BS;
+    }
+    for (uint32_t i = 0; i < h->count; i++) {
+        size_t sz = item_size(p, end, 0);
+        if (!sz) return -EAGAIN;
+        if ((int)i >= ci) {
+            int r = next_in(v, ld64(p + 2 + ld16(p)), level - 1, after, alen, incl, o);
+            if (r != 0) return r;
+        }
+        p += sz;
+    }
+    return 0;
+}
+
+/* Run f on the newest root, again while the tree moves under it. */
+static int retry_view(struct blk_store *s, struct view *v, uint64_t *gen)
+{
+    v->s = s;
+    v->t = NULL;
+    int e = blk_newest_root(s, &v->r, NULL);
+    if (e < 0) return e;
+    if (gen) *gen = v->r.h.commit;
+    return 0;
+}
+
+static int moved(struct blk_store *s, const struct view *v)
+{
+    struct blk_root r;
+    return blk_newest_root(s, &r, NULL) == 0 && r.h.commit != v->r.h.commit;
+}
+
+int bt_get(struct blk_store *s, const char *key, size_t klen, struct blk_obj *o, uint64_t *gen)
+{
+    struct view v;
+    for (int tries = 0;; tries++) {
+        int e = retry_view(s, &v, gen);
+        if (e < 0) return e;
+        int r = get_in(&v, key, klen, o);
+        if (r != -EAGAIN) return r;
+        if (!moved(s, &v) || tries > 100) {
+            slog_error("block: %s: damaged index under commit %llu looking up '%.*s' (run s3shim blk check)", s->path,
+                       (unsigned long long)v.r.h.commit, (int)klen, key);
+            return -EIO;
+        }
+    }
+}
+
+int bt_next(struct blk_store *s, const char *after, size_t alen, int incl, struct blk_obj *o)
+{
+    struct view v;
+    for (int tries = 0;; tries++) {
+        int e = retry_view(s, &v, NULL);
+        if (e < 0) return e;
+        int r = next_in(&v, v.r.tree, (int)v.r.height - 1, after, alen, incl, o);
+        if (r != -EAGAIN) return r;
+        if (!moved(s, &v) || tries > 100) {
+            slog_error("block: %s: damaged index under commit %llu (run s3shim blk check)", s->path,
+                       (unsigned long long)v.r.h.commit);
+            return -EIO;
+        }
+    }
+}
+
+int tx_get(struct blk_txn *t, const char *key, size_t klen, struct blk_obj *o)
+{
+    struct view v = {.t = t, .r = *tx_root(t)};
+    int r = get_in(&v, key, klen, o);
+    return r == -EAGAIN ? -EIO : r;
+}
+
+int tx_next(struct blk_txn *t, const char *after, size_t alen, int incl, struct blk_obj *o)
+{
+    struct view v = {.t = t, .r = *tx_root(t)};
+    int r = next_in(&v, v.r.tree, (int)v.r.height - 1, after, alen, incl, o);
+    return r == -EAGAIN ? -EIO : r;
+}
+
+/* --- changing (inside a commit) ----------------------------------------------------------- */
+
+struct res {
+    int n; /* 0: the node is gone, 1: addr[0], 2: split, key2 starts addr[1] */
+    uint64_t addr[2];
+    uint16_t klen2;
+    char key2[BLK_MAX_KEY];
+};
+
+#define SCRATCH (BLK_BODY + 2 * (40 + BLK_MAX_KEY + 24 * BLK_MAX_EXT))
+
+/* Write body (count items, size bytes) as node addr's new version, splitting if needed. */
+static int store(struct blk_txn *t, uint64_t addr, int level, const uint8_t *body, uint32_t count, size_t size,
+                 int appended, struct res *out)
+{
+    int kind = level ? BK_BRANCH : BK_LEAF, leaf = level == 0;
+    if (count == 0) {
+        (void)appended;
+        tx_free_node(t, addr);
+        out->n = 0;
+        return tx_error(t);
+    }
+    if (size <= BLK_BODY) {
+        out->n = 1;
+        out->addr[0] = tx_put_node(t, addr, kind, level, count, body, size);
+        return out->addr[0] ? 0 : tx_error(t);
+    }
+    /* Split by bytes near the middle; items are under half a node, so both halves fit.
+     * When the item that overflowed the node went at its end (keys arriving in order),
+     * the node keeps everything else and the new node starts with it: in-order inserts
+     * then leave full nodes behind instead of half-full ones. */
+    const uint8_t *p = body, *end = body + size;
+    size_t left = 0;
+    uint32_t k = 0;
+    uint32_t stop = appended ? count - 1 : count;
+    while (k < count) {
+        size_t sz = item_size(p, end, leaf);
+        if (!sz) return -EIO;
+        if (left + sz > BLK_BODY || k == stop || (!appended && left >= size / 2 && k > 0)) break;
+        left += sz;
+        p += sz;
+        k++;
+    }
+    if (size - left > BLK_BODY || k == 0 || k == count) return -EIO;
+    out->n = 2;
+    out->klen2 = ld16(p);
+    memcpy(out->key2, item_key(p, leaf), out->klen2);
+    out->addr[0] = tx_put_node(t, addr, kind, level, k, body, left);
+    out->addr[1] = out->addr[0] ? tx_put_node(t, 0, kind, level, count - k, p, size - left) : 0;
+    return out->addr[1] ? 0 : tx_error(t) ? tx_error(t) : -EIO;
+}
+
+/* Put item (ilen > 0) or delete key (ilen == 0) in the subtree at addr. *found: the key
+ * was there (a delete copies the old entry into *old if given). */
+static int change(struct blk_txn *t, uint64_t addr, int level, const char *key, size_t klen, const uint8_t *item,
+                  size_t ilen, struct res *out, int *found, struct blk_obj *old)
+{
+    uint8_t *body = tx_scratch(t, level, SCRATCH);
+    if (!body) return tx_error(t) ? tx_error(t) : -EIO;
+    int kind = level ? BK_BRANCH : BK_LEAF, leaf = level == 0;
+    const uint8_t *n = tx_node(t, addr, kind);
+    if (!n || ((const struct blk_hdr *)n)->level != level) return tx_error(t) ? tx_error(t) : -EIO;
+    uint32_t count = ((const struct blk_hdr *)n)->count, nc = 0;
+    const uint8_t *p = n + BLK_HDR, *end = n + BLK_BS;
+    size_t size = 0;
+    if (leaf) {
+        int done = 0;
+        for (uint32_t i = 0; i < count; i++) {
+            size_t sz = item_size(p, end, 1);
+            if (!sz) return -EIO;
+            int c = done ? -1 : kcmp(key, klen, item_key(p, 1), ld16(p));
+            if (c <= 0 && !done) {
+                done = 1;
+                if (c == 0) {
+                    *found = 1;
+                    if (old) bt_decode(p, old);
+                }
+                if (ilen) {
+                    memcpy(body + size, item, ilen);
+                    size += ilen;
+                    nc++;
+                }
+                if (c == 0) {
+                    p += sz;
+                    continue;
+                }
+            }
+            memcpy(body + size, p, sz);
+            size += sz;
+            nc++;
+            p += sz;
+        }
+        int last = !done && ilen;
+        if (last) {
+            memcpy(body + size, item, ilen);
+            size += ilen;
+            nc++;
+        }
+        if (!ilen && !*found) {
+            out->n = 1;
+            out->addr[0] = addr;
+            return 0;
+        }
+        return store(t, addr, 0, body, nc, size, last && nc > 1, out);
+    }
+    uint64_t child = 0;
+    int ci = pick_child(n, key, klen, &child);
+    if (ci < 0) return -EIO;
+    struct res r;
+    int e = change(t, child, level - 1, key, klen, item, ilen, &r, found, old);
+    if (e) return e;
+    if (r.n == 1 && r.addr[0] == child) {
+        out->n = 1;
+        out->addr[0] = addr;
+        return 0;
+    }
+    n = tx_node(t, addr, kind); /* the cache may have grown: look it up again */
+    if (!n) return tx_error(t) ? tx_error(t) : -EIO;
+    p = n + BLK_HDR;
+    end = n + BLK_BS;
+    for (uint32_t i = 0; i < count; i++) {
+        size_t sz = item_size(p, end, 0);
+        if (!sz) return -EIO;
+        if ((int)i != ci) {
+            memcpy(body + size, p, sz);
+            size += sz;
+            nc++;
+        } else {
+            for (int j = 0; j < r.n; j++) {
+                uint16_t kl = j == 0 ? ld16(p) : r.klen2;
+                const char *k = j == 0 ? item_key(p, 0) : r.key2;
+                memcpy(body + size, &kl, 2);
+                memcpy(body + size + 2, k, kl);
+                memcpy(body + size + 2 + kl, &r.addr[j], 8);
+                size += 2u + kl + 8u;
+                nc++;
+            }
+        }
+        p += sz;
+    }
+    return store(t, addr, level, body, nc, size, r.n == 2 && ci == (int)count - 1, out);
+}
+
+/* Apply a change at the root and fix the tree's height. */
+static int root_change(struct blk_txn *t, const char *key, size_t klen, const uint8_t *item, size_t ilen, int *found,
+                       struct blk_obj *old)
+{
+    struct blk_root *rt = tx_root(t);
+    struct res r;
+    *found = 0;
+    int e = change(t, rt->tree, (int)rt->height - 1, key, klen, item, ilen, &r, found, old);
+    if (e) return e;
+    if (r.n == 0) {
+        rt->tree = tx_put_node(t, 0, BK_LEAF, 0, 0, "", 0);
+        rt->height = 1;
+    } else if (r.n == 1) {
+        rt->tree = r.addr[0];
+    } else {
+        uint8_t body[2 * 10 + BLK_MAX_KEY];
+        uint16_t z = 0;
+        memcpy(body, &z, 2);
+        memcpy(body + 2, &r.addr[0], 8);
+        memcpy(body + 10, &r.klen2, 2);
+        memcpy(body + 12, r.key2, r.klen2);
+        memcpy(body + 12 + r.klen2, &r.addr[1], 8);
+        rt->tree = tx_put_node(t, 0, BK_BRANCH, (int)rt->height, 2, body, 20u + r.klen2);
+        rt->height++;
+    }
+    while (rt->height > 1 && rt->tree) { /* a root branch with one child gives way to it */
+        const uint8_t *n = tx_node(t, rt->tree, BK_BRANCH);
+        if (!n) break;
+        if (((const struct blk_hdr *)n)->count != 1) break;
+        uint64_t child = ld64(n + BLK_HDR + 2 + ld16(n + BLK_HDR));
+        tx_free_node(t, rt->tree);
+        rt->tree = child;
+        rt->height--;
+    }
+    return rt->tree ? tx_error(t) : (tx_error(t) ? tx_error(t) : -EIO);
+}
+
+int tx_put(struct blk_txn *t, const struct blk_obj *o)
+{
+    uint8_t item[40 + BLK_MAX_KEY + 24 * BLK_MAX_EXT];
+    if (o->klen == 0 || o->klen > BLK_MAX_KEY || o->next > BLK_MAX_EXT) return -EINVAL;
+    size_t n = encode(o, item);
+    int found;
+    struct blk_obj *old = malloc(sizeof *old);
+    if (!old) return -ENOMEM;
+    int e = root_change(t, o->key, o->klen, item, n, &found, old);
+    if (!e) {
+        struct blk_root *rt = tx_root(t);
+        if (found) {
+            if (S_ISDIR(old->mode)) rt->dirs--;
+            else rt->objects--;
+        }
+        if (S_ISDIR(o->mode)) rt->dirs++;
+        else rt->objects++;
+    }
+    free(old);
+    return e;
+}
+
+int tx_del(struct blk_txn *t, const char *key, size_t klen)
+{
+    int found;
+    struct blk_obj *old = malloc(sizeof *old);
+    if (!old) return -ENOMEM;
+    int e = root_change(t, key, klen, NULL, 0, &found, old);
+    if (!e && found) {
+        struct blk_root *rt = tx_root(t);
+        if (S_ISDIR(old->mode)) rt->dirs--;
+        else rt->objects--;
+    }
+    free(old);
+    return e ? e : found ? 0 : -ENOENT;
+}
+
+/* --- walking (check, ls) ------------------------------------------------------------------- */
+
+static int walk(struct blk_store *s, const struct blk_root *r, uint64_t addr, int level, const struct bt_walker *w)
+{
+    uint8_t buf[BLK_BS] __attribute__((aligned(64)));
+    char why[120];
+    int kind = level ? BK_BRANCH : BK_LEAF;
+    int e = blk_read_block(s, addr, buf);
+    if (e) return w->bad ? w->bad(w->data, addr, strerror(-e)) : e;
+    if (blk_verify(buf, kind, addr, s->sb.h.uuid, r->h.commit, why, sizeof why) < 0)
+        return w->bad ? w->bad(w->data, addr, why) : -EIO;
+    if (((const struct blk_hdr *)buf)->level != level)
+        return w->bad ? w->bad(w->data, addr, "wrong level") : -EIO;
+    if (w->node && (e = w->node(w->data, addr, kind, buf)) < 0) return e;
+    const struct blk_hdr *h = (const void *)buf;
+    const uint8_t *p = buf + BLK_HDR, *end = buf + BLK_BS;
+    const uint8_t *prev = NULL;
+    for (uint32_t i = 0; i < h->count; i++) {
+        size_t sz = item_size(p, end, level == 0);
+        if (!sz) return w->bad ? w->bad(w->data, addr, "item runs past the block") : -EIO;
+        if (prev && (level == 0 || i > 1) &&
+            kcmp(item_key(prev, level == 0), ld16(prev), item_key(p, level == 0), ld16(p)) >= 0)
+            if (w->bad && (e = w->bad(w->data, addr, "keys out of order")) < 0) return e;
+        if (level == 0) {
+            struct blk_obj o;
+            bt_decode(p, &o);
+            if (w->entry && (e = w->entry(w->data, &o)) < 0) return e;
+        } else if ((e = walk(s, r, ld64(p + 2 + ld16(p)), level - 1, w)) < 0) {
+            return e;
+        }
+        prev = p;
+        p += sz;
+    }
+    return 0;
+}
+
+int bt_walk(struct blk_store *s, const struct blk_root *r, const struct bt_walker *w)
+{
+    if (r->height < 1 || r->height > 8) return w->bad ? w->bad(w->data, r->tree, "impossible tree height") : -EIO;
+    return walk(s, r, r->tree, (int)r->height - 1, w);
+}

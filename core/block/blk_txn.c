@@ -1,0 +1,501 @@
+/* blk_txn.c - one commit: the copy-on-write view of the tree and of the free map that a
+ * commit builds in memory, and the ordered writes that make it durable.
+ *
+ * Nothing reachable from the newest durable root is written: a changed node, bitmap block
+ * or bitmap directory block goes to a newly allocated block of the metadata zone and its
+ * old address goes on this commit's freed list (blocks this same commit allocated are
+ * just released). The freed list is written as the new root's pend_cur; the extents of
+ * the previous root's pend_prev get their bits cleared at the start (freed by commit N-1,
+ * unreachable once N is durable). Write order: every new block, fdatasync, the root into
+ * slot commit % 2, fdatasync. See docs/block-format.md, "Commit protocol". */
+#include "blk.h"
+
+#include "../log.h"
+#include "../stats.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <uthash.h>
+
+struct tblk { /* a tree node (or a pending-free block) in the commit's view */
+    uint64_t addr;
+    int kind, fresh; /* fresh: allocated by this commit, written at its end */
+    uint8_t *buf;
+    UT_hash_handle hh;
+};
+
+struct tbm { /* a bitmap block (by index) or a directory block (by index) */
+    uint64_t idx, addr;
+    int dirty;
+    uint8_t *buf;
+    UT_hash_handle hh;
+};
+
+struct blk_txn {
+    struct blk_store *s;
+    struct blk_root r;
+    uint64_t base; /* the commit this one builds on */
+    struct tblk *nodes;
+    struct tbm *bms, *dirs;
+    struct blk_fext *freed;
+    size_t nfreed, capfreed;
+    uint64_t mcursor;
+    uint64_t t0;
+    int err;
+    uint8_t *scratch[8];
+};
+
+static void fail(struct blk_txn *t, int e)
+{
+    if (!t->err) t->err = e;
+}
+
+int tx_error(struct blk_txn *t) { return t->err; }
+struct blk_root *tx_root(struct blk_txn *t) { return &t->r; }
+
+uint8_t *tx_scratch(struct blk_txn *t, int level, size_t size)
+{
+    if (level < 0 || level >= 8) {
+        fail(t, -EIO);
+        return NULL;
+    }
+    if (!t->scratch[level] && !(t->scratch[level] = malloc(size))) fail(t, -ENOMEM);
+    return t->scratch[level];
+}
+
+static void add_freed(struct blk_txn *t, uint64_t start, uint64_t len)
+{
+    if (t->nfreed && t->freed[t->nfreed - 1].start + t->freed[t->nfreed - 1].len == start) {
+        t->freed[t->nfreed - 1].len += len;
+        return;
+    }
+    if (t->nfreed == t->capfreed) {
+        size_t nc = t->capfreed ? t->capfreed * 2 : 64;
+        struct blk_fext *n = realloc(t->freed, nc * sizeof *n);
+        if (!n) {
+            fail(t, -ENOMEM);
+            return;
+        }
+        t->freed = n;
+        t->capfreed = nc;
+    }
+    t->freed[t->nfreed++] = (struct blk_fext){start, len};
+}
+
+static uint8_t *newbuf(struct blk_txn *t)
+{
+    uint8_t *b = aligned_alloc(64, BLK_BS);
+    if (!b) fail(t, -ENOMEM);
+    else memset(b, 0, BLK_BS);
+    return b;
+}
+
+/* --- the free map ------------------------------------------------------------------- */
+
+static uint64_t meta_alloc(struct blk_txn *t);
+
+static struct tbm *dir_get(struct blk_txn *t, uint64_t j, int wr)
+{
+    struct tbm *d;
+    HASH_FIND(hh, t->dirs, &j, sizeof j, d);
+    if (!d) {
+        if (j >= t->r.ndir) {
+            fail(t, -EIO);
+            return NULL;
+        }
+        if (!(d = calloc(1, sizeof *d)) || !(d->buf = newbuf(t))) {
+            free(d);
+            fail(t, -ENOMEM);
+            return NULL;
+        }
+        d->idx = j;
+        d->addr = t->r.dir[j];
+        int e = blk_read_block(t->s, d->addr, d->buf);
+        if (!e && blk_verify(d->buf, BK_DIR, d->addr, t->s->sb.h.uuid, t->base, NULL, 0) < 0) e = -EIO;
+        if (e) {
+            slog_error("block: %s: bitmap directory block %llu unreadable", t->s->path, (unsigned long long)d->addr);
+            free(d->buf);
+            free(d);
+            fail(t, e);
+            return NULL;
+        }
+        HASH_ADD(hh, t->dirs, idx, sizeof d->idx, d);
+    }
+    if (wr && !d->dirty) {
+        d->dirty = 1; /* first: the allocation below may come back here */
+        uint64_t old = d->addr, n = meta_alloc(t);
+        if (!n) return NULL;
+        add_freed(t, old, 1);
+        d->addr = t->r.dir[j] = n;
+    }
+    return d;
+}
+
+static struct tbm *bm_get(struct blk_txn *t, uint64_t idx, int wr)
+{
+    struct tbm *b;
+    HASH_FIND(hh, t->bms, &idx, sizeof idx, b);
+    if (!b) {
+        struct tbm *d = dir_get(t, idx / BLK_ADDRS_PER_DIR, 0);
+        if (!d) return NULL;
+        if (!(b = calloc(1, sizeof *b)) || !(b->buf = newbuf(t))) {
+            free(b);
+            fail(t, -ENOMEM);
+            return NULL;
+        }
+        b->idx = idx;
+        memcpy(&b->addr, d->buf + BLK_HDR + (idx % BLK_ADDRS_PER_DIR) * 8, 8);
+        int e = blk_read_block(t->s, b->addr, b->buf);
+        if (!e && blk_verify(b->buf, BK_BITMAP, b->addr, t->s->sb.h.uuid, t->base, NULL, 0) < 0) e = -EIO;
+        if (e) {
+            slog_error("block: %s: bitmap block %llu unreadable", t->s->path, (unsigned long long)b->addr);
+            free(b->buf);
+            free(b);
+            fail(t, e);
+            return NULL;
+        }
+        HASH_ADD(hh, t->bms, idx, sizeof b->idx, b);
+    }
+    if (wr && !b->dirty) {
+        b->dirty = 1;
+        uint64_t old = b->addr, n = meta_alloc(t);
+        if (!n) return NULL;
+        add_freed(t, old, 1);
+        b->addr = n;
+        struct tbm *d = dir_get(t, idx / BLK_ADDRS_PER_DIR, 1);
+        if (!d) return NULL;
+        memcpy(d->buf + BLK_HDR + (idx % BLK_ADDRS_PER_DIR) * 8, &n, 8);
+    }
+    return b;
+}
+
+static int bit_test(struct blk_txn *t, uint64_t blk)
+{
+    struct tbm *b = bm_get(t, blk / BLK_BITS_PER_BM, 0);
+    if (!b) return -1;
+    uint64_t bit = blk % BLK_BITS_PER_BM;
+    return (b->buf[BLK_HDR + bit / 8] >> (bit % 8)) & 1;
+}
+
+/* Set (val 1) or clear a run of bits; each must change. */
+static int bits_set(struct blk_txn *t, uint64_t start, uint64_t len, int val)
+{
+    if (start + len > t->s->sb.dev_blocks || start + len < start) {
+        fail(t, -EIO);
+        return -1;
+    }
+    for (uint64_t k = start; k < start + len; k++) {
+        struct tbm *b = bm_get(t, k / BLK_BITS_PER_BM, 1);
+        if (!b) return -1;
+        uint64_t bit = k % BLK_BITS_PER_BM;
+        uint8_t *byte = &b->buf[BLK_HDR + bit / 8], m = (uint8_t)(1u << (bit % 8));
+        if (!!(*byte & m) == val) {
+            slog_error("block: %s: block %llu is already %s in the free map (damaged store: run s3shim blk check)",
+                       t->s->path, (unsigned long long)k, val ? "in use" : "free");
+            fail(t, -EIO);
+            return -1;
+        }
+        *byte ^= m;
+        int meta = k < t->s->sb.data_start || k >= t->s->sb.data_end;
+        if (val) {
+            t->r.used++;
+            if (meta) t->r.meta_used++;
+        } else {
+            t->r.used--;
+            if (meta) t->r.meta_used--;
+        }
+    }
+    return 0;
+}
+
+/* A free block of the metadata zone, marked used. 0 on failure. */
+static uint64_t meta_alloc(struct blk_txn *t)
+{
+    uint64_t lo = t->s->sb.meta_start, hi = t->s->sb.data_start;
+    if (t->mcursor < lo || t->mcursor >= hi) t->mcursor = lo;
+    for (uint64_t n = 0; n < hi - lo; n++) {
+        uint64_t b = t->mcursor++;
+        if (t->mcursor >= hi) t->mcursor = lo;
+        int set = bit_test(t, b);
+        if (set < 0) return 0;
+        if (set) continue;
+        if (bits_set(t, b, 1, 1) < 0) return 0;
+        return b;
+    }
+    slog_error("block: %s: the metadata zone is full", t->s->path);
+    fail(t, -ENOSPC);
+    return 0;
+}
+
+int tx_use_data(struct blk_txn *t, uint64_t start, uint64_t len)
+{
+    if (start < t->s->sb.data_start || start + len > t->s->sb.data_end) {
+        fail(t, -EIO);
+        return -EIO;
+    }
+    return bits_set(t, start, len, 1) < 0 ? t->err : 0;
+}
+
+int tx_free_data(struct blk_txn *t, uint64_t start, uint64_t len)
+{
+    add_freed(t, start, len);
+    return t->err;
+}
+
+/* --- nodes --------------------------------------------------------------------------- */
+
+const uint8_t *tx_node(struct blk_txn *t, uint64_t addr, int kind)
+{
+    struct tblk *n;
+    HASH_FIND(hh, t->nodes, &addr, sizeof addr, n);
+    if (n) return n->kind == kind ? n->buf : NULL;
+    if (!(n = calloc(1, sizeof *n)) || !(n->buf = newbuf(t))) {
+        free(n);
+        fail(t, -ENOMEM);
+        return NULL;
+    }
+    n->addr = addr;
+    n->kind = kind;
+    char why[96];
+    int e = blk_read_block(t->s, addr, n->buf);
+    if (!e && blk_verify(n->buf, kind, addr, t->s->sb.h.uuid, t->base, why, sizeof why) < 0) {
+        slog_error("block: %s: metadata block %llu: %s (run s3shim blk check)", t->s->path, (unsigned long long)addr, why);
+        e = -EIO;
+    }
+    if (e) {
+        free(n->buf);
+        free(n);
+        fail(t, e);
+        return NULL;
+    }
+    HASH_ADD(hh, t->nodes, addr, sizeof n->addr, n);
+    return n->buf;
+}
+
+void tx_free_node(struct blk_txn *t, uint64_t addr)
+{
+    struct tblk *n;
+    HASH_FIND(hh, t->nodes, &addr, sizeof addr, n);
+    if (n) {
+        HASH_DEL(t->nodes, n);
+        int fresh = n->fresh;
+        free(n->buf);
+        free(n);
+        if (fresh) {
+            bits_set(t, addr, 1, 0);
+            return;
+        }
+    }
+    add_freed(t, addr, 1);
+}
+
+uint64_t tx_put_node(struct blk_txn *t, uint64_t old, int kind, int level, uint32_t count, const void *body,
+                     size_t size)
+{
+    if (t->err || size > BLK_BODY) {
+        fail(t, -EIO);
+        return 0;
+    }
+    struct tblk *n = NULL;
+    if (old) HASH_FIND(hh, t->nodes, &old, sizeof old, n);
+    if (!n || !n->fresh) {
+        uint64_t a = meta_alloc(t);
+        if (!a) return 0;
+        if (old) tx_free_node(t, old);
+        if (!(n = calloc(1, sizeof *n)) || !(n->buf = newbuf(t))) {
+            free(n);
+            fail(t, -ENOMEM);
+            return 0;
+        }
+        n->addr = a;
+        n->fresh = 1;
+        HASH_ADD(hh, t->nodes, addr, sizeof n->addr, n);
+    }
+    n->kind = kind;
+    memset(n->buf, 0, BLK_BS);
+    struct blk_hdr *h = (struct blk_hdr *)n->buf;
+    h->level = (uint16_t)level;
+    h->count = count;
+    memcpy(n->buf + BLK_HDR, body, size);
+    return n->addr;
+}
+
+/* --- begin, commit ------------------------------------------------------------------------ */
+
+static void txn_free(struct blk_txn *t)
+{
+    struct tblk *n, *ntmp;
+    HASH_ITER(hh, t->nodes, n, ntmp) {
+        HASH_DEL(t->nodes, n);
+        free(n->buf);
+        free(n);
+    }
+    struct tbm *b, *btmp;
+    HASH_ITER(hh, t->bms, b, btmp) {
+        HASH_DEL(t->bms, b);
+        free(b->buf);
+        free(b);
+    }
+    HASH_ITER(hh, t->dirs, b, btmp) {
+        HASH_DEL(t->dirs, b);
+        free(b->buf);
+        free(b);
+    }
+    for (int i = 0; i < 8; i++) free(t->scratch[i]);
+    free(t->freed);
+    free(t);
+}
+
+int tx_begin(struct blk_store *s, struct blk_txn **tp)
+{
+    if (!s->rw) return -EROFS;
+    struct blk_txn *t = calloc(1, sizeof *t);
+    if (!t) return -ENOMEM;
+    t->s = s;
+    t->t0 = stats_now_ns();
+    int e = blk_lock(s);
+    if (e < 0) {
+        free(t);
+        return e;
+    }
+    if ((e = blk_newest_root(s, &t->r, NULL)) < 0) {
+        slog_error("block: %s: no valid root (run s3shim blk check)", s->path);
+        blk_unlock(s);
+        free(t);
+        return e;
+    }
+    t->base = t->r.h.commit;
+    t->mcursor = s->sb.meta_start;
+    /* What commit N-1 freed is free from now on; its list's own blocks are freed by us. */
+    uint64_t a = t->r.pend_prev, left = t->r.pend_prev_n;
+    uint8_t *buf = newbuf(t);
+    while (buf && a && !t->err) {
+        if ((e = blk_read_block(s, a, buf)) < 0 ||
+            blk_verify(buf, BK_FREE, a, s->sb.h.uuid, t->base, NULL, 0) < 0) {
+            slog_error("block: %s: pending-free block %llu unreadable (run s3shim blk check)", s->path,
+                       (unsigned long long)a);
+            fail(t, -EIO);
+            break;
+        }
+        const struct blk_hdr *h = (const void *)buf;
+        uint64_t next;
+        memcpy(&next, buf + BLK_HDR, 8);
+        for (uint32_t i = 0; i < h->count && i < BLK_EXT_PER_FL && !t->err; i++) {
+            struct blk_fext x;
+            memcpy(&x, buf + BLK_HDR + 8 + i * 16, 16);
+            bits_set(t, x.start, x.len, 0);
+            left = left >= x.len ? left - x.len : 0;
+        }
+        add_freed(t, a, 1);
+        a = next;
+    }
+    free(buf);
+    if (t->err) {
+        e = t->err;
+        blk_unlock(s);
+        txn_free(t);
+        return e;
+    }
+    t->r.pend_prev = t->r.pend_cur;
+    t->r.pend_prev_n = t->r.pend_cur_n;
+    t->r.pend_cur = 0;
+    t->r.pend_cur_n = 0;
+    *tp = t;
+    return 0;
+}
+
+void tx_abort(struct blk_txn *t)
+{
+    blk_unlock(t->s);
+    txn_free(t);
+}
+
+int tx_commit(struct blk_txn *t)
+{
+    struct blk_store *s = t->s;
+    uint64_t commit = t->base + 1;
+    /* The freed list: allocating its blocks can free more (copied bitmap blocks). */
+    uint64_t *fl = NULL;
+    size_t nfl = 0, capfl = 0;
+    while (!t->err && nfl * BLK_EXT_PER_FL < t->nfreed) {
+        if (nfl == capfl) {
+            capfl = capfl ? capfl * 2 : 8;
+            uint64_t *n = realloc(fl, capfl * sizeof *n);
+            if (!n) {
+                fail(t, -ENOMEM);
+                break;
+            }
+            fl = n;
+        }
+        uint64_t a = meta_alloc(t);
+        if (!a) break;
+        fl[nfl++] = a;
+    }
+    uint8_t *buf = newbuf(t);
+    uint64_t nblocks_freed = 0;
+    for (size_t i = 0; i < t->nfreed; i++) nblocks_freed += t->freed[i].len;
+    for (size_t k = 0; k < nfl && !t->err; k++) {
+        memset(buf, 0, BLK_BS);
+        uint64_t next = k + 1 < nfl ? fl[k + 1] : 0;
+        memcpy(buf + BLK_HDR, &next, 8);
+        size_t from = k * BLK_EXT_PER_FL, n = t->nfreed - from < BLK_EXT_PER_FL ? t->nfreed - from : BLK_EXT_PER_FL;
+        memcpy(buf + BLK_HDR + 8, t->freed + from, n * 16);
+        ((struct blk_hdr *)buf)->count = (uint32_t)n;
+        blk_seal(buf, BK_FREE, commit, fl[k], s->sb.h.uuid);
+        int e = blk_write_block(s, fl[k], buf);
+        if (e) fail(t, e);
+    }
+    t->r.pend_cur = nfl ? fl[0] : 0;
+    t->r.pend_cur_n = nblocks_freed;
+    free(fl);
+    /* Every other new block. */
+    struct tblk *n, *ntmp;
+    HASH_ITER(hh, t->nodes, n, ntmp) {
+        if (!n->fresh || t->err) continue;
+        blk_seal(n->buf, n->kind, commit, n->addr, s->sb.h.uuid);
+        int e = blk_write_block(s, n->addr, n->buf);
+        if (e) fail(t, e);
+    }
+    struct tbm *b, *btmp;
+    HASH_ITER(hh, t->bms, b, btmp) {
+        if (!b->dirty || t->err) continue;
+        ((struct blk_hdr *)b->buf)->count = (uint32_t)b->idx;
+        blk_seal(b->buf, BK_BITMAP, commit, b->addr, s->sb.h.uuid);
+        int e = blk_write_block(s, b->addr, b->buf);
+        if (e) fail(t, e);
+    }
+    HASH_ITER(hh, t->dirs, b, btmp) {
+        if (!b->dirty || t->err) continue;
+        ((struct blk_hdr *)b->buf)->count = (uint32_t)b->idx;
+        blk_seal(b->buf, BK_DIR, commit, b->addr, s->sb.h.uuid);
+        int e = blk_write_block(s, b->addr, b->buf);
+        if (e) fail(t, e);
+    }
+    if (!t->err) {
+        int e = blk_sync(s);
+        if (e) fail(t, e);
+    }
+    if (!t->err && buf) { /* the root: the commit point */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        t->r.time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        memset(buf, 0, BLK_BS);
+        memcpy(buf, &t->r, sizeof t->r);
+        uint64_t slot = BLK_ROOT_SLOT0 + commit % 2;
+        blk_seal(buf, BK_ROOT, commit, slot, s->sb.h.uuid);
+        int e = blk_write_block(s, slot, buf);
+        if (!e) e = blk_sync(s);
+        if (e) fail(t, e);
+    }
+    free(buf);
+    int e = t->err;
+    if (e) slog_error("block: %s: commit %llu failed: %s; the store stays at commit %llu", s->path,
+                      (unsigned long long)commit, strerror(-e), (unsigned long long)t->base);
+    atomic_fetch_add(&s->commits, 1);
+    atomic_fetch_add(&s->commit_ns, stats_now_ns() - t->t0);
+    blk_unlock(s);
+    txn_free(t);
+    return e;
+}

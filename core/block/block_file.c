@@ -1,0 +1,668 @@
+/* block_file.c - one open block:// object: reads, writes and the commit that publishes it.
+ *
+ * Every open file has a descriptor of the device of its own (O_DIRECT), for two reasons:
+ * its data moves through the engine's io_uring rings (uring.h) with aligned buffers, and
+ * its OFD locks are its own: read locks pin the blocks of the version it started from
+ * (an unlink or a replacement elsewhere cannot let them be reused while it is open),
+ * write locks reserve the free blocks it writes into (blk_alloc.c). Closing the
+ * descriptor, or the process dying, drops them all.
+ *
+ * The object is a map of logical blocks to device blocks. Blocks of the committed version
+ * are shared: a write never touches them, it goes to a reserved block (copy-on-write; a
+ * partial block gets the rest of its old content first). Reserved blocks are owned and
+ * are written in place until the commit. Writes gather in a chunk-sized buffer that
+ * starts on a block boundary; the buffer goes to the device when a write lands elsewhere,
+ * when it is full, or before a read, fsync or close. The commit (fsync, close) makes the
+ * data durable, then replaces the object's entry in one metadata commit; if another
+ * process committed a new version meanwhile, the blocks still shared with the old one are
+ * copied first, so the commit never references blocks someone else freed. The commit's
+ * flush before its root write makes the data durable too (one flush less per commit;
+ * `s3shim blk crashtest` proves the order). */
+#include "block.h"
+#include "bmount.h"
+
+#include "../efd.h"
+#include "../log.h"
+#include "../readahead.h"
+#include "../sys.h"
+#include "../uring.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct bext {
+    uint64_t lblk, pblk;
+    uint32_t len;
+    int owned;
+};
+
+struct bfile {
+    struct block_mount *m;
+    char key[BLK_MAX_KEY + 1];
+    size_t klen;
+    int fd, writable, dirty, err;
+    mode_t mode;
+    pthread_mutex_t lock;
+    struct blk_obj base; /* the committed version this file builds on (base.gen 0: none) */
+    uint64_t size;
+    int64_t mtime;
+    int mtime_set;
+    int mode_set; /* fchmod of a writer: the mode its commit gives */
+    struct bext *map;
+    int n, cap;
+    uint64_t rstart, rlen; /* the reserved run not yet used */
+    /* write buffer: valid bytes [wb_lblk * BS, + wb_len) */
+    struct ubuf wb;
+    uint64_t wb_lblk;
+    size_t wb_len;
+    /* read cache: logical [rc_off, rc_off + rc_len) */
+    struct ubuf rc;
+    uint64_t rc_off;
+    size_t rc_len;
+    struct readahead ra;
+};
+
+/* --- the block map ---------------------------------------------------------------------- */
+
+static int map_find(struct bfile *f, uint64_t lblk, uint64_t *pblk, int *owned, uint64_t *run)
+{
+    for (int i = 0; i < f->n; i++) {
+        struct bext *x = &f->map[i];
+        if (lblk >= x->lblk && lblk < x->lblk + x->len) {
+            *pblk = x->pblk + (lblk - x->lblk);
+            *owned = x->owned;
+            *run = x->len - (lblk - x->lblk);
+            return 1;
+        }
+        if (x->lblk > lblk) {
+            *run = x->lblk - lblk; /* the hole up to the next extent */
+            return 0;
+        }
+    }
+    *run = UINT64_MAX;
+    return 0;
+}
+
+/* Remove logical blocks [a, b) from the map. */
+static int map_cut(struct bfile *f, uint64_t a, uint64_t b)
+{
+    for (int i = 0; i < f->n; i++) {
+        struct bext *x = &f->map[i];
+        uint64_t xa = x->lblk, xb = x->lblk + x->len;
+        if (xb <= a || xa >= b) continue;
+        if (xa < a && xb > b) { /* split in two */
+            if (f->n == f->cap) return -ENOMEM;
+            memmove(&f->map[i + 1], &f->map[i], (size_t)(f->n - i) * sizeof *x);
+            f->n++;
+            f->map[i].len = (uint32_t)(a - xa);
+            f->map[i + 1].lblk = b;
+            f->map[i + 1].pblk += b - xa;
+            f->map[i + 1].len = (uint32_t)(xb - b);
+            return 0;
+        }
+        if (xa < a) {
+            x->len = (uint32_t)(a - xa);
+        } else if (xb > b) {
+            x->pblk += b - xa;
+            x->lblk = b;
+            x->len = (uint32_t)(xb - b);
+        } else {
+            memmove(&f->map[i], &f->map[i + 1], (size_t)(f->n - i - 1) * sizeof *x);
+            f->n--;
+            i--;
+        }
+    }
+    return 0;
+}
+
+static int map_grow(struct bfile *f)
+{
+    if (f->n + 2 <= f->cap) return 0;
+    int nc = f->cap ? f->cap * 2 : 16;
+    struct bext *v = realloc(f->map, (size_t)nc * sizeof *v);
+    if (!v) return -ENOMEM;
+    f->map = v;
+    f->cap = nc;
+    return 0;
+}
+
+/* Map [lblk, +len) to owned device blocks at pblk. */
+static int map_set(struct bfile *f, uint64_t lblk, uint64_t pblk, uint64_t len)
+{
+    if (map_grow(f) < 0 || map_cut(f, lblk, lblk + len) < 0 || map_grow(f) < 0) return -ENOMEM;
+    int i = 0;
+    while (i < f->n && f->map[i].lblk < lblk) i++;
+    if (i > 0) { /* merge with the one before */
+        struct bext *p = &f->map[i - 1];
+        if (p->owned && p->lblk + p->len == lblk && p->pblk + p->len == pblk && p->len + len < UINT32_MAX) {
+            p->len += (uint32_t)len;
+            return 0;
+        }
+    }
+    memmove(&f->map[i + 1], &f->map[i], (size_t)(f->n - i) * sizeof *f->map);
+    f->map[i] = (struct bext){lblk, pblk, (uint32_t)len, 1};
+    f->n++;
+    return 0;
+}
+
+/* --- device I/O ------------------------------------------------------------------------ */
+
+static int dev_io(struct bfile *f, int op, uint64_t pblk, char *buf, size_t nblk, int bidx)
+{
+    if (blk_recorder && op == UIO_WRITE) blk_recorder(BLK_REC_WRITE, pblk * BLK_BS, buf, nblk * BLK_BS);
+    struct uio u = {.op = op, .fd = f->fd, .buf = buf, .len = nblk * BLK_BS, .off = (off_t)(pblk * BLK_BS),
+                    .buf_index = bidx, .align = BLK_BS, .stats = &f->m->dev_stats};
+    ssize_t r = uring_run(&u);
+    if (r < 0) {
+        slog_error("block: %s: %s of %zu bytes at block %llu of %s: %s", f->m->uri, op == UIO_READ ? "read" : "write",
+                   nblk * BLK_BS, (unsigned long long)pblk, f->key, strerror((int)-r));
+        return (int)r;
+    }
+    return r == (ssize_t)(nblk * BLK_BS) ? 0 : -EIO;
+}
+
+/* Read logical blocks [lblk, +nblk) into buf (holes are zeros). */
+static int read_logical(struct bfile *f, uint64_t lblk, char *buf, size_t nblk, int bidx)
+{
+    while (nblk) {
+        uint64_t pblk, run;
+        int owned;
+        int have = map_find(f, lblk, &pblk, &owned, &run);
+        size_t n = run < nblk ? (size_t)run : nblk;
+        if (!have) memset(buf, 0, n * BLK_BS);
+        else {
+            int e = dev_io(f, UIO_READ, pblk, buf, n, bidx);
+            if (e) return e;
+        }
+        lblk += n;
+        buf += n * BLK_BS;
+        nblk -= n;
+        bidx = -1; /* an offset into a registered buffer: use it unregistered */
+    }
+    return 0;
+}
+
+/* Up to want free blocks, as one run: from the file's reservation, reserving more. */
+static int take_blocks(struct bfile *f, uint64_t want, uint64_t *start, uint64_t *got)
+{
+    if (!f->rlen) {
+        uint64_t ask = want < 256 ? 256 : want; /* at least 1 MiB at a time */
+        if (ask > 16384) ask = 16384;
+        int e = blk_reserve(&f->m->st, f->fd, ask, &f->rstart, &f->rlen);
+        if (e) {
+            if (e == -ENOSPC) slog_warn("block: %s: no free space for %s", f->m->uri, f->key);
+            return e;
+        }
+    }
+    *start = f->rstart;
+    *got = want < f->rlen ? want : f->rlen;
+    f->rstart += *got;
+    f->rlen -= *got;
+    return 0;
+}
+
+/* The write buffer to the device. */
+static int wb_flush(struct bfile *f)
+{
+    if (!f->wb_len) return 0;
+    size_t nblk = (f->wb_len + BLK_BS - 1) / BLK_BS;
+    int e = 0;
+    if (f->wb_len % BLK_BS) { /* the rest of the last block: what it held */
+        char *last = f->wb.p + (nblk - 1) * BLK_BS;
+        struct ubuf t;
+        if (ubuf_get(&t, BLK_BS, 1) < 0) return -ENOMEM;
+        e = read_logical(f, f->wb_lblk + nblk - 1, t.p, 1, t.index);
+        if (!e) memcpy(last + f->wb_len % BLK_BS, t.p + f->wb_len % BLK_BS, BLK_BS - f->wb_len % BLK_BS);
+        ubuf_put(&t);
+        uint64_t end = f->size - (f->wb_lblk + nblk - 1) * BLK_BS; /* zeros past the size */
+        if (!e && end < BLK_BS) memset(last + end, 0, BLK_BS - end);
+    }
+    for (size_t i = 0; i < nblk && !e;) {
+        uint64_t lblk = f->wb_lblk + i, pblk, run, start, got;
+        int owned;
+        int have = map_find(f, lblk, &pblk, &owned, &run);
+        size_t n;
+        if (have && owned) { /* ours, never committed: in place */
+            n = run < nblk - i ? (size_t)run : nblk - i;
+            start = pblk;
+        } else { /* shared or a hole: new blocks (copy-on-write) */
+            n = run < nblk - i ? (size_t)run : nblk - i;
+            if ((e = take_blocks(f, n, &start, &got)) < 0) break;
+            n = (size_t)got;
+            if ((e = map_set(f, lblk, start, n)) < 0) break;
+        }
+        e = dev_io(f, UIO_WRITE, start, f->wb.p + i * BLK_BS, n, -1);
+        i += n;
+    }
+    f->wb_len = 0;
+    f->rc_len = 0; /* the cache may hold what we just replaced */
+    if (e && !f->err) f->err = e;
+    return e;
+}
+
+static int wb_start(struct bfile *f, uint64_t off)
+{
+    int e = wb_flush(f);
+    if (e) return e;
+    if (!f->wb.p && ubuf_get(&f->wb, f->m->chunk, 1) < 0) return -ENOMEM;
+    f->wb_lblk = off / BLK_BS;
+    f->wb_len = off % BLK_BS;
+    if (f->wb_len) return read_logical(f, f->wb_lblk, f->wb.p, 1, f->wb.index);
+    return 0;
+}
+
+/* --- reads and writes ----------------------------------------------------------------- */
+
+ssize_t bf_pread(void *fh, void *buf, size_t len, off_t off)
+{
+    struct bfile *f = fh;
+    uint64_t t0 = stats_now_ns();
+    pthread_mutex_lock(&f->lock);
+    int e = f->writable ? wb_flush(f) : 0;
+    size_t done = 0;
+    int seq = ra_sequential(&f->ra, off);
+    while (!e && done < len && (uint64_t)off + done < f->size) {
+        uint64_t pos = (uint64_t)off + done;
+        size_t want = len - done;
+        if (pos + want > f->size) want = (size_t)(f->size - pos);
+        if (f->rc_len && pos >= f->rc_off && pos < f->rc_off + f->rc_len) {
+            size_t n = (size_t)(f->rc_off + f->rc_len - pos);
+            if (n > want) n = want;
+            memcpy((char *)buf + done, f->rc.p + (pos - f->rc_off), n);
+            done += n;
+            continue;
+        }
+        if (!f->rc.p && ubuf_get(&f->rc, f->m->chunk, 1) < 0) {
+            e = -ENOMEM;
+            break;
+        }
+        /* Fill the cache from the block of pos: one physically contiguous run (or hole). */
+        uint64_t lblk = pos / BLK_BS, pblk, run;
+        int owned;
+        int have = map_find(f, lblk, &pblk, &owned, &run);
+        uint64_t span = seq ? f->m->chunk / BLK_BS : (want + pos % BLK_BS + BLK_BS - 1) / BLK_BS;
+        if (span > f->m->chunk / BLK_BS) span = f->m->chunk / BLK_BS;
+        uint64_t left = (f->size + BLK_BS - 1) / BLK_BS - lblk;
+        if (span > left) span = left;
+        if (span > run) span = run;
+        if (!have) memset(f->rc.p, 0, span * BLK_BS);
+        else if ((e = dev_io(f, UIO_READ, pblk, f->rc.p, span, f->rc.index)) < 0) break;
+        f->rc_off = lblk * BLK_BS;
+        f->rc_len = span * BLK_BS;
+    }
+    if (!e) ra_advance(&f->ra, off, done, seq);
+    pthread_mutex_unlock(&f->lock);
+    stats_record(f->m->stats, STK_READ, t0, done, e != 0);
+    return e ? e : (ssize_t)done;
+}
+
+ssize_t bf_pwrite(void *fh, const void *buf, size_t len, off_t off)
+{
+    struct bfile *f = fh;
+    if (!f->writable) return -EBADF;
+    if (off < 0) return -EINVAL;
+    uint64_t t0 = stats_now_ns();
+    pthread_mutex_lock(&f->lock);
+    int e = f->err;
+    size_t done = 0;
+    while (!e && done < len) {
+        uint64_t pos = (uint64_t)off + done;
+        uint64_t wb_end = f->wb_lblk * BLK_BS + f->wb_len;
+        if (!f->wb.p || !f->wb_len || pos != wb_end || f->wb_len == f->m->chunk) {
+            if ((e = wb_start(f, pos)) < 0) break;
+        }
+        size_t room = f->m->chunk - f->wb_len, n = len - done < room ? len - done : room;
+        memcpy(f->wb.p + f->wb_len, (const char *)buf + done, n);
+        f->wb_len += n;
+        done += n;
+        if (pos + n > f->size) f->size = pos + n;
+        f->dirty = 1;
+        if (f->wb_len == f->m->chunk) e = wb_flush(f);
+    }
+    if (e && !f->err) f->err = e;
+    pthread_mutex_unlock(&f->lock);
+    stats_record(f->m->stats, STK_WRITE, t0, done, e != 0);
+    return done ? (ssize_t)done : e;
+}
+
+/* --- commit ------------------------------------------------------------------------------ */
+
+/* Copy every shared block into owned ones (the version we built on is gone). */
+static int materialize(struct bfile *f)
+{
+    struct ubuf t;
+    if (ubuf_get(&t, f->m->chunk, 1) < 0) return -ENOMEM;
+    int e = 0;
+    for (int i = 0; i < f->n && !e; i++) {
+        if (f->map[i].owned) continue;
+        uint64_t lblk = f->map[i].lblk, left = f->map[i].len, src = f->map[i].pblk;
+        while (left && !e) {
+            uint64_t n = left < f->m->chunk / BLK_BS ? left : f->m->chunk / BLK_BS, start, got;
+            if ((e = take_blocks(f, n, &start, &got)) < 0) break;
+            if (!(e = dev_io(f, UIO_READ, src, t.p, got, t.index))) e = dev_io(f, UIO_WRITE, start, t.p, got, t.index);
+            if (!e) e = map_set(f, lblk, start, got); /* moves i's entry: restart the scan */
+            lblk += got, src += got, left -= got;
+        }
+        i = -1;
+    }
+    ubuf_put(&t);
+    return e;
+}
+
+/* Extents of cur not still shared by f: the commit frees them. */
+static int free_replaced(struct blk_txn *t, struct bfile *f, const struct blk_obj *cur)
+{
+    for (int i = 0; i < cur->next; i++) {
+        uint64_t a = cur->ext[i].pblk, b = a + cur->ext[i].len;
+        while (a < b) { /* free up to the next piece f still shares, then skip it */
+            uint64_t ns = b, ne = b;
+            for (int j = 0; j < f->n; j++) {
+                if (f->map[j].owned) continue;
+                uint64_t sa = f->map[j].pblk, sb = sa + f->map[j].len;
+                if (sb <= a || sa >= b) continue;
+                if (sa <= a) {
+                    ns = a;
+                    ne = sb < b ? sb : b;
+                    break;
+                }
+                if (sa < ns) ns = sa, ne = sb < b ? sb : b;
+            }
+            if (ns > a) {
+                int e = tx_free_data(t, a, ns - a);
+                if (e) return e;
+            }
+            a = ne;
+        }
+    }
+    return 0;
+}
+
+static int commit(struct bfile *f)
+{
+    int e = wb_flush(f);
+    if (!e) e = f->err;
+    /* No flush of the data here: the commit's flush before the root write covers every
+     * write to the device (data included), so data is durable before it is referenced. */
+    struct blk_obj *o = e ? NULL : malloc(2 * sizeof *o);
+    if (!e && !o) e = -ENOMEM;
+    for (int tries = 0; !e; tries++) {
+        struct blk_obj *cur = o + 1;
+        struct blk_txn *t;
+        if ((e = tx_begin(&f->m->st, &t)) < 0) break;
+        int have = tx_get(t, f->key, f->klen, cur);
+        if (have < 0) {
+            e = have;
+            tx_abort(t);
+            break;
+        }
+        int shares = 0;
+        for (int i = 0; i < f->n; i++) shares |= !f->map[i].owned;
+        if (shares && (have != 1 || cur->gen != f->base.gen || cur->ino != f->base.ino)) {
+            tx_abort(t); /* changed under us: stop sharing its blocks */
+            if (tries > 3 || (e = materialize(f)) < 0) break;
+            continue;
+        }
+        struct blk_root *r = tx_root(t);
+        memset(o, 0, sizeof *o);
+        o->klen = (uint16_t)f->klen;
+        memcpy(o->key, f->key, f->klen);
+        o->mode = f->mode_set ? (S_IFREG | (f->mode & 07777))
+                  : have == 1 ? cur->mode : (S_IFREG | (f->mode & 07777 & ~f->m->umask));
+        o->ino = have == 1 ? cur->ino : r->next_ino++;
+        o->size = f->size;
+        o->mtime_ns = f->mtime_set ? f->mtime : bm_now_ns();
+        o->gen = r->h.commit + 1;
+        if (f->n > BLK_MAX_EXT) {
+            slog_error("block: %s: %s would need %d extents (at most %d in this format version); not committed",
+                       f->m->uri, f->key, f->n, BLK_MAX_EXT);
+            e = -ENOSPC;
+        }
+        for (int i = 0; i < f->n && !e; i++) {
+            o->ext[o->next++] = (struct blk_ext){f->map[i].lblk, f->map[i].pblk, f->map[i].len, 0};
+            if (f->map[i].owned) e = tx_use_data(t, f->map[i].pblk, f->map[i].len);
+        }
+        if (!e && have == 1) e = free_replaced(t, f, cur);
+        if (!e) e = bm_ensure_parents(t, f->key, f->klen, 0777 & ~f->m->umask);
+        if (!e && have != 1) e = bm_touch_parent(t, f->key, f->klen, 0777 & ~f->m->umask);
+        if (!e) e = tx_put(t, o);
+        if (e) {
+            tx_abort(t);
+            break;
+        }
+        uint64_t c0 = stats_now_ns();
+        e = tx_commit(t);
+        stats_record(&f->m->dev_stats, STK_SYNC, c0, 0, e != 0); /* the block child's "sync": commits */
+        if (e < 0) break;
+        f->base = *o;
+        for (int i = 0; i < f->n; i++) f->map[i].owned = 0; /* committed: shared from now on */
+        f->dirty = 0;
+        f->mtime_set = 0;
+        f->mode_set = 0;
+        break;
+    }
+    free(o);
+    if (e && !f->err) f->err = e;
+    return e;
+}
+
+int bf_fsync(void *fh, int datasync)
+{
+    (void)datasync;
+    struct bfile *f = fh;
+    if (!f->writable) return 0;
+    uint64_t t0 = stats_now_ns();
+    pthread_mutex_lock(&f->lock);
+    int e = f->dirty ? commit(f) : f->err;
+    pthread_mutex_unlock(&f->lock);
+    stats_record(f->m->stats, STK_SYNC, t0, 0, e != 0);
+    return e;
+}
+
+int bf_ftruncate(void *fh, off_t len)
+{
+    struct bfile *f = fh;
+    if (!f->writable) return -EBADF;
+    if (len < 0) return -EINVAL;
+    pthread_mutex_lock(&f->lock);
+    int e = wb_flush(f);
+    uint64_t nl = (uint64_t)len;
+    if (!e && nl < f->size) {
+        uint64_t keep = (nl + BLK_BS - 1) / BLK_BS;
+        e = map_cut(f, keep, UINT64_MAX / 2);
+        f->size = nl;
+        if (!e && nl % BLK_BS) { /* the kept block's tail must read as zeros if it grows back */
+            e = wb_start(f, nl);
+            if (!e) f->wb_len = nl % BLK_BS; /* wb_flush zeros past the size */
+        }
+    } else if (!e) {
+        f->size = nl;
+    }
+    f->rc_len = 0;
+    f->dirty = 1;
+    if (e && !f->err) f->err = e;
+    pthread_mutex_unlock(&f->lock);
+    return e;
+}
+
+int bf_fstat(void *fh, struct stat *st)
+{
+    struct bfile *f = fh;
+    pthread_mutex_lock(&f->lock);
+    struct blk_obj *o = malloc(sizeof *o);
+    if (!o) {
+        pthread_mutex_unlock(&f->lock);
+        return -ENOMEM;
+    }
+    *o = f->base;
+    if (f->mode_set) {
+        o->mode = S_IFREG | (f->mode & 07777);
+        if (!o->gen) o->ino = (uint64_t)1 << 62 | ((uintptr_t)f >> 4);
+    } else if (!o->gen) { /* not committed yet */
+        o->mode = S_IFREG | (f->mode & 07777 & ~f->m->umask);
+        o->ino = (uint64_t)1 << 62 | ((uintptr_t)f >> 4);
+    }
+    o->size = f->size;
+    o->next = 0;
+    uint64_t blocks = 0;
+    for (int i = 0; i < f->n; i++) blocks += f->map[i].len;
+    if (f->mtime_set) o->mtime_ns = f->mtime;
+    else if (f->dirty || !o->gen) o->mtime_ns = bm_now_ns();
+    pthread_mutex_unlock(&f->lock);
+    bm_fill_stat(f->m, o, 0, st);
+    st->st_blocks = (blkcnt_t)(blocks * (BLK_BS / 512));
+    free(o);
+    return 0;
+}
+
+int bf_futimens(void *fh, const struct timespec ts[2])
+{
+    struct bfile *f = fh;
+    if (!f->writable) return bk_block_ops.utimens(f->m, f->key, ts, 0); /* a reader: the committed object */
+    pthread_mutex_lock(&f->lock);
+    const struct timespec *m = ts ? &ts[1] : NULL;
+    if (!m || m->tv_nsec == UTIME_NOW) f->mtime = bm_now_ns(), f->mtime_set = 1;
+    else if (m->tv_nsec != UTIME_OMIT) f->mtime = (int64_t)m->tv_sec * 1000000000 + m->tv_nsec, f->mtime_set = 1;
+    f->dirty = 1;
+    pthread_mutex_unlock(&f->lock);
+    return 0;
+}
+
+int bf_fchmod(void *fh, mode_t mode)
+{
+    struct bfile *f = fh;
+    if (!f->writable) return bm_chmod(f->m, f->key, mode); /* a reader: the committed object */
+    pthread_mutex_lock(&f->lock);
+    f->mode = mode & 07777;
+    f->mode_set = 1;
+    f->dirty = 1;
+    pthread_mutex_unlock(&f->lock);
+    return 0;
+}
+
+static void bfile_free(struct bfile *f)
+{
+    if (f->wb.p) ubuf_put(&f->wb);
+    if (f->rc.p) ubuf_put(&f->rc);
+    if (f->fd >= 0) efd_close(f->fd); /* drops every reservation and pin */
+    pthread_mutex_destroy(&f->lock);
+    free(f->map);
+    free(f);
+}
+
+int bf_close(void *fh)
+{
+    struct bfile *f = fh;
+    uint64_t t0 = stats_now_ns();
+    int e = 0;
+    if (f->writable) {
+        pthread_mutex_lock(&f->lock);
+        e = f->dirty ? commit(f) : f->err;
+        pthread_mutex_unlock(&f->lock);
+        if (e) slog_error("block: %s: closing %s: %s; the object keeps its previous version", f->m->uri, f->key,
+                          strerror(-e));
+        bm_describe(f->m);
+    }
+    struct block_mount *m = f->m;
+    bfile_free(f);
+    stats_record(m->stats, STK_CLOSE, t0, 0, e != 0);
+    return e;
+}
+
+/* --- opening ----------------------------------------------------------------------------- */
+
+/* O_CREAT|O_EXCL (mkstemp, lock files): of several processes creating one new name,
+ * one wins. The name is claimed with an OFD write lock on f's descriptor at an offset past
+ * any device (2^62 + a 61-bit hash of the key), held until close; a second claimant gets
+ * EEXIST, and so does one that finds the object committed after its claim. No commit:
+ * the object still appears at close, like any other. */
+static int claim_name(struct bfile *f)
+{
+    uint64_t h = bm_key_hash(f->key, f->klen) & ((1ull << 61) - 1);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)((1ull << 62) + h), .l_len = 1};
+    if (sys.fcntl(f->fd, F_OFD_SETLK, &fl) < 0) return errno == EAGAIN || errno == EACCES ? -EEXIST : -errno;
+    struct blk_obj *o = malloc(sizeof *o);
+    if (!o) return -ENOMEM;
+    int r = bt_get(&f->m->st, f->key, f->klen, o, NULL);
+    free(o);
+    return r < 0 ? r : r == 1 ? -EEXIST : 0;
+}
+
+/* Look key up and pin its blocks with read locks on fd; 1 found, 0 not, -errno. */
+static int lookup_pinned(struct bfile *f)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        uint64_t gen;
+        int r = bt_get(&f->m->st, f->key, f->klen, &f->base, &gen);
+        if (r <= 0) return r;
+        int e = 0;
+        for (int i = 0; i < f->base.next && !e; i++)
+            e = blk_range_lock(f->fd, f->base.ext[i].pblk, f->base.ext[i].len, F_RDLCK);
+        struct blk_root now;
+        if (!e && blk_newest_root(&f->m->st, &now, NULL) == 0 && now.h.commit <= gen + 2) return 1;
+        for (int i = 0; i < f->base.next; i++) blk_range_lock(f->fd, f->base.ext[i].pblk, f->base.ext[i].len, F_UNLCK);
+        if (e && e != -EAGAIN) return e;
+    }
+    return -EAGAIN;
+}
+
+int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
+{
+    struct block_mount *m = ms;
+    size_t kl = strlen(key);
+    if (kl == 0) return -EISDIR;
+    if (flags & O_DIRECTORY) return -ENOTDIR;
+    int ke = bm_key_check(key);
+    if (ke) return ke;
+    int acc = flags & O_ACCMODE, wr = acc != O_RDONLY;
+    if (wr && !m->st.rw) return -EROFS;
+    uint64_t t0 = stats_now_ns();
+    struct bfile *f = calloc(1, sizeof *f);
+    if (!f) return -ENOMEM;
+    f->m = m;
+    memcpy(f->key, key, kl + 1);
+    f->klen = kl;
+    f->writable = wr;
+    /* Mode 0 comes from the shim re-opening a writer inherited across exec (it does not
+     * know the creator's mode): the usual 0666 then, less the umask, as the shell gives. */
+    f->mode = mode ? mode : 0666;
+    f->wb.index = f->rc.index = -1;
+    pthread_mutex_init(&f->lock, NULL);
+    int e = uring_start();
+    f->fd = -1;
+    if (!e) {
+        f->fd = sys.open(m->st.path, (wr ? O_RDWR : O_RDONLY) | O_DIRECT | O_CLOEXEC);
+        if (f->fd < 0) e = -errno;
+        else f->fd = efd_park(f->fd);
+    }
+    int have = e ? e : lookup_pinned(f);
+    if (have < 0) e = have;
+    if (!e && have == 0) { /* a directory of that name? */
+        struct stat st;
+        if (bk_block_ops.stat(m, key, &st, 0) == 0 && S_ISDIR(st.st_mode))
+            e = (flags & O_CREAT) && (flags & O_EXCL) ? -EEXIST : -EISDIR;
+        else if (!(flags & O_CREAT)) e = bm_missing(m, key);
+        else e = bm_parent_ok(m, key);
+    }
+    if (!e && have == 1 && (flags & O_CREAT) && (flags & O_EXCL)) e = -EEXIST;
+    if (!e && have == 0 && wr && (flags & O_CREAT) && (flags & O_EXCL)) e = claim_name(f);
+    if (!e) {
+        if (have == 1 && !(wr && (flags & O_TRUNC))) {
+            f->size = f->base.size;
+            if (f->base.next && !(f->map = malloc(sizeof *f->map * (size_t)(f->cap = f->base.next + 2)))) e = -ENOMEM;
+            for (int i = 0; !e && i < f->base.next; i++)
+                f->map[f->n++] = (struct bext){f->base.ext[i].lblk, f->base.ext[i].pblk, f->base.ext[i].len, 0};
+        }
+        if (have == 0) f->base.gen = 0;
+        f->dirty = wr && (have == 0 || (flags & O_TRUNC));
+    }
+    ra_init(&f->ra, m->chunk, m->chunk);
+    stats_record(m->stats, STK_OPEN, t0, 0, e != 0);
+    if (e) {
+        bfile_free(f);
+        return e;
+    }
+    *fhp = f;
+    return 0;
+}

@@ -1,0 +1,59 @@
+/* bmount.h - a block:// mount (backend_block.c) and its open files (block_file.c), as the
+ * two files share them. Private to core/block/. */
+#ifndef S3SHIM_BMOUNT_H
+#define S3SHIM_BMOUNT_H
+
+#include "blk.h"
+
+#include "../stats.h"
+
+#include <sys/stat.h>
+#include <time.h>
+
+struct block_mount {
+    struct blk_store st;
+    char *uri;
+    size_t chunk;           /* read cache and write buffer size */
+    mode_t umask;           /* applied to the modes of new objects */
+    dev_t dev;              /* st_dev: from the store's UUID */
+    struct stats_set *stats;
+    struct stats_set dev_stats; /* child: device requests, commits */
+    pthread_mutex_t detail_lock; /* dev_stats.detail is rewritten by closes on any thread */
+};
+
+/* Commit one change to the namespace under the commit lock (backend_block.c). */
+int bm_ensure_parents(struct blk_txn *t, const char *key, size_t klen, mode_t mode);
+int64_t bm_now_ns(void);
+/* Inside a commit: the parent directory of key gets an entry (if it had none) and mtime now. */
+int bm_touch_parent(struct blk_txn *t, const char *key, size_t klen, mode_t mode);
+/* A name component over 255 bytes or a key over the limit: -ENAMETOOLONG. */
+int bm_key_check(const char *key);
+/* -ENOTDIR if an ancestor of key is an object, else -ENOENT. */
+int bm_missing(struct block_mount *m, const char *key);
+/* 0 if the parent of key is a directory, else -ENOENT or -ENOTDIR. */
+int bm_parent_ok(struct block_mount *m, const char *key);
+void bm_fill_stat(struct block_mount *m, const struct blk_obj *o, int is_dir, struct stat *st);
+void bm_describe(struct block_mount *m);
+
+/* st_ino of a directory that has no entry (a hash of "key/"). */
+uint64_t bm_key_hash(const char *k, size_t n);
+
+/* block_dir.c */
+nlink_t bm_dir_links(struct block_mount *m, const char *prefix, size_t pl);
+int bd_opendir(void *ms, const char *key, void **dh);
+int bd_readdir(void *dh, struct bk_dirent *ent);
+void bd_closedir(void *dh);
+
+/* block_file.c */
+int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fh);
+ssize_t bf_pread(void *fh, void *buf, size_t len, off_t off);
+ssize_t bf_pwrite(void *fh, const void *buf, size_t len, off_t off);
+int bf_fsync(void *fh, int datasync);
+int bf_ftruncate(void *fh, off_t len);
+int bf_fstat(void *fh, struct stat *st);
+int bf_futimens(void *fh, const struct timespec ts[2]);
+int bf_close(void *fh);
+int bf_fchmod(void *fh, mode_t mode);
+int bm_chmod(void *ms, const char *key, mode_t mode);
+
+#endif
