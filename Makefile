@@ -162,7 +162,7 @@ test:
 test-s3rig:
 	$(call run_suite,tests/s3rig/selftest.sh,s3rig)
 
-test-tsan: $(BUILD)/tests/tsan_stress $(BUILD)/tests/tsan_s3 $(BUILD)/tests/test_balance
+test-tsan: $(TOOL) $(BUILD)/tests/tsan_stress $(BUILD)/tests/tsan_s3 $(BUILD)/tests/test_balance
 	$(call run_suite,BUILD=$(BUILD) tests/tsan/run.sh,tsan)
 	$(call run_suite,BUILD=$(BUILD) tests/direct/tsan.sh,tsan-direct)
 	$(call run_suite,BUILD=$(BUILD) tests/block/tsan.sh,tsan-block)
