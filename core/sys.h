@@ -53,7 +53,8 @@ struct statx;
     X(int, renameat2, (int, const char *, int, const char *, unsigned)) \
     X(DIR *, fdopendir, (int)) \
     X(struct dirent *, readdir, (DIR *)) \
-    X(int, closedir, (DIR *))
+    X(int, closedir, (DIR *)) \
+    X(void *, mmap, (void *, size_t, int, int, int, off_t))
 
 #define SYS_FIELD(ret, name, args) ret(*name) args;
 struct sys_calls {

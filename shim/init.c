@@ -6,6 +6,7 @@
 #define _GNU_SOURCE 1
 #include "../core/efd.h"
 #include "../core/log.h"
+#include "../core/oplog.h"
 #include "fdtable.h"
 #include "guard.h"
 #include "ofd.h"
@@ -112,14 +113,18 @@ static void atfork_prepare(void)
     if (!atomic_load(&shim.ready)) return;
     ofd_promote_all(); /* offsets must be shared with the child */
     fdt_atfork_prepare();
+    oplog_atfork_prepare();
 }
 static void atfork_parent(void)
 {
-    if (atomic_load(&shim.ready)) fdt_atfork_parent();
+    if (!atomic_load(&shim.ready)) return;
+    oplog_atfork_parent();
+    fdt_atfork_parent();
 }
 static void atfork_child(void)
 {
     if (!atomic_load(&shim.ready)) return;
+    oplog_atfork_child();
     fdt_atfork_child();
     ofd_atfork_child();
     pump_atfork_child();
@@ -157,6 +162,8 @@ __attribute__((constructor(101))) static void shim_init(void)
         int fd = REAL(fcntl)(2, F_DUPFD_CLOEXEC, 0);
         if (fd >= 0) stats_fd = efd_park(fd);
     }
+    long root_pid = root ? atol(root) : 0;
+    oplog_init(shim.cfg.oplog, shim.root || root_pid == (long)shim.pid, &shim.mounts);
     route_init();
     ofd_inherit_scan();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
@@ -221,6 +228,7 @@ __attribute__((destructor)) static void shim_fini(void)
     pump_finish_all();
     shim_close_all();
     guard_enter();
+    oplog_finish(OLE_EXIT);
     write_stats();
     guard_leave();
 }
@@ -231,7 +239,10 @@ __attribute__((destructor)) static void shim_fini(void)
  * that is still in the pipe. Descriptors are left to the kernel, as _exit() does. */
 static __attribute__((noreturn)) void exit_now(int status)
 {
-    if (atomic_load(&shim.ready) && getpid() == shim.pid && !guard_active()) pump_finish_all();
+    if (atomic_load(&shim.ready) && getpid() == shim.pid && !guard_active()) {
+        pump_finish_all();
+        oplog_finish(OLE_UNDERSCORE_EXIT);
+    }
     for (;;) syscall(SYS_exit_group, status);
 }
 

@@ -144,6 +144,7 @@ static int cmd_config(int argc, char **argv)
     printf("  %-24s %s\n", "log file", c.log_file ? c.log_file : "(stderr)");
     printf("  %-24s %s\n", "stats at exit", c.stats ? "on" : "off");
     printf("  %-24s %s\n", "stats JSON file", c.stats_file ? c.stats_file : "(none)");
+    printf("  %-24s %s\n", "op log", c.oplog ? c.oplog : "(off)");
     printf("  %-24s %zu bytes\n", "S3 part size", c.part_size);
     printf("  %-24s %d\n", "S3 requests per file", c.concurrency);
     printf("  %-24s %d\n", "S3 requests per process", c.max_inflight);
