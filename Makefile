@@ -29,7 +29,8 @@ CORE_SRC := $(wildcard core/*.c core/*/*.c)
 SHIM_SRC := $(wildcard shim/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 SHIM_OBJ := $(SHIM_SRC:%.c=$(BUILD)/obj/%.o)
-HEADERS  := $(wildcard core/*.h core/*/*.h shim/*.h include/*.h)
+HEADERS  := $(wildcard core/*.h core/*/*.h shim/*.h include/*.h tools/*.h)
+TOOL_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/*.c))
 
 LIB  := $(BUILD)/libs3shim.so
 CORE := $(BUILD)/libs3shim-core.a
@@ -64,8 +65,8 @@ $(CORE): $(CORE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(TOOL): $(BUILD)/obj/tools/s3shim.o $(CORE)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_CORE)
+$(TOOL): $(TOOL_OBJ) $(CORE)
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_CORE) -lm
 
 # The man page: docs/s3shim.1.md with docs/settings.md put in (docs/mkman.sh), so the
 # settings are written once.

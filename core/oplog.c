@@ -128,6 +128,8 @@ static struct {
     struct istr *strs;
     uint32_t next_id;
     struct olt *threads;
+    uint64_t retired;  /* records of threads that have exited (this image) */
+    uint32_t nthreads; /* threads that logged (this image) */
     _Atomic uint64_t wait_ns, lost;
     pthread_key_t key;
     char path[PATH_MAX];
@@ -379,6 +381,7 @@ static void thread_gone(void *p)
     struct olt *t = p;
     pthread_mutex_lock(&G.mu);
     if (t->gen == G.gen && t->ch) seal(t->ch, t->n * (uint32_t)sizeof(struct oplog_rec));
+    if (t->gen == G.gen && !t->dead) G.retired += t->seq;
     t->ch = NULL;
     t->dead = 1;
     pthread_mutex_unlock(&G.mu);
@@ -414,6 +417,7 @@ static __attribute__((noinline)) struct olt *next_chunk(void)
         t->n = 0;
         t->seq = 0;
         t->dead = 0;
+        G.nthreads++;
         t->gen = G.gen;
         t->tid = (int32_t)syscall(SYS_gettid);
         pthread_setspecific(G.key, t);
@@ -514,6 +518,8 @@ void oplog_atfork_child(void)
     G.fsize = 0;
     G.nseg = 0;
     G.threads = NULL;
+    G.retired = 0;
+    G.nthreads = 0;
     G.gen++;
     atomic_store(&G.wait_ns, 0);
     atomic_store(&G.lost, 0);
@@ -523,10 +529,9 @@ void oplog_finish(enum oplog_end why)
 {
     if (!oplog_on || !G.hdr) return;
     pthread_mutex_lock(&G.mu);
-    struct oplog_footer f = {.reason = why, .lost = atomic_load(&G.lost), .wait_ns = atomic_load(&G.wait_ns)};
+    struct oplog_footer f = {.reason = why, .lost = atomic_load(&G.lost), .threads = G.nthreads, .records = G.retired};
     for (struct olt *t = G.threads; t; t = t->next) {
-        if (t->gen != G.gen) continue;
-        f.threads++;
+        if (t->gen != G.gen || t->dead) continue;
         f.records += t->seq;
         if (t->ch) seal(t->ch, t->n * (uint32_t)sizeof(struct oplog_rec)); /* others may go on */
     }

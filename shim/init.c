@@ -124,8 +124,8 @@ static void atfork_parent(void)
 static void atfork_child(void)
 {
     if (!atomic_load(&shim.ready)) return;
-    oplog_atfork_child();
     fdt_atfork_child();
+    oplog_atfork_child();
     ofd_atfork_child();
     pump_atfork_child();
     route_atfork_child();

@@ -6,6 +6,7 @@
 #include "../core/mount.h"
 #include "../core/s3/s3.h"
 #include "../include/s3shim.h"
+#include "tools.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -22,6 +23,8 @@ static int usage(FILE *out, int code)
     fputs("usage: s3shim run [--mount PREFIX=URI]... [--stats] [--stats-file PATH] [--log LEVEL] -- CMD [ARGS...]\n"
           "       s3shim config     print the effective configuration (secrets redacted)\n"
           "       s3shim config --settings   every S3SHIM_* setting: NAME<TAB>DEFAULT<TAB>MEANING\n"
+          "       s3shim oplog FILE|DIR [--summary | --jsonl | --perfetto OUT.json]   read op logs (S3SHIM_OPLOG)\n"
+          "       s3shim ab --arm NAME=PREFIX=URI[;...] --arm ... [--runs N] [--warmup K] [--json] [--report F.html] -- CMD [ARGS...]\n"
           "       s3shim version\n",
           out);
     return code;
@@ -212,6 +215,8 @@ int main(int argc, char **argv)
     if (argc < 2) return usage(stderr, 2);
     if (strcmp(argv[1], "run") == 0) return cmd_run(argc - 2, argv + 2);
     if (strcmp(argv[1], "config") == 0) return cmd_config(argc - 2, argv + 2);
+    if (strcmp(argv[1], "oplog") == 0) return cmd_oplog(argc - 2, argv + 2);
+    if (strcmp(argv[1], "ab") == 0) return cmd_ab(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("s3shim %s\n", S3SHIM_VERSION);
         return 0;
