@@ -38,7 +38,7 @@ TOOL := $(BUILD)/s3shim
 MAN  := $(BUILD)/s3shim.1
 VERSION := $(shell sed -n 's/.*S3SHIM_VERSION "\(.*\)"/\1/p' include/s3shim.h)
 
-.PHONY: all help man deps test test-unit test-sys test-docs test-integration test-direct test-s3 test-endpoints test-faultproxy test-tsan \
+.PHONY: all help man deps test test-unit test-sys test-docs test-integration test-oplog test-direct test-s3 test-endpoints test-faultproxy test-tsan \
         test-s3rig bench bench-passthrough bench-s3 bench-endpoints bench-direct \
         install clean demo
 
@@ -115,6 +115,11 @@ test-docs: $(TOOL)
 test-integration: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/integration/run.sh,integration$(if $(SAN),/$(SAN)))
 
+# The op log (S3SHIM_OPLOG): losslessness over threads, fork, exec, _exit and SIGKILL,
+# `s3shim oplog` on good and bad logs, `s3shim ab` (about 1 minute).
+test-oplog: all $(HELPER_BIN)
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/oplog/run.sh,oplog$(if $(SAN),/$(SAN)))
+
 # direct:// on real filesystems and loop devices (root for the loop devices), then the
 # integration battery again on a direct:// mount.
 test-direct: all $(HELPER_BIN)
@@ -140,8 +145,8 @@ test-faultproxy:
 SUMMARY := build/test-summary.txt
 test:
 	@mkdir -p build && : > $(SUMMARY)
-	$(MAKE) all test-unit test-sys test-docs test-integration test-direct test-s3 test-endpoints test-faultproxy SUMMARY_FILE=$(abspath $(SUMMARY))
-	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-sys test-integration test-direct test-s3 test-endpoints SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) all test-unit test-sys test-docs test-integration test-oplog test-direct test-s3 test-endpoints test-faultproxy SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-sys test-integration test-oplog test-direct test-s3 test-endpoints SUMMARY_FILE=$(abspath $(SUMMARY))
 	$(MAKE) BUILD=build/tsan SAN=tsan test-tsan SUMMARY_FILE=$(abspath $(SUMMARY))
 	@tests/summary.sh $(SUMMARY)
 

@@ -80,6 +80,11 @@ static int load_file(struct ol_set *s, const char *path, char *err, size_t errle
         return fail(err, errlen, "%s: not a regular file", path);
     }
     size_t size = (size_t)st.st_size;
+    char magic[8];
+    if (pread(fd, magic, 8, 0) != 8 || memcmp(magic, OPLOG_MAGIC, 8) != 0) {
+        close(fd);
+        return fail(err, errlen, "%s: not an s3shim op log (bad magic)", path);
+    }
     if (size < sizeof(struct oplog_file_hdr)) {
         close(fd);
         return fail(err, errlen, "%s: truncated op log (%zu bytes, shorter than its header)", path, size);
