@@ -22,7 +22,7 @@ else
 endif
 CFLAGS  ?=
 ALL_CFLAGS := $(CFLAGS_COMMON) $(OPT) $(CFLAGS)
-LDLIBS_CORE := -ldl -lcrypto -lexpat -luring -lpthread
+LDLIBS_CORE := -ldl -lcrypto -lexpat -luring -lpthread -lm
 LDLIBS_SHIM := -ldl $(LDLIBS_CORE)
 
 CORE_SRC := $(wildcard core/*.c core/*/*.c)
@@ -66,7 +66,7 @@ $(CORE): $(CORE_OBJ)
 	ar rcs $@ $^
 
 $(TOOL): $(TOOL_OBJ) $(CORE)
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_CORE) -lm
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_CORE)
 
 # The man page: docs/s3shim.1.md with docs/settings.md put in (docs/mkman.sh), so the
 # settings are written once.
