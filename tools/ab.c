@@ -101,7 +101,6 @@ static int run_in_arm(const struct arm *a, const char *dir, char *const *argv, c
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
-        for (int i = 0; i < a->nenv; i++) putenv(a->env[i]);
         setenv("AB_ARM", a->name, 1);
         setenv("AB_RUN_DIR", dir, 1);
         unsetenv("S3SHIM_ROOT_PID");
@@ -115,6 +114,7 @@ static int run_in_arm(const struct arm *a, const char *dir, char *const *argv, c
             unsetenv("S3SHIM_STATS_FILE");
             unsetenv("S3SHIM_OPLOG");
         }
+        for (int i = 0; i < a->nenv; i++) putenv(a->env[i]); /* the arm's settings win, S3SHIM_OPLOG= too */
         int fd = open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd >= 0) dup2(fd, 1);
         execv("/proc/self/exe", args);
