@@ -13,17 +13,24 @@
 # Output: "ok - ..." / "not ok - ..." lines, then exactly one "N passed, M failed" line.
 set -u
 export LC_ALL=C
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-S3SHIM=$BUILD/s3shim
+. "$(dirname "${BASH_SOURCE[0]}")/../preamble.sh"
+. "$TOP/tests/variant.sh" "s3shim op log and ab tests"
+ROOT=$TOP
 OPS=$BUILD/tests/oplog_ops
 . "$ROOT/tests/s3rig/tap.sh"
 TMO=60
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/s3shim-oplog.XXXXXX")
 trap 'rm -rf "$T"' EXIT
-mkdir -p "$T/back" "$T/log" "$T/m"
+mkdir -p "$T/back" "$T/log" "$T/m" "$T/bin"
+# The command; in the ASan variant with libasan preloaded and the sanitizer options, so
+# that what `s3shim run` starts has libasan too (it puts the library before it).
+S3SHIM=$TOOL
+if [ "$VARIANT" = asan ]; then
+    printf '#!/bin/sh\nexec env LD_PRELOAD=%s %s %s "$@"\n' "$(gcc -print-file-name=libasan.so)" "${SAN_ENV[*]}" "$TOOL" > "$T/bin/s3shim"
+    chmod +x "$T/bin/s3shim"
+    S3SHIM=$T/bin/s3shim
+fi
 MP=/s3shim-oplog-$$/m # a mount prefix that does not exist on disk
 export S3SHIM_MOUNTS="$MP=file://$T/back"
 unset S3SHIM_ROOT_PID
