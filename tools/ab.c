@@ -63,29 +63,15 @@ static double now_s(void)
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-static void sha256_file(const char *path, char out[65])
-{
-    strcpy(out, "-");
-    FILE *f = fopen(path, "rb");
-    if (!f) return;
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(c, EVP_sha256(), NULL);
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0) EVP_DigestUpdate(c, buf, n);
-    fclose(f);
-    unsigned char md[32];
-    unsigned len = 0;
-    EVP_DigestFinal_ex(c, md, &len);
-    EVP_MD_CTX_free(c);
-    for (int i = 0; i < 32; i++) sprintf(out + 2 * i, "%02x", md[i]);
-}
-
 /* `s3shim run` with the arm's mounts and settings, run directory `dir`; argv after "--".
  * Returns the wait status; ru and wall filled when given. */
+#define KEEP_STDOUT (1u << 20) /* bytes of a run's stdout kept in its directory; all are hashed */
+
 static int run_in_arm(const struct arm *a, const char *dir, char *const *argv, const char *out_path, struct rusage *ru,
-                      double *wall, int logs)
+                      double *wall, int logs, char *hash)
 {
+    int pfd[2] = {-1, -1};
+    if (hash && pipe2(pfd, O_CLOEXEC) < 0) return -1;
     char *args[128];
     int n = 0;
     args[n++] = "s3shim";
@@ -115,10 +101,37 @@ static int run_in_arm(const struct arm *a, const char *dir, char *const *argv, c
             unsetenv("S3SHIM_OPLOG");
         }
         for (int i = 0; i < a->nenv; i++) putenv(a->env[i]); /* the arm's settings win, S3SHIM_OPLOG= too */
-        int fd = open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        int fd = hash ? pfd[1] : open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
         if (fd >= 0) dup2(fd, 1);
         execv("/proc/self/exe", args);
         _exit(127);
+    }
+    if (hash) { /* hash all of stdout, keep its head */
+        close(pfd[1]);
+        int keep = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        EVP_MD_CTX *c = EVP_MD_CTX_new();
+        EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+        static char buf[1 << 16];
+        size_t kept = 0;
+        ssize_t got;
+        while ((got = read(pfd[0], buf, sizeof buf)) != 0) {
+            if (got < 0) {
+                if (errno == EINTR) continue;
+                break;
+            }
+            EVP_DigestUpdate(c, buf, (size_t)got);
+            if (keep >= 0 && kept < KEEP_STDOUT) {
+                size_t w = (size_t)got < KEEP_STDOUT - kept ? (size_t)got : KEEP_STDOUT - kept;
+                if (write(keep, buf, w) == (ssize_t)w) kept += w;
+            }
+        }
+        close(pfd[0]);
+        if (keep >= 0) close(keep);
+        unsigned char md[32];
+        unsigned len = 0;
+        EVP_DigestFinal_ex(c, md, &len);
+        EVP_MD_CTX_free(c);
+        for (int i = 0; i < 32; i++) sprintf(hash + 2 * i, "%02x", md[i]);
     }
     int st = 0;
     struct rusage r;
@@ -132,7 +145,7 @@ static int run_in_arm(const struct arm *a, const char *dir, char *const *argv, c
 static void shell_in_arm(const struct arm *a, const char *dir, const char *sh, const char *out)
 {
     char *argv[] = {"/bin/sh", "-c", (char *)sh, NULL};
-    int st = run_in_arm(a, dir, argv, out, NULL, NULL, 0);
+    int st = run_in_arm(a, dir, argv, out, NULL, NULL, 0, NULL);
     if (!out && (!WIFEXITED(st) || WEXITSTATUS(st) != 0))
         fprintf(stderr, "s3shim ab: warning: '%s' failed in arm %s (status %d)\n", sh, a->name, st);
 }
@@ -182,13 +195,12 @@ static void one_run(struct arm *a, int idx, int warm)
     snprintf(out, sizeof out, "%s/stdout", r->dir);
     struct rusage ru;
     double wall;
-    r->status = run_in_arm(a, r->dir, cmd, out, &ru, &wall, 1);
+    r->status = run_in_arm(a, r->dir, cmd, out, &ru, &wall, 1, r->out_hash);
     r->m[M_WALL] = wall;
     r->m[M_USER] = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6;
     r->m[M_SYS] = (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
     r->m[M_CPU] = r->m[M_USER] + r->m[M_SYS];
     r->m[M_RSS] = (double)ru.ru_maxrss / 1024.0;
-    sha256_file(out, r->out_hash);
     strcpy(r->tree_hash, "-");
     if (compare) {
         char sh[1400], tf[700];
