@@ -317,6 +317,14 @@ static void print_text(const struct cmp *c, int nc, int runs, int warm, unsigned
     printf("  (ratios are arm / %s)\n", arms[0].name);
 }
 
+/* A JSON number, or null for what has none (a ratio of zero CPU times). */
+static void jd(FILE *o, const char *pre, double v)
+{
+    fputs(pre, o);
+    if (isfinite(v)) fprintf(o, "%.6g", v);
+    else fputs("null", o);
+}
+
 static void print_json(FILE *o, const struct cmp *c, int nc, unsigned seed, int differ)
 {
     fprintf(o, "{\"seed\":%u,\"dir\":", seed);
@@ -345,7 +353,8 @@ static void print_json(FILE *o, const struct cmp *c, int nc, unsigned seed, int 
         fprintf(o, "],\"results_differ\":%s,\"median\":{", i && results_differ(i) ? "true" : "false");
         for (int m = 0; m < NMET; m++) {
             values(a, m, v);
-            fprintf(o, "%s\"%s\":%.6f", m ? "," : "", met_name[m], ab_median(v, (size_t)a->nruns));
+            fprintf(o, "%s\"%s\":", m ? "," : "", met_name[m]);
+            jd(o, "", ab_median(v, (size_t)a->nruns));
         }
         fputs("},\"runs\":[", o);
         for (int r = 0; r < a->nruns; r++) {
@@ -368,8 +377,12 @@ static void print_json(FILE *o, const struct cmp *c, int nc, unsigned seed, int 
         json_str(o, arms[x->arm].name);
         fputs(",\"baseline\":", o);
         json_str(o, arms[0].name);
-        fprintf(o, ",\"ratio\":%.6f,\"ci95\":[%.6f,%.6f],\"p\":%.6g,\"p_holm\":%.6g,\"verdict\":\"%s\"}", x->r.ratio,
-                x->r.lo, x->r.hi, x->p, x->p_adj, verdict_word(x->met, x->v));
+        jd(o, ",\"ratio\":", x->r.ratio);
+        jd(o, ",\"ci95\":[", x->r.lo);
+        jd(o, ",", x->r.hi);
+        jd(o, "],\"p\":", x->p);
+        jd(o, ",\"p_holm\":", x->p_adj);
+        fprintf(o, ",\"verdict\":\"%s\"}", verdict_word(x->met, x->v));
     }
     fputs("]}\n", o);
 }
