@@ -96,6 +96,7 @@ __thread int oplog_fd __attribute__((tls_model("initial-exec")));
 struct olt { /* one thread's writer */
     struct olt *next;
     struct oplog_chunk_hdr *ch;
+    uint64_t idx; /* ch's chunk number */
     uint32_t n, gen;
     uint64_t seq;
     int32_t tid;
@@ -121,9 +122,11 @@ static struct {
     struct oplog_file_hdr *_Atomic hdr;
     char *_Atomic seg[MAX_SEGS];
     unsigned nseg; /* segments ever mapped: bounds the walk at fork */
+    uint8_t done[MAX_SEGS]; /* chunks of a segment their writer is finished with */
     uint64_t fsize;
     uint16_t session;
     struct oplog_chunk_hdr *sch; /* strings chunk being filled */
+    uint64_t sidx;
     uint32_t sused;
     struct istr *strs;
     uint32_t next_id;
@@ -198,7 +201,22 @@ static char *seg_locked(uint64_t s)
     return p;
 }
 
-static struct oplog_chunk_hdr *claim(unsigned type, int32_t tid, uint64_t first_seq)
+/* The writer of chunk idx will not touch it again: once every chunk of a segment is in
+ * that state the segment is unmapped, so a long run's log does not stay mapped (and
+ * counted in the program's RSS). Segment 0 holds the file header and stays. */
+static void release(uint64_t idx)
+{
+    uint64_t s = idx / OPLOG_SEG_CHUNKS;
+    pthread_mutex_lock(&G.map);
+    if (s < MAX_SEGS && ++G.done[s] == OPLOG_SEG_CHUNKS && s != 0) {
+        char *p = atomic_load(&G.seg[s]);
+        atomic_store(&G.seg[s], NULL);
+        if (p) munmap(p, SEG_BYTES);
+    }
+    pthread_mutex_unlock(&G.map);
+}
+
+static struct oplog_chunk_hdr *claim(unsigned type, int32_t tid, uint64_t first_seq, uint64_t *idx_out)
 {
     uint64_t t0 = stats_now_ns();
     pthread_mutex_lock(&G.map);
@@ -209,6 +227,7 @@ static struct oplog_chunk_hdr *claim(unsigned type, int32_t tid, uint64_t first_
         char *base = seg_locked(idx / OPLOG_SEG_CHUNKS);
         if (base) {
             h->nchunks = idx + 1;
+            if (idx_out) *idx_out = idx;
             ch = (struct oplog_chunk_hdr *)(base + (idx % OPLOG_SEG_CHUNKS) * OPLOG_CHUNK);
             memset(ch, 0, sizeof *ch);
             ch->type = (uint16_t)type;
@@ -238,8 +257,11 @@ static void emit(uint32_t id, unsigned kind, const char *s, size_t len)
     if (len > MAX_STR) len = MAX_STR;
     size_t need = (sizeof(struct oplog_str) + len + 7) & ~(size_t)7;
     if (!G.sch || G.sused + need + sizeof(struct oplog_str) > PAYLOAD) {
-        if (G.sch) seal(G.sch, G.sused);
-        G.sch = claim(OLC_STRINGS, 0, 0);
+        if (G.sch) {
+            seal(G.sch, G.sused);
+            release(G.sidx);
+        }
+        G.sch = claim(OLC_STRINGS, 0, 0, &G.sidx);
         G.sused = 0;
         if (!G.sch) return;
     }
@@ -386,7 +408,10 @@ static void thread_gone(void *p)
 {
     struct olt *t = p;
     pthread_mutex_lock(&G.mu);
-    if (t->gen == G.gen && t->ch) seal(t->ch, t->n * (uint32_t)sizeof(struct oplog_rec));
+    if (t->gen == G.gen && t->ch) {
+        seal(t->ch, t->n * (uint32_t)sizeof(struct oplog_rec));
+        release(t->idx);
+    }
     if (t->gen == G.gen && !t->dead) G.retired += t->seq;
     t->ch = NULL;
     t->dead = 1;
@@ -429,9 +454,12 @@ static __attribute__((noinline)) struct olt *next_chunk(void)
         pthread_setspecific(G.key, t);
         self = t;
     }
-    if (t->ch) seal(t->ch, t->n * (uint32_t)sizeof(struct oplog_rec));
+    if (t->ch) {
+        seal(t->ch, t->n * (uint32_t)sizeof(struct oplog_rec));
+        release(t->idx);
+    }
     pthread_mutex_unlock(&G.mu);
-    t->ch = claim(OLC_RECORDS, t->tid, t->seq + 1);
+    t->ch = claim(OLC_RECORDS, t->tid, t->seq + 1, &t->idx);
     t->n = 0;
     return t->ch ? t : NULL;
 }
@@ -522,6 +550,7 @@ void oplog_atfork_child(void)
     G.hdr = NULL;
     G.sch = NULL;
     G.fsize = 0;
+    memset(G.done, 0, G.nseg);
     G.nseg = 0;
     G.threads = NULL;
     G.retired = 0;
@@ -542,12 +571,14 @@ void oplog_finish(enum oplog_end why)
         if (t->ch) seal(t->ch, t->n * (uint32_t)sizeof(struct oplog_rec)); /* others may go on */
     }
     if (G.sch) seal(G.sch, G.sused);
-    struct oplog_chunk_hdr *ch = claim(OLC_FOOTER, (int32_t)syscall(SYS_gettid), 0);
+    uint64_t fidx;
+    struct oplog_chunk_hdr *ch = claim(OLC_FOOTER, (int32_t)syscall(SYS_gettid), 0, &fidx);
     if (ch) {
         now_pair(&f.mono_end, &f.wall_end);
         f.wait_ns = atomic_load(&G.wait_ns);
         memcpy(ch + 1, &f, sizeof f);
         seal(ch, sizeof f);
+        release(fidx);
     }
     /* Give back the space no chunk uses; a later claim grows it again. */
     pthread_mutex_lock(&G.map);
