@@ -333,10 +333,12 @@ static void print_text(const struct cmp *c, int nc, int runs, int warm, unsigned
     for (int k = 0; k < nc; k++) {
         const struct cmp *x = &c[k];
         char iv[40];
-        snprintf(iv, sizeof iv, "[%.3f, %.3f]", x->r.lo, x->r.hi);
+        snprintf(iv, sizeof iv, isfinite(x->r.lo) ? "[%.3f, %.3f]" : "-", x->r.lo, x->r.hi);
         char adj[16] = "";
         if (narms > 2) snprintf(adj, sizeof adj, "%.4f", x->p_adj);
-        printf("  %-10s %-12s %8.3f %18s %9.4f %9s  %s", met_name[x->met], arms[x->arm].name, x->r.ratio, iv, x->p, adj,
+        char rt[16] = "-";
+        if (isfinite(x->r.ratio)) snprintf(rt, sizeof rt, "%.3f", x->r.ratio);
+        printf("  %-10s %-12s %8s %18s %9.4f %9s  %s", met_name[x->met], arms[x->arm].name, rt, iv, x->p, adj,
                verdict_word(x->met, x->v));
         if (x->v != AB_SAME) printf(" (%+.1f%%)", 100 * (x->r.ratio - 1));
         printf("\n");
@@ -616,7 +618,7 @@ static void svg_cdf(FILE *o, unsigned op)
         if (l1 <= l0) l1 = l0 + 1;
         const double W = 560, H = 260, X0 = 50, Y0 = 20;
         fprintf(o, "<figure><figcaption>%s latency, CDF per arm (all runs)</figcaption>\n", oplog_op_name(op));
-        fprintf(o, "<svg class=\"cdf\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\">\n", W + 80,
+        fprintf(o, "<svg class=\"cdf\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\">\n", W + 160,
                 H + 60);
         fprintf(o, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#888\"/>\n", X0, Y0,
                 W, H);
@@ -658,7 +660,7 @@ static void svg_runs(FILE *o)
     if (hi <= 0) hi = 1;
     const double W = 560, H = 220, X0 = 60, Y0 = 20;
     fputs("<figure><figcaption>wall time of each run (s)</figcaption>\n", o);
-    fprintf(o, "<svg class=\"runs\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\">\n", W + 80, H + 50);
+    fprintf(o, "<svg class=\"runs\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\">\n", W + 160, H + 50);
     fprintf(o, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#888\"/>\n", X0, Y0, W, H);
     for (int q = 0; q <= 4; q++)
         fprintf(o, "<text x=\"%.0f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%.3g</text>\n", X0 - 4,
