@@ -20,7 +20,7 @@ extern char **environ;
 
 static int usage(FILE *out, int code)
 {
-    fputs("usage: s3shim run [--mount PREFIX=URI]... [--stats] [--stats-file PATH] [--log LEVEL] -- CMD [ARGS...]\n"
+    fputs("usage: s3shim run [--mount PREFIX=URI]... [--stats] [--stats-file PATH] [--oplog PATH] [--log LEVEL] -- CMD [ARGS...]\n"
           "       s3shim config     print the effective configuration (secrets redacted)\n"
           "       s3shim config --settings   every S3SHIM_* setting: NAME<TAB>DEFAULT<TAB>MEANING\n"
           "       s3shim oplog FILE|DIR [--summary | --jsonl | --perfetto OUT.json]   read op logs (S3SHIM_OPLOG)\n"
@@ -82,6 +82,8 @@ static int cmd_run(int argc, char **argv)
             setenv("S3SHIM_STATS", "1", 1);
         } else if (strcmp(a, "--stats-file") == 0 && i + 1 < argc) {
             setenv("S3SHIM_STATS_FILE", argv[++i], 1);
+        } else if (strcmp(a, "--oplog") == 0 && i + 1 < argc) {
+            setenv("S3SHIM_OPLOG", argv[++i], 1);
         } else if (strcmp(a, "--log") == 0 && i + 1 < argc) {
             setenv("S3SHIM_LOG", argv[++i], 1);
         } else if (a[0] == '-') {

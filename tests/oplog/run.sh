@@ -91,7 +91,7 @@ else notok "threads seen: $threads (want 10)"; fi
 # --- 2. SIGKILL and abort: records recovered up to the last one -------------------------
 for how in kill abort; do
     rm -rf "$T/k" && mkdir "$T/k"
-    (S3SHIM_OPLOG="$T/k/" timeout $TMO "$S3SHIM" run -- "$OPS" "$MP" $how; :) > /dev/null 2>&1
+    (timeout $TMO "$S3SHIM" run --oplog "$T/k/" -- "$OPS" "$MP" $how; :) > /dev/null 2>&1
     t=$(tally "$T/k" | tr '\n' ' ')
     if [ "$t" = "p0.s0 open 1 0 p0.s0 write 100 409600 " ] && "$S3SHIM" oplog "$T/k" | grep -q "ended without a footer"; then
         ok "$how: 101 records recovered from the unsealed chunk, the session reported without a footer"
