@@ -483,7 +483,10 @@ void oplog_log(unsigned op, int fd, const struct mount *m, const char *path, uin
             return;
         }
     }
-    struct oplog_rec *r = (struct oplog_rec *)(t->ch + 1) + t->n;
+    /* Slot and number first: a signal handler that logs in between takes the next ones
+     * instead of writing over this record. */
+    struct oplog_rec *r = (struct oplog_rec *)(t->ch + 1) + t->n++;
+    uint64_t seq = ++t->seq;
     r->t = t0;
     r->lat = t1 - t0;
     r->off = off;
@@ -494,8 +497,7 @@ void oplog_log(unsigned op, int fd, const struct mount *m, const char *path, uin
     r->op = (uint16_t)op;
     r->mount = m && G.mt ? (uint16_t)(m - G.mt->m + 1) : 0;
     r->fd = fd;
-    __atomic_store_n(&r->seq, ++t->seq, __ATOMIC_RELEASE);
-    t->n++;
+    __atomic_store_n(&r->seq, seq, __ATOMIC_RELEASE);
 }
 
 /* --- life cycle ---------------------------------------------------------------------------- */
