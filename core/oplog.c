@@ -469,9 +469,12 @@ void oplog_log(unsigned op, int fd, const struct mount *m, const char *path, uin
 {
     uint32_t pid = 0, aux = 0;
     if (path) {
-        pid = path_cache ? *path_cache : 0;
-        if (!pid) pid = intern(OLS_PATH, path);
-        if (path_cache) *path_cache = pid;
+        /* the description's cache: threads sharing it store the same id */
+        pid = path_cache ? __atomic_load_n(path_cache, __ATOMIC_RELAXED) : 0;
+        if (!pid) {
+            pid = intern(OLS_PATH, path);
+            if (path_cache) __atomic_store_n(path_cache, pid, __ATOMIC_RELAXED);
+        }
     }
     if (name) aux = intern(OLS_NAME, name);
     else if (op == OL_OPEN) aux = (uint32_t)len, len = 0;

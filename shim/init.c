@@ -112,14 +112,14 @@ static void atfork_prepare(void)
 {
     if (!atomic_load(&shim.ready)) return;
     ofd_promote_all(); /* offsets must be shared with the child */
+    oplog_atfork_prepare(); /* before the fd table: the op log takes it while holding its own */
     fdt_atfork_prepare();
-    oplog_atfork_prepare();
 }
 static void atfork_parent(void)
 {
     if (!atomic_load(&shim.ready)) return;
-    oplog_atfork_parent();
     fdt_atfork_parent();
+    oplog_atfork_parent();
 }
 static void atfork_child(void)
 {

@@ -92,7 +92,7 @@ int io_close_fd(int fd)
     REAL(close)(fd);
     int p = pumped ? pump_release(o) : 0;
     struct mount *m = o->m;
-    uint32_t pathid = o->oplog_path;
+    uint32_t pathid = __atomic_load_n(&o->oplog_path, __ATOMIC_RELAXED);
     char path[PATH_MAX];
     if (oplog_on && !pathid) snprintf(path, sizeof path, "%s", ofd_path(o));
     int r = ofd_put(o);
