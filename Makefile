@@ -39,7 +39,7 @@ MAN  := $(BUILD)/s3shim.1
 VERSION := $(shell sed -n 's/.*S3SHIM_VERSION "\(.*\)"/\1/p' include/s3shim.h)
 
 .PHONY: all help man deps test test-unit test-sys test-docs test-integration test-oplog test-direct test-s3 test-endpoints test-faultproxy test-tsan \
-        test-s3rig bench bench-passthrough bench-s3 bench-endpoints bench-direct \
+        test-s3rig bench bench-oplog bench-passthrough bench-s3 bench-endpoints bench-direct \
         install clean demo
 
 all: $(LIB) $(TOOL)
@@ -190,6 +190,10 @@ bench-s3: all
 # direct:// against fio (io_uring, O_DIRECT) on a 2 GiB file and a loop device (about 2 minutes).
 bench-direct: all
 	@BUILD=$(BUILD) bench/direct/run.sh
+
+# What the op log costs: instructions per logged pread, CPU with and without it (1 minute).
+bench-oplog: all $(HELPER_BIN)
+	@BUILD=$(BUILD) bench/oplog.sh
 
 bench-passthrough: all $(BUILD)/bench/passthrough
 	@BUILD=$(BUILD) bench/passthrough.sh
