@@ -61,6 +61,48 @@ static struct group *group_of(struct group **g, size_t *ng, unsigned op, const c
     return x;
 }
 
+static void add_lat(struct group *x, const struct ol_rec *r)
+{
+    if (x->n == x->cap) {
+        x->cap = x->cap ? x->cap * 2 : 256;
+        x->lat = realloc(x->lat, x->cap * sizeof *x->lat);
+    }
+    x->lat[x->n++] = r->r.lat;
+    if (r->r.res < 0) x->errors++;
+}
+
+/* A path's class: its mount and its extension ("/data *.csv"), for reads and writes. */
+static const char *path_class(const struct ol_set *s, const struct ol_rec *r)
+{
+    static char buf[300];
+    const char *p = ol_str(s, r, OLS_PATH, r->r.path);
+    const char *base = p ? strrchr(p, '/') : NULL;
+    const char *dot = base ? strrchr(base, '.') : NULL;
+    if (dot && dot > base + 1 && strlen(dot) <= 12)
+        snprintf(buf, sizeof buf, "%.200s *%s", ol_mount(s, r), dot);
+    else
+        snprintf(buf, sizeof buf, "%.200s (no ext)", ol_mount(s, r));
+    return buf;
+}
+
+static void print_groups(FILE *out, const char *what, struct group *g, size_t ng, double dur)
+{
+    fprintf(out, "\n  %-9s %-20s %9s %7s %14s %9s %9s %9s %9s %9s %8s\n", "op", what, "count", "errors", "bytes",
+            "p50_us", "p90_us", "p99_us", "max_us", "MB/s", "seq%");
+    for (size_t i = 0; i < ng; i++) {
+        struct group *x = &g[i];
+        qsort(x->lat, x->n, sizeof *x->lat, cmp_u64);
+        char seqs[16] = "-";
+        if (x->seq + x->rnd) snprintf(seqs, sizeof seqs, "%.1f", 100.0 * (double)x->seq / (double)(x->seq + x->rnd));
+        fprintf(out, "  %-9s %-20s %9zu %7zu %14zu %9.1f %9.1f %9.1f %9.1f %9.1f %8s\n", oplog_op_name(x->op),
+                x->mount, x->n, x->errors, x->bytes, (double)pct_sorted(x->lat, x->n, 0.5) / 1e3,
+                (double)pct_sorted(x->lat, x->n, 0.9) / 1e3, (double)pct_sorted(x->lat, x->n, 0.99) / 1e3,
+                (double)x->lat[x->n - 1] / 1e3, dur > 0 ? (double)x->bytes / 1e6 / dur : 0.0, seqs);
+        free(x->lat);
+    }
+    free(g);
+}
+
 static const char *end_name(uint32_t r)
 {
     return r == OLE_EXIT ? "exit" : r == OLE_UNDERSCORE_EXIT ? "_exit" : r == OLE_EXEC ? "exec" : "?";
@@ -76,27 +118,30 @@ static int summary(struct ol_set *s, FILE *out)
         wait += s->sess[i].footer.wait_ns;
         threads += s->sess[i].footer.threads;
     }
-    struct group *g = NULL;
-    size_t ng = 0;
+    struct group *g = NULL, *gc = NULL;
+    size_t ng = 0, ngc = 0;
     struct stream *st = NULL;
-    size_t nst = 0;
+    size_t nst = 0, last = 0;
     uint64_t rsizes[64] = {0};
     for (size_t i = 0; i < s->nrec; i++) {
         const struct ol_rec *r = &s->rec[i];
         if (r->r.t < t_first) t_first = r->r.t;
         if (r->r.t + r->r.lat > t_last) t_last = r->r.t + r->r.lat;
         struct group *x = group_of(&g, &ng, r->r.op, ol_mount(s, r));
-        if (x->n == x->cap) {
-            x->cap = x->cap ? x->cap * 2 : 256;
-            x->lat = realloc(x->lat, x->cap * sizeof *x->lat);
-        }
-        x->lat[x->n++] = r->r.lat;
-        if (r->r.res < 0) x->errors++;
+        add_lat(x, r);
+        struct group *y = NULL;
+        if (r->r.op == OL_READ || r->r.op == OL_WRITE) add_lat(y = group_of(&gc, &ngc, r->r.op, path_class(s, r)), r);
         if ((r->r.op == OL_READ || r->r.op == OL_WRITE) && r->r.res > 0) {
             x->bytes += (uint64_t)r->r.res;
-            size_t k = 0;
-            for (; k < nst; k++)
-                if (st[k].sess == r->sess && st[k].path == r->r.path && st[k].fd == r->r.fd) break;
+            y->bytes += (uint64_t)r->r.res;
+#define SAME_STREAM(k) (st[k].sess == r->sess && st[k].path == r->r.path && st[k].fd == r->r.fd)
+            size_t k = last < nst && SAME_STREAM(last) ? last : 0;
+            if (!(k < nst && SAME_STREAM(k)))
+                for (k = nst; k-- > 0;) /* the latest streams first */
+                    if (SAME_STREAM(k)) break;
+            if (k >= nst) k = nst;
+#undef SAME_STREAM
+            last = k;
             int seq;
             if (k == nst) {
                 st = realloc(st, (nst + 1) * sizeof *st);
@@ -106,8 +151,8 @@ static int summary(struct ol_set *s, FILE *out)
                 seq = (uint64_t)r->r.off == st[k].end;
             }
             st[k].end = (uint64_t)r->r.off + (uint64_t)r->r.res;
-            if (seq) x->seq++;
-            else x->rnd++;
+            if (seq) x->seq++, y->seq++;
+            else x->rnd++, y->rnd++;
             if (r->r.op == OL_READ) rsizes[63 - __builtin_clzll(r->r.len | 1)]++;
         }
     }
@@ -119,20 +164,8 @@ static int summary(struct ol_set *s, FILE *out)
     if (s->no_footer)
         fprintf(out, "  %zu session(s) ended without a footer (killed): their records were recovered up to the last one stored\n",
                 s->no_footer);
-    fprintf(out, "\n  %-9s %-20s %9s %7s %14s %9s %9s %9s %9s %9s %8s\n", "op", "mount", "count", "errors", "bytes",
-            "p50_us", "p90_us", "p99_us", "max_us", "MB/s", "seq%");
-    for (size_t i = 0; i < ng; i++) {
-        struct group *x = &g[i];
-        qsort(x->lat, x->n, sizeof *x->lat, cmp_u64);
-        char seqs[16] = "-";
-        if (x->seq + x->rnd) snprintf(seqs, sizeof seqs, "%.1f", 100.0 * (double)x->seq / (double)(x->seq + x->rnd));
-        fprintf(out, "  %-9s %-20s %9zu %7zu %14zu %9.1f %9.1f %9.1f %9.1f %9.1f %8s\n", oplog_op_name(x->op),
-                x->mount, x->n, x->errors, x->bytes, (double)pct_sorted(x->lat, x->n, 0.5) / 1e3,
-                (double)pct_sorted(x->lat, x->n, 0.9) / 1e3, (double)pct_sorted(x->lat, x->n, 0.99) / 1e3,
-                (double)x->lat[x->n - 1] / 1e3, dur > 0 ? (double)x->bytes / 1e6 / dur : 0.0, seqs);
-        free(x->lat);
-    }
-    free(g);
+    print_groups(out, "mount", g, ng, dur);
+    if (ngc) print_groups(out, "path class", gc, ngc, dur);
     free(st);
     int any = 0;
     for (int k = 0; k < 64; k++)
