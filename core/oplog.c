@@ -508,7 +508,10 @@ void oplog_log(unsigned op, int fd, const struct mount *m, const char *path, uin
 void oplog_init(const char *spec, int root, const struct mount_table *t)
 {
     if (!spec || !*spec) return;
-    snprintf(G.spec, sizeof G.spec, "%s", spec);
+    char cwd[PATH_MAX] = ""; /* a relative name: from the directory the program starts in (forks keep it) */
+    if (spec[0] != '/' && syscall(SYS_getcwd, cwd, sizeof cwd - 1) > 0 && cwd[0] == '/') strcat(cwd, "/");
+    else cwd[0] = 0;
+    snprintf(G.spec, sizeof G.spec, "%s%s", cwd, spec);
     size_t l = strlen(G.spec);
     struct stat st;
     if (l > 1 && G.spec[l - 1] == '/') {

@@ -103,6 +103,16 @@ static int cmd_run(int argc, char **argv)
         return 127;
     }
     if (mounts[0] && append_env("S3SHIM_MOUNTS", mounts, ";") < 0) return 127;
+    const char *ol = getenv("S3SHIM_OPLOG"); /* relative: to here, for every process of the run */
+    char cwd[PATH_MAX];
+    if (ol && *ol && ol[0] != '/' && getcwd(cwd, sizeof cwd)) {
+        size_t n = strlen(cwd) + strlen(ol) + 2;
+        char *abs = malloc(n);
+        if (!abs) return 127;
+        snprintf(abs, n, "%s/%s", cwd, ol);
+        setenv("S3SHIM_OPLOG", abs, 1);
+        free(abs);
+    }
     if (append_env("LD_PRELOAD", lib, ":") < 0) return 127;
     unsetenv("S3SHIM_ROOT_PID"); /* the command is the first process of this run */
     execvp(argv[i], argv + i);
