@@ -22,14 +22,15 @@ else
 endif
 CFLAGS  ?=
 ALL_CFLAGS := $(CFLAGS_COMMON) $(OPT) $(CFLAGS)
-LDLIBS_CORE := -ldl -lcrypto -lexpat -luring -lisal -lpthread
+LDLIBS_CORE := -ldl -lcrypto -lexpat -luring -lisal -lpthread -lm
 LDLIBS_SHIM := -ldl $(LDLIBS_CORE)
 
 CORE_SRC := $(wildcard core/*.c core/*/*.c)
 SHIM_SRC := $(wildcard shim/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
 SHIM_OBJ := $(SHIM_SRC:%.c=$(BUILD)/obj/%.o)
-HEADERS  := $(wildcard core/*.h core/*/*.h shim/*.h include/*.h)
+HEADERS  := $(wildcard core/*.h core/*/*.h shim/*.h include/*.h tools/*.h)
+TOOL_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/*.c))
 
 LIB  := $(BUILD)/libs3shim.so
 CORE := $(BUILD)/libs3shim-core.a
@@ -37,8 +38,8 @@ TOOL := $(BUILD)/s3shim
 MAN  := $(BUILD)/s3shim.1
 VERSION := $(shell sed -n 's/.*S3SHIM_VERSION "\(.*\)"/\1/p' include/s3shim.h)
 
-.PHONY: all help man deps test test-unit test-sys test-docs test-integration test-direct test-block test-block-battery test-s3 test-endpoints test-faultproxy test-tsan \
-        test-s3rig bench bench-passthrough bench-s3 bench-endpoints bench-direct bench-block-startup \
+.PHONY: all help man deps test test-unit test-sys test-docs test-integration test-oplog test-direct test-block test-block-battery test-s3 test-endpoints test-faultproxy test-tsan \
+        test-s3rig bench bench-oplog bench-passthrough bench-s3 bench-endpoints bench-direct bench-block-startup \
         install clean demo
 
 all: $(LIB) $(TOOL)
@@ -64,7 +65,6 @@ $(CORE): $(CORE_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-TOOL_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tools/*.c))
 $(TOOL): $(TOOL_OBJ) $(CORE)
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LDLIBS_CORE) -lblkid
 
@@ -115,6 +115,11 @@ test-docs: $(TOOL)
 test-integration: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/integration/run.sh,integration$(if $(SAN),/$(SAN)))
 
+# The op log (S3SHIM_OPLOG): losslessness over threads, fork, exec, _exit and SIGKILL,
+# `s3shim oplog` on good and bad logs, `s3shim ab` (about 1 minute).
+test-oplog: all $(HELPER_BIN)
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/oplog/run.sh,oplog$(if $(SAN),/$(SAN)))
+
 # direct:// on real filesystems and loop devices (root for the loop devices), then the
 # integration battery again on a direct:// mount.
 test-direct: all $(HELPER_BIN)
@@ -153,8 +158,8 @@ test-faultproxy:
 SUMMARY := build/test-summary.txt
 test:
 	@mkdir -p build && : > $(SUMMARY)
-	$(MAKE) all test-unit test-sys test-docs test-integration test-direct test-block test-s3 test-endpoints test-faultproxy SUMMARY_FILE=$(abspath $(SUMMARY))
-	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-sys test-integration test-direct test-block test-s3 test-endpoints SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) all test-unit test-sys test-docs test-integration test-oplog test-direct test-block test-s3 test-endpoints test-faultproxy SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-sys test-integration test-oplog test-direct test-block test-s3 test-endpoints SUMMARY_FILE=$(abspath $(SUMMARY))
 	$(MAKE) BUILD=build/tsan SAN=tsan test-tsan SUMMARY_FILE=$(abspath $(SUMMARY))
 	@tests/summary.sh $(SUMMARY)
 
@@ -166,6 +171,7 @@ test-tsan: $(TOOL) $(BUILD)/tests/tsan_stress $(BUILD)/tests/tsan_s3 $(BUILD)/te
 	$(call run_suite,BUILD=$(BUILD) tests/tsan/run.sh,tsan)
 	$(call run_suite,BUILD=$(BUILD) tests/direct/tsan.sh,tsan-direct)
 	$(call run_suite,BUILD=$(BUILD) tests/block/tsan.sh,tsan-block)
+	$(call run_suite,BUILD=$(BUILD) tests/oplog/tsan.sh,tsan-oplog)
 
 $(BUILD)/tests/tsan_stress: tests/tsan/stress.c $(LIB)
 	@mkdir -p $(dir $@)
@@ -205,6 +211,10 @@ bench-block-startup: all $(BUILD)/blk_populate
 
 $(BUILD)/blk_populate: bench/block/populate.c $(CORE) $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(CORE) $(LDLIBS_CORE)
+
+# What the op log costs: instructions per logged pread, CPU with and without it (1 minute).
+bench-oplog: all $(HELPER_BIN)
+	@BUILD=$(BUILD) bench/oplog.sh
 
 bench-passthrough: all $(BUILD)/bench/passthrough
 	@BUILD=$(BUILD) bench/passthrough.sh

@@ -23,6 +23,7 @@ const char *const cfg_known[][3] = {
     {"S3SHIM_LOG_FILE", "append log lines to this file (unset: stderr)", NULL},
     {"S3SHIM_STATS", "1: print a per-mount summary to stderr at exit", "0"},
     {"S3SHIM_STATS_FILE", "write the summary as JSON (%p = pid)", NULL},
+    {"S3SHIM_OPLOG", "record every operation on a mount to this file (%p = pid) or directory", NULL},
     {"S3SHIM_PART_SIZE", "bytes per ranged GET and uploaded part, at least 5M", "8M"},
     {"S3SHIM_CONCURRENCY", "requests in flight per open file", "16"},
     {"S3SHIM_MAX_REQUESTS", "requests in flight for the whole process", "128"},
@@ -262,6 +263,7 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
     if ((v = get("S3SHIM_LOG_FILE", ctx)) && *v) c->log_file = strdup(v);
     bool_setting(c, get, ctx, "S3SHIM_STATS", NULL, "a boolean (1/0, yes/no)", &c->stats);
     if ((v = get("S3SHIM_STATS_FILE", ctx)) && *v) c->stats_file = strdup(v);
+    if ((v = get("S3SHIM_OPLOG", ctx)) && *v) c->oplog = strdup(v);
 
     c->part_size = 8u << 20;
     c->concurrency = 16;
@@ -354,6 +356,7 @@ void cfg_free(struct cfg *c)
     }
     free(c->log_file);
     free(c->stats_file);
+    free(c->oplog);
     free(c->endpoints);
     free(c->staging_dir);
     memset(c, 0, sizeof *c);

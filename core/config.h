@@ -22,6 +22,7 @@ struct cfg {
     char *log_file;
     int stats;
     char *stats_file;
+    char *oplog; /* S3SHIM_OPLOG */
     int nmounts;
     struct cfg_mount mounts[CFG_MAX_MOUNTS];
     /* engine and S3 settings (S3SHIM_*) */

@@ -34,11 +34,12 @@ static uint64_t bucket_upper(unsigned b)
     return ((uint64_t)(4 + sub + 1) << (p - 2)) - 1;
 }
 
-void stats_record(struct stats_set *s, enum stats_kind k, uint64_t t0, uint64_t bytes, int failed)
+uint64_t stats_record(struct stats_set *s, enum stats_kind k, uint64_t t0, uint64_t bytes, int failed)
 {
-    if (!s) return;
+    uint64_t t1 = stats_now_ns();
+    if (!s) return t1;
     struct stats_op *op = &s->op[k];
-    uint64_t dt = stats_now_ns() - t0;
+    uint64_t dt = t1 - t0;
     atomic_fetch_add_explicit(&op->count, 1, memory_order_relaxed);
     if (failed) atomic_fetch_add_explicit(&op->errors, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&op->bytes, bytes, memory_order_relaxed);
@@ -48,6 +49,7 @@ void stats_record(struct stats_set *s, enum stats_kind k, uint64_t t0, uint64_t 
     while (dt > m && !atomic_compare_exchange_weak_explicit(&op->max_ns, &m, dt, memory_order_relaxed,
                                                             memory_order_relaxed)) {
     }
+    return t1;
 }
 
 uint64_t stats_quantile(const struct stats_op *op, double q)

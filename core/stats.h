@@ -43,8 +43,9 @@ struct stats_set {
 };
 
 uint64_t stats_now_ns(void);
-/* Record one operation that started at t0 (from stats_now_ns) and moved `bytes`. */
-void stats_record(struct stats_set *s, enum stats_kind k, uint64_t t0, uint64_t bytes, int failed);
+/* Record one operation that started at t0 (from stats_now_ns) and moved `bytes`.
+ * Returns the end time it took (for the op log, which reuses both timestamps). */
+uint64_t stats_record(struct stats_set *s, enum stats_kind k, uint64_t t0, uint64_t bytes, int failed);
 /* Quantile q (0..1) of an op's latency in ns (upper bound of its bucket). */
 uint64_t stats_quantile(const struct stats_op *op, double q);
 const char *stats_kind_name(enum stats_kind k);

@@ -1,5 +1,6 @@
 /* fdtable.c - see fdtable.h */
 #include "fdtable.h"
+#include "../core/oplog.h"
 
 #include "ofd.h"
 
@@ -27,6 +28,7 @@ static _Atomic(struct ofd *) *slot(int fd, int create)
 
 struct ofd *fdt_get_ex(int fd, int *pumped)
 {
+    oplog_fd = fd; /* the op log's fd of the call under way */
     pthread_rwlock_rdlock(&fdt_rw);
     _Atomic(struct ofd *) *s = slot(fd, 0);
     struct ofd *raw = s ? atomic_load_explicit(s, memory_order_acquire) : NULL;

@@ -7,6 +7,7 @@
 #include "../core/efd.h"
 #include "../core/log.h"
 #include "../core/s3/s3.h"
+#include "../core/oplog.h"
 #include "fdtable.h"
 #include "guard.h"
 #include "ofd.h"
@@ -120,16 +121,20 @@ static void atfork_prepare(void)
 {
     if (!atomic_load(&shim.ready)) return;
     ofd_promote_all(); /* offsets must be shared with the child */
+    oplog_atfork_prepare(); /* before the fd table: the op log takes it while holding its own */
     fdt_atfork_prepare();
 }
 static void atfork_parent(void)
 {
-    if (atomic_load(&shim.ready)) fdt_atfork_parent();
+    if (!atomic_load(&shim.ready)) return;
+    fdt_atfork_parent();
+    oplog_atfork_parent();
 }
 static void atfork_child(void)
 {
     if (!atomic_load(&shim.ready)) return;
     fdt_atfork_child();
+    oplog_atfork_child();
     ofd_atfork_child();
     pump_atfork_child();
     route_atfork_child();
@@ -166,6 +171,8 @@ __attribute__((constructor(101))) static void shim_init(void)
         int fd = REAL(fcntl)(2, F_DUPFD_CLOEXEC, 0);
         if (fd >= 0) stats_fd = efd_park(fd);
     }
+    long root_pid = root ? atol(root) : 0;
+    oplog_init(shim.cfg.oplog, shim.root || root_pid == (long)shim.pid, &shim.mounts);
     route_init();
     ofd_inherit_scan();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
@@ -251,6 +258,7 @@ __attribute__((destructor)) static void shim_fini(void)
     pump_finish_all();
     shim_close_all(0);
     guard_enter();
+    oplog_finish(OLE_EXIT);
     write_stats();
     guard_leave();
 }
@@ -277,6 +285,7 @@ static void exit_commit(void)
 static __attribute__((noreturn)) void exit_now(int status)
 {
     exit_commit();
+    if (atomic_load(&shim.ready) && getpid() == shim.pid && !guard_active()) oplog_finish(OLE_UNDERSCORE_EXIT);
     for (;;) syscall(SYS_exit_group, status);
 }
 

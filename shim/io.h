@@ -5,6 +5,7 @@
 #ifndef S3SHIM_IO_H
 #define S3SHIM_IO_H
 
+#include "../core/oplog.h"
 #include "ofd.h"
 #include "route.h"
 

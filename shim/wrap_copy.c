@@ -38,6 +38,7 @@ static ssize_t end_read(struct end *e, void *buf, size_t n)
         return r < 0 ? -errno : r;
     }
     if (e->o) {
+        oplog_fd = e->fd;
         ssize_t r = e->off ? io_pread(e->o, buf, n, *e->off) : io_read(e->o, buf, n);
         if (r > 0 && e->off) *e->off += r;
         return r;
@@ -53,10 +54,11 @@ static ssize_t end_write(struct end *e, const void *buf, size_t n)
     size_t done = 0;
     while (done < n) {
         ssize_t r;
-        if (e->o && !(e->pumped && !e->off))
+        if (e->o && !(e->pumped && !e->off)) {
+            oplog_fd = e->fd;
             r = e->off ? io_pwrite(e->o, (const char *)buf + done, n - done, *e->off)
                        : io_write(e->o, (const char *)buf + done, n - done);
-        else {
+        } else {
             r = e->off ? REAL(pwrite)(e->fd, (const char *)buf + done, n - done, *e->off)
                        : REAL(write)(e->fd, (const char *)buf + done, n - done);
             if (r < 0) r = -errno;

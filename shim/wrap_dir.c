@@ -48,7 +48,8 @@ static int listing_open(struct sdir *s)
     if (!o->m->ops->opendir) return -ENOTSUP;
     uint64_t t0 = stats_now_ns();
     int r = IO_BACKEND(o->m->ops->opendir(o->m->ms, ofd_key(o), &s->dh));
-    stats_record(&o->m->stats, STK_DIR, t0, 0, r < 0);
+    uint64_t t1 = stats_record(&o->m->stats, STK_DIR, t0, 0, r < 0);
+    OPLOG(OL_OPENDIR, -1, o->m, ofd_path(o), &o->oplog_path, -1, 0, r, t0, t1, NULL);
     s->pos = 0;
     return r;
 }

@@ -3,6 +3,7 @@
  * placeholders (pump.h); if exec fails the pumps start again. posix_spawn, system and
  * popen are here because glibc runs them without fork handlers. */
 #define _GNU_SOURCE 1
+#include "../core/oplog.h"
 #include "ofd.h"
 #include "pump.h"
 #include "shim.h"
@@ -38,6 +39,7 @@ static void before_exec(void)
 #define AROUND_EXEC(call) \
     ({ \
         before_child(); \
+        if (own_process()) oplog_finish(OLE_EXEC); \
         before_exec(); \
         int r_ = (call); \
         int e_ = errno; \

@@ -29,7 +29,8 @@
         else { \
             uint64_t _t0 = stats_now_ns(); \
             int _e = IO_BACKEND((r)->m->ops->slot((r)->m->ms, __VA_ARGS__)); \
-            stats_record(&(r)->m->stats, STK_META, _t0, 0, _e < 0); \
+            uint64_t _t1 = stats_record(&(r)->m->stats, STK_META, _t0, 0, _e < 0); \
+            OPLOG(OL_META, -1, (r)->m, (r)->path, NULL, -1, 0, _e, _t0, _t1, #slot); \
             _res = _e < 0 ? shim_fail(_e) : 0; \
         } \
         _res; \

@@ -58,7 +58,8 @@ int io_open(struct route *r, int flags, mode_t mode)
         fd = ofd_create(m, r->path, r->key, type, flags, fh, &o);
         if (fd < 0 && fh) IO_BACKEND(m->ops->close(fh));
     }
-    stats_record(&m->stats, STK_OPEN, t0, 0, fd < 0);
+    uint64_t t1 = stats_record(&m->stats, STK_OPEN, t0, 0, fd < 0);
+    OPLOG(OL_OPEN, fd < 0 ? -1 : fd, m, r->path, o ? &o->oplog_path : NULL, -1, (uint64_t)(unsigned)flags, fd, t0, t1, NULL);
     if (fd < 0) return shim_fail(fd);
     fdt_set(fd, o);
     slog_debug("open %s flags=%#x -> fd %d", r->path, flags, fd);
@@ -87,9 +88,15 @@ int io_close_fd(int fd)
     if (pumped) pump_detach(fd);
     struct ofd *o = fdt_take(fd);
     if (!o) return -EBADF;
+    uint64_t t0 = oplog_on ? stats_now_ns() : 0;
     REAL(close)(fd);
     int p = pumped ? pump_release(o) : 0;
+    struct mount *m = o->m;
+    uint32_t pathid = __atomic_load_n(&o->oplog_path, __ATOMIC_RELAXED);
+    char path[PATH_MAX];
+    if (oplog_on && !pathid) snprintf(path, sizeof path, "%s", ofd_path(o));
     int r = ofd_put(o);
+    OPLOG(OL_CLOSE, fd, m, path, &pathid, -1, 0, p < 0 ? p : r, t0, stats_now_ns(), NULL);
     return p < 0 ? p : r;
 }
 

@@ -39,7 +39,8 @@ ssize_t io_pread(struct ofd *o, void *buf, size_t n, off_t off)
     if (n > SSIZE_MAX) n = SSIZE_MAX;
     uint64_t t0 = stats_now_ns();
     ssize_t r = IO_BACKEND(o->m->ops->pread(o->fh, buf, n, off));
-    stats_record(&o->m->stats, STK_READ, t0, r > 0 ? (uint64_t)r : 0, r < 0);
+    uint64_t t1 = stats_record(&o->m->stats, STK_READ, t0, r > 0 ? (uint64_t)r : 0, r < 0);
+    OPLOG(OL_READ, oplog_fd, o->m, ofd_path(o), &o->oplog_path, off, n, r, t0, t1, NULL);
     return r;
 }
 
@@ -69,7 +70,8 @@ ssize_t io_pwrite(struct ofd *o, const void *buf, size_t n, off_t off)
     if (n > SSIZE_MAX) n = SSIZE_MAX;
     uint64_t t0 = stats_now_ns();
     ssize_t r = IO_BACKEND(o->m->ops->pwrite(o->fh, buf, n, off));
-    stats_record(&o->m->stats, STK_WRITE, t0, r > 0 ? (uint64_t)r : 0, r < 0);
+    uint64_t t1 = stats_record(&o->m->stats, STK_WRITE, t0, r > 0 ? (uint64_t)r : 0, r < 0);
+    OPLOG(OL_WRITE, oplog_fd, o->m, ofd_path(o), &o->oplog_path, off, n, r, t0, t1, NULL);
     return r;
 }
 
@@ -158,7 +160,8 @@ int io_fstat(struct ofd *o, struct stat *st)
     uint64_t t0 = stats_now_ns();
     int r = o->fh ? IO_BACKEND(o->m->ops->fstat(o->fh, st))
                   : IO_BACKEND(o->m->ops->stat(o->m->ms, ofd_key(o), st, 0));
-    stats_record(&o->m->stats, STK_STAT, t0, 0, r < 0);
+    uint64_t t1 = stats_record(&o->m->stats, STK_STAT, t0, 0, r < 0);
+    OPLOG(OL_FSTAT, oplog_fd, o->m, ofd_path(o), &o->oplog_path, -1, 0, r, t0, t1, NULL);
     return r;
 }
 
@@ -333,7 +336,8 @@ static int sync_ours(int fd, int datasync)
     if (r == 0 && o->fh && o->m->ops->fsync) {
         uint64_t t0 = stats_now_ns();
         r = IO_BACKEND(o->m->ops->fsync(o->fh, datasync));
-        stats_record(&o->m->stats, STK_SYNC, t0, 0, r < 0);
+        uint64_t t1 = stats_record(&o->m->stats, STK_SYNC, t0, 0, r < 0);
+        OPLOG(OL_SYNC, fd, o->m, ofd_path(o), &o->oplog_path, -1, 0, r, t0, t1, NULL);
     }
     ofd_put(o);
     return r < 0 ? shim_fail(r) : 0;
@@ -359,7 +363,8 @@ static int ftruncate_ours(struct ofd *o, off_t len)
     if (!o->m->ops->ftruncate) return -EOPNOTSUPP;
     uint64_t t0 = stats_now_ns();
     int r = IO_BACKEND(o->m->ops->ftruncate(o->fh, len));
-    stats_record(&o->m->stats, STK_META, t0, 0, r < 0);
+    uint64_t t1 = stats_record(&o->m->stats, STK_META, t0, 0, r < 0);
+    OPLOG(OL_TRUNCATE, oplog_fd, o->m, ofd_path(o), &o->oplog_path, len, 0, r, t0, t1, NULL);
     return r;
 }
 

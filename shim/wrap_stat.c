@@ -22,7 +22,8 @@ int io_stat(struct route *r, struct stat *st, int nofollow)
     if (!shim_mount_usable(m)) return -errno;
     uint64_t t0 = stats_now_ns();
     int res = IO_BACKEND(m->ops->stat(m->ms, r->key, st, nofollow && !r->trail));
-    stats_record(&m->stats, STK_STAT, t0, 0, res < 0);
+    uint64_t t1 = stats_record(&m->stats, STK_STAT, t0, 0, res < 0);
+    OPLOG(OL_STAT, -1, m, r->path, NULL, -1, 0, res, t0, t1, NULL);
     if (res == 0 && r->trail && !S_ISDIR(st->st_mode)) res = -ENOTDIR;
     return res;
 }
@@ -177,7 +178,8 @@ static void stat_to_statx(const struct stat *st, unsigned mask, struct statx *sx
 
 /* On a local backend the real statx of the real file is the truthful answer (birth
  * time, attributes); elsewhere it is built from stat. */
-static int statx_ours(struct mount *m, const char *key, struct ofd *o, int flags, unsigned mask, struct statx *sx)
+static int statx_ours(struct mount *m, const char *key, struct ofd *o, int flags, unsigned mask, struct statx *sx,
+                      const char *path, int fd)
 {
     uint64_t t0 = stats_now_ns();
     int lfd = o && o->fh && m->ops->local_fd ? m->ops->local_fd(o->fh) : -1;
@@ -192,7 +194,8 @@ static int statx_ours(struct mount *m, const char *key, struct ofd *o, int flags
         r = IO_BACKEND(m->ops->stat(m->ms, key, &st, flags & AT_SYMLINK_NOFOLLOW));
         if (r == 0) stat_to_statx(&st, mask, sx);
     }
-    stats_record(&m->stats, STK_STAT, t0, 0, r < 0);
+    uint64_t t1 = stats_record(&m->stats, STK_STAT, t0, 0, r < 0);
+    OPLOG(o ? OL_FSTAT : OL_STAT, fd, m, path, o ? &o->oplog_path : NULL, -1, 0, r, t0, t1, NULL);
     return r < 0 ? shim_fail(r) : 0;
 }
 
@@ -202,7 +205,7 @@ SHIM_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, str
     if (path[0] == 0 && (flags & AT_EMPTY_PATH) && fdt_is_ours(dirfd)) {
         struct ofd *o = fdt_get(dirfd);
         if (!o) return shim_fail(-EBADF);
-        int res = shim_mount_usable(o->m) ? statx_ours(o->m, ofd_key(o), o, flags, mask, sx) : -1;
+        int res = shim_mount_usable(o->m) ? statx_ours(o->m, ofd_key(o), o, flags, mask, sx, ofd_path(o), dirfd) : -1;
         ofd_put(o);
         return res;
     }
@@ -218,14 +221,14 @@ SHIM_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, str
         if (res < 0 && errno == ENOENT && dirfd != AT_FDCWD && route_real_dirfd(dirfd, path, &r) == ROUTE_OURS) {
             if (!shim_mount_usable(r.m)) return -1;
             int t = io_trail_check(&r);
-            return t < 0 ? shim_fail(t) : statx_ours(r.m, r.key, NULL, flags, mask, sx);
+            return t < 0 ? shim_fail(t) : statx_ours(r.m, r.key, NULL, flags, mask, sx, r.path, -1);
         }
         return res;
     }
     case ROUTE_OURS: {
         if (!shim_mount_usable(r.m)) return -1;
         int t = io_trail_check(&r);
-        return t < 0 ? shim_fail(t) : statx_ours(r.m, r.key, NULL, flags, mask, sx);
+        return t < 0 ? shim_fail(t) : statx_ours(r.m, r.key, NULL, flags, mask, sx, r.path, -1);
     }
     default:
         return -1;

@@ -6,7 +6,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 PKGS=(gcc make libc6-dev pkg-config libcmocka-dev uthash-dev liburing-dev libcurl4-openssl-dev
       libssl-dev libexpat1-dev python3 coreutils tar gzip findutils diffutils valgrind procps
-      util-linux mount e2fsprogs fio go-md2man sqlite3 zip unzip git rsync python3-numpy libblkid-dev libisal-dev fdisk)
+      util-linux mount e2fsprogs fio go-md2man sqlite3 zip unzip git rsync python3-numpy libblkid-dev libisal-dev fdisk
+      chromium) # chromium: tests/oplog/ab.sh renders the `s3shim ab` HTML report headless
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -6,6 +6,7 @@
 #include "../core/mount.h"
 #include "../core/s3/s3.h"
 #include "../include/s3shim.h"
+#include "tools.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -20,11 +21,13 @@ int blk_main(int argc, char **argv); /* tools/blk.c */
 
 static int usage(FILE *out, int code)
 {
-    fputs("usage: s3shim run [--mount PREFIX=URI]... [--stats] [--stats-file PATH] [--log LEVEL] -- CMD [ARGS...]\n"
+    fputs("usage: s3shim run [--mount PREFIX=URI]... [--stats] [--stats-file PATH] [--oplog PATH] [--log LEVEL] -- CMD [ARGS...]\n"
           "       s3shim config     print the effective configuration (secrets redacted)\n"
           "       s3shim config --settings   every S3SHIM_* setting: NAME<TAB>DEFAULT<TAB>MEANING\n"
           "       s3shim version\n"
-          "       s3shim blk format|check|ls|df ...   block:// stores (s3shim blk help)\n",
+          "       s3shim blk format|check|ls|df ...   block:// stores (s3shim blk help)\n"
+          "       s3shim oplog FILE|DIR [--summary | --jsonl | --perfetto OUT.json]   read op logs (S3SHIM_OPLOG)\n"
+          "       s3shim ab --arm NAME=PREFIX=URI[;...] --arm ... [--runs N] [--warmup K] [--json] [--report F.html] -- CMD [ARGS...]\n",
           out);
     return code;
 }
@@ -81,6 +84,8 @@ static int cmd_run(int argc, char **argv)
             setenv("S3SHIM_STATS", "1", 1);
         } else if (strcmp(a, "--stats-file") == 0 && i + 1 < argc) {
             setenv("S3SHIM_STATS_FILE", argv[++i], 1);
+        } else if (strcmp(a, "--oplog") == 0 && i + 1 < argc) {
+            setenv("S3SHIM_OPLOG", argv[++i], 1);
         } else if (strcmp(a, "--log") == 0 && i + 1 < argc) {
             setenv("S3SHIM_LOG", argv[++i], 1);
         } else if (a[0] == '-') {
@@ -100,6 +105,16 @@ static int cmd_run(int argc, char **argv)
         return 127;
     }
     if (mounts[0] && append_env("S3SHIM_MOUNTS", mounts, ";") < 0) return 127;
+    const char *ol = getenv("S3SHIM_OPLOG"); /* relative: to here, for every process of the run */
+    char cwd[PATH_MAX];
+    if (ol && *ol && ol[0] != '/' && getcwd(cwd, sizeof cwd)) {
+        size_t n = strlen(cwd) + strlen(ol) + 2;
+        char *abs = malloc(n);
+        if (!abs) return 127;
+        snprintf(abs, n, "%s/%s", cwd, ol);
+        setenv("S3SHIM_OPLOG", abs, 1);
+        free(abs);
+    }
     if (append_env("LD_PRELOAD", lib, ":") < 0) return 127;
     unsetenv("S3SHIM_ROOT_PID"); /* the command is the first process of this run */
     execvp(argv[i], argv + i);
@@ -146,6 +161,7 @@ static int cmd_config(int argc, char **argv)
     printf("  %-24s %s\n", "log file", c.log_file ? c.log_file : "(stderr)");
     printf("  %-24s %s\n", "stats at exit", c.stats ? "on" : "off");
     printf("  %-24s %s\n", "stats JSON file", c.stats_file ? c.stats_file : "(none)");
+    printf("  %-24s %s\n", "op log", c.oplog ? c.oplog : "(off)");
     printf("  %-24s %zu bytes\n", "S3 part size", c.part_size);
     printf("  %-24s %d\n", "S3 requests per file", c.concurrency);
     printf("  %-24s %d\n", "S3 requests per process", c.max_inflight);
@@ -217,6 +233,8 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "run") == 0) return cmd_run(argc - 2, argv + 2);
     if (strcmp(argv[1], "config") == 0) return cmd_config(argc - 2, argv + 2);
     if (strcmp(argv[1], "blk") == 0) return blk_main(argc - 2, argv + 2);
+    if (strcmp(argv[1], "oplog") == 0) return cmd_oplog(argc - 2, argv + 2);
+    if (strcmp(argv[1], "ab") == 0) return cmd_ab(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("s3shim %s\n", S3SHIM_VERSION);
         return 0;

@@ -36,6 +36,7 @@ declare -A ALT=(
     [S3SHIM_DIRECT_THREADS]=4 [S3SHIM_DIRECT_BUFFERS]=16 [S3SHIM_DIRECT_SQPOLL]=1
     [S3SHIM_DIRECT_GATHER]=1
     [S3SHIM_LOG_FILE]=/nonexistent/s3shim.log [S3SHIM_STATS_FILE]=/nonexistent/stats.json
+    [S3SHIM_OPLOG]=/nonexistent/oplog
     [S3SHIM_ENDPOINTS]=http://127.0.0.1:9,http://127.0.0.2:9
 )
 

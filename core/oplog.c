@@ -1,0 +1,597 @@
+/* oplog.c - the op log recorder (see oplog.h, docs/oplog.md).
+ *
+ * The calling thread appends a 64-byte record to its own chunk of a file mapped
+ * MAP_SHARED: no lock, no system call, no copy. The kernel's writeback is the background
+ * writer; the page cache holds every record from the moment it is stored, so nothing is
+ * lost when the process exits by any route, execs, or is killed. Locks are taken only to
+ * claim a chunk (once per 1023 records of a thread), to intern a new string, and at fork
+ * and exit. The file grows 1 MiB at a time with fallocate (so that a full disk is an
+ * error here, never a SIGBUS in the program) and is cut back to its last chunk when the
+ * program image ends. */
+#define _GNU_SOURCE 1
+#include "oplog.h"
+
+#include "efd.h"
+#include "log.h"
+#include "mount.h"
+#include "stats.h"
+#include "sys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <uthash.h>
+
+#define SEG_BYTES ((uint64_t)OPLOG_CHUNK * OPLOG_SEG_CHUNKS)
+#define MAX_SEGS 65536u /* 64 GiB per program image */
+#define PAYLOAD (OPLOG_CHUNK - sizeof(struct oplog_chunk_hdr))
+#define RECS_PER_CHUNK ((uint32_t)(PAYLOAD / sizeof(struct oplog_rec)))
+#define MAX_STR 4000u
+
+static const char *const op_names[OL_NOPS] = {"?",    "open",  "close",   "read", "write",   "stat",
+                                              "fstat", "opendir", "meta", "sync", "truncate"};
+
+const char *oplog_op_name(unsigned op) { return op < OL_NOPS ? op_names[op] : "?"; }
+
+/* --- CRC-32C (Castagnoli): the SSE4.2 instruction where there is one ------------------ */
+
+static uint32_t crc_table[256];
+
+static void crc_table_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
+static uint32_t crc_sw(uint32_t c, const uint8_t *p, size_t n)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, crc_table_init);
+    while (n--) c = crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
+    return c;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t c, const uint8_t *p, size_t n)
+{
+    uint64_t c64 = c;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        c64 = __builtin_ia32_crc32di(c64, v);
+    }
+    c = (uint32_t)c64;
+    for (; n; n--) c = __builtin_ia32_crc32qi(c, *p++);
+    return c;
+}
+#endif
+
+uint32_t oplog_crc32c(uint32_t crc, const void *p, size_t n)
+{
+    crc = ~crc;
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("sse4.2")) return ~crc_hw(crc, p, n);
+#endif
+    return ~crc_sw(crc, p, n);
+}
+
+/* --- state ------------------------------------------------------------------------------- */
+
+int oplog_on;
+__thread int oplog_fd __attribute__((tls_model("initial-exec")));
+
+struct olt { /* one thread's writer */
+    struct olt *next;
+    struct oplog_chunk_hdr *ch;
+    uint64_t idx; /* ch's chunk number */
+    uint32_t n, gen;
+    uint64_t seq;
+    int32_t tid;
+    int dead;
+};
+static __thread struct olt *self __attribute__((tls_model("initial-exec")));
+
+struct istr {
+    UT_hash_handle hh;
+    uint32_t id;
+    uint16_t kind, len;
+    char s[];
+};
+
+static struct {
+    pthread_mutex_t mu;  /* strings, threads, opening the file, sealing */
+    pthread_mutex_t map; /* claiming chunks, growing and mapping the file (after mu) */
+    char spec[PATH_MAX - 64];
+    int dir, root;
+    const struct mount_table *mt;
+    uint32_t gen; /* changes in a forked child: thread writers of the parent are stale */
+    int fd, failed;
+    struct oplog_file_hdr *_Atomic hdr;
+    char *_Atomic seg[MAX_SEGS];
+    unsigned nseg; /* segments ever mapped: bounds the walk at fork */
+    uint8_t done[MAX_SEGS]; /* chunks of a segment their writer is finished with */
+    uint64_t fsize;
+    uint16_t session;
+    struct oplog_chunk_hdr *sch; /* strings chunk being filled */
+    uint64_t sidx;
+    uint32_t sused;
+    struct istr *strs;
+    uint32_t next_id;
+    struct olt *threads;
+    uint64_t retired;  /* records of threads that have exited (this image) */
+    uint32_t nthreads; /* threads that logged (this image) */
+    _Atomic uint64_t wait_ns, lost;
+    pthread_key_t key;
+    char path[PATH_MAX];
+} G = {.mu = PTHREAD_MUTEX_INITIALIZER, .map = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .gen = 1};
+
+static void now_pair(uint64_t *mono, uint64_t *wall)
+{
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    clock_gettime(CLOCK_REALTIME, &b);
+    *mono = (uint64_t)a.tv_sec * 1000000000u + (uint64_t)a.tv_nsec;
+    *wall = (uint64_t)b.tv_sec * 1000000000u + (uint64_t)b.tv_nsec;
+}
+
+static uint64_t start_ticks(void)
+{
+    char buf[1024];
+    int fd = sys.open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t n = sys.read(fd, buf, sizeof buf - 1);
+    sys.close(fd);
+    if (n <= 0) return 0;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    if (!p) return 0;
+    /* fields after ')': 3 state ... 22 starttime */
+    for (int f = 2; f < 22 && p; f++) p = strchr(p + 1, ' ');
+    return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+/* --- the file ------------------------------------------------------------------------------ */
+
+/* Make the file at least `size` bytes, blocks allocated (map held). */
+static int grow_locked(uint64_t size)
+{
+    if (size <= G.fsize) return 0;
+    uint64_t want = (size + SEG_BYTES - 1) / SEG_BYTES * SEG_BYTES;
+    int r = sys.fallocate(G.fd, 0, (off_t)G.fsize, (off_t)(want - G.fsize));
+    if (r < 0 && (errno == EOPNOTSUPP || errno == ENOSYS)) r = sys.ftruncate(G.fd, (off_t)want);
+    if (r < 0) {
+        if (!G.failed) slog_error("S3SHIM_OPLOG: cannot grow '%s': %s; later records are lost", G.path, strerror(errno));
+        G.failed = 1;
+        return -1;
+    }
+    G.fsize = want;
+    return 0;
+}
+
+static char *seg_locked(uint64_t s)
+{
+    char *p = atomic_load_explicit(&G.seg[s], memory_order_acquire);
+    if (p) return p;
+    p = sys.mmap(NULL, SEG_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, G.fd, (off_t)(s * SEG_BYTES));
+    if (p == MAP_FAILED) {
+        slog_error("S3SHIM_OPLOG: cannot map '%s': %s", G.path, strerror(errno));
+        return NULL;
+    }
+    /* One call faults the whole segment in writable, instead of a page fault (and a
+     * filesystem page_mkwrite) every 64 records on the callers' threads. */
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+    madvise(p, SEG_BYTES, MADV_POPULATE_WRITE);
+    atomic_store_explicit(&G.seg[s], p, memory_order_release);
+    if (s + 1 > G.nseg) G.nseg = (unsigned)s + 1;
+    return p;
+}
+
+/* The writer of chunk idx will not touch it again: once every chunk of a segment is in
+ * that state the segment is unmapped, so a long run's log does not stay mapped (and
+ * counted in the program's RSS). Segment 0 holds the file header and stays. */
+static void release(uint64_t idx)
+{
+    uint64_t s = idx / OPLOG_SEG_CHUNKS;
+    pthread_mutex_lock(&G.map);
+    if (s < MAX_SEGS && ++G.done[s] == OPLOG_SEG_CHUNKS && s != 0) {
+        char *p = atomic_load(&G.seg[s]);
+        atomic_store(&G.seg[s], NULL);
+        if (p) munmap(p, SEG_BYTES);
+    }
+    pthread_mutex_unlock(&G.map);
+}
+
+static struct oplog_chunk_hdr *claim(unsigned type, int32_t tid, uint64_t first_seq, uint64_t *idx_out)
+{
+    uint64_t t0 = stats_now_ns();
+    pthread_mutex_lock(&G.map);
+    struct oplog_file_hdr *h = G.hdr;
+    struct oplog_chunk_hdr *ch = NULL;
+    uint64_t idx = h->nchunks;
+    if (idx / OPLOG_SEG_CHUNKS < MAX_SEGS && grow_locked((idx + 1) * OPLOG_CHUNK) == 0) {
+        char *base = seg_locked(idx / OPLOG_SEG_CHUNKS);
+        if (base) {
+            h->nchunks = idx + 1;
+            if (idx_out) *idx_out = idx;
+            ch = (struct oplog_chunk_hdr *)(base + (idx % OPLOG_SEG_CHUNKS) * OPLOG_CHUNK);
+            memset(ch, 0, sizeof *ch);
+            ch->type = (uint16_t)type;
+            ch->session = G.session;
+            ch->tid = tid;
+            ch->first_seq = first_seq;
+            now_pair(&ch->mono0, &ch->wall0);
+            __atomic_store_n(&ch->magic, OPLOG_CHUNK_MAGIC, __ATOMIC_RELEASE);
+        }
+    }
+    pthread_mutex_unlock(&G.map);
+    atomic_fetch_add_explicit(&G.wait_ns, stats_now_ns() - t0, memory_order_relaxed);
+    return ch;
+}
+
+static void seal(struct oplog_chunk_hdr *ch, uint32_t nbytes)
+{
+    ch->nbytes = nbytes;
+    ch->crc = oplog_crc32c(0, ch + 1, nbytes);
+    __atomic_store_n(&ch->sealed, 1, __ATOMIC_RELEASE);
+}
+
+/* One string entry into the strings chunk (mu held). */
+static void emit(uint32_t id, unsigned kind, const char *s, size_t len)
+{
+    if (!G.hdr) return;
+    if (len > MAX_STR) len = MAX_STR;
+    size_t need = (sizeof(struct oplog_str) + len + 7) & ~(size_t)7;
+    if (!G.sch || G.sused + need + sizeof(struct oplog_str) > PAYLOAD) {
+        if (G.sch) {
+            seal(G.sch, G.sused);
+            release(G.sidx);
+        }
+        G.sch = claim(OLC_STRINGS, 0, 0, &G.sidx);
+        G.sused = 0;
+        if (!G.sch) return;
+    }
+    char *at = (char *)(G.sch + 1) + G.sused;
+    struct oplog_str *e = (struct oplog_str *)at;
+    e->kind = (uint16_t)kind;
+    e->len = (uint16_t)len;
+    memcpy(at + sizeof *e, s, len);
+    __atomic_store_n(&e->id, id, __ATOMIC_RELEASE);
+    G.sused += (uint32_t)need;
+}
+
+static size_t read_small(const char *path, char *buf, size_t cap)
+{
+    int fd = sys.open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    size_t got = 0;
+    ssize_t n;
+    while (got < cap && (n = sys.read(fd, buf + got, cap - got)) > 0) got += (size_t)n;
+    sys.close(fd);
+    return got;
+}
+
+extern char **environ;
+
+/* What this program image is: argv, executable, mounts, S3SHIM_* settings; then every
+ * string interned so far (a forked child's file starts with its parent's). (mu held) */
+static void emit_session(void)
+{
+    static char buf[MAX_STR];
+    size_t n = read_small("/proc/self/cmdline", buf, sizeof buf);
+    emit(1, OLS_ARGV, buf, n);
+    long l = syscall(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", buf, sizeof buf); /* readlink is interposed */
+    if (l > 0) emit(1, OLS_EXE, buf, (size_t)l);
+    for (int i = 0; G.mt && i < G.mt->n; i++) {
+        const struct mount *m = &G.mt->m[i];
+        int k = snprintf(buf, sizeof buf, "%s=%s", m->prefix, m->uri);
+        emit((uint32_t)i + 1, OLS_MOUNT, buf, k < (int)sizeof buf ? (size_t)k : sizeof buf - 1);
+    }
+    uint32_t sid = 0;
+    for (char **e = environ; e && *e; e++)
+        if (strncmp(*e, "S3SHIM_", 7) == 0) emit(++sid, OLS_SETTING, *e, strlen(*e));
+    for (struct istr *s = G.strs; s; s = s->hh.next) emit(s->id, s->kind, s->s, s->len);
+}
+
+static void file_name(void)
+{
+    long pid = (long)getpid();
+    const char *pp = strstr(G.spec, "%p");
+    if (G.dir)
+        snprintf(G.path, sizeof G.path, "%s/%ld" OPLOG_EXT, G.spec, pid);
+    else if (pp)
+        snprintf(G.path, sizeof G.path, "%.*s%ld%s", (int)(pp - G.spec), G.spec, pid, pp + 2);
+    else if (G.root)
+        snprintf(G.path, sizeof G.path, "%s", G.spec);
+    else
+        snprintf(G.path, sizeof G.path, "%s.%ld", G.spec, pid);
+}
+
+/* Open (or, after exec, continue) this process's file. (mu held) */
+static int open_file(void)
+{
+    if (G.hdr) return 0;
+    if (G.failed) return -1;
+    file_name();
+    int fd = sys.open(G.path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        slog_error("S3SHIM_OPLOG: cannot open '%s': %s; no op log for pid %ld", G.path, strerror(errno),
+                   (long)getpid());
+        G.failed = 1;
+        return -1;
+    }
+    G.fd = efd_park(fd);
+    struct stat st;
+    if (sys.fstat(G.fd, &st) < 0) st.st_size = 0;
+    uint64_t ticks = start_ticks();
+    struct oplog_file_hdr *h = NULL;
+    pthread_mutex_lock(&G.map);
+    G.fsize = (uint64_t)st.st_size;
+    if (G.fsize >= OPLOG_CHUNK) { /* ours before an exec? */
+        h = (struct oplog_file_hdr *)seg_locked(0);
+        if (h && !(memcmp(h->magic, OPLOG_MAGIC, 8) == 0 && h->version == OPLOG_VERSION && h->pid == getpid() &&
+                   h->start_ticks == ticks && h->nchunks >= 1)) {
+            munmap(h, SEG_BYTES);
+            atomic_store(&G.seg[0], NULL);
+            h = NULL;
+        }
+    }
+    if (!h) {
+        G.fsize = 0;
+        if (sys.ftruncate(G.fd, 0) == 0 && grow_locked(SEG_BYTES) == 0) h = (struct oplog_file_hdr *)seg_locked(0);
+        if (h) {
+            memset(h, 0, sizeof *h);
+            memcpy(h->magic, OPLOG_MAGIC, 8);
+            h->version = OPLOG_VERSION;
+            h->chunk_size = OPLOG_CHUNK;
+            h->rec_size = sizeof(struct oplog_rec);
+            h->chdr_size = sizeof(struct oplog_chunk_hdr);
+            h->pid = getpid();
+            h->hdr_crc = oplog_crc32c(0, h, offsetof(struct oplog_file_hdr, hdr_crc));
+            h->start_ticks = ticks;
+            h->nchunks = 1;
+        }
+    }
+    pthread_mutex_unlock(&G.map);
+    if (!h) {
+        slog_error("S3SHIM_OPLOG: cannot set up '%s'; no op log for pid %ld", G.path, (long)getpid());
+        G.failed = 1;
+        return -1;
+    }
+    G.session = (uint16_t)__atomic_fetch_add(&h->sessions, 1, __ATOMIC_RELAXED);
+    atomic_store_explicit(&G.hdr, h, memory_order_release);
+    G.sch = NULL;
+    emit_session();
+    return 0;
+}
+
+/* --- strings ------------------------------------------------------------------------------- */
+
+static uint32_t intern(unsigned kind, const char *s)
+{
+    size_t len = strnlen(s, MAX_STR);
+    struct istr *e;
+    pthread_mutex_lock(&G.mu);
+    open_file();
+    HASH_FIND(hh, G.strs, s, len, e);
+    while (e && e->kind != kind) e = NULL; /* a name and a path that are the same text */
+    if (!e && (e = malloc(sizeof *e + len + 1))) {
+        e->id = ++G.next_id;
+        e->kind = (uint16_t)kind;
+        e->len = (uint16_t)len;
+        memcpy(e->s, s, len);
+        e->s[len] = 0;
+        HASH_ADD(hh, G.strs, s[0], len, e);
+        emit(e->id, kind, e->s, len);
+    }
+    pthread_mutex_unlock(&G.mu);
+    return e ? e->id : 0;
+}
+
+/* --- threads ------------------------------------------------------------------------------- */
+
+static void thread_gone(void *p)
+{
+    struct olt *t = p;
+    pthread_mutex_lock(&G.mu);
+    if (t->gen == G.gen && t->ch) {
+        seal(t->ch, t->n * (uint32_t)sizeof(struct oplog_rec));
+        release(t->idx);
+    }
+    if (t->gen == G.gen && !t->dead) G.retired += t->seq;
+    t->ch = NULL;
+    t->dead = 1;
+    pthread_mutex_unlock(&G.mu);
+    self = NULL;
+}
+
+/* The thread's writer with room for one record, or NULL (record lost). */
+static __attribute__((noinline)) struct olt *next_chunk(void)
+{
+    struct olt *t = self;
+    pthread_mutex_lock(&G.mu);
+    if (open_file() < 0) {
+        pthread_mutex_unlock(&G.mu);
+        return NULL;
+    }
+    if (!t || t->gen != G.gen || t->dead) {
+        if (!t) {
+            for (t = G.threads; t && !t->dead; t = t->next) {
+            }
+            if (!t && (t = calloc(1, sizeof *t))) {
+                t->next = G.threads;
+                G.threads = t;
+            }
+            if (!t) {
+                pthread_mutex_unlock(&G.mu);
+                return NULL;
+            }
+        } else if (t->gen != G.gen) { /* the thread that forked, in the child */
+            t->next = G.threads;
+            G.threads = t;
+        }
+        t->ch = NULL;
+        t->n = 0;
+        t->seq = 0;
+        t->dead = 0;
+        G.nthreads++;
+        t->gen = G.gen;
+        t->tid = (int32_t)syscall(SYS_gettid);
+        pthread_setspecific(G.key, t);
+        self = t;
+    }
+    if (t->ch) {
+        seal(t->ch, t->n * (uint32_t)sizeof(struct oplog_rec));
+        release(t->idx);
+    }
+    pthread_mutex_unlock(&G.mu);
+    t->ch = claim(OLC_RECORDS, t->tid, t->seq + 1, &t->idx);
+    t->n = 0;
+    return t->ch ? t : NULL;
+}
+
+void oplog_log(unsigned op, int fd, const struct mount *m, const char *path, uint32_t *path_cache, int64_t off,
+               uint64_t len, int64_t res, uint64_t t0, uint64_t t1, const char *name)
+{
+    uint32_t pid = 0, aux = 0;
+    if (path) {
+        /* the description's cache: threads sharing it store the same id */
+        pid = path_cache ? __atomic_load_n(path_cache, __ATOMIC_RELAXED) : 0;
+        if (!pid) {
+            pid = intern(OLS_PATH, path);
+            if (path_cache) __atomic_store_n(path_cache, pid, __ATOMIC_RELAXED);
+        }
+    }
+    if (name) aux = intern(OLS_NAME, name);
+    else if (op == OL_OPEN) aux = (uint32_t)len, len = 0;
+    struct olt *t = self;
+    if (__builtin_expect(!t || t->gen != G.gen || !t->ch || t->n >= RECS_PER_CHUNK, 0)) {
+        t = next_chunk();
+        if (!t) {
+            atomic_fetch_add_explicit(&G.lost, 1, memory_order_relaxed);
+            return;
+        }
+    }
+    /* Slot and number first: a signal handler that logs in between takes the next ones
+     * instead of writing over this record. */
+    struct oplog_rec *r = (struct oplog_rec *)(t->ch + 1) + t->n++;
+    uint64_t seq = ++t->seq;
+    r->t = t0;
+    r->lat = t1 - t0;
+    r->off = off;
+    r->len = len;
+    r->res = res;
+    r->path = pid;
+    r->aux = aux;
+    r->op = (uint16_t)op;
+    r->mount = m && G.mt ? (uint16_t)(m - G.mt->m + 1) : 0;
+    r->fd = fd;
+    __atomic_store_n(&r->seq, seq, __ATOMIC_RELEASE);
+}
+
+/* --- life cycle ---------------------------------------------------------------------------- */
+
+void oplog_init(const char *spec, int root, const struct mount_table *t)
+{
+    if (!spec || !*spec) return;
+    char cwd[PATH_MAX] = ""; /* a relative name: from the directory the program starts in (forks keep it) */
+    if (spec[0] != '/' && syscall(SYS_getcwd, cwd, sizeof cwd - 1) > 0 && cwd[0] == '/') strcat(cwd, "/");
+    else cwd[0] = 0;
+    snprintf(G.spec, sizeof G.spec, "%s%s", cwd, spec);
+    size_t l = strlen(G.spec);
+    struct stat st;
+    if (l > 1 && G.spec[l - 1] == '/') {
+        G.spec[l - 1] = 0;
+        G.dir = 1;
+    } else if (sys.fstatat(AT_FDCWD, G.spec, &st, 0) == 0 && S_ISDIR(st.st_mode)) {
+        G.dir = 1;
+    }
+    G.root = root;
+    G.mt = t;
+    if (pthread_key_create(&G.key, thread_gone) != 0) return;
+    oplog_on = 1;
+}
+
+void oplog_atfork_prepare(void)
+{
+    if (!oplog_on) return;
+    pthread_mutex_lock(&G.mu);
+    pthread_mutex_lock(&G.map);
+}
+
+void oplog_atfork_parent(void)
+{
+    if (!oplog_on) return;
+    pthread_mutex_unlock(&G.map);
+    pthread_mutex_unlock(&G.mu);
+}
+
+/* The child writes a file of its own: forget the parent's mapping (without touching it)
+ * and its threads; the strings stay interned, and go into the child's file when it opens. */
+void oplog_atfork_child(void)
+{
+    if (!oplog_on) return;
+    pthread_mutex_init(&G.mu, NULL);
+    pthread_mutex_init(&G.map, NULL);
+    for (unsigned s = 0; s < G.nseg; s++) {
+        char *p = atomic_load(&G.seg[s]);
+        if (!p) continue;
+        munmap(p, SEG_BYTES);
+        atomic_store(&G.seg[s], NULL);
+    }
+    if (G.fd >= 0) efd_close(G.fd);
+    G.fd = -1;
+    G.hdr = NULL;
+    G.sch = NULL;
+    G.fsize = 0;
+    memset(G.done, 0, G.nseg);
+    G.nseg = 0;
+    G.threads = NULL;
+    G.retired = 0;
+    G.nthreads = 0;
+    G.gen++;
+    atomic_store(&G.wait_ns, 0);
+    atomic_store(&G.lost, 0);
+}
+
+void oplog_finish(enum oplog_end why)
+{
+    if (!oplog_on || !G.hdr) return;
+    pthread_mutex_lock(&G.mu);
+    struct oplog_footer f = {.reason = why, .lost = atomic_load(&G.lost), .threads = G.nthreads, .records = G.retired};
+    for (struct olt *t = G.threads; t; t = t->next) {
+        if (t->gen != G.gen || t->dead) continue;
+        f.records += t->seq;
+        if (t->ch) seal(t->ch, t->n * (uint32_t)sizeof(struct oplog_rec)); /* others may go on */
+    }
+    if (G.sch) seal(G.sch, G.sused);
+    uint64_t fidx;
+    struct oplog_chunk_hdr *ch = claim(OLC_FOOTER, (int32_t)syscall(SYS_gettid), 0, &fidx);
+    if (ch) {
+        now_pair(&f.mono_end, &f.wall_end);
+        f.wait_ns = atomic_load(&G.wait_ns);
+        memcpy(ch + 1, &f, sizeof f);
+        seal(ch, sizeof f);
+        release(fidx);
+    }
+    /* Give back the space no chunk uses; a later claim grows it again. */
+    pthread_mutex_lock(&G.map);
+    uint64_t end = G.hdr->nchunks * OPLOG_CHUNK;
+    if (end < G.fsize && sys.ftruncate(G.fd, (off_t)end) == 0) G.fsize = end;
+    pthread_mutex_unlock(&G.map);
+    pthread_mutex_unlock(&G.mu);
+}

@@ -1,0 +1,132 @@
+/* oplog_ops - a known number of file operations in DIR (a mount), for tests/oplog/run.sh.
+ *
+ *   oplog_ops DIR          8 threads, a fork whose child _exits with a descriptor open,
+ *                          then exec of itself (stage2) which exits with one open
+ *   oplog_ops DIR kill     open, 100 writes, then SIGKILL to itself
+ *   oplog_ops DIR abort    open, 100 writes, then abort()
+ *   oplog_ops DIR loop N   open, N preads of 4096 bytes at offset 0, close; ns/op on stderr
+ *
+ * The counts are in tests/oplog/run.sh; change both together. */
+#define _GNU_SOURCE 1
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define THREADS 8
+#define PER_THREAD 1500
+#define MAIN_WRITES 3000
+
+static const char *dir;
+
+static void die(const char *what)
+{
+    perror(what);
+    exit(1);
+}
+
+static int open_in(const char *name, int flags)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    int fd = open(p, flags, 0644);
+    if (fd < 0) die(p);
+    return fd;
+}
+
+static void *worker(void *arg)
+{
+    char name[32], buf[100];
+    snprintf(name, sizeof name, "t%ld.dat", (long)arg);
+    memset(buf, 'a' + (int)(long)arg, sizeof buf);
+    int fd = open_in(name, O_WRONLY | O_CREAT | O_TRUNC);
+    for (int i = 0; i < PER_THREAD; i++)
+        if (pwrite(fd, buf, sizeof buf, (off_t)i * 100) != 100) die("pwrite");
+    if (close(fd) < 0) die("close");
+    fd = open_in(name, O_RDONLY);
+    for (int i = 0; i < PER_THREAD; i++)
+        if (pread(fd, buf, sizeof buf, (off_t)i * 100) != 100) die("pread");
+    if (close(fd) < 0) die("close");
+    return NULL;
+}
+
+static void writes_then(int how)
+{
+    char buf[4096] = {0};
+    int fd = open_in("victim.dat", O_WRONLY | O_CREAT | O_TRUNC);
+    for (int i = 0; i < 100; i++)
+        if (write(fd, buf, sizeof buf) != (ssize_t)sizeof buf) die("write");
+    if (how == SIGKILL) kill(getpid(), SIGKILL);
+    abort();
+}
+
+static int loop(long n)
+{
+    static char buf[4096];
+    int fd = open_in("loop.dat", O_RDWR | O_CREAT);
+    if (pwrite(fd, buf, sizeof buf, 0) != (ssize_t)sizeof buf) die("pwrite");
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (long i = 0; i < n; i++)
+        if (pread(fd, buf, sizeof buf, 0) != (ssize_t)sizeof buf) die("pread");
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    close(fd);
+    fprintf(stderr, "%.1f ns/op\n", ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / (double)n);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: oplog_ops DIR [kill|abort|stage2|loop N]\n");
+        return 2;
+    }
+    dir = argv[1];
+    if (argc > 2 && strcmp(argv[2], "kill") == 0) writes_then(SIGKILL);
+    if (argc > 2 && strcmp(argv[2], "abort") == 0) writes_then(SIGABRT);
+    if (argc > 3 && strcmp(argv[2], "loop") == 0) return loop(atol(argv[3]));
+    char buf[4096];
+    if (argc > 2 && strcmp(argv[2], "stage2") == 0) { /* after exec: 1 open, 5 reads, exit with it open */
+        int fd = open_in("main.dat", O_RDONLY);
+        for (int i = 0; i < 5; i++)
+            if (read(fd, buf, sizeof buf) != (ssize_t)sizeof buf) die("read");
+        return 0;
+    }
+    /* main thread: 1 open, 3000 writes, 1 close */
+    memset(buf, 'm', sizeof buf);
+    int fd = open_in("main.dat", O_WRONLY | O_CREAT | O_TRUNC);
+    for (int i = 0; i < MAIN_WRITES; i++)
+        if (write(fd, buf, sizeof buf) != (ssize_t)sizeof buf) die("write");
+    if (close(fd) < 0) die("close");
+    /* 8 threads: each 2 opens, 1500 writes, 1500 reads, 2 closes */
+    pthread_t t[THREADS];
+    for (long i = 0; i < THREADS; i++) pthread_create(&t[i], NULL, worker, (void *)i);
+    for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
+    /* fork: the child opens, reads 10 times, and _exits with the descriptor open */
+    pid_t pid = fork();
+    if (pid < 0) die("fork");
+    if (pid == 0) {
+        int cfd = open_in("main.dat", O_RDONLY);
+        for (int i = 0; i < 10; i++)
+            if (read(cfd, buf, sizeof buf) != (ssize_t)sizeof buf) _exit(3);
+        _exit(0);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "child failed\n");
+        return 1;
+    }
+    /* 1 stat, then exec of this program (stage 2) */
+    char p[4096];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/main.dat", dir);
+    if (stat(p, &st) < 0 || st.st_size != (off_t)MAIN_WRITES * 4096) die("stat");
+    execl("/proc/self/exe", argv[0], dir, "stage2", (char *)NULL);
+    die("exec");
+}

@@ -1,0 +1,45 @@
+/* olread.h - reading op logs (docs/oplog.md) into memory, for `s3shim oplog` and `s3shim ab`. */
+#ifndef S3SHIM_OLREAD_H
+#define S3SHIM_OLREAD_H
+
+#include "../core/oplog.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct ol_sess {
+    char *file;      /* the op log file */
+    int32_t pid;
+    uint16_t session;
+    char **str[7];   /* [kind][id] */
+    uint32_t nstr[7];
+    struct oplog_footer footer;
+    int has_footer;
+    uint64_t mono0, wall0; /* a clock pair of this session (first chunk) */
+};
+
+struct ol_rec {
+    struct oplog_rec r;
+    uint32_t sess; /* index in ol_set.sess */
+    int32_t tid;
+};
+
+struct ol_set {
+    struct ol_rec *rec;
+    size_t nrec, caprec;
+    struct ol_sess *sess;
+    size_t nsess, capsess;
+    size_t files, unsealed, missing, no_footer;
+};
+
+/* Load a file or every *.s3ol / oplog file of a directory. 0, or -1 with one line in err. */
+int ol_load(struct ol_set *s, const char *path, char *err, size_t errlen);
+void ol_free(struct ol_set *s);
+/* Sort records by start time. */
+void ol_sort(struct ol_set *s);
+/* A string of a record's session, or NULL. */
+const char *ol_str(const struct ol_set *s, const struct ol_rec *r, unsigned kind, uint32_t id);
+/* The mount prefix of a record ("?" when unknown). */
+const char *ol_mount(const struct ol_set *s, const struct ol_rec *r);
+
+#endif

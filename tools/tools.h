@@ -1,0 +1,16 @@
+/* tools.h - the s3shim command's subcommands in files of their own. */
+#ifndef S3SHIM_TOOLS_H
+#define S3SHIM_TOOLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+int cmd_oplog(int argc, char **argv); /* tools/oplog.c */
+int cmd_ab(int argc, char **argv);    /* tools/ab.c */
+
+void json_str(FILE *out, const char *s);
+/* Quantile q of n sorted values (nearest rank). */
+uint64_t pct_sorted(const uint64_t *v, size_t n, double q);
+
+#endif
