@@ -127,10 +127,10 @@ void stats_print_text(FILE *out, const struct stats_set *list, double elapsed_s)
         if (stats_touched(s)) text_set(out, s, elapsed_s, "  ", 0);
 }
 
-static void json_str(FILE *out, const char *s)
+void stats_json_str(FILE *out, const char *s)
 {
     fputc('"', out);
-    for (; *s; s++) {
+    for (; s && *s; s++) {
         unsigned char ch = (unsigned char)*s;
         if (ch == '"' || ch == '\\')
             fprintf(out, "\\%c", ch);
@@ -145,9 +145,9 @@ static void json_str(FILE *out, const char *s)
 static void json_set(FILE *out, const struct stats_set *s, double elapsed, uint64_t siblings)
 {
     fputs("{\"name\":", out);
-    json_str(out, s->name);
+    stats_json_str(out, s->name);
     fputs(",\"uri\":", out);
-    json_str(out, s->detail);
+    stats_json_str(out, s->detail);
     if (siblings) fprintf(out, ",\"share\":%.4f", share_of(s, siblings));
     fputs(",\"ops\":{", out);
     int first = 1;

@@ -57,4 +57,7 @@ int stats_touched(const struct stats_set *s);
 void stats_print_text(FILE *out, const struct stats_set *list, double elapsed_s);
 void stats_print_json(FILE *out, const struct stats_set *list, double elapsed_s, long pid);
 
+/* s as a JSON string (quotes, escapes); NULL as "". Shared with the command's JSON output. */
+void stats_json_str(FILE *out, const char *s);
+
 #endif

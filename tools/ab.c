@@ -357,27 +357,27 @@ static void jd(FILE *o, const char *pre, double v)
 static void print_json(FILE *o, const struct cmp *c, int nc, unsigned seed, int differ)
 {
     fprintf(o, "{\"seed\":%u,\"dir\":", seed);
-    json_str(o, base);
+    stats_json_str(o, base);
     fputs(",\"command\":[", o);
     for (int i = 0; cmd[i]; i++) {
         if (i) fputc(',', o);
-        json_str(o, cmd[i]);
+        stats_json_str(o, cmd[i]);
     }
     fprintf(o, "],\"results_differ\":%s,\"arms\":[", differ ? "true" : "false");
     double v[4096];
     for (int i = 0; i < narms; i++) {
         const struct arm *a = &arms[i];
         fprintf(o, "%s{\"name\":", i ? "," : "");
-        json_str(o, a->name);
+        stats_json_str(o, a->name);
         fputs(",\"mounts\":[", o);
         for (int k = 0; k < a->nmounts; k++) {
             if (k) fputc(',', o);
-            json_str(o, a->mounts[k]);
+            stats_json_str(o, a->mounts[k]);
         }
         fputs("],\"env\":[", o);
         for (int k = 0; k < a->nenv; k++) {
             if (k) fputc(',', o);
-            json_str(o, a->env[k]);
+            stats_json_str(o, a->env[k]);
         }
         fprintf(o, "],\"results_differ\":%s,\"median\":{", i && results_differ(i) ? "true" : "false");
         for (int m = 0; m < NMET; m++) {
@@ -394,7 +394,7 @@ static void print_json(FILE *o, const struct cmp *c, int nc, unsigned seed, int 
                        "\"written_bytes\":%llu,\"dir\":",
                     WIFEXITED(x->status) ? WEXITSTATUS(x->status) : 128 + WTERMSIG(x->status), x->out_hash, x->tree_hash,
                     (unsigned long long)x->ops, (unsigned long long)x->rbytes, (unsigned long long)x->wbytes);
-            json_str(o, x->dir);
+            stats_json_str(o, x->dir);
             fputc('}', o);
         }
         fputs("]}", o);
@@ -403,9 +403,9 @@ static void print_json(FILE *o, const struct cmp *c, int nc, unsigned seed, int 
     for (int k = 0; k < nc; k++) {
         const struct cmp *x = &c[k];
         fprintf(o, "%s{\"metric\":\"%s\",\"arm\":", k ? "," : "", met_name[x->met]);
-        json_str(o, arms[x->arm].name);
+        stats_json_str(o, arms[x->arm].name);
         fputs(",\"baseline\":", o);
-        json_str(o, arms[0].name);
+        stats_json_str(o, arms[0].name);
         jd(o, ",\"ratio\":", x->r.ratio);
         jd(o, ",\"ci95\":[", x->r.lo);
         jd(o, ",", x->r.hi);

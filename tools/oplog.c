@@ -8,21 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void json_str(FILE *out, const char *s)
-{
-    fputc('"', out);
-    for (; s && *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            fprintf(out, "\\%c", ch);
-        else if (ch < 0x20)
-            fprintf(out, "\\u%04x", ch);
-        else
-            fputc(ch, out);
-    }
-    fputc('"', out);
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -201,14 +186,14 @@ static void rec_json(const struct ol_set *s, const struct ol_rec *r, FILE *out)
             x->pid, r->tid, x->session, (unsigned long long)r->r.seq, (unsigned long long)r->r.t,
             (unsigned long long)(x->wall0 + (r->r.t - x->mono0)), oplog_op_name(r->r.op));
     fprintf(out, ",\"fd\":%d,\"mount\":", r->r.fd);
-    json_str(out, ol_mount(s, r));
+    stats_json_str(out, ol_mount(s, r));
     fputs(",\"path\":", out);
     const char *p = ol_str(s, r, OLS_PATH, r->r.path);
-    if (p) json_str(out, p);
+    if (p) stats_json_str(out, p);
     else fputs("null", out);
     if (r->r.op == OL_META) {
         fputs(",\"call\":", out);
-        json_str(out, ol_str(s, r, OLS_NAME, r->r.aux));
+        stats_json_str(out, ol_str(s, r, OLS_NAME, r->r.aux));
     }
     if (r->r.op == OL_OPEN) fprintf(out, ",\"flags\":%u", r->r.aux);
     fprintf(out, ",\"off\":%lld,\"len\":%llu,\"res\":%lld,\"lat_ns\":%llu}\n", (long long)r->r.off,
@@ -228,7 +213,7 @@ static int perfetto(struct ol_set *s, FILE *out)
         snprintf(name, sizeof name, "%.500s (pid %d%s)", argv ? argv : "?", x->pid, x->session ? ", after exec" : "");
         fprintf(out, "%s{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":%d,\"tid\":0,\"args\":{\"name\":", first ? "" : ",\n",
                 x->pid);
-        json_str(out, name);
+        stats_json_str(out, name);
         fputs("}}", out);
         first = 0;
     }
@@ -240,7 +225,7 @@ static int perfetto(struct ol_set *s, FILE *out)
                 first ? "" : ",\n", r->r.op == OL_META ? ol_str(s, r, OLS_NAME, r->r.aux) ? ol_str(s, r, OLS_NAME, r->r.aux) : "meta"
                                                         : oplog_op_name(r->r.op),
                 x->pid, r->tid, (double)(r->r.t - t0) / 1e3, (double)r->r.lat / 1e3);
-        json_str(out, p ? p : "");
+        stats_json_str(out, p ? p : "");
         fprintf(out, ",\"fd\":%d,\"off\":%lld,\"len\":%llu,\"res\":%lld}}", r->r.fd, (long long)r->r.off,
                 (unsigned long long)r->r.len, (long long)r->r.res);
         first = 0;

@@ -6,10 +6,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "../core/stats.h" /* stats_json_str */
+
 int cmd_oplog(int argc, char **argv); /* tools/oplog.c */
 int cmd_ab(int argc, char **argv);    /* tools/ab.c */
 
-void json_str(FILE *out, const char *s);
 /* Quantile q of n sorted values (nearest rank). */
 uint64_t pct_sorted(const uint64_t *v, size_t n, double q);
 

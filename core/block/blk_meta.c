@@ -204,10 +204,12 @@ int blk_newest_root(struct blk_store *s, struct blk_root *r, int *bad)
     return 0;
 }
 
-int blk_lock_shared(struct blk_store *s)
+/* The store's commit lock: the process's mutex, then an OFD lock on byte 0 (of type
+ * F_RDLCK or F_WRLCK) that other processes see and SIGKILL releases. */
+static int lock_store(struct blk_store *s, short type)
 {
     pthread_mutex_lock(&s->lock);
-    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
     while (sys.fcntl(s->fd, F_OFD_SETLKW, &fl) < 0) {
         if (errno == EINTR) continue;
         int e = -errno;
@@ -217,18 +219,9 @@ int blk_lock_shared(struct blk_store *s)
     return 0;
 }
 
-int blk_lock(struct blk_store *s)
-{
-    pthread_mutex_lock(&s->lock);
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
-    while (sys.fcntl(s->fd, F_OFD_SETLKW, &fl) < 0) {
-        if (errno == EINTR) continue;
-        int e = -errno;
-        pthread_mutex_unlock(&s->lock);
-        return e;
-    }
-    return 0;
-}
+int blk_lock_shared(struct blk_store *s) { return lock_store(s, F_RDLCK); }
+
+int blk_lock(struct blk_store *s) { return lock_store(s, F_WRLCK); }
 
 void blk_unlock(struct blk_store *s)
 {
