@@ -511,7 +511,12 @@ void oplog_init(const char *spec, int root, const struct mount_table *t)
     char cwd[PATH_MAX] = ""; /* a relative name: from the directory the program starts in (forks keep it) */
     if (spec[0] != '/' && syscall(SYS_getcwd, cwd, sizeof cwd - 1) > 0 && cwd[0] == '/') strcat(cwd, "/");
     else cwd[0] = 0;
-    snprintf(G.spec, sizeof G.spec, "%s%s", cwd, spec);
+    int n = snprintf(G.spec, sizeof G.spec, "%s%s", cwd, spec);
+    if (n < 0 || (size_t)n >= sizeof G.spec) {
+        slog_error("S3SHIM_OPLOG: the path '%s' is too long; no op log", spec);
+        G.spec[0] = 0;
+        return;
+    }
     size_t l = strlen(G.spec);
     struct stat st;
     if (l > 1 && G.spec[l - 1] == '/') {
