@@ -169,8 +169,8 @@ test-s3rig:
 
 test-tsan: $(TOOL) $(BUILD)/tests/tsan_stress $(BUILD)/tests/tsan_s3 $(BUILD)/tests/test_balance
 	$(call run_suite,BUILD=$(BUILD) tests/tsan/run.sh,tsan)
-	$(call run_suite,BUILD=$(BUILD) tests/direct/tsan.sh,tsan-direct)
-	$(call run_suite,BUILD=$(BUILD) tests/block/tsan.sh,tsan-block)
+	$(call run_suite,BUILD=$(BUILD) tests/tsan/mounted.sh direct,tsan-direct)
+	$(call run_suite,BUILD=$(BUILD) tests/tsan/mounted.sh block,tsan-block)
 	$(call run_suite,BUILD=$(BUILD) tests/oplog/tsan.sh,tsan-oplog)
 
 $(BUILD)/tests/tsan_stress: tests/tsan/stress.c $(LIB)

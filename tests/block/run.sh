@@ -22,37 +22,23 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 DIO_CMP=$BUILD/tests/dio_cmp
 PREADS=$BUILD/tests/preads
 TMO=120
-PASS=0
-FAIL=0
 KILLS=${BLOCK_TEST_KILLS:-200}
 
 # shellcheck source=../variant.sh
 . "$TOP/tests/variant.sh" "s3shim block:// tests"
+# shellcheck source=../report.sh
+. "$TOP/tests/report.sh"
 PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || command -v python3)
 ODD_DD=dd
 [ "$VARIANT" = asan ] && ODD_DD="$PY $TOP/tests/direct/odd_dd.py"
 
 W=$(mktemp -d "${TMPDIR:-/var/tmp}/s3shim-block.XXXXXX")
-LOOPS=()
-MNTS=()
+# shellcheck source=../loopdev.sh
+. "$TOP/tests/loopdev.sh"
 KPID=""
-cleanup() {
-    [ -n "$KPID" ] && kill -9 "$KPID" 2>/dev/null
-    for m in "${MNTS[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
-    for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done
-    rm -rf "$W"
-}
-trap cleanup EXIT
+trap '[ -n "$KPID" ] && kill -9 "$KPID" 2>/dev/null; release_devices; rm -rf "$W"' EXIT
 trap 'exit 130' INT TERM
 
-pass() { PASS=$((PASS + 1)); echo "ok - $1"; }
-fail() {
-    FAIL=$((FAIL + 1))
-    echo "not ok - $1"
-    [ -n "${2:-}" ] && [ -f "$2" ] && sed -e 's/^/#   /' "$2" | head -40
-    return 0
-}
-skip() { PASS=$((PASS + 1)); echo "ok - $1 # skip: $2"; }
 MP=/s3shim-block-$$
 shim() { # shim DEV CMD... : CMD under the shim with $MP mounted on DEV
     local dev=$1
@@ -61,29 +47,17 @@ shim() { # shim DEV CMD... : CMD under the shim with $MP mounted on DEV
 }
 OUT=$W/out.txt
 
-if [ "$(stat -f -c %T "$W")" = tmpfs ]; then
-    echo "not ok - $W must be on a filesystem that does O_DIRECT (set TMPDIR)"
-    echo "0 passed, 1 failed"
-    exit 1
-fi
-
-have_loop=1
-why=""
-if [ "$(id -u)" != 0 ]; then have_loop=0; why="not root"
-elif ! command -v losetup >/dev/null || ! command -v mkfs.ext4 >/dev/null; then have_loop=0; why="no losetup/mkfs.ext4"
-elif ! losetup -f >/dev/null 2>&1; then have_loop=0; why="no free loop device"; fi
+[ "$(stat -f -c %T "$W")" = tmpfs ] && bail "$W must be on a filesystem that does O_DIRECT (set TMPDIR)"
 
 # new_dev SIZE_MIB [SECTOR]: a loop device (or a plain file without loop devices) in $dev.
 new_dev() {
-    local img=$W/img.$RANDOM.$1
-    dev=""
-    truncate -s "$1M" "$img" || return 1
     if [ $have_loop = 1 ]; then
-        dev=$(losetup -f --show -b "${2:-4096}" "$img") || return 1
-        LOOPS+=("$dev")
+        new_loop "$@"
     else
-        dev=$img
+        dev=$W/img.$RANDOM.$1
+        truncate -s "$1M" "$dev" || dev=""
     fi
+    [ -n "$dev" ]
 }
 check_clean() { # check_clean DEV LABEL
     if "$TOOL" blk check "$1" >"$OUT" 2>&1; then pass "$2: s3shim blk check finds the store clean ($(tail -1 "$OUT" | cut -d: -f2- | cut -c1-90))"
@@ -436,5 +410,4 @@ S3SHIM_STATS=1 shim "$CDEV" cat "$MP/w1/f25" >/dev/null 2>"$OUT"
 if grep -q "block" "$OUT" && grep -q "commits" "$OUT"; then pass "S3SHIM_STATS: the mount and its block child (device requests, commits, metadata reads)"
 else fail "stats of a block:// mount" "$OUT"; fi
 
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+finish

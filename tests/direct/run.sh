@@ -21,11 +21,11 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 DIO_CMP=$BUILD/tests/dio_cmp
 PREADS=$BUILD/tests/preads
 TMO=60
-PASS=0
-FAIL=0
 
 # shellcheck source=../variant.sh
 . "$TOP/tests/variant.sh" "s3shim direct:// tests"
+# shellcheck source=../report.sh
+. "$TOP/tests/report.sh"
 PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || command -v python3)
 # dd with an odd block size under ASan: libasan refuses dd's aligned_alloc(4096, 777)
 # itself, so that variant runs a python stand-in with dd's arguments.
@@ -33,24 +33,11 @@ ODD_DD=dd
 [ "$VARIANT" = asan ] && ODD_DD="$PY $HERE/odd_dd.py"
 
 W=$(mktemp -d "${TMPDIR:-/var/tmp}/s3shim-direct.XXXXXX")
-LOOPS=()
-MNTS=()
-cleanup() {
-    for m in "${MNTS[@]}"; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
-    for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null; done
-    rm -rf "$W"
-}
-trap cleanup EXIT
+# shellcheck source=../loopdev.sh
+. "$TOP/tests/loopdev.sh"
+trap 'release_devices; rm -rf "$W"' EXIT
 trap 'exit 130' INT TERM
 
-pass() { PASS=$((PASS + 1)); echo "ok - $1"; }
-fail() {
-    FAIL=$((FAIL + 1))
-    echo "not ok - $1"
-    [ -n "${2:-}" ] && [ -f "$2" ] && sed -e 's/^/#   /' "$2" | head -40
-    return 0
-}
-skip() { PASS=$((PASS + 1)); echo "ok - $1 # skip: $2"; }
 # Run under the shim with mount map $1.
 shim() {
     local mounts=$1
@@ -58,11 +45,7 @@ shim() {
     timeout -k 5 "$TMO" env S3SHIM_MOUNTS="$mounts" LD_PRELOAD="$PRELOAD" "${SAN_ENV[@]}" "$@"
 }
 
-if [ "$(stat -f -c %T "$W")" = tmpfs ]; then
-    echo "not ok - $W must be on a filesystem that does O_DIRECT (set TMPDIR)"
-    echo "0 passed, 1 failed"
-    exit 1
-fi
+[ "$(stat -f -c %T "$W")" = tmpfs ] && bail "$W must be on a filesystem that does O_DIRECT (set TMPDIR)"
 SRC=$W/src
 mkdir -p "$SRC"
 for n in 0 1 511 4095 4097 1048579; do head -c "$n" /dev/urandom >"$SRC/s$n"; done
@@ -141,20 +124,6 @@ mkdir -p "$W/dir"
 writes_reads "$(stat -f -c %T "$W") directory" "$W/dir"
 
 # --- 2-4. loop devices -------------------------------------------------------------------
-have_loop=1
-why=""
-if [ "$(id -u)" != 0 ]; then have_loop=0; why="not root"
-elif ! command -v losetup >/dev/null || ! command -v mkfs.ext4 >/dev/null; then have_loop=0; why="no losetup/mkfs.ext4"
-elif ! losetup -f >/dev/null 2>&1; then have_loop=0; why="no free loop device"; fi
-
-new_loop() { # sector-size size-in-MiB -> sets dev (not in a subshell: LOOPS must keep it)
-    local img=$W/img.$1.$2.$RANDOM
-    dev=""
-    truncate -s "$2M" "$img" || return 1
-    dev=$(losetup -f --show -b "$1" "$img") || return 1
-    LOOPS+=("$dev")
-}
-
 if [ $have_loop = 0 ]; then
     for s in 4096 512; do
         skip "loop device with $s-byte sectors, raw and with ext4" "$why"
@@ -163,7 +132,7 @@ if [ $have_loop = 0 ]; then
     skip "tmpfs: buffered fallback" "$why"
 else
     for s in 4096 512; do
-        new_loop "$s" 64
+        new_loop 64 "$s"
         if [ -z "$dev" ]; then fail "losetup -b $s"; continue; fi
         if [ "$s" = 4096 ]; then
             if dd if="$dev" of=/dev/null bs=512 count=1 iflag=direct status=none 2>/dev/null; then
@@ -181,7 +150,7 @@ else
     done
 
     # --- ENOSPC ---
-    new_loop 512 8
+    new_loop 8 512
     mnt=$W/full
     mkdir -p "$mnt"
     out=$W/out.txt
@@ -247,5 +216,4 @@ if grep -q "io_uring  O_DIRECT, alignment memory" "$out" && [ "${qd:-0}" -ge 2 ]
     pass "stats: the mount's io_uring requests with alignment and queue depth (max $qd for a sequential cat)"
 else fail "stats: io_uring line with queue depth >= 2" "$out"; fi
 
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" = 0 ]
+finish

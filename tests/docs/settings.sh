@@ -22,7 +22,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT" || exit 1
 BIN=$ROOT/${BUILD:-build}/s3shim
 DOC=docs/settings.md
-. tests/s3rig/tap.sh
+. tests/report.sh
 
 # A value other than the default for every setting that has one, shown by `s3shim
 # config`. A new setting with a default needs one here.
@@ -41,7 +41,7 @@ declare -A ALT=(
 )
 
 if [ ! -x "$BIN" ]; then
-    notok "build the command first: $BIN is missing"
+    fail "build the command first: $BIN is missing"
     finish
 fi
 T=$(mktemp -d "${TMPDIR:-/tmp}/docs-test.XXXXXX")
@@ -57,10 +57,10 @@ config_in() {
 
 # --- the build's list and the documented one ---------------------------------------------
 if ! "$BIN" config --settings > "$T/known" || ! [ -s "$T/known" ]; then
-    notok "s3shim config --settings lists the known settings"
+    fail "s3shim config --settings lists the known settings"
     finish
 fi
-ok "s3shim config --settings lists $(wc -l < "$T/known") settings"
+pass "s3shim config --settings lists $(wc -l < "$T/known") settings"
 # | `NAME` | DEFAULT | meaning |  ->  NAME<TAB>DEFAULT (backquotes dropped)
 awk -F' [|] ' '/^[|] `S3SHIM_/ {
         name = $1; sub(/^[|] /, "", name); gsub(/`/, "", name)
@@ -74,7 +74,7 @@ while IFS=$'\t' read -r name def; do
 done < "$T/documented"
 
 for name in "${!DOC_COUNT[@]}"; do
-    [ -n "${KNOWN_DEF[$name]+x}" ] || notok "$name is documented in $DOC but this build does not know it"
+    [ -n "${KNOWN_DEF[$name]+x}" ] || fail "$name is documented in $DOC but this build does not know it"
 done
 
 # --- each known setting: documented once, its default, what config shows -----------------
@@ -97,48 +97,48 @@ for name in $(cut -f1 "$T/known"); do
         cmp -s "$T/base" "$T/other" && why+=("$name=${ALT[$name]} does not show in s3shim config")
     fi
     if [ ${#why[@]} -eq 0 ]; then
-        ok "$name: documented once, default $def as built${ALT[$name]+, shown by s3shim config}"
+        pass "$name: documented once, default $def as built${ALT[$name]+, shown by s3shim config}"
     else
-        notok "$name: $(printf '%s; ' "${why[@]}")"
+        fail "$name: $(printf '%s; ' "${why[@]}")"
     fi
 done
 
 # --- every name the sources read is known ---------------------------------------------------
 missing=$(grep -rhoE '"S3SHIM_[A-Z0-9_]+"' core shim tools include | tr -d '"' | sort -u |
           while read -r n; do [ -n "${KNOWN_DEF[$n]+x}" ] || echo "$n"; done | tr '\n' ' ')
-if [ -z "$missing" ]; then ok "every \"S3SHIM_...\" name in core/, shim/, tools/, include/ is a known setting"
-else notok "names read by the sources but unknown to s3shim config (add them to cfg_known[] and $DOC): $missing"; fi
+if [ -z "$missing" ]; then pass "every \"S3SHIM_...\" name in core/, shim/, tools/, include/ is a known setting"
+else fail "names read by the sources but unknown to s3shim config (add them to cfg_known[] and $DOC): $missing"; fi
 
 # --- unknown names are warned about, known ones are not -------------------------------------
 config_in S3SHIM_NOT_A_SETTING=1 > /dev/null
 if grep -q "unknown S3SHIM_\* setting" "$T/stderr" && grep -q S3SHIM_MOUNTS "$T/stderr"; then
-    ok "s3shim config warns about an unknown S3SHIM_* name and lists the known ones"
+    pass "s3shim config warns about an unknown S3SHIM_* name and lists the known ones"
 else
-    notok "s3shim config does not warn about S3SHIM_NOT_A_SETTING"
+    fail "s3shim config does not warn about S3SHIM_NOT_A_SETTING"
 fi
 all=()
 while IFS=$'\t' read -r name def _; do all+=("$name=${def/(unset)/x}"); done < "$T/known"
 config_in "${all[@]}" > /dev/null
-if grep -q unknown "$T/stderr"; then notok "s3shim config calls a known setting unknown: $(grep unknown "$T/stderr")"
-else ok "s3shim config knows every setting it lists"; fi
+if grep -q unknown "$T/stderr"; then fail "s3shim config calls a known setting unknown: $(grep unknown "$T/stderr")"
+else pass "s3shim config knows every setting it lists"; fi
 
 # --- README ---------------------------------------------------------------------------------
 size=$(wc -c < README.md)
-if [ "$size" -le 8192 ]; then ok "README.md is $size bytes (at most 8 KB)"; else notok "README.md is $size bytes, over 8 KB"; fi
+if [ "$size" -le 8192 ]; then pass "README.md is $size bytes (at most 8 KB)"; else fail "README.md is $size bytes, over 8 KB"; fi
 if sed -n 3,6p README.md | grep -q '^make deps && make demo ' && sed -n 3,6p README.md | grep -q '^make deps && make test '; then
-    ok "README.md opens with make deps && make demo / make test"
+    pass "README.md opens with make deps && make demo / make test"
 else
-    notok "README.md no longer opens with the two set-up commands"
+    fail "README.md no longer opens with the two set-up commands"
 fi
 
 # --- the man page -----------------------------------------------------------------------------
 if ! command -v go-md2man > /dev/null; then
-    ok "man page # SKIP go-md2man is not installed (make deps)"
+    skip "man page" "go-md2man is not installed (make deps)"
 elif ! docs/mkman.sh | go-md2man > "$T/s3shim.1" || ! [ -s "$T/s3shim.1" ]; then
-    notok "the man page does not render (docs/mkman.sh | go-md2man)"
+    fail "the man page does not render (docs/mkman.sh | go-md2man)"
 else
     lost=$(cut -f1 "$T/known" | while read -r n; do grep -qF "$n" "$T/s3shim.1" || echo "$n"; done | tr '\n' ' ')
-    if [ -z "$lost" ]; then ok "the man page renders and names every setting"; else notok "the man page lacks $lost"; fi
+    if [ -z "$lost" ]; then pass "the man page renders and names every setting"; else fail "the man page lacks $lost"; fi
 fi
 
 finish

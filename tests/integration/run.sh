@@ -37,12 +37,12 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 HELPER=$BUILD/tests/preads
 TMO=15 # seconds per command: a hang fails its check instead of the whole run
 
-PASS=0
-FAIL=0
 T_START=$(date +%s)
 
 # shellcheck source=../variant.sh
 . "$TOP/tests/variant.sh" "s3shim integration tests ($SCHEME://)"
+# shellcheck source=../report.sh
+. "$TOP/tests/report.sh"
 
 # A real python binary (pyenv and the like put a shell script first in PATH).
 PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || command -v python3)
@@ -64,9 +64,7 @@ cleanup() {
 }
 if [ -e "$MROOT" ]; then
     rm -rf "$W"
-    echo "not ok - mount prefix $MROOT must not exist on disk"
-    echo "0 passed, 1 failed"
-    exit 1
+    bail "mount prefix $MROOT must not exist on disk"
 fi
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -86,30 +84,12 @@ fi
 # Run a command with the mount (block://: to see BACK).
 on_back() { if [ "$SCHEME" = block ]; then env S3SHIM_MOUNTS="$MOUNTS" LD_PRELOAD="$PRELOAD" "${SAN_ENV[@]}" "$@"; else "$@"; fi; }
 if [ "$SCHEME" != file ] && [ "$(stat -f -c %T "$W")" = tmpfs ]; then
-    echo "not ok - direct:// needs a backing directory that does O_DIRECT; $W is on tmpfs (set TMPDIR)"
-    echo "0 passed, 1 failed"
-    exit 1
+    bail "direct:// needs a backing directory that does O_DIRECT; $W is on tmpfs (set TMPDIR)"
 fi
 export PY HERE HELPER R=$REAL
 
 # --- reporting ---------------------------------------------------------------------------
-pass() {
-    PASS=$((PASS + 1))
-    echo "ok - $1"
-}
-fail() { # fail DESC [DETAIL-FILE...]
-    FAIL=$((FAIL + 1))
-    echo "not ok - $1"
-    shift
-    local f
-    for f in "$@"; do [ -s "$f" ] && head -n 40 "$f" | cut -c1-200 | sed 's/^/#   /'; done
-}
 # check DESC CMD...: passes if CMD succeeds; CMD's output is the failure detail.
-check() {
-    local desc=$1
-    shift
-    if "$@" >"$W/check.out" 2>&1; then pass "$desc"; else fail "$desc" "$W/check.out"; fi
-}
 
 # Run CMD under the shim with the given S3SHIM_MOUNTS (and extra VAR=VALUE words first).
 shim_env() {
@@ -295,12 +275,10 @@ section() { echo "# --- $1"; }
 
 # t_noasan: a check whose program cannot run with libasan loaded at all: it calls
 # aligned_alloc(4096, n) with n not a multiple of 4096 (dd with such a bs=, split), which
-# glibc allows and ASan aborts on. Skipped (and counted apart) in the ASan variant only.
-SKIP=0
+# glibc allows and ASan aborts on. Skipped (an "ok ... # skip" line) in the ASan variant only.
 t_noasan() {
     if [ "$SAN" = asan ]; then
-        SKIP=$((SKIP + 1))
-        echo "# skip - $1 (ASan rejects the program's own aligned_alloc(4096, n))"
+        skip "$1" "ASan rejects the program's own aligned_alloc(4096, n)"
     else
         t "$@"
     fi
@@ -632,6 +610,4 @@ section "end"
 check "the mount prefix was never created on the real disk" test ! -e "$MROOT"
 check "the backend directory and the real directory end identical" same_tree "$REAL" "$BACK" "$W/tree9"
 echo "# $VARIANT: $(($(date +%s) - T_START)) s"
-[ "$SKIP" -gt 0 ] && echo "# $SKIP skipped in this variant"
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+finish

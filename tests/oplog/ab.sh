@@ -1,4 +1,4 @@
-# tests/oplog/ab.sh - `s3shim ab` checks, sourced by tests/oplog/run.sh (uses its ok/notok,
+# tests/oplog/ab.sh - `s3shim ab` checks, sourced by tests/oplog/run.sh (uses its ok/fail,
 # $S3SHIM, $T). A real program on a file:// and a direct:// arm of the same data; an arm
 # whose data differ; --compare; the HTML report in headless Chromium.
 AB=$T/ab
@@ -28,9 +28,9 @@ for x in c.values():
     assert x["verdict"] == "no difference at this noise" or x["p"] < 0.05
 PY
 then
-    ok "ab: file:// against direct:// with cat|md5sum, 6 runs each, same results, a verdict per metric ($(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print([(x["metric"], x["verdict"]) for x in d["comparisons"]][0])' "$AB/ab.json"))"
+    pass "ab: file:// against direct:// with cat|md5sum, 6 runs each, same results, a verdict per metric ($(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print([(x["metric"], x["verdict"]) for x in d["comparisons"]][0])' "$AB/ab.json"))"
 else
-    notok "ab file:// against direct://: $(grep -v warning "$AB/ab.err" | tail -3 | tr '\n' ' ')"
+    fail "ab file:// against direct://: $(grep -v warning "$AB/ab.err" | tail -3 | tr '\n' ' ')"
 fi
 
 TMPDIR=$AB timeout 120 "$S3SHIM" ab --runs 3 --warmup 0 --seed 7 "${ARMS[@]}" --arm "other=/abdata=file://$AB/x" \
@@ -38,9 +38,9 @@ TMPDIR=$AB timeout 120 "$S3SHIM" ab --runs 3 --warmup 0 --seed 7 "${ARMS[@]}" --
 rc=$?
 if [ $rc = 1 ] && grep -q "RESULTS DIFFER: arm other" "$AB/diff.err" && ! grep -q "arm direct gave" "$AB/diff.err" &&
    grep -q "p(Holm)" "$AB/diff.out"; then
-    ok "ab: an arm whose data differ is reported loudly (exit 1), Holm-corrected p values with 3 arms"
+    pass "ab: an arm whose data differ is reported loudly (exit 1), Holm-corrected p values with 3 arms"
 else
-    notok "ab: differing arm not flagged (exit $rc): $(grep -v warning "$AB/diff.err" | head -2 | tr '\n' ' ')"
+    fail "ab: differing arm not flagged (exit $rc): $(grep -v warning "$AB/diff.err" | head -2 | tr '\n' ' ')"
 fi
 
 if TMPDIR=$AB timeout 120 "$S3SHIM" ab --runs 2 --warmup 0 "${ARMS[@]}" --compare /abdata/o --json \
@@ -53,24 +53,24 @@ h = {r["tree_sha256"] for a in d["arms"] for r in a["runs"]}
 assert len(h) == 1 and len(h.pop()) == 64, h
 assert not d["results_differ"]
 PY
-then ok "ab --compare: the tree each arm wrote hashed the same in both arms"
-else notok "ab --compare: $(head -3 "$AB/cmp.err" | tr '\n' ' ')"; fi
+then pass "ab --compare: the tree each arm wrote hashed the same in both arms"
+else fail "ab --compare: $(head -3 "$AB/cmp.err" | tr '\n' ' ')"; fi
 
 "$S3SHIM" ab --arm "only=/abdata=file://$AB/f" -- true > /dev/null 2> "$AB/usage.err"
-if [ $? = 2 ] && grep -q "at least two --arm" "$AB/usage.err"; then ok "ab: one arm is a usage error"
-else notok "ab: one arm not refused"; fi
+if [ $? = 2 ] && grep -q "at least two --arm" "$AB/usage.err"; then pass "ab: one arm is a usage error"
+else fail "ab: one arm not refused"; fi
 
 # The report: one file, no scripts, inline SVG; rendered by headless Chromium.
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
 svgs=$(grep -c "<svg" "$AB/r.html" 2> /dev/null)
 if [ -s "$AB/r.html" ] && ! grep -qiE "<script|src=\"http|href=\"http" "$AB/r.html" && [ "${svgs:-0}" -ge 3 ] &&
    grep -q 'id="verdicts"' "$AB/r.html"; then
-    ok "ab --report: one self-contained HTML file, $svgs inline SVG plots, a verdict table"
+    pass "ab --report: one self-contained HTML file, $svgs inline SVG plots, a verdict table"
 else
-    notok "ab --report: missing, has scripts or external links, or lacks plots ($svgs svg)"
+    fail "ab --report: missing, has scripts or external links, or lacks plots ($svgs svg)"
 fi
 if [ -z "$CHROMIUM" ]; then
-    notok "chromium is not installed (tests/install-deps.sh installs it): the report is not checked in a browser"
+    fail "chromium is not installed (tests/install-deps.sh installs it): the report is not checked in a browser"
 else
     rm -f "$AB/shot.png"
     timeout 60 "$CHROMIUM" --headless --no-sandbox --disable-gpu --user-data-dir="$AB/chrome" \
@@ -91,6 +91,6 @@ assert len({raw[r * rows + 1:(r + 1) * rows] for r in range(0, h, 4)}) > 20
 dom = open(sys.argv[2]).read()
 assert dom.count("<svg") >= 3 and dom.count("<polyline") >= 2 and "verdicts" in dom
 PY
-    then ok "ab --report renders in headless Chromium: a non-blank screenshot, the SVG plots in its DOM"
-    else notok "ab --report in Chromium: $(tail -2 "$AB/chrome.log" | tr '\n' ' ')"; fi
+    then pass "ab --report renders in headless Chromium: a non-blank screenshot, the SVG plots in its DOM"
+    else fail "ab --report in Chromium: $(tail -2 "$AB/chrome.log" | tr '\n' ' ')"; fi
 fi

@@ -17,7 +17,7 @@ export LC_ALL=C
 . "$TOP/tests/variant.sh" "s3shim op log and ab tests"
 ROOT=$TOP
 OPS=$BUILD/tests/oplog_ops
-. "$ROOT/tests/s3rig/tap.sh"
+. "$ROOT/tests/report.sh"
 TMO=60
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/s3shim-oplog.XXXXXX")
@@ -53,9 +53,9 @@ for (p, s, op), (n, b) in sorted(c.items()):
 
 # --- 1. losslessness: threads, fork + _exit, exec, exit with a descriptor open ------------
 if ! timeout $TMO env S3SHIM_OPLOG="$T/log/" "$S3SHIM" run -- "$OPS" "$MP" > "$T/ops.out" 2>&1; then
-    notok "oplog_ops ran under the shim: $(tail -2 "$T/ops.out")"
+    fail "oplog_ops ran under the shim: $(tail -2 "$T/ops.out")"
 else
-    ok "oplog_ops ran under the shim (8 threads, fork, _exit, exec)"
+    pass "oplog_ops ran under the shim (8 threads, fork, _exit, exec)"
 fi
 tally "$T/log" > "$T/tally"
 cat > "$T/want" <<'EOF'
@@ -70,23 +70,23 @@ p1.s0 open 1 0
 p1.s0 read 10 40960
 EOF
 if diff -u "$T/want" "$T/tally" > "$T/diff"; then
-    ok "the log holds exactly the operations made: count and bytes per op and process image"
+    pass "the log holds exactly the operations made: count and bytes per op and process image"
 else
-    notok "records differ from the operations made: $(tr '\n' ' ' < "$T/diff" | cut -c1-400)"
+    fail "records differ from the operations made: $(tr '\n' ' ' < "$T/diff" | cut -c1-400)"
 fi
 "$S3SHIM" oplog "$T/log" --summary > "$T/sum" 2>&1
 if grep -q "27052 records, 0 lost, 0 missing" "$T/sum" && ! grep -q "footer says" "$T/sum" &&
    grep -q "session 0  exec      27035 records" "$T/sum" && grep -q "session 1  exit          6 records" "$T/sum" &&
    grep -q "_exit        11 records" "$T/sum"; then
-    ok "summary: 27052 records, 0 lost, 0 missing; footers of exec, exit and _exit agree with the records"
+    pass "summary: 27052 records, 0 lost, 0 missing; footers of exec, exit and _exit agree with the records"
 else
-    notok "summary: $(head -1 "$T/sum"); $(grep -E 'session|footer' "$T/sum" | tr '\n' ';')"
+    fail "summary: $(head -1 "$T/sum"); $(grep -E 'session|footer' "$T/sum" | tr '\n' ';')"
 fi
 threads=$("$S3SHIM" oplog "$T/log" --jsonl | python3 -c '
 import json, sys
 print(len({(r["pid"], r["tid"]) for r in map(json.loads, sys.stdin) if r["session"] == 0}))')
-if [ "$threads" = 10 ]; then ok "9 threads of the parent and the forked child's own are told apart"
-else notok "threads seen: $threads (want 10)"; fi
+if [ "$threads" = 10 ]; then pass "9 threads of the parent and the forked child's own are told apart"
+else fail "threads seen: $threads (want 10)"; fi
 
 # --- 2. SIGKILL and abort: records recovered up to the last one -------------------------
 for how in kill abort; do
@@ -94,9 +94,9 @@ for how in kill abort; do
     (timeout $TMO "$S3SHIM" run --oplog "$T/k/" -- "$OPS" "$MP" $how; :) > /dev/null 2>&1
     t=$(tally "$T/k" | tr '\n' ' ')
     if [ "$t" = "p0.s0 open 1 0 p0.s0 write 100 409600 " ] && "$S3SHIM" oplog "$T/k" | grep -q "ended without a footer"; then
-        ok "$how: 101 records recovered from the unsealed chunk, the session reported without a footer"
+        pass "$how: 101 records recovered from the unsealed chunk, the session reported without a footer"
     else
-        notok "$how: got '$t'"
+        fail "$how: got '$t'"
     fi
 done
 
@@ -117,12 +117,12 @@ print(rd.get(p + "/in.dat", 0), wr.get(p + "/out.gz", 0), rd.get(p + "/out.gz", 
     want="3000000 $out $out $(stat -c %s "$T/back/n")"
     files=$(ls "$T/p" | wc -l)
     if [ "$got" = "$want" ] && "$S3SHIM" oplog "$T/p" | grep -q " 0 lost, 0 missing"; then
-        ok "pipeline: bytes read and written per file as the files say ($want), $files process logs"
+        pass "pipeline: bytes read and written per file as the files say ($want), $files process logs"
     else
-        notok "pipeline: read/written '$got', want '$want'"
+        fail "pipeline: read/written '$got', want '$want'"
     fi
 else
-    notok "pipeline failed: $(head -2 "$T/p.err")"
+    fail "pipeline failed: $(head -2 "$T/p.err")"
 fi
 
 # --- 4. bad logs: one clear error each ------------------------------------------------------
@@ -130,9 +130,9 @@ one_error() { # NAME FILE PATTERN
     "$S3SHIM" oplog "$2" --summary > "$T/bad.out" 2> "$T/bad.err"
     rc=$?
     if [ $rc = 1 ] && [ "$(wc -l < "$T/bad.err")" = 1 ] && grep -q "$3" "$T/bad.err" && ! [ -s "$T/bad.out" ]; then
-        ok "$1: one error line, exit 1 ($(cut -c1-100 < "$T/bad.err"))"
+        pass "$1: one error line, exit 1 ($(cut -c1-100 < "$T/bad.err"))"
     else
-        notok "$1: exit $rc, stderr: $(head -3 "$T/bad.err" | tr '\n' ' ')"
+        fail "$1: exit $rc, stderr: $(head -3 "$T/bad.err" | tr '\n' ' ')"
     fi
 }
 LOG=$(ls "$T/log"/*.s3ol | head -1)
@@ -166,8 +166,8 @@ assert len({(e["pid"], e["tid"]) for e in x}) == 10
 assert len(names) == 3
 assert all(e["dur"] >= 0 and e["ts"] >= 0 for e in x)
 EOF
-then ok "--perfetto: valid trace JSON, 27052 events on 10 thread tracks, 3 named processes"
-else notok "--perfetto trace is wrong"; fi
+then pass "--perfetto: valid trace JSON, 27052 events on 10 thread tracks, 3 named processes"
+else fail "--perfetto trace is wrong"; fi
 
 # --- 6. s3shim ab -----------------------------------------------------------------------------
 if [ -x "$ROOT/tests/oplog/ab.sh" ]; then . "$ROOT/tests/oplog/ab.sh"; fi

@@ -30,23 +30,12 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../preamble.sh"
 # shellcheck source=../variant.sh
 . "$TOP/tests/variant.sh" "s3shim S3 coherence tests"
+# shellcheck source=../report.sh
+. "$TOP/tests/report.sh"
 PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || command -v python3)
 TMO=90
 UID_=$(id -u)
 
-PASS=0
-FAIL=0
-pass() {
-    PASS=$((PASS + 1))
-    echo "ok - $1"
-}
-fail() { # fail DESC [DETAIL-FILE...]
-    FAIL=$((FAIL + 1))
-    echo "not ok - $1"
-    shift
-    local f
-    for f in "$@"; do [ -s "$f" ] && head -n 30 "$f" | cut -c1-240 | sed 's/^/#   /'; done
-}
 section() { echo "# --- $1"; }
 
 W=$(mktemp -d "${TMPDIR:-/tmp}/s3shim-coh.XXXXXX")
@@ -60,11 +49,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if ! . "$TOP/tests/s3rig/s3env.sh"; then
-    echo "not ok - an S3 server and a fresh bucket (tests/s3rig/s3env.sh)"
-    echo "0 passed, 1 failed"
-    exit 1
-fi
+. "$TOP/tests/s3rig/s3env.sh" || bail "an S3 server and a fresh bucket (tests/s3rig/s3env.sh)"
 case $AWS_ENDPOINT_URL in http://*) unset AWS_CA_BUNDLE ;; esac
 B=$S3_BUCKET
 M=/s3/$B
@@ -407,5 +392,4 @@ sys.exit(0 if not still and seen else 1)
 EOF
 TTL=2 py_ok "another run's new object is seen when the TTL (S3SHIM_STAT_TTL=2) runs out, not before" "$W/other.py" "$M"
 
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+finish

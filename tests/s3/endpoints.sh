@@ -26,6 +26,8 @@ RIG=$TOP/tests/s3rig
 PREADS=$BUILD/tests/s3_preads
 # shellcheck source=../variant.sh
 . "$TOP/tests/variant.sh" "s3shim multi-endpoint tests"
+# shellcheck source=../report.sh
+. "$TOP/tests/report.sh"
 
 W=$(mktemp -d /tmp/s3shim-endpoints.XXXXXX)
 FP_PIDS=()
@@ -40,15 +42,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-PASS=0 FAIL=0
-ok() { echo "ok - $1"; PASS=$((PASS + 1)); }
-notok() { # DESC [DETAIL-FILE...]
-    echo "not ok - $1"
-    FAIL=$((FAIL + 1))
-    shift
-    local f
-    for f in "$@"; do [ -s "$f" ] && head -n 25 "$f" | cut -c1-240 | sed 's/^/#   /'; done
-}
 section() { echo "# --- $1"; }
 
 # Four proxy servers of one cluster: the first on 127.0.0.1, the others on .2 .3 .4.
@@ -56,19 +49,15 @@ section() { echo "# --- $1"; }
 . "$RIG/lib.sh"
 proxies=""
 for a in 2 3 4; do
-    p=$(s3rig_free_port "127.0.0.$a" 18200) || { echo "not ok - no free port on 127.0.0.$a"; echo "0 passed, 1 failed"; exit 1; }
+    p=$(s3rig_free_port "127.0.0.$a" 18200) || bail "no free port on 127.0.0.$a"
     proxies="$proxies 127.0.0.$a:$p"
 done
 export S3RIG_SWIFT_PROXIES=${proxies# }
 # shellcheck source=../s3rig/s3env.sh
-. "$RIG/s3env.sh" || { echo "not ok - no S3 server"; echo "0 passed, 1 failed"; exit 1; }
+. "$RIG/s3env.sh" || bail "no S3 server"
 IFS=, read -r -a EP <<<"$S3RIG_ENDPOINTS"
-if [ "${#EP[@]}" -lt 4 ]; then
-    echo "not ok - four endpoints of one cluster (got: $S3RIG_ENDPOINTS; AWS_ENDPOINT_URL set outside?)"
-    echo "0 passed, 1 failed"
-    exit 1
-fi
-ok "one Swift cluster, four S3 endpoints: ${EP[*]}"
+[ "${#EP[@]}" -lt 4 ] && bail "four endpoints of one cluster (got: $S3RIG_ENDPOINTS; AWS_ENDPOINT_URL set outside?)"
+pass "one Swift cluster, four S3 endpoints: ${EP[*]}"
 B=$S3_BUCKET
 
 # shim VAR=VALUE... -- CMD...: CMD under the shim, bounded in time.
@@ -117,7 +106,7 @@ EOF
 reqs_of() { awk -v u="$1" '$1 == u { print $2 }' "$2" | grep . || echo 0; }
 
 head -c $((24 << 20)) /dev/urandom >"$W/obj24"
-s3_put "$W/obj24" ep/obj24 >/dev/null || notok "upload the 24 MiB test object"
+s3_put "$W/obj24" ep/obj24 >/dev/null || fail "upload the 24 MiB test object"
 head -c $((40 << 20)) /dev/urandom >"$W/obj40"
 
 # --- spreading ----------------------------------------------------------------------------
@@ -126,23 +115,23 @@ ALL=$(IFS=,; echo "${EP[*]}")
 if shim S3SHIM_ENDPOINTS="$ALL" S3SHIM_PART_SIZE=5M S3SHIM_STATS_FILE="$W/spread.%p.json" -- \
     cp "$W/obj40" "/s3/$B/ep/up40" 2>"$W/spread.err" && s3_get ep/up40 "$W/up40.back" >/dev/null &&
     cmp -s "$W/obj40" "$W/up40.back"; then
-    ok "cp of 40 MiB in 5 MiB parts over 4 endpoints: the cluster holds the same bytes (aws CLI)"
+    pass "cp of 40 MiB in 5 MiB parts over 4 endpoints: the cluster holds the same bytes (aws CLI)"
 else
-    notok "cp of 40 MiB over 4 endpoints" "$W/spread.err"
+    fail "cp of 40 MiB over 4 endpoints" "$W/spread.err"
 fi
 if shim S3SHIM_ENDPOINTS="$ALL" S3SHIM_STATS_FILE="$W/spread.%p.json" -- \
     cat "/s3/$B/ep/obj24" >"$W/obj24.cat" 2>"$W/spread2.err" && cmp -s "$W/obj24" "$W/obj24.cat"; then
-    ok "cat of a 24 MiB object over 4 endpoints: identical bytes"
+    pass "cat of a 24 MiB object over 4 endpoints: identical bytes"
 else
-    notok "cat of a 24 MiB object over 4 endpoints" "$W/spread2.err"
+    fail "cat of a 24 MiB object over 4 endpoints" "$W/spread2.err"
 fi
 stats_of "$W/spread.*.json" >"$W/spread.stats"
 used=0
 for u in "${EP[@]}"; do [ "$(reqs_of "$u" "$W/spread.stats")" -gt 0 ] && used=$((used + 1)); done
 if [ "$used" = 4 ]; then
-    ok "every endpoint served requests (stats: $(awk '{printf "%s:%s ", $1, $2}' "$W/spread.stats"))"
+    pass "every endpoint served requests (stats: $(awk '{printf "%s:%s ", $1, $2}' "$W/spread.stats"))"
 else
-    notok "every endpoint served requests ($used of 4)" "$W/spread.stats"
+    fail "every endpoint served requests ($used of 4)" "$W/spread.stats"
 fi
 
 # --- the battery with ~10% of requests failing --------------------------------------------
@@ -151,7 +140,7 @@ fp f1 "${EP[0]}" --reset 0.05 --error 0.05 --error-status 500 &&
     F1=$FP_URL && fp f2 "${EP[1]}" --error 0.10 --error-status 503 &&
     F2=$FP_URL && fp f3 "${EP[2]}" --reset 0.10 &&
     F3=$FP_URL && fp f4 "${EP[3]}" --drop 0.05 --reset 0.05 && F4=$FP_URL ||
-    notok "start four fault proxies" "$W"/f*.ready
+    fail "start four fault proxies" "$W"/f*.ready
 FAULTY="$F1,$F2,$F3,$F4"
 if [ "${S3TEST_ENDPOINTS_BATTERY:-1}" = 1 ]; then
     S3TEST_SHIM_ENV="S3SHIM_ENDPOINTS=$FAULTY S3SHIM_TIMEOUT=10" S3TEST_BIG_MIB=64 BUILD=$BUILD SAN=$SAN \
@@ -159,10 +148,10 @@ if [ "${S3TEST_ENDPOINTS_BATTERY:-1}" = 1 ]; then
     rc=$?
     summary=$(tail -n 1 "$W/battery.out")
     if [ $rc = 0 ]; then
-        ok "tests/s3/run.sh through four faulty endpoints: $summary"
+        pass "tests/s3/run.sh through four faulty endpoints: $summary"
     else
         grep "^not ok" "$W/battery.out" >"$W/battery.fail"
-        notok "tests/s3/run.sh through four faulty endpoints: $summary" "$W/battery.fail"
+        fail "tests/s3/run.sh through four faulty endpoints: $summary" "$W/battery.fail"
     fi
 fi
 # Uploads and reads of our own through the same proxies, checked with the aws CLI.
@@ -172,64 +161,64 @@ if shim S3SHIM_ENDPOINTS="$FAULTY" S3SHIM_PART_SIZE=5M S3SHIM_STATS_FILE="$W/fau
     s3_get ep/faulty40 "$W/faulty40.back" >/dev/null && cmp -s "$W/obj40" "$W/faulty40.back" &&
     cmp -s "$W/obj24" "$W/obj24.faulty" && s3_get ep/t.tar "$W/t.tar" >/dev/null &&
     tar -xOf "$W/t.tar" obj24 | cmp -s - "$W/obj24"; then
-    ok "faulty endpoints: a multipart cp, a cat and a tar into S3 complete with identical bytes"
+    pass "faulty endpoints: a multipart cp, a cat and a tar into S3 complete with identical bytes"
 else
-    notok "faulty endpoints: cp, cat and tar complete with identical bytes" "$W/faulty.err"
+    fail "faulty endpoints: cp, cat and tar complete with identical bytes" "$W/faulty.err"
 fi
 # the proxies write their stats at exit: count faults from their logs instead
 nf=$(cat "$W"/f?.log 2>/dev/null | awk '$6 != "-"' | wc -l)
 nr=$(cat "$W"/f?.log 2>/dev/null | wc -l)
 if [ "$nf" -gt 0 ] && [ "$nr" -gt 0 ]; then
-    ok "faults were injected: $nf of $nr requests ($((100 * nf / nr))%)"
+    pass "faults were injected: $nf of $nr requests ($((100 * nf / nr))%)"
 else
-    notok "faults were injected ($nf of $nr requests)"
+    fail "faults were injected ($nf of $nr requests)"
 fi
 
 # --- one endpoint dead --------------------------------------------------------------------
 section "one endpoint blackholed"
-fp bh "${EP[1]}" --blackhole && BH=$FP_URL || notok "start the blackhole proxy" "$W/bh.ready"
+fp bh "${EP[1]}" --blackhole && BH=$FP_URL || fail "start the blackhole proxy" "$W/bh.ready"
 if shim S3SHIM_ENDPOINTS="${EP[0]},$BH,${EP[2]}" S3SHIM_TIMEOUT=3 S3SHIM_STATS_FILE="$W/bh.%p.json" -- \
     bash -c 'cat "$1" >"$2" && cp "$3" "$4"' _ "/s3/$B/ep/obj24" "$W/obj24.bh" "$W/obj40" "/s3/$B/ep/bh40" \
     2>"$W/bh.err" && cmp -s "$W/obj24" "$W/obj24.bh" && s3_get ep/bh40 "$W/bh40.back" >/dev/null &&
     cmp -s "$W/obj40" "$W/bh40.back"; then
-    ok "one of three endpoints blackholed: a read and a multipart upload finish with identical bytes"
+    pass "one of three endpoints blackholed: a read and a multipart upload finish with identical bytes"
 else
-    notok "one of three endpoints blackholed: read and upload finish" "$W/bh.err"
+    fail "one of three endpoints blackholed: read and upload finish" "$W/bh.err"
 fi
 stats_of "$W/bh.*.json" >"$W/bh.stats"
 nbh=$(reqs_of "$BH" "$W/bh.stats")
 nall=$(awk '{ s += $2 } END { print s + 0 }' "$W/bh.stats")
 if [ "$nbh" -le 8 ] && [ "$nall" -gt $((2 * nbh)) ]; then
-    ok "the blackholed endpoint got $nbh of $nall requests (routed around within a few)"
+    pass "the blackholed endpoint got $nbh of $nall requests (routed around within a few)"
 else
-    notok "the blackholed endpoint got $nbh of $nall requests (want <= 8)" "$W/bh.stats"
+    fail "the blackholed endpoint got $nbh of $nall requests (want <= 8)" "$W/bh.stats"
 fi
 
-fp sd "${EP[3]}" --error 1.0 --error-status 503 && SD=$FP_URL || notok "start the SlowDown proxy"
+fp sd "${EP[3]}" --error 1.0 --error-status 503 && SD=$FP_URL || fail "start the SlowDown proxy"
 if shim S3SHIM_ENDPOINTS="${EP[0]},$SD" S3SHIM_STATS_FILE="$W/sd.%p.json" -- \
     "$PREADS" "/s3/$B/ep/obj24" "$W/obj24" 30 4 >"$W/sd.out" 2>&1; then
     stats_of "$W/sd.*.json" >"$W/sd.stats"
     ej=$(awk -v u="$SD" '$1 == u { print $5 }' "$W/sd.stats")
     nsd=$(reqs_of "$SD" "$W/sd.stats")
     if [ "${ej:-0}" -ge 1 ]; then
-        ok "an endpoint answering every request with 503 SlowDown is taken out of service ($ej ejection(s), $nsd requests sent there); every byte read matches"
+        pass "an endpoint answering every request with 503 SlowDown is taken out of service ($ej ejection(s), $nsd requests sent there); every byte read matches"
     else
-        notok "an endpoint answering 503 to everything is ejected (ejections: ${ej:-none})" "$W/sd.stats"
+        fail "an endpoint answering 503 to everything is ejected (ejections: ${ej:-none})" "$W/sd.stats"
     fi
 else
-    notok "random preads with one endpoint answering 503" "$W/sd.out"
+    fail "random preads with one endpoint answering 503" "$W/sd.out"
 fi
 
 section "every endpoint dead"
-fp bh2 "${EP[2]}" --blackhole && BH2=$FP_URL || notok "start a second blackhole proxy"
+fp bh2 "${EP[2]}" --blackhole && BH2=$FP_URL || fail "start a second blackhole proxy"
 t0=$SECONDS
 shim S3SHIM_ENDPOINTS="$BH,$BH2" S3SHIM_TIMEOUT=1 -- cat "/s3/$B/ep/obj24" >"$W/dead.out" 2>"$W/dead.err"
 rc=$?
 took=$((SECONDS - t0))
 if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $rc -ne 137 ] && grep -q "Input/output error\|No such\|Connection" "$W/dead.err" && [ ! -s "$W/dead.out" ]; then
-    ok "all endpoints blackholed: cat fails with an error after ${took}s, no hang, no bytes ($(grep -o 'Input/output error' "$W/dead.err" | head -1))"
+    pass "all endpoints blackholed: cat fails with an error after ${took}s, no hang, no bytes ($(grep -o 'Input/output error' "$W/dead.err" | head -1))"
 else
-    notok "all endpoints blackholed: a clear error, no hang (exit $rc after ${took}s)" "$W/dead.err"
+    fail "all endpoints blackholed: a clear error, no hang (exit $rc after ${took}s)" "$W/dead.err"
 fi
 closed1=$(s3rig_free_port 127.0.0.1 19500)
 closed2=$(s3rig_free_port 127.0.0.1 $((closed1 + 1)))
@@ -238,14 +227,14 @@ shim S3SHIM_ENDPOINTS="http://127.0.0.1:$closed1,http://127.0.0.1:$closed2" -- \
     cat "/s3/$B/ep/obj24" >"$W/refused.out" 2>"$W/refused.err"
 rc=$?
 if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "Input/output error" "$W/refused.err" && grep -q "s3:" "$W/refused.err"; then
-    ok "all endpoints refusing connections: EIO after $((SECONDS - t0))s and a log line naming the failure"
+    pass "all endpoints refusing connections: EIO after $((SECONDS - t0))s and a log line naming the failure"
 else
-    notok "all endpoints refusing connections: EIO and a log line (exit $rc)" "$W/refused.err"
+    fail "all endpoints refusing connections: EIO and a log line (exit $rc)" "$W/refused.err"
 fi
 
 # --- a slow endpoint gets little ----------------------------------------------------------
 section "a slow endpoint"
-fp slow "${EP[3]}" --delay-ms 150 && SLOW=$FP_URL || notok "start the slow proxy"
+fp slow "${EP[3]}" --delay-ms 150 && SLOW=$FP_URL || fail "start the slow proxy"
 if [ -x "$PREADS" ] &&
     shim S3SHIM_ENDPOINTS="${EP[0]},$SLOW" S3SHIM_HEDGE=off S3SHIM_STATS_FILE="$W/slow.%p.json" -- \
         "$PREADS" "/s3/$B/ep/obj24" "$W/obj24" 40 4 >"$W/slow.out" 2>&1; then
@@ -253,12 +242,12 @@ if [ -x "$PREADS" ] &&
     ns=$(reqs_of "$SLOW" "$W/slow.stats")
     nf=$(reqs_of "${EP[0]}" "$W/slow.stats")
     if [ "$ns" -gt 0 ] && [ $((ns * 5)) -lt "$nf" ]; then
-        ok "sewt: an endpoint 150 ms slower got $ns requests, the fast one $nf (explored, then avoided)"
+        pass "sewt: an endpoint 150 ms slower got $ns requests, the fast one $nf (explored, then avoided)"
     else
-        notok "sewt: the slow endpoint got $ns requests, the fast one $nf (want a few, under 1/5)" "$W/slow.stats"
+        fail "sewt: the slow endpoint got $ns requests, the fast one $nf (want a few, under 1/5)" "$W/slow.stats"
     fi
 else
-    notok "random preads over a fast and a slow endpoint" "$W/slow.out"
+    fail "random preads over a fast and a slow endpoint" "$W/slow.out"
 fi
 if shim S3SHIM_ENDPOINTS="${EP[0]},$SLOW" S3SHIM_BALANCE=rr S3SHIM_HEDGE=off S3SHIM_STATS_FILE="$W/slowrr.%p.json" -- \
     "$PREADS" "/s3/$B/ep/obj24" "$W/obj24" 10 4 >"$W/slowrr.out" 2>&1; then
@@ -266,20 +255,20 @@ if shim S3SHIM_ENDPOINTS="${EP[0]},$SLOW" S3SHIM_BALANCE=rr S3SHIM_HEDGE=off S3S
     ns=$(reqs_of "$SLOW" "$W/slowrr.stats")
     nf=$(reqs_of "${EP[0]}" "$W/slowrr.stats")
     if [ $((ns * 3)) -ge "$nf" ] && [ $((nf * 3)) -ge "$ns" ]; then
-        ok "S3SHIM_BALANCE=rr: requests alternate whatever the latency ($nf and $ns)"
+        pass "S3SHIM_BALANCE=rr: requests alternate whatever the latency ($nf and $ns)"
     else
-        notok "S3SHIM_BALANCE=rr: requests alternate ($nf and $ns)" "$W/slowrr.stats"
+        fail "S3SHIM_BALANCE=rr: requests alternate ($nf and $ns)" "$W/slowrr.stats"
     fi
 else
-    notok "random preads with S3SHIM_BALANCE=rr" "$W/slowrr.out"
+    fail "random preads with S3SHIM_BALANCE=rr" "$W/slowrr.out"
 fi
 
 # --- hedged reads -------------------------------------------------------------------------
 section "hedged reads"
 # The stalling endpoint answers fast (its first bytes come at once), the other is 20 ms
 # slower: most reads go to the first, and those that stall need a backup elsewhere.
-fp stall "${EP[2]}" --stall 0.15 --stall-s 3 && STALL=$FP_URL || notok "start the stalling proxy"
-fp later "${EP[0]}" --delay-ms 20 && LATER=$FP_URL || notok "start the delaying proxy"
+fp stall "${EP[2]}" --stall 0.15 --stall-s 3 && STALL=$FP_URL || fail "start the stalling proxy"
+fp later "${EP[0]}" --delay-ms 20 && LATER=$FP_URL || fail "start the delaying proxy"
 # The proxy draws its stalls at random: a run in which no response to us stalled tests
 # nothing, so it is run again (at most three times); a run with stalls and no backup fails.
 for attempt in 1 2 3; do
@@ -287,7 +276,7 @@ for attempt in 1 2 3; do
     rm -f "$W"/hedge.*.json
     if ! shim S3SHIM_ENDPOINTS="$LATER,$STALL" S3SHIM_STATS_FILE="$W/hedge.%p.json" -- \
         "$PREADS" "/s3/$B/ep/obj24" "$W/obj24" 40 4 >"$W/hedge.out" 2>&1; then
-        notok "random preads with one stalling endpoint" "$W/hedge.out"
+        fail "random preads with one stalling endpoint" "$W/hedge.out"
         break
     fi
     stalls=$(($(grep -cw stall "$W/stall.log" 2>/dev/null) - ${stalls0:-0}))
@@ -299,36 +288,36 @@ for attempt in 1 2 3; do
         continue
     fi
     if [ "$nh" -gt 0 ] && [ $((nh * 100)) -le $((nall * 10 + 300)) ]; then
-        ok "reads stalled by one endpoint are hedged ($nh backups for $nall requests, $stalls stalled responses) and every byte matches"
+        pass "reads stalled by one endpoint are hedged ($nh backups for $nall requests, $stalls stalled responses) and every byte matches"
     else
-        notok "hedged reads: $nh backups for $nall requests, $stalls stalled responses (want some, about 5% at most)" "$W/hedge.stats"
+        fail "hedged reads: $nh backups for $nall requests, $stalls stalled responses (want some, about 5% at most)" "$W/hedge.stats"
     fi
     break
 done
 if shim S3SHIM_ENDPOINTS="${EP[0]},${EP[1]}" S3SHIM_HEDGE=off S3SHIM_STATS_FILE="$W/nohedge.%p.json" -- \
     "$PREADS" "/s3/$B/ep/obj24" "$W/obj24" 20 4 >"$W/nohedge.out" 2>&1; then
     nh=$(stats_of "$W/nohedge.*.json" | awk '{ s += $4 } END { print s + 0 }')
-    [ "$nh" = 0 ] && ok "S3SHIM_HEDGE=off: no backup requests" || notok "S3SHIM_HEDGE=off: $nh backup requests"
+    [ "$nh" = 0 ] && pass "S3SHIM_HEDGE=off: no backup requests" || fail "S3SHIM_HEDGE=off: $nh backup requests"
 else
-    notok "random preads with S3SHIM_HEDGE=off" "$W/nohedge.out"
+    fail "random preads with S3SHIM_HEDGE=off" "$W/nohedge.out"
 fi
 
 # --- uploads pinned to one endpoint ---------------------------------------------------------
 section "uploads that stay on one endpoint"
 fp l1 "${EP[0]}" && L1=$FP_URL && fp l2 "${EP[1]}" && L2=$FP_URL && fp l3 "${EP[2]}" && L3=$FP_URL ||
-    notok "start three logging proxies"
+    fail "start three logging proxies"
 for mode in no yes; do
     shim S3SHIM_ENDPOINTS="$L1,$L2,$L3" S3SHIM_SHARED_UPLOADS=$mode S3SHIM_PART_SIZE=5M -- \
         cp "$W/obj40" "/s3/$B/ep/pin-$mode" 2>"$W/pin.err" && s3_get "ep/pin-$mode" "$W/pin.back" >/dev/null &&
-        cmp -s "$W/obj40" "$W/pin.back" || notok "upload with S3SHIM_SHARED_UPLOADS=$mode" "$W/pin.err"
+        cmp -s "$W/obj40" "$W/pin.back" || fail "upload with S3SHIM_SHARED_UPLOADS=$mode" "$W/pin.err"
     n=0
     for l in l1 l2 l3; do grep -q "ep/pin-$mode?.*uploadId=" "$W/$l.log" 2>/dev/null && n=$((n + 1)); done
     if [ "$mode" = no ] && [ "$n" = 1 ]; then
-        ok "S3SHIM_SHARED_UPLOADS=no: every request of the upload went to one endpoint"
+        pass "S3SHIM_SHARED_UPLOADS=no: every request of the upload went to one endpoint"
     elif [ "$mode" = yes ] && [ "$n" -ge 2 ]; then
-        ok "S3SHIM_SHARED_UPLOADS=yes (default): the parts of one upload went to $n endpoints"
+        pass "S3SHIM_SHARED_UPLOADS=yes (default): the parts of one upload went to $n endpoints"
     else
-        notok "S3SHIM_SHARED_UPLOADS=$mode: upload requests seen on $n endpoints"
+        fail "S3SHIM_SHARED_UPLOADS=$mode: upload requests seen on $n endpoints"
     fi
 done
 
@@ -340,20 +329,19 @@ if shim S3SHIM_MOUNTS="/rr=s3://$B?balance=rr&hedge=off&endpoints=${EP[0]},${EP[
     stats_of "$W/mnt.*.json" >"$W/mnt.stats"
     if [ "$(wc -l <"$W/mnt.stats")" = 2 ] && [ "$(reqs_of "${EP[0]}" "$W/mnt.stats")" -gt 0 ] &&
         [ "$(reqs_of "${EP[1]}" "$W/mnt.stats")" -gt 0 ]; then
-        ok "s3://BUCKET?balance=rr&endpoints=A,B: that mount uses exactly those two endpoints"
+        pass "s3://BUCKET?balance=rr&endpoints=A,B: that mount uses exactly those two endpoints"
     else
-        notok "per-mount endpoints" "$W/mnt.stats"
+        fail "per-mount endpoints" "$W/mnt.stats"
     fi
 else
-    notok "a mount with options in its URI" "$W/mnt.err"
+    fail "a mount with options in its URI" "$W/mnt.err"
 fi
 if env S3SHIM_MOUNTS="/bad=s3://$B?balance=fastest" "$BUILD/s3shim" config >"$W/badopt.out" 2>&1; then
-    notok "a bad mount option makes s3shim config fail" "$W/badopt.out"
+    fail "a bad mount option makes s3shim config fail" "$W/badopt.out"
 elif grep -q "bad mount option 'balance=fastest'" "$W/badopt.out"; then
-    ok "a bad mount option is named by s3shim config"
+    pass "a bad mount option is named by s3shim config"
 else
-    notok "a bad mount option is named by s3shim config" "$W/badopt.out"
+    fail "a bad mount option is named by s3shim config" "$W/badopt.out"
 fi
 
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" = 0 ]
+finish

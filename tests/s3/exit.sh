@@ -28,6 +28,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/../preamble.sh"
 # shellcheck source=../variant.sh
 . "$TOP/tests/variant.sh" "s3shim S3 exit tests"
+# shellcheck source=../report.sh
+. "$TOP/tests/report.sh"
 [ "$VARIANT" = asan ] && export "${SAN_ENV[@]}"
 HELPER=$BUILD/tests/exit_writer
 W=$(mktemp -d /tmp/s3shim-exit.XXXXXX)
@@ -37,13 +39,9 @@ cleanup() {
 }
 trap cleanup EXIT
 # shellcheck source=../s3rig/s3env.sh
-. "$TOP/tests/s3rig/s3env.sh" || { echo "not ok - no S3 server"; echo "0 passed, 1 failed"; exit 1; }
+. "$TOP/tests/s3rig/s3env.sh" || bail "no S3 server"
 
-pass=0 fail=0
-ok() { echo "ok - $1"; pass=$((pass + 1)); }
-notok() { echo "not ok - $1"; shift; for l in "$@"; do printf '%s\n' "$l" | head -n 12 | cut -c1-240 | sed 's/^/#   /'; done; fail=$((fail + 1)); }
-
-[ -x "$HELPER" ] || { notok "helper $HELPER is built (make $HELPER)"; echo "$pass passed, $fail failed"; exit 1; }
+[ -x "$HELPER" ] || bail "helper $HELPER is built (make $HELPER)"
 
 # References: binary for the C helper and python. The shells write with their printf
 # builtin, so theirs is text (no NUL, no trailing newline): one chunk, written N times
@@ -75,13 +73,13 @@ expect() {
     rm -f "$W/got"
     s3_get "$key" "$W/got" >/dev/null 2>&1
     if [ "$rc" != "$want" ] || [ -n "$crash" ]; then
-        notok "$desc" "exit status $rc, wanted $want" "$(cat "$W/err")"
+        fail "$desc" "exit status $rc, wanted $want" "$(cat "$W/err")"
     elif [ "$what" = same ] && ! cmp -s "$W/got" "$ref"; then
-        notok "$desc" "object $key: $(stat -c %s "$W/got" 2>/dev/null || echo missing) bytes, wanted $(stat -c %s "$ref") (cmp differs)" "$(cat "$W/err")"
+        fail "$desc" "object $key: $(stat -c %s "$W/got" 2>/dev/null || echo missing) bytes, wanted $(stat -c %s "$ref") (cmp differs)" "$(cat "$W/err")"
     elif [ "$what" = absent ] && [ -e "$W/got" ]; then
-        notok "$desc" "object $key exists ($(stat -c %s "$W/got") bytes): something partial is visible"
+        fail "$desc" "object $key exists ($(stat -c %s "$W/got") bytes): something partial is visible"
     else
-        ok "$desc"
+        pass "$desc"
     fi
 }
 
@@ -103,9 +101,9 @@ for size in small big; do
     rc=$?
     expect "C, $size object, the program called OPENSSL_cleanup() then exit(): no crash, no object" "$key" 0 $rc absent
     if grep -q "OPENSSL_cleanup" "$W/err"; then
-        ok "C, $size object, OPENSSL_cleanup(): the log says why the object was not written"
+        pass "C, $size object, OPENSSL_cleanup(): the log says why the object was not written"
     else
-        notok "C, $size object, OPENSSL_cleanup(): the log says why the object was not written" "$(cat "$W/err")"
+        fail "C, $size object, OPENSSL_cleanup(): the log says why the object was not written" "$(cat "$W/err")"
     fi
 done
 
@@ -202,7 +200,7 @@ if how == "_exit":
     os._exit(0)
 '
 if [ -z "$port" ]; then
-    notok "start the failing relay" "$(cat "$W/proxy.out")"
+    fail "start the failing relay" "$(cat "$W/proxy.out")"
 else
     for size in small big; do
         for how in end _exit; do
@@ -216,13 +214,12 @@ else
             took=$((SECONDS - t0))
             expect "python3, $size object, $how, every request fails at exit: status 0, no object (${took}s)" "$key" 0 $rc absent
             if grep -q "upload failed" "$W/err" && [ "$took" -lt 90 ]; then
-                ok "python3, $size object, $how, failed commit at exit: one log line says the object was not written"
+                pass "python3, $size object, $how, failed commit at exit: one log line says the object was not written"
             else
-                notok "python3, $size object, $how, failed commit at exit: a log line, bounded time (${took}s)" "$(cat "$W/err")"
+                fail "python3, $size object, $how, failed commit at exit: a log line, bounded time (${took}s)" "$(cat "$W/err")"
             fi
         done
     done
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -11,6 +11,8 @@ SAN=${SAN:-}
 LIB=$REPO/$BUILD/libs3shim.so
 # shellcheck source=../variant.sh
 . "$REPO/tests/variant.sh" "s3shim S3 fault tests"
+# shellcheck source=../report.sh
+. "$REPO/tests/report.sh"
 [ "$VARIANT" = asan ] && export "${SAN_ENV[@]}"
 W=$(mktemp -d /tmp/s3shim-faults.XXXXXX)
 proxy_pid=
@@ -21,16 +23,12 @@ cleanup() {
 }
 trap cleanup EXIT
 # shellcheck source=../s3rig/s3env.sh
-. "$REPO/tests/s3rig/s3env.sh" || { echo "not ok - no S3 server"; echo "0 passed, 1 failed"; exit 1; }
-
-pass=0 fail=0
-ok() { echo "ok - $1"; pass=$((pass + 1)); }
-notok() { echo "not ok - $1"; shift; for l in "$@"; do echo "#   $l"; done; fail=$((fail + 1)); }
+. "$REPO/tests/s3rig/s3env.sh" || bail "no S3 server"
 
 head -c $((3 << 20)) /dev/urandom >"$W/obj"
-s3_put "$W/obj" fault/obj >/dev/null || notok "upload the test object"
+s3_put "$W/obj" fault/obj >/dev/null || fail "upload the test object"
 echo tiny >"$W/tiny"
-s3_put "$W/tiny" fault/tiny >/dev/null || notok "upload the small object"
+s3_put "$W/tiny" fault/tiny >/dev/null || fail "upload the small object"
 
 # The relay: every answer is cut after 16 KiB (headers included).
 up=${AWS_ENDPOINT_URL#http://}
@@ -38,7 +36,7 @@ python3 "$here/truncproxy.py" "${up%:*}" "${up##*:}" 16384 120 >"$W/proxy.out" 2
 proxy_pid=$!
 for _ in $(seq 50); do grep -q READY "$W/proxy.out" 2>/dev/null && break; sleep 0.1; done
 port=$(awk '/READY/ {print $2}' "$W/proxy.out")
-[ -n "$port" ] || { notok "start the truncating relay" "$(cat "$W/proxy.out")"; echo "$pass passed, $fail failed"; exit 1; }
+[ -n "$port" ] || bail "start the truncating relay" "$(cat "$W/proxy.out")"
 
 cut() { # run a command through the shim against the relay
     AWS_ENDPOINT_URL=http://127.0.0.1:$port S3SHIM_TIMEOUT=5 LD_PRELOAD="$PRELOAD" timeout 60 "$@"
@@ -51,14 +49,14 @@ rc=$?
 took=$((SECONDS - t0))
 if [ $rc -ne 0 ] && grep -q "Input/output error" "$W/err" && [ $took -lt 30 ] &&
     { [ ! -s "$W/out" ] || cmp -s "$W/out" <(head -c "$(stat -c %s "$W/out")" "$W/obj"); }; then
-    ok "truncated answers: cat fails with EIO after bounded retries (${took}s), no wrong bytes"
+    pass "truncated answers: cat fails with EIO after bounded retries (${took}s), no wrong bytes"
 else
-    notok "truncated answers: cat fails with EIO" "exit $rc after ${took}s" "$(head -c 600 "$W/err")"
+    fail "truncated answers: cat fails with EIO" "exit $rc after ${took}s" "$(head -c 600 "$W/err")"
 fi
 if grep -q "s3: GET .*fault/obj.*failed after [0-9]* attempt" "$W/err"; then
-    ok "truncated answers: one log line names the object and the attempts"
+    pass "truncated answers: one log line names the object and the attempts"
 else
-    notok "truncated answers: the log names the object and the attempts" "$(head -c 600 "$W/err")"
+    fail "truncated answers: the log names the object and the attempts" "$(head -c 600 "$W/err")"
 fi
 
 # 2. python: the error reaches the program as OSError EIO.
@@ -69,17 +67,16 @@ try:
 except OSError as e:
     sys.exit(0 if e.errno == errno.EIO else 3)
 sys.exit(4)" "/s3/$S3_BUCKET/fault/obj" 2>"$W/err2"; then
-    ok "truncated answers: python3 gets OSError(EIO)"
+    pass "truncated answers: python3 gets OSError(EIO)"
 else
-    notok "truncated answers: python3 gets OSError(EIO)" "exit $?" "$(head -c 400 "$W/err2")"
+    fail "truncated answers: python3 gets OSError(EIO)" "exit $?" "$(head -c 400 "$W/err2")"
 fi
 
 # 3. An answer smaller than the cut passes whole: the relay itself works.
 if cut cat "/s3/$S3_BUCKET/fault/tiny" >"$W/tiny.out" 2>"$W/err3" && cmp -s "$W/tiny" "$W/tiny.out"; then
-    ok "answers under the cut pass through the relay whole"
+    pass "answers under the cut pass through the relay whole"
 else
-    notok "answers under the cut pass through the relay whole" "$(head -c 400 "$W/err3")"
+    fail "answers under the cut pass through the relay whole" "$(head -c 400 "$W/err3")"
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

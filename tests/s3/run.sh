@@ -42,38 +42,17 @@ PREADS=$BUILD/tests/s3_preads
 BIG_MIB=${S3TEST_BIG_MIB:-200}
 TMO=60 # seconds per command: a hang fails its check instead of the whole run
 
-PASS=0
-FAIL=0
-SKIP=0
 T_START=$(date +%s)
 
 # shellcheck source=../variant.sh
 . "$TOP/tests/variant.sh" "s3shim S3 tests"
+# shellcheck source=../report.sh
+. "$TOP/tests/report.sh"
 PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || command -v python3)
 S3PY=$HERE/s3py.py
 
 # --- reporting ---------------------------------------------------------------------------
-pass() {
-    PASS=$((PASS + 1))
-    echo "ok - $1"
-}
-fail() { # fail DESC [DETAIL-FILE...]
-    FAIL=$((FAIL + 1))
-    echo "not ok - $1"
-    shift
-    local f
-    for f in "$@"; do [ -s "$f" ] && head -n 30 "$f" | cut -c1-240 | sed 's/^/#   /'; done
-}
-skip() {
-    SKIP=$((SKIP + 1))
-    echo "# skip - $1"
-}
 # check DESC CMD...: passes if CMD succeeds; CMD's output is the failure detail.
-check() {
-    local desc=$1
-    shift
-    if "$@" >"$W/check.out" 2>&1; then pass "$desc"; else fail "$desc" "$W/check.out"; fi
-}
 section() { echo "# --- $1"; }
 
 # shim CMD...: CMD under the shim, bounded by $TMO (the caller redirects).
@@ -172,11 +151,7 @@ trap 'exit 143' TERM
 
 section "setup"
 t_rig=$(date +%s)
-if ! . "$TOP/tests/s3rig/s3env.sh"; then
-    echo "not ok - an S3 server and a fresh bucket (tests/s3rig/s3env.sh)"
-    echo "0 passed, 1 failed"
-    exit 1
-fi
+. "$TOP/tests/s3rig/s3env.sh" || bail "an S3 server and a fresh bucket (tests/s3rig/s3env.sh)"
 B=$S3_BUCKET
 M=/s3/$B
 echo "# server $AWS_ENDPOINT_URL, bucket $B, $(($(date +%s) - t_rig)) s to get them$([ "$S3RIG_STARTED_SWIFT" = 1 ] && echo ' (Swift started here)')"
@@ -251,9 +226,9 @@ http://*)
             'cp "$1" "$2/ca-cp" && cmp "$1" "$2/ca-cp" && "$3" -c "open(\"$2/ca-py\", \"wb\").write(b\"x\")"' \
             "$U/sz/r/s5242881" "$M/ca" "$PY"
     else
-        skip "AWS_CA_BUNDLE set: no CA file at $CA"
+        skip "https with the CA bundle" "AWS_CA_BUNDLE set: no CA file at $CA"
     fi ;;
-*) skip "AWS_CA_BUNDLE set on purpose: the endpoint is not plain http (the battery uses its own)" ;;
+*) skip "https with the CA bundle" "AWS_CA_BUNDLE set on purpose: the endpoint is not plain http (the battery uses its own)" ;;
 esac
 
 # --- sizes ---------------------------------------------------------------------------------
@@ -589,12 +564,10 @@ if [ "$S3RIG_STARTED_SWIFT" = 1 ] && [ -n "$S3RIG_SWIFT_RUNDIR" ] && grep -q '^p
         fail "the Swift proxy starts again" "$S3RIG_SWIFT_RUNDIR/log/proxy-0.log"
     fi
 else
-    skip "server stopped mid-upload (needs a Swift instance started by this script)"
+    skip "server stopped mid-upload" "needs a Swift instance started by this script"
 fi
 
 # --- end ---------------------------------------------------------------------------------
 section "end"
 echo "# $VARIANT: $(($(date +%s) - T_START)) s"
-[ "$SKIP" -gt 0 ] && echo "# $SKIP skipped"
-echo "$PASS passed, $FAIL failed"
-[ "$FAIL" -eq 0 ]
+finish

@@ -32,6 +32,8 @@ for v in $(compgen -e); do case $v in S3SHIM_*) unset "$v" ;; esac; done
 unset LD_PRELOAD
 # shellcheck source=../variant.sh
 . "$REPO/tests/variant.sh" "s3shim S3 staging tests"
+# shellcheck source=../report.sh
+. "$REPO/tests/report.sh"
 W=$(mktemp -d /var/tmp/s3shim-staging-test.XXXXXX)
 BIG_MIB=${S3TEST_STAGE_BIG_MIB:-256}
 TMO=120
@@ -45,23 +47,9 @@ cleanup() {
 }
 trap cleanup EXIT
 # shellcheck source=../s3rig/s3env.sh
-. "$REPO/tests/s3rig/s3env.sh" || { echo "not ok - no S3 server"; echo "0 passed, 1 failed"; exit 1; }
+. "$REPO/tests/s3rig/s3env.sh" || bail "no S3 server"
 T0=$SECONDS
 
-pass=0 fail=0
-ok() { echo "ok - $1"; pass=$((pass + 1)); }
-notok() { # notok DESC [DETAIL-FILE...]
-    echo "not ok - $1"
-    shift
-    local f
-    for f in "$@"; do [ -s "$f" ] && head -n 25 "$f" | cut -c1-240 | sed 's/^/#   /'; done
-    fail=$((fail + 1))
-}
-check() { # check DESC CMD...
-    local d=$1
-    shift
-    if "$@" >"$W/check.out" 2>&1; then ok "$d"; else notok "$d" "$W/check.out"; fi
-}
 STAGE=$W/staging
 B=/s3/$S3_BUCKET
 S=$S3_BUCKET
@@ -88,26 +76,26 @@ if have sqlite3; then
     etag() { s3_aws s3api head-object --bucket "$S" --key "$1" --query ETag --output text 2>&1; }
     e0=$(etag db/big.db)
     shim sqlite3 "$B/db/big.db" "$Q" >"$W/q.got" 2>"$W/q.err"
-    if cmp -s "$W/q.want" "$W/q.got"; then ok "sqlite3 queries a $(($(stat -c %s "$W/big.db") >> 20)) MB database in S3"; else
-        notok "sqlite3 queries a 20 MB database in S3" "$W/q.got" "$W/q.err"; fi
+    if cmp -s "$W/q.want" "$W/q.got"; then pass "sqlite3 queries a $(($(stat -c %s "$W/big.db") >> 20)) MB database in S3"; else
+        fail "sqlite3 queries a 20 MB database in S3" "$W/q.got" "$W/q.err"; fi
     check "opened O_RDWR and only read: nothing uploaded (same ETag)" test "$(etag db/big.db)" = "$e0"
     SQL="create table k(a integer primary key, b text); insert into k values (1,'one'),(2,'two'),(3,'three');
          update k set b = 'TWO' where a = 2; delete from k where a = 3; insert into k(b) select 'x' || a from k;"
     sqlite3 "$L/new.db" "$SQL"
-    shim sqlite3 "$B/db/new.db" "$SQL" >"$W/s.err" 2>&1 || notok "sqlite3 creates, inserts, updates inside S3" "$W/s.err"
+    shim sqlite3 "$B/db/new.db" "$SQL" >"$W/s.err" 2>&1 || fail "sqlite3 creates, inserts, updates inside S3" "$W/s.err"
     sqlite3 "$L/new.db" .dump >"$W/dump.want"
     shim sqlite3 "$B/db/new.db" .dump >"$W/dump.got" 2>&1
     s3_get db/new.db "$W/new.fetched" >/dev/null
     sqlite3 "$W/new.fetched" .dump >"$W/dump.aws" 2>&1
     if cmp -s "$W/dump.want" "$W/dump.got" && cmp -s "$W/dump.want" "$W/dump.aws"; then
-        ok "sqlite3 .dump of the database made in S3 = local = what aws fetches"
-    else notok "sqlite3 .dump equal" "$W/dump.got" "$W/dump.aws"; fi
+        pass "sqlite3 .dump of the database made in S3 = local = what aws fetches"
+    else fail "sqlite3 .dump equal" "$W/dump.got" "$W/dump.aws"; fi
     shim sqlite3 "$B/db/big.db" "update t set s = 'patched' where id = 777;" >"$W/s.err" 2>&1
     s3_get db/big.db "$W/big.fetched" >/dev/null
     check "sqlite3 updates the 20 MB database in place; aws fetches the change" \
         test "$(sqlite3 "$W/big.fetched" "select s from t where id = 777; pragma integrity_check;" | tr '\n' ' ')" = "patched ok "
 else
-    notok "sqlite3 is installed (tests/install-deps.sh)"
+    fail "sqlite3 is installed (tests/install-deps.sh)"
 fi
 
 # --- zip, Python zipfile ---------------------------------------------------------------------
@@ -120,18 +108,18 @@ touch -d '2024-01-02 03:04:05' "$W/src/tree" "$W/src/tree/sub" "$W/src/tree"/* "
 if have zip && have unzip; then
     (cd "$W/src" && zip -qrX "$L/out.zip" tree)
     if (cd "$W/src" && shim zip -qrX "$B/zip/out.zip" tree) >"$W/z.err" 2>&1; then
-        ok "zip -r writes an archive into S3 (its temporary file made with mkstemp)"
-    else notok "zip -r into S3" "$W/z.err"; fi
+        pass "zip -r writes an archive into S3 (its temporary file made with mkstemp)"
+    else fail "zip -r into S3" "$W/z.err"; fi
     unzip -l "$L/out.zip" | sed '1d' >"$W/zl.want"
     shim unzip -l "$B/zip/out.zip" 2>&1 | sed '1d' >"$W/zl.got"
-    if cmp -s "$W/zl.want" "$W/zl.got"; then ok "unzip -l of the archive in S3 = of the local one"; else
-        notok "unzip -l equal" "$W/zl.got" "$W/z.err"; fi
+    if cmp -s "$W/zl.want" "$W/zl.got"; then pass "unzip -l of the archive in S3 = of the local one"; else
+        fail "unzip -l equal" "$W/zl.got" "$W/z.err"; fi
     shim unzip -p "$B/zip/out.zip" tree/sub/rand.bin >"$W/zp.got" 2>&1
     check "unzip -p extracts a member from S3 byte for byte" cmp "$W/src/tree/sub/rand.bin" "$W/zp.got"
     s3_get zip/out.zip "$W/out.fetched" >/dev/null
     check "the archive aws fetches is the local zip's, byte for byte" cmp "$L/out.zip" "$W/out.fetched"
 else
-    notok "zip and unzip are installed (tests/install-deps.sh)"
+    fail "zip and unzip are installed (tests/install-deps.sh)"
 fi
 cat >"$W/pz.py" <<'EOF'
 import os, sys, zipfile
@@ -148,8 +136,8 @@ with zipfile.ZipFile(p) as z:
 EOF
 $PY "$W/pz.py" "$L/py.zip" "$W/src/tree/sub/rand.bin" >"$W/pz.want" 2>&1
 shim $PY "$W/pz.py" "$B/zip/py.zip" "$W/src/tree/sub/rand.bin" >"$W/pz.got" 2>&1
-if cmp -s "$W/pz.want" "$W/pz.got"; then ok "Python zipfile writes (seeking back) and reads an archive in S3"; else
-    notok "Python zipfile in S3" "$W/pz.got"; fi
+if cmp -s "$W/pz.want" "$W/pz.got"; then pass "Python zipfile writes (seeking back) and reads an archive in S3"; else
+    fail "Python zipfile in S3" "$W/pz.got"; fi
 s3_get zip/py.zip "$W/py.fetched" >/dev/null
 check "Python zipfile: the archive aws fetches tests good, same members" \
     bash -c "$PY -c \"import zipfile,sys; z=zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; print(sorted((i.filename, i.file_size, i.CRC) for i in z.infolist()))\" '$W/py.fetched' | cmp - '$W/pz.want'"
@@ -167,8 +155,8 @@ s3_get tar/t.tar "$W/t.fetched" >/dev/null
 tar tvf "$L/t.tar" >"$W/tt.want"
 tar tvf "$W/t.fetched" >"$W/tt.got" 2>&1
 if cmp -s "$W/tt.want" "$W/tt.got" && cmp -s "$L/t.tar" "$W/t.fetched"; then
-    ok "tar uf adds only the changed file; the archive aws fetches = the local one"
-else notok "tar uf" "$W/tt.got" "$W/t.err"; fi
+    pass "tar uf adds only the changed file; the archive aws fetches = the local one"
+else fail "tar uf" "$W/tt.got" "$W/t.err"; fi
 printf 'first\n' >"$L/app.txt"
 s3_put "$L/app.txt" app/app.txt >/dev/null
 cat >"$W/app.sh" <<'EOF'
@@ -182,8 +170,8 @@ EOF
 bash "$W/app.sh" "$L/app.txt"
 shim bash "$W/app.sh" "$B/app/app.txt" >"$W/a.err" 2>&1
 s3_get app/app.txt "$W/app.fetched" >/dev/null
-if cmp -s "$L/app.txt" "$W/app.fetched"; then ok ">> appends (shell builtins and exec'd programs) = local"; else
-    notok ">> appends" "$W/app.fetched" "$W/a.err"; fi
+if cmp -s "$L/app.txt" "$W/app.fetched"; then pass ">> appends (shell builtins and exec'd programs) = local"; else
+    fail ">> appends" "$W/app.fetched" "$W/a.err"; fi
 
 # --- git, sort -T ----------------------------------------------------------------------------
 echo "# --- git, sort -T"
@@ -200,7 +188,7 @@ if have git; then
     shim "${G[@]}" clone -q "$B/git/made" "$W/gout" >"$W/g3.err" 2>&1
     check "git clone out of S3 into a local directory" test "$(cat "$W/gout/f" 2>&1 | tail -1)" = more
 else
-    notok "git is installed (tests/install-deps.sh)"
+    fail "git is installed (tests/install-deps.sh)"
 fi
 seq 1 400000 | shuf --random-source=<(yes) >"$W/sortin"
 sort -S 1M "$W/sortin" >"$W/sort.want"
@@ -226,10 +214,10 @@ EOF
     shim $PY "$W/np.py" "$B/np/a.npy" >"$W/np.got" 2>&1
     s3_get np/a.npy "$W/np.fetched" >/dev/null
     if cmp -s "$W/np.want" "$W/np.got" && cmp -s "$L/a.npy" "$W/np.fetched"; then
-        ok "numpy save, load(mmap_mode='r') and a MAP_SHARED write (r+) in S3; aws fetches the same file"
-    else notok "numpy" "$W/np.got"; fi
+        pass "numpy save, load(mmap_mode='r') and a MAP_SHARED write (r+) in S3; aws fetches the same file"
+    else fail "numpy" "$W/np.got"; fi
 else
-    notok "python3-numpy is installed (tests/install-deps.sh)"
+    fail "python3-numpy is installed (tests/install-deps.sh)"
 fi
 cat >"$W/mk.py" <<'EOF'
 import os, sys, tempfile
@@ -269,8 +257,8 @@ for m in d["mounts"]:
         r += c["ops"].get("read", {}).get("bytes", 0); w += c["ops"].get("write", {}).get("bytes", 0)
 print(r, w)' "$W/patch.json" 2>/dev/null || echo x x)"
 if [ "$got" != x ] && [ "$got" -lt $(((BIG_MIB << 20) / 8)) ]; then
-    ok "only the touched ranges travel: $((got >> 20)) MiB fetched, $((sent >> 20)) MiB sent of $BIG_MIB MiB (the rest copied on the server)"
-else notok "only the touched ranges fetched (stats: read $got, sent $sent bytes)" "$W/p.err"; fi
+    pass "only the touched ranges travel: $((got >> 20)) MiB fetched, $((sent >> 20)) MiB sent of $BIG_MIB MiB (the rest copied on the server)"
+else fail "only the touched ranges fetched (stats: read $got, sent $sent bytes)" "$W/p.err"; fi
 rm -f "$W/big.bin" "$W/big.fetched"
 
 # --- several processes ------------------------------------------------------------------------
@@ -413,5 +401,4 @@ check "the next start removes them, with a log line" test "$(staging_left)" = 0 
 # --- end ------------------------------------------------------------------------------------------
 check "no staging files are left after the programs closed their files" test "$(staging_left)" = 0
 echo "# $VARIANT: $((SECONDS - T0)) s"
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -17,7 +17,7 @@ PY=/usr/bin/python3
 [ -x $PY ] || PY=python3
 USE_NGINX=1
 [ "${1:-}" = --no-nginx ] && USE_NGINX=0
-. "$HERE/tap.sh"
+. "$HERE/../report.sh"
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 fge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 >= b + 0) }'; }   # a >= b (floats)
 fle() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 0 <= b + 0) }'; }
@@ -150,12 +150,12 @@ threading.Timer(110, lambda: os._exit(0)).start()
 srv.serve_forever()
 EOF
 
-UP_PORT=$(s3rig_free_port 127.0.0.1 18470) || { notok "no free port"; finish; }
+UP_PORT=$(s3rig_free_port 127.0.0.1 18470) || { fail "no free port"; finish; }
 $PY "$T/upstream.py" 127.0.0.1 "$UP_PORT" "$T/www" > "$T/upstream.out" 2>&1 &
 s3rig_track "$PIDS" upstream $!
 UP=127.0.0.1:$UP_PORT
 for _ in $(seq 1 100); do grep -q READY "$T/upstream.out" 2>/dev/null && break; sleep 0.05; done
-grep -q READY "$T/upstream.out" || { notok "python upstream did not start"; cat "$T/upstream.out"; finish; }
+grep -q READY "$T/upstream.out" || { fail "python upstream did not start"; cat "$T/upstream.out"; finish; }
 
 head -c 100 /dev/urandom > "$T/www/small"
 head -c 1048576 /dev/urandom > "$T/www/m1"
@@ -205,111 +205,111 @@ curl_n() {
 }
 
 # ------------------------------------------------------------------ plain relay
-start_proxy --target "$UP" || { notok "proxy start"; finish; }
-expect "READY line format" grep -Eq "^READY listen=$PX target=$UP pid=$PXPID\$" "$T/px$PXN.out"
-expect "pidfile holds the PID" grep -qx "$PXPID" "$T/px$PXN.pid"
+start_proxy --target "$UP" || { fail "proxy start"; finish; }
+check "READY line format" grep -Eq "^READY listen=$PX target=$UP pid=$PXPID\$" "$T/px$PXN.out"
+check "pidfile holds the PID" grep -qx "$PXPID" "$T/px$PXN.pid"
 out=$(curl_n "http://$PX/m1" "http://$PX/small" "http://$PX/m1")
 [ "$(echo "$out" | awk '{print $1, $2, $4}' | tr '\n' ' ')" = "200 1 1048576 200 0 100 200 0 1048576 " ] &&
-    ok "3 GETs on one connection (keep-alive kept)" || notok "3 GETs on one connection: $out"
+    pass "3 GETs on one connection (keep-alive kept)" || fail "3 GETs on one connection: $out"
 h=$(curl -s -r 1000-1999 "http://$PX/m1" | sha256sum | cut -d' ' -f1)
-[ "$h" = "$(tail -c +1001 "$T/www/m1" | head -c 1000 | sha256sum | cut -d' ' -f1)" ] && ok "Range GET" || notok "Range GET"
+[ "$h" = "$(tail -c +1001 "$T/www/m1" | head -c 1000 | sha256sum | cut -d' ' -f1)" ] && pass "Range GET" || fail "Range GET"
 out=$(curl -s -o /dev/null -w '%{http_code} %{num_connects}\n' -I "http://$PX/m1" \
       --next -s -o /dev/null -w '%{http_code} %{num_connects}\n' -X DELETE "http://$PX/gone" \
       --next -s -o "$T/g1" -w '%{http_code} %{num_connects}\n' "http://$PX/m1")
 [ "$(echo $out)" = "200 1 204 0 200 0" ] && cmp -s "$T/g1" "$T/www/m1" &&
-    ok "HEAD, 204 DELETE, GET on one connection (bodiless framing)" || notok "HEAD/DELETE/GET: $out"
+    pass "HEAD, 204 DELETE, GET on one connection (bodiless framing)" || fail "HEAD/DELETE/GET: $out"
 out=$(curl -s -o /dev/null -w '%{http_code} %{num_connects}\n' -T "$T/put9" "http://$PX/obj9" \
       --next -s -o "$T/g9" -w '%{http_code} %{num_connects}\n' "http://$PX/obj9")
 [ "$(echo $out)" = "200 1 200 0" ] && cmp -s "$T/g9" "$T/put9" &&
-    ok "PUT 9 MiB (Content-Length) then GET on one connection, byte-exact" || notok "PUT 9 MiB: $out"
+    pass "PUT 9 MiB (Content-Length) then GET on one connection, byte-exact" || fail "PUT 9 MiB: $out"
 out=$(curl -s -o /dev/null -w '%{http_code}\n' -H 'Transfer-Encoding: chunked' -T "$T/www/m1" "http://$PX/objc" \
       --next -s -o "$T/gc" -w '%{http_code} %{num_connects}\n' "http://$PX/objc")
 [ "$(echo $out)" = "200 200 0" ] && cmp -s "$T/gc" "$T/www/m1" &&
-    ok "PUT with a chunked request body" || notok "chunked PUT: $out"
+    pass "PUT with a chunked request body" || fail "chunked PUT: $out"
 out=$(curl -s --data-binary @"$T/www/m1" "http://$PX/post" -w ' %{http_code}')
-[ "$out" = "<R><Len>1048576</Len><Sha>$(sha "$T/www/m1")</Sha></R> 200" ] && ok "POST with a body" || notok "POST: $out"
+[ "$out" = "<R><Len>1048576</Len><Sha>$(sha "$T/www/m1")</Sha></R> 200" ] && pass "POST with a body" || fail "POST: $out"
 out=$(curl -s -o "$T/gch" -w '%{http_code} %{num_connects}\n' "http://$PX/chunked/m4" \
       --next -s -o /dev/null -w '%{http_code} %{num_connects}\n' "http://$PX/small")
 [ "$(echo $out)" = "200 1 200 0" ] && cmp -s "$T/gch" "$T/www/m4" &&
-    ok "chunked response (with extensions, trailer) relayed, connection kept" || notok "chunked response: $out"
+    pass "chunked response (with extensions, trailer) relayed, connection kept" || fail "chunked response: $out"
 out=$(curl -s -o "$T/geof" -w '%{http_code}' "http://$PX/eof"); rc=$?
 [ $rc = 0 ] && [ "$out" = 200 ] && [ "$(stat -c %s "$T/geof")" = 300000 ] &&
-    ok "close-delimited response relayed" || notok "close-delimited response: rc=$rc $out"
+    pass "close-delimited response relayed" || fail "close-delimited response: rc=$rc $out"
 curl -s -o /dev/null "http://$PX/trunc"; rc=$?
-[ $rc = 18 ] && ok "upstream closing mid-response: client sees a short body (curl 18)" || notok "upstream closing mid-response: curl rc=$rc"
+[ $rc = 18 ] && pass "upstream closing mid-response: client sees a short body (curl 18)" || fail "upstream closing mid-response: curl rc=$rc"
 curl -s -o /dev/null -m 1 --limit-rate 2M -H 'Expect:' -T "$T/put9" "http://$PX/slowput"; rc=$?
 sleep 0.3
 [ $rc = 28 ] && grep -q ' PUT /slowput - .* client_gone ' "$T/px$PXN.log" &&
-    ok "client giving up mid-upload: request ends at once (logged client_gone)" || notok "client gone mid-upload: rc=$rc"
+    pass "client giving up mid-upload: request ends at once (logged client_gone)" || fail "client gone mid-upload: rc=$rc"
 out=$(curl -s -o /dev/null -w '%{http_code}' "http://$PX/small")
-[ "$out" = 200 ] && ok "proxy still serves after that" || notok "after trunc: $out"
+[ "$out" = 200 ] && pass "proxy still serves after that" || fail "after trunc: $out"
 stop_proxy
-expect "SIGTERM: exits, stats written, pidfile removed" test -s "$T/px$PXN.stats" -a ! -e "$T/px$PXN.pid"
+check "SIGTERM: exits, stats written, pidfile removed" test -s "$T/px$PXN.stats" -a ! -e "$T/px$PXN.pid"
 n=$(stat_of requests); nl=$(wc -l < "$T/px$PXN.log")
-[ "$n" -ge 16 ] && [ "$nl" = "$n" ] && ok "stats count $n requests, log has $nl lines" || notok "stats $n requests, log $nl lines"
+[ "$n" -ge 16 ] && [ "$nl" = "$n" ] && pass "stats count $n requests, log has $nl lines" || fail "stats $n requests, log $nl lines"
 echo "# log line: $(sed -n 1p "$T/px$PXN.log")"
 
-start_proxy --target 127.0.0.1:1 || notok "proxy start (dead target)"
+start_proxy --target 127.0.0.1:1 || fail "proxy start (dead target)"
 out=$(curl -s -w ' %{http_code}' "http://$PX/x" -o "$T/b502" "http://$PX/y" -o /dev/null)
 [ "$(echo $out)" = "502 502" ] && grep -q '<Code>BadGateway</Code>' "$T/b502" &&
-    ok "upstream connect failure -> 502 (connection kept)" || notok "dead upstream: $out"
+    pass "upstream connect failure -> 502 (connection kept)" || fail "dead upstream: $out"
 stop_proxy
 
 # ------------------------------------------------------------------ delay
-start_proxy --target "$UP" --quiet || notok "proxy start"
+start_proxy --target "$UP" --quiet || fail "proxy start"
 base=$(curl_n $(for i in $(seq 30); do echo "http://$PX/small"; done) | awk '{s += $3} END {printf "%.5f", s / NR}')
 stop_proxy
-start_proxy --target "$UP" --delay-ms 20 || notok "proxy start (delay)"
+start_proxy --target "$UP" --delay-ms 20 || fail "proxy start (delay)"
 d20=$(curl_n $(for i in $(seq 30); do echo "http://$PX/small"; done) | awk '{s += $3; if (min == "" || $3 < min) min = $3} END {printf "%.5f %.5f", s / NR, min}')
 excess=$(awk -v a="${d20% *}" -v b="$base" 'BEGIN { printf "%.2f", (a - b) * 1000 - 20 }')
 echo "# delay 20 ms: mean TTFB $(awk -v a="${d20% *}" 'BEGIN{printf "%.2f", a*1000}') ms (no delay: $(awk -v a="$base" 'BEGIN{printf "%.2f", a*1000}') ms), excess over 20 ms: $excess ms"
-fge "${d20#* }" 0.020 && fle "$excess" 3 && ok "delay 20 ms on 30 keep-alive requests: every TTFB >= 20 ms, mean excess $excess ms" ||
-    notok "delay 20 ms: min ${d20#* } s, excess $excess ms"
+fge "${d20#* }" 0.020 && fle "$excess" 3 && pass "delay 20 ms on 30 keep-alive requests: every TTFB >= 20 ms, mean excess $excess ms" ||
+    fail "delay 20 ms: min ${d20#* } s, excess $excess ms"
 stop_proxy
-start_proxy --target "$UP" --delay-ms 300 || notok "proxy start (delay 300)"
+start_proxy --target "$UP" --delay-ms 300 || fail "proxy start (delay 300)"
 out=$(curl_n "http://$PX/small" "http://$PX/small" "http://$PX/small")
 echo "$out" | awk '$3 < 0.3 || $3 > 0.45 || $1 != 200 {bad = 1} END {exit bad}' &&
-    ok "delay 300 ms applies to each keep-alive request ($(echo $out | awk '{print $3, $7, $11}'))" || notok "delay 300: $out"
+    pass "delay 300 ms applies to each keep-alive request ($(echo $out | awk '{print $3, $7, $11}'))" || fail "delay 300: $out"
 t0=$(now_ms)
 cp=()
 for i in 1 2 3 4 5 6; do curl -s -o /dev/null "http://$PX/small" & cp+=($!); done
 wait "${cp[@]}"
 el=$(($(now_ms) - t0))
-[ $el -ge 300 ] && [ $el -lt 550 ] && ok "6 concurrent connections delayed in parallel ($el ms)" || notok "6 concurrent delayed: $el ms"
+[ $el -ge 300 ] && [ $el -lt 550 ] && pass "6 concurrent connections delayed in parallel ($el ms)" || fail "6 concurrent delayed: $el ms"
 stop_proxy
 
 # ------------------------------------------------------------------ errors
-start_proxy --target "$UP" --error 1 --error-status 503 || notok "proxy start (error)"
+start_proxy --target "$UP" --error 1 --error-status 503 || fail "proxy start (error)"
 out=$(curl -s -w ' %{http_code} %{num_connects}\n' -o "$T/e1" "http://$PX/a" -o /dev/null "http://$PX/b" -o /dev/null "http://$PX/c")
 [ "$(echo $out)" = "503 1 503 0 503 0" ] && grep -q '<Code>SlowDown</Code>' "$T/e1" &&
-    ok "error 1.0: 503 SlowDown XML on 3 requests, one connection" || notok "error 503: $out"
+    pass "error 1.0: 503 SlowDown XML on 3 requests, one connection" || fail "error 503: $out"
 # like libcurl in s3shim: no "Expect: 100-continue" (curl adds it to uploads > 1 MiB)
 out=$(curl -s -o /dev/null -w '%{http_code} %{num_connects} %{size_upload}\n' -H 'Expect:' -T "$T/put9" "http://$PX/p" \
       --next -s -o /dev/null -w '%{http_code} %{num_connects}\n' "http://$PX/small")
-[ "$(echo $out)" = "503 1 9437184 503 0" ] && ok "error after a 9 MiB PUT body (read first): connection stays in sync" || notok "error with PUT body: $out"
+[ "$(echo $out)" = "503 1 9437184 503 0" ] && pass "error after a 9 MiB PUT body (read first): connection stays in sync" || fail "error with PUT body: $out"
 out=$(curl -s -o /dev/null -w '%{http_code} %{num_connects} %{time_total}\n' -T "$T/put9" "http://$PX/p" \
       --next -s -o /dev/null -w '%{http_code} %{num_connects}\n' "http://$PX/small")
 echo "$out" | awk 'NR == 1 && ($1 != 503 || $3 > 0.9) {bad = 1} NR == 2 && $1 != 503 {bad = 1} END {exit bad}' &&
-    ok "error on a PUT with Expect: 100-continue: answered at once, next request fine" || notok "error with Expect: $out"
+    pass "error on a PUT with Expect: 100-continue: answered at once, next request fine" || fail "error with Expect: $out"
 stop_proxy
-start_proxy --target "$UP" --error 1 --error-status 500 || notok "proxy start (error 500)"
+start_proxy --target "$UP" --error 1 --error-status 500 || fail "proxy start (error 500)"
 out=$(curl -s -o "$T/e5" -w '%{http_code}' "http://$PX/a")
-[ "$out" = 500 ] && grep -q '<Code>InternalError</Code>' "$T/e5" && ok "error-status 500: InternalError" || notok "error 500: $out"
+[ "$out" = 500 ] && grep -q '<Code>InternalError</Code>' "$T/e5" && pass "error-status 500: InternalError" || fail "error 500: $out"
 stop_proxy
 
 # ------------------------------------------------------------------ resets, drops
-start_proxy --target "$UP" --reset 1 --seed 3 || notok "proxy start (reset)"
+start_proxy --target "$UP" --reset 1 --seed 3 || fail "proxy start (reset)"
 codes=""
 for i in $(seq 12); do curl -s -o /dev/null "http://$PX/m4"; codes="$codes $?"; done
 bad=$(echo $codes | tr ' ' '\n' | grep -cvxE '52|56')
 stop_proxy
 rb=$(stat_of faults.reset_before) rm=$(stat_of faults.reset_mid)
 [ "$bad" = 0 ] && [ "$rb" -gt 0 ] && [ "$rm" -gt 0 ] && [ $((rb + rm)) = 12 ] &&
-    ok "reset 1.0: curl errors 52/56 (${codes# }); $rb before the response, $rm mid-body" ||
-    notok "reset 1.0: curl rc$codes; before=$rb mid=$rm"
-start_proxy --target "$UP" --drop 1 || notok "proxy start (drop)"
+    pass "reset 1.0: curl errors 52/56 (${codes# }); $rb before the response, $rm mid-body" ||
+    fail "reset 1.0: curl rc$codes; before=$rb mid=$rm"
+start_proxy --target "$UP" --drop 1 || fail "proxy start (drop)"
 curl -s -o /dev/null "http://$PX/small"; rc=$?
-[ $rc = 52 ] || [ $rc = 56 ] && ok "drop 1.0: connection closed unanswered (curl $rc)" || notok "drop: curl rc=$rc"
+[ $rc = 52 ] || [ $rc = 56 ] && pass "drop 1.0: connection closed unanswered (curl $rc)" || fail "drop: curl rc=$rc"
 stop_proxy
 
 # ------------------------------------------------------------------ seed reproducible
@@ -323,79 +323,79 @@ seq_for() { # -> $T/seq.$1: statuses and curl exit codes of 3 x 2 requests
 }
 seq_for 1; seq_for 2
 s1=$(cat "$T/seq.1") s2=$(cat "$T/seq.2")
-[ "$s1" = "$s2" ] && ok "--seed: same fault sequence twice ($s1)" || notok "--seed: '$s1' vs '$s2'"
+[ "$s1" = "$s2" ] && pass "--seed: same fault sequence twice ($s1)" || fail "--seed: '$s1' vs '$s2'"
 
 # ------------------------------------------------------------------ stall
-start_proxy --target "$UP" --stall 1 --stall-s 1 || notok "proxy start (stall)"
+start_proxy --target "$UP" --stall 1 --stall-s 1 || fail "proxy start (stall)"
 out=$(curl -s -o "$T/st" -w '%{time_total}' "http://$PX/m4"); rc=$?
 [ $rc = 0 ] && fge "$out" 1.0 && fle "$out" 1.8 && cmp -s "$T/st" "$T/www/m4" &&
-    ok "stall 1 s mid-body: $out s, body intact" || notok "stall 1 s: rc=$rc $out"
+    pass "stall 1 s mid-body: $out s, body intact" || fail "stall 1 s: rc=$rc $out"
 out=$(curl -s -o /dev/null -w '%{time_total} %{http_code}' -I "http://$PX/m4"); rc=$?
-[ $rc = 0 ] && fge "${out% *}" 1.0 && ok "stall of a bodiless (HEAD) response happens before its head (${out% *} s)" || notok "stall HEAD: $out"
+[ $rc = 0 ] && fge "${out% *}" 1.0 && pass "stall of a bodiless (HEAD) response happens before its head (${out% *} s)" || fail "stall HEAD: $out"
 stop_proxy
-start_proxy --target "$UP" --stall 1 --stall-s inf || notok "proxy start (stall inf)"
+start_proxy --target "$UP" --stall 1 --stall-s inf || fail "proxy start (stall inf)"
 curl -s -o "$T/sti" -m 1 "http://$PX/m4"; rc=$?
 sz=$(stat -c %s "$T/sti" 2>/dev/null || echo 0)
 sleep 0.3
 [ $rc = 28 ] && [ "$sz" -ge 2097152 ] && [ "$sz" -lt 4194304 ] &&
-    ok "stall inf: body stops at $sz bytes, curl -m 1 times out (28)" || notok "stall inf: rc=$rc size=$sz"
+    pass "stall inf: body stops at $sz bytes, curl -m 1 times out (28)" || fail "stall inf: rc=$rc size=$sz"
 stop_proxy
-grep -q 'stall' "$T/px$PXN.log" && ok "stalled request logged after the client gave up" || notok "stall inf not logged"
+grep -q 'stall' "$T/px$PXN.log" && pass "stalled request logged after the client gave up" || fail "stall inf not logged"
 
 # ------------------------------------------------------------------ blackhole
-start_proxy --target "$UP" --blackhole || notok "proxy start (blackhole)"
+start_proxy --target "$UP" --blackhole || fail "proxy start (blackhole)"
 curl -s -o /dev/null -m 1 "http://$PX/small"; rc=$?
-[ $rc = 28 ] && ok "blackhole: curl -m 1 times out (28)" || notok "blackhole: rc=$rc"
+[ $rc = 28 ] && pass "blackhole: curl -m 1 times out (28)" || fail "blackhole: rc=$rc"
 stop_proxy
 
 # ------------------------------------------------------------------ control file
 CTL=$T/ctl.json
 setctl() { echo "$1" > "$CTL.tmp" && mv -f "$CTL.tmp" "$CTL"; sleep 0.25; }
-start_proxy --target "$UP" --control "$CTL" --delay-ms 5 || notok "proxy start (control)"
+start_proxy --target "$UP" --control "$CTL" --delay-ms 5 || fail "proxy start (control)"
 t1=$(curl -s -o /dev/null -w '%{time_starttransfer}' "http://$PX/small")
 setctl '{"delay_ms": 200}'
 t2=$(curl -s -o /dev/null -w '%{time_starttransfer}' "http://$PX/small")
 fge "$t1" 0.005 && fle "$t1" 0.1 && fge "$t2" 0.2 && fle "$t2" 0.3 &&
-    ok "control file: delay 5 ms -> 200 ms mid-run ($t1 s -> $t2 s)" || notok "control delay: $t1 -> $t2"
+    pass "control file: delay 5 ms -> 200 ms mid-run ($t1 s -> $t2 s)" || fail "control delay: $t1 -> $t2"
 setctl '{"blackhole": true}'
 curl -s -o /dev/null -m 1 "http://$PX/small"; rc=$?
-[ $rc = 28 ] && ok "control file: blackhole (curl 28)" || notok "control blackhole: rc=$rc"
+[ $rc = 28 ] && pass "control file: blackhole (curl 28)" || fail "control blackhole: rc=$rc"
 setctl '{"error": 1, "error_status": 500}'
 out=$(curl -s -o /dev/null -w '%{http_code}' "http://$PX/small")
-[ "$out" = 500 ] && ok "control file: error 500" || notok "control error: $out"
+[ "$out" = 500 ] && pass "control file: error 500" || fail "control error: $out"
 setctl '{"bad json'
 out=$(curl -s -o /dev/null -w '%{http_code}' "http://$PX/small")
-[ "$out" = 500 ] && grep -q 'ignored' "$T/px$PXN.err" && ok "control file: bad JSON ignored, settings kept" || notok "control bad json: $out"
+[ "$out" = 500 ] && grep -q 'ignored' "$T/px$PXN.err" && pass "control file: bad JSON ignored, settings kept" || fail "control bad json: $out"
 rm -f "$CTL"; sleep 0.25
 out=$(curl -s -o /dev/null -w '%{http_code} %{time_starttransfer}' "http://$PX/small")
-[ "${out% *}" = 200 ] && fle "${out#* }" 0.1 && ok "control file removed: back to command-line settings ($out)" || notok "control removed: $out"
+[ "${out% *}" = 200 ] && fle "${out#* }" 0.1 && pass "control file removed: back to command-line settings ($out)" || fail "control removed: $out"
 stop_proxy
 
 # ------------------------------------------------------------------ rate
-start_proxy --target "$UP" --rate 1M || notok "proxy start (rate)"
+start_proxy --target "$UP" --rate 1M || fail "proxy start (rate)"
 out=$(curl -s -o "$T/r" -w '%{speed_download} %{time_total}' "http://$PX/m4"); rc=$?
 spd=${out% *}
 echo "# rate 1M (1048576 B/s): measured $(awk -v s="$spd" 'BEGIN{printf "%.0f", s}') B/s over 4 MiB"
 [ $rc = 0 ] && fge "$spd" 800000 && fle "$spd" 1250000 && cmp -s "$T/r" "$T/www/m4" &&
-    ok "rate 1M per connection: $(awk -v s="$spd" 'BEGIN{printf "%.2f", s/1048576}') MiB/s" || notok "rate 1M: rc=$rc $out"
+    pass "rate 1M per connection: $(awk -v s="$spd" 'BEGIN{printf "%.2f", s/1048576}') MiB/s" || fail "rate 1M: rc=$rc $out"
 stop_proxy
-start_proxy --target "$UP" --total-rate 2M || notok "proxy start (total-rate)"
+start_proxy --target "$UP" --total-rate 2M || fail "proxy start (total-rate)"
 t0=$(now_ms)
 curl -s -o /dev/null "http://$PX/m4" & c1=$!
 curl -s -o /dev/null "http://$PX/m4" & c2=$!
 wait $c1 $c2
 el=$(($(now_ms) - t0))
-[ $el -ge 3400 ] && [ $el -le 5000 ] && ok "total-rate 2M: two 4 MiB downloads together take $el ms (~4000)" || notok "total-rate: $el ms"
+[ $el -ge 3400 ] && [ $el -le 5000 ] && pass "total-rate 2M: two 4 MiB downloads together take $el ms (~4000)" || fail "total-rate: $el ms"
 stop_proxy
 
 # ------------------------------------------------------------------ lifetime
-start_proxy --target "$UP" --lifetime 1 || notok "proxy start (lifetime)"
+start_proxy --target "$UP" --lifetime 1 || fail "proxy start (lifetime)"
 t0=$(now_ms)
 for i in $(seq 30); do kill -0 $PXPID 2>/dev/null || break; sleep 0.1; done
 wait $PXPID 2>/dev/null; rc=$?
 el=$(($(now_ms) - t0))
 [ $rc = 0 ] && [ $el -lt 1800 ] && grep -q '"exit_reason": "lifetime"' "$T/px$PXN.stats" &&
-    ok "lifetime 1 s: exited by itself (rc 0, ~$el ms after READY, stats written)" || notok "lifetime: rc=$rc $el ms"
+    pass "lifetime 1 s: exited by itself (rc 0, ~$el ms after READY, stats written)" || fail "lifetime: rc=$rc $el ms"
 
 # ------------------------------------------------------------------ big body, throughput
 TGT=$UP TGTNAME="python upstream"
@@ -408,9 +408,9 @@ if [ $USE_NGINX = 1 ] && [ -x /usr/sbin/nginx ]; then
         echo "# start-nginx.sh failed, using the python upstream: $(tail -n 1 "$T/nginx.err")"
     fi
 fi
-start_proxy --target "$TGT" --quiet || notok "proxy start (throughput)"
+start_proxy --target "$TGT" --quiet || fail "proxy start (throughput)"
 h=$(curl -s "http://$PX/big" | sha256sum | cut -d' ' -f1)
-[ "$h" = "$(sha "$T/www/big")" ] && ok "64 MiB body relayed byte-exact (sha256, from $TGTNAME)" || notok "64 MiB sha256 mismatch"
+[ "$h" = "$(sha "$T/www/big")" ] && pass "64 MiB body relayed byte-exact (sha256, from $TGTNAME)" || fail "64 MiB sha256 mismatch"
 best() { # URL -> best of 3 download speeds, MB/s
     local i s b=0
     for i in 1 2 3; do
@@ -421,7 +421,7 @@ best() { # URL -> best of 3 download speeds, MB/s
 }
 tp=$(best "http://$PX/big") td=$(best "http://$TGT/big")
 echo "# relay throughput (64 MiB GET, one connection, best of 3): via proxy $tp MB/s, direct from $TGTNAME $td MB/s"
-[ "$tp" -ge 100 ] && ok "relay throughput $tp MB/s (>= 100)" || notok "relay throughput only $tp MB/s"
+[ "$tp" -ge 100 ] && pass "relay throughput $tp MB/s (>= 100)" || fail "relay throughput only $tp MB/s"
 reqrate() { # HOSTPORT PARALLEL N -> requests/s, N small GETs per connection
     local t0 el i pids=()
     t0=$(now_ms)
@@ -434,9 +434,9 @@ reqrate() { # HOSTPORT PARALLEL N -> requests/s, N small GETs per connection
 }
 r1=$(reqrate "$PX" 1 2000) r4=$(reqrate "$PX" 4 1000) rd=$(reqrate "$TGT" 4 1000)
 echo "# small GETs (100 B) via proxy: $r1 req/s on 1 connection, $r4 req/s on 4 connections; direct from $TGTNAME on 4: $rd req/s"
-[ "$r4" -ge 1000 ] && ok "small-request rate $r4 req/s (>= 1000)" || notok "small-request rate only $r4 req/s"
+[ "$r4" -ge 1000 ] && pass "small-request rate $r4 req/s (>= 1000)" || fail "small-request rate only $r4 req/s"
 stop_proxy
-start_proxy --target "$UP" --quiet || notok "proxy start (PUT throughput)"
+start_proxy --target "$UP" --quiet || fail "proxy start (PUT throughput)"
 up=$(curl -s -o /dev/null -w '%{speed_upload}' -H 'Expect:' -T "$T/www/big" "http://$PX/upbig")
 upd=$(curl -s -o /dev/null -w '%{speed_upload}' -H 'Expect:' -T "$T/www/big" "http://$UP/upbig2")
 echo "# PUT 64 MiB to the python upstream: via proxy $(awk -v a="$up" 'BEGIN { printf "%.0f", a / 1e6 }') MB/s, direct $(awk -v a="$upd" 'BEGIN { printf "%.0f", a / 1e6 }') MB/s"

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# tests/tsan/mounted.sh - the ThreadSanitizer stress program (tests/tsan/stress.c) on a
+# direct:// or block:// mount: many threads opening, reading, writing, seeking, dup'ing
+# and closing files whose bytes go through the io_uring engine (its ring threads, the
+# callers' own rings, readahead shared by threads of one descriptor); on block:// (a store
+# in a file) each close is also a commit under the store's lock, and the data files are
+# made through the mount itself. The fork case is left to tests/tsan/run.sh (file://): on
+# these mounts a thread's own ring is a descriptor that case counts as a leak.
+#
+#   BUILD=build/tsan tests/tsan/mounted.sh direct|block
+set -u
+BACKEND=${1:?direct or block}
+BUILD=${BUILD:-build/tsan}
+BIN=$BUILD/tests/tsan_stress
+here=$(cd "$(dirname "$0")" && pwd)
+bail() { echo "not ok - $1"; [ -n "${2:-}" ] && sed 's/^/# /' "$2"; echo "0 passed, 1 failed"; exit 1; }
+[ -x "$BIN" ] || bail "$BIN is missing (make BUILD=build/tsan SAN=tsan test-tsan)"
+tmp=$(mktemp -d "${TMPDIR:-/var/tmp}/s3shim_tsan_${BACKEND}_XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+case $BACKEND in
+direct)
+    mkdir -p "$tmp/data"
+    uri=direct://$tmp/data setup_dir=$tmp/data ;;
+block)
+    truncate -s 512M "$tmp/store.img" && "$BUILD/s3shim" blk format "$tmp/store.img" >/dev/null ||
+        bail "s3shim blk format of the store"
+    uri=block://$tmp/store.img setup_dir=/tsanmnt ;;
+*) bail "unknown backend $BACKEND (direct or block)" ;;
+esac
+unset S3SHIM_STATS S3SHIM_STATS_FILE S3SHIM_LOG_FILE LD_PRELOAD STRESS_FSTAT
+export S3SHIM_MOUNTS="/tsanmnt=$uri" STRESS_MNT=/tsanmnt STRESS_THREADS=${STRESS_THREADS:-12}
+export STRESS_ITERS=${STRESS_ITERS:-200} STRESS_PHASES=${STRESS_PHASES:-30}
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 exitcode=66 history_size=4 suppressions=$here/tsan.supp ${TSAN_OPTIONS:-}"
+RUN=()
+if ! "$BIN" --setup "$setup_dir" >"$tmp/setup.log" 2>&1; then
+    RUN=(setarch "$(uname -m)" -R)
+    "${RUN[@]}" "$BIN" --setup "$setup_dir" >"$tmp/setup.log" 2>&1 || bail setup "$tmp/setup.log"
+fi
+pass=0
+fail=0
+for c in mixed final seqread; do
+    timeout 200 "${RUN[@]}" "$BIN" "$c" >"$tmp/$c.log" 2>&1
+    rc=$?
+    if [ $rc = 0 ] && ! grep -q ThreadSanitizer "$tmp/$c.log"; then
+        echo "ok - tsan on $BACKEND://: $c ($(tail -n 1 "$tmp/$c.log"))"
+        pass=$((pass + 1))
+    else
+        echo "not ok - tsan on $BACKEND://: $c (exit $rc)"
+        awk '!seen[$0]++' "$tmp/$c.log" | sed 's/^/# /' | head -n 80
+        fail=$((fail + 1))
+    fi
+done
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
