@@ -99,7 +99,9 @@ int ofd_create(struct mount *m, const char *path, const char *key, int type, int
     return fd;
 }
 
-int ofd_promote(struct ofd *o)
+/* Caller holds the fd table lock: the placeholders are re-pointed while no other thread
+ * can copy one (dup) or replace one (dup2). */
+static int promote_locked(struct ofd *o)
 {
     if (o->mapped) return -EEXIST;
     int mfd = memfd_create(OFD_MEMFD_NAME, MFD_CLOEXEC);
@@ -123,6 +125,22 @@ int ofd_promote(struct ofd *o)
     __atomic_store_n(&o->sh, map, __ATOMIC_RELEASE);
     o->mapped = 1;
     pthread_mutex_unlock(&o->lock);
+    /* Every placeholder of it (not a pumped pipe end) now names the memfd: whichever of
+     * them a child or the next program inherits, it finds the shared state. */
+    int lim = fdt_limit();
+    for (int g = 0; g < lim; g++) {
+        if (fdt_peek(g) != o) continue;
+        int cl = REAL(fcntl)(g, F_GETFD);
+        REAL(dup3)(ph, g, cl > 0 && (cl & FD_CLOEXEC) ? O_CLOEXEC : 0);
+    }
+    return ph;
+}
+
+int ofd_promote(struct ofd *o)
+{
+    fdt_lock();
+    int ph = promote_locked(o);
+    fdt_unlock();
     return ph;
 }
 
@@ -133,15 +151,10 @@ void ofd_promote_all(void)
     for (int fd = 0; fd < lim; fd++) {
         struct ofd *o = fdt_raw_ofd(fdt_peek(fd));
         if (!o || o->mapped) continue;
-        int ph = ofd_promote(o);
+        int ph = promote_locked(o);
         if (ph < 0) {
             slog_warn("%s: cannot share its offset with child processes: %s", ofd_path(o), strerror(-ph));
             continue;
-        }
-        for (int g = fd; g < lim; g++) { /* every placeholder (not pipe end) of it */
-            if (fdt_peek(g) != o) continue;
-            int cl = REAL(fcntl)(g, F_GETFD);
-            REAL(dup3)(ph, g, cl > 0 && (cl & FD_CLOEXEC) ? O_CLOEXEC : 0);
         }
         REAL(close)(ph);
     }

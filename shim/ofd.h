@@ -78,8 +78,9 @@ void ofd_inherit_scan(void);
 /* Before fork, exec or spawn: give every description in the fd table its shared memfd
  * and point its placeholders at it. */
 void ofd_promote_all(void);
-/* Move one description's state into a shared memfd; returns an O_PATH descriptor of it
- * (for the caller to dup onto placeholders and close), -EEXIST if already shared. */
+/* Move one description's state into a shared memfd and point every placeholder of it at
+ * that memfd; returns an O_PATH descriptor of it (the caller keeps or closes it), -EEXIST
+ * if already shared. */
 int ofd_promote(struct ofd *o);
 /* Before exec or spawn: give each description on a local file a descriptor the next
  * program inherits, so it reaches the same file even if it was unlinked or renamed. */

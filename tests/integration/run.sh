@@ -374,6 +374,8 @@ t "dup'ed descriptors share, separate opens do not" 'exec 3<lines.txt 4<&3 5<lin
 t "writes of several processes through one inherited descriptor" \
     'exec 4>w.txt; cat hello.txt >&4; cat one >&4; head -c 5 lines.txt >&4; "$PY" -c "import os; os.write(4, b\"py\n\")"; exec 4>&-; cat w.txt; rm w.txt'
 t "append redirections (>>)" 'cat hello.txt >>a.txt; cat hello.txt >>a.txt; exec 5>>a.txt; cat one >&5; exec 5>&-; cat a.txt; wc -c a.txt; rm a.txt'
+t "a builtin, then programs, write through one fd made by exec 3>" \
+    'exec 3>w.txt; echo builtin >&3; /bin/echo external >&3; printf "%s\n" more >&3; { echo grouped; cat one; } >&3; cat hello.txt >&3; exec 3>&-; cat w.txt; rm w.txt'
 t "read-write descriptor (<>)" 'cp hello.txt rw.txt; exec 3<>rw.txt; head -c 6 <&3; cat one >&3; exec 3>&-; cat rw.txt; echo; rm rw.txt'
 t "read from a file unlinked while open" 'cp hello.txt gone.txt; exec 3<gone.txt; rm gone.txt; cat <&3; ls gone.txt; echo rc=$?'
 t "python3 stdin/stdout redirected to the mount" \
