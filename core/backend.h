@@ -56,6 +56,13 @@ struct backend_ops {
      * shim also takes a non-NULL slot to mean "an upload cannot continue in a new
      * program". */
     int (*commit)(void *fh);
+    /* Object stores: another process is about to get a descriptor of this description
+     * (fork, posix_spawn) and may write through it, or exec a program that does. Make the
+     * bytes something every process can write to in order (stage them) while this
+     * process's upload holds nothing on the server yet. 0, or -errno with the description
+     * unchanged (an upload with parts already sent stays this process's). NULL where the
+     * kernel already holds the data. */
+    int (*share)(void *fh);
     /* Object stores: close a description open for writing whose shared offset is past 0.
      * If this process's own upload holds nothing, a program it exec'd took the
      * description up and wrote (and committed) the object itself: the empty upload is

@@ -182,7 +182,10 @@ void ofd_export_local(void)
     fdt_unlock();
 }
 
-void ofd_commit_before_exec(void)
+/* The descriptions in the fd table open for writing on an object store whose bytes are
+ * a streaming upload (not a local file), each once, with a reference taken, that `keep`
+ * accepts (called with the table locked). Returns how many are in *out (free it). */
+static int stream_writers(struct ofd ***out, int (*keep)(struct ofd *o, int lim))
 {
     struct ofd **list = NULL;
     int n = 0, cap = 0;
@@ -192,17 +195,11 @@ void ofd_commit_before_exec(void)
         struct ofd *o = fdt_raw_ofd(fdt_peek(fd));
         if (!o || o->type != OFD_FILE || !o->fh || !o->m->ops->commit || (ofd_status(o) & O_ACCMODE) == O_RDONLY)
             continue;
-        /* A staged file lives in a local file the next program shares: nothing to commit. */
+        /* A staged file lives in a local file the next program shares. */
         if (o->m->ops->local_fd && o->m->ops->local_fd(o->fh) >= 0) continue;
-        int seen = 0, inherited = 0;
+        int seen = 0;
         for (int i = 0; i < n && !seen; i++) seen = list[i] == o;
-        if (seen) continue;
-        for (int g = 0; g < lim && !inherited; g++) { /* every descriptor of it, pumped ends too */
-            if (fdt_raw_ofd(fdt_peek(g)) != o) continue;
-            int cl = REAL(fcntl)(g, F_GETFD);
-            inherited = cl >= 0 && !(cl & FD_CLOEXEC);
-        }
-        if (inherited && ofd_sh(o)->offset == 0) continue; /* nothing written: the next program takes it up */
+        if (seen || !keep(o, lim)) continue;
         if (n == cap) {
             struct ofd **nl = realloc(list, (size_t)(cap = cap ? cap * 2 : 8) * sizeof *nl);
             if (!nl) break;
@@ -212,12 +209,64 @@ void ofd_commit_before_exec(void)
         list[n++] = o;
     }
     fdt_unlock();
+    *out = list;
+    return n;
+}
+
+/* Committed before exec: all but one the next program inherits with nothing written yet
+ * (`cmd > /s3/b/out` from a shell: the new program takes it up). */
+static int needs_commit(struct ofd *o, int lim)
+{
+    int inherited = 0;
+    for (int g = 0; g < lim && !inherited; g++) { /* every descriptor of it, pumped ends too */
+        if (fdt_raw_ofd(fdt_peek(g)) != o) continue;
+        int cl = REAL(fcntl)(g, F_GETFD);
+        inherited = cl >= 0 && !(cl & FD_CLOEXEC);
+    }
+    return !(inherited && ofd_sh(o)->offset == 0);
+}
+
+void ofd_commit_before_exec(void)
+{
+    struct ofd **list;
+    int n = stream_writers(&list, needs_commit);
     for (int i = 0; i < n; i++) { /* outside the table lock: these are network round trips */
         struct ofd *o = list[i];
         guard_enter();
         int r = o->m->ops->commit(o->fh);
         guard_leave();
         if (r < 0) slog_error("%s: committing before exec failed: %s", ofd_path(o), strerror(-r));
+        ofd_put(o);
+    }
+    free(list);
+}
+
+/* Shared with a child: held by a placeholder that survives exec (a pumped fd 0-2
+ * reaches a child as the pump's pipe, whose bytes this process still writes in order; a
+ * close-on-exec one is gone when the child execs, as subprocess modules do at once). */
+static int child_may_write(struct ofd *o, int lim)
+{
+    for (int g = 0; g < lim; g++) {
+        if (fdt_peek(g) != o) continue;
+        int cl = REAL(fcntl)(g, F_GETFD);
+        if (cl >= 0 && !(cl & FD_CLOEXEC)) return 1;
+    }
+    return 0;
+}
+
+void ofd_share_writers(void)
+{
+    struct ofd **list;
+    int n = stream_writers(&list, child_may_write);
+    for (int i = 0; i < n; i++) {
+        struct ofd *o = list[i];
+        if (o->m->ops->share) {
+            guard_enter();
+            int r = o->m->ops->share(o->fh);
+            guard_leave();
+            if (r < 0 && r != -EBUSY)
+                slog_warn("%s: cannot be shared with a child process for writing: %s", ofd_path(o), strerror(-r));
+        }
         ofd_put(o);
     }
     free(list);

@@ -93,6 +93,10 @@ void ofd_export_local(void);
  * inherits passes through as before (`cmd > /s3/b/out` from a shell). If exec then
  * fails, the description stays open, committed: later writes fail as after fsync. */
 void ofd_commit_before_exec(void);
+/* Before fork or spawn: a description open for writing as a streaming upload that a
+ * child gets as a placeholder is staged (backend share), so that the child, or a program
+ * it execs, writes into the same bytes (`exec 3>/s3/b/f; cmd >&3; echo done >&3`). */
+void ofd_share_writers(void);
 /* In the child after fork: reset this process's locks (threads did not follow). */
 void ofd_atfork_child(void);
 

@@ -24,6 +24,7 @@ static int own_process(void) { return atomic_load(&shim.ready) && getpid() == sh
 static void before_child(void)
 {
     if (!own_process()) return;
+    ofd_share_writers();
     ofd_promote_all();
     ofd_export_local();
 }

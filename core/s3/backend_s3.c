@@ -561,6 +561,7 @@ const struct backend_ops bk_s3_ops = {
     .pwrite = s3f_pwrite,
     .fsync = s3f_fsync,
     .commit = s3f_commit,
+    .share = s3f_share,
     .close_shared = s3f_close_shared,
     .ftruncate = s3f_ftruncate,
     .fstat = s3f_fstat,

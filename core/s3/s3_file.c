@@ -858,6 +858,21 @@ int s3f_commit(void *fh)
     return s3f_fsync(fh, 0);
 }
 
+/* A parent's streaming upload is its own: a child (or the program it execs) writing at
+ * the shared offset would have nowhere to put its bytes. Staged, the bytes live in a
+ * local file the whole process tree shares, and each writer's close uploads it. */
+int s3f_share(void *fh)
+{
+    struct s3_file *f = fh;
+    if (!f->writing || stg_of(f) || f->owner != getpid()) return 0;
+    pthread_mutex_lock(&f->lock);
+    int e = 0;
+    if (f->upload_id[0] || f->nparts || f->err) e = -EBUSY; /* parts are on the server */
+    else if (!f->committed) e = to_stage(f, "shared with a child process");
+    pthread_mutex_unlock(&f->lock);
+    return e;
+}
+
 int s3f_ftruncate(void *fh, off_t len)
 {
     struct s3_file *f = fh;

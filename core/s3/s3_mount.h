@@ -83,6 +83,7 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off);
 ssize_t s3f_pwrite(void *fh, const void *buf, size_t len, off_t off);
 int s3f_fsync(void *fh, int datasync);
 int s3f_commit(void *fh);
+int s3f_share(void *fh);
 int s3f_close_shared(void *fh);
 int s3f_ftruncate(void *fh, off_t len);
 int s3f_fstat(void *fh, struct stat *st);

@@ -8,6 +8,9 @@
  *     bytes are still in memory) that is free. Once parts are on the server the write fails
  *     with EINVAL and one log line (open it O_RDWR, or raise S3SHIM_PART_SIZE): the upload
  *     is abandoned, close returns EIO, nothing partial appears;
+ *   - a streaming writer that has sent no part yet becomes staged when its process forks
+ *     or spawns with it on a descriptor that survives exec (s3f_share): the child, or the
+ *     program it execs, writes at the shared offset too;
  *   - a streaming reader that is mapped becomes staged (mmap needs a real file);
  *   - an O_RDONLY open of an object that a live process of this host has staged reads the
  *     staging file, so it sees that process's writes.

@@ -17,9 +17,11 @@
  *   stdio       fopen/fwrite, no fclose, exit(0)
  *   ssl-cleanup the program shuts OpenSSL down itself (OPENSSL_cleanup, found with
  *               dlsym when the shim has loaded it), then exit(0)
- *   fork-exit / fork-_exit  half is written, a forked child tries to write (it must
- *               fail) and ends by exit(0) / _exit(0) without closing; the parent
- *               checks it ended with 0, writes the rest and exit(0)s
+ *   fork-exit / fork-_exit  half is written, a forked child writes "child" (as on a
+ *               local file; "exit_writer: child: wrote" on stderr) or is refused with
+ *               EBADF when the parent's upload already sent parts ("child: EBADF"),
+ *               and ends by exit(0) / _exit(0) without closing; the parent checks it
+ *               ended with 0, writes the rest and exit(0)s
  * Exit status 0 (or the signal), 3 when something that must work did not. */
 #include <dlfcn.h>
 #include <errno.h>
@@ -90,8 +92,13 @@ int main(int argc, char **argv)
         pid_t pid = fork();
         if (pid < 0) die("fork");
         if (pid == 0) {
-            if (write(fd, "child", 5) >= 0) { /* the parent's upload is not the child's */
-                fprintf(stderr, "exit_writer: a forked child could write to its parent's upload\n");
+            ssize_t w = write(fd, "child", 5);
+            if (w == 5) {
+                fprintf(stderr, "exit_writer: child: wrote\n");
+            } else if (w < 0 && errno == EBADF) {
+                fprintf(stderr, "exit_writer: child: EBADF\n");
+            } else {
+                fprintf(stderr, "exit_writer: child: write returned %zd (%s)\n", w, strerror(errno));
                 _exit(3);
             }
             if (!strcmp(how, "fork-_exit")) _exit(0);

@@ -88,7 +88,19 @@ for size in small big; do
     for how in exit return _exit _Exit quick_exit exec exec-cloexec thread-exit atexit-tail stdio fork-exit fork-_exit; do
         key=c/$how-$size
         under "$HELPER" "$how" "$W/$size.bin" "/s3/$S3_BUCKET/$key"
-        expect "C, $size object, ends by $how: exit 0, the object is what was written" "$key" 0 $? same "$W/$size.bin"
+        rc=$?
+        case $how-$size in
+        fork-*-small) # staged when the parent forks: the child's bytes land as on a local file
+            "$HELPER" "$how" "$W/$size.bin" "$W/local-$how" 2>/dev/null
+            grep -q 'child: wrote' "$W/err" || rc="$rc (the child's write failed)"
+            expect "C, $size object, ends by $how: the child's write lands at the shared offset, the object = the same program's on a local file" \
+                "$key" 0 "$rc" same "$W/local-$how" ;;
+        fork-*-big) # parts sent before the fork: the upload stays the parent's
+            grep -q 'child: EBADF' "$W/err" || rc="$rc (the child's write did not fail with EBADF)"
+            expect "C, $size object, ends by $how: parts were sent, the child's write fails with EBADF, the object is the parent's" \
+                "$key" 0 "$rc" same "$W/$size.bin" ;;
+        *) expect "C, $size object, ends by $how: exit 0, the object is what was written" "$key" 0 "$rc" same "$W/$size.bin" ;;
+        esac
     done
     key=c/abort-$size
     under "$HELPER" abort "$W/$size.bin" "/s3/$S3_BUCKET/$key"

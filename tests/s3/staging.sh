@@ -335,6 +335,40 @@ os.write(fd, b"parent2\n"); os.close(fd)' "$B/fork/obj" >"$W/fork.err" 2>&1
 check "a forked child writes through the inherited staged descriptor" \
     test "$(s3_get fork/obj /dev/stdout 2>/dev/null | tr '\n' ' ')" = "parent1 child parent2 "
 
+# A streaming upload (O_WRONLY|O_TRUNC) a shell keeps on fd 3 while its children write to
+# it too: staged when the shell forks, so every process writes into the same bytes.
+cat >"$W/fd3.sh" <<'EOF'
+exec 3>"$1"
+/bin/echo first-by-a-program >&3
+echo then-a-builtin >&3
+( echo from-a-subshell >&3 )
+printf '%s\n' more >&3
+{ echo grouped; /bin/echo and-exec; } >&3
+exec 3>&-
+EOF
+bash "$W/fd3.sh" "$L/fd3.txt"
+shim bash "$W/fd3.sh" "$B/fd3/out" >"$W/fd3.err" 2>&1
+s3_get fd3/out "$W/fd3.fetched" >/dev/null
+if cmp -s "$L/fd3.txt" "$W/fd3.fetched" && [ ! -s "$W/fd3.err" ] && ! grep -q "fd3/out" "$W/log"; then
+    pass "exec 3>/s3/..., then programs, builtins and a subshell write through fd 3 in turn: the object = local"
+else fail "writes of a shell and its children through one fd 3" "$W/fd3.fetched" "$W/fd3.err"; fi
+# The parent already sent parts (6 MiB > 5 MiB parts) when it forks: its upload stays its
+# own; the child's write fails with a clear error and the parent's object is whole.
+S3SHIM_PART_SIZE=5M shim $PY -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+os.set_inheritable(fd, True)
+os.write(fd, b"p" * (6 << 20))
+pid = os.fork()
+if pid == 0:
+    try: os.write(fd, b"child"); os._exit(0)
+    except OSError as e: os._exit(e.errno)
+_, st = os.waitpid(pid, 0)
+os.write(fd, b"end"); os.close(fd)
+print(os.waitstatus_to_exitcode(st))' "$B/fork/big" >"$W/forkbig.got" 2>"$W/forkbig.err"
+check "a child cannot write to an upload whose parts its parent already sent: EBADF, logged; the parent's object is whole" \
+    test "$(cat "$W/forkbig.got") $(grep -c 'fork/big: a forked child cannot write' "$W/log") $(s3_get fork/big /dev/stdout 2>/dev/null | wc -c)" = "9 1 $(((6 << 20) + 3))"
+
 # --- limits and errors ---------------------------------------------------------------------------
 echo "# --- limits and errors"
 head -c $((12 << 20)) /dev/urandom >"$W/twelve"
