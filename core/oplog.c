@@ -402,6 +402,8 @@ static uint32_t intern(unsigned kind, const char *s)
     return e ? e->id : 0;
 }
 
+uint32_t oplog_path_id(const char *path) { return oplog_on && path ? intern(OLS_PATH, path) : 0; }
+
 /* --- threads ------------------------------------------------------------------------------- */
 
 static void thread_gone(void *p)
