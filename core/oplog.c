@@ -39,7 +39,7 @@
 #define MAX_STR 4000u
 
 static const char *const op_names[OL_NOPS] = {"?",    "open",  "close",   "read", "write",   "stat",
-                                              "fstat", "opendir", "meta", "sync", "truncate"};
+                                              "fstat", "opendir", "meta", "sync", "truncate", "lseek"};
 
 const char *oplog_op_name(unsigned op) { return op < OL_NOPS ? op_names[op] : "?"; }
 

@@ -65,6 +65,7 @@ enum oplog_op {
     OL_META, /* aux = string id of the call: unlink, rename, mkdir... */
     OL_SYNC,
     OL_TRUNCATE,
+    OL_SEEK, /* off = the offset asked, len = whence, res = the new offset */
     OL_NOPS
 };
 

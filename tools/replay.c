@@ -134,7 +134,7 @@ static int64_t issue(struct worker *w, const struct rp_op *o, int *skip)
     struct rp_gen *g = o->gen >= 0 ? &P.gens[o->gen] : NULL;
     int fd = -1;
     if (r->op == OL_READ || r->op == OL_WRITE || r->op == OL_FSTAT || r->op == OL_SYNC || r->op == OL_TRUNCATE ||
-        r->op == OL_CLOSE) {
+        r->op == OL_CLOSE || r->op == OL_SEEK) {
         if (g) {
             WAIT(atomic_load(&g->ready));
             if (r->op == OL_CLOSE) WAIT(atomic_load(&g->done) == g->uses);
@@ -183,6 +183,8 @@ static int64_t issue(struct worker *w, const struct rp_op *o, int *skip)
         return ERR(fsync(fd));
     case OL_TRUNCATE:
         return ERR(ftruncate(fd, r->off));
+    case OL_SEEK:
+        return ERR(lseek(fd, r->off, (int)r->len));
     case OL_STAT:
         return ERR(stat(o->path, &st));
     case OL_OPENDIR: {

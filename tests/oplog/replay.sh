@@ -64,16 +64,17 @@ EOF
 then ok "--speed 0.5: scheduled twice the recorded time, took at least that, lateness reported ($(grep -o 'kept up\|fell behind: [0-9]* of [0-9]*' "$RP/s.err"))"
 else notok "--speed 0.5: exit $rc, $(head -3 "$RP/s.err" | tr '\n' ' ')"; fi
 
-# rename (the record names the new path) and a failed open replayed as such
+# rename (the record names the new path), lseek (tail -c), a failed open replayed as such
 rm -rf "$RP/g" && mkdir -p "$RP/g"
 S3SHIM_OPLOG="$RP/log2/" timeout $TMO "$S3SHIM" run --mount "$MPR=file://$RP/g" -- \
-    sh -c "cp /etc/hostname $MPR/a && mv $MPR/a $MPR/b && ! cat $MPR/nope 2>/dev/null" > /dev/null 2>&1
+    sh -c "cp /etc/services $MPR/a && mv $MPR/a $MPR/b && tail -c 3 $MPR/b && ! cat $MPR/nope 2>/dev/null" > /dev/null 2>&1
 rm -rf "$RP/h" && mkdir -p "$RP/h"
 timeout $TMO "$S3SHIM" replay "$RP/log2" --mount "$MPR=file://$RP/h" --prepare --asap > "$RP/mv.out" 2> "$RP/mv.err"
 rc=$?
-if [ $rc = 0 ] && [ -f "$RP/h/b" ] && [ ! -e "$RP/h/a" ] && [ "$(stat -c %s "$RP/h/b")" = "$(stat -c %s /etc/hostname)" ] &&
-   grep -q "^  meta .* 0 *0$" "$RP/mv.out"; then
-    ok "rename replayed to the recorded new name; the failed open of a missing file failed again"
+if [ $rc = 0 ] && [ -f "$RP/h/b" ] && [ ! -e "$RP/h/a" ] && [ "$(stat -c %s "$RP/h/b")" = "$(stat -c %s /etc/services)" ] &&
+   grep -q "^  meta  *1 .* 0 *0$" "$RP/mv.out" && grep -q "^  lseek  *[1-9][0-9]* .* 0 *0$" "$RP/mv.out" &&
+   grep -q "^  read  *1  *3 " "$RP/mv.out"; then
+    ok "rename replayed to the recorded new name, lseek recorded and replayed, the failed open of a missing file failed again"
 else
     notok "rename replay: exit $rc, $(cat "$RP/mv.out" "$RP/mv.err" | head -12 | tr '\n' ' '); $(ls "$RP/h")"
 fi
