@@ -82,7 +82,7 @@ static void print_keys(const char *what, struct keys *ks, size_t limit)
         struct key *k = &ks->k[i];
         double p50[2], p99[2];
         for (int j = 0; j < 2; j++) {
-            qsort(k->l[j].v, k->l[j].n, sizeof *k->l[j].v, cmp_u64);
+            if (k->l[j].n) qsort(k->l[j].v, k->l[j].n, sizeof *k->l[j].v, cmp_u64);
             p50[j] = (double)pct_sorted(k->l[j].v, k->l[j].n, 0.5) / 1e3;
             p99[j] = (double)pct_sorted(k->l[j].v, k->l[j].n, 0.99) / 1e3;
         }
@@ -146,7 +146,7 @@ static size_t threads_of(const struct ol_set *s, struct thr **out)
         }
         x->r[x->n++] = r;
     }
-    qsort(t, n, sizeof *t, by_first);
+    if (n) qsort(t, n, sizeof *t, by_first);
     *out = t;
     return n;
 }
@@ -259,7 +259,7 @@ int cmd_oplog_diff(int argc, char **argv)
                (size_t)s[j].missing);
     print_keys("op", &ops, 1000);
     print_keys("mount", &mounts, 1000);
-    qsort(files.k, files.n, sizeof *files.k, by_total_desc);
+    if (files.n) qsort(files.k, files.n, sizeof *files.k, by_total_desc);
     print_keys("file (below its mount)", &files, 20);
     int parted = sequences(&s[0], &s[1]);
     free_keys(&ops);
