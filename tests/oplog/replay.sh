@@ -2,7 +2,8 @@
 # sourced by tests/oplog/run.sh (uses its ok/notok, $S3SHIM, $T, $MP, tally and the bad
 # logs $T/notlog, $T/trunc, $T/newer). A recorded `tar x` + `sha256sum` run on file:// is
 # replayed on direct:// (--prepare makes the archive it read; the same op counts and bytes
-# come out), twice (the second --prepare removes what the first made), at a speed and as
+# come out), twice (the second --prepare removes what the first made), on S3 (a Swift of
+# its own, tests/s3rig/s3env.sh), at a speed and as
 # soon as possible; a rename; a replay that differs; malformed logs; two runs compared.
 RP=$T/rp
 mkdir -p "$RP/d" "$RP/empty" "$RP/af" "$RP/ad" "$RP/log" "$RP/r1" "$RP/r2" "$RP/log2"
@@ -48,6 +49,23 @@ for n in 1 2; do
 done
 if grep -q "prepare: [1-9][0-9]* removed" "$RP/r2.err"; then ok "the second --prepare removed what the first replay made"
 else notok "second prepare: $(grep prepare "$RP/r2.err")"; fi
+
+# the same on S3 (the rig's Swift, started here, or AWS_ENDPOINT_URL): about 20 s
+mkdir -p "$RP/s3"
+if . "$TOP/tests/s3rig/s3env.sh" > "$RP/s3env.log" 2>&1; then
+    S3SHIM_OPLOG="$RP/s3/" timeout 300 "$S3SHIM" replay "$RP/log" --mount "$MPR=s3://$S3_BUCKET/rp" --prepare --asap \
+        > "$RP/s3.out" 2> "$RP/s3.err"
+    rc=$?
+    optally "$RP/s3" | grep -v '^close ' > "$RP/gots3"
+    if [ $rc = 0 ] && grep -q " 0 differed" "$RP/s3.out" && diff -q "$RP/want" "$RP/gots3" > /dev/null &&
+       [ "$(s3_ls rp/out/tools/ | grep -c 'replay.c$')" = 1 ]; then
+        ok "replay on S3 (--prepare, --asap): the recorded op counts and bytes per op, 0 differed"
+    else
+        notok "replay on S3: exit $rc; $(head -1 "$RP/s3.out"); $(diff "$RP/want" "$RP/gots3" | tr '\n' ' '); $(grep -v warning "$RP/s3.err" | head -3 | tr '\n' ' ')"
+    fi
+else
+    notok "an S3 server for the replay (tests/s3rig/s3env.sh): $(tail -2 "$RP/s3env.log" | tr '\n' ' ')"
+fi
 
 # --speed: no op is issued before its time, so the replay takes at least the scheduled time
 timeout $TMO "$S3SHIM" replay "$RP/log" --mount "$MPR=file://$RP/d" --prepare --speed 0.5 > "$RP/s.out" 2> "$RP/s.err"
