@@ -332,9 +332,9 @@ int cmd_replay(int argc, char **argv)
         if (strcmp(a, "--mount") == 0 && more) {
             i++;
         } else if (strcmp(a, "--remap") == 0 && more && strchr(argv[i + 1], '=') && rm.n < 32) {
-            char *eq = strchr(argv[++i], '=');
+            char *x = strdup(argv[++i]), *eq = strchr(x, '='); /* argv stays whole: it may be passed on */
             *eq = 0;
-            rm.from[rm.n] = argv[i];
+            rm.from[rm.n] = x;
             rm.to[rm.n++] = eq + 1;
         } else if (strcmp(a, "--speed") == 0 && more) {
             char *end;

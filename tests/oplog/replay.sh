@@ -67,9 +67,18 @@ else
     notok "an S3 server for the replay (tests/s3rig/s3env.sh): $(tail -2 "$RP/s3env.log" | tr '\n' ' ')"
 fi
 
-# --speed: no op is issued before its time, so the replay takes at least the scheduled time
-timeout $TMO "$S3SHIM" replay "$RP/log" --mount "$MPR=file://$RP/d" --prepare --speed 0.5 > "$RP/s.out" 2> "$RP/s.err"
+# --speed: no op is issued before its time, so the replay takes at least the scheduled time;
+# --remap moves the paths to another prefix (and oplog diff lines them up below their mounts)
+MPO=/s3shim-replay-$$/other
+mkdir -p "$RP/e" "$RP/s"
+S3SHIM_OPLOG="$RP/s/" timeout $TMO "$S3SHIM" replay "$RP/log" --remap "$MPR=$MPO" --mount "$MPO=file://$RP/e" --prepare --speed 0.5 \
+    > "$RP/s.out" 2> "$RP/s.err"
 rc=$?
+if [ -f "$RP/e/out/tools/replay.c" ] && "$S3SHIM" oplog diff "$RP/r1" "$RP/s" | grep -q "the sequences are the same"; then
+    ok "--remap: the replay on another prefix; oplog diff finds the same sequences below the mounts"
+else
+    notok "--remap: exit $rc, $(ls "$RP/e"), $("$S3SHIM" oplog diff "$RP/r1" "$RP/s" 2>&1 | grep -A2 'part ways' | head -3 | tr '\n' ' ')"
+fi
 if [ $rc = 0 ] && python3 - "$RP/s.err" <<'EOF'
 import re, sys
 t = open(sys.argv[1]).read()
