@@ -87,6 +87,27 @@ static void notify(void)
     pthread_mutex_unlock(&mu);
 }
 
+/* Sleep until `at` when it is further than SPIN_NS away (a sleep gives the CPU up, and on a
+ * busy machine getting it back can take milliseconds), then spin the rest. */
+#define SPIN_NS 200000ull
+static void wait_until(uint64_t at)
+{
+    uint64_t now = now_ns();
+    if (now + SPIN_NS < at) {
+        uint64_t wake = at - SPIN_NS / 2;
+        struct timespec ts = {(time_t)(wake / 1000000000ull), (long)(wake % 1000000000ull)};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+        }
+    }
+    while (now_ns() < at) {
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#elif defined(__aarch64__)
+        __asm__ volatile("yield");
+#endif
+    }
+}
+
 static const char *op_label(const struct rp_op *o)
 {
     return o->r->r.op == OL_META && o->name ? o->name : oplog_op_name(o->r->r.op);
@@ -222,11 +243,7 @@ static void *run_worker(void *arg)
         const struct rp_op *o = &P.ops[i];
         const struct oplog_rec *r = &o->r->r;
         uint64_t at = t_start + (uint64_t)((double)(r->t - P.rec0) * scale);
-        if (scale > 0) {
-            struct timespec ts = {(time_t)(at / 1000000000ull), (long)(at % 1000000000ull)};
-            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
-            }
-        }
+        if (scale > 0) wait_until(at);
         if (o->dep >= 0) WAIT(atomic_load(&done[o->dep]));
         uint64_t t = now_ns();
         late[i] = scale > 0 && t > at ? t - at : 0;
