@@ -432,13 +432,15 @@ int cmd_replay(int argc, char **argv)
     }
     /* workers, buffers, and the start */
     struct worker *w = calloc(P.nworkers, sizeof *w);
-    size_t *idx = calloc(P.nops, sizeof *idx), maxread = 1, maxwrite = 1;
+    size_t *idx = calloc(P.nops, sizeof *idx), maxwrite = 1;
+    size_t *maxread = calloc(P.nworkers, sizeof *maxread); /* per worker: its largest read */
     done = calloc(P.nops, sizeof *done);
     late = calloc(P.nops, sizeof *late);
     for (size_t i = 0; i < P.nops; i++) {
-        w[P.ops[i].worker].nops++;
+        size_t k = (size_t)P.ops[i].worker;
+        w[k].nops++;
         const struct oplog_rec *r = &P.ops[i].r->r;
-        if (r->op == OL_READ && r->len > maxread) maxread = r->len;
+        if (r->op == OL_READ && r->len > maxread[k]) maxread[k] = r->len;
         if (r->op == OL_WRITE && r->len > maxwrite) maxwrite = r->len;
     }
     for (size_t k = 0, at = 0; k < P.nworkers; k++) {
@@ -451,7 +453,7 @@ int cmd_replay(int argc, char **argv)
     scale = asap ? 0 : 1.0 / speed;
     t_start = now_ns() + 2000000; /* every worker is waiting by then */
     for (size_t k = 0; k < P.nworkers; k++) {
-        w[k].buf = malloc(maxread);
+        w[k].buf = malloc(maxread[k] ? maxread[k] : 1);
         if (!w[k].buf || pthread_create(&w[k].th, NULL, run_worker, &w[k]) != 0) {
             fprintf(stderr, "s3shim replay: error: cannot start worker %zu\n", k);
             return 2;
@@ -515,6 +517,7 @@ int cmd_replay(int argc, char **argv)
     for (int i = 0; i < npre; i++) free(pre[i]);
     free(w);
     free(idx);
+    free(maxread);
     free((void *)done);
     free(late);
     rp_plan_free(&P);
