@@ -116,7 +116,8 @@ test-integration: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/integration/run.sh,integration$(if $(SAN),/$(SAN)))
 
 # The op log (S3SHIM_OPLOG): losslessness over threads, fork, exec, _exit and SIGKILL,
-# `s3shim oplog` on good and bad logs, `s3shim ab` (about 1 minute).
+# `s3shim oplog` on good and bad logs, `s3shim ab`, `s3shim replay` on direct:// and on S3 (a
+# Swift of its own), `oplog diff`, `--fio`, `ab --replay` (about 1 minute).
 test-oplog: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/oplog/run.sh,oplog$(if $(SAN),/$(SAN)))
 
