@@ -39,7 +39,7 @@ MAN  := $(BUILD)/s3shim.1
 VERSION := $(shell sed -n 's/.*S3SHIM_VERSION "\(.*\)"/\1/p' include/s3shim.h)
 
 .PHONY: all help man deps test test-unit test-sys test-docs test-integration test-oplog test-direct test-block test-block-battery test-s3 test-endpoints test-faultproxy test-tsan \
-        test-s3rig bench bench-oplog bench-passthrough bench-s3 bench-endpoints bench-direct bench-block-startup \
+        test-s3rig bench bench-oplog bench-replay bench-passthrough bench-s3 bench-endpoints bench-direct bench-block-startup \
         install clean demo
 
 all: $(LIB) $(TOOL)
@@ -116,7 +116,8 @@ test-integration: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/integration/run.sh,integration$(if $(SAN),/$(SAN)))
 
 # The op log (S3SHIM_OPLOG): losslessness over threads, fork, exec, _exit and SIGKILL,
-# `s3shim oplog` on good and bad logs, `s3shim ab` (about 1 minute).
+# `s3shim oplog` on good and bad logs, `s3shim ab`, `s3shim replay` on direct:// and on S3 (a
+# Swift of its own), `oplog diff`, `--fio`, `ab --replay` (about 1 minute).
 test-oplog: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/oplog/run.sh,oplog$(if $(SAN),/$(SAN)))
 
@@ -215,6 +216,10 @@ $(BUILD)/blk_populate: bench/block/populate.c $(CORE) $(HEADERS)
 # What the op log costs: instructions per logged pread, CPU with and without it (1 minute).
 bench-oplog: all $(HELPER_BIN)
 	@BUILD=$(BUILD) bench/oplog.sh
+
+# s3shim replay --asap against fio --read_iolog of the same trace, and lateness at speed 1 (1 minute).
+bench-replay: all
+	@BUILD=$(BUILD) bench/replay.sh
 
 bench-passthrough: all $(BUILD)/bench/passthrough
 	@BUILD=$(BUILD) bench/passthrough.sh

@@ -39,7 +39,7 @@
 #define MAX_STR 4000u
 
 static const char *const op_names[OL_NOPS] = {"?",    "open",  "close",   "read", "write",   "stat",
-                                              "fstat", "opendir", "meta", "sync", "truncate"};
+                                              "fstat", "opendir", "meta", "sync", "truncate", "lseek"};
 
 const char *oplog_op_name(unsigned op) { return op < OL_NOPS ? op_names[op] : "?"; }
 
@@ -401,6 +401,8 @@ static uint32_t intern(unsigned kind, const char *s)
     pthread_mutex_unlock(&G.mu);
     return e ? e->id : 0;
 }
+
+uint32_t oplog_path_id(const char *path) { return oplog_on && path ? intern(OLS_PATH, path) : 0; }
 
 /* --- threads ------------------------------------------------------------------------------- */
 

@@ -65,6 +65,7 @@ enum oplog_op {
     OL_META, /* aux = string id of the call: unlink, rename, mkdir... */
     OL_SYNC,
     OL_TRUNCATE,
+    OL_SEEK, /* off = the offset asked, len = whence, res = the new offset */
     OL_NOPS
 };
 
@@ -128,6 +129,9 @@ void oplog_finish(enum oplog_end why);
 
 void oplog_log(unsigned op, int fd, const struct mount *m, const char *path, uint32_t *path_cache, int64_t off,
                uint64_t len, int64_t res, uint64_t t0, uint64_t t1, const char *name);
+
+/* The string id of a path (interned now if new); for a record that names a second path. */
+uint32_t oplog_path_id(const char *path);
 
 #define OPLOG(op, fd, m, path, cache, off, len, res, t0, t1, name) \
     do { \

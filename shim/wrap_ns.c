@@ -18,8 +18,10 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-/* Run a namespace operation on a routed path with stats; returns 0 or -1/errno. */
-#define NS_OP(r, slot, ...) \
+/* Run a namespace operation on a routed path with stats; returns 0 or -1/errno. The op
+ * log's record carries `len` (rename: the string id of the new path, for s3shim replay). */
+#define NS_OP(r, slot, ...) NS_OP_LEN(r, 0, slot, __VA_ARGS__)
+#define NS_OP_LEN(r, len, slot, ...) \
     ({ \
         int _res; \
         if (!shim_mount_usable((r)->m)) \
@@ -30,7 +32,7 @@
             uint64_t _t0 = stats_now_ns(); \
             int _e = IO_BACKEND((r)->m->ops->slot((r)->m->ms, __VA_ARGS__)); \
             uint64_t _t1 = stats_record(&(r)->m->stats, STK_META, _t0, 0, _e < 0); \
-            OPLOG(OL_META, -1, (r)->m, (r)->path, NULL, -1, 0, _e, _t0, _t1, #slot); \
+            OPLOG(OL_META, -1, (r)->m, (r)->path, NULL, -1, (len), _e, _t0, _t1, #slot); \
             _res = _e < 0 ? shim_fail(_e) : 0; \
         } \
         _res; \
@@ -81,7 +83,7 @@ static int rename_at(int od, const char *op, int nd, const char *np, unsigned fl
         if (e == 0 && !S_ISDIR(st.st_mode)) e = -ENOTDIR;
         if (e < 0) return shim_fail(e);
     }
-    return NS_OP(&a, rename, a.key, b.key, flags);
+    return NS_OP_LEN(&a, oplog_on ? oplog_path_id(b.path) : 0, rename, a.key, b.key, flags);
 }
 
 SHIM_EXPORT int rename(const char *o, const char *n) { return rename_at(AT_FDCWD, o, AT_FDCWD, n, 0); }

@@ -314,7 +314,9 @@ static COLD off_t lseek_ours(int fd, off_t off, int whence)
 {
     struct ofd *o = fdt_get(fd);
     if (!o) return shim_fail(-EBADF);
+    uint64_t t0 = oplog_on ? stats_now_ns() : 0;
     off_t r = fdt_raw_pumped(fdt_peek(fd)) ? pump_lseek(fd, o, off, whence) : io_lseek(o, off, whence);
+    OPLOG(OL_SEEK, fd, o->m, ofd_path(o), &o->oplog_path, off, (uint64_t)(unsigned)whence, r, t0, stats_now_ns(), NULL);
     ofd_put(o);
     return r < 0 ? shim_fail((int)r) : r;
 }

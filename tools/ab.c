@@ -418,11 +418,42 @@ static void print_json(FILE *o, const struct cmp *c, int nc, unsigned seed, int 
 
 int report_html(const char *path, const struct cmp *c, int nc); /* below */
 
+/* --replay LOG [-- REPLAY-OPTIONS]: each run is `s3shim replay LOG OPTIONS`, after a set-up
+ * (not timed) of `s3shim replay LOG --prepare-only` that puts back the files the log
+ * started from, after the --setup command if there is one. */
+static int replay_cmd(const char *log, char **opts, int nopts)
+{
+    static char self[4096], abs_log[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0 || !realpath(log, abs_log)) {
+        fprintf(stderr, "s3shim ab: --replay %s: %s\n", log, strerror(errno));
+        return -1;
+    }
+    self[n] = 0;
+    char **c = calloc((size_t)nopts + 5, sizeof *c);
+    int k = 0;
+    c[k++] = self;
+    c[k++] = "replay";
+    c[k++] = abs_log;
+    for (int j = 0; j < nopts; j++) c[k++] = opts[j];
+    cmd = c;
+    if (strchr(self, '\'') || strchr(abs_log, '\'')) {
+        fprintf(stderr, "s3shim ab: --replay: a path with a quote (')\n");
+        return -1;
+    }
+    static char setup[10000];
+    snprintf(setup, sizeof setup, "%s%s'%s' replay '%s' --prepare-only", setup_cmd ? setup_cmd : "", setup_cmd ? " && " : "",
+             self, abs_log);
+    setup_cmd = setup;
+    return 0;
+}
+
 static int usage(void)
 {
     fputs("usage: s3shim ab --arm NAME=PREFIX=URI[;PREFIX=URI...] --arm NAME=... [--env NAME=VAR=VALUE]...\n"
           "                 [--runs N] [--warmup K] [--setup CMD] [--cleanup CMD] [--compare PATH]\n"
-          "                 [--seed S] [--json] [--report FILE.html] -- CMD [ARGS...]\n",
+          "                 [--seed S] [--json] [--report FILE.html] -- CMD [ARGS...]\n"
+          "       s3shim ab --replay LOG --arm ... [OPTIONS] [-- REPLAY-OPTIONS]   (s3shim replay LOG in each run, --prepare-only before)\n",
           stderr);
     return 2;
 }
@@ -430,6 +461,7 @@ static int usage(void)
 int cmd_ab(int argc, char **argv)
 {
     int runs = 6, warm = 1, json = 0;
+    const char *replay_log = NULL;
     unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     const char *report = NULL;
     int i = 0;
@@ -463,6 +495,8 @@ int cmd_ab(int argc, char **argv)
             compare = argv[++i];
         } else if (strcmp(a, "--report") == 0 && more) {
             report = argv[++i];
+        } else if (strcmp(a, "--replay") == 0 && more) {
+            replay_log = argv[++i];
         } else if (strcmp(a, "--json") == 0) {
             json = 1;
         } else {
@@ -470,14 +504,15 @@ int cmd_ab(int argc, char **argv)
             return usage();
         }
     }
-    if (i >= argc || narms < 2 || runs < 2 || runs > 1000 || warm < 0) {
+    if ((i >= argc && !replay_log) || narms < 2 || runs < 2 || runs > 1000 || warm < 0) {
         if (narms < 2) fprintf(stderr, "s3shim ab: at least two --arm\n");
         if (runs < 2 || runs > 1000) fprintf(stderr, "s3shim ab: --runs must be 2 to 1000\n");
-        if (i >= argc) fprintf(stderr, "s3shim ab: no command after --\n");
+        if (i >= argc && !replay_log) fprintf(stderr, "s3shim ab: no command after -- (or --replay LOG)\n");
         return usage();
     }
     if (runs < 6) fprintf(stderr, "s3shim ab: warning: %d runs per arm; 6 or more are needed to see a 5%% level\n", runs);
     cmd = argv + i;
+    if (replay_log && replay_cmd(replay_log, argv + i, argc - i) < 0) return 2;
     const char *tmp = getenv("TMPDIR");
     snprintf(base, sizeof base, "%s/s3shim-ab.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(base)) {

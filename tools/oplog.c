@@ -1,4 +1,4 @@
-/* oplog.c - `s3shim oplog FILE|DIR --summary | --jsonl | --perfetto OUT.json`. */
+/* oplog.c - `s3shim oplog FILE|DIR --summary | --jsonl | --perfetto OUT.json | --fio OUT`; `diff` is oldiff.c. */
 #define _GNU_SOURCE 1
 #include "tools.h"
 #include "olread.h"
@@ -234,13 +234,70 @@ static int perfetto(struct ol_set *s, FILE *out)
     return 0;
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* fio's trace format version 3 (fio --read_iolog): per file "add" once, "open" and "close"
+ * when the first description opens and the last closes (and around reads and writes on a
+ * descriptor the log has no open for), reads and writes with their offset and the bytes
+ * they moved, "sync"; timestamps in microseconds from the first op. fio has one file
+ * handle per name and replays in one job: threads and descriptors are merged. */
+static int fio_log(struct ol_set *s, FILE *out)
+{
+    ol_sort(s);
+    const char **names = calloc(s->nrec + 1, sizeof *names);
+    size_t n = 0;
+    for (size_t i = 0; i < s->nrec; i++) {
+        const char *p = ol_str(s, &s->rec[i], OLS_PATH, s->rec[i].r.path);
+        if (p) names[n++] = p;
+    }
+    qsort(names, n, sizeof *names, cmp_str);
+    size_t u = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!u || strcmp(names[u - 1], names[i])) names[u++] = names[i];
+    int *opens = calloc(u + 1, sizeof *opens);
+    char *added = calloc(u + 1, 1);
+    uint64_t t0 = s->nrec ? s->rec[0].r.t : 0;
+    fputs("fio version 3 iolog\n", out);
+    for (size_t i = 0; i < s->nrec; i++) {
+        const struct ol_rec *r = &s->rec[i];
+        const char *p = ol_str(s, r, OLS_PATH, r->r.path);
+        if (!p || r->r.res < 0) continue;
+        const char **f = bsearch(&p, names, u, sizeof *names, cmp_str);
+        size_t k = (size_t)(f - names);
+        unsigned long long us = (unsigned long long)((r->r.t - t0) / 1000);
+        int io = (r->r.op == OL_READ || r->r.op == OL_WRITE) && r->r.res > 0 && r->r.off >= 0;
+        if (!(io || r->r.op == OL_OPEN || r->r.op == OL_CLOSE || r->r.op == OL_SYNC)) continue;
+        if (r->r.op == OL_OPEN && (r->r.aux & O_DIRECTORY)) continue;
+        if (!added[k]) fprintf(out, "%llu %s add\n", us, p), added[k] = 1;
+        if (r->r.op == OL_OPEN || (r->r.op != OL_CLOSE && opens[k] == 0)) {
+            if (opens[k]++ == 0) fprintf(out, "%llu %s open\n", us, p);
+            if (r->r.op == OL_OPEN) continue;
+        }
+        if (r->r.op == OL_CLOSE) {
+            if (opens[k] > 0 && --opens[k] == 0) fprintf(out, "%llu %s close\n", us, p);
+        } else if (r->r.op == OL_SYNC) {
+            fprintf(out, "%llu %s sync\n", us, p);
+        } else {
+            fprintf(out, "%llu %s %s %lld %lld\n", us, p, r->r.op == OL_READ ? "read" : "write", (long long)r->r.off,
+                    (long long)r->r.res);
+        }
+    }
+    for (size_t k = 0; k < u; k++)
+        if (opens[k] > 0) fprintf(out, "%llu %s close\n", s->nrec ? (unsigned long long)((s->rec[s->nrec - 1].r.t - t0) / 1000) : 0ull, names[k]);
+    free(names);
+    free(opens);
+    free(added);
+    return 0;
+}
+
 int cmd_oplog(int argc, char **argv)
 {
+    if (argc > 0 && strcmp(argv[0], "diff") == 0) return cmd_oplog_diff(argc - 1, argv + 1);
     const char *file = NULL, *mode = NULL, *trace = NULL;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--summary") == 0 || strcmp(argv[i], "--jsonl") == 0)
             mode = argv[i];
-        else if (strcmp(argv[i], "--perfetto") == 0 && i + 1 < argc)
+        else if ((strcmp(argv[i], "--perfetto") == 0 || strcmp(argv[i], "--fio") == 0) && i + 1 < argc)
             mode = argv[i], trace = argv[++i];
         else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "s3shim oplog: unknown option '%s'\n", argv[i]);
@@ -253,7 +310,8 @@ int cmd_oplog(int argc, char **argv)
         }
     }
     if (!file) {
-        fprintf(stderr, "usage: s3shim oplog FILE|DIR [--summary | --jsonl | --perfetto OUT.json]\n");
+        fprintf(stderr, "usage: s3shim oplog FILE|DIR [--summary | --jsonl | --perfetto OUT.json | --fio OUT.iolog]\n"
+                        "       s3shim oplog diff A B\n");
         return 2;
     }
     struct ol_set s = {0};
@@ -275,7 +333,8 @@ int cmd_oplog(int argc, char **argv)
             perror(trace);
             rc = 1;
         } else {
-            perfetto(&s, out);
+            if (strcmp(mode, "--fio") == 0) fio_log(&s, out);
+            else perfetto(&s, out);
             if (out != stdout && fclose(out) != 0) {
                 perror(trace);
                 rc = 1;

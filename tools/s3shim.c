@@ -26,7 +26,9 @@ static int usage(FILE *out, int code)
           "       s3shim config --settings   every S3SHIM_* setting: NAME<TAB>DEFAULT<TAB>MEANING\n"
           "       s3shim version\n"
           "       s3shim blk format|check|ls|df ...   block:// stores (s3shim blk help)\n"
-          "       s3shim oplog FILE|DIR [--summary | --jsonl | --perfetto OUT.json]   read op logs (S3SHIM_OPLOG)\n"
+          "       s3shim oplog FILE|DIR [--summary | --jsonl | --perfetto OUT.json | --fio OUT.iolog]   read op logs (S3SHIM_OPLOG)\n"
+          "       s3shim oplog diff A B   two runs op by op: latency per op, mount and file; where the sequences part ways\n"
+          "       s3shim replay LOG [--mount PREFIX=URI]... [--remap OLD=NEW]... [--speed N | --asap] [--prepare]   replay an op log\n"
           "       s3shim ab --arm NAME=PREFIX=URI[;...] --arm ... [--runs N] [--warmup K] [--json] [--report F.html] -- CMD [ARGS...]\n",
           out);
     return code;
@@ -67,7 +69,7 @@ static int append_env(const char *name, const char *value, const char *sep)
     return r;
 }
 
-static int cmd_run(int argc, char **argv)
+int cmd_run(int argc, char **argv)
 {
     int i = 0;
     char mounts[8192] = "";
@@ -235,6 +237,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "blk") == 0) return blk_main(argc - 2, argv + 2);
     if (strcmp(argv[1], "oplog") == 0) return cmd_oplog(argc - 2, argv + 2);
     if (strcmp(argv[1], "ab") == 0) return cmd_ab(argc - 2, argv + 2);
+    if (strcmp(argv[1], "replay") == 0) return cmd_replay(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("s3shim %s\n", S3SHIM_VERSION);
         return 0;

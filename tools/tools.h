@@ -10,6 +10,9 @@
 
 int cmd_oplog(int argc, char **argv); /* tools/oplog.c */
 int cmd_ab(int argc, char **argv);    /* tools/ab.c */
+int cmd_oplog_diff(int argc, char **argv); /* tools/oldiff.c */
+int cmd_replay(int argc, char **argv); /* tools/replay.c */
+int cmd_run(int argc, char **argv);    /* tools/s3shim.c: execs CMD under the shim */
 
 /* Quantile q of n sorted values (nearest rank). */
 uint64_t pct_sorted(const uint64_t *v, size_t n, double q);

@@ -9,7 +9,8 @@
 # sequence gap and footers that agree. Then SIGKILL and abort() (records recovered from
 # unsealed chunks), a shell pipeline (bytes per op against the files), malformed,
 # truncated and newer-version logs (one clear error each), the Perfetto trace, and
-# `s3shim ab` on file:// against direct:// with a real program.
+# `s3shim ab` on file:// against direct:// with a real program; `s3shim replay` of a recorded
+# tar x + sha256sum on direct://, `s3shim oplog diff` and `--fio`, `ab --replay` (replay.sh).
 # Output: "ok - ..." / "not ok - ..." lines, then exactly one "N passed, M failed" line.
 set -u
 export LC_ALL=C
@@ -171,5 +172,8 @@ else fail "--perfetto trace is wrong"; fi
 
 # --- 6. s3shim ab -----------------------------------------------------------------------------
 if [ -x "$ROOT/tests/oplog/ab.sh" ]; then . "$ROOT/tests/oplog/ab.sh"; fi
+
+# --- 7. s3shim replay, oplog diff, --fio, ab --replay ---------------------------------------
+. "$ROOT/tests/oplog/replay.sh"
 
 finish
