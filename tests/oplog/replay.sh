@@ -1,5 +1,5 @@
 # tests/oplog/replay.sh - `s3shim replay`, `s3shim oplog diff`, `--fio` and `ab --replay`,
-# sourced by tests/oplog/run.sh (uses its ok/notok, $S3SHIM, $T, $MP, tally and the bad
+# sourced by tests/oplog/run.sh (uses pass/fail of tests/report.sh, $S3SHIM, $T, $MP, tally and the bad
 # logs $T/notlog, $T/trunc, $T/newer). A recorded `tar x` + `sha256sum` run on file:// is
 # replayed on direct:// (--prepare makes the archive it read; the same op counts and bytes
 # come out), twice (the second --prepare removes what the first made), on S3 (a Swift of
@@ -15,9 +15,9 @@ S3SHIM_OPLOG="$RP/log/" timeout $TMO "$S3SHIM" run --mount "$MPR=file://$RP/f" -
     sh -c "tar xf $MPR/src.tar -C $MPR/out && cd $MPR/out && sha256sum \$(find . -type f | sort) > /dev/null" \
     > "$RP/rec.out" 2>&1 || rec_ok=0
 if [ $rec_ok = 1 ] && [ -f "$RP/f/out/tools/replay.c" ]; then
-    ok "recorded tar x + sha256sum on file:// ($(ls "$RP/log" | wc -l) process logs)"
+    pass "recorded tar x + sha256sum on file:// ($(ls "$RP/log" | wc -l) process logs)"
 else
-    notok "recording tar x + sha256sum failed: $(tail -2 "$RP/rec.out")"
+    fail "recording tar x + sha256sum failed: $(tail -2 "$RP/rec.out")"
 fi
 
 # count and bytes per op over the whole log, closes apart: "OP COUNT BYTES"
@@ -42,13 +42,13 @@ for n in 1 2; do
     skipped=$(awk '$1 == "close" {print $5}' "$RP/r$n.out")
     if [ $rc = 0 ] && grep -q " 0 differed" "$RP/r$n.out" && diff -q "$RP/want" "$RP/got$n" > /dev/null &&
        [ "$closes" = $((rec_close - skipped)) ] && [ -f "$RP/d/out/tools/replay.c" ] && grep -q "as soon as possible" "$RP/r$n.err"; then
-        ok "replay $n on direct:// (--prepare, --asap): the recorded op counts and bytes per op, 0 differed ($(head -1 "$RP/r$n.out" | cut -d: -f2-))"
+        pass "replay $n on direct:// (--prepare, --asap): the recorded op counts and bytes per op, 0 differed ($(head -1 "$RP/r$n.out" | cut -d: -f2-))"
     else
-        notok "replay $n on direct://: exit $rc; $(head -1 "$RP/r$n.out"); $(diff "$RP/want" "$RP/got$n" | tr '\n' ' '); closes $closes of $rec_close - $skipped; $(grep -v warning "$RP/r$n.err" | head -3 | tr '\n' ' ')"
+        fail "replay $n on direct://: exit $rc; $(head -1 "$RP/r$n.out"); $(diff "$RP/want" "$RP/got$n" | tr '\n' ' '); closes $closes of $rec_close - $skipped; $(grep -v warning "$RP/r$n.err" | head -3 | tr '\n' ' ')"
     fi
 done
-if grep -q "prepare: [1-9][0-9]* removed" "$RP/r2.err"; then ok "the second --prepare removed what the first replay made"
-else notok "second prepare: $(grep prepare "$RP/r2.err")"; fi
+if grep -q "prepare: [1-9][0-9]* removed" "$RP/r2.err"; then pass "the second --prepare removed what the first replay made"
+else fail "second prepare: $(grep prepare "$RP/r2.err")"; fi
 
 # the same on S3 (the rig's Swift, started here, or AWS_ENDPOINT_URL): about 20 s
 mkdir -p "$RP/s3"
@@ -59,12 +59,12 @@ if . "$TOP/tests/s3rig/s3env.sh" > "$RP/s3env.log" 2>&1; then
     optally "$RP/s3" | grep -v '^close ' > "$RP/gots3"
     if [ $rc = 0 ] && grep -q " 0 differed" "$RP/s3.out" && diff -q "$RP/want" "$RP/gots3" > /dev/null &&
        [ "$(s3_ls rp/out/tools/ | grep -c 'replay.c$')" = 1 ]; then
-        ok "replay on S3 (--prepare, --asap): the recorded op counts and bytes per op, 0 differed"
+        pass "replay on S3 (--prepare, --asap): the recorded op counts and bytes per op, 0 differed"
     else
-        notok "replay on S3: exit $rc; $(head -1 "$RP/s3.out"); $(diff "$RP/want" "$RP/gots3" | tr '\n' ' '); $(grep -v warning "$RP/s3.err" | head -3 | tr '\n' ' ')"
+        fail "replay on S3: exit $rc; $(head -1 "$RP/s3.out"); $(diff "$RP/want" "$RP/gots3" | tr '\n' ' '); $(grep -v warning "$RP/s3.err" | head -3 | tr '\n' ' ')"
     fi
 else
-    notok "an S3 server for the replay (tests/s3rig/s3env.sh): $(tail -2 "$RP/s3env.log" | tr '\n' ' ')"
+    fail "an S3 server for the replay (tests/s3rig/s3env.sh): $(tail -2 "$RP/s3env.log" | tr '\n' ' ')"
 fi
 
 # --speed: no op is issued before its time, so the replay takes at least the scheduled time;
@@ -75,9 +75,9 @@ S3SHIM_OPLOG="$RP/s/" timeout $TMO "$S3SHIM" replay "$RP/log" --remap "$MPR=$MPO
     > "$RP/s.out" 2> "$RP/s.err"
 rc=$?
 if [ -f "$RP/e/out/tools/replay.c" ] && "$S3SHIM" oplog diff "$RP/r1" "$RP/s" | grep -q "the sequences are the same"; then
-    ok "--remap: the replay on another prefix; oplog diff finds the same sequences below the mounts"
+    pass "--remap: the replay on another prefix; oplog diff finds the same sequences below the mounts"
 else
-    notok "--remap: exit $rc, $(ls "$RP/e"), $("$S3SHIM" oplog diff "$RP/r1" "$RP/s" 2>&1 | grep -A2 'part ways' | head -3 | tr '\n' ' ')"
+    fail "--remap: exit $rc, $(ls "$RP/e"), $("$S3SHIM" oplog diff "$RP/r1" "$RP/s" 2>&1 | grep -A2 'part ways' | head -3 | tr '\n' ' ')"
 fi
 if [ $rc = 0 ] && python3 - "$RP/s.err" <<'EOF'
 import re, sys
@@ -88,8 +88,8 @@ assert abs(sched - 2 * rec) <= 0.002, (sched, rec)
 assert took >= sched, (took, sched)
 assert ("kept up" in t) != ("fell behind" in t)
 EOF
-then ok "--speed 0.5: scheduled twice the recorded time, took at least that, lateness reported ($(grep -o 'kept up\|fell behind: [0-9]* of [0-9]*' "$RP/s.err"))"
-else notok "--speed 0.5: exit $rc, $(head -3 "$RP/s.err" | tr '\n' ' ')"; fi
+then pass "--speed 0.5: scheduled twice the recorded time, took at least that, lateness reported ($(grep -o 'kept up\|fell behind: [0-9]* of [0-9]*' "$RP/s.err"))"
+else fail "--speed 0.5: exit $rc, $(head -3 "$RP/s.err" | tr '\n' ' ')"; fi
 
 # rename (the record names the new path), lseek (tail -c), a failed open replayed as such
 rm -rf "$RP/g" && mkdir -p "$RP/g"
@@ -101,9 +101,9 @@ rc=$?
 if [ $rc = 0 ] && [ -f "$RP/h/b" ] && [ ! -e "$RP/h/a" ] && [ "$(stat -c %s "$RP/h/b")" = "$(stat -c %s /etc/services)" ] &&
    grep -q "^  meta  *1 .* 0 *0$" "$RP/mv.out" && grep -q "^  lseek  *[1-9][0-9]* .* 0 *0$" "$RP/mv.out" &&
    grep -q "^  read  *1  *3 " "$RP/mv.out"; then
-    ok "rename replayed to the recorded new name, lseek recorded and replayed, the failed open of a missing file failed again"
+    pass "rename replayed to the recorded new name, lseek recorded and replayed, the failed open of a missing file failed again"
 else
-    notok "rename replay: exit $rc, $(cat "$RP/mv.out" "$RP/mv.err" | head -12 | tr '\n' ' '); $(ls "$RP/h")"
+    fail "rename replay: exit $rc, $(cat "$RP/mv.out" "$RP/mv.err" | head -12 | tr '\n' ' '); $(ls "$RP/h")"
 fi
 
 # a replay that differs: the archive the log read is missing (no --prepare)
@@ -111,9 +111,9 @@ timeout $TMO "$S3SHIM" replay "$RP/log" --mount "$MPR=file://$RP/empty" --asap >
 rc=$?
 if [ $rc = 1 ] && grep -q "differs: op .* open $MPR/src.tar .*No such file or directory, recorded" "$RP/x.err" &&
    ! grep -q " 0 differed" "$RP/x.out"; then
-    ok "a replay that differs exits 1 and names the first ops ($(grep -c differs: "$RP/x.err") lines)"
+    pass "a replay that differs exits 1 and names the first ops ($(grep -c differs: "$RP/x.err") lines)"
 else
-    notok "differing replay: exit $rc, $(head -2 "$RP/x.err" | tr '\n' ' ')"
+    fail "differing replay: exit $rc, $(head -2 "$RP/x.err" | tr '\n' ' ')"
 fi
 
 # malformed, truncated, newer-version logs, and a path no mount covers: one clear error
@@ -123,9 +123,9 @@ replay_error() { # NAME FILE PATTERN [ARGS]
     timeout $TMO "$S3SHIM" replay "$file" --asap "$@" > "$RP/bad.out" 2> "$RP/bad.err"
     local rc=$?
     if [ $rc = 2 ] && [ "$(wc -l < "$RP/bad.err")" = 1 ] && grep -q "$pat" "$RP/bad.err" && ! [ -s "$RP/bad.out" ]; then
-        ok "replay of $name: one error line, exit 2 ($(cut -c1-90 < "$RP/bad.err"))"
+        pass "replay of $name: one error line, exit 2 ($(cut -c1-90 < "$RP/bad.err"))"
     else
-        notok "replay of $name: exit $rc, $(head -3 "$RP/bad.err" | tr '\n' ' ')"
+        fail "replay of $name: exit $rc, $(head -3 "$RP/bad.err" | tr '\n' ' ')"
     fi
 }
 replay_error "not an op log" "$T/notlog" "not an s3shim op log"
@@ -136,9 +136,9 @@ replay_error "a log whose paths no mount covers" "$RP/log" "is under none of the
 # oplog diff: two replays agree op by op; runs that part ways are flagged at the first op
 if "$S3SHIM" oplog diff "$RP/r1" "$RP/r2" > "$RP/diff.out" 2>&1 && grep -q "the sequences are the same" "$RP/diff.out" &&
    grep -q "^  read " "$RP/diff.out" && grep -q "A: direct://" "$RP/diff.out"; then
-    ok "oplog diff of two replays: the same sequences, latency per op, mount and file"
+    pass "oplog diff of two replays: the same sequences, latency per op, mount and file"
 else
-    notok "oplog diff of two replays: $(grep -i 'part ways\|error' "$RP/diff.out" | head -3 | tr '\n' ' ')"
+    fail "oplog diff of two replays: $(grep -i 'part ways\|error' "$RP/diff.out" | head -3 | tr '\n' ' ')"
 fi
 printf 'one\n' > "$RP/g/x1" && printf 'two\n' > "$RP/g/x2" && printf 'three\n' > "$RP/g/x3"
 for v in 2 3; do
@@ -148,14 +148,14 @@ done
 rc=$?
 if [ $rc = 1 ] && grep -q "the sequences part ways" "$RP/diff2.out" && grep -q "A: open $MPR/x2" "$RP/diff2.out" &&
    grep -q "B: open $MPR/x3" "$RP/diff2.out"; then
-    ok "oplog diff flags a changed sequence at its first differing op (open x2 / open x3), exit 1"
+    pass "oplog diff flags a changed sequence at its first differing op (open x2 / open x3), exit 1"
 else
-    notok "oplog diff of a changed run: exit $rc, $(grep -A2 'part ways' "$RP/diff2.out" | head -4 | tr '\n' ' ')"
+    fail "oplog diff of a changed run: exit $rc, $(grep -A2 'part ways' "$RP/diff2.out" | head -4 | tr '\n' ' ')"
 fi
 "$S3SHIM" oplog diff "$RP/c2" "$T/trunc" > "$RP/diff3.out" 2> "$RP/diff3.err"
 if [ $? = 2 ] && [ "$(wc -l < "$RP/diff3.err")" = 1 ] && grep -q "truncated op log" "$RP/diff3.err"; then
-    ok "oplog diff with a truncated log: one error line, exit 2"
-else notok "oplog diff with a truncated log: $(head -2 "$RP/diff3.err")"; fi
+    pass "oplog diff with a truncated log: one error line, exit 2"
+else fail "oplog diff with a truncated log: $(head -2 "$RP/diff3.err")"; fi
 
 # --fio: fio's trace format v3
 if "$S3SHIM" oplog "$RP/log" --fio "$RP/trace.iolog" && python3 - "$RP/trace.iolog" "$RP/want" <<'EOF'
@@ -180,15 +180,15 @@ for l in lines[1:]:
 assert all(v == 0 for v in state.values())
 assert rd == want["read"] and wr == want["write"], (rd, wr, want)
 EOF
-then ok "--fio: a fio v3 iolog, every file added, opened and closed, the bytes read and written of the log"
-else notok "--fio output is wrong"; fi
+then pass "--fio: a fio v3 iolog, every file added, opened and closed, the bytes read and written of the log"
+else fail "--fio output is wrong"; fi
 
 # ab --replay: replays compared like commands
 if TMPDIR=$RP timeout 300 "$S3SHIM" ab --runs 2 --warmup 0 --seed 3 --replay "$RP/log" \
        --arm "file=$MPR=file://$RP/af" --arm "direct=$MPR=direct://$RP/ad" -- --asap > "$RP/ab.out" 2> "$RP/ab.err" &&
    ! grep -q "RESULTS DIFFER" "$RP/ab.err" && [ "$(grep -c '^  \(file\|direct\) .* 0/' "$RP/ab.out")" = 2 ] &&
    [ -f "$RP/ad/out/tools/replay.c" ]; then
-    ok "ab --replay: the replay on file:// and on direct://, 2 runs each, the same results"
+    pass "ab --replay: the replay on file:// and on direct://, 2 runs each, the same results"
 else
-    notok "ab --replay: $(grep -v warning "$RP/ab.err" | tail -3 | tr '\n' ' ') $(tail -3 "$RP/ab.out" | tr '\n' ' ')"
+    fail "ab --replay: $(grep -v warning "$RP/ab.err" | tail -3 | tr '\n' ' ') $(tail -3 "$RP/ab.out" | tr '\n' ' ')"
 fi
