@@ -119,6 +119,12 @@ struct s3_stage {
     off_t last_end; /* sequential detection */
     size_t ra;
     int64_t counted; /* size at the last usage count */
+    /* This process may have changed the bytes through it, so its close uploads: set by an
+     * open for writing, a write, truncate, fallocate or a shared writable mapping; 0 in a
+     * forked child until it changes something (a child that only closes what it inherited,
+     * as subprocess modules do before exec, uploads nothing); an exec'd program that takes
+     * it up inherits the changes not uploaded yet. */
+    int wrote;
     struct s3_stage *next;
 };
 
@@ -511,6 +517,7 @@ static struct s3_stage *stage_new(struct s3_mount *m, const char *bucket, const 
     s->mapfd = s->dfd = s->pfd = -1;
     s->acc = flags & O_ACCMODE;
     s->flags = flags;
+    s->wrote = s->acc != O_RDONLY;
     snprintf(s->path.bucket, sizeof s->path.bucket, "%s", bucket);
     s->path.key = strdup(key);
     if (!s->path.key) {
@@ -893,6 +900,7 @@ int s3_stage_open_fd(struct s3_mount *m, int fd, int flags, struct s3_path *p, s
     int r = try_join(s, 0);
     dir_unlock(dl);
     if (r == 1) {
+        s->wrote = s->acc != O_RDONLY && dirty(s->h);
         snprintf(s->path.bucket, sizeof s->path.bucket, "%s", s->h->bucket);
         free(s->path.key);
         s->path.key = strdup(s->h->key);
@@ -971,6 +979,7 @@ ssize_t s3_stage_pwrite(struct s3_stage *s, const void *buf, size_t len, off_t o
                        s->path.bucket, s->path.key, g_dir);
         return e;
     }
+    s->wrote = 1;
     changed(h);
     return (ssize_t)len;
 }
@@ -1063,7 +1072,10 @@ int s3_stage_ftruncate(struct s3_stage *s, off_t len)
         if (len > 0) e = fetch_locked(s, ((len - 1) >> BLK_SHIFT) * BLK, len); /* the block kept in part */
     }
     if (e == 0 && sys.ftruncate(s->dfd, len) < 0) e = -errno;
-    if (e == 0) changed(h);
+    if (e == 0) {
+        s->wrote = 1;
+        changed(h);
+    }
     hunlock(h);
     return e;
 }
@@ -1085,7 +1097,10 @@ int s3_stage_fallocate(struct s3_stage *s, int mode, off_t off, off_t len)
     if (e == 0 && sys.fallocate(s->dfd, mode, off, len) < 0) e = -errno;
     if (e == 0) {
         struct stat st2;
-        if ((mode & ~FALLOC_FL_KEEP_SIZE) || (sys.fstat(s->dfd, &st2) == 0 && st2.st_size != st.st_size)) changed(h);
+        if ((mode & ~FALLOC_FL_KEEP_SIZE) || (sys.fstat(s->dfd, &st2) == 0 && st2.st_size != st.st_size)) {
+            s->wrote = 1;
+            changed(h);
+        }
     }
     hunlock(h);
     return e;
@@ -1112,6 +1127,7 @@ int s3_stage_map(struct s3_stage *s, off_t off, size_t len, int prot, int flags)
 {
     if ((prot & PROT_WRITE) && (flags & MAP_SHARED)) {
         if (s->acc != O_RDWR) return -EACCES;
+        s->wrote = 1;
         __atomic_store_n(&s->h->mapped_w, 1, __ATOMIC_RELEASE);
     }
     int e = ensure(s, off, off + (int64_t)len);
@@ -1120,7 +1136,7 @@ int s3_stage_map(struct s3_stage *s, off_t off, size_t len, int prot, int flags)
 
 int s3_stage_close(struct s3_stage *s)
 {
-    int e = upload_if_dirty(s);
+    int e = s->wrote ? upload_if_dirty(s) : 0;
     if (e < 0)
         slog_error("s3: %s/%s: the staged object could not be uploaded; close fails with EIO and the server keeps "
                    "the previous version", s->path.bucket, s->path.key);
@@ -1174,6 +1190,7 @@ void s3_stage_atfork_child(void)
     if (done == getpid()) return; /* once per child, not once per mount */
     done = getpid();
     for (struct s3_stage *s = g_list; s; s = s->next) {
+        s->wrote = 0;
         /* The inherited map descriptor shares the parent's hold: take our own. */
         char mp[PATH_MAX + 8];
         suffix(s->base, ".map", mp, sizeof mp);

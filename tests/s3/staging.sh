@@ -335,6 +335,17 @@ os.write(fd, b"parent2\n"); os.close(fd)' "$B/fork/obj" >"$W/fork.err" 2>&1
 check "a forked child writes through the inherited staged descriptor" \
     test "$(s3_get fork/obj /dev/stdout 2>/dev/null | tr '\n' ' ')" = "parent1 child parent2 "
 
+# subprocess with a staged file open: the child closes what it inherited before exec and
+# must not upload it (it did not change it); the parent's close uploads once.
+shim $PY -c '
+import os, subprocess, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+os.write(fd, b"by the parent\n")
+subprocess.run(["true"], check=True)
+subprocess.run(["sh", "-c", "cat \"$1\"", "_", sys.argv[1]], check=True)
+os.close(fd)' "$B/sub/obj" >"$W/sub.got" 2>"$W/sub.err"
+check "a program with a staged file open runs subprocesses: they read its bytes, their pre-exec closes upload nothing and log nothing" \
+    test "$(cat "$W/sub.got")|$(s3_get sub/obj /dev/stdout 2>/dev/null)|$(grep -c 'sub/obj' "$W/log")|$(wc -c <"$W/sub.err")" = "by the parent|by the parent|0|0"
 # A streaming upload (O_WRONLY|O_TRUNC) a shell keeps on fd 3 while its children write to
 # it too: staged when the shell forks, so every process writes into the same bytes.
 cat >"$W/fd3.sh" <<'EOF'
