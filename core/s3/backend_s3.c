@@ -29,8 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define COPY_PART ((int64_t)1 << 30)       /* multipart copy part: 1 GiB */
-#define COPY_LIMIT ((int64_t)5 << 30)      /* CopyObject's own limit */
 #define S3_DEV_MAJOR 0x5333                /* "S3": no real device has this major */
 
 
@@ -215,89 +213,43 @@ static int unlink_path(struct s3_mount *m, struct s3_path *p)
 
 static int s3_unlink(void *ms, const char *key) { return WITH_PATH(ms, key, unlink_path(ms, P)); }
 
-/* Server-side copy of src to dst (a multipart copy above 5 GiB). */
+static int copy_every_part(void *ctx, int64_t off, int64_t len) { return 1; }
+
+/* Server-side copy of src to dst. One CopyObject for an object of up to two parts; above
+ * that a multipart upload whose parts are all UploadPartCopy, sent in parallel through the
+ * writers' part pipeline (a rename of a 1 GiB object is one long request otherwise, and
+ * CopyObject stops at 5 GiB). Every part copies the version a HEAD just saw (if-match),
+ * except where Swift refuses that for a multipart source ("-N" ETags; as for staging). */
 static int copy_object(struct s3_mount *m, struct s3_path *src, struct s3_path *dst, int64_t size)
 {
+    if (size > 2 * (int64_t)m->part_size) {
+        struct s3_op op;
+        s3_op_init(&op, "HEAD", src->bucket, src->key);
+        int e = s3_run(&m->client, &op);
+        char etag[128];
+        snprintf(etag, sizeof etag, "%s", strchr(op.req.etag, '-') ? "" : op.req.etag);
+        s3_op_cleanup(&op);
+        if (e < 0) return e;
+        char got[128];
+        return s3f_upload_fd(m, dst, -1, size, copy_every_part, NULL, src->bucket, src->key, etag, got, sizeof got);
+    }
     size_t kl = strlen(src->key), n = strlen(src->bucket) * 3 + kl * 3 + 8;
     char *csrc = malloc(n);
     if (!csrc) return -ENOMEM;
     int off = snprintf(csrc, n, "/%s/", src->bucket);
     s3_uri_encode(src->key, kl, 1, csrc + off, n - (size_t)off);
-    int e;
-    if (size <= COPY_LIMIT) {
-        struct s3_op op;
-        s3_op_init(&op, "PUT", dst->bucket, dst->key);
-        s3_op_header(&op, "x-amz-copy-source", csrc);
-        op.grow = 1;
-        e = s3_run(&m->client, &op);
-        char etag[128], code[64] = "";
-        if (e == 0 && (!op.req.resp || s3_xml_copy_parse(op.req.resp, op.req.got, etag, sizeof etag, code,
-                                                        sizeof code) < 0)) {
-            slog_error("s3: copying %s/%s failed: %s", src->bucket, src->key, code[0] ? code : "unreadable answer");
-            e = -EIO;
-        }
-        s3_op_cleanup(&op);
-    } else {
-        struct s3_op op;
-        char uid[512] = "";
-        s3_op_init(&op, "POST", dst->bucket, dst->key);
-        op.query = "uploads=";
-        op.grow = 1;
-        e = s3_run(&m->client, &op);
-        if (e == 0 && (!op.req.resp || s3_xml_initiate_parse(op.req.resp, op.req.got, uid, sizeof uid) < 0)) e = -EIO;
-        s3_op_cleanup(&op);
-        int parts = (int)((size + COPY_PART - 1) / COPY_PART);
-        struct s3_part_etag *pe = calloc((size_t)parts, sizeof *pe);
-        char(*etags)[128] = calloc((size_t)parts, 128);
-        char eid[1536];
-        s3_uri_encode(uid, strlen(uid), 0, eid, sizeof eid);
-        if (!pe || !etags) e = -ENOMEM;
-        for (int i = 0; i < parts && e == 0; i++) {
-            char q[1700], range[80];
-            int64_t a = (int64_t)i * COPY_PART, b = a + COPY_PART > size ? size - 1 : a + COPY_PART - 1;
-            snprintf(q, sizeof q, "partNumber=%d&uploadId=%s", i + 1, eid);
-            snprintf(range, sizeof range, "bytes=%lld-%lld", (long long)a, (long long)b);
-            s3_op_init(&op, "PUT", dst->bucket, dst->key);
-            op.query = q;
-            s3_op_header(&op, "x-amz-copy-source", csrc);
-            s3_op_header(&op, "x-amz-copy-source-range", range);
-            op.grow = 1;
-            e = s3_run(&m->client, &op);
-            char code[64] = "";
-            if (e == 0 && (!op.req.resp || s3_xml_copy_parse(op.req.resp, op.req.got, etags[i], 128, code,
-                                                            sizeof code) < 0))
-                e = -EIO;
-            pe[i] = (struct s3_part_etag){i + 1, etags[i]};
-            s3_op_cleanup(&op);
-        }
-        if (e == 0) {
-            size_t blen;
-            char *body = s3_xml_complete_build(pe, parts, &blen), q[1600], etag[128], code[64] = "";
-            int build_err = body ? 0 : -errno;
-            snprintf(q, sizeof q, "uploadId=%s", eid);
-            s3_op_init(&op, "POST", dst->bucket, dst->key);
-            op.query = q;
-            op.body = body;
-            op.body_len = blen;
-            op.grow = 1;
-            e = body ? s3_run(&m->client, &op) : build_err;
-            if (e == 0 && (!op.req.resp || s3_xml_complete_parse(op.req.resp, op.req.got, etag, sizeof etag, code,
-                                                                sizeof code) < 0))
-                e = -EIO;
-            s3_op_cleanup(&op);
-            free(body);
-        } else if (uid[0]) {
-            char q[1600];
-            snprintf(q, sizeof q, "uploadId=%s", eid);
-            s3_op_init(&op, "DELETE", dst->bucket, dst->key);
-            op.query = q;
-            op.grow = 1;
-            s3_run(&m->client, &op);
-            s3_op_cleanup(&op);
-        }
-        free(pe);
-        free(etags);
+    struct s3_op op;
+    s3_op_init(&op, "PUT", dst->bucket, dst->key);
+    s3_op_header(&op, "x-amz-copy-source", csrc);
+    op.grow = 1;
+    int e = s3_run(&m->client, &op);
+    char etag[128], code[64] = "";
+    if (e == 0 && (!op.req.resp ||
+                   s3_xml_copy_parse(op.req.resp, op.req.got, etag, sizeof etag, code, sizeof code) < 0)) {
+        slog_error("s3: copying %s/%s failed: %s", src->bucket, src->key, code[0] ? code : "unreadable answer");
+        e = -EIO;
     }
+    s3_op_cleanup(&op);
     free(csrc);
     return e;
 }

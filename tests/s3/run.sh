@@ -359,6 +359,12 @@ sh_err "mkdir of an existing directory fails" "File exists" 'mkdir "$1"' "$N/ful
 sh_ok "rm" 'rm "$1" && ! test -e "$1"' "$N/rm-me"
 sh_ok "mv of an object (copy + delete)" 'mv "$1" "$2" && ! test -e "$1" && test -f "$2"' "$N/mv-src" "$N/mv-dst"
 sh_ok "mv of a directory" 'mv "$1" "$2" && ! test -e "$1" && test -d "$2"' "$N/mvd/src" "$N/mvd/dst"
+# Above two parts, a rename copies in parallel parts (UploadPartCopy, if-match on the source
+# written here in one PUT).
+head -c $((40 << 20)) /dev/urandom >"$W/mvbig"
+S3SHIM_PART_SIZE=64M sh_ok "a 40 MiB object written in one PUT" 'cp "$1" "$2"' "$W/mvbig" "$N/mvbig-src"
+sh_ok "mv of a 40 MiB object (copied in 8 MiB parts, then deleted)" 'mv "$1" "$2" && ! test -e "$1" && test -f "$2"' \
+    "$N/mvbig-src" "$N/mvbig-dst"
 sh_ok "rm -r of a tree" 'rm -r "$1" && ! test -e "$1"' "$N/rmr"
 sh_ok "echo x > /s3/B/f" 'echo x >"$1"' "$N/echo"
 sh_ok "printf builtin > /s3/B/f" 'printf "%s\n" one two three >"$1"' "$N/printf"
@@ -378,6 +384,12 @@ check "mv of a directory left nothing under the source" bash -c "[ $KEYS_OK = 1 
 check "rm -r left nothing under ns/rmr/" bash -c "[ $KEYS_OK = 1 ] && ! grep '^ns/rmr/' '$W/keys.txt'"
 check "aws s3 cp --recursive downloads ns/" s3_aws s3 cp --recursive --only-show-errors "s3://$B/ns/" "$W/dl/ns/"
 same "mv: aws returns the moved bytes" "$U/ns/mv-src" "$W/dl/ns/mv-dst"
+same "mv of 40 MiB: aws returns the moved bytes" "$W/mvbig" "$W/dl/ns/mvbig-dst"
+mvbig_moved() {
+    [ "$KEYS_OK" = 1 ] && ! grep -qxF ns/mvbig-src "$W/keys.txt" &&
+        [[ $(s3_aws s3api head-object --bucket "$S3_BUCKET" --key ns/mvbig-dst --query ETag --output text) == *-5* ]]
+}
+check "mv of 40 MiB: the copy is a 5-part multipart object, the source is gone" mvbig_moved
 same "mv of a directory: aws returns b" "$U/ns/mvd/src/b" "$W/dl/ns/mvd/dst/b"
 printf 'x\n' >"$W/want.echo"
 same "echo x > f: aws returns 'x\\n'" "$W/want.echo" "$W/dl/ns/echo"
