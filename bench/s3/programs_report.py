@@ -7,7 +7,7 @@ import statistics
 import sys
 
 MIB = 1048576.0
-runs, fails, skips = {}, [], []
+runs, fails, skips, peerfails = {}, [], [], {}
 for line in open(sys.argv[1]):
     f = line.rstrip('\n').split('|')
     if f[0] == 'run':
@@ -16,11 +16,14 @@ for line in open(sys.argv[1]):
         runs.setdefault((f[2], f[3]), []).append(r)
     elif f[0] == 'fail':
         fails.append('%s %s' % (f[2], f[3]))
+    elif f[0] == 'peerfail':
+        peerfails[(f[2], f[3])] = peerfails.get((f[2], f[3]), 0) + 1
     elif f[0] == 'skip':
         skips.append(f[1])
 
 ARMS = {'shim': 'ours: the program on /s3/bench/K',
         's3fs': 's3fs: the program on the mount',
+        's3fs-nomix': 's3fs -o nomixupload',
         'local': 'aws s3 cp + the program locally'}
 
 
@@ -61,14 +64,18 @@ def ratios(case, goals):
 
 
 def table(title, case, goals, arms=('s3fs', 'local', 'shim')):
-    have = [a for a in arms if agg(case, a)]
+    have = [a for a in arms if agg(case, a) or (case, a) in peerfails]
     if not have:
         return
     print()
     print(title)
     print(HDR)
     for a in have:
-        print(row(ARMS[a], agg(case, a)))
+        if agg(case, a):
+            print(row(ARMS[a], agg(case, a)))
+        if (case, a) in peerfails:
+            print('  %-36s FAILED in %d run(s) (the program got an error, or the result was wrong: see the log)' %
+                  (ARMS[a], peerfails[(case, a)]))
     r = ratios(case, goals)
     if r:
         print('  ratio peer time / our time, best runs: ' + r)
@@ -90,8 +97,8 @@ for q, t in (('point', 'indexed point lookup'), ('range', 'range scan over an in
              ('full', 'full-table aggregate (GROUP BY over every row)'),
              ('write', 'read-write transaction (5 rows updated, 1 inserted; local arm: down, run, up)')):
     table('sqlite3 on the database in S3: ' + t, 'sqlite-' + q, G2)
-table('4 KiB patched in the middle of the object (dd conv=notrunc)', 'patch', (('s3fs', 1.0),),
-      arms=('s3fs', 'shim'))
+table('4 KiB patched in the middle of the object (dd conv=notrunc)', 'patch', (('s3fs', 1.0), ('s3fs-nomix', 1.0)),
+      arms=('s3fs', 's3fs-nomix', 'shim'))
 # issue 3's figures (bench/RESULTS.md, S3, run 2): aws 138.7 MB/s, shim dd 175.6, shim cp 187.2
 seq = {a: agg('seqwrite', a) for a in ('aws', 'shim-dd', 'shim-cp')}
 if any(seq.values()):
