@@ -39,7 +39,7 @@ MAN  := $(BUILD)/s3shim.1
 VERSION := $(shell sed -n 's/.*S3SHIM_VERSION "\(.*\)"/\1/p' include/s3shim.h)
 
 .PHONY: all help man deps test test-unit test-sys test-docs test-integration test-oplog test-direct test-block test-block-battery test-s3 test-endpoints test-faultproxy test-tsan \
-        test-s3rig bench bench-oplog bench-replay bench-passthrough bench-s3 bench-endpoints bench-direct bench-block-startup \
+        test-s3rig bench bench-oplog bench-replay bench-passthrough bench-s3 bench-programs bench-endpoints bench-direct bench-block-startup \
         install clean demo
 
 all: $(LIB) $(TOOL)
@@ -184,7 +184,7 @@ $(BUILD)/tests/tsan_s3: tests/tsan/s3_stress.c $(LIB)
 
 # --- benchmarks and demo -------------------------------------------------------------
 
-bench: bench-passthrough bench-s3 bench-endpoints bench-direct
+bench: bench-passthrough bench-s3 bench-programs bench-endpoints bench-direct
 
 # Several endpoints with 5/10/50/100 ms latency: rr, least, sewt, hedging (about 4 minutes).
 bench-endpoints: all $(BUILD)/bench/mix $(BUILD)/bench/select
@@ -201,6 +201,11 @@ $(BUILD)/bench/select: bench/endpoints/select.c core/s3/balance.c core/s3/balanc
 # S3 against curl, aws, s3fs and rclone on a local Swift and nginx (about 5 minutes).
 bench-s3: all
 	@BUILD=$(BUILD) bench/s3/run.sh
+
+# Everyday programs on S3 (zip, sqlite3, a 4 KiB patch, cp/dd) against s3fs and against
+# "aws s3 cp, then run locally", on a local Swift (issue 10; about 15 minutes).
+bench-programs: all
+	@BUILD=$(BUILD) bench/s3/programs.sh
 
 # direct:// against fio (io_uring, O_DIRECT) on a 2 GiB file and a loop device (about 2 minutes).
 bench-direct: all

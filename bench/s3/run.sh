@@ -37,17 +37,16 @@
 #   OUT ($BUILD/bench/s3-results.txt)  the report is also written here; raw runs in
 #                            $OUT.raw
 #   KEEP_LOGS (0)            1: copy the daemon logs next to $OUT
+#
+# common.sh (shared with programs.sh) holds the clean environment, the work directory and
+# its cleanup, Swift, the timing and the FUSE mounts.
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-RIG=$REPO/tests/s3rig
-S3RIG_WHO=bench-s3
-. "$RIG/lib.sh"
-
+BENCH_WHO=bench-s3
 BUILD=${BUILD:-build}
-[ -d "$BUILD" ] || BUILD=$REPO/$BUILD
-BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "run.sh: no build directory ${BUILD} (run make)" >&2; exit 2; }
-LIB=$BUILD/libs3shim.so
+SWIFT_LOG_LEVEL=WARNING
+. "$HERE/common.sh"
+bench_build_dir
 S3IO=$BUILD/bench/s3io
 SIZE_MB=${SIZE_MB:-1024}
 SIZE=$((SIZE_MB * 1048576))
@@ -64,15 +63,10 @@ ONLY=${ONLY:-read write pread ttfb}
 BUDGET=${BUDGET:-540}
 OUT=${OUT:-$BUILD/bench/s3-results.txt}
 KEEP_LOGS=${KEEP_LOGS:-0}
-REGION=us-east-1
-BUCKET=bench
 SEED=12345
 
-log() { printf '[bench-s3 %3ds] %s\n' "$SECONDS" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 
-[ -e "$LIB" ] || die "$LIB is missing (run make)"
 mkdir -p "$BUILD/bench" "$(dirname "$OUT")"
 if [ ! -x "$S3IO" ] || [ "$HERE/s3io.c" -nt "$S3IO" ]; then
     cc -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o "$S3IO" "$HERE/s3io.c" || die "building s3io failed"
@@ -83,72 +77,8 @@ for t in /usr/bin/aws curl s3fs rclone fusermount python3 /usr/bin/time mountpoi
 done
 [ -e /dev/fuse ] || die "/dev/fuse is missing (FUSE is needed for s3fs and rclone)"
 
-# Nothing from the caller's environment reaches the clients except what we set here.
-for v in $(compgen -e); do
-    case "$v" in S3SHIM_*|AWS_ACCESS_KEY_ID|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN|AWS_PROFILE|AWS_DEFAULT_PROFILE|\
-        AWS_ENDPOINT_URL*|AWS_CONFIG_FILE|AWS_SHARED_CREDENTIALS_FILE|AWS_REGION|AWS_DEFAULT_REGION|LD_PRELOAD|\
-        AWSACCESSKEYID|AWSSECRETACCESSKEY|RCLONE_*) unset "$v" ;; esac
-done
-export AWS_EC2_METADATA_DISABLED=true
-
-# ------------------------------------------------------------------ work space, cleanup
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/s3shim-bench-s3.XXXXXX") || die "mktemp failed"
-shm_free=$(df -Pk /dev/shm 2>/dev/null | awk 'NR == 2 { print $4 }')
-if [ -n "$shm_free" ] && [ "$shm_free" -gt $((SIZE / 1024 + 262144)) ]; then
-    SHM=$(mktemp -d /dev/shm/s3shim-bench-s3.XXXXXX) || die "mktemp failed"
-else
-    log "/dev/shm is too small: the object is served from $WORK (disk)"
-    SHM=$(mktemp -d "${TMPDIR:-/tmp}/s3shim-bench-s3.XXXXXX")
-fi
-mkdir -p "$WORK/run" "$WORK/log" "$WORK/stats" "$SHM/root/$BUCKET"
-CLEANED=0
-cleanup() {
-    [ $CLEANED = 1 ] && return
-    CLEANED=1
-    if [ "$KEEP_LOGS" = 1 ] && [ -d "$WORK/log" ]; then
-        rm -rf "$OUT.logs"
-        cp -r "$WORK/log" "$OUT.logs" 2>/dev/null
-    fi
-    "$HERE/stop.sh" "$WORK" "$SHM"
-    [ -z "${WATCHDOG:-}" ] || kill -TERM "$WATCHDOG" 2>/dev/null
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-# A detached watchdog runs stop.sh if this shell dies without its trap (kill -9).
-me=$BASHPID
-me_st=$(s3rig_proc_start "$me")
-WATCHDOG=$(setsid bash -c '
-    . "$1"; trap "exit 0" TERM
-    while s3rig_tracked_alive "$2" "$3"; do sleep 1; done
-    "$4" "$5" "$6"' _ "$RIG/lib.sh" "$me" "$me_st" "$HERE/stop.sh" "$WORK" "$SHM" \
-    </dev/null >/dev/null 2>&1 & echo $!)
-# Benchmark one library from start to end: a snapshot of it, so that a rebuild of $BUILD
-# meanwhile (other work in the same tree) cannot change or truncate it under a run.
-CODE=$(git -C "$REPO" describe --always --dirty 2>/dev/null || echo '?')
-for try in $(seq 1 20); do
-    cp "$LIB" "$WORK/libs3shim.so" 2>/dev/null &&
-        ! LD_PRELOAD="$WORK/libs3shim.so" /bin/true 2>&1 | grep -q . && break
-    [ "$try" = 20 ] && die "$LIB cannot be loaded"
-    sleep 1
-done
-LIB=$WORK/libs3shim.so
-LIB_SUM=$(sha256sum "$LIB" | cut -c1-12)
-echo "" > "$WORK/aws-config"   # an empty config and credentials file: ~/.aws is never read
-echo "" > "$WORK/aws-creds"
-echo "" > "$WORK/rclone.conf"
-RAW=$WORK/raw
-: > "$RAW"
-budget_ok() { # NAME: false (and says so) once the time budget is spent
-    if [ $SECONDS -ge "$BUDGET" ]; then
-        log "time budget (${BUDGET}s) spent: skipping $1"
-        echo "skip|$1" >> "$RAW"
-        return 1
-    fi
-}
-now_ns() { date +%s%N; }
-T_WALL=0 T_RSS=0 T_CPU=0 T_SRV=0
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+bench_setup "$SIZE"
+mkdir -p "$SHM/root/$BUCKET"
 
 # ------------------------------------------------------------------ data, servers
 log "making the ${SIZE_MB} MiB object and a 1 KiB one in $SHM"
@@ -163,161 +93,13 @@ cat > "$SHM/root/$BUCKET/index.html" <<EOF
 <ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>$BUCKET</Name><Prefix></Prefix><Marker></Marker><KeyCount>2</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated><Contents><Key>obj</Key><LastModified>$stamp</LastModified><ETag>&quot;1&quot;</ETag><Size>$SIZE</Size><StorageClass>STANDARD</StorageClass></Contents><Contents><Key>small</Key><LastModified>$stamp</LastModified><ETag>&quot;2&quot;</ETag><Size>1024</Size><StorageClass>STANDARD</StorageClass></Contents></ListBucketResult>
 EOF
 
-log "starting Swift"
-out=$("$RIG/start-swift.sh" --dir "$WORK/swift" --port auto --storage-ports auto --log-level WARNING) ||
-    die "start-swift.sh failed"
-[[ $out == READY* ]] || die "start-swift.sh: $out"
-SW_ENV=$(sed -n 's/.* env=\([^ ]*\).*/\1/p' <<< "$out")
-SW_EP=$(sed -n 's/^AWS_ENDPOINT_URL=//p' "$SW_ENV")
-SW_KEY=$(sed -n 's/^AWS_ACCESS_KEY_ID=//p' "$SW_ENV")
-SW_SECRET=$(sed -n 's/^AWS_SECRET_ACCESS_KEY=//p' "$SW_ENV")
-SW_NETRC=$(sed -n 's/^S3RIG_NETRC=//p' "$SW_ENV")
+bench_start_swift
 log "starting nginx"
 NG_PORT=$(s3rig_free_port 127.0.0.1 18080) || die "no free port for nginx"
 out=$("$RIG/start-nginx.sh" --root "$SHM/root" --dir "$WORK/nginx" --listen "127.0.0.1:$NG_PORT" --no-access-log) ||
     die "start-nginx.sh failed"
 NG_EP=http://127.0.0.1:$NG_PORT
-
-# every process of each server (recorded PIDs and their children: nginx workers, the Swift
-# proxy worker), for the server's CPU time per run
-tree_pids() { local p; for p in "$@"; do echo "$p"; pgrep -P "$p"; done | sort -un | tr '\n' ' '; }
 NG_PIDS=$(tree_pids $(awk '{ print $2 }' "$WORK/nginx/run/pids"))
-SW_PIDS=$(tree_pids $(awk '{ print $2 }' "$WORK/swift/run/pids"))
-HZ=$(getconf CLK_TCK)
-srv_ticks() { local p t=0 c; for p in $SRV_PIDS; do c=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$p/stat" 2>/dev/null) && t=$((t + c)); done; echo $t; }
-
-# ------------------------------------------------------------------ per-server client settings
-# srv SERVER: sets EP, CURL_AUTH, AWS_ENV, AWS_SIGN, SHIM_ENV, S3FS_ENV, S3FS_OPT, RC_ENV
-srv() {
-    SERVER=$1
-    local base=(AWS_CONFIG_FILE="$WORK/aws-config" AWS_SHARED_CREDENTIALS_FILE="$WORK/aws-creds"
-                AWS_REGION="$REGION" AWS_DEFAULT_REGION="$REGION")
-    local rc=(RCLONE_CONFIG_B_TYPE=s3 RCLONE_CONFIG_B_PROVIDER=Other RCLONE_CONFIG_B_REGION="$REGION"
-              RCLONE_CONFIG_B_FORCE_PATH_STYLE=true)
-    case $1 in
-    nginx)
-        SRV_PIDS=$NG_PIDS
-        EP=$NG_EP
-        CURL_AUTH=()
-        AWS_ENV=("${base[@]}")
-        AWS_SIGN=(--no-sign-request)
-        SHIM_ENV=("${base[@]}" AWS_ENDPOINT_URL="$EP" S3SHIM_NO_SIGN=1 S3SHIM_ADDRESSING=path)
-        S3FS_ENV=()
-        S3FS_OPT=,public_bucket=1
-        RC_ENV=("${rc[@]}" RCLONE_CONFIG_B_ENDPOINT="$EP")
-        ;;
-    swift)
-        SRV_PIDS=$SW_PIDS
-        EP=$SW_EP
-        CURL_AUTH=(--aws-sigv4 "aws:amz:$REGION:s3" --netrc-file "$SW_NETRC" -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD')
-        AWS_ENV=("${base[@]}" AWS_ACCESS_KEY_ID="$SW_KEY" AWS_SECRET_ACCESS_KEY="$SW_SECRET")
-        AWS_SIGN=()
-        SHIM_ENV=("${base[@]}" AWS_ENDPOINT_URL="$EP" AWS_ACCESS_KEY_ID="$SW_KEY"
-                  AWS_SECRET_ACCESS_KEY="$SW_SECRET" S3SHIM_ADDRESSING=path)
-        S3FS_ENV=(AWSACCESSKEYID="$SW_KEY" AWSSECRETACCESSKEY="$SW_SECRET")
-        S3FS_OPT=""
-        RC_ENV=("${rc[@]}" RCLONE_CONFIG_B_ENDPOINT="$EP" RCLONE_CONFIG_B_ACCESS_KEY_ID="$SW_KEY"
-                RCLONE_CONFIG_B_SECRET_ACCESS_KEY="$SW_SECRET")
-        ;;
-    esac
-}
-aws_() { env "${AWS_ENV[@]}" AWS_PAGER="" /usr/bin/aws --endpoint-url "$EP" "${AWS_SIGN[@]}" "$@"; }
-shim_stats_file() { echo "$WORK/stats/$1.%p.json"; }
-
-# ------------------------------------------------------------------ measuring
-# timed TIMEOUT CMD...: runs CMD under /usr/bin/time; sets T_WALL (s), T_RSS (KiB), T_CPU (s)
-# and T_SRV (CPU seconds the server's processes used meanwhile)
-timed() {
-    local to=$1 t0 t1 rc line s0 s1
-    shift
-    s0=$(srv_ticks)
-    t0=$(now_ns)
-    timeout -k 5 "$to" /usr/bin/time -o "$WORK/time.out" -f 'RUSAGE %M %U %S' "$@"
-    rc=$?
-    t1=$(now_ns)
-    s1=$(srv_ticks)
-    T_SRV=$(awk -v a="$s0" -v b="$s1" -v hz="$HZ" 'BEGIN { printf "%.2f", (b - a) / hz }')
-    T_WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.6f", (b - a) / 1e9 }')
-    line=$(grep '^RUSAGE' "$WORK/time.out" 2>/dev/null | tail -1)
-    T_RSS=$(awk '{ print $2 }' <<< "$line")
-    T_CPU=$(awk '{ printf "%.2f", $3 + $4 }' <<< "$line")
-    [ -n "$T_RSS" ] || { T_RSS=0; T_CPU=0; }
-    [ $rc = 124 ] && log "timed out after ${to}s: $*"
-    return $rc
-}
-# rec BENCH TOOL WALL RSS_KB CPU [KEY=VALUE...]: one raw result line
-rec() { local IFS='|'; echo "run|$SERVER|$*|srv_cpu=$T_SRV" >> "$RAW"; }
-fail() { log "FAILED: $SERVER $1 $2"; echo "fail|$SERVER|$1|$2" >> "$RAW"; }
-# shim_stats PATTERN: "reqs=N fetched=BYTES" from the stats file(s) of our last run
-shim_stats() {
-    python3 - "$WORK/stats" "$1" <<'PY'
-import glob, json, os, sys
-reqs = fetched = 0
-for f in glob.glob(os.path.join(sys.argv[1], sys.argv[2] + '.*.json')):
-    try:
-        d = json.load(open(f))
-    except Exception:
-        continue
-    for m in d.get('mounts', []):
-        for ch in m.get('children', []):
-            for op, v in ch.get('ops', {}).items():
-                if op in ('read', 'write', 'meta', 'stat'):
-                    reqs += v.get('count', 0)
-                if op == 'read':
-                    fetched += v.get('bytes', 0)
-print('reqs=%d fetched=%d' % (reqs, fetched))
-PY
-}
-NRUN=0
-shim_run() { # TAG TIMEOUT [VAR=VALUE...] CMD...: a program under the shim, with stats
-    local tag=$1 to=$2
-    shift 2
-    rm -f "$WORK/stats/$tag".*.json
-    timed "$to" env "${SHIM_ENV[@]}" S3SHIM_STATS_FILE="$(shim_stats_file "$tag")" LD_PRELOAD="$LIB" "$@"
-}
-
-# ------------------------------------------------------------------ FUSE mounts
-# fuse_mount KIND: mounts $BUCKET of $SERVER at $WORK/mnt-KIND; sets FUSE_PID, MNT
-fuse_mount() {
-    local kind=$1 n
-    NRUN=$((NRUN + 1))
-    MNT=$WORK/mnt-$kind
-    mkdir -p "$MNT"
-    mountpoint -q "$MNT" && { log "$MNT is still mounted"; return 1; }
-    case $kind in
-    s3fs)
-        env "${S3FS_ENV[@]}" s3fs "$BUCKET" "$MNT" -f \
-            -o "url=$EP,use_path_request_style,endpoint=$REGION$S3FS_OPT" \
-            > "$WORK/log/s3fs.$SERVER.$NRUN.log" 2>&1 < /dev/null &
-        ;;
-    rclone)
-        # rclone refuses to start when AWS_CA_BUNDLE is set (its HTTP transport cannot take
-        # a custom bundle); the endpoint is plain http anyway
-        env -u AWS_CA_BUNDLE "${RC_ENV[@]}" rclone mount "b:$BUCKET" "$MNT" --config "$WORK/rclone.conf" \
-            ${FUSE_RO:+--read-only} > "$WORK/log/rclone.$SERVER.$NRUN.log" 2>&1 < /dev/null &
-        ;;
-    esac
-    FUSE_PID=$!
-    FUSE_PIDS=$WORK/run/$kind.$NRUN.pids
-    s3rig_track "$FUSE_PIDS" "$kind" "$FUSE_PID"
-    for n in $(seq 1 150); do
-        if mountpoint -q "$MNT" && [ -e "$MNT/${FUSE_WAIT_FOR:-obj}" ]; then return 0; fi
-        kill -0 "$FUSE_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    log "$kind mount of $EP did not come up; log:"
-    tail -n 5 "$WORK/log/$kind.$SERVER.$NRUN.log" >&2
-    fuse_umount
-    return 1
-}
-fuse_umount() {
-    mountpoint -q "$MNT" && { fusermount -u "$MNT" 2>/dev/null || fusermount -uz "$MNT"; }
-    for _ in $(seq 1 100); do s3rig_any_alive "$FUSE_PIDS" || break; sleep 0.1; done
-    s3rig_stop_tracked "$FUSE_PIDS" 10
-}
-# daemon_cpu PID: user+sys seconds so far;  daemon_hwm PID: VmHWM in KiB
-daemon_cpu() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-daemon_hwm() { awk '/^VmHWM/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # ------------------------------------------------------------------ read benchmarks
 READ_TO=300
@@ -566,12 +348,9 @@ if want read; then
     read_bench swift "$SWIFT_REPS"
 fi
 # ------------------------------------------------------------------ report
-LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 swift_v=$(dpkg-query -W -f='${Version}' python3-swift 2>/dev/null || echo '?')
 {
-    echo "# machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, kernel $(uname -r)"
-    echo "# load average at start: $LOAD_START, at end: $LOAD_END (the machine is shared: wall times move with it; cpu_s less so)"
-    echo "# code: $CODE (libs3shim.so sha256 $LIB_SUM...), $(date -u '+%Y-%m-%d %H:%M UTC'), run time ${SECONDS}s"
+    machine_header
     echo "# peers: $(curl --version | head -1 | cut -d' ' -f1-2), $(/usr/bin/aws --version 2>&1 | cut -d' ' -f1), s3fs $(s3fs --version 2>&1 | sed -n '1s/.*V\([0-9.]*\).*/\1/p'), rclone $(rclone version 2>/dev/null | sed -n '1s/rclone //p'), all with default settings"
     echo "# servers: nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///') at $NG_EP (anonymous, object in tmpfs, 2 workers); Swift $swift_v s3api at $SW_EP (SigV4, 1 proxy worker, object on local disk)"
     echo "# settings: SIZE_MB=$SIZE_MB NGINX_REPS=$NGINX_REPS SWIFT_REPS=$SWIFT_REPS WRITE_REPS=$WRITE_REPS PREADS_NGINX=$PREADS_NGINX PREADS_SWIFT=$PREADS_SWIFT PREAD_REPS=$PREAD_REPS TTFB_REPS=$TTFB_REPS TTFB_PROCS=$TTFB_PROCS TUNED='$TUNED'"
