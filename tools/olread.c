@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int fail(char *err, size_t len, const char *fmt, ...)
+int ol_errf(char *err, size_t len, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -73,49 +73,49 @@ static void add_str(struct ol_sess *x, unsigned kind, uint32_t id, const char *p
 static int load_file(struct ol_set *s, const char *path, char *err, size_t errlen)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(err, errlen, "%s: %s", path, strerror(errno));
+    if (fd < 0) return ol_errf(err, errlen, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(err, errlen, "%s: not a regular file", path);
+        return ol_errf(err, errlen, "%s: not a regular file", path);
     }
     size_t size = (size_t)st.st_size;
     char magic[8];
     if (pread(fd, magic, 8, 0) != 8 || memcmp(magic, OPLOG_MAGIC, 8) != 0) {
         close(fd);
-        return fail(err, errlen, "%s: not an s3shim op log (bad magic)", path);
+        return ol_errf(err, errlen, "%s: not an s3shim op log (bad magic)", path);
     }
     if (size < sizeof(struct oplog_file_hdr)) {
         close(fd);
-        return fail(err, errlen, "%s: truncated op log (%zu bytes, shorter than its header)", path, size);
+        return ol_errf(err, errlen, "%s: truncated op log (%zu bytes, shorter than its header)", path, size);
     }
     const unsigned char *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
-    if (m == MAP_FAILED) return fail(err, errlen, "%s: cannot map: %s", path, strerror(errno));
+    if (m == MAP_FAILED) return ol_errf(err, errlen, "%s: cannot map: %s", path, strerror(errno));
     int rc = -1;
     const struct oplog_file_hdr *h = (const void *)m;
     if (memcmp(h->magic, OPLOG_MAGIC, 8) != 0) {
-        fail(err, errlen, "%s: not an s3shim op log (bad magic)", path);
+        ol_errf(err, errlen, "%s: not an s3shim op log (bad magic)", path);
         goto out;
     }
     if (h->version > OPLOG_VERSION) {
-        fail(err, errlen, "%s: op log format version %u is newer than this s3shim reads (%u): use a newer s3shim",
+        ol_errf(err, errlen, "%s: op log format version %u is newer than this s3shim reads (%u): use a newer s3shim",
              path, h->version, OPLOG_VERSION);
         goto out;
     }
     if (h->version == 0 || h->hdr_crc != oplog_crc32c(0, h, offsetof(struct oplog_file_hdr, hdr_crc)) ||
         h->chunk_size != OPLOG_CHUNK || h->rec_size != sizeof(struct oplog_rec) ||
         h->chdr_size != sizeof(struct oplog_chunk_hdr)) {
-        fail(err, errlen, "%s: corrupt op log header (checksum or sizes)", path);
+        ol_errf(err, errlen, "%s: corrupt op log header (checksum or sizes)", path);
         goto out;
     }
     uint64_t n = h->nchunks;
     if (n < 1 || n > (1ull << 32)) {
-        fail(err, errlen, "%s: corrupt op log header (%llu chunks)", path, (unsigned long long)n);
+        ol_errf(err, errlen, "%s: corrupt op log header (%llu chunks)", path, (unsigned long long)n);
         goto out;
     }
     if ((uint64_t)size < n * OPLOG_CHUNK) {
-        fail(err, errlen, "%s: truncated op log: %zu bytes, the header claims %llu chunks of 64 KiB", path, size,
+        ol_errf(err, errlen, "%s: truncated op log: %zu bytes, the header claims %llu chunks of 64 KiB", path, size,
              (unsigned long long)n);
         goto out;
     }
@@ -126,11 +126,11 @@ static int load_file(struct ol_set *s, const char *path, char *err, size_t errle
         size_t cap = OPLOG_CHUNK - sizeof *c;
         if (c->magic == 0) continue; /* claimed, never written (killed at that moment) */
         if (c->magic != OPLOG_CHUNK_MAGIC || c->type < OLC_RECORDS || c->type > OLC_FOOTER) {
-            fail(err, errlen, "%s: chunk %llu is corrupt (bad chunk header)", path, (unsigned long long)i);
+            ol_errf(err, errlen, "%s: chunk %llu is corrupt (bad chunk header)", path, (unsigned long long)i);
             goto out;
         }
         if (c->sealed && (c->nbytes > cap || oplog_crc32c(0, pl, c->nbytes) != c->crc)) {
-            fail(err, errlen, "%s: chunk %llu is corrupt (checksum mismatch)", path, (unsigned long long)i);
+            ol_errf(err, errlen, "%s: chunk %llu is corrupt (checksum mismatch)", path, (unsigned long long)i);
             goto out;
         }
         uint32_t si = sess_of(s, path, h->pid, c->session, first);
@@ -149,7 +149,7 @@ static int load_file(struct ol_set *s, const char *path, char *err, size_t errle
                 const struct oplog_str *e = (const void *)(pl + at);
                 if (!e->id) break;
                 if (at + sizeof *e + e->len > cap) {
-                    fail(err, errlen, "%s: chunk %llu is corrupt (string past its end)", path, (unsigned long long)i);
+                    ol_errf(err, errlen, "%s: chunk %llu is corrupt (string past its end)", path, (unsigned long long)i);
                     goto out;
                 }
                 add_str(x, e->kind, e->id, (const char *)(e + 1), e->len);
@@ -166,7 +166,7 @@ static int load_file(struct ol_set *s, const char *path, char *err, size_t errle
                 o->tid = c->tid;
             }
             if (c->sealed && k * sizeof *r < c->nbytes) {
-                fail(err, errlen, "%s: chunk %llu is corrupt (records out of sequence)", path, (unsigned long long)i);
+                ol_errf(err, errlen, "%s: chunk %llu is corrupt (records out of sequence)", path, (unsigned long long)i);
                 goto out;
             }
             if (!c->sealed || k * sizeof *r > c->nbytes) s->unsealed++;
@@ -202,11 +202,11 @@ static int cmp_thread_seq(const void *a, const void *b)
 int ol_load(struct ol_set *s, const char *path, char *err, size_t errlen)
 {
     struct stat st;
-    if (stat(path, &st) < 0) return fail(err, errlen, "%s: %s", path, strerror(errno));
+    if (stat(path, &st) < 0) return ol_errf(err, errlen, "%s: %s", path, strerror(errno));
     if (S_ISDIR(st.st_mode)) {
         struct dirent **ents;
         int n = scandir(path, &ents, NULL, alphasort);
-        if (n < 0) return fail(err, errlen, "%s: %s", path, strerror(errno));
+        if (n < 0) return ol_errf(err, errlen, "%s: %s", path, strerror(errno));
         int rc = 0;
         for (int i = 0; i < n; i++) {
             char p[4096];
@@ -217,7 +217,7 @@ int ol_load(struct ol_set *s, const char *path, char *err, size_t errlen)
             free(ents[i]);
         }
         free(ents);
-        if (rc == 0 && s->files == 0) return fail(err, errlen, "%s: no op log files in this directory", path);
+        if (rc == 0 && s->files == 0) return ol_errf(err, errlen, "%s: no op log files in this directory", path);
         if (rc < 0) return rc;
     } else if (load_file(s, path, err, errlen) < 0) {
         return -1;

@@ -33,6 +33,8 @@ struct ol_set {
 };
 
 /* Load a file or every *.s3ol / oplog file of a directory. 0, or -1 with one line in err. */
+/* Format an error into err (errlen bytes) and return -1: how the readers fail. */
+int ol_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int ol_load(struct ol_set *s, const char *path, char *err, size_t errlen);
 void ol_free(struct ol_set *s);
 /* Sort records by start time. */

@@ -16,15 +16,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int fail(char *err, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 static void *xcalloc(size_t n, size_t size)
 {
     void *p = calloc(n ? n : 1, size);
@@ -115,7 +106,7 @@ int rp_plan_build(struct rp_plan *p, const char *log, const struct rp_remap *rm,
     memset(p, 0, sizeof *p);
     if (ol_load(&p->set, log, err, errlen) < 0) return -1;
     struct ol_set *s = &p->set;
-    if (s->nrec == 0) return fail(err, errlen, "%s: no operations in this op log", log);
+    if (s->nrec == 0) return ol_errf(err, errlen, "%s: no operations in this op log", log);
     qsort(s->rec, s->nrec, sizeof *s->rec, cmp_order);
     p->nops = s->nrec;
     p->ops = xcalloc(p->nops, sizeof *p->ops);
