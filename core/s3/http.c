@@ -459,11 +459,13 @@ int http_submit(struct http_req *r)
     int e = lite ? 0 : start_engine();
     pthread_mutex_unlock(&eng.lock);
     if (lite) { /* on this thread, now: see http_lite.h */
+        int saved = errno; /* the program's: readdir() callers tell its end from an error by errno */
         r->engine_private = r->engine_worker = r->engine_handle = NULL;
         r->finished = r->cancel_queued = r->cancelled = 0;
         flight_take();
         http_lite_run(r, &eng.set);
         complete(r);
+        errno = saved;
         return 0;
     }
     if (e < 0) {

@@ -251,11 +251,21 @@ static int build_request(struct s3_client *c, struct s3_op *op, const struct s3_
     return e;
 }
 
+/* Signing, or TLS (libcurl's OpenSSL is the same libcrypto). Anonymous plain-HTTP
+ * requests need neither, so they never load libcrypto (crypto_api.h). */
+static int needs_crypto(const struct s3_client *c)
+{
+    if (!c->aws.anonymous) return 1;
+    for (int i = 0; i < c->nep; i++)
+        if (strcmp(c->ep[i].scheme, "https") == 0) return 1;
+    return 0;
+}
+
 /* Send the next attempt to the endpoint chosen for it (not `avoid` when there is
  * another; with max_wait, only to one expected to answer within it, else -EAGAIN). */
 static int send_attempt(struct s3_client *c, struct s3_op *op, int avoid, uint64_t max_wait)
 {
-    if (!crypto_alive()) return -EIO; /* the program shut OpenSSL down: no signing, no TLS */
+    if (needs_crypto(c) && !crypto_alive()) return -EIO; /* the program shut OpenSSL down: no signing, no TLS */
     int epi = choose_endpoint(c, op, avoid, max_wait);
     if (epi < 0) return -EAGAIN;
     op->ep = &c->ep[epi];

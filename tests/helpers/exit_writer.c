@@ -15,8 +15,8 @@
  *   atexit-tail an atexit handler registered before DEST was opened writes the last
  *               MiB, then exit(0)
  *   stdio       fopen/fwrite, no fclose, exit(0)
- *   ssl-cleanup the program shuts OpenSSL down itself (OPENSSL_cleanup, found with
- *               dlsym when the shim has loaded it), then exit(0)
+ *   ssl-cleanup the program shuts OpenSSL down itself (OPENSSL_cleanup, from the
+ *               libcrypto the shim has opened), then exit(0)
  *   fork-exit / fork-_exit  half is written, a forked child tries to write (it must
  *               fail) and ends by exit(0) / _exit(0) without closing; the parent
  *               checks it ended with 0, writes the rest and exit(0)s
@@ -127,7 +127,9 @@ int main(int argc, char **argv)
         for (;;) pause();
     }
     if (!strcmp(how, "ssl-cleanup")) {
-        void (*cleanup)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "OPENSSL_cleanup");
+        /* the process's one libcrypto: the shim's (it opens it on first use), or a new one */
+        void *h = dlopen("libcrypto.so.3", RTLD_NOW);
+        void (*cleanup)(void) = h ? (void (*)(void))dlsym(h, "OPENSSL_cleanup") : NULL;
         if (cleanup) cleanup();
         exit(0);
     }
