@@ -8,12 +8,10 @@
 # Invoked like tests/s3/run.sh: BUILD=build [SAN=asan] tests/s3/lite.sh
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$here/../.." && pwd)
-BUILD=${BUILD:-build}
-SAN=${SAN:-}
-LIB=$REPO/$BUILD/libs3shim.so
+# shellcheck source=../preamble.sh
+. "$here/../preamble.sh"
 # shellcheck source=../variant.sh
-. "$REPO/tests/variant.sh" "s3shim first requests without libcurl"
+. "$TOP/tests/variant.sh" "s3shim first requests without libcurl"
 [ "$VARIANT" = asan ] && export "${SAN_ENV[@]}"
 W=$(mktemp -d /tmp/s3shim-lite.XXXXXX)
 srv_pid=
@@ -75,6 +73,18 @@ if [ "${out% *}" = "3000000 curl" ] && shim cat /s3/lite/plain.3000000 | cmp -s 
 else
     notok "a large read starts the engine" "got '$out'" "$(head -c 400 "$W/err")"
 fi
+
+# The program's errno survives a request made on its thread (readdir() callers tell the
+# end of a directory from an error by errno; the socket calls leave EAGAIN behind).
+out=$(shim python3 -c '
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+libc.stat(b"/s3/lite/plain-errno1", ctypes.create_string_buffer(256))  # sets the mount up
+ctypes.set_errno(0)
+r = libc.stat(b"/s3/lite/plain-errno2", ctypes.create_string_buffer(256))  # one HEAD
+print(r, ctypes.get_errno())' 2>"$W/err")
+if [ "$out" = "0 0" ]; then ok "a request on the program's thread leaves its errno alone"; else
+    notok "a request on the program's thread leaves its errno alone" "stat, errno: '$out'" "$(head -c 400 "$W/err")"; fi
 
 # 3. One kept-alive connection serves the process's next requests (stat, then read).
 shim python3 -c '
