@@ -35,12 +35,23 @@ static void drop(void)
     lite.beg = lite.end = 0;
 }
 
+/* libcurl sends plain-HTTP requests through the proxy these name: leave them to it. */
+static int proxied(void)
+{
+    static const char *const vars[] = {"http_proxy", "all_proxy", "ALL_PROXY"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v) return 1;
+    }
+    return 0;
+}
+
 int http_lite_claim(const struct http_req *r)
 {
     const char *m = r->method ? r->method : "GET";
     int head = strcmp(m, "HEAD") == 0;
     if (r->on_done || r->body_len || (!head && strcmp(m, "GET") != 0)) return 0;
-    if (!r->url || strncmp(r->url, "http://", 7) != 0) return 0;
+    if (!r->url || strncmp(r->url, "http://", 7) != 0 || proxied()) return 0;
     if (!head && !r->grow && r->dst_cap > HTTP_LITE_MAX) return 0;
     if (atomic_load(&lite.retired)) return 0;
     return pthread_mutex_trylock(&lite.mu) == 0;

@@ -6,7 +6,8 @@
  * request that uploads nothing and brings back little is made here instead: one
  * blocking HTTP/1.1 exchange on one kept-alive connection, on the thread that asked.
  * Anything else (https, an upload, a large or parallel read, a second request while one
- * is under way here) starts the engine, which then takes every request (http.c).
+ * is under way here, a proxy named by http_proxy/all_proxy, which libcurl would use)
+ * starts the engine, which then takes every request (http.c).
  *
  * Internal to http.c: it decides, this file talks to the server. */
 #ifndef S3SHIM_HTTP_LITE_H

@@ -86,6 +86,15 @@ print(r, ctypes.get_errno())' 2>"$W/err")
 if [ "$out" = "0 0" ]; then ok "a request on the program's thread leaves its errno alone"; else
     notok "a request on the program's thread leaves its errno alone" "stat, errno: '$out'" "$(head -c 400 "$W/err")"; fi
 
+# A proxy in http_proxy: libcurl would use it, so such requests are left to the engine
+# (the server, as the proxy here, sees the absolute URL a proxy gets).
+http_proxy=http://127.0.0.1:$port shim cat /s3/lite/plain-proxied >/dev/null 2>"$W/err"
+if grep -q "GET http://.*/lite/plain-proxied\$" "$W/server.log"; then
+    ok "http_proxy set: the request goes through the proxy, as libcurl sends it"
+else
+    notok "http_proxy set: the request goes through the proxy" "$(grep plain-proxied "$W/server.log")" "$(head -c 400 "$W/err")"
+fi
+
 # 3. One kept-alive connection serves the process's next requests (stat, then read).
 shim python3 -c '
 import os, sys
