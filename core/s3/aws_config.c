@@ -28,7 +28,6 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include <openssl/crypto.h>
 
 #define AWS_FILE_MAX (1 << 20) /* a credentials or config file larger than this is refused */
 
@@ -143,7 +142,7 @@ static int read_file(struct loader *L, const char *path, char **bufp)
     }
     sys.close(fd);
     if (r < 0) {
-        if (buf) OPENSSL_cleanse(buf, (size_t)st.st_size + 1);
+        if (buf) explicit_bzero(buf, (size_t)st.st_size + 1);
         free(buf);
         return r;
     }
@@ -230,7 +229,7 @@ static int ini_parse(struct loader *L, const char *path, const char *text, ini_f
         r = ini_line(&S, lineno, line, fn, arg);
         line = nl ? nl + 1 : NULL;
     }
-    OPENSSL_cleanse(copy, strlen(text));
+    explicit_bzero(copy, strlen(text));
     free(copy);
     return r;
 }
@@ -315,7 +314,7 @@ static int store_token(struct scan *sc, const char *v, int primary)
     char *t = strdup(v);
     if (!t) return -ENOMEM;
     if (sc->p->token) {
-        OPENSSL_cleanse(sc->p->token, strlen(sc->p->token));
+        explicit_bzero(sc->p->token, strlen(sc->p->token));
         free(sc->p->token);
     }
     sc->p->token = t;
@@ -386,10 +385,10 @@ static int scan_entry(void *arg, int line, const char *section, const char *key,
 static void prof_free(struct prof *p)
 {
     if (p->token) {
-        OPENSSL_cleanse(p->token, strlen(p->token));
+        explicit_bzero(p->token, strlen(p->token));
         free(p->token);
     }
-    OPENSSL_cleanse(p, sizeof *p);
+    explicit_bzero(p, sizeof *p);
 }
 
 /* Read profile `profile` from file `path` into p (zeroed first). A missing file is not
@@ -412,7 +411,7 @@ static int load_profile(struct loader *L, const char *path, const char *var, int
         struct scan sc2 = {.L = L, .path = path, .profile = profile, .config_syntax = 1, .services = services, .p = p};
         r = ini_parse(L, path, text, scan_entry, &sc2);
     }
-    OPENSSL_cleanse(text, strlen(text));
+    explicit_bzero(text, strlen(text));
     free(text);
     return r;
 }
@@ -656,10 +655,10 @@ int aws_settings_load(struct aws_settings *a, aws_getenv_fn get, void *ctx, char
 void aws_settings_free(struct aws_settings *a)
 {
     if (a->session_token) {
-        OPENSSL_cleanse(a->session_token, strlen(a->session_token));
+        explicit_bzero(a->session_token, strlen(a->session_token));
         free(a->session_token);
     }
-    OPENSSL_cleanse(a, sizeof *a);
+    explicit_bzero(a, sizeof *a);
 }
 
 int bk_s3_explain(char *buf, size_t len)

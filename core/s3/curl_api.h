@@ -3,7 +3,8 @@
  * libcurl brings some twenty-five libraries with it (TLS, Kerberos, LDAP, SSH...), and
  * mapping them costs about 8 ms at the start of every process. The shim is loaded into
  * every program of a pipeline, most of which never touch S3, so libcurl is opened with
- * dlopen() when the first S3 request is made and called through this table. */
+ * dlopen() when the engine starts (the first request http_lite.c cannot make) and
+ * called through this table. */
 #ifndef S3SHIM_CURL_API_H
 #define S3SHIM_CURL_API_H
 

@@ -6,6 +6,7 @@
 #include "../stats.h"
 
 #include "curl_api.h"
+#include "http_lite.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -132,7 +133,7 @@ static int close_socket(void *u, curl_socket_t fd)
     return 0;
 }
 
-static size_t on_body(char *p, size_t sz, size_t n, void *arg)
+size_t http_on_body(char *p, size_t sz, size_t n, void *arg)
 {
     struct http_req *r = arg;
     size_t len = sz * n;
@@ -180,7 +181,7 @@ static void header_value(const char *line, size_t len, size_t namelen, char *out
     out[n] = '\0';
 }
 
-static size_t on_header(char *p, size_t sz, size_t n, void *arg)
+size_t http_on_header(char *p, size_t sz, size_t n, void *arg)
 {
     struct http_req *r = arg;
     size_t len = sz * n;
@@ -242,9 +243,9 @@ static int setup(CURL *h, struct http_req *r)
         curlapi.easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
     }
     curlapi.easy_setopt(h, CURLOPT_HTTPHEADER, r->headers);
-    curlapi.easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+    curlapi.easy_setopt(h, CURLOPT_WRITEFUNCTION, http_on_body);
     curlapi.easy_setopt(h, CURLOPT_WRITEDATA, r);
-    curlapi.easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+    curlapi.easy_setopt(h, CURLOPT_HEADERFUNCTION, http_on_header);
     curlapi.easy_setopt(h, CURLOPT_HEADERDATA, r);
     curlapi.easy_setopt(h, CURLOPT_ERRORBUFFER, r->curl_err);
     const char *m = r->method ? r->method : "GET";
@@ -403,6 +404,7 @@ static int start_engine(void)
     if (eng.started) return eng.failed ? -EIO : 0;
     eng.started = 1;
     eng.failed = 1;
+    http_lite_retire();
     if (curl_api_load() < 0) return -ENOSYS;
     if (curlapi.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return -EIO;
     efd_prepare(); /* before our threads exist: growing the fd table later is slow */
@@ -453,8 +455,19 @@ int http_submit(struct http_req *r)
     r->errbody_len = 0;
     if (r->grow && r->resp) r->resp[0] = '\0';
     pthread_mutex_lock(&eng.lock);
-    int e = start_engine();
+    int lite = !eng.started && http_lite_claim(r);
+    int e = lite ? 0 : start_engine();
     pthread_mutex_unlock(&eng.lock);
+    if (lite) { /* on this thread, now: see http_lite.h */
+        int saved = errno; /* the program's: readdir() callers tell its end from an error by errno */
+        r->engine_private = r->engine_worker = r->engine_handle = NULL;
+        r->finished = r->cancel_queued = r->cancelled = 0;
+        flight_take();
+        http_lite_run(r, &eng.set);
+        complete(r);
+        errno = saved;
+        return 0;
+    }
     if (e < 0) {
         flight_take(); /* complete() gives it back */
         r->curl_code = CURLE_FAILED_INIT;
@@ -561,11 +574,40 @@ void http_atfork_child(void)
     eng.w = NULL;
     eng.nw = 0;
     eng.share = NULL;
+    http_lite_atfork_child();
 }
 
 const char *http_strerror(const struct http_req *r)
 {
     if (r->overflow) return "the server sent more than was asked for (Range ignored?)";
     if (r->curl_err[0]) return r->curl_err;
+    if (!r->curl_code) return "no error"; /* no reason to load libcurl for that */
     return curl_api_load() == 0 ? curlapi.easy_strerror((CURLcode)r->curl_code) : "libcurl is not available";
+}
+
+int http_header_add(struct curl_slist **list, const char *line)
+{
+    struct curl_slist *n = malloc(sizeof *n);
+    char *d = strdup(line);
+    if (!n || !d) {
+        free(n);
+        free(d);
+        return -ENOMEM;
+    }
+    n->data = d;
+    n->next = NULL;
+    struct curl_slist **pp = list;
+    while (*pp) pp = &(*pp)->next;
+    *pp = n;
+    return 0;
+}
+
+void http_headers_free(struct curl_slist **list)
+{
+    for (struct curl_slist *n = *list, *next; n; n = next) {
+        next = n->next;
+        free(n->data);
+        free(n);
+    }
+    *list = NULL;
 }

@@ -101,6 +101,11 @@ void http_group_attach(struct http_req *r, struct http_group *g);
 /* Wait until one of the n requests (all attached to g) is done, or the deadline
  * (0 = none) passes. Returns the index of a done request, or -1 at the deadline. */
 int http_group_wait(struct http_group *g, struct http_req *const *rs, int n, uint64_t deadline_ns);
+/* Request headers ("Name: value" lines), built without libcurl: the list is libcurl's
+ * public struct curl_slist, which it only reads, but made and freed here, so that a
+ * request the engine never sees (http_lite.h) does not load libcurl. */
+int http_header_add(struct curl_slist **list, const char *line); /* 0 or -ENOMEM */
+void http_headers_free(struct curl_slist **list);
 /* In a forked child: forget the parent's engine (its threads are gone). */
 void http_atfork_child(void);
 /* A short text for a failed transfer ("connection refused", "timeout"...). */

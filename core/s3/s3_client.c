@@ -144,8 +144,7 @@ void s3_op_header(struct s3_op *op, const char *name, const char *value)
 
 void s3_op_cleanup(struct s3_op *op)
 {
-    if (op->hl) curlapi.slist_free_all(op->hl);
-    op->hl = NULL;
+    http_headers_free(&op->hl);
     free(op->url);
     op->url = NULL;
     http_req_cleanup(&op->req);
@@ -155,10 +154,7 @@ static int add_header(struct s3_op *op, const char *name, const char *value)
 {
     char line[2048 + 64];
     snprintf(line, sizeof line, "%s: %s", name, value);
-    struct curl_slist *n = curlapi.slist_append(op->hl, line);
-    if (!n) return -ENOMEM;
-    op->hl = n;
-    return 0;
+    return http_header_add(&op->hl, line);
 }
 
 /* How an attempt ended, for the balancer. */
@@ -235,8 +231,7 @@ static int build_request(struct s3_client *c, struct s3_op *op, const struct s3_
     snprintf(op->url, cap + sizeof host, "%s://%s%s%s%s", ep->scheme, host, uri, op->query[0] ? "?" : "", op->query);
     free(ekey);
 
-    if (op->hl) curlapi.slist_free_all(op->hl);
-    op->hl = NULL;
+    http_headers_free(&op->hl);
     int e = 0;
     for (int i = 0; i < op->nhdrs && !e; i++) e = add_header(op, op->hdrs[i].name, op->hdrs[i].value);
     if (!c->aws.anonymous && !e) {
@@ -250,20 +245,27 @@ static int build_request(struct s3_client *c, struct s3_op *op, const struct s3_
     }
     free(uri);
     if (!e) { /* no 100-continue round trip; no form encoding on POST */
-        struct curl_slist *n = curlapi.slist_append(op->hl, "Expect:");
-        if (n) op->hl = n;
-        if (strcmp(op->method, "POST") == 0 && (n = curlapi.slist_append(op->hl, "Content-Type: application/xml")))
-            op->hl = n;
+        e = http_header_add(&op->hl, "Expect:");
+        if (!e && strcmp(op->method, "POST") == 0) e = http_header_add(&op->hl, "Content-Type: application/xml");
     }
     return e;
+}
+
+/* Signing, or TLS (libcurl's OpenSSL is the same libcrypto). Anonymous plain-HTTP
+ * requests need neither, so they never load libcrypto (crypto_api.h). */
+static int needs_crypto(const struct s3_client *c)
+{
+    if (!c->aws.anonymous) return 1;
+    for (int i = 0; i < c->nep; i++)
+        if (strcmp(c->ep[i].scheme, "https") == 0) return 1;
+    return 0;
 }
 
 /* Send the next attempt to the endpoint chosen for it (not `avoid` when there is
  * another; with max_wait, only to one expected to answer within it, else -EAGAIN). */
 static int send_attempt(struct s3_client *c, struct s3_op *op, int avoid, uint64_t max_wait)
 {
-    if (curl_api_load() < 0) return -ENOSYS;
-    if (!crypto_alive()) return -EIO; /* the program shut OpenSSL down: no signing, no TLS */
+    if (needs_crypto(c) && !crypto_alive()) return -EIO; /* the program shut OpenSSL down: no signing, no TLS */
     int epi = choose_endpoint(c, op, avoid, max_wait);
     if (epi < 0) return -EAGAIN;
     op->ep = &c->ep[epi];

@@ -64,6 +64,7 @@
  * new program joins the same staging file (s3_stage_open_fd). */
 #include "../config.h"
 #include "../bufpool.h"
+#include "../efd.h"
 #include "../log.h"
 #include "../sys.h"
 #include "s3.h"
@@ -138,6 +139,11 @@ static struct s3_stage *g_list;
  * directory's lock, recounted by every process's first scan). stat and open of S3 keys
  * look for a staging file only when it is not 0: an atomic load, no system call. */
 static uint64_t *g_active;
+
+/* The descriptors a staging file keeps open live high and engine-owned (efd.h): a
+ * program that dup2()s onto a low number it thinks is free (a shell's `exec 3>>f`, right
+ * after the open that made them) must not replace them. */
+static int park(int fd) { return fd < 0 ? fd : efd_park(fd); }
 
 static void active_add(int64_t d)
 {
@@ -503,9 +509,9 @@ static void list_del(struct s3_stage *s)
 static void stage_free(struct s3_stage *s)
 {
     if (s->h && s->h != MAP_FAILED) munmap(s->h, s->maplen);
-    if (s->pfd >= 0) sys.close(s->pfd);
-    if (s->dfd >= 0) sys.close(s->dfd);
-    if (s->mapfd >= 0) sys.close(s->mapfd);
+    if (s->pfd >= 0) efd_close(s->pfd);
+    if (s->dfd >= 0) efd_close(s->dfd);
+    if (s->mapfd >= 0) efd_close(s->mapfd);
     s3_path_free(&s->path);
     free(s);
 }
@@ -574,10 +580,10 @@ static int try_join(struct s3_stage *s, int check_key)
     int fd = s->mapfd; /* an inherited hold (s3_stage_open_fd) */
     s->mapfd = -1;
     if (fd < 0) {
-        fd = sys.open(mp, O_RDWR | O_CLOEXEC);
+        fd = park(sys.open(mp, O_RDWR | O_CLOEXEC));
         if (fd < 0) return errno == ENOENT ? 0 : -errno;
         if (sys.flock(fd, LOCK_EX | LOCK_NB) == 0) { /* nobody holds it: left by a process that died */
-            sys.close(fd);
+            efd_close(fd);
             remove_if_unheld(s->base, 0);
             return 0;
         }
@@ -594,14 +600,14 @@ static int try_join(struct s3_stage *s, int check_key)
         slog_error("s3: %s/%s: the staging file %s belongs to another object or another version of s3shim; "
                    "remove it or set S3SHIM_STAGING_DIR", s->path.bucket, s->path.key, mp);
         if (h != MAP_FAILED) munmap(h, (size_t)st.st_size);
-        sys.close(fd);
+        efd_close(fd);
         return -EBUSY;
     }
-    int dfd = sys.open(dp, O_RDWR | O_CLOEXEC);
+    int dfd = park(sys.open(dp, O_RDWR | O_CLOEXEC));
     if (dfd < 0) {
         int e = -errno;
         munmap(h, (size_t)st.st_size);
-        sys.close(fd);
+        efd_close(fd);
         return e;
     }
     s->mapfd = fd;
@@ -619,17 +625,17 @@ static int create(struct s3_stage *s, int64_t size, const char *etag, time_t mti
     suffix(s->base, ".data", dp, sizeof dp);
     uint32_t nb = (uint32_t)((size + BLK - 1) >> BLK_SHIFT);
     size_t len = sizeof(struct stage_hdr) + nb;
-    int fd = sys.open(mp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = park(sys.open(mp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (fd < 0) return -errno;
     struct stage_hdr *h = MAP_FAILED;
     if (sys.ftruncate(fd, (off_t)len) == 0) h = sys.mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    int dfd = h == MAP_FAILED ? -1 : sys.open(dp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int dfd = h == MAP_FAILED ? -1 : park(sys.open(dp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
     if (dfd < 0 || sys.ftruncate(dfd, size) < 0) {
         int e = -errno;
         slog_error("s3: %s/%s: cannot create the staging file %s: %s", s->path.bucket, s->path.key, dp, strerror(-e));
-        if (dfd >= 0) sys.close(dfd);
+        if (dfd >= 0) efd_close(dfd);
         if (h != MAP_FAILED) munmap(h, len);
-        sys.close(fd);
+        efd_close(fd);
         sys.unlink(mp);
         sys.unlink(dp);
         return e;
@@ -668,10 +674,10 @@ static int finish_open(struct s3_stage *s)
     char dp[PATH_MAX + 8];
     suffix(s->base, ".data", dp, sizeof dp);
     if (s->acc == O_RDWR) {
-        s->pfd = sys.dup(s->dfd);
+        s->pfd = park(sys.dup(s->dfd));
         if (s->pfd >= 0) sys.fcntl(s->pfd, F_SETFD, FD_CLOEXEC);
     } else {
-        s->pfd = sys.open(dp, s->acc | O_CLOEXEC);
+        s->pfd = park(sys.open(dp, s->acc | O_CLOEXEC));
     }
     if (s->pfd < 0) return -errno;
     if ((s->flags & O_TRUNC) && s->acc != O_RDONLY) {
@@ -858,7 +864,7 @@ static int stage_open(struct s3_mount *m, const struct s3_path *p, int flags, co
     if (r < 0) {
         if (s->mapfd >= 0) { /* drop our hold; remove what nobody else holds */
             int d2 = dir_lock();
-            sys.close(s->mapfd);
+            efd_close(s->mapfd);
             s->mapfd = -1;
             remove_if_unheld(s->base, 1);
             dir_unlock(d2);
@@ -1163,7 +1169,7 @@ int s3_stage_close(struct s3_stage *s)
             active_add(-1);
         }
     }
-    sys.close(s->mapfd);
+    efd_close(s->mapfd);
     s->mapfd = -1;
     dir_unlock(dl);
     stage_free(s);

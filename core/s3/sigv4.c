@@ -9,9 +9,9 @@
  *   without holding it. */
 #include "sigv4.h"
 
+#include "crypto_api.h"
+
 #include <errno.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,14 +36,14 @@ static void hex_encode(const unsigned char *in, size_t n, char *out)
  * runs before the library destructors, where uploads still open at exit are committed:
  * digests and TLS after it crash. Asking first, with OPENSSL_INIT_NO_ATEXIT, means no such
  * handler is ever registered: the memory is the kernel's to reclaim when the process ends.
- * The choice is made once per process by whoever initialises OpenSSL first; we do it from
- * the constructor (when an S3 mount is set up), before the program can. */
-static void keep_once(void) { (void)OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL); }
-
+ * The choice is made once per process by whoever initialises OpenSSL first. We do it as
+ * we load libcrypto (crypto_api.c: at the first signature or digest), or when the S3
+ * mount is set up if the program has libcrypto loaded already: before the program can,
+ * unless it initialised OpenSSL itself before either (its exit then loses what is
+ * still open, with a log line saying why: s3_file.c). */
 void crypto_keep_at_exit(void)
 {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, keep_once);
+    if (crypto_api_present()) (void)crypto_api_load();
 }
 
 /* OPENSSL_init_crypto() answers 0 without touching anything once OPENSSL_cleanup() has
@@ -53,13 +53,13 @@ void crypto_keep_at_exit(void)
 #ifndef OPENSSL_INIT_BASE_ONLY
 #define OPENSSL_INIT_BASE_ONLY 0x00040000L
 #endif
-int crypto_alive(void) { return OPENSSL_init_crypto(OPENSSL_INIT_BASE_ONLY, NULL) == 1; }
+int crypto_alive(void) { return crypto_api_load() == 0 && cryptoapi.init_crypto(OPENSSL_INIT_BASE_ONLY, NULL) == 1; }
 
 static int hmac_sha256(const void *key, size_t klen, const void *data, size_t dlen, unsigned char out[32])
 {
     size_t outlen = 0;
     if (!crypto_alive()) return -EIO;
-    if (!EVP_Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, klen, data, dlen, out, 32, &outlen) || outlen != 32)
+    if (!cryptoapi.Q_mac(NULL, "HMAC", NULL, "SHA256", NULL, key, klen, data, dlen, out, 32, &outlen) || outlen != 32)
         return -EIO;
     return 0;
 }
@@ -113,29 +113,29 @@ int sigv4_init(struct sigv4 *s, const char *access_key, const char *secret_key, 
         if (!header_value_safe(session_token)) goto invalid;
         s->session_token = strdup(session_token);
         if (!s->session_token) {
-            OPENSSL_cleanse(s, sizeof *s);
+            explicit_bzero(s, sizeof *s);
             return -ENOMEM;
         }
     }
     if (pthread_mutex_init(&s->lock, NULL) != 0) {
         free(s->session_token);
-        OPENSSL_cleanse(s, sizeof *s);
+        explicit_bzero(s, sizeof *s);
         return -ENOMEM;
     }
     return 0;
 invalid:
-    OPENSSL_cleanse(s, sizeof *s);
+    explicit_bzero(s, sizeof *s);
     return -EINVAL;
 }
 
 void sigv4_free(struct sigv4 *s)
 {
     if (s->session_token) {
-        OPENSSL_cleanse(s->session_token, strlen(s->session_token));
+        explicit_bzero(s->session_token, strlen(s->session_token));
         free(s->session_token);
     }
     pthread_mutex_destroy(&s->lock);
-    OPENSSL_cleanse(s, sizeof *s);
+    explicit_bzero(s, sizeof *s);
 }
 
 /* ---- a growable string -------------------------------------------------------------- */
@@ -345,9 +345,9 @@ static int derive_key(const struct sigv4 *s, const char *day, unsigned char key[
     if (r == 0) r = hmac_sha256(a, 32, s->region, strlen(s->region), b);
     if (r == 0) r = hmac_sha256(b, 32, s->service, strlen(s->service), a);
     if (r == 0) r = hmac_sha256(a, 32, "aws4_request", 12, key);
-    OPENSSL_cleanse(k0, sizeof k0);
-    OPENSSL_cleanse(a, sizeof a);
-    OPENSSL_cleanse(b, sizeof b);
+    explicit_bzero(k0, sizeof k0);
+    explicit_bzero(a, sizeof a);
+    explicit_bzero(b, sizeof b);
     return r;
 }
 
@@ -399,7 +399,7 @@ int sigv4_sign(struct sigv4 *s, const char *method, const char *host, const char
         r = signing_key(s, day, key);
     }
     if (r == 0) r = hmac_sha256(key, sizeof key, sts, strlen(sts), mac);
-    OPENSSL_cleanse(key, sizeof key);
+    explicit_bzero(key, sizeof key);
     if (r == 0) {
         hex_encode(mac, sizeof mac, sig);
         int n = snprintf(out->authorization, sizeof out->authorization,
@@ -455,7 +455,7 @@ void sha256_hex(const void *data, size_t len, char out[65])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (!crypto_alive() || !EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32) {
+    if (!crypto_alive() || !cryptoapi.Digest(data, len, md, &mdlen, cryptoapi.sha256(), NULL) || mdlen != 32) {
         out[0] = '\0';
         return;
     }
@@ -466,8 +466,8 @@ void md5_base64(const void *data, size_t len, char out[25])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
-    if (!crypto_alive() || !EVP_Digest(data, len, md, &mdlen, EVP_md5(), NULL) || mdlen != 16 ||
-        EVP_EncodeBlock((unsigned char *)out, md, 16) != 24)
+    if (!crypto_alive() || !cryptoapi.Digest(data, len, md, &mdlen, cryptoapi.md5(), NULL) || mdlen != 16 ||
+        cryptoapi.EncodeBlock((unsigned char *)out, md, 16) != 24)
         out[0] = '\0';
 }
 
@@ -481,9 +481,9 @@ struct sha256_ctx *sha256_begin(void)
     if (!crypto_alive()) return NULL;
     struct sha256_ctx *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    c->md = EVP_MD_CTX_new();
-    if (!c->md || !EVP_DigestInit_ex(c->md, EVP_sha256(), NULL)) {
-        EVP_MD_CTX_free(c->md);
+    c->md = cryptoapi.MD_CTX_new();
+    if (!c->md || !cryptoapi.DigestInit_ex(c->md, cryptoapi.sha256(), NULL)) {
+        cryptoapi.MD_CTX_free(c->md);
         free(c);
         return NULL;
     }
@@ -492,7 +492,7 @@ struct sha256_ctx *sha256_begin(void)
 
 void sha256_update(struct sha256_ctx *c, const void *data, size_t len)
 {
-    if (c && !c->failed && len && !EVP_DigestUpdate(c->md, data, len)) c->failed = 1;
+    if (c && !c->failed && len && !cryptoapi.DigestUpdate(c->md, data, len)) c->failed = 1;
 }
 
 void sha256_end_hex(struct sha256_ctx *c, char out[65])
@@ -501,13 +501,13 @@ void sha256_end_hex(struct sha256_ctx *c, char out[65])
     unsigned int mdlen = 0;
     out[0] = '\0';
     if (!c) return;
-    if (!c->failed && EVP_DigestFinal_ex(c->md, md, &mdlen) && mdlen == 32) hex_encode(md, 32, out);
+    if (!c->failed && cryptoapi.DigestFinal_ex(c->md, md, &mdlen) && mdlen == 32) hex_encode(md, 32, out);
     sha256_abort(c);
 }
 
 void sha256_abort(struct sha256_ctx *c)
 {
     if (!c) return;
-    EVP_MD_CTX_free(c->md);
+    cryptoapi.MD_CTX_free(c->md);
     free(c);
 }

@@ -15,8 +15,8 @@
  *   atexit-tail an atexit handler registered before DEST was opened writes the last
  *               MiB, then exit(0)
  *   stdio       fopen/fwrite, no fclose, exit(0)
- *   ssl-cleanup the program shuts OpenSSL down itself (OPENSSL_cleanup, found with
- *               dlsym when the shim has loaded it), then exit(0)
+ *   ssl-cleanup the program shuts OpenSSL down itself (OPENSSL_cleanup, from the
+ *               libcrypto the shim has opened), then exit(0)
  *   fork-exit / fork-_exit  half is written, a forked child writes "child" (as on a
  *               local file; "exit_writer: child: wrote" on stderr) or is refused with
  *               EBADF when the parent's upload already sent parts ("child: EBADF"),
@@ -134,7 +134,9 @@ int main(int argc, char **argv)
         for (;;) pause();
     }
     if (!strcmp(how, "ssl-cleanup")) {
-        void (*cleanup)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "OPENSSL_cleanup");
+        /* the process's one libcrypto: the shim's (it opens it on first use), or a new one */
+        void *h = dlopen("libcrypto.so.3", RTLD_NOW);
+        void (*cleanup)(void) = h ? (void (*)(void))dlsym(h, "OPENSSL_cleanup") : NULL;
         if (cleanup) cleanup();
         exit(0);
     }

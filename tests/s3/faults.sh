@@ -8,7 +8,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$here/../.." && pwd)
 BUILD=${BUILD:-build}
 SAN=${SAN:-}
-LIB=$REPO/$BUILD/libs3shim.so
+case $BUILD in /*) ;; *) BUILD=$REPO/$BUILD ;; esac
+LIB=$BUILD/libs3shim.so
 # shellcheck source=../variant.sh
 . "$REPO/tests/variant.sh" "s3shim S3 fault tests"
 # shellcheck source=../report.sh

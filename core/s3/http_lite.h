@@ -1,0 +1,39 @@
+/* http_lite.h - a process's first requests, on the calling thread, without libcurl.
+ *
+ * libcurl brings some twenty-five libraries (TLS, Kerberos, LDAP, SSH, RTMP...) and the
+ * engine its threads: milliseconds a small program (cat, head, stat, ls of one key) would
+ * otherwise spend before its first byte. Until the engine has started, a plain-HTTP
+ * request that uploads nothing and brings back little is made here instead: one
+ * blocking HTTP/1.1 exchange on one kept-alive connection, on the thread that asked.
+ * Anything else (https, an upload, a large or parallel read, a second request while one
+ * is under way here, a proxy named by http_proxy/all_proxy, which libcurl would use)
+ * starts the engine, which then takes every request (http.c).
+ *
+ * Internal to http.c: it decides, this file talks to the server. */
+#ifndef S3SHIM_HTTP_LITE_H
+#define S3SHIM_HTTP_LITE_H
+
+#include "http.h"
+
+/* The largest response body a lite request may ask for: the first window of a read
+ * (s3_file.c), a HEAD, a listing page. */
+#define HTTP_LITE_MAX ((size_t)1 << 20)
+
+/* The parser callbacks the engine gives libcurl; lite feeds them the same way (header
+ * lines with their CRLF, body bytes), so both paths fill a request alike. */
+size_t http_on_header(char *p, size_t sz, size_t n, void *arg);
+size_t http_on_body(char *p, size_t sz, size_t n, void *arg);
+
+/* Whether r is one for this path (plain http, GET or HEAD, no body, a bounded answer);
+ * on 1 the caller owns the lite connection until http_lite_run returns. 0: use the
+ * engine (nothing was taken). */
+int http_lite_claim(const struct http_req *r);
+/* Make the claimed request; fills r's response fields (status, curl_code, curl_err...)
+ * as the engine would. The caller then completes r. */
+void http_lite_run(struct http_req *r, const struct http_settings *set);
+/* The engine has started: the kept connection is closed when it is next free. */
+void http_lite_retire(void);
+/* In a forked child: the parent's connection is not ours. */
+void http_lite_atfork_child(void);
+
+#endif
