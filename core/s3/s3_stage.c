@@ -126,7 +126,7 @@ struct s3_stage {
      * forked child until it changes something (a child that only closes what it inherited,
      * as subprocess modules do before exec, uploads nothing); an exec'd program that takes
      * it up inherits the changes not uploaded yet. */
-    int wrote;
+    int wrote; /* atomic: threads of the process write at once */
     struct s3_stage *next;
 };
 
@@ -367,6 +367,7 @@ static void set_present(struct stage_hdr *h, int64_t b)
 
 static int64_t flimit(const struct stage_hdr *h) { return __atomic_load_n(&h->fetch_limit, __ATOMIC_ACQUIRE); }
 
+static void mark_wrote(struct s3_stage *s) { __atomic_store_n(&s->wrote, 1, __ATOMIC_RELAXED); }
 static void changed(struct stage_hdr *h) { __atomic_add_fetch(&h->gen, 1, __ATOMIC_ACQ_REL); }
 
 static int dirty(const struct stage_hdr *h)
@@ -992,7 +993,7 @@ ssize_t s3_stage_pwrite(struct s3_stage *s, const void *buf, size_t len, off_t o
                        s->path.bucket, s->path.key, g_dir);
         return e;
     }
-    s->wrote = 1;
+    mark_wrote(s);
     changed(h);
     return (ssize_t)len;
 }
@@ -1086,7 +1087,7 @@ int s3_stage_ftruncate(struct s3_stage *s, off_t len)
     }
     if (e == 0 && sys.ftruncate(s->dfd, len) < 0) e = -errno;
     if (e == 0) {
-        s->wrote = 1;
+        mark_wrote(s);
         changed(h);
     }
     hunlock(h);
@@ -1111,7 +1112,7 @@ int s3_stage_fallocate(struct s3_stage *s, int mode, off_t off, off_t len)
     if (e == 0) {
         struct stat st2;
         if ((mode & ~FALLOC_FL_KEEP_SIZE) || (sys.fstat(s->dfd, &st2) == 0 && st2.st_size != st.st_size)) {
-            s->wrote = 1;
+            mark_wrote(s);
             changed(h);
         }
     }
@@ -1140,7 +1141,7 @@ int s3_stage_map(struct s3_stage *s, off_t off, size_t len, int prot, int flags)
 {
     if ((prot & PROT_WRITE) && (flags & MAP_SHARED)) {
         if (s->acc != O_RDWR) return -EACCES;
-        s->wrote = 1;
+        mark_wrote(s);
         __atomic_store_n(&s->h->mapped_w, 1, __ATOMIC_RELEASE);
     }
     int e = ensure(s, off, off + (int64_t)len);
@@ -1149,7 +1150,7 @@ int s3_stage_map(struct s3_stage *s, off_t off, size_t len, int prot, int flags)
 
 int s3_stage_close(struct s3_stage *s)
 {
-    int e = s->wrote ? upload_if_dirty(s) : 0;
+    int e = __atomic_load_n(&s->wrote, __ATOMIC_RELAXED) ? upload_if_dirty(s) : 0;
     if (e < 0)
         slog_error("s3: %s/%s: the staged object could not be uploaded; close fails with EIO and the server keeps "
                    "the previous version", s->path.bucket, s->path.key);
