@@ -423,6 +423,25 @@ static void own_free(void *p)
     free(r);
 }
 
+/* Only this thread submits to its ring and it always waits in io_uring_enter, so the
+ * kernel may run the completion work there (DEFER_TASKRUN) instead of queueing task
+ * work that interrupts the thread (kernels from 6.1); older kernels get a plain ring. */
+static int own_init(struct io_uring *r)
+{
+#if defined(IORING_SETUP_SINGLE_ISSUER) && defined(IORING_SETUP_DEFER_TASKRUN)
+    static _Atomic int plain; /* the kernel refused the flags once: do not ask again */
+    if (!atomic_load_explicit(&plain, memory_order_relaxed)) {
+        struct io_uring_params p;
+        memset(&p, 0, sizeof p);
+        p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+        int e = io_uring_queue_init_params(8, r, &p);
+        if (e != -EINVAL) return e;
+        atomic_store_explicit(&plain, 1, memory_order_relaxed);
+    }
+#endif
+    return io_uring_queue_init(8, r, 0);
+}
+
 static void own_key_make(void) { pthread_key_create(&own_key, own_free); }
 
 static struct io_uring *own_ring(void)
@@ -441,7 +460,7 @@ static struct io_uring *own_ring(void)
         return NULL;
     }
     struct io_uring *r = calloc(1, sizeof *r);
-    if (!r || io_uring_queue_init(8, r, 0) < 0) {
+    if (!r || own_init(r) < 0) {
         free(r);
         atomic_fetch_sub(&own_count, 1);
         own_failed = 1;

@@ -9,7 +9,9 @@
 #             fd 0, which the shim serves through a pipe, see docs/semantics.md "Standard streams");
 #   randread  4 KiB random reads: fio itself under the shim (ioengine=psync, JOBS jobs, on
 #             the mount path) vs fio io_uring at iodepth JOBS (same total concurrency);
-#             fio psync direct=1 without the shim is shown as a reference;
+#             fio io_uring at iodepth 1 in JOBS jobs (what the shim does for a program
+#             that waits for each read: one ring per thread, one io_uring_enter per read)
+#             and fio psync direct=1 without the shim are shown as references;
 #   seqwrite  1 MiB sequential overwrite: fio under the shim (psync, bs=1M, one job) vs
 #             fio io_uring bs=1M iodepth 1; `dd bs=1M conv=notrunc` through the shim is
 #             shown too (its of= is fd 1: a pipe again).
@@ -103,6 +105,9 @@ bench_target() { # TARGET-NAME REAL-PATH SHIM-MOUNTS SHIM-PATH
     run "fio-randread-uring-qd$JOBS" "$tn" fio iops fio --name=rr --filename="$real" --rw=randread --bs=4k \
         --ioengine=io_uring --direct=1 --iodepth="$JOBS" --size="${SIZE_MB}M" --runtime="$RUNTIME" --time_based \
         "${fio_common[@]}"
+    run "fio-randread-uring-qd1-x$JOBS" "$tn" fio iops fio --name=rr --filename="$real" --rw=randread --bs=4k \
+        --ioengine=io_uring --direct=1 --iodepth=1 --numjobs="$JOBS" --size="${SIZE_MB}M" --runtime="$RUNTIME" \
+        --time_based "${fio_common[@]}"
     run "fio-randread-psync-x$JOBS" "$tn" fio iops fio --name=rr --filename="$real" --rw=randread --bs=4k \
         --ioengine=psync --direct=1 --numjobs="$JOBS" --size="${SIZE_MB}M" --runtime="$RUNTIME" --time_based \
         "${fio_common[@]}"
@@ -157,6 +162,7 @@ tests = [("1 MiB seq read (MB/s): cat vs fio qd4", "fio-seqread-qd4", "shim-cat-
          ("1 MiB seq read (MB/s): cat vs fio qd1", "fio-seqread-qd1", "shim-cat-seqread", 0.95),
          ("1 MiB seq read (MB/s): dd (fd 0 pipe) vs fio qd4", "fio-seqread-qd4", "shim-dd-seqread", 0.95),
          ("4 KiB rand read (IOPS), vs fio io_uring qd%s" % jobs, "fio-randread-uring-qd%s" % jobs, "shim-fio-psync-x%s" % jobs, 0.90),
+         ("4 KiB rand read (IOPS), vs fio io_uring qd1 x%s" % jobs, "fio-randread-uring-qd1-x%s" % jobs, "shim-fio-psync-x%s" % jobs, 0.90),
          ("4 KiB rand read (IOPS), vs fio psync x%s direct=1" % jobs, "fio-randread-psync-x%s" % jobs, "shim-fio-psync-x%s" % jobs, 0.90),
          ("1 MiB seq write (MB/s): fio psync vs fio qd1", "fio-seqwrite-qd1", "shim-fio-psync-seqwrite", 0.95),
          ("1 MiB seq write (MB/s): dd (fd 1 pipe) vs fio qd1", "fio-seqwrite-qd1", "shim-dd-seqwrite", 0.95)]
