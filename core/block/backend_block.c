@@ -215,8 +215,10 @@ static int in_commit(struct block_mount *m, int (*fn)(struct blk_txn *, struct b
         tx_abort(t);
     } else {
         uint64_t c0 = stats_now_ns();
-        e = tx_commit(t);
+        int durable = 0;
+        e = tx_commit(t, bg_how(m), &durable);
         stats_record(&m->dev_stats, STK_SYNC, c0, 0, e != 0); /* the block child's "sync": commits */
+        if (!e) bg_committed(m, durable);
     }
     stats_record(m->stats, STK_META, t0, 0, e != 0);
     bm_describe(m);
@@ -279,6 +281,8 @@ static int bm_mount(const char *where, const struct cfg *cfg, struct stats_set *
     struct uring_settings us = {.threads = cfg->direct_threads, .entries = 256, .slot_size = m->chunk,
                                 .slots = cfg->direct_buffers, .sqpoll = cfg->direct_sqpoll};
     uring_configure(&us);
+    m->commit_ms = cfg->block_commit_ms;
+    bg_start(m);
     *msp = m;
     return 0;
 }
@@ -286,6 +290,8 @@ static int bm_mount(const char *where, const struct cfg *cfg, struct stats_set *
 static void bm_unmount(void *ms)
 {
     struct block_mount *m = ms;
+    bg_stop(m);
+    blk_vr_close(&m->st);
     if (m->st.fd >= 0) {
         efd_close(m->st.fd);
         m->st.fd = -1;
@@ -300,6 +306,7 @@ static void bm_atfork_child(void *ms)
 {
     struct block_mount *m = ms;
     pthread_mutex_init(&m->detail_lock, NULL);
+    bg_atfork_child(m);
     blk_atfork_child(&m->st);
     m->st.fd = efd_park(m->st.fd);
     uring_atfork_child();

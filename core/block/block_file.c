@@ -379,7 +379,7 @@ static int free_replaced(struct blk_txn *t, struct bfile *f, const struct blk_ob
     return 0;
 }
 
-static int commit(struct bfile *f)
+static int commit(struct bfile *f, int how)
 {
     int e = wb_flush(f);
     if (!e) e = f->err;
@@ -432,9 +432,11 @@ static int commit(struct bfile *f)
             break;
         }
         uint64_t c0 = stats_now_ns();
-        e = tx_commit(t);
+        int durable = 0;
+        e = tx_commit(t, how, &durable);
         stats_record(&f->m->dev_stats, STK_SYNC, c0, 0, e != 0); /* the block child's "sync": commits */
         if (e < 0) break;
+        bg_committed(f->m, durable);
         f->base = *o;
         for (int i = 0; i < f->n; i++) f->map[i].owned = 0; /* committed: shared from now on */
         f->dirty = 0;
@@ -451,10 +453,13 @@ int bf_fsync(void *fh, int datasync)
 {
     (void)datasync;
     struct bfile *f = fh;
-    if (!f->writable) return 0;
     uint64_t t0 = stats_now_ns();
     pthread_mutex_lock(&f->lock);
-    int e = f->dirty ? commit(f) : f->err;
+    /* A durable commit of this file, or (nothing to commit) of everything published:
+     * fsync on any descriptor of the mount leaves nothing only visible behind it. */
+    int mine = f->writable && f->dirty;
+    int e = mine ? commit(f, TX_DURABLE) : f->writable ? f->err : 0;
+    if (!e && !mine) e = bg_sync(f->m);
     pthread_mutex_unlock(&f->lock);
     stats_record(f->m->stats, STK_SYNC, t0, 0, e != 0);
     return e;
@@ -558,7 +563,7 @@ int bf_close(void *fh)
     int e = 0;
     if (f->writable) {
         pthread_mutex_lock(&f->lock);
-        e = f->dirty ? commit(f) : f->err;
+        e = f->dirty ? commit(f, bg_how(f->m)) : f->err;
         pthread_mutex_unlock(&f->lock);
         if (e) slog_error("block: %s: closing %s: %s; the object keeps its previous version", f->m->uri, f->key,
                           strerror(-e));
