@@ -79,14 +79,17 @@ int blk_open(struct blk_store *s, const char *path, int rw, char *err, size_t er
 void blk_close(struct blk_store *s);
 int blk_read_block(struct blk_store *s, uint64_t addr, void *buf);
 int blk_write_block(struct blk_store *s, uint64_t addr, const void *buf);
+/* Object data through the page cache (small objects at their commit; blk_sync covers it). */
+int blk_write_data(struct blk_store *s, uint64_t pblk, const void *buf, size_t nblk);
 int blk_sync(struct blk_store *s);
 /* The newest valid root, visible (in /dev/shm) or durable (a slot on the device); *bad
  * gets a bit per invalid device slot. 0 or -EIO. */
 int blk_newest_root(struct blk_store *s, struct blk_root *r, int *bad);
 /* The same, and the newest durable root's commit and slot (0 or 1). */
 int blk_roots(struct blk_store *s, struct blk_root *r, uint64_t *durable, int *dslot, int *bad);
-/* Make the newest visible root durable (flush, root into the slot that does not hold the
- * newest durable one, flush), under the commit lock. 0 (also: nothing to do) or -errno. */
+/* Make the newest visible root durable: flush, root into the slot that does not hold the
+ * newest durable one, flush. The flushes run without the commit lock (commits go on; the
+ * root's blocks are pinned meanwhile). 0 (also: nothing to do) or -errno. */
 int blk_make_durable(struct blk_store *s);
 
 /* --- blk_vroot.c (visible, not yet durable roots, in /dev/shm) -------------------------- */
@@ -96,6 +99,10 @@ void blk_vr_unlink(struct blk_store *s); /* crashtest: the recorded run's file *
 /* The newest valid visible root with a commit above `above`: 0, or -ENOENT. */
 int blk_vr_read(struct blk_store *s, struct blk_root *r, uint64_t above);
 int blk_vr_write(struct blk_store *s, const void *root_block); /* sealed; -EROFS */
+/* The commit a durable step in progress is making durable (0: none); under the lock. */
+uint64_t blk_vr_pin(struct blk_store *s);
+/* Set the pin to commit, if it was if_was (UINT64_MAX: whatever it was). */
+void blk_vr_set_pin(struct blk_store *s, uint64_t commit, uint64_t if_was);
 /* The commit lock: in-process mutex and an OFD write lock on byte 0 of the device. */
 int blk_lock(struct blk_store *s);
 void blk_unlock(struct blk_store *s);

@@ -82,6 +82,14 @@ int blk_write_block(struct blk_store *s, uint64_t addr, const void *buf)
     return n < 0 ? -errno : -EIO;
 }
 
+int blk_write_data(struct blk_store *s, uint64_t pblk, const void *buf, size_t nblk)
+{
+    if (blk_recorder) blk_recorder(BLK_REC_WRITE, pblk * BLK_BS, buf, nblk * BLK_BS);
+    ssize_t n = sys.pwrite(s->fd, buf, nblk * BLK_BS, (off_t)(pblk * BLK_BS));
+    if (n == (ssize_t)(nblk * BLK_BS)) return 0;
+    return n < 0 ? -errno : -EIO;
+}
+
 int blk_sync(struct blk_store *s)
 {
     atomic_fetch_add_explicit(&s->flushes, 1, memory_order_relaxed);
@@ -230,24 +238,38 @@ int blk_make_durable(struct blk_store *s)
     struct blk_root r;
     uint64_t d;
     int dslot;
-    if ((e = blk_roots(s, &r, &d, &dslot, NULL)) == 0 && r.h.commit > d) {
-        /* Every block the visible root reaches went to the device before it was published:
-         * one flush makes them durable, then the root goes into the slot that does not hold
-         * the newest durable root (which stays the fallback if this write is torn). */
-        uint8_t *b = aligned_alloc(64, BLK_BS);
-        if (!b) e = -ENOMEM;
-        if (!e) e = blk_sync(s);
-        if (!e) {
-            memset(b, 0, BLK_BS);
-            memcpy(b, &r, sizeof r);
-            uint64_t slot = BLK_ROOT_SLOT0 + (uint64_t)(1 - dslot);
-            blk_seal(b, BK_ROOT, r.h.commit, slot, s->sb.h.uuid);
-            e = blk_write_block(s, slot, b);
-        }
-        if (!e) e = blk_sync(s);
-        free(b);
+    if ((e = blk_roots(s, &r, &d, &dslot, NULL)) < 0 || r.h.commit <= d) {
+        blk_unlock(s);
+        return e;
     }
+    uint64_t v = r.h.commit;
+    blk_vr_set_pin(s, v, UINT64_MAX); /* commits from now on keep what root v reaches */
     blk_unlock(s);
+    /* Every block root v reaches went to the device before v was published: one flush
+     * makes them durable (and the object data). */
+    e = blk_sync(s);
+    uint8_t *b = aligned_alloc(64, BLK_BS);
+    if (!b && !e) e = -ENOMEM;
+    int le = blk_lock(s);
+    if (le < 0) {
+        free(b);
+        return le;
+    }
+    /* Root v (as read: commits since are kept from reusing its blocks by the pin) into
+     * the slot that does not hold the newest durable root, which stays the fallback while
+     * this write is torn; unless someone made v durable meanwhile. */
+    struct blk_root now;
+    if (!e && (e = blk_roots(s, &now, &d, &dslot, NULL)) == 0 && d < v) {
+        memset(b, 0, BLK_BS);
+        memcpy(b, &r, sizeof r);
+        uint64_t slot = BLK_ROOT_SLOT0 + (uint64_t)(1 - dslot);
+        blk_seal(b, BK_ROOT, v, slot, s->sb.h.uuid);
+        e = blk_write_block(s, slot, b);
+    }
+    blk_vr_set_pin(s, 0, v);
+    blk_unlock(s);
+    free(b);
+    if (!e) e = blk_sync(s); /* the root itself, before fsync returns */
     return e;
 }
 

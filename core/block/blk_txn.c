@@ -38,6 +38,7 @@ struct blk_txn {
     struct blk_root r;
     uint64_t base;    /* the commit this one builds on */
     uint64_t durable; /* the newest durable root's commit (base, unless base is only visible) */
+    uint64_t pin;     /* a durable step in progress makes this commit durable (0: none) */
     int dslot;        /* its device slot */
     uint64_t base_pend, base_pend_n; /* a visible base's pend_cur: this commit's list goes before it */
     struct tblk *nodes;
@@ -96,10 +97,11 @@ static void add_freed(struct blk_txn *t, uint64_t start, uint64_t len)
 }
 
 /* A freed metadata block written by commit `commit`: if no durable root can reach it
- * (written after the newest durable one), it is free again from the next commit on. */
+ * (written after the newest durable one, and after the root a durable step in progress
+ * is writing), it is free again from the next commit on. */
 static void add_freed_meta(struct blk_txn *t, uint64_t addr, uint64_t commit)
 {
-    if (commit > t->durable) add_ext(t, &t->vfreed, &t->nvfreed, &t->capvfreed, addr, 1);
+    if (commit > t->durable && commit > t->pin) add_ext(t, &t->vfreed, &t->nvfreed, &t->capvfreed, addr, 1);
     else add_freed(t, addr, 1);
 }
 
@@ -417,6 +419,7 @@ int tx_begin(struct blk_store *s, struct blk_txn **tp)
         return e;
     }
     t->base = t->r.h.commit;
+    t->pin = blk_vr_pin(s);
     t->mcursor = s->sb.meta_start;
     /* What the base freed that no durable root reaches is free from now on. */
     release(t, t->r.vol);

@@ -10,12 +10,18 @@
  * one boot it is exactly what any reader of the device sees; after a power cut the file
  * is gone and the newest durable root on the device is the store's state. Writes happen
  * under the commit lock; a reader that catches a slot half-copied fails its CRC and uses
- * the other (one commit older: as if it had looked a moment earlier). */
+ * the other (one commit older: as if it had looked a moment earlier).
+ *
+ * The pin: a durable step in progress (blk_make_durable) flushes without the commit lock,
+ * so commits go on meanwhile; until it has written its root, the blocks that root reaches
+ * must not be reused. It publishes the root's commit number here, and commits hold every
+ * block written up to that commit instead of freeing it at the next commit (blk_txn.c). */
 #include "blk.h"
 
 #include "../sys.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,7 +29,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define VR_SIZE (2 * BLK_BS)
+#define VR_SIZE (3 * BLK_BS) /* two roots, then the pin (u64) */
 
 static void vr_name(const struct blk_store *s, char *buf, size_t len)
 {
@@ -97,6 +103,21 @@ int blk_vr_read(struct blk_store *s, struct blk_root *r, uint64_t above)
         return 0;
     }
     return -ENOENT;
+}
+
+static _Atomic uint64_t *pin_of(struct blk_store *s) { return (_Atomic uint64_t *)(void *)(s->vr + 2 * BLK_BS); }
+
+uint64_t blk_vr_pin(struct blk_store *s)
+{
+    if (!s->vr && blk_vr_open(s) < 0) return 0;
+    return atomic_load(pin_of(s));
+}
+
+void blk_vr_set_pin(struct blk_store *s, uint64_t commit, uint64_t if_was)
+{
+    if (!s->vr_rw) return;
+    uint64_t old = atomic_load(pin_of(s));
+    if (if_was == UINT64_MAX || old == if_was) atomic_store(pin_of(s), commit);
 }
 
 int blk_vr_write(struct blk_store *s, const void *root_block)

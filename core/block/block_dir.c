@@ -70,7 +70,7 @@ struct bdir {
 int bd_opendir(void *ms, const char *key, void **dhp)
 {
     struct stat st;
-    int e = bk_block_ops.stat(ms, key, &st, 0);
+    int e = bm_stat_quick(ms, key, &st);
     if (e) return e;
     if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
     struct bdir *d = calloc(1, sizeof *d);

@@ -17,7 +17,9 @@
  * process committed a new version meanwhile, the blocks still shared with the old one are
  * copied first, so the commit never references blocks someone else freed. The commit's
  * flush before its root write makes the data durable too (one flush less per commit;
- * `s3shim blk crashtest` proves the order). */
+ * `s3shim blk crashtest` proves the order). A small object (up to 256 KiB) written at
+ * its commit goes through the page cache of the device instead, as metadata does: a
+ * program writing many small files does not wait for the device on each. */
 #include "block.h"
 #include "bmount.h"
 
@@ -32,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define BLK_SMALL_OBJECT (256u << 10) /* objects up to this size: data through the page cache */
+
 struct bext {
     uint64_t lblk, pblk;
     uint32_t len;
@@ -43,6 +47,7 @@ struct bfile {
     char key[BLK_MAX_KEY + 1];
     size_t klen;
     int fd, writable, dirty, err;
+    int at_commit; /* wb_flush from the commit */
     mode_t mode;
     pthread_mutex_t lock;
     struct blk_obj base; /* the committed version this file builds on (base.gen 0: none) */
@@ -233,7 +238,11 @@ static int wb_flush(struct bfile *f)
             n = (size_t)got;
             if ((e = map_set(f, lblk, start, n)) < 0) break;
         }
-        e = dev_io(f, UIO_WRITE, start, f->wb.p + i * BLK_BS, n, -1);
+        /* A small object's data at its commit goes through the page cache, as its
+         * metadata does (the commit's flush makes both durable; the kernel keeps direct
+         * reads coherent with it): no wait for the device per small file. */
+        if (f->at_commit && f->size <= BLK_SMALL_OBJECT) e = blk_write_data(&f->m->st, start, f->wb.p + i * BLK_BS, n);
+        else e = dev_io(f, UIO_WRITE, start, f->wb.p + i * BLK_BS, n, -1);
         i += n;
     }
     f->wb_len = 0;
@@ -381,7 +390,9 @@ static int free_replaced(struct blk_txn *t, struct bfile *f, const struct blk_ob
 
 static int commit(struct bfile *f, int how)
 {
+    f->at_commit = 1;
     int e = wb_flush(f);
+    f->at_commit = 0;
     if (!e) e = f->err;
     /* No flush of the data here: the commit's flush before the root write covers every
      * write to the device (data included), so data is durable before it is referenced. */
@@ -645,7 +656,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     if (have < 0) e = have;
     if (!e && have == 0) { /* a directory of that name? */
         struct stat st;
-        if (bk_block_ops.stat(m, key, &st, 0) == 0 && S_ISDIR(st.st_mode))
+        if (bm_stat_quick(m, key, &st) == 0 && S_ISDIR(st.st_mode))
             e = (flags & O_CREAT) && (flags & O_EXCL) ? -EEXIST : -EISDIR;
         else if (!(flags & O_CREAT)) e = bm_missing(m, key);
         else e = bm_parent_ok(m, key);
