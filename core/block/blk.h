@@ -93,6 +93,7 @@ int blk_roots(struct blk_store *s, struct blk_root *r, uint64_t *durable, int *d
 int blk_make_durable(struct blk_store *s);
 
 /* --- blk_vroot.c (visible, not yet durable roots, in /dev/shm) -------------------------- */
+void blk_vr_name(const struct blk_store *s, char *buf, size_t len); /* its file */
 int blk_vr_open(struct blk_store *s);
 void blk_vr_close(struct blk_store *s);
 void blk_vr_unlink(struct blk_store *s); /* crashtest: the recorded run's file */

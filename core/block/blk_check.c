@@ -220,7 +220,8 @@ int blk_check_ex(const char *path, int repair, int verbose, int crash, FILE *out
     }
     struct blk_root r;
     int bad = 0;
-    if (blk_newest_root(&s, &r, &bad) < 0) {
+    uint64_t durable0 = 0;
+    if (blk_roots(&s, &r, &durable0, NULL, &bad) < 0) {
         damage(&c, "no valid root in either slot: the store cannot be read");
         blk_close(&s);
         return 4;
@@ -229,7 +230,7 @@ int blk_check_ex(const char *path, int repair, int verbose, int crash, FILE *out
         if (!(bad & (1 << i))) continue;
         uint8_t b[BLK_BS] __attribute__((aligned(64)));
         int zero = blk_read_block(&s, BLK_ROOT_SLOT0 + (uint64_t)i, b) == 0 && is_zero(b);
-        if (zero && r.h.commit == 1) continue; /* never written since format */
+        if (zero && durable0 == 1) continue; /* never written since format */
         if (crash) { /* after a simulated power cut an interrupted commit's root is expected */
             say(&c, "note: root slot %d invalid (an interrupted commit); the store is at commit %llu", i,
                 (unsigned long long)r.h.commit);

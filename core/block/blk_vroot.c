@@ -31,7 +31,7 @@
 
 #define VR_SIZE (3 * BLK_BS) /* two roots, then the pin (u64) */
 
-static void vr_name(const struct blk_store *s, char *buf, size_t len)
+void blk_vr_name(const struct blk_store *s, char *buf, size_t len)
 {
     char u[33];
     for (int i = 0; i < 16; i++) snprintf(u + 2 * i, 3, "%02x", s->sb.h.uuid[i]);
@@ -48,7 +48,7 @@ int blk_vr_open(struct blk_store *s)
     if (s->vr_retry_ns && now < s->vr_retry_ns) return -ENOENT;
     s->vr_retry_ns = now + 100000000ull; /* a missing file is looked for again in 0.1 s */
     char name[PATH_MAX];
-    vr_name(s, name, sizeof name);
+    blk_vr_name(s, name, sizeof name);
     int rw = s->rw;
     int fd = rw ? sys.open(name, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666) : -1;
     if (fd < 0) {
@@ -79,7 +79,7 @@ void blk_vr_close(struct blk_store *s)
 void blk_vr_unlink(struct blk_store *s)
 {
     char name[PATH_MAX];
-    vr_name(s, name, sizeof name);
+    blk_vr_name(s, name, sizeof name);
     sys.unlink(name);
     blk_vr_close(s);
 }
