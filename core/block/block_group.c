@@ -7,7 +7,7 @@
  * process left undurable (a thread of the mount sleeps until then, like ext4's commit
  * interval), an fsync/fdatasync on the mount, the process's end (exit, _exit, exec, and
  * unmount), or a new process mounting the store and finding a published root older than
- * N ms (its writer was killed). So N ms bounds what a power cut can take, and commits
+ * N ms (its writer was killed: the new process's thread does it, the program goes on). So N ms bounds what a power cut can take, and commits
  * arriving closer together than a flush takes share it. N = 0: every commit durable
  * before its call returns. */
 #include "block.h"
@@ -60,6 +60,17 @@ static void *flusher(void *arg)
     return NULL;
 }
 
+/* The mount's thread, if this process has none yet; g_lock held. */
+static void start_thread(struct block_mount *m)
+{
+    if (!m->g_thread_on || m->g_pid != getpid()) {
+        m->g_pid = getpid();
+        m->g_thread_on = pthread_create(&m->g_thread, NULL, flusher, m) == 0;
+        if (!m->g_thread_on) slog_warn("block: %s: no flusher thread; commits become durable at fsync or exit", m->uri);
+    }
+    pthread_cond_signal(&m->g_cond);
+}
+
 static void group_init_locks(struct block_mount *m)
 {
     pthread_mutex_init(&m->g_lock, NULL);
@@ -77,14 +88,21 @@ void bg_start(struct block_mount *m)
     m->g_next = reg;
     reg = m;
     pthread_mutex_unlock(&reg_lock);
-    /* A published root older than the interval: its writer is gone; make it durable. */
+    /* A published root older than the interval: its writer is gone. The mount's thread
+     * makes it durable at once (the program does not wait for the flushes to start). */
     struct blk_root r;
     uint64_t d;
-    if (m->st.rw && blk_roots(&m->st, &r, &d, NULL, NULL) == 0 && r.h.commit > d) {
+    if (m->st.rw && m->st.vr_rw && blk_roots(&m->st, &r, &d, NULL, NULL) == 0 && r.h.commit > d) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-        if (now - r.time_ns >= (uint64_t)m->commit_ms * 1000000ull) durable_now(m);
+        if (now - r.time_ns >= (uint64_t)m->commit_ms * 1000000ull) {
+            uint64_t due = mono_ns() - (uint64_t)m->commit_ms * 1000000ull;
+            pthread_mutex_lock(&m->g_lock);
+            m->g_since = due ? due : 1;
+            start_thread(m);
+            pthread_mutex_unlock(&m->g_lock);
+        }
     }
 }
 
@@ -96,12 +114,7 @@ void bg_committed(struct block_mount *m, int durable)
     if (durable) m->g_since = 0; /* its root holds every commit published before it */
     else if (!m->g_since) {
         m->g_since = mono_ns();
-        if (!m->g_thread_on || m->g_pid != getpid()) {
-            m->g_pid = getpid();
-            m->g_thread_on = pthread_create(&m->g_thread, NULL, flusher, m) == 0;
-            if (!m->g_thread_on) slog_warn("block: %s: no flusher thread; commits become durable at fsync or exit", m->uri);
-        }
-        pthread_cond_signal(&m->g_cond);
+        start_thread(m);
     }
     pthread_mutex_unlock(&m->g_lock);
 }

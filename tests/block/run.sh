@@ -374,6 +374,12 @@ for round in $(seq 1 "$KILLS"); do
         "$W/kill.log" >/dev/null 2>&1 &
     pid=$!
     KPID=$pid
+    # every other round kills only after the writer's first rename (a loaded machine can
+    # take longer than the random sleep to start python: no round would commit anything)
+    if [ $((round % 2)) = 0 ]; then
+        n0=$(wc -l <"$W/kill.log")
+        for _ in $(seq 100); do [ "$(wc -l <"$W/kill.log")" -gt "$n0" ] && break; sleep 0.1; done
+    fi
     sleep "0.$((RANDOM % 3))$((RANDOM % 10))"
     kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
