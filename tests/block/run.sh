@@ -378,7 +378,11 @@ for round in $(seq 1 "$KILLS"); do
     # take longer than the random sleep to start python: no round would commit anything)
     if [ $((round % 2)) = 0 ]; then
         n0=$(wc -l <"$W/kill.log")
-        for _ in $(seq 100); do [ "$(wc -l <"$W/kill.log")" -gt "$n0" ] && break; sleep 0.1; done
+        for _ in $(seq 100); do
+            [ "$(wc -l <"$W/kill.log")" -gt "$n0" ] && break
+            kill -0 "$pid" 2>/dev/null || break # ended (a full device: ENOSPC)
+            sleep 0.1
+        done
     fi
     sleep "0.$((RANDOM % 3))$((RANDOM % 10))"
     kill -9 "$pid" 2>/dev/null
