@@ -41,7 +41,7 @@ MAN  := $(BUILD)/s3shim.1
 VERSION := $(shell sed -n 's/.*S3SHIM_VERSION "\(.*\)"/\1/p' include/s3shim.h)
 
 .PHONY: all help man deps test test-unit test-sys test-docs test-integration test-oplog test-direct test-block test-block-battery test-s3 test-endpoints test-faultproxy test-tsan \
-        test-s3rig bench bench-oplog bench-replay bench-passthrough bench-s3 bench-programs bench-first bench-endpoints bench-direct bench-block-startup \
+        test-s3rig bench bench-oplog bench-replay bench-passthrough bench-s3 bench-programs bench-first bench-endpoints bench-direct bench-block bench-block-startup \
         install clean demo
 
 all: $(LIB) $(TOOL)
@@ -218,6 +218,11 @@ bench-first: all
 # direct:// against fio (io_uring, O_DIRECT) on a 2 GiB file and a loop device (about 2 minutes).
 bench-direct: all
 	@BUILD=$(BUILD) bench/direct/run.sh
+
+# block:// against ext4, XFS (small files) and fio (large sequential, 4 KiB random reads)
+# on one loop device (root; about 3 minutes).
+bench-block: all
+	@BUILD=$(BUILD) bench/block/run.sh
 
 # block:// start-up: a store of 1M objects, a new process's cost and memory (about 30 s).
 bench-block-startup: all $(BUILD)/blk_populate

@@ -3,6 +3,7 @@
  * placeholders (pump.h); if exec fails the pumps start again. posix_spawn, system and
  * popen are here because glibc runs them without fork handlers. */
 #define _GNU_SOURCE 1
+#include "../core/block/block.h"
 #include "../core/oplog.h"
 #include "ofd.h"
 #include "pump.h"
@@ -30,11 +31,14 @@ static void before_child(void)
 }
 
 /* The program ends at exec: what the pumps hold is stored first, then what cannot live on
- * in the new program is committed (ofd.h). */
+ * in the new program is committed (ofd.h), and block:// commits made durable. */
 static void before_exec(void)
 {
     pump_before_exec();
-    if (own_process()) ofd_commit_before_exec();
+    if (own_process()) {
+        ofd_commit_before_exec();
+        bk_block_at_exit(); /* block:// group commit: nothing of ours left only visible */
+    }
 }
 
 #define AROUND_EXEC(call) \

@@ -184,6 +184,8 @@ static int cmd_config(int argc, char **argv)
            c.direct_chunk, c.direct_depth, c.direct_threads, c.direct_buffers, c.direct_sqpoll ? ", SQPOLL" : "",
            c.direct_gather ? ", writes gathered" : "");
     printf("  %-24s %s\n", "direct:// fallback", c.direct_fallback ? "error" : "buffered (with a warning)");
+    if (c.block_commit_ms) printf("  %-24s visible at once, durable within %d ms (group commit)\n", "block:// commits", c.block_commit_ms);
+    else printf("  %-24s durable before each call returns\n", "block:// commits");
     char aws[2048];
     printf("\nAWS:\n");
     if (bk_s3_explain(aws, sizeof aws) < 0) {

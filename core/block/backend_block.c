@@ -197,7 +197,7 @@ int bm_parent_ok(struct block_mount *m, const char *key)
     char *parent = strndup(key, (size_t)(slash - key));
     if (!parent) return -ENOMEM;
     struct stat st;
-    int e = bk_block_ops.stat(m, parent, &st, 0);
+    int e = bm_stat_quick(m, parent, &st);
     if (!e && !S_ISDIR(st.st_mode)) e = -ENOTDIR;
     free(parent);
     return e;
@@ -215,8 +215,10 @@ static int in_commit(struct block_mount *m, int (*fn)(struct blk_txn *, struct b
         tx_abort(t);
     } else {
         uint64_t c0 = stats_now_ns();
-        e = tx_commit(t);
+        int durable = 0;
+        e = tx_commit(t, bg_how(m), &durable);
         stats_record(&m->dev_stats, STK_SYNC, c0, 0, e != 0); /* the block child's "sync": commits */
+        if (!e) bg_committed(m, durable);
     }
     stats_record(m->stats, STK_META, t0, 0, e != 0);
     bm_describe(m);
@@ -279,6 +281,8 @@ static int bm_mount(const char *where, const struct cfg *cfg, struct stats_set *
     struct uring_settings us = {.threads = cfg->direct_threads, .entries = 256, .slot_size = m->chunk,
                                 .slots = cfg->direct_buffers, .sqpoll = cfg->direct_sqpoll};
     uring_configure(&us);
+    m->commit_ms = cfg->block_commit_ms;
+    bg_start(m);
     *msp = m;
     return 0;
 }
@@ -286,6 +290,8 @@ static int bm_mount(const char *where, const struct cfg *cfg, struct stats_set *
 static void bm_unmount(void *ms)
 {
     struct block_mount *m = ms;
+    bg_stop(m);
+    blk_vr_close(&m->st);
     if (m->st.fd >= 0) {
         efd_close(m->st.fd);
         m->st.fd = -1;
@@ -300,6 +306,7 @@ static void bm_atfork_child(void *ms)
 {
     struct block_mount *m = ms;
     pthread_mutex_init(&m->detail_lock, NULL);
+    bg_atfork_child(m);
     blk_atfork_child(&m->st);
     m->st.fd = efd_park(m->st.fd);
     uring_atfork_child();
@@ -307,10 +314,9 @@ static void bm_atfork_child(void *ms)
 
 /* --- namespace ------------------------------------------------------------------------------ */
 
-static int bm_stat(void *ms, const char *key, struct stat *st, int nofollow)
+/* stat of a key; links: a directory's link count counted (up to 256 entries read). */
+static int stat_key(struct block_mount *m, const char *key, struct stat *st, int links)
 {
-    (void)nofollow;
-    struct block_mount *m = ms;
     uint64_t t0 = stats_now_ns();
     size_t kl = strlen(key);
     struct blk_obj *o = calloc(1, sizeof *o);
@@ -323,7 +329,7 @@ static int bm_stat(void *ms, const char *key, struct stat *st, int nofollow)
             o->mode = r.top_mode & 07777 ? r.top_mode & 07777 : 0755;
             o->mtime_ns = r.top_mtime_ns;
             bm_fill_stat(m, o, 1, st);
-            st->st_nlink = bm_dir_links(m, "", 0);
+            if (links) st->st_nlink = bm_dir_links(m, "", 0);
         }
     } else if ((e = bm_key_check(key)) < 0) {
     } else {
@@ -336,13 +342,13 @@ static int bm_stat(void *ms, const char *key, struct stat *st, int nofollow)
             if (!(mk = join(key, kl, "/", 1, &ml))) e = -ENOMEM;
             else if ((r = bt_get(&m->st, mk, ml, o, NULL)) == 1) {
                 bm_fill_stat(m, o, 1, st);
-                st->st_nlink = bm_dir_links(m, mk, ml);
+                if (links) st->st_nlink = bm_dir_links(m, mk, ml);
             } else if (r == 0 && (r = bt_next(&m->st, mk, ml, 0, o)) == 1 && o->klen > ml && memcmp(o->key, mk, ml) == 0) {
                 memset(o, 0, sizeof *o);
                 memcpy(o->key, mk, ml);
                 o->klen = (uint16_t)ml;
                 bm_fill_stat(m, o, 1, st);
-                st->st_nlink = bm_dir_links(m, mk, ml);
+                if (links) st->st_nlink = bm_dir_links(m, mk, ml);
             } else {
                 e = r < 0 ? r : bm_missing(m, key);
             }
@@ -356,11 +362,19 @@ static int bm_stat(void *ms, const char *key, struct stat *st, int nofollow)
     return e;
 }
 
+static int bm_stat(void *ms, const char *key, struct stat *st, int nofollow)
+{
+    (void)nofollow;
+    return stat_key(ms, key, st, 1);
+}
+
+int bm_stat_quick(struct block_mount *m, const char *key, struct stat *st) { return stat_key(m, key, st, 0); }
+
 static int bm_access(void *ms, const char *key, int mode, int flags)
 {
     (void)flags;
     struct stat st;
-    int e = bm_stat(ms, key, &st, 0);
+    int e = stat_key(ms, key, &st, 0);
     if (e) return e;
     if ((mode & W_OK) && !((struct block_mount *)ms)->st.rw) return -EROFS;
     if ((mode & X_OK) && S_ISREG(st.st_mode) && !(st.st_mode & 0111)) return -EACCES;
@@ -513,7 +527,7 @@ static int bm_mkdir(void *ms, const char *key, mode_t mode)
     int e = bm_key_check(key);
     if (!e) {
         struct stat st;
-        e = bm_stat(ms, key, &st, 0) == 0 ? -EEXIST : bm_parent_ok(ms, key);
+        e = bm_stat_quick(ms, key, &st) == 0 ? -EEXIST : bm_parent_ok(ms, key);
     }
     if (e) return e;
     struct ns_arg a = {.from = key, .mode = mode};

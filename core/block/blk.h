@@ -38,7 +38,12 @@ struct blk_store {
     pthread_mutex_t nc_lock;
     uint64_t nc_commit;
     struct blk_ncslot *nc;
-    _Atomic uint64_t meta_reads, commits, commit_ns;
+    _Atomic uint64_t meta_reads, commits, commit_ns, flushes;
+    /* Visible roots (blk_vroot.c): the two root blocks mapped from /dev/shm. */
+    uint64_t dev_id, dev_ino; /* the device's identity: st_rdev, or st_dev and st_ino */
+    uint8_t *vr;
+    int vr_rw;
+    uint64_t vr_retry_ns;
 };
 
 #define BLK_NC_SLOTS 256 /* 1 MiB of nodes per store, direct-mapped by address */
@@ -74,9 +79,31 @@ int blk_open(struct blk_store *s, const char *path, int rw, char *err, size_t er
 void blk_close(struct blk_store *s);
 int blk_read_block(struct blk_store *s, uint64_t addr, void *buf);
 int blk_write_block(struct blk_store *s, uint64_t addr, const void *buf);
+/* Object data through the page cache (small objects at their commit; blk_sync covers it). */
+int blk_write_data(struct blk_store *s, uint64_t pblk, const void *buf, size_t nblk);
 int blk_sync(struct blk_store *s);
-/* The newest valid root; *bad gets a bit per invalid slot. 0 or -EIO. */
+/* The newest valid root, visible (in /dev/shm) or durable (a slot on the device); *bad
+ * gets a bit per invalid device slot. 0 or -EIO. */
 int blk_newest_root(struct blk_store *s, struct blk_root *r, int *bad);
+/* The same, and the newest durable root's commit and slot (0 or 1). */
+int blk_roots(struct blk_store *s, struct blk_root *r, uint64_t *durable, int *dslot, int *bad);
+/* Make the newest visible root durable: flush, root into the slot that does not hold the
+ * newest durable one, flush. The flushes run without the commit lock (commits go on; the
+ * root's blocks are pinned meanwhile). 0 (also: nothing to do) or -errno. */
+int blk_make_durable(struct blk_store *s);
+
+/* --- blk_vroot.c (visible, not yet durable roots, in /dev/shm) -------------------------- */
+void blk_vr_name(const struct blk_store *s, char *buf, size_t len); /* its file */
+int blk_vr_open(struct blk_store *s);
+void blk_vr_close(struct blk_store *s);
+void blk_vr_unlink(struct blk_store *s); /* crashtest: the recorded run's file */
+/* The newest valid visible root with a commit above `above`: 0, or -ENOENT. */
+int blk_vr_read(struct blk_store *s, struct blk_root *r, uint64_t above);
+int blk_vr_write(struct blk_store *s, const void *root_block); /* sealed; -EROFS */
+/* The commit a durable step in progress is making durable (0: none); under the lock. */
+uint64_t blk_vr_pin(struct blk_store *s);
+/* Set the pin to commit, if it was if_was (UINT64_MAX: whatever it was). */
+void blk_vr_set_pin(struct blk_store *s, uint64_t commit, uint64_t if_was);
 /* The commit lock: in-process mutex and an OFD write lock on byte 0 of the device. */
 int blk_lock(struct blk_store *s);
 void blk_unlock(struct blk_store *s);
@@ -109,8 +136,12 @@ int blk_free_blocks(struct blk_store *s, uint64_t *free_blocks, struct blk_root 
 struct blk_txn;
 /* Takes the commit lock, reads the newest root, releases what commit N-1 freed. */
 int tx_begin(struct blk_store *s, struct blk_txn **tp);
-/* Write everything, sync, write the root, sync, unlock. 0 or -errno (nothing visible). */
-int tx_commit(struct blk_txn *t);
+/* Write everything; TX_DURABLE: sync, write the root into a device slot, sync;
+ * TX_VISIBLE: publish the root in /dev/shm only (durable at the next blk_make_durable;
+ * falls back to TX_DURABLE when this process cannot publish). Unlocks. 0 or -errno
+ * (nothing visible). *durable (if given) says which it was. */
+enum { TX_DURABLE = 0, TX_VISIBLE = 1 };
+int tx_commit(struct blk_txn *t, int how, int *durable);
 void tx_abort(struct blk_txn *t);
 struct blk_root *tx_root(struct blk_txn *t);
 /* A node of the txn's view (written this txn or read and verified); NULL + t error. */
@@ -138,6 +169,9 @@ int tx_get(struct blk_txn *t, const char *key, size_t klen, struct blk_obj *o);
 int tx_next(struct blk_txn *t, const char *after, size_t alen, int incl, struct blk_obj *o);
 int tx_put(struct blk_txn *t, const struct blk_obj *o); /* insert or replace */
 int tx_del(struct blk_txn *t, const char *key, size_t klen);
+/* The same, under *r (read on the first call, when r->h.commit is 0), so a scan of many
+ * entries reads the roots once; if the tree moved under it, *r becomes the newest root. */
+int bt_next_at(struct blk_store *s, struct blk_root *r, const char *after, size_t alen, int incl, struct blk_obj *o);
 /* Walk every node and entry of root r (check, ls): node(addr, level, data) then
  * entry(o, data) for each object; a callback returning < 0 stops the walk. */
 struct bt_walker {

@@ -258,8 +258,18 @@ int blk_df(const char *path, FILE *out, char *err, size_t errlen)
     fprintf(out, "metadata      %llu of %llu blocks\n", (unsigned long long)zone_used, (unsigned long long)meta);
     fprintf(out, "objects       %llu\n", (unsigned long long)rt.objects);
     fprintf(out, "directories   %llu\n", (unsigned long long)rt.dirs);
-    fprintf(out, "commit        %llu\n", (unsigned long long)rt.h.commit);
+    struct blk_root dr;
+    uint64_t durable = rt.h.commit;
+    blk_roots(&s, &dr, &durable, NULL, NULL);
+    if (durable < rt.h.commit)
+        fprintf(out, "commit        %llu (durable: %llu; group commit)\n", (unsigned long long)rt.h.commit,
+                (unsigned long long)durable);
+    else
+        fprintf(out, "commit        %llu\n", (unsigned long long)rt.h.commit);
     fprintf(out, "index height  %u\n", rt.height);
+    char vr[PATH_MAX];
+    blk_vr_name(&s, vr, sizeof vr);
+    fprintf(out, "visible roots %s\n", vr);
     blk_close(&s);
     return r < 0 ? r : 0;
 }

@@ -220,7 +220,8 @@ int blk_check_ex(const char *path, int repair, int verbose, int crash, FILE *out
     }
     struct blk_root r;
     int bad = 0;
-    if (blk_newest_root(&s, &r, &bad) < 0) {
+    uint64_t durable0 = 0;
+    if (blk_roots(&s, &r, &durable0, NULL, &bad) < 0) {
         damage(&c, "no valid root in either slot: the store cannot be read");
         blk_close(&s);
         return 4;
@@ -229,7 +230,7 @@ int blk_check_ex(const char *path, int repair, int verbose, int crash, FILE *out
         if (!(bad & (1 << i))) continue;
         uint8_t b[BLK_BS] __attribute__((aligned(64)));
         int zero = blk_read_block(&s, BLK_ROOT_SLOT0 + (uint64_t)i, b) == 0 && is_zero(b);
-        if (zero && r.h.commit == 1) continue; /* never written since format */
+        if (zero && durable0 == 1) continue; /* never written since format */
         if (crash) { /* after a simulated power cut an interrupted commit's root is expected */
             say(&c, "note: root slot %d invalid (an interrupted commit); the store is at commit %llu", i,
                 (unsigned long long)r.h.commit);
@@ -238,7 +239,7 @@ int blk_check_ex(const char *path, int repair, int verbose, int crash, FILE *out
         blk_verify(b, BK_ROOT, BLK_ROOT_SLOT0 + (uint64_t)i, s.sb.h.uuid, UINT64_MAX, why, sizeof why);
         if (repair) {
             struct blk_txn *t;
-            if (tx_begin(&s, &t) == 0 && tx_commit(t) == 0) {
+            if (tx_begin(&s, &t) == 0 && tx_commit(t, TX_DURABLE, NULL) == 0) {
                 say(&c, "repaired: root slot %d: %s; an empty commit rewrote it", i, why);
                 repaired++;
                 blk_newest_root(&s, &r, NULL);
@@ -249,7 +250,9 @@ int blk_check_ex(const char *path, int repair, int verbose, int crash, FILE *out
                BLK_ROOT_SLOT0 + i, zero ? "empty" : why, (unsigned long long)r.h.commit);
     }
     /* From here on no commit runs (a writer elsewhere waits): the view is one commit's. */
-    if (blk_lock_shared(&s) < 0 || blk_newest_root(&s, &r, NULL) < 0) {
+    uint64_t durable = 0;
+    int dslot = 0;
+    if (blk_lock_shared(&s) < 0 || blk_roots(&s, &r, &durable, &dslot, NULL) < 0) {
         damage(&c, "cannot lock the store or read its root");
         blk_close(&s);
         return 8;
@@ -257,7 +260,10 @@ int blk_check_ex(const char *path, int repair, int verbose, int crash, FILE *out
     c.r = &r;
     live(&c, BK_SUPER, 0);
     live(&c, BK_SUPER, s.sb.dev_blocks - 1);
-    live(&c, BK_ROOT, BLK_ROOT_SLOT0 + r.h.commit % 2);
+    live(&c, BK_ROOT, BLK_ROOT_SLOT0 + (uint64_t)dslot); /* the newest durable root */
+    if (r.h.commit > durable)
+        say(&c, "note: commits %llu to %llu are visible, not yet durable (group commit)", (unsigned long long)durable + 1,
+            (unsigned long long)r.h.commit);
     if (!(c.ref = calloc(s.sb.dev_blocks / 8 + 1, 1))) {
         blk_close(&s);
         return 8;
@@ -268,6 +274,7 @@ int blk_check_ex(const char *path, int repair, int verbose, int crash, FILE *out
     bt_walk(&s, &r, &w);
     ck_pending(&c, r.pend_prev, r.pend_prev_n, "older");
     ck_pending(&c, r.pend_cur, r.pend_cur_n, "newer");
+    ck_pending(&c, r.vol, r.vol_n, "visible-only");
     /* The bitmap against the references. */
     uint8_t *b = malloc(BLK_BS), *bm = malloc(BLK_BS);
     uint64_t nbm = (s.sb.dev_blocks + BLK_BITS_PER_BM - 1) / BLK_BITS_PER_BM, used = 0, meta_used = 0;

@@ -63,6 +63,10 @@ struct blk_root {
     int64_t top_mtime_ns;            /* the mount's root directory: it has no entry */
     uint32_t top_mode, reserved0;
     uint64_t dir[BLK_ROOT_DIRS];
+    /* Metadata blocks freed by commit N that no durable root reaches (written since the
+     * newest durable root, group commit): free again from commit N+1 on. Zero in roots
+     * written before this field existed. */
+    uint64_t vol, vol_n;
 };
 _Static_assert(sizeof(struct blk_root) <= BLK_BS, "root fits a block");
 

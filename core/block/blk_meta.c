@@ -82,8 +82,17 @@ int blk_write_block(struct blk_store *s, uint64_t addr, const void *buf)
     return n < 0 ? -errno : -EIO;
 }
 
+int blk_write_data(struct blk_store *s, uint64_t pblk, const void *buf, size_t nblk)
+{
+    if (blk_recorder) blk_recorder(BLK_REC_WRITE, pblk * BLK_BS, buf, nblk * BLK_BS);
+    ssize_t n = sys.pwrite(s->fd, buf, nblk * BLK_BS, (off_t)(pblk * BLK_BS));
+    if (n == (ssize_t)(nblk * BLK_BS)) return 0;
+    return n < 0 ? -errno : -EIO;
+}
+
 int blk_sync(struct blk_store *s)
 {
+    atomic_fetch_add_explicit(&s->flushes, 1, memory_order_relaxed);
     if (blk_recorder) blk_recorder(BLK_REC_FLUSH, 0, NULL, 0);
     return sys.fdatasync(s->fd) < 0 ? -errno : 0;
 }
@@ -118,6 +127,8 @@ int blk_open(struct blk_store *s, const char *path, int rw, char *err, size_t er
     uint64_t size = 0;
     if (sys.fstat(fd, &st) < 0) goto bad_errno;
     s->is_blk = S_ISBLK(st.st_mode);
+    s->dev_id = s->is_blk ? (uint64_t)st.st_rdev : (uint64_t)st.st_dev;
+    s->dev_ino = s->is_blk ? 0 : (uint64_t)st.st_ino;
     if (s->is_blk) {
         if (sys.ioctl(fd, BLKGETSIZE64, &size) < 0) goto bad_errno;
     } else if (S_ISREG(st.st_mode)) {
@@ -157,6 +168,7 @@ int blk_open(struct blk_store *s, const char *path, int rw, char *err, size_t er
     }
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->nc_lock, NULL);
+    blk_vr_open(s); /* absent when nobody batched commits in this boot: looked for again later */
     return 0;
 bad_errno:
     r = -errno;
@@ -176,10 +188,11 @@ void blk_close(struct blk_store *s)
         free(s->nc);
         s->nc = NULL;
     }
+    blk_vr_close(s);
     s->fd = -1;
 }
 
-int blk_newest_root(struct blk_store *s, struct blk_root *r, int *bad)
+int blk_roots(struct blk_store *s, struct blk_root *r, uint64_t *durable, int *dslot, int *bad)
 {
     uint8_t b[2][BLK_BS] __attribute__((aligned(64)));
     int ok[2], e = 0;
@@ -187,21 +200,77 @@ int blk_newest_root(struct blk_store *s, struct blk_root *r, int *bad)
     /* both slots in one read (blocks 1 and 2 are adjacent) */
     atomic_fetch_add_explicit(&s->meta_reads, 2, memory_order_relaxed);
     ssize_t got = sys.pread(s->fd, b, 2 * BLK_BS, BLK_ROOT_SLOT0 * BLK_BS);
-    for (int i = 0; i < 2; i++) {
-        int rr = got == 2 * BLK_BS ? 0 : got < 0 ? -errno : -EIO;
-        if (rr < 0) e = rr;
+    int rr = got == 2 * BLK_BS ? 0 : got < 0 ? -errno : -EIO;
+    if (rr < 0) e = rr;
+    uint64_t c[2] = {((const struct blk_hdr *)b[0])->commit, ((const struct blk_hdr *)b[1])->commit};
+    int newer = c[1] > c[0];
+    for (int k = 0; k < 2; k++) {
+        int i = k ? !newer : newer;
         const struct blk_root *x = (const void *)b[i];
         ok[i] = rr == 0 && blk_verify(b[i], BK_ROOT, BLK_ROOT_SLOT0 + (uint64_t)i, s->sb.h.uuid, UINT64_MAX, NULL, 0) == 0 &&
-                x->h.commit % 2 == (uint64_t)i && x->ndir <= BLK_ROOT_DIRS;
+                x->ndir <= BLK_ROOT_DIRS;
         if (!ok[i] && bad) *bad |= 1 << i;
+        if (ok[i] && !bad) { /* the newer slot is valid: the older one does not matter */
+            ok[!i] = 0;
+            break;
+        }
     }
     int pick = -1;
-    if (ok[0] && ok[1]) pick = ((const struct blk_root *)b[1])->h.commit > ((const struct blk_root *)b[0])->h.commit;
+    if (ok[0] && ok[1]) pick = c[1] > c[0];
     else if (ok[0]) pick = 0;
     else if (ok[1]) pick = 1;
     if (pick < 0) return e ? e : -EIO;
     memcpy(r, b[pick], sizeof *r);
+    if (durable) *durable = r->h.commit;
+    if (dslot) *dslot = pick;
+    /* A newer visible root (group commit, blk_vroot.c) is the state every process sees. */
+    struct blk_root v;
+    if (blk_vr_read(s, &v, r->h.commit) == 0) *r = v;
     return 0;
+}
+
+int blk_newest_root(struct blk_store *s, struct blk_root *r, int *bad) { return blk_roots(s, r, NULL, NULL, bad); }
+
+int blk_make_durable(struct blk_store *s)
+{
+    int e = blk_lock(s);
+    if (e < 0) return e;
+    struct blk_root r;
+    uint64_t d;
+    int dslot;
+    if ((e = blk_roots(s, &r, &d, &dslot, NULL)) < 0 || r.h.commit <= d) {
+        blk_unlock(s);
+        return e;
+    }
+    uint64_t v = r.h.commit;
+    blk_vr_set_pin(s, v, UINT64_MAX); /* commits from now on keep what root v reaches */
+    blk_unlock(s);
+    /* Every block root v reaches went to the device before v was published: one flush
+     * makes them durable (and the object data). */
+    e = blk_sync(s);
+    uint8_t *b = aligned_alloc(64, BLK_BS);
+    if (!b && !e) e = -ENOMEM;
+    int le = blk_lock(s);
+    if (le < 0) {
+        free(b);
+        return le;
+    }
+    /* Root v (as read: commits since are kept from reusing its blocks by the pin) into
+     * the slot that does not hold the newest durable root, which stays the fallback while
+     * this write is torn; unless someone made v durable meanwhile. */
+    struct blk_root now;
+    if (!e && (e = blk_roots(s, &now, &d, &dslot, NULL)) == 0 && d < v) {
+        memset(b, 0, BLK_BS);
+        memcpy(b, &r, sizeof r);
+        uint64_t slot = BLK_ROOT_SLOT0 + (uint64_t)(1 - dslot);
+        blk_seal(b, BK_ROOT, v, slot, s->sb.h.uuid);
+        e = blk_write_block(s, slot, b);
+    }
+    blk_vr_set_pin(s, 0, v);
+    blk_unlock(s);
+    free(b);
+    if (!e) e = blk_sync(s); /* the root itself, before fsync returns */
+    return e;
 }
 
 /* The store's commit lock: the process's mutex, then an OFD lock on byte 0 (of type

@@ -272,6 +272,19 @@ int bt_next(struct blk_store *s, const char *after, size_t alen, int incl, struc
     }
 }
 
+int bt_next_at(struct blk_store *s, struct blk_root *r, const char *after, size_t alen, int incl, struct blk_obj *o)
+{
+    struct view v = {.s = s};
+    if (r->h.commit) {
+        v.r = *r;
+        int x = next_in(&v, v.r.tree, (int)v.r.height - 1, after, alen, incl, o);
+        if (x != -EAGAIN) return x;
+    }
+    int x = bt_next(s, after, alen, incl, o); /* the newest root, retrying while it moves */
+    if (x >= 0 && blk_newest_root(s, r, NULL) < 0) memset(r, 0, sizeof *r);
+    return x;
+}
+
 int tx_get(struct blk_txn *t, const char *key, size_t klen, struct blk_obj *o)
 {
     struct view v = {.t = t, .r = *tx_root(t)};

@@ -36,11 +36,17 @@ struct tbm { /* a bitmap block (by index) or a directory block (by index) */
 struct blk_txn {
     struct blk_store *s;
     struct blk_root r;
-    uint64_t base; /* the commit this one builds on */
+    uint64_t base;    /* the commit this one builds on */
+    uint64_t durable; /* the newest durable root's commit (base, unless base is only visible) */
+    uint64_t pin;     /* a durable step in progress makes this commit durable (0: none) */
+    int dslot;        /* its device slot */
+    uint64_t base_pend, base_pend_n; /* a visible base's pend_cur: this commit's list goes before it */
     struct tblk *nodes;
     struct tbm *bms, *dirs;
-    struct blk_fext *freed;
+    struct blk_fext *freed; /* pend_cur: reachable from a durable root, held until the next one */
     size_t nfreed, capfreed;
+    struct blk_fext *vfreed; /* vol: reachable from no durable root */
+    size_t nvfreed, capvfreed;
     uint64_t mcursor;
     uint64_t t0;
     int err;
@@ -65,24 +71,41 @@ uint8_t *tx_scratch(struct blk_txn *t, int level, size_t size)
     return t->scratch[level];
 }
 
-static void add_freed(struct blk_txn *t, uint64_t start, uint64_t len)
+static void add_ext(struct blk_txn *t, struct blk_fext **v, size_t *n, size_t *cap, uint64_t start, uint64_t len)
 {
-    if (t->nfreed && t->freed[t->nfreed - 1].start + t->freed[t->nfreed - 1].len == start) {
-        t->freed[t->nfreed - 1].len += len;
+    if (*n && (*v)[*n - 1].start + (*v)[*n - 1].len == start) {
+        (*v)[*n - 1].len += len;
         return;
     }
-    if (t->nfreed == t->capfreed) {
-        size_t nc = t->capfreed ? t->capfreed * 2 : 64;
-        struct blk_fext *n = realloc(t->freed, nc * sizeof *n);
-        if (!n) {
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        struct blk_fext *x = realloc(*v, nc * sizeof *x);
+        if (!x) {
             fail(t, -ENOMEM);
             return;
         }
-        t->freed = n;
-        t->capfreed = nc;
+        *v = x;
+        *cap = nc;
     }
-    t->freed[t->nfreed++] = (struct blk_fext){start, len};
+    (*v)[(*n)++] = (struct blk_fext){start, len};
 }
+
+/* Freed by this commit: held until a newer root than the newest durable one is durable. */
+static void add_freed(struct blk_txn *t, uint64_t start, uint64_t len)
+{
+    add_ext(t, &t->freed, &t->nfreed, &t->capfreed, start, len);
+}
+
+/* A freed metadata block written by commit `commit`: if no durable root can reach it
+ * (written after the newest durable one, and after the root a durable step in progress
+ * is writing), it is free again from the next commit on. */
+static void add_freed_meta(struct blk_txn *t, uint64_t addr, uint64_t commit)
+{
+    if (commit > t->durable && commit > t->pin) add_ext(t, &t->vfreed, &t->nvfreed, &t->capvfreed, addr, 1);
+    else add_freed(t, addr, 1);
+}
+
+static uint64_t hdr_commit(const uint8_t *buf) { return ((const struct blk_hdr *)buf)->commit; }
 
 static uint8_t *newbuf(struct blk_txn *t)
 {
@@ -127,7 +150,7 @@ static struct tbm *dir_get(struct blk_txn *t, uint64_t j, int wr)
         d->dirty = 1; /* first: the allocation below may come back here */
         uint64_t old = d->addr, n = meta_alloc(t);
         if (!n) return NULL;
-        add_freed(t, old, 1);
+        add_freed_meta(t, old, hdr_commit(d->buf));
         d->addr = t->r.dir[j] = n;
     }
     return d;
@@ -162,7 +185,7 @@ static struct tbm *bm_get(struct blk_txn *t, uint64_t idx, int wr)
         b->dirty = 1;
         uint64_t old = b->addr, n = meta_alloc(t);
         if (!n) return NULL;
-        add_freed(t, old, 1);
+        add_freed_meta(t, old, hdr_commit(b->buf));
         b->addr = n;
         struct tbm *d = dir_get(t, idx / BLK_ADDRS_PER_DIR, 1);
         if (!d) return NULL;
@@ -277,10 +300,12 @@ const uint8_t *tx_node(struct blk_txn *t, uint64_t addr, int kind)
 void tx_free_node(struct blk_txn *t, uint64_t addr)
 {
     struct tblk *n;
+    uint64_t written = 0; /* unknown: held, as if a durable root reached it */
     HASH_FIND(hh, t->nodes, &addr, sizeof addr, n);
     if (n) {
         HASH_DEL(t->nodes, n);
         int fresh = n->fresh;
+        written = hdr_commit(n->buf);
         free(n->buf);
         free(n);
         if (fresh) {
@@ -288,7 +313,7 @@ void tx_free_node(struct blk_txn *t, uint64_t addr)
             return;
         }
     }
-    add_freed(t, addr, 1);
+    add_freed_meta(t, addr, written);
 }
 
 uint64_t tx_put_node(struct blk_txn *t, uint64_t old, int kind, int level, uint32_t count, const void *body,
@@ -345,7 +370,34 @@ static void txn_free(struct blk_txn *t)
     }
     for (int i = 0; i < 8; i++) free(t->scratch[i]);
     free(t->freed);
+    free(t->vfreed);
     free(t);
+}
+
+/* Clear the bits of every extent of the pending-free list at a; free its blocks. */
+static void release(struct blk_txn *t, uint64_t a)
+{
+    struct blk_store *s = t->s;
+    uint8_t *buf = newbuf(t);
+    while (buf && a && !t->err) {
+        if (blk_read_block(s, a, buf) < 0 || blk_verify(buf, BK_FREE, a, s->sb.h.uuid, t->base, NULL, 0) < 0) {
+            slog_error("block: %s: pending-free block %llu unreadable (run s3shim blk check)", s->path,
+                       (unsigned long long)a);
+            fail(t, -EIO);
+            break;
+        }
+        const struct blk_hdr *h = (const void *)buf;
+        uint64_t next;
+        memcpy(&next, buf + BLK_HDR, 8);
+        for (uint32_t i = 0; i < h->count && i < BLK_EXT_PER_FL && !t->err; i++) {
+            struct blk_fext x;
+            memcpy(&x, buf + BLK_HDR + 8 + i * 16, 16);
+            bits_set(t, x.start, x.len, 0);
+        }
+        add_freed_meta(t, a, h->commit);
+        a = next;
+    }
+    free(buf);
 }
 
 int tx_begin(struct blk_store *s, struct blk_txn **tp)
@@ -360,48 +412,38 @@ int tx_begin(struct blk_store *s, struct blk_txn **tp)
         free(t);
         return e;
     }
-    if ((e = blk_newest_root(s, &t->r, NULL)) < 0) {
+    if ((e = blk_roots(s, &t->r, &t->durable, &t->dslot, NULL)) < 0) {
         slog_error("block: %s: no valid root (run s3shim blk check)", s->path);
         blk_unlock(s);
         free(t);
         return e;
     }
     t->base = t->r.h.commit;
+    t->pin = blk_vr_pin(s);
     t->mcursor = s->sb.meta_start;
-    /* What commit N-1 freed is free from now on; its list's own blocks are freed by us. */
-    uint64_t a = t->r.pend_prev, left = t->r.pend_prev_n;
-    uint8_t *buf = newbuf(t);
-    while (buf && a && !t->err) {
-        if ((e = blk_read_block(s, a, buf)) < 0 ||
-            blk_verify(buf, BK_FREE, a, s->sb.h.uuid, t->base, NULL, 0) < 0) {
-            slog_error("block: %s: pending-free block %llu unreadable (run s3shim blk check)", s->path,
-                       (unsigned long long)a);
-            fail(t, -EIO);
-            break;
-        }
-        const struct blk_hdr *h = (const void *)buf;
-        uint64_t next;
-        memcpy(&next, buf + BLK_HDR, 8);
-        for (uint32_t i = 0; i < h->count && i < BLK_EXT_PER_FL && !t->err; i++) {
-            struct blk_fext x;
-            memcpy(&x, buf + BLK_HDR + 8 + i * 16, 16);
-            bits_set(t, x.start, x.len, 0);
-            left = left >= x.len ? left - x.len : 0;
-        }
-        add_freed(t, a, 1);
-        a = next;
+    /* What the base freed that no durable root reaches is free from now on. */
+    release(t, t->r.vol);
+    t->r.vol = t->r.vol_n = 0;
+    if (t->base == t->durable) {
+        /* What commit N-1 freed is free from now on (the slots hold N-1 and N at most);
+         * its list's own blocks are freed by us. */
+        release(t, t->r.pend_prev);
+        t->r.pend_prev = t->r.pend_cur;
+        t->r.pend_prev_n = t->r.pend_cur_n;
+        t->r.pend_cur = 0;
+        t->r.pend_cur_n = 0;
+    } else {
+        /* The base is only visible: the durable roots may still reach everything freed
+         * since, which stays held; this commit's list is chained before the base's. */
+        t->base_pend = t->r.pend_cur;
+        t->base_pend_n = t->r.pend_cur_n;
     }
-    free(buf);
     if (t->err) {
         e = t->err;
         blk_unlock(s);
         txn_free(t);
         return e;
     }
-    t->r.pend_prev = t->r.pend_cur;
-    t->r.pend_prev_n = t->r.pend_cur_n;
-    t->r.pend_cur = 0;
-    t->r.pend_cur_n = 0;
     *tp = t;
     return 0;
 }
@@ -412,44 +454,68 @@ void tx_abort(struct blk_txn *t)
     txn_free(t);
 }
 
-int tx_commit(struct blk_txn *t)
+/* Blocks for a pending-free list of n extents (allocating them may free more). */
+static int list_blocks(struct blk_txn *t, uint64_t **fl, size_t *nfl, size_t *cap, size_t n)
 {
-    struct blk_store *s = t->s;
-    uint64_t commit = t->base + 1;
-    /* The freed list: allocating its blocks can free more (copied bitmap blocks). */
-    uint64_t *fl = NULL;
-    size_t nfl = 0, capfl = 0;
-    while (!t->err && nfl * BLK_EXT_PER_FL < t->nfreed) {
-        if (nfl == capfl) {
-            capfl = capfl ? capfl * 2 : 8;
-            uint64_t *n = realloc(fl, capfl * sizeof *n);
-            if (!n) {
+    while (!t->err && *nfl * BLK_EXT_PER_FL < n) {
+        if (*nfl == *cap) {
+            *cap = *cap ? *cap * 2 : 8;
+            uint64_t *x = realloc(*fl, *cap * sizeof *x);
+            if (!x) {
                 fail(t, -ENOMEM);
                 break;
             }
-            fl = n;
+            *fl = x;
         }
         uint64_t a = meta_alloc(t);
         if (!a) break;
-        fl[nfl++] = a;
+        (*fl)[(*nfl)++] = a;
     }
-    uint8_t *buf = newbuf(t);
-    uint64_t nblocks_freed = 0;
-    for (size_t i = 0; i < t->nfreed; i++) nblocks_freed += t->freed[i].len;
+    return t->err ? -1 : 0;
+}
+
+/* Write extents v[0..n) into the list blocks fl[0..nfl), the last one chained to tail. */
+static void write_list(struct blk_txn *t, uint8_t *buf, const uint64_t *fl, size_t nfl, const struct blk_fext *v,
+                       size_t n, uint64_t tail, uint64_t commit)
+{
     for (size_t k = 0; k < nfl && !t->err; k++) {
         memset(buf, 0, BLK_BS);
-        uint64_t next = k + 1 < nfl ? fl[k + 1] : 0;
+        uint64_t next = k + 1 < nfl ? fl[k + 1] : tail;
         memcpy(buf + BLK_HDR, &next, 8);
-        size_t from = k * BLK_EXT_PER_FL, n = t->nfreed - from < BLK_EXT_PER_FL ? t->nfreed - from : BLK_EXT_PER_FL;
-        memcpy(buf + BLK_HDR + 8, t->freed + from, n * 16);
-        ((struct blk_hdr *)buf)->count = (uint32_t)n;
-        blk_seal(buf, BK_FREE, commit, fl[k], s->sb.h.uuid);
-        int e = blk_write_block(s, fl[k], buf);
+        size_t from = k * BLK_EXT_PER_FL, c = n - from < BLK_EXT_PER_FL ? n - from : BLK_EXT_PER_FL;
+        memcpy(buf + BLK_HDR + 8, v + from, c * 16);
+        ((struct blk_hdr *)buf)->count = (uint32_t)c;
+        blk_seal(buf, BK_FREE, commit, fl[k], t->s->sb.h.uuid);
+        int e = blk_write_block(t->s, fl[k], buf);
         if (e) fail(t, e);
     }
-    t->r.pend_cur = nfl ? fl[0] : 0;
-    t->r.pend_cur_n = nblocks_freed;
+}
+
+int tx_commit(struct blk_txn *t, int how, int *durable)
+{
+    struct blk_store *s = t->s;
+    uint64_t commit = t->base + 1;
+    /* The freed lists: allocating their blocks can free more (copied bitmap blocks). */
+    uint64_t *fl = NULL, *vl = NULL;
+    size_t nfl = 0, capfl = 0, nvl = 0, capvl = 0;
+    while (!t->err && (nfl * BLK_EXT_PER_FL < t->nfreed || nvl * BLK_EXT_PER_FL < t->nvfreed)) {
+        list_blocks(t, &fl, &nfl, &capfl, t->nfreed);
+        list_blocks(t, &vl, &nvl, &capvl, t->nvfreed);
+    }
+    uint8_t *buf = newbuf(t);
+    uint64_t nheld = 0, nvol = 0;
+    for (size_t i = 0; i < t->nfreed; i++) nheld += t->freed[i].len;
+    for (size_t i = 0; i < t->nvfreed; i++) nvol += t->vfreed[i].len;
+    if (buf) {
+        write_list(t, buf, fl, nfl, t->freed, t->nfreed, t->base_pend, commit);
+        write_list(t, buf, vl, nvl, t->vfreed, t->nvfreed, 0, commit);
+    }
+    t->r.pend_cur = nfl ? fl[0] : t->base_pend;
+    t->r.pend_cur_n = t->base_pend_n + nheld;
+    t->r.vol = nvl ? vl[0] : 0;
+    t->r.vol_n = nvol;
     free(fl);
+    free(vl);
     /* Every other new block. */
     struct tblk *n, *ntmp;
     HASH_ITER(hh, t->nodes, n, ntmp) {
@@ -473,7 +539,11 @@ int tx_commit(struct blk_txn *t)
         int e = blk_write_block(s, b->addr, b->buf);
         if (e) fail(t, e);
     }
-    if (!t->err) {
+    /* Published only (group commit): no flush; the root goes to /dev/shm, and a later
+     * blk_make_durable flushes everything and writes it into a device slot. A process that
+     * cannot publish there commits durably. */
+    int vis = how == TX_VISIBLE && s->vr_rw;
+    if (!t->err && !vis) {
         int e = blk_sync(s);
         if (e) fail(t, e);
     }
@@ -483,12 +553,15 @@ int tx_commit(struct blk_txn *t)
         t->r.time_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
         memset(buf, 0, BLK_BS);
         memcpy(buf, &t->r, sizeof t->r);
-        uint64_t slot = BLK_ROOT_SLOT0 + commit % 2;
+        /* a device slot: the one that does not hold the newest durable root (that one
+         * stays the fallback if this write is torn) */
+        uint64_t slot = vis ? BLK_ROOT_SLOT0 + commit % 2 : BLK_ROOT_SLOT0 + (uint64_t)(1 - t->dslot);
         blk_seal(buf, BK_ROOT, commit, slot, s->sb.h.uuid);
-        int e = blk_write_block(s, slot, buf);
-        if (!e) e = blk_sync(s);
+        int e = vis ? blk_vr_write(s, buf) : blk_write_block(s, slot, buf);
+        if (!e && !vis) e = blk_sync(s);
         if (e) fail(t, e);
     }
+    if (durable) *durable = !vis;
     free(buf);
     int e = t->err;
     if (e) slog_error("block: %s: commit %llu failed: %s; the store stays at commit %llu", s->path,

@@ -32,12 +32,13 @@ nlink_t bm_dir_links(struct block_mount *m, const char *prefix, size_t pl)
     size_t al = pl;
     int incl = 1;
     nlink_t n = 2;
+    struct blk_root r = {0}; /* one root for the whole count */
     for (int seen = 0;; seen++) {
         if (seen >= 256) {
             n = 1;
             break;
         }
-        if (bt_next(&m->st, after, al, incl, o) != 1 || o->klen < pl || memcmp(o->key, prefix, pl) != 0) break;
+        if (bt_next_at(&m->st, &r, after, al, incl, o) != 1 || o->klen < pl || memcmp(o->key, prefix, pl) != 0) break;
         const char *rest = o->key + pl, *slash = memchr(rest, '/', o->klen - pl);
         if (slash) {
             size_t nl = (size_t)(slash - rest);
@@ -69,7 +70,7 @@ struct bdir {
 int bd_opendir(void *ms, const char *key, void **dhp)
 {
     struct stat st;
-    int e = bk_block_ops.stat(ms, key, &st, 0);
+    int e = bm_stat_quick(ms, key, &st);
     if (e) return e;
     if (!S_ISDIR(st.st_mode)) return -ENOTDIR;
     struct bdir *d = calloc(1, sizeof *d);

@@ -17,7 +17,9 @@
  * process committed a new version meanwhile, the blocks still shared with the old one are
  * copied first, so the commit never references blocks someone else freed. The commit's
  * flush before its root write makes the data durable too (one flush less per commit;
- * `s3shim blk crashtest` proves the order). */
+ * `s3shim blk crashtest` proves the order). A small object (up to 256 KiB) written at
+ * its commit goes through the page cache of the device instead, as metadata does: a
+ * program writing many small files does not wait for the device on each. */
 #include "block.h"
 #include "bmount.h"
 
@@ -32,6 +34,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define BLK_SMALL_OBJECT (256u << 10) /* objects up to this size: data through the page cache */
+
 struct bext {
     uint64_t lblk, pblk;
     uint32_t len;
@@ -43,6 +47,7 @@ struct bfile {
     char key[BLK_MAX_KEY + 1];
     size_t klen;
     int fd, writable, dirty, err;
+    int at_commit; /* wb_flush from the commit */
     mode_t mode;
     pthread_mutex_t lock;
     struct blk_obj base; /* the committed version this file builds on (base.gen 0: none) */
@@ -233,7 +238,11 @@ static int wb_flush(struct bfile *f)
             n = (size_t)got;
             if ((e = map_set(f, lblk, start, n)) < 0) break;
         }
-        e = dev_io(f, UIO_WRITE, start, f->wb.p + i * BLK_BS, n, -1);
+        /* A small object's data at its commit goes through the page cache, as its
+         * metadata does (the commit's flush makes both durable; the kernel keeps direct
+         * reads coherent with it): no wait for the device per small file. */
+        if (f->at_commit && f->size <= BLK_SMALL_OBJECT) e = blk_write_data(&f->m->st, start, f->wb.p + i * BLK_BS, n);
+        else e = dev_io(f, UIO_WRITE, start, f->wb.p + i * BLK_BS, n, -1);
         i += n;
     }
     f->wb_len = 0;
@@ -379,9 +388,11 @@ static int free_replaced(struct blk_txn *t, struct bfile *f, const struct blk_ob
     return 0;
 }
 
-static int commit(struct bfile *f)
+static int commit(struct bfile *f, int how)
 {
+    f->at_commit = 1;
     int e = wb_flush(f);
+    f->at_commit = 0;
     if (!e) e = f->err;
     /* No flush of the data here: the commit's flush before the root write covers every
      * write to the device (data included), so data is durable before it is referenced. */
@@ -432,9 +443,11 @@ static int commit(struct bfile *f)
             break;
         }
         uint64_t c0 = stats_now_ns();
-        e = tx_commit(t);
+        int durable = 0;
+        e = tx_commit(t, how, &durable);
         stats_record(&f->m->dev_stats, STK_SYNC, c0, 0, e != 0); /* the block child's "sync": commits */
         if (e < 0) break;
+        bg_committed(f->m, durable);
         f->base = *o;
         for (int i = 0; i < f->n; i++) f->map[i].owned = 0; /* committed: shared from now on */
         f->dirty = 0;
@@ -451,10 +464,13 @@ int bf_fsync(void *fh, int datasync)
 {
     (void)datasync;
     struct bfile *f = fh;
-    if (!f->writable) return 0;
     uint64_t t0 = stats_now_ns();
     pthread_mutex_lock(&f->lock);
-    int e = f->dirty ? commit(f) : f->err;
+    /* A durable commit of this file, or (nothing to commit) of everything published:
+     * fsync on any descriptor of the mount leaves nothing only visible behind it. */
+    int mine = f->writable && f->dirty;
+    int e = mine ? commit(f, TX_DURABLE) : f->writable ? f->err : 0;
+    if (!e && !mine) e = bg_sync(f->m);
     pthread_mutex_unlock(&f->lock);
     stats_record(f->m->stats, STK_SYNC, t0, 0, e != 0);
     return e;
@@ -558,7 +574,7 @@ int bf_close(void *fh)
     int e = 0;
     if (f->writable) {
         pthread_mutex_lock(&f->lock);
-        e = f->dirty ? commit(f) : f->err;
+        e = f->dirty ? commit(f, bg_how(f->m)) : f->err;
         pthread_mutex_unlock(&f->lock);
         if (e) slog_error("block: %s: closing %s: %s; the object keeps its previous version", f->m->uri, f->key,
                           strerror(-e));
@@ -640,7 +656,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     if (have < 0) e = have;
     if (!e && have == 0) { /* a directory of that name? */
         struct stat st;
-        if (bk_block_ops.stat(m, key, &st, 0) == 0 && S_ISDIR(st.st_mode))
+        if (bm_stat_quick(m, key, &st) == 0 && S_ISDIR(st.st_mode))
             e = (flags & O_CREAT) && (flags & O_EXCL) ? -EEXIST : -EISDIR;
         else if (!(flags & O_CREAT)) e = bm_missing(m, key);
         else e = bm_parent_ok(m, key);

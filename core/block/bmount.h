@@ -19,7 +19,24 @@ struct block_mount {
     struct stats_set *stats;
     struct stats_set dev_stats; /* child: device requests, commits */
     pthread_mutex_t detail_lock; /* dev_stats.detail is rewritten by closes on any thread */
+    /* group commit (block_group.c) */
+    int commit_ms;               /* S3SHIM_BLOCK_COMMIT_MS */
+    pthread_mutex_t g_lock;
+    pthread_cond_t g_cond;
+    uint64_t g_since;            /* monotonic ns of the first commit left undurable, 0: none */
+    pthread_t g_thread;
+    int g_thread_on, g_stop;
+    pid_t g_pid;                 /* the process the thread runs in */
+    struct block_mount *g_next;  /* this process's mounts */
 };
+
+/* block_group.c: group commit. */
+void bg_start(struct block_mount *m);   /* at mount */
+void bg_stop(struct block_mount *m);    /* at unmount: what is pending, durable */
+void bg_atfork_child(struct block_mount *m);
+int bg_how(struct block_mount *m);      /* TX_VISIBLE or TX_DURABLE for a close or a change */
+void bg_committed(struct block_mount *m, int durable);
+int bg_sync(struct block_mount *m);     /* fsync: everything published, durable */
 
 /* Commit one change to the namespace under the commit lock (backend_block.c). */
 int bm_ensure_parents(struct blk_txn *t, const char *key, size_t klen, mode_t mode);
@@ -32,6 +49,8 @@ int bm_key_check(const char *key);
 int bm_missing(struct block_mount *m, const char *key);
 /* 0 if the parent of key is a directory, else -ENOENT or -ENOTDIR. */
 int bm_parent_ok(struct block_mount *m, const char *key);
+/* stat without a directory's link count (1 for directories): for the wing's own checks. */
+int bm_stat_quick(struct block_mount *m, const char *key, struct stat *st);
 void bm_fill_stat(struct block_mount *m, const struct blk_obj *o, int is_dir, struct stat *st);
 void bm_describe(struct block_mount *m);
 

@@ -6,7 +6,8 @@
 # directory, rm -r, rmdir) against a plain directory, `blk check` after all of it, a flipped
 # bit in every kind of metadata block caught by check, a full device (ENOSPC at the call,
 # nothing half-visible), names over the limit, several processes at once, and writers
-# killed with SIGKILL, and the power-loss simulation (s3shim blk crashtest, 10,500 states).
+# killed with SIGKILL, the power-loss simulation (s3shim blk crashtest, 10,500 states), and
+# group commit (visible at close, durable at exit, fsync, after the interval, next mount).
 #
 #   BUILD=build SAN= tests/block/run.sh          (release)
 #   BUILD=build/asan SAN=asan tests/block/run.sh (ASan+UBSan)
@@ -248,6 +249,10 @@ for i in range(600):
     with open("%s/%s-%05d" % (d, "k" * 60, i), "wb") as f: f.write(b"%d" % i)
 for i in range(0, 600, 3): os.unlink("%s/%s-%05d" % (d, "k" * 60, i))
 ' "$MP" >"$OUT" 2>&1 || fail "600 small objects for the bit-flip test" "$OUT"
+# One more commit, durable at once: the root before it (the one a damaged newest root
+# falls back to) then holds the 400 objects, which group commit made durable together
+# when the python process ended.
+S3SHIM_BLOCK_COMMIT_MS=0 shim "$DEV" touch "$MP/many/last" >"$OUT" 2>&1 || fail "a durable commit after the 600" "$OUT"
 "$TOOL" blk check --blocks "$DEV" >"$W/blocks" 2>&1
 flips=0 caught=0
 missed=""
@@ -369,6 +374,16 @@ for round in $(seq 1 "$KILLS"); do
         "$W/kill.log" >/dev/null 2>&1 &
     pid=$!
     KPID=$pid
+    # every other round kills only after the writer's first rename (a loaded machine can
+    # take longer than the random sleep to start python: no round would commit anything)
+    if [ $((round % 2)) = 0 ]; then
+        n0=$(wc -l <"$W/kill.log")
+        for _ in $(seq 100); do
+            [ "$(wc -l <"$W/kill.log")" -gt "$n0" ] && break
+            kill -0 "$pid" 2>/dev/null || break # ended (a full device: ENOSPC)
+            sleep 0.1
+        done
+    fi
     sleep "0.$((RANDOM % 3))$((RANDOM % 10))"
     kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
@@ -405,7 +420,80 @@ if timeout -k 5 900 env "${SAN_ENV[@]}" "$TOOL" blk crashtest --states "$STATES"
 else fail "power-loss simulation (s3shim blk crashtest)" "$OUT"; fi
 rm -f "$W/crash.img"
 
-# --- 10. stats ---------------------------------------------------------------------------------------
+# --- 10. group commit (S3SHIM_BLOCK_COMMIT_MS) ------------------------------------------------------
+# A close is visible to every process at once and durable later: at the end of the
+# writing process, after the interval (the mount's thread), at an fsync, or at the next
+# mount once its writer was killed. `blk df` says "durable: N" while commits are only
+# visible; `blk check` notes them.
+new_dev 64 && GC=$dev && "$TOOL" blk format --force "$GC" >/dev/null 2>&1
+durable_lag() { "$TOOL" blk df "$GC" 2>&1 | grep -c "durable:"; } # 1 while commits are only visible
+gc_py() { # gc_py MS CODE: python under the shim with S3SHIM_BLOCK_COMMIT_MS=MS; $1 of CODE = the mount
+    local ms=$1
+    shift
+    S3SHIM_BLOCK_COMMIT_MS=$ms shim "$GC" "$PY" -c "$1" "$MP" "$TOOL" "$GC"
+}
+r=$(gc_py 60000 '
+import os, subprocess, sys
+mp, tool, dev = sys.argv[1:4]
+with open(mp + "/a", "w") as f: f.write("hello")
+seen = subprocess.run(["cat", mp + "/a"], capture_output=True, text=True).stdout
+df = subprocess.run([tool, "blk", "df", dev], capture_output=True, text=True).stdout
+ck = subprocess.run([tool, "blk", "check", dev], capture_output=True, text=True)
+print(seen, "durable:" in df, "not yet durable" in ck.stdout, ck.returncode)
+' 2>&1)
+if [ "$r" = "hello True True 0" ] && [ "$(durable_lag)" = 0 ]; then
+    pass "group commit: a close is visible to another process at once, durable only later (blk df, blk check say so), durable when the writer ends"
+else echo "$r; lag after exit: $(durable_lag)" >"$OUT"; fail "group commit: visible at once, durable at exit" "$OUT"; fi
+r=$(gc_py 60000 '
+import os, subprocess, sys
+mp, tool, dev = sys.argv[1:4]
+def lag(): return "durable:" in subprocess.run([tool, "blk", "df", dev], capture_output=True, text=True).stdout
+with open(mp + "/b", "w") as f: f.write("x")
+before = lag()
+with open(mp + "/b", "rb") as f: os.fsync(f.fileno())   # a reader: every commit so far made durable
+after_reader = lag()
+with open(mp + "/c", "w") as f:
+    f.write("y"); f.flush(); os.fsync(f.fileno())   # a writer: its commit durable
+after_writer = lag()
+os.rename(mp + "/c", mp + "/d")   # a namespace change: visible only
+print(before, after_reader, after_writer, lag())
+' 2>&1)
+if [ "$r" = "True False False True" ]; then pass "group commit: fsync of a reader makes every commit durable, fsync of a writer its own; a rename is visible only until then"
+else echo "$r" >"$OUT"; fail "group commit: fsync" "$OUT"; fi
+r=$(gc_py 200 '
+import os, subprocess, sys, time
+mp, tool, dev = sys.argv[1:4]
+with open(mp + "/e", "w") as f: f.write("z")
+for i in range(100):   # the mount thread makes it durable after 200 ms (waits up to 10 s on a busy machine)
+    if "durable:" not in subprocess.run([tool, "blk", "df", dev], capture_output=True, text=True).stdout: break
+    time.sleep(0.1)
+print(i < 99)
+' 2>&1)
+if [ "$r" = "True" ]; then pass "group commit: S3SHIM_BLOCK_COMMIT_MS=200: the mount's thread makes a close durable while the writer still runs"
+else echo "$r" >"$OUT"; fail "group commit: the interval" "$OUT"; fi
+gc_py 60000 '
+import os, signal, sys
+with open(sys.argv[1] + "/f", "w") as f: f.write("killed")
+os.kill(os.getpid(), signal.SIGKILL)
+' >/dev/null 2>&1
+lag1=$(durable_lag)
+sleep 0.3
+S3SHIM_BLOCK_COMMIT_MS=200 shim "$GC" cat "$MP/f" >"$OUT" 2>&1
+if [ "$lag1" = 1 ] && [ "$(cat "$OUT")" = killed ] && [ "$(durable_lag)" = 0 ]; then
+    pass "group commit: a writer killed after its close leaves the object visible; the next mount makes it durable"
+else echo "lag after the kill: $lag1, after the next mount: $(durable_lag)" >>"$OUT"; fail "group commit: killed writer" "$OUT"; fi
+S3SHIM_BLOCK_COMMIT_MS=0 shim "$GC" sh -c "echo now > $MP/g" && lag0=$(durable_lag)
+vr=$("$TOOL" blk df "$GC" | awk '/^visible roots/ {print $3}')
+rm -f "$vr" && mkdir "$vr" # a process that cannot publish commits durably
+shim "$GC" sh -c "echo direct > $MP/h; cat $MP/h" >"$OUT" 2>&1
+lagd=$(durable_lag)
+rmdir "$vr"
+if [ "$lag0" = 0 ] && [ "$(cat "$OUT")" = direct ] && [ "$lagd" = 0 ]; then
+    pass "group commit: S3SHIM_BLOCK_COMMIT_MS=0, and a process that cannot use $(dirname "$vr"), commit durably at once"
+else echo "lag with 0: $lag0, without the file: $lagd" >>"$OUT"; fail "group commit: durable at once" "$OUT"; fi
+check_clean "$GC" "after the group-commit tests"
+
+# --- 11. stats ---------------------------------------------------------------------------------------
 S3SHIM_STATS=1 shim "$CDEV" cat "$MP/w1/f25" >/dev/null 2>"$OUT"
 if grep -q "block" "$OUT" && grep -q "commits" "$OUT"; then pass "S3SHIM_STATS: the mount and its block child (device requests, commits, metadata reads)"
 else fail "stats of a block:// mount" "$OUT"; fi

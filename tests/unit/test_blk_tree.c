@@ -138,7 +138,7 @@ static void test_tree_random(void **state)
             }
         }
         if (tx_root(t)->height > (uint32_t)height_max) height_max = (int)tx_root(t)->height;
-        assert_int_equal(tx_commit(t), 0);
+        assert_int_equal(tx_commit(t, TX_DURABLE, NULL), 0);
         verify(&s, path);
         if (round % 10 == 5) { /* an aborted commit changes nothing */
             assert_int_equal(tx_begin(&s, &t), 0);
@@ -158,7 +158,7 @@ static void test_tree_random(void **state)
         }
     assert_int_equal(tx_root(t)->height, 1);
     assert_int_equal(tx_root(t)->objects, 0);
-    assert_int_equal(tx_commit(t), 0);
+    assert_int_equal(tx_commit(t, TX_DURABLE, NULL), 0);
     verify(&s, path);
     assert_true(height_max >= 3);
     free(o);

@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# bench/block/run.sh - block:// against its peers on one loop device, in one run: ext4 and
+# XFS (mkfs on the same device) for small files, fio (ioengine=io_uring, direct=1) on the
+# raw device for large sequential I/O and 4 KiB random reads. Prints the peer's figure,
+# ours and the ratio (ours / peer; above 1 = block:// faster).
+#
+#   small   create N (20000) files of 4 KiB: `cp -r` of a source tree, and a python loop
+#           (open, write, close); then read them all back (python loop, and `cat` of each
+#           through find -exec). Files per second. ext4 and XFS as mounted by default
+#           (their closes are not durable: the journal commits every 5 s or so), and the
+#           same with a `sync` at the end counted in; block:// with its default group
+#           commit (S3SHIM_BLOCK_COMMIT_MS=1000: durable within 1 s, and at the end of
+#           each process), and with every close durable (=0). Reads start cold: the
+#           filesystem is unmounted and mounted again, the store's device cache dropped.
+#   seq     a 1 GiB object written with `dd bs=1M` and read with `dd bs=1M` and `cat`
+#           through the shim, against fio bs=1M iodepth 1 and 4 on the raw device.
+#   rand    4 KiB random reads: fio ioengine=psync under the shim on the 1 GiB object
+#           (JOBS jobs) against fio io_uring iodepth=JOBS on the raw device.
+#
+# Every arm runs ROUNDS times, the arms alternating (ABAB: the machine is shared); the
+# summary takes medians. Needs root (losetup, mkfs, mount), fio, mkfs.ext4, mkfs.xfs.
+#
+#   BUILD=build bench/block/run.sh        (make bench-block)
+set -u
+export LC_ALL=C
+for v in $(compgen -e); do case $v in S3SHIM_*) unset "$v" ;; esac; done
+unset LD_PRELOAD
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$TOP/$BUILD ;; esac
+LIB=$BUILD/libs3shim.so
+TOOL=$BUILD/s3shim
+N=${FILES:-20000}
+ROUNDS=${ROUNDS:-2}
+JOBS=${JOBS:-1}
+RUNTIME=${RUNTIME:-5}
+DEV_MB=${DEV_MB:-4096}
+BASE=${BENCH_DIR:-/var/tmp}
+for c in fio mkfs.ext4 mkfs.xfs losetup; do
+    command -v $c >/dev/null || { echo "bench-block: $c is not installed"; exit 1; }
+done
+[ "$(id -u)" = 0 ] || { echo "bench-block: needs root (loop devices, mkfs, mount)"; exit 1; }
+[ -f "$LIB" ] || { echo "bench-block: $LIB missing (make)"; exit 1; }
+[ "$(stat -f -c %T "$BASE")" != tmpfs ] || { echo "bench-block: $BASE is tmpfs; set BENCH_DIR"; exit 1; }
+
+W=$(mktemp -d "$BASE/s3shim-bench-block.XXXXXX")
+LOOP=""
+MNT=$W/mnt
+cleanup() {
+    mountpoint -q "$MNT" 2>/dev/null && umount "$MNT"
+    [ -n "$LOOP" ] && losetup -d "$LOOP"
+    rm -rf "$W"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+MP=/s3shim-bench-block-$$
+RES=$W/results
+: >"$RES"
+PY=python3
+
+truncate -s "${DEV_MB}M" "$W/dev.img"
+LOOP=$(losetup -f --show "$W/dev.img") || exit 1
+mkdir -p "$MNT" "$W/src/tree"
+echo "# block:// vs ext4, XFS and fio on $LOOP (${DEV_MB} MiB, backed by $BASE: $(stat -f -c %T "$BASE") on $(df --output=source "$BASE" | tail -1))"
+echo "# $(nproc) CPUs, kernel $(uname -r), $(fio --version), $(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+$PY - "$W/src/tree" "$N" <<'PY'
+import os, sys
+d, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    sub = os.path.join(d, "d%03d" % (i // 1000))
+    if i % 1000 == 0: os.makedirs(sub, exist_ok=True)
+    with open(os.path.join(sub, "f%05d" % i), "wb") as f: f.write(os.urandom(4096))
+PY
+
+rec() { # LABEL ARM VALUE: one figure
+    echo "$1 $2 $3" >>"$RES"
+    printf '  %-26s %-22s %12s\n' "$1" "$2" "$3"
+}
+secs() { date +%s.%N; }
+rate() { awk -v n="$1" -v a="$2" -v b="$3" 'BEGIN { printf "%.0f", n / (b - a) }'; }
+
+WRITE_PY='
+import os, sys
+d, n, src = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+data = open(os.path.join(src, "d000", "f00000"), "rb").read()
+for i in range(n):
+    sub = os.path.join(d, "d%03d" % (i // 1000))
+    if i % 1000 == 0: os.makedirs(sub, exist_ok=True)
+    with open(os.path.join(sub, "f%05d" % i), "wb") as f: f.write(data)
+'
+READ_PY='
+import os, sys
+n = 0
+for root, dirs, files in os.walk(sys.argv[1]):
+    for name in files:
+        with open(os.path.join(root, name), "rb") as f: n += len(f.read())
+assert n == int(sys.argv[2]) * 4096, n
+'
+
+# small_fs FS: the small-file tests on a filesystem made on the device
+small_fs() {
+    local fs=$1 t0 t1 t2
+    if [ "$fs" = ext4 ]; then mkfs.ext4 -q -F "$LOOP" >/dev/null; else mkfs.xfs -q -f "$LOOP" >/dev/null; fi
+    mount "$LOOP" "$MNT" || return 1
+    t0=$(secs); cp -r "$W/src/tree" "$MNT/cp"; t1=$(secs); sync -f "$MNT"; t2=$(secs)
+    rec small-cp-r "$fs" "$(rate "$N" "$t0" "$t1")"
+    rec small-cp-r "$fs+sync" "$(rate "$N" "$t0" "$t2")"
+    t0=$(secs); $PY -c "$WRITE_PY" "$MNT/py" "$N" "$W/src/tree"; t1=$(secs); sync -f "$MNT"; t2=$(secs)
+    rec small-py-write "$fs" "$(rate "$N" "$t0" "$t1")"
+    rec small-py-write "$fs+sync" "$(rate "$N" "$t0" "$t2")"
+    umount "$MNT" && mount "$LOOP" "$MNT" # cold
+    t0=$(secs); $PY -c "$READ_PY" "$MNT/py" "$N"; t1=$(secs)
+    rec small-py-read "$fs" "$(rate "$N" "$t0" "$t1")"
+    t0=$(secs); find "$MNT/cp" -type f -exec cat {} + | wc -c >/dev/null; t1=$(secs)
+    rec small-cat "$fs" "$(rate "$N" "$t0" "$t1")"
+    umount "$MNT"
+}
+
+shim() { env S3SHIM_MOUNTS="$MP=block://$LOOP" LD_PRELOAD="$LIB" "$@"; }
+
+# small_blk MS: the same on a block:// store, S3SHIM_BLOCK_COMMIT_MS=MS
+small_blk() {
+    local ms=$1 arm="block://" t0 t1
+    [ "$ms" = 0 ] && arm="block://,durable-close"
+    "$TOOL" blk format --force "$LOOP" >/dev/null || return 1
+    t0=$(secs); S3SHIM_BLOCK_COMMIT_MS=$ms shim cp -r "$W/src/tree" "$MP/cp"; t1=$(secs)
+    rec small-cp-r "$arm" "$(rate "$N" "$t0" "$t1")"
+    t0=$(secs); S3SHIM_BLOCK_COMMIT_MS=$ms shim $PY -c "$WRITE_PY" "$MP/py" "$N" "$W/src/tree"; t1=$(secs)
+    rec small-py-write "$arm" "$(rate "$N" "$t0" "$t1")"
+    blockdev --flushbufs "$LOOP" # cold: the index comes from the device again
+    t0=$(secs); shim $PY -c "$READ_PY" "$MP/py" "$N"; t1=$(secs)
+    rec small-py-read "$arm" "$(rate "$N" "$t0" "$t1")"
+    t0=$(secs); shim find "$MP/cp" -type f -exec cat {} + | wc -c >/dev/null; t1=$(secs)
+    rec small-cat "$arm" "$(rate "$N" "$t0" "$t1")"
+    "$TOOL" blk check "$LOOP" >"$W/check" 2>&1 || { echo "# check after the small-file test:"; cat "$W/check"; }
+}
+
+fio_common=(--output-format=json --group_reporting --norandommap --randrepeat=0 --invalidate=0)
+fio_fig() { # JSON-FILE bw|iops
+    $PY -c '
+import json, sys
+j = json.load(open(sys.argv[1]))["jobs"]
+rw = "write" if any(x["write"]["io_bytes"] for x in j) else "read"
+print("%.1f" % (sum(x[rw]["iops"] for x in j) if sys.argv[2] == "iops" else sum(x[rw]["bw_bytes"] for x in j) / 1e6))' "$1" "$2"
+}
+dd_fig() { awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "copied,") s = $(i + 1); printf "%.1f\n", $1 / s / 1e6 }' "$1"; }
+
+seq_rand() {
+    local t0 t1
+    fio --name=sw --filename="$LOOP" --rw=write --bs=1M --ioengine=io_uring --direct=1 --iodepth=1 --size=1G \
+        "${fio_common[@]}" >"$W/fio.json" && rec seq-write-MB/s fio-qd1 "$(fio_fig "$W/fio.json" bw)"
+    fio --name=sr --filename="$LOOP" --rw=read --bs=1M --ioengine=io_uring --direct=1 --iodepth=1 --size=1G \
+        "${fio_common[@]}" >"$W/fio.json" && rec seq-read-MB/s fio-qd1 "$(fio_fig "$W/fio.json" bw)"
+    fio --name=sr --filename="$LOOP" --rw=read --bs=1M --ioengine=io_uring --direct=1 --iodepth=4 --size=1G \
+        "${fio_common[@]}" >"$W/fio.json" && rec seq-read-MB/s fio-qd4 "$(fio_fig "$W/fio.json" bw)"
+    fio --name=rr --filename="$LOOP" --rw=randread --bs=4k --ioengine=io_uring --direct=1 --iodepth="$JOBS" \
+        --size=1G --runtime="$RUNTIME" --time_based "${fio_common[@]}" >"$W/fio.json" &&
+        rec rand-read-IOPS "fio-uring-qd$JOBS" "$(fio_fig "$W/fio.json" iops)"
+    "$TOOL" blk format --force "$LOOP" >/dev/null || return 1
+    shim dd if=/dev/zero of="$MP/big" bs=1M count=1024 2>"$W/dd" && rec seq-write-MB/s block://dd "$(dd_fig "$W/dd")"
+    shim dd if="$MP/big" of=/dev/null bs=1M 2>"$W/dd" && rec seq-read-MB/s block://dd "$(dd_fig "$W/dd")"
+    t0=$(secs); shim cat "$MP/big" >/dev/null; t1=$(secs)
+    rec seq-read-MB/s block://cat "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", 1073741824 / (b - a) / 1e6 }')"
+    shim fio --name=rr --filename="$MP/big" --rw=randread --bs=4k --ioengine=psync --direct=0 --mem_align=4096 \
+        --numjobs="$JOBS" --size=1G --runtime="$RUNTIME" --time_based "${fio_common[@]}" >"$W/fio.json" &&
+        rec rand-read-IOPS "block://fio-psync-x$JOBS" "$(fio_fig "$W/fio.json" iops)"
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+    echo "# round $round of $ROUNDS (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    if [ $((round % 2)) = 1 ]; then
+        small_fs ext4; small_blk 1000; small_fs xfs; small_blk 0
+    else
+        small_blk 1000; small_fs ext4; small_blk 0; small_fs xfs
+    fi
+    seq_rand
+done
+
+echo "# medians of $ROUNDS rounds; ratio = block:// / peer"
+JOBS=$JOBS $PY - "$RES" <<'PY'
+import sys, statistics
+from collections import defaultdict
+v = defaultdict(list)
+for line in open(sys.argv[1]):
+    t, arm, x = line.split()
+    v[(t, arm)].append(float(x))
+m = {k: statistics.median(x) for k, x in v.items()}
+def row(test, peer, ours, goal=""):
+    if (test, peer) in m and (test, ours) in m:
+        p, o = m[(test, peer)], m[(test, ours)]
+        print("%-16s %-16s %10.0f  %-24s %10.0f  ratio %5.2f %s" % (test, peer, p, ours, o, o / p if p else 0, goal))
+for t in ("small-cp-r", "small-py-write"):
+    row(t, "ext4", "block://", "(goal >= 1.5)")
+    row(t, "ext4+sync", "block://")
+    row(t, "xfs", "block://")
+    row(t, "ext4", "block://,durable-close")
+for t in ("small-py-read", "small-cat"):
+    row(t, "ext4", "block://", "(goal >= 1.5)")
+    row(t, "xfs", "block://")
+row("seq-write-MB/s", "fio-qd1", "block://dd", "(goal >= 0.95)")
+row("seq-read-MB/s", "fio-qd1", "block://dd", "(goal >= 0.95)")
+row("seq-read-MB/s", "fio-qd4", "block://dd")
+row("seq-read-MB/s", "fio-qd1", "block://cat")
+import os
+j = os.environ.get("JOBS", "1")
+row("rand-read-IOPS", "fio-uring-qd" + j, "block://fio-psync-x" + j, "(goal >= 0.90)")
+PY

@@ -1,0 +1,176 @@
+/* block_group.c - group commit for a block:// mount: when a commit made only visible
+ * (TX_VISIBLE, blk_vroot.c) becomes durable.
+ *
+ * With S3SHIM_BLOCK_COMMIT_MS = N > 0, a close or a namespace change publishes its commit
+ * to every process at once but flushes nothing; everything published becomes durable with
+ * one flush pair (blk_make_durable) at the first of: N ms after the first commit this
+ * process left undurable (a thread of the mount sleeps until then, like ext4's commit
+ * interval), an fsync/fdatasync on the mount, the process's end (exit, _exit, exec, and
+ * unmount), or a new process mounting the store and finding a published root older than
+ * N ms (its writer was killed: the new process's thread does it, the program goes on). So N ms bounds what a power cut can take, and commits
+ * arriving closer together than a flush takes share it. N = 0: every commit durable
+ * before its call returns. */
+#include "block.h"
+#include "bmount.h"
+
+#include "../log.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct block_mount *reg; /* this process's mounts, for the end of the process */
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void durable_now(struct block_mount *m)
+{
+    int e = blk_make_durable(&m->st);
+    if (e) slog_error("block: %s: making the last commits durable: %s", m->uri, strerror(-e));
+}
+
+static void *flusher(void *arg)
+{
+    struct block_mount *m = arg;
+    pthread_mutex_lock(&m->g_lock);
+    while (!m->g_stop) {
+        if (!m->g_since) {
+            pthread_cond_wait(&m->g_cond, &m->g_lock);
+            continue;
+        }
+        uint64_t due = m->g_since + (uint64_t)m->commit_ms * 1000000ull;
+        if (mono_ns() < due) {
+            struct timespec ts = {(time_t)(due / 1000000000ull), (long)(due % 1000000000ull)};
+            pthread_cond_timedwait(&m->g_cond, &m->g_lock, &ts);
+            continue;
+        }
+        m->g_since = 0;
+        pthread_mutex_unlock(&m->g_lock);
+        durable_now(m);
+        pthread_mutex_lock(&m->g_lock);
+    }
+    pthread_mutex_unlock(&m->g_lock);
+    return NULL;
+}
+
+/* The mount's thread, if this process has none yet; g_lock held. */
+static void start_thread(struct block_mount *m)
+{
+    if (!m->g_thread_on || m->g_pid != getpid()) {
+        m->g_pid = getpid();
+        m->g_thread_on = pthread_create(&m->g_thread, NULL, flusher, m) == 0;
+        if (!m->g_thread_on) slog_warn("block: %s: no flusher thread; commits become durable at fsync or exit", m->uri);
+    }
+    pthread_cond_signal(&m->g_cond);
+}
+
+static void group_init_locks(struct block_mount *m)
+{
+    pthread_mutex_init(&m->g_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&m->g_cond, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+void bg_start(struct block_mount *m)
+{
+    group_init_locks(m);
+    pthread_mutex_lock(&reg_lock);
+    m->g_next = reg;
+    reg = m;
+    pthread_mutex_unlock(&reg_lock);
+    /* A published root older than the interval: its writer is gone. The mount's thread
+     * makes it durable at once (the program does not wait for the flushes to start). */
+    struct blk_root r;
+    uint64_t d;
+    if (m->st.rw && m->st.vr_rw && blk_roots(&m->st, &r, &d, NULL, NULL) == 0 && r.h.commit > d) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        if (now - r.time_ns >= (uint64_t)m->commit_ms * 1000000ull) {
+            uint64_t due = mono_ns() - (uint64_t)m->commit_ms * 1000000ull;
+            pthread_mutex_lock(&m->g_lock);
+            m->g_since = due ? due : 1;
+            start_thread(m);
+            pthread_mutex_unlock(&m->g_lock);
+        }
+    }
+}
+
+int bg_how(struct block_mount *m) { return m->commit_ms > 0 ? TX_VISIBLE : TX_DURABLE; }
+
+void bg_committed(struct block_mount *m, int durable)
+{
+    pthread_mutex_lock(&m->g_lock);
+    if (durable) m->g_since = 0; /* its root holds every commit published before it */
+    else if (!m->g_since) {
+        m->g_since = mono_ns();
+        start_thread(m);
+    }
+    pthread_mutex_unlock(&m->g_lock);
+}
+
+int bg_sync(struct block_mount *m)
+{
+    pthread_mutex_lock(&m->g_lock);
+    m->g_since = 0;
+    pthread_mutex_unlock(&m->g_lock);
+    return blk_make_durable(&m->st);
+}
+
+/* What this process left undurable, durable now. */
+static void bg_finish(struct block_mount *m)
+{
+    pthread_mutex_lock(&m->g_lock);
+    uint64_t since = m->g_since;
+    m->g_since = 0;
+    pthread_mutex_unlock(&m->g_lock);
+    if (since) durable_now(m);
+}
+
+void bg_stop(struct block_mount *m)
+{
+    pthread_mutex_lock(&reg_lock);
+    for (struct block_mount **p = &reg; *p; p = &(*p)->g_next)
+        if (*p == m) {
+            *p = m->g_next;
+            break;
+        }
+    pthread_mutex_unlock(&reg_lock);
+    pthread_mutex_lock(&m->g_lock);
+    m->g_stop = 1;
+    pthread_cond_signal(&m->g_cond);
+    int on = m->g_thread_on && m->g_pid == getpid();
+    pthread_mutex_unlock(&m->g_lock);
+    if (on) pthread_join(m->g_thread, NULL);
+    m->g_thread_on = 0;
+    bg_finish(m);
+    pthread_cond_destroy(&m->g_cond);
+    pthread_mutex_destroy(&m->g_lock);
+}
+
+void bg_atfork_child(struct block_mount *m)
+{
+    /* The parent's thread makes the parent's commits durable; the child starts its own
+     * when it commits. */
+    pthread_mutex_init(&reg_lock, NULL);
+    group_init_locks(m);
+    m->g_since = 0;
+    m->g_thread_on = 0;
+}
+
+void bk_block_at_exit(void)
+{
+    pthread_mutex_lock(&reg_lock);
+    for (struct block_mount *m = reg; m; m = m->g_next) bg_finish(m);
+    pthread_mutex_unlock(&reg_lock);
+}
