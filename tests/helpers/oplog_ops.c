@@ -5,6 +5,7 @@
  *   oplog_ops DIR kill     open, 100 writes, then SIGKILL to itself
  *   oplog_ops DIR abort    open, 100 writes, then abort()
  *   oplog_ops DIR loop N   open, N preads of 4096 bytes at offset 0, close; ns/op on stderr
+ *   oplog_ops DIR loopkill N   the same, then SIGKILL to itself instead of the close
  *
  * The counts are in tests/oplog/run.sh; change both together. */
 #define _GNU_SOURCE 1
@@ -66,7 +67,7 @@ static void writes_then(int how)
     abort();
 }
 
-static int loop(long n)
+static int loop(long n, int killed)
 {
     static char buf[4096];
     int fd = open_in("loop.dat", O_RDWR | O_CREAT);
@@ -76,6 +77,7 @@ static int loop(long n)
     for (long i = 0; i < n; i++)
         if (pread(fd, buf, sizeof buf, 0) != (ssize_t)sizeof buf) die("pread");
     clock_gettime(CLOCK_MONOTONIC, &b);
+    if (killed) kill(getpid(), SIGKILL);
     close(fd);
     fprintf(stderr, "%.1f ns/op\n", ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / (double)n);
     return 0;
@@ -84,13 +86,14 @@ static int loop(long n)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: oplog_ops DIR [kill|abort|stage2|loop N]\n");
+        fprintf(stderr, "usage: oplog_ops DIR [kill|abort|stage2|loop N|loopkill N]\n");
         return 2;
     }
     dir = argv[1];
     if (argc > 2 && strcmp(argv[2], "kill") == 0) writes_then(SIGKILL);
     if (argc > 2 && strcmp(argv[2], "abort") == 0) writes_then(SIGABRT);
-    if (argc > 3 && strcmp(argv[2], "loop") == 0) return loop(atol(argv[3]));
+    if (argc > 3 && strcmp(argv[2], "loop") == 0) return loop(atol(argv[3]), 0);
+    if (argc > 3 && strcmp(argv[2], "loopkill") == 0) return loop(atol(argv[3]), 1);
     char buf[4096];
     if (argc > 2 && strcmp(argv[2], "stage2") == 0) { /* after exec: 1 open, 5 reads, exit with it open */
         int fd = open_in("main.dat", O_RDONLY);
