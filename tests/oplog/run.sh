@@ -101,9 +101,9 @@ for how in kill abort; do
     fi
 done
 
-# --- 2b. a log of many segments (4 MiB each), readied ahead by the helper thread: every
-# record there after an exit and after SIGKILL ------------------------------------------------
-for how in loop loopkill; do
+# --- 2b. a log of many segments (4 MiB each), readied by the caller (single-threaded) or
+# ahead by the helper thread (loopmt): every record there after an exit and after SIGKILL -----
+for how in loop loopkill loopmt; do
     rm -rf "$T/k" && mkdir "$T/k"
     (timeout $TMO "$S3SHIM" run --oplog "$T/k/" -- "$OPS" "$MP" $how 300000; :) > /dev/null 2>&1
     t=$(tally "$T/k" | tr '\n' ' ')
