@@ -5,9 +5,10 @@
  * writer; the page cache holds every record from the moment it is stored, so nothing is
  * lost when the process exits by any route, execs, or is killed. Locks are taken only to
  * claim a chunk (once per 1023 records of a thread), to intern a new string, and at fork
- * and exit. The file grows 1 MiB at a time with fallocate (so that a full disk is an
+ * and exit. The file grows 4 MiB at a time with fallocate (so that a full disk is an
  * error here, never a SIGBUS in the program) and is cut back to its last chunk when the
- * program image ends. */
+ * program image ends. In a multi-threaded program a helper thread grows, maps and
+ * prefaults the next 4 MiB ahead of the writers, so page faults stay off their threads. */
 #define _GNU_SOURCE 1
 #include "oplog.h"
 
