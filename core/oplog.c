@@ -258,8 +258,8 @@ static void *ahead_main(void *arg)
     return NULL;
 }
 
-/* Start the helper (mu held, once per process image and forked child, when the program
- * is multi-threaded). Without it callers do the work themselves. */
+/* Start the helper (mu held, once per process image, when the program is multi-threaded;
+ * never in a forked child). Without it callers do the work themselves. */
 static void ahead_start(void)
 {
     pthread_mutex_lock(&G.map);
@@ -662,8 +662,11 @@ void oplog_atfork_child(void)
     pthread_cond_init(&G.cv, NULL);
     for (unsigned i = 0; i < G.nunmap; i++) munmap(G.unmap[i], SEG_BYTES); /* the parent's */
     G.nunmap = 0;
-    G.ahead_up = 0; /* the helper is the parent's; the child starts its own */
-    G.ahead_stop = 0;
+    /* The helper is the parent's. The child does the work itself: only async-signal-safe
+     * calls are allowed in the child of a multi-threaded program, and creating a thread
+     * is not one (ThreadSanitizer kills such a child). An exec starts afresh. */
+    G.ahead_up = 0;
+    G.ahead_stop = 1;
     G.ahead_want = 0;
     for (unsigned s = 0; s < G.nseg; s++) {
         char *p = atomic_load(&G.seg[s]);
