@@ -3,13 +3,17 @@
 #   1. instructions per pread of 4 KiB on a file:// mount, without and with the op log
 #      (callgrind, N = 20000 and 40000 preads: the difference over 20000);
 #   2. the same loop, 10^6 preads, under `s3shim ab` (CPU and wall, with a verdict);
-#   3. `cat` of a 1 GiB file:// file to /dev/null under `s3shim ab`.
+#   3. `cat` of a 1 GiB file:// file to /dev/null under `s3shim ab`;
+#   4. the calling thread's own CPU per pread (user and system, getrusage RUSAGE_THREAD),
+#      10^6 preads, without and with the op log alternated, 8 runs each: the medians. The
+#      op log's helper thread (segments readied ahead) is not the calling thread.
+# OPS=... (an oplog_ops that prints thread CPU) lets another BUILD's library be measured.
 # Figures go to docs/oplog.md ("Cost") by hand.
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${BUILD:-build}
 case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
-OPS=$BUILD/tests/oplog_ops
+OPS=${OPS:-$BUILD/tests/oplog_ops}
 W=$(mktemp -d /var/tmp/s3shim-bench-oplog.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 mkdir -p "$W/b" "$W/log"
@@ -39,3 +43,23 @@ head -c 1073741824 /dev/zero > "$W/b/g1"
 echo; echo "cat of 1 GiB to /dev/null:"
 TMPDIR=$W "$BUILD/s3shim" ab --runs 8 --warmup 1 --arm off=/bm=file://$W/b --env off=S3SHIM_OPLOG= --arm on=/bm=file://$W/b \
     -- sh -c 'cat /bm/g1 > /dev/null' 2> /dev/null
+
+echo; echo "CPU of the calling thread per 4 KiB pread (10^6 preads, off/on alternated, 8 runs each; median ns):"
+for i in 1 2 3 4 5 6 7 8; do
+    for mode in off on; do
+        rm -rf "$W/log"/*
+        L=; [ $mode = on ] && L="$W/log/"
+        echo "$mode $(S3SHIM_OPLOG=$L LD_PRELOAD="$BUILD/libs3shim.so" "$OPS" /bm loop 1000000 2>&1 | tail -1)"
+    done
+done | python3 -c '
+import re, statistics, sys
+v = {}
+for line in sys.stdin:
+    m = re.match(r"(\w+) .*thread CPU ([\d.]+) ns/op \(user ([\d.]+), system ([\d.]+)\)", line)
+    if m: v.setdefault(m[1], []).append([float(x) for x in m.groups()[1:]])
+med = {k: [statistics.median(c) for c in zip(*r)] for k, r in v.items()}
+for k in ("off", "on"):
+    if k in med: print("  %-4s thread CPU %.0f ns (user %.0f, system %.0f), %d runs" % (k, *med[k], len(v[k])))
+if "off" in med and "on" in med:
+    d = [b - a for a, b in zip(med["off"], med["on"])]
+    print("  op log: %+.0f ns per pread on the calling thread (user %+.0f, system %+.0f)" % tuple(d))'

@@ -5,9 +5,10 @@
  * writer; the page cache holds every record from the moment it is stored, so nothing is
  * lost when the process exits by any route, execs, or is killed. Locks are taken only to
  * claim a chunk (once per 1023 records of a thread), to intern a new string, and at fork
- * and exit. The file grows 1 MiB at a time with fallocate (so that a full disk is an
+ * and exit. The file grows 4 MiB at a time with fallocate (so that a full disk is an
  * error here, never a SIGBUS in the program) and is cut back to its last chunk when the
- * program image ends. */
+ * program image ends. In a multi-threaded program a helper thread grows, maps and
+ * prefaults the next 4 MiB ahead of the writers, so page faults stay off their threads. */
 #define _GNU_SOURCE 1
 #include "oplog.h"
 
@@ -21,11 +22,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/single_threaded.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -136,7 +139,13 @@ static struct {
     _Atomic uint64_t wait_ns, lost;
     pthread_key_t key;
     char path[PATH_MAX];
-} G = {.mu = PTHREAD_MUTEX_INITIALIZER, .map = PTHREAD_MUTEX_INITIALIZER, .fd = -1, .gen = 1};
+    /* the helper thread that readies segments ahead of the writers (map held) */
+    pthread_cond_t cv;
+    int ahead_up, ahead_stop;
+    uint64_t ahead_want; /* segment to ready next, 0 = none */
+    char *unmap[8];      /* finished segments for the helper to unmap */
+    unsigned nunmap;
+} G = {.mu = PTHREAD_MUTEX_INITIALIZER, .map = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .fd = -1, .gen = 1};
 
 static void now_pair(uint64_t *mono, uint64_t *wall)
 {
@@ -181,24 +190,99 @@ static int grow_locked(uint64_t size)
     return 0;
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* Map segment s and fault it in writable in one call, instead of a page fault (and a
+ * filesystem page_mkwrite) every 64 records on the callers' threads. */
+static char *seg_map(uint64_t s)
+{
+    char *p = sys.mmap(NULL, SEG_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, G.fd, (off_t)(s * SEG_BYTES));
+    if (p == MAP_FAILED) return NULL;
+    madvise(p, SEG_BYTES, MADV_POPULATE_WRITE);
+    return p;
+}
+
+static void seg_publish(uint64_t s, char *p)
+{
+    atomic_store_explicit(&G.seg[s], p, memory_order_release);
+    if (s + 1 > G.nseg) G.nseg = (unsigned)s + 1;
+}
+
+/* Segment s, mapped here when the helper has not readied it (map held). */
 static char *seg_locked(uint64_t s)
 {
     char *p = atomic_load_explicit(&G.seg[s], memory_order_acquire);
     if (p) return p;
-    p = sys.mmap(NULL, SEG_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, G.fd, (off_t)(s * SEG_BYTES));
-    if (p == MAP_FAILED) {
+    if (!(p = seg_map(s))) {
         slog_error("S3SHIM_OPLOG: cannot map '%s': %s", G.path, strerror(errno));
         return NULL;
     }
-    /* One call faults the whole segment in writable, instead of a page fault (and a
-     * filesystem page_mkwrite) every 64 records on the callers' threads. */
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-    madvise(p, SEG_BYTES, MADV_POPULATE_WRITE);
-    atomic_store_explicit(&G.seg[s], p, memory_order_release);
-    if (s + 1 > G.nseg) G.nseg = (unsigned)s + 1;
+    seg_publish(s, p);
     return p;
+}
+
+/* --- the helper: the next segment allocated, mapped and faulted in before a writer
+ * needs it, and finished segments unmapped, off the callers' threads. It only does what
+ * a caller would otherwise do itself in claim(), so the log is the same without it. --- */
+
+static void *ahead_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&G.map);
+    while (!G.ahead_stop) {
+        if (G.nunmap) {
+            char *p = G.unmap[--G.nunmap];
+            pthread_mutex_unlock(&G.map);
+            munmap(p, SEG_BYTES);
+            pthread_mutex_lock(&G.map);
+            continue;
+        }
+        uint64_t s = G.ahead_want;
+        if (!s) {
+            pthread_cond_wait(&G.cv, &G.map);
+            continue;
+        }
+        G.ahead_want = 0;
+        if (s >= MAX_SEGS || atomic_load(&G.seg[s]) || grow_locked((s + 1) * SEG_BYTES) < 0) continue;
+        pthread_mutex_unlock(&G.map);
+        char *p = seg_map(s);
+        pthread_mutex_lock(&G.map);
+        if (!p) continue; /* claim() maps it itself, and says why it cannot */
+        if (G.ahead_stop || atomic_load(&G.seg[s]) || G.done[s]) munmap(p, SEG_BYTES);
+        else seg_publish(s, p);
+    }
+    G.ahead_up = 0;
+    pthread_mutex_unlock(&G.map);
+    return NULL;
+}
+
+/* Start the helper (mu held, once per process image, when the program is multi-threaded;
+ * never in a forked child). Without it callers do the work themselves. */
+static void ahead_start(void)
+{
+    pthread_mutex_lock(&G.map);
+    int want = !G.ahead_up && !G.ahead_stop;
+    if (want) G.ahead_up = 1;
+    pthread_mutex_unlock(&G.map);
+    if (!want) return;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old); /* the program's signals are not ours */
+    pthread_t th;
+    int e = pthread_create(&th, &a, ahead_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&a);
+    if (e) {
+        pthread_mutex_lock(&G.map);
+        G.ahead_up = 0;
+        G.ahead_stop = 1;
+        pthread_mutex_unlock(&G.map);
+    }
 }
 
 /* The writer of chunk idx will not touch it again: once every chunk of a segment is in
@@ -211,7 +295,12 @@ static void release(uint64_t idx)
     if (s < MAX_SEGS && ++G.done[s] == OPLOG_SEG_CHUNKS && s != 0) {
         char *p = atomic_load(&G.seg[s]);
         atomic_store(&G.seg[s], NULL);
-        if (p) munmap(p, SEG_BYTES);
+        if (p && G.ahead_up && G.nunmap < sizeof G.unmap / sizeof G.unmap[0]) {
+            G.unmap[G.nunmap++] = p;
+            pthread_cond_signal(&G.cv);
+        } else if (p) {
+            munmap(p, SEG_BYTES);
+        }
     }
     pthread_mutex_unlock(&G.map);
 }
@@ -236,6 +325,13 @@ static struct oplog_chunk_hdr *claim(unsigned type, int32_t tid, uint64_t first_
             ch->first_seq = first_seq;
             now_pair(&ch->mono0, &ch->wall0);
             __atomic_store_n(&ch->magic, OPLOG_CHUNK_MAGIC, __ATOMIC_RELEASE);
+            /* entering a segment: have the next one ready before it is needed */
+            uint64_t nx = idx / OPLOG_SEG_CHUNKS + 1;
+            if (G.ahead_up && !G.ahead_stop && nx < MAX_SEGS && !atomic_load(&G.seg[nx]) &&
+                G.ahead_want != nx) {
+                G.ahead_want = nx;
+                pthread_cond_signal(&G.cv);
+            }
         }
     }
     pthread_mutex_unlock(&G.map);
@@ -460,6 +556,10 @@ static __attribute__((noinline)) struct olt *next_chunk(void)
         seal(t->ch, t->n * (uint32_t)sizeof(struct oplog_rec));
         release(t->idx);
     }
+    /* The helper only once the program has threads of its own: a second thread turns on
+     * glibc's multi-threaded paths (cancellation points around every system call), which
+     * cost a single-threaded program more per call than the helper saves it. */
+    if (!__libc_single_threaded) ahead_start();
     pthread_mutex_unlock(&G.mu);
     t->ch = claim(OLC_RECORDS, t->tid, t->seq + 1, &t->idx);
     t->n = 0;
@@ -492,6 +592,11 @@ void oplog_log(unsigned op, int fd, const struct mount *m, const char *path, uin
      * instead of writing over this record. */
     struct oplog_rec *r = (struct oplog_rec *)(t->ch + 1) + t->n++;
     uint64_t seq = ++t->seq;
+    /* The line of a record 4 ahead, for writing: its fetch (the page was faulted in by
+     * the helper, on another CPU) overlaps the calls in between instead of stalling the
+     * store buffer at the next system call. Within the chunk: its payload ends 64 bytes
+     * before the next chunk header at most, which is mapped or harmlessly not (a hint). */
+    if (t->n + 4 <= RECS_PER_CHUNK) __builtin_prefetch(r + 4, 1, 3);
     r->t = t0;
     r->lat = t1 - t0;
     r->off = off;
@@ -554,6 +659,15 @@ void oplog_atfork_child(void)
     if (!oplog_on) return;
     pthread_mutex_init(&G.mu, NULL);
     pthread_mutex_init(&G.map, NULL);
+    pthread_cond_init(&G.cv, NULL);
+    for (unsigned i = 0; i < G.nunmap; i++) munmap(G.unmap[i], SEG_BYTES); /* the parent's */
+    G.nunmap = 0;
+    /* The helper is the parent's. The child does the work itself: only async-signal-safe
+     * calls are allowed in the child of a multi-threaded program, and creating a thread
+     * is not one (ThreadSanitizer kills such a child). An exec starts afresh. */
+    G.ahead_up = 0;
+    G.ahead_stop = 1;
+    G.ahead_want = 0;
     for (unsigned s = 0; s < G.nseg; s++) {
         char *p = atomic_load(&G.seg[s]);
         if (!p) continue;
@@ -595,8 +709,11 @@ void oplog_finish(enum oplog_end why)
         seal(ch, sizeof f);
         release(fidx);
     }
-    /* Give back the space no chunk uses; a later claim grows it again. */
+    /* Give back the space no chunk uses; a later claim grows it again (itself: the
+     * helper stops here, so it does not grow the file again behind this). */
     pthread_mutex_lock(&G.map);
+    G.ahead_stop = 1;
+    pthread_cond_signal(&G.cv);
     uint64_t end = G.hdr->nchunks * OPLOG_CHUNK;
     if (end < G.fsize && sys.ftruncate(G.fd, (off_t)end) == 0) G.fsize = end;
     pthread_mutex_unlock(&G.map);

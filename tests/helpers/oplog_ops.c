@@ -4,12 +4,15 @@
  *                          then exec of itself (stage2) which exits with one open
  *   oplog_ops DIR kill     open, 100 writes, then SIGKILL to itself
  *   oplog_ops DIR abort    open, 100 writes, then abort()
- *   oplog_ops DIR loop N   open, N preads of 4096 bytes at offset 0, close; ns/op on stderr
+ *   oplog_ops DIR loop N   open, N preads of 4096 bytes at offset 0, close; wall and thread CPU ns/op on stderr
+ *   oplog_ops DIR loopkill N   the same, then SIGKILL to itself instead of the close
+ *   oplog_ops DIR loopmt N     loop N with an idle second thread (a multi-threaded program)
  *
  * The counts are in tests/oplog/run.sh; change both together. */
 #define _GNU_SOURCE 1
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,31 +69,54 @@ static void writes_then(int how)
     abort();
 }
 
-static int loop(long n)
+static void *idle(void *arg)
+{
+    (void)arg;
+    for (;;) pause();
+    return NULL;
+}
+
+static int loop(long n, int killed)
 {
     static char buf[4096];
     int fd = open_in("loop.dat", O_RDWR | O_CREAT);
     if (pwrite(fd, buf, sizeof buf, 0) != (ssize_t)sizeof buf) die("pwrite");
-    struct timespec a, b;
+    struct timespec a, b, ca, cb; /* wall, and the CPU time of this (the calling) thread */
+    struct rusage ra, rb;
+    getrusage(RUSAGE_THREAD, &ra);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ca);
     clock_gettime(CLOCK_MONOTONIC, &a);
     for (long i = 0; i < n; i++)
         if (pread(fd, buf, sizeof buf, 0) != (ssize_t)sizeof buf) die("pread");
     clock_gettime(CLOCK_MONOTONIC, &b);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cb);
+    getrusage(RUSAGE_THREAD, &rb);
+    if (killed) kill(getpid(), SIGKILL);
     close(fd);
-    fprintf(stderr, "%.1f ns/op\n", ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / (double)n);
+#define US(tv) ((double)(tv).tv_sec * 1e6 + (double)(tv).tv_usec)
+    fprintf(stderr, "%.1f ns/op, thread CPU %.1f ns/op (user %.1f, system %.1f)\n",
+            ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / (double)n,
+            ((double)(cb.tv_sec - ca.tv_sec) * 1e9 + (double)(cb.tv_nsec - ca.tv_nsec)) / (double)n,
+            (US(rb.ru_utime) - US(ra.ru_utime)) * 1e3 / (double)n, (US(rb.ru_stime) - US(ra.ru_stime)) * 1e3 / (double)n);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: oplog_ops DIR [kill|abort|stage2|loop N]\n");
+        fprintf(stderr, "usage: oplog_ops DIR [kill|abort|stage2|loop N|loopkill N]\n");
         return 2;
     }
     dir = argv[1];
     if (argc > 2 && strcmp(argv[2], "kill") == 0) writes_then(SIGKILL);
     if (argc > 2 && strcmp(argv[2], "abort") == 0) writes_then(SIGABRT);
-    if (argc > 3 && strcmp(argv[2], "loop") == 0) return loop(atol(argv[3]));
+    if (argc > 3 && strcmp(argv[2], "loop") == 0) return loop(atol(argv[3]), 0);
+    if (argc > 3 && strcmp(argv[2], "loopmt") == 0) {
+        pthread_t th;
+        if (pthread_create(&th, NULL, idle, NULL) != 0) die("pthread_create");
+        return loop(atol(argv[3]), 0);
+    }
+    if (argc > 3 && strcmp(argv[2], "loopkill") == 0) return loop(atol(argv[3]), 1);
     char buf[4096];
     if (argc > 2 && strcmp(argv[2], "stage2") == 0) { /* after exec: 1 open, 5 reads, exit with it open */
         int fd = open_in("main.dat", O_RDONLY);

@@ -101,6 +101,22 @@ for how in kill abort; do
     fi
 done
 
+# --- 2b. a log of many segments (4 MiB each), readied by the caller (single-threaded) or
+# ahead by the helper thread (loopmt): every record there after an exit and after SIGKILL -----
+for how in loop loopkill loopmt; do
+    rm -rf "$T/k" && mkdir "$T/k"
+    (timeout $TMO "$S3SHIM" run --oplog "$T/k/" -- "$OPS" "$MP" $how 300000; :) > /dev/null 2>&1
+    t=$(tally "$T/k" | tr '\n' ' ')
+    want="p0.s0 close 1 0 p0.s0 open 1 0 p0.s0 read 300000 1228800000 p0.s0 write 1 4096 "
+    [ $how = loopkill ] && want="p0.s0 open 1 0 p0.s0 read 300000 1228800000 p0.s0 write 1 4096 "
+    sum=$("$S3SHIM" oplog "$T/k" --summary 2>&1 | head -1)
+    if [ "$t" = "$want" ] && echo "$sum" | grep -q " 0 lost, 0 missing"; then
+        pass "$how 300000: every record of a 19 MB log (5 segments) there: $sum"
+    else
+        fail "$how 300000: got '$t'; $sum"
+    fi
+done
+
 # --- 3. a shell pipeline: bytes per op against the files ---------------------------------
 head -c 3000000 /dev/urandom > "$T/back/in.dat"
 rm -rf "$T/p" && mkdir "$T/p"
