@@ -23,13 +23,8 @@
 #   BUILD=build bench/block/run.sh        (make bench-block)
 set -u
 export LC_ALL=C
-for v in $(compgen -e); do case $v in S3SHIM_*) unset "$v" ;; esac; done
-unset LD_PRELOAD
-TOP=$(cd "$(dirname "$0")/../.." && pwd)
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$TOP/$BUILD ;; esac
-LIB=$BUILD/libs3shim.so
-TOOL=$BUILD/s3shim
+# shellcheck source=../../tests/preamble.sh
+. "$(dirname "$0")/../../tests/preamble.sh" # TOP, BUILD, LIB, TOOL; no S3SHIM_* or LD_PRELOAD
 N=${FILES:-20000}
 ROUNDS=${ROUNDS:-2}
 JOBS=${JOBS:-1}

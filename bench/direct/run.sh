@@ -27,12 +27,8 @@
 # buffer is what lets the shim read and write it in place.
 set -u
 export LC_ALL=C
-for v in $(compgen -e); do case $v in S3SHIM_*) unset "$v" ;; esac; done
-unset LD_PRELOAD
-TOP=$(cd "$(dirname "$0")/../.." && pwd)
-BUILD=${BUILD:-build}
-case $BUILD in /*) ;; *) BUILD=$TOP/$BUILD ;; esac
-LIB=$BUILD/libs3shim.so
+# shellcheck source=../../tests/preamble.sh
+. "$(dirname "$0")/../../tests/preamble.sh" # TOP, BUILD, LIB, TOOL; no S3SHIM_* or LD_PRELOAD
 SIZE_MB=${SIZE_MB:-2048}
 RUNTIME=${RUNTIME:-5}
 ROUNDS=${ROUNDS:-3}
