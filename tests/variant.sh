@@ -1,6 +1,8 @@
 # variant.sh - sourced by the real-binary test scripts after preamble.sh (BUILD, SAN, LIB set).
 # Sets VARIANT (release or asan), PRELOAD (what LD_PRELOAD must hold: libasan has to come
-# first) and SAN_ENV (the sanitizer options, as env assignments), prints the suite's first
+# first), SAN_ENV (the sanitizer options, as env assignments), PY (the python3 the suites
+# run) and ODD_DD (dd, or under ASan a python stand-in with dd's arguments: libasan refuses
+# dd's own aligned_alloc(4096, 777) for an odd block size), prints the suite's first
 # line, and ends the run with a failing summary when the library is missing.
 # Argument: the suite's name.
 if [ "${SAN:-}" = asan ]; then
@@ -10,6 +12,9 @@ else
     VARIANT=release
     PRELOAD=$LIB
 fi
+PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || command -v python3)
+ODD_DD=dd
+[ "$VARIANT" = asan ] && ODD_DD="$PY $(dirname "${BASH_SOURCE[0]}")/direct/odd_dd.py"
 SAN_ENV=(ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1)
 echo "# $1, variant: $VARIANT ($LIB)"
 if [ ! -f "$LIB" ]; then

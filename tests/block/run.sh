@@ -29,9 +29,6 @@ KILLS=${BLOCK_TEST_KILLS:-200}
 . "$TOP/tests/variant.sh" "s3shim block:// tests"
 # shellcheck source=../report.sh
 . "$TOP/tests/report.sh"
-PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || command -v python3)
-ODD_DD=dd
-[ "$VARIANT" = asan ] && ODD_DD="$PY $TOP/tests/direct/odd_dd.py"
 
 W=$(mktemp -d "${TMPDIR:-/var/tmp}/s3shim-block.XXXXXX")
 # shellcheck source=../loopdev.sh

@@ -26,11 +26,6 @@ TMO=60
 . "$TOP/tests/variant.sh" "s3shim direct:// tests"
 # shellcheck source=../report.sh
 . "$TOP/tests/report.sh"
-PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || command -v python3)
-# dd with an odd block size under ASan: libasan refuses dd's aligned_alloc(4096, 777)
-# itself, so that variant runs a python stand-in with dd's arguments.
-ODD_DD=dd
-[ "$VARIANT" = asan ] && ODD_DD="$PY $HERE/odd_dd.py"
 
 W=$(mktemp -d "${TMPDIR:-/var/tmp}/s3shim-direct.XXXXXX")
 # shellcheck source=../loopdev.sh

@@ -45,7 +45,6 @@ T_START=$(date +%s)
 . "$TOP/tests/report.sh"
 
 # A real python binary (pyenv and the like put a shell script first in PATH).
-PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || command -v python3)
 
 # --- work area ---------------------------------------------------------------------------
 TMPBASE=${TMPDIR:-/tmp}

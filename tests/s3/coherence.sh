@@ -32,7 +32,6 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$TOP/tests/variant.sh" "s3shim S3 coherence tests"
 # shellcheck source=../report.sh
 . "$TOP/tests/report.sh"
-PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || command -v python3)
 TMO=90
 UID_=$(id -u)
 

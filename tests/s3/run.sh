@@ -48,7 +48,6 @@ T_START=$(date +%s)
 . "$TOP/tests/variant.sh" "s3shim S3 tests"
 # shellcheck source=../report.sh
 . "$TOP/tests/report.sh"
-PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || command -v python3)
 S3PY=$HERE/s3py.py
 
 # --- reporting ---------------------------------------------------------------------------
