@@ -159,12 +159,7 @@ static void now_pair(uint64_t *mono, uint64_t *wall)
 static uint64_t start_ticks(void)
 {
     char buf[1024];
-    int fd = sys.open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    ssize_t n = sys.read(fd, buf, sizeof buf - 1);
-    sys.close(fd);
-    if (n <= 0) return 0;
-    buf[n] = 0;
+    if (sys_read_small("/proc/self/stat", buf, sizeof buf) < 0) return 0;
     char *p = strrchr(buf, ')');
     if (!p) return 0;
     /* fields after ')': 3 state ... 22 starttime */

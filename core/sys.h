@@ -74,4 +74,8 @@ struct sys_calls {
 
 extern struct sys_calls sys;
 
+/* A small file (a /proc entry) read whole through the table: at most cap - 1 bytes into
+ * buf, NUL-terminated. Returns the length, or -1 when it cannot be opened or read. */
+ssize_t sys_read_small(const char *path, char *buf, size_t cap);
+
 #endif

@@ -230,12 +230,7 @@ static int in_commit(struct block_mount *m, int (*fn)(struct blk_txn *, struct b
 static mode_t read_umask(void)
 {
     char buf[2048];
-    int fd = sys.open("/proc/self/status", O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 022;
-    ssize_t n = sys.read(fd, buf, sizeof buf - 1);
-    sys.close(fd);
-    if (n <= 0) return 022;
-    buf[n] = 0;
+    if (sys_read_small("/proc/self/status", buf, sizeof buf) < 0) return 022;
     const char *u = strstr(buf, "Umask:");
     return u ? (mode_t)strtoul(u + 6, NULL, 8) & 0777 : 022;
 }
