@@ -17,6 +17,7 @@
 #include "route.h"
 #include "shim.h"
 
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,8 +46,9 @@ int shim_mount_usable(struct mount *m)
     return 0;
 }
 
-void shim_close_all(int writers_only)
+int shim_close_all(int writers_only)
 {
+    int failed = 0;
     int lim = fdt_limit();
     for (int fd = 0; fd < lim; fd++) {
         if (!fdt_is_ours(fd)) continue;
@@ -59,8 +61,12 @@ void shim_close_all(int writers_only)
         char path[PATH_MAX]; /* the last put frees o */
         snprintf(path, sizeof path, "%s", ofd_path(o));
         int r = ofd_put(o);
-        if (r < 0) slog_error("closing %s at exit failed: %s", path, strerror(-r));
+        if (r < 0) {
+            slog_error("closing %s at exit failed: %s", path, strerror(-r));
+            failed++;
+        }
     }
+    return failed;
 }
 
 /* Tell the run's later processes that the first one has reported the configuration:
@@ -117,6 +123,7 @@ static void open_log_file(void)
 }
 
 static void exit_commit(void);
+static void note_exit_status(int status, void *arg);
 
 static void atfork_prepare(void)
 {
@@ -252,18 +259,60 @@ static void write_stats(void)
  *   visible (see README). No handler of ours is installed: the program's dispositions
  *   stay exactly as it set them.
  * - a forked child ending: its copies of its parent's uploads are not its own; the S3
- *   wing leaves them (s3f_close, s3f_commit check the owner). */
+ *   wing leaves them (s3f_close, s3f_commit check the owner).
+ * A commit that fails at exit loses the program's data as surely as a failed close, but
+ * nobody is left to see an error: a program that ends with status 0 then ends with
+ * status 1 instead, so that the shell or pipeline that runs it notices (a non-zero
+ * status is kept as it is). The status comes from an on_exit() handler registered as
+ * main() starts (below), so after glibc registered the library destructors' runner:
+ * handlers run in reverse order, so the status is known before shim_fini runs. */
+static void note_exit_status(int status, void *arg)
+{
+    (void)arg;
+    shim.exit_status = status;
+    atomic_store(&shim.exit_status_known, 1);
+}
+
+typedef int (*main_fn)(int, char **, char **);
+static main_fn program_main;
+
+static int main_noting_exit(int argc, char **argv, char **envp)
+{
+    on_exit(note_exit_status, NULL);
+    return program_main(argc, argv, envp);
+}
+
+/* Every dynamically linked program starts here; only main() is wrapped. */
+SHIM_EXPORT int __libc_start_main(main_fn main, int argc, char **argv, void (*init)(void),
+                                  void (*fini)(void), void (*rtld_fini)(void), void *stack_end)
+{
+    typedef int (*start_fn)(main_fn, int, char **, void (*)(void), void (*)(void), void (*)(void), void *);
+    start_fn next = (start_fn)dlsym(RTLD_NEXT, "__libc_start_main");
+    program_main = main;
+    return next(main_noting_exit, argc, argv, init, fini, rtld_fini, stack_end);
+}
+
+static int owns_exit(void)
+{
+    return atomic_load(&shim.ready) && getpid() == shim.pid;
+}
+
 __attribute__((destructor)) static void shim_fini(void)
 {
-    if (!atomic_load(&shim.ready) || getpid() != shim.pid) return; /* vfork child: hands off */
+    if (!owns_exit()) return; /* vfork child: hands off */
     fflush(NULL); /* our stdio streams write through descriptors we are about to close */
-    pump_finish_all();
-    shim_close_all(0);
+    int failed = pump_finish_all();
+    failed += shim_close_all(0);
     bk_block_at_exit(); /* block:// group commit: durable before the process ends */
     guard_enter();
     oplog_finish(OLE_EXIT);
     write_stats();
     guard_leave();
+    if (failed && atomic_load(&shim.exit_status_known) && shim.exit_status == 0) {
+        slog_error("%d file(s) could not be written at exit: exit status 1 instead of 0", failed);
+        fflush(NULL);
+        for (;;) syscall(SYS_exit_group, 1);
+    }
 }
 
 /* _exit() and _Exit() skip destructors, but what a program already wrote is the
@@ -275,21 +324,47 @@ __attribute__((destructor)) static void shim_fini(void)
  * Limit: _exit() is async-signal-safe and the commit is not. Called from a signal
  * handler that interrupted this shim's own work in the same thread (the engine guard is
  * up), nothing is committed, so nothing waits for a lock that thread holds; a handler
- * that interrupted malloc itself can still make the commit wait for malloc's lock. */
-static void exit_commit(void)
+ * that interrupted malloc itself can still make the commit wait for malloc's lock.
+ * Returns how many files could not be written. */
+static int exit_commit_count(void)
 {
-    if (atomic_load(&shim.ready) && getpid() == shim.pid && !guard_active()) {
-        pump_finish_all();
-        shim_close_all(1);
+    int failed = 0;
+    if (owns_exit() && !guard_active()) {
+        failed = pump_finish_all();
+        failed += shim_close_all(1);
         bk_block_at_exit();
         bk_s3_at_exit(); /* the run's shared counters go with its first process */
+    }
+    return failed;
+}
+
+/* quick_exit()'s handler: glibc then ends the process with the status it was given,
+ * which the wrapper below noted. */
+static void exit_commit(void)
+{
+    if (exit_commit_count() && atomic_load(&shim.exit_status_known) && shim.exit_status == 0) {
+        slog_error("a file could not be written at exit: exit status 1 instead of 0");
+        for (;;) syscall(SYS_exit_group, 1);
     }
 }
 
 static __attribute__((noreturn)) void exit_now(int status)
 {
-    exit_commit();
-    if (atomic_load(&shim.ready) && getpid() == shim.pid && !guard_active()) oplog_finish(OLE_UNDERSCORE_EXIT);
+    if (exit_commit_count() && status == 0) {
+        slog_error("a file could not be written at exit: exit status 1 instead of 0");
+        status = 1;
+    }
+    if (owns_exit() && !guard_active()) oplog_finish(OLE_UNDERSCORE_EXIT);
+    for (;;) syscall(SYS_exit_group, status);
+}
+
+/* Only to learn the status quick_exit() will end with; glibc's own does the rest. */
+SHIM_EXPORT void quick_exit(int status)
+{
+    static void (*next)(int);
+    note_exit_status(status, NULL);
+    if (!next) next = (void (*)(int))dlsym(RTLD_NEXT, "quick_exit");
+    next(status);
     for (;;) syscall(SYS_exit_group, status);
 }
 

@@ -487,8 +487,9 @@ static void close_pumped_fd(int fd, struct pump *p)
     if (old) ofd_put(old);
 }
 
-void pump_finish_all(void)
+int pump_finish_all(void)
 {
+    int failed = 0;
     pthread_mutex_lock(&pump_lock);
     for (int i = 0; i < MAX_PUMPS; i++) {
         struct pump *p = pumps[i];
@@ -503,7 +504,11 @@ void pump_finish_all(void)
             each_pumped_fd(p->o, -1, close_pumped_fd, p);
         }
         int r = retire(p);
-        if (r < 0) slog_error("finishing a redirected stream at exit failed: %s", strerror(-r));
+        if (r < 0) {
+            slog_error("finishing a redirected stream at exit failed: %s", strerror(-r));
+            failed++;
+        }
     }
     pthread_mutex_unlock(&pump_lock);
+    return failed;
 }

@@ -43,7 +43,7 @@ void pump_before_exec(void);
 void pump_after_exec_failed(void);
 /* In a forked child: the pumps stay with the parent; reset the lock. */
 void pump_atfork_child(void);
-/* At exit: finish every pump this process owns. */
-void pump_finish_all(void);
+/* At exit: finish every pump this process owns. Returns how many failed to store. */
+int pump_finish_all(void);
 
 #endif

@@ -20,6 +20,8 @@ struct shim_state {
     pid_t pid;
     uint64_t t0_ns;
     int root; /* first process of a run (S3SHIM_ROOT_PID was unset) */
+    int exit_status; /* what exit()/quick_exit() was given, once exit_status_known */
+    _Atomic int exit_status_known;
 };
 
 extern struct shim_state shim;
@@ -36,7 +38,7 @@ int shim_mount_usable(struct mount *m);
 
 /* Close every shim descriptor (exit path, so that commits happen); with writers_only,
  * only descriptions open for writing (_exit: readers are left to the kernel, nothing is
- * waited for on their behalf). */
-void shim_close_all(int writers_only);
+ * waited for on their behalf). Returns how many closes failed. */
+int shim_close_all(int writers_only);
 
 #endif

@@ -111,7 +111,7 @@ for size in small big; do
     key=c/ssl-cleanup-$size
     under "$HELPER" ssl-cleanup "$W/$size.bin" "/s3/$S3_BUCKET/$key"
     rc=$?
-    expect "C, $size object, the program called OPENSSL_cleanup() then exit(): no crash, no object" "$key" 0 $rc absent
+    expect "C, $size object, the program called OPENSSL_cleanup() then exit(0): no crash, no object, status 1" "$key" 1 $rc absent
     if grep -q "OPENSSL_cleanup" "$W/err"; then
         pass "C, $size object, OPENSSL_cleanup(): the log says why the object was not written"
     else
@@ -173,6 +173,8 @@ else:
     put(data)
 if how == "_exit":
     os._exit(0)
+if how == "exit3":
+    sys.exit(3)
 '
 for size in small big; do
     for how in end _exit fork; do
@@ -185,7 +187,8 @@ done
 # --- the server fails at exit -------------------------------------------------------------------
 # A relay (tests/s3rig/faultproxy.py) answers every request with 500 once the program has
 # written everything: the commit at exit fails after its retries. The program must end
-# with its own status, promptly, with a log line, and leave no object.
+# promptly, with a log line, no object, and status 1 where it would have been 0 (a
+# non-zero status is the program's own and stays).
 up=${AWS_ENDPOINT_URL#http://}
 up=${up%%/*}
 ctl=$W/control.json
@@ -210,12 +213,14 @@ os.rename(ctl + ".tmp", ctl)
 time.sleep(0.5)
 if how == "_exit":
     os._exit(0)
+if how == "exit3":
+    sys.exit(3)
 '
 if [ -z "$port" ]; then
     fail "start the failing relay" "$(cat "$W/proxy.out")"
 else
     for size in small big; do
-        for how in end _exit; do
+        for how in end _exit exit3; do
             echo '{}' >"$ctl"
             sleep 0.3
             key=fail/$how-$size
@@ -224,7 +229,9 @@ else
                 under python3 -c "$PYF" "$how" "$W/$size.bin" "/s3/$S3_BUCKET/$key" "$ctl"
             rc=$?
             took=$((SECONDS - t0))
-            expect "python3, $size object, $how, every request fails at exit: status 0, no object (${took}s)" "$key" 0 $rc absent
+            want=1
+            [ $how = exit3 ] && want=3 # a failing status is the program's own, kept as it is
+            expect "python3, $size object, $how, every request fails at exit: status $want, no object (${took}s)" "$key" $want $rc absent
             if grep -q "upload failed" "$W/err" && [ "$took" -lt 90 ]; then
                 pass "python3, $size object, $how, failed commit at exit: one log line says the object was not written"
             else
