@@ -266,7 +266,7 @@ static int retire(struct pump *p)
 int pump_install(int fd, struct ofd *o)
 {
     int acc = ofd_status(o) & O_ACCMODE;
-    if (fd < 0 || fd > 2 || o->type != OFD_FILE || acc == O_RDWR) return -1;
+    if (fd < 0 || fd > 2 || o->type != OFD_FILE) return -1;
     pthread_mutex_lock(&pump_lock);
     struct pump *q = pump_for(o);
     if (q) { /* a second std fd on the same description (2>&1): share the pipe */
@@ -288,7 +288,9 @@ int pump_install(int fd, struct ofd *o)
     if (!p) goto fail;
     p->wake = -1;
     p->o = o;
-    p->out = acc == O_WRONLY;
+    /* A description open for both (`exec 3<>f; echo x >&3`, `cmd <>f`): stdout and stderr
+     * carry writes, stdin reads, as programs use them. */
+    p->out = acc == O_WRONLY || (acc == O_RDWR && fd != 0);
     p->owner = getpid();
     if ((p->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 || pump_pipe(pp) < 0) goto fail;
     /* The placeholder restored before exec must carry the description to the next

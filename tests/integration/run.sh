@@ -376,6 +376,8 @@ t "append redirections (>>)" 'cat hello.txt >>a.txt; cat hello.txt >>a.txt; exec
 t "a builtin, then programs, write through one fd made by exec 3>" \
     'exec 3>w.txt; echo builtin >&3; /bin/echo external >&3; printf "%s\n" more >&3; { echo grouped; cat one; } >&3; cat hello.txt >&3; exec 3>&-; cat w.txt; rm w.txt'
 t "read-write descriptor (<>)" 'cp hello.txt rw.txt; exec 3<>rw.txt; head -c 6 <&3; cat one >&3; exec 3>&-; cat rw.txt; echo; rm rw.txt'
+t "a builtin, then programs, write through one fd made by exec 3<> (read-write on fd 1)" \
+    'exec 3<>rw2.txt; echo builtin >&3; /bin/echo external >&3; printf "%s\n" more >&3; exec 3>&-; cat rw2.txt; { read -r x; echo "got $x"; cat; } <>rw2.txt; rm rw2.txt'
 t "read from a file unlinked while open" 'cp hello.txt gone.txt; exec 3<gone.txt; rm gone.txt; cat <&3; ls gone.txt; echo rc=$?'
 t "python3 stdin/stdout redirected to the mount" \
     '"$PY" -c "import sys,hashlib; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())" <big.bin
