@@ -174,11 +174,33 @@ static void s3_atfork_child(void *ms)
     })
 
 
+/* A prefix the server does not know is still a directory while a live process of this
+ * host has a key below it staged (created, not uploaded yet). */
+static int stat_path_or_staged_dir(struct s3_mount *m, struct s3_path *p, struct stat *st)
+{
+    int e = s3_stat_path(m, p, st);
+    if (e != -ENOENT || p->is_service || !p->key[0]) return e;
+    size_t kl = strlen(p->key);
+    char *prefix = malloc(kl + 2);
+    if (!prefix) return e;
+    memcpy(prefix, p->key, kl);
+    memcpy(prefix + kl, "/", 2);
+    struct s3_staged_name *v;
+    size_t n = 0;
+    if (s3_stage_list(m, p->bucket, prefix, &v, &n) == 0 && n) {
+        s3_fill_stat(m, st, p->bucket, p->key, 0, 0, 1);
+        e = 0;
+    }
+    if (n) s3_stage_list_free(v, n);
+    free(prefix);
+    return e;
+}
+
 static int s3_stat(void *ms, const char *key, struct stat *st, int nofollow)
 {
     (void)nofollow;
     /* An object staged on this host answers from its staging file (s3_stage.c). */
-    return WITH_PATH(ms, key, s3_stage_stat(ms, P, st) == 0 ? 0 : s3_stat_path(ms, P, st));
+    return WITH_PATH(ms, key, s3_stage_stat(ms, P, st) == 0 ? 0 : stat_path_or_staged_dir(ms, P, st));
 }
 
 static int s3_access(void *ms, const char *key, int mode, int flags)
@@ -396,6 +418,8 @@ struct s3_dir {
     int done;          /* no more pages */
     int started;
     uint64_t gen;      /* the directory's generation before the page was asked for */
+    struct s3_staged_name *staged; /* names of keys staged on this host, not uploaded yet */
+    size_t nstaged, next_staged;
 };
 
 static int s3_opendir(void *ms, const char *key, void **dhp)
@@ -406,7 +430,7 @@ static int s3_opendir(void *ms, const char *key, void **dhp)
     d->m = m;
     int e = s3_path_resolve(m, key, &d->path);
     struct stat st;
-    if (e == 0) e = s3_stat_path(m, &d->path, &st);
+    if (e == 0) e = stat_path_or_staged_dir(m, &d->path, &st);
     if (e == 0 && !S_ISDIR(st.st_mode)) e = -ENOTDIR;
     if (e == 0 && d->path.is_service) e = -ENOTSUP; /* listing all buckets: not yet */
     if (e == 0) {
@@ -415,6 +439,7 @@ static int s3_opendir(void *ms, const char *key, void **dhp)
         if (!d->prefix) e = -ENOMEM;
         else snprintf(d->prefix, n + 2, "%s%s", d->path.key, n ? "/" : "");
     }
+    if (e == 0) e = s3_stage_list(m, d->path.bucket, d->prefix, &d->staged, &d->nstaged);
     if (e < 0) {
         s3_path_free(&d->path);
         free(d->prefix);
@@ -425,16 +450,9 @@ static int s3_opendir(void *ms, const char *key, void **dhp)
     return 0;
 }
 
-static int s3_readdir(void *dh, struct bk_dirent *ent)
+/* The next entry of the server's listing: 1, 0 at its end, or -errno. */
+static int listed_next(struct s3_dir *d, struct bk_dirent *ent)
 {
-    struct s3_dir *d = dh;
-    if (d->dots < 2) {
-        snprintf(ent->name, sizeof ent->name, "%s", d->dots ? ".." : ".");
-        ent->type = DT_DIR;
-        ent->ino = s3_key_hash(d->path.bucket, d->prefix) + (uint64_t)d->dots;
-        d->dots++;
-        return 1;
-    }
     size_t pl = strlen(d->prefix);
     for (;;) {
         if (d->next >= d->page.n) {
@@ -480,10 +498,71 @@ static int s3_readdir(void *dh, struct bk_dirent *ent)
     }
 }
 
+
+/* Mark a listed name that is also staged, so that it is given once. */
+static void staged_seen(struct s3_dir *d, const struct bk_dirent *ent)
+{
+    if (!d->nstaged) return;
+    struct s3_staged_name key = {.name = (char *)ent->name, .is_dir = ent->type == DT_DIR};
+    for (size_t lo = 0, hi = d->nstaged; lo < hi;) {
+        size_t mid = (lo + hi) / 2;
+        struct s3_staged_name *x = &d->staged[mid];
+        int c = strcmp(key.name, x->name);
+        if (!c) c = key.is_dir - x->is_dir;
+        if (!c) {
+            x->seen = 1;
+            return;
+        }
+        if (c < 0)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+}
+
+static int s3_readdir(void *dh, struct bk_dirent *ent)
+{
+    struct s3_dir *d = dh;
+    if (d->dots < 2) {
+        snprintf(ent->name, sizeof ent->name, "%s", d->dots ? ".." : ".");
+        ent->type = DT_DIR;
+        ent->ino = s3_key_hash(d->path.bucket, d->prefix) + (uint64_t)d->dots;
+        d->dots++;
+        return 1;
+    }
+    if (d->next_staged == 0) {
+        int r = listed_next(d, ent);
+        if (r != 0) {
+            if (r > 0) staged_seen(d, ent);
+            return r;
+        }
+    }
+    /* Then what only this host has: keys created here and not uploaded yet. */
+    while (d->next_staged < d->nstaged) {
+        struct s3_staged_name *x = &d->staged[d->next_staged++];
+        if (x->seen || strlen(x->name) >= sizeof ent->name) continue;
+        snprintf(ent->name, sizeof ent->name, "%s", x->name);
+        ent->type = x->is_dir ? DT_DIR : DT_REG;
+        size_t pl = strlen(d->prefix), nl = strlen(x->name);
+        char *full = malloc(pl + nl + 1);
+        ent->ino = 0;
+        if (full) {
+            memcpy(full, d->prefix, pl);
+            memcpy(full + pl, x->name, nl + 1);
+            ent->ino = s3_key_hash(d->path.bucket, full);
+            free(full);
+        }
+        return 1;
+    }
+    d->next_staged = d->nstaged + 1; /* the listing is not asked again */
+    return 0;
+}
+
 static void s3_closedir(void *dh)
 {
     struct s3_dir *d = dh;
     s3_list_page_free(&d->page);
+    s3_stage_list_free(d->staged, d->nstaged);
     s3_path_free(&d->path);
     free(d->prefix);
     free(d);

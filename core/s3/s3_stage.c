@@ -69,6 +69,7 @@
 #include "../sys.h"
 #include "s3.h"
 #include "s3_stage.h"
+#include "s3_stage_int.h"
 #include "s3_xml.h"
 
 #include <dirent.h>
@@ -90,25 +91,7 @@
 #define RA_MIN ((size_t)4 << 20)
 #define RA_MAX ((size_t)64 << 20)
 #define USAGE_STEP ((int64_t)64 << 20) /* re-count the directory's usage every 64 MiB of growth */
-#define STAGE_MAGIC 0x53335354u        /* "S3ST" */
-#define STAGE_VERSION 1u
 
-struct stage_hdr {
-    uint32_t magic, version;
-    pthread_mutex_t lock; /* process-shared, robust: fetches, partial writes, uploads */
-    uint64_t gen;         /* changes so far */
-    uint64_t up_gen;      /* the change count the server has */
-    int64_t base_size;    /* size of the source when staged: blocks below it may need fetching */
-    int64_t fetch_limit;  /* bytes at or past this are never fetched (truncated away) */
-    uint32_t nblocks;
-    int32_t mapped_w;     /* a shared writable mapping exists: always upload */
-    int32_t unlinked;     /* the object was removed while open: never upload, files already gone */
-    int64_t mtime;        /* of the source object */
-    char etag[128];       /* of the source (If-Match) */
-    char src_bucket[256], src_key[1100];
-    char bucket[256], key[1100];
-    uint8_t present[];    /* per block: fetched (or written whole) */
-};
 
 struct s3_stage {
     struct s3_mount *m;
@@ -131,7 +114,7 @@ struct s3_stage {
 };
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static char g_dir[PATH_MAX - 256]; /* room for "/HASH.data" */
+char stg_dir[PATH_MAX - 256]; /* room for "/HASH.data" */
 static unsigned long long g_limit = 16ULL << 30;
 static int g_configured, g_ready; /* g_ready: atomic */
 static struct s3_stage *g_list;
@@ -145,7 +128,7 @@ static uint64_t *g_active;
  * after the open that made them) must not replace them. */
 static int park(int fd) { return fd < 0 ? fd : efd_park(fd); }
 
-static void active_add(int64_t d)
+void stg_active_add(int64_t d)
 {
     if (!g_active) return;
     if (d < 0 && __atomic_load_n(g_active, __ATOMIC_ACQUIRE) < (uint64_t)-d) {
@@ -172,7 +155,7 @@ void s3_stage_configure(const struct cfg *cfg)
 {
     pthread_mutex_lock(&g_lock);
     if (!g_configured) {
-        bk_s3_staging_dir(cfg ? cfg->staging_dir : NULL, g_dir, sizeof g_dir);
+        bk_s3_staging_dir(cfg ? cfg->staging_dir : NULL, stg_dir, sizeof stg_dir);
         if (cfg) g_limit = cfg->staging_limit;
         g_configured = 1;
     }
@@ -180,10 +163,10 @@ void s3_stage_configure(const struct cfg *cfg)
 }
 
 /* The directory's lock: joining, creating and removing staging files happen under it. */
-static int dir_lock(void)
+int stg_dir_lock(void)
 {
     char p[PATH_MAX + 16];
-    snprintf(p, sizeof p, "%s/.lock", g_dir);
+    snprintf(p, sizeof p, "%s/.lock", stg_dir);
     int fd = sys.open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) return -errno;
     while (sys.flock(fd, LOCK_EX) < 0 && errno == EINTR) {
@@ -191,19 +174,19 @@ static int dir_lock(void)
     return fd;
 }
 
-static void dir_unlock(int fd)
+void stg_dir_unlock(int fd)
 {
     if (fd >= 0) sys.close(fd); /* releases the flock */
 }
 
-static void suffix(const char *base, const char *sfx, char *out, size_t len) { snprintf(out, len, "%s%s", base, sfx); }
+void stg_suffix(const char *base, const char *sfx, char *out, size_t len) { snprintf(out, len, "%s%s", base, sfx); }
 
 /* Remove the staging files of base if nobody holds them (dir lock held). 1 if removed. */
 static int remove_if_unheld(const char *base, int quiet)
 {
     char mp[PATH_MAX + 8], dp[PATH_MAX + 8];
-    suffix(base, ".map", mp, sizeof mp);
-    suffix(base, ".data", dp, sizeof dp);
+    stg_suffix(base, ".map", mp, sizeof mp);
+    stg_suffix(base, ".data", dp, sizeof dp);
     int fd = sys.open(mp, O_RDWR | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT) sys.unlink(dp); /* an orphan data file */
@@ -223,7 +206,7 @@ static int remove_if_unheld(const char *base, int quiet)
         }
         sys.unlink(dp);
         sys.unlink(mp);
-        active_add(-1);
+        stg_active_add(-1);
         r = 1;
     }
     sys.close(fd);
@@ -231,7 +214,7 @@ static int remove_if_unheld(const char *base, int quiet)
 }
 
 /* Make the directory; remove staging files that processes which died left behind. */
-static int dir_ready(void)
+int stg_dir_ready(void)
 {
     if (__atomic_load_n(&g_ready, __ATOMIC_ACQUIRE)) return 0;
     pthread_mutex_lock(&g_lock);
@@ -243,7 +226,7 @@ static int dir_ready(void)
     int e = 0;
     if (!g_ready) {
         char p[PATH_MAX];
-        snprintf(p, sizeof p, "%s", g_dir);
+        snprintf(p, sizeof p, "%s", stg_dir);
         for (char *s = p + 1; *s; s++) /* mkdir -p */
             if (*s == '/') {
                 *s = '\0';
@@ -255,10 +238,10 @@ static int dir_ready(void)
         if (e == 0 && (sys.stat(p, &st) < 0 || !S_ISDIR(st.st_mode))) e = errno ? -errno : -ENOTDIR;
         if (e < 0) {
             slog_error("s3: the staging directory %s cannot be used (%s); set S3SHIM_STAGING_DIR to a writable "
-                       "directory on a disk", g_dir, strerror(-e));
+                       "directory on a disk", stg_dir, strerror(-e));
         } else {
             char ap[PATH_MAX + 16];
-            snprintf(ap, sizeof ap, "%s/.active", g_dir);
+            snprintf(ap, sizeof ap, "%s/.active", stg_dir);
             int afd = sys.open(ap, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
             struct stat ast;
             if (afd >= 0 && sys.fstat(afd, &ast) == 0 && (ast.st_size >= 4096 || sys.ftruncate(afd, 4096) == 0)) {
@@ -266,15 +249,15 @@ static int dir_ready(void)
                 if (a != MAP_FAILED) g_active = a;
             }
             if (afd >= 0) sys.close(afd);
-            int dl = dir_lock(), removed = 0;
+            int dl = stg_dir_lock(), removed = 0;
             uint64_t kept = 0;
-            DIR *d = sys.opendir(g_dir);
+            DIR *d = sys.opendir(stg_dir);
             struct dirent *de;
             while (d && (de = sys.readdir(d))) {
                 size_t n = strlen(de->d_name);
                 if (n != 32 + 4 || strcmp(de->d_name + 32, ".map") != 0) continue;
                 char base[PATH_MAX];
-                snprintf(base, sizeof base, "%s/%.32s", g_dir, de->d_name);
+                snprintf(base, sizeof base, "%s/%.32s", stg_dir, de->d_name);
                 if (remove_if_unheld(base, 0))
                     removed++;
                 else
@@ -282,7 +265,7 @@ static int dir_ready(void)
             }
             if (d) sys.closedir(d);
             if (g_active) __atomic_store_n(g_active, kept, __ATOMIC_RELEASE); /* the count, right again */
-            dir_unlock(dl);
+            stg_dir_unlock(dl);
             __atomic_store_n(&g_ready, 1, __ATOMIC_RELEASE);
             if (removed) slog_info("s3: removed %d staging file(s) left by processes that died", removed);
         }
@@ -298,7 +281,7 @@ static uint64_t fnv(uint64_t h, const char *s)
 }
 
 /* DIR/HASH of an object: the endpoints, bucket and key. */
-static void stage_name(struct s3_mount *m, const char *bucket, const char *key, char *out, size_t len)
+void stg_name(struct s3_mount *m, const char *bucket, const char *key, char *out, size_t len)
 {
     uint64_t a = 1469598103934665603ull, b = 0x9e3779b97f4a7c15ull;
     for (int i = 0; i < m->client.nep; i++) {
@@ -309,13 +292,13 @@ static void stage_name(struct s3_mount *m, const char *bucket, const char *key, 
     b = fnv(fnv(fnv(b, "\n"), bucket), "/");
     a = fnv(a, key);
     b = fnv(fnv(b, key), "#");
-    snprintf(out, len, "%s/%016" PRIx64 "%016" PRIx64, g_dir, a, b);
+    snprintf(out, len, "%s/%016" PRIx64 "%016" PRIx64, stg_dir, a, b);
 }
 
 /* Bytes the host's staging files hold (allocated, not apparent: they are sparse). */
 static int64_t dir_usage(void)
 {
-    DIR *d = sys.opendir(g_dir);
+    DIR *d = sys.opendir(stg_dir);
     if (!d) return 0;
     int64_t sum = 0;
     struct dirent *de;
@@ -342,7 +325,7 @@ static int over_limit(struct s3_stage *s, int64_t want, const char *what)
     if (!used) used = dir_usage();
     slog_error("s3: %s/%s: %s would take staging past S3SHIM_STAGING_LIMIT=%llu bytes (%lld bytes wanted, %lld "
                "held in %s); raise S3SHIM_STAGING_LIMIT or free the space: ENOSPC", s->path.bucket, s->path.key, what,
-               g_limit, (long long)want, (long long)used, g_dir);
+               g_limit, (long long)want, (long long)used, stg_dir);
     return -ENOSPC;
 }
 
@@ -369,12 +352,6 @@ static int64_t flimit(const struct stage_hdr *h) { return __atomic_load_n(&h->fe
 
 static void mark_wrote(struct s3_stage *s) { __atomic_store_n(&s->wrote, 1, __ATOMIC_RELAXED); }
 static void changed(struct stage_hdr *h) { __atomic_add_fetch(&h->gen, 1, __ATOMIC_ACQ_REL); }
-
-static int dirty(const struct stage_hdr *h)
-{
-    return __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE) != __atomic_load_n(&h->up_gen, __ATOMIC_ACQUIRE) ||
-           __atomic_load_n(&h->mapped_w, __ATOMIC_ACQUIRE);
-}
 
 /* Is every block of [off, end) (below the fetch limit) there? */
 static int all_present(struct stage_hdr *h, int64_t off, int64_t end)
@@ -547,7 +524,7 @@ static void keep_across_exec(struct s3_stage *s, int fd)
 static int find_inherited_map(const char *base)
 {
     char want[PATH_MAX + 8];
-    suffix(base, ".map", want, sizeof want);
+    stg_suffix(base, ".map", want, sizeof want);
     DIR *d = sys.opendir("/proc/self/fd");
     if (!d) return -1;
     int found = -1;
@@ -576,8 +553,8 @@ static int find_inherited_map(const char *base)
 static int try_join(struct s3_stage *s, int check_key)
 {
     char mp[PATH_MAX + 8], dp[PATH_MAX + 8];
-    suffix(s->base, ".map", mp, sizeof mp);
-    suffix(s->base, ".data", dp, sizeof dp);
+    stg_suffix(s->base, ".map", mp, sizeof mp);
+    stg_suffix(s->base, ".data", dp, sizeof dp);
     int fd = s->mapfd; /* an inherited hold (s3_stage_open_fd) */
     s->mapfd = -1;
     if (fd < 0) {
@@ -622,8 +599,8 @@ static int try_join(struct s3_stage *s, int check_key)
 static int create(struct s3_stage *s, int64_t size, const char *etag, time_t mtime, int dirty_from_start)
 {
     char mp[PATH_MAX + 8], dp[PATH_MAX + 8];
-    suffix(s->base, ".map", mp, sizeof mp);
-    suffix(s->base, ".data", dp, sizeof dp);
+    stg_suffix(s->base, ".map", mp, sizeof mp);
+    stg_suffix(s->base, ".data", dp, sizeof dp);
     uint32_t nb = (uint32_t)((size + BLK - 1) >> BLK_SHIFT);
     size_t len = sizeof(struct stage_hdr) + nb;
     int fd = park(sys.open(mp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
@@ -661,7 +638,7 @@ static int create(struct s3_stage *s, int64_t size, const char *etag, time_t mti
     __atomic_store_n(&h->magic, STAGE_MAGIC, __ATOMIC_RELEASE);
     sys.flock(fd, LOCK_SH);
     keep_across_exec(s, fd);
-    active_add(1);
+    stg_active_add(1);
     s->mapfd = fd;
     s->h = h;
     s->maplen = len;
@@ -673,7 +650,7 @@ static int create(struct s3_stage *s, int64_t size, const char *etag, time_t mti
 static int finish_open(struct s3_stage *s)
 {
     char dp[PATH_MAX + 8];
-    suffix(s->base, ".data", dp, sizeof dp);
+    stg_suffix(s->base, ".data", dp, sizeof dp);
     if (s->acc == O_RDWR) {
         s->pfd = park(sys.dup(s->dfd));
         if (s->pfd >= 0) sys.fcntl(s->pfd, F_SETFD, FD_CLOEXEC);
@@ -697,105 +674,23 @@ static int finish_open(struct s3_stage *s)
 }
 
 /* Might anything be staged on this host? (Sets up the directory once per process.) */
-static int maybe_staged(void)
-{
-    if (dir_ready() < 0) return 0;
-    return !g_active || __atomic_load_n(g_active, __ATOMIC_ACQUIRE) != 0;
-}
-
-int s3_stage_live(struct s3_mount *m, const struct s3_path *p)
-{
-    if (!maybe_staged()) return 0;
-    char base[PATH_MAX], mp[PATH_MAX + 8];
-    stage_name(m, p->bucket, p->key, base, sizeof base);
-    suffix(base, ".map", mp, sizeof mp);
-    struct stat st;
-    if (sys.stat(mp, &st) < 0) return 0; /* the usual case: one failed stat */
-    int dl = dir_lock();
-    int fd = sys.open(mp, O_RDONLY | O_CLOEXEC), live = 0;
-    if (fd >= 0) {
-        live = sys.flock(fd, LOCK_EX | LOCK_NB) < 0;
-        sys.close(fd);
-    }
-    dir_unlock(dl);
-    return live;
-}
-
-int s3_stage_stat(struct s3_mount *m, const struct s3_path *p, struct stat *st)
-{
-    if (p->is_service || !p->key[0] || !maybe_staged()) return -ENOENT;
-    char base[PATH_MAX], mp[PATH_MAX + 8], dp[PATH_MAX + 8];
-    stage_name(m, p->bucket, p->key, base, sizeof base);
-    suffix(base, ".map", mp, sizeof mp);
-    suffix(base, ".data", dp, sizeof dp);
-    struct stat ms;
-    if (sys.stat(mp, &ms) < 0) return -ENOENT; /* nothing staged for this key */
-    int dl = dir_lock(), r = -ENOENT;
-    int fd = sys.open(mp, O_RDONLY | O_CLOEXEC);
-    struct stat ds;
-    if (fd >= 0 && sys.flock(fd, LOCK_EX | LOCK_NB) < 0 && sys.fstat(fd, &ms) == 0 && ms.st_size >= (off_t)sizeof(struct stage_hdr) &&
-        sys.stat(dp, &ds) == 0) {
-        struct stage_hdr *h = sys.mmap(NULL, sizeof *h, PROT_READ, MAP_SHARED, fd, 0);
-        if (h != MAP_FAILED) {
-            if (h->magic == STAGE_MAGIC && strcmp(h->bucket, p->bucket) == 0 && strcmp(h->key, p->key) == 0) {
-                time_t mt = dirty(h) ? ds.st_mtime : (time_t)h->mtime;
-                s3_fill_stat(m, st, p->bucket, p->key, (int64_t)ds.st_size, mt ? mt : ds.st_mtime, 0);
-                r = 0;
-            }
-            munmap(h, sizeof *h);
-        }
-    }
-    if (fd >= 0) sys.close(fd);
-    dir_unlock(dl);
-    return r;
-}
-
-void s3_stage_unlinked(struct s3_mount *m, const struct s3_path *p)
-{
-    if (p->is_service || !p->key[0] || !maybe_staged()) return;
-    char base[PATH_MAX], mp[PATH_MAX + 8], dp[PATH_MAX + 8];
-    stage_name(m, p->bucket, p->key, base, sizeof base);
-    suffix(base, ".map", mp, sizeof mp);
-    suffix(base, ".data", dp, sizeof dp);
-    struct stat ms;
-    if (sys.stat(mp, &ms) < 0) return;
-    int dl = dir_lock();
-    int fd = sys.open(mp, O_RDWR | O_CLOEXEC);
-    if (fd >= 0 && sys.fstat(fd, &ms) == 0 && ms.st_size >= (off_t)sizeof(struct stage_hdr)) {
-        struct stage_hdr *h = sys.mmap(NULL, sizeof *h, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-        if (h != MAP_FAILED) {
-            if (h->magic == STAGE_MAGIC && strcmp(h->bucket, p->bucket) == 0 && strcmp(h->key, p->key) == 0) {
-                /* Open descriptors keep working on the files; their closes upload nothing;
-                 * a new open stages the object afresh. */
-                __atomic_store_n(&h->unlinked, 1, __ATOMIC_RELEASE);
-                sys.unlink(dp);
-                sys.unlink(mp);
-                active_add(-1);
-            }
-            munmap(h, sizeof *h);
-        }
-    }
-    if (fd >= 0) sys.close(fd);
-    dir_unlock(dl);
-}
-
 /* Open staged; bytes != NULL: a streaming writer's bytes become the whole object. */
 static int stage_open(struct s3_mount *m, const struct s3_path *p, int flags, const struct s3_stage_base *base,
                       const void *bytes, size_t nbytes, struct s3_stage **out)
 {
-    int e = dir_ready();
+    int e = stg_dir_ready();
     if (e < 0) return e;
     struct s3_stage *s = stage_new(m, p->bucket, p->key, flags);
     if (!s) return -ENOMEM;
-    stage_name(m, p->bucket, p->key, s->base, sizeof s->base);
-    int dl = dir_lock();
+    stg_name(m, p->bucket, p->key, s->base, sizeof s->base);
+    int dl = stg_dir_lock();
     if (dl < 0) {
-        slog_error("s3: %s/%s: cannot lock the staging directory %s: %s", p->bucket, p->key, g_dir, strerror(-dl));
+        slog_error("s3: %s/%s: cannot lock the staging directory %s: %s", p->bucket, p->key, stg_dir, strerror(-dl));
         stage_free(s);
         return dl;
     }
     int r = try_join(s, 1);
-    dir_unlock(dl);
+    stg_dir_unlock(dl);
     if (r == 1 && (flags & O_CREAT) && (flags & O_EXCL)) r = -EEXIST; /* created by another opener */
     if (r == 1 && bytes) { /* another process has it staged: our bytes replace its content */
         hlock(s->h);
@@ -843,7 +738,7 @@ static int stage_open(struct s3_mount *m, const struct s3_path *p, int flags, co
             r = -ENOSPC;
         }
         if (r == 0) {
-            dl = dir_lock();
+            dl = stg_dir_lock();
             r = try_join(s, 1); /* someone may have staged it meanwhile */
             if (r == 0) {
                 r = create(s, trunc ? 0 : b.size, b.etag, b.mtime, !exists || bytes || (trunc && b.size > 0));
@@ -855,7 +750,7 @@ static int stage_open(struct s3_mount *m, const struct s3_path *p, int flags, co
                 changed(s->h);
                 hunlock(s->h);
             }
-            dir_unlock(dl);
+            stg_dir_unlock(dl);
             if (r == 1) r = 0;
         }
     } else if (r == 1) {
@@ -864,11 +759,11 @@ static int stage_open(struct s3_mount *m, const struct s3_path *p, int flags, co
     if (r == 0) r = finish_open(s);
     if (r < 0) {
         if (s->mapfd >= 0) { /* drop our hold; remove what nobody else holds */
-            int d2 = dir_lock();
+            int d2 = stg_dir_lock();
             efd_close(s->mapfd);
             s->mapfd = -1;
             remove_if_unheld(s->base, 1);
-            dir_unlock(d2);
+            stg_dir_unlock(d2);
         }
         stage_free(s);
         return r;
@@ -904,9 +799,9 @@ int s3_stage_open_fd(struct s3_mount *m, int fd, int flags, struct s3_path *p, s
     if (!s) return -ENOMEM;
     snprintf(s->base, sizeof s->base, "%.*s", (int)(tl - 5), target);
     s->mapfd = find_inherited_map(s->base);
-    int dl = dir_lock();
+    int dl = stg_dir_lock();
     int r = try_join(s, 0);
-    dir_unlock(dl);
+    stg_dir_unlock(dl);
     if (r == 1) {
         s->wrote = s->acc != O_RDONLY && dirty(s->h);
         snprintf(s->path.bucket, sizeof s->path.bucket, "%s", s->h->bucket);
@@ -990,7 +885,7 @@ ssize_t s3_stage_pwrite(struct s3_stage *s, const void *buf, size_t len, off_t o
     if (e < 0) {
         if (e == -ENOSPC || e == -EDQUOT)
             slog_error("s3: %s/%s: the staging directory %s is full; free space there or set S3SHIM_STAGING_DIR",
-                       s->path.bucket, s->path.key, g_dir);
+                       s->path.bucket, s->path.key, stg_dir);
         return e;
     }
     mark_wrote(s);
@@ -1155,26 +1050,32 @@ int s3_stage_close(struct s3_stage *s)
         slog_error("s3: %s/%s: the staged object could not be uploaded; close fails with EIO and the server keeps "
                    "the previous version", s->path.bucket, s->path.key);
     list_del(s);
-    int dl = dir_lock();
+    int dl = stg_dir_lock();
     if (sys.flock(s->mapfd, LOCK_EX | LOCK_NB) == 0) { /* the last holder of this host */
         if (dirty(s->h) && e == 0 && s->acc == O_RDONLY && __atomic_load_n(&s->h->gen, __ATOMIC_ACQUIRE) !=
                                                                __atomic_load_n(&s->h->up_gen, __ATOMIC_ACQUIRE))
             slog_warn("s3: %s/%s: staged changes of a process that ended without closing it were not uploaded",
                       s->path.bucket, s->path.key);
         char mp[PATH_MAX + 8], dp[PATH_MAX + 8];
-        suffix(s->base, ".map", mp, sizeof mp);
-        suffix(s->base, ".data", dp, sizeof dp);
+        stg_suffix(s->base, ".map", mp, sizeof mp);
+        stg_suffix(s->base, ".data", dp, sizeof dp);
         if (!__atomic_load_n(&s->h->unlinked, __ATOMIC_ACQUIRE)) { /* else the names are another entry's now */
             sys.unlink(dp);
             sys.unlink(mp);
-            active_add(-1);
+            stg_active_add(-1);
         }
     }
     efd_close(s->mapfd);
     s->mapfd = -1;
-    dir_unlock(dl);
+    stg_dir_unlock(dl);
     stage_free(s);
     return e;
+}
+
+int stg_maybe_staged(void)
+{
+    if (stg_dir_ready() < 0) return 0;
+    return !g_active || __atomic_load_n(g_active, __ATOMIC_ACQUIRE) != 0;
 }
 
 /* --- locks, fork --------------------------------------------------------------------------- */
@@ -1182,11 +1083,11 @@ int s3_stage_close(struct s3_stage *s)
 int s3_lock_fd(struct s3_mount *m, const struct s3_path *p, int acc, int *fdp)
 {
     if (*fdp >= 0) return *fdp;
-    int e = dir_ready();
+    int e = stg_dir_ready();
     if (e < 0) return e;
     char base[PATH_MAX], lp[PATH_MAX + 8];
-    stage_name(m, p->bucket, p->key, base, sizeof base);
-    suffix(base, ".lock", lp, sizeof lp);
+    stg_name(m, p->bucket, p->key, base, sizeof base);
+    stg_suffix(base, ".lock", lp, sizeof lp);
     int fd = sys.open(lp, acc | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         e = -errno;
@@ -1207,7 +1108,7 @@ void s3_stage_atfork_child(void)
         s->wrote = 0;
         /* The inherited map descriptor shares the parent's hold: take our own. */
         char mp[PATH_MAX + 8];
-        suffix(s->base, ".map", mp, sizeof mp);
+        stg_suffix(s->base, ".map", mp, sizeof mp);
         int fd = sys.open(mp, O_RDWR | O_CLOEXEC);
         if (fd < 0) continue;
         struct stat a, b;

@@ -34,6 +34,20 @@ int s3_stage_live(struct s3_mount *m, const struct s3_path *p);
  * object as its openers see it, also before its first upload). 0, or -ENOENT if not staged. */
 int s3_stage_stat(struct s3_mount *m, const struct s3_path *p, struct stat *st);
 
+/* The names directly below prefix ("dir/" or "") that keys staged by live processes of
+ * this host make: a file (the staging file's size and time) or a directory (a key further
+ * down). Sorted by name, then files before directories; each once. The caller frees the
+ * vector with s3_stage_list_free(). 0 or -errno. */
+struct s3_staged_name {
+    char *name;
+    int is_dir;
+    int seen; /* the caller's: the server's listing had it too */
+    int64_t size;
+    time_t mtime;
+};
+int s3_stage_list(struct s3_mount *m, const char *bucket, const char *prefix, struct s3_staged_name **out, size_t *n);
+void s3_stage_list_free(struct s3_staged_name *v, size_t n);
+
 /* p was deleted (unlink, the source of a rename): open descriptors of it on this host keep
  * their bytes but upload nothing at close, as with a removed local file. */
 void s3_stage_unlinked(struct s3_mount *m, const struct s3_path *p);

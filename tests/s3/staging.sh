@@ -405,6 +405,36 @@ print(os.waitstatus_to_exitcode(st))' "$B/fork/big" >"$W/forkbig.got" 2>"$W/fork
 check "a child cannot write to an upload whose parts its parent already sent: EBADF, logged; the parent's object is whole" \
     test "$(cat "$W/forkbig.got") $(grep -c 'fork/big: a forked child cannot write' "$W/log") $(s3_get fork/big /dev/stdout 2>/dev/null | wc -c)" = "9 1 $(((6 << 20) + 3))"
 
+# --- listings of what is staged here ---------------------------------------------------------------
+echo "# --- listings"
+# Objects a live process created O_RDWR and has not uploaded yet exist for the host's
+# other processes: in readdir of their directory (once, also when the server has the key
+# too), their directories too (stat, cd, find); not after unlink; not in another prefix.
+echo hello >"$W/src/both.txt"
+s3_put "$W/src/both.txt" ls/both.txt >/dev/null
+shim $PY -c '
+import os, subprocess, sys
+b = sys.argv[1]
+fds = [os.open(b + p, os.O_RDWR | os.O_CREAT) for p in ("/ls/new.txt", "/ls/sub/deep/x.bin", "/ls/both.txt", "/ls/gone.txt", "/lsother/y")]
+os.write(fds[0], b"twelve bytes")
+os.unlink(b + "/ls/gone.txt")
+out = subprocess.run(["ls", "-1F", b + "/ls", b + "/ls/sub"], capture_output=True, text=True)
+print(out.stdout.strip().replace(b, "B").replace("\n", " "), "|", out.returncode)
+print(subprocess.run(["find", b + "/ls/sub"], capture_output=True, text=True).stdout.strip().replace(b, "B").replace("\n", " "))
+print(os.stat(b + "/ls/new.txt").st_size, os.path.isdir(b + "/ls/sub/deep"), sorted(os.listdir(b + "/ls/sub/deep")))
+for fd in fds: os.close(fd)
+print(sorted(os.listdir(b + "/ls")), sorted(os.listdir(b + "/ls/sub/deep")))
+' "$B" >"$W/ls.got" 2>"$W/ls.err"
+cat >"$W/ls.want" <<'EOF'
+B/ls: both.txt new.txt sub/  B/ls/sub: deep/ | 0
+B/ls/sub B/ls/sub/deep B/ls/sub/deep/x.bin
+12 True ['x.bin']
+['both.txt', 'new.txt', 'sub'] ['x.bin']
+EOF
+if cmp -s "$W/ls.want" "$W/ls.got"; then
+    pass "staged keys not uploaded yet are listed (ls, find, listdir; their directories stat and list; once; not after unlink)"
+else fail "staged keys not uploaded yet are listed" "$(diff "$W/ls.want" "$W/ls.got")" "$W/ls.err"; fi
+
 # --- limits and errors ---------------------------------------------------------------------------
 echo "# --- limits and errors"
 head -c $((12 << 20)) /dev/urandom >"$W/twelve"

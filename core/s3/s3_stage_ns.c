@@ -1,0 +1,204 @@
+/* s3_stage_ns.c - the namespace's view of staged objects: a key staged by a live process
+ * of this host exists for stat, open and readdir before its first upload, and removing it
+ * stops its uploads. Everything here is a question put to the staging directory under
+ * its lock; the usual answer, "nothing is staged", costs one atomic load (DIR/.active). */
+#include "../log.h"
+#include "../sys.h"
+#include "s3.h"
+#include "s3_stage.h"
+#include "s3_stage_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int s3_stage_live(struct s3_mount *m, const struct s3_path *p)
+{
+    if (!stg_maybe_staged()) return 0;
+    char base[PATH_MAX], mp[PATH_MAX + 8];
+    stg_name(m, p->bucket, p->key, base, sizeof base);
+    stg_suffix(base, ".map", mp, sizeof mp);
+    struct stat st;
+    if (sys.stat(mp, &st) < 0) return 0; /* the usual case: one failed stat */
+    int dl = stg_dir_lock();
+    int fd = sys.open(mp, O_RDONLY | O_CLOEXEC), live = 0;
+    if (fd >= 0) {
+        live = sys.flock(fd, LOCK_EX | LOCK_NB) < 0;
+        sys.close(fd);
+    }
+    stg_dir_unlock(dl);
+    return live;
+}
+
+int s3_stage_stat(struct s3_mount *m, const struct s3_path *p, struct stat *st)
+{
+    if (p->is_service || !p->key[0] || !stg_maybe_staged()) return -ENOENT;
+    char base[PATH_MAX], mp[PATH_MAX + 8], dp[PATH_MAX + 8];
+    stg_name(m, p->bucket, p->key, base, sizeof base);
+    stg_suffix(base, ".map", mp, sizeof mp);
+    stg_suffix(base, ".data", dp, sizeof dp);
+    struct stat ms;
+    if (sys.stat(mp, &ms) < 0) return -ENOENT; /* nothing staged for this key */
+    int dl = stg_dir_lock(), r = -ENOENT;
+    int fd = sys.open(mp, O_RDONLY | O_CLOEXEC);
+    struct stat ds;
+    if (fd >= 0 && sys.flock(fd, LOCK_EX | LOCK_NB) < 0 && sys.fstat(fd, &ms) == 0 && ms.st_size >= (off_t)sizeof(struct stage_hdr) &&
+        sys.stat(dp, &ds) == 0) {
+        struct stage_hdr *h = sys.mmap(NULL, sizeof *h, PROT_READ, MAP_SHARED, fd, 0);
+        if (h != MAP_FAILED) {
+            if (h->magic == STAGE_MAGIC && strcmp(h->bucket, p->bucket) == 0 && strcmp(h->key, p->key) == 0) {
+                time_t mt = dirty(h) ? ds.st_mtime : (time_t)h->mtime;
+                s3_fill_stat(m, st, p->bucket, p->key, (int64_t)ds.st_size, mt ? mt : ds.st_mtime, 0);
+                r = 0;
+            }
+            munmap(h, sizeof *h);
+        }
+    }
+    if (fd >= 0) sys.close(fd);
+    stg_dir_unlock(dl);
+    return r;
+}
+
+void s3_stage_unlinked(struct s3_mount *m, const struct s3_path *p)
+{
+    if (p->is_service || !p->key[0] || !stg_maybe_staged()) return;
+    char base[PATH_MAX], mp[PATH_MAX + 8], dp[PATH_MAX + 8];
+    stg_name(m, p->bucket, p->key, base, sizeof base);
+    stg_suffix(base, ".map", mp, sizeof mp);
+    stg_suffix(base, ".data", dp, sizeof dp);
+    struct stat ms;
+    if (sys.stat(mp, &ms) < 0) return;
+    int dl = stg_dir_lock();
+    int fd = sys.open(mp, O_RDWR | O_CLOEXEC);
+    if (fd >= 0 && sys.fstat(fd, &ms) == 0 && ms.st_size >= (off_t)sizeof(struct stage_hdr)) {
+        struct stage_hdr *h = sys.mmap(NULL, sizeof *h, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (h != MAP_FAILED) {
+            if (h->magic == STAGE_MAGIC && strcmp(h->bucket, p->bucket) == 0 && strcmp(h->key, p->key) == 0) {
+                /* Open descriptors keep working on the files; their closes upload nothing;
+                 * a new open stages the object afresh. */
+                __atomic_store_n(&h->unlinked, 1, __ATOMIC_RELEASE);
+                sys.unlink(dp);
+                sys.unlink(mp);
+                stg_active_add(-1);
+            }
+            munmap(h, sizeof *h);
+        }
+    }
+    if (fd >= 0) sys.close(fd);
+    stg_dir_unlock(dl);
+}
+
+
+static int name_cmp(const void *a, const void *b)
+{
+    const struct s3_staged_name *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : x->is_dir - y->is_dir;
+}
+
+/* The header of a live staging file (held by some process), mapped; NULL otherwise. */
+static struct stage_hdr *live_header(int dirfd, const char *mapname, int *fdp)
+{
+    int fd = sys.openat(dirfd, mapname, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    struct stat st;
+    if (sys.flock(fd, LOCK_EX | LOCK_NB) == 0 || sys.fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(struct stage_hdr)) {
+        sys.close(fd); /* nobody holds it: left by a process that died, or being removed */
+        return NULL;
+    }
+    struct stage_hdr *h = sys.mmap(NULL, sizeof *h, PROT_READ, MAP_SHARED, fd, 0);
+    if (h == MAP_FAILED) {
+        sys.close(fd);
+        return NULL;
+    }
+    *fdp = fd;
+    return h;
+}
+
+static int add_name(struct s3_staged_name **v, size_t *n, size_t *cap, const char *name, size_t len, int is_dir,
+                    int64_t size, time_t mtime)
+{
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 16;
+        struct s3_staged_name *nv = realloc(*v, nc * sizeof *nv);
+        if (!nv) return -ENOMEM;
+        *v = nv;
+        *cap = nc;
+    }
+    char *s = strndup(name, len);
+    if (!s) return -ENOMEM;
+    (*v)[(*n)++] = (struct s3_staged_name){.name = s, .is_dir = is_dir, .size = size, .mtime = mtime};
+    return 0;
+}
+
+int s3_stage_list(struct s3_mount *m, const char *bucket, const char *prefix, struct s3_staged_name **out, size_t *np)
+{
+    *out = NULL;
+    *np = 0;
+    if (!stg_maybe_staged()) return 0;
+    int dl = stg_dir_lock();
+    if (dl < 0) return 0; /* no staging directory: nothing staged */
+    DIR *d = sys.opendir(stg_dir);
+    struct s3_staged_name *v = NULL;
+    size_t n = 0, cap = 0, pl = strlen(prefix);
+    int e = 0;
+    struct dirent *de;
+    while (e == 0 && d && (de = sys.readdir(d))) {
+        if (strlen(de->d_name) != 32 + 4 || strcmp(de->d_name + 32, ".map") != 0) continue;
+        int fd;
+        struct stage_hdr *h = live_header(sys.dirfd(d), de->d_name, &fd);
+        if (!h) continue;
+        char base[PATH_MAX], dp[PATH_MAX + 8];
+        const char *key = h->key;
+        /* The same bucket through the same endpoints: the name is the hash of all three. */
+        if (h->magic == STAGE_MAGIC && !__atomic_load_n(&h->unlinked, __ATOMIC_ACQUIRE) &&
+            strcmp(h->bucket, bucket) == 0 && strncmp(key, prefix, pl) == 0 && key[pl]) {
+            stg_name(m, bucket, key, base, sizeof base);
+            const char *slash = strchr(key + pl, '/');
+            struct stat ds;
+            stg_suffix(base, ".data", dp, sizeof dp);
+            if (strncmp(base + strlen(stg_dir) + 1, de->d_name, 32) != 0)
+                ; /* another endpoint set's object of the same name */
+            else if (slash)
+                e = slash > key + pl ? add_name(&v, &n, &cap, key + pl, (size_t)(slash - (key + pl)), 1, 0, 0) : 0;
+            else if (sys.stat(dp, &ds) == 0)
+                e = add_name(&v, &n, &cap, key + pl, strlen(key + pl), 0, (int64_t)ds.st_size,
+                             dirty(h) || !h->mtime ? ds.st_mtime : (time_t)h->mtime);
+        }
+        munmap(h, sizeof *h);
+        sys.close(fd);
+    }
+    if (d) sys.closedir(d);
+    stg_dir_unlock(dl);
+    if (e < 0) {
+        s3_stage_list_free(v, n);
+        return e;
+    }
+    if (n > 1) { /* sort, then drop repeats (several keys below one directory) */
+        qsort(v, n, sizeof *v, name_cmp);
+        size_t k = 1;
+        for (size_t i = 1; i < n; i++) {
+            if (name_cmp(&v[i], &v[k - 1]) == 0)
+                free(v[i].name);
+            else
+                v[k++] = v[i];
+        }
+        n = k;
+    }
+    *out = v;
+    *np = n;
+    return 0;
+}
+
+void s3_stage_list_free(struct s3_staged_name *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) free(v[i].name);
+    free(v);
+}
