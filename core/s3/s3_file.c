@@ -99,6 +99,7 @@ struct s3_file {
     struct s3_stage *stg;
     int flags;
     int lockfd; /* the object's lock file (fcntl/flock), -1 until asked for */
+    int lockguard; /* says the lock file is in use (s3_lock_fd) */
 };
 
 static struct s3_stage *stg_of(struct s3_file *f) { return __atomic_load_n(&f->stg, __ATOMIC_ACQUIRE); }
@@ -125,7 +126,7 @@ static struct s3_file *file_new(struct s3_mount *m)
     ra_init(&f->ra, FIRST_WINDOW, maxw > ((size_t)256 << 20) ? (size_t)256 << 20 : maxw);
     f->psize = m->part_size;
     f->owner = getpid();
-    f->lockfd = -1;
+    f->lockfd = f->lockguard = -1;
     return f;
 }
 
@@ -942,7 +943,7 @@ int s3f_lock_fd(void *fh)
 {
     struct s3_file *f = fh;
     pthread_mutex_lock(&f->lock);
-    int r = s3_lock_fd(f->m, &f->path, f->flags & O_ACCMODE, &f->lockfd);
+    int r = s3_lock_fd(f->m, &f->path, f->flags & O_ACCMODE, &f->lockfd, &f->lockguard);
     pthread_mutex_unlock(&f->lock);
     return r;
 }
@@ -1034,6 +1035,7 @@ int s3f_close_shared(void *fh)
     if (mine) return s3f_close(fh);
     slog_debug("s3: %s/%s: written by a program this one exec'd, which committed it: nothing to commit here",
                f->path.bucket, f->path.key);
+    s3_lock_close(f->m, &f->path, f->lockfd, f->lockguard);
     file_free(f);
     return 0;
 }
@@ -1042,8 +1044,8 @@ int s3f_close(void *fh)
 {
     struct s3_file *f = fh;
     int e = 0;
-    if (f->lockfd >= 0) sys.close(f->lockfd);
-    f->lockfd = -1;
+    s3_lock_close(f->m, &f->path, f->lockfd, f->lockguard);
+    f->lockfd = f->lockguard = -1;
     struct s3_stage *stg = stg_of(f);
     if (stg) {
         e = s3_stage_close(stg);

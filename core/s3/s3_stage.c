@@ -255,6 +255,10 @@ int stg_dir_ready(void)
             struct dirent *de;
             while (d && (de = sys.readdir(d))) {
                 size_t n = strlen(de->d_name);
+                if (n == 32 + 5 && strcmp(de->d_name + 32, ".lock") == 0) { /* nobody's: remove */
+                    s3_lock_sweep(dl, de->d_name);
+                    continue;
+                }
                 if (n != 32 + 4 || strcmp(de->d_name + 32, ".map") != 0) continue;
                 char base[PATH_MAX];
                 snprintf(base, sizeof base, "%s/%.32s", stg_dir, de->d_name);
@@ -1078,25 +1082,7 @@ int stg_maybe_staged(void)
     return !g_active || __atomic_load_n(g_active, __ATOMIC_ACQUIRE) != 0;
 }
 
-/* --- locks, fork --------------------------------------------------------------------------- */
-
-int s3_lock_fd(struct s3_mount *m, const struct s3_path *p, int acc, int *fdp)
-{
-    if (*fdp >= 0) return *fdp;
-    int e = stg_dir_ready();
-    if (e < 0) return e;
-    char base[PATH_MAX], lp[PATH_MAX + 8];
-    stg_name(m, p->bucket, p->key, base, sizeof base);
-    stg_suffix(base, ".lock", lp, sizeof lp);
-    int fd = sys.open(lp, acc | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        e = -errno;
-        slog_error("s3: %s/%s: cannot open its lock file %s: %s", p->bucket, p->key, lp, strerror(-e));
-        return e;
-    }
-    *fdp = fd;
-    return fd;
-}
+/* --- fork --------------------------------------------------------------------------- */
 
 void s3_stage_atfork_child(void)
 {

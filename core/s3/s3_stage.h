@@ -77,8 +77,11 @@ int s3_stage_local_fd(struct s3_stage *s);
 int s3_stage_map(struct s3_stage *s, off_t off, size_t len, int prot, int flags);
 
 /* The per-object lock file of the host (fcntl and flock locks of every S3 descriptor go
- * there, staged or not). Opened once per open file into *fdp with the access mode acc. */
-int s3_lock_fd(struct s3_mount *m, const struct s3_path *p, int acc, int *fdp);
+ * there, staged or not). Opened once per open file into *fdp with the access mode acc,
+ * with *guardp, which says the file is in use (s3_stage_ns.c). */
+int s3_lock_fd(struct s3_mount *m, const struct s3_path *p, int acc, int *fdp, int *guardp);
+/* Close what s3_lock_fd() gave; the lock file goes with the host's last user. */
+void s3_lock_close(struct s3_mount *m, const struct s3_path *p, int fd, int guard);
 
 /* In a forked child: hold the staged objects for this process too. */
 void s3_stage_atfork_child(void);

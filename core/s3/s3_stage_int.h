@@ -50,5 +50,7 @@ void stg_suffix(const char *base, const char *sfx, char *out, size_t len);
 void stg_active_add(int64_t d);
 /* Can anything be staged on this host now? (one atomic load once the directory is ready) */
 int stg_maybe_staged(void);
+/* Remove DIR/name (a HASH.lock) if no process uses it (dirlock: stg_dir_lock()'s, held). */
+void s3_lock_sweep(int dirlock, const char *name);
 
 #endif

@@ -202,3 +202,87 @@ void s3_stage_list_free(struct s3_staged_name *v, size_t n)
     for (size_t i = 0; i < n; i++) free(v[i].name);
     free(v);
 }
+
+/* --- lock files ------------------------------------------------------------------------------
+ * fcntl and flock locks of an S3 descriptor are taken on DIR/HASH.lock, one file per object,
+ * so that the kernel does the waiting, F_GETLK, and the release at close and at death. The
+ * program may take any lock on that file, so who still has it open is kept apart: each
+ * open of it comes with a "guard", an OFD read lock on one byte of DIR/.lock chosen by the
+ * object's name (a byte-range lock there does not touch the flock that is the directory's
+ * lock). The last close, under the directory's lock, removes the file when a write lock
+ * on that byte shows no guard is left. Opening and removing both happen under the
+ * directory's lock, so an opener never keeps a file that was just removed. Two objects
+ * whose names share the byte only delay each other's removal. */
+
+/* The guard's byte for DIR/HASH or HASH.lock: the name's first 15 hex digits. */
+static off_t guard_byte(const char *name)
+{
+    const char *slash = strrchr(name, '/');
+    const char *s = slash ? slash + 1 : name;
+    char hex[16];
+    size_t n = strnlen(s, sizeof hex - 1);
+    memcpy(hex, s, n);
+    hex[n] = '\0';
+    return (off_t)strtoull(hex, NULL, 16);
+}
+
+static void guard_take(int fd, const char *name)
+{
+    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = guard_byte(name), .l_len = 1};
+    (void)sys.fcntl(fd, F_OFD_SETLK, &fl);
+}
+
+/* No guard of the name is left (fd: the directory's lock, held). */
+static int guard_free(int fd, const char *name)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = guard_byte(name), .l_len = 1};
+    if (sys.fcntl(fd, F_OFD_SETLK, &fl) < 0) return 0;
+    fl.l_type = F_UNLCK;
+    (void)sys.fcntl(fd, F_OFD_SETLK, &fl);
+    return 1;
+}
+
+int s3_lock_fd(struct s3_mount *m, const struct s3_path *p, int acc, int *fdp, int *guardp)
+{
+    if (*fdp >= 0) return *fdp;
+    int e = stg_dir_ready();
+    if (e < 0) return e;
+    char base[PATH_MAX], lp[PATH_MAX + 8], gp[PATH_MAX + 16];
+    stg_name(m, p->bucket, p->key, base, sizeof base);
+    stg_suffix(base, ".lock", lp, sizeof lp);
+    snprintf(gp, sizeof gp, "%s/.lock", stg_dir);
+    int dl = stg_dir_lock();
+    int fd = sys.open(lp, acc | O_CREAT | O_CLOEXEC, 0600);
+    e = fd < 0 ? -errno : 0;
+    int g = fd < 0 ? -1 : sys.open(gp, O_RDWR | O_CLOEXEC);
+    if (g >= 0) guard_take(g, base); /* no write lock can be there: its taker holds dl */
+    stg_dir_unlock(dl);
+    if (fd < 0) {
+        slog_error("s3: %s/%s: cannot open its lock file %s: %s", p->bucket, p->key, lp, strerror(-e));
+        return e;
+    }
+    *fdp = fd;
+    *guardp = g;
+    return fd;
+}
+
+void s3_lock_close(struct s3_mount *m, const struct s3_path *p, int fd, int guard)
+{
+    if (fd < 0) return;
+    sys.close(fd);
+    if (guard < 0) return; /* nothing known about others: the file stays */
+    sys.close(guard); /* the guard goes, unless a forked child still shares it */
+    char base[PATH_MAX], lp[PATH_MAX + 8];
+    stg_name(m, p->bucket, p->key, base, sizeof base);
+    stg_suffix(base, ".lock", lp, sizeof lp);
+    int dl = stg_dir_lock();
+    if (dl >= 0 && guard_free(dl, base)) sys.unlink(lp);
+    stg_dir_unlock(dl);
+}
+
+void s3_lock_sweep(int dirlock, const char *name)
+{
+    char lp[PATH_MAX + 16];
+    snprintf(lp, sizeof lp, "%s/%s", stg_dir, name);
+    if (dirlock >= 0 && guard_free(dirlock, name)) sys.unlink(lp);
+}

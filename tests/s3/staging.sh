@@ -348,6 +348,24 @@ EOF
 shim $PY "$W/lock.py" "$B/lock/obj" >"$W/lock.got" 2>&1
 check "fcntl and flock locks on an S3 file conflict between processes as on a local file" \
     test "$(tr '\n' '|' <"$W/lock.got")" = "lockf busy, flock got it|lockf got it, flock busy|"
+# Lock files go with their last user: none left once the lockers above are gone; one left
+# by a locker killed with SIGKILL is removed by the next process that looks at staging.
+locks_left() { find "$STAGE" -name '*.lock' ! -name .lock 2>/dev/null | wc -l; }
+n_after=$(locks_left)
+S3SHIM_STAGING_DIR=$STAGE S3SHIM_LOG_FILE=$W/log LD_PRELOAD="$PRELOAD" env "${SAN_ENV[@]}" $PY -c '
+import fcntl, os, sys, time
+f = open(sys.argv[1], "r"); fcntl.flock(f, fcntl.LOCK_SH)
+print("locked", flush=True); time.sleep(60)' "$B/lock/obj" >"$W/lockkill.out" 2>&1 &
+kp=$!
+bgpids+=("$kp")
+for _ in $(seq 100); do grep -q locked "$W/lockkill.out" && break; sleep 0.1; done
+n_held=$(locks_left)
+kill -KILL "$kp" 2>/dev/null
+wait "$kp" 2>/dev/null
+n_killed=$(locks_left)
+shim stat -c %s "$B/lock/obj" >/dev/null 2>&1
+check "lock files: none left after their users closed ($n_after); one while held ($n_held), still there after SIGKILL ($n_killed), removed by the next process (0)" \
+    test "$n_after $n_held $n_killed $(locks_left)" = "0 1 1 0"
 shim $PY -c '
 import os, sys
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_TRUNC)
