@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <isa-l/crc.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -46,49 +47,15 @@ static const char *const op_names[OL_NOPS] = {"?",    "open",  "close",   "read"
 
 const char *oplog_op_name(unsigned op) { return op < OL_NOPS ? op_names[op] : "?"; }
 
-/* --- CRC-32C (Castagnoli): the SSE4.2 instruction where there is one ------------------ */
-
-static uint32_t crc_table[256];
-
-static void crc_table_init(void)
-{
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
-        crc_table[i] = c;
-    }
-}
-
-static uint32_t crc_sw(uint32_t c, const uint8_t *p, size_t n)
-{
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, crc_table_init);
-    while (n--) c = crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
-    return c;
-}
-
-#if defined(__x86_64__)
-__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t c, const uint8_t *p, size_t n)
-{
-    uint64_t c64 = c;
-    for (; n >= 8; n -= 8, p += 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        c64 = __builtin_ia32_crc32di(c64, v);
-    }
-    c = (uint32_t)c64;
-    for (; n; n--) c = __builtin_ia32_crc32qi(c, *p++);
-    return c;
-}
-#endif
+/* --- CRC-32C (Castagnoli), ISA-L's (as block://'s): it folds several streams of the CPU's
+ * crc32 instruction at once, about 3x the one-stream loop on a sealed 64 KiB chunk. --- */
 
 uint32_t oplog_crc32c(uint32_t crc, const void *p, size_t n)
 {
+    const unsigned char *b = p;
     crc = ~crc;
-#if defined(__x86_64__)
-    if (__builtin_cpu_supports("sse4.2")) return ~crc_hw(crc, p, n);
-#endif
-    return ~crc_sw(crc, p, n);
+    for (; n > INT32_MAX; n -= INT32_MAX, b += INT32_MAX) crc = crc32_iscsi((unsigned char *)(uintptr_t)b, INT32_MAX, crc);
+    return ~crc32_iscsi((unsigned char *)(uintptr_t)b, (int)n, crc);
 }
 
 /* --- state ------------------------------------------------------------------------------- */
