@@ -8,13 +8,16 @@
  * and exit. The file grows 4 MiB at a time with fallocate (so that a full disk is an
  * error here, never a SIGBUS in the program) and is cut back to its last chunk when the
  * program image ends. In a multi-threaded program a helper thread grows, maps and
- * prefaults the next 4 MiB ahead of the writers, so page faults stay off their threads. */
+ * prefaults the next 4 MiB ahead of the writers, so page faults stay off their threads;
+ * in a single-threaded one (or a forked child) the writer grows and maps it and the
+ * kernel's io_uring worker faults it in (oplog_ring.c), so glibc stays single-threaded. */
 #define _GNU_SOURCE 1
 #include "oplog.h"
 
 #include "efd.h"
 #include "log.h"
 #include "mount.h"
+#include "oplog_ring.h"
 #include "stats.h"
 #include "sys.h"
 
@@ -112,6 +115,7 @@ static struct {
     uint64_t ahead_want; /* segment to ready next, 0 = none */
     char *unmap[8];      /* finished segments for the helper to unmap */
     unsigned nunmap;
+    int no_ring; /* oplog_ring.c cannot fault segments in for us */
 } G = {.mu = PTHREAD_MUTEX_INITIALIZER, .map = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .fd = -1, .gen = 1};
 
 static void now_pair(uint64_t *mono, uint64_t *wall)
@@ -267,6 +271,22 @@ static void release(uint64_t idx)
     pthread_mutex_unlock(&G.map);
 }
 
+/* Without the helper (a single-threaded program, a forked child): segment s grown and
+ * mapped here, and faulted in by the kernel's io_uring worker (oplog_ring.c) while the
+ * writers finish the one before (map held). */
+static void ring_ahead(uint64_t s)
+{
+    if (grow_locked((s + 1) * SEG_BYTES) < 0) return;
+    char *p = sys.mmap(NULL, SEG_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, G.fd, (off_t)(s * SEG_BYTES));
+    if (p == MAP_FAILED) return; /* claim() maps it itself, and says why it cannot */
+    if (oplog_ring_populate(p, SEG_BYTES) < 0) {
+        munmap(p, SEG_BYTES); /* no ring here: claim() maps and faults in each segment itself */
+        G.no_ring = 1;
+        return;
+    }
+    seg_publish(s, p);
+}
+
 static struct oplog_chunk_hdr *claim(unsigned type, int32_t tid, uint64_t first_seq, uint64_t *idx_out)
 {
     uint64_t t0 = stats_now_ns();
@@ -293,6 +313,8 @@ static struct oplog_chunk_hdr *claim(unsigned type, int32_t tid, uint64_t first_
                 G.ahead_want != nx) {
                 G.ahead_want = nx;
                 pthread_cond_signal(&G.cv);
+            } else if (!G.ahead_up && !G.no_ring && nx < MAX_SEGS && !atomic_load(&G.seg[nx])) {
+                ring_ahead(nx);
             }
         }
     }
@@ -630,6 +652,7 @@ void oplog_atfork_child(void)
     G.ahead_up = 0;
     G.ahead_stop = 1;
     G.ahead_want = 0;
+    oplog_ring_atfork_child();
     for (unsigned s = 0; s < G.nseg; s++) {
         char *p = atomic_load(&G.seg[s]);
         if (!p) continue;
