@@ -313,8 +313,9 @@ static struct oplog_chunk_hdr *claim(unsigned type, int32_t tid, uint64_t first_
                 G.ahead_want != nx) {
                 G.ahead_want = nx;
                 pthread_cond_signal(&G.cv);
-            } else if (!G.ahead_up && !G.no_ring && nx < MAX_SEGS && !atomic_load(&G.seg[nx])) {
-                ring_ahead(nx);
+            } else if (!G.ahead_up && !G.no_ring && idx % OPLOG_SEG_CHUNKS >= OPLOG_SEG_CHUNKS / 2 && nx < MAX_SEGS &&
+                       !atomic_load(&G.seg[nx])) {
+                ring_ahead(nx); /* half way through: a short program never pays for a segment it does not use */
             }
         }
     }

@@ -347,7 +347,11 @@ static void print_latency_text(void)
             double n[1001];
             for (int r = 0; r < arms[k].nruns; r++) n[r] = (double)arms[k].runs[r].lat_n[op];
             printf(" | %10.0f", ab_median(n, (size_t)arms[k].nruns));
-            for (int q = 0; q < NQ; q++) printf(" %9.1f", ab_arm_median(&arms[k], NMET + (int)op * NQ + q));
+            for (int q = 0; q < NQ; q++) {
+                double v = ab_arm_median(&arms[k], NMET + (int)op * NQ + q);
+                if (isfinite(v)) printf(" %9.1f", v);
+                else printf(" %9s", "-");
+            }
         }
         printf("\n");
     }
