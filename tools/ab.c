@@ -442,8 +442,10 @@ static void json_latency(FILE *o, const struct arm *a, const struct run *r)
         fprintf(o, "%s\"%s\":{\"count\":%.0f", first ? "" : ",", oplog_op_name(op), n);
         for (int q = 0; q < NQ; q++) {
             int m = NMET + (int)op * NQ + q;
+            double v = r ? ab_met_value(r, m) : ab_arm_median(a, m);
             fprintf(o, ",\"p%02.0f\":", 100 * ab_q[q]);
-            jd(o, "", r ? ab_met_value(r, m) : ab_arm_median(a, m));
+            if (isfinite(v)) fprintf(o, "%.3f", v); /* us, to the ns */
+            else fputs("null", o);
         }
         fputc('}', o);
         first = 0;

@@ -63,7 +63,7 @@ for a in d["arms"]:
             checked += 1
     for op, x in a["latency_us"].items():
         for q in ("p50", "p90", "p99"):
-            assert abs(x[q] - statistics.median(r["latency_us"][op][q] for r in a["runs"])) <= 1e-5 * x[q], (op, q)
+            assert abs(x[q] - statistics.median(r["latency_us"][op][q] for r in a["runs"])) <= 0.0011, (op, q)  # JSON has 3 decimals
 assert checked >= 2 * 6 * 3, checked
 PY
 then pass "ab: each run's p50/p90/p99 per op kind are what s3shim oplog --summary gives for its op log; the arm's are their medians"
