@@ -1,7 +1,7 @@
 /* oplog_ring.c - the op log's next segment faulted in by the kernel, not by the caller.
  *
  * Faulting in 4 MiB of a MAP_SHARED log (page cache pages allocated and zeroed, the
- * filesystem's page_mkwrite for each) costs a writer about 30 ns per record when its own
+ * filesystem's page_mkwrite for each) costs a writer about 25 ns per record when its own
  * thread does it. A helper thread of ours (oplog.c) takes that off the writers, but in a
  * single-threaded program it would make glibc take its multi-threaded paths on every
  * system call, which costs more than it saves. An io_uring MADVISE request does the same
