@@ -8,18 +8,22 @@
  * and exit. The file grows 4 MiB at a time with fallocate (so that a full disk is an
  * error here, never a SIGBUS in the program) and is cut back to its last chunk when the
  * program image ends. In a multi-threaded program a helper thread grows, maps and
- * prefaults the next 4 MiB ahead of the writers, so page faults stay off their threads. */
+ * prefaults the next 4 MiB ahead of the writers, so page faults stay off their threads;
+ * in a single-threaded one (or a forked child) the writer grows and maps it and the
+ * kernel's io_uring worker faults it in (oplog_ring.c), so glibc stays single-threaded. */
 #define _GNU_SOURCE 1
 #include "oplog.h"
 
 #include "efd.h"
 #include "log.h"
 #include "mount.h"
+#include "oplog_ring.h"
 #include "stats.h"
 #include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <isa-l/crc.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -46,49 +50,15 @@ static const char *const op_names[OL_NOPS] = {"?",    "open",  "close",   "read"
 
 const char *oplog_op_name(unsigned op) { return op < OL_NOPS ? op_names[op] : "?"; }
 
-/* --- CRC-32C (Castagnoli): the SSE4.2 instruction where there is one ------------------ */
-
-static uint32_t crc_table[256];
-
-static void crc_table_init(void)
-{
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
-        crc_table[i] = c;
-    }
-}
-
-static uint32_t crc_sw(uint32_t c, const uint8_t *p, size_t n)
-{
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, crc_table_init);
-    while (n--) c = crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
-    return c;
-}
-
-#if defined(__x86_64__)
-__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t c, const uint8_t *p, size_t n)
-{
-    uint64_t c64 = c;
-    for (; n >= 8; n -= 8, p += 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        c64 = __builtin_ia32_crc32di(c64, v);
-    }
-    c = (uint32_t)c64;
-    for (; n; n--) c = __builtin_ia32_crc32qi(c, *p++);
-    return c;
-}
-#endif
+/* --- CRC-32C (Castagnoli), ISA-L's (as block://'s): it folds several streams of the CPU's
+ * crc32 instruction at once, about 3x the one-stream loop on a sealed 64 KiB chunk. --- */
 
 uint32_t oplog_crc32c(uint32_t crc, const void *p, size_t n)
 {
+    const unsigned char *b = p;
     crc = ~crc;
-#if defined(__x86_64__)
-    if (__builtin_cpu_supports("sse4.2")) return ~crc_hw(crc, p, n);
-#endif
-    return ~crc_sw(crc, p, n);
+    for (; n > INT32_MAX; n -= INT32_MAX, b += INT32_MAX) crc = crc32_iscsi((unsigned char *)(uintptr_t)b, INT32_MAX, crc);
+    return ~crc32_iscsi((unsigned char *)(uintptr_t)b, (int)n, crc);
 }
 
 /* --- state ------------------------------------------------------------------------------- */
@@ -145,6 +115,7 @@ static struct {
     uint64_t ahead_want; /* segment to ready next, 0 = none */
     char *unmap[8];      /* finished segments for the helper to unmap */
     unsigned nunmap;
+    int no_ring; /* oplog_ring.c cannot fault segments in for us */
 } G = {.mu = PTHREAD_MUTEX_INITIALIZER, .map = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .fd = -1, .gen = 1};
 
 static void now_pair(uint64_t *mono, uint64_t *wall)
@@ -300,6 +271,22 @@ static void release(uint64_t idx)
     pthread_mutex_unlock(&G.map);
 }
 
+/* Without the helper (a single-threaded program, a forked child): segment s grown and
+ * mapped here, and faulted in by the kernel's io_uring worker (oplog_ring.c) while the
+ * writers finish the one before (map held). */
+static void ring_ahead(uint64_t s)
+{
+    if (grow_locked((s + 1) * SEG_BYTES) < 0) return;
+    char *p = sys.mmap(NULL, SEG_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, G.fd, (off_t)(s * SEG_BYTES));
+    if (p == MAP_FAILED) return; /* claim() maps it itself, and says why it cannot */
+    if (oplog_ring_populate(p, SEG_BYTES) < 0) {
+        munmap(p, SEG_BYTES); /* no ring here: claim() maps and faults in each segment itself */
+        G.no_ring = 1;
+        return;
+    }
+    seg_publish(s, p);
+}
+
 static struct oplog_chunk_hdr *claim(unsigned type, int32_t tid, uint64_t first_seq, uint64_t *idx_out)
 {
     uint64_t t0 = stats_now_ns();
@@ -326,6 +313,9 @@ static struct oplog_chunk_hdr *claim(unsigned type, int32_t tid, uint64_t first_
                 G.ahead_want != nx) {
                 G.ahead_want = nx;
                 pthread_cond_signal(&G.cv);
+            } else if (!G.ahead_up && !G.no_ring && idx % OPLOG_SEG_CHUNKS >= OPLOG_SEG_CHUNKS / 2 && nx < MAX_SEGS &&
+                       !atomic_load(&G.seg[nx])) {
+                ring_ahead(nx); /* half way through: a short program never pays for a segment it does not use */
             }
         }
     }
@@ -663,6 +653,7 @@ void oplog_atfork_child(void)
     G.ahead_up = 0;
     G.ahead_stop = 1;
     G.ahead_want = 0;
+    oplog_ring_atfork_child();
     for (unsigned s = 0; s < G.nseg; s++) {
         char *p = atomic_load(&G.seg[s]);
         if (!p) continue;

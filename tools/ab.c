@@ -5,11 +5,11 @@
  * a user would), with S3SHIM_STATS_FILE and S3SHIM_OPLOG pointing into the run's own
  * directory; wall time around fork..wait4, user/system CPU and max RSS from wait4 (they
  * cover the command's waited-for descendants), exit status, a SHA-256 of its stdout and,
- * with --compare PATH, of the tree under PATH as the arm sees it. The statistics are
- * core/abstat.c. */
+ * with --compare PATH, of the tree under PATH as the arm sees it. The op logs' latency
+ * percentiles and the endpoints of the stats files are tools/ab_oplog.c, the HTML page
+ * tools/ab_report.c, the statistics core/abstat.c. */
 #define _GNU_SOURCE 1
-#include "../core/abstat.h"
-#include "olread.h"
+#include "ab.h"
 #include "tools.h"
 
 #include <errno.h>
@@ -25,34 +25,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_ARMS 16
-#define MAX_ENV 32
-#define NMET 5
-
-enum { M_WALL, M_USER, M_SYS, M_CPU, M_RSS };
 static const char *const met_name[NMET] = {"wall_s", "user_s", "sys_s", "cpu_s", "maxrss_mb"};
+const double ab_q[NQ] = {0.5, 0.9, 0.99};
 
-struct run {
-    double m[NMET];
-    int status; /* wait status */
-    char out_hash[65], tree_hash[65];
-    uint64_t ops, rbytes, wbytes;
-    char dir[600];
-};
-
-struct arm {
-    char name[64];
-    char *mounts[32];
-    int nmounts;
-    char *env[MAX_ENV];
-    int nenv;
-    struct run *runs;
-    int nruns;
-};
-
-static struct arm arms[MAX_ARMS];
-static int narms;
-static char **cmd;
+struct arm arms[MAX_ARMS];
+int narms;
+char **cmd;
+int ab_oplog = 1;
 static const char *setup_cmd, *cleanup_cmd, *compare;
 static char base[512];
 
@@ -95,7 +74,8 @@ static int run_in_arm(const struct arm *a, const char *dir, char *const *argv, c
             snprintf(p, sizeof p, "%s/stats/%%p.json", dir);
             setenv("S3SHIM_STATS_FILE", p, 1);
             snprintf(p, sizeof p, "%s/oplog/", dir);
-            setenv("S3SHIM_OPLOG", p, 1);
+            if (ab_oplog) setenv("S3SHIM_OPLOG", p, 1);
+            else unsetenv("S3SHIM_OPLOG");
         } else {
             unsetenv("S3SHIM_STATS_FILE");
             unsetenv("S3SHIM_OPLOG");
@@ -188,6 +168,7 @@ static void read_stats(struct run *r)
     char *line = NULL;
     size_t cap = 0;
     while (getline(&line, &cap, f) > 0) {
+        ab_read_endpoints(r, line);
         drop_children(line);
         static const char *const ops[] = {"open", "read", "write", "stat", "dir", "meta", "sync", "close"};
         for (size_t k = 0; k < sizeof ops / sizeof *ops; k++) {
@@ -210,13 +191,14 @@ static void read_stats(struct run *r)
 static void one_run(struct arm *a, int idx, int warm)
 {
     struct run *r = &a->runs[idx];
+    memset(r, 0, sizeof *r); /* a warm-up run used this slot before run 1 */
     snprintf(r->dir, sizeof r->dir, "%s/%s-%s%d", base, a->name, warm ? "warmup" : "run", idx + 1);
     char p[700];
     mkdir(r->dir, 0755);
     snprintf(p, sizeof p, "%s/stats", r->dir);
     mkdir(p, 0755);
     snprintf(p, sizeof p, "%s/oplog", r->dir);
-    mkdir(p, 0755);
+    if (ab_oplog) mkdir(p, 0755);
     if (setup_cmd) shell_in_arm(a, r->dir, setup_cmd, NULL);
     char out[700];
     snprintf(out, sizeof out, "%s/stdout", r->dir);
@@ -244,6 +226,7 @@ static void one_run(struct arm *a, int idx, int warm)
     }
     if (cleanup_cmd) shell_in_arm(a, r->dir, cleanup_cmd, NULL);
     read_stats(r);
+    ab_read_oplog(r);
 }
 
 static int parse_arm(char *spec)
@@ -278,26 +261,56 @@ static int parse_env(char *spec)
     return -1;
 }
 
-static void values(const struct arm *a, int m, double *v)
+const char *ab_met_name(int m)
 {
-    for (int i = 0; i < a->nruns; i++) v[i] = a->runs[i].m[m];
+    static char names[NMET_ALL][40];
+    if (m < NMET) return met_name[m];
+    char *n = names[m];
+    if (!n[0]) {
+        int op = (m - NMET) / NQ, q = (m - NMET) % NQ;
+        snprintf(n, sizeof names[0], "%s_p%02.0f_us", oplog_op_name((unsigned)op), 100 * ab_q[q]);
+    }
+    return n;
 }
 
-struct cmp {
-    int arm, met;
-    double p, p_adj;
-    struct ab_ratio r;
-    enum ab_verdict v;
-};
+double ab_met_value(const struct run *r, int m)
+{
+    if (m < NMET) return r->m[m];
+    return r->lat[(m - NMET) / NQ][(m - NMET) % NQ];
+}
 
-static const char *verdict_word(int met, enum ab_verdict v)
+int ab_met_present(int m)
+{
+    if (m < NMET) return 1;
+    if ((m - NMET) / NQ < OL_OPEN) return 0;
+    for (int k = 0; k < narms; k++)
+        for (int r = 0; r < arms[k].nruns; r++)
+            if (!isfinite(ab_met_value(&arms[k].runs[r], m))) return 0;
+    return narms > 0;
+}
+
+void ab_values(const struct arm *a, int m, double *v)
+{
+    for (int i = 0; i < a->nruns; i++) v[i] = ab_met_value(&a->runs[i], m);
+}
+
+double ab_arm_median(const struct arm *a, int m)
+{
+    double v[1001];
+    size_t n = 0;
+    for (int i = 0; i < a->nruns; i++) /* the runs that have it */
+        if (isfinite(v[n] = ab_met_value(&a->runs[i], m))) n++;
+    return ab_median(v, n);
+}
+
+const char *ab_verdict_word(int met, enum ab_verdict v)
 {
     if (v == AB_SAME) return "no difference at this noise";
     if (met == M_RSS) return v == AB_LOWER ? "less memory" : "more memory";
     return v == AB_LOWER ? "faster" : "slower";
 }
 
-static int results_differ(int i)
+int ab_results_differ(int i)
 {
     const struct arm *a = &arms[i], *b = &arms[0];
     for (int r = 0; r < a->nruns; r++)
@@ -305,6 +318,60 @@ static int results_differ(int i)
             strcmp(a->runs[r].tree_hash, b->runs[0].tree_hash))
             return 1;
     return 0;
+}
+
+/* Op kinds with records in some run (the latency table's rows). */
+static int op_seen(unsigned op)
+{
+    for (int k = 0; k < narms; k++)
+        for (int r = 0; r < arms[k].nruns; r++)
+            if (arms[k].runs[r].lat_n[op]) return 1;
+    return 0;
+}
+
+static void print_latency_text(void)
+{
+    int any = 0;
+    for (unsigned op = OL_OPEN; op < OL_NOPS; op++) any |= op_seen(op);
+    if (!any) {
+        printf("\n  latency: %s\n", ab_oplog ? "no op log records" : "op log off (--no-oplog)");
+        return;
+    }
+    printf("\n  latency per op kind, us (each run's percentile from its op log; median over runs)\n  %-9s", "op");
+    for (int k = 0; k < narms; k++) printf(" | %-10.10s %9s %9s %9s", arms[k].name, "p50", "p90", "p99");
+    printf("\n");
+    for (unsigned op = OL_OPEN; op < OL_NOPS; op++) {
+        if (!op_seen(op)) continue;
+        printf("  %-9s", oplog_op_name(op));
+        for (int k = 0; k < narms; k++) {
+            double n[1001];
+            for (int r = 0; r < arms[k].nruns; r++) n[r] = (double)arms[k].runs[r].lat_n[op];
+            printf(" | %10.0f", ab_median(n, (size_t)arms[k].nruns));
+            for (int q = 0; q < NQ; q++) {
+                double v = ab_arm_median(&arms[k], NMET + (int)op * NQ + q);
+                if (isfinite(v)) printf(" %9.1f", v);
+                else printf(" %9s", "-");
+            }
+        }
+        printf("\n");
+    }
+    printf("  (the first column is the median number of records per run)\n");
+}
+
+static void print_endpoints_text(void)
+{
+    int head = 0;
+    for (int k = 0; k < narms; k++) {
+        struct ab_ep e[AB_MAX_EP];
+        int n = ab_arm_endpoints(&arms[k], e);
+        for (int i = 0; i < n; i++) {
+            if (!head++)
+                printf("\n  endpoints (stats files, every process; median per run)\n  %-12s %-40s %10s %14s %8s %7s\n",
+                       "arm", "endpoint", "requests", "bytes", "retries", "errors");
+            printf("  %-12s %-40.40s %10llu %14llu %8llu %7llu\n", arms[k].name, e[i].uri, (unsigned long long)e[i].req,
+                   (unsigned long long)e[i].bytes, (unsigned long long)e[i].retries, (unsigned long long)e[i].errors);
+        }
+    }
 }
 
 static void print_text(const struct cmp *c, int nc, int runs, int warm, unsigned seed)
@@ -319,7 +386,7 @@ static void print_text(const struct cmp *c, int nc, int runs, int warm, unsigned
         const struct arm *a = &arms[i];
         printf("  %-12s", a->name);
         for (int m = 0; m < NMET; m++) {
-            values(a, m, v);
+            ab_values(a, m, v);
             double med = ab_median(v, (size_t)a->nruns);
             printf(" %12.4f %6.1f%%", med, med > 0 ? 100 * ab_mad(v, (size_t)a->nruns) / med : 0.0);
         }
@@ -328,7 +395,9 @@ static void print_text(const struct cmp *c, int nc, int runs, int warm, unsigned
                (unsigned long long)r0->wbytes, WIFEXITED(r0->status) ? WEXITSTATUS(r0->status) : 128 + WTERMSIG(r0->status),
                r0->out_hash, compare ? "" : "");
     }
-    printf("\n  %-10s %-12s %8s %18s %9s %9s  %s\n", "metric", "arm", "ratio", "95% interval", "p", narms > 2 ? "p(Holm)" : "",
+    print_latency_text();
+    print_endpoints_text();
+    printf("\n  %-14s %-12s %8s %18s %9s %9s  %s\n", "metric", "arm", "ratio", "95% interval", "p", narms > 2 ? "p(Holm)" : "",
            "verdict");
     for (int k = 0; k < nc; k++) {
         const struct cmp *x = &c[k];
@@ -338,8 +407,8 @@ static void print_text(const struct cmp *c, int nc, int runs, int warm, unsigned
         if (narms > 2) snprintf(adj, sizeof adj, "%.4f", x->p_adj);
         char rt[16] = "-";
         if (isfinite(x->r.ratio)) snprintf(rt, sizeof rt, "%.3f", x->r.ratio);
-        printf("  %-10s %-12s %8s %18s %9.4f %9s  %s", met_name[x->met], arms[x->arm].name, rt, iv, x->p, adj,
-               verdict_word(x->met, x->v));
+        printf("  %-14s %-12s %8s %18s %9.4f %9s  %s", ab_met_name(x->met), arms[x->arm].name, rt, iv, x->p, adj,
+               ab_verdict_word(x->met, x->v));
         if (x->v != AB_SAME) printf(" (%+.1f%%)", 100 * (x->r.ratio - 1));
         printf("\n");
     }
@@ -352,6 +421,48 @@ static void jd(FILE *o, const char *pre, double v)
     fputs(pre, o);
     if (isfinite(v)) fprintf(o, "%.6g", v);
     else fputs("null", o);
+}
+
+/* "latency_us":{"read":{"count":N,"p50":..,"p90":..,"p99":..},...} of one run, or of an
+ * arm (medians over its runs) when r is NULL. */
+static void json_latency(FILE *o, const struct arm *a, const struct run *r)
+{
+    fputs(",\"latency_us\":{", o);
+    int first = 1;
+    for (unsigned op = OL_OPEN; op < OL_NOPS; op++) {
+        double n;
+        if (r) {
+            n = (double)r->lat_n[op];
+        } else {
+            double c[1001];
+            for (int i = 0; i < a->nruns; i++) c[i] = (double)a->runs[i].lat_n[op];
+            n = ab_median(c, (size_t)a->nruns);
+        }
+        if (!(n > 0) && !(r == NULL && op_seen(op))) continue;
+        fprintf(o, "%s\"%s\":{\"count\":%.0f", first ? "" : ",", oplog_op_name(op), n);
+        for (int q = 0; q < NQ; q++) {
+            int m = NMET + (int)op * NQ + q;
+            double v = r ? ab_met_value(r, m) : ab_arm_median(a, m);
+            fprintf(o, ",\"p%02.0f\":", 100 * ab_q[q]);
+            if (isfinite(v)) fprintf(o, "%.3f", v); /* us, to the ns */
+            else fputs("null", o);
+        }
+        fputc('}', o);
+        first = 0;
+    }
+    fputc('}', o);
+}
+
+static void json_endpoints(FILE *o, const struct ab_ep *e, int n)
+{
+    fputs(",\"endpoints\":[", o);
+    for (int i = 0; i < n; i++) {
+        fputs(i ? ",{\"uri\":" : "{\"uri\":", o);
+        stats_json_str(o, e[i].uri);
+        fprintf(o, ",\"requests\":%llu,\"bytes\":%llu,\"retries\":%llu,\"errors\":%llu}", (unsigned long long)e[i].req,
+                (unsigned long long)e[i].bytes, (unsigned long long)e[i].retries, (unsigned long long)e[i].errors);
+    }
+    fputc(']', o);
 }
 
 static void print_json(FILE *o, const struct cmp *c, int nc, unsigned seed, int differ)
@@ -379,13 +490,17 @@ static void print_json(FILE *o, const struct cmp *c, int nc, unsigned seed, int 
             if (k) fputc(',', o);
             stats_json_str(o, a->env[k]);
         }
-        fprintf(o, "],\"results_differ\":%s,\"median\":{", i && results_differ(i) ? "true" : "false");
+        fprintf(o, "],\"results_differ\":%s,\"median\":{", i && ab_results_differ(i) ? "true" : "false");
         for (int m = 0; m < NMET; m++) {
-            values(a, m, v);
+            ab_values(a, m, v);
             fprintf(o, "%s\"%s\":", m ? "," : "", met_name[m]);
             jd(o, "", ab_median(v, (size_t)a->nruns));
         }
-        fputs("},\"runs\":[", o);
+        fputc('}', o);
+        json_latency(o, a, NULL);
+        struct ab_ep e[AB_MAX_EP];
+        json_endpoints(o, e, ab_arm_endpoints(a, e));
+        fputs(",\"runs\":[", o);
         for (int r = 0; r < a->nruns; r++) {
             const struct run *x = &a->runs[r];
             fprintf(o, "%s{", r ? "," : "");
@@ -395,6 +510,8 @@ static void print_json(FILE *o, const struct cmp *c, int nc, unsigned seed, int 
                     WIFEXITED(x->status) ? WEXITSTATUS(x->status) : 128 + WTERMSIG(x->status), x->out_hash, x->tree_hash,
                     (unsigned long long)x->ops, (unsigned long long)x->rbytes, (unsigned long long)x->wbytes);
             stats_json_str(o, x->dir);
+            json_latency(o, a, x);
+            json_endpoints(o, x->ep, x->nep);
             fputc('}', o);
         }
         fputs("]}", o);
@@ -402,7 +519,7 @@ static void print_json(FILE *o, const struct cmp *c, int nc, unsigned seed, int 
     fputs("],\"comparisons\":[", o);
     for (int k = 0; k < nc; k++) {
         const struct cmp *x = &c[k];
-        fprintf(o, "%s{\"metric\":\"%s\",\"arm\":", k ? "," : "", met_name[x->met]);
+        fprintf(o, "%s{\"metric\":\"%s\",\"arm\":", k ? "," : "", ab_met_name(x->met));
         stats_json_str(o, arms[x->arm].name);
         fputs(",\"baseline\":", o);
         stats_json_str(o, arms[0].name);
@@ -411,7 +528,7 @@ static void print_json(FILE *o, const struct cmp *c, int nc, unsigned seed, int 
         jd(o, ",", x->r.hi);
         jd(o, "],\"p\":", x->p);
         jd(o, ",\"p_holm\":", x->p_adj);
-        fprintf(o, ",\"verdict\":\"%s\"}", verdict_word(x->met, x->v));
+        fprintf(o, ",\"verdict\":\"%s\"}", ab_verdict_word(x->met, x->v));
     }
     fputs("]}\n", o);
 }
@@ -452,7 +569,7 @@ static int usage(void)
 {
     fputs("usage: s3shim ab --arm NAME=PREFIX=URI[;PREFIX=URI...] --arm NAME=... [--env NAME=VAR=VALUE]...\n"
           "                 [--runs N] [--warmup K] [--setup CMD] [--cleanup CMD] [--compare PATH]\n"
-          "                 [--seed S] [--json] [--report FILE.html] -- CMD [ARGS...]\n"
+          "                 [--seed S] [--no-oplog] [--json] [--report FILE.html] -- CMD [ARGS...]\n"
           "       s3shim ab --replay LOG --arm ... [OPTIONS] [-- REPLAY-OPTIONS]   (s3shim replay LOG in each run, --prepare-only before)\n",
           stderr);
     return 2;
@@ -497,6 +614,8 @@ int cmd_ab(int argc, char **argv)
             report = argv[++i];
         } else if (strcmp(a, "--replay") == 0 && more) {
             replay_log = argv[++i];
+        } else if (strcmp(a, "--no-oplog") == 0) {
+            ab_oplog = 0;
         } else if (strcmp(a, "--json") == 0) {
             json = 1;
         } else {
@@ -541,15 +660,16 @@ int cmd_ab(int argc, char **argv)
     }
     if (tty) fputs("\r\033[K", stderr);
     /* comparisons against the first arm, Holm over the arms per metric */
-    struct cmp c[MAX_ARMS * NMET];
+    static struct cmp c[MAX_ARMS * NMET_ALL];
     int nc = 0;
     double va[1001], vb[1001];
-    for (int m = 0; m < NMET; m++) {
+    for (int m = 0; m < NMET_ALL; m++) {
+        if (!ab_met_present(m)) continue; /* a latency percentile needs the op kind in every run */
         int first = nc;
         double p[MAX_ARMS], adj[MAX_ARMS];
-        values(&arms[0], m, va);
+        ab_values(&arms[0], m, va);
         for (int k = 1; k < narms; k++) {
-            values(&arms[k], m, vb);
+            ab_values(&arms[k], m, vb);
             struct cmp *x = &c[nc++];
             x->arm = k;
             x->met = m;
@@ -566,7 +686,7 @@ int cmd_ab(int argc, char **argv)
         }
     }
     int differ = 0;
-    for (int k = 1; k < narms; k++) differ |= results_differ(k);
+    for (int k = 1; k < narms; k++) differ |= ab_results_differ(k);
     /* within an arm, all runs should agree too */
     for (int k = 0; k < narms; k++)
         for (int r = 1; r < runs; r++)
@@ -578,7 +698,7 @@ int cmd_ab(int argc, char **argv)
             }
     for (int k = 0; k < narms; k++) {
         int fl[1001];
-        values(&arms[k], M_WALL, va);
+        ab_values(&arms[k], M_WALL, va);
         if (ab_outliers(va, (size_t)runs, 5, fl))
             for (int r = 0; r < runs; r++)
                 if (fl[r])
@@ -590,7 +710,7 @@ int cmd_ab(int argc, char **argv)
     else
         print_text(c, nc, runs, warm, seed);
     for (int k = 1; k < narms; k++)
-        if (results_differ(k))
+        if (ab_results_differ(k))
             fprintf(stderr,
                     "s3shim ab: RESULTS DIFFER: arm %s gave another %s than arm %s (exit status, stdout%s)\n",
                     arms[k].name, "result", arms[0].name, compare ? " or the tree under --compare" : "");
@@ -599,191 +719,3 @@ int cmd_ab(int argc, char **argv)
     return rc;
 }
 
-/* --- the HTML report: one file, inline SVG, no scripts --------------------------------- */
-
-static const char *const colors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
-
-static void html_esc(FILE *o, const char *s)
-{
-    for (; s && *s; s++) {
-        if (*s == '<') fputs("&lt;", o);
-        else if (*s == '>') fputs("&gt;", o);
-        else if (*s == '&') fputs("&amp;", o);
-        else if (*s == '"') fputs("&quot;", o);
-        else fputc(*s, o);
-    }
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Latency CDF of one op kind, one curve per arm, from every run's op log (log10 x axis). */
-static void svg_cdf(FILE *o, unsigned op)
-{
-    double *lat[MAX_ARMS] = {0};
-    size_t n[MAX_ARMS] = {0}, cap[MAX_ARMS] = {0};
-    double lo = INFINITY, hi = 0;
-    for (int k = 0; k < narms; k++)
-        for (int r = 0; r < arms[k].nruns; r++) {
-            char p[700], err[600];
-            snprintf(p, sizeof p, "%s/oplog", arms[k].runs[r].dir);
-            struct ol_set s = {0};
-            if (ol_load(&s, p, err, sizeof err) == 0)
-                for (size_t i = 0; i < s.nrec; i++) {
-                    if (s.rec[i].r.op != op) continue;
-                    if (n[k] == cap[k]) {
-                        cap[k] = cap[k] ? 2 * cap[k] : 1024;
-                        lat[k] = realloc(lat[k], cap[k] * sizeof(double));
-                    }
-                    double us = (double)s.rec[i].r.lat / 1e3;
-                    if (us < 0.01) us = 0.01;
-                    lat[k][n[k]++] = us;
-                    if (us < lo) lo = us;
-                    if (us > hi) hi = us;
-                }
-            ol_free(&s);
-        }
-    int any = 0;
-    for (int k = 0; k < narms; k++) any |= n[k] > 0;
-    if (any) {
-        double l0 = floor(log10(lo)), l1 = ceil(log10(hi));
-        if (l1 <= l0) l1 = l0 + 1;
-        const double W = 560, H = 260, X0 = 50, Y0 = 20;
-        fprintf(o, "<figure><figcaption>%s latency, CDF per arm (all runs)</figcaption>\n", oplog_op_name(op));
-        fprintf(o, "<svg class=\"cdf\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\">\n", W + 160,
-                H + 60);
-        fprintf(o, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#888\"/>\n", X0, Y0,
-                W, H);
-        for (double d = l0; d <= l1; d++) {
-            double x = X0 + (d - l0) / (l1 - l0) * W;
-            fprintf(o, "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"#ddd\"/>", x, Y0, x, Y0 + H);
-            fprintf(o, "<text x=\"%.1f\" y=\"%.0f\" font-size=\"11\" text-anchor=\"middle\">%g us</text>\n", x, Y0 + H + 15,
-                    pow(10, d));
-        }
-        for (int q = 0; q <= 4; q++)
-            fprintf(o, "<text x=\"%.0f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%d%%</text>\n", X0 - 4,
-                    Y0 + H - q * H / 4 + 4, q * 25);
-        for (int k = 0; k < narms; k++) {
-            if (!n[k]) continue;
-            qsort(lat[k], n[k], sizeof(double), cmp_dbl);
-            fprintf(o, "<polyline fill=\"none\" stroke-width=\"2\" stroke=\"%s\" points=\"", colors[k % 8]);
-            size_t step = n[k] > 400 ? n[k] / 400 : 1;
-            for (size_t i = 0; i < n[k]; i += step)
-                fprintf(o, "%.1f,%.1f ", X0 + (log10(lat[k][i]) - l0) / (l1 - l0) * W,
-                        Y0 + H - (double)(i + 1) / (double)n[k] * H);
-            fprintf(o, "%.1f,%.1f\"/>\n", X0 + (log10(lat[k][n[k] - 1]) - l0) / (l1 - l0) * W, Y0);
-            fprintf(o, "<text x=\"%.0f\" y=\"%d\" font-size=\"12\" fill=\"%s\">", X0 + W + 6, 40 + 16 * k, colors[k % 8]);
-            html_esc(o, arms[k].name);
-            fprintf(o, " (%zu)</text>\n", n[k]);
-        }
-        fputs("</svg></figure>\n", o);
-    }
-    for (int k = 0; k < narms; k++) free(lat[k]);
-}
-
-/* Wall time of every run, per arm, in run order. */
-static void svg_runs(FILE *o)
-{
-    double hi = 0;
-    int runs = arms[0].nruns;
-    for (int k = 0; k < narms; k++)
-        for (int r = 0; r < arms[k].nruns; r++)
-            if (arms[k].runs[r].m[M_WALL] > hi) hi = arms[k].runs[r].m[M_WALL];
-    if (hi <= 0) hi = 1;
-    const double W = 560, H = 220, X0 = 60, Y0 = 20;
-    fputs("<figure><figcaption>wall time of each run (s)</figcaption>\n", o);
-    fprintf(o, "<svg class=\"runs\" xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\">\n", W + 160, H + 50);
-    fprintf(o, "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#888\"/>\n", X0, Y0, W, H);
-    for (int q = 0; q <= 4; q++)
-        fprintf(o, "<text x=\"%.0f\" y=\"%.1f\" font-size=\"11\" text-anchor=\"end\">%.3g</text>\n", X0 - 4,
-                Y0 + H - q * H / 4 + 4, hi * q / 4);
-    for (int k = 0; k < narms; k++) {
-        for (int r = 0; r < arms[k].nruns; r++) {
-            double x = X0 + (r + 0.5) / runs * W + (k - (narms - 1) / 2.0) * 6;
-            double y = Y0 + H - arms[k].runs[r].m[M_WALL] / hi * H;
-            fprintf(o, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>", x, y, colors[k % 8]);
-        }
-        fprintf(o, "<text x=\"%.0f\" y=\"%d\" font-size=\"12\" fill=\"%s\">", X0 + W + 6, 40 + 16 * k, colors[k % 8]);
-        html_esc(o, arms[k].name);
-        fputs("</text>\n", o);
-    }
-    fputs("</svg></figure>\n", o);
-}
-
-int report_html(const char *path, const struct cmp *c, int nc)
-{
-    FILE *o = fopen(path, "w");
-    if (!o) {
-        fprintf(stderr, "s3shim ab: --report %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    fputs("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>s3shim ab</title>\n"
-          "<style>body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse}"
-          "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f4f4f4}"
-          ".diff{color:#b00;font-weight:bold}.faster,.less{color:#070}.slower,.more{color:#b00}"
-          "figure{display:inline-block;margin:1em}</style></head><body>\n<h1>s3shim ab</h1>\n<p>command: <code>",
-          o);
-    for (int i = 0; cmd[i]; i++) {
-        html_esc(o, cmd[i]);
-        fputc(' ', o);
-    }
-    fprintf(o, "</code><br>%d runs per arm, alternated in random order; ratios against <b>", arms[0].nruns);
-    html_esc(o, arms[0].name);
-    fputs("</b>.</p>\n", o);
-    for (int k = 1; k < narms; k++)
-        if (results_differ(k)) {
-            fputs("<p class=\"diff\">RESULTS DIFFER: arm ", o);
-            html_esc(o, arms[k].name);
-            fputs(" gave other output, exit status or tree than the baseline.</p>\n", o);
-        }
-    fputs("<h2>Verdicts</h2>\n<table id=\"verdicts\"><tr><th>metric</th><th>arm</th><th>ratio</th><th>95% interval</th>"
-          "<th>p</th><th>p (Holm)</th><th>verdict</th></tr>\n",
-          o);
-    for (int k = 0; k < nc; k++) {
-        const struct cmp *x = &c[k];
-        const char *w = verdict_word(x->met, x->v);
-        fprintf(o, "<tr><td>%s</td><td>", met_name[x->met]);
-        html_esc(o, arms[x->arm].name);
-        fprintf(o, "</td><td>%.3f</td><td>[%.3f, %.3f]</td><td>%.4f</td><td>%.4f</td><td class=\"%s\">%s</td></tr>\n",
-                x->r.ratio, x->r.lo, x->r.hi, x->p, x->p_adj, x->v == AB_SAME                ? "same"
-                : x->met == M_RSS ? (x->v == AB_LOWER ? "less" : "more")
-                                  : (x->v == AB_LOWER ? "faster" : "slower"),
-                w);
-    }
-    fputs("</table>\n<h2>Arms</h2>\n<table><tr><th>arm</th><th>mounts and settings</th>", o);
-    for (int m = 0; m < NMET; m++) fprintf(o, "<th>median %s</th>", met_name[m]);
-    fputs("<th>stdout sha256</th></tr>\n", o);
-    double v[1001];
-    for (int k = 0; k < narms; k++) {
-        fputs("<tr><td>", o);
-        html_esc(o, arms[k].name);
-        fputs("</td><td style=\"text-align:left\">", o);
-        for (int i = 0; i < arms[k].nmounts; i++) {
-            html_esc(o, arms[k].mounts[i]);
-            fputs("<br>", o);
-        }
-        for (int i = 0; i < arms[k].nenv; i++) {
-            html_esc(o, arms[k].env[i]);
-            fputs("<br>", o);
-        }
-        fputs("</td>", o);
-        for (int m = 0; m < NMET; m++) {
-            values(&arms[k], m, v);
-            fprintf(o, "<td>%.4f</td>", ab_median(v, (size_t)arms[k].nruns));
-        }
-        fprintf(o, "<td><code>%.16s</code></td></tr>\n", arms[k].runs[0].out_hash);
-    }
-    fputs("</table>\n<h2>Runs</h2>\n", o);
-    svg_runs(o);
-    fputs("\n<h2>Latency per operation (op logs)</h2>\n", o);
-    for (unsigned op = OL_OPEN; op < OL_NOPS; op++) svg_cdf(o, op);
-    fputs("\n</body></html>\n", o);
-    if (fclose(o) != 0) {
-        fprintf(stderr, "s3shim ab: --report %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}

@@ -7,11 +7,20 @@
  *   oplog_ops DIR loop N   open, N preads of 4096 bytes at offset 0, close; wall and thread CPU ns/op on stderr
  *   oplog_ops DIR loopkill N   the same, then SIGKILL to itself instead of the close
  *   oplog_ops DIR loopmt N     loop N with an idle second thread (a multi-threaded program)
+ *   oplog_ops DIR loopnoring N loop N where io_uring_setup fails (ENOSYS, a seccomp filter):
+ *                              a kernel or container without io_uring
+ * The loops also print the calling thread's minor page faults during the preads.
  *
  * The counts are in tests/oplog/run.sh; change both together. */
 #define _GNU_SOURCE 1
+#include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/resource.h>
 #include <signal.h>
 #include <stdio.h>
@@ -94,11 +103,26 @@ static int loop(long n, int killed)
     if (killed) kill(getpid(), SIGKILL);
     close(fd);
 #define US(tv) ((double)(tv).tv_sec * 1e6 + (double)(tv).tv_usec)
-    fprintf(stderr, "%.1f ns/op, thread CPU %.1f ns/op (user %.1f, system %.1f)\n",
+    fprintf(stderr, "%.1f ns/op, thread CPU %.1f ns/op (user %.1f, system %.1f), %ld minor faults\n",
             ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / (double)n,
             ((double)(cb.tv_sec - ca.tv_sec) * 1e9 + (double)(cb.tv_nsec - ca.tv_nsec)) / (double)n,
-            (US(rb.ru_utime) - US(ra.ru_utime)) * 1e3 / (double)n, (US(rb.ru_stime) - US(ra.ru_stime)) * 1e3 / (double)n);
+            (US(rb.ru_utime) - US(ra.ru_utime)) * 1e3 / (double)n, (US(rb.ru_stime) - US(ra.ru_stime)) * 1e3 / (double)n,
+            rb.ru_minflt - ra.ru_minflt);
     return 0;
+}
+
+/* io_uring_setup fails with ENOSYS from here on, as on a kernel built without it. */
+static void no_io_uring(void)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+        die("seccomp");
 }
 
 int main(int argc, char **argv)
@@ -117,6 +141,10 @@ int main(int argc, char **argv)
         return loop(atol(argv[3]), 0);
     }
     if (argc > 3 && strcmp(argv[2], "loopkill") == 0) return loop(atol(argv[3]), 1);
+    if (argc > 3 && strcmp(argv[2], "loopnoring") == 0) {
+        no_io_uring();
+        return loop(atol(argv[3]), 0);
+    }
     char buf[4096];
     if (argc > 2 && strcmp(argv[2], "stage2") == 0) { /* after exec: 1 open, 5 reads, exit with it open */
         int fd = open_in("main.dat", O_RDONLY);
