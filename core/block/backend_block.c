@@ -302,6 +302,7 @@ static void bm_atfork_child(void *ms)
     struct block_mount *m = ms;
     pthread_mutex_init(&m->detail_lock, NULL);
     bg_atfork_child(m);
+    bf_map_atfork_child();
     blk_atfork_child(&m->st);
     m->st.fd = efd_park(m->st.fd);
     uring_atfork_child();
@@ -712,4 +713,5 @@ const struct backend_ops bk_block_ops = {
     .closedir = bd_closedir,
     .chmod = bm_chmod,
     .fchmod = bf_fchmod,
+    .local_map = bf_local_map,
 };

@@ -312,6 +312,7 @@ ssize_t bf_pwrite(void *fh, const void *buf, size_t len, off_t off)
     struct bfile *f = fh;
     if (!f->writable) return -EBADF;
     if (off < 0) return -EINVAL;
+    bf_map_written(fh);
     uint64_t t0 = stats_now_ns();
     pthread_mutex_lock(&f->lock);
     int e = f->err;
@@ -481,6 +482,7 @@ int bf_ftruncate(void *fh, off_t len)
     struct bfile *f = fh;
     if (!f->writable) return -EBADF;
     if (len < 0) return -EINVAL;
+    bf_map_written(fh);
     pthread_mutex_lock(&f->lock);
     int e = wb_flush(f);
     uint64_t nl = (uint64_t)len;
@@ -581,6 +583,7 @@ int bf_close(void *fh)
         bm_describe(f->m);
     }
     struct block_mount *m = f->m;
+    bf_map_forget(f);
     bfile_free(f);
     stats_record(m->stats, STK_CLOSE, t0, 0, e != 0);
     return e;

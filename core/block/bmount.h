@@ -73,6 +73,12 @@ int bf_fstat(void *fh, struct stat *st);
 int bf_futimens(void *fh, const struct timespec ts[2]);
 int bf_close(void *fh);
 int bf_fchmod(void *fh, mode_t mode);
+
+/* block_map.c: mmap of an object, from a copy in memory of the ranges mapped. */
+int bf_local_map(void *fh, off_t off, size_t len, int prot, int flags);
+void bf_map_written(void *fh); /* the file was written: later mappings copy afresh */
+void bf_map_forget(void *fh);  /* at close */
+void bf_map_atfork_child(void);
 int bm_chmod(void *ms, const char *key, mode_t mode);
 
 #endif

@@ -176,6 +176,34 @@ else echo "$pin" >"$OUT"; fail "a reader keeps an unlinked object's bytes" "$OUT
 st=$(shim "$DEV" stat -c '%s %F %h' "$MP/ref" 2>&1)
 if [ "$st" = "$(stat -c '%s' "$SRC/big") regular file 1" ]; then pass "stat of an object: $st"
 else echo "$st" >"$OUT"; fail "stat of an object" "$OUT"; fi
+# mmap: read-only and private mappings from a copy of the mapped range; a shared writable
+# one is refused (ENODEV: nothing would write it back); a mapping made after a write has it.
+mm=$(shim "$DEV" "$PY" -c '
+import mmap, os, sys
+mp, src = sys.argv[1], sys.argv[2]
+want = open(src, "rb").read()
+f = open(mp + "/ref", "rb")
+m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
+off = mmap.ALLOCATIONGRANULARITY * 3
+part = mmap.mmap(f.fileno(), 5000, prot=mmap.PROT_READ, offset=off)
+priv = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+priv[0:4] = b"XXXX"
+r = [m[:] == want, part[:] == want[off:off + 5000], priv[4:] == want[4:], m[:4] == want[:4]]
+try:
+    mmap.mmap(f.fileno(), 0, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    r.append("shared writable mapped")
+except OSError as e:
+    r.append(e.errno == 19)
+g = open(mp + "/mm", "w+b"); g.write(b"a" * 10000); g.flush()
+m1 = mmap.mmap(g.fileno(), 0, prot=mmap.PROT_READ)
+g.seek(9990); g.write(b"b" * 20); g.flush()
+m2 = mmap.mmap(g.fileno(), 0, prot=mmap.PROT_READ)
+r += [len(m1) == 10000 and m1[-1:] == b"a", len(m2) == 10010 and m2[-20:] == b"b" * 20]
+m1.close(); m2.close(); g.close(); os.unlink(mp + "/mm")  # mmap holds a dup: the object commits at its last close
+print(r)' "$MP" "$SRC/big" 2>&1)
+if [ "$mm" = "[True, True, True, True, True, True, True]" ]; then
+    pass "mmap: whole and partial read-only mappings, MAP_PRIVATE copy-on-write, shared writable refused (ENODEV), a later mapping sees a write"
+else echo "$mm" >"$OUT"; fail "mmap of an object" "$OUT"; fi
 check_clean "$DEV" "after the data tests"
 
 # --- 4. the namespace against a plain directory ---------------------------------------------------
