@@ -4,13 +4,13 @@
  * malloc's: glibc serves an 8 MiB malloc from a fresh mapping or from a heap it trims
  * on free, so every chunk used to land on new, zeroed pages (2048 faults per 8 MiB).
  * Here a freed large buffer is kept for the next request of the same size, and its
- * pages stay populated: a sequential reader cycles through the same few buffers. Those
- * of 2 MiB and up are aligned to 2 MiB and offered to transparent huge pages, so the
- * first touch is one fault per 2 MiB instead of 512. */
+ * pages stay populated: a sequential reader cycles through the same few buffers. (They
+ * are not offered to transparent huge pages: with the usual defrag=madvise a fault in
+ * such a region may compact memory synchronously, which cost seconds of CPU per GiB
+ * on this busy machine; a reused buffer faults once anyway.) */
 #include "bufpool.h"
 
 #include <pthread.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 
@@ -19,7 +19,6 @@ static pthread_cond_t pool_cv = PTHREAD_COND_INITIALIZER;
 static size_t budget = (size_t)1 << 30, in_use;
 
 #define BIG_MIN ((size_t)1 << 20) /* from here on: a mapping, and kept on put */
-#define HUGE_SZ ((size_t)2 << 20)
 #define KEEP_MAX_BYTES ((size_t)64 << 20)
 #define KEEP_SLOTS 32
 static struct {
@@ -32,20 +31,8 @@ static size_t map_len(size_t len) { return (len + 4095) & ~(size_t)4095; }
 
 static void *big_map(size_t len)
 {
-    size_t ml = map_len(len);
-    if (ml < HUGE_SZ) {
-        void *p = mmap(NULL, ml, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        return p == MAP_FAILED ? NULL : p;
-    }
-    /* over-map by 2 MiB, then cut the ends off at a 2 MiB boundary */
-    char *raw = mmap(NULL, ml + HUGE_SZ, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (raw == MAP_FAILED) return NULL;
-    char *p = (char *)(((uintptr_t)raw + HUGE_SZ - 1) & ~(uintptr_t)(HUGE_SZ - 1));
-    if (p > raw) munmap(raw, (size_t)(p - raw));
-    size_t tail = (size_t)(raw + ml + HUGE_SZ - (p + ml));
-    if (tail) munmap(p + ml, tail);
-    madvise(p, ml, MADV_HUGEPAGE); /* advice only: without THP it is 4 KiB pages, kept all the same */
-    return p;
+    void *p = mmap(NULL, map_len(len), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
 }
 
 static void big_unmap(void *p, size_t len) { munmap(p, map_len(len)); }
