@@ -13,10 +13,13 @@
 # ours/curl8 ratios of the best runs and of the CPU medians. The load average is printed
 # at the start and the end.
 #
+# BEFORE=/path/to/libs3shim.so adds a fourth arm, `before`: the same `cat` under that
+# library (e.g. a build of the previous commit), alternated with the others.
+#
 # PERF=1 also runs `perf stat` (page faults, context switches, task-clock) over one more
 # `cat` under the shim and over one curl-ranges run.
 #
-# Environment: BUILD (build), SIZE_MB (1024), ROUNDS (5), EXTRA (""), PERF (0)
+# Environment: BUILD (build), SIZE_MB (1024), ROUNDS (5), EXTRA (""), PERF (0), BEFORE ("")
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -31,6 +34,7 @@ SIZE_MB=${SIZE_MB:-1024}
 ROUNDS=${ROUNDS:-5}
 EXTRA=${EXTRA:-}
 PERF=${PERF:-0}
+BEFORE=${BEFORE:-}
 [ -e "$BUILD/libs3shim.so" ] || { echo "seq.sh: $BUILD/libs3shim.so is missing (run make)" >&2; exit 2; }
 for v in $(compgen -e); do
     case "$v" in S3SHIM_*|AWS_*|LD_PRELOAD) unset "$v" ;; esac
@@ -48,6 +52,9 @@ trap 'exit 143' TERM
 # A snapshot of the library: a rebuild meanwhile cannot change it under a run.
 cp "$BUILD/libs3shim.so" "$WORK/libs3shim.so" || exit 2
 LIB=$WORK/libs3shim.so
+if [ -n "$BEFORE" ]; then
+    cp "$BEFORE" "$WORK/before.so" || exit 2
+fi
 mkdir -p "$SHM/root/bkt"
 head -c $((SIZE_MB << 20)) /dev/urandom > "$SHM/root/bkt/obj" || exit 2
 SIZE=$((SIZE_MB << 20))
@@ -79,8 +86,10 @@ run() {
         [ "$out" = "200 $SIZE" ] || return 1
         line=$(awk '{ printf "%.2f %d", $1 + $2, $3 }' "$WORK/t")
         ;;
-    ours)
-        out=$(env "${SHIM_ENV[@]}" "${EXTRA_ENV[@]}" LD_PRELOAD="$LIB" /usr/bin/time -o "$WORK/t" -f '%U %S %M' \
+    ours|before)
+        local lib=$LIB
+        [ "$1" = before ] && lib=$WORK/before.so
+        out=$(env "${SHIM_ENV[@]}" "${EXTRA_ENV[@]}" LD_PRELOAD="$lib" /usr/bin/time -o "$WORK/t" -f '%U %S %M' \
               cat /s3/bkt/obj | wc -c) || return 1
         t1=$(date +%s%N)
         [ "$out" = "$SIZE" ] || return 1
@@ -94,9 +103,11 @@ echo "# seq.sh: $SIZE_MB MiB object, nginx on loopback (tmpfs), $ROUNDS rounds, 
 echo "# machine: $(nproc) CPUs, $(uname -r); code $(git -C "$REPO" describe --always --dirty 2>/dev/null)"
 echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 arms=(curl8 ours curl1)
+[ -n "$BEFORE" ] && arms=(curl8 ours curl1 before)
+n=${#arms[@]}
 for ((r = 0; r < ROUNDS; r++)); do
-    for ((i = 0; i < 3; i++)); do
-        a=${arms[$(((i + r) % 3))]}
+    for ((i = 0; i < n; i++)); do
+        a=${arms[$(((i + r) % n))]}
         run "$a" >> "$WORK/raw" || echo "# FAILED: $a (round $r)"
     done
 done
@@ -111,7 +122,7 @@ for line in open(sys.argv[1]):
 gib = size / (1 << 30)
 print("  arm      MiB/s best  (median)  CPU-s/GiB  RSS_MB  runs")
 res = {}
-for arm in ("curl8", "ours", "curl1"):
+for arm in ("curl8", "ours", "before", "curl1"):
     v = runs.get(arm)
     if not v:
         continue
@@ -121,15 +132,20 @@ for arm in ("curl8", "ours", "curl1"):
     res[arm] = (max(mbs), cpu)
     print("  %-6s   %10.1f  (%7.1f)  %9.2f  %6.1f  %4d" % (arm, max(mbs), statistics.median(mbs), cpu, rss, len(v)))
 if "ours" in res:
-    for peer in ("curl8", "curl1"):
+    for peer in ("curl8", "curl1", "before"):
         if peer in res:
             print("  ours/%s: MiB/s %.2f, CPU per GiB %.2f" % (peer, res["ours"][0] / res[peer][0], res["ours"][1] / res[peer][1]))
 PY
 if [ "$PERF" = 1 ] && command -v perf >/dev/null; then
     ev=task-clock,page-faults,context-switches,cpu-migrations
-    echo "# perf stat -e $ev, ours (cat under the shim):"
-    env "${SHIM_ENV[@]}" "${EXTRA_ENV[@]}" LD_PRELOAD="$LIB" perf stat -x, -e "$ev" -o "$WORK/perf" cat /s3/bkt/obj > /dev/null
-    grep -v '^#' "$WORK/perf" | awk -F, 'NF > 2 { printf "    %-18s %s\n", $3, $1 }'
+    for a in ours before; do
+        lib=$LIB
+        [ $a = before ] && { [ -n "$BEFORE" ] || continue; lib=$WORK/before.so; }
+        echo "# perf stat -e $ev, $a (cat under the shim):"
+        env "${SHIM_ENV[@]}" "${EXTRA_ENV[@]}" LD_PRELOAD="$lib" perf stat -x, -e "$ev" -o "$WORK/perf" \
+            cat /s3/bkt/obj > /dev/null
+        grep -v '^#' "$WORK/perf" | awk -F, 'NF > 2 { printf "    %-18s %s\n", $3, $1 }'
+    done
     echo "# perf stat -e $ev, curl8 (the 8 curls and their driver):"
     perf stat -x, -e "$ev" -o "$WORK/perf" "$HERE/curl-ranges.sh" "$EP/bkt/obj" "$SIZE" 8 > /dev/null
     grep -v '^#' "$WORK/perf" | awk -F, 'NF > 2 { printf "    %-18s %s\n", $3, $1 }'
