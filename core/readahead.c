@@ -1,19 +1,76 @@
 /* readahead.c - see readahead.h */
 #include "readahead.h"
 
+/* An epoch lasts at least this long: on a fast server one ceiling's worth of bytes takes
+ * a few milliseconds, too few to tell a better rate from the machine's noise. */
+#define RA_EPOCH_MIN_NS 25000000ull
+
 void ra_init(struct readahead *ra, size_t first, size_t max)
 {
     ra->next = 0;
     ra->first = first;
     ra->max = max < first ? first : max;
     ra->window = first;
+    ra->cap = ra->max;
+    ra->probing = 0;
 }
 
 void ra_advance(struct readahead *ra, off_t off, size_t done, int seq)
 {
     if (seq && done)
-        ra->window = ra->window * 2 > ra->max ? ra->max : ra->window * 2;
+        ra->window = ra->window * 2 > ra->cap ? ra->cap : ra->window * 2;
     else if (!seq)
         ra->window = ra->first;
     ra->next = off + (off_t)done;
+}
+
+void ra_probe_start(struct readahead *ra, size_t cap0)
+{
+    ra->cap = cap0 < ra->first ? ra->first : cap0 > ra->max ? ra->max : cap0;
+    if (ra->window > ra->cap) ra->window = ra->cap;
+    ra->probing = ra->cap < ra->max;
+    ra->epoch_off = -1;
+    ra->epoch_waited = 0;
+    ra->best_rate = 0;
+    ra->best_cap = 0;
+}
+
+static void set_cap(struct readahead *ra, size_t cap)
+{
+    ra->cap = cap > ra->max ? ra->max : cap;
+    if (ra->window > ra->cap) ra->window = ra->cap;
+}
+
+void ra_probe_note(struct readahead *ra, off_t end, uint64_t now_ns, int waited)
+{
+    if (!ra->probing) return;
+    if (ra->epoch_off < 0 || end < ra->epoch_off) { /* the first read: the warm-up epoch starts */
+        ra->epoch_off = end;
+        ra->epoch_ns = now_ns;
+        ra->epoch_waited = 0;
+        ra->epochs = 0;
+        return;
+    }
+    ra->epoch_waited |= waited;
+    if ((size_t)(end - ra->epoch_off) < ra->cap || now_ns - ra->epoch_ns < RA_EPOCH_MIN_NS) return;
+    double rate = now_ns > ra->epoch_ns ? (double)(end - ra->epoch_off) / (double)(now_ns - ra->epoch_ns) : 0;
+    if (ra->epochs++ == 0) {
+        /* the warm-up: the pipeline filled, with small GETs in parallel; not a measure */
+    } else if (!ra->epoch_waited) {
+        /* the data was there before the reader: a larger window cannot make it faster */
+    } else if (rate >= ra->best_rate * 1.25) { /* (the first measure always) */
+        ra->best_rate = rate;
+        ra->best_cap = ra->cap;
+        ra->flat = 0;
+        if (ra->cap >= ra->max)
+            ra->probing = 0;
+        else
+            set_cap(ra, ra->cap * 2);
+    } else if (++ra->flat >= 2) { /* twice no better: back to the best ceiling, and stay */
+        set_cap(ra, ra->best_cap);
+        ra->probing = 0;
+    }
+    ra->epoch_off = end;
+    ra->epoch_ns = now_ns;
+    ra->epoch_waited = 0;
 }

@@ -3,17 +3,37 @@
  *
  * A read that starts where the previous one ended is sequential: each such read doubles
  * the window (from `first` up to `max`) that the caller keeps fetched ahead; any other
- * read resets it. The state is per open file and the caller serialises access to it. */
+ * read resets it. The state is per open file and the caller serialises access to it.
+ *
+ * The S3 reader also probes how large the window needs to be (ra_probe_start): its
+ * ceiling starts low and doubles only while doubling it bought throughput. Each epoch
+ * (the reader consuming one ceiling's worth of bytes, and at least 25 ms) after the first (the warm-up)
+ * measures the reader's rate; the ceiling doubles when the reader had to wait for data
+ * in that epoch and the rate beat the best so far by a quarter, and goes back to the
+ * best epoch's ceiling, for good, after two epochs that were no better. On a server far
+ * away (latency, per-connection bandwidth) parallel GETs pay and the window grows to
+ * `max`; on a fast local server it stays a few parts wide, and so does the memory it
+ * holds. */
 #ifndef S3SHIM_READAHEAD_H
 #define S3SHIM_READAHEAD_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct readahead {
     off_t next;    /* where a sequential reader's next read starts */
     size_t window; /* bytes to keep fetched ahead of it */
     size_t first, max;
+    /* probing (ra_probe_start); cap == max when off */
+    size_t cap;          /* the window grows up to this */
+    int probing;         /* 1: the ceiling may still move */
+    off_t epoch_off;     /* where the current epoch began (-1: none yet) */
+    uint64_t epoch_ns;   /* and when */
+    int epoch_waited;    /* the reader waited for data during it */
+    double best_rate;    /* bytes per ns of the best epoch so far (0: none measured) */
+    size_t best_cap;     /* the ceiling it had */
+    int epochs, flat;    /* epochs so far; measured ones in a row that were no better */
 };
 
 void ra_init(struct readahead *ra, size_t first, size_t max);
@@ -22,7 +42,13 @@ void ra_init(struct readahead *ra, size_t first, size_t max);
 static inline int ra_sequential(const struct readahead *ra, off_t off) { return off == ra->next; }
 
 /* After a read of `done` bytes at off that ra_sequential() classed as `seq`: a sequential
- * reader's window doubles (up to max), anyone else's goes back to `first`. */
+ * reader's window doubles (up to the ceiling), anyone else's goes back to `first`. */
 void ra_advance(struct readahead *ra, off_t off, size_t done, int seq);
+
+/* Probe the ceiling from cap0 (<= max) upwards; see above. */
+void ra_probe_start(struct readahead *ra, size_t cap0);
+/* A sequential read ended at `end` at time now_ns; `waited`: it had to wait for data
+ * that was being fetched. Call after ra_advance(). */
+void ra_probe_note(struct readahead *ra, off_t end, uint64_t now_ns, int waited);
 
 #endif

@@ -124,6 +124,7 @@ static struct s3_file *file_new(struct s3_mount *m)
     f->upload_ep = -1;
     size_t maxw = m->part_size * (size_t)m->concurrency;
     ra_init(&f->ra, FIRST_WINDOW, maxw > ((size_t)256 << 20) ? (size_t)256 << 20 : maxw);
+    ra_probe_start(&f->ra, m->part_size); /* grown while it pays: readahead.h */
     f->psize = m->part_size;
     f->owner = getpid();
     f->lockfd = f->lockguard = -1;
@@ -468,13 +469,14 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
     pthread_mutex_lock(&f->lock);
     int seq = ra_sequential(&f->ra, off);
     size_t done = 0;
-    int err = 0;
+    int err = 0, waited = 0; /* waited: for data still on its way */
     while (done < len && !err) {
         off_t pos = off + (off_t)done;
         size_t rem = len - done;
         struct chunk *c = chunk_find(f, pos);
         if (c && c->state == CH_PENDING) {
             chunk_collect(f, c);
+            waited = 1;
             continue;
         }
         if (c && c->state == CH_FAILED) {
@@ -500,6 +502,7 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
         if (rem >= f->m->part_size) { /* big enough to be its own parallel GETs */
             off_t stop = next_cached(f, pos, pos + (off_t)rem);
             if (seq) prefetch(f, stop); /* keep the pipeline full behind this read */
+            waited = 1;
             if (direct_step(f, (char *)buf, pos, (size_t)(stop - pos), &done, &err) == 0) break;
             continue;
         }
@@ -508,11 +511,15 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
         off_t stop = next_cached(f, pos, pos + (off_t)want);
         if (stop > f->size) stop = f->size;
         if (!chunk_start(f, pos, (size_t)(stop - pos))) { /* no memory or slot: exactly what is asked */
+            waited = 1;
             if (direct_step(f, (char *)buf, pos, rem, &done, &err) == 0) break;
         }
     }
     ra_advance(&f->ra, off, done, seq);
-    if (seq && done) prefetch(f, off + (off_t)done);
+    if (seq && done) {
+        ra_probe_note(&f->ra, off + (off_t)done, stats_now_ns(), waited);
+        prefetch(f, off + (off_t)done);
+    }
     pthread_mutex_unlock(&f->lock);
     return done ? (ssize_t)done : err;
 }

@@ -1,5 +1,6 @@
 /* test_dio_align.c - O_DIRECT alignment arithmetic and probing (core/dio_align.c), the
- * sequential-reader window (core/readahead.c) the direct:// and S3 readers share, and
+ * sequential-reader window (core/readahead.c) the direct:// and S3 readers share, its
+ * probed ceiling (the S3 reader's), and
  * the direct:// settings (core/config.c). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -155,6 +156,92 @@ static void test_readahead(void **state)
     assert_int_equal(ra.window, 1 << 20);
 }
 
+/* A reader that consumes `bytes` in 1 MiB reads at `rate` MiB/s (a synthetic
+ * clock: what the probe does with the rates it sees, not how it measures them). */
+static void feed(struct readahead *ra, uint64_t *now, size_t bytes, double rate, int waited)
+{
+    for (size_t done = 0; done < bytes; done += 1 << 20) {
+        off_t off = ra->next;
+        ra_advance(ra, off, 1 << 20, 1);
+        *now += (uint64_t)(1e9 / rate);
+        ra_probe_note(ra, ra->next, *now, waited);
+    }
+}
+
+static void test_readahead_probe(void **state)
+{
+    (void)state;
+    const size_t M = 1 << 20;
+    struct readahead ra;
+    uint64_t now = 1000000000ull;
+
+    /* throughput that doubles with the window (a far server): the ceiling grows to max */
+    ra_init(&ra, M, 128 * M);
+    ra_probe_start(&ra, 8 * M);
+    assert_int_equal(ra.cap, 8 * M);
+    assert_true(ra.window <= ra.cap);
+    ra_probe_note(&ra, 0, now, 0); /* the first read */
+    feed(&ra, &now, 8 * M, 100, 1); /* warm-up: no decision */
+    assert_int_equal(ra.cap, 8 * M);
+    for (size_t cap = 8 * M; cap < 128 * M; cap *= 2) {
+        feed(&ra, &now, cap, (double)cap / M * 10, 1); /* rate proportional to the window */
+        assert_int_equal(ra.cap, cap * 2);
+    }
+    feed(&ra, &now, 128 * M, 1280, 1);
+    assert_int_equal(ra.cap, 128 * M);
+    assert_false(ra.probing); /* at max: done */
+    assert_int_equal(ra.window, 128 * M);
+
+    /* a server that is as fast with one part as with more: back to the first ceiling */
+    ra_init(&ra, M, 128 * M);
+    ra_probe_start(&ra, 8 * M);
+    ra_probe_note(&ra, 0, now, 0);
+    feed(&ra, &now, 8 * M, 100, 1); /* warm-up */
+    feed(&ra, &now, 8 * M, 200, 1); /* the first measure: the best so far, try 16 */
+    assert_int_equal(ra.cap, 16 * M);
+    feed(&ra, &now, 16 * M, 240, 1); /* not a quarter better: once more */
+    assert_int_equal(ra.cap, 16 * M);
+    assert_true(ra.probing);
+    feed(&ra, &now, 16 * M, 190, 1); /* twice: settle on 8 */
+    assert_int_equal(ra.cap, 8 * M);
+    assert_false(ra.probing);
+    assert_true(ra.window <= 8 * M);
+    feed(&ra, &now, 64 * M, 900, 1); /* settled: no more probing */
+    assert_int_equal(ra.cap, 8 * M);
+
+    /* a reader that never waits (slower than the fetches) never grows the ceiling */
+    ra_init(&ra, M, 128 * M);
+    ra_probe_start(&ra, 8 * M);
+    ra_probe_note(&ra, 0, now, 0);
+    feed(&ra, &now, 8 * M, 100, 0);
+    for (int i = 1; i <= 8; i++) feed(&ra, &now, 8 * M, 10.0 * i, 0);
+    assert_true(ra.epochs >= 8); /* measured, faster each time, and no reason to grow */
+    assert_int_equal(ra.cap, 8 * M);
+    assert_true(ra.probing);
+
+    /* an epoch lasts at least 25 ms: 8 MiB in 4 ms does not end one */
+    ra_init(&ra, M, 128 * M);
+    ra_probe_start(&ra, 8 * M);
+    ra_probe_note(&ra, 0, now, 0);
+    feed(&ra, &now, 8 * M, 2000, 1); /* 4 ms */
+    assert_int_equal(ra.epochs, 0);
+    feed(&ra, &now, 48 * M, 2000, 1); /* 24 ms more: the warm-up ends */
+    assert_int_equal(ra.epochs, 1);
+
+    /* without ra_probe_start (direct://, block://) the window grows to max at once */
+    ra_init(&ra, M, 4 * M);
+    assert_int_equal(ra.cap, 4 * M);
+    ra_advance(&ra, 0, 4096, 1);
+    ra_advance(&ra, 4096, 4096, 1);
+    assert_int_equal(ra.window, 4 * M);
+
+    /* a ceiling asked for above max is max, and there is nothing to probe */
+    ra_init(&ra, M, 4 * M);
+    ra_probe_start(&ra, 8 * M);
+    assert_int_equal(ra.cap, 4 * M);
+    assert_false(ra.probing);
+}
+
 static const char *env_of(const char *name, void *ctx)
 {
     for (const char *const *e = ctx; *e; e += 2)
@@ -201,7 +288,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round),     cmocka_unit_test(test_pow2),    cmocka_unit_test(test_cover),
         cmocka_unit_test(test_io_aligned), cmocka_unit_test(test_sanitize), cmocka_unit_test(test_probe),
-        cmocka_unit_test(test_readahead), cmocka_unit_test(test_settings),
+        cmocka_unit_test(test_readahead), cmocka_unit_test(test_readahead_probe), cmocka_unit_test(test_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
