@@ -312,7 +312,7 @@ ssize_t bf_pwrite(void *fh, const void *buf, size_t len, off_t off)
     struct bfile *f = fh;
     if (!f->writable) return -EBADF;
     if (off < 0) return -EINVAL;
-    bf_map_written(fh);
+    bf_map_written(fh, buf, len, off);
     uint64_t t0 = stats_now_ns();
     pthread_mutex_lock(&f->lock);
     int e = f->err;
@@ -466,7 +466,9 @@ int bf_fsync(void *fh, int datasync)
     (void)datasync;
     struct bfile *f = fh;
     uint64_t t0 = stats_now_ns();
+    int me = f->writable ? bf_map_flush(fh) : 0; /* a shared mapping's changes first */
     pthread_mutex_lock(&f->lock);
+    if (me < 0 && !f->err) f->err = me;
     /* A durable commit of this file, or (nothing to commit) of everything published:
      * fsync on any descriptor of the mount leaves nothing only visible behind it. */
     int mine = f->writable && f->dirty;
@@ -482,7 +484,7 @@ int bf_ftruncate(void *fh, off_t len)
     struct bfile *f = fh;
     if (!f->writable) return -EBADF;
     if (len < 0) return -EINVAL;
-    bf_map_written(fh);
+    bf_map_written(fh, NULL, 0, len);
     pthread_mutex_lock(&f->lock);
     int e = wb_flush(f);
     uint64_t nl = (uint64_t)len;
@@ -547,6 +549,8 @@ int bf_futimens(void *fh, const struct timespec ts[2])
     return 0;
 }
 
+int bf_writable(void *fh) { return ((struct bfile *)fh)->writable; }
+
 int bf_fchmod(void *fh, mode_t mode)
 {
     struct bfile *f = fh;
@@ -575,7 +579,9 @@ int bf_close(void *fh)
     uint64_t t0 = stats_now_ns();
     int e = 0;
     if (f->writable) {
+        int me = bf_map_flush(fh); /* a shared mapping's changes are part of this version */
         pthread_mutex_lock(&f->lock);
+        if (me < 0 && !f->err) f->err = me;
         e = f->dirty ? commit(f, bg_how(f->m)) : f->err;
         pthread_mutex_unlock(&f->lock);
         if (e) slog_error("block: %s: closing %s: %s; the object keeps its previous version", f->m->uri, f->key,

@@ -4,15 +4,18 @@
  * device (copy-on-write moves them at every commit), and the device's page cache would
  * show other objects' bytes past its end. So a mapping is served from a memfd per open
  * file, as large as the object, into which the ranges asked for are read (1 MiB at a
- * time, each once) through the file's own reads. The program maps a read-only descriptor
- * of that memfd: MAP_PRIVATE mappings may still be written (copy-on-write, as on any
- * file), and a shared mapping cannot later be made writable.
+ * time, each once) through the file's own reads. Read-only and private mappings map a
+ * read-only descriptor of it (a private one may still be written, copy-on-write; a shared
+ * one cannot be made writable later). A shared writable mapping (a file open for writing,
+ * numpy's mmap_mode='r+') maps the memfd itself: the file's own writes go to the memfd
+ * too while it exists, and fsync and the last close write back the 1 MiB chunks whose
+ * bytes differ from the object's, before their commit (as the S3 wing uploads a mapped
+ * staging file at close).
  *
- * What this gives: git's read-only mappings (config, index, pack windows), Python's and
- * numpy's mmap_mode='r' and 'c', any MAP_PRIVATE use. What it does not: a shared writable
- * mapping (ENODEV: nothing would write it back), a shared mapping that sees later writes
- * (it is a copy of the object as it was when the range was first mapped), and laziness
- * below the mapped range (mapping 10 GiB reads 10 GiB into memory). */
+ * What this does not give: msync as a commit point (fsync or close is), a mapping that
+ * sees writes made through other descriptors or processes (each open file has its copy,
+ * taken when the range was first mapped), and laziness below the mapped range (mapping
+ * 10 GiB reads 10 GiB into memory). */
 #include "block.h"
 #include "bmount.h"
 
@@ -33,6 +36,7 @@
 struct bmap {
     void *fh;
     int memfd, rofd;
+    int shared_w; /* a shared writable mapping was made: written back, kept across writes */
     off_t size;
     uint8_t *have; /* per chunk: copied */
     struct bmap *next;
@@ -106,7 +110,8 @@ static int fill(struct bmap *b, off_t off, off_t end)
 
 int bf_local_map(void *fh, off_t off, size_t len, int prot, int flags)
 {
-    if ((flags & MAP_TYPE) == MAP_SHARED && (prot & PROT_WRITE)) return -ENODEV;
+    int shared_w = (flags & MAP_TYPE) == MAP_SHARED && (prot & PROT_WRITE);
+    if (shared_w && !bf_writable(fh)) return -EACCES; /* as for a file open read-only */
     if (off < 0 || len == 0) return -EINVAL;
     struct stat st;
     int e = bf_fstat(fh, &st);
@@ -115,7 +120,7 @@ int bf_local_map(void *fh, off_t off, size_t len, int prot, int flags)
     struct bmap **pp = &maps, *b;
     for (; (b = *pp) && b->fh != fh; pp = &b->next) {
     }
-    if (b && b->size != st.st_size) { /* written through this file since: a new copy (mappings keep theirs) */
+    if (b && !b->shared_w && b->size != st.st_size) { /* changed since: a new copy (mappings keep theirs) */
         *pp = b->next;
         bmap_free(b);
         b = NULL;
@@ -127,7 +132,8 @@ int bf_local_map(void *fh, off_t off, size_t len, int prot, int flags)
     off_t end = off + (off_t)len;
     if (end > st.st_size || end < off) end = st.st_size;
     e = !b ? -ENOMEM : off < end ? fill(b, off, end) : 0;
-    int fd = e < 0 ? e : b->rofd;
+    if (e == 0 && shared_w) b->shared_w = 1;
+    int fd = e < 0 ? e : shared_w ? b->memfd : b->rofd;
     pthread_mutex_unlock(&maps_lock);
     return fd;
 }
@@ -145,9 +151,62 @@ void bf_map_forget(void *fh)
     pthread_mutex_unlock(&maps_lock);
 }
 
-void bf_map_written(void *fh)
+static struct bmap *find(void *fh)
 {
-    if (__atomic_load_n(&maps, __ATOMIC_RELAXED)) bf_map_forget(fh); /* later mappings copy afresh */
+    struct bmap *b = maps;
+    while (b && b->fh != fh) b = b->next;
+    return b;
+}
+
+void bf_map_written(void *fh, const void *buf, size_t len, off_t off)
+{
+    if (!__atomic_load_n(&maps, __ATOMIC_RELAXED)) return;
+    pthread_mutex_lock(&maps_lock);
+    struct bmap *b = find(fh);
+    int keep = b && b->shared_w;
+    if (keep && buf && off < b->size) { /* the shared mapping shows the file's own writes */
+        size_t n = (off_t)len > b->size - off ? (size_t)(b->size - off) : len;
+        if (sys.pwrite(b->memfd, buf, n, off) != (ssize_t)n) keep = 0;
+    } else if (keep && !buf) {
+        keep = 0; /* a truncation: the mapping cannot follow it */
+    }
+    pthread_mutex_unlock(&maps_lock);
+    if (b && !keep) bf_map_forget(fh); /* later mappings copy afresh */
+}
+
+/* Write back what a shared writable mapping changed: the chunks whose bytes differ from
+ * the object's. Called with the file's own lock not held (bf_pwrite takes it). */
+int bf_map_flush(void *fh)
+{
+    if (!__atomic_load_n(&maps, __ATOMIC_RELAXED)) return 0;
+    pthread_mutex_lock(&maps_lock);
+    struct bmap *b = find(fh);
+    int e = 0;
+    char *mine = NULL, *theirs = NULL;
+    if (b && b->shared_w && (!(mine = malloc((size_t)MAP_CHUNK)) || !(theirs = malloc((size_t)MAP_CHUNK)))) e = -ENOMEM;
+    for (off_t c = 0; e == 0 && b && b->shared_w && c * MAP_CHUNK < b->size; c++) {
+        if (!b->have[c]) continue;
+        off_t at = c * MAP_CHUNK;
+        size_t n = (size_t)(b->size - at < MAP_CHUNK ? b->size - at : MAP_CHUNK);
+        ssize_t got = sys.pread(b->memfd, mine, n, at);
+        if (got != (ssize_t)n) {
+            e = -EIO;
+            break;
+        }
+        ssize_t old = bf_pread(fh, theirs, n, at);
+        if (old == (ssize_t)n && memcmp(mine, theirs, n) == 0) continue;
+        for (size_t w = 0; e == 0 && w < n;) { /* (bf_pwrite writes the same bytes through to the memfd) */
+            pthread_mutex_unlock(&maps_lock);
+            ssize_t r = bf_pwrite(fh, mine + w, n - w, at + (off_t)w);
+            pthread_mutex_lock(&maps_lock);
+            if (r <= 0) e = r < 0 ? (int)r : -EIO;
+            else w += (size_t)r;
+        }
+    }
+    pthread_mutex_unlock(&maps_lock);
+    free(mine);
+    free(theirs);
+    return e;
 }
 
 void bf_map_atfork_child(void) { pthread_mutex_init(&maps_lock, NULL); }

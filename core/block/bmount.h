@@ -76,8 +76,12 @@ int bf_fchmod(void *fh, mode_t mode);
 
 /* block_map.c: mmap of an object, from a copy in memory of the ranges mapped. */
 int bf_local_map(void *fh, off_t off, size_t len, int prot, int flags);
-void bf_map_written(void *fh); /* the file was written: later mappings copy afresh */
-void bf_map_forget(void *fh);  /* at close */
+/* The file was written (buf NULL: truncated): a shared writable mapping shows it, later
+ * read-only mappings copy afresh. */
+void bf_map_written(void *fh, const void *buf, size_t len, off_t off);
+int bf_map_flush(void *fh);   /* fsync, close: what a shared writable mapping changed, written */
+void bf_map_forget(void *fh); /* at close */
+int bf_writable(void *fh);
 void bf_map_atfork_child(void);
 int bm_chmod(void *ms, const char *key, mode_t mode);
 
