@@ -143,8 +143,10 @@ static int summary(struct ol_set *s, FILE *out)
         }
     }
     double dur = t_last > t_first ? (double)(t_last - t_first) / 1e9 : 0;
-    fprintf(out, "s3shim oplog: %zu file(s), %zu session(s), %zu thread(s), %zu records (%zu ops, %zu S3 requests), %llu lost, %zu missing\n",
-            s->files, s->nsess, threads, s->nrec + s->nreq, s->nrec, s->nreq, (unsigned long long)lost, s->missing);
+    fprintf(out, "s3shim oplog: %zu file(s), %zu session(s), %zu thread(s), %zu records, %llu lost, %zu missing", s->files,
+            s->nsess, threads, s->nrec + s->nreq, (unsigned long long)lost, s->missing);
+    if (s->nreq) fprintf(out, "; %zu of the records are S3 requests", s->nreq);
+    fputc('\n', out);
     fprintf(out, "  %.3f s from the first operation to the end of the last; callers waited %.3f ms for the log\n", dur,
             (double)wait / 1e6);
     if (s->no_footer)
