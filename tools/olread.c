@@ -244,8 +244,8 @@ int ol_load(struct ol_set *s, const char *path, char *err, size_t errlen)
         return -1;
     }
     /* Each thread's records (ops and requests) are numbered from 1: count any that are missing. */
-    qsort(s->rec, s->nrec, sizeof *s->rec, cmp_thread_seq);
-    qsort(s->req, s->nreq, sizeof *s->req, cmp_req_thread_seq);
+    if (s->nrec) qsort(s->rec, s->nrec, sizeof *s->rec, cmp_thread_seq);
+    if (s->nreq) qsort(s->req, s->nreq, sizeof *s->req, cmp_req_thread_seq);
     uint32_t psess = 0;
     int32_t ptid = 0;
     uint64_t pseq = 0;
@@ -288,7 +288,10 @@ static int cmp_time(const void *a, const void *b)
     return x->r.t < y->r.t ? -1 : x->r.t > y->r.t;
 }
 
-void ol_sort(struct ol_set *s) { qsort(s->rec, s->nrec, sizeof *s->rec, cmp_time); }
+void ol_sort(struct ol_set *s)
+{
+    if (s->nrec) qsort(s->rec, s->nrec, sizeof *s->rec, cmp_time);
+}
 
 const char *ol_sess_str(const struct ol_set *s, uint32_t sess, unsigned kind, uint32_t id)
 {

@@ -170,4 +170,7 @@ static int cmp_req_time(const void *a, const void *b)
     return x->q.t < y->q.t ? -1 : x->q.t > y->q.t;
 }
 
-void olreq_sort(struct ol_set *s) { qsort(s->req, s->nreq, sizeof *s->req, cmp_req_time); }
+void olreq_sort(struct ol_set *s)
+{
+    if (s->nreq) qsort(s->req, s->nreq, sizeof *s->req, cmp_req_time);
+}
