@@ -80,7 +80,7 @@ if [ "${ONLY:-}" != local ]; then
             --arm on=/bs=s3://$S3_BUCKET -- sh -c 'cat /bs/bench-oplog-g1 > /dev/null' 2> /dev/null
         rm -rf "$W/log"/*
         S3SHIM_OPLOG="$W/log/" "$BUILD/s3shim" run --mount /bs=s3://$S3_BUCKET -- sh -c 'cat /bs/bench-oplog-g1 > /dev/null'
-        "$BUILD/s3shim" oplog "$W/log" --summary | sed -n '1p;/S3 requests/,/^$/p'
+        "$BUILD/s3shim" oplog "$W/log" --summary | sed -n '1p;/^  S3 requests:/,/^$/p'
         s3_rm bench-oplog-g1
     else
         echo "  no S3 server: $(tail -1 "$W/s3env.log")"

@@ -33,7 +33,7 @@ if echo "$out" | grep -q '^ok - tsan: S3 data path'; then
         echo "ok - the S3 requests of the TSan run are in its op log: $(echo "$first" | sed 's/.*; //')"
         passed=$((passed + 1))
     else
-        echo "not ok - the S3 requests of the TSan run in its op log: $(echo "$sum" | sed -n '1p;/S3 requests/,/^$/p' | tr '\n' ' ')"
+        echo "not ok - the S3 requests of the TSan run in its op log: $(echo "$sum" | sed -n '1p;/^  S3 requests:/,/^$/p' | tr '\n' ' ')"
         failed=$((failed + 1))
     fi
 fi
