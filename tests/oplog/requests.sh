@@ -76,6 +76,19 @@ print("%d requests (%s), %d linked to their op, %d retries, statuses %s, %d endp
 }
 
 rq_lines() { [ -f "$1" ] && wc -l < "$1" | tr -d ' ' || echo 0; }
+# rq_settle LOG RELAYLOG...: a relay writes its line once it has passed the answer on; wait
+# (at most 10 s) until the relays have at least as many lines as LOG has request records.
+rq_settle() {
+    local log=$1 n have
+    shift
+    n=$("$S3SHIM" oplog "$log" --jsonl | grep -c '"op":"req"')
+    for _ in $(seq 100); do
+        have=0
+        for f in "$@"; do have=$((have + $(rq_lines "$f"))); done
+        [ "$have" -ge "$n" ] && break
+        sleep 0.1
+    done
+}
 
 if . "$TOP/tests/s3rig/s3env.sh" > "$RQ/s3env.log" 2>&1 && rq_proxy clean && CLEAN=$RQ_URL &&
    rq_proxy faulty --error 0.2 --error-status 503 --seed 22 && FAULTY=$RQ_URL && rq_proxy second && SECOND=$RQ_URL; then
@@ -88,7 +101,7 @@ if . "$TOP/tests/s3rig/s3env.sh" > "$RQ/s3env.log" 2>&1 && rq_proxy clean && CLE
     : > "$RQ/clean.log"
     if S3SHIM_OPLOG="$RQ/up/" S3SHIM_ENDPOINTS="$CLEAN" S3SHIM_PART_SIZE=8M timeout $TMO "$S3SHIM" run -- \
         cp "$RQ/obj" "$RQK" > "$RQ/up.out" 2>&1; then
-        sleep 0.2 # the relay writes its line after the answer
+        rq_settle "$RQ/up" "$RQ/clean.log"
         if r=$(rq_check "$RQ/up" count="$(rq_lines "$RQ/clean.log")" putbytes="$OBJ" linked=all \
                kinds=mpu-create,put-part,mpu-complete); then
             pass "recorded cp to S3: $r"
@@ -101,7 +114,7 @@ if . "$TOP/tests/s3rig/s3env.sh" > "$RQ/s3env.log" 2>&1 && rq_proxy clean && CLE
     : > "$RQ/clean.log"
     if S3SHIM_OPLOG="$RQ/down/" S3SHIM_ENDPOINTS="$CLEAN" timeout $TMO "$S3SHIM" run -- \
         cat "$RQK" > "$RQ/back" 2> "$RQ/down.err" && cmp -s "$RQ/obj" "$RQ/back"; then
-        sleep 0.2
+        rq_settle "$RQ/down" "$RQ/clean.log"
         if r=$(rq_check "$RQ/down" count="$(rq_lines "$RQ/clean.log")" getbytes="$OBJ" linked=all prefetch=1 \
                kinds=get-range eps="$CLEAN $(rq_lines "$RQ/clean.log")"); then
             pass "recorded cat from S3: $r"
@@ -140,7 +153,7 @@ EOF
     : > "$RQ/faulty.log"
     if S3SHIM_OPLOG="$RQ/flt/" S3SHIM_ENDPOINTS="$FAULTY" timeout $TMO "$S3SHIM" run -- \
         cat "$RQK" > "$RQ/back2" 2> "$RQ/flt.err" && cmp -s "$RQ/obj" "$RQ/back2"; then
-        sleep 0.2
+        rq_settle "$RQ/flt" "$RQ/faulty.log"
         if r=$(rq_check "$RQ/flt" count="$(rq_lines "$RQ/faulty.log")" getbytes="$OBJ" linked=all retried=503); then
             pass "cat through 503s: $r"
         else
@@ -160,7 +173,7 @@ EOF
     : > "$RQ/second.log"
     if S3SHIM_OPLOG="$RQ/two/" S3SHIM_ENDPOINTS="$CLEAN,$SECOND" S3SHIM_BALANCE=rr S3SHIM_HEDGE=off timeout $TMO \
         "$S3SHIM" run -- cat "$RQK" > "$RQ/back3" 2> "$RQ/two.err" && cmp -s "$RQ/obj" "$RQ/back3"; then
-        sleep 0.2
+        rq_settle "$RQ/two" "$RQ/clean.log" "$RQ/second.log"
         n1=$(rq_lines "$RQ/clean.log")
         n2=$(rq_lines "$RQ/second.log")
         if r=$(rq_check "$RQ/two" count=$((n1 + n2)) getbytes="$OBJ" linked=all eps="$CLEAN $n1;$SECOND $n2"); then
