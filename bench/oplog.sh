@@ -7,6 +7,10 @@
 #   4. the calling thread's own CPU per pread (user and system, getrusage RUSAGE_THREAD),
 #      10^6 preads, without and with the op log alternated, 8 runs each: the medians. The
 #      op log's helper thread (segments readied ahead) is not the calling thread.
+#   5. `cat` of a 1 GiB S3 object to /dev/null under `s3shim ab`, the op log off and on (with
+#      its S3 request records), and how many request records a run wrote; on the rig's Swift
+#      (tests/s3rig/s3env.sh: AWS_ENDPOINT_URL when set, else a Swift of its own).
+# ONLY=s3 runs step 5 alone; ONLY=local steps 1-4.
 # OPS=... (an oplog_ops that prints thread CPU) lets another BUILD's library be measured.
 # Figures go to docs/oplog.md ("Cost") by hand.
 set -u
@@ -20,6 +24,7 @@ mkdir -p "$W/b" "$W/log"
 export S3SHIM_MOUNTS="/bm=file://$W/b"
 unset S3SHIM_OPLOG S3SHIM_ROOT_PID
 
+if [ "${ONLY:-}" != s3 ]; then
 if command -v valgrind > /dev/null; then
     declare -A IR
     for mode in off on; do
@@ -63,3 +68,21 @@ for k in ("off", "on"):
 if "off" in med and "on" in med:
     d = [b - a for a, b in zip(med["off"], med["on"])]
     print("  op log: %+.0f ns per pread on the calling thread (user %+.0f, system %+.0f)" % tuple(d))'
+fi
+
+if [ "${ONLY:-}" != local ]; then
+    echo; echo "cat of a 1 GiB S3 object to /dev/null (the op log with its S3 request records):"
+    export S3SHIM_MOUNTS=
+    if . "$ROOT/tests/s3rig/s3env.sh" > "$W/s3env.log" 2>&1; then
+        head -c 1073741824 /dev/urandom > "$W/g1s"
+        s3_put "$W/g1s" bench-oplog-g1 && rm -f "$W/g1s"
+        TMPDIR=$W "$BUILD/s3shim" ab --runs 8 --warmup 1 --arm off=/bs=s3://$S3_BUCKET --env off=S3SHIM_OPLOG= \
+            --arm on=/bs=s3://$S3_BUCKET -- sh -c 'cat /bs/bench-oplog-g1 > /dev/null' 2> /dev/null
+        rm -rf "$W/log"/*
+        S3SHIM_OPLOG="$W/log/" "$BUILD/s3shim" run --mount /bs=s3://$S3_BUCKET -- sh -c 'cat /bs/bench-oplog-g1 > /dev/null'
+        "$BUILD/s3shim" oplog "$W/log" --summary | sed -n '1p;/^  S3 requests:/,/^$/p'
+        s3_rm bench-oplog-g1
+    else
+        echo "  no S3 server: $(tail -1 "$W/s3env.log")"
+    fi
+fi

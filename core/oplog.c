@@ -48,7 +48,7 @@
 static const char *const op_names[OL_NOPS] = {"?",    "open",  "close",   "read", "write",   "stat",
                                               "fstat", "opendir", "meta", "sync", "truncate", "lseek"};
 
-const char *oplog_op_name(unsigned op) { return op < OL_NOPS ? op_names[op] : "?"; }
+const char *oplog_op_name(unsigned op) { return op < OL_NOPS ? op_names[op] : op == OL_REQ ? "req" : "?"; }
 
 /* --- CRC-32C (Castagnoli), ISA-L's (as block://'s): it folds several streams of the CPU's
  * crc32 instruction at once, about 3x the one-stream loop on a sealed 64 KiB chunk. --- */
@@ -81,7 +81,7 @@ struct istr {
     UT_hash_handle hh;
     uint32_t id;
     uint16_t kind, len;
-    char s[];
+    char s[]; /* the kind as one byte, then the text: the hash key */
 };
 
 static struct {
@@ -102,7 +102,7 @@ static struct {
     uint64_t sidx;
     uint32_t sused;
     struct istr *strs;
-    uint32_t next_id;
+    uint32_t next_id, next_ep;
     struct olt *threads;
     uint64_t retired;  /* records of threads that have exited (this image) */
     uint32_t nthreads; /* threads that logged (this image) */
@@ -385,7 +385,7 @@ static void emit_session(void)
     uint32_t sid = 0;
     for (char **e = environ; e && *e; e++)
         if (strncmp(*e, "S3SHIM_", 7) == 0) emit(++sid, OLS_SETTING, *e, strlen(*e));
-    for (struct istr *s = G.strs; s; s = s->hh.next) emit(s->id, s->kind, s->s, s->len);
+    for (struct istr *s = G.strs; s; s = s->hh.next) emit(s->id, s->kind, s->s + 1, s->len);
 }
 
 static void file_name(void)
@@ -462,26 +462,34 @@ static int open_file(void)
 
 /* --- strings ------------------------------------------------------------------------------- */
 
-static uint32_t intern(unsigned kind, const char *s)
+/* Keyed by kind and text: a path and a call name (or a key) of the same text are two
+ * strings. Endpoints have ids of their own (a record holds 16 bits of one). */
+static uint32_t intern_n(unsigned kind, const char *s, size_t len)
 {
-    size_t len = strnlen(s, MAX_STR);
+    if (len > MAX_STR) len = MAX_STR;
+    char k[MAX_STR + 1];
+    k[0] = (char)kind;
+    memcpy(k + 1, s, len);
     struct istr *e;
     pthread_mutex_lock(&G.mu);
     open_file();
-    HASH_FIND(hh, G.strs, s, len, e);
-    while (e && e->kind != kind) e = NULL; /* a name and a path that are the same text */
-    if (!e && (e = malloc(sizeof *e + len + 1))) {
-        e->id = ++G.next_id;
+    HASH_FIND(hh, G.strs, k, len + 1, e);
+    if (!e && (e = malloc(sizeof *e + len + 2))) {
+        e->id = kind == OLS_ENDPOINT ? ++G.next_ep : ++G.next_id;
         e->kind = (uint16_t)kind;
         e->len = (uint16_t)len;
-        memcpy(e->s, s, len);
-        e->s[len] = 0;
-        HASH_ADD(hh, G.strs, s[0], len, e);
-        emit(e->id, kind, e->s, len);
+        memcpy(e->s, k, len + 1);
+        e->s[len + 1] = 0;
+        HASH_ADD(hh, G.strs, s[0], len + 1, e);
+        emit(e->id, kind, e->s + 1, len);
     }
     pthread_mutex_unlock(&G.mu);
     return e ? e->id : 0;
 }
+
+static uint32_t intern(unsigned kind, const char *s) { return intern_n(kind, s, strnlen(s, MAX_STR)); }
+
+uint32_t oplog_intern_(unsigned kind, const char *s, size_t len) { return intern_n(kind, s, len); }
 
 uint32_t oplog_path_id(const char *path) { return oplog_on && path ? intern(OLS_PATH, path) : 0; }
 
@@ -593,6 +601,33 @@ void oplog_log(unsigned op, int fd, const struct mount *m, const char *path, uin
     r->mount = m && G.mt ? (uint16_t)(m - G.mt->m + 1) : 0;
     r->fd = fd;
     __atomic_store_n(&r->seq, seq, __ATOMIC_RELEASE);
+}
+
+/* This thread's next record slot and its number, for a request record (oplog_req.c):
+ * the same stream, numbering and chunk claiming as oplog_log's. NULL: lost (counted). */
+struct oplog_rec *oplog_slot_(uint64_t *seq)
+{
+    struct olt *t = self;
+    if (!t || t->gen != G.gen || !t->ch || t->n >= RECS_PER_CHUNK) {
+        t = next_chunk();
+        if (!t) {
+            atomic_fetch_add_explicit(&G.lost, 1, memory_order_relaxed);
+            return NULL;
+        }
+    }
+    *seq = ++t->seq;
+    return (struct oplog_rec *)(t->ch + 1) + t->n++;
+}
+
+/* The cause a request records: the id of the thread sending it. */
+int32_t oplog_tid(void)
+{
+    static __thread int32_t tid;
+    static __thread uint32_t gen;
+    struct olt *t = self;
+    if (t && t->gen == G.gen && !t->dead) return t->tid;
+    if (gen != G.gen) tid = (int32_t)syscall(SYS_gettid), gen = G.gen;
+    return tid;
 }
 
 /* --- life cycle ---------------------------------------------------------------------------- */

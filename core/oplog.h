@@ -66,7 +66,8 @@ enum oplog_op {
     OL_SYNC,
     OL_TRUNCATE,
     OL_SEEK, /* off = the offset asked, len = whence, res = the new offset */
-    OL_NOPS
+    OL_NOPS, /* op kinds of a program's calls; a new one takes 13, then 14... */
+    OL_REQ = 12 /* not a call: an S3 request record (struct oplog_req), same slot and numbering */
 };
 
 struct oplog_rec {
@@ -83,7 +84,59 @@ struct oplog_rec {
     int32_t fd;
 };
 
-enum oplog_str_kind { OLS_PATH = 1, OLS_ARGV = 2, OLS_MOUNT = 3, OLS_EXE = 4, OLS_NAME = 5, OLS_SETTING = 6 };
+/* An S3 request (one HTTP attempt) the engine made, in the record slot of the thread
+ * that saw it end (an HTTP engine thread, or the caller's own for a request made on its
+ * thread). It says which op caused it by the thread that sent it: the op of that thread
+ * whose time span holds `t` (docs/oplog.md). */
+struct oplog_req {
+    uint64_t seq;    /* the thread's sequence number, shared with its op records; stored last */
+    uint64_t t;      /* sent, CLOCK_MONOTONIC ns */
+    uint64_t lat;    /* until the answer was complete (or the transfer failed), ns */
+    int64_t off;     /* first byte of the range asked for, -1: none */
+    uint64_t bytes;  /* body bytes moved: received (2xx answers), or sent (PUT) */
+    uint32_t ttfb_us; /* to the first byte of the body, us (0: none) */
+    uint32_t id;     /* the logical request (per process, from 1): its attempts and backups share it */
+    uint32_t key;    /* string id (kind OLS_KEY): "bucket/key" */
+    int32_t cause_tid; /* the thread that sent it (0: unknown) */
+    uint16_t op;     /* OL_REQ */
+    uint16_t endpoint; /* string id (kind OLS_ENDPOINT) */
+    int16_t status;  /* HTTP status; -CURLcode when the transfer failed; 0 none */
+    uint8_t kind;    /* enum oplog_req_kind */
+    uint8_t attempt; /* bits 0-5: attempt number (1 first, saturates at 63); OLQ_* flags */
+};
+#define OLQ_ATTEMPT 0x3f
+#define OLQ_HEDGE 0x40    /* a backup request for a slow read (its attempt is the original's) */
+#define OLQ_PREFETCH 0x80 /* fetched ahead for a sequential reader, not for the op that sent it */
+
+enum oplog_req_kind {
+    OLR_OTHER = 0,
+    OLR_GET,       /* whole object */
+    OLR_GET_RANGE,
+    OLR_HEAD,
+    OLR_PUT,
+    OLR_PUT_PART,
+    OLR_COPY,      /* PUT with x-amz-copy-source */
+    OLR_COPY_PART, /* UploadPartCopy */
+    OLR_LIST,
+    OLR_MPU_INIT,
+    OLR_MPU_COMPLETE,
+    OLR_MPU_ABORT,
+    OLR_DELETE,
+    OLR_DELETE_MULTI,
+    OLR_NKINDS
+};
+
+enum oplog_str_kind {
+    OLS_PATH = 1,
+    OLS_ARGV = 2,
+    OLS_MOUNT = 3,
+    OLS_EXE = 4,
+    OLS_NAME = 5,
+    OLS_SETTING = 6,
+    OLS_KEY = 7,      /* an S3 "bucket/key" */
+    OLS_ENDPOINT = 8, /* an S3 endpoint URL; ids of their own, from 1 */
+    OLS_NKINDS
+};
 
 /* A strings chunk holds entries back to back, each padded to 8 bytes; id 0 ends it. */
 struct oplog_str {
@@ -104,10 +157,13 @@ struct oplog_footer {
 };
 
 _Static_assert(sizeof(struct oplog_rec) == 64, "record size");
+_Static_assert(sizeof(struct oplog_req) == 64, "request record size");
+_Static_assert(offsetof(struct oplog_req, op) == offsetof(struct oplog_rec, op), "op at the same place");
 _Static_assert(sizeof(struct oplog_chunk_hdr) == 64, "chunk header size");
 _Static_assert(sizeof(struct oplog_file_hdr) == 128, "file header size");
 
 const char *oplog_op_name(unsigned op);
+const char *oplog_req_kind_name(unsigned kind);
 uint32_t oplog_crc32c(uint32_t crc, const void *p, size_t n);
 
 /* --- the recorder (libs3shim.so) --- */
@@ -132,6 +188,37 @@ void oplog_log(unsigned op, int fd, const struct mount *m, const char *path, uin
 
 /* The string id of a path (interned now if new); for a record that names a second path. */
 uint32_t oplog_path_id(const char *path);
+
+/* --- S3 requests (oplog_req.c) --- */
+
+/* The thread id a request records as its cause (cheap: cached per thread). */
+int32_t oplog_tid(void);
+/* A new logical request id (per process, from 1). */
+uint32_t oplog_req_id(void);
+/* The string id of an endpoint URL; *cache keeps it (ids survive fork). */
+uint16_t oplog_endpoint_id(const char *url, uint16_t *cache);
+
+struct oplog_req_info {
+    const char *method, *bucket, *key, *query;
+    int copy;          /* carries x-amz-copy-source */
+    int ranged;        /* carries a Range header */
+    const char *url;   /* the endpoint */
+    uint16_t *ep_cache;
+    int64_t off;
+    uint64_t bytes;
+    long status;
+    int curl_code;
+    uint64_t t_submit, t_first_byte, t_done;
+    uint32_t id;
+    int32_t cause_tid;
+    unsigned attempt, flags;
+};
+/* One request record, on this thread's stream. */
+void oplog_req(const struct oplog_req_info *q);
+/* internal (oplog.c): this thread's next record slot, or NULL (then counted lost); and
+ * a string's id (interned now if new) */
+struct oplog_rec *oplog_slot_(uint64_t *seq);
+uint32_t oplog_intern_(unsigned kind, const char *s, size_t len);
 
 #define OPLOG(op, fd, m, path, cache, off, len, res, t0, t1, name) \
     do { \

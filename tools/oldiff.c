@@ -2,10 +2,12 @@
  * or two replays on other mounts) op by op. Latency per op kind, per mount (with the URI
  * each run had) and per file (its path below the mount, so that a remapped replay lines
  * up); then each thread's sequence of ops against the other run's thread that agrees
- * with it longest, and the first op where they part ways.
+ * with it longest, and the first op where they part ways. The S3 requests the runs made
+ * are compared per kind (whatever their endpoint) and per endpoint.
  * Exit status: 0 the sequences agree, 1 they part ways, 2 a log cannot be read. */
 #define _GNU_SOURCE 1
 #include "olread.h"
+#include "olreq.h"
 #include "tools.h"
 
 #include <stdint.h>
@@ -47,15 +49,20 @@ static struct key *key_of(struct keys *ks, const char *name)
     return k;
 }
 
-static void add(struct lat *l, const struct ol_rec *r)
+static void add_lat(struct lat *l, uint64_t lat, uint64_t bytes)
 {
     if (l->n == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 64;
         l->v = realloc(l->v, l->cap * sizeof *l->v);
     }
-    l->v[l->n++] = r->r.lat;
-    l->sum += r->r.lat;
-    if ((r->r.op == OL_READ || r->r.op == OL_WRITE) && r->r.res > 0) l->bytes += (uint64_t)r->r.res;
+    l->v[l->n++] = lat;
+    l->sum += lat;
+    l->bytes += bytes;
+}
+
+static void add(struct lat *l, const struct ol_rec *r)
+{
+    add_lat(l, r->r.lat, (r->r.op == OL_READ || r->r.op == OL_WRITE) && r->r.res > 0 ? (uint64_t)r->r.res : 0);
 }
 
 /* The path below its mount prefix ("/x/y" of "/data/x/y"): runs on other prefixes line up. */
@@ -241,7 +248,7 @@ int cmd_oplog_diff(int argc, char **argv)
             ol_free(&s[1]);
             return 2;
         }
-    struct keys ops = {0}, mounts = {0}, files = {0};
+    struct keys ops = {0}, mounts = {0}, files = {0}, eps = {0}, reqs = {0};
     for (int j = 0; j < 2; j++) {
         ol_sort(&s[j]);
         for (size_t i = 0; i < s[j].nrec; i++) {
@@ -253,18 +260,34 @@ int cmd_oplog_diff(int argc, char **argv)
             if (eq) snprintf(m->uri[j], sizeof m->uri[j], "%s", eq + 1);
             if (r->r.path) add(&key_of(&files, rel_path(&s[j], r))->l[j], r);
         }
+        /* S3 requests: per endpoint (by URL), and per kind whatever the endpoint (runs on
+         * other endpoints line up there) */
+        for (size_t i = 0; i < s[j].nreq; i++) {
+            const struct ol_req *q = &s[j].req[i];
+            add_lat(&key_of(&eps, olreq_endpoint(&s[j], q))->l[j], q->q.lat, q->q.bytes);
+            char k[64];
+            snprintf(k, sizeof k, "%s%s", oplog_req_kind_name(q->q.kind),
+                     q->q.attempt & OLQ_HEDGE ? " backup" : (q->q.attempt & OLQ_ATTEMPT) > 1 ? " retry" : "");
+            add_lat(&key_of(&reqs, k)->l[j], q->q.lat, q->q.bytes);
+        }
     }
     for (int j = 0; j < 2; j++)
-        printf("%s: %s: %zu records of %zu file(s), %zu lost or missing\n", j ? "B" : "A", argv[j], s[j].nrec, s[j].files,
-               (size_t)s[j].missing);
+        printf("%s: %s: %zu records (%zu S3 requests) of %zu file(s), %zu lost or missing\n", j ? "B" : "A", argv[j],
+               s[j].nrec + s[j].nreq, s[j].nreq, s[j].files, (size_t)s[j].missing);
     print_keys("op", &ops, 1000);
     print_keys("mount", &mounts, 1000);
     if (files.n) qsort(files.k, files.n, sizeof *files.k, by_total_desc);
     print_keys("file (below its mount)", &files, 20);
+    if (reqs.n) {
+        print_keys("S3 request (any endpoint)", &reqs, 1000);
+        print_keys("S3 endpoint", &eps, 1000);
+    }
     int parted = sequences(&s[0], &s[1]);
     free_keys(&ops);
     free_keys(&mounts);
     free_keys(&files);
+    free_keys(&eps);
+    free_keys(&reqs);
     ol_free(&s[0]);
     ol_free(&s[1]);
     return parted ? 1 : 0;

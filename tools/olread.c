@@ -52,7 +52,7 @@ static uint32_t sess_of(struct ol_set *s, const char *file, int32_t pid, uint16_
 
 static void add_str(struct ol_sess *x, unsigned kind, uint32_t id, const char *p, size_t len)
 {
-    if (kind >= 7 || id > 50000000u) return;
+    if (kind >= OLS_NKINDS || id > 50000000u) return;
     if (id >= x->nstr[kind]) {
         uint32_t n = x->nstr[kind] ? x->nstr[kind] : 16;
         while (n <= id) n *= 2;
@@ -159,6 +159,14 @@ static int load_file(struct ol_set *s, const char *path, char *err, size_t errle
             const struct oplog_rec *r = (const void *)pl;
             uint32_t max = (uint32_t)(cap / sizeof *r), k = 0;
             for (; k < max && r[k].seq == c->first_seq + k; k++) {
+                if (r[k].op == OL_REQ) {
+                    s->req = grow(s->req, &s->capreq, s->nreq + 1, sizeof *s->req);
+                    struct ol_req *q = &s->req[s->nreq++];
+                    memcpy(&q->q, &r[k], sizeof q->q);
+                    q->sess = si;
+                    q->tid = c->tid;
+                    continue;
+                }
                 s->rec = grow(s->rec, &s->caprec, s->nrec + 1, sizeof *s->rec);
                 struct ol_rec *o = &s->rec[s->nrec++];
                 o->r = r[k];
@@ -199,6 +207,19 @@ static int cmp_thread_seq(const void *a, const void *b)
     return x->r.seq < y->r.seq ? -1 : x->r.seq > y->r.seq;
 }
 
+static int cmp_req_thread_seq(const void *a, const void *b)
+{
+    const struct ol_req *x = a, *y = b;
+    if (x->sess != y->sess) return x->sess < y->sess ? -1 : 1;
+    if (x->tid != y->tid) return x->tid < y->tid ? -1 : 1;
+    return x->q.seq < y->q.seq ? -1 : x->q.seq > y->q.seq;
+}
+
+static int key_before(uint32_t s1, int32_t t1, uint64_t q1, uint32_t s2, int32_t t2, uint64_t q2)
+{
+    return s1 != s2 ? s1 < s2 : t1 != t2 ? t1 < t2 : q1 < q2;
+}
+
 int ol_load(struct ol_set *s, const char *path, char *err, size_t errlen)
 {
     struct stat st;
@@ -222,12 +243,41 @@ int ol_load(struct ol_set *s, const char *path, char *err, size_t errlen)
     } else if (load_file(s, path, err, errlen) < 0) {
         return -1;
     }
-    /* Each thread's records are numbered from 1: count any that are missing. */
-    qsort(s->rec, s->nrec, sizeof *s->rec, cmp_thread_seq);
-    for (size_t i = 0; i < s->nrec; i++) {
-        int first = i == 0 || s->rec[i - 1].sess != s->rec[i].sess || s->rec[i - 1].tid != s->rec[i].tid;
-        uint64_t want = first ? 1 : s->rec[i - 1].r.seq + 1;
-        if (s->rec[i].r.seq > want) s->missing += s->rec[i].r.seq - want;
+    /* Each thread's records (ops and requests) are numbered from 1: count any that are missing. */
+    if (s->nrec) qsort(s->rec, s->nrec, sizeof *s->rec, cmp_thread_seq);
+    if (s->nreq) qsort(s->req, s->nreq, sizeof *s->req, cmp_req_thread_seq);
+    uint32_t psess = 0;
+    int32_t ptid = 0;
+    uint64_t pseq = 0;
+    for (size_t i = 0, j = 0; i < s->nrec || j < s->nreq;) {
+        /* merge the two by (session, thread, seq) */
+        int take_req = j < s->nreq && (i >= s->nrec || key_before(s->req[j].sess, s->req[j].tid, s->req[j].q.seq,
+                                                                   s->rec[i].sess, s->rec[i].tid, s->rec[i].r.seq));
+        uint32_t sess = take_req ? s->req[j].sess : s->rec[i].sess;
+        int32_t tid = take_req ? s->req[j].tid : s->rec[i].tid;
+        uint64_t seq = take_req ? s->req[j].q.seq : s->rec[i].r.seq;
+        if (take_req) j++;
+        else i++;
+        int first = i + j == 1 || psess != sess || ptid != tid;
+        uint64_t want = first ? 1 : pseq + 1;
+        if (seq > want) s->missing += seq - want;
+        psess = sess, ptid = tid, pseq = seq;
+    }
+    /* The op that caused each request: the op of its sending thread whose span holds it. */
+    for (size_t j = 0; j < s->nreq; j++) {
+        struct ol_req *q = &s->req[j];
+        size_t lo = 0, hi = s->nrec; /* the first record not before (sess, cause_tid) */
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            const struct ol_rec *r = &s->rec[mid];
+            if (r->sess < q->sess || (r->sess == q->sess && r->tid < q->q.cause_tid)) lo = mid + 1;
+            else hi = mid;
+        }
+        for (size_t i = lo; i < s->nrec && s->rec[i].sess == q->sess && s->rec[i].tid == q->q.cause_tid; i++) {
+            const struct oplog_rec *r = &s->rec[i].r;
+            if (r->t > q->q.t) break;
+            if (q->q.t <= r->t + r->lat) q->cause_seq = r->seq; /* the innermost (latest) one that holds it */
+        }
     }
     return 0;
 }
@@ -238,13 +288,21 @@ static int cmp_time(const void *a, const void *b)
     return x->r.t < y->r.t ? -1 : x->r.t > y->r.t;
 }
 
-void ol_sort(struct ol_set *s) { qsort(s->rec, s->nrec, sizeof *s->rec, cmp_time); }
+void ol_sort(struct ol_set *s)
+{
+    if (s->nrec) qsort(s->rec, s->nrec, sizeof *s->rec, cmp_time);
+}
+
+const char *ol_sess_str(const struct ol_set *s, uint32_t sess, unsigned kind, uint32_t id)
+{
+    const struct ol_sess *x = &s->sess[sess];
+    if (kind >= OLS_NKINDS || id >= x->nstr[kind]) return NULL;
+    return x->str[kind][id];
+}
 
 const char *ol_str(const struct ol_set *s, const struct ol_rec *r, unsigned kind, uint32_t id)
 {
-    const struct ol_sess *x = &s->sess[r->sess];
-    if (kind >= 7 || id >= x->nstr[kind]) return NULL;
-    return x->str[kind][id];
+    return ol_sess_str(s, r->sess, kind, id);
 }
 
 const char *ol_mount(const struct ol_set *s, const struct ol_rec *r)
@@ -260,7 +318,7 @@ const char *ol_mount(const struct ol_set *s, const struct ol_rec *r)
 void ol_free(struct ol_set *s)
 {
     for (size_t i = 0; i < s->nsess; i++) {
-        for (int k = 0; k < 7; k++) {
+        for (int k = 0; k < OLS_NKINDS; k++) {
             for (uint32_t j = 0; j < s->sess[i].nstr[k]; j++) free(s->sess[i].str[k][j]);
             free(s->sess[i].str[k]);
         }
@@ -268,5 +326,6 @@ void ol_free(struct ol_set *s)
     }
     free(s->sess);
     free(s->rec);
+    free(s->req);
     memset(s, 0, sizeof *s);
 }

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE 1
 #include "tools.h"
 #include "olread.h"
+#include "olreq.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -142,8 +143,10 @@ static int summary(struct ol_set *s, FILE *out)
         }
     }
     double dur = t_last > t_first ? (double)(t_last - t_first) / 1e9 : 0;
-    fprintf(out, "s3shim oplog: %zu file(s), %zu session(s), %zu thread(s), %zu records, %llu lost, %zu missing\n",
-            s->files, s->nsess, threads, s->nrec, (unsigned long long)lost, s->missing);
+    fprintf(out, "s3shim oplog: %zu file(s), %zu session(s), %zu thread(s), %zu records, %llu lost, %zu missing", s->files,
+            s->nsess, threads, s->nrec + s->nreq, (unsigned long long)lost, s->missing);
+    if (s->nreq) fprintf(out, "; %zu of the records are S3 requests", s->nreq);
+    fputc('\n', out);
     fprintf(out, "  %.3f s from the first operation to the end of the last; callers waited %.3f ms for the log\n", dur,
             (double)wait / 1e6);
     if (s->no_footer)
@@ -163,9 +166,11 @@ static int summary(struct ol_set *s, FILE *out)
             else fprintf(out, " %llu+: %llu", b, (unsigned long long)rsizes[k]);
         }
     if (any) fputc('\n', out);
+    olreq_summary(s, out);
     fprintf(out, "\n  processes:\n");
     size_t *per = calloc(s->nsess + 1, sizeof *per);
     for (size_t i = 0; i < s->nrec; i++) per[s->rec[i].sess]++;
+    for (size_t i = 0; i < s->nreq; i++) per[s->req[i].sess]++;
     for (size_t i = 0; i < s->nsess; i++) {
         struct ol_sess *x = &s->sess[i];
         const char *argv = x->nstr[OLS_ARGV] > 1 ? x->str[OLS_ARGV][1] : NULL;
@@ -203,7 +208,9 @@ static void rec_json(const struct ol_set *s, const struct ol_rec *r, FILE *out)
 static int perfetto(struct ol_set *s, FILE *out)
 {
     ol_sort(s);
+    olreq_sort(s);
     uint64_t t0 = s->nrec ? s->rec[0].r.t : 0;
+    if (s->nreq && (!s->nrec || s->req[0].q.t < t0)) t0 = s->req[0].q.t;
     fputs("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n", out);
     int first = 1;
     for (size_t i = 0; i < s->nsess; i++) {
@@ -230,6 +237,7 @@ static int perfetto(struct ol_set *s, FILE *out)
                 (unsigned long long)r->r.len, (long long)r->r.res);
         first = 0;
     }
+    olreq_perfetto(s, out, t0, &first);
     fputs("\n]}\n", out);
     return 0;
 }
@@ -326,7 +334,10 @@ int cmd_oplog(int argc, char **argv)
         rc = summary(&s, stdout);
     } else if (strcmp(mode, "--jsonl") == 0) {
         ol_sort(&s);
-        for (size_t i = 0; i < s.nrec; i++) rec_json(&s, &s.rec[i], stdout);
+        olreq_sort(&s);
+        for (size_t i = 0, j = 0; i < s.nrec || j < s.nreq;) /* by start time, ops and requests merged */
+            if (j < s.nreq && (i >= s.nrec || s.req[j].q.t < s.rec[i].r.t)) olreq_json(&s, &s.req[j++], stdout);
+            else rec_json(&s, &s.rec[i++], stdout);
     } else {
         FILE *out = strcmp(trace, "-") == 0 ? stdout : fopen(trace, "w");
         if (!out) {

@@ -27,7 +27,7 @@ static int usage(FILE *out, int code)
           "       s3shim version\n"
           "       s3shim blk format|check|ls|df ...   block:// stores (s3shim blk help)\n"
           "       s3shim oplog FILE|DIR [--summary | --jsonl | --perfetto OUT.json | --fio OUT.iolog]   read op logs (S3SHIM_OPLOG)\n"
-          "       s3shim oplog diff A B   two runs op by op: latency per op, mount and file; where the sequences part ways\n"
+          "       s3shim oplog diff A B   two runs op by op: latency per op, mount, file and S3 endpoint; where the sequences part ways\n"
           "       s3shim replay LOG [--mount PREFIX=URI]... [--remap OLD=NEW]... [--speed N | --asap] [--prepare]   replay an op log\n"
           "       s3shim ab --arm NAME=PREFIX=URI[;...] --arm ... [--runs N] [--warmup K] [--json] [--report F.html] -- CMD [ARGS...]\n",
           out);

@@ -3,6 +3,7 @@
 
 #include "../bufpool.h"
 #include "../log.h"
+#include "../oplog.h"
 #include "s3_xml.h"
 
 #include "curl_api.h"
@@ -165,6 +166,32 @@ static enum bal_outcome outcome(const struct http_req *r)
     return BAL_OK;
 }
 
+/* The first byte of a Range header's range ("bytes=A-B"), or -1. */
+static int64_t range_start(const struct s3_op *op)
+{
+    for (int i = 0; i < op->nhdrs; i++)
+        if (strcmp(op->hdrs[i].name, "range") == 0 && strncmp(op->hdrs[i].value, "bytes=", 6) == 0)
+            return strtoll(op->hdrs[i].value + 6, NULL, 10);
+    return -1;
+}
+
+/* The attempt's record in the op log, on the thread that saw it end. */
+static void log_attempt(struct s3_op *op, struct http_req *r, struct s3_endpoint *ep)
+{
+    int put = strcmp(op->method, "PUT") == 0 || strcmp(op->method, "POST") == 0, copy = 0;
+    for (int i = 0; i < op->nhdrs; i++) copy |= strcmp(op->hdrs[i].name, "x-amz-copy-source") == 0;
+    int ok = !r->curl_code && r->status >= 200 && r->status < 300;
+    int64_t off = range_start(op);
+    struct oplog_req_info q = {
+        .method = op->method, .bucket = op->bucket, .key = op->key, .query = op->query, .copy = copy,
+        .ranged = off >= 0, .url = ep->url, .ep_cache = &ep->ol_id, .off = off,
+        .bytes = (ok ? r->got : 0) + (put ? op->body_len : 0), .status = r->status, .curl_code = r->curl_code,
+        .t_submit = r->t_submit, .t_first_byte = r->t_first_byte, .t_done = r->t_done, .id = op->ol_id,
+        .cause_tid = op->ol_tid, .attempt = op->hedge ? (unsigned)op->hedge : (unsigned)op->attempts,
+        .flags = (op->hedge ? OLQ_HEDGE : 0) | (op->prefetch ? OLQ_PREFETCH : 0)};
+    oplog_req(&q);
+}
+
 /* On the engine thread as an attempt ends: the balancer learns at once, not when the
  * owner of the request gets round to collecting it. */
 static void attempt_ended(struct http_req *r, void *arg)
@@ -175,6 +202,7 @@ static void attempt_ended(struct http_req *r, void *arg)
     enum bal_outcome o = outcome(r);
     uint64_t bytes = r->got + (strcmp(op->method, "PUT") == 0 ? op->body_len : 0);
     stats_record(&ep->stats, STK_REQ, r->t_submit, bytes, o != BAL_OK);
+    if (op->ol_id) log_attempt(op, r, ep);
     if (bal_done(&c->bal, op->epi, o, op->ahead, r->t_submit, r->t_first_byte, r->t_done, bytes)) {
         stats_record(&ep->stats, STK_EJECT, r->t_done, 0, 0);
         slog_warn("s3: endpoint %s is failing (%s); sending requests elsewhere until a probe succeeds", ep->url,
@@ -288,6 +316,7 @@ static int send_attempt(struct s3_client *c, struct s3_op *op, int avoid, uint64
     r->dst_cap = op->dst_cap;
     r->grow = op->grow;
     op->attempts++;
+    if (op->ol_id) op->ol_tid = oplog_tid();
     return http_submit(r);
 }
 
@@ -297,6 +326,7 @@ int s3_start(struct s3_client *c, struct s3_op *op)
     op->attempts = 0;
     op->err = 0;
     op->code[0] = op->message[0] = '\0';
+    op->ol_id = oplog_on ? oplog_req_id() : 0;
     if (op->dst && strcmp(op->method, "GET") == 0) bal_count_read(&c->bal);
     int e = send_attempt(c, op, -1, 0);
     if (e < 0 && !op->req.curl_code) op->err = e; /* never sent */
@@ -478,6 +508,9 @@ static struct s3_op *send_backup(struct s3_client *c, struct s3_op *op, uint64_t
     h->nhdrs = op->nhdrs;
     h->dst = buf;
     h->dst_cap = op->dst_cap;
+    h->hedge = op->attempts;
+    h->prefetch = op->prefetch;
+    h->ol_id = op->ol_id;
     if (send_attempt(c, h, op->epi, max_wait) < 0) {
         s3_op_cleanup(h);
         free(h);

@@ -24,6 +24,7 @@ struct s3_endpoint {
     char scheme[8]; /* "http" or "https" */
     char host[256]; /* host[:port] as sent in the Host header */
     struct stats_set stats; /* hung below the mount's stats */
+    uint16_t ol_id;         /* its string id in the op log, 0 until first needed */
 };
 
 /* How a client spreads requests over its endpoints. */
@@ -65,6 +66,7 @@ struct s3_op {
     int grow;  /* ...or collect it in req.resp */
     int quiet_404; /* a missing object is an expected answer: do not log it */
     int quiet;     /* never log a failure (the caller explains it) */
+    int prefetch;  /* fetched ahead for a sequential reader (the op log says so) */
     int *pin;      /* requests of one upload: the endpoint they stay on, -1 until chosen
                     * (used only when the client pins uploads) */
 
@@ -81,6 +83,9 @@ struct s3_op {
     struct s3_endpoint *ep;
     int epi; /* index of ep */
     unsigned ahead; /* requests in flight on ep when this attempt was sent */
+    int hedge;      /* a backup: the attempt of the request it backs up */
+    uint32_t ol_id; /* the op log's request id (0: the log is off) */
+    int32_t ol_tid; /* the op log: the thread that sent this attempt */
     struct s3_client *client;
 };
 

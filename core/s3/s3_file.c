@@ -291,7 +291,7 @@ int s3f_open_fd(struct s3_mount *m, int fd, int flags, void **fhp)
 /* --- reading --------------------------------------------------------------------------- */
 
 /* Start fetching [off, off+len) into a free chunk; NULL when no slot or memory is free. */
-static struct chunk *chunk_start(struct s3_file *f, off_t off, size_t len)
+static struct chunk *chunk_start(struct s3_file *f, off_t off, size_t len, int ahead)
 {
     struct chunk *c = NULL;
     for (int i = 0; i < CHUNK_SLOTS && !c; i++)
@@ -319,6 +319,7 @@ static struct chunk *chunk_start(struct s3_file *f, off_t off, size_t len)
     if (f->etag[0]) s3_op_header(&c->op, "if-match", f->etag);
     c->op.dst = c->buf;
     c->op.dst_cap = len;
+    c->op.prefetch = ahead;
     c->state = CH_PENDING;
     s3_start(&f->m->client, &c->op);
     return c;
@@ -438,7 +439,7 @@ static void prefetch(struct s3_file *f, off_t from)
         size_t len = f->ra.window < f->m->part_size ? f->ra.window : f->m->part_size;
         off_t stop = next_cached(f, pos, pos + (off_t)len);
         if (stop > end) stop = end;
-        if (!chunk_start(f, pos, (size_t)(stop - pos))) break;
+        if (!chunk_start(f, pos, (size_t)(stop - pos), 1)) break;
         pending++;
         pos = stop;
     }
@@ -510,7 +511,7 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
         if (want > f->m->part_size && want > rem) want = f->m->part_size > rem ? f->m->part_size : rem;
         off_t stop = next_cached(f, pos, pos + (off_t)want);
         if (stop > f->size) stop = f->size;
-        if (!chunk_start(f, pos, (size_t)(stop - pos))) { /* no memory or slot: exactly what is asked */
+        if (!chunk_start(f, pos, (size_t)(stop - pos), 0)) { /* no memory or slot: exactly what is asked */
             waited = 1;
             if (direct_step(f, (char *)buf, pos, rem, &done, &err) == 0) break;
         }

@@ -20,12 +20,13 @@ else
     fail "recording tar x + sha256sum failed: $(tail -2 "$RP/rec.out")"
 fi
 
-# count and bytes per op over the whole log, closes apart: "OP COUNT BYTES"
+# count and bytes per op over the whole log, closes apart: "OP COUNT BYTES" (S3 requests left out)
 optally() { # LOG
     "$S3SHIM" oplog "$1" --jsonl | python3 -c '
 import json, sys, collections
 c = collections.Counter(); b = collections.Counter()
 for r in map(json.loads, sys.stdin):
+    if r["op"] == "req": continue  # S3 requests (requests.sh): not ops of the program
     k = r["call"] if r["op"] == "meta" else r["op"]
     c[k] += 1
     if r["op"] in ("read", "write") and r["res"] > 0: b[k] += r["res"]

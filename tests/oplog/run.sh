@@ -10,7 +10,8 @@
 # unsealed chunks), a shell pipeline (bytes per op against the files), malformed,
 # truncated and newer-version logs (one clear error each), the Perfetto trace, and
 # `s3shim ab` on file:// against direct:// with a real program; `s3shim replay` of a recorded
-# tar x + sha256sum on direct://, `s3shim oplog diff` and `--fio`, `ab --replay` (replay.sh).
+# tar x + sha256sum on direct://, `s3shim oplog diff` and `--fio`, `ab --replay` (replay.sh);
+# the S3 request records of a recorded cat and cp, through 503s and on two endpoints (requests.sh).
 # Output: "ok - ..." / "not ok - ..." lines, then exactly one "N passed, M failed" line.
 set -u
 export LC_ALL=C
@@ -202,5 +203,8 @@ if [ -x "$ROOT/tests/oplog/ab.sh" ]; then . "$ROOT/tests/oplog/ab.sh"; fi
 
 # --- 7. s3shim replay, oplog diff, --fio, ab --replay ---------------------------------------
 . "$ROOT/tests/oplog/replay.sh"
+
+# --- 8. S3 request records: cat and cp through logging relays, 503s, two endpoints -----------
+. "$ROOT/tests/oplog/requests.sh"
 
 finish
