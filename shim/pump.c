@@ -54,6 +54,7 @@ struct pump {
     size_t hoff, held; /* ...buf[hoff, hoff + held) not yet in the pipe */
     size_t level;      /* IN: bytes we put in the pipe that no call of ours took */
     int peek;          /* IN: a non-blocking read end of the pipe of our own */
+    int handoff;       /* before exec: the local file for a program without the shim */
     int streaming;     /* IN: a reader we do not see is reading: keep the pipe full */
     _Atomic uint64_t last_direct; /* IN: time of the program's last direct read */
 };
@@ -333,7 +334,7 @@ int pump_install(int fd, struct ofd *o)
     struct pump *p = slot >= 0 ? calloc(1, sizeof *p) : NULL;
     int pp[2] = {-1, -1}, ph = -1;
     if (!p) goto fail;
-    p->wake = p->peek = -1;
+    p->wake = p->peek = p->handoff = -1;
     p->o = o;
     p->out = acc == O_WRONLY;
     p->owner = getpid();
@@ -429,6 +430,7 @@ static struct pump *mine(int fd, int out)
 {
     struct ofd *o = fdt_raw_ofd(fdt_peek(fd));
     if (!o) return NULL;
+    oplog_fd = fd; /* the op log's fd of the call under way */
     pthread_mutex_lock(&pump_lock);
     struct pump *p = pump_for(o);
     if (p && p->out != out) p = NULL;
@@ -611,21 +613,54 @@ static void put_placeholder(int fd, struct pump *p)
     if (old) ofd_put(old);
 }
 
-void pump_before_exec(void)
+/* For a program that will not have the shim: a descriptor of the local file itself
+ * (file://, direct://), or -1. Not for an object store: its bytes live in this process
+ * until it uploads them. */
+static int handoff_open(struct pump *p)
+{
+    struct ofd *o = p->o;
+    if (!o->fh || o->m->ops->commit || !o->m->ops->local_fd) return -1;
+    int lfd = o->m->ops->local_fd(o->fh);
+    if (lfd < 0) return -1;
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", lfd);
+    return REAL(open)(link, (ofd_status(o) & (O_ACCMODE | O_APPEND)) | O_CLOEXEC);
+}
+
+static void put_handoff(int fd, struct pump *p)
+{
+    int fl;
+    cloexec_like(fd, &fl);
+    REAL(dup3)(p->handoff, fd, fl);
+    struct ofd *old = fdt_take(fd); /* a plain descriptor now, the kernel's */
+    if (old) ofd_put(old);
+}
+
+void pump_before_exec(int shim_follows)
 {
     pthread_mutex_lock(&pump_lock);
     for (int i = 0; i < MAX_PUMPS; i++) {
         struct pump *p = pumps[i];
         if (!p || p->owner != getpid() || !p->running) continue;
+        p->handoff = shim_follows ? -1 : handoff_open(p);
+        void (*put)(int, struct pump *) = p->handoff >= 0 ? put_handoff : put_placeholder;
         if (p->out) {
             /* Our write ends go; the pump stores what is in the pipe and ends. */
-            each_pumped_fd(p->o, -1, put_placeholder, p);
+            each_pumped_fd(p->o, -1, put, p);
             stop_and_join(p);
+            if (p->handoff >= 0 && p->o->m->ops->fsync) /* what the backend gathered, in the file */
+                IO_BACKEND(p->o->m->ops->fsync(p->o->fh, 1));
         } else {
             stop_and_join(p);
             give_back(p, first_pumped_fd(p->o));
-            each_pumped_fd(p->o, -1, put_placeholder, p);
         }
+        if (p->handoff >= 0) { /* the next program goes on from where this one is */
+            REAL(lseek)(p->handoff, (off_t)ofd_sh(p->o)->offset, SEEK_SET);
+            slog_debug("%s handed to the next program as the file itself (it has no shim)", ofd_path(p->o));
+        }
+        if (!p->out) each_pumped_fd(p->o, -1, put, p);
+        if (p->handoff >= 0) REAL(close)(p->handoff);
+        p->handoff = -1;
     }
     pthread_mutex_unlock(&pump_lock);
 }

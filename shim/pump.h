@@ -51,8 +51,10 @@ off_t pump_lseek(int fd, struct ofd *o, off_t off, int whence);
 /* Wait until everything written to o's pipe has reached o (0 or -errno). */
 int pump_sync(struct ofd *o);
 
-/* Before exec: stop this process's pumps and put the placeholders back. */
-void pump_before_exec(void);
+/* Before exec: stop this process's pumps and put the placeholders back. When the next
+ * program will not have the shim (shim_follows 0), a file of a local backend is put
+ * there instead as a plain descriptor of the file itself, at the program's position. */
+void pump_before_exec(int shim_follows);
 /* exec failed: serve fds 0-2 again. */
 void pump_after_exec_failed(void);
 /* In a forked child: the pumps stay with the parent; reset the lock. */

@@ -72,6 +72,9 @@ READ '{ head -c 1000 >/dev/null; tail -c 300; } < f (lseek after direct reads)' 
 # (a buffer size of its own: python sizes it from st_blksize, which direct:// sets)
 READ 'python3: os.read, a buffered reader, os.read, the rest' big.bin \
     "$PY"' -c "import os,sys; f=os.fdopen(0,\"rb\",buffering=65536); a=os.read(0,10); b=f.read(5); c=os.read(0,7); sys.stdout.buffer.write(a+b+c+f.read())" < "$1"'
+READ 'env -u LD_PRELOAD cat < f: the shell child that owns the stream execs a program without the shim (nos3)' \
+    big.bin 'env -u LD_PRELOAD cat < "$1"'
+READ '{ read x; exec <no preload> cat; } < f (nos3)' text.txt '{ read x; echo "[$x]"; exec env -u LD_PRELOAD cat; } < "$1"'
 READ 'stdmix fopen-in f: fopen lands on fd 0, a stdio stream of the shim reads it' big.bin '"$MIX" fopen-in "$1"'
 WRITE '{ printf; echo; child sh; child without LD_PRELOAD; dd; echo; } > g' big.bin \
     '{ printf "a\n"; echo b; sh -c "echo c"; env -u LD_PRELOAD sh -c "echo d"; dd if="$1" bs=64k status=none; echo e; } > "$2"'
@@ -82,6 +85,8 @@ WRITE 'dd if=f of=g bs=1M (fd 0 and fd 1 both shim files)' big.bin 'dd if="$1" o
 WRITE 'cat < f > g' big.bin 'cat < "$1" > "$2"'
 WRITE 'exec > g; echo; stdmix out 1; exec cat f (nos3)' big.bin 'exec > "$2"; echo one; "$MIX" out 1; exec cat "$1"'
 WRITE 'stdmix fopen-out g: fopen lands on fd 1, fprintf, fwrite and write(1) by turns' big.bin '"$MIX" fopen-out "$2"'
+WRITE 'exec > g; echo; stdmix out 1; exec <no preload> sh -c "echo; seq" (nos3)' big.bin \
+    'exec > "$2"; echo one; "$MIX" out 1; exec env -u LD_PRELOAD sh -c "echo two; seq 1 50000"'
 WRITE 'stdmix badf < f > g: write(0) and read(1) fail with EBADF' big.bin '"$MIX" badf < "$1" > "$2"'
 
 # run_cases SCHEME MOUNT-DIR: MOUNT-DIR holds the inputs under the shim; $W/plain on disk.
@@ -92,7 +97,7 @@ run_cases() {
         IFS='|' read -r kind desc in script <<<"$c"
         n=$((n + 1))
         if [ "$scheme" = s3 ] && [[ $desc == *"(nos3)"* ]]; then
-            skip "$scheme: $desc" "an S3 upload under way cannot pass to the program exec'd onto it (docs/semantics.md)"
+            skip "$scheme: $desc" "an object's bytes cannot pass to a program exec'd without the shim, nor an upload under way to any (docs/semantics.md)"
             continue
         fi
         rm -f "$W/plain/out"
