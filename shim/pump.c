@@ -205,6 +205,9 @@ static void *pump_in(void *arg)
         pthread_mutex_unlock(&p->mu);
         struct pollfd pf[2] = {{p->wake, POLLIN, 0}, {ev ? ours : -1, ev, 0}};
         int pr = poll(pf, 2, timeout);
+        uint64_t kicks;
+        if (pr > 0 && (pf[0].revents & POLLIN) && REAL(read)(p->wake, &kicks, sizeof kicks) < 0) { /* raced */
+        }
         pthread_mutex_lock(&p->mu);
         if (pr < 0 && errno != EINTR) break;
     }
@@ -272,10 +275,8 @@ static int first_pumped_fd(const struct ofd *o)
 /* An IN pump has stopped: what it read from the description but the program did not
  * consume (still in the pipe, or still in the pump's hands) goes back to the offset, as
  * if the program had read exactly what it used. `probe` is any end of the pipe. */
-static void give_back(struct pump *p, int probe)
+static void take_back(struct pump *p, int probe) /* p->mu held */
 {
-    if (p->out || p->given) return;
-    pthread_mutex_lock(&p->mu); /* a direct read under way finishes first */
     int inpipe = 0;
     if (p->ours >= 0) probe = p->ours;
     if (p->peek >= 0) probe = p->peek;
@@ -285,6 +286,13 @@ static void give_back(struct pump *p, int probe)
     ofd_unlock(p->o);
     p->held = 0;
     p->level = 0;
+}
+
+static void give_back(struct pump *p, int probe)
+{
+    if (p->out || p->given) return;
+    pthread_mutex_lock(&p->mu); /* a direct read under way finishes first */
+    take_back(p, probe);
     p->given = 1;
     pthread_mutex_unlock(&p->mu);
 }
@@ -574,10 +582,13 @@ off_t pump_lseek(int fd, struct ofd *o, off_t off, int whence)
         int e = pump_sync(o);
         return e < 0 ? e : io_lseek(o, off, whence);
     }
-    stop_and_join(p);
-    give_back(p, fd); /* the offset is now where the program is */
+    /* The pump thread keeps running (a shell's `while read` seeks back after every line):
+     * with p->mu held it is waiting, not filling. */
+    pthread_mutex_lock(&p->mu);
+    take_back(p, fd); /* the offset is now where the program is */
     drain(p->peek >= 0 ? p->peek : fd);
     off_t r = io_lseek(o, off, whence);
+    int kick = 0;
     if (p->ours < 0) { /* the pump had reached the end and closed its end: a new pipe */
         int pp[2], fl;
         if (pump_pipe(pp) == 0) {
@@ -591,13 +602,18 @@ off_t pump_lseek(int fd, struct ofd *o, off_t off, int whence)
                 efd_close(p->peek);
                 p->peek = efd_park(pk);
             }
+            kick = 1; /* the thread waits on `wake` only: it must look at the new pipe */
         } else {
             r = -errno;
         }
     }
     atomic_store(&p->last_direct, stats_now_ns()); /* the program reads on itself, as a rule */
     p->streaming = 0;
-    if (p->ours >= 0 && start(p) < 0) r = -EAGAIN;
+    pthread_mutex_unlock(&p->mu);
+    uint64_t one = 1;
+    if (kick && p->running && REAL(write)(p->wake, &one, sizeof one) < 0) { /* counter full: woken anyway */
+    }
+    if (!p->running && p->ours >= 0 && start(p) < 0) r = -EAGAIN;
     pthread_mutex_unlock(&pump_lock);
     return r;
 }
