@@ -4,13 +4,15 @@
 # file://, direct:// (a file on BENCH_DIR; a loop device too when root) and S3 (the rig's
 # Swift, or AWS_ENDPOINT_URL). One run, arms alternated in each round (ABAB), medians.
 #
-#   read   dd if=PATH of=/dev/null bs=1M   dd puts if= on fd 0 itself
-#          cat < PATH                      the shell's redirection: fd 0
-#          cat PATH                        the path as an argument (fd 3): the reference
+#   read   dd if=PATH of=/dev/null bs=1M   dd puts if= on fd 0 itself; against cat PATH
+#          sh: cat < PATH                  the shell's redirection: fd 0; against
+#          sh: cat PATH                    the path as an argument (fd 3), from the same
+#                                          shell (bash -c 'exec ...': the shell's start
+#                                          and the exec are in both arms)
 #          fio io_uring direct=1 bs=1M qd1 (local backends only)
-#   write  dd if=SRC of=PATH bs=1M         dd puts of= on fd 1 itself
-#          cat SRC > PATH                  fd 1 from the shell
-#          cp SRC PATH                     the path as an argument: the reference
+#   write  dd if=SRC of=PATH bs=1M         dd puts of= on fd 1 itself; against cp
+#          sh: cat SRC > PATH              fd 1 from the shell; against
+#          sh: cp SRC PATH                 the path as an argument, from the same shell
 #          fio io_uring direct=1 bs=1M qd1 write (local backends only)
 # Each figure is MB/s over the whole process (wall clock; fio's own figure for fio) and
 # CPU seconds (user+sys of the whole process) per GB. BASE_LIB=path/to/an/older/libs3shim.so adds the same shim arms with that library
@@ -72,7 +74,8 @@ round() {
         local sh=(env S3SHIM_MOUNTS="$mounts" LD_PRELOAD="$W/$l.so")
         one "$be" "$l:dd-if(fd0)" "$bytes" "${sh[@]}" dd if="$p" of=/dev/null bs=1M
         one "$be" "$l:cat-path" "$bytes" "${sh[@]}" cat "$p"
-        one "$be" "$l:cat<path(fd0)" "$bytes" "${sh[@]}" bash -c 'exec cat < "$0"' "$p"
+        one "$be" "$l:sh:cat<path(fd0)" "$bytes" "${sh[@]}" bash -c 'exec cat < "$0"' "$p"
+        one "$be" "$l:sh:cat-path" "$bytes" "${sh[@]}" bash -c 'exec cat "$0"' "$p"
     done
     [ -n "$fr" ] && one "$be" "fio-read-qd1" "$bytes" fio --name=r --filename="$fr" --rw=read --bs=1M \
         --ioengine=io_uring --direct=1 --iodepth=1 --size="$bytes" --invalidate=0 --output-format=json --output="$W/fio.json"
@@ -80,7 +83,8 @@ round() {
         local sh=(env S3SHIM_MOUNTS="$mounts" LD_PRELOAD="$W/$l.so")
         one "$be" "$l:dd-of(fd1)" "$bytes" "${sh[@]}" dd if="$src" of="$out" bs=1M
         one "$be" "$l:cp-path" "$bytes" "${sh[@]}" cp "$src" "$out"
-        one "$be" "$l:cat>path(fd1)" "$bytes" "${sh[@]}" bash -c 'exec cat "$1" > "$0"' "$out" "$src"
+        one "$be" "$l:sh:cat>path(fd1)" "$bytes" "${sh[@]}" bash -c 'exec cat "$1" > "$0"' "$out" "$src"
+        one "$be" "$l:sh:cp-path" "$bytes" "${sh[@]}" bash -c 'exec cp "$1" "$0"' "$out" "$src"
     done
     [ -n "$fw" ] && one "$be" "fio-write-qd1" "$bytes" fio --name=w --filename="$fw" --rw=write --bs=1M \
         --ioengine=io_uring --direct=1 --iodepth=1 --size="$bytes" --output-format=json --output="$W/fio.json"
@@ -136,15 +140,16 @@ for line in open(sys.argv[1]):
     be, arm, mbs, cpu = line.split()
     rows.setdefault((be, arm), []).append((float(mbs), float(cpu)))
 med = {k: (statistics.median(x for x, _ in v), statistics.median(c for _, c in v)) for k, v in rows.items()}
-ref = {"dd-if(fd0)": "cat-path", "cat<path(fd0)": "cat-path", "dd-of(fd1)": "cp-path", "cat>path(fd1)": "cp-path"}
-print("%-7s %-20s %9s %8s  %-26s %-18s" % ("backend", "arm", "MB/s", "CPU s/GB", "vs the path as argument", "vs fio qd1"))
+ref = {"dd-if(fd0)": "cat-path", "sh:cat<path(fd0)": "sh:cat-path", "dd-of(fd1)": "cp-path",
+       "sh:cat>path(fd1)": "sh:cp-path"}
+print("%-7s %-22s %9s %8s  %-28s %-10s" % ("backend", "arm", "MB/s", "CPU s/GB", "vs the path as argument", "vs fio qd1"))
 for (be, arm), (mbs, cpu) in sorted(med.items()):
-    lib, _, what = arm.partition(":")
+    lib, _, what = arm.partition(":") if ":" in arm and not arm.startswith("fio") else ("", "", arm)
     r1 = r2 = ""
     if what in ref and (be, lib + ":" + ref[what]) in med:
         r1 = "%.2fx %s" % (mbs / med[(be, lib + ":" + ref[what])][0], ref[what])
-    fio = "fio-read-qd1" if "(fd0)" in what or what == "cat-path" else "fio-write-qd1"
+    fio = "fio-read-qd1" if "(fd0)" in what or "cat-path" in what else "fio-write-qd1"
     if what and (be, fio) in med:
         r2 = "%.2fx" % (mbs / med[(be, fio)][0])
-    print("%-7s %-20s %9.1f %8.3f  %-26s %-18s" % (be, arm, mbs, cpu, r1, r2))
+    print("%-7s %-22s %9.1f %8.3f  %-28s %-10s" % (be, arm, mbs, cpu, r1, r2))
 PY
