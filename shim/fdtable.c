@@ -18,24 +18,12 @@ static _Atomic(struct ofd *) *slot(int fd, int create)
     if (fd < 0 || (unsigned)fd >= FDT_CHUNK * FDT_CHUNKS) return NULL;
     unsigned ci = (unsigned)fd >> FDT_CHUNK_BITS;
     _Atomic(struct ofd *) *c = atomic_load_explicit(&fdt_chunks[ci], memory_order_acquire);
-    if (!c && create) { /* (fdt_mark_engine creates chunks without the lock too) */
-        _Atomic(struct ofd *) *n = calloc(FDT_CHUNK, sizeof *n);
-        if (!n) return NULL;
-        if (atomic_compare_exchange_strong_explicit(&fdt_chunks[ci], &c, n, memory_order_acq_rel,
-                                                    memory_order_acquire))
-            c = n;
-        else
-            free(n); /* another thread's chunk is in c */
+    if (!c && create) {
+        c = calloc(FDT_CHUNK, sizeof *c);
+        if (!c) return NULL;
+        atomic_store_explicit(&fdt_chunks[ci], c, memory_order_release);
     }
     return c ? &c[(unsigned)fd & (FDT_CHUNK - 1)] : NULL;
-}
-
-static void note_limit(int fd)
-{
-    int m = atomic_load_explicit(&fdt_max, memory_order_relaxed);
-    while (fd >= m && !atomic_compare_exchange_weak_explicit(&fdt_max, &m, fd + 1, memory_order_relaxed,
-                                                             memory_order_relaxed)) {
-    }
 }
 
 struct ofd *fdt_get_ex(int fd, int *pumped)
@@ -63,18 +51,9 @@ struct ofd *fdt_set_locked(int fd, struct ofd *o)
     if (!old && o) atomic_fetch_add_explicit(&fdt_used, 1, memory_order_relaxed);
     if (!FDT_IS_MARK(old)) atomic_fetch_sub_explicit(&fdt_nofd, 1, memory_order_relaxed);
     if (!FDT_IS_MARK(o)) atomic_fetch_add_explicit(&fdt_nofd, 1, memory_order_relaxed);
-    note_limit(fd);
+    if (fd >= atomic_load_explicit(&fdt_max, memory_order_relaxed))
+        atomic_store_explicit(&fdt_max, fd + 1, memory_order_relaxed);
     return fdt_raw_ofd(old);
-}
-
-void fdt_mark_engine(int fd)
-{
-    _Atomic(struct ofd *) *s = slot(fd, 1);
-    if (!s) return;
-    struct ofd *old = atomic_exchange_explicit(s, FDT_ENGINE, memory_order_acq_rel);
-    if (!old) atomic_fetch_add_explicit(&fdt_used, 1, memory_order_relaxed);
-    if (!FDT_IS_MARK(old)) atomic_fetch_sub_explicit(&fdt_nofd, 1, memory_order_relaxed);
-    note_limit(fd);
 }
 
 struct ofd *fdt_take_locked(int fd)

@@ -68,10 +68,6 @@ struct ofd *fdt_get_ex(int fd, int *pumped);
 struct ofd *fdt_set(int fd, struct ofd *o);
 /* Remove fd's slot and return its ofd (reference transferred), or NULL. */
 struct ofd *fdt_take(int fd);
-/* Mark fd, a descriptor the engine just made, as the engine's. Takes no lock: the engine
- * parks descriptors while holding its own locks (the op log's, a description's), which
- * must not wait for the table's. */
-void fdt_mark_engine(int fd);
 
 /* The whole table, exclusively: for dup2()/close_range(), whose kernel call and table
  * update must appear atomic to other threads. */

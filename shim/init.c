@@ -31,7 +31,7 @@ static int stats_fd = -1;
 __thread int shim_in_engine __attribute__((tls_model("initial-exec")));
 extern char **environ;
 
-static void own_fd(int fd) { fdt_mark_engine(fd); }
+static void own_fd(int fd) { fdt_set(fd, FDT_ENGINE); }
 static void disown_fd(int fd) { fdt_take(fd); }
 static void engine_thread(void) { guard_enter(); } /* for the thread's whole life */
 static const struct efd_hooks hooks = {own_fd, disown_fd, engine_thread};
