@@ -40,8 +40,8 @@ TOOL := $(BUILD)/s3shim
 MAN  := $(BUILD)/s3shim.1
 VERSION := $(shell sed -n 's/.*S3SHIM_VERSION "\(.*\)"/\1/p' include/s3shim.h)
 
-.PHONY: all help man deps test test-unit test-sys test-docs test-integration test-oplog test-direct test-block test-block-battery test-s3 test-endpoints test-faultproxy test-tsan \
-        test-s3rig bench bench-oplog bench-replay bench-passthrough bench-s3 bench-programs bench-first bench-endpoints bench-direct bench-block bench-block-startup \
+.PHONY: all help man deps test test-unit test-sys test-docs test-integration test-stdstream test-oplog test-direct test-block test-block-battery test-s3 test-endpoints test-faultproxy test-tsan \
+        test-s3rig bench bench-oplog bench-replay bench-passthrough bench-s3 bench-programs bench-first bench-endpoints bench-direct bench-stdstream bench-block bench-block-startup \
         install clean demo
 
 all: $(LIB) $(TOOL)
@@ -117,6 +117,11 @@ test-docs: $(TOOL)
 test-integration: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/integration/run.sh,integration$(if $(SAN),/$(SAN)))
 
+# Shim files on fds 0 and 1 (redirections, dd if=/of=): the program's own calls straight
+# to the file, the pipe for what bypasses the shim, in order; on file://, direct:// and S3.
+test-stdstream: all $(HELPER_BIN)
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/stdstream/run.sh,stdstream$(if $(SAN),/$(SAN)))
+
 # The op log (S3SHIM_OPLOG): losslessness over threads, fork, exec, _exit and SIGKILL,
 # `s3shim oplog` on good and bad logs, `s3shim ab`, `s3shim replay` on direct:// and on S3 (a
 # Swift of its own), `oplog diff`, `--fio`, `ab --replay` (about 1 minute).
@@ -162,8 +167,8 @@ test-faultproxy:
 SUMMARY := build/test-summary.txt
 test:
 	@mkdir -p build && : > $(SUMMARY)
-	$(MAKE) all test-unit test-sys test-docs test-integration test-oplog test-direct test-block test-s3 test-endpoints test-faultproxy SUMMARY_FILE=$(abspath $(SUMMARY))
-	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-sys test-integration test-oplog test-direct test-block test-s3 test-endpoints SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) all test-unit test-sys test-docs test-integration test-stdstream test-oplog test-direct test-block test-s3 test-endpoints test-faultproxy SUMMARY_FILE=$(abspath $(SUMMARY))
+	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-sys test-integration test-stdstream test-oplog test-direct test-block test-s3 test-endpoints SUMMARY_FILE=$(abspath $(SUMMARY))
 	$(MAKE) BUILD=build/tsan SAN=tsan test-tsan SUMMARY_FILE=$(abspath $(SUMMARY))
 	@tests/summary.sh $(SUMMARY)
 
@@ -171,13 +176,17 @@ test:
 test-s3rig:
 	$(call run_suite,tests/s3rig/selftest.sh,s3rig)
 
-test-tsan: $(TOOL) $(BUILD)/tests/tsan_stress $(BUILD)/tests/tsan_s3 $(BUILD)/tests/test_balance
+test-tsan: $(TOOL) $(BUILD)/tests/tsan_stress $(BUILD)/tests/tsan_s3 $(BUILD)/tests/tsan_stdstream $(BUILD)/tests/test_balance
 	$(call run_suite,BUILD=$(BUILD) tests/tsan/run.sh,tsan)
 	$(call run_suite,BUILD=$(BUILD) tests/tsan/mounted.sh direct,tsan-direct)
 	$(call run_suite,BUILD=$(BUILD) tests/tsan/mounted.sh block,tsan-block)
 	$(call run_suite,BUILD=$(BUILD) tests/oplog/tsan.sh,tsan-oplog)
 
 $(BUILD)/tests/tsan_stress: tests/tsan/stress.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ls3shim -lpthread
+
+$(BUILD)/tests/tsan_stdstream: tests/tsan/stdstream.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< -L$(BUILD) -Wl,-rpath,$(abspath $(BUILD)) -ls3shim -lpthread
 
@@ -214,6 +223,11 @@ bench-programs: all
 # against curl, as whole processes (about a minute).
 bench-first: all
 	@BUILD=$(BUILD) bench/s3/first.sh
+
+# Shim files on fds 0 and 1 (dd if=/of=, cat < f, cmd > f) against the same program given
+# the path, and fio, on file://, direct://, a loop device and S3 (bench/README.md).
+bench-stdstream: all
+	@BUILD=$(BUILD) bench/stdstream/run.sh
 
 # direct:// against fio (io_uring, O_DIRECT) on a 2 GiB file and a loop device (about 2 minutes).
 bench-direct: all

@@ -4,6 +4,7 @@
 
 #include "../core/efd.h"
 #include "../core/log.h"
+#include "../core/stats.h"
 #include "fdtable.h"
 #include "guard.h"
 #include "io.h"
@@ -20,10 +21,17 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <time.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define PUMP_CHUNK (1u << 20) /* also the pipe's size, so that dd bs=1M moves whole MiBs */
 #define MAX_PUMPS 8
+/* An IN pump fills the pipe only for readers it cannot see: when bytes it put there went
+ * without one of our calls taking them, or when the program's own calls have been quiet
+ * this long (a reader that bypasses us may be waiting on the empty pipe). */
+#define PUMP_QUIET_NS (10u * 1000000u)
 
 struct pump {
     struct ofd *o; /* a reference of the pump's own */
@@ -37,8 +45,18 @@ struct pump {
     _Atomic int stop;  /* drain what is there, then end */
     _Atomic int busy;  /* OUT: bytes taken from the pipe, not yet stored */
     int err;           /* first failure */
-    size_t held;       /* IN: read from the description, not yet in the pipe */
     int given;         /* IN: read-ahead already given back */
+    /* IN: the pump thread and the program's direct reads share these under `mu`. The
+     * program's position is the description's offset minus `held` minus what is in the
+     * pipe: a direct read takes the pipe's bytes first, then `held`, then the file. */
+    pthread_mutex_t mu;
+    char *buf;         /* IN: read from the description... */
+    size_t hoff, held; /* ...buf[hoff, hoff + held) not yet in the pipe */
+    size_t level;      /* IN: bytes we put in the pipe that no call of ours took */
+    int peek;          /* IN: a non-blocking read end of the pipe of our own */
+    int handoff;       /* before exec: the local file for a program without the shim */
+    int streaming;     /* IN: a reader we do not see is reading: keep the pipe full */
+    _Atomic uint64_t last_direct; /* IN: time of the program's last direct read */
 };
 
 static struct pump *pumps[MAX_PUMPS];
@@ -59,6 +77,16 @@ static int pump_pipe(int pp[2])
     if (pipe2(pp, O_CLOEXEC) < 0) return -1;
     (void)REAL(fcntl)(pp[0], F_SETPIPE_SZ, (int)PUMP_CHUNK);
     return 0;
+}
+
+/* A read end of the pipe (given by its write end) of our own, non-blocking: a direct
+ * read takes the bytes the pump put there without ever waiting on an empty pipe, even
+ * while a reader we do not see (a child) drains it too. */
+static int open_peek(int wr)
+{
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", wr);
+    return REAL(open)(link, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 }
 
 /* Read what the pipe holds now, up to len bytes: at least one read's worth (waiting for
@@ -128,46 +156,62 @@ static void *pump_out(void *arg)
     return NULL;
 }
 
-static void *pump_in(void *arg)
+/* Move bytes of the description into the pipe until it is full. Returns 1 when the pipe
+ * is full (wait for room), 0 at the end of the file (our end is closed: readers see EOF)
+ * or on a failure (p->err). Called with p->mu held. */
+static int fill(struct pump *p)
 {
-    struct pump *p = arg;
-    char *buf = malloc(PUMP_CHUNK);
-    if (!buf) {
-        p->err = -ENOMEM;
-        return NULL;
-    }
-    size_t off = 0;
-    p->held = 0;
-    while (!atomic_load(&p->stop)) {
+    for (;;) {
         if (p->held == 0) {
-            ssize_t n = io_read(p->o, buf, PUMP_CHUNK);
-            if (n == 0) { /* end of file: the reader sees EOF once our end is closed */
+            ssize_t n = io_read(p->o, p->buf, PUMP_CHUNK);
+            if (n == 0) {
                 efd_close(p->ours);
                 p->ours = -1;
-                break;
+                return 0;
             }
             if (n < 0) {
                 p->err = (int)n;
                 slog_error("reading %s through a redirected stream failed: %s", ofd_path(p->o), strerror(-p->err));
-                break;
+                return 0;
             }
+            p->hoff = 0;
             p->held = (size_t)n;
-            off = 0;
         }
-        struct pollfd pf[2] = {{p->ours, POLLOUT, 0}, {p->wake, POLLIN, 0}};
-        int pr = poll(pf, 2, -1);
-        if (pr < 0 && errno != EINTR) break;
-        if (pr <= 0 || (pf[1].revents & POLLIN)) continue; /* the loop test sees `stop` */
-        if (pf[0].revents & (POLLERR | POLLHUP)) break;     /* the reader went away */
-        ssize_t w = REAL(write)(p->ours, buf + off, p->held);
-        if (w < 0) {
-            if (errno == EAGAIN || errno == EINTR) continue;
-            break;
-        }
-        off += (size_t)w;
+        ssize_t w = REAL(write)(p->ours, p->buf + p->hoff, p->held);
+        if (w < 0) return errno == EAGAIN ? 1 : 0; /* EPIPE: nobody can read it any more */
+        p->hoff += (size_t)w;
         p->held -= (size_t)w;
+        p->level += (size_t)w;
     }
-    free(buf);
+}
+
+static void *pump_in(void *arg)
+{
+    struct pump *p = arg;
+    pthread_mutex_lock(&p->mu);
+    while (!atomic_load(&p->stop)) {
+        int inpipe = 0, timeout = -1;
+        short ev = 0;
+        if (p->ours >= 0 && !p->err && REAL(ioctl)(p->ours, FIONREAD, &inpipe) == 0) {
+            if ((size_t)inpipe < p->level) p->streaming = 1; /* someone we do not see took bytes */
+            p->level = (size_t)inpipe;
+            uint64_t idle = stats_now_ns() - atomic_load(&p->last_direct);
+            if (p->streaming || idle >= PUMP_QUIET_NS)
+                ev = fill(p) ? POLLOUT : 0;
+            else
+                timeout = (int)((PUMP_QUIET_NS - idle) / 1000000u) + 1;
+        }
+        int ours = p->ours;
+        pthread_mutex_unlock(&p->mu);
+        struct pollfd pf[2] = {{p->wake, POLLIN, 0}, {ev ? ours : -1, ev, 0}};
+        int pr = poll(pf, 2, timeout);
+        uint64_t kicks;
+        if (pr > 0 && (pf[0].revents & POLLIN) && REAL(read)(p->wake, &kicks, sizeof kicks) < 0) { /* raced */
+        }
+        pthread_mutex_lock(&p->mu);
+        if (pr < 0 && errno != EINTR) break;
+    }
+    pthread_mutex_unlock(&p->mu);
     return NULL;
 }
 
@@ -231,17 +275,26 @@ static int first_pumped_fd(const struct ofd *o)
 /* An IN pump has stopped: what it read from the description but the program did not
  * consume (still in the pipe, or still in the pump's hands) goes back to the offset, as
  * if the program had read exactly what it used. `probe` is any end of the pipe. */
-static void give_back(struct pump *p, int probe)
+static void take_back(struct pump *p, int probe) /* p->mu held */
 {
-    if (p->out || p->given) return;
     int inpipe = 0;
     if (p->ours >= 0) probe = p->ours;
+    if (p->peek >= 0) probe = p->peek;
     if (probe < 0 || REAL(ioctl)(probe, FIONREAD, &inpipe) < 0) inpipe = 0;
     ofd_lock(p->o);
     ofd_sh(p->o)->offset -= (int64_t)inpipe + (int64_t)p->held;
     ofd_unlock(p->o);
     p->held = 0;
+    p->level = 0;
+}
+
+static void give_back(struct pump *p, int probe)
+{
+    if (p->out || p->given) return;
+    pthread_mutex_lock(&p->mu); /* a direct read under way finishes first */
+    take_back(p, probe);
     p->given = 1;
+    pthread_mutex_unlock(&p->mu);
 }
 
 /* Release everything; caller holds pump_lock and has removed p from pumps[]. */
@@ -257,8 +310,11 @@ static int retire(struct pump *p)
     efd_close(p->ours);
     efd_close(p->placeholder);
     efd_close(p->wake);
+    efd_close(p->peek);
     int r = p->err;
     int c = ofd_put(p->o);
+    pthread_mutex_destroy(&p->mu);
+    free(p->buf);
     free(p);
     return r ? r : c;
 }
@@ -286,13 +342,17 @@ int pump_install(int fd, struct ofd *o)
     struct pump *p = slot >= 0 ? calloc(1, sizeof *p) : NULL;
     int pp[2] = {-1, -1}, ph = -1;
     if (!p) goto fail;
-    p->wake = -1;
+    p->wake = p->peek = p->handoff = -1;
     p->o = o;
     /* A description open for both (`exec 3<>f; echo x >&3`, `cmd <>f`): stdout and stderr
      * carry writes, stdin reads, as programs use them. */
     p->out = acc == O_WRONLY || (acc == O_RDWR && fd != 0);
     p->owner = getpid();
+    pthread_mutex_init(&p->mu, NULL);
+    atomic_store(&p->last_direct, stats_now_ns()); /* quiet at first: the program may read itself */
+    if (!p->out && !(p->buf = malloc(PUMP_CHUNK))) goto fail;
     if ((p->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 || pump_pipe(pp) < 0) goto fail;
+    if (!p->out && (p->peek = open_peek(pp[1])) < 0) goto fail;
     /* The placeholder restored before exec must carry the description to the next
      * program: give it its shared form now. */
     ph = ofd_promote(o);
@@ -306,6 +366,7 @@ int pump_install(int fd, struct ofd *o)
     if (!p->out) REAL(fcntl)(p->ours, F_SETFL, O_NONBLOCK);
     p->placeholder = efd_park(ph);
     p->wake = efd_park(p->wake);
+    if (p->peek >= 0) p->peek = efd_park(p->peek);
     ofd_ref(o);
     struct ofd *old = fdt_set(fd, fdt_tag_pumped(o));
     if (old) ofd_put(old);
@@ -319,6 +380,11 @@ fail:
     if (pp[1] >= 0) REAL(close)(pp[1]);
     if (ph >= 0) REAL(close)(ph);
     if (p && p->wake >= 0) REAL(close)(p->wake);
+    if (p && p->peek >= 0) REAL(close)(p->peek);
+    if (p) {
+        pthread_mutex_destroy(&p->mu);
+        free(p->buf);
+    }
     free(p);
     pthread_mutex_unlock(&pump_lock);
     return -1;
@@ -352,9 +418,10 @@ int pump_release(struct ofd *o)
 
 /* --- calls on a pumped fd ------------------------------------------------------------------ */
 
-ssize_t pump_read(int fd, void *buf, size_t n)
+/* A read through the pipe: what a process that does not own the pump (a forked child)
+ * sees. A read of a file returns short only at its end; a pipe returns what it holds. */
+static ssize_t pipe_read(int fd, void *buf, size_t n)
 {
-    /* A read of a file returns short only at its end; a pipe returns what it holds. */
     size_t got = 0;
     while (got < n) {
         ssize_t r = REAL(read)(fd, (char *)buf + got, n - got);
@@ -365,6 +432,115 @@ ssize_t pump_read(int fd, void *buf, size_t n)
         got += (size_t)r;
     }
     return (ssize_t)got;
+}
+
+/* This process's pump of the description behind pumped fd, in direction `out`, with its
+ * `mu` held (IN), or NULL: the caller then uses the pipe. */
+static struct pump *mine(int fd, int out)
+{
+    struct ofd *o = fdt_raw_ofd(fdt_peek(fd));
+    if (!o) return NULL;
+    oplog_fd = fd; /* the op log's fd of the call under way */
+    pthread_mutex_lock(&pump_lock);
+    struct pump *p = pump_for(o);
+    if (p && p->out != out) p = NULL;
+    if (p && !out) pthread_mutex_lock(&p->mu); /* before pump_lock goes: retire waits for it */
+    pthread_mutex_unlock(&pump_lock);
+    return p;
+}
+
+/* The program's own read, with p->mu held: the bytes it has not seen yet come first from
+ * the pipe, then from the pump's hands, then straight from the file. */
+static ssize_t read_direct(struct pump *p, char *buf, size_t n)
+{
+    size_t got = 0;
+    while (p->level > 0 && got < n) { /* (a reader we do not see may have taken some) */
+        ssize_t r = REAL(read)(p->peek, buf + got, n - got);
+        if (r <= 0) {
+            p->level = 0;
+            break;
+        }
+        got += (size_t)r;
+        p->level = (size_t)r < p->level ? p->level - (size_t)r : 0;
+    }
+    if (got < n && p->held) {
+        size_t k = n - got < p->held ? n - got : p->held;
+        memcpy(buf + got, p->buf + p->hoff, k);
+        p->hoff += k;
+        p->held -= k;
+        got += k;
+    }
+    if (got < n) {
+        ssize_t r = io_read(p->o, buf + got, n - got);
+        if (r < 0 && !got) return r;
+        if (r > 0) got += (size_t)r;
+    }
+    p->streaming = 0;
+    atomic_store(&p->last_direct, stats_now_ns());
+    return (ssize_t)got;
+}
+
+ssize_t pump_read(int fd, void *buf, size_t n)
+{
+    struct pump *p = mine(fd, 0);
+    if (!p) return pipe_read(fd, buf, n);
+    ssize_t r = read_direct(p, buf, n);
+    pthread_mutex_unlock(&p->mu);
+    if (r < 0) errno = (int)-r;
+    return r < 0 ? -1 : r;
+}
+
+ssize_t pump_readv(int fd, const struct iovec *iov, int cnt)
+{
+    if (cnt < 0 || cnt > IOV_MAX) return errno = EINVAL, -1;
+    struct pump *p = mine(fd, 0);
+    if (!p) return REAL(readv)(fd, iov, cnt);
+    ssize_t total = 0;
+    for (int i = 0; i < cnt; i++) {
+        if (!iov[i].iov_len) continue;
+        ssize_t r = read_direct(p, iov[i].iov_base, iov[i].iov_len);
+        if (r < 0) {
+            if (!total) total = r;
+            break;
+        }
+        total += r;
+        if ((size_t)r < iov[i].iov_len) break;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (total < 0) errno = (int)-total;
+    return total < 0 ? -1 : total;
+}
+
+/* The program's own write: once everything written to the pipe before it is stored (in
+ * order with printf and with children that write through the pipe), straight to the file. */
+static ssize_t write_direct(int fd, const void *buf, size_t n, const struct iovec *iov, int cnt)
+{
+    int pumped;
+    struct ofd *o = fdt_get_ex(fd, &pumped);
+    if (!o || !pumped) {
+        if (o) ofd_put(o);
+        return -EBADF;
+    }
+    ssize_t r = pump_sync(o);
+    if (r == 0) r = iov ? io_writev(o, iov, cnt, -1) : io_write(o, buf, n);
+    ofd_put(o);
+    return r;
+}
+
+ssize_t pump_write(int fd, const void *buf, size_t n)
+{
+    if (!mine(fd, 1)) return REAL(write)(fd, buf, n);
+    ssize_t r = write_direct(fd, buf, n, NULL, 0);
+    if (r < 0) errno = (int)-r;
+    return r < 0 ? -1 : r;
+}
+
+ssize_t pump_writev(int fd, const struct iovec *iov, int cnt)
+{
+    if (!mine(fd, 1)) return REAL(writev)(fd, iov, cnt);
+    ssize_t r = write_direct(fd, NULL, 0, iov, cnt);
+    if (r < 0) errno = (int)-r;
+    return r < 0 ? -1 : r;
 }
 
 int pump_sync(struct ofd *o)
@@ -408,10 +584,13 @@ off_t pump_lseek(int fd, struct ofd *o, off_t off, int whence)
         int e = pump_sync(o);
         return e < 0 ? e : io_lseek(o, off, whence);
     }
-    stop_and_join(p);
-    give_back(p, fd); /* the offset is now where the program is */
-    drain(fd);
+    /* The pump thread keeps running (a shell's `while read` seeks back after every line):
+     * with p->mu held it is waiting, not filling. */
+    pthread_mutex_lock(&p->mu);
+    take_back(p, fd); /* the offset is now where the program is */
+    drain(p->peek >= 0 ? p->peek : fd);
     off_t r = io_lseek(o, off, whence);
+    int kick = 0;
     if (p->ours < 0) { /* the pump had reached the end and closed its end: a new pipe */
         int pp[2], fl;
         if (pump_pipe(pp) == 0) {
@@ -419,12 +598,24 @@ off_t pump_lseek(int fd, struct ofd *o, off_t off, int whence)
             REAL(dup3)(pp[0], fd, fl);
             REAL(close)(pp[0]);
             REAL(fcntl)(pp[1], F_SETFL, O_NONBLOCK);
+            int pk = open_peek(pp[1]);
             p->ours = efd_park(pp[1]);
+            if (pk >= 0) {
+                efd_close(p->peek);
+                p->peek = efd_park(pk);
+            }
+            kick = 1; /* the thread waits on `wake` only: it must look at the new pipe */
         } else {
             r = -errno;
         }
     }
-    if (p->ours >= 0 && start(p) < 0) r = -EAGAIN;
+    atomic_store(&p->last_direct, stats_now_ns()); /* the program reads on itself, as a rule */
+    p->streaming = 0;
+    pthread_mutex_unlock(&p->mu);
+    uint64_t one = 1;
+    if (kick && p->running && REAL(write)(p->wake, &one, sizeof one) < 0) { /* counter full: woken anyway */
+    }
+    if (!p->running && p->ours >= 0 && start(p) < 0) r = -EAGAIN;
     pthread_mutex_unlock(&pump_lock);
     return r;
 }
@@ -440,21 +631,54 @@ static void put_placeholder(int fd, struct pump *p)
     if (old) ofd_put(old);
 }
 
-void pump_before_exec(void)
+/* For a program that will not have the shim: a descriptor of the local file itself
+ * (file://, direct://), or -1. Not for an object store: its bytes live in this process
+ * until it uploads them. */
+static int handoff_open(struct pump *p)
+{
+    struct ofd *o = p->o;
+    if (!o->fh || o->m->ops->commit || !o->m->ops->local_fd) return -1;
+    int lfd = o->m->ops->local_fd(o->fh);
+    if (lfd < 0) return -1;
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", lfd);
+    return REAL(open)(link, (ofd_status(o) & (O_ACCMODE | O_APPEND)) | O_CLOEXEC);
+}
+
+static void put_handoff(int fd, struct pump *p)
+{
+    int fl;
+    cloexec_like(fd, &fl);
+    REAL(dup3)(p->handoff, fd, fl);
+    struct ofd *old = fdt_take(fd); /* a plain descriptor now, the kernel's */
+    if (old) ofd_put(old);
+}
+
+void pump_before_exec(int shim_follows)
 {
     pthread_mutex_lock(&pump_lock);
     for (int i = 0; i < MAX_PUMPS; i++) {
         struct pump *p = pumps[i];
         if (!p || p->owner != getpid() || !p->running) continue;
+        p->handoff = shim_follows ? -1 : handoff_open(p);
+        void (*put)(int, struct pump *) = p->handoff >= 0 ? put_handoff : put_placeholder;
         if (p->out) {
             /* Our write ends go; the pump stores what is in the pipe and ends. */
-            each_pumped_fd(p->o, -1, put_placeholder, p);
+            each_pumped_fd(p->o, -1, put, p);
             stop_and_join(p);
+            if (p->handoff >= 0 && p->o->m->ops->fsync) /* what the backend gathered, in the file */
+                IO_BACKEND(p->o->m->ops->fsync(p->o->fh, 1));
         } else {
             stop_and_join(p);
             give_back(p, first_pumped_fd(p->o));
-            each_pumped_fd(p->o, -1, put_placeholder, p);
         }
+        if (p->handoff >= 0) { /* the next program goes on from where this one is */
+            REAL(lseek)(p->handoff, (off_t)ofd_sh(p->o)->offset, SEEK_SET);
+            slog_debug("%s handed to the next program as the file itself (it has no shim)", ofd_path(p->o));
+        }
+        if (!p->out) each_pumped_fd(p->o, -1, put, p);
+        if (p->handoff >= 0) REAL(close)(p->handoff);
+        p->handoff = -1;
     }
     pthread_mutex_unlock(&pump_lock);
 }

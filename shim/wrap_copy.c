@@ -28,7 +28,7 @@ struct end {
     int fd;
     struct ofd *o;
     off_t *off; /* explicit offset, or NULL for the descriptor's own */
-    int pumped; /* fd is a pumped pipe end: sequential transfers go through the pipe */
+    int pumped; /* fd is a pumped pipe end: sequential transfers go through pump.c */
 };
 
 static ssize_t end_read(struct end *e, void *buf, size_t n)
@@ -54,7 +54,10 @@ static ssize_t end_write(struct end *e, const void *buf, size_t n)
     size_t done = 0;
     while (done < n) {
         ssize_t r;
-        if (e->o && !(e->pumped && !e->off)) {
+        if (e->pumped && !e->off) {
+            r = pump_write(e->fd, (const char *)buf + done, n - done);
+            if (r < 0) r = -errno;
+        } else if (e->o) {
             oplog_fd = e->fd;
             r = e->off ? io_pwrite(e->o, (const char *)buf + done, n - done, *e->off)
                        : io_write(e->o, (const char *)buf + done, n - done);

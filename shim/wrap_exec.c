@@ -15,6 +15,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -30,22 +32,37 @@ static void before_child(void)
     ofd_export_local();
 }
 
+/* Will the program exec'd with envp have the shim? LD_PRELOAD names it, or
+ * /etc/ld.so.preload does. (A static program has it in neither case: not seen here.) */
+static int shim_follows(char *const envp[])
+{
+    for (char *const *e = envp; e && *e; e++)
+        if (strncmp(*e, "LD_PRELOAD=", 11) == 0 && strstr(*e, "libs3shim")) return 1;
+    char buf[4096];
+    int fd = REAL(open)("/etc/ld.so.preload", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? REAL(read)(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0) REAL(close)(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    return strstr(buf, "libs3shim") != NULL;
+}
+
 /* The program ends at exec: what the pumps hold is stored first, then what cannot live on
  * in the new program is committed (ofd.h), and block:// commits made durable. */
-static void before_exec(void)
+static void before_exec(char *const envp[])
 {
-    pump_before_exec();
+    pump_before_exec(shim_follows(envp));
     if (own_process()) {
         ofd_commit_before_exec();
         bk_block_at_exit(); /* block:// group commit: nothing of ours left only visible */
     }
 }
 
-#define AROUND_EXEC(call) \
+#define AROUND_EXEC(envp, call) \
     ({ \
         before_child(); \
         if (own_process()) oplog_finish(OLE_EXEC); \
-        before_exec(); \
+        before_exec(envp); \
         int r_ = (call); \
         int e_ = errno; \
         pump_after_exec_failed(); \
@@ -55,26 +72,26 @@ static void before_exec(void)
 
 SHIM_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
-    return AROUND_EXEC(REAL(execve)(path, argv, envp));
+    return AROUND_EXEC(envp, REAL(execve)(path, argv, envp));
 }
 
-SHIM_EXPORT int execv(const char *path, char *const argv[]) { return AROUND_EXEC(REAL(execve)(path, argv, environ)); }
+SHIM_EXPORT int execv(const char *path, char *const argv[]) { return AROUND_EXEC(environ, REAL(execve)(path, argv, environ)); }
 
-SHIM_EXPORT int execvp(const char *file, char *const argv[]) { return AROUND_EXEC(REAL(execvpe)(file, argv, environ)); }
+SHIM_EXPORT int execvp(const char *file, char *const argv[]) { return AROUND_EXEC(environ, REAL(execvpe)(file, argv, environ)); }
 
 SHIM_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
-    return AROUND_EXEC(REAL(execvpe)(file, argv, envp));
+    return AROUND_EXEC(envp, REAL(execvpe)(file, argv, envp));
 }
 
 SHIM_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
 {
-    return AROUND_EXEC(REAL(fexecve)(fd, argv, envp));
+    return AROUND_EXEC(envp, REAL(fexecve)(fd, argv, envp));
 }
 
 SHIM_EXPORT int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
 {
-    return AROUND_EXEC(REAL(execveat)(dirfd, path, argv, envp, flags));
+    return AROUND_EXEC(envp, REAL(execveat)(dirfd, path, argv, envp, flags));
 }
 
 /* execl, execlp, execle: collect the variadic arguments into an argv. */

@@ -179,7 +179,7 @@ int io_fstat(struct ofd *o, struct stat *st)
         _res < 0 ? (__typeof__(_res))shim_fail((int)_res) : _res; \
     })
 
-/* read and write on a pumped fd go through its pipe, in order with stdio. */
+/* read and write on a pumped fd: pump.c keeps them in order with its pipe. */
 #define PUMPED_TO_PIPE(fd, expr) \
     if (__builtin_expect(fdt_raw_pumped(fdt_peek(fd)), 0)) return expr
 
@@ -236,7 +236,7 @@ SHIM_EXPORT ssize_t __pread64_chk(int fd, void *buf, size_t n, off_t off, size_t
 SHIM_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
     PASS_IF_FOREIGN(fd, REAL(readv)(fd, iov, cnt));
-    PUMPED_TO_PIPE(fd, REAL(readv)(fd, iov, cnt));
+    PUMPED_TO_PIPE(fd, pump_readv(fd, iov, cnt));
     return WITH_OFD(fd, io_readv(o, iov, cnt, -1));
 }
 
@@ -261,7 +261,7 @@ SHIM_EXPORT ssize_t preadv64v2(int fd, const struct iovec *iov, int cnt, off_t o
 
 static COLD ssize_t write_ours(int fd, const void *buf, size_t n)
 {
-    PUMPED_TO_PIPE(fd, REAL(write)(fd, buf, n));
+    PUMPED_TO_PIPE(fd, pump_write(fd, buf, n));
     return WITH_OFD(fd, io_write(o, buf, n));
 }
 
@@ -287,7 +287,7 @@ SHIM_EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) __att
 SHIM_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
     PASS_IF_FOREIGN(fd, REAL(writev)(fd, iov, cnt));
-    PUMPED_TO_PIPE(fd, REAL(writev)(fd, iov, cnt));
+    PUMPED_TO_PIPE(fd, pump_writev(fd, iov, cnt));
     return WITH_OFD(fd, io_writev(o, iov, cnt, -1));
 }
 

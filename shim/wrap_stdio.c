@@ -5,6 +5,7 @@
 #include "../core/log.h"
 #include "fdtable.h"
 #include "io.h"
+#include "pump.h"
 #include "real.h"
 #include "shim.h"
 
@@ -17,9 +18,14 @@
 
 #define IO_IS_FILEBUF 0x2000 /* glibc libio: set on streams backed by a kernel fd */
 
+/* A stream whose descriptor landed on fd 0-2 (fopen after close(1)) shares it with the
+ * pump: its transfers go the pumped fd's way, in order with the pipe (pump.h). */
+static int ck_pumped(int fd) { return fdt_raw_pumped(fdt_peek(fd)); }
+
 static ssize_t ck_read(void *c, char *buf, size_t n)
 {
     int fd = (int)(intptr_t)c;
+    if (ck_pumped(fd)) return pump_read(fd, buf, n);
     struct ofd *o = fdt_get(fd);
     ssize_t r = o ? io_read(o, buf, n) : -EBADF;
     if (o) ofd_put(o);
@@ -29,11 +35,17 @@ static ssize_t ck_read(void *c, char *buf, size_t n)
 static ssize_t ck_write(void *c, const char *buf, size_t n)
 {
     int fd = (int)(intptr_t)c;
-    struct ofd *o = fdt_get(fd);
+    int pumped;
+    struct ofd *o = fdt_get_ex(fd, &pumped);
     size_t done = 0;
     ssize_t r = 0;
     while (o && done < n) { /* stdio treats a short write as an error */
-        r = io_write(o, buf + done, n - done);
+        if (pumped) {
+            r = pump_write(fd, buf + done, n - done);
+            if (r < 0) r = -errno;
+        } else {
+            r = io_write(o, buf + done, n - done);
+        }
         if (r <= 0) break;
         done += (size_t)r;
     }
@@ -47,7 +59,7 @@ static int ck_seek(void *c, off64_t *pos, int whence)
 {
     int fd = (int)(intptr_t)c;
     struct ofd *o = fdt_get(fd);
-    off_t r = o ? io_lseek(o, *pos, whence) : -EBADF;
+    off_t r = !o ? -EBADF : ck_pumped(fd) ? pump_lseek(fd, o, *pos, whence) : io_lseek(o, *pos, whence);
     if (o) ofd_put(o);
     if (r < 0) return shim_fail((int)r);
     *pos = r;
