@@ -45,10 +45,10 @@
 #define RECS_PER_CHUNK ((uint32_t)(PAYLOAD / sizeof(struct oplog_rec)))
 #define MAX_STR 4000u
 
-static const char *const op_names[OL_NOPS] = {"?",    "open",  "close",   "read", "write",   "stat",
-                                              "fstat", "opendir", "meta", "sync", "truncate", "lseek"};
+static const char *const op_names[OL_NOPS] = {"?",    "open",     "close", "read", "write", "stat", "fstat", "opendir",
+                                              "meta", "sync", "truncate", "lseek", "req", "dup"};
 
-const char *oplog_op_name(unsigned op) { return op < OL_NOPS ? op_names[op] : op == OL_REQ ? "req" : "?"; }
+const char *oplog_op_name(unsigned op) { return op < OL_NOPS ? op_names[op] : "?"; }
 
 /* --- CRC-32C (Castagnoli), ISA-L's (as block://'s): it folds several streams of the CPU's
  * crc32 instruction at once, about 3x the one-stream loop on a sealed 64 KiB chunk. --- */

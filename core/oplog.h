@@ -66,8 +66,10 @@ enum oplog_op {
     OL_SYNC,
     OL_TRUNCATE,
     OL_SEEK, /* off = the offset asked, len = whence, res = the new offset */
-    OL_NOPS, /* op kinds of a program's calls; a new one takes 13, then 14... */
-    OL_REQ = 12 /* not a call: an S3 request record (struct oplog_req), same slot and numbering */
+    OL_REQ,  /* 12, not a call: an S3 request record (struct oplog_req), same slot and numbering */
+    OL_DUP,  /* dup, dup2, dup3, F_DUPFD: fd = the new descriptor, len = the one copied, res =
+              * fd or -errno; a dup2 over one of ours is recorded as its close first */
+    OL_NOPS  /* a new kind takes 14, then 15... */
 };
 
 struct oplog_rec {

@@ -228,25 +228,41 @@ SHIM_EXPORT void closefrom(int lo)
     close_range_impl((unsigned)lo, ~0u, 0);
 }
 
+/* The op log's record of a copy (OL_DUP): o is a reference of the caller's. */
+static void log_dup(struct ofd *o, int oldfd, int newfd, uint64_t t0)
+{
+    OPLOG(OL_DUP, newfd, o->m, ofd_path(o), &o->oplog_path, -1, (uint64_t)(unsigned)oldfd, newfd, t0, stats_now_ns(),
+          NULL);
+    ofd_put(o);
+}
+
 /* Make newfd a copy of oldfd in the kernel and in the table, atomically for other
  * threads. `how` is 0 for dup2, or the dup3 flags. */
 static int dup_onto(int oldfd, int newfd, int how, int is_dup3)
 {
     int was_pumped = oldfd != newfd && fdt_raw_pumped(fdt_peek(newfd));
     if (was_pumped) pump_detach(newfd);
+    uint64_t t0 = oplog_on ? stats_now_ns() : 0;
     fdt_lock();
     int r = is_dup3 ? REAL(dup3)(oldfd, newfd, how) : REAL(dup2)(oldfd, newfd);
-    struct ofd *prev = NULL, *src = NULL;
+    struct ofd *prev = NULL, *src = NULL, *logged = NULL;
     if (r >= 0 && oldfd != newfd) {
         src = fdt_peek(oldfd);
         if (src == FDT_ENGINE) src = NULL;
         prev = src ? fdt_set_locked(newfd, src) : fdt_take_locked(newfd); /* a pumped src stays tagged */
+        if (src && oplog_on && (logged = fdt_raw_ofd(src))) ofd_ref(logged);
     }
     fdt_unlock();
     if (prev) {
         if (was_pumped) pump_release(prev);
-        ofd_put(prev);
+        uint32_t pathid = __atomic_load_n(&prev->oplog_path, __ATOMIC_RELAXED);
+        struct mount *m = prev->m;
+        char path[PATH_MAX];
+        if (oplog_on && !pathid) snprintf(path, sizeof path, "%s", ofd_path(prev));
+        int c = ofd_put(prev); /* the description newfd held is closed there: its record first */
+        OPLOG(OL_CLOSE, newfd, m, path, &pathid, -1, 0, c, t0, stats_now_ns(), NULL);
     }
+    if (logged) log_dup(logged, oldfd, newfd, t0);
     if (src) maybe_pump(newfd);
     return r;
 }
@@ -271,11 +287,16 @@ SHIM_EXPORT int dup3(int oldfd, int newfd, int flags)
 static int dup_new(int oldfd, int cmd, int minfd)
 {
     if (in_foreign_child()) return cmd < 0 ? REAL(dup)(oldfd) : REAL(fcntl)(oldfd, cmd, minfd);
+    uint64_t t0 = oplog_on ? stats_now_ns() : 0;
     fdt_lock();
     int fd = cmd < 0 ? REAL(dup)(oldfd) : REAL(fcntl)(oldfd, cmd, minfd);
-    struct ofd *src = fdt_peek(oldfd);
-    if (fd >= 0 && !FDT_IS_MARK(src)) fdt_set_locked(fd, src); /* a pumped src stays tagged */
+    struct ofd *src = fdt_peek(oldfd), *logged = NULL;
+    if (fd >= 0 && !FDT_IS_MARK(src)) {
+        fdt_set_locked(fd, src); /* a pumped src stays tagged */
+        if (oplog_on && (logged = fdt_raw_ofd(src))) ofd_ref(logged);
+    }
     fdt_unlock();
+    if (logged) log_dup(logged, oldfd, fd, t0);
     maybe_pump(fd);
     return fd;
 }

@@ -159,10 +159,11 @@ static size_t threads_of(const struct ol_set *s, struct thr **out)
 }
 
 /* The same op: kind (call), path below the mount, offset, length, flags, and result
- * (bytes for reads and writes; otherwise success, or the same errno). */
+ * (bytes for reads and writes; otherwise success, or the same errno). A dup's length is
+ * a descriptor number, which runs do not share. */
 static int same_op(const struct ol_set *a, const struct ol_rec *x, const struct ol_set *b, const struct ol_rec *y)
 {
-    if (x->r.op != y->r.op || x->r.off != y->r.off || x->r.len != y->r.len) return 0;
+    if (x->r.op != y->r.op || x->r.off != y->r.off || (x->r.len != y->r.len && x->r.op != OL_DUP)) return 0;
     if (strcmp(label(a, x), label(b, y)) || strcmp(rel_path(a, x), rel_path(b, y))) return 0;
     if (x->r.op == OL_OPEN && x->r.aux != y->r.aux) return 0;
     if (x->r.op == OL_READ || x->r.op == OL_WRITE || x->r.res < 0 || y->r.res < 0) return x->r.res == y->r.res;

@@ -273,6 +273,10 @@ static int fio_log(struct ol_set *s, FILE *out)
         const char **f = bsearch(&p, names, u, sizeof *names, cmp_str);
         size_t k = (size_t)(f - names);
         unsigned long long us = (unsigned long long)((r->r.t - t0) / 1000);
+        if (r->r.op == OL_DUP) { /* one more descriptor of an open file: its close is not fio's */
+            if (opens[k] > 0) opens[k]++;
+            continue;
+        }
         int io = (r->r.op == OL_READ || r->r.op == OL_WRITE) && r->r.res > 0 && r->r.off >= 0;
         if (!(io || r->r.op == OL_OPEN || r->r.op == OL_CLOSE || r->r.op == OL_SYNC)) continue;
         if (r->r.op == OL_OPEN && (r->r.aux & O_DIRECTORY)) continue;

@@ -172,6 +172,18 @@ static int64_t issue(struct worker *w, const struct rp_op *o, int *skip)
     }
     struct stat st;
     switch (r->op) {
+    case OL_DUP: { /* a copy of a descriptor the replay opened: its own, sharing the offset */
+        if (!g || o->src_gen < 0) break;
+        struct rp_gen *sg = &P.gens[o->src_gen];
+        WAIT(atomic_load(&sg->ready));
+        int sf = atomic_load(&sg->fd);
+        int f = sf >= 0 ? dup(sf) : -1;
+        int64_t res = sf >= 0 ? ERR(f) : -EBADF;
+        atomic_store(&g->fd, f);
+        atomic_store(&g->ready, 1);
+        notify();
+        return res;
+    }
     case OL_OPEN: {
         int f = open(o->path, (int)r->aux, 0644);
         int64_t res = ERR(f);
@@ -258,7 +270,10 @@ static void *run_worker(void *arg)
             x->differ++;
             say_differs(i, o, got);
         }
-        if (o->gen >= 0 && r->op != OL_OPEN && r->op != OL_CLOSE) atomic_fetch_add(&P.gens[o->gen].done, 1);
+        if (o->src_gen >= 0)
+            atomic_fetch_add(&P.gens[o->src_gen].done, 1);
+        else if (o->gen >= 0 && r->op != OL_OPEN && r->op != OL_CLOSE)
+            atomic_fetch_add(&P.gens[o->gen].done, 1);
         atomic_store(&done[i], 1);
         notify();
     }

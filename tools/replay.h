@@ -16,7 +16,9 @@ struct rp_op {
     const char *name;  /* meta: the call */
     int32_t pi, pi2;   /* ids of path and path2 (index in rp_plan.paths), -1 */
     int32_t worker;
-    int32_t gen;       /* descriptor ops: the open whose descriptor it uses (index in gens), -1: by path */
+    int32_t gen;       /* descriptor ops: the open whose descriptor it uses (index in gens), -1: by path;
+                        * an open or a dup: the descriptor it makes */
+    int32_t src_gen;   /* a dup: the descriptor it copies, -1 */
     int32_t dep;       /* an earlier op (index) on the same path by another thread, done first; -1 */
 };
 

@@ -128,7 +128,7 @@ int rp_plan_build(struct rp_plan *p, const char *log, const struct rp_remap *rm,
         struct rp_op *o = &p->ops[i];
         int32_t pid = s->sess[r->sess].pid;
         o->r = r;
-        o->gen = -1;
+        o->gen = o->src_gen = -1;
         o->dep = -1;
         o->pi = o->pi2 = -1;
         if (r->r.t + r->r.lat > p->rec_end) p->rec_end = r->r.t + r->r.lat;
@@ -159,8 +159,12 @@ int rp_plan_build(struct rp_plan *p, const char *log, const struct rp_remap *rm,
         /* descriptors */
         size_t k = 0;
         int32_t fd = r->r.op == OL_OPEN ? (int32_t)r->r.res : r->r.fd;
+        int32_t src = -1; /* a dup: the gen of the descriptor it copies */
+        if (r->r.op == OL_DUP && r->r.res >= 0)
+            for (size_t j = 0; j < nfds && src < 0; j++)
+                if (fds[j].pid == pid && fds[j].fd == (int32_t)r->r.len) src = fds[j].gen;
         while (k < nfds && !(fds[k].pid == pid && fds[k].fd == fd)) k++;
-        if (r->r.op == OL_OPEN && r->r.res >= 0) {
+        if ((r->r.op == OL_OPEN && r->r.res >= 0) || src >= 0) { /* a new descriptor: an open or a copy */
             if (k == nfds) {
                 if (nfds == capfds) {
                     capfds = capfds ? capfds * 2 : 64;
@@ -174,6 +178,10 @@ int rp_plan_build(struct rp_plan *p, const char *log, const struct rp_remap *rm,
             atomic_init(&g->fd, -1);
             fds[k] = (struct open_fd){pid, fd, (int32_t)p->ngens};
             o->gen = (int32_t)p->ngens++;
+            if (src >= 0) { /* the copy is a use of its source: that one's close waits for it */
+                o->src_gen = src;
+                p->gens[src].uses++;
+            }
         } else if (r->r.op != OL_OPEN && fd >= 0 && k < nfds && p->ops[p->gens[fds[k].gen].open_op].pi == o->pi) {
             o->gen = fds[k].gen;
             if (r->r.op == OL_CLOSE)

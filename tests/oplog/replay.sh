@@ -107,6 +107,30 @@ else
     fail "rename replay: exit $rc, $(cat "$RP/mv.out" "$RP/mv.err" | head -12 | tr '\n' ' '); $(ls "$RP/h")"
 fi
 
+# dup, dup2, F_DUPFD: recorded (fd = the copy, len = the descriptor copied), and replayed as
+# copies of the replay's own descriptor: a read through a copy after the original's close
+# still reads, at the shared offset.
+rm -rf "$RP/dsrc" "$RP/ddst" && mkdir -p "$RP/dsrc" "$RP/ddst" && seq 100000 > "$RP/dsrc/f"
+S3SHIM_OPLOG="$RP/log3/" timeout $TMO "$S3SHIM" run --mount "$MPR=file://$RP/dsrc" -- python3 -c '
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+d = os.dup(fd); os.dup2(fd, 40); f = fcntl.fcntl(fd, fcntl.F_DUPFD, 50)
+os.read(d, 1000); os.lseek(40, 10, 0); os.read(f, 10)
+os.close(fd); os.read(d, 10); os.close(d); os.close(40); os.close(f)' "$MPR/f" > /dev/null 2>&1
+"$S3SHIM" oplog "$RP/log3" --jsonl > "$RP/dup.jsonl" 2>&1
+timeout $TMO "$S3SHIM" replay "$RP/log3" --mount "$MPR=file://$RP/ddst" --prepare --asap > "$RP/dup.out" 2> "$RP/dup.err"
+rc=$?
+if [ $rc = 0 ] && python3 - "$RP/dup.jsonl" <<'EOF' && grep -q "^  dup  *3 .* 0 *0$" "$RP/dup.out" && grep -q "^  read  *3  *1020 " "$RP/dup.out"
+import json, sys
+ops = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+dups = [(o["fd"], o["len"], o["res"]) for o in ops if o.get("op") == "dup"]
+opn = [o["res"] for o in ops if o.get("op") == "open"][0]
+assert len(dups) == 3 and all(l == opn for _, l, _ in dups) and [r for _, _, r in dups][1:] == [40, 50], dups
+assert sum(1 for o in ops if o.get("op") == "close") == 4
+EOF
+then pass "dup, dup2, F_DUPFD recorded (copied fd, new fd) and replayed as copies: 3 dups, 4 closes, reads through copies after the original's close"
+else fail "dup recorded and replayed: exit $rc" "$RP/dup.out" "$RP/dup.err" "$(grep dup "$RP/dup.jsonl" | head -3)"; fi
+
 # a replay that differs: the archive the log read is missing (no --prepare)
 timeout $TMO "$S3SHIM" replay "$RP/log" --mount "$MPR=file://$RP/empty" --asap > "$RP/x.out" 2> "$RP/x.err"
 rc=$?
