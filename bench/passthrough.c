@@ -47,8 +47,12 @@
 
 static int fd_zero = -1;        /* /dev/zero */
 static int fd_file = -1;        /* DIR/held.bin: 4 KiB regular file, in the page cache */
-static char path_file[4096];    /* its path */
-static char path_missing[4096]; /* DIR/no-such-file */
+/* Paths start a page (where they are does not matter to libc, but the shim's vector scan
+ * needs 65 bytes of the page from the start of the string: see stat_pageend_enoent). */
+static char path_file[4096] __attribute__((aligned(4096)));    /* its path */
+static char path_missing[4096] __attribute__((aligned(4096))); /* DIR/no-such-file */
+static char page_end[8192] __attribute__((aligned(4096)));     /* path_missing, near a page end */
+static char *path_pageend;
 static volatile long sink;
 
 /* libc's own definitions, whatever is preloaded. */
@@ -138,6 +142,11 @@ static struct {
     long bad = 0; \
     for (long i = 0; i < n; i++) bad += F(statx)(AT_FDCWD, path_missing, 0, STATX_BASIC_STATS, &sx) != -1; \
     sink += bad;
+#define BODY_stat_pageend_enoent(F) \
+    struct stat st; \
+    long bad = 0; \
+    for (long i = 0; i < n; i++) bad += F(stat)(path_pageend, &st) != -1; \
+    sink += bad;
 #define BODY_stat_rel_enoent(F) \
     struct stat st; \
     long bad = 0; \
@@ -163,6 +172,7 @@ DEFINE_LOOPS(access)
 DEFINE_LOOPS(lstat_enoent)
 DEFINE_LOOPS(statx_enoent)
 DEFINE_LOOPS(stat_rel_enoent)
+DEFINE_LOOPS(stat_pageend_enoent)
 
 struct test {
     const char *name;
@@ -186,6 +196,7 @@ static const struct test tests[] = {
     T(lstat_enoent, "lstat(path) of the missing file"),
     T(statx_enoent, "statx(AT_FDCWD, path, 0, STATX_BASIC_STATS) of the missing file"),
     T(stat_rel_enoent, "stat(\"no-such-file\"): a relative path, the working directory being DIR"),
+    T(stat_pageend_enoent, "stat(path) of the missing file, the path ending 16 bytes before the end of a page"),
 };
 #define NTESTS (int)(sizeof tests / sizeof tests[0])
 
@@ -313,6 +324,10 @@ int main(int argc, char **argv)
 
     snprintf(path_file, sizeof path_file, "%s/held.bin", dir);
     snprintf(path_missing, sizeof path_missing, "%s/no-such-file", dir);
+    size_t ml = strlen(path_missing);
+    if (ml + 17 > 4096) die("DIR is too long");
+    path_pageend = page_end + 4096 - 17 - ml;
+    memcpy(path_pageend, path_missing, ml + 1);
     int w = open(path_file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (w < 0) die(path_file);
     char block[4096];

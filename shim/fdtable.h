@@ -37,9 +37,11 @@ static inline struct ofd *fdt_raw_ofd(struct ofd *raw)
 }
 static inline struct ofd *fdt_tag_pumped(struct ofd *o) { return (struct ofd *)((uintptr_t)o | FDT_PUMP_TAG); }
 
-extern _Atomic(_Atomic(struct ofd *) *) fdt_chunks[FDT_CHUNKS];
-extern _Atomic unsigned fdt_used; /* slots in use (any kind); 0 = nothing to look up */
-extern _Atomic unsigned fdt_nofd; /* slots holding a description; 0 = no shim fd open */
+/* Hidden: addressed relative to the instruction pointer, with no GOT load. */
+#define FDT_HIDDEN __attribute__((visibility("hidden")))
+extern _Atomic(_Atomic(struct ofd *) *) fdt_chunks[FDT_CHUNKS] FDT_HIDDEN;
+extern _Atomic unsigned fdt_used FDT_HIDDEN; /* slots in use (any kind); 0 = nothing to look up */
+extern _Atomic unsigned fdt_nofd FDT_HIDDEN; /* slots holding a description; 0 = no shim fd open */
 
 /* Raw slot (no reference): NULL, FDT_ENGINE or a (maybe tagged) ofd. Lock-free. */
 static inline struct ofd *fdt_peek(int fd)

@@ -24,6 +24,10 @@ _Atomic int route_cwd_state = CWD_UNKNOWN;
 static int dotdot_avx2(const char *p);
 #endif
 unsigned char route_lead[256];
+#ifdef ROUTE_VECTOR_SCAN
+unsigned char route_avx2;
+const char route_dot = '.';
+#endif
 
 /* The cwd as last seen (real path, or the virtual path when CWD_VIRTUAL). */
 static pthread_mutex_t cwd_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -39,10 +43,14 @@ void route_init(void)
         const char *p = shim.mounts.m[i].prefix;
         if (p[0] == '/') route_lead[(unsigned char)p[1]] = 1;
     }
-    route_lead[0] = 1; /* "/" itself: an ancestor of every mount */
+    route_lead[0] = 1;                     /* "/" itself: an ancestor of every mount */
+    route_lead['/'] = route_lead['.'] = 1; /* "//x", "/./x", "/..": normalised first */
 #if defined(__SSE2__)
     __builtin_cpu_init(); /* we run in a constructor, maybe before libgcc's own */
     if (__builtin_cpu_supports("avx2")) route_has_dotdot = dotdot_avx2;
+#endif
+#ifdef ROUTE_VECTOR_SCAN
+    route_avx2 = __builtin_cpu_supports("avx2") && !getenv("S3SHIM_NO_AVX2");
 #endif
     snprintf(shadow_root, sizeof shadow_root, "/tmp/.s3shim-cwd-%u", (unsigned)getuid());
     atomic_store(&route_cwd_state, CWD_UNKNOWN);
