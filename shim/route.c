@@ -50,7 +50,7 @@ void route_init(void)
     if (__builtin_cpu_supports("avx2")) route_has_dotdot = dotdot_avx2;
 #endif
 #ifdef ROUTE_VECTOR_SCAN
-    route_avx2 = __builtin_cpu_supports("avx2") && !getenv("S3SHIM_NO_AVX2");
+    route_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2") && !getenv("S3SHIM_NO_AVX2");
 #endif
     snprintf(shadow_root, sizeof shadow_root, "/tmp/.s3shim-cwd-%u", (unsigned)getuid());
     atomic_store(&route_cwd_state, CWD_UNKNOWN);

@@ -82,14 +82,15 @@ static inline __attribute__((always_inline)) int route_foreign(int dirfd, const 
 
 /* The vector form of "no '..' in p", inline in every wrapper's fast path, where a call
  * would cost a frame (the wrapper's arguments live across it) on top of the call. x86-64
- * CPUs with AVX2 (route_avx2, set by route_init): 64 bytes a step, each of 32 bytes
- * compared with '.' at p and at p + 1 (a pair of dots shows in both) and with NUL, the
- * first hit deciding. Loads are unaligned, so a step runs only while p + 64 stays in p's
- * page: the bytes after the string that it reads are in a mapped page and are ignored.
+ * CPUs with AVX2 and BMI2 (route_avx2, set by route_init): 64 bytes a step, each of 32
+ * bytes compared with '.' at p and at p + 1 (a pair of dots shows in both) and with NUL,
+ * the first hit deciding. Loads are unaligned, so such a step runs only while p + 64
+ * stays in p's page; the last 64 bytes of a page go by aligned blocks. The bytes after
+ * the string that it reads are in a page the string's end is in, and are ignored.
  * Written as assembly rather than intrinsics because the wrappers themselves are built
  * for every x86-64 CPU: a function compiled for AVX2 could not be inlined into them.
- * Falls to "maybe" (the routed path, which asks route_has_dotdot) when p has "..", or
- * when the string nears the end of its page. Reads past the NUL like glibc's own string
+ * Falls to "maybe" (the routed path, which asks route_has_dotdot) when p has "..", when
+ * a '.' ends a page, or when the byte before p and p's first are dots. Reads past the NUL like glibc's own string
  * functions; AddressSanitizer does not see assembly. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #define ROUTE_VECTOR_SCAN 1
@@ -113,10 +114,10 @@ static inline __attribute__((always_inline)) int route_no_dotdot(const char *p)
         __asm__ goto("vpbroadcastb %[dot], %%ymm1\n\t"
                      "vpxor %%xmm0, %%xmm0, %%xmm0\n\t"
                      "mov %[p], %%r10\n"
-                     "1:\n\t"
+                     "1:\n\t" /* r10: the next byte to look at */
                      "mov %%r10d, %%r11d\n\t"
                      "and $4095, %%r11d\n\t"
-                     "cmp $4031, %%r11d\n\t" /* p + 64 in the page? */
+                     "cmp $4031, %%r11d\n\t" /* r10 + 64 in the page? */
                      "ja 3f\n\t"
                      ROUTE_DOTDOT_STEP("0")
                      "test %%eax, %%eax\n\t"
@@ -133,7 +134,27 @@ static inline __attribute__((always_inline)) int route_no_dotdot(const char *p)
                      "cmpb $0, (%%r10,%%rax)\n\t"
                      "je %l[clean]\n\t"
                      "jmp 4f\n"
+                     /* The last 64 bytes of a page: aligned blocks, which never cross
+                      * it, each compared at its start and one byte before (a pair of
+                      * dots then shows ending in the block); the bits before r10 are
+                      * shifted out (shrx takes the count modulo 32). */
                      "3:\n\t"
+                     "mov %%r10, %%r11\n\t"
+                     "and $-32, %%r11\n\t"
+                     "vpcmpeqb -1(%%r11), %%ymm1, %%ymm2\n\t"
+                     "vpcmpeqb (%%r11), %%ymm1, %%ymm3\n\t"
+                     "vpand %%ymm3, %%ymm2, %%ymm2\n\t"
+                     "vpcmpeqb (%%r11), %%ymm0, %%ymm3\n\t"
+                     "vpor %%ymm3, %%ymm2, %%ymm2\n\t"
+                     "vpmovmskb %%ymm2, %%eax\n\t"
+                     "shrx %%r10d, %%eax, %%eax\n\t"
+                     "test %%eax, %%eax\n\t"
+                     "jnz 2b\n\t"
+                     "lea 32(%%r11), %%r10\n\t"
+                     "test $4095, %%r10d\n\t"
+                     "jnz 3b\n\t"
+                     "cmpb $46, -1(%%r10)\n\t" /* a '.' that may pair with the next page's */
+                     "jne 1b\n\t"
                      "vzeroupper\n"
                      "4:"
                      :

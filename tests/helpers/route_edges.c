@@ -123,6 +123,29 @@ int main(int argc, char **argv)
         snprintf(path, sizeof path, "/%s/..%s/%s/../%s", pad, mp, name, name);
         probe(at_page_end(path, two, page), 1);
     }
+    /* 1b. The same strings across a page boundary (two accessible pages, then an
+     * inaccessible one), the boundary at every position of the string: the pair of dots
+     * split by it, the string continuing into the next page. */
+    char *three = mmap(NULL, 3 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (three == MAP_FAILED || mprotect(three + 2 * page, page, PROT_NONE) != 0) {
+        perror("route_edges: mmap");
+        return 2;
+    }
+    for (int k = 1; k <= 70; k += 3) {
+        memset(pad, 'x', (size_t)k);
+        pad[k] = '\0';
+        snprintf(path, sizeof path, "/%s/..%s/%s", pad, mp, name);
+        size_t n = strlen(path) + 1;
+        for (size_t o = 1; o < n; o++) {
+            memset(three + page - 80, 'y', 80); /* no stray dots before the string */
+            memcpy(three + page - o, path, n);
+            probe(three + page - o, 1);
+        }
+    }
+    for (size_t o = 1; o <= strlen(realfile); o++) {
+        memcpy(three + page - o, realfile, strlen(realfile) + 1);
+        probe(three + page - o, 0);
+    }
     /* 2. The real file (its name has dots, none a ".."), at many offsets and at a page end. */
     const char *rdir = strrchr(realfile, '/');
     snprintf(dirpart, sizeof dirpart, "%.*s", (int)(rdir - realfile), realfile);
