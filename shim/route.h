@@ -177,7 +177,10 @@ static inline __attribute__((always_inline)) int route_no_dotdot(const char *p)
  * route_foreign() before it normalises anything. */
 static inline __attribute__((always_inline)) int route_foreign_fast(int dirfd, const char *p)
 {
-    __asm__("" : "+r"(p)); /* p may be NULL whatever the prototype says (libc: EFAULT) */
+    /* p may be NULL whatever glibc's nonnull prototype says (libc answers EFAULT): hide
+     * it from the compiler, which would drop the test (-fno-delete-null-pointer-checks
+     * does not stop that). */
+    __asm__("" : "+r"(p));
     if (__builtin_expect(p == NULL, 0)) return 0;
     if (__builtin_expect(p[0] == '/', 1)) return !route_lead[(unsigned char)p[1]] && route_no_dotdot(p);
     if (dirfd != AT_FDCWD) return 0;
