@@ -147,6 +147,11 @@ static struct {
     long bad = 0; \
     for (long i = 0; i < n; i++) bad += F(stat)(path_pageend, &st) != -1; \
     sink += bad;
+#define BODY_stat_lead_enoent(F) \
+    struct stat st; \
+    long bad = 0; \
+    for (long i = 0; i < n; i++) bad += F(stat)("/benchmnt-not-a-mount/no-such-file", &st) != -1; \
+    sink += bad;
 #define BODY_stat_rel_enoent(F) \
     struct stat st; \
     long bad = 0; \
@@ -173,6 +178,7 @@ DEFINE_LOOPS(lstat_enoent)
 DEFINE_LOOPS(statx_enoent)
 DEFINE_LOOPS(stat_rel_enoent)
 DEFINE_LOOPS(stat_pageend_enoent)
+DEFINE_LOOPS(stat_lead_enoent)
 
 struct test {
     const char *name;
@@ -196,6 +202,7 @@ static const struct test tests[] = {
     T(lstat_enoent, "lstat(path) of the missing file"),
     T(statx_enoent, "statx(AT_FDCWD, path, 0, STATX_BASIC_STATS) of the missing file"),
     T(stat_rel_enoent, "stat(\"no-such-file\"): a relative path, the working directory being DIR"),
+    T(stat_lead_enoent, "stat(\"/benchmnt-not-a-mount/no-such-file\"): first letters shared with passthrough.sh's mount /benchmnt"),
     T(stat_pageend_enoent, "stat(path) of the missing file, the path ending 16 bytes before the end of a page"),
 };
 #define NTESTS (int)(sizeof tests / sizeof tests[0])

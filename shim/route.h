@@ -53,11 +53,15 @@ extern int (*route_has_dotdot)(const char *p) ROUTE_HIDDEN; /* the best this CPU
  * relative to a descriptor is foreign if that descriptor is not ours. */
 
 /* The C form: used by the routed paths and where the vector form below is missing. */
+/* Is q's first component (q starts it) the first component of an absolute mount prefix? */
+int route_first_maybe(const char *q);
+
 static inline int route_abs_maybe(const char *p)
 {
     const char *q = p + 1;
     while (*q == '/') q++;
-    if (route_lead[(unsigned char)*q] || *q == '.') return 1;
+    if (*q == '\0' || *q == '.') return 1; /* "/" is above every mount; "." and ".." */
+    if (route_lead[(unsigned char)*q] && route_first_maybe(q)) return 1;
     return route_has_dotdot(q);
 }
 

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static long checked, failed;
@@ -71,6 +72,23 @@ static void probe(const char *path, int ours)
         bad("statx", path, "not the expected file");
     checked++;
     if (access(path, R_OK) != 0) bad("access", path, "failed");
+}
+
+/* A path that is not under the mount, whatever it shares with its prefix: the shim's
+ * stat must say what the kernel says (a raw system call, which no wrapper sees). */
+static void same_as_kernel(const char *path)
+{
+    struct stat a, b;
+    errno = 0;
+    int ra = stat(path, &a), ea = errno;
+    errno = 0;
+    int rb = (int)syscall(SYS_newfstatat, AT_FDCWD, path, &b, 0), eb = errno;
+    checked++;
+    if (ra != rb || (ra != 0 && ea != eb) || (ra == 0 && (a.st_ino != b.st_ino || a.st_dev != b.st_dev))) {
+        char what[96];
+        snprintf(what, sizeof what, "shim rc %d errno %d, kernel rc %d errno %d", ra, ea, rb, eb);
+        bad("stat", path, what);
+    }
 }
 
 /* A copy of s whose terminating NUL is the last byte before an inaccessible page. */
@@ -168,6 +186,20 @@ int main(int argc, char **argv)
     probe(path, 1);
     snprintf(path, sizeof path, "%s//./%s", mp, name);
     probe(path, 1);
+    /* 3b. Paths that share a first letter, or a first component, with the mount prefix
+     * but are not under it (the first-component filter), and system directories. */
+    const char *sys_paths[] = {"/sys", "/sys/kernel", "/srv", "/sbin", "/s", "/tmp", "/proc/self", "//tmp", "/./tmp"};
+    for (size_t i = 0; i < sizeof sys_paths / sizeof sys_paths[0]; i++) same_as_kernel(sys_paths[i]);
+    const char *slash = strchr(mp + 1, '/');
+    int first_len = slash ? (int)(slash - mp) : (int)strlen(mp);
+    snprintf(path, sizeof path, "%.*sx", first_len, mp); /* "/s3shim-test-PIDx" */
+    same_as_kernel(path);
+    snprintf(path, sizeof path, "%.*s", first_len - 1, mp); /* "/s3shim-test-PI" */
+    same_as_kernel(path);
+    if (slash) {
+        snprintf(path, sizeof path, "%.*s/other", first_len, mp); /* beside the mount */
+        same_as_kernel(path);
+    }
     /* 4. Relative paths from a real working directory far from the mount. */
     if (chdir(dirpart) != 0) {
         perror("route_edges: chdir");
