@@ -52,10 +52,11 @@ extern int (*route_has_dotdot)(const char *p) ROUTE_HIDDEN; /* the best this CPU
  * (neither inside nor above one), it has no "..", and it is not an "s3:" URL. A path
  * relative to a descriptor is foreign if that descriptor is not ours. */
 
-/* The C form: used by the routed paths and where the vector form below is missing. */
 /* Is q's first component (q starts it) the first component of an absolute mount prefix? */
 int route_first_maybe(const char *q);
 
+/* The C form, used by the routed paths before anything else (and so where the vector
+ * form below is missing or unsure). */
 static inline int route_abs_maybe(const char *p)
 {
     const char *q = p + 1;
@@ -94,8 +95,8 @@ static inline __attribute__((always_inline)) int route_foreign(int dirfd, const 
  * Written as assembly rather than intrinsics because the wrappers themselves are built
  * for every x86-64 CPU: a function compiled for AVX2 could not be inlined into them.
  * Falls to "maybe" (the routed path, which asks route_has_dotdot) when p has "..", when
- * a '.' ends a page, or when the byte before p and p's first are dots. Reads past the NUL like glibc's own string
- * functions; AddressSanitizer does not see assembly. */
+ * a '.' ends a page, or when the byte before p and p's first are dots. Reads past the
+ * NUL like glibc's own string functions; AddressSanitizer does not see assembly. */
 #if defined(__x86_64__) && defined(__GNUC__)
 #define ROUTE_VECTOR_SCAN 1
 extern unsigned char route_avx2 ROUTE_HIDDEN;
