@@ -97,7 +97,7 @@ static inline __attribute__((always_inline)) int route_foreign(int dirfd, const 
  * Falls to "maybe" (the routed path, which asks route_has_dotdot) when p has "..", when
  * a '.' ends a page, or when the byte before p and p's first are dots. Reads past the
  * NUL like glibc's own string functions; AddressSanitizer does not see assembly. */
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(S3SHIM_NO_ASM)
 #define ROUTE_VECTOR_SCAN 1
 extern unsigned char route_avx2 ROUTE_HIDDEN;
 extern const char route_dot ROUTE_HIDDEN;
@@ -110,8 +110,9 @@ extern const char route_dot ROUTE_HIDDEN;
     "vpmovmskb %%ymm2, %%eax\n\t"
 #endif
 
-/* 1: p has no ".."; 0: it may have (or this CPU has no vector form: the caller then
- * takes its routed path, which tests with route_foreign() before anything else). */
+/* 1: p has no ".."; 0: it may have (or, on x86-64, this CPU has no AVX2: the caller then
+ * takes its routed path, which tests with route_foreign() before anything else; a call
+ * here would cost every caller a frame). */
 static inline __attribute__((always_inline)) int route_no_dotdot(const char *p)
 {
 #ifdef ROUTE_VECTOR_SCAN
@@ -170,9 +171,10 @@ static inline __attribute__((always_inline)) int route_no_dotdot(const char *p)
     clean:
         return 1;
     }
+    return 0; /* an x86-64 CPU without AVX2: the routed path asks route_has_dotdot */
+#else
+    return !route_has_dotdot(p); /* elsewhere: the call, as before the vector form */
 #endif
-    (void)p;
-    return 0;
 }
 
 /* The test of the wrappers' fast path (open, stat, access...): certainly foreign, and
