@@ -10,7 +10,8 @@
  *                                                         2*CALLS times
  *   passthrough -l                                        list the tests
  *
- * DIR is a real directory outside every mount; the program creates DIR/held.bin there.
+ * DIR is a real directory outside every mount; the program creates DIR/held.bin there
+ * and makes DIR its working directory (for the one test on a relative path).
  * SHIM_PATH, if given, is opened read-only and kept open for the whole run: under the
  * shim it is a shim descriptor, so the descriptor table is not empty and the "is this fd
  * ours?" test cannot take its empty-table exit. Without the shim the open fails and is
@@ -46,8 +47,12 @@
 
 static int fd_zero = -1;        /* /dev/zero */
 static int fd_file = -1;        /* DIR/held.bin: 4 KiB regular file, in the page cache */
-static char path_file[4096];    /* its path */
-static char path_missing[4096]; /* DIR/no-such-file */
+/* Paths start a page (where they are does not matter to libc, but the shim's vector scan
+ * needs 65 bytes of the page from the start of the string: see stat_pageend_enoent). */
+static char path_file[4096] __attribute__((aligned(4096)));    /* its path */
+static char path_missing[4096] __attribute__((aligned(4096))); /* DIR/no-such-file */
+static char page_end[8192] __attribute__((aligned(4096)));     /* path_missing, near a page end */
+static char *path_pageend;
 static volatile long sink;
 
 /* libc's own definitions, whatever is preloaded. */
@@ -59,6 +64,12 @@ static struct {
     int (*open)(const char *, int, ...);
     int (*close)(int);
     int (*stat)(const char *, struct stat *);
+    int (*openat)(int, const char *, int, ...);
+    int (*lstat)(const char *, struct stat *);
+    int (*statx)(int, const char *, int, unsigned, struct statx *);
+    int (*access)(const char *, int);
+    FILE *(*fopen)(const char *, const char *);
+    int (*fclose)(FILE *);
 } libc;
 
 /* The bodies, instantiated twice: F(name) is either the plain call or libc.name.
@@ -101,6 +112,52 @@ static struct {
     for (long i = 0; i < n; i++) bad += F(stat)(path_missing, &st) != -1; \
     sink += bad;
 
+#define BODY_openat_close(F) \
+    long bad = 0; \
+    for (long i = 0; i < n; i++) { \
+        int fd = F(openat)(AT_FDCWD, path_file, O_RDONLY); \
+        bad += fd < 0; \
+        bad += F(close)(fd) != 0; \
+    } \
+    sink += bad;
+#define BODY_fopen_fclose(F) \
+    long bad = 0; \
+    for (long i = 0; i < n; i++) { \
+        FILE *f = F(fopen)(path_file, "r"); \
+        bad += f == NULL; \
+        bad += f && F(fclose)(f) != 0; \
+    } \
+    sink += bad;
+#define BODY_access(F) \
+    long bad = 0; \
+    for (long i = 0; i < n; i++) bad += F(access)(path_file, R_OK) != 0; \
+    sink += bad;
+#define BODY_lstat_enoent(F) \
+    struct stat st; \
+    long bad = 0; \
+    for (long i = 0; i < n; i++) bad += F(lstat)(path_missing, &st) != -1; \
+    sink += bad;
+#define BODY_statx_enoent(F) \
+    struct statx sx; \
+    long bad = 0; \
+    for (long i = 0; i < n; i++) bad += F(statx)(AT_FDCWD, path_missing, 0, STATX_BASIC_STATS, &sx) != -1; \
+    sink += bad;
+#define BODY_stat_pageend_enoent(F) \
+    struct stat st; \
+    long bad = 0; \
+    for (long i = 0; i < n; i++) bad += F(stat)(path_pageend, &st) != -1; \
+    sink += bad;
+#define BODY_stat_lead_enoent(F) \
+    struct stat st; \
+    long bad = 0; \
+    for (long i = 0; i < n; i++) bad += F(stat)("/benchmnt-not-a-mount/no-such-file", &st) != -1; \
+    sink += bad;
+#define BODY_stat_rel_enoent(F) \
+    struct stat st; \
+    long bad = 0; \
+    for (long i = 0; i < n; i++) bad += F(stat)("no-such-file", &st) != -1; \
+    sink += bad;
+
 #define PLAIN(fn) fn
 #define VIA_LIBC(fn) libc.fn
 #define DEFINE_LOOPS(name) \
@@ -114,6 +171,14 @@ DEFINE_LOOPS(lseek_cur)
 DEFINE_LOOPS(fstat)
 DEFINE_LOOPS(open_close)
 DEFINE_LOOPS(stat_enoent)
+DEFINE_LOOPS(openat_close)
+DEFINE_LOOPS(fopen_fclose)
+DEFINE_LOOPS(access)
+DEFINE_LOOPS(lstat_enoent)
+DEFINE_LOOPS(statx_enoent)
+DEFINE_LOOPS(stat_rel_enoent)
+DEFINE_LOOPS(stat_pageend_enoent)
+DEFINE_LOOPS(stat_lead_enoent)
 
 struct test {
     const char *name;
@@ -131,6 +196,14 @@ static const struct test tests[] = {
     T(fstat, "fstat(fd) on the regular file"),
     T(open_close, "open(path, O_RDONLY) + close(fd) of the regular file (per pair)"),
     T(stat_enoent, "stat(path) of a missing file in the same directory"),
+    T(openat_close, "openat(AT_FDCWD, path, O_RDONLY) + close(fd) of the regular file (per pair)"),
+    T(fopen_fclose, "fopen(path, \"r\") + fclose(f) of the regular file (per pair)"),
+    T(access, "access(path, R_OK) of the regular file"),
+    T(lstat_enoent, "lstat(path) of the missing file"),
+    T(statx_enoent, "statx(AT_FDCWD, path, 0, STATX_BASIC_STATS) of the missing file"),
+    T(stat_rel_enoent, "stat(\"no-such-file\"): a relative path, the working directory being DIR"),
+    T(stat_lead_enoent, "stat(\"/benchmnt-not-a-mount/no-such-file\"): first letters shared with passthrough.sh's mount /benchmnt"),
+    T(stat_pageend_enoent, "stat(path) of the missing file, the path ending 16 bytes before the end of a page"),
 };
 #define NTESTS (int)(sizeof tests / sizeof tests[0])
 
@@ -249,9 +322,19 @@ int main(int argc, char **argv)
     libc.open = libc_sym(h, "open");
     libc.close = libc_sym(h, "close");
     libc.stat = libc_sym(h, "stat");
+    libc.openat = libc_sym(h, "openat");
+    libc.lstat = libc_sym(h, "lstat");
+    libc.statx = libc_sym(h, "statx");
+    libc.access = libc_sym(h, "access");
+    libc.fopen = libc_sym(h, "fopen");
+    libc.fclose = libc_sym(h, "fclose");
 
     snprintf(path_file, sizeof path_file, "%s/held.bin", dir);
     snprintf(path_missing, sizeof path_missing, "%s/no-such-file", dir);
+    size_t ml = strlen(path_missing);
+    if (ml + 17 > 4096) die("DIR is too long");
+    path_pageend = page_end + 4096 - 17 - ml;
+    memcpy(path_pageend, path_missing, ml + 1);
     int w = open(path_file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (w < 0) die(path_file);
     char block[4096];
@@ -264,6 +347,7 @@ int main(int argc, char **argv)
     if (pread(fd_file, &b, 1, 0) != 1) die("pread"); /* now it is in the page cache */
 
     int shim_fd = shim_path ? open(shim_path, O_RDONLY) : -1;
+    if (chdir(dir) != 0) die(dir); /* for the relative path of stat_rel_enoent */
 
     if (only) {
         /* Each selected loop runs N calls, then 2N: the difference is exactly N calls,

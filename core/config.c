@@ -49,6 +49,7 @@ const char *const cfg_known[][3] = {
     {"S3SHIM_BLOCK_COMMIT_MS", "block://: closes and renames are durable within this many ms (one flush pair for all), 0 = at once", "1000"},
     {"S3SHIM_LIB", "s3shim run: the libs3shim.so to preload (unset: beside the command or in ../lib)", NULL},
     {"S3SHIM_ROOT_PID", "internal: pid of the first process of a run", NULL},
+    {"S3SHIM_NO_AVX2", "testing: 1 = the pass-through path test uses its portable scan, as on a CPU without AVX2", NULL},
     {NULL, NULL, NULL},
 };
 

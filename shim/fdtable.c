@@ -7,7 +7,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-_Atomic(_Atomic(struct ofd *) *) fdt_chunks[FDT_CHUNKS];
+_Atomic(struct ofd *) fdt_chunk0[FDT_CHUNK];
+_Atomic(_Atomic(struct ofd *) *) fdt_chunks[FDT_CHUNKS] = {fdt_chunk0};
 _Atomic unsigned fdt_used;
 _Atomic unsigned fdt_nofd;
 static _Atomic int fdt_max;

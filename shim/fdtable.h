@@ -37,14 +37,20 @@ static inline struct ofd *fdt_raw_ofd(struct ofd *raw)
 }
 static inline struct ofd *fdt_tag_pumped(struct ofd *o) { return (struct ofd *)((uintptr_t)o | FDT_PUMP_TAG); }
 
-extern _Atomic(_Atomic(struct ofd *) *) fdt_chunks[FDT_CHUNKS];
-extern _Atomic unsigned fdt_used; /* slots in use (any kind); 0 = nothing to look up */
-extern _Atomic unsigned fdt_nofd; /* slots holding a description; 0 = no shim fd open */
+/* Hidden: addressed relative to the instruction pointer, with no GOT load. */
+#define FDT_HIDDEN __attribute__((visibility("hidden")))
+extern _Atomic(_Atomic(struct ofd *) *) fdt_chunks[FDT_CHUNKS] FDT_HIDDEN;
+/* The first chunk (descriptors 0 to FDT_CHUNK - 1, nearly all of them) is static, so
+ * that looking one of those up needs no chunk pointer. */
+extern _Atomic(struct ofd *) fdt_chunk0[FDT_CHUNK] FDT_HIDDEN;
+extern _Atomic unsigned fdt_used FDT_HIDDEN; /* slots in use (any kind); 0 = nothing to look up */
+extern _Atomic unsigned fdt_nofd FDT_HIDDEN; /* slots holding a description; 0 = no shim fd open */
 
 /* Raw slot (no reference): NULL, FDT_ENGINE or a (maybe tagged) ofd. Lock-free. */
 static inline struct ofd *fdt_peek(int fd)
 {
     if (__builtin_expect(atomic_load_explicit(&fdt_used, memory_order_relaxed) == 0, 1)) return NULL;
+    if (__builtin_expect((unsigned)fd < FDT_CHUNK, 1)) return atomic_load_explicit(&fdt_chunk0[fd], memory_order_acquire);
     if ((unsigned)fd >= FDT_CHUNK * FDT_CHUNKS) return NULL;
     _Atomic(struct ofd *) *c = atomic_load_explicit(&fdt_chunks[(unsigned)fd >> FDT_CHUNK_BITS], memory_order_acquire);
     if (!c) return NULL;

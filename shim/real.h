@@ -153,7 +153,7 @@ struct shim_real {
 };
 #undef SHIM_REAL_DECL
 
-extern struct shim_real real;
+extern struct shim_real real __attribute__((visibility("hidden"))); /* rip-relative, no GOT load */
 void real_resolve(void);
 
 #define REAL(fn) (*real.fn)

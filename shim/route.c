@@ -24,6 +24,10 @@ _Atomic int route_cwd_state = CWD_UNKNOWN;
 static int dotdot_avx2(const char *p);
 #endif
 unsigned char route_lead[256];
+#ifdef ROUTE_VECTOR_SCAN
+unsigned char route_avx2;
+const char route_dot = '.';
+#endif
 
 /* The cwd as last seen (real path, or the virtual path when CWD_VIRTUAL). */
 static pthread_mutex_t cwd_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -32,17 +36,55 @@ static char shadow_root[64];
 
 static const char LITERAL_PREFIX[] = "s3:";
 
+/* The first components of the absolute mount prefixes ("s3" of /s3, "mnt" of /mnt/d), so
+ * that "/sys/..." or "/srv/..." under a mount at /s3 passes without being normalised.
+ * The prefixes live as long as the process. More mounts than fit: every path whose
+ * first letter matches is looked at closely, as before this table. */
+#define ROUTE_FIRST_MAX 64
+static struct {
+    const char *s;
+    size_t n;
+} route_first[ROUTE_FIRST_MAX];
+static int route_nfirst = -1; /* -1: too many mounts to list */
+
+int route_first_maybe(const char *q)
+{
+    if (route_nfirst < 0) return 1;
+    for (int i = 0; i < route_nfirst; i++) {
+        const char *s = route_first[i].s, *e = s + route_first[i].n;
+        const char *c = q;
+        while (s < e && *s == *c) s++, c++; /* stops at q's NUL: no prefix has one */
+        if (s == e && (*c == '/' || *c == '\0')) return 1;
+    }
+    return 0;
+}
+
 void route_init(void)
 {
     memset(route_lead, 0, sizeof route_lead);
+    route_nfirst = 0;
     for (int i = 0; i < shim.mounts.n; i++) {
-        const char *p = shim.mounts.m[i].prefix;
-        if (p[0] == '/') route_lead[(unsigned char)p[1]] = 1;
+        const char *p = shim.mounts.m[i].prefix; /* normalised: "/a/b", never "/" */
+        if (p[0] != '/') continue;
+        route_lead[(unsigned char)p[1]] = 1;
+        if (route_nfirst < 0) continue;
+        if (route_nfirst == ROUTE_FIRST_MAX) {
+            route_nfirst = -1;
+            continue;
+        }
+        const char *e = strchr(p + 1, '/');
+        route_first[route_nfirst].s = p + 1;
+        route_first[route_nfirst].n = e ? (size_t)(e - (p + 1)) : strlen(p + 1);
+        route_nfirst++;
     }
-    route_lead[0] = 1; /* "/" itself: an ancestor of every mount */
+    route_lead[0] = 1;                     /* "/" itself: an ancestor of every mount */
+    route_lead['/'] = route_lead['.'] = 1; /* "//x", "/./x", "/..": normalised first */
 #if defined(__SSE2__)
     __builtin_cpu_init(); /* we run in a constructor, maybe before libgcc's own */
     if (__builtin_cpu_supports("avx2")) route_has_dotdot = dotdot_avx2;
+#endif
+#ifdef ROUTE_VECTOR_SCAN
+    route_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2") && !getenv("S3SHIM_NO_AVX2");
 #endif
     snprintf(shadow_root, sizeof shadow_root, "/tmp/.s3shim-cwd-%u", (unsigned)getuid());
     atomic_store(&route_cwd_state, CWD_UNKNOWN);

@@ -123,6 +123,41 @@ static inline __attribute__((always_inline)) int open_common(int dirfd, const ch
     return open_routed(dirfd, path, flags, mode);
 }
 
+/* The mode only counts with O_CREAT or O_TMPFILE; otherwise it is whatever was there. */
+static inline mode_t open_mode_used(int flags, mode_t mode)
+{
+    return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? mode : 0;
+}
+
+static __attribute__((noinline)) int open_slow(int dirfd, const char *path, int flags, mode_t mode)
+{
+    return open_routed(dirfd, path, flags, open_mode_used(flags, mode));
+}
+
+#if defined(__x86_64__) || (defined(__aarch64__) && defined(__linux__))
+/* open(path, flags, ...) takes its mode as a named third parameter: on these two ABIs
+ * (x86-64 System V, AAPCS64 on Linux) a variadic argument travels exactly where the
+ * named one would, so this reads what va_arg would read, without the register save
+ * area and va_list that va_start sets up on every call, the pass-through ones too.
+ * When the caller passed no mode the register holds a leftover that libc ignores, as
+ * it ignores the mode without O_CREAT or O_TMPFILE; the routed path clears it. */
+static int open_fixed(const char *path, int flags, mode_t mode)
+{
+    if (__builtin_expect(route_foreign_fast(AT_FDCWD, path), 1)) return REAL(openat)(AT_FDCWD, path, flags, mode);
+    return open_slow(AT_FDCWD, path, flags, mode);
+}
+static int openat_fixed(int dirfd, const char *path, int flags, mode_t mode)
+{
+    if (__builtin_expect(route_foreign_fast(dirfd, path), 1)) return REAL(openat)(dirfd, path, flags, mode);
+    return open_slow(dirfd, path, flags, mode);
+}
+/* O_LARGEFILE is 0 on both: open64 is open. */
+_Static_assert(O_LARGEFILE == 0, "open64 is not open here");
+SHIM_EXPORT int open(const char *path, int flags, ...) __attribute__((alias("open_fixed")));
+SHIM_EXPORT int open64(const char *path, int flags, ...) __attribute__((alias("open_fixed")));
+SHIM_EXPORT int openat(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat_fixed")));
+SHIM_EXPORT int openat64(int dirfd, const char *path, int flags, ...) __attribute__((alias("openat_fixed")));
+#else
 static mode_t open_mode(int flags, va_list ap)
 {
     return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
@@ -163,6 +198,7 @@ SHIM_EXPORT int openat64(int dirfd, const char *path, int flags, ...)
     va_end(ap);
     return open_common(dirfd, path, flags | O_LARGEFILE, mode);
 }
+#endif
 
 SHIM_EXPORT int creat(const char *path, mode_t mode)
 {

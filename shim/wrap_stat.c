@@ -199,10 +199,11 @@ static int statx_ours(struct mount *m, const char *key, struct ofd *o, int flags
     return r < 0 ? shim_fail(r) : 0;
 }
 
-SHIM_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *sx)
+static __attribute__((noinline)) int statx_routed(int dirfd, const char *path, int flags, unsigned mask,
+                                                   struct statx *sx)
 {
     struct route r;
-    if (path[0] == 0 && (flags & AT_EMPTY_PATH) && fdt_is_ours(dirfd)) {
+    if (path && path[0] == 0 && (flags & AT_EMPTY_PATH) && fdt_is_ours(dirfd)) {
         struct ofd *o = fdt_get(dirfd);
         if (!o) return shim_fail(-EBADF);
         int res = shim_mount_usable(o->m) ? statx_ours(o->m, ofd_key(o), o, flags, mask, sx, ofd_path(o), dirfd) : -1;
@@ -235,9 +236,15 @@ SHIM_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, str
     }
 }
 
+SHIM_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *sx)
+{
+    if (__builtin_expect(route_foreign_fast(dirfd, path), 1)) return REAL(statx)(dirfd, path, flags, mask, sx);
+    return statx_routed(dirfd, path, flags, mask, sx);
+}
+
 /* --- access ---------------------------------------------------------------------- */
 
-static int access_at(int dirfd, const char *path, int mode, int flags)
+static __attribute__((noinline)) int access_routed(int dirfd, const char *path, int mode, int flags)
 {
     struct route r;
     switch (route_at(dirfd, path, &r, flags)) {
@@ -263,7 +270,17 @@ static int access_at(int dirfd, const char *path, int mode, int flags)
     }
 }
 
-SHIM_EXPORT int access(const char *p, int mode) { return access_at(AT_FDCWD, p, mode, 0); }
+static inline __attribute__((always_inline)) int access_at(int dirfd, const char *path, int mode, int flags)
+{
+    if (__builtin_expect(route_foreign_fast(dirfd, path), 1)) return REAL(faccessat)(dirfd, path, mode, flags);
+    return access_routed(dirfd, path, mode, flags);
+}
+
+SHIM_EXPORT int access(const char *p, int mode)
+{
+    if (__builtin_expect(route_foreign_fast(AT_FDCWD, p), 1)) return REAL(access)(p, mode); /* libc's own, cheaper */
+    return access_routed(AT_FDCWD, p, mode, 0);
+}
 SHIM_EXPORT int faccessat(int d, const char *p, int mode, int fl) { return access_at(d, p, mode, fl); }
 SHIM_EXPORT int euidaccess(const char *p, int mode) { return access_at(AT_FDCWD, p, mode, AT_EACCESS); }
 SHIM_EXPORT int eaccess(const char *p, int mode) { return access_at(AT_FDCWD, p, mode, AT_EACCESS); }

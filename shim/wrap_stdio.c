@@ -107,7 +107,7 @@ static FILE *stream_for(int fd, const char *mode)
     return f;
 }
 
-static FILE *fopen_common(const char *path, const char *mode)
+static __attribute__((noinline)) FILE *fopen_routed(const char *path, const char *mode)
 {
     struct route r;
     switch (route_path(path, &r)) {
@@ -132,6 +132,12 @@ static FILE *fopen_common(const char *path, const char *mode)
         errno = e;
     }
     return f;
+}
+
+static inline __attribute__((always_inline)) FILE *fopen_common(const char *path, const char *mode)
+{
+    if (__builtin_expect(route_foreign_fast(AT_FDCWD, path), 1)) return REAL(fopen)(path, mode);
+    return fopen_routed(path, mode);
 }
 
 SHIM_EXPORT FILE *fopen(const char *p, const char *mode) { return fopen_common(p, mode); }

@@ -608,6 +608,25 @@ else
     fail "building tests/integration/early_ctor.c" "$r.err"
 fi
 
+# --- the pass-through test's edges ----------------------------------------------------------
+section "paths the pass-through test must not let by"
+# tests/helpers/route_edges.c: ".." at every offset around the vector scan's blocks, at a
+# page end before an inaccessible page, "//", "/./", relative climbs, NULL (EFAULT). Run
+# with the AVX2 scan (where the CPU has it) and with the portable one.
+printf 'edge\n' >"$W/edge-real.file.txt"
+if [ "$SCHEME" = file ]; then
+    for v in avx2 portable; do
+        r=$W/edges-$v
+        if [ $v = portable ]; then ev=(S3SHIM_NO_AVX2=1); else ev=(); fi
+        shim_env "$MOUNTS" "${ev[@]}" "$BUILD/tests/route_edges" "$MP" hello.txt "$(stat -c %s "$REAL/hello.txt")" \
+            "$W/edge-real.file.txt" >"$r.out" 2>&1
+        check "route edges ($v scan): '..' at every offset and at a page end, '//', '/./', relative climbs, NULL" \
+            sh -c 'grep -qx "checked [0-9]*, failed 0" "$1" || { cat "$1"; false; }' _ "$r.out"
+    done
+else
+    skip "route edges" "run once, on the file:// variant"
+fi
+
 # --- end -------------------------------------------------------------------------------------
 section "end"
 check "the mount prefix was never created on the real disk" test ! -e "$MROOT"

@@ -1,0 +1,236 @@
+/* route_edges.c - the shim's pass-through test against the paths that must not pass.
+ *
+ * Run under the shim with a mount MP (a prefix that does not exist on disk) whose
+ * backend holds NAME, and a real file REALFILE outside every mount:
+ *
+ *   route_edges MP NAME SIZE REALFILE
+ *
+ * The shim lets a path go to libc untouched when its first byte after '/' cannot start a
+ * mount prefix and it has no ".."; the scan for ".." reads whole vector blocks, so the
+ * cases are placed at every offset around 32-byte blocks and at the very end of a page
+ * followed by an inaccessible page (a read past it would crash). Each path is tried with
+ * stat, lstat, open, openat, access, statx and fopen: a path that climbs into the mount
+ * must find NAME there (SIZE bytes); a real path must find the real file; NULL must fail
+ * with EFAULT as libc's does. Prints one line per failure and "checked N" at the end;
+ * exit status 1 if anything failed. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static long checked, failed;
+static long want_size;
+static ino_t real_ino;
+
+static void bad(const char *call, const char *path, const char *what)
+{
+    failed++;
+    if (failed <= 40) printf("FAIL %s(\"%s\"): %s\n", call, path, what);
+}
+
+/* ours: the path names NAME in the mount; otherwise the real file. */
+static void probe(const char *path, int ours)
+{
+    struct stat st;
+    char what[128];
+    int r;
+#define EXPECT_STAT(call, expr) \
+    do { \
+        checked++; \
+        r = (expr); \
+        if (r != 0) { \
+            snprintf(what, sizeof what, "rc %d errno %d", r, errno); \
+            bad(call, path, what); \
+        } else if (ours ? st.st_size != want_size : st.st_ino != real_ino) { \
+            snprintf(what, sizeof what, "size %lld ino %llu: not the %s file", (long long)st.st_size, \
+                     (unsigned long long)st.st_ino, ours ? "mount's" : "real"); \
+            bad(call, path, what); \
+        } \
+    } while (0)
+    EXPECT_STAT("stat", stat(path, &st));
+    EXPECT_STAT("lstat", lstat(path, &st));
+    EXPECT_STAT("fstatat", fstatat(AT_FDCWD, path, &st, 0));
+    int fd = open(path, O_RDONLY);
+    EXPECT_STAT("open+fstat", fd < 0 ? -1 : fstat(fd, &st));
+    if (fd >= 0) close(fd);
+    fd = openat(AT_FDCWD, path, O_RDONLY);
+    EXPECT_STAT("openat+fstat", fd < 0 ? -1 : fstat(fd, &st));
+    if (fd >= 0) close(fd);
+    FILE *f = fopen(path, "r");
+    EXPECT_STAT("fopen+fstat", f ? fstat(fileno(f), &st) : -1);
+    if (f) fclose(f);
+    struct statx sx;
+    checked++;
+    if ((r = statx(AT_FDCWD, path, 0, STATX_BASIC_STATS, &sx)) != 0)
+        bad("statx", path, "failed");
+    else if (ours ? (long long)sx.stx_size != want_size : sx.stx_ino != real_ino)
+        bad("statx", path, "not the expected file");
+    checked++;
+    if (access(path, R_OK) != 0) bad("access", path, "failed");
+}
+
+/* A path that is not under the mount, whatever it shares with its prefix: the shim's
+ * stat must say what the kernel says (a raw system call, which no wrapper sees). */
+static void same_as_kernel(const char *path)
+{
+    struct stat a, b;
+    errno = 0;
+    int ra = stat(path, &a), ea = errno;
+    errno = 0;
+    int rb = (int)syscall(SYS_newfstatat, AT_FDCWD, path, &b, 0), eb = errno;
+    checked++;
+    if (ra != rb || (ra != 0 && ea != eb) || (ra == 0 && (a.st_ino != b.st_ino || a.st_dev != b.st_dev))) {
+        char what[96];
+        snprintf(what, sizeof what, "shim rc %d errno %d, kernel rc %d errno %d", ra, ea, rb, eb);
+        bad("stat", path, what);
+    }
+}
+
+/* A copy of s whose terminating NUL is the last byte before an inaccessible page. */
+static char *at_page_end(const char *s, char *two_pages, long page)
+{
+    size_t n = strlen(s) + 1;
+    char *p = two_pages + page - n;
+    memcpy(p, s, n);
+    return p;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 5) {
+        fprintf(stderr, "usage: route_edges MP NAME SIZE REALFILE\n");
+        return 2;
+    }
+    const char *mp = argv[1], *name = argv[2], *realfile = argv[4];
+    want_size = atol(argv[3]);
+    struct stat rst;
+    if (stat(realfile, &rst) != 0 || realfile[0] != '/') {
+        fprintf(stderr, "route_edges: %s: need an absolute path of a real file\n", realfile);
+        return 2;
+    }
+    real_ino = rst.st_ino;
+    long page = sysconf(_SC_PAGESIZE);
+    char *two = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (two == MAP_FAILED || mprotect(two + page, page, PROT_NONE) != 0) {
+        perror("route_edges: mmap");
+        return 2;
+    }
+    static char buf[8192] __attribute__((aligned(64)));
+    char path[4096], pad[200], dirpart[2048];
+
+    /* 1. "/" + k x's + "/.." + MP + "/" + NAME: the ".." at every offset from 2 to 150,
+     * across 32- and 64-byte blocks; then each of those at every shift 0..63 of an
+     * aligned buffer and ending at a page end. */
+    for (int k = 1; k <= 150; k++) {
+        memset(pad, 'x', (size_t)k);
+        pad[k] = '\0';
+        snprintf(path, sizeof path, "/%s/..%s/%s", pad, mp, name);
+        probe(path, 1);
+        if (k % 7 == 0)
+            for (int shift = 0; shift < 64; shift++) {
+                memcpy(buf + shift, path, strlen(path) + 1);
+                probe(buf + shift, 1);
+            }
+        probe(at_page_end(path, two, page), 1);
+        /* the same with the ".." as the very last component: the parent of MP... */
+        snprintf(path, sizeof path, "/%s/..%s/%s/../%s", pad, mp, name, name);
+        probe(at_page_end(path, two, page), 1);
+    }
+    /* 1b. The same strings across a page boundary (two accessible pages, then an
+     * inaccessible one), the boundary at every position of the string: the pair of dots
+     * split by it, the string continuing into the next page. */
+    char *three = mmap(NULL, 3 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (three == MAP_FAILED || mprotect(three + 2 * page, page, PROT_NONE) != 0) {
+        perror("route_edges: mmap");
+        return 2;
+    }
+    for (int k = 1; k <= 70; k += 3) {
+        memset(pad, 'x', (size_t)k);
+        pad[k] = '\0';
+        snprintf(path, sizeof path, "/%s/..%s/%s", pad, mp, name);
+        size_t n = strlen(path) + 1;
+        for (size_t o = 1; o < n; o++) {
+            memset(three + page - 80, 'y', 80); /* no stray dots before the string */
+            memcpy(three + page - o, path, n);
+            probe(three + page - o, 1);
+        }
+    }
+    for (size_t o = 1; o <= strlen(realfile); o++) {
+        memcpy(three + page - o, realfile, strlen(realfile) + 1);
+        probe(three + page - o, 0);
+    }
+    /* 2. The real file (its name has dots, none a ".."), at many offsets and at a page end. */
+    const char *rdir = strrchr(realfile, '/');
+    snprintf(dirpart, sizeof dirpart, "%.*s", (int)(rdir - realfile), realfile);
+    for (int shift = 0; shift < 64; shift += 5) {
+        memcpy(buf + shift, realfile, strlen(realfile) + 1);
+        probe(buf + shift, 0);
+    }
+    probe(at_page_end(realfile, two, page), 0);
+    /* through "/./": routed, normalised, still the real file */
+    snprintf(path, sizeof path, "%s/./%s", dirpart, rdir + 1);
+    probe(path, 0);
+    probe(at_page_end(path, two, page), 0);
+    /* 3. "//", "/./" and "/../" in front of the mount prefix: ours. */
+    snprintf(path, sizeof path, "/%s/%s", mp, name);
+    probe(path, 1);
+    probe(at_page_end(path, two, page), 1);
+    snprintf(path, sizeof path, "/.%s/%s", mp, name);
+    probe(path, 1);
+    snprintf(path, sizeof path, "/..%s/%s", mp, name);
+    probe(path, 1);
+    snprintf(path, sizeof path, "%s//./%s", mp, name);
+    probe(path, 1);
+    /* 3b. Paths that share a first letter, or a first component, with the mount prefix
+     * but are not under it (the first-component filter), and system directories. */
+    const char *sys_paths[] = {"/sys", "/sys/kernel", "/srv", "/sbin", "/s", "/tmp", "/proc/self", "//tmp", "/./tmp"};
+    for (size_t i = 0; i < sizeof sys_paths / sizeof sys_paths[0]; i++) same_as_kernel(sys_paths[i]);
+    const char *slash = strchr(mp + 1, '/');
+    int first_len = slash ? (int)(slash - mp) : (int)strlen(mp);
+    snprintf(path, sizeof path, "%.*sx", first_len, mp); /* "/s3shim-test-PIDx" */
+    same_as_kernel(path);
+    snprintf(path, sizeof path, "%.*s", first_len - 1, mp); /* "/s3shim-test-PI" */
+    same_as_kernel(path);
+    if (slash) {
+        snprintf(path, sizeof path, "%.*s/other", first_len, mp); /* beside the mount */
+        same_as_kernel(path);
+    }
+    /* 4. Relative paths from a real working directory far from the mount. */
+    if (chdir(dirpart) != 0) {
+        perror("route_edges: chdir");
+        return 2;
+    }
+    probe(rdir + 1, 0);
+    snprintf(path, sizeof path, "./%s", rdir + 1);
+    probe(path, 0);
+    int depth = 0;
+    for (const char *s = dirpart; *s; s++) depth += *s == '/';
+    path[0] = '\0';
+    for (int i = 0; i < depth; i++) strcat(path, "../");
+    snprintf(path + strlen(path), sizeof path - strlen(path), "%s/%s", mp + 1, name);
+    probe(path, 1);
+    probe(at_page_end(path, two, page), 1);
+    snprintf(path, sizeof path, "x/..");
+    for (int i = 0; i < depth; i++) strcat(path, "/..");
+    snprintf(path + strlen(path), sizeof path - strlen(path), "%s/%s", mp, name);
+    probe(path, 1);
+    /* 5. NULL: EFAULT, as libc answers. */
+    struct stat st;
+    const char *volatile nul = NULL; /* hidden from the compiler's nonnull checks */
+    checked += 4;
+    errno = 0;
+    if (stat(nul, &st) != -1 || errno != EFAULT) bad("stat", "(null)", "not EFAULT");
+    errno = 0;
+    if (open(nul, O_RDONLY) != -1 || errno != EFAULT) bad("open", "(null)", "not EFAULT");
+    errno = 0;
+    if (access(nul, F_OK) != -1 || errno != EFAULT) bad("access", "(null)", "not EFAULT");
+    errno = 0;
+    if (openat(AT_FDCWD, nul, O_RDONLY) != -1 || errno != EFAULT) bad("openat", "(null)", "not EFAULT");
+    printf("checked %ld, failed %ld\n", checked, failed);
+    return failed != 0;
+}
