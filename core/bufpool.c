@@ -9,6 +9,7 @@
  * such a region may compact memory synchronously, which cost seconds of CPU per GiB
  * on this busy machine; a reused buffer faults once anyway.) */
 #include "bufpool.h"
+#include "sys.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -31,7 +32,7 @@ static size_t map_len(size_t len) { return (len + 4095) & ~(size_t)4095; }
 
 static void *big_map(size_t len)
 {
-    void *p = mmap(NULL, map_len(len), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *p = sys.mmap(NULL, map_len(len), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 
