@@ -110,7 +110,7 @@ fi
 # dup, dup2, F_DUPFD: recorded (fd = the copy, len = the descriptor copied), and replayed as
 # copies of the replay's own descriptor: a read through a copy after the original's close
 # still reads, at the shared offset.
-rm -rf "$RP/dsrc" "$RP/ddst" && mkdir -p "$RP/dsrc" "$RP/ddst" && seq 100000 > "$RP/dsrc/f"
+rm -rf "$RP/dsrc" "$RP/ddst" "$RP/log3" && mkdir -p "$RP/dsrc" "$RP/ddst" "$RP/log3" && seq 100000 > "$RP/dsrc/f"
 S3SHIM_OPLOG="$RP/log3/" timeout $TMO "$S3SHIM" run --mount "$MPR=file://$RP/dsrc" -- python3 -c '
 import fcntl, os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
