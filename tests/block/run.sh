@@ -203,7 +203,7 @@ m1.close(); m2.close(); g.close()  # mmap holds a dup: the object commits at its
 g = open(mp + "/mm", "r+b")
 w = mmap.mmap(g.fileno(), 0)  # shared, writable
 w[0:3] = b"XYZ"; w[-3:] = b"END"
-g.seek(3); g.write(b"123"); g.flush()  # the file's own write shows in the mapping
+g.seek(3); g.write(b"123"); g.flush()  # a write through the file shows in the mapping
 r.append(w[0:6] == b"XYZ123")
 w.close(); g.close()
 got = open(mp + "/mm", "rb").read()
