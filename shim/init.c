@@ -259,7 +259,7 @@ __attribute__((destructor)) static void shim_fini(void)
     fflush(NULL); /* our stdio streams write through descriptors we are about to close */
     pump_finish_all();
     shim_close_all(0);
-    bk_block_at_exit(); /* block:// group commit: durable before the process ends */
+    bk_block_at_end(); /* block:// group commit: durable before the process ends */
     guard_enter();
     oplog_finish(OLE_EXIT);
     write_stats();
@@ -281,7 +281,7 @@ static void exit_commit(void)
     if (atomic_load(&shim.ready) && getpid() == shim.pid && !guard_active()) {
         pump_finish_all();
         shim_close_all(1);
-        bk_block_at_exit();
+        bk_block_at_end();
         bk_s3_at_exit(); /* the run's shared counters go with its first process */
     }
 }

@@ -183,7 +183,7 @@ void ofd_export_local(void)
 }
 
 /* The descriptions in the fd table open for writing on an object store whose bytes are
- * a streaming upload (not a local file), each once, with a reference taken, that `keep`
+ * a streaming upload or a version not yet committed (not a local file), each once, with a reference taken, that `keep`
  * accepts (called with the table locked). Returns how many are in *out (free it). */
 static int stream_writers(struct ofd ***out, int (*keep)(struct ofd *o, int lim))
 {
@@ -193,7 +193,8 @@ static int stream_writers(struct ofd ***out, int (*keep)(struct ofd *o, int lim)
     int lim = fdt_limit();
     for (int fd = 0; fd < lim; fd++) {
         struct ofd *o = fdt_raw_ofd(fdt_peek(fd));
-        if (!o || o->type != OFD_FILE || !o->fh || !o->m->ops->commit || (ofd_status(o) & O_ACCMODE) == O_RDONLY)
+        if (!o || o->type != OFD_FILE || !o->fh || !(o->m->ops->commit || o->m->ops->share) ||
+            (ofd_status(o) & O_ACCMODE) == O_RDONLY)
             continue;
         /* A staged file lives in a local file the next program shares. */
         if (o->m->ops->local_fd && o->m->ops->local_fd(o->fh) >= 0) continue;
@@ -217,6 +218,7 @@ static int stream_writers(struct ofd ***out, int (*keep)(struct ofd *o, int lim)
  * (`cmd > /s3/b/out` from a shell: the new program takes it up). */
 static int needs_commit(struct ofd *o, int lim)
 {
+    if (!o->m->ops->commit) return 0; /* block://: shared instead (ofd_share_writers) */
     int inherited = 0;
     for (int g = 0; g < lim && !inherited; g++) { /* every descriptor of it, pumped ends too */
         if (fdt_raw_ofd(fdt_peek(g)) != o) continue;

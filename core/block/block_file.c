@@ -33,6 +33,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define BLK_SMALL_OBJECT (256u << 10) /* objects up to this size: data through the page cache */
 
@@ -47,6 +48,12 @@ struct bfile {
     char key[BLK_MAX_KEY + 1];
     size_t klen;
     int fd, writable, dirty, err;
+    int acc;       /* O_RDONLY, O_WRONLY, O_RDWR */
+    int lockfd;    /* the key's lock file (fcntl and flock locks), opened at the first lock */
+    int shared;    /* shared with another process (bf_share), or locked (bf_lock_fd): other
+                    * processes commit versions it must follow (follow_shared) */
+    uint64_t new_ino; /* a new object's st_ino before its first commit, and after it if shown */
+    int ino_shown;
     int at_commit; /* wb_flush from the commit */
     mode_t mode;
     pthread_mutex_t lock;
@@ -67,6 +74,7 @@ struct bfile {
     uint64_t rc_off;
     size_t rc_len;
     struct readahead ra;
+    struct bfile *nw_next, **nw_pprev; /* in m->nw while created and never committed */
 };
 
 /* --- the block map ---------------------------------------------------------------------- */
@@ -262,6 +270,40 @@ static int wb_start(struct bfile *f, uint64_t off)
     return 0;
 }
 
+static int lookup_pinned(struct bfile *f);
+
+/* A description shared with another process (a child writing through it, a program the
+ * shell exec'd with it as stdout), or one the program locks, whose last version here is
+ * committed: if another process committed a newer one, go on from it, as one file shared
+ * in the kernel would. While two write at once without committing (and without locks),
+ * the last commit wins (docs/block-format.md). */
+static int follow_shared(struct bfile *f)
+{
+    if (!f->shared || f->dirty || f->err) return 0;
+    struct blk_obj *o = malloc(sizeof *o);
+    if (!o) return -ENOMEM;
+    int r = bt_get(&f->m->st, f->key, f->klen, o, NULL);
+    int same = r == 1 && o->gen == f->base.gen && o->ino == f->base.ino;
+    free(o);
+    if (r < 0) return r;
+    if (same || r == 0) return 0; /* unchanged, or removed: this version goes on */
+    /* The pins of the old version stay until close; the new one's are taken. */
+    r = lookup_pinned(f);
+    if (r < 0) return r;
+    if (r == 0) return 0;
+    struct bext *map = f->base.next ? malloc(sizeof *map * (size_t)(f->base.next + 2)) : NULL;
+    if (f->base.next && !map) return -ENOMEM;
+    free(f->map);
+    f->map = map;
+    f->cap = map ? f->base.next + 2 : 0;
+    f->n = 0;
+    for (int i = 0; i < f->base.next; i++)
+        f->map[f->n++] = (struct bext){f->base.ext[i].lblk, f->base.ext[i].pblk, f->base.ext[i].len, 0};
+    f->size = f->base.size;
+    f->rc_len = 0;
+    return 0;
+}
+
 /* --- reads and writes ----------------------------------------------------------------- */
 
 ssize_t bf_pread(void *fh, void *buf, size_t len, off_t off)
@@ -270,6 +312,7 @@ ssize_t bf_pread(void *fh, void *buf, size_t len, off_t off)
     uint64_t t0 = stats_now_ns();
     pthread_mutex_lock(&f->lock);
     int e = f->writable ? wb_flush(f) : 0;
+    if (!e) e = follow_shared(f);
     size_t done = 0;
     int seq = ra_sequential(&f->ra, off);
     while (!e && done < len && (uint64_t)off + done < f->size) {
@@ -314,7 +357,7 @@ ssize_t bf_pwrite(void *fh, const void *buf, size_t len, off_t off)
     if (off < 0) return -EINVAL;
     uint64_t t0 = stats_now_ns();
     pthread_mutex_lock(&f->lock);
-    int e = f->err;
+    int e = f->err ? f->err : follow_shared(f);
     size_t done = 0;
     while (!e && done < len) {
         uint64_t pos = (uint64_t)off + done;
@@ -421,7 +464,7 @@ static int commit(struct bfile *f, int how)
         memcpy(o->key, f->key, f->klen);
         o->mode = f->mode_set ? (S_IFREG | (f->mode & 07777))
                   : have == 1 ? cur->mode : (S_IFREG | (f->mode & 07777 & ~f->m->umask));
-        o->ino = have == 1 ? cur->ino : r->next_ino++;
+        o->ino = have == 1 ? cur->ino : f->ino_shown ? f->new_ino : r->next_ino++;
         o->size = f->size;
         o->mtime_ns = f->mtime_set ? f->mtime : bm_now_ns();
         o->gen = r->h.commit + 1;
@@ -449,7 +492,12 @@ static int commit(struct bfile *f, int how)
         if (e < 0) break;
         bg_committed(f->m, durable);
         f->base = *o;
-        for (int i = 0; i < f->n; i++) f->map[i].owned = 0; /* committed: shared from now on */
+        /* Committed: shared from now on, and its reservation becomes a pin (a read lock,
+         * as every reader of the object takes: other processes may open it now). */
+        for (int i = 0; i < f->n; i++) {
+            if (f->map[i].owned) blk_range_lock(f->fd, f->map[i].pblk, f->map[i].len, F_RDLCK);
+            f->map[i].owned = 0;
+        }
         f->dirty = 0;
         f->mtime_set = 0;
         f->mode_set = 0;
@@ -482,7 +530,8 @@ int bf_ftruncate(void *fh, off_t len)
     if (!f->writable) return -EBADF;
     if (len < 0) return -EINVAL;
     pthread_mutex_lock(&f->lock);
-    int e = wb_flush(f);
+    int e = follow_shared(f);
+    if (!e) e = wb_flush(f);
     uint64_t nl = (uint64_t)len;
     if (!e && nl < f->size) {
         uint64_t keep = (nl + BLK_BS - 1) / BLK_BS;
@@ -507,18 +556,19 @@ int bf_fstat(void *fh, struct stat *st)
     struct bfile *f = fh;
     pthread_mutex_lock(&f->lock);
     struct blk_obj *o = malloc(sizeof *o);
-    if (!o) {
+    int e = o ? follow_shared(f) : -ENOMEM;
+    if (e) {
+        free(o);
         pthread_mutex_unlock(&f->lock);
-        return -ENOMEM;
+        return e;
     }
     *o = f->base;
-    if (f->mode_set) {
-        o->mode = S_IFREG | (f->mode & 07777);
-        if (!o->gen) o->ino = (uint64_t)1 << 62 | ((uintptr_t)f >> 4);
-    } else if (!o->gen) { /* not committed yet */
-        o->mode = S_IFREG | (f->mode & 07777 & ~f->m->umask);
-        o->ino = (uint64_t)1 << 62 | ((uintptr_t)f >> 4);
+    if (!o->gen) { /* not committed yet: the number its commit keeps (sqlite compares them) */
+        o->ino = f->new_ino;
+        f->ino_shown = 1;
     }
+    if (f->mode_set) o->mode = S_IFREG | (f->mode & 07777);
+    else if (!o->gen) o->mode = S_IFREG | (f->mode & 07777 & ~f->m->umask);
     o->size = f->size;
     o->next = 0;
     uint64_t blocks = 0;
@@ -557,11 +607,39 @@ int bf_fchmod(void *fh, mode_t mode)
     return 0;
 }
 
+static void nw_remove(struct bfile *f)
+{
+    pthread_mutex_lock(&f->m->nw_lock);
+    if (f->nw_pprev) {
+        *f->nw_pprev = f->nw_next;
+        if (f->nw_next) f->nw_next->nw_pprev = f->nw_pprev;
+        f->nw_pprev = NULL;
+    }
+    pthread_mutex_unlock(&f->m->nw_lock);
+}
+
+int bf_stat_new(struct block_mount *m, const char *key, struct stat *st)
+{
+    int e = -ENOENT;
+    pthread_mutex_lock(&m->nw_lock); /* before a file's lock, never after */
+    for (struct bfile *f = m->nw; f && e; f = f->nw_next) {
+        if (strcmp(f->key, key) != 0) continue;
+        pthread_mutex_lock(&f->lock);
+        int fresh = !f->base.gen && !f->err;
+        pthread_mutex_unlock(&f->lock);
+        if (fresh) e = bf_fstat(f, st);
+    }
+    pthread_mutex_unlock(&m->nw_lock);
+    return e;
+}
+
 static void bfile_free(struct bfile *f)
 {
+    nw_remove(f);
     if (f->wb.p) ubuf_put(&f->wb);
     if (f->rc.p) ubuf_put(&f->rc);
     if (f->fd >= 0) efd_close(f->fd); /* drops every reservation and pin */
+    if (f->lockfd >= 0) efd_close(f->lockfd); /* and this process's locks, as a close does */
     pthread_mutex_destroy(&f->lock);
     free(f->map);
     free(f);
@@ -584,6 +662,37 @@ int bf_close(void *fh)
     bfile_free(f);
     stats_record(m->stats, STK_CLOSE, t0, 0, e != 0);
     return e;
+}
+
+int bf_share(void *fh)
+{
+    struct bfile *f = fh;
+    if (!f->writable) return 0;
+    pthread_mutex_lock(&f->lock);
+    /* What this process wrote, committed: the other process re-opens the key (a program
+     * it execs) or commits its copy of this file (a forked child) and finds it there. */
+    int e = f->dirty ? commit(f, bg_how(f->m)) : f->err;
+    if (!e) f->shared = 1;
+    pthread_mutex_unlock(&f->lock);
+    return e;
+}
+
+int bf_lock_fd(void *fh)
+{
+    struct bfile *f = fh;
+    pthread_mutex_lock(&f->lock);
+    if (f->lockfd < 0) {
+        int fd = blk_lockfile_open(&f->m->st, f->key, f->klen, f->acc);
+        if (fd < 0) slog_error("block: %s: %s: cannot open its lock file: %s", f->m->uri, f->key, strerror(-fd));
+        else f->lockfd = efd_park(fd);
+    }
+    int r = f->lockfd >= 0 ? f->lockfd : -ENOLCK;
+    /* A program that locks coordinates with other processes through the file (sqlite):
+     * from now on every read, write and fstat starts from the newest committed version
+     * when this one has nothing uncommitted, as it would on a file shared in the kernel. */
+    if (r >= 0) f->shared = 1;
+    pthread_mutex_unlock(&f->lock);
+    return r;
 }
 
 /* --- opening ----------------------------------------------------------------------------- */
@@ -640,6 +749,12 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     memcpy(f->key, key, kl + 1);
     f->klen = kl;
     f->writable = wr;
+    f->acc = acc;
+    f->lockfd = -1;
+    uint64_t x = (uint64_t)bm_now_ns() ^ (uint64_t)getpid() << 40 ^ (uint64_t)(uintptr_t)f;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull; /* splitmix64's finalizer */
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    f->new_ino = BLK_INO_CHOSEN | ((x ^ (x >> 31)) & (BLK_INO_CHOSEN - 1));
     /* Mode 0 comes from the shim re-opening a writer inherited across exec (it does not
      * know the creator's mode): the usual 0666 then, less the umask, as the shell gives. */
     f->mode = mode ? mode : 0666;
@@ -678,6 +793,14 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     if (e) {
         bfile_free(f);
         return e;
+    }
+    if (wr && have == 0) {
+        pthread_mutex_lock(&m->nw_lock);
+        f->nw_next = m->nw;
+        if (m->nw) m->nw->nw_pprev = &f->nw_next;
+        f->nw_pprev = &m->nw;
+        m->nw = f;
+        pthread_mutex_unlock(&m->nw_lock);
     }
     *fhp = f;
     return 0;

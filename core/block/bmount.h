@@ -28,6 +28,10 @@ struct block_mount {
     int g_thread_on, g_stop;
     pid_t g_pid;                 /* the process the thread runs in */
     struct block_mount *g_next;  /* this process's mounts */
+    /* Files this process opened to create and has not committed yet (block_file.c): its
+     * own stat sees them, as a filesystem shows a file from its open(O_CREAT). */
+    pthread_mutex_t nw_lock;
+    struct bfile *nw;
 };
 
 /* block_group.c: group commit. */
@@ -72,6 +76,10 @@ int bf_ftruncate(void *fh, off_t len);
 int bf_fstat(void *fh, struct stat *st);
 int bf_futimens(void *fh, const struct timespec ts[2]);
 int bf_close(void *fh);
+int bf_share(void *fh);   /* another process gets the description: what was written, committed */
+int bf_lock_fd(void *fh); /* the key's lock file in /dev/shm (blk_vroot.c) */
+/* stat of key as a file this process is creating and has not committed: 0, or -ENOENT. */
+int bf_stat_new(struct block_mount *m, const char *key, struct stat *st);
 int bf_fchmod(void *fh, mode_t mode);
 int bm_chmod(void *ms, const char *key, mode_t mode);
 
