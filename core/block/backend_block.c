@@ -305,6 +305,7 @@ static void bm_atfork_child(void *ms)
     struct block_mount *m = ms;
     pthread_mutex_init(&m->detail_lock, NULL);
     pthread_mutex_init(&m->nw_lock, NULL);
+    bf_atfork_child(m);
     bg_atfork_child(m);
     blk_atfork_child(&m->st);
     m->st.fd = efd_park(m->st.fd);

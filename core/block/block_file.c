@@ -74,7 +74,7 @@ struct bfile {
     uint64_t rc_off;
     size_t rc_len;
     struct readahead ra;
-    struct bfile *nw_next, **nw_pprev; /* in m->nw while created and never committed */
+    struct bfile *nw_next, **nw_pprev; /* in m->nw: this process's writers */
 };
 
 /* --- the block map ---------------------------------------------------------------------- */
@@ -618,6 +618,16 @@ static void nw_remove(struct bfile *f)
     pthread_mutex_unlock(&f->m->nw_lock);
 }
 
+void bf_atfork_child(struct block_mount *m)
+{
+    for (struct bfile *f = m->nw; f; f = f->nw_next) {
+        pthread_mutex_init(&f->lock, NULL);
+        /* The reservation left is the parent's to use: two copies writing into it would
+         * hand the same blocks to two versions. The child reserves its own. */
+        f->rlen = 0;
+    }
+}
+
 int bf_stat_new(struct block_mount *m, const char *key, struct stat *st)
 {
     int e = -ENOENT;
@@ -794,7 +804,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
         bfile_free(f);
         return e;
     }
-    if (wr && have == 0) {
+    if (wr) {
         pthread_mutex_lock(&m->nw_lock);
         f->nw_next = m->nw;
         if (m->nw) m->nw->nw_pprev = &f->nw_next;

@@ -28,8 +28,9 @@ struct block_mount {
     int g_thread_on, g_stop;
     pid_t g_pid;                 /* the process the thread runs in */
     struct block_mount *g_next;  /* this process's mounts */
-    /* Files this process opened to create and has not committed yet (block_file.c): its
-     * own stat sees them, as a filesystem shows a file from its open(O_CREAT). */
+    /* This process's files open for writing (block_file.c): its own stat sees those it
+     * created and has not committed yet, as a filesystem shows a file from its
+     * open(O_CREAT); a forked child drops their reservations. */
     pthread_mutex_t nw_lock;
     struct bfile *nw;
 };
@@ -80,6 +81,7 @@ int bf_share(void *fh);   /* another process gets the description: what was writ
 int bf_lock_fd(void *fh); /* the key's lock file in /dev/shm (blk_vroot.c) */
 /* stat of key as a file this process is creating and has not committed: 0, or -ENOENT. */
 int bf_stat_new(struct block_mount *m, const char *key, struct stat *st);
+void bf_atfork_child(struct block_mount *m);
 int bf_fchmod(void *fh, mode_t mode);
 int bm_chmod(void *ms, const char *key, mode_t mode);
 
