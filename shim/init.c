@@ -121,7 +121,7 @@ static void exit_commit(void);
 static void atfork_prepare(void)
 {
     if (!atomic_load(&shim.ready)) return;
-    ofd_share_writers(); /* a streaming upload the child can write to is staged first */
+    ofd_share_writers(1); /* a streaming upload the child can write to is staged first */
     ofd_promote_all(); /* offsets must be shared with the child */
     oplog_atfork_prepare(); /* before the fd table: the op log takes it while holding its own */
     fdt_atfork_prepare();

@@ -228,10 +228,18 @@ static int needs_commit(struct ofd *o, int lim)
     return !(inherited && ofd_sh(o)->offset == 0);
 }
 
+static int child_may_write(struct ofd *o, int lim);
+static void share_list(struct ofd **list, int n);
+
+/* A block:// writer the new program inherits. */
+static int shared_at_exec(struct ofd *o, int lim) { return !o->m->ops->commit && child_may_write(o, lim); }
+
 void ofd_commit_before_exec(void)
 {
     struct ofd **list;
-    int n = stream_writers(&list, needs_commit);
+    int n = stream_writers(&list, shared_at_exec);
+    share_list(list, n);
+    n = stream_writers(&list, needs_commit);
     for (int i = 0; i < n; i++) { /* outside the table lock: these are network round trips */
         struct ofd *o = list[i];
         guard_enter();
@@ -256,10 +264,24 @@ static int child_may_write(struct ofd *o, int lim)
     return 0;
 }
 
-void ofd_share_writers(void)
+/* At fork, a block:// writer even if close-on-exec: the child has it until it execs. */
+static int forked_may_write(struct ofd *o, int lim)
+{
+    if (o->m->ops->commit) return child_may_write(o, lim);
+    for (int g = 0; g < lim; g++)
+        if (fdt_peek(g) == o) return 1;
+    return 0;
+}
+
+void ofd_share_writers(int fork)
 {
     struct ofd **list;
-    int n = stream_writers(&list, child_may_write);
+    int n = stream_writers(&list, fork ? forked_may_write : child_may_write);
+    share_list(list, n);
+}
+
+static void share_list(struct ofd **list, int n)
+{
     for (int i = 0; i < n; i++) {
         struct ofd *o = list[i];
         if (o->m->ops->share) {

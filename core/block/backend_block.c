@@ -305,11 +305,11 @@ static void bm_atfork_child(void *ms)
     struct block_mount *m = ms;
     pthread_mutex_init(&m->detail_lock, NULL);
     pthread_mutex_init(&m->nw_lock, NULL);
-    bf_atfork_child(m);
     bg_atfork_child(m);
     blk_atfork_child(&m->st);
     m->st.fd = efd_park(m->st.fd);
     uring_atfork_child();
+    bf_atfork_child(m); /* after the engine: buffers taken now are the child's */
 }
 
 /* --- namespace ------------------------------------------------------------------------------ */

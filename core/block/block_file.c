@@ -74,7 +74,7 @@ struct bfile {
     uint64_t rc_off;
     size_t rc_len;
     struct readahead ra;
-    struct bfile *nw_next, **nw_pprev; /* in m->nw: this process's writers */
+    struct bfile *nw_next, **nw_pprev; /* in m->nw: this process's open files */
 };
 
 /* --- the block map ---------------------------------------------------------------------- */
@@ -625,6 +625,23 @@ void bf_atfork_child(struct block_mount *m)
         /* The reservation left is the parent's to use: two copies writing into it would
          * hand the same blocks to two versions. The child reserves its own. */
         f->rlen = 0;
+        /* Registered buffers are the parent's rings' (the child's arena slots were all
+         * freed for it): what the write buffer holds moves to a buffer of the child's;
+         * the read cache is dropped. A buffer of the process budget is a private copy. */
+        f->rc_len = 0;
+        if (f->rc.index >= 0) memset(&f->rc, 0, sizeof f->rc), f->rc.index = -1;
+        if (f->wb.index >= 0) {
+            struct ubuf old = f->wb, nb;
+            memset(&f->wb, 0, sizeof f->wb);
+            f->wb.index = -1;
+            if (f->wb_len && ubuf_get(&nb, old.len, 1) == 0) {
+                memcpy(nb.p, old.p, f->wb_len);
+                f->wb = nb;
+            } else if (f->wb_len) {
+                f->wb_len = 0;
+                f->err = -ENOMEM;
+            }
+        }
     }
 }
 
@@ -804,7 +821,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
         bfile_free(f);
         return e;
     }
-    if (wr) {
+    {
         pthread_mutex_lock(&m->nw_lock);
         f->nw_next = m->nw;
         if (m->nw) m->nw->nw_pprev = &f->nw_next;

@@ -28,9 +28,9 @@ struct block_mount {
     int g_thread_on, g_stop;
     pid_t g_pid;                 /* the process the thread runs in */
     struct block_mount *g_next;  /* this process's mounts */
-    /* This process's files open for writing (block_file.c): its own stat sees those it
-     * created and has not committed yet, as a filesystem shows a file from its
-     * open(O_CREAT); a forked child drops their reservations. */
+    /* This process's open files (block_file.c): its own stat sees those it created and
+     * has not committed yet, as a filesystem shows a file from its open(O_CREAT); a
+     * forked child drops their reservations and the parent's registered buffers. */
     pthread_mutex_t nw_lock;
     struct bfile *nw;
 };

@@ -587,6 +587,19 @@ r=$(shim "$LK" cat "$MP/x1" "$MP/x2" "$MP/x3" 2>&1 | tr '\n' ' ')
 if [ "$r" = "a b a b c d e a b " ] && [ ! -s "$OUT" ]; then
     pass "a shell builtin and the programs it execs write through one exec 3> descriptor, in either order, appending, exec'ing last"
 else echo "got: $r" >>"$OUT"; fail "writers across exec" "$OUT"; fi
+shim "$LK" "$PY" -c '
+import os, sys
+fd = os.open(sys.argv[1] + "/fw", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)   # close-on-exec
+os.write(fd, b"parent\n")
+pid = os.fork()
+if pid == 0:
+    os.write(fd, b"child\n"); os._exit(0)
+os.waitpid(pid, 0)
+os.write(fd, b"parent again\n"); os.close(fd)
+print(repr(open(sys.argv[1] + "/fw").read()))' "$MP" >"$OUT" 2>&1
+if [ "$(cat "$OUT")" = "'parent\nchild\nparent again\n'" ]; then
+    pass "a forked child and its parent write through one description in turn: nothing overwritten"
+else fail "parent and forked child writing through one description" "$OUT"; fi
 check_clean "$LK" "after the lock and shared-writer tests"
 
 # The files in /dev/shm (visible roots, lock files) go with the last process using the
