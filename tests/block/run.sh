@@ -6,8 +6,10 @@
 # directory, rm -r, rmdir) against a plain directory, `blk check` after all of it, a flipped
 # bit in every kind of metadata block caught by check, a full device (ENOSPC at the call,
 # nothing half-visible), names over the limit, several processes at once, and writers
-# killed with SIGKILL, the power-loss simulation (s3shim blk crashtest, 10,500 states), and
-# group commit (visible at close, durable at exit, fsync, after the interval, next mount).
+# killed with SIGKILL, the power-loss simulation (s3shim blk crashtest, 10,500 states),
+# group commit (visible at close, durable at exit, fsync, after the interval, next mount),
+# locks (fcntl, OFD, flock; sqlite3, two at once), writers shared across fork and exec,
+# and the files in /dev/shm going with the last process using the store.
 #
 #   BUILD=build SAN= tests/block/run.sh          (release)
 #   BUILD=build/asan SAN=asan tests/block/run.sh (ASan+UBSan)
