@@ -231,13 +231,19 @@ static int needs_commit(struct ofd *o, int lim)
 static int child_may_write(struct ofd *o, int lim);
 static void share_list(struct ofd **list, int n);
 
-/* A block:// writer the new program inherits. */
-static int shared_at_exec(struct ofd *o, int lim) { return !o->m->ops->commit && child_may_write(o, lim); }
+/* A block:// writer (committed versions, no upload): at exec all of them, since what this
+ * program wrote is its data, as the kernel would keep it in a file; the new program goes
+ * on with those it inherits. */
+static int version_writer(struct ofd *o, int lim)
+{
+    (void)lim;
+    return !o->m->ops->commit;
+}
 
 void ofd_commit_before_exec(void)
 {
     struct ofd **list;
-    int n = stream_writers(&list, shared_at_exec);
+    int n = stream_writers(&list, version_writer);
     share_list(list, n);
     n = stream_writers(&list, needs_commit);
     for (int i = 0; i < n; i++) { /* outside the table lock: these are network round trips */

@@ -92,8 +92,9 @@ void ofd_export_local(void);
  * cannot move to another program). One with nothing written that the new program
  * inherits passes through as before (`cmd > /s3/b/out` from a shell). If exec then
  * fails, the description stays open, committed: later writes fail as after fsync.
- * A block:// writer (share, no commit) the new program inherits is shared (committed
- * so far, and followed), here too: a shell's `cmd >>f` opens f in the forked child. */
+ * Every block:// writer (share, no commit) is shared (committed so far, and followed
+ * after): what the program wrote is kept, and one the new program inherits goes on
+ * there (a shell's `cmd >>f` opens f in the forked child, after the fork's share). */
 void ofd_commit_before_exec(void);
 /* Before fork or spawn: a description open for writing as a streaming upload that a
  * child gets as a placeholder is staged (backend share), so that the child, or a program

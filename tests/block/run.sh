@@ -602,6 +602,13 @@ print(repr(open(sys.argv[1] + "/fw").read()))' "$MP" >"$OUT" 2>&1
 if [ "$(cat "$OUT")" = "'parent\nchild\nparent again\n'" ]; then
     pass "a forked child and its parent write through one description in turn: nothing overwritten"
 else fail "parent and forked child writing through one description" "$OUT"; fi
+shim "$LK" "$PY" -c '
+import os, sys
+fd = os.open(sys.argv[1] + "/ex", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)   # close-on-exec
+os.write(fd, b"kept at exec\n")
+os.execv("/bin/cat", ["cat", sys.argv[1] + "/ex"])' "$MP" >"$OUT" 2>&1
+if [ "$(cat "$OUT")" = "kept at exec" ]; then pass "what a program wrote through a close-on-exec descriptor is committed when it execs"
+else fail "a close-on-exec writer at exec" "$OUT"; fi
 check_clean "$LK" "after the lock and shared-writer tests"
 
 # The files in /dev/shm (visible roots, lock files) go with the last process using the
