@@ -22,6 +22,7 @@
  * program writing many small files does not wait for the device on each. */
 #include "block.h"
 #include "bmount.h"
+#include "bfile.h"
 
 #include "../efd.h"
 #include "../log.h"
@@ -36,46 +37,6 @@
 #include <unistd.h>
 
 #define BLK_SMALL_OBJECT (256u << 10) /* objects up to this size: data through the page cache */
-
-struct bext {
-    uint64_t lblk, pblk;
-    uint32_t len;
-    int owned;
-};
-
-struct bfile {
-    struct block_mount *m;
-    char key[BLK_MAX_KEY + 1];
-    size_t klen;
-    int fd, writable, dirty, err;
-    int acc;       /* O_RDONLY, O_WRONLY, O_RDWR */
-    int lockfd;    /* the key's lock file (fcntl and flock locks), opened at the first lock */
-    int shared;    /* shared with another process (bf_share), or locked (bf_lock_fd): other
-                    * processes commit versions it must follow (follow_shared) */
-    uint64_t new_ino; /* a new object's st_ino before its first commit, and after it if shown */
-    int ino_shown;
-    int at_commit; /* wb_flush from the commit */
-    mode_t mode;
-    pthread_mutex_t lock;
-    struct blk_obj base; /* the committed version this file builds on (base.gen 0: none) */
-    uint64_t size;
-    int64_t mtime;
-    int mtime_set;
-    int mode_set; /* fchmod of a writer: the mode its commit gives */
-    struct bext *map;
-    int n, cap;
-    uint64_t rstart, rlen; /* the reserved run not yet used */
-    /* write buffer: valid bytes [wb_lblk * BS, + wb_len) */
-    struct ubuf wb;
-    uint64_t wb_lblk;
-    size_t wb_len;
-    /* read cache: logical [rc_off, rc_off + rc_len) */
-    struct ubuf rc;
-    uint64_t rc_off;
-    size_t rc_len;
-    struct readahead ra;
-    struct bfile *nw_next, **nw_pprev; /* in m->nw: this process's open files */
-};
 
 /* --- the block map ---------------------------------------------------------------------- */
 
@@ -270,40 +231,6 @@ static int wb_start(struct bfile *f, uint64_t off)
     return 0;
 }
 
-static int lookup_pinned(struct bfile *f);
-
-/* A description shared with another process (a child writing through it, a program the
- * shell exec'd with it as stdout), or one the program locks, whose last version here is
- * committed: if another process committed a newer one, go on from it, as one file shared
- * in the kernel would. While two write at once without committing (and without locks),
- * the last commit wins (docs/block-format.md). */
-static int follow_shared(struct bfile *f)
-{
-    if (!f->shared || f->dirty || f->err) return 0;
-    struct blk_obj *o = malloc(sizeof *o);
-    if (!o) return -ENOMEM;
-    int r = bt_get(&f->m->st, f->key, f->klen, o, NULL);
-    int same = r == 1 && o->gen == f->base.gen && o->ino == f->base.ino;
-    free(o);
-    if (r < 0) return r;
-    if (same || r == 0) return 0; /* unchanged, or removed: this version goes on */
-    /* The pins of the old version stay until close; the new one's are taken. */
-    r = lookup_pinned(f);
-    if (r < 0) return r;
-    if (r == 0) return 0;
-    struct bext *map = f->base.next ? malloc(sizeof *map * (size_t)(f->base.next + 2)) : NULL;
-    if (f->base.next && !map) return -ENOMEM;
-    free(f->map);
-    f->map = map;
-    f->cap = map ? f->base.next + 2 : 0;
-    f->n = 0;
-    for (int i = 0; i < f->base.next; i++)
-        f->map[f->n++] = (struct bext){f->base.ext[i].lblk, f->base.ext[i].pblk, f->base.ext[i].len, 0};
-    f->size = f->base.size;
-    f->rc_len = 0;
-    return 0;
-}
-
 /* --- reads and writes ----------------------------------------------------------------- */
 
 ssize_t bf_pread(void *fh, void *buf, size_t len, off_t off)
@@ -312,7 +239,7 @@ ssize_t bf_pread(void *fh, void *buf, size_t len, off_t off)
     uint64_t t0 = stats_now_ns();
     pthread_mutex_lock(&f->lock);
     int e = f->writable ? wb_flush(f) : 0;
-    if (!e) e = follow_shared(f);
+    if (!e) e = bf_follow_shared(f);
     size_t done = 0;
     int seq = ra_sequential(&f->ra, off);
     while (!e && done < len && (uint64_t)off + done < f->size) {
@@ -357,7 +284,7 @@ ssize_t bf_pwrite(void *fh, const void *buf, size_t len, off_t off)
     if (off < 0) return -EINVAL;
     uint64_t t0 = stats_now_ns();
     pthread_mutex_lock(&f->lock);
-    int e = f->err ? f->err : follow_shared(f);
+    int e = f->err ? f->err : bf_follow_shared(f);
     size_t done = 0;
     while (!e && done < len) {
         uint64_t pos = (uint64_t)off + done;
@@ -431,7 +358,7 @@ static int free_replaced(struct blk_txn *t, struct bfile *f, const struct blk_ob
     return 0;
 }
 
-static int commit(struct bfile *f, int how)
+int bf_commit(struct bfile *f, int how)
 {
     f->at_commit = 1;
     int e = wb_flush(f);
@@ -517,7 +444,7 @@ int bf_fsync(void *fh, int datasync)
     /* A durable commit of this file, or (nothing to commit) of everything published:
      * fsync on any descriptor of the mount leaves nothing only visible behind it. */
     int mine = f->writable && f->dirty;
-    int e = mine ? commit(f, TX_DURABLE) : f->writable ? f->err : 0;
+    int e = mine ? bf_commit(f, TX_DURABLE) : f->writable ? f->err : 0;
     if (!e && !mine) e = bg_sync(f->m);
     pthread_mutex_unlock(&f->lock);
     stats_record(f->m->stats, STK_SYNC, t0, 0, e != 0);
@@ -530,7 +457,7 @@ int bf_ftruncate(void *fh, off_t len)
     if (!f->writable) return -EBADF;
     if (len < 0) return -EINVAL;
     pthread_mutex_lock(&f->lock);
-    int e = follow_shared(f);
+    int e = bf_follow_shared(f);
     if (!e) e = wb_flush(f);
     uint64_t nl = (uint64_t)len;
     if (!e && nl < f->size) {
@@ -556,7 +483,7 @@ int bf_fstat(void *fh, struct stat *st)
     struct bfile *f = fh;
     pthread_mutex_lock(&f->lock);
     struct blk_obj *o = malloc(sizeof *o);
-    int e = o ? follow_shared(f) : -ENOMEM;
+    int e = o ? bf_follow_shared(f) : -ENOMEM;
     if (e) {
         free(o);
         pthread_mutex_unlock(&f->lock);
@@ -607,62 +534,9 @@ int bf_fchmod(void *fh, mode_t mode)
     return 0;
 }
 
-static void nw_remove(struct bfile *f)
-{
-    pthread_mutex_lock(&f->m->nw_lock);
-    if (f->nw_pprev) {
-        *f->nw_pprev = f->nw_next;
-        if (f->nw_next) f->nw_next->nw_pprev = f->nw_pprev;
-        f->nw_pprev = NULL;
-    }
-    pthread_mutex_unlock(&f->m->nw_lock);
-}
-
-void bf_atfork_child(struct block_mount *m)
-{
-    for (struct bfile *f = m->nw; f; f = f->nw_next) {
-        pthread_mutex_init(&f->lock, NULL);
-        /* The reservation left is the parent's to use: two copies writing into it would
-         * hand the same blocks to two versions. The child reserves its own. */
-        f->rlen = 0;
-        /* Registered buffers are the parent's rings' (the child's arena slots were all
-         * freed for it): what the write buffer holds moves to a buffer of the child's;
-         * the read cache is dropped. A buffer of the process budget is a private copy. */
-        f->rc_len = 0;
-        if (f->rc.index >= 0) memset(&f->rc, 0, sizeof f->rc), f->rc.index = -1;
-        if (f->wb.index >= 0) {
-            struct ubuf old = f->wb, nb;
-            memset(&f->wb, 0, sizeof f->wb);
-            f->wb.index = -1;
-            if (f->wb_len && ubuf_get(&nb, old.len, 1) == 0) {
-                memcpy(nb.p, old.p, f->wb_len);
-                f->wb = nb;
-            } else if (f->wb_len) {
-                f->wb_len = 0;
-                f->err = -ENOMEM;
-            }
-        }
-    }
-}
-
-int bf_stat_new(struct block_mount *m, const char *key, struct stat *st)
-{
-    int e = -ENOENT;
-    pthread_mutex_lock(&m->nw_lock); /* before a file's lock, never after */
-    for (struct bfile *f = m->nw; f && e; f = f->nw_next) {
-        if (strcmp(f->key, key) != 0) continue;
-        pthread_mutex_lock(&f->lock);
-        int fresh = !f->base.gen && !f->err;
-        pthread_mutex_unlock(&f->lock);
-        if (fresh) e = bf_fstat(f, st);
-    }
-    pthread_mutex_unlock(&m->nw_lock);
-    return e;
-}
-
 static void bfile_free(struct bfile *f)
 {
-    nw_remove(f);
+    bf_list_remove(f);
     if (f->wb.p) ubuf_put(&f->wb);
     if (f->rc.p) ubuf_put(&f->rc);
     if (f->fd >= 0) efd_close(f->fd); /* drops every reservation and pin */
@@ -679,7 +553,7 @@ int bf_close(void *fh)
     int e = 0;
     if (f->writable) {
         pthread_mutex_lock(&f->lock);
-        e = f->dirty ? commit(f, bg_how(f->m)) : f->err;
+        e = f->dirty ? bf_commit(f, bg_how(f->m)) : f->err;
         pthread_mutex_unlock(&f->lock);
         if (e) slog_error("block: %s: closing %s: %s; the object keeps its previous version", f->m->uri, f->key,
                           strerror(-e));
@@ -689,37 +563,6 @@ int bf_close(void *fh)
     bfile_free(f);
     stats_record(m->stats, STK_CLOSE, t0, 0, e != 0);
     return e;
-}
-
-int bf_share(void *fh)
-{
-    struct bfile *f = fh;
-    if (!f->writable) return 0;
-    pthread_mutex_lock(&f->lock);
-    /* What this process wrote, committed: the other process re-opens the key (a program
-     * it execs) or commits its copy of this file (a forked child) and finds it there. */
-    int e = f->dirty ? commit(f, bg_how(f->m)) : f->err;
-    if (!e) f->shared = 1;
-    pthread_mutex_unlock(&f->lock);
-    return e;
-}
-
-int bf_lock_fd(void *fh)
-{
-    struct bfile *f = fh;
-    pthread_mutex_lock(&f->lock);
-    if (f->lockfd < 0) {
-        int fd = blk_lockfile_open(&f->m->st, f->key, f->klen, f->acc);
-        if (fd < 0) slog_error("block: %s: %s: cannot open its lock file: %s", f->m->uri, f->key, strerror(-fd));
-        else f->lockfd = efd_park(fd);
-    }
-    int r = f->lockfd >= 0 ? f->lockfd : -ENOLCK;
-    /* A program that locks coordinates with other processes through the file (sqlite):
-     * from now on every read, write and fstat starts from the newest committed version
-     * when this one has nothing uncommitted, as it would on a file shared in the kernel. */
-    if (r >= 0) f->shared = 1;
-    pthread_mutex_unlock(&f->lock);
-    return r;
 }
 
 /* --- opening ----------------------------------------------------------------------------- */
@@ -742,7 +585,7 @@ static int claim_name(struct bfile *f)
 }
 
 /* Look key up and pin its blocks with read locks on fd; 1 found, 0 not, -errno. */
-static int lookup_pinned(struct bfile *f)
+int bf_lookup_pinned(struct bfile *f)
 {
     for (int tries = 0; tries < 100; tries++) {
         uint64_t gen;
@@ -794,7 +637,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
         if (f->fd < 0) e = -errno;
         else f->fd = efd_park(f->fd);
     }
-    int have = e ? e : lookup_pinned(f);
+    int have = e ? e : bf_lookup_pinned(f);
     if (have < 0) e = have;
     if (!e && have == 0) { /* a directory of that name? */
         struct stat st;
@@ -821,14 +664,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
         bfile_free(f);
         return e;
     }
-    {
-        pthread_mutex_lock(&m->nw_lock);
-        f->nw_next = m->nw;
-        if (m->nw) m->nw->nw_pprev = &f->nw_next;
-        f->nw_pprev = &m->nw;
-        m->nw = f;
-        pthread_mutex_unlock(&m->nw_lock);
-    }
+    bf_list_add(f);
     *fhp = f;
     return 0;
 }
