@@ -1,6 +1,5 @@
 /* bmount.h - a block:// mount (backend_block.c) and its open files (block_file.c,
- * block_share.c), as the
- * two files share them. Private to core/block/. */
+ * block_share.c), as those files share them. Private to core/block/. */
 #ifndef S3SHIM_BMOUNT_H
 #define S3SHIM_BMOUNT_H
 
