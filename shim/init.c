@@ -128,7 +128,7 @@ static void note_exit_status(int status, void *arg);
 static void atfork_prepare(void)
 {
     if (!atomic_load(&shim.ready)) return;
-    ofd_share_writers(); /* a streaming upload the child can write to is staged first */
+    ofd_share_writers(1); /* a streaming upload the child can write to is staged first */
     ofd_promote_all(); /* offsets must be shared with the child */
     oplog_atfork_prepare(); /* before the fd table: the op log takes it while holding its own */
     fdt_atfork_prepare();
@@ -303,7 +303,7 @@ __attribute__((destructor)) static void shim_fini(void)
     fflush(NULL); /* our stdio streams write through descriptors we are about to close */
     int failed = pump_finish_all();
     failed += shim_close_all(0);
-    bk_block_at_exit(); /* block:// group commit: durable before the process ends */
+    bk_block_at_end(); /* block:// group commit: durable before the process ends */
     guard_enter();
     oplog_finish(OLE_EXIT);
     write_stats();
@@ -332,7 +332,7 @@ static int exit_commit_count(void)
     if (owns_exit() && !guard_active()) {
         failed = pump_finish_all();
         failed += shim_close_all(1);
-        bk_block_at_exit();
+        bk_block_at_end();
         bk_s3_at_exit(); /* the run's shared counters go with its first process */
     }
     return failed;

@@ -183,7 +183,7 @@ void ofd_export_local(void)
 }
 
 /* The descriptions in the fd table open for writing on an object store whose bytes are
- * a streaming upload (not a local file), each once, with a reference taken, that `keep`
+ * a streaming upload or a version not yet committed (not a local file), each once, with a reference taken, that `keep`
  * accepts (called with the table locked). Returns how many are in *out (free it). */
 static int stream_writers(struct ofd ***out, int (*keep)(struct ofd *o, int lim))
 {
@@ -193,7 +193,8 @@ static int stream_writers(struct ofd ***out, int (*keep)(struct ofd *o, int lim)
     int lim = fdt_limit();
     for (int fd = 0; fd < lim; fd++) {
         struct ofd *o = fdt_raw_ofd(fdt_peek(fd));
-        if (!o || o->type != OFD_FILE || !o->fh || !o->m->ops->commit || (ofd_status(o) & O_ACCMODE) == O_RDONLY)
+        if (!o || o->type != OFD_FILE || !o->fh || !(o->m->ops->commit || o->m->ops->share) ||
+            (ofd_status(o) & O_ACCMODE) == O_RDONLY)
             continue;
         /* A staged file lives in a local file the next program shares. */
         if (o->m->ops->local_fd && o->m->ops->local_fd(o->fh) >= 0) continue;
@@ -217,6 +218,7 @@ static int stream_writers(struct ofd ***out, int (*keep)(struct ofd *o, int lim)
  * (`cmd > /s3/b/out` from a shell: the new program takes it up). */
 static int needs_commit(struct ofd *o, int lim)
 {
+    if (!o->m->ops->commit) return 0; /* block://: shared instead (ofd_share_writers) */
     int inherited = 0;
     for (int g = 0; g < lim && !inherited; g++) { /* every descriptor of it, pumped ends too */
         if (fdt_raw_ofd(fdt_peek(g)) != o) continue;
@@ -226,10 +228,24 @@ static int needs_commit(struct ofd *o, int lim)
     return !(inherited && ofd_sh(o)->offset == 0);
 }
 
+static int child_may_write(struct ofd *o, int lim);
+static void share_list(struct ofd **list, int n);
+
+/* A block:// writer (committed versions, no upload): at exec all of them, since what this
+ * program wrote is its data, as the kernel would keep it in a file; the new program goes
+ * on with those it inherits. */
+static int version_writer(struct ofd *o, int lim)
+{
+    (void)lim;
+    return !o->m->ops->commit;
+}
+
 void ofd_commit_before_exec(void)
 {
     struct ofd **list;
-    int n = stream_writers(&list, needs_commit);
+    int n = stream_writers(&list, version_writer);
+    share_list(list, n);
+    n = stream_writers(&list, needs_commit);
     for (int i = 0; i < n; i++) { /* outside the table lock: these are network round trips */
         struct ofd *o = list[i];
         guard_enter();
@@ -254,10 +270,24 @@ static int child_may_write(struct ofd *o, int lim)
     return 0;
 }
 
-void ofd_share_writers(void)
+/* At fork, a block:// writer even if close-on-exec: the child has it until it execs. */
+static int forked_may_write(struct ofd *o, int lim)
+{
+    if (o->m->ops->commit) return child_may_write(o, lim);
+    for (int g = 0; g < lim; g++)
+        if (fdt_peek(g) == o) return 1;
+    return 0;
+}
+
+void ofd_share_writers(int fork)
 {
     struct ofd **list;
-    int n = stream_writers(&list, child_may_write);
+    int n = stream_writers(&list, fork ? forked_may_write : child_may_write);
+    share_list(list, n);
+}
+
+static void share_list(struct ofd **list, int n)
+{
     for (int i = 0; i < n; i++) {
         struct ofd *o = list[i];
         if (o->m->ops->share) {

@@ -91,12 +91,17 @@ void ofd_export_local(void);
  * close-on-exec (the kernel would close it), or bytes were written (an upload under way
  * cannot move to another program). One with nothing written that the new program
  * inherits passes through as before (`cmd > /s3/b/out` from a shell). If exec then
- * fails, the description stays open, committed: later writes fail as after fsync. */
+ * fails, the description stays open, committed: later writes fail as after fsync.
+ * Every block:// writer (share, no commit) is shared (committed so far, and followed
+ * after): what the program wrote is kept, and one the new program inherits goes on
+ * there (a shell's `cmd >>f` opens f in the forked child, after the fork's share). */
 void ofd_commit_before_exec(void);
 /* Before fork or spawn: a description open for writing as a streaming upload that a
  * child gets as a placeholder is staged (backend share), so that the child, or a program
- * it execs, writes into the same bytes (`exec 3>/s3/b/f; cmd >&3; echo done >&3`). */
-void ofd_share_writers(void);
+ * it execs, writes into the same bytes (`exec 3>/s3/b/f; cmd >&3; echo done >&3`).
+ * fork: a block:// writer (share, no commit) is shared even if close-on-exec, since the
+ * forked child has it until it execs and may write through it. */
+void ofd_share_writers(int fork);
 /* In the child after fork: reset this process's locks (threads did not follow). */
 void ofd_atfork_child(void);
 

@@ -27,7 +27,7 @@ static int own_process(void) { return atomic_load(&shim.ready) && getpid() == sh
 static void before_child(void)
 {
     if (!own_process()) return;
-    ofd_share_writers();
+    ofd_share_writers(0);
     ofd_promote_all();
     ofd_export_local();
 }

@@ -267,6 +267,7 @@ static int bm_mount(const char *where, const struct cfg *cfg, struct stats_set *
     m->dev = makedev(0xb10cu + u[0], (unsigned)u[1] << 16 | (unsigned)u[2] << 8 | u[3]);
     m->stats = stats;
     pthread_mutex_init(&m->detail_lock, NULL);
+    pthread_mutex_init(&m->nw_lock, NULL);
     snprintf(m->dev_stats.name, sizeof m->dev_stats.name, "block");
     bm_describe(m);
     if (stats) {
@@ -286,6 +287,7 @@ static void bm_unmount(void *ms)
 {
     struct block_mount *m = ms;
     bg_stop(m);
+    blk_vr_release(&m->st); /* the last process using the store: its file in /dev/shm goes */
     blk_vr_close(&m->st);
     if (m->st.fd >= 0) {
         efd_close(m->st.fd);
@@ -293,6 +295,7 @@ static void bm_unmount(void *ms)
         pthread_mutex_destroy(&m->st.lock);
     }
     pthread_mutex_destroy(&m->detail_lock);
+    pthread_mutex_destroy(&m->nw_lock);
     free(m->uri);
     free(m);
 }
@@ -301,11 +304,13 @@ static void bm_atfork_child(void *ms)
 {
     struct block_mount *m = ms;
     pthread_mutex_init(&m->detail_lock, NULL);
+    pthread_mutex_init(&m->nw_lock, NULL);
     bg_atfork_child(m);
     bf_map_atfork_child();
     blk_atfork_child(&m->st);
     m->st.fd = efd_park(m->st.fd);
     uring_atfork_child();
+    bf_atfork_child(m); /* after the engine: buffers taken now are the child's */
 }
 
 /* --- namespace ------------------------------------------------------------------------------ */
@@ -345,7 +350,7 @@ static int stat_key(struct block_mount *m, const char *key, struct stat *st, int
                 o->klen = (uint16_t)ml;
                 bm_fill_stat(m, o, 1, st);
                 if (links) st->st_nlink = bm_dir_links(m, mk, ml);
-            } else {
+            } else if (r < 0 || bf_stat_new(m, key, st) < 0) {
                 e = r < 0 ? r : bm_missing(m, key);
             }
             free(mk);
@@ -699,6 +704,8 @@ const struct backend_ops bk_block_ops = {
     .fstat = bf_fstat,
     .futimens = bf_futimens,
     .close = bf_close,
+    .share = bf_share,
+    .lock_fd = bf_lock_fd,
     .stat = bm_stat,
     .access = bm_access,
     .unlink = bm_unlink,

@@ -1,7 +1,7 @@
 /* blk.h - the block wing's private declarations: an open store (blk_meta.c), a commit
  * (blk_txn.c), the index (blk_tree.c), reservations (blk_alloc.c). Layers run one way:
  *
- *   backend_block.c + block_file.c (the backend, bmount.h between the two),
+ *   backend_block.c + block_file.c + block_share.c (the backend, bmount.h between them),
  *   blk_admin.c, blk_check.c, blk_crash.c (s3shim blk)
  *        -> blk_tree.c -> blk_txn.c -> blk_alloc.c -> blk_meta.c (device, checksums,
  *           roots, the commit lock)
@@ -43,6 +43,7 @@ struct blk_store {
     uint64_t dev_id, dev_ino; /* the device's identity: st_rdev, or st_dev and st_ino */
     uint8_t *vr;
     int vr_rw;
+    int vr_fd;   /* the file, held with a shared flock: this process uses the store */
     uint64_t vr_retry_ns;
 };
 
@@ -97,6 +98,15 @@ void blk_vr_name(const struct blk_store *s, char *buf, size_t len); /* its file 
 int blk_vr_open(struct blk_store *s);
 void blk_vr_close(struct blk_store *s);
 void blk_vr_unlink(struct blk_store *s); /* crashtest: the recorded run's file */
+/* This process is done with the store (process end, unmount): if no other process holds
+ * the file, everything visible is made durable and the file goes, with the lock files.
+ * The mapping stays (threads may still read it) until blk_vr_close. */
+void blk_vr_release(struct blk_store *s);
+/* In a forked child: a hold of its own on the file (flock belongs to the description). */
+void blk_vr_atfork_child(struct blk_store *s);
+/* The lock file of key (its fcntl and flock locks, taken by the kernel: every process
+ * using the store sees them), opened with access mode acc: a descriptor or -errno. */
+int blk_lockfile_open(struct blk_store *s, const char *key, size_t klen, int acc);
 /* The newest valid visible root with a commit above `above`: 0, or -ENOENT. */
 int blk_vr_read(struct blk_store *s, struct blk_root *r, uint64_t above);
 int blk_vr_write(struct blk_store *s, const void *root_block); /* sealed; -EROFS */

@@ -118,7 +118,7 @@ static int ck_entry(void *d, const struct blk_obj *o)
         c->objects++;
         if (!S_ISREG(o->mode)) damage(c, "object '%s' has mode %o", o->key, o->mode);
     }
-    if (o->ino > c->max_ino) c->max_ino = o->ino;
+    if (o->ino > c->max_ino && o->ino < BLK_INO_CHOSEN) c->max_ino = o->ino; /* (chosen at open: apart) */
     uint64_t nblk = (o->size + BLK_BS - 1) / BLK_BS, prev_end = 0;
     for (int i = 0; i < o->next; i++) {
         const struct blk_ext *x = &o->ext[i];

@@ -93,4 +93,9 @@ struct blk_fext {
     uint64_t start, len;
 };
 
+/* Inode numbers from 2^62 up (below 2^63, directories without an entry) are chosen at
+ * random by the process that created the object, when it showed one to the program before
+ * its first commit (fstat of a new file); the others come from the root's next_ino. */
+#define BLK_INO_CHOSEN (1ull << 62)
+
 #endif

@@ -116,6 +116,7 @@ int blk_open(struct blk_store *s, const char *path, int rw, char *err, size_t er
 {
     memset(s, 0, sizeof *s);
     s->fd = -1;
+    s->vr_fd = -1;
     snprintf(s->path, sizeof s->path, "%s", path);
     int fd = sys.open(path, (rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     if (fd < 0) {
@@ -168,7 +169,7 @@ int blk_open(struct blk_store *s, const char *path, int rw, char *err, size_t er
     }
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->nc_lock, NULL);
-    blk_vr_open(s); /* absent when nobody batched commits in this boot: looked for again later */
+    blk_vr_open(s); /* held while the store is open here (blk_vroot.c) */
     return 0;
 bad_errno:
     r = -errno;
@@ -182,6 +183,7 @@ bad:
 void blk_close(struct blk_store *s)
 {
     if (s->fd >= 0) {
+        blk_vr_release(s); /* the last process using the store: its file in /dev/shm goes */
         sys.close(s->fd);
         pthread_mutex_destroy(&s->lock);
         pthread_mutex_destroy(&s->nc_lock);
@@ -303,6 +305,7 @@ void blk_atfork_child(struct blk_store *s)
 {
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->nc_lock, NULL);
+    blk_vr_atfork_child(s);
     int fd = sys.open(s->path, (s->rw ? O_RDWR : O_RDONLY) | O_CLOEXEC);
     if (fd < 0) return; /* keep the shared one: commits of this child then fail to lock apart */
     int old = s->fd;

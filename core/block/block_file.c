@@ -22,6 +22,7 @@
  * program writing many small files does not wait for the device on each. */
 #include "block.h"
 #include "bmount.h"
+#include "bfile.h"
 
 #include "../efd.h"
 #include "../log.h"
@@ -33,41 +34,9 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define BLK_SMALL_OBJECT (256u << 10) /* objects up to this size: data through the page cache */
-
-struct bext {
-    uint64_t lblk, pblk;
-    uint32_t len;
-    int owned;
-};
-
-struct bfile {
-    struct block_mount *m;
-    char key[BLK_MAX_KEY + 1];
-    size_t klen;
-    int fd, writable, dirty, err;
-    int at_commit; /* wb_flush from the commit */
-    mode_t mode;
-    pthread_mutex_t lock;
-    struct blk_obj base; /* the committed version this file builds on (base.gen 0: none) */
-    uint64_t size;
-    int64_t mtime;
-    int mtime_set;
-    int mode_set; /* fchmod of a writer: the mode its commit gives */
-    struct bext *map;
-    int n, cap;
-    uint64_t rstart, rlen; /* the reserved run not yet used */
-    /* write buffer: valid bytes [wb_lblk * BS, + wb_len) */
-    struct ubuf wb;
-    uint64_t wb_lblk;
-    size_t wb_len;
-    /* read cache: logical [rc_off, rc_off + rc_len) */
-    struct ubuf rc;
-    uint64_t rc_off;
-    size_t rc_len;
-    struct readahead ra;
-};
 
 /* --- the block map ---------------------------------------------------------------------- */
 
@@ -270,6 +239,7 @@ ssize_t bf_pread(void *fh, void *buf, size_t len, off_t off)
     uint64_t t0 = stats_now_ns();
     pthread_mutex_lock(&f->lock);
     int e = f->writable ? wb_flush(f) : 0;
+    if (!e) e = bf_follow_shared(f);
     size_t done = 0;
     int seq = ra_sequential(&f->ra, off);
     while (!e && done < len && (uint64_t)off + done < f->size) {
@@ -315,7 +285,7 @@ ssize_t bf_pwrite(void *fh, const void *buf, size_t len, off_t off)
     bf_map_written(fh, buf, len, off);
     uint64_t t0 = stats_now_ns();
     pthread_mutex_lock(&f->lock);
-    int e = f->err;
+    int e = f->err ? f->err : bf_follow_shared(f);
     size_t done = 0;
     while (!e && done < len) {
         uint64_t pos = (uint64_t)off + done;
@@ -389,7 +359,7 @@ static int free_replaced(struct blk_txn *t, struct bfile *f, const struct blk_ob
     return 0;
 }
 
-static int commit(struct bfile *f, int how)
+int bf_commit(struct bfile *f, int how)
 {
     f->at_commit = 1;
     int e = wb_flush(f);
@@ -422,7 +392,7 @@ static int commit(struct bfile *f, int how)
         memcpy(o->key, f->key, f->klen);
         o->mode = f->mode_set ? (S_IFREG | (f->mode & 07777))
                   : have == 1 ? cur->mode : (S_IFREG | (f->mode & 07777 & ~f->m->umask));
-        o->ino = have == 1 ? cur->ino : r->next_ino++;
+        o->ino = have == 1 ? cur->ino : f->ino_shown ? f->new_ino : r->next_ino++;
         o->size = f->size;
         o->mtime_ns = f->mtime_set ? f->mtime : bm_now_ns();
         o->gen = r->h.commit + 1;
@@ -450,7 +420,12 @@ static int commit(struct bfile *f, int how)
         if (e < 0) break;
         bg_committed(f->m, durable);
         f->base = *o;
-        for (int i = 0; i < f->n; i++) f->map[i].owned = 0; /* committed: shared from now on */
+        /* Committed: shared from now on, and its reservation becomes a pin (a read lock,
+         * as every reader of the object takes: other processes may open it now). */
+        for (int i = 0; i < f->n; i++) {
+            if (f->map[i].owned) blk_range_lock(f->fd, f->map[i].pblk, f->map[i].len, F_RDLCK);
+            f->map[i].owned = 0;
+        }
         f->dirty = 0;
         f->mtime_set = 0;
         f->mode_set = 0;
@@ -472,7 +447,7 @@ int bf_fsync(void *fh, int datasync)
     /* A durable commit of this file, or (nothing to commit) of everything published:
      * fsync on any descriptor of the mount leaves nothing only visible behind it. */
     int mine = f->writable && f->dirty;
-    int e = mine ? commit(f, TX_DURABLE) : f->writable ? f->err : 0;
+    int e = mine ? bf_commit(f, TX_DURABLE) : f->writable ? f->err : 0;
     if (!e && !mine) e = bg_sync(f->m);
     pthread_mutex_unlock(&f->lock);
     stats_record(f->m->stats, STK_SYNC, t0, 0, e != 0);
@@ -486,7 +461,8 @@ int bf_ftruncate(void *fh, off_t len)
     if (len < 0) return -EINVAL;
     bf_map_written(fh, NULL, 0, len);
     pthread_mutex_lock(&f->lock);
-    int e = wb_flush(f);
+    int e = bf_follow_shared(f);
+    if (!e) e = wb_flush(f);
     uint64_t nl = (uint64_t)len;
     if (!e && nl < f->size) {
         uint64_t keep = (nl + BLK_BS - 1) / BLK_BS;
@@ -511,18 +487,19 @@ int bf_fstat(void *fh, struct stat *st)
     struct bfile *f = fh;
     pthread_mutex_lock(&f->lock);
     struct blk_obj *o = malloc(sizeof *o);
-    if (!o) {
+    int e = o ? bf_follow_shared(f) : -ENOMEM;
+    if (e) {
+        free(o);
         pthread_mutex_unlock(&f->lock);
-        return -ENOMEM;
+        return e;
     }
     *o = f->base;
-    if (f->mode_set) {
-        o->mode = S_IFREG | (f->mode & 07777);
-        if (!o->gen) o->ino = (uint64_t)1 << 62 | ((uintptr_t)f >> 4);
-    } else if (!o->gen) { /* not committed yet */
-        o->mode = S_IFREG | (f->mode & 07777 & ~f->m->umask);
-        o->ino = (uint64_t)1 << 62 | ((uintptr_t)f >> 4);
+    if (!o->gen) { /* not committed yet: the number its commit keeps (sqlite compares them) */
+        o->ino = f->new_ino;
+        f->ino_shown = 1;
     }
+    if (f->mode_set) o->mode = S_IFREG | (f->mode & 07777);
+    else if (!o->gen) o->mode = S_IFREG | (f->mode & 07777 & ~f->m->umask);
     o->size = f->size;
     o->next = 0;
     uint64_t blocks = 0;
@@ -565,9 +542,11 @@ int bf_fchmod(void *fh, mode_t mode)
 
 static void bfile_free(struct bfile *f)
 {
+    bf_list_remove(f);
     if (f->wb.p) ubuf_put(&f->wb);
     if (f->rc.p) ubuf_put(&f->rc);
     if (f->fd >= 0) efd_close(f->fd); /* drops every reservation and pin */
+    if (f->lockfd >= 0) efd_close(f->lockfd); /* and this process's locks, as a close does */
     pthread_mutex_destroy(&f->lock);
     free(f->map);
     free(f);
@@ -582,7 +561,7 @@ int bf_close(void *fh)
         int me = bf_map_flush(fh); /* a shared mapping's changes are part of this version */
         pthread_mutex_lock(&f->lock);
         if (me < 0 && !f->err) f->err = me;
-        e = f->dirty ? commit(f, bg_how(f->m)) : f->err;
+        e = f->dirty ? bf_commit(f, bg_how(f->m)) : f->err;
         pthread_mutex_unlock(&f->lock);
         if (e) slog_error("block: %s: closing %s: %s; the object keeps its previous version", f->m->uri, f->key,
                           strerror(-e));
@@ -615,7 +594,7 @@ static int claim_name(struct bfile *f)
 }
 
 /* Look key up and pin its blocks with read locks on fd; 1 found, 0 not, -errno. */
-static int lookup_pinned(struct bfile *f)
+int bf_lookup_pinned(struct bfile *f)
 {
     for (int tries = 0; tries < 100; tries++) {
         uint64_t gen;
@@ -649,6 +628,12 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     memcpy(f->key, key, kl + 1);
     f->klen = kl;
     f->writable = wr;
+    f->acc = acc;
+    f->lockfd = -1;
+    uint64_t x = (uint64_t)bm_now_ns() ^ (uint64_t)getpid() << 40 ^ (uint64_t)(uintptr_t)f;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull; /* splitmix64's finalizer */
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    f->new_ino = BLK_INO_CHOSEN | ((x ^ (x >> 31)) & (BLK_INO_CHOSEN - 1));
     /* Mode 0 comes from the shim re-opening a writer inherited across exec (it does not
      * know the creator's mode): the usual 0666 then, less the umask, as the shell gives. */
     f->mode = mode ? mode : 0666;
@@ -661,7 +646,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
         if (f->fd < 0) e = -errno;
         else f->fd = efd_park(f->fd);
     }
-    int have = e ? e : lookup_pinned(f);
+    int have = e ? e : bf_lookup_pinned(f);
     if (have < 0) e = have;
     if (!e && have == 0) { /* a directory of that name? */
         struct stat st;
@@ -688,6 +673,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
         bfile_free(f);
         return e;
     }
+    bf_list_add(f);
     *fhp = f;
     return 0;
 }

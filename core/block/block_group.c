@@ -174,3 +174,11 @@ void bk_block_at_exit(void)
     for (struct block_mount *m = reg; m; m = m->g_next) bg_finish(m);
     pthread_mutex_unlock(&reg_lock);
 }
+
+void bk_block_at_end(void)
+{
+    bk_block_at_exit();
+    pthread_mutex_lock(&reg_lock);
+    for (struct block_mount *m = reg; m; m = m->g_next) blk_vr_release(&m->st);
+    pthread_mutex_unlock(&reg_lock);
+}

@@ -1,5 +1,5 @@
-/* bmount.h - a block:// mount (backend_block.c) and its open files (block_file.c), as the
- * two files share them. Private to core/block/. */
+/* bmount.h - a block:// mount (backend_block.c) and its open files (block_file.c,
+ * block_share.c), as those files share them. Private to core/block/. */
 #ifndef S3SHIM_BMOUNT_H
 #define S3SHIM_BMOUNT_H
 
@@ -28,6 +28,11 @@ struct block_mount {
     int g_thread_on, g_stop;
     pid_t g_pid;                 /* the process the thread runs in */
     struct block_mount *g_next;  /* this process's mounts */
+    /* This process's open files (block_share.c): its own stat sees those it created and
+     * has not committed yet, as a filesystem shows a file from its open(O_CREAT); a
+     * forked child drops their reservations and the parent's registered buffers. */
+    pthread_mutex_t nw_lock;
+    struct bfile *nw;
 };
 
 /* block_group.c: group commit. */
@@ -84,5 +89,12 @@ void bf_map_forget(void *fh); /* at close */
 int bf_writable(void *fh);
 void bf_map_atfork_child(void);
 int bm_chmod(void *ms, const char *key, mode_t mode);
+
+/* block_share.c */
+int bf_share(void *fh);   /* another process gets the description: what was written, committed */
+int bf_lock_fd(void *fh); /* the key's lock file in /dev/shm (blk_vroot.c) */
+/* stat of key as a file this process is creating and has not committed: 0, or -ENOENT. */
+int bf_stat_new(struct block_mount *m, const char *key, struct stat *st);
+void bf_atfork_child(struct block_mount *m);
 
 #endif

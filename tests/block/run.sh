@@ -6,8 +6,10 @@
 # directory, rm -r, rmdir) against a plain directory, `blk check` after all of it, a flipped
 # bit in every kind of metadata block caught by check, a full device (ENOSPC at the call,
 # nothing half-visible), names over the limit, several processes at once, and writers
-# killed with SIGKILL, the power-loss simulation (s3shim blk crashtest, 10,500 states), and
-# group commit (visible at close, durable at exit, fsync, after the interval, next mount).
+# killed with SIGKILL, the power-loss simulation (s3shim blk crashtest, 10,500 states),
+# group commit (visible at close, durable at exit, fsync, after the interval, next mount),
+# locks (fcntl, OFD, flock; sqlite3, two at once), writers shared across fork and exec,
+# and the files in /dev/shm going with the last process using the store.
 #
 #   BUILD=build SAN= tests/block/run.sh          (release)
 #   BUILD=build/asan SAN=asan tests/block/run.sh (ASan+UBSan)
@@ -527,7 +529,147 @@ if [ "$lag0" = 0 ] && [ "$(cat "$OUT")" = direct ] && [ "$lagd" = 0 ]; then
 else echo "lag with 0: $lag0, without the file: $lagd" >>"$OUT"; fail "group commit: durable at once" "$OUT"; fi
 check_clean "$GC" "after the group-commit tests"
 
-# --- 11. stats ---------------------------------------------------------------------------------------
+# --- 11. locks, writers across exec, the files in /dev/shm ---------------------------------
+# fcntl (F_SETLK/F_SETLKW/F_GETLK), OFD and flock locks on block:// descriptors are the
+# kernel's, taken on a lock file per key in /dev/shm: seen by every process using the
+# store, released at close and at death. sqlite3 works on them, two at once too.
+new_dev 64 && LK=$dev && "$TOOL" blk format --force "$LK" >/dev/null 2>&1
+LKVR=$("$TOOL" blk df "$LK" | awk '/^visible roots/ {print $3}')
+if command -v sqlite3 >/dev/null; then
+    shim "$LK" sqlite3 "$MP/db" "create table t(w, i); insert into t values(0, 1), (0, 2); select count(*) from t;" >"$OUT" 2>&1
+    shim "$LK" sqlite3 "$MP/db" "insert into t values(0, 3); select sum(i) from t;" >>"$OUT" 2>&1
+    if [ "$(tr '\n' ' ' <"$OUT")" = "2 6 " ]; then pass "sqlite3: create, insert, select on a new database, then again in a new process"
+    else fail "sqlite3 create/insert/select" "$OUT"; fi
+    for w in 1 2; do
+        for i in $(seq 1 40); do echo "insert into t values($w, $i);"; done >"$W/ins.$w.sql"
+        shim "$LK" sqlite3 -cmd ".timeout 60000" "$MP/db" <"$W/ins.$w.sql" >"$W/sq.$w.out" 2>&1 &
+    done
+    wait
+    shim "$LK" sqlite3 "$MP/db" "select count(*), count(distinct w || '-' || i) from t where w > 0; pragma integrity_check;" >"$OUT" 2>&1
+    if [ "$(tr '\n' ' ' <"$OUT")" = "80|80 ok " ] && [ ! -s "$W/sq.1.out" ] && [ ! -s "$W/sq.2.out" ]; then
+        pass "two sqlite3 processes inserting into one database at once (busy timeout): all 80 rows, integrity ok"
+    else fail "two sqlite3 processes at once" "$OUT" "$W/sq.1.out" "$W/sq.2.out"; fi
+else
+    skip "sqlite3 on block://" "no sqlite3"
+fi
+# A holds a POSIX lock, an OFD lock and a flock; B (another process) sees them; B's
+# blocking F_SETLKW gets its lock once A closes; a lock of a SIGKILLed process is gone.
+cat >"$W/locks.py" <<'PY'
+import fcntl, os, struct, subprocess, sys, time
+mp, log = sys.argv[1], sys.argv[2]
+def getlk(fd, cmd, start):
+    r = fcntl.fcntl(fd, cmd, struct.pack("hhqqi", fcntl.F_WRLCK, 0, start, 1, 0))
+    t, _, _, _, pid = struct.unpack("hhqqi", r)
+    return t, pid
+def note(s):
+    with open(log, "a") as f: f.write(s + "\n")
+if sys.argv[3] == "A":
+    fd = os.open(mp + "/lk", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 100)            # POSIX, bytes 100..109
+    fcntl.fcntl(fd, 37, struct.pack("hhqqi", fcntl.F_WRLCK, 0, 500, 1, 0))  # F_OFD_SETLK, byte 500
+    fl = os.open(mp + "/fl", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fl, fcntl.LOCK_EX)
+    b = subprocess.Popen([sys.executable, sys.argv[0], mp, log, "B", str(os.getpid())])
+    while "B waits" not in open(log).read(): time.sleep(0.05)
+    time.sleep(0.3)
+    note("A closes")
+    os.close(fd)
+    sys.exit(b.wait())
+else:
+    apid = int(sys.argv[4])
+    fd = os.open(mp + "/lk", os.O_RDWR)
+    t, pid = getlk(fd, fcntl.F_GETLK, 105)
+    ot, opid = getlk(fd, 36, 500)                                      # F_OFD_GETLK
+    fl = os.open(mp + "/fl", os.O_RDWR)
+    try:
+        fcntl.flock(fl, fcntl.LOCK_EX | fcntl.LOCK_NB); fk = "flock granted"
+    except BlockingIOError: fk = "flock busy"
+    free = getlk(fd, fcntl.F_GETLK, 200)[0] == fcntl.F_UNLCK
+    print("getlk", t == fcntl.F_WRLCK, pid == apid, "ofd", ot == fcntl.F_WRLCK, opid, fk, "elsewhere free", free)
+    note("B waits")
+    fcntl.lockf(fd, fcntl.LOCK_EX, 10, 100)                            # F_SETLKW
+    note("B got it")
+PY
+rm -f "$W/locks.log" && touch "$W/locks.log"
+shim "$LK" "$PY" "$W/locks.py" "$MP" "$W/locks.log" A >"$OUT" 2>&1
+if [ "$(cat "$OUT")" = "getlk True True ofd True -1 flock busy elsewhere free True" ] &&
+    [ "$(tr '\n' ' ' <"$W/locks.log")" = "B waits A closes B got it " ]; then
+    pass "locks between processes: F_GETLK names the holder's pid, F_OFD_GETLK sees an OFD lock, flock conflicts, F_SETLKW waits until the holder closes"
+else fail "locks between processes" "$OUT" "$W/locks.log"; fi
+shim "$LK" "$PY" -c '
+import fcntl, os, signal, sys
+fd = os.open(sys.argv[1] + "/lk", os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX, 0, 0)
+os.kill(os.getpid(), signal.SIGKILL)' "$MP" >/dev/null 2>&1
+shim "$LK" "$PY" -c '
+import fcntl, os, sys
+fd = os.open(sys.argv[1] + "/lk", os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 0, 0); print("granted")' "$MP" >"$OUT" 2>&1
+if [ "$(cat "$OUT")" = granted ]; then pass "a lock of a process killed with SIGKILL is released"
+else fail "lock released at SIGKILL" "$OUT"; fi
+shim "$LK" "$PY" -c '
+import fcntl, os, sys
+fd = os.open(sys.argv[1] + "/ro", os.O_WRONLY | os.O_CREAT, 0o644); os.close(fd)
+fd = os.open(sys.argv[1] + "/ro", os.O_RDONLY)
+try: fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 0, 0); print("granted")
+except OSError as e: print(e.errno == 9)' "$MP" >"$OUT" 2>&1
+if [ "$(cat "$OUT")" = True ]; then pass "a write lock on a descriptor open read-only fails with EBADF, as on a file"
+else fail "write lock on a read-only descriptor" "$OUT"; fi
+
+# Writers across exec: a shell's builtin and the programs it runs write through one
+# description (exec 3>), in both orders; the result committed whole.
+shim "$LK" bash -c "exec 3>$MP/x1; echo a >&3; /bin/echo b >&3; exec 3>&-" >"$OUT" 2>&1
+shim "$LK" bash -c "exec 3>$MP/x2; /bin/echo a >&3; echo b >&3; /bin/echo c >&3; exec 3>&-" >>"$OUT" 2>&1
+shim "$LK" bash -c "exec 3>>$MP/x2; /bin/echo d >&3; echo e >&3; exec 3>&-" >>"$OUT" 2>&1
+shim "$LK" bash -c "exec 3>$MP/x3; echo a >&3; exec /bin/echo b >&3" >>"$OUT" 2>&1
+r=$(shim "$LK" cat "$MP/x1" "$MP/x2" "$MP/x3" 2>&1 | tr '\n' ' ')
+if [ "$r" = "a b a b c d e a b " ] && [ ! -s "$OUT" ]; then
+    pass "a shell builtin and the programs it execs write through one exec 3> descriptor, in either order, appending, exec'ing last"
+else echo "got: $r" >>"$OUT"; fail "writers across exec" "$OUT"; fi
+shim "$LK" "$PY" -c '
+import os, sys
+fd = os.open(sys.argv[1] + "/fw", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)   # close-on-exec
+os.write(fd, b"parent\n")
+pid = os.fork()
+if pid == 0:
+    os.write(fd, b"child\n"); os._exit(0)
+os.waitpid(pid, 0)
+os.write(fd, b"parent again\n"); os.close(fd)
+print(repr(open(sys.argv[1] + "/fw").read()))' "$MP" >"$OUT" 2>&1
+if [ "$(cat "$OUT")" = "'parent\nchild\nparent again\n'" ]; then
+    pass "a forked child and its parent write through one description in turn: nothing overwritten"
+else fail "parent and forked child writing through one description" "$OUT"; fi
+shim "$LK" "$PY" -c '
+import os, sys
+fd = os.open(sys.argv[1] + "/ex", os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)   # close-on-exec
+os.write(fd, b"kept at exec\n")
+os.execv("/bin/cat", ["cat", sys.argv[1] + "/ex"])' "$MP" >"$OUT" 2>&1
+if [ "$(cat "$OUT")" = "kept at exec" ]; then pass "what a program wrote through a close-on-exec descriptor is committed when it execs"
+else fail "a close-on-exec writer at exec" "$OUT"; fi
+check_clean "$LK" "after the lock and shared-writer tests"
+
+# The files in /dev/shm (visible roots, lock files) go with the last process using the
+# store, also after a writer killed with its commits only visible.
+shim "$LK" "$PY" -c '
+import os, sys
+os.stat(sys.argv[1]); print(os.path.exists(sys.argv[2]))' "$MP" "$LKVR" >"$OUT" 2>&1
+if [ "$(cat "$OUT")" = True ] && [ ! -e "$LKVR" ] && [ ! -e "$LKVR.locks" ]; then
+    pass "$LKVR exists while a process uses the store, and goes with its lock files when the last one ends"
+else ls -ld "$LKVR"* >>"$OUT" 2>&1; fail "the /dev/shm files go with the last process" "$OUT"; fi
+S3SHIM_BLOCK_COMMIT_MS=60000 shim "$LK" "$PY" -c '
+import os, signal, sys
+with open(sys.argv[1] + "/k", "w") as f: f.write("killed")
+os.kill(os.getpid(), signal.SIGKILL)' "$MP" >/dev/null 2>&1
+left=$([ -e "$LKVR" ] && echo yes)
+S3SHIM_BLOCK_COMMIT_MS=0 shim "$LK" cat "$MP/k" >"$OUT" 2>&1
+if [ "$left" = yes ] && [ "$(cat "$OUT")" = killed ] && [ ! -e "$LKVR" ] && ! "$TOOL" blk df "$LK" | grep -q "durable:"; then
+    pass "a writer killed with commits only visible leaves $LKVR; the next process makes them durable and removes it"
+else ls -ld "$LKVR"* >>"$OUT" 2>&1; fail "the /dev/shm file after a killed writer" "$OUT"; fi
+"$TOOL" blk df "$LK" >/dev/null 2>&1
+if [ ! -e "$LKVR" ]; then pass "s3shim blk df (not a mount) leaves nothing in /dev/shm either"
+else fail "blk df leaves $LKVR"; fi
+
+# --- 12. stats ---------------------------------------------------------------------------------------
 S3SHIM_STATS=1 shim "$CDEV" cat "$MP/w1/f25" >/dev/null 2>"$OUT"
 if grep -q "block" "$OUT" && grep -q "commits" "$OUT"; then pass "S3SHIM_STATS: the mount and its block child (device requests, commits, metadata reads)"
 else fail "stats of a block:// mount" "$OUT"; fi

@@ -1,0 +1,141 @@
+/* block_share.c - a block:// file among processes: the kernel locks on its key's lock
+ * file, the versions a description shared with a child or an exec'd program (or locked)
+ * follows, this process's list of open files (stat of a new one, fork).
+ * docs/block-format.md, "Locks, shared writers and the files in /dev/shm". */
+#include "block.h"
+#include "bmount.h"
+#include "bfile.h"
+
+#include "../efd.h"
+#include "../log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* A description shared with another process (a child writing through it, a program the
+ * shell exec'd with it as stdout), or one the program locks, whose last version here is
+ * committed: if another process committed a newer one, go on from it, as one file shared
+ * in the kernel would. While two write at once without committing (and without locks),
+ * the last commit wins (docs/block-format.md). */
+int bf_follow_shared(struct bfile *f)
+{
+    if (!f->shared || f->dirty || f->err) return 0;
+    struct blk_obj *o = malloc(sizeof *o);
+    if (!o) return -ENOMEM;
+    int r = bt_get(&f->m->st, f->key, f->klen, o, NULL);
+    int same = r == 1 && o->gen == f->base.gen && o->ino == f->base.ino;
+    free(o);
+    if (r < 0) return r;
+    if (same || r == 0) return 0; /* unchanged, or removed: this version goes on */
+    /* The pins of the old version stay until close; the new one's are taken. */
+    r = bf_lookup_pinned(f);
+    if (r < 0) return r;
+    if (r == 0) return 0;
+    struct bext *map = f->base.next ? malloc(sizeof *map * (size_t)(f->base.next + 2)) : NULL;
+    if (f->base.next && !map) return -ENOMEM;
+    free(f->map);
+    f->map = map;
+    f->cap = map ? f->base.next + 2 : 0;
+    f->n = 0;
+    for (int i = 0; i < f->base.next; i++)
+        f->map[f->n++] = (struct bext){f->base.ext[i].lblk, f->base.ext[i].pblk, f->base.ext[i].len, 0};
+    f->size = f->base.size;
+    f->rc_len = 0;
+    return 0;
+}
+
+void bf_list_add(struct bfile *f)
+{
+    struct block_mount *m = f->m;
+    pthread_mutex_lock(&m->nw_lock);
+    f->nw_next = m->nw;
+    if (m->nw) m->nw->nw_pprev = &f->nw_next;
+    f->nw_pprev = &m->nw;
+    m->nw = f;
+    pthread_mutex_unlock(&m->nw_lock);
+}
+
+void bf_list_remove(struct bfile *f)
+{
+    pthread_mutex_lock(&f->m->nw_lock);
+    if (f->nw_pprev) {
+        *f->nw_pprev = f->nw_next;
+        if (f->nw_next) f->nw_next->nw_pprev = f->nw_pprev;
+        f->nw_pprev = NULL;
+    }
+    pthread_mutex_unlock(&f->m->nw_lock);
+}
+
+void bf_atfork_child(struct block_mount *m)
+{
+    for (struct bfile *f = m->nw; f; f = f->nw_next) {
+        pthread_mutex_init(&f->lock, NULL);
+        /* The reservation left is the parent's to use: two copies writing into it would
+         * hand the same blocks to two versions. The child reserves its own. */
+        f->rlen = 0;
+        /* Registered buffers are the parent's rings' (the child's arena slots were all
+         * freed for it): what the write buffer holds moves to a buffer of the child's;
+         * the read cache is dropped. A buffer of the process budget is a private copy. */
+        f->rc_len = 0;
+        if (f->rc.index >= 0) memset(&f->rc, 0, sizeof f->rc), f->rc.index = -1;
+        if (f->wb.index >= 0) {
+            struct ubuf old = f->wb, nb;
+            memset(&f->wb, 0, sizeof f->wb);
+            f->wb.index = -1;
+            if (f->wb_len && ubuf_get(&nb, old.len, 1) == 0) {
+                memcpy(nb.p, old.p, f->wb_len);
+                f->wb = nb;
+            } else if (f->wb_len) {
+                f->wb_len = 0;
+                f->err = -ENOMEM;
+            }
+        }
+    }
+}
+
+int bf_stat_new(struct block_mount *m, const char *key, struct stat *st)
+{
+    int e = -ENOENT;
+    pthread_mutex_lock(&m->nw_lock); /* before a file's lock, never after */
+    for (struct bfile *f = m->nw; f && e; f = f->nw_next) {
+        if (strcmp(f->key, key) != 0) continue;
+        pthread_mutex_lock(&f->lock);
+        int fresh = !f->base.gen && !f->err;
+        pthread_mutex_unlock(&f->lock);
+        if (fresh) e = bf_fstat(f, st);
+    }
+    pthread_mutex_unlock(&m->nw_lock);
+    return e;
+}
+
+int bf_share(void *fh)
+{
+    struct bfile *f = fh;
+    if (!f->writable) return 0;
+    pthread_mutex_lock(&f->lock);
+    /* What this process wrote, committed: the other process re-opens the key (a program
+     * it execs) or commits its copy of this file (a forked child) and finds it there. */
+    int e = f->dirty ? bf_commit(f, bg_how(f->m)) : f->err;
+    if (!e) f->shared = 1;
+    pthread_mutex_unlock(&f->lock);
+    return e;
+}
+
+int bf_lock_fd(void *fh)
+{
+    struct bfile *f = fh;
+    pthread_mutex_lock(&f->lock);
+    if (f->lockfd < 0) {
+        int fd = blk_lockfile_open(&f->m->st, f->key, f->klen, f->acc);
+        if (fd < 0) slog_error("block: %s: %s: cannot open its lock file: %s", f->m->uri, f->key, strerror(-fd));
+        else f->lockfd = efd_park(fd);
+    }
+    int r = f->lockfd >= 0 ? f->lockfd : -ENOLCK;
+    /* A program that locks coordinates with other processes through the file (sqlite):
+     * from now on every read, write and fstat starts from the newest committed version
+     * when this one has nothing uncommitted, as it would on a file shared in the kernel. */
+    if (r >= 0) f->shared = 1;
+    pthread_mutex_unlock(&f->lock);
+    return r;
+}
