@@ -666,7 +666,9 @@ int bm_chmod(void *ms, const char *key, mode_t mode)
         return in_commit(ms, do_top, &a);
     }
     struct ns_arg a = {.from = key, .mode = mode};
-    return in_commit(ms, do_chmod, &a);
+    int e = in_commit(ms, do_chmod, &a);
+    /* A file this process created and has not committed yet (git's config.lock). */
+    return e == -ENOENT && bf_chmod_new(ms, key, mode) == 0 ? 0 : e;
 }
 
 static int bm_statvfs(void *ms, const char *key, struct statvfs *sv)

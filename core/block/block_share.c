@@ -109,6 +109,25 @@ int bf_stat_new(struct block_mount *m, const char *key, struct stat *st)
     return e;
 }
 
+int bf_chmod_new(struct block_mount *m, const char *key, mode_t mode)
+{
+    int e = -ENOENT;
+    pthread_mutex_lock(&m->nw_lock); /* before a file's lock, never after */
+    for (struct bfile *f = m->nw; f; f = f->nw_next) {
+        if (strcmp(f->key, key) != 0) continue;
+        pthread_mutex_lock(&f->lock);
+        if (!f->base.gen && !f->err && f->writable) { /* its commit gives the mode */
+            f->mode = mode & 07777;
+            f->mode_set = 1;
+            f->dirty = 1;
+            e = 0;
+        }
+        pthread_mutex_unlock(&f->lock);
+    }
+    pthread_mutex_unlock(&m->nw_lock);
+    return e;
+}
+
 int bf_share(void *fh)
 {
     struct bfile *f = fh;

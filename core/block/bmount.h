@@ -95,6 +95,8 @@ int bf_share(void *fh);   /* another process gets the description: what was writ
 int bf_lock_fd(void *fh); /* the key's lock file in /dev/shm (blk_vroot.c) */
 /* stat of key as a file this process is creating and has not committed: 0, or -ENOENT. */
 int bf_stat_new(struct block_mount *m, const char *key, struct stat *st);
+/* chmod of such a file (by its creator): the mode its commit gives. 0 or -ENOENT. */
+int bf_chmod_new(struct block_mount *m, const char *key, mode_t mode);
 void bf_atfork_child(struct block_mount *m);
 
 #endif

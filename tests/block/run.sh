@@ -552,6 +552,18 @@ if command -v sqlite3 >/dev/null; then
 else
     skip "sqlite3 on block://" "no sqlite3"
 fi
+# git: init (chmod of its new config.lock before the first commit, mmap of config and
+# index), add, commit, clone inside the store, the clone's files equal to the source's.
+if command -v git >/dev/null; then
+    rm -rf "$W/gsrc" && mkdir -p "$W/gsrc/d" && seq 1000 >"$W/gsrc/a" && head -c 300000 /dev/urandom >"$W/gsrc/d/b"
+    shim "$LK" sh -c 'git init -q "$1/repo" && cp -r "$2/." "$1/repo/" && cd "$1/repo" && git add -A &&
+        git -c user.name=t -c user.email=t@t commit -qm one && git clone -q "$1/repo" "$1/clone" &&
+        cmp "$1/clone/d/b" "$2/d/b" && git -C "$1/clone" log --oneline | wc -l' _ "$MP" "$W/gsrc" >"$OUT" 2>&1
+    if [ "$(cat "$OUT")" = 1 ]; then pass "git init, add, commit and clone inside the store"
+    else fail "git on block://" "$OUT"; fi
+else
+    skip "git on block://" "no git"
+fi
 # A holds a POSIX lock, an OFD lock and a flock; B (another process) sees them; B's
 # blocking F_SETLKW gets its lock once A closes; a lock of a SIGKILLed process is gone.
 cat >"$W/locks.py" <<'PY'
