@@ -136,8 +136,8 @@ test-direct: all $(HELPER_BIN)
 
 # block:// (an object store on a raw device): format, check, data, namespace, bit flips,
 # ENOSPC, several processes, SIGKILL (root for the loop devices; a plain file without).
-# The integration battery on a block:// mount runs apart (make test-block-battery): 93 of
-# its 101 checks pass; the others need what block:// does not do yet (see docs/block-format.md).
+# The integration battery on a block:// mount runs apart (make test-block-battery): 95 of
+# its 103 checks pass; the others need what block:// does not do yet (see docs/block-format.md).
 test-block: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/run.sh,block$(if $(SAN),/$(SAN)))
 
