@@ -21,15 +21,8 @@
 # ($BUILD/bench/endpoints-results.txt; raw CSVs and stats in $OUT.d).
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-RIG=$REPO/tests/s3rig
 S3RIG_WHO=bench-endpoints
-. "$RIG/lib.sh"
-
-BUILD=${BUILD:-build}
-[ -d "$BUILD" ] || BUILD=$REPO/$BUILD
-BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "run.sh: no build directory (run make)" >&2; exit 2; }
-LIB=$BUILD/libs3shim.so
+. "$HERE/../preamble.sh" # REPO, RIG, the rig's lib.sh, BUILD, LIB
 MIX=$BUILD/bench/mix
 SELECT=$BUILD/bench/select
 THREADS=${THREADS:-4}

@@ -20,15 +20,8 @@
 # Environment: BUILD (build), REPS (41), OUT ($BUILD/bench/first-results.txt)
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-RIG=$REPO/tests/s3rig
 S3RIG_WHO=bench-first
-. "$RIG/lib.sh"
-
-BUILD=${BUILD:-build}
-[ -d "$BUILD" ] || BUILD=$REPO/$BUILD
-BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "first.sh: no build directory (run make)" >&2; exit 2; }
-LIB=$BUILD/libs3shim.so
+. "$HERE/../preamble.sh" # REPO, RIG, the rig's lib.sh, BUILD, LIB
 S3IO=$BUILD/bench/s3io
 REPS=${REPS:-41}
 OUT=${OUT:-$BUILD/bench/first-results.txt}

@@ -22,14 +22,8 @@
 # Environment: BUILD (build), SIZE_MB (1024), ROUNDS (5), EXTRA (""), PERF (0), BEFORE ("")
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO=$(cd "$HERE/../.." && pwd)
-RIG=$REPO/tests/s3rig
 S3RIG_WHO=bench-seq
-. "$RIG/lib.sh"
-
-BUILD=${BUILD:-build}
-[ -d "$BUILD" ] || BUILD=$REPO/$BUILD
-BUILD=$(cd "$BUILD" 2>/dev/null && pwd) || { echo "seq.sh: no build directory (run make)" >&2; exit 2; }
+. "$HERE/../preamble.sh" # REPO, RIG, the rig's lib.sh, BUILD, LIB
 SIZE_MB=${SIZE_MB:-1024}
 ROUNDS=${ROUNDS:-5}
 EXTRA=${EXTRA:-}
