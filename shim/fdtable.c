@@ -80,6 +80,19 @@ struct ofd *fdt_take(int fd)
     return old;
 }
 
+/* An engine descriptor's mark, without the table's lock: the engine parks and closes its
+ * descriptors from inside the op log, which holds its own lock then, and the table's
+ * lock comes first (fork, promotion): taking it here would close a cycle. Nothing else
+ * can hold this number meanwhile (the kernel gave it to the engine, and the mark goes
+ * before the close), and a mark carries no reference for a reader to take. */
+void fdt_mark_engine(int fd, int on)
+{
+    if (on)
+        fdt_set_locked(fd, FDT_ENGINE);
+    else if (fdt_peek(fd) == FDT_ENGINE)
+        fdt_take_locked(fd);
+}
+
 void fdt_lock(void) { pthread_rwlock_wrlock(&fdt_rw); }
 void fdt_unlock(void) { pthread_rwlock_unlock(&fdt_rw); }
 int fdt_limit(void) { return atomic_load_explicit(&fdt_max, memory_order_relaxed); }

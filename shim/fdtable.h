@@ -77,6 +77,7 @@ struct ofd *fdt_take(int fd);
 
 /* The whole table, exclusively: for dup2()/close_range(), whose kernel call and table
  * update must appear atomic to other threads. */
+void fdt_mark_engine(int fd, int on); /* engine descriptors: lock-free (fdtable.c) */
 void fdt_lock(void);
 void fdt_unlock(void);
 /* Variants of set/take for use while holding fdt_lock(). */

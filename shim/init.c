@@ -32,8 +32,8 @@ static int stats_fd = -1;
 __thread int shim_in_engine __attribute__((tls_model("initial-exec")));
 extern char **environ;
 
-static void own_fd(int fd) { fdt_set(fd, FDT_ENGINE); }
-static void disown_fd(int fd) { fdt_take(fd); }
+static void own_fd(int fd) { fdt_mark_engine(fd, 1); }
+static void disown_fd(int fd) { fdt_mark_engine(fd, 0); }
 static void engine_thread(void) { guard_enter(); } /* for the thread's whole life */
 static const struct efd_hooks hooks = {own_fd, disown_fd, engine_thread};
 
@@ -130,14 +130,16 @@ static void atfork_prepare(void)
     if (!atomic_load(&shim.ready)) return;
     ofd_share_writers(1); /* a streaming upload the child can write to is staged first */
     ofd_promote_all(); /* offsets must be shared with the child */
-    oplog_atfork_prepare(); /* before the fd table: the op log takes it while holding its own */
+    /* The fd table's lock before the op log's, as everywhere (a promotion takes the table's,
+     * then a description's; a read logged under a description's lock takes the op log's). */
     fdt_atfork_prepare();
+    oplog_atfork_prepare();
 }
 static void atfork_parent(void)
 {
     if (!atomic_load(&shim.ready)) return;
-    fdt_atfork_parent();
     oplog_atfork_parent();
+    fdt_atfork_parent();
 }
 static void atfork_child(void)
 {
