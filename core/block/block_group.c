@@ -40,6 +40,8 @@ static void *flusher(void *arg)
 {
     struct block_mount *m = arg;
     pthread_mutex_lock(&m->g_lock);
+    m->g_running = 1;
+    pthread_cond_broadcast(&m->g_cond); /* start_thread waits for this */
     while (!m->g_stop) {
         if (!m->g_since) {
             pthread_cond_wait(&m->g_cond, &m->g_lock);
@@ -60,13 +62,18 @@ static void *flusher(void *arg)
     return NULL;
 }
 
-/* The mount's thread, if this process has none yet; g_lock held. */
+/* The mount's thread, if this process has none yet; g_lock held. It is often started
+ * just before a fork (the share of a writer at fork commits), so the caller waits until
+ * it runs: a thread still starting holds allocator locks (ASan's are not fork-safe) that a
+ * forked child would inherit held. */
 static void start_thread(struct block_mount *m)
 {
     if (!m->g_thread_on || m->g_pid != getpid()) {
         m->g_pid = getpid();
+        m->g_running = 0;
         m->g_thread_on = pthread_create(&m->g_thread, NULL, flusher, m) == 0;
         if (!m->g_thread_on) slog_warn("block: %s: no flusher thread; commits become durable at fsync or exit", m->uri);
+        while (m->g_thread_on && !m->g_running) pthread_cond_wait(&m->g_cond, &m->g_lock);
     }
     pthread_cond_signal(&m->g_cond);
 }

@@ -26,6 +26,7 @@ struct block_mount {
     uint64_t g_since;            /* monotonic ns of the first commit left undurable, 0: none */
     pthread_t g_thread;
     int g_thread_on, g_stop;
+    int g_running; /* the flusher has started (start_thread waits for it) */
     pid_t g_pid;                 /* the process the thread runs in */
     struct block_mount *g_next;  /* this process's mounts */
     /* This process's open files (block_share.c): its own stat sees those it created and
