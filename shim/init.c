@@ -294,6 +294,14 @@ SHIM_EXPORT int __libc_start_main(main_fn main, int argc, char **argv, void (*in
     return next(main_noting_exit, argc, argv, init, fini, rtld_fini, stack_end);
 }
 
+/* The status a process ends with when `failed` files could not be written at exit. */
+static int status_after(int failed, int status)
+{
+    if (!failed || status != 0) return status;
+    slog_error("%d file(s) could not be written at exit: exit status 1 instead of 0", failed);
+    return 1;
+}
+
 static int owns_exit(void)
 {
     return atomic_load(&shim.ready) && getpid() == shim.pid;
@@ -310,8 +318,7 @@ __attribute__((destructor)) static void shim_fini(void)
     oplog_finish(OLE_EXIT);
     write_stats();
     guard_leave();
-    if (failed && atomic_load(&shim.exit_status_known) && shim.exit_status == 0) {
-        slog_error("%d file(s) could not be written at exit: exit status 1 instead of 0", failed);
+    if (atomic_load(&shim.exit_status_known) && status_after(failed, shim.exit_status) != shim.exit_status) {
         fflush(NULL);
         for (;;) syscall(SYS_exit_group, 1);
     }
@@ -344,18 +351,14 @@ static int exit_commit_count(void)
  * which the wrapper below noted. */
 static void exit_commit(void)
 {
-    if (exit_commit_count() && atomic_load(&shim.exit_status_known) && shim.exit_status == 0) {
-        slog_error("a file could not be written at exit: exit status 1 instead of 0");
+    int failed = exit_commit_count();
+    if (atomic_load(&shim.exit_status_known) && status_after(failed, shim.exit_status) != shim.exit_status)
         for (;;) syscall(SYS_exit_group, 1);
-    }
 }
 
 static __attribute__((noreturn)) void exit_now(int status)
 {
-    if (exit_commit_count() && status == 0) {
-        slog_error("a file could not be written at exit: exit status 1 instead of 0");
-        status = 1;
-    }
+    status = status_after(exit_commit_count(), status);
     if (owns_exit() && !guard_active()) oplog_finish(OLE_UNDERSCORE_EXIT);
     for (;;) syscall(SYS_exit_group, status);
 }

@@ -82,6 +82,21 @@ static int in_foreign_child(void) { return getpid() != shim.pid; }
 
 void io_adopted(int fd) { maybe_pump(fd); }
 
+/* Drop the table's reference of the description fd held, and record the close (the path
+ * copied first: the last put frees o). err: a failure met already (its pump's), reported
+ * instead of the put's. */
+static int put_closed(struct ofd *o, int fd, int err, uint64_t t0)
+{
+    struct mount *m = o->m;
+    uint32_t pathid = __atomic_load_n(&o->oplog_path, __ATOMIC_RELAXED);
+    char path[PATH_MAX];
+    if (oplog_on && !pathid) snprintf(path, sizeof path, "%s", ofd_path(o));
+    int r = ofd_put(o);
+    if (err < 0) r = err;
+    OPLOG(OL_CLOSE, fd, m, path, &pathid, -1, 0, r, t0, stats_now_ns(), NULL);
+    return r;
+}
+
 int io_close_fd(int fd)
 {
     int pumped = fdt_raw_pumped(fdt_peek(fd));
@@ -91,13 +106,7 @@ int io_close_fd(int fd)
     uint64_t t0 = oplog_on ? stats_now_ns() : 0;
     REAL(close)(fd);
     int p = pumped ? pump_release(o) : 0;
-    struct mount *m = o->m;
-    uint32_t pathid = __atomic_load_n(&o->oplog_path, __ATOMIC_RELAXED);
-    char path[PATH_MAX];
-    if (oplog_on && !pathid) snprintf(path, sizeof path, "%s", ofd_path(o));
-    int r = ofd_put(o);
-    OPLOG(OL_CLOSE, fd, m, path, &pathid, -1, 0, p < 0 ? p : r, t0, stats_now_ns(), NULL);
-    return p < 0 ? p : r;
+    return put_closed(o, fd, p, t0);
 }
 
 static __attribute__((noinline)) int open_routed(int dirfd, const char *path, int flags, mode_t mode)
@@ -291,12 +300,7 @@ static int dup_onto(int oldfd, int newfd, int how, int is_dup3)
     fdt_unlock();
     if (prev) {
         if (was_pumped) pump_release(prev);
-        uint32_t pathid = __atomic_load_n(&prev->oplog_path, __ATOMIC_RELAXED);
-        struct mount *m = prev->m;
-        char path[PATH_MAX];
-        if (oplog_on && !pathid) snprintf(path, sizeof path, "%s", ofd_path(prev));
-        int c = ofd_put(prev); /* the description newfd held is closed there: its record first */
-        OPLOG(OL_CLOSE, newfd, m, path, &pathid, -1, 0, c, t0, stats_now_ns(), NULL);
+        put_closed(prev, newfd, 0, t0); /* the description newfd held is closed there: its record first */
     }
     if (logged) log_dup(logged, oldfd, newfd, t0);
     if (src) maybe_pump(newfd);
