@@ -328,7 +328,12 @@ static int mkdir_path(struct s3_mount *m, struct s3_path *p)
 static int s3_mkdir(void *ms, const char *key, mode_t mode)
 {
     (void)mode;
-    return WITH_PATH(ms, key, mkdir_path(ms, P));
+    struct s3_path p;
+    int e = s3_path_resolve(ms, key, &p);
+    if (e == 0) e = mkdir_path(ms, &p);
+    else if (e == -ENOENT) s3_path_why_enoent(&p, key, "make directory");
+    s3_path_free(&p);
+    return e;
 }
 
 static int rmdir_path(struct s3_mount *m, struct s3_path *p)

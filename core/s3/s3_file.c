@@ -229,6 +229,7 @@ int s3f_open(struct s3_mount *m, const char *mkey, int flags, mode_t mode, void 
     f->flags = flags;
     int acc = flags & O_ACCMODE;
     int e = s3_path_resolve(m, mkey, &f->path);
+    if (e == -ENOENT && (flags & O_CREAT)) s3_path_why_enoent(&f->path, mkey, "create");
     if (e == 0 && (f->path.is_service || !f->path.key[0])) e = -EISDIR;
     /* Staged: read-write, append, and readers of an object another process of this host
      * has staged (they see its writes). See s3_stage.c. */

@@ -63,7 +63,11 @@ int s3_path_resolve(struct s3_mount *m, const char *mkey, struct s3_path *p)
         }
         const char *sl = strchr(mkey, '/');
         size_t bl = sl ? (size_t)(sl - mkey) : strlen(mkey);
-        if (!bucket_name_ok(mkey, bl)) return -ENOENT; /* cannot exist: ask nobody */
+        if (!bucket_name_ok(mkey, bl)) { /* cannot exist: ask nobody */
+            p->bad_bucket = 1;
+            slog_debug("s3: '%.*s' cannot be a bucket name: no such file", (int)(bl > 80 ? 80 : bl), mkey);
+            return -ENOENT;
+        }
         memcpy(p->bucket, mkey, bl);
         rest = sl ? sl + 1 : "";
     }
@@ -74,6 +78,15 @@ int s3_path_resolve(struct s3_mount *m, const char *mkey, struct s3_path *p)
     snprintf(p->key, n, "%s%s", rest[0] || !m->prefix[0] ? m->prefix : "", rest);
     if (!rest[0] && m->prefix[0]) p->key[strlen(p->key) - 1] = '\0'; /* the prefix itself, as a directory */
     return 0;
+}
+
+void s3_path_why_enoent(const struct s3_path *p, const char *mkey, const char *what)
+{
+    if (!p->bad_bucket) return;
+    size_t bl = strcspn(mkey, "/");
+    slog_error("s3: cannot %s '%s': '%.*s' is not a bucket name (3 to 63 letters, digits, '.', '-' or '_', "
+               "starting and ending with a letter or digit): ENOENT",
+               what, mkey, (int)(bl > 80 ? 80 : bl), mkey);
 }
 
 void s3_path_free(struct s3_path *p)

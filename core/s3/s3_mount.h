@@ -32,7 +32,11 @@ struct s3_path {
     char bucket[256];
     char *key;       /* heap; "" for the bucket (or the mount's prefix) itself */
     int is_service;  /* the root of an all-buckets mount */
+    int bad_bucket;  /* s3://: the first component cannot be a bucket name (-ENOENT) */
 };
+
+/* One error line for a create under a name no bucket can have; a lookup stays quiet. */
+void s3_path_why_enoent(const struct s3_path *p, const char *mkey, const char *what);
 
 int s3_path_resolve(struct s3_mount *m, const char *mkey, struct s3_path *p);
 void s3_path_free(struct s3_path *p);

@@ -474,6 +474,17 @@ NB=/s3/s3shim-no-such-bucket-$$
 sh_err "missing bucket: cat says 'No such file or directory'" "No such file or directory" 'cat "$1"' "$NB/key"
 sh_err "missing bucket: ls says 'No such file or directory'" "No such file or directory" 'ls "$1"' "$NB"
 sh_err "missing bucket: cp into it says 'No such file or directory'" "No such file or directory" 'cp "$1" "$2"' "$U/sz/r/s1" "$NB/key"
+# A name no bucket can have (under 3 characters): ENOENT without asking the server, and a
+# create says why in the log.
+sh_err "a 2-character bucket: cp into it says 'No such file or directory'" "No such file or directory" 'cp "$1" "$2"' "$U/sz/r/s1" /s3/ab/key
+if grep -q "cannot create 'ab/key': 'ab' is not a bucket name" "$W/se.log"; then pass "a 2-character bucket: the log says it is not a bucket name"; else
+    fail "a 2-character bucket: the log says it is not a bucket name" "$W/se.log"; fi
+sh_err "a 2-character bucket: mkdir says 'No such file or directory'" "No such file or directory" 'mkdir -p "$1"' /s3/zz/d
+if grep -q "cannot make directory 'zz': 'zz' is not a bucket name" "$W/se.log"; then pass "a bad bucket name: mkdir's log line says why"; else
+    fail "a bad bucket name: mkdir's log line says why" "$W/se.log"; fi
+sh_err "a 2-character bucket: cat stays quiet (a lookup, not a create)" "No such file or directory" 'cat "$1"' /s3/ab/key
+if [ ! -s "$W/se.log" ]; then pass "a lookup under a bad bucket name logs nothing at the default level"; else
+    fail "a lookup under a bad bucket name logs nothing at the default level" "$W/se.log"; fi
 
 # An object replaced (by aws) while a reader has it open: EIO, never mixed bytes.
 rm -f "$W/ow.ready" "$W/ow.go"
