@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 static const struct efd_hooks *hooks;
+__thread int efd_parking __attribute__((tls_model("initial-exec")));
 
 /* The kernel's own fcntl and close: an engine descriptor can get a number the program's
  * table still names (fd 1 while a redirected stdout is being finished, for instance),

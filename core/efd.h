@@ -24,6 +24,12 @@ int efd_park(int fd);
 void efd_prepare(void);
 /* Close an engine-owned descriptor. */
 void efd_close(int fd);
+/* Descriptors a library makes for us without a hook to place them (libcurl's wake-up
+ * socketpair in curl_multi_init): set around such a call, the interposition layer's
+ * socketpair() parks both ends, so they neither take the program's low numbers nor
+ * leak into its children. */
+extern __thread int efd_parking __attribute__((tls_model("initial-exec")));
+
 /* Called first thing by every engine thread (I/O, upload...): with the interposition
  * layer loaded, every libc call the thread makes goes straight to libc. */
 void efd_engine_thread(void);

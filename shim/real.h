@@ -108,6 +108,7 @@ struct timeval;
     X(int, linkat, (int, const char *, int, const char *, int)) \
     X(int, flock, (int, int)) \
     X(int, isatty, (int)) \
+    X(int, socketpair, (int, int, int, int[2])) \
     X(FILE *, fopen, (const char *, const char *)) \
     X(FILE *, freopen, (const char *, const char *, FILE *)) \
     X(FILE *, fdopen, (int, const char *)) \

@@ -232,7 +232,11 @@ SHIM_EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 static __attribute__((noinline, cold)) int close_ours(int fd, struct ofd *o)
 {
     if (in_foreign_child()) return REAL(close)(fd);
-    if (o == FDT_ENGINE) return shim_fail(-EBADF); /* not the program's to close */
+    if (o == FDT_ENGINE && !guard_active()) return shim_fail(-EBADF); /* not the program's to close */
+    if (o == FDT_ENGINE) { /* a library of the engine's closing what efd_parking placed */
+        fdt_mark_engine(fd, 0);
+        return REAL(close)(fd);
+    }
     int r = io_close_fd(fd);
     return r < 0 ? shim_fail(r) : 0;
 }

@@ -426,7 +426,9 @@ static int start_engine(void)
     for (int i = 0; i < eng.nw; i++) {
         struct worker *w = &eng.w[i];
         pthread_mutex_init(&w->qlock, NULL);
+        efd_parking++; /* its wake-up socketpair */
         w->multi = curlapi.multi_init();
+        efd_parking--;
         if (w->multi && pthread_create(&w->thr, NULL, worker_main, w) == 0) ok++;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);

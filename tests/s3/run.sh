@@ -486,6 +486,24 @@ sh_err "a 2-character bucket: cat stays quiet (a lookup, not a create)" "No such
 if [ ! -s "$W/se.log" ]; then pass "a lookup under a bad bucket name logs nothing at the default level"; else
     fail "a lookup under a bad bucket name logs nothing at the default level" "$W/se.log"; fi
 
+# The engine's own descriptors (libcurl's wake-up socketpairs included) stay out of the
+# program's way: after a 24 MiB read has started the engine, the next open still gets the
+# lowest free number and an exec'd child inherits no socket.
+sc "engine descriptors: the next open gets the lowest free number, a child inherits no socket" "$PY" -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+while os.read(fd, 1 << 20): pass
+low = os.open("/dev/null", os.O_RDONLY)
+if low != fd + 1: sys.exit("next open got %d, want %d" % (low, fd + 1))
+r, w = os.pipe()
+if os.fork() == 0:
+    os.dup2(w, 1)
+    os.execv("/bin/sh", ["sh", "-c", "ls -l /proc/self/fd/"])
+os.close(w)
+out = os.read(r, 65536).decode()
+os.wait()
+if "socket:" in out: sys.exit("a child inherited sockets:\n" + out)' "$M/pr/p24"
+
 # An object replaced (by aws) while a reader has it open: EIO, never mixed bytes.
 rm -f "$W/ow.ready" "$W/ow.go"
 shim "$PY" "$S3PY" overwrite "$M/ow/ow" "$U/ow/ow" "$W/ow.ready" "$W/ow.go" >"$W/ow.out" 2>&1 &
