@@ -410,7 +410,12 @@ static int bm_unlink(void *ms, const char *key)
 {
     if (!*key) return -EISDIR;
     struct ns_arg a = {.from = key};
-    return in_commit(ms, do_unlink, &a);
+    int e = in_commit(ms, do_unlink, &a);
+    if (e == 0 || e == -ENOENT) {
+        int fresh = bf_detach(ms, key);
+        if (e == -ENOENT && fresh) e = 0; /* created here, not committed yet: gone with its last close */
+    }
+    return e;
 }
 
 /* Move one entry to a new key (its data stays where it is). */
@@ -500,7 +505,13 @@ static int bm_rename(void *ms, const char *from, const char *to, unsigned flags)
     if (!e) e = bm_parent_ok(ms, to);
     if (e) return e == -ENOENT ? -ENOENT : e;
     struct ns_arg a = {.from = from, .to = to, .flags = flags};
-    return in_commit(ms, do_rename, &a);
+    e = in_commit(ms, do_rename, &a);
+    if (e == -ENOENT) { /* perhaps a file this process is still writing: committed, then moved */
+        int fresh = bf_commit_new(ms, from);
+        e = fresh > 0 ? in_commit(ms, do_rename, &a) : fresh < 0 ? fresh : -ENOENT;
+    }
+    if (e == 0) bf_renamed(ms, from, to);
+    return e;
 }
 
 static int do_mkdir(struct blk_txn *t, struct block_mount *m, void *arg)

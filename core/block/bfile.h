@@ -26,6 +26,7 @@ struct bfile {
     uint64_t new_ino; /* a new object's st_ino before its first commit, and after it if shown */
     int ino_shown;
     int at_commit; /* wb_flush from the commit */
+    int detached;  /* unlinked while open (bf_detach): never committed again */
     mode_t mode;
     pthread_mutex_t lock;
     struct blk_obj base; /* the committed version this file builds on (base.gen 0: none) */

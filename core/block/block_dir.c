@@ -3,7 +3,8 @@
  * A listing walks the keys under "dir/" in order, one index lookup per entry, never
  * holding more than one entry: a name with a '/' after it is a subdirectory, listed once,
  * and the walk jumps over everything below it ("name0" follows every "name/..."). "."
- * and ".." come first, as the other object stores give them. The link count of a
+ * and ".." come first, as the other object stores give them. Files this process has
+ * created and not committed yet come last: a disk lists a file from its creation. The link count of a
  * directory (2 + subdirectories) is counted the same way, up to a limit. */
 #include "block.h"
 
@@ -65,6 +66,8 @@ struct bdir {
     size_t al;
     int incl, dots, done;
     uint64_t ino;
+    char **fresh; /* bf_new_names at opendir */
+    int nfresh, ifresh;
 };
 
 int bd_opendir(void *ms, const char *key, void **dhp)
@@ -86,8 +89,27 @@ int bd_opendir(void *ms, const char *key, void **dhp)
     d->al = d->pl;
     d->incl = 1;
     d->ino = st.st_ino;
+    d->fresh = bf_new_names(ms, d->prefix, d->pl, &d->nfresh);
     *dhp = d;
     return 0;
+}
+
+/* The next name of d->fresh still uncommitted (one committed meanwhile was listed, or
+ * will be, by the walk): 1 with ent filled, 0 for one to skip. */
+static int next_fresh(struct bdir *d, struct blk_obj *o, struct bk_dirent *ent)
+{
+    const char *name = d->fresh[d->ifresh++];
+    size_t nl = strlen(name);
+    char key[BLK_MAX_KEY + 1];
+    struct stat st;
+    if (d->pl + nl > BLK_MAX_KEY || nl >= sizeof ent->name) return 0;
+    memcpy(key, d->prefix, d->pl);
+    memcpy(key + d->pl, name, nl + 1);
+    if (bt_get(&d->m->st, key, d->pl + nl, o, NULL) != 0 || bf_stat_new(d->m, key, &st) < 0) return 0;
+    memcpy(ent->name, name, nl + 1);
+    ent->type = DT_REG;
+    ent->ino = st.st_ino;
+    return 1;
 }
 
 int bd_readdir(void *dh, struct bk_dirent *ent)
@@ -103,12 +125,18 @@ int bd_readdir(void *dh, struct bk_dirent *ent)
     struct blk_obj *o = malloc(sizeof *o);
     if (!o) return -ENOMEM;
     int r = 0;
-    while (!d->done) {
+    while (!d->done || d->ifresh < d->nfresh) {
+        if (d->done) {
+            r = next_fresh(d, o, ent);
+            if (r) break;
+            continue;
+        }
         r = bt_next(&d->m->st, d->after, d->al, d->incl, o);
         if (r <= 0 || o->klen < d->pl || memcmp(o->key, d->prefix, d->pl) != 0) {
             d->done = 1;
-            r = r < 0 ? r : 0;
-            break;
+            if (r < 0) break;
+            r = 0;
+            continue; /* on to d->fresh */
         }
         const char *rest = o->key + d->pl;
         size_t rl = o->klen - d->pl;
@@ -145,6 +173,8 @@ int bd_readdir(void *dh, struct bk_dirent *ent)
 void bd_closedir(void *dh)
 {
     struct bdir *d = dh;
+    for (int i = 0; i < d->nfresh; i++) free(d->fresh[i]);
+    free(d->fresh);
     free(d->prefix);
     free(d);
 }

@@ -361,6 +361,10 @@ static int free_replaced(struct blk_txn *t, struct bfile *f, const struct blk_ob
 
 int bf_commit(struct bfile *f, int how)
 {
+    if (f->detached) { /* unlinked while open: what it writes is never seen */
+        f->dirty = 0;
+        return f->err;
+    }
     f->at_commit = 1;
     int e = wb_flush(f);
     f->at_commit = 0;
@@ -593,6 +597,18 @@ static int claim_name(struct bfile *f)
     return r < 0 ? r : r == 1 ? -EEXIST : 0;
 }
 
+/* After its blocks were pinned: is the version f->base still the key's newest? Then
+ * nothing freed them, and the pins hold whatever others committed meanwhile (a busy
+ * writer of the key, sqlite's, commits faster than a slow reader looks up). */
+static int still_there(struct bfile *f)
+{
+    struct blk_obj *o = malloc(sizeof *o);
+    int r = o ? bt_get(&f->m->st, f->key, f->klen, o, NULL) : -ENOMEM;
+    int same = r == 1 && o->gen == f->base.gen && o->ino == f->base.ino;
+    free(o);
+    return same;
+}
+
 /* Look key up and pin its blocks with read locks on fd; 1 found, 0 not, -errno. */
 int bf_lookup_pinned(struct bfile *f)
 {
@@ -605,6 +621,7 @@ int bf_lookup_pinned(struct bfile *f)
             e = blk_range_lock(f->fd, f->base.ext[i].pblk, f->base.ext[i].len, F_RDLCK);
         struct blk_root now;
         if (!e && blk_newest_root(&f->m->st, &now, NULL) == 0 && now.h.commit <= gen + 2) return 1;
+        if (!e && still_there(f)) return 1; /* however many commits went by: its blocks were never freed */
         for (int i = 0; i < f->base.next; i++) blk_range_lock(f->fd, f->base.ext[i].pblk, f->base.ext[i].len, F_UNLCK);
         if (e && e != -EAGAIN) return e;
     }

@@ -101,7 +101,7 @@ int bf_stat_new(struct block_mount *m, const char *key, struct stat *st)
     for (struct bfile *f = m->nw; f && e; f = f->nw_next) {
         if (strcmp(f->key, key) != 0) continue;
         pthread_mutex_lock(&f->lock);
-        int fresh = !f->base.gen && !f->err;
+        int fresh = !f->base.gen && !f->err && !f->detached;
         pthread_mutex_unlock(&f->lock);
         if (fresh) e = bf_fstat(f, st);
     }
@@ -116,7 +116,7 @@ int bf_chmod_new(struct block_mount *m, const char *key, mode_t mode)
     for (struct bfile *f = m->nw; f; f = f->nw_next) {
         if (strcmp(f->key, key) != 0) continue;
         pthread_mutex_lock(&f->lock);
-        if (!f->base.gen && !f->err && f->writable) { /* its commit gives the mode */
+        if (!f->base.gen && !f->err && !f->detached && f->writable) { /* its commit gives the mode */
             f->mode = mode & 07777;
             f->mode_set = 1;
             f->dirty = 1;
@@ -157,4 +157,81 @@ int bf_lock_fd(void *fh)
     if (r >= 0) f->shared = 1;
     pthread_mutex_unlock(&f->lock);
     return r;
+}
+
+int bf_detach(struct block_mount *m, const char *key)
+{
+    int fresh = 0;
+    pthread_mutex_lock(&m->nw_lock); /* before a file's lock, never after */
+    for (struct bfile *f = m->nw; f; f = f->nw_next) {
+        if (strcmp(f->key, key) != 0) continue;
+        pthread_mutex_lock(&f->lock);
+        if (!f->detached) {
+            fresh += !f->base.gen && !f->err;
+            f->detached = 1;
+        }
+        pthread_mutex_unlock(&f->lock);
+    }
+    pthread_mutex_unlock(&m->nw_lock);
+    return fresh;
+}
+
+char **bf_new_names(struct block_mount *m, const char *prefix, size_t pl, int *n)
+{
+    char **v = NULL;
+    *n = 0;
+    pthread_mutex_lock(&m->nw_lock);
+    for (struct bfile *f = m->nw; f; f = f->nw_next) {
+        if (f->klen <= pl || memcmp(f->key, prefix, pl) != 0 || memchr(f->key + pl, '/', f->klen - pl)) continue;
+        pthread_mutex_lock(&f->lock);
+        int fresh = !f->base.gen && !f->err && !f->detached;
+        pthread_mutex_unlock(&f->lock);
+        int dup = 0;
+        for (int i = 0; fresh && i < *n && !dup; i++) dup = strcmp(v[i], f->key + pl) == 0;
+        if (!fresh || dup) continue;
+        char **nv = realloc(v, (size_t)(*n + 1) * sizeof *v);
+        char *name = strdup(f->key + pl);
+        if (!nv || !name) { /* a listing without them, as before they were listed */
+            free(name);
+            v = nv ? nv : v;
+            break;
+        }
+        v = nv;
+        v[(*n)++] = name;
+    }
+    pthread_mutex_unlock(&m->nw_lock);
+    return v;
+}
+
+int bf_commit_new(struct block_mount *m, const char *key)
+{
+    int r = 0;
+    pthread_mutex_lock(&m->nw_lock); /* before a file's lock, never after */
+    for (struct bfile *f = m->nw; f && r == 0; f = f->nw_next) {
+        if (strcmp(f->key, key) != 0) continue;
+        pthread_mutex_lock(&f->lock);
+        if (!f->base.gen && !f->err && !f->detached && f->writable) {
+            int e = bf_commit(f, bg_how(m));
+            r = e < 0 ? e : 1;
+        }
+        pthread_mutex_unlock(&f->lock);
+    }
+    pthread_mutex_unlock(&m->nw_lock);
+    return r;
+}
+
+void bf_renamed(struct block_mount *m, const char *from, const char *to)
+{
+    size_t fl = strlen(from), tl = strlen(to);
+    pthread_mutex_lock(&m->nw_lock);
+    for (struct bfile *f = m->nw; f; f = f->nw_next) {
+        if (f->klen < fl || memcmp(f->key, from, fl) != 0 || (f->klen > fl && f->key[fl] != '/')) continue;
+        if (f->klen - fl + tl > BLK_MAX_KEY) continue; /* the rename itself refused such a key */
+        pthread_mutex_lock(&f->lock);
+        memmove(f->key + tl, f->key + fl, f->klen - fl + 1);
+        memcpy(f->key, to, tl);
+        f->klen = f->klen - fl + tl;
+        pthread_mutex_unlock(&f->lock);
+    }
+    pthread_mutex_unlock(&m->nw_lock);
 }

@@ -98,6 +98,18 @@ int bf_lock_fd(void *fh); /* the key's lock file in /dev/shm (blk_vroot.c) */
 int bf_stat_new(struct block_mount *m, const char *key, struct stat *st);
 /* chmod of such a file (by its creator): the mode its commit gives. 0 or -ENOENT. */
 int bf_chmod_new(struct block_mount *m, const char *key, mode_t mode);
+/* unlink(key) reached this process's open files of key: none of them commits again (a
+ * disk's unlinked-but-open file). Returns how many were new, never-committed files. */
+int bf_detach(struct block_mount *m, const char *key);
+/* rename(from, to) of a file this process created and has not committed: commit it now,
+ * so that the rename moves it like any other. 1 if there was one, 0 if not, -errno. */
+int bf_commit_new(struct block_mount *m, const char *key);
+/* After rename(from, to): this process's open files of from (or below it, from being a
+ * directory) follow the name, so their next commit goes to where the file now is. */
+void bf_renamed(struct block_mount *m, const char *from, const char *to);
+/* The names directly under prefix of new files this process has open and not committed
+ * (a disk lists a file from its creation): a malloc'd array of malloc'd names, or NULL. */
+char **bf_new_names(struct block_mount *m, const char *prefix, size_t pl, int *n);
 void bf_atfork_child(struct block_mount *m);
 
 #endif

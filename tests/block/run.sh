@@ -681,6 +681,40 @@ else ls -ld "$LKVR"* >>"$OUT" 2>&1; fail "the /dev/shm file after a killed write
 if [ ! -e "$LKVR" ]; then pass "s3shim blk df (not a mount) leaves nothing in /dev/shm either"
 else fail "blk df leaves $LKVR"; fi
 
+# Open files and the namespace, as on a disk: a file this process is creating is listed;
+# unlinked while open it is gone (Python's TemporaryFile, mkstemp + unlink) and its
+# writes are never committed; renamed while open (a new one, a committed one, or the
+# directory above it) its later writes and its close follow the new name.
+shim "$LK" "$PY" -c '
+import os, sys, tempfile
+d = sys.argv[1]
+os.mkdir(d + "/ns"); os.mkdir(d + "/ns/sub")
+out = []
+f = open(d + "/ns/new", "w"); f.write("x")
+out.append("listed" if "new" in os.listdir(d + "/ns") else "not listed")
+f.close()
+with tempfile.TemporaryFile(dir=d + "/ns") as t:
+    t.write(b"t" * 100000); t.seek(0); out.append("tmp %d" % len(t.read()))
+fd, p = tempfile.mkstemp(dir=d + "/ns"); os.unlink(p); os.write(fd, b"abc"); os.close(fd)
+out.append("mkstemp gone" if not os.path.exists(p) else "mkstemp back")
+open(d + "/ns/c", "w").write("old")
+g = open(d + "/ns/c", "r+"); g.write("NEW"); os.unlink(d + "/ns/c"); g.close()
+out.append("c gone" if not os.path.exists(d + "/ns/c") else "c back")
+h = open(d + "/ns/r.tmp", "w"); h.write("abc"); h.flush(); os.rename(d + "/ns/r.tmp", d + "/ns/r")
+out.append(open(d + "/ns/r").read()); h.write("def"); h.close()
+k = open(d + "/ns/k", "w"); os.rename(d + "/ns/k", d + "/ns/k2"); k.close()
+open(d + "/ns/o", "w").write("111")
+q = open(d + "/ns/o", "r+"); os.rename(d + "/ns/o", d + "/ns/o2"); q.write("222"); q.close()
+s = open(d + "/ns/sub/in", "w"); s.write("in"); os.rename(d + "/ns/sub", d + "/ns/sub2"); s.write("side"); s.close()
+names = sorted(os.listdir(d + "/ns"))
+out.append(" ".join(names))
+out.append(" ".join(open(d + "/ns/" + n).read() for n in ("r", "k2", "o2", "sub2/in")))
+print("; ".join(out))' "$MP" >"$OUT" 2>&1
+want="listed; tmp 100000; mkstemp gone; c gone; abc; k2 new o2 r sub2; abcdef  222 inside"
+if [ "$(cat "$OUT")" = "$want" ]; then pass "open files and the namespace: listed while new, unlinked or renamed while open as on a disk"
+else echo "want: $want" >>"$OUT"; fail "open files unlinked or renamed" "$OUT"; fi
+check_clean "$LK" "after unlinking and renaming open files"
+
 # --- 12. stats ---------------------------------------------------------------------------------------
 S3SHIM_STATS=1 shim "$CDEV" cat "$MP/w1/f25" >/dev/null 2>"$OUT"
 if grep -q "block" "$OUT" && grep -q "commits" "$OUT"; then pass "S3SHIM_STATS: the mount and its block child (device requests, commits, metadata reads)"
