@@ -3,6 +3,9 @@
 #include "sys.h"
 
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
 #include <sys/file.h>
@@ -11,6 +14,22 @@
 
 #define SYS_LIBC(ret, name, args) .name = name,
 struct sys_calls sys = {SYS_CALLS(SYS_LIBC)};
+
+static _Atomic int umask_now = -1;
+
+mode_t sys_umask(void)
+{
+    int u = umask_now;
+    if (u >= 0) return (mode_t)u;
+    char buf[2048];
+    const char *p = sys_read_small("/proc/self/status", buf, sizeof buf) > 0 ? strstr(buf, "Umask:") : NULL;
+    u = p ? (int)(strtoul(p + 6, NULL, 8) & 0777) : 022;
+    int unset = -1;
+    atomic_compare_exchange_strong(&umask_now, &unset, u); /* umask() may have set it meanwhile */
+    return (mode_t)umask_now;
+}
+
+void sys_umask_set(mode_t mask) { umask_now = (int)(mask & 0777); }
 
 ssize_t sys_read_small(const char *path, char *buf, size_t cap)
 {

@@ -78,4 +78,10 @@ extern struct sys_calls sys;
  * buf, NUL-terminated. Returns the length, or -1 when it cannot be opened or read. */
 ssize_t sys_read_small(const char *path, char *buf, size_t cap);
 
+/* The process's umask, for stores that give modes themselves (block://): read from
+ * /proc/self/status once, then kept current by the shim's umask() (sys_umask_set), since
+ * reading it back through umask(2) would change it under the program's other threads. */
+mode_t sys_umask(void);
+void sys_umask_set(mode_t mask);
+
 #endif

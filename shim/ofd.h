@@ -50,6 +50,7 @@ struct ofd {
     struct ofd_shared *priv; /* the private state before promotion, freed with the ofd */
     int xfd; /* this process's exported copy of the local fd (ofd_export_local), or -1 */
     int mapped; /* sh is a shared mapping (else private memory) */
+    _Atomic int mapped_writable; /* mmap'd MAP_SHARED with PROT_WRITE: msync commits it */
     uint32_t oplog_path; /* the op log's string id of the path, 0 until interned */
 };
 

@@ -85,6 +85,7 @@ struct timeval;
     X(int, lutimes, (const char *, const struct timeval *)) \
     X(int, fchmod, (int, mode_t)) \
     X(int, chmod, (const char *, mode_t)) \
+    X(mode_t, umask, (mode_t)) \
     X(int, fchmodat, (int, const char *, mode_t, int)) \
     X(int, fchown, (int, uid_t, gid_t)) \
     X(int, chown, (const char *, uid_t, gid_t)) \
@@ -130,6 +131,7 @@ struct timeval;
     X(ssize_t, splice, (int, off_t *, int, off_t *, size_t, unsigned)) \
     X(int, ioctl, (int, unsigned long, ...)) \
     X(void *, mmap, (void *, size_t, int, int, int, off_t)) \
+    X(int, msync, (void *, size_t, int)) \
     X(int, mkostemps, (char *, int, int)) \
     X(char *, mkdtemp, (char *)) \
     X(int, execve, (const char *, char *const *, char *const *)) \

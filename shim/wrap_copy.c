@@ -1,4 +1,4 @@
-/* wrap_copy.c - kernel-side copies, ioctl, mmap and isatty on shim descriptors.
+/* wrap_copy.c - kernel-side copies, ioctl, mmap, msync and isatty on shim descriptors.
  *
  * copy_file_range, sendfile and splice are served here by a bounded read/write loop
  * through the engine, so cp, cat and Python's shutil get every byte whatever they do on
@@ -156,6 +156,9 @@ SHIM_EXPORT int ioctl(int fd, unsigned long req, ...)
     return ioctl_ours(fd, req, arg);
 }
 
+/* Descriptions ever mapped shared and writable: while 0, msync is libc's alone. */
+static _Atomic unsigned maps_writable;
+
 static void *mmap_ours(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 {
     struct ofd *o = fdt_get(fd);
@@ -173,6 +176,8 @@ static void *mmap_ours(void *addr, size_t len, int prot, int flags, int fd, off_
         p = REAL(mmap)(addr, len, prot, flags, lfd, off);
     else
         errno = lfd == -1 ? ENODEV : -lfd;
+    if (p != MAP_FAILED && (flags & MAP_SHARED) && (prot & PROT_WRITE) && !atomic_exchange(&o->mapped_writable, 1))
+        atomic_fetch_add(&maps_writable, 1);
     ofd_put(o);
     return p;
 }
@@ -184,6 +189,38 @@ SHIM_EXPORT void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_
 }
 
 SHIM_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) __attribute__((alias("mmap")));
+
+/* A shared writable mapping of one of our files is a local copy (block://) or staging
+ * file (s3://): the kernel's msync makes it durable locally, not the object. On a disk,
+ * msync is where other processes are sure to see the bytes, so here it commits, as fsync
+ * does, every description this process has mapped that way (the mapping does not say
+ * which description it came from; committing one with nothing new costs nothing). */
+static __attribute__((noinline, cold)) int msync_ours(void)
+{
+    struct ofd *done[32];
+    int nd = 0, r = 0, lim = fdt_limit();
+    for (int fd = 0; fd < lim; fd++) {
+        if (!fdt_is_ours(fd)) continue;
+        struct ofd *o = fdt_get(fd);
+        if (!o) continue;
+        int seen = !atomic_load(&o->mapped_writable);
+        for (int i = 0; i < nd && !seen; i++) seen = done[i] == o;
+        if (!seen && nd < (int)(sizeof done / sizeof *done)) done[nd++] = o;
+        ofd_put(o);
+        if (!seen && fsync(fd) < 0 && r == 0) r = errno;
+    }
+    if (r) errno = r;
+    return r ? -1 : 0;
+}
+
+SHIM_EXPORT int msync(void *addr, size_t len, int flags)
+{
+    int r = REAL(msync)(addr, len, flags);
+    if (__builtin_expect(atomic_load_explicit(&maps_writable, memory_order_relaxed) == 0, 1) || r < 0 ||
+        (flags & (MS_SYNC | MS_ASYNC)) == 0 || guard_active())
+        return r;
+    return msync_ours();
+}
 
 SHIM_EXPORT int isatty(int fd)
 {

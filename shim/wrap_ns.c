@@ -2,6 +2,7 @@
  * realpath, times, modes, owners, links and extended attributes. */
 #define _GNU_SOURCE 1
 #include "../core/path.h"
+#include "../core/sys.h"
 #include "fdtable.h"
 #include "guard.h"
 #include "io.h"
@@ -342,6 +343,15 @@ SHIM_EXPORT int chmod(const char *p, mode_t mode)
     if (backend_chmod(AT_FDCWD, p, 0, mode, &res0)) return res0;
     if (no_owner_or_mode(AT_FDCWD, p, 0, &res0)) return res0;
     FORWARD_PATH(AT_FDCWD, p, 0, REAL(chmod)(P, mode), REAL(chmod)(P, mode), -1);
+}
+
+/* Stores that give modes themselves (block://) apply the umask of the moment, as the
+ * kernel does: they learn it here (core/sys.h). */
+SHIM_EXPORT mode_t umask(mode_t mask)
+{
+    mode_t old = REAL(umask)(mask);
+    sys_umask_set(mask);
+    return old;
 }
 
 SHIM_EXPORT int fchmodat(int d, const char *p, mode_t mode, int fl)

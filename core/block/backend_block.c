@@ -227,14 +227,6 @@ static int in_commit(struct block_mount *m, int (*fn)(struct blk_txn *, struct b
 
 /* --- mount ------------------------------------------------------------------------------- */
 
-static mode_t read_umask(void)
-{
-    char buf[2048];
-    if (sys_read_small("/proc/self/status", buf, sizeof buf) < 0) return 022;
-    const char *u = strstr(buf, "Umask:");
-    return u ? (mode_t)strtoul(u + 6, NULL, 8) & 0777 : 022;
-}
-
 static int bm_mount(const char *where, const struct cfg *cfg, struct stats_set *stats, void **msp, char *err,
                     size_t errlen)
 {
@@ -262,7 +254,6 @@ static int bm_mount(const char *where, const struct cfg *cfg, struct stats_set *
     if (m->uri) snprintf(m->uri, ul, "block://%s", where);
     m->chunk = cfg->direct_chunk < 65536 ? 65536 : cfg->direct_chunk;
     m->chunk -= m->chunk % BLK_BS;
-    m->umask = read_umask();
     const uint8_t *u = m->st.sb.h.uuid;
     m->dev = makedev(0xb10cu + u[0], (unsigned)u[1] << 16 | (unsigned)u[2] << 8 | u[3]);
     m->stats = stats;
@@ -400,7 +391,7 @@ static int do_unlink(struct blk_txn *t, struct block_mount *m, void *arg)
     if (r == 1) {
         r = tx_del(t, key, kl);
         for (int i = 0; !r && i < o->next; i++) r = tx_free_data(t, o->ext[i].pblk, o->ext[i].len);
-        if (!r) r = bm_touch_parent(t, key, kl, 0777 & ~m->umask);
+        if (!r) r = bm_touch_parent(t, key, kl, 0777 & ~sys_umask());
     }
     free(o);
     return r;
@@ -453,7 +444,7 @@ static int do_rename(struct blk_txn *t, struct block_mount *m, void *arg)
             for (int i = 0; !e && i < d->next; i++) e = tx_free_data(t, d->ext[i].pblk, d->ext[i].len);
             if (!e) e = tx_del(t, a->to, tl);
         }
-        if (!e) e = bm_ensure_parents(t, a->to, tl, 0777 & ~m->umask);
+        if (!e) e = bm_ensure_parents(t, a->to, tl, 0777 & ~sys_umask());
         if (!e) e = move_entry(t, o, a->to, tl);
     } else if (!e && src == 2) { /* a directory: every key below it */
         if (dfile) e = -ENOTDIR;
@@ -467,7 +458,7 @@ static int do_rename(struct blk_txn *t, struct block_mount *m, void *arg)
             if (!e) e = tx_del(t, dm, dl);
             free(dm);
         }
-        if (!e) e = bm_ensure_parents(t, a->to, tl, 0777 & ~m->umask);
+        if (!e) e = bm_ensure_parents(t, a->to, tl, 0777 & ~sys_umask());
         char *pf = NULL;
         size_t pl = 0;
         if (!e && !(pf = join(a->from, fl, "/", 1, &pl))) e = -ENOMEM;
@@ -488,8 +479,8 @@ static int do_rename(struct blk_txn *t, struct block_mount *m, void *arg)
         }
         free(pf);
     }
-    if (!e) e = bm_touch_parent(t, a->from, fl, 0777 & ~m->umask);
-    if (!e) e = bm_touch_parent(t, a->to, tl, 0777 & ~m->umask);
+    if (!e) e = bm_touch_parent(t, a->from, fl, 0777 & ~sys_umask());
+    if (!e) e = bm_touch_parent(t, a->to, tl, 0777 & ~sys_umask());
     free(o);
     return e;
 }
@@ -524,10 +515,10 @@ static int do_mkdir(struct blk_txn *t, struct block_mount *m, void *arg)
     int e = tx_get(t, a->from, kl, o);
     if (e == 0) e = tx_dir(t, a->from, kl, o);
     if (e > 0) e = -EEXIST;
-    if (!e) e = bm_touch_parent(t, a->from, kl, 0777 & ~m->umask);
+    if (!e) e = bm_touch_parent(t, a->from, kl, 0777 & ~sys_umask());
     char *mk = e ? NULL : join(a->from, kl, "/", 1, &ml);
     if (!e && !mk) e = -ENOMEM;
-    if (!e) e = put_dir(t, mk, ml, a->mode & ~m->umask, bm_now_ns());
+    if (!e) e = put_dir(t, mk, ml, a->mode & ~sys_umask(), bm_now_ns());
     free(mk);
     free(o);
     return e;
@@ -564,7 +555,7 @@ static int do_rmdir(struct blk_txn *t, struct block_mount *m, void *arg)
         else if (r == 1 && o->klen > ml && memcmp(o->key, mk, ml) == 0) e = -ENOTEMPTY;
         else e = tx_del(t, mk, ml);
     }
-    if (!e) e = bm_touch_parent(t, key, kl, 0777 & ~m->umask);
+    if (!e) e = bm_touch_parent(t, key, kl, 0777 & ~sys_umask());
     free(mk);
     free(o);
     return e;
@@ -601,7 +592,7 @@ static int do_utimens(struct blk_txn *t, struct block_mount *m, void *arg)
         e = tx_dir(t, a->from, kl, o);
         if (e == 2) e = tx_get(t, mk, ml, o);
         else if (e == 1) { /* implied: give it an entry to hold the time */
-            e = put_dir(t, mk, ml, 0777 & ~m->umask, mt);
+            e = put_dir(t, mk, ml, 0777 & ~sys_umask(), mt);
             goto out;
         } else if (e == 0) {
             e = -ENOENT;

@@ -394,8 +394,7 @@ int bf_commit(struct bfile *f, int how)
         memset(o, 0, sizeof *o);
         o->klen = (uint16_t)f->klen;
         memcpy(o->key, f->key, f->klen);
-        o->mode = f->mode_set ? (S_IFREG | (f->mode & 07777))
-                  : have == 1 ? cur->mode : (S_IFREG | (f->mode & 07777 & ~f->m->umask));
+        o->mode = f->mode_set || have != 1 ? S_IFREG | (f->mode & 07777) : cur->mode;
         o->ino = have == 1 ? cur->ino : f->ino_shown ? f->new_ino : r->next_ino++;
         o->size = f->size;
         o->mtime_ns = f->mtime_set ? f->mtime : bm_now_ns();
@@ -410,8 +409,8 @@ int bf_commit(struct bfile *f, int how)
             if (f->map[i].owned) e = tx_use_data(t, f->map[i].pblk, f->map[i].len);
         }
         if (!e && have == 1) e = free_replaced(t, f, cur);
-        if (!e) e = bm_ensure_parents(t, f->key, f->klen, 0777 & ~f->m->umask);
-        if (!e && have != 1) e = bm_touch_parent(t, f->key, f->klen, 0777 & ~f->m->umask);
+        if (!e) e = bm_ensure_parents(t, f->key, f->klen, 0777 & ~sys_umask());
+        if (!e && have != 1) e = bm_touch_parent(t, f->key, f->klen, 0777 & ~sys_umask());
         if (!e) e = tx_put(t, o);
         if (e) {
             tx_abort(t);
@@ -502,16 +501,17 @@ int bf_fstat(void *fh, struct stat *st)
         o->ino = f->new_ino;
         f->ino_shown = 1;
     }
-    if (f->mode_set) o->mode = S_IFREG | (f->mode & 07777);
-    else if (!o->gen) o->mode = S_IFREG | (f->mode & 07777 & ~f->m->umask);
+    if (f->mode_set || !o->gen) o->mode = S_IFREG | (f->mode & 07777);
     o->size = f->size;
     o->next = 0;
     uint64_t blocks = 0;
     for (int i = 0; i < f->n; i++) blocks += f->map[i].len;
     if (f->mtime_set) o->mtime_ns = f->mtime;
     else if (f->dirty || !o->gen) o->mtime_ns = bm_now_ns();
+    int detached = f->detached;
     pthread_mutex_unlock(&f->lock);
     bm_fill_stat(f->m, o, 0, st);
+    if (detached) st->st_nlink = 0; /* unlinked, still open */
     st->st_blocks = (blkcnt_t)(blocks * (BLK_BS / 512));
     free(o);
     return 0;
@@ -652,8 +652,9 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
     f->new_ino = BLK_INO_CHOSEN | ((x ^ (x >> 31)) & (BLK_INO_CHOSEN - 1));
     /* Mode 0 comes from the shim re-opening a writer inherited across exec (it does not
-     * know the creator's mode): the usual 0666 then, less the umask, as the shell gives. */
-    f->mode = mode ? mode : 0666;
+     * know the creator's mode): the usual 0666 then, less the umask, as the shell gives.
+     * The umask is the one of the open, as the kernel applies it. */
+    f->mode = (mode ? mode : 0666) & ~sys_umask();
     f->wb.index = f->rc.index = -1;
     pthread_mutex_init(&f->lock, NULL);
     int e = uring_start();

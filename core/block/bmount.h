@@ -14,7 +14,6 @@ struct block_mount {
     struct blk_store st;
     char *uri;
     size_t chunk;           /* read cache and write buffer size */
-    mode_t umask;           /* applied to the modes of new objects */
     dev_t dev;              /* st_dev: from the store's UUID */
     struct stats_set *stats;
     struct stats_set dev_stats; /* child: device requests, commits */

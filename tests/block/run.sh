@@ -207,13 +207,19 @@ w = mmap.mmap(g.fileno(), 0)  # shared, writable
 w[0:3] = b"XYZ"; w[-3:] = b"END"
 g.seek(3); g.write(b"123"); g.flush()  # a write through the file shows in the mapping
 r.append(w[0:6] == b"XYZ123")
+def committed():
+    fd = os.open(mp + "/mm", os.O_RDONLY); b = os.read(fd, 6); os.close(fd); return b
+w[0:1] = b"Q"
+r.append(committed() == b"aaaaaa")  # another descriptor: the committed version
+w.flush()  # msync: a commit point, as fsync
+r.append(committed() == b"QYZ123")
 w.close(); g.close()
 got = open(mp + "/mm", "rb").read()
-r.append(got[:6] == b"XYZ123" and got[-3:] == b"END" and len(got) == 10010)
+r.append(got[:6] == b"QYZ123" and got[-3:] == b"END" and len(got) == 10010)
 os.unlink(mp + "/mm")
 print(r)' "$MP" "$SRC/big" 2>&1)
-if [ "$mm" = "[True, True, True, True, True, True, True, True, True]" ]; then
-    pass "mmap: whole and partial read-only mappings, MAP_PRIVATE copy-on-write, a later mapping sees a write; shared writable: EACCES on a read-only file, written back at close (and the file's own writes show in it)"
+if [ "$mm" = "[True, True, True, True, True, True, True, True, True, True, True]" ]; then
+    pass "mmap: whole and partial read-only mappings, MAP_PRIVATE copy-on-write, a later mapping sees a write; shared writable: EACCES on a read-only file, committed at msync and written back at close (and the file's own writes show in it)"
 else echo "$mm" >"$OUT"; fail "mmap of an object" "$OUT"; fi
 check_clean "$DEV" "after the data tests"
 

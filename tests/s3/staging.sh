@@ -232,6 +232,26 @@ s3_get mk/kept.bin "$W/mk.fetched" >/dev/null 2>&1
 check "mkstemp in S3: write, seek back, ftruncate, read, fstat, rename" \
     test "$(cat "$W/mk.got")/$(cat "$W/mk.fetched" 2>/dev/null)" = "b'01ab4567' 8 8/01ab4567"
 
+# msync of a shared writable mapping is a commit point, as fsync: the object is on the
+# server after it, while the file is still open and mapped.
+cat >"$W/ms.py" <<'EOF'
+import mmap, os, subprocess, sys
+p, fetch = sys.argv[1], sys.argv[2:]
+with open(p, "wb") as f: f.write(b"a" * 10000)
+env = dict(os.environ); env.pop("LD_PRELOAD", None)
+def server(): return subprocess.run(fetch, capture_output=True, env=env).stdout[:6]
+f = open(p, "r+b"); m = mmap.mmap(f.fileno(), 0)
+m[0:5] = b"HELLO"
+before = server()
+m.flush()
+print(before, server())
+m.close(); f.close()
+EOF
+shim $PY "$W/ms.py" "$B/ms/m" env AWS_CONFIG_FILE="${S3RIG_AWS_CONFIG:-/dev/null}" AWS_SHARED_CREDENTIALS_FILE=/dev/null \
+    /usr/bin/aws --endpoint-url "$AWS_ENDPOINT_URL" s3 cp --only-show-errors "s3://$S3_BUCKET/ms/m" - >"$W/ms.got" 2>&1
+check "msync commits a staged object: the server has the mapping's bytes after it, before the close" \
+    test "$(cat "$W/ms.got")" = "b'aaaaaa' b'HELLOa'"
+
 # --- a large object patched in three places --------------------------------------------------
 echo "# --- ${BIG_MIB} MiB object patched in place"
 head -c $((BIG_MIB << 20)) /dev/urandom >"$W/big.bin"
