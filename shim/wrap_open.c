@@ -229,9 +229,11 @@ SHIM_EXPORT int __openat64_2(int dirfd, const char *path, int flags)
     return open_common(dirfd, path, flags | O_LARGEFILE, 0);
 }
 
-static __attribute__((noinline, cold)) int close_ours(int fd, struct ofd *o)
+/* The filter said fd may have a slot: look at the table. */
+static __attribute__((noinline, cold)) int close_maybe(int fd)
 {
-    if (in_foreign_child()) return REAL(close)(fd);
+    struct ofd *o = fdt_peek(fd);
+    if (o == NULL || in_foreign_child()) return REAL(close)(fd);
     if (o == FDT_ENGINE) return shim_fail(-EBADF); /* not the program's to close */
     int r = io_close_fd(fd);
     return r < 0 ? shim_fail(r) : 0;
@@ -239,9 +241,8 @@ static __attribute__((noinline, cold)) int close_ours(int fd, struct ofd *o)
 
 SHIM_EXPORT int close(int fd)
 {
-    struct ofd *o = fdt_peek(fd);
-    if (__builtin_expect(o == NULL, 1)) return REAL(close)(fd);
-    return close_ours(fd, o);
+    if (__builtin_expect(!fdt_maybe_used(fd), 1)) return REAL(close)(fd);
+    return close_maybe(fd);
 }
 
 /* Close [lo, hi] in runs, skipping engine descriptors and closing ours properly. */
