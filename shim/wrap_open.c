@@ -149,15 +149,21 @@ static __attribute__((noinline)) int open_slow(int dirfd, const char *path, int 
  * named one would, so this reads what va_arg would read, without the register save
  * area and va_list that va_start sets up on every call, the pass-through ones too.
  * When the caller passed no mode the register holds a leftover that libc ignores, as
- * it ignores the mode without O_CREAT or O_TMPFILE; the routed path clears it. */
+ * it ignores the mode without O_CREAT or O_TMPFILE; the routed path clears it.
+ * libc's openat is called the same way, through a prototype with a named mode: the
+ * variadic call would set %al (how many vector registers carry arguments) to 0, an
+ * instruction per call; this way libc sees the %al our caller set, as if it had been
+ * called directly (the pass-through test keeps off rax). */
+typedef int (*openat_named_fn)(int, const char *, int, mode_t);
+#define REAL_OPENAT_NAMED ((openat_named_fn)REAL(openat))
 static int open_fixed(const char *path, int flags, mode_t mode)
 {
-    if (__builtin_expect(route_foreign_fast(AT_FDCWD, path), 1)) return REAL(openat)(AT_FDCWD, path, flags, mode);
+    if (__builtin_expect(route_foreign_fast(AT_FDCWD, path), 1)) return REAL_OPENAT_NAMED(AT_FDCWD, path, flags, mode);
     return open_slow(AT_FDCWD, path, flags, mode);
 }
 static int openat_fixed(int dirfd, const char *path, int flags, mode_t mode)
 {
-    if (__builtin_expect(route_foreign_fast(dirfd, path), 1)) return REAL(openat)(dirfd, path, flags, mode);
+    if (__builtin_expect(route_foreign_fast(dirfd, path), 1)) return REAL_OPENAT_NAMED(dirfd, path, flags, mode);
     return open_slow(dirfd, path, flags, mode);
 }
 /* O_LARGEFILE is 0 on both: open64 is open. */
