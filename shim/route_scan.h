@@ -22,9 +22,9 @@
  *   64 bytes of a page, go on in the loop (ROUTE_AVX2_LOOP), whose last blocks of a page
  *   are aligned (each compared at its start and one byte before; the bits before the
  *   cursor shifted out with shrx).
- * - Other x86-64 CPUs (SSE2): route_lead, then 16-byte steps, four to a page check. A path
- *   in the last 64 bytes of a page takes the routed path (route_has_dotdot's aligned
- *   blocks).
+ * - Other x86-64 CPUs (SSE2): route_lead, then 16-byte steps, four to a page check, one
+ *   to a check in the last 64 bytes of a page. A path whose NUL is among the last 16
+ *   bytes of a page takes the routed path (route_has_dotdot's aligned blocks).
  * - A relative path falls through to C (route_foreign_fast), which tests the directory
  *   and the working directory and then runs ROUTE_SCAN_ANY.
  *
@@ -123,12 +123,14 @@ extern const unsigned char route_dots16[16] ROUTE_HIDDEN; /* 16-byte aligned */
     "je %l[route_clean]\n\t" \
     "jmp %l[route_maybe]\n"
 
-/* The SSE2 loop from the cursor r10. Labels 4-7. */
+/* The SSE2 loop from the cursor r10. Labels 4-8 and 13. Near a page end it goes one
+ * step at a time while the step's reach (16 bytes + 1) stays in the page; a string whose
+ * NUL is among the page's last 16 bytes takes the routed path. */
 #define ROUTE_SSE2_LOOP \
     "movdqa route_dots16(%%rip), %%xmm1\n\t" \
     "pxor %%xmm0, %%xmm0\n" \
     "4:\n\t" \
-    ROUTE_PAGE_CHECK("%%r10d", "%l[route_maybe]") \
+    ROUTE_PAGE_CHECK("%%r10d", "13f") \
     ROUTE_SSE2_STEP("0") \
     "jnz 5f\n\t" \
     ROUTE_SSE2_STEP("16") \
@@ -142,7 +144,15 @@ extern const unsigned char route_dots16[16] ROUTE_HIDDEN; /* 16-byte aligned */
     "5:\n\t" ROUTE_SSE2_HIT("0") \
     "6:\n\t" ROUTE_SSE2_HIT("16") \
     "7:\n\t" ROUTE_SSE2_HIT("32") \
-    "8:\n\t" ROUTE_SSE2_HIT("48")
+    "8:\n\t" ROUTE_SSE2_HIT("48") \
+    "13:\n\t" \
+    "imul $0x100000, %%r10d, %%r11d\n\t" \
+    "add $0x1000000, %%r11d\n\t" \
+    "jc %l[route_maybe]\n\t" \
+    ROUTE_SSE2_STEP("0") \
+    "jnz 5b\n\t" \
+    "add $16, %%r10\n\t" \
+    "jmp 4b\n"
 
 #define ROUTE_SCAN_CLOBBERS "r10", "r11", "xmm0", "xmm1", "xmm2", "xmm3", "cc", "memory"
 
