@@ -18,10 +18,10 @@
  *
  * - AVX2 + BMI2 CPUs, an absolute path: its second byte is looked up in route_abs_fast
  *   (all zero on other CPUs and before route_init), then two 32-byte steps at p and
- *   p + 32 cover paths up to 63 bytes with no cursor; longer ones, and those in the last
- *   64 bytes of a page, go on in the loop (ROUTE_AVX2_LOOP), whose last blocks of a page
- *   are aligned (each compared at its start and one byte before; the bits before the
- *   cursor shifted out with shrx).
+ *   p + 32 cover paths up to 63 bytes with no cursor; longer ones go on in the loop
+ *   (ROUTE_AVX2_LOOP). In the last 64 bytes of a page, one step at p if its reach fits,
+ *   then aligned blocks to the page end (each compared at its start and one byte
+ *   before; the bits before the cursor shifted out with shrx).
  * - Other x86-64 CPUs (SSE2): route_lead, then 16-byte steps, four to a page check, one
  *   to a check in the last 64 bytes of a page. A path whose NUL is among the last 16
  *   bytes of a page takes the routed path (route_has_dotdot's aligned blocks).
@@ -184,8 +184,15 @@ extern const unsigned char route_dots16[16] ROUTE_HIDDEN; /* 16-byte aligned */
                  "lea 64(%[p]), %%r10\n\t" \
                  "jmp 1f\n" \
                  ROUTE_AVX2_LOOP \
-                 "12:\n\t" /* p in the last 64 bytes of its page */ \
+                 "12:\n\t" /* p in the last 64 bytes of its page: one step if it fits */ \
                  "mov %[p], %%r10\n\t" \
+                 "imul $0x100000, %k[p], %%r11d\n\t" \
+                 "add $0x2000000, %%r11d\n\t" \
+                 "jc 3b\n\t" \
+                 ROUTE_AVX2_STEP("%[p]", "0") \
+                 "test %%r11d, %%r11d\n\t" \
+                 "jnz 2b\n\t" \
+                 "add $32, %%r10\n\t" \
                  "jmp 3b\n" \
                  /* not for the AVX2 fast path: a mount's first letter, or SSE2 */ \
                  "0:\n\t" \
