@@ -23,8 +23,9 @@
  *   then aligned blocks to the page end (each compared at its start and one byte
  *   before; the bits before the cursor shifted out with shrx).
  * - Other x86-64 CPUs (SSE2): route_lead, then 16-byte steps, four to a page check, one
- *   to a check in the last 64 bytes of a page. A path whose NUL is among the last 16
- *   bytes of a page takes the routed path (route_has_dotdot's aligned blocks).
+ *   to a check in the last 64 bytes of a page. A path whose NUL lies past the last step
+ *   that fits (so within the page's last 32 bytes) takes the routed path
+ *   (route_has_dotdot's aligned blocks).
  * - A relative path falls through to C (route_foreign_fast), which tests the directory
  *   and the working directory and then runs ROUTE_SCAN_ANY.
  *
@@ -125,7 +126,7 @@ extern const unsigned char route_dots16[16] ROUTE_HIDDEN; /* 16-byte aligned */
 
 /* The SSE2 loop from the cursor r10. Labels 4-8 and 13. Near a page end it goes one
  * step at a time while the step's reach (16 bytes + 1) stays in the page; a string whose
- * NUL is among the page's last 16 bytes takes the routed path. */
+ * NUL lies past the last step that fits takes the routed path. */
 #define ROUTE_SSE2_LOOP \
     "movdqa route_dots16(%%rip), %%xmm1\n\t" \
     "pxor %%xmm0, %%xmm0\n" \
