@@ -11,7 +11,16 @@ _Atomic(struct ofd *) fdt_chunk0[FDT_CHUNK];
 _Atomic(_Atomic(struct ofd *) *) fdt_chunks[FDT_CHUNKS] = {fdt_chunk0};
 _Atomic unsigned fdt_used;
 _Atomic unsigned fdt_nofd;
+_Atomic uint64_t fdt_filter_used;
+_Atomic uint64_t fdt_filter_ours;
 static _Atomic int fdt_max;
+/* The filters' counts of slots per remainder modulo 64, and the spin lock that keeps a
+ * count and its bit in step. Slots change under fdt_rw, but engine marks change without
+ * it (fdt_mark_engine), so the two kinds of change can meet on one remainder: without the
+ * lock, a count going 1 -> 0 and another going 0 -> 1 could leave the bit clear. The lock
+ * is innermost (nothing is taken while it is held). */
+static unsigned filter_used_n[64], filter_ours_n[64];
+static atomic_flag filter_lock = ATOMIC_FLAG_INIT;
 static pthread_rwlock_t fdt_rw = PTHREAD_RWLOCK_INITIALIZER;
 
 static _Atomic(struct ofd *) *slot(int fd, int create)
@@ -25,6 +34,32 @@ static _Atomic(struct ofd *) *slot(int fd, int create)
         atomic_store_explicit(&fdt_chunks[ci], c, memory_order_release);
     }
     return c ? &c[(unsigned)fd & (FDT_CHUNK - 1)] : NULL;
+}
+
+static void filter_lock_take(void)
+{
+    while (atomic_flag_test_and_set_explicit(&filter_lock, memory_order_acquire)) {
+    }
+}
+static void filter_lock_drop(void) { atomic_flag_clear_explicit(&filter_lock, memory_order_release); }
+
+/* One slot of remainder r went from (used, ours) to (used2, ours2); each is 0 or 1. */
+static void filter_change(unsigned r, int used, int ours, int used2, int ours2)
+{
+    if (used == used2 && ours == ours2) return;
+    uint64_t bit = (uint64_t)1 << r;
+    filter_lock_take();
+    filter_used_n[r] += (unsigned)(used2 - used);
+    filter_ours_n[r] += (unsigned)(ours2 - ours);
+    if (filter_used_n[r])
+        atomic_fetch_or_explicit(&fdt_filter_used, bit, memory_order_relaxed);
+    else
+        atomic_fetch_and_explicit(&fdt_filter_used, ~bit, memory_order_relaxed);
+    if (filter_ours_n[r])
+        atomic_fetch_or_explicit(&fdt_filter_ours, bit, memory_order_relaxed);
+    else
+        atomic_fetch_and_explicit(&fdt_filter_ours, ~bit, memory_order_relaxed);
+    filter_lock_drop();
 }
 
 struct ofd *fdt_get_ex(int fd, int *pumped)
@@ -47,7 +82,13 @@ struct ofd *fdt_set_locked(int fd, struct ofd *o)
     _Atomic(struct ofd *) *s = slot(fd, 1);
     if (!s) return NULL;
     if (!FDT_IS_MARK(o)) ofd_ref(fdt_raw_ofd(o));
+    /* The filters: widened before the slot fills, narrowed after it empties (a reader
+     * that finds a bit set looks at the slot itself). */
+    struct ofd *cur = atomic_load_explicit(s, memory_order_relaxed);
+    unsigned r = (unsigned)fd & 63;
+    filter_change(r, cur != NULL, !FDT_IS_MARK(cur), cur || o, !FDT_IS_MARK(cur) || !FDT_IS_MARK(o));
     struct ofd *old = atomic_exchange_explicit(s, o, memory_order_acq_rel);
+    filter_change(r, cur || o, !FDT_IS_MARK(cur) || !FDT_IS_MARK(o), o != NULL, !FDT_IS_MARK(o));
     if (old && !o) atomic_fetch_sub_explicit(&fdt_used, 1, memory_order_relaxed);
     if (!old && o) atomic_fetch_add_explicit(&fdt_used, 1, memory_order_relaxed);
     if (!FDT_IS_MARK(old)) atomic_fetch_sub_explicit(&fdt_nofd, 1, memory_order_relaxed);
@@ -102,3 +143,7 @@ void fdt_atfork_parent(void) { pthread_rwlock_unlock(&fdt_rw); }
 /* The child's only thread holds the lock taken in prepare, but glibc recognises a writer
  * by its thread id, which fork changed: start a fresh lock instead of unlocking. */
 void fdt_atfork_child(void) { pthread_rwlock_init(&fdt_rw, NULL); }
+/* The filters' lock is innermost: taken last, after the op log's (under which the engine
+ * marks its descriptors). */
+void fdt_atfork_filter_prepare(void) { filter_lock_take(); }
+void fdt_atfork_filter_release(void) { filter_lock_drop(); }

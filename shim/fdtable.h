@@ -6,7 +6,15 @@
  *
  * The table is a two-level array of atomic pointers. The question "is fd ours?" is a
  * relaxed load or two and takes no lock: that is the pass-through fast path. Getting a
- * reference to an ofd, and every change, happen under a read/write lock. */
+ * reference to an ofd, and every change, happen under a read/write lock.
+ *
+ * In front of it, two 64-bit filters answer for most descriptors with one load and one
+ * bit test: bit fd % 64 is set while some descriptor with that remainder has a slot
+ * (fdt_filter_used) or holds a description (fdt_filter_ours). A clear bit means "not
+ * ours" for any fd (negative ones too: only the low 6 bits are looked at); a set bit sends
+ * the caller to the table itself. So close() of a foreign descriptor costs the same with
+ * a mount (whose root directory is an engine descriptor) as without, and read() the same
+ * with a shim descriptor open as without, unless the two numbers share a remainder. */
 #ifndef S3SHIM_FDTABLE_H
 #define S3SHIM_FDTABLE_H
 
@@ -45,6 +53,18 @@ extern _Atomic(_Atomic(struct ofd *) *) fdt_chunks[FDT_CHUNKS] FDT_HIDDEN;
 extern _Atomic(struct ofd *) fdt_chunk0[FDT_CHUNK] FDT_HIDDEN;
 extern _Atomic unsigned fdt_used FDT_HIDDEN; /* slots in use (any kind); 0 = nothing to look up */
 extern _Atomic unsigned fdt_nofd FDT_HIDDEN; /* slots holding a description; 0 = no shim fd open */
+extern _Atomic uint64_t fdt_filter_used FDT_HIDDEN; /* see above */
+extern _Atomic uint64_t fdt_filter_ours FDT_HIDDEN;
+
+/* May fd have a slot / hold a description? 0: certainly not. One load and a bit test. */
+static inline int fdt_maybe_used(int fd)
+{
+    return (atomic_load_explicit(&fdt_filter_used, memory_order_relaxed) >> ((unsigned)fd & 63)) & 1;
+}
+static inline int fdt_maybe_ours(int fd)
+{
+    return (atomic_load_explicit(&fdt_filter_ours, memory_order_relaxed) >> ((unsigned)fd & 63)) & 1;
+}
 
 /* Raw slot (no reference): NULL, FDT_ENGINE or a (maybe tagged) ofd. Lock-free. */
 static inline struct ofd *fdt_peek(int fd)
@@ -58,10 +78,11 @@ static inline struct ofd *fdt_peek(int fd)
 }
 
 /* Is fd a program-visible shim descriptor? The pass-through test of read, write,
- * fstat...: with no shim descriptor open it is one load and a branch. */
+ * fstat...: unless a shim descriptor's number shares fd's remainder modulo 64, it is one
+ * load, a bit test and a branch. */
 static inline int fdt_is_ours(int fd)
 {
-    if (__builtin_expect(atomic_load_explicit(&fdt_nofd, memory_order_relaxed) == 0, 1)) return 0;
+    if (__builtin_expect(!fdt_maybe_ours(fd), 1)) return 0;
     return !FDT_IS_MARK(fdt_peek(fd));
 }
 
@@ -90,5 +111,8 @@ int fdt_limit(void);
 void fdt_atfork_prepare(void);
 void fdt_atfork_parent(void);
 void fdt_atfork_child(void);
+/* The filters' own lock, taken after every other lock at fork and released in both. */
+void fdt_atfork_filter_prepare(void);
+void fdt_atfork_filter_release(void);
 
 #endif

@@ -134,16 +134,19 @@ static void atfork_prepare(void)
      * then a description's; a read logged under a description's lock takes the op log's). */
     fdt_atfork_prepare();
     oplog_atfork_prepare();
+    fdt_atfork_filter_prepare(); /* innermost: the engine marks descriptors under the op log's */
 }
 static void atfork_parent(void)
 {
     if (!atomic_load(&shim.ready)) return;
+    fdt_atfork_filter_release();
     oplog_atfork_parent();
     fdt_atfork_parent();
 }
 static void atfork_child(void)
 {
     if (!atomic_load(&shim.ready)) return;
+    fdt_atfork_filter_release();
     fdt_atfork_child();
     oplog_atfork_child();
     ofd_atfork_child();

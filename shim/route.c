@@ -26,7 +26,10 @@ static int dotdot_avx2(const char *p);
 unsigned char route_lead[256];
 #ifdef ROUTE_VECTOR_SCAN
 unsigned char route_avx2;
+unsigned char route_abs_fast[256];
 const char route_dot = '.';
+const unsigned char route_dots16[16] __attribute__((aligned(16))) = {'.', '.', '.', '.', '.', '.', '.', '.',
+                                                                     '.', '.', '.', '.', '.', '.', '.', '.'};
 #endif
 
 /* The cwd as last seen (real path, or the virtual path when CWD_VIRTUAL). */
@@ -85,6 +88,7 @@ void route_init(void)
 #endif
 #ifdef ROUTE_VECTOR_SCAN
     route_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2") && !getenv("S3SHIM_NO_AVX2");
+    for (int c = 0; c < 256; c++) route_abs_fast[c] = route_avx2 && !route_lead[c];
 #endif
     snprintf(shadow_root, sizeof shadow_root, "/tmp/.s3shim-cwd-%u", (unsigned)getuid());
     atomic_store(&route_cwd_state, CWD_UNKNOWN);

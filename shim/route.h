@@ -85,114 +85,34 @@ static inline __attribute__((always_inline)) int route_foreign(int dirfd, const 
     return !fdt_is_ours(dirfd) && !route_is_url(p);
 }
 
-/* The vector form of "no '..' in p", inline in every wrapper's fast path, where a call
- * would cost a frame (the wrapper's arguments live across it) on top of the call. x86-64
- * CPUs with AVX2 and BMI2 (route_avx2, set by route_init): 64 bytes a step, each of 32
- * bytes compared with '.' at p and at p + 1 (a pair of dots shows in both) and with NUL,
- * the first hit deciding. Loads are unaligned, so such a step runs only while p + 64
- * stays in p's page; the last 64 bytes of a page go by aligned blocks. The bytes after
- * the string that it reads are in a page the string's end is in, and are ignored.
- * Written as assembly rather than intrinsics because the wrappers themselves are built
- * for every x86-64 CPU: a function compiled for AVX2 could not be inlined into them.
- * Falls to "maybe" (the routed path, which asks route_has_dotdot) when p has "..", when
- * a '.' ends a page, or when the byte before p and p's first are dots. Reads past the
- * NUL like glibc's own string functions; AddressSanitizer does not see assembly. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(S3SHIM_NO_ASM)
-#define ROUTE_VECTOR_SCAN 1
-extern unsigned char route_avx2 ROUTE_HIDDEN;
-extern const char route_dot ROUTE_HIDDEN;
-#define ROUTE_DOTDOT_STEP(off) \
-    "vpcmpeqb " off "(%%r10), %%ymm1, %%ymm2\n\t" \
-    "vpcmpeqb " off "+1(%%r10), %%ymm1, %%ymm3\n\t" \
-    "vpand %%ymm3, %%ymm2, %%ymm2\n\t" \
-    "vpcmpeqb " off "(%%r10), %%ymm0, %%ymm3\n\t" \
-    "vpor %%ymm3, %%ymm2, %%ymm2\n\t" \
-    "vpmovmskb %%ymm2, %%eax\n\t"
-#endif
-
-/* 1: p has no ".."; 0: it may have (or, on x86-64, this CPU has no AVX2: the caller then
- * takes its routed path, which tests with route_foreign() before anything else; a call
- * here would cost every caller a frame). */
-static inline __attribute__((always_inline)) int route_no_dotdot(const char *p)
-{
-#ifdef ROUTE_VECTOR_SCAN
-    if (__builtin_expect(route_avx2, 1)) {
-        __asm__ goto("vpbroadcastb %[dot], %%ymm1\n\t"
-                     "vpxor %%xmm0, %%xmm0, %%xmm0\n\t"
-                     "mov %[p], %%r10\n"
-                     "1:\n\t" /* r10: the next byte to look at */
-                     "mov %%r10d, %%r11d\n\t"
-                     "and $4095, %%r11d\n\t"
-                     "cmp $4031, %%r11d\n\t" /* r10 + 64 in the page? */
-                     "ja 3f\n\t"
-                     ROUTE_DOTDOT_STEP("0")
-                     "test %%eax, %%eax\n\t"
-                     "jnz 2f\n\t"
-                     "add $32, %%r10\n\t"
-                     ROUTE_DOTDOT_STEP("0")
-                     "test %%eax, %%eax\n\t"
-                     "jnz 2f\n\t"
-                     "add $32, %%r10\n\t"
-                     "jmp 1b\n"
-                     "2:\n\t"
-                     "bsf %%eax, %%eax\n\t" /* the first NUL or pair of dots */
-                     "vzeroupper\n\t"
-                     "cmpb $0, (%%r10,%%rax)\n\t"
-                     "je %l[clean]\n\t"
-                     "jmp 4f\n"
-                     /* The last 64 bytes of a page: aligned blocks, which never cross
-                      * it, each compared at its start and one byte before (a pair of
-                      * dots then shows ending in the block); the bits before r10 are
-                      * shifted out (shrx takes the count modulo 32). */
-                     "3:\n\t"
-                     "mov %%r10, %%r11\n\t"
-                     "and $-32, %%r11\n\t"
-                     "vpcmpeqb -1(%%r11), %%ymm1, %%ymm2\n\t"
-                     "vpcmpeqb (%%r11), %%ymm1, %%ymm3\n\t"
-                     "vpand %%ymm3, %%ymm2, %%ymm2\n\t"
-                     "vpcmpeqb (%%r11), %%ymm0, %%ymm3\n\t"
-                     "vpor %%ymm3, %%ymm2, %%ymm2\n\t"
-                     "vpmovmskb %%ymm2, %%eax\n\t"
-                     "shrx %%r10d, %%eax, %%eax\n\t"
-                     "test %%eax, %%eax\n\t"
-                     "jnz 2b\n\t"
-                     "lea 32(%%r11), %%r10\n\t"
-                     "test $4095, %%r10d\n\t"
-                     "jnz 3b\n\t"
-                     "cmpb $46, -1(%%r10)\n\t" /* a '.' that may pair with the next page's */
-                     "jne 1b\n\t"
-                     "vzeroupper\n"
-                     "4:"
-                     :
-                     : [p] "r"(p), [dot] "m"(route_dot)
-                     : "rax", "r10", "r11", "xmm0", "xmm1", "xmm2", "xmm3", "cc", "memory"
-                     : clean);
-        return 0;
-    clean:
-        return 1;
-    }
-    return 0; /* an x86-64 CPU without AVX2: the routed path asks route_has_dotdot */
-#else
-    return !route_has_dotdot(p); /* elsewhere: the call, as before the vector form */
-#endif
-}
+#include "route_scan.h"
 
 /* The test of the wrappers' fast path (open, stat, access...): certainly foreign, and
  * nothing to retry if libc says ENOENT. A path relative to a real directory descriptor
  * is never fast: when libc does not find it, the routed path checks whether that
  * directory lies above a mount (route_real_dirfd). The routed path tests again with
- * route_foreign() before it normalises anything. */
+ * route_foreign() before it normalises anything. NULL is routed (libc answers EFAULT). */
 static inline __attribute__((always_inline)) int route_foreign_fast(int dirfd, const char *p)
 {
-    /* p may be NULL whatever glibc's nonnull prototype says (libc answers EFAULT): hide
-     * it from the compiler, which would drop the test (-fno-delete-null-pointer-checks
-     * does not stop that). */
-    __asm__("" : "+r"(p));
-    if (__builtin_expect(p == NULL, 0)) return 0;
-    if (__builtin_expect(p[0] == '/', 1)) return !route_lead[(unsigned char)p[1]] && route_no_dotdot(p);
+#ifdef ROUTE_VECTOR_SCAN
+    ROUTE_SCAN_FIRST(p); /* NULL and absolute paths: to route_clean or route_maybe */
     if (dirfd != AT_FDCWD) return 0;
     if (atomic_load_explicit(&route_cwd_state, memory_order_relaxed) != CWD_FAR || route_is_url(p)) return 0;
-    return route_no_dotdot(p);
+    ROUTE_SCAN_ANY(p);
+route_maybe:
+    return 0;
+route_clean:
+    return 1;
+#else
+    /* p may be NULL whatever glibc's nonnull prototype says: hide it from the compiler,
+     * which would drop the test (-fno-delete-null-pointer-checks does not stop that). */
+    __asm__("" : "+r"(p));
+    if (__builtin_expect(p == NULL, 0)) return 0;
+    if (__builtin_expect(p[0] == '/', 1)) return !route_lead[(unsigned char)p[1]] && !route_has_dotdot(p);
+    if (dirfd != AT_FDCWD) return 0;
+    if (atomic_load_explicit(&route_cwd_state, memory_order_relaxed) != CWD_FAR || route_is_url(p)) return 0;
+    return !route_has_dotdot(p);
+#endif
 }
 
 /* Route p relative to dirfd (AT_FDCWD or a descriptor). flags may hold AT_EMPTY_PATH.

@@ -149,15 +149,21 @@ static __attribute__((noinline)) int open_slow(int dirfd, const char *path, int 
  * named one would, so this reads what va_arg would read, without the register save
  * area and va_list that va_start sets up on every call, the pass-through ones too.
  * When the caller passed no mode the register holds a leftover that libc ignores, as
- * it ignores the mode without O_CREAT or O_TMPFILE; the routed path clears it. */
+ * it ignores the mode without O_CREAT or O_TMPFILE; the routed path clears it.
+ * libc's openat is called the same way, through a prototype with a named mode: the
+ * variadic call would set %al (how many vector registers carry arguments) to 0, an
+ * instruction per call; this way libc sees the %al our caller set, as if it had been
+ * called directly (the pass-through test keeps off rax). */
+typedef int (*openat_named_fn)(int, const char *, int, mode_t);
+#define REAL_OPENAT_NAMED ((openat_named_fn)REAL(openat))
 static int open_fixed(const char *path, int flags, mode_t mode)
 {
-    if (__builtin_expect(route_foreign_fast(AT_FDCWD, path), 1)) return REAL(openat)(AT_FDCWD, path, flags, mode);
+    if (__builtin_expect(route_foreign_fast(AT_FDCWD, path), 1)) return REAL_OPENAT_NAMED(AT_FDCWD, path, flags, mode);
     return open_slow(AT_FDCWD, path, flags, mode);
 }
 static int openat_fixed(int dirfd, const char *path, int flags, mode_t mode)
 {
-    if (__builtin_expect(route_foreign_fast(dirfd, path), 1)) return REAL(openat)(dirfd, path, flags, mode);
+    if (__builtin_expect(route_foreign_fast(dirfd, path), 1)) return REAL_OPENAT_NAMED(dirfd, path, flags, mode);
     return open_slow(dirfd, path, flags, mode);
 }
 /* O_LARGEFILE is 0 on both: open64 is open. */
@@ -229,9 +235,11 @@ SHIM_EXPORT int __openat64_2(int dirfd, const char *path, int flags)
     return open_common(dirfd, path, flags | O_LARGEFILE, 0);
 }
 
-static __attribute__((noinline, cold)) int close_ours(int fd, struct ofd *o)
+/* The filter said fd may have a slot: look at the table. */
+static __attribute__((noinline, cold)) int close_maybe(int fd)
 {
-    if (in_foreign_child()) return REAL(close)(fd);
+    struct ofd *o = fdt_peek(fd);
+    if (o == NULL || in_foreign_child()) return REAL(close)(fd);
     if (o == FDT_ENGINE && !guard_active()) return shim_fail(-EBADF); /* not the program's to close */
     if (o == FDT_ENGINE) { /* a library of the engine's closing what efd_parking placed */
         fdt_mark_engine(fd, 0);
@@ -243,9 +251,8 @@ static __attribute__((noinline, cold)) int close_ours(int fd, struct ofd *o)
 
 SHIM_EXPORT int close(int fd)
 {
-    struct ofd *o = fdt_peek(fd);
-    if (__builtin_expect(o == NULL, 1)) return REAL(close)(fd);
-    return close_ours(fd, o);
+    if (__builtin_expect(!fdt_maybe_used(fd), 1)) return REAL(close)(fd);
+    return close_maybe(fd);
 }
 
 /* Close [lo, hi] in runs, skipping engine descriptors and closing ours properly. */

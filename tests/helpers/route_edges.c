@@ -8,7 +8,8 @@
  * The shim lets a path go to libc untouched when its first byte after '/' cannot start a
  * mount prefix and it has no ".."; the scan for ".." reads whole vector blocks, so the
  * cases are placed at every offset around 32-byte blocks and at the very end of a page
- * followed by an inaccessible page (a read past it would crash). Each path is tried with
+ * followed by an inaccessible page (a read past it would crash), and starting at every
+ * offset of a page's last bytes. Each path is tried with
  * stat, lstat, open, openat, access, statx and fopen: a path that climbs into the mount
  * must find NAME there (SIZE bytes); a real path must find the real file; NULL must fail
  * with EFAULT as libc's does. Prints one line per failure and "checked N" at the end;
@@ -164,6 +165,24 @@ int main(int argc, char **argv)
         memcpy(three + page - o, realfile, strlen(realfile) + 1);
         probe(three + page - o, 0);
     }
+    /* 1c. Strings that start in the last 140 bytes of a page followed by an inaccessible
+     * one, at every offset, their NUL anywhere before the page end: the fast path reads
+     * 65 bytes from the start when they stay in the page, and goes another way when not.
+     * A climb into the mount, and the real file (foreign). */
+    for (int k = 1; k <= 40; k += 13) {
+        memset(pad, 'x', (size_t)k);
+        pad[k] = '\0';
+        snprintf(path, sizeof path, "/%s/..%s/%s", pad, mp, name);
+        size_t n = strlen(path) + 1;
+        for (size_t o = n; o <= n + 140; o++) {
+            memcpy(two + page - o, path, n);
+            probe(two + page - o, 1);
+        }
+    }
+    for (size_t o = strlen(realfile) + 1; o <= strlen(realfile) + 141; o++) {
+        memcpy(two + page - o, realfile, strlen(realfile) + 1);
+        probe(two + page - o, 0);
+    }
     /* 2. The real file (its name has dots, none a ".."), at many offsets and at a page end. */
     const char *rdir = strrchr(realfile, '/');
     snprintf(dirpart, sizeof dirpart, "%.*s", (int)(rdir - realfile), realfile);
@@ -208,6 +227,13 @@ int main(int argc, char **argv)
     probe(rdir + 1, 0);
     snprintf(path, sizeof path, "./%s", rdir + 1);
     probe(path, 0);
+    /* ... at every offset of the last 100 bytes of a page, and longer than a vector round */
+    for (size_t o = strlen(path) + 1; o <= strlen(path) + 100; o++) {
+        memcpy(two + page - o, path, strlen(path) + 1);
+        probe(two + page - o, 0);
+    }
+    snprintf(path, sizeof path, ".////////////////////////////////////////////////////////////////////////%s", rdir + 1);
+    probe(path, 0);
     int depth = 0;
     for (const char *s = dirpart; *s; s++) depth += *s == '/';
     path[0] = '\0';
@@ -215,6 +241,10 @@ int main(int argc, char **argv)
     snprintf(path + strlen(path), sizeof path - strlen(path), "%s/%s", mp + 1, name);
     probe(path, 1);
     probe(at_page_end(path, two, page), 1);
+    for (size_t o = strlen(path) + 1; o <= strlen(path) + 100; o += 3) {
+        memcpy(two + page - o, path, strlen(path) + 1);
+        probe(two + page - o, 1);
+    }
     snprintf(path, sizeof path, "x/..");
     for (int i = 0; i < depth; i++) strcat(path, "/..");
     snprintf(path + strlen(path), sizeof path - strlen(path), "%s/%s", mp, name);
@@ -222,9 +252,11 @@ int main(int argc, char **argv)
     /* 5. NULL: EFAULT, as libc answers. */
     struct stat st;
     const char *volatile nul = NULL; /* hidden from the compiler's nonnull checks */
-    checked += 4;
+    checked += 5;
     errno = 0;
     if (stat(nul, &st) != -1 || errno != EFAULT) bad("stat", "(null)", "not EFAULT");
+    errno = 0;
+    if (lstat(nul, &st) != -1 || errno != EFAULT) bad("lstat", "(null)", "not EFAULT");
     errno = 0;
     if (open(nul, O_RDONLY) != -1 || errno != EFAULT) bad("open", "(null)", "not EFAULT");
     errno = 0;

@@ -26,6 +26,7 @@ static int table_empty(void **state)
     int n = fdt_limit();
     for (int fd = 0; fd < n; fd++)
         if (fdt_peek(fd) != NULL) return -1;
+    if (atomic_load(&fdt_filter_used) != 0 || atomic_load(&fdt_filter_ours) != 0) return -1;
     return atomic_load(&fdt_used) == 0 ? 0 : -1;
 }
 
@@ -226,6 +227,73 @@ static void test_concurrent_refcounts(void **state)
     assert_int_equal(atomic_load(&fdt_used), 0);
 }
 
+/* The filters in front of the table: one bit per remainder modulo 64, set while any
+ * descriptor with that remainder has a slot (used) or a description (ours). */
+static void test_filters(void **state)
+{
+    struct ofd o = {.refs = 1};
+    assert_false(fdt_maybe_used(5));
+    assert_null(fdt_set(5, &o));
+    assert_true(fdt_maybe_used(5));
+    assert_true(fdt_maybe_ours(5));
+    assert_true(fdt_maybe_used(69)); /* same remainder: the table decides */
+    assert_false(fdt_is_ours(69));
+    assert_false(fdt_maybe_used(6));
+    assert_false(fdt_maybe_used(-1)); /* remainder 63 */
+    /* A second descriptor with the same remainder: the bit stays until both are gone. */
+    assert_null(fdt_set(5 + 64 * 100, &o));
+    assert_ptr_equal(fdt_take(5), &o);
+    assert_true(fdt_maybe_used(5));
+    assert_true(fdt_is_ours(5 + 64 * 100));
+    assert_ptr_equal(fdt_take(5 + 64 * 100), &o);
+    assert_false(fdt_maybe_used(5));
+    assert_false(fdt_maybe_ours(5));
+    /* An engine descriptor is used but not ours; replacing it by a description and back. */
+    fdt_mark_engine(7, 1);
+    assert_true(fdt_maybe_used(7));
+    assert_false(fdt_maybe_ours(7));
+    assert_null(fdt_set(7, &o));
+    assert_true(fdt_maybe_ours(7));
+    assert_ptr_equal(fdt_set(7, FDT_ENGINE), &o); /* hands back o's reference */
+    atomic_fetch_sub(&o.refs, 1);
+    assert_false(fdt_maybe_ours(7));
+    assert_true(fdt_maybe_used(7));
+    fdt_mark_engine(7, 0);
+    assert_false(fdt_maybe_used(7));
+    /* Negative descriptors look at their low 6 bits only. */
+    assert_null(fdt_set(63, &o));
+    assert_true(fdt_maybe_used(-1));
+    assert_false(fdt_is_ours(-1));
+    assert_ptr_equal(fdt_take(63), &o);
+    assert_int_equal(refs(&o), 4); /* four installs, one reference handed back and dropped */
+}
+
+/* Engine marks change without the table's lock while locked changes go on beside them on
+ * the same remainder: whatever the interleaving, a bit is set while its count is not 0. */
+static void *marker(void *arg)
+{
+    for (int i = 0; i < ROUNDS; i++) {
+        fdt_mark_engine(11, 1);
+        if (!fdt_maybe_used(11)) abort();
+        fdt_mark_engine(11, 0);
+    }
+    return NULL;
+}
+
+static void test_filters_concurrent(void **state)
+{
+    struct ofd o = {.refs = 1};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, marker, NULL), 0);
+    for (int i = 0; i < ROUNDS; i++) {
+        assert_null(fdt_set(11 + 64, &o));
+        assert_true(fdt_maybe_ours(11 + 64));
+        assert_ptr_equal(fdt_take(11 + 64), &o);
+    }
+    pthread_join(t, NULL);
+    assert_int_equal(refs(&o), 1 + ROUNDS);
+}
+
 static void test_atfork_hooks(void **state)
 {
     struct ofd o = {.refs = 1};
@@ -252,6 +320,8 @@ int main(void)
         cmocka_unit_test_teardown(test_limit_and_chunks, table_empty),
         cmocka_unit_test_teardown(test_locked_variants, table_empty),
         cmocka_unit_test_teardown(test_concurrent_refcounts, table_empty),
+        cmocka_unit_test_teardown(test_filters, table_empty),
+        cmocka_unit_test_teardown(test_filters_concurrent, table_empty),
         cmocka_unit_test_teardown(test_atfork_hooks, table_empty),
     };
     int r = cmocka_run_group_tests(tests, NULL, NULL);
