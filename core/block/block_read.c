@@ -102,7 +102,9 @@ static struct bslot *rs_prepare(struct bfile *f, uint64_t coff)
                 rs_release(s);
                 return NULL;
             }
-            uio_read(f, &s->u[s->nu++], s->b.p + i * BLK_BS, n * BLK_BS, pblk * BLK_BS);
+            uio_read(f, &s->u[s->nu], s->b.p + i * BLK_BS, n * BLK_BS, pblk * BLK_BS);
+            if (i == 0 && s->b.index >= 0) s->u[s->nu].buf_index = s->b.index; /* registered: no pinning */
+            s->nu++;
         }
         i += n;
     }

@@ -194,7 +194,7 @@ static int wb_send(struct bfile *f)
         u->buf = f->wb.p + r[j].i * BLK_BS;
         u->len = r[j].n * BLK_BS;
         u->off = (off_t)(r[j].start * BLK_BS);
-        u->buf_index = -1;
+        u->buf_index = r[j].i == 0 && f->wb.index >= 0 ? f->wb.index : -1; /* registered: no pinning */
         u->align = BLK_BS;
         u->stats = &f->m->dev_stats;
         v[j] = u;
