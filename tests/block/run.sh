@@ -262,9 +262,10 @@ mkdir -p "$W/lplain"
 if shim "$LDEV" "$PY" "$W/large.py" "$MP" "$W/lsrc" >"$OUT" 2>&1; then
     ok=1
     for k in la lb lc; do
-        for how in "dd bs=1M" "dd bs=4M" "dd bs=1M iflag=direct" "dd bs=777" "cat" "dd bs=1M skip=3" "dd bs=4k skip=777"; do
+        for how in "dd bs=1M" "dd bs=4M" "dd bs=1M iflag=direct" "odd bs=777" "cat" "dd bs=1M skip=3" "dd bs=4k skip=777"; do
             case $how in
             cat) shim "$LDEV" cat "$MP/$k" >"$W/lgot" 2>>"$OUT" ;;
+            odd*) shim "$LDEV" $ODD_DD bs=777 if="$MP/$k" of="$W/lgot" status=none 2>>"$OUT" ;; # libasan refuses dd's
             *) shim "$LDEV" $how if="$MP/$k" of="$W/lgot" status=none 2>>"$OUT" ;;
             esac
             case $how in
