@@ -26,7 +26,8 @@
 #   PARTS="seq" ROUNDS=4 BEFORE=DIR bench/block/run.sh
 #           PARTS: which of small, seq, rand run (all three by default); BEFORE: a build
 #           directory of another version (its libs3shim.so and s3shim): the seq part runs
-#           its block:// arms with it too, alternated with this build's ("before:" arms).
+#           its block:// arms with it too (and rand its fio under the shim), alternated
+#           with this build's ("before:" arms).
 set -u
 export LC_ALL=C
 # shellcheck source=../../tests/preamble.sh
@@ -153,7 +154,12 @@ print("%.1f" % (sum(x[rw]["iops"] for x in j) if sys.argv[2] == "iops" else sum(
 }
 dd_fig() { awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "copied,") s = $(i + 1); printf "%.1f\n", $1 / s / 1e6 }' "$1"; }
 
+# Before each write arm: nothing left dirty by the arm before (the loop device's backing
+# file goes through the host's page cache; its writeback would land on the next arm).
+settle() { sync "$W/dev.img"; }
+
 seq_fio() {
+    settle
     fio --name=sw --filename="$LOOP" --rw=write --bs=1M --ioengine=io_uring --direct=1 --iodepth=1 --size=1G \
         "${fio_common[@]}" >"$W/fio.json" && rec seq-write-MB/s fio-qd1 "$(fio_fig "$W/fio.json" bw)"
     fio --name=sr --filename="$LOOP" --rw=read --bs=1M --ioengine=io_uring --direct=1 --iodepth=1 --size=1G \
@@ -167,6 +173,7 @@ seq_fio() {
 seq_blk() {
     local lib=$1/libs3shim.so tool=$1/s3shim p=$2 t0 t1
     "$tool" blk format --force "$LOOP" >/dev/null || return 1
+    settle
     env S3SHIM_MOUNTS="$MP=block://$LOOP" LD_PRELOAD="$lib" dd if=/dev/zero of="$MP/big" bs=1M count=1024 2>"$W/dd" &&
         rec seq-write-MB/s "${p}block://dd" "$(dd_fig "$W/dd")"
     env S3SHIM_MOUNTS="$MP=block://$LOOP" LD_PRELOAD="$lib" dd if="$MP/big" of=/dev/null bs=1M 2>"$W/dd" &&
@@ -187,17 +194,26 @@ seq_all() { # fio, this build and BEFORE's, in an order that turns round by roun
     return 0
 }
 
+# rand_blk BUILD-DIR PREFIX: fio psync under that build's shim on a 1 GiB object
+rand_blk() {
+    local lib=$1/libs3shim.so p=$2
+    env S3SHIM_MOUNTS="$MP=block://$LOOP" LD_PRELOAD="$lib" fio --name=rr --filename="$MP/big" --rw=randread --bs=4k \
+        --ioengine=psync --direct=0 --mem_align=4096 --numjobs="$JOBS" --size=1G --runtime="$RUNTIME" --time_based \
+        "${fio_common[@]}" >"$W/fio.json" && rec rand-read-IOPS "${p}block://fio-psync-x$JOBS" "$(fio_fig "$W/fio.json" iops)"
+}
+
 rand() {
     fio --name=rr --filename="$LOOP" --rw=randread --bs=4k --ioengine=io_uring --direct=1 --iodepth="$JOBS" \
         --size=1G --runtime="$RUNTIME" --time_based "${fio_common[@]}" >"$W/fio.json" &&
         rec rand-read-IOPS "fio-uring-qd$JOBS" "$(fio_fig "$W/fio.json" iops)"
-    if ! shim test -s "$MP/big"; then
-        "$TOOL" blk format --force "$LOOP" >/dev/null || return 1
-        shim dd if=/dev/zero of="$MP/big" bs=1M count=1024 2>/dev/null || return 1
+    "$TOOL" blk format --force "$LOOP" >/dev/null || return 1
+    shim dd if=/dev/zero of="$MP/big" bs=1M count=1024 2>/dev/null || return 1
+    if [ $(($1 % 2)) = 1 ]; then
+        rand_blk "$BUILD" ""; [ -n "$BEFORE" ] && rand_blk "$BEFORE" before:
+    else
+        [ -n "$BEFORE" ] && rand_blk "$BEFORE" before:; rand_blk "$BUILD" ""
     fi
-    shim fio --name=rr --filename="$MP/big" --rw=randread --bs=4k --ioengine=psync --direct=0 --mem_align=4096 \
-        --numjobs="$JOBS" --size=1G --runtime="$RUNTIME" --time_based "${fio_common[@]}" >"$W/fio.json" &&
-        rec rand-read-IOPS "block://fio-psync-x$JOBS" "$(fio_fig "$W/fio.json" iops)"
+    return 0
 }
 
 for round in $(seq 1 "$ROUNDS"); do
@@ -210,7 +226,7 @@ for round in $(seq 1 "$ROUNDS"); do
         small_blk 1000; small_fs ext4; small_blk 0; small_fs xfs
     fi
     has seq && seq_all "$round"
-    has rand && rand
+    has rand && rand "$round"
 done
 
 echo "# medians of $ROUNDS rounds; ratio = block:// / peer"
@@ -244,4 +260,6 @@ for t, a in (("seq-write-MB/s", "dd"), ("seq-read-MB/s", "dd"), ("seq-read-MB/s"
 import os
 j = os.environ.get("JOBS", "1")
 row("rand-read-IOPS", "fio-uring-qd" + j, "block://fio-psync-x" + j, "(goal >= 0.90)")
+row("rand-read-IOPS", "fio-uring-qd" + j, "before:block://fio-psync-x" + j)
+row("rand-read-IOPS", "before:block://fio-psync-x" + j, "block://fio-psync-x" + j, "(after / before)")
 PY

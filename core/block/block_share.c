@@ -79,7 +79,7 @@ void bf_atfork_child(struct block_mount *m)
          * what was read ahead is dropped. A buffer of the process budget is a private copy. */
         bf_ra_forget(f);
         bf_ws_forget(f);
-        if (f->wb.index >= 0) {
+        if (f->wb.p && !f->wb.raw) { /* an arena slot, registered (index >= 0) or not (-2) */
             struct ubuf old = f->wb, nb;
             memset(&f->wb, 0, sizeof f->wb);
             f->wb.index = -1;
