@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # tests/block/run.sh - block:// (an object store on a raw block device) with real programs:
 # `s3shim blk format` refusing devices that hold something, mounting a device that is not
-# a store, odd-size writes and byte-for-byte random reads, O_RDWR/append/truncate
+# a store, odd-size writes and byte-for-byte random reads, large objects through every
+# read and write path (straight, readahead, write-behind; extents, holes), write errors of
+# a failing device reaching the program, O_RDWR/append/truncate
 # (copy-on-write) against a plain directory, the namespace (mkdir, mv over a file, mv of a
 # directory, rm -r, rmdir) against a plain directory, `blk check` after all of it, a flipped
 # bit in every kind of metadata block caught by check, a full device (ENOSPC at the call,
