@@ -13,7 +13,9 @@
 #           each process), and with every close durable (=0). Reads start cold: the
 #           filesystem is unmounted and mounted again, the store's device cache dropped.
 #   seq     a 1 GiB object written with `dd bs=1M` and read with `dd bs=1M` and `cat`
-#           through the shim, against fio bs=1M iodepth 1 and 4 on the raw device.
+#           through the shim, against fio bs=1M iodepth 1 and 4 on the raw device; and
+#           copied by `cp` within the store (1 GiB read and 1 GiB written: MB/s of the
+#           object, no peer). The device's backing file is written through first.
 #   rand    4 KiB random reads: fio ioengine=psync under the shim on the 1 GiB object
 #           (JOBS jobs) against fio io_uring iodepth=JOBS on the raw device.
 #
@@ -21,6 +23,11 @@
 # summary takes medians. Needs root (losetup, mkfs, mount), fio, mkfs.ext4, mkfs.xfs.
 #
 #   BUILD=build bench/block/run.sh        (make bench-block)
+#   PARTS="seq" ROUNDS=4 BEFORE=DIR bench/block/run.sh
+#           PARTS: which of small, seq, rand run (all three by default); BEFORE: a build
+#           directory of another version (its libs3shim.so and s3shim): the seq part runs
+#           its block:// arms with it too (and rand its fio under the shim), alternated
+#           with this build's ("before:" arms).
 set -u
 export LC_ALL=C
 # shellcheck source=../../tests/preamble.sh
@@ -29,6 +36,10 @@ N=${FILES:-20000}
 ROUNDS=${ROUNDS:-2}
 JOBS=${JOBS:-1}
 RUNTIME=${RUNTIME:-5}
+PARTS=${PARTS:-small seq rand}
+BEFORE=${BEFORE:-}
+has() { case " $PARTS " in *" $1 "*) return 0 ;; esac; return 1; }
+[ -z "$BEFORE" ] || [ -f "$BEFORE/libs3shim.so" ] || { echo "bench-block: $BEFORE/libs3shim.so missing"; exit 1; }
 DEV_MB=${DEV_MB:-4096}
 BASE=${BENCH_DIR:-/var/tmp}
 for c in fio mkfs.ext4 mkfs.xfs losetup; do
@@ -54,11 +65,14 @@ RES=$W/results
 PY=python3
 
 truncate -s "${DEV_MB}M" "$W/dev.img"
+# Written through once for the large-object tests: every arm then overwrites blocks the
+# backing file has (a first write into a sparse file also pays for its allocation).
+has seq && dd if=/dev/zero of="$W/dev.img" bs=1M count="$DEV_MB" conv=notrunc,fsync status=none
 LOOP=$(losetup -f --show "$W/dev.img") || exit 1
 mkdir -p "$MNT" "$W/src/tree"
 echo "# block:// vs ext4, XFS and fio on $LOOP (${DEV_MB} MiB, backed by $BASE: $(stat -f -c %T "$BASE") on $(df --output=source "$BASE" | tail -1))"
 echo "# $(nproc) CPUs, kernel $(uname -r), $(fio --version), $(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg)"
-$PY - "$W/src/tree" "$N" <<'PY'
+has small && $PY - "$W/src/tree" "$N" <<'PY'
 import os, sys
 d, n = sys.argv[1], int(sys.argv[2])
 for i in range(n):
@@ -140,35 +154,79 @@ print("%.1f" % (sum(x[rw]["iops"] for x in j) if sys.argv[2] == "iops" else sum(
 }
 dd_fig() { awk '/copied/ { for (i = 1; i <= NF; i++) if ($i == "copied,") s = $(i + 1); printf "%.1f\n", $1 / s / 1e6 }' "$1"; }
 
-seq_rand() {
-    local t0 t1
+# Before each write arm: nothing left dirty by the arm before (the loop device's backing
+# file goes through the host's page cache; its writeback would land on the next arm).
+settle() { sync "$W/dev.img"; }
+
+seq_fio() {
+    settle
     fio --name=sw --filename="$LOOP" --rw=write --bs=1M --ioengine=io_uring --direct=1 --iodepth=1 --size=1G \
         "${fio_common[@]}" >"$W/fio.json" && rec seq-write-MB/s fio-qd1 "$(fio_fig "$W/fio.json" bw)"
     fio --name=sr --filename="$LOOP" --rw=read --bs=1M --ioengine=io_uring --direct=1 --iodepth=1 --size=1G \
         "${fio_common[@]}" >"$W/fio.json" && rec seq-read-MB/s fio-qd1 "$(fio_fig "$W/fio.json" bw)"
     fio --name=sr --filename="$LOOP" --rw=read --bs=1M --ioengine=io_uring --direct=1 --iodepth=4 --size=1G \
         "${fio_common[@]}" >"$W/fio.json" && rec seq-read-MB/s fio-qd4 "$(fio_fig "$W/fio.json" bw)"
+}
+
+# seq_blk BUILD-DIR PREFIX: a 1 GiB object written with dd bs=1M, read with dd bs=1M and
+# cat (128 KiB reads), on a store formatted afresh, with that build's library
+seq_blk() {
+    local lib=$1/libs3shim.so tool=$1/s3shim p=$2 t0 t1
+    "$tool" blk format --force "$LOOP" >/dev/null || return 1
+    settle
+    env S3SHIM_MOUNTS="$MP=block://$LOOP" LD_PRELOAD="$lib" dd if=/dev/zero of="$MP/big" bs=1M count=1024 2>"$W/dd" &&
+        rec seq-write-MB/s "${p}block://dd" "$(dd_fig "$W/dd")"
+    env S3SHIM_MOUNTS="$MP=block://$LOOP" LD_PRELOAD="$lib" dd if="$MP/big" of=/dev/null bs=1M 2>"$W/dd" &&
+        rec seq-read-MB/s "${p}block://dd" "$(dd_fig "$W/dd")"
+    t0=$(secs); env S3SHIM_MOUNTS="$MP=block://$LOOP" LD_PRELOAD="$lib" cat "$MP/big" >/dev/null; t1=$(secs)
+    rec seq-read-MB/s "${p}block://cat" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", 1073741824 / (b - a) / 1e6 }')"
+    t0=$(secs); env S3SHIM_MOUNTS="$MP=block://$LOOP" LD_PRELOAD="$lib" cp "$MP/big" "$MP/big2"; t1=$(secs)
+    rec seq-copy-MB/s "${p}block://cp" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", 1073741824 / (b - a) / 1e6 }')"
+    env S3SHIM_MOUNTS="$MP=block://$LOOP" LD_PRELOAD="$lib" rm -f "$MP/big2"
+}
+
+seq_all() { # fio, this build and BEFORE's, in an order that turns round by round
+    if [ $(($1 % 2)) = 1 ]; then
+        seq_fio; seq_blk "$BUILD" ""; [ -n "$BEFORE" ] && seq_blk "$BEFORE" before:
+    else
+        [ -n "$BEFORE" ] && seq_blk "$BEFORE" before:; seq_blk "$BUILD" ""; seq_fio
+    fi
+    return 0
+}
+
+# rand_blk BUILD-DIR PREFIX: fio psync under that build's shim on a 1 GiB object
+rand_blk() {
+    local lib=$1/libs3shim.so p=$2
+    env S3SHIM_MOUNTS="$MP=block://$LOOP" LD_PRELOAD="$lib" fio --name=rr --filename="$MP/big" --rw=randread --bs=4k \
+        --ioengine=psync --direct=0 --mem_align=4096 --numjobs="$JOBS" --size=1G --runtime="$RUNTIME" --time_based \
+        "${fio_common[@]}" >"$W/fio.json" && rec rand-read-IOPS "${p}block://fio-psync-x$JOBS" "$(fio_fig "$W/fio.json" iops)"
+}
+
+rand() {
     fio --name=rr --filename="$LOOP" --rw=randread --bs=4k --ioengine=io_uring --direct=1 --iodepth="$JOBS" \
         --size=1G --runtime="$RUNTIME" --time_based "${fio_common[@]}" >"$W/fio.json" &&
         rec rand-read-IOPS "fio-uring-qd$JOBS" "$(fio_fig "$W/fio.json" iops)"
     "$TOOL" blk format --force "$LOOP" >/dev/null || return 1
-    shim dd if=/dev/zero of="$MP/big" bs=1M count=1024 2>"$W/dd" && rec seq-write-MB/s block://dd "$(dd_fig "$W/dd")"
-    shim dd if="$MP/big" of=/dev/null bs=1M 2>"$W/dd" && rec seq-read-MB/s block://dd "$(dd_fig "$W/dd")"
-    t0=$(secs); shim cat "$MP/big" >/dev/null; t1=$(secs)
-    rec seq-read-MB/s block://cat "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", 1073741824 / (b - a) / 1e6 }')"
-    shim fio --name=rr --filename="$MP/big" --rw=randread --bs=4k --ioengine=psync --direct=0 --mem_align=4096 \
-        --numjobs="$JOBS" --size=1G --runtime="$RUNTIME" --time_based "${fio_common[@]}" >"$W/fio.json" &&
-        rec rand-read-IOPS "block://fio-psync-x$JOBS" "$(fio_fig "$W/fio.json" iops)"
+    shim dd if=/dev/zero of="$MP/big" bs=1M count=1024 2>/dev/null || return 1
+    if [ $(($1 % 2)) = 1 ]; then
+        rand_blk "$BUILD" ""; [ -n "$BEFORE" ] && rand_blk "$BEFORE" before:
+    else
+        [ -n "$BEFORE" ] && rand_blk "$BEFORE" before:; rand_blk "$BUILD" ""
+    fi
+    return 0
 }
 
 for round in $(seq 1 "$ROUNDS"); do
     echo "# round $round of $ROUNDS (load $(cut -d' ' -f1-3 /proc/loadavg))"
-    if [ $((round % 2)) = 1 ]; then
+    if ! has small; then
+        :
+    elif [ $((round % 2)) = 1 ]; then
         small_fs ext4; small_blk 1000; small_fs xfs; small_blk 0
     else
         small_blk 1000; small_fs ext4; small_blk 0; small_fs xfs
     fi
-    seq_rand
+    has seq && seq_all "$round"
+    has rand && rand "$round"
 done
 
 echo "# medians of $ROUNDS rounds; ratio = block:// / peer"
@@ -195,8 +253,13 @@ for t in ("small-py-read", "small-cat"):
 row("seq-write-MB/s", "fio-qd1", "block://dd", "(goal >= 0.95)")
 row("seq-read-MB/s", "fio-qd1", "block://dd", "(goal >= 0.95)")
 row("seq-read-MB/s", "fio-qd4", "block://dd")
-row("seq-read-MB/s", "fio-qd1", "block://cat")
+row("seq-read-MB/s", "fio-qd1", "block://cat", "(goal >= 0.95)")
+for t, a in (("seq-write-MB/s", "dd"), ("seq-read-MB/s", "dd"), ("seq-read-MB/s", "cat"), ("seq-copy-MB/s", "cp")):
+    row(t, "fio-qd1", "before:block://" + a)
+    row(t, "before:block://" + a, "block://" + a, "(after / before)")
 import os
 j = os.environ.get("JOBS", "1")
 row("rand-read-IOPS", "fio-uring-qd" + j, "block://fio-psync-x" + j, "(goal >= 0.90)")
+row("rand-read-IOPS", "fio-uring-qd" + j, "before:block://fio-psync-x" + j)
+row("rand-read-IOPS", "before:block://fio-psync-x" + j, "block://fio-psync-x" + j, "(after / before)")
 PY

@@ -254,6 +254,14 @@ static int bm_mount(const char *where, const struct cfg *cfg, struct stats_set *
     if (m->uri) snprintf(m->uri, ul, "block://%s", where);
     m->chunk = cfg->direct_chunk < 65536 ? 65536 : cfg->direct_chunk;
     m->chunk -= m->chunk % BLK_BS;
+    m->depth = cfg->direct_depth; /* 1..16 */
+    /* A program's buffer at the device's O_DIRECT alignment (a sector, from statx or
+     * BLKSSZGET) is read and written straight; else, and if the probe fails, whole blocks. */
+    struct stat dst;
+    char why[160];
+    if (sys.fstat(m->st.fd, &dst) < 0 || dio_probe(m->st.fd, &dst, &m->al, why, sizeof why) != 0 ||
+        m->al.off > BLK_BS || m->al.mem > BLK_BS)
+        m->al = (struct dio_align){.mem = BLK_BS, .off = BLK_BS, .source = DIO_SRC_DEFAULT};
     const uint8_t *u = m->st.sb.h.uuid;
     m->dev = makedev(0xb10cu + u[0], (unsigned)u[1] << 16 | (unsigned)u[2] << 8 | u[3]);
     m->stats = stats;

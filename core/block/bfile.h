@@ -14,6 +14,28 @@ struct bext {
     int owned;
 };
 
+/* A chunk of the object read ahead (block_read.c): logical [off, off + len), read by up
+ * to BF_SLOT_IOS device requests (one per extent it crosses; holes are zeroed). */
+#define BF_SLOTS 16
+#define BF_SLOT_IOS 4
+enum { BS_FREE = 0, BS_PENDING, BS_READY };
+struct bslot {
+    int state, nu, err;
+    uint64_t off, used;
+    size_t len;
+    struct ubuf b;
+    struct uio u[BF_SLOT_IOS];
+};
+
+/* A full write buffer in flight (block_write.c: write-behind). */
+#define BF_WSLOTS 16
+struct bwslot {
+    int busy, nu;
+    uint64_t seq;
+    struct ubuf b;
+    struct uio u[BF_SLOT_IOS];
+};
+
 struct bfile {
     struct block_mount *m;
     char key[BLK_MAX_KEY + 1];
@@ -41,16 +63,43 @@ struct bfile {
     struct ubuf wb;
     uint64_t wb_lblk;
     size_t wb_len;
-    /* read cache: logical [rc_off, rc_off + rc_len) */
-    struct ubuf rc;
-    uint64_t rc_off;
-    size_t rc_len;
+    struct bwslot ws[BF_WSLOTS]; /* full buffers in flight */
+    uint64_t wtick;
+    /* readahead (block_read.c): chunks of the object read ahead of a sequential reader */
+    struct bslot rs[BF_SLOTS];
+    uint64_t tick;
     struct readahead ra;
     struct bfile *nw_next, **nw_pprev; /* in m->nw: this process's open files */
 };
 
 /* block_file.c */
 int bf_commit(struct bfile *f, int how);     /* f->lock held */
+/* The device block of logical block lblk: 1 mapped (*pblk, *owned, *run blocks from it in
+ * that extent), 0 a hole (*run blocks up to the next extent, UINT64_MAX: none). */
+int bf_map_find(struct bfile *f, uint64_t lblk, uint64_t *pblk, int *owned, uint64_t *run);
+/* One device request, waited for (writes reported to blk_recorder). 0 or -errno. */
+int bf_dev_io(struct bfile *f, int op, uint64_t pblk, char *buf, size_t nblk, int bidx);
+/* Logical blocks [lblk, +nblk) into buf (holes are zeros). */
+int bf_read_logical(struct bfile *f, uint64_t lblk, char *buf, size_t nblk, int bidx);
+int bf_map_set(struct bfile *f, uint64_t lblk, uint64_t pblk, uint64_t len); /* owned blocks */
+/* Up to want free blocks, as one run, from the file's reservation (reserving more). */
+int bf_take_blocks(struct bfile *f, uint64_t want, uint64_t *start, uint64_t *got);
+
+/* block_write.c (f->lock held) */
+/* Everything written so far on the device (gathered bytes sent, every write in flight
+ * waited for): 0 or the first error. */
+int bf_wb_flush(struct bfile *f);
+/* Start gathering at byte off (what was gathered before goes to the device first). */
+int bf_wb_start(struct bfile *f, uint64_t off);
+int bf_ws_drain(struct bfile *f); /* every write in flight waited for; f->err */
+void bf_ws_forget(struct bfile *f); /* in a forked child: the parent's writes in flight */
+
+/* block_read.c (f->lock held) */
+/* Forget every chunk read ahead (waiting for those in flight): the map or the data changed. */
+void bf_ra_drop(struct bfile *f);
+/* In a forked child: the parent's requests are never waited for, its arena buffers
+ * never freed here. */
+void bf_ra_forget(struct bfile *f);
 int bf_lookup_pinned(struct bfile *f);       /* f->base from the newest root, pinned: 1, 0, -errno */
 
 /* block_share.c */

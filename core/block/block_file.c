@@ -1,4 +1,6 @@
-/* block_file.c - one open block:// object: reads, writes and the commit that publishes it.
+/* block_file.c - one open block:// object: its block map, device requests, the commit
+ * that publishes it, fstat and friends, open and close. Reads are block_read.c's, writes
+ * block_write.c's (both under f->lock, on the map kept here).
  *
  * Every open file has a descriptor of the device of its own (O_DIRECT), for two reasons:
  * its data moves through the engine's io_uring rings (uring.h) with aligned buffers, and
@@ -8,18 +10,14 @@
  * descriptor, or the process dying, drops them all.
  *
  * The object is a map of logical blocks to device blocks. Blocks of the committed version
- * are shared: a write never touches them, it goes to a reserved block (copy-on-write; a
- * partial block gets the rest of its old content first). Reserved blocks are owned and
- * are written in place until the commit. Writes gather in a chunk-sized buffer that
- * starts on a block boundary; the buffer goes to the device when a write lands elsewhere,
- * when it is full, or before a read, fsync or close. The commit (fsync, close) makes the
- * data durable, then replaces the object's entry in one metadata commit; if another
- * process committed a new version meanwhile, the blocks still shared with the old one are
- * copied first, so the commit never references blocks someone else freed. The commit's
- * flush before its root write makes the data durable too (one flush less per commit;
- * `s3shim blk crashtest` proves the order). A small object (up to 256 KiB) written at
- * its commit goes through the page cache of the device instead, as metadata does: a
- * program writing many small files does not wait for the device on each. */
+ * are shared: a write never touches them, it goes to a reserved block (copy-on-write).
+ * Reserved blocks are owned and are written in place until the commit. The commit
+ * (fsync, close) first has every write of the file complete (bf_wb_flush), then replaces
+ * the object's entry in one metadata commit; if another process committed a new version
+ * meanwhile, the blocks still shared with the old one are copied first, so the commit
+ * never references blocks someone else freed. The commit's flush before its root write
+ * makes the data durable too (one flush less per commit; `s3shim blk crashtest` proves
+ * the order). */
 #include "block.h"
 #include "bmount.h"
 #include "bfile.h"
@@ -36,11 +34,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define BLK_SMALL_OBJECT (256u << 10) /* objects up to this size: data through the page cache */
-
 /* --- the block map ---------------------------------------------------------------------- */
 
-static int map_find(struct bfile *f, uint64_t lblk, uint64_t *pblk, int *owned, uint64_t *run)
+int bf_map_find(struct bfile *f, uint64_t lblk, uint64_t *pblk, int *owned, uint64_t *run)
 {
     for (int i = 0; i < f->n; i++) {
         struct bext *x = &f->map[i];
@@ -103,7 +99,7 @@ static int map_grow(struct bfile *f)
 }
 
 /* Map [lblk, +len) to owned device blocks at pblk. */
-static int map_set(struct bfile *f, uint64_t lblk, uint64_t pblk, uint64_t len)
+int bf_map_set(struct bfile *f, uint64_t lblk, uint64_t pblk, uint64_t len)
 {
     if (map_grow(f) < 0 || map_cut(f, lblk, lblk + len) < 0 || map_grow(f) < 0) return -ENOMEM;
     int i = 0;
@@ -123,7 +119,7 @@ static int map_set(struct bfile *f, uint64_t lblk, uint64_t pblk, uint64_t len)
 
 /* --- device I/O ------------------------------------------------------------------------ */
 
-static int dev_io(struct bfile *f, int op, uint64_t pblk, char *buf, size_t nblk, int bidx)
+int bf_dev_io(struct bfile *f, int op, uint64_t pblk, char *buf, size_t nblk, int bidx)
 {
     if (blk_recorder && op == UIO_WRITE) blk_recorder(BLK_REC_WRITE, pblk * BLK_BS, buf, nblk * BLK_BS);
     struct uio u = {.op = op, .fd = f->fd, .buf = buf, .len = nblk * BLK_BS, .off = (off_t)(pblk * BLK_BS),
@@ -138,16 +134,16 @@ static int dev_io(struct bfile *f, int op, uint64_t pblk, char *buf, size_t nblk
 }
 
 /* Read logical blocks [lblk, +nblk) into buf (holes are zeros). */
-static int read_logical(struct bfile *f, uint64_t lblk, char *buf, size_t nblk, int bidx)
+int bf_read_logical(struct bfile *f, uint64_t lblk, char *buf, size_t nblk, int bidx)
 {
     while (nblk) {
         uint64_t pblk, run;
         int owned;
-        int have = map_find(f, lblk, &pblk, &owned, &run);
+        int have = bf_map_find(f, lblk, &pblk, &owned, &run);
         size_t n = run < nblk ? (size_t)run : nblk;
         if (!have) memset(buf, 0, n * BLK_BS);
         else {
-            int e = dev_io(f, UIO_READ, pblk, buf, n, bidx);
+            int e = bf_dev_io(f, UIO_READ, pblk, buf, n, bidx);
             if (e) return e;
         }
         lblk += n;
@@ -156,155 +152,6 @@ static int read_logical(struct bfile *f, uint64_t lblk, char *buf, size_t nblk, 
         bidx = -1; /* an offset into a registered buffer: use it unregistered */
     }
     return 0;
-}
-
-/* Up to want free blocks, as one run: from the file's reservation, reserving more. */
-static int take_blocks(struct bfile *f, uint64_t want, uint64_t *start, uint64_t *got)
-{
-    if (!f->rlen) {
-        uint64_t ask = want < 256 ? 256 : want; /* at least 1 MiB at a time */
-        if (ask > 16384) ask = 16384;
-        int e = blk_reserve(&f->m->st, f->fd, ask, &f->rstart, &f->rlen);
-        if (e) {
-            if (e == -ENOSPC) slog_warn("block: %s: no free space for %s", f->m->uri, f->key);
-            return e;
-        }
-    }
-    *start = f->rstart;
-    *got = want < f->rlen ? want : f->rlen;
-    f->rstart += *got;
-    f->rlen -= *got;
-    return 0;
-}
-
-/* The write buffer to the device. */
-static int wb_flush(struct bfile *f)
-{
-    if (!f->wb_len) return 0;
-    size_t nblk = (f->wb_len + BLK_BS - 1) / BLK_BS;
-    int e = 0;
-    if (f->wb_len % BLK_BS) { /* the rest of the last block: what it held */
-        char *last = f->wb.p + (nblk - 1) * BLK_BS;
-        struct ubuf t;
-        if (ubuf_get(&t, BLK_BS, 1) < 0) return -ENOMEM;
-        e = read_logical(f, f->wb_lblk + nblk - 1, t.p, 1, t.index);
-        if (!e) memcpy(last + f->wb_len % BLK_BS, t.p + f->wb_len % BLK_BS, BLK_BS - f->wb_len % BLK_BS);
-        ubuf_put(&t);
-        uint64_t end = f->size - (f->wb_lblk + nblk - 1) * BLK_BS; /* zeros past the size */
-        if (!e && end < BLK_BS) memset(last + end, 0, BLK_BS - end);
-    }
-    for (size_t i = 0; i < nblk && !e;) {
-        uint64_t lblk = f->wb_lblk + i, pblk, run, start, got;
-        int owned;
-        int have = map_find(f, lblk, &pblk, &owned, &run);
-        size_t n;
-        if (have && owned) { /* ours, never committed: in place */
-            n = run < nblk - i ? (size_t)run : nblk - i;
-            start = pblk;
-        } else { /* shared or a hole: new blocks (copy-on-write) */
-            n = run < nblk - i ? (size_t)run : nblk - i;
-            if ((e = take_blocks(f, n, &start, &got)) < 0) break;
-            n = (size_t)got;
-            if ((e = map_set(f, lblk, start, n)) < 0) break;
-        }
-        /* A small object's data at its commit goes through the page cache, as its
-         * metadata does (the commit's flush makes both durable; the kernel keeps direct
-         * reads coherent with it): no wait for the device per small file. */
-        if (f->at_commit && f->size <= BLK_SMALL_OBJECT) e = blk_write_data(&f->m->st, start, f->wb.p + i * BLK_BS, n);
-        else e = dev_io(f, UIO_WRITE, start, f->wb.p + i * BLK_BS, n, -1);
-        i += n;
-    }
-    f->wb_len = 0;
-    f->rc_len = 0; /* the cache may hold what we just replaced */
-    if (e && !f->err) f->err = e;
-    return e;
-}
-
-static int wb_start(struct bfile *f, uint64_t off)
-{
-    int e = wb_flush(f);
-    if (e) return e;
-    if (!f->wb.p && ubuf_get(&f->wb, f->m->chunk, 1) < 0) return -ENOMEM;
-    f->wb_lblk = off / BLK_BS;
-    f->wb_len = off % BLK_BS;
-    if (f->wb_len) return read_logical(f, f->wb_lblk, f->wb.p, 1, f->wb.index);
-    return 0;
-}
-
-/* --- reads and writes ----------------------------------------------------------------- */
-
-ssize_t bf_pread(void *fh, void *buf, size_t len, off_t off)
-{
-    struct bfile *f = fh;
-    uint64_t t0 = stats_now_ns();
-    pthread_mutex_lock(&f->lock);
-    int e = f->writable ? wb_flush(f) : 0;
-    if (!e) e = bf_follow_shared(f);
-    size_t done = 0;
-    int seq = ra_sequential(&f->ra, off);
-    while (!e && done < len && (uint64_t)off + done < f->size) {
-        uint64_t pos = (uint64_t)off + done;
-        size_t want = len - done;
-        if (pos + want > f->size) want = (size_t)(f->size - pos);
-        if (f->rc_len && pos >= f->rc_off && pos < f->rc_off + f->rc_len) {
-            size_t n = (size_t)(f->rc_off + f->rc_len - pos);
-            if (n > want) n = want;
-            memcpy((char *)buf + done, f->rc.p + (pos - f->rc_off), n);
-            done += n;
-            continue;
-        }
-        if (!f->rc.p && ubuf_get(&f->rc, f->m->chunk, 1) < 0) {
-            e = -ENOMEM;
-            break;
-        }
-        /* Fill the cache from the block of pos: one physically contiguous run (or hole). */
-        uint64_t lblk = pos / BLK_BS, pblk, run;
-        int owned;
-        int have = map_find(f, lblk, &pblk, &owned, &run);
-        uint64_t span = seq ? f->m->chunk / BLK_BS : (want + pos % BLK_BS + BLK_BS - 1) / BLK_BS;
-        if (span > f->m->chunk / BLK_BS) span = f->m->chunk / BLK_BS;
-        uint64_t left = (f->size + BLK_BS - 1) / BLK_BS - lblk;
-        if (span > left) span = left;
-        if (span > run) span = run;
-        if (!have) memset(f->rc.p, 0, span * BLK_BS);
-        else if ((e = dev_io(f, UIO_READ, pblk, f->rc.p, span, f->rc.index)) < 0) break;
-        f->rc_off = lblk * BLK_BS;
-        f->rc_len = span * BLK_BS;
-    }
-    if (!e) ra_advance(&f->ra, off, done, seq);
-    pthread_mutex_unlock(&f->lock);
-    stats_record(f->m->stats, STK_READ, t0, done, e != 0);
-    return e ? e : (ssize_t)done;
-}
-
-ssize_t bf_pwrite(void *fh, const void *buf, size_t len, off_t off)
-{
-    struct bfile *f = fh;
-    if (!f->writable) return -EBADF;
-    if (off < 0) return -EINVAL;
-    bf_map_written(fh, buf, len, off);
-    uint64_t t0 = stats_now_ns();
-    pthread_mutex_lock(&f->lock);
-    int e = f->err ? f->err : bf_follow_shared(f);
-    size_t done = 0;
-    while (!e && done < len) {
-        uint64_t pos = (uint64_t)off + done;
-        uint64_t wb_end = f->wb_lblk * BLK_BS + f->wb_len;
-        if (!f->wb.p || !f->wb_len || pos != wb_end || f->wb_len == f->m->chunk) {
-            if ((e = wb_start(f, pos)) < 0) break;
-        }
-        size_t room = f->m->chunk - f->wb_len, n = len - done < room ? len - done : room;
-        memcpy(f->wb.p + f->wb_len, (const char *)buf + done, n);
-        f->wb_len += n;
-        done += n;
-        if (pos + n > f->size) f->size = pos + n;
-        f->dirty = 1;
-        if (f->wb_len == f->m->chunk) e = wb_flush(f);
-    }
-    if (e && !f->err) f->err = e;
-    pthread_mutex_unlock(&f->lock);
-    stats_record(f->m->stats, STK_WRITE, t0, done, e != 0);
-    return done ? (ssize_t)done : e;
 }
 
 /* --- commit ------------------------------------------------------------------------------ */
@@ -320,9 +167,9 @@ static int materialize(struct bfile *f)
         uint64_t lblk = f->map[i].lblk, left = f->map[i].len, src = f->map[i].pblk;
         while (left && !e) {
             uint64_t n = left < f->m->chunk / BLK_BS ? left : f->m->chunk / BLK_BS, start, got;
-            if ((e = take_blocks(f, n, &start, &got)) < 0) break;
-            if (!(e = dev_io(f, UIO_READ, src, t.p, got, t.index))) e = dev_io(f, UIO_WRITE, start, t.p, got, t.index);
-            if (!e) e = map_set(f, lblk, start, got); /* moves i's entry: restart the scan */
+            if ((e = bf_take_blocks(f, n, &start, &got)) < 0) break;
+            if (!(e = bf_dev_io(f, UIO_READ, src, t.p, got, t.index))) e = bf_dev_io(f, UIO_WRITE, start, t.p, got, t.index);
+            if (!e) e = bf_map_set(f, lblk, start, got); /* moves i's entry: restart the scan */
             lblk += got, src += got, left -= got;
         }
         i = -1;
@@ -361,13 +208,13 @@ static int free_replaced(struct blk_txn *t, struct bfile *f, const struct blk_ob
 
 int bf_commit(struct bfile *f, int how)
 {
+    f->at_commit = 1;
+    int e = bf_wb_flush(f); /* nothing of it left in flight, whatever follows */
+    f->at_commit = 0;
     if (f->detached) { /* unlinked while open: what it writes is never seen */
         f->dirty = 0;
-        return f->err;
+        return e ? e : f->err;
     }
-    f->at_commit = 1;
-    int e = wb_flush(f);
-    f->at_commit = 0;
     if (!e) e = f->err;
     /* No flush of the data here: the commit's flush before the root write covers every
      * write to the device (data included), so data is durable before it is referenced. */
@@ -465,20 +312,20 @@ int bf_ftruncate(void *fh, off_t len)
     bf_map_written(fh, NULL, 0, len);
     pthread_mutex_lock(&f->lock);
     int e = bf_follow_shared(f);
-    if (!e) e = wb_flush(f);
+    if (!e) e = bf_wb_flush(f);
     uint64_t nl = (uint64_t)len;
     if (!e && nl < f->size) {
         uint64_t keep = (nl + BLK_BS - 1) / BLK_BS;
         e = map_cut(f, keep, UINT64_MAX / 2);
         f->size = nl;
         if (!e && nl % BLK_BS) { /* the kept block's tail must read as zeros if it grows back */
-            e = wb_start(f, nl);
+            e = bf_wb_start(f, nl);
             if (!e) f->wb_len = nl % BLK_BS; /* wb_flush zeros past the size */
         }
     } else if (!e) {
         f->size = nl;
     }
-    f->rc_len = 0;
+    bf_ra_drop(f);
     f->dirty = 1;
     if (e && !f->err) f->err = e;
     pthread_mutex_unlock(&f->lock);
@@ -548,7 +395,8 @@ static void bfile_free(struct bfile *f)
 {
     bf_list_remove(f);
     if (f->wb.p) ubuf_put(&f->wb);
-    if (f->rc.p) ubuf_put(&f->rc);
+    bf_ra_drop(f); /* nothing in flight from or into its buffers once the descriptor goes */
+    bf_ws_drain(f);
     if (f->fd >= 0) efd_close(f->fd); /* drops every reservation and pin */
     if (f->lockfd >= 0) efd_close(f->lockfd); /* and this process's locks, as a close does */
     pthread_mutex_destroy(&f->lock);
@@ -655,7 +503,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
      * know the creator's mode): the usual 0666 then, less the umask, as the shell gives.
      * The umask is the one of the open, as the kernel applies it. */
     f->mode = (mode ? mode : 0666) & ~sys_umask();
-    f->wb.index = f->rc.index = -1;
+    f->wb.index = -1;
     pthread_mutex_init(&f->lock, NULL);
     int e = uring_start();
     f->fd = -1;
@@ -685,7 +533,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
         if (have == 0) f->base.gen = 0;
         f->dirty = wr && (have == 0 || (flags & O_TRUNC));
     }
-    ra_init(&f->ra, m->chunk, m->chunk);
+    ra_init(&f->ra, m->chunk, m->chunk * (size_t)(m->depth < 1 ? 1 : m->depth > BF_SLOTS ? BF_SLOTS : m->depth));
     stats_record(m->stats, STK_OPEN, t0, 0, e != 0);
     if (e) {
         bfile_free(f);

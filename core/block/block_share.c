@@ -41,7 +41,7 @@ int bf_follow_shared(struct bfile *f)
     for (int i = 0; i < f->base.next; i++)
         f->map[f->n++] = (struct bext){f->base.ext[i].lblk, f->base.ext[i].pblk, f->base.ext[i].len, 0};
     f->size = f->base.size;
-    f->rc_len = 0;
+    bf_ra_drop(f);
     return 0;
 }
 
@@ -76,10 +76,10 @@ void bf_atfork_child(struct block_mount *m)
         f->rlen = 0;
         /* Registered buffers are the parent's rings' (the child's arena slots were all
          * freed for it): what the write buffer holds moves to a buffer of the child's;
-         * the read cache is dropped. A buffer of the process budget is a private copy. */
-        f->rc_len = 0;
-        if (f->rc.index >= 0) memset(&f->rc, 0, sizeof f->rc), f->rc.index = -1;
-        if (f->wb.index >= 0) {
+         * what was read ahead is dropped. A buffer of the process budget is a private copy. */
+        bf_ra_forget(f);
+        bf_ws_forget(f);
+        if (f->wb.p && !f->wb.raw) { /* an arena slot, registered (index >= 0) or not (-2) */
             struct ubuf old = f->wb, nb;
             memset(&f->wb, 0, sizeof f->wb);
             f->wb.index = -1;

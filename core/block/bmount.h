@@ -5,6 +5,7 @@
 
 #include "blk.h"
 
+#include "../local/dio_align.h"
 #include "../stats.h"
 
 #include <sys/stat.h>
@@ -13,7 +14,10 @@
 struct block_mount {
     struct blk_store st;
     char *uri;
-    size_t chunk;           /* read cache and write buffer size */
+    size_t chunk;           /* readahead unit, write buffer size */
+    int depth;              /* chunks in flight for a sequential reader (S3SHIM_DIRECT_DEPTH) */
+    struct dio_align al;    /* O_DIRECT alignment of the device: a program's buffer at it
+                             * is read or written straight, without a copy */
     dev_t dev;              /* st_dev: from the store's UUID */
     struct stats_set *stats;
     struct stats_set dev_stats; /* child: device requests, commits */
