@@ -10,9 +10,10 @@
  * forked child or an exec'd program never sends, aborts or completes its upload). Part i
  * (S3SHIM_PART_SIZE bytes, the parts s3f_upload_fd cuts, the first 1000 of them) is sent
  * once the program has written at or past the end of part i+1, at most once in the
- * background, with at most S3SHIM_WRITE_BEHIND parts in flight (the oldest is waited for
- * before another starts: the program is slowed down to the upload, memory stays bounded;
- * a part buffer the memory budget cannot give now waits for close). Each part carries the
+ * background, with at most S3SHIM_WRITE_BEHIND parts in flight. The program never waits
+ * for write-behind: with that many in flight (or no buffer left in the memory budget) the
+ * next part waits for a later write, or for close, which sends what is left with the
+ * full concurrency; memory stays bounded. Each part carries the
  * write count it had when it was read from the file: close keeps a part only while that
  * count is unchanged and sends every other part itself (same part numbers: the server
  * keeps the last), then completes the upload (s3f_upload_fd with an s3_resume).
@@ -82,7 +83,7 @@ struct stage_wb {
     int qn, qmax, head;
 };
 
-static int g_parts = 4;
+static int g_parts = 8;
 static pthread_mutex_t g_orph_lock = PTHREAD_MUTEX_INITIALIZER;
 static char (*g_orph)[PATH_MAX]; /* bases with an upload record and no staging file */
 static int g_norph;
@@ -285,8 +286,7 @@ static void send_ready(struct stage_wb *w)
             w->next++;
             continue;
         }
-        if (w->qn == w->qmax && reap_one(w) < 0) drop_locked(w, "a part sent ahead failed");
-        if (w->dead) return;
+        if (w->qn == w->qmax) return; /* never make the program wait: the next write, or close, sends it */
         if (!w->upload_id[0] && initiate(w) < 0) {
             drop_locked(w, "CreateMultipartUpload failed");
             return;

@@ -13,7 +13,7 @@
 
 struct stage_wb;
 
-/* S3SHIM_WRITE_BEHIND: parts in flight per file, 0 = off. */
+/* S3SHIM_WRITE_BEHIND: parts in flight per file (default 8), 0 = off. */
 void wb_configure(int parts);
 int wb_enabled(void);
 
