@@ -180,6 +180,10 @@ static int cmd_config(int argc, char **argv)
     char sdir[1024];
     bk_s3_staging_dir(c.staging_dir, sdir, sizeof sdir);
     printf("  %-24s %s, at most %llu bytes\n", "S3 staging", sdir, c.staging_limit);
+    if (c.write_behind)
+        printf("  %-24s %d parts in flight while a new staged file is written\n", "S3 write-behind", c.write_behind);
+    else
+        printf("  %-24s off (uploaded at close)\n", "S3 write-behind");
     printf("  %-24s %zu bytes x %d in flight, %d io_uring threads, %d registered buffers%s%s\n", "direct:// engine",
            c.direct_chunk, c.direct_depth, c.direct_threads, c.direct_buffers, c.direct_sqpoll ? ", SQPOLL" : "",
            c.direct_gather ? ", writes gathered" : "");

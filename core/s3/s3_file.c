@@ -58,6 +58,7 @@ struct chunk {
 struct part {
     int num;
     int copy; /* UploadPartCopy of a range of the staged object's source (s3f_upload_fd) */
+    int known; /* already on the server (sent by write-behind): never sent here */
     char *csrc, range[80], ifmatch[128];
     char *buf;
     size_t len, cap;
@@ -595,6 +596,7 @@ static int part_finish(struct s3_file *f, struct part *p)
 static int finish_oldest(struct s3_file *f)
 {
     struct part *p = f->parts[f->oldest_inflight++];
+    if (p->known) return 0;
     int e = part_finish(f, p);
     if (e && !f->err) f->err = e == -ENOENT ? -EIO : e;
     return e;
@@ -641,6 +643,29 @@ static int part_send(struct s3_file *f)
     while (f->nparts - f->oldest_inflight > f->m->concurrency) finish_oldest(f);
     if (f->nparts % 1000 == 0 && f->psize * 2 <= MAX_PART) f->psize *= 2;
     return f->err;
+}
+
+/* The next part is already on the server (write-behind sent it): only its ETag is kept. */
+static int part_known(struct s3_file *f, const char *etag)
+{
+    struct part *p = calloc(1, sizeof *p);
+    if (!p) return f->err = -ENOMEM;
+    if (f->nparts == f->cap_parts) {
+        int nc = f->cap_parts ? f->cap_parts * 2 : 64;
+        struct part **np = realloc(f->parts, (size_t)nc * sizeof *np);
+        if (!np) {
+            free(p);
+            return f->err = -ENOMEM;
+        }
+        f->parts = np;
+        f->cap_parts = nc;
+    }
+    p->known = 1;
+    snprintf(p->etag, sizeof p->etag, "%s", etag);
+    f->parts[f->nparts++] = p;
+    p->num = f->nparts;
+    if (f->nparts % 1000 == 0 && f->psize * 2 <= MAX_PART) f->psize *= 2;
+    return 0;
 }
 
 /* A part buffer to fill, within the memory budget: finishing our own parts frees it. */
@@ -959,8 +984,8 @@ int s3f_lock_fd(void *fh)
 
 /* Upload a local file (a staged object) through the same parts as a streaming writer. */
 int s3f_upload_fd(struct s3_mount *m, const struct s3_path *p, int fd, int64_t size, s3_copy_ok_fn copy_ok,
-                  void *ctx, const char *src_bucket, const char *src_key, const char *src_etag, char *etag,
-                  size_t etaglen)
+                  void *ctx, const char *src_bucket, const char *src_key, const char *src_etag,
+                  const struct s3_resume *rs, char *etag, size_t etaglen)
 {
     struct s3_file *f = file_new(m);
     if (!f) return -ENOMEM;
@@ -980,9 +1005,19 @@ int s3f_upload_fd(struct s3_mount *m, const struct s3_path *p, int fd, int64_t s
             s3_uri_encode(src_key, kl, 1, csrc + o, n - (size_t)o);
         }
     }
+    if (rs) { /* go on with write-behind's upload: close aborts it on failure */
+        snprintf(f->upload_id, sizeof f->upload_id, "%s", rs->upload_id);
+        f->upload_ep = rs->ep;
+    }
     int64_t off = 0;
     while (off < size && !f->err) {
         int64_t plen = size - off < (int64_t)f->psize ? size - off : (int64_t)f->psize;
+        if (rs && !f->cur && f->nparts < rs->nparts && rs->etag[f->nparts][0] && plen == (int64_t)f->psize) {
+            part_known(f, rs->etag[f->nparts]);
+            off += plen;
+            f->written = off;
+            continue;
+        }
         /* The caller makes the range ready in fd (0), or says it is to be copied on the
          * server from the source (1: a part the program never touched; multipart only). */
         int how = copy_ok ? copy_ok(ctx, off, plen) : 0;

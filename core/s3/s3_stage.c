@@ -32,7 +32,9 @@
  * mapping, or the object was created), the whole object is uploaded through the same
  * multipart code as a streaming writer (s3f_upload_fd in s3_file.c: parallel parts, MD5
  * checked); parts the program never touched are copied on the server (UploadPartCopy with
- * If-Match) instead of being fetched and sent back. A file that was never written is not
+ * If-Match) instead of being fetched and sent back. A new file (created or truncated at
+ * open: nothing to fetch) sends its parts while the program writes (write-behind,
+ * s3_stage_wb.c), and close sends only the rest. A file that was never written is not
  * uploaded. Close returns 0 only when the object is on the server. If the object changed
  * on the server while it was staged, the close still replaces it (last close wins) and a
  * warning says so; blocks that were not fetched yet can then no longer be read (412): the
@@ -70,6 +72,7 @@
 #include "s3.h"
 #include "s3_stage.h"
 #include "s3_stage_int.h"
+#include "s3_stage_wb.h"
 #include "s3_xml.h"
 
 #include <dirent.h>
@@ -110,6 +113,8 @@ struct s3_stage {
      * as subprocess modules do before exec, uploads nothing); an exec'd program that takes
      * it up inherits the changes not uploaded yet. */
     int wrote; /* atomic: threads of the process write at once */
+    int created; /* this open made the staging file */
+    struct stage_wb *wb; /* write-behind (s3_stage_wb.c), or NULL */
     struct s3_stage *next;
 };
 
@@ -157,6 +162,7 @@ void s3_stage_configure(const struct cfg *cfg)
     if (!g_configured) {
         bk_s3_staging_dir(cfg ? cfg->staging_dir : NULL, stg_dir, sizeof stg_dir);
         if (cfg) g_limit = cfg->staging_limit;
+        if (cfg) wb_configure(cfg->write_behind);
         g_configured = 1;
     }
     pthread_mutex_unlock(&g_lock);
@@ -269,6 +275,7 @@ int stg_dir_ready(void)
             }
             if (d) sys.closedir(d);
             if (g_active) __atomic_store_n(g_active, kept, __ATOMIC_RELEASE); /* the count, right again */
+            wb_orphans_scan(); /* write-behind uploads of the processes that died */
             stg_dir_unlock(dl);
             __atomic_store_n(&g_ready, 1, __ATOMIC_RELEASE);
             if (removed) slog_info("s3: removed %d staging file(s) left by processes that died", removed);
@@ -355,7 +362,7 @@ static void set_present(struct stage_hdr *h, int64_t b)
 static int64_t flimit(const struct stage_hdr *h) { return __atomic_load_n(&h->fetch_limit, __ATOMIC_ACQUIRE); }
 
 static void mark_wrote(struct s3_stage *s) { __atomic_store_n(&s->wrote, 1, __ATOMIC_RELAXED); }
-static void changed(struct stage_hdr *h) { __atomic_add_fetch(&h->gen, 1, __ATOMIC_ACQ_REL); }
+static uint64_t changed(struct stage_hdr *h) { return __atomic_add_fetch(&h->gen, 1, __ATOMIC_ACQ_REL); }
 
 /* Is every block of [off, end) (below the fetch limit) there? */
 static int all_present(struct stage_hdr *h, int64_t off, int64_t end)
@@ -684,6 +691,7 @@ static int stage_open(struct s3_mount *m, const struct s3_path *p, int flags, co
 {
     int e = stg_dir_ready();
     if (e < 0) return e;
+    wb_orphans_abort(m);
     struct s3_stage *s = stage_new(m, p->bucket, p->key, flags);
     if (!s) return -ENOMEM;
     stg_name(m, p->bucket, p->key, s->base, sizeof s->base);
@@ -746,6 +754,7 @@ static int stage_open(struct s3_mount *m, const struct s3_path *p, int flags, co
             r = try_join(s, 1); /* someone may have staged it meanwhile */
             if (r == 0) {
                 r = create(s, trunc ? 0 : b.size, b.etag, b.mtime, !exists || bytes || (trunc && b.size > 0));
+                s->created = r == 0;
                 if (r == 0 && bytes && nbytes) r = write_all(s->dfd, bytes, nbytes, 0);
             } else if (r == 1 && bytes) {
                 hlock(s->h);
@@ -772,6 +781,8 @@ static int stage_open(struct s3_mount *m, const struct s3_path *p, int flags, co
         stage_free(s);
         return r;
     }
+    if (s->created && s->acc != O_RDONLY && flimit(s->h) == 0) /* every byte is local: write-behind */
+        s->wb = wb_start(m, p, s->base, s->dfd, __atomic_load_n(&s->h->gen, __ATOMIC_ACQUIRE));
     slog_debug("s3: %s/%s: staged in %s.data", p->bucket, p->key, s->base);
     *out = s;
     return 0;
@@ -893,7 +904,9 @@ ssize_t s3_stage_pwrite(struct s3_stage *s, const void *buf, size_t len, off_t o
         return e;
     }
     mark_wrote(s);
-    changed(h);
+    wb_own_change(s->wb);
+    uint64_t g = changed(h);
+    wb_written(s->wb, off, end, g, __atomic_load_n(&h->unlinked, __ATOMIC_ACQUIRE));
     return (ssize_t)len;
 }
 
@@ -942,8 +955,12 @@ static int upload_locked(struct s3_stage *s)
      * sources ("...-N" ETags), so those are copied on the strength of that check alone. */
     struct up_ctx u = {s, same && flimit(h) > 0 && (int64_t)st.st_size > (int64_t)s->m->part_size, 0};
     char etag[128] = "";
+    /* Parts write-behind sent that are still what the file holds are kept. */
+    struct s3_resume rs;
+    int resumed = wb_resume(s->wb, (int64_t)st.st_size, g, __atomic_load_n(&h->unlinked, __ATOMIC_ACQUIRE), &rs);
     int e = s3f_upload_fd(s->m, &s->path, s->dfd, (int64_t)st.st_size, up_prepare, &u, h->src_bucket, h->src_key,
-                          strchr(h->etag, '-') ? "" : h->etag, etag, sizeof etag);
+                          strchr(h->etag, '-') ? "" : h->etag, resumed ? &rs : NULL, etag, sizeof etag);
+    if (resumed) wb_handed(s->wb, e);
     if (e == 0 && u.err) e = -EIO;
     if (e < 0) return -EIO;
     /* The server now has these bytes: blocks not fetched read from the new object. */
@@ -978,6 +995,7 @@ int s3_stage_ftruncate(struct s3_stage *s, off_t len)
         if (e < 0) return e;
     }
     struct stage_hdr *h = s->h;
+    wb_drop(s->wb, "ftruncate");
     hlock(h);
     int e = 0;
     if (len < flimit(h)) {
@@ -1002,6 +1020,7 @@ int s3_stage_fallocate(struct s3_stage *s, int mode, off_t off, off_t len)
         int e = over_limit(s, off + len, "fallocate");
         if (e < 0) return e;
     }
+    wb_drop(s->wb, "fallocate");
     hlock(h);
     int shifts = mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE);
     int e = 0;
@@ -1041,6 +1060,7 @@ int s3_stage_map(struct s3_stage *s, off_t off, size_t len, int prot, int flags)
     if ((prot & PROT_WRITE) && (flags & MAP_SHARED)) {
         if (s->acc != O_RDWR) return -EACCES;
         mark_wrote(s);
+        wb_drop(s->wb, "a writable shared mapping");
         __atomic_store_n(&s->h->mapped_w, 1, __ATOMIC_RELEASE);
     }
     int e = ensure(s, off, off + (int64_t)len);
@@ -1053,6 +1073,8 @@ int s3_stage_close(struct s3_stage *s)
     if (e < 0)
         slog_error("s3: %s/%s: the staged object could not be uploaded; close fails with EIO and the server keeps "
                    "the previous version", s->path.bucket, s->path.key);
+    wb_free(s->wb); /* what write-behind started and close did not take over is aborted */
+    s->wb = NULL;
     list_del(s);
     int dl = stg_dir_lock();
     if (sys.flock(s->mapfd, LOCK_EX | LOCK_NB) == 0) { /* the last holder of this host */
@@ -1064,6 +1086,7 @@ int s3_stage_close(struct s3_stage *s)
         stg_suffix(s->base, ".map", mp, sizeof mp);
         stg_suffix(s->base, ".data", dp, sizeof dp);
         if (!__atomic_load_n(&s->h->unlinked, __ATOMIC_ACQUIRE)) { /* else the names are another entry's now */
+            wb_abort_recorded(s->m, s->base); /* of a writer that exec'd and is gone */
             sys.unlink(dp);
             sys.unlink(mp);
             stg_active_add(-1);

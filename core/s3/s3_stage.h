@@ -86,13 +86,25 @@ void s3_lock_close(struct s3_mount *m, const struct s3_path *p, int fd, int guar
 /* In a forked child: hold the staged objects for this process too. */
 void s3_stage_atfork_child(void);
 
+/* A multipart upload write-behind started (s3_stage_wb.c): parts 1..nparts of part_size
+ * bytes each whose etag[i] is not empty are on the server with the bytes the file has now,
+ * so the final upload sends only the others. */
+struct s3_resume {
+    const char *upload_id;
+    int ep;              /* the endpoint it stays on (S3SHIM_SHARED_UPLOADS=no), -1 until chosen */
+    int nparts;
+    char (*etag)[128];
+};
+
 /* s3_file.c: upload `size` bytes of the local file fd as p (multipart, parallel; one PUT
  * when small). Part ranges for which copy_ok() says so are copied on the server from
- * src_bucket/src_key (If-Match src_etag) instead of being read from fd. The new ETag goes
- * to etag. 0 or -EIO (logged; nothing partial is visible). */
+ * src_bucket/src_key (If-Match src_etag) instead of being read from fd. With rs, the
+ * upload goes on in rs's multipart upload (its parts already sent are not sent again);
+ * on failure that upload is aborted. The new ETag goes to etag. 0 or -EIO (logged;
+ * nothing partial is visible). */
 typedef int (*s3_copy_ok_fn)(void *ctx, int64_t off, int64_t len);
 int s3f_upload_fd(struct s3_mount *m, const struct s3_path *p, int fd, int64_t size, s3_copy_ok_fn copy_ok,
-                  void *ctx, const char *src_bucket, const char *src_key, const char *src_etag, char *etag,
-                  size_t etaglen);
+                  void *ctx, const char *src_bucket, const char *src_key, const char *src_etag,
+                  const struct s3_resume *rs, char *etag, size_t etaglen);
 
 #endif

@@ -7,6 +7,7 @@
 #include "s3.h"
 #include "s3_stage.h"
 #include "s3_stage_int.h"
+#include "s3_stage_wb.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -84,6 +85,7 @@ void s3_stage_unlinked(struct s3_mount *m, const struct s3_path *p)
                 /* Open descriptors keep working on the files; their closes upload nothing;
                  * a new open stages the object afresh. */
                 __atomic_store_n(&h->unlinked, 1, __ATOMIC_RELEASE);
+                wb_abort_recorded(m, base); /* a writer's write-behind upload: nothing to complete */
                 sys.unlink(dp);
                 sys.unlink(mp);
                 stg_active_add(-1);

@@ -17,7 +17,9 @@
 # conflicts between processes, a forked child writing to a staged descriptor, readers
 # seeing a live writer's bytes, the staging limit, a streaming writer that goes back after
 # parts were sent, SIGKILL during an upload (nothing on the server, staging cleaned at the
-# next start).
+# next start), write-behind of new staged files (parts sent while the program writes:
+# rewritten parts, truncation, a second writer, unlink, its upload lost on the server, the
+# server gone, SIGKILL; equal to a local copy byte for byte, no multipart upload left).
 #
 # Output: "ok - ..." / "not ok - ..." per check, then exactly one line "N passed, M failed".
 set -u
@@ -535,6 +537,150 @@ check "nothing partial on the server" test -z "$(s3_ls kill/)"
 check "its staging files are left behind" test "$(staging_left)" -ge 2
 shim sh -c "echo next >>'$B/kill/other'" >/dev/null 2>&1
 check "the next start removes them, with a log line" test "$(staging_left)" = 0 -a -n "$(grep 'ended without closing' "$W/log")"
+
+# --- write-behind -------------------------------------------------------------------------------
+# A new staged file (O_RDWR, mkstemp) sends the parts the program has moved past while it
+# writes; close sends only the rest and the parts written again, then completes. Nothing may
+# change the result: every case is compared byte for byte with the same writes on a local
+# file, and no multipart upload may be left on the server.
+echo "# --- write-behind"
+cat >"$W/wb.py" <<'EOF'
+import os, subprocess, sys, time
+mode, path, local = sys.argv[1], sys.argv[2], sys.argv[3]
+M = 1 << 20
+fds = {}
+def blk(i): return bytes([(i * 7 + j) % 251 for j in range(256)]) * (M // 256)
+for p in (path, local):
+    fds[p] = os.open(p, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+def wr(n, start=0):
+    for i in range(start, start + n):
+        for p in (path, local): os.write(fds[p], blk(i))
+def pw(data, off):
+    for p in (path, local): os.pwrite(fds[p], data, off)
+wr(24)                              # parts of 5 MiB: 0-3 sent while writing
+if mode == "rewrite":               # early parts written again after they were sent, then more
+    pw(b"HEADER" * 100, 10); pw(b"Z" * 70000, 11 * M - 5); wr(9, 24); pw(b"end", 33 * M - 1)
+elif mode == "truncate":            # smaller than what was sent, then grown again
+    for p in (path, local): os.ftruncate(fds[p], 7 * M + 3); os.lseek(fds[p], 0, os.SEEK_END)
+    wr(6, 40)
+elif mode == "small":               # ends up one part: one PUT
+    for p in (path, local): os.ftruncate(fds[p], 3 * M)
+elif mode == "append":              # another process appends to the object while this one writes
+    subprocess.run([sys.executable, "-c", "import os,sys\nfd=os.open(sys.argv[1],os.O_WRONLY|os.O_APPEND)\n"
+                    "os.write(fd,b'appended'*1000)\nos.close(fd)", path], check=True)
+    fd = os.open(local, os.O_WRONLY | os.O_APPEND); os.write(fd, b'appended' * 1000); os.close(fd)
+    for p in (path, local): os.lseek(fds[p], 0, os.SEEK_END)
+    wr(8, 60); pw(b"patch", 2 * M)
+elif mode == "abort":               # the upload disappears on the server: parts fail, close still right
+    subprocess.run(["sh", "-c", sys.argv[4]], check=True)
+    wr(16, 24); pw(b"after", 4)
+elif mode == "kill":
+    print("written", flush=True); time.sleep(600)
+elif mode == "unlink":
+    os.unlink(path); os.unlink(local)
+elif mode == "hold":                # stay open until the test says
+    print("written", flush=True)
+    while not os.path.exists(sys.argv[4]): time.sleep(0.05)
+    pw(b"more", 1)
+err = None
+for p in (path, local):
+    try: os.close(fds[p])
+    except OSError as e: err = e.errno
+print("closed", err, flush=True)
+EOF
+uploads_left() { # multipart uploads on the server under prefix $1
+    s3_aws s3api list-multipart-uploads --bucket "$S" --prefix "$1" --query 'Uploads[].UploadId' --output text 2>&1 |
+        tr '\t' '\n' | grep -v '^None$' | grep -c .
+}
+wbrun() { # wbrun MODE NAME [ARG]: the script on /s3 and on a local file, the log in $W/log
+    : >"$W/log"
+    S3SHIM_PART_SIZE=5M S3SHIM_LOG=debug shim $PY "$W/wb.py" "$1" "$B/wb/$2" "$L/wb-$2" "${3:-}" >"$W/wb-$2.out" 2>&1
+}
+same_as_local() { # the object on the server equals the local file
+    s3_get "wb/$1" "$W/wb-$1.got" >/dev/null 2>&1 && cmp -s "$W/wb-$1.got" "$L/wb-$1"
+}
+for mode in rewrite truncate small append; do
+    wbrun $mode $mode
+    check "write-behind, $mode: close returns 0" grep -qx "closed None" "$W/wb-$mode.out"
+    check "write-behind, $mode: the object equals the local file byte for byte" same_as_local $mode
+    cp "$W/log" "$W/wb-$mode.log"
+done
+check "write-behind, rewrite: parts sent ahead were kept, those written again sent again at close" \
+    grep -q "wb/rewrite: [1-9][0-9]* part(s) sent ahead are kept" "$W/wb-rewrite.log"
+check "write-behind, truncate: ftruncate ends write-behind (its upload aborted)" \
+    grep -q "wb/truncate: write-behind ends (ftruncate)" "$W/wb-truncate.log"
+check "write-behind, small: ends up one part: one PUT (the upload begun is aborted)" \
+    grep -q "wb/small: write-behind ends (ftruncate)" "$W/wb-small.log"
+check "write-behind, another process's write ends it: the whole file uploaded at close" \
+    grep -q "wb/append: write-behind ends (another descriptor or process changed the file)" "$W/wb-append.log"
+check "write-behind: no multipart upload is left on the server" test "$(uploads_left wb/)" = 0
+# A part that fails in the background (its upload aborted under it on the server): close
+# uploads the whole file anew and the result is still right.
+cat >"$W/wbabort.sh" <<EOF2
+#!/bin/sh
+unset LD_PRELOAD
+a() { AWS_CONFIG_FILE=${S3RIG_AWS_CONFIG:-/dev/null} AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_PAGER= /usr/bin/aws --endpoint-url $AWS_ENDPOINT_URL "\$@"; }
+ids=\$(a s3api list-multipart-uploads --bucket $S --prefix wb/abort --query 'Uploads[].UploadId' --output text)
+test -n "\$ids" -a "\$ids" != None || exit 1
+for i in \$ids; do a s3api abort-multipart-upload --bucket $S --key wb/abort --upload-id "\$i" || exit 1; done
+EOF2
+wbrun abort abort "sh $W/wbabort.sh"
+check "write-behind, its upload aborted on the server mid-write: close returns 0" grep -qx "closed None" "$W/wb-abort.out"
+check "... the object equals the local file" same_as_local abort
+check "... after a log line saying write-behind ended" grep -q "wb/abort: write-behind ends (a part sent ahead failed)" "$W/log"
+check "... and no upload is left" test "$(uploads_left wb/abort)" = 0
+# unlink while written: nothing on the server, the upload begun aborted.
+wbrun unlink unlink
+check "write-behind, unlinked while open: close returns 0, nothing on the server, no upload left" \
+    test "$(grep -c 'closed None' "$W/wb-unlink.out")$(s3_ls wb/unlink | wc -l)$(uploads_left wb/unlink)" = 100
+# S3SHIM_WRITE_BEHIND=0: nothing sent ahead, same result.
+S3SHIM_WRITE_BEHIND=0 wbrun rewrite off
+check "S3SHIM_WRITE_BEHIND=0: nothing sent ahead" test "$(grep -c 'sent ahead' "$W/log")" = 0
+check "S3SHIM_WRITE_BEHIND=0: the object equals the local file" same_as_local off
+# A part upload that fails for good (the server gone mid-write: a relay in front of it is
+# stopped): close fails with EIO and the previous object stays.
+printf 'previous version\n' >"$W/prev"
+s3_put "$W/prev" wb/fail >/dev/null
+up=${AWS_ENDPOINT_URL#http://}
+$PY "$here/truncproxy.py" "${up%:*}" "${up##*:}" 1000000000 300 >"$W/relay.out" 2>&1 &
+relay=$!
+bgpids+=("$relay")
+for _ in $(seq 100); do grep -q READY "$W/relay.out" 2>/dev/null && break; sleep 0.1; done
+rport=$(awk '/READY/ {print $2}' "$W/relay.out")
+: >"$W/log"
+AWS_ENDPOINT_URL=http://127.0.0.1:$rport S3SHIM_TIMEOUT=5 S3SHIM_PART_SIZE=5M S3SHIM_LOG=debug \
+    shim $PY "$W/wb.py" hold "$B/wb/fail" "$L/wb-fail" "$W/wb-go" >"$W/wb-fail.out" 2>&1 &
+wp=$!
+bgpids+=("$wp")
+for _ in $(seq 3000); do grep -q written "$W/wb-fail.out" 2>/dev/null && break; sleep 0.02; done
+kill "$relay" 2>/dev/null
+wait "$relay" 2>/dev/null
+touch "$W/wb-go"
+wait "$wp"
+check "write-behind, the server gone before close: close fails with EIO (5)" grep -qx "closed 5" "$W/wb-fail.out"
+check "... and the previous object is still there" test "$(s3_get wb/fail /dev/stdout 2>/dev/null)" = "previous version"
+check "... the upload it could not abort is recorded for the next start with that endpoint" \
+    test -n "$(find "$STAGE" -name '*.wb')"
+for id in $(s3_aws s3api list-multipart-uploads --bucket "$S" --prefix wb/fail --query 'Uploads[].UploadId' --output text); do
+    [ "$id" = None ] || s3_aws s3api abort-multipart-upload --bucket "$S" --key wb/fail --upload-id "$id"
+done
+find "$STAGE" -name '*.wb' -delete # that relay is gone for good: no later start can reach its upload
+# SIGKILL while write-behind has an upload open: nothing visible; the next start aborts
+# the upload (recorded beside the staging file) and removes the staging files.
+: >"$W/log"
+S3SHIM_PART_SIZE=5M S3SHIM_STAGING_DIR=$STAGE S3SHIM_LOG_FILE=$W/log LD_PRELOAD="$PRELOAD" env "${SAN_ENV[@]}" \
+    $PY "$W/wb.py" kill "$B/wb/killed" "$L/wb-killed" >"$W/wb-kill.out" 2>&1 &
+kp=$!
+bgpids+=("$kp")
+for _ in $(seq 3000); do grep -q written "$W/wb-kill.out" 2>/dev/null && break; sleep 0.02; done
+kill -KILL "$kp" 2>/dev/null
+wait "$kp" 2>/dev/null
+check "write-behind, SIGKILL mid-write: its upload is open on the server, nothing visible" \
+    test "$(uploads_left wb/killed)$(s3_ls wb/killed | wc -l)" = 10
+check "... recorded beside the staging file" test -n "$(find "$STAGE" -name '*.wb')"
+S3SHIM_LOG=info shim sh -c "echo next >>'$B/wb/other'" >/dev/null 2>&1
+check "the next start aborts it (a log line says so) and removes the record" \
+    test "$(uploads_left wb/killed)$(find "$STAGE" -name '*.wb' | wc -l)" = 00 -a -n "$(grep 'aborted the multipart upload' "$W/log")"
 
 # --- end ------------------------------------------------------------------------------------------
 check "no staging files are left after the programs closed their files" test "$(staging_left)" = 0

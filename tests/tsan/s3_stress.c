@@ -9,7 +9,10 @@
  *           of odd sizes, close, and read it back whole, comparing every byte;
  *   staged  THREADS threads on one O_RDWR (staged) descriptor of the object: random
  *           preads compared with the source and pwrites of the source's own bytes (lazy
- *           block fetches racing with partial-block writes), then close uploads it.
+ *           block fetches racing with partial-block writes), then close uploads it;
+ *   behind  THREADS threads filling one new O_RDWR file in interleaved 256 KiB chunks,
+ *           rewriting earlier ones now and then (write-behind sends parts while they
+ *           write and close re-sends the rewritten ones), then read back whole.
  * Usage: s3_stress DIR SOURCE   (DIR = /s3/BUCKET/prefix; SOURCE = local copy of DIR/obj)
  * Prints one summary line; exits non-zero on any mismatch or error. */
 #include <errno.h>
@@ -78,6 +81,54 @@ static void *staged(void *arg)
     free(a);
     free(b);
     return NULL;
+}
+
+#define BEHIND_SIZE ((size_t)23 << 20)
+#define CHUNK ((size_t)256 << 10)
+static int run(void *(*fn)(void *));
+static int behind_fd;
+static unsigned char *behind_data;
+
+static void *behind(void *arg)
+{
+    int id = (int)(uintptr_t)arg - 1;
+    unsigned seed = (unsigned)id * 31u + 5;
+    for (size_t k = (size_t)id; k * CHUNK < BEHIND_SIZE; k += THREADS) {
+        size_t n = BEHIND_SIZE - k * CHUNK < CHUNK ? BEHIND_SIZE - k * CHUNK : CHUNK;
+        if (pwrite(behind_fd, behind_data + k * CHUNK, n, (off_t)(k * CHUNK)) != (ssize_t)n)
+            fail("write-behind pwrite", (long)k, (long)n);
+        if (k >= THREADS * 8 && rnd(&seed) % 4 == 0) { /* an earlier chunk of ours again */
+            size_t j = k - THREADS * (1 + rnd(&seed) % 8);
+            if (pwrite(behind_fd, behind_data + j * CHUNK, CHUNK, (off_t)(j * CHUNK)) != (ssize_t)CHUNK)
+                fail("write-behind rewrite", (long)j, 0);
+        }
+    }
+    return NULL;
+}
+
+static void behind_run(void)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/behind", dir);
+    behind_data = malloc(BEHIND_SIZE);
+    unsigned char *back = malloc(BEHIND_SIZE);
+    unsigned seed = 99;
+    for (size_t i = 0; i < BEHIND_SIZE; i++) behind_data[i] = (unsigned char)rnd(&seed);
+    if ((behind_fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644)) < 0) {
+        fail("open O_RDWR|O_CREAT (write-behind)", 0, 0);
+    } else {
+        run(behind);
+        if (close(behind_fd) != 0) fail("close of the write-behind file (upload)", 0, 0);
+        int fd = open(path, O_RDONLY);
+        size_t got = 0;
+        for (ssize_t r; fd >= 0 && got < BEHIND_SIZE && (r = read(fd, back + got, 300000)) > 0;) got += (size_t)r;
+        if (fd < 0 || got != BEHIND_SIZE || memcmp(back, behind_data, BEHIND_SIZE) != 0)
+            fail("write-behind: read back differs", (long)got, 0);
+        if (fd >= 0) close(fd);
+        unlink(path);
+    }
+    free(back);
+    free(behind_data);
 }
 
 static void *writes(void *arg)
@@ -152,10 +203,11 @@ int main(int argc, char **argv)
         if (close(staged_fd) != 0) fail("close of the staged descriptor (upload)", 0, 0);
     }
     run(writes);
+    behind_run();
     close(shared_fd);
     close(local_fd);
-    printf("%d threads: %d preads each, %d staged preads/pwrites each, %zu-byte uploads each; %d failures\n",
-           THREADS, PREADS, PREADS, WRITE_SIZE,
+    printf("%d threads: %d preads each, %d staged preads/pwrites each, %zu-byte uploads each, one %zu-byte "
+           "file written behind; %d failures\n", THREADS, PREADS, PREADS, WRITE_SIZE, BEHIND_SIZE,
            (int)failures);
     return failures ? 1 : 0;
 }
