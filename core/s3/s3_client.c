@@ -608,3 +608,48 @@ int s3_run(struct s3_client *c, struct s3_op *op)
     s3_start(c, op);
     return s3_finish(c, op);
 }
+
+/* --- multipart upload requests ---------------------------------------------------------------- */
+
+void s3_upload_query(const char *id, int part, char *q, size_t len)
+{
+    char eid[512 * 3];
+    s3_uri_encode(id, strlen(id), 0, eid, sizeof eid);
+    if (part > 0)
+        snprintf(q, len, "partNumber=%d&uploadId=%s", part, eid);
+    else
+        snprintf(q, len, "uploadId=%s", eid);
+}
+
+int s3_upload_create(struct s3_client *c, const char *bucket, const char *key, int *pin, char *id, size_t idlen)
+{
+    struct s3_op op;
+    s3_op_init(&op, "POST", bucket, key);
+    op.query = "uploads=";
+    op.pin = pin;
+    op.grow = 1;
+    int e = s3_run(c, &op);
+    if (e == 0 && (!op.req.resp || s3_xml_initiate_parse(op.req.resp, op.req.got, id, idlen) < 0)) {
+        slog_error("s3: %s/%s: the server's answer to CreateMultipartUpload has no UploadId", bucket, key);
+        e = -EIO;
+    }
+    s3_op_cleanup(&op);
+    if (e < 0 && idlen) id[0] = '\0';
+    return e;
+}
+
+int s3_upload_abort(struct s3_client *c, const char *bucket, const char *key, const char *id, int *pin,
+                    int quiet_gone)
+{
+    char q[512 * 3 + 16];
+    s3_upload_query(id, 0, q, sizeof q);
+    struct s3_op op;
+    s3_op_init(&op, "DELETE", bucket, key);
+    op.query = q;
+    op.pin = pin;
+    op.grow = 1;
+    op.quiet_404 = quiet_gone;
+    int e = s3_run(c, &op);
+    s3_op_cleanup(&op);
+    return e == -ENOENT && quiet_gone ? 0 : e;
+}

@@ -102,5 +102,17 @@ int s3_start(struct s3_client *c, struct s3_op *op);
 int s3_finish(struct s3_client *c, struct s3_op *op); /* returns op->err */
 int s3_run(struct s3_client *c, struct s3_op *op);
 
+/* Multipart upload requests shared by the streaming writer (s3_file.c) and staged
+ * write-behind (s3_stage_wb.c). `pin` keeps them on the upload's endpoint. */
+/* "uploadId=ID", prefixed "partNumber=N&" when part > 0; the ID URI-encoded. */
+void s3_upload_query(const char *id, int part, char *q, size_t len);
+/* CreateMultipartUpload: the upload's id into id, or -errno (-EIO, logged, when the
+ * answer names none). */
+int s3_upload_create(struct s3_client *c, const char *bucket, const char *key, int *pin, char *id, size_t idlen);
+/* AbortMultipartUpload: 0 when it is gone; with quiet_gone an upload the server no
+ * longer knows is gone too, without an error line. */
+int s3_upload_abort(struct s3_client *c, const char *bucket, const char *key, const char *id, int *pin,
+                    int quiet_gone);
+
 
 #endif

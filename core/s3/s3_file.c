@@ -529,15 +529,9 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
 
 /* --- writing --------------------------------------------------------------------------- */
 
-/* "uploadId=ID" (prefix "partNumber=N&" when part > 0), the ID URI-encoded. */
 static void upload_query(const struct s3_file *f, int part, char *q, size_t len)
 {
-    char eid[sizeof f->upload_id * 3];
-    s3_uri_encode(f->upload_id, strlen(f->upload_id), 0, eid, sizeof eid);
-    if (part > 0)
-        snprintf(q, len, "partNumber=%d&uploadId=%s", part, eid);
-    else
-        snprintf(q, len, "uploadId=%s", eid);
+    s3_upload_query(f->upload_id, part, q, len);
 }
 
 /* A request of this file's multipart upload (create, part, complete, abort): the query
@@ -552,18 +546,8 @@ static void upload_op(struct s3_file *f, struct s3_op *op, const char *method, c
 
 static int initiate(struct s3_file *f)
 {
-    struct s3_op op;
-    upload_op(f, &op, "POST", "uploads=");
-    op.grow = 1;
-    int e = s3_run(&f->m->client, &op);
-    if (e == 0 && (!op.req.resp || s3_xml_initiate_parse(op.req.resp, op.req.got, f->upload_id,
-                                                        sizeof f->upload_id) < 0)) {
-        slog_error("s3: %s/%s: the server's answer to CreateMultipartUpload has no UploadId", f->path.bucket,
-                   f->path.key);
-        e = -EIO;
-    }
-    s3_op_cleanup(&op);
-    return e;
+    return s3_upload_create(&f->m->client, f->path.bucket, f->path.key, &f->upload_ep, f->upload_id,
+                            sizeof f->upload_id);
 }
 
 /* Collect one part's answer; its buffer goes back to the pool either way. */
@@ -779,15 +763,9 @@ ssize_t s3f_pwrite(void *fh, const void *buf, size_t len, off_t off)
 static void abort_upload(struct s3_file *f)
 {
     if (!f->upload_id[0]) return;
-    char q[sizeof f->upload_id * 3 + 16];
-    upload_query(f, 0, q, sizeof q);
-    struct s3_op op;
-    upload_op(f, &op, "DELETE", q);
-    op.grow = 1;
-    if (s3_run(&f->m->client, &op) < 0)
+    if (s3_upload_abort(&f->m->client, f->path.bucket, f->path.key, f->upload_id, &f->upload_ep, 0) < 0)
         slog_error("s3: %s/%s: could not abort upload %s; the bucket may keep its parts until a lifecycle rule "
                    "removes them", f->path.bucket, f->path.key, f->upload_id);
-    s3_op_cleanup(&op);
     f->upload_id[0] = '\0';
 }
 

@@ -144,45 +144,16 @@ static void rec_remove(const char *base, const char *id)
 
 /* --- requests ------------------------------------------------------------------------------ */
 
-static void query_of(const char *id, int part, char *q, size_t len)
-{
-    char eid[512 * 3];
-    s3_uri_encode(id, strlen(id), 0, eid, sizeof eid);
-    if (part > 0)
-        snprintf(q, len, "partNumber=%d&uploadId=%s", part, eid);
-    else
-        snprintf(q, len, "uploadId=%s", eid);
-}
-
 /* AbortMultipartUpload: 0 when it is gone (also when it was already), else -errno. */
 static int abort_id(struct s3_mount *m, const char *bucket, const char *key, const char *id, int *pin)
 {
     if (!crypto_alive()) return -EIO; /* nothing can be signed at this point of exit: the next start aborts it */
-    char q[512 * 3 + 16];
-    query_of(id, 0, q, sizeof q);
-    struct s3_op op;
-    s3_op_init(&op, "DELETE", bucket, key);
-    op.query = q;
-    op.pin = pin;
-    op.grow = 1;
-    op.quiet_404 = 1;
-    int e = s3_run(&m->client, &op);
-    s3_op_cleanup(&op);
-    return e == -ENOENT ? 0 : e;
+    return s3_upload_abort(&m->client, bucket, key, id, pin, 1);
 }
 
 static int initiate(struct stage_wb *w)
 {
-    struct s3_op op;
-    s3_op_init(&op, "POST", w->bucket, w->key);
-    op.query = "uploads=";
-    op.pin = &w->ep;
-    op.grow = 1;
-    int e = s3_run(&w->m->client, &op);
-    if (e == 0 && (!op.req.resp || s3_xml_initiate_parse(op.req.resp, op.req.got, w->upload_id,
-                                                        sizeof w->upload_id) < 0))
-        e = -EIO;
-    s3_op_cleanup(&op);
+    int e = s3_upload_create(&w->m->client, w->bucket, w->key, &w->ep, w->upload_id, sizeof w->upload_id);
     if (e == 0 && rec_write(w) < 0) { /* unrecorded, a killed process could leave it behind */
         abort_id(w->m, w->bucket, w->key, w->upload_id, &w->ep);
         e = -EIO;
@@ -264,7 +235,7 @@ static int send_part(struct stage_wb *w, int i, char *buf)
         got += (size_t)n;
     }
     r->buf = buf;
-    query_of(w->upload_id, i + 1, r->query, sizeof r->query);
+    s3_upload_query(w->upload_id, i + 1, r->query, sizeof r->query);
     s3_op_init(&r->op, "PUT", w->bucket, w->key);
     r->op.query = r->query;
     r->op.pin = &w->ep;
