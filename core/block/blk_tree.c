@@ -302,7 +302,8 @@ int tx_next(struct blk_txn *t, const char *after, size_t alen, int incl, struct 
 /* --- changing (inside a commit) ----------------------------------------------------------- */
 
 struct res {
-    int n; /* 0: the node is gone, 1: addr[0], 2: split, key2 starts addr[1] */
+    int n;   /* 0: the node is gone, 1: addr[0], 2: split, key2 starts addr[1] */
+    int seq; /* split after keys arriving in order (store's keep) */
     uint64_t addr[2];
     uint16_t klen2;
     char key2[BLK_MAX_KEY];
@@ -310,13 +311,126 @@ struct res {
 
 #define SCRATCH (BLK_BODY + 2 * (40 + BLK_MAX_KEY + 24 * BLK_MAX_EXT))
 
-/* Write body (count items, size bytes) as node addr's new version, splitting if needed. */
+/* A leaf body (count items) that overflowed with a new key at item ins: if keys are
+ * arriving in order there (the item before it is the node's newest, by the commit that
+ * wrote it, and every item after it is older: one writer filling a directory in order,
+ * with other keys after it in the node), the number of items to keep on the left (up to
+ * the new one); else 0. A wrong guess only leaves a node less full. */
+static uint32_t in_order(const uint8_t *body, size_t size, uint32_t count, uint32_t ins)
+{
+    if (ins == 0 || ins >= count) return 0;
+    const uint8_t *p = body, *end = body + size;
+    uint64_t pred = 0, newest_other = 0, newest_after = 0;
+    for (uint32_t i = 0; i < count; i++) {
+        size_t sz = item_size(p, end, 1);
+        if (!sz) return 0;
+        uint64_t g = ld64(p + offsetof(struct blk_item, gen));
+        if (i + 1 == ins) pred = g;
+        else if (i > ins && g > newest_after) newest_after = g;
+        else if (i < ins && g > newest_other) newest_other = g;
+        p += sz;
+    }
+    if (ins + 1 == count) return pred >= newest_other ? ins : 0; /* at the end: it starts the new node */
+    return pred > newest_after && pred >= newest_other ? ins + 1 : 0;
+}
+
+/* Bytes used by the items of node n. 0 if it is damaged. */
+static size_t used(const uint8_t *n, int leaf)
+{
+    const uint8_t *p = n + BLK_HDR, *end = n + BLK_BS;
+    for (uint32_t i = 0; i < ((const struct blk_hdr *)n)->count; i++) {
+        size_t sz = item_size(p, end, leaf);
+        if (!sz) return 0;
+        p += sz;
+    }
+    return (size_t)(p - (n + BLK_HDR));
+}
+
+/* Address of child i of branch n (0 if it is damaged). */
+static uint64_t child_at(const uint8_t *n, uint32_t i)
+{
+    const uint8_t *p = n + BLK_HDR, *end = n + BLK_BS;
+    for (uint32_t j = 0; j < i; j++) {
+        size_t sz = item_size(p, end, 0);
+        if (!sz) return 0;
+        p += sz;
+    }
+    return item_size(p, end, 0) ? ld64(p + 2 + ld16(p)) : 0;
+}
+
+struct shifted { /* two neighbouring children lo, lo + 1 rewritten; key2 starts the second */
+    int lo;
+    uint64_t a1, a2;
+    uint16_t klen2;
+    char key2[BLK_MAX_KEY];
+};
+
+/* Leaf child ci of branch n (count children) split in two (r), not in order: if a
+ * neighbour can take the overflow, spread the items of the three over two nodes
+ * instead, so no node is added (random inserts then leave leaves about 3/4 full
+ * instead of 2/3). 1 done (r's second node freed), 0 not, -errno. */
+static int shift_leaf(struct blk_txn *t, const uint8_t *n, uint32_t count, int ci, const struct res *r,
+                      struct shifted *sh)
+{
+    for (int side = 0; side < 2; side++) {
+        int si = side == 0 ? ci + 1 : ci - 1;
+        if (si < 0 || si >= (int)count) continue;
+        uint64_t saddr = child_at(n, (uint32_t)si);
+        const uint8_t *sn = saddr ? tx_node(t, saddr, BK_LEAF) : NULL;
+        const uint8_t *an = tx_node(t, r->addr[0], BK_LEAF), *bn = tx_node(t, r->addr[1], BK_LEAF);
+        if (!sn || !an || !bn || ((const struct blk_hdr *)sn)->level != 0) return tx_error(t) ? tx_error(t) : -EIO;
+        const uint8_t *part[3] = {an, bn, sn};
+        if (si < ci) part[0] = sn, part[1] = an, part[2] = bn;
+        size_t total = 0, sz[3];
+        uint32_t cnt = 0;
+        for (int i = 0; i < 3; i++) {
+            if (!(sz[i] = used(part[i], 1))) return -EIO;
+            total += sz[i];
+            cnt += ((const struct blk_hdr *)part[i])->count;
+        }
+        if (total > 2 * BLK_BODY) continue;
+        uint8_t *body = malloc(2 * BLK_BODY);
+        if (!body) return -ENOMEM;
+        for (size_t i = 0, off = 0; i < 3; off += sz[i], i++) memcpy(body + off, part[i] + BLK_HDR, sz[i]);
+        const uint8_t *p = body, *end = body + total;
+        size_t left = 0;
+        uint32_t k = 0;
+        while (k < cnt && left < total / 2) {
+            size_t isz = item_size(p, end, 1);
+            if (!isz) {
+                free(body);
+                return -EIO;
+            }
+            if (left + isz > BLK_BODY) break;
+            left += isz;
+            p += isz;
+            k++;
+        }
+        if (k == 0 || k == cnt || total - left > BLK_BODY) {
+            free(body);
+            continue;
+        }
+        uint64_t x1 = si > ci ? r->addr[0] : saddr, x2 = si > ci ? saddr : r->addr[0];
+        sh->lo = si < ci ? si : ci;
+        sh->klen2 = ld16(p);
+        memcpy(sh->key2, item_key(p, 1), sh->klen2);
+        sh->a1 = tx_put_node(t, x1, BK_LEAF, 0, k, body, left);
+        sh->a2 = sh->a1 ? tx_put_node(t, x2, BK_LEAF, 0, cnt - k, p, total - left) : 0;
+        free(body);
+        if (!sh->a2) return tx_error(t) ? tx_error(t) : -EIO;
+        tx_free_node(t, r->addr[1]);
+        return tx_error(t) ? tx_error(t) : 1;
+    }
+    return 0;
+}
+
+/* Write body (count items, size bytes) as node addr's new version, splitting if needed:
+ * after item keep - 1 when keep is not 0 and both halves fit, else near the middle. */
 static int store(struct blk_txn *t, uint64_t addr, int level, const uint8_t *body, uint32_t count, size_t size,
-                 int appended, struct res *out)
+                 uint32_t keep, struct res *out)
 {
     int kind = level ? BK_BRANCH : BK_LEAF, leaf = level == 0;
     if (count == 0) {
-        (void)appended;
         tx_free_node(t, addr);
         out->n = 0;
         return tx_error(t);
@@ -327,23 +441,40 @@ static int store(struct blk_txn *t, uint64_t addr, int level, const uint8_t *bod
         return out->addr[0] ? 0 : tx_error(t);
     }
     /* Split by bytes near the middle; items are under half a node, so both halves fit.
-     * When the item that overflowed the node went at its end (keys arriving in order),
-     * the node keeps everything else and the new node starts with it: in-order inserts
-     * then leave full nodes behind instead of half-full ones. */
+     * Keys arriving in order (the caller's keep, see change()) split after the newest
+     * one instead: the left node is then filled up by the keys that follow, and left
+     * full, instead of every node being left half full. */
     const uint8_t *p = body, *end = body + size;
     size_t left = 0;
     uint32_t k = 0;
-    uint32_t stop = appended ? count - 1 : count;
-    while (k < count) {
+    if (keep > 0 && keep < count) {
+        while (k < keep) {
+            size_t sz = item_size(p, end, leaf);
+            if (!sz) return -EIO;
+            left += sz;
+            p += sz;
+            k++;
+        }
+        if (left > BLK_BODY || size - left > BLK_BODY) keep = 0; /* does not fit: the middle */
+    } else {
+        keep = 0;
+    }
+    if (!keep) {
+        p = body;
+        left = 0;
+        k = 0;
+    }
+    while (!keep && k < count) {
         size_t sz = item_size(p, end, leaf);
         if (!sz) return -EIO;
-        if (left + sz > BLK_BODY || k == stop || (!appended && left >= size / 2 && k > 0)) break;
+        if (left + sz > BLK_BODY || (left >= size / 2 && k > 0)) break;
         left += sz;
         p += sz;
         k++;
     }
     if (size - left > BLK_BODY || k == 0 || k == count) return -EIO;
     out->n = 2;
+    out->seq = keep != 0;
     out->klen2 = ld16(p);
     memcpy(out->key2, item_key(p, leaf), out->klen2);
     out->addr[0] = tx_put_node(t, addr, kind, level, k, body, left);
@@ -366,6 +497,7 @@ static int change(struct blk_txn *t, uint64_t addr, int level, const char *key, 
     size_t size = 0;
     if (leaf) {
         int done = 0;
+        uint32_t ins = UINT32_MAX; /* where a new key went */
         for (uint32_t i = 0; i < count; i++) {
             size_t sz = item_size(p, end, 1);
             if (!sz) return -EIO;
@@ -377,6 +509,7 @@ static int change(struct blk_txn *t, uint64_t addr, int level, const char *key, 
                     if (old) bt_decode(p, old);
                 }
                 if (ilen) {
+                    if (c != 0) ins = nc;
                     memcpy(body + size, item, ilen);
                     size += ilen;
                     nc++;
@@ -402,7 +535,9 @@ static int change(struct blk_txn *t, uint64_t addr, int level, const char *key, 
             out->addr[0] = addr;
             return 0;
         }
-        return store(t, addr, 0, body, nc, size, last && nc > 1, out);
+        uint32_t keep = 0;
+        if (size > BLK_BODY) keep = last ? nc - 1 : ins != UINT32_MAX ? in_order(body, size, nc, ins) : 0;
+        return store(t, addr, 0, body, nc, size, keep, out);
     }
     uint64_t child = 0;
     int ci = pick_child(n, key, klen, &child);
@@ -417,12 +552,29 @@ static int change(struct blk_txn *t, uint64_t addr, int level, const char *key, 
     }
     n = tx_node(t, addr, kind); /* the cache may have grown: look it up again */
     if (!n) return tx_error(t) ? tx_error(t) : -EIO;
+    struct shifted sh;
+    sh.lo = -1;
+    if (level == 1 && r.n == 2 && !r.seq && count > 1) {
+        int x = shift_leaf(t, n, count, ci, &r, &sh);
+        if (x < 0) return x;
+        if (!x) sh.lo = -1;
+        if (!(n = tx_node(t, addr, kind))) return tx_error(t) ? tx_error(t) : -EIO;
+    }
     p = n + BLK_HDR;
     end = n + BLK_BS;
     for (uint32_t i = 0; i < count; i++) {
         size_t sz = item_size(p, end, 0);
         if (!sz) return -EIO;
-        if ((int)i != ci) {
+        if (sh.lo >= 0 && (i == (uint32_t)sh.lo || i == (uint32_t)sh.lo + 1)) {
+            uint16_t kl = i == (uint32_t)sh.lo ? ld16(p) : sh.klen2;
+            const char *k = i == (uint32_t)sh.lo ? item_key(p, 0) : sh.key2;
+            uint64_t a = i == (uint32_t)sh.lo ? sh.a1 : sh.a2;
+            memcpy(body + size, &kl, 2);
+            memcpy(body + size + 2, k, kl);
+            memcpy(body + size + 2 + kl, &a, 8);
+            size += 2u + kl + 8u;
+            nc++;
+        } else if ((int)i != ci) {
             memcpy(body + size, p, sz);
             size += sz;
             nc++;
@@ -439,7 +591,8 @@ static int change(struct blk_txn *t, uint64_t addr, int level, const char *key, 
         }
         p += sz;
     }
-    return store(t, addr, level, body, nc, size, r.n == 2 && ci == (int)count - 1, out);
+    int grew = r.n == 2 && sh.lo < 0;
+    return store(t, addr, level, body, nc, size, grew && ci == (int)count - 1 ? nc - 1 : 0, out);
 }
 
 /* Apply a change at the root and fix the tree's height. */

@@ -394,6 +394,50 @@ if "$TOOL" blk df "$DEV" >"$OUT" 2>&1 && grep -q "^objects *$objs\$" "$OUT" &&
     pass "s3shim blk df DEV: $objs objects (as find counts them), free space equal to statvfs through the shim"
 else echo "find counts $objs objects" >>"$OUT"; fail "s3shim blk df DEV" "$OUT"; fi
 
+# --- 4b. index leaves stay full ------------------------------------------------------------------
+# 2000 empty objects (55-byte entries: 28 full leaves) created one commit each: in key
+# order, round-robin over 8 directories (8 writers filling at once), and in a random
+# order. Nodes split half full would take about 55 leaves for the first two; a split
+# after keys arriving in order leaves them full, and an overflow not in order goes to a
+# neighbour with room (about 3/4 full instead of 2/3). Then half of them are deleted.
+index_blocks() { "$TOOL" blk check "$1" 2>&1 | tail -1 | sed -n 's/.* \([0-9]*\) index blocks.*/\1/p'; }
+new_dev 64 && FD=$dev && "$TOOL" blk format --force "$FD" >/dev/null 2>&1
+fill_py() { # fill_py ORDER: 2000 objects under $MP/ORDER
+    shim "$FD" "$PY" -c '
+import os, random, sys
+mp, order = sys.argv[1:3]
+names = ["%s/f%06d" % (order, i) for i in range(2000)]
+if order == "dirs": names = ["dirs/c%d/f%06d" % (i % 8, i) for i in range(2000)]
+if order == "random": random.Random(7).shuffle(names)
+for n in names:
+    os.makedirs(os.path.dirname(mp + "/" + n), exist_ok=True)
+    open(mp + "/" + n, "w").close()
+' "$MP" "$1" >"$OUT" 2>&1
+}
+ib0=$(index_blocks "$FD")
+fill_py sorted && ib1=$(index_blocks "$FD") && fill_py dirs && ib2=$(index_blocks "$FD") && fill_py random &&
+    ib3=$(index_blocks "$FD") || fail "2000 objects three times for the fill test" "$OUT"
+echo "index blocks: empty ${ib0:-?}, +sorted ${ib1:-?}, +dirs ${ib2:-?}, +random ${ib3:-?}" >"$OUT"
+if [ -n "${ib3:-}" ] && [ $((ib1 - ib0)) -le 31 ]; then pass "2000 objects created in key order take $((ib1 - ib0)) index blocks (28 full leaves)"
+else fail "objects created in key order leave full leaves" "$OUT"; fi
+if [ -n "${ib3:-}" ] && [ $((ib2 - ib1)) -le 38 ]; then pass "2000 objects created round-robin over 8 directories take $((ib2 - ib1)) index blocks (split half full: 49)"
+else fail "objects created over 8 directories at once leave full leaves" "$OUT"; fi
+if [ -n "${ib3:-}" ] && [ $((ib3 - ib2)) -le 36 ]; then pass "2000 objects created in a random order take $((ib3 - ib2)) index blocks (without moving items to a neighbour: 41)"
+else fail "objects created in a random order leave leaves about 3/4 full" "$OUT"; fi
+shim "$FD" "$PY" -c '
+import os, random, sys
+mp = sys.argv[1]
+names = ["%s/f%06d" % (o, i) for o in ("sorted", "random") for i in range(2000)] + ["dirs/c%d/f%06d" % (i % 8, i) for i in range(2000)]
+random.Random(8).shuffle(names)
+for n in names[:3000]: os.unlink(mp + "/" + n)
+print("\n".join(sorted(names[3000:])))
+' "$MP" >"$W/fill.want" 2>&1
+shim "$FD" find "$MP" -type f | sed "s|^$MP/||" | sort >"$W/fill.got"
+if [ "$(wc -l <"$W/fill.got")" = 3000 ] && diff "$W/fill.want" "$W/fill.got" >"$OUT" 2>&1; then
+    pass "3000 of the 6000 deleted in a random order: the 3000 others listed, no more"
+else fail "3000 of 6000 objects deleted in a random order" "$OUT"; fi
+check_clean "$FD" "after the fill test"
+
 # --- 5. a flipped bit in every kind of metadata block -----------------------------------------------
 # Enough keys for a tree of two levels (branch nodes), then a copy of the device per flip.
 shim "$DEV" "$PY" -c '
