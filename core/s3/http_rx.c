@@ -2,6 +2,7 @@
 #include "http_rx.h"
 
 #include "../efd.h"
+#include "../log.h"
 #include "../stats.h"
 #include "http_lite.h"
 
@@ -162,6 +163,7 @@ static int connected(struct xfer *t)
     if (poll(&p, 1, 0) == 0) return 0; /* not yet */
     if (getsockopt(t->fd, SOL_SOCKET, SO_ERROR, &e, &sl) < 0) e = errno;
     if (e == 0) {
+        slog_debug("s3: connected to %s (own receiver, body into the read buffer)", t->authority);
         freeaddrinfo(t->ai);
         t->ai = t->ai_next = NULL;
         t->st = ST_SEND;
