@@ -32,6 +32,7 @@ const char *const cfg_known[][3] = {
     {"S3SHIM_STAT_TTL", "seconds metadata stays cached, 0 = off", "5"},
     {"S3SHIM_IO_THREADS", "HTTP engine threads", "2"},
     {"S3SHIM_TIMEOUT", "seconds a stalled transfer waits before a retry", "30"},
+    {"S3SHIM_HTTP_RECV", "own|curl who receives plain-http reads: s3shim into the read buffer, or libcurl for every request", "own"},
     {"S3SHIM_NO_SIGN", "1: anonymous requests (public buckets)", "0"},
     {"S3SHIM_ENDPOINTS", "URL,URL,... S3 endpoints of one store, used together (unset: AWS_ENDPOINT_URL...)", NULL},
     {"S3SHIM_BALANCE", "sewt|least|rr how requests are spread over endpoints", "sewt"},
@@ -344,6 +345,13 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
             cfg_error(c, "S3SHIM_BALANCE: '%s' is not sewt, least or rr; using sewt", v);
         else
             c->balance = p;
+    }
+    c->curl_only = 0;
+    if ((v = get("S3SHIM_HTTP_RECV", ctx)) && *v) {
+        if (strcasecmp(v, "curl") == 0)
+            c->curl_only = 1;
+        else if (strcasecmp(v, "own") != 0)
+            cfg_error(c, "S3SHIM_HTTP_RECV: '%s' is not own or curl; using own", v);
     }
     c->hedge = 1;
     bool_setting(c, get, ctx, "S3SHIM_HEDGE", "auto", "auto or off", &c->hedge);

@@ -36,6 +36,7 @@ struct cfg {
     int timeout_s;       /* a transfer that stalls this long is retried */
     char *endpoints;     /* S3SHIM_ENDPOINTS: URL,URL,... (NULL: the AWS settings') */
     int balance;         /* enum bal_policy */
+    int curl_only;       /* libcurl receives every response (S3SHIM_HTTP_RECV=curl) */
     int hedge;           /* backup requests for slow reads (S3SHIM_HEDGE=auto) */
     int shared_uploads;  /* endpoints share multipart uploads (nodes of one cluster) */
     char *staging_dir;   /* S3SHIM_STAGING_DIR (NULL: the default) */

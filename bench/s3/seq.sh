@@ -14,12 +14,15 @@
 # at the start and the end.
 #
 # BEFORE=/path/to/libs3shim.so adds a fourth arm, `before`: the same `cat` under that
-# library (e.g. a build of the previous commit), alternated with the others.
+# library (e.g. a build of the previous commit), alternated with the others;
+# BEFORE_EXTRA=`VAR=VALUE ...` gives that arm settings of its own (BEFORE=build/libs3shim.so
+# BEFORE_EXTRA=S3SHIM_HTTP_RECV=curl: the same build with libcurl receiving every body).
 #
 # PERF=1 also runs `perf stat` (page faults, context switches, task-clock) over one more
 # `cat` under the shim and over one curl-ranges run.
 #
-# Environment: BUILD (build), SIZE_MB (1024), ROUNDS (5), EXTRA (""), PERF (0), BEFORE ("")
+# Environment: BUILD (build), SIZE_MB (1024), ROUNDS (5), EXTRA (""), PERF (0), BEFORE (""),
+# BEFORE_EXTRA ("")
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 S3RIG_WHO=bench-seq
@@ -29,6 +32,7 @@ ROUNDS=${ROUNDS:-5}
 EXTRA=${EXTRA:-}
 PERF=${PERF:-0}
 BEFORE=${BEFORE:-}
+BEFORE_EXTRA=${BEFORE_EXTRA:-}
 [ -e "$BUILD/libs3shim.so" ] || { echo "seq.sh: $BUILD/libs3shim.so is missing (run make)" >&2; exit 2; }
 for v in $(compgen -e); do
     case "$v" in S3SHIM_*|AWS_*|LD_PRELOAD) unset "$v" ;; esac
@@ -62,6 +66,8 @@ SHIM_ENV=(AWS_CONFIG_FILE="$WORK/aws-config" AWS_SHARED_CREDENTIALS_FILE="$WORK/
           AWS_ENDPOINT_URL="$EP" S3SHIM_NO_SIGN=1 S3SHIM_ADDRESSING=path)
 # shellcheck disable=SC2206
 EXTRA_ENV=($EXTRA)
+# shellcheck disable=SC2206
+BEFORE_ENV=($BEFORE_EXTRA)
 
 # run ARM: one run; prints "ARM wall_s cpu_s rss_kb" (or fails)
 run() {
@@ -81,9 +87,9 @@ run() {
         line=$(awk '{ printf "%.2f %d", $1 + $2, $3 }' "$WORK/t")
         ;;
     ours|before)
-        local lib=$LIB
-        [ "$1" = before ] && lib=$WORK/before.so
-        out=$(env "${SHIM_ENV[@]}" "${EXTRA_ENV[@]}" LD_PRELOAD="$lib" /usr/bin/time -o "$WORK/t" -f '%U %S %M' \
+        local lib=$LIB extra=("${EXTRA_ENV[@]}")
+        [ "$1" = before ] && lib=$WORK/before.so extra=("${BEFORE_ENV[@]}")
+        out=$(env "${SHIM_ENV[@]}" "${extra[@]}" LD_PRELOAD="$lib" /usr/bin/time -o "$WORK/t" -f '%U %S %M' \
               cat /s3/bkt/obj | wc -c) || return 1
         t1=$(date +%s%N)
         [ "$out" = "$SIZE" ] || return 1
@@ -93,7 +99,7 @@ run() {
     echo "$1 $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", (b - a) / 1e9 }') $line"
 }
 
-echo "# seq.sh: $SIZE_MB MiB object, nginx on loopback (tmpfs), $ROUNDS rounds, EXTRA='$EXTRA'"
+echo "# seq.sh: $SIZE_MB MiB object, nginx on loopback (tmpfs), $ROUNDS rounds, EXTRA='$EXTRA' BEFORE_EXTRA='$BEFORE_EXTRA'"
 echo "# machine: $(nproc) CPUs, $(uname -r); code $(git -C "$REPO" describe --always --dirty 2>/dev/null)"
 echo "# load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 arms=(curl8 ours curl1)
@@ -133,10 +139,10 @@ PY
 if [ "$PERF" = 1 ] && command -v perf >/dev/null; then
     ev=task-clock,page-faults,context-switches,cpu-migrations
     for a in ours before; do
-        lib=$LIB
-        [ $a = before ] && { [ -n "$BEFORE" ] || continue; lib=$WORK/before.so; }
+        lib=$LIB extra=("${EXTRA_ENV[@]}")
+        [ $a = before ] && { [ -n "$BEFORE" ] || continue; lib=$WORK/before.so extra=("${BEFORE_ENV[@]}"); }
         echo "# perf stat -e $ev, $a (cat under the shim):"
-        env "${SHIM_ENV[@]}" "${EXTRA_ENV[@]}" LD_PRELOAD="$lib" perf stat -x, -e "$ev" -o "$WORK/perf" \
+        env "${SHIM_ENV[@]}" "${extra[@]}" LD_PRELOAD="$lib" perf stat -x, -e "$ev" -o "$WORK/perf" \
             cat /s3/bkt/obj > /dev/null
         grep -v '^#' "$WORK/perf" | awk -F, 'NF > 2 { printf "    %-18s %s\n", $3, $1 }'
     done

@@ -131,7 +131,7 @@ static int s3_mount(const char *uri, const struct cfg *cfg, struct stats_set *st
     int vhost = addressing == CFG_ADDR_VIRTUAL || (addressing == CFG_ADDR_AUTO && !aws.endpoint[0]);
     if (cfg) {
         struct http_settings hs = {cfg->io_threads, 5000, cfg->timeout_s, aws.ca_bundle[0] ? aws.ca_bundle : NULL, 0,
-                                   cfg->max_inflight};
+                                   cfg->max_inflight, cfg->curl_only};
         http_configure(&hs);
         bufpool_configure(cfg->memory);
     }

@@ -7,6 +7,7 @@
 
 #include "curl_api.h"
 #include "http_lite.h"
+#include "http_rx.h"
 #include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -28,6 +29,9 @@ struct worker {
     struct http_req *chead;         /* to cancel (linked by cancel_next) */
     CURL *idle[EASY_POOL];          /* easy handles to reuse */
     int nidle;
+    struct http_rx *rx;             /* plain-HTTP GETs received without libcurl (NULL: none) */
+    struct curl_waitfd *wfds;       /* their descriptors, for curl_multi_poll */
+    unsigned wcap;
 };
 
 static struct engine {
@@ -329,6 +333,11 @@ static void start_queued(struct worker *w)
     while (q) {
         struct http_req *next = q->engine_private;
         q->engine_private = NULL;
+        if (q->engine_rx && w->rx && http_rx_start(w->rx, q) == 0) {
+            q = next;
+            continue;
+        }
+        q->engine_rx = 0; /* libcurl, then */
         CURL *h = easy_get(w);
         int e = h ? setup(h, q) : -ENOMEM;
         if (e == 0 && curlapi.multi_add_handle(w->multi, h) == CURLM_OK) {
@@ -358,9 +367,11 @@ static void cancel_queued(struct worker *w)
         struct http_req *next = c->cancel_next;
         c->cancel_queued = 0;
         CURL *h = c->engine_handle;
-        if (h) {
-            curlapi.multi_remove_handle(w->multi, h);
-            easy_put(w, h);
+        if (c->engine_rx ? http_rx_abort(w->rx, c) == 0 : h != NULL) {
+            if (!c->engine_rx) {
+                curlapi.multi_remove_handle(w->multi, h);
+                easy_put(w, h);
+            }
             c->engine_handle = NULL;
             c->curl_code = CURLE_ABORTED_BY_CALLBACK;
             snprintf(c->curl_err, sizeof c->curl_err, "cancelled: another request answered first");
@@ -394,7 +405,16 @@ static void *worker_main(void *arg)
             r->engine_handle = NULL;
             complete(r);
         }
-        curlapi.multi_poll(w->multi, NULL, 0, 1000, NULL);
+        int timeout_ms = 1000, nfd = 0;
+        if (w->rx) {
+            http_rx_perform(w->rx, &eng.set, complete);
+            nfd = http_rx_waitfds(w->rx, &eng.set, &w->wfds, &w->wcap, &timeout_ms);
+            if (nfd < 0) { /* no memory for the list: look again soon */
+                nfd = 0;
+                timeout_ms = 1;
+            }
+        }
+        curlapi.multi_poll(w->multi, w->wfds, (unsigned)nfd, timeout_ms, NULL);
     }
     return NULL;
 }
@@ -429,6 +449,7 @@ static int start_engine(void)
         efd_parking++; /* its wake-up socketpair */
         w->multi = curlapi.multi_init();
         efd_parking--;
+        w->rx = eng.set.curl_only ? NULL : http_rx_new(); /* none: libcurl takes every request */
         if (w->multi && pthread_create(&w->thr, NULL, worker_main, w) == 0) ok++;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -457,7 +478,7 @@ int http_submit(struct http_req *r)
     r->errbody_len = 0;
     if (r->grow && r->resp) r->resp[0] = '\0';
     pthread_mutex_lock(&eng.lock);
-    int lite = !eng.started && http_lite_claim(r);
+    int lite = !eng.started && !eng.set.curl_only && http_lite_claim(r);
     int e = lite ? 0 : start_engine();
     pthread_mutex_unlock(&eng.lock);
     if (lite) { /* on this thread, now: see http_lite.h */
@@ -482,6 +503,7 @@ int http_submit(struct http_req *r)
     r->engine_worker = w;
     r->engine_handle = NULL;
     r->finished = r->cancel_queued = r->cancelled = 0;
+    r->engine_rx = http_rx_wants(r, &eng.set); /* here: it reads the environment, which is the program's */
     flight_take();
     pthread_mutex_lock(&w->qlock);
     if (w->qtail)

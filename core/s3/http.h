@@ -27,6 +27,7 @@ struct http_settings {
     const char *ca_bundle; /* NULL = system default */
     int insecure;          /* skip TLS verification (never by default) */
     int max_inflight;      /* requests in flight for the whole process; 0 = no limit */
+    int curl_only;         /* libcurl for every request (S3SHIM_HTTP_RECV=curl): no http_lite, no http_rx */
 };
 
 struct http_req {
@@ -71,6 +72,7 @@ struct http_req {
     struct http_group *group; /* also woken at completion (http_group_attach) */
     void *engine_private, *engine_worker, *engine_handle, *cancel_next;
     int finished, cancel_queued; /* under the worker's queue lock */
+    int engine_rx;               /* received by http_rx.c, not libcurl */
 };
 
 /* Waiting for the first of several requests: attach each to one group, then wait on

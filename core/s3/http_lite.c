@@ -35,8 +35,7 @@ static void drop(void)
     lite.beg = lite.end = 0;
 }
 
-/* libcurl sends plain-HTTP requests through the proxy these name: leave them to it. */
-static int proxied(void)
+int http_proxied(void)
 {
     static const char *const vars[] = {"http_proxy", "all_proxy", "ALL_PROXY"};
     for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
@@ -51,7 +50,7 @@ int http_lite_claim(const struct http_req *r)
     const char *m = r->method ? r->method : "GET";
     int head = strcmp(m, "HEAD") == 0;
     if (r->on_done || r->body_len || (!head && strcmp(m, "GET") != 0)) return 0;
-    if (!r->url || strncmp(r->url, "http://", 7) != 0 || proxied()) return 0;
+    if (!r->url || strncmp(r->url, "http://", 7) != 0 || http_proxied()) return 0;
     if (!head && !r->grow && r->dst_cap > HTTP_LITE_MAX) return 0;
     if (atomic_load(&lite.retired)) return 0;
     return pthread_mutex_trylock(&lite.mu) == 0;
@@ -124,24 +123,31 @@ static int dial_one(const struct addrinfo *a, int timeout_ms)
     return fd;
 }
 
-/* A connection to authority (host, host:port, [v6]:port), or -1 with r failed. */
-static int dial(struct http_req *r, const char *authority, int timeout_ms)
+int http_host_port(const char *authority, char *host, size_t hcap, char *port, size_t pcap)
 {
-    char host[300], port[16] = "80";
     const char *colon;
     if (authority[0] == '[') {
         const char *close = strchr(authority, ']');
-        if (!close) goto bad;
-        snprintf(host, sizeof host, "%.*s", (int)(close - authority - 1), authority + 1);
+        if (!close) return -1;
+        snprintf(host, hcap, "%.*s", (int)(close - authority - 1), authority + 1);
         colon = close[1] == ':' ? close + 1 : NULL;
     } else {
         colon = strrchr(authority, ':');
-        snprintf(host, sizeof host, "%.*s", colon ? (int)(colon - authority) : (int)strlen(authority), authority);
+        snprintf(host, hcap, "%.*s", colon ? (int)(colon - authority) : (int)strlen(authority), authority);
     }
+    snprintf(port, pcap, "80");
     if (colon) {
-        if (!colon[1] || strlen(colon + 1) >= sizeof port) goto bad;
-        snprintf(port, sizeof port, "%s", colon + 1);
+        if (!colon[1] || strlen(colon + 1) >= pcap) return -1;
+        snprintf(port, pcap, "%s", colon + 1);
     }
+    return 0;
+}
+
+/* A connection to authority (host, host:port, [v6]:port), or -1 with r failed. */
+static int dial(struct http_req *r, const char *authority, int timeout_ms)
+{
+    char host[300], port[16];
+    if (http_host_port(authority, host, sizeof host, port, sizeof port) < 0) goto bad;
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_protocol = IPPROTO_TCP};
     struct addrinfo *res = NULL;
     if (getaddrinfo(host, port, &hints, &res) != 0 || !res) {
@@ -333,9 +339,7 @@ static int response(struct http_req *r, int head, int fresh, int timeout_ms, int
 
 /* --- the request ----------------------------------------------------------------------- */
 
-/* "METHOD /path HTTP/1.1", Host, the caller's headers (curl's conventions: "Name:" with
- * no value leaves the header out, "Name;" sends it empty), the blank line. */
-static char *request_text(const struct http_req *r, const char *method, const char *authority, const char *path)
+char *http_request_text(const struct http_req *r, const char *method, const char *authority, const char *path)
 {
     size_t cap = strlen(method) + strlen(path) + strlen(authority) + 64;
     for (const struct curl_slist *h = r->headers; h; h = h->next) cap += strlen(h->data) + 2;
@@ -365,26 +369,28 @@ static char *request_text(const struct http_req *r, const char *method, const ch
     return t;
 }
 
+int http_split_url(const char *url, char *authority, size_t cap, const char **path)
+{
+    const char *a = url + 7;
+    size_t al = strcspn(a, "/?");
+    if (!al || al >= cap) return -1;
+    snprintf(authority, cap, "%.*s", (int)al, a);
+    *path = a[al] == '/' ? a + al : a[al] ? a + al : "/"; /* "http://host?q", "http://host" */
+    return 0;
+}
+
 void http_lite_run(struct http_req *r, const struct http_settings *set)
 {
-    const char *method = r->method ? r->method : "GET", *a = r->url + 7;
-    size_t al = strcspn(a, "/?");
-    char authority[sizeof lite.authority], path[8];
-    const char *p = a + al;
+    const char *method = r->method ? r->method : "GET", *p;
+    char authority[sizeof lite.authority];
     int stall_ms = set->stall_timeout_s > 0 ? (int)set->stall_timeout_s * 1000 : -1;
     int conn_ms = set->connect_timeout_ms > 0 ? (int)set->connect_timeout_ms : -1;
     char *req = NULL;
-    if (!al || al >= sizeof authority) {
+    if (http_split_url(r->url, authority, sizeof authority, &p) < 0) {
         fail(r, CURLE_URL_MALFORMAT, "bad URL: %.200s", r->url);
         goto out;
     }
-    snprintf(authority, sizeof authority, "%.*s", (int)al, a);
-    if (*p != '/') { /* "http://host?q" or "http://host" */
-        snprintf(path, sizeof path, "/");
-        req = request_text(r, method, authority, *p ? p : path);
-    } else {
-        req = request_text(r, method, authority, p);
-    }
+    req = http_request_text(r, method, authority, p);
     if (!req || (!lite.buf && !(lite.buf = malloc(RX_CAP)))) {
         fail(r, CURLE_OUT_OF_MEMORY, "out of memory%s", "");
         goto out;

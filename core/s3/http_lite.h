@@ -24,6 +24,17 @@
 size_t http_on_header(char *p, size_t sz, size_t n, void *arg);
 size_t http_on_body(char *p, size_t sz, size_t n, void *arg);
 
+/* Shared with the engine's own receive path (http_rx.h), which speaks the same HTTP/1.1:
+ * libcurl would send plain-HTTP requests through a proxy named by http_proxy/all_proxy
+ * (1: leave them to it); split "http://authority/path?q" (-1: malformed); the request
+ * head "METHOD path HTTP/1.1", Host, the caller's headers in curl's conventions ("Name:"
+ * with no value leaves the header out, "Name;" sends it empty), the blank line (malloc'd,
+ * NULL without memory). */
+int http_proxied(void);
+int http_host_port(const char *authority, char *host, size_t hcap, char *port, size_t pcap); /* -1: malformed */
+int http_split_url(const char *url, char *authority, size_t cap, const char **path);
+char *http_request_text(const struct http_req *r, const char *method, const char *authority, const char *path);
+
 /* Whether r is one for this path (plain http, GET or HEAD, no body, a bounded answer);
  * on 1 the caller owns the lite connection until http_lite_run returns. 0: use the
  * engine (nothing was taken). */

@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# recv.sh - the engine's own receive path for plain-http reads (core/s3/http_rx.h) against
+# libcurl's, through tests/s3rig/faultproxy.py: clean answers, connections reset mid-body,
+# bodies cut short, a server that stalls, error statuses. For every case the same program
+# runs twice, with S3SHIM_HTTP_RECV=own (the default) and =curl: both must end alike
+# (identical bytes, or EIO after the same bounded retries, with the same reason in the log).
+#
+# A process's first requests are made by http_lite on the calling thread, so that the
+# faults hit the engine's receive path the program first writes a small object through a
+# second mount on the clean endpoint (an upload starts the engine), then reads the big
+# object through the faulty one: every GET of that read is the engine's.
+# Invoked like tests/s3/run.sh: BUILD=build [SAN=asan] tests/s3/recv.sh
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../preamble.sh
+. "$here/../preamble.sh"
+REPO=$TOP
+# shellcheck source=../variant.sh
+. "$REPO/tests/variant.sh" "s3shim own receive path tests"
+# shellcheck source=../report.sh
+. "$REPO/tests/report.sh"
+W=$(mktemp -d /tmp/s3shim-recv.XXXXXX)
+FP_PIDS=()
+cleanup() {
+    local p
+    for p in "${FP_PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${FP_PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    done
+    [ -n "${RECV_KEEP:-}" ] || rm -rf "$W"
+    declare -F s3rig_env_cleanup >/dev/null && s3rig_env_cleanup
+}
+trap cleanup EXIT
+# shellcheck source=../s3rig/s3env.sh
+. "$REPO/tests/s3rig/s3env.sh" || bail "no S3 server"
+B=$S3_BUCKET
+CLEAN=$AWS_ENDPOINT_URL
+
+head -c $((12 << 20)) /dev/urandom >"$W/obj"
+s3_put "$W/obj" recv/obj >/dev/null || fail "upload the 12 MiB test object"
+
+# fp NAME ARGS...: a fault proxy in front of the server; its URL goes to FP_URL.
+FP_N=0
+fp() {
+    local name=$1
+    shift
+    FP_N=$((FP_N + 1))
+    python3 "$REPO/tests/s3rig/faultproxy.py" --listen "127.0.0.1:0" --target "${CLEAN#http://}" --lifetime 900 \
+        --quiet --log "$W/$name.log" --seed "$FP_N" "$@" >"$W/$name.ready" 2>&1 &
+    FP_PIDS+=($!)
+    for _ in $(seq 100); do grep -q READY "$W/$name.ready" 2>/dev/null && break; sleep 0.05; done
+    FP_URL=http://$(sed -n 's/.*READY listen=\([^ ]*\).*/\1/p' "$W/$name.ready")
+    [ "$FP_URL" != http:// ]
+}
+
+# The program: an upload through /clean (starts the engine), then the object read
+# through /s3 (the proxy) into OUT. Exit 0, or 5 when the read failed with EIO.
+READER='
+import errno, os, sys
+open(sys.argv[1], "w").write("x")
+try:
+    first = open(sys.argv[2], "rb").read()
+    for _ in range(int(os.environ.get("READS", "1")) - 1):  # again, from a new open
+        if open(sys.argv[2], "rb").read() != first:
+            sys.exit(7)
+except OSError as e:
+    sys.exit(5 if e.errno == errno.EIO else 6)
+open(sys.argv[3], "wb").write(first)
+'
+# run MODE NAME URL [VAR=VALUE...]: the program with S3SHIM_HTTP_RECV=MODE against URL;
+# exit status in $W/NAME.MODE.rc, stderr in $W/NAME.MODE.err, bytes in $W/NAME.MODE.out.
+run() {
+    local mode=$1 name=$2 url=$3
+    shift 3
+    rm -f "$W/$name.$mode.out"
+    timeout -k 5 120 env LD_PRELOAD="$PRELOAD" "${SAN_ENV[@]}" AWS_ENDPOINT_URL="$url" S3SHIM_LOG=debug \
+        S3SHIM_MOUNTS="/clean=s3://$B?endpoints=$CLEAN" S3SHIM_HTTP_RECV="$mode" \
+        S3SHIM_STATS_FILE="$W/$name.$mode.%p.json" "$@" \
+        python3 -c "$READER" "/clean/recv/tiny-$name-$mode" "/s3/$B/recv/obj" "$W/$name.$mode.out" \
+        2>"$W/$name.$mode.err"
+    echo $? >"$W/$name.$mode.rc"
+}
+rc() { cat "$W/$1.rc"; }
+own_used() { grep -q "own receiver" "$W/$1.err"; }
+
+# the /s3 mount's requests from the stats file: "ERRORS BYTES" (their count depends on
+# how the read-ahead window grew, which is timing)
+reqs() {
+    python3 - "$W"/$1.*.json <<'EOF'
+import json, sys
+for m in json.load(open(sys.argv[1]))["mounts"]:
+    if m["name"] == "/s3":
+        r = [c["ops"].get("req", {}) for c in m["children"]]
+        print(sum(x.get("errors", 0) for x in r), sum(x.get("bytes", 0) for x in r))
+EOF
+}
+
+# 1. Clean answers: identical bytes on both paths, the same requests.
+fp clean || bail "start a fault proxy"
+for m in own curl; do run "$m" clean "$FP_URL"; done
+if [ "$(rc clean.own)" = 0 ] && cmp -s "$W/obj" "$W/clean.own.out" && own_used clean.own; then
+    pass "own receiver: 12 MiB read through it, identical bytes"
+else
+    fail "own receiver: 12 MiB read through it" "exit $(rc clean.own)" "$(tail -c 600 "$W/clean.own.err")"
+fi
+if [ "$(rc clean.curl)" = 0 ] && cmp -s "$W/obj" "$W/clean.curl.out" && ! own_used clean.curl; then
+    pass "S3SHIM_HTTP_RECV=curl: the same read by libcurl alone, identical bytes"
+else
+    fail "S3SHIM_HTTP_RECV=curl: the same read by libcurl alone" "exit $(rc clean.curl)" \
+        "$(tail -c 600 "$W/clean.curl.err")"
+fi
+a=$(reqs clean.own 2>&1) b=$(reqs clean.curl 2>&1)
+if [ "$a" = "0 $((12 << 20))" ] && [ "$a" = "$b" ]; then
+    pass "statistics: no request errors, the object's bytes received once, on both paths"
+else
+    fail "statistics: no request errors, the object's bytes received once, on both paths" "own: $a" "curl: $b"
+fi
+
+# attempts NAME.MODE: how many times the program's failed GET was sent
+attempts() { echo $(($(grep -c "retrying GET $B/recv/obj" "$W/$1.err") + 1)); }
+
+# fault_case NAME WHAT REASON PROXY-ARGS...: every request after the engine started fails
+# the same way: both paths end with EIO after the same attempts, and the log gives REASON.
+fault_case() {
+    local name=$1 what=$2 reason=$3
+    shift 3
+    fp "$name" "$@" || { fail "$what: start a fault proxy"; return; }
+    local url=$FP_URL m ok=1 why=()
+    for m in own curl; do
+        run "$m" "$name" "$url" S3SHIM_TIMEOUT=1
+        if [ "$(rc "$name.$m")" != 5 ] || ! grep -q "error: s3: GET $B/recv/obj.*\($reason\)" "$W/$name.$m.err"; then
+            ok=0
+            why+=("$m: exit $(rc "$name.$m"), $(grep -m1 'error: ' "$W/$name.$m.err" | tail -c 300)")
+        fi
+    done
+    own_used "$name.own" || { ok=0; why+=("own: the own receiver was not used"); }
+    local a b
+    a=$(attempts "$name.own") b=$(attempts "$name.curl")
+    [ "$a" = "$b" ] || { ok=0; why+=("attempts: own $a, curl $b"); }
+    if [ $ok = 1 ]; then
+        pass "$what: EIO after the same $a attempts on both paths, the log says why"
+    else
+        fail "$what: EIO after the same attempts on both paths" "${why[@]}"
+    fi
+}
+
+# 2. Every answer reset by the server (half before any byte, half mid-body).
+fault_case reset "connections reset" "Recv failure: Connection reset by peer" --reset 1
+# 3. Every error answered with 500 by the proxy.
+fault_case status "status 500 on every GET" "HTTP 500 InternalError" --error 1 --error-status 500
+# 4. Every answer stalls after half its body, for good: the stall timeout (1 s) ends it.
+fault_case stall "stalled answers (S3SHIM_TIMEOUT=1)" "Operation too slow. Less than 1 bytes/sec" --stall 1 --stall-s inf
+
+# 5. Some answers reset, some 500, some stalled, over three reads of the object: every
+#    fault the proxy made is one retry, and the bytes are whole.
+fp mixed --reset 0.06 --error 0.05 --error-status 500 --stall 0.04 --stall-s inf || bail "start a fault proxy"
+run own mixed "$FP_URL" S3SHIM_TIMEOUT=1 S3SHIM_PART_SIZE=5M READS=3
+faults=$(awk '$6 != "-"' "$W/mixed.log" | wc -l)
+retries=$(($(attempts mixed.own) - 1))
+if [ "$(rc mixed.own)" = 0 ] && cmp -s "$W/obj" "$W/mixed.own.out" && own_used mixed.own && [ "$faults" = "$retries" ]; then
+    pass "resets, 500s and stalls on some of $(wc -l <"$W/mixed.log") GETs: $retries retries for $faults faults, identical bytes"
+else
+    fail "resets, 500s and stalls on some GETs: one retry per fault, identical bytes" "exit $(rc mixed.own)" \
+        "faults $faults, retries $retries" "$(grep -m3 'retrying\|error:' "$W/mixed.own.err")"
+fi
+
+# 6. Every HTTP/1.1 framing, from tests/s3/liteserver.py: a 3 MB object's first MiB comes
+#    through http_lite, the rest through the engine, here its own receiver: Content-Length,
+#    chunked with a trailer, HTTP/1.0 ended by the close, an interim 100 Continue, and a
+#    server that closes every kept connection after its answer (the next request finds it
+#    dead and goes on a new one, as with libcurl).
+python3 "$here/liteserver.py" 900 >"$W/lite.ready" 2>"$W/lite.log" &
+FP_PIDS+=($!)
+for _ in $(seq 50); do grep -q READY "$W/lite.ready" 2>/dev/null && break; sleep 0.1; done
+lport=$(awk '/READY/ {print $2}' "$W/lite.ready")
+[ -n "$lport" ] || fail "start liteserver.py" "$(cat "$W/lite.log")"
+for k in plain chunked close continue drop; do
+    [ -n "$lport" ] || break
+    python3 "$here/liteserver.py" body "/lite/$k.3000000" >"$W/lite.exp"
+    if env -u AWS_PROFILE AWS_ENDPOINT_URL="http://127.0.0.1:$lport" S3SHIM_NO_SIGN=1 S3SHIM_ADDRESSING=path \
+        S3SHIM_LOG=debug S3SHIM_PART_SIZE=5M LD_PRELOAD="$PRELOAD" "${SAN_ENV[@]}" timeout -k 5 120 \
+        cat "/s3/lite/$k.3000000" >"$W/lite.got" 2>"$W/lite.err" && cmp -s "$W/lite.exp" "$W/lite.got" &&
+        own_used lite; then
+        pass "framing '$k': the own receiver returns the object's bytes"
+    else
+        fail "framing '$k': the own receiver returns the object's bytes" "$(grep -v '^\[.*debug' "$W/lite.err" | head -c 600)"
+    fi
+done
+
+# 7. Bodies cut short: a relay that closes every answer after 64 KiB (its head included).
+up=${CLEAN#http://}
+python3 "$here/truncproxy.py" "${up%:*}" "${up##*:}" 65536 120 >"$W/trunc.out" 2>&1 &
+FP_PIDS+=($!)
+for _ in $(seq 50); do grep -q READY "$W/trunc.out" 2>/dev/null && break; sleep 0.1; done
+port=$(awk '/READY/ {print $2}' "$W/trunc.out")
+if [ -z "$port" ]; then
+    fail "start the truncating relay" "$(cat "$W/trunc.out")"
+else
+    ok=1
+    for m in own curl; do
+        run "$m" short "http://127.0.0.1:$port"
+        [ "$(rc "short.$m")" = 5 ] && grep -q "transfer closed with [0-9]* bytes remaining" "$W/short.$m.err" || ok=0
+    done
+    own_used short.own || ok=0
+    if [ $ok = 1 ]; then
+        pass "bodies cut short: EIO on both paths, log says 'transfer closed with N bytes remaining'"
+    else
+        fail "bodies cut short: EIO on both paths" "own: exit $(rc short.own) $(grep -m1 'failed after' "$W/short.own.err")" \
+            "curl: exit $(rc short.curl) $(grep -m1 'failed after' "$W/short.curl.err")"
+    fi
+fi
+finish
