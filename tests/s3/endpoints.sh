@@ -30,13 +30,10 @@ PREADS=$BUILD/tests/s3_preads
 . "$TOP/tests/report.sh"
 
 W=$(mktemp -d /tmp/s3shim-endpoints.XXXXXX)
-FP_PIDS=()
+# shellcheck source=../s3rig/fp.sh
+. "$RIG/fp.sh"
 cleanup() {
-    local p
-    for p in "${FP_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${FP_PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    done
+    fp_stop_all
     rm -rf "$W"
     declare -F s3rig_env_cleanup >/dev/null && s3rig_env_cleanup
 }
@@ -70,17 +67,10 @@ shim() {
 
 # fp NAME TARGET_URL ARGS...: start a fault proxy on its own 127.0.1.x address in front of
 # TARGET; its URL goes to FP_URL. Logs every request to $W/NAME.log.
-FP_N=0
 fp() {
-    local name=$1 target=${2#http://}
+    local name=$1 target=$2
     shift 2
-    FP_N=$((FP_N + 1))
-    python3 "$RIG/faultproxy.py" --listen "127.0.1.$FP_N:0" --target "$target" --lifetime 900 --quiet \
-        --log "$W/$name.log" --stats "$W/$name.stats" --seed "$FP_N" "$@" >"$W/$name.ready" 2>&1 &
-    FP_PIDS+=($!)
-    for _ in $(seq 100); do grep -q READY "$W/$name.ready" 2>/dev/null && break; sleep 0.05; done
-    FP_URL=http://$(sed -n 's/.*READY listen=\([^ ]*\).*/\1/p' "$W/$name.ready")
-    [ "$FP_URL" != http:// ]
+    fp_start "$name" "127.0.1.$((FP_N + 1)):0" "$target" --stats "$W/$name.stats" "$@"
 }
 
 # stats_of FILE.json: per endpoint "URL requests errors hedges ejections" lines.

@@ -20,13 +20,10 @@ REPO=$TOP
 # shellcheck source=../report.sh
 . "$REPO/tests/report.sh"
 W=$(mktemp -d /tmp/s3shim-recv.XXXXXX)
-FP_PIDS=()
+# shellcheck source=../s3rig/fp.sh
+. "$REPO/tests/s3rig/fp.sh"
 cleanup() {
-    local p
-    for p in "${FP_PIDS[@]}"; do kill "$p" 2>/dev/null; done
-    for p in "${FP_PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    done
+    fp_stop_all
     [ -n "${RECV_KEEP:-}" ] || rm -rf "$W"
     declare -F s3rig_env_cleanup >/dev/null && s3rig_env_cleanup
 }
@@ -40,17 +37,10 @@ head -c $((12 << 20)) /dev/urandom >"$W/obj"
 s3_put "$W/obj" recv/obj >/dev/null || fail "upload the 12 MiB test object"
 
 # fp NAME ARGS...: a fault proxy in front of the server; its URL goes to FP_URL.
-FP_N=0
 fp() {
     local name=$1
     shift
-    FP_N=$((FP_N + 1))
-    python3 "$REPO/tests/s3rig/faultproxy.py" --listen "127.0.0.1:0" --target "${CLEAN#http://}" --lifetime 900 \
-        --quiet --log "$W/$name.log" --seed "$FP_N" "$@" >"$W/$name.ready" 2>&1 &
-    FP_PIDS+=($!)
-    for _ in $(seq 100); do grep -q READY "$W/$name.ready" 2>/dev/null && break; sleep 0.05; done
-    FP_URL=http://$(sed -n 's/.*READY listen=\([^ ]*\).*/\1/p' "$W/$name.ready")
-    [ "$FP_URL" != http:// ]
+    fp_start "$name" 127.0.0.1:0 "$CLEAN" "$@"
 }
 
 # The program: an upload through /clean (starts the engine), then the object read
