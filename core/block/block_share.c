@@ -94,6 +94,10 @@ void bf_atfork_child(struct block_mount *m)
     }
 }
 
+/* A file this process created and has not committed, nor unlinked (f->lock held): the
+ * files a disk would already show under their name. */
+static int is_new(const struct bfile *f) { return !f->base.gen && !f->err && !f->detached; }
+
 int bf_stat_new(struct block_mount *m, const char *key, struct stat *st)
 {
     int e = -ENOENT;
@@ -101,7 +105,7 @@ int bf_stat_new(struct block_mount *m, const char *key, struct stat *st)
     for (struct bfile *f = m->nw; f && e; f = f->nw_next) {
         if (strcmp(f->key, key) != 0) continue;
         pthread_mutex_lock(&f->lock);
-        int fresh = !f->base.gen && !f->err && !f->detached;
+        int fresh = is_new(f);
         pthread_mutex_unlock(&f->lock);
         if (fresh) e = bf_fstat(f, st);
     }
@@ -116,7 +120,7 @@ int bf_chmod_new(struct block_mount *m, const char *key, mode_t mode)
     for (struct bfile *f = m->nw; f; f = f->nw_next) {
         if (strcmp(f->key, key) != 0) continue;
         pthread_mutex_lock(&f->lock);
-        if (!f->base.gen && !f->err && !f->detached && f->writable) { /* its commit gives the mode */
+        if (is_new(f) && f->writable) { /* its commit gives the mode */
             f->mode = mode & 07777;
             f->mode_set = 1;
             f->dirty = 1;
@@ -166,10 +170,8 @@ int bf_detach(struct block_mount *m, const char *key)
     for (struct bfile *f = m->nw; f; f = f->nw_next) {
         if (strcmp(f->key, key) != 0) continue;
         pthread_mutex_lock(&f->lock);
-        if (!f->detached) {
-            fresh += !f->base.gen && !f->err;
-            f->detached = 1;
-        }
+        fresh += is_new(f);
+        f->detached = 1;
         pthread_mutex_unlock(&f->lock);
     }
     pthread_mutex_unlock(&m->nw_lock);
@@ -184,7 +186,7 @@ char **bf_new_names(struct block_mount *m, const char *prefix, size_t pl, int *n
     for (struct bfile *f = m->nw; f; f = f->nw_next) {
         if (f->klen <= pl || memcmp(f->key, prefix, pl) != 0 || memchr(f->key + pl, '/', f->klen - pl)) continue;
         pthread_mutex_lock(&f->lock);
-        int fresh = !f->base.gen && !f->err && !f->detached;
+        int fresh = is_new(f);
         pthread_mutex_unlock(&f->lock);
         int dup = 0;
         for (int i = 0; fresh && i < *n && !dup; i++) dup = strcmp(v[i], f->key + pl) == 0;
@@ -210,7 +212,7 @@ int bf_commit_new(struct block_mount *m, const char *key)
     for (struct bfile *f = m->nw; f && r == 0; f = f->nw_next) {
         if (strcmp(f->key, key) != 0) continue;
         pthread_mutex_lock(&f->lock);
-        if (!f->base.gen && !f->err && !f->detached && f->writable) {
+        if (is_new(f) && f->writable) {
             int e = bf_commit(f, bg_how(m));
             r = e < 0 ? e : 1;
         }
