@@ -236,10 +236,10 @@ static int ini_parse(struct loader *L, const char *path, const char *text, ini_f
 
 /* ---- one profile out of one file ------------------------------------------------------ */
 
-enum { K_AK, K_SK, K_TOKEN, K_SECTOKEN, K_REGION, K_ENDPOINT, K_CA, K_SERVICES, K_IGNORE, K_S3, K_NKEYS };
+enum { K_AK, K_SK, K_TOKEN, K_SECTOKEN, K_REGION, K_ENDPOINT, K_CA, K_SERVICES, K_IGNORE, K_S3, K_ATTEMPTS, K_NKEYS };
 static const char *const key_names[K_NKEYS] = {
     "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "aws_security_token", "region",
-    "endpoint_url", "ca_bundle", "services", "ignore_configured_endpoint_urls", "s3",
+    "endpoint_url", "ca_bundle", "services", "ignore_configured_endpoint_urls", "s3", "max_attempts",
 };
 /* Profile keys for ways of getting credentials that this build does not implement. */
 static const char *const unsupported_keys[] = {
@@ -250,11 +250,11 @@ struct prof {
     int found;
     char access_key[256], secret_key[256];
     char *token;
-    char region[64], endpoint[1024], s3_endpoint[1024], ca_bundle[1024], services[128];
+    char region[64], endpoint[1024], s3_endpoint[1024], ca_bundle[1024], services[128], attempts[16];
     char services_s3_endpoint[1024]; /* from [services NAME], config file pass 2 */
     int ignore_endpoints;            /* -1 unset */
     const char *unsupported;         /* first unsupported credential key seen */
-    int region_line, endpoint_line, s3_endpoint_line, services_s3_line, ca_line;
+    int region_line, endpoint_line, s3_endpoint_line, services_s3_line, ca_line, attempts_line;
 };
 
 struct scan {
@@ -343,6 +343,7 @@ static int profile_key(struct scan *sc, int line, const char *key, const char *v
     case K_ENDPOINT: p->endpoint_line = line; return store(sc, line, key, p->endpoint, sizeof p->endpoint, v);
     case K_CA: p->ca_line = line; return store(sc, line, key, p->ca_bundle, sizeof p->ca_bundle, v);
     case K_SERVICES: return store(sc, line, key, p->services, sizeof p->services, v);
+    case K_ATTEMPTS: p->attempts_line = line; return store(sc, line, key, p->attempts, sizeof p->attempts, v);
     case K_IGNORE:
         p->ignore_endpoints = cfg_parse_bool(v);
         if (p->ignore_endpoints < 0)
@@ -614,6 +615,25 @@ static int load_ca(struct loader *L, struct aws_settings *a, const struct files 
     return r < 0 ? r : 0;
 }
 
+/* As the AWS CLI: AWS_MAX_ATTEMPTS, then the profile's max_attempts; the first attempt counts. */
+static int load_attempts(struct loader *L, struct aws_settings *a, const struct files *f)
+{
+    const char *path = NULL;
+    int line = 0;
+    const char *v = env(L, "AWS_MAX_ATTEMPTS");
+    if (!v) v = PICK(f, attempts, attempts_line, &path, &line);
+    if (!v) return 0;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < 1 || n > 100) {
+        if (!path) return fail(L, -EINVAL, "AWS_MAX_ATTEMPTS: '%s' is not a whole number from 1 to 100", v);
+        return fail(L, -EINVAL, "%s:%d: max_attempts '%s' is not a whole number from 1 to 100", path, line, v);
+    }
+    a->max_attempts = (int)n;
+    return 0;
+}
+
 static int load_all(struct loader *L, struct aws_settings *a, struct files *f)
 {
     const char *nosign = env(L, "S3SHIM_NO_SIGN");
@@ -630,6 +650,7 @@ static int load_all(struct loader *L, struct aws_settings *a, struct files *f)
     if (r == 0) r = load_region(L, a, f);
     if (r == 0) r = load_endpoint(L, a, f);
     if (r == 0) r = load_ca(L, a, f);
+    if (r == 0) r = load_attempts(L, a, f);
     return r;
 }
 
@@ -665,11 +686,11 @@ int bk_s3_explain(char *buf, size_t len)
 {
     struct aws_settings a;
     if (aws_settings_load(&a, NULL, NULL, buf, len) < 0) return -1;
-    snprintf(buf, len, "credentials\t%s\n%s%s%sregion\t%s\nendpoint\t%s\n%s%s%s",
+    snprintf(buf, len, "credentials\t%s\n%s%s%sregion\t%s\nendpoint\t%s\n%s%s%sattempts\t%d per request\n",
              a.anonymous ? "none (S3SHIM_NO_SIGN)" : a.have_creds ? a.creds_source : "none found",
              a.have_creds ? "access key\t" : "", a.have_creds ? a.access_key : "", a.have_creds ? "\n" : "",
              a.region, a.endpoint[0] ? a.endpoint : "(AWS)", a.ca_bundle[0] ? "CA bundle\t" : "", a.ca_bundle,
-             a.ca_bundle[0] ? "\n" : "");
+             a.ca_bundle[0] ? "\n" : "", a.max_attempts > 0 ? a.max_attempts : AWS_DEFAULT_ATTEMPTS);
     aws_settings_free(&a);
     return 0;
 }

@@ -12,6 +12,9 @@
 
 #include <stddef.h>
 
+/* Attempts per request when neither AWS_MAX_ATTEMPTS nor max_attempts says (the CLI's legacy mode). */
+#define AWS_DEFAULT_ATTEMPTS 5
+
 struct aws_settings {
     char access_key[256], secret_key[256];
     char *session_token; /* heap or NULL */
@@ -21,6 +24,7 @@ struct aws_settings {
     char ca_bundle[1024];  /* "" = system default */
     char profile[128];     /* "default" unless AWS_PROFILE */
     int anonymous;         /* S3SHIM_NO_SIGN=1 */
+    int max_attempts;      /* per request, the first included; 0 = not set (the client's default) */
     char creds_source[160]; /* human text: "environment", "profile 'x' in /root/.aws/credentials" */
 };
 
@@ -39,6 +43,7 @@ typedef const char *(*aws_getenv_fn)(const char *name, void *ctx);
  * ignore_configured_endpoint_urls in the profile) drops them all. Each comma-separated
  * entry must start with http:// or https://.
  * CA bundle: AWS_CA_BUNDLE, then the profile's ca_bundle.
+ * Attempts per request: AWS_MAX_ATTEMPTS, then the profile's max_attempts (1 to 100).
  * S3SHIM_NO_SIGN=1|true|yes|on -> anonymous: no credentials are looked up.
  * Paths: a leading "~/" is $HOME; any other relative path is refused; with no absolute
  * $HOME the default files are skipped.
@@ -46,7 +51,7 @@ typedef const char *(*aws_getenv_fn)(const char *name, void *ctx);
  * Returns 0; or -EINVAL (-errno for an unreadable file) with a one-line reason in err:
  * a malformed file (naming file and line), a profile named by AWS_PROFILE that neither
  * file has, half a key pair, an explicitly named file that does not exist, a value too
- * long for its field, a bad region or endpoint. Missing default files are not an error
+ * long for its field, a bad region, endpoint or max_attempts. Missing default files are not an error
  * (have_creds = 0). On failure *a is left zeroed; aws_settings_free is safe either way. */
 int aws_settings_load(struct aws_settings *a, aws_getenv_fn get, void *ctx, char *err, size_t errlen);
 /* Wipe the secrets and release the session token. Safe on a zeroed struct. */

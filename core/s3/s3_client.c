@@ -67,7 +67,7 @@ int s3_client_init(struct s3_client *c, const struct aws_settings *aws, int vhos
     c->aws = *aws;
     c->aws.session_token = aws->session_token ? strdup(aws->session_token) : NULL;
     c->vhost = vhost;
-    c->max_attempts = 5;
+    c->max_attempts = aws->max_attempts > 0 ? aws->max_attempts : AWS_DEFAULT_ATTEMPTS;
     c->retry_budget_ns = 60ull * 1000000000ull;
     pthread_mutex_init(&c->log_lock, NULL);
     char def[256];

@@ -225,7 +225,7 @@ else
             sleep 0.3
             key=fail/$how-$size
             t0=$SECONDS
-            AWS_ENDPOINT_URL=http://127.0.0.1:$port S3SHIM_TIMEOUT=5 \
+            AWS_ENDPOINT_URL=http://127.0.0.1:$port S3SHIM_TIMEOUT=5 AWS_MAX_ATTEMPTS=2 \
                 under python3 -c "$PYF" "$how" "$W/$size.bin" "/s3/$S3_BUCKET/$key" "$ctl"
             rc=$?
             took=$((SECONDS - t0))

@@ -109,15 +109,16 @@ fi
 # attempts NAME.MODE: how many times the program's failed GET was sent
 attempts() { echo $(($(grep -c "retrying GET $B/recv/obj" "$W/$1.err") + 1)); }
 
-# fault_case NAME WHAT REASON PROXY-ARGS...: every request after the engine started fails
-# the same way: both paths end with EIO after the same attempts, and the log gives REASON.
+# [ATTEMPTS=N] fault_case NAME WHAT REASON PROXY-ARGS...: every request after the engine
+# started fails the same way: both paths end with EIO after the same attempts (N when
+# given: AWS_MAX_ATTEMPTS=N), and the log gives REASON.
 fault_case() {
-    local name=$1 what=$2 reason=$3
+    local name=$1 what=$2 reason=$3 want=${ATTEMPTS:-}
     shift 3
     fp "$name" "$@" || { fail "$what: start a fault proxy"; return; }
     local url=$FP_URL m ok=1 why=()
     for m in own curl; do
-        run "$m" "$name" "$url" S3SHIM_TIMEOUT=1
+        run "$m" "$name" "$url" S3SHIM_TIMEOUT=1 ${want:+AWS_MAX_ATTEMPTS=$want}
         if [ "$(rc "$name.$m")" != 5 ] || ! grep -q "error: s3: GET $B/recv/obj.*\($reason\)" "$W/$name.$m.err"; then
             ok=0
             why+=("$m: exit $(rc "$name.$m"), $(grep -m1 'error: ' "$W/$name.$m.err" | tail -c 300)")
@@ -127,6 +128,7 @@ fault_case() {
     local a b
     a=$(attempts "$name.own") b=$(attempts "$name.curl")
     [ "$a" = "$b" ] || { ok=0; why+=("attempts: own $a, curl $b"); }
+    [ -z "$want" ] || [ "$a" = "$want" ] || { ok=0; why+=("attempts: $a, AWS_MAX_ATTEMPTS=$want"); }
     if [ $ok = 1 ]; then
         pass "$what: EIO after the same $a attempts on both paths, the log says why"
     else
@@ -138,8 +140,9 @@ fault_case() {
 fault_case reset "connections reset" "Recv failure: Connection reset by peer" --reset 1
 # 3. Every error answered with 500 by the proxy.
 fault_case status "status 500 on every GET" "HTTP 500 InternalError" --error 1 --error-status 500
-# 4. Every answer stalls after half its body, for good: the stall timeout (1 s) ends it.
-fault_case stall "stalled answers (S3SHIM_TIMEOUT=1)" "Operation too slow. Less than 1 bytes/sec" --stall 1 --stall-s inf
+# 4. Every answer stalls after half its body, for good: the stall timeout (1 s) ends it
+#    (2 attempts, not the default 5: each waits out the timeout).
+ATTEMPTS=2 fault_case stall "stalled answers (S3SHIM_TIMEOUT=1)" "Operation too slow. Less than 1 bytes/sec" --stall 1 --stall-s inf
 
 # 5. Some answers reset, some 500, some stalled, over three reads of the object: every
 #    fault the proxy made is one retry, and the bytes are whole.

@@ -611,6 +611,34 @@ static void test_ca_bundle(void **state)
     load_fails(f, -EINVAL, where, "relative", NULL);
 }
 
+/* ---- attempts per request ------------------------------------------------------------- */
+
+static void test_max_attempts(void **state)
+{
+    struct fx *f = *state;
+    load_ok(f);
+    assert_int_equal(f->a.max_attempts, 0); /* unset: the client's default */
+    write_file(f->conf, "[default]\nmax_attempts = 3\n");
+    load_ok(f);
+    assert_int_equal(f->a.max_attempts, 3);
+    write_file(f->cred, "[default]\nmax_attempts = 7\n"); /* the credentials file wins, as in botocore */
+    load_ok(f);
+    assert_int_equal(f->a.max_attempts, 7);
+    fset(&f->env, "AWS_MAX_ATTEMPTS", "1");
+    load_ok(f);
+    assert_int_equal(f->a.max_attempts, 1);
+    const char *bad[] = {"0", "-2", "101", "3x", "4.5"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        fset(&f->env, "AWS_MAX_ATTEMPTS", bad[i]);
+        load_fails(f, -EINVAL, "AWS_MAX_ATTEMPTS", "whole number from 1 to 100", NULL);
+    }
+    fset(&f->env, "AWS_MAX_ATTEMPTS", NULL);
+    write_file(f->cred, "[default]\nmax_attempts = many\n");
+    char where[700];
+    snprintf(where, sizeof where, "%s:2: max_attempts 'many'", f->cred);
+    load_fails(f, -EINVAL, where, "whole number", NULL);
+}
+
 /* ---- anonymous -------------------------------------------------------------------------- */
 
 static void test_anonymous(void **state)
@@ -857,6 +885,7 @@ int main(void)
         T(test_endpoint_list_and_checks),
         T(test_ignore_configured_endpoints),
         T(test_ca_bundle),
+        T(test_max_attempts),
         T(test_anonymous),
         T(test_syntax_variants),
         T(test_malformed_files),
