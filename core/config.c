@@ -49,6 +49,7 @@ const char *const cfg_known[][3] = {
     {"S3SHIM_DIRECT_SQPOLL", "1: io_uring kernel submission polling", "0"},
     {"S3SHIM_DIRECT_GATHER", "1: gather small direct:// writes across calls; others see them at close/fsync", "0"},
     {"S3SHIM_BLOCK_COMMIT_MS", "block://: closes and renames are durable within this many ms (one flush pair for all), 0 = at once", "1000"},
+    {"S3SHIM_BLOCK_DISCARD", "1: block:// tells the device (BLKDISCARD, or a hole in an image file) about blocks it frees, as they become reusable", "0"},
     {"S3SHIM_LIB", "s3shim run: the libs3shim.so to preload (unset: beside the command or in ../lib)", NULL},
     {"S3SHIM_ROOT_PID", "internal: pid of the first process of a run", NULL},
     {"S3SHIM_NO_AVX2", "testing: 1 = the pass-through path test uses its portable scan, as on a CPU without AVX2", NULL},
@@ -309,6 +310,7 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
     bool_setting(c, get, ctx, "S3SHIM_DIRECT_GATHER", NULL, "a boolean (1/0, yes/no)", &c->direct_gather);
     c->block_commit_ms = 1000;
     int_setting(c, get, ctx, "S3SHIM_BLOCK_COMMIT_MS", 0, 60000, &c->block_commit_ms);
+    int_setting(c, get, ctx, "S3SHIM_BLOCK_DISCARD", 0, 1, &c->block_discard);
     if ((v = get("S3SHIM_DIRECT_FALLBACK", ctx)) && *v) {
         if (strcasecmp(v, "error") == 0)
             c->direct_fallback = 1;

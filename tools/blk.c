@@ -1,4 +1,4 @@
-/* blk.c - `s3shim blk`: format, check, ls and df of a block:// store (core/block/block.h
+/* blk.c - `s3shim blk`: format, check, ls, df and trim of a block:// store (core/block/block.h
  * does the work). The signature probe that keeps format off a device holding a
  * filesystem or a partition table lives here, with libblkid, so that the preloaded library
  * never links it. */
@@ -19,6 +19,7 @@ static int usage(FILE *out, int code)
           "       s3shim blk check [--repair] [-v|--blocks] DEV      verify; exit 0 clean, 1 repaired, 4 damage\n"
           "       s3shim blk ls DEV [PREFIX]                         keys: mode, size, mtime, extents, key\n"
           "       s3shim blk df DEV                                  capacity, use, objects, free runs\n"
+          "       s3shim blk trim DEV                                discard every free range (like fstrim)\n"
           "       s3shim blk crashtest [--states N] [--seed S] [--force] DEV|FILE\n"
           "                 power-loss simulation on an 8 MiB store at FILE (or the first 8 MiB of DEV)\n",
           out);
@@ -120,6 +121,14 @@ int blk_main(int argc, char **argv)
         if (argc != 2) return usage(stderr, 2);
         if (blk_df(argv[1], stdout, err, sizeof err) < 0) {
             fprintf(stderr, "s3shim blk df: %s\n", err);
+            return 1;
+        }
+        return 0;
+    }
+    if (strcmp(cmd, "trim") == 0) {
+        if (argc != 2) return usage(stderr, 2);
+        if (blk_trim(argv[1], stdout, err, sizeof err) < 0) {
+            fprintf(stderr, "s3shim blk trim: %s\n", err);
             return 1;
         }
         return 0;

@@ -277,6 +277,7 @@ static int bm_mount(const char *where, const struct cfg *cfg, struct stats_set *
                                 .slots = cfg->direct_buffers, .sqpoll = cfg->direct_sqpoll};
     uring_configure(&us);
     m->commit_ms = cfg->block_commit_ms;
+    m->st.discard = cfg->block_discard;
     bg_start(m);
     *msp = m;
     return 0;

@@ -39,6 +39,8 @@ struct blk_store {
     uint64_t nc_commit;
     struct blk_ncslot *nc;
     _Atomic uint64_t meta_reads, commits, commit_ns, flushes;
+    int discard;                   /* S3SHIM_BLOCK_DISCARD: freed blocks are discarded (blk_discard.c) */
+    _Atomic uint64_t discarded;    /* blocks */
     /* Visible roots (blk_vroot.c): the two root blocks mapped from /dev/shm. */
     uint64_t dev_id, dev_ino; /* the device's identity: st_rdev, or st_dev and st_ino */
     uint8_t *vr;
@@ -139,8 +141,21 @@ int blk_bm_read(struct blk_store *s, const struct blk_root *r, uint64_t idx, uin
 /* Reserve up to want (at least 1) free data blocks, contiguous, for the holder of fd
  * (an OFD write lock on them): *start and *got. 0, -ENOSPC, -errno. */
 int blk_reserve(struct blk_store *s, int fd, uint64_t want, uint64_t *start, uint64_t *got);
+/* Someone's OFD lock on blocks [a, b) (seen from s->fd)? 1 with *la, *lb: the first
+ * locked range, clipped; 0 none; -errno. */
+int blk_range_probe(struct blk_store *s, uint64_t a, uint64_t b, uint64_t *la, uint64_t *lb);
 /* Free data blocks of the newest root (no reservation counted). */
 int blk_free_blocks(struct blk_store *s, uint64_t *free_blocks, struct blk_root *r);
+
+/* --- blk_discard.c (S3SHIM_BLOCK_DISCARD, blk trim) ------------------------------------ */
+/* Discard the unlocked parts of blocks [start, start+len) when s->discard; blocks done.
+ * Only for blocks no root a crash could bring back reaches, under the commit lock. */
+uint64_t blk_discard(struct blk_store *s, uint64_t start, uint64_t len);
+/* The same for n extents (sorted and merged here). */
+uint64_t blk_discard_list(struct blk_store *s, struct blk_fext *x, size_t n);
+/* A reader let go of extents that were freed while it held them: under the commit lock,
+ * discard the parts still free in the newest root and not locked by anyone. */
+void blk_discard_if_free(struct blk_store *s, const struct blk_fext *x, size_t n);
 
 /* --- blk_txn.c (one commit) ------------------------------------------------------------ */
 struct blk_txn;

@@ -53,8 +53,7 @@ static int bm_test(struct bm_cursor *c, uint64_t b, int *set)
     return 0;
 }
 
-/* Someone's lock on blocks [a, b)? Then *la, *lb: the locked range, clipped. */
-static int probe(struct blk_store *s, uint64_t a, uint64_t b, uint64_t *la, uint64_t *lb)
+int blk_range_probe(struct blk_store *s, uint64_t a, uint64_t b, uint64_t *la, uint64_t *lb)
 {
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)(a * BLK_BS),
                        .l_len = (off_t)((b - a) * BLK_BS)};
@@ -106,7 +105,7 @@ int blk_reserve(struct blk_store *s, int fd, uint64_t want, uint64_t *start, uin
             end++;
         }
         uint64_t la = 0, lb = 0;
-        int pr = probe(s, b, end, &la, &lb);
+        int pr = blk_range_probe(s, b, end, &la, &lb);
         if (pr < 0) {
             e = pr;
             goto out;

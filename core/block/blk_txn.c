@@ -47,6 +47,8 @@ struct blk_txn {
     size_t nfreed, capfreed;
     struct blk_fext *vfreed; /* vol: reachable from no durable root */
     size_t nvfreed, capvfreed;
+    struct blk_fext *disc; /* released extents to discard (S3SHIM_BLOCK_DISCARD) */
+    size_t ndisc, capdisc;
     uint64_t mcursor;
     uint64_t t0;
     int err;
@@ -371,7 +373,21 @@ static void txn_free(struct blk_txn *t)
     for (int i = 0; i < 8; i++) free(t->scratch[i]);
     free(t->freed);
     free(t->vfreed);
+    free(t->disc);
     free(t);
+}
+
+/* An extent that becomes free: discarded before tx_begin returns (blk_discard.c). */
+static void disc_add(struct blk_txn *t, struct blk_fext x)
+{
+    if (t->ndisc == t->capdisc) {
+        size_t cap = t->capdisc ? 2 * t->capdisc : 256;
+        struct blk_fext *n = realloc(t->disc, cap * sizeof *n);
+        if (!n) return; /* a hint only: the extent is free all the same */
+        t->disc = n;
+        t->capdisc = cap;
+    }
+    t->disc[t->ndisc++] = x;
 }
 
 /* Clear the bits of every extent of the pending-free list at a; free its blocks. */
@@ -393,6 +409,7 @@ static void release(struct blk_txn *t, uint64_t a)
             struct blk_fext x;
             memcpy(&x, buf + BLK_HDR + 8 + i * 16, 16);
             bits_set(t, x.start, x.len, 0);
+            if (s->discard) disc_add(t, x);
         }
         add_freed_meta(t, a, h->commit);
         a = next;
@@ -444,6 +461,9 @@ int tx_begin(struct blk_store *s, struct blk_txn **tp)
         txn_free(t);
         return e;
     }
+    /* Reusable from here, and nobody can reserve them before we unlock. */
+    blk_discard_list(s, t->disc, t->ndisc);
+    t->ndisc = 0;
     *tp = t;
     return 0;
 }

@@ -46,4 +46,8 @@ int blk_ls(const char *path, const char *prefix, FILE *out, char *err, size_t er
 /* Capacity, use, objects and fragmentation. 0 or -errno. */
 int blk_df(const char *path, FILE *out, char *err, size_t errlen);
 
+/* Discard every free range of the store at once (like fstrim; blk_discard.c): one line
+ * with the bytes discarded. 0, -EOPNOTSUPP (the device cannot), or -errno. */
+int blk_trim(const char *path, FILE *out, char *err, size_t errlen);
+
 #endif

@@ -404,6 +404,8 @@ static void bfile_free(struct bfile *f)
     free(f);
 }
 
+static int still_there(struct bfile *f);
+
 int bf_close(void *fh)
 {
     struct bfile *f = fh;
@@ -420,8 +422,15 @@ int bf_close(void *fh)
         bm_describe(f->m);
     }
     struct block_mount *m = f->m;
+    /* Its pins held blocks that were freed meanwhile (unlinked or replaced while open):
+     * with S3SHIM_BLOCK_DISCARD they are discarded once the pins are gone. */
+    struct blk_fext gone[BLK_MAX_EXT];
+    size_t ngone = 0;
+    if (m->st.discard && f->base.next > 0 && !still_there(f))
+        for (int i = 0; i < f->base.next; i++) gone[ngone++] = (struct blk_fext){f->base.ext[i].pblk, f->base.ext[i].len};
     bf_map_forget(f);
     bfile_free(f);
+    blk_discard_if_free(&m->st, gone, ngone);
     stats_record(m->stats, STK_CLOSE, t0, 0, e != 0);
     return e;
 }
