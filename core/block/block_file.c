@@ -178,6 +178,86 @@ static int materialize(struct bfile *f)
     return e;
 }
 
+/* More extents than a leaf item holds (random overwrites: each one splits an extent):
+ * merge neighbouring extents into new runs, copying them (holes between them become
+ * zeros), down to 3/4 of the limit so that the copying is paid once every few dozen
+ * commits, not at each. Greedy: the adjacent pair of groups with the smallest span merges
+ * first, so a database rewritten at random pages copies a block or two beside each
+ * rewritten one, and a sparse object fills its smallest holes first. 0, or -errno. */
+/* One past the last logical block of group x (groups start at first[0..g-1]). */
+static uint64_t group_end(const struct bfile *f, const int *first, int g, int x)
+{
+    const struct bext *l = &f->map[x + 1 < g ? first[x + 1] - 1 : f->n - 1];
+    return l->lblk + l->len;
+}
+
+static int compact(struct bfile *f, int limit)
+{
+    int n = f->n, target = limit * 3 / 4;
+    int *first = malloc((size_t)n * sizeof *first); /* groups: first entry of each */
+    if (!first) return -ENOMEM;
+    for (int i = 0; i < n; i++) first[i] = i;
+    int g = n;
+    while (g > target) {
+        int best = 0;
+        uint64_t span = UINT64_MAX;
+        for (int x = 0; x + 1 < g; x++) { /* groups x and x + 1 merged */
+            uint64_t s0 = f->map[first[x]].lblk, e1 = group_end(f, first, g, x + 1);
+            if (e1 - s0 < span) span = e1 - s0, best = x;
+        }
+        memmove(&first[best + 1], &first[best + 2], (size_t)(g - best - 2) * sizeof *first);
+        g--;
+    }
+    /* The spans to copy, taken before the map changes under us. */
+    struct { uint64_t lblk, len; } *cp = malloc((size_t)g * sizeof *cp);
+    int ncp = 0;
+    for (int x = 0; cp && x < g; x++) {
+        int last = x + 1 < g ? first[x + 1] - 1 : n - 1;
+        if (last == first[x]) continue; /* alone: stays as it is */
+        cp[ncp].lblk = f->map[first[x]].lblk;
+        cp[ncp++].len = group_end(f, first, g, x) - f->map[first[x]].lblk;
+    }
+    free(first);
+    if (!cp) return -ENOMEM;
+    struct ubuf t = {0};
+    int e = ubuf_get(&t, f->m->chunk, 1) < 0 ? -ENOMEM : 0;
+    uint64_t copied = 0;
+    struct bext *mine = malloc((size_t)n * sizeof *mine); /* owned blocks the copy replaces */
+    if (!mine) e = -ENOMEM;
+    for (int c = 0; c < ncp && !e; c++) {
+        uint64_t lblk = cp[c].lblk, left = cp[c].len, start = 0, got = 0, used = 0;
+        int nmine = 0;
+        for (int i = 0; i < f->n; i++)
+            if (f->map[i].owned && f->map[i].lblk >= lblk && f->map[i].lblk + f->map[i].len <= lblk + left)
+                mine[nmine++] = f->map[i];
+        while (left && !e) {
+            if (used == got) { /* the next run: as long as the space allows */
+                if ((e = bf_take_blocks(f, left, &start, &got)) < 0) break;
+                used = 0;
+            }
+            uint64_t k = got - used, cap = f->m->chunk / BLK_BS;
+            if (k > cap) k = cap;
+            if (!(e = bf_read_logical(f, lblk, t.p, k, t.index)) &&
+                !(e = bf_dev_io(f, UIO_WRITE, start + used, t.p, k, t.index)))
+                e = bf_map_set(f, lblk, start + used, k); /* joins the piece before it in the run */
+            lblk += k, used += k, left -= k, copied += k;
+        }
+        /* Written since the last commit and in no root: free again for everyone. */
+        for (int i = 0; i < nmine && !e; i++) blk_range_lock(f->fd, mine[i].pblk, mine[i].len, F_UNLCK);
+    }
+    free(mine);
+    if (t.p) ubuf_put(&t);
+    free(cp);
+    bf_ra_drop(f); /* same bytes, other blocks: let go of what was read ahead */
+    if (e == -ENOSPC)
+        slog_error("block: %s: %s has %d extents (at most %d in this format version) and no room to merge "
+                   "them into fewer; not committed", f->m->uri, f->key, n, limit);
+    else if (!e)
+        slog_debug("block: %s: %s: %d extents merged into %d (%llu blocks copied)", f->m->uri, f->key, n, f->n,
+                   (unsigned long long)copied);
+    return e;
+}
+
 /* Extents of cur not still shared by f: the commit frees them. */
 static int free_replaced(struct blk_txn *t, struct bfile *f, const struct blk_obj *cur)
 {
@@ -246,10 +326,16 @@ int bf_commit(struct bfile *f, int how)
         o->size = f->size;
         o->mtime_ns = f->mtime_set ? f->mtime : bm_now_ns();
         o->gen = r->h.commit + 1;
-        if (f->n > BLK_MAX_EXT) {
-            slog_error("block: %s: %s would need %d extents (at most %d in this format version); not committed",
-                       f->m->uri, f->key, f->n, BLK_MAX_EXT);
-            e = -ENOSPC;
+        if (f->n > BLK_MAX_EXT) { /* merge neighbours first, without the commit lock */
+            tx_abort(t);
+            if (tries > 3) {
+                slog_error("block: %s: %s still has %d extents after merging (at most %d in this format "
+                           "version); not committed", f->m->uri, f->key, f->n, BLK_MAX_EXT);
+                e = -ENOSPC;
+                break;
+            }
+            if ((e = compact(f, BLK_MAX_EXT)) < 0) break;
+            continue;
         }
         for (int i = 0; i < f->n && !e; i++) {
             o->ext[o->next++] = (struct blk_ext){f->map[i].lblk, f->map[i].pblk, f->map[i].len, 0};
