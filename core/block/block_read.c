@@ -13,8 +13,12 @@
  *   device request per chunk rather than per call: `cat`'s 128 KiB reads).
  * - Anything else is read through a bounce buffer covering the blocks it touches.
  *
- * Everything runs under f->lock, as the rest of the file: another thread's write, truncate
- * or commit never changes the map under a read. A write, truncate or a move to a newer
+ * - A random read on a read-only descriptor (not read ahead, up to a chunk) looks its
+ *   extents up under f->lock and reads the device without it: threads sharing the
+ *   descriptor read in parallel (read_unlocked).
+ *
+ * Everything else runs under f->lock, as the rest of the file: another thread's write,
+ * truncate or commit never changes the map under a read. A write, truncate or a move to a newer
  * version drops what was read ahead (bf_ra_drop). */
 #include "block.h"
 #include "bmount.h"
@@ -199,6 +203,67 @@ static int aligned(struct bfile *f, const void *buf, uint64_t pos, size_t len)
     return dio_io_aligned(&f->m->al, buf, len, (off_t)pos);
 }
 
+/* Threads sharing a read-only descriptor read at once: the extents a random read needs
+ * are copied under f->lock and the device is read without it. The blocks stay valid
+ * after the unlock: a read-only descriptor keeps the pins of every version it saw until
+ * it closes (bf_follow_shared), and nothing writes them. Called and returns with f->lock
+ * held; -EAGAIN when the read crosses too many extents (the locked path then). */
+#define BF_PAR_SEGS 8
+static ssize_t read_unlocked(struct bfile *f, char *buf, uint64_t pos, size_t len)
+{
+    if (pos >= f->size) return 0;
+    if (len > f->size - pos) len = (size_t)(f->size - pos);
+    uint64_t b0 = pos / BLK_BS, b1 = (pos + len + BLK_BS - 1) / BLK_BS;
+    struct seg {
+        uint64_t lblk, pblk, n;
+        int have;
+    } sg[BF_PAR_SEGS];
+    int ns = 0;
+    for (uint64_t b = b0; b < b1;) {
+        if (ns == BF_PAR_SEGS) return -EAGAIN;
+        uint64_t pblk = 0, run;
+        int owned, have = bf_map_find(f, b, &pblk, &owned, &run);
+        uint64_t n = run < b1 - b ? run : b1 - b;
+        sg[ns++] = (struct seg){b, pblk, n, have};
+        b += n;
+    }
+    int direct = pos % BLK_BS == 0 && len % BLK_BS == 0 && aligned(f, buf, pos, len);
+    pthread_mutex_unlock(&f->lock);
+    struct ubuf t = {0};
+    char *dst = buf;
+    int e = direct ? 0 : ubuf_get(&t, (size_t)(b1 - b0) * BLK_BS, 1);
+    if (!direct) dst = t.p;
+    struct uio u[BF_PAR_SEGS], *v[BF_PAR_SEGS];
+    int nu = 0;
+    for (int i = 0; i < ns && !e; i++) {
+        char *p = dst + (sg[i].lblk - b0) * BLK_BS;
+        if (!sg[i].have) {
+            memset(p, 0, sg[i].n * BLK_BS);
+            continue;
+        }
+        uio_read(f, &u[nu], p, sg[i].n * BLK_BS, sg[i].pblk * BLK_BS);
+        if (!direct && i == 0 && t.index >= 0) u[nu].buf_index = t.index; /* registered: no pinning */
+        v[nu] = &u[nu];
+        nu++;
+    }
+    if (!e && nu == 1) { /* on the calling thread's ring: one system call */
+        ssize_t r = uring_run(&u[0]);
+        e = r < 0 ? (int)r : (size_t)r < u[0].len ? -EIO : 0;
+    } else if (!e && nu > 1) {
+        e = uring_submit(v, nu);
+        for (int i = 0; i < nu && e >= 0; i++) {
+            ssize_t r = uring_wait(&u[i]);
+            if (!e) e = r < 0 ? (int)r : (size_t)r < u[i].len ? -EIO : 0;
+        }
+    }
+    if (e) slog_error("block: %s: read of %zu bytes of %s at %llu: %s", f->m->uri, len, f->key,
+                      (unsigned long long)pos, strerror(-e));
+    else if (!direct) memcpy(buf, t.p + pos % BLK_BS, len);
+    if (t.p) ubuf_put(&t);
+    pthread_mutex_lock(&f->lock);
+    return e ? e : (ssize_t)len;
+}
+
 ssize_t bf_pread(void *fh, void *buf, size_t len, off_t off)
 {
     struct bfile *f = fh;
@@ -210,6 +275,15 @@ ssize_t bf_pread(void *fh, void *buf, size_t len, off_t off)
     size_t done = 0;
     int seq = ra_sequential(&f->ra, off), straight = 0;
     const uint64_t ch = f->m->chunk;
+    if (!e && !seq && !f->writable && len + BLK_BS <= ch && !rs_find(f, (uint64_t)off - (uint64_t)off % ch)) {
+        ssize_t r = read_unlocked(f, buf, (uint64_t)off, len);
+        if (r != -EAGAIN) {
+            if (r > 0) ra_advance(&f->ra, off, (size_t)r, 0);
+            pthread_mutex_unlock(&f->lock);
+            stats_record(f->m->stats, STK_READ, t0, r > 0 ? (size_t)r : 0, r < 0);
+            return r;
+        }
+    }
     while (!e && done < len && (uint64_t)off + done < f->size) {
         uint64_t pos = (uint64_t)off + done, coff = pos - pos % ch;
         size_t want = len - done;
