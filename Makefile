@@ -144,6 +144,7 @@ test-block: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) $(if $(SAN),BLOCK_TEST_KILLS=50 BLOCK_TEST_STATES=300) tests/block/run.sh,block$(if $(SAN),/$(SAN)))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/discard.sh,block-discard$(if $(SAN),/$(SAN)))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/extents.sh,block-extents$(if $(SAN),/$(SAN)))
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/moved.sh,block-moved$(if $(SAN),/$(SAN)))
 
 test-block-battery: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) IT_SCHEME=block tests/integration/run.sh,integration-block$(if $(SAN),/$(SAN)))

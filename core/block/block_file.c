@@ -286,6 +286,47 @@ static int free_replaced(struct blk_txn *t, struct bfile *f, const struct blk_ob
     return 0;
 }
 
+/* The object this file builds on is no longer at f->key: another process renamed it (or
+ * removed it, or put another object there). Find it by its inode number, as a file's
+ * writes follow its inode on a disk: 1 with f->key retargeted, 0 gone (removed: the
+ * writes go nowhere, as an unlinked file's), -errno. A scan of the whole store, outside
+ * the commit lock; rare. (In this process bf_renamed and bf_detach keep f->key right.) */
+static int follow_ino(struct bfile *f)
+{
+    struct blk_obj *o = malloc(sizeof *o);
+    if (!o) return -ENOMEM;
+    struct blk_root r = {0};
+    char after[BLK_MAX_KEY + 1] = "";
+    size_t al = 0;
+    int found = 0, e;
+    while ((e = bt_next_at(&f->m->st, &r, after, al, 0, o)) == 1) {
+        if (o->ino == f->base.ino && S_ISREG(o->mode)) {
+            found = 1;
+            break;
+        }
+        memcpy(after, o->key, o->klen);
+        al = o->klen;
+    }
+    if (found) {
+        /* f->key is read under nw_lock by this process's namespace calls; nw_lock comes
+         * before f->lock, which is held here: try, never wait. */
+        int n = 0;
+        while (pthread_mutex_trylock(&f->m->nw_lock) != 0 && ++n < 1000) usleep(100);
+        if (n < 1000) {
+            slog_info("block: %s: %s was renamed to %.*s by another process: this file's writes follow it",
+                      f->m->uri, f->key, (int)o->klen, o->key);
+            memcpy(f->key, o->key, o->klen);
+            f->key[o->klen] = '\0';
+            f->klen = o->klen;
+            pthread_mutex_unlock(&f->m->nw_lock);
+        } else {
+            e = -EAGAIN;
+        }
+    }
+    free(o);
+    return e < 0 ? e : found;
+}
+
 int bf_commit(struct bfile *f, int how)
 {
     f->at_commit = 1;
@@ -308,6 +349,20 @@ int bf_commit(struct bfile *f, int how)
         if (have < 0) {
             e = have;
             tx_abort(t);
+            break;
+        }
+        if (f->base.gen && (have != 1 || cur->ino != f->base.ino)) { /* moved or removed by another process */
+            tx_abort(t);
+            int r = tries > 3 ? -EAGAIN : follow_ino(f);
+            if (r < 0) {
+                e = r;
+                break;
+            }
+            if (r == 1) continue;
+            slog_info("block: %s: %s was removed or replaced by another process while open here: this file's "
+                      "writes are dropped, as an unlinked file's", f->m->uri, f->key);
+            f->detached = 1;
+            f->dirty = 0;
             break;
         }
         int shares = 0;

@@ -25,9 +25,12 @@ int bf_follow_shared(struct bfile *f)
     if (!o) return -ENOMEM;
     int r = bt_get(&f->m->st, f->key, f->klen, o, NULL);
     int same = r == 1 && o->gen == f->base.gen && o->ino == f->base.ino;
+    uint64_t o_ino = o->ino;
     free(o);
     if (r < 0) return r;
     if (same || r == 0) return 0; /* unchanged, or removed: this version goes on */
+    if (f->base.gen && o_ino != f->base.ino) return 0; /* another object now has the name: ours
+                                                         * was renamed away or replaced (bf_commit) */
     /* The pins of the old version stay until close; the new one's are taken. */
     r = bf_lookup_pinned(f);
     if (r < 0) return r;
