@@ -50,6 +50,8 @@ static struct {
     size_t arena_rawlen;
     char *arena;
     int nslots, registered;
+    int sparse;               /* the rings hold a sparse table: slots registered at first use */
+    signed char *slot_reg;    /* per slot, sparse: 0 not yet, 1 registered on every ring, -1 failed */
     unsigned char *slot_used;
     int slots_free;
     _Atomic unsigned generation;
@@ -243,11 +245,14 @@ static int arena_setup(void)
     E.arena_rawlen = ss * (size_t)E.nslots + 4096;
     E.arena_raw = bufpool_get(E.arena_rawlen, 0);
     E.slot_used = calloc((size_t)E.nslots, 1);
-    if (!E.arena_raw || !E.slot_used) {
+    E.slot_reg = calloc((size_t)E.nslots, 1);
+    if (!E.arena_raw || !E.slot_used || !E.slot_reg) {
         if (E.arena_raw) bufpool_put(E.arena_raw, E.arena_rawlen);
         free(E.slot_used);
+        free(E.slot_reg);
         E.arena_raw = NULL;
         E.slot_used = NULL;
+        E.slot_reg = NULL;
         E.nslots = 0;
         return 0; /* every buffer comes from the pool, unregistered */
     }
@@ -271,6 +276,23 @@ static int ring_setup(struct ring *r)
     int fd = efd_park(r->ring.ring_fd);
     r->ring.ring_fd = r->ring.enter_ring_fd = fd;
     pthread_mutex_init(&r->sq_lock, NULL);
+    /* A sparse table costs nothing now; each slot is registered (its pages pinned) when
+     * first handed out (ubuf_get). Registering the whole arena here pinned, and so
+     * faulted in, every slot: ~11 ms for 32 MiB in every process that opened a file,
+     * for slots most never use. Kernels before 5.19 register it whole, as before. */
+    if (E.nslots && (E.sparse || r == &E.rings[0])) {
+        int re = io_uring_register_buffers_sparse(&r->ring, (unsigned)E.nslots);
+        if (re == 0) {
+            E.sparse = 1;
+            E.registered = 1;
+            return 0;
+        }
+        if (E.sparse) { /* the rings must agree: none of them uses registered buffers */
+            slog_info("direct: a sparse buffer table failed on a second ring: %s", strerror(-re));
+            E.registered = -1;
+            return 0;
+        }
+    }
     if (E.nslots) {
         struct iovec *iov = calloc((size_t)E.nslots, sizeof *iov);
         if (iov) {
@@ -521,6 +543,28 @@ ssize_t uring_run(struct uio *u)
 
 /* --- buffers ------------------------------------------------------------------------- */
 
+/* Slot i into every ring's sparse table, once per process: 1, or -1 (then that slot is
+ * used with plain reads and writes). */
+static int slot_register(int i, char *p)
+{
+    pthread_mutex_lock(&E.lock);
+    if (!E.slot_reg[i]) {
+        struct iovec iov = {p, E.set.slot_size};
+        int ok = 1;
+        for (int k = 0; k < E.nrings && ok; k++) {
+            int re = io_uring_register_buffers_update_tag(&E.rings[k].ring, (unsigned)i, &iov, NULL, 1);
+            if (re < 0) {
+                slog_info("direct: registering buffer %d failed: %s; it is used unregistered", i, strerror(-re));
+                ok = 0;
+            }
+        }
+        E.slot_reg[i] = ok ? 1 : -1;
+    }
+    int r = E.slot_reg[i];
+    pthread_mutex_unlock(&E.lock);
+    return r;
+}
+
 int ubuf_get(struct ubuf *b, size_t len, int wait)
 {
     memset(b, 0, sizeof *b);
@@ -541,7 +585,7 @@ int ubuf_get(struct ubuf *b, size_t len, int wait)
         if (b->index >= 0) {
             b->p = E.arena + (size_t)b->index * E.set.slot_size;
             b->len = E.set.slot_size;
-            if (!E.registered) b->index = -2; /* an arena slot, but plain I/O */
+            if (E.registered <= 0 || (E.sparse && slot_register(b->index, b->p) < 0)) b->index = -2; /* plain I/O */
             return 0;
         }
     }
@@ -591,6 +635,8 @@ void uring_atfork_child(void)
     }
     E.nrings = 0;
     E.registered = 0;
+    E.sparse = 0;
+    if (E.slot_reg) memset(E.slot_reg, 0, (size_t)E.nslots);
     if (E.slot_used) memset(E.slot_used, 0, (size_t)E.nslots);
     E.slots_free = E.nslots;
     atomic_store(&E.running, 0);
