@@ -51,6 +51,7 @@ MP=/s3shim-bench-std-$$
 one() {
     local be=$1 arm=$2 bytes=$3
     shift 3
+    sync # the previous arm's dirty pages are written back now, not during this arm
     if ! /usr/bin/time -f "%e %U %S" -o "$W/time" "$@" >/dev/null 2>"$W/err"; then
         echo "# $be $arm failed:" >&2
         head -5 "$W/err" >&2
