@@ -117,7 +117,7 @@ static int pf_load(struct blk_store *s, const struct blk_root *r, uint64_t durab
         free(v);
         return e;
     }
-    qsort(v, n, sizeof *v, fext_cmp);
+    if (n) qsort(v, n, sizeof *v, fext_cmp);
     free(s->pf);
     s->pf = v;
     s->npf = n;

@@ -749,7 +749,10 @@ if command -v git >/dev/null; then
     shim "$LK" sh -c 'git init -q "$1/repo" && cp -r "$2/." "$1/repo/" && cd "$1/repo" && git add -A &&
         git -c user.name=t -c user.email=t@t commit -qm one && git clone -q "$1/repo" "$1/clone" &&
         cmp "$1/clone/d/b" "$2/d/b" && git -C "$1/clone" log --oneline | wc -l' _ "$MP" "$W/gsrc" >"$OUT" 2>&1
-    if [ "$(cat "$OUT")" = 1 ]; then pass "git init, add, commit and clone inside the store"
+    # git probes links (init: symlink; objects and a local clone: link), takes the EPERM and
+    # goes on without them; each of its processes says once why (the s3shim line).
+    if [ "$(grep -v 'refused with EPERM: this store keeps no hard or symbolic links' "$OUT")" = 1 ]; then
+        pass "git init, add, commit and clone inside the store (links refused with EPERM, git goes on without)"
     else fail "git on block://" "$OUT"; fi
 else
     skip "git on block://" "no git"
