@@ -1,6 +1,7 @@
 /* wrap_ns.c - the namespace: unlink, rename, mkdir, rmdir, the working directory,
  * realpath, times, modes, owners, links and extended attributes. */
 #define _GNU_SOURCE 1
+#include "../core/log.h"
 #include "../core/path.h"
 #include "../core/sys.h"
 #include "fdtable.h"
@@ -11,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -318,13 +320,58 @@ static int to_local(int dirfd, const char *path, struct route *r, char *lp, size
         return errval; \
     } while (0)
 
+/* --- links on object stores (S3, block://): they keep none. Answered as a filesystem
+ * without links answers (vfat): EEXIST/ENOENT/ENOTDIR as usual, else EPERM for link and
+ * symlink ("Operation not permitted", which ln reports and programs such as cp -l, tar and
+ * git handle), EINVAL for readlink (nothing there is a symbolic link). One log line per
+ * process says why the link was refused. ----------------------------------------------- */
+
+/* The route, when it is ours on a backend without real files (0 otherwise). */
+static int objstore_at(int dirfd, const char *path, struct route *r, int flags)
+{
+    return route_at(dirfd, path, r, flags) == ROUTE_OURS && r->m->ops && !r->m->ops->local_path &&
+           shim_mount_usable(r->m);
+}
+
+static int no_links(struct route *r, const char *what)
+{
+    static _Atomic int said;
+    if (!atomic_exchange(&said, 1))
+        slog_warn("%s (%s): %s refused with EPERM: this store keeps no hard or symbolic links", r->m->prefix,
+                  r->m->uri, what);
+    return shim_fail(-EPERM);
+}
+
+/* symlink/link target path on an object store: EEXIST if something is there, the stat
+ * error of a missing parent, else 0 (the caller refuses the link itself). */
+static int link_target_free(struct route *r)
+{
+    struct stat st;
+    int e = io_stat(r, &st, 1);
+    if (e == 0) return -EEXIST;
+    if (e != -ENOENT) return e;
+    if (r->trail) return -ENOENT; /* "x/" names a directory to be */
+    return 0;
+}
+
+static ssize_t objstore_readlink(struct route *r)
+{
+    struct stat st;
+    int e = io_stat(r, &st, 1);
+    return shim_fail(e < 0 ? e : -EINVAL);
+}
+
 SHIM_EXPORT ssize_t readlink(const char *p, char *buf, size_t len)
 {
+    struct route ro;
+    if (objstore_at(AT_FDCWD, p, &ro, 0)) return objstore_readlink(&ro);
     FORWARD_PATH(AT_FDCWD, p, 0, REAL(readlink)(P, buf, len), REAL(readlink)(P, buf, len), -1);
 }
 
 SHIM_EXPORT ssize_t readlinkat(int d, const char *p, char *buf, size_t len)
 {
+    struct route ro;
+    if (objstore_at(d, p, &ro, AT_EMPTY_PATH)) return objstore_readlink(&ro);
     FORWARD_PATH(d, p, AT_EMPTY_PATH, REAL(readlinkat)(d, P, buf, len), REAL(readlink)(P, buf, len), -1);
 }
 
@@ -423,19 +470,40 @@ SHIM_EXPORT ssize_t llistxattr(const char *p, char *l, size_t s)
     FORWARD_PATH(AT_FDCWD, p, 0, REAL(llistxattr)(P, l, s), REAL(llistxattr)(P, l, s), -1);
 }
 
+static int objstore_symlink(struct route *r)
+{
+    int e = link_target_free(r);
+    return e < 0 ? shim_fail(e) : no_links(r, "symlink");
+}
+
 SHIM_EXPORT int symlink(const char *target, const char *p)
 {
+    struct route ro;
+    if (objstore_at(AT_FDCWD, p, &ro, 0)) return objstore_symlink(&ro);
     FORWARD_PATH(AT_FDCWD, p, 0, REAL(symlink)(target, P), REAL(symlink)(target, P), -1);
 }
 
 SHIM_EXPORT int symlinkat(const char *target, int d, const char *p)
 {
+    struct route ro;
+    if (objstore_at(d, p, &ro, 0)) return objstore_symlink(&ro);
     FORWARD_PATH(d, p, 0, REAL(symlinkat)(target, d, P), REAL(symlink)(target, P), -1);
 }
 
 static int link_at(int od, const char *op, int nd, const char *np, int flags)
 {
     struct route a, b;
+    if (objstore_at(od, op, &a, flags)) {
+        struct stat st;
+        int e = io_stat(&a, &st, !(flags & AT_SYMLINK_FOLLOW));
+        if (e < 0) return shim_fail(e);
+        if (S_ISDIR(st.st_mode)) return shim_fail(-EPERM); /* as link(2) on a directory */
+        int kb = route_at(nd, np, &b, 0);
+        if (kb == ROUTE_ERROR) return -1;
+        if (kb != ROUTE_OURS || b.m != a.m) return shim_fail(-EXDEV);
+        if ((e = link_target_free(&b)) < 0) return shim_fail(e);
+        return no_links(&a, "link");
+    }
     char la[PATH_MAX], lb[PATH_MAX];
     int ka = to_local(od, op, &a, la, sizeof la, flags), kb = to_local(nd, np, &b, lb, sizeof lb, 0);
     if (ka < 0 || kb < 0) return -1;

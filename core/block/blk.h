@@ -47,6 +47,12 @@ struct blk_store {
     int vr_rw;
     int vr_fd;   /* the file, held with a shared flock: this process uses the store */
     uint64_t vr_retry_ns;
+    /* Data extents of a durable newest root's pend_prev (blk_alloc.c), read under the
+     * commit lock for root pf_commit (0: none read). */
+    uint64_t pf_commit;
+    int pf_durable;
+    struct blk_fext *pf;
+    size_t npf;
 };
 
 #define BLK_NC_SLOTS 256 /* 1 MiB of nodes per store, direct-mapped by address */

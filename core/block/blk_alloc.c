@@ -7,7 +7,14 @@
  * made under the commit lock, after reading the newest root, and skip every range
  * anyone holds a lock on (a writer's reservation, or a reader's pin on the extents of an
  * object that was unlinked while open). Metadata never comes from here: only the
- * committer allocates it, in the metadata zone (blk_txn.c). */
+ * committer allocates it, in the metadata zone (blk_txn.c).
+ *
+ * Space freed by commit N is free for writers as soon as commit N+1 is durable: the
+ * slots then hold N and N+1, which reach none of it. Its bits are cleared only by the
+ * commit after N+1 (blk_txn.c, tx_begin), so while the newest root is durable its
+ * pend_prev list (what N freed) counts as free here, and the writer's own commit, which
+ * comes after that clearing, sets the bits again. A root that is only visible does not
+ * count: the durable slots may still reach what its pend_prev names. */
 #include "blk.h"
 
 #include "../sys.h"
@@ -15,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 int blk_bm_read(struct blk_store *s, const struct blk_root *r, uint64_t idx, uint8_t *buf)
@@ -53,6 +61,83 @@ static int bm_test(struct bm_cursor *c, uint64_t b, int *set)
     return 0;
 }
 
+static int fext_cmp(const void *a, const void *b)
+{
+    const struct blk_fext *x = a, *y = b;
+    return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* s->pf: the data extents of r's pend_prev if r is the newest durable root, else none.
+ * Read once per root; s->lock held. */
+static int pf_load(struct blk_store *s, const struct blk_root *r, uint64_t durable)
+{
+    int dur = r->h.commit == durable;
+    if (s->pf_commit == r->h.commit && s->pf_durable == dur) return 0;
+    s->npf = 0;
+    s->pf_commit = 0;
+    if (!dur || !r->pend_prev_n) {
+        s->pf_commit = r->h.commit;
+        s->pf_durable = dur;
+        return 0;
+    }
+    uint8_t *buf = aligned_alloc(64, BLK_BS);
+    if (!buf) return -ENOMEM;
+    size_t cap = 0, n = 0;
+    struct blk_fext *v = NULL;
+    int e = 0;
+    for (uint64_t a = r->pend_prev, hops = 0; a && !e; hops++) {
+        if (hops > s->sb.data_start || (e = blk_read_block(s, a, buf)) < 0) break;
+        if (blk_verify(buf, BK_FREE, a, s->sb.h.uuid, r->h.commit, NULL, 0) < 0) {
+            e = -EAGAIN; /* the tree moved on: the caller's root is no longer the newest */
+            break;
+        }
+        const struct blk_hdr *h = (const void *)buf;
+        for (uint32_t i = 0; i < h->count && i < BLK_EXT_PER_FL; i++) {
+            struct blk_fext x;
+            memcpy(&x, buf + BLK_HDR + 8 + i * 16, 16);
+            uint64_t lo = x.start, hi = x.start + x.len;
+            if (lo < s->sb.data_start) lo = s->sb.data_start;
+            if (hi > s->sb.data_end) hi = s->sb.data_end;
+            if (lo >= hi) continue;
+            if (n == cap) {
+                cap = cap ? cap * 2 : 64;
+                struct blk_fext *nv = realloc(v, cap * sizeof *v);
+                if (!nv) {
+                    e = -ENOMEM;
+                    break;
+                }
+                v = nv;
+            }
+            v[n++] = (struct blk_fext){lo, hi - lo};
+        }
+        memcpy(&a, buf + BLK_HDR, 8);
+    }
+    free(buf);
+    if (e < 0) {
+        free(v);
+        return e;
+    }
+    if (n) qsort(v, n, sizeof *v, fext_cmp);
+    free(s->pf);
+    s->pf = v;
+    s->npf = n;
+    s->pf_commit = r->h.commit;
+    s->pf_durable = dur;
+    return 0;
+}
+
+/* Is block b in s->pf (free for writers though its bit is still set)? */
+static int pf_has(const struct blk_store *s, uint64_t b)
+{
+    size_t lo = 0, hi = s->npf;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->pf[mid].start + s->pf[mid].len <= b) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < s->npf && s->pf[lo].start <= b;
+}
+
 int blk_range_probe(struct blk_store *s, uint64_t a, uint64_t b, uint64_t *la, uint64_t *lb)
 {
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)(a * BLK_BS),
@@ -73,7 +158,8 @@ int blk_reserve(struct blk_store *s, int fd, uint64_t want, uint64_t *start, uin
     if (e < 0) return e;
     struct bm_cursor cur_s, *cur = &cur_s;
     struct blk_root r;
-    if ((e = blk_newest_root(s, &r, NULL)) < 0) goto out;
+    uint64_t durable;
+    if ((e = blk_roots(s, &r, &durable, NULL, NULL)) < 0 || (e = pf_load(s, &r, durable)) < 0) goto out;
     memset(cur, 0, offsetof(struct bm_cursor, buf));
     cur->s = s;
     cur->r = &r;
@@ -89,7 +175,7 @@ int blk_reserve(struct blk_store *s, int fd, uint64_t want, uint64_t *start, uin
             e = te;
             goto out;
         }
-        if (set) {
+        if (set && !pf_has(s, b)) {
             b++;
             scanned++;
             continue;
@@ -101,7 +187,7 @@ int blk_reserve(struct blk_store *s, int fd, uint64_t want, uint64_t *start, uin
                 e = te;
                 goto out;
             }
-            if (set) break;
+            if (set && !pf_has(s, end)) break;
             end++;
         }
         uint64_t la = 0, lb = 0;
@@ -141,9 +227,16 @@ out:
 
 int blk_free_blocks(struct blk_store *s, uint64_t *free_blocks, struct blk_root *r)
 {
-    int e = blk_newest_root(s, r, NULL);
+    uint64_t durable, pending = 0;
+    pthread_mutex_lock(&s->lock);
+    int e = blk_roots(s, r, &durable, NULL, NULL);
+    /* (a list that moved under us, no commit lock here: counted as used this time) */
+    if (!e && pf_load(s, r, durable) == 0 && s->pf_commit == r->h.commit)
+        for (size_t i = 0; i < s->npf; i++) pending += s->pf[i].len; /* free for writers already */
+    pthread_mutex_unlock(&s->lock);
     if (e < 0) return e;
     uint64_t data = s->sb.data_end - s->sb.data_start, used = r->used - r->meta_used;
+    used = used > pending ? used - pending : 0;
     *free_blocks = used > data ? 0 : data - used;
     return 0;
 }

@@ -189,6 +189,10 @@ void blk_close(struct blk_store *s)
         pthread_mutex_destroy(&s->nc_lock);
         free(s->nc);
         s->nc = NULL;
+        free(s->pf);
+        s->pf = NULL;
+        s->npf = 0;
+        s->pf_commit = 0;
     }
     blk_vr_close(s);
     s->fd = -1;

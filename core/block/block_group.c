@@ -54,9 +54,12 @@ static void *flusher(void *arg)
             continue;
         }
         m->g_since = 0;
+        m->g_busy = 1;
         pthread_mutex_unlock(&m->g_lock);
         durable_now(m);
         pthread_mutex_lock(&m->g_lock);
+        m->g_busy = 0;
+        pthread_cond_broadcast(&m->g_cond); /* bg_finish may wait for this step */
     }
     pthread_mutex_unlock(&m->g_lock);
     return NULL;
@@ -75,7 +78,7 @@ static void start_thread(struct block_mount *m)
         if (!m->g_thread_on) slog_warn("block: %s: no flusher thread; commits become durable at fsync or exit", m->uri);
         while (m->g_thread_on && !m->g_running) pthread_cond_wait(&m->g_cond, &m->g_lock);
     }
-    pthread_cond_signal(&m->g_cond);
+    pthread_cond_broadcast(&m->g_cond);
 }
 
 static void group_init_locks(struct block_mount *m)
@@ -134,10 +137,13 @@ int bg_sync(struct block_mount *m)
     return blk_make_durable(&m->st);
 }
 
-/* What this process left undurable, durable now. */
+/* What this process left undurable, durable now. A durable step the mount's thread has
+ * begun is waited for: the process's end would otherwise cut it short, between its
+ * flush and its root write (the thread took g_since, so nothing else would redo it). */
 static void bg_finish(struct block_mount *m)
 {
     pthread_mutex_lock(&m->g_lock);
+    while (m->g_busy && m->g_thread_on && m->g_pid == getpid()) pthread_cond_wait(&m->g_cond, &m->g_lock);
     uint64_t since = m->g_since;
     m->g_since = 0;
     pthread_mutex_unlock(&m->g_lock);
@@ -155,7 +161,7 @@ void bg_stop(struct block_mount *m)
     pthread_mutex_unlock(&reg_lock);
     pthread_mutex_lock(&m->g_lock);
     m->g_stop = 1;
-    pthread_cond_signal(&m->g_cond);
+    pthread_cond_broadcast(&m->g_cond);
     int on = m->g_thread_on && m->g_pid == getpid();
     pthread_mutex_unlock(&m->g_lock);
     if (on) pthread_join(m->g_thread, NULL);
@@ -172,6 +178,7 @@ void bg_atfork_child(struct block_mount *m)
     pthread_mutex_init(&reg_lock, NULL);
     group_init_locks(m);
     m->g_since = 0;
+    m->g_busy = 0;
     m->g_thread_on = 0;
 }
 

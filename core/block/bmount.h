@@ -30,6 +30,7 @@ struct block_mount {
     pthread_t g_thread;
     int g_thread_on, g_stop;
     int g_running; /* the flusher has started (start_thread waits for it) */
+    int g_busy;    /* the flusher is in a durable step (the end of the process waits for it) */
     pid_t g_pid;                 /* the process the thread runs in */
     struct block_mount *g_next;  /* this process's mounts */
     /* This process's open files (block_share.c): its own stat sees those it created and

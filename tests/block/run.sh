@@ -498,6 +498,33 @@ if shim "$dev" sh -c "head -c 1000000 $W/12m > $MP/fits && cmp $MP/fits <(head -
 else fail "space reusable after ENOSPC" "$OUT"; fi
 check_clean "$dev" "after ENOSPC"
 
+# Space freed by commit F is free for writers once commit F+1 is durable (the two root
+# slots then hold F and F+1, which reach none of it), not before, and not a commit later.
+# A nearly full store: A takes all but 64 KiB; rm A is commit F; B (A's size) does not fit
+# then; after one more durable commit (a mkdir) it does, and blk df counts A's space free.
+new_dev 8
+"$TOOL" blk format "$dev" >/dev/null 2>&1
+df_free() { "$TOOL" blk df "$dev" | awk '/^free/ {print $2}'; }
+asz=$(($(df_free) - 65536))
+head -c "$asz" /dev/urandom >"$W/a.bin"
+S3SHIM_BLOCK_COMMIT_MS=0 shim "$dev" cp "$W/a.bin" "$MP/A" >"$OUT" 2>&1
+S3SHIM_BLOCK_COMMIT_MS=0 shim "$dev" rm "$MP/A" >>"$OUT" 2>&1
+free_f=$(df_free)
+S3SHIM_BLOCK_COMMIT_MS=0 shim "$dev" cp "$W/a.bin" "$MP/B" >>"$OUT" 2>&1
+rc_f=$?
+S3SHIM_BLOCK_COMMIT_MS=0 shim "$dev" mkdir "$MP/d" >>"$OUT" 2>&1
+free_f1=$(df_free)
+S3SHIM_BLOCK_COMMIT_MS=0 shim "$dev" cp "$W/a.bin" "$MP/B" >>"$OUT" 2>&1
+rc_f1=$?
+if [ "$rc_f" != 0 ] && [ "$free_f" = 65536 ] && [ "$rc_f1" = 0 ] && [ "$free_f1" = $((asz + 65536)) ] &&
+    shim "$dev" cmp "$W/a.bin" "$MP/B" >>"$OUT" 2>&1; then
+    pass "space freed by commit F: not reusable while F is the newest root (ENOSPC, blk df free $free_f), reusable once F+1 is durable (blk df free $free_f1, the object fits)"
+else
+    echo "after rm: free $free_f, cp rc $rc_f; after one more commit: free $free_f1 (want $((asz + 65536))), cp rc $rc_f1" >>"$OUT"
+    fail "space freed by commit F reusable once F+1 is durable, not before" "$OUT"
+fi
+check_clean "$dev" "after reusing freed space"
+
 # Too many objects: a 1 MiB store's metadata zone fills; ENOSPC at the close, the store stays clean.
 new_dev 1
 "$TOOL" blk format "$dev" >/dev/null 2>&1
@@ -722,7 +749,10 @@ if command -v git >/dev/null; then
     shim "$LK" sh -c 'git init -q "$1/repo" && cp -r "$2/." "$1/repo/" && cd "$1/repo" && git add -A &&
         git -c user.name=t -c user.email=t@t commit -qm one && git clone -q "$1/repo" "$1/clone" &&
         cmp "$1/clone/d/b" "$2/d/b" && git -C "$1/clone" log --oneline | wc -l' _ "$MP" "$W/gsrc" >"$OUT" 2>&1
-    if [ "$(cat "$OUT")" = 1 ]; then pass "git init, add, commit and clone inside the store"
+    # git probes links (init: symlink; objects and a local clone: link), takes the EPERM and
+    # goes on without them; each of its processes says once why (the s3shim line).
+    if [ "$(grep -v 'refused with EPERM: this store keeps no hard or symbolic links' "$OUT")" = 1 ]; then
+        pass "git init, add, commit and clone inside the store (links refused with EPERM, git goes on without)"
     else fail "git on block://" "$OUT"; fi
 else
     skip "git on block://" "no git"

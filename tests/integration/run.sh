@@ -79,6 +79,11 @@ if [ "$SCHEME" = block ]; then # the store in a file; BACK is the mount itself
     truncate -s 768M "$STORE" && "$TOOL" blk format "$STORE" >/dev/null || exit 1
     MOUNTS="$MP=block://$STORE"
     BACK=$MP
+    # statvfs on the mount reports the store's own capacity (py_read.py compares).
+    IT_FS_TOTAL=$("$TOOL" blk df "$STORE" | awk '/^capacity/ {print $2}')
+    # No access time is stored: py_write.py leaves st_atime out on both sides.
+    IT_NO_ATIME=1
+    export IT_FS_TOTAL IT_NO_ATIME
 fi
 # Run a command with the mount (block://: to see BACK).
 on_back() { if [ "$SCHEME" = block ]; then env S3SHIM_MOUNTS="$MOUNTS" LD_PRELOAD="$PRELOAD" "${SAN_ENV[@]}" "$@"; else "$@"; fi; }
@@ -272,6 +277,14 @@ $cmd"
 
 section() { echo "# --- $1"; }
 
+# t_store DESC WHY CMD...: a check of something a block:// store deliberately does not do
+# (docs/block-format.md, "Not done"): skipped there, with the reason; t elsewhere.
+t_store() {
+    local desc=$1 why=$2
+    shift 2
+    if [ "$SCHEME" = block ]; then skip "$desc" "block:// $why"; else t "$desc" "$@"; fi
+}
+
 # t_noasan: a check whose program cannot run with libasan loaded at all: it calls
 # aligned_alloc(4096, n) with n not a multiple of 4096 (dd with such a bs=, split), which
 # glibc allows and ASan aborts on. Skipped (an "ok ... # skip" line) in the ASan variant only.
@@ -331,9 +344,21 @@ ls -1S; ls -lt --time-style=+%s; ls -d */; ls -ld --time-style=+%s . "$D" emptyd
 t "stat -c (everything but inode, device, atime, ctime)" \
     'stat -c "%n|%s|%b|%B|%f|%F|%a|%A|%h|%u|%g|%U|%G|%y|%Y|%.9Y|%o|%t|%T" * sub/* sub/a/b/c/deep.txt . "$D/hello.txt" "$D"
 stat -L -c "%n %s %a" "$D/sub/b/blob.bin"; stat --printf="%n:%s\n" one empty' "stat.count>0"
+# Inode numbers are blanked with the padding after them (their width is the filesystem's).
+# A block:// store keeps no birth time (statx leaves STATX_BTIME out, as tmpfs and NFS do):
+# stat prints "Birth: -" there, so that line is left out on block://.
+nobirth=$([ "$SCHEME" = block ] && echo '-e "/^ Birth:/d"')
 t "stat default format (inode, device and times blanked)" \
-    'stat hello.txt sub "$D/big.bin" | sed -E -e "s/Device: [0-9a-f,h\/]+(\s+)Inode: [0-9]+/Device: X\1Inode: X/" -e "/^(Access|Change| Birth): [0-9]/s/: .*/: T/"'
-t "stat -f" 'stat -f -c "%T %s %S %l" . "$D/sub"'
+    'stat hello.txt sub "$D/big.bin" | sed -E -e "s/Device: [0-9a-f,h\/]+(\s+)Inode: [0-9]+ */Device: X\1Inode: X /" -e "/^(Access|Change| Birth): [0-9]/s/: .*/: T/" '"$nobirth"
+[ "$SCHEME" = block ] && skip "stat: birth time" "block:// keeps no birth time (statx without STATX_BTIME)"
+if [ "$SCHEME" = block ]; then
+    # The store is no filesystem of the kernel's: its f_type is s3shim's own ("S3FS").
+    t "stat -f (sizes, name length)" 'stat -f -c "%s %S %l" . "$D/sub"'
+    fstype=$(on_back stat -f -c %t "$MP" "$MP/sub" 2>&1)
+    check "stat -f: f_type of a block:// mount is 0x53334653 (S3FS)" test "$fstype" = "$(printf '53334653\n53334653')"
+else
+    t "stat -f" 'stat -f -c "%T %s %S %l" . "$D/sub"'
+fi
 t "find" 'find . | sort; find "$D" -type f -size +10k | sort; find . -name "*.txt" -printf "%P %s %m %y %TY-%Tm-%Td+%TT\n" | sort
 find . -empty | sort; find . -maxdepth 1 -type d | sort; find . -newer hello.txt | sort; find sub -depth | sort; find "$D/sub" -name "*.bin" -exec wc -c {} +' \
     "dir.count>0"
@@ -378,7 +403,7 @@ t "a builtin, then programs, write through one fd made by exec 3>" \
 t "read-write descriptor (<>)" 'cp hello.txt rw.txt; exec 3<>rw.txt; head -c 6 <&3; cat one >&3; exec 3>&-; cat rw.txt; echo; rm rw.txt'
 t "a builtin, then programs, write through one fd made by exec 3<> (read-write on fd 1)" \
     'exec 3<>rw2.txt; echo builtin >&3; /bin/echo external >&3; printf "%s\n" more >&3; exec 3>&-; cat rw2.txt; { read -r x; echo "got $x"; cat; } <>rw2.txt; rm rw2.txt'
-t "read from a file unlinked while open" 'cp hello.txt gone.txt; exec 3<gone.txt; rm gone.txt; cat <&3; ls gone.txt; echo rc=$?'
+t_store "read from a file unlinked while open" "cannot hand an object unlinked while open to an exec'd program (it re-opens the descriptor by name)" 'cp hello.txt gone.txt; exec 3<gone.txt; rm gone.txt; cat <&3; ls gone.txt; echo rc=$?'
 t "python3 stdin/stdout redirected to the mount" \
     '"$PY" -c "import sys,hashlib; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())" <big.bin
 "$PY" -c "import sys; sys.stdout.write(\"py out\n\")" >py.txt; cat py.txt; rm py.txt'
@@ -414,7 +439,8 @@ t "tar c into the mount" 'tar cf arch.tar --sort=name sub/a sub/b "with space.tx
 t "tar x into the mount (from outside and from the mount)" 'mkdir x1 && tar xf "$O/ext.tar" -C x1 && find x1 -printf "%P %y %s %m %T@\n" | newts | sort
 mkdir x2 && cd x2 && tar xf ../arch.tar && cd .. && diff -r sub/a x2/sub/a && diff -r sub/b x2/sub/b && echo same; find x2 -printf "%P %s %m %T@\n" | newts | sort
 tar xf arch.tar -C "$O"; find "$O/sub" -printf "%P %s %m %T@\n" | newts | sort' "write.count>0 meta.count>0"
-t "tar czf / xzf" 'tar czf "$O/c.tgz" --mtime=@1600000000 sub && mkdir x3 && tar xzf "$O/c.tgz" -C x3 && diff -r sub x3/sub && echo same; tar czf c2.tgz --mtime=@1600000000 x3 && tar tzvf c2.tgz --full-time | sort'
+# --sort=name: without it tar stores members in readdir order, which no filesystem promises.
+t "tar czf / xzf" 'tar czf "$O/c.tgz" --sort=name --mtime=@1600000000 sub && mkdir x3 && tar xzf "$O/c.tgz" -C x3 && diff -r sub x3/sub && echo same; tar czf c2.tgz --sort=name --mtime=@1600000000 x3 && tar tzvf c2.tgz --full-time | sort'
 t "gzip -k, gunzip, in place (mode and mtime carried over)" 'gzip -k big.bin lines.txt; ls -l --time-style=+%s big.bin.gz lines.txt.gz; sha256sum big.bin.gz lines.txt.gz
 gunzip -c lines.txt.gz | sha256sum; gzip -d -c big.bin.gz | cmp - big.bin && echo same; gzip -t big.bin.gz && echo tested
 cp script.sh s.sh; gzip s.sh; ls s.sh*; gunzip s.sh.gz; stat -c "%n %a %s" s.sh; cat s.sh; gzip -l lines.txt.gz'
@@ -437,10 +463,31 @@ rmdir "$D/m700" "new dir/ü"; rmdir -v "new dir"; rmdir --ignore-fail-on-non-emp
 t "touch, truncate, chmod" 'touch newf; stat -c "%s %a" newf; touch -d "2020-01-02 03:04:05.123456789" newf; stat -c "%y %.9Y" newf
 touch -m -d @1600000000 "$D/one"; stat -c %Y one; truncate -s 100 tr.bin; truncate -s +50 tr.bin; truncate -s 2M sp2; wc -c tr.bin sp2; du -k sp2
 chmod 640 newf; stat -c %a newf; chmod -R go-rx sub; find sub -printf "%m %P\n" | sort; chmod u+x "$D/newf"; stat -c %A newf'
-t "ln, ln -s, readlink" 'ln hello.txt hard.txt; stat -c "%n %h" hello.txt hard.txt; ln -s hello.txt sym.txt; readlink sym.txt; cat sym.txt; ls -l --time-style=+ sym.txt
+if [ "$SCHEME" = block ]; then
+    r=$W/links
+    on_back bash -c 'cd "$0" && ln hello.txt hard.txt; echo rc=$?; ln -s hello.txt sym.txt; echo rc=$?; ln -s x hello.txt; echo rc=$?
+readlink hello.txt; echo rc=$?; ls hard.txt sym.txt 2>/dev/null; echo rc=$?' "$MP" >"$r.out" 2>"$r.err"
+    want='rc=1
+rc=1
+rc=1
+rc=1
+rc=2'
+    {
+        [ "$(cat "$r.out")" = "$want" ] || { echo "stdout:"; cat "$r.out"; }
+        grep -qxF "ln: failed to create hard link 'hard.txt' => 'hello.txt': Operation not permitted" "$r.err" || echo "no EPERM from ln"
+        grep -qxF "ln: failed to create symbolic link 'sym.txt': Operation not permitted" "$r.err" || echo "no EPERM from ln -s"
+        grep -qxF "ln: failed to create symbolic link 'hello.txt': File exists" "$r.err" || echo "no EEXIST from ln -s over an object"
+        [ "$(grep -c "keeps no hard or symbolic links" "$r.err")" = 2 ] || echo "want one s3shim line per refusing ln"
+        sed 's/^/stderr: /' "$r.err"
+    } >"$r.why"
+    if grep -qv '^stderr: ' "$r.why"; then fail "ln, ln -s on block://: EPERM, one log line" "$r.why"
+    else pass "ln, ln -s on block://: EPERM (a filesystem without links), EEXIST first, one log line; readlink: not a link"; fi
+fi
+t_store "ln, ln -s, readlink" "keeps no hard or symbolic links (EPERM, checked above)" 'ln hello.txt hard.txt; stat -c "%n %h" hello.txt hard.txt; ln -s hello.txt sym.txt; readlink sym.txt; cat sym.txt; ls -l --time-style=+ sym.txt
 stat -c "%n %F" sym.txt; rm sym.txt hard.txt'
 t "python3: write, truncate, rename, shutil.copyfile, makedirs, pathlib, tempfile" '"$PY" "$HERE/py_write.py"' \
     "write.count>0 meta.count>0"
+[ "$SCHEME" = block ] && skip "python3: the access time os.utime sets" "block:// keeps no access time (st_atime reads as st_mtime)"
 
 section "errors like the real directory"
 t "missing files: ENOENT" 'cat missing; echo rc=$?; cat "$D/missing"; echo rc=$?; ls missing; stat missing; head missing; wc missing; sha256sum missing
@@ -449,7 +496,7 @@ t "directories and non-directories: EISDIR, ENOTDIR" 'cat sub; echo rc=$?; cat h
 cat one >sub; echo rc=$?; head -c 1 "$D/sub"; echo rc=$?; cd hello.txt; echo rc=$?; ls hello.txt/; echo rc=$?'
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
     chmod 711 "$W"
-    t "permission checks as an unprivileged user (EACCES)" \
+    t_store "permission checks as an unprivileged user (EACCES)" "checks no permissions: who may open the device decides (docs/block-format.md)" \
         'for f in secret.txt ro.txt hello.txt sub/b/y.txt; do setpriv --reuid=65534 --regid=65534 --clear-groups cat "$D/$f"; echo "$f rc=$?"; done
 setpriv --reuid=65534 --regid=65534 --clear-groups dd if="$D/one" of="$D/ro.txt" conv=notrunc status=none; echo rc=$?
 setpriv --reuid=65534 --regid=65534 --clear-groups mkdir "$D/nobody"; echo rc=$?
