@@ -5,7 +5,8 @@
  * later GET carries If-Match, so a changed object gives EIO, never mixed bytes. A
  * sequential reader gets a prefetch window that doubles up to part size x concurrency,
  * fetched as parallel part-sized chunks; a read of a part or more that misses the cache
- * goes straight into the caller's buffer as parallel ranged GETs. Random readers fetch
+ * goes straight into the caller's buffer as parallel ranged GETs, and a prefetched chunk
+ * such a read waits for is handed that buffer (chunk_collect_into). Random readers fetch
  * what they ask for, rounded up to 64 KiB so that neighbouring reads hit. Chunk memory
  * comes from the process budget (bufpool.h); the chunk table is per file, under a lock,
  * and a chunk's response is collected by whichever reader needs it first.
