@@ -95,6 +95,7 @@ void http_req_init(struct http_req *r)
 {
     memset(r, 0, sizeof *r);
     pthread_mutex_init(&r->mu, NULL);
+    pthread_mutex_init(&r->dst_mu, NULL);
     cond_init_monotonic(&r->cv);
     r->content_length = -1;
     r->range_total = -1;
@@ -107,7 +108,17 @@ void http_req_cleanup(struct http_req *r)
     free(r->errbody);
     r->errbody = NULL;
     pthread_mutex_destroy(&r->mu);
+    pthread_mutex_destroy(&r->dst_mu);
     pthread_cond_destroy(&r->cv);
+}
+
+size_t http_redirect(struct http_req *r, void *ndst)
+{
+    pthread_mutex_lock(&r->dst_mu);
+    size_t got = r->got;
+    r->dst = ndst;
+    pthread_mutex_unlock(&r->dst_mu);
+    return got;
 }
 
 static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *u)
@@ -142,7 +153,22 @@ size_t http_on_body(char *p, size_t sz, size_t n, void *arg)
     struct http_req *r = arg;
     size_t len = sz * n;
     if (!r->t_first_byte) r->t_first_byte = stats_now_ns();
-    if (r->dst && r->hdr_status >= 300) { /* an error document: keep it apart, bounded */
+    pthread_mutex_lock(&r->dst_mu); /* dst and got against http_redirect() */
+    int has_dst = r->dst != NULL;
+    if (has_dst && r->hdr_status < 300) {
+        size_t took = 0;
+        if (r->got + len > r->dst_cap) {
+            r->overflow = 1; /* abort: more than asked for (a server ignoring Range) */
+        } else {
+            memcpy((char *)r->dst + r->got, p, len);
+            r->got += len;
+            took = len;
+        }
+        pthread_mutex_unlock(&r->dst_mu);
+        return took;
+    }
+    pthread_mutex_unlock(&r->dst_mu);
+    if (has_dst) { /* an error document: keep it apart, bounded */
         if (r->errbody_len + len > 65536) return len;
         char *nb = realloc(r->errbody, r->errbody_len + len + 1);
         if (!nb) return 0;
@@ -152,13 +178,7 @@ size_t http_on_body(char *p, size_t sz, size_t n, void *arg)
         nb[r->errbody_len] = '\0';
         return len;
     }
-    if (r->dst) {
-        if (r->got + len > r->dst_cap) {
-            r->overflow = 1;
-            return 0; /* abort: more than asked for (a server ignoring Range) */
-        }
-        memcpy((char *)r->dst + r->got, p, len);
-    } else if (r->grow) {
+    if (r->grow) {
         if (r->got + len + 1 > r->resp_len) {
             size_t cap = r->resp_len ? r->resp_len : 4096;
             while (cap < r->got + len + 1) cap *= 2;

@@ -61,6 +61,7 @@ struct http_req {
     /* --- completion --- */
     pthread_mutex_t mu;
     pthread_cond_t cv; /* CLOCK_MONOTONIC, like stats_now_ns() */
+    pthread_mutex_t dst_mu; /* dst and got while the body lands there (http_redirect) */
     _Atomic int done;
     int cancelled; /* ended by http_cancel() (curl_code is CURLE_ABORTED_BY_CALLBACK) */
     void (*on_done)(struct http_req *r, void *arg); /* optional, runs on an engine thread */
@@ -97,6 +98,12 @@ int http_wait_until(struct http_req *r, uint64_t deadline_ns);
 /* Abort a submitted transfer (it completes promptly with r->cancelled set; wait for it
  * with http_wait before reusing its buffers). Does nothing if it already completed. */
 void http_cancel(struct http_req *r);
+/* Give a transfer in flight another destination of the same capacity: the rest of the
+ * body lands in ndst. Returns how many bytes had already landed in the old dst (the
+ * caller copies them over itself; nothing writes below that offset of either buffer
+ * any more). The caller must own ndst until http_wait() returns, and must itself update
+ * whatever later attempts are sent with. */
+size_t http_redirect(struct http_req *r, void *ndst);
 void http_group_init(struct http_group *g);
 void http_group_destroy(struct http_group *g);
 void http_group_attach(struct http_req *r, struct http_group *g);

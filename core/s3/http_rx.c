@@ -300,21 +300,24 @@ static int body(struct xfer *t, int *budget)
         if (*budget <= 0) return 0;
         (*budget)--;
         ssize_t k;
+        pthread_mutex_lock(&r->dst_mu); /* dst and got against http_redirect() */
         if (r->dst && r->hdr_status < 300 && r->got < r->dst_cap) {
             size_t n = r->dst_cap - r->got;
             if (t->left > 0 && (uint64_t)t->left < n) n = (size_t)t->left;
             do
                 k = recv(t->fd, (char *)r->dst + r->got, n, 0);
             while (k < 0 && errno == EINTR);
+            if (k > 0) r->got += (size_t)k;
+            if (k < 0) k = errno == EWOULDBLOCK ? -EAGAIN : -errno;
+            pthread_mutex_unlock(&r->dst_mu);
             if (k > 0) {
                 if (!r->t_first_byte) r->t_first_byte = stats_now_ns();
-                r->got += (size_t)k;
                 if (t->left > 0) t->left -= k;
                 t->t_progress = stats_now_ns();
                 continue;
             }
-            if (k < 0) k = errno == EWOULDBLOCK ? -EAGAIN : -errno;
         } else {
+            pthread_mutex_unlock(&r->dst_mu);
             k = hb_fill(t);
             if (k > 0) continue;
         }

@@ -603,6 +603,12 @@ int s3_finish(struct s3_client *c, struct s3_op *op)
     return op->err;
 }
 
+size_t s3_redirect(struct s3_op *op, void *ndst)
+{
+    op->dst = ndst; /* for retries and adopt_answer(), both on this thread */
+    return http_redirect(&op->req, ndst);
+}
+
 int s3_run(struct s3_client *c, struct s3_op *op)
 {
     s3_start(c, op);

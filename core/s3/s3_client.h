@@ -101,6 +101,11 @@ void s3_op_cleanup(struct s3_op *op);
 int s3_start(struct s3_client *c, struct s3_op *op);
 int s3_finish(struct s3_client *c, struct s3_op *op); /* returns op->err */
 int s3_run(struct s3_client *c, struct s3_op *op);
+/* A started GET lands the rest of its body in ndst (dst_cap bytes) instead of op->dst,
+ * and so do its retries and a backup's answer. Returns how many bytes are already in
+ * the old buffer: the caller copies them. Only the thread that will call s3_finish()
+ * may call it, before it does: ndst is written until s3_finish() returns. */
+size_t s3_redirect(struct s3_op *op, void *ndst);
 
 /* Multipart upload requests shared by the streaming writer (s3_file.c) and staged
  * write-behind (s3_stage_wb.c). `pin` keeps them on the upload's endpoint. */

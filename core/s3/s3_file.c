@@ -5,7 +5,8 @@
  * later GET carries If-Match, so a changed object gives EIO, never mixed bytes. A
  * sequential reader gets a prefetch window that doubles up to part size x concurrency,
  * fetched as parallel part-sized chunks; a read of a part or more that misses the cache
- * goes straight into the caller's buffer as parallel ranged GETs. Random readers fetch
+ * goes straight into the caller's buffer as parallel ranged GETs, and a prefetched chunk
+ * such a read waits for is handed that buffer (chunk_collect_into). Random readers fetch
  * what they ask for, rounded up to 64 KiB so that neighbouring reads hit. Chunk memory
  * comes from the process budget (bufpool.h); the chunk table is per file, under a lock,
  * and a chunk's response is collected by whichever reader needs it first.
@@ -359,6 +360,34 @@ static void chunk_collect(struct s3_file *f, struct chunk *c)
     pthread_cond_broadcast(&f->cv);
 }
 
+/* Wait for a pending chunk whose whole range the waiting reader's buffer covers, the
+ * rest of its body received straight into that buffer (dst) instead of chunk memory
+ * and a copy; the chunk is then released. The buffer is the reader's only while it
+ * waits, and it waits here until s3_finish() returns, retries and backups included.
+ * f->lock held, released while waiting. Returns the bytes in dst or -errno. */
+static ssize_t chunk_collect_into(struct s3_file *f, struct chunk *c, char *dst)
+{
+    c->collecting = 1; /* nobody else collects it, releases it or reads its memory */
+    pthread_mutex_unlock(&f->lock);
+    size_t have = s3_redirect(&c->op, dst);
+    memcpy(dst, c->buf, have); /* what had landed before */
+    slog_debug("s3: %s/%s bytes %lld-%lld go straight into the reader's buffer (%zu were in chunk memory)",
+               f->path.bucket, f->path.key, (long long)c->off, (long long)(c->off + (off_t)c->len - 1), have);
+    int e = s3_finish(&f->m->client, &c->op);
+    pthread_mutex_lock(&f->lock);
+    ssize_t got = (ssize_t)c->op.req.got;
+    if (e == -ERANGE) { /* past the end */
+        got = 0;
+        e = 0;
+    }
+    s3_op_cleanup(&c->op);
+    c->collecting = 0;
+    c->state = CH_READY;
+    chunk_release(c); /* its bytes are in dst only */
+    pthread_cond_broadcast(&f->cv);
+    return e ? read_error(f, e) : got;
+}
+
 static struct chunk *chunk_find(struct s3_file *f, off_t pos)
 {
     for (int i = 0; i < CHUNK_SLOTS; i++) {
@@ -477,6 +506,15 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
         off_t pos = off + (off_t)done;
         size_t rem = len - done;
         struct chunk *c = chunk_find(f, pos);
+        if (c && c->state == CH_PENDING && !c->collecting && pos == c->off && c->len <= rem) {
+            size_t clen = c->len;
+            ssize_t n = chunk_collect_into(f, c, (char *)buf + done);
+            waited = 1;
+            if (n < 0) err = (int)n;
+            if (n > 0) done += (size_t)n;
+            if (n < (ssize_t)clen) break; /* failed, or the object ended early */
+            continue;
+        }
         if (c && c->state == CH_PENDING) {
             chunk_collect(f, c);
             waited = 1;

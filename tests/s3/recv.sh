@@ -202,4 +202,80 @@ else
             "curl: exit $(rc short.curl) $(grep -m1 'failed after' "$W/short.curl.err")"
     fi
 fi
+
+# 8. The waiting reader's buffer (s3_file.c, chunk_collect_into): a reader that reads a
+#    part at a time waits for prefetched parts, whose bodies then land in its buffer; with
+#    faults the retries and backups must write there only while it waits. The program
+#    reads with os.read() in blocks of one part (5 MiB), like cat (st_blksize).
+BLOCKS_READER='
+import errno, os, sys
+open(sys.argv[1], "w").write("x")
+bs = 5 << 20
+try:
+    runs = []
+    for _ in range(int(os.environ.get("READS", "1"))):
+        fd = os.open(sys.argv[2], os.O_RDONLY)
+        parts = []
+        while True:
+            b = os.read(fd, bs)
+            if not b:
+                break
+            parts.append(b)
+        os.close(fd)
+        runs.append(b"".join(parts))
+    if any(r != runs[0] for r in runs):
+        sys.exit(7)
+except OSError as e:
+    sys.exit(5 if e.errno == errno.EIO else 6)
+open(sys.argv[3], "wb").write(runs[0])
+'
+handed() { grep -c "straight into the reader.s buffer" "$W/$1.err"; }
+READER_SAVED=$READER
+READER=$BLOCKS_READER
+fp blocks || bail "start a fault proxy"
+for m in own curl; do
+    run "$m" blocks "$FP_URL" S3SHIM_PART_SIZE=5M
+    if [ "$(rc "blocks.$m")" = 0 ] && cmp -s "$W/obj" "$W/blocks.$m.out" && [ "$(handed "blocks.$m")" -gt 0 ]; then
+        pass "reads of a part at a time ($m): $(handed "blocks.$m") parts received straight into the reader's buffer, identical bytes"
+    else
+        fail "reads of a part at a time ($m): parts received into the reader's buffer, identical bytes" \
+            "exit $(rc "blocks.$m"), handed $(handed "blocks.$m")" "$(grep -m3 'error:' "$W/blocks.$m.err")"
+    fi
+done
+fp blocksmix --reset 0.1 --error 0.05 --error-status 500 --stall 0.05 --stall-s inf || bail "start a fault proxy"
+for m in own curl; do
+    run "$m" blocksmix "$FP_URL" S3SHIM_TIMEOUT=1 S3SHIM_PART_SIZE=5M READS=4
+    if [ "$(rc "blocksmix.$m")" = 0 ] && cmp -s "$W/obj" "$W/blocksmix.$m.out" && [ "$(handed "blocksmix.$m")" -gt 0 ]; then
+        pass "the same with resets, 500s and stalls ($m): $(($(attempts "blocksmix.$m") - 1)) retries, $(handed "blocksmix.$m") parts into the reader's buffer, identical bytes"
+    else
+        fail "the same with resets, 500s and stalls ($m)" "exit $(rc "blocksmix.$m"), handed $(handed "blocksmix.$m")" \
+            "$(grep -m3 'retrying\|error:' "$W/blocksmix.$m.err")"
+    fi
+done
+# Hedging: two endpoints, one of which stalls some answers mid-body for 3 s; a backup's
+# answer is copied into the reader's buffer. Stalls are drawn at random: up to 3 runs
+# until one had a backup request.
+fp hstall --stall 0.3 --stall-s 3 || bail "start a fault proxy"
+HSTALL=$FP_URL
+for attempt in 1 2 3; do
+    rm -f "$W"/hedged.own.*.json
+    run own hedged "$HSTALL" S3SHIM_PART_SIZE=5M READS=3 S3SHIM_ENDPOINTS="$HSTALL,$CLEAN" S3SHIM_HEDGE=auto
+    nh=$(python3 -c '
+import json, sys
+print(sum(c["ops"].get("hedge", {}).get("count", 0)
+          for f in sys.argv[1:] for m in json.load(open(f))["mounts"] for c in m.get("children", [])))
+' "$W"/hedged.own.*.json)
+    if [ "$(rc hedged.own)" != 0 ] || ! cmp -s "$W/obj" "$W/hedged.own.out"; then
+        fail "hedged reads of a part at a time: identical bytes" "exit $(rc hedged.own)" \
+            "$(grep -m3 'error:' "$W/hedged.own.err")"
+        break
+    fi
+    if [ "${nh:-0}" -gt 0 ] && [ "$(handed hedged.own)" -gt 0 ]; then
+        pass "hedged reads of a part at a time: $nh backups, $(handed hedged.own) parts into the reader's buffer, identical bytes"
+        break
+    fi
+    [ $attempt = 3 ] && fail "hedged reads of a part at a time: no backup request in 3 runs (or no part handed)" \
+        "backups ${nh:-0}, handed $(handed hedged.own)"
+done
+READER=$READER_SAVED
 finish

@@ -5,6 +5,9 @@
  * a real S3 server (the test rig):
  *   preads  THREADS threads of random preads on one shared descriptor of an object,
  *           each compared with the same range of the local source file;
+ *   seq     THREADS threads each read the object from a descriptor of its own in blocks
+ *           of st_blksize (one part, like cat): waiting for prefetched parts, whose bodies
+ *           the engine threads then receive straight into the reader's buffer;
  *   writes  THREADS threads each upload their own multipart object with write() calls
  *           of odd sizes, close, and read it back whole, comparing every byte;
  *   staged  THREADS threads on one O_RDWR (staged) descriptor of the object: random
@@ -44,6 +47,35 @@ static unsigned rnd(unsigned *s)
 {
     *s ^= *s << 13, *s ^= *s >> 17, *s ^= *s << 5;
     return *s;
+}
+
+static void *seqreads(void *arg)
+{
+    int id = (int)(uintptr_t)arg;
+    char path[512];
+    snprintf(path, sizeof path, "%s/obj", dir);
+    int fd = open(path, O_RDONLY);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        fail("open for sequential reads", id, 0);
+        if (fd >= 0) close(fd);
+        return NULL;
+    }
+    size_t bs = st.st_blksize > 0 ? (size_t)st.st_blksize : 65536;
+    char *a = malloc(bs), *b = malloc(bs);
+    off_t off = 0;
+    for (ssize_t n; (n = read(fd, a, bs)) != 0; off += n) {
+        ssize_t m = pread(local_fd, b, bs, off);
+        if (n < 0 || n != m || memcmp(a, b, (size_t)n) != 0) {
+            fail("sequential read differs", id, (long)off);
+            break;
+        }
+    }
+    if (off != obj_size) fail("sequential read: short", id, (long)off);
+    close(fd);
+    free(a);
+    free(b);
+    return NULL;
 }
 
 static void *preads(void *arg)
@@ -196,6 +228,7 @@ int main(int argc, char **argv)
     }
     obj_size = st.st_size;
     run(preads);
+    run(seqreads);
     if ((staged_fd = open(obj, O_RDWR)) < 0) {
         fail("open O_RDWR (staged)", 0, 0);
     } else {
@@ -206,7 +239,7 @@ int main(int argc, char **argv)
     behind_run();
     close(shared_fd);
     close(local_fd);
-    printf("%d threads: %d preads each, %d staged preads/pwrites each, %zu-byte uploads each, one %zu-byte "
+    printf("%d threads: %d preads each, a sequential read each, %d staged preads/pwrites each, %zu-byte uploads each, one %zu-byte "
            "file written behind; %d failures\n", THREADS, PREADS, PREADS, WRITE_SIZE, BEHIND_SIZE,
            (int)failures);
     return failures ? 1 : 0;
