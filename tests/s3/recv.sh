@@ -253,13 +253,19 @@ for m in own curl; do
     fi
 done
 # Hedging: two endpoints, one of which stalls some answers mid-body for 3 s; a backup's
-# answer is copied into the reader's buffer. Stalls are drawn at random: up to 3 runs
-# until one had a backup request.
+# answer is copied into the reader's buffer. The other endpoint is 20 ms slower, so that
+# most reads go to the stalling one (as in endpoints.sh). Stalls are drawn at random: a
+# run in which no answer to us stalled tests nothing and is run again (up to 3 runs); a
+# run with stalls and no backup fails.
 fp hstall --stall 0.3 --stall-s 3 || bail "start a fault proxy"
 HSTALL=$FP_URL
+fp hlater --delay-ms 20 || bail "start a fault proxy"
+HLATER=$FP_URL
 for attempt in 1 2 3; do
     rm -f "$W"/hedged.own.*.json
-    run own hedged "$HSTALL" S3SHIM_PART_SIZE=5M READS=3 S3SHIM_ENDPOINTS="$HSTALL,$CLEAN" S3SHIM_HEDGE=auto
+    stalls0=$(grep -cw stall "$W/hstall.log" 2>/dev/null)
+    run own hedged "$HSTALL" S3SHIM_PART_SIZE=5M READS=3 S3SHIM_ENDPOINTS="$HSTALL,$HLATER" S3SHIM_HEDGE=auto
+    stalls=$(($(grep -cw stall "$W/hstall.log" 2>/dev/null) - ${stalls0:-0}))
     nh=$(python3 -c '
 import json, sys
 print(sum(c["ops"].get("hedge", {}).get("count", 0)
@@ -274,8 +280,12 @@ print(sum(c["ops"].get("hedge", {}).get("count", 0)
         pass "hedged reads of a part at a time: $nh backups, $(handed hedged.own) parts into the reader's buffer, identical bytes"
         break
     fi
-    [ $attempt = 3 ] && fail "hedged reads of a part at a time: no backup request in 3 runs (or no part handed)" \
-        "backups ${nh:-0}, handed $(handed hedged.own)"
+    if [ "$stalls" -gt 0 ] || [ $attempt = 3 ]; then
+        fail "hedged reads of a part at a time: backups and parts handed to the reader" \
+            "stalled answers $stalls, backups ${nh:-0}, handed $(handed hedged.own) (run $attempt)"
+        break
+    fi
+    echo "# hedged reads: no answer stalled in run $attempt; again"
 done
 READER=$READER_SAVED
 finish
