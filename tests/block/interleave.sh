@@ -4,7 +4,8 @@
 # an existing object) and unlinks; a bash reading commands from a FIFO does the same with
 # its own redirections and with cp, mv and rm (children of its own). Group commit reuses a
 # freed metadata block at the very next commit, so blocks either process kept are
-# rewritten under it all the time. After every step both list the three directories and
+# rewritten under it all the time; the side that acts makes one to four commits before the
+# other looks (its kept blocks one to four roots old). After every step both list the three directories and
 # read every object, and python compares both answers with its model. Then blk check, and
 # the verifying processes' own stats: blocks were served from their caches (else the
 # test would not be testing them).
@@ -70,6 +71,20 @@ for step in range(steps):
                 with open(os.path.join(mp, t), "w") as f: f.write(c)
             else: bash("cp '%s/%s' '%s/%s'" % (mp, k, mp, t))
             model[t] = model[k]
+    # 0-3 more commits by the same side (a scratch object created, rewritten, removed)
+    # before the other looks: its kept blocks are then one to four roots old
+    extra = rng.randrange(4)
+    for e in range(extra):
+        sp = "a/scratch"
+        sp_op = "rm" if sp in model else "write"
+        if side == 0:
+            if sp_op == "write":
+                with open(os.path.join(mp, sp), "w") as f: f.write("scratch %d" % step)
+            else: os.unlink(os.path.join(mp, sp))
+        else:
+            bash("printf scratch > '%s/%s'" % (mp, sp) if sp_op == "write" else "rm '%s/%s'" % (mp, sp))
+        if sp_op == "write": model[sp] = "scratch %d" % step if side == 0 else "scratch"
+        else: model.pop(sp, None)
     want = sorted("%s %d %s" % (k, len(v), v[-12:]) for k, v in model.items())
     mine = []
     for d in dirs:
