@@ -704,11 +704,14 @@ static int bm_statvfs(void *ms, const char *key, struct statvfs *sv)
     return 0;
 }
 
+static void bm_describe_ms(void *ms) { bm_describe(ms); }
+
 const struct backend_ops bk_block_ops = {
     .scheme = "block",
     .mount = bm_mount,
     .unmount = bm_unmount,
     .atfork_child = bm_atfork_child,
+    .describe = bm_describe_ms,
     .open = bf_open,
     .pread = bf_pread,
     .pwrite = bf_pwrite,

@@ -135,3 +135,8 @@ else
     fail "python3 and a bash taking turns on one store: listings and contents right after each step" "$OUT"
 fi
 check_clean "$IDEV" "after python3 and bash taking turns"
+# A process that only reads: its block stats line counts the metadata blocks it read.
+S3SHIM_STATS=1 shim "$IDEV" find "$MP" -type f -exec cat {} + >/dev/null 2>"$OUT"
+nr=$(sed -n 's/.*), \([0-9]*\) metadata blocks read.*/\1/p' "$OUT" | tail -1)
+if [ "${nr:-0}" -gt 0 ]; then pass "a reader's block stats line counts the metadata blocks it read ($nr)"
+else fail "a reader's block stats line counts the metadata blocks it read" "$OUT"; fi
