@@ -37,6 +37,9 @@ struct backend_ops {
     void (*unmount)(void *ms);
     /* In a child after fork(): rebuild anything that does not survive it (threads). */
     void (*atfork_child)(void *ms);
+    /* Optional: bring the stats' detail lines up to date (counters kept apart from the
+     * per-op figures) just before they are printed. */
+    void (*describe)(void *ms);
 
     /* Open files. */
     int (*open)(void *ms, const char *key, int flags, mode_t mode, void **fh);

@@ -116,6 +116,7 @@ struct stats_set *mnt_stats_list(const struct mount_table *t)
 {
     struct stats_set *head = NULL;
     for (int i = t->n - 1; i >= 0; i--) {
+        if (t->m[i].ops && t->m[i].ops->describe && t->m[i].ms && !t->m[i].shares) t->m[i].ops->describe(t->m[i].ms);
         t->m[i].stats.next = head;
         head = &t->m[i].stats;
     }

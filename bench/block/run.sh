@@ -26,8 +26,8 @@
 #   PARTS="seq" ROUNDS=4 BEFORE=DIR bench/block/run.sh
 #           PARTS: which of small, seq, rand run (all three by default); BEFORE: a build
 #           directory of another version (its libs3shim.so and s3shim): the seq part runs
-#           its block:// arms with it too (and rand its fio under the shim), alternated
-#           with this build's ("before:" arms).
+#           its block:// arms with it too (and rand its fio under the shim, small its
+#           group-commit arm), alternated with this build's ("before:" arms).
 set -u
 export LC_ALL=C
 # shellcheck source=../../tests/preamble.sh
@@ -125,13 +125,14 @@ small_fs() {
     umount "$MNT"
 }
 
-shim() { env S3SHIM_MOUNTS="$MP=block://$LOOP" LD_PRELOAD="$LIB" "$@"; }
+shim() { env S3SHIM_MOUNTS="$MP=block://$LOOP" LD_PRELOAD="${SLIB:-$LIB}" "$@"; }
 
-# small_blk MS: the same on a block:// store, S3SHIM_BLOCK_COMMIT_MS=MS
+# small_blk MS [BUILD-DIR PREFIX]: the same on a block:// store, S3SHIM_BLOCK_COMMIT_MS=MS,
+# with that build's library (this one's by default)
 small_blk() {
-    local ms=$1 arm="block://" t0 t1
-    [ "$ms" = 0 ] && arm="block://,durable-close"
-    "$TOOL" blk format --force "$LOOP" >/dev/null || return 1
+    local ms=$1 arm="${3:-}block://" t0 t1 SLIB=${2:-$BUILD}/libs3shim.so
+    [ "$ms" = 0 ] && arm="${3:-}block://,durable-close"
+    "${2:-$BUILD}/s3shim" blk format --force "$LOOP" >/dev/null || return 1
     t0=$(secs); S3SHIM_BLOCK_COMMIT_MS=$ms shim cp -r "$W/src/tree" "$MP/cp"; t1=$(secs)
     rec small-cp-r "$arm" "$(rate "$N" "$t0" "$t1")"
     t0=$(secs); S3SHIM_BLOCK_COMMIT_MS=$ms shim $PY -c "$WRITE_PY" "$MP/py" "$N" "$W/src/tree"; t1=$(secs)
@@ -221,8 +222,10 @@ for round in $(seq 1 "$ROUNDS"); do
     if ! has small; then
         :
     elif [ $((round % 2)) = 1 ]; then
-        small_fs ext4; small_blk 1000; small_fs xfs; small_blk 0
+        small_fs ext4; small_blk 1000; [ -n "$BEFORE" ] && small_blk 1000 "$BEFORE" before:
+        small_fs xfs; small_blk 0
     else
+        [ -n "$BEFORE" ] && small_blk 1000 "$BEFORE" before:
         small_blk 1000; small_fs ext4; small_blk 0; small_fs xfs
     fi
     has seq && seq_all "$round"
@@ -250,6 +253,9 @@ for t in ("small-cp-r", "small-py-write"):
 for t in ("small-py-read", "small-cat"):
     row(t, "ext4", "block://", "(goal >= 1.5)")
     row(t, "xfs", "block://")
+for t in ("small-cp-r", "small-py-write", "small-py-read", "small-cat"):
+    row(t, "ext4", "before:block://")
+    row(t, "before:block://", "block://", "(after / before)")
 row("seq-write-MB/s", "fio-qd1", "block://dd", "(goal >= 0.95)")
 row("seq-read-MB/s", "fio-qd1", "block://dd", "(goal >= 0.95)")
 row("seq-read-MB/s", "fio-qd4", "block://dd")

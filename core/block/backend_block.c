@@ -65,8 +65,9 @@ void bm_describe(struct block_mount *m)
     uint64_t n = atomic_load(&m->st.commits), ns = atomic_load(&m->st.commit_ns);
     pthread_mutex_lock(&m->detail_lock);
     snprintf(m->dev_stats.detail, sizeof m->dev_stats.detail,
-             "O_DIRECT requests; %llu commits (mean %.2f ms), %llu metadata blocks read", (unsigned long long)n,
-             n ? (double)ns / (double)n / 1e6 : 0.0, (unsigned long long)atomic_load(&m->st.meta_reads));
+             "O_DIRECT requests; %llu commits (mean %.2f ms), %llu metadata blocks read, %llu kept ones used",
+             (unsigned long long)n, n ? (double)ns / (double)n / 1e6 : 0.0,
+             (unsigned long long)atomic_load(&m->st.meta_reads), (unsigned long long)atomic_load(&m->st.nc_hits));
     pthread_mutex_unlock(&m->detail_lock);
 }
 
@@ -704,11 +705,14 @@ static int bm_statvfs(void *ms, const char *key, struct statvfs *sv)
     return 0;
 }
 
+static void bm_describe_ms(void *ms) { bm_describe(ms); }
+
 const struct backend_ops bk_block_ops = {
     .scheme = "block",
     .mount = bm_mount,
     .unmount = bm_unmount,
     .atfork_child = bm_atfork_child,
+    .describe = bm_describe_ms,
     .open = bf_open,
     .pread = bf_pread,
     .pwrite = bf_pwrite,

@@ -33,14 +33,15 @@ struct blk_store {
     };
     pthread_mutex_t lock; /* the in-process half of the commit lock */
     uint64_t cursor;      /* next-fit start of data reservations */
-    /* Index nodes read under root `nc_commit` (blk_tree.c): valid as long as the newest
-     * root is still that commit, since nothing it reaches is ever rewritten. */
+    /* Verified metadata blocks (blk_cache.c), and the newest root seen. */
     pthread_mutex_t nc_lock;
-    uint64_t nc_commit;
+    uint64_t nc_newest;
+    uint32_t nc_newest_crc;
     struct blk_ncslot *nc;
     _Atomic uint64_t meta_reads, commits, commit_ns, flushes;
     int discard;                   /* S3SHIM_BLOCK_DISCARD: freed blocks are discarded (blk_discard.c) */
     _Atomic uint64_t discarded;    /* blocks */
+    _Atomic uint64_t nc_hits, nc_drops; /* metadata blocks served from blk_cache.c; its drops */
     /* Visible roots (blk_vroot.c): the two root blocks mapped from /dev/shm. */
     uint64_t dev_id, dev_ino; /* the device's identity: st_rdev, or st_dev and st_ino */
     uint8_t *vr;
@@ -55,9 +56,11 @@ struct blk_store {
     size_t npf;
 };
 
-#define BLK_NC_SLOTS 256 /* 1 MiB of nodes per store, direct-mapped by address */
+#define BLK_NC_SLOTS 256 /* 1 MiB of blocks per store, direct-mapped by address */
 struct blk_ncslot {
-    uint64_t addr; /* 0: empty (block 0 is the superblock, never a node) */
+    uint64_t addr;  /* 0: empty (block 0 is the superblock, never a node) */
+    uint64_t stamp; /* the newest root a walk reached it from */
+    int kind;
     uint8_t buf[BLK_BS] __attribute__((aligned(64)));
 };
 
@@ -100,6 +103,15 @@ int blk_roots(struct blk_store *s, struct blk_root *r, uint64_t *durable, int *d
  * newest durable one, flush. The flushes run without the commit lock (commits go on; the
  * root's blocks are pinned meanwhile). 0 (also: nothing to do) or -errno. */
 int blk_make_durable(struct blk_store *s);
+
+/* --- blk_cache.c (verified metadata blocks, kept across commits) ----------------------- */
+/* Block addr of that kind as of root `root` into buf, if kept: 1, else 0. */
+int blk_nc_get(struct blk_store *s, uint64_t addr, int kind, uint64_t root, void *buf);
+/* Keep blk, verified (or written) as block addr of root `root`. */
+void blk_nc_put(struct blk_store *s, uint64_t addr, int kind, const void *blk, uint64_t root);
+/* The newest root is `newest`, its checksum crc (blk_roots): one older than before, or
+ * the same commit with another checksum, drops everything. */
+void blk_nc_seen(struct blk_store *s, uint64_t newest, uint32_t crc);
 
 /* --- blk_vroot.c (visible, not yet durable roots, in /dev/shm) -------------------------- */
 void blk_vr_name(const struct blk_store *s, char *buf, size_t len); /* its file */

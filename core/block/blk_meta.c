@@ -232,6 +232,7 @@ int blk_roots(struct blk_store *s, struct blk_root *r, uint64_t *durable, int *d
     /* A newer visible root (group commit, blk_vroot.c) is the state every process sees. */
     struct blk_root v;
     if (blk_vr_read(s, &v, r->h.commit) == 0) *r = v;
+    blk_nc_seen(s, r->h.commit, r->h.crc);
     return 0;
 }
 

@@ -91,23 +91,7 @@ static const uint8_t *vnode(struct view *v, uint64_t addr, int level, uint8_t *b
         return n;
     }
     struct blk_store *s = v->s;
-    struct blk_ncslot *slot = NULL;
-    pthread_mutex_lock(&s->nc_lock);
-    if (!s->nc) s->nc = calloc(BLK_NC_SLOTS, sizeof *s->nc);
-    if (s->nc) {
-        if (s->nc_commit != v->r.h.commit) { /* the tree moved: nothing cached holds */
-            for (int i = 0; i < BLK_NC_SLOTS; i++) s->nc[i].addr = 0;
-            s->nc_commit = v->r.h.commit;
-        }
-        slot = &s->nc[addr % BLK_NC_SLOTS];
-        if (slot->addr == addr && ((const struct blk_hdr *)slot->buf)->level == level &&
-            ((const struct blk_hdr *)slot->buf)->kind == kind) {
-            memcpy(buf, slot->buf, BLK_BS);
-            pthread_mutex_unlock(&s->nc_lock);
-            return buf;
-        }
-    }
-    pthread_mutex_unlock(&s->nc_lock);
+    if (blk_nc_get(s, addr, kind, v->r.h.commit, buf) && ((const struct blk_hdr *)buf)->level == level) return buf;
     int e = blk_read_block(s, addr, buf);
     if (e) {
         *err = e;
@@ -118,12 +102,7 @@ static const uint8_t *vnode(struct view *v, uint64_t addr, int level, uint8_t *b
         *err = -EAGAIN;
         return NULL;
     }
-    pthread_mutex_lock(&s->nc_lock);
-    if (slot && s->nc_commit == v->r.h.commit) { /* verified under this very root */
-        memcpy(slot->buf, buf, BLK_BS);
-        slot->addr = addr;
-    }
-    pthread_mutex_unlock(&s->nc_lock);
+    blk_nc_put(s, addr, kind, buf, v->r.h.commit); /* verified, reached from this root */
     return buf;
 }
 

@@ -119,6 +119,17 @@ static uint8_t *newbuf(struct blk_txn *t)
 
 /* --- the free map ------------------------------------------------------------------- */
 
+/* Block addr of the base root into buf: kept from an earlier walk (blk_cache.c), or read
+ * and verified. 0 or -errno. */
+static int cached_read(struct blk_txn *t, uint64_t addr, int kind, uint8_t *buf)
+{
+    if (blk_nc_get(t->s, addr, kind, t->base, buf)) return 0;
+    int e = blk_read_block(t->s, addr, buf);
+    if (!e && blk_verify(buf, kind, addr, t->s->sb.h.uuid, t->base, NULL, 0) < 0) e = -EIO;
+    if (!e) blk_nc_put(t->s, addr, kind, buf, t->base);
+    return e;
+}
+
 static uint64_t meta_alloc(struct blk_txn *t);
 
 static struct tbm *dir_get(struct blk_txn *t, uint64_t j, int wr)
@@ -137,8 +148,7 @@ static struct tbm *dir_get(struct blk_txn *t, uint64_t j, int wr)
         }
         d->idx = j;
         d->addr = t->r.dir[j];
-        int e = blk_read_block(t->s, d->addr, d->buf);
-        if (!e && blk_verify(d->buf, BK_DIR, d->addr, t->s->sb.h.uuid, t->base, NULL, 0) < 0) e = -EIO;
+        int e = cached_read(t, d->addr, BK_DIR, d->buf);
         if (e) {
             slog_error("block: %s: bitmap directory block %llu unreadable", t->s->path, (unsigned long long)d->addr);
             free(d->buf);
@@ -172,8 +182,7 @@ static struct tbm *bm_get(struct blk_txn *t, uint64_t idx, int wr)
         }
         b->idx = idx;
         memcpy(&b->addr, d->buf + BLK_HDR + (idx % BLK_ADDRS_PER_DIR) * 8, 8);
-        int e = blk_read_block(t->s, b->addr, b->buf);
-        if (!e && blk_verify(b->buf, BK_BITMAP, b->addr, t->s->sb.h.uuid, t->base, NULL, 0) < 0) e = -EIO;
+        int e = cached_read(t, b->addr, BK_BITMAP, b->buf);
         if (e) {
             slog_error("block: %s: bitmap block %llu unreadable", t->s->path, (unsigned long long)b->addr);
             free(b->buf);
@@ -284,10 +293,15 @@ const uint8_t *tx_node(struct blk_txn *t, uint64_t addr, int kind)
     n->addr = addr;
     n->kind = kind;
     char why[96];
-    int e = blk_read_block(t->s, addr, n->buf);
-    if (!e && blk_verify(n->buf, kind, addr, t->s->sb.h.uuid, t->base, why, sizeof why) < 0) {
-        slog_error("block: %s: metadata block %llu: %s (run s3shim blk check)", t->s->path, (unsigned long long)addr, why);
-        e = -EIO;
+    int e = 0;
+    if (!blk_nc_get(t->s, addr, kind, t->base, n->buf)) {
+        e = blk_read_block(t->s, addr, n->buf);
+        if (!e && blk_verify(n->buf, kind, addr, t->s->sb.h.uuid, t->base, why, sizeof why) < 0) {
+            slog_error("block: %s: metadata block %llu: %s (run s3shim blk check)", t->s->path,
+                       (unsigned long long)addr, why);
+            e = -EIO;
+        }
+        if (!e) blk_nc_put(t->s, addr, kind, n->buf, t->base);
     }
     if (e) {
         free(n->buf);
@@ -583,6 +597,11 @@ int tx_commit(struct blk_txn *t, int how, int *durable)
     }
     if (durable) *durable = !vis;
     free(buf);
+    if (!t->err) { /* what this commit wrote is the new root's: kept for the walks under it */
+        HASH_ITER(hh, t->nodes, n, ntmp) if (n->fresh) blk_nc_put(s, n->addr, n->kind, n->buf, commit);
+        HASH_ITER(hh, t->bms, b, btmp) if (b->dirty) blk_nc_put(s, b->addr, BK_BITMAP, b->buf, commit);
+        HASH_ITER(hh, t->dirs, b, btmp) if (b->dirty) blk_nc_put(s, b->addr, BK_DIR, b->buf, commit);
+    }
     int e = t->err;
     if (e) slog_error("block: %s: commit %llu failed: %s; the store stays at commit %llu", s->path,
                       (unsigned long long)commit, strerror(-e), (unsigned long long)t->base);

@@ -7,7 +7,8 @@
 # (copy-on-write) against a plain directory, the namespace (mkdir, mv over a file, mv of a
 # directory, rm -r, rmdir) against a plain directory, `blk check` after all of it, a flipped
 # bit in every kind of metadata block caught by check, a full device (ENOSPC at the call,
-# nothing half-visible), names over the limit, several processes at once, and writers
+# nothing half-visible), names over the limit, several processes at once (and two taking
+# turns, each checking every listing and content after every step), and writers
 # killed with SIGKILL, the power-loss simulation (s3shim blk crashtest, 10,500 states),
 # group commit (visible at close, durable at exit, fsync, after the interval, next mount),
 # locks (fcntl, OFD, flock; sqlite3, two at once), writers shared across fork and exec,
@@ -574,6 +575,10 @@ if [ ! -s "$OUT" ] && [ "$n" = $((4 * (25 - 5 + 25) + 90)) ]; then
     pass "4 shells (head, mv, rm, cp, cmp) and 3 python processes at once: every object there ($n), every one intact"
 else echo "objects: $n (want $((4 * 45 + 90)))" >>"$OUT"; fail "several processes at once" "$OUT"; fi
 check_clean "$CDEV" "after several processes at once"
+
+# --- 7b. two processes taking turns, each with its cache of metadata blocks (interleave.sh)
+# shellcheck source=interleave.sh
+. "$TOP/tests/block/interleave.sh"
 
 # --- 8. writers killed with SIGKILL -----------------------------------------------------------------
 cat >"$W/killer.py" <<'EOF'
