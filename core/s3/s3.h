@@ -4,7 +4,7 @@
  * the vtable below, and the configuration and the command only through the names and
  * the explanation declared here. Inside the wing the layers run one way:
  *
- *   backend_s3.c (namespace) -> s3_file.c (reads, uploads) -> s3_meta.c (path, stat cache)
+ *   backend_s3.c (namespace) -> s3_file.c, s3_read.c, s3_write.c -> s3_meta.c (path, stat cache)
  *        -> s3_client.c (requests, retries, hedging) -> balance.c, http.c -> curl_api.c
  *   with sigv4.c, aws_config.c and s3_xml.c beside them as leaves. */
 #ifndef S3SHIM_S3_H

@@ -1,0 +1,293 @@
+/* s3_read.c - reading an S3 object (s3_file.c's header says how: the first window at
+ * open, If-Match on every later GET, a prefetch window for sequential readers fetched as
+ * parallel part-sized chunks, large reads straight into the caller's buffer, a waiting
+ * reader's buffer handed to the chunk it waits for, 64 KiB minimum for random reads). */
+#include "s3_file_int.h"
+
+#include "../log.h"
+#include "../sys.h"
+#include "s3_xml.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* --- reading --------------------------------------------------------------------------- */
+
+/* Start fetching [off, off+len) into a free chunk; NULL when no slot or memory is free. */
+static struct chunk *chunk_start(struct s3_file *f, off_t off, size_t len, int ahead)
+{
+    struct chunk *c = NULL;
+    for (int i = 0; i < CHUNK_SLOTS && !c; i++)
+        if (f->ch[i].state == CH_FREE) c = &f->ch[i];
+    if (!c) { /* evict the least recently used chunk that is complete */
+        for (int i = 0; i < CHUNK_SLOTS; i++) {
+            struct chunk *k = &f->ch[i];
+            if ((k->state == CH_READY || k->state == CH_FAILED) && !k->collecting && (!c || k->used_at < c->used_at))
+                c = k;
+        }
+        if (!c) return NULL;
+        s3_op_cleanup(&c->op);
+        chunk_release(c);
+    }
+    c->buf = bufpool_get(len, 0);
+    if (!c->buf) return NULL;
+    c->off = off;
+    c->len = len;
+    c->got = 0;
+    c->err = 0;
+    c->used_at = ++f->tick;
+    s3_op_init(&c->op, "GET", f->path.bucket, f->path.key);
+    snprintf(c->range, sizeof c->range, "bytes=%lld-%lld", (long long)off, (long long)(off + (off_t)len - 1));
+    s3_op_header(&c->op, "range", c->range);
+    if (f->etag[0]) s3_op_header(&c->op, "if-match", f->etag);
+    c->op.dst = c->buf;
+    c->op.dst_cap = len;
+    c->op.prefetch = ahead;
+    c->state = CH_PENDING;
+    s3_start(&f->m->client, &c->op);
+    return c;
+}
+
+static int read_error(struct s3_file *f, int e)
+{
+    if (e == -ESTALE) {
+        slog_error("s3: %s/%s changed while it was being read (ETag %s no longer matches): EIO", f->path.bucket,
+                   f->path.key, f->etag);
+        return -EIO;
+    }
+    return e;
+}
+
+/* Wait for a pending chunk (f->lock held; released while waiting). */
+static void chunk_collect(struct s3_file *f, struct chunk *c)
+{
+    if (c->collecting) {
+        while (c->state == CH_PENDING) pthread_cond_wait(&f->cv, &f->lock);
+        return;
+    }
+    c->collecting = 1;
+    pthread_mutex_unlock(&f->lock);
+    int e = s3_finish(&f->m->client, &c->op);
+    pthread_mutex_lock(&f->lock);
+    c->got = c->op.req.got;
+    if (e == -ERANGE) { /* past the end */
+        c->got = 0;
+        e = 0;
+    }
+    c->err = read_error(f, e);
+    c->state = e ? CH_FAILED : CH_READY;
+    c->collecting = 0;
+    pthread_cond_broadcast(&f->cv);
+}
+
+/* Wait for a pending chunk whose whole range the waiting reader's buffer covers, the
+ * rest of its body received straight into that buffer (dst) instead of chunk memory
+ * and a copy; the chunk is then released. The buffer is the reader's only while it
+ * waits, and it waits here until s3_finish() returns, retries and backups included.
+ * f->lock held, released while waiting. Returns the bytes in dst or -errno. */
+static ssize_t chunk_collect_into(struct s3_file *f, struct chunk *c, char *dst)
+{
+    c->collecting = 1; /* nobody else collects it, releases it or reads its memory */
+    pthread_mutex_unlock(&f->lock);
+    size_t have = s3_redirect(&c->op, dst);
+    memcpy(dst, c->buf, have); /* what had landed before */
+    slog_debug("s3: %s/%s bytes %lld-%lld go straight into the reader's buffer (%zu were in chunk memory)",
+               f->path.bucket, f->path.key, (long long)c->off, (long long)(c->off + (off_t)c->len - 1), have);
+    int e = s3_finish(&f->m->client, &c->op);
+    pthread_mutex_lock(&f->lock);
+    ssize_t got = (ssize_t)c->op.req.got;
+    if (e == -ERANGE) { /* past the end */
+        got = 0;
+        e = 0;
+    }
+    s3_op_cleanup(&c->op);
+    c->collecting = 0;
+    c->state = CH_READY;
+    chunk_release(c); /* its bytes are in dst only */
+    pthread_cond_broadcast(&f->cv);
+    return e ? read_error(f, e) : got;
+}
+
+static struct chunk *chunk_find(struct s3_file *f, off_t pos)
+{
+    for (int i = 0; i < CHUNK_SLOTS; i++) {
+        struct chunk *c = &f->ch[i];
+        if (c->state != CH_FREE && pos >= c->off && pos < c->off + (off_t)c->len) return c;
+    }
+    return NULL;
+}
+
+/* The start of the first chunk beginning after pos (or limit). */
+static off_t next_cached(struct s3_file *f, off_t pos, off_t limit)
+{
+    for (int i = 0; i < CHUNK_SLOTS; i++) {
+        struct chunk *c = &f->ch[i];
+        if (c->state != CH_FREE && c->off > pos && c->off < limit) limit = c->off;
+    }
+    return limit;
+}
+
+/* Parallel ranged GETs straight into buf: [off, off+len), len > 0. Returns bytes or -errno. */
+static ssize_t direct_read(struct s3_file *f, char *buf, off_t off, size_t len)
+{
+    struct s3_mount *m = f->m;
+    size_t psz = m->part_size;
+    int n = (int)((len + psz - 1) / psz), conc = m->concurrency;
+    struct s3_op *ops = calloc((size_t)(n < conc ? n : conc), sizeof *ops);
+    char(*ranges)[64] = calloc((size_t)(n < conc ? n : conc), 64);
+    if (!ops || !ranges) {
+        free(ops);
+        free(ranges);
+        return -ENOMEM;
+    }
+    int err = 0;
+    size_t total = 0;
+    for (int base = 0; base < n && !err; base += conc) {
+        int k = n - base < conc ? n - base : conc;
+        for (int i = 0; i < k; i++) {
+            off_t o = off + (off_t)((size_t)(base + i) * psz);
+            size_t l = len - (size_t)(o - off) < psz ? len - (size_t)(o - off) : psz;
+            s3_op_init(&ops[i], "GET", f->path.bucket, f->path.key);
+            snprintf(ranges[i], 64, "bytes=%lld-%lld", (long long)o, (long long)(o + (off_t)l - 1));
+            s3_op_header(&ops[i], "range", ranges[i]);
+            if (f->etag[0]) s3_op_header(&ops[i], "if-match", f->etag);
+            ops[i].dst = buf + (o - off);
+            ops[i].dst_cap = l;
+            s3_start(&m->client, &ops[i]);
+        }
+        for (int i = 0; i < k; i++) {
+            int e = s3_finish(&m->client, &ops[i]);
+            if (e == -ERANGE) e = 0;
+            if (e && !err) err = read_error(f, e);
+            size_t want = ops[i].dst_cap;
+            if (!e && ops[i].req.got != want && !err) {
+                /* A short answer inside the known size: the object is not what it was. */
+                if ((int64_t)(off + (off_t)((size_t)(base + i) * psz) + (off_t)ops[i].req.got) < f->size) err = -EIO;
+            }
+            if (!err) total += ops[i].req.got;
+            s3_op_cleanup(&ops[i]);
+        }
+    }
+    free(ops);
+    free(ranges);
+    return err ? err : (ssize_t)total;
+}
+
+/* Keep [from, from + window) fetched ahead, in part-sized chunks. */
+static void prefetch(struct s3_file *f, off_t from)
+{
+    off_t end = from + (off_t)f->ra.window;
+    if (end > f->size) end = f->size;
+    int pending = 0;
+    for (int i = 0; i < CHUNK_SLOTS; i++) pending += f->ch[i].state == CH_PENDING;
+    off_t pos = from;
+    while (pos < end && pending < f->m->concurrency) {
+        struct chunk *c = chunk_find(f, pos);
+        if (c) {
+            pos = c->off + (off_t)c->len;
+            continue;
+        }
+        size_t len = f->ra.window < f->m->part_size ? f->ra.window : f->m->part_size;
+        off_t stop = next_cached(f, pos, pos + (off_t)len);
+        if (stop > end) stop = end;
+        if (!chunk_start(f, pos, (size_t)(stop - pos), 1)) break;
+        pending++;
+        pos = stop;
+    }
+}
+
+/* direct_read() with the file unlocked, added to *done (buf is the read's start);
+ * returns 0 at the end of the object, 1 to go on (with *err set on failure). */
+static int direct_step(struct s3_file *f, char *buf, off_t pos, size_t len, size_t *done, int *err)
+{
+    pthread_mutex_unlock(&f->lock);
+    ssize_t n = direct_read(f, buf + *done, pos, len);
+    pthread_mutex_lock(&f->lock);
+    if (n < 0) *err = (int)n;
+    if (n == 0) return 0;
+    if (n > 0) *done += (size_t)n;
+    return 1;
+}
+
+ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
+{
+    struct s3_file *f = fh;
+    struct s3_stage *stg = stg_of(f);
+    if (stg) return s3_stage_pread(stg, buf, len, off);
+    if (f->writing) return -EBADF;
+    s3f_adopt_after_fork(f);
+    if (off >= f->size || len == 0) return 0;
+    if ((int64_t)len > f->size - off) len = (size_t)(f->size - off);
+    pthread_mutex_lock(&f->lock);
+    int seq = ra_sequential(&f->ra, off);
+    size_t done = 0;
+    int err = 0, waited = 0; /* waited: for data still on its way */
+    while (done < len && !err) {
+        off_t pos = off + (off_t)done;
+        size_t rem = len - done;
+        struct chunk *c = chunk_find(f, pos);
+        if (c && c->state == CH_PENDING && !c->collecting && pos == c->off && c->len <= rem) {
+            size_t clen = c->len;
+            ssize_t n = chunk_collect_into(f, c, (char *)buf + done);
+            waited = 1;
+            if (n < 0) err = (int)n;
+            if (n > 0) done += (size_t)n;
+            if (n < (ssize_t)clen) break; /* failed, or the object ended early */
+            continue;
+        }
+        if (c && c->state == CH_PENDING) {
+            chunk_collect(f, c);
+            waited = 1;
+            continue;
+        }
+        if (c && c->state == CH_FAILED) {
+            err = c->err;
+            s3_op_cleanup(&c->op);
+            chunk_release(c);
+            break;
+        }
+        if (c) {
+            off_t have = c->off + (off_t)c->got - pos;
+            if (have <= 0) break; /* the object ended early */
+            size_t n = (size_t)have < rem ? (size_t)have : rem;
+            memcpy((char *)buf + done, c->buf + (pos - c->off), n);
+            c->used_at = ++f->tick;
+            done += n;
+            if (seq && pos + (off_t)n == c->off + (off_t)c->got && !c->collecting) {
+                /* a sequential reader has passed it: its memory goes to the next prefetch */
+                s3_op_cleanup(&c->op);
+                chunk_release(c);
+            }
+            continue;
+        }
+        if (rem >= f->m->part_size) { /* big enough to be its own parallel GETs */
+            off_t stop = next_cached(f, pos, pos + (off_t)rem);
+            if (seq) prefetch(f, stop); /* keep the pipeline full behind this read */
+            waited = 1;
+            if (direct_step(f, (char *)buf, pos, (size_t)(stop - pos), &done, &err) == 0) break;
+            continue;
+        }
+        size_t want = seq ? (f->ra.window > rem ? f->ra.window : rem) : (rem > RANDOM_MIN ? rem : RANDOM_MIN);
+        if (want > f->m->part_size && want > rem) want = f->m->part_size > rem ? f->m->part_size : rem;
+        off_t stop = next_cached(f, pos, pos + (off_t)want);
+        if (stop > f->size) stop = f->size;
+        if (!chunk_start(f, pos, (size_t)(stop - pos), 0)) { /* no memory or slot: exactly what is asked */
+            waited = 1;
+            if (direct_step(f, (char *)buf, pos, rem, &done, &err) == 0) break;
+        }
+    }
+    ra_advance(&f->ra, off, done, seq);
+    if (seq && done) {
+        ra_probe_note(&f->ra, off + (off_t)done, stats_now_ns(), waited);
+        prefetch(f, off + (off_t)done);
+    }
+    pthread_mutex_unlock(&f->lock);
+    return done ? (ssize_t)done : err;
+}
+
