@@ -9,25 +9,8 @@
 #
 #   BUILD=build SAN= tests/block/discard.sh          (release)
 #   BUILD=build/asan SAN=asan tests/block/discard.sh (ASan+UBSan)
-set -u
-export LC_ALL=C
-HERE=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=../preamble.sh
-. "$HERE/../preamble.sh"
-# shellcheck source=../variant.sh
-. "$TOP/tests/variant.sh" "s3shim block:// discard tests"
-# shellcheck source=../report.sh
-. "$TOP/tests/report.sh"
-
-W=$(mktemp -d "${TMPDIR:-/var/tmp}/s3shim-discard.XXXXXX")
-# shellcheck source=../loopdev.sh
-. "$TOP/tests/loopdev.sh"
-trap 'release_devices; rm -rf "$W"' EXIT
-trap 'exit 130' INT TERM
-[ "$(stat -f -c %T "$W")" = tmpfs ] && bail "$W must be on a filesystem that does O_DIRECT (set TMPDIR)"
-
-MP=/s3shim-discard-$$
-OUT=$W/out.txt
+# shellcheck source=setup.sh
+. "$(dirname "$0")/setup.sh" discard "s3shim block:// discard tests"
 shim() { # shim DEV VAR=VALUE... -- CMD...: CMD under the shim with $MP mounted on DEV
     local dev=$1
     shift

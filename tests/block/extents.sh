@@ -11,22 +11,8 @@
 #
 #   BUILD=build SAN= tests/block/extents.sh          (release)
 #   BUILD=build/asan SAN=asan tests/block/extents.sh (ASan+UBSan)
-set -u
-export LC_ALL=C
-HERE=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=../preamble.sh
-. "$HERE/../preamble.sh"
-# shellcheck source=../variant.sh
-. "$TOP/tests/variant.sh" "s3shim block:// extent tests"
-# shellcheck source=../report.sh
-. "$TOP/tests/report.sh"
-
-W=$(mktemp -d "${TMPDIR:-/var/tmp}/s3shim-extents.XXXXXX")
-trap 'rm -rf "$W"' EXIT
-trap 'exit 130' INT TERM
-[ "$(stat -f -c %T "$W")" = tmpfs ] && bail "$W must be on a filesystem that does O_DIRECT (set TMPDIR)"
-MP=/s3shim-extents-$$
-OUT=$W/out.txt
+# shellcheck source=setup.sh
+. "$(dirname "$0")/setup.sh" extents "s3shim block:// extent tests"
 IMG=$W/store.img
 shim() { # shim CMD...: CMD under the shim, $MP mounted on $IMG
     timeout -k 5 300 env S3SHIM_MOUNTS="$MP=block://$IMG" S3SHIM_BLOCK_COMMIT_MS=0 LD_PRELOAD="$PRELOAD" \

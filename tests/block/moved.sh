@@ -8,22 +8,8 @@
 #
 #   BUILD=build SAN= tests/block/moved.sh          (release)
 #   BUILD=build/asan SAN=asan tests/block/moved.sh (ASan+UBSan)
-set -u
-export LC_ALL=C
-HERE=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=../preamble.sh
-. "$HERE/../preamble.sh"
-# shellcheck source=../variant.sh
-. "$TOP/tests/variant.sh" "s3shim block:// objects moved while open"
-# shellcheck source=../report.sh
-. "$TOP/tests/report.sh"
-
-W=$(mktemp -d "${TMPDIR:-/var/tmp}/s3shim-moved.XXXXXX")
-trap 'rm -rf "$W"' EXIT
-trap 'exit 130' INT TERM
-[ "$(stat -f -c %T "$W")" = tmpfs ] && bail "$W must be on a filesystem that does O_DIRECT (set TMPDIR)"
-MP=/s3shim-moved-$$
-OUT=$W/out.txt
+# shellcheck source=setup.sh
+. "$(dirname "$0")/setup.sh" moved "s3shim block:// objects moved while open"
 IMG=$W/store.img
 truncate -s 128M "$IMG" && "$TOOL" blk format "$IMG" >"$OUT" 2>&1 || bail "format the store" "$OUT"
 mkdir -p "$W/local"
