@@ -159,6 +159,19 @@ int blk_bm_read(struct blk_store *s, const struct blk_root *r, uint64_t idx, uin
 /* Reserve up to want (at least 1) free data blocks, contiguous, for the holder of fd
  * (an OFD write lock on them): *start and *got. 0, -ENOSPC, -errno. */
 int blk_reserve(struct blk_store *s, int fd, uint64_t want, uint64_t *start, uint64_t *got);
+/* Walks root r's committed bitmap, one bitmap block cached: zero it up to buf, set s and
+ * r; then blk_bm_test(c, b, &set) says whether block b is set. 0 or -errno (-EAGAIN: the
+ * tree moved on). */
+struct blk_bm_cursor {
+    struct blk_store *s;
+    const struct blk_root *r;
+    uint64_t idx;
+    int loaded;
+    uint8_t buf[BLK_BS] __attribute__((aligned(64)));
+};
+int blk_bm_test(struct blk_bm_cursor *c, uint64_t b, int *set);
+/* qsort order of struct blk_fext: by start. */
+int blk_fext_cmp(const void *a, const void *b);
 /* Someone's OFD lock on blocks [a, b) (seen from s->fd)? 1 with *la, *lb: the first
  * locked range, clipped; 0 none; -errno. */
 int blk_range_probe(struct blk_store *s, uint64_t a, uint64_t b, uint64_t *la, uint64_t *lb);

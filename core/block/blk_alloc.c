@@ -39,16 +39,7 @@ int blk_bm_read(struct blk_store *s, const struct blk_root *r, uint64_t idx, uin
     return 0;
 }
 
-/* Walks the committed bitmap: is block b set? (one bitmap block cached) */
-struct bm_cursor {
-    struct blk_store *s;
-    const struct blk_root *r;
-    uint64_t idx;
-    int loaded;
-    uint8_t buf[BLK_BS] __attribute__((aligned(64)));
-};
-
-static int bm_test(struct bm_cursor *c, uint64_t b, int *set)
+int blk_bm_test(struct blk_bm_cursor *c, uint64_t b, int *set)
 {
     uint64_t idx = b / BLK_BITS_PER_BM, bit = b % BLK_BITS_PER_BM;
     if (!c->loaded || c->idx != idx) {
@@ -61,7 +52,7 @@ static int bm_test(struct bm_cursor *c, uint64_t b, int *set)
     return 0;
 }
 
-static int fext_cmp(const void *a, const void *b)
+int blk_fext_cmp(const void *a, const void *b)
 {
     const struct blk_fext *x = a, *y = b;
     return x->start < y->start ? -1 : x->start > y->start;
@@ -117,7 +108,7 @@ static int pf_load(struct blk_store *s, const struct blk_root *r, uint64_t durab
         free(v);
         return e;
     }
-    if (n) qsort(v, n, sizeof *v, fext_cmp);
+    if (n) qsort(v, n, sizeof *v, blk_fext_cmp);
     free(s->pf);
     s->pf = v;
     s->npf = n;
@@ -156,11 +147,11 @@ int blk_reserve(struct blk_store *s, int fd, uint64_t want, uint64_t *start, uin
     if (want < 1) want = 1;
     int e = blk_lock(s);
     if (e < 0) return e;
-    struct bm_cursor cur_s, *cur = &cur_s;
+    struct blk_bm_cursor cur_s, *cur = &cur_s;
     struct blk_root r;
     uint64_t durable;
     if ((e = blk_roots(s, &r, &durable, NULL, NULL)) < 0 || (e = pf_load(s, &r, durable)) < 0) goto out;
-    memset(cur, 0, offsetof(struct bm_cursor, buf));
+    memset(cur, 0, offsetof(struct blk_bm_cursor, buf));
     cur->s = s;
     cur->r = &r;
     uint64_t lo = s->sb.data_start, hi = s->sb.data_end;
@@ -170,7 +161,7 @@ int blk_reserve(struct blk_store *s, int fd, uint64_t want, uint64_t *start, uin
     while (scanned < total) {
         if (b >= hi) b = lo; /* wrap once */
         int set;
-        int te = bm_test(cur, b, &set);
+        int te = blk_bm_test(cur, b, &set);
         if (te < 0) {
             e = te;
             goto out;
@@ -183,7 +174,7 @@ int blk_reserve(struct blk_store *s, int fd, uint64_t want, uint64_t *start, uin
         /* a clear run [b, end) */
         uint64_t end = b + 1;
         while (end < hi && end - b < want) {
-            if ((te = bm_test(cur, end, &set)) < 0) {
+            if ((te = blk_bm_test(cur, end, &set)) < 0) {
                 e = te;
                 goto out;
             }

@@ -19,6 +19,7 @@
 #include "../sys.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdlib.h>
@@ -66,16 +67,10 @@ uint64_t blk_discard(struct blk_store *s, uint64_t start, uint64_t len)
     return done;
 }
 
-static int cmp_ext(const void *x, const void *y)
-{
-    const struct blk_fext *a = x, *b = y;
-    return a->start < b->start ? -1 : a->start > b->start;
-}
-
 uint64_t blk_discard_list(struct blk_store *s, struct blk_fext *x, size_t n)
 {
     if (!s->discard || n == 0) return 0;
-    qsort(x, n, sizeof *x, cmp_ext);
+    qsort(x, n, sizeof *x, blk_fext_cmp);
     uint64_t done = 0;
     for (size_t i = 0; i < n;) {
         uint64_t a = x[i].start, b = a + x[i].len;
@@ -86,27 +81,21 @@ uint64_t blk_discard_list(struct blk_store *s, struct blk_fext *x, size_t n)
     return done;
 }
 
-/* Discard the runs of blocks in [a, b) whose bits are clear in root r (bm: a bitmap
- * block buffer, *idx: which one it holds). Blocks discarded via *done, runs via *runs. */
-static int discard_clear(struct blk_store *s, const struct blk_root *r, uint64_t a, uint64_t b, uint8_t *bm,
-                         uint64_t *idx, uint64_t *done, uint64_t *runs)
+/* Discard the runs of blocks in [a, b) whose bits are clear in c's root. Blocks
+ * discarded via *done, runs via *runs. */
+static int discard_clear(struct blk_bm_cursor *c, uint64_t a, uint64_t b, uint64_t *done, uint64_t *runs)
 {
     uint64_t run = 0;
-    for (uint64_t k = a; k <= b && s->discard; k++) {
-        int clear = 0;
+    for (uint64_t k = a; k <= b && c->s->discard; k++) {
+        int set = 1;
         if (k < b) {
-            if (k / BLK_BITS_PER_BM != *idx) {
-                int e = blk_bm_read(s, r, k / BLK_BITS_PER_BM, bm);
-                if (e < 0) return e;
-                *idx = k / BLK_BITS_PER_BM;
-            }
-            uint64_t bit = k % BLK_BITS_PER_BM;
-            clear = !((bm[BLK_HDR + bit / 8] >> (bit % 8)) & 1);
+            int e = blk_bm_test(c, k, &set);
+            if (e < 0) return e;
         }
-        if (clear) {
+        if (!set) {
             run++;
         } else if (run) {
-            *done += blk_discard(s, k - run, run);
+            *done += blk_discard(c->s, k - run, run);
             ++*runs;
             run = 0;
         }
@@ -114,21 +103,33 @@ static int discard_clear(struct blk_store *s, const struct blk_root *r, uint64_t
     return 0;
 }
 
+/* A cursor over s, zeroed up to its buffer (the caller points c->r at its root); NULL
+ * without memory. */
+static struct blk_bm_cursor *cursor_new(struct blk_store *s)
+{
+    struct blk_bm_cursor *c = aligned_alloc(64, sizeof *c);
+    if (!c) return NULL;
+    memset(c, 0, offsetof(struct blk_bm_cursor, buf));
+    c->s = s;
+    return c;
+}
+
 void blk_discard_if_free(struct blk_store *s, const struct blk_fext *x, size_t n)
 {
     if (!s->discard || n == 0) return;
-    uint8_t *bm = malloc(BLK_BS);
     struct blk_root r;
-    if (!bm || blk_lock(s) < 0) {
-        free(bm);
+    struct blk_bm_cursor *c = cursor_new(s);
+    if (!c || blk_lock(s) < 0) {
+        free(c);
         return;
     }
-    uint64_t idx = UINT64_MAX, done = 0, runs = 0;
+    uint64_t done = 0, runs = 0;
+    c->r = &r;
     if (blk_newest_root(s, &r, NULL) == 0)
         for (size_t i = 0; i < n; i++)
-            if (discard_clear(s, &r, x[i].start, x[i].start + x[i].len, bm, &idx, &done, &runs) < 0) break;
+            if (discard_clear(c, x[i].start, x[i].start + x[i].len, &done, &runs) < 0) break;
     blk_unlock(s);
-    free(bm);
+    free(c);
 }
 
 int blk_trim(const char *path, FILE *out, char *err, size_t errlen)
@@ -137,24 +138,25 @@ int blk_trim(const char *path, FILE *out, char *err, size_t errlen)
     int r = blk_open(&s, path, 1, err, errlen);
     if (r < 0) return r;
     s.discard = 1;
-    uint8_t *bm = malloc(BLK_BS);
     struct blk_root rt;
-    if (!bm || (r = blk_lock(&s)) < 0) {
-        snprintf(err, errlen, "%s: %s", path, bm ? strerror(-r) : "out of memory");
-        free(bm);
+    struct blk_bm_cursor *c = cursor_new(&s);
+    if (!c || (r = blk_lock(&s)) < 0) {
+        snprintf(err, errlen, "%s: %s", path, c ? strerror(-r) : "out of memory");
+        free(c);
         blk_close(&s);
-        return bm ? r : -ENOMEM;
+        return c ? r : -ENOMEM;
     }
     /* Under the commit lock: the newest root's clear bits are free in every root a crash
      * could bring back (what later commits freed keeps its bits until it is reusable). */
-    uint64_t runs = 0, blocks = 0, idx = UINT64_MAX;
+    uint64_t runs = 0, blocks = 0;
+    c->r = &rt;
     if ((r = blk_newest_root(&s, &rt, NULL)) < 0)
         snprintf(err, errlen, "%s: no valid root (run s3shim blk check)", path);
-    else if ((r = discard_clear(&s, &rt, s.sb.data_start, s.sb.data_end, bm, &idx, &blocks, &runs)) < 0)
+    else if ((r = discard_clear(c, s.sb.data_start, s.sb.data_end, &blocks, &runs)) < 0)
         snprintf(err, errlen, "%s: a bitmap block is unreadable (run s3shim blk check)", path);
     int supported = s.discard;
     blk_unlock(&s);
-    free(bm);
+    free(c);
     blk_close(&s);
     if (r < 0) return r;
     if (!supported) {
