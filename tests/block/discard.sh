@@ -11,20 +11,8 @@
 #   BUILD=build/asan SAN=asan tests/block/discard.sh (ASan+UBSan)
 # shellcheck source=setup.sh
 . "$(dirname "$0")/setup.sh" discard "s3shim block:// discard tests"
-shim() { # shim DEV VAR=VALUE... -- CMD...: CMD under the shim with $MP mounted on DEV
-    local dev=$1
-    shift
-    local envs=()
-    while [ "$1" != -- ]; do envs+=("$1"); shift; done
-    shift
-    timeout -k 5 120 env S3SHIM_MOUNTS="$MP=block://$dev" S3SHIM_BLOCK_COMMIT_MS=0 LD_PRELOAD="$PRELOAD" \
-        "${SAN_ENV[@]}" "${envs[@]}" "$@"
-}
+export S3SHIM_BLOCK_COMMIT_MS=0 # every close durable at once
 mib_on_disk() { echo $(($(stat -c %b "$1") * 512 / 1048576)); } # MiB the file holds
-check_clean() { # check_clean DEV LABEL
-    if "$TOOL" blk check "$1" >"$OUT" 2>&1; then pass "$2: s3shim blk check finds the store clean"
-    else fail "$2: s3shim blk check finds the store clean" "$OUT"; fi
-}
 
 head -c $((24 << 20)) /dev/urandom >"$W/a" && head -c $((24 << 20)) /dev/urandom >"$W/b" &&
     head -c $((24 << 20)) /dev/urandom >"$W/keep" || bail "make the source files"
@@ -34,15 +22,15 @@ head -c $((24 << 20)) /dev/urandom >"$W/a" && head -c $((24 << 20)) /dev/urandom
 # after the removals in $before and $after.
 fill() {
     local dev=$1 d=$2 img=${3:-$1}
-    shim "$dev" S3SHIM_BLOCK_DISCARD="$d" -- cp "$W/a" "$W/b" "$W/keep" "$MP/" 2>"$OUT" ||
+    shim "$dev" S3SHIM_BLOCK_DISCARD="$d" cp "$W/a" "$W/b" "$W/keep" "$MP/" 2>"$OUT" ||
         { fail "discard=$d: write three objects" "$OUT"; return 1; }
     before=$(mib_on_disk "$img")
-    shim "$dev" S3SHIM_BLOCK_DISCARD="$d" -- sh -c 'rm "$1/a" "$1/b" && touch "$1/t1" && touch "$1/t2" && touch "$1/t3"' \
+    shim "$dev" S3SHIM_BLOCK_DISCARD="$d" sh -c 'rm "$1/a" "$1/b" && touch "$1/t1" && touch "$1/t2" && touch "$1/t3"' \
         _ "$MP" 2>"$OUT" || { fail "discard=$d: remove two objects" "$OUT"; return 1; }
     after=$(mib_on_disk "$img")
 }
 kept_intact() { # kept_intact DEV LABEL
-    if shim "$1" -- cmp "$W/keep" "$MP/keep" >"$OUT" 2>&1; then pass "$2: the kept object reads back byte for byte"
+    if shim "$1" cmp "$W/keep" "$MP/keep" >"$OUT" 2>&1; then pass "$2: the kept object reads back byte for byte"
     else fail "$2: the kept object reads back byte for byte" "$OUT"; fi
 }
 
@@ -81,7 +69,7 @@ else fail "s3shim blk trim refuses a file that is not a store, saying so" "$OUT"
 # --- 3. an object unlinked while a reader holds it open is never discarded under it ---------
 img=$W/pin.img
 truncate -s 256M "$img" && "$TOOL" blk format "$img" >"$OUT" 2>&1 || bail "format an image file" "$OUT"
-shim "$img" -- cp "$W/a" "$MP/held" 2>"$OUT" || fail "write the held object" "$OUT"
+shim "$img" cp "$W/a" "$MP/held" 2>"$OUT" || fail "write the held object" "$OUT"
 cat >"$W/reader.py" <<'EOF'
 import os, subprocess, sys
 mp, src = sys.argv[1], sys.argv[2]
@@ -100,7 +88,7 @@ want = open(src, "rb").read()
 print("same" if got == want and first == want[:4096] else "differ: %d of %d bytes" % (len(got), len(want)))
 EOF
 n0=$(mib_on_disk "$img")
-r=$(shim "$img" S3SHIM_BLOCK_DISCARD=1 -- python3 "$W/reader.py" "$MP" "$W/a" 2>"$OUT")
+r=$(shim "$img" S3SHIM_BLOCK_DISCARD=1 python3 "$W/reader.py" "$MP" "$W/a" 2>"$OUT")
 if [ "$r" = same ]; then pass "discard on: an object removed by another process while open reads back byte for byte (its blocks held)"
 else fail "discard on: an object removed while open reads back byte for byte" "$r" "$(cat "$OUT")"; fi
 n1=$(mib_on_disk "$img")

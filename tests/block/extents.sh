@@ -11,18 +11,12 @@
 #
 #   BUILD=build SAN= tests/block/extents.sh          (release)
 #   BUILD=build/asan SAN=asan tests/block/extents.sh (ASan+UBSan)
+TMO=300
 # shellcheck source=setup.sh
 . "$(dirname "$0")/setup.sh" extents "s3shim block:// extent tests"
 IMG=$W/store.img
-shim() { # shim CMD...: CMD under the shim, $MP mounted on $IMG
-    timeout -k 5 300 env S3SHIM_MOUNTS="$MP=block://$IMG" S3SHIM_BLOCK_COMMIT_MS=0 LD_PRELOAD="$PRELOAD" \
-        "${SAN_ENV[@]}" "$@"
-}
+export S3SHIM_BLOCK_COMMIT_MS=0 # every close durable at once
 extents() { "$TOOL" blk ls "$IMG" "$1" | awk -v k="$1" '$NF == k { print $(NF - 1) }'; }
-check_clean() { # check_clean LABEL
-    if "$TOOL" blk check "$IMG" >"$OUT" 2>&1; then pass "$1: s3shim blk check finds the store clean"
-    else fail "$1: s3shim blk check finds the store clean" "$OUT"; fi
-}
 truncate -s 512M "$IMG" && "$TOOL" blk format "$IMG" >"$OUT" 2>&1 || bail "format the store" "$OUT"
 mkdir -p "$W/local"
 
@@ -41,8 +35,8 @@ for k in range(300):
             db.execute("update t set v=? where id=?", (bytes([k % 256]) * 200, random.randrange(20000)))
 db.close()
 EOF
-if shim python3 "$W/sq.py" "$MP/db.sqlite" 2>"$OUT" && python3 "$W/sq.py" "$W/local/db.sqlite" 2>>"$OUT"; then
-    a=$(shim sqlite3 "$MP/db.sqlite" .dump | sha256sum) b=$(sqlite3 "$W/local/db.sqlite" .dump | sha256sum)
+if shim "$IMG" python3 "$W/sq.py" "$MP/db.sqlite" 2>"$OUT" && python3 "$W/sq.py" "$W/local/db.sqlite" 2>>"$OUT"; then
+    a=$(shim "$IMG" sqlite3 "$MP/db.sqlite" .dump | sha256sum) b=$(sqlite3 "$W/local/db.sqlite" .dump | sha256sum)
     n=$(extents db.sqlite)
     if [ "$a" = "$b" ] && [ -n "$n" ] && [ "$n" -le 32 ]; then
         pass "sqlite3, 300 transactions of random updates: .dump = local, $n extents"
@@ -51,17 +45,17 @@ else fail "sqlite3, 300 transactions of random updates" "$OUT"; fi
 
 # --- 2. dd: 4 KiB at 300 random offsets of a 64 MiB object, one commit each ---------------------
 head -c $((64 << 20)) /dev/urandom >"$W/local/big" && head -c $((300 * 4096)) /dev/urandom >"$W/patches"
-shim cp "$W/local/big" "$MP/big" 2>"$OUT" || fail "write the 64 MiB object" "$OUT"
+shim "$IMG" cp "$W/local/big" "$MP/big" 2>"$OUT" || fail "write the 64 MiB object" "$OUT"
 python3 -c 'import random; random.seed(3); print("\n".join(str(random.randrange(16384)) for _ in range(300)))' >"$W/offs"
 i=0 bad=0
 while read -r off; do
     for dst in "$MP/big" "$W/local/big"; do
-        shim dd if="$W/patches" of="$dst" bs=4096 skip=$i seek="$off" count=1 conv=notrunc status=none 2>>"$OUT" || bad=1
+        shim "$IMG" dd if="$W/patches" of="$dst" bs=4096 skip=$i seek="$off" count=1 conv=notrunc status=none 2>>"$OUT" || bad=1
     done
     i=$((i + 1))
 done <"$W/offs"
 n=$(extents big)
-if [ $bad = 0 ] && shim cmp "$W/local/big" "$MP/big" >>"$OUT" 2>&1 && [ -n "$n" ] && [ "$n" -le 32 ]; then
+if [ $bad = 0 ] && shim "$IMG" cmp "$W/local/big" "$MP/big" >>"$OUT" 2>&1 && [ -n "$n" ] && [ "$n" -le 32 ]; then
     pass "dd conv=notrunc, 4 KiB at 300 random offsets of 64 MiB (300 commits): = local, $n extents"
 else fail "dd conv=notrunc at 300 random offsets: = local, at most 32 extents" "$OUT" "extents: $n"; fi
 
@@ -77,25 +71,25 @@ for k in range(120):  # one commit each: a fresh open, a piece written at a rand
     os.pwrite(fd, bytes([k + 1]) * 8192, random.randrange(0, (256 << 20) - 8192, 512))
     os.close(fd)
 EOF
-if shim python3 "$W/sparse.py" "$MP/sparse" 2>"$OUT" && python3 "$W/sparse.py" "$W/local/sparse"; then
+if shim "$IMG" python3 "$W/sparse.py" "$MP/sparse" 2>"$OUT" && python3 "$W/sparse.py" "$W/local/sparse"; then
     n=$(extents sparse)
-    if shim cmp "$W/local/sparse" "$MP/sparse" >>"$OUT" 2>&1 && [ -n "$n" ] && [ "$n" -le 32 ]; then
+    if shim "$IMG" cmp "$W/local/sparse" "$MP/sparse" >>"$OUT" 2>&1 && [ -n "$n" ] && [ "$n" -le 32 ]; then
         pass "120 pieces written at random into a 256 MiB sparse object (120 commits): = local, holes zero, $n extents"
     else fail "pieces at random into a sparse object: = local, at most 32 extents" "$OUT" "extents: $n"; fi
 else fail "pieces at random into a sparse object" "$OUT"; fi
-check_clean "after the random rewrites"
+check_clean "$IMG" "after the random rewrites"
 
 # --- 4. too full to merge: ENOSPC at close, the previous version kept, the log says why -------------
 IMG=$W/small.img
 truncate -s 8M "$IMG" && "$TOOL" blk format "$IMG" >"$OUT" 2>&1 || bail "format a small store" "$OUT"
 head -c $((3 << 20)) /dev/urandom >"$W/three"
-shim cp "$W/three" "$MP/obj" 2>"$OUT" || fail "write a 3 MiB object into the 8 MiB store" "$OUT"
+shim "$IMG" cp "$W/three" "$MP/obj" 2>"$OUT" || fail "write a 3 MiB object into the 8 MiB store" "$OUT"
 # a filler leaves about 1.6 MiB free; every other block of the object rewritten in one
 # commit takes 1.5 MiB of it and makes 384 extents, and the merge then needs more room
 # than is left
 free=$("$TOOL" blk df "$IMG" | awk '$1 == "free" { print $2 }')
 head -c $((free - (1600 << 10))) /dev/zero >"$W/filler"
-shim cp "$W/filler" "$MP/fill" 2>"$OUT" || fail "fill the small store" "$OUT"
+shim "$IMG" cp "$W/filler" "$MP/fill" 2>"$OUT" || fail "fill the small store" "$OUT"
 cat >"$W/frag.py" <<'EOF'
 import os, sys
 fd = os.open(sys.argv[1], os.O_RDWR)
@@ -107,11 +101,11 @@ try:
 except OSError as e:
     print("close:", e.strerror)
 EOF
-r=$(shim python3 "$W/frag.py" "$MP/obj" 2>"$OUT")
+r=$(shim "$IMG" python3 "$W/frag.py" "$MP/obj" 2>"$OUT")
 if [ "$r" = "close: No space left on device" ] && grep -q "no room to merge" "$OUT" &&
-    shim cmp "$W/three" "$MP/obj" >>"$OUT" 2>&1; then
+    shim "$IMG" cmp "$W/three" "$MP/obj" >>"$OUT" 2>&1; then
     pass "too fragmented and too full to merge: close says ENOSPC, the log says why, the previous version reads back"
 else fail "too fragmented and too full to merge: ENOSPC, the log says why, the previous version" "$r" "$OUT"; fi
-check_clean "after ENOSPC on a full store"
+check_clean "$IMG" "after ENOSPC on a full store"
 
 finish

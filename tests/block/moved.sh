@@ -13,7 +13,6 @@
 IMG=$W/store.img
 truncate -s 128M "$IMG" && "$TOOL" blk format "$IMG" >"$OUT" 2>&1 || bail "format the store" "$OUT"
 mkdir -p "$W/local"
-shim() { timeout -k 5 120 env S3SHIM_MOUNTS="$MP=block://$IMG" LD_PRELOAD="$PRELOAD" "${SAN_ENV[@]}" "$@"; }
 
 # The writer: opens DIR/k (existing), writes, [fsyncs,] lets another process (a separate
 # `sh -c` under the shim, so not this process) run ACTION on DIR, writes again, closes.
@@ -39,13 +38,13 @@ EOF
 run_case() {
     local name=$1 action=$2 sync=$3 how=${4:-apart} d r
     for d in "$MP/$name" "$W/local/$name"; do
-        shim sh -c 'mkdir -p "$1" && head -c 20000 /dev/zero | tr "\0" o >"$1/k"' _ "$d" 2>>"$OUT"
+        shim "$IMG" sh -c 'mkdir -p "$1" && head -c 20000 /dev/zero | tr "\0" o >"$1/k"' _ "$d" 2>>"$OUT"
         if [ "$how" = child ]; then
-            r=$(shim python3 "$W/writer.py" "$d" "$action" "$sync" 2>>"$OUT")
+            r=$(shim "$IMG" python3 "$W/writer.py" "$d" "$action" "$sync" 2>>"$OUT")
         else # an unrelated process does it, while the writer waits
-            coproc WR { shim python3 "$W/writer.py" "$d" - "$sync" 2>>"$OUT"; }
+            coproc WR { shim "$IMG" python3 "$W/writer.py" "$d" - "$sync" 2>>"$OUT"; }
             read -r r <&"${WR[0]}"
-            shim sh -c "$action" _ "$d" 2>>"$OUT"
+            shim "$IMG" sh -c "$action" _ "$d" 2>>"$OUT"
             echo go >&"${WR[1]}"
             read -r r <&"${WR[0]}"
             wait "$WR_PID"
@@ -54,11 +53,11 @@ run_case() {
     done
     local a b
     local list='cd "$1" && for f in $(find "$2" "$2.d" -type f 2>/dev/null | sort); do echo "$f $(sha256sum <"$f")"; done'
-    a=$(shim sh -c "$list" _ "$MP" "$name")
+    a=$(shim "$IMG" sh -c "$list" _ "$MP" "$name")
     b=$(sh -c "$list" _ "$W/local" "$name")
     echo "block: $a" >>"$OUT"
     echo "local: $b" >>"$OUT"
-    [ -n "$a" ] && [ "$a" = "$b" ] || { shim sh -c "cd \"\$1\" && find \"\$2\" -type f -exec head -c 64 {} \\; -exec echo \\;" _ "$MP" "$name" >>"$OUT"; false; }
+    [ -n "$a" ] && [ "$a" = "$b" ] || { shim "$IMG" sh -c "cd \"\$1\" && find \"\$2\" -type f -exec head -c 64 {} \\; -exec echo \\;" _ "$MP" "$name" >>"$OUT"; false; }
 }
 
 : >"$OUT"
