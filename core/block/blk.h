@@ -170,6 +170,9 @@ struct blk_bm_cursor {
     uint8_t buf[BLK_BS] __attribute__((aligned(64)));
 };
 int blk_bm_test(struct blk_bm_cursor *c, uint64_t b, int *set);
+/* A cursor over s on heap memory (free() it); the caller points c->r at its root. NULL
+ * without memory. */
+struct blk_bm_cursor *blk_bm_cursor_new(struct blk_store *s);
 /* qsort order of struct blk_fext: by start. */
 int blk_fext_cmp(const void *a, const void *b);
 /* Someone's OFD lock on blocks [a, b) (seen from s->fd)? 1 with *la, *lb: the first

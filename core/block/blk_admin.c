@@ -223,29 +223,39 @@ int blk_df(const char *path, FILE *out, char *err, size_t errlen)
     int r = blk_open(&s, path, 0, err, errlen);
     if (r < 0) return r;
     struct blk_root rt;
-    uint64_t fr;
-    if ((r = blk_free_blocks(&s, &fr, &rt)) < 0) {
-        snprintf(err, errlen, "%s: no valid root", path);
+    uint64_t fr, runs, longest;
+    struct blk_bm_cursor *c = blk_bm_cursor_new(&s);
+    if (!c) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        blk_close(&s);
+        return -ENOMEM;
+    }
+    /* Free runs of the data zone: how fragmented free space is. A commit by another process
+     * meanwhile may free the bitmap blocks of the root read (-EAGAIN): then again. */
+    for (int tries = 0; tries < 8; tries++) {
+        if ((r = blk_free_blocks(&s, &fr, &rt)) < 0) break;
+        c->r = &rt;
+        c->loaded = 0;
+        runs = longest = 0;
+        uint64_t cur = 0;
+        for (uint64_t k = s.sb.data_start; k < s.sb.data_end; k++) {
+            int set;
+            if ((r = blk_bm_test(c, k, &set)) < 0) break;
+            if (!set) {
+                if (!cur) runs++;
+                if (++cur > longest) longest = cur;
+            } else {
+                cur = 0;
+            }
+        }
+        if (r != -EAGAIN) break;
+    }
+    free(c);
+    if (r < 0) {
+        snprintf(err, errlen, "%s: no valid root or free map (%s; run s3shim blk check)", path, strerror(-r));
         blk_close(&s);
         return r;
     }
-    /* Free runs of the data zone: how fragmented free space is. */
-    uint8_t *bm = malloc(BLK_BS);
-    uint64_t runs = 0, longest = 0, cur = 0, idx = UINT64_MAX;
-    for (uint64_t k = s.sb.data_start; bm && k < s.sb.data_end; k++) {
-        if (k / BLK_BITS_PER_BM != idx) {
-            idx = k / BLK_BITS_PER_BM;
-            if ((r = blk_bm_read(&s, &rt, idx, bm)) < 0) break;
-        }
-        uint64_t bit = k % BLK_BITS_PER_BM;
-        if (!((bm[BLK_HDR + bit / 8] >> (bit % 8)) & 1)) {
-            if (!cur) runs++;
-            if (++cur > longest) longest = cur;
-        } else {
-            cur = 0;
-        }
-    }
-    free(bm);
     uint64_t data = s.sb.data_end - s.sb.data_start, meta = s.sb.data_start - s.sb.meta_start;
     fprintf(out, "device        %s\n", path);
     fprintf(out, "capacity      %llu bytes (%llu blocks of %u for data)\n", (unsigned long long)(data * BLK_BS),
@@ -271,5 +281,5 @@ int blk_df(const char *path, FILE *out, char *err, size_t errlen)
     blk_vr_name(&s, vr, sizeof vr);
     fprintf(out, "visible roots %s\n", vr);
     blk_close(&s);
-    return r < 0 ? r : 0;
+    return 0;
 }

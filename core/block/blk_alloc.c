@@ -52,6 +52,15 @@ int blk_bm_test(struct blk_bm_cursor *c, uint64_t b, int *set)
     return 0;
 }
 
+struct blk_bm_cursor *blk_bm_cursor_new(struct blk_store *s)
+{
+    struct blk_bm_cursor *c = aligned_alloc(64, sizeof *c);
+    if (!c) return NULL;
+    memset(c, 0, offsetof(struct blk_bm_cursor, buf));
+    c->s = s;
+    return c;
+}
+
 int blk_fext_cmp(const void *a, const void *b)
 {
     const struct blk_fext *x = a, *y = b;

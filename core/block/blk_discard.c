@@ -103,22 +103,11 @@ static int discard_clear(struct blk_bm_cursor *c, uint64_t a, uint64_t b, uint64
     return 0;
 }
 
-/* A cursor over s, zeroed up to its buffer (the caller points c->r at its root); NULL
- * without memory. */
-static struct blk_bm_cursor *cursor_new(struct blk_store *s)
-{
-    struct blk_bm_cursor *c = aligned_alloc(64, sizeof *c);
-    if (!c) return NULL;
-    memset(c, 0, offsetof(struct blk_bm_cursor, buf));
-    c->s = s;
-    return c;
-}
-
 void blk_discard_if_free(struct blk_store *s, const struct blk_fext *x, size_t n)
 {
     if (!s->discard || n == 0) return;
     struct blk_root r;
-    struct blk_bm_cursor *c = cursor_new(s);
+    struct blk_bm_cursor *c = blk_bm_cursor_new(s);
     if (!c || blk_lock(s) < 0) {
         free(c);
         return;
@@ -139,7 +128,7 @@ int blk_trim(const char *path, FILE *out, char *err, size_t errlen)
     if (r < 0) return r;
     s.discard = 1;
     struct blk_root rt;
-    struct blk_bm_cursor *c = cursor_new(&s);
+    struct blk_bm_cursor *c = blk_bm_cursor_new(&s);
     if (!c || (r = blk_lock(&s)) < 0) {
         snprintf(err, errlen, "%s: %s", path, c ? strerror(-r) : "out of memory");
         free(c);
