@@ -117,19 +117,6 @@ extern unsigned long long stg_limit;   /* S3SHIM_STAGING_LIMIT */
 int stg_remove_if_unheld(const char *base, int quiet);
 /* Would s growing to `want` bytes take staging past the limit? 0, or -ENOSPC (logged). */
 int stg_over_limit(struct s3_stage *s, int64_t want, const char *what);
-
-/* s3_stage_fetch.c */
-int stg_write_all(int fd, const char *buf, size_t len, off_t off);
-/* Fetch the missing blocks of [off, end) from the source (h->lock held). */
-int stg_fetch_locked(struct s3_stage *s, int64_t off, int64_t end);
-/* The same, taking h->lock when something is missing. */
-int stg_ensure(struct s3_stage *s, int64_t off, int64_t end);
-
-/* s3_stage_open.c */
-void stg_free(struct s3_stage *s);
-void stg_list_del(struct s3_stage *s);
-
-/* s3_stage_dir.c */
 extern char stg_dir[PATH_MAX - 256]; /* room for "/HASH.data" */
 
 int stg_dir_ready(void);   /* the directory made; leftovers of dead processes removed */
@@ -142,5 +129,16 @@ void stg_active_add(int64_t d);
 int stg_maybe_staged(void);
 /* Remove DIR/name (a HASH.lock) if no process uses it (dirlock: stg_dir_lock()'s, held). */
 void s3_lock_sweep(int dirlock, const char *name);
+
+/* s3_stage_fetch.c */
+int stg_write_all(int fd, const char *buf, size_t len, off_t off);
+/* Fetch the missing blocks of [off, end) from the source (h->lock held). */
+int stg_fetch_locked(struct s3_stage *s, int64_t off, int64_t end);
+/* The same, taking h->lock when something is missing. */
+int stg_ensure(struct s3_stage *s, int64_t off, int64_t end);
+
+/* s3_stage_open.c */
+void stg_free(struct s3_stage *s);
+void stg_list_del(struct s3_stage *s);
 
 #endif
