@@ -1,20 +1,27 @@
-/* s3_stage_int.h - what the staging files (s3_stage.c) share with the namespace view of
- * them (s3_stage_ns.c: stat, listing and removal of staged keys). Private to those two.
+/* s3_stage_int.h - what the modules of staged S3 files share (s3_stage.c, s3_stage_dir.c,
+ * s3_stage_open.c, s3_stage_fetch.c, s3_stage_wb.c, and the namespace view of them,
+ * s3_stage_ns.c: stat, listing and removal of staged keys). Private to those.
  *
  * The map file (HASH.map) starts with this header, shared by every process of the host that
  * has the object staged; DIR/.lock serialises joining, creating and removing staging files. */
 #ifndef S3SHIM_S3_STAGE_INT_H
 #define S3SHIM_S3_STAGE_INT_H
 
+#include "../efd.h"
 #include "s3_mount.h"
+#include "s3_stage.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define STAGE_MAGIC 0x53335354u        /* "S3ST" */
 #define STAGE_VERSION 1u
+#define BLK_SHIFT 20
+#define BLK ((int64_t)1 << BLK_SHIFT)
 
 struct stage_hdr {
     uint32_t magic, version;
@@ -40,6 +47,76 @@ static inline int dirty(const struct stage_hdr *h)
            __atomic_load_n(&h->mapped_w, __ATOMIC_ACQUIRE);
 }
 
+/* One open of a staged object in this process (s3_stage_open.c makes it). */
+struct s3_stage {
+    struct s3_mount *m;
+    struct s3_path path;
+    char base[PATH_MAX]; /* DIR/HASH */
+    int mapfd, dfd, pfd; /* the map (our hold), the data (ours, O_RDWR), the program's view */
+    struct stage_hdr *h;
+    size_t maplen;
+    int acc, flags;
+    off_t last_end; /* sequential detection */
+    size_t ra;
+    int64_t counted; /* size at the last usage count */
+    /* This process may have changed the bytes through it, so its close uploads: set by an
+     * open for writing, a write, truncate, fallocate or a shared writable mapping; 0 in a
+     * forked child until it changes something (a child that only closes what it inherited,
+     * as subprocess modules do before exec, uploads nothing); an exec'd program that takes
+     * it up inherits the changes not uploaded yet. */
+    int wrote; /* atomic: threads of the process write at once */
+    int created; /* this open made the staging file */
+    struct stage_wb *wb; /* write-behind (s3_stage_wb.c), or NULL */
+    struct s3_stage *next;
+};
+
+/* --- the shared map (every module that touches the bytes) --- */
+
+static inline void hlock(struct stage_hdr *h)
+{
+    if (pthread_mutex_lock(&h->lock) == EOWNERDEAD) pthread_mutex_consistent(&h->lock); /* a fetcher died */
+}
+
+static inline void hunlock(struct stage_hdr *h) { pthread_mutex_unlock(&h->lock); }
+
+static inline int present(const struct stage_hdr *h, int64_t b)
+{
+    return b >= (int64_t)h->nblocks || __atomic_load_n(&h->present[b], __ATOMIC_ACQUIRE);
+}
+
+static inline void set_present(struct stage_hdr *h, int64_t b)
+{
+    if (b < (int64_t)h->nblocks) __atomic_store_n(&h->present[b], 1, __ATOMIC_RELEASE);
+}
+
+static inline int64_t flimit(const struct stage_hdr *h) { return __atomic_load_n(&h->fetch_limit, __ATOMIC_ACQUIRE); }
+
+static inline void mark_wrote(struct s3_stage *s) { __atomic_store_n(&s->wrote, 1, __ATOMIC_RELAXED); }
+static inline uint64_t changed(struct stage_hdr *h) { return __atomic_add_fetch(&h->gen, 1, __ATOMIC_ACQ_REL); }
+
+/* Is every block of [off, end) (below the fetch limit) there? */
+static inline int all_present(struct stage_hdr *h, int64_t off, int64_t end)
+{
+    int64_t lim = flimit(h);
+    if (end > lim) end = lim;
+    if (off >= end) return 1;
+    for (int64_t b = off >> BLK_SHIFT; b <= (end - 1) >> BLK_SHIFT; b++)
+        if (!present(h, b)) return 0;
+    return 1;
+}
+
+/* The descriptors a staging file keeps open live high and engine-owned (efd.h): a
+ * program that dup2()s onto a low number it thinks is free (a shell's `exec 3>>f`, right
+ * after the open that made them) must not replace them. */
+static inline int stg_park(int fd) { return fd < 0 ? fd : efd_park(fd); }
+
+/* s3_stage_dir.c */
+extern pthread_mutex_t stg_lock;       /* settings, the directory's set-up, the list of opens */
+extern unsigned long long stg_limit;   /* S3SHIM_STAGING_LIMIT */
+/* Remove the staging files of base if nobody holds them (dir lock held). 1 if removed. */
+int stg_remove_if_unheld(const char *base, int quiet);
+/* Would s growing to `want` bytes take staging past the limit? 0, or -ENOSPC (logged). */
+int stg_over_limit(struct s3_stage *s, int64_t want, const char *what);
 extern char stg_dir[PATH_MAX - 256]; /* room for "/HASH.data" */
 
 int stg_dir_ready(void);   /* the directory made; leftovers of dead processes removed */
@@ -52,5 +129,16 @@ void stg_active_add(int64_t d);
 int stg_maybe_staged(void);
 /* Remove DIR/name (a HASH.lock) if no process uses it (dirlock: stg_dir_lock()'s, held). */
 void s3_lock_sweep(int dirlock, const char *name);
+
+/* s3_stage_fetch.c */
+int stg_write_all(int fd, const char *buf, size_t len, off_t off);
+/* Fetch the missing blocks of [off, end) from the source (h->lock held). */
+int stg_fetch_locked(struct s3_stage *s, int64_t off, int64_t end);
+/* The same, taking h->lock when something is missing. */
+int stg_ensure(struct s3_stage *s, int64_t off, int64_t end);
+
+/* s3_stage_open.c */
+void stg_free(struct s3_stage *s);
+void stg_list_del(struct s3_stage *s);
 
 #endif
