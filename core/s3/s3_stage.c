@@ -290,6 +290,7 @@ int s3_stage_map(struct s3_stage *s, off_t off, size_t len, int prot, int flags)
 
 int s3_stage_close(struct s3_stage *s)
 {
+    stg_ahead_end(s);
     int e = __atomic_load_n(&s->wrote, __ATOMIC_RELAXED) ? upload_if_dirty(s) : 0;
     if (e < 0)
         slog_error("s3: %s/%s: the staged object could not be uploaded; close fails with EIO and the server keeps "

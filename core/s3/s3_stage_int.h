@@ -67,6 +67,7 @@ struct s3_stage {
     int wrote; /* atomic: threads of the process write at once */
     int created; /* this open made the staging file */
     struct stage_wb *wb; /* write-behind (s3_stage_wb.c), or NULL */
+    struct stg_ahead *ahead; /* a sequential reader's window in flight (s3_stage_fetch.c), or NULL */
     struct s3_stage *next;
 };
 
@@ -136,6 +137,8 @@ int stg_write_all(int fd, const char *buf, size_t len, off_t off);
 int stg_fetch_locked(struct s3_stage *s, int64_t off, int64_t end);
 /* The same, taking h->lock when something is missing. */
 int stg_ensure(struct s3_stage *s, int64_t off, int64_t end);
+/* Wait for the window's fetches still in flight and drop them (closing). */
+void stg_ahead_end(struct s3_stage *s);
 
 /* s3_stage_open.c */
 void stg_free(struct s3_stage *s);

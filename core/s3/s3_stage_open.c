@@ -50,6 +50,7 @@ void stg_list_del(struct s3_stage *s)
 
 void stg_free(struct s3_stage *s)
 {
+    stg_ahead_end(s); /* its requests name the object by the map's strings */
     if (s->h && s->h != MAP_FAILED) munmap(s->h, s->maplen);
     if (s->pfd >= 0) efd_close(s->pfd);
     if (s->dfd >= 0) efd_close(s->dfd);
@@ -400,6 +401,7 @@ void s3_stage_atfork_child(void)
     done = getpid();
     for (struct s3_stage *s = g_list; s; s = s->next) {
         s->wrote = 0;
+        s->ahead = NULL; /* the parent's requests in flight, never finished here: kept, never used */
         /* The inherited map descriptor shares the parent's hold: take our own. */
         char mp[PATH_MAX + 8];
         stg_suffix(s->base, ".map", mp, sizeof mp);
