@@ -16,16 +16,19 @@
  * the NUL are in a page the string's end is in, and are ignored. Like glibc's own string
  * functions this reads past the NUL; AddressSanitizer does not see assembly.
  *
- * - AVX2 + BMI2 CPUs, an absolute path: its second byte is looked up in route_abs_fast
- *   (all zero on other CPUs and before route_init), then two 32-byte steps at p and
- *   p + 32 cover paths up to 63 bytes with no cursor; longer ones go on in the loop
- *   (ROUTE_AVX2_LOOP). In the last 64 bytes of a page, one step at p if its reach fits,
- *   then aligned blocks to the page end (each compared at its start and one byte
- *   before; the bits before the cursor shifted out with shrx).
- * - Other x86-64 CPUs (SSE2): route_lead, then 16-byte steps, four to a page check, one
- *   to a check in the last 64 bytes of a page. A path whose NUL lies past the last step
- *   that fits (so within the page's last 32 bytes) takes the routed path
- *   (route_has_dotdot's aligned blocks).
+ * - AVX2 + BMI2 CPUs, an absolute path: its second byte is looked up in route_tab.cls
+ *   (below), then two 32-byte steps at p and p + 32 cover paths up to 63 bytes with no
+ *   cursor; longer ones go on in the loop (ROUTE_AVX2_LOOP). In the last 64 bytes of a
+ *   page, one step at p if its reach fits and one ending at the page end
+ *   (ROUTE_AVX2_PAGE_TAIL), else aligned blocks to the page end (each compared at its
+ *   start and one byte before; the bits before the cursor shifted out with shrx). A path
+ *   whose second byte is a mount's first letter has its first component compared with
+ *   the mounts' first components, 32 bytes at once (ROUTE_AVX2_LEAD), before or along
+ *   the scan: "/sys" beside a mount at /s3 stays on the fast path.
+ * - Other x86-64 CPUs (SSE2): 16-byte steps, four to a page check, one to a check in the
+ *   last 64 bytes of a page. A path whose NUL lies past the last step that fits (so
+ *   within the page's last 32 bytes), or whose second byte is a mount's first letter,
+ *   takes the routed path (route_has_dotdot's aligned blocks, route_first_maybe).
  * - A relative path falls through to C (route_foreign_fast), which tests the directory
  *   and the working directory and then runs ROUTE_SCAN_ANY.
  *
@@ -39,9 +42,23 @@
 #define ROUTE_VECTOR_SCAN 1
 
 extern unsigned char route_avx2 ROUTE_HIDDEN;
-/* For AVX2 CPUs: 1 where the second byte of an absolute path cannot start a mount
- * prefix (!route_lead); all 0 elsewhere, which sends every absolute path to the SSE2 scan. */
-extern unsigned char route_abs_fast[256] ROUTE_HIDDEN;
+/* A mount's first component as the first component of an absolute path: pat is '/', the
+ * component, '/' and zeros, care 0xff over those bytes; pat[31] != 0 when the next entry
+ * is another component with the same first letter (label 21), so a component has at
+ * most 29 bytes here (a longer one sends its letter to the routed path). */
+struct __attribute__((aligned(32))) route_lead_ent {
+    unsigned char pat[32];
+    unsigned char care[32];
+};
+/* By the second byte of an absolute path: cls says which way (ROUTE_SCAN_FIRST), and for
+ * a mount's first letter on AVX2 CPUs lead points at its entries. The asm addresses lead
+ * as cls + 256. */
+struct route_tab {
+    unsigned char cls[256];
+    const struct route_lead_ent *lead[256];
+};
+enum { ROUTE_CLS_SSE2 = 0, ROUTE_CLS_AVX2 = 1, ROUTE_CLS_LEAD1 = 2, ROUTE_CLS_ROUTED = 0x80, ROUTE_CLS_LEADN = 0x81 };
+extern struct route_tab route_tab ROUTE_HIDDEN;
 extern const char route_dot ROUTE_HIDDEN;
 extern const unsigned char route_dots16[16] ROUTE_HIDDEN; /* 16-byte aligned */
 
@@ -105,6 +122,76 @@ extern const unsigned char route_dots16[16] ROUTE_HIDDEN; /* 16-byte aligned */
     "vzeroupper\n\t" \
     "jmp %l[route_maybe]\n"
 
+/* After one step at p, p in the last 64 bytes of its page: the bytes from p + 32 to the
+ * page end are fewer than 32, so one step whose reach ends with the page covers them.
+ * r10 = p | 4095 (the page's last byte); the step starts at r10 - 31 and marks a NUL, or
+ * the second dot of a pair (its first may be the byte before). Its bytes before p + 32
+ * need no mask: the step at p saw no NUL there and no pair starting at p ... p + 31. No
+ * hit: the string goes on in the next page (a '.' last may pair with its first byte).
+ * Labels 16. */
+#define ROUTE_AVX2_PAGE_TAIL \
+    "or $4095, %%r10\n\t" \
+    "vpcmpeqb -32(%%r10), %%ymm1, %%ymm2\n\t" \
+    "vpcmpeqb -31(%%r10), %%ymm1, %%ymm3\n\t" \
+    "vpand %%ymm3, %%ymm2, %%ymm2\n\t" \
+    "vpcmpeqb -31(%%r10), %%ymm0, %%ymm3\n\t" \
+    "vpor %%ymm3, %%ymm2, %%ymm2\n\t" \
+    "vpmovmskb %%ymm2, %%r11d\n\t" \
+    "test %%r11d, %%r11d\n\t" \
+    "jnz 16f\n\t" \
+    "cmpb $46, (%%r10)\n\t" \
+    "lea 1(%%r10), %%r10\n\t" \
+    "jne 1b\n\t" \
+    "vzeroupper\n\t" \
+    "jmp %l[route_maybe]\n" \
+    "16:\n\t" \
+    ROUTE_AVX2_HIT("%%r10", "-31")
+
+/* The second byte of an absolute path is a mount's first letter (AVX2 CPUs): compare its
+ * first component with the mounts' (route_tab.lead[second byte]: the 32 bytes '/',
+ * component, '/' and a mask of those bytes, route.c). A match is a byte equal to the
+ * pattern's or, at the separator, a NUL: the NULs come from the scan's first step (ymm3),
+ * so the bytes after a NUL before it could match as well, which only sends a path to the
+ * routed path that did not need to go. No match: on with the scan. Near a page end, or
+ * 0x81 (several first components with that letter, each compared in turn: label 21),
+ * before the scan. Labels 14, 15, 17, 19-21. */
+#define ROUTE_AVX2_LEAD \
+    "14:\n\t" \
+    "mov 256(%%r10,%%r11,8), %%r9\n\t" \
+    ROUTE_PAGE_CHECK("%k[p]", "%l[route_maybe]") \
+    "vpbroadcastb route_dot(%%rip), %%ymm1\n\t" \
+    "vpxor %%xmm0, %%xmm0, %%xmm0\n\t" \
+    "vmovdqa (%%r9), %%ymm4\n\t" \
+    "vpcmpeqb (%[p]), %%ymm4, %%ymm4\n\t" \
+    ROUTE_AVX2_STEP("%[p]", "0") \
+    "vpor %%ymm3, %%ymm4, %%ymm4\n\t" \
+    "vptest 32(%%r9), %%ymm4\n\t" \
+    "jc 17f\n\t" \
+    "test %%r11d, %%r11d\n\t" \
+    "jz 10b\n\t" \
+    ROUTE_AVX2_HIT("%[p]", "0") \
+    "17:\n\t" \
+    "vzeroupper\n\t" \
+    "jmp %l[route_maybe]\n" \
+    "19:\n\t" \
+    "cmpb $0x80, (%%r10,%%r11)\n\t" \
+    "je %l[route_maybe]\n\t" \
+    "mov 256(%%r10,%%r11,8), %%r9\n\t" \
+    ROUTE_PAGE_CHECK("%k[p]", "%l[route_maybe]") \
+    "vpbroadcastb route_dot(%%rip), %%ymm1\n\t" \
+    "vpxor %%xmm0, %%xmm0, %%xmm0\n\t" \
+    "vpcmpeqb (%[p]), %%ymm0, %%ymm3\n" \
+    "21:\n\t" \
+    "vmovdqa (%%r9), %%ymm4\n\t" \
+    "vpcmpeqb (%[p]), %%ymm4, %%ymm4\n\t" \
+    "vpor %%ymm3, %%ymm4, %%ymm4\n\t" \
+    "vptest 32(%%r9), %%ymm4\n\t" \
+    "jc 17b\n\t" \
+    "add $64, %%r9\n\t" \
+    "cmpb $0, -33(%%r9)\n\t" /* pattern byte 31: another entry follows */ \
+    "jne 21b\n\t" \
+    "jmp 22b\n"
+
 /* 16 bytes at r10+off with SSE2 (xmm0 zero, xmm1 dots): the dots of a pair are the bytes
  * at p that equal '.' once masked by "the byte at p + 1 is '.'". r11d as above. */
 #define ROUTE_SSE2_STEP(off) \
@@ -155,22 +242,27 @@ extern const unsigned char route_dots16[16] ROUTE_HIDDEN; /* 16-byte aligned */
     "add $16, %%r10\n\t" \
     "jmp 4b\n"
 
-#define ROUTE_SCAN_CLOBBERS "r10", "r11", "xmm0", "xmm1", "xmm2", "xmm3", "cc", "memory"
+#define ROUTE_SCAN_CLOBBERS "r9", "r10", "r11", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "cc", "memory"
 
 /* The whole test of an absolute path, and the NULL test; falls through (to C) for a
  * relative path. Jumps to the caller's C labels route_clean (foreign, no "..") or
- * route_maybe (the routed path decides). */
+ * route_maybe (the routed path decides). route_tab.cls[second byte] (one compare, whose
+ * flags serve three branches): 1 AVX2 and no mount starts so; 2 AVX2 and one first
+ * component does (route_tab.lead[]: compared at label 14, then the scan); 0x81 AVX2 and
+ * several do (label 19); 0 not AVX2 and no mount starts so (the SSE2 scan, label 0);
+ * 0x80 the routed path ('/', '.', NUL; on other CPUs a mount's first letter too). */
 #define ROUTE_SCAN_FIRST(p) \
     __asm__ goto("test %[p], %[p]\n\t" \
                  "jz %l[route_maybe]\n\t" \
                  "cmpb $47, (%[p])\n\t" \
                  "jne 9f\n\t" \
                  "movzbl 1(%[p]), %%r11d\n\t" \
-                 "lea route_abs_fast(%%rip), %%r10\n\t" \
-                 "cmpb $0, (%%r10,%%r11)\n\t" \
-                 "je 0f\n\t" \
+                 "lea route_tab(%%rip), %%r10\n\t" \
+                 "cmpb $1, (%%r10,%%r11)\n\t" \
+                 "jne 0f\n\t" \
                  "vpbroadcastb route_dot(%%rip), %%ymm1\n\t" \
-                 "vpxor %%xmm0, %%xmm0, %%xmm0\n\t" \
+                 "vpxor %%xmm0, %%xmm0, %%xmm0\n" \
+                 "22:\n\t" \
                  ROUTE_PAGE_CHECK("%k[p]", "12f") \
                  ROUTE_AVX2_STEP("%[p]", "0") \
                  "test %%r11d, %%r11d\n\t" \
@@ -193,15 +285,13 @@ extern const unsigned char route_dots16[16] ROUTE_HIDDEN; /* 16-byte aligned */
                  ROUTE_AVX2_STEP("%[p]", "0") \
                  "test %%r11d, %%r11d\n\t" \
                  "jnz 2b\n\t" \
-                 "add $32, %%r10\n\t" \
-                 "jmp 3b\n" \
-                 /* not for the AVX2 fast path: a mount's first letter, or SSE2 */ \
+                 ROUTE_AVX2_PAGE_TAIL \
                  "0:\n\t" \
-                 "lea route_lead(%%rip), %%r10\n\t" \
-                 "cmpb $0, (%%r10,%%r11)\n\t" \
-                 "jne %l[route_maybe]\n\t" \
+                 "jg 14f\n\t" \
+                 "ja 19f\n\t" \
                  "mov %[p], %%r10\n\t" \
                  ROUTE_SSE2_LOOP \
+                 ROUTE_AVX2_LEAD \
                  "9:" \
                  : \
                  : [p] "r"(p) \

@@ -670,6 +670,23 @@ if [ "$SCHEME" = file ]; then
         check "route edges ($v scan): '..' at every offset and at a page end, '//', '/./', relative climbs, NULL" \
             sh -c 'grep -qx "checked [0-9]*, failed 0" "$1" || { cat "$1"; false; }' _ "$r.out"
     done
+    # More mounts for the first-component compare: two sharing a 20-byte start (several
+    # components with one first letter), one alone with its letter, 29 bytes (the longest
+    # compared inline), 30 bytes (its letter takes the routed path), a non-ASCII one.
+    pre=pt$$-0123456789abcdef
+    u=u$$-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx
+    v=v$$-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx
+    more=("/$pre-a/m" "/$pre-ab" "/q$$" "/${u:0:29}" "/${v:0:30}" "/é$$")
+    emounts=$MOUNTS
+    for m in "${more[@]}"; do emounts="$emounts;$m=file://$BACK"; done
+    for v in avx2 portable; do
+        r=$W/edges-more-$v
+        if [ $v = portable ]; then ev=(S3SHIM_NO_AVX2=1); else ev=(); fi
+        shim_env "$emounts" "${ev[@]}" "$BUILD/tests/route_edges" "$MP" hello.txt "$(stat -c %s "$REAL/hello.txt")" \
+            "$W/edge-real.file.txt" "${more[@]}" >"$r.out" 2>&1
+        check "route edges ($v scan), ${#more[@]} more mounts: each first component, one byte longer, shorter, changed, non-ASCII, '//', '/./', '..', page ends" \
+            sh -c 'grep -qx "checked [0-9]*, failed 0" "$1" || { cat "$1"; false; }' _ "$r.out"
+    done
 else
     skip "route edges" "run once, on the file:// variant"
 fi
