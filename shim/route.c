@@ -26,6 +26,8 @@ static int dotdot_avx2(const char *p);
 unsigned char route_lead[256];
 #ifdef ROUTE_VECTOR_SCAN
 unsigned char route_avx2;
+unsigned char route_sse42;
+const unsigned char route_dotdot16[16] __attribute__((aligned(16))) = {'.', '.'};
 struct route_tab route_tab;
 const char route_dot = '.';
 const unsigned char route_dots16[16] __attribute__((aligned(16))) = {'.', '.', '.', '.', '.', '.', '.', '.',
@@ -140,7 +142,10 @@ void route_init(void)
     if (__builtin_cpu_supports("avx2")) route_has_dotdot = dotdot_avx2;
 #endif
 #ifdef ROUTE_VECTOR_SCAN
-    route_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2") && !getenv("S3SHIM_NO_AVX2");
+    /* S3SHIM_NO_AVX2 (testing): 1 as on a CPU without AVX2, "sse2" without SSE4.2 too */
+    const char *no_avx2 = getenv("S3SHIM_NO_AVX2");
+    route_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2") && !no_avx2;
+    route_sse42 = __builtin_cpu_supports("sse4.2") && !(no_avx2 && strcmp(no_avx2, "sse2") == 0);
     route_tab_init();
 #endif
     snprintf(shadow_root, sizeof shadow_root, "/tmp/.s3shim-cwd-%u", (unsigned)getuid());

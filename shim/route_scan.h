@@ -25,10 +25,12 @@
  *   whose second byte is a mount's first letter has its first component compared with
  *   the mounts' first components, 32 bytes at once (ROUTE_AVX2_LEAD), before or along
  *   the scan: "/sys" beside a mount at /s3 stays on the fast path.
- * - Other x86-64 CPUs (SSE2): 16-byte steps, four to a page check, one to a check in the
- *   last 64 bytes of a page. A path whose NUL lies past the last step that fits (so
- *   within the page's last 32 bytes), or whose second byte is a mount's first letter,
- *   takes the routed path (route_has_dotdot's aligned blocks, route_first_maybe).
+ * - Other x86-64 CPUs: with SSE4.2, pcmpistrm finds ".." or the NUL in 16 bytes with two
+ *   instructions (ROUTE_SSE42_LOOP); without, 16-byte SSE2 steps of ten
+ *   (ROUTE_SSE2_LOOP); four to a page check, one at a time in the last 64 bytes of a
+ *   page. A path whose NUL lies past the last step that fits (so within the page's last
+ *   16 or 32 bytes), or whose second byte is a mount's first letter, takes the routed
+ *   path (route_has_dotdot's aligned blocks, route_first_maybe).
  * - A relative path falls through to C (route_foreign_fast), which tests the directory
  *   and the working directory and then runs ROUTE_SCAN_ANY.
  *
@@ -61,6 +63,8 @@ enum { ROUTE_CLS_SSE2 = 0, ROUTE_CLS_AVX2 = 1, ROUTE_CLS_LEAD1 = 2, ROUTE_CLS_RO
 extern struct route_tab route_tab ROUTE_HIDDEN;
 extern const char route_dot ROUTE_HIDDEN;
 extern const unsigned char route_dots16[16] ROUTE_HIDDEN; /* 16-byte aligned */
+extern unsigned char route_sse42 ROUTE_HIDDEN;                /* the SSE4.2 scan, not SSE2 */
+extern const unsigned char route_dotdot16[16] ROUTE_HIDDEN;   /* "..", 16-byte aligned */
 
 /* Is cursor + 64 (reg32: the cursor's 32-bit register) past the cursor's page? */
 #define ROUTE_PAGE_CHECK(reg32, away) \
@@ -192,6 +196,52 @@ extern const unsigned char route_dots16[16] ROUTE_HIDDEN; /* 16-byte aligned */
     "jne 21b\n\t" \
     "jmp 22b\n"
 
+/* CPUs with SSE4.2 but not AVX2: pcmpistrm looks for the string ".." in 16 bytes at
+ * r10+off, up to their NUL (equal-ordered, implicit lengths): CF says a match (its bit
+ * mask in xmm0), ZF a NUL. A match is also reported for a '.' last in the 16 bytes (the
+ * needle's rest beyond them is not compared): then the byte after decides. Two
+ * instructions per 16 bytes. In a page's last 64 bytes, 16 at a time while they fit;
+ * a string whose NUL lies in its last 16 bytes takes the routed path. Labels 23-28. */
+#define ROUTE_SSE42_BLOCK(off, out) \
+    "pcmpistrm $0x0c, " off "(%%r10), %%xmm1\n\t" \
+    "jbe " out "\n\t"
+
+#define ROUTE_SSE42_OUT(label, off) \
+    label ":\n\t" \
+    "jnc %l[route_clean]\n\t" /* no match, so a NUL */ \
+    "lea " off "(%%r10), %%r10\n\t" \
+    "jmp 24f\n"
+
+#define ROUTE_SSE42_LOOP \
+    "movdqa route_dotdot16(%%rip), %%xmm1\n" \
+    "23:\n\t" \
+    ROUTE_PAGE_CHECK("%%r10d", "28f") \
+    ROUTE_SSE42_BLOCK("0", "24f") \
+    ROUTE_SSE42_BLOCK("16", "25f") \
+    ROUTE_SSE42_BLOCK("32", "26f") \
+    ROUTE_SSE42_BLOCK("48", "27f") \
+    "add $64, %%r10\n\t" \
+    "jmp 23b\n" \
+    ROUTE_SSE42_OUT("25", "16") \
+    ROUTE_SSE42_OUT("26", "32") \
+    ROUTE_SSE42_OUT("27", "48") \
+    "28:\n\t" \
+    "imul $0x100000, %%r10d, %%r11d\n\t" \
+    "add $0x1000000, %%r11d\n\t" \
+    "jc %l[route_maybe]\n\t" \
+    ROUTE_SSE42_BLOCK("0", "24f") \
+    "lea 16(%%r10), %%r10\n\t" \
+    "jmp 28b\n" \
+    "24:\n\t" /* the block at r10: CF a match, else a NUL */ \
+    "jnc %l[route_clean]\n\t" \
+    "movd %%xmm0, %%r11d\n\t" \
+    "test $0x7fff, %%r11d\n\t" /* a whole pair before the NUL */ \
+    "jnz %l[route_maybe]\n\t" \
+    "cmpb $46, 16(%%r10)\n\t" /* a '.' last: is the next byte one? */ \
+    "je %l[route_maybe]\n\t" \
+    "lea 16(%%r10), %%r10\n\t" \
+    "jmp 23b\n"
+
 /* 16 bytes at r10+off with SSE2 (xmm0 zero, xmm1 dots): the dots of a pair are the bytes
  * at p that equal '.' once masked by "the byte at p + 1 is '.'". r11d as above. */
 #define ROUTE_SSE2_STEP(off) \
@@ -290,6 +340,10 @@ extern const unsigned char route_dots16[16] ROUTE_HIDDEN; /* 16-byte aligned */
                  "jg 14f\n\t" \
                  "ja 19f\n\t" \
                  "mov %[p], %%r10\n\t" \
+                 "cmpb $0, route_sse42(%%rip)\n\t" \
+                 "je 20f\n\t" \
+                 ROUTE_SSE42_LOOP \
+                 "20:\n\t" \
                  ROUTE_SSE2_LOOP \
                  ROUTE_AVX2_LEAD \
                  "9:" \

@@ -659,12 +659,13 @@ fi
 section "paths the pass-through test must not let by"
 # tests/helpers/route_edges.c: ".." at every offset around the vector scan's blocks, at a
 # page end before an inaccessible page, "//", "/./", relative climbs, NULL (EFAULT). Run
-# with the AVX2 scan (where the CPU has it) and with the portable one.
+# with the AVX2 scan (where the CPU has it), the SSE4.2 one (S3SHIM_NO_AVX2=1) and the
+# SSE2 one (S3SHIM_NO_AVX2=sse2).
 printf 'edge\n' >"$W/edge-real.file.txt"
 if [ "$SCHEME" = file ]; then
-    for v in avx2 portable; do
+    for v in avx2 sse42 sse2; do
         r=$W/edges-$v
-        if [ $v = portable ]; then ev=(S3SHIM_NO_AVX2=1); else ev=(); fi
+        case $v in sse42) ev=(S3SHIM_NO_AVX2=1) ;; sse2) ev=(S3SHIM_NO_AVX2=sse2) ;; *) ev=() ;; esac
         shim_env "$MOUNTS" "${ev[@]}" "$BUILD/tests/route_edges" "$MP" hello.txt "$(stat -c %s "$REAL/hello.txt")" \
             "$W/edge-real.file.txt" >"$r.out" 2>&1
         check "route edges ($v scan): '..' at every offset and at a page end, '//', '/./', relative climbs, NULL" \
@@ -679,9 +680,9 @@ if [ "$SCHEME" = file ]; then
     more=("/$pre-a/m" "/$pre-ab" "/q$$" "/${u:0:29}" "/${v:0:30}" "/é$$")
     emounts=$MOUNTS
     for m in "${more[@]}"; do emounts="$emounts;$m=file://$BACK"; done
-    for v in avx2 portable; do
+    for v in avx2 sse42 sse2; do
         r=$W/edges-more-$v
-        if [ $v = portable ]; then ev=(S3SHIM_NO_AVX2=1); else ev=(); fi
+        case $v in sse42) ev=(S3SHIM_NO_AVX2=1) ;; sse2) ev=(S3SHIM_NO_AVX2=sse2) ;; *) ev=() ;; esac
         shim_env "$emounts" "${ev[@]}" "$BUILD/tests/route_edges" "$MP" hello.txt "$(stat -c %s "$REAL/hello.txt")" \
             "$W/edge-real.file.txt" "${more[@]}" >"$r.out" 2>&1
         check "route edges ($v scan), ${#more[@]} more mounts: each first component, one byte longer, shorter, changed, non-ASCII, '//', '/./', '..', page ends" \
