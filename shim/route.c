@@ -76,25 +76,21 @@ static int first_seen(int i)
     return 0;
 }
 
-/* route_tab from route_lead and route_first (see route_scan.h). On AVX2 CPUs a letter
- * that starts mounts' first components gets their entries, side by side; '/', '.', NUL,
- * a component over 29 bytes or too many mounts send theirs to the routed path. */
+/* route_tab from route_lead and route_first (see route_scan.h). On AVX2 or SSE4.2 CPUs a
+ * letter that starts mounts' first components gets their entries, side by side; '/',
+ * '.', NUL, a component over 29 bytes or too many mounts send theirs to the routed path. */
 static void route_tab_init(void)
 {
     memset(route_lead_ents, 0, sizeof route_lead_ents);
     int used = 0;
     for (int c = 0; c < 256; c++) {
         route_tab.lead[c] = NULL;
-        if (!route_avx2) {
-            route_tab.cls[c] = route_lead[c] ? ROUTE_CLS_ROUTED : ROUTE_CLS_SSE2;
-            continue;
-        }
         if (!route_lead[c]) {
-            route_tab.cls[c] = ROUTE_CLS_AVX2;
+            route_tab.cls[c] = route_avx2 ? ROUTE_CLS_AVX2 : ROUTE_CLS_SSE;
             continue;
         }
         route_tab.cls[c] = ROUTE_CLS_ROUTED;
-        if (c == 0 || c == '/' || c == '.' || route_nfirst < 0) continue;
+        if (c == 0 || c == '/' || c == '.' || route_nfirst < 0 || (!route_avx2 && !route_sse42)) continue;
         int first = used, too_long = 0;
         for (int i = 0; i < route_nfirst; i++) {
             size_t n = route_first[i].n;
@@ -111,7 +107,7 @@ static void route_tab_init(void)
             if (e != &route_lead_ents[first]) e[-1].pat[31] = 1; /* another follows */
         }
         if (too_long || used == first) continue;
-        route_tab.cls[c] = used - first == 1 ? ROUTE_CLS_LEAD1 : ROUTE_CLS_LEADN;
+        route_tab.cls[c] = !route_avx2 ? ROUTE_CLS_LEAD_SSE42 : used - first == 1 ? ROUTE_CLS_LEAD1 : ROUTE_CLS_LEADN;
         route_tab.lead[c] = &route_lead_ents[first];
     }
 }

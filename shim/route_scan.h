@@ -59,7 +59,14 @@ struct route_tab {
     unsigned char cls[256];
     const struct route_lead_ent *lead[256];
 };
-enum { ROUTE_CLS_SSE2 = 0, ROUTE_CLS_AVX2 = 1, ROUTE_CLS_LEAD1 = 2, ROUTE_CLS_ROUTED = 0x80, ROUTE_CLS_LEADN = 0x81 };
+enum {
+    ROUTE_CLS_SSE = 0,
+    ROUTE_CLS_AVX2 = 1,
+    ROUTE_CLS_LEAD1 = 2,
+    ROUTE_CLS_ROUTED = 0x80,
+    ROUTE_CLS_LEADN = 0x81,
+    ROUTE_CLS_LEAD_SSE42 = 0x82
+};
 extern struct route_tab route_tab ROUTE_HIDDEN;
 extern const char route_dot ROUTE_HIDDEN;
 extern const unsigned char route_dots16[16] ROUTE_HIDDEN; /* 16-byte aligned */
@@ -178,8 +185,9 @@ extern const unsigned char route_dotdot16[16] ROUTE_HIDDEN;   /* "..", 16-byte a
     "vzeroupper\n\t" \
     "jmp %l[route_maybe]\n" \
     "19:\n\t" \
-    "cmpb $0x80, (%%r10,%%r11)\n\t" \
-    "je %l[route_maybe]\n\t" \
+    "cmpb $0x81, (%%r10,%%r11)\n\t" \
+    "jb %l[route_maybe]\n\t" \
+    "ja 29f\n\t" \
     "mov 256(%%r10,%%r11,8), %%r9\n\t" \
     ROUTE_PAGE_CHECK("%k[p]", "%l[route_maybe]") \
     "vpbroadcastb route_dot(%%rip), %%ymm1\n\t" \
@@ -194,14 +202,38 @@ extern const unsigned char route_dotdot16[16] ROUTE_HIDDEN;   /* "..", 16-byte a
     "add $64, %%r9\n\t" \
     "cmpb $0, -33(%%r9)\n\t" /* pattern byte 31: another entry follows */ \
     "jne 21b\n\t" \
-    "jmp 22b\n"
+    "jmp 22b\n" \
+    ROUTE_SSE42_LEAD
+
+/* The same on CPUs with SSE4.2 but not AVX2 (0x82), 16 bytes: a longer pattern is
+ * compared in part, which only sends more paths to the routed path. Then the SSE4.2
+ * scan, past its page check. Labels 29-30. */
+#define ROUTE_SSE42_LEAD \
+    "29:\n\t" \
+    "mov 256(%%r10,%%r11,8), %%r9\n\t" \
+    ROUTE_PAGE_CHECK("%k[p]", "%l[route_maybe]") \
+    "movdqu (%[p]), %%xmm2\n\t" \
+    "pxor %%xmm3, %%xmm3\n\t" \
+    "pcmpeqb %%xmm2, %%xmm3\n" \
+    "30:\n\t" \
+    "movdqa %%xmm2, %%xmm4\n\t" \
+    "pcmpeqb (%%r9), %%xmm4\n\t" \
+    "por %%xmm3, %%xmm4\n\t" \
+    "ptest 32(%%r9), %%xmm4\n\t" \
+    "jc %l[route_maybe]\n\t" \
+    "add $64, %%r9\n\t" \
+    "cmpb $0, -33(%%r9)\n\t" \
+    "jne 30b\n\t" \
+    "movdqa route_dotdot16(%%rip), %%xmm1\n\t" \
+    "mov %[p], %%r10\n\t" \
+    "jmp 32b\n"
 
 /* CPUs with SSE4.2 but not AVX2: pcmpistrm looks for the string ".." in 16 bytes at
  * r10+off, up to their NUL (equal-ordered, implicit lengths): CF says a match (its bit
  * mask in xmm0), ZF a NUL. A match is also reported for a '.' last in the 16 bytes (the
  * needle's rest beyond them is not compared): then the byte after decides. Two
  * instructions per 16 bytes. In a page's last 64 bytes, 16 at a time while they fit;
- * a string whose NUL lies in its last 16 bytes takes the routed path. Labels 23-28. */
+ * a string whose NUL lies in its last 16 bytes takes the routed path. Labels 23-28, 32. */
 #define ROUTE_SSE42_BLOCK(off, out) \
     "pcmpistrm $0x0c, " off "(%%r10), %%xmm1\n\t" \
     "jbe " out "\n\t"
@@ -216,6 +248,7 @@ extern const unsigned char route_dotdot16[16] ROUTE_HIDDEN;   /* "..", 16-byte a
     "movdqa route_dotdot16(%%rip), %%xmm1\n" \
     "23:\n\t" \
     ROUTE_PAGE_CHECK("%%r10d", "28f") \
+    "32:\n\t" \
     ROUTE_SSE42_BLOCK("0", "24f") \
     ROUTE_SSE42_BLOCK("16", "25f") \
     ROUTE_SSE42_BLOCK("32", "26f") \
@@ -299,8 +332,9 @@ extern const unsigned char route_dotdot16[16] ROUTE_HIDDEN;   /* "..", 16-byte a
  * route_maybe (the routed path decides). route_tab.cls[second byte] (one compare, whose
  * flags serve three branches): 1 AVX2 and no mount starts so; 2 AVX2 and one first
  * component does (route_tab.lead[]: compared at label 14, then the scan); 0x81 AVX2 and
- * several do (label 19); 0 not AVX2 and no mount starts so (the SSE2 scan, label 0);
- * 0x80 the routed path ('/', '.', NUL; on other CPUs a mount's first letter too). */
+ * several do (label 19); 0x82 SSE4.2, not AVX2, and a mount starts so (label 29); 0 not
+ * AVX2 and no mount starts so (the SSE4.2 or SSE2 scan, label 0); 0x80 the routed path
+ * ('/', '.', NUL; on CPUs without SSE4.2 a mount's first letter too). */
 #define ROUTE_SCAN_FIRST(p) \
     __asm__ goto("test %[p], %[p]\n\t" \
                  "jz %l[route_maybe]\n\t" \

@@ -672,12 +672,13 @@ if [ "$SCHEME" = file ]; then
             sh -c 'grep -qx "checked [0-9]*, failed 0" "$1" || { cat "$1"; false; }' _ "$r.out"
     done
     # More mounts for the first-component compare: two sharing a 20-byte start (several
-    # components with one first letter), one alone with its letter, 29 bytes (the longest
-    # compared inline), 30 bytes (its letter takes the routed path), a non-ASCII one.
+    # components with one first letter), two short ones with one letter (each is the
+    # second compared for the other's paths), one alone with its letter, 29 bytes (the
+    # longest compared inline), 30 bytes (its letter takes the routed path), non-ASCII.
     pre=pt$$-0123456789abcdef
     u=u$$-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx
     v=v$$-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx
-    more=("/$pre-a/m" "/$pre-ab" "/q$$" "/${u:0:29}" "/${v:0:30}" "/é$$")
+    more=("/$pre-a/m" "/$pre-ab" "/w$$" "/w$$-b/m" "/q$$" "/${u:0:29}" "/${v:0:30}" "/é$$")
     emounts=$MOUNTS
     for m in "${more[@]}"; do emounts="$emounts;$m=file://$BACK"; done
     for v in avx2 sse42 sse2; do
