@@ -270,6 +270,19 @@ int main(int argc, char **argv)
         memcpy(two + page - o, realfile, strlen(realfile) + 1);
         probe(two + page - o, 0);
     }
+    /* 1d. Foreign paths of 33 to 103 bytes with no "..", starting at every offset of a
+     * page's last 150 bytes before an inaccessible one: the steps that end at the page
+     * end must not read past it (whatever REALFILE's length). */
+    for (int len = 33; len <= 103; len += 5) {
+        char s[128];
+        memset(s, 'y', sizeof s);
+        memcpy(s, "/no-such-dir/", 13);
+        s[len] = '\0';
+        for (int o = len + 1; o <= len + 150; o++) {
+            memcpy(two + page - o, s, (size_t)len + 1);
+            same_as_kernel(two + page - o);
+        }
+    }
     /* 2. The real file (its name has dots, none a ".."), at many offsets and at a page end. */
     const char *rdir = strrchr(realfile, '/');
     snprintf(dirpart, sizeof dirpart, "%.*s", (int)(rdir - realfile), realfile);
