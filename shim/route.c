@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -81,6 +82,7 @@ static int first_seen(int i)
  * '.', NUL, a component over 29 bytes or too many mounts send theirs to the routed path. */
 static void route_tab_init(void)
 {
+    _Static_assert(offsetof(struct route_tab, lead) == 256, "the asm reads lead at cls + 256");
     memset(route_lead_ents, 0, sizeof route_lead_ents);
     int used = 0;
     for (int c = 0; c < 256; c++) {

@@ -6,9 +6,10 @@
  * on top of the call. The wrappers are built for every x86-64 CPU, so a function compiled
  * for AVX2 could not be inlined into them; and one asm statement also keeps the compiler
  * from copying the path's register or dropping the NULL test (glibc's prototypes say the
- * path is nonnull; libc answers EFAULT). The scratch registers are r10 and r11, which no
- * call passes an argument in, so the arguments stay where the caller put them (rax too:
- * %al still says what a variadic caller of open or openat said).
+ * path is nonnull; libc answers EFAULT). The scratch registers are r10 and r11, and r9
+ * for the first-component compare: none of the path calls passes an argument in them
+ * (none has six), so the arguments stay where the caller put them (rax too: %al still
+ * says what a variadic caller of open or openat said).
  *
  * What it looks for: a NUL, or a pair of dots, whichever comes first (a pair is found by
  * comparing the string at p and at p + 1, so no carry between blocks). Reads are
@@ -28,9 +29,11 @@
  * - Other x86-64 CPUs: with SSE4.2, pcmpistrm finds ".." or the NUL in 16 bytes with two
  *   instructions (ROUTE_SSE42_LOOP); without, 16-byte SSE2 steps of ten
  *   (ROUTE_SSE2_LOOP); four to a page check, one at a time in the last 64 bytes of a
- *   page. A path whose NUL lies past the last step that fits (so within the page's last
- *   16 or 32 bytes), or whose second byte is a mount's first letter, takes the routed
- *   path (route_has_dotdot's aligned blocks, route_first_maybe).
+ *   page. With SSE4.2 the first component of a path whose second byte is a mount's first
+ *   letter is compared 16 bytes at once (ROUTE_SSE42_LEAD). A path whose NUL lies past
+ *   the last step that fits (so within the page's last 16 or 32 bytes), or, without
+ *   SSE4.2, whose second byte is a mount's first letter, takes the routed path
+ *   (route_has_dotdot's aligned blocks, route_first_maybe).
  * - A relative path falls through to C (route_foreign_fast), which tests the directory
  *   and the working directory and then runs ROUTE_SCAN_ANY.
  *
@@ -53,8 +56,8 @@ struct __attribute__((aligned(32))) route_lead_ent {
     unsigned char care[32];
 };
 /* By the second byte of an absolute path: cls says which way (ROUTE_SCAN_FIRST), and for
- * a mount's first letter on AVX2 CPUs lead points at its entries. The asm addresses lead
- * as cls + 256. */
+ * a mount's first letter on AVX2 or SSE4.2 CPUs lead points at its entries. The asm
+ * addresses lead as cls + 256. */
 struct route_tab {
     unsigned char cls[256];
     const struct route_lead_ent *lead[256];
