@@ -205,7 +205,7 @@ extern const unsigned char route_dotdot16[16] ROUTE_HIDDEN;   /* "..", 16-byte a
     "add $64, %%r9\n\t" \
     "cmpb $0, -33(%%r9)\n\t" /* pattern byte 31: another entry follows */ \
     "jne 21b\n\t" \
-    "jmp 22b\n" \
+    "jmp 22b\n" /* the scan, past its page check (done above) */ \
     ROUTE_SSE42_LEAD
 
 /* The same on CPUs with SSE4.2 but not AVX2 (0x82), 16 bytes: a longer pattern is
@@ -348,9 +348,9 @@ extern const unsigned char route_dotdot16[16] ROUTE_HIDDEN;   /* "..", 16-byte a
                  "cmpb $1, (%%r10,%%r11)\n\t" \
                  "jne 0f\n\t" \
                  "vpbroadcastb route_dot(%%rip), %%ymm1\n\t" \
-                 "vpxor %%xmm0, %%xmm0, %%xmm0\n" \
-                 "22:\n\t" \
+                 "vpxor %%xmm0, %%xmm0, %%xmm0\n\t" \
                  ROUTE_PAGE_CHECK("%k[p]", "12f") \
+                 "22:\n\t" \
                  ROUTE_AVX2_STEP("%[p]", "0") \
                  "test %%r11d, %%r11d\n\t" \
                  "jz 10f\n\t" \
