@@ -41,7 +41,7 @@ MAN  := $(BUILD)/s3shim.1
 VERSION := $(shell sed -n 's/.*S3SHIM_VERSION "\(.*\)"/\1/p' include/s3shim.h)
 
 .PHONY: all help man deps test test-unit test-sys test-docs test-integration test-stdstream test-oplog test-direct test-block test-block-battery test-s3 test-endpoints test-faultproxy test-tsan \
-        test-s3rig bench bench-oplog bench-replay bench-passthrough bench-s3 bench-programs bench-first bench-endpoints bench-direct bench-stdstream bench-block bench-block-cpu bench-block-startup \
+        test-s3rig bench bench-oplog bench-replay bench-passthrough bench-route-scan bench-s3 bench-programs bench-first bench-endpoints bench-direct bench-stdstream bench-block bench-block-cpu bench-block-startup \
         install clean demo
 
 all: $(LIB) $(TOOL)
@@ -204,7 +204,7 @@ $(BUILD)/tests/tsan_s3: tests/tsan/s3_stress.c $(LIB)
 
 # --- benchmarks and demo -------------------------------------------------------------
 
-bench: bench-passthrough bench-s3 bench-programs bench-endpoints bench-direct
+bench: bench-passthrough bench-route-scan bench-s3 bench-programs bench-endpoints bench-direct
 
 # Several endpoints with 5/10/50/100 ms latency: rr, least, sewt, hedging (about 4 minutes).
 bench-endpoints: all $(BUILD)/bench/mix $(BUILD)/bench/select
@@ -270,6 +270,16 @@ bench-passthrough: all $(BUILD)/bench/passthrough
 	@BUILD=$(BUILD) bench/passthrough.sh
 
 $(BUILD)/bench/passthrough: bench/passthrough.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $<
+
+# The path test alone, in each CPU form (bench/README.md).
+bench-route-scan: $(BUILD)/bench/route_scan
+	$(BUILD)/bench/route_scan
+	$(BUILD)/bench/route_scan /etc/ld.so.cache
+	$(BUILD)/bench/route_scan /usr/lib/x86_64-linux-gnu/libfoo-long-name.so.1.2.3/and/more/components/here/x.txt
+
+$(BUILD)/bench/route_scan: bench/route_scan.c shim/route_scan.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $<
 

@@ -52,7 +52,7 @@ const char *const cfg_known[][3] = {
     {"S3SHIM_BLOCK_DISCARD", "1: block:// tells the device (BLKDISCARD, or a hole in an image file) about blocks it frees, as they become reusable", "0"},
     {"S3SHIM_LIB", "s3shim run: the libs3shim.so to preload (unset: beside the command or in ../lib)", NULL},
     {"S3SHIM_ROOT_PID", "internal: pid of the first process of a run", NULL},
-    {"S3SHIM_NO_AVX2", "testing: 1 = the pass-through path test uses its portable scan, as on a CPU without AVX2", NULL},
+    {"S3SHIM_NO_AVX2", "testing: 1 = the pass-through path test scans as on a CPU without AVX2 (SSE4.2), sse2 = as on one without SSE4.2 either", NULL},
     {NULL, NULL, NULL},
 };
 

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -26,7 +27,9 @@ static int dotdot_avx2(const char *p);
 unsigned char route_lead[256];
 #ifdef ROUTE_VECTOR_SCAN
 unsigned char route_avx2;
-unsigned char route_abs_fast[256];
+unsigned char route_sse42;
+const unsigned char route_dotdot16[16] __attribute__((aligned(16))) = {'.', '.'};
+struct route_tab route_tab;
 const char route_dot = '.';
 const unsigned char route_dots16[16] __attribute__((aligned(16))) = {'.', '.', '.', '.', '.', '.', '.', '.',
                                                                      '.', '.', '.', '.', '.', '.', '.', '.'};
@@ -62,6 +65,56 @@ int route_first_maybe(const char *q)
     return 0;
 }
 
+#ifdef ROUTE_VECTOR_SCAN
+static struct route_lead_ent route_lead_ents[ROUTE_FIRST_MAX];
+
+/* Has route_first[i] the same component as one before it? */
+static int first_seen(int i)
+{
+    for (int k = 0; k < i; k++)
+        if (route_first[k].n == route_first[i].n && memcmp(route_first[k].s, route_first[i].s, route_first[i].n) == 0)
+            return 1;
+    return 0;
+}
+
+/* route_tab from route_lead and route_first (see route_scan.h). On AVX2 or SSE4.2 CPUs a
+ * letter that starts mounts' first components gets their entries, side by side; '/',
+ * '.', NUL, a component over 29 bytes or too many mounts send theirs to the routed path. */
+static void route_tab_init(void)
+{
+    _Static_assert(offsetof(struct route_tab, lead) == 256, "the asm reads lead at cls + 256");
+    memset(route_lead_ents, 0, sizeof route_lead_ents);
+    int used = 0;
+    for (int c = 0; c < 256; c++) {
+        route_tab.lead[c] = NULL;
+        if (!route_lead[c]) {
+            route_tab.cls[c] = route_avx2 ? ROUTE_CLS_AVX2 : ROUTE_CLS_SSE;
+            continue;
+        }
+        route_tab.cls[c] = ROUTE_CLS_ROUTED;
+        if (c == 0 || c == '/' || c == '.' || route_nfirst < 0 || (!route_avx2 && !route_sse42)) continue;
+        int first = used, too_long = 0;
+        for (int i = 0; i < route_nfirst; i++) {
+            size_t n = route_first[i].n;
+            if ((unsigned char)route_first[i].s[0] != c || first_seen(i)) continue;
+            if (n > 29) {
+                too_long = 1;
+                break;
+            }
+            struct route_lead_ent *e = &route_lead_ents[used++];
+            e->pat[0] = '/';
+            memcpy(e->pat + 1, route_first[i].s, n);
+            e->pat[n + 1] = '/';
+            memset(e->care, 0xff, n + 2);
+            if (e != &route_lead_ents[first]) e[-1].pat[31] = 1; /* another follows */
+        }
+        if (too_long || used == first) continue;
+        route_tab.cls[c] = !route_avx2 ? ROUTE_CLS_LEAD_SSE42 : used - first == 1 ? ROUTE_CLS_LEAD1 : ROUTE_CLS_LEADN;
+        route_tab.lead[c] = &route_lead_ents[first];
+    }
+}
+#endif
+
 void route_init(void)
 {
     memset(route_lead, 0, sizeof route_lead);
@@ -87,8 +140,11 @@ void route_init(void)
     if (__builtin_cpu_supports("avx2")) route_has_dotdot = dotdot_avx2;
 #endif
 #ifdef ROUTE_VECTOR_SCAN
-    route_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2") && !getenv("S3SHIM_NO_AVX2");
-    for (int c = 0; c < 256; c++) route_abs_fast[c] = route_avx2 && !route_lead[c];
+    /* S3SHIM_NO_AVX2 (testing): 1 as on a CPU without AVX2, "sse2" without SSE4.2 too */
+    const char *no_avx2 = getenv("S3SHIM_NO_AVX2");
+    route_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2") && !no_avx2;
+    route_sse42 = __builtin_cpu_supports("sse4.2") && !(no_avx2 && strcmp(no_avx2, "sse2") == 0);
+    route_tab_init();
 #endif
     snprintf(shadow_root, sizeof shadow_root, "/tmp/.s3shim-cwd-%u", (unsigned)getuid());
     atomic_store(&route_cwd_state, CWD_UNKNOWN);

@@ -3,7 +3,7 @@
  * Run under the shim with a mount MP (a prefix that does not exist on disk) whose
  * backend holds NAME, and a real file REALFILE outside every mount:
  *
- *   route_edges MP NAME SIZE REALFILE
+ *   route_edges MP NAME SIZE REALFILE [MP2...]
  *
  * The shim lets a path go to libc untouched when its first byte after '/' cannot start a
  * mount prefix and it has no ".."; the scan for ".." reads whole vector blocks, so the
@@ -12,7 +12,13 @@
  * offset of a page's last bytes. Each path is tried with
  * stat, lstat, open, openat, access, statx and fopen: a path that climbs into the mount
  * must find NAME there (SIZE bytes); a real path must find the real file; NULL must fail
- * with EFAULT as libc's does. Prints one line per failure and "checked N" at the end;
+ * with EFAULT as libc's does. Then the first-component compare (a path whose second byte
+ * is a mount's first letter) for MP and each MP2 (other mount prefixes whose backend also
+ * holds NAME): the mount's first component itself, one byte longer or shorter, changed,
+ * followed by "-x", ".d", non-ASCII bytes, "//", "/./", a ".." that climbs back, bytes
+ * after a NUL that would complete it, each at a page end and at every offset of a page's
+ * last bytes; each must get what the same path with a second '/' in front gets (that one
+ * always takes the routed path). Prints one line per failure and "checked N" at the end;
  * exit status 1 if anything failed. */
 #include <errno.h>
 #include <fcntl.h>
@@ -92,6 +98,34 @@ static void same_as_kernel(const char *path)
     }
 }
 
+/* stat (and access) of path must answer what they answer for "/" + path, which always
+ * takes the routed path (its second byte is '/'): the fast path's first-component
+ * compare against the routed path's. */
+static void same_as_routed(const char *path)
+{
+    static char alt[8192];
+    struct stat a, b;
+    alt[0] = '/';
+    snprintf(alt + 1, sizeof alt - 1, "%s", path);
+    errno = 0;
+    int ra = stat(path, &a), ea = errno;
+    errno = 0;
+    int rb = stat(alt, &b), eb = errno;
+    checked++;
+    if (ra != rb || (ra != 0 && ea != eb) ||
+        (ra == 0 && (a.st_ino != b.st_ino || a.st_dev != b.st_dev || a.st_mode != b.st_mode || a.st_size != b.st_size))) {
+        char what[96];
+        snprintf(what, sizeof what, "rc %d errno %d, but \"/%.20s...\": rc %d errno %d", ra, ea, path, rb, eb);
+        bad("stat", path, what);
+    }
+    errno = 0;
+    ra = access(path, F_OK), ea = errno;
+    errno = 0;
+    rb = access(alt, F_OK), eb = errno;
+    checked++;
+    if (ra != rb || (ra != 0 && ea != eb)) bad("access", path, "not what the routed path answers");
+}
+
 /* A copy of s whose terminating NUL is the last byte before an inaccessible page. */
 static char *at_page_end(const char *s, char *two_pages, long page)
 {
@@ -101,10 +135,63 @@ static char *at_page_end(const char *s, char *two_pages, long page)
     return p;
 }
 
+/* The first-component battery for the mount prefix mp (see the header). */
+static void first_component(const char *mp, const char *name, char *two, long page)
+{
+    const char *slash = strchr(mp + 1, '/');
+    int fl = slash ? (int)(slash - (mp + 1)) : (int)strlen(mp + 1); /* first component's length */
+    const char *f = mp + 1, *rest = slash ? slash : "";             /* rest: "" or "/m" */
+    char v[64][512];
+    int nv = 0;
+#define V(...) snprintf(v[nv++], sizeof v[0], __VA_ARGS__)
+    V("/%.*s", fl, f);                       /* the first component itself */
+    V("/%.*s/", fl, f);
+    V("%s", mp);
+    V("%s/%s", mp, name);                    /* ours */
+    V("/%.*s//%s/%s", fl, f, rest[0] ? rest + 1 : ".", name);
+    V("/%.*s/.%s/%s", fl, f, rest, name);
+    V("/%.*s/../%.*s%s/%s", fl, f, fl, f, rest, name);   /* a ".." that climbs back */
+    V("/%.*sx/../%.*s%s/%s", fl, f, fl, f, rest, name);  /* one longer, then climbs in */
+    V("/%.*sx", fl, f);                      /* one byte longer */
+    V("/%.*sx%s/%s", fl, f, rest, name);
+    V("/%.*s", fl - 1, f);                   /* one byte shorter */
+    V("/%.*s%s/%s", fl - 1, f, rest, name);
+    V("/%.*s-x%s/%s", fl, f, rest, name);
+    V("/%.*s.d", fl, f);
+    V("/%.*s\xc3\xa9%s", fl, f, rest);
+    V("/%.*s\xff", fl, f);
+    V("/%.*s%c%s/%s", fl - 1, f, f[fl - 1] ^ 1, rest, name); /* last byte changed */
+    V("/%c%.*s%s/%s", f[0], fl - 1, f + 1, rest, name);     /* (the same as ours: a control) */
+    if (fl > 1) V("/%c%.*s%s/%s", f[0], fl - 2, f + 2, rest, name); /* a byte dropped inside */
+#undef V
+    for (int i = 0; i < nv; i++) {
+        size_t n = strlen(v[i]) + 1;
+        same_as_routed(v[i]);
+        same_as_routed(at_page_end(v[i], two, page));
+        for (size_t o = n; o <= n + 100; o++) { /* every start in a page's last bytes */
+            memcpy(two + page - o, v[i], n);
+            same_as_routed(two + page - o);
+        }
+    }
+    /* ours, as the other calls see it */
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s", mp, name);
+    probe(path, 1);
+    probe(at_page_end(path, two, page), 1);
+    /* "/" + the component but its last byte, a NUL where that byte was, then "/": the
+     * bytes after the NUL complete the compare's pattern (foreign all the same) */
+    static char buf[1024] __attribute__((aligned(64)));
+    snprintf(buf, sizeof buf, "/%.*s/", fl, f);
+    buf[fl] = '\0';
+    same_as_routed(buf);
+    memcpy(two + page - 64, buf, (size_t)fl + 2);
+    same_as_routed(two + page - 64);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: route_edges MP NAME SIZE REALFILE\n");
+    if (argc < 5) {
+        fprintf(stderr, "usage: route_edges MP NAME SIZE REALFILE [MP2...]\n");
         return 2;
     }
     const char *mp = argv[1], *name = argv[2], *realfile = argv[4];
@@ -183,6 +270,19 @@ int main(int argc, char **argv)
         memcpy(two + page - o, realfile, strlen(realfile) + 1);
         probe(two + page - o, 0);
     }
+    /* 1d. Foreign paths of 33 to 103 bytes with no "..", starting at every offset of a
+     * page's last 150 bytes before an inaccessible one: the steps that end at the page
+     * end must not read past it (whatever REALFILE's length). */
+    for (int len = 33; len <= 103; len += 5) {
+        char s[128];
+        memset(s, 'y', sizeof s);
+        memcpy(s, "/no-such-dir/", 13);
+        s[len] = '\0';
+        for (int o = len + 1; o <= len + 150; o++) {
+            memcpy(two + page - o, s, (size_t)len + 1);
+            same_as_kernel(two + page - o);
+        }
+    }
     /* 2. The real file (its name has dots, none a ".."), at many offsets and at a page end. */
     const char *rdir = strrchr(realfile, '/');
     snprintf(dirpart, sizeof dirpart, "%.*s", (int)(rdir - realfile), realfile);
@@ -219,6 +319,8 @@ int main(int argc, char **argv)
         snprintf(path, sizeof path, "%.*s/other", first_len, mp); /* beside the mount */
         same_as_kernel(path);
     }
+    /* 3c. The first-component compare, for MP and each MP2. */
+    for (int i = 4; i < argc; i++) first_component(i == 4 ? mp : argv[i], name, two, page);
     /* 4. Relative paths from a real working directory far from the mount. */
     if (chdir(dirpart) != 0) {
         perror("route_edges: chdir");

@@ -659,15 +659,34 @@ fi
 section "paths the pass-through test must not let by"
 # tests/helpers/route_edges.c: ".." at every offset around the vector scan's blocks, at a
 # page end before an inaccessible page, "//", "/./", relative climbs, NULL (EFAULT). Run
-# with the AVX2 scan (where the CPU has it) and with the portable one.
+# with the AVX2 scan (where the CPU has it), the SSE4.2 one (S3SHIM_NO_AVX2=1) and the
+# SSE2 one (S3SHIM_NO_AVX2=sse2).
 printf 'edge\n' >"$W/edge-real.file.txt"
 if [ "$SCHEME" = file ]; then
-    for v in avx2 portable; do
+    for v in avx2 sse42 sse2; do
         r=$W/edges-$v
-        if [ $v = portable ]; then ev=(S3SHIM_NO_AVX2=1); else ev=(); fi
+        case $v in sse42) ev=(S3SHIM_NO_AVX2=1) ;; sse2) ev=(S3SHIM_NO_AVX2=sse2) ;; *) ev=() ;; esac
         shim_env "$MOUNTS" "${ev[@]}" "$BUILD/tests/route_edges" "$MP" hello.txt "$(stat -c %s "$REAL/hello.txt")" \
             "$W/edge-real.file.txt" >"$r.out" 2>&1
         check "route edges ($v scan): '..' at every offset and at a page end, '//', '/./', relative climbs, NULL" \
+            sh -c 'grep -qx "checked [0-9]*, failed 0" "$1" || { cat "$1"; false; }' _ "$r.out"
+    done
+    # More mounts for the first-component compare: two sharing a 20-byte start (several
+    # components with one first letter), two short ones with one letter (each is the
+    # second compared for the other's paths), one alone with its letter, 29 bytes (the
+    # longest compared inline), 30 bytes (its letter takes the routed path), non-ASCII.
+    pre=pt$$-0123456789abcdef
+    u=u$$-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx
+    v=v$$-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx
+    more=("/$pre-a/m" "/$pre-ab" "/w$$" "/w$$-b/m" "/q$$" "/${u:0:29}" "/${v:0:30}" "/é$$")
+    emounts=$MOUNTS
+    for m in "${more[@]}"; do emounts="$emounts;$m=file://$BACK"; done
+    for v in avx2 sse42 sse2; do
+        r=$W/edges-more-$v
+        case $v in sse42) ev=(S3SHIM_NO_AVX2=1) ;; sse2) ev=(S3SHIM_NO_AVX2=sse2) ;; *) ev=() ;; esac
+        shim_env "$emounts" "${ev[@]}" "$BUILD/tests/route_edges" "$MP" hello.txt "$(stat -c %s "$REAL/hello.txt")" \
+            "$W/edge-real.file.txt" "${more[@]}" >"$r.out" 2>&1
+        check "route edges ($v scan), ${#more[@]} more mounts: each first component, one byte longer, shorter, changed, non-ASCII, '//', '/./', '..', page ends" \
             sh -c 'grep -qx "checked [0-9]*, failed 0" "$1" || { cat "$1"; false; }' _ "$r.out"
     done
 else
