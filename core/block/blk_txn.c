@@ -591,9 +591,12 @@ int tx_commit(struct blk_txn *t, int how, int *durable)
          * stays the fallback if this write is torn) */
         uint64_t slot = vis ? BLK_ROOT_SLOT0 + commit % 2 : BLK_ROOT_SLOT0 + (uint64_t)(1 - t->dslot);
         blk_seal(buf, BK_ROOT, commit, slot, s->sb.h.uuid);
+        blk_vr_seq_begin(s); /* the change counter: odd while the root is written */
         int e = vis ? blk_vr_write(s, buf) : blk_write_block(s, slot, buf);
         if (!e && !vis) e = blk_sync(s);
+        uint64_t seq = blk_vr_seq_end(s);
         if (e) fail(t, e);
+        else blk_roots_wrote(s, buf, vis, (int)(slot - BLK_ROOT_SLOT0), seq);
     }
     if (durable) *durable = !vis;
     free(buf);
