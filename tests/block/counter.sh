@@ -54,7 +54,10 @@ for line in sys.stdin:
         elif a[0] == "spin":  # commits until killed, each one reported
             d, n = a[1], int(a[2])
             for i in range(n):
-                with open(os.path.join(mp, d, "s%d" % (i % 50)), "w") as f: f.write("spin%d" % i)
+                with open(os.path.join(mp, d, "s%d" % (i % 50)), "w") as f:
+                    f.write("spin%d" % i)
+                    if i % 40 == 39:  # durable now and then (bounds what group commit holds)
+                        f.flush(); os.fsync(f.fileno())
                 if i % 3 == 2: os.unlink(os.path.join(mp, d, "s%d" % ((i - 1) % 50)))
             out = "done"
         else:
@@ -185,7 +188,7 @@ for line in q:
     for i in 1 2 3 4 5 6; do
         # (env execs python: $! is the writer itself, not a wrapper)
         env S3SHIM_BLOCK_COMMIT_MS="$ms" S3SHIM_MOUNTS="$MP=block://$DEV" LD_PRELOAD="$PRELOAD" "${SAN_ENV[@]}" \
-            "$PY" "$W/agent.py" "$MP" <<<"spin s 500" >/dev/null 2>&1 &
+            "$PY" "$W/agent.py" "$MP" <<<"spin s 100000000" >/dev/null 2>&1 &
         local sp=$!
         sleep "0.$((RANDOM % 9 + 1))"
         kill -9 "$sp" 2>/dev/null && kills=$((kills + 1))
