@@ -41,7 +41,7 @@ MAN  := $(BUILD)/s3shim.1
 VERSION := $(shell sed -n 's/.*S3SHIM_VERSION "\(.*\)"/\1/p' include/s3shim.h)
 
 .PHONY: all help man deps test test-unit test-sys test-docs test-integration test-stdstream test-oplog test-direct test-block test-block-battery test-s3 test-endpoints test-faultproxy test-tsan \
-        test-s3rig bench bench-oplog bench-replay bench-passthrough bench-s3 bench-programs bench-first bench-endpoints bench-direct bench-stdstream bench-block bench-block-startup \
+        test-s3rig bench bench-oplog bench-replay bench-passthrough bench-s3 bench-programs bench-first bench-endpoints bench-direct bench-stdstream bench-block bench-block-cpu bench-block-startup \
         install clean demo
 
 all: $(LIB) $(TOOL)
@@ -245,6 +245,10 @@ bench-direct: all
 # on one loop device (root; about 3 minutes).
 bench-block: all
 	@BUILD=$(BUILD) bench/block/run.sh
+
+# block:// small files: CPU time (task-clock) and metadata reads against ext4 (about 1 min).
+bench-block-cpu: all
+	@BUILD=$(BUILD) bench/block/cputime.sh
 
 # block:// start-up: a store of 1M objects, a new process's cost and memory (about 30 s).
 bench-block-startup: all $(BUILD)/blk_populate
