@@ -113,8 +113,6 @@ int blk_roots(struct blk_store *s, struct blk_root *r, uint64_t *durable, int *d
  * newest durable one, flush. The flushes run without the commit lock (commits go on; the
  * root's blocks are pinned meanwhile). 0 (also: nothing to do) or -errno. */
 int blk_make_durable(struct blk_store *s);
-/* Forget the roots kept by blk_roots (the next lookup reads the slots). */
-void blk_roots_forget(struct blk_store *s);
 /* A commit of this process wrote root block `root` (into device slot dslot, or only
  * published it when visible), the counter now at seq (0: none): keep it as the newest. */
 void blk_roots_wrote(struct blk_store *s, const void *root, int visible, int dslot, uint64_t seq);

@@ -243,13 +243,6 @@ static int kept_roots(struct blk_store *s, struct blk_root *r, uint64_t *durable
     return hit;
 }
 
-void blk_roots_forget(struct blk_store *s)
-{
-    pthread_mutex_lock(&s->nc_lock);
-    s->rc_valid = 0;
-    pthread_mutex_unlock(&s->nc_lock);
-}
-
 void blk_roots_wrote(struct blk_store *s, const void *root, int visible, int dslot, uint64_t seq)
 {
     const struct blk_hdr *h = root;
