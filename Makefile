@@ -41,7 +41,7 @@ MAN  := $(BUILD)/s3shim.1
 VERSION := $(shell sed -n 's/.*S3SHIM_VERSION "\(.*\)"/\1/p' include/s3shim.h)
 
 .PHONY: all help man deps test test-unit test-sys test-docs test-integration test-stdstream test-oplog test-direct test-block test-block-battery test-s3 test-endpoints test-faultproxy test-tsan \
-        test-s3rig bench bench-oplog bench-replay bench-passthrough bench-route-scan bench-s3 bench-programs bench-first bench-endpoints bench-direct bench-stdstream bench-block bench-block-cpu bench-block-startup \
+        test-s3rig bench bench-oplog bench-replay bench-passthrough bench-route-scan bench-s3 bench-programs bench-first bench-endpoints bench-direct bench-stdstream bench-block bench-block-cpu bench-block-small-cpu bench-block-startup \
         install clean demo
 
 all: $(LIB) $(TOOL)
@@ -147,6 +147,7 @@ test-block: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/extents.sh,block-extents$(if $(SAN),/$(SAN)))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/moved.sh,block-moved$(if $(SAN),/$(SAN)))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/shared.sh,block-shared$(if $(SAN),/$(SAN)))
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/counter.sh,block-counter$(if $(SAN),/$(SAN)))
 
 test-block-battery: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) IT_SCHEME=block tests/integration/run.sh,integration-block$(if $(SAN),/$(SAN)))
@@ -250,6 +251,10 @@ bench-block: all
 # root; about 2 minutes with ROUNDS=3).
 bench-block-cpu: all
 	@BUILD=$(BUILD) bench/block/cpu.sh
+
+# block:// small files: CPU time (task-clock) and metadata reads against ext4 (about 1 min).
+bench-block-small-cpu: all
+	@BUILD=$(BUILD) bench/block/small_cpu.sh
 
 # block:// start-up: a store of 1M objects, a new process's cost and memory (about 30 s).
 bench-block-startup: all $(BUILD)/blk_populate

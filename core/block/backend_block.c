@@ -65,9 +65,11 @@ void bm_describe(struct block_mount *m)
     uint64_t n = atomic_load(&m->st.commits), ns = atomic_load(&m->st.commit_ns);
     pthread_mutex_lock(&m->detail_lock);
     snprintf(m->dev_stats.detail, sizeof m->dev_stats.detail,
-             "O_DIRECT requests; %llu commits (mean %.2f ms), %llu metadata blocks read, %llu kept ones used",
+             "O_DIRECT requests; %llu commits (mean %.2f ms), %llu metadata blocks read, %llu kept ones used, "
+             "%llu lookups on kept roots",
              (unsigned long long)n, n ? (double)ns / (double)n / 1e6 : 0.0,
-             (unsigned long long)atomic_load(&m->st.meta_reads), (unsigned long long)atomic_load(&m->st.nc_hits));
+             (unsigned long long)atomic_load(&m->st.meta_reads), (unsigned long long)atomic_load(&m->st.nc_hits),
+             (unsigned long long)atomic_load(&m->st.rc_hits));
     pthread_mutex_unlock(&m->detail_lock);
 }
 

@@ -48,6 +48,16 @@ struct blk_store {
     int vr_rw;
     int vr_fd;   /* the file, held with a shared flock: this process uses the store */
     uint64_t vr_retry_ns;
+    /* The newest roots as last read (blk_roots), kept while the shared change counter
+     * (blk_vroot.c) holds rc_seq and the device's root slots still start with the headers
+     * rc_dh (seen through dm, the device's first blocks mapped; docs/block-format.md,
+     * "Shared change counter"). Under nc_lock. */
+    const uint8_t *dm;
+    int rc_valid, rc_dslot;
+    uint64_t rc_seq, rc_durable;
+    struct blk_hdr rc_dh[2];
+    struct blk_root rc_root;
+    _Atomic uint64_t rc_hits; /* lookups served without reading the root slots */
     /* Data extents of a durable newest root's pend_prev (blk_alloc.c), read under the
      * commit lock for root pf_commit (0: none read). */
     uint64_t pf_commit;
@@ -103,6 +113,9 @@ int blk_roots(struct blk_store *s, struct blk_root *r, uint64_t *durable, int *d
  * newest durable one, flush. The flushes run without the commit lock (commits go on; the
  * root's blocks are pinned meanwhile). 0 (also: nothing to do) or -errno. */
 int blk_make_durable(struct blk_store *s);
+/* A commit of this process wrote root block `root` (into device slot dslot, or only
+ * published it when visible), the counter now at seq (0: none): keep it as the newest. */
+void blk_roots_wrote(struct blk_store *s, const void *root, int visible, int dslot, uint64_t seq);
 
 /* --- blk_cache.c (verified metadata blocks, kept across commits) ----------------------- */
 /* Block addr of that kind as of root `root` into buf, if kept: 1, else 0. */
@@ -132,6 +145,14 @@ int blk_vr_read(struct blk_store *s, struct blk_root *r, uint64_t above);
 int blk_vr_write(struct blk_store *s, const void *root_block); /* sealed; -EROFS */
 /* The commit a durable step in progress is making durable (0: none); under the lock. */
 uint64_t blk_vr_pin(struct blk_store *s);
+/* The shared change counter (a seqlock bumped around every root write of every process
+ * that maps the file for writing): 0 and *seq (even: no write in progress) when this
+ * process can rely on it, -1 when not (no file, or a write in progress or cut short). */
+int blk_vr_seq(struct blk_store *s, uint64_t *seq);
+/* Around a root write (under the commit lock): begin makes the counter odd, end even
+ * again and returns it (0: no counter). */
+void blk_vr_seq_begin(struct blk_store *s);
+uint64_t blk_vr_seq_end(struct blk_store *s);
 /* Set the pin to commit, if it was if_was (UINT64_MAX: whatever it was). */
 void blk_vr_set_pin(struct blk_store *s, uint64_t commit, uint64_t if_was);
 /* The commit lock: in-process mutex and an OFD write lock on byte 0 of the device. */

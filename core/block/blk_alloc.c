@@ -25,18 +25,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Block addr of that kind reached from root r: kept (blk_cache.c), or read, verified and
+ * kept. 0, -errno, or -EAGAIN (not valid under r: the tree moved). */
+static int kept_or_read(struct blk_store *s, const struct blk_root *r, uint64_t addr, int kind, uint8_t *buf)
+{
+    if (blk_nc_get(s, addr, kind, r->h.commit, buf)) return 0;
+    int e = blk_read_block(s, addr, buf);
+    if (e < 0) return e;
+    if (blk_verify(buf, kind, addr, s->sb.h.uuid, r->h.commit, NULL, 0) < 0) return -EAGAIN;
+    blk_nc_put(s, addr, kind, buf, r->h.commit);
+    return 0;
+}
+
 int blk_bm_read(struct blk_store *s, const struct blk_root *r, uint64_t idx, uint8_t *buf)
 {
     uint64_t j = idx / BLK_ADDRS_PER_DIR;
     if (j >= r->ndir) return -EIO;
-    int e = blk_read_block(s, r->dir[j], buf);
+    int e = kept_or_read(s, r, r->dir[j], BK_DIR, buf);
     if (e < 0) return e;
-    if (blk_verify(buf, BK_DIR, r->dir[j], s->sb.h.uuid, r->h.commit, NULL, 0) < 0) return -EAGAIN;
     uint64_t addr;
     memcpy(&addr, buf + BLK_HDR + (idx % BLK_ADDRS_PER_DIR) * 8, 8);
-    if ((e = blk_read_block(s, addr, buf)) < 0) return e;
-    if (blk_verify(buf, BK_BITMAP, addr, s->sb.h.uuid, r->h.commit, NULL, 0) < 0) return -EAGAIN;
-    return 0;
+    return kept_or_read(s, r, addr, BK_BITMAP, buf);
 }
 
 int blk_bm_test(struct blk_bm_cursor *c, uint64_t b, int *set)

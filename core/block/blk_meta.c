@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -170,6 +171,10 @@ int blk_open(struct blk_store *s, const char *path, int rw, char *err, size_t er
     pthread_mutex_init(&s->lock, NULL);
     pthread_mutex_init(&s->nc_lock, NULL);
     blk_vr_open(s); /* held while the store is open here (blk_vroot.c) */
+    if (s->is_blk) { /* the root slots' headers, read in place (blk_roots); a file could shrink under a mapping */
+        void *p = sys.mmap(NULL, 3 * BLK_BS, PROT_READ, MAP_SHARED, fd, 0);
+        if (p != MAP_FAILED) s->dm = p;
+    }
     return 0;
 bad_errno:
     r = -errno;
@@ -184,6 +189,8 @@ void blk_close(struct blk_store *s)
 {
     if (s->fd >= 0) {
         blk_vr_release(s); /* the last process using the store: its file in /dev/shm goes */
+        if (s->dm) munmap((void *)(uintptr_t)s->dm, 3 * BLK_BS);
+        s->dm = NULL;
         sys.close(s->fd);
         pthread_mutex_destroy(&s->lock);
         pthread_mutex_destroy(&s->nc_lock);
@@ -198,11 +205,77 @@ void blk_close(struct blk_store *s)
     s->fd = -1;
 }
 
+/* The headers of the two root slots as the device holds them now: through the mapping of
+ * its first blocks (a block device), else one pread. */
+static int peek_slots(struct blk_store *s, struct blk_hdr now[2])
+{
+    if (s->dm) {
+        memcpy(&now[0], s->dm + BLK_ROOT_SLOT0 * BLK_BS, sizeof now[0]);
+        memcpy(&now[1], s->dm + (BLK_ROOT_SLOT0 + 1) * BLK_BS, sizeof now[1]);
+        return 0;
+    }
+    uint8_t b[BLK_BS + sizeof now[1]] __attribute__((aligned(64)));
+    if (sys.pread(s->fd, b, sizeof b, BLK_ROOT_SLOT0 * BLK_BS) != (ssize_t)sizeof b) return -1;
+    memcpy(&now[0], b, sizeof now[0]);
+    memcpy(&now[1], b + BLK_BS, sizeof now[1]);
+    return 0;
+}
+
+/* The roots kept from the last read, if nothing can have changed since: the change
+ * counter still at that read's value, and both slots still starting with the headers
+ * read then (a root written by a process that does not bump the counter, or by a tool
+ * outside the shim, changes its slot's header first). */
+static int kept_roots(struct blk_store *s, struct blk_root *r, uint64_t *durable, int *dslot)
+{
+    uint64_t seq;
+    struct blk_hdr now[2];
+    if (blk_vr_seq(s, &seq) < 0 || peek_slots(s, now) < 0) return 0;
+    int hit = 0;
+    pthread_mutex_lock(&s->nc_lock);
+    if (s->rc_valid && s->rc_seq == seq && memcmp(now, s->rc_dh, sizeof now) == 0) {
+        *r = s->rc_root;
+        if (durable) *durable = s->rc_durable;
+        if (dslot) *dslot = s->rc_dslot;
+        hit = 1;
+    }
+    pthread_mutex_unlock(&s->nc_lock);
+    if (hit) atomic_fetch_add_explicit(&s->rc_hits, 1, memory_order_relaxed);
+    return hit;
+}
+
+void blk_roots_wrote(struct blk_store *s, const void *root, int visible, int dslot, uint64_t seq)
+{
+    const struct blk_hdr *h = root;
+    struct blk_hdr now[2];
+    pthread_mutex_lock(&s->nc_lock);
+    /* Kept only if what was kept was the state this commit started from (the counter
+     * moved by this write alone) and the slots hold what that state and this write say. */
+    int keep = seq && s->rc_valid && s->rc_seq + 2 == seq && peek_slots(s, now) == 0;
+    if (keep && !visible) keep = memcmp(&now[dslot], h, sizeof *h) == 0 && memcmp(&now[!dslot], &s->rc_dh[!dslot], sizeof *h) == 0;
+    else if (keep) keep = memcmp(now, s->rc_dh, sizeof now) == 0;
+    if (keep) {
+        memcpy(&s->rc_root, root, sizeof s->rc_root);
+        if (!visible) {
+            s->rc_durable = h->commit;
+            s->rc_dslot = dslot;
+            s->rc_dh[dslot] = *h;
+        }
+        s->rc_seq = seq;
+    } else {
+        s->rc_valid = 0;
+    }
+    pthread_mutex_unlock(&s->nc_lock);
+    blk_nc_seen(s, h->commit, h->crc);
+}
+
 int blk_roots(struct blk_store *s, struct blk_root *r, uint64_t *durable, int *dslot, int *bad)
 {
+    if (!bad && kept_roots(s, r, durable, dslot)) return 0;
     uint8_t b[2][BLK_BS] __attribute__((aligned(64)));
     int ok[2], e = 0;
     if (bad) *bad = 0;
+    uint64_t seq = 0;
+    int keep = !bad && blk_vr_seq(s, &seq) == 0; /* before the read: what it is kept under */
     /* both slots in one read (blocks 1 and 2 are adjacent) */
     atomic_fetch_add_explicit(&s->meta_reads, 2, memory_order_relaxed);
     ssize_t got = sys.pread(s->fd, b, 2 * BLK_BS, BLK_ROOT_SLOT0 * BLK_BS);
@@ -216,6 +289,7 @@ int blk_roots(struct blk_store *s, struct blk_root *r, uint64_t *durable, int *d
         ok[i] = rr == 0 && blk_verify(b[i], BK_ROOT, BLK_ROOT_SLOT0 + (uint64_t)i, s->sb.h.uuid, UINT64_MAX, NULL, 0) == 0 &&
                 x->ndir <= BLK_ROOT_DIRS;
         if (!ok[i] && bad) *bad |= 1 << i;
+        if (!ok[i]) keep = 0; /* a slot being written (its header may already be the new one): not kept */
         if (ok[i] && !bad) { /* the newer slot is valid: the older one does not matter */
             ok[!i] = 0;
             break;
@@ -229,10 +303,23 @@ int blk_roots(struct blk_store *s, struct blk_root *r, uint64_t *durable, int *d
     memcpy(r, b[pick], sizeof *r);
     if (durable) *durable = r->h.commit;
     if (dslot) *dslot = pick;
+    uint64_t d = r->h.commit;
     /* A newer visible root (group commit, blk_vroot.c) is the state every process sees. */
     struct blk_root v;
     if (blk_vr_read(s, &v, r->h.commit) == 0) *r = v;
     blk_nc_seen(s, r->h.commit, r->h.crc);
+    uint64_t seq2;
+    if (keep && blk_vr_seq(s, &seq2) == 0 && seq2 == seq) { /* no root written meanwhile */
+        pthread_mutex_lock(&s->nc_lock);
+        s->rc_root = *r;
+        s->rc_durable = d;
+        s->rc_dslot = pick;
+        memcpy(&s->rc_dh[0], b[0], sizeof s->rc_dh[0]);
+        memcpy(&s->rc_dh[1], b[1], sizeof s->rc_dh[1]);
+        s->rc_seq = seq;
+        s->rc_valid = 1;
+        pthread_mutex_unlock(&s->nc_lock);
+    }
     return 0;
 }
 
@@ -271,7 +358,9 @@ int blk_make_durable(struct blk_store *s)
         memcpy(b, &r, sizeof r);
         uint64_t slot = BLK_ROOT_SLOT0 + (uint64_t)(1 - dslot);
         blk_seal(b, BK_ROOT, v, slot, s->sb.h.uuid);
+        blk_vr_seq_begin(s);
         e = blk_write_block(s, slot, b);
+        blk_vr_seq_end(s); /* (the roots kept are read again) */
     }
     blk_vr_set_pin(s, 0, v);
     blk_unlock(s);

@@ -410,7 +410,8 @@ static void release(struct blk_txn *t, uint64_t a)
     struct blk_store *s = t->s;
     uint8_t *buf = newbuf(t);
     while (buf && a && !t->err) {
-        if (blk_read_block(s, a, buf) < 0 || blk_verify(buf, BK_FREE, a, s->sb.h.uuid, t->base, NULL, 0) < 0) {
+        if (!blk_nc_get(s, a, BK_FREE, t->base, buf) && /* kept: the list the commit before wrote */
+            (blk_read_block(s, a, buf) < 0 || blk_verify(buf, BK_FREE, a, s->sb.h.uuid, t->base, NULL, 0) < 0)) {
             slog_error("block: %s: pending-free block %llu unreadable (run s3shim blk check)", s->path,
                        (unsigned long long)a);
             fail(t, -EIO);
@@ -510,7 +511,7 @@ static int list_blocks(struct blk_txn *t, uint64_t **fl, size_t *nfl, size_t *ca
 
 /* Write extents v[0..n) into the list blocks fl[0..nfl), the last one chained to tail. */
 static void write_list(struct blk_txn *t, uint8_t *buf, const uint64_t *fl, size_t nfl, const struct blk_fext *v,
-                       size_t n, uint64_t tail, uint64_t commit)
+                       size_t n, uint64_t tail, uint64_t commit, uint8_t *keep)
 {
     for (size_t k = 0; k < nfl && !t->err; k++) {
         memset(buf, 0, BLK_BS);
@@ -522,6 +523,7 @@ static void write_list(struct blk_txn *t, uint8_t *buf, const uint64_t *fl, size
         blk_seal(buf, BK_FREE, commit, fl[k], t->s->sb.h.uuid);
         int e = blk_write_block(t->s, fl[k], buf);
         if (e) fail(t, e);
+        if (keep) memcpy(keep + k * BLK_BS, buf, BLK_BS); /* (kept once the commit is done) */
     }
 }
 
@@ -536,20 +538,20 @@ int tx_commit(struct blk_txn *t, int how, int *durable)
         list_blocks(t, &fl, &nfl, &capfl, t->nfreed);
         list_blocks(t, &vl, &nvl, &capvl, t->nvfreed);
     }
-    uint8_t *buf = newbuf(t);
+    uint8_t *buf = newbuf(t), *keepf = NULL, *keepv = NULL;
     uint64_t nheld = 0, nvol = 0;
     for (size_t i = 0; i < t->nfreed; i++) nheld += t->freed[i].len;
     for (size_t i = 0; i < t->nvfreed; i++) nvol += t->vfreed[i].len;
     if (buf) {
-        write_list(t, buf, fl, nfl, t->freed, t->nfreed, t->base_pend, commit);
-        write_list(t, buf, vl, nvl, t->vfreed, t->nvfreed, 0, commit);
+        keepf = nfl ? malloc(nfl * BLK_BS) : NULL; /* (none: not kept, read at the next commit) */
+        keepv = nvl ? malloc(nvl * BLK_BS) : NULL;
+        write_list(t, buf, fl, nfl, t->freed, t->nfreed, t->base_pend, commit, keepf);
+        write_list(t, buf, vl, nvl, t->vfreed, t->nvfreed, 0, commit, keepv);
     }
     t->r.pend_cur = nfl ? fl[0] : t->base_pend;
     t->r.pend_cur_n = t->base_pend_n + nheld;
     t->r.vol = nvl ? vl[0] : 0;
     t->r.vol_n = nvol;
-    free(fl);
-    free(vl);
     /* Every other new block. */
     struct tblk *n, *ntmp;
     HASH_ITER(hh, t->nodes, n, ntmp) {
@@ -591,9 +593,12 @@ int tx_commit(struct blk_txn *t, int how, int *durable)
          * stays the fallback if this write is torn) */
         uint64_t slot = vis ? BLK_ROOT_SLOT0 + commit % 2 : BLK_ROOT_SLOT0 + (uint64_t)(1 - t->dslot);
         blk_seal(buf, BK_ROOT, commit, slot, s->sb.h.uuid);
+        blk_vr_seq_begin(s); /* the change counter: odd while the root is written */
         int e = vis ? blk_vr_write(s, buf) : blk_write_block(s, slot, buf);
         if (!e && !vis) e = blk_sync(s);
+        uint64_t seq = blk_vr_seq_end(s);
         if (e) fail(t, e);
+        else blk_roots_wrote(s, buf, vis, (int)(slot - BLK_ROOT_SLOT0), seq);
     }
     if (durable) *durable = !vis;
     free(buf);
@@ -601,7 +606,13 @@ int tx_commit(struct blk_txn *t, int how, int *durable)
         HASH_ITER(hh, t->nodes, n, ntmp) if (n->fresh) blk_nc_put(s, n->addr, n->kind, n->buf, commit);
         HASH_ITER(hh, t->bms, b, btmp) if (b->dirty) blk_nc_put(s, b->addr, BK_BITMAP, b->buf, commit);
         HASH_ITER(hh, t->dirs, b, btmp) if (b->dirty) blk_nc_put(s, b->addr, BK_DIR, b->buf, commit);
+        for (size_t k = 0; keepf && k < nfl; k++) blk_nc_put(s, fl[k], BK_FREE, keepf + k * BLK_BS, commit);
+        for (size_t k = 0; keepv && k < nvl; k++) blk_nc_put(s, vl[k], BK_FREE, keepv + k * BLK_BS, commit);
     }
+    free(keepf);
+    free(keepv);
+    free(fl);
+    free(vl);
     int e = t->err;
     if (e) slog_error("block: %s: commit %llu failed: %s; the store stays at commit %llu", s->path,
                       (unsigned long long)commit, strerror(-e), (unsigned long long)t->base);

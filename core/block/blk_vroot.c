@@ -15,7 +15,12 @@
  * The pin: a durable step in progress (blk_make_durable) flushes without the commit lock,
  * so commits go on meanwhile; until it has written its root, the blocks that root reaches
  * must not be reused. It publishes the root's commit number here, and commits hold every
- * block written up to that commit instead of freeing it at the next commit (blk_txn.c). */
+ * block written up to that commit instead of freeing it at the next commit (blk_txn.c).
+ *
+ * The change counter (docs/block-format.md, "Shared change counter"): a seqlock every
+ * process that maps the file for writing bumps before and after each root it writes, in
+ * a device slot or here, so a lookup reuses the root it verified last instead of reading
+ * both slots again while the counter has not moved (blk_meta.c). */
 #include "blk.h"
 
 #include "../efd.h"
@@ -32,7 +37,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define VR_SIZE (3 * BLK_BS) /* two roots, then the pin (u64) */
+#define VR_SIZE (3 * BLK_BS) /* two roots, then the pin (u64) and, 64 bytes on, the change counter */
+#define VR_SEQ_OFF (2 * BLK_BS + 64)
 
 void blk_vr_name(const struct blk_store *s, char *buf, size_t len)
 {
@@ -230,4 +236,34 @@ int blk_vr_write(struct blk_store *s, const void *root_block)
     const struct blk_hdr *h = root_block;
     memcpy(s->vr + (h->commit % 2) * BLK_BS, root_block, BLK_BS);
     return 0;
+}
+
+static _Atomic uint64_t *seq_of(struct blk_store *s) { return (_Atomic uint64_t *)(void *)(s->vr + VR_SEQ_OFF); }
+
+int blk_vr_seq(struct blk_store *s, uint64_t *seq)
+{
+    if (!s->vr) return -1;
+    uint64_t v = atomic_load(seq_of(s));
+    if (v & 1) return -1; /* a root being written, or a writer killed while it wrote one */
+    *seq = v;
+    return 0;
+}
+
+void blk_vr_seq_begin(struct blk_store *s)
+{
+    if (!s->vr_rw) return;
+    _Atomic uint64_t *q = seq_of(s);
+    uint64_t v = atomic_load(q);
+    while (!atomic_compare_exchange_weak(q, &v, (v + 1) | 1)) {} /* odd: from even +1, from odd (cut short) +2 */
+}
+
+uint64_t blk_vr_seq_end(struct blk_store *s)
+{
+    if (!s->vr_rw) return 0;
+    _Atomic uint64_t *q = seq_of(s);
+    uint64_t v = atomic_load(q), n;
+    do
+        n = (v | 1) + 1; /* even, and always forward */
+    while (!atomic_compare_exchange_weak(q, &v, n));
+    return n;
 }
