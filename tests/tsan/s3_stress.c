@@ -10,7 +10,8 @@
  *           the engine threads then receive straight into the reader's buffer;
  *   writes  THREADS threads each upload their own multipart object with write() calls
  *           of odd sizes, close, and read it back whole, comparing every byte;
- *   staged  THREADS threads on one O_RDWR (staged) descriptor of the object: random
+ *   staged  THREADS threads on one O_RDWR (staged) descriptor of the object (every third
+ *           reading front to back, its window fetched ahead while the others write): random
  *           preads compared with the source and pwrites of the source's own bytes (lazy
  *           block fetches racing with partial-block writes), then close uploads it;
  *   behind  THREADS threads filling one new O_RDWR file in interleaved 256 KiB chunks,
@@ -99,11 +100,14 @@ static void *staged(void *arg)
 {
     unsigned seed = (unsigned)(uintptr_t)arg * 40503u + 7;
     char *a = malloc(256 << 10), *b = malloc(256 << 10);
+    int seq = (uintptr_t)arg % 3 == 0; /* reads front to back: the window fetched ahead */
+    off_t next = 0;
     for (int i = 0; i < PREADS; i++) {
-        size_t len = 1 + rnd(&seed) % (256 << 10);
-        off_t off = (off_t)(rnd(&seed) % (unsigned)obj_size);
+        size_t len = seq ? 64 << 10 : 1 + rnd(&seed) % (256 << 10);
+        off_t off = seq ? next : (off_t)(rnd(&seed) % (unsigned)obj_size);
+        next = off + (off_t)len < (off_t)obj_size ? off + (off_t)len : 0;
         ssize_t m = pread(local_fd, b, len, off);
-        if (i % 2) {
+        if (i % 2 && !seq) {
             if (m > 0 && pwrite(staged_fd, b, (size_t)m, off) != m) fail("staged pwrite", (long)off, (long)m);
         } else {
             ssize_t n = pread(staged_fd, a, len, off);
