@@ -30,8 +30,18 @@ int s3_stage_live(struct s3_mount *m, const struct s3_path *p)
     if (sys.stat(mp, &st) < 0) return 0; /* the usual case: one failed stat */
     int dl = stg_dir_lock();
     int fd = sys.open(mp, O_RDONLY | O_CLOEXEC), live = 0;
+    struct stat ms;
     if (fd >= 0) {
         live = sys.flock(fd, LOCK_EX | LOCK_NB) < 0;
+        if (live && sys.fstat(fd, &ms) == 0 && ms.st_size >= (off_t)sizeof(struct stage_hdr)) {
+            struct stage_hdr *h = sys.mmap(NULL, sizeof *h, PROT_READ, MAP_SHARED, fd, 0);
+            if (h != MAP_FAILED) {
+                if (h->magic == STAGE_MAGIC && strcmp(h->bucket, p->bucket) == 0 && strcmp(h->key, p->key) == 0 &&
+                    stg_is_tmp(h))
+                    live = 2;
+                munmap(h, sizeof *h);
+            }
+        }
         sys.close(fd);
     }
     stg_dir_unlock(dl);
