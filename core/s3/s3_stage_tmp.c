@@ -167,9 +167,9 @@ int s3_stage_tmp_rename(struct s3_mount *m, const struct s3_path *a, const struc
     hunlock(h);
     if (e < 0) {
         s3_stage_close(s);
-        slog_error("s3: renaming the temporary %s/%s to %s failed on the server: the rename fails with EIO; the "
+        slog_error("s3: renaming the temporary %s/%s to %s/%s failed on the server: the rename fails with EIO; the "
                    "temporary stays as it was (uploaded under its name when its process ends, unless renamed or "
-                   "removed before)", a->bucket, a->key, b->key);
+                   "removed before)", a->bucket, a->key, b->bucket, b->key);
         return -EIO;
     }
     /* As over a local file: b's openers of this host keep their bytes and upload nothing. */
@@ -178,8 +178,8 @@ int s3_stage_tmp_rename(struct s3_mount *m, const struct s3_path *a, const struc
     s3_stage_close(s);
     drop_kept(m, a);
     s3_meta_changed(m, a->bucket, a->key, 0, NULL, NULL);
-    slog_debug("s3: %s/%s: temporary renamed to %s: uploaded under the new name only (%lld bytes)", a->bucket,
-               a->key, b->key, (long long)ds.st_size);
+    slog_debug("s3: %s/%s: temporary renamed to %s/%s: uploaded under the new name only (%lld bytes)", a->bucket,
+               a->key, b->bucket, b->key, (long long)ds.st_size);
     return 1;
 }
 
