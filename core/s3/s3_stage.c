@@ -36,7 +36,9 @@
  * If-Match) instead of being fetched and sent back. A new file (created or truncated at
  * open: nothing to fetch) sends its parts while the program writes (write-behind,
  * s3_stage_wb.c), and close sends only the rest. A file that was never written is not
- * uploaded. Close returns 0 only when the object is on the server. If the object changed
+ * uploaded. Close returns 0 only when the object is on the server. A temporary (a file
+ * this process created O_RDWR|O_CREAT|O_EXCL: mkstemp) is the exception: its close keeps
+ * it in the staging file, and its rename uploads it under the new name (s3_stage_tmp.c). If the object changed
  * on the server while it was staged, the close still replaces it (last close wins) and a
  * warning says so; blocks that were not fetched yet can then no longer be read (412): the
  * read or the upload fails with EIO and a log line.
@@ -69,7 +71,8 @@
  * Modules. The staging code is split by concern: s3_stage_dir.c (the directory, names, limit,
  * cleanup of dead processes' files), s3_stage_open.c (joining or creating a staging file,
  * exec, fork), s3_stage_fetch.c (lazy range fetch, reads), s3_stage_wb.c (write-behind),
- * s3_stage_ns.c (stat, listing, removal of staged keys) and this file. */
+ * s3_stage_ns.c (stat, listing, removal of staged keys), s3_stage_tmp.c (temporaries)
+ * and this file. */
 #include "../efd.h"
 #include "../log.h"
 #include "../sys.h"

@@ -87,6 +87,7 @@ int stg_tmp_close(struct s3_stage *s)
     s->wb = NULL;
     if (s->pfd >= 0) efd_close(s->pfd);
     s->pfd = -1;
+    sys.fcntl(s->mapfd, F_SETFD, FD_CLOEXEC); /* no program this one runs holds it for us */
     pthread_mutex_lock(&stg_lock);
     s->next = g_kept;
     g_kept = s;
