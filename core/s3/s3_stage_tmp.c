@@ -42,14 +42,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int g_on = 1;
+static int g_on = 1; /* atomic: set by the first mount, read at every staged open */
 static struct s3_stage *g_kept; /* closed temporaries of this process, under stg_lock */
 
-void stg_tmp_configure(int on) { g_on = on; }
+void stg_tmp_configure(int on) { __atomic_store_n(&g_on, on, __ATOMIC_RELAXED); }
 
 int stg_tmp_begin(struct s3_stage *s)
 {
-    if (!g_on || s->acc != O_RDWR || (s->flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL)) return 0;
+    if (!__atomic_load_n(&g_on, __ATOMIC_RELAXED) || s->acc != O_RDWR ||
+        (s->flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL))
+        return 0;
     __atomic_store_n(&s->h->tmp_pid, (int32_t)getpid(), __ATOMIC_RELEASE);
     return 1;
 }

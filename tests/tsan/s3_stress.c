@@ -241,7 +241,8 @@ static void *temps(void *arg)
         memset(back, 0, TEMP_SIZE);
         fd = open(fin, O_RDONLY);
         size_t got = 0;
-        for (ssize_t r; fd >= 0 && got < TEMP_SIZE && (r = read(fd, back + got, TEMP_SIZE - got)) > 0;) got += (size_t)r;
+        for (ssize_t r; fd >= 0 && got < TEMP_SIZE && (r = read(fd, back + got, TEMP_SIZE - got)) > 0;)
+            got += (size_t)r;
         if (got != TEMP_SIZE || memcmp(data, back, TEMP_SIZE) != 0) fail("the renamed temporary differs", id, k);
         if (fd >= 0) close(fd);
         if (unlink(fin) != 0) fail("unlink (renamed temporary)", id, k);
