@@ -163,5 +163,7 @@ static inline int stg_is_tmp(const struct stage_hdr *h)
     return __atomic_load_n(&h->tmp_pid, __ATOMIC_ACQUIRE) != 0 && !__atomic_load_n(&h->unlinked, __ATOMIC_ACQUIRE);
 }
 void stg_tmp_atfork_child(void);
+/* s3_stage_ns.c: the creating process of p if p is a live temporary of this host, else 0. */
+pid_t stg_tmp_owner(struct s3_mount *m, const struct s3_path *p);
 
 #endif

@@ -38,7 +38,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -100,29 +99,6 @@ int stg_tmp_close(struct s3_stage *s)
     return 1;
 }
 
-/* The creating process of p if p is a live temporary of this host, else 0. */
-static pid_t tmp_owner(struct s3_mount *m, const struct s3_path *p)
-{
-    if (p->is_service || !p->key[0] || s3_stage_live(m, p) != 2) return 0;
-    char base[PATH_MAX], mp[PATH_MAX + 8];
-    stg_name(m, p->bucket, p->key, base, sizeof base);
-    stg_suffix(base, ".map", mp, sizeof mp);
-    int fd = sys.open(mp, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return 0;
-    pid_t owner = 0;
-    struct stat st;
-    if (sys.fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(struct stage_hdr)) {
-        struct stage_hdr *h = sys.mmap(NULL, sizeof *h, PROT_READ, MAP_SHARED, fd, 0);
-        if (h != MAP_FAILED) {
-            if (h->magic == STAGE_MAGIC && strcmp(h->key, p->key) == 0 && stg_is_tmp(h))
-                owner = __atomic_load_n(&h->tmp_pid, __ATOMIC_ACQUIRE);
-            munmap(h, sizeof *h);
-        }
-    }
-    sys.close(fd);
-    return owner;
-}
-
 /* Our kept hold of base goes (the temporary was renamed or removed: nothing to upload). */
 static void drop_kept(struct s3_mount *m, const struct s3_path *p)
 {
@@ -134,7 +110,7 @@ static void drop_kept(struct s3_mount *m, const struct s3_path *p)
 
 int s3_stage_tmp_unlink(struct s3_mount *m, const struct s3_path *p)
 {
-    if (!stg_maybe_staged() || tmp_owner(m, p) != getpid()) return 0;
+    if (!stg_maybe_staged() || stg_tmp_owner(m, p) != getpid()) return 0;
     s3_stage_unlinked(m, p); /* open descriptors keep their bytes; nothing is uploaded */
     drop_kept(m, p);
     slog_debug("s3: %s/%s: temporary removed: nothing of it was sent", p->bucket, p->key);
@@ -143,7 +119,7 @@ int s3_stage_tmp_unlink(struct s3_mount *m, const struct s3_path *p)
 
 int s3_stage_tmp_rename(struct s3_mount *m, const struct s3_path *a, const struct s3_path *b, unsigned flags)
 {
-    if (b->is_service || !b->key[0] || !stg_maybe_staged() || !tmp_owner(m, a)) return 0;
+    if (b->is_service || !b->key[0] || !stg_maybe_staged() || !stg_tmp_owner(m, a)) return 0;
     if (flags & ~RENAME_NOREPLACE) return -EINVAL;
     if (strcmp(a->bucket, b->bucket) == 0 && strcmp(a->key, b->key) == 0) return 1;
     struct stat st;
