@@ -41,6 +41,7 @@ const char *const cfg_known[][3] = {
     {"S3SHIM_STAGING_DIR", "local directory of S3 staging files (unset: $XDG_CACHE_HOME/s3shim-staging, else /var/tmp/s3shim-staging-UID)", NULL},
     {"S3SHIM_STAGING_LIMIT", "most bytes the S3 staging files of this host may hold", "16G"},
     {"S3SHIM_WRITE_BEHIND", "parts of a new staged S3 file uploaded while it is written (at most this many in flight), 0 = off", "8"},
+    {"S3SHIM_STAGING_DEFER", "1: an S3 file created O_RDWR|O_CREAT|O_EXCL (mkstemp) is a temporary: uploaded at rename under the new name, never if removed; 0 = at close like any file", "1"},
     {"S3SHIM_DIRECT_FALLBACK", "buffered|error when a filesystem refuses O_DIRECT (buffered: with a warning)", "buffered"},
     {"S3SHIM_DIRECT_CHUNK", "direct:// and block:// aligned read/write size, 64k to 64M", "1M"},
     {"S3SHIM_DIRECT_DEPTH", "direct:// and block:// chunks in flight per sequential reader or writer, at most 16", "4"},
@@ -294,6 +295,8 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
     }
     c->write_behind = 8;
     int_setting(c, get, ctx, "S3SHIM_WRITE_BEHIND", 0, 64, &c->write_behind);
+    c->staging_defer = 1;
+    int_setting(c, get, ctx, "S3SHIM_STAGING_DEFER", 0, 1, &c->staging_defer);
     c->direct_chunk = 1u << 20;
     c->direct_depth = 4;
     c->direct_threads = 2;

@@ -42,6 +42,7 @@ struct cfg {
     char *staging_dir;   /* S3SHIM_STAGING_DIR (NULL: the default) */
     unsigned long long staging_limit; /* S3SHIM_STAGING_LIMIT: bytes of staging files per host */
     int write_behind;    /* S3SHIM_WRITE_BEHIND: parts a staged new file sends ahead, 0 = off */
+    int staging_defer;   /* S3SHIM_STAGING_DEFER: mkstemp-style files upload at rename, not close */
     /* direct:// (S3SHIM_DIRECT_*) */
     size_t direct_chunk;  /* aligned read/write size of the engine */
     int direct_depth;     /* chunks in flight per sequential reader or writer */

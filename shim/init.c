@@ -316,6 +316,9 @@ __attribute__((destructor)) static void shim_fini(void)
     fflush(NULL); /* our stdio streams write through descriptors we are about to close */
     int failed = pump_finish_all();
     failed += shim_close_all(0);
+    guard_enter();
+    failed += bk_s3_tmp_at_end(); /* S3 temporaries not renamed: under their names */
+    guard_leave();
     bk_block_at_end(); /* block:// group commit: durable before the process ends */
     guard_enter();
     oplog_finish(OLE_EXIT);
@@ -344,6 +347,9 @@ static int exit_commit_count(void)
     if (owns_exit() && !guard_active()) {
         failed = pump_finish_all();
         failed += shim_close_all(1);
+        guard_enter();
+        failed += bk_s3_tmp_at_end();
+        guard_leave();
         bk_block_at_end();
         bk_s3_at_exit(); /* the run's shared counters go with its first process */
     }

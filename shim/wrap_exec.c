@@ -4,7 +4,9 @@
  * popen are here because glibc runs them without fork handlers. */
 #define _GNU_SOURCE 1
 #include "../core/block/block.h"
+#include "../core/s3/s3.h"
 #include "../core/oplog.h"
+#include "guard.h"
 #include "ofd.h"
 #include "pump.h"
 #include "shim.h"
@@ -54,6 +56,9 @@ static void before_exec(char *const envp[])
     pump_before_exec(shim_follows(envp));
     if (own_process()) {
         ofd_commit_before_exec();
+        guard_enter();
+        bk_s3_tmp_at_end(); /* S3 temporaries not renamed: under their names (s3_stage_tmp.c) */
+        guard_leave();
         bk_block_at_exit(); /* block:// group commit: nothing of ours left only visible */
     }
 }

@@ -185,6 +185,7 @@ static int cmd_config(int argc, char **argv)
         printf("  %-24s %d parts in flight while a new staged file is written\n", "S3 write-behind", c.write_behind);
     else
         printf("  %-24s off (uploaded at close)\n", "S3 write-behind");
+    printf("  %-24s %s\n", "S3 temporaries", c.staging_defer ? "O_EXCL-created files upload at rename, under the new name" : "off (uploaded at close)");
     printf("  %-24s %zu bytes x %d in flight, %d io_uring threads, %d registered buffers%s%s\n", "direct:// engine",
            c.direct_chunk, c.direct_depth, c.direct_threads, c.direct_buffers, c.direct_sqpoll ? ", SQPOLL" : "",
            c.direct_gather ? ", writes gathered" : "");

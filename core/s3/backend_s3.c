@@ -3,7 +3,8 @@
  * This file is the namespace: mounting (credentials, endpoints), directories from
  * ListObjectsV2 with '/' as delimiter (their entries fill the metadata cache, so `ls -l`
  * costs one request per page, not one per file), and unlink, rename (copy and delete;
- * multipart copy above 5 GiB), mkdir (a "dir/" marker) and rmdir. Keys, stat and the
+ * multipart copy above 5 GiB; a temporary is uploaded under the new name instead,
+ * s3_stage_tmp.c), mkdir (a "dir/" marker) and rmdir. Keys, stat and the
  * cache are s3_meta.c; reading and writing objects is s3_file.c. Every change made here
  * is announced to the run's other processes with s3_meta_changed() once the server has
  * answered (s3_gen.h). */
@@ -215,6 +216,7 @@ static int s3_access(void *ms, const char *key, int mode, int flags)
 
 static int unlink_path(struct s3_mount *m, struct s3_path *p)
 {
+    if (s3_stage_tmp_unlink(m, p)) return 0; /* a temporary of ours: never sent */
     struct stat st;
     int e = s3_stat_path(m, p, &st);
     if (e == -ENOENT && s3_stage_stat(m, p, &st) == 0) { /* created here, not uploaded yet */
@@ -284,15 +286,20 @@ static int s3_rename(void *ms, const char *from, const char *to, unsigned flags)
     if (e == 0) e = s3_path_resolve(m, to, &b);
     else b.key = NULL;
     struct stat st, dst;
-    if (e == 0) e = s3_stat_path(m, &a, &st);
-    if (e == 0 && S_ISDIR(st.st_mode)) e = -EXDEV; /* mv copies a directory tree itself */
-    if (e == 0 && (flags & RENAME_NOREPLACE) && s3_stat_path(m, &b, &dst) == 0) e = -EEXIST;
-    if (e == 0 && (flags & ~RENAME_NOREPLACE)) e = -EINVAL;
-    if (e == 0 && strcmp(a.bucket, b.bucket) == 0 && strcmp(a.key, b.key) == 0) e = 0;
-    else if (e == 0) {
-        e = copy_object(m, &a, &b, st.st_size);
-        s3_meta_changed(m, b.bucket, b.key, 0, NULL, NULL);
-        if (e == 0) e = unlink_path(m, &a);
+    int t = e == 0 ? s3_stage_tmp_rename(m, &a, &b, flags) : 0; /* a temporary: uploaded as b */
+    if (t != 0) {
+        e = t < 0 ? t : 0;
+    } else {
+        if (e == 0) e = s3_stat_path(m, &a, &st);
+        if (e == 0 && S_ISDIR(st.st_mode)) e = -EXDEV; /* mv copies a directory tree itself */
+        if (e == 0 && (flags & RENAME_NOREPLACE) && s3_stat_path(m, &b, &dst) == 0) e = -EEXIST;
+        if (e == 0 && (flags & ~RENAME_NOREPLACE)) e = -EINVAL;
+        if (e == 0 && strcmp(a.bucket, b.bucket) == 0 && strcmp(a.key, b.key) == 0) e = 0;
+        else if (e == 0) {
+            e = copy_object(m, &a, &b, st.st_size);
+            s3_meta_changed(m, b.bucket, b.key, 0, NULL, NULL);
+            if (e == 0) e = unlink_path(m, &a);
+        }
     }
     s3_path_free(&a);
     s3_path_free(&b);

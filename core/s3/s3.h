@@ -34,4 +34,8 @@ void bk_s3_staging_dir(const char *configured, char *buf, size_t len);
  * shared table of S3 generations (s3_gen.h). Nothing in any other process. */
 void bk_s3_at_exit(void);
 
+/* The process ends (exit, _exit, exec): every temporary of this process not renamed or
+ * removed (s3_stage_tmp.c) is uploaded under its name. Returns how many could not be. */
+int bk_s3_tmp_at_end(void);
+
 #endif

@@ -157,9 +157,11 @@ int s3f_open(struct s3_mount *m, const char *mkey, int flags, mode_t mode, void 
     int e = s3_path_resolve(m, mkey, &f->path);
     if (e == -ENOENT && (flags & O_CREAT)) s3_path_why_enoent(&f->path, mkey, "create");
     if (e == 0 && (f->path.is_service || !f->path.key[0])) e = -EISDIR;
-    /* Staged: read-write, append, and readers of an object another process of this host
-     * has staged (they see its writes). See s3_stage.c. */
-    if (e == 0 && (acc == O_RDWR || (flags & O_APPEND) || (acc == O_RDONLY && s3_stage_live(m, &f->path)))) {
+    /* Staged: read-write, append, readers of an object another process of this host has
+     * staged (they see its writes), and writers of a temporary (s3_stage_tmp.c: never a
+     * stream beside it). See s3_stage.c. */
+    if (e == 0 && (acc == O_RDWR || (flags & O_APPEND) || (acc == O_RDONLY && s3_stage_live(m, &f->path)) ||
+                   (acc == O_WRONLY && s3_stage_live(m, &f->path) == 2))) {
         e = s3_stage_open(m, &f->path, flags, NULL, &f->stg);
         f->writing = acc != O_RDONLY;
     } else if (e == 0 && acc == O_RDONLY) {

@@ -36,7 +36,9 @@
  * If-Match) instead of being fetched and sent back. A new file (created or truncated at
  * open: nothing to fetch) sends its parts while the program writes (write-behind,
  * s3_stage_wb.c), and close sends only the rest. A file that was never written is not
- * uploaded. Close returns 0 only when the object is on the server. If the object changed
+ * uploaded. Close returns 0 only when the object is on the server. A temporary (a file
+ * this process created O_RDWR|O_CREAT|O_EXCL: mkstemp) is the exception: its close keeps
+ * it in the staging file, and its rename uploads it under the new name (s3_stage_tmp.c). If the object changed
  * on the server while it was staged, the close still replaces it (last close wins) and a
  * warning says so; blocks that were not fetched yet can then no longer be read (412): the
  * read or the upload fails with EIO and a log line.
@@ -69,7 +71,8 @@
  * Modules. The staging code is split by concern: s3_stage_dir.c (the directory, names, limit,
  * cleanup of dead processes' files), s3_stage_open.c (joining or creating a staging file,
  * exec, fork), s3_stage_fetch.c (lazy range fetch, reads), s3_stage_wb.c (write-behind),
- * s3_stage_ns.c (stat, listing, removal of staged keys) and this file. */
+ * s3_stage_ns.c (stat, listing, removal of staged keys), s3_stage_tmp.c (temporaries)
+ * and this file. */
 #include "../efd.h"
 #include "../log.h"
 #include "../sys.h"
@@ -184,7 +187,9 @@ static int upload_locked(struct s3_stage *s)
     if (resumed) wb_handed(s->wb, e);
     if (e == 0 && u.err) e = -EIO;
     if (e < 0) return -EIO;
-    /* The server now has these bytes: blocks not fetched read from the new object. */
+    /* The server now has these bytes: blocks not fetched read from the new object, and a
+     * temporary uploaded under its name (by another process's close) is one no longer. */
+    __atomic_store_n(&h->tmp_pid, 0, __ATOMIC_RELEASE);
     if (__atomic_load_n(&h->up_gen, __ATOMIC_ACQUIRE) < g) __atomic_store_n(&h->up_gen, g, __ATOMIC_RELEASE);
     snprintf(h->etag, sizeof h->etag, "%s", etag);
     snprintf(h->src_bucket, sizeof h->src_bucket, "%s", h->bucket);
@@ -194,7 +199,7 @@ static int upload_locked(struct s3_stage *s)
     return 0;
 }
 
-static int upload_if_dirty(struct s3_stage *s)
+int stg_upload_if_dirty(struct s3_stage *s)
 {
     if (s->acc == O_RDONLY || !dirty(s->h) || __atomic_load_n(&s->h->unlinked, __ATOMIC_ACQUIRE)) return 0;
     hlock(s->h);
@@ -203,7 +208,14 @@ static int upload_if_dirty(struct s3_stage *s)
     return e;
 }
 
-int s3_stage_fsync(struct s3_stage *s) { return upload_if_dirty(s); }
+/* fsync asks for durability: a temporary is uploaded under its name now and is an
+ * ordinary staged object from then on (s3_stage_tmp.c). */
+int s3_stage_fsync(struct s3_stage *s)
+{
+    if (s->acc != O_RDONLY && __atomic_exchange_n(&s->h->tmp_pid, 0, __ATOMIC_ACQ_REL))
+        slog_debug("s3: %s/%s: temporary fsynced: uploaded under its name now", s->path.bucket, s->path.key);
+    return stg_upload_if_dirty(s);
+}
 
 int s3_stage_ftruncate(struct s3_stage *s, off_t len)
 {
@@ -291,7 +303,9 @@ int s3_stage_map(struct s3_stage *s, off_t off, size_t len, int prot, int flags)
 int s3_stage_close(struct s3_stage *s)
 {
     stg_ahead_end(s);
-    int e = __atomic_load_n(&s->wrote, __ATOMIC_RELAXED) ? upload_if_dirty(s) : 0;
+    int t = stg_tmp_close(s); /* a temporary waits for its rename, removal or the process's end */
+    if (t == 1) return 0;
+    int e = t == 0 && __atomic_load_n(&s->wrote, __ATOMIC_RELAXED) ? stg_upload_if_dirty(s) : 0;
     if (e < 0)
         slog_error("s3: %s/%s: the staged object could not be uploaded; close fails with EIO and the server keeps "
                    "the previous version", s->path.bucket, s->path.key);

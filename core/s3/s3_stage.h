@@ -27,8 +27,17 @@ struct s3_stage_base {
 /* S3SHIM_STAGING_DIR, S3SHIM_STAGING_LIMIT (called at every mount; the first wins). */
 void s3_stage_configure(const struct cfg *cfg);
 
-/* Is the object staged by a live process of this host right now? */
+/* Is the object staged by a live process of this host right now? 1, or 2 when it is a
+ * temporary (created O_RDWR|O_CREAT|O_EXCL, never uploaded: s3_stage_tmp.c); 0 if not. */
 int s3_stage_live(struct s3_mount *m, const struct s3_path *p);
+
+/* Temporaries (s3_stage_tmp.c). rename(a, b) where a is a live temporary: a's bytes are
+ * uploaded as b and a is dropped (no copy, no DELETE). 1 done, 0 a is no temporary (the
+ * caller renames as usual), -errno (a stays, as it was). */
+int s3_stage_tmp_rename(struct s3_mount *m, const struct s3_path *a, const struct s3_path *b, unsigned flags);
+/* unlink(p) where p is a temporary of this process: dropped, nothing sent. 1, or 0 if p is
+ * none (the caller goes on). */
+int s3_stage_tmp_unlink(struct s3_mount *m, const struct s3_path *p);
 
 /* stat of an object staged by a live process of this host: the staging file's size (the
  * object as its openers see it, also before its first upload). 0, or -ENOENT if not staged. */

@@ -68,6 +68,7 @@ void s3_stage_configure(const struct cfg *cfg)
         bk_s3_staging_dir(cfg ? cfg->staging_dir : NULL, stg_dir, sizeof stg_dir);
         if (cfg) stg_limit = cfg->staging_limit;
         if (cfg) wb_configure(cfg->write_behind);
+        if (cfg) stg_tmp_configure(cfg->staging_defer);
         g_configured = 1;
     }
     pthread_mutex_unlock(&stg_lock);

@@ -19,7 +19,7 @@
 #include <sys/types.h>
 
 #define STAGE_MAGIC 0x53335354u        /* "S3ST" */
-#define STAGE_VERSION 1u
+#define STAGE_VERSION 2u
 #define BLK_SHIFT 20
 #define BLK ((int64_t)1 << BLK_SHIFT)
 
@@ -33,6 +33,7 @@ struct stage_hdr {
     uint32_t nblocks;
     int32_t mapped_w;     /* a shared writable mapping exists: always upload */
     int32_t unlinked;     /* the object was removed while open: never upload, files already gone */
+    int32_t tmp_pid;      /* a temporary of this process, never uploaded (s3_stage_tmp.c); 0: ordinary */
     int64_t mtime;        /* of the source object */
     char etag[128];       /* of the source (If-Match) */
     char src_bucket[256], src_key[1100];
@@ -143,5 +144,29 @@ void stg_ahead_end(struct s3_stage *s);
 /* s3_stage_open.c */
 void stg_free(struct s3_stage *s);
 void stg_list_del(struct s3_stage *s);
+/* Is base open in this process (another open than `except`)? (stg_lock not held) */
+int stg_list_has(const char *base, const struct s3_stage *except);
+/* Upload this process's open temporaries under their names (ordinary from then on). */
+int stg_list_tmp_upload(void);
+
+/* s3_stage.c */
+/* Upload s when it changed since the last upload (not read-only, not removed). */
+int stg_upload_if_dirty(struct s3_stage *s);
+
+/* s3_stage_tmp.c: temporaries (files made O_RDWR|O_CREAT|O_EXCL) */
+void stg_tmp_configure(int on);
+/* A new staging file s (created by this open): a temporary? Marks it. 1 if so. */
+int stg_tmp_begin(struct s3_stage *s);
+/* Close of s: 1 if s was kept as a temporary (nothing to upload, s is taken), 2 if it is a
+ * temporary another open of this process holds (nothing to upload), 0 otherwise. */
+int stg_tmp_close(struct s3_stage *s);
+/* Is h a temporary of a live process, not yet renamed or removed? */
+static inline int stg_is_tmp(const struct stage_hdr *h)
+{
+    return __atomic_load_n(&h->tmp_pid, __ATOMIC_ACQUIRE) != 0 && !__atomic_load_n(&h->unlinked, __ATOMIC_ACQUIRE);
+}
+void stg_tmp_atfork_child(void);
+/* s3_stage_ns.c: the creating process of p if p is a live temporary of this host, else 0. */
+pid_t stg_tmp_owner(struct s3_mount *m, const struct s3_path *p);
 
 #endif

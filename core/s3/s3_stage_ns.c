@@ -20,7 +20,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int s3_stage_live(struct s3_mount *m, const struct s3_path *p)
+/* Is p staged by a live process of this host: 0 no, 1 yes, 2 a temporary (its creator in
+ * *owner when asked). */
+static int live_state(struct s3_mount *m, const struct s3_path *p, pid_t *owner)
 {
     if (!stg_maybe_staged()) return 0;
     char base[PATH_MAX], mp[PATH_MAX + 8];
@@ -30,12 +32,33 @@ int s3_stage_live(struct s3_mount *m, const struct s3_path *p)
     if (sys.stat(mp, &st) < 0) return 0; /* the usual case: one failed stat */
     int dl = stg_dir_lock();
     int fd = sys.open(mp, O_RDONLY | O_CLOEXEC), live = 0;
+    struct stat ms;
     if (fd >= 0) {
         live = sys.flock(fd, LOCK_EX | LOCK_NB) < 0;
+        if (live && sys.fstat(fd, &ms) == 0 && ms.st_size >= (off_t)sizeof(struct stage_hdr)) {
+            struct stage_hdr *h = sys.mmap(NULL, sizeof *h, PROT_READ, MAP_SHARED, fd, 0);
+            if (h != MAP_FAILED) {
+                if (h->magic == STAGE_MAGIC && strcmp(h->bucket, p->bucket) == 0 && strcmp(h->key, p->key) == 0 &&
+                    stg_is_tmp(h)) {
+                    live = 2;
+                    if (owner) *owner = __atomic_load_n(&h->tmp_pid, __ATOMIC_ACQUIRE);
+                }
+                munmap(h, sizeof *h);
+            }
+        }
         sys.close(fd);
     }
     stg_dir_unlock(dl);
     return live;
+}
+
+int s3_stage_live(struct s3_mount *m, const struct s3_path *p) { return live_state(m, p, NULL); }
+
+pid_t stg_tmp_owner(struct s3_mount *m, const struct s3_path *p)
+{
+    pid_t owner = 0;
+    if (p->is_service || !p->key[0] || live_state(m, p, &owner) != 2) return 0;
+    return owner;
 }
 
 int s3_stage_stat(struct s3_mount *m, const struct s3_path *p, struct stat *st)

@@ -48,6 +48,31 @@ void stg_list_del(struct s3_stage *s)
     pthread_mutex_unlock(&stg_lock);
 }
 
+int stg_list_has(const char *base, const struct s3_stage *except)
+{
+    int has = 0;
+    pthread_mutex_lock(&stg_lock);
+    for (struct s3_stage *x = g_list; x && !has; x = x->next) has = x != except && strcmp(x->base, base) == 0;
+    pthread_mutex_unlock(&stg_lock);
+    return has;
+}
+
+int stg_list_tmp_upload(void)
+{
+    int failed = 0;
+    pthread_mutex_lock(&stg_lock); /* held: no close frees one meanwhile */
+    for (struct s3_stage *x = g_list; x; x = x->next)
+        if (x->acc != O_RDONLY && stg_is_tmp(x->h) &&
+            __atomic_load_n(&x->h->tmp_pid, __ATOMIC_ACQUIRE) == (int32_t)getpid()) {
+            __atomic_store_n(&x->h->tmp_pid, 0, __ATOMIC_RELEASE);
+            slog_debug("s3: %s/%s: the process ends with this temporary open: uploaded under its name",
+                       x->path.bucket, x->path.key);
+            if (stg_upload_if_dirty(x) < 0) failed++;
+        }
+    pthread_mutex_unlock(&stg_lock);
+    return failed;
+}
+
 void stg_free(struct s3_stage *s)
 {
     stg_ahead_end(s); /* its requests name the object by the map's strings */
@@ -335,7 +360,9 @@ static int stage_open(struct s3_mount *m, const struct s3_path *p, int flags, co
         stg_free(s);
         return r;
     }
-    if (s->created && s->acc != O_RDONLY && flimit(s->h) == 0) /* every byte is local: write-behind */
+    if (s->created && stg_tmp_begin(s))
+        ; /* a temporary: uploaded at its rename, under the new name, if at all */
+    else if (s->created && s->acc != O_RDONLY && flimit(s->h) == 0) /* every byte is local: write-behind */
         s->wb = wb_start(m, p, s->base, s->dfd, __atomic_load_n(&s->h->gen, __ATOMIC_ACQUIRE));
     slog_debug("s3: %s/%s: staged in %s.data", p->bucket, p->key, s->base);
     *out = s;
@@ -399,6 +426,7 @@ void s3_stage_atfork_child(void)
     static pid_t done;
     if (done == getpid()) return; /* once per child, not once per mount */
     done = getpid();
+    stg_tmp_atfork_child();
     for (struct s3_stage *s = g_list; s; s = s->next) {
         s->wrote = 0;
         s->ahead = NULL; /* the parent's requests in flight, never finished here: kept, never used */

@@ -135,7 +135,7 @@ if [ -x "$S3BIN" ] && [ "${S3SHIM_TSAN_S3:-1}" = 1 ]; then
     if . "$here/../s3rig/s3env.sh"; then
         head -c $((24 << 20)) /dev/urandom >"$tmp/obj"
         if s3_put "$tmp/obj" tsan/obj >/dev/null; then
-            S3SHIM_PART_SIZE=5M check s3 "tsan: S3 data path: threads of random preads on one object, threads of sequential part-sized reads, threads of multipart uploads read back, threads writing one file behind" \
+            S3SHIM_PART_SIZE=5M check s3 "tsan: S3 data path: threads of random preads on one object, threads of sequential part-sized reads, threads of multipart uploads read back, threads writing one file behind, threads making temporaries (renamed or removed)" \
                 "$S3BIN" "/s3/$S3_BUCKET/tsan" "$tmp/obj"
             case ${S3RIG_ENDPOINTS:-} in
             *,*)

@@ -16,7 +16,11 @@
  *           block fetches racing with partial-block writes), then close uploads it;
  *   behind  THREADS threads filling one new O_RDWR file in interleaved 256 KiB chunks,
  *           rewriting earlier ones now and then (write-behind sends parts while they
- *           write and close re-sends the rewritten ones), then read back whole.
+ *           write and close re-sends the rewritten ones), then read back whole;
+ *   temps   THREADS threads each making temporaries (O_RDWR|O_CREAT|O_EXCL, as mkstemp):
+ *           written, closed (kept in staging), read back, then renamed (uploaded under
+ *           the new name) or removed (never sent), all at once; each final object read
+ *           back whole.
  * Usage: s3_stress DIR SOURCE   (DIR = /s3/BUCKET/prefix; SOURCE = local copy of DIR/obj)
  * Prints one summary line; exits non-zero on any mismatch or error. */
 #include <errno.h>
@@ -207,6 +211,51 @@ out:
     return NULL;
 }
 
+#define TEMP_SIZE ((size_t)6 << 20) /* two 5 MiB parts at the rename */
+
+static void *temps(void *arg)
+{
+    int id = (int)(uintptr_t)arg;
+    char tmp[512], fin[512];
+    unsigned char *data = malloc(TEMP_SIZE), *back = malloc(TEMP_SIZE);
+    unsigned seed = (unsigned)id * 104729u + 11;
+    for (size_t i = 0; i < TEMP_SIZE; i++) data[i] = (unsigned char)rnd(&seed);
+    for (int k = 0; k < 3; k++) {
+        snprintf(tmp, sizeof tmp, "%s/t%d.%d.tmp", dir, id, k);
+        snprintf(fin, sizeof fin, "%s/t%d.%d", dir, id, k);
+        int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL, 0600);
+        if (fd < 0) {
+            fail("open O_RDWR|O_CREAT|O_EXCL (temporary)", id, k);
+            continue;
+        }
+        if (write(fd, data, TEMP_SIZE) != (ssize_t)TEMP_SIZE) fail("write (temporary)", id, k);
+        if (close(fd) != 0) fail("close (temporary)", id, k);
+        fd = open(tmp, O_RDONLY);
+        if (fd < 0 || pread(fd, back, TEMP_SIZE, 0) != (ssize_t)TEMP_SIZE || memcmp(data, back, TEMP_SIZE) != 0)
+            fail("reading the temporary back", id, k);
+        if (fd >= 0) close(fd);
+        if (k == 1) { /* removed: nothing is sent */
+            if (unlink(tmp) != 0) fail("unlink (temporary)", id, k);
+            continue;
+        }
+        if (rename(tmp, fin) != 0) {
+            fail("rename (temporary)", id, k);
+            continue;
+        }
+        memset(back, 0, TEMP_SIZE);
+        fd = open(fin, O_RDONLY);
+        size_t got = 0;
+        for (ssize_t r; fd >= 0 && got < TEMP_SIZE && (r = read(fd, back + got, TEMP_SIZE - got)) > 0;)
+            got += (size_t)r;
+        if (got != TEMP_SIZE || memcmp(data, back, TEMP_SIZE) != 0) fail("the renamed temporary differs", id, k);
+        if (fd >= 0) close(fd);
+        if (unlink(fin) != 0) fail("unlink (renamed temporary)", id, k);
+    }
+    free(data);
+    free(back);
+    return NULL;
+}
+
 static int run(void *(*fn)(void *))
 {
     pthread_t t[THREADS];
@@ -241,10 +290,11 @@ int main(int argc, char **argv)
     }
     run(writes);
     behind_run();
+    run(temps);
     close(shared_fd);
     close(local_fd);
     printf("%d threads: %d preads each, a sequential read each, %d staged preads/pwrites each, %zu-byte uploads each, one %zu-byte "
-           "file written behind; %d failures\n", THREADS, PREADS, PREADS, WRITE_SIZE, BEHIND_SIZE,
-           (int)failures);
+           "file written behind, 3 %zu-byte temporaries each (2 renamed, 1 removed); %d failures\n",
+           THREADS, PREADS, PREADS, WRITE_SIZE, BEHIND_SIZE, TEMP_SIZE, (int)failures);
     return failures ? 1 : 0;
 }
