@@ -369,7 +369,8 @@ for c in write:win-w truncate:win-t; do
     else fail "the window in flight and a ${c%%:*} through another descriptor (want: $(cat "$W/win.want"))" "$W/win.got" "$W/win.err"; fi
 done
 win_case fork big/win-r.bin
-if [ "$(sort "$W/win.want")" = "$(sort "$W/win.got")" ]; then # the two print in either order pass "a sequential reader's window in flight across fork: the child and the parent read the object's bytes"
+# (the child and the parent print in either order)
+if [ "$(sort "$W/win.want")" = "$(sort "$W/win.got")" ]; then pass "a sequential reader's window in flight across fork: the child and the parent read the object's bytes"
 else fail "the window in flight across fork (want: $(tr '\n' ' ' <"$W/win.want"))" "$W/win.got" "$W/win.err"; fi
 win_case close big/win-r.bin
 check "a reader closing with its window in flight: close returns, nothing logged" test "$(cat "$W/win.got")" = closed -a ! -s "$W/win.err"
