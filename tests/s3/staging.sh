@@ -25,13 +25,9 @@
 set -u
 export LC_ALL=C.UTF-8 TZ=UTC
 here=$(cd "$(dirname "$0")" && pwd)
-REPO=$(cd "$here/../.." && pwd)
-BUILD=${BUILD:-build}
-SAN=${SAN:-}
-case $BUILD in /*) ;; *) BUILD=$REPO/$BUILD ;; esac
-LIB=$BUILD/libs3shim.so
-for v in $(compgen -e); do case $v in S3SHIM_*) unset "$v" ;; esac; done
-unset LD_PRELOAD
+# shellcheck source=../preamble.sh
+. "$here/../preamble.sh"
+REPO=$TOP
 # shellcheck source=../variant.sh
 . "$REPO/tests/variant.sh" "s3shim S3 staging tests"
 # shellcheck source=../report.sh
