@@ -255,7 +255,8 @@ static int copy_object(struct s3_mount *m, struct s3_path *src, struct s3_path *
         s3_op_cleanup(&op);
         if (e < 0) return e;
         char got[128];
-        return s3f_upload_fd(m, dst, -1, size, copy_every_part, NULL, src->bucket, src->key, etag, NULL, got, sizeof got);
+        e = s3f_upload_fd(m, dst, -1, size, copy_every_part, NULL, src->bucket, src->key, etag, NULL, got, sizeof got);
+        return e < 0 ? s3_rename_errno(e) : 0;
     }
     size_t kl = strlen(src->key), n = strlen(src->bucket) * 3 + kl * 3 + 8;
     char *csrc = malloc(n);

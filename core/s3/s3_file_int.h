@@ -71,6 +71,7 @@ struct s3_file {
     off_t written;
     size_t psize;
     int err;
+    int cause; /* why the commit failed (-errno; the commit itself says -EIO, as close does) */
     int committed;
 
     /* staged (s3_stage.c): every call goes there */

@@ -8,6 +8,7 @@
 
 #include "s3_mount.h"
 
+#include <errno.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -109,9 +110,17 @@ struct s3_resume {
  * when small). Part ranges for which copy_ok() says so are copied on the server from
  * src_bucket/src_key (If-Match src_etag) instead of being read from fd. With rs, the
  * upload goes on in rs's multipart upload (its parts already sent are not sent again);
- * on failure that upload is aborted. The new ETag goes to etag. 0 or -EIO (logged;
- * nothing partial is visible). */
+ * on failure that upload is aborted. The new ETag goes to etag. 0 or -errno, the cause
+ * (logged; nothing partial is visible): a close says EIO whatever it was, a rename
+ * passes on what rename(2) would say (s3_rename_errno). */
 typedef int (*s3_copy_ok_fn)(void *ctx, int64_t off, int64_t len);
+/* A failed upload's cause as rename(2) would say it: a bucket that does not exist is
+ * ENOENT (a missing directory), refusals EACCES/EPERM, a full store ENOSPC/EDQUOT; any
+ * other failure EIO. */
+static inline int s3_rename_errno(int e)
+{
+    return e == -ENOENT || e == -EACCES || e == -EPERM || e == -ENOSPC || e == -EDQUOT ? e : -EIO;
+}
 int s3f_upload_fd(struct s3_mount *m, const struct s3_path *p, int fd, int64_t size, s3_copy_ok_fn copy_ok,
                   void *ctx, const char *src_bucket, const char *src_key, const char *src_etag,
                   const struct s3_resume *rs, char *etag, size_t etaglen);

@@ -146,10 +146,11 @@ int s3_stage_tmp_rename(struct s3_mount *m, const struct s3_path *a, const struc
     hunlock(h);
     if (e < 0) {
         s3_stage_close(s);
-        slog_error("s3: renaming the temporary %s/%s to %s/%s failed on the server: the rename fails with EIO; the "
-                   "temporary stays as it was (uploaded under its name when its process ends, unless renamed or "
-                   "removed before)", a->bucket, a->key, b->bucket, b->key);
-        return -EIO;
+        int r = s3_rename_errno(e);
+        slog_error("s3: renaming the temporary %s/%s to %s/%s failed on the server (%s): the rename fails with %s; "
+                   "the temporary stays as it was (uploaded under its name when its process ends, unless renamed or "
+                   "removed before)", a->bucket, a->key, b->bucket, b->key, strerror(-e), r == -EIO ? "EIO" : strerror(-r));
+        return r;
     }
     /* As over a local file: b's openers of this host keep their bytes and upload nothing. */
     s3_stage_unlinked(m, b);

@@ -330,6 +330,7 @@ int s3f_upload_commit(struct s3_file *f)
         slog_error("s3: %s/%s: upload failed (%s); the object was not written", f->path.bucket, f->path.key,
                    strerror(-e));
         s3_meta_forget(f->m, f->path.bucket, f->path.key);
+        f->cause = e;
         return -EIO;
     }
     struct stat st;
@@ -421,6 +422,7 @@ int s3f_upload_fd(struct s3_mount *m, const struct s3_path *p, int fd, int64_t s
     }
     free(csrc);
     int e = s3f_upload_commit(f);
+    if (e < 0 && f->cause < 0) e = f->cause;
     if (e == 0 && etag) snprintf(etag, etaglen, "%s", f->etag);
     s3f_file_free(f);
     return e;
