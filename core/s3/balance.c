@@ -7,6 +7,8 @@
 
 #define FULL_SCAN_MAX 8            /* up to this many endpoints, score them all */
 #define MIN_SAMPLES_FOR_HEDGE 16
+#define HEDGE_COLD_NS 500000000ull       /* a cold endpoint's first answer: 0.5 s to first byte... */
+#define HEDGE_COLD_PS_PER_BYTE 100000ull /* ...then 10 MB/s */
 #define MAX_LAT_NS 60000000000ull  /* one minute: no estimate grows past it */
 #define XFER_MIN_BYTES 65536       /* smaller bodies say nothing about bandwidth */
 
@@ -301,7 +303,9 @@ uint64_t bal_hedge_delay(struct balancer *b, int i, uint64_t bytes)
 {
     struct bal_ep *e = &b->ep[i];
     uint64_t p95 = ld(&e->p95_ns), n = ld(&e->samples);
-    if (!n) return 0;
+    /* Nothing measured yet (every new process: a pipeline's commands each start cold): a
+     * generous guess, so that a first request that stalls still gets its backup. */
+    if (!n) return HEDGE_COLD_NS + bytes * HEDGE_COLD_PS_PER_BYTE / 1000;
     if (n < MIN_SAMPLES_FOR_HEDGE || !p95) p95 = 4 * ld(&e->lat_ns); /* too few for a p95 */
     uint64_t xfer = bytes * ld(&e->xfer_ps) / 1000;
     return p95 + xfer + xfer / 2 + 200000; /* a little slack: 0.2 ms and half the transfer */

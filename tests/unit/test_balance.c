@@ -304,13 +304,16 @@ static void test_failure_raises_score(void **state)
     bal_free(&b);
 }
 
-/* Hedging: nothing until enough samples; then the p95 plus the transfer; budget ~5%. */
+/* Hedging: a cold guess before any sample, 4x the estimate with few; then the p95 plus the
+ * transfer; budget ~5%. */
 static void test_hedge_delay_and_budget(void **state)
 {
     struct balancer b;
     bal_init(&b, 2, BAL_SEWT);
     uint64_t t = T0;
-    assert_int_equal(bal_hedge_delay(&b, 0, 0), 0); /* never measured */
+    /* never measured: a generous guess, 0.5 s plus 10 MB/s */
+    assert_int_equal(bal_hedge_delay(&b, 0, 0), 500 * MS);
+    assert_int_equal(bal_hedge_delay(&b, 0, 10u << 20), 500 * MS + 1048576000ull);
     for (int k = 0; k < 15; k++, t += 20 * MS) serve(&b, 0, t, 5 * MS, 0, 0);
     assert_in_range(bal_hedge_delay(&b, 0, 0), 20 * MS, 21 * MS); /* few answers: 4x the estimate */
     for (int k = 0; k < 49; k++, t += 20 * MS) serve(&b, 0, t, (uint64_t)(k < 3 ? 40 : 5) * MS, 0, 0);
