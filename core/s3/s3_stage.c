@@ -302,7 +302,6 @@ int s3_stage_map(struct s3_stage *s, off_t off, size_t len, int prot, int flags)
 
 int s3_stage_close(struct s3_stage *s)
 {
-    stg_ahead_end(s);
     int t = stg_tmp_close(s); /* a temporary waits for its rename, removal or the process's end */
     if (t == 1) return 0;
     int e = t == 0 && __atomic_load_n(&s->wrote, __ATOMIC_RELAXED) ? stg_upload_if_dirty(s) : 0;

@@ -255,7 +255,7 @@ static int ahead_read(struct s3_stage *s, int64_t off, int64_t end, size_t ra)
     int need = !all_present(h, off, end);
     struct stg_ahead *a = __atomic_load_n(&s->ahead, __ATOMIC_ACQUIRE);
     if (!ra && (!need || !a)) return 0;
-    if (!need && (all_present(h, end, want) || (a && __atomic_load_n(&a->hi, __ATOMIC_RELAXED) >= want))) return 0;
+    if (!need && ((a && __atomic_load_n(&a->hi, __ATOMIC_RELAXED) >= want) || all_present(h, end, want))) return 0;
     if (!a && !(a = ahead_get(s))) return -ENOMEM;
     pthread_mutex_lock(&a->mu);
     if (ra) ahead_start(s, a, off, end + (int64_t)ra);
