@@ -90,9 +90,10 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(CORE) shim/fdtable.c $(HEADERS)
 	$(CC) $(ALL_CFLAGS) -fvisibility=default -o $@ $< $(CORE) -lcmocka $(LDLIBS_CORE)
 
 # Helpers are ordinary programs that the integration tests run under the shim.
+HELPER_LIBS_no_uring := -lseccomp
 $(BUILD)/tests/%: tests/helpers/%.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< -lpthread
+	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< -lpthread $(HELPER_LIBS_$*)
 
 # Run a suite, keep its closing line for `make test`'s total.
 define run_suite
@@ -148,6 +149,7 @@ test-block: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/moved.sh,block-moved$(if $(SAN),/$(SAN)))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/shared.sh,block-shared$(if $(SAN),/$(SAN)))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/counter.sh,block-counter$(if $(SAN),/$(SAN)))
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/engine.sh,block-engine$(if $(SAN),/$(SAN)))
 
 test-block-battery: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) IT_SCHEME=block tests/integration/run.sh,integration-block$(if $(SAN),/$(SAN)))

@@ -47,6 +47,7 @@ const char *const cfg_known[][3] = {
     {"S3SHIM_DIRECT_DEPTH", "direct:// and block:// chunks in flight per sequential reader or writer, at most 16", "4"},
     {"S3SHIM_DIRECT_THREADS", "direct:// io_uring threads, one ring each", "2"},
     {"S3SHIM_DIRECT_BUFFERS", "direct:// buffers registered with io_uring, 0 = none", "32"},
+    {"S3SHIM_DIRECT_ENGINE", "auto|io_uring|threads: how direct:// and block:// do their I/O (auto: io_uring, threads where it is refused or under valgrind)", "auto"},
     {"S3SHIM_DIRECT_SQPOLL", "1: io_uring kernel submission polling", "0"},
     {"S3SHIM_DIRECT_GATHER", "1: gather small direct:// writes across calls; others see them at close/fsync", "0"},
     {"S3SHIM_BLOCK_COMMIT_MS", "block://: closes and renames are durable within this many ms (one flush pair for all), 0 = at once", "1000"},
@@ -314,6 +315,14 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
     c->block_commit_ms = 1000;
     int_setting(c, get, ctx, "S3SHIM_BLOCK_COMMIT_MS", 0, 60000, &c->block_commit_ms);
     int_setting(c, get, ctx, "S3SHIM_BLOCK_DISCARD", 0, 1, &c->block_discard);
+    if ((v = get("S3SHIM_DIRECT_ENGINE", ctx)) && *v) {
+        if (strcasecmp(v, "io_uring") == 0)
+            c->direct_engine = 1;
+        else if (strcasecmp(v, "threads") == 0)
+            c->direct_engine = 2;
+        else if (strcasecmp(v, "auto") != 0)
+            cfg_error(c, "S3SHIM_DIRECT_ENGINE: '%s' is not auto, io_uring or threads; using auto", v);
+    }
     if ((v = get("S3SHIM_DIRECT_FALLBACK", ctx)) && *v) {
         if (strcasecmp(v, "error") == 0)
             c->direct_fallback = 1;

@@ -49,6 +49,7 @@ struct cfg {
     int direct_threads;   /* io_uring engine threads (one ring each) */
     int direct_buffers;   /* registered buffers (of direct_chunk bytes) */
     int direct_sqpoll;    /* kernel submission polling */
+    int direct_engine;    /* 0 auto, 1 io_uring, 2 threads (URING_ENGINE_*) */
     int direct_fallback;  /* 0: buffered with a warning when O_DIRECT is refused, 1: error */
     int direct_gather;    /* 1: gather small writes across calls (visible at close/fsync) */
     int block_discard;    /* block://: discard freed blocks as they become reusable */

@@ -11,6 +11,9 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#endif
 
 #define SYS_LIBC(ret, name, args) .name = name,
 struct sys_calls sys = {SYS_CALLS(SYS_LIBC)};
@@ -40,4 +43,19 @@ ssize_t sys_read_small(const char *path, char *buf, size_t cap)
     if (n <= 0) return -1;
     buf[n] = 0;
     return n;
+}
+
+int sys_under_valgrind(void)
+{
+    static _Atomic int known = -1;
+    int v = atomic_load_explicit(&known, memory_order_relaxed);
+    if (v >= 0) return v;
+#ifdef RUNNING_ON_VALGRIND
+    v = RUNNING_ON_VALGRIND ? 1 : 0;
+#else
+    const char *p = getenv("LD_PRELOAD"); /* valgrind preloads its own core first */
+    v = p && strstr(p, "vgpreload_core") != NULL;
+#endif
+    atomic_store_explicit(&known, v, memory_order_relaxed);
+    return v;
 }

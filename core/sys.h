@@ -25,6 +25,10 @@
 
 struct statx;
 
+/* Is the process running under valgrind (which cannot follow io_uring, and reports the
+ * pass-through test's reads past a path's end)? Cached after the first call. */
+int sys_under_valgrind(void);
+
 #define SYS_CALLS(X) \
     X(int, open, (const char *, int, ...)) \
     X(int, openat, (int, const char *, int, ...)) \

@@ -5,6 +5,7 @@
 #include "efd.h"
 #include "log.h"
 #include "stats.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,7 +34,11 @@ struct ring {
     pthread_mutex_t sq_lock; /* submitters (callers, and the thread's own retries) */
     pthread_t thr;
     int up;
-    _Atomic int running; /* the thread is in its loop */
+    int nthreads;
+    _Atomic int running; /* threads in their loop */
+    /* without io_uring (E.threaded): the queue the pool's threads serve, under sq_lock */
+    pthread_cond_t cv;
+    struct uio *qh, *qt;
 };
 
 static struct {
@@ -42,6 +47,7 @@ static struct {
     int configured;
     _Atomic int running; /* rings and threads exist */
     int start_err;       /* the engine failed to start: every request fails with it */
+    int threaded;        /* no io_uring: each ring is a queue served by a pool of threads */
     struct ring rings[MAX_RINGS];
     int nrings;
     _Atomic unsigned rr;
@@ -74,6 +80,7 @@ void uring_configure(const struct uring_settings *s)
 }
 
 int uring_running(void) { return atomic_load(&E.running); }
+const char *uring_engine_name(void) { return E.threaded ? "threads" : "io_uring"; }
 unsigned uring_generation(void) { return atomic_load_explicit(&E.generation, memory_order_relaxed); }
 
 static long futex(_Atomic uint32_t *a, int op, uint32_t v)
@@ -111,6 +118,15 @@ static void prep(struct io_uring_sqe *sqe, struct uio *u)
 /* Put u in r's submission queue (sq_lock held), making room if the queue is full. */
 static int push(struct ring *r, struct uio *u)
 {
+    if (E.threaded) {
+        u->next = NULL;
+        if (r->qt) r->qt->next = u;
+        else r->qh = u;
+        r->qt = u;
+        atomic_fetch_add_explicit(&u->pub, 1, memory_order_release);
+        pthread_cond_signal(&r->cv);
+        return 0;
+    }
     struct io_uring_sqe *sqe;
     int spins = 0;
     while (!(sqe = io_uring_get_sqe(&r->ring))) {
@@ -126,6 +142,7 @@ static int push(struct ring *r, struct uio *u)
 /* Hand everything queued to the kernel (sq_lock held). */
 static int flush(struct ring *r)
 {
+    if (E.threaded) return 0; /* the pool's threads are already woken */
     int tries = 0;
     while (io_uring_sq_ready(&r->ring) > 0) {
         int s = io_uring_submit(&r->ring);
@@ -230,6 +247,37 @@ static void *ring_main(void *arg)
     return NULL;
 }
 
+/* --- the thread pool, where there is no io_uring ---------------------------------------- */
+
+/* What the kernel would have done for u's next step, done with a plain system call. */
+static int pool_do(struct uio *u)
+{
+    char *b = u->buf + u->done;
+    size_t n = u->len - u->done;
+    off_t o = u->off + (off_t)u->done;
+    ssize_t r = u->op == UIO_READ    ? sys.pread(u->fd, b, n, o)
+                : u->op == UIO_WRITE ? sys.pwrite(u->fd, b, n, o)
+                                     : (ssize_t)sys.fdatasync(u->fd);
+    return r < 0 ? -errno : (int)r;
+}
+
+static void *pool_main(void *arg)
+{
+    struct ring *r = arg;
+    efd_engine_thread();
+    atomic_fetch_add(&r->running, 1);
+    for (;;) {
+        pthread_mutex_lock(&r->sq_lock);
+        while (!r->qh) pthread_cond_wait(&r->cv, &r->sq_lock);
+        struct uio *u = r->qh;
+        r->qh = u->next;
+        if (!r->qh) r->qt = NULL;
+        pthread_mutex_unlock(&r->sq_lock);
+        on_cqe(r, u, pool_do(u));
+    }
+    return NULL;
+}
+
 /* --- start-up ------------------------------------------------------------------------ */
 
 static int arena_setup(void)
@@ -263,6 +311,13 @@ static int arena_setup(void)
 
 static int ring_setup(struct ring *r)
 {
+    if (E.threaded) {
+        r->ring.ring_fd = r->ring.enter_ring_fd = -1;
+        pthread_mutex_init(&r->sq_lock, NULL);
+        pthread_cond_init(&r->cv, NULL);
+        r->qh = r->qt = NULL;
+        return 0;
+    }
     struct io_uring_params p;
     memset(&p, 0, sizeof p);
     if (E.set.sqpoll) {
@@ -316,6 +371,27 @@ static int ring_setup(struct ring *r)
     return 0;
 }
 
+/* Set ring r up and start its thread (io_uring) or its pool's threads: 0 or -errno. */
+static int ring_start(struct ring *r)
+{
+    int e = ring_setup(r);
+    if (e < 0) return e;
+    int want = E.threaded ? URING_POOL_WORKERS : 1;
+    r->nthreads = 0;
+    for (int k = 0; k < want; k++) {
+        e = -pthread_create(&r->thr, NULL, E.threaded ? pool_main : ring_main, r);
+        if (e < 0) break;
+        pthread_detach(r->thr);
+        r->nthreads++;
+    }
+    if (!r->nthreads) {
+        efd_close(r->ring.ring_fd);
+        return e;
+    }
+    r->up = 1;
+    return 0;
+}
+
 static int start_locked(void)
 {
     if (E.start_err) return E.start_err;
@@ -331,16 +407,27 @@ static int start_locked(void)
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old); /* the program's signals are not ours */
     int e = 0;
+    E.threaded = E.set.engine == URING_ENGINE_THREADS;
+    if (E.set.engine == URING_ENGINE_AUTO && sys_under_valgrind()) {
+        /* valgrind cannot see the kernel write into a buffer behind an io_uring request,
+         * and 3.19 runs no other thread while one waits in io_uring_enter: it hangs */
+        slog_info("direct: running under valgrind: direct:// and block:// use threads with pread/pwrite, not io_uring");
+        E.threaded = 1;
+    }
     for (int i = 0; i < E.set.threads && !e; i++) {
         struct ring *r = &E.rings[i];
-        e = ring_setup(r);
-        if (e < 0) break;
-        if ((e = -pthread_create(&r->thr, NULL, ring_main, r)) < 0) {
-            efd_close(r->ring.ring_fd);
-            break;
+        e = ring_start(r);
+        if (e < 0 && i == 0 && !E.threaded && E.set.engine == URING_ENGINE_AUTO) {
+            slog_info("direct: io_uring is not available (%s: a seccomp profile such as a container's default, or "
+                      "kernel.io_uring_disabled); direct:// and block:// use %d threads with pread/pwrite instead, "
+                      "more slowly (S3SHIM_DIRECT_ENGINE)",
+                      strerror(-e), E.set.threads * URING_POOL_WORKERS);
+            E.threaded = 1;
+            E.registered = 0;
+            E.sparse = 0;
+            e = ring_start(r);
         }
-        pthread_detach(r->thr);
-        r->up = 1;
+        if (e < 0) break;
         E.nrings++;
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -348,14 +435,16 @@ static int start_locked(void)
      * up (allocating, under sanitizers too) while the program forks would leave the
      * child with a lock nobody will release. */
     for (int i = 0; i < E.nrings; i++)
-        for (int spins = 0; !atomic_load(&E.rings[i].running) && spins < 100000; spins++) usleep(20);
+        for (int spins = 0; atomic_load(&E.rings[i].running) < E.rings[i].nthreads && spins < 100000; spins++)
+            usleep(20);
     if (E.registered < 0) {
-        for (int i = 0; i < E.nrings; i++) io_uring_unregister_buffers(&E.rings[i].ring);
+        for (int i = 0; i < E.nrings && !E.threaded; i++) io_uring_unregister_buffers(&E.rings[i].ring);
         E.registered = 0;
     }
     if (!E.nrings) {
         E.start_err = e ? e : -ENOMEM;
-        slog_error("direct: cannot start io_uring: %s", strerror(-E.start_err));
+        slog_error("direct: cannot start the I/O engine (%s): %s", E.threaded ? "threads" : "io_uring",
+                   strerror(-E.start_err));
         return E.start_err;
     }
     atomic_store(&E.running, 1);
@@ -474,7 +563,7 @@ static struct io_uring *own_ring(void)
         own = NULL;
         own_failed = 0;
     }
-    if (own_failed || E.set.sqpoll) return NULL;
+    if (own_failed || E.set.sqpoll || E.threaded) return NULL;
     pthread_once(&own_once, own_key_make);
     if (atomic_fetch_add(&own_count, 1) >= MAX_OWN) {
         atomic_fetch_sub(&own_count, 1);

@@ -13,7 +13,14 @@
  * same arena of aligned buffers (taken from the process budget, bufpool.h), so I/O into
  * them skips the page pinning of each request; other aligned buffers work unregistered.
  * Ring descriptors are engine-owned (efd_park); the threads run with the shim's guard
- * (efd_engine_thread). After fork the child starts afresh (uring_atfork_child). */
+ * (efd_engine_thread). After fork the child starts afresh (uring_atfork_child).
+ *
+ * Where io_uring cannot be used (a container whose seccomp profile refuses it, as
+ * Docker's default does; sysctl kernel.io_uring_disabled; valgrind, which cannot follow
+ * the kernel's asynchronous writes into our buffers and hangs in io_uring_enter) the
+ * same requests go to a pool of threads instead: each ring becomes a queue served by
+ * URING_POOL_WORKERS threads doing pread/pwrite/fdatasync, so direct:// and block:// keep
+ * working, with the same semantics, at a lower speed (S3SHIM_DIRECT_ENGINE). */
 #ifndef S3SHIM_URING_H
 #define S3SHIM_URING_H
 
@@ -30,7 +37,11 @@ struct uring_settings {
     size_t slot_size; /* registered buffer size */
     int slots;        /* registered buffers */
     int sqpoll;       /* kernel submission polling thread */
+    int engine;       /* URING_ENGINE_* */
 };
+
+enum { URING_ENGINE_AUTO = 0, URING_ENGINE_IO_URING, URING_ENGINE_THREADS };
+#define URING_POOL_WORKERS 4 /* threads per ring when there is no io_uring */
 
 /* Queue depth seen by a group of requests (one mount). */
 struct uring_depth {
@@ -56,6 +67,7 @@ struct uio {
     ssize_t res; /* bytes moved or -errno, once complete */
     _Atomic uint32_t state;
     _Atomic uint32_t pub; /* bumped (release) once the request is in a ring */
+    struct uio *next;     /* the thread pool's queue */
 };
 
 /* Record the settings (first caller wins); starts nothing. */
@@ -89,6 +101,8 @@ void ubuf_put(struct ubuf *b);
 
 /* Rings and threads running in this process (0 before the first request). */
 int uring_running(void);
+/* The engine serving requests once running: "io_uring" or "threads". */
+const char *uring_engine_name(void);
 /* Changes in every forked child: requests and buffers of another generation are the
  * parent's and must be forgotten, never waited for. */
 unsigned uring_generation(void);

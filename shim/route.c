@@ -3,6 +3,7 @@
 
 #include "../core/log.h"
 #include "../core/path.h"
+#include "../core/sys.h"
 #include "guard.h"
 #include "ofd.h"
 #include "real.h"
@@ -24,6 +25,11 @@ _Atomic int route_cwd_state = CWD_UNKNOWN;
 #if defined(__SSE2__)
 static int dotdot_avx2(const char *p);
 #endif
+static int dotdot_plain(const char *p) { return strstr(p, "..") != NULL; }
+/* Under valgrind every path takes the routed C path: the scans read past a string's end
+ * within its page, which is safe but which valgrind reports (it replaces glibc's string
+ * functions, which do the same, but cannot replace inline code). */
+static int route_plain;
 unsigned char route_lead[256];
 #ifdef ROUTE_VECTOR_SCAN
 unsigned char route_avx2;
@@ -87,6 +93,10 @@ static void route_tab_init(void)
     int used = 0;
     for (int c = 0; c < 256; c++) {
         route_tab.lead[c] = NULL;
+        if (route_plain) { /* the asm's scans are never run: see route_plain */
+            route_tab.cls[c] = ROUTE_CLS_ROUTED;
+            continue;
+        }
         if (!route_lead[c]) {
             route_tab.cls[c] = route_avx2 ? ROUTE_CLS_AVX2 : ROUTE_CLS_SSE;
             continue;
@@ -139,6 +149,8 @@ void route_init(void)
     __builtin_cpu_init(); /* we run in a constructor, maybe before libgcc's own */
     if (__builtin_cpu_supports("avx2")) route_has_dotdot = dotdot_avx2;
 #endif
+    route_plain = sys_under_valgrind();
+    if (route_plain) route_has_dotdot = dotdot_plain;
 #ifdef ROUTE_VECTOR_SCAN
     /* S3SHIM_NO_AVX2 (testing): 1 as on a CPU without AVX2, "sse2" without SSE4.2 too */
     const char *no_avx2 = getenv("S3SHIM_NO_AVX2");
@@ -198,7 +210,7 @@ static int cwd_refresh_locked(void)
             if (st == CWD_FAR) snprintf(cwd_buf, sizeof cwd_buf, "%s", real_cwd);
         } else {
             snprintf(cwd_buf, sizeof cwd_buf, "%s", real_cwd);
-            st = near_mount(real_cwd) ? CWD_NEAR : CWD_FAR;
+            st = near_mount(real_cwd) || route_plain ? CWD_NEAR : CWD_FAR; /* NEAR: routed in C */
         }
     }
     atomic_store(&route_cwd_state, st);
@@ -262,7 +274,6 @@ static int dotdot_avx2(const char *p)
 
 int (*route_has_dotdot)(const char *p) = dotdot_sse2;
 #else
-static int dotdot_plain(const char *p) { return strstr(p, "..") != NULL; }
 int (*route_has_dotdot)(const char *p) = dotdot_plain;
 #endif
 

@@ -189,6 +189,10 @@ static int cmd_config(int argc, char **argv)
     printf("  %-24s %zu bytes x %d in flight, %d io_uring threads, %d registered buffers%s%s\n", "direct:// engine",
            c.direct_chunk, c.direct_depth, c.direct_threads, c.direct_buffers, c.direct_sqpoll ? ", SQPOLL" : "",
            c.direct_gather ? ", writes gathered" : "");
+    printf("  %-24s %s\n", "direct:// I/O",
+           c.direct_engine == 1   ? "io_uring only (opens fail where the kernel refuses it)"
+           : c.direct_engine == 2 ? "threads with pread/pwrite (S3SHIM_DIRECT_ENGINE=threads)"
+                                  : "io_uring; threads where it is refused or under valgrind");
     printf("  %-24s %s\n", "direct:// fallback", c.direct_fallback ? "error" : "buffered (with a warning)");
     if (c.block_commit_ms) printf("  %-24s visible at once, durable within %d ms (group commit)\n", "block:// commits", c.block_commit_ms);
     else printf("  %-24s durable before each call returns\n", "block:// commits");

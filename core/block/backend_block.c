@@ -277,7 +277,7 @@ static int bm_mount(const char *where, const struct cfg *cfg, struct stats_set *
         stats->children = &m->dev_stats;
     }
     struct uring_settings us = {.threads = cfg->direct_threads, .entries = 256, .slot_size = m->chunk,
-                                .slots = cfg->direct_buffers, .sqpoll = cfg->direct_sqpoll};
+                                .slots = cfg->direct_buffers, .sqpoll = cfg->direct_sqpoll, .engine = cfg->direct_engine};
     uring_configure(&us);
     m->commit_ms = cfg->block_commit_ms;
     m->st.discard = cfg->block_discard;

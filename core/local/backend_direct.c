@@ -56,7 +56,7 @@ static int dm_mount(const char *where, const struct cfg *cfg, struct stats_set *
         stats->children = &m->dev;
     }
     struct uring_settings us = {.threads = cfg->direct_threads, .entries = 256, .slot_size = cfg->direct_chunk,
-                                .slots = cfg->direct_buffers, .sqpoll = cfg->direct_sqpoll};
+                                .slots = cfg->direct_buffers, .sqpoll = cfg->direct_sqpoll, .engine = cfg->direct_engine};
     uring_configure(&us);
     *msp = m;
     return 0;

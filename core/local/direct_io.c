@@ -149,7 +149,8 @@ void direct_describe(struct direct_mount *m, const char *align, const char *fall
         snprintf(m->dev.detail, sizeof m->dev.detail, "buffered fallback (not O_DIRECT) for some files: %.100s; "
                  "O_DIRECT: %.40s, queue depth %.30s", m->fallback_why, m->align[0] ? m->align : "none", qd);
     else
-        snprintf(m->dev.detail, sizeof m->dev.detail, "O_DIRECT, %.96s, queue depth %.30s", m->align[0] ? m->align : "-",
-                 qd);
+        snprintf(m->dev.detail, sizeof m->dev.detail, "O_DIRECT%s, %.96s, queue depth %.30s",
+                 uring_running() && strcmp(uring_engine_name(), "threads") == 0 ? " by threads (no io_uring)" : "",
+                 m->align[0] ? m->align : "-", qd);
     pthread_mutex_unlock(&m->detail_lock);
 }

@@ -621,6 +621,24 @@ else
     skip "server stopped mid-upload" "needs a Swift instance started by this script"
 fi
 
+# --- valgrind ------------------------------------------------------------------------------
+# A user's program under valgrind with the shim inside it (libcurl, OpenSSL, our threads):
+# every byte right, no error reported, no hang. Not under a sanitizer: the two do not mix.
+section "valgrind"
+if [ -n "$SAN" ]; then
+    skip "valgrind on programs reading, writing and listing S3" "not with $SAN"
+elif ! command -v valgrind >/dev/null; then
+    skip "valgrind on programs reading, writing and listing S3" "valgrind is not installed (make deps)"
+else
+    head -c $((3 << 20)) /dev/urandom >"$W/vg.src"
+    TMO=300 shim valgrind -q --error-exitcode=9 --trace-children=yes bash -c '
+        cp "$2" "$1/vg/a" && cat "$1/vg/a" | cmp - "$2" && cmp "$1/vg/a" "$2" && ls -l "$1/vg/" | grep -q " a$" &&
+        mv "$1/vg/a" "$1/vg/b" && rm "$1/vg/b"' _ "/s3/$B" "$W/vg.src" >"$W/vg.out" 2>&1
+    rc=$?
+    if [ $rc = 0 ]; then pass "valgrind --trace-children: cp, cat, cmp, ls, mv, rm on S3: no error, no hang"
+    else fail "valgrind on S3 programs: exit $rc (9: valgrind found errors, 124/137: hung)" "$W/vg.out"; fi
+fi
+
 # --- end ---------------------------------------------------------------------------------
 section "end"
 echo "# $VARIANT: $(($(date +%s) - T_START)) s"
