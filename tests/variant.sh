@@ -15,6 +15,18 @@ fi
 PY=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null || command -v python3)
 ODD_DD=dd
 [ "$VARIANT" = asan ] && ODD_DD="$PY $(dirname "${BASH_SOURCE[0]}")/direct/odd_dd.py"
+# valgrind_usable LABEL: true if valgrind can run the suite's programs here; else LABEL is
+# skipped (valgrind and the sanitizers do not mix; valgrind comes with make deps).
+valgrind_usable() {
+    if [ "$VARIANT" != release ]; then
+        skip "$1" "not with $VARIANT"
+    elif ! command -v valgrind >/dev/null; then
+        skip "$1" "valgrind is not installed (make deps)"
+    else
+        return 0
+    fi
+    return 1
+}
 SAN_ENV=(ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1)
 echo "# $1, variant: $VARIANT ($LIB)"
 if [ ! -f "$LIB" ]; then

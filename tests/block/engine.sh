@@ -50,11 +50,7 @@ else fail "io_uring reads what the threads wrote" "$OUT"; fi
 check_clean "$dev" "after the writes without io_uring"
 
 # 2. valgrind on programs using the store
-if [ -n "$SAN" ]; then
-    skip "valgrind on programs using the store" "not with $SAN"
-elif ! command -v valgrind >/dev/null; then
-    skip "valgrind on programs using the store" "valgrind is not installed (make deps)"
-else
+if valgrind_usable "valgrind on programs using the store"; then
     TMO=300 shim "$dev" valgrind -q --error-exitcode=9 --trace-children=yes bash -c '
         cp "$2" "$1/vg" && cmp "$1/vg" "$2" && cat "$1/t/a/f7" "$1/t/a/b/odd" | cmp - <(cat "$3/a/f7" "$3/a/b/odd") &&
         mv "$1/vg" "$1/vg2" && rm "$1/vg2"' _ "$MP" "$W/src/big" "$W/src" >"$OUT" 2>&1

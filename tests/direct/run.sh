@@ -241,11 +241,7 @@ else fail "S3SHIM_DIRECT_ENGINE=bogus" "$out"; fi
 # valgrind runs the program (and the shim inside it) on its own CPU: the shim must
 # neither hang (valgrind 3.19 runs no other thread while one waits in io_uring_enter)
 # nor make valgrind report errors. Not under a sanitizer: the two do not mix.
-if [ -n "$SAN" ]; then
-    skip "valgrind on programs under the shim" "not with $SAN"
-elif ! command -v valgrind >/dev/null; then
-    skip "valgrind on programs under the shim" "valgrind is not installed (make deps)"
-else
+if valgrind_usable "valgrind on programs under the shim"; then
     TMO=300 shim "/s3shim-vg-$$=direct://$W/nou" valgrind -q --error-exitcode=9 --trace-children=yes bash -c '
         cat "$1/ref" | cmp - "$2" && cp "$2" "$1/vg" && cmp "$1/vg" "$2" && "$3" "$1/ref" "$2" 4 50' _ \
         "/s3shim-vg-$$" "$SRC/big" "$DIO_CMP" >"$out" 2>&1

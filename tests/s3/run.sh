@@ -625,11 +625,7 @@ fi
 # A user's program under valgrind with the shim inside it (libcurl, OpenSSL, our threads):
 # every byte right, no error reported, no hang. Not under a sanitizer: the two do not mix.
 section "valgrind"
-if [ -n "$SAN" ]; then
-    skip "valgrind on programs reading, writing and listing S3" "not with $SAN"
-elif ! command -v valgrind >/dev/null; then
-    skip "valgrind on programs reading, writing and listing S3" "valgrind is not installed (make deps)"
-else
+if valgrind_usable "valgrind on programs reading, writing and listing S3"; then
     head -c $((3 << 20)) /dev/urandom >"$W/vg.src"
     TMO=300 shim valgrind -q --error-exitcode=9 --trace-children=yes bash -c '
         cp "$2" "$1/vg/a" && cat "$1/vg/a" | cmp - "$2" && cmp "$1/vg/a" "$2" && ls -l "$1/vg/" | grep -q " a$" &&
