@@ -237,7 +237,12 @@ static int unlink_path(struct s3_mount *m, struct s3_path *p)
 
 static int s3_unlink(void *ms, const char *key) { return WITH_PATH(ms, key, unlink_path(ms, P)); }
 
-static int copy_every_part(void *ctx, int64_t off, int64_t len) { return 1; }
+/* A rename copies everything, in parts of the part size (parallel requests). */
+static int64_t copy_every_part(void *ctx, int64_t off, int64_t len, int prepare)
+{
+    int64_t ps = (int64_t)((struct s3_mount *)ctx)->part_size;
+    return prepare ? -EIO : len < ps ? len : ps;
+}
 
 /* Server-side copy of src to dst. One CopyObject for an object of up to two parts; above
  * that a multipart upload whose parts are all UploadPartCopy, sent in parallel through the
@@ -255,7 +260,7 @@ static int copy_object(struct s3_mount *m, struct s3_path *src, struct s3_path *
         s3_op_cleanup(&op);
         if (e < 0) return e;
         char got[128];
-        e = s3f_upload_fd(m, dst, -1, size, copy_every_part, NULL, src->bucket, src->key, etag, NULL, got, sizeof got);
+        e = s3f_upload_fd(m, dst, -1, size, copy_every_part, m, src->bucket, src->key, etag, NULL, got, sizeof got);
         return e < 0 ? s3_rename_errno(e) : 0;
     }
     size_t kl = strlen(src->key), n = strlen(src->bucket) * 3 + kl * 3 + 8;

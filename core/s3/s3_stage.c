@@ -106,6 +106,7 @@ ssize_t s3_stage_pwrite(struct s3_stage *s, const void *buf, size_t len, off_t o
         if (e < 0) return e;
     }
     int e;
+    set_written(h, off, end);
     if (all_present(h, off, end)) {
         e = stg_write_all(s->dfd, buf, len, off);
     } else { /* partly covered blocks are fetched first; whole ones are simply written */
@@ -142,20 +143,26 @@ struct up_ctx {
     int err;
 };
 
-static int up_prepare(void *ctx, int64_t off, int64_t len)
+/* s3f_upload_fd's copy_ok: the bytes from off that are still the source's (below the
+ * fetch limit, in blocks nobody wrote; with a writable shared mapping, whose writes go
+ * unseen, in blocks never fetched either), or the range made ready for reading. */
+static int64_t up_prepare(void *ctx, int64_t off, int64_t len, int prepare)
 {
     struct up_ctx *u = ctx;
     struct stage_hdr *h = u->s->h;
-    int64_t lim = flimit(h);
-    if (u->can_copy && off + len <= lim) {
-        int untouched = 1;
-        for (int64_t b = off >> BLK_SHIFT; b <= (off + len - 1) >> BLK_SHIFT && untouched; b++)
-            untouched = !present(h, b);
-        if (untouched) return 1;
+    if (prepare) {
+        int e = stg_fetch_locked(u->s, off, off + len);
+        if (e < 0 && !u->err) u->err = e;
+        return e < 0 ? e : 0;
     }
-    int e = stg_fetch_locked(u->s, off, off + len);
-    if (e < 0 && !u->err) u->err = e;
-    return e < 0 ? e : 0;
+    int64_t lim = flimit(h), end = off + len < lim ? off + len : lim;
+    if (!u->can_copy || off >= end) return 0;
+    int mapped = __atomic_load_n(&h->mapped_w, __ATOMIC_ACQUIRE) != 0;
+    int64_t b = off >> BLK_SHIFT;
+    for (; b * BLK < end; b++)
+        if (written(h, b) || (mapped && present(h, b))) break;
+    int64_t n = b * BLK - off;
+    return n < 0 ? 0 : n > end - off ? end - off : n;
 }
 
 static int upload_locked(struct s3_stage *s)
@@ -257,6 +264,8 @@ int s3_stage_fallocate(struct s3_stage *s, int mode, off_t off, off_t len)
     hlock(h);
     int shifts = mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE);
     int e = 0;
+    if (shifts) set_written(h, off, (int64_t)h->nblocks * BLK); /* everything after moves */
+    else if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) set_written(h, off, off + len);
     if (shifts) e = stg_fetch_locked(s, off, INT64_MAX); /* everything after moves */
     else if (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)) e = stg_fetch_locked(s, off, off + len);
     if (e == 0 && sys.fallocate(s->dfd, mode, off, len) < 0) e = -errno;

@@ -107,13 +107,18 @@ struct s3_resume {
 };
 
 /* s3_file.c: upload `size` bytes of the local file fd as p (multipart, parallel; one PUT
- * when small). Part ranges for which copy_ok() says so are copied on the server from
- * src_bucket/src_key (If-Match src_etag) instead of being read from fd. With rs, the
+ * when small). Ranges that copy_ok() says are the source's are copied on the server from
+ * src_bucket/src_key (If-Match src_etag) instead of being read from fd: copy_ok(ctx, off,
+ * len, 0) says how many bytes from off (up to len) are (a probe, nothing done);
+ * copy_ok(ctx, off, len, 1) makes [off, off + len) ready in fd, 0 or -errno. The parts are
+ * planned around the copyable runs: a run of at least 5 MiB (S3's smallest part) or one
+ * that ends the object is copied in parts of the part size, everything else is
+ * read from fd in parts of 5 MiB and more (the part size at most). With rs, the
  * upload goes on in rs's multipart upload (its parts already sent are not sent again);
  * on failure that upload is aborted. The new ETag goes to etag. 0 or -errno, the cause
  * (logged; nothing partial is visible): a close says EIO whatever it was, a rename
  * passes on what rename(2) would say (s3_rename_errno). */
-typedef int (*s3_copy_ok_fn)(void *ctx, int64_t off, int64_t len);
+typedef int64_t (*s3_copy_ok_fn)(void *ctx, int64_t off, int64_t len, int prepare);
 /* A failed upload's cause as rename(2) would say it: a bucket that does not exist is
  * ENOENT (a missing directory), refusals EACCES/EPERM, a full store ENOSPC/EDQUOT; any
  * other failure EIO. */

@@ -19,7 +19,7 @@
 #include <sys/types.h>
 
 #define STAGE_MAGIC 0x53335354u        /* "S3ST" */
-#define STAGE_VERSION 2u
+#define STAGE_VERSION 3u
 #define BLK_SHIFT 20
 #define BLK ((int64_t)1 << BLK_SHIFT)
 
@@ -38,7 +38,7 @@ struct stage_hdr {
     char etag[128];       /* of the source (If-Match) */
     char src_bucket[256], src_key[1100];
     char bucket[256], key[1100];
-    uint8_t present[];    /* per block: fetched (or written whole) */
+    uint8_t present[];    /* per block: BLK_PRESENT (fetched or written whole), BLK_WRITTEN */
 };
 
 /* Changed since the last upload (or mapped writable: always). */
@@ -81,14 +81,35 @@ static inline void hlock(struct stage_hdr *h)
 
 static inline void hunlock(struct stage_hdr *h) { pthread_mutex_unlock(&h->lock); }
 
+/* A block's state: its bytes are in the staging file (fetched from the source, or written
+ * whole); something was written into it since it was staged (the bit is never cleared:
+ * an upload may race with a write, so a block once written is sent, not copied, for as
+ * long as the object stays staged). */
+enum { BLK_PRESENT = 1, BLK_WRITTEN = 2 };
+
 static inline int present(const struct stage_hdr *h, int64_t b)
 {
-    return b >= (int64_t)h->nblocks || __atomic_load_n(&h->present[b], __ATOMIC_ACQUIRE);
+    return b >= (int64_t)h->nblocks || (__atomic_load_n(&h->present[b], __ATOMIC_ACQUIRE) & BLK_PRESENT);
 }
 
 static inline void set_present(struct stage_hdr *h, int64_t b)
 {
-    if (b < (int64_t)h->nblocks) __atomic_store_n(&h->present[b], 1, __ATOMIC_RELEASE);
+    if (b < (int64_t)h->nblocks) __atomic_fetch_or(&h->present[b], BLK_PRESENT, __ATOMIC_RELEASE);
+}
+
+/* Blocks past the source's are never copied from it either. */
+static inline int written(const struct stage_hdr *h, int64_t b)
+{
+    return b >= (int64_t)h->nblocks || (__atomic_load_n(&h->present[b], __ATOMIC_ACQUIRE) & BLK_WRITTEN);
+}
+
+/* Mark the blocks of [off, end) written (before the bytes go in: an upload that does not
+ * see the mark yet copies the source's bytes, and the write's change count sends them at
+ * the next upload). */
+static inline void set_written(struct stage_hdr *h, int64_t off, int64_t end)
+{
+    for (int64_t b = off >> BLK_SHIFT; b <= (end - 1) >> BLK_SHIFT && b < (int64_t)h->nblocks; b++)
+        __atomic_fetch_or(&h->present[b], BLK_WRITTEN, __ATOMIC_ACQ_REL);
 }
 
 static inline int64_t flimit(const struct stage_hdr *h) { return __atomic_load_n(&h->fetch_limit, __ATOMIC_ACQUIRE); }

@@ -340,6 +340,40 @@ int s3f_upload_commit(struct s3_file *f)
     return 0;
 }
 
+#define PLAN_MIN ((int64_t)5 << 20) /* S3's smallest part but the last */
+#define PLAN_STEP ((int64_t)1 << 20) /* how far an upload part grows over bytes not copyable */
+#define PLAN_COPY_PARTS 1 /* a copied part spans up to this many part sizes: on Swift, parallel copies of
+                            * one part size each beat fewer larger ones (a 4 KiB patch of 256 MiB:
+                            * 1.34-1.36 s against 1.42-1.47 s with 8, alternated by hand) */
+
+/* The next part from off when some ranges may be copied (s3_stage.h): returns 1 with
+ * *plen its length if it is copied, 0 if it is read from the file, or -errno. */
+static int64_t plan_part(struct s3_file *f, s3_copy_ok_fn copy_ok, void *ctx, int64_t off, int64_t size,
+                         int64_t *plen)
+{
+    int64_t ps = (int64_t)f->psize, minp = ps < PLAN_MIN ? ps : PLAN_MIN;
+    int64_t maxc = ps * PLAN_COPY_PARTS > (int64_t)MAX_PART ? (int64_t)MAX_PART : ps * PLAN_COPY_PARTS;
+    int64_t c = copy_ok(ctx, off, size - off < maxc ? size - off : maxc, 0);
+    if (c < 0) return c;
+    if (c > 0 && (c >= minp || off + c == size)) {
+        *plen = c;
+        return 1;
+    }
+    /* Read from the file: at least the smallest part, grown over what cannot be copied
+     * (and copyable runs too short to be parts) up to the part size; a run that can be a
+     * part of its own ends it. */
+    int64_t most = size - off < ps ? size - off : ps, len = minp < most ? minp : most;
+    while (len < most) {
+        int64_t at = off + len;
+        int64_t run = copy_ok(ctx, at, size - at < maxc ? size - at : maxc, 0);
+        if (run < 0) return run;
+        if (run >= minp || (run > 0 && at + run == size)) break;
+        len += run > 0 ? run : PLAN_STEP;
+    }
+    *plen = len < most ? len : most;
+    return 0;
+}
+
 /* Upload a local file (a staged object) through the same parts as a streaming writer. */
 int s3f_upload_fd(struct s3_mount *m, const struct s3_path *p, int fd, int64_t size, s3_copy_ok_fn copy_ok,
                   void *ctx, const char *src_bucket, const char *src_key, const char *src_etag,
@@ -367,6 +401,9 @@ int s3f_upload_fd(struct s3_mount *m, const struct s3_path *p, int fd, int64_t s
         snprintf(f->upload_id, sizeof f->upload_id, "%s", rs->upload_id);
         f->upload_ep = rs->ep;
     }
+    /* Planned parts (see s3_stage.h) where something may be copied; write-behind's resumed
+     * upload keeps its fixed parts. */
+    int plan = copy_ok && csrc && !rs;
     int64_t off = 0;
     while (off < size && !f->err) {
         int64_t plen = size - off < (int64_t)f->psize ? size - off : (int64_t)f->psize;
@@ -376,14 +413,26 @@ int s3f_upload_fd(struct s3_mount *m, const struct s3_path *p, int fd, int64_t s
             f->written = off;
             continue;
         }
-        /* The caller makes the range ready in fd (0), or says it is to be copied on the
-         * server from the source (1: a part the program never touched; multipart only). */
-        int how = copy_ok ? copy_ok(ctx, off, plen) : 0;
-        if (how < 0 || (how == 1 && !csrc)) {
-            f->err = -EIO;
-            break;
+        int how = 0;
+        if (plan) {
+            int64_t c = plan_part(f, copy_ok, ctx, off, size, &plen);
+            if (c < 0) {
+                f->err = (int)c;
+                break;
+            }
+            how = c > 0;
         }
-        if (how == 1) {
+        /* The caller makes the range ready in fd, or says it is to be copied on the server
+         * from the source (a range the program never changed; multipart only). */
+        if (!how && copy_ok) {
+            int64_t r = plan ? copy_ok(ctx, off, plen, 1) : copy_ok(ctx, off, plen, 0) == plen ? 1 : copy_ok(ctx, off, plen, 1);
+            if (r < 0 || (r == 1 && !csrc)) {
+                f->err = -EIO;
+                break;
+            }
+            how = !plan && r == 1;
+        }
+        if (how) {
             struct part *cp = calloc(1, sizeof *cp);
             if (!cp || !(cp->csrc = strdup(csrc))) {
                 free(cp);
@@ -418,7 +467,8 @@ int s3f_upload_fd(struct s3_mount *m, const struct s3_path *p, int fd, int64_t s
             off += r;
         }
         f->written = off;
-        if (!f->err && f->cur->len == f->cur->cap) part_send(f);
+        /* a planned part ends where the plan says (the last one goes with the commit) */
+        if (!f->err && (f->cur->len == f->cur->cap || (plan && off < size))) part_send(f);
     }
     free(csrc);
     int e = s3f_upload_commit(f);
