@@ -252,6 +252,28 @@ check "msync commits a staged object: the server has the mapping's bytes after i
 
 # --- a large object patched in three places --------------------------------------------------
 echo "# --- ${BIG_MIB} MiB object patched in place"
+# moved STATS_FILE: "FETCHED SENT", the bytes the run's S3 requests read and wrote ("x x"
+# if the stats file cannot be read).
+moved() {
+    $PY -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+r = w = 0
+for m in d["mounts"]:
+    for c in m.get("children", []):
+        r += c["ops"].get("read", {}).get("bytes", 0); w += c["ops"].get("write", {}).get("bytes", 0)
+print(r, w)' "$1" 2>/dev/null || echo x x
+}
+# patched NAME DESC: $W/NAME.py run on the staged object through the shim and on the local
+# copy; DESC checks that the server's object is then the local one; got and sent are what
+# the shim's run moved.
+patched() {
+    S3SHIM_STATS_FILE=$W/$1.json shim $PY "$W/$1.py" "$B/big/big.bin" >"$W/$1.err" 2>&1
+    $PY "$W/$1.py" "$W/big.bin"
+    s3_get big/big.bin "$W/big.fetched" >/dev/null
+    check "$2" cmp "$W/big.bin" "$W/big.fetched"
+    read -r got sent <<<"$(moved "$W/$1.json")"
+}
 head -c $((BIG_MIB << 20)) /dev/urandom >"$W/big.bin"
 s3_put "$W/big.bin" big/big.bin >/dev/null
 cat >"$W/patch.py" <<'EOF'
@@ -262,25 +284,14 @@ for off in (100, size // 2 + 12345, size - 50):
     os.pwrite(fd, b'PATCHED!', off)
 os.close(fd)
 EOF
-S3SHIM_STATS_FILE=$W/patch.json shim $PY "$W/patch.py" "$B/big/big.bin" >"$W/p.err" 2>&1
-$PY "$W/patch.py" "$W/big.bin"
-s3_get big/big.bin "$W/big.fetched" >/dev/null
-check "${BIG_MIB} MiB object opened O_RDWR and patched in three places = the same patch locally" cmp "$W/big.bin" "$W/big.fetched"
-read -r got sent <<<"$($PY -c '
-import json, sys
-d = json.load(open(sys.argv[1]))
-r = w = 0
-for m in d["mounts"]:
-    for c in m.get("children", []):
-        r += c["ops"].get("read", {}).get("bytes", 0); w += c["ops"].get("write", {}).get("bytes", 0)
-print(r, w)' "$W/patch.json" 2>/dev/null || echo x x)"
+patched patch "${BIG_MIB} MiB object opened O_RDWR and patched in three places = the same patch locally"
 if [ "$got" != x ] && [ "$got" -lt $(((BIG_MIB << 20) / 8)) ]; then
     pass "only the touched ranges travel: $((got >> 20)) MiB fetched, $((sent >> 20)) MiB sent of $BIG_MIB MiB (the rest copied on the server)"
-else fail "only the touched ranges fetched (stats: read $got, sent $sent bytes)" "$W/p.err"; fi
+else fail "only the touched ranges fetched (stats: read $got, sent $sent bytes)" "$W/patch.err"; fi
 # A program that reads the whole object and then patches one place (sqlite3 finding the
 # rows it updates): the blocks it read are the source's, copied on the server, so only a
-# part around the patch is sent (5 MiB, S3's smallest part), and the unchanged runs go as
-# few large copies.
+# part around the patch is sent (5 MiB, S3's smallest part); the unchanged runs are copied
+# in parallel parts.
 cat >"$W/readpatch.py" <<'EOF'
 import os, sys
 fd = os.open(sys.argv[1], os.O_RDWR)
@@ -291,21 +302,10 @@ while off < size:
 os.pwrite(fd, b'READ, THEN PATCHED', size // 2 + 777)
 os.close(fd)
 EOF
-S3SHIM_STATS_FILE=$W/rp.json shim $PY "$W/readpatch.py" "$B/big/big.bin" >"$W/rp.err" 2>&1
-$PY "$W/readpatch.py" "$W/big.bin"
-s3_get big/big.bin "$W/big.fetched" >/dev/null
-check "read whole, then patched in one place = the same locally" cmp "$W/big.bin" "$W/big.fetched"
-read -r got sent <<<"$($PY -c '
-import json, sys
-d = json.load(open(sys.argv[1]))
-r = w = 0
-for m in d["mounts"]:
-    for c in m.get("children", []):
-        r += c["ops"].get("read", {}).get("bytes", 0); w += c["ops"].get("write", {}).get("bytes", 0)
-print(r, w)' "$W/rp.json" 2>/dev/null || echo x x)"
+patched readpatch "read whole, then patched in one place = the same locally"
 if [ "$sent" != x ] && [ "$sent" -le $((5 << 20)) ] && [ "$got" -ge $(((BIG_MIB - 1) << 20)) ]; then
     pass "read whole, patched once: $((got >> 20)) MiB fetched, $((sent >> 10)) KiB sent (one 5 MiB part; what was only read is copied on the server)"
-else fail "read whole, patched once: want at most 5 MiB sent (stats: read $got, sent $sent bytes)" "$W/rp.err"; fi
+else fail "read whole, patched once: want at most 5 MiB sent (stats: read $got, sent $sent bytes)" "$W/readpatch.err"; fi
 # A program reading a staged object front to back in small reads (sqlite3's full-table scan,
 # 4 KiB preads) gets its window fetched ahead in parallel ranges of 4 MiB while it reads,
 # not block by block as the window slides (one GET per 1 MiB).
