@@ -599,6 +599,7 @@ int tx_commit(struct blk_txn *t, int how, int *durable)
         uint64_t seq = blk_vr_seq_end(s);
         if (e) fail(t, e);
         else blk_roots_wrote(s, buf, vis, (int)(slot - BLK_ROOT_SLOT0), seq);
+        if (!e && vis) blk_vr_mark(s, commit);
     }
     if (durable) *durable = !vis;
     free(buf);
