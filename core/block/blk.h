@@ -48,6 +48,7 @@ struct blk_store {
     int vr_rw;
     int vr_fd;   /* the file, held with a shared flock: this process uses the store */
     uint64_t vr_retry_ns;
+    _Atomic uint64_t vr_check_ns; /* when a lookup next looks whether the file was removed */
     /* The newest roots as last read (blk_roots), kept while the shared change counter
      * (blk_vroot.c) holds rc_seq and the device's root slots still start with the headers
      * rc_dh (seen through dm, the device's first blocks mapped; docs/block-format.md,
@@ -153,10 +154,26 @@ int blk_vr_seq(struct blk_store *s, uint64_t *seq);
  * again and returns it (0: no counter). */
 void blk_vr_seq_begin(struct blk_store *s);
 uint64_t blk_vr_seq_end(struct blk_store *s);
+/* The file was removed while this process had it (its link count is 0). */
+int blk_vr_orphaned(struct blk_store *s);
+/* Move to the file the name holds now (made if missing), carrying over, when this process
+ * publishes roots (then under the commit lock), a visible root above `durable` that only
+ * the old file has, the pin and the change counter. 0 or -errno. */
+int blk_vr_reattach(struct blk_store *s, uint64_t durable);
+/* Under the commit lock (write): reattach if removed; then, while someone published a
+ * root past the newest this process sees (in a file it does not see), let the lock go
+ * and wait. 0, or -errno with the lock no longer held. */
+int blk_vr_settle(struct blk_store *s);
+/* The commit of someone's visible root published past `seen` where this process cannot
+ * see it (0: none). */
+uint64_t blk_vr_marked_past(struct blk_store *s, uint64_t seen);
+/* This process published visible root `commit` (an OFD lock the guard above sees). */
+void blk_vr_mark(struct blk_store *s, uint64_t commit);
 /* Set the pin to commit, if it was if_was (UINT64_MAX: whatever it was). */
 void blk_vr_set_pin(struct blk_store *s, uint64_t commit, uint64_t if_was);
 /* The commit lock: in-process mutex and an OFD write lock on byte 0 of the device. */
 int blk_lock(struct blk_store *s);
+int blk_lock_raw(struct blk_store *s); /* the same without blk_vr_settle */
 void blk_unlock(struct blk_store *s);
 /* The same, shared (check: no commit may run while it reads); blk_unlock releases it. */
 int blk_lock_shared(struct blk_store *s);

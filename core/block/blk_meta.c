@@ -8,6 +8,7 @@
  * commit number; see docs/block-format.md. */
 #include "blk.h"
 
+#include "../log.h"
 #include "../sys.h"
 
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 uint32_t blk_crc(const void *p, size_t len)
@@ -268,9 +270,49 @@ void blk_roots_wrote(struct blk_store *s, const void *root, int visible, int dsl
     blk_nc_seen(s, h->commit, h->crc);
 }
 
+static __thread int blk_held; /* commit locks this thread holds (any store) */
+
+/* Now and then (every 20 ms at most) a lookup outside the commit lock looks whether the
+ * /dev/shm file was removed, and if so moves to the new one (blk_vroot.c). */
+static void lookup_settle(struct blk_store *s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    uint64_t due = atomic_load_explicit(&s->vr_check_ns, memory_order_relaxed);
+    if (now < due || !atomic_compare_exchange_strong(&s->vr_check_ns, &due, now + 20000000ull) ||
+        !blk_vr_orphaned(s))
+        return;
+    if (s->rw) {
+        if (blk_lock(s) == 0) blk_unlock(s);
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    if (blk_vr_orphaned(s)) blk_vr_reattach(s, 0); /* (a reader carries nothing over) */
+    pthread_mutex_unlock(&s->lock);
+}
+
+static int roots_read(struct blk_store *s, struct blk_root *r, uint64_t *durable, int *dslot, int *bad);
+
 int blk_roots(struct blk_store *s, struct blk_root *r, uint64_t *durable, int *dslot, int *bad)
 {
+    if (!blk_held && s->vr) lookup_settle(s);
     if (!bad && kept_roots(s, r, durable, dslot)) return 0;
+    int e = roots_read(s, r, durable, dslot, bad);
+    /* Someone published a newer root in a /dev/shm file this process does not see (it was
+     * removed and this process made or took the new one): wait until its publisher moves
+     * it over or makes it durable (blk_vroot.c). Under the commit lock blk_vr_settle does. */
+    for (int waited = 0; !e && !blk_held && s->vr && blk_vr_marked_past(s, r->h.commit) && waited < 60000; waited++) {
+        if (waited == 2000)
+            slog_warn("block: %s: waiting for commits published in a /dev/shm file this process does not see", s->path);
+        usleep(1000);
+        e = roots_read(s, r, durable, dslot, bad);
+    }
+    return e;
+}
+
+static int roots_read(struct blk_store *s, struct blk_root *r, uint64_t *durable, int *dslot, int *bad)
+{
     uint8_t b[2][BLK_BS] __attribute__((aligned(64)));
     int ok[2], e = 0;
     if (bad) *bad = 0;
@@ -381,17 +423,27 @@ static int lock_store(struct blk_store *s, short type)
         pthread_mutex_unlock(&s->lock);
         return e;
     }
+    blk_held++;
     return 0;
 }
 
 int blk_lock_shared(struct blk_store *s) { return lock_store(s, F_RDLCK); }
 
-int blk_lock(struct blk_store *s) { return lock_store(s, F_WRLCK); }
+int blk_lock_raw(struct blk_store *s) { return lock_store(s, F_WRLCK); }
+
+/* A writer first moves off a removed /dev/shm file and waits for roots published where it
+ * cannot see them (blk_vroot.c). */
+int blk_lock(struct blk_store *s)
+{
+    int e = lock_store(s, F_WRLCK);
+    return e < 0 ? e : blk_vr_settle(s);
+}
 
 void blk_unlock(struct blk_store *s)
 {
     struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
     sys.fcntl(s->fd, F_OFD_SETLK, &fl);
+    blk_held--;
     pthread_mutex_unlock(&s->lock);
 }
 

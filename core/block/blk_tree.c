@@ -5,7 +5,8 @@
  * started from, means a commit moved the tree, so the walk starts again from the newest
  * root (only a failure under an unmoved root is damage). Changes happen inside a commit
  * (blk_txn.c): the path from the root to the changed leaf is rewritten, nodes split in
- * two by bytes when full and vanish when empty. */
+ * two by bytes when full, merge with a neighbour when a delete leaves them under a
+ * quarter full, and vanish when empty. */
 #include "blk.h"
 
 #include "../log.h"
@@ -403,6 +404,77 @@ static int shift_leaf(struct blk_txn *t, const uint8_t *n, uint32_t count, int c
     return 0;
 }
 
+/* Item i of branch n and its size (NULL if it is damaged). */
+static const uint8_t *item_at(const uint8_t *n, uint32_t i, size_t *sz)
+{
+    const uint8_t *p = n + BLK_HDR, *end = n + BLK_BS;
+    for (uint32_t j = 0; j < i; j++) {
+        size_t k = item_size(p, end, 0);
+        if (!k) return NULL;
+        p += k;
+    }
+    return (*sz = item_size(p, end, 0)) ? p : NULL;
+}
+
+/* A delete left child ci of branch n (count children; now at address a, level clevel)
+ * less than a quarter full: if it and a neighbour fit in one node, make them one (the
+ * right one's first item takes the parent's separator key: a branch's item 0 key stands
+ * for "below every key", so it has to be a real one now), so deletes give nodes back and
+ * the tree shrinks in height as it grows. 1 done (sh->lo the left one's slot, a1 the
+ * merged node, a2 0: the right slot goes), 0 not, -errno. */
+static int merge_child(struct blk_txn *t, const uint8_t *n, uint32_t count, int ci, uint64_t a, int clevel,
+                       struct shifted *sh)
+{
+    int kind = clevel ? BK_BRANCH : BK_LEAF, leaf = clevel == 0;
+    for (int side = 0; side < 2; side++) {
+        int si = side == 0 ? ci + 1 : ci - 1;
+        if (si < 0 || si >= (int)count) continue;
+        int lo = si < ci ? si : ci;
+        size_t ssz;
+        const uint8_t *sep = item_at(n, (uint32_t)lo + 1, &ssz); /* the right one's separator */
+        uint64_t saddr = child_at(n, (uint32_t)si);
+        const uint8_t *cn = tx_node(t, a, kind), *sn = saddr ? tx_node(t, saddr, kind) : NULL;
+        if (!sep || !cn || !sn || ((const struct blk_hdr *)sn)->level != clevel ||
+            ((const struct blk_hdr *)cn)->level != clevel)
+            return tx_error(t) ? tx_error(t) : -EIO;
+        size_t csz = used(cn, leaf);
+        if (!csz || csz > BLK_BODY / 4) return 0;
+        const uint8_t *ln = lo == ci ? cn : sn, *rn = lo == ci ? sn : cn;
+        size_t lsz = lo == ci ? csz : used(sn, leaf), rsz = lo == ci ? used(sn, leaf) : csz;
+        if (!lsz || !rsz) return -EIO;
+        const uint8_t *r0 = rn + BLK_HDR, *rest = r0;
+        size_t total = lsz + rsz;
+        if (!leaf) { /* item 0 of the right one: (separator key, its child) */
+            size_t r0sz = item_size(r0, rn + BLK_BS, 0);
+            if (!r0sz) return -EIO;
+            rest = r0 + r0sz;
+            total = total - r0sz + 2u + ld16(sep) + 8u;
+        }
+        if (total > BLK_BODY) continue;
+        uint8_t *body = malloc(BLK_BODY);
+        if (!body) return -ENOMEM;
+        size_t off = lsz;
+        memcpy(body, ln + BLK_HDR, lsz);
+        if (!leaf) {
+            uint16_t kl = ld16(sep);
+            memcpy(body + off, sep, 2u + kl);
+            memcpy(body + off + 2 + kl, r0 + 2 + ld16(r0), 8);
+            off += 2u + kl + 8u;
+        }
+        memcpy(body + off, rest, rsz - (size_t)(rest - r0));
+        uint32_t cnt = ((const struct blk_hdr *)ln)->count + ((const struct blk_hdr *)rn)->count;
+        uint64_t la = lo == ci ? a : saddr, ra = lo == ci ? saddr : a;
+        sh->lo = lo;
+        sh->a2 = 0;
+        sh->a1 = tx_put_node(t, la, kind, clevel, cnt, body, total);
+        free(body);
+        if (!sh->a1) return tx_error(t) ? tx_error(t) : -EIO;
+        tx_free_node(t, ra);
+        return tx_error(t) ? tx_error(t) : 1;
+    }
+    return 0;
+}
+
 /* Write body (count items, size bytes) as node addr's new version, splitting if needed:
  * after item keep - 1 when keep is not 0 and both halves fit, else near the middle. */
 static int store(struct blk_txn *t, uint64_t addr, int level, const uint8_t *body, uint32_t count, size_t size,
@@ -524,7 +596,7 @@ static int change(struct blk_txn *t, uint64_t addr, int level, const char *key, 
     struct res r;
     int e = change(t, child, level - 1, key, klen, item, ilen, &r, found, old);
     if (e) return e;
-    if (r.n == 1 && r.addr[0] == child) {
+    if (r.n == 1 && r.addr[0] == child && (ilen || !*found)) {
         out->n = 1;
         out->addr[0] = addr;
         return 0;
@@ -539,12 +611,31 @@ static int change(struct blk_txn *t, uint64_t addr, int level, const char *key, 
         if (!x) sh.lo = -1;
         if (!(n = tx_node(t, addr, kind))) return tx_error(t) ? tx_error(t) : -EIO;
     }
+    if (!ilen && r.n == 1 && count > 1) {
+        int x = merge_child(t, n, count, ci, r.addr[0], level - 1, &sh);
+        if (x < 0) return x;
+        if (!x) sh.lo = -1;
+        if (!(n = tx_node(t, addr, kind))) return tx_error(t) ? tx_error(t) : -EIO;
+    }
+    if (sh.lo < 0 && r.n == 1 && r.addr[0] == child) { /* (a delete that merged nothing) */
+        out->n = 1;
+        out->addr[0] = addr;
+        return 0;
+    }
     p = n + BLK_HDR;
     end = n + BLK_BS;
     for (uint32_t i = 0; i < count; i++) {
         size_t sz = item_size(p, end, 0);
         if (!sz) return -EIO;
-        if (sh.lo >= 0 && (i == (uint32_t)sh.lo || i == (uint32_t)sh.lo + 1)) {
+        if (sh.lo >= 0 && !sh.a2 && (i == (uint32_t)sh.lo || i == (uint32_t)sh.lo + 1)) { /* merged */
+            if (i == (uint32_t)sh.lo) {
+                uint16_t kl = ld16(p);
+                memcpy(body + size, p, 2u + kl);
+                memcpy(body + size + 2 + kl, &sh.a1, 8);
+                size += 2u + kl + 8u;
+                nc++;
+            }
+        } else if (sh.lo >= 0 && (i == (uint32_t)sh.lo || i == (uint32_t)sh.lo + 1)) {
             uint16_t kl = i == (uint32_t)sh.lo ? ld16(p) : sh.klen2;
             const char *k = i == (uint32_t)sh.lo ? item_key(p, 0) : sh.key2;
             uint64_t a = i == (uint32_t)sh.lo ? sh.a1 : sh.a2;

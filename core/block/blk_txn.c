@@ -527,6 +527,23 @@ static void write_list(struct blk_txn *t, uint8_t *buf, const uint64_t *fl, size
     }
 }
 
+/* A commit on a base that is only visible holds everything freed since the newest durable
+ * root, and each one adds at least a pending-free list block. Writers killed before their
+ * durable step again and again (each new one finds the published root young, so nobody
+ * runs the step) would fill the metadata zone with them, and then no commit could be made
+ * at all. So once a quarter of the metadata zone (a sixteenth of the data zone) is all
+ * that is left free, the commit is made durable instead: the next two commits free what
+ * was held. */
+static int held_too_much(const struct blk_txn *t)
+{
+    const struct blk_super *sb = &t->s->sb;
+    uint64_t mzone = sb->data_start - sb->meta_start, dzone = sb->data_end - sb->data_start;
+    uint64_t mused = t->r.meta_used > 4 ? t->r.meta_used - 4 : 0; /* (superblocks, roots) */
+    uint64_t dused = t->r.used - t->r.meta_used;
+    return t->base > t->durable && (mzone - (mused < mzone ? mused : mzone) < mzone / 4 ||
+                                    dzone - (dused < dzone ? dused : dzone) < dzone / 16);
+}
+
 int tx_commit(struct blk_txn *t, int how, int *durable)
 {
     struct blk_store *s = t->s;
@@ -578,7 +595,7 @@ int tx_commit(struct blk_txn *t, int how, int *durable)
     /* Published only (group commit): no flush; the root goes to /dev/shm, and a later
      * blk_make_durable flushes everything and writes it into a device slot. A process that
      * cannot publish there commits durably. */
-    int vis = how == TX_VISIBLE && s->vr_rw;
+    int vis = how == TX_VISIBLE && s->vr_rw && !held_too_much(t);
     if (!t->err && !vis) {
         int e = blk_sync(s);
         if (e) fail(t, e);
@@ -599,6 +616,7 @@ int tx_commit(struct blk_txn *t, int how, int *durable)
         uint64_t seq = blk_vr_seq_end(s);
         if (e) fail(t, e);
         else blk_roots_wrote(s, buf, vis, (int)(slot - BLK_ROOT_SLOT0), seq);
+        if (!e && vis) blk_vr_mark(s, commit);
     }
     if (durable) *durable = !vis;
     free(buf);

@@ -24,6 +24,7 @@
 #include "blk.h"
 
 #include "../efd.h"
+#include "../log.h"
 #include "../sys.h"
 
 #include <dirent.h>
@@ -36,6 +37,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define VR_SIZE (3 * BLK_BS) /* two roots, then the pin (u64) and, 64 bytes on, the change counter */
 #define VR_SEQ_OFF (2 * BLK_BS + 64)
@@ -150,7 +152,10 @@ void blk_vr_unlink(struct blk_store *s)
 
 void blk_vr_release(struct blk_store *s)
 {
-    if (s->vr_fd < 0 || sys.flock(s->vr_fd, LOCK_EX | LOCK_NB) < 0) return; /* others use the store */
+    if (s->vr_fd < 0) return;
+    if (blk_vr_orphaned(s) && s->rw && blk_lock(s) == 0) blk_unlock(s); /* moved to the new file first */
+    if (blk_vr_orphaned(s)) return; /* (the name is someone else's file: not ours to remove) */
+    if (sys.flock(s->vr_fd, LOCK_EX | LOCK_NB) < 0) return; /* others use the store */
     /* The last process: what a killed one left only visible is made durable first (a
      * process that cannot write the store leaves it, and the file, to one that can). */
     struct blk_root r;
@@ -192,6 +197,162 @@ int blk_lockfile_open(struct blk_store *s, const char *key, size_t klen, int acc
     if (sys.mkdir(dn, 0777) < 0 && errno != EEXIST) return -errno;
     int fd = sys.open(fn, acc | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
     return fd < 0 ? -errno : fd;
+}
+
+/* --- The file removed under us (docs/block-format.md, "The /dev/shm file removed") ----
+
+ * Someone removed the name (rm, systemd's RemoveIPC) while this process had it mapped:
+ * processes started since made a new file, and the two sides no longer see each other's
+ * visible roots, pin or change counter. So the file's link count is looked at under
+ * every commit lock (blk_meta.c) and now and then at lookups; once it is 0 the process
+ * moves to the file the name now holds, carrying over what only its old file knew: a
+ * visible root newer than everything durable and everything the new file holds, the pin
+ * of a durable step in progress, and a change counter at least as far on. The new file
+ * is mapped over the old mapping (MAP_FIXED): threads reading it meanwhile see one file's
+ * bytes or the other's, and a half-copied root fails its CRC as before.
+ *
+ * A process that made the new file cannot see a root published only in the old one: it
+ * would commit on an older base and reuse that root's blocks. So a process publishing a
+ * visible root also holds an OFD read lock on bytes [2^61, 2^61 + commit] of the device
+ * (never data: the device is far smaller; O_EXCL claims live at 2^62), and a writer,
+ * under the commit lock, waits while someone holds such a lock past the newest root it
+ * sees (blk_vr_settle): a root is then published where it cannot see it, and its
+ * publisher moves it over at its next commit lock, lookup or durable step (at most
+ * S3SHIM_BLOCK_COMMIT_MS away). A publisher's lock below what everyone sees means
+ * nothing, so it is only ever moved up, never taken down. */
+#define VR_MARK_BASE (1ull << 61)
+
+int blk_vr_orphaned(struct blk_store *s)
+{
+    struct stat st;
+    return s->vr && s->vr_fd >= 0 && sys.fstat(s->vr_fd, &st) == 0 && st.st_nlink == 0;
+}
+
+void blk_vr_mark(struct blk_store *s, uint64_t commit)
+{
+    if (commit >= VR_MARK_BASE) return;
+    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = (off_t)VR_MARK_BASE,
+                       .l_len = (off_t)(commit + 1)};
+    sys.fcntl(s->fd, F_OFD_SETLK, &fl); /* (a failure only makes the guard below blind) */
+}
+
+/* The commit of someone's visible root published past `seen` where this process cannot
+ * see it (0: none). */
+uint64_t blk_vr_marked_past(struct blk_store *s, uint64_t seen)
+{
+    if (seen + 1 >= VR_MARK_BASE) return 0;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)(VR_MARK_BASE + seen + 1),
+                       .l_len = (off_t)(VR_MARK_BASE - seen - 1)};
+    if (sys.fcntl(s->fd, F_OFD_GETLK, &fl) < 0 || fl.l_type == F_UNLCK) return 0;
+    return (uint64_t)(fl.l_start + fl.l_len) - 1 - VR_MARK_BASE;
+}
+
+/* The newest valid root of mapping m: its commit, its slot in *slot; 0 if none. */
+static uint64_t vr_newest(const struct blk_store *s, const uint8_t *m, int *slot)
+{
+    uint64_t best = 0;
+    for (int i = 0; i < 2; i++) {
+        uint8_t b[BLK_BS] __attribute__((aligned(64)));
+        memcpy(b, m + i * BLK_BS, BLK_BS);
+        const struct blk_root *x = (const void *)b;
+        if (x->h.commit > best && x->h.commit % 2 == (uint64_t)i && x->ndir <= BLK_ROOT_DIRS &&
+            blk_verify(b, BK_ROOT, BLK_ROOT_SLOT0 + (uint64_t)i, s->sb.h.uuid, UINT64_MAX, NULL, 0) == 0) {
+            best = x->h.commit;
+            if (slot) *slot = i;
+        }
+    }
+    return best;
+}
+
+int blk_vr_reattach(struct blk_store *s, uint64_t durable)
+{
+    char name[PATH_MAX];
+    blk_vr_name(s, name, sizeof name);
+    int rw;
+    int fd = open_held(name, &rw);
+    if (fd < 0) return fd;
+    struct stat st;
+    if (sys.fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (s->vr_rw && !rw) ||
+        (st.st_size < VR_SIZE && (!rw || sys.ftruncate(fd, VR_SIZE) < 0))) {
+        sys.close(fd);
+        return -EIO;
+    }
+    int prot = s->vr_rw ? PROT_READ | PROT_WRITE : PROT_READ;
+    uint8_t *n = sys.mmap(NULL, VR_SIZE, prot, MAP_SHARED, fd, 0);
+    if (n == MAP_FAILED) {
+        int e = -errno;
+        sys.close(fd);
+        return e;
+    }
+    if (s->vr_rw) { /* under the commit lock: carry over what only the old file knows */
+        int os = 0;
+        uint64_t ov = vr_newest(s, s->vr, &os), nv = vr_newest(s, n, NULL);
+        if (ov > durable && ov > nv) {
+            if (nv <= durable) {
+                memcpy(n + os * BLK_BS, s->vr + os * BLK_BS, BLK_BS);
+                slog_info("block: %s: %s was removed while in use: commit %llu (not durable yet) moved to the new one",
+                          s->path, name, (unsigned long long)ov);
+            } else { /* (this process's mark means nothing any more) */
+                struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = (off_t)VR_MARK_BASE,
+                                   .l_len = (off_t)VR_MARK_BASE};
+                sys.fcntl(s->fd, F_OFD_SETLK, &fl);
+                slog_error("block: %s: %s was removed while in use and commits %llu.. were made on an older "
+                           "base meanwhile: this process's commits up to %llu are lost", s->path, name,
+                           (unsigned long long)nv, (unsigned long long)ov);
+            }
+        }
+        _Atomic uint64_t *op = (_Atomic uint64_t *)(void *)(s->vr + 2 * BLK_BS);
+        _Atomic uint64_t *np = (_Atomic uint64_t *)(void *)(n + 2 * BLK_BS);
+        uint64_t pin = atomic_load(op);
+        if (pin > atomic_load(np)) atomic_store(np, pin);
+        _Atomic uint64_t *oq = (_Atomic uint64_t *)(void *)(s->vr + VR_SEQ_OFF);
+        _Atomic uint64_t *nq = (_Atomic uint64_t *)(void *)(n + VR_SEQ_OFF);
+        uint64_t want = (atomic_load(oq) | 1) + 1, v = atomic_load(nq);
+        while (v < want && !atomic_compare_exchange_weak(nq, &v, want)) {} /* only forward */
+        atomic_fetch_add(nq, 2); /* every kept root is read again */
+    }
+    munmap(n, VR_SIZE);
+    void *p = sys.mmap(s->vr, VR_SIZE, prot, MAP_SHARED | MAP_FIXED, fd, 0);
+    if (p == MAP_FAILED) { /* (the old mapping is gone: map it anywhere, leaking nothing but the address) */
+        int e = -errno;
+        sys.close(fd);
+        s->vr = NULL;
+        return e;
+    }
+    if (sys.dup3(fd, s->vr_fd, O_CLOEXEC) < 0) {
+        int e = -errno;
+        sys.close(fd);
+        return e;
+    }
+    sys.close(fd);
+    pthread_mutex_lock(&s->nc_lock);
+    s->rc_valid = 0;
+    pthread_mutex_unlock(&s->nc_lock);
+    return 0;
+}
+
+int blk_vr_settle(struct blk_store *s)
+{
+    struct blk_root r;
+    uint64_t d;
+    if (blk_vr_orphaned(s) && blk_roots(s, &r, &d, NULL, NULL) == 0) blk_vr_reattach(s, d);
+    if (!s->rw) return 0;
+    uint64_t waited = 0;
+    for (;;) {
+        uint64_t c;
+        if (blk_roots(s, &r, &d, NULL, NULL) < 0 || !(c = blk_vr_marked_past(s, r.h.commit))) return 0;
+        if (waited == 2000)
+            slog_warn("block: %s: waiting for commit %llu, published in a /dev/shm file this process does not "
+                      "see (removed while in use?), to be moved to the one it sees or made durable",
+                      s->path, (unsigned long long)c);
+        if (waited >= 60000) return 0; /* (a process stopped for a minute: go on without it) */
+        blk_unlock(s);
+        usleep(1000);
+        waited++;
+        int e = blk_lock_raw(s);
+        if (e < 0) return e;
+        if (blk_vr_orphaned(s) && blk_roots(s, &r, &d, NULL, NULL) == 0) blk_vr_reattach(s, d);
+    }
 }
 
 int blk_vr_read(struct blk_store *s, struct blk_root *r, uint64_t above)

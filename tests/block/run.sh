@@ -25,7 +25,7 @@ DIO_CMP=$BUILD/tests/dio_cmp
 PREADS=$BUILD/tests/preads
 KILLS=${BLOCK_TEST_KILLS:-200}
 KPID=""
-trap '[ -n "$KPID" ] && kill -9 "$KPID" 2>/dev/null; release_devices; rm -rf "$W"' EXIT
+trap '[ -n "$KPID" ] && kill -9 "$KPID" 2>/dev/null; forget_stores; release_devices; rm -rf "$W"' EXIT
 
 # --- 1. format refuses what holds something --------------------------------------------------
 if [ $have_loop = 1 ]; then

@@ -17,7 +17,17 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 W=$(mktemp -d "${TMPDIR:-/var/tmp}/s3shim-$1.XXXXXX")
 # shellcheck source=../loopdev.sh
 . "$TOP/tests/loopdev.sh"
-trap 'release_devices; rm -rf "$W"' EXIT
+# forget_stores: the /dev/shm files (visible roots, lock files) of the stores this test
+# made, images in $W and its loop devices, which processes SIGKILLed last leave behind.
+forget_stores() {
+    local f u
+    for f in "$W"/* "${LOOPS[@]}"; do
+        { [ -f "$f" ] || [ -b "$f" ]; } && [ "$(head -c 4 "$f" 2>/dev/null)" = S3BS ] || continue # (not a fifo)
+        u=$(od -An -tx1 -j24 -N16 "$f" | tr -d ' \n')
+        [ "${#u}" = 32 ] && rm -rf /dev/shm/s3shim-blk-"$u"-*
+    done
+}
+trap 'forget_stores; release_devices; rm -rf "$W"' EXIT
 trap 'exit 130' INT TERM
 [ "$(stat -f -c %T "$W")" = tmpfs ] && bail "$W must be on a filesystem that does O_DIRECT (set TMPDIR)"
 MP=/s3shim-$1-$$

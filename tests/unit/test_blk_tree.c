@@ -2,7 +2,8 @@
  * model: random inserts, replacements and deletes of keys of every length (so nodes split,
  * empty out, and the tree grows and shrinks in height), many per commit, an aborted commit
  * in between; after each commit every key's lookup, the ordered walk, and `blk check`
- * must agree with the model. The store lives in a file under $TMPDIR (metadata only). */
+ * must agree with the model; and deletes that merge nodes back (test_tree_merge). The
+ * store lives in a file under $TMPDIR (metadata only). */
 #include "../../core/block/blk.h"
 #include "../../core/block/block.h"
 
@@ -166,8 +167,102 @@ static void test_tree_random(void **state)
     unlink(path);
 }
 
+static int count_node(void *data, uint64_t addr, int kind, const uint8_t *blk)
+{
+    (void)addr;
+    (void)kind;
+    (void)blk;
+    ++*(int *)data;
+    return 0;
+}
+
+static int tree_nodes(struct blk_store *s)
+{
+    struct blk_root r;
+    assert_int_equal(blk_newest_root(s, &r, NULL), 0);
+    int n = 0;
+    struct bt_walker w = {.node = count_node, .data = &n};
+    assert_int_equal(bt_walk(s, &r, &w), 0);
+    return n;
+}
+
+/* Deletes give nodes back: 20,000 keys, then all but every 20th deleted (a few thousand
+ * per commit, in key order and scattered): the tree ends with a fraction of its nodes
+ * and no taller than before, every remaining key found, check clean. */
+static void test_tree_merge(void **state)
+{
+    (void)state;
+    char path[256];
+    snprintf(path, sizeof path, "%s/s3shim-blk-merge-%d.img", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    FILE *img = fopen(path, "w");
+    assert_non_null(img);
+    fclose(img);
+    assert_int_equal(truncate(path, 256 << 20), 0);
+    char err[512];
+    assert_int_equal(blk_format(path, 1, "unit", err, sizeof err), 0);
+    struct blk_store s;
+    assert_int_equal(blk_open(&s, path, 1, err, sizeof err), 0);
+    enum { N = 20000 };
+    struct blk_obj *o = calloc(1, sizeof *o);
+    assert_non_null(o);
+    struct blk_txn *t;
+    for (int i = 0; i < N; i++) {
+        if (i % 4000 == 0) assert_int_equal(tx_begin(&s, &t), 0);
+        memset(o, 0, sizeof *o);
+        o->klen = (uint16_t)snprintf(o->key, sizeof o->key, "dir%02d/file-%06d.bin", i % 37, i);
+        o->mode = S_IFREG | 0644;
+        o->ino = tx_root(t)->next_ino++;
+        assert_int_equal(tx_put(t, o), 0);
+        if (i % 4000 == 3999) assert_int_equal(tx_commit(t, TX_DURABLE, NULL), 0);
+    }
+    int before = tree_nodes(&s);
+    struct blk_root r0;
+    assert_int_equal(blk_newest_root(&s, &r0, NULL), 0);
+    /* first the keys of the even directories in order, then the rest scattered */
+    for (int pass = 0; pass < 2; pass++) {
+        int n = 0;
+        assert_int_equal(tx_begin(&s, &t), 0);
+        for (int j = 0; j < N; j++) {
+            int i = pass == 0 ? j : (int)((uint64_t)j * 7919 % N);
+            if (i % 20 == 0 || (i % 37) % 2 != pass) continue;
+            char key[64];
+            int kl = snprintf(key, sizeof key, "dir%02d/file-%06d.bin", i % 37, i);
+            assert_int_equal(tx_del(t, key, (size_t)kl), 0);
+            if (++n % 3000 == 0) {
+                assert_int_equal(tx_commit(t, TX_DURABLE, NULL), 0);
+                assert_int_equal(tx_begin(&s, &t), 0);
+            }
+        }
+        assert_int_equal(tx_commit(t, TX_DURABLE, NULL), 0);
+    }
+    int after = tree_nodes(&s);
+    struct blk_root r1;
+    assert_int_equal(blk_newest_root(&s, &r1, NULL), 0);
+    print_message("tree nodes %d -> %d, height %u -> %u, metadata blocks %llu -> %llu\n", before, after,
+                  r0.height, r1.height, (unsigned long long)r0.meta_used, (unsigned long long)r1.meta_used);
+    assert_int_equal(r1.objects, N / 20);
+    assert_true(after * 5 < before);
+    assert_true(r1.height <= r0.height);
+    for (int i = 0; i < N; i += 3) {
+        char key[64];
+        int kl = snprintf(key, sizeof key, "dir%02d/file-%06d.bin", i % 37, i);
+        assert_int_equal(bt_get(&s, key, (size_t)kl, o, NULL), i % 20 == 0);
+    }
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    int c = blk_check(path, 0, 0, f);
+    fclose(f);
+    if (c != 0) print_error("%s", buf);
+    free(buf);
+    assert_int_equal(c, 0);
+    free(o);
+    blk_close(&s);
+    unlink(path);
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_tree_random)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_tree_random), cmocka_unit_test(test_tree_merge)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
