@@ -151,7 +151,7 @@ test-block: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/counter.sh,block-counter$(if $(SAN),/$(SAN)))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/engine.sh,block-engine$(if $(SAN),/$(SAN)))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/unlinked.sh,block-unlinked$(if $(SAN),/$(SAN)))
-	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) $(if $(SAN),BLOCK_KILLS=60) tests/block/killed.sh,block-killed$(if $(SAN),/$(SAN)))
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) $(if $(SAN),BLOCK_KILLS=40) tests/block/killed.sh,block-killed$(if $(SAN),/$(SAN)))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/shrink.sh,block-shrink$(if $(SAN),/$(SAN)))
 
 test-block-battery: all $(HELPER_BIN)

@@ -5,7 +5,7 @@
 # is only visible and holds what it frees. That used to fill the metadata zone with
 # pending-free list blocks within a few dozen kills, after which no commit could be made
 # at all. Now a commit made when a quarter of the zone is left is durable (blk_txn.c):
-# BLOCK_KILLS (200) kills, `blk df`'s metadata use bounded after every tenth, every
+# BLOCK_KILLS (100: the zone used to fill within a few dozen) kills, `blk df`'s metadata use bounded after every tenth, every
 # writer's commits working to the end, blk check clean.
 #
 #   BUILD=build SAN= tests/block/killed.sh          (release)
@@ -22,7 +22,7 @@ while True:
     with open("%s/d/f%d" % (mp, i % 500), "w") as f: f.write("x" * (100 + i % 300))
     i += 1
 EOF
-KILLS=${BLOCK_KILLS:-200}
+KILLS=${BLOCK_KILLS:-100}
 if [ "$have_loop" = 1 ]; then new_dev 256 && DEV=$dev; else DEV=$W/store.img && truncate -s 256M "$DEV"; fi
 [ -n "$DEV" ] || bail "no device"
 "$TOOL" blk format "$DEV" >"$OUT" 2>&1 || bail "format the store" "$OUT"
