@@ -59,6 +59,11 @@ struct bfile {
     struct bext *map;
     int n, cap;
     uint64_t rstart, rlen; /* the reserved run not yet used */
+    int closing;           /* in bf_close: its commit is the last */
+    /* Runs carved from the mount's kept reservation (block_pool.c) by the final commit's
+     * write of a small object: released from it once committed, or at the file's end. */
+    struct { uint64_t start, len; } pool[4];
+    int npool;
     /* write buffer: valid bytes [wb_lblk * BS, + wb_len) */
     struct ubuf wb;
     uint64_t wb_lblk;
