@@ -556,7 +556,7 @@ static void bfile_free(struct bfile *f)
     bf_ra_drop(f); /* nothing in flight from or into its buffers once the descriptor goes */
     bf_ws_drain(f);
     pool_release(f); /* carved, never committed (a commit that failed): free again */
-    if (f->fd >= 0) efd_close(f->fd); /* drops every reservation and pin */
+    if (f->fd >= 0) bp_fd_put(f->m, f->fd, f->writable, f->forks); /* drops every reservation and pin */
     if (f->lockfd >= 0) efd_close(f->lockfd); /* and this process's locks, as a close does */
     pthread_mutex_destroy(&f->lock);
     free(f->map);
@@ -677,9 +677,11 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     int e = uring_start();
     f->fd = -1;
     if (!e) {
-        f->fd = sys.open(m->st.path, (wr ? O_RDWR : O_RDONLY) | O_DIRECT | O_CLOEXEC);
-        if (f->fd < 0) e = -errno;
-        else f->fd = efd_park(f->fd);
+        f->fd = bp_fd_get(m, wr, &f->forks);
+        if (f->fd < 0) {
+            e = f->fd;
+            f->fd = -1;
+        }
     }
     int have = e ? e : bf_lookup_pinned(f);
     if (have < 0) e = have;

@@ -43,6 +43,10 @@ struct block_mount {
     pthread_mutex_t pool_lock;
     int pool_fd;
     uint64_t pool_start, pool_len;
+    /* Device descriptors (O_DIRECT; [0] read-only, [1] read-write) of closed files, holding
+     * no lock, for the next files to open (block_pool.c); pool_lock. */
+    int idle_fd[2][4];
+    int nidle[2];
 };
 
 /* block_group.c: group commit. */
@@ -82,6 +86,13 @@ void bp_atfork_child(struct block_mount *m); /* the parent's run stays the paren
 int bp_take(struct block_mount *m, uint64_t want, uint64_t *start, uint64_t *got);
 /* Blocks of a run taken and committed (or never used): no longer reserved. */
 void bp_release(struct block_mount *m, uint64_t start, uint64_t len);
+/* A descriptor of the device for an open file (O_DIRECT, read-write if wr, close-on-exec,
+ * parked), holding no lock: a closed file's, or a new one. fd or -errno; *forks is the
+ * process's count of forks so far, for bp_fd_put. */
+int bp_fd_get(struct block_mount *m, int wr, unsigned *forks);
+/* A closed file's descriptor: its locks dropped and kept for the next open, unless the
+ * process forked since it was opened (a child may still use the description: closed). */
+void bp_fd_put(struct block_mount *m, int fd, int wr, unsigned forks);
 
 /* block_dir.c */
 nlink_t bm_dir_links(struct block_mount *m, const char *prefix, size_t pl);
