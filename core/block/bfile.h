@@ -8,6 +8,10 @@
 #include "../readahead.h"
 #include "../uring.h"
 
+/* Objects up to this size: their data is written at the commit, and read, through the
+ * device's page cache (block_write.c, block_read.c), as metadata is. */
+#define BLK_SMALL_OBJECT (256u << 10)
+
 struct bext {
     uint64_t lblk, pblk;
     uint32_t len;

@@ -31,7 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BLK_SMALL_OBJECT (256u << 10) /* objects up to this size: data through the page cache */
 
 /* Up to want free blocks, as one run: from the file's reservation, reserving more. */
 int bf_take_blocks(struct bfile *f, uint64_t want, uint64_t *start, uint64_t *got)
