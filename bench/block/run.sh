@@ -62,7 +62,9 @@ trap 'exit 130' INT TERM
 MP=/s3shim-bench-block-$$
 RES=$W/results
 : >"$RES"
-PY=python3
+# the interpreter itself, not a wrapper (pyenv's shim is a bash script that runs a dozen
+# programs, under the shim in the block:// arms only)
+PY=$(python3 -c 'import sys; print(sys.executable)')
 
 truncate -s "${DEV_MB}M" "$W/dev.img"
 # Written through once for the large-object tests: every arm then overwrites blocks the

@@ -35,6 +35,9 @@ trap cleanup EXIT
 truncate -s 512M "$W/dev.img" && LOOP=$(losetup -f --show -b 4096 "$W/dev.img") || { echo "no loop device"; exit 1; }
 mkdir -p "$W/src/a" "$MNT"
 for i in $(seq "$N"); do head -c 4096 /dev/urandom >"$W/src/a/f$i"; done
+# the interpreter itself, not a wrapper (pyenv's shim is a bash script that runs a dozen
+# programs, under the shim in the block:// arms only: it measured them, not the reads)
+PY=$(python3 -c 'import sys; print(sys.executable)')
 READ='import os, sys
 d = sys.argv[1]
 for f in os.listdir(d):
@@ -58,7 +61,7 @@ for r in $(seq "$ROUNDS"); do
         if [ "$arm" = ext4 ]; then
             wipefs -a -q "$LOOP" && mkfs.ext4 -q -F "$LOOP" && mount "$LOOP" "$MNT" || { echo "mkfs/mount failed"; exit 1; }
             run ext4 cp cp -r "$W/src/a" "$MNT/t"
-            run ext4 read python3 -c "$READ" "$MNT/t"
+            run ext4 read "$PY" -c "$READ" "$MNT/t"
             umount "$MNT"
             continue
         fi
@@ -67,6 +70,6 @@ for r in $(seq "$ROUNDS"); do
         "$local_b/s3shim" blk format --force "$LOOP" >/dev/null 2>&1 || { echo "format failed"; exit 1; }
         sh_env=(env S3SHIM_STATS=1 S3SHIM_MOUNTS="/cpubench=block://$LOOP" LD_PRELOAD="$local_b/libs3shim.so")
         run "$arm" cp "${sh_env[@]}" cp -r "$W/src/a" /cpubench/t
-        run "$arm" read "${sh_env[@]}" python3 -c "$READ" /cpubench/t
+        run "$arm" read "${sh_env[@]}" "$PY" -c "$READ" /cpubench/t
     done
 done

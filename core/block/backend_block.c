@@ -270,6 +270,7 @@ static int bm_mount(const char *where, const struct cfg *cfg, struct stats_set *
     m->stats = stats;
     pthread_mutex_init(&m->detail_lock, NULL);
     pthread_mutex_init(&m->nw_lock, NULL);
+    bp_init(m);
     snprintf(m->dev_stats.name, sizeof m->dev_stats.name, "block");
     bm_describe(m);
     if (stats) {
@@ -290,6 +291,7 @@ static void bm_unmount(void *ms)
 {
     struct block_mount *m = ms;
     bg_stop(m);
+    bp_close(m);
     blk_vr_release(&m->st); /* the last process using the store: its file in /dev/shm goes */
     blk_vr_close(&m->st);
     if (m->st.fd >= 0) {
@@ -308,6 +310,7 @@ static void bm_atfork_child(void *ms)
     struct block_mount *m = ms;
     pthread_mutex_init(&m->detail_lock, NULL);
     pthread_mutex_init(&m->nw_lock, NULL);
+    bp_atfork_child(m);
     bg_atfork_child(m);
     bf_map_atfork_child();
     blk_atfork_child(&m->st);

@@ -8,6 +8,10 @@
 #include "../readahead.h"
 #include "../uring.h"
 
+/* Objects up to this size: their data is written at the commit, and read, through the
+ * device's page cache (block_write.c, block_read.c), as metadata is. */
+#define BLK_SMALL_OBJECT (256u << 10)
+
 struct bext {
     uint64_t lblk, pblk;
     uint32_t len;
@@ -59,6 +63,12 @@ struct bfile {
     struct bext *map;
     int n, cap;
     uint64_t rstart, rlen; /* the reserved run not yet used */
+    int closing;           /* in bf_close: its commit is the last */
+    unsigned forks;        /* the process's forks when fd was taken (bp_fd_get) */
+    /* Runs carved from the mount's kept reservation (block_pool.c) by the final commit's
+     * write of a small object: released from it once committed, or at the file's end. */
+    struct { uint64_t start, len; } pool[4];
+    int npool;
     /* write buffer: valid bytes [wb_lblk * BS, + wb_len) */
     struct ubuf wb;
     uint64_t wb_lblk;

@@ -327,6 +327,20 @@ static int follow_ino(struct bfile *f)
     return e < 0 ? e : found;
 }
 
+/* Is device block b in a run f carved from the mount's kept reservation? */
+static int in_pool(const struct bfile *f, uint64_t b)
+{
+    for (int i = 0; i < f->npool; i++)
+        if (b >= f->pool[i].start && b < f->pool[i].start + f->pool[i].len) return 1;
+    return 0;
+}
+
+static void pool_release(struct bfile *f)
+{
+    for (int i = 0; i < f->npool; i++) bp_release(f->m, f->pool[i].start, f->pool[i].len);
+    f->npool = 0;
+}
+
 int bf_commit(struct bfile *f, int how)
 {
     f->at_commit = 1;
@@ -414,9 +428,12 @@ int bf_commit(struct bfile *f, int how)
         /* Committed: shared from now on, and its reservation becomes a pin (a read lock,
          * as every reader of the object takes: other processes may open it now). */
         for (int i = 0; i < f->n; i++) {
-            if (f->map[i].owned) blk_range_lock(f->fd, f->map[i].pblk, f->map[i].len, F_RDLCK);
+            if (f->map[i].owned && !in_pool(f, f->map[i].pblk)) blk_range_lock(f->fd, f->map[i].pblk, f->map[i].len, F_RDLCK);
             f->map[i].owned = 0;
         }
+        /* Blocks carved from the mount's kept run (a closing file: no pin needed) are
+         * the bitmap's now: no longer reserved. */
+        pool_release(f);
         f->dirty = 0;
         f->mtime_set = 0;
         f->mode_set = 0;
@@ -538,7 +555,8 @@ static void bfile_free(struct bfile *f)
     if (f->wb.p) ubuf_put(&f->wb);
     bf_ra_drop(f); /* nothing in flight from or into its buffers once the descriptor goes */
     bf_ws_drain(f);
-    if (f->fd >= 0) efd_close(f->fd); /* drops every reservation and pin */
+    pool_release(f); /* carved, never committed (a commit that failed): free again */
+    if (f->fd >= 0) bp_fd_put(f->m, f->fd, f->writable, f->forks); /* drops every reservation and pin */
     if (f->lockfd >= 0) efd_close(f->lockfd); /* and this process's locks, as a close does */
     pthread_mutex_destroy(&f->lock);
     free(f->map);
@@ -556,6 +574,7 @@ int bf_close(void *fh)
         int me = bf_map_flush(fh); /* a shared mapping's changes are part of this version */
         pthread_mutex_lock(&f->lock);
         if (me < 0 && !f->err) f->err = me;
+        f->closing = 1;
         e = f->dirty ? bf_commit(f, bg_how(f->m)) : f->err;
         pthread_mutex_unlock(&f->lock);
         if (e) slog_error("block: %s: closing %s: %s; the object keeps its previous version", f->m->uri, f->key,
@@ -658,9 +677,11 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     int e = uring_start();
     f->fd = -1;
     if (!e) {
-        f->fd = sys.open(m->st.path, (wr ? O_RDWR : O_RDONLY) | O_DIRECT | O_CLOEXEC);
-        if (f->fd < 0) e = -errno;
-        else f->fd = efd_park(f->fd);
+        f->fd = bp_fd_get(m, wr, &f->forks);
+        if (f->fd < 0) {
+            e = f->fd;
+            f->fd = -1;
+        }
     }
     int have = e ? e : bf_lookup_pinned(f);
     if (have < 0) e = have;

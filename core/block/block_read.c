@@ -13,6 +13,13 @@
  *   device request per chunk rather than per call: `cat`'s 128 KiB reads).
  * - Anything else is read through a bounce buffer covering the blocks it touches.
  *
+ * - A small object (up to BLK_SMALL_OBJECT) opened read-only is read through the device's
+ *   page cache (the store's buffered descriptor, as its small writers and the metadata
+ *   go), straight into the program's buffer, one pread per extent: as a filesystem
+ *   serves a small file, with no request handed to the engine's rings and waited for.
+ *   Its blocks are pinned and nobody writes them; a direct write of blocks reused later
+ *   drops what the page cache held of them (the kernel does that after every O_DIRECT
+ *   write), so no stale page is ever read.
  * - A random read on a read-only descriptor (not read ahead, up to a chunk) looks its
  *   extents up under f->lock and reads the device without it: threads sharing the
  *   descriptor read in parallel (read_unlocked).
@@ -264,6 +271,35 @@ static ssize_t read_unlocked(struct bfile *f, char *buf, uint64_t pos, size_t le
     return e ? e : (ssize_t)len;
 }
 
+/* A read of a small object through the page cache (f->lock held): bytes or -errno. */
+static ssize_t read_small(struct bfile *f, char *buf, uint64_t pos, size_t len)
+{
+    if (pos >= f->size) return 0;
+    if (len > f->size - pos) len = (size_t)(f->size - pos);
+    size_t done = 0;
+    while (done < len) {
+        uint64_t p = pos + done, lblk = p / BLK_BS, pblk, run;
+        int owned;
+        int have = bf_map_find(f, lblk, &pblk, &owned, &run);
+        uint64_t span = run == UINT64_MAX ? UINT64_MAX : run * BLK_BS - p % BLK_BS;
+        size_t n = span < len - done ? (size_t)span : len - done;
+        if (!have) {
+            memset(buf + done, 0, n); /* a hole */
+        } else {
+            ssize_t r = sys.pread(f->m->st.fd, buf + done, n, (off_t)(pblk * BLK_BS + p % BLK_BS));
+            if (r <= 0) {
+                int e = r < 0 ? -errno : -EIO;
+                slog_error("block: %s: read of %s at byte %llu: %s", f->m->uri, f->key, (unsigned long long)p,
+                           strerror(-e));
+                return done ? (ssize_t)done : e;
+            }
+            n = (size_t)r;
+        }
+        done += n;
+    }
+    return (ssize_t)done;
+}
+
 ssize_t bf_pread(void *fh, void *buf, size_t len, off_t off)
 {
     struct bfile *f = fh;
@@ -273,6 +309,12 @@ ssize_t bf_pread(void *fh, void *buf, size_t len, off_t off)
     int e = f->writable ? bf_wb_flush(f) : 0;
     if (!e) e = bf_follow_shared(f);
     size_t done = 0;
+    if (!e && !f->writable && f->size <= BLK_SMALL_OBJECT) {
+        ssize_t r = read_small(f, buf, (uint64_t)off, len);
+        pthread_mutex_unlock(&f->lock);
+        stats_record(f->m->stats, STK_READ, t0, r > 0 ? (size_t)r : 0, r < 0);
+        return r;
+    }
     int seq = ra_sequential(&f->ra, off), straight = 0;
     const uint64_t ch = f->m->chunk;
     if (!e && !seq && !f->writable && len + BLK_BS <= ch && !rs_find(f, (uint64_t)off - (uint64_t)off % ch)) {

@@ -77,6 +77,7 @@ void bf_atfork_child(struct block_mount *m)
         /* The reservation left is the parent's to use: two copies writing into it would
          * hand the same blocks to two versions. The child reserves its own. */
         f->rlen = 0;
+        f->npool = 0; /* so are the runs it carved from the mount's kept one */
         /* Registered buffers are the parent's rings' (the child's arena slots were all
          * freed for it): what the write buffer holds moves to a buffer of the child's;
          * what was read ahead is dropped. A buffer of the process budget is a private copy. */

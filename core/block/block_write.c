@@ -31,11 +31,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BLK_SMALL_OBJECT (256u << 10) /* objects up to this size: data through the page cache */
 
 /* Up to want free blocks, as one run: from the file's reservation, reserving more. */
 int bf_take_blocks(struct bfile *f, uint64_t want, uint64_t *start, uint64_t *got)
 {
+    /* A small object written at its last commit (written, then closed): from the
+     * mount's kept run, with no reservation of its own (block_pool.c). */
+    if (!f->rlen && f->at_commit && f->closing && f->size <= BLK_SMALL_OBJECT &&
+        f->npool < (int)(sizeof f->pool / sizeof f->pool[0])) {
+        int e = bp_take(f->m, want, start, got);
+        if (e) return e;
+        f->pool[f->npool].start = *start;
+        f->pool[f->npool++].len = *got;
+        return 0;
+    }
     if (!f->rlen) {
         uint64_t ask = want < 256 ? 256 : want; /* at least 1 MiB at a time */
         if (ask < f->size / BLK_BS) ask = f->size / BLK_BS; /* a large object: as much as it has */

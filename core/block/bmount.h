@@ -38,6 +38,15 @@ struct block_mount {
      * forked child drops their reservations and the parent's registered buffers. */
     pthread_mutex_t nw_lock;
     struct bfile *nw;
+    /* Small objects' kept reservation (block_pool.c): [pool_start, +pool_len) is OFD
+     * write-locked on pool_fd (-1 until first used) and not handed out yet. */
+    pthread_mutex_t pool_lock;
+    int pool_fd;
+    uint64_t pool_start, pool_len;
+    /* Device descriptors (O_DIRECT; [0] read-only, [1] read-write) of closed files, holding
+     * no lock, for the next files to open (block_pool.c); pool_lock. */
+    int idle_fd[2][4];
+    int nidle[2];
 };
 
 /* block_group.c: group commit. */
@@ -66,6 +75,24 @@ void bm_describe(struct block_mount *m);
 
 /* st_ino of a directory that has no entry (a hash of "key/"). */
 uint64_t bm_key_hash(const char *k, size_t n);
+
+/* block_pool.c: blocks for the small objects written at their final commit (a close),
+ * carved from a run this process keeps reserved, so that most of them need no
+ * reservation of their own (commit lock, probe, lock, unlock). */
+void bp_init(struct block_mount *m);
+void bp_close(struct block_mount *m);        /* at unmount */
+void bp_atfork_child(struct block_mount *m); /* the parent's run stays the parent's */
+/* Up to want blocks as one run: 0 (*start, *got >= 1), or -errno. */
+int bp_take(struct block_mount *m, uint64_t want, uint64_t *start, uint64_t *got);
+/* Blocks of a run taken and committed (or never used): no longer reserved. */
+void bp_release(struct block_mount *m, uint64_t start, uint64_t len);
+/* A descriptor of the device for an open file (O_DIRECT, read-write if wr, close-on-exec,
+ * parked), holding no lock: a closed file's, or a new one. fd or -errno; *forks is the
+ * process's count of forks so far, for bp_fd_put. */
+int bp_fd_get(struct block_mount *m, int wr, unsigned *forks);
+/* A closed file's descriptor: its locks dropped and kept for the next open, unless the
+ * process forked since it was opened (a child may still use the description: closed). */
+void bp_fd_put(struct block_mount *m, int fd, int wr, unsigned forks);
 
 /* block_dir.c */
 nlink_t bm_dir_links(struct block_mount *m, const char *prefix, size_t pl);
