@@ -320,7 +320,9 @@ class Proxy:
             "upstream_connect_errors": 0, "upstream_closed_mid_response": 0,
             "bad_requests": 0, "control_reloads": 0, "control_errors": 0,
             "bytes_up": 0, "bytes_down": 0, "body_bytes_down": 0,
+            "delayed_peak": 0,  # most requests waiting out their delay at one time
         }
+        self.delaying = 0
 
     # -- messages, control file ---------------------------------------------------------
     def note(self, msg):
@@ -785,7 +787,12 @@ class Conn:
         delay = s["delay_ms"] + u_jit * s["jitter_ms"]
         if delay > 0:
             st["faults"]["delay"] += 1
-            await asyncio.sleep(delay / 1000.0)
+            p.delaying += 1
+            st["delayed_peak"] = max(st["delayed_peak"], p.delaying)
+            try:
+                await asyncio.sleep(delay / 1000.0)
+            finally:
+                p.delaying -= 1
 
         mid_reset = stall = False
         if u_reset < s["reset"]:
