@@ -23,6 +23,7 @@
 #include <time.h>
 #include <limits.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -55,6 +56,9 @@ struct pump {
     size_t level;      /* IN: bytes we put in the pipe that no call of ours took */
     int peek;          /* IN: a non-blocking read end of the pipe of our own */
     int handoff;       /* before exec: the local file for a program without the shim */
+    int placed;        /* before exec: fds given the placeholder or the handoff */
+    dev_t pipe_dev;    /* the pipe's identity (both ends share it): still_ours() */
+    ino_t pipe_ino;
     int streaming;     /* IN: a reader we do not see is reading: keep the pipe full */
     _Atomic uint64_t last_direct; /* IN: time of the program's last direct read */
 };
@@ -77,6 +81,32 @@ static int pump_pipe(int pp[2])
     if (pipe2(pp, O_CLOEXEC) < 0) return -1;
     (void)REAL(fcntl)(pp[0], F_SETPIPE_SZ, (int)PUMP_CHUNK);
     return 0;
+}
+
+static void note_pipe(struct pump *p, int end)
+{
+    struct stat st;
+    if (REAL(fstat)(end, &st) == 0) {
+        p->pipe_dev = st.st_dev;
+        p->pipe_ino = st.st_ino;
+    }
+}
+
+/* Whether fd is still the program's end of p's pipe. stdio's fclose closes with glibc's
+ * internal close, which we never see: the table then still names fd as pumped while the
+ * number is free, or already someone else's (an engine descriptor opened but not yet
+ * parked, say). Closing fd or dup3'ing over it is right only while it is our pipe. */
+static int still_ours(int fd, const struct pump *p)
+{
+    struct stat st;
+    return REAL(fstat)(fd, &st) == 0 && S_ISFIFO(st.st_mode) && st.st_dev == p->pipe_dev && st.st_ino == p->pipe_ino;
+}
+
+/* The program closed fd behind our back: its slot goes, the descriptor is not ours. */
+static void forget_fd(int fd)
+{
+    struct ofd *old = fdt_take(fd);
+    if (old) ofd_put(old);
 }
 
 /* A read end of the pipe (given by its write end) of our own, non-blocking: a direct
@@ -280,6 +310,7 @@ static void take_back(struct pump *p, int probe) /* p->mu held */
     int inpipe = 0;
     if (p->ours >= 0) probe = p->ours;
     if (p->peek >= 0) probe = p->peek;
+    if (probe >= 0 && probe != p->ours && probe != p->peek && !still_ours(probe, p)) probe = -1;
     if (probe < 0 || REAL(ioctl)(probe, FIONREAD, &inpipe) < 0) inpipe = 0;
     ofd_lock(p->o);
     ofd_sh(p->o)->offset -= (int64_t)inpipe + (int64_t)p->held;
@@ -328,7 +359,7 @@ int pump_install(int fd, struct ofd *o)
     if (q) { /* a second std fd on the same description (2>&1): share the pipe */
         int other = first_pumped_fd(o), fl;
         cloexec_like(fd, &fl);
-        int ok = other >= 0 && REAL(dup3)(other, fd, fl) >= 0;
+        int ok = other >= 0 && still_ours(other, q) && REAL(dup3)(other, fd, fl) >= 0;
         if (ok) {
             struct ofd *old = fdt_set(fd, fdt_tag_pumped(o));
             if (old) ofd_put(old);
@@ -352,6 +383,7 @@ int pump_install(int fd, struct ofd *o)
     atomic_store(&p->last_direct, stats_now_ns()); /* quiet at first: the program may read itself */
     if (!p->out && !(p->buf = malloc(PUMP_CHUNK))) goto fail;
     if ((p->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 || pump_pipe(pp) < 0) goto fail;
+    note_pipe(p, pp[0]);
     if (!p->out && (p->peek = open_peek(pp[1])) < 0) goto fail;
     /* The placeholder restored before exec must carry the description to the next
      * program: give it its shared form now. */
@@ -588,7 +620,7 @@ off_t pump_lseek(int fd, struct ofd *o, off_t off, int whence)
      * with p->mu held it is waiting, not filling. */
     pthread_mutex_lock(&p->mu);
     take_back(p, fd); /* the offset is now where the program is */
-    drain(p->peek >= 0 ? p->peek : fd);
+    if (p->peek >= 0 || still_ours(fd, p)) drain(p->peek >= 0 ? p->peek : fd);
     off_t r = io_lseek(o, off, whence);
     int kick = 0;
     if (p->ours < 0) { /* the pump had reached the end and closed its end: a new pipe */
@@ -597,6 +629,7 @@ off_t pump_lseek(int fd, struct ofd *o, off_t off, int whence)
             cloexec_like(fd, &fl);
             REAL(dup3)(pp[0], fd, fl);
             REAL(close)(pp[0]);
+            note_pipe(p, pp[1]);
             REAL(fcntl)(pp[1], F_SETFL, O_NONBLOCK);
             int pk = open_peek(pp[1]);
             p->ours = efd_park(pp[1]);
@@ -624,6 +657,11 @@ off_t pump_lseek(int fd, struct ofd *o, off_t off, int whence)
 
 static void put_placeholder(int fd, struct pump *p)
 {
+    if (!still_ours(fd, p)) { /* closed by the program: the next program finds it closed too */
+        forget_fd(fd);
+        return;
+    }
+    p->placed++;
     int fl;
     cloexec_like(fd, &fl);
     REAL(dup3)(p->placeholder, fd, fl);
@@ -647,6 +685,11 @@ static int handoff_open(struct pump *p)
 
 static void put_handoff(int fd, struct pump *p)
 {
+    if (!still_ours(fd, p)) {
+        forget_fd(fd);
+        return;
+    }
+    p->placed++;
     int fl;
     cloexec_like(fd, &fl);
     REAL(dup3)(p->handoff, fd, fl);
@@ -661,6 +704,7 @@ void pump_before_exec(int shim_follows)
         struct pump *p = pumps[i];
         if (!p || p->owner != getpid() || !p->running) continue;
         p->handoff = shim_follows ? -1 : handoff_open(p);
+        p->placed = 0;
         void (*put)(int, struct pump *) = p->handoff >= 0 ? put_handoff : put_placeholder;
         if (p->out) {
             /* Our write ends go; the pump stores what is in the pipe and ends. */
@@ -679,6 +723,16 @@ void pump_before_exec(int shim_follows)
         if (!p->out) each_pumped_fd(p->o, -1, put, p);
         if (p->handoff >= 0) REAL(close)(p->handoff);
         p->handoff = -1;
+        if (!p->placed) {
+            /* The program closed every fd of it where we could not see (stdio's fclose):
+             * nothing goes on to the next program, so it ends here, as that close would
+             * have ended it (an object store's upload included). */
+            char path[PATH_MAX];
+            snprintf(path, sizeof path, "%s", ofd_path(p->o));
+            pumps[i] = NULL;
+            int r = retire(p);
+            if (r < 0) slog_error("finishing %s before exec failed: %s", path, strerror(-r));
+        }
     }
     pthread_mutex_unlock(&pump_lock);
 }
@@ -707,10 +761,8 @@ void pump_atfork_child(void)
 
 static void close_pumped_fd(int fd, struct pump *p)
 {
-    (void)p;
-    REAL(close)(fd);
-    struct ofd *old = fdt_take(fd);
-    if (old) ofd_put(old);
+    if (still_ours(fd, p)) REAL(close)(fd);
+    forget_fd(fd);
 }
 
 int pump_finish_all(void)

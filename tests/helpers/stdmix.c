@@ -19,6 +19,11 @@
  *                      with fread() and getc()
  *        stdmix fopen-out FILE  close(1), then fopen(FILE, "w") lands on fd 1: fprintf,
  *                      fwrite and write(1) by turns (flushed in between), 30 ms pauses
+ *        stdmix fclose-exec  printf, fclose(stdout) (glibc's internal close, which no
+ *                      preload library sees), a socketpair whose first end lands on fd 1,
+ *                      then exec bash: it writes a line to fd 1 and must read it back
+ *                      from the other end. A shim that still took fd 1 for its own (at
+ *                      exec or exit) would put the file back on it.
  * Exits 0, or 1 with a message on stderr when a call fails unexpectedly. */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -225,8 +231,28 @@ static int mode_fopen_out(const char *path)
     return fclose(f) != 0;
 }
 
+static int mode_fclose_exec(void)
+{
+    printf("before the close\n");
+    if (fclose(stdout) != 0) die("fclose(stdout)");
+    int s[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s) < 0) die("socketpair");
+    if (s[0] != 1) {
+        fprintf(stderr, "stdmix: socketpair landed on fd %d, not 1\n", s[0]);
+        return 1;
+    }
+    int peer = fcntl(s[1], F_DUPFD, 10); /* without close-on-exec: bash reads it */
+    if (peer < 0 || fcntl(1, F_SETFD, 0) < 0) die("fcntl");
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "echo via-socket; read -r -t 10 x <&%d; [ \"$x\" = via-socket ]", peer);
+    execlp("bash", "bash", "-c", cmd, (char *)NULL);
+    die("exec bash");
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "fclose-exec") == 0) return mode_fclose_exec();
     if (argc >= 3 && strcmp(argv[1], "fopen-in") == 0) return mode_fopen_in(argv[2]);
     if (argc >= 3 && strcmp(argv[1], "fopen-out") == 0) return mode_fopen_out(argv[2]);
     if (argc >= 2 && strcmp(argv[1], "in") == 0) return mode_in();

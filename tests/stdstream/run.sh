@@ -88,6 +88,8 @@ WRITE 'stdmix fopen-out g: fopen lands on fd 1, fprintf, fwrite and write(1) by 
 WRITE 'exec > g; echo; stdmix out 1; exec <no preload> sh -c "echo; seq" (nos3)' big.bin \
     'exec > "$2"; echo one; "$MIX" out 1; exec env -u LD_PRELOAD sh -c "echo two; seq 1 50000"'
 WRITE 'stdmix badf < f > g: write(0) and read(1) fail with EBADF' big.bin '"$MIX" badf < "$1" > "$2"'
+WRITE 'stdmix fclose-exec > g: fd 1 closed by stdio, then a socket there; exec: the socket stays' big.bin \
+    '"$MIX" fclose-exec > "$2"'
 
 # run_cases SCHEME MOUNT-DIR: MOUNT-DIR holds the inputs under the shim; $W/plain on disk.
 # GET KEY FILE copies an output back from the backend.
