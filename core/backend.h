@@ -35,6 +35,10 @@ struct backend_ops {
     int (*mount)(const char *where, const struct cfg *cfg, struct stats_set *stats, void **ms, char *err,
                  size_t errlen);
     void (*unmount)(void *ms);
+    /* fork(): optional; prepare holds the backend's threads still (outside any library
+     * lock) while the address space is copied, parent lets them go. */
+    void (*atfork_prepare)(void *ms);
+    void (*atfork_parent)(void *ms);
     /* In a child after fork(): rebuild anything that does not survive it (threads). */
     void (*atfork_child)(void *ms);
     /* Optional: bring the stats' detail lines up to date (counters kept apart from the

@@ -130,6 +130,11 @@ static void atfork_prepare(void)
     if (!atomic_load(&shim.ready)) return;
     ofd_share_writers(1); /* a streaming upload the child can write to is staged first */
     ofd_promote_all(); /* offsets must be shared with the child */
+    pump_atfork_prepare(); /* no pump thread inside the engine: it takes the locks below */
+    for (int i = 0; i < shim.mounts.n; i++) { /* then the engine threads, parked */
+        struct mount *m = &shim.mounts.m[i];
+        if (m->ops && m->ops->atfork_prepare && !m->shares) m->ops->atfork_prepare(m->ms);
+    }
     /* The fd table's lock before the op log's, as everywhere (a promotion takes the table's,
      * then a description's; a read logged under a description's lock takes the op log's). */
     fdt_atfork_prepare();
@@ -142,6 +147,11 @@ static void atfork_parent(void)
     fdt_atfork_filter_release();
     oplog_atfork_parent();
     fdt_atfork_parent();
+    for (int i = shim.mounts.n - 1; i >= 0; i--) {
+        struct mount *m = &shim.mounts.m[i];
+        if (m->ops && m->ops->atfork_parent && !m->shares) m->ops->atfork_parent(m->ms);
+    }
+    pump_atfork_parent();
 }
 static void atfork_child(void)
 {

@@ -156,10 +156,12 @@ static void *pump_out(void *arg)
         if (pr < 0 && errno != EINTR) break;
         if (pr == 0 && stopping) break; /* drained; other writers are not waited for */
         if (!(pf[0].revents & (POLLIN | POLLHUP))) continue;
+        pthread_mutex_lock(&p->mu); /* held while moving bytes: pump_atfork_prepare */
         atomic_store(&p->busy, 1);
         ssize_t n = read_available(p->ours, buf, PUMP_CHUNK, &eof);
         if (n <= 0) {
             atomic_store(&p->busy, 0);
+            pthread_mutex_unlock(&p->mu);
             if (n < 0 && errno == EINTR) continue;
             break; /* EOF: every writer is gone */
         }
@@ -173,6 +175,7 @@ static void *pump_out(void *arg)
             }
         }
         atomic_store(&p->busy, 0);
+        pthread_mutex_unlock(&p->mu);
         if (p->err) {
             /* The program's next write gets EPIPE, not silence, and never blocks on a
              * full pipe nobody reads: our read end goes now. */
@@ -754,8 +757,31 @@ void pump_after_exec_failed(void)
     }
 }
 
+/* fork: no pump thread of ours is inside the engine (allocating, holding a lock of
+ * libcurl's or the allocator's) while the address space is copied; a thread holds its
+ * pump's `mu` whenever it moves bytes. ASan's allocator (gcc 12) has no fork handler of
+ * its own: a forked child used to hang in malloc, now and then, on a lock the parent's
+ * pump held at that instant. */
+void pump_atfork_prepare(void)
+{
+    pthread_mutex_lock(&pump_lock);
+    for (int i = 0; i < MAX_PUMPS; i++)
+        if (pumps[i] && pumps[i]->owner == getpid()) pthread_mutex_lock(&pumps[i]->mu);
+}
+
+void pump_atfork_parent(void)
+{
+    for (int i = MAX_PUMPS - 1; i >= 0; i--)
+        if (pumps[i] && pumps[i]->owner == getpid()) pthread_mutex_unlock(&pumps[i]->mu);
+    pthread_mutex_unlock(&pump_lock);
+}
+
 void pump_atfork_child(void)
 {
+    /* The locks were taken by the thread that forked, which is this one; no pump thread
+     * lives in the child, so fresh locks are right. */
+    for (int i = 0; i < MAX_PUMPS; i++)
+        if (pumps[i]) pthread_mutex_init(&pumps[i]->mu, NULL);
     pthread_mutex_init(&pump_lock, NULL);
 }
 

@@ -57,7 +57,10 @@ int pump_sync(struct ofd *o);
 void pump_before_exec(int shim_follows);
 /* exec failed: serve fds 0-2 again. */
 void pump_after_exec_failed(void);
-/* In a forked child: the pumps stay with the parent; reset the lock. */
+/* fork: prepare waits until no pump thread is moving bytes and holds them still; the
+ * parent lets them go; in the child the pumps stay the parent's and the locks are reset. */
+void pump_atfork_prepare(void);
+void pump_atfork_parent(void);
 void pump_atfork_child(void);
 /* At exit: finish every pump this process owns. Returns how many failed to store. */
 int pump_finish_all(void);

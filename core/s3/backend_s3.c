@@ -155,6 +155,18 @@ static void s3_unmount(void *ms)
     free(m);
 }
 
+static void s3_atfork_prepare(void *ms)
+{
+    (void)ms;
+    http_atfork_prepare(); /* one engine for every S3 mount: the first call holds it */
+}
+
+static void s3_atfork_parent(void *ms)
+{
+    (void)ms;
+    http_atfork_parent();
+}
+
 static void s3_atfork_child(void *ms)
 {
     struct s3_mount *m = ms;
@@ -604,6 +616,8 @@ const struct backend_ops bk_s3_ops = {
     .scheme = "s3",
     .mount = s3_mount,
     .unmount = s3_unmount,
+    .atfork_prepare = s3_atfork_prepare,
+    .atfork_parent = s3_atfork_parent,
     .atfork_child = s3_atfork_child,
     .open = s3_open,
     .pread = s3f_pread,

@@ -49,10 +49,17 @@ static struct engine {
     pthread_cond_t flight_cv;
     int inflight;
     char ca_bundle[1024]; /* our copy: the caller's string may not outlive the call */
+    /* fork: the threads park while it happens (http_atfork_prepare) */
+    pthread_mutex_t fork_mu;
+    pthread_cond_t fork_cv;
+    _Atomic int fork_pending;
+    int parked;
 } eng = {.lock = PTHREAD_MUTEX_INITIALIZER,
          .set = {.threads = 2, .connect_timeout_ms = 5000, .stall_timeout_s = 30, .max_inflight = 128},
          .flight_lock = PTHREAD_MUTEX_INITIALIZER,
-         .flight_cv = PTHREAD_COND_INITIALIZER};
+         .flight_cv = PTHREAD_COND_INITIALIZER,
+         .fork_mu = PTHREAD_MUTEX_INITIALIZER,
+         .fork_cv = PTHREAD_COND_INITIALIZER};
 
 static void flight_take(void)
 {
@@ -402,11 +409,24 @@ static void cancel_queued(struct worker *w)
     }
 }
 
+/* A fork is under way (http_atfork_prepare): wait here, outside libcurl and the
+ * allocator, until it is done. */
+static void park_for_fork(void)
+{
+    pthread_mutex_lock(&eng.fork_mu);
+    eng.parked++;
+    pthread_cond_broadcast(&eng.fork_cv);
+    while (atomic_load_explicit(&eng.fork_pending, memory_order_acquire)) pthread_cond_wait(&eng.fork_cv, &eng.fork_mu);
+    eng.parked--;
+    pthread_mutex_unlock(&eng.fork_mu);
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     efd_engine_thread();
     for (;;) {
+        if (atomic_load_explicit(&eng.fork_pending, memory_order_acquire)) park_for_fork();
         start_queued(w);
         cancel_queued(w);
         int running = 0;
@@ -606,8 +626,39 @@ int http_group_wait(struct http_group *g, struct http_req *const *rs, int n, uin
     return found;
 }
 
+/* fork: every engine thread is woken and parks (park_for_fork) before the address space
+ * is copied, and stays parked until the fork is done. A thread caught inside libcurl,
+ * OpenSSL or the allocator would leave the child a lock nobody releases: ASan's allocator
+ * (gcc 12) has no fork handler, and a forked shell hung in malloc now and then. Only the
+ * forking thread runs these, once however many mounts share the engine. */
+static int fork_held;
+
+void http_atfork_prepare(void)
+{
+    if (fork_held || !eng.started || eng.failed) return;
+    pthread_mutex_lock(&eng.fork_mu);
+    atomic_store_explicit(&eng.fork_pending, 1, memory_order_release);
+    for (int i = 0; i < eng.nw; i++) curlapi.multi_wakeup(eng.w[i].multi);
+    while (eng.parked < eng.nw) pthread_cond_wait(&eng.fork_cv, &eng.fork_mu);
+    fork_held = 1; /* fork_mu stays locked across the fork */
+}
+
+void http_atfork_parent(void)
+{
+    if (!fork_held) return;
+    fork_held = 0;
+    atomic_store_explicit(&eng.fork_pending, 0, memory_order_release);
+    pthread_cond_broadcast(&eng.fork_cv);
+    pthread_mutex_unlock(&eng.fork_mu);
+}
+
 void http_atfork_child(void)
 {
+    fork_held = 0;
+    atomic_store_explicit(&eng.fork_pending, 0, memory_order_relaxed);
+    eng.parked = 0;
+    pthread_mutex_init(&eng.fork_mu, NULL);
+    pthread_cond_init(&eng.fork_cv, NULL);
     /* The parent's threads are gone and its connections are not ours to close: leave
      * them, start afresh on first use. */
     pthread_mutex_init(&eng.lock, NULL);

@@ -9,7 +9,8 @@
 #
 # Every check runs one bash script twice: on real files, and under the shim on a mount
 # (file://, direct:// on a filesystem that does O_DIRECT, and S3: the rig's Swift unless
-# AWS_ENDPOINT_URL is set; STDSTREAM_S3=0 leaves S3 out). The script gets the input
+# AWS_ENDPOINT_URL is set; STDSTREAM_S3=0 leaves S3 out; ONLY=TEXT runs the cases whose
+# description holds TEXT). The script gets the input
 # file as $1 and an output file as $2; its stdout, its exit status and the output file
 # must be the same byte for byte. tests/helpers/stdmix.c mixes read(), readv(),
 # sendfile(), splice() and stdio on one descriptor. Output: "ok - ..." / "not ok - ..."
@@ -23,6 +24,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$TOP/tests/variant.sh" "s3shim standard streams"
 # shellcheck source=../report.sh
 . "$TOP/tests/report.sh"
+# shellcheck source=../capped.sh
+. "$TOP/tests/capped.sh"
 [ "$VARIANT" = asan ] && export "${SAN_ENV[@]}"
 export MIX=$BUILD/tests/stdmix
 TMO=120
@@ -98,6 +101,7 @@ run_cases() {
     for c in "${CASES[@]}"; do
         IFS='|' read -r kind desc in script <<<"$c"
         n=$((n + 1))
+        [[ $desc == *"${ONLY:-}"* ]] || continue
         if [ "$scheme" = s3 ] && [[ $desc == *"(nos3)"* ]]; then
             skip "$scheme: $desc" "an object's bytes cannot pass to a program exec'd without the shim, nor an upload under way to any (docs/semantics.md)"
             continue
@@ -105,7 +109,8 @@ run_cases() {
         rm -f "$W/plain/out"
         (cd "$W/plain" && timeout "$TMO" bash -c "$script" sh "$W/in/$in" "$W/plain/out") >"$W/p.out" 2>"$W/p.err"
         local prc=$?
-        (timeout "$TMO" env S3SHIM_MOUNTS="$MOUNTS" S3SHIM_LOG=warn LD_PRELOAD="$PRELOAD" bash -c "$script" sh \
+        rm -f "$W/hang.txt"
+        (CAPPED_DUMP=$W/hang.txt capped "$TMO" env S3SHIM_MOUNTS="$MOUNTS" S3SHIM_LOG=warn LD_PRELOAD="$PRELOAD" bash -c "$script" sh \
             "$mdir/$in" "$mdir/out$n") >"$W/s.out" 2>"$W/s.err"
         local src=$?
         local why=""
@@ -117,7 +122,7 @@ run_cases() {
             cmp -s "$W/plain/out" "$W/got" || why="output file differs: $(cmp "$W/plain/out" "$W/got" 2>&1 | head -1) (sizes $(stat -c %s "$W/plain/out" 2>/dev/null) / $(stat -c %s "$W/got" 2>/dev/null))"
         fi
         if [ -z "$why" ] && grep -q "ERROR\|AddressSanitizer\|runtime error" "$W/s.err"; then why="errors under the shim"; fi
-        if [ -z "$why" ]; then pass "$scheme: $desc"; else fail "$scheme: $desc" "$why" "$W/s.err"; fi
+        if [ -z "$why" ]; then pass "$scheme: $desc"; else DETAIL_LINES=150 fail "$scheme: $desc" "$why" "$W/s.err" "$([ -s "$W/hang.txt" ] && echo "$W/hang.txt")"; fi
     done
 }
 
