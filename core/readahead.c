@@ -4,6 +4,10 @@
 /* An epoch lasts at least this long: on a fast server one ceiling's worth of bytes takes
  * a few milliseconds, too few to tell a better rate from the machine's noise. */
 #define RA_EPOCH_MIN_NS 25000000ull
+/* Epochs before the first measure. One was not enough: the second still paid the first
+ * touch of chunk memory the window had not used yet, measured slower than what a larger
+ * ceiling then got, and the ceiling grew on any server. */
+#define RA_WARMUP_EPOCHS 2
 
 void ra_init(struct readahead *ra, size_t first, size_t max)
 {
@@ -41,21 +45,23 @@ static void set_cap(struct readahead *ra, size_t cap)
     if (ra->window > ra->cap) ra->window = ra->cap;
 }
 
-void ra_probe_note(struct readahead *ra, off_t end, uint64_t now_ns, int waited)
+void ra_probe_note(struct readahead *ra, off_t end, uint64_t now_ns, int waited, uint64_t rx)
 {
     if (!ra->probing) return;
     if (ra->epoch_off < 0 || end < ra->epoch_off) { /* the first read: the warm-up epoch starts */
         ra->epoch_off = end;
         ra->epoch_ns = now_ns;
+        ra->epoch_rx = rx;
         ra->epoch_waited = 0;
         ra->epochs = 0;
         return;
     }
     ra->epoch_waited |= waited;
     if ((size_t)(end - ra->epoch_off) < ra->cap || now_ns - ra->epoch_ns < RA_EPOCH_MIN_NS) return;
-    double rate = now_ns > ra->epoch_ns ? (double)(end - ra->epoch_off) / (double)(now_ns - ra->epoch_ns) : 0;
-    if (ra->epochs++ == 0) {
-        /* the warm-up: the pipeline filled, with small GETs in parallel; not a measure */
+    double rate = now_ns > ra->epoch_ns ? (double)(rx - ra->epoch_rx) / (double)(now_ns - ra->epoch_ns) : 0;
+    if (ra->epochs++ < RA_WARMUP_EPOCHS) {
+        /* the warm-up: the pipeline fills, with small GETs in parallel, and the chunk
+         * memory is touched for the first time (page faults): not a measure */
     } else if (!ra->epoch_waited) {
         /* the data was there before the reader: a larger window cannot make it faster */
     } else if (rate >= ra->best_rate * 1.25) { /* (the first measure always) */
@@ -72,5 +78,6 @@ void ra_probe_note(struct readahead *ra, off_t end, uint64_t now_ns, int waited)
     }
     ra->epoch_off = end;
     ra->epoch_ns = now_ns;
+    ra->epoch_rx = rx;
     ra->epoch_waited = 0;
 }

@@ -7,13 +7,15 @@
  *
  * The S3 reader also probes how large the window needs to be (ra_probe_start): its
  * ceiling starts low and doubles only while doubling it bought throughput. Each epoch
- * (the reader consuming one ceiling's worth of bytes, and at least 25 ms) after the first (the warm-up)
- * measures the reader's rate; the ceiling doubles when the reader had to wait for data
- * in that epoch and the rate beat the best so far by a quarter, and goes back to the
- * best epoch's ceiling, for good, after two epochs that were no better. On a server far
- * away (latency, per-connection bandwidth) parallel GETs pay and the window grows to
- * `max`; on a fast local server it stays a few parts wide, and so does the memory it
- * holds. */
+ * (the reader consuming one ceiling's worth of bytes, and at least 25 ms) after the first
+ * (the warm-up) measures the rate at which the file's GETs received bytes; the ceiling
+ * doubles when the reader had to wait for data in that epoch and the rate beat the best
+ * so far by a quarter, and goes back to the best epoch's ceiling, for good, after two
+ * epochs that were no better. Received, not consumed: a reader that drains a window
+ * fetched in the epoch before consumes faster than the network delivers, and judged by
+ * that, the window grew to `max` on any server. On a server far away (latency,
+ * per-connection bandwidth) parallel GETs pay and the window grows to `max`; on a fast
+ * local server it stays a few parts wide, and so does the memory it holds. */
 #ifndef S3SHIM_READAHEAD_H
 #define S3SHIM_READAHEAD_H
 
@@ -30,6 +32,7 @@ struct readahead {
     int probing;         /* 1: the ceiling may still move */
     off_t epoch_off;     /* where the current epoch began (-1: none yet) */
     uint64_t epoch_ns;   /* and when */
+    uint64_t epoch_rx;   /* and how many bytes had been received by then */
     int epoch_waited;    /* the reader waited for data during it */
     double best_rate;    /* bytes per ns of the best epoch so far (0: none measured) */
     size_t best_cap;     /* the ceiling it had */
@@ -48,7 +51,8 @@ void ra_advance(struct readahead *ra, off_t off, size_t done, int seq);
 /* Probe the ceiling from cap0 (<= max) upwards; see above. */
 void ra_probe_start(struct readahead *ra, size_t cap0);
 /* A sequential read ended at `end` at time now_ns; `waited`: it had to wait for data
- * that was being fetched. Call after ra_advance(). */
-void ra_probe_note(struct readahead *ra, off_t end, uint64_t now_ns, int waited);
+ * that was being fetched; `rx`: bytes the file's GETs have received so far (any count
+ * that only grows). Call after ra_advance(). */
+void ra_probe_note(struct readahead *ra, off_t end, uint64_t now_ns, int waited, uint64_t rx);
 
 #endif

@@ -19,11 +19,17 @@
 # BEFORE_EXTRA=`VAR=VALUE ...` gives that arm settings of its own (BEFORE=build/libs3shim.so
 # BEFORE_EXTRA=S3SHIM_HTTP_RECV=curl: the same build with libcurl receiving every body).
 #
+# FAR=DELAY_MS:RATE puts tests/s3rig/faultproxy.py between every arm and nginx: each
+# request waits DELAY_MS before it is forwarded and each connection gets at most RATE
+# bytes/s (e.g. FAR=20:40M), a server far away, where parallel GETs pay and the shim's
+# read-ahead ceiling should grow (its decisions are printed from the debug log). The
+# proxy is Python: its own ceiling (a few hundred MB/s) is every arm's.
+#
 # PERF=1 also runs `perf stat` (page faults, context switches, task-clock) over one more
 # `cat` under the shim and over one curl-ranges run.
 #
 # Environment: BUILD (build), SIZE_MB (1024), ROUNDS (5), EXTRA (""), PERF (0), BEFORE (""),
-# BEFORE_EXTRA ("")
+# BEFORE_EXTRA (""), FAR ("")
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 S3RIG_WHO=bench-seq
@@ -34,6 +40,7 @@ EXTRA=${EXTRA:-}
 PERF=${PERF:-0}
 BEFORE=${BEFORE:-}
 BEFORE_EXTRA=${BEFORE_EXTRA:-}
+FAR=${FAR:-}
 [ -e "$BUILD/libs3shim.so" ] || { echo "seq.sh: $BUILD/libs3shim.so is missing (run make)" >&2; exit 2; }
 for v in $(compgen -e); do
     case "$v" in S3SHIM_*|AWS_*|LD_PRELOAD) unset "$v" ;; esac
@@ -41,7 +48,9 @@ done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/s3shim-bench-seq.XXXXXX") || exit 2
 SHM=$(mktemp -d /dev/shm/s3shim-bench-seq.XXXXXX) || exit 2
+PROXY_PID=
 cleanup() {
+    [ -n "$PROXY_PID" ] && kill "$PROXY_PID" 2>/dev/null && wait "$PROXY_PID" 2>/dev/null
     "$RIG/stop-nginx.sh" --dir "$WORK/nginx" >/dev/null 2>&1
     rm -rf "$WORK" "$SHM"
 }
@@ -61,6 +70,14 @@ port=$(s3rig_free_port 127.0.0.1 18280) || { echo "seq.sh: no free port" >&2; ex
 "$RIG/start-nginx.sh" --root "$SHM/root" --dir "$WORK/nginx" --listen "127.0.0.1:$port" --no-access-log \
     >/dev/null || { echo "seq.sh: start-nginx.sh failed" >&2; exit 1; }
 EP=http://127.0.0.1:$port
+if [ -n "$FAR" ]; then
+    python3 "$REPO/tests/s3rig/faultproxy.py" --listen 127.0.0.1:0 --target "127.0.0.1:$port" --quiet \
+        --delay-ms "${FAR%%:*}" --rate "${FAR#*:}" --lifetime 3600 > "$WORK/proxy.ready" 2>&1 &
+    PROXY_PID=$!
+    for _ in $(seq 100); do grep -q READY "$WORK/proxy.ready" 2>/dev/null && break; sleep 0.05; done
+    EP=http://$(sed -n 's/.*READY listen=\([^ ]*\).*/\1/p' "$WORK/proxy.ready")
+    [ "$EP" != http:// ] || { echo "seq.sh: faultproxy did not start: $(cat "$WORK/proxy.ready")" >&2; exit 1; }
+fi
 : > "$WORK/aws-config"
 : > "$WORK/aws-creds"
 SHIM_ENV=(AWS_CONFIG_FILE="$WORK/aws-config" AWS_SHARED_CREDENTIALS_FILE="$WORK/aws-creds" AWS_REGION=us-east-1
@@ -94,7 +111,10 @@ run() {
         # the bytes are counted by the shim's own stats, summed over its processes
         rm -rf "$WORK/st" && mkdir -p "$WORK/st"
         env "${SHIM_ENV[@]}" "${extra[@]}" S3SHIM_STATS_FILE="$WORK/st/%p.json" LD_PRELOAD="$lib" \
+            S3SHIM_LOG=debug S3SHIM_LOG_FILE="$WORK/st/log" \
             /usr/bin/time -o "$WORK/t" -f '%U %S %M' cat /s3/bkt/obj > /dev/null || return 1
+        # the read-ahead ceiling's course (core/readahead.h), one line per run
+        echo "# $1: $(grep -o 'read-ahead ceiling.*' "$WORK/st/log" | sed 's/read-ahead ceiling //' | paste -sd'>' -)" >&2
         t1=$(date +%s%N)
         out=$(python3 -c 'import glob, json, sys
 print(sum(m.get("ops", {}).get("read", {}).get("bytes", 0) for f in glob.glob(sys.argv[1] + "/*.json")

@@ -170,6 +170,7 @@ size_t http_on_body(char *p, size_t sz, size_t n, void *arg)
             memcpy((char *)r->dst + r->got, p, len);
             r->got += len;
             took = len;
+            if (r->rx_tally) atomic_fetch_add_explicit(r->rx_tally, len, memory_order_relaxed);
         }
         pthread_mutex_unlock(&r->dst_mu);
         return took;

@@ -40,6 +40,7 @@ struct http_req {
     void *dst;                 /* write the response body here (up to dst_cap bytes)... */
     size_t dst_cap;
     int grow;                  /* ...or into heap memory (resp, resp_len) when set */
+    _Atomic uint64_t *rx_tally; /* optional: body bytes landing in dst are added here */
 
     /* --- response, set by the engine --- */
     long status;     /* HTTP status, 0 if no response */

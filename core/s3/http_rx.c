@@ -8,6 +8,7 @@
 
 #include <curl/curl.h> /* CURLE_* codes and struct curl_waitfd only */
 #include <errno.h>
+#include <stdatomic.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -308,6 +309,7 @@ static int body(struct xfer *t, int *budget)
                 k = recv(t->fd, (char *)r->dst + r->got, n, 0);
             while (k < 0 && errno == EINTR);
             if (k > 0) r->got += (size_t)k;
+            if (k > 0 && r->rx_tally) atomic_fetch_add_explicit(r->rx_tally, (uint64_t)k, memory_order_relaxed);
             if (k < 0) k = errno == EWOULDBLOCK ? -EAGAIN : -errno;
             pthread_mutex_unlock(&r->dst_mu);
             if (k > 0) {

@@ -314,6 +314,7 @@ static int send_attempt(struct s3_client *c, struct s3_op *op, int avoid, uint64
     r->body_len = op->body_len;
     r->dst = op->dst;
     r->dst_cap = op->dst_cap;
+    r->rx_tally = op->rx_tally;
     r->grow = op->grow;
     op->attempts++;
     if (op->ol_id) op->ol_tid = oplog_tid();

@@ -50,7 +50,7 @@ struct s3_file *s3f_file_new(struct s3_mount *m)
     f->upload_ep = -1;
     size_t maxw = m->part_size * (size_t)m->concurrency;
     ra_init(&f->ra, FIRST_WINDOW, maxw > ((size_t)256 << 20) ? (size_t)256 << 20 : maxw);
-    ra_probe_start(&f->ra, m->part_size); /* grown while it pays: readahead.h */
+    ra_probe_start(&f->ra, 2 * m->part_size); /* grown while it pays: readahead.h */
     f->psize = m->part_size;
     f->owner = getpid();
     f->lockfd = f->lockguard = -1;

@@ -48,6 +48,7 @@ static struct chunk *chunk_start(struct s3_file *f, off_t off, size_t len, int a
     if (f->etag[0]) s3_op_header(&c->op, "if-match", f->etag);
     c->op.dst = c->buf;
     c->op.dst_cap = len;
+    c->op.rx_tally = &f->rx;
     c->op.prefetch = ahead;
     c->state = CH_PENDING;
     s3_start(&f->m->client, &c->op);
@@ -159,6 +160,7 @@ static ssize_t direct_read(struct s3_file *f, char *buf, off_t off, size_t len)
             if (f->etag[0]) s3_op_header(&ops[i], "if-match", f->etag);
             ops[i].dst = buf + (o - off);
             ops[i].dst_cap = l;
+            ops[i].rx_tally = &f->rx;
             s3_start(&m->client, &ops[i]);
         }
         for (int i = 0; i < k; i++) {
@@ -284,7 +286,13 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
     }
     ra_advance(&f->ra, off, done, seq);
     if (seq && done) {
-        ra_probe_note(&f->ra, off + (off_t)done, stats_now_ns(), waited);
+        size_t cap = f->ra.cap;
+        int probing = f->ra.probing;
+        ra_probe_note(&f->ra, off + (off_t)done, stats_now_ns(), waited, atomic_load_explicit(&f->rx, memory_order_relaxed));
+        if (f->ra.cap != cap || f->ra.probing != probing)
+            slog_debug("s3: %s/%s: read-ahead ceiling %zu MiB%s (best %.0f MB/s received at %zu MiB)", f->path.bucket,
+                       f->path.key, f->ra.cap >> 20, f->ra.probing ? ", probing" : ", settled", f->ra.best_rate * 1e3,
+                       f->ra.best_cap >> 20);
         prefetch(f, off + (off_t)done);
     }
     pthread_mutex_unlock(&f->lock);

@@ -156,16 +156,26 @@ static void test_readahead(void **state)
     assert_int_equal(ra.window, 1 << 20);
 }
 
-/* A reader that consumes `bytes` in 1 MiB reads at `rate` MiB/s (a synthetic
- * clock: what the probe does with the rates it sees, not how it measures them). */
-static void feed(struct readahead *ra, uint64_t *now, size_t bytes, double rate, int waited)
+/* Bytes the synthetic reader's GETs have received (the probe's measure). */
+static uint64_t rx_total;
+
+/* A reader that consumes `bytes` in 1 MiB reads at `rate` MiB/s while its GETs receive
+ * `arrive` MiB/s (a synthetic clock: what the probe does with the rates it sees). */
+static void feed_rx(struct readahead *ra, uint64_t *now, size_t bytes, double rate, int waited, double arrive)
 {
     for (size_t done = 0; done < bytes; done += 1 << 20) {
         off_t off = ra->next;
         ra_advance(ra, off, 1 << 20, 1);
         *now += (uint64_t)(1e9 / rate);
-        ra_probe_note(ra, ra->next, *now, waited);
+        rx_total += (uint64_t)(arrive / rate * (1 << 20));
+        ra_probe_note(ra, ra->next, *now, waited, rx_total);
     }
+}
+
+/* ...receiving as fast as it consumes. */
+static void feed(struct readahead *ra, uint64_t *now, size_t bytes, double rate, int waited)
+{
+    feed_rx(ra, now, bytes, rate, waited, rate);
 }
 
 static void test_readahead_probe(void **state)
@@ -180,8 +190,8 @@ static void test_readahead_probe(void **state)
     ra_probe_start(&ra, 8 * M);
     assert_int_equal(ra.cap, 8 * M);
     assert_true(ra.window <= ra.cap);
-    ra_probe_note(&ra, 0, now, 0); /* the first read */
-    feed(&ra, &now, 8 * M, 100, 1); /* warm-up: no decision */
+    ra_probe_note(&ra, 0, now, 0, rx_total); /* the first read */
+    feed(&ra, &now, 16 * M, 100, 1); /* warm-up, two epochs: no decision */
     assert_int_equal(ra.cap, 8 * M);
     for (size_t cap = 8 * M; cap < 128 * M; cap *= 2) {
         feed(&ra, &now, cap, (double)cap / M * 10, 1); /* rate proportional to the window */
@@ -195,8 +205,8 @@ static void test_readahead_probe(void **state)
     /* a server that is as fast with one part as with more: back to the first ceiling */
     ra_init(&ra, M, 128 * M);
     ra_probe_start(&ra, 8 * M);
-    ra_probe_note(&ra, 0, now, 0);
-    feed(&ra, &now, 8 * M, 100, 1); /* warm-up */
+    ra_probe_note(&ra, 0, now, 0, rx_total);
+    feed(&ra, &now, 16 * M, 100, 1); /* warm-up */
     feed(&ra, &now, 8 * M, 200, 1); /* the first measure: the best so far, try 16 */
     assert_int_equal(ra.cap, 16 * M);
     feed(&ra, &now, 16 * M, 240, 1); /* not a quarter better: once more */
@@ -212,17 +222,31 @@ static void test_readahead_probe(void **state)
     /* a reader that never waits (slower than the fetches) never grows the ceiling */
     ra_init(&ra, M, 128 * M);
     ra_probe_start(&ra, 8 * M);
-    ra_probe_note(&ra, 0, now, 0);
-    feed(&ra, &now, 8 * M, 100, 0);
+    ra_probe_note(&ra, 0, now, 0, rx_total);
+    feed(&ra, &now, 16 * M, 100, 0);
     for (int i = 1; i <= 8; i++) feed(&ra, &now, 8 * M, 10.0 * i, 0);
     assert_true(ra.epochs >= 8); /* measured, faster each time, and no reason to grow */
     assert_int_equal(ra.cap, 8 * M);
     assert_true(ra.probing);
 
+    /* a reader draining what was fetched before consumes faster than the GETs receive:
+     * the rate that counts is what was received (it used to grow the window to max on
+     * a local server whose throughput no window changes) */
+    ra_init(&ra, M, 128 * M);
+    ra_probe_start(&ra, 8 * M);
+    ra_probe_note(&ra, 0, now, 0, rx_total);
+    feed(&ra, &now, 16 * M, 100, 1);          /* warm-up */
+    feed_rx(&ra, &now, 8 * M, 100, 1, 100);   /* the first measure: try 16 */
+    assert_int_equal(ra.cap, 16 * M);
+    feed_rx(&ra, &now, 16 * M, 150, 1, 100);  /* consumed 1.5x faster, received no faster */
+    feed_rx(&ra, &now, 16 * M, 150, 1, 100);
+    assert_int_equal(ra.cap, 8 * M);
+    assert_false(ra.probing);
+
     /* an epoch lasts at least 25 ms: 8 MiB in 4 ms does not end one */
     ra_init(&ra, M, 128 * M);
     ra_probe_start(&ra, 8 * M);
-    ra_probe_note(&ra, 0, now, 0);
+    ra_probe_note(&ra, 0, now, 0, rx_total);
     feed(&ra, &now, 8 * M, 2000, 1); /* 4 ms */
     assert_int_equal(ra.epochs, 0);
     feed(&ra, &now, 48 * M, 2000, 1); /* 24 ms more: the warm-up ends */
