@@ -109,6 +109,12 @@ int stg_remove_if_unheld(const char *base, int quiet)
         struct stat st;
         if (!quiet && sys.fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof(struct stage_hdr)) {
             struct stage_hdr *h = sys.mmap(NULL, sizeof *h, PROT_READ, MAP_SHARED, fd, 0);
+            if (h != MAP_FAILED && stg_tmp_orphan(h)) { /* a closed file: kept for its upload */
+                munmap(h, sizeof *h);
+                sys.close(fd);
+                stg_tmp_orphan_note(base);
+                return 0;
+            }
             if (h != MAP_FAILED) {
                 if (h->magic == STAGE_MAGIC && h->gen != h->up_gen)
                     slog_warn("s3: %s/%s: staged changes of a process that ended without closing it were never "

@@ -19,7 +19,7 @@
 #include <sys/types.h>
 
 #define STAGE_MAGIC 0x53335354u        /* "S3ST" */
-#define STAGE_VERSION 3u
+#define STAGE_VERSION 4u
 #define BLK_SHIFT 20
 #define BLK ((int64_t)1 << BLK_SHIFT)
 
@@ -34,6 +34,7 @@ struct stage_hdr {
     int32_t mapped_w;     /* a shared writable mapping exists: always upload */
     int32_t unlinked;     /* the object was removed while open: never upload, files already gone */
     int32_t tmp_pid;      /* a temporary of this process, never uploaded (s3_stage_tmp.c); 0: ordinary */
+    uint64_t closed_gen;  /* a temporary: `gen` at its creator's last close (every write closed if equal) */
     int64_t mtime;        /* of the source object */
     char etag[128];       /* of the source (If-Match) */
     char src_bucket[256], src_key[1100];
@@ -187,6 +188,22 @@ static inline int stg_is_tmp(const struct stage_hdr *h)
     return __atomic_load_n(&h->tmp_pid, __ATOMIC_ACQUIRE) != 0 && !__atomic_load_n(&h->unlinked, __ATOMIC_ACQUIRE);
 }
 void stg_tmp_atfork_child(void);
+/* The staging file base, held by no process: if it is a closed temporary whose process
+ * died (every write of it closed), upload it under its name, as that process's end would
+ * have, and leave it an ordinary staged copy the server has (the caller removes it).
+ * 1 uploaded, 0 not such a file, 2 one of another endpoint set (left for its mount),
+ * -errno when the upload failed (it stays as it was). */
+int stg_tmp_adopt(struct s3_mount *m, const char *base);
+/* Is h a closed temporary (every write closed) whose creator is gone? (h unheld) */
+static inline int stg_tmp_orphan(const struct stage_hdr *h)
+{
+    return h->magic == STAGE_MAGIC && h->version == STAGE_VERSION && stg_is_tmp(h) &&
+           __atomic_load_n(&h->closed_gen, __ATOMIC_ACQUIRE) == __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
+}
+/* Scans (s3_stage_dir.c) note such files; a process that stages adopts those of its
+ * mount's endpoints (stg_tmp_orphans_adopt, s3_stage_tmp.c). */
+void stg_tmp_orphan_note(const char *base);
+void stg_tmp_orphans_adopt(struct s3_mount *m);
 /* s3_stage_ns.c: the creating process of p if p is a live temporary of this host, else 0. */
 pid_t stg_tmp_owner(struct s3_mount *m, const struct s3_path *p);
 

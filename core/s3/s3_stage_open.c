@@ -152,6 +152,9 @@ static int try_join(struct s3_stage *s, int check_key)
         if (fd < 0) return errno == ENOENT ? 0 : -errno;
         if (sys.flock(fd, LOCK_EX | LOCK_NB) == 0) { /* nobody holds it: left by a process that died */
             efd_close(fd);
+            int a = stg_tmp_adopt(s->m, s->base); /* a temporary it had closed: on the server first */
+            if (a < 0) return a;                  /* (it stays; the open fails as the upload did) */
+            if (a == 2) return -EBUSY;            /* another object's name hashed alike: never clobbered */
             stg_remove_if_unheld(s->base, 0);
             return 0;
         }
@@ -271,6 +274,7 @@ static int stage_open(struct s3_mount *m, const struct s3_path *p, int flags, co
     int e = stg_dir_ready();
     if (e < 0) return e;
     wb_orphans_abort(m);
+    stg_tmp_orphans_adopt(m);
     struct s3_stage *s = stage_new(m, p->bucket, p->key, flags);
     if (!s) return -ENOMEM;
     stg_name(m, p->bucket, p->key, s->base, sizeof s->base);

@@ -13,9 +13,11 @@
  *   - fsync: uploaded under its name now (durability asked), an ordinary staged object
  *     from then on (s3_stage.c);
  *   - the end of its process (exit with it open or closed, _exit, exec): uploaded under its
- *     name, as every write not closed is committed then (bk_s3_tmp_at_end). A fatal signal
- *     or SIGKILL loses it, as it loses any write not closed; the next process that stages
- *     anything removes the staging file (s3_stage_dir.c).
+ *     name, as every write not closed is committed then (bk_s3_tmp_at_end);
+ *   - a fatal signal or SIGKILL: a temporary closed before (closed_gen == gen) is a file on
+ *     a disk would be: kept, and uploaded under its name by the next process of the host
+ *     that stages anything, or opens it (stg_tmp_adopt); one written since its last close
+ *     is lost, as any write not closed is, and its staging file removed (s3_stage_dir.c).
  * Its close returns 0 once the bytes are in the staging file.
  *
  * The mark is stage_hdr.tmp_pid (the creating process), in the map every process of the
@@ -36,8 +38,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -89,6 +95,8 @@ int stg_tmp_close(struct s3_stage *s)
     if (s->pfd >= 0) efd_close(s->pfd);
     s->pfd = -1;
     sys.fcntl(s->mapfd, F_SETFD, FD_CLOEXEC); /* no program this one runs holds it for us */
+    /* every write so far closed: if we die now, the next process uploads it */
+    __atomic_store_n(&s->h->closed_gen, __atomic_load_n(&s->h->gen, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
     pthread_mutex_lock(&stg_lock);
     s->next = g_kept;
     g_kept = s;
@@ -195,4 +203,92 @@ void stg_tmp_atfork_child(void)
         stg_free(k); /* our copies of its descriptors; its holds stay */
         k = next;
     }
+}
+
+/* --- temporaries whose process died --------------------------------------------------------- */
+
+int stg_tmp_adopt(struct s3_mount *m, const char *base)
+{
+    char mp[PATH_MAX + 8], dp[PATH_MAX + 8], mine[PATH_MAX];
+    stg_suffix(base, ".map", mp, sizeof mp);
+    stg_suffix(base, ".data", dp, sizeof dp);
+    int fd = sys.open(mp, O_RDWR | O_CLOEXEC);
+    if (fd < 0) return 0;
+    struct stat st;
+    struct stage_hdr *h = MAP_FAILED;
+    /* our claim: nobody joins or removes it while we upload (they take the flock too) */
+    if (sys.flock(fd, LOCK_EX | LOCK_NB) == 0 && sys.fstat(fd, &st) == 0 && st.st_size >= (off_t)sizeof *h)
+        h = sys.mmap(NULL, sizeof *h, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    int r = 0;
+    if (h != MAP_FAILED && stg_tmp_orphan(h)) {
+        stg_name(m, h->bucket, h->key, mine, sizeof mine);
+        int ours = strcmp(mine, base) == 0, dfd = ours ? sys.open(dp, O_RDONLY | O_CLOEXEC) : -1;
+        if (!ours) r = 2; /* another endpoint set's: its own mount adopts it */
+        struct stat ds;
+        if (dfd >= 0 && sys.fstat(dfd, &ds) == 0) {
+            struct s3_path p = {.key = h->key};
+            snprintf(p.bucket, sizeof p.bucket, "%s", h->bucket);
+            pid_t dead = (pid_t)h->tmp_pid;
+            uint64_t g = __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
+            char etag[128];
+            r = s3f_upload_fd(m, &p, dfd, (int64_t)ds.st_size, NULL, NULL, NULL, NULL, NULL, NULL, etag, sizeof etag);
+            if (r == 0) {
+                __atomic_store_n(&h->up_gen, g, __ATOMIC_RELEASE);
+                __atomic_store_n(&h->tmp_pid, 0, __ATOMIC_RELEASE); /* an ordinary copy of what the server has */
+                s3_meta_changed(m, p.bucket, p.key, 0, NULL, NULL);
+                slog_info("s3: %s/%s: a temporary that process %d closed and never renamed or removed before it "
+                          "died: uploaded under its name (%lld bytes)", p.bucket, p.key, (int)dead,
+                          (long long)ds.st_size);
+                r = 1;
+            } else {
+                slog_error("s3: %s/%s: uploading the temporary process %d left when it died failed (%s); it stays in "
+                           "%s for the next try", p.bucket, p.key, (int)dead, strerror(-r), dp);
+            }
+        }
+        if (dfd >= 0) sys.close(dfd);
+    }
+    if (h != MAP_FAILED) munmap(h, sizeof *h);
+    sys.close(fd); /* releases the flock */
+    return r;
+}
+
+static pthread_mutex_t g_orph_lock = PTHREAD_MUTEX_INITIALIZER;
+static char (*g_orph)[PATH_MAX]; /* bases noted by this process's scan, not yet adopted */
+static int g_norph;              /* atomic reads: most processes have none */
+
+void stg_tmp_orphan_note(const char *base)
+{
+    pthread_mutex_lock(&g_orph_lock);
+    char(*no)[PATH_MAX] = realloc(g_orph, (size_t)(g_norph + 1) * sizeof *no);
+    if (no) {
+        g_orph = no;
+        snprintf(g_orph[g_norph], PATH_MAX, "%s", base);
+        __atomic_store_n(&g_norph, g_norph + 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&g_orph_lock);
+}
+
+void stg_tmp_orphans_adopt(struct s3_mount *m)
+{
+    if (!__atomic_load_n(&g_norph, __ATOMIC_ACQUIRE)) return;
+    pthread_mutex_lock(&g_orph_lock);
+    for (int i = 0; i < g_norph;) {
+        char name[PATH_MAX];
+        snprintf(name, sizeof name, "%s", g_orph[i]);
+        int r = stg_tmp_adopt(m, name);
+        if (r == 2) {
+            i++;
+            continue;
+        }
+        if (r == 1) { /* now an unheld copy the server has: removed like any */
+            int dl = stg_dir_lock();
+            if (dl >= 0) {
+                stg_remove_if_unheld(name, 0);
+                stg_dir_unlock(dl);
+            }
+        }
+        memmove(g_orph[i], g_orph[i + 1], (size_t)(g_norph - i - 1) * sizeof *g_orph);
+        __atomic_store_n(&g_norph, g_norph - 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&g_orph_lock);
 }

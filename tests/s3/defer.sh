@@ -19,8 +19,10 @@
 # (uploaded under its name), a forked child and a second program stat-ing and reading it
 # before the rename (and not uploading it), a second program renaming it, rename onto an
 # existing object, rename failing on the server (error returned, the temporary kept and
-# uploaded at exit), the staging limit, SIGKILL (nothing on the server, staging cleaned by
-# the next process), one debug log line per deferral.
+# uploaded at exit), the staging limit, SIGKILL and SIGTERM after the close (kept, then
+# uploaded under its name by the next process that stages, or by one that opens it, as a
+# closed file on a disk survives), SIGKILL with it written and not closed (nothing on the
+# server, staging cleaned by the next process), one debug log line per deferral.
 #
 # Output: "ok - ..." / "not ok - ..." per check, then exactly one line "N passed, M failed".
 set -u
@@ -243,11 +245,14 @@ cat >"$W/end.py" <<'EOF'
 import os, sys, tempfile
 how, d = sys.argv[1], sys.argv[2]
 fd, name = tempfile.mkstemp(dir=d, prefix=how + '.')
+print(name, flush=True)
 os.write(fd, how.encode() * 1000)
-if how != 'open': os.close(fd)
+if how not in ('open', 'killopen'): os.close(fd)
 if how == '_exit': os._exit(0)
 if how == 'exec': os.execv('/bin/true', ['true'])
-if how == 'kill': import signal; os.kill(os.getpid(), signal.SIGKILL)
+import signal
+if how in ('kill', 'killopen'): os.kill(os.getpid(), signal.SIGKILL)
+if how == 'term': os.kill(os.getpid(), signal.SIGTERM)
 EOF
 for how in closed open _exit exec; do
     shim $PY "$W/end.py" "$how" "$B/end" >"$W/end.err" 2>&1
@@ -255,12 +260,22 @@ for how in closed open _exit exec; do
     check "a temporary left at the end of its process ($how) is uploaded under its name" \
         test -n "$k" -a "$(s3_aws s3 cp "s3://$S/$k" - 2>/dev/null)" = "$(printf "$how%.0s" $(seq 1000))"
 done
-shim $PY "$W/end.py" kill "$B/end" >"$W/end.err" 2>&1
-check "SIGKILL: the temporary is lost (nothing under its name on the server)" \
-    test -z "$(s3_ls end/ | grep '^end/kill\.')"
-shim $PY -c 'import os, sys; open(sys.argv[1], "w").close()' "$B/end/after-kill" 2>/dev/null
-shim $PY -c 'import os, sys; f = open(sys.argv[1], "r+"); f.close()' "$B/end/after-kill" >/dev/null 2>&1
-check "...and its staging file is removed by the next process that stages anything" test "$(staging_left)" = 0
+# Killed with the temporary written and not closed: lost, as any write not closed. Killed
+# after the close: a closed file, kept; the next process that stages uploads it.
+rep() { printf "$1%.0s" $(seq 1000); }
+shim $PY "$W/end.py" killopen "$B/end" >"$W/end.err" 2>&1
+shim $PY "$W/end.py" kill "$B/end" >"$W/end.err" 2>&1 # stages: the scan removes killopen's
+check "SIGKILL, the temporary open and written: lost (nothing on the server, its staging file removed)" \
+    test -z "$(s3_ls end/ | grep '^end/kill')" -a -n "$(grep 'end/killopen\..*ended without closing it.*discarding' "$W/log")"
+shim $PY "$W/end.py" term "$B/end" >"$W/term.out" 2>&1 # stages: adopts kill's
+k=$(s3_ls end/ | grep '^end/kill\.' | head -1)
+check "SIGKILL after the close: the next process that stages uploads the temporary under its name" \
+    test -n "$k" -a "$(s3_aws s3 cp "s3://$S/$k" - 2>/dev/null)" = "$(rep kill)"
+name=$(head -1 "$W/term.out")
+got=$(shim $PY -c 'import sys; print(open(sys.argv[1], "r+b").read().decode(), end="")' "$name" 2>"$W/adopt.err")
+check "SIGTERM after the close: a process opening it by name reads its bytes, uploaded under its name" \
+    test "$got" = "$(rep term)" -a "$(s3_aws s3 cp "s3://$S/end/${name##*/}" - 2>/dev/null)" = "$(rep term)"
+check "...and no staging file is left" test "$(staging_left)" = 0
 
 # --- other processes, rename onto an object, a failing rename, the limit ---------------------
 echo "# --- other processes"
