@@ -174,7 +174,9 @@ q, a = open(sys.argv[2]), open(sys.argv[3], "w")
 for line in q:
     line = line.strip()
     names = sorted(os.listdir(d))
-    a.write("\n".join("%s:%d:%08x" % (n, len(b), zlib.crc32(b)) for n, b in ((n, open(os.path.join(d, n), "rb").read()) for n in names)) + "\n--end--\n")
+    # one line per name, none for an empty directory (as fresh_ls: a writer killed before
+    # its first commit leaves the directory empty)
+    a.write("".join("%s:%d:%08x\n" % (n, len(b), zlib.crc32(b)) for n, b in ((n, open(os.path.join(d, n), "rb").read()) for n in names)) + "--end--\n")
     a.flush()' "$MP/s" "$W/rq.$ms" "$W/ra.$ms" 2>>"$OUT" &
     local rpid=$!
     exec 7>"$W/rq.$ms" 8<"$W/ra.$ms"
