@@ -8,7 +8,7 @@
  * The S3 reader also probes how large the window needs to be (ra_probe_start): its
  * ceiling starts low and doubles only while doubling it bought throughput. Each epoch
  * (the reader consuming one ceiling's worth of bytes, and at least 25 ms) after the first
- * (the warm-up) measures the rate at which the file's GETs received bytes; the ceiling
+ * two (the warm-up) measures the rate at which the file's GETs received bytes; the ceiling
  * doubles when the reader had to wait for data in that epoch and the rate beat the best
  * so far by a quarter, and goes back to the best epoch's ceiling, for good, after two
  * epochs that were no better. Received, not consumed: a reader that drains a window

@@ -116,9 +116,9 @@ int http_group_wait(struct http_group *g, struct http_req *const *rs, int n, uin
  * request the engine never sees (http_lite.h) does not load libcurl. */
 int http_header_add(struct curl_slist **list, const char *line); /* 0 or -ENOMEM */
 void http_headers_free(struct curl_slist **list);
-/* In a forked child: forget the parent's engine (its threads are gone). */
-/* fork: prepare holds every engine thread outside libcurl (waiting in poll) until
- * parent (or child) runs; in the child the engine starts afresh on first use. */
+/* fork: prepare wakes every engine thread and holds it parked outside libcurl until
+ * parent runs; in the child the parent's engine is forgotten (its threads are gone) and
+ * a new one starts on first use. */
 void http_atfork_prepare(void);
 void http_atfork_parent(void);
 void http_atfork_child(void);
