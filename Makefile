@@ -97,9 +97,10 @@ $(BUILD)/tests/%: tests/helpers/%.c
 
 # Run a suite, keep its closing line for `make test`'s total.
 define run_suite
-	@set -o pipefail; $(1) 2>&1 | tee $(BUILD)/last-suite.log; rc=$$?; \
+	@set -o pipefail; t0=$$(date +%s); $(1) 2>&1 | tee $(BUILD)/last-suite.log; rc=$$?; \
 	 if [ -n "$(SUMMARY_FILE)" ]; then \
-	   printf '%s %s\n' "$(2)" "$$(grep -E '^[0-9]+ passed, [0-9]+ failed' $(BUILD)/last-suite.log | tail -1)" >> "$(SUMMARY_FILE)"; fi; \
+	   printf '%s %s [%ss]\n' "$(2)" "$$(grep -E '^[0-9]+ passed, [0-9]+ failed' $(BUILD)/last-suite.log | tail -1)" \
+	     "$$(( $$(date +%s) - t0 ))" >> "$(SUMMARY_FILE)"; fi; \
 	 exit $$rc
 endef
 

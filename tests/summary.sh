@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
-# Add up the closing lines of the suites `make test` ran; print one total line last.
+# Add up the closing lines of the suites `make test` ran, each with the seconds it took;
+# print one total line last.
 set -u
 f=${1:?summary file}
-pass=0 fail=0
+pass=0 fail=0 secs=0
 echo "== suites"
-while read -r name p _ f2 _; do
-    [ -n "${p:-}" ] || { echo "  $name: no closing line (counted as a failure)"; fail=$((fail + 1)); continue; }
-    echo "  $name: $p passed, $f2 failed"
-    pass=$((pass + p)) fail=$((fail + f2))
-done < <(sed -E 's/^([^ ]+) ([0-9]+) passed, ([0-9]+) failed.*/\1 \2 x \3 x/; t; s/^([^ ]+).*/\1/' "$f")
-echo "$pass passed, $fail failed"
+while IFS= read -r line; do
+    name=${line%% *}
+    t=$(sed -nE 's/.*\[([0-9]+)s\]$/\1/p' <<<"$line")
+    secs=$((secs + ${t:-0}))
+    if [[ $line =~ ^[^\ ]+\ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+        p=${BASH_REMATCH[1]} f2=${BASH_REMATCH[2]}
+        printf '  %-24s %5s passed, %s failed  %4ss\n' "$name:" "$p" "$f2" "${t:-?}"
+        pass=$((pass + p)) fail=$((fail + f2))
+    else
+        printf '  %-24s no closing line (counted as a failure)  %4ss\n' "$name:" "${t:-?}"
+        fail=$((fail + 1))
+    fi
+done < "$f"
+echo "$pass passed, $fail failed in $((secs / 60)) min $((secs % 60)) s of suites"
 [ "$fail" -eq 0 ]
