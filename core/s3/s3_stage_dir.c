@@ -131,6 +131,35 @@ int stg_remove_if_unheld(const char *base, int quiet)
     return r;
 }
 
+void stg_bases_add(struct stg_bases *l, const char *base)
+{
+    pthread_mutex_lock(&l->lock);
+    char(*nv)[PATH_MAX] = realloc(l->v, (size_t)(l->n + 1) * sizeof *nv);
+    if (nv) {
+        l->v = nv;
+        snprintf(l->v[l->n], PATH_MAX, "%s", base);
+        __atomic_store_n(&l->n, l->n + 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&l->lock);
+}
+
+void stg_bases_each(struct stg_bases *l, struct s3_mount *m, int (*fn)(struct s3_mount *m, const char *base))
+{
+    if (!__atomic_load_n(&l->n, __ATOMIC_ACQUIRE)) return;
+    pthread_mutex_lock(&l->lock);
+    for (int i = 0; i < l->n;) {
+        char base[PATH_MAX];
+        snprintf(base, sizeof base, "%s", l->v[i]);
+        if (fn(m, base)) {
+            i++;
+            continue;
+        }
+        memmove(l->v[i], l->v[i + 1], (size_t)(l->n - i - 1) * sizeof *l->v);
+        __atomic_store_n(&l->n, l->n - 1, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&l->lock);
+}
+
 /* Make the directory; remove staging files that processes which died left behind. */
 int stg_dir_ready(void)
 {

@@ -153,6 +153,19 @@ void stg_active_add(int64_t d);
 int stg_maybe_staged(void);
 /* Remove DIR/name (a HASH.lock) if no process uses it (dirlock: stg_dir_lock()'s, held). */
 void s3_lock_sweep(int dirlock, const char *name);
+/* Staging bases a process's first scan noted for work it can only do under a mount (a
+ * dead process's temporary to upload, its write-behind upload to abort): most processes
+ * note none, and then stg_bases_each() costs one atomic load. */
+struct stg_bases {
+    pthread_mutex_t lock;
+    char (*v)[PATH_MAX];
+    int n; /* atomic reads */
+};
+#define STG_BASES_INIT {PTHREAD_MUTEX_INITIALIZER, NULL, 0}
+void stg_bases_add(struct stg_bases *l, const char *base);
+/* fn(m, base) on each noted base, under l's lock; fn returns nonzero to keep the base for
+ * another mount (it belongs to another endpoint set), 0 when it is done with it. */
+void stg_bases_each(struct stg_bases *l, struct s3_mount *m, int (*fn)(struct s3_mount *m, const char *base));
 
 /* s3_stage_fetch.c */
 int stg_write_all(int fd, const char *buf, size_t len, off_t off);

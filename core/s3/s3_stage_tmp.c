@@ -125,6 +125,16 @@ int s3_stage_tmp_unlink(struct s3_mount *m, const struct s3_path *p)
     return 1;
 }
 
+/* Upload the whole staging data file dfd as p; *size: its size. 0 or -errno. */
+static int upload_whole(struct s3_mount *m, const struct s3_path *p, int dfd, int64_t *size)
+{
+    struct stat st;
+    char etag[128];
+    if (sys.fstat(dfd, &st) < 0) return -errno;
+    *size = (int64_t)st.st_size;
+    return s3f_upload_fd(m, p, dfd, *size, NULL, NULL, NULL, NULL, NULL, NULL, etag, sizeof etag);
+}
+
 int s3_stage_tmp_rename(struct s3_mount *m, const struct s3_path *a, const struct s3_path *b, unsigned flags)
 {
     if (b->is_service || !b->key[0] || !stg_maybe_staged() || !stg_tmp_owner(m, a)) return 0;
@@ -145,11 +155,8 @@ int s3_stage_tmp_rename(struct s3_mount *m, const struct s3_path *a, const struc
         return 0;
     }
     uint64_t g = __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
-    struct stat ds;
-    char etag[128];
-    e = sys.fstat(s->dfd, &ds) < 0 ? -errno
-                                   : s3f_upload_fd(m, b, s->dfd, (int64_t)ds.st_size, NULL, NULL, NULL, NULL, NULL,
-                                                   NULL, etag, sizeof etag);
+    int64_t size = 0;
+    e = upload_whole(m, b, s->dfd, &size);
     if (e == 0) __atomic_store_n(&h->up_gen, g, __ATOMIC_RELEASE); /* on the server, if under another name */
     hunlock(h);
     if (e < 0) {
@@ -167,7 +174,7 @@ int s3_stage_tmp_rename(struct s3_mount *m, const struct s3_path *a, const struc
     drop_kept(m, a);
     s3_meta_changed(m, a->bucket, a->key, 0, NULL, NULL);
     slog_debug("s3: %s/%s: temporary renamed to %s/%s: uploaded under the new name only (%lld bytes)", a->bucket,
-               a->key, b->bucket, b->key, (long long)ds.st_size);
+               a->key, b->bucket, b->key, (long long)size);
     return 1;
 }
 
@@ -224,21 +231,20 @@ int stg_tmp_adopt(struct s3_mount *m, const char *base)
         stg_name(m, h->bucket, h->key, mine, sizeof mine);
         int ours = strcmp(mine, base) == 0, dfd = ours ? sys.open(dp, O_RDONLY | O_CLOEXEC) : -1;
         if (!ours) r = 2; /* another endpoint set's: its own mount adopts it */
-        struct stat ds;
-        if (dfd >= 0 && sys.fstat(dfd, &ds) == 0) {
+        if (dfd >= 0) {
             struct s3_path p = {.key = h->key};
             snprintf(p.bucket, sizeof p.bucket, "%s", h->bucket);
             pid_t dead = (pid_t)h->tmp_pid;
             uint64_t g = __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
-            char etag[128];
-            r = s3f_upload_fd(m, &p, dfd, (int64_t)ds.st_size, NULL, NULL, NULL, NULL, NULL, NULL, etag, sizeof etag);
+            int64_t size = 0;
+            r = upload_whole(m, &p, dfd, &size);
             if (r == 0) {
                 __atomic_store_n(&h->up_gen, g, __ATOMIC_RELEASE);
                 __atomic_store_n(&h->tmp_pid, 0, __ATOMIC_RELEASE); /* an ordinary copy of what the server has */
                 s3_meta_changed(m, p.bucket, p.key, 0, NULL, NULL);
                 slog_info("s3: %s/%s: a temporary that process %d closed and never renamed or removed before it "
                           "died: uploaded under its name (%lld bytes)", p.bucket, p.key, (int)dead,
-                          (long long)ds.st_size);
+                          (long long)size);
                 r = 1;
             } else {
                 slog_error("s3: %s/%s: uploading the temporary process %d left when it died failed (%s); it stays in "
@@ -252,43 +258,22 @@ int stg_tmp_adopt(struct s3_mount *m, const char *base)
     return r;
 }
 
-static pthread_mutex_t g_orph_lock = PTHREAD_MUTEX_INITIALIZER;
-static char (*g_orph)[PATH_MAX]; /* bases noted by this process's scan, not yet adopted */
-static int g_norph;              /* atomic reads: most processes have none */
+static struct stg_bases g_orph = STG_BASES_INIT; /* noted by this process's scan, not yet adopted */
 
-void stg_tmp_orphan_note(const char *base)
+void stg_tmp_orphan_note(const char *base) { stg_bases_add(&g_orph, base); }
+
+static int adopt_one(struct s3_mount *m, const char *base)
 {
-    pthread_mutex_lock(&g_orph_lock);
-    char(*no)[PATH_MAX] = realloc(g_orph, (size_t)(g_norph + 1) * sizeof *no);
-    if (no) {
-        g_orph = no;
-        snprintf(g_orph[g_norph], PATH_MAX, "%s", base);
-        __atomic_store_n(&g_norph, g_norph + 1, __ATOMIC_RELEASE);
+    int r = stg_tmp_adopt(m, base);
+    if (r == 2) return 1; /* another endpoint set's */
+    if (r == 1) {         /* now an unheld copy the server has: removed like any */
+        int dl = stg_dir_lock();
+        if (dl >= 0) {
+            stg_remove_if_unheld(base, 0);
+            stg_dir_unlock(dl);
+        }
     }
-    pthread_mutex_unlock(&g_orph_lock);
+    return 0;
 }
 
-void stg_tmp_orphans_adopt(struct s3_mount *m)
-{
-    if (!__atomic_load_n(&g_norph, __ATOMIC_ACQUIRE)) return;
-    pthread_mutex_lock(&g_orph_lock);
-    for (int i = 0; i < g_norph;) {
-        char name[PATH_MAX];
-        snprintf(name, sizeof name, "%s", g_orph[i]);
-        int r = stg_tmp_adopt(m, name);
-        if (r == 2) {
-            i++;
-            continue;
-        }
-        if (r == 1) { /* now an unheld copy the server has: removed like any */
-            int dl = stg_dir_lock();
-            if (dl >= 0) {
-                stg_remove_if_unheld(name, 0);
-                stg_dir_unlock(dl);
-            }
-        }
-        memmove(g_orph[i], g_orph[i + 1], (size_t)(g_norph - i - 1) * sizeof *g_orph);
-        __atomic_store_n(&g_norph, g_norph - 1, __ATOMIC_RELEASE);
-    }
-    pthread_mutex_unlock(&g_orph_lock);
-}
+void stg_tmp_orphans_adopt(struct s3_mount *m) { stg_bases_each(&g_orph, m, adopt_one); }

@@ -84,9 +84,7 @@ struct stage_wb {
 };
 
 static int g_parts = 8;
-static pthread_mutex_t g_orph_lock = PTHREAD_MUTEX_INITIALIZER;
-static char (*g_orph)[PATH_MAX]; /* bases with an upload record and no staging file */
-static int g_norph;
+static struct stg_bases g_orph = STG_BASES_INIT; /* bases with an upload record and no staging file */
 static struct stage_wb *g_forked[16]; /* a forked child's copies of its parent's: kept, never used */
 static int g_nforked;
 
@@ -430,41 +428,28 @@ void wb_orphans_scan(void)
         struct stat st;
         snprintf(mp, sizeof mp, "%.32s.map", de->d_name);
         if (sys.fstatat(sys.dirfd(d), mp, &st, 0) == 0) continue; /* staged: its process is alive */
-        pthread_mutex_lock(&g_orph_lock);
-        char(*no)[PATH_MAX] = realloc(g_orph, (size_t)(g_norph + 1) * sizeof *no);
-        if (no) {
-            g_orph = no;
-            snprintf(g_orph[g_norph], PATH_MAX, "%s/%.32s", stg_dir, de->d_name);
-            __atomic_store_n(&g_norph, g_norph + 1, __ATOMIC_RELEASE);
-        }
-        pthread_mutex_unlock(&g_orph_lock);
+        char base[PATH_MAX];
+        snprintf(base, sizeof base, "%s/%.32s", stg_dir, de->d_name);
+        stg_bases_add(&g_orph, base);
     }
     if (d) sys.closedir(d);
 }
 
-void wb_orphans_abort(struct s3_mount *m)
+static int abort_one(struct s3_mount *m, const char *base)
 {
-    if (!__atomic_load_n(&g_norph, __ATOMIC_ACQUIRE)) return;
-    pthread_mutex_lock(&g_orph_lock);
-    for (int i = 0; i < g_norph;) {
-        char id[512], bk[256], *key = NULL, mine[PATH_MAX];
-        int r = rec_read(g_orph[i], id, sizeof id, bk, sizeof bk, &key);
-        if (r == 0) stg_name(m, bk, key, mine, sizeof mine);
-        free(key);
-        if (r == 0 && strcmp(mine, g_orph[i]) != 0) { /* another endpoint set's: its own mount */
-            i++;
-            continue;
-        }
-        if (r == 0) {
-            int dl = stg_dir_lock();
-            char mp[PATH_MAX + 8];
-            struct stat st;
-            stg_suffix(g_orph[i], ".map", mp, sizeof mp);
-            if (sys.stat(mp, &st) < 0) wb_abort_recorded(m, g_orph[i]); /* still nobody's */
-            stg_dir_unlock(dl);
-        }
-        memmove(g_orph[i], g_orph[i + 1], (size_t)(g_norph - i - 1) * sizeof *g_orph);
-        __atomic_store_n(&g_norph, g_norph - 1, __ATOMIC_RELEASE);
-    }
-    pthread_mutex_unlock(&g_orph_lock);
+    char id[512], bk[256], *key = NULL, mine[PATH_MAX];
+    int r = rec_read(base, id, sizeof id, bk, sizeof bk, &key);
+    if (r == 0) stg_name(m, bk, key, mine, sizeof mine);
+    free(key);
+    if (r != 0) return 0; /* no record (any more) */
+    if (strcmp(mine, base) != 0) return 1; /* another endpoint set's: its own mount */
+    int dl = stg_dir_lock();
+    char mp[PATH_MAX + 8];
+    struct stat st;
+    stg_suffix(base, ".map", mp, sizeof mp);
+    if (sys.stat(mp, &st) < 0) wb_abort_recorded(m, base); /* still nobody's */
+    stg_dir_unlock(dl);
+    return 0;
 }
+
+void wb_orphans_abort(struct s3_mount *m) { stg_bases_each(&g_orph, m, abort_one); }
