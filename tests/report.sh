@@ -6,10 +6,27 @@
 PASS=0
 FAIL=0
 REPORT_T0=$SECONDS
-pass() { PASS=$((PASS + 1)); echo "ok - $1"; }
+# REPORT_TIMES=1: each result line ends with the seconds since the one before (to find
+# what makes a suite slow).
+REPORT_LAST=${EPOCHREALTIME/[.,]/}
+REPORT_TOOK=""
+report_took() { # sets REPORT_TOOK (not a subshell: REPORT_LAST must move)
+    REPORT_TOOK=""
+    [ -n "${REPORT_TIMES:-}" ] || return 0
+    local now=${EPOCHREALTIME/[.,]/} d
+    d=$(((now - REPORT_LAST) / 100000))
+    REPORT_LAST=$now
+    REPORT_TOOK=$(printf '  [+%d.%d s]' $((d / 10)) $((d % 10)))
+}
+pass() {
+    PASS=$((PASS + 1))
+    report_took
+    echo "ok - $1$REPORT_TOOK"
+}
 fail() { # fail DESC [DETAIL...]: each DETAIL a file (its first lines) or a text
     FAIL=$((FAIL + 1))
-    echo "not ok - $1"
+    report_took
+    echo "not ok - $1$REPORT_TOOK"
     shift
     local d
     for d in "$@"; do
@@ -19,7 +36,11 @@ fail() { # fail DESC [DETAIL...]: each DETAIL a file (its first lines) or a text
     done
     return 0
 }
-skip() { PASS=$((PASS + 1)); echo "ok - $1 # skip: $2"; } # skip DESC WHY
+skip() { # skip DESC WHY
+    PASS=$((PASS + 1))
+    report_took
+    echo "ok - $1 # skip: $2$REPORT_TOOK"
+}
 check() { # check DESC CMD...: passes when CMD succeeds, else fails showing its output
     local desc=$1 out
     shift

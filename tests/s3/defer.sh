@@ -58,7 +58,7 @@ mkdir -p "$L" "$W/src"
 : >"$W/log"
 have() { command -v "$1" >/dev/null 2>&1; }
 staging_left() { find "$STAGE" -name '*.data' 2>/dev/null | wc -l; }
-exists() { s3_aws s3api head-object --bucket "$S" --key "$1" >/dev/null 2>&1; }
+exists() { s3_curl -f -I -o /dev/null "$(s3_url "$1")" 2>/dev/null; }
 
 # --- what the server was sent: the Swift proxy's access log ---------------------------------
 # One line per client request: "proxy-server: CLIENT REMOTE DATE METHOD PATH PROTO STATUS
@@ -218,7 +218,7 @@ os.rename(name, sys.argv[2])
 EOF
 shim $PY "$W/rw.py" "$B/rw" "$B/rw/final" >"$W/rw.err" 2>&1
 check "a temporary rewritten O_WRONLY|O_TRUNC, then renamed: the final object has the new bytes" \
-    test "$(s3_aws s3 cp "s3://$S/rw/final" - 2>&1)" = rewritten
+    test "$(s3_get "rw/final" - 2>&1)" = rewritten
 
 cat >"$W/fs.py" <<'EOF'
 import os, subprocess, sys, tempfile
@@ -235,11 +235,11 @@ exec 7>"$W/fs.in"
 for i in $(seq 1 300); do [ -s "$W/fs.out" ] && break; sleep 0.1; done
 t=$(head -1 "$W/fs.out")
 check "a temporary fsynced is on the server under its name before the rename" \
-    test "$(s3_aws s3 cp "s3://$S/fs/$t" - 2>&1)" = durable
+    test "$(s3_get "fs/$t" - 2>&1)" = durable
 touch "$W/fs.flag"; echo >&7; exec 7>&-
 wait $fspid
 check "...and the rename after it moves it (final there, temporary gone)" \
-    test "$(s3_aws s3 cp "s3://$S/fs/final" - 2>&1)/$(exists "fs/$t" && echo still)" = "durable/"
+    test "$(s3_get "fs/final" - 2>&1)/$(exists "fs/$t" && echo still)" = "durable/"
 
 cat >"$W/end.py" <<'EOF'
 import os, sys, tempfile
@@ -258,7 +258,7 @@ for how in closed open _exit exec; do
     shim $PY "$W/end.py" "$how" "$B/end" >"$W/end.err" 2>&1
     k=$(s3_ls end/ | grep "^end/$how\." | head -1)
     check "a temporary left at the end of its process ($how) is uploaded under its name" \
-        test -n "$k" -a "$(s3_aws s3 cp "s3://$S/$k" - 2>/dev/null)" = "$(printf "$how%.0s" $(seq 1000))"
+        test -n "$k" -a "$(s3_get "$k" - 2>/dev/null)" = "$(printf "$how%.0s" $(seq 1000))"
 done
 # Killed with the temporary written and not closed: lost, as any write not closed. Killed
 # after the close: a closed file, kept; the next process that stages uploads it.
@@ -270,11 +270,11 @@ check "SIGKILL, the temporary open and written: lost (nothing on the server, its
 shim $PY "$W/end.py" term "$B/end" >"$W/term.out" 2>&1 # stages: adopts kill's
 k=$(s3_ls end/ | grep '^end/kill\.' | head -1)
 check "SIGKILL after the close: the next process that stages uploads the temporary under its name" \
-    test -n "$k" -a "$(s3_aws s3 cp "s3://$S/$k" - 2>/dev/null)" = "$(rep kill)"
+    test -n "$k" -a "$(s3_get "$k" - 2>/dev/null)" = "$(rep kill)"
 name=$(head -1 "$W/term.out")
 got=$(shim $PY -c 'import sys; print(open(sys.argv[1], "r+b").read().decode(), end="")' "$name" 2>"$W/adopt.err")
 check "SIGTERM after the close: a process opening it by name reads its bytes, uploaded under its name" \
-    test "$got" = "$(rep term)" -a "$(s3_aws s3 cp "s3://$S/end/${name##*/}" - 2>/dev/null)" = "$(rep term)"
+    test "$got" = "$(rep term)" -a "$(s3_get "end/${name##*/}" - 2>/dev/null)" = "$(rep term)"
 check "...and no staging file is left" test "$(staging_left)" = 0
 
 # --- other processes, rename onto an object, a failing rename, the limit ---------------------
@@ -324,7 +324,7 @@ print(before, after)
 EOF
 m=$(mark)
 shim $PY "$W/onto.py" "$B/onto" "$B/onto/final" >"$W/onto.got" 2>&1
-check "rename onto an existing object replaces it" test "$(cat "$W/onto.got")/$(s3_aws s3 cp "s3://$S/onto/final" - 2>&1)" \
+check "rename onto an existing object replaces it" test "$(cat "$W/onto.got")/$(s3_get "onto/final" - 2>&1)" \
     = "b'old\\n' b'new content'/new content"
 sent_only "...with one upload under its name (no copy, no DELETE)" "$m" onto/final
 
@@ -348,10 +348,10 @@ EOF
 shim $PY "$W/bad.py" "$B/bad" "/s3/$S-missing/final" >"$W/bad.got" 2>&1
 check "rename refused by the server (no such bucket): ENOENT, as for a missing directory; the temporary is still there" \
     test "$(cat "$W/bad.got")" = "ENOENT ENOENT b'kept safe'"
-check "...a second rename of it works" test "$(s3_aws s3 cp "s3://$S/bad/retried" - 2>&1)" = "second try"
+check "...a second rename of it works" test "$(s3_get "bad/retried" - 2>&1)" = "second try"
 k=$(s3_ls bad/ | grep '^bad/bad\.' | head -1)
 check "...and one left as it is is uploaded under its name at exit: nothing lost" \
-    test -n "$k" -a "$(s3_aws s3 cp "s3://$S/$k" - 2>/dev/null)" = "kept safe"
+    test -n "$k" -a "$(s3_get "$k" - 2>/dev/null)" = "kept safe"
 
 cat >"$W/lim.py" <<'EOF'
 import errno, os, sys, tempfile
