@@ -40,7 +40,7 @@ TOOL := $(BUILD)/s3shim
 MAN  := $(BUILD)/s3shim.1
 VERSION := $(shell sed -n 's/.*S3SHIM_VERSION "\(.*\)"/\1/p' include/s3shim.h)
 
-.PHONY: all help man deps test test-unit test-sys test-docs test-integration test-stdstream test-oplog test-direct test-block test-block-battery test-s3 test-endpoints test-faultproxy test-tsan \
+.PHONY: all help man deps test test-lane-release test-lane-san test-unit test-sys test-docs test-integration test-stdstream test-oplog test-direct test-block test-block-battery test-s3 test-endpoints test-faultproxy test-tsan \
         test-s3rig bench bench-oplog bench-replay bench-passthrough bench-route-scan bench-s3 bench-programs bench-first bench-endpoints bench-direct bench-stdstream bench-block bench-block-cpu bench-block-small-cpu bench-block-startup \
         install clean demo
 
@@ -95,11 +95,17 @@ $(BUILD)/tests/%: tests/helpers/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< -lpthread $(HELPER_LIBS_$*)
 
-# Run a suite, keep its closing line for `make test`'s total.
+# Run a suite, keep its closing line and its seconds for `make test`'s total. Alone its
+# output streams; in `make test`'s lanes (GROUPED set) a suite's output is written in one
+# piece when it ends, so that two lanes never interleave their lines.
 define run_suite
-	@set -o pipefail; t0=$$(date +%s); $(1) 2>&1 | tee $(BUILD)/last-suite.log; rc=$$?; \
+	@set -o pipefail; mkdir -p $(BUILD)/logs; log=$(BUILD)/logs/$(subst /,-,$(2)).log; t0=$$(date +%s); \
+	 if [ -n "$(GROUPED)" ]; then \
+	   echo "== $(2): started $$(date +%T)"; $(1) > $$log 2>&1; rc=$$?; \
+	   { flock 9; echo "== $(2): $$(( $$(date +%s) - t0 )) s"; cat $$log; } 9>> $(GROUPED); \
+	 else $(1) 2>&1 | tee $$log; rc=$$?; fi; \
 	 if [ -n "$(SUMMARY_FILE)" ]; then \
-	   printf '%s %s [%ss]\n' "$(2)" "$$(grep -E '^[0-9]+ passed, [0-9]+ failed' $(BUILD)/last-suite.log | tail -1)" \
+	   printf '%s %s [%ss]\n' "$(2)" "$$(grep -E '^[0-9]+ passed, [0-9]+ failed' $$log | tail -1)" \
 	     "$$(( $$(date +%s) - t0 ))" >> "$(SUMMARY_FILE)"; fi; \
 	 exit $$rc
 endef
@@ -178,15 +184,28 @@ test-endpoints: all $(HELPER_BIN)
 test-faultproxy:
 	$(call run_suite,tests/s3rig/faultproxy-selftest.sh,faultproxy)
 
-# The whole suite: release build, then ASan+UBSan, then the TSan stress test. Every
-# suite's closing "N passed, M failed" line is kept and added up at the end.
+# The whole suite, in two lanes at once: the release build's suites, and the sanitizer
+# builds' (ASan+UBSan, then the TSan stress tests). They wait on servers, timeouts and
+# disks about half of the time, so two lanes on 2 cores take little more than the longer
+# one. A suite's output is printed whole when it ends; every suite's closing
+# "N passed, M failed" line and its seconds are added up at the end, also after a failure
+# (a lane stops at its first failing suite, the other lane goes on).
 SUMMARY := build/test-summary.txt
+RELEASE_SUITES := test-unit test-sys test-docs test-integration test-stdstream test-oplog test-direct test-block \
+                  test-block-battery test-s3 test-endpoints test-faultproxy
+SAN_SUITES := test-unit test-sys test-integration test-stdstream test-oplog test-direct test-block test-s3 test-endpoints
+LANE_VARS = SUMMARY_FILE=$(SUMMARY_FILE) GROUPED=$(GROUPED)
 test:
-	@mkdir -p build && : > $(SUMMARY)
-	$(MAKE) all test-unit test-sys test-docs test-integration test-stdstream test-oplog test-direct test-block test-block-battery test-s3 test-endpoints test-faultproxy SUMMARY_FILE=$(abspath $(SUMMARY))
-	$(MAKE) BUILD=build/asan SAN=asan all test-unit test-sys test-integration test-stdstream test-oplog test-direct test-block test-s3 test-endpoints SUMMARY_FILE=$(abspath $(SUMMARY))
-	$(MAKE) BUILD=build/tsan SAN=tsan test-tsan SUMMARY_FILE=$(abspath $(SUMMARY))
-	@tests/summary.sh $(SUMMARY)
+	@mkdir -p build && : > $(SUMMARY) && : > $(SUMMARY).lock
+	@$(MAKE) --no-print-directory -j2 test-lane-release test-lane-san SUMMARY_FILE=$(abspath $(SUMMARY)) \
+	   GROUPED=$(abspath $(SUMMARY)).lock; rc=$$?; tests/summary.sh $(SUMMARY) && exit $$rc
+
+# The lanes run their suites one after the other (MAKEFLAGS= leaves make -j2's job server).
+test-lane-release:
+	@MAKEFLAGS= $(MAKE) --no-print-directory all $(RELEASE_SUITES) $(LANE_VARS)
+test-lane-san:
+	@MAKEFLAGS= $(MAKE) --no-print-directory BUILD=build/asan SAN=asan all $(SAN_SUITES) $(LANE_VARS)
+	@MAKEFLAGS= $(MAKE) --no-print-directory BUILD=build/tsan SAN=tsan test-tsan $(LANE_VARS)
 
 # The S3 test servers themselves (Swift with s3api, nginx, the AWS CLI against them).
 test-s3rig:

@@ -110,10 +110,10 @@ if cmp -s "$W/want.keys" "$W/got.keys"; then pass "the bucket holds every file o
     diff "$W/want.keys" "$W/got.keys" >"$W/keys.diff" 2>&1
     fail "the bucket holds every file of the tree under dest/ (aws listing)" "$W/keys.diff" "$W/ls.err"
 fi
-if s3_get "dest/a/b/big" "$W/big.aws" 2>"$W/get.err" && cmp -s "$S/a/b/big" "$W/big.aws"; then
-    pass "the 6 MiB file read back with aws is the same"
+if s3_get "dest/a/b/big" "$W/big.back" 2>"$W/get.err" && cmp -s "$S/a/b/big" "$W/big.back"; then
+    pass "the 6 MiB file read back with curl is the same"
 else
-    fail "the 6 MiB file read back with aws is the same" "$W/get.err"
+    fail "the 6 MiB file read back with curl is the same" "$W/get.err"
 fi
 shim rsync -a --checksum --stats -i "${RS_OPTS[@]}" "$S/" "$M/dest/" >"$W/rs2.out" 2>&1
 rc=$?

@@ -115,7 +115,7 @@ if have zip && have unzip; then
     shim unzip -l "$B/zip/out.zip" 2>&1 | sed '1d' >"$W/zl.got"
     check "unzip -l of the archive in S3 = of the local one" cmp "$W/zl.want" "$W/zl.got"
     s3_get zip/out.zip "$W/out.fetched" >/dev/null
-    check "the archive aws fetches is the local zip's, byte for byte" cmp "$L/out.zip" "$W/out.fetched"
+    check "the archive a GET (curl) returns is the local zip's, byte for byte" cmp "$L/out.zip" "$W/out.fetched"
     if [ -n "$PLOG" ]; then
         m=$(mark)
         (cd "$W/src" && S3SHIM_STAGING_DEFER=0 shim zip -qrX -n .jpg "$B/zip/nodefer.zip" tree) >"$W/z0.err" 2>&1
@@ -136,7 +136,7 @@ m=$(mark)
 shim sed -i 's/^1/one/' "$B/sed/f.txt" >"$W/sed.err" 2>&1 || fail "sed -i in S3" "$W/sed.err"
 sent_only "sed -i: only the file's name was written" "$m" sed/f.txt
 s3_get sed/f.txt "$W/sed.fetched" >/dev/null
-check "sed -i in S3 = local sed -i (what aws fetches)" cmp "$L/sed.txt" "$W/sed.fetched"
+check "sed -i in S3 = local sed -i (what a GET (curl) returns)" cmp "$L/sed.txt" "$W/sed.fetched"
 
 if have rsync; then
     mkdir -p "$W/rs/d"

@@ -86,11 +86,11 @@ if have sqlite3; then
     s3_get db/new.db "$W/new.fetched" >/dev/null
     sqlite3 "$W/new.fetched" .dump >"$W/dump.aws" 2>&1
     if cmp -s "$W/dump.want" "$W/dump.got" && cmp -s "$W/dump.want" "$W/dump.aws"; then
-        pass "sqlite3 .dump of the database made in S3 = local = what aws fetches"
+        pass "sqlite3 .dump of the database made in S3 = local = what a GET (curl) returns"
     else fail "sqlite3 .dump equal" "$W/dump.got" "$W/dump.aws"; fi
     shim sqlite3 "$B/db/big.db" "update t set s = 'patched' where id = 777;" >"$W/s.err" 2>&1
     s3_get db/big.db "$W/big.fetched" >/dev/null
-    check "sqlite3 updates the 20 MB database in place; aws fetches the change" \
+    check "sqlite3 updates the 20 MB database in place; a GET (curl) returns the change" \
         test "$(sqlite3 "$W/big.fetched" "select s from t where id = 777; pragma integrity_check;" | tr '\n' ' ')" = "patched ok "
 else
     fail "sqlite3 is installed (tests/install-deps.sh)"
@@ -115,7 +115,7 @@ if have zip && have unzip; then
     shim unzip -p "$B/zip/out.zip" tree/sub/rand.bin >"$W/zp.got" 2>&1
     check "unzip -p extracts a member from S3 byte for byte" cmp "$W/src/tree/sub/rand.bin" "$W/zp.got"
     s3_get zip/out.zip "$W/out.fetched" >/dev/null
-    check "the archive aws fetches is the local zip's, byte for byte" cmp "$L/out.zip" "$W/out.fetched"
+    check "the archive a GET (curl) returns is the local zip's, byte for byte" cmp "$L/out.zip" "$W/out.fetched"
 else
     fail "zip and unzip are installed (tests/install-deps.sh)"
 fi
@@ -137,7 +137,7 @@ shim $PY "$W/pz.py" "$B/zip/py.zip" "$W/src/tree/sub/rand.bin" >"$W/pz.got" 2>&1
 if cmp -s "$W/pz.want" "$W/pz.got"; then pass "Python zipfile writes (seeking back) and reads an archive in S3"; else
     fail "Python zipfile in S3" "$W/pz.got"; fi
 s3_get zip/py.zip "$W/py.fetched" >/dev/null
-check "Python zipfile: the archive aws fetches tests good, same members" \
+check "Python zipfile: the archive a GET (curl) returns tests good, same members" \
     bash -c "$PY -c \"import zipfile,sys; z=zipfile.ZipFile(sys.argv[1]); assert z.testzip() is None; print(sorted((i.filename, i.file_size, i.CRC) for i in z.infolist()))\" '$W/py.fetched' | cmp - '$W/pz.want'"
 
 # --- tar rf / uf, appends --------------------------------------------------------------------
@@ -153,7 +153,7 @@ s3_get tar/t.tar "$W/t.fetched" >/dev/null
 tar tvf "$L/t.tar" >"$W/tt.want"
 tar tvf "$W/t.fetched" >"$W/tt.got" 2>&1
 if cmp -s "$W/tt.want" "$W/tt.got" && cmp -s "$L/t.tar" "$W/t.fetched"; then
-    pass "tar uf adds only the changed file; the archive aws fetches = the local one"
+    pass "tar uf adds only the changed file; the archive a GET (curl) returns = the local one"
 else fail "tar uf" "$W/tt.got" "$W/t.err"; fi
 printf 'first\n' >"$L/app.txt"
 s3_put "$L/app.txt" app/app.txt >/dev/null
@@ -212,7 +212,7 @@ EOF
     shim $PY "$W/np.py" "$B/np/a.npy" >"$W/np.got" 2>&1
     s3_get np/a.npy "$W/np.fetched" >/dev/null
     if cmp -s "$W/np.want" "$W/np.got" && cmp -s "$L/a.npy" "$W/np.fetched"; then
-        pass "numpy save, load(mmap_mode='r') and a MAP_SHARED write (r+) in S3; aws fetches the same file"
+        pass "numpy save, load(mmap_mode='r') and a MAP_SHARED write (r+) in S3; a GET (curl) returns the same file"
     else fail "numpy" "$W/np.got"; fi
 else
     fail "python3-numpy is installed (tests/install-deps.sh)"
