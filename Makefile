@@ -40,7 +40,7 @@ TOOL := $(BUILD)/s3shim
 MAN  := $(BUILD)/s3shim.1
 VERSION := $(shell sed -n 's/.*S3SHIM_VERSION "\(.*\)"/\1/p' include/s3shim.h)
 
-.PHONY: all help man deps test test-lane-release test-lane-san test-unit test-sys test-docs test-integration test-stdstream test-oplog test-direct test-block test-block-battery test-s3 test-endpoints test-faultproxy test-tsan \
+.PHONY: all help man deps test test-full test-lane-release test-lane-san test-unit test-sys test-docs test-integration test-stdstream test-oplog test-direct test-block test-block-battery test-s3 test-endpoints test-faultproxy test-tsan \
         test-s3rig bench bench-oplog bench-replay bench-passthrough bench-route-scan bench-s3 bench-programs bench-first bench-endpoints bench-direct bench-stdstream bench-block bench-block-cpu bench-block-small-cpu bench-block-startup \
         install clean demo
 
@@ -49,7 +49,8 @@ all: $(LIB) $(TOOL)
 help:
 	@echo "make              build $(LIB) and $(TOOL)"
 	@echo "make deps         install the Debian packages needed to build and test"
-	@echo "make test         every test: unit, integration (file://, direct://, S3 and, release only, block://), block://, the same under ASan+UBSan, TSan"
+	@echo "make test         every suite (unit, real programs on file://, direct://, block:// and S3, ...) on the release build, most under ASan+UBSan, TSan stress tests"
+	@echo "make test-full    the same, every suite under ASan too and at full scale (about twice as long)"
 	@echo "make demo         the main job: a real program through the shim, with stats"
 	@echo "make bench        benchmarks (figures go to bench/RESULTS.md by hand)"
 	@echo "make test-docs    docs/settings.md against the build's settings, README's size, the man page"
@@ -110,6 +111,15 @@ define run_suite
 	 exit $$rc
 endef
 
+# FULL=1 (make test-full): every suite under every build, at full scale. Without it, so
+# that make test fits in 25 minutes on 2 cores, a sanitizer build skips the suites run
+# through $(san_all) (their code paths are taken under the sanitizer by the suites it
+# does run; the release build runs them all), and the scale cases are smaller: fewer
+# SIGKILLed writers and power-loss states, no S3 battery through faulty endpoints.
+FULL ?=
+SAN_ALL := $(if $(FULL),1,$(if $(SAN),,1))
+san_all = $(if $(SAN_ALL),$(1))
+
 test-unit: $(UNIT_BIN)
 	$(call run_suite,tests/run-unit.sh $(UNIT_BIN),unit$(if $(SAN),/$(SAN)))
 
@@ -140,26 +150,28 @@ test-oplog: all $(HELPER_BIN)
 # integration battery again on a direct:// mount.
 test-direct: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/direct/run.sh,direct$(if $(SAN),/$(SAN)))
-	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) IT_SCHEME=direct tests/integration/run.sh,integration-direct$(if $(SAN),/$(SAN)))
+	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) IT_SCHEME=direct tests/integration/run.sh,integration-direct$(if $(SAN),/$(SAN))))
 
 # block:// (an object store on a raw device): format, check, data, namespace, bit flips,
 # ENOSPC, several processes, SIGKILL (root for the loop devices; a plain file without).
 # Then, in the release build (make test), the integration battery on a block:// mount
 # (test-block-battery; it skips, saying why, what block:// does not keep: links, permission
 # checks, access and birth times, see docs/block-format.md).
-# The release run kills 200 writers and tries 10,500 power-loss states; under a sanitizer
-# 50 and 2,100 are enough to catch memory errors on those paths, in a third of the time.
+# Writers SIGKILLed and power-loss states tried (tests/block/run.sh): release 100 and
+# 5,250 (FULL: 200 and 10,500); under a sanitizer 20 and 700 (FULL: 50 and 2,100), enough
+# to catch memory errors on those paths.
+BLOCK_SCALE = $(if $(SAN),$(if $(FULL),BLOCK_TEST_KILLS=50 BLOCK_TEST_STATES=300,BLOCK_TEST_KILLS=20 BLOCK_TEST_STATES=100),$(if $(FULL),,BLOCK_TEST_KILLS=100 BLOCK_TEST_STATES=750))
 test-block: all $(HELPER_BIN)
-	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) $(if $(SAN),BLOCK_TEST_KILLS=50 BLOCK_TEST_STATES=300) tests/block/run.sh,block$(if $(SAN),/$(SAN)))
-	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/discard.sh,block-discard$(if $(SAN),/$(SAN)))
-	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/extents.sh,block-extents$(if $(SAN),/$(SAN)))
-	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/moved.sh,block-moved$(if $(SAN),/$(SAN)))
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) $(BLOCK_SCALE) tests/block/run.sh,block$(if $(SAN),/$(SAN)))
+	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/discard.sh,block-discard$(if $(SAN),/$(SAN))))
+	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/extents.sh,block-extents$(if $(SAN),/$(SAN))))
+	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/moved.sh,block-moved$(if $(SAN),/$(SAN))))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/shared.sh,block-shared$(if $(SAN),/$(SAN)))
-	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/counter.sh,block-counter$(if $(SAN),/$(SAN)))
-	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/engine.sh,block-engine$(if $(SAN),/$(SAN)))
-	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/unlinked.sh,block-unlinked$(if $(SAN),/$(SAN)))
+	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/counter.sh,block-counter$(if $(SAN),/$(SAN))))
+	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/engine.sh,block-engine$(if $(SAN),/$(SAN))))
+	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/unlinked.sh,block-unlinked$(if $(SAN),/$(SAN))))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) $(if $(SAN),BLOCK_KILLS=40) tests/block/killed.sh,block-killed$(if $(SAN),/$(SAN)))
-	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/shrink.sh,block-shrink$(if $(SAN),/$(SAN)))
+	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/shrink.sh,block-shrink$(if $(SAN),/$(SAN))))
 
 test-block-battery: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) IT_SCHEME=block tests/integration/run.sh,integration-block$(if $(SAN),/$(SAN)))
@@ -167,43 +179,49 @@ test-block-battery: all $(HELPER_BIN)
 # Real binaries on a real S3 server: the rig's Swift unless AWS_ENDPOINT_URL is set.
 test-s3: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/run.sh,s3$(if $(SAN),/$(SAN)))
-	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/faults.sh,s3-faults$(if $(SAN),/$(SAN)))
+	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/faults.sh,s3-faults$(if $(SAN),/$(SAN))))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/lite.sh,s3-lite$(if $(SAN),/$(SAN)))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/recv.sh,s3-recv$(if $(SAN),/$(SAN)))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/staging.sh,s3-staging$(if $(SAN),/$(SAN)))
-	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/coherence.sh,s3-coherence$(if $(SAN),/$(SAN)))
+	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/coherence.sh,s3-coherence$(if $(SAN),/$(SAN))))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/exit.sh,s3-exit$(if $(SAN),/$(SAN)))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/defer.sh,s3-defer$(if $(SAN),/$(SAN)))
 
 # Several endpoints of one Swift cluster, healthy, faulty and dead (tests/s3rig/faultproxy.py
-# in front). The release run includes the S3 battery through faulty endpoints.
+# in front). FULL=1 in the release build adds the S3 battery through faulty endpoints.
 test-endpoints: all $(HELPER_BIN)
-	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) $(if $(SAN),S3TEST_ENDPOINTS_BATTERY=0) tests/s3/endpoints.sh,endpoints$(if $(SAN),/$(SAN)))
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) $(if $(and $(FULL),$(if $(SAN),,1)),,S3TEST_ENDPOINTS_BATTERY=0) tests/s3/endpoints.sh,endpoints$(if $(SAN),/$(SAN)))
 
 # The fault and latency proxy itself.
 test-faultproxy:
 	$(call run_suite,tests/s3rig/faultproxy-selftest.sh,faultproxy)
 
 # The whole suite, in two lanes at once: the release build's suites, and the sanitizer
-# builds' (ASan+UBSan, then the TSan stress tests). They wait on servers, timeouts and
-# disks about half of the time, so two lanes on 2 cores take little more than the longer
-# one. A suite's output is printed whole when it ends; every suite's closing
+# builds' (ASan+UBSan, then the TSan stress tests). The suites wait on servers, timeouts
+# and disks about half of the time, so two lanes on 2 cores take far less than one after
+# the other. A suite's output is printed whole when it ends; every suite's closing
 # "N passed, M failed" line and its seconds are added up at the end, also after a failure
-# (a lane stops at its first failing suite, the other lane goes on).
+# (a lane stops at its first failing suite, the other lane goes on). `make test-full`:
+# the same with FULL=1 (every suite under ASan too, full scale; about twice as long).
 SUMMARY := build/test-summary.txt
 RELEASE_SUITES := test-unit test-sys test-docs test-integration test-stdstream test-oplog test-direct test-block \
-                  test-block-battery test-s3 test-endpoints test-faultproxy
+                  test-block-battery test-s3 test-endpoints
 SAN_SUITES := test-unit test-sys test-integration test-stdstream test-oplog test-direct test-block test-s3 test-endpoints
-LANE_VARS = SUMMARY_FILE=$(SUMMARY_FILE) GROUPED=$(GROUPED)
+LANE_VARS = SUMMARY_FILE=$(SUMMARY_FILE) GROUPED=$(GROUPED) FULL=$(FULL)
 test:
 	@mkdir -p build && : > $(SUMMARY) && : > $(SUMMARY).lock
 	@$(MAKE) --no-print-directory -j2 test-lane-release test-lane-san SUMMARY_FILE=$(abspath $(SUMMARY)) \
 	   GROUPED=$(abspath $(SUMMARY)).lock; rc=$$?; tests/summary.sh $(SUMMARY) && exit $$rc
 
+test-full:
+	@$(MAKE) --no-print-directory test FULL=1
+
 # The lanes run their suites one after the other (MAKEFLAGS= leaves make -j2's job server).
+# The fault proxy's self-test runs in the sanitizer lane, which is the shorter one.
 test-lane-release:
 	@MAKEFLAGS= $(MAKE) --no-print-directory all $(RELEASE_SUITES) $(LANE_VARS)
 test-lane-san:
+	@MAKEFLAGS= $(MAKE) --no-print-directory test-faultproxy $(LANE_VARS)
 	@MAKEFLAGS= $(MAKE) --no-print-directory BUILD=build/asan SAN=asan all $(SAN_SUITES) $(LANE_VARS)
 	@MAKEFLAGS= $(MAKE) --no-print-directory BUILD=build/tsan SAN=tsan test-tsan $(LANE_VARS)
 
