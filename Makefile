@@ -113,9 +113,9 @@ endef
 
 # FULL=1 (make test-full): every suite under every build, at full scale. Without it, so
 # that make test fits in 25 minutes on 2 cores, a sanitizer build skips the suites run
-# through $(san_all) (their code paths are taken under the sanitizer by the suites it
-# does run; the release build runs them all), and the scale cases are smaller: fewer
-# SIGKILLed writers and power-loss states, no S3 battery through faulty endpoints.
+# through $(san_all) and the op log and endpoint targets (it keeps the main paths of
+# every backend; the release build runs them all), and the scale cases are smaller:
+# fewer SIGKILLed writers and power-loss states, no S3 battery through faulty endpoints.
 FULL ?=
 SAN_ALL := $(if $(FULL),1,$(if $(SAN),,1))
 san_all = $(if $(SAN_ALL),$(1))
@@ -180,12 +180,12 @@ test-block-battery: all $(HELPER_BIN)
 test-s3: all $(HELPER_BIN)
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/run.sh,s3$(if $(SAN),/$(SAN)))
 	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/faults.sh,s3-faults$(if $(SAN),/$(SAN))))
-	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/lite.sh,s3-lite$(if $(SAN),/$(SAN)))
-	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/recv.sh,s3-recv$(if $(SAN),/$(SAN)))
+	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/lite.sh,s3-lite$(if $(SAN),/$(SAN))))
+	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/recv.sh,s3-recv$(if $(SAN),/$(SAN))))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/staging.sh,s3-staging$(if $(SAN),/$(SAN)))
 	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/coherence.sh,s3-coherence$(if $(SAN),/$(SAN))))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/exit.sh,s3-exit$(if $(SAN),/$(SAN)))
-	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/defer.sh,s3-defer$(if $(SAN),/$(SAN)))
+	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/defer.sh,s3-defer$(if $(SAN),/$(SAN))))
 
 # Several endpoints of one Swift cluster, healthy, faulty and dead (tests/s3rig/faultproxy.py
 # in front). FULL=1 in the release build adds the S3 battery through faulty endpoints.
@@ -206,7 +206,8 @@ test-faultproxy:
 SUMMARY := build/test-summary.txt
 RELEASE_SUITES := test-unit test-sys test-docs test-integration test-stdstream test-oplog test-direct test-block \
                   test-block-battery test-s3 test-endpoints
-SAN_SUITES := test-unit test-sys test-integration test-stdstream test-oplog test-direct test-block test-s3 test-endpoints
+SAN_SUITES := test-unit test-sys test-integration test-stdstream test-direct test-block test-s3 \
+              $(if $(FULL),test-oplog test-endpoints)
 LANE_VARS = SUMMARY_FILE=$(SUMMARY_FILE) GROUPED=$(GROUPED) FULL=$(FULL)
 test:
 	@mkdir -p build && : > $(SUMMARY) && : > $(SUMMARY).lock
