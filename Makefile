@@ -234,7 +234,7 @@ test-tsan: $(TOOL) $(BUILD)/tests/tsan_stress $(BUILD)/tests/tsan_s3 $(BUILD)/te
 	$(call run_suite,BUILD=$(BUILD) tests/tsan/run.sh,tsan)
 	$(call run_suite,BUILD=$(BUILD) tests/tsan/mounted.sh direct,tsan-direct)
 	$(call run_suite,BUILD=$(BUILD) tests/tsan/mounted.sh block,tsan-block)
-	$(call run_suite,BUILD=$(BUILD) tests/oplog/tsan.sh,tsan-oplog)
+	$(call san_all,$(call run_suite,BUILD=$(BUILD) tests/oplog/tsan.sh,tsan-oplog))
 
 $(BUILD)/tests/tsan_stress: tests/tsan/stress.c $(LIB)
 	@mkdir -p $(dir $@)
