@@ -221,6 +221,9 @@ test-full:
 # The fault proxy's self-test runs in the sanitizer lane, which is the shorter one.
 test-lane-release:
 	@MAKEFLAGS= $(MAKE) --no-print-directory all $(RELEASE_SUITES) $(LANE_VARS)
+# The sanitizer lane's test servers take ports 1000 above the release lane's
+# (S3RIG_PORT_OFFSET, tests/s3rig/lib.sh).
+test-lane-san: export S3RIG_PORT_OFFSET = 1000
 test-lane-san:
 	@MAKEFLAGS= $(MAKE) --no-print-directory test-faultproxy $(LANE_VARS)
 	@MAKEFLAGS= $(MAKE) --no-print-directory BUILD=build/asan SAN=asan all $(SAN_SUITES) $(LANE_VARS)

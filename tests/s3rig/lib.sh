@@ -116,9 +116,13 @@ s3rig_stop_tracked() {
 s3rig_port_busy() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 # s3rig_free_port ADDR FIRST [COUNT=1] [STEP=1] -> first port P >= FIRST such that
-# P .. P+COUNT-1 are all free on ADDR (tries 200 candidates)
+# P .. P+COUNT-1 are all free on ADDR (tries 200 candidates). FIRST is moved up by
+# S3RIG_PORT_OFFSET: make test's two lanes start servers at the same time, and a port
+# that one lane frees for a moment (a test that stops and restarts its Swift proxy) must
+# not be picked by the other lane's next server (both Swift proxies then listened on
+# it with SO_REUSEPORT and each lane's requests went half to the other's cluster).
 s3rig_free_port() {
-    local addr=$1 p=$2 count=${3:-1} step=${4:-1} i n ok
+    local addr=$1 p=$(($2 + ${S3RIG_PORT_OFFSET:-0})) count=${3:-1} step=${4:-1} i n ok
     for ((n = 0; n < 200; n++)); do
         ok=1
         for ((i = 0; i < count; i++)); do
