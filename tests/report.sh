@@ -16,7 +16,7 @@ report_took() { # sets REPORT_TOOK (not a subshell: REPORT_LAST must move)
     local now=${EPOCHREALTIME/[.,]/} d
     d=$(((now - REPORT_LAST) / 100000))
     REPORT_LAST=$now
-    REPORT_TOOK=$(printf '  [+%d.%d s]' $((d / 10)) $((d % 10)))
+    printf -v REPORT_TOOK '  [+%d.%d s]' $((d / 10)) $((d % 10))
 }
 pass() {
     PASS=$((PASS + 1))

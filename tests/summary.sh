@@ -7,7 +7,8 @@ pass=0 fail=0 secs=0
 echo "== suites"
 while IFS= read -r line; do
     name=${line%% *}
-    t=$(sed -nE 's/.*\[([0-9]+)s\]$/\1/p' <<<"$line")
+    t=""
+    [[ $line =~ \[([0-9]+)s\]$ ]] && t=${BASH_REMATCH[1]}
     secs=$((secs + ${t:-0}))
     if [[ $line =~ ^[^\ ]+\ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
         p=${BASH_REMATCH[1]} f2=${BASH_REMATCH[2]}

@@ -583,9 +583,9 @@ proxy_restart() { # start the proxy again the way start-swift.sh does, record it
     EVENTLET_NO_GREENDNS=yes nohup /usr/bin/python3 "$S3RIG_DIR/swift-launch.py" "$d/etc/swift.conf" proxy \
         "$d/etc/proxy-server-0.conf" >>"$d/log/proxy-0.log" 2>&1 </dev/null &
     s3rig_track "$d/run/pids" proxy-0 $!
-    # ready when it answers for the bucket, not only its healthcheck: a proxy just started
-    # on a loaded machine can time out asking the account server and call the bucket
-    # missing (NoSuchBucket, seen once with make test's two lanes)
+    # ready when it answers for our bucket, not only a healthcheck that any Swift on this
+    # port would give (under make test's two lanes the other lane's Swift once took the
+    # port while ours was down: NoSuchBucket; S3RIG_PORT_OFFSET now keeps them apart)
     for _ in $(seq 1 300); do
         [ "$(curl -s -m 2 "$AWS_ENDPOINT_URL/healthcheck" 2>/dev/null)" = OK ] &&
             [ "$(s3_curl -s -m 5 -I -o /dev/null -w '%{http_code}' "$AWS_ENDPOINT_URL/$B" 2>/dev/null)" = 200 ] &&

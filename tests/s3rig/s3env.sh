@@ -99,12 +99,12 @@ s3_put() {
     if [ "$size" -ge $((8 << 20)) ]; then
         s3_aws s3 cp --only-show-errors "$1" "s3://$S3_BUCKET/$2"
     else
-        s3_curl -f --retry 4 -T "$1" -o /dev/null "$AWS_ENDPOINT_URL/$S3_BUCKET/$(s3_key_url "$2")"
+        s3_curl -f --retry 4 -T "$1" -o /dev/null "$(s3_url "$2")"
     fi
 }
 s3_get() { # s3_get KEY FILE: FILE appears only whole (like the AWS CLI's download)
     local url
-    url=$AWS_ENDPOINT_URL/$S3_BUCKET/$(s3_key_url "$1")
+    url=$(s3_url "$1")
     case $2 in
     - | /dev/*) s3_curl -f --retry 4 -o "${2/#-//dev/stdout}" "$url" ;;
     *)
@@ -117,7 +117,7 @@ s3_get() { # s3_get KEY FILE: FILE appears only whole (like the AWS CLI's downlo
         ;;
     esac
 }
-s3_rm() { s3_curl -f --retry 4 -X DELETE -o /dev/null "$AWS_ENDPOINT_URL/$S3_BUCKET/$(s3_key_url "$1")"; }
+s3_rm() { s3_curl -f --retry 4 -X DELETE -o /dev/null "$(s3_url "$1")"; }
 s3_ls() {
     local out
     out=$(s3_aws s3api list-objects-v2 --bucket "$S3_BUCKET" --prefix "${1:-}" \
