@@ -181,13 +181,17 @@ static ssize_t direct_read(struct s3_file *f, char *buf, off_t off, size_t len)
     return err ? err : (ssize_t)total;
 }
 
-/* Keep [from, from + window) fetched ahead, in part-sized chunks. */
+/* Keep [from, from + window) fetched ahead, in part-sized chunks. A chunk at the
+ * window's leading edge waits until a whole one fits: a reader of 128 KiB or 1 MiB
+ * moves the edge by that much per read, and starting what fits each time made every GET
+ * that small (a thousand GETs per GiB, each copied out of chunk memory). */
 static void prefetch(struct s3_file *f, off_t from)
 {
     off_t end = from + (off_t)f->ra.window;
     if (end > f->size) end = f->size;
     int pending = 0;
     for (int i = 0; i < CHUNK_SLOTS; i++) pending += f->ch[i].state == CH_PENDING;
+    size_t len = f->ra.window < f->m->part_size ? f->ra.window : f->m->part_size;
     off_t pos = from;
     while (pos < end && pending < f->m->concurrency) {
         struct chunk *c = chunk_find(f, pos);
@@ -195,9 +199,11 @@ static void prefetch(struct s3_file *f, off_t from)
             pos = c->off + (off_t)c->len;
             continue;
         }
-        size_t len = f->ra.window < f->m->part_size ? f->ra.window : f->m->part_size;
         off_t stop = next_cached(f, pos, pos + (off_t)len);
-        if (stop > end) stop = end;
+        if (stop > end) {
+            if (end < f->size) break; /* not a whole chunk's room yet */
+            stop = end;
+        }
         if (!chunk_start(f, pos, (size_t)(stop - pos), 1)) break;
         pending++;
         pos = stop;

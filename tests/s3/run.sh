@@ -282,6 +282,26 @@ got=$(shim sha256sum "$M/big/big.bin" 2>"$W/big.err" | cut -d' ' -f1)
 ms=$(( ($(date +%s%N) - t0) / 1000000 + 1 ))
 echo "# read: $((BIG_MIB * 1000 / ms)) MiB/s ($ms ms)"
 if [ "$got" = "$BIGSUM" ]; then pass "sha256sum reads $BIG_MIB MiB"; else fail "sha256sum reads $BIG_MIB MiB (got '$got')" "$W/big.err"; fi
+# Small sequential reads (sha256sum's 32 KiB, dd's 1 MiB, python's 128 KiB) must still be
+# fetched in whole 8 MiB parts: once, every read moved the window's edge by its own size
+# and started a GET that small (1040 GETs for 1 GiB read 128 KiB at a time).
+mkdir -p "$W/seqst"
+for bs in 32k 128k 1M; do
+    S3SHIM_STATS_FILE="$W/seqst/$bs.json" shim dd if="$M/big/big.bin" of=/dev/null bs=$bs status=none 2>"$W/seqst/$bs.err"
+done
+check "reads of 32 KiB, 128 KiB and 1 MiB fetch $BIG_MIB MiB in 8 MiB GETs (at most $((BIG_MIB / 8 + 8)) each, backups included)" \
+    "$PY" - "$W/seqst" "$((BIG_MIB << 20))" "$((BIG_MIB / 8 + 8))" <<'EOF'
+import json, sys
+d, size, most = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ok = True
+for bs in ("32k", "128k", "1M"):
+    j = json.load(open("%s/%s.json" % (d, bs)))
+    got = sum(m["ops"].get("read", {}).get("bytes", 0) for m in j["mounts"])
+    gets = sum(c["ops"].get("read", {}).get("count", 0) for m in j["mounts"] for c in m.get("children", []))
+    print("bs=%s: %d bytes read, %d GETs" % (bs, got, gets))
+    ok = ok and got == size and 0 < gets <= most
+sys.exit(0 if ok else 1)
+EOF
 got=$(s3_aws s3 cp "s3://$B/big/big.bin" - 2>"$W/big.err" | sha256sum | cut -d' ' -f1)
 if [ "$got" = "$BIGSUM" ]; then pass "aws returns the $BIG_MIB MiB written through the shim"; else
     fail "aws returns the $BIG_MIB MiB written through the shim (got '$got')" "$W/big.err"; fi
