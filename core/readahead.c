@@ -8,6 +8,11 @@
  * touch of chunk memory the window had not used yet, measured slower than what a larger
  * ceiling then got, and the ceiling grew on any server. */
 #define RA_WARMUP_EPOCHS 2
+/* Measured epochs per ceiling, its rate the best of them: with one, a single slow epoch
+ * of the baseline (another process's burst on a shared machine) made the next ceiling
+ * look a quarter faster, and on loopback the window grew to 64-128 MiB in half the runs,
+ * holding that much more memory and spending up to twice the CPU per GiB. */
+#define RA_MEASURES 2
 
 void ra_init(struct readahead *ra, size_t first, size_t max)
 {
@@ -37,6 +42,8 @@ void ra_probe_start(struct readahead *ra, size_t cap0)
     ra->epoch_waited = 0;
     ra->best_rate = 0;
     ra->best_cap = 0;
+    ra->cap_rate = 0;
+    ra->cap_measures = 0;
 }
 
 static void set_cap(struct readahead *ra, size_t cap)
@@ -64,17 +71,28 @@ void ra_probe_note(struct readahead *ra, off_t end, uint64_t now_ns, int waited,
          * memory is touched for the first time (page faults): not a measure */
     } else if (!ra->epoch_waited) {
         /* the data was there before the reader: a larger window cannot make it faster */
-    } else if (rate >= ra->best_rate * 1.25) { /* (the first measure always) */
-        ra->best_rate = rate;
-        ra->best_cap = ra->cap;
-        ra->flat = 0;
-        if (ra->cap >= ra->max)
-            ra->probing = 0;
-        else
-            set_cap(ra, ra->cap * 2);
-    } else if (++ra->flat >= 2) { /* twice no better: back to the best ceiling, and stay */
-        set_cap(ra, ra->best_cap);
-        ra->probing = 0;
+    } else {
+        if (rate > ra->cap_rate) ra->cap_rate = rate;
+        ra->cap_measures++;
+        /* a ceiling's rate is known after RA_MEASURES epochs, or after one that beat the
+         * best so far by half (a server far away: each doubling nearly doubles the rate,
+         * and the ramp is not slowed; the baseline is always measured in full) */
+        int clear = ra->best_rate > 0 && ra->cap_rate >= ra->best_rate * 1.5;
+        if (clear || ra->cap_measures >= RA_MEASURES) {
+            int better = ra->cap_rate >= ra->best_rate * 1.25; /* (the first always) */
+            if (better) {
+                ra->best_rate = ra->cap_rate;
+                ra->best_cap = ra->cap;
+            }
+            if (better && ra->cap < ra->max) {
+                set_cap(ra, ra->cap * 2);
+            } else { /* no better, or the largest: back to the best ceiling, and stay */
+                set_cap(ra, ra->best_cap);
+                ra->probing = 0;
+            }
+            ra->cap_rate = 0;
+            ra->cap_measures = 0;
+        }
     }
     ra->epoch_off = end;
     ra->epoch_ns = now_ns;

@@ -8,10 +8,10 @@
  * The S3 reader also probes how large the window needs to be (ra_probe_start): its
  * ceiling starts low and doubles only while doubling it bought throughput. Each epoch
  * (the reader consuming one ceiling's worth of bytes, and at least 25 ms) after the first
- * two (the warm-up) measures the rate at which the file's GETs received bytes; the ceiling
- * doubles when the reader had to wait for data in that epoch and the rate beat the best
- * so far by a quarter, and goes back to the best epoch's ceiling, for good, after two
- * epochs that were no better. Received, not consumed: a reader that drains a window
+ * two (the warm-up) measures the rate at which the file's GETs received bytes, if the
+ * reader had to wait for data in it; a ceiling's rate is the best of two such epochs. The
+ * ceiling doubles while its rate beats the best ceiling's so far by a quarter; the first
+ * that does not sends it back to the best one, for good. Received, not consumed: a reader that drains a window
  * fetched in the epoch before consumes faster than the network delivers, and judged by
  * that, the window grew to `max` on any server. On a server far away (latency,
  * per-connection bandwidth) parallel GETs pay and the window grows to `max`; on a fast
@@ -36,7 +36,9 @@ struct readahead {
     int epoch_waited;    /* the reader waited for data during it */
     double best_rate;    /* bytes per ns of the best epoch so far (0: none measured) */
     size_t best_cap;     /* the ceiling it had */
-    int epochs, flat;    /* epochs so far; measured ones in a row that were no better */
+    double cap_rate;     /* the best epoch at the current ceiling */
+    int epochs;          /* epochs so far */
+    int cap_measures;    /* measured epochs at the current ceiling */
 };
 
 void ra_init(struct readahead *ra, size_t first, size_t max);
