@@ -329,6 +329,7 @@ static int mkdir_path(struct s3_mount *m, struct s3_path *p)
 {
     struct stat st;
     if (p->is_service || !p->key[0]) return -EEXIST;
+    uint64_t gen_seen = s3_meta_gen(p->bucket, p->key); /* before the stat proves nothing is below it */
     int e = s3_stat_path(m, p, &st);
     if (e == 0) return -EEXIST;
     if (e != -ENOENT) return e;
@@ -347,6 +348,7 @@ static int mkdir_path(struct s3_mount *m, struct s3_path *p)
     free(marker);
     if (e == 0) s3_fill_stat(m, &st, p->bucket, p->key, 0, 0, 1); /* cd, stat and mkdir -p ask next */
     s3_meta_changed(m, p->bucket, p->key, gen0, e == 0 ? &st : NULL, NULL);
+    if (e == 0 && gen0 == gen_seen) s3_meta_made_dir(m, p->bucket, p->key, gen0 + 1);
     return e;
 }
 

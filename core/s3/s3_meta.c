@@ -8,7 +8,14 @@
  * anything below it, bumps that generation once the server has answered, so the answer
  * is dropped at its next lookup in every process of the run; unchanged keys are served
  * from the cache for the whole TTL. Only the bucket itself ("" key: it exists or not,
- * whatever its objects do) is cached by TTL alone. */
+ * whatever its objects do) is cached by TTL alone.
+ *
+ * Known directories: a directory this process made (mkdir found nothing below it) is
+ * known whole until its entry's TTL ends: a child without an entry of its own does not
+ * exist, and is answered without a HEAD (cp -r, tar x, rsync and git into a new directory
+ * asked the server once per file they then created). The process's own changes below it
+ * keep it known (each one fills the child's entry); anyone else's change below it, seen
+ * through its generation, a forgotten child, or the TTL end it. */
 #include "../log.h"
 #include "../stats.h"
 #include "s3_gen.h"
@@ -30,6 +37,7 @@ struct s3_meta {
     uint64_t expires;
     uint64_t gen;  /* the key's generation before the answer was asked for */
     unsigned slot; /* where that generation is (s3_gen_slot) */
+    uint64_t whole_until; /* a directory known whole until then (0: not known) */
     UT_hash_handle hh;
 };
 
@@ -132,6 +140,48 @@ static char *meta_id(const char *bucket, const char *key)
 
 uint64_t s3_meta_gen(const char *bucket, const char *key) { return s3_gen_get(bucket, key); }
 
+/* The entry of id if it is current: not expired, and its key's generation unchanged
+ * (the bucket's, key "", by TTL alone). meta_lock held. */
+static struct s3_meta *meta_live(struct s3_mount *m, const char *id, int is_bucket, uint64_t now)
+{
+    struct s3_meta *x;
+    HASH_FIND_STR(m->meta, id, x);
+    return x && x->expires > now && (is_bucket || s3_gen_at(x->slot) == x->gen) ? x : NULL;
+}
+
+/* Length of the directory above key ("a/b" in "a/b/c"); 0 for a key at the top or one
+ * that ends in '/'. */
+static size_t parent_len(const char *key)
+{
+    const char *sl = strrchr(key, '/');
+    return sl && sl > key && sl[1] ? (size_t)(sl - key) : 0;
+}
+
+/* Directory bucket/dir, generation gen, known whole until `until` (if the entry is
+ * still the one of that generation). */
+static void set_whole(struct s3_mount *m, const char *bucket, const char *dir, uint64_t gen, uint64_t until)
+{
+    char *id = meta_id(bucket, dir);
+    if (!id) return;
+    pthread_mutex_lock(&m->meta_lock);
+    struct s3_meta *x = meta_live(m, id, 0, stats_now_ns());
+    if (x && x->exists && S_ISDIR(x->st.st_mode) && x->gen == gen) x->whole_until = until;
+    pthread_mutex_unlock(&m->meta_lock);
+    free(id);
+}
+
+void s3_meta_made_dir(struct s3_mount *m, const char *bucket, const char *key, uint64_t gen)
+{
+    if (!m->stat_ttl_ns || !key[0]) return;
+    char *id = meta_id(bucket, key);
+    if (!id) return;
+    pthread_mutex_lock(&m->meta_lock);
+    struct s3_meta *x = meta_live(m, id, 0, stats_now_ns());
+    if (x && x->exists && S_ISDIR(x->st.st_mode) && x->gen == gen) x->whole_until = x->expires;
+    pthread_mutex_unlock(&m->meta_lock);
+    free(id);
+}
+
 void s3_meta_fill(struct s3_mount *m, const char *bucket, const char *key, const struct stat *st, const char *etag,
                   uint64_t gen)
 {
@@ -154,6 +204,7 @@ void s3_meta_fill(struct s3_mount *m, const char *bucket, const char *key, const
         x->expires = stats_now_ns() + m->stat_ttl_ns;
         x->gen = gen;
         x->slot = slot;
+        x->whole_until = 0;
     }
     pthread_mutex_unlock(&m->meta_lock);
     free(id);
@@ -180,34 +231,50 @@ void s3_meta_changed(struct s3_mount *m, const char *bucket, const char *key, ui
     /* The directories this process saw the key in stay directories for it, as real ones
      * would, even when the change emptied them and S3 forgets the prefixes (rm -r and mv
      * of a tree remove the files, then rmdir the directories bottom up). The run's other
-     * processes ask the server again. */
+     * processes ask the server again. A directory known whole stays so when this change
+     * was the only one below it since (its generation moved by exactly this bump) and the
+     * path below it is still known: the key's own entry, or the next directory's. */
     size_t n = strlen(key), nkeep = 0;
     char *dir = strdup(key);
     struct kept {
         size_t len;
         struct stat st;
+        uint64_t gen, whole_until;
     } *kept = NULL;
+    uint64_t now = stats_now_ns();
     for (size_t i = n; dir && i-- > 1;) {
         if (dir[i] != '/') continue;
         dir[i] = '\0';
-        struct stat pst;
-        int neg = 0;
-        if (s3_meta_get(m, bucket, dir, &pst, &neg) && !neg && S_ISDIR(pst.st_mode)) {
-            struct kept *k = realloc(kept, (nkeep + 1) * sizeof *kept);
-            if (!k) break;
-            kept = k;
-            kept[nkeep++] = (struct kept){i, pst};
-        }
+        char *id = meta_id(bucket, dir);
+        if (!id) break;
+        struct kept k = {i, {0}, 0, 0};
+        pthread_mutex_lock(&m->meta_lock);
+        struct s3_meta *x = meta_live(m, id, 0, now);
+        int is_dir = x && x->exists && S_ISDIR(x->st.st_mode);
+        if (is_dir) k = (struct kept){i, x->st, x->gen, x->whole_until > now ? x->whole_until : 0};
+        pthread_mutex_unlock(&m->meta_lock);
+        free(id);
+        if (!is_dir) continue;
+        struct kept *v = realloc(kept, (nkeep + 1) * sizeof *kept);
+        if (!v) break;
+        kept = v;
+        kept[nkeep++] = k;
     }
     uint64_t before = s3_gen_bump(bucket, key);
-    if (st && before == gen0) /* nobody else changed it since gen0: what we made is what is there */
+    int known = st && before == gen0; /* nobody else changed it since gen0: what we made is what is there */
+    if (known)
         s3_meta_fill(m, bucket, key, st, etag, gen0 + 1);
     else
         s3_meta_forget(m, bucket, key);
-    for (size_t j = 0; j < nkeep; j++) {
+    for (size_t j = 0; j < nkeep; j++) { /* deepest first */
         memcpy(dir, key, kept[j].len); /* the loop above cut it at the top one */
         dir[kept[j].len] = '\0';
-        s3_meta_fill(m, bucket, dir, &kept[j].st, NULL, s3_gen_get(bucket, dir));
+        uint64_t g = s3_gen_get(bucket, dir);
+        s3_meta_fill(m, bucket, dir, &kept[j].st, NULL, g);
+        /* the path below it: the key itself for its parent, else the next directory down */
+        int below = kept[j].len == parent_len(key) ? known
+                                                   : j > 0 && memchr(key + kept[j].len + 1, '/', kept[j - 1].len - kept[j].len - 1) == NULL;
+        if (kept[j].whole_until && below && g == kept[j].gen + 1) set_whole(m, bucket, dir, g, kept[j].whole_until);
     }
     free(kept);
     free(dir);
@@ -225,6 +292,12 @@ void s3_meta_forget(struct s3_mount *m, const char *bucket, const char *key)
         free(x->id);
         free(x);
     }
+    size_t pl = parent_len(key); /* a child without an entry: its directory is not known whole */
+    if (pl) {
+        id[strlen(bucket) + 1 + pl] = '\0';
+        HASH_FIND_STR(m->meta, id, x);
+        if (x) x->whole_until = 0;
+    }
     pthread_mutex_unlock(&m->meta_lock);
     free(id);
 }
@@ -235,17 +308,29 @@ int s3_meta_get(struct s3_mount *m, const char *bucket, const char *key, struct 
     char *id = meta_id(bucket, key);
     if (!id) return 0;
     int hit = 0;
+    uint64_t now = stats_now_ns();
+    size_t pl = parent_len(key);
     pthread_mutex_lock(&m->meta_lock);
-    struct s3_meta *x;
-    HASH_FIND_STR(m->meta, id, x);
-    if (x && x->expires > stats_now_ns() && (!key[0] || s3_gen_at(x->slot) == x->gen)) {
+    struct s3_meta *x = meta_live(m, id, !key[0], now);
+    if (x) {
         hit = 1;
         *neg = !x->exists;
         if (x->exists) *st = x->st;
+    } else if (pl) { /* no entry of its own: absent if its directory is known whole */
+        id[strlen(bucket) + 1 + pl] = '\0';
+        struct s3_meta *d = meta_live(m, id, 0, now);
+        if (d && d->exists && S_ISDIR(d->st.st_mode) && d->whole_until > now) hit = *neg = 1;
     }
     pthread_mutex_unlock(&m->meta_lock);
     free(id);
     return hit;
+}
+
+int s3_meta_absent(struct s3_mount *m, const char *bucket, const char *key)
+{
+    struct stat st;
+    int neg = 0;
+    return key[0] && s3_meta_get(m, bucket, key, &st, &neg) && neg;
 }
 
 /* --- listing ------------------------------------------------------------------------------- */

@@ -62,8 +62,15 @@ void s3_meta_fill_listed(struct s3_mount *m, const char *bucket, const char *key
 void s3_meta_changed(struct s3_mount *m, const char *bucket, const char *key, uint64_t gen0, const struct stat *st,
                      const char *etag);
 void s3_meta_forget(struct s3_mount *m, const char *bucket, const char *key);
+/* This process made directory key, and nothing was below it while its generation was
+ * gen (s3_meta_changed filled it with gen): until its entry's TTL ends, a child that has
+ * no entry of its own is absent (s3_meta.c, "Known directories"). */
+void s3_meta_made_dir(struct s3_mount *m, const char *bucket, const char *key, uint64_t gen);
 /* 1 = cached (st filled, or *neg set for a missing key), 0 = not cached. */
 int s3_meta_get(struct s3_mount *m, const char *bucket, const char *key, struct stat *st, int *neg);
+/* 1 when the cache knows key is absent (an answer of its own, or its directory known
+ * whole): an open that creates it needs no HEAD first. */
+int s3_meta_absent(struct s3_mount *m, const char *bucket, const char *key);
 void s3_meta_clear(struct s3_mount *m);
 /* st_ino of a key: a hash, stable across processes and runs. */
 uint64_t s3_key_hash(const char *bucket, const char *key);
