@@ -22,6 +22,10 @@
 #            seek=...: O_WRONLY without O_TRUNC).  Arms: shim, s3fs mount.  Counted: bytes
 #            the server sent and received and its requests (Swift's proxy access log), the
 #            shim's own statistics.  Checked: sha256 of what aws fetches = the local patch.
+#   small    SMALL_N files of 4 KiB (directories of 100) into a new directory in S3, two
+#            ways: `cp -r` of the tree and `tar xf` of it.  Arms: shim, s3fs mount, the
+#            program locally + `aws s3 cp --recursive` up.  Checked: the number of objects
+#            (directory markers aside) and their total size on the server.
 #   seqwrite dd if=/dev/zero bs=1M count=SEQ_MB and cp of a random file, through the shim,
 #            with `aws s3 cp` of the same file in the same run, to set against the figures
 #            recorded for issue 3 in bench/RESULTS.md (no regression).
@@ -32,7 +36,8 @@
 #
 # Environment:
 #   BUILD (build)  TREE_MB (1024)  DB_MB (1024)  PATCH_MB (1024)  SEQ_MB (1024)
-#   REPS (2)       rounds of every case;  ONLY ("zip sqlite patch seqwrite")
+#   SMALL_N (1000)
+#   REPS (2)       rounds of every case;  ONLY ("zip sqlite patch small seqwrite")
 #   DATA_DIR       keep the generated tree and database here between runs (default: in the
 #                  work directory, deleted at the end)
 #   BUDGET (900)   seconds; rounds not started by then are skipped
@@ -49,8 +54,9 @@ TREE_MB=${TREE_MB:-1024}
 DB_MB=${DB_MB:-1024}
 PATCH_MB=${PATCH_MB:-1024}
 SEQ_MB=${SEQ_MB:-1024}
+SMALL_N=${SMALL_N:-1000}
 REPS=${REPS:-2}
-ONLY=${ONLY:-zip sqlite patch seqwrite}
+ONLY=${ONLY:-zip sqlite patch small seqwrite}
 BUDGET=${BUDGET:-900}
 OUT=${OUT:-$BUILD/bench/programs-results.txt}
 KEEP_LOGS=${KEEP_LOGS:-0}
@@ -315,18 +321,70 @@ seqwrite_case() {
     rm -f "$SHM/seq.src"
 }
 
+# ------------------------------------------------------------------ small files
+# listed KEY: "OBJECTS BYTES" under KEY/, directory markers aside
+listed() {
+    aws_ s3api list-objects-v2 --bucket "$BUCKET" --prefix "$1/" --query "Contents[?!ends_with(Key, '/')].[Size]" \
+        --output text 2>/dev/null | awk '$1 != "None" { n++; s += $1 } END { print n + 0, s + 0 }'
+}
+small_case() {
+    local r a op key rc got want="$SMALL_N $((SMALL_N * 4096))"
+    if [ ! -f "$DATA/small.done" ] || [ "$(cat "$DATA/small.done")" != "$SMALL_N" ]; then
+        log "small: making $SMALL_N files of 4 KiB in $DATA/small"
+        rm -rf "$DATA/small"
+        python3 - "$DATA/small" "$SMALL_N" <<'PY' || die "making the small files failed"
+import os, sys
+root, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    d = os.path.join(root, "d%03d" % (i // 100))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%05d" % i), "wb") as f:
+        f.write(os.urandom(4096))
+PY
+        echo "$SMALL_N" > "$DATA/small.done"
+    fi
+    tar cf "$WORK/small.tar" -C "$DATA" small || die "tar cf of the small files failed"
+    for op in cp tar; do
+        for r in $(seq 1 "$REPS"); do
+            for a in $(order "$r" shim s3fs local); do
+                budget_ok "small $op $a (round $r)" || return
+                key=small-$op-$a-$r
+                log "small: $op, $a (round $r of $REPS)"
+                rm -rf "$WORK/local/small"
+                case $op:$a in
+                cp:local) arm local $TO env "${AWS_ENV[@]}" /usr/bin/aws --endpoint-url "$EP" s3 cp --only-show-errors \
+                              --recursive "$DATA/small" "s3://$BUCKET/$key" ;;
+                tar:local) arm local $TO bash -c 'tar xf "$1" -C "$2" && /usr/bin/aws --endpoint-url "$EP" s3 cp \
+                               --only-show-errors --recursive "$2/small" "$3"' _ "$WORK/small.tar" "$WORK/local" \
+                               "s3://$BUCKET/$key" ;;
+                cp:*) arm "$a" $TO cp -r "$DATA/small" "$(path "$a" "$key")" ;;
+                tar:*) arm "$a" $TO tar xf "$WORK/small.tar" -C "$(path "$a" "")" --transform "s|^small|$key|" ;;
+                esac
+                rc=$?
+                rm -rf "$WORK/local/small"
+                [ $rc = 0 ] || { failed "small-$op" "$a"; continue; }
+                got=$(listed "$key")
+                aws_ s3 rm --only-show-errors --recursive "s3://$BUCKET/$key" >/dev/null 2>&1
+                [ "$got" = "$want" ] || { log "small $op $a: the server has '$got' (objects bytes), not '$want'"; failed "small-$op" "$a"; continue; }
+                record "small-$op" "$a" ok=1
+            done
+        done
+    done
+    rm -f "$WORK/small.tar"
+}
+
 # ------------------------------------------------------------------ the run
 export EP   # for the local arms' bash -c
 export AWS_CONFIG_FILE=$WORK/aws-config AWS_SHARED_CREDENTIALS_FILE=$WORK/aws-creds AWS_REGION=$REGION \
     AWS_DEFAULT_REGION=$REGION AWS_ACCESS_KEY_ID=$SW_KEY AWS_SECRET_ACCESS_KEY=$SW_SECRET AWS_PAGER=""
 # (the shim runs get the same through SHIM_ENV; s3fs takes its keys from S3FS_ENV)
-for c in zip sqlite patch seqwrite; do want $c && ${c}_case; done
+for c in zip sqlite patch small seqwrite; do want $c && ${c}_case; done
 swift_v=$(dpkg-query -W -f='${Version}' python3-swift 2>/dev/null || echo '?')
 {
     machine_header
     echo "# peers: $(/usr/bin/aws --version 2>&1 | cut -d' ' -f1), s3fs $(s3fs --version 2>&1 | sed -n '1s/.*V\([0-9.]*\).*/\1/p') (default settings), $(zip -v | sed -n '2s/^This is \(Zip [0-9.]*\).*/\1/p'), sqlite3 $(sqlite3 --version | cut -d' ' -f1)"
     echo "# server: Swift $swift_v s3api at $SW_EP (SigV4, 1 proxy worker, objects on local disk); staging and s3fs's and the local arms' files on the same disk"
-    echo "# settings: TREE_MB=$TREE_MB DB_MB=$DB_MB PATCH_MB=$PATCH_MB SEQ_MB=$SEQ_MB REPS=$REPS zip ${ZIPOPT[*]}"
+    echo "# settings: TREE_MB=$TREE_MB DB_MB=$DB_MB PATCH_MB=$PATCH_MB SMALL_N=$SMALL_N SEQ_MB=$SEQ_MB REPS=$REPS zip ${ZIPOPT[*]}"
     python3 "$HERE/programs_report.py" "$RAW"
 } > "$OUT.new"
 cp "$RAW" "$OUT.raw"

@@ -99,6 +99,10 @@ for q, t in (('point', 'indexed point lookup'), ('range', 'range scan over an in
     table('sqlite3 on the database in S3: ' + t, 'sqlite-' + q, G2)
 table('4 KiB patched in the middle of the object (dd conv=notrunc)', 'patch', (('s3fs', 1.0), ('s3fs-nomix', 1.0)),
       arms=('s3fs', 's3fs-nomix', 'shim'))
+for op, t, local in (('cp', 'cp -r', 'aws s3 cp --recursive of the tree, no program'),
+                     ('tar', 'tar xf', 'tar xf locally, then aws s3 cp --recursive')):
+    table('%s of small files (4 KiB each) into a new directory in S3 (the "local" arm: %s)' % (t, local),
+          'small-' + op, (('s3fs', 1.0), ('local', 1.0)))
 # issue 3's figures (bench/RESULTS.md, S3, run 2): aws 138.7 MB/s, shim dd 175.6, shim cp 187.2
 seq = {a: agg('seqwrite', a) for a in ('aws', 'shim-dd', 'shim-cp')}
 if any(seq.values()):
