@@ -15,7 +15,9 @@
  * exist, and is answered without a HEAD (cp -r, tar x, rsync and git into a new directory
  * asked the server once per file they then created). The process's own changes below it
  * keep it known (each one fills the child's entry); anyone else's change below it, seen
- * through its generation, a forgotten child, or the TTL end it. */
+ * through its generation, or a forgotten child end it. When its TTL ends, one listing
+ * page makes it known again (s3_meta_relist): a long cp -r into one directory would
+ * otherwise go back to a HEAD per file. */
 #include "../log.h"
 #include "../stats.h"
 #include "s3_gen.h"
@@ -251,7 +253,7 @@ void s3_meta_changed(struct s3_mount *m, const char *bucket, const char *key, ui
         pthread_mutex_lock(&m->meta_lock);
         struct s3_meta *x = meta_live(m, id, 0, now);
         int is_dir = x && x->exists && S_ISDIR(x->st.st_mode);
-        if (is_dir) k = (struct kept){i, x->st, x->gen, x->whole_until > now ? x->whole_until : 0};
+        if (is_dir) k = (struct kept){i, x->st, x->gen, x->whole_until}; /* (also once ended: s3_meta_relist) */
         pthread_mutex_unlock(&m->meta_lock);
         free(id);
         if (!is_dir) continue;
@@ -326,11 +328,66 @@ int s3_meta_get(struct s3_mount *m, const char *bucket, const char *key, struct 
     return hit;
 }
 
+int s3_meta_relist(struct s3_mount *m, const char *bucket, const char *key)
+{
+    size_t pl = parent_len(key);
+    if (!pl || !m->stat_ttl_ns) return 0;
+    char *dir = strndup(key, pl), *id = meta_id(bucket, dir ? dir : ""), *prefix = malloc(pl + 2);
+    int again = 0;
+    struct stat dst;
+    uint64_t now = stats_now_ns(), gen = 0;
+    if (dir && id && prefix) {
+        snprintf(prefix, pl + 2, "%s/", dir);
+        pthread_mutex_lock(&m->meta_lock);
+        struct s3_meta *x;
+        HASH_FIND_STR(m->meta, id, x);
+        if (x && x->whole_until && x->whole_until <= now && x->exists && S_ISDIR(x->st.st_mode) &&
+            s3_gen_at(x->slot) == x->gen) {
+            again = 1;
+            dst = x->st;
+            gen = x->gen;
+            x->whole_until = 0; /* once: a listing that fails or does not fit is not asked again */
+        }
+        pthread_mutex_unlock(&m->meta_lock);
+    }
+    struct s3_list_page page = {0};
+    if (again && (s3_list_dir(m, bucket, prefix, NULL, 1000, 0, &page) < 0 || page.truncated)) again = 0;
+    for (size_t i = 0; again && i < page.n; i++) {
+        struct s3_list_entry *e = &page.v[i];
+        size_t n = strlen(e->name);
+        if (e->is_prefix && n && e->name[n - 1] == '/') n--;
+        if (n <= pl + 1 || strncmp(e->name, prefix, pl + 1) != 0 || memchr(e->name + pl + 1, '/', n - pl - 1))
+            continue; /* the directory's own marker, or not a name of it */
+        char *full = strndup(e->name, n);
+        if (!full) {
+            again = 0;
+            break;
+        }
+        struct stat st;
+        s3_fill_stat(m, &st, bucket, full, e->is_prefix ? 0 : e->size, e->is_prefix ? 0 : e->mtime, e->is_prefix);
+        s3_meta_fill_listed(m, bucket, full, &st, e->is_prefix ? NULL : e->etag, dir, gen);
+        free(full);
+    }
+    if (again && s3_gen_get(bucket, dir) == gen) { /* nothing below it changed meanwhile */
+        s3_meta_fill(m, bucket, dir, &dst, NULL, gen);
+        set_whole(m, bucket, dir, gen, now + m->stat_ttl_ns);
+    } else {
+        again = 0;
+    }
+    s3_list_page_free(&page);
+    free(dir);
+    free(id);
+    free(prefix);
+    return again;
+}
+
 int s3_meta_absent(struct s3_mount *m, const char *bucket, const char *key)
 {
     struct stat st;
     int neg = 0;
-    return key[0] && s3_meta_get(m, bucket, key, &st, &neg) && neg;
+    if (!key[0]) return 0;
+    if (s3_meta_get(m, bucket, key, &st, &neg)) return neg;
+    return s3_meta_relist(m, bucket, key) && s3_meta_get(m, bucket, key, &st, &neg) && neg;
 }
 
 /* --- listing ------------------------------------------------------------------------------- */
@@ -411,6 +468,7 @@ int s3_stat_path(struct s3_mount *m, struct s3_path *p, struct stat *st)
     }
     int neg = 0;
     if (s3_meta_get(m, p->bucket, p->key, st, &neg)) return neg ? -ENOENT : 0;
+    if (s3_meta_relist(m, p->bucket, p->key) && s3_meta_get(m, p->bucket, p->key, st, &neg)) return neg ? -ENOENT : 0;
     uint64_t gen = s3_gen_get(p->bucket, p->key); /* before asking: a change meanwhile makes the answer stale */
     struct s3_op op;
     s3_op_init(&op, "HEAD", p->bucket, p->key);

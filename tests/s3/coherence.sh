@@ -390,6 +390,54 @@ EOF
 else
     fail "a directory made here is known whole (the program failed)" "$W/whole.out"
 fi
+cat >"$W/relist.py" <<'EOF'
+import os, subprocess, sys, time
+d = sys.argv[1] + "/k/relist"
+ttl = float(os.environ["S3SHIM_STAT_TTL"])
+os.mkdir(d)
+other = dict(os.environ)
+other.pop("S3SHIM_ROOT_PID", None)  # a run of its own: its change is not seen through the generations
+t0 = time.time()
+for i in range(30):  # a copy that outlives the TTL three times
+    os.close(os.open(d + "/f%02d" % i, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+    if i == 10:
+        subprocess.run(["sh", "-c", 'printf x > "$1"', "_", d + "/other"], env=other, check=True)
+    time.sleep(3.5 * ttl / 30)
+time.sleep(ttl + 0.2)
+# the listing made when the TTL ended saw the other run's object
+try:
+    os.open(d + "/other", os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    sys.exit("O_EXCL of another run's object succeeded after the TTL")
+except FileExistsError:
+    pass
+assert os.stat(d + "/other").st_size == 1
+assert sorted(os.listdir(d)) == sorted(["f%02d" % i for i in range(30)] + ["other"])
+print(os.getpid())
+EOF
+rm -rf "$W/stats" && mkdir -p "$W/stats"
+if TTL=1 S3SHIM_STATS_FILE="$W/stats/s.%p.json" shim "$PY" "$W/relist.py" "$M" >"$W/relist.out" 2>&1; then
+    pid=$(tail -n 1 "$W/relist.out")
+    if "$PY" - "$W/stats/s.$pid.json" >"$W/relist.why" 2>&1 <<'EOF'; then
+import json, sys
+j = json.load(open(sys.argv[1]))
+ops = {}
+for m in j["mounts"]:
+    for c in m.get("children", []):
+        for k in ("stat", "read"):
+            ops[k] = ops.get(k, 0) + c.get("ops", {}).get(k, {}).get("count", 0)
+print("HEAD requests %d, GET/LIST requests %d" % (ops.get("stat", 0), ops.get("read", 0)))
+# mkdir's HEAD and the O_EXCL of "other"; listings: mkdir's, one per TTL of the
+# directory, one per TTL of the bucket (the creating opens check it), listdir's: 11-13.
+# Without the known directory: 34 HEADs and 8 listings.
+sys.exit(0 if ops.get("stat", 0) <= 3 and ops.get("read", 0) <= 14 else 1)
+EOF
+        pass "a directory made here stays known whole past the TTL by one listing per TTL; another run's object is seen then ($(cat "$W/relist.why"))"
+    else
+        fail "a directory made here stays known whole past the TTL" "$W/relist.why"
+    fi
+else
+    fail "a directory made here stays known whole past the TTL (the program failed)" "$W/relist.out"
+fi
 whole_listed() {
     s3_aws s3 ls --recursive "s3://$B/k/whole/" | awk '{ sub("k/whole/", "", $4); print $4, $3 }' | sort | tr '\n' ' '
 }
