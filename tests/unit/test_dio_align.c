@@ -1,7 +1,5 @@
-/* test_dio_align.c - O_DIRECT alignment arithmetic and probing (core/dio_align.c), the
- * sequential-reader window (core/readahead.c) the direct:// and S3 readers share, its
- * probed ceiling (the S3 reader's), and
- * the direct:// settings (core/config.c). */
+/* test_dio_align.c - O_DIRECT alignment arithmetic and probing (core/dio_align.c) and the
+ * direct:// settings (core/config.c). The read-ahead window: test_readahead.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +8,6 @@
 
 #include "../../core/config.h"
 #include "../../core/local/dio_align.h"
-#include "../../core/readahead.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -137,135 +134,6 @@ static void test_probe(void **state)
     if (fd >= 0) close(fd);
 }
 
-static void test_readahead(void **state)
-{
-    (void)state;
-    struct readahead ra;
-    ra_init(&ra, 1 << 20, 4 << 20);
-    assert_true(ra_sequential(&ra, 0));
-    ra_advance(&ra, 0, 4096, 1);
-    assert_int_equal(ra.window, 2 << 20);
-    assert_int_equal(ra.next, 4096);
-    ra_advance(&ra, 4096, 4096, ra_sequential(&ra, 4096));
-    ra_advance(&ra, 8192, 4096, ra_sequential(&ra, 8192));
-    assert_int_equal(ra.window, 4 << 20); /* capped */
-    assert_false(ra_sequential(&ra, 0));
-    ra_advance(&ra, 0, 10, 0);
-    assert_int_equal(ra.window, 1 << 20); /* a jump resets it */
-    ra_advance(&ra, 10, 0, 1);            /* end of file: no growth */
-    assert_int_equal(ra.window, 1 << 20);
-}
-
-/* Bytes the synthetic reader's GETs have received (the probe's measure). */
-static uint64_t rx_total;
-
-/* A reader that consumes `bytes` in 1 MiB reads at `rate` MiB/s while its GETs receive
- * `arrive` MiB/s (a synthetic clock: what the probe does with the rates it sees). */
-static void feed_rx(struct readahead *ra, uint64_t *now, size_t bytes, double rate, int waited, double arrive)
-{
-    for (size_t done = 0; done < bytes; done += 1 << 20) {
-        off_t off = ra->next;
-        ra_advance(ra, off, 1 << 20, 1);
-        *now += (uint64_t)(1e9 / rate);
-        rx_total += (uint64_t)(arrive / rate * (1 << 20));
-        ra_probe_note(ra, ra->next, *now, waited, rx_total);
-    }
-}
-
-/* ...receiving as fast as it consumes. */
-static void feed(struct readahead *ra, uint64_t *now, size_t bytes, double rate, int waited)
-{
-    feed_rx(ra, now, bytes, rate, waited, rate);
-}
-
-static void test_readahead_probe(void **state)
-{
-    (void)state;
-    const size_t M = 1 << 20;
-    struct readahead ra;
-    uint64_t now = 1000000000ull;
-
-    /* throughput that doubles with the window (a far server): the ceiling grows to max */
-    ra_init(&ra, M, 128 * M);
-    ra_probe_start(&ra, 8 * M);
-    assert_int_equal(ra.cap, 8 * M);
-    assert_true(ra.window <= ra.cap);
-    ra_probe_note(&ra, 0, now, 0, rx_total); /* the first read */
-    feed(&ra, &now, 16 * M, 100, 1); /* warm-up, two epochs: no decision */
-    assert_int_equal(ra.cap, 8 * M);
-    for (size_t cap = 8 * M; cap < 128 * M; cap *= 2) {
-        feed(&ra, &now, cap, (double)cap / M * 10, 1); /* rate proportional to the window */
-        assert_int_equal(ra.cap, cap * 2);
-    }
-    feed(&ra, &now, 128 * M, 1280, 1);
-    assert_int_equal(ra.cap, 128 * M);
-    assert_false(ra.probing); /* at max: done */
-    assert_int_equal(ra.window, 128 * M);
-
-    /* a server that is as fast with one part as with more: back to the first ceiling */
-    ra_init(&ra, M, 128 * M);
-    ra_probe_start(&ra, 8 * M);
-    ra_probe_note(&ra, 0, now, 0, rx_total);
-    feed(&ra, &now, 16 * M, 100, 1); /* warm-up */
-    feed(&ra, &now, 8 * M, 200, 1); /* the first measure: the best so far, try 16 */
-    assert_int_equal(ra.cap, 16 * M);
-    feed(&ra, &now, 16 * M, 240, 1); /* not a quarter better: once more */
-    assert_int_equal(ra.cap, 16 * M);
-    assert_true(ra.probing);
-    feed(&ra, &now, 16 * M, 190, 1); /* twice: settle on 8 */
-    assert_int_equal(ra.cap, 8 * M);
-    assert_false(ra.probing);
-    assert_true(ra.window <= 8 * M);
-    feed(&ra, &now, 64 * M, 900, 1); /* settled: no more probing */
-    assert_int_equal(ra.cap, 8 * M);
-
-    /* a reader that never waits (slower than the fetches) never grows the ceiling */
-    ra_init(&ra, M, 128 * M);
-    ra_probe_start(&ra, 8 * M);
-    ra_probe_note(&ra, 0, now, 0, rx_total);
-    feed(&ra, &now, 16 * M, 100, 0);
-    for (int i = 1; i <= 8; i++) feed(&ra, &now, 8 * M, 10.0 * i, 0);
-    assert_true(ra.epochs >= 8); /* measured, faster each time, and no reason to grow */
-    assert_int_equal(ra.cap, 8 * M);
-    assert_true(ra.probing);
-
-    /* a reader draining what was fetched before consumes faster than the GETs receive:
-     * the rate that counts is what was received (it used to grow the window to max on
-     * a local server whose throughput no window changes) */
-    ra_init(&ra, M, 128 * M);
-    ra_probe_start(&ra, 8 * M);
-    ra_probe_note(&ra, 0, now, 0, rx_total);
-    feed(&ra, &now, 16 * M, 100, 1);          /* warm-up */
-    feed_rx(&ra, &now, 8 * M, 100, 1, 100);   /* the first measure: try 16 */
-    assert_int_equal(ra.cap, 16 * M);
-    feed_rx(&ra, &now, 16 * M, 150, 1, 100);  /* consumed 1.5x faster, received no faster */
-    feed_rx(&ra, &now, 16 * M, 150, 1, 100);
-    assert_int_equal(ra.cap, 8 * M);
-    assert_false(ra.probing);
-
-    /* an epoch lasts at least 25 ms: 8 MiB in 4 ms does not end one */
-    ra_init(&ra, M, 128 * M);
-    ra_probe_start(&ra, 8 * M);
-    ra_probe_note(&ra, 0, now, 0, rx_total);
-    feed(&ra, &now, 8 * M, 2000, 1); /* 4 ms */
-    assert_int_equal(ra.epochs, 0);
-    feed(&ra, &now, 48 * M, 2000, 1); /* 24 ms more: the warm-up ends */
-    assert_int_equal(ra.epochs, 1);
-
-    /* without ra_probe_start (direct://, block://) the window grows to max at once */
-    ra_init(&ra, M, 4 * M);
-    assert_int_equal(ra.cap, 4 * M);
-    ra_advance(&ra, 0, 4096, 1);
-    ra_advance(&ra, 4096, 4096, 1);
-    assert_int_equal(ra.window, 4 * M);
-
-    /* a ceiling asked for above max is max, and there is nothing to probe */
-    ra_init(&ra, M, 4 * M);
-    ra_probe_start(&ra, 8 * M);
-    assert_int_equal(ra.cap, 4 * M);
-    assert_false(ra.probing);
-}
-
 static const char *env_of(const char *name, void *ctx)
 {
     for (const char *const *e = ctx; *e; e += 2)
@@ -312,7 +180,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round),     cmocka_unit_test(test_pow2),    cmocka_unit_test(test_cover),
         cmocka_unit_test(test_io_aligned), cmocka_unit_test(test_sanitize), cmocka_unit_test(test_probe),
-        cmocka_unit_test(test_readahead), cmocka_unit_test(test_readahead_probe), cmocka_unit_test(test_settings),
+        cmocka_unit_test(test_settings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

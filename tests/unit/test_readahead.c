@@ -1,7 +1,9 @@
-/* test_readahead.c - the read-ahead ceiling's probe (core/readahead.c) against simulated
- * readers: a fast local server where a larger window buys nothing settles at the first
- * ceiling, one far away grows to the largest, one whose gain stops settles there, and a
- * single slow epoch at the start (another process's burst) no longer passes for a gain. */
+/* test_readahead.c - the sequential-reader window (core/readahead.c) the direct:// and S3
+ * readers share, and the S3 reader's probed ceiling against simulated readers: a fast
+ * local server where a larger window buys nothing settles at the first ceiling, one far
+ * away grows to the largest, one whose gain stops settles there, a single slow epoch at
+ * the start (another process's burst) no longer passes for a gain, a reader that never
+ * waits or drains what was fetched before does not grow it, epochs last 25 ms. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -103,6 +105,140 @@ static void test_reader_never_waits(void **state)
     assert_true(ra.window <= CAP0);
 }
 
+static void test_readahead(void **state)
+{
+    (void)state;
+    struct readahead ra;
+    ra_init(&ra, 1 << 20, 4 << 20);
+    assert_true(ra_sequential(&ra, 0));
+    ra_advance(&ra, 0, 4096, 1);
+    assert_int_equal(ra.window, 2 << 20);
+    assert_int_equal(ra.next, 4096);
+    ra_advance(&ra, 4096, 4096, ra_sequential(&ra, 4096));
+    ra_advance(&ra, 8192, 4096, ra_sequential(&ra, 8192));
+    assert_int_equal(ra.window, 4 << 20); /* capped */
+    assert_false(ra_sequential(&ra, 0));
+    ra_advance(&ra, 0, 10, 0);
+    assert_int_equal(ra.window, 1 << 20); /* a jump resets it */
+    ra_advance(&ra, 10, 0, 1);            /* end of file: no growth */
+    assert_int_equal(ra.window, 1 << 20);
+}
+
+/* Bytes the synthetic reader's GETs have received (the probe's measure). */
+static uint64_t rx_total;
+
+/* A reader that consumes `bytes` in 1 MiB reads at `rate` MiB/s while its GETs receive
+ * `arrive` MiB/s (a synthetic clock: what the probe does with the rates it sees). */
+static void feed_rx(struct readahead *ra, uint64_t *now, size_t bytes, double rate, int waited, double arrive)
+{
+    for (size_t done = 0; done < bytes; done += 1 << 20) {
+        off_t off = ra->next;
+        ra_advance(ra, off, 1 << 20, 1);
+        *now += (uint64_t)(1e9 / rate);
+        rx_total += (uint64_t)(arrive / rate * (1 << 20));
+        ra_probe_note(ra, ra->next, *now, waited, rx_total);
+    }
+}
+
+/* ...receiving as fast as it consumes. */
+static void feed(struct readahead *ra, uint64_t *now, size_t bytes, double rate, int waited)
+{
+    feed_rx(ra, now, bytes, rate, waited, rate);
+}
+
+static void test_readahead_probe(void **state)
+{
+    (void)state;
+    const size_t M = 1 << 20;
+    struct readahead ra;
+    uint64_t now = 1000000000ull;
+
+    /* throughput that doubles with the window (a far server): the ceiling grows to max */
+    ra_init(&ra, M, 128 * M);
+    ra_probe_start(&ra, 8 * M);
+    assert_int_equal(ra.cap, 8 * M);
+    assert_true(ra.window <= ra.cap);
+    ra_probe_note(&ra, 0, now, 0, rx_total); /* the first read */
+    feed(&ra, &now, 16 * M, 100, 1); /* warm-up, two epochs: no decision */
+    assert_int_equal(ra.cap, 8 * M);
+    feed(&ra, &now, 8 * M, 80, 1); /* the baseline is measured twice */
+    assert_int_equal(ra.cap, 8 * M);
+    for (size_t cap = 8 * M; cap < 128 * M; cap *= 2) { /* then one epoch per doubling (2x: clear) */
+        feed(&ra, &now, cap, (double)cap / M * 10, 1); /* rate proportional to the window */
+        assert_int_equal(ra.cap, cap * 2);
+    }
+    feed(&ra, &now, 128 * M, 1280, 1);
+    assert_int_equal(ra.cap, 128 * M);
+    assert_false(ra.probing); /* at max: done */
+    assert_int_equal(ra.window, 128 * M);
+
+    /* a server that is as fast with one part as with more: back to the first ceiling */
+    ra_init(&ra, M, 128 * M);
+    ra_probe_start(&ra, 8 * M);
+    ra_probe_note(&ra, 0, now, 0, rx_total);
+    feed(&ra, &now, 16 * M, 100, 1); /* warm-up */
+    feed(&ra, &now, 8 * M, 200, 1); /* the first measure of the baseline */
+    assert_int_equal(ra.cap, 8 * M);
+    feed(&ra, &now, 8 * M, 180, 1); /* the second: the best so far (200), try 16 */
+    assert_int_equal(ra.cap, 16 * M);
+    feed(&ra, &now, 16 * M, 240, 1); /* not half better: measured once more */
+    assert_int_equal(ra.cap, 16 * M);
+    assert_true(ra.probing);
+    feed(&ra, &now, 16 * M, 190, 1); /* its best (240) is not a quarter better: settle on 8 */
+    assert_int_equal(ra.cap, 8 * M);
+    assert_false(ra.probing);
+    assert_true(ra.window <= 8 * M);
+    feed(&ra, &now, 64 * M, 900, 1); /* settled: no more probing */
+    assert_int_equal(ra.cap, 8 * M);
+
+    /* a reader that never waits (slower than the fetches) never grows the ceiling */
+    ra_init(&ra, M, 128 * M);
+    ra_probe_start(&ra, 8 * M);
+    ra_probe_note(&ra, 0, now, 0, rx_total);
+    feed(&ra, &now, 16 * M, 100, 0);
+    for (int i = 1; i <= 8; i++) feed(&ra, &now, 8 * M, 10.0 * i, 0);
+    assert_true(ra.epochs >= 8); /* measured, faster each time, and no reason to grow */
+    assert_int_equal(ra.cap, 8 * M);
+    assert_true(ra.probing);
+
+    /* a reader draining what was fetched before consumes faster than the GETs receive:
+     * the rate that counts is what was received (it used to grow the window to max on
+     * a local server whose throughput no window changes) */
+    ra_init(&ra, M, 128 * M);
+    ra_probe_start(&ra, 8 * M);
+    ra_probe_note(&ra, 0, now, 0, rx_total);
+    feed(&ra, &now, 16 * M, 100, 1);          /* warm-up */
+    feed_rx(&ra, &now, 8 * M, 100, 1, 100);   /* the baseline, twice: try 16 */
+    feed_rx(&ra, &now, 8 * M, 100, 1, 100);
+    assert_int_equal(ra.cap, 16 * M);
+    feed_rx(&ra, &now, 16 * M, 150, 1, 100);  /* consumed 1.5x faster, received no faster */
+    feed_rx(&ra, &now, 16 * M, 150, 1, 100);
+    assert_int_equal(ra.cap, 8 * M);
+    assert_false(ra.probing);
+
+    /* an epoch lasts at least 25 ms: 8 MiB in 4 ms does not end one */
+    ra_init(&ra, M, 128 * M);
+    ra_probe_start(&ra, 8 * M);
+    ra_probe_note(&ra, 0, now, 0, rx_total);
+    feed(&ra, &now, 8 * M, 2000, 1); /* 4 ms */
+    assert_int_equal(ra.epochs, 0);
+    feed(&ra, &now, 48 * M, 2000, 1); /* 24 ms more: the warm-up ends */
+    assert_int_equal(ra.epochs, 1);
+
+    /* without ra_probe_start (direct://, block://) the window grows to max at once */
+    ra_init(&ra, M, 4 * M);
+    assert_int_equal(ra.cap, 4 * M);
+    ra_advance(&ra, 0, 4096, 1);
+    ra_advance(&ra, 4096, 4096, 1);
+    assert_int_equal(ra.window, 4 * M);
+
+    /* a ceiling asked for above max is max, and there is nothing to probe */
+    ra_init(&ra, M, 4 * M);
+    ra_probe_start(&ra, 8 * M);
+    assert_int_equal(ra.cap, 4 * M);
+    assert_false(ra.probing);
+}
+
 static void test_window_grows_to_cap_and_resets(void **state)
 {
     (void)state;
@@ -126,6 +262,8 @@ int main(void)
         cmocka_unit_test(test_one_slow_epoch_is_no_gain),
         cmocka_unit_test(test_reader_never_waits),
         cmocka_unit_test(test_window_grows_to_cap_and_resets),
+        cmocka_unit_test(test_readahead),
+        cmocka_unit_test(test_readahead_probe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
