@@ -103,7 +103,7 @@ define run_suite
 	@set -o pipefail; mkdir -p $(BUILD)/logs; log=$(BUILD)/logs/$(subst /,-,$(2)).log; t0=$$(date +%s); \
 	 if [ -n "$(GROUPED)" ]; then \
 	   echo "== $(2): started $$(date +%T)"; $(1) > $$log 2>&1; rc=$$?; dt=$$(( $$(date +%s) - t0 )); \
-	   { flock 9; echo "== $(2): $$dt s"; cat $$log; } 9>> $(GROUPED); \
+	   { flock 9; echo "== $(2): $$dt s"; cat $$log; } 9>> "$(GROUPED)"; \
 	 else $(1) 2>&1 | tee $$log; rc=$$?; dt=$$(( $$(date +%s) - t0 )); fi; \
 	 if [ -n "$(SUMMARY_FILE)" ]; then \
 	   printf '%s %s [%ss]\n' "$(2)" "$$(grep -E '^[0-9]+ passed, [0-9]+ failed' $$log | tail -1)" "$$dt" \
