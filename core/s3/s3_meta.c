@@ -16,8 +16,10 @@
  * asked the server once per file they then created). The process's own changes below it
  * keep it known (each one fills the child's entry); anyone else's change below it, seen
  * through its generation, or a forgotten child end it. When its TTL ends, one listing
- * page makes it known again (s3_meta_relist): a long cp -r into one directory would
- * otherwise go back to a HEAD per file. */
+ * page makes it known again (learn_parent): a long cp -r into one directory would
+ * otherwise go back to a HEAD per file. A directory is also learnt, listed whole, when a
+ * name in it is found missing: cp of many files into an existing directory asks about
+ * the first one only. */
 #include "../log.h"
 #include "../stats.h"
 #include "s3_gen.h"
@@ -40,6 +42,7 @@ struct s3_meta {
     uint64_t gen;  /* the key's generation before the answer was asked for */
     unsigned slot; /* where that generation is (s3_gen_slot) */
     uint64_t whole_until; /* a directory known whole until then (0: not known) */
+    uint64_t nolist_until; /* a directory larger than a listing page: not listed to learn it */
     UT_hash_handle hh;
 };
 
@@ -253,7 +256,7 @@ void s3_meta_changed(struct s3_mount *m, const char *bucket, const char *key, ui
         pthread_mutex_lock(&m->meta_lock);
         struct s3_meta *x = meta_live(m, id, 0, now);
         int is_dir = x && x->exists && S_ISDIR(x->st.st_mode);
-        if (is_dir) k = (struct kept){i, x->st, x->gen, x->whole_until}; /* (also once ended: s3_meta_relist) */
+        if (is_dir) k = (struct kept){i, x->st, x->gen, x->whole_until}; /* (also once ended: learn_parent) */
         pthread_mutex_unlock(&m->meta_lock);
         free(id);
         if (!is_dir) continue;
@@ -318,41 +321,31 @@ int s3_meta_get(struct s3_mount *m, const char *bucket, const char *key, struct 
         hit = 1;
         *neg = !x->exists;
         if (x->exists) *st = x->st;
-    } else if (pl) { /* no entry of its own: absent if its directory is known whole */
+    } else if (pl) { /* no entry of its own: absent if its directory is known whole, or absent */
         id[strlen(bucket) + 1 + pl] = '\0';
         struct s3_meta *d = meta_live(m, id, 0, now);
-        if (d && d->exists && S_ISDIR(d->st.st_mode) && d->whole_until > now) hit = *neg = 1;
+        if (d && (!d->exists || (S_ISDIR(d->st.st_mode) && d->whole_until > now))) hit = *neg = 1;
     }
     pthread_mutex_unlock(&m->meta_lock);
     free(id);
     return hit;
 }
 
-int s3_meta_relist(struct s3_mount *m, const char *bucket, const char *key)
+/* List directory `dir` (one page) and learn it: its names' answers are cached, and if the
+ * page holds all of it and nothing below it changed since its generation was `gen`, it is
+ * known whole for a TTL from `now`. A directory larger than a page is not listed so again
+ * for a TTL. Returns 1 when the cache can now answer for every name in it, 2 when there is
+ * nothing at all below it, else 0. */
+static int learn_dir(struct s3_mount *m, const char *bucket, const char *dir, uint64_t gen, uint64_t now)
 {
-    size_t pl = parent_len(key);
-    if (!pl || !m->stat_ttl_ns) return 0;
-    char *dir = strndup(key, pl), *id = meta_id(bucket, dir ? dir : ""), *prefix = malloc(pl + 2);
-    int again = 0;
-    struct stat dst;
-    uint64_t now = stats_now_ns(), gen = 0;
-    if (dir && id && prefix) {
-        snprintf(prefix, pl + 2, "%s/", dir);
-        pthread_mutex_lock(&m->meta_lock);
-        struct s3_meta *x;
-        HASH_FIND_STR(m->meta, id, x);
-        if (x && x->whole_until && x->whole_until <= now && x->exists && S_ISDIR(x->st.st_mode) &&
-            s3_gen_at(x->slot) == x->gen) {
-            again = 1;
-            dst = x->st;
-            gen = x->gen;
-            x->whole_until = 0; /* once: a listing that fails or does not fit is not asked again */
-        }
-        pthread_mutex_unlock(&m->meta_lock);
-    }
+    size_t pl = strlen(dir);
+    char *prefix = malloc(pl + 2);
+    if (!prefix) return 0;
+    snprintf(prefix, pl + 2, "%s/", dir);
     struct s3_list_page page = {0};
-    if (again && (s3_list_dir(m, bucket, prefix, NULL, 1000, 0, &page) < 0 || page.truncated)) again = 0;
-    for (size_t i = 0; again && i < page.n; i++) {
+    int listed = s3_list_dir(m, bucket, prefix, NULL, 1000, 0, &page);
+    int whole = listed == 0 && !page.truncated && page.n > 0;
+    for (size_t i = 0; i < page.n; i++) {
         struct s3_list_entry *e = &page.v[i];
         size_t n = strlen(e->name);
         if (e->is_prefix && n && e->name[n - 1] == '/') n--;
@@ -360,7 +353,7 @@ int s3_meta_relist(struct s3_mount *m, const char *bucket, const char *key)
             continue; /* the directory's own marker, or not a name of it */
         char *full = strndup(e->name, n);
         if (!full) {
-            again = 0;
+            whole = 0;
             break;
         }
         struct stat st;
@@ -368,17 +361,59 @@ int s3_meta_relist(struct s3_mount *m, const char *bucket, const char *key)
         s3_meta_fill_listed(m, bucket, full, &st, e->is_prefix ? NULL : e->etag, dir, gen);
         free(full);
     }
-    if (again && s3_gen_get(bucket, dir) == gen) { /* nothing below it changed meanwhile */
-        s3_meta_fill(m, bucket, dir, &dst, NULL, gen);
-        set_whole(m, bucket, dir, gen, now + m->stat_ttl_ns);
-    } else {
-        again = 0;
-    }
+    int big = page.truncated, none = !whole && !big && page.n == 0 && listed == 0;
     s3_list_page_free(&page);
+    free(prefix);
+    if (none) /* no marker, nothing below: nothing in it (an object by its name may exist) */
+        return s3_gen_get(bucket, dir) == gen ? 2 : 0;
+    if (!whole && !big) return 0;
+    struct stat dst;
+    s3_fill_stat(m, &dst, bucket, dir, 0, 0, 1); /* it has names: it is a directory */
+    if (s3_gen_get(bucket, dir) != gen) return 0; /* something below it changed meanwhile */
+    s3_meta_fill(m, bucket, dir, &dst, NULL, gen);
+    if (whole) {
+        set_whole(m, bucket, dir, gen, now + m->stat_ttl_ns);
+        return 1;
+    }
+    char *id = meta_id(bucket, dir);
+    if (!id) return 0;
+    pthread_mutex_lock(&m->meta_lock);
+    struct s3_meta *x;
+    HASH_FIND_STR(m->meta, id, x);
+    if (x) x->nolist_until = now + m->stat_ttl_ns;
+    pthread_mutex_unlock(&m->meta_lock);
+    free(id);
+    return 0;
+}
+
+/* key is not an object: learn its directory, unless that is known whole already, too large
+ * to list, or (`again`) only when it was known whole and its TTL ended with no process of
+ * the run changing anything below it. As learn_dir(), or 0 when not listed. */
+static int learn_parent(struct s3_mount *m, const char *bucket, const char *key, int again)
+{
+    size_t pl = parent_len(key);
+    if (!pl || !m->stat_ttl_ns) return 0;
+    char *dir = strndup(key, pl), *id = meta_id(bucket, dir ? dir : "");
+    int go = 0;
+    uint64_t now = stats_now_ns(), gen = dir ? s3_gen_get(bucket, dir) : 0;
+    if (dir && id) {
+        pthread_mutex_lock(&m->meta_lock);
+        struct s3_meta *x;
+        HASH_FIND_STR(m->meta, id, x);
+        int cur = x && s3_gen_at(x->slot) == x->gen;
+        if (again) { /* a copy into one directory that outlives the TTL */
+            go = cur && x->whole_until && x->whole_until <= now && x->exists && S_ISDIR(x->st.st_mode);
+            if (go) gen = x->gen;
+        } else {
+            go = !(x && x->nolist_until > now) && !(cur && x->expires > now && (!x->exists || x->whole_until > now));
+        }
+        if (go && x) x->whole_until = 0; /* once */
+        pthread_mutex_unlock(&m->meta_lock);
+    }
+    int r = go ? learn_dir(m, bucket, dir, gen, now) : 0;
     free(dir);
     free(id);
-    free(prefix);
-    return again;
+    return r;
 }
 
 int s3_meta_absent(struct s3_mount *m, const char *bucket, const char *key)
@@ -387,7 +422,8 @@ int s3_meta_absent(struct s3_mount *m, const char *bucket, const char *key)
     int neg = 0;
     if (!key[0]) return 0;
     if (s3_meta_get(m, bucket, key, &st, &neg)) return neg;
-    return s3_meta_relist(m, bucket, key) && s3_meta_get(m, bucket, key, &st, &neg) && neg;
+    int w = learn_parent(m, bucket, key, 1);
+    return w == 2 || (w == 1 && s3_meta_get(m, bucket, key, &st, &neg) && neg);
 }
 
 /* --- listing ------------------------------------------------------------------------------- */
@@ -468,7 +504,8 @@ int s3_stat_path(struct s3_mount *m, struct s3_path *p, struct stat *st)
     }
     int neg = 0;
     if (s3_meta_get(m, p->bucket, p->key, st, &neg)) return neg ? -ENOENT : 0;
-    if (s3_meta_relist(m, p->bucket, p->key) && s3_meta_get(m, p->bucket, p->key, st, &neg)) return neg ? -ENOENT : 0;
+    int w = learn_parent(m, p->bucket, p->key, 1); /* a known-whole directory whose TTL ended */
+    if (w == 2 || (w == 1 && s3_meta_get(m, p->bucket, p->key, st, &neg))) return w == 2 || neg ? -ENOENT : 0;
     uint64_t gen = s3_gen_get(p->bucket, p->key); /* before asking: a change meanwhile makes the answer stale */
     struct s3_op op;
     s3_op_init(&op, "HEAD", p->bucket, p->key);
@@ -478,6 +515,12 @@ int s3_stat_path(struct s3_mount *m, struct s3_path *p, struct stat *st)
         time_t mt = op.req.last_modified[0] ? s3_parse_http_date(op.req.last_modified) : 0;
         s3_fill_stat(m, st, p->bucket, p->key, op.req.content_length, mt < 0 ? 0 : mt, 0);
         s3_meta_fill(m, p->bucket, p->key, st, op.req.etag, gen);
+    } else if (e == -ENOENT && ((w = learn_parent(m, p->bucket, p->key, 0)) == 2 ||
+                                (w == 1 && s3_meta_get(m, p->bucket, p->key, st, &neg)))) {
+        /* its directory's listing said (a prefix listed there is a directory; nothing
+         * listed at all: no such key, nothing below it) */
+        if (w == 2) s3_meta_fill(m, p->bucket, p->key, NULL, NULL, gen);
+        e = w == 2 || neg ? -ENOENT : 0;
     } else if (e == -ENOENT) { /* a prefix with keys below it is a directory */
         int c = s3_has_children(m, p->bucket, p->key, NULL);
         if (c > 0) {

@@ -68,14 +68,9 @@ void s3_meta_forget(struct s3_mount *m, const char *bucket, const char *key);
 void s3_meta_made_dir(struct s3_mount *m, const char *bucket, const char *key, uint64_t gen);
 /* 1 = cached (st filled, or *neg set for a missing key), 0 = not cached. */
 int s3_meta_get(struct s3_mount *m, const char *bucket, const char *key, struct stat *st, int *neg);
-/* 1 when key is known absent: an answer of its own, or its directory known whole (after
- * listing it again if that ended, s3_meta_relist): an open that creates it needs no HEAD. */
+/* 1 when key is known absent: an answer of its own, or its directory known whole (listed
+ * again if that ended with its TTL): an open that creates it needs no HEAD. */
 int s3_meta_absent(struct s3_mount *m, const char *bucket, const char *key);
-/* key's directory was known whole, that ended with the TTL, and no process of the run
- * changed anything below it since: list it again (one page; more, and it is not known
- * whole any more) and know it whole for another TTL, its names' answers cached. 1 when it
- * is known whole again (ask the cache again), 0 otherwise. */
-int s3_meta_relist(struct s3_mount *m, const char *bucket, const char *key);
 void s3_meta_clear(struct s3_mount *m);
 /* st_ino of a key: a hash, stable across processes and runs. */
 uint64_t s3_key_hash(const char *bucket, const char *key);

@@ -438,6 +438,49 @@ EOF
 else
     fail "a directory made here stays known whole past the TTL (the program failed)" "$W/relist.out"
 fi
+cat >"$W/learn.py" <<'EOF'
+import os, shutil, subprocess, sys
+m, src, stats = sys.argv[1], sys.argv[2], sys.argv[3]
+d = m + "/k/learn"
+# made by another run (not this process): three objects, one directory below
+other = dict(os.environ)
+other.pop("S3SHIM_ROOT_PID", None)
+subprocess.run(["sh", "-c", 'mkdir "$1" && printf aa > "$1/a" && printf bbb > "$1/b" && mkdir "$1/sub" && printf c > "$1/sub/c"',
+                "_", d], env=other, check=True)
+# cp of ten files into it: the first miss lists the directory, the other nine ask nothing
+subprocess.run(["cp"] + [src + "/f%d" % i for i in range(10)] + [d + "/"], check=True,
+               env=dict(os.environ, S3SHIM_STATS_FILE=stats))
+assert os.stat(d + "/a").st_size == 2 and os.stat(d + "/b").st_size == 3  # from the listing
+assert os.path.isdir(d + "/sub") and not os.path.exists(d + "/nothing")
+assert sorted(os.listdir(d)) == sorted(["a", "b", "sub"] + ["f%d" % i for i in range(10)])
+# a name below an object is no directory, and the object is still there
+assert not os.path.exists(d + "/a/x")
+assert os.stat(d + "/a").st_size == 2
+assert not os.path.exists(d + "/nodir/x") and not os.path.exists(d + "/nodir")
+print(os.getpid())
+EOF
+mkdir -p "$W/learnsrc" && for i in 0 1 2 3 4 5 6 7 8 9; do printf "%s" "$i" >"$W/learnsrc/f$i"; done
+rm -rf "$W/stats" && mkdir -p "$W/stats"
+if shim "$PY" "$W/learn.py" "$M" "$W/learnsrc" "$W/stats/cp.%p.json" >"$W/learn.out" 2>&1; then
+    if "$PY" - "$W/stats" >"$W/learn.why" 2>&1 <<'EOF'; then
+import glob, json, sys
+ops = {}
+for m in json.load(open(glob.glob(sys.argv[1] + "/cp.*.json")[0]))["mounts"]:
+    for c in m.get("children", []):
+        for k in ("stat", "read"):
+            ops[k] = ops.get(k, 0) + c.get("ops", {}).get(k, {}).get("count", 0)
+print("cp: HEAD requests %d, GET/LIST requests %d" % (ops.get("stat", 0), ops.get("read", 0)))
+# the first name: a HEAD, then the directory's listing (and the bucket's check); the
+# other nine: nothing. Before: a HEAD and a listing for each of the ten.
+sys.exit(0 if ops.get("stat", 0) <= 2 and ops.get("read", 0) <= 3 else 1)
+EOF
+        pass "cp of ten files into a directory another run made: its listing answers the other nine ($(cat "$W/learn.why"))"
+    else
+        fail "cp into an existing directory: one listing" "$W/learn.why"
+    fi
+else
+    fail "cp into an existing directory, a name below an object (the program failed)" "$W/learn.out"
+fi
 whole_listed() {
     s3_aws s3 ls --recursive "s3://$B/k/whole/" | awk '{ sub("k/whole/", "", $4); print $4, $3 }' | sort | tr '\n' ' '
 }
