@@ -131,8 +131,11 @@ kb=$(ilkept "$W/il.bash.err")
 if grep -q "^steps 300 bad 0 objects [1-9]" "$OUT" && [ "${kp:-0}" -gt 0 ] && [ "${kb:-0}" -gt 0 ]; then
     pass "python3 and a bash (cp, mv, rm) taking turns on one store, 300 steps: both see every listing and content right after each ($(tail -1 "$OUT"); blocks from their caches: $kp, $kb)"
 else
-    cat "$W/il.py.err" "$W/il.bash.err" >>"$OUT"
-    fail "python3 and a bash taking turns on one store: listings and contents right after each step" "$OUT"
+    # what python found wrong first (the stats lines of the processes come after)
+    { grep -E '^(step|steps) |Traceback|Error|went away' "$OUT" "$W/il.py.err" | head -n 20
+      echo "blocks served from the caches: python ${kp:-none}, bash ${kb:-none}"
+      grep -v 's3shim stats\|^ \|^\[' "$W/il.py.err" "$W/il.bash.err" | head -n 20; } >"$W/il.why"
+    fail "python3 and a bash taking turns on one store: listings and contents right after each step" "$W/il.why"
 fi
 check_clean "$IDEV" "after python3 and bash taking turns"
 # A process that only reads: its block stats line counts the metadata blocks it read.
