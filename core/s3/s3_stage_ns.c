@@ -1,7 +1,10 @@
 /* s3_stage_ns.c - the namespace's view of staged objects: a key staged by a live process
  * of this host exists for stat, open and readdir before its first upload, and removing it
  * stops its uploads. Everything here is a question put to the staging directory under
- * its lock; the usual answer, "nothing is staged", costs one atomic load (DIR/.active). */
+ * its lock; the usual answer, "nothing is staged", costs one atomic load (DIR/.active).
+ * A temporary whose process died after closing it is uploaded under its name by the
+ * first process that asks anything here (ns_ready), so that stat, ls and mv of it work in
+ * every process, not only in the next one that stages something. */
 #include "../log.h"
 #include "../sys.h"
 #include "s3.h"
@@ -20,11 +23,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Might anything be staged on this host? Temporaries left by processes that died are
+ * uploaded first (once per process that found them; never from within that upload). */
+static int ns_ready(struct s3_mount *m)
+{
+    static __thread int adopting;
+    if (!stg_maybe_staged()) return 0;
+    if (!adopting) {
+        adopting = 1;
+        stg_tmp_orphans_adopt(m);
+        adopting = 0;
+    }
+    return 1;
+}
+
 /* Is p staged by a live process of this host: 0 no, 1 yes, 2 a temporary (its creator in
  * *owner when asked). */
 static int live_state(struct s3_mount *m, const struct s3_path *p, pid_t *owner)
 {
-    if (!stg_maybe_staged()) return 0;
+    if (!ns_ready(m)) return 0;
     char base[PATH_MAX], mp[PATH_MAX + 8];
     stg_name(m, p->bucket, p->key, base, sizeof base);
     stg_suffix(base, ".map", mp, sizeof mp);
@@ -63,7 +80,7 @@ pid_t stg_tmp_owner(struct s3_mount *m, const struct s3_path *p)
 
 int s3_stage_stat(struct s3_mount *m, const struct s3_path *p, struct stat *st)
 {
-    if (p->is_service || !p->key[0] || !stg_maybe_staged()) return -ENOENT;
+    if (p->is_service || !p->key[0] || !ns_ready(m)) return -ENOENT;
     char base[PATH_MAX], mp[PATH_MAX + 8], dp[PATH_MAX + 8];
     stg_name(m, p->bucket, p->key, base, sizeof base);
     stg_suffix(base, ".map", mp, sizeof mp);
@@ -167,7 +184,7 @@ int s3_stage_list(struct s3_mount *m, const char *bucket, const char *prefix, st
 {
     *out = NULL;
     *np = 0;
-    if (!stg_maybe_staged()) return 0;
+    if (!ns_ready(m)) return 0;
     int dl = stg_dir_lock();
     if (dl < 0) return 0; /* no staging directory: nothing staged */
     DIR *d = sys.opendir(stg_dir);

@@ -16,7 +16,8 @@
  *     name, as every write not closed is committed then (bk_s3_tmp_at_end);
  *   - a fatal signal or SIGKILL: a temporary closed before (closed_gen == gen) is a file on
  *     a disk would be: kept, and uploaded under its name by the next process of the host
- *     that stages anything, or opens it (stg_tmp_adopt); one written since its last close
+ *     that stages, opens, stats or lists anything (stg_tmp_adopt; s3_stage_ns.c's
+ *     ns_ready), before it answers; one written since its last close
  *     is lost, as any write not closed is, and its staging file removed (s3_stage_dir.c).
  * Its close returns 0 once the bytes are in the staging file.
  *

@@ -276,6 +276,23 @@ got=$(shim $PY -c 'import sys; print(open(sys.argv[1], "r+b").read().decode(), e
 check "SIGTERM after the close: a process opening it by name reads its bytes, uploaded under its name" \
     test "$got" = "$(rep term)" -a "$(s3_get "end/${name##*/}" - 2>/dev/null)" = "$(rep term)"
 check "...and no staging file is left" test "$(staging_left)" = 0
+# A process that only looks at it (stat, ls) or renames it: the temporary is there too
+# (it used to be invisible until some process staged something).
+shim $PY "$W/end.py" kill "$B/end" >"$W/kill2.out" 2>&1
+name=$(head -1 "$W/kill2.out")
+got=$(shim stat -c %s "$name" 2>"$W/orph.err")
+check "SIGKILL after the close: a process that only stats it sees it (4000 bytes), uploaded under its name" \
+    test "$got" = 4000 -a "$(s3_get "end/${name##*/}" - 2>/dev/null)" = "$(rep kill)"
+shim $PY "$W/end.py" kill "$B/end" >"$W/kill3.out" 2>&1
+name=$(head -1 "$W/kill3.out")
+shim ls "$B/end" >"$W/orph.ls" 2>&1
+check "...one that lists its directory lists it" grep -qx "${name##*/}" "$W/orph.ls"
+shim $PY "$W/end.py" kill "$B/end" >"$W/kill4.out" 2>&1
+name=$(head -1 "$W/kill4.out")
+shim mv "$name" "$name.moved" >"$W/orph.err" 2>&1
+check "...one that renames it moves it (the new name has its bytes, the old one is gone)" \
+    test "$(s3_get "end/${name##*/}.moved" - 2>/dev/null)/$(exists "end/${name##*/}" && echo still)" = "$(rep kill)/"
+check "...and no staging file is left" test "$(staging_left)" = 0
 
 # --- other processes, rename onto an object, a failing rename, the limit ---------------------
 echo "# --- other processes"
