@@ -538,5 +538,22 @@ print("another run's object: seen at once %s, after the TTL %s" % (still, seen))
 sys.exit(0 if not still and seen else 1)
 EOF
 TTL=2 py_ok "another run's new object is seen when the TTL (S3SHIM_STAT_TTL=2) runs out, not before" "$W/other.py" "$M"
+cat >"$W/append.py" <<'EOF'
+import os, subprocess, sys
+d = sys.argv[1] + "/k/appendother"
+other = dict(os.environ)
+other.pop("S3SHIM_ROOT_PID", None)  # a run of its own
+os.mkdir(d)  # known whole, and the names below cached as missing (TTL 60)
+assert not os.path.exists(d + "/log") and not os.path.exists(d + "/rw")
+subprocess.run(["sh", "-c", 'printf "theirs\\n" > "$1/log"; printf "0123456789" > "$1/rw"', "_", d], env=other, check=True)
+with open(d + "/log", "a") as f:  # the cache still says "missing": the open asks the server
+    f.write("ours\n")
+fd = os.open(d + "/rw", os.O_RDWR | os.O_CREAT)
+os.pwrite(fd, b"ab", 4)
+os.close(fd)
+EOF
+py_ok "another run's object where this process cached 'missing': an append and a patch keep its bytes" "$W/append.py" "$M"
+check "...the server has theirs, then ours" test "$(s3_get k/appendother/log - 2>&1)/$(s3_get k/appendother/rw - 2>&1)" = \
+    "$(printf 'theirs\nours')/0123ab6789"
 
 finish

@@ -441,8 +441,15 @@ r1=$?
 wait $p2
 r2=$?
 s3_get multi/log "$W/multi.fetched" >/dev/null
-check "two processes append under flock/lockf: 810 whole lines, none lost ($r1/$r2)" \
-    test "$(wc -l <"$W/multi.fetched") $(grep -c '^A ' "$W/multi.fetched") $(sort "$W/multi.fetched" | uniq -d | wc -l)" = "810 405 0"
+got="$(wc -l <"$W/multi.fetched") $(grep -c '^A ' "$W/multi.fetched") $(sort "$W/multi.fetched" | uniq -d | wc -l)"
+if [ "$got" = "810 405 0" ]; then pass "two processes append under flock/lockf: 810 whole lines, none lost ($r1/$r2)"; else
+    # what is missing: the last lines of each writer the server has, and the writers' output
+    { echo "lines, lines of A, duplicates: $got (want 810 405 0); exit statuses $r1/$r2"
+      echo "last of A: $(grep '^A ' "$W/multi.fetched" | tail -n 2 | tr '\n' ' ')"
+      echo "last of B: $(grep '^B ' "$W/multi.fetched" | tail -n 2 | tr '\n' ' ')"
+      cat "$W/m1.err" "$W/m2.err"; grep -i 'multi/log' "$W/log" | tail -n 8; } >"$W/multi.why" 2>&1
+    fail "two processes append under flock/lockf: 810 whole lines, none lost" "$W/multi.why"
+fi
 cat >"$W/live.py" <<'EOF'
 import os, subprocess, sys
 p = sys.argv[1]
