@@ -181,8 +181,11 @@ int s3f_open(struct s3_mount *m, const char *mkey, int flags, mode_t mode, void 
              * directory they made) sends no HEAD. Any other open asks the server: the
              * bytes it patches must be the server's, never a stale "absent" of another
              * run's object (an append would replace it). */
-            int h = (flags & O_EXCL) && s3_meta_absent(m, f->path.bucket, f->path.key) ? -ENOENT
-                                                                                         : s3_run(&m->client, &op);
+            int known = (flags & O_EXCL) && s3_meta_absent(m, f->path.bucket, f->path.key);
+            int h = known ? -ENOENT : s3_run(&m->client, &op);
+            /* tar x into an existing directory: its first create learns the directory,
+             * the next ones are known new */
+            if (h == -ENOENT && !known && (flags & O_EXCL)) s3_meta_learn_dir(m, f->path.bucket, f->path.key);
             if (h == 0 && (flags & O_EXCL) && (flags & O_CREAT))
                 e = -EEXIST;
             else if (h == 0 && !(flags & O_TRUNC) && op.req.content_length > 0) {

@@ -416,6 +416,8 @@ static int learn_parent(struct s3_mount *m, const char *bucket, const char *key,
     return r;
 }
 
+void s3_meta_learn_dir(struct s3_mount *m, const char *bucket, const char *key) { learn_parent(m, bucket, key, 0); }
+
 int s3_meta_absent(struct s3_mount *m, const char *bucket, const char *key)
 {
     struct stat st;

@@ -71,6 +71,9 @@ int s3_meta_get(struct s3_mount *m, const char *bucket, const char *key, struct 
 /* 1 when key is known absent: an answer of its own, or its directory known whole (listed
  * again if that ended with its TTL): an open that creates it needs no HEAD. */
 int s3_meta_absent(struct s3_mount *m, const char *bucket, const char *key);
+/* key was found missing (HEAD 404): learn its directory (one listing page) unless it is
+ * known already or too large, so that its other names are answered from the cache. */
+void s3_meta_learn_dir(struct s3_mount *m, const char *bucket, const char *key);
 void s3_meta_clear(struct s3_mount *m);
 /* st_ino of a key: a hash, stable across processes and runs. */
 uint64_t s3_key_hash(const char *bucket, const char *key);

@@ -436,7 +436,7 @@ else
 fi
 cat >"$W/learn.py" <<'EOF'
 import os, shutil, subprocess, sys
-m, src, stats = sys.argv[1], sys.argv[2], sys.argv[3]
+m, src, stats, tar, stats2 = sys.argv[1:6]
 d = m + "/k/learn"
 # made by another run (not this process): three objects, one directory below
 other = dict(os.environ)
@@ -453,15 +453,27 @@ assert sorted(os.listdir(d)) == sorted(["a", "b", "sub"] + ["f%d" % i for i in r
 assert not os.path.exists(d + "/a/x")
 assert os.stat(d + "/a").st_size == 2
 assert not os.path.exists(d + "/nodir/x") and not os.path.exists(d + "/nodir")
+# tar x into another directory another run made: the first create (O_EXCL, no stat before
+# it) learns the directory, the other nine are known new
+subprocess.run(["sh", "-c", 'mkdir "$1" && printf z > "$1/z"', "_", d + "2"], env=other, check=True)
+subprocess.run(["tar", "xf", tar, "-C", d + "2"], check=True, env=dict(os.environ, S3SHIM_STATS_FILE=stats2))
+assert sorted(os.listdir(d + "2")) == sorted(["z"] + ["f%d" % i for i in range(10)])
+assert all(open(d + "2/f%d" % i).read() == str(i) for i in range(10))
 print(os.getpid())
 EOF
 mkdir -p "$W/learnsrc" && for i in 0 1 2 3 4 5 6 7 8 9; do printf "%s" "$i" >"$W/learnsrc/f$i"; done
+tar cf "$W/learn.tar" -C "$W/learnsrc" f0 f1 f2 f3 f4 f5 f6 f7 f8 f9
 rm -rf "$W/stats" && mkdir -p "$W/stats"
 # cp: the first name's HEAD, its directory's listing, the target directory's own stat and
 # the bucket's check; the other nine names ask nothing. Before: 21 HEADs, 12 listings.
-if shim "$PY" "$W/learn.py" "$M" "$W/learnsrc" "$W/stats/cp.%p.json" >"$W/learn.out" 2>&1; then
+if shim "$PY" "$W/learn.py" "$M" "$W/learnsrc" "$W/stats/cp.%p.json" "$W/learn.tar" "$W/stats/tar.%p.json" \
+    >"$W/learn.out" 2>&1; then
     requests_check "cp of ten files into a directory another run made: its listing answers the other nine" \
         "$(ls "$W"/stats/cp.*.json | head -n 1)" 2 3
+    # tar: the first create's HEAD and its directory's listing (and the bucket's check);
+    # the other nine: nothing. Before: a HEAD for each of the ten.
+    requests_check "tar x of ten files into a directory another run made: the first create learns it" \
+        "$(ls "$W"/stats/tar.*.json | head -n 1)" 2 3
 else
     fail "cp into an existing directory, a name below an object (the program failed)" "$W/learn.out"
 fi
