@@ -9,9 +9,10 @@
  * ceiling starts low and doubles only while doubling it bought throughput. Each epoch
  * (the reader consuming one ceiling's worth of bytes, and at least 25 ms) after the first
  * two (the warm-up) measures the rate at which the file's GETs received bytes, if the
- * reader had to wait for data in it; a ceiling's rate is the best of two such epochs. The
- * ceiling doubles while its rate beats the best ceiling's so far by a quarter; the first
- * that does not sends it back to the best one, for good. Received, not consumed: a reader that drains a window
+ * reader had to wait for data in it; a ceiling's rate is the best of two such epochs (one
+ * when it beat the best by half). The ceiling doubles while its rate beats the best
+ * ceiling's so far by a quarter; the first that does not sends it back to the best one,
+ * for good. Received, not consumed: a reader that drains a window
  * fetched in the epoch before consumes faster than the network delivers, and judged by
  * that, the window grew to `max` on any server. On a server far away (latency,
  * per-connection bandwidth) parallel GETs pay and the window grows to `max`; on a fast

@@ -177,15 +177,14 @@ int s3f_open(struct s3_mount *m, const char *mkey, int flags, mode_t mode, void 
             struct s3_op op;
             s3_op_init(&op, "HEAD", f->path.bucket, f->path.key);
             op.quiet_404 = 1;
-            /* An O_EXCL create that the cache knows to be new (cp -r and tar x into a
-             * directory they made) sends no HEAD. Any other open asks the server: the
-             * bytes it patches must be the server's, never a stale "absent" of another
-             * run's object (an append would replace it). */
-            int known = (flags & O_EXCL) && s3_meta_absent(m, f->path.bucket, f->path.key);
+            /* an O_EXCL create the cache knows to be new (cp -r and tar x into a
+             * directory they made) sends no HEAD */
+            int known = s3_meta_create_is_new(m, f->path.bucket, f->path.key, flags);
             int h = known ? -ENOENT : s3_run(&m->client, &op);
             /* tar x into an existing directory: its first create learns the directory,
              * the next ones are known new */
-            if (h == -ENOENT && !known && (flags & O_EXCL)) s3_meta_learn_dir(m, f->path.bucket, f->path.key);
+            if (h == -ENOENT && !known && (flags & O_CREAT) && (flags & O_EXCL))
+                s3_meta_learn_dir(m, f->path.bucket, f->path.key);
             if (h == 0 && (flags & O_EXCL) && (flags & O_CREAT))
                 e = -EEXIST;
             else if (h == 0 && !(flags & O_TRUNC) && op.req.content_length > 0) {

@@ -27,6 +27,7 @@
 #include "s3_xml.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,29 +163,22 @@ static size_t parent_len(const char *key)
     return sl && sl > key && sl[1] ? (size_t)(sl - key) : 0;
 }
 
-/* Directory bucket/dir, generation gen, known whole until `until` (if the entry is
- * still the one of that generation). */
+/* Directory bucket/dir, generation gen, known whole until `until` (0: until its entry
+ * expires), if the entry is still the one of that generation. */
 static void set_whole(struct s3_mount *m, const char *bucket, const char *dir, uint64_t gen, uint64_t until)
 {
     char *id = meta_id(bucket, dir);
     if (!id) return;
     pthread_mutex_lock(&m->meta_lock);
     struct s3_meta *x = meta_live(m, id, 0, stats_now_ns());
-    if (x && x->exists && S_ISDIR(x->st.st_mode) && x->gen == gen) x->whole_until = until;
+    if (x && x->exists && S_ISDIR(x->st.st_mode) && x->gen == gen) x->whole_until = until ? until : x->expires;
     pthread_mutex_unlock(&m->meta_lock);
     free(id);
 }
 
 void s3_meta_made_dir(struct s3_mount *m, const char *bucket, const char *key, uint64_t gen)
 {
-    if (!m->stat_ttl_ns || !key[0]) return;
-    char *id = meta_id(bucket, key);
-    if (!id) return;
-    pthread_mutex_lock(&m->meta_lock);
-    struct s3_meta *x = meta_live(m, id, 0, stats_now_ns());
-    if (x && x->exists && S_ISDIR(x->st.st_mode) && x->gen == gen) x->whole_until = x->expires;
-    pthread_mutex_unlock(&m->meta_lock);
-    free(id);
+    if (m->stat_ttl_ns && key[0]) set_whole(m, bucket, key, gen, 0);
 }
 
 void s3_meta_fill(struct s3_mount *m, const char *bucket, const char *key, const struct stat *st, const char *etag,
@@ -418,11 +412,13 @@ static int learn_parent(struct s3_mount *m, const char *bucket, const char *key,
 
 void s3_meta_learn_dir(struct s3_mount *m, const char *bucket, const char *key) { learn_parent(m, bucket, key, 0); }
 
-int s3_meta_absent(struct s3_mount *m, const char *bucket, const char *key)
+int s3_meta_create_is_new(struct s3_mount *m, const char *bucket, const char *key, int flags)
 {
     struct stat st;
     int neg = 0;
-    if (!key[0]) return 0;
+    /* Only an exclusive create: an open that keeps or appends to existing bytes must get
+     * the server's, never a stale "absent" of another run's object (it would replace it). */
+    if ((flags & (O_CREAT | O_EXCL)) != (O_CREAT | O_EXCL) || !key[0]) return 0;
     if (s3_meta_get(m, bucket, key, &st, &neg)) return neg;
     int w = learn_parent(m, bucket, key, 1);
     return w == 2 || (w == 1 && s3_meta_get(m, bucket, key, &st, &neg) && neg);

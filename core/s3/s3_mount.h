@@ -68,9 +68,10 @@ void s3_meta_forget(struct s3_mount *m, const char *bucket, const char *key);
 void s3_meta_made_dir(struct s3_mount *m, const char *bucket, const char *key, uint64_t gen);
 /* 1 = cached (st filled, or *neg set for a missing key), 0 = not cached. */
 int s3_meta_get(struct s3_mount *m, const char *bucket, const char *key, struct stat *st, int *neg);
-/* 1 when key is known absent: an answer of its own, or its directory known whole (listed
- * again if that ended with its TTL): an open that creates it needs no HEAD. */
-int s3_meta_absent(struct s3_mount *m, const char *bucket, const char *key);
+/* 1 when an open with these flags is an exclusive create (O_CREAT|O_EXCL) of a key known
+ * absent: an answer of its own, or its directory known whole (listed again if that ended
+ * with its TTL). It needs no HEAD. Any other open asks the server. */
+int s3_meta_create_is_new(struct s3_mount *m, const char *bucket, const char *key, int flags);
 /* key was found missing (HEAD 404): learn its directory (one listing page) unless it is
  * known already or too large, so that its other names are answered from the cache. */
 void s3_meta_learn_dir(struct s3_mount *m, const char *bucket, const char *key);

@@ -307,10 +307,7 @@ static int stage_open(struct s3_mount *m, const struct s3_path *p, int flags, co
             struct s3_op op;
             s3_op_init(&op, "HEAD", p->bucket, p->key);
             op.quiet_404 = 1;
-            /* only an O_EXCL create trusts the cache's "absent" (s3f_open says why) */
-            int h = (flags & O_CREAT) && (flags & O_EXCL) && s3_meta_absent(m, p->bucket, p->key)
-                        ? -ENOENT
-                        : s3_run(&m->client, &op);
+            int h = s3_meta_create_is_new(m, p->bucket, p->key, flags) ? -ENOENT : s3_run(&m->client, &op);
             if (h == 0) {
                 exists = 1;
                 b.size = op.req.content_length;
