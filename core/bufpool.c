@@ -38,15 +38,28 @@ static void *big_map(size_t len)
 
 static void big_unmap(void *p, size_t len) { munmap(p, map_len(len)); }
 
-static void *take_kept(size_t len)
+/* A kept buffer of len bytes, or NULL. On a miss, one kept buffer of another size is
+ * handed back in *stale to be unmapped: a reader whose GETs changed size (its window
+ * grew, or split: readahead.h) does not go back to the old size, and those populated
+ * pages would stay in the process's resident memory for nothing. */
+static void *take_kept(size_t len, void **stale, size_t *stale_len)
 {
-    for (int i = 0; i < KEEP_SLOTS; i++)
+    int other = -1;
+    for (int i = 0; i < KEEP_SLOTS; i++) {
         if (kept[i].p && kept[i].len == len) {
             void *p = kept[i].p;
             kept[i].p = NULL;
             kept_bytes -= len;
             return p;
         }
+        if (kept[i].p && other < 0) other = i;
+    }
+    if (other >= 0) {
+        *stale = kept[other].p;
+        *stale_len = kept[other].len;
+        kept[other].p = NULL;
+        kept_bytes -= *stale_len;
+    }
     return NULL;
 }
 
@@ -82,8 +95,11 @@ void *bufpool_get(size_t len, int wait)
         pthread_cond_wait(&pool_cv, &pool_lock);
     }
     in_use += len;
-    void *p = len >= BIG_MIN ? take_kept(len) : NULL;
+    void *stale = NULL;
+    size_t stale_len = 0;
+    void *p = len >= BIG_MIN ? take_kept(len, &stale, &stale_len) : NULL;
     pthread_mutex_unlock(&pool_lock);
+    if (stale) big_unmap(stale, stale_len);
     if (!p) p = len >= BIG_MIN ? big_map(len) : malloc(len ? len : 1);
     if (!p) bufpool_put(NULL, len);
     return p;

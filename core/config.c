@@ -26,6 +26,7 @@ const char *const cfg_known[][3] = {
     {"S3SHIM_OPLOG", "record every operation on a mount to this file (%p = pid) or directory", NULL},
     {"S3SHIM_PART_SIZE", "bytes per ranged GET and uploaded part, at least 5M", "8M"},
     {"S3SHIM_CONCURRENCY", "requests in flight per open file", "16"},
+    {"S3SHIM_READAHEAD_MEMORY", "bytes one sequential S3 reader keeps fetched ahead, at most; past it the read-ahead grows in more, smaller GETs", "32M"},
     {"S3SHIM_MAX_REQUESTS", "requests in flight for the whole process", "128"},
     {"S3SHIM_MEMORY", "buffer memory budget of a process, e.g. 1G", "1G"},
     {"S3SHIM_ADDRESSING", "path|virtual|auto S3 addressing style", "auto"},
@@ -276,11 +277,13 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
     c->concurrency = 16;
     c->max_inflight = 128;
     c->memory = 1u << 30;
+    c->ra_memory = 32u << 20;
     c->stat_ttl_ms = 5000;
     c->io_threads = 2;
     c->timeout_s = 30;
     size_setting(c, get, ctx, "S3SHIM_PART_SIZE", 5LL << 20, &c->part_size);
     size_setting(c, get, ctx, "S3SHIM_MEMORY", 16LL << 20, &c->memory);
+    size_setting(c, get, ctx, "S3SHIM_READAHEAD_MEMORY", 1LL << 20, &c->ra_memory);
     int_setting(c, get, ctx, "S3SHIM_CONCURRENCY", 1, 1024, &c->concurrency);
     int_setting(c, get, ctx, "S3SHIM_MAX_REQUESTS", 1, 65536, &c->max_inflight);
     int_setting(c, get, ctx, "S3SHIM_IO_THREADS", 1, 64, &c->io_threads);

@@ -30,6 +30,7 @@ struct cfg {
     int concurrency;     /* requests in flight per file */
     int max_inflight;    /* requests in flight for the whole process */
     size_t memory;       /* buffer memory budget for the whole process */
+    size_t ra_memory;    /* bytes one sequential S3 reader keeps fetched ahead, at most */
     int addressing;      /* CFG_ADDR_* */
     int stat_ttl_ms;     /* metadata cache lifetime; 0 = off */
     int io_threads;      /* HTTP engine threads */

@@ -99,3 +99,17 @@ void ra_probe_note(struct readahead *ra, off_t end, uint64_t now_ns, int waited,
     ra->epoch_rx = rx;
     ra->epoch_waited = 0;
 }
+
+size_t ra_split(size_t window, size_t part, size_t mem, size_t *ahead)
+{
+    if (window <= mem) { /* whole parts: the plain window */
+        *ahead = window;
+        return window < part ? window : part;
+    }
+    size_t gets = (window + part - 1) / part;
+    size_t len = mem / gets & ~(((size_t)64 << 10) - 1);
+    if (len < RA_SPLIT_MIN) len = RA_SPLIT_MIN;
+    if (len > part) len = part;
+    *ahead = gets * len;
+    return len;
+}

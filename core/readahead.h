@@ -58,4 +58,13 @@ void ra_probe_start(struct readahead *ra, size_t cap0);
  * that only grows). Call after ra_advance(). */
 void ra_probe_note(struct readahead *ra, off_t end, uint64_t now_ns, int waited, uint64_t rx);
 
+/* The GETs that fetch a window of `window` bytes ahead of a reader, so that the memory
+ * it holds does not grow with the parallelism the probe found worth having: as many
+ * GETs as the window has parts of `part` bytes, each a whole part while the window fits
+ * in `mem`, else an equal share of `mem` (a multiple of 64 KiB, at least RA_SPLIT_MIN).
+ * Returns one GET's length; *ahead gets the bytes to keep fetched ahead (the window, or
+ * what its GETs hold once split). */
+#define RA_SPLIT_MIN ((size_t)1 << 20)
+size_t ra_split(size_t window, size_t part, size_t mem, size_t *ahead);
+
 #endif

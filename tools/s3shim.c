@@ -168,6 +168,7 @@ static int cmd_config(int argc, char **argv)
     printf("  %-24s %d\n", "S3 requests per file", c.concurrency);
     printf("  %-24s %d\n", "S3 requests per process", c.max_inflight);
     printf("  %-24s %zu bytes\n", "memory budget", c.memory);
+    printf("  %-24s %zu bytes\n", "S3 read-ahead memory", c.ra_memory);
     printf("  %-24s %s\n", "S3 addressing", c.addressing == CFG_ADDR_PATH ? "path" : c.addressing == CFG_ADDR_VIRTUAL ? "virtual" : "auto");
     printf("  %-24s %.1f s\n", "metadata cache", c.stat_ttl_ms / 1000.0);
     printf("  %-24s %d\n", "HTTP engine threads", c.io_threads);

@@ -20,6 +20,7 @@ struct s3_mount {
     char prefix[1024]; /* key prefix inside the bucket, "" or ending in '/' */
     size_t part_size;
     int concurrency;
+    size_t ra_memory; /* a sequential reader's bytes fetched ahead, at most (ra_split) */
     uint64_t stat_ttl_ns;
     dev_t dev; /* st_dev of everything on this mount: no real device uses it */
     time_t mounted_at; /* the time shown for directories (prefixes have none) */

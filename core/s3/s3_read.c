@@ -181,17 +181,18 @@ static ssize_t direct_read(struct s3_file *f, char *buf, off_t off, size_t len)
     return err ? err : (ssize_t)total;
 }
 
-/* Keep [from, from + window) fetched ahead, in part-sized chunks. A chunk at the
+/* Keep the window fetched ahead of from, in part-sized chunks, or in smaller ones once
+ * the window holds more than S3SHIM_READAHEAD_MEMORY (ra_split). A chunk at the
  * window's leading edge waits until a whole one fits: a reader of 128 KiB or 1 MiB
  * moves the edge by that much per read, and starting what fits each time made every GET
  * that small (a thousand GETs per GiB, each copied out of chunk memory). */
 static void prefetch(struct s3_file *f, off_t from)
 {
-    off_t end = from + (off_t)f->ra.window;
+    size_t ahead, len = ra_split(f->ra.window, f->m->part_size, f->m->ra_memory, &ahead);
+    off_t end = from + (off_t)ahead;
     if (end > f->size) end = f->size;
     int pending = 0;
     for (int i = 0; i < CHUNK_SLOTS; i++) pending += f->ch[i].state == CH_PENDING;
-    size_t len = f->ra.window < f->m->part_size ? f->ra.window : f->m->part_size;
     off_t pos = from;
     while (pos < end && pending < f->m->concurrency) {
         struct chunk *c = chunk_find(f, pos);
@@ -281,8 +282,8 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
             if (direct_step(f, (char *)buf, pos, (size_t)(stop - pos), &done, &err) == 0) break;
             continue;
         }
-        size_t want = seq ? (f->ra.window > rem ? f->ra.window : rem) : (rem > RANDOM_MIN ? rem : RANDOM_MIN);
-        if (want > f->m->part_size && want > rem) want = f->m->part_size > rem ? f->m->part_size : rem;
+        size_t ahead, want = seq ? ra_split(f->ra.window, f->m->part_size, f->m->ra_memory, &ahead) : RANDOM_MIN;
+        if (want < rem) want = rem;
         off_t stop = next_cached(f, pos, pos + (off_t)want);
         if (stop > f->size) stop = f->size;
         if (!chunk_start(f, pos, (size_t)(stop - pos), 0)) { /* no memory or slot: exactly what is asked */

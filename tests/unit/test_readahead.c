@@ -3,7 +3,8 @@
  * local server where a larger window buys nothing settles at the first ceiling, one far
  * away grows to the largest, one whose gain stops settles there, a single slow epoch at
  * the start (another process's burst) no longer passes for a gain, a reader that never
- * waits or drains what was fetched before does not grow it, epochs last 25 ms. */
+ * waits or drains what was fetched before does not grow it, epochs last 25 ms; and how a
+ * window is split into GETs so that its memory stays within S3SHIM_READAHEAD_MEMORY. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -253,6 +254,33 @@ static void test_window_grows_to_cap_and_resets(void **state)
     assert_false(ra_sequential(&ra, 0));
 }
 
+static void test_split_keeps_memory(void **state)
+{
+    (void)state;
+    size_t ahead = 0, part = 8 * MIB, mem = 32 * MIB;
+    /* within the memory: whole parts, or the whole window when it is smaller than one */
+    assert_int_equal(ra_split(MIB, part, mem, &ahead), MIB);
+    assert_int_equal(ahead, MIB);
+    assert_int_equal(ra_split(16 * MIB, part, mem, &ahead), part);
+    assert_int_equal(ahead, 16 * MIB);
+    assert_int_equal(ra_split(32 * MIB, part, mem, &ahead), part);
+    assert_int_equal(ahead, 32 * MIB);
+    /* past it: as many GETs as the window has parts, the memory shared among them */
+    assert_int_equal(ra_split(64 * MIB, part, mem, &ahead), 4 * MIB); /* 8 GETs */
+    assert_int_equal(ahead, 32 * MIB);
+    assert_int_equal(ra_split(128 * MIB, part, mem, &ahead), 2 * MIB); /* 16 GETs */
+    assert_int_equal(ahead, 32 * MIB);
+    /* a share is a multiple of 64 KiB: 7 MiB over the 3 GETs of a 20 MiB window */
+    assert_int_equal(ra_split(20 * MIB, part, 7 * MIB, &ahead), 2 * MIB + 5 * 64 * 1024);
+    assert_int_equal(ahead, 3 * (2 * MIB + 5 * 64 * 1024));
+    /* never below 1 MiB a GET: the memory is then exceeded rather than GETs made tiny */
+    assert_int_equal(ra_split(256 * MIB, part, 2 * MIB, &ahead), RA_SPLIT_MIN);
+    assert_int_equal(ahead, 32 * RA_SPLIT_MIN);
+    /* a memory smaller than one part: one GET of that size */
+    assert_int_equal(ra_split(8 * MIB, part, 4 * MIB, &ahead), 4 * MIB);
+    assert_int_equal(ahead, 4 * MIB);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +290,7 @@ int main(void)
         cmocka_unit_test(test_one_slow_epoch_is_no_gain),
         cmocka_unit_test(test_reader_never_waits),
         cmocka_unit_test(test_window_grows_to_cap_and_resets),
+        cmocka_unit_test(test_split_keeps_memory),
         cmocka_unit_test(test_readahead),
         cmocka_unit_test(test_readahead_probe),
     };
