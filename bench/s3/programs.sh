@@ -18,6 +18,10 @@
 #            Arms: shim, s3fs mount, `aws s3 cp` down + sqlite3 locally (+ `aws s3 cp` up
 #            for the write).  Checked: query outputs equal the local run's; after the write
 #            the database aws fetches has the sha256 of the same transaction done locally.
+#            Each round also times the server's floors (sqlite_floors): the database read
+#            whole (the shim's cat) and copied on the server (CopyObject; aws s3 cp's
+#            parallel UploadPartCopy), and the report prints the largest ratio against
+#            s3fs that they leave to any client.
 #   patch    4 KiB written at an offset of a PATCH_MB random object (dd conv=notrunc
 #            seek=...: O_WRONLY without O_TRUNC).  Arms: shim, s3fs mount.  Counted: bytes
 #            the server sent and received and its requests (Swift's proxy access log), the
@@ -266,7 +270,29 @@ PRAGMA journal_mode = DELETE;" > /dev/null || die "making the database failed"
                 record "sqlite-$q" "$a" ok=1
             done
         done
+        sqlite_floors "$r"
     done
+}
+# sqlite_floors ROUND: what the server itself allows, the same round: the whole database
+# read out of it (the shim's `cat`, the fastest reader we have; the full-table aggregate
+# reads all of it) and the database copied inside it (any change to an S3 object rewrites
+# all of it: one CopyObject, and aws s3 cp's UploadPartCopy parts in parallel). No client
+# can do the aggregate faster than the first or the transaction faster than the second.
+sqlite_floors() {
+    local m
+    budget_ok "sqlite floors (round $1)" || return
+    log "sqlite: the server's floors (round $1 of $REPS)"
+    COUNTS=""
+    arm shim $TO cat "$S3/db.sqlite" > /dev/null && record sqlite-floor read
+    rm_object dbcopy.sqlite
+    m=$(log_mark); ST=""
+    timed $TO /usr/bin/aws --endpoint-url "$EP" s3api copy-object --copy-source "$BUCKET/db.sqlite" --bucket "$BUCKET" \
+        --key dbcopy.sqlite > /dev/null && { COUNTS=$(log_count "$m"); record sqlite-floor copy-one; }
+    rm_object dbcopy.sqlite
+    m=$(log_mark)
+    timed $TO /usr/bin/aws --endpoint-url "$EP" s3 cp --only-show-errors "s3://$BUCKET/db.sqlite" "s3://$BUCKET/dbcopy.sqlite" &&
+        { COUNTS=$(log_count "$m"); record sqlite-floor copy-parts; }
+    rm_object dbcopy.sqlite
 }
 
 # ------------------------------------------------------------------ patch 4 KiB

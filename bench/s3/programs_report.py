@@ -97,6 +97,23 @@ for q, t in (('point', 'indexed point lookup'), ('range', 'range scan over an in
              ('full', 'full-table aggregate (GROUP BY over every row)'),
              ('write', 'read-write transaction (5 rows updated, 1 inserted; local arm: down, run, up)')):
     table('sqlite3 on the database in S3: ' + t, 'sqlite-' + q, G2)
+# The server's floors (programs.sh sqlite_floors): no client reads the whole database
+# faster than the fastest read of it, nor rewrites it faster than the server copies it.
+fl = {a: agg('sqlite-floor', a) for a in ('read', 'copy-one', 'copy-parts')}
+if any(fl.values()):
+    print()
+    print("sqlite3: the server's floors for the database, same run (best / median s)")
+    for a, label in (('read', 'read whole: the shim\'s cat'), ('copy-one', 'copied on the server: one CopyObject'),
+                     ('copy-parts', 'copied on the server: aws s3 cp (parallel parts)')):
+        if fl[a]:
+            print('  %-50s %7.2f %8.2f   srv_s %5.2f' % (label, fl[a]['best'], fl[a]['median'], fl[a]['srv']))
+    copies = [fl[a]['best'] for a in ('copy-one', 'copy-parts') if fl[a]]
+    for q, floor, what in (('full', fl['read']['best'] if fl['read'] else None, 'reading it whole'),
+                           ('write', min(copies) if copies else None, 'copying it on the server')):
+        p, o = agg('sqlite-' + q, 's3fs'), agg('sqlite-' + q, 'shim')
+        if p and o and floor:
+            print('  %-5s: s3fs %.2f s; %s takes %.2f s, so no client can beat s3fs by more than %.2fx; ours %.2f s = %.2fx'
+                  % (q, p['best'], what, floor, p['best'] / floor, o['best'], p['best'] / o['best']))
 table('4 KiB patched in the middle of the object (dd conv=notrunc)', 'patch', (('s3fs', 1.0), ('s3fs-nomix', 1.0)),
       arms=('s3fs', 's3fs-nomix', 'shim'))
 for op, t, local in (('cp', 'cp -r', 'aws s3 cp --recursive of the tree, no program'),

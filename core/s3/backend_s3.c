@@ -500,13 +500,12 @@ static int listed_next(struct s3_dir *d, struct bk_dirent *ent)
             if (e < 0) return e;
             if (!d->page.truncated) d->done = 1;
             if (!d->page.n) return 0;
+            s3_meta_fill_page(d->m, d->path.bucket, &d->page, d->prefix, d->path.key, d->gen); /* ls -l stats each */
         }
         struct s3_list_entry *x = &d->page.v[d->next++];
-        if (strncmp(x->name, d->prefix, pl) != 0) continue;
         const char *name = x->name + pl;
-        size_t nl = strlen(name);
-        if (x->is_prefix && nl && name[nl - 1] == '/') nl--;
-        if (nl == 0) continue; /* the directory's own marker */
+        size_t nl = s3_list_child(x, d->prefix, pl);
+        if (nl == 0) continue; /* the directory's own marker, or not below it */
         if (memchr(name, '/', nl) || (nl == 1 && name[0] == '.') || (nl == 2 && name[0] == '.' && name[1] == '.')) {
             slog_warn("s3: %s/%s: a key that cannot be a directory entry ('.', '..' or an empty component); "
                       "skipped", d->path.bucket, x->name);
@@ -521,11 +520,6 @@ static int listed_next(struct s3_dir *d, struct bk_dirent *ent)
         ent->type = x->is_prefix ? DT_DIR : DT_REG;
         char *full = strndup(x->name, pl + nl);
         ent->ino = full ? s3_key_hash(d->path.bucket, full) : 0;
-        if (full && !x->is_prefix) { /* ls -l stats every entry: answer from the listing */
-            struct stat st;
-            s3_fill_stat(d->m, &st, d->path.bucket, full, x->size, x->mtime, 0);
-            s3_meta_fill_listed(d->m, d->path.bucket, full, &st, x->etag, d->path.key, d->gen);
-        }
         free(full);
         return 1;
     }

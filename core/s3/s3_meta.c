@@ -330,6 +330,33 @@ int s3_meta_get(struct s3_mount *m, const char *bucket, const char *key, struct 
  * known whole for a TTL from `now`. A directory larger than a page is not listed so again
  * for a TTL. Returns 1 when the cache can now answer for every name in it, 2 when there is
  * nothing at all below it, else 0. */
+size_t s3_list_child(const struct s3_list_entry *e, const char *prefix, size_t pl)
+{
+    if (strncmp(e->name, prefix, pl) != 0) return 0;
+    size_t n = strlen(e->name + pl);
+    if (e->is_prefix && n && e->name[pl + n - 1] == '/') n--;
+    return n;
+}
+
+int s3_meta_fill_page(struct s3_mount *m, const char *bucket, const struct s3_list_page *page, const char *prefix,
+                      const char *dir, uint64_t dir_gen)
+{
+    size_t pl = strlen(prefix);
+    for (int files = 0; files < 2; files++)
+        for (size_t i = 0; i < page->n; i++) {
+            const struct s3_list_entry *e = &page->v[i];
+            size_t n = s3_list_child(e, prefix, pl);
+            if (!n || e->is_prefix == files || memchr(e->name + pl, '/', n)) continue; /* not a child */
+            char *full = strndup(e->name, pl + n);
+            if (!full) return -ENOMEM;
+            struct stat st;
+            s3_fill_stat(m, &st, bucket, full, e->is_prefix ? 0 : e->size, e->is_prefix ? 0 : e->mtime, e->is_prefix);
+            s3_meta_fill_listed(m, bucket, full, &st, e->is_prefix ? NULL : e->etag, dir, dir_gen);
+            free(full);
+        }
+    return 0;
+}
+
 static int learn_dir(struct s3_mount *m, const char *bucket, const char *dir, uint64_t gen, uint64_t now)
 {
     size_t pl = strlen(dir);
@@ -339,22 +366,7 @@ static int learn_dir(struct s3_mount *m, const char *bucket, const char *dir, ui
     struct s3_list_page page = {0};
     int listed = s3_list_dir(m, bucket, prefix, NULL, 1000, 0, &page);
     int whole = listed == 0 && !page.truncated && page.n > 0;
-    for (size_t i = 0; i < page.n; i++) {
-        struct s3_list_entry *e = &page.v[i];
-        size_t n = strlen(e->name);
-        if (e->is_prefix && n && e->name[n - 1] == '/') n--;
-        if (n <= pl + 1 || strncmp(e->name, prefix, pl + 1) != 0 || memchr(e->name + pl + 1, '/', n - pl - 1))
-            continue; /* the directory's own marker, or not a name of it */
-        char *full = strndup(e->name, n);
-        if (!full) {
-            whole = 0;
-            break;
-        }
-        struct stat st;
-        s3_fill_stat(m, &st, bucket, full, e->is_prefix ? 0 : e->size, e->is_prefix ? 0 : e->mtime, e->is_prefix);
-        s3_meta_fill_listed(m, bucket, full, &st, e->is_prefix ? NULL : e->etag, dir, gen);
-        free(full);
-    }
+    if (listed == 0 && s3_meta_fill_page(m, bucket, &page, prefix, dir, gen) < 0) whole = 0;
     int big = page.truncated, none = !whole && !big && page.n == 0 && listed == 0;
     s3_list_page_free(&page);
     free(prefix);

@@ -13,6 +13,7 @@
 
 struct s3_meta;      /* cached stat of one key (s3_meta.c) */
 struct s3_list_page; /* s3_xml.h */
+struct s3_list_entry;
 
 struct s3_mount {
     struct s3_client client;
@@ -90,6 +91,16 @@ int s3_bucket_stat(struct s3_mount *m, const char *bucket, struct stat *st);
 /* One ListObjectsV2 page of `prefix` (delimiter '/' unless flat), after `token`. */
 int s3_list_dir(struct s3_mount *m, const char *bucket, const char *prefix, const char *token, int max_keys,
                 int flat, struct s3_list_page *page);
+/* The length of the name an entry of a listing of `prefix` (pl bytes) gives its child:
+ * past the prefix, without a common prefix's '/'; 0 for the directory's own marker or a
+ * key outside prefix. */
+size_t s3_list_child(const struct s3_list_entry *e, const char *prefix, size_t pl);
+/* Cache what a page of the listing of directory `dir` (prefix "dir/", "" for a bucket's
+ * top) says of its children, asked for with dir's generation dir_gen: a file's size, time
+ * and ETag, and that a common prefix is a directory. Files after prefixes: a name that is
+ * both (keys "a" and "a/b") is the file, as a HEAD finds it. 0 or -ENOMEM. */
+int s3_meta_fill_page(struct s3_mount *m, const char *bucket, const struct s3_list_page *page, const char *prefix,
+                      const char *dir, uint64_t dir_gen);
 /* Is there anything below "key/"? 1, 0 or -errno; *only_marker: just a "key/" marker. */
 int s3_has_children(struct s3_mount *m, const char *bucket, const char *key, int *only_marker);
 

@@ -477,6 +477,29 @@ if shim "$PY" "$W/learn.py" "$M" "$W/learnsrc" "$W/stats/cp.%p.json" "$W/learn.t
 else
     fail "cp into an existing directory, a name below an object (the program failed)" "$W/learn.out"
 fi
+# Keys "both" and "both/x": a listing has "both" as a file and as a common prefix. A HEAD
+# finds the file, so the directory's listing must say the same, whichever entry comes
+# first (the listing used to leave "both" cached as a directory), and so must readdir's.
+printf abc >"$W/both" && s3_put "$W/both" k/dual/both && s3_put "$W/both" k/dual/both/x && s3_put "$W/both" k/dual/one
+cat >"$W/dual.py" <<'EOF'
+import os, stat, sys
+d = sys.argv[1] + "/k/dual"
+assert not os.path.exists(d + "/missing")  # HEAD 404: the directory is listed, its names cached
+st = os.stat(d + "/both")
+assert stat.S_ISREG(st.st_mode) and st.st_size == 3, "both: mode %o size %d" % (st.st_mode, st.st_size)
+assert os.stat(d + "/one").st_size == 3
+print(sorted(os.listdir(d)))
+st = os.stat(d + "/both")  # after readdir, which caches its page too
+assert stat.S_ISREG(st.st_mode) and st.st_size == 3, "both after listdir: mode %o" % st.st_mode
+print(os.getpid())
+EOF
+rm -rf "$W/stats" && mkdir -p "$W/stats"
+if S3SHIM_STATS_FILE="$W/stats/d.%p.json" shim "$PY" "$W/dual.py" "$M" >"$W/dual.out" 2>&1; then
+    requests_check "keys 'both' and 'both/x': the name is the file, from the listing as from a HEAD" \
+        "$W/stats/d.$(tail -n 1 "$W/dual.out").json" 1 3
+else
+    fail "keys 'both' and 'both/x': the name is the file, from the listing as from a HEAD" "$W/dual.out"
+fi
 whole_listed() {
     s3_aws s3 ls --recursive "s3://$B/k/whole/" | awk '{ sub("k/whole/", "", $4); print $4, $3 }' | sort | tr '\n' ' '
 }
