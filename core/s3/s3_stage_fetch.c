@@ -6,10 +6,10 @@
  * If-Match under the shared map's mutex, so each block is fetched once per host. A
  * sequential reader's window ahead is fetched without waiting and without that mutex
  * (struct stg_ahead): the reader goes on with what is there while the rest arrives, and
- * waits only for a block it needs that is still in flight; arrived bytes go into the
- * staging file under the mutex, only where no block is there yet, so a block written,
- * fetched by another process or truncated away meanwhile keeps what it has. The semantics
- * are in s3_stage.c's header. */
+ * waits only for a block it needs that is still in flight; arrived bytes stay in memory
+ * and are copied to the reader, never written to the staging file, and a block that is in
+ * the file (written, or fetched by a random read, here or in another process) is read
+ * from there instead. The semantics are in s3_stage.c's header. */
 #include "../bufpool.h"
 #include "../efd.h"
 #include "../log.h"
@@ -131,10 +131,16 @@ int stg_ensure(struct s3_stage *s, int64_t off, int64_t end)
 
 /* --- the window ahead of a sequential reader ---------------------------------------------- */
 
+/* The window's fetches land in memory, not in the staging file: the reader takes its bytes
+ * from there, so a table scan of a staged database neither writes the object to the local
+ * disk and reads it back (a third of the CPU of a staged sqlite3 scan went into that copy)
+ * nor counts against S3SHIM_STAGING_LIMIT. A block in the file always wins (something
+ * wrote it, or a random read fetched it), also over a fetch that completed before it was
+ * written. */
 struct stg_ahead {
     pthread_mutex_t mu; /* the threads of this process reading through one open */
     int64_t hi;         /* atomic: where the window started last ends */
-    int used[AHEAD_OPS];
+    int used[AHEAD_OPS]; /* 1: in flight, 2: arrived (buf holds len bytes of the source) */
     struct fetch f[AHEAD_OPS]; /* in flight: an op is never moved while the engine has it */
 };
 
@@ -145,50 +151,43 @@ static int ahead_find(const struct stg_ahead *a, int64_t b)
     return -1;
 }
 
-/* f's bytes into the staging file where no block is there yet (h->lock held). */
-static void ahead_apply_locked(struct s3_stage *s, const struct fetch *f)
-{
-    struct stage_hdr *h = s->h;
-    int64_t fend = f->off + (int64_t)f->len, lim = flimit(h);
-    if (fend > lim) fend = lim;
-    for (int64_t b = f->off >> BLK_SHIFT; b * BLK < fend;) {
-        if (present(h, b)) {
-            b++;
-            continue;
-        }
-        int64_t rs = b;
-        while (b * BLK < fend && !present(h, b)) b++;
-        int64_t a = rs * BLK, z = b * BLK < fend ? b * BLK : fend;
-        if (stg_write_all(s->dfd, f->buf + (a - f->off), (size_t)(z - a), a) < 0) return; /* fetched again when read */
-        for (int64_t k = rs; k < b; k++) set_present(h, k);
-    }
-}
-
-/* Wait for fetch i, put its bytes in if apply, free its slot (a->mu held). A failed fetch
- * is only dropped: the read that needs the bytes fetches them itself and reports. */
-static void ahead_finish(struct s3_stage *s, struct stg_ahead *a, int i, int apply)
+static void ahead_drop(struct stg_ahead *a, int i)
 {
     struct fetch *f = &a->f[i];
-    int e = s3_finish(&s->m->client, &f->op);
-    if (apply && e == 0 && f->op.req.got == f->len) {
-        hlock(s->h);
-        ahead_apply_locked(s, f);
-        hunlock(s->h);
-    }
     s3_op_cleanup(&f->op);
     bufpool_put(f->buf, f->len);
     f->buf = NULL;
     a->used[i] = 0;
 }
 
-/* Start fetches for the blocks of [from, to) neither there nor in flight (a->mu held). */
+/* Wait for fetch i (a->mu held): 1 when its bytes are there; a failed one is dropped (the
+ * read that needs the bytes fetches them itself, and reports). */
+static int ahead_wait(struct s3_stage *s, struct stg_ahead *a, int i)
+{
+    if (a->used[i] == 2) return 1;
+    struct fetch *f = &a->f[i];
+    int e = s3_finish(&s->m->client, &f->op);
+    if (e == 0 && f->op.req.got == f->len) {
+        a->used[i] = 2;
+        return 1;
+    }
+    ahead_drop(a, i);
+    return 0;
+}
+
+/* Start fetches for the blocks of [from, to) neither there nor in flight (a->mu held).
+ * Arrived fetches that end at or before `from` (a sequential reader has passed them)
+ * make room first. */
 static void ahead_start(struct s3_stage *s, struct stg_ahead *a, int64_t from, int64_t to)
 {
     struct stage_hdr *h = s->h;
     int64_t lim = flimit(h);
     if (to > lim) to = lim;
     int conc = s->m->concurrency < AHEAD_OPS ? s->m->concurrency : AHEAD_OPS, busy = 0;
-    for (int i = 0; i < AHEAD_OPS; i++) busy += a->used[i];
+    for (int i = 0; i < AHEAD_OPS; i++) {
+        if (a->used[i] == 2 && a->f[i].off + (int64_t)a->f[i].len <= from) ahead_drop(a, i);
+        busy += a->used[i] != 0;
+    }
     int64_t b = from >> BLK_SHIFT;
     while (b * BLK < to && busy < conc) {
         if (present(h, b) || ahead_find(a, b) >= 0) {
@@ -237,37 +236,60 @@ void stg_ahead_end(struct s3_stage *s)
     struct stg_ahead *a = s->ahead;
     if (!a) return;
     for (int i = 0; i < AHEAD_OPS; i++)
-        if (a->used[i]) ahead_finish(s, a, i, 0); /* closing: let it land, then drop it */
+        if (a->used[i]) {
+            if (a->used[i] == 1) s3_finish(&s->m->client, &a->f[i].op); /* closing: let it land, then drop it */
+            ahead_drop(a, i);
+        }
     pthread_mutex_destroy(&a->mu);
     free(a);
     s->ahead = NULL;
 }
 
-/* The window of a sequential reader at [off, end), ra bytes: started ahead once less than
- * half of it is there or coming. Whatever [off, end) needs that is in flight is waited for,
- * for any reader (ra 0: one that jumped). 0, or -ENOMEM (then the caller fetches as it did
- * before the window was asynchronous). */
-static int ahead_read(struct s3_stage *s, int64_t off, int64_t end, size_t ra)
+/* Bytes of [off, end) from the window's arrived fetches into buf (buf is off), stopping at
+ * the first byte that is not one of them: a block in the file, one no fetch has, or the
+ * fetch limit. Waits for a fetch in flight that has the next bytes. a->mu held. */
+static size_t ahead_copy(struct s3_stage *s, struct stg_ahead *a, char *buf, int64_t off, int64_t end)
 {
     struct stage_hdr *h = s->h;
-    int64_t want = end + (int64_t)ra / 2, lim = flimit(h);
-    if (want > lim) want = lim;
-    int need = !all_present(h, off, end);
-    struct stg_ahead *a = __atomic_load_n(&s->ahead, __ATOMIC_ACQUIRE);
-    if (!ra && (!need || !a)) return 0;
-    if (!need && ((a && __atomic_load_n(&a->hi, __ATOMIC_RELAXED) >= want) || all_present(h, end, want))) return 0;
-    if (!a && !(a = ahead_get(s))) return -ENOMEM;
-    pthread_mutex_lock(&a->mu);
-    if (ra) ahead_start(s, a, off, end + (int64_t)ra);
-    if (need) {
-        int64_t e = end < lim ? end : lim;
-        for (int64_t b = off >> BLK_SHIFT; b * BLK < e; b++) {
-            int i;
-            if (!present(h, b) && (i = ahead_find(a, b)) >= 0) ahead_finish(s, a, i, 1);
-        }
+    int64_t pos = off, lim = flimit(h);
+    if (end > lim) end = lim;
+    while (pos < end && !present(h, pos >> BLK_SHIFT)) {
+        int i = ahead_find(a, pos >> BLK_SHIFT);
+        if (i < 0 || !ahead_wait(s, a, i)) break;
+        struct fetch *f = &a->f[i];
+        int64_t stop = f->off + (int64_t)f->len, bend = ((pos >> BLK_SHIFT) + 1) * BLK;
+        if (stop > end) stop = end;
+        if (stop > bend) stop = bend; /* block by block: the next one may be in the file now */
+        memcpy(buf + (pos - off), f->buf + (pos - f->off), (size_t)(stop - pos));
+        pos = stop;
     }
-    pthread_mutex_unlock(&a->mu);
-    return 0;
+    return (size_t)(pos - off);
+}
+
+/* The bytes of [off, off + len) that are in the file (read as they are there) or nowhere
+ * yet (fetched into the file first): up to the first byte that the window has in memory. */
+static ssize_t file_read(struct s3_stage *s, struct stg_ahead *a, char *buf, size_t len, off_t off)
+{
+    int64_t end = off + (int64_t)len;
+    if (a) { /* stop where an arrived or coming fetch has the bytes */
+        for (int64_t b = off >> BLK_SHIFT; b * BLK < end; b++)
+            if (!present(s->h, b) && b * BLK < flimit(s->h) && ahead_find(a, b) >= 0) {
+                end = b * BLK > off ? b * BLK : off;
+                break;
+            }
+        if (end == off) return 0;
+    }
+    int e = stg_ensure(s, off, end); /* a block missing everywhere (a random reader's) */
+    if (e < 0) return e;
+    size_t done = 0, want = (size_t)(end - off);
+    while (done < want) {
+        ssize_t r = sys.pread(s->dfd, buf + done, want - done, off + (off_t)done);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return done ? (ssize_t)done : -errno;
+        if (r == 0) break;
+        done += (size_t)r;
+    }
+    return (ssize_t)done;
 }
 
 ssize_t s3_stage_pread(struct s3_stage *s, void *buf, size_t len, off_t off)
@@ -282,23 +304,38 @@ ssize_t s3_stage_pread(struct s3_stage *s, void *buf, size_t len, off_t off)
     else if (!(ra && off > last && off - last <= (off_t)ra))
         ra = 0;
     __atomic_store_n(&s->ra, ra, __ATOMIC_RELAXED);
-    int64_t end = off + (int64_t)len;
-    int e = 0;
-    if (ahead_read(s, off, end, ra) < 0 && ra) {
-        /* No memory for the window's state: it is fetched in batches, waited for, once
-         * less than half of it is there (a window that slid one block at a time would
-         * fetch one 1 MiB block per MiB read, each a synchronous round trip). */
-        if (!all_present(s->h, end, end + (int64_t)ra / 2)) e = stg_ensure(s, off, end + (int64_t)ra);
+    struct stage_hdr *h = s->h;
+    int64_t end = off + (int64_t)len, want = end + (int64_t)ra / 2;
+    if (want > flimit(h)) want = flimit(h);
+    struct stg_ahead *a = __atomic_load_n(&s->ahead, __ATOMIC_ACQUIRE);
+    /* the window goes on once less than half of it is there or coming */
+    if (ra && !all_present(h, end, want) && !(a && __atomic_load_n(&a->hi, __ATOMIC_RELAXED) >= want)) {
+        if (!a) a = ahead_get(s);
+        if (a) {
+            pthread_mutex_lock(&a->mu);
+            ahead_start(s, a, off, end + (int64_t)ra);
+            pthread_mutex_unlock(&a->mu);
+        } else if (stg_ensure(s, off, end + (int64_t)ra) < 0) { /* no memory for it: into the file, waited for */
+            ra = 0;
+        }
     }
-    if (e == 0) e = stg_ensure(s, off, end); /* what is still missing (a random reader's block) */
-    if (e < 0) return e;
     size_t done = 0;
     while (done < len) {
-        ssize_t r = sys.pread(s->dfd, (char *)buf + done, len - done, off + (off_t)done);
-        if (r < 0 && errno == EINTR) continue;
-        if (r < 0) return done ? (ssize_t)done : -errno;
-        if (r == 0) break;
-        done += (size_t)r;
+        ssize_t n;
+        if (a) {
+            pthread_mutex_lock(&a->mu);
+            n = (ssize_t)ahead_copy(s, a, (char *)buf + done, off + (int64_t)done, end);
+            if (n == 0) n = file_read(s, a, (char *)buf + done, len - done, off + (off_t)done);
+            pthread_mutex_unlock(&a->mu);
+        } else {
+            n = file_read(s, NULL, (char *)buf + done, len - done, off + (off_t)done);
+        }
+        if (n < 0) {
+            if (done) break;
+            return n;
+        }
+        if (n == 0) break; /* the end of the file */
+        done += (size_t)n;
     }
     __atomic_store_n(&s->last_end, off + (off_t)done, __ATOMIC_RELAXED);
     return (ssize_t)done;

@@ -309,8 +309,11 @@ else fail "read whole, patched once: want at most 5 MiB sent (stats: read $got, 
 # A program reading a staged object front to back in small reads (sqlite3's full-table scan,
 # 4 KiB preads) gets its window fetched ahead in parallel ranges of 4 MiB while it reads,
 # not block by block as the window slides (one GET per 1 MiB).
+# The window's bytes go from memory to the reader, not through the staging file (which
+# holds only the first block, fetched before the reader was seen to be sequential): the
+# script prints the data file's allocated bytes before it closes.
 cat >"$W/seqread.py" <<'EOF'
-import hashlib, os, sys
+import glob, hashlib, os, sys
 fd = os.open(sys.argv[1], os.O_RDWR)
 h, off = hashlib.sha256(), 0
 while True:
@@ -319,10 +322,13 @@ while True:
         break
     h.update(b)
     off += len(b)
+alloc = sum(os.stat(f).st_blocks * 512 for f in glob.glob(sys.argv[2] + "/*.data"))
 os.close(fd)
 print(h.hexdigest())
+print(alloc)
 EOF
-S3SHIM_STATS_FILE=$W/seq.json shim $PY "$W/seqread.py" "$B/big/big.bin" >"$W/seq.got" 2>"$W/seq.err"
+S3SHIM_STATS_FILE=$W/seq.json shim $PY "$W/seqread.py" "$B/big/big.bin" "$STAGE" >"$W/seq.out" 2>"$W/seq.err"
+head -n 1 "$W/seq.out" >"$W/seq.got"
 gets=$($PY -c '
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -331,6 +337,10 @@ if [ "$(cat "$W/seq.got")" = "$(sha256sum <"$W/big.bin" | cut -c1-64)" ] && [ "$
     [ "$gets" -le $((10 + BIG_MIB / 4)) ]; then
     pass "a staged ${BIG_MIB} MiB object read front to back in 4 KiB preads: its bytes, in $gets GETs"
 else fail "a staged object read front to back: its bytes in at most $((10 + BIG_MIB / 4)) GETs (got $gets)" "$W/seq.err"; fi
+alloc=$(sed -n 2p "$W/seq.out")
+if [ -n "$alloc" ] && [ "$alloc" -le $((2 << 20)) ]; then
+    pass "... and the staging file holds $((alloc >> 10)) KiB of it meanwhile (the window's bytes stay in memory)"
+else fail "a staged object read front to back: at most 2 MiB in the staging file (got '$alloc' bytes)" "$W/seq.err"; fi
 # While that window is in flight (2 MiB read in 64 KiB preads: 64 MiB started), another
 # descriptor of the object writes into it (part of a block, a whole block) or truncates it;
 # a child forked then reads it all, or the reader closes at once; or the object is replaced
