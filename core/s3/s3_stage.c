@@ -25,7 +25,8 @@
  * object is fetched lazily: a read, a partial write or a mapping fetches the blocks it
  * touches that are not there yet (parallel ranged GETs with If-Match, under the mutex, so
  * one block is fetched once per host); a sequential reader fetches ahead (a window of up
- * to 64 MiB, fetched in batches of parallel ranges once half of it has been read).
+ * to 64 MiB in parallel ranges, started once half of it has been read), and those bytes
+ * go from memory to the reader, not into the staging file (s3_stage_fetch.c).
  * Opening a 10 GiB object O_RDWR to patch a header fetches a few MiB.
  *
  * Upload. At close or fsync of a descriptor open for writing, when the staging file
