@@ -349,6 +349,16 @@ requests_check() {
         fail "$1" "HEAD requests $nh (at most $3), listings $nl (at most $4)"
     fi
 }
+# counted DESC NAME MAX_HEADS MAX_LISTINGS: $W/NAME.py run on $M under the shim (it prints
+# its pid last), then the requests its own process sent (requests_check).
+counted() {
+    rm -rf "$W/stats" && mkdir -p "$W/stats"
+    if S3SHIM_STATS_FILE="$W/stats/s.%p.json" shim "$PY" "$W/$2.py" "$M" >"$W/$2.out" 2>&1; then
+        requests_check "$1" "$W/stats/s.$(tail -n 1 "$W/$2.out").json" "$3" "$4"
+    else
+        fail "$1 (the program failed)" "$W/$2.out"
+    fi
+}
 cat >"$W/whole.py" <<'EOF'
 import errno, os, subprocess, sys
 m = sys.argv[1]
@@ -389,17 +399,11 @@ except FileExistsError:
     pass
 print(os.getpid())
 EOF
-rm -rf "$W/stats" && mkdir -p "$W/stats"
 # mkdir's own HEAD, O_EXCL of a (made here: its entry says it exists, the HEAD proves it),
 # then what the children changed: fromchild, fromchild2 (the directory is no longer known
 # whole) and s/late: 5 (one more if two keys share a generation slot). Without the known
 # directories: 18 HEADs.
-if S3SHIM_STATS_FILE="$W/stats/s.%p.json" shim "$PY" "$W/whole.py" "$M" >"$W/whole.out" 2>&1; then
-    requests_check "mkdir, then creates, O_EXCL, a nested mkdir, stats: answered without HEADs, a child's objects seen" \
-        "$W/stats/s.$(tail -n 1 "$W/whole.out").json" 6 99
-else
-    fail "a directory made here is known whole (the program failed)" "$W/whole.out"
-fi
+counted "mkdir, then creates, O_EXCL, a nested mkdir, stats: answered without HEADs, a child's objects seen" whole 6 99
 cat >"$W/relist.py" <<'EOF'
 import os, subprocess, sys, time
 d = sys.argv[1] + "/k/relist"
@@ -424,16 +428,11 @@ assert os.stat(d + "/other").st_size == 1
 assert sorted(os.listdir(d)) == sorted(["f%02d" % i for i in range(30)] + ["other"])
 print(os.getpid())
 EOF
-rm -rf "$W/stats" && mkdir -p "$W/stats"
 # mkdir's HEAD and the O_EXCL of "other"; listings: mkdir's, one per TTL of the
 # directory, one per TTL of the bucket (the creating opens check it), listdir's: 11-13.
 # Without the known directory: 34 HEADs and 8 listings.
-if TTL=1 S3SHIM_STATS_FILE="$W/stats/s.%p.json" shim "$PY" "$W/relist.py" "$M" >"$W/relist.out" 2>&1; then
-    requests_check "a directory made here stays known whole past the TTL by one listing per TTL; another run's object is seen then" \
-        "$W/stats/s.$(tail -n 1 "$W/relist.out").json" 3 14
-else
-    fail "a directory made here stays known whole past the TTL (the program failed)" "$W/relist.out"
-fi
+TTL=1 counted "a directory made here stays known whole past the TTL by one listing per TTL; another run's object is seen then" \
+    relist 3 14
 cat >"$W/learn.py" <<'EOF'
 import os, shutil, subprocess, sys
 m, src, stats, tar, stats2 = sys.argv[1:6]
@@ -493,13 +492,7 @@ st = os.stat(d + "/both")  # after readdir, which caches its page too
 assert stat.S_ISREG(st.st_mode) and st.st_size == 3, "both after listdir: mode %o" % st.st_mode
 print(os.getpid())
 EOF
-rm -rf "$W/stats" && mkdir -p "$W/stats"
-if S3SHIM_STATS_FILE="$W/stats/d.%p.json" shim "$PY" "$W/dual.py" "$M" >"$W/dual.out" 2>&1; then
-    requests_check "keys 'both' and 'both/x': the name is the file, from the listing as from a HEAD" \
-        "$W/stats/d.$(tail -n 1 "$W/dual.out").json" 1 3
-else
-    fail "keys 'both' and 'both/x': the name is the file, from the listing as from a HEAD" "$W/dual.out"
-fi
+counted "keys 'both' and 'both/x': the name is the file, from the listing as from a HEAD" dual 1 3
 whole_listed() {
     s3_aws s3 ls --recursive "s3://$B/k/whole/" | awk '{ sub("k/whole/", "", $4); print $4, $3 }' | sort | tr '\n' ' '
 }
