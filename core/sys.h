@@ -24,6 +24,7 @@
 #include <sys/types.h>
 
 struct statx;
+struct iovec;
 
 /* Is the process running under valgrind (which cannot follow io_uring, and reports the
  * pass-through test's reads past a path's end)? Cached after the first call. */
@@ -36,6 +37,7 @@ int sys_under_valgrind(void);
     X(ssize_t, write, (int, const void *, size_t)) \
     X(ssize_t, pread, (int, void *, size_t, off_t)) \
     X(ssize_t, pwrite, (int, const void *, size_t, off_t)) \
+    X(ssize_t, pwritev, (int, const struct iovec *, int, off_t)) \
     X(int, close, (int)) \
     X(int, fcntl, (int, int, ...)) \
     X(int, ioctl, (int, unsigned long, ...)) \

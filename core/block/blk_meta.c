@@ -21,6 +21,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -83,6 +84,33 @@ int blk_write_block(struct blk_store *s, uint64_t addr, const void *buf)
     ssize_t n = sys.pwrite(s->fd, buf, BLK_BS, (off_t)(addr * BLK_BS));
     if (n == BLK_BS) return 0;
     return n < 0 ? -errno : -EIO;
+}
+
+static int wr_cmp(const void *a, const void *b)
+{
+    uint64_t x = ((const struct blk_wr *)a)->addr, y = ((const struct blk_wr *)b)->addr;
+    return x < y ? -1 : x > y;
+}
+
+int blk_write_blocks(struct blk_store *s, struct blk_wr *v, size_t n)
+{
+    struct iovec io[64];
+    qsort(v, n, sizeof *v, wr_cmp);
+    for (size_t i = 0, k; i < n; i = k) {
+        for (k = i; k < n && k - i < 64 && v[k].addr == v[i].addr + (k - i); k++) {
+            io[k - i].iov_base = (void *)v[k].buf;
+            io[k - i].iov_len = BLK_BS;
+            if (blk_recorder) blk_recorder(BLK_REC_WRITE, v[k].addr * BLK_BS, v[k].buf, BLK_BS);
+        }
+        ssize_t want = (ssize_t)((k - i) * BLK_BS), got = sys.pwritev(s->fd, io, (int)(k - i), (off_t)(v[i].addr * BLK_BS));
+        if (got == want) continue;
+        if (got < 0) return -errno;
+        for (size_t j = i + (size_t)got / BLK_BS; j < k; j++) { /* a short write: the rest one by one */
+            ssize_t w = sys.pwrite(s->fd, v[j].buf, BLK_BS, (off_t)(v[j].addr * BLK_BS));
+            if (w != BLK_BS) return w < 0 ? -errno : -EIO;
+        }
+    }
+    return 0;
 }
 
 int blk_write_data(struct blk_store *s, uint64_t pblk, const void *buf, size_t nblk)

@@ -509,11 +509,14 @@ static int list_blocks(struct blk_txn *t, uint64_t **fl, size_t *nfl, size_t *ca
     return t->err ? -1 : 0;
 }
 
-/* Write extents v[0..n) into the list blocks fl[0..nfl), the last one chained to tail. */
+/* Extents v[0..n) into the list blocks fl[0..nfl), the last one chained to tail: made in
+ * keep (nfl blocks) and added to the commit's writes wv, or without keep made in buf and
+ * written at once. */
 static void write_list(struct blk_txn *t, uint8_t *buf, const uint64_t *fl, size_t nfl, const struct blk_fext *v,
-                       size_t n, uint64_t tail, uint64_t commit, uint8_t *keep)
+                       size_t n, uint64_t tail, uint64_t commit, uint8_t *keep, struct blk_wr *wv, size_t *nw)
 {
     for (size_t k = 0; k < nfl && !t->err; k++) {
+        if (keep) buf = keep + k * BLK_BS;
         memset(buf, 0, BLK_BS);
         uint64_t next = k + 1 < nfl ? fl[k + 1] : tail;
         memcpy(buf + BLK_HDR, &next, 8);
@@ -521,9 +524,12 @@ static void write_list(struct blk_txn *t, uint8_t *buf, const uint64_t *fl, size
         memcpy(buf + BLK_HDR + 8, v + from, c * 16);
         ((struct blk_hdr *)buf)->count = (uint32_t)c;
         blk_seal(buf, BK_FREE, commit, fl[k], t->s->sb.h.uuid);
+        if (keep) { /* (kept once the commit is done) */
+            wv[(*nw)++] = (struct blk_wr){fl[k], buf};
+            continue;
+        }
         int e = blk_write_block(t->s, fl[k], buf);
         if (e) fail(t, e);
-        if (keep) memcpy(keep + k * BLK_BS, buf, BLK_BS); /* (kept once the commit is done) */
     }
 }
 
@@ -559,11 +565,16 @@ int tx_commit(struct blk_txn *t, int how, int *durable)
     uint64_t nheld = 0, nvol = 0;
     for (size_t i = 0; i < t->nfreed; i++) nheld += t->freed[i].len;
     for (size_t i = 0; i < t->nvfreed; i++) nvol += t->vfreed[i].len;
-    if (buf) {
+    /* Every new block goes into wv, then to the device in address order (blk_write_blocks). */
+    size_t nw = 0;
+    struct blk_wr *wv = malloc((nfl + nvl + HASH_COUNT(t->nodes) + HASH_COUNT(t->bms) + HASH_COUNT(t->dirs) + 1) *
+                               sizeof *wv);
+    if (!wv) fail(t, -ENOMEM);
+    if (buf && wv) {
         keepf = nfl ? malloc(nfl * BLK_BS) : NULL; /* (none: not kept, read at the next commit) */
         keepv = nvl ? malloc(nvl * BLK_BS) : NULL;
-        write_list(t, buf, fl, nfl, t->freed, t->nfreed, t->base_pend, commit, keepf);
-        write_list(t, buf, vl, nvl, t->vfreed, t->nvfreed, 0, commit, keepv);
+        write_list(t, buf, fl, nfl, t->freed, t->nfreed, t->base_pend, commit, keepf, wv, &nw);
+        write_list(t, buf, vl, nvl, t->vfreed, t->nvfreed, 0, commit, keepv, wv, &nw);
     }
     t->r.pend_cur = nfl ? fl[0] : t->base_pend;
     t->r.pend_cur_n = t->base_pend_n + nheld;
@@ -574,24 +585,26 @@ int tx_commit(struct blk_txn *t, int how, int *durable)
     HASH_ITER(hh, t->nodes, n, ntmp) {
         if (!n->fresh || t->err) continue;
         blk_seal(n->buf, n->kind, commit, n->addr, s->sb.h.uuid);
-        int e = blk_write_block(s, n->addr, n->buf);
-        if (e) fail(t, e);
+        wv[nw++] = (struct blk_wr){n->addr, n->buf};
     }
     struct tbm *b, *btmp;
     HASH_ITER(hh, t->bms, b, btmp) {
         if (!b->dirty || t->err) continue;
         ((struct blk_hdr *)b->buf)->count = (uint32_t)b->idx;
         blk_seal(b->buf, BK_BITMAP, commit, b->addr, s->sb.h.uuid);
-        int e = blk_write_block(s, b->addr, b->buf);
-        if (e) fail(t, e);
+        wv[nw++] = (struct blk_wr){b->addr, b->buf};
     }
     HASH_ITER(hh, t->dirs, b, btmp) {
         if (!b->dirty || t->err) continue;
         ((struct blk_hdr *)b->buf)->count = (uint32_t)b->idx;
         blk_seal(b->buf, BK_DIR, commit, b->addr, s->sb.h.uuid);
-        int e = blk_write_block(s, b->addr, b->buf);
+        wv[nw++] = (struct blk_wr){b->addr, b->buf};
+    }
+    if (!t->err) {
+        int e = blk_write_blocks(s, wv, nw);
         if (e) fail(t, e);
     }
+    free(wv);
     /* Published only (group commit): no flush; the root goes to /dev/shm, and a later
      * blk_make_durable flushes everything and writes it into a device slot. A process that
      * cannot publish there commits durably. */
