@@ -41,6 +41,7 @@ struct http_req {
     size_t dst_cap;
     int grow;                  /* ...or into heap memory (resp, resp_len) when set */
     _Atomic uint64_t *rx_tally; /* optional: body bytes landing in dst are added here */
+    int no_lite;               /* never on the calling thread (http_lite): its waiter may want a backup */
 
     /* --- response, set by the engine --- */
     long status;     /* HTTP status, 0 if no response */

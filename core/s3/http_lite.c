@@ -49,7 +49,7 @@ int http_lite_claim(const struct http_req *r)
 {
     const char *m = r->method ? r->method : "GET";
     int head = strcmp(m, "HEAD") == 0;
-    if (r->on_done || r->body_len || (!head && strcmp(m, "GET") != 0)) return 0;
+    if (r->on_done || r->no_lite || r->body_len || (!head && strcmp(m, "GET") != 0)) return 0;
     if (!r->url || strncmp(r->url, "http://", 7) != 0 || http_proxied()) return 0;
     if (!head && !r->grow && r->dst_cap > HTTP_LITE_MAX) return 0;
     if (atomic_load(&lite.retired)) return 0;

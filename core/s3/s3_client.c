@@ -289,6 +289,12 @@ static int needs_crypto(const struct s3_client *c)
     return 0;
 }
 
+/* A read into a buffer that may get a backup on another endpoint (wait_attempt). */
+static int may_hedge(const struct s3_client *c, const struct s3_op *op)
+{
+    return c->opt.hedge && c->nep > 1 && op->dst && !op->pin && strcmp(op->method, "GET") == 0;
+}
+
 /* Send the next attempt to the endpoint chosen for it (not `avoid` when there is
  * another; with max_wait, only to one expected to answer within it, else -EAGAIN). */
 static int send_attempt(struct s3_client *c, struct s3_op *op, int avoid, uint64_t max_wait)
@@ -316,6 +322,10 @@ static int send_attempt(struct s3_client *c, struct s3_op *op, int avoid, uint64
     r->dst_cap = op->dst_cap;
     r->rx_tally = op->rx_tally;
     r->grow = op->grow;
+    /* A read that may get a backup (wait_attempt) must be under way while its waiter
+     * watches the clock: a first GET made on the calling thread (http_lite) that stalled
+     * waited out the stall, with several endpoints there to ask. */
+    r->no_lite = may_hedge(c, op);
     op->attempts++;
     if (op->ol_id) op->ol_tid = oplog_tid();
     return http_submit(r);
@@ -530,8 +540,7 @@ static void wait_attempt(struct s3_client *c, struct s3_op *op)
 {
     struct http_req *r = &op->req;
     uint64_t d = 0;
-    if (c->opt.hedge && c->nep > 1 && op->dst && !op->pin && strcmp(op->method, "GET") == 0)
-        d = bal_hedge_delay(&c->bal, op->epi, op->dst_cap);
+    if (may_hedge(c, op)) d = bal_hedge_delay(&c->bal, op->epi, op->dst_cap);
     struct s3_op *h = NULL;
     for (uint64_t w = d; w && !h; w *= 2) {
         if (http_wait_until(r, r->t_submit + w)) return;

@@ -286,6 +286,30 @@ for attempt in 1 2 3; do
     fi
     break
 done
+# A process's first GET (the open's first window) used to be made on the calling thread
+# (http_lite) even with several endpoints: one that stalled was waited out, no backup
+# (the likely cause of the section above failing once: one stall, no backup). Every
+# response of this endpoint stalls; each run whose GET went there must show a backup.
+printf 'first window\n' >"$W/first.obj" && s3_put "$W/first.obj" ep/first >/dev/null
+fp stallall "${EP[1]}" --stall 1 --stall-s 5 && SA=$FP_URL || fail "start the always-stalling proxy"
+fstalled=0 fbad=0
+for i in 1 2 3 4; do
+    g0=$(awk '$2 == "GET" && $6 == "stall"' "$W/stallall.log" 2>/dev/null | wc -l)
+    rm -f "$W"/first.*.json
+    shim S3SHIM_ENDPOINTS="$SA,${EP[0]}" S3SHIM_STATS_FILE="$W/first.%p.json" -- cat "/s3/$B/ep/first" >"$W/first.got" 2>>"$W/first.err"
+    g1=$(awk '$2 == "GET" && $6 == "stall"' "$W/stallall.log" 2>/dev/null | wc -l)
+    nh=$(stats_of "$W/first.*.json" | awk '{ s += $4 } END { print s + 0 }')
+    cmp -s "$W/first.obj" "$W/first.got" || fbad=$((fbad + 1))
+    if [ "$g1" -gt "$g0" ]; then
+        fstalled=$((fstalled + 1))
+        [ "$nh" -gt 0 ] || { fbad=$((fbad + 1)); echo "run $i: its GET stalled, $nh backups" >>"$W/first.err"; }
+    fi
+done
+if [ "$fbad" = 0 ]; then
+    pass "a process's first GET on a stalling endpoint gets its backup ($fstalled of 4 runs went there) and the bytes"
+else
+    fail "a process's first GET on a stalling endpoint gets its backup" "$W/first.err"
+fi
 if shim S3SHIM_ENDPOINTS="${EP[0]},${EP[1]}" S3SHIM_HEDGE=off S3SHIM_STATS_FILE="$W/nohedge.%p.json" -- \
     "$PREADS" "/s3/$B/ep/obj24" "$W/obj24" 20 4 >"$W/nohedge.out" 2>&1; then
     nh=$(stats_of "$W/nohedge.*.json" | awk '{ s += $4 } END { print s + 0 }')
