@@ -121,9 +121,13 @@ while IFS= read -r line; do
 done <"$2"
 EOF
 : >"$W/il.err"
-S3SHIM_STATS=1 shim "$IDEV" bash "$W/il.sh" "$MP" "$W/il.cmd" "$W/il.ack" 2>"$W/il.bash.err" &
+# 300 steps start some 600 programs (cp, mv, rm, and a check reading every object after
+# each step): under ASan on a loaded machine that took more than the usual 120 s once
+# (python killed by the timeout: no line of its own, no stats), so these two get 600 s.
+TMO=600 S3SHIM_STATS=1 shim "$IDEV" bash "$W/il.sh" "$MP" "$W/il.cmd" "$W/il.ack" 2>"$W/il.bash.err" &
 ILPID=$!
-S3SHIM_STATS=1 shim "$IDEV" "$PY" "$W/il.py" "$MP" "$W/il.cmd" "$W/il.ack" 300 >"$OUT" 2>"$W/il.py.err"
+TMO=600 S3SHIM_STATS=1 shim "$IDEV" "$PY" "$W/il.py" "$MP" "$W/il.cmd" "$W/il.ack" 300 >"$OUT" 2>"$W/il.py.err"
+ilrc=$?
 wait "$ILPID"
 ilkept() { sed -n 's/.*, \([0-9]*\) kept ones used.*/\1/p' "$1" | tail -1; }
 kp=$(ilkept "$W/il.py.err")
@@ -133,6 +137,7 @@ if grep -q "^steps 300 bad 0 objects [1-9]" "$OUT" && [ "${kp:-0}" -gt 0 ] && [ 
 else
     # what python found wrong first (the stats lines of the processes come after)
     { grep -E '^(step|steps) |Traceback|Error|went away' "$OUT" "$W/il.py.err" | head -n 20
+      echo "python exited with $ilrc$([ $ilrc = 124 ] && echo ' (killed by the timeout)'), after $(grep -c . "$OUT") lines"
       echo "blocks served from the caches: python ${kp:-none}, bash ${kb:-none}"
       grep -v 's3shim stats\|^ \|^\[' "$W/il.py.err" "$W/il.bash.err" | head -n 20; } >"$W/il.why"
     fail "python3 and a bash taking turns on one store: listings and contents right after each step" "$W/il.why"
