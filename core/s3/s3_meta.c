@@ -325,11 +325,6 @@ int s3_meta_get(struct s3_mount *m, const char *bucket, const char *key, struct 
     return hit;
 }
 
-/* List directory `dir` (one page) and learn it: its names' answers are cached, and if the
- * page holds all of it and nothing below it changed since its generation was `gen`, it is
- * known whole for a TTL from `now`. A directory larger than a page is not listed so again
- * for a TTL. Returns 1 when the cache can now answer for every name in it, 2 when there is
- * nothing at all below it, else 0. */
 size_t s3_list_child(const struct s3_list_entry *e, const char *prefix, size_t pl)
 {
     if (strncmp(e->name, prefix, pl) != 0) return 0;
@@ -357,6 +352,11 @@ int s3_meta_fill_page(struct s3_mount *m, const char *bucket, const struct s3_li
     return 0;
 }
 
+/* List directory `dir` (one page) and learn it: its names' answers are cached, and if the
+ * page holds all of it and nothing below it changed since its generation was `gen`, it is
+ * known whole for a TTL from `now`. A directory larger than a page is not listed so again
+ * for a TTL. Returns 1 when the cache can now answer for every name in it, 2 when there is
+ * nothing at all below it, else 0. */
 static int learn_dir(struct s3_mount *m, const char *bucket, const char *dir, uint64_t gen, uint64_t now)
 {
     size_t pl = strlen(dir);

@@ -51,6 +51,20 @@ struct fetch {
     size_t len;
 };
 
+/* Send f's ranged GET of the source into f->buf (f->off, f->len, f->buf set). */
+static void fetch_start(struct s3_stage *s, struct fetch *f, int prefetch)
+{
+    struct stage_hdr *h = s->h;
+    s3_op_init(&f->op, "GET", h->src_bucket, h->src_key);
+    snprintf(f->range, sizeof f->range, "bytes=%lld-%lld", (long long)f->off, (long long)(f->off + (int64_t)f->len - 1));
+    s3_op_header(&f->op, "range", f->range);
+    if (h->etag[0]) s3_op_header(&f->op, "if-match", h->etag);
+    f->op.dst = f->buf;
+    f->op.dst_cap = f->len;
+    f->op.prefetch = prefetch;
+    s3_start(&s->m->client, &f->op); /* a failure shows at s3_finish */
+}
+
 /* Fetch the missing blocks of [off, end) from the source (h->lock held). */
 int stg_fetch_locked(struct s3_stage *s, int64_t off, int64_t end)
 {
@@ -82,14 +96,7 @@ int stg_fetch_locked(struct s3_stage *s, int64_t off, int64_t end)
                 err = -ENOMEM;
                 break;
             }
-            s3_op_init(&f->op, "GET", h->src_bucket, h->src_key);
-            snprintf(f->range, sizeof f->range, "bytes=%lld-%lld", (long long)f->off,
-                     (long long)(f->off + (int64_t)f->len - 1));
-            s3_op_header(&f->op, "range", f->range);
-            if (h->etag[0]) s3_op_header(&f->op, "if-match", h->etag);
-            f->op.dst = f->buf;
-            f->op.dst_cap = f->len;
-            s3_start(&s->m->client, &f->op);
+            fetch_start(s, f, 0);
             n++;
         }
         for (int i = 0; i < n; i++) {
@@ -202,14 +209,7 @@ static void ahead_start(struct s3_stage *s, struct stg_ahead *a, int64_t from, i
         f->off = rs * BLK;
         f->len = (size_t)((b * BLK < lim ? b * BLK : lim) - f->off);
         if (!(f->buf = bufpool_get(f->len, 1))) break;
-        s3_op_init(&f->op, "GET", h->src_bucket, h->src_key);
-        snprintf(f->range, sizeof f->range, "bytes=%lld-%lld", (long long)f->off, (long long)(f->off + (int64_t)f->len - 1));
-        s3_op_header(&f->op, "range", f->range);
-        if (h->etag[0]) s3_op_header(&f->op, "if-match", h->etag);
-        f->op.dst = f->buf;
-        f->op.dst_cap = f->len;
-        f->op.prefetch = 1;
-        s3_start(&s->m->client, &f->op); /* a failure shows at s3_finish */
+        fetch_start(s, f, 1);
         a->used[i] = 1;
         busy++;
         __atomic_store_n(&a->hi, f->off + (int64_t)f->len, __ATOMIC_RELAXED);
