@@ -52,6 +52,11 @@ uint64_t stats_record(struct stats_set *s, enum stats_kind k, uint64_t t0, uint6
     return t1;
 }
 
+void stats_unrecord_bytes(struct stats_set *s, enum stats_kind k, uint64_t bytes)
+{
+    if (s && bytes) atomic_fetch_sub_explicit(&s->op[k].bytes, bytes, memory_order_relaxed);
+}
+
 uint64_t stats_quantile(const struct stats_op *op, double q)
 {
     uint64_t n = atomic_load_explicit(&op->count, memory_order_relaxed);

@@ -46,6 +46,10 @@ uint64_t stats_now_ns(void);
 /* Record one operation that started at t0 (from stats_now_ns) and moved `bytes`.
  * Returns the end time it took (for the op log, which reuses both timestamps). */
 uint64_t stats_record(struct stats_set *s, enum stats_kind k, uint64_t t0, uint64_t bytes, int failed);
+/* Bytes an earlier record of kind k counted but the program never received (a redirected
+ * stream's read-ahead given back when it seeks or closes): the totals stay what the
+ * program moved, not what the shim read for it. */
+void stats_unrecord_bytes(struct stats_set *s, enum stats_kind k, uint64_t bytes);
 /* Quantile q (0..1) of an op's latency in ns (upper bound of its bucket). */
 uint64_t stats_quantile(const struct stats_op *op, double q);
 const char *stats_kind_name(enum stats_kind k);

@@ -318,6 +318,8 @@ static void take_back(struct pump *p, int probe) /* p->mu held */
     ofd_lock(p->o);
     ofd_sh(p->o)->offset -= (int64_t)inpipe + (int64_t)p->held;
     ofd_unlock(p->o);
+    /* they will be read again: counted once, when the program gets them */
+    stats_unrecord_bytes(&p->o->m->stats, STK_READ, (uint64_t)inpipe + p->held);
     p->held = 0;
     p->level = 0;
 }
