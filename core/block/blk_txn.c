@@ -452,7 +452,10 @@ int tx_begin(struct blk_store *s, struct blk_txn **tp)
     }
     t->base = t->r.h.commit;
     t->pin = blk_vr_pin(s);
-    t->mcursor = s->sb.meta_start;
+    /* Next-fit from where this process's last commit ended, not from the zone's start:
+     * first-fit refilled the holes the commit two back left, one for one, so a commit's
+     * blocks stayed as scattered as the first ones were (4 writes a commit, not 1). */
+    t->mcursor = s->mcursor ? s->mcursor : s->sb.meta_start;
     /* What the base freed that no durable root reaches is free from now on. */
     release(t, t->r.vol);
     t->r.vol = t->r.vol_n = 0;
@@ -634,6 +637,7 @@ int tx_commit(struct blk_txn *t, int how, int *durable)
     if (durable) *durable = !vis;
     free(buf);
     if (!t->err) { /* what this commit wrote is the new root's: kept for the walks under it */
+        s->mcursor = t->mcursor;
         HASH_ITER(hh, t->nodes, n, ntmp) if (n->fresh) blk_nc_put(s, n->addr, n->kind, n->buf, commit);
         HASH_ITER(hh, t->bms, b, btmp) if (b->dirty) blk_nc_put(s, b->addr, BK_BITMAP, b->buf, commit);
         HASH_ITER(hh, t->dirs, b, btmp) if (b->dirty) blk_nc_put(s, b->addr, BK_DIR, b->buf, commit);
