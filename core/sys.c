@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
@@ -34,6 +35,24 @@ mode_t sys_umask(void)
 }
 
 void sys_umask_set(mode_t mask) { umask_now = (int)(mask & 0777); }
+
+/* Each cache holds (generation + 1) << 32 | id and counts only while the generation is
+ * the current one: a thread that asked the kernel before a change and stores after it
+ * stores under the old generation. */
+static _Atomic uint64_t ids_gen, uid_cached, gid_cached;
+
+static uint32_t cached_id(_Atomic uint64_t *c, int gid)
+{
+    uint64_t g = atomic_load(&ids_gen), v = atomic_load_explicit(c, memory_order_relaxed);
+    if (v >> 32 == g + 1) return (uint32_t)v;
+    uint32_t id = gid ? (uint32_t)getgid() : (uint32_t)getuid();
+    atomic_store_explicit(c, (g + 1) << 32 | id, memory_order_relaxed);
+    return id;
+}
+
+uid_t sys_uid(void) { return (uid_t)cached_id(&uid_cached, 0); }
+gid_t sys_gid(void) { return (gid_t)cached_id(&gid_cached, 1); }
+void sys_ids_changed(void) { atomic_fetch_add(&ids_gen, 1); }
 
 ssize_t sys_read_small(const char *path, char *buf, size_t cap)
 {

@@ -86,6 +86,14 @@ struct timeval;
     X(int, fchmod, (int, mode_t)) \
     X(int, chmod, (const char *, mode_t)) \
     X(mode_t, umask, (mode_t)) \
+    X(int, setuid, (uid_t)) \
+    X(int, setgid, (gid_t)) \
+    X(int, seteuid, (uid_t)) \
+    X(int, setegid, (gid_t)) \
+    X(int, setreuid, (uid_t, uid_t)) \
+    X(int, setregid, (gid_t, gid_t)) \
+    X(int, setresuid, (uid_t, uid_t, uid_t)) \
+    X(int, setresgid, (gid_t, gid_t, gid_t)) \
     X(int, fchmodat, (int, const char *, mode_t, int)) \
     X(int, fchown, (int, uid_t, gid_t)) \
     X(int, chown, (const char *, uid_t, gid_t)) \

@@ -401,6 +401,24 @@ SHIM_EXPORT mode_t umask(mode_t mask)
     return old;
 }
 
+/* Objects show the process's own uid and gid as their owner (core/sys.h keeps them):
+ * a program that changes its ids sees the new ones at its next stat. */
+#define IDS_SETTER(name, params, args) \
+    SHIM_EXPORT int name params \
+    { \
+        int res_ = REAL(name) args; \
+        if (res_ == 0) sys_ids_changed(); \
+        return res_; \
+    }
+IDS_SETTER(setuid, (uid_t u), (u))
+IDS_SETTER(setgid, (gid_t g), (g))
+IDS_SETTER(seteuid, (uid_t u), (u))
+IDS_SETTER(setegid, (gid_t g), (g))
+IDS_SETTER(setreuid, (uid_t ru, uid_t eu), (ru, eu))
+IDS_SETTER(setregid, (gid_t rg, gid_t eg), (rg, eg))
+IDS_SETTER(setresuid, (uid_t ru, uid_t eu, uid_t su), (ru, eu, su))
+IDS_SETTER(setresgid, (gid_t rg, gid_t eg, gid_t sg), (rg, eg, sg))
+
 SHIM_EXPORT int fchmodat(int d, const char *p, mode_t mode, int fl)
 {
     int res0;

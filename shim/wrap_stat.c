@@ -1,6 +1,7 @@
 /* wrap_stat.c - stat, statx, access and statfs families, including the pre-2.33 glibc
  * entry points (__xstat and friends) that older binaries still call. */
 #define _GNU_SOURCE 1
+#include "../core/sys.h"
 #include "fdtable.h"
 #include "guard.h"
 #include "io.h"
@@ -43,8 +44,8 @@ static void ancestor_stat(struct stat *st)
     memset(st, 0, sizeof *st);
     st->st_mode = S_IFDIR | 0755;
     st->st_nlink = 2;
-    st->st_uid = getuid();
-    st->st_gid = getgid();
+    st->st_uid = sys_uid();
+    st->st_gid = sys_gid();
     st->st_blksize = 4096;
     st->st_ino = 1;
     st->st_dev = makedev(0, 0x5333); /* no real device */

@@ -48,8 +48,8 @@ void bm_fill_stat(struct block_mount *m, const struct blk_obj *o, int is_dir, st
     st->st_ino = (ino_t)(o->ino ? o->ino : bm_key_hash(o->key, o->klen));
     st->st_mode = is_dir ? (S_IFDIR | (o->mode & 07777 ? o->mode & 07777 : 0755)) : (mode_t)o->mode;
     st->st_nlink = is_dir ? 2 : 1;
-    st->st_uid = getuid();
-    st->st_gid = getgid();
+    st->st_uid = sys_uid();
+    st->st_gid = sys_gid();
     st->st_size = is_dir ? BLK_BS : (off_t)o->size;
     st->st_blksize = BLK_BS; /* as a filesystem's; an open file's fstat says the engine's chunk */
     uint64_t blocks = 0;

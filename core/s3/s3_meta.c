@@ -20,6 +20,7 @@
  * otherwise go back to a HEAD per file. A directory is also learnt, listed whole, when a
  * name in it is found missing: cp of many files into an existing directory asks about
  * the first one only. */
+#include "../sys.h"
 #include "../log.h"
 #include "../stats.h"
 #include "s3_gen.h"
@@ -126,8 +127,8 @@ void s3_fill_stat(struct s3_mount *m, struct stat *st, const char *bucket, const
     st->st_ino = s3_key_hash(bucket, key);
     st->st_mode = is_dir ? S_IFDIR | 0755 : S_IFREG | 0644;
     st->st_nlink = is_dir ? 2 : 1;
-    st->st_uid = getuid();
-    st->st_gid = getgid();
+    st->st_uid = sys_uid();
+    st->st_gid = sys_gid();
     st->st_size = size < 0 ? 0 : size;
     st->st_blksize = (blksize_t)m->part_size;
     st->st_blocks = (st->st_size + 511) / 512;
