@@ -33,7 +33,7 @@ struct blk_store {
     };
     pthread_mutex_t lock; /* the in-process half of the commit lock */
     uint64_t cursor;      /* next-fit start of data reservations */
-    uint64_t mcursor;     /* where the last commit's metadata blocks ended (under lock) */
+    uint64_t mlast;       /* metadata blocks the process's last commit allocated (under lock) */
     /* Verified metadata blocks (blk_cache.c), and the newest root seen. */
     pthread_mutex_t nc_lock;
     uint64_t nc_newest;

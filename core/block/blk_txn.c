@@ -49,7 +49,8 @@ struct blk_txn {
     size_t nvfreed, capvfreed;
     struct blk_fext *disc; /* released extents to discard (S3SHIM_BLOCK_DISCARD) */
     size_t ndisc, capdisc;
-    uint64_t mcursor;
+    uint64_t mcursor, nmeta; /* meta_alloc's next candidate; blocks it gave */
+    int mrun;                /* the cursor was put on a free run */
     uint64_t t0;
     int err;
     uint8_t *scratch[8];
@@ -244,10 +245,45 @@ static int bits_set(struct blk_txn *t, uint64_t start, uint64_t len, int val)
     return 0;
 }
 
+/* The lowest run of `want` free blocks in the metadata zone (0: none). A commit's new
+ * blocks go there side by side, one write for all of them, and in steady work (a small
+ * file per commit) the run is the hole the commit two back left, of the same size: the
+ * same pages of the device are written again. (Plain first-fit refilled those holes
+ * block by block, as scattered as the first commits had made them: four writes a
+ * commit. Next-fit from the last commit's end wrote each commit to new pages: 20 KiB
+ * more page cache to write back per small file, and slower.) */
+static uint64_t meta_run(struct blk_txn *t, uint64_t want)
+{
+    uint64_t lo = t->s->sb.meta_start, hi = t->s->sb.data_start, run = 0;
+    for (uint64_t b = lo; b < hi;) {
+        struct tbm *m = bm_get(t, b / BLK_BITS_PER_BM, 0);
+        if (!m) return 0;
+        uint64_t bit = b % BLK_BITS_PER_BM, w, n = 64 - bit % 64;
+        memcpy(&w, m->buf + BLK_HDR + (bit / 64) * 8, 8);
+        w >>= bit % 64; /* bit k: block b + k */
+        if (n > hi - b) n = hi - b;
+        if (n == 64 && w == ~0ull) { /* a word all in use */
+            run = 0;
+            b += 64;
+            continue;
+        }
+        for (uint64_t k = 0; k < n; k++, b++) {
+            if ((w >> k) & 1) run = 0;
+            else if (++run == want) return b + 1 - want;
+        }
+    }
+    return 0;
+}
+
 /* A free block of the metadata zone, marked used. 0 on failure. */
 static uint64_t meta_alloc(struct blk_txn *t)
 {
     uint64_t lo = t->s->sb.meta_start, hi = t->s->sb.data_start;
+    if (!t->mrun) {
+        t->mrun = 1;
+        uint64_t want = t->s->mlast ? t->s->mlast : 4, at = meta_run(t, want > 16 ? 16 : want);
+        if (at) t->mcursor = at;
+    }
     if (t->mcursor < lo || t->mcursor >= hi) t->mcursor = lo;
     for (uint64_t n = 0; n < hi - lo; n++) {
         uint64_t b = t->mcursor++;
@@ -256,6 +292,7 @@ static uint64_t meta_alloc(struct blk_txn *t)
         if (set < 0) return 0;
         if (set) continue;
         if (bits_set(t, b, 1, 1) < 0) return 0;
+        t->nmeta++;
         return b;
     }
     slog_error("block: %s: the metadata zone is full", t->s->path);
@@ -452,10 +489,7 @@ int tx_begin(struct blk_store *s, struct blk_txn **tp)
     }
     t->base = t->r.h.commit;
     t->pin = blk_vr_pin(s);
-    /* Next-fit from where this process's last commit ended, not from the zone's start:
-     * first-fit refilled the holes the commit two back left, one for one, so a commit's
-     * blocks stayed as scattered as the first ones were (4 writes a commit, not 1). */
-    t->mcursor = s->mcursor ? s->mcursor : s->sb.meta_start;
+    t->mcursor = s->sb.meta_start; /* (moved to a free run at the first allocation) */
     /* What the base freed that no durable root reaches is free from now on. */
     release(t, t->r.vol);
     t->r.vol = t->r.vol_n = 0;
@@ -637,7 +671,7 @@ int tx_commit(struct blk_txn *t, int how, int *durable)
     if (durable) *durable = !vis;
     free(buf);
     if (!t->err) { /* what this commit wrote is the new root's: kept for the walks under it */
-        s->mcursor = t->mcursor;
+        s->mlast = t->nmeta;
         HASH_ITER(hh, t->nodes, n, ntmp) if (n->fresh) blk_nc_put(s, n->addr, n->kind, n->buf, commit);
         HASH_ITER(hh, t->bms, b, btmp) if (b->dirty) blk_nc_put(s, b->addr, BK_BITMAP, b->buf, commit);
         HASH_ITER(hh, t->dirs, b, btmp) if (b->dirty) blk_nc_put(s, b->addr, BK_DIR, b->buf, commit);
