@@ -45,6 +45,11 @@ const unsigned char route_dots16[16] __attribute__((aligned(16))) = {'.', '.', '
 static pthread_mutex_t cwd_lock = PTHREAD_MUTEX_INITIALIZER;
 static char cwd_buf[PATH_MAX];
 static char shadow_root[64];
+/* Real, empty directories standing for ancestors of mount prefixes that do not exist on
+ * disk, opened by descriptor (route_open_ancestor). Only ancestors are ever made there:
+ * a mount's own name is never found below one by the kernel, so a walk down from it
+ * (openat, fstatat: rsync 3.5 from "/") fails there and is routed. */
+static char anc_root[64];
 
 static const char LITERAL_PREFIX[] = "s3:";
 
@@ -159,6 +164,7 @@ void route_init(void)
     route_tab_init();
 #endif
     snprintf(shadow_root, sizeof shadow_root, "/tmp/.s3shim-cwd-%u", (unsigned)getuid());
+    snprintf(anc_root, sizeof anc_root, "/tmp/.s3shim-anc-%u", (unsigned)getuid());
     atomic_store(&route_cwd_state, CWD_UNKNOWN);
 }
 
@@ -208,6 +214,10 @@ static int cwd_refresh_locked(void)
             const char *key;
             st = mnt_route(&shim.mounts, cwd_buf, &key) || above_mount(cwd_buf) ? CWD_VIRTUAL : CWD_FAR;
             if (st == CWD_FAR) snprintf(cwd_buf, sizeof cwd_buf, "%s", real_cwd);
+        } else if (strncmp(real_cwd, anc_root, strlen(anc_root)) == 0 && real_cwd[strlen(anc_root)] == '/' &&
+                   above_mount(real_cwd + strlen(anc_root))) { /* fchdir to an ancestor's stand-in */
+            snprintf(cwd_buf, sizeof cwd_buf, "%s", real_cwd + strlen(anc_root));
+            st = CWD_VIRTUAL;
         } else {
             snprintf(cwd_buf, sizeof cwd_buf, "%s", real_cwd);
             st = near_mount(real_cwd) || route_plain ? CWD_NEAR : CWD_FAR; /* NEAR: routed in C */
@@ -361,11 +371,16 @@ int route_real_dirfd(int dirfd, const char *p, struct route *r)
     ssize_t n = REAL(readlink)(link, dir, sizeof dir - 1);
     if (n <= 0 || dir[0] != '/') return ROUTE_FOREIGN;
     dir[n] = '\0';
+    size_t al = strlen(anc_root);
+    if (strncmp(dir, anc_root, al) == 0 && dir[al] == '/') memmove(dir, dir + al, (size_t)n - al + 1);
     if (!above_mount(dir)) return ROUTE_FOREIGN; /* only the directories above a mount prefix */
     if (path_join(dir, p, r->path, sizeof r->path) < 0) return ROUTE_FOREIGN;
     const char *key;
     struct mount *m = mnt_route(&shim.mounts, r->path, &key);
-    if (!m) return ROUTE_FOREIGN;
+    if (!m) {
+        r->ancestor = above_mount(r->path); /* (r->path: the joined path, for the caller) */
+        return ROUTE_FOREIGN;
+    }
     r->m = m;
     r->key = key;
     r->trail = trail_of(p);
@@ -376,11 +391,11 @@ int route_real_dirfd(int dirfd, const char *p, struct route *r)
 void route_cwd_changed(void) { atomic_store(&route_cwd_state, CWD_UNKNOWN); }
 
 /* mkdir -p of the shadow directory for vpath; returns 0 if it exists afterwards. */
-static int shadow_mkdirs(const char *shadow)
+static int shadow_mkdirs(const char *shadow, const char *root)
 {
     char tmp[PATH_MAX];
     snprintf(tmp, sizeof tmp, "%s", shadow);
-    size_t sl = strlen(shadow_root);
+    size_t sl = strlen(root);
     for (char *s = tmp + 1; *s; s++) {
         if (*s != '/') continue;
         *s = '\0';
@@ -399,7 +414,7 @@ int route_chdir_virtual(const char *vpath)
     char shadow[PATH_MAX];
     int n = snprintf(shadow, sizeof shadow, "%s%s%s", shadow_root, vpath[0] == '/' ? "" : "/", vpath);
     pthread_mutex_lock(&cwd_lock);
-    if (n > 0 && (size_t)n < sizeof shadow && shadow_mkdirs(shadow) == 0 && REAL(chdir)(shadow) == 0) {
+    if (n > 0 && (size_t)n < sizeof shadow && shadow_mkdirs(shadow, shadow_root) == 0 && REAL(chdir)(shadow) == 0) {
         /* exec'd programs will find it */
     } else {
         slog_info("virtual cwd %s is not inherited by child programs (no shadow directory)", vpath);
@@ -408,6 +423,17 @@ int route_chdir_virtual(const char *vpath)
     atomic_store(&route_cwd_state, CWD_VIRTUAL);
     pthread_mutex_unlock(&cwd_lock);
     return 0;
+}
+
+int route_open_ancestor(const char *vpath, int flags)
+{
+    char dir[PATH_MAX];
+    int n = snprintf(dir, sizeof dir, "%s%s", anc_root, vpath);
+    if (n <= 0 || (size_t)n >= sizeof dir || vpath[0] != '/' || shadow_mkdirs(dir, anc_root) < 0) {
+        errno = ENOENT;
+        return -1;
+    }
+    return REAL(open)(dir, flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
 }
 
 void route_display(const char *vpath, char *buf, size_t size)

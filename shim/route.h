@@ -134,6 +134,14 @@ static inline int route_path(const char *p, struct route *r) { return route_at(A
  * ROUTE_OURS with r filled, or ROUTE_FOREIGN (the caller keeps libc's answer). Costs a
  * readlink, on that failure path only. */
 int route_real_dirfd(int dirfd, const char *p, struct route *r);
+/* (When the joined path is above a mount prefix instead, r->ancestor is set and r->path
+ * holds it.) */
+
+/* Open (read-only, no O_CREAT) an ancestor of a mount prefix that does not exist on disk
+ * (stat says it is a directory): a real, empty directory under /tmp/.s3shim-anc-UID
+ * stands for it, and the mounts below it are reached from that descriptor by name
+ * (route_real_dirfd). Returns the fd, or -1 with errno. */
+int route_open_ancestor(const char *vpath, int flags);
 
 /* Rebuild the prefix table after the mount table is built. */
 void route_init(void);

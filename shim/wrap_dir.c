@@ -101,8 +101,16 @@ SHIM_EXPORT DIR *opendir(const char *path)
 {
     struct route r;
     switch (route_path(path, &r)) {
-    case ROUTE_FOREIGN:
-        return REAL(opendir)(r.pass);
+    case ROUTE_FOREIGN: {
+        DIR *d = REAL(opendir)(r.pass);
+        if (d || errno != ENOENT || !r.ancestor) return d;
+        int fd = route_open_ancestor(r.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* lists empty */
+        if (fd < 0 || (d = REAL(fdopendir)(fd))) return d;
+        int e = errno;
+        REAL(close)(fd);
+        errno = e;
+        return NULL;
+    }
     case ROUTE_ERROR:
         return NULL;
     default:

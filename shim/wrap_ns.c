@@ -448,14 +448,22 @@ SHIM_EXPORT int fchownat(int d, const char *p, uid_t u, gid_t g, int fl)
     FORWARD_PATH(d, p, fl, REAL(fchownat)(d, P, u, g, fl), REAL(fchownat)(AT_FDCWD, P, u, g, fl & ~AT_EMPTY_PATH), -1);
 }
 
+/* A directory above a mount that is not on disk has no attributes (ls -l asks for one). */
+static ssize_t xattr_foreign(ssize_t res, const struct route *r, int err)
+{
+    if (res < 0 && errno == ENOENT && r->ancestor) return err ? (errno = err, -1) : 0;
+    return res;
+}
+
 SHIM_EXPORT ssize_t getxattr(const char *p, const char *n, void *v, size_t s)
 {
-    FORWARD_PATH(AT_FDCWD, p, 0, REAL(getxattr)(P, n, v, s), REAL(getxattr)(P, n, v, s), -1);
+    FORWARD_PATH(AT_FDCWD, p, 0, xattr_foreign(REAL(getxattr)(P, n, v, s), &r, ENODATA), REAL(getxattr)(P, n, v, s), -1);
 }
 
 SHIM_EXPORT ssize_t lgetxattr(const char *p, const char *n, void *v, size_t s)
 {
-    FORWARD_PATH(AT_FDCWD, p, 0, REAL(lgetxattr)(P, n, v, s), REAL(lgetxattr)(P, n, v, s), -1);
+    FORWARD_PATH(AT_FDCWD, p, 0, xattr_foreign(REAL(lgetxattr)(P, n, v, s), &r, ENODATA), REAL(lgetxattr)(P, n, v, s),
+                 -1);
 }
 
 SHIM_EXPORT int setxattr(const char *p, const char *n, const void *v, size_t s, int fl)
@@ -480,12 +488,12 @@ SHIM_EXPORT int lremovexattr(const char *p, const char *n)
 
 SHIM_EXPORT ssize_t listxattr(const char *p, char *l, size_t s)
 {
-    FORWARD_PATH(AT_FDCWD, p, 0, REAL(listxattr)(P, l, s), REAL(listxattr)(P, l, s), -1);
+    FORWARD_PATH(AT_FDCWD, p, 0, xattr_foreign(REAL(listxattr)(P, l, s), &r, 0), REAL(listxattr)(P, l, s), -1);
 }
 
 SHIM_EXPORT ssize_t llistxattr(const char *p, char *l, size_t s)
 {
-    FORWARD_PATH(AT_FDCWD, p, 0, REAL(llistxattr)(P, l, s), REAL(llistxattr)(P, l, s), -1);
+    FORWARD_PATH(AT_FDCWD, p, 0, xattr_foreign(REAL(llistxattr)(P, l, s), &r, 0), REAL(llistxattr)(P, l, s), -1);
 }
 
 static int objstore_symlink(struct route *r)

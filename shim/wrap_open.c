@@ -115,9 +115,13 @@ static __attribute__((noinline)) int open_routed(int dirfd, const char *path, in
     switch (route_at(dirfd, path, &r, 0)) {
     case ROUTE_FOREIGN: {
         int fd = REAL(openat)(dirfd, r.pass, flags, mode);
-        if (fd < 0 && errno == ENOENT && dirfd != AT_FDCWD && route_real_dirfd(dirfd, path, &r) == ROUTE_OURS)
+        if (fd >= 0 || errno != ENOENT) return fd;
+        if (dirfd != AT_FDCWD && route_real_dirfd(dirfd, path, &r) == ROUTE_OURS)
             return io_open(&r, flags, mode); /* a mount below a real directory descriptor */
-        return fd;
+        if (r.ancestor && (flags & O_ACCMODE) == O_RDONLY && !(flags & (O_CREAT | O_TRUNC)))
+            return route_open_ancestor(r.path, flags); /* a directory above a mount, not on disk */
+        errno = ENOENT;
+        return -1;
     }
     case ROUTE_OURS:
         return io_open(&r, flags, mode);

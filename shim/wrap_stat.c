@@ -66,6 +66,10 @@ static __attribute__((noinline)) int stat_routed(int dirfd, const char *path, st
             res = io_stat(&r, st, flags & AT_SYMLINK_NOFOLLOW);
             return res < 0 ? shim_fail(res) : 0;
         }
+        if (res < 0 && r.ancestor) { /* above a mount, named from a real directory descriptor */
+            ancestor_stat(st);
+            return 0;
+        }
         return res;
     }
     case ROUTE_OURS: {
@@ -224,6 +228,12 @@ static __attribute__((noinline)) int statx_routed(int dirfd, const char *path, i
             if (!shim_mount_usable(r.m)) return -1;
             int t = io_trail_check(&r);
             return t < 0 ? shim_fail(t) : statx_ours(r.m, r.key, NULL, flags, mask, sx, r.path, -1);
+        }
+        if (res < 0 && r.ancestor) {
+            struct stat st;
+            ancestor_stat(&st);
+            stat_to_statx(&st, mask, sx);
+            return 0;
         }
         return res;
     }

@@ -684,6 +684,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
         }
     }
     int have = e ? e : bf_lookup_pinned(f);
+    if (have == 0 && bf_publish_new(m, key)) have = bf_lookup_pinned(f);
     if (have < 0) e = have;
     if (!e && have == 0) { /* a directory of that name? */
         struct stat st;

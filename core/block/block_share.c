@@ -136,6 +136,20 @@ int bf_chmod_new(struct block_mount *m, const char *key, mode_t mode)
     return e;
 }
 
+int bf_publish_new(struct block_mount *m, const char *key)
+{
+    int done = 0;
+    pthread_mutex_lock(&m->nw_lock); /* before a file's lock, never after */
+    for (struct bfile *f = m->nw; f && !done; f = f->nw_next) {
+        if (strcmp(f->key, key) != 0) continue;
+        pthread_mutex_lock(&f->lock);
+        if (is_new(f) && f->writable && f->dirty) done = bf_commit(f, bg_how(m)) == 0;
+        pthread_mutex_unlock(&f->lock);
+    }
+    pthread_mutex_unlock(&m->nw_lock);
+    return done;
+}
+
 int bf_share(void *fh)
 {
     struct bfile *f = fh;

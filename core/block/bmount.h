@@ -129,6 +129,10 @@ int bf_lock_fd(void *fh); /* the key's lock file in /dev/shm (blk_vroot.c) */
 int bf_stat_new(struct block_mount *m, const char *key, struct stat *st);
 /* chmod of such a file (by its creator): the mode its commit gives. 0 or -ENOENT. */
 int bf_chmod_new(struct block_mount *m, const char *key, mode_t mode);
+/* Commit (visible) a new file this process is still writing under key, so that an open
+ * of that name finds it as on a disk (git's index-pack reads its tmp_pack back by name
+ * while writing it). 1 if one was committed. */
+int bf_publish_new(struct block_mount *m, const char *key);
 /* unlink(key) reached this process's open files of key: none of them commits again (a
  * disk's unlinked-but-open file). Returns how many were new, never-committed files. */
 int bf_detach(struct block_mount *m, const char *key);

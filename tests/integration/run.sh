@@ -489,6 +489,9 @@ t "python3: write, truncate, rename, shutil.copyfile, makedirs, pathlib, tempfil
     "write.count>0 meta.count>0"
 [ "$SCHEME" = block ] && skip "python3: the access time os.utime sets" "block:// keeps no access time (st_atime reads as st_mtime)"
 
+# shellcheck source=programs.sh
+. "$HERE/programs.sh"
+
 section "errors like the real directory"
 t "missing files: ENOENT" 'cat missing; echo rc=$?; cat "$D/missing"; echo rc=$?; ls missing; stat missing; head missing; wc missing; sha256sum missing
 find missing; du missing; tar cf - missing >/dev/null; echo rc=$?; cat <missing; echo rc=$?; gzip missing; echo rc=$?'
