@@ -345,6 +345,19 @@ print(" ".join(out))' "$MP" 2>&1)
 if [ "$excl" = "$(printf 'same:EEXIST child:EEXIST\nsame:EEXIST after:EEXIST')" ]; then
     pass "O_CREAT|O_EXCL: of two creators of one new name (same process, another process) one wins; after the close the name exists"
 else echo "$excl" >"$OUT"; fail "O_CREAT|O_EXCL exclusive" "$OUT"; fi
+# A new object opened again by name while its writer is still open (git's index-pack reads
+# back the tmp_pack it writes): found, with what was written so far, as on a disk.
+reopen=$(shim "$DEV" "$PY" -c '
+import os, sys
+p = sys.argv[1] + "/ns/tmp_pack"
+fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, b"PACK" * 1000)
+r = os.open(p, os.O_RDONLY)
+got = os.read(r, 8)
+os.write(fd, b"tail"); os.close(fd); os.close(r)
+print(got, os.path.getsize(p)); os.remove(p)' "$MP" 2>&1)
+if [ "$reopen" = "b'PACKPACK' 4004" ]; then pass "an object still being written opened again by name: found, its bytes so far; complete after the close"
+else echo "$reopen" >"$OUT"; fail "an object still being written opened again by name" "$OUT"; fi
 # Owners are the process's own ids (cached: core/sys.h); a process that changes them sees
 # the new ones at its next stat, on an object, a directory and the mount itself.
 ids=$(shim "$DEV" "$PY" -c '
