@@ -506,122 +506,12 @@ ssize_t uring_wait(struct uio *u)
     return u->res;
 }
 
-/* --- a calling thread's own ring ------------------------------------------------------- */
-
-/* A thread that waits for its request anyway does better on a ring of its own: one
- * io_uring_enter submits and waits, no other thread is woken, the completion runs in
- * the waiting thread (fio's io_uring engine works this way). Up to MAX_OWN threads get
- * one, created on their first synchronous request and closed when they end. */
-#define MAX_OWN 64
-static _Atomic int own_count;
-static pthread_key_t own_key;
-static pthread_once_t own_once = PTHREAD_ONCE_INIT;
-static __thread struct io_uring *own;
-static __thread unsigned own_gen;
-static __thread int own_failed;
-
-static void own_free(void *p)
-{
-    struct io_uring *r = p;
-    if (!r) return;
-    if (own_gen == uring_generation()) {
-        int fd = r->ring_fd;
-        r->ring_fd = r->enter_ring_fd = -1;
-        io_uring_queue_exit(r); /* unmaps; its close of -1 does nothing: the parked fd goes below */
-        efd_close(fd);
-        atomic_fetch_sub(&own_count, 1);
-    }
-    free(r);
-}
-
-/* Only this thread submits to its ring and it always waits in io_uring_enter, so the
- * kernel may run the completion work there (DEFER_TASKRUN) instead of queueing task
- * work that interrupts the thread (kernels from 6.1); older kernels get a plain ring. */
-static int own_init(struct io_uring *r)
-{
-#if defined(IORING_SETUP_SINGLE_ISSUER) && defined(IORING_SETUP_DEFER_TASKRUN)
-    static _Atomic int plain; /* the kernel refused the flags once: do not ask again */
-    if (!atomic_load_explicit(&plain, memory_order_relaxed)) {
-        struct io_uring_params p;
-        memset(&p, 0, sizeof p);
-        p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-        int e = io_uring_queue_init_params(8, r, &p);
-        if (e != -EINVAL) return e;
-        atomic_store_explicit(&plain, 1, memory_order_relaxed);
-    }
-#endif
-    return io_uring_queue_init(8, r, 0);
-}
-
-static void own_key_make(void) { pthread_key_create(&own_key, own_free); }
-
-static struct io_uring *own_ring(void)
-{
-    if (own && own_gen == uring_generation()) return own;
-    if (own) { /* the parent's, copied by fork: never touch it; our copy of its fd goes */
-        efd_close(own->ring_fd);
-        own = NULL;
-        own_failed = 0;
-    }
-    if (own_failed || E.set.sqpoll || E.threaded) return NULL;
-    pthread_once(&own_once, own_key_make);
-    if (atomic_fetch_add(&own_count, 1) >= MAX_OWN) {
-        atomic_fetch_sub(&own_count, 1);
-        own_failed = 1;
-        return NULL;
-    }
-    struct io_uring *r = calloc(1, sizeof *r);
-    if (!r || own_init(r) < 0) {
-        free(r);
-        atomic_fetch_sub(&own_count, 1);
-        own_failed = 1;
-        return NULL;
-    }
-    int fd = efd_park(r->ring_fd);
-    r->ring_fd = r->enter_ring_fd = fd;
-    own = r;
-    own_gen = uring_generation();
-    pthread_setspecific(own_key, r);
-    return r;
-}
-
-static ssize_t run_own(struct io_uring *r, struct uio *u)
-{
-    u->done = 0;
-    u->tries = 0;
-    u->t0 = stats_now_ns();
-    if (u->buf_index >= 0) u->buf_index = -1; /* the arena is registered with the engine's rings only */
-    if (!u->align) u->align = 512;
-    depth_enter(u->depth);
-    atomic_store_explicit(&u->state, ST_BUSY, memory_order_relaxed);
-    for (;;) {
-        struct io_uring_sqe *sqe = io_uring_get_sqe(r);
-        if (!sqe) { /* cannot happen with one request at a time; be safe */
-            complete(u, -EBUSY);
-            break;
-        }
-        prep(sqe, u);
-        int e;
-        do e = io_uring_submit_and_wait(r, 1);
-        while (e == -EINTR);
-        struct io_uring_cqe *cqe = NULL;
-        if (e >= 0) {
-            do e = io_uring_wait_cqe(r, &cqe);
-            while (e == -EINTR);
-        }
-        if (e < 0) {
-            complete(u, u->done ? (ssize_t)u->done : e);
-            break;
-        }
-        int res = cqe->res;
-        io_uring_cqe_seen(r, cqe);
-        if (!settle(u, res)) break;
-    }
-    return u->res;
-}
-
-/* Without io_uring, a request its caller waits for at once is made by the caller itself:
- * handing it to the pool would only add two thread switches. */
+/* A request its caller waits for at once is made by the caller itself, with a plain
+ * system call: handing it to a ring's thread adds two thread switches, and even a ring
+ * of the caller's own (submitted and reaped in one io_uring_enter, the way fio's
+ * io_uring engine runs at iodepth 1, which this replaced) costs more CPU per request
+ * than pread/pwrite on the O_DIRECT descriptor: 4 KiB random reads from 4 threads on a
+ * loop device in memory, 8.1-12.6 us per read against 11.4-14.0 (bench/RESULTS.md). */
 static ssize_t run_here(struct uio *u)
 {
     u->done = 0;
@@ -639,9 +529,7 @@ ssize_t uring_run(struct uio *u)
 {
     int e = uring_start();
     if (e < 0) return e;
-    if (E.threaded) return run_here(u);
-    struct io_uring *r = own_ring();
-    if (r) return run_own(r, u);
+    if (!E.set.sqpoll) return run_here(u); /* (with a polling kernel thread: the ring) */
     e = uring_submit(&u, 1);
     return e < 0 ? e : uring_wait(u);
 }
@@ -730,7 +618,6 @@ void uring_atfork_child(void)
      * arena is a private copy: every slot is free again (files forget theirs by the
      * generation), and is registered again with the new rings. */
     pthread_mutex_init(&E.lock, NULL);
-    atomic_store(&own_count, 0);
     atomic_fetch_add(&E.generation, 1);
     my_ring = -1;
     if (!atomic_load(&E.running)) return;

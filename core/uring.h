@@ -7,8 +7,8 @@
  * "their" ring themselves (one io_uring_enter for a batch); the ring's thread reaps the
  * completions, finishes short transfers, retries -EAGAIN/-EINTR, records the device
  * stats and wakes whoever waits (a futex on the request). A request its caller waits
- * for at once (uring_run) goes instead on a small ring of the calling thread's own,
- * submitted and reaped by that thread in one io_uring_enter. No busy polling unless
+ * for at once (uring_run) is made by the calling thread with a plain pread/pwrite: for
+ * one request that is cheaper than any ring. No busy polling unless
  * S3SHIM_DIRECT_SQPOLL asks for a kernel submission thread. Every ring registers the
  * same arena of aligned buffers (taken from the process budget, bufpool.h), so I/O into
  * them skips the page pinning of each request; other aligned buffers work unregistered.

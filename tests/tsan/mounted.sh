@@ -2,10 +2,11 @@
 # tests/tsan/mounted.sh - the ThreadSanitizer stress program (tests/tsan/stress.c) on a
 # direct:// or block:// mount: many threads opening, reading, writing, seeking, dup'ing
 # and closing files whose bytes go through the io_uring engine (its ring threads, the
-# callers' own rings, readahead shared by threads of one descriptor); on block:// (a store
-# in a file) each close is also a commit under the store's lock, and the data files are
-# made through the mount itself. The fork case is left to tests/tsan/run.sh (file://): on
-# these mounts a thread's own ring is a descriptor that case counts as a leak.
+# callers' own synchronous requests, readahead shared by threads of one descriptor); on
+# block:// (a store in a file) each close is also a commit under the store's lock, and
+# the data files are made through the mount itself. The fork case is left to
+# tests/tsan/run.sh (file://): it counted a thread's own ring (there are none since the
+# synchronous requests became plain system calls) as a leaked descriptor; not re-tried.
 #
 #   BUILD=build/tsan tests/tsan/mounted.sh direct|block
 set -u
