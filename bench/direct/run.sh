@@ -9,9 +9,10 @@
 #             fd 0, which the shim serves through a pipe, see docs/semantics.md "Standard streams");
 #   randread  4 KiB random reads: fio itself under the shim (ioengine=psync, JOBS jobs, on
 #             the mount path) vs fio io_uring at iodepth JOBS (same total concurrency);
-#             fio io_uring at iodepth 1 in JOBS jobs (what the shim does for a program
-#             that waits for each read: one ring per thread, one io_uring_enter per read)
-#             and fio psync direct=1 without the shim are shown as references;
+#             fio io_uring at iodepth 1 in JOBS jobs (one ring per thread, one
+#             io_uring_enter per read) and fio psync direct=1 without the shim (one
+#             pread per read: what the shim does for a program that waits for each read)
+#             are shown as references;
 #   seqwrite  1 MiB sequential overwrite: fio under the shim (psync, bs=1M, one job) vs
 #             fio io_uring bs=1M iodepth 1; `dd bs=1M conv=notrunc` through the shim is
 #             shown too (its of= is fd 1: a pipe again).
