@@ -192,6 +192,13 @@ static int above_mount(const char *path)
     return 0;
 }
 
+/* The virtual path an ancestor's stand-in directory (a real path) stands for, or NULL. */
+static const char *anc_virtual(const char *rpath)
+{
+    size_t al = strlen(anc_root);
+    return strncmp(rpath, anc_root, al) == 0 && rpath[al] == '/' ? rpath + al : NULL;
+}
+
 /* With cwd_lock held: make cwd_buf and the state current. */
 static int cwd_refresh_locked(void)
 {
@@ -214,9 +221,8 @@ static int cwd_refresh_locked(void)
             const char *key;
             st = mnt_route(&shim.mounts, cwd_buf, &key) || above_mount(cwd_buf) ? CWD_VIRTUAL : CWD_FAR;
             if (st == CWD_FAR) snprintf(cwd_buf, sizeof cwd_buf, "%s", real_cwd);
-        } else if (strncmp(real_cwd, anc_root, strlen(anc_root)) == 0 && real_cwd[strlen(anc_root)] == '/' &&
-                   above_mount(real_cwd + strlen(anc_root))) { /* fchdir to an ancestor's stand-in */
-            snprintf(cwd_buf, sizeof cwd_buf, "%s", real_cwd + strlen(anc_root));
+        } else if (anc_virtual(real_cwd) && above_mount(anc_virtual(real_cwd))) { /* fchdir to a stand-in */
+            snprintf(cwd_buf, sizeof cwd_buf, "%s", anc_virtual(real_cwd));
             st = CWD_VIRTUAL;
         } else {
             snprintf(cwd_buf, sizeof cwd_buf, "%s", real_cwd);
@@ -371,10 +377,9 @@ int route_real_dirfd(int dirfd, const char *p, struct route *r)
     ssize_t n = REAL(readlink)(link, dir, sizeof dir - 1);
     if (n <= 0 || dir[0] != '/') return ROUTE_FOREIGN;
     dir[n] = '\0';
-    size_t al = strlen(anc_root);
-    if (strncmp(dir, anc_root, al) == 0 && dir[al] == '/') memmove(dir, dir + al, (size_t)n - al + 1);
-    if (!above_mount(dir)) return ROUTE_FOREIGN; /* only the directories above a mount prefix */
-    if (path_join(dir, p, r->path, sizeof r->path) < 0) return ROUTE_FOREIGN;
+    const char *d = anc_virtual(dir) ? anc_virtual(dir) : dir;
+    if (!above_mount(d)) return ROUTE_FOREIGN; /* only the directories above a mount prefix */
+    if (path_join(d, p, r->path, sizeof r->path) < 0) return ROUTE_FOREIGN;
     const char *key;
     struct mount *m = mnt_route(&shim.mounts, r->path, &key);
     if (!m) {

@@ -131,11 +131,10 @@ static inline int route_path(const char *p, struct route *r) { return route_at(A
 /* After libc answered ENOENT for p relative to a real directory descriptor: if that
  * directory is above a mount prefix (rsync 3.5 opens "/" and walks down the destination
  * with openat and fstatat, one component at a time), route the joined path. Returns
- * ROUTE_OURS with r filled, or ROUTE_FOREIGN (the caller keeps libc's answer). Costs a
- * readlink, on that failure path only. */
+ * ROUTE_OURS with r filled, or ROUTE_FOREIGN (the caller keeps libc's answer; when the
+ * joined path is itself above a mount prefix, r->ancestor is set and r->path holds it).
+ * Costs a readlink, on that failure path only. */
 int route_real_dirfd(int dirfd, const char *p, struct route *r);
-/* (When the joined path is above a mount prefix instead, r->ancestor is set and r->path
- * holds it.) */
 
 /* Open (read-only, no O_CREAT) an ancestor of a mount prefix that does not exist on disk
  * (stat says it is a directory): a real, empty directory under /tmp/.s3shim-anc-UID

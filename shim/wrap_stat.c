@@ -58,15 +58,11 @@ static __attribute__((noinline)) int stat_routed(int dirfd, const char *path, st
     switch (route_at(dirfd, path, &r, flags)) {
     case ROUTE_FOREIGN: {
         int res = REAL(fstatat)(dirfd, r.pass, st, flags);
-        if (res < 0 && errno == ENOENT && r.ancestor) {
-            ancestor_stat(st);
-            return 0;
-        }
         if (res < 0 && errno == ENOENT && dirfd != AT_FDCWD && route_real_dirfd(dirfd, path, &r) == ROUTE_OURS) {
             res = io_stat(&r, st, flags & AT_SYMLINK_NOFOLLOW);
             return res < 0 ? shim_fail(res) : 0;
         }
-        if (res < 0 && r.ancestor) { /* above a mount, named from a real directory descriptor */
+        if (res < 0 && errno == ENOENT && r.ancestor) { /* named by path or from a real descriptor */
             ancestor_stat(st);
             return 0;
         }
@@ -218,18 +214,12 @@ static __attribute__((noinline)) int statx_routed(int dirfd, const char *path, i
     switch (route_at(dirfd, path, &r, flags)) {
     case ROUTE_FOREIGN: {
         int res = REAL(statx)(dirfd, r.pass, flags, mask, sx);
-        if (res < 0 && errno == ENOENT && r.ancestor) {
-            struct stat st;
-            ancestor_stat(&st);
-            stat_to_statx(&st, mask, sx);
-            return 0;
-        }
         if (res < 0 && errno == ENOENT && dirfd != AT_FDCWD && route_real_dirfd(dirfd, path, &r) == ROUTE_OURS) {
             if (!shim_mount_usable(r.m)) return -1;
             int t = io_trail_check(&r);
             return t < 0 ? shim_fail(t) : statx_ours(r.m, r.key, NULL, flags, mask, sx, r.path, -1);
         }
-        if (res < 0 && r.ancestor) {
+        if (res < 0 && errno == ENOENT && r.ancestor) {
             struct stat st;
             ancestor_stat(&st);
             stat_to_statx(&st, mask, sx);
