@@ -45,11 +45,15 @@ const unsigned char route_dots16[16] __attribute__((aligned(16))) = {'.', '.', '
 static pthread_mutex_t cwd_lock = PTHREAD_MUTEX_INITIALIZER;
 static char cwd_buf[PATH_MAX];
 static char shadow_root[64];
-/* Real, empty directories standing for ancestors of mount prefixes that do not exist on
- * disk, opened by descriptor (route_open_ancestor). Only ancestors are ever made there:
- * a mount's own name is never found below one by the kernel, so a walk down from it
- * (openat, fstatat: rsync 3.5 from "/") fails there and is routed. */
+/* Stand-ins for ancestors of mount prefixes that do not exist on disk, opened by
+ * descriptor (route_open_ancestor): a directory made under anc_root, opened, then
+ * removed, so the descriptor names a dead, empty directory. The kernel finds nothing in
+ * it and creates nothing in it (ENOENT), so a walk down from it (openat, fstatat: rsync
+ * 3.5 from "/") fails there and is routed, and a write through it fails as the same
+ * write by path fails, instead of landing under /tmp. Its path (/proc/self/fd) still
+ * names the virtual directory: anc_root/UNIQUE/VPATH " (deleted)". */
 static char anc_root[64];
+static _Atomic unsigned anc_serial;
 
 static const char LITERAL_PREFIX[] = "s3:";
 
@@ -192,22 +196,40 @@ static int above_mount(const char *path)
     return 0;
 }
 
-/* The virtual path an ancestor's stand-in directory (a real path) stands for, or NULL. */
-static const char *anc_virtual(const char *rpath)
+/* The virtual path an ancestor's stand-in (its path as /proc/self/fd shows it) stands
+ * for, in out; NULL if rpath is not one. */
+static const char *anc_virtual(const char *rpath, char *out, size_t size)
 {
-    size_t al = strlen(anc_root);
-    return strncmp(rpath, anc_root, al) == 0 && rpath[al] == '/' ? rpath + al : NULL;
+    static const char dead[] = " (deleted)";
+    size_t al = strlen(anc_root), n = strlen(rpath), dl = sizeof dead - 1;
+    if (strncmp(rpath, anc_root, al) != 0 || rpath[al] != '/' || n < dl || strcmp(rpath + n - dl, dead) != 0)
+        return NULL;
+    const char *v = strchr(rpath + al + 1, '/'); /* past UNIQUE */
+    if (!v || (size_t)(v - rpath) >= n - dl || n - dl - (size_t)(v - rpath) >= size) return NULL;
+    memcpy(out, v, n - dl - (size_t)(v - rpath));
+    out[n - dl - (size_t)(v - rpath)] = '\0';
+    return above_mount(out) ? out : NULL;
 }
+
+static void chdir_shadow(const char *vpath);
 
 /* With cwd_lock held: make cwd_buf and the state current. */
 static int cwd_refresh_locked(void)
 {
     int st = atomic_load(&route_cwd_state);
     if (st != CWD_UNKNOWN) return st;
-    char real_cwd[PATH_MAX];
+    char real_cwd[PATH_MAX], vpath[PATH_MAX];
     if (!REAL(getcwd)(real_cwd, sizeof real_cwd)) {
-        cwd_buf[0] = '\0';
-        st = CWD_FAR; /* unreachable cwd: relative paths cannot name a mount we can see */
+        ssize_t n = errno == ENOENT ? REAL(readlink)("/proc/self/cwd", real_cwd, sizeof real_cwd - 1) : -1;
+        if (n > 0) real_cwd[n] = '\0';
+        if (n > 0 && anc_virtual(real_cwd, vpath, sizeof vpath)) { /* fchdir to a stand-in */
+            chdir_shadow(vpath); /* a live directory, for the programs it execs */
+            snprintf(cwd_buf, sizeof cwd_buf, "%s", vpath);
+            st = CWD_VIRTUAL;
+        } else {
+            cwd_buf[0] = '\0';
+            st = CWD_FAR; /* unreachable cwd: relative paths cannot name a mount we can see */
+        }
     } else {
         size_t sl = strlen(shadow_root);
         const char *v = real_cwd + sl;
@@ -221,9 +243,6 @@ static int cwd_refresh_locked(void)
             const char *key;
             st = mnt_route(&shim.mounts, cwd_buf, &key) || above_mount(cwd_buf) ? CWD_VIRTUAL : CWD_FAR;
             if (st == CWD_FAR) snprintf(cwd_buf, sizeof cwd_buf, "%s", real_cwd);
-        } else if (anc_virtual(real_cwd) && above_mount(anc_virtual(real_cwd))) { /* fchdir to a stand-in */
-            snprintf(cwd_buf, sizeof cwd_buf, "%s", anc_virtual(real_cwd));
-            st = CWD_VIRTUAL;
         } else {
             snprintf(cwd_buf, sizeof cwd_buf, "%s", real_cwd);
             st = near_mount(real_cwd) || route_plain ? CWD_NEAR : CWD_FAR; /* NEAR: routed in C */
@@ -377,7 +396,8 @@ int route_real_dirfd(int dirfd, const char *p, struct route *r)
     ssize_t n = REAL(readlink)(link, dir, sizeof dir - 1);
     if (n <= 0 || dir[0] != '/') return ROUTE_FOREIGN;
     dir[n] = '\0';
-    const char *d = anc_virtual(dir) ? anc_virtual(dir) : dir;
+    char vdir[PATH_MAX];
+    const char *d = anc_virtual(dir, vdir, sizeof vdir) ? vdir : dir;
     if (!above_mount(d)) return ROUTE_FOREIGN; /* only the directories above a mount prefix */
     if (path_join(d, p, r->path, sizeof r->path) < 0) return ROUTE_FOREIGN;
     const char *key;
@@ -414,16 +434,19 @@ static int shadow_mkdirs(const char *shadow, const char *root)
     return REAL(mkdir)(tmp, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-int route_chdir_virtual(const char *vpath)
+/* chdir to the shadow directory of vpath, which exec'd programs map back to it. */
+static void chdir_shadow(const char *vpath)
 {
     char shadow[PATH_MAX];
     int n = snprintf(shadow, sizeof shadow, "%s%s%s", shadow_root, vpath[0] == '/' ? "" : "/", vpath);
-    pthread_mutex_lock(&cwd_lock);
-    if (n > 0 && (size_t)n < sizeof shadow && shadow_mkdirs(shadow, shadow_root) == 0 && REAL(chdir)(shadow) == 0) {
-        /* exec'd programs will find it */
-    } else {
+    if (n <= 0 || (size_t)n >= sizeof shadow || shadow_mkdirs(shadow, shadow_root) != 0 || REAL(chdir)(shadow) != 0)
         slog_info("virtual cwd %s is not inherited by child programs (no shadow directory)", vpath);
-    }
+}
+
+int route_chdir_virtual(const char *vpath)
+{
+    pthread_mutex_lock(&cwd_lock);
+    chdir_shadow(vpath);
     snprintf(cwd_buf, sizeof cwd_buf, "%s", vpath);
     atomic_store(&route_cwd_state, CWD_VIRTUAL);
     pthread_mutex_unlock(&cwd_lock);
@@ -433,12 +456,30 @@ int route_chdir_virtual(const char *vpath)
 int route_open_ancestor(const char *vpath, int flags)
 {
     char dir[PATH_MAX];
-    int n = snprintf(dir, sizeof dir, "%s%s", anc_root, vpath);
-    if (n <= 0 || (size_t)n >= sizeof dir || vpath[0] != '/' || shadow_mkdirs(dir, anc_root) < 0) {
-        errno = ENOENT;
-        return -1;
+    size_t base = 0;
+    int n = -1, fd = -1;
+    snprintf(dir, sizeof dir, "%s/", anc_root);
+    for (int tries = 0; tries < 100 && vpath[0] == '/' && shadow_mkdirs(dir, anc_root) == 0; tries++) {
+        n = snprintf(dir, sizeof dir, "%s/%ld-%u", anc_root, (long)getpid(), atomic_fetch_add(&anc_serial, 1));
+        if (n <= 0 || (size_t)n >= sizeof dir) break;
+        if (REAL(mkdir)(dir, 0700) == 0) {
+            base = (size_t)n;
+            break;
+        }
+        if (errno != EEXIST) break;
     }
-    return REAL(open)(dir, flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    if (base && (size_t)snprintf(dir + base, sizeof dir - base, "%s", vpath) < sizeof dir - base &&
+        shadow_mkdirs(dir, anc_root) == 0)
+        fd = REAL(open)(dir, flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    int e = errno;
+    for (size_t i = base ? strlen(dir) : 0; i >= base && base; i--) /* remove it all, the leaf first */
+        if (dir[i] == '/' || dir[i] == '\0') {
+            dir[i] = '\0';
+            REAL(rmdir)(dir);
+            if (i == base) break;
+        }
+    if (fd < 0) errno = base ? e : ENOENT;
+    return fd;
 }
 
 void route_display(const char *vpath, char *buf, size_t size)

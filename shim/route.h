@@ -137,9 +137,10 @@ static inline int route_path(const char *p, struct route *r) { return route_at(A
 int route_real_dirfd(int dirfd, const char *p, struct route *r);
 
 /* Open (read-only, no O_CREAT) an ancestor of a mount prefix that does not exist on disk
- * (stat says it is a directory): a real, empty directory under /tmp/.s3shim-anc-UID
- * stands for it, and the mounts below it are reached from that descriptor by name
- * (route_real_dirfd). Returns the fd, or -1 with errno. */
+ * (stat says it is a directory): a directory made under /tmp/.s3shim-anc-UID, opened and
+ * removed at once, stands for it (nothing can be created in it); the mounts below it are
+ * reached from that descriptor by name (route_real_dirfd). Returns the fd, or -1 with
+ * errno. */
 int route_open_ancestor(const char *vpath, int flags);
 
 /* Rebuild the prefix table after the mount table is built. */

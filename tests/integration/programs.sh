@@ -41,7 +41,7 @@ rm rs/b/y.txt; rsync -ai --delete rs/ "$O/rsout/" | sort; ls "$O/rsout/b"; rm -r
 # then fchdir to the mount.
 r=$W/ancestor
 shim_env "$MOUNTS" "$PY" -c '
-import os, stat, sys
+import errno, os, stat, subprocess, sys
 root, mp = sys.argv[1], sys.argv[2]
 out = [sorted(os.listdir(root)), os.path.isdir(root)]
 fd = os.open("/", os.O_PATH | os.O_DIRECTORY)
@@ -51,13 +51,23 @@ for comp in mp.strip("/").split("/"):
     os.close(fd)
     fd = nfd
     out.append((comp == os.path.basename(root) and "parent" or comp, stat.S_ISDIR(st.st_mode)))
+    if comp == os.path.basename(root): # writes through the parent fail as by path (ENOENT)
+        for f in (lambda: os.mkdir("anc-made-dir", dir_fd=fd),
+                  lambda: os.open("anc-made-file", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd)):
+            try: f(); out.append("written")
+            except OSError as e: out.append(e.errno == errno.ENOENT)
+        pfd = os.open(".", os.O_RDONLY, dir_fd=fd)
 os.fchdir(fd)
 out += [os.getcwd() == mp, open("hello.txt").read().strip()]
+os.fchdir(pfd) # into the parent: a virtual cwd, inherited by a child
+out += [os.getcwd() == root, open("m/hello.txt").read().strip(),
+        subprocess.run(["sh", "-c", "pwd; cat m/hello.txt"], capture_output=True, text=True).stdout.split()]
 print(out)' "$MROOT" "$MP" >"$r.out" 2>&1
-check "the mount's parent (not on disk): listed empty; walked down by descriptor from / (fstatat, openat O_NOFOLLOW), fchdir into the mount" \
-    grep -qxF "[[], True, ('parent', True), ('m', True), True, 'hello world']" "$r.out"
+check "the mount's parent (not on disk): listed empty; walked down by descriptor from / (fstatat, openat O_NOFOLLOW), mkdir and create through it fail with ENOENT, fchdir into the mount and into the parent (a child inherits it)" \
+    grep -qxF "[[], True, ('parent', True), True, True, ('m', True), True, 'hello world', True, 'hello world', ['$MROOT', 'hello', 'world']]" "$r.out"
 [ -s "$r.out" ] && sed 's/^/# /' "$r.out" | head -3
-check "walking down did not create the mount's parent on the real disk" test ! -e "$MROOT"
+check "walking down did not create the mount's parent on the real disk, nor anything under the stand-ins' directory" \
+    sh -c "test ! -e '$MROOT' && test -z \"\$(find /tmp/.s3shim-anc-$(id -u) -name 'anc-made-*' 2>/dev/null)\""
 t "sort -T with its temporary files in the mount" 'mkdir st; seq 1 200000 | sort -R --random-source=big.bin | sort -n -S 64K -T "$D/st" | sha256sum
 ls -A st | wc -l; rmdir st' "write.count>0"
 t "tar rf and tar uf (appends to an archive in the mount)" 'tar cf tr.tar --sort=name sub/a; echo appended >tnew.txt; tar rf tr.tar tnew.txt
