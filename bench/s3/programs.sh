@@ -47,6 +47,8 @@
 #   BUDGET (900)   seconds; rounds not started by then are skipped
 #   OUT ($BUILD/bench/programs-results.txt): the report; raw runs in $OUT.raw
 #   KEEP_LOGS (0)  1: copy the daemons' logs (Swift's access log too) next to $OUT
+#   S3RIG_SWIFT_WORKERS (1): the Swift proxy's worker processes (2: the server is no
+#                  longer one Python process, so its floors move below the peers' times)
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BENCH_WHO=bench-programs
@@ -411,7 +413,7 @@ swift_v=$(dpkg-query -W -f='${Version}' python3-swift 2>/dev/null || echo '?')
 {
     machine_header
     echo "# peers: $(/usr/bin/aws --version 2>&1 | cut -d' ' -f1), s3fs $(s3fs --version 2>&1 | sed -n '1s/.*V\([0-9.]*\).*/\1/p') (default settings), $(zip -v | sed -n '2s/^This is \(Zip [0-9.]*\).*/\1/p'), sqlite3 $(sqlite3 --version | cut -d' ' -f1)"
-    echo "# server: Swift $swift_v s3api at $SW_EP (SigV4, 1 proxy worker, objects on local disk); staging and s3fs's and the local arms' files on the same disk"
+    echo "# server: Swift $swift_v s3api at $SW_EP (SigV4, ${S3RIG_SWIFT_WORKERS:-1} proxy worker(s), objects on local disk); staging and s3fs's and the local arms' files on the same disk"
     echo "# settings: TREE_MB=$TREE_MB DB_MB=$DB_MB PATCH_MB=$PATCH_MB SMALL_N=$SMALL_N SEQ_MB=$SEQ_MB REPS=$REPS zip ${ZIPOPT[*]}"
     python3 "$HERE/programs_report.py" "$RAW"
 } > "$OUT.new"

@@ -352,7 +352,7 @@ swift_v=$(dpkg-query -W -f='${Version}' python3-swift 2>/dev/null || echo '?')
 {
     machine_header
     echo "# peers: $(curl --version | head -1 | cut -d' ' -f1-2), $(/usr/bin/aws --version 2>&1 | cut -d' ' -f1), s3fs $(s3fs --version 2>&1 | sed -n '1s/.*V\([0-9.]*\).*/\1/p'), rclone $(rclone version 2>/dev/null | sed -n '1s/rclone //p'), all with default settings"
-    echo "# servers: nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///') at $NG_EP (anonymous, object in tmpfs, 2 workers); Swift $swift_v s3api at $SW_EP (SigV4, 1 proxy worker, object on local disk)"
+    echo "# servers: nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///') at $NG_EP (anonymous, object in tmpfs, 2 workers); Swift $swift_v s3api at $SW_EP (SigV4, ${S3RIG_SWIFT_WORKERS:-1} proxy worker(s), object on local disk)"
     echo "# settings: SIZE_MB=$SIZE_MB NGINX_REPS=$NGINX_REPS SWIFT_REPS=$SWIFT_REPS WRITE_REPS=$WRITE_REPS PREADS_NGINX=$PREADS_NGINX PREADS_SWIFT=$PREADS_SWIFT PREAD_REPS=$PREAD_REPS TTFB_REPS=$TTFB_REPS TTFB_PROCS=$TTFB_PROCS TUNED='$TUNED'"
     python3 "$HERE/report.py" "$RAW" "$SIZE" "$TUNED"
 } > "$OUT.new"
