@@ -317,7 +317,7 @@ static int status_after(int failed, int status)
 
 static int owns_exit(void)
 {
-    return atomic_load(&shim.ready) && getpid() == shim.pid;
+    return atomic_load(&shim.ready) && !shim_foreign_child();
 }
 
 __attribute__((destructor)) static void shim_fini(void)

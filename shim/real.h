@@ -147,6 +147,7 @@ struct timeval;
     X(int, fexecve, (int, char *const *, char *const *)) \
     X(int, execveat, (int, const char *, char *const *, char *const *, int)) \
     X(pid_t, fork, (void)) \
+    X(int, clone, (int (*)(void *), void *, int, void *, ...)) \
     X(int, posix_spawn, (pid_t *, const char *, const posix_spawn_file_actions_t *, \
                          const posix_spawnattr_t *, char *const *, char *const *)) \
     X(int, posix_spawnp, (pid_t *, const char *, const posix_spawn_file_actions_t *, \

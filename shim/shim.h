@@ -12,12 +12,17 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 struct shim_state {
     _Atomic int ready; /* constructor finished: routing may look at mounts */
     struct cfg cfg;
     struct mount_table mounts;
-    pid_t pid;
+    pid_t pid; /* set again in a forked child (atfork) */
+    /* A child sharing our memory under another pid was started (clone with CLONE_VM and
+     * without CLONE_THREAD; vfork is served by fork): from then on the wrappers ask
+     * getpid() whether they run in it (shim_foreign_child). */
+    _Atomic int vm_children;
     uint64_t t0_ns;
     int root; /* first process of a run (S3SHIM_ROOT_PID was unset) */
     int exit_status; /* what exit()/quick_exit() was given, once exit_status_known */
@@ -25,6 +30,13 @@ struct shim_state {
 };
 
 extern struct shim_state shim;
+
+/* Do we run in a child that shares our memory under another pid? Such a child must not
+ * touch our tables. A load, and a getpid() only once such a child was ever started. */
+static inline int shim_foreign_child(void)
+{
+    return atomic_load_explicit(&shim.vm_children, memory_order_relaxed) && getpid() != shim.pid;
+}
 
 /* Fail a wrapper: set errno from a -errno result and return -1. */
 static inline int shim_fail(int neg)

@@ -13,7 +13,9 @@
 #include "real.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <spawn.h>
+#include <stdarg.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,8 +25,8 @@
 
 extern char **environ;
 
-/* In a vfork child (another pid, the parent's memory) nothing of ours may change. */
-static int own_process(void) { return atomic_load(&shim.ready) && getpid() == shim.pid; }
+/* In a child sharing our memory (another pid) nothing of ours may change. */
+static int own_process(void) { return atomic_load(&shim.ready) && !shim_foreign_child(); }
 
 static void before_child(void)
 {
@@ -188,3 +190,19 @@ SHIM_EXPORT FILE *popen(const char *cmd, const char *mode)
 /* vfork: the child shares our memory, so nothing of ours could be prepared in it. It is
  * served by fork, which POSIX allows and which runs our fork handlers. */
 SHIM_EXPORT pid_t vfork(void) { return REAL(fork)(); }
+
+/* clone: a child that shares our memory but not our pid (CLONE_VM without CLONE_THREAD)
+ * makes every later wrapper ask getpid() where it runs (shim_foreign_child). The optional
+ * arguments are passed on as glibc's own clone reads them. (A clone made with syscall(2)
+ * is not seen: such a child must not call the file API on our descriptors.) */
+SHIM_EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
+{
+    va_list ap;
+    va_start(ap, arg);
+    pid_t *ptid = va_arg(ap, pid_t *);
+    void *tls = va_arg(ap, void *);
+    pid_t *ctid = va_arg(ap, pid_t *);
+    va_end(ap);
+    if ((flags & CLONE_VM) && !(flags & CLONE_THREAD)) atomic_store(&shim.vm_children, 1);
+    return REAL(clone)(fn, stack, flags, arg, ptid, tls, ctid);
+}

@@ -71,14 +71,14 @@ int io_open(struct route *r, int flags, mode_t mode)
  * pump.h). Not in a vfork child: it shares our memory and is about to exec. */
 static void maybe_pump(int fd)
 {
-    if (fd < 0 || fd > 2 || getpid() != shim.pid) return;
+    if (fd < 0 || fd > 2 || shim_foreign_child()) return;
     struct ofd *raw = fdt_peek(fd);
     if (!FDT_IS_MARK(raw) && !fdt_raw_pumped(raw)) pump_install(fd, raw);
 }
 
-/* A vfork child (or any clone sharing our memory) must not touch our tables: its
- * descriptor calls go straight to the kernel. */
-static int in_foreign_child(void) { return getpid() != shim.pid; }
+/* A clone sharing our memory must not touch our tables: its descriptor calls go straight
+ * to the kernel. */
+static int in_foreign_child(void) { return shim_foreign_child(); }
 
 void io_adopted(int fd) { maybe_pump(fd); }
 

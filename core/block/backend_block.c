@@ -60,7 +60,8 @@ void bm_fill_stat(struct block_mount *m, const struct blk_obj *o, int is_dir, st
     st->st_atim = st->st_ctim = st->st_mtim;
 }
 
-void bm_describe(struct block_mount *m)
+/* The block child's detail line, made when the stats are collected (mnt_stats_list). */
+static void bm_describe(struct block_mount *m)
 {
     uint64_t n = atomic_load(&m->st.commits), ns = atomic_load(&m->st.commit_ns);
     pthread_mutex_lock(&m->detail_lock);
@@ -224,7 +225,6 @@ static int in_commit(struct block_mount *m, int (*fn)(struct blk_txn *, struct b
         if (!e) bg_committed(m, durable);
     }
     stats_record(m->stats, STK_META, t0, 0, e != 0);
-    bm_describe(m);
     return e;
 }
 

@@ -579,7 +579,6 @@ int bf_close(void *fh)
         pthread_mutex_unlock(&f->lock);
         if (e) slog_error("block: %s: closing %s: %s; the object keeps its previous version", f->m->uri, f->key,
                           strerror(-e));
-        bm_describe(f->m);
     }
     struct block_mount *m = f->m;
     /* Its pins held blocks that were freed meanwhile (unlinked or replaced while open):

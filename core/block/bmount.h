@@ -71,7 +71,6 @@ int bm_parent_ok(struct block_mount *m, const char *key);
 /* stat without a directory's link count (1 for directories): for the wing's own checks. */
 int bm_stat_quick(struct block_mount *m, const char *key, struct stat *st);
 void bm_fill_stat(struct block_mount *m, const struct blk_obj *o, int is_dir, struct stat *st);
-void bm_describe(struct block_mount *m);
 
 /* st_ino of a directory that has no entry (a hash of "key/"). */
 uint64_t bm_key_hash(const char *k, size_t n);
