@@ -3,6 +3,7 @@
 #define _GNU_SOURCE 1
 #include "../core/log.h"
 #include "../core/path.h"
+#include "../core/s3/s3_gen.h"
 #include "../core/sys.h"
 #include "fdtable.h"
 #include "guard.h"
@@ -324,7 +325,7 @@ static int to_local(int dirfd, const char *path, struct route *r, char *lp, size
  * without links answers (vfat): EEXIST/ENOENT/ENOTDIR as usual, else EPERM for link and
  * symlink ("Operation not permitted", which ln reports and programs such as cp -l, tar and
  * git handle), EINVAL for readlink (nothing there is a symbolic link). One log line per
- * process says why the link was refused. ----------------------------------------------- */
+ * run says why the link was refused (git's processes would each repeat it). ---------- */
 
 /* The route, when it is ours on a backend without real files (0 otherwise). */
 static int objstore_at(int dirfd, const char *path, struct route *r, int flags)
@@ -336,7 +337,7 @@ static int objstore_at(int dirfd, const char *path, struct route *r, int flags)
 static int no_links(struct route *r, const char *what)
 {
     static _Atomic int said;
-    if (!atomic_exchange(&said, 1))
+    if (!atomic_exchange(&said, 1) && (s3_gen_init(), s3_gen_once(S3GEN_ONCE_LINKS)))
         slog_warn("%s (%s): %s refused with EPERM: this store keeps no hard or symbolic links", r->m->prefix,
                   r->m->uri, what);
     return shim_fail(-EPERM);

@@ -18,10 +18,10 @@
 #include <unistd.h>
 
 #define GEN_DIR "/dev/shm"
-#define GEN_SIZE (sizeof(uint64_t) * S3GEN_SLOTS)
+#define GEN_SIZE (sizeof(uint64_t) * (S3GEN_SLOTS + 1)) /* the counters, then the once-flags */
 
 static _Atomic(_Atomic uint64_t *) table;     /* the shared or the private table, once chosen */
-static _Atomic uint64_t private_table[S3GEN_SLOTS];
+static _Atomic uint64_t private_table[S3GEN_SLOTS + 1];
 static _Atomic long root_pid;                 /* the run's first process; 0 = no run */
 static char gen_path[80];                     /* set once with root_pid */
 static _Atomic int is_shared;
@@ -145,6 +145,12 @@ uint64_t s3_gen_bump(const char *bucket, const char *key)
         h = step(h, (unsigned char)key[i]);
     }
     return atomic_fetch_add(&t[slot(h)], 1);
+}
+
+int s3_gen_once(unsigned bit)
+{
+    uint64_t b = 1ull << (bit & 63);
+    return !(atomic_fetch_or(&tab()[S3GEN_SLOTS], b) & b);
 }
 
 int s3_gen_shared(void)

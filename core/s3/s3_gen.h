@@ -18,6 +18,9 @@
  * library used alone) or when the file cannot be used, the table is private to the
  * process: coherence within it stays, other processes fall back to the TTL.
  *
+ * One more word after the counters holds flags for things said once per run
+ * (s3_gen_once), for every backend.
+ *
  * Checking a cached answer is one atomic load (the entry keeps its slot): no lock, no
  * hashing, no system call (after the first use in a process, which maps the file). */
 #ifndef S3SHIM_S3_GEN_H
@@ -40,6 +43,11 @@ uint64_t s3_gen_at(unsigned slot);
  * it (the bucket first), then its own. Returns the key's own counter as it was just
  * before this bump. */
 uint64_t s3_gen_bump(const char *bucket, const char *key);
+/* Things said once per run (a log line every process of a pipeline would repeat): 1 for
+ * the first process of the run (and its first thread) to ask for this bit, 0 after. With
+ * a private table, once per process. */
+#define S3GEN_ONCE_LINKS 0 /* "this store keeps no hard or symbolic links" */
+int s3_gen_once(unsigned bit);
 /* 1 when the table is shared with the run, 0 when it is private to this process. */
 int s3_gen_shared(void);
 /* The file's path (for tests and `s3shim config`); "" when none. */

@@ -34,7 +34,7 @@ static void test_shared_file(void **state)
     assert_int_equal(stat(want, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     assert_int_equal(st.st_uid, geteuid());
-    assert_int_equal((size_t)st.st_size, sizeof(uint64_t) * S3GEN_SLOTS);
+    assert_int_equal((size_t)st.st_size, sizeof(uint64_t) * (S3GEN_SLOTS + 1));
 }
 
 static void test_bump_key_and_directories(void **state)
@@ -75,6 +75,20 @@ static void test_forked_child(void **state)
     assert_true(s3_gen_get("bk", "forked/key") == g + 1);
 }
 
+/* Said once per run: the first asker, whichever process of the run it is. */
+static void test_once_per_run(void **state)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) _exit(s3_gen_once(5) == 1 && s3_gen_once(5) == 0 ? 0 : 1); /* the child asks first */
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(status, 0);
+    assert_int_equal(s3_gen_once(5), 0); /* the parent: said already */
+    assert_int_equal(s3_gen_once(6), 1); /* another bit */
+    assert_int_equal(s3_gen_once(6), 0);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0); /* keep cmocka's lines whole when stderr is merged */
@@ -83,6 +97,7 @@ int main(void)
         cmocka_unit_test(test_bump_key_and_directories),
         cmocka_unit_test(test_bucket_only),
         cmocka_unit_test(test_forked_child),
+        cmocka_unit_test(test_once_per_run),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
