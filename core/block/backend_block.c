@@ -193,11 +193,28 @@ int bm_missing(struct block_mount *m, const char *key)
     return e;
 }
 
+int bm_is_dir(struct block_mount *m, const char *key, size_t kl)
+{
+    struct blk_obj *o = malloc(sizeof *o);
+    char *mk;
+    size_t ml;
+    if (!o || !(mk = join(key, kl, "/", 1, &ml))) {
+        free(o);
+        return -ENOMEM;
+    }
+    int r = bt_next(&m->st, mk, ml, 1, o); /* the first key from "key/" on */
+    r = r == 1 ? o->klen >= ml && memcmp(o->key, mk, ml) == 0 : r;
+    free(mk);
+    free(o);
+    return r;
+}
+
 /* Can key be created: its parent a directory? 0, -ENOENT, -ENOTDIR. */
 int bm_parent_ok(struct block_mount *m, const char *key)
 {
     const char *slash = strrchr(key, '/');
     if (!slash) return 0;
+    if (bm_is_dir(m, key, (size_t)(slash - key)) == 1) return 0; /* one walk, the usual case */
     char *parent = strndup(key, (size_t)(slash - key));
     if (!parent) return -ENOMEM;
     struct stat st;

@@ -84,6 +84,7 @@ struct bfile {
 
 /* block_file.c */
 int bf_commit(struct bfile *f, int how);     /* f->lock held */
+void bf_ino_forked(void);                    /* in a forked child */
 /* The device block of logical block lblk: 1 mapped (*pblk, *owned, *run blocks from it in
  * that extent), 0 a hole (*run blocks up to the next extent, UINT64_MAX: none). */
 int bf_map_find(struct bfile *f, uint64_t lblk, uint64_t *pblk, int *owned, uint64_t *run);

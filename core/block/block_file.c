@@ -644,6 +644,20 @@ int bf_lookup_pinned(struct bfile *f)
     return -EAGAIN;
 }
 
+/* What a new object's st_ino before its commit is drawn from: the time, the pid (taken
+ * once per process; bf_ino_forked clears it in a forked child) and a counter, so that no
+ * two new objects of any processes show the same st_ino. */
+static _Atomic uint64_t ino_pid_seen, ino_seq;
+
+static uint64_t ino_pid(void)
+{
+    uint64_t p = atomic_load_explicit(&ino_pid_seen, memory_order_relaxed);
+    if (!p) atomic_store_explicit(&ino_pid_seen, p = (uint64_t)getpid(), memory_order_relaxed);
+    return p;
+}
+
+void bf_ino_forked(void) { atomic_store(&ino_pid_seen, 0); }
+
 int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
 {
     struct block_mount *m = ms;
@@ -663,7 +677,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     f->writable = wr;
     f->acc = acc;
     f->lockfd = -1;
-    uint64_t x = (uint64_t)bm_now_ns() ^ (uint64_t)getpid() << 40 ^ (uint64_t)(uintptr_t)f;
+    uint64_t x = (uint64_t)bm_now_ns() ^ ino_pid() << 40 ^ atomic_fetch_add(&ino_seq, 1) << 20 ^ (uint64_t)(uintptr_t)f;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull; /* splitmix64's finalizer */
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
     f->new_ino = BLK_INO_CHOSEN | ((x ^ (x >> 31)) & (BLK_INO_CHOSEN - 1));
@@ -686,8 +700,10 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     if (have == 0 && bf_publish_new(m, key)) have = bf_lookup_pinned(f);
     if (have < 0) e = have;
     if (!e && have == 0) { /* a directory of that name? */
-        struct stat st;
-        if (bm_stat_quick(m, key, &st) == 0 && S_ISDIR(st.st_mode))
+        int d = bm_is_dir(m, key, kl);
+        if (d < 0)
+            e = d;
+        else if (d)
             e = (flags & O_CREAT) && (flags & O_EXCL) ? -EEXIST : -EISDIR;
         else if (!(flags & O_CREAT)) e = bm_missing(m, key);
         else e = bm_parent_ok(m, key);

@@ -72,6 +72,7 @@ void bf_list_remove(struct bfile *f)
 
 void bf_atfork_child(struct block_mount *m)
 {
+    bf_ino_forked();
     for (struct bfile *f = m->nw; f; f = f->nw_next) {
         pthread_mutex_init(&f->lock, NULL);
         /* The reservation left is the parent's to use: two copies writing into it would

@@ -68,6 +68,9 @@ int bm_key_check(const char *key);
 int bm_missing(struct block_mount *m, const char *key);
 /* 0 if the parent of key is a directory, else -ENOENT or -ENOTDIR. */
 int bm_parent_ok(struct block_mount *m, const char *key);
+/* Is key[0..kl) a directory in the newest root (its "key/" marker, or keys below it)? 1,
+ * 0, -errno. One walk of the index. */
+int bm_is_dir(struct block_mount *m, const char *key, size_t kl);
 /* stat without a directory's link count (1 for directories): for the wing's own checks. */
 int bm_stat_quick(struct block_mount *m, const char *key, struct stat *st);
 void bm_fill_stat(struct block_mount *m, const struct blk_obj *o, int is_dir, struct stat *st);

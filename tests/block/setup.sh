@@ -22,7 +22,7 @@ W=$(mktemp -d "${TMPDIR:-/var/tmp}/s3shim-$1.XXXXXX")
 forget_stores() {
     local f u
     for f in "$W"/* "${LOOPS[@]}"; do
-        { [ -f "$f" ] || [ -b "$f" ]; } && [ "$(head -c 4 "$f" 2>/dev/null)" = S3BS ] || continue # (not a fifo)
+        { [ -f "$f" ] || [ -b "$f" ]; } && [ "$(head -c 4 "$f" 2>/dev/null | tr -d '\0')" = S3BS ] || continue # (not a fifo)
         u=$(od -An -tx1 -j24 -N16 "$f" | tr -d ' \n')
         [ "${#u}" = 32 ] && rm -rf /dev/shm/s3shim-blk-"$u"-*
     done
