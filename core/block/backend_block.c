@@ -163,6 +163,27 @@ int bm_touch_parent(struct blk_txn *t, const char *key, size_t klen, mode_t mode
     return r;
 }
 
+int bm_place_new(struct blk_txn *t, const char *key, size_t klen, mode_t mode)
+{
+    const char *slash = memrchr(key, '/', klen);
+    if (!slash) return bm_touch_parent(t, key, klen, mode); /* the root's mtime */
+    size_t pl = (size_t)(slash - key);
+    int e = bm_ensure_parents(t, key, pl, mode); /* the directories above the parent */
+    struct blk_obj *o = e ? NULL : malloc(sizeof *o);
+    if (!e && !o) e = -ENOMEM;
+    int r = e ? e : tx_get(t, key, pl, o); /* an object where the parent should be */
+    if (r == 1) e = -ENOTDIR;
+    else if (r < 0) e = r;
+    else if ((r = tx_get(t, key, pl + 1, o)) == 1) { /* the parent: its mtime is the create's */
+        o->mtime_ns = bm_now_ns();
+        e = tx_put(t, o);
+    } else {
+        e = r < 0 ? r : put_dir(t, key, pl + 1, mode, bm_now_ns());
+    }
+    free(o);
+    return e;
+}
+
 int bm_key_check(const char *key)
 {
     size_t n = 0;

@@ -411,8 +411,8 @@ int bf_commit(struct bfile *f, int how)
             if (f->map[i].owned) e = tx_use_data(t, f->map[i].pblk, f->map[i].len);
         }
         if (!e && have == 1) e = free_replaced(t, f, cur);
-        if (!e) e = bm_ensure_parents(t, f->key, f->klen, 0777 & ~sys_umask());
-        if (!e && have != 1) e = bm_touch_parent(t, f->key, f->klen, 0777 & ~sys_umask());
+        mode_t dmode = 0777 & ~sys_umask();
+        if (!e) e = have != 1 ? bm_place_new(t, f->key, f->klen, dmode) : bm_ensure_parents(t, f->key, f->klen, dmode);
         if (!e) e = tx_put(t, o);
         if (e) {
             tx_abort(t);

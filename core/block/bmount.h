@@ -62,6 +62,9 @@ int bm_ensure_parents(struct blk_txn *t, const char *key, size_t klen, mode_t mo
 int64_t bm_now_ns(void);
 /* Inside a commit: the parent directory of key gets an entry (if it had none) and mtime now. */
 int bm_touch_parent(struct blk_txn *t, const char *key, size_t klen, mode_t mode);
+/* Both for a new key: bm_ensure_parents, then the parent's mtime set, with one lookup of
+ * the parent's entry for the two. */
+int bm_place_new(struct blk_txn *t, const char *key, size_t klen, mode_t mode);
 /* A name component over 255 bytes or a key over the limit: -ENAMETOOLONG. */
 int bm_key_check(const char *key);
 /* -ENOTDIR if an ancestor of key is an object, else -ENOENT. */
