@@ -49,7 +49,8 @@ struct blk_store {
     int vr_rw;
     int vr_fd;   /* the file, held with a shared flock: this process uses the store */
     uint64_t vr_retry_ns;
-    _Atomic uint64_t vr_check_ns; /* when a lookup next looks whether the file was removed */
+    _Atomic uint64_t vr_check_ns; /* when a lookup or commit next looks whether the file was removed */
+    _Atomic int vr_suspect;       /* it was seen removed: the next commit lock moves over */
     /* The newest roots as last read (blk_roots), kept while the shared change counter
      * (blk_vroot.c) holds rc_seq and the device's root slots still start with the headers
      * rc_dh (seen through dm, the device's first blocks mapped; docs/block-format.md,
@@ -165,13 +166,16 @@ void blk_vr_seq_begin(struct blk_store *s);
 uint64_t blk_vr_seq_end(struct blk_store *s);
 /* The file was removed while this process had it (its link count is 0). */
 int blk_vr_orphaned(struct blk_store *s);
+/* 1 at most every 20 ms (per process and store): time to look at the link count. */
+int blk_vr_due(struct blk_store *s);
 /* Move to the file the name holds now (made if missing), carrying over, when this process
  * publishes roots (then under the commit lock), a visible root above `durable` that only
  * the old file has, the pin and the change counter. 0 or -errno. */
 int blk_vr_reattach(struct blk_store *s, uint64_t durable);
-/* Under the commit lock (write): reattach if removed; then, while someone published a
- * root past the newest this process sees (in a file it does not see), let the lock go
- * and wait. 0, or -errno with the lock no longer held. */
+/* Under the commit lock (write): reattach if removed (looked at when s->vr_suspect is
+ * set, every 20 ms, and whenever a root is marked past the newest this process sees);
+ * then, while someone published a root past the newest this process sees (in a file it
+ * does not see), let the lock go and wait. 0, or -errno with the lock no longer held. */
 int blk_vr_settle(struct blk_store *s);
 /* The commit of someone's visible root published past `seen` where this process cannot
  * see it (0: none). */

@@ -304,14 +304,9 @@ static __thread int blk_held; /* commit locks this thread holds (any store) */
  * /dev/shm file was removed, and if so moves to the new one (blk_vroot.c). */
 static void lookup_settle(struct blk_store *s)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-    uint64_t due = atomic_load_explicit(&s->vr_check_ns, memory_order_relaxed);
-    if (now < due || !atomic_compare_exchange_strong(&s->vr_check_ns, &due, now + 20000000ull) ||
-        !blk_vr_orphaned(s))
-        return;
+    if (!blk_vr_due(s) || !blk_vr_orphaned(s)) return;
     if (s->rw) {
+        atomic_store(&s->vr_suspect, 1); /* blk_lock moves over */
         if (blk_lock(s) == 0) blk_unlock(s);
         return;
     }

@@ -153,7 +153,10 @@ void blk_vr_unlink(struct blk_store *s)
 void blk_vr_release(struct blk_store *s)
 {
     if (s->vr_fd < 0) return;
-    if (blk_vr_orphaned(s) && s->rw && blk_lock(s) == 0) blk_unlock(s); /* moved to the new file first */
+    if (blk_vr_orphaned(s) && s->rw) { /* moved to the new file first */
+        atomic_store(&s->vr_suspect, 1);
+        if (blk_lock(s) == 0) blk_unlock(s);
+    }
     if (blk_vr_orphaned(s)) return; /* (the name is someone else's file: not ours to remove) */
     if (sys.flock(s->vr_fd, LOCK_EX | LOCK_NB) < 0) return; /* others use the store */
     /* The last process: what a killed one left only visible is made durable first (a
@@ -203,8 +206,10 @@ int blk_lockfile_open(struct blk_store *s, const char *key, size_t klen, int acc
 
  * Someone removed the name (rm, systemd's RemoveIPC) while this process had it mapped:
  * processes started since made a new file, and the two sides no longer see each other's
- * visible roots, pin or change counter. So the file's link count is looked at under
- * every commit lock (blk_meta.c) and now and then at lookups; once it is 0 the process
+ * visible roots, pin or change counter. So the file's link count is looked at under a
+ * commit lock (blk_meta.c) every 20 ms and whenever someone's root is marked past the
+ * newest this process sees (a root published in a file this process does not see always
+ * is, below), and now and then at lookups; once it is 0 the process
  * moves to the file the name now holds, carrying over what only its old file knew: a
  * visible root newer than everything durable and everything the new file holds, the pin
  * of a durable step in progress, and a change counter at least as far on. The new file
@@ -221,6 +226,15 @@ int blk_lockfile_open(struct blk_store *s, const char *key, size_t klen, int acc
  * S3SHIM_BLOCK_COMMIT_MS away). A publisher's lock below what everyone sees means
  * nothing, so it is only ever moved up, never taken down. */
 #define VR_MARK_BASE (1ull << 61)
+
+int blk_vr_due(struct blk_store *s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    uint64_t due = atomic_load_explicit(&s->vr_check_ns, memory_order_relaxed);
+    return now >= due && atomic_compare_exchange_strong(&s->vr_check_ns, &due, now + 20000000ull);
+}
 
 int blk_vr_orphaned(struct blk_store *s)
 {
@@ -335,12 +349,21 @@ int blk_vr_settle(struct blk_store *s)
 {
     struct blk_root r;
     uint64_t d;
-    if (blk_vr_orphaned(s) && blk_roots(s, &r, &d, NULL, NULL) == 0) blk_vr_reattach(s, d);
+    /* Not an fstat per commit: a file removed under us matters to a commit only once
+     * someone published a root in the new one, and that root is marked (below). */
+    if ((atomic_exchange(&s->vr_suspect, 0) || blk_vr_due(s)) && blk_vr_orphaned(s) &&
+        blk_roots(s, &r, &d, NULL, NULL) == 0)
+        blk_vr_reattach(s, d);
     if (!s->rw) return 0;
     uint64_t waited = 0;
+    int looked = 0;
     for (;;) {
         uint64_t c;
         if (blk_roots(s, &r, &d, NULL, NULL) < 0 || !(c = blk_vr_marked_past(s, r.h.commit))) return 0;
+        if (!looked++ && blk_vr_orphaned(s)) { /* the root is in the file the name holds now */
+            blk_vr_reattach(s, d);
+            continue;
+        }
         if (waited == 2000)
             slog_warn("block: %s: waiting for commit %llu, published in a /dev/shm file this process does not "
                       "see (removed while in use?), to be moved to the one it sees or made durable",
