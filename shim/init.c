@@ -22,10 +22,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-struct shim_state shim;
+static const unsigned char no_fork_mark; /* before start-up: every check asks getpid() */
+struct shim_state shim = {.fork_mark = &no_fork_mark};
+static unsigned char *fork_mark_page;
 /* A private copy of stderr for the exit summary: coreutils and others close stderr in
  * their own exit handlers, before ours run. Kept only when S3SHIM_STATS asks for it. */
 static int stats_fd = -1;
@@ -170,12 +173,32 @@ static void atfork_child(void)
         stats_reset(&m->stats); /* the parent reports its own work */
         if (m->ops && m->ops->atfork_child && !m->shares) m->ops->atfork_child(m->ms);
     }
+    shim_fork_mark_set(); /* the child's own state is ready: no getpid() from now on */
+}
+
+void shim_fork_mark_set(void)
+{
+    if (!fork_mark_page) {
+        void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p != MAP_FAILED && madvise(p, 4096, MADV_WIPEONFORK) != 0) {
+            munmap(p, 4096);
+            p = MAP_FAILED;
+        }
+        if (p == MAP_FAILED) { /* (a kernel before 4.14) */
+            atomic_store(&shim.vm_children, 1);
+            return;
+        }
+        fork_mark_page = p;
+        shim.fork_mark = fork_mark_page;
+    }
+    fork_mark_page[0] = 1;
 }
 
 __attribute__((constructor(101))) static void shim_init(void)
 {
     real_resolve();
     shim.pid = getpid();
+    shim_fork_mark_set();
     shim.t0_ns = stats_now_ns();
     guard_enter();
     cfg_load(&shim.cfg, cfg_process_env, NULL);

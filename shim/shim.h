@@ -20,9 +20,13 @@ struct shim_state {
     struct mount_table mounts;
     pid_t pid; /* set again in a forked child (atfork) */
     /* A child sharing our memory under another pid was started (clone with CLONE_VM and
-     * without CLONE_THREAD; vfork is served by fork): from then on the wrappers ask
-     * getpid() whether they run in it (shim_foreign_child). */
+     * without CLONE_THREAD; vfork is served by fork), or the fork mark below could not be
+     * made: from then on the wrappers ask getpid() whether they run in it. */
     _Atomic int vm_children;
+    /* 1 in a page the kernel zeroes in every child made by fork (MADV_WIPEONFORK), set
+     * again by our fork handler: 0 in a child that forked without libc's fork (a raw
+     * clone system call) or before the handler ran. */
+    volatile const unsigned char *fork_mark;
     uint64_t t0_ns;
     int root; /* first process of a run (S3SHIM_ROOT_PID was unset) */
     int exit_status; /* what exit()/quick_exit() was given, once exit_status_known */
@@ -31,12 +35,18 @@ struct shim_state {
 
 extern struct shim_state shim;
 
-/* Do we run in a child that shares our memory under another pid? Such a child must not
- * touch our tables. A load, and a getpid() only once such a child was ever started. */
+/* Do we run in a child that must not touch our tables: one sharing our memory under
+ * another pid, or one forked behind libc's back? Two loads, and a getpid() only when the
+ * fork mark is gone or a memory-sharing child was ever started. */
 static inline int shim_foreign_child(void)
 {
-    return atomic_load_explicit(&shim.vm_children, memory_order_relaxed) && getpid() != shim.pid;
+    if (__builtin_expect(*shim.fork_mark && !atomic_load_explicit(&shim.vm_children, memory_order_relaxed), 1))
+        return 0;
+    return getpid() != shim.pid;
 }
+
+/* Made at start-up and again in a forked child (init.c). */
+void shim_fork_mark_set(void);
 
 /* Fail a wrapper: set errno from a -errno result and return -1. */
 static inline int shim_fail(int neg)
