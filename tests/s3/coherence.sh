@@ -508,7 +508,7 @@ section "the run's shared file"
 sh_ok "the run's file is /dev/shm/s3shim-gen-UID-PID, mode 0600, while the run lasts" '
     [ -e "$1/k/nothing" ]
     f=/dev/shm/s3shim-gen-$(id -u)-$$
-    [ "$(stat -c "%a %u %s" "$f")" = "600 $(id -u) 32768" ] || { ls -l "$f"; exit 3; }
+    [ "$(stat -c "%a %u %s" "$f")" = "600 $(id -u) 32776" ] || { ls -l "$f"; exit 3; } # 4096 counters + the once-flags
     echo $$ >"$2"' "$M" "$W/root.pid"
 rp=$(cat "$W/root.pid" 2>/dev/null)
 if [ -n "$rp" ] && [ ! -e "/dev/shm/s3shim-gen-$UID_-$rp" ]; then pass "removed when the run's first process exits"; else
