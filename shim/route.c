@@ -456,29 +456,30 @@ int route_chdir_virtual(const char *vpath)
 int route_open_ancestor(const char *vpath, int flags)
 {
     char dir[PATH_MAX];
-    size_t base = 0;
-    int n = -1, fd = -1;
+    size_t base = 0; /* the length of anc_root/PID-N, a directory made here */
+    int fd = -1;
     snprintf(dir, sizeof dir, "%s/", anc_root);
-    for (int tries = 0; tries < 100 && vpath[0] == '/' && shadow_mkdirs(dir, anc_root) == 0; tries++) {
-        n = snprintf(dir, sizeof dir, "%s/%ld-%u", anc_root, (long)getpid(), atomic_fetch_add(&anc_serial, 1));
-        if (n <= 0 || (size_t)n >= sizeof dir) break;
-        if (REAL(mkdir)(dir, 0700) == 0) {
-            base = (size_t)n;
-            break;
+    if (vpath[0] == '/' && shadow_mkdirs(dir, anc_root) == 0)
+        for (int tries = 0; tries < 100 && !base; tries++) {
+            int n = snprintf(dir, sizeof dir, "%s/%ld-%u", anc_root, (long)getpid(), atomic_fetch_add(&anc_serial, 1));
+            if (n <= 0 || (size_t)n >= sizeof dir) break;
+            if (REAL(mkdir)(dir, 0700) == 0) base = (size_t)n;
+            else if (errno != EEXIST) break;
         }
-        if (errno != EEXIST) break;
+    if (!base) {
+        errno = ENOENT;
+        return -1;
     }
-    if (base && (size_t)snprintf(dir + base, sizeof dir - base, "%s", vpath) < sizeof dir - base &&
+    if ((size_t)snprintf(dir + base, sizeof dir - base, "%s", vpath) < sizeof dir - base &&
         shadow_mkdirs(dir, anc_root) == 0)
         fd = REAL(open)(dir, flags & (O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
     int e = errno;
-    for (size_t i = base ? strlen(dir) : 0; i >= base && base; i--) /* remove it all, the leaf first */
+    for (size_t i = strlen(dir); i >= base; i--) /* remove it all, the leaf first */
         if (dir[i] == '/' || dir[i] == '\0') {
             dir[i] = '\0';
             REAL(rmdir)(dir);
-            if (i == base) break;
         }
-    if (fd < 0) errno = base ? e : ENOENT;
+    if (fd < 0) errno = e;
     return fd;
 }
 

@@ -16,7 +16,6 @@
 #include <sched.h>
 #include <spawn.h>
 #include <stdarg.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +24,7 @@
 
 extern char **environ;
 
-/* In a child sharing our memory (another pid) nothing of ours may change. */
+/* In a child sharing our memory, or forked behind libc's back, nothing of ours may change. */
 static int own_process(void) { return atomic_load(&shim.ready) && !shim_foreign_child(); }
 
 static void before_child(void)
@@ -193,8 +192,9 @@ SHIM_EXPORT pid_t vfork(void) { return REAL(fork)(); }
 
 /* clone: a child that shares our memory but not our pid (CLONE_VM without CLONE_THREAD)
  * makes every later wrapper ask getpid() where it runs (shim_foreign_child). The optional
- * arguments are passed on as glibc's own clone reads them. (A clone made with syscall(2)
- * is not seen: such a child must not call the file API on our descriptors.) */
+ * arguments are passed on as glibc's own clone reads them. (A memory-sharing child made
+ * with syscall(2) is not seen: it must not call the file API on our descriptors. Forks
+ * made that way are: the fork mark, shim.h.) */
 SHIM_EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
 {
     va_list ap;

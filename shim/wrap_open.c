@@ -76,10 +76,6 @@ static void maybe_pump(int fd)
     if (!FDT_IS_MARK(raw) && !fdt_raw_pumped(raw)) pump_install(fd, raw);
 }
 
-/* A clone sharing our memory must not touch our tables: its descriptor calls go straight
- * to the kernel. */
-static int in_foreign_child(void) { return shim_foreign_child(); }
-
 void io_adopted(int fd) { maybe_pump(fd); }
 
 /* Drop the table's reference of the description fd held, and record the close (the path
@@ -243,7 +239,7 @@ SHIM_EXPORT int __openat64_2(int dirfd, const char *path, int flags)
 static __attribute__((noinline, cold)) int close_maybe(int fd)
 {
     struct ofd *o = fdt_peek(fd);
-    if (o == NULL || in_foreign_child()) return REAL(close)(fd);
+    if (o == NULL || shim_foreign_child()) return REAL(close)(fd);
     if (o == FDT_ENGINE && !guard_active()) return shim_fail(-EBADF); /* not the program's to close */
     if (o == FDT_ENGINE) { /* a library of the engine's closing what efd_parking placed */
         fdt_mark_engine(fd, 0);
@@ -262,7 +258,7 @@ SHIM_EXPORT int close(int fd)
 /* Close [lo, hi] in runs, skipping engine descriptors and closing ours properly. */
 static int close_range_impl(unsigned lo, unsigned hi, int flags)
 {
-    if (atomic_load(&fdt_used) == 0 || in_foreign_child()) return REAL(close_range)(lo, hi, flags);
+    if (atomic_load(&fdt_used) == 0 || shim_foreign_child()) return REAL(close_range)(lo, hi, flags);
     unsigned lim = (unsigned)fdt_limit();
     unsigned run = lo;
     for (unsigned fd = lo; fd <= hi && fd < lim; fd++) {
@@ -325,7 +321,7 @@ static int dup_onto(int oldfd, int newfd, int how, int is_dup3)
 SHIM_EXPORT int dup2(int oldfd, int newfd)
 {
     if (__builtin_expect(!fdt_peek(oldfd) && !fdt_peek(newfd), 1)) return REAL(dup2)(oldfd, newfd);
-    if (in_foreign_child()) return REAL(dup2)(oldfd, newfd);
+    if (shim_foreign_child()) return REAL(dup2)(oldfd, newfd);
     if (fdt_peek(newfd) == FDT_ENGINE) return shim_fail(-EBUSY);
     return dup_onto(oldfd, newfd, 0, 0);
 }
@@ -333,7 +329,7 @@ SHIM_EXPORT int dup2(int oldfd, int newfd)
 SHIM_EXPORT int dup3(int oldfd, int newfd, int flags)
 {
     if (__builtin_expect(!fdt_peek(oldfd) && !fdt_peek(newfd), 1)) return REAL(dup3)(oldfd, newfd, flags);
-    if (in_foreign_child()) return REAL(dup3)(oldfd, newfd, flags);
+    if (shim_foreign_child()) return REAL(dup3)(oldfd, newfd, flags);
     if (fdt_peek(newfd) == FDT_ENGINE) return shim_fail(-EBUSY);
     return dup_onto(oldfd, newfd, flags, 1);
 }
@@ -341,7 +337,7 @@ SHIM_EXPORT int dup3(int oldfd, int newfd, int flags)
 /* New descriptor for the same description (dup, F_DUPFD). */
 static int dup_new(int oldfd, int cmd, int minfd)
 {
-    if (in_foreign_child()) return cmd < 0 ? REAL(dup)(oldfd) : REAL(fcntl)(oldfd, cmd, minfd);
+    if (shim_foreign_child()) return cmd < 0 ? REAL(dup)(oldfd) : REAL(fcntl)(oldfd, cmd, minfd);
     uint64_t t0 = oplog_on ? stats_now_ns() : 0;
     fdt_lock();
     int fd = cmd < 0 ? REAL(dup)(oldfd) : REAL(fcntl)(oldfd, cmd, minfd);

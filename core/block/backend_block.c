@@ -120,8 +120,10 @@ static int put_dir(struct blk_txn *t, const char *marker, size_t ml, mode_t mode
     return e;
 }
 
-int bm_ensure_parents(struct blk_txn *t, const char *key, size_t klen, mode_t mode)
+int bm_ensure_parents(struct blk_txn *t, const char *key, size_t klen, mode_t mode, int touch)
 {
+    const char *last = memrchr(key, '/', klen);
+    if (touch && !last) return bm_touch_parent(t, key, klen, mode); /* the root's mtime */
     struct blk_obj *o = malloc(sizeof *o);
     if (!o) return -ENOMEM;
     int e = 0;
@@ -132,6 +134,10 @@ int bm_ensure_parents(struct blk_txn *t, const char *key, size_t klen, mode_t mo
         else if (r < 0) e = r;
         else if ((r = tx_get(t, key, p + 1, o)) == 0) e = put_dir(t, key, p + 1, mode, bm_now_ns());
         else if (r < 0) e = r;
+        else if (touch && key + p == last) { /* the parent, found: its mtime is now */
+            o->mtime_ns = bm_now_ns();
+            e = tx_put(t, o);
+        }
     }
     free(o);
     return e;
@@ -161,27 +167,6 @@ int bm_touch_parent(struct blk_txn *t, const char *key, size_t klen, mode_t mode
     }
     free(o);
     return r;
-}
-
-int bm_place_new(struct blk_txn *t, const char *key, size_t klen, mode_t mode)
-{
-    const char *slash = memrchr(key, '/', klen);
-    if (!slash) return bm_touch_parent(t, key, klen, mode); /* the root's mtime */
-    size_t pl = (size_t)(slash - key);
-    int e = bm_ensure_parents(t, key, pl, mode); /* the directories above the parent */
-    struct blk_obj *o = e ? NULL : malloc(sizeof *o);
-    if (!e && !o) e = -ENOMEM;
-    int r = e ? e : tx_get(t, key, pl, o); /* an object where the parent should be */
-    if (r == 1) e = -ENOTDIR;
-    else if (r < 0) e = r;
-    else if ((r = tx_get(t, key, pl + 1, o)) == 1) { /* the parent: its mtime is the create's */
-        o->mtime_ns = bm_now_ns();
-        e = tx_put(t, o);
-    } else {
-        e = r < 0 ? r : put_dir(t, key, pl + 1, mode, bm_now_ns());
-    }
-    free(o);
-    return e;
 }
 
 int bm_key_check(const char *key)
@@ -497,7 +482,7 @@ static int do_rename(struct blk_txn *t, struct block_mount *m, void *arg)
             for (int i = 0; !e && i < d->next; i++) e = tx_free_data(t, d->ext[i].pblk, d->ext[i].len);
             if (!e) e = tx_del(t, a->to, tl);
         }
-        if (!e) e = bm_ensure_parents(t, a->to, tl, 0777 & ~sys_umask());
+        if (!e) e = bm_ensure_parents(t, a->to, tl, 0777 & ~sys_umask(), 0);
         if (!e) e = move_entry(t, o, a->to, tl);
     } else if (!e && src == 2) { /* a directory: every key below it */
         if (dfile) e = -ENOTDIR;
@@ -511,7 +496,7 @@ static int do_rename(struct blk_txn *t, struct block_mount *m, void *arg)
             if (!e) e = tx_del(t, dm, dl);
             free(dm);
         }
-        if (!e) e = bm_ensure_parents(t, a->to, tl, 0777 & ~sys_umask());
+        if (!e) e = bm_ensure_parents(t, a->to, tl, 0777 & ~sys_umask(), 0);
         char *pf = NULL;
         size_t pl = 0;
         if (!e && !(pf = join(a->from, fl, "/", 1, &pl))) e = -ENOMEM;

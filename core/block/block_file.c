@@ -411,8 +411,7 @@ int bf_commit(struct bfile *f, int how)
             if (f->map[i].owned) e = tx_use_data(t, f->map[i].pblk, f->map[i].len);
         }
         if (!e && have == 1) e = free_replaced(t, f, cur);
-        mode_t dmode = 0777 & ~sys_umask();
-        if (!e) e = have != 1 ? bm_place_new(t, f->key, f->klen, dmode) : bm_ensure_parents(t, f->key, f->klen, dmode);
+        if (!e) e = bm_ensure_parents(t, f->key, f->klen, 0777 & ~sys_umask(), have != 1);
         if (!e) e = tx_put(t, o);
         if (e) {
             tx_abort(t);
@@ -645,8 +644,8 @@ int bf_lookup_pinned(struct bfile *f)
 }
 
 /* What a new object's st_ino before its commit is drawn from: the time, the pid (taken
- * once per process; bf_ino_forked clears it in a forked child) and a counter, so that no
- * two new objects of any processes show the same st_ino. */
+ * once per process; bf_ino_forked clears it in a forked child) and a counter, so that two
+ * new objects of any processes never start from the same input. */
 static _Atomic uint64_t ino_pid_seen, ino_seq;
 
 static uint64_t ino_pid(void)

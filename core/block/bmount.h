@@ -58,13 +58,14 @@ void bg_committed(struct block_mount *m, int durable);
 int bg_sync(struct block_mount *m);     /* fsync: everything published, durable */
 
 /* Commit one change to the namespace under the commit lock (backend_block.c). */
-int bm_ensure_parents(struct blk_txn *t, const char *key, size_t klen, mode_t mode);
+
+/* Inside a commit: every directory above key gets an entry if it has none (-ENOTDIR where
+ * an object is); with touch, the parent's mtime is set now too (bm_touch_parent), from
+ * the same lookup of its entry. */
+int bm_ensure_parents(struct blk_txn *t, const char *key, size_t klen, mode_t mode, int touch);
 int64_t bm_now_ns(void);
 /* Inside a commit: the parent directory of key gets an entry (if it had none) and mtime now. */
 int bm_touch_parent(struct blk_txn *t, const char *key, size_t klen, mode_t mode);
-/* Both for a new key: bm_ensure_parents, then the parent's mtime set, with one lookup of
- * the parent's entry for the two. */
-int bm_place_new(struct blk_txn *t, const char *key, size_t klen, mode_t mode);
 /* A name component over 255 bytes or a key over the limit: -ENAMETOOLONG. */
 int bm_key_check(const char *key);
 /* -ENOTDIR if an ancestor of key is an object, else -ENOENT. */
