@@ -215,13 +215,41 @@ int bm_is_dir(struct block_mount *m, const char *key, size_t kl)
     return r;
 }
 
+/* The parent directory this thread last found, with the newest commit then: a program
+ * creating files one after another in a directory asks about the same parent each time,
+ * and it is still there while no commit came since but this thread's own file commits
+ * (bm_parent_seen), which only ever add entries. Keys this long or shorter. */
+#define POK_KEY 256
+static __thread struct {
+    const struct block_mount *m;
+    uint64_t commit;
+    size_t len;
+    char key[POK_KEY];
+} pok;
+
+void bm_parent_seen(struct block_mount *m, uint64_t base)
+{
+    if (pok.m == m && pok.commit == base) pok.commit = base + 1;
+}
+
 /* Can key be created: its parent a directory? 0, -ENOENT, -ENOTDIR. */
 int bm_parent_ok(struct block_mount *m, const char *key)
 {
     const char *slash = strrchr(key, '/');
     if (!slash) return 0;
-    if (bm_is_dir(m, key, (size_t)(slash - key)) == 1) return 0; /* one walk, the usual case */
-    char *parent = strndup(key, (size_t)(slash - key));
+    size_t pl = (size_t)(slash - key);
+    uint64_t c = blk_kept_commit(&m->st);
+    if (c && pok.m == m && pok.commit == c && pok.len == pl && memcmp(pok.key, key, pl) == 0) return 0;
+    if (bm_is_dir(m, key, pl) == 1) { /* one walk, the usual case */
+        if (c && pl < POK_KEY) { /* (found under commit c or later: kept only if it was c) */
+            pok.m = m;
+            pok.commit = c;
+            pok.len = pl;
+            memcpy(pok.key, key, pl);
+        }
+        return 0;
+    }
+    char *parent = strndup(key, pl);
     if (!parent) return -ENOMEM;
     struct stat st;
     int e = bm_stat_quick(m, parent, &st);

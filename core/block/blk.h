@@ -3,7 +3,7 @@
  *
  *   backend_block.c + block_file.c + block_share.c (the backend, bmount.h between them),
  *   blk_admin.c, blk_check.c, blk_crash.c (s3shim blk)
- *        -> blk_tree.c -> blk_txn.c -> blk_alloc.c -> blk_meta.c (device, checksums,
+ *        -> blk_tree.c -> blk_txn.c + blk_fmap.c -> blk_alloc.c -> blk_meta.c (device, checksums,
  *           roots, the commit lock)
  *
  * docs/block-format.md is the format and protocol these implement. */
@@ -34,6 +34,7 @@ struct blk_store {
     pthread_mutex_t lock; /* the in-process half of the commit lock */
     uint64_t cursor;      /* next-fit start of data reservations */
     uint64_t mlast;       /* metadata blocks the process's last commit allocated (under lock) */
+    struct blk_txn *tx_spare; /* the last commit's, kept for the next (blk_txn.c; under lock) */
     /* Verified metadata blocks (blk_cache.c), and the newest root seen. */
     pthread_mutex_t nc_lock;
     uint64_t nc_newest;
@@ -119,6 +120,11 @@ int blk_sync(struct blk_store *s);
  * gets a bit per invalid device slot. 0 or -EIO. */
 int blk_newest_root(struct blk_store *s, struct blk_root *r, int *bad);
 /* The same, and the newest durable root's commit and slot (0 or 1). */
+/* The newest root's tree, height and commit (blk_newest_root without copying the root). */
+int blk_newest_tree(struct blk_store *s, uint64_t *tree, uint32_t *height, uint64_t *commit);
+/* The newest root's commit if the roots kept by the last blk_roots are still the store's
+ * state (nothing read; 0: not known without reading them). */
+uint64_t blk_kept_commit(struct blk_store *s);
 int blk_roots(struct blk_store *s, struct blk_root *r, uint64_t *durable, int *dslot, int *bad);
 /* Make the newest visible root durable: flush, root into the slot that does not hold the
  * newest durable one, flush. The flushes run without the commit lock (commits go on; the
@@ -253,6 +259,12 @@ int tx_begin(struct blk_store *s, struct blk_txn **tp);
 enum { TX_DURABLE = 0, TX_VISIBLE = 1 };
 int tx_commit(struct blk_txn *t, int how, int *durable);
 void tx_abort(struct blk_txn *t);
+void tx_free_spare(struct blk_txn *t); /* (s->tx_spare, at blk_close) */
+/* The first run of `want` (1..64) free blocks in a bitmap body (bit k set: block k in
+ * use) among bits [from, to), *run (< want) free ones just before `from` counting: 1 and its first
+ * bit in *start (before `from` if the run began there); else 0, and *run the free ones
+ * just before `to`. */
+int blk_bits_run(const uint8_t *bits, uint64_t from, uint64_t to, uint64_t want, uint64_t *run, int64_t *start);
 struct blk_root *tx_root(struct blk_txn *t);
 /* A node of the txn's view (written this txn or read and verified); NULL + t error. */
 const uint8_t *tx_node(struct blk_txn *t, uint64_t addr, int kind);

@@ -18,7 +18,10 @@
 
 static struct blk_ncslot *slot_of(struct blk_store *s, uint64_t addr)
 {
-    if (!s->nc && !(s->nc = calloc(BLK_NC_SLOTS, sizeof *s->nc))) return NULL;
+    if (!s->nc) { /* (aligned as its blocks are: calloc gives 16 bytes) */
+        if (!(s->nc = aligned_alloc(64, BLK_NC_SLOTS * sizeof *s->nc))) return NULL;
+        memset(s->nc, 0, BLK_NC_SLOTS * sizeof *s->nc);
+    }
     return &s->nc[addr % BLK_NC_SLOTS];
 }
 

@@ -229,6 +229,8 @@ void blk_close(struct blk_store *s)
         free(s->pf);
         s->pf = NULL;
         s->npf = 0;
+        tx_free_spare(s->tx_spare);
+        s->tx_spare = NULL;
         s->pf_commit = 0;
     }
     blk_vr_close(s);
@@ -254,23 +256,35 @@ static int peek_slots(struct blk_store *s, struct blk_hdr now[2])
 /* The roots kept from the last read, if nothing can have changed since: the change
  * counter still at that read's value, and both slots still starting with the headers
  * read then (a root written by a process that does not bump the counter, or by a tool
- * outside the shim, changes its slot's header first). */
-static int kept_roots(struct blk_store *s, struct blk_root *r, uint64_t *durable, int *dslot)
+ * outside the shim, changes its slot's header first). 1: they are, and nc_lock is held. */
+static int kept_lock(struct blk_store *s)
 {
     uint64_t seq;
     struct blk_hdr now[2];
     if (blk_vr_seq(s, &seq) < 0 || peek_slots(s, now) < 0) return 0;
-    int hit = 0;
     pthread_mutex_lock(&s->nc_lock);
-    if (s->rc_valid && s->rc_seq == seq && memcmp(now, s->rc_dh, sizeof now) == 0) {
-        *r = s->rc_root;
-        if (durable) *durable = s->rc_durable;
-        if (dslot) *dslot = s->rc_dslot;
-        hit = 1;
-    }
+    if (s->rc_valid && s->rc_seq == seq && memcmp(now, s->rc_dh, sizeof now) == 0) return 1;
     pthread_mutex_unlock(&s->nc_lock);
-    if (hit) atomic_fetch_add_explicit(&s->rc_hits, 1, memory_order_relaxed);
-    return hit;
+    return 0;
+}
+
+uint64_t blk_kept_commit(struct blk_store *s)
+{
+    if (!kept_lock(s)) return 0;
+    uint64_t c = s->rc_root.h.commit;
+    pthread_mutex_unlock(&s->nc_lock);
+    return c;
+}
+
+static int kept_roots(struct blk_store *s, struct blk_root *r, uint64_t *durable, int *dslot)
+{
+    if (!kept_lock(s)) return 0;
+    *r = s->rc_root;
+    if (durable) *durable = s->rc_durable;
+    if (dslot) *dslot = s->rc_dslot;
+    pthread_mutex_unlock(&s->nc_lock);
+    atomic_fetch_add_explicit(&s->rc_hits, 1, memory_order_relaxed);
+    return 1;
 }
 
 void blk_roots_wrote(struct blk_store *s, const void *root, int visible, int dslot, uint64_t seq)
@@ -389,6 +403,26 @@ static int roots_read(struct blk_store *s, struct blk_root *r, uint64_t *durable
 }
 
 int blk_newest_root(struct blk_store *s, struct blk_root *r, int *bad) { return blk_roots(s, r, NULL, NULL, bad); }
+
+int blk_newest_tree(struct blk_store *s, uint64_t *tree, uint32_t *height, uint64_t *commit)
+{
+    if (!blk_held && s->vr) lookup_settle(s);
+    if (kept_lock(s)) { /* (blk_roots without the copy of the whole root) */
+        *tree = s->rc_root.tree;
+        *height = s->rc_root.height;
+        *commit = s->rc_root.h.commit;
+        pthread_mutex_unlock(&s->nc_lock);
+        atomic_fetch_add_explicit(&s->rc_hits, 1, memory_order_relaxed);
+        return 0;
+    }
+    struct blk_root r;
+    int e = blk_roots(s, &r, NULL, NULL, NULL);
+    if (e < 0) return e;
+    *tree = r.tree;
+    *height = r.height;
+    *commit = r.h.commit;
+    return 0;
+}
 
 int blk_make_durable(struct blk_store *s)
 {

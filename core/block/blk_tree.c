@@ -16,10 +16,21 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* Keys in order (bytes unsigned, a prefix first). Eight bytes at a time: a store's keys
+ * share long prefixes ("dir/sub/file0001"), and the call to memcmp per item was a tenth
+ * of a small file's commit. */
 static int kcmp(const char *a, size_t al, const char *b, size_t bl)
 {
-    int c = memcmp(a, b, al < bl ? al : bl);
-    return c ? c : (al > bl) - (al < bl);
+    size_t n = al < bl ? al : bl, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y) return __builtin_bswap64(x) < __builtin_bswap64(y) ? -1 : 1;
+    }
+    for (; i < n; i++)
+        if (a[i] != b[i]) return (unsigned char)a[i] < (unsigned char)b[i] ? -1 : 1;
+    return (al > bl) - (al < bl);
 }
 
 static uint16_t ld16(const uint8_t *p)
@@ -45,6 +56,42 @@ static size_t item_size(const uint8_t *p, const uint8_t *end, int leaf)
     return n;
 }
 static const char *item_key(const uint8_t *p, int leaf) { return (const char *)p + (leaf ? 40 : 2); }
+
+/* Items per node at most (the smallest is a branch item with an empty key). */
+#define MAX_ITEMS (BLK_BODY / 10 + 1)
+
+/* The offsets in node n's body of its items, and where they end (*used); their count, or
+ * -1 if an item is malformed. Finding them costs a few instructions an item, and then a
+ * key is found in a node with a binary search instead of a compare per item before it. */
+static int item_offsets(const uint8_t *n, int leaf, uint16_t *off, size_t *used)
+{
+    const struct blk_hdr *h = (const void *)n;
+    const uint8_t *body = n + BLK_HDR, *p = body, *end = n + BLK_BS;
+    if (h->count > MAX_ITEMS) return -1;
+    for (uint32_t i = 0; i < h->count; i++) {
+        size_t sz = item_size(p, end, leaf);
+        if (!sz) return -1;
+        off[i] = (uint16_t)(p - body);
+        p += sz;
+    }
+    if (used) *used = (size_t)(p - body);
+    return (int)h->count;
+}
+
+/* The first item whose key is > key (after: 1), or >= key (after: 0); count if none. */
+static uint32_t bound(const uint8_t *body, const uint16_t *off, uint32_t count, int leaf, const char *key, size_t klen,
+                      int after)
+{
+    uint32_t lo = 0, hi = count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        const uint8_t *p = body + off[mid];
+        int c = kcmp(item_key(p, leaf), ld16(p), key, klen);
+        if (c < 0 || (after && c == 0)) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
 
 void bt_decode(const uint8_t *p, struct blk_obj *o)
 {
@@ -77,7 +124,10 @@ static size_t encode(const struct blk_obj *o, uint8_t *p)
 struct view {
     struct blk_store *s;
     struct blk_txn *t; /* inside a commit, else NULL */
-    struct blk_root r;
+    struct {           /* of the root walked from (not the whole root: copied per lookup) */
+        uint64_t tree, commit;
+        uint32_t height;
+    } r;
 };
 
 /* Node at addr: from the commit's view, or read into buf and verified against the root.
@@ -92,39 +142,60 @@ static const uint8_t *vnode(struct view *v, uint64_t addr, int level, uint8_t *b
         return n;
     }
     struct blk_store *s = v->s;
-    if (blk_nc_get(s, addr, kind, v->r.h.commit, buf) && ((const struct blk_hdr *)buf)->level == level) return buf;
+    if (blk_nc_get(s, addr, kind, v->r.commit, buf) && ((const struct blk_hdr *)buf)->level == level) return buf;
     int e = blk_read_block(s, addr, buf);
     if (e) {
         *err = e;
         return NULL;
     }
-    if (blk_verify(buf, kind, addr, s->sb.h.uuid, v->r.h.commit, NULL, 0) < 0 ||
+    if (blk_verify(buf, kind, addr, s->sb.h.uuid, v->r.commit, NULL, 0) < 0 ||
         ((const struct blk_hdr *)buf)->level != level) {
         *err = -EAGAIN;
         return NULL;
     }
-    blk_nc_put(s, addr, kind, buf, v->r.h.commit); /* verified, reached from this root */
+    blk_nc_put(s, addr, kind, buf, v->r.commit); /* verified, reached from this root */
     return buf;
 }
+
+/* The items each level of branch last descended through, per thread: lookups of
+ * neighbouring keys (a program creating files one after another, and the parent
+ * directory of each) go through the same few children, and two compares confirm one
+ * instead of a compare per item before it. Only for sealed nodes, whose address, commit
+ * and checksum name one content. */
+#define FINGERS 4
+static __thread struct finger {
+    uint64_t addr, commit;
+    uint32_t crc, ci;
+    uint16_t off, next; /* the item's offset in the body; the next one's (0: it is the last) */
+} fingers[8][FINGERS];
+static __thread unsigned finger_turn;
 
 /* Index of the child of branch n to descend into for key (and its address). */
 static int pick_child(const uint8_t *n, const char *key, size_t klen, uint64_t *child)
 {
     const struct blk_hdr *h = (const void *)n;
-    const uint8_t *p = n + BLK_HDR, *end = n + BLK_BS;
-    int ci = 0;
-    for (uint32_t i = 0; i < h->count; i++) {
-        size_t sz = item_size(p, end, 0);
-        if (!sz) return -1;
-        if (i == 0 || kcmp(item_key(p, 0), ld16(p), key, klen) <= 0) {
-            ci = (int)i;
-            *child = ld64(p + 2 + ld16(p));
-        } else {
-            break;
+    const uint8_t *body = n + BLK_HDR;
+    struct finger *fl = h->level < 8 && h->commit ? fingers[h->level] : NULL;
+    for (int f = 0; fl && f < FINGERS; f++) {
+        const struct finger *fg = &fl[f];
+        if (fg->addr != h->addr || fg->commit != h->commit || fg->crc != h->crc || fg->ci >= h->count) continue;
+        const uint8_t *q = body + fg->off, *nx = body + fg->next;
+        if ((fg->ci == 0 || kcmp(item_key(q, 0), ld16(q), key, klen) <= 0) &&
+            (!fg->next || kcmp(key, klen, item_key(nx, 0), ld16(nx)) < 0)) {
+            *child = ld64(q + 2 + ld16(q));
+            return (int)fg->ci;
         }
-        p += sz;
     }
-    return h->count ? ci : -1;
+    uint16_t off[MAX_ITEMS];
+    int count = item_offsets(n, 0, off, NULL);
+    if (count <= 0) return -1;
+    uint32_t ub = bound(body, off, (uint32_t)count, 0, key, klen, 1), ci = ub ? ub - 1 : 0; /* (the first: any key) */
+    const uint8_t *q = body + off[ci];
+    *child = ld64(q + 2 + ld16(q));
+    if (fl)
+        fl[finger_turn++ % FINGERS] = (struct finger){h->addr, h->commit, h->crc, ci, off[ci],
+                                                      (uint16_t)(ci + 1 < (uint32_t)count ? off[ci + 1] : 0)};
+    return (int)ci;
 }
 
 static int get_in(struct view *v, const char *key, size_t klen, struct blk_obj *o)
@@ -139,20 +210,15 @@ static int get_in(struct view *v, const char *key, size_t klen, struct blk_obj *
             if (pick_child(n, key, klen, &addr) < 0) return -EAGAIN;
             continue;
         }
-        const struct blk_hdr *h = (const void *)n;
-        const uint8_t *p = n + BLK_HDR, *end = n + BLK_BS;
-        for (uint32_t i = 0; i < h->count; i++) {
-            size_t sz = item_size(p, end, 1);
-            if (!sz) return -EAGAIN;
-            int c = kcmp(item_key(p, 1), ld16(p), key, klen);
-            if (c == 0) {
-                if (o) bt_decode(p, o);
-                return 1;
-            }
-            if (c > 0) break;
-            p += sz;
-        }
-        return 0;
+        uint16_t off[MAX_ITEMS];
+        int count = item_offsets(n, 1, off, NULL);
+        if (count < 0) return -EAGAIN;
+        uint32_t i = bound(n + BLK_HDR, off, (uint32_t)count, 1, key, klen, 0);
+        if (i == (uint32_t)count) return 0;
+        const uint8_t *p = n + BLK_HDR + off[i];
+        if (kcmp(item_key(p, 1), ld16(p), key, klen) != 0) return 0;
+        if (o) bt_decode(p, o);
+        return 1;
     }
     return -EAGAIN;
 }
@@ -168,17 +234,13 @@ static int next_in(struct view *v, uint64_t addr, int level, const char *after, 
     const struct blk_hdr *h = (const void *)n;
     const uint8_t *p = n + BLK_HDR, *end = n + BLK_BS;
     if (level == 0) {
-        for (uint32_t i = 0; i < h->count; i++) {
-            size_t sz = item_size(p, end, 1);
-            if (!sz) return -EAGAIN;
-            int c = kcmp(item_key(p, 1), ld16(p), after, alen);
-            if (c > 0 || (incl && c == 0)) {
-                bt_decode(p, o);
-                return 1;
-            }
-            p += sz;
-        }
-        return 0;
+        uint16_t off[MAX_ITEMS];
+        int count = item_offsets(n, 1, off, NULL);
+        if (count < 0) return -EAGAIN;
+        uint32_t i = bound(n + BLK_HDR, off, (uint32_t)count, 1, after, alen, !incl);
+        if (i == (uint32_t)count) return 0;
+        bt_decode(n + BLK_HDR + off[i], o);
+        return 1;
     }
     uint64_t child;
     int ci = pick_child(n, after, alen, &child);
@@ -208,16 +270,17 @@ static int retry_view(struct blk_store *s, struct view *v, uint64_t *gen)
 {
     v->s = s;
     v->t = NULL;
-    int e = blk_newest_root(s, &v->r, NULL);
+    int e = blk_newest_tree(s, &v->r.tree, &v->r.height, &v->r.commit);
     if (e < 0) return e;
-    if (gen) *gen = v->r.h.commit;
+    if (gen) *gen = v->r.commit;
     return 0;
 }
 
 static int moved(struct blk_store *s, const struct view *v)
 {
-    struct blk_root r;
-    return blk_newest_root(s, &r, NULL) == 0 && r.h.commit != v->r.h.commit;
+    uint64_t tree, commit;
+    uint32_t height;
+    return blk_newest_tree(s, &tree, &height, &commit) == 0 && commit != v->r.commit;
 }
 
 int bt_get(struct blk_store *s, const char *key, size_t klen, struct blk_obj *o, uint64_t *gen)
@@ -230,7 +293,7 @@ int bt_get(struct blk_store *s, const char *key, size_t klen, struct blk_obj *o,
         if (r != -EAGAIN) return r;
         if (!moved(s, &v) || tries > 100) {
             slog_error("block: %s: damaged index under commit %llu looking up '%.*s' (run s3shim blk check)", s->path,
-                       (unsigned long long)v.r.h.commit, (int)klen, key);
+                       (unsigned long long)v.r.commit, (int)klen, key);
             return -EIO;
         }
     }
@@ -246,7 +309,7 @@ int bt_next(struct blk_store *s, const char *after, size_t alen, int incl, struc
         if (r != -EAGAIN) return r;
         if (!moved(s, &v) || tries > 100) {
             slog_error("block: %s: damaged index under commit %llu (run s3shim blk check)", s->path,
-                       (unsigned long long)v.r.h.commit);
+                       (unsigned long long)v.r.commit);
             return -EIO;
         }
     }
@@ -254,9 +317,8 @@ int bt_next(struct blk_store *s, const char *after, size_t alen, int incl, struc
 
 int bt_next_at(struct blk_store *s, struct blk_root *r, const char *after, size_t alen, int incl, struct blk_obj *o)
 {
-    struct view v = {.s = s};
+    struct view v = {.s = s, .r = {r->tree, r->h.commit, r->height}};
     if (r->h.commit) {
-        v.r = *r;
         int x = next_in(&v, v.r.tree, (int)v.r.height - 1, after, alen, incl, o);
         if (x != -EAGAIN) return x;
     }
@@ -267,14 +329,16 @@ int bt_next_at(struct blk_store *s, struct blk_root *r, const char *after, size_
 
 int tx_get(struct blk_txn *t, const char *key, size_t klen, struct blk_obj *o)
 {
-    struct view v = {.t = t, .r = *tx_root(t)};
+    const struct blk_root *rt = tx_root(t);
+    struct view v = {.t = t, .r = {rt->tree, rt->h.commit, rt->height}};
     int r = get_in(&v, key, klen, o);
     return r == -EAGAIN ? -EIO : r;
 }
 
 int tx_next(struct blk_txn *t, const char *after, size_t alen, int incl, struct blk_obj *o)
 {
-    struct view v = {.t = t, .r = *tx_root(t)};
+    const struct blk_root *rt = tx_root(t);
+    struct view v = {.t = t, .r = {rt->tree, rt->h.commit, rt->height}};
     int r = next_in(&v, v.r.tree, (int)v.r.height - 1, after, alen, incl, o);
     return r == -EAGAIN ? -EIO : r;
 }
@@ -547,45 +611,41 @@ static int change(struct blk_txn *t, uint64_t addr, int level, const char *key, 
     const uint8_t *p = n + BLK_HDR, *end = n + BLK_BS;
     size_t size = 0;
     if (leaf) {
-        int done = 0;
-        uint32_t ins = UINT32_MAX; /* where a new key went */
-        for (uint32_t i = 0; i < count; i++) {
-            size_t sz = item_size(p, end, 1);
-            if (!sz) return -EIO;
-            int c = done ? -1 : kcmp(key, klen, item_key(p, 1), ld16(p));
-            if (c <= 0 && !done) {
-                done = 1;
-                if (c == 0) {
-                    *found = 1;
-                    if (old) bt_decode(p, old);
-                }
-                if (ilen) {
-                    if (c != 0) ins = nc;
-                    memcpy(body + size, item, ilen);
-                    size += ilen;
-                    nc++;
-                }
-                if (c == 0) {
-                    p += sz;
-                    continue;
-                }
-            }
-            memcpy(body + size, p, sz);
-            size += sz;
-            nc++;
-            p += sz;
-        }
-        int last = !done && ilen;
-        if (last) {
-            memcpy(body + size, item, ilen);
-            size += ilen;
-            nc++;
+        /* Where the key goes (a binary search); the items before and after it are then
+         * copied in one piece each. */
+        uint16_t off[MAX_ITEMS];
+        size_t used;
+        int cnt = item_offsets(n, 1, off, &used);
+        if (cnt < 0) return -EIO;
+        uint32_t i = bound(p, off, count, 1, key, klen, 0);
+        size_t pre = i < count ? off[i] : used;
+        const uint8_t *q = p + pre, *qe = p + used; /* the items after it */
+        uint32_t rest = count - i;
+        if (i < count && kcmp(key, klen, item_key(q, 1), ld16(q)) == 0) {
+            *found = 1;
+            if (old) bt_decode(q, old);
+            q = p + (i + 1 < count ? off[i + 1] : used);
+            rest--;
         }
         if (!ilen && !*found) {
             out->n = 1;
             out->addr[0] = addr;
             return 0;
         }
+        memcpy(body, n + BLK_HDR, pre);
+        size = pre;
+        nc = i;
+        int last = i == count && ilen;
+        uint32_t ins = UINT32_MAX; /* where a new key went */
+        if (ilen) {
+            if (!*found && !last) ins = nc;
+            memcpy(body + size, item, ilen);
+            size += ilen;
+            nc++;
+        }
+        memcpy(body + size, q, (size_t)(qe - q));
+        size += (size_t)(qe - q);
+        nc += rest;
         uint32_t keep = 0;
         if (size > BLK_BODY) keep = last ? nc - 1 : ins != UINT32_MAX ? in_order(body, size, nc, ins) : 0;
         return store(t, addr, 0, body, nc, size, keep, out);
@@ -621,6 +681,19 @@ static int change(struct blk_txn *t, uint64_t addr, int level, const char *key, 
         out->n = 1;
         out->addr[0] = addr;
         return 0;
+    }
+    if (sh.lo < 0 && r.n == 1) { /* only the child's address changed (the usual case): patched in a copy */
+        size_t at = 0;
+        end = n + BLK_BS;
+        for (uint32_t i = 0; i < count; i++) {
+            size_t sz = item_size(n + BLK_HDR + size, end, 0);
+            if (!sz) return -EIO;
+            if ((int)i == ci) at = size + 2u + ld16(n + BLK_HDR + size);
+            size += sz;
+        }
+        memcpy(body, n + BLK_HDR, size);
+        memcpy(body + at, &r.addr[0], 8);
+        return store(t, addr, level, body, count, size, 0, out);
     }
     p = n + BLK_HDR;
     end = n + BLK_BS;

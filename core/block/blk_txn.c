@@ -1,5 +1,6 @@
 /* blk_txn.c - one commit: the copy-on-write view of the tree and of the free map that a
- * commit builds in memory, and the ordered writes that make it durable.
+ * commit builds in memory (the free map's side: blk_fmap.c), and the ordered writes that
+ * make it durable.
  *
  * Nothing reachable from the newest durable root is written: a changed node, bitmap block
  * or bitmap directory block goes to a newly allocated block of the metadata zone and its
@@ -9,6 +10,7 @@
  * unreachable once N is durable). Write order: every new block, fdatasync, the root into
  * slot commit % 2, fdatasync. See docs/block-format.md, "Commit protocol". */
 #include "blk.h"
+#include "txn.h"
 
 #include "../log.h"
 #include "../stats.h"
@@ -17,46 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <uthash.h>
 
-struct tblk { /* a tree node (or a pending-free block) in the commit's view */
-    uint64_t addr;
-    int kind, fresh; /* fresh: allocated by this commit, written at its end */
-    uint8_t *buf;
-    UT_hash_handle hh;
-};
-
-struct tbm { /* a bitmap block (by index) or a directory block (by index) */
-    uint64_t idx, addr;
-    int dirty;
-    uint8_t *buf;
-    UT_hash_handle hh;
-};
-
-struct blk_txn {
-    struct blk_store *s;
-    struct blk_root r;
-    uint64_t base;    /* the commit this one builds on */
-    uint64_t durable; /* the newest durable root's commit (base, unless base is only visible) */
-    uint64_t pin;     /* a durable step in progress makes this commit durable (0: none) */
-    int dslot;        /* its device slot */
-    uint64_t base_pend, base_pend_n; /* a visible base's pend_cur: this commit's list goes before it */
-    struct tblk *nodes;
-    struct tbm *bms, *dirs;
-    struct blk_fext *freed; /* pend_cur: reachable from a durable root, held until the next one */
-    size_t nfreed, capfreed;
-    struct blk_fext *vfreed; /* vol: reachable from no durable root */
-    size_t nvfreed, capvfreed;
-    struct blk_fext *disc; /* released extents to discard (S3SHIM_BLOCK_DISCARD) */
-    size_t ndisc, capdisc;
-    uint64_t mcursor, nmeta; /* meta_alloc's next candidate; blocks it gave */
-    int mrun;                /* the cursor was put on a free run */
-    uint64_t t0;
-    int err;
-    uint8_t *scratch[8];
-};
-
-static void fail(struct blk_txn *t, int e)
+void tx_fail(struct blk_txn *t, int e)
 {
     if (!t->err) t->err = e;
 }
@@ -67,11 +31,11 @@ struct blk_root *tx_root(struct blk_txn *t) { return &t->r; }
 uint8_t *tx_scratch(struct blk_txn *t, int level, size_t size)
 {
     if (level < 0 || level >= 8) {
-        fail(t, -EIO);
+        tx_fail(t, -EIO);
         return NULL;
     }
-    if (!t->scratch[level] && !(t->scratch[level] = malloc(size))) fail(t, -ENOMEM);
-    return t->scratch[level];
+    if (!t->keep.scratch[level] && !(t->keep.scratch[level] = malloc(size))) tx_fail(t, -ENOMEM);
+    return t->keep.scratch[level];
 }
 
 static void add_ext(struct blk_txn *t, struct blk_fext **v, size_t *n, size_t *cap, uint64_t start, uint64_t len)
@@ -84,7 +48,7 @@ static void add_ext(struct blk_txn *t, struct blk_fext **v, size_t *n, size_t *c
         size_t nc = *cap ? *cap * 2 : 64;
         struct blk_fext *x = realloc(*v, nc * sizeof *x);
         if (!x) {
-            fail(t, -ENOMEM);
+            tx_fail(t, -ENOMEM);
             return;
         }
         *v = x;
@@ -102,217 +66,96 @@ static void add_freed(struct blk_txn *t, uint64_t start, uint64_t len)
 /* A freed metadata block written by commit `commit`: if no durable root can reach it
  * (written after the newest durable one, and after the root a durable step in progress
  * is writing), it is free again from the next commit on. */
-static void add_freed_meta(struct blk_txn *t, uint64_t addr, uint64_t commit)
+void tx_freed_meta(struct blk_txn *t, uint64_t addr, uint64_t commit)
 {
     if (commit > t->durable && commit > t->pin) add_ext(t, &t->vfreed, &t->nvfreed, &t->capvfreed, addr, 1);
     else add_freed(t, addr, 1);
-}
-
-static uint64_t hdr_commit(const uint8_t *buf) { return ((const struct blk_hdr *)buf)->commit; }
-
-static uint8_t *newbuf(struct blk_txn *t)
-{
-    uint8_t *b = aligned_alloc(64, BLK_BS);
-    if (!b) fail(t, -ENOMEM);
-    else memset(b, 0, BLK_BS);
-    return b;
-}
-
-/* --- the free map ------------------------------------------------------------------- */
-
-/* Block addr of the base root into buf: kept from an earlier walk (blk_cache.c), or read
- * and verified. 0 or -errno. */
-static int cached_read(struct blk_txn *t, uint64_t addr, int kind, uint8_t *buf)
-{
-    if (blk_nc_get(t->s, addr, kind, t->base, buf)) return 0;
-    int e = blk_read_block(t->s, addr, buf);
-    if (!e && blk_verify(buf, kind, addr, t->s->sb.h.uuid, t->base, NULL, 0) < 0) e = -EIO;
-    if (!e) blk_nc_put(t->s, addr, kind, buf, t->base);
-    return e;
-}
-
-static uint64_t meta_alloc(struct blk_txn *t);
-
-static struct tbm *dir_get(struct blk_txn *t, uint64_t j, int wr)
-{
-    struct tbm *d;
-    HASH_FIND(hh, t->dirs, &j, sizeof j, d);
-    if (!d) {
-        if (j >= t->r.ndir) {
-            fail(t, -EIO);
-            return NULL;
-        }
-        if (!(d = calloc(1, sizeof *d)) || !(d->buf = newbuf(t))) {
-            free(d);
-            fail(t, -ENOMEM);
-            return NULL;
-        }
-        d->idx = j;
-        d->addr = t->r.dir[j];
-        int e = cached_read(t, d->addr, BK_DIR, d->buf);
-        if (e) {
-            slog_error("block: %s: bitmap directory block %llu unreadable", t->s->path, (unsigned long long)d->addr);
-            free(d->buf);
-            free(d);
-            fail(t, e);
-            return NULL;
-        }
-        HASH_ADD(hh, t->dirs, idx, sizeof d->idx, d);
-    }
-    if (wr && !d->dirty) {
-        d->dirty = 1; /* first: the allocation below may come back here */
-        uint64_t old = d->addr, n = meta_alloc(t);
-        if (!n) return NULL;
-        add_freed_meta(t, old, hdr_commit(d->buf));
-        d->addr = t->r.dir[j] = n;
-    }
-    return d;
-}
-
-static struct tbm *bm_get(struct blk_txn *t, uint64_t idx, int wr)
-{
-    struct tbm *b;
-    HASH_FIND(hh, t->bms, &idx, sizeof idx, b);
-    if (!b) {
-        struct tbm *d = dir_get(t, idx / BLK_ADDRS_PER_DIR, 0);
-        if (!d) return NULL;
-        if (!(b = calloc(1, sizeof *b)) || !(b->buf = newbuf(t))) {
-            free(b);
-            fail(t, -ENOMEM);
-            return NULL;
-        }
-        b->idx = idx;
-        memcpy(&b->addr, d->buf + BLK_HDR + (idx % BLK_ADDRS_PER_DIR) * 8, 8);
-        int e = cached_read(t, b->addr, BK_BITMAP, b->buf);
-        if (e) {
-            slog_error("block: %s: bitmap block %llu unreadable", t->s->path, (unsigned long long)b->addr);
-            free(b->buf);
-            free(b);
-            fail(t, e);
-            return NULL;
-        }
-        HASH_ADD(hh, t->bms, idx, sizeof b->idx, b);
-    }
-    if (wr && !b->dirty) {
-        b->dirty = 1;
-        uint64_t old = b->addr, n = meta_alloc(t);
-        if (!n) return NULL;
-        add_freed_meta(t, old, hdr_commit(b->buf));
-        b->addr = n;
-        struct tbm *d = dir_get(t, idx / BLK_ADDRS_PER_DIR, 1);
-        if (!d) return NULL;
-        memcpy(d->buf + BLK_HDR + (idx % BLK_ADDRS_PER_DIR) * 8, &n, 8);
-    }
-    return b;
-}
-
-static int bit_test(struct blk_txn *t, uint64_t blk)
-{
-    struct tbm *b = bm_get(t, blk / BLK_BITS_PER_BM, 0);
-    if (!b) return -1;
-    uint64_t bit = blk % BLK_BITS_PER_BM;
-    return (b->buf[BLK_HDR + bit / 8] >> (bit % 8)) & 1;
-}
-
-/* Set (val 1) or clear a run of bits; each must change. */
-static int bits_set(struct blk_txn *t, uint64_t start, uint64_t len, int val)
-{
-    if (start + len > t->s->sb.dev_blocks || start + len < start) {
-        fail(t, -EIO);
-        return -1;
-    }
-    for (uint64_t k = start; k < start + len; k++) {
-        struct tbm *b = bm_get(t, k / BLK_BITS_PER_BM, 1);
-        if (!b) return -1;
-        uint64_t bit = k % BLK_BITS_PER_BM;
-        uint8_t *byte = &b->buf[BLK_HDR + bit / 8], m = (uint8_t)(1u << (bit % 8));
-        if (!!(*byte & m) == val) {
-            slog_error("block: %s: block %llu is already %s in the free map (damaged store: run s3shim blk check)",
-                       t->s->path, (unsigned long long)k, val ? "in use" : "free");
-            fail(t, -EIO);
-            return -1;
-        }
-        *byte ^= m;
-        int meta = k < t->s->sb.data_start || k >= t->s->sb.data_end;
-        if (val) {
-            t->r.used++;
-            if (meta) t->r.meta_used++;
-        } else {
-            t->r.used--;
-            if (meta) t->r.meta_used--;
-        }
-    }
-    return 0;
-}
-
-/* The lowest run of `want` free blocks in the metadata zone (0: none). A commit's new
- * blocks go there side by side, one write for all of them, and in steady work (a small
- * file per commit) the run is the hole the commit two back left, of the same size: the
- * same pages of the device are written again. (Plain first-fit refilled those holes
- * block by block, as scattered as the first commits had made them: four writes a
- * commit. Next-fit from the last commit's end wrote each commit to new pages: 20 KiB
- * more page cache to write back per small file, and slower.) */
-static uint64_t meta_run(struct blk_txn *t, uint64_t want)
-{
-    uint64_t lo = t->s->sb.meta_start, hi = t->s->sb.data_start, run = 0;
-    for (uint64_t b = lo; b < hi;) {
-        struct tbm *m = bm_get(t, b / BLK_BITS_PER_BM, 0);
-        if (!m) return 0;
-        uint64_t bit = b % BLK_BITS_PER_BM, w, n = 64 - bit % 64;
-        memcpy(&w, m->buf + BLK_HDR + (bit / 64) * 8, 8);
-        w >>= bit % 64; /* bit k: block b + k */
-        if (n > hi - b) n = hi - b;
-        if (n == 64 && w == ~0ull) { /* a word all in use */
-            run = 0;
-            b += 64;
-            continue;
-        }
-        for (uint64_t k = 0; k < n; k++, b++) {
-            if ((w >> k) & 1) run = 0;
-            else if (++run == want) return b + 1 - want;
-        }
-    }
-    return 0;
-}
-
-/* A free block of the metadata zone, marked used. 0 on failure. */
-static uint64_t meta_alloc(struct blk_txn *t)
-{
-    uint64_t lo = t->s->sb.meta_start, hi = t->s->sb.data_start;
-    if (!t->mrun) {
-        t->mrun = 1;
-        uint64_t want = t->s->mlast ? t->s->mlast : 4, at = meta_run(t, want > 16 ? 16 : want);
-        if (at) t->mcursor = at;
-    }
-    if (t->mcursor < lo || t->mcursor >= hi) t->mcursor = lo;
-    for (uint64_t n = 0; n < hi - lo; n++) {
-        uint64_t b = t->mcursor++;
-        if (t->mcursor >= hi) t->mcursor = lo;
-        int set = bit_test(t, b);
-        if (set < 0) return 0;
-        if (set) continue;
-        if (bits_set(t, b, 1, 1) < 0) return 0;
-        t->nmeta++;
-        return b;
-    }
-    slog_error("block: %s: the metadata zone is full", t->s->path);
-    fail(t, -ENOSPC);
-    return 0;
-}
-
-int tx_use_data(struct blk_txn *t, uint64_t start, uint64_t len)
-{
-    if (start < t->s->sb.data_start || start + len > t->s->sb.data_end) {
-        fail(t, -EIO);
-        return -EIO;
-    }
-    return bits_set(t, start, len, 1) < 0 ? t->err : 0;
 }
 
 int tx_free_data(struct blk_txn *t, uint64_t start, uint64_t len)
 {
     add_freed(t, start, len);
     return t->err;
+}
+
+uint64_t tx_hdr_commit(const uint8_t *buf) { return ((const struct blk_hdr *)buf)->commit; }
+
+/* A block buffer (its bytes undefined: every user fills it whole). */
+uint8_t *tx_newbuf(struct blk_txn *t)
+{
+    if (t->keep.nbufs) return t->keep.bufs[--t->keep.nbufs];
+    uint8_t *b = aligned_alloc(64, BLK_BS);
+    if (!b) tx_fail(t, -ENOMEM);
+    return b;
+}
+
+void tx_putbuf(struct blk_txn *t, uint8_t *b)
+{
+    if (b && t->keep.nbufs < TX_KEEP) t->keep.bufs[t->keep.nbufs++] = b;
+    else free(b);
+}
+
+/* A zeroed node entry with its buffer. */
+static struct tblk *new_tblk(struct blk_txn *t)
+{
+    struct tblk *n = t->keep.nodes;
+    if (n) {
+        t->keep.nodes = n->spare;
+        t->keep.nnodes--;
+        uint8_t *b = n->buf;
+        memset(n, 0, sizeof *n);
+        n->buf = b;
+        return n;
+    }
+    if (!(n = calloc(1, sizeof *n)) || !(n->buf = tx_newbuf(t))) {
+        free(n);
+        tx_fail(t, -ENOMEM);
+        return NULL;
+    }
+    return n;
+}
+
+static void put_tblk(struct blk_txn *t, struct tblk *n)
+{
+    if (t->keep.nnodes < TX_KEEP) {
+        n->spare = t->keep.nodes;
+        t->keep.nodes = n;
+        t->keep.nnodes++;
+        return;
+    }
+    tx_putbuf(t, n->buf);
+    free(n);
+}
+
+struct tbm *tx_new_tbm(struct blk_txn *t)
+{
+    struct tbm *b = t->keep.maps;
+    if (b) {
+        t->keep.maps = b->spare;
+        t->keep.nmaps--;
+        uint8_t *buf = b->buf;
+        memset(b, 0, sizeof *b);
+        b->buf = buf;
+        return b;
+    }
+    if (!(b = calloc(1, sizeof *b)) || !(b->buf = tx_newbuf(t))) {
+        free(b);
+        tx_fail(t, -ENOMEM);
+        return NULL;
+    }
+    return b;
+}
+
+void tx_put_tbm(struct blk_txn *t, struct tbm *b)
+{
+    if (t->keep.nmaps < TX_KEEP) {
+        b->spare = t->keep.maps;
+        t->keep.maps = b;
+        t->keep.nmaps++;
+        return;
+    }
+    tx_putbuf(t, b->buf);
+    free(b);
 }
 
 /* --- nodes --------------------------------------------------------------------------- */
@@ -322,11 +165,7 @@ const uint8_t *tx_node(struct blk_txn *t, uint64_t addr, int kind)
     struct tblk *n;
     HASH_FIND(hh, t->nodes, &addr, sizeof addr, n);
     if (n) return n->kind == kind ? n->buf : NULL;
-    if (!(n = calloc(1, sizeof *n)) || !(n->buf = newbuf(t))) {
-        free(n);
-        fail(t, -ENOMEM);
-        return NULL;
-    }
+    if (!(n = new_tblk(t))) return NULL;
     n->addr = addr;
     n->kind = kind;
     char why[96];
@@ -341,9 +180,8 @@ const uint8_t *tx_node(struct blk_txn *t, uint64_t addr, int kind)
         if (!e) blk_nc_put(t->s, addr, kind, n->buf, t->base);
     }
     if (e) {
-        free(n->buf);
-        free(n);
-        fail(t, e);
+        put_tblk(t, n);
+        tx_fail(t, e);
         return NULL;
     }
     HASH_ADD(hh, t->nodes, addr, sizeof n->addr, n);
@@ -358,35 +196,30 @@ void tx_free_node(struct blk_txn *t, uint64_t addr)
     if (n) {
         HASH_DEL(t->nodes, n);
         int fresh = n->fresh;
-        written = hdr_commit(n->buf);
-        free(n->buf);
-        free(n);
+        written = tx_hdr_commit(n->buf);
+        put_tblk(t, n);
         if (fresh) {
-            bits_set(t, addr, 1, 0);
+            tx_bits_set(t, addr, 1, 0);
             return;
         }
     }
-    add_freed_meta(t, addr, written);
+    tx_freed_meta(t, addr, written);
 }
 
 uint64_t tx_put_node(struct blk_txn *t, uint64_t old, int kind, int level, uint32_t count, const void *body,
                      size_t size)
 {
     if (t->err || size > BLK_BODY) {
-        fail(t, -EIO);
+        tx_fail(t, -EIO);
         return 0;
     }
     struct tblk *n = NULL;
     if (old) HASH_FIND(hh, t->nodes, &old, sizeof old, n);
     if (!n || !n->fresh) {
-        uint64_t a = meta_alloc(t);
+        uint64_t a = tx_meta_alloc(t);
         if (!a) return 0;
         if (old) tx_free_node(t, old);
-        if (!(n = calloc(1, sizeof *n)) || !(n->buf = newbuf(t))) {
-            free(n);
-            fail(t, -ENOMEM);
-            return 0;
-        }
+        if (!(n = new_tblk(t))) return 0;
         n->addr = a;
         n->fresh = 1;
         HASH_ADD(hh, t->nodes, addr, sizeof n->addr, n);
@@ -402,30 +235,76 @@ uint64_t tx_put_node(struct blk_txn *t, uint64_t old, int kind, int level, uint3
 
 /* --- begin, commit ------------------------------------------------------------------------ */
 
-static void txn_free(struct blk_txn *t)
+/* The end of a transaction, under the commit lock: its entries and buffers go to what it
+ * keeps, and it becomes the store's spare (or is freed, if there is one). */
+static void txn_end(struct blk_txn *t)
 {
     struct tblk *n, *ntmp;
     HASH_ITER(hh, t->nodes, n, ntmp) {
         HASH_DEL(t->nodes, n);
-        free(n->buf);
-        free(n);
+        put_tblk(t, n);
     }
     struct tbm *b, *btmp;
     HASH_ITER(hh, t->bms, b, btmp) {
         HASH_DEL(t->bms, b);
-        free(b->buf);
-        free(b);
+        tx_put_tbm(t, b);
     }
     HASH_ITER(hh, t->dirs, b, btmp) {
         HASH_DEL(t->dirs, b);
+        tx_put_tbm(t, b);
+    }
+    struct blk_store *s = t->s;
+    if (!s->tx_spare) {
+        s->tx_spare = t;
+        return;
+    }
+    tx_free_spare(t);
+}
+
+void tx_free_spare(struct blk_txn *t)
+{
+    if (!t) return;
+    struct tx_keep *k = &t->keep;
+    for (struct tblk *n = k->nodes, *next; n; n = next) {
+        next = n->spare;
+        free(n->buf);
+        free(n);
+    }
+    for (struct tbm *b = k->maps, *next; b; b = next) {
+        next = b->spare;
         free(b->buf);
         free(b);
     }
-    for (int i = 0; i < 8; i++) free(t->scratch[i]);
+    for (int i = 0; i < k->nbufs; i++) free(k->bufs[i]);
+    for (int i = 0; i < 8; i++) free(k->scratch[i]);
     free(t->freed);
     free(t->vfreed);
     free(t->disc);
     free(t);
+}
+
+/* A transaction for s, under the commit lock: the spare one, emptied, or a new one. */
+static struct blk_txn *txn_new(struct blk_store *s)
+{
+    struct blk_txn *t = s->tx_spare;
+    if (!t) return calloc(1, sizeof(struct blk_txn));
+    s->tx_spare = NULL;
+    struct tx_keep k = t->keep;
+    k.freed = t->freed;
+    k.vfreed = t->vfreed;
+    k.disc = t->disc;
+    k.capfreed = t->capfreed;
+    k.capvfreed = t->capvfreed;
+    k.capdisc = t->capdisc;
+    memset(t, 0, sizeof *t);
+    t->freed = k.freed;
+    t->vfreed = k.vfreed;
+    t->disc = k.disc;
+    t->capfreed = k.capfreed;
+    t->capvfreed = k.capvfreed;
+    t->capdisc = k.capdisc;
+    t->keep = k;
+    return t;
 }
 
 /* An extent that becomes free: discarded before tx_begin returns (blk_discard.c). */
@@ -445,13 +324,13 @@ static void disc_add(struct blk_txn *t, struct blk_fext x)
 static void release(struct blk_txn *t, uint64_t a)
 {
     struct blk_store *s = t->s;
-    uint8_t *buf = newbuf(t);
+    uint8_t *buf = tx_newbuf(t);
     while (buf && a && !t->err) {
         if (!blk_nc_get(s, a, BK_FREE, t->base, buf) && /* kept: the list the commit before wrote */
             (blk_read_block(s, a, buf) < 0 || blk_verify(buf, BK_FREE, a, s->sb.h.uuid, t->base, NULL, 0) < 0)) {
             slog_error("block: %s: pending-free block %llu unreadable (run s3shim blk check)", s->path,
                        (unsigned long long)a);
-            fail(t, -EIO);
+            tx_fail(t, -EIO);
             break;
         }
         const struct blk_hdr *h = (const void *)buf;
@@ -460,31 +339,32 @@ static void release(struct blk_txn *t, uint64_t a)
         for (uint32_t i = 0; i < h->count && i < BLK_EXT_PER_FL && !t->err; i++) {
             struct blk_fext x;
             memcpy(&x, buf + BLK_HDR + 8 + i * 16, 16);
-            bits_set(t, x.start, x.len, 0);
+            tx_bits_set(t, x.start, x.len, 0);
             if (s->discard) disc_add(t, x);
         }
-        add_freed_meta(t, a, h->commit);
+        tx_freed_meta(t, a, h->commit);
         a = next;
     }
-    free(buf);
+    tx_putbuf(t, buf);
 }
 
 int tx_begin(struct blk_store *s, struct blk_txn **tp)
 {
     if (!s->rw) return -EROFS;
-    struct blk_txn *t = calloc(1, sizeof *t);
-    if (!t) return -ENOMEM;
-    t->s = s;
-    t->t0 = stats_now_ns();
+    uint64_t t0 = stats_now_ns();
     int e = blk_lock(s);
-    if (e < 0) {
-        free(t);
-        return e;
+    if (e < 0) return e;
+    struct blk_txn *t = txn_new(s);
+    if (!t) {
+        blk_unlock(s);
+        return -ENOMEM;
     }
+    t->s = s;
+    t->t0 = t0;
     if ((e = blk_roots(s, &t->r, &t->durable, &t->dslot, NULL)) < 0) {
         slog_error("block: %s: no valid root (run s3shim blk check)", s->path);
+        txn_end(t);
         blk_unlock(s);
-        free(t);
         return e;
     }
     t->base = t->r.h.commit;
@@ -509,8 +389,8 @@ int tx_begin(struct blk_store *s, struct blk_txn **tp)
     }
     if (t->err) {
         e = t->err;
+        txn_end(t);
         blk_unlock(s);
-        txn_free(t);
         return e;
     }
     /* Reusable from here, and nobody can reserve them before we unlock. */
@@ -522,8 +402,9 @@ int tx_begin(struct blk_store *s, struct blk_txn **tp)
 
 void tx_abort(struct blk_txn *t)
 {
-    blk_unlock(t->s);
-    txn_free(t);
+    struct blk_store *s = t->s;
+    txn_end(t);
+    blk_unlock(s);
 }
 
 /* Blocks for a pending-free list of n extents (allocating them may free more). */
@@ -534,12 +415,12 @@ static int list_blocks(struct blk_txn *t, uint64_t **fl, size_t *nfl, size_t *ca
             *cap = *cap ? *cap * 2 : 8;
             uint64_t *x = realloc(*fl, *cap * sizeof *x);
             if (!x) {
-                fail(t, -ENOMEM);
+                tx_fail(t, -ENOMEM);
                 break;
             }
             *fl = x;
         }
-        uint64_t a = meta_alloc(t);
+        uint64_t a = tx_meta_alloc(t);
         if (!a) break;
         (*fl)[(*nfl)++] = a;
     }
@@ -566,7 +447,7 @@ static void write_list(struct blk_txn *t, uint8_t *buf, const uint64_t *fl, size
             continue;
         }
         int e = blk_write_block(t->s, fl[k], buf);
-        if (e) fail(t, e);
+        if (e) tx_fail(t, e);
     }
 }
 
@@ -587,6 +468,20 @@ static int held_too_much(const struct blk_txn *t)
                                     dzone - (dused < dzone ? dused : dzone) < dzone / 16);
 }
 
+/* n blocks for a commit's pending-free lists, kept in the cache after it (NULL: none, or
+ * no memory, and then they are not kept) */
+static uint8_t *keep_alloc(struct blk_txn *t, size_t n)
+{
+    if (n == 1 && t->keep.nbufs) return t->keep.bufs[--t->keep.nbufs];
+    return n ? aligned_alloc(64, n * BLK_BS) : NULL; /* (one goes back to the kept buffers) */
+}
+
+static void keep_free(struct blk_txn *t, uint8_t *p, size_t n)
+{
+    if (n == 1) tx_putbuf(t, p);
+    else free(p);
+}
+
 int tx_commit(struct blk_txn *t, int how, int *durable)
 {
     struct blk_store *s = t->s;
@@ -598,7 +493,7 @@ int tx_commit(struct blk_txn *t, int how, int *durable)
         list_blocks(t, &fl, &nfl, &capfl, t->nfreed);
         list_blocks(t, &vl, &nvl, &capvl, t->nvfreed);
     }
-    uint8_t *buf = newbuf(t), *keepf = NULL, *keepv = NULL;
+    uint8_t *buf = tx_newbuf(t), *keepf = NULL, *keepv = NULL;
     uint64_t nheld = 0, nvol = 0;
     for (size_t i = 0; i < t->nfreed; i++) nheld += t->freed[i].len;
     for (size_t i = 0; i < t->nvfreed; i++) nvol += t->vfreed[i].len;
@@ -606,10 +501,10 @@ int tx_commit(struct blk_txn *t, int how, int *durable)
     size_t nw = 0;
     struct blk_wr *wv = malloc((nfl + nvl + HASH_COUNT(t->nodes) + HASH_COUNT(t->bms) + HASH_COUNT(t->dirs) + 1) *
                                sizeof *wv);
-    if (!wv) fail(t, -ENOMEM);
+    if (!wv) tx_fail(t, -ENOMEM);
     if (buf && wv) {
-        keepf = nfl ? malloc(nfl * BLK_BS) : NULL; /* (none: not kept, read at the next commit) */
-        keepv = nvl ? malloc(nvl * BLK_BS) : NULL;
+        keepf = keep_alloc(t, nfl); /* (none: not kept, read at the next commit) */
+        keepv = keep_alloc(t, nvl);
         write_list(t, buf, fl, nfl, t->freed, t->nfreed, t->base_pend, commit, keepf, wv, &nw);
         write_list(t, buf, vl, nvl, t->vfreed, t->nvfreed, 0, commit, keepv, wv, &nw);
     }
@@ -639,7 +534,7 @@ int tx_commit(struct blk_txn *t, int how, int *durable)
     }
     if (!t->err) {
         int e = blk_write_blocks(s, wv, nw);
-        if (e) fail(t, e);
+        if (e) tx_fail(t, e);
     }
     free(wv);
     /* Published only (group commit): no flush; the root goes to /dev/shm, and a later
@@ -648,7 +543,7 @@ int tx_commit(struct blk_txn *t, int how, int *durable)
     int vis = how == TX_VISIBLE && s->vr_rw && !held_too_much(t);
     if (!t->err && !vis) {
         int e = blk_sync(s);
-        if (e) fail(t, e);
+        if (e) tx_fail(t, e);
     }
     if (!t->err && buf) { /* the root: the commit point */
         struct timespec ts;
@@ -664,12 +559,12 @@ int tx_commit(struct blk_txn *t, int how, int *durable)
         int e = vis ? blk_vr_write(s, buf) : blk_write_block(s, slot, buf);
         if (!e && !vis) e = blk_sync(s);
         uint64_t seq = blk_vr_seq_end(s);
-        if (e) fail(t, e);
+        if (e) tx_fail(t, e);
         else blk_roots_wrote(s, buf, vis, (int)(slot - BLK_ROOT_SLOT0), seq);
         if (!e && vis) blk_vr_mark(s, commit);
     }
     if (durable) *durable = !vis;
-    free(buf);
+    tx_putbuf(t, buf);
     if (!t->err) { /* what this commit wrote is the new root's: kept for the walks under it */
         s->mlast = t->nmeta;
         HASH_ITER(hh, t->nodes, n, ntmp) if (n->fresh) blk_nc_put(s, n->addr, n->kind, n->buf, commit);
@@ -678,8 +573,8 @@ int tx_commit(struct blk_txn *t, int how, int *durable)
         for (size_t k = 0; keepf && k < nfl; k++) blk_nc_put(s, fl[k], BK_FREE, keepf + k * BLK_BS, commit);
         for (size_t k = 0; keepv && k < nvl; k++) blk_nc_put(s, vl[k], BK_FREE, keepv + k * BLK_BS, commit);
     }
-    free(keepf);
-    free(keepv);
+    keep_free(t, keepf, nfl);
+    keep_free(t, keepv, nvl);
     free(fl);
     free(vl);
     int e = t->err;
@@ -687,7 +582,7 @@ int tx_commit(struct blk_txn *t, int how, int *durable)
                       (unsigned long long)commit, strerror(-e), (unsigned long long)t->base);
     atomic_fetch_add(&s->commits, 1);
     atomic_fetch_add(&s->commit_ns, stats_now_ns() - t->t0);
+    txn_end(t);
     blk_unlock(s);
-    txn_free(t);
     return e;
 }

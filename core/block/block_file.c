@@ -417,11 +417,12 @@ int bf_commit(struct bfile *f, int how)
             tx_abort(t);
             break;
         }
-        uint64_t c0 = stats_now_ns();
+        uint64_t c0 = stats_now_ns(), base = r->h.commit;
         int durable = 0;
         e = tx_commit(t, how, &durable);
         stats_record(&f->m->dev_stats, STK_SYNC, c0, 0, e != 0); /* the block child's "sync": commits */
         if (e < 0) break;
+        bm_parent_seen(f->m, base);
         bg_committed(f->m, durable);
         f->base = *o;
         /* Committed: shared from now on, and its reservation becomes a pin (a read lock,

@@ -72,6 +72,8 @@ int bm_key_check(const char *key);
 int bm_missing(struct block_mount *m, const char *key);
 /* 0 if the parent of key is a directory, else -ENOENT or -ENOTDIR. */
 int bm_parent_ok(struct block_mount *m, const char *key);
+/* This thread committed a file on commit `base` (kept: bm_parent_ok's last answer). */
+void bm_parent_seen(struct block_mount *m, uint64_t base);
 /* Is key[0..kl) a directory in the newest root (its "key/" marker, or keys below it)? 1,
  * 0, -errno. One walk of the index. */
 int bm_is_dir(struct block_mount *m, const char *key, size_t kl);

@@ -261,8 +261,55 @@ static void test_tree_merge(void **state)
     unlink(path);
 }
 
+/* blk_bits_run (the metadata allocator's search, a word at a time) against a loop over
+ * each bit: random bitmaps from nearly empty to nearly full, in holes of every size, any
+ * range, run length and run carried in from the bits before. */
+static void test_bits_run(void **state)
+{
+    (void)state;
+    uint8_t bits[64 * 8];
+    for (int round = 0; round < 20000; round++) {
+        int density = (int)(rnd() % 100), hole = 1 + (int)(rnd() % 20);
+        for (size_t i = 0; i < sizeof bits * 8;) { /* runs of used and free bits */
+            int used = (int)(rnd() % 100) < density;
+            size_t len = 1 + rnd() % (size_t)(used ? 20 : hole);
+            for (size_t k = 0; k < len && i < sizeof bits * 8; k++, i++) {
+                if (used) bits[i / 8] |= (uint8_t)(1u << (i % 8));
+                else bits[i / 8] &= (uint8_t)~(1u << (i % 8));
+            }
+        }
+        uint64_t from = rnd() % (sizeof bits * 8), to = from + rnd() % (sizeof bits * 8 - from + 1);
+        uint64_t want = 1 + rnd() % (round % 4 ? 16 : 64), carry = rnd() % 3 ? 0 : rnd() % want; /* (< want) */
+        /* the model */
+        uint64_t mrun = carry;
+        int64_t mstart = 0;
+        int mfound = 0;
+        for (uint64_t b = from; b < to; b++) {
+            if ((bits[b / 8] >> (b % 8)) & 1) {
+                mrun = 0;
+            } else if (++mrun >= want) {
+                mstart = (int64_t)b + 1 - (int64_t)mrun;
+                mfound = 1;
+                break;
+            }
+        }
+        uint64_t run = carry;
+        int64_t start = 0;
+        int found = blk_bits_run(bits, from, to, want, &run, &start);
+        if (found != mfound || (found && start != mstart) || (!found && run != mrun)) {
+            print_error("bits_run: from %llu to %llu want %llu carry %llu: got %d start %lld run %llu, model start "
+                        "%lld run %llu\n",
+                        (unsigned long long)from, (unsigned long long)to, (unsigned long long)want,
+                        (unsigned long long)carry, found, (long long)start, (unsigned long long)run, (long long)mstart,
+                        (unsigned long long)mrun);
+            fail();
+        }
+    }
+}
+
 int main(void)
 {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_tree_random), cmocka_unit_test(test_tree_merge)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_tree_random), cmocka_unit_test(test_tree_merge),
+                                       cmocka_unit_test(test_bits_run)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

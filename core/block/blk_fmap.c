@@ -1,0 +1,217 @@
+/* blk_fmap.c - the free map inside a commit: bitmap blocks and the directory blocks that
+ * locate them, read from the base root and copied on their first change (blk_txn.c
+ * writes the copies), and the metadata zone's allocator. */
+#include "blk.h"
+#include "txn.h"
+
+#include "../log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Block addr of the base root into buf: kept from an earlier walk (blk_cache.c), or read
+ * and verified. 0 or -errno. */
+static int cached_read(struct blk_txn *t, uint64_t addr, int kind, uint8_t *buf)
+{
+    if (blk_nc_get(t->s, addr, kind, t->base, buf)) return 0;
+    int e = blk_read_block(t->s, addr, buf);
+    if (!e && blk_verify(buf, kind, addr, t->s->sb.h.uuid, t->base, NULL, 0) < 0) e = -EIO;
+    if (!e) blk_nc_put(t->s, addr, kind, buf, t->base);
+    return e;
+}
+
+uint64_t tx_meta_alloc(struct blk_txn *t);
+
+static struct tbm *dir_get(struct blk_txn *t, uint64_t j, int wr)
+{
+    struct tbm *d;
+    HASH_FIND(hh, t->dirs, &j, sizeof j, d);
+    if (!d) {
+        if (j >= t->r.ndir) {
+            tx_fail(t, -EIO);
+            return NULL;
+        }
+        if (!(d = tx_new_tbm(t))) return NULL;
+        d->idx = j;
+        d->addr = t->r.dir[j];
+        int e = cached_read(t, d->addr, BK_DIR, d->buf);
+        if (e) {
+            slog_error("block: %s: bitmap directory block %llu unreadable", t->s->path, (unsigned long long)d->addr);
+            tx_put_tbm(t, d);
+            tx_fail(t, e);
+            return NULL;
+        }
+        HASH_ADD(hh, t->dirs, idx, sizeof d->idx, d);
+    }
+    if (wr && !d->dirty) {
+        d->dirty = 1; /* first: the allocation below may come back here */
+        uint64_t old = d->addr, n = tx_meta_alloc(t);
+        if (!n) return NULL;
+        tx_freed_meta(t, old, tx_hdr_commit(d->buf));
+        d->addr = t->r.dir[j] = n;
+    }
+    return d;
+}
+
+static struct tbm *bm_get(struct blk_txn *t, uint64_t idx, int wr)
+{
+    struct tbm *b;
+    HASH_FIND(hh, t->bms, &idx, sizeof idx, b);
+    if (!b) {
+        struct tbm *d = dir_get(t, idx / BLK_ADDRS_PER_DIR, 0);
+        if (!d) return NULL;
+        if (!(b = tx_new_tbm(t))) return NULL;
+        b->idx = idx;
+        memcpy(&b->addr, d->buf + BLK_HDR + (idx % BLK_ADDRS_PER_DIR) * 8, 8);
+        int e = cached_read(t, b->addr, BK_BITMAP, b->buf);
+        if (e) {
+            slog_error("block: %s: bitmap block %llu unreadable", t->s->path, (unsigned long long)b->addr);
+            tx_put_tbm(t, b);
+            tx_fail(t, e);
+            return NULL;
+        }
+        HASH_ADD(hh, t->bms, idx, sizeof b->idx, b);
+    }
+    if (wr && !b->dirty) {
+        b->dirty = 1;
+        uint64_t old = b->addr, n = tx_meta_alloc(t);
+        if (!n) return NULL;
+        tx_freed_meta(t, old, tx_hdr_commit(b->buf));
+        b->addr = n;
+        struct tbm *d = dir_get(t, idx / BLK_ADDRS_PER_DIR, 1);
+        if (!d) return NULL;
+        memcpy(d->buf + BLK_HDR + (idx % BLK_ADDRS_PER_DIR) * 8, &n, 8);
+    }
+    return b;
+}
+
+static int bit_test(struct blk_txn *t, uint64_t blk)
+{
+    struct tbm *b = bm_get(t, blk / BLK_BITS_PER_BM, 0);
+    if (!b) return -1;
+    uint64_t bit = blk % BLK_BITS_PER_BM;
+    return (b->buf[BLK_HDR + bit / 8] >> (bit % 8)) & 1;
+}
+
+/* Set (val 1) or clear a run of bits; each must change. */
+int tx_bits_set(struct blk_txn *t, uint64_t start, uint64_t len, int val)
+{
+    if (start + len > t->s->sb.dev_blocks || start + len < start) {
+        tx_fail(t, -EIO);
+        return -1;
+    }
+    for (uint64_t k = start; k < start + len; k++) {
+        struct tbm *b = bm_get(t, k / BLK_BITS_PER_BM, 1);
+        if (!b) return -1;
+        uint64_t bit = k % BLK_BITS_PER_BM;
+        uint8_t *byte = &b->buf[BLK_HDR + bit / 8], m = (uint8_t)(1u << (bit % 8));
+        if (!!(*byte & m) == val) {
+            slog_error("block: %s: block %llu is already %s in the free map (damaged store: run s3shim blk check)",
+                       t->s->path, (unsigned long long)k, val ? "in use" : "free");
+            tx_fail(t, -EIO);
+            return -1;
+        }
+        *byte ^= m;
+        int meta = k < t->s->sb.data_start || k >= t->s->sb.data_end;
+        if (val) {
+            t->r.used++;
+            if (meta) t->r.meta_used++;
+        } else {
+            t->r.used--;
+            if (meta) t->r.meta_used--;
+        }
+    }
+    return 0;
+}
+
+/* The lowest run of `want` free blocks in the metadata zone (0: none). A commit's new
+ * blocks go there side by side, one write for all of them, and in steady work (a small
+ * file per commit) the run is the hole the commit two back left, of the same size: the
+ * same pages of the device are written again. (Plain first-fit refilled those holes
+ * block by block, as scattered as the first commits had made them: four writes a
+ * commit. Next-fit from the last commit's end wrote each commit to new pages: 20 KiB
+ * more page cache to write back per small file, and slower.) */
+int blk_bits_run(const uint8_t *bits, uint64_t from, uint64_t to, uint64_t want, uint64_t *run, int64_t *start)
+{
+    /* A word at a time: the metadata zone is a patchwork of holes a few blocks long, and
+     * a loop over each bit was a twentieth of the time of a program writing small files. */
+    for (uint64_t b = from; b < to;) {
+        uint64_t n = 64 - b % 64, w;
+        memcpy(&w, bits + (b / 64) * 8, 8);
+        w >>= b % 64; /* bit k: b + k */
+        if (n > to - b) n = to - b;
+        uint64_t valid = n == 64 ? ~0ull : (1ull << n) - 1, used = w & valid;
+        if (!used) { /* all free */
+            if (*run + n >= want) {
+                *start = (int64_t)b - (int64_t)*run;
+                return 1;
+            }
+            *run += n;
+        } else {
+            if (*run + (uint64_t)__builtin_ctzll(used) >= want) {
+                *start = (int64_t)b - (int64_t)*run;
+                return 1;
+            }
+            uint64_t x = ~w & valid, r = x; /* r's bit k: k .. k + want - 1 all free */
+            for (uint64_t k = 1; k < want && r; k++) r &= x >> k;
+            if (r) {
+                *start = (int64_t)(b + (uint64_t)__builtin_ctzll(r));
+                return 1;
+            }
+            *run = n - 1 - (63 - (uint64_t)__builtin_clzll(used)); /* free above the highest used */
+        }
+        b += n;
+    }
+    return 0;
+}
+
+static uint64_t meta_run(struct blk_txn *t, uint64_t want)
+{
+    uint64_t lo = t->s->sb.meta_start, hi = t->s->sb.data_start, run = 0;
+    if (want < 1 || want > 64) return 0;
+    for (uint64_t b = lo; b < hi;) {
+        uint64_t idx = b / BLK_BITS_PER_BM, base = idx * BLK_BITS_PER_BM, end = base + BLK_BITS_PER_BM;
+        struct tbm *m = bm_get(t, idx, 0);
+        if (!m) return 0;
+        if (end > hi) end = hi;
+        int64_t at;
+        if (blk_bits_run(m->buf + BLK_HDR, b - base, end - base, want, &run, &at)) return (uint64_t)((int64_t)base + at);
+        b = end;
+    }
+    return 0;
+}
+
+/* A free block of the metadata zone, marked used. 0 on failure. */
+uint64_t tx_meta_alloc(struct blk_txn *t)
+{
+    uint64_t lo = t->s->sb.meta_start, hi = t->s->sb.data_start;
+    if (!t->mrun) {
+        t->mrun = 1;
+        uint64_t want = t->s->mlast ? t->s->mlast : 4, at = meta_run(t, want > 16 ? 16 : want);
+        if (at) t->mcursor = at;
+    }
+    if (t->mcursor < lo || t->mcursor >= hi) t->mcursor = lo;
+    for (uint64_t n = 0; n < hi - lo; n++) {
+        uint64_t b = t->mcursor++;
+        if (t->mcursor >= hi) t->mcursor = lo;
+        int set = bit_test(t, b);
+        if (set < 0) return 0;
+        if (set) continue;
+        if (tx_bits_set(t, b, 1, 1) < 0) return 0;
+        t->nmeta++;
+        return b;
+    }
+    slog_error("block: %s: the metadata zone is full", t->s->path);
+    tx_fail(t, -ENOSPC);
+    return 0;
+}
+
+int tx_use_data(struct blk_txn *t, uint64_t start, uint64_t len)
+{
+    if (start < t->s->sb.data_start || start + len > t->s->sb.data_end) {
+        tx_fail(t, -EIO);
+        return -EIO;
+    }
+    return tx_bits_set(t, start, len, 1) < 0 ? t->err : 0;
+}

@@ -1,0 +1,79 @@
+/* txn.h - a commit's state in memory, shared by blk_txn.c (begin, nodes, commit) and
+ * blk_fmap.c (the free map as the commit changes it). Nothing outside these two includes
+ * it: the rest of the store sees a struct blk_txn through blk.h only. */
+#ifndef S3SHIM_BLOCK_TXN_H
+#define S3SHIM_BLOCK_TXN_H
+
+#include "blk.h"
+
+#include <uthash.h>
+
+struct tblk { /* a tree node (or a pending-free block) in the commit's view */
+    uint64_t addr;
+    int kind, fresh; /* fresh: allocated by this commit, written at its end */
+    uint8_t *buf;
+    UT_hash_handle hh;
+    struct tblk *spare; /* in the kept ones (struct tx_keep) */
+};
+
+struct tbm { /* a bitmap block (by index) or a directory block (by index) */
+    uint64_t idx, addr;
+    int dirty;
+    uint8_t *buf;
+    UT_hash_handle hh;
+    struct tbm *spare;
+};
+
+/* What a finished commit leaves for the next one of the process (the store keeps one
+ * spare transaction): a program writing one small file after another commits once per
+ * file, and each commit used to take a dozen 4 KiB buffers from malloc and give them
+ * back (a tenth of its CPU time in malloc, most of it consolidating the small chunks
+ * freed before each 4 KiB request). At most TX_KEEP of each are kept. */
+#define TX_KEEP 32
+struct tx_keep {
+    uint8_t *bufs[TX_KEEP];
+    int nbufs, nnodes, nmaps;
+    struct tblk *nodes; /* each with its buffer */
+    struct tbm *maps;
+    uint8_t *scratch[8];
+    struct blk_fext *freed, *vfreed, *disc; /* (the arrays below, emptied) */
+    size_t capfreed, capvfreed, capdisc;
+};
+
+struct blk_txn {
+    struct blk_store *s;
+    struct blk_root r;
+    uint64_t base;    /* the commit this one builds on */
+    uint64_t durable; /* the newest durable root's commit (base, unless base is only visible) */
+    uint64_t pin;     /* a durable step in progress makes this commit durable (0: none) */
+    int dslot;        /* its device slot */
+    uint64_t base_pend, base_pend_n; /* a visible base's pend_cur: this commit's list goes before it */
+    struct tblk *nodes;
+    struct tbm *bms, *dirs;
+    struct blk_fext *freed; /* pend_cur: reachable from a durable root, held until the next one */
+    size_t nfreed, capfreed;
+    struct blk_fext *vfreed; /* vol: reachable from no durable root */
+    size_t nvfreed, capvfreed;
+    struct blk_fext *disc; /* released extents to discard (S3SHIM_BLOCK_DISCARD) */
+    size_t ndisc, capdisc;
+    uint64_t mcursor, nmeta; /* meta_alloc's next candidate; blocks it gave */
+    int mrun;                /* the cursor was put on a free run */
+    uint64_t t0;
+    int err;
+    struct tx_keep keep;
+};
+
+void tx_fail(struct blk_txn *t, int e); /* the commit's first error is its result */
+uint8_t *tx_newbuf(struct blk_txn *t);  /* a block buffer (bytes undefined) */
+void tx_putbuf(struct blk_txn *t, uint8_t *b);
+struct tbm *tx_new_tbm(struct blk_txn *t); /* zeroed, with its buffer */
+void tx_put_tbm(struct blk_txn *t, struct tbm *b);
+/* A metadata block written by commit `commit` is freed by this one (see blk_txn.c). */
+void tx_freed_meta(struct blk_txn *t, uint64_t addr, uint64_t commit);
+uint64_t tx_hdr_commit(const uint8_t *buf);
+
+/* blk_fmap.c */
+int tx_bits_set(struct blk_txn *t, uint64_t start, uint64_t len, int val); /* each bit must change */
+uint64_t tx_meta_alloc(struct blk_txn *t);                               /* 0: failed */
+
+#endif
