@@ -4,6 +4,11 @@
 /* An epoch lasts at least this long: on a fast server one ceiling's worth of bytes takes
  * a few milliseconds, too few to tell a better rate from the machine's noise. */
 #define RA_EPOCH_MIN_NS 25000000ull
+/* ... and at most this long, unless a ceiling's worth of bytes came sooner: on a server
+ * far away a ceiling's worth took a quarter of a second or more at the first ceilings
+ * (16 MiB at 70 MB/s), and the ramp to the window such a server needs took the first
+ * 300 MiB of the read; a tenth of a second of bytes received measures its rate as well. */
+#define RA_EPOCH_MAX_NS 100000000ull
 /* Epochs before the first measure. One was not enough: the second still paid the first
  * touch of chunk memory the window had not used yet, measured slower than what a larger
  * ceiling then got, and the ceiling grew on any server. */
@@ -26,8 +31,12 @@ void ra_init(struct readahead *ra, size_t first, size_t max)
 
 void ra_advance(struct readahead *ra, off_t off, size_t done, int seq)
 {
-    if (seq && done)
-        ra->window = ra->window * 2 > ra->cap ? ra->cap : ra->window * 2;
+    if (seq && done) { /* doubled, and at least twice the read: a reader taking a part at
+                        * a time (cat, whose buffer is st_blksize) had one GET in flight
+                        * for its first reads, each a round trip to a far store */
+        size_t w = ra->window * 2 > 2 * done ? ra->window * 2 : 2 * done;
+        ra->window = w > ra->cap ? ra->cap : w;
+    }
     else if (!seq)
         ra->window = ra->first;
     ra->next = off + (off_t)done;
@@ -64,7 +73,8 @@ void ra_probe_note(struct readahead *ra, off_t end, uint64_t now_ns, int waited,
         return;
     }
     ra->epoch_waited |= waited;
-    if ((size_t)(end - ra->epoch_off) < ra->cap || now_ns - ra->epoch_ns < RA_EPOCH_MIN_NS) return;
+    uint64_t took = now_ns - ra->epoch_ns;
+    if (took < RA_EPOCH_MIN_NS || ((size_t)(end - ra->epoch_off) < ra->cap && took < RA_EPOCH_MAX_NS)) return;
     double rate = now_ns > ra->epoch_ns ? (double)(rx - ra->epoch_rx) / (double)(now_ns - ra->epoch_ns) : 0;
     if (ra->epochs++ < RA_WARMUP_EPOCHS) {
         /* the warm-up: the pipeline fills, with small GETs in parallel, and the chunk
@@ -98,6 +108,24 @@ void ra_probe_note(struct readahead *ra, off_t end, uint64_t now_ns, int waited,
     ra->epoch_ns = now_ns;
     ra->epoch_rx = rx;
     ra->epoch_waited = 0;
+}
+
+int ra_probe_warming(const struct readahead *ra)
+{
+    return ra->probing && (ra->epoch_off < 0 || ra->epochs < RA_WARMUP_EPOCHS);
+}
+
+void ra_probe_raise(struct readahead *ra, size_t cap)
+{
+    if (ra_probe_warming(ra) && cap > ra->cap) set_cap(ra, cap);
+}
+
+size_t ra_far_ceiling(uint64_t ttfb_ns, size_t part)
+{
+    if (ttfb_ns < 10000000ull || !part) return 0;
+    double bytes = (double)ttfb_ns * 3.2; /* 3.2 bytes per ns */
+    size_t parts = (size_t)(bytes / (double)part + 0.999);
+    return (parts < 2 ? 2 : parts) * part;
 }
 
 size_t ra_split(size_t window, size_t part, size_t mem, size_t *ahead)

@@ -2,14 +2,14 @@
  * backend that prefetches (the S3 reader and the direct:// reader).
  *
  * A read that starts where the previous one ended is sequential: each such read doubles
- * the window (from `first` up to `max`) that the caller keeps fetched ahead; any other
- * read resets it. The state is per open file and the caller serialises access to it.
+ * the window (from `first` up to `max`, and to at least twice its own size) that the
+ * caller keeps fetched ahead; any other read resets it. The state is per open file and the caller serialises access to it.
  *
  * The S3 reader also probes how large the window needs to be (ra_probe_start): its
  * ceiling starts low and doubles only while doubling it bought throughput. Each epoch
- * (the reader consuming one ceiling's worth of bytes, and at least 25 ms) after the first
- * two (the warm-up) measures the rate at which the file's GETs received bytes, if the
- * reader had to wait for data in it; a ceiling's rate is the best of two such epochs (one
+ * (the reader consuming one ceiling's worth of bytes or taking a tenth of a second, and
+ * at least 25 ms) after the first two (the warm-up) measures the rate at which the
+ * file's GETs received bytes, if the reader had to wait for data in it; a ceiling's rate is the best of two such epochs (one
  * when it beat the best by half). The ceiling doubles while its rate beats the best
  * ceiling's so far by a quarter; the first that does not sends it back to the best one,
  * for good. Received, not consumed: a reader that drains a window
@@ -48,7 +48,8 @@ void ra_init(struct readahead *ra, size_t first, size_t max);
 static inline int ra_sequential(const struct readahead *ra, off_t off) { return off == ra->next; }
 
 /* After a read of `done` bytes at off that ra_sequential() classed as `seq`: a sequential
- * reader's window doubles (up to the ceiling), anyone else's goes back to `first`. */
+ * reader's window doubles, to at least twice the read (up to the ceiling), anyone else's
+ * goes back to `first`. */
 void ra_advance(struct readahead *ra, off_t off, size_t done, int seq);
 
 /* Probe the ceiling from cap0 (<= max) upwards; see above. */
@@ -57,6 +58,18 @@ void ra_probe_start(struct readahead *ra, size_t cap0);
  * that was being fetched; `rx`: bytes the file's GETs have received so far (any count
  * that only grows). Call after ra_advance(). */
 void ra_probe_note(struct readahead *ra, off_t end, uint64_t now_ns, int waited, uint64_t rx);
+
+/* During the warm-up (before anything was measured): the ceiling goes up to cap at once.
+ * The S3 reader does so for a store far away (ra_far_ceiling): the doublings from two
+ * parts, one or two epochs each at a few dozen MB/s, were most of the first second. */
+int ra_probe_warming(const struct readahead *ra);
+void ra_probe_raise(struct readahead *ra, size_t cap);
+/* The window a store ttfb_ns away needs at least: what a reader taking 3.2 GB/s (about
+ * the most one reader takes on a small machine) consumes while a request waits for its
+ * first byte, in whole parts; 0 below 10 ms (a server on this machine or the same
+ * network, whose first bytes can take several ms while others stream: probed from the
+ * start; S3 itself answers a GET in 10-30 ms). */
+size_t ra_far_ceiling(uint64_t ttfb_ns, size_t part);
 
 /* The GETs that fetch a window of `window` bytes ahead of a reader, so that the memory
  * it holds does not grow with the parallelism the probe found worth having: as many

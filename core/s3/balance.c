@@ -320,3 +320,15 @@ int bal_hedge_allowed(struct balancer *b)
 }
 
 void bal_hedge_count(struct balancer *b) { atomic_fetch_add_explicit(&b->hedges, 1, memory_order_relaxed); }
+
+uint64_t bal_nearest_ns(struct balancer *b)
+{
+    uint64_t best = 0;
+    for (int i = 0; i < b->n; i++) {
+        struct bal_ep *e = &b->ep[i];
+        if (!ld(&e->samples) || ld(&e->eject_until_ns)) continue;
+        uint64_t l = ld(&e->lat_ns);
+        if (l && (!best || l < best)) best = l;
+    }
+    return best;
+}

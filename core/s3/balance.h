@@ -107,6 +107,9 @@ uint64_t bal_score(struct balancer *b, int i, uint64_t bytes, uint64_t now);
  * worth sending: its recent p95 time to first byte plus the transfer (with fewer than
  * 16 answers, 4x its estimate). 0 = never measured (no hedging). */
 uint64_t bal_hedge_delay(struct balancer *b, int i, uint64_t bytes);
+/* The estimated time to first byte of the nearest endpoint that has answered (0: none
+ * has yet): how far away the store is, for the read-ahead's first ceiling. */
+uint64_t bal_nearest_ns(struct balancer *b);
 /* The hedging budget: reads counted, backups allowed (about hedge_pct of reads) and sent. */
 void bal_count_read(struct balancer *b);
 int bal_hedge_allowed(struct balancer *b);

@@ -59,6 +59,7 @@ struct s3_file {
     time_t mtime;
     struct chunk ch[CHUNK_SLOTS];
     struct readahead ra; /* sequential detection and the prefetch window */
+    int far_seen;        /* the store's distance was looked at for the first ceiling */
     _Atomic uint64_t rx; /* body bytes of this file's GETs received so far: the probe's measure */
     uint64_t tick;
 

@@ -3,6 +3,7 @@
  * parallel part-sized chunks, large reads straight into the caller's buffer, a waiting
  * reader's buffer handed to the chunk it waits for, 64 KiB minimum for random reads). */
 #include "s3_file_int.h"
+#include "balance.h"
 
 #include "../log.h"
 #include "../sys.h"
@@ -293,6 +294,16 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
     }
     ra_advance(&f->ra, off, done, seq);
     if (seq && done) {
+        if (!f->far_seen && ra_probe_warming(&f->ra)) { /* once the first GETs have answered */
+            uint64_t ttfb = bal_nearest_ns(&f->m->client.bal);
+            size_t want = ttfb ? ra_far_ceiling(ttfb, f->m->part_size) : 0;
+            if (ttfb) f->far_seen = 1;
+            if (want > f->ra.cap) {
+                ra_probe_raise(&f->ra, want);
+                slog_debug("s3: %s/%s: the store answers in %.1f ms: read-ahead probed from %zu MiB", f->path.bucket,
+                           f->path.key, (double)ttfb / 1e6, f->ra.cap >> 20);
+            }
+        }
         size_t cap = f->ra.cap;
         int probing = f->ra.probing;
         ra_probe_note(&f->ra, off + (off_t)done, stats_now_ns(), waited, atomic_load_explicit(&f->rx, memory_order_relaxed));

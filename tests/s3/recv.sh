@@ -288,4 +288,21 @@ print(sum(c["ops"].get("hedge", {}).get("count", 0)
     echo "# hedged reads: no answer stalled in run $attempt; again"
 done
 READER=$READER_SAVED
+
+# A store far away (every request waits 30 ms at the proxy): once its first GETs have
+# answered, a sequential reader's read-ahead ceiling goes up at once to what covers that
+# wait (core/readahead.h, ra_far_ceiling: at 30 ms, 96 MiB or more of 8 MiB parts)
+# instead of doubling from two parts, epoch by epoch. (A nearby store keeping the first
+# ceiling is tests/unit/test_readahead.c's: this rig's Swift itself answers a GET in
+# 15-20 ms, which is far.)
+fp far --delay-ms 30 || bail "start a fault proxy"
+run own far "$FP_URL"
+far_line=$(grep -o 'the store answers in [0-9.]* ms: read-ahead probed from [0-9]* MiB' "$W/far.own.err" | head -1)
+far_ms=$(sed -n 's/.*answers in \([0-9]*\).*/\1/p' <<<"$far_line")
+far_mib=$(sed -n 's/.*probed from \([0-9]*\) MiB/\1/p' <<<"$far_line")
+if [ "$(rc far.own)" = 0 ] && cmp -s "$W/obj" "$W/far.own.out" && [ "${far_ms:-0}" -ge 30 ] && [ "${far_mib:-0}" -ge 96 ]; then
+    pass "a store 30 ms away: $far_line (identical bytes)"
+else
+    fail "a store 30 ms away: the read-ahead starts at 96 MiB or more" "exit $(rc far.own): ${far_line:-no such line}"
+fi
 finish
