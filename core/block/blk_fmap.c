@@ -23,6 +23,26 @@ static int cached_read(struct blk_txn *t, uint64_t addr, int kind, uint8_t *buf)
 
 uint64_t tx_meta_alloc(struct blk_txn *t);
 
+/* Bitmap (kind BK_BITMAP) or directory block idx, at addr in the base root, into the
+ * commit's view (table: t->bms or t->dirs). */
+static struct tbm *load(struct blk_txn *t, struct tbm **table, uint64_t idx, uint64_t addr, int kind)
+{
+    struct tbm *b = tx_new_tbm(t);
+    if (!b) return NULL;
+    b->idx = idx;
+    b->addr = addr;
+    int e = cached_read(t, addr, kind, b->buf);
+    if (e) {
+        slog_error("block: %s: %s block %llu unreadable", t->s->path, kind == BK_DIR ? "bitmap directory" : "bitmap",
+                   (unsigned long long)addr);
+        tx_put_tbm(t, b);
+        tx_fail(t, e);
+        return NULL;
+    }
+    HASH_ADD(hh, *table, idx, sizeof b->idx, b);
+    return b;
+}
+
 static struct tbm *dir_get(struct blk_txn *t, uint64_t j, int wr)
 {
     struct tbm *d;
@@ -32,17 +52,7 @@ static struct tbm *dir_get(struct blk_txn *t, uint64_t j, int wr)
             tx_fail(t, -EIO);
             return NULL;
         }
-        if (!(d = tx_new_tbm(t))) return NULL;
-        d->idx = j;
-        d->addr = t->r.dir[j];
-        int e = cached_read(t, d->addr, BK_DIR, d->buf);
-        if (e) {
-            slog_error("block: %s: bitmap directory block %llu unreadable", t->s->path, (unsigned long long)d->addr);
-            tx_put_tbm(t, d);
-            tx_fail(t, e);
-            return NULL;
-        }
-        HASH_ADD(hh, t->dirs, idx, sizeof d->idx, d);
+        if (!(d = load(t, &t->dirs, j, t->r.dir[j], BK_DIR))) return NULL;
     }
     if (wr && !d->dirty) {
         d->dirty = 1; /* first: the allocation below may come back here */
@@ -61,17 +71,9 @@ static struct tbm *bm_get(struct blk_txn *t, uint64_t idx, int wr)
     if (!b) {
         struct tbm *d = dir_get(t, idx / BLK_ADDRS_PER_DIR, 0);
         if (!d) return NULL;
-        if (!(b = tx_new_tbm(t))) return NULL;
-        b->idx = idx;
-        memcpy(&b->addr, d->buf + BLK_HDR + (idx % BLK_ADDRS_PER_DIR) * 8, 8);
-        int e = cached_read(t, b->addr, BK_BITMAP, b->buf);
-        if (e) {
-            slog_error("block: %s: bitmap block %llu unreadable", t->s->path, (unsigned long long)b->addr);
-            tx_put_tbm(t, b);
-            tx_fail(t, e);
-            return NULL;
-        }
-        HASH_ADD(hh, t->bms, idx, sizeof b->idx, b);
+        uint64_t addr;
+        memcpy(&addr, d->buf + BLK_HDR + (idx % BLK_ADDRS_PER_DIR) * 8, 8);
+        if (!(b = load(t, &t->bms, idx, addr, BK_BITMAP))) return NULL;
     }
     if (wr && !b->dirty) {
         b->dirty = 1;

@@ -16,6 +16,7 @@
 #include "../stats.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -289,21 +290,7 @@ static struct blk_txn *txn_new(struct blk_store *s)
     struct blk_txn *t = s->tx_spare;
     if (!t) return calloc(1, sizeof(struct blk_txn));
     s->tx_spare = NULL;
-    struct tx_keep k = t->keep;
-    k.freed = t->freed;
-    k.vfreed = t->vfreed;
-    k.disc = t->disc;
-    k.capfreed = t->capfreed;
-    k.capvfreed = t->capvfreed;
-    k.capdisc = t->capdisc;
-    memset(t, 0, sizeof *t);
-    t->freed = k.freed;
-    t->vfreed = k.vfreed;
-    t->disc = k.disc;
-    t->capfreed = k.capfreed;
-    t->capvfreed = k.capvfreed;
-    t->capdisc = k.capdisc;
-    t->keep = k;
+    memset(t, 0, offsetof(struct blk_txn, freed)); /* (what follows is kept) */
     return t;
 }
 

@@ -36,8 +36,6 @@ struct tx_keep {
     struct tblk *nodes; /* each with its buffer */
     struct tbm *maps;
     uint8_t *scratch[8];
-    struct blk_fext *freed, *vfreed, *disc; /* (the arrays below, emptied) */
-    size_t capfreed, capvfreed, capdisc;
 };
 
 struct blk_txn {
@@ -50,16 +48,18 @@ struct blk_txn {
     uint64_t base_pend, base_pend_n; /* a visible base's pend_cur: this commit's list goes before it */
     struct tblk *nodes;
     struct tbm *bms, *dirs;
-    struct blk_fext *freed; /* pend_cur: reachable from a durable root, held until the next one */
-    size_t nfreed, capfreed;
-    struct blk_fext *vfreed; /* vol: reachable from no durable root */
-    size_t nvfreed, capvfreed;
-    struct blk_fext *disc; /* released extents to discard (S3SHIM_BLOCK_DISCARD) */
-    size_t ndisc, capdisc;
+    size_t nfreed, nvfreed, ndisc; /* (the three lists below) */
     uint64_t mcursor, nmeta; /* meta_alloc's next candidate; blocks it gave */
     int mrun;                /* the cursor was put on a free run */
     uint64_t t0;
     int err;
+    /* From here on kept by the next transaction of the store (emptied, not freed). */
+    struct blk_fext *freed; /* pend_cur: reachable from a durable root, held until the next one */
+    size_t capfreed;
+    struct blk_fext *vfreed; /* vol: reachable from no durable root */
+    size_t capvfreed;
+    struct blk_fext *disc; /* released extents to discard (S3SHIM_BLOCK_DISCARD) */
+    size_t capdisc;
     struct tx_keep keep;
 };
 
