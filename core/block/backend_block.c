@@ -20,6 +20,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,21 +216,83 @@ int bm_is_dir(struct block_mount *m, const char *key, size_t kl)
     return r;
 }
 
-/* The parent directory this thread last found, with the newest commit then: a program
- * creating files one after another in a directory asks about the same parent each time,
- * and it is still there while no commit came since but this thread's own file commits
- * (bm_parent_seen), which only ever add entries. Keys this long or shorter. */
-#define POK_KEY 256
+/* The parent directory this thread last found or committed under, and the newest commit
+ * that is known true under: a program creating files one after another in a directory
+ * asks about the same parent each time, at its open (is it a directory?) and at its
+ * commit (are all its ancestors directories, and what is its entry, whose mtime the
+ * commit sets?). It stays true while the only commits since are this thread's own file
+ * commits (bm_parent_seen), which add or replace objects and touch parents, and never
+ * make or remove a directory or an object where an ancestor's name is (an open refuses
+ * that name: EISDIR). The entry's fields are kept by the commit side only. */
+#define PC_KEY 256
 static __thread struct {
     const struct block_mount *m;
     uint64_t commit;
-    size_t len;
-    char key[POK_KEY];
-} pok;
+    size_t len; /* the parent's key, without its '/' */
+    char key[PC_KEY];
+    int entry; /* the fields below are its entry's */
+    uint32_t mode;
+    uint64_t ino, size, gen;
+} pc;
 
 void bm_parent_seen(struct block_mount *m, uint64_t base)
 {
-    if (pok.m == m && pok.commit == base) pok.commit = base + 1;
+    if (pc.m == m && pc.commit == base) pc.commit = base + 1;
+}
+
+static int pc_is(const struct block_mount *m, uint64_t commit, const char *key, size_t len)
+{
+    return commit && pc.m == m && pc.commit == commit && pc.len == len && memcmp(pc.key, key, len) == 0;
+}
+
+static void pc_set(const struct block_mount *m, uint64_t commit, const char *key, size_t len, const struct blk_obj *entry)
+{
+    if (!commit || len >= PC_KEY) return;
+    pc.m = m;
+    pc.commit = commit;
+    pc.len = len;
+    memcpy(pc.key, key, len);
+    pc.entry = entry != NULL;
+    if (entry) {
+        pc.mode = entry->mode;
+        pc.ino = entry->ino;
+        pc.size = entry->size;
+        pc.gen = entry->gen;
+    }
+}
+
+int bm_file_parents(struct block_mount *m, struct blk_txn *t, const char *key, size_t klen, int touch)
+{
+    const char *last = memrchr(key, '/', klen);
+    mode_t mode = 0777 & ~sys_umask();
+    uint64_t base = tx_root(t)->h.commit;
+    size_t pl = last ? (size_t)(last - key) : 0;
+    struct blk_obj *o = last ? malloc(sizeof *o) : NULL;
+    if (!last || !o) {
+        free(o);
+        return bm_ensure_parents(t, key, klen, mode, touch);
+    }
+    int e;
+    if (pc_is(m, base, key, pl) && pc.entry) { /* its ancestors checked, its entry known */
+        e = 0;
+        if (touch) {
+            memset(o, 0, offsetof(struct blk_obj, ext));
+            o->klen = (uint16_t)(pl + 1);
+            memcpy(o->key, key, pl + 1); /* (with its '/') */
+            o->mode = pc.mode;
+            o->ino = pc.ino;
+            o->size = pc.size;
+            o->gen = pc.gen;
+            o->mtime_ns = bm_now_ns();
+            e = tx_put(t, o);
+        }
+    } else if (!(e = bm_ensure_parents(t, key, klen, mode, touch))) {
+        int r = tx_get(t, key, pl + 1, o); /* the parent's entry as this commit leaves it */
+        if (r == 1 && S_ISDIR(o->mode) && o->next == 0) pc_set(m, base, key, pl, o);
+        else if (r < 0) e = r;
+    }
+    free(o);
+    return e;
 }
 
 /* Can key be created: its parent a directory? 0, -ENOENT, -ENOTDIR. */
@@ -239,14 +302,9 @@ int bm_parent_ok(struct block_mount *m, const char *key)
     if (!slash) return 0;
     size_t pl = (size_t)(slash - key);
     uint64_t c = blk_kept_commit(&m->st);
-    if (c && pok.m == m && pok.commit == c && pok.len == pl && memcmp(pok.key, key, pl) == 0) return 0;
+    if (pc_is(m, c, key, pl)) return 0;
     if (bm_is_dir(m, key, pl) == 1) { /* one walk, the usual case */
-        if (c && pl < POK_KEY) { /* (found under commit c or later: kept only if it was c) */
-            pok.m = m;
-            pok.commit = c;
-            pok.len = pl;
-            memcpy(pok.key, key, pl);
-        }
+        pc_set(m, c, key, pl, NULL); /* (found under commit c or later: kept only if it was c) */
         return 0;
     }
     char *parent = strndup(key, pl);

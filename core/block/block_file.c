@@ -411,7 +411,7 @@ int bf_commit(struct bfile *f, int how)
             if (f->map[i].owned) e = tx_use_data(t, f->map[i].pblk, f->map[i].len);
         }
         if (!e && have == 1) e = free_replaced(t, f, cur);
-        if (!e) e = bm_ensure_parents(t, f->key, f->klen, 0777 & ~sys_umask(), have != 1);
+        if (!e) e = bm_file_parents(f->m, t, f->key, f->klen, have != 1);
         if (!e) e = tx_put(t, o);
         if (e) {
             tx_abort(t);

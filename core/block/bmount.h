@@ -72,7 +72,10 @@ int bm_key_check(const char *key);
 int bm_missing(struct block_mount *m, const char *key);
 /* 0 if the parent of key is a directory, else -ENOENT or -ENOTDIR. */
 int bm_parent_ok(struct block_mount *m, const char *key);
-/* This thread committed a file on commit `base` (kept: bm_parent_ok's last answer). */
+/* bm_ensure_parents for a file's commit (touch: set its parent's mtime), with what this
+ * thread last found about that parent (bm_parent_ok too) kept across its commits. */
+int bm_file_parents(struct block_mount *m, struct blk_txn *t, const char *key, size_t klen, int touch);
+/* This thread committed a file on commit `base`: what it keeps about a parent holds on. */
 void bm_parent_seen(struct block_mount *m, uint64_t base);
 /* Is key[0..kl) a directory in the newest root (its "key/" marker, or keys below it)? 1,
  * 0, -errno. One walk of the index. */
