@@ -112,6 +112,7 @@ void bf_ra_drop(struct bfile *f);
  * never freed here. */
 void bf_ra_forget(struct bfile *f);
 int bf_lookup_pinned(struct bfile *f);       /* f->base from the newest root, pinned: 1, 0, -errno */
+int bf_lookup_pinned_dir(struct bfile *f, int *dir); /* the same; 0: *dir as bt_lookup's */
 
 /* block_share.c */
 int bf_follow_shared(struct bfile *f);       /* f->lock held */

@@ -284,6 +284,9 @@ uint8_t *tx_scratch(struct blk_txn *t, int level, size_t size);
 /* Outside a commit: look key up in the newest root (retrying while the tree moves).
  * 1 found, 0 not, -errno. *gen (if given) gets the root's commit. */
 int bt_get(struct blk_store *s, const char *key, size_t klen, struct blk_obj *o, uint64_t *gen);
+/* bt_get, and when key is not there, whether a directory of that name is, as far as the
+ * walk saw (*dir: 1 yes, 0 no, -1 not known: ask bt_next from key + "/"). */
+int bt_lookup(struct blk_store *s, const char *key, size_t klen, struct blk_obj *o, uint64_t *gen, int *dir);
 /* The first entry with key > after (or >= when incl). 1, 0 at the end, -errno. */
 int bt_next(struct blk_store *s, const char *after, size_t alen, int incl, struct blk_obj *o);
 /* Inside a commit. */

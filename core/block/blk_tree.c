@@ -170,8 +170,9 @@ static __thread struct finger {
 } fingers[8][FINGERS];
 static __thread unsigned finger_turn;
 
-/* Index of the child of branch n to descend into for key (and its address). */
-static int pick_child(const uint8_t *n, const char *key, size_t klen, uint64_t *child)
+/* Index of the child of branch n to descend into for key (and its address; next, if
+ * given: the item after it, NULL if it is the last). */
+static int pick_child(const uint8_t *n, const char *key, size_t klen, uint64_t *child, const uint8_t **next)
 {
     const struct blk_hdr *h = (const void *)n;
     const uint8_t *body = n + BLK_HDR;
@@ -183,6 +184,7 @@ static int pick_child(const uint8_t *n, const char *key, size_t klen, uint64_t *
         if ((fg->ci == 0 || kcmp(item_key(q, 0), ld16(q), key, klen) <= 0) &&
             (!fg->next || kcmp(key, klen, item_key(nx, 0), ld16(nx)) < 0)) {
             *child = ld64(q + 2 + ld16(q));
+            if (next) *next = fg->next ? nx : NULL;
             return (int)fg->ci;
         }
     }
@@ -192,31 +194,63 @@ static int pick_child(const uint8_t *n, const char *key, size_t klen, uint64_t *
     uint32_t ub = bound(body, off, (uint32_t)count, 0, key, klen, 1), ci = ub ? ub - 1 : 0; /* (the first: any key) */
     const uint8_t *q = body + off[ci];
     *child = ld64(q + 2 + ld16(q));
+    if (next) *next = ci + 1 < (uint32_t)count ? body + off[ci + 1] : NULL;
     if (fl)
         fl[finger_turn++ % FINGERS] = (struct finger){h->addr, h->commit, h->crc, ci, off[ci],
                                                       (uint16_t)(ci + 1 < (uint32_t)count ? off[ci + 1] : 0)};
     return (int)ci;
 }
 
-static int get_in(struct view *v, const char *key, size_t klen, struct blk_obj *o)
+/* Is there a key below key + "/" (a directory of that name)? What the first key after
+ * key in its leaf says: 1 yes, 0 no, -1 it cannot tell ("key-x" and "key.x" sort
+ * between key and key + "/", and the leaf may end there). */
+static int dir_after(const uint8_t *p, const char *key, size_t klen)
+{
+    size_t ql = ld16(p);
+    const char *qk = item_key(p, 1);
+    if (ql <= klen || memcmp(qk, key, klen) != 0) return 0; /* past everything key + "..." */
+    return qk[klen] == '/' ? 1 : (unsigned char)qk[klen] > '/' ? 0 : -1;
+}
+
+/* dir (if given): when key is not there, whether a directory of that name is (dir_after). */
+static int get_in(struct view *v, const char *key, size_t klen, struct blk_obj *o, int *dir)
 {
     uint8_t buf[BLK_BS] __attribute__((aligned(64)));
+    char ub[BLK_MAX_KEY]; /* the separator after the path taken: every key past the leaf is >= it */
+    size_t ubl = 0;
+    int has_ub = 0;
     uint64_t addr = v->r.tree;
     int err = 0;
     for (int level = (int)v->r.height - 1; level >= 0; level--) {
         const uint8_t *n = vnode(v, addr, level, buf, &err);
         if (!n) return err;
         if (level > 0) {
-            if (pick_child(n, key, klen, &addr) < 0) return -EAGAIN;
+            const uint8_t *nx = NULL;
+            if (pick_child(n, key, klen, &addr, dir ? &nx : NULL) < 0) return -EAGAIN;
+            if (nx && (ubl = ld16(nx)) <= BLK_MAX_KEY) {
+                memcpy(ub, item_key(nx, 0), ubl);
+                has_ub = 1;
+            } else if (nx) {
+                has_ub = -1; /* (a key too long to be one: no answer) */
+            }
             continue;
         }
         uint16_t off[MAX_ITEMS];
         int count = item_offsets(n, 1, off, NULL);
         if (count < 0) return -EAGAIN;
         uint32_t i = bound(n + BLK_HDR, off, (uint32_t)count, 1, key, klen, 0);
-        if (i == (uint32_t)count) return 0;
+        if (i == (uint32_t)count) { /* past the leaf: the next key is the separator's or later */
+            if (dir)
+                *dir = has_ub < 0 ? -1
+                       : !has_ub ? 0 /* (the last leaf: nothing after key) */
+                       : ubl <= klen || memcmp(ub, key, klen) != 0 || (unsigned char)ub[klen] > '/' ? 0 : -1;
+            return 0;
+        }
         const uint8_t *p = n + BLK_HDR + off[i];
-        if (kcmp(item_key(p, 1), ld16(p), key, klen) != 0) return 0;
+        if (kcmp(item_key(p, 1), ld16(p), key, klen) != 0) {
+            if (dir) *dir = dir_after(p, key, klen);
+            return 0;
+        }
         if (o) bt_decode(p, o);
         return 1;
     }
@@ -243,7 +277,7 @@ static int next_in(struct view *v, uint64_t addr, int level, const char *after, 
         return 1;
     }
     uint64_t child;
-    int ci = pick_child(n, after, alen, &child);
+    int ci = pick_child(n, after, alen, &child, NULL);
     if (ci < 0) return -EAGAIN;
     /* From child ci on (n may be overwritten by the recursion when it is buf: copy). */
     uint8_t copy[BLK_BS] __attribute__((aligned(64)));
@@ -285,11 +319,16 @@ static int moved(struct blk_store *s, const struct view *v)
 
 int bt_get(struct blk_store *s, const char *key, size_t klen, struct blk_obj *o, uint64_t *gen)
 {
+    return bt_lookup(s, key, klen, o, gen, NULL);
+}
+
+int bt_lookup(struct blk_store *s, const char *key, size_t klen, struct blk_obj *o, uint64_t *gen, int *dir)
+{
     struct view v;
     for (int tries = 0;; tries++) {
         int e = retry_view(s, &v, gen);
         if (e < 0) return e;
-        int r = get_in(&v, key, klen, o);
+        int r = get_in(&v, key, klen, o, dir);
         if (r != -EAGAIN) return r;
         if (!moved(s, &v) || tries > 100) {
             slog_error("block: %s: damaged index under commit %llu looking up '%.*s' (run s3shim blk check)", s->path,
@@ -331,7 +370,7 @@ int tx_get(struct blk_txn *t, const char *key, size_t klen, struct blk_obj *o)
 {
     const struct blk_root *rt = tx_root(t);
     struct view v = {.t = t, .r = {rt->tree, rt->h.commit, rt->height}};
-    int r = get_in(&v, key, klen, o);
+    int r = get_in(&v, key, klen, o, NULL);
     return r == -EAGAIN ? -EIO : r;
 }
 
@@ -651,7 +690,7 @@ static int change(struct blk_txn *t, uint64_t addr, int level, const char *key, 
         return store(t, addr, 0, body, nc, size, keep, out);
     }
     uint64_t child = 0;
-    int ci = pick_child(n, key, klen, &child);
+    int ci = pick_child(n, key, klen, &child, NULL);
     if (ci < 0) return -EIO;
     struct res r;
     int e = change(t, child, level - 1, key, klen, item, ilen, &r, found, old);

@@ -626,17 +626,19 @@ static int still_there(struct bfile *f)
 }
 
 /* Look key up and pin its blocks with read locks on fd; 1 found, 0 not, -errno. */
-int bf_lookup_pinned(struct bfile *f)
+int bf_lookup_pinned(struct bfile *f) { return bf_lookup_pinned_dir(f, NULL); }
+
+int bf_lookup_pinned_dir(struct bfile *f, int *dir)
 {
     for (int tries = 0; tries < 100; tries++) {
-        uint64_t gen;
-        int r = bt_get(&f->m->st, f->key, f->klen, &f->base, &gen);
+        uint64_t gen, tree, now;
+        uint32_t height;
+        int r = bt_lookup(&f->m->st, f->key, f->klen, &f->base, &gen, dir);
         if (r <= 0) return r;
         int e = 0;
         for (int i = 0; i < f->base.next && !e; i++)
             e = blk_range_lock(f->fd, f->base.ext[i].pblk, f->base.ext[i].len, F_RDLCK);
-        struct blk_root now;
-        if (!e && blk_newest_root(&f->m->st, &now, NULL) == 0 && now.h.commit <= gen + 2) return 1;
+        if (!e && blk_newest_tree(&f->m->st, &tree, &height, &now) == 0 && now <= gen + 2) return 1;
         if (!e && still_there(f)) return 1; /* however many commits went by: its blocks were never freed */
         for (int i = 0; i < f->base.next; i++) blk_range_lock(f->fd, f->base.ext[i].pblk, f->base.ext[i].len, F_UNLCK);
         if (e && e != -EAGAIN) return e;
@@ -696,11 +698,12 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
             f->fd = -1;
         }
     }
-    int have = e ? e : bf_lookup_pinned(f);
-    if (have == 0 && bf_publish_new(m, key)) have = bf_lookup_pinned(f);
+    int dir = -1; /* a directory of that name: what the lookup saw */
+    int have = e ? e : bf_lookup_pinned_dir(f, &dir);
+    if (have == 0 && bf_publish_new(m, key)) have = bf_lookup_pinned_dir(f, &dir);
     if (have < 0) e = have;
     if (!e && have == 0) { /* a directory of that name? */
-        int d = bm_is_dir(m, key, kl);
+        int d = dir >= 0 ? dir : bm_is_dir(m, key, kl);
         if (d < 0)
             e = d;
         else if (d)

@@ -261,6 +261,92 @@ static void test_tree_merge(void **state)
     unlink(path);
 }
 
+/* bt_lookup's answer for a key that is not there: is a directory of that name (a key
+ * below key + "/")? 1 or 0 when the first key after it in the leaf tells, -1 when it
+ * cannot ("key-x" and "key.x" sort between key and key + "/"; nothing after it in the
+ * leaf); whatever it says must agree with bt_next from key + "/", over many keys and
+ * leaves. */
+static void test_lookup_dir(void **state)
+{
+    (void)state;
+    char path[256];
+    snprintf(path, sizeof path, "%s/s3shim-blk-dir-%d.img", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
+    FILE *img = fopen(path, "w");
+    assert_non_null(img);
+    fclose(img);
+    assert_int_equal(truncate(path, 64 << 20), 0);
+    char err[512];
+    assert_int_equal(blk_format(path, 1, "unit", err, sizeof err), 0);
+    struct blk_store s;
+    assert_int_equal(blk_open(&s, path, 1, err, sizeof err), 0);
+    struct blk_obj *o = calloc(1, sizeof *o);
+    assert_non_null(o);
+    struct blk_txn *t;
+    assert_int_equal(tx_begin(&s, &t), 0);
+    const char *fixed[] = {"d/x", "e-1", "e/f", "g", "h0"};
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) {
+        memset(o, 0, sizeof *o);
+        o->klen = (uint16_t)strlen(fixed[i]);
+        memcpy(o->key, fixed[i], o->klen);
+        o->mode = S_IFREG | 0644;
+        assert_int_equal(tx_put(t, o), 0);
+    }
+    /* then many, in many leaves: names of 1-3 letters from "ab-./", some below others */
+    const char al[] = "ab-./";
+    for (int i = 0; i < 4000; i++) {
+        memset(o, 0, sizeof *o);
+        int n = 1 + (int)(rnd() % 6);
+        for (int j = 0; j < n; j++) o->key[j] = al[rnd() % 5];
+        o->key[0] = 'k'; /* (no key starts with '/') */
+        snprintf(o->key + n, 16, "%04d", i % 300);
+        o->klen = (uint16_t)strlen(o->key);
+        if (strstr(o->key, "//") || o->key[o->klen - 1] == '/') continue;
+        o->mode = S_IFREG | 0644;
+        assert_true(tx_put(t, o) == 0);
+    }
+    assert_int_equal(tx_commit(t, TX_DURABLE, NULL), 0);
+    int dir;
+    assert_int_equal(bt_lookup(&s, "d", 1, o, NULL, &dir), 0);
+    assert_int_equal(dir, 1); /* "d/x" follows */
+    assert_int_equal(bt_lookup(&s, "e", 1, o, NULL, &dir), 0);
+    assert_int_equal(dir, -1); /* "e-1" follows: cannot tell ("e/f" exists) */
+    assert_int_equal(bt_lookup(&s, "f", 1, o, NULL, &dir), 0);
+    assert_int_equal(dir, 0); /* "g" follows */
+    assert_int_equal(bt_lookup(&s, "h", 1, o, NULL, &dir), 0);
+    assert_int_equal(dir, 0); /* "h0": '0' sorts after '/' */
+    int told = 0, asked = 0;
+    for (int i = 0; i < 20000; i++) {
+        char key[32];
+        int n = 1 + (int)(rnd() % 7);
+        for (int j = 0; j < n; j++) key[j] = al[rnd() % 5];
+        key[0] = 'k';
+        key[n] = 0;
+        if (rnd() % 2) snprintf(key + n, 8, "%04d", (int)(rnd() % 300));
+        size_t kl = strlen(key);
+        if (key[kl - 1] == '/') continue;
+        int r = bt_lookup(&s, key, kl, o, NULL, &dir);
+        assert_true(r >= 0);
+        if (r == 1) continue;
+        char mk[40];
+        snprintf(mk, sizeof mk, "%s/", key);
+        int nx = bt_next(&s, mk, kl + 1, 1, o);
+        assert_true(nx >= 0);
+        int truth = nx == 1 && o->klen > kl && memcmp(o->key, mk, kl + 1) == 0;
+        asked++;
+        if (dir < 0) continue;
+        told++;
+        if (dir != truth) {
+            print_error("bt_lookup('%s'): dir %d, but bt_next from '%s' says %d\n", key, dir, mk, truth);
+            fail();
+        }
+    }
+    print_message("dir answered by the lookup for %d of %d absent keys\n", told, asked);
+    assert_true(told > asked / 2);
+    free(o);
+    blk_close(&s);
+    unlink(path);
+}
+
 /* blk_bits_run (the metadata allocator's search, a word at a time) against a loop over
  * each bit: random bitmaps from nearly empty to nearly full, in holes of every size, any
  * range, run length and run carried in from the bits before. */
@@ -310,6 +396,6 @@ static void test_bits_run(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_tree_random), cmocka_unit_test(test_tree_merge),
-                                       cmocka_unit_test(test_bits_run)};
+                                       cmocka_unit_test(test_bits_run), cmocka_unit_test(test_lookup_dir)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
