@@ -100,19 +100,25 @@ static void verify(struct blk_store *s, const char *path)
     assert_int_equal(c, 0);
 }
 
+/* A new store of `mib` MiB in a file under $TMPDIR named after `name` and the pid, open. */
+static void new_store(const char *name, int mib, char *path, size_t plen, struct blk_store *s)
+{
+    snprintf(path, plen, "%s/s3shim-blk-%s-%d.img", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", name, (int)getpid());
+    FILE *img = fopen(path, "w");
+    assert_non_null(img);
+    fclose(img);
+    assert_int_equal(truncate(path, (off_t)mib << 20), 0);
+    char err[512];
+    assert_int_equal(blk_format(path, 1, "unit", err, sizeof err), 0);
+    assert_int_equal(blk_open(s, path, 1, err, sizeof err), 0);
+}
+
 static void test_tree_random(void **state)
 {
     (void)state;
     char path[256];
-    snprintf(path, sizeof path, "%s/s3shim-blk-tree-%d.img", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
-    FILE *img = fopen(path, "w");
-    assert_non_null(img);
-    fclose(img);
-    assert_int_equal(truncate(path, 64 << 20), 0);
-    char err[512];
-    assert_int_equal(blk_format(path, 1, "unit", err, sizeof err), 0);
     struct blk_store s;
-    assert_int_equal(blk_open(&s, path, 1, err, sizeof err), 0);
+    new_store("tree", 64, path, sizeof path, &s);
     make_keys();
     struct blk_obj *o = calloc(1, sizeof *o);
     int height_max = 0;
@@ -193,15 +199,8 @@ static void test_tree_merge(void **state)
 {
     (void)state;
     char path[256];
-    snprintf(path, sizeof path, "%s/s3shim-blk-merge-%d.img", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
-    FILE *img = fopen(path, "w");
-    assert_non_null(img);
-    fclose(img);
-    assert_int_equal(truncate(path, 256 << 20), 0);
-    char err[512];
-    assert_int_equal(blk_format(path, 1, "unit", err, sizeof err), 0);
     struct blk_store s;
-    assert_int_equal(blk_open(&s, path, 1, err, sizeof err), 0);
+    new_store("merge", 256, path, sizeof path, &s);
     enum { N = 20000 };
     struct blk_obj *o = calloc(1, sizeof *o);
     assert_non_null(o);
@@ -270,15 +269,8 @@ static void test_lookup_dir(void **state)
 {
     (void)state;
     char path[256];
-    snprintf(path, sizeof path, "%s/s3shim-blk-dir-%d.img", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", (int)getpid());
-    FILE *img = fopen(path, "w");
-    assert_non_null(img);
-    fclose(img);
-    assert_int_equal(truncate(path, 64 << 20), 0);
-    char err[512];
-    assert_int_equal(blk_format(path, 1, "unit", err, sizeof err), 0);
     struct blk_store s;
-    assert_int_equal(blk_open(&s, path, 1, err, sizeof err), 0);
+    new_store("dir", 64, path, sizeof path, &s);
     struct blk_obj *o = calloc(1, sizeof *o);
     assert_non_null(o);
     struct blk_txn *t;
