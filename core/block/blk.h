@@ -120,12 +120,12 @@ int blk_sync(struct blk_store *s);
  * gets a bit per invalid device slot. 0 or -EIO. */
 int blk_newest_root(struct blk_store *s, struct blk_root *r, int *bad);
 /* The same, and the newest durable root's commit and slot (0 or 1). */
+int blk_roots(struct blk_store *s, struct blk_root *r, uint64_t *durable, int *dslot, int *bad);
 /* The newest root's tree, height and commit (blk_newest_root without copying the root). */
 int blk_newest_tree(struct blk_store *s, uint64_t *tree, uint32_t *height, uint64_t *commit);
 /* The newest root's commit if the roots kept by the last blk_roots are still the store's
  * state (nothing read; 0: not known without reading them). */
 uint64_t blk_kept_commit(struct blk_store *s);
-int blk_roots(struct blk_store *s, struct blk_root *r, uint64_t *durable, int *dslot, int *bad);
 /* Make the newest visible root durable: flush, root into the slot that does not hold the
  * newest durable one, flush. The flushes run without the commit lock (commits go on; the
  * root's blocks are pinned meanwhile). 0 (also: nothing to do) or -errno. */

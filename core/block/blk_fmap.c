@@ -25,9 +25,9 @@ uint64_t tx_meta_alloc(struct blk_txn *t);
 
 /* Bitmap (kind BK_BITMAP) or directory block idx, at addr in the base root, into the
  * commit's view (table: t->bms or t->dirs). */
-static struct tbm *load(struct blk_txn *t, struct tbm **table, uint64_t idx, uint64_t addr, int kind)
+static struct tblk *load(struct blk_txn *t, struct tblk **table, uint64_t idx, uint64_t addr, int kind)
 {
-    struct tbm *b = tx_new_tbm(t);
+    struct tblk *b = tx_new_blk(t);
     if (!b) return NULL;
     b->idx = idx;
     b->addr = addr;
@@ -35,7 +35,7 @@ static struct tbm *load(struct blk_txn *t, struct tbm **table, uint64_t idx, uin
     if (e) {
         slog_error("block: %s: %s block %llu unreadable", t->s->path, kind == BK_DIR ? "bitmap directory" : "bitmap",
                    (unsigned long long)addr);
-        tx_put_tbm(t, b);
+        tx_put_blk(t, b);
         tx_fail(t, e);
         return NULL;
     }
@@ -43,9 +43,9 @@ static struct tbm *load(struct blk_txn *t, struct tbm **table, uint64_t idx, uin
     return b;
 }
 
-static struct tbm *dir_get(struct blk_txn *t, uint64_t j, int wr)
+static struct tblk *dir_get(struct blk_txn *t, uint64_t j, int wr)
 {
-    struct tbm *d;
+    struct tblk *d;
     HASH_FIND(hh, t->dirs, &j, sizeof j, d);
     if (!d) {
         if (j >= t->r.ndir) {
@@ -64,12 +64,12 @@ static struct tbm *dir_get(struct blk_txn *t, uint64_t j, int wr)
     return d;
 }
 
-static struct tbm *bm_get(struct blk_txn *t, uint64_t idx, int wr)
+static struct tblk *bm_get(struct blk_txn *t, uint64_t idx, int wr)
 {
-    struct tbm *b;
+    struct tblk *b;
     HASH_FIND(hh, t->bms, &idx, sizeof idx, b);
     if (!b) {
-        struct tbm *d = dir_get(t, idx / BLK_ADDRS_PER_DIR, 0);
+        struct tblk *d = dir_get(t, idx / BLK_ADDRS_PER_DIR, 0);
         if (!d) return NULL;
         uint64_t addr;
         memcpy(&addr, d->buf + BLK_HDR + (idx % BLK_ADDRS_PER_DIR) * 8, 8);
@@ -81,7 +81,7 @@ static struct tbm *bm_get(struct blk_txn *t, uint64_t idx, int wr)
         if (!n) return NULL;
         tx_freed_meta(t, old, tx_hdr_commit(b->buf));
         b->addr = n;
-        struct tbm *d = dir_get(t, idx / BLK_ADDRS_PER_DIR, 1);
+        struct tblk *d = dir_get(t, idx / BLK_ADDRS_PER_DIR, 1);
         if (!d) return NULL;
         memcpy(d->buf + BLK_HDR + (idx % BLK_ADDRS_PER_DIR) * 8, &n, 8);
     }
@@ -90,7 +90,7 @@ static struct tbm *bm_get(struct blk_txn *t, uint64_t idx, int wr)
 
 static int bit_test(struct blk_txn *t, uint64_t blk)
 {
-    struct tbm *b = bm_get(t, blk / BLK_BITS_PER_BM, 0);
+    struct tblk *b = bm_get(t, blk / BLK_BITS_PER_BM, 0);
     if (!b) return -1;
     uint64_t bit = blk % BLK_BITS_PER_BM;
     return (b->buf[BLK_HDR + bit / 8] >> (bit % 8)) & 1;
@@ -104,7 +104,7 @@ int tx_bits_set(struct blk_txn *t, uint64_t start, uint64_t len, int val)
         return -1;
     }
     for (uint64_t k = start; k < start + len; k++) {
-        struct tbm *b = bm_get(t, k / BLK_BITS_PER_BM, 1);
+        struct tblk *b = bm_get(t, k / BLK_BITS_PER_BM, 1);
         if (!b) return -1;
         uint64_t bit = k % BLK_BITS_PER_BM;
         uint8_t *byte = &b->buf[BLK_HDR + bit / 8], m = (uint8_t)(1u << (bit % 8));
@@ -174,7 +174,7 @@ static uint64_t meta_run(struct blk_txn *t, uint64_t want)
     if (want < 1 || want > 64) return 0;
     for (uint64_t b = lo; b < hi;) {
         uint64_t idx = b / BLK_BITS_PER_BM, base = idx * BLK_BITS_PER_BM, end = base + BLK_BITS_PER_BM;
-        struct tbm *m = bm_get(t, idx, 0);
+        struct tblk *m = bm_get(t, idx, 0);
         if (!m) return 0;
         if (end > hi) end = hi;
         int64_t at;

@@ -201,13 +201,11 @@ static int pick_child(const uint8_t *n, const char *key, size_t klen, uint64_t *
     return (int)ci;
 }
 
-/* Is there a key below key + "/" (a directory of that name)? What the first key after
- * key in its leaf says: 1 yes, 0 no, -1 it cannot tell ("key-x" and "key.x" sort
- * between key and key + "/", and the leaf may end there). */
-static int dir_after(const uint8_t *p, const char *key, size_t klen)
+/* Is there a key below key + "/" (a directory of that name)? What a key qk known to be
+ * the first after key, or no further than it, says: 1 it is one, 0 there is none before
+ * it, -1 it cannot tell ("key-x" and "key.x" sort between key and key + "/"). */
+static int dir_after(const char *qk, size_t ql, const char *key, size_t klen)
 {
-    size_t ql = ld16(p);
-    const char *qk = item_key(p, 1);
     if (ql <= klen || memcmp(qk, key, klen) != 0) return 0; /* past everything key + "..." */
     return qk[klen] == '/' ? 1 : (unsigned char)qk[klen] > '/' ? 0 : -1;
 }
@@ -240,15 +238,15 @@ static int get_in(struct view *v, const char *key, size_t klen, struct blk_obj *
         if (count < 0) return -EAGAIN;
         uint32_t i = bound(n + BLK_HDR, off, (uint32_t)count, 1, key, klen, 0);
         if (i == (uint32_t)count) { /* past the leaf: the next key is the separator's or later */
-            if (dir)
-                *dir = has_ub < 0 ? -1
-                       : !has_ub ? 0 /* (the last leaf: nothing after key) */
-                       : ubl <= klen || memcmp(ub, key, klen) != 0 || (unsigned char)ub[klen] > '/' ? 0 : -1;
+            if (dir) { /* (a separator need not be a key still there: "one" is "cannot tell") */
+                int d = has_ub > 0 ? dir_after(ub, ubl, key, klen) : has_ub; /* (none: the last leaf) */
+                *dir = d == 1 ? -1 : d;
+            }
             return 0;
         }
         const uint8_t *p = n + BLK_HDR + off[i];
         if (kcmp(item_key(p, 1), ld16(p), key, klen) != 0) {
-            if (dir) *dir = dir_after(p, key, klen);
+            if (dir) *dir = dir_after(item_key(p, 1), ld16(p), key, klen);
             return 0;
         }
         if (o) bt_decode(p, o);
@@ -722,16 +720,10 @@ static int change(struct blk_txn *t, uint64_t addr, int level, const char *key, 
         return 0;
     }
     if (sh.lo < 0 && r.n == 1) { /* only the child's address changed (the usual case): patched in a copy */
-        size_t at = 0;
-        end = n + BLK_BS;
-        for (uint32_t i = 0; i < count; i++) {
-            size_t sz = item_size(n + BLK_HDR + size, end, 0);
-            if (!sz) return -EIO;
-            if ((int)i == ci) at = size + 2u + ld16(n + BLK_HDR + size);
-            size += sz;
-        }
+        uint16_t off[MAX_ITEMS];
+        if (item_offsets(n, 0, off, &size) < 0) return -EIO;
         memcpy(body, n + BLK_HDR, size);
-        memcpy(body + at, &r.addr[0], 8);
+        memcpy(body + off[ci] + 2u + ld16(n + BLK_HDR + off[ci]), &r.addr[0], 8);
         return store(t, addr, level, body, count, size, 0, out);
     }
     p = n + BLK_HDR;

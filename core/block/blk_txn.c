@@ -96,44 +96,13 @@ void tx_putbuf(struct blk_txn *t, uint8_t *b)
     else free(b);
 }
 
-/* A zeroed node entry with its buffer. */
-static struct tblk *new_tblk(struct blk_txn *t)
+/* A zeroed entry with its buffer. */
+struct tblk *tx_new_blk(struct blk_txn *t)
 {
-    struct tblk *n = t->keep.nodes;
-    if (n) {
-        t->keep.nodes = n->spare;
-        t->keep.nnodes--;
-        uint8_t *b = n->buf;
-        memset(n, 0, sizeof *n);
-        n->buf = b;
-        return n;
-    }
-    if (!(n = calloc(1, sizeof *n)) || !(n->buf = tx_newbuf(t))) {
-        free(n);
-        tx_fail(t, -ENOMEM);
-        return NULL;
-    }
-    return n;
-}
-
-static void put_tblk(struct blk_txn *t, struct tblk *n)
-{
-    if (t->keep.nnodes < TX_KEEP) {
-        n->spare = t->keep.nodes;
-        t->keep.nodes = n;
-        t->keep.nnodes++;
-        return;
-    }
-    tx_putbuf(t, n->buf);
-    free(n);
-}
-
-struct tbm *tx_new_tbm(struct blk_txn *t)
-{
-    struct tbm *b = t->keep.maps;
+    struct tblk *b = t->keep.blks;
     if (b) {
-        t->keep.maps = b->spare;
-        t->keep.nmaps--;
+        t->keep.blks = b->spare;
+        t->keep.nblks--;
         uint8_t *buf = b->buf;
         memset(b, 0, sizeof *b);
         b->buf = buf;
@@ -147,12 +116,12 @@ struct tbm *tx_new_tbm(struct blk_txn *t)
     return b;
 }
 
-void tx_put_tbm(struct blk_txn *t, struct tbm *b)
+void tx_put_blk(struct blk_txn *t, struct tblk *b)
 {
-    if (t->keep.nmaps < TX_KEEP) {
-        b->spare = t->keep.maps;
-        t->keep.maps = b;
-        t->keep.nmaps++;
+    if (t->keep.nblks < 2 * TX_KEEP) {
+        b->spare = t->keep.blks;
+        t->keep.blks = b;
+        t->keep.nblks++;
         return;
     }
     tx_putbuf(t, b->buf);
@@ -166,7 +135,7 @@ const uint8_t *tx_node(struct blk_txn *t, uint64_t addr, int kind)
     struct tblk *n;
     HASH_FIND(hh, t->nodes, &addr, sizeof addr, n);
     if (n) return n->kind == kind ? n->buf : NULL;
-    if (!(n = new_tblk(t))) return NULL;
+    if (!(n = tx_new_blk(t))) return NULL;
     n->addr = addr;
     n->kind = kind;
     char why[96];
@@ -181,7 +150,7 @@ const uint8_t *tx_node(struct blk_txn *t, uint64_t addr, int kind)
         if (!e) blk_nc_put(t->s, addr, kind, n->buf, t->base);
     }
     if (e) {
-        put_tblk(t, n);
+        tx_put_blk(t, n);
         tx_fail(t, e);
         return NULL;
     }
@@ -198,7 +167,7 @@ void tx_free_node(struct blk_txn *t, uint64_t addr)
         HASH_DEL(t->nodes, n);
         int fresh = n->fresh;
         written = tx_hdr_commit(n->buf);
-        put_tblk(t, n);
+        tx_put_blk(t, n);
         if (fresh) {
             tx_bits_set(t, addr, 1, 0);
             return;
@@ -220,7 +189,7 @@ uint64_t tx_put_node(struct blk_txn *t, uint64_t old, int kind, int level, uint3
         uint64_t a = tx_meta_alloc(t);
         if (!a) return 0;
         if (old) tx_free_node(t, old);
-        if (!(n = new_tblk(t))) return 0;
+        if (!(n = tx_new_blk(t))) return 0;
         n->addr = a;
         n->fresh = 1;
         HASH_ADD(hh, t->nodes, addr, sizeof n->addr, n);
@@ -240,20 +209,12 @@ uint64_t tx_put_node(struct blk_txn *t, uint64_t old, int kind, int level, uint3
  * keeps, and it becomes the store's spare (or is freed, if there is one). */
 static void txn_end(struct blk_txn *t)
 {
-    struct tblk *n, *ntmp;
-    HASH_ITER(hh, t->nodes, n, ntmp) {
-        HASH_DEL(t->nodes, n);
-        put_tblk(t, n);
-    }
-    struct tbm *b, *btmp;
-    HASH_ITER(hh, t->bms, b, btmp) {
-        HASH_DEL(t->bms, b);
-        tx_put_tbm(t, b);
-    }
-    HASH_ITER(hh, t->dirs, b, btmp) {
-        HASH_DEL(t->dirs, b);
-        tx_put_tbm(t, b);
-    }
+    struct tblk **tables[] = {&t->nodes, &t->bms, &t->dirs}, *b, *tmp;
+    for (int i = 0; i < 3; i++)
+        HASH_ITER(hh, *tables[i], b, tmp) {
+            HASH_DEL(*tables[i], b);
+            tx_put_blk(t, b);
+        }
     struct blk_store *s = t->s;
     if (!s->tx_spare) {
         s->tx_spare = t;
@@ -266,12 +227,7 @@ void tx_free_spare(struct blk_txn *t)
 {
     if (!t) return;
     struct tx_keep *k = &t->keep;
-    for (struct tblk *n = k->nodes, *next; n; n = next) {
-        next = n->spare;
-        free(n->buf);
-        free(n);
-    }
-    for (struct tbm *b = k->maps, *next; b; b = next) {
+    for (struct tblk *b = k->blks, *next; b; b = next) {
         next = b->spare;
         free(b->buf);
         free(b);
@@ -506,7 +462,7 @@ int tx_commit(struct blk_txn *t, int how, int *durable)
         blk_seal(n->buf, n->kind, commit, n->addr, s->sb.h.uuid);
         wv[nw++] = (struct blk_wr){n->addr, n->buf};
     }
-    struct tbm *b, *btmp;
+    struct tblk *b, *btmp;
     HASH_ITER(hh, t->bms, b, btmp) {
         if (!b->dirty || t->err) continue;
         ((struct blk_hdr *)b->buf)->count = (uint32_t)b->idx;

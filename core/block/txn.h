@@ -8,33 +8,28 @@
 
 #include <uthash.h>
 
-struct tblk { /* a tree node (or a pending-free block) in the commit's view */
-    uint64_t addr;
-    int kind, fresh; /* fresh: allocated by this commit, written at its end */
+/* A block in the commit's view: a tree node or a pending-free block (table `nodes`, by
+ * address), or a bitmap or bitmap directory block (tables `bms` and `dirs`, by index). */
+struct tblk {
+    uint64_t idx, addr;
+    int kind, fresh; /* fresh: a node allocated by this commit, written at its end */
+    int dirty;       /* a bitmap or directory block copied by this commit, written at its end */
     uint8_t *buf;
     UT_hash_handle hh;
     struct tblk *spare; /* in the kept ones (struct tx_keep) */
-};
-
-struct tbm { /* a bitmap block (by index) or a directory block (by index) */
-    uint64_t idx, addr;
-    int dirty;
-    uint8_t *buf;
-    UT_hash_handle hh;
-    struct tbm *spare;
 };
 
 /* What a finished commit leaves for the next one of the process (the store keeps one
  * spare transaction): a program writing one small file after another commits once per
  * file, and each commit used to take a dozen 4 KiB buffers from malloc and give them
  * back (a tenth of its CPU time in malloc, most of it consolidating the small chunks
- * freed before each 4 KiB request). At most TX_KEEP of each are kept. */
+ * freed before each 4 KiB request). At most TX_KEEP loose buffers are kept, and twice as
+ * many entries with theirs (the tree nodes and the free map's blocks of a commit). */
 #define TX_KEEP 32
 struct tx_keep {
     uint8_t *bufs[TX_KEEP];
-    int nbufs, nnodes, nmaps;
-    struct tblk *nodes; /* each with its buffer */
-    struct tbm *maps;
+    int nbufs, nblks;
+    struct tblk *blks; /* each with its buffer */
     uint8_t *scratch[8];
 };
 
@@ -47,7 +42,7 @@ struct blk_txn {
     int dslot;        /* its device slot */
     uint64_t base_pend, base_pend_n; /* a visible base's pend_cur: this commit's list goes before it */
     struct tblk *nodes;
-    struct tbm *bms, *dirs;
+    struct tblk *bms, *dirs;
     size_t nfreed, nvfreed, ndisc; /* (the three lists below) */
     uint64_t mcursor, nmeta; /* meta_alloc's next candidate; blocks it gave */
     int mrun;                /* the cursor was put on a free run */
@@ -66,8 +61,8 @@ struct blk_txn {
 void tx_fail(struct blk_txn *t, int e); /* the commit's first error is its result */
 uint8_t *tx_newbuf(struct blk_txn *t);  /* a block buffer (bytes undefined) */
 void tx_putbuf(struct blk_txn *t, uint8_t *b);
-struct tbm *tx_new_tbm(struct blk_txn *t); /* zeroed, with its buffer */
-void tx_put_tbm(struct blk_txn *t, struct tbm *b);
+struct tblk *tx_new_blk(struct blk_txn *t); /* zeroed, with its buffer */
+void tx_put_blk(struct blk_txn *t, struct tblk *b);
 /* A metadata block written by commit `commit` is freed by this one (see blk_txn.c). */
 void tx_freed_meta(struct blk_txn *t, uint64_t addr, uint64_t commit);
 uint64_t tx_hdr_commit(const uint8_t *buf);
