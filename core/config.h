@@ -38,6 +38,7 @@ struct cfg {
     char *endpoints;     /* S3SHIM_ENDPOINTS: URL,URL,... (NULL: the AWS settings') */
     int balance;         /* enum bal_policy */
     int curl_only;       /* libcurl receives every response (S3SHIM_HTTP_RECV=curl) */
+    int read_hold;       /* CFG_HOLD_*: read-ahead bodies wait for the reader's buffer (S3SHIM_READ_HOLD) */
     int hedge;           /* backup requests for slow reads (S3SHIM_HEDGE=auto) */
     int shared_uploads;  /* endpoints share multipart uploads (nodes of one cluster) */
     char *staging_dir;   /* S3SHIM_STAGING_DIR (NULL: the default) */
@@ -60,6 +61,7 @@ struct cfg {
 };
 
 enum { CFG_ADDR_AUTO = 0, CFG_ADDR_PATH, CFG_ADDR_VIRTUAL };
+enum { CFG_HOLD_AUTO = 0, CFG_HOLD_ON, CFG_HOLD_OFF };
 
 /* Parse "8M", "512k", "1G", "1048576" (binary multiples). -1 if malformed. */
 long long cfg_parse_size(const char *v);

@@ -173,6 +173,7 @@ static int cmd_config(int argc, char **argv)
     printf("  %-24s %.1f s\n", "metadata cache", c.stat_ttl_ms / 1000.0);
     printf("  %-24s %d\n", "HTTP engine threads", c.io_threads);
     printf("  %-24s %d s\n", "stalled transfer retry", c.timeout_s);
+    printf("  %-24s %s\n", "held read-ahead", c.read_hold == CFG_HOLD_ON ? "on" : c.read_hold == CFG_HOLD_OFF ? "off" : "auto");
     printf("  %-24s %s\n", "plain-http reads", c.curl_only ? "libcurl (every request)" : "own receiver, into the read buffer");
     printf("  %-24s %s\n", "S3 endpoints", c.endpoints ? c.endpoints : "(AWS settings below)");
     printf("  %-24s %s\n", "endpoint balancing", bal_policy_name((enum bal_policy)c.balance));

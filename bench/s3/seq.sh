@@ -110,12 +110,14 @@ run() {
         # to /dev/null as curl's bodies go: no pipe to a counter costing CPU beside ours;
         # the bytes are counted by the shim's own stats, summed over its processes
         rm -rf "$WORK/st" && mkdir -p "$WORK/st"
+        t0=$(date +%s%N) # the clock runs for the program only, as for curl's arms
         env "${SHIM_ENV[@]}" "${extra[@]}" S3SHIM_STATS_FILE="$WORK/st/%p.json" LD_PRELOAD="$lib" \
             S3SHIM_LOG=debug S3SHIM_LOG_FILE="$WORK/st/log" \
             /usr/bin/time -o "$WORK/t" -f '%U %S %M' cat /s3/bkt/obj > /dev/null || return 1
-        # the read-ahead ceiling's course (core/readahead.h), one line per run
-        echo "# $1: $(grep -o 'read-ahead ceiling.*' "$WORK/st/log" | sed 's/read-ahead ceiling //' | paste -sd'>' -)" >&2
         t1=$(date +%s%N)
+        # the read-ahead ceiling's course (core/readahead.h), one line per run, and how
+        # many read-ahead bodies waited for the reader's buffer (S3SHIM_READ_HOLD)
+        echo "# $1: $(grep -o 'read-ahead ceiling.*' "$WORK/st/log" | sed 's/read-ahead ceiling //' | paste -sd'>' -); $(grep -c 'its body was held for it' "$WORK/st/log") held bodies" >&2
         out=$(python3 -c 'import glob, json, sys
 print(sum(m.get("ops", {}).get("read", {}).get("bytes", 0) for f in glob.glob(sys.argv[1] + "/*.json")
           for m in json.load(open(f)).get("mounts", [])))' "$WORK/st")

@@ -105,6 +105,7 @@ static int s3_mount(const char *uri, const struct cfg *cfg, struct stats_set *st
     m->part_size = cfg ? cfg->part_size : (size_t)8 << 20;
     m->concurrency = cfg ? cfg->concurrency : 16;
     m->ra_memory = cfg ? cfg->ra_memory : (size_t)32 << 20;
+    m->read_hold = cfg ? cfg->read_hold : CFG_HOLD_AUTO;
     m->stat_ttl_ns = (uint64_t)(cfg ? cfg->stat_ttl_ms : 5000) * 1000000ull;
     m->dev = makedev(S3_DEV_MAJOR, (unsigned)atomic_fetch_add(&mount_seq, 1) + 1);
     m->mounted_at = time(NULL);

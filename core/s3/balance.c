@@ -321,6 +321,19 @@ int bal_hedge_allowed(struct balancer *b)
 
 void bal_hedge_count(struct balancer *b) { atomic_fetch_add_explicit(&b->hedges, 1, memory_order_relaxed); }
 
+uint64_t bal_fastest_body_ns(struct balancer *b, uint64_t bytes)
+{
+    uint64_t best = 0;
+    for (int i = 0; i < b->n; i++) {
+        struct bal_ep *e = &b->ep[i];
+        uint64_t ps = ld(&e->xfer_ps);
+        if (!ps || ld(&e->eject_until_ns)) continue;
+        uint64_t t = bytes * ps / 1000;
+        if (!best || t < best) best = t ? t : 1;
+    }
+    return best;
+}
+
 uint64_t bal_nearest_ns(struct balancer *b)
 {
     uint64_t best = 0;

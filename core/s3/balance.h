@@ -110,6 +110,9 @@ uint64_t bal_hedge_delay(struct balancer *b, int i, uint64_t bytes);
 /* The estimated time to first byte of the nearest endpoint that has answered (0: none
  * has yet): how far away the store is, for the read-ahead's first ceiling. */
 uint64_t bal_nearest_ns(struct balancer *b);
+/* The expected time of a body of `bytes` from the endpoint in service that sends fastest
+ * (0: none has sent one yet). */
+uint64_t bal_fastest_body_ns(struct balancer *b, uint64_t bytes);
 /* The hedging budget: reads counted, backups allowed (about hedge_pct of reads) and sent. */
 void bal_count_read(struct balancer *b);
 int bal_hedge_allowed(struct balancer *b);

@@ -125,6 +125,9 @@ size_t http_redirect(struct http_req *r, void *ndst)
     size_t got = r->got;
     r->dst = ndst;
     pthread_mutex_unlock(&r->dst_mu);
+    /* A held body goes on now: wake its engine thread, which left the socket out of its poll. */
+    if (atomic_exchange(&r->hold_until, 0) && r->engine_worker)
+        curlapi.multi_wakeup(((struct worker *)r->engine_worker)->multi);
     return got;
 }
 
@@ -509,6 +512,7 @@ int http_submit(struct http_req *r)
     r->done = 0;
     r->got = 0;
     r->t_first_byte = 0;
+    r->held_ns = 0;
     r->overflow = 0;
     r->group = NULL;
     r->hdr_status = r->status = 0;

@@ -42,6 +42,11 @@ struct http_req {
     int grow;                  /* ...or into heap memory (resp, resp_len) when set */
     _Atomic uint64_t *rx_tally; /* optional: body bytes landing in dst are added here */
     int no_lite;               /* never on the calling thread (http_lite): its waiter may want a backup */
+    /* optional, 0 = none: the body waits in the socket, not received, until
+     * http_redirect() hands over a buffer or the stats_now_ns() clock passes this; for a
+     * reader about to read the whole range, whose buffer it then lands in without a copy
+     * (honoured by http_rx.c only; libcurl and http_lite receive at once) */
+    _Atomic uint64_t hold_until;
 
     /* --- response, set by the engine --- */
     long status;     /* HTTP status, 0 if no response */
@@ -59,6 +64,7 @@ struct http_req {
     char *errbody;            /* body of a >= 300 response when dst was given; free() it */
     size_t errbody_len;
     uint64_t t_submit, t_first_byte, t_done; /* stats_now_ns() clock */
+    uint64_t held_ns; /* of that, how long the body waited for a buffer (hold_until) */
 
     /* --- completion --- */
     pthread_mutex_t mu;
@@ -104,7 +110,8 @@ void http_cancel(struct http_req *r);
  * body lands in ndst. Returns how many bytes had already landed in the old dst (the
  * caller copies them over itself; nothing writes below that offset of either buffer
  * any more). The caller must own ndst until http_wait() returns, and must itself update
- * whatever later attempts are sent with. */
+ * whatever later attempts are sent with. A held body (hold_until) goes on at once; with
+ * ndst the old dst, that is all this does. */
 size_t http_redirect(struct http_req *r, void *ndst);
 void http_group_init(struct http_group *g);
 void http_group_destroy(struct http_group *g);

@@ -39,6 +39,7 @@ struct xfer {
     int64_t clen;   /* Content-Length of the response being read, -1 = none */
     int64_t left;   /* body bytes of this piece still to come, -1 = up to the end of stream */
     uint64_t t_progress, t_conn_deadline;
+    uint64_t t_held; /* when its body began to wait for a buffer (hold_until), 0 = not waiting */
     struct addrinfo *ai, *ai_next; /* addresses still to try while connecting */
     char authority[AUTH_CAP];
     char *req;
@@ -350,6 +351,29 @@ static int stale_retry(struct xfer *t, const struct http_settings *set, ssize_t 
     return dial(t, set) < 0 ? -2 : 0;
 }
 
+/* Does t's body wait in the socket for a buffer (http_req.hold_until)? Once it goes on,
+ * the time it waited is the request's held_ns and counts as progress. */
+static int held(struct xfer *t)
+{
+    struct http_req *r = t->r;
+    uint64_t h = atomic_load_explicit(&r->hold_until, memory_order_acquire);
+    uint64_t now = h || t->t_held ? stats_now_ns() : 0;
+    if (h && now < h) {
+        if (!t->t_held) t->t_held = now;
+        return 1;
+    }
+    if (h) { /* nobody came in time: into dst as it is */
+        atomic_store(&r->hold_until, 0);
+        slog_debug("http: %s: nobody took the held body within its hold: received now", r->url);
+    }
+    if (t->t_held) {
+        r->held_ns += now - t->t_held;
+        t->t_progress = now;
+        t->t_held = 0;
+    }
+    return 0;
+}
+
 /* Move t as far as it goes. 1 when it ended (r filled), 0 when it waits. */
 static int step(struct xfer *t, const struct http_settings *set)
 {
@@ -424,6 +448,7 @@ static int step(struct xfer *t, const struct http_settings *set)
             break;
         }
         case ST_BODY: {
+            if (held(t)) return 0;
             int b = body(t, &budget);
             if (b < 0) return 1;
             if (b == 0) return 0;
@@ -496,7 +521,7 @@ void http_rx_perform(struct http_rx *x, const struct http_settings *set, void (*
         if (!ended && t->st == ST_CONNECT && now > t->t_conn_deadline) {
             fail(r, CURLE_OPERATION_TIMEDOUT, "Connection timed out after %ld milliseconds", set->connect_timeout_ms);
             ended = 1;
-        } else if (!ended && stall && t->st != ST_CONNECT && now > t->t_progress + stall) {
+        } else if (!ended && stall && t->st != ST_CONNECT && !t->t_held && now > t->t_progress + stall) {
             fail(r, CURLE_OPERATION_TIMEDOUT,
                  "Operation too slow. Less than 1 bytes/sec transferred the last %ld seconds", set->stall_timeout_s);
             ended = 1;
@@ -530,6 +555,11 @@ int http_rx_waitfds(struct http_rx *x, const struct http_settings *set, struct c
         }
         if (t->fd < 0) { /* not started yet: no waiting */
             due = now;
+            continue;
+        }
+        uint64_t h = t->t_held ? atomic_load_explicit(&t->r->hold_until, memory_order_acquire) : 0;
+        if (h) { /* its socket is left alone until then, or until http_redirect() wakes us */
+            if (h < due) due = h;
             continue;
         }
         (*fds)[n].fd = t->fd;

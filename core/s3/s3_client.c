@@ -201,9 +201,10 @@ static void attempt_ended(struct http_req *r, void *arg)
     struct s3_endpoint *ep = &c->ep[op->epi];
     enum bal_outcome o = outcome(r);
     uint64_t bytes = r->got + (strcmp(op->method, "PUT") == 0 ? op->body_len : 0);
-    stats_record(&ep->stats, STK_REQ, r->t_submit, bytes, o != BAL_OK);
+    /* the time a body waited for the reader's buffer (hold_ns) is the reader's, not the endpoint's */
+    stats_record(&ep->stats, STK_REQ, r->t_submit + r->held_ns, bytes, o != BAL_OK);
     if (op->ol_id) log_attempt(op, r, ep);
-    if (bal_done(&c->bal, op->epi, o, op->ahead, r->t_submit, r->t_first_byte, r->t_done, bytes)) {
+    if (bal_done(&c->bal, op->epi, o, op->ahead, r->t_submit, r->t_first_byte, r->t_done - r->held_ns, bytes)) {
         stats_record(&ep->stats, STK_EJECT, r->t_done, 0, 0);
         slog_warn("s3: endpoint %s is failing (%s); sending requests elsewhere until a probe succeeds", ep->url,
                   r->curl_code ? http_strerror(r) : "HTTP error");
@@ -326,6 +327,8 @@ static int send_attempt(struct s3_client *c, struct s3_op *op, int avoid, uint64
      * watches the clock: a first GET made on the calling thread (http_lite) that stalled
      * waited out the stall, with several endpoints there to ask. */
     r->no_lite = may_hedge(c, op);
+    /* A held body would look late to a waiter's backup clock, which starts at the send. */
+    atomic_store(&r->hold_until, op->hold_ns && !r->no_lite ? stats_now_ns() + op->hold_ns : 0);
     op->attempts++;
     if (op->ol_id) op->ol_tid = oplog_tid();
     return http_submit(r);
@@ -616,6 +619,7 @@ int s3_finish(struct s3_client *c, struct s3_op *op)
 size_t s3_redirect(struct s3_op *op, void *ndst)
 {
     op->dst = ndst; /* for retries and adopt_answer(), both on this thread */
+    op->hold_ns = 0;
     return http_redirect(&op->req, ndst);
 }
 

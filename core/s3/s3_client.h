@@ -67,6 +67,8 @@ struct s3_op {
     int quiet_404; /* a missing object is an expected answer: do not log it */
     int quiet;     /* never log a failure (the caller explains it) */
     int prefetch;  /* fetched ahead for a sequential reader (the op log says so) */
+    uint64_t hold_ns; /* 0, or how long after it is sent the body may wait in the socket for
+                       * the reader's own buffer (s3_redirect): http_req.hold_until */
     _Atomic uint64_t *rx_tally; /* optional: body bytes received are added here as they land */
     int *pin;      /* requests of one upload: the endpoint they stay on, -1 until chosen
                     * (used only when the client pins uploads) */

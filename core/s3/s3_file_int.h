@@ -59,6 +59,10 @@ struct s3_file {
     time_t mtime;
     struct chunk ch[CHUNK_SLOTS];
     struct readahead ra; /* sequential detection and the prefetch window */
+    size_t last_len;     /* what the reader's last read asked for */
+    uint64_t t_read;     /* when the last read began (stats clock) */
+    uint64_t gap_ns;     /* the time from one large sequential read to the next, averaged */
+    uint64_t body_ps;    /* picoseconds per byte of its recent GETs' bodies (note_body), 0 = none yet */
     int far_seen;        /* the store's distance was looked at for the first ceiling */
     _Atomic uint64_t rx; /* body bytes of this file's GETs received so far: the probe's measure */
     uint64_t tick;

@@ -22,6 +22,7 @@ struct s3_mount {
     size_t part_size;
     int concurrency;
     size_t ra_memory; /* a sequential reader's bytes fetched ahead, at most (ra_split) */
+    int read_hold;    /* CFG_HOLD_*: read-ahead bodies wait for the reader's buffer (s3_read.c) */
     uint64_t stat_ttl_ns;
     dev_t dev; /* st_dev of everything on this mount: no real device uses it */
     time_t mounted_at; /* the time shown for directories (prefixes have none) */

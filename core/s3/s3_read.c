@@ -5,6 +5,7 @@
 #include "s3_file_int.h"
 #include "balance.h"
 
+#include "../config.h"
 #include "../log.h"
 #include "../sys.h"
 #include "s3_xml.h"
@@ -20,8 +21,9 @@
 
 /* --- reading --------------------------------------------------------------------------- */
 
-/* Start fetching [off, off+len) into a free chunk; NULL when no slot or memory is free. */
-static struct chunk *chunk_start(struct s3_file *f, off_t off, size_t len, int ahead)
+/* Start fetching [off, off+len) into a free chunk; NULL when no slot or memory is free.
+ * hold_ns: its body may wait that long in the socket for the reader's buffer. */
+static struct chunk *chunk_start(struct s3_file *f, off_t off, size_t len, int ahead, uint64_t hold_ns)
 {
     struct chunk *c = NULL;
     for (int i = 0; i < CHUNK_SLOTS && !c; i++)
@@ -51,9 +53,20 @@ static struct chunk *chunk_start(struct s3_file *f, off_t off, size_t len, int a
     c->op.dst_cap = len;
     c->op.rx_tally = &f->rx;
     c->op.prefetch = ahead;
+    c->op.hold_ns = hold_ns;
     c->state = CH_PENDING;
     s3_start(&f->m->client, &c->op);
     return c;
+}
+
+/* How fast the bodies of this file's GETs come, waits for a reader's buffer left out: an
+ * average over the last few of a MiB or more (the balancer's estimate of the endpoint
+ * moves over seconds, and one slow body would turn holding off for that long). */
+static void note_body(struct s3_file *f, const struct http_req *r, size_t got)
+{
+    if (got < RA_SPLIT_MIN || !r->t_first_byte || r->t_done <= r->t_first_byte + r->held_ns) return;
+    uint64_t ps = (r->t_done - r->t_first_byte - r->held_ns) * 1000 / got;
+    f->body_ps = f->body_ps ? (3 * f->body_ps + ps) / 4 : ps;
 }
 
 static int read_error(struct s3_file *f, int e)
@@ -75,9 +88,11 @@ static void chunk_collect(struct s3_file *f, struct chunk *c)
     }
     c->collecting = 1;
     pthread_mutex_unlock(&f->lock);
+    if (c->op.hold_ns) s3_redirect(&c->op, c->buf); /* a held body: nobody's buffer takes it whole */
     int e = s3_finish(&f->m->client, &c->op);
     pthread_mutex_lock(&f->lock);
     c->got = c->op.req.got;
+    if (!e) note_body(f, &c->op.req, c->got);
     if (e == -ERANGE) { /* past the end */
         c->got = 0;
         e = 0;
@@ -88,32 +103,51 @@ static void chunk_collect(struct s3_file *f, struct chunk *c)
     pthread_cond_broadcast(&f->cv);
 }
 
-/* Wait for a pending chunk whose whole range the waiting reader's buffer covers, the
- * rest of its body received straight into that buffer (dst) instead of chunk memory
- * and a copy; the chunk is then released. The buffer is the reader's only while it
- * waits, and it waits here until s3_finish() returns, retries and backups included.
- * f->lock held, released while waiting. Returns the bytes in dst or -errno. */
-static ssize_t chunk_collect_into(struct s3_file *f, struct chunk *c, char *dst)
+/* Wait for pending chunks that lie end to end from dst's start and whose whole ranges the
+ * waiting reader's buffer covers (cs[0..n), marked collecting by the caller), the rest of
+ * their bodies received straight into that buffer instead of chunk memory and a copy (a
+ * held body starts only now: all of them at once, so they arrive in parallel); the chunks
+ * are then released. The buffer is the reader's only while it waits, and it waits here
+ * until s3_finish() returns, retries and backups included. f->lock held, released while
+ * waiting. Returns the bytes in dst from its start (short at the object's end or at a
+ * failure, then *err set). */
+static size_t chunks_collect_into(struct s3_file *f, struct chunk **cs, int n, char *dst, int *err)
 {
-    c->collecting = 1; /* nobody else collects it, releases it or reads its memory */
     pthread_mutex_unlock(&f->lock);
-    size_t have = s3_redirect(&c->op, dst);
-    memcpy(dst, c->buf, have); /* what had landed before */
-    slog_debug("s3: %s/%s bytes %lld-%lld go straight into the reader's buffer (%zu were in chunk memory)",
-               f->path.bucket, f->path.key, (long long)c->off, (long long)(c->off + (off_t)c->len - 1), have);
-    int e = s3_finish(&f->m->client, &c->op);
-    pthread_mutex_lock(&f->lock);
-    ssize_t got = (ssize_t)c->op.req.got;
-    if (e == -ERANGE) { /* past the end */
-        got = 0;
-        e = 0;
+    for (int i = 0; i < n; i++) {
+        struct chunk *c = cs[i];
+        char *to = dst + (c->off - cs[0]->off);
+        int held = c->op.hold_ns && c->op.req.engine_rx && atomic_load(&c->op.req.hold_until);
+        size_t have = s3_redirect(&c->op, to);
+        memcpy(to, c->buf, have); /* what had landed before */
+        slog_debug("s3: %s/%s bytes %lld-%lld go straight into the reader's buffer (%zu were in chunk memory%s)",
+                   f->path.bucket, f->path.key, (long long)c->off, (long long)(c->off + (off_t)c->len - 1), have,
+                   held ? "; its body was held for it" : "");
     }
-    s3_op_cleanup(&c->op);
-    c->collecting = 0;
-    c->state = CH_READY;
-    chunk_release(c); /* its bytes are in dst only */
+    size_t total = 0;
+    int whole = 1; /* every chunk before this one came whole */
+    for (int i = 0; i < n; i++) {
+        struct chunk *c = cs[i];
+        int e = s3_finish(&f->m->client, &c->op);
+        size_t got = c->op.req.got;
+        if (e == -ERANGE) { /* past the end */
+            got = 0;
+            e = 0;
+        }
+        if (e && !*err) *err = read_error(f, e);
+        if (whole && !e) total += got;
+        whole = whole && !e && got == c->len;
+    }
+    pthread_mutex_lock(&f->lock);
+    for (int i = 0; i < n; i++) {
+        if (!cs[i]->op.err) note_body(f, &cs[i]->op.req, cs[i]->op.req.got);
+        s3_op_cleanup(&cs[i]->op);
+        cs[i]->collecting = 0;
+        cs[i]->state = CH_READY;
+        chunk_release(cs[i]); /* its bytes are in dst only */
+    }
     pthread_cond_broadcast(&f->cv);
-    return e ? read_error(f, e) : got;
+    return total;
 }
 
 static struct chunk *chunk_find(struct s3_file *f, off_t pos)
@@ -182,6 +216,40 @@ static ssize_t direct_read(struct s3_file *f, char *buf, off_t off, size_t len)
     return err ? err : (ssize_t)total;
 }
 
+/* A reader that reads a part or more at a time (cat and cp read st_blksize, the part
+ * size) and comes back for more at about the pace of the network got most of its
+ * read-ahead copied out of chunk memory: its parts arrived a little before it asked.
+ * When the store sends such a piece within a few milliseconds (the same machine, the
+ * same rack), the read-ahead GETs are sent as before but their bodies wait in the socket
+ * (http_req's hold_until) until the reader comes and hands over its buffer, where they
+ * then land with no copy of ours, what arrived meanwhile at memory speed; in pieces of
+ * half a read, so that two connections fill each read. A body waits at most about twice
+ * the time the reader should take to reach it (100 ms at most), then goes into chunk
+ * memory as before. A reader much slower than the store (its reads come more than four
+ * transfer times apart), or a store further away, keeps the read-ahead's purpose: data
+ * in memory before it is asked for, at the cost of a copy that is small beside the
+ * reader's own time. Sets *len, the chunks' length; returns how long after its request
+ * each may wait (0 = not held). S3SHIM_READ_HOLD=on holds for 1 s whatever the speeds
+ * (tests), off never. */
+#define HOLD_BODY_MAX_NS 8000000ull /* the slowest body (half a read) worth holding */
+#define HOLD_MAX_NS 100000000ull
+#define HOLD_ON_NS 1000000000ull    /* S3SHIM_READ_HOLD=on */
+static uint64_t hold_for(struct s3_file *f, size_t *len)
+{
+    size_t want = f->last_len / 2;
+    if (f->m->read_hold == CFG_HOLD_OFF || want < RA_SPLIT_MIN || want > *len) return 0;
+    uint64_t hold = HOLD_ON_NS;
+    if (f->m->read_hold == CFG_HOLD_AUTO) {
+        uint64_t body = f->body_ps ? want * f->body_ps / 1000 : bal_fastest_body_ns(&f->m->client.bal, want);
+        if (!body || body > HOLD_BODY_MAX_NS || !f->gap_ns || f->gap_ns > 8 * body) return 0;
+        uint64_t reads = (f->ra.window + f->last_len - 1) / f->last_len; /* read-ahead in reads */
+        hold = 2 * (reads + 1) * f->gap_ns + 2000000;
+        if (hold > HOLD_MAX_NS) hold = HOLD_MAX_NS;
+    }
+    *len = want;
+    return hold;
+}
+
 /* Keep the window fetched ahead of from, in part-sized chunks, or in smaller ones once
  * the window holds more than S3SHIM_READAHEAD_MEMORY (ra_split). A chunk at the
  * window's leading edge waits until a whole one fits: a reader of 128 KiB or 1 MiB
@@ -190,6 +258,7 @@ static ssize_t direct_read(struct s3_file *f, char *buf, off_t off, size_t len)
 static void prefetch(struct s3_file *f, off_t from)
 {
     size_t ahead, len = ra_split(f->ra.window, f->m->part_size, f->m->ra_memory, &ahead);
+    uint64_t hold = hold_for(f, &len);
     off_t end = from + (off_t)ahead;
     if (end > f->size) end = f->size;
     int pending = 0;
@@ -206,7 +275,7 @@ static void prefetch(struct s3_file *f, off_t from)
             if (end < f->size) break; /* not a whole chunk's room yet */
             stop = end;
         }
-        if (!chunk_start(f, pos, (size_t)(stop - pos), 1)) break;
+        if (!chunk_start(f, pos, (size_t)(stop - pos), 1, hold)) break;
         pending++;
         pos = stop;
     }
@@ -235,6 +304,13 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
     if (off >= f->size || len == 0) return 0;
     if ((int64_t)len > f->size - off) len = (size_t)(f->size - off);
     pthread_mutex_lock(&f->lock);
+    if (len >= 2 * RA_SPLIT_MIN) { /* the pace of a reader that hold_for() may hold bodies for */
+        uint64_t now = stats_now_ns();
+        if (off == f->ra.next && f->t_read)
+            f->gap_ns = f->gap_ns ? (3 * f->gap_ns + (now - f->t_read)) / 4 : now - f->t_read;
+        f->t_read = now;
+    }
+    f->last_len = len;
     int seq = ra_sequential(&f->ra, off);
     size_t done = 0;
     int err = 0, waited = 0; /* waited: for data still on its way */
@@ -243,12 +319,20 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
         size_t rem = len - done;
         struct chunk *c = chunk_find(f, pos);
         if (c && c->state == CH_PENDING && !c->collecting && pos == c->off && c->len <= rem) {
-            size_t clen = c->len;
-            ssize_t n = chunk_collect_into(f, c, (char *)buf + done);
+            struct chunk *cs[CHUNK_SLOTS]; /* it and the pending chunks after it that the buffer covers */
+            int k = 0;
+            size_t span = 0;
+            for (struct chunk *d = c; d && d->state == CH_PENDING && !d->collecting && d->off == pos + (off_t)span &&
+                                      span + d->len <= rem;
+                 d = chunk_find(f, pos + (off_t)span)) {
+                d->collecting = 1;
+                cs[k++] = d;
+                span += d->len;
+            }
+            size_t n = chunks_collect_into(f, cs, k, (char *)buf + done, &err);
             waited = 1;
-            if (n < 0) err = (int)n;
-            if (n > 0) done += (size_t)n;
-            if (n < (ssize_t)clen) break; /* failed, or the object ended early */
+            done += n;
+            if (n < span) break; /* failed, or the object ended early */
             continue;
         }
         if (c && c->state == CH_PENDING) {
@@ -287,7 +371,7 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
         if (want < rem) want = rem;
         off_t stop = next_cached(f, pos, pos + (off_t)want);
         if (stop > f->size) stop = f->size;
-        if (!chunk_start(f, pos, (size_t)(stop - pos), 0)) { /* no memory or slot: exactly what is asked */
+        if (!chunk_start(f, pos, (size_t)(stop - pos), 0, 0)) { /* no memory or slot: exactly what is asked */
             waited = 1;
             if (direct_step(f, (char *)buf, pos, rem, &done, &err) == 0) break;
         }

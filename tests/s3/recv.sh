@@ -252,6 +252,71 @@ for m in own curl; do
             "$(grep -m3 'retrying\|error:' "$W/blocksmix.$m.err")"
     fi
 done
+# Held read-ahead bodies (S3SHIM_READ_HOLD, core/s3/s3_read.c hold_for): the read-ahead
+# GETs of a reader of a part at a time wait in the socket for its buffer (on: whatever
+# the store's speed, up to 1 s), then land there: with faults, with a reader that pauses
+# longer than the hold (the bodies go to chunk memory after all) and with one that closes
+# the file while bodies wait (they are dropped; a new open reads everything again).
+held() { grep -c "its body was held for it" "$W/$1.err"; }
+HOLD_READER='
+import errno, os, sys, time
+open(sys.argv[1], "w").write("x")
+bs = 5 << 20
+def once():
+    fd = os.open(sys.argv[2], os.O_RDONLY)
+    parts = [os.read(fd, bs)]
+    if os.environ.get("HOLD_CLOSE"):  # bodies held for this reader are dropped at close
+        os.close(fd)
+        fd = os.open(sys.argv[2], os.O_RDONLY)
+        parts = []
+    time.sleep(float(os.environ.get("HOLD_SLEEP", "0")))
+    while True:
+        b = os.read(fd, bs)
+        if not b:
+            break
+        parts.append(b)
+    os.close(fd)
+    return b"".join(parts)
+try:
+    runs = [once() for _ in range(int(os.environ.get("READS", "1")))]
+    if any(r != runs[0] for r in runs):
+        sys.exit(7)
+except OSError as e:
+    sys.exit(5 if e.errno == errno.EIO else 6)
+open(sys.argv[3], "wb").write(runs[0])
+'
+READER=$HOLD_READER
+run own held "$CLEAN" S3SHIM_PART_SIZE=5M S3SHIM_READ_HOLD=on
+expired=$(grep -c "nobody took the held body" "$W/held.own.err")
+if [ "$(rc held.own)" = 0 ] && cmp -s "$W/obj" "$W/held.own.out" && [ "$(held held.own)" -gt 0 ] && [ "$expired" = 0 ]; then
+    pass "held bodies: $(held held.own) read-ahead GETs waited in the socket for the reader's buffer, identical bytes"
+else
+    fail "held bodies: read-ahead GETs wait for the reader's buffer (none left to expire)" \
+        "exit $(rc held.own), held $(held held.own), expired $expired" \
+        "$(grep -m3 'error:' "$W/held.own.err")"
+fi
+run own heldmix "$FP_URL" S3SHIM_TIMEOUT=1 S3SHIM_PART_SIZE=5M S3SHIM_READ_HOLD=on READS=6
+if [ "$(rc heldmix.own)" = 0 ] && cmp -s "$W/obj" "$W/heldmix.own.out"; then
+    pass "held bodies with resets, 500s and stalls: $(($(attempts heldmix.own) - 1)) retries, $(held heldmix.own) held, identical bytes"
+else
+    fail "held bodies with resets, 500s and stalls" "exit $(rc heldmix.own)" "$(grep -m3 'retrying\|error:' "$W/heldmix.own.err")"
+fi
+run own heldlate "$CLEAN" S3SHIM_PART_SIZE=5M S3SHIM_READ_HOLD=on HOLD_SLEEP=1.3
+late=$(grep -c "nobody took the held body within its hold" "$W/heldlate.own.err")
+if [ "$(rc heldlate.own)" = 0 ] && cmp -s "$W/obj" "$W/heldlate.own.out" && [ "$late" -gt 0 ]; then
+    pass "a reader slower than the hold: $late held bodies went to chunk memory when nobody came, identical bytes"
+else
+    fail "a reader slower than the hold: held bodies go to chunk memory" "exit $(rc heldlate.own), late $late" \
+        "$(grep -m3 'error:' "$W/heldlate.own.err")"
+fi
+run own heldclose "$CLEAN" S3SHIM_PART_SIZE=5M S3SHIM_READ_HOLD=on HOLD_CLOSE=1
+if [ "$(rc heldclose.own)" = 0 ] && cmp -s "$W/obj" "$W/heldclose.own.out"; then
+    pass "a file closed while bodies wait for its reader: dropped, the next open reads identical bytes"
+else
+    fail "a file closed while bodies wait for its reader" "exit $(rc heldclose.own)" "$(grep -m3 'error:' "$W/heldclose.own.err")"
+fi
+READER=$BLOCKS_READER
+
 # Hedging: two endpoints, one of which stalls some answers mid-body for 3 s; a backup's
 # answer is copied into the reader's buffer. The other endpoint is 20 ms slower, so that
 # most reads go to the stalling one (as in endpoints.sh). Stalls are drawn at random: a

@@ -407,6 +407,30 @@ static void test_threads_least_rr(void **state)
     run_threads(3, BAL_RR);
 }
 
+/* The fastest sender's body time (s3_read.c's hold_for starts from it): none before a
+ * body of 64 KiB or more was measured, the faster endpoint's once both have one, an
+ * ejected endpoint left out. */
+static void test_fastest_body(void **state)
+{
+    struct balancer b;
+    assert_int_equal(bal_init(&b, 2, BAL_SEWT), 0);
+    assert_int_equal(bal_fastest_body_ns(&b, 4 << 20), 0);
+    serve(&b, 0, T0, 1 * MS, 1 * MS, 1000); /* too small to say anything about bandwidth */
+    assert_int_equal(bal_fastest_body_ns(&b, 4 << 20), 0);
+    serve(&b, 0, T0, 1 * MS, 8 * MS, 4 << 20); /* 4 MiB in 8 ms */
+    uint64_t t = bal_fastest_body_ns(&b, 4 << 20);
+    assert_true(t > 7990 * US && t <= 8 * MS); /* picoseconds per byte, rounded down */
+    serve(&b, 1, T0, 5 * MS, 2 * MS, 4 << 20); /* further away, but sends 4x faster */
+    t = bal_fastest_body_ns(&b, 4 << 20);
+    assert_true(t > 1990 * US && t <= 2 * MS);
+    assert_true(bal_fastest_body_ns(&b, 2 << 20) > 990 * US && bal_fastest_body_ns(&b, 2 << 20) <= 1 * MS);
+    for (int k = 0; k < 8; k++) bal_done(&b, 1, BAL_FAIL, 0, T0 + S, 0, T0 + S + MS, 0); /* ejected */
+    assert_true(bal_ejected(&b, 1, T0 + S + 2 * MS));
+    t = bal_fastest_body_ns(&b, 4 << 20);
+    assert_true(t > 7990 * US && t <= 8 * MS);
+    bal_free(&b);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -426,6 +450,7 @@ int main(void)
         cmocka_unit_test(test_failure_raises_score),
         cmocka_unit_test(test_hedge_delay_and_budget),
         cmocka_unit_test(test_many_endpoints),
+        cmocka_unit_test(test_fastest_body),
         cmocka_unit_test(test_threads_sewt_4),
         cmocka_unit_test(test_threads_sewt_32),
         cmocka_unit_test(test_threads_least_rr),
