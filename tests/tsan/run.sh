@@ -137,6 +137,8 @@ if [ -x "$S3BIN" ] && [ "${S3SHIM_TSAN_S3:-1}" = 1 ]; then
         if s3_put "$tmp/obj" tsan/obj >/dev/null; then
             S3SHIM_PART_SIZE=5M check s3 "tsan: S3 data path: threads of random preads on one object, threads of sequential part-sized reads, threads of multipart uploads read back, threads writing one file behind, threads making temporaries (renamed or removed)" \
                 "$S3BIN" "/s3/$S3_BUCKET/tsan" "$tmp/obj"
+            S3SHIM_READ_HOLD=on S3SHIM_PART_SIZE=5M check s3hold "tsan: the same with every sequential reader's read-ahead bodies held in the socket for its buffer (S3SHIM_READ_HOLD=on)" \
+                "$S3BIN" "/s3/$S3_BUCKET/tsan" "$tmp/obj"
             case ${S3RIG_ENDPOINTS:-} in
             *,*)
                 S3SHIM_ENDPOINTS=$S3RIG_ENDPOINTS S3SHIM_PART_SIZE=5M check s3multi \
