@@ -206,23 +206,30 @@ fi
 # 8. The waiting reader's buffer (s3_file.c, chunk_collect_into): a reader that reads a
 #    part at a time waits for prefetched parts, whose bodies then land in its buffer; with
 #    faults the retries and backups must write there only while it waits. The program
-#    reads with os.read() in blocks of one part (5 MiB), like cat (st_blksize).
+#    reads with os.read() in blocks of one part (5 MiB), like cat (st_blksize); READS=N
+#    reads it N times over, PAUSE_S waits after the first block, REOPEN=1 closes the file
+#    after it and reads everything from a new open.
 BLOCKS_READER='
-import errno, os, sys
+import errno, os, sys, time
 open(sys.argv[1], "w").write("x")
 bs = 5 << 20
-try:
-    runs = []
-    for _ in range(int(os.environ.get("READS", "1"))):
+def once():
+    fd = os.open(sys.argv[2], os.O_RDONLY)
+    parts = [os.read(fd, bs)]
+    if os.environ.get("REOPEN"):  # (what was fetched ahead for the first open is dropped)
+        os.close(fd)
         fd = os.open(sys.argv[2], os.O_RDONLY)
         parts = []
-        while True:
-            b = os.read(fd, bs)
-            if not b:
-                break
-            parts.append(b)
-        os.close(fd)
-        runs.append(b"".join(parts))
+    time.sleep(float(os.environ.get("PAUSE_S", "0")))
+    while True:
+        b = os.read(fd, bs)
+        if not b:
+            break
+        parts.append(b)
+    os.close(fd)
+    return b"".join(parts)
+try:
+    runs = [once() for _ in range(int(os.environ.get("READS", "1")))]
     if any(r != runs[0] for r in runs):
         sys.exit(7)
 except OSError as e:
@@ -258,34 +265,6 @@ done
 # longer than the hold (the bodies go to chunk memory after all) and with one that closes
 # the file while bodies wait (they are dropped; a new open reads everything again).
 held() { grep -c "its body was held for it" "$W/$1.err"; }
-HOLD_READER='
-import errno, os, sys, time
-open(sys.argv[1], "w").write("x")
-bs = 5 << 20
-def once():
-    fd = os.open(sys.argv[2], os.O_RDONLY)
-    parts = [os.read(fd, bs)]
-    if os.environ.get("HOLD_CLOSE"):  # bodies held for this reader are dropped at close
-        os.close(fd)
-        fd = os.open(sys.argv[2], os.O_RDONLY)
-        parts = []
-    time.sleep(float(os.environ.get("HOLD_SLEEP", "0")))
-    while True:
-        b = os.read(fd, bs)
-        if not b:
-            break
-        parts.append(b)
-    os.close(fd)
-    return b"".join(parts)
-try:
-    runs = [once() for _ in range(int(os.environ.get("READS", "1")))]
-    if any(r != runs[0] for r in runs):
-        sys.exit(7)
-except OSError as e:
-    sys.exit(5 if e.errno == errno.EIO else 6)
-open(sys.argv[3], "wb").write(runs[0])
-'
-READER=$HOLD_READER
 run own held "$CLEAN" S3SHIM_PART_SIZE=5M S3SHIM_READ_HOLD=on
 expired=$(grep -c "nobody took the held body" "$W/held.own.err")
 if [ "$(rc held.own)" = 0 ] && cmp -s "$W/obj" "$W/held.own.out" && [ "$(held held.own)" -gt 0 ] && [ "$expired" = 0 ]; then
@@ -301,7 +280,7 @@ if [ "$(rc heldmix.own)" = 0 ] && cmp -s "$W/obj" "$W/heldmix.own.out"; then
 else
     fail "held bodies with resets, 500s and stalls" "exit $(rc heldmix.own)" "$(grep -m3 'retrying\|error:' "$W/heldmix.own.err")"
 fi
-run own heldlate "$CLEAN" S3SHIM_PART_SIZE=5M S3SHIM_READ_HOLD=on HOLD_SLEEP=1.3
+run own heldlate "$CLEAN" S3SHIM_PART_SIZE=5M S3SHIM_READ_HOLD=on PAUSE_S=1.3
 late=$(grep -c "nobody took the held body within its hold" "$W/heldlate.own.err")
 if [ "$(rc heldlate.own)" = 0 ] && cmp -s "$W/obj" "$W/heldlate.own.out" && [ "$late" -gt 0 ]; then
     pass "a reader slower than the hold: $late held bodies went to chunk memory when nobody came, identical bytes"
@@ -309,13 +288,12 @@ else
     fail "a reader slower than the hold: held bodies go to chunk memory" "exit $(rc heldlate.own), late $late" \
         "$(grep -m3 'error:' "$W/heldlate.own.err")"
 fi
-run own heldclose "$CLEAN" S3SHIM_PART_SIZE=5M S3SHIM_READ_HOLD=on HOLD_CLOSE=1
+run own heldclose "$CLEAN" S3SHIM_PART_SIZE=5M S3SHIM_READ_HOLD=on REOPEN=1
 if [ "$(rc heldclose.own)" = 0 ] && cmp -s "$W/obj" "$W/heldclose.own.out"; then
     pass "a file closed while bodies wait for its reader: dropped, the next open reads identical bytes"
 else
     fail "a file closed while bodies wait for its reader" "exit $(rc heldclose.own)" "$(grep -m3 'error:' "$W/heldclose.own.err")"
 fi
-READER=$BLOCKS_READER
 
 # Hedging: two endpoints, one of which stalls some answers mid-body for 3 s; a backup's
 # answer is copied into the reader's buffer. The other endpoint is 20 ms slower, so that
