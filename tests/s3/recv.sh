@@ -274,6 +274,17 @@ else
         "exit $(rc held.own), held $(held held.own), expired $expired" \
         "$(grep -m3 'error:' "$W/held.own.err")"
 fi
+# Their connections get a receive buffer that holds a whole body (2.5 MiB here) where the
+# system allows one that large (net.core.rmem_max), and keep the kernel's otherwise.
+rmem=$(cat /proc/sys/net/core/rmem_max 2>/dev/null || echo 0)
+roomy=$(grep -c "with a receive buffer of [0-9]* bytes, for held bodies" "$W/held.own.err")
+if [ "$rmem" -ge $(((5 << 19) + (64 << 10))) ]; then
+    [ "$roomy" -gt 0 ] && pass "held bodies: rmem_max $rmem, $roomy connections with room for a whole body" ||
+        fail "held bodies: connections with room for a whole body (rmem_max $rmem)" "none in the log"
+else
+    [ "$roomy" = 0 ] && pass "held bodies: rmem_max $rmem is below a body: the kernel's buffers kept" ||
+        fail "held bodies: rmem_max $rmem is below a body: the kernel's buffers kept" "$roomy connections set one"
+fi
 run own heldmix "$FP_URL" S3SHIM_TIMEOUT=1 S3SHIM_PART_SIZE=5M S3SHIM_READ_HOLD=on READS=6
 if [ "$(rc heldmix.own)" = 0 ] && cmp -s "$W/obj" "$W/heldmix.own.out"; then
     pass "held bodies with resets, 500s and stalls: $(($(attempts heldmix.own) - 1)) retries, $(held heldmix.own) held, identical bytes"
