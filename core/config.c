@@ -33,7 +33,7 @@ const char *const cfg_known[][3] = {
     {"S3SHIM_STAT_TTL", "seconds metadata stays cached, 0 = off", "5"},
     {"S3SHIM_IO_THREADS", "HTTP engine threads", "2"},
     {"S3SHIM_TIMEOUT", "seconds a stalled transfer waits before a retry", "30"},
-    {"S3SHIM_READ_HOLD", "auto|on|off: read-ahead bodies wait in the socket for a reader of half a part or more per read, then land in its buffer (auto: from a store that sends such a piece within 8 ms)", "auto"},
+    {"S3SHIM_READ_HOLD", "auto|on|off: read-ahead bodies wait in the socket for a reader of 1 MiB or more per read, then land in its buffer (auto: from a store that sends such a piece within 8 ms)", "auto"},
     {"S3SHIM_HTTP_RECV", "own|curl who receives plain-http reads: s3shim into the read buffer, or libcurl for every request", "own"},
     {"S3SHIM_NO_SIGN", "1: anonymous requests (public buckets)", "0"},
     {"S3SHIM_ENDPOINTS", "URL,URL,... S3 endpoints of one store, used together (unset: AWS_ENDPOINT_URL...)", NULL},

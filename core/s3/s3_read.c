@@ -216,14 +216,15 @@ static ssize_t direct_read(struct s3_file *f, char *buf, off_t off, size_t len)
     return err ? err : (ssize_t)total;
 }
 
-/* A reader that reads a part or more at a time (cat and cp read st_blksize, the part
- * size) and comes back for more at about the pace of the network got most of its
+/* A reader that reads 1 MiB or more at a time (cat and cp read st_blksize, the part
+ * size; dd bs=1M) and comes back for more at about the pace of the network got most of its
  * read-ahead copied out of chunk memory: its parts arrived a little before it asked.
  * When the store sends such a piece within a few milliseconds (the same machine, the
  * same rack), the read-ahead GETs are sent as before but their bodies wait in the socket
  * (http_req's hold_until) until the reader comes and hands over its buffer, where they
  * then land with no copy of ours, what arrived meanwhile at memory speed; in pieces of
- * half a read, so that two connections fill each read. A body waits at most about twice
+ * half a read, so that two connections fill each read (a whole read under 2 MiB: dd bs=1M
+ * went 1.8x faster so, more GETs in flight at once than two per read). A body waits at most about twice
  * the time the reader should take to reach it (100 ms at most), then goes into chunk
  * memory as before. A reader much slower than the store (its reads come more than four
  * transfer times apart), or a store further away, keeps the read-ahead's purpose: data
@@ -231,12 +232,13 @@ static ssize_t direct_read(struct s3_file *f, char *buf, off_t off, size_t len)
  * reader's own time. Sets *len, the chunks' length; returns how long after its request
  * each may wait (0 = not held). S3SHIM_READ_HOLD=on holds for 1 s whatever the speeds
  * (tests), off never. */
-#define HOLD_BODY_MAX_NS 8000000ull /* the slowest body (half a read) worth holding */
+#define HOLD_BODY_MAX_NS 8000000ull /* the slowest body (a piece) worth holding */
 #define HOLD_MAX_NS 100000000ull
 #define HOLD_ON_NS 1000000000ull    /* S3SHIM_READ_HOLD=on */
 static uint64_t hold_for(struct s3_file *f, size_t *len)
 {
     size_t want = f->last_len / 2;
+    if (want < RA_SPLIT_MIN) want = f->last_len; /* a reader of 1 to 2 MiB: a piece per read */
     if (f->m->read_hold == CFG_HOLD_OFF || want < RA_SPLIT_MIN || want > *len) return 0;
     uint64_t hold = HOLD_ON_NS;
     if (f->m->read_hold == CFG_HOLD_AUTO) {
@@ -304,7 +306,7 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
     if (off >= f->size || len == 0) return 0;
     if ((int64_t)len > f->size - off) len = (size_t)(f->size - off);
     pthread_mutex_lock(&f->lock);
-    if (len >= 2 * RA_SPLIT_MIN) { /* the pace of a reader that hold_for() may hold bodies for */
+    if (len >= RA_SPLIT_MIN) { /* the pace of a reader that hold_for() may hold bodies for */
         uint64_t now = stats_now_ns();
         if (off == f->ra.next && f->t_read)
             f->gap_ns = f->gap_ns ? (3 * f->gap_ns + (now - f->t_read)) / 4 : now - f->t_read;

@@ -208,11 +208,11 @@ fi
 #    faults the retries and backups must write there only while it waits. The program
 #    reads with os.read() in blocks of one part (5 MiB), like cat (st_blksize); READS=N
 #    reads it N times over, PAUSE_S waits after the first block, REOPEN=1 closes the file
-#    after it and reads everything from a new open.
+#    after it and reads everything from a new open, BS sets another block size.
 BLOCKS_READER='
 import errno, os, sys, time
 open(sys.argv[1], "w").write("x")
-bs = 5 << 20
+bs = int(os.environ.get("BS", 5 << 20))
 def once():
     fd = os.open(sys.argv[2], os.O_RDONLY)
     parts = [os.read(fd, bs)]
@@ -284,6 +284,13 @@ if [ "$rmem" -ge $(((5 << 19) + (64 << 10))) ]; then
 else
     [ "$roomy" = 0 ] && pass "held bodies: rmem_max $rmem is below a body: the kernel's buffers kept" ||
         fail "held bodies: rmem_max $rmem is below a body: the kernel's buffers kept" "$roomy connections set one"
+fi
+run own held1m "$CLEAN" S3SHIM_PART_SIZE=5M S3SHIM_READ_HOLD=on BS=$((1 << 20))
+if [ "$(rc held1m.own)" = 0 ] && cmp -s "$W/obj" "$W/held1m.own.out" && [ "$(held held1m.own)" -gt 4 ]; then
+    pass "held bodies for a reader of 1 MiB at a time (a piece per read): $(held held1m.own) held, identical bytes"
+else
+    fail "held bodies for a reader of 1 MiB at a time" "exit $(rc held1m.own), held $(held held1m.own)" \
+        "$(grep -m3 'error:' "$W/held1m.own.err")"
 fi
 run own heldmix "$FP_URL" S3SHIM_TIMEOUT=1 S3SHIM_PART_SIZE=5M S3SHIM_READ_HOLD=on READS=6
 if [ "$(rc heldmix.own)" = 0 ] && cmp -s "$W/obj" "$W/heldmix.own.out"; then
