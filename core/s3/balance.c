@@ -321,6 +321,22 @@ int bal_hedge_allowed(struct balancer *b)
 
 void bal_hedge_count(struct balancer *b) { atomic_fetch_add_explicit(&b->hedges, 1, memory_order_relaxed); }
 
+uint64_t bal_quickest_ttfb_ns(struct balancer *b)
+{
+    uint64_t best = 0;
+    for (int i = 0; i < b->n; i++) {
+        struct bal_ep *e = &b->ep[i];
+        unsigned pos = atomic_load_explicit(&e->ring_pos, memory_order_relaxed);
+        if (!pos || ld(&e->eject_until_ns)) continue;
+        unsigned n = pos < BAL_RING ? pos : BAL_RING;
+        for (unsigned k = 0; k < n; k++) {
+            uint64_t t = (uint64_t)atomic_load_explicit(&e->ring_us[k], memory_order_relaxed) * 1000 + 1;
+            if (!best || t < best) best = t;
+        }
+    }
+    return best;
+}
+
 uint64_t bal_fastest_body_ns(struct balancer *b, uint64_t bytes)
 {
     uint64_t best = 0;

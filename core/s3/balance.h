@@ -110,6 +110,10 @@ uint64_t bal_hedge_delay(struct balancer *b, int i, uint64_t bytes);
 /* The estimated time to first byte of the nearest endpoint that has answered (0: none
  * has yet): how far away the store is, for the read-ahead's first ceiling. */
 uint64_t bal_nearest_ns(struct balancer *b);
+/* The shortest time to first byte among the recent answers (BAL_RING per endpoint) of
+ * the endpoints in service: what a request costs the store when nothing waits ahead of
+ * it (0: no answer yet). */
+uint64_t bal_quickest_ttfb_ns(struct balancer *b);
 /* The expected time of a body of `bytes` from the endpoint in service that sends fastest
  * (0: none has sent one yet). */
 uint64_t bal_fastest_body_ns(struct balancer *b, uint64_t bytes);

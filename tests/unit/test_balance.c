@@ -431,6 +431,29 @@ static void test_fastest_body(void **state)
     bal_free(&b);
 }
 
+/* The quickest recent first byte (s3_read.c holds a GET per read only below 2 ms): the
+ * smallest of the recent answers, not their average; an ejected endpoint left out. */
+static void test_quickest_ttfb(void **state)
+{
+    struct balancer b;
+    assert_int_equal(bal_init(&b, 2, BAL_SEWT), 0);
+    assert_int_equal(bal_quickest_ttfb_ns(&b), 0);
+    serve(&b, 0, T0, 6 * MS, 1 * MS, 1 << 20);
+    serve(&b, 0, T0 + MS, 100 * US, 1 * MS, 1 << 20); /* one quick answer among slow ones */
+    serve(&b, 0, T0 + 2 * MS, 5 * MS, 1 * MS, 1 << 20);
+    uint64_t t = bal_quickest_ttfb_ns(&b);
+    assert_true(t >= 100 * US && t <= 101 * US);
+    assert_true(bal_nearest_ns(&b) > 1 * MS); /* the average is far above it */
+    serve(&b, 1, T0, 50 * US, 1 * MS, 1 << 20);
+    t = bal_quickest_ttfb_ns(&b);
+    assert_true(t >= 50 * US && t <= 51 * US);
+    for (int k = 0; k < 8; k++) bal_done(&b, 1, BAL_FAIL, 0, T0 + S, 0, T0 + S + MS, 0); /* ejected */
+    assert_true(bal_ejected(&b, 1, T0 + S + 2 * MS));
+    t = bal_quickest_ttfb_ns(&b);
+    assert_true(t >= 100 * US && t <= 101 * US);
+    bal_free(&b);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -451,6 +474,7 @@ int main(void)
         cmocka_unit_test(test_hedge_delay_and_budget),
         cmocka_unit_test(test_many_endpoints),
         cmocka_unit_test(test_fastest_body),
+        cmocka_unit_test(test_quickest_ttfb),
         cmocka_unit_test(test_threads_sewt_4),
         cmocka_unit_test(test_threads_sewt_32),
         cmocka_unit_test(test_threads_least_rr),
