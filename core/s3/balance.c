@@ -249,6 +249,12 @@ static int eject(struct balancer *b, struct bal_ep *e, uint64_t now)
 int bal_done(struct balancer *b, int i, enum bal_outcome o, unsigned ahead, uint64_t t_submit, uint64_t t_first,
              uint64_t t_done, uint64_t bytes)
 {
+    return bal_done_held(b, i, o, ahead, t_submit, t_first, t_done, 0, bytes);
+}
+
+int bal_done_held(struct balancer *b, int i, enum bal_outcome o, unsigned ahead, uint64_t t_submit,
+                  uint64_t t_first, uint64_t t_done, uint64_t held, uint64_t bytes)
+{
     struct bal_ep *e = &b->ep[i];
     uint64_t now = t_done;
     atomic_fetch_sub_explicit(&e->inflight, 1, memory_order_relaxed);
@@ -256,9 +262,11 @@ int bal_done(struct balancer *b, int i, enum bal_outcome o, unsigned ahead, uint
     int first = ld(&e->samples) == 0;
     uint64_t dt = now - ld(&e->sampled_ns);
     uint64_t took = t_done - t_submit;
+    took = took > held ? took - held : 0;
     if (o == BAL_OK) {
         uint64_t ttfb = t_first && t_first >= t_submit ? t_first - t_submit : took;
         uint64_t body_ns = t_first ? t_done - t_first : 0;
+        body_ns = body_ns > held ? body_ns - held : 0;
         if (bytes >= XFER_MIN_BYTES && body_ns) /* bandwidth: a plain average */
             ewma(&e->xfer_ps, body_ns * 1000 / bytes, dt, b->tau_ns, !ld(&e->xfer_ps));
         /* Alone, the answer is the endpoint's service time; with requests ahead, what it

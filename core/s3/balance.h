@@ -100,6 +100,11 @@ void bal_release(struct balancer *b, int i);
 int bal_done(struct balancer *b, int i, enum bal_outcome o, unsigned ahead, uint64_t t_submit, uint64_t t_first,
              uint64_t t_done, uint64_t bytes);
 
+/* bal_done for an answer whose body waited `held` ns, after its first byte, for someone
+ * to receive it (a read-ahead body held for its reader): that time is left out. */
+int bal_done_held(struct balancer *b, int i, enum bal_outcome o, unsigned ahead, uint64_t t_submit,
+                  uint64_t t_first, uint64_t t_done, uint64_t held, uint64_t bytes);
+
 /* The endpoint's current score for a request of `bytes` (what bal_pick compares;
  * exposed for tests and the benchmark). */
 uint64_t bal_score(struct balancer *b, int i, uint64_t bytes, uint64_t now);

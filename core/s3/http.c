@@ -70,6 +70,14 @@ static void flight_take(void)
     pthread_mutex_unlock(&eng.flight_lock);
 }
 
+int http_flights_scarce(void)
+{
+    pthread_mutex_lock(&eng.flight_lock);
+    int scarce = eng.set.max_inflight > 0 && eng.inflight >= eng.set.max_inflight / 2;
+    pthread_mutex_unlock(&eng.flight_lock);
+    return scarce;
+}
+
 static void flight_give(void)
 {
     pthread_mutex_lock(&eng.flight_lock);
@@ -368,7 +376,8 @@ static void start_queued(struct worker *w)
             q = next;
             continue;
         }
-        q->engine_rx = 0; /* libcurl, then */
+        q->engine_rx = 0; /* libcurl, then: it receives at once */
+        atomic_store(&q->hold_until, 0);
         CURL *h = easy_get(w);
         int e = h ? setup(h, q) : -ENOMEM;
         if (e == 0 && curlapi.multi_add_handle(w->multi, h) == CURLM_OK) {
@@ -527,6 +536,7 @@ int http_submit(struct http_req *r)
     int e = lite ? 0 : start_engine();
     pthread_mutex_unlock(&eng.lock);
     if (lite) { /* on this thread, now: see http_lite.h */
+        atomic_store(&r->hold_until, 0); /* received at once */
         int saved = errno; /* the program's: readdir() callers tell its end from an error by errno */
         r->engine_private = r->engine_worker = r->engine_handle = NULL;
         r->finished = r->cancel_queued = r->cancelled = 0;
@@ -549,6 +559,7 @@ int http_submit(struct http_req *r)
     r->engine_handle = NULL;
     r->finished = r->cancel_queued = r->cancelled = 0;
     r->engine_rx = http_rx_wants(r, &eng.set); /* here: it reads the environment, which is the program's */
+    if (!r->engine_rx) atomic_store(&r->hold_until, 0); /* libcurl receives at once */
     flight_take();
     pthread_mutex_lock(&w->qlock);
     if (w->qtail)

@@ -113,6 +113,10 @@ void http_cancel(struct http_req *r);
  * whatever later attempts are sent with. A held body (hold_until) goes on at once; with
  * ndst the old dst, that is all this does. */
 size_t http_redirect(struct http_req *r, void *ndst);
+/* Are half or more of the process's requests in flight (S3SHIM_MAX_REQUESTS) taken? A
+ * held body keeps its slot until its reader comes, and a reader that waits for a slot
+ * (http_submit) while others' held bodies wait for it would stall them all. */
+int http_flights_scarce(void);
 void http_group_init(struct http_group *g);
 void http_group_destroy(struct http_group *g);
 void http_group_attach(struct http_req *r, struct http_group *g);

@@ -36,7 +36,7 @@ struct xfer {
     int retried;    /* a stale kept connection was replaced once already */
     int keep;       /* the connection may serve the next request */
     size_t room;    /* the receive buffer asked for on this connection (hold_room_for), 0 = the kernel's */
-    size_t want_room; /* what a new connection for this request asks for */
+    size_t want_room; /* what a new connection for this request asks for (a stale kept one's redial too) */
     int chunked;    /* the body comes in chunks (ST_BODY returns to ST_CHUNK_END) */
     int head_line;  /* the next line is a status line */
     int64_t clen;   /* Content-Length of the response being read, -1 = none */
@@ -370,13 +370,14 @@ static int held(struct xfer *t)
     struct http_req *r = t->r;
     uint64_t h = atomic_load_explicit(&r->hold_until, memory_order_acquire);
     uint64_t now = h || t->t_held ? stats_now_ns() : 0;
-    if (h && now < h) {
+    if (h && now < h && r->hdr_status < 300) { /* (an error document goes on at once) */
         if (!t->t_held) t->t_held = now;
         return 1;
     }
-    if (h) { /* nobody came in time: into dst as it is */
+    if (h) { /* nobody came in time (or an error): into dst as it is */
         atomic_store(&r->hold_until, 0);
-        slog_debug("http: %s: nobody took the held body within its hold: received now", r->url);
+        if (t->t_held && r->hdr_status < 300)
+            slog_debug("http: %s: nobody took the held body within its hold: received now", r->url);
     }
     if (t->t_held) {
         r->held_ns += now - t->t_held;
@@ -551,12 +552,12 @@ void http_rx_perform(struct http_rx *x, const struct http_settings *set, void (*
         struct http_req *r = t->r;
         int ended;
         if (t->st == ST_CONNECT && t->fd < 0 && !r->curl_code) { /* new: a kept connection, or dial */
-            size_t room = atomic_load_explicit(&r->hold_until, memory_order_relaxed) ? hold_room_for(r->dst_cap) : 0;
-            t->fd = pool_take(x, t->authority, room, &t->room);
+            t->want_room = atomic_load_explicit(&r->hold_until, memory_order_relaxed) ? hold_room_for(r->dst_cap) : 0;
+            t->fd = pool_take(x, t->authority, t->want_room, &t->room);
             t->reused = t->fd >= 0;
             if (t->reused)
                 t->st = ST_SEND;
-            else if ((t->want_room = room, dial(t, set)) < 0)
+            else if (dial(t, set) < 0)
                 t->st = ST_DONE;
         }
         ended = r->curl_code ? 1 : step(t, set);

@@ -201,10 +201,13 @@ static void attempt_ended(struct http_req *r, void *arg)
     struct s3_endpoint *ep = &c->ep[op->epi];
     enum bal_outcome o = outcome(r);
     uint64_t bytes = r->got + (strcmp(op->method, "PUT") == 0 ? op->body_len : 0);
-    /* the time a body waited for the reader's buffer (hold_ns) is the reader's, not the endpoint's */
+    /* The time a body waited for the reader's buffer (hold_ns) is the reader's, not the
+     * endpoint's; and what the body took after the wait was mostly a copy out of the
+     * socket, which says nothing about the endpoint's bandwidth (no bytes for that). */
     stats_record(&ep->stats, STK_REQ, r->t_submit + r->held_ns, bytes, o != BAL_OK);
     if (op->ol_id) log_attempt(op, r, ep);
-    if (bal_done(&c->bal, op->epi, o, op->ahead, r->t_submit, r->t_first_byte, r->t_done - r->held_ns, bytes)) {
+    if (bal_done_held(&c->bal, op->epi, o, op->ahead, r->t_submit, r->t_first_byte, r->t_done, r->held_ns,
+                      r->held_ns ? 0 : bytes)) {
         stats_record(&ep->stats, STK_EJECT, r->t_done, 0, 0);
         slog_warn("s3: endpoint %s is failing (%s); sending requests elsewhere until a probe succeeds", ep->url,
                   r->curl_code ? http_strerror(r) : "HTTP error");

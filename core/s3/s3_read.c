@@ -59,13 +59,14 @@ static struct chunk *chunk_start(struct s3_file *f, off_t off, size_t len, int a
     return c;
 }
 
-/* How fast the bodies of this file's GETs come, waits for a reader's buffer left out: an
- * average over the last few of a MiB or more (the balancer's estimate of the endpoint
- * moves over seconds, and one slow body would turn holding off for that long). */
+/* How fast the bodies of this file's GETs come: an average over the last few of a MiB or
+ * more (the balancer's estimate of the endpoint moves over seconds, and one slow body
+ * would turn holding off for that long). A held body says nothing: what it took after
+ * its reader came was mostly a copy out of the socket. */
 static void note_body(struct s3_file *f, const struct http_req *r, size_t got)
 {
-    if (got < RA_SPLIT_MIN || !r->t_first_byte || r->t_done <= r->t_first_byte + r->held_ns) return;
-    uint64_t ps = (r->t_done - r->t_first_byte - r->held_ns) * 1000 / got;
+    if (got < RA_SPLIT_MIN || r->held_ns || !r->t_first_byte || r->t_done <= r->t_first_byte) return;
+    uint64_t ps = (r->t_done - r->t_first_byte) * 1000 / got;
     f->body_ps = f->body_ps ? (3 * f->body_ps + ps) / 4 : ps;
 }
 
@@ -117,7 +118,7 @@ static size_t chunks_collect_into(struct s3_file *f, struct chunk **cs, int n, c
     for (int i = 0; i < n; i++) {
         struct chunk *c = cs[i];
         char *to = dst + (c->off - cs[0]->off);
-        int held = c->op.hold_ns && c->op.req.engine_rx && atomic_load(&c->op.req.hold_until);
+        int held = c->op.hold_ns && atomic_load(&c->op.req.hold_until);
         size_t have = s3_redirect(&c->op, to);
         memcpy(to, c->buf, have); /* what had landed before */
         slog_debug("s3: %s/%s bytes %lld-%lld go straight into the reader's buffer (%zu were in chunk memory%s)",
@@ -226,8 +227,8 @@ static ssize_t direct_read(struct s3_file *f, char *buf, off_t off, size_t len)
  * half a read, so that two connections fill each read (a whole read under 2 MiB, from a
  * store that answers within 2 ms: dd bs=1M went 1.8x faster so). A body waits at most about twice
  * the time the reader should take to reach it (100 ms at most), then goes into chunk
- * memory as before. A reader much slower than the store (its reads come more than four
- * transfer times apart), or a store further away, keeps the read-ahead's purpose: data
+ * memory as before. A reader much slower than the store (its reads come more than eight
+ * piece transfer times apart), or a store further away, keeps the read-ahead's purpose: data
  * in memory before it is asked for, at the cost of a copy that is small beside the
  * reader's own time. Sets *len, the chunks' length; returns how long after its request
  * each may wait (0 = not held). S3SHIM_READ_HOLD=on holds for 1 s whatever the speeds
@@ -246,7 +247,7 @@ static uint64_t hold_for(struct s3_file *f, size_t *len)
     size_t want = f->last_len / 2;
     int each = want < RA_SPLIT_MIN; /* a reader of 1 to 2 MiB: a GET per read */
     if (each) want = f->last_len;
-    if (f->m->read_hold == CFG_HOLD_OFF || want < RA_SPLIT_MIN || want > *len) return 0;
+    if (f->m->read_hold == CFG_HOLD_OFF || want < RA_SPLIT_MIN || want > *len || http_flights_scarce()) return 0;
     uint64_t hold = HOLD_ON_NS;
     if (f->m->read_hold == CFG_HOLD_AUTO) {
         uint64_t body = f->body_ps ? want * f->body_ps / 1000 : bal_fastest_body_ns(&f->m->client.bal, want);

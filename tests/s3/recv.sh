@@ -263,7 +263,8 @@ done
 # GETs of a reader of a part at a time wait in the socket for its buffer (on: whatever
 # the store's speed, up to 1 s), then land there: with faults, with a reader that pauses
 # longer than the hold (the bodies go to chunk memory after all) and with one that closes
-# the file while bodies wait (they are dropped; a new open reads everything again).
+# the file while bodies wait (they are let go at once and dropped; a new open reads
+# everything again).
 held() { grep -c "its body was held for it" "$W/$1.err"; }
 run own held "$CLEAN" S3SHIM_PART_SIZE=5M S3SHIM_READ_HOLD=on
 expired=$(grep -c "nobody took the held body" "$W/held.own.err")
@@ -308,7 +309,7 @@ else
 fi
 run own heldclose "$CLEAN" S3SHIM_PART_SIZE=5M S3SHIM_READ_HOLD=on REOPEN=1
 if [ "$(rc heldclose.own)" = 0 ] && cmp -s "$W/obj" "$W/heldclose.own.out"; then
-    pass "a file closed while bodies wait for its reader: dropped, the next open reads identical bytes"
+    pass "a file closed while bodies wait for its reader: let go and dropped, the next open reads identical bytes"
 else
     fail "a file closed while bodies wait for its reader" "exit $(rc heldclose.own)" "$(grep -m3 'error:' "$W/heldclose.own.err")"
 fi

@@ -431,6 +431,25 @@ static void test_fastest_body(void **state)
     bal_free(&b);
 }
 
+/* An answer whose body waited 50 ms for its reader (bal_done_held): neither its first
+ * byte nor the endpoint's bandwidth takes the wait in, and a failure after it costs
+ * what it took without it. */
+static void test_done_held(void **state)
+{
+    struct balancer b;
+    assert_int_equal(bal_init(&b, 1, BAL_SEWT), 0);
+    serve(&b, 0, T0, 1 * MS, 4 * MS, 4 << 20);
+    uint64_t lat = bal_nearest_ns(&b), body = bal_fastest_body_ns(&b, 4 << 20);
+    bal_take(&b, 0, T0 + 10 * MS, NULL);
+    bal_done_held(&b, 0, BAL_OK, 1, T0 + 10 * MS, T0 + 11 * MS, T0 + 65 * MS, 50 * MS, 0);
+    assert_true(bal_nearest_ns(&b) <= lat + lat / 10);
+    assert_int_equal(bal_fastest_body_ns(&b, 4 << 20), body);
+    bal_take(&b, 0, T0 + 70 * MS, NULL);
+    bal_done_held(&b, 0, BAL_FAIL, 0, T0 + 70 * MS, 0, T0 + 130 * MS, 50 * MS, 0);
+    assert_true(bal_nearest_ns(&b) <= 10 * MS + 10 * MS / 10); /* 60 ms taken, 50 of them held */
+    bal_free(&b);
+}
+
 /* The quickest recent first byte (s3_read.c holds a GET per read only below 2 ms): the
  * smallest of the recent answers, not their average; an ejected endpoint left out. */
 static void test_quickest_ttfb(void **state)
@@ -475,6 +494,7 @@ int main(void)
         cmocka_unit_test(test_many_endpoints),
         cmocka_unit_test(test_fastest_body),
         cmocka_unit_test(test_quickest_ttfb),
+        cmocka_unit_test(test_done_held),
         cmocka_unit_test(test_threads_sewt_4),
         cmocka_unit_test(test_threads_sewt_32),
         cmocka_unit_test(test_threads_least_rr),
