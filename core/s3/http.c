@@ -133,10 +133,15 @@ size_t http_redirect(struct http_req *r, void *ndst)
     size_t got = r->got;
     r->dst = ndst;
     pthread_mutex_unlock(&r->dst_mu);
-    /* A held body goes on now: wake its engine thread, which left the socket out of its poll. */
+    http_release_hold(r);
+    return got;
+}
+
+void http_release_hold(struct http_req *r)
+{
+    /* its engine thread left the socket out of its poll: wake it */
     if (atomic_exchange(&r->hold_until, 0) && r->engine_worker)
         curlapi.multi_wakeup(((struct worker *)r->engine_worker)->multi);
-    return got;
 }
 
 static void share_lock(CURL *h, curl_lock_data d, curl_lock_access a, void *u)

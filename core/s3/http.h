@@ -110,9 +110,10 @@ void http_cancel(struct http_req *r);
  * body lands in ndst. Returns how many bytes had already landed in the old dst (the
  * caller copies them over itself; nothing writes below that offset of either buffer
  * any more). The caller must own ndst until http_wait() returns, and must itself update
- * whatever later attempts are sent with. A held body (hold_until) goes on at once; with
- * ndst the old dst, that is all this does. */
+ * whatever later attempts are sent with. A held body (hold_until) goes on at once. */
 size_t http_redirect(struct http_req *r, void *ndst);
+/* A held body (hold_until) goes on now, into dst as it is. */
+void http_release_hold(struct http_req *r);
 /* Are half or more of the process's requests in flight (S3SHIM_MAX_REQUESTS) taken? A
  * held body keeps its slot until its reader comes, and a reader that waits for a slot
  * (http_submit) while others' held bodies wait for it would stall them all. */

@@ -626,6 +626,13 @@ size_t s3_redirect(struct s3_op *op, void *ndst)
     return http_redirect(&op->req, ndst);
 }
 
+void s3_release_hold(struct s3_op *op)
+{
+    if (!op->hold_ns) return;
+    op->hold_ns = 0; /* (retries are sent as usual) */
+    http_release_hold(&op->req);
+}
+
 int s3_run(struct s3_client *c, struct s3_op *op)
 {
     s3_start(c, op);

@@ -109,6 +109,9 @@ int s3_run(struct s3_client *c, struct s3_op *op);
  * the old buffer: the caller copies them. Only the thread that will call s3_finish()
  * may call it, before it does: ndst is written until s3_finish() returns. */
 size_t s3_redirect(struct s3_op *op, void *ndst);
+/* A started GET whose body waits for the reader's buffer (hold_ns) lands it in op->dst
+ * now instead; nothing if it was not held. The same thread rule as s3_redirect. */
+void s3_release_hold(struct s3_op *op);
 
 /* Multipart upload requests shared by the streaming writer (s3_file.c) and staged
  * write-behind (s3_stage_wb.c). `pin` keeps them on the upload's endpoint. */

@@ -78,7 +78,7 @@ void s3f_file_free(struct s3_file *f)
     for (int i = 0; i < CHUNK_SLOTS; i++) {
         struct chunk *c = &f->ch[i];
         if (c->state == CH_PENDING) { /* a prefetch nobody read: let it land, then drop */
-            if (c->op.hold_ns) s3_redirect(&c->op, c->buf); /* held: now, not at its deadline */
+            s3_release_hold(&c->op); /* held: now, not at its deadline */
             s3_finish(&f->m->client, &c->op);
             c->state = CH_READY;
         }

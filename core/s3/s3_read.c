@@ -89,7 +89,7 @@ static void chunk_collect(struct s3_file *f, struct chunk *c)
     }
     c->collecting = 1;
     pthread_mutex_unlock(&f->lock);
-    if (c->op.hold_ns) s3_redirect(&c->op, c->buf); /* a held body: nobody's buffer takes it whole */
+    s3_release_hold(&c->op); /* a held body: nobody's buffer takes it whole */
     int e = s3_finish(&f->m->client, &c->op);
     pthread_mutex_lock(&f->lock);
     c->got = c->op.req.got;
@@ -218,19 +218,19 @@ static ssize_t direct_read(struct s3_file *f, char *buf, off_t off, size_t len)
 }
 
 /* A reader that reads 1 MiB or more at a time (cat and cp read st_blksize, the part
- * size; dd bs=1M) and comes back for more at about the pace of the network got most of its
- * read-ahead copied out of chunk memory: its parts arrived a little before it asked.
+ * size; dd bs=1M) and comes back for more at about the pace of the network got most of
+ * its read-ahead copied out of chunk memory: its parts arrived a little before it asked.
  * When the store sends such a piece within a few milliseconds (the same machine, the
  * same rack), the read-ahead GETs are sent as before but their bodies wait in the socket
  * (http_req's hold_until) until the reader comes and hands over its buffer, where they
  * then land with no copy of ours, what arrived meanwhile at memory speed; in pieces of
  * half a read, so that two connections fill each read (a whole read under 2 MiB, from a
- * store that answers within 2 ms: dd bs=1M went 1.8x faster so). A body waits at most about twice
- * the time the reader should take to reach it (100 ms at most), then goes into chunk
- * memory as before. A reader much slower than the store (its reads come more than eight
- * piece transfer times apart), or a store further away, keeps the read-ahead's purpose: data
- * in memory before it is asked for, at the cost of a copy that is small beside the
- * reader's own time. Sets *len, the chunks' length; returns how long after its request
+ * store that answers within 2 ms: dd bs=1M went 1.8x faster so). A body waits at most
+ * about twice the time the reader should take to reach it (100 ms at most), then goes
+ * into chunk memory as before. A reader much slower than the store (its reads come more
+ * than eight piece transfer times apart), or a store further away, keeps the
+ * read-ahead's purpose: data in memory before it is asked for, at the cost of a copy
+ * that is small beside the reader's own time. Sets *len, the chunks' length; returns how long after its request
  * each may wait (0 = not held). S3SHIM_READ_HOLD=on holds for 1 s whatever the speeds
  * (tests), off never. */
 #define HOLD_BODY_MAX_NS 8000000ull /* the slowest body (a piece) worth holding */
