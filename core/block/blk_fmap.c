@@ -88,14 +88,6 @@ static struct tblk *bm_get(struct blk_txn *t, uint64_t idx, int wr)
     return b;
 }
 
-static int bit_test(struct blk_txn *t, uint64_t blk)
-{
-    struct tblk *b = bm_get(t, blk / BLK_BITS_PER_BM, 0);
-    if (!b) return -1;
-    uint64_t bit = blk % BLK_BITS_PER_BM;
-    return (b->buf[BLK_HDR + bit / 8] >> (bit % 8)) & 1;
-}
-
 /* Set (val 1) or clear a run of bits; each must change. */
 int tx_bits_set(struct blk_txn *t, uint64_t start, uint64_t len, int val)
 {
@@ -184,7 +176,26 @@ static uint64_t meta_run(struct blk_txn *t, uint64_t want)
     return 0;
 }
 
-/* A free block of the metadata zone, marked used. 0 on failure. */
+/* The first free block of the metadata zone in [from, to), a word of the bitmap at a time
+ * (0: none, or an unreadable bitmap block, t->err set). A bit at a time, past the blocks
+ * the commits before had used, this was a quarter of the time of a program creating
+ * small files once the store held some 40,000 of them. */
+static uint64_t meta_free(struct blk_txn *t, uint64_t from, uint64_t to)
+{
+    for (uint64_t b = from; b < to;) {
+        uint64_t idx = b / BLK_BITS_PER_BM, base = idx * BLK_BITS_PER_BM, end = base + BLK_BITS_PER_BM, run = 0;
+        struct tblk *m = bm_get(t, idx, 0);
+        if (!m) return 0;
+        if (end > to) end = to;
+        int64_t at;
+        if (blk_bits_run(m->buf + BLK_HDR, b - base, end - base, 1, &run, &at)) return base + (uint64_t)at;
+        b = end;
+    }
+    return 0;
+}
+
+/* A free block of the metadata zone, marked used: the first at or after the cursor,
+ * wrapping round once. 0 on failure. */
 uint64_t tx_meta_alloc(struct blk_txn *t)
 {
     uint64_t lo = t->s->sb.meta_start, hi = t->s->sb.data_start;
@@ -194,19 +205,19 @@ uint64_t tx_meta_alloc(struct blk_txn *t)
         if (at) t->mcursor = at;
     }
     if (t->mcursor < lo || t->mcursor >= hi) t->mcursor = lo;
-    for (uint64_t n = 0; n < hi - lo; n++) {
-        uint64_t b = t->mcursor++;
-        if (t->mcursor >= hi) t->mcursor = lo;
-        int set = bit_test(t, b);
-        if (set < 0) return 0;
-        if (set) continue;
-        if (tx_bits_set(t, b, 1, 1) < 0) return 0;
-        t->nmeta++;
-        return b;
+    uint64_t b = meta_free(t, t->mcursor, hi);
+    if (!b && !t->err && t->mcursor > lo) b = meta_free(t, lo, t->mcursor);
+    if (!b) {
+        if (!t->err) {
+            slog_error("block: %s: the metadata zone is full", t->s->path);
+            tx_fail(t, -ENOSPC);
+        }
+        return 0;
     }
-    slog_error("block: %s: the metadata zone is full", t->s->path);
-    tx_fail(t, -ENOSPC);
-    return 0;
+    t->mcursor = b + 1;
+    if (tx_bits_set(t, b, 1, 1) < 0) return 0;
+    t->nmeta++;
+    return b;
 }
 
 int tx_use_data(struct blk_txn *t, uint64_t start, uint64_t len)
