@@ -41,7 +41,7 @@ MAN  := $(BUILD)/s3shim.1
 VERSION := $(shell sed -n 's/.*S3SHIM_VERSION "\(.*\)"/\1/p' include/s3shim.h)
 
 .PHONY: all help man deps test test-full test-lane-release test-lane-san test-unit test-sys test-docs test-integration test-stdstream test-oplog test-direct test-block test-block-battery test-s3 test-endpoints test-faultproxy test-tsan \
-        test-s3rig bench bench-oplog bench-replay bench-passthrough bench-route-scan bench-s3 bench-programs bench-first bench-endpoints bench-direct bench-stdstream bench-block bench-block-cpu bench-block-small-cpu bench-block-startup \
+        test-s3rig bench bench-oplog bench-replay bench-passthrough bench-route-scan bench-s3 bench-programs bench-first bench-endpoints bench-direct bench-stdstream bench-block bench-block-cpu bench-block-small-cpu bench-block-growth bench-block-startup \
         install clean demo
 
 all: $(LIB) $(TOOL)
@@ -303,6 +303,10 @@ bench-block-cpu: all
 # block:// small files: CPU time (task-clock) and metadata reads against ext4 (about 1 min).
 bench-block-small-cpu: all
 	@BUILD=$(BUILD) bench/block/small_cpu.sh
+
+# block:// creates as the store fills: 10 batches of 20,000 files in one store (about 2 min).
+bench-block-growth: all
+	@BUILD=$(BUILD) bench/block/growth.sh
 
 # block:// start-up: a store of 1M objects, a new process's cost and memory (about 30 s).
 bench-block-startup: all $(BUILD)/blk_populate

@@ -65,6 +65,7 @@ struct bfile {
     uint64_t rstart, rlen; /* the reserved run not yet used */
     int closing;           /* in bf_close: its commit is the last */
     unsigned forks;        /* the process's forks when fd was taken (bp_fd_get) */
+    int fd_locked;         /* fd took a lock (a pin, a reservation, a claimed name) */
     /* Runs carved from the mount's kept reservation (block_pool.c) by the final commit's
      * write of a small object: released from it once committed, or at the file's end. */
     struct { uint64_t start, len; } pool[4];

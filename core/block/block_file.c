@@ -119,6 +119,13 @@ int bf_map_set(struct bfile *f, uint64_t lblk, uint64_t pblk, uint64_t len)
 
 /* --- device I/O ------------------------------------------------------------------------ */
 
+/* A lock (pin or reservation) on f's descriptor: noted, so that its close drops them. */
+static int bf_fd_lock(struct bfile *f, uint64_t pblk, uint64_t len, int type)
+{
+    f->fd_locked = 1;
+    return blk_range_lock(f->fd, pblk, len, type);
+}
+
 int bf_dev_io(struct bfile *f, int op, uint64_t pblk, char *buf, size_t nblk, int bidx)
 {
     if (blk_recorder && op == UIO_WRITE) blk_recorder(BLK_REC_WRITE, pblk * BLK_BS, buf, nblk * BLK_BS);
@@ -428,7 +435,7 @@ int bf_commit(struct bfile *f, int how)
         /* Committed: shared from now on, and its reservation becomes a pin (a read lock,
          * as every reader of the object takes: other processes may open it now). */
         for (int i = 0; i < f->n; i++) {
-            if (f->map[i].owned && !in_pool(f, f->map[i].pblk)) blk_range_lock(f->fd, f->map[i].pblk, f->map[i].len, F_RDLCK);
+            if (f->map[i].owned && !in_pool(f, f->map[i].pblk)) bf_fd_lock(f, f->map[i].pblk, f->map[i].len, F_RDLCK);
             f->map[i].owned = 0;
         }
         /* Blocks carved from the mount's kept run (a closing file: no pin needed) are
@@ -556,7 +563,7 @@ static void bfile_free(struct bfile *f)
     bf_ra_drop(f); /* nothing in flight from or into its buffers once the descriptor goes */
     bf_ws_drain(f);
     pool_release(f); /* carved, never committed (a commit that failed): free again */
-    if (f->fd >= 0) bp_fd_put(f->m, f->fd, f->writable, f->forks); /* drops every reservation and pin */
+    if (f->fd >= 0) bp_fd_put(f->m, f->fd, f->writable, f->forks, f->fd_locked); /* drops every reservation and pin */
     if (f->lockfd >= 0) efd_close(f->lockfd); /* and this process's locks, as a close does */
     pthread_mutex_destroy(&f->lock);
     free(f->map);
@@ -605,6 +612,7 @@ static int claim_name(struct bfile *f)
 {
     uint64_t h = bm_key_hash(f->key, f->klen) & ((1ull << 61) - 1);
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)((1ull << 62) + h), .l_len = 1};
+    f->fd_locked = 1;
     if (sys.fcntl(f->fd, F_OFD_SETLK, &fl) < 0) return errno == EAGAIN || errno == EACCES ? -EEXIST : -errno;
     struct blk_obj *o = malloc(sizeof *o);
     if (!o) return -ENOMEM;
@@ -637,7 +645,7 @@ int bf_lookup_pinned_dir(struct bfile *f, int *dir)
         if (r <= 0) return r;
         int e = 0;
         for (int i = 0; i < f->base.next && !e; i++)
-            e = blk_range_lock(f->fd, f->base.ext[i].pblk, f->base.ext[i].len, F_RDLCK);
+            e = bf_fd_lock(f, f->base.ext[i].pblk, f->base.ext[i].len, F_RDLCK);
         if (!e && blk_newest_tree(&f->m->st, &tree, &height, &now) == 0 && now <= gen + 2) return 1;
         if (!e && still_there(f)) return 1; /* however many commits went by: its blocks were never freed */
         for (int i = 0; i < f->base.next; i++) blk_range_lock(f->fd, f->base.ext[i].pblk, f->base.ext[i].len, F_UNLCK);

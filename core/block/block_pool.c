@@ -121,13 +121,14 @@ int bp_fd_get(struct block_mount *m, int wr, unsigned *nf)
     return fd < 0 ? -errno : efd_park(fd);
 }
 
-void bp_fd_put(struct block_mount *m, int fd, int wr, unsigned nf)
+void bp_fd_put(struct block_mount *m, int fd, int wr, unsigned nf, int locked)
 {
     wr = !!wr;
     if (nf == __atomic_load_n(&forks, __ATOMIC_RELAXED)) {
-        /* every lock of the description: reservations, pins, a claimed name (2^62 + h) */
+        /* every lock of the description: reservations, pins, a claimed name (2^62 + h);
+         * a new small object's took none (its blocks come from the mount's run) */
         struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
-        if (sys.fcntl(fd, F_OFD_SETLK, &fl) == 0) {
+        if (!locked || sys.fcntl(fd, F_OFD_SETLK, &fl) == 0) {
             pthread_mutex_lock(&m->pool_lock);
             int kept = m->nidle[wr] < (int)(sizeof m->idle_fd[0] / sizeof m->idle_fd[0][0]);
             if (kept) m->idle_fd[wr][m->nidle[wr]++] = fd;

@@ -49,6 +49,7 @@ int bf_take_blocks(struct bfile *f, uint64_t want, uint64_t *start, uint64_t *go
         uint64_t ask = want < 256 ? 256 : want; /* at least 1 MiB at a time */
         if (ask < f->size / BLK_BS) ask = f->size / BLK_BS; /* a large object: as much as it has */
         if (ask > 16384) ask = 16384;
+        f->fd_locked = 1;
         int e = blk_reserve(&f->m->st, f->fd, ask, &f->rstart, &f->rlen);
         if (e) {
             if (e == -ENOSPC) slog_warn("block: %s: no free space for %s", f->m->uri, f->key);

@@ -101,9 +101,10 @@ void bp_release(struct block_mount *m, uint64_t start, uint64_t len);
  * parked), holding no lock: a closed file's, or a new one. fd or -errno; *forks is the
  * process's count of forks so far, for bp_fd_put. */
 int bp_fd_get(struct block_mount *m, int wr, unsigned *forks);
-/* A closed file's descriptor: its locks dropped and kept for the next open, unless the
- * process forked since it was opened (a child may still use the description: closed). */
-void bp_fd_put(struct block_mount *m, int fd, int wr, unsigned forks);
+/* A closed file's descriptor: its locks dropped (if it took any) and kept for the next
+ * open, unless the process forked since it was opened (a child may still use the
+ * description: closed). */
+void bp_fd_put(struct block_mount *m, int fd, int wr, unsigned forks, int locked);
 
 /* block_dir.c */
 nlink_t bm_dir_links(struct block_mount *m, const char *prefix, size_t pl);
