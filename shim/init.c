@@ -9,6 +9,7 @@
 #include "../core/log.h"
 #include "../core/s3/s3.h"
 #include "../core/oplog.h"
+#include "anc_dir.h"
 #include "fdtable.h"
 #include "guard.h"
 #include "ofd.h"
@@ -165,6 +166,7 @@ static void atfork_child(void)
     ofd_atfork_child();
     pump_atfork_child();
     route_atfork_child();
+    anc_dir_atfork_child();
     shim.pid = getpid();
     shim.root = 0;
     shim.t0_ns = stats_now_ns();

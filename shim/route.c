@@ -198,7 +198,7 @@ static int above_mount(const char *path)
 
 /* The virtual path an ancestor's stand-in (its path as /proc/self/fd shows it) stands
  * for, in out; NULL if rpath is not one. */
-static const char *anc_virtual(const char *rpath, char *out, size_t size)
+const char *route_standin_vpath(const char *rpath, char *out, size_t size)
 {
     static const char dead[] = " (deleted)";
     size_t al = strlen(anc_root), n = strlen(rpath), dl = sizeof dead - 1;
@@ -222,7 +222,7 @@ static int cwd_refresh_locked(void)
     if (!REAL(getcwd)(real_cwd, sizeof real_cwd)) {
         ssize_t n = errno == ENOENT ? REAL(readlink)("/proc/self/cwd", real_cwd, sizeof real_cwd - 1) : -1;
         if (n > 0) real_cwd[n] = '\0';
-        if (n > 0 && anc_virtual(real_cwd, vpath, sizeof vpath)) { /* fchdir to a stand-in */
+        if (n > 0 && route_standin_vpath(real_cwd, vpath, sizeof vpath)) { /* fchdir to a stand-in */
             chdir_shadow(vpath); /* a live directory, for the programs it execs */
             snprintf(cwd_buf, sizeof cwd_buf, "%s", vpath);
             st = CWD_VIRTUAL;
@@ -397,7 +397,7 @@ int route_real_dirfd(int dirfd, const char *p, struct route *r)
     if (n <= 0 || dir[0] != '/') return ROUTE_FOREIGN;
     dir[n] = '\0';
     char vdir[PATH_MAX];
-    const char *d = anc_virtual(dir, vdir, sizeof vdir) ? vdir : dir;
+    const char *d = route_standin_vpath(dir, vdir, sizeof vdir) ? vdir : dir;
     if (!above_mount(d)) return ROUTE_FOREIGN; /* only the directories above a mount prefix */
     if (path_join(d, p, r->path, sizeof r->path) < 0) return ROUTE_FOREIGN;
     const char *key;

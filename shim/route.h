@@ -143,6 +143,10 @@ int route_real_dirfd(int dirfd, const char *p, struct route *r);
  * errno. */
 int route_open_ancestor(const char *vpath, int flags);
 
+/* The virtual path a stand-in of route_open_ancestor stands for, from its path as
+ * /proc/self/fd shows it, in out; NULL if rpath is not one. */
+const char *route_standin_vpath(const char *rpath, char *out, size_t size);
+
 /* Rebuild the prefix table after the mount table is built. */
 void route_init(void);
 /* The working directory changed (chdir/fchdir to a real directory). */

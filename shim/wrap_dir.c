@@ -5,6 +5,7 @@
  * shim directory descriptor (dirfd() returns it, openat() resolves against it) and a
  * backend listing. */
 #define _GNU_SOURCE 1
+#include "anc_dir.h"
 #include "fdtable.h"
 #include "guard.h"
 #include "io.h"
@@ -103,9 +104,11 @@ SHIM_EXPORT DIR *opendir(const char *path)
     switch (route_path(path, &r)) {
     case ROUTE_FOREIGN: {
         DIR *d = REAL(opendir)(r.pass);
+        if (d && r.ancestor) anc_dir_track(d, r.path, 0); /* the mounts' names after its entries */
         if (d || errno != ENOENT || !r.ancestor) return d;
-        int fd = route_open_ancestor(r.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* lists empty */
-        if (fd < 0 || (d = REAL(fdopendir)(fd))) return d;
+        int fd = route_open_ancestor(r.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* lists them alone */
+        if (fd >= 0 && (d = REAL(fdopendir)(fd))) anc_dir_track(d, r.path, 1);
+        if (fd < 0 || d) return d;
         int e = errno;
         REAL(close)(fd);
         errno = e;
@@ -129,7 +132,11 @@ SHIM_EXPORT DIR *opendir(const char *path)
 
 SHIM_EXPORT DIR *fdopendir(int fd)
 {
-    if (__builtin_expect(!fdt_is_ours(fd), 1)) return REAL(fdopendir)(fd);
+    if (__builtin_expect(!fdt_is_ours(fd), 1)) {
+        DIR *d = REAL(fdopendir)(fd);
+        if (d) anc_dir_track_fd(d, fd);
+        return d;
+    }
     return stream_on(fd);
 }
 
@@ -156,7 +163,12 @@ static struct dirent *next_entry(struct sdir *s, int *err)
 SHIM_EXPORT struct dirent *readdir(DIR *d)
 {
     struct sdir *s = ours(d);
-    if (__builtin_expect(!s, 1)) return REAL(readdir)(d);
+    if (__builtin_expect(!s, 1)) {
+        struct dirent *e;
+        if (__builtin_expect(atomic_load_explicit(&anc_dir_n, memory_order_relaxed) != 0, 0) && anc_dir_read(d, &e))
+            return e;
+        return REAL(readdir)(d);
+    }
     pthread_mutex_lock(&s->lock);
     int err;
     struct dirent *e = next_entry(s, &err);
@@ -170,6 +182,17 @@ SHIM_EXPORT struct dirent64 *readdir64(DIR *d) { return (struct dirent64 *)readd
 static int readdir_r_impl(DIR *d, struct dirent *entry, struct dirent **result)
 {
     struct sdir *s = ours(d);
+    struct dirent *a;
+    int saved = errno;
+    errno = 0;
+    if (!s && atomic_load_explicit(&anc_dir_n, memory_order_relaxed) && anc_dir_read(d, &a)) {
+        int err = a ? 0 : errno; /* (0 at the end) */
+        if (a) memcpy(entry, a, offsetof(struct dirent, d_name) + strlen(a->d_name) + 1);
+        *result = a ? entry : NULL;
+        errno = saved;
+        return err;
+    }
+    errno = saved;
     if (!s) return REAL(readdir_r)(d, entry, result);
     pthread_mutex_lock(&s->lock);
     int err;
@@ -193,7 +216,10 @@ SHIM_EXPORT int readdir64_r(DIR *d, struct dirent64 *entry, struct dirent64 **re
 SHIM_EXPORT int closedir(DIR *d)
 {
     struct sdir *s = ours(d);
-    if (!s) return REAL(closedir)(d);
+    if (!s) {
+        if (atomic_load_explicit(&anc_dir_n, memory_order_relaxed)) anc_dir_forget(d);
+        return REAL(closedir)(d);
+    }
     listing_close(s);
     struct ofd *o = s->o;
     int fd = s->fd;
@@ -229,6 +255,7 @@ SHIM_EXPORT void rewinddir(DIR *d)
     struct sdir *s = ours(d);
     if (!s) {
         REAL(rewinddir)(d);
+        if (atomic_load_explicit(&anc_dir_n, memory_order_relaxed)) anc_dir_rewind(d);
         return;
     }
     seek_to(s, 0);
@@ -239,6 +266,7 @@ SHIM_EXPORT void seekdir(DIR *d, long pos)
     struct sdir *s = ours(d);
     if (!s) {
         REAL(seekdir)(d, pos);
+        if (atomic_load_explicit(&anc_dir_n, memory_order_relaxed)) anc_dir_rewind(d); /* (the names again) */
         return;
     }
     seek_to(s, pos);
@@ -256,7 +284,7 @@ typedef int (*scan_cmp)(const struct dirent **, const struct dirent **);
 SHIM_EXPORT int scandir(const char *path, struct dirent ***list, scan_filter filter, scan_cmp cmp)
 {
     struct route r;
-    if (route_path(path, &r) == ROUTE_FOREIGN) return REAL(scandir)(r.pass, list, filter, cmp);
+    if (route_path(path, &r) == ROUTE_FOREIGN && !r.ancestor) return REAL(scandir)(r.pass, list, filter, cmp);
     DIR *d = opendir(path);
     if (!d) return -1;
     struct dirent **v = NULL, *e;

@@ -2,6 +2,7 @@
  * entry points (__xstat and friends) that older binaries still call. */
 #define _GNU_SOURCE 1
 #include "../core/sys.h"
+#include "anc_dir.h"
 #include "fdtable.h"
 #include "guard.h"
 #include "io.h"
@@ -39,7 +40,7 @@ int io_trail_check(struct route *r)
 
 /* A directory above a mount prefix that does not exist on disk (the "/mnt" of /mnt/m)
  * is shown as an empty directory, as a mount point's parent would be. */
-static void ancestor_stat(struct stat *st)
+static void ancestor_stat(struct stat *st, const char *vpath)
 {
     memset(st, 0, sizeof *st);
     st->st_mode = S_IFDIR | 0755;
@@ -47,7 +48,7 @@ static void ancestor_stat(struct stat *st)
     st->st_uid = sys_uid();
     st->st_gid = sys_gid();
     st->st_blksize = 4096;
-    st->st_ino = 1;
+    st->st_ino = (ino_t)anc_dir_ino(vpath, NULL);
     st->st_dev = makedev(0, 0x5333); /* no real device */
 }
 
@@ -63,7 +64,7 @@ static __attribute__((noinline)) int stat_routed(int dirfd, const char *path, st
             return res < 0 ? shim_fail(res) : 0;
         }
         if (res < 0 && errno == ENOENT && r.ancestor) { /* named by path or from a real descriptor */
-            ancestor_stat(st);
+            ancestor_stat(st, r.path);
             return 0;
         }
         return res;
@@ -221,7 +222,7 @@ static __attribute__((noinline)) int statx_routed(int dirfd, const char *path, i
         }
         if (res < 0 && errno == ENOENT && r.ancestor) {
             struct stat st;
-            ancestor_stat(&st);
+            ancestor_stat(&st, r.path);
             stat_to_statx(&st, mask, sx);
             return 0;
         }

@@ -63,11 +63,34 @@ os.fchdir(pfd) # into the parent: a virtual cwd, inherited by a child
 out += [os.getcwd() == root, open("m/hello.txt").read().strip(),
         subprocess.run(["sh", "-c", "pwd; cat m/hello.txt"], capture_output=True, text=True).stdout.split()]
 print(out)' "$MROOT" "$MP" >"$r.out" 2>&1
-check "the mount's parent (not on disk): listed empty; walked down by descriptor from / (fstatat, openat O_NOFOLLOW), mkdir and create through it fail with ENOENT, fchdir into the mount and into the parent (a child inherits it)" \
-    grep -qxF "[[], True, ('parent', True), True, True, ('m', True), True, 'hello world', True, 'hello world', ['$MROOT', 'hello', 'world']]" "$r.out"
+check "the mount's parent (not on disk): lists the mount; walked down by descriptor from / (fstatat, openat O_NOFOLLOW), mkdir and create through it fail with ENOENT, fchdir into the mount and into the parent (a child inherits it)" \
+    grep -qxF "[['m'], True, ('parent', True), True, True, ('m', True), True, 'hello world', True, 'hello world', ['$MROOT', 'hello', 'world']]" "$r.out"
 [ -s "$r.out" ] && sed 's/^/# /' "$r.out" | head -3
 check "walking down did not create the mount's parent on the real disk, nor anything under the stand-ins' directory" \
     sh -c "test ! -e '$MROOT' && test -z \"\$(find /tmp/.s3shim-anc-$(id -u) -name 'anc-made-*' 2>/dev/null)\""
+# Directories above the mount list it, as a mount point's parent would: by path (ls,
+# os.listdir, os.walk) and from a descriptor (find walks with openat and fdopendir), the
+# one not on disk and "/", and a real directory in which the mount's name is missing
+# (next to its own entries). find must not take two of them for a loop (their inodes).
+r=$W/ancestor-list
+mkdir -p "$W/ra/sub" "$W/ra-back" && echo other >"$W/ra/other" && echo far >"$W/ra-back/far.txt"
+shim_env "$MOUNTS;$W/ra/sub/m2=file://$W/ra-back" "$PY" -c '
+import os, subprocess, sys
+root, mp, ra = sys.argv[1:4]
+sh = lambda c: subprocess.run(["sh", "-c", c, "sh", root, mp, ra], capture_output=True, text=True).stdout.split()
+print(sh("ls -a \"$1\""), sh("find \"$1\" -name hello.txt"))
+print(int(sh("find \"$1\" | wc -l")[0]) == int(sh("find \"$2\" | wc -l")[0]) + 1, root[1:] in sh("ls /"))
+print(sh("ls \"$3\"; ls \"$3/sub\"; find \"$3\" -name far.txt"))
+print(sorted(os.listdir(root)), [d for d, _, f in os.walk(ra) if "far.txt" in f])
+' "$MROOT" "$MP" "$W/ra" >"$r.out" 2>&1
+check "directories above the mount list it: ls -a, find (no loop), ls /, a real parent missing the mount's name, os.listdir, os.walk" \
+    diff - "$r.out" <<EOF
+['.', '..', 'm'] ['$MP/hello.txt']
+True True
+['other', 'sub', 'm2', '$W/ra/sub/m2/far.txt']
+['m'] ['$W/ra/sub/m2']
+EOF
+rm -rf "$W/ra" "$W/ra-back"
 t "sort -T with its temporary files in the mount" 'mkdir st; seq 1 200000 | sort -R --random-source=big.bin | sort -n -S 64K -T "$D/st" | sha256sum
 ls -A st | wc -l; rmdir st' "write.count>0"
 t "tar rf and tar uf (appends to an archive in the mount)" 'tar cf tr.tar --sort=name sub/a; echo appended >tnew.txt; tar rf tr.tar tnew.txt
