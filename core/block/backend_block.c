@@ -146,12 +146,7 @@ int bm_ensure_parents(struct blk_txn *t, const char *key, size_t klen, mode_t mo
 
 int bm_touch_parent(struct blk_txn *t, const char *key, size_t klen, mode_t mode)
 {
-    const char *slash = NULL;
-    for (size_t i = klen; i > 0; i--)
-        if (key[i - 1] == '/') {
-            slash = key + i - 1;
-            break;
-        }
+    const char *slash = memrchr(key, '/', klen);
     if (!slash) { /* the mount's root: kept in the root block */
         tx_root(t)->top_mtime_ns = bm_now_ns();
         return 0;
