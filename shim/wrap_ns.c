@@ -69,6 +69,16 @@ static int unlink_at(int dirfd, const char *path, int flags)
 SHIM_EXPORT int unlink(const char *p) { return unlink_at(AT_FDCWD, p, 0); }
 SHIM_EXPORT int unlinkat(int d, const char *p, int fl) { return unlink_at(d, p, fl); }
 SHIM_EXPORT int rmdir(const char *p) { return unlink_at(AT_FDCWD, p, AT_REMOVEDIR); }
+/* glibc's remove calls its own unlink and rmdir, which we never see: it removed the real
+ * file under a mount's path (or failed with ENOENT: `zstd --rm`, `bzip2`). */
+SHIM_EXPORT int remove(const char *p)
+{
+    int saved = errno;
+    if (unlink_at(AT_FDCWD, p, 0) == 0) return 0;
+    if (errno != EISDIR) return -1;
+    errno = saved;
+    return unlink_at(AT_FDCWD, p, AT_REMOVEDIR);
+}
 
 static int rename_at(int od, const char *op, int nd, const char *np, unsigned flags)
 {

@@ -7,6 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 PKGS=(gcc make libc6-dev pkg-config libcmocka-dev uthash-dev liburing-dev libcurl4-openssl-dev
       libssl-dev libexpat1-dev libseccomp-dev python3 coreutils tar gzip findutils diffutils valgrind procps
       util-linux mount e2fsprogs fio go-md2man sqlite3 zip unzip git rsync python3-numpy libblkid-dev libisal-dev fdisk
+      bzip2 zstd
       chromium gdb) # chromium: tests/oplog/ab.sh renders the `s3shim ab` HTML report headless;
       # gdb: tests/capped.sh prints the stacks of a check that hung
 missing=()

@@ -91,6 +91,20 @@ True True
 ['m'] ['$W/ra/sub/m2']
 EOF
 rm -rf "$W/ra" "$W/ra-back"
+# glibc's remove() calls its own unlink and rmdir, out of our reach: bzip2, bunzip2 -f and
+# zstd --rm remove their input with it; and a real file under the mount's path must not
+# be what it removes.
+t "bzip2, bunzip2 -f, zstd --rm, remove() of a file and of a directory" 'cp lines.txt r.txt; bzip2 r.txt; ls r.txt*
+bunzip2 -f r.txt.bz2; cmp r.txt lines.txt && echo same; zstd -q --rm r.txt; ls r.txt*; zstd -q -d --rm r.txt.zst
+cmp r.txt lines.txt && echo same2; mkdir rdir
+"$PY" -c "import ctypes; l = ctypes.CDLL(None); print(l.remove(b\"r.txt\"), l.remove(b\"rdir\"), l.remove(b\"nope\"))"
+test -e r.txt || test -e rdir || echo gone'
+r=$W/remove-shadow
+mkdir -p "$W/shadow" "$W/shadow-back" && echo real >"$W/shadow/f" && echo mounted >"$W/shadow-back/f"
+shim_env "$MOUNTS;$W/shadow=file://$W/shadow-back" "$PY" -c 'import ctypes, sys; print(ctypes.CDLL(None).remove(sys.argv[1].encode()))' "$W/shadow/f" >"$r.out" 2>&1
+check "remove() of a mounted path removes the mounted file, not the real one under the same path" \
+    sh -c "grep -qx 0 '$r.out' && test ! -e '$W/shadow-back/f' && grep -qx real '$W/shadow/f'"
+rm -rf "$W/shadow" "$W/shadow-back"
 t "sort -T with its temporary files in the mount" 'mkdir st; seq 1 200000 | sort -R --random-source=big.bin | sort -n -S 64K -T "$D/st" | sha256sum
 ls -A st | wc -l; rmdir st' "write.count>0"
 t "tar rf and tar uf (appends to an archive in the mount)" 'tar cf tr.tar --sort=name sub/a; echo appended >tnew.txt; tar rf tr.tar tnew.txt
