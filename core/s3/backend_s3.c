@@ -194,7 +194,7 @@ static void s3_atfork_child(void *ms)
 static int stat_path_or_staged_dir(struct s3_mount *m, struct s3_path *p, struct stat *st)
 {
     int e = s3_stat_path(m, p, st);
-    if (e != -ENOENT || p->is_service || !p->key[0]) return e;
+    if (e != -ENOENT || p->is_root) return e;
     size_t kl = strlen(p->key);
     char *prefix = malloc(kl + 2);
     if (!prefix) return e;
@@ -330,7 +330,7 @@ static int s3_rename(void *ms, const char *from, const char *to, unsigned flags)
 static int mkdir_path(struct s3_mount *m, struct s3_path *p)
 {
     struct stat st;
-    if (p->is_service || !p->key[0]) return -EEXIST;
+    if (p->is_root) return -EEXIST;
     uint64_t gen_seen = s3_meta_gen(p->bucket, p->key); /* before the stat proves nothing is below it */
     int e = s3_stat_path(m, p, &st);
     if (e == 0) return -EEXIST;
@@ -367,7 +367,7 @@ static int s3_mkdir(void *ms, const char *key, mode_t mode)
 
 static int rmdir_path(struct s3_mount *m, struct s3_path *p)
 {
-    if (p->is_service || !p->key[0]) return -EBUSY;
+    if (p->is_root) return -EBUSY;
     struct stat st;
     int e = s3_stat_path(m, p, &st);
     if (e < 0) return e;

@@ -157,7 +157,7 @@ int s3f_open(struct s3_mount *m, const char *mkey, int flags, mode_t mode, void 
     int acc = flags & O_ACCMODE;
     int e = s3_path_resolve(m, mkey, &f->path);
     if (e == -ENOENT && (flags & O_CREAT)) s3_path_why_enoent(&f->path, mkey, "create");
-    if (e == 0 && (f->path.is_service || !f->path.key[0])) e = -EISDIR;
+    if (e == 0 && (f->path.is_root)) e = -EISDIR;
     /* Staged: read-write, append, readers of an object another process of this host has
      * staged (they see its writes), and writers of a temporary (s3_stage_tmp.c: never a
      * stream beside it). See s3_stage.c. */

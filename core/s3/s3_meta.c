@@ -72,7 +72,7 @@ int s3_path_resolve(struct s3_mount *m, const char *mkey, struct s3_path *p)
         snprintf(p->bucket, sizeof p->bucket, "%s", m->bucket);
     } else { /* s3://: the first component is the bucket */
         if (!mkey[0]) {
-            p->is_service = 1;
+            p->is_service = p->is_root = 1;
             p->key = strdup("");
             return p->key ? 0 : -ENOMEM;
         }
@@ -90,8 +90,9 @@ int s3_path_resolve(struct s3_mount *m, const char *mkey, struct s3_path *p)
     if (n > 1025) return -ENAMETOOLONG; /* S3 keys are at most 1024 bytes */
     p->key = malloc(n);
     if (!p->key) return -ENOMEM;
-    snprintf(p->key, n, "%s%s", rest[0] || !m->prefix[0] ? m->prefix : "", rest);
+    snprintf(p->key, n, "%s%s", m->prefix, rest);
     if (!rest[0] && m->prefix[0]) p->key[strlen(p->key) - 1] = '\0'; /* the prefix itself, as a directory */
+    p->is_root = !rest[0];
     return 0;
 }
 
@@ -502,15 +503,15 @@ int s3_has_children(struct s3_mount *m, const char *bucket, const char *key, int
 
 int s3_stat_path(struct s3_mount *m, struct s3_path *p, struct stat *st)
 {
-    if (p->is_service || !p->key[0]) { /* the mount root, a bucket, or the mount's prefix */
+    if (p->is_root) { /* the mount root, a bucket, or the mount's prefix: a directory, empty or not */
         s3_fill_stat(m, st, p->bucket, p->key, 0, 0, 1);
         if (p->is_service) return 0;
         int neg = 0;
-        if (s3_meta_get(m, p->bucket, "", st, &neg)) return neg ? -ENOENT : 0;
+        if (s3_meta_get(m, p->bucket, p->key, st, &neg)) return neg ? -ENOENT : 0;
         int e = s3_has_children(m, p->bucket, p->key, NULL); /* also proves the bucket exists */
         if (e < 0) return e;
         s3_fill_stat(m, st, p->bucket, p->key, 0, 0, 1);
-        s3_meta_fill(m, p->bucket, "", st, NULL, 0);
+        s3_meta_fill(m, p->bucket, p->key, st, NULL, 0);
         return 0;
     }
     int neg = 0;

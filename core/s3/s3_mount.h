@@ -33,8 +33,9 @@ struct s3_mount {
 /* A mount key resolved to an object: bucket and key inside it. */
 struct s3_path {
     char bucket[256];
-    char *key;       /* heap; "" for the bucket (or the mount's prefix) itself */
+    char *key;       /* heap; "" for the bucket, the mount's prefix less its '/' for it */
     int is_service;  /* the root of an all-buckets mount */
+    int is_root;     /* a bucket, the mount's own root (its prefix) or is_service: a directory always */
     int bad_bucket;  /* s3://: the first component cannot be a bucket name (-ENOENT) */
 };
 

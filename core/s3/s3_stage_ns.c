@@ -74,13 +74,13 @@ int s3_stage_live(struct s3_mount *m, const struct s3_path *p) { return live_sta
 pid_t stg_tmp_owner(struct s3_mount *m, const struct s3_path *p)
 {
     pid_t owner = 0;
-    if (p->is_service || !p->key[0] || live_state(m, p, &owner) != 2) return 0;
+    if (p->is_root || live_state(m, p, &owner) != 2) return 0;
     return owner;
 }
 
 int s3_stage_stat(struct s3_mount *m, const struct s3_path *p, struct stat *st)
 {
-    if (p->is_service || !p->key[0] || !ns_ready(m)) return -ENOENT;
+    if (p->is_root || !ns_ready(m)) return -ENOENT;
     char base[PATH_MAX], mp[PATH_MAX + 8], dp[PATH_MAX + 8];
     stg_name(m, p->bucket, p->key, base, sizeof base);
     stg_suffix(base, ".map", mp, sizeof mp);
@@ -109,7 +109,7 @@ int s3_stage_stat(struct s3_mount *m, const struct s3_path *p, struct stat *st)
 
 void s3_stage_unlinked(struct s3_mount *m, const struct s3_path *p)
 {
-    if (p->is_service || !p->key[0] || !stg_maybe_staged()) return;
+    if (p->is_root || !stg_maybe_staged()) return;
     char base[PATH_MAX], mp[PATH_MAX + 8], dp[PATH_MAX + 8];
     stg_name(m, p->bucket, p->key, base, sizeof base);
     stg_suffix(base, ".map", mp, sizeof mp);

@@ -138,7 +138,7 @@ static int upload_whole(struct s3_mount *m, const struct s3_path *p, int dfd, in
 
 int s3_stage_tmp_rename(struct s3_mount *m, const struct s3_path *a, const struct s3_path *b, unsigned flags)
 {
-    if (b->is_service || !b->key[0] || !stg_maybe_staged() || !stg_tmp_owner(m, a)) return 0;
+    if (b->is_root || !stg_maybe_staged() || !stg_tmp_owner(m, a)) return 0;
     if (flags & ~RENAME_NOREPLACE) return -EINVAL;
     if (strcmp(a->bucket, b->bucket) == 0 && strcmp(a->key, b->key) == 0) return 1;
     struct stat st;

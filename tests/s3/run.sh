@@ -688,6 +688,25 @@ else
     skip "server stopped mid-upload" "needs a Swift instance started by this script"
 fi
 
+# --- a mount of a key prefix ---------------------------------------------------------------
+# Its root is the prefix (it listed the bucket's top), and a directory even with nothing
+# under it yet (it said ENOENT once that was mended).
+section "a mount of a key prefix"
+shim S3SHIM_MOUNTS="/pm=s3://$B/pm-pfx;/pe=s3://$B/pm-empty" bash -c 'mkdir -p /pm/a && echo top >/pm/top &&
+    echo f >/pm/a/f && echo other >"/s3/$1/pm-other"
+ls /pm | tr "\n" " "; echo; find /pm | sort | tr "\n" " "; echo; ls /s3/$1/pm-pfx | tr "\n" " "; echo
+ls -a /pe | tr "\n" " "; stat -c %F /pe; echo e >/pe/x && ls /pe && rm /pe/x; rmdir /pe 2>&1 | grep -c busy
+rm -r /pm/a /pm/top "/s3/$1/pm-other"' _ "$B" >"$W/pm.out" 2>&1
+check "a mount of a key prefix lists the prefix, find walks it, its root is a directory while empty (mkdir, create, rm in it; rmdir refused)" \
+    diff - "$W/pm.out" <<EOF
+a top 
+/pm /pm/a /pm/a/f /pm/top 
+a top 
+. .. directory
+x
+1
+EOF
+
 # --- valgrind ------------------------------------------------------------------------------
 # A user's program under valgrind with the shim inside it (libcurl, OpenSSL, our threads):
 # every byte right, no error reported, no hang. Not under a sanitizer: the two do not mix.
