@@ -88,6 +88,11 @@ int s3_path_resolve(struct s3_mount *m, const char *mkey, struct s3_path *p)
     }
     size_t n = strlen(m->prefix) + strlen(rest) + 1;
     if (n > 1025) return -ENAMETOOLONG; /* S3 keys are at most 1024 bytes */
+    for (const char *c = rest; *c;) { /* a name no directory listing can give back (NAME_MAX) */
+        size_t cl = strcspn(c, "/");
+        if (cl > 255) return -ENAMETOOLONG;
+        c += cl + (c[cl] == '/');
+    }
     p->key = malloc(n);
     if (!p->key) return -ENOMEM;
     snprintf(p->key, n, "%s%s", m->prefix, rest);

@@ -707,6 +707,20 @@ x
 1
 EOF
 
+# A name over 255 bytes (NAME_MAX): refused at the call, as a filesystem does; it was
+# written, then skipped by every listing, and its directory could not be removed.
+shim bash -c 'n=$(printf "L%.0s" {1..256}) m=$(printf "M%.0s" {1..255}); d=/s3/$1/nl
+echo x >"$d/$n"; echo "create $?"; mkdir -p "$d/$n/x"; echo "mkdir $?"; echo x >"$d/$m"; echo "255 $?"
+ls "$d" | wc -c; rm -r "$d"; echo "rm $?"' _ "$B" >"$W/nl.out" 2>&1
+check "a name of 256 bytes: ENAMETOOLONG at create and mkdir; 255 is written, listed and removed" \
+    diff - <(grep -v 'too long' "$W/nl.out") <<EOF
+create 1
+mkdir 1
+255 0
+256
+rm 0
+EOF
+
 # --- valgrind ------------------------------------------------------------------------------
 # A user's program under valgrind with the shim inside it (libcurl, OpenSSL, our threads):
 # every byte right, no error reported, no hang. Not under a sanitizer: the two do not mix.
