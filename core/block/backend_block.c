@@ -827,6 +827,7 @@ const struct backend_ops bk_block_ops = {
     .pwrite = bf_pwrite,
     .fsync = bf_fsync,
     .ftruncate = bf_ftruncate,
+    .fallocate = bf_fallocate,
     .fstat = bf_fstat,
     .futimens = bf_futimens,
     .close = bf_close,

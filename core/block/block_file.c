@@ -497,6 +497,31 @@ int bf_ftruncate(void *fh, off_t len)
     return e;
 }
 
+/* fallocate: the size grows to off + len (the new range reads as zeros) if the store has
+ * the free blocks for it now; they are not set aside (no extent is written before the
+ * data), so a later write can still meet ENOSPC. FALLOC_FL_KEEP_SIZE alone asks for
+ * nothing visible: done. Punching, zeroing and collapsing ranges: EOPNOTSUPP. glibc's
+ * posix_fallocate cannot fall back to writing zeros on our descriptors, so mode 0 must
+ * work here (it failed, and `fallocate -l` with it). */
+int bf_fallocate(void *fh, int mode, off_t off, off_t len)
+{
+    struct bfile *f = fh;
+    if (mode & ~FALLOC_FL_KEEP_SIZE) return -EOPNOTSUPP;
+    if (!f->writable) return -EBADF;
+    uint64_t end = (uint64_t)off + (uint64_t)len;
+    if (mode & FALLOC_FL_KEEP_SIZE) return 0;
+    pthread_mutex_lock(&f->lock);
+    int e = bf_follow_shared(f);
+    uint64_t size = f->size;
+    pthread_mutex_unlock(&f->lock);
+    if (e || end <= size) return e;
+    struct blk_root r;
+    uint64_t fr;
+    if ((e = blk_free_blocks(&f->m->st, &fr, &r)) < 0) return e;
+    if ((end - size + BLK_BS - 1) / BLK_BS > fr) return -ENOSPC;
+    return bf_ftruncate(fh, (off_t)end);
+}
+
 int bf_fstat(void *fh, struct stat *st)
 {
     struct bfile *f = fh;

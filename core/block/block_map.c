@@ -15,7 +15,11 @@
  * What this does not give: msync as a commit point (fsync or close is), a mapping that
  * sees writes made through other descriptors or processes (each open file has its copy,
  * taken when the range was first mapped), and laziness below the mapped range (mapping
- * 10 GiB reads 10 GiB into memory). */
+ * 10 GiB reads 10 GiB into memory). So two shared writable mappings of one object by two
+ * open files (two processes of sqlite3 in WAL mode, both mapping the -shm file) would
+ * each write into a copy of its own and lose the other's writes without a word: the
+ * second is refused (ENODEV, and a log line) while the first's open file lives
+ * (bf_map_mark). A forked child shares its parent's mapping and mark. */
 #include "block.h"
 #include "bmount.h"
 
@@ -37,6 +41,7 @@ struct bmap {
     void *fh;
     int memfd, rofd;
     int shared_w; /* a shared writable mapping was made: written back, kept across writes */
+    int markfd;   /* the object's mark while shared_w (bf_map_mark) */
     off_t size;
     uint8_t *have; /* per chunk: copied */
     struct bmap *next;
@@ -49,6 +54,7 @@ static void bmap_free(struct bmap *b)
 {
     efd_close(b->memfd);
     efd_close(b->rofd);
+    efd_close(b->markfd);
     free(b->have);
     free(b);
 }
@@ -63,7 +69,7 @@ static struct bmap *bmap_new(void *fh, off_t size)
     }
     b->fh = fh;
     b->size = size;
-    b->memfd = b->rofd = -1;
+    b->memfd = b->rofd = b->markfd = -1;
     int fd = memfd_create("s3shim-block-map", MFD_CLOEXEC);
     if (fd >= 0 && sys.ftruncate(fd, size) == 0) {
         char p[64];
@@ -129,9 +135,13 @@ int bf_local_map(void *fh, off_t off, size_t len, int prot, int flags)
         b->next = maps;
         maps = b;
     }
+    if (b && shared_w && b->markfd < 0 && (e = bf_map_mark(fh)) >= 0) {
+        b->markfd = e;
+        e = 0;
+    }
     off_t end = off + (off_t)len;
     if (end > st.st_size || end < off) end = st.st_size;
-    e = !b ? -ENOMEM : off < end ? fill(b, off, end) : 0;
+    e = e < 0 ? e : !b ? -ENOMEM : off < end ? fill(b, off, end) : 0;
     if (e == 0 && shared_w) b->shared_w = 1;
     int fd = e < 0 ? e : shared_w ? b->memfd : b->rofd;
     pthread_mutex_unlock(&maps_lock);

@@ -8,8 +8,10 @@
 
 #include "../efd.h"
 #include "../log.h"
+#include "../sys.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -255,4 +257,28 @@ void bf_renamed(struct block_mount *m, const char *from, const char *to)
         pthread_mutex_unlock(&f->lock);
     }
     pthread_mutex_unlock(&m->nw_lock);
+}
+
+int bf_map_mark(void *fh)
+{
+    struct bfile *f = fh;
+    char *k = malloc(f->klen + 5);
+    if (!k) return -ENOMEM;
+    memcpy(k, f->key, f->klen);
+    memcpy(k + f->klen, "\0#map", 5); /* (no key holds a NUL: never another key's file) */
+    int fd = blk_lockfile_open(&f->m->st, k, f->klen + 5, O_RDWR);
+    free(k);
+    if (fd < 0) return fd;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    if (sys.fcntl(fd, F_OFD_SETLK, &fl) == 0) {
+        slog_debug("block: %s: %s mapped shared and writable by this open file", f->m->uri, f->key);
+        return efd_park(fd);
+    }
+    int e = errno;
+    sys.close(fd);
+    if (e != EAGAIN && e != EACCES) return -e;
+    slog_error("block: %s: %s is already mapped shared and writable by another open file (another process?): "
+               "a mapping of a block:// object is a copy, so two would lose each other's writes; refused (ENODEV)",
+               f->m->uri, f->key);
+    return -ENODEV;
 }

@@ -118,6 +118,7 @@ ssize_t bf_pread(void *fh, void *buf, size_t len, off_t off);
 ssize_t bf_pwrite(void *fh, const void *buf, size_t len, off_t off);
 int bf_fsync(void *fh, int datasync);
 int bf_ftruncate(void *fh, off_t len);
+int bf_fallocate(void *fh, int mode, off_t off, off_t len);
 int bf_fstat(void *fh, struct stat *st);
 int bf_futimens(void *fh, const struct timespec ts[2]);
 int bf_close(void *fh);
@@ -130,6 +131,10 @@ int bf_local_map(void *fh, off_t off, size_t len, int prot, int flags);
 void bf_map_written(void *fh, const void *buf, size_t len, off_t off);
 int bf_map_flush(void *fh);   /* fsync, close: what a shared writable mapping changed, written */
 void bf_map_forget(void *fh); /* at close */
+/* Mark f's object as mapped shared and writable by this open file: a descriptor holding
+ * the mark (an OFD lock on a lock file of the key's own), or -ENODEV (logged) while
+ * another open file, in any process, holds it. */
+int bf_map_mark(void *fh);
 int bf_writable(void *fh);
 void bf_map_atfork_child(void);
 int bm_chmod(void *ms, const char *key, mode_t mode);
