@@ -154,6 +154,15 @@ struct timeval;
                           const posix_spawnattr_t *, char *const *, char *const *)) \
     X(int, system, (const char *)) \
     X(FILE *, popen, (const char *, const char *)) \
+    X(int, lockf, (int, int, off_t)) \
+    X(int, syncfs, (int)) \
+    X(int, sync_file_range, (int, off_t, off_t, unsigned)) \
+    X(ssize_t, readahead, (int, off_t, size_t)) \
+    X(long, pathconf, (const char *, int)) \
+    X(long, fpathconf, (int, int)) \
+    X(int, mknodat, (int, const char *, mode_t, dev_t)) \
+    X(int, scandirat, (int, const char *, struct dirent ***, int (*)(const struct dirent *), \
+                       int (*)(const struct dirent **, const struct dirent **))) \
     X(int, __xstat, (int, const char *, struct stat *)) \
     X(int, __lxstat, (int, const char *, struct stat *)) \
     X(int, __fxstat, (int, int, struct stat *)) \

@@ -281,12 +281,9 @@ SHIM_EXPORT long telldir(DIR *d)
 typedef int (*scan_filter)(const struct dirent *);
 typedef int (*scan_cmp)(const struct dirent **, const struct dirent **);
 
-SHIM_EXPORT int scandir(const char *path, struct dirent ***list, scan_filter filter, scan_cmp cmp)
+/* The listing of stream d (closed here) into *list, as scandir gives it. */
+static int scan_stream(DIR *d, struct dirent ***list, scan_filter filter, scan_cmp cmp)
 {
-    struct route r;
-    if (route_path(path, &r) == ROUTE_FOREIGN && !r.ancestor) return REAL(scandir)(r.pass, list, filter, cmp);
-    DIR *d = opendir(path);
-    if (!d) return -1;
     struct dirent **v = NULL, *e;
     size_t n = 0, cap = 0;
     int err = 0;
@@ -321,8 +318,40 @@ SHIM_EXPORT int scandir(const char *path, struct dirent ***list, scan_filter fil
     return (int)n;
 }
 
+SHIM_EXPORT int scandir(const char *path, struct dirent ***list, scan_filter filter, scan_cmp cmp)
+{
+    struct route r;
+    if (route_path(path, &r) == ROUTE_FOREIGN && !r.ancestor) return REAL(scandir)(r.pass, list, filter, cmp);
+    DIR *d = opendir(path);
+    return d ? scan_stream(d, list, filter, cmp) : -1;
+}
+
+/* glibc's scandirat opens and lists with its own calls: ENOTDIR inside a mount. */
+SHIM_EXPORT int scandirat(int dirfd, const char *path, struct dirent ***list, scan_filter filter, scan_cmp cmp)
+{
+    struct route r;
+    if (route_at(dirfd, path, &r, 0) == ROUTE_FOREIGN && !r.ancestor && !fdt_is_ours(dirfd))
+        return REAL(scandirat)(dirfd, r.pass, list, filter, cmp);
+    int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return scan_stream(d, list, filter, cmp);
+}
+
 SHIM_EXPORT int scandir64(const char *path, struct dirent64 ***list, int (*filter)(const struct dirent64 *),
                           int (*cmp)(const struct dirent64 **, const struct dirent64 **))
 {
     return scandir(path, (struct dirent ***)list, (scan_filter)filter, (scan_cmp)cmp);
+}
+
+SHIM_EXPORT int scandirat64(int dirfd, const char *path, struct dirent64 ***list, int (*filter)(const struct dirent64 *),
+                            int (*cmp)(const struct dirent64 **, const struct dirent64 **))
+{
+    return scandirat(dirfd, path, (struct dirent ***)list, (scan_filter)filter, (scan_cmp)cmp);
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <limits.h>
 #include <sys/time.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -710,6 +711,21 @@ SHIM_EXPORT int lutimes(const char *p, const struct timeval tv[2])
     return utimens_at(AT_FDCWD, p, tv_to_ts(tv, ts), AT_SYMLINK_NOFOLLOW);
 }
 
+/* glibc's futimes and futimesat make the system call themselves (EBADF on our
+ * descriptors, the real path for futimesat). */
+SHIM_EXPORT int futimes(int fd, const struct timeval tv[2])
+{
+    struct timespec ts[2];
+    return futimens(fd, tv_to_ts(tv, ts));
+}
+
+SHIM_EXPORT int futimesat(int d, const char *p, const struct timeval tv[2])
+{
+    struct timespec ts[2];
+    const char *volatile pv = p; /* NULL: the descriptor itself */
+    return pv ? utimens_at(d, p, tv_to_ts(tv, ts), 0) : futimens(d, tv_to_ts(tv, ts));
+}
+
 SHIM_EXPORT int utime(const char *p, const struct utimbuf *ub)
 {
     struct route r;
@@ -720,6 +736,76 @@ SHIM_EXPORT int utime(const char *p, const struct utimbuf *ub)
         ts[1] = (struct timespec){ub->modtime, 0};
     }
     return utimens_at(AT_FDCWD, p, ub ? ts : NULL, 0);
+}
+
+/* --- special files, pathconf --------------------------------------------------------------- */
+
+/* A FIFO or device node under a mount: no store of ours keeps one (EPERM, as vfat says).
+ * glibc's mkfifo and mknod make the system call themselves: on the real path, before. */
+static int mknod_at(int dirfd, const char *path, mode_t mode, dev_t dev)
+{
+    struct route r;
+    switch (route_at(dirfd, path, &r, 0)) {
+    case ROUTE_FOREIGN:
+        return REAL(mknodat)(dirfd, r.pass, mode, dev);
+    case ROUTE_OURS: {
+        struct stat st;
+        if (!shim_mount_usable(r.m)) return -1;
+        return shim_fail(io_stat(&r, &st, 1) == 0 ? -EEXIST : -EPERM);
+    }
+    default:
+        return -1;
+    }
+}
+
+SHIM_EXPORT int mknodat(int d, const char *p, mode_t mode, dev_t dev) { return mknod_at(d, p, mode, dev); }
+SHIM_EXPORT int mknod(const char *p, mode_t mode, dev_t dev) { return mknod_at(AT_FDCWD, p, mode, dev); }
+SHIM_EXPORT int mkfifoat(int d, const char *p, mode_t mode) { return mknod_at(d, p, (mode & 07777) | S_IFIFO, 0); }
+SHIM_EXPORT int mkfifo(const char *p, mode_t mode) { return mknod_at(AT_FDCWD, p, (mode & 07777) | S_IFIFO, 0); }
+
+/* The limits of names in our stores (glibc asks statfs of the real path, or of our
+ * placeholder descriptor): names of 255 bytes, paths of PATH_MAX, no hard links. */
+static long conf_ours(int name)
+{
+    switch (name) {
+    case _PC_NAME_MAX:
+        return 255;
+    case _PC_PATH_MAX:
+        return PATH_MAX;
+    case _PC_LINK_MAX:
+        return 1;
+    case _PC_FILESIZEBITS:
+        return 64;
+    case _PC_NO_TRUNC:
+    case _PC_CHOWN_RESTRICTED:
+        return 1;
+    case _PC_PIPE_BUF:
+        return PIPE_BUF;
+    default:
+        return REAL(pathconf)("/", name); /* (the rest does not depend on the file system) */
+    }
+}
+
+SHIM_EXPORT long pathconf(const char *p, int name)
+{
+    struct route r;
+    switch (route_path(p, &r)) {
+    case ROUTE_FOREIGN:
+        return REAL(pathconf)(r.pass, name);
+    case ROUTE_OURS: {
+        struct stat st;
+        int e = shim_mount_usable(r.m) ? io_stat(&r, &st, 0) : -ENODEV;
+        return e < 0 ? shim_fail(e) : conf_ours(name);
+    }
+    default:
+        return -1;
+    }
+}
+
+SHIM_EXPORT long fpathconf(int fd, int name)
+{
+    if (__builtin_expect(!fdt_is_ours(fd), 1)) return REAL(fpathconf)(fd, name);
+    return conf_ours(name);
 }
 
 /* --- truncate ----------------------------------------------------------------------------- */

@@ -421,6 +421,36 @@ SHIM_EXPORT int fcntl(int fd, int cmd, ...)
 
 SHIM_EXPORT int fcntl64(int fd, int cmd, ...) __attribute__((alias("fcntl")));
 
+/* glibc's lockf calls its own fcntl, which never reaches us: EBADF on our descriptors.
+ * Its range starts at the file offset (SEEK_CUR), ours, not the lock file's. */
+SHIM_EXPORT int lockf(int fd, int cmd, off_t len)
+{
+    if (__builtin_expect(!fdt_is_ours(fd), 1)) return REAL(lockf)(fd, cmd, len);
+    struct ofd *o = fdt_get(fd);
+    if (!o) return shim_fail(-EBADF);
+    ofd_lock(o);
+    off_t cur = (off_t)ofd_sh(o)->offset;
+    ofd_unlock(o);
+    ofd_put(o);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = len < 0 ? cur + len : cur,
+                       .l_len = len < 0 ? -len : len};
+    if (fl.l_start < 0) return shim_fail(-EINVAL);
+    switch (cmd) {
+    case F_LOCK:
+        return fcntl_ours(fd, F_SETLKW, (unsigned long)&fl);
+    case F_TLOCK:
+        return fcntl_ours(fd, F_SETLK, (unsigned long)&fl);
+    case F_ULOCK:
+        fl.l_type = F_UNLCK;
+        return fcntl_ours(fd, F_SETLK, (unsigned long)&fl);
+    case F_TEST:
+        if (fcntl_ours(fd, F_GETLK, (unsigned long)&fl) < 0) return -1;
+        return fl.l_type == F_UNLCK || fl.l_pid == getpid() ? 0 : shim_fail(-EACCES);
+    default:
+        return shim_fail(-EINVAL);
+    }
+}
+
 /* mkstemp family inside a mount: glibc's own versions open through internal symbols we
  * cannot see, so a template under a mount is filled in and created here. */
 static int mkstemp_ours(char *tmpl, int suffixlen, int flags)

@@ -357,6 +357,20 @@ SHIM_EXPORT int fdatasync(int fd)
     return sync_ours(fd, 1);
 }
 
+/* glibc's own versions of these make the system call on our placeholder: EBADF. */
+SHIM_EXPORT int syncfs(int fd)
+{
+    PASS_IF_FOREIGN(fd, REAL(syncfs)(fd));
+    return sync_ours(fd, 0); /* (the file's store: its commit or upload, as fsync) */
+}
+
+SHIM_EXPORT int sync_file_range(int fd, off_t off, off_t n, unsigned flags)
+{
+    PASS_IF_FOREIGN(fd, REAL(sync_file_range)(fd, off, n, flags));
+    if (off < 0 || n < 0) return shim_fail(-EINVAL);
+    return flags & SYNC_FILE_RANGE_WRITE ? sync_ours(fd, 1) : WITH_OFD(fd, 0);
+}
+
 static int ftruncate_ours(struct ofd *o, off_t len)
 {
     if (len < 0) return -EINVAL;
@@ -398,6 +412,12 @@ SHIM_EXPORT int posix_fadvise(int fd, off_t off, off_t len, int advice)
 }
 
 SHIM_EXPORT int posix_fadvise64(int fd, off_t off, off_t len, int advice) __attribute__((alias("posix_fadvise")));
+
+SHIM_EXPORT ssize_t readahead(int fd, off_t off, size_t count)
+{
+    PASS_IF_FOREIGN(fd, REAL(readahead)(fd, off, count));
+    return WITH_OFD(fd, fadvise_ours(o, off, (off_t)(count > INT64_MAX ? INT64_MAX : count), POSIX_FADV_WILLNEED));
+}
 
 static int fallocate_ours(struct ofd *o, int mode, off_t off, off_t len)
 {

@@ -406,6 +406,16 @@ for how in clone raw-fork; do
         sh -c "printf 'child 7, file 8: one\ntwo\n' | cmp -s - '$o' || { cat '$o' '$e'; false; }"
     shim_env "$MOUNTS" rm -f "$MP/clone_w.txt"
 done
+# libc functions whose glibc versions make their system calls themselves (EBADF on our
+# descriptors, or the real path): futimes, futimesat, lockf, syncfs, sync_file_range,
+# readahead, pathconf, fpathconf, scandirat, remove; the same answers as in a real
+# directory. mkfifo under a mount: EPERM (no store of ours keeps one).
+mkdir -p "$W/lc-real" && "$BUILD/tests/libc_calls" "$W/lc-real" >"$W/lc-real.out" 2>&1
+shim_env "$MOUNTS" sh -c 'mkdir "$1/lc" && "$2" "$1/lc" && rmdir "$1/lc"' _ "$MP" "$BUILD/tests/libc_calls" >"$W/lc.out" 2>&1
+check "futimes, futimesat, lockf (a child tests the lock), syncfs, sync_file_range, readahead, pathconf, fpathconf, scandirat, remove: as in a real directory" \
+    diff "$W/lc-real.out" "$W/lc.out"
+shim_env "$MOUNTS" "$BUILD/tests/libc_calls" fifo "$MP/fifo" >"$W/lc.out" 2>&1
+check "mkfifo in the mount: EPERM, nothing made" sh -c "grep -qx 'mkfifo EPERM' '$W/lc.out' && test ! -e '$MP/fifo'"
 t "subshells (fork without exec) share the offset" 'exec 3<hello.txt; ( read -r -n 2 x <&3; echo "[$x]" ); ( head -c 3 <&3 ); echo; cat <&3'
 t "nested bash and python inherit fd 3" \
     'exec 3<lines.txt; bash -c "head -n 1 <&3"; head -n 1 <&3; "$PY" -c "import os; print(os.read(3, 6))"; head -n 1 <&3'
