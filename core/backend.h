@@ -81,6 +81,9 @@ struct backend_ops {
     /* Take up a file from such a descriptor, inherited from the program that exec'd us
      * (the file may have been unlinked or renamed since it was opened). */
     int (*open_fd)(void *ms, int fd, int flags, void **fh);
+    /* The program set the file's status flags (F_SETFL: O_APPEND, O_NONBLOCK...): 0 or
+     * -errno. NULL: they are set on the local_fd, if any. */
+    int (*setfl)(void *fh, int flags);
     /* The descriptor fcntl and flock locks of an open file act on, or -errno; NULL: the
      * local_fd's (object stores lock a host-wide file per object). */
     int (*lock_fd)(void *fh);

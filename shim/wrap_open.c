@@ -382,8 +382,9 @@ static int fcntl_ours(int fd, int cmd, unsigned long arg)
     } else if (cmd == F_SETFL) {
         ofd_set_status(o, (ofd_status(o) & ~SETFL_MASK) | ((int)arg & SETFL_MASK));
         /* A local file's own descriptor must agree (O_APPEND decides where its writes go). */
-        int lfd = o->fh && o->m->ops->local_fd ? o->m->ops->local_fd(o->fh) : -1;
-        r = 0;
+        int lfd = o->fh && !o->m->ops->setfl && o->m->ops->local_fd ? o->m->ops->local_fd(o->fh) : -1;
+        r = o->fh && o->m->ops->setfl ? IO_BACKEND(o->m->ops->setfl(o->fh, ofd_status(o))) : 0;
+        if (r < 0) r = shim_fail(r);
         if (lfd >= 0) {
             int cur = REAL(fcntl)(lfd, F_GETFL);
             if (cur >= 0) r = REAL(fcntl)(lfd, F_SETFL, (cur & ~SETFL_MASK) | ((int)arg & SETFL_MASK));

@@ -21,6 +21,12 @@
  * writes, but other processes see the data later and a process that ends with _exit()
  * loses it. A failed background write is reported by the next write, fsync or close.
  *
+ * Appending. A file opened with O_APPEND (`>>`, loggers) writes through a second,
+ * buffered descriptor with O_APPEND, where the kernel puts each write at the end at once:
+ * the block completed and truncated back above, done by several processes appending to
+ * one log, lost their lines and left zeros between them, and a reader saw the zeros for
+ * a moment. The kernel writes those pages back before any O_DIRECT read of the range.
+ *
  * Fallback. If the filesystem refuses O_DIRECT (EINVAL at open) or ignores it (tmpfs),
  * the file runs buffered with plain pread/pwrite, the mount warns once and its stats say
  * so; with S3SHIM_DIRECT_FALLBACK=error the open fails with EINVAL instead. */
@@ -209,6 +215,7 @@ int df_close(void *fh)
         direct_describe(f->m, NULL, NULL); /* the queue depth seen so far */
     }
     efd_close(f->fd);
+    if (f->afd >= 0) efd_close(f->afd);
     if (f->buffered) {
         free(f);
         return 0;
@@ -218,6 +225,34 @@ int df_close(void *fh)
 }
 
 /* --- opening ----------------------------------------------------------------------------- */
+
+/* The buffered O_APPEND descriptor of f (afd), and appending on. */
+static int append_fd(struct dfile *f)
+{
+    if (f->afd < 0) {
+        char p[40];
+        snprintf(p, sizeof p, "/proc/self/fd/%d", f->fd);
+        int a = sys.open(p, O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (a < 0) return -errno;
+        f->afd = efd_park(a);
+    }
+    f->append = 1;
+    return 0;
+}
+
+int df_setfl(void *fh, int flags)
+{
+    struct dfile *f = fh;
+    int cur = sys.fcntl(f->fd, F_GETFL), e = 0;
+    if (cur < 0) return -errno;
+    /* O_DIRECT stays as opened, O_APPEND off the O_DIRECT descriptor (appends: afd) */
+    if (sys.fcntl(f->fd, F_SETFL, (cur & O_DIRECT) | (flags & (O_ASYNC | O_NOATIME | O_NONBLOCK))) < 0) return -errno;
+    pthread_mutex_lock(&f->lock);
+    if (!(flags & O_APPEND)) f->append = 0;
+    else if ((cur & O_ACCMODE) != O_RDONLY) e = append_fd(f);
+    pthread_mutex_unlock(&f->lock);
+    return e;
+}
 
 /* O_DIRECT refused: warn once per mount and run buffered, or refuse the open. */
 static int fall_back(struct direct_mount *m, int fd, const char *key, const char *why)
@@ -256,6 +291,15 @@ static int dfile_make(struct direct_mount *m, int fd, int flags, int refused, co
     }
     f->m = m;
     f->fd = fd;
+    f->afd = -1;
+    if ((flags & O_APPEND) && (flags & O_ACCMODE) != O_RDONLY && S_ISREG(st.st_mode)) {
+        int e = append_fd(f);
+        if (e < 0) {
+            sys.close(fd);
+            free(f);
+            return e;
+        }
+    }
     char why[200] = "O_DIRECT refused by the filesystem (EINVAL at open)";
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
         f->buffered = 1; /* directories, fifos, character devices: nothing to align */
@@ -265,6 +309,7 @@ static int dfile_make(struct direct_mount *m, int fd, int flags, int refused, co
         int e = fall_back(m, fd, key, why);
         if (e < 0) {
             sys.close(fd);
+            if (f->afd >= 0) efd_close(f->afd);
             free(f);
             return e;
         }
@@ -280,6 +325,7 @@ static int dfile_make(struct direct_mount *m, int fd, int flags, int refused, co
     int se = uring_start();
     if (se < 0) {
         sys.close(fd);
+        if (f->afd >= 0) efd_close(f->afd);
         free(f);
         return se;
     }

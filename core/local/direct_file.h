@@ -37,6 +37,8 @@ struct dfile {
     struct direct_mount *m;
     int fd;
     int buffered; /* plain pread/pwrite (fallback, or not a regular file or device) */
+    int afd;      /* a buffered O_APPEND descriptor, opened at the first O_APPEND */
+    int append;   /* the program's O_APPEND: writes go to afd */
     int is_blk, sync;
     struct dio_align al;
     size_t chunk;

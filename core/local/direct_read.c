@@ -108,7 +108,7 @@ static ssize_t bounce_read(struct dfile *f, char *buf, size_t len, off_t off)
 static ssize_t read_seq(struct dfile *f, char *buf, size_t len, off_t off)
 {
     size_t done = 0;
-    int err = 0;
+    int err = 0, again = 0;
     const off_t ch = (off_t)f->chunk;
     while (done < len && !err) {
         off_t pos = off + (off_t)done, coff = pos - pos % ch;
@@ -125,6 +125,13 @@ static ssize_t read_seq(struct dfile *f, char *buf, size_t len, off_t off)
                 break;
             }
             off_t have = coff + (off_t)s->got - pos;
+            if (have <= 0 && s->got < s->u.len && !s->collecting && !again) {
+                /* the end of file when it was read: read it again once, the file may
+                 * have grown since (another process appending; a reader following it) */
+                df_rs_release(s);
+                again = 1;
+                continue;
+            }
             if (have <= 0) break; /* end of file */
             size_t n = (size_t)have < rem ? (size_t)have : rem;
             memcpy(buf + done, s->b.p + (pos - coff), n);

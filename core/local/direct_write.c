@@ -212,6 +212,17 @@ static ssize_t write_locked(struct dfile *f, const char *buf, size_t len, off_t 
 ssize_t df_pwrite(void *fh, const void *buf, size_t len, off_t off)
 {
     struct dfile *f = fh;
+    if (f->append) { /* O_APPEND: the kernel's end, on a buffered descriptor */
+        if (!f->buffered) {
+            df_adopt_after_fork(f);
+            pthread_mutex_lock(&f->lock);
+            int e = df_settle(f); /* (what this file gathered first; no cached chunk of the old end) */
+            pthread_mutex_unlock(&f->lock);
+            if (e) return e;
+        }
+        ssize_t n = sys.write(f->afd, buf, len);
+        return n < 0 ? -errno : n;
+    }
     if (f->buffered) {
         ssize_t n = sys.pwrite(f->fd, buf, len, off);
         return n < 0 ? -errno : n;

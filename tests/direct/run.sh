@@ -250,6 +250,33 @@ if valgrind_usable "valgrind on programs under the shim"; then
     else fail "valgrind on direct:// programs: exit $rc (9: valgrind found errors, 124/137: hung)" "$out"; fi
 fi
 
+# --- appends from several processes, and a reader following them -------------------------
+# O_APPEND writes go through a buffered O_APPEND descriptor: four shells appending lines
+# to one log lost lines and left zeros between them (each completed the last block,
+# wrote it whole and truncated back); a reader that had met the end of file saw nothing
+# of what others appended later (the end's chunk stayed cached).
+out=$W/out.txt
+mp=/s3shim-append-$$
+mkdir -p "$W/app"
+shim "$mp=direct://$W/app" bash -c 'for w in 1 2 3 4; do (for i in $(seq 50); do echo "writer $w line $i" >>"$1/log"; done) & done; wait' _ "$mp" >"$out" 2>&1
+if [ "$(sort -u "$W/app/log" | wc -l) $(wc -l <"$W/app/log") $(tr -d '\000' <"$W/app/log" | wc -c) $(wc -c <"$W/app/log")" = "200 200 3364 3364" ]; then
+    pass "four shells appending 50 lines each to one file (>>): 200 distinct lines, no zeros"
+else { ls -l "$W/app/log"; sort "$W/app/log" | uniq -c | head; } >>"$out"; fail "four shells appending to one file" "$out"; fi
+shim "$mp=direct://$W/app" "$PY" -c '
+import os, subprocess, sys
+p = sys.argv[1] + "/r.txt"
+open(p, "w").write("l1\n")
+f = open(p, "rb", buffering=0)
+got = [f.read()]
+for i in (2, 3):
+    subprocess.run(["sh", "-c", "echo l%d >> %s" % (i, p)])
+    got += [f.read(), f.read()]
+print(got)' "$mp" >"$out" 2>&1
+if [ "$(cat "$out")" = "[b'l1\n', b'l2\n', b'', b'l3\n', b'']" ]; then
+    pass "a reader at the end of file reads what another process appended since"
+else fail "a reader following another process's appends" "$out"; fi
+rm -rf "$W/app"
+
 # --- stats ---------------------------------------------------------------------------------
 out=$W/out.txt
 mp=/s3shim-stats-$$
