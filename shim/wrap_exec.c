@@ -6,6 +6,7 @@
 #include "../core/block/block.h"
 #include "../core/s3/s3.h"
 #include "../core/oplog.h"
+#include "exec_path.h"
 #include "guard.h"
 #include "ofd.h"
 #include "pump.h"
@@ -76,17 +77,34 @@ static void before_exec(char *const envp[])
         r_; \
     })
 
-SHIM_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+/* A program under a mount runs from what exec_target gives (exec_path.c); the copy goes
+ * if the exec fails. */
+static int exec_done(struct exec_target *t, int r)
 {
-    return AROUND_EXEC(envp, REAL(execve)(path, argv, envp));
+    int e = errno;
+    exec_target_done(t);
+    errno = e;
+    return r;
 }
 
-SHIM_EXPORT int execv(const char *path, char *const argv[]) { return AROUND_EXEC(environ, REAL(execve)(path, argv, environ)); }
+SHIM_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+    struct exec_target t;
+    int found = own_process() ? exec_target(path, &t) : (t.fd = -1, 0);
+    if (found < 0) return -1;
+    return exec_done(&t, AROUND_EXEC(envp, REAL(execve)(found ? t.path : path, argv, envp)));
+}
 
-SHIM_EXPORT int execvp(const char *file, char *const argv[]) { return AROUND_EXEC(environ, REAL(execvpe)(file, argv, environ)); }
+SHIM_EXPORT int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }
+
+SHIM_EXPORT int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
 
 SHIM_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
+    struct exec_target t;
+    int found = own_process() ? exec_search(file, &t) : (t.fd = -1, 0);
+    if (found < 0) return -1;
+    if (found) return exec_done(&t, AROUND_EXEC(envp, REAL(execve)(t.path, argv, envp)));
     return AROUND_EXEC(envp, REAL(execvpe)(file, argv, envp));
 }
 
@@ -160,18 +178,30 @@ SHIM_EXPORT int execle(const char *path, const char *arg, ...)
     return r;
 }
 
+/* posix_spawn returns an error number, and only once the child has exec'd (or failed). */
 SHIM_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
                             const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
     before_child();
-    return REAL(posix_spawn)(pid, path, fa, attr, argv, envp);
+    struct exec_target t;
+    int found = own_process() ? exec_target(path, &t) : (t.fd = -1, 0);
+    if (found < 0) return errno;
+    int r = REAL(posix_spawn)(pid, found ? t.path : path, fa, attr, argv, envp);
+    exec_target_done(&t);
+    return r;
 }
 
 SHIM_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
                              const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
     before_child();
-    return REAL(posix_spawnp)(pid, file, fa, attr, argv, envp);
+    struct exec_target t;
+    int found = own_process() ? exec_search(file, &t) : (t.fd = -1, 0);
+    if (found < 0) return errno;
+    int r = found ? REAL(posix_spawn)(pid, t.path, fa, attr, argv, envp)
+                  : REAL(posix_spawnp)(pid, file, fa, attr, argv, envp);
+    exec_target_done(&t);
+    return r;
 }
 
 SHIM_EXPORT int system(const char *cmd)

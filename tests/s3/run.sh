@@ -721,6 +721,12 @@ mkdir 1
 rm 0
 EOF
 
+# A program kept in S3 reads as mode 0644: running it is EACCES, as on a noexec mount (it
+# was ENOENT: the kernel looked for the path on disk).
+shim bash -c 'cp "$(command -v env)" "/s3/$1/ex-env"; "/s3/$1/ex-env" echo ran; echo "rc $?"; rm "/s3/$1/ex-env"' _ "$B" >"$W/ex.out" 2>&1
+check "a program kept in S3: Permission denied (126), not 'No such file'" \
+    sh -c "grep -q 'Permission denied' '$W/ex.out' && grep -qx 'rc 126' '$W/ex.out'"
+
 # --- valgrind ------------------------------------------------------------------------------
 # A user's program under valgrind with the shim inside it (libcurl, OpenSSL, our threads):
 # every byte right, no error reported, no hang. Not under a sanitizer: the two do not mix.
