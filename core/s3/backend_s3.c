@@ -331,6 +331,8 @@ static int mkdir_path(struct s3_mount *m, struct s3_path *p)
 {
     struct stat st;
     if (p->is_root) return -EEXIST;
+    int c = s3_meta_create_conflict(m, p->bucket, p->key);
+    if (c) return c == -EISDIR ? -EEXIST : c;
     uint64_t gen_seen = s3_meta_gen(p->bucket, p->key); /* before the stat proves nothing is below it */
     int e = s3_stat_path(m, p, &st);
     if (e == 0) return -EEXIST;

@@ -158,6 +158,7 @@ int s3f_open(struct s3_mount *m, const char *mkey, int flags, mode_t mode, void 
     int e = s3_path_resolve(m, mkey, &f->path);
     if (e == -ENOENT && (flags & O_CREAT)) s3_path_why_enoent(&f->path, mkey, "create");
     if (e == 0 && (f->path.is_root)) e = -EISDIR;
+    if (e == 0 && acc != O_RDONLY) e = s3_meta_create_conflict(m, f->path.bucket, f->path.key);
     /* Staged: read-write, append, readers of an object another process of this host has
      * staged (they see its writes), and writers of a temporary (s3_stage_tmp.c: never a
      * stream beside it). See s3_stage.c. */

@@ -431,6 +431,22 @@ static int learn_parent(struct s3_mount *m, const char *bucket, const char *key,
 
 void s3_meta_learn_dir(struct s3_mount *m, const char *bucket, const char *key) { learn_parent(m, bucket, key, 0); }
 
+int s3_meta_create_conflict(struct s3_mount *m, const char *bucket, const char *key)
+{
+    struct stat st;
+    int neg = 0;
+    char part[1025];
+    size_t n = strlen(key);
+    for (size_t i = 1; i < n && i < sizeof part; i++) { /* an object where a directory goes */
+        if (key[i] != '/') continue;
+        memcpy(part, key, i);
+        part[i] = '\0';
+        if (s3_meta_get(m, bucket, part, &st, &neg) && !neg && !S_ISDIR(st.st_mode)) return -ENOTDIR;
+    }
+    if (s3_meta_get(m, bucket, key, &st, &neg) && !neg && S_ISDIR(st.st_mode)) return -EISDIR;
+    return 0;
+}
+
 int s3_meta_create_is_new(struct s3_mount *m, const char *bucket, const char *key, int flags)
 {
     struct stat st;
@@ -556,7 +572,7 @@ int s3_stat_path(struct s3_mount *m, struct s3_path *p, struct stat *st)
 
 int s3_bucket_stat(struct s3_mount *m, const char *bucket, struct stat *st)
 {
-    struct s3_path p = {.key = (char *)""};
+    struct s3_path p = {.key = (char *)"", .is_root = 1};
     snprintf(p.bucket, sizeof p.bucket, "%s", bucket);
     return s3_stat_path(m, &p, st);
 }

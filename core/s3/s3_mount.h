@@ -76,6 +76,10 @@ int s3_meta_get(struct s3_mount *m, const char *bucket, const char *key, struct 
  * absent: an answer of its own, or its directory known whole (listed again if that ended
  * with its TTL). It needs no HEAD. Any other open asks the server. */
 int s3_meta_create_is_new(struct s3_mount *m, const char *bucket, const char *key, int flags);
+/* What the stat cache knows against creating key as an object: -EISDIR (it is a
+ * directory), -ENOTDIR (an ancestor is an object), else 0. No request: a name the
+ * cache does not know is let through, as S3 itself would. */
+int s3_meta_create_conflict(struct s3_mount *m, const char *bucket, const char *key);
 /* key was found missing (HEAD 404): learn its directory (one listing page) unless it is
  * known already or too large, so that its other names are answered from the cache. */
 void s3_meta_learn_dir(struct s3_mount *m, const char *bucket, const char *key);

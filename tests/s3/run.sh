@@ -727,6 +727,24 @@ shim bash -c 'cp "$(command -v env)" "/s3/$1/ex-env"; "/s3/$1/ex-env" echo ran; 
 check "a program kept in S3: Permission denied (126), not 'No such file'" \
     sh -c "grep -q 'Permission denied' '$W/ex.out' && grep -qx 'rc 126' '$W/ex.out'"
 
+# What the stat cache knows keeps the namespace a tree: no object over a directory it
+# has listed, nothing under an object it has seen (they made twin names in listings).
+shim "$PY" -c '
+import os, shutil, sys
+B = "/s3/%s/nstree" % sys.argv[1]
+os.makedirs(B + "/d"); open(B + "/d/f", "w").write("1"); open(B + "/f", "w").write("2")
+r = [sorted(os.listdir(B))]
+for fn in (lambda: open(B + "/d", "w"), lambda: os.mkdir(B + "/f/x"), lambda: open(B + "/f/x", "w")):
+    try: fn(); r.append("made")
+    except OSError as e: r.append(e.strerror)
+r.append(sorted(os.listdir(B)))
+shutil.rmtree(B)
+print(r)' "$B" >"$W/ns.out" 2>&1
+check "a process that listed a directory gets EISDIR writing over it, ENOTDIR under an object it saw (mkdir, create); the listing keeps one name each" \
+    diff - "$W/ns.out" <<'EOF'
+[['d', 'f'], 'Is a directory', 'Not a directory', 'Not a directory', ['d', 'f']]
+EOF
+
 # --- valgrind ------------------------------------------------------------------------------
 # A user's program under valgrind with the shim inside it (libcurl, OpenSSL, our threads):
 # every byte right, no error reported, no hang. Not under a sanitizer: the two do not mix.
