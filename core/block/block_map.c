@@ -87,9 +87,28 @@ static struct bmap *bmap_new(void *fh, off_t size)
     return b;
 }
 
+/* A shared writable mapping's copy grown with its file (sqlite's -shm grows 32 KiB at a
+ * time and is mapped again): the memfd, and chunks past the old end to be copied. A
+ * mapping past the memfd's end faulted with SIGBUS. */
+static int grow(struct bmap *b, off_t size)
+{
+    size_t old = (size_t)((b->size + MAP_CHUNK - 1) / MAP_CHUNK), n = (size_t)((size + MAP_CHUNK - 1) / MAP_CHUNK);
+    if (size <= b->size) return 0;
+    if (sys.ftruncate(b->memfd, size) < 0) return -errno;
+    if (n > (old ? old : 1)) {
+        uint8_t *h = realloc(b->have, n);
+        if (!h) return -ENOMEM;
+        memset(h + (old ? old : 1), 0, n - (old ? old : 1));
+        b->have = h;
+    }
+    b->size = size;
+    return 0;
+}
+
 /* Copy the chunks of [off, end) not copied yet. */
 static int fill(struct bmap *b, off_t off, off_t end)
 {
+    if (end > b->size) end = b->size;
     char *buf = NULL;
     int e = 0;
     for (off_t c = off / MAP_CHUNK; c * MAP_CHUNK < end && e == 0; c++) {
@@ -125,6 +144,10 @@ int bf_local_map(void *fh, off_t off, size_t len, int prot, int flags)
     pthread_mutex_lock(&maps_lock);
     struct bmap **pp = &maps, *b;
     for (; (b = *pp) && b->fh != fh; pp = &b->next) {
+    }
+    if (b && b->shared_w && st.st_size > b->size && grow(b, st.st_size) < 0) { /* (ENOMEM, ENOSPC of /dev/shm) */
+        pthread_mutex_unlock(&maps_lock);
+        return -ENOMEM;
     }
     if (b && !b->shared_w && b->size != st.st_size) { /* changed since: a new copy (mappings keep theirs) */
         *pp = b->next;
@@ -174,11 +197,12 @@ void bf_map_written(void *fh, const void *buf, size_t len, off_t off)
     pthread_mutex_lock(&maps_lock);
     struct bmap *b = find(fh);
     int keep = b && b->shared_w;
-    if (keep && buf && off < b->size) { /* the shared mapping shows the file's own writes */
-        size_t n = (off_t)len > b->size - off ? (size_t)(b->size - off) : len;
-        if (sys.pwrite(b->memfd, buf, n, off) != (ssize_t)n) keep = 0;
-    } else if (keep && !buf) {
-        keep = 0; /* a truncation: the mapping cannot follow it */
+    off_t end = buf ? off + (off_t)len : off; /* (a truncation: to off) */
+    if (keep && end > b->size && grow(b, end) < 0) keep = 0; /* written or truncated past its end */
+    if (keep && buf) { /* the shared mapping shows the file's own writes */
+        if (sys.pwrite(b->memfd, buf, len, off) != (ssize_t)len) keep = 0;
+    } else if (keep && !buf && off < b->size) {
+        keep = 0; /* shortened: the mapping cannot follow it */
     }
     pthread_mutex_unlock(&maps_lock);
     if (b && !keep) bf_map_forget(fh); /* later mappings copy afresh */

@@ -209,6 +209,23 @@ print(r)' "$MP" 2>&1)
 if [ "$(echo "$mm2" | tail -1)" = "[['refused', '19'], True, True, ['mapped', \"b'P1'\"]]" ]; then
     pass "mmap: a second shared writable mapping of one object (another process) is refused with ENODEV and logged; a forked child shares the mapping; after the first file's close the object maps again"
 else echo "$mm2" >"$OUT"; fail "mmap: two shared writable mappings of one object" "$OUT"; fi
+# sqlite3 in WAL mode, one process, a -shm file that grows past its first 32 KiB and is
+# mapped again: the mapping's copy grows with the file (it faulted with SIGBUS).
+wal=$(shim "$DEV" "$PY" -c '
+import os, sqlite3, sys
+p = sys.argv[1] + "/walbig.db"
+c = sqlite3.connect(p); c.execute("pragma journal_mode=wal"); c.execute("pragma wal_autocheckpoint=0")
+c.execute("create table t (a)")
+for i in range(30):
+    c.executemany("insert into t values (?)", [(os.urandom(3000),) for _ in range(400)]); c.commit()
+r = [c.execute("select count(*) from t").fetchone()[0], c.execute("pragma integrity_check").fetchone()[0], os.path.getsize(p + "-shm") > 32768]
+c.close()
+r.append(sqlite3.connect(p).execute("select count(*) from t").fetchone()[0])
+for s in ("", "-wal", "-shm"):
+    if os.path.exists(p + s): os.unlink(p + s)
+print(r)' "$MP" 2>&1)
+if [ "$wal" = "[12000, 'ok', True, 12000]" ]; then pass "sqlite3 WAL, one process, a -shm grown past 32 KiB and mapped again: 12,000 rows, integrity ok"
+else echo "$wal" >"$OUT"; fail "sqlite3 WAL with a growing -shm" "$OUT"; fi
 check_clean "$DEV" "after the data tests"
 
 # --- 3b. large objects: the sequential data path ---------------------------------------------------
