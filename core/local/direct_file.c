@@ -226,32 +226,39 @@ int df_close(void *fh)
 
 /* --- opening ----------------------------------------------------------------------------- */
 
-/* The buffered O_APPEND descriptor of f (afd), and appending on. */
-static int append_fd(struct dfile *f)
+/* The buffered O_APPEND descriptor of f (afd), with the program's O_SYNC/O_DSYNC, and
+ * appending on. If the file cannot be opened again for writing (a new file created
+ * without a write bit, by a user other than root), appends take the block-completing
+ * path of other writes instead, as before. */
+static void append_fd(struct dfile *f, int flags)
 {
     if (f->afd < 0) {
         char p[40];
         snprintf(p, sizeof p, "/proc/self/fd/%d", f->fd);
-        int a = sys.open(p, O_WRONLY | O_APPEND | O_CLOEXEC);
-        if (a < 0) return -errno;
+        int a = sys.open(p, O_WRONLY | O_APPEND | O_CLOEXEC | (flags & (O_SYNC | O_DSYNC)));
+        if (a < 0) {
+            slog_debug("direct: %s: no O_APPEND descriptor (%s): appends complete the last block", f->m->uri,
+                       strerror(errno));
+            return;
+        }
         f->afd = efd_park(a);
     }
     f->append = 1;
-    return 0;
 }
 
 int df_setfl(void *fh, int flags)
 {
     struct dfile *f = fh;
-    int cur = sys.fcntl(f->fd, F_GETFL), e = 0;
-    if (cur < 0) return -errno;
+    int cur = sys.fcntl(f->fd, F_GETFL);
+    struct stat st;
+    if (cur < 0 || sys.fstat(f->fd, &st) < 0) return -errno;
     /* O_DIRECT stays as opened, O_APPEND off the O_DIRECT descriptor (appends: afd) */
     if (sys.fcntl(f->fd, F_SETFL, (cur & O_DIRECT) | (flags & (O_ASYNC | O_NOATIME | O_NONBLOCK))) < 0) return -errno;
     pthread_mutex_lock(&f->lock);
     if (!(flags & O_APPEND)) f->append = 0;
-    else if ((cur & O_ACCMODE) != O_RDONLY) e = append_fd(f);
+    else if ((cur & O_ACCMODE) != O_RDONLY && S_ISREG(st.st_mode)) append_fd(f, cur);
     pthread_mutex_unlock(&f->lock);
-    return e;
+    return 0;
 }
 
 /* O_DIRECT refused: warn once per mount and run buffered, or refuse the open. */
@@ -292,14 +299,7 @@ static int dfile_make(struct direct_mount *m, int fd, int flags, int refused, co
     f->m = m;
     f->fd = fd;
     f->afd = -1;
-    if ((flags & O_APPEND) && (flags & O_ACCMODE) != O_RDONLY && S_ISREG(st.st_mode)) {
-        int e = append_fd(f);
-        if (e < 0) {
-            sys.close(fd);
-            free(f);
-            return e;
-        }
-    }
+    if ((flags & O_APPEND) && (flags & O_ACCMODE) != O_RDONLY && S_ISREG(st.st_mode)) append_fd(f, flags);
     char why[200] = "O_DIRECT refused by the filesystem (EINVAL at open)";
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
         f->buffered = 1; /* directories, fifos, character devices: nothing to align */

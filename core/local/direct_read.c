@@ -2,6 +2,8 @@
 #include "direct_file.h"
 #include "../sys.h"
 
+#include <sys/stat.h>
+
 #include "../log.h"
 
 #include <errno.h>
@@ -125,9 +127,11 @@ static ssize_t read_seq(struct dfile *f, char *buf, size_t len, off_t off)
                 break;
             }
             off_t have = coff + (off_t)s->got - pos;
-            if (have <= 0 && s->got < s->u.len && !s->collecting && !again) {
-                /* the end of file when it was read: read it again once, the file may
-                 * have grown since (another process appending; a reader following it) */
+            struct stat st;
+            if (have <= 0 && s->got < s->u.len && !s->collecting && !again && sys.fstat(f->fd, &st) == 0 &&
+                st.st_size > coff + (off_t)s->got) {
+                /* the end of file when it was read, and the file has grown since (another
+                 * process appending, a reader following it): read it again */
                 df_rs_release(s);
                 again = 1;
                 continue;
