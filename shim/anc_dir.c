@@ -42,6 +42,7 @@ struct anc_stream {
     char *dir;    /* its path */
     size_t len, off;
     long serial;
+    long pos; /* entries given since the start: telldir, seekdir */
     struct dirent ent;
 };
 
@@ -194,6 +195,7 @@ int anc_dir_read(DIR *d, struct dirent **out)
     }
     if (s->virt && s->dots < 2) {
         *out = entry(s, s->dots++ ? ".." : ".");
+        s->pos++;
         pthread_mutex_unlock(&lock);
         return 1;
     }
@@ -203,6 +205,9 @@ int anc_dir_read(DIR *d, struct dirent **out)
         struct dirent *e = REAL(readdir)(d);
         if (e || errno) {
             if (!e) saved = errno;
+            pthread_mutex_lock(&lock);
+            if (e && (s = find(d))) s->pos++;
+            pthread_mutex_unlock(&lock);
             *out = e;
             errno = saved;
             return 1;
@@ -223,18 +228,36 @@ int anc_dir_read(DIR *d, struct dirent **out)
         struct stat st; /* on disk after all (made since, or a real file): listed by the kernel */
         if (!s->virt && REAL(fstatat)(REAL(dirfd)(d), name, &st, AT_SYMLINK_NOFOLLOW) == 0) continue;
         *out = entry(s, name);
+        s->pos++;
     }
     pthread_mutex_unlock(&lock);
     errno = saved;
     return 1;
 }
 
-void anc_dir_rewind(DIR *d)
+int anc_dir_tell(DIR *d, long *pos)
 {
     pthread_mutex_lock(&lock);
     struct anc_stream *s = find(d);
-    if (s) s->dots = s->kernel_done = 0, s->off = 0;
+    if (s) *pos = s->pos;
     pthread_mutex_unlock(&lock);
+    return s != NULL;
+}
+
+int anc_dir_seek(DIR *d, long pos)
+{
+    pthread_mutex_lock(&lock);
+    struct anc_stream *s = find(d);
+    if (s) s->dots = s->kernel_done = 0, s->off = 0, s->pos = 0;
+    pthread_mutex_unlock(&lock);
+    if (!s) return 0;
+    REAL(rewinddir)(d); /* from the start, skipping what was given before pos */
+    struct dirent *e;
+    int saved = errno;
+    for (long i = 0; i < pos && anc_dir_read(d, &e) && e; i++) {
+    }
+    errno = saved;
+    return 1;
 }
 
 void anc_dir_forget(DIR *d)

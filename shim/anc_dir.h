@@ -31,7 +31,11 @@ void anc_dir_track_fd(DIR *d, int fd);
 /* readdir of a stream: 0 if not noted, else 1 with *out (NULL at the end; errno as
  * readdir leaves it). */
 int anc_dir_read(DIR *d, struct dirent **out);
-void anc_dir_rewind(DIR *d); /* rewinddir or seekdir: the names again after the entries */
+/* telldir and seekdir of a noted stream: positions are entries given since its start
+ * (the kernel's cookie would not say where among the mounts' names it was); seekdir
+ * lists again from the start. 0 if d is not noted. rewinddir is seek 0. */
+int anc_dir_tell(DIR *d, long *pos);
+int anc_dir_seek(DIR *d, long pos);
 void anc_dir_forget(DIR *d); /* closedir */
 void anc_dir_atfork_child(void);
 

@@ -104,6 +104,7 @@ int exec_search(const char *file, struct exec_target *t)
         any = route_path(dir, &r) == ROUTE_OURS;
     }
     if (!any) return 0;
+    int denied = 0;
     for (const char *d = path;; d += strcspn(d, ":") + 1) {
         char cand[PATH_MAX];
         size_t n = strcspn(d, ":");
@@ -112,11 +113,14 @@ int exec_search(const char *file, struct exec_target *t)
             int rt = route_path(cand, &r);
             struct stat st;
             if (rt == ROUTE_FOREIGN && REAL(access)(cand, X_OK) == 0) return 0; /* libc finds the same one */
-            if (rt == ROUTE_OURS && stat(cand, &st) == 0 && S_ISREG(st.st_mode)) return exec_target(cand, t);
+            if (rt == ROUTE_OURS && stat(cand, &st) == 0 && S_ISREG(st.st_mode)) {
+                if (st.st_mode & 0111) return exec_target(cand, t);
+                denied = 1; /* as execvp: go on, EACCES if nothing else is found */
+            }
         }
         if (!d[n]) break;
     }
-    return 0;
+    return denied ? shim_fail(-EACCES) : 0;
 }
 
 void exec_target_done(struct exec_target *t)

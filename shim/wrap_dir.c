@@ -254,8 +254,7 @@ SHIM_EXPORT void rewinddir(DIR *d)
 {
     struct sdir *s = ours(d);
     if (!s) {
-        REAL(rewinddir)(d);
-        if (atomic_load_explicit(&anc_dir_n, memory_order_relaxed)) anc_dir_rewind(d);
+        if (!atomic_load_explicit(&anc_dir_n, memory_order_relaxed) || !anc_dir_seek(d, 0)) REAL(rewinddir)(d);
         return;
     }
     seek_to(s, 0);
@@ -265,8 +264,7 @@ SHIM_EXPORT void seekdir(DIR *d, long pos)
 {
     struct sdir *s = ours(d);
     if (!s) {
-        REAL(seekdir)(d, pos);
-        if (atomic_load_explicit(&anc_dir_n, memory_order_relaxed)) anc_dir_rewind(d); /* (the names again) */
+        if (!atomic_load_explicit(&anc_dir_n, memory_order_relaxed) || !anc_dir_seek(d, pos)) REAL(seekdir)(d, pos);
         return;
     }
     seek_to(s, pos);
@@ -275,6 +273,8 @@ SHIM_EXPORT void seekdir(DIR *d, long pos)
 SHIM_EXPORT long telldir(DIR *d)
 {
     struct sdir *s = ours(d);
+    long pos;
+    if (!s && atomic_load_explicit(&anc_dir_n, memory_order_relaxed) && anc_dir_tell(d, &pos)) return pos;
     return s ? s->pos : REAL(telldir)(d);
 }
 

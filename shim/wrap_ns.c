@@ -751,7 +751,23 @@ static int mknod_at(int dirfd, const char *path, mode_t mode, dev_t dev)
     case ROUTE_OURS: {
         struct stat st;
         if (!shim_mount_usable(r.m)) return -1;
-        return shim_fail(io_stat(&r, &st, 1) == 0 ? -EEXIST : -EPERM);
+        if ((mode & S_IFMT) == 0 || (mode & S_IFMT) == S_IFREG) { /* a plain file (Python's os.mknod) */
+            int fd = io_open(&r, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode & 07777);
+            if (fd < 0) return -1;
+            int c = io_close_fd(fd);
+            return c < 0 ? shim_fail(c) : 0;
+        }
+        int e = io_stat(&r, &st, 1);
+        if (e == 0) return shim_fail(-EEXIST);
+        if (e != -ENOENT) return shim_fail(e);
+        char parent[PATH_MAX]; /* a missing directory says ENOENT, as the kernel does */
+        const char *sl = strrchr(r.path, '/');
+        if (sl && sl > r.path && (size_t)(sl - r.path) < sizeof parent) {
+            memcpy(parent, r.path, (size_t)(sl - r.path));
+            parent[sl - r.path] = '\0';
+            if (stat(parent, &st) < 0) return -1;
+        }
+        return shim_fail(-EPERM);
     }
     default:
         return -1;

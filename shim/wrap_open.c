@@ -444,13 +444,16 @@ SHIM_EXPORT int lockf(int fd, int cmd, off_t len)
     case F_ULOCK:
         fl.l_type = F_UNLCK;
         return fcntl_ours(fd, F_SETLK, (unsigned long)&fl);
-    case F_TEST:
+    case F_TEST: /* (as glibc: would a read lock be refused?) */
+        fl.l_type = F_RDLCK;
         if (fcntl_ours(fd, F_GETLK, (unsigned long)&fl) < 0) return -1;
         return fl.l_type == F_UNLCK || fl.l_pid == getpid() ? 0 : shim_fail(-EACCES);
     default:
         return shim_fail(-EINVAL);
     }
 }
+
+SHIM_EXPORT int lockf64(int fd, int cmd, off_t len) __attribute__((alias("lockf")));
 
 /* mkstemp family inside a mount: glibc's own versions open through internal symbols we
  * cannot see, so a template under a mount is filled in and created here. */

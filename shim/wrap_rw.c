@@ -367,8 +367,10 @@ SHIM_EXPORT int syncfs(int fd)
 SHIM_EXPORT int sync_file_range(int fd, off_t off, off_t n, unsigned flags)
 {
     PASS_IF_FOREIGN(fd, REAL(sync_file_range)(fd, off, n, flags));
-    if (off < 0 || n < 0) return shim_fail(-EINVAL);
-    return flags & SYNC_FILE_RANGE_WRITE ? sync_ours(fd, 1) : WITH_OFD(fd, 0);
+    unsigned all = SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER;
+    if (off < 0 || n < 0 || (flags & ~all)) return shim_fail(-EINVAL);
+    /* a write-back hint (RocksDB's bytes_per_sync) is no commit; waiting for it is one */
+    return flags & SYNC_FILE_RANGE_WAIT_AFTER ? sync_ours(fd, 1) : WITH_OFD(fd, 0);
 }
 
 static int ftruncate_ours(struct ofd *o, off_t len)

@@ -312,6 +312,7 @@ static int s3_rename(void *ms, const char *from, const char *to, unsigned flags)
     } else {
         if (e == 0) e = s3_stat_path(m, &a, &st);
         if (e == 0 && S_ISDIR(st.st_mode)) e = -EXDEV; /* mv copies a directory tree itself */
+        if (e == 0 && (a.is_root || b.is_root)) e = a.is_root ? -EBUSY : -EISDIR;
         if (e == 0 && (flags & RENAME_NOREPLACE) && s3_stat_path(m, &b, &dst) == 0) e = -EEXIST;
         if (e == 0 && (flags & ~RENAME_NOREPLACE)) e = -EINVAL;
         if (e == 0 && strcmp(a.bucket, b.bucket) == 0 && strcmp(a.key, b.key) == 0) e = 0;

@@ -82,6 +82,16 @@ print(sh("ls -a \"$1\""), sh("find \"$1\" -name hello.txt"))
 print(int(sh("find \"$1\" | wc -l")[0]) == int(sh("find \"$2\" | wc -l")[0]) + 1, root[1:] in sh("ls /"))
 print(sh("ls \"$3\"; ls \"$3/sub\"; find \"$3\" -name far.txt"))
 print(sorted(os.listdir(root)), [d for d, _, f in os.walk(ra) if "far.txt" in f])
+import ctypes # seekdir(telldir()) after each entry goes on (it started the names again)
+c = ctypes.CDLL(None); c.opendir.restype = c.readdir.restype = ctypes.c_void_p
+c.readdir.argtypes = c.telldir.argtypes = c.closedir.argtypes = [ctypes.c_void_p]
+c.telldir.restype = ctypes.c_long; c.seekdir.argtypes = [ctypes.c_void_p, ctypes.c_long]
+d, names = c.opendir(root.encode()), []
+while len(names) < 10:
+    e = c.readdir(d)
+    if not e: break
+    names.append(ctypes.string_at(e + 19).decode()); c.seekdir(d, c.telldir(d))
+c.closedir(d); print(names)
 ' "$MROOT" "$MP" "$W/ra" >"$r.out" 2>&1
 check "directories above the mount list it: ls -a, find (no loop), ls /, a real parent missing the mount's name, os.listdir, os.walk" \
     diff - "$r.out" <<EOF
@@ -89,6 +99,7 @@ check "directories above the mount list it: ls -a, find (no loop), ls /, a real 
 True True
 ['other', 'sub', 'm2', '$W/ra/sub/m2/far.txt']
 ['m'] ['$W/ra/sub/m2']
+['.', '..', 'm']
 EOF
 rm -rf "$W/ra" "$W/ra-back"
 # glibc's remove() calls its own unlink and rmdir, out of our reach: bzip2, bunzip2 -f and
@@ -112,6 +123,14 @@ rm fa fb'
 t "programs kept in the directory run: a binary, a script, by PATH, from python's subprocess" 'mkdir bin; cp "$(command -v env)" bin/e; chmod 755 bin/e; bin/e echo binary
 printf "#!/bin/sh\necho script \$1\n" >bin/s; chmod 755 bin/s; bin/s x; PATH="$PWD/bin:$PATH" s y
 "$PY" -c "import subprocess; print(subprocess.run([\"bin/e\", \"echo\", \"spawned\"]).returncode)"; rm -r bin'
+t "python: os.lockf (glibc's lockf64), os.mknod of a plain file, of one in a missing directory" '"$PY" -c "
+import os
+fd = os.open(\"lk\", os.O_RDWR | os.O_CREAT, 0o644)
+os.lockf(fd, os.F_LOCK, 0); os.lockf(fd, os.F_TEST, 0); os.lockf(fd, os.F_ULOCK, 0); os.close(fd)
+os.mknod(\"mk\", 0o600); print(oct(os.stat(\"mk\").st_mode))
+try: os.mknod(\"nodir/mk\")
+except OSError as e: print(e.strerror)
+os.unlink(\"lk\"); os.unlink(\"mk\")"'
 t "sort -T with its temporary files in the mount" 'mkdir st; seq 1 200000 | sort -R --random-source=big.bin | sort -n -S 64K -T "$D/st" | sha256sum
 ls -A st | wc -l; rmdir st' "write.count>0"
 t "tar rf and tar uf (appends to an archive in the mount)" 'tar cf tr.tar --sort=name sub/a; echo appended >tnew.txt; tar rf tr.tar tnew.txt
