@@ -508,18 +508,27 @@ int bf_fallocate(void *fh, int mode, off_t off, off_t len)
     struct bfile *f = fh;
     if (mode & ~FALLOC_FL_KEEP_SIZE) return -EOPNOTSUPP;
     if (!f->writable) return -EBADF;
+    if (off > INT64_MAX - len) return -EFBIG;
     uint64_t end = (uint64_t)off + (uint64_t)len;
     if (mode & FALLOC_FL_KEEP_SIZE) return 0;
+    /* One look at the size under the lock: a write past end meanwhile is never cut back. */
     pthread_mutex_lock(&f->lock);
-    int e = bf_follow_shared(f);
-    uint64_t size = f->size;
+    int e = bf_follow_shared(f), grown = 0;
+    if (!e && end > f->size) {
+        struct blk_root r;
+        uint64_t fr;
+        e = blk_free_blocks(&f->m->st, &fr, &r);
+        if (!e && (end - f->size + BLK_BS - 1) / BLK_BS > fr) e = -ENOSPC;
+        if (!e) e = bf_wb_flush(f);
+        if (!e) {
+            f->size = end;
+            bf_ra_drop(f);
+            f->dirty = grown = 1;
+        }
+    }
     pthread_mutex_unlock(&f->lock);
-    if (e || end <= size) return e;
-    struct blk_root r;
-    uint64_t fr;
-    if ((e = blk_free_blocks(&f->m->st, &fr, &r)) < 0) return e;
-    if ((end - size + BLK_BS - 1) / BLK_BS > fr) return -ENOSPC;
-    return bf_ftruncate(fh, (off_t)end);
+    if (grown) bf_map_written(fh, NULL, 0, (off_t)end); /* a shared mapping's copy grows too */
+    return e;
 }
 
 int bf_fstat(void *fh, struct stat *st)

@@ -226,6 +226,21 @@ for s in ("", "-wal", "-shm"):
 print(r)' "$MP" 2>&1)
 if [ "$wal" = "[12000, 'ok', True, 12000]" ]; then pass "sqlite3 WAL, one process, a -shm grown past 32 KiB and mapped again: 12,000 rows, integrity ok"
 else echo "$wal" >"$OUT"; fail "sqlite3 WAL with a growing -shm" "$OUT"; fi
+# fallocate: grows the object (zeros after its bytes); past the store's free space ENOSPC
+# and past 2^63 EFBIG, the object as it was.
+fa=$(shim "$DEV" "$PY" -c '
+import os, sys
+p = sys.argv[1] + "/fa.bin"
+fd = os.open(p, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644); os.write(fd, b"abc")
+os.posix_fallocate(fd, 0, 10000); r = [os.fstat(fd).st_size, os.pread(fd, 4, 0)]
+for a in ((0, 1 << 45), (1 << 62, 1 << 62)):
+    try: os.posix_fallocate(fd, *a); r.append("grew")
+    except OSError as e: r.append(e.strerror)
+os.close(fd); r.append(os.stat(p).st_size); os.unlink(p)
+print(r)' "$MP" 2>&1)
+if [ "$fa" = "[10000, b'abc\\x00', 'No space left on device', 'File too large', 10000]" ]; then
+    pass "fallocate grows an object with zeros; ENOSPC past the free space, EFBIG past 2^63, the object as it was"
+else echo "$fa" >"$OUT"; fail "fallocate on block://" "$OUT"; fi
 check_clean "$DEV" "after the data tests"
 
 # --- 3b. large objects: the sequential data path ---------------------------------------------------
