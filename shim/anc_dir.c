@@ -41,8 +41,7 @@ struct anc_stream {
     char *names;  /* the mounts' names below it, each ended by a NUL */
     char *dir;    /* its path */
     size_t len, off;
-    long serial;
-    long pos; /* entries given since the start: telldir, seekdir */
+    long pos; /* entries given since the start: telldir, seekdir, each entry's d_off */
     struct dirent ent;
 };
 
@@ -177,7 +176,7 @@ static struct dirent *entry(struct anc_stream *s, const char *name)
 {
     struct dirent *e = &s->ent;
     e->d_ino = (ino_t)anc_dir_ino(s->dir, name[0] == '.' && (!name[1] || (name[1] == '.' && !name[2])) ? NULL : name);
-    e->d_off = ++s->serial;
+    e->d_off = ++s->pos;
     e->d_type = DT_DIR;
     snprintf(e->d_name, sizeof e->d_name, "%s", name);
     e->d_reclen = (unsigned short)(offsetof(struct dirent, d_name) + strlen(e->d_name) + 1);
@@ -195,7 +194,6 @@ int anc_dir_read(DIR *d, struct dirent **out)
     }
     if (s->virt && s->dots < 2) {
         *out = entry(s, s->dots++ ? ".." : ".");
-        s->pos++;
         pthread_mutex_unlock(&lock);
         return 1;
     }
@@ -228,7 +226,6 @@ int anc_dir_read(DIR *d, struct dirent **out)
         struct stat st; /* on disk after all (made since, or a real file): listed by the kernel */
         if (!s->virt && REAL(fstatat)(REAL(dirfd)(d), name, &st, AT_SYMLINK_NOFOLLOW) == 0) continue;
         *out = entry(s, name);
-        s->pos++;
     }
     pthread_mutex_unlock(&lock);
     errno = saved;

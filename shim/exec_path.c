@@ -94,14 +94,16 @@ int exec_search(const char *file, struct exec_target *t)
     if (!path) path = "/usr/local/bin:/usr/bin:/bin";
     /* Nothing to do unless a directory of PATH is under a mount (no system call then). */
     int any = 0;
-    for (const char *d = path; *d && !any; d += strcspn(d, ":") + (d[strcspn(d, ":")] == ':')) {
+    for (const char *d = path; *d && !any;) {
         char dir[PATH_MAX];
         size_t n = strcspn(d, ":");
-        if (n == 0 || n >= sizeof dir) continue;
-        memcpy(dir, d, n);
-        dir[n] = '\0';
-        struct route r;
-        any = route_path(dir, &r) == ROUTE_OURS;
+        if (n > 0 && n < sizeof dir) {
+            memcpy(dir, d, n);
+            dir[n] = '\0';
+            struct route r;
+            any = route_path(dir, &r) == ROUTE_OURS;
+        }
+        d += n + (d[n] == ':');
     }
     if (!any) return 0;
     int denied = 0;

@@ -182,17 +182,19 @@ SHIM_EXPORT struct dirent64 *readdir64(DIR *d) { return (struct dirent64 *)readd
 static int readdir_r_impl(DIR *d, struct dirent *entry, struct dirent **result)
 {
     struct sdir *s = ours(d);
-    struct dirent *a;
-    int saved = errno;
-    errno = 0;
-    if (!s && atomic_load_explicit(&anc_dir_n, memory_order_relaxed) && anc_dir_read(d, &a)) {
-        int err = a ? 0 : errno; /* (0 at the end) */
-        if (a) memcpy(entry, a, offsetof(struct dirent, d_name) + strlen(a->d_name) + 1);
-        *result = a ? entry : NULL;
+    if (!s && atomic_load_explicit(&anc_dir_n, memory_order_relaxed)) {
+        struct dirent *a;
+        int saved = errno;
+        errno = 0;
+        if (anc_dir_read(d, &a)) {
+            int err = a ? 0 : errno; /* (0 at the end) */
+            if (a) memcpy(entry, a, offsetof(struct dirent, d_name) + strlen(a->d_name) + 1);
+            *result = a ? entry : NULL;
+            errno = saved;
+            return err;
+        }
         errno = saved;
-        return err;
     }
-    errno = saved;
     if (!s) return REAL(readdir_r)(d, entry, result);
     pthread_mutex_lock(&s->lock);
     int err;

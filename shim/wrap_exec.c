@@ -77,8 +77,16 @@ static void before_exec(char *const envp[])
         r_; \
     })
 
-/* A program under a mount runs from what exec_target gives (exec_path.c); the copy goes
- * if the exec fails. */
+/* A program under a mount runs from what exec_target or exec_search (search) gives
+ * (exec_path.c); nothing of ours in a child that must keep off our tables. */
+static int target(const char *path, int search, struct exec_target *t)
+{
+    t->fd = -1;
+    if (!own_process()) return 0;
+    return search ? exec_search(path, t) : exec_target(path, t);
+}
+
+/* The copy goes if the exec fails. */
 static int exec_done(struct exec_target *t, int r)
 {
     int e = errno;
@@ -90,7 +98,7 @@ static int exec_done(struct exec_target *t, int r)
 SHIM_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
 {
     struct exec_target t;
-    int found = own_process() ? exec_target(path, &t) : (t.fd = -1, 0);
+    int found = target(path, 0, &t);
     if (found < 0) return -1;
     return exec_done(&t, AROUND_EXEC(envp, REAL(execve)(found ? t.path : path, argv, envp)));
 }
@@ -102,7 +110,7 @@ SHIM_EXPORT int execvp(const char *file, char *const argv[]) { return execvpe(fi
 SHIM_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
     struct exec_target t;
-    int found = own_process() ? exec_search(file, &t) : (t.fd = -1, 0);
+    int found = target(file, 1, &t);
     if (found < 0) return -1;
     if (found) return exec_done(&t, AROUND_EXEC(envp, REAL(execve)(t.path, argv, envp)));
     return AROUND_EXEC(envp, REAL(execvpe)(file, argv, envp));
@@ -184,7 +192,7 @@ SHIM_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file
 {
     before_child();
     struct exec_target t;
-    int found = own_process() ? exec_target(path, &t) : (t.fd = -1, 0);
+    int found = target(path, 0, &t);
     if (found < 0) return errno;
     int r = REAL(posix_spawn)(pid, found ? t.path : path, fa, attr, argv, envp);
     exec_target_done(&t);
@@ -196,7 +204,7 @@ SHIM_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_fil
 {
     before_child();
     struct exec_target t;
-    int found = own_process() ? exec_search(file, &t) : (t.fd = -1, 0);
+    int found = target(file, 1, &t);
     if (found < 0) return errno;
     int r = found ? REAL(posix_spawn)(pid, t.path, fa, attr, argv, envp)
                   : REAL(posix_spawnp)(pid, file, fa, attr, argv, envp);

@@ -14,7 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 /* A FIFO or device node under a mount: no store of ours keeps one (EPERM, as vfat says).
  * glibc's mkfifo and mknod make the system call themselves: on the real path, before. */
 static int mknod_at(int dirfd, const char *path, mode_t mode, dev_t dev)

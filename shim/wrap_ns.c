@@ -18,7 +18,6 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
-#include <limits.h>
 #include <sys/time.h>
 #include <sys/xattr.h>
 #include <unistd.h>

@@ -92,13 +92,14 @@ static struct bmap *bmap_new(void *fh, off_t size)
  * mapping past the memfd's end faulted with SIGBUS. */
 static int grow(struct bmap *b, off_t size)
 {
-    size_t old = (size_t)((b->size + MAP_CHUNK - 1) / MAP_CHUNK), n = (size_t)((size + MAP_CHUNK - 1) / MAP_CHUNK);
+    size_t had = (size_t)((b->size + MAP_CHUNK - 1) / MAP_CHUNK), n = (size_t)((size + MAP_CHUNK - 1) / MAP_CHUNK);
+    if (had == 0) had = 1; /* (bmap_new's table has one entry at least) */
     if (size <= b->size) return 0;
     if (sys.ftruncate(b->memfd, size) < 0) return -errno;
-    if (n > (old ? old : 1)) {
+    if (n > had) {
         uint8_t *h = realloc(b->have, n);
         if (!h) return -ENOMEM;
-        memset(h + (old ? old : 1), 0, n - (old ? old : 1));
+        memset(h + had, 0, n - had);
         b->have = h;
     }
     b->size = size;
@@ -145,9 +146,9 @@ int bf_local_map(void *fh, off_t off, size_t len, int prot, int flags)
     struct bmap **pp = &maps, *b;
     for (; (b = *pp) && b->fh != fh; pp = &b->next) {
     }
-    if (b && b->shared_w && st.st_size > b->size && grow(b, st.st_size) < 0) { /* (ENOMEM, ENOSPC of /dev/shm) */
+    if (b && b->shared_w && (e = grow(b, st.st_size)) < 0) { /* (ENOMEM, ENOSPC of the memfd) */
         pthread_mutex_unlock(&maps_lock);
-        return -ENOMEM;
+        return e;
     }
     if (b && !b->shared_w && b->size != st.st_size) { /* changed since: a new copy (mappings keep theirs) */
         *pp = b->next;

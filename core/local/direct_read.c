@@ -2,11 +2,10 @@
 #include "direct_file.h"
 #include "../sys.h"
 
-#include <sys/stat.h>
-
 #include "../log.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
