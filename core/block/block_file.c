@@ -30,6 +30,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -684,6 +685,10 @@ int bf_lookup_pinned_dir(struct bfile *f, int *dir)
         if (!e && still_there(f)) return 1; /* however many commits went by: its blocks were never freed */
         for (int i = 0; i < f->base.next; i++) blk_range_lock(f->fd, f->base.ext[i].pblk, f->base.ext[i].len, F_UNLCK);
         if (e && e != -EAGAIN) return e;
+        if (tries >= 10) { /* a writer committing the key faster than we look it up: let it */
+            struct timespec ts = {0, (tries - 9) * 100000L > 2000000L ? 2000000L : (tries - 9) * 100000L};
+            nanosleep(&ts, NULL);
+        }
     }
     return -EAGAIN;
 }
