@@ -186,6 +186,7 @@ test-s3: all $(HELPER_BIN)
 	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/coherence.sh,s3-coherence$(if $(SAN),/$(SAN))))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/exit.sh,s3-exit$(if $(SAN),/$(SAN)))
 	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/defer.sh,s3-defer$(if $(SAN),/$(SAN))))
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/s3/names.sh,s3-names$(if $(SAN),/$(SAN)))
 
 # Several endpoints of one Swift cluster, healthy, faulty and dead (tests/s3rig/faultproxy.py
 # in front). FULL=1 in the release build adds the S3 battery through faulty endpoints.

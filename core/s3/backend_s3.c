@@ -16,6 +16,7 @@
 #include "s3_gen.h"
 #include "s3_mount.h"
 #include "s3_stage.h"
+#include "s3_writers.h"
 #include "s3_xml.h"
 
 #include <dirent.h>
@@ -160,6 +161,7 @@ static void s3_unmount(void *ms)
 static void s3_atfork_prepare(void *ms)
 {
     (void)ms;
+    s3w_atfork_prepare();
     http_atfork_prepare(); /* one engine for every S3 mount: the first call holds it */
 }
 
@@ -167,12 +169,14 @@ static void s3_atfork_parent(void *ms)
 {
     (void)ms;
     http_atfork_parent();
+    s3w_atfork_release();
 }
 
 static void s3_atfork_child(void *ms)
 {
     struct s3_mount *m = ms;
     http_atfork_child();
+    s3w_atfork_release();
     bal_atfork_child(&m->client.bal);
     s3_stage_atfork_child();
 }
@@ -190,7 +194,8 @@ static void s3_atfork_child(void *ms)
 
 
 /* A prefix the server does not know is still a directory while a live process of this
- * host has a key below it staged (created, not uploaded yet). */
+ * host has a key below it staged (created, not uploaded yet), or this process is
+ * uploading one. */
 static int stat_path_or_staged_dir(struct s3_mount *m, struct s3_path *p, struct stat *st)
 {
     int e = s3_stat_path(m, p, st);
@@ -202,7 +207,7 @@ static int stat_path_or_staged_dir(struct s3_mount *m, struct s3_path *p, struct
     memcpy(prefix + kl, "/", 2);
     struct s3_staged_name *v;
     size_t n = 0;
-    if (s3_stage_list(m, p->bucket, prefix, &v, &n) == 0 && n) {
+    if (s3w_below(m, p->bucket, prefix) || (s3_stage_list(m, p->bucket, prefix, &v, &n) == 0 && n)) {
         s3_fill_stat(m, st, p->bucket, p->key, 0, 0, 1);
         e = 0;
     }
@@ -211,11 +216,20 @@ static int stat_path_or_staged_dir(struct s3_mount *m, struct s3_path *p, struct
     return e;
 }
 
+/* What a path names, as this process sees it: its own upload under way there, an object
+ * staged on this host, or the server's (a directory too). */
+static int stat_any(struct s3_mount *m, struct s3_path *p, struct stat *st)
+{
+    if (s3w_stat(m, p, st) == 0 || s3_stage_stat(m, p, st) == 0) return 0;
+    return stat_path_or_staged_dir(m, p, st);
+}
+
 static int s3_stat(void *ms, const char *key, struct stat *st, int nofollow)
 {
     (void)nofollow;
-    /* An object staged on this host answers from its staging file (s3_stage.c). */
-    return WITH_PATH(ms, key, s3_stage_stat(ms, P, st) == 0 ? 0 : stat_path_or_staged_dir(ms, P, st));
+    /* This process's upload under way answers first (s3_writers.h), then an object staged
+     * on this host, from its staging file (s3_stage.c). */
+    return WITH_PATH(ms, key, stat_any(ms, P, st));
 }
 
 static int s3_access(void *ms, const char *key, int mode, int flags)
@@ -231,71 +245,68 @@ static int s3_access(void *ms, const char *key, int mode, int flags)
 static int unlink_path(struct s3_mount *m, struct s3_path *p)
 {
     if (s3_stage_tmp_unlink(m, p)) return 0; /* a temporary of ours: never sent */
+    int mine = s3w_drop(m, p); /* this process's upload to it: abandoned */
     struct stat st;
     int e = s3_stat_path(m, p, &st);
     if (e == -ENOENT && s3_stage_stat(m, p, &st) == 0) { /* created here, not uploaded yet */
         s3_stage_unlinked(m, p);
         return 0;
     }
+    if (e == -ENOENT && mine) return 0;
     if (e < 0) return e;
     if (S_ISDIR(st.st_mode)) return -EISDIR;
-    struct s3_op op;
-    s3_op_init(&op, "DELETE", p->bucket, p->key);
-    op.grow = 1;
-    e = s3_run(&m->client, &op);
-    s3_op_cleanup(&op);
-    s3_meta_changed(m, p->bucket, p->key, 0, NULL, NULL);
+    e = s3_object_delete(m, p->bucket, p->key);
     if (e == 0) s3_stage_unlinked(m, p);
     return e;
 }
 
 static int s3_unlink(void *ms, const char *key) { return WITH_PATH(ms, key, unlink_path(ms, P)); }
 
-/* A rename copies everything, in parts of the part size (parallel requests). */
-static int64_t copy_every_part(void *ctx, int64_t off, int64_t len, int prepare)
+/* b is replaced: openers of it keep their bytes but store nothing more under it. */
+static void replaced(struct s3_mount *m, const struct s3_path *b)
 {
-    int64_t ps = (int64_t)((struct s3_mount *)ctx)->part_size;
-    return prepare ? -EIO : len < ps ? len : ps;
+    s3w_drop(m, b);
+    s3_stage_unlinked(m, b);
 }
 
-/* Server-side copy of src to dst. One CopyObject for an object of up to two parts; above
- * that a multipart upload whose parts are all UploadPartCopy, sent in parallel through the
- * writers' part pipeline (a rename of a 1 GiB object is one long request otherwise, and
- * CopyObject stops at 5 GiB). Every part copies the version a HEAD just saw (if-match),
- * except where Swift refuses that for a multipart source ("-N" ETags; as for staging). */
-static int copy_object(struct s3_mount *m, struct s3_path *src, struct s3_path *dst, int64_t size)
+static int rename_path(struct s3_mount *m, struct s3_path *a, struct s3_path *b, unsigned flags)
 {
-    if (size > 2 * (int64_t)m->part_size) {
-        struct s3_op op;
-        s3_op_init(&op, "HEAD", src->bucket, src->key);
-        int e = s3_run(&m->client, &op);
-        char etag[128];
-        snprintf(etag, sizeof etag, "%s", strchr(op.req.etag, '-') ? "" : op.req.etag);
-        s3_op_cleanup(&op);
+    if (flags & ~RENAME_NOREPLACE) return -EINVAL;
+    int t = s3_stage_tmp_rename(m, a, b, flags); /* a temporary: uploaded as b */
+    if (t > 0) s3w_drop(m, b);
+    if (t != 0) return t < 0 ? t : 0;
+    struct stat st, dst;
+    int e = stat_any(m, a, &st);
+    if (e < 0) return e;
+    if (S_ISDIR(st.st_mode)) return -EXDEV; /* mv copies a directory tree itself */
+    if (a->is_root || b->is_root) return a->is_root ? -EBUSY : -EISDIR;
+    if (strcmp(a->bucket, b->bucket) == 0 && strcmp(a->key, b->key) == 0) return 0;
+    if ((flags & RENAME_NOREPLACE) && stat_any(m, b, &dst) == 0) return -EEXIST;
+    e = s3_meta_create_conflict(m, b->bucket, b->key); /* over a directory it listed */
+    if (e < 0) return e;
+    /* This process's upload to a: staged now while its bytes are all in memory... */
+    int w = s3w_settle(m, a, "renamed while open");
+    if (w < 0) return w;
+    if (w == 1) { /* ...else it completes under a and moves to b at its commit */
+        replaced(m, b);
+        e = s3w_move(m, a, b);
         if (e < 0) return e;
-        char got[128];
-        e = s3f_upload_fd(m, dst, -1, size, copy_every_part, m, src->bucket, src->key, etag, NULL, got, sizeof got);
-        return e < 0 ? s3_rename_errno(e) : 0;
+    } else {
+        e = s3_stage_rename(m, a, b); /* staged on this host: what its openers see goes up as b */
+        if (e < 0) return e;
+        if (e == 0) { /* on the server only */
+            e = s3_object_copy(m, a, b, st.st_size);
+            s3_meta_changed(m, b->bucket, b->key, 0, NULL, NULL);
+            if (e < 0) return e;
+            replaced(m, b);
+        } else {
+            s3w_drop(m, b);
+        }
     }
-    size_t kl = strlen(src->key), n = strlen(src->bucket) * 3 + kl * 3 + 8;
-    char *csrc = malloc(n);
-    if (!csrc) return -ENOMEM;
-    int off = snprintf(csrc, n, "/%s/", src->bucket);
-    s3_uri_encode(src->key, kl, 1, csrc + off, n - (size_t)off);
-    struct s3_op op;
-    s3_op_init(&op, "PUT", dst->bucket, dst->key);
-    s3_op_header(&op, "x-amz-copy-source", csrc);
-    op.grow = 1;
-    int e = s3_run(&m->client, &op);
-    char etag[128], code[64] = "";
-    if (e == 0 && (!op.req.resp ||
-                   s3_xml_copy_parse(op.req.resp, op.req.got, etag, sizeof etag, code, sizeof code) < 0)) {
-        slog_error("s3: copying %s/%s failed: %s", src->bucket, src->key, code[0] ? code : "unreadable answer");
-        e = -EIO;
-    }
-    s3_op_cleanup(&op);
-    free(csrc);
-    return e;
+    /* a goes from the server (if it is there: an upload or staging may be all it was). */
+    if (s3_stat_path(m, a, &st) == 0 && !S_ISDIR(st.st_mode)) return s3_object_delete(m, a->bucket, a->key);
+    s3_meta_changed(m, a->bucket, a->key, 0, NULL, NULL);
+    return 0;
 }
 
 static int s3_rename(void *ms, const char *from, const char *to, unsigned flags)
@@ -305,23 +316,7 @@ static int s3_rename(void *ms, const char *from, const char *to, unsigned flags)
     int e = s3_path_resolve(m, from, &a);
     if (e == 0) e = s3_path_resolve(m, to, &b);
     else b.key = NULL;
-    struct stat st, dst;
-    int t = e == 0 ? s3_stage_tmp_rename(m, &a, &b, flags) : 0; /* a temporary: uploaded as b */
-    if (t != 0) {
-        e = t < 0 ? t : 0;
-    } else {
-        if (e == 0) e = s3_stat_path(m, &a, &st);
-        if (e == 0 && S_ISDIR(st.st_mode)) e = -EXDEV; /* mv copies a directory tree itself */
-        if (e == 0 && (a.is_root || b.is_root)) e = a.is_root ? -EBUSY : -EISDIR;
-        if (e == 0 && (flags & RENAME_NOREPLACE) && s3_stat_path(m, &b, &dst) == 0) e = -EEXIST;
-        if (e == 0 && (flags & ~RENAME_NOREPLACE)) e = -EINVAL;
-        if (e == 0 && strcmp(a.bucket, b.bucket) == 0 && strcmp(a.key, b.key) == 0) e = 0;
-        else if (e == 0) {
-            e = copy_object(m, &a, &b, st.st_size);
-            s3_meta_changed(m, b.bucket, b.key, 0, NULL, NULL);
-            if (e == 0) e = unlink_path(m, &a);
-        }
-    }
+    if (e == 0) e = rename_path(m, &a, &b, flags);
     s3_path_free(&a);
     s3_path_free(&b);
     return e;
@@ -455,7 +450,8 @@ struct s3_dir {
     int done;          /* no more pages */
     int started;
     uint64_t gen;      /* the directory's generation before the page was asked for */
-    struct s3_staged_name *staged; /* names of keys staged on this host, not uploaded yet */
+    struct s3_staged_name *staged; /* names of keys staged on this host or being uploaded by this
+                                    * process, not on the server yet */
     size_t nstaged, next_staged;
 };
 
@@ -477,6 +473,11 @@ static int s3_opendir(void *ms, const char *key, void **dhp)
         else snprintf(d->prefix, n + 2, "%s%s", d->path.key, n ? "/" : "");
     }
     if (e == 0) e = s3_stage_list(m, d->path.bucket, d->prefix, &d->staged, &d->nstaged);
+    if (e == 0) { /* and this process's uploads under way */
+        size_t cap = d->nstaged;
+        e = s3w_list(m, d->path.bucket, d->prefix, &d->staged, &d->nstaged, &cap);
+        s3_names_sort(d->staged, &d->nstaged);
+    }
     if (e < 0) {
         s3_path_free(&d->path);
         free(d->prefix);

@@ -27,6 +27,7 @@
 
 #include "../log.h"
 #include "../sys.h"
+#include "s3_writers.h"
 #include "s3_xml.h"
 
 #include <errno.h>
@@ -75,6 +76,8 @@ int s3f_adopt_after_fork(struct s3_file *f)
 
 void s3f_file_free(struct s3_file *f)
 {
+    s3w_del(f);
+    free(f->moved_key);
     for (int i = 0; i < CHUNK_SLOTS; i++) {
         struct chunk *c = &f->ch[i];
         if (c->state == CH_PENDING) { /* a prefetch nobody read: let it land, then drop */
@@ -159,6 +162,21 @@ int s3f_open(struct s3_mount *m, const char *mkey, int flags, mode_t mode, void 
     if (e == -ENOENT && (flags & O_CREAT)) s3_path_why_enoent(&f->path, mkey, "create");
     if (e == 0 && (f->path.is_root)) e = -EISDIR;
     if (e == 0 && acc != O_RDONLY) e = s3_meta_create_conflict(m, f->path.bucket, f->path.key);
+    /* An upload of this process to the same name: staged now, so that this open shares its
+     * bytes; one that has sent parts cannot be read or patched (a second O_TRUNC writer
+     * is a new upload: the last close wins, as ever). */
+    if (e == 0 && !(acc == O_WRONLY && (flags & O_TRUNC))) {
+        int w = s3w_settle(m, &f->path, "opened again");
+        if (w == 1) {
+            slog_error("s3: %s/%s: this process is writing it as a sequential stream and has uploaded parts of it "
+                       "already: it cannot be opened again until that descriptor is closed (EBUSY); open the "
+                       "writer read-write (O_RDWR, Python 'w+b') so that it is staged from the start",
+                       f->path.bucket, f->path.key);
+            e = -EBUSY;
+        } else if (w < 0) {
+            e = w;
+        }
+    }
     /* Staged: read-write, append, readers of an object another process of this host has
      * staged (they see its writes), and writers of a temporary (s3_stage_tmp.c: never a
      * stream beside it). See s3_stage.c. */
@@ -205,6 +223,7 @@ int s3f_open(struct s3_mount *m, const char *mkey, int flags, mode_t mode, void 
         s3f_file_free(f);
         return e;
     }
+    if (f->writing && !f->stg) s3w_add(f); /* the process's path calls see it (s3_writers.h) */
     *fhp = f;
     return 0;
 }
@@ -226,6 +245,34 @@ int s3f_open_fd(struct s3_mount *m, int fd, int flags, void **fhp)
     return 0;
 }
 
+/* An upload renamed once it had sent parts was committed under its first name: it moves
+ * to the new one now (f->lock not held: the list of uploads is taken before it). */
+static int finish_move(struct s3_file *f, int e)
+{
+    pthread_mutex_lock(&f->lock);
+    char *to_key = f->moved_key;
+    f->moved_key = NULL;
+    pthread_mutex_unlock(&f->lock);
+    if (!to_key) return e;
+    struct s3_path to = {.key = to_key};
+    snprintf(to.bucket, sizeof to.bucket, "%s", f->moved_bucket);
+    if (e == 0 && f->committed && !f->dropped) { /* (removed after the rename: nothing to move) */
+        e = s3_object_move(f->m, &f->path, &to, f->written);
+        if (e < 0) {
+            slog_error("s3: %s/%s: written, but moving it to %s/%s, the name a rename gave it while it was open, "
+                       "failed (%s): it stays under its first name; close fails with EIO", f->path.bucket,
+                       f->path.key, to.bucket, to.key, strerror(-e));
+            e = -EIO;
+        }
+    }
+    pthread_mutex_lock(&f->lock); /* from now on it is the object under its new name */
+    free(f->path.key);
+    f->path.key = to_key;
+    snprintf(f->path.bucket, sizeof f->path.bucket, "%s", to.bucket);
+    pthread_mutex_unlock(&f->lock);
+    return e;
+}
+
 int s3f_fsync(void *fh, int datasync)
 {
     (void)datasync;
@@ -237,7 +284,7 @@ int s3f_fsync(void *fh, int datasync)
     pthread_mutex_lock(&f->lock);
     int e = f->committed ? 0 : s3f_upload_commit(f);
     pthread_mutex_unlock(&f->lock);
-    return e;
+    return finish_move(f, e);
 }
 
 /* The writing program ends without closing (exec): what it wrote becomes the object, as
@@ -378,6 +425,7 @@ int s3f_close(void *fh)
         pthread_mutex_lock(&f->lock);
         if (!f->committed) e = s3f_upload_commit(f);
         pthread_mutex_unlock(&f->lock);
+        e = finish_move(f, e);
     }
     s3f_file_free(f);
     return e;

@@ -79,6 +79,11 @@ struct s3_file {
     int err;
     int cause; /* why the commit failed (-errno; the commit itself says -EIO, as close does) */
     int committed;
+    int dropped;          /* removed by name while open: writes are taken and dropped (s3_writers.c) */
+    char *moved_key;      /* renamed once parts were sent: moved there on the server at the commit */
+    char moved_bucket[256];
+    struct s3_file *w_prev, *w_next; /* the process's streaming uploads (s3_writers.c) */
+    int w_listed;
 
     /* staged (s3_stage.c): every call goes there */
     struct s3_stage *stg;

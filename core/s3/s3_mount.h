@@ -110,6 +110,13 @@ int s3_meta_fill_page(struct s3_mount *m, const char *bucket, const struct s3_li
 /* Is there anything below "key/"? 1, 0 or -errno; *only_marker: just a "key/" marker. */
 int s3_has_children(struct s3_mount *m, const char *bucket, const char *key, int *only_marker);
 
+/* Whole objects on the server (s3_object.c). A copy of `size` bytes from src to dst
+ * (CopyObject, or UploadPartCopy parts above two parts); a delete (the stat cache and the
+ * run's counters told); a move is the copy, then the delete of a. 0 or -errno. */
+int s3_object_copy(struct s3_mount *m, const struct s3_path *src, const struct s3_path *dst, int64_t size);
+int s3_object_delete(struct s3_mount *m, const char *bucket, const char *key);
+int s3_object_move(struct s3_mount *m, const struct s3_path *a, const struct s3_path *b, int64_t size);
+
 /* Files (s3_file.c). */
 int s3f_open(struct s3_mount *m, const char *mkey, int flags, mode_t mode, void **fh);
 ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off);

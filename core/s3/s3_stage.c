@@ -48,8 +48,10 @@
  * file: they see each other's writes at once (and mmap, fstat, sendfile work on the real
  * file); each close of a writer uploads what is there, so the last close wins on the
  * server. While an object is staged, stat of its key answers from the staging file (a
- * new object exists for the host before its first upload) and unlink or rename of it
- * stops its uploads (open descriptors keep their bytes, as with a removed local file).
+ * new object exists for the host before its first upload); unlink of it stops its
+ * uploads (open descriptors keep their bytes, as with a removed local file), and rename
+ * uploads it under the new name, where its openers' later closes upload too
+ * (s3_stage_mv.c).
  * DIR/.active counts the host's staged objects, so that stat and open look for staging
  * files only while there are some. fcntl (F_SETLK, F_OFD_*) and flock locks of every S3 descriptor, staged or not,
  * go to HASH.lock, a file per object: they work between the processes of one host, never
@@ -166,7 +168,7 @@ static int64_t up_prepare(void *ctx, int64_t off, int64_t len, int prepare)
     return n < 0 ? 0 : n > end - off ? end - off : n;
 }
 
-static int upload_locked(struct s3_stage *s)
+int stg_upload_as(struct s3_stage *s, const char *bucket, const char *key)
 {
     struct stage_hdr *h = s->h;
     uint64_t g = __atomic_load_n(&h->gen, __ATOMIC_ACQUIRE);
@@ -190,7 +192,9 @@ static int upload_locked(struct s3_stage *s)
     /* Parts write-behind sent that are still what the file holds are kept. */
     struct s3_resume rs;
     int resumed = wb_resume(s->wb, (int64_t)st.st_size, g, __atomic_load_n(&h->unlinked, __ATOMIC_ACQUIRE), &rs);
-    int e = s3f_upload_fd(s->m, &s->path, s->dfd, (int64_t)st.st_size, up_prepare, &u, h->src_bucket, h->src_key,
+    struct s3_path to = {.key = (char *)key};
+    snprintf(to.bucket, sizeof to.bucket, "%s", bucket);
+    int e = s3f_upload_fd(s->m, &to, s->dfd, (int64_t)st.st_size, up_prepare, &u, h->src_bucket, h->src_key,
                           strchr(h->etag, '-') ? "" : h->etag, resumed ? &rs : NULL, etag, sizeof etag);
     if (resumed) wb_handed(s->wb, e);
     if (e == 0 && u.err) e = -EIO;
@@ -200,16 +204,20 @@ static int upload_locked(struct s3_stage *s)
     __atomic_store_n(&h->tmp_pid, 0, __ATOMIC_RELEASE);
     if (__atomic_load_n(&h->up_gen, __ATOMIC_ACQUIRE) < g) __atomic_store_n(&h->up_gen, g, __ATOMIC_RELEASE);
     snprintf(h->etag, sizeof h->etag, "%s", etag);
-    snprintf(h->src_bucket, sizeof h->src_bucket, "%s", h->bucket);
-    snprintf(h->src_key, sizeof h->src_key, "%s", h->key);
+    if (h->src_bucket != bucket) snprintf(h->src_bucket, sizeof h->src_bucket, "%s", bucket);
+    if (h->src_key != key) snprintf(h->src_key, sizeof h->src_key, "%s", key);
     h->mtime = time(NULL); /* (s3f_upload_fd told the metadata cache, like any upload) */
-    slog_debug("s3: %s/%s: staged object uploaded (%lld bytes)", h->bucket, h->key, (long long)st.st_size);
+    slog_debug("s3: %s/%s: staged object uploaded (%lld bytes)", bucket, key, (long long)st.st_size);
     return 0;
 }
 
+/* Uploads go to the header's name: the one the object had when it was staged, or the
+ * one a rename while it was open gave it (s3_stage_mv.c). */
+static int upload_locked(struct s3_stage *s) { return stg_upload_as(s, s->h->bucket, s->h->key); }
+
 int stg_upload_if_dirty(struct s3_stage *s)
 {
-    if (s->acc == O_RDONLY || !dirty(s->h) || __atomic_load_n(&s->h->unlinked, __ATOMIC_ACQUIRE)) return 0;
+    if (s->acc == O_RDONLY || !dirty(s->h) || !stg_uploads(s->h)) return 0;
     hlock(s->h);
     int e = dirty(s->h) ? upload_locked(s) : 0;
     hunlock(s->h);
@@ -292,6 +300,15 @@ int s3_stage_fstat(struct s3_stage *s, struct stat *st)
     struct stat d;
     if (sys.fstat(s->dfd, &d) < 0) return -errno;
     time_t mt = dirty(s->h) ? d.st_mtime : (time_t)s->h->mtime;
+    if (__atomic_load_n(&s->h->moved, __ATOMIC_ACQUIRE)) { /* renamed while open: the new name's inode */
+        char bucket[sizeof s->h->bucket], key[sizeof s->h->key];
+        hlock(s->h);
+        memcpy(bucket, s->h->bucket, sizeof bucket);
+        memcpy(key, s->h->key, sizeof key);
+        hunlock(s->h);
+        s3_fill_stat(s->m, st, bucket, key, (int64_t)d.st_size, mt ? mt : d.st_mtime, 0);
+        return 0;
+    }
     s3_fill_stat(s->m, st, s->path.bucket, s->path.key, (int64_t)d.st_size, mt ? mt : d.st_mtime, 0);
     return 0;
 }

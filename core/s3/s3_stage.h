@@ -36,6 +36,11 @@ int s3_stage_live(struct s3_mount *m, const struct s3_path *p);
  * uploaded as b and a is dropped (no copy, no DELETE). 1 done, 0 a is no temporary (the
  * caller renames as usual), -errno (a stays, as it was). */
 int s3_stage_tmp_rename(struct s3_mount *m, const struct s3_path *a, const struct s3_path *b, unsigned flags);
+/* rename(a, b) where a is staged on this host and no temporary (s3_stage_mv.c): what
+ * its openers see now is uploaded as b, and their later changes go there at their
+ * closes. The caller deletes a on the server. 1 done, 0 a is not staged, -errno (a
+ * stays). */
+int s3_stage_rename(struct s3_mount *m, const struct s3_path *a, const struct s3_path *b);
 /* unlink(p) where p is a temporary of this process: dropped, nothing sent. 1, or 0 if p is
  * none (the caller goes on). */
 int s3_stage_tmp_unlink(struct s3_mount *m, const struct s3_path *p);
@@ -57,6 +62,11 @@ struct s3_staged_name {
 };
 int s3_stage_list(struct s3_mount *m, const char *bucket, const char *prefix, struct s3_staged_name **out, size_t *n);
 void s3_stage_list_free(struct s3_staged_name *v, size_t n);
+/* Add a name to such a vector (n used, cap allocated); sort one (files before
+ * directories of the same name) and drop repeats. */
+int s3_names_add(struct s3_staged_name **v, size_t *n, size_t *cap, const char *name, size_t len, int is_dir,
+                 int64_t size, time_t mtime);
+void s3_names_sort(struct s3_staged_name *v, size_t *n);
 
 /* p was deleted (unlink, the source of a rename): open descriptors of it on this host keep
  * their bytes but upload nothing at close, as with a removed local file. */

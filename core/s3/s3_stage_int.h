@@ -19,7 +19,7 @@
 #include <sys/types.h>
 
 #define STAGE_MAGIC 0x53335354u        /* "S3ST" */
-#define STAGE_VERSION 4u
+#define STAGE_VERSION 5u
 #define BLK_SHIFT 20
 #define BLK ((int64_t)1 << BLK_SHIFT)
 
@@ -33,6 +33,7 @@ struct stage_hdr {
     uint32_t nblocks;
     int32_t mapped_w;     /* a shared writable mapping exists: always upload */
     int32_t unlinked;     /* the object was removed while open: never upload, files already gone */
+    int32_t moved;        /* ...or renamed while open (with unlinked): uploads go to bucket/key, the new name */
     int32_t tmp_pid;      /* a temporary of this process, never uploaded (s3_stage_tmp.c); 0: ordinary */
     uint64_t closed_gen;  /* a temporary: `gen` at its creator's last close (every write closed if equal) */
     int64_t mtime;        /* of the source object */
@@ -187,6 +188,14 @@ int stg_list_tmp_upload(void);
 /* s3_stage.c */
 /* Upload s when it changed since the last upload (not read-only, not removed). */
 int stg_upload_if_dirty(struct s3_stage *s);
+/* Upload what s holds now as bucket/key (h->lock held); the server's copy there is its
+ * source from then on. 0, or -EIO (logged). */
+int stg_upload_as(struct s3_stage *s, const char *bucket, const char *key);
+/* Uploads of h still go somewhere: not removed, or renamed while open. */
+static inline int stg_uploads(const struct stage_hdr *h)
+{
+    return !__atomic_load_n(&h->unlinked, __ATOMIC_ACQUIRE) || __atomic_load_n(&h->moved, __ATOMIC_ACQUIRE);
+}
 
 /* s3_stage_tmp.c: temporaries (files made O_RDWR|O_CREAT|O_EXCL) */
 void stg_tmp_configure(int on);

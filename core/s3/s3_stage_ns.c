@@ -145,6 +145,21 @@ static int name_cmp(const void *a, const void *b)
     return c ? c : x->is_dir - y->is_dir;
 }
 
+void s3_names_sort(struct s3_staged_name *v, size_t *np)
+{
+    size_t n = *np;
+    if (n < 2) return;
+    qsort(v, n, sizeof *v, name_cmp);
+    size_t k = 1;
+    for (size_t i = 1; i < n; i++) {
+        if (name_cmp(&v[i], &v[k - 1]) == 0)
+            free(v[i].name);
+        else
+            v[k++] = v[i];
+    }
+    *np = k;
+}
+
 /* The header of a live staging file (held by some process), mapped; NULL otherwise. */
 static struct stage_hdr *live_header(int dirfd, const char *mapname, int *fdp)
 {
@@ -164,8 +179,8 @@ static struct stage_hdr *live_header(int dirfd, const char *mapname, int *fdp)
     return h;
 }
 
-static int add_name(struct s3_staged_name **v, size_t *n, size_t *cap, const char *name, size_t len, int is_dir,
-                    int64_t size, time_t mtime)
+int s3_names_add(struct s3_staged_name **v, size_t *n, size_t *cap, const char *name, size_t len, int is_dir,
+                 int64_t size, time_t mtime)
 {
     if (*n == *cap) {
         size_t nc = *cap ? *cap * 2 : 16;
@@ -209,9 +224,9 @@ int s3_stage_list(struct s3_mount *m, const char *bucket, const char *prefix, st
             if (strncmp(base + strlen(stg_dir) + 1, de->d_name, 32) != 0)
                 ; /* another endpoint set's object of the same name */
             else if (slash)
-                e = slash > key + pl ? add_name(&v, &n, &cap, key + pl, (size_t)(slash - (key + pl)), 1, 0, 0) : 0;
+                e = slash > key + pl ? s3_names_add(&v, &n, &cap, key + pl, (size_t)(slash - (key + pl)), 1, 0, 0) : 0;
             else if (sys.stat(dp, &ds) == 0)
-                e = add_name(&v, &n, &cap, key + pl, strlen(key + pl), 0, (int64_t)ds.st_size,
+                e = s3_names_add(&v, &n, &cap, key + pl, strlen(key + pl), 0, (int64_t)ds.st_size,
                              dirty(h) || !h->mtime ? ds.st_mtime : (time_t)h->mtime);
         }
         munmap(h, sizeof *h);
@@ -223,17 +238,7 @@ int s3_stage_list(struct s3_mount *m, const char *bucket, const char *prefix, st
         s3_stage_list_free(v, n);
         return e;
     }
-    if (n > 1) { /* sort, then drop repeats (several keys below one directory) */
-        qsort(v, n, sizeof *v, name_cmp);
-        size_t k = 1;
-        for (size_t i = 1; i < n; i++) {
-            if (name_cmp(&v[i], &v[k - 1]) == 0)
-                free(v[i].name);
-            else
-                v[k++] = v[i];
-        }
-        n = k;
-    }
+    s3_names_sort(v, &n);
     *out = v;
     *np = n;
     return 0;

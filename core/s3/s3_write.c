@@ -222,7 +222,10 @@ ssize_t s3f_pwrite(void *fh, const void *buf, size_t len, off_t off)
     }
     pthread_mutex_lock(&f->lock);
     ssize_t r;
-    if (f->committed) {
+    if (f->dropped) { /* removed by name: taken and dropped, as by a file nobody can open */
+        f->written += (off_t)len;
+        r = (ssize_t)len;
+    } else if (f->committed) {
         slog_error("s3: %s/%s: writing after fsync is not supported (the object is already complete)",
                    f->path.bucket, f->path.key);
         r = -ENOTSUP;
@@ -322,6 +325,12 @@ int s3f_upload_commit(struct s3_file *f)
         f->err = -EIO;
         f->upload_id[0] = '\0';
         return -EIO;
+    }
+    if (f->dropped) { /* removed by name while open: nothing is stored */
+        while (f->oldest_inflight < f->nparts) finish_oldest(f);
+        abort_upload(f);
+        f->committed = 1;
+        return 0;
     }
     uint64_t gen0 = s3_meta_gen(f->path.bucket, f->path.key);
     int e = f->err ? f->err : f->upload_id[0] || f->nparts ? complete(f) : put_whole(f);
