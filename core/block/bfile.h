@@ -53,6 +53,9 @@ struct bfile {
     int ino_shown;
     int at_commit; /* wb_flush from the commit */
     int detached;  /* unlinked while open (bf_detach): never committed again */
+    int eof_seen;  /* a reader got to the end: it follows newer versions (bf_follow_eof) */
+    unsigned eof_reads; /* reads at the end so far */
+    int unlocked_reads; /* read_unlocked() calls reading the map's blocks without f->lock */
     mode_t mode;
     pthread_mutex_t lock;
     struct blk_obj base; /* the committed version this file builds on (base.gen 0: none) */
@@ -117,6 +120,9 @@ int bf_lookup_pinned_dir(struct bfile *f, int *dir); /* the same; 0: *dir as bt_
 
 /* block_share.c */
 int bf_follow_shared(struct bfile *f);       /* f->lock held */
+/* A read-only descriptor that read to the end goes on from a newer version of its object
+ * (tail -f), at a read at the end and at fstat. f->lock held. */
+int bf_follow_eof(struct bfile *f);
 void bf_list_add(struct bfile *f);
 void bf_list_remove(struct bfile *f);
 

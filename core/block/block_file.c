@@ -538,6 +538,7 @@ int bf_fstat(void *fh, struct stat *st)
     pthread_mutex_lock(&f->lock);
     struct blk_obj *o = malloc(sizeof *o);
     int e = o ? bf_follow_shared(f) : -ENOMEM;
+    if (!e) e = bf_follow_eof(f); /* tail -f polls the size */
     if (e) {
         free(o);
         pthread_mutex_unlock(&f->lock);

@@ -213,7 +213,8 @@ static int aligned(struct bfile *f, const void *buf, uint64_t pos, size_t len)
 /* Threads sharing a read-only descriptor read at once: the extents a random read needs
  * are copied under f->lock and the device is read without it. The blocks stay valid
  * after the unlock: a read-only descriptor keeps the pins of every version it saw until
- * it closes (bf_follow_shared), and nothing writes them. Called and returns with f->lock
+ * it closes or follows a newer version with no such read under way (bf_follow), and
+ * nothing writes them. Called and returns with f->lock
  * held; -EAGAIN when the read crosses too many extents (the locked path then). */
 #define BF_PAR_SEGS 8
 static ssize_t read_unlocked(struct bfile *f, char *buf, uint64_t pos, size_t len)
@@ -235,6 +236,7 @@ static ssize_t read_unlocked(struct bfile *f, char *buf, uint64_t pos, size_t le
         b += n;
     }
     int direct = pos % BLK_BS == 0 && len % BLK_BS == 0 && aligned(f, buf, pos, len);
+    f->unlocked_reads++; /* the blocks it reads stay pinned meanwhile (bf_follow) */
     pthread_mutex_unlock(&f->lock);
     struct ubuf t = {0};
     char *dst = buf;
@@ -268,6 +270,7 @@ static ssize_t read_unlocked(struct bfile *f, char *buf, uint64_t pos, size_t le
     else if (!direct) memcpy(buf, t.p + pos % BLK_BS, len);
     if (t.p) ubuf_put(&t);
     pthread_mutex_lock(&f->lock);
+    f->unlocked_reads--;
     return e ? e : (ssize_t)len;
 }
 
@@ -308,6 +311,12 @@ ssize_t bf_pread(void *fh, void *buf, size_t len, off_t off)
     pthread_mutex_lock(&f->lock);
     int e = f->writable ? bf_wb_flush(f) : 0;
     if (!e) e = bf_follow_shared(f);
+    /* Read to the end: from then on fstat (tail -f polls it) and every read at the end
+     * but the first (the one that ends a plain reader's loop) follow newer versions. */
+    if (!e && !f->writable && (uint64_t)off + len >= f->size) {
+        f->eof_seen = 1;
+        if ((uint64_t)off >= f->size && f->eof_reads++) e = bf_follow_eof(f);
+    }
     size_t done = 0;
     if (!e && !f->writable && f->size <= BLK_SMALL_OBJECT) {
         ssize_t r = read_small(f, buf, (uint64_t)off, len);

@@ -15,30 +15,64 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A description shared with another process (a child writing through it, a program the
- * shell exec'd with it as stdout), or one the program locks, whose last version here is
- * committed: if another process committed a newer one, go on from it, as one file shared
- * in the kernel would. While two write at once without committing (and without locks),
- * the last commit wins (docs/block-format.md). */
-int bf_follow_shared(struct bfile *f)
+/* Unpin the blocks of the old version's extents that the new one (f->base) does not use:
+ * nothing reads them any more (no unlocked read is under way, the read-ahead was dropped),
+ * so a writer may have them back. Overlapping OFD read locks are one lock, hence the
+ * difference. */
+static void unpin_old(struct bfile *f, const struct blk_ext *old, int n)
 {
-    if (!f->shared || f->dirty || f->err) return 0;
+    for (int i = 0; i < n; i++) {
+        uint64_t pos = old[i].pblk, end = old[i].pblk + old[i].len;
+        while (pos < end) {
+            uint64_t cut = end; /* where the piece from pos stops: the end or a new extent */
+            int inside = 0;
+            for (int j = 0; j < f->base.next && !inside; j++) {
+                uint64_t ns = f->base.ext[j].pblk, ne = ns + f->base.ext[j].len;
+                if (ns <= pos && pos < ne) {
+                    inside = 1;
+                    cut = ne < end ? ne : end;
+                } else if (ns > pos && ns < cut) {
+                    cut = ns;
+                }
+            }
+            if (!inside) blk_range_lock(f->fd, pos, cut - pos, F_UNLCK);
+            pos = cut;
+        }
+    }
+}
+
+/* Go on from the newest committed version of the same object, if there is one; the old
+ * version's blocks stay pinned while a read without f->lock may still be reading them,
+ * else they are let go. The map is rebuilt whole: only a file with nothing unwritten. */
+static int follow(struct bfile *f)
+{
+    if (f->dirty || f->err) return 0;
     struct blk_obj *o = malloc(sizeof *o);
     if (!o) return -ENOMEM;
     int r = bt_get(&f->m->st, f->key, f->klen, o, NULL);
     int same = r == 1 && o->gen == f->base.gen && o->ino == f->base.ino;
     uint64_t o_ino = o->ino;
-    free(o);
-    if (r < 0) return r;
-    if (same || r == 0) return 0; /* unchanged, or removed: this version goes on */
-    if (f->base.gen && o_ino != f->base.ino) return 0; /* another object now has the name: ours
-                                                         * was renamed away or replaced (bf_commit) */
-    /* The pins of the old version stay until close; the new one's are taken. */
+    if (r < 0 || same || r == 0) { /* unchanged, or removed: this version goes on */
+        free(o);
+        return r < 0 ? r : 0;
+    }
+    if (f->base.gen && o_ino != f->base.ino) { /* another object now has the name: ours was
+                                                * renamed away or replaced (bf_commit) */
+        free(o);
+        return 0;
+    }
+    int nold = f->base.next;
+    memcpy(o->ext, f->base.ext, sizeof o->ext[0] * (size_t)nold); /* the old version's extents */
     r = bf_lookup_pinned(f);
-    if (r < 0) return r;
-    if (r == 0) return 0;
+    if (r <= 0) {
+        free(o);
+        return r;
+    }
     struct bext *map = f->base.next ? malloc(sizeof *map * (size_t)(f->base.next + 2)) : NULL;
-    if (f->base.next && !map) return -ENOMEM;
+    if (f->base.next && !map) {
+        free(o);
+        return -ENOMEM;
+    }
     free(f->map);
     f->map = map;
     f->cap = map ? f->base.next + 2 : 0;
@@ -47,8 +81,22 @@ int bf_follow_shared(struct bfile *f)
         f->map[f->n++] = (struct bext){f->base.ext[i].lblk, f->base.ext[i].pblk, f->base.ext[i].len, 0};
     f->size = f->base.size;
     bf_ra_drop(f);
+    if (!f->unlocked_reads) unpin_old(f, o->ext, nold);
+    free(o);
     return 0;
 }
+
+/* A description shared with another process (a child writing through it, a program the
+ * shell exec'd with it as stdout), or one the program locks, whose last version here is
+ * committed: if another process committed a newer one, go on from it, as one file shared
+ * in the kernel would. While two write at once without committing (and without locks),
+ * the last commit wins (docs/block-format.md). */
+int bf_follow_shared(struct bfile *f) { return f->shared ? follow(f) : 0; }
+
+/* A reader that got to the end of its version sees what was appended (or written) since,
+ * as a reader of a local file does: tail -f, a program polling a log. Only there: a
+ * reader in the middle of a file keeps the version it opened. */
+int bf_follow_eof(struct bfile *f) { return f->eof_seen && !f->writable && !f->shared ? follow(f) : 0; }
 
 void bf_list_add(struct bfile *f)
 {

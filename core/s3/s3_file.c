@@ -330,10 +330,12 @@ int s3f_fstat(void *fh, struct stat *st)
     struct s3_stage *stg = stg_of(f);
     if (stg) return s3_stage_fstat(stg, st);
     pthread_mutex_lock(&f->lock);
-    if (f->writing)
+    if (f->writing) {
         s3_fill_stat(f->m, st, f->path.bucket, f->path.key, f->written, time(NULL), 0);
-    else
+    } else {
+        s3f_follow(f); /* tail -f polls the size */
         s3_fill_stat(f->m, st, f->path.bucket, f->path.key, f->size, f->mtime, 0);
+    }
     pthread_mutex_unlock(&f->lock);
     return 0;
 }

@@ -65,6 +65,8 @@ struct s3_file {
     uint64_t body_ps;    /* picoseconds per byte of its recent GETs' bodies (note_body), 0 = none yet */
     int far_seen;        /* the store's distance was looked at for the first ceiling */
     _Atomic uint64_t rx; /* body bytes of this file's GETs received so far: the probe's measure */
+    int eof_seen;        /* read to the end: follows newer versions from then on (s3f_follow) */
+    unsigned eof_reads;  /* reads at the end so far: the second and later follow */
     uint64_t tick;
 
     /* writing */
@@ -108,6 +110,12 @@ void s3f_file_free(struct s3_file *f);
 /* In a forked child: a reader forgets the parent's requests and goes on (0); a writer's
  * upload stays the parent's (-EBADF). 0 at once in the owner. */
 int s3f_adopt_after_fork(struct s3_file *f);
+
+/* s3_read.c (f->lock held) */
+/* Drop every chunk, waiting for those in flight. */
+void s3f_chunks_drop(struct s3_file *f);
+/* A reader that read to the end takes up a newer version of its object, if there is one. */
+void s3f_follow(struct s3_file *f);
 
 /* s3_write.c (f->lock held) */
 /* A streaming file becomes staged (a reader that is mapped, a writer that goes back,

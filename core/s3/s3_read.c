@@ -306,6 +306,47 @@ static int direct_step(struct s3_file *f, char *buf, off_t pos, size_t len, size
     return 1;
 }
 
+/* Drop every chunk, waiting for those in flight (f->lock held; released while waiting). */
+void s3f_chunks_drop(struct s3_file *f)
+{
+    for (int i = 0; i < CHUNK_SLOTS; i++) {
+        struct chunk *c = &f->ch[i];
+        if (c->state == CH_PENDING) chunk_collect(f, c);
+        if (c->state != CH_FREE) s3_op_cleanup(&c->op);
+        chunk_release(c);
+    }
+}
+
+/* A reader that read to the end of its version follows a newer one, as a reader of a
+ * local file sees what is appended (tail -f on a log others append to with >>): when the
+ * stat cache (coherent within the run; a HEAD once its answer is S3SHIM_STAT_TTL old)
+ * shows another size or time, a HEAD gives the new ETag, reads go on with If-Match on it,
+ * and what was fetched of the old version is dropped. f->lock held. */
+static void follow(struct s3_file *f)
+{
+    struct stat st;
+    if (s3_stat_path(f->m, &f->path, &st) < 0 || !S_ISREG(st.st_mode)) return;
+    if (st.st_size == f->size && st.st_mtime == f->mtime) return;
+    struct s3_op op;
+    s3_op_init(&op, "HEAD", f->path.bucket, f->path.key);
+    op.quiet_404 = 1;
+    if (s3_run(&f->m->client, &op) == 0 && op.req.etag[0] && strcmp(op.req.etag, f->etag) != 0) {
+        s3f_chunks_drop(f);
+        slog_debug("s3: %s/%s: a reader at the end follows the new version (%lld bytes, was %lld)", f->path.bucket,
+                   f->path.key, (long long)op.req.content_length, (long long)f->size);
+        f->size = op.req.content_length;
+        snprintf(f->etag, sizeof f->etag, "%s", op.req.etag);
+        f->mtime = op.req.last_modified[0] ? s3_parse_http_date(op.req.last_modified) : 0;
+        if (f->mtime < 0) f->mtime = 0;
+    }
+    s3_op_cleanup(&op);
+}
+
+void s3f_follow(struct s3_file *f)
+{
+    if (f->eof_seen && !f->writing && !stg_of(f) && f->owner == getpid()) follow(f);
+}
+
 ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
 {
     struct s3_file *f = fh;
@@ -313,7 +354,14 @@ ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off)
     if (stg) return s3_stage_pread(stg, buf, len, off);
     if (f->writing) return -EBADF;
     s3f_adopt_after_fork(f);
-    if (off >= f->size || len == 0) return 0;
+    if (len == 0) return 0;
+    if (off + (off_t)len >= f->size) { /* to the end: from there it follows (tail -f) */
+        pthread_mutex_lock(&f->lock);
+        f->eof_seen = 1;
+        if (off >= f->size && f->eof_reads++) follow(f); /* not at the read that ends a loop */
+        pthread_mutex_unlock(&f->lock);
+    }
+    if (off >= f->size) return 0;
     if ((int64_t)len > f->size - off) len = (size_t)(f->size - off);
     pthread_mutex_lock(&f->lock);
     if (len >= RA_SPLIT_MIN) { /* the pace of a reader that hold_for() may hold bodies for */

@@ -131,6 +131,17 @@ os.mknod(\"mk\", 0o600); print(oct(os.stat(\"mk\").st_mode))
 try: os.mknod(\"nodir/mk\")
 except OSError as e: print(e.strerror)
 os.unlink(\"lk\"); os.unlink(\"mk\")"'
+t "tail -f follows a file other processes append to (>>), until they end" 'echo line0 >tf.log
+( for i in 1 2 3 4; do echo line$i >>tf.log; sleep 0.2; done ) & tail -s 0.1 --pid=$! -n 5 -f tf.log 2>/dev/null; rm tf.log'
+t "a python loop reading lines at the end of a file other processes append to" 'echo line0 >pf.log
+( for i in 1 2 3; do sleep 0.2; echo line$i >>pf.log; done ) & "$PY" -c "
+import time
+f = open(\"pf.log\"); got = []; t = time.time()
+while len(got) < 4 and time.time() - t < 20:
+    l = f.readline()
+    if l: got.append(l.strip())
+    else: time.sleep(0.05)
+print(got)"; wait; rm pf.log'
 t "sort -T with its temporary files in the mount" 'mkdir st; seq 1 200000 | sort -R --random-source=big.bin | sort -n -S 64K -T "$D/st" | sha256sum
 ls -A st | wc -l; rmdir st' "write.count>0"
 t "tar rf and tar uf (appends to an archive in the mount)" 'tar cf tr.tar --sort=name sub/a; echo appended >tnew.txt; tar rf tr.tar tnew.txt

@@ -584,4 +584,11 @@ py_ok "another run's object where this process cached 'missing': an append and a
 check "...the server has theirs, then ours" test "$(s3_get k/appendother/log - 2>&1)/$(s3_get k/appendother/rw - 2>&1)" = \
     "$(printf 'theirs\nours')/0123ab6789"
 
+# tail -f in one process, >> in others of the run: each append seen (the stat cache is
+# told at once; no TTL to wait for), and the reader takes up each new version.
+shim bash -c 'echo line0 >"$1"; ( for i in 1 2 3 4; do echo line$i >>"$1"; sleep 0.2; done ) &
+    tail -s 0.1 --pid=$! -n 5 -f "$1" 2>/dev/null' _ "$M/k/tailf/log" >"$W/tailf.out" 2>&1
+check "tail -f of an object other processes of the run append to (>>) prints every line" \
+    test "$(tr '\n' ' ' <"$W/tailf.out")" = "line0 line1 line2 line3 line4 "
+
 finish
