@@ -41,18 +41,19 @@ int s3_stage_rename(struct s3_mount *m, const struct s3_path *a, const struct s3
     char mp[PATH_MAX + 8], dp[PATH_MAX + 8];
     stg_suffix(s->base, ".map", mp, sizeof mp);
     stg_suffix(s->base, ".data", dp, sizeof dp);
-    int dl = stg_dir_lock();
+    /* h->lock, then the directory's: the order an ending upload takes them in. */
     hlock(h);
+    int dl = stg_dir_lock();
     snprintf(h->bucket, sizeof h->bucket, "%s", b->bucket);
     snprintf(h->key, sizeof h->key, "%s", b->key);
     __atomic_store_n(&h->moved, 1, __ATOMIC_RELEASE);
     __atomic_store_n(&h->unlinked, 1, __ATOMIC_RELEASE);
-    hunlock(h);
     wb_abort_recorded(m, s->base); /* a write-behind upload to a: a close uploads b whole */
     sys.unlink(dp);
     sys.unlink(mp);
     stg_active_add(-1);
     stg_dir_unlock(dl);
+    hunlock(h);
     s3_stage_close(s); /* joined read-only: uploads nothing, and the names are gone already */
     slog_debug("s3: %s/%s: renamed to %s/%s while staged: uploaded under the new name; its openers' closes "
                "upload there", a->bucket, a->key, b->bucket, b->key);

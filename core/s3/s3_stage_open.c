@@ -339,14 +339,18 @@ static int stage_open(struct s3_mount *m, const struct s3_path *p, int flags, co
                 r = create(s, trunc ? 0 : b.size, b.etag, b.mtime, !exists || bytes || (trunc && b.size > 0));
                 s->created = r == 0;
                 if (r == 0 && bytes && nbytes) r = stg_write_all(s->dfd, bytes, nbytes, 0);
-            } else if (r == 1 && bytes) {
+            }
+            stg_dir_unlock(dl);
+            /* Joined after all: our bytes replace its content. Not under the directory's
+             * lock: the order is h->lock, then the directory's (an upload that ends holds
+             * the one and asks for the other, s3_stage_wb.c), never the reverse. */
+            if (r == 1 && bytes) {
                 hlock(s->h);
                 __atomic_store_n(&s->h->fetch_limit, 0, __ATOMIC_RELEASE);
                 r = sys.ftruncate(s->dfd, 0) < 0 ? -errno : stg_write_all(s->dfd, bytes, nbytes, 0);
                 changed(s->h);
                 hunlock(s->h);
             }
-            stg_dir_unlock(dl);
             if (r == 1) r = 0;
         }
     } else if (r == 1) {
