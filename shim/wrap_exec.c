@@ -107,12 +107,37 @@ SHIM_EXPORT int execv(const char *path, char *const argv[]) { return execve(path
 
 SHIM_EXPORT int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
 
+/* execvp's rule, which execve lacks: a file the kernel cannot run (ENOEXEC: a script
+ * without "#!") is run by /bin/sh, which opens t->path (a copy's descriptor stays open
+ * for it, as for a "#!" script). */
+static int execve_or_sh(struct exec_target *t, char *const argv[], char *const envp[])
+{
+    const char *path = t->path;
+    REAL(execve)(path, argv, envp);
+    if (errno != ENOEXEC) return -1;
+    if (t->fd >= 0) REAL(fcntl)(t->fd, F_SETFD, 0);
+    size_t n = 0;
+    while (argv[n]) n++;
+    char **v = malloc((n + 2) * sizeof *v);
+    if (!v) {
+        errno = ENOEXEC;
+        return -1;
+    }
+    v[0] = (char *)"/bin/sh";
+    v[1] = (char *)path;
+    for (size_t i = 1; i <= n; i++) v[i + 1] = argv[i];
+    REAL(execve)("/bin/sh", v, envp);
+    free(v);
+    errno = ENOEXEC;
+    return -1;
+}
+
 SHIM_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
 {
     struct exec_target t;
     int found = target(file, 1, &t);
     if (found < 0) return -1;
-    if (found) return exec_done(&t, AROUND_EXEC(envp, REAL(execve)(t.path, argv, envp)));
+    if (found) return exec_done(&t, AROUND_EXEC(envp, execve_or_sh(&t, argv, envp)));
     return AROUND_EXEC(envp, REAL(execvpe)(file, argv, envp));
 }
 

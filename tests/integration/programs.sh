@@ -120,9 +120,10 @@ t "fallocate -l, posix_fallocate (glibc cannot fall back to writing zeros on our
 cmp -n 3145728 fa /dev/zero && echo zeros; "$PY" -c "open(\"fa\", \"r+b\").write(b\"hi\")"; head -c 2 fa; echo; fallocate -n -l 8M fa; stat -c %s fa
 "$PY" -c "import os; fd = os.open(\"fb\", os.O_CREAT | os.O_WRONLY, 0o644); os.write(fd, b\"x\"); os.posix_fallocate(fd, 0, 100000); os.close(fd); print(os.stat(\"fb\").st_size, open(\"fb\", \"rb\").read(2))"
 rm fa fb'
-t "programs kept in the directory run: a binary, a script, by PATH, from python's subprocess" 'mkdir bin; cp "$(command -v env)" bin/e; chmod 755 bin/e; bin/e echo binary
+t "programs kept in the directory run: a binary, a script, by PATH, from python's subprocess, a script without #! through execvp (sh)" 'mkdir bin; cp "$(command -v env)" bin/e; chmod 755 bin/e; bin/e echo binary
 printf "#!/bin/sh\necho script \$1\n" >bin/s; chmod 755 bin/s; bin/s x; PATH="$PWD/bin:$PATH" s y
-"$PY" -c "import subprocess; print(subprocess.run([\"bin/e\", \"echo\", \"spawned\"]).returncode)"; rm -r bin'
+"$PY" -c "import subprocess; print(subprocess.run([\"bin/e\", \"echo\", \"spawned\"]).returncode)"
+printf "echo no interpreter line \$1\n" >bin/n; chmod 755 bin/n; env bin/n x; PATH="$PWD/bin:$PATH" env n y; rm -r bin'
 t "python: os.lockf (glibc's lockf64), os.mknod of a plain file, of one in a missing directory" '"$PY" -c "
 import os
 fd = os.open(\"lk\", os.O_RDWR | os.O_CREAT, 0o644)
