@@ -12,6 +12,7 @@
 #include "shim.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
@@ -357,11 +358,38 @@ SHIM_EXPORT int fdatasync(int fd)
     return sync_ours(fd, 1);
 }
 
-/* glibc's own versions of these make the system call on our placeholder: EBADF. */
+/* glibc's own versions of these make the system call on our placeholder: EBADF. syncfs
+ * syncs the store fd is on: every descriptor of this process open for writing on the
+ * same mount, fsynced (their commits or uploads); other processes' files are theirs. */
 SHIM_EXPORT int syncfs(int fd)
 {
     PASS_IF_FOREIGN(fd, REAL(syncfs)(fd));
-    return sync_ours(fd, 0); /* (the file's store: its commit or upload, as fsync) */
+    struct ofd *o = fdt_get(fd);
+    if (!o) return shim_fail(-EBADF);
+    struct mount *m = o->m;
+    ofd_put(o);
+    int *fds = NULL, n = 0, cap = 0;
+    fdt_lock();
+    int lim = fdt_limit();
+    for (int g = 0; g < lim; g++) {
+        struct ofd *x = fdt_raw_ofd(fdt_peek(g));
+        if (!x || x->m != m || x->type != OFD_FILE || (ofd_status(x) & O_ACCMODE) == O_RDONLY) continue;
+        int dup = 0; /* one fsync per description */
+        for (int i = 0; i < n && !dup; i++) dup = fdt_raw_ofd(fdt_peek(fds[i])) == x;
+        if (dup) continue;
+        if (n == cap) {
+            int *nf = realloc(fds, (size_t)(cap = cap ? cap * 2 : 16) * sizeof *nf);
+            if (!nf) break;
+            fds = nf;
+        }
+        fds[n++] = g;
+    }
+    fdt_unlock();
+    int r = 0;
+    for (int i = 0; i < n; i++) /* outside the table's lock: commits and uploads take time */
+        if (sync_ours(fds[i], 0) < 0 && errno != EBADF && r == 0) r = -errno;
+    free(fds);
+    return r < 0 ? shim_fail(r) : 0;
 }
 
 SHIM_EXPORT int sync_file_range(int fd, off_t off, off_t n, unsigned flags)

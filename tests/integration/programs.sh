@@ -143,6 +143,11 @@ while len(got) < 4 and time.time() - t < 20:
     if l: got.append(l.strip())
     else: time.sleep(0.05)
 print(got)"; wait; rm pf.log'
+t "syncfs on one descriptor makes every file this process writes on the store visible to another process" '"$PY" -c "
+import ctypes, os, subprocess
+a = open(\"sa\", \"wb\"); b = open(\"sb\", \"wb\"); a.write(b\"one\"); b.write(b\"two\"); a.flush(); b.flush()
+print(ctypes.CDLL(None).syncfs(a.fileno()), subprocess.run([\"cat\", \"sa\", \"sb\"], capture_output=True).stdout)
+a.close(); b.close(); os.unlink(\"sa\"); os.unlink(\"sb\")"'
 t "sort -T with its temporary files in the mount" 'mkdir st; seq 1 200000 | sort -R --random-source=big.bin | sort -n -S 64K -T "$D/st" | sha256sum
 ls -A st | wc -l; rmdir st' "write.count>0"
 t "tar rf and tar uf (appends to an archive in the mount)" 'tar cf tr.tar --sort=name sub/a; echo appended >tnew.txt; tar rf tr.tar tnew.txt
