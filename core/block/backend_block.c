@@ -689,6 +689,9 @@ static int bm_rmdir(void *ms, const char *key)
 
 static int bm_truncate(void *ms, const char *key, off_t len)
 {
+    if (len < 0) return -EINVAL;
+    int w = bf_truncate_writers(ms, key, len); /* the file this process is writing */
+    if (w != -ENOENT) return w;
     void *fh;
     int e = bf_open(ms, key, O_WRONLY, 0, &fh);
     if (e) return e;
@@ -752,7 +755,11 @@ static int bm_utimens(void *ms, const char *key, const struct timespec ts[2], in
         return in_commit(ms, do_top, &a);
     }
     struct ns_arg a = {.from = key, .ts = ts};
-    return in_commit(ms, do_utimens, &a);
+    int e = in_commit(ms, do_utimens, &a);
+    /* Files this process writes there: their commits give this time (a new one, not
+     * committed yet, has only theirs). */
+    int w = bf_utimens_writers(ms, key, ts);
+    return e == -ENOENT && w != -ENOENT ? w : e;
 }
 
 static int do_chmod(struct blk_txn *t, struct block_mount *m, void *arg)

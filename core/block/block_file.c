@@ -493,6 +493,7 @@ int bf_ftruncate(void *fh, off_t len)
     }
     bf_ra_drop(f);
     f->dirty = 1;
+    f->mtime_set = 0; /* a truncate sets the time, as on a disk */
     if (e && !f->err) f->err = e;
     pthread_mutex_unlock(&f->lock);
     return e;

@@ -187,6 +187,48 @@ int bf_chmod_new(struct block_mount *m, const char *key, mode_t mode)
     return e;
 }
 
+/* This process's files open for writing on key that still commit (not unlinked, not
+ * failed), each given to fn (nw_lock held; fn takes the file's lock). The first error,
+ * 0, or -ENOENT if there was none. */
+static int each_writer(struct block_mount *m, const char *key, int (*fn)(struct bfile *f, const void *arg),
+                       const void *arg)
+{
+    int e = -ENOENT;
+    pthread_mutex_lock(&m->nw_lock); /* before a file's lock, never after */
+    for (struct bfile *f = m->nw; f; f = f->nw_next) {
+        if (strcmp(f->key, key) != 0 || !f->writable) continue;
+        pthread_mutex_lock(&f->lock);
+        int live = !f->detached && !f->err && !f->closing;
+        pthread_mutex_unlock(&f->lock);
+        if (!live) continue;
+        int r = fn(f, arg);
+        if (e == -ENOENT || (e == 0 && r < 0)) e = r;
+    }
+    pthread_mutex_unlock(&m->nw_lock);
+    return e;
+}
+
+static int truncate_one(struct bfile *f, const void *arg)
+{
+    int e = bf_ftruncate(f, *(const off_t *)arg);
+    pthread_mutex_lock(&f->lock);
+    if (!e) e = bf_commit(f, bg_how(f->m));
+    pthread_mutex_unlock(&f->lock);
+    return e;
+}
+
+int bf_truncate_writers(struct block_mount *m, const char *key, off_t len)
+{
+    return each_writer(m, key, truncate_one, &len);
+}
+
+static int utimens_one(struct bfile *f, const void *arg) { return bf_futimens(f, (const struct timespec *)arg); }
+
+int bf_utimens_writers(struct block_mount *m, const char *key, const struct timespec ts[2])
+{
+    return each_writer(m, key, utimens_one, ts);
+}
+
 int bf_publish_new(struct block_mount *m, const char *key)
 {
     int done = 0;

@@ -311,6 +311,7 @@ ssize_t bf_pwrite(void *fh, const void *buf, size_t len, off_t off)
         f->dirty = 1;
         if (f->wb_len == f->m->chunk) e = wb_send(f);
     }
+    if (done) f->mtime_set = 0; /* a write after futimens: the time is the write's, as on a disk */
     if (e && !f->err) f->err = e;
     pthread_mutex_unlock(&f->lock);
     stats_record(f->m->stats, STK_WRITE, t0, done, e != 0);

@@ -146,6 +146,11 @@ int bf_lock_fd(void *fh); /* the key's lock file in /dev/shm (blk_vroot.c) */
 int bf_stat_new(struct block_mount *m, const char *key, struct stat *st);
 /* chmod of such a file (by its creator): the mode its commit gives. 0 or -ENOENT. */
 int bf_chmod_new(struct block_mount *m, const char *key, mode_t mode);
+/* truncate(key) / utimens(key) while this process has key open for writing: done to
+ * those files, as a disk's truncate changes the file its descriptors write (a truncate
+ * is committed at once; a time is what their commits give). 0, -ENOENT if none, -errno. */
+int bf_truncate_writers(struct block_mount *m, const char *key, off_t len);
+int bf_utimens_writers(struct block_mount *m, const char *key, const struct timespec ts[2]);
 /* Commit (visible) a new file this process is still writing under key, so that an open
  * of that name finds it as on a disk (git's index-pack reads its tmp_pack back by name
  * while writing it). 1 if one was committed. */

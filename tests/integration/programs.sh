@@ -148,6 +148,17 @@ import ctypes, os, subprocess
 a = open(\"sa\", \"wb\"); b = open(\"sb\", \"wb\"); a.write(b\"one\"); b.write(b\"two\"); a.flush(); b.flush()
 print(ctypes.CDLL(None).syncfs(a.fileno()), subprocess.run([\"cat\", \"sa\", \"sb\"], capture_output=True).stdout)
 a.close(); b.close(); os.unlink(\"sa\"); os.unlink(\"sb\")"'
+t "truncate, utime and chmod by name of a file this process has open for writing (new and existing)" '"$PY" -c "
+import os
+f = open(\"nw\", \"wb\"); f.write(b\"x\"); f.flush()
+os.utime(\"nw\", (1000000000, 1000000000)); os.truncate(\"nw\", 5); f.write(b\"y\"); f.close()
+st = os.stat(\"nw\"); print(st.st_size, st.st_mtime > 1.5e9, open(\"nw\", \"rb\").read())
+open(\"ex\", \"wb\").write(b\"0123456789\")
+f = open(\"ex\", \"r+b\"); f.write(b\"ab\"); f.flush()
+os.chmod(\"ex\", 0o600); os.truncate(\"ex\", 4); print(os.stat(\"ex\").st_size)
+os.utime(\"ex\", (1000000000, 1000000000)); f.close()
+st = os.stat(\"ex\"); print(st.st_size, int(st.st_mtime), oct(st.st_mode & 0o777), open(\"ex\", \"rb\").read())
+os.unlink(\"nw\"); os.unlink(\"ex\")"'
 t "sort -T with its temporary files in the mount" 'mkdir st; seq 1 200000 | sort -R --random-source=big.bin | sort -n -S 64K -T "$D/st" | sha256sum
 ls -A st | wc -l; rmdir st' "write.count>0"
 t "tar rf and tar uf (appends to an archive in the mount)" 'tar cf tr.tar --sort=name sub/a; echo appended >tnew.txt; tar rf tr.tar tnew.txt
