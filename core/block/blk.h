@@ -259,6 +259,11 @@ int tx_begin(struct blk_store *s, struct blk_txn **tp);
 enum { TX_DURABLE = 0, TX_VISIBLE = 1 };
 int tx_commit(struct blk_txn *t, int how, int *durable);
 void tx_abort(struct blk_txn *t);
+/* Space freed since the newest durable root is held until a root after it is durable:
+ * make it free for writers now (the newest root durable, then one empty durable commit
+ * on it, whose pend_prev it becomes). 1 if space was freed, 0 if nothing was held,
+ * -errno. Takes the commit lock itself. */
+int blk_reclaim(struct blk_store *s);
 void tx_free_spare(struct blk_txn *t); /* (s->tx_spare, at blk_close) */
 /* The first run of `want` (1..64) free blocks in a bitmap body (bit k set: block k in
  * use) among bits [from, to), *run (< want) free ones just before `from` counting: 1 and its first

@@ -149,20 +149,28 @@ static int pf_has(const struct blk_store *s, uint64_t b)
 
 int blk_range_probe(struct blk_store *s, uint64_t a, uint64_t b, uint64_t *la, uint64_t *lb)
 {
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)(a * BLK_BS),
-                       .l_len = (off_t)((b - a) * BLK_BS)};
-    if (sys.fcntl(s->fd, F_OFD_GETLK, &fl) < 0) return -errno;
-    if (fl.l_type == F_UNLCK) return 0;
-    *la = (uint64_t)fl.l_start / BLK_BS;
-    *lb = fl.l_len == 0 ? b : ((uint64_t)(fl.l_start + fl.l_len) + BLK_BS - 1) / BLK_BS;
-    if (*la < a) *la = a;
-    if (*lb > b) *lb = b;
-    return 1;
+    /* F_OFD_GETLK names one conflicting lock, not the lowest: look again before it until
+     * none is. (A lock further on taken for the first would let the caller lock the range
+     * before it, and a lock its own descriptor holds there, a reservation or a pin, is
+     * no conflict to F_OFD_SETLK: the same blocks handed out twice.) */
+    int found = 0;
+    while (a < b) {
+        struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)(a * BLK_BS),
+                           .l_len = (off_t)((b - a) * BLK_BS)};
+        if (sys.fcntl(s->fd, F_OFD_GETLK, &fl) < 0) return -errno;
+        if (fl.l_type == F_UNLCK) break;
+        uint64_t x = (uint64_t)fl.l_start / BLK_BS;
+        uint64_t y = fl.l_len == 0 ? b : ((uint64_t)(fl.l_start + fl.l_len) + BLK_BS - 1) / BLK_BS;
+        *la = x < a ? a : x;
+        *lb = y > b ? b : y;
+        found = 1;
+        b = *la; /* (ends the loop if it starts at a) */
+    }
+    return found;
 }
 
-int blk_reserve(struct blk_store *s, int fd, uint64_t want, uint64_t *start, uint64_t *got)
+static int reserve_once(struct blk_store *s, int fd, uint64_t want, uint64_t *start, uint64_t *got)
 {
-    if (want < 1) want = 1;
     int e = blk_lock(s);
     if (e < 0) return e;
     struct blk_bm_cursor cur_s, *cur = &cur_s;
@@ -231,6 +239,24 @@ int blk_reserve(struct blk_store *s, int fd, uint64_t want, uint64_t *start, uin
     }
 out:
     blk_unlock(s);
+    return e;
+}
+
+int blk_reserve(struct blk_store *s, int fd, uint64_t want, uint64_t *start, uint64_t *got)
+{
+    if (want < 1) want = 1;
+    int e = reserve_once(s, fd, want, start, got);
+    /* No free block, but maybe space held for a durable root that is yet to come (group
+     * commit: a process committing faster than S3SHIM_BLOCK_COMMIT_MS holds every version
+     * it replaced): make it free now (blk_reclaim, blk_txn.c), then look again (also when
+     * it found nothing held: another writer's reclaim may have freed it meanwhile). A
+     * second round if a commit of someone else came between its steps. */
+    for (int round = 0; e == -ENOSPC && s->rw && round < 2; round++) {
+        int r = blk_reclaim(s);
+        if (r < 0) break; /* (ENOSPC stands) */
+        e = reserve_once(s, fd, want, start, got);
+        if (r == 0) break; /* nothing was held: what is free is all there is */
+    }
     return e;
 }
 

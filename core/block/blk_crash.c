@@ -280,6 +280,9 @@ static int workload(int w, struct run *r, void *ms, struct model *m)
     case 5: /* many small objects */
         for (int i = 0; i < 120 && !e; i++) e = put(r, ms, i, rnd(&r->seed) % 300, 0, m);
         break;
+    case 7: /* rewrite a big object until the space held by visible commits runs out */
+        for (int i = 0; i < 14 && !e; i++) e = put(r, ms, i % 2, 1200000 + rnd(&r->seed) % 300000, 0, m);
+        break;
     default: /* two writers */
         for (int i = 0; i < 4 && !e; i++) e = two(r, ms, 2 * i, 2 * i + 1, m);
         break;
@@ -288,8 +291,8 @@ static int workload(int w, struct run *r, void *ms, struct model *m)
 }
 
 static const char *const wname[] = {"create", "overwrite", "append", "rename-over", "unlink", "many small",
-                                    "two writers"};
-#define NWORK 7
+                                    "two writers", "rewrite to full"};
+#define NWORK 8
 
 /* --- one crash state ----------------------------------------------------------------------- */
 

@@ -350,6 +350,24 @@ void tx_abort(struct blk_txn *t)
     blk_unlock(s);
 }
 
+int blk_reclaim(struct blk_store *s)
+{
+    /* The newest root durable: its pend_prev is free for writers (pf_load, blk_alloc.c). */
+    int e = blk_make_durable(s);
+    if (e < 0) return e;
+    /* Everything the commits up to it freed is in its pend_cur: a commit on it (durable,
+     * so it rotates) makes that its pend_prev, and once it is durable the slots hold the
+     * root and it, which reach none of it. */
+    struct blk_txn *t;
+    if ((e = tx_begin(s, &t)) < 0) return e;
+    if (t->base == t->durable && !t->r.pend_prev_n) { /* (rotated: the base's pend_cur) */
+        tx_abort(t);
+        return 0;
+    }
+    e = tx_commit(t, TX_DURABLE, NULL);
+    return e < 0 ? e : 1;
+}
+
 /* Blocks for a pending-free list of n extents (allocating them may free more). */
 static int list_blocks(struct blk_txn *t, uint64_t **fl, size_t *nfl, size_t *cap, size_t n)
 {

@@ -9,7 +9,7 @@
 # bit in every kind of metadata block caught by check, a full device (ENOSPC at the call,
 # nothing half-visible), names over the limit, several processes at once (and two taking
 # turns, each checking every listing and content after every step), writers
-# killed with SIGKILL, and the power-loss simulation (s3shim blk crashtest, 10,500
+# killed with SIGKILL, and the power-loss simulation (s3shim blk crashtest, 12,000
 # states). What processes share (group commit, locks, shared writers, /dev/shm, stats)
 # is tests/block/shared.sh.
 #
@@ -568,31 +568,58 @@ else fail "space reusable after ENOSPC" "$OUT"; fi
 check_clean "$dev" "after ENOSPC"
 
 # Space freed by commit F is free for writers once commit F+1 is durable (the two root
-# slots then hold F and F+1, which reach none of it), not before, and not a commit later.
-# A nearly full store: A takes all but 64 KiB; rm A is commit F; B (A's size) does not fit
-# then; after one more durable commit (a mkdir) it does, and blk df counts A's space free.
+# slots then hold F and F+1, which reach none of it), not before. A nearly full store: A
+# takes all but 64 KiB; rm A is commit F, and blk df does not count A's space free while F
+# is the newest root. B (A's size) still fits: its writer, finding no free block, makes an
+# empty durable commit F+1 itself (blk_reclaim) and then takes A's space; B is F+2.
 new_dev 8
 "$TOOL" blk format "$dev" >/dev/null 2>&1
 df_free() { "$TOOL" blk df "$dev" | awk '/^free/ {print $2}'; }
+df_commit() { "$TOOL" blk df "$dev" | awk '/^commit/ {print $2}'; }
 asz=$(($(df_free) - 65536))
 head -c "$asz" /dev/urandom >"$W/a.bin"
 S3SHIM_BLOCK_COMMIT_MS=0 shim "$dev" cp "$W/a.bin" "$MP/A" >"$OUT" 2>&1
 S3SHIM_BLOCK_COMMIT_MS=0 shim "$dev" rm "$MP/A" >>"$OUT" 2>&1
-free_f=$(df_free)
+free_f=$(df_free) c_f=$(df_commit)
 S3SHIM_BLOCK_COMMIT_MS=0 shim "$dev" cp "$W/a.bin" "$MP/B" >>"$OUT" 2>&1
-rc_f=$?
-S3SHIM_BLOCK_COMMIT_MS=0 shim "$dev" mkdir "$MP/d" >>"$OUT" 2>&1
-free_f1=$(df_free)
-S3SHIM_BLOCK_COMMIT_MS=0 shim "$dev" cp "$W/a.bin" "$MP/B" >>"$OUT" 2>&1
-rc_f1=$?
-if [ "$rc_f" != 0 ] && [ "$free_f" = 65536 ] && [ "$rc_f1" = 0 ] && [ "$free_f1" = $((asz + 65536)) ] &&
+rc_b=$?
+c_b=$(df_commit)
+if [ "$free_f" = 65536 ] && [ "$rc_b" = 0 ] && [ "$c_b" = $((c_f + 2)) ] &&
     shim "$dev" cmp "$W/a.bin" "$MP/B" >>"$OUT" 2>&1; then
-    pass "space freed by commit F: not reusable while F is the newest root (ENOSPC, blk df free $free_f), reusable once F+1 is durable (blk df free $free_f1, the object fits)"
+    pass "space freed by commit F: not free while F is the newest root (blk df free $free_f); a writer that needs it makes F+1 durable itself and takes it (commit $c_f, then $c_b)"
 else
-    echo "after rm: free $free_f, cp rc $rc_f; after one more commit: free $free_f1 (want $((asz + 65536))), cp rc $rc_f1" >>"$OUT"
-    fail "space freed by commit F reusable once F+1 is durable, not before" "$OUT"
+    echo "after rm: free $free_f commit $c_f; cp rc $rc_b, commit $c_b (want $((c_f + 2)))" >>"$OUT"
+    fail "space freed by commit F reusable once F+1 is durable, made so by the writer that needs it" "$OUT"
 fi
 check_clean "$dev" "after reusing freed space"
+# One process under group commit, rewriting an object of a third of the store faster
+# than its commits become durable: every version it replaced is held until a durable
+# root after it (B's space among it), so without the writer's durable commit at ENOSPC the
+# first write already fails.
+head -c $((asz / 3)) /dev/urandom >"$W/t.bin"
+if shim "$dev" "$PY" -c '
+import os, sys
+if os.path.exists(sys.argv[2][:-1] + "B"): os.unlink(sys.argv[2][:-1] + "B")
+d = open(sys.argv[1], "rb").read()
+for i in range(30):
+    with open(sys.argv[2], "wb") as w: w.write(d)
+assert open(sys.argv[2], "rb").read() == d' "$W/t.bin" "$MP/T" >"$OUT" 2>&1; then
+    pass "one process rewriting a third of the store 30 times under group commit: no ENOSPC"
+else fail "one process rewriting a third of the store 30 times under group commit" "$OUT"; fi
+check_clean "$dev" "after rewriting in one process"
+# A reader that read to the end follows each new version (tail -f): it lets go of the
+# blocks of the versions it leaves, or the rewrites above would run out of space.
+if shim "$dev" "$PY" -c '
+import os, sys
+d = open(sys.argv[1], "rb").read()
+r = open(sys.argv[2], "rb"); r.read()
+for i in range(30):
+    with open(sys.argv[2], "wb") as w: w.write(d[i:] + d[:i])
+    assert os.fstat(r.fileno()).st_size == len(d)
+r.seek(0); assert r.read() == d[29:] + d[:29]' "$W/t.bin" "$MP/T" >"$OUT" 2>&1; then
+    pass "a reader at the end follows 30 rewrites of a third of the store, each version's blocks let go: no ENOSPC, the last one read"
+else fail "a reader at the end following 30 rewrites" "$OUT"; fi
+check_clean "$dev" "after a reader followed the rewrites"
 
 # Too many objects: a 1 MiB store's metadata zone fills; ENOSPC at the close, the store stays clean.
 new_dev 1
@@ -709,8 +736,9 @@ if [ $bad = 0 ] && [ "${verify#* }" = 0 ] && { [ "${verify% *}" -gt 0 ] || [ "$K
 else echo "check failures: $bad; verify: $verify" >>"$OUT"; fail "SIGKILL rounds" "$OUT"; fi
 
 # --- 9. power-loss simulation ------------------------------------------------------------------
-# Seven workloads (create, overwrite, append, rename-over, unlink, many small, two writers),
-# every write and flush recorded; at BLOCK_TEST_STATES cut points each (1500: 10,500 states)
+# Eight workloads (create, overwrite, append, rename-over, unlink, many small, two writers,
+# rewrite to full), every write and flush recorded; at BLOCK_TEST_STATES cut points each
+# (1500: 12,000 states)
 # the device is rebuilt with the unflushed writes dropped, reordered or torn, then checked.
 STATES=${BLOCK_TEST_STATES:-1500}
 if timeout -k 5 900 env "${SAN_ENV[@]}" "$TOOL" blk crashtest --states "$STATES" "$W/crash.img" >"$OUT" 2>&1 &&
