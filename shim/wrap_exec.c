@@ -118,14 +118,16 @@ static int execve_or_sh(struct exec_target *t, char *const argv[], char *const e
     if (t->fd >= 0) REAL(fcntl)(t->fd, F_SETFD, 0);
     size_t n = 0;
     while (argv[n]) n++;
-    char **v = malloc((n + 2) * sizeof *v);
+    char **v = malloc((n + 3) * sizeof *v);
     if (!v) {
         errno = ENOEXEC;
         return -1;
     }
-    v[0] = (char *)"/bin/sh";
-    v[1] = (char *)path;
-    for (size_t i = 1; i <= n; i++) v[i + 1] = argv[i];
+    size_t k = 0;
+    v[k++] = (char *)"/bin/sh";
+    v[k++] = (char *)path;
+    for (size_t i = 1; i < n; i++) v[k++] = argv[i];
+    v[k] = NULL;
     REAL(execve)("/bin/sh", v, envp);
     free(v);
     errno = ENOEXEC;

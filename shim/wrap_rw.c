@@ -360,7 +360,8 @@ SHIM_EXPORT int fdatasync(int fd)
 
 /* glibc's own versions of these make the system call on our placeholder: EBADF. syncfs
  * syncs the store fd is on: every descriptor of this process open for writing on the
- * same mount, fsynced (their commits or uploads); other processes' files are theirs. */
+ * same mount, fsynced (their commits or uploads), but for other streaming uploads, which
+ * a sync would end; other processes' files are theirs. */
 SHIM_EXPORT int syncfs(int fd)
 {
     PASS_IF_FOREIGN(fd, REAL(syncfs)(fd));
@@ -374,6 +375,9 @@ SHIM_EXPORT int syncfs(int fd)
     for (int g = 0; g < lim; g++) {
         struct ofd *x = fdt_raw_ofd(fdt_peek(g));
         if (!x || x->m != m || x->type != OFD_FILE || (ofd_status(x) & O_ACCMODE) == O_RDONLY) continue;
+        /* A streaming upload's fsync completes it and ends it (S3: writes after it fail):
+         * only the one the program named is synced so. */
+        if (g != fd && x->fh && x->m->ops->commit && x->m->ops->local_fd && x->m->ops->local_fd(x->fh) < 0) continue;
         int dup = 0; /* one fsync per description */
         for (int i = 0; i < n && !dup; i++) dup = fdt_raw_ofd(fdt_peek(fds[i])) == x;
         if (dup) continue;

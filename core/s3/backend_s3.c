@@ -176,7 +176,7 @@ static void s3_atfork_child(void *ms)
 {
     struct s3_mount *m = ms;
     http_atfork_child();
-    s3w_atfork_release();
+    s3w_atfork_child();
     bal_atfork_child(&m->client.bal);
     s3_stage_atfork_child();
 }
@@ -284,13 +284,12 @@ static int rename_path(struct s3_mount *m, struct s3_path *a, struct s3_path *b,
     if ((flags & RENAME_NOREPLACE) && stat_any(m, b, &dst) == 0) return -EEXIST;
     e = s3_meta_create_conflict(m, b->bucket, b->key); /* over a directory it listed */
     if (e < 0) return e;
-    /* This process's upload to a: staged now while its bytes are all in memory... */
-    int w = s3w_settle(m, a, "renamed while open");
+    /* This process's upload to a: staged now while its bytes are all in memory, else it
+     * completes under a and moves to b at its commit (replacing b then). */
+    int w = s3w_rename(m, a, b);
     if (w < 0) return w;
-    if (w == 1) { /* ...else it completes under a and moves to b at its commit */
-        replaced(m, b);
-        e = s3w_move(m, a, b);
-        if (e < 0) return e;
+    if (w == 1) {
+        s3_stage_unlinked(m, b);
     } else {
         e = s3_stage_rename(m, a, b); /* staged on this host: what its openers see goes up as b */
         if (e < 0) return e;
@@ -399,8 +398,18 @@ static int s3_truncate(void *ms, const char *key, off_t len)
     if (e < 0) return e;
     if (S_ISDIR(st.st_mode)) return -EISDIR;
     if (len == st.st_size) return 0;
+    /* This process's upload there is staged first (the truncation must reach its bytes);
+     * one that has sent parts cannot be cut. */
+    int w = WITH_PATH(ms, key, s3w_settle(ms, P, "truncated by name"));
+    if (w == 1) {
+        slog_error("s3: %s: truncate by name of a file this process is writing as a sequential stream, with parts "
+                   "of it uploaded already, is not supported (EBUSY); open it read-write (O_RDWR) instead", key);
+        return -EBUSY;
+    }
+    if (w < 0) return w;
     void *fh;
-    if (len != 0) { /* staged: fetch what stays, upload the result */
+    if (len != 0 || WITH_PATH(ms, key, s3_stage_live(ms, P))) { /* staged: fetch what stays, upload the result;
+                                                                  * a staged one is cut where its openers see it */
         e = s3f_open(ms, key, O_RDWR, 0, &fh);
         if (e < 0) return e;
         e = s3f_ftruncate(fh, len);
@@ -479,6 +488,7 @@ static int s3_opendir(void *ms, const char *key, void **dhp)
         s3_names_sort(d->staged, &d->nstaged);
     }
     if (e < 0) {
+        s3_stage_list_free(d->staged, d->nstaged);
         s3_path_free(&d->path);
         free(d->prefix);
         free(d);

@@ -282,6 +282,10 @@ int s3f_fsync(void *fh, int datasync)
     if (!f->writing) return 0;
     if (s3f_adopt_after_fork(f) < 0) return -EBADF;
     pthread_mutex_lock(&f->lock);
+    if (f->stg) { /* staged by another thread meanwhile */
+        pthread_mutex_unlock(&f->lock);
+        return s3_stage_fsync(stg_of(f));
+    }
     int e = f->committed ? 0 : s3f_upload_commit(f);
     pthread_mutex_unlock(&f->lock);
     return finish_move(f, e);
@@ -318,6 +322,11 @@ int s3f_ftruncate(void *fh, off_t len)
     if (stg) return s3_stage_ftruncate(stg, len);
     if (!f->writing) return -EINVAL;
     pthread_mutex_lock(&f->lock);
+    if (f->dropped && !f->stg) { /* removed by name: nothing is kept */
+        f->written = len;
+        pthread_mutex_unlock(&f->lock);
+        return 0;
+    }
     int e = len == f->written && !f->committed ? 0 : f->owner != getpid() ? -EBADF : s3f_to_stage(f, "ftruncate");
     pthread_mutex_unlock(&f->lock);
     if (e < 0 || len == f->written) return e;
@@ -408,6 +417,8 @@ int s3f_close(void *fh)
     int e = 0;
     s3_lock_close(f->m, &f->path, f->lockfd, f->lockguard);
     f->lockfd = f->lockguard = -1;
+    /* Out of the list first: nothing stages it by name from now on (s3_writers.c). */
+    s3w_del(f);
     struct s3_stage *stg = stg_of(f);
     if (stg) {
         e = s3_stage_close(stg);

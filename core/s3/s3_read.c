@@ -320,17 +320,19 @@ void s3f_chunks_drop(struct s3_file *f)
 /* A reader that read to the end of its version follows a newer one, as a reader of a
  * local file sees what is appended (tail -f on a log others append to with >>): when the
  * stat cache (coherent within the run; a HEAD once its answer is S3SHIM_STAT_TTL old)
- * shows another size or time, a HEAD gives the new ETag, reads go on with If-Match on it,
- * and what was fetched of the old version is dropped. f->lock held. */
+ * shows it larger, a HEAD gives the new ETag, reads go on with If-Match on it, and what
+ * was fetched of the old version is dropped. (S3 cannot tell an append from a
+ * replacement; one that is not larger is not taken.) f->lock held. */
 static void follow(struct s3_file *f)
 {
     struct stat st;
     if (s3_stat_path(f->m, &f->path, &st) < 0 || !S_ISREG(st.st_mode)) return;
-    if (st.st_size == f->size && st.st_mtime == f->mtime) return;
+    if (st.st_size <= f->size) return; /* grown only: a replaced object is no continuation */
     struct s3_op op;
     s3_op_init(&op, "HEAD", f->path.bucket, f->path.key);
     op.quiet_404 = 1;
-    if (s3_run(&f->m->client, &op) == 0 && op.req.etag[0] && strcmp(op.req.etag, f->etag) != 0) {
+    if (s3_run(&f->m->client, &op) == 0 && op.req.etag[0] && strcmp(op.req.etag, f->etag) != 0 &&
+        op.req.content_length > f->size) {
         s3f_chunks_drop(f);
         slog_debug("s3: %s/%s: a reader at the end follows the new version (%lld bytes, was %lld)", f->path.bucket,
                    f->path.key, (long long)op.req.content_length, (long long)f->size);

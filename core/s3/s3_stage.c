@@ -134,7 +134,7 @@ ssize_t s3_stage_pwrite(struct s3_stage *s, const void *buf, size_t len, off_t o
     mark_wrote(s);
     wb_own_change(s->wb);
     uint64_t g = changed(h);
-    wb_written(s->wb, off, end, g, __atomic_load_n(&h->unlinked, __ATOMIC_ACQUIRE));
+    wb_written(s->wb, off, end, g, stg_wb_gone(h));
     return (ssize_t)len;
 }
 
@@ -168,6 +168,16 @@ static int64_t up_prepare(void *ctx, int64_t off, int64_t len, int prepare)
     return n < 0 ? 0 : n > end - off ? end - off : n;
 }
 
+/* Two ETags name the same version: a header's is quoted, a CompleteMultipartUpload
+ * answer's is not (s3_xml.c trims it). */
+static int etag_same(const char *a, const char *b)
+{
+    size_t al = strlen(a), bl = strlen(b);
+    if (al >= 2 && a[0] == '"' && a[al - 1] == '"') a++, al -= 2;
+    if (bl >= 2 && b[0] == '"' && b[bl - 1] == '"') b++, bl -= 2;
+    return al == bl && al > 0 && memcmp(a, b, al) == 0;
+}
+
 int stg_upload_as(struct s3_stage *s, const char *bucket, const char *key)
 {
     struct stage_hdr *h = s->h;
@@ -179,7 +189,7 @@ int stg_upload_as(struct s3_stage *s, const char *bucket, const char *key)
     struct s3_op op;
     s3_op_init(&op, "HEAD", h->src_bucket, h->src_key);
     op.quiet_404 = 1;
-    int same = s3_run(&s->m->client, &op) == 0 && h->etag[0] && strcmp(op.req.etag, h->etag) == 0;
+    int same = s3_run(&s->m->client, &op) == 0 && etag_same(op.req.etag, h->etag);
     if (!same && h->etag[0] && strcmp(h->src_key, h->key) == 0)
         slog_warn("s3: %s/%s changed on the server while it was staged (ETag %s, now %s); this close replaces "
                   "it (last close wins)", h->bucket, h->key, h->etag, op.req.etag[0] ? op.req.etag : "none");
@@ -191,7 +201,7 @@ int stg_upload_as(struct s3_stage *s, const char *bucket, const char *key)
     char etag[128] = "";
     /* Parts write-behind sent that are still what the file holds are kept. */
     struct s3_resume rs;
-    int resumed = wb_resume(s->wb, (int64_t)st.st_size, g, __atomic_load_n(&h->unlinked, __ATOMIC_ACQUIRE), &rs);
+    int resumed = wb_resume(s->wb, (int64_t)st.st_size, g, stg_wb_gone(h), &rs);
     struct s3_path to = {.key = (char *)key};
     snprintf(to.bucket, sizeof to.bucket, "%s", bucket);
     int e = s3f_upload_fd(s->m, &to, s->dfd, (int64_t)st.st_size, up_prepare, &u, h->src_bucket, h->src_key,
@@ -301,11 +311,10 @@ int s3_stage_fstat(struct s3_stage *s, struct stat *st)
     if (sys.fstat(s->dfd, &d) < 0) return -errno;
     time_t mt = dirty(s->h) ? d.st_mtime : (time_t)s->h->mtime;
     if (__atomic_load_n(&s->h->moved, __ATOMIC_ACQUIRE)) { /* renamed while open: the new name's inode */
-        char bucket[sizeof s->h->bucket], key[sizeof s->h->key];
-        hlock(s->h);
+        char bucket[sizeof s->h->bucket], key[sizeof s->h->key]; /* (not under h->lock: an upload holds it) */
         memcpy(bucket, s->h->bucket, sizeof bucket);
         memcpy(key, s->h->key, sizeof key);
-        hunlock(s->h);
+        bucket[sizeof bucket - 1] = key[sizeof key - 1] = '\0';
         s3_fill_stat(s->m, st, bucket, key, (int64_t)d.st_size, mt ? mt : d.st_mtime, 0);
         return 0;
     }
@@ -344,11 +353,15 @@ int s3_stage_close(struct s3_stage *s)
                                                                __atomic_load_n(&s->h->up_gen, __ATOMIC_ACQUIRE))
             slog_warn("s3: %s/%s: staged changes of a process that ended without closing it were not uploaded",
                       s->path.bucket, s->path.key);
-        char mp[PATH_MAX + 8], dp[PATH_MAX + 8];
-        stg_suffix(s->base, ".map", mp, sizeof mp);
-        stg_suffix(s->base, ".data", dp, sizeof dp);
+        char mp[PATH_MAX + 8], dp[PATH_MAX + 8], base[PATH_MAX];
+        if (__atomic_load_n(&s->h->moved, __ATOMIC_ACQUIRE)) /* renamed: its names are the new name's */
+            stg_name(s->m, s->h->bucket, s->h->key, base, sizeof base);
+        else
+            snprintf(base, sizeof base, "%s", s->base);
+        stg_suffix(base, ".map", mp, sizeof mp);
+        stg_suffix(base, ".data", dp, sizeof dp);
         if (!__atomic_load_n(&s->h->unlinked, __ATOMIC_ACQUIRE)) { /* else the names are another entry's now */
-            wb_abort_recorded(s->m, s->base); /* of a writer that exec'd and is gone */
+            wb_abort_recorded(s->m, base); /* of a writer that exec'd and is gone */
             sys.unlink(dp);
             sys.unlink(mp);
             stg_active_add(-1);

@@ -33,7 +33,8 @@ struct stage_hdr {
     uint32_t nblocks;
     int32_t mapped_w;     /* a shared writable mapping exists: always upload */
     int32_t unlinked;     /* the object was removed while open: never upload, files already gone */
-    int32_t moved;        /* ...or renamed while open (with unlinked): uploads go to bucket/key, the new name */
+    int32_t moved;        /* renamed while open: bucket/key is the new name, and the staging names are
+                           * its (an opener's base is stale: stg_base()) */
     int32_t tmp_pid;      /* a temporary of this process, never uploaded (s3_stage_tmp.c); 0: ordinary */
     uint64_t closed_gen;  /* a temporary: `gen` at its creator's last close (every write closed if equal) */
     int64_t mtime;        /* of the source object */
@@ -191,10 +192,12 @@ int stg_upload_if_dirty(struct s3_stage *s);
 /* Upload what s holds now as bucket/key (h->lock held); the server's copy there is its
  * source from then on. 0, or -EIO (logged). */
 int stg_upload_as(struct s3_stage *s, const char *bucket, const char *key);
-/* Uploads of h still go somewhere: not removed, or renamed while open. */
-static inline int stg_uploads(const struct stage_hdr *h)
+/* Uploads of h still go somewhere: not removed. */
+static inline int stg_uploads(const struct stage_hdr *h) { return !__atomic_load_n(&h->unlinked, __ATOMIC_ACQUIRE); }
+/* Write-behind's upload (to the name it was opened as) is no use any more: removed or renamed. */
+static inline int stg_wb_gone(const struct stage_hdr *h)
 {
-    return !__atomic_load_n(&h->unlinked, __ATOMIC_ACQUIRE) || __atomic_load_n(&h->moved, __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&h->unlinked, __ATOMIC_ACQUIRE) || __atomic_load_n(&h->moved, __ATOMIC_ACQUIRE);
 }
 
 /* s3_stage_tmp.c: temporaries (files made O_RDWR|O_CREAT|O_EXCL) */

@@ -171,6 +171,7 @@ static int part_new(struct s3_file *f)
 int s3f_to_stage(struct s3_file *f, const char *why)
 {
     if (f->stg) return 0;
+    if (f->dropped) return -ENOENT; /* removed by name: nothing may bring it back */
     struct s3_stage *stg = NULL;
     int e;
     if (!f->writing) {
@@ -211,7 +212,12 @@ ssize_t s3f_pwrite(void *fh, const void *buf, size_t len, off_t off)
     if (!f->writing) return -EBADF;
     if (off != f->written && f->owner == getpid()) { /* not sequential: stage it */
         pthread_mutex_lock(&f->lock);
-        int e = s3f_to_stage(f, "a write at another offset");
+        int e = f->dropped ? 0 : s3f_to_stage(f, "a write at another offset");
+        if (f->dropped && !f->stg) { /* removed by name: taken and dropped wherever it goes */
+            if (off + (off_t)len > f->written) f->written = off + (off_t)len;
+            pthread_mutex_unlock(&f->lock);
+            return (ssize_t)len;
+        }
         pthread_mutex_unlock(&f->lock);
         if (e < 0) return e;
         return s3_stage_pwrite(stg_of(f), buf, len, off);
@@ -221,14 +227,18 @@ ssize_t s3f_pwrite(void *fh, const void *buf, size_t len, off_t off)
         return -EBADF;
     }
     pthread_mutex_lock(&f->lock);
+    if (f->stg) { /* staged by another thread meanwhile (an open or rename by name) */
+        pthread_mutex_unlock(&f->lock);
+        return s3_stage_pwrite(stg_of(f), buf, len, off);
+    }
     ssize_t r;
     if (f->dropped) { /* removed by name: taken and dropped, as by a file nobody can open */
         f->written += (off_t)len;
         r = (ssize_t)len;
-    } else if (f->committed) {
-        slog_error("s3: %s/%s: writing after fsync is not supported (the object is already complete)",
-                   f->path.bucket, f->path.key);
-        r = -ENOTSUP;
+    } else if (f->committed) { /* after fsync: the object is complete; go on staged from it */
+        int e = f->owner == getpid() ? s3f_to_stage(f, "a write after fsync") : -EBADF;
+        pthread_mutex_unlock(&f->lock);
+        return e < 0 ? e : s3_stage_pwrite(stg_of(f), buf, len, off);
     } else if (off != f->written) {
         slog_error("s3: %s/%s: writes must be sequential on S3 (at %lld, expected %lld); the upload is abandoned",
                    f->path.bucket, f->path.key, (long long)off, (long long)f->written);

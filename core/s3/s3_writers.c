@@ -56,6 +56,21 @@ void s3w_atfork_release(void)
     if (--g_fork_depth == 0) pthread_mutex_unlock(&g_lock);
 }
 
+void s3w_atfork_child(void)
+{
+    /* The parent's uploads: none is the child's, and their locks may be held by threads
+     * that did not follow (one sending a part): the child forgets the list. */
+    if (g_fork_depth == 1) {
+        for (struct s3_file *f = g_head, *next; f; f = next) {
+            next = f->w_next;
+            f->w_listed = 0;
+        }
+        g_head = NULL;
+        __atomic_store_n(&g_count, 0, __ATOMIC_RELEASE);
+    }
+    s3w_atfork_release();
+}
+
 /* The name f's bytes will have (f->lock held): its own, or where a rename sent it. */
 static void name_of(const struct s3_file *f, const char **bucket, const char **key)
 {
@@ -74,7 +89,7 @@ static int streaming(const struct s3_file *f)
 static struct s3_file *find_locked(struct s3_mount *m, const char *bucket, const char *key)
 {
     for (struct s3_file *f = g_head; f; f = f->w_next) {
-        if (f->m != m) continue;
+        if (f->m != m || f->owner != getpid()) continue;
         pthread_mutex_lock(&f->lock);
         const char *b, *k;
         name_of(f, &b, &k);
@@ -106,7 +121,7 @@ int s3w_below(struct s3_mount *m, const char *bucket, const char *prefix)
     int found = 0;
     pthread_mutex_lock(&g_lock);
     for (struct s3_file *f = g_head; f && !found; f = f->w_next) {
-        if (f->m != m) continue;
+        if (f->m != m || f->owner != getpid()) continue;
         pthread_mutex_lock(&f->lock);
         const char *b, *k;
         name_of(f, &b, &k);
@@ -146,11 +161,24 @@ int s3w_drop(struct s3_mount *m, const struct s3_path *p)
     return n > 0;
 }
 
-int s3w_settle(struct s3_mount *m, const struct s3_path *p, const char *why)
+/* Is bucket/key still where an upload renamed away will be completed (g_lock held)? */
+static int bound_elsewhere(struct s3_mount *m, const char *bucket, const char *key)
 {
-    if (none() || p->is_root) return 0;
+    int bound = 0;
+    for (struct s3_file *f = g_head; f && !bound; f = f->w_next) {
+        if (f->m != m || f->owner != getpid()) continue;
+        pthread_mutex_lock(&f->lock);
+        bound = f->moved_key && !f->stg && !f->committed && !f->dropped && strcmp(f->path.bucket, bucket) == 0 &&
+                strcmp(f->path.key, key) == 0;
+        pthread_mutex_unlock(&f->lock);
+    }
+    return bound;
+}
+
+/* An upload of p staged if it has sent no part (0), else 1; -errno. g_lock held. */
+static int settle_locked(struct s3_mount *m, const struct s3_path *p, const char *why)
+{
     int r = 0;
-    pthread_mutex_lock(&g_lock);
     struct s3_file *f;
     while (r == 0 && (f = find_locked(m, p->bucket, p->key))) {
         if (f->moved_key || f->upload_id[0] || f->nparts || f->err)
@@ -159,16 +187,39 @@ int s3w_settle(struct s3_mount *m, const struct s3_path *p, const char *why)
             r = s3f_to_stage(f, why); /* then the staging directory answers for it */
         pthread_mutex_unlock(&f->lock);
     }
+    return r;
+}
+
+int s3w_settle(struct s3_mount *m, const struct s3_path *p, const char *why)
+{
+    if (none() || p->is_root) return 0;
+    pthread_mutex_lock(&g_lock);
+    int r = settle_locked(m, p, why);
+    if (r == 0 && bound_elsewhere(m, p->bucket, p->key)) {
+        slog_error("s3: %s/%s: an upload this process renamed away is still completed under this name at its close; "
+                   "it cannot be made again until then (EBUSY)", p->bucket, p->key);
+        r = -EBUSY;
+    }
     pthread_mutex_unlock(&g_lock);
     return r;
 }
 
-int s3w_move(struct s3_mount *m, const struct s3_path *a, const struct s3_path *b)
+int s3w_rename(struct s3_mount *m, const struct s3_path *a, const struct s3_path *b)
 {
     if (none() || a->is_root) return 0;
     pthread_mutex_lock(&g_lock);
-    struct s3_file *f = find_locked(m, a->bucket, a->key);
-    int r = 0;
+    int r = settle_locked(m, a, "renamed while open");
+    if (r != 1) { /* none, or staged now (or failed) */
+        pthread_mutex_unlock(&g_lock);
+        return r;
+    }
+    struct s3_file *f;
+    while ((f = find_locked(m, b->bucket, b->key))) { /* b's own uploads: replaced */
+        drop_locked(f, "replaced by a rename");
+        pthread_mutex_unlock(&f->lock);
+    }
+    f = find_locked(m, a->bucket, a->key);
+    r = 0;
     if (f) {
         char *k = strdup(b->key);
         if (!k) {
@@ -195,7 +246,7 @@ int s3w_list(struct s3_mount *m, const char *bucket, const char *prefix, struct 
     int e = 0;
     pthread_mutex_lock(&g_lock);
     for (struct s3_file *f = g_head; f && e == 0; f = f->w_next) {
-        if (f->m != m) continue;
+        if (f->m != m || f->owner != getpid()) continue;
         pthread_mutex_lock(&f->lock);
         const char *b, *k;
         name_of(f, &b, &k);

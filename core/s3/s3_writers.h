@@ -29,14 +29,16 @@ int s3w_below(struct s3_mount *m, const char *bucket, const char *prefix);
 /* unlink(p), or p replaced by a rename: its upload is abandoned (its descriptor takes
  * and drops what is written from then on, close returns 0). 1 if there was one, else 0. */
 int s3w_drop(struct s3_mount *m, const struct s3_path *p);
-/* Before p is opened again or renamed: an upload to p that has sent no part becomes
- * staged (s3_stage.c, which answers from then on). 0 (none, or staged), 1 one has sent
- * parts and stays streamed, -errno (staging failed). */
+/* Before p is opened again: an upload to p that has sent no part becomes staged
+ * (s3_stage.c, which answers from then on). 0 (none, or staged), 1 one has sent parts and
+ * stays streamed, -EBUSY p is where an upload renamed away is still to be completed,
+ * -errno (staging failed). */
 int s3w_settle(struct s3_mount *m, const struct s3_path *p, const char *why);
-/* rename(a, b) of an upload that has sent parts: it is completed under a at its commit and
- * then moved to b on the server; from now it answers for b. 1 done, 0 no such upload,
- * -errno. */
-int s3w_move(struct s3_mount *m, const struct s3_path *a, const struct s3_path *b);
+/* rename(a, b) of this process's upload to a, in one hold of the list (a close cannot
+ * come between): one that has sent no part is staged (0: the caller renames the staged
+ * object); one that has is completed under a at its commit and then moved to b on the
+ * server, answering for b from now (1). 0 also when there is none; -errno. */
+int s3w_rename(struct s3_mount *m, const struct s3_path *a, const struct s3_path *b);
 /* Append the names uploads of this process make directly below prefix ("dir/" or "") to
  * *v (n used, cap allocated; s3_staged_name entries, as s3_stage_list gives). 0 or -ENOMEM. */
 int s3w_list(struct s3_mount *m, const char *bucket, const char *prefix, struct s3_staged_name **v, size_t *n,
@@ -45,5 +47,6 @@ int s3w_list(struct s3_mount *m, const char *bucket, const char *prefix, struct 
 /* fork: the list's lock is held across it (s3_atfork_*; nested for several mounts). */
 void s3w_atfork_prepare(void);
 void s3w_atfork_release(void);
+void s3w_atfork_child(void); /* (the child forgets the parent's uploads, then releases) */
 
 #endif

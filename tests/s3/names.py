@@ -139,6 +139,39 @@ with open(p("final.tmp"), "wb") as s:
     os.replace(p("final.tmp"), p("final"))
 attempt("replaced in with", lambda: open(p("final"), "rb").read())
 
+# 9. truncate by name of a file this process is writing, then more writes (past the end).
+f = open(p("cut"), "wb")
+f.write(b"hello ")
+f.flush()
+os.truncate(p("cut"), 0)
+f.write(b"z")
+f.close()
+attempt("cut", lambda: open(p("cut"), "rb").read())
+
+# 10. syncfs on one of two files being written: both go on and end whole.
+import ctypes
+f, g = open(p("sync1"), "wb"), open(p("sync2"), "wb")
+f.write(b"one")
+g.write(b"two")
+f.flush()
+g.flush()
+say("syncfs", ctypes.CDLL(None).syncfs(f.fileno()))
+f.write(b" more")
+g.write(b" more")
+f.close()
+g.close()
+attempt("synced", lambda: open(p("sync1"), "rb").read() + open(p("sync2"), "rb").read())
+
+# 11. fsync, then more writes (a log kept durable as it goes), small and past a part.
+for name, n in (("fs-small", 10), ("fs-big", BIG)):
+    f = open(p(name), "wb")
+    for i in range(3):
+        f.write(blob(n, name + str(i)))
+        f.flush()
+        os.fsync(f.fileno())
+    f.close()
+    attempt("fsynced " + name, lambda: os.path.getsize(p(name)))
+
 for name in sorted(os.listdir(D)):
     if os.path.isdir(p(name)):
         say("dir", name, sorted(os.listdir(p(name))))

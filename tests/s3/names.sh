@@ -11,9 +11,11 @@
 # write, close; rename while open, before and after parts were sent; rename over a file
 # open for writing; an existing object patched O_RDWR and renamed while open, read by a
 # second process, written again; a new O_RDWR file renamed while open; os.replace inside
-# the with block); the objects equal what the aws CLI fetches; no multipart upload left;
-# a second process renaming an object the first has open read-write, the first's later
-# writes under the new name; an upload renamed while open and its program ending with
+# the with block; truncate by name while writing; syncfs on one of two uploads; fsync
+# and more writes, three times); the
+# objects equal what the aws CLI fetches; no multipart upload left;
+# a second process renaming an object the first has open read-write (twice, and a third
+# process stat-ing it between), the first's later writes under the last name; an upload renamed while open and its program ending with
 # _exit; a second open of an upload that has sent parts: EBUSY and one
 # log line; no staging file left behind.
 #
@@ -93,13 +95,17 @@ shim $PY "$W/writer.py" "$B/xp/a" "$W/go" "$W/done" >"$W/xp.out" 2>&1 &
 wpid=$!
 read -r _ <"$W/go"
 shim mv "$B/xp/a" "$B/xp/b" >"$W/mv.out" 2>&1
+shim stat -c %s "$B/xp/b" >"$W/xp-stat.out" 2>&1
+shim mv "$B/xp/b" "$B/xp/c" >>"$W/mv.out" 2>&1
 echo done >"$W/done"
 wait "$wpid"
 check "a second process renames an object the first has open read-write: both succeed" \
     test "$(cat "$W/xp.out")" = closed -a ! -s "$W/mv.out"
-check "...the first's writes, before and after the rename, are under the new name" \
-    test "$(s3_aws s3 cp --only-show-errors "s3://$S/xp/b" - 2>&1)" = "NEWMOREtent of the file"
-check "...and the old name is gone" test -z "$(s3_ls xp/ | grep '/a$')"
+check "...a third process stats the new name while it is open: its size ($(cat "$W/xp-stat.out"))" \
+    test "$(cat "$W/xp-stat.out")" = 23
+check "...renamed again while still open, the first's writes, before and after both renames, are under the last name" \
+    test "$(s3_aws s3 cp --only-show-errors "s3://$S/xp/c" - 2>&1)" = "NEWMOREtent of the file"
+check "...and the other names are gone" test -z "$(s3_ls xp/ | grep -E '/(a|b)$')"
 
 # --- an upload renamed after it sent parts, its program ending without closing it -----------
 cat >"$W/exit.py" <<'EOF'
