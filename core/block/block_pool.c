@@ -38,6 +38,8 @@ static pthread_once_t forks_once = PTHREAD_ONCE_INIT;
 static void forked(void) { __atomic_add_fetch(&forks, 1, __ATOMIC_RELAXED); }
 static void forks_register(void) { pthread_atfork(NULL, forked, forked); }
 
+unsigned bp_forks(void) { return __atomic_load_n(&forks, __ATOMIC_RELAXED); }
+
 static void idle_close_all(struct block_mount *m)
 {
     for (int w = 0; w < 2; w++) {

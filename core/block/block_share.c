@@ -61,12 +61,16 @@ static int follow(struct bfile *f)
         free(o);
         return 0;
     }
-    int nold = f->base.next;
-    memcpy(o->ext, f->base.ext, sizeof o->ext[0] * (size_t)nold); /* the old version's extents */
+    *o = f->base; /* the old version, back if the new one cannot be had */
     r = bf_lookup_pinned(f);
     if (r <= 0) {
+        /* A lookup that gave up may have unpinned ranges the two versions share: pin the
+         * old one again (the blocks were never free: its pins held them until then). */
+        f->base = *o;
+        for (int i = 0; i < f->base.next; i++)
+            blk_range_lock(f->fd, f->base.ext[i].pblk, f->base.ext[i].len, F_RDLCK);
         free(o);
-        return r;
+        return r == -EAGAIN ? 0 : r; /* a writer busy on the key: this version goes on */
     }
     struct bext *map = f->base.next ? malloc(sizeof *map * (size_t)(f->base.next + 2)) : NULL;
     if (f->base.next && !map) {
@@ -81,7 +85,10 @@ static int follow(struct bfile *f)
         f->map[f->n++] = (struct bext){f->base.ext[i].lblk, f->base.ext[i].pblk, f->base.ext[i].len, 0};
     f->size = f->base.size;
     bf_ra_drop(f);
-    if (!f->unlocked_reads) unpin_old(f, o->ext, nold);
+    /* The old pins go unless a read without f->lock may be using them, or a fork since the
+     * descriptor was taken may share them (OFD locks belong to the description, and the
+     * other process may still read that version). */
+    if (!f->unlocked_reads && f->forks == bp_forks()) unpin_old(f, o->ext, o->next);
     free(o);
     return 0;
 }

@@ -105,6 +105,9 @@ int bp_fd_get(struct block_mount *m, int wr, unsigned *forks);
  * open, unless the process forked since it was opened (a child may still use the
  * description: closed). */
 void bp_fd_put(struct block_mount *m, int fd, int wr, unsigned forks, int locked);
+/* The process's forks so far (parent and child count each): a descriptor taken before
+ * the last may be shared with another process, its OFD locks with it. */
+unsigned bp_forks(void);
 
 /* block_dir.c */
 nlink_t bm_dir_links(struct block_mount *m, const char *prefix, size_t pl);
