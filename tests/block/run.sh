@@ -620,6 +620,17 @@ r.seek(0); assert r.read() == d[29:] + d[:29]' "$W/t.bin" "$MP/T" >"$OUT" 2>&1; 
     pass "a reader at the end follows 30 rewrites of a third of the store, each version's blocks let go: no ENOSPC, the last one read"
 else fail "a reader at the end following 30 rewrites" "$OUT"; fi
 check_clean "$dev" "after a reader followed the rewrites"
+# fallocate asks for the space those rewrites hold, as a write does, before ENOSPC.
+if shim "$dev" "$PY" -c '
+import os, sys
+d = open(sys.argv[1], "rb").read()
+for i in range(4):
+    with open(sys.argv[2], "wb") as w: w.write(d)
+fd = os.open(sys.argv[2] + ".fa", os.O_WRONLY | os.O_CREAT, 0o644)
+os.posix_fallocate(fd, 0, len(d) * 3 // 2); os.close(fd); os.unlink(sys.argv[2] + ".fa")' "$W/t.bin" "$MP/T" >"$OUT" 2>&1; then
+    pass "posix_fallocate of half the store right after rewrites that hold a third: the held space is taken, no ENOSPC"
+else fail "posix_fallocate after rewrites that hold space" "$OUT"; fi
+check_clean "$dev" "after fallocate took held space"
 
 # Too many objects: a 1 MiB store's metadata zone fills; ENOSPC at the close, the store stays clean.
 new_dev 1
