@@ -317,12 +317,18 @@ int s3_meta_get(struct s3_mount *m, const char *bucket, const char *key, struct 
     uint64_t now = stats_now_ns();
     size_t pl = parent_len(key);
     pthread_mutex_lock(&m->meta_lock);
-    struct s3_meta *x = meta_live(m, id, !key[0], now);
+    struct s3_meta *x = meta_live(m, id, !key[0], now), *own = x;
+    if (!x) HASH_FIND_STR(m->meta, id, own);
     if (x) {
         hit = 1;
         *neg = !x->exists;
         if (x->exists) *st = x->st;
-    } else if (pl) { /* no entry of its own: absent if its directory is known whole, or absent */
+    } else if (pl && !own) {
+        /* No entry of its own: absent if its directory is known whole, or absent. One
+         * that is there but stale (its counter moved: a change, or another key's bump in
+         * the same slot) says nothing either way: the server is asked. Taking it for
+         * absent made a directory this process had made, below a directory it had made,
+         * "no such file" now and then (s3shim replay of tar x, then find, on S3). */
         id[strlen(bucket) + 1 + pl] = '\0';
         struct s3_meta *d = meta_live(m, id, 0, now);
         if (d && (!d->exists || (S_ISDIR(d->st.st_mode) && d->whole_until > now))) hit = *neg = 1;
