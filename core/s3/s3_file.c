@@ -93,10 +93,7 @@ void s3f_file_free(struct s3_file *f)
         free(f->parts[i]);
     }
     free(f->parts);
-    if (f->cur) {
-        if (f->cur->buf) bufpool_put(f->cur->buf, f->cur->cap);
-        free(f->cur);
-    }
+    s3f_cur_drop(f);
     s3_path_free(&f->path);
     pthread_mutex_destroy(&f->lock);
     pthread_cond_destroy(&f->cv);

@@ -118,6 +118,8 @@ void s3f_chunks_drop(struct s3_file *f);
 void s3f_follow(struct s3_file *f);
 
 /* s3_write.c (f->lock held) */
+/* The part being filled goes, unsent (staged, removed, or the file freed). */
+void s3f_cur_drop(struct s3_file *f);
 /* A streaming file becomes staged (a reader that is mapped, a writer that goes back,
  * truncates or is mapped). */
 int s3f_to_stage(struct s3_file *f, const char *why);

@@ -214,8 +214,8 @@ int stg_upload_as(struct s3_stage *s, const char *bucket, const char *key)
     __atomic_store_n(&h->tmp_pid, 0, __ATOMIC_RELEASE);
     if (__atomic_load_n(&h->up_gen, __ATOMIC_ACQUIRE) < g) __atomic_store_n(&h->up_gen, g, __ATOMIC_RELEASE);
     snprintf(h->etag, sizeof h->etag, "%s", etag);
-    if (h->src_bucket != bucket) snprintf(h->src_bucket, sizeof h->src_bucket, "%s", bucket);
-    if (h->src_key != key) snprintf(h->src_key, sizeof h->src_key, "%s", key);
+    snprintf(h->src_bucket, sizeof h->src_bucket, "%s", bucket);
+    snprintf(h->src_key, sizeof h->src_key, "%s", key);
     h->mtime = time(NULL); /* (s3f_upload_fd told the metadata cache, like any upload) */
     slog_debug("s3: %s/%s: staged object uploaded (%lld bytes)", bucket, key, (long long)st.st_size);
     return 0;
@@ -310,15 +310,16 @@ int s3_stage_fstat(struct s3_stage *s, struct stat *st)
     struct stat d;
     if (sys.fstat(s->dfd, &d) < 0) return -errno;
     time_t mt = dirty(s->h) ? d.st_mtime : (time_t)s->h->mtime;
+    const char *bucket = s->path.bucket, *key = s->path.key;
+    char mb[sizeof s->h->bucket], mk[sizeof s->h->key];
     if (__atomic_load_n(&s->h->moved, __ATOMIC_ACQUIRE)) { /* renamed while open: the new name's inode */
-        char bucket[sizeof s->h->bucket], key[sizeof s->h->key]; /* (not under h->lock: an upload holds it) */
-        memcpy(bucket, s->h->bucket, sizeof bucket);
-        memcpy(key, s->h->key, sizeof key);
-        bucket[sizeof bucket - 1] = key[sizeof key - 1] = '\0';
-        s3_fill_stat(s->m, st, bucket, key, (int64_t)d.st_size, mt ? mt : d.st_mtime, 0);
-        return 0;
+        memcpy(mb, s->h->bucket, sizeof mb); /* (not under h->lock: an upload holds it) */
+        memcpy(mk, s->h->key, sizeof mk);
+        mb[sizeof mb - 1] = mk[sizeof mk - 1] = '\0';
+        bucket = mb;
+        key = mk;
     }
-    s3_fill_stat(s->m, st, s->path.bucket, s->path.key, (int64_t)d.st_size, mt ? mt : d.st_mtime, 0);
+    s3_fill_stat(s->m, st, bucket, key, (int64_t)d.st_size, mt ? mt : d.st_mtime, 0);
     return 0;
 }
 

@@ -165,6 +165,14 @@ static int part_new(struct s3_file *f)
     return 0;
 }
 
+void s3f_cur_drop(struct s3_file *f)
+{
+    if (!f->cur) return;
+    if (f->cur->buf) bufpool_put(f->cur->buf, f->cur->cap);
+    free(f->cur);
+    f->cur = NULL;
+}
+
 /* A streaming file becomes staged (f->lock held): a reader that is mapped, a writer that
  * goes back (Python's zipfile, tar), truncates or is mapped. A writer that has uploaded
  * nothing yet hands its bytes over; one that has already sent parts cannot (yet). */
@@ -191,17 +199,22 @@ int s3f_to_stage(struct s3_file *f, const char *why)
         return -EINVAL;
     } else {
         e = s3_stage_from_bytes(f->m, &f->path, f->flags, f->cur ? f->cur->buf : "", f->cur ? f->cur->len : 0, &stg);
-        if (e == 0 && f->cur) {
-            bufpool_put(f->cur->buf, f->cur->cap);
-            free(f->cur);
-            f->cur = NULL;
-        }
+        if (e == 0) s3f_cur_drop(f);
     }
     if (e == 0) {
         slog_debug("s3: %s/%s: staged (%s)", f->path.bucket, f->path.key, why);
         __atomic_store_n(&f->stg, stg, __ATOMIC_RELEASE);
     }
     return e;
+}
+
+/* A file removed by name while open takes writes anywhere and drops them, as one nobody
+ * can open again would (f->lock held, released). */
+static ssize_t dropped_write(struct s3_file *f, size_t len, off_t off)
+{
+    if (off + (off_t)len > f->written) f->written = off + (off_t)len;
+    pthread_mutex_unlock(&f->lock);
+    return (ssize_t)len;
 }
 
 ssize_t s3f_pwrite(void *fh, const void *buf, size_t len, off_t off)
@@ -212,12 +225,8 @@ ssize_t s3f_pwrite(void *fh, const void *buf, size_t len, off_t off)
     if (!f->writing) return -EBADF;
     if (off != f->written && f->owner == getpid()) { /* not sequential: stage it */
         pthread_mutex_lock(&f->lock);
-        int e = f->dropped ? 0 : s3f_to_stage(f, "a write at another offset");
-        if (f->dropped && !f->stg) { /* removed by name: taken and dropped wherever it goes */
-            if (off + (off_t)len > f->written) f->written = off + (off_t)len;
-            pthread_mutex_unlock(&f->lock);
-            return (ssize_t)len;
-        }
+        if (f->dropped && !f->stg) return dropped_write(f, len, off);
+        int e = s3f_to_stage(f, "a write at another offset");
         pthread_mutex_unlock(&f->lock);
         if (e < 0) return e;
         return s3_stage_pwrite(stg_of(f), buf, len, off);
@@ -231,11 +240,9 @@ ssize_t s3f_pwrite(void *fh, const void *buf, size_t len, off_t off)
         pthread_mutex_unlock(&f->lock);
         return s3_stage_pwrite(stg_of(f), buf, len, off);
     }
+    if (f->dropped) return dropped_write(f, len, off);
     ssize_t r;
-    if (f->dropped) { /* removed by name: taken and dropped, as by a file nobody can open */
-        f->written += (off_t)len;
-        r = (ssize_t)len;
-    } else if (f->committed) { /* after fsync: the object is complete; go on staged from it */
+    if (f->committed) { /* after fsync: the object is complete; go on staged from it */
         int e = f->owner == getpid() ? s3f_to_stage(f, "a write after fsync") : -EBADF;
         pthread_mutex_unlock(&f->lock);
         return e < 0 ? e : s3_stage_pwrite(stg_of(f), buf, len, off);

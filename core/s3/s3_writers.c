@@ -139,11 +139,7 @@ static void drop_locked(struct s3_file *f, const char *why)
     name_of(f, &b, &k);
     slog_debug("s3: %s/%s: %s while open for writing: its upload is abandoned", b, k, why);
     f->dropped = 1;
-    if (f->cur) { /* what is not sent yet never will be */
-        bufpool_put(f->cur->buf, f->cur->cap);
-        free(f->cur);
-        f->cur = NULL;
-    }
+    s3f_cur_drop(f); /* what is not sent yet never will be */
 }
 
 int s3w_drop(struct s3_mount *m, const struct s3_path *p)
