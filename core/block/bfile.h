@@ -97,6 +97,7 @@ int bf_dev_io(struct bfile *f, int op, uint64_t pblk, char *buf, size_t nblk, in
 /* Logical blocks [lblk, +nblk) into buf (holes are zeros). */
 int bf_read_logical(struct bfile *f, uint64_t lblk, char *buf, size_t nblk, int bidx);
 int bf_map_set(struct bfile *f, uint64_t lblk, uint64_t pblk, uint64_t len); /* owned blocks */
+int bf_map_from_base(struct bfile *f); /* the map: f->base's extents, none owned; 0 or -ENOMEM */
 /* Up to want free blocks, as one run, from the file's reservation (reserving more). */
 int bf_take_blocks(struct bfile *f, uint64_t want, uint64_t *start, uint64_t *got);
 

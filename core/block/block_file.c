@@ -100,6 +100,19 @@ static int map_grow(struct bfile *f)
 }
 
 /* Map [lblk, +len) to owned device blocks at pblk. */
+int bf_map_from_base(struct bfile *f)
+{
+    struct bext *map = f->base.next ? malloc(sizeof *map * (size_t)(f->base.next + 2)) : NULL;
+    if (f->base.next && !map) return -ENOMEM;
+    free(f->map);
+    f->map = map;
+    f->cap = map ? f->base.next + 2 : 0;
+    f->n = 0;
+    for (int i = 0; i < f->base.next; i++)
+        f->map[f->n++] = (struct bext){f->base.ext[i].lblk, f->base.ext[i].pblk, f->base.ext[i].len, 0};
+    return 0;
+}
+
 int bf_map_set(struct bfile *f, uint64_t lblk, uint64_t pblk, uint64_t len)
 {
     if (map_grow(f) < 0 || map_cut(f, lblk, lblk + len) < 0 || map_grow(f) < 0) return -ENOMEM;
@@ -769,9 +782,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     if (!e) {
         if (have == 1 && !(wr && (flags & O_TRUNC))) {
             f->size = f->base.size;
-            if (f->base.next && !(f->map = malloc(sizeof *f->map * (size_t)(f->cap = f->base.next + 2)))) e = -ENOMEM;
-            for (int i = 0; !e && i < f->base.next; i++)
-                f->map[f->n++] = (struct bext){f->base.ext[i].lblk, f->base.ext[i].pblk, f->base.ext[i].len, 0};
+            e = bf_map_from_base(f);
         }
         if (have == 0) f->base.gen = 0;
         f->dirty = wr && (have == 0 || (flags & O_TRUNC));

@@ -72,17 +72,10 @@ static int follow(struct bfile *f)
         free(o);
         return r == -EAGAIN ? 0 : r; /* a writer busy on the key: this version goes on */
     }
-    struct bext *map = f->base.next ? malloc(sizeof *map * (size_t)(f->base.next + 2)) : NULL;
-    if (f->base.next && !map) {
+    if (bf_map_from_base(f) < 0) {
         free(o);
         return -ENOMEM;
     }
-    free(f->map);
-    f->map = map;
-    f->cap = map ? f->base.next + 2 : 0;
-    f->n = 0;
-    for (int i = 0; i < f->base.next; i++)
-        f->map[f->n++] = (struct bext){f->base.ext[i].lblk, f->base.ext[i].pblk, f->base.ext[i].len, 0};
     f->size = f->base.size;
     bf_ra_drop(f);
     /* The old pins go unless a read without f->lock may be using them, or a fork since the
