@@ -51,10 +51,6 @@ shim() {
         timeout -k 5 "$TMO" env LD_PRELOAD="$PRELOAD" "${SAN_ENV[@]}" "$@"
 }
 : >"$W/log"
-uploads_left() { # multipart uploads on the server under prefix $1
-    s3_aws s3api list-multipart-uploads --bucket "$S" --prefix "$1" --query 'Uploads[].UploadId' --output text 2>&1 |
-        tr '\t' '\n' | grep -v '^None$' | grep -c .
-}
 staging_left() { find "$STAGE" -name '*.data' 2>/dev/null | wc -l; }
 
 # --- the transcript, locally and in S3 -------------------------------------------------------
@@ -76,7 +72,7 @@ done <"$W/local.out"
 check "every file on the server equals the local one (aws s3 cp)" test "$bad" = 0
 check "nothing under the removed names, the renamed-away names or the temporary on the server" \
     test -z "$(s3_ls names/ | grep -E '/(gone-small|gone-big|mv-small|mv-big|patched|rw-new|final\.tmp|src)$')"
-check "no multipart upload left (those abandoned by unlink were aborted)" test "$(uploads_left names/)" = 0
+check "no multipart upload left (those abandoned by unlink were aborted)" test "$(s3_uploads_left names/)" = 0
 
 # --- another process renames an object this one has open read-write --------------------------
 printf 'old content of the file' | s3_aws s3 cp --only-show-errors - "s3://$S/xp/a"

@@ -715,10 +715,6 @@ for p in (path, local):
     except OSError as e: err = e.errno
 print("closed", err, flush=True)
 EOF
-uploads_left() { # multipart uploads on the server under prefix $1
-    s3_aws s3api list-multipart-uploads --bucket "$S" --prefix "$1" --query 'Uploads[].UploadId' --output text 2>&1 |
-        tr '\t' '\n' | grep -v '^None$' | grep -c .
-}
 wbrun() { # wbrun MODE NAME [ARG]: the script on /s3 and on a local file, the log in $W/log
     : >"$W/log"
     S3SHIM_PART_SIZE=5M S3SHIM_LOG=debug shim $PY "$W/wb.py" "$1" "$B/wb/$2" "$L/wb-$2" "${3:-}" >"$W/wb-$2.out" 2>&1
@@ -740,7 +736,7 @@ check "write-behind, small: ends up one part: one PUT (the upload begun is abort
     grep -q "wb/small: write-behind ends (ftruncate)" "$W/wb-small.log"
 check "write-behind, another process's write ends it: the whole file uploaded at close" \
     grep -q "wb/append: write-behind ends (another descriptor or process changed the file)" "$W/wb-append.log"
-check "write-behind: no multipart upload is left on the server" test "$(uploads_left wb/)" = 0
+check "write-behind: no multipart upload is left on the server" test "$(s3_uploads_left wb/)" = 0
 # A part that fails in the background (its upload aborted under it on the server): close
 # uploads the whole file anew and the result is still right.
 cat >"$W/wbabort.sh" <<EOF2
@@ -755,11 +751,11 @@ wbrun abort abort "sh $W/wbabort.sh"
 check "write-behind, its upload aborted on the server mid-write: close returns 0" grep -qx "closed None" "$W/wb-abort.out"
 check "... the object equals the local file" same_as_local abort
 check "... after a log line saying write-behind ended" grep -q "wb/abort: write-behind ends (a part sent ahead failed)" "$W/log"
-check "... and no upload is left" test "$(uploads_left wb/abort)" = 0
+check "... and no upload is left" test "$(s3_uploads_left wb/abort)" = 0
 # unlink while written: nothing on the server, the upload begun aborted.
 wbrun unlink unlink
 check "write-behind, unlinked while open: close returns 0, nothing on the server, no upload left" \
-    test "$(grep -c 'closed None' "$W/wb-unlink.out")$(s3_ls wb/unlink | wc -l)$(uploads_left wb/unlink)" = 100
+    test "$(grep -c 'closed None' "$W/wb-unlink.out")$(s3_ls wb/unlink | wc -l)$(s3_uploads_left wb/unlink)" = 100
 # S3SHIM_WRITE_BEHIND=0: nothing sent ahead, same result.
 S3SHIM_WRITE_BEHIND=0 wbrun rewrite off
 check "S3SHIM_WRITE_BEHIND=0: nothing sent ahead" test "$(grep -c 'sent ahead' "$W/log")" = 0
@@ -803,11 +799,11 @@ for _ in $(seq 3000); do grep -q written "$W/wb-kill.out" 2>/dev/null && break; 
 kill -KILL "$kp" 2>/dev/null
 wait "$kp" 2>/dev/null
 check "write-behind, SIGKILL mid-write: its upload is open on the server, nothing visible" \
-    test "$(uploads_left wb/killed)$(s3_ls wb/killed | wc -l)" = 10
+    test "$(s3_uploads_left wb/killed)$(s3_ls wb/killed | wc -l)" = 10
 check "... recorded beside the staging file" test -n "$(find "$STAGE" -name '*.wb')"
 S3SHIM_LOG=info shim sh -c "echo next >>'$B/wb/other'" >/dev/null 2>&1
 check "the next start aborts it (a log line says so) and removes the record" \
-    test "$(uploads_left wb/killed)$(find "$STAGE" -name '*.wb' | wc -l)" = 00 -a -n "$(grep 'aborted the multipart upload' "$W/log")"
+    test "$(s3_uploads_left wb/killed)$(find "$STAGE" -name '*.wb' | wc -l)" = 00 -a -n "$(grep 'aborted the multipart upload' "$W/log")"
 
 # --- end ------------------------------------------------------------------------------------------
 check "no staging files are left after the programs closed their files" test "$(staging_left)" = 0

@@ -124,6 +124,11 @@ s3_ls() {
         --query 'Contents[].[Key]' --output text) || return
     [ "$out" = None ] || [ -z "$out" ] || printf '%s\n' "$out"
 }
+# s3_uploads_left PREFIX: how many multipart uploads the server holds under PREFIX.
+s3_uploads_left() {
+    s3_aws s3api list-multipart-uploads --bucket "$S3_BUCKET" --prefix "$1" --query 'Uploads[].UploadId' --output text 2>&1 |
+        tr '\t' '\n' | grep -v '^None$' | grep -c .
+}
 s3_url() { printf '%s/%s/%s\n' "$AWS_ENDPOINT_URL" "$S3_BUCKET" "$(s3_key_url "$1")"; }
 s3_curl() {
     curl -sS --max-time 300 --aws-sigv4 "aws:amz:$AWS_REGION:s3" --netrc-file "$S3RIG_NETRC" \
