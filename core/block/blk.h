@@ -216,6 +216,9 @@ int blk_bm_read(struct blk_store *s, const struct blk_root *r, uint64_t idx, uin
 /* Reserve up to want (at least 1) free data blocks, contiguous, for the holder of fd
  * (an OFD write lock on them): *start and *got. 0, -ENOSPC, -errno. */
 int blk_reserve(struct blk_store *s, int fd, uint64_t want, uint64_t *start, uint64_t *got);
+/* The same, passing over clear runs shorter than min (when the store has none so long, the
+ * first one as blk_reserve): a writer merging extents wants them whole. */
+int blk_reserve_run(struct blk_store *s, int fd, uint64_t want, uint64_t min, uint64_t *start, uint64_t *got);
 /* Walks root r's committed bitmap, one bitmap block cached: zero it up to buf, set s and
  * r; then blk_bm_test(c, b, &set) says whether block b is set. 0 or -errno (-EAGAIN: the
  * tree moved on). */

@@ -169,7 +169,7 @@ int blk_range_probe(struct blk_store *s, uint64_t a, uint64_t b, uint64_t *la, u
     return found;
 }
 
-static int reserve_once(struct blk_store *s, int fd, uint64_t want, uint64_t *start, uint64_t *got)
+static int reserve_once(struct blk_store *s, int fd, uint64_t want, uint64_t min, uint64_t *start, uint64_t *got)
 {
     int e = blk_lock(s);
     if (e < 0) return e;
@@ -206,6 +206,11 @@ static int reserve_once(struct blk_store *s, int fd, uint64_t want, uint64_t *st
             }
             if (set && !pf_has(s, end)) break;
             end++;
+        }
+        if (end - b < min) { /* too short for this caller: look further on */
+            scanned += end - b;
+            b = end;
+            continue;
         }
         uint64_t la = 0, lb = 0;
         int pr = blk_range_probe(s, b, end, &la, &lb);
@@ -244,8 +249,15 @@ out:
 
 int blk_reserve(struct blk_store *s, int fd, uint64_t want, uint64_t *start, uint64_t *got)
 {
+    return blk_reserve_run(s, fd, want, 1, start, got);
+}
+
+int blk_reserve_run(struct blk_store *s, int fd, uint64_t want, uint64_t min, uint64_t *start, uint64_t *got)
+{
     if (want < 1) want = 1;
-    int e = reserve_once(s, fd, want, start, got);
+    if (min < 1 || min > want) min = min < 1 ? 1 : want;
+    int e = reserve_once(s, fd, want, min, start, got);
+    if (e == -ENOSPC && min > 1) e = reserve_once(s, fd, want, 1, start, got); /* none so long */
     /* No free block, but maybe space held for a durable root that is yet to come (group
      * commit: a process committing faster than S3SHIM_BLOCK_COMMIT_MS holds every version
      * it replaced): make it free now (blk_reclaim, blk_txn.c), then look again (also when
@@ -254,7 +266,7 @@ int blk_reserve(struct blk_store *s, int fd, uint64_t want, uint64_t *start, uin
     for (int round = 0; e == -ENOSPC && s->rw && round < 2; round++) {
         int r = blk_reclaim(s);
         if (r < 0) break; /* (ENOSPC stands) */
-        e = reserve_once(s, fd, want, start, got);
+        e = reserve_once(s, fd, want, 1, start, got);
         if (r == 0) break; /* nothing was held: what is free is all there is */
     }
     return e;
