@@ -41,7 +41,7 @@ MAN  := $(BUILD)/s3shim.1
 VERSION := $(shell sed -n 's/.*S3SHIM_VERSION "\(.*\)"/\1/p' include/s3shim.h)
 
 .PHONY: all help man deps test test-full test-lane-release test-lane-san test-unit test-sys test-docs test-integration test-stdstream test-oplog test-direct test-block test-block-battery test-s3 test-endpoints test-faultproxy test-tsan \
-        test-s3rig bench bench-oplog bench-replay bench-passthrough bench-route-scan bench-s3 bench-programs bench-first bench-endpoints bench-direct bench-stdstream bench-block bench-block-cpu bench-block-small-cpu bench-block-growth bench-block-startup \
+        test-s3rig bench bench-oplog bench-replay bench-passthrough bench-route-scan bench-s3 bench-programs bench-first bench-endpoints bench-direct bench-stdstream bench-block bench-block-cpu bench-block-small-cpu bench-block-growth bench-block-sqlite bench-block-startup \
         install clean demo
 
 all: $(LIB) $(TOOL)
@@ -167,6 +167,7 @@ test-block: all $(HELPER_BIN)
 	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/extents.sh,block-extents$(if $(SAN),/$(SAN))))
 	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/moved.sh,block-moved$(if $(SAN),/$(SAN))))
 	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/shared.sh,block-shared$(if $(SAN),/$(SAN)))
+	$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/coherent.sh,block-coherent$(if $(SAN),/$(SAN)))
 	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/counter.sh,block-counter$(if $(SAN),/$(SAN))))
 	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/engine.sh,block-engine$(if $(SAN),/$(SAN))))
 	$(call san_all,$(call run_suite,BUILD=$(BUILD) SAN=$(SAN) tests/block/unlinked.sh,block-unlinked$(if $(SAN),/$(SAN))))
@@ -308,6 +309,11 @@ bench-block-small-cpu: all
 # block:// creates as the store fills: 10 batches of 20,000 files in one store (about 2 min).
 bench-block-growth: all
 	@BUILD=$(BUILD) bench/block/growth.sh
+
+# sqlite3 on block:// against ext4: one process (rollback journal, WAL), and a WAL
+# database one process writes while two others read it (root; about 1 minute).
+bench-block-sqlite: all
+	@BUILD=$(BUILD) bench/block/sqlite.sh
 
 # block:// start-up: a store of 1M objects, a new process's cost and memory (about 30 s).
 bench-block-startup: all $(BUILD)/blk_populate

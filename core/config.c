@@ -52,6 +52,7 @@ const char *const cfg_known[][3] = {
     {"S3SHIM_DIRECT_ENGINE", "auto|io_uring|threads: how direct:// and block:// do their I/O (auto: io_uring, threads where it is refused or under valgrind)", "auto"},
     {"S3SHIM_DIRECT_SQPOLL", "1: io_uring kernel submission polling", "0"},
     {"S3SHIM_DIRECT_GATHER", "1: gather small direct:// writes across calls; others see them at close/fsync", "0"},
+    {"S3SHIM_BLOCK_SHARE_WAIT_MS", "block://: how long a read waits for another process to commit what it wrote there, then EIO", "10000"},
     {"S3SHIM_BLOCK_COMMIT_MS", "block://: closes and renames are durable within this many ms (one flush pair for all), 0 = at once", "1000"},
     {"S3SHIM_BLOCK_DISCARD", "1: block:// tells the device (BLKDISCARD, or a hole in an image file) about blocks it frees, as they become reusable", "0"},
     {"S3SHIM_LIB", "s3shim run: the libs3shim.so to preload (unset: beside the command or in ../lib)", NULL},
@@ -318,6 +319,8 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
     bool_setting(c, get, ctx, "S3SHIM_DIRECT_GATHER", NULL, "a boolean (1/0, yes/no)", &c->direct_gather);
     c->block_commit_ms = 1000;
     int_setting(c, get, ctx, "S3SHIM_BLOCK_COMMIT_MS", 0, 60000, &c->block_commit_ms);
+    c->block_share_wait_ms = 10000;
+    int_setting(c, get, ctx, "S3SHIM_BLOCK_SHARE_WAIT_MS", 1, 3600000, &c->block_share_wait_ms);
     int_setting(c, get, ctx, "S3SHIM_BLOCK_DISCARD", 0, 1, &c->block_discard);
     if ((v = get("S3SHIM_DIRECT_ENGINE", ctx)) && *v) {
         if (strcasecmp(v, "io_uring") == 0)

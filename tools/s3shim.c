@@ -198,6 +198,8 @@ static int cmd_config(int argc, char **argv)
     printf("  %-24s %s\n", "direct:// fallback", c.direct_fallback ? "error" : "buffered (with a warning)");
     if (c.block_commit_ms) printf("  %-24s visible at once, durable within %d ms (group commit)\n", "block:// commits", c.block_commit_ms);
     else printf("  %-24s durable before each call returns\n", "block:// commits");
+    printf("  %-24s O_RDWR readers ask other processes to commit what they wrote, waiting up to %d ms\n",
+           "block:// shared writes", c.block_share_wait_ms);
     printf("  %-24s %s\n", "block:// discard", c.block_discard ? "freed blocks discarded as they become reusable (S3SHIM_BLOCK_DISCARD=1)" : "off (s3shim blk trim DEV discards free space)");
     char aws[2048];
     printf("\nAWS:\n");

@@ -385,6 +385,9 @@ static int bm_mount(const char *where, const struct cfg *cfg, struct stats_set *
                                 .slots = cfg->direct_buffers, .sqpoll = cfg->direct_sqpoll, .engine = cfg->direct_engine};
     uring_configure(&us);
     m->commit_ms = cfg->block_commit_ms;
+    m->share_wait_ms = cfg->block_share_wait_ms;
+    pthread_mutex_init(&m->r_lock, NULL);
+    pthread_mutex_init(&m->mk_lock, NULL);
     m->st.discard = cfg->block_discard;
     bg_start(m);
     *msp = m;
@@ -394,6 +397,7 @@ static int bm_mount(const char *where, const struct cfg *cfg, struct stats_set *
 static void bm_unmount(void *ms)
 {
     struct block_mount *m = ms;
+    bc_stop(m);
     bg_stop(m);
     bp_close(m);
     blk_vr_release(&m->st); /* the last process using the store: its file in /dev/shm goes */
@@ -416,6 +420,7 @@ static void bm_atfork_child(void *ms)
     pthread_mutex_init(&m->nw_lock, NULL);
     bp_atfork_child(m);
     bg_atfork_child(m);
+    bc_atfork_child(m);
     bf_map_atfork_child();
     blk_atfork_child(&m->st);
     m->st.fd = efd_park(m->st.fd);
@@ -446,7 +451,7 @@ static int stat_key(struct block_mount *m, const char *key, struct stat *st, int
     } else {
         int r = bt_get(&m->st, key, kl, o, NULL);
         if (r == 1) {
-            bm_fill_stat(m, o, 0, st);
+            if (bf_stat_dirty(m, key, o->ino, st) < 0) bm_fill_stat(m, o, 0, st);
         } else if (r == 0) {
             char *mk;
             size_t ml;

@@ -49,6 +49,12 @@ struct bfile {
     int lockfd;    /* the key's lock file (fcntl and flock locks), opened at the first lock */
     int shared;    /* shared with another process (bf_share), or locked (bf_lock_fd): other
                     * processes commit versions it must follow (follow_shared) */
+    int coherent;  /* O_RDWR or locked: sees other processes' writes before their commits
+                    * (block_coherent.c), and shows its own */
+    int marked;    /* holds the key's dirty mark (block_coherent.c) */
+    int markfd;    /* the key's mark file: -1 not opened yet, -2 cannot be */
+    int claimed;   /* holds the claim of a new name shared with other processes (bf_open) */
+    uint64_t seen_commit; /* the newest root's commit when follow last looked the key up */
     uint64_t new_ino; /* a new object's st_ino before its first commit, and after it if shown */
     int ino_shown;
     int at_commit; /* wb_flush from the commit */
@@ -84,6 +90,8 @@ struct bfile {
     uint64_t tick;
     struct readahead ra;
     struct bfile *nw_next, **nw_pprev; /* in m->nw: this process's open files */
+    struct bfile *mk_next, **mk_pprev; /* in m->mk while marked (block_coherent.c) */
+    uint64_t mk_pass; /* the answering pass that last looked at it (mk_lock) */
 };
 
 /* block_file.c */
@@ -100,6 +108,9 @@ int bf_map_set(struct bfile *f, uint64_t lblk, uint64_t pblk, uint64_t len); /* 
 int bf_map_from_base(struct bfile *f); /* the map: f->base's extents, none owned; 0 or -ENOMEM */
 /* Up to want free blocks, as one run, from the file's reservation (reserving more). */
 int bf_take_blocks(struct bfile *f, uint64_t want, uint64_t *start, uint64_t *got);
+/* The same for a copy that merges extents: the run whole when the store has one so long
+ * (up to 1 MiB), not the first free blocks. */
+int bf_take_run(struct bfile *f, uint64_t want, uint64_t *start, uint64_t *got);
 
 /* block_write.c (f->lock held) */
 /* Everything written so far on the device (gathered bytes sent, every write in flight
@@ -125,6 +136,12 @@ int bf_follow_shared(struct bfile *f);       /* f->lock held */
  * (tail -f), at a read at the end and at fstat. f->lock held. */
 int bf_follow_eof(struct bfile *f);
 void bf_list_add(struct bfile *f);
+/* block_coherent.c (f->lock held) */
+void bf_mark(struct bfile *f);   /* f has something uncommitted: show it (coherent files) */
+void bf_unmark(struct bfile *f); /* committed, or never will be */
+/* A coherent file with nothing uncommitted, before it reads or writes: other processes'
+ * uncommitted writes to its key committed (asked for, waited for). 0 or -EIO. */
+int bf_see_others(struct bfile *f);
 void bf_list_remove(struct bfile *f);
 
 #endif

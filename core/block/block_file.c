@@ -188,7 +188,7 @@ static int materialize(struct bfile *f)
         uint64_t lblk = f->map[i].lblk, left = f->map[i].len, src = f->map[i].pblk;
         while (left && !e) {
             uint64_t n = left < f->m->chunk / BLK_BS ? left : f->m->chunk / BLK_BS, start, got;
-            if ((e = bf_take_blocks(f, n, &start, &got)) < 0) break;
+            if ((e = bf_take_run(f, n, &start, &got)) < 0) break;
             if (!(e = bf_dev_io(f, UIO_READ, src, t.p, got, t.index))) e = bf_dev_io(f, UIO_WRITE, start, t.p, got, t.index);
             if (!e) e = bf_map_set(f, lblk, start, got); /* moves i's entry: restart the scan */
             lblk += got, src += got, left -= got;
@@ -253,7 +253,7 @@ static int compact(struct bfile *f, int limit)
                 mine[nmine++] = f->map[i];
         while (left && !e) {
             if (used == got) { /* the next run: as long as the space allows */
-                if ((e = bf_take_blocks(f, left, &start, &got)) < 0) break;
+                if ((e = bf_take_run(f, left, &start, &got)) < 0) break;
                 used = 0;
             }
             uint64_t k = got - used, cap = f->m->chunk / BLK_BS;
@@ -362,6 +362,14 @@ static void pool_release(struct bfile *f)
     f->npool = 0;
 }
 
+/* Let go of the claim of f's new name (claim_name). */
+static void claim_drop(struct bfile *f)
+{
+    uint64_t h = bm_key_hash(f->key, f->klen) & ((1ull << 61) - 1);
+    struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = (off_t)((1ull << 62) + h), .l_len = 1};
+    sys.fcntl(f->fd, F_OFD_SETLK, &fl);
+}
+
 int bf_commit(struct bfile *f, int how)
 {
     f->at_commit = 1;
@@ -369,6 +377,7 @@ int bf_commit(struct bfile *f, int how)
     f->at_commit = 0;
     if (f->detached) { /* unlinked while open: what it writes is never seen */
         f->dirty = 0;
+        bf_unmark(f);
         return e ? e : f->err;
     }
     if (!e) e = f->err;
@@ -398,6 +407,7 @@ int bf_commit(struct bfile *f, int how)
                       "writes are dropped, as an unlinked file's", f->m->uri, f->key);
             f->detached = 1;
             f->dirty = 0;
+            bf_unmark(f);
             break;
         }
         int shares = 0;
@@ -456,6 +466,11 @@ int bf_commit(struct bfile *f, int how)
          * the bitmap's now: no longer reserved. */
         pool_release(f);
         f->dirty = 0;
+        bf_unmark(f);
+        if (f->claimed) { /* the name is an object now: the claim has done its work */
+            claim_drop(f);
+            f->claimed = 0;
+        }
         f->mtime_set = 0;
         f->mode_set = 0;
         break;
@@ -506,6 +521,7 @@ int bf_ftruncate(void *fh, off_t len)
     }
     bf_ra_drop(f);
     f->dirty = 1;
+    bf_mark(f);
     f->mtime_set = 0; /* a truncate sets the time, as on a disk */
     if (e && !f->err) f->err = e;
     pthread_mutex_unlock(&f->lock);
@@ -543,6 +559,7 @@ int bf_fallocate(void *fh, int mode, off_t off, off_t len)
             f->size = end;
             bf_ra_drop(f);
             f->dirty = grown = 1;
+            bf_mark(f);
         }
     }
     pthread_mutex_unlock(&f->lock);
@@ -592,6 +609,7 @@ int bf_futimens(void *fh, const struct timespec ts[2])
     if (!m || m->tv_nsec == UTIME_NOW) f->mtime = bm_now_ns(), f->mtime_set = 1;
     else if (m->tv_nsec != UTIME_OMIT) f->mtime = (int64_t)m->tv_sec * 1000000000 + m->tv_nsec, f->mtime_set = 1;
     f->dirty = 1;
+    bf_mark(f);
     pthread_mutex_unlock(&f->lock);
     return 0;
 }
@@ -606,6 +624,7 @@ int bf_fchmod(void *fh, mode_t mode)
     f->mode = mode & 07777;
     f->mode_set = 1;
     f->dirty = 1;
+    bf_mark(f);
     pthread_mutex_unlock(&f->lock);
     return 0;
 }
@@ -619,6 +638,8 @@ static void bfile_free(struct bfile *f)
     pool_release(f); /* carved, never committed (a commit that failed): free again */
     if (f->fd >= 0) bp_fd_put(f->m, f->fd, f->writable, f->forks, f->fd_locked); /* drops every reservation and pin */
     if (f->lockfd >= 0) efd_close(f->lockfd); /* and this process's locks, as a close does */
+    bf_unmark(f); /* (a commit that failed at close) */
+    if (f->markfd >= 0) efd_close(f->markfd);
     pthread_mutex_destroy(&f->lock);
     free(f->map);
     free(f);
@@ -673,6 +694,40 @@ static int claim_name(struct bfile *f)
     int r = bt_get(&f->m->st, f->key, f->klen, o, NULL);
     free(o);
     return r < 0 ? r : r == 1 ? -EEXIST : 0;
+}
+
+/* A new file opened read-write (not O_EXCL): another process opening the same new name
+ * before this one's first commit must open this one, as on a disk (two sqlite3 processes
+ * opening one new -wal). The name is claimed as for O_EXCL until that commit; a process
+ * that finds it claimed asks the claimant for its commit (block_coherent.c) and opens
+ * what it committed. A claimant that shows no writes (an O_WRONLY one) is not waited for
+ * past 50 ms: the last commit wins then, as before. 1: claimed, 0: it exists now, -errno. */
+static int claim_shared(struct bfile *f)
+{
+    uint64_t t0 = 0;
+    for (;;) {
+        int e = claim_name(f);
+        if (e == 0) {
+            f->claimed = 1;
+            return 1;
+        }
+        if (e != -EEXIST) return e;
+        struct blk_obj *o = malloc(sizeof *o);
+        if (!o) return -ENOMEM;
+        int r = bt_get(&f->m->st, f->key, f->klen, o, NULL);
+        free(o);
+        if (r != 0) {
+            if (r == 1) claim_drop(f); /* (taken, then the object found: not ours to hold) */
+            return r < 0 ? r : 0;
+        }
+        if ((e = bf_see_others(f)) < 0) return e;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        if (!t0) t0 = now;
+        else if (now - t0 > 50000000ull) return 1; /* (unclaimed: this file makes it) */
+        usleep(200);
+    }
 }
 
 /* After its blocks were pinned: is the version f->base still the key's newest? Then
@@ -744,7 +799,9 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     f->klen = kl;
     f->writable = wr;
     f->acc = acc;
+    f->coherent = acc == O_RDWR;
     f->lockfd = -1;
+    f->markfd = -1;
     uint64_t x = (uint64_t)bm_now_ns() ^ ino_pid() << 40 ^ atomic_fetch_add(&ino_seq, 1) << 20 ^ (uint64_t)(uintptr_t)f;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull; /* splitmix64's finalizer */
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
@@ -779,6 +836,12 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     }
     if (!e && have == 1 && (flags & O_CREAT) && (flags & O_EXCL)) e = -EEXIST;
     if (!e && have == 0 && wr && (flags & O_CREAT) && (flags & O_EXCL)) e = claim_name(f);
+    if (!e && have == 0 && f->coherent && (flags & O_CREAT) && !(flags & O_EXCL)) {
+        int c = claim_shared(f);
+        if (c == 0) have = bf_lookup_pinned_dir(f, &dir);
+        if (c < 0) e = c;
+        else if (have < 0) e = have;
+    }
     if (!e) {
         if (have == 1 && !(wr && (flags & O_TRUNC))) {
             f->size = f->base.size;
@@ -786,6 +849,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
         }
         if (have == 0) f->base.gen = 0;
         f->dirty = wr && (have == 0 || (flags & O_TRUNC));
+        if (f->dirty) bf_mark(f);
     }
     ra_init(&f->ra, m->chunk, m->chunk * (size_t)(m->depth < 1 ? 1 : m->depth > BF_SLOTS ? BF_SLOTS : m->depth));
     stats_record(m->stats, STK_OPEN, t0, 0, e != 0);

@@ -2,24 +2,23 @@
  *
  * A block:// object has no kernel file of its own to map: its blocks sit anywhere on the
  * device (copy-on-write moves them at every commit), and the device's page cache would
- * show other objects' bytes past its end. So a mapping is served from a memfd per open
- * file, as large as the object, into which the ranges asked for are read (1 MiB at a
- * time, each once) through the file's own reads. Read-only and private mappings map a
- * read-only descriptor of it (a private one may still be written, copy-on-write; a shared
- * one cannot be made writable later). A shared writable mapping (a file open for writing,
- * numpy's mmap_mode='r+') maps the memfd itself: the file's own writes go to the memfd
- * too while it exists, and fsync and the last close write back the 1 MiB chunks whose
- * bytes differ from the object's, before their commit (as the S3 wing uploads a mapped
- * staging file at close).
- *
- * What this does not give: msync as a commit point (fsync or close is), a mapping that
- * sees writes made through other descriptors or processes (each open file has its copy,
- * taken when the range was first mapped), and laziness below the mapped range (mapping
- * 10 GiB reads 10 GiB into memory). So two shared writable mappings of one object by two
- * open files (two processes of sqlite3 in WAL mode, both mapping the -shm file) would
- * each write into a copy of its own and lose the other's writes without a word: the
- * second is refused (ENODEV, and a log line) while the first's open file lives
- * (bf_map_mark). A forked child shares its parent's mapping and mark. */
+ * show other objects' bytes past its end. So a mapping is served from a copy:
+ *  - read-only and private mappings map a memfd per open file, as large as the object,
+ *    into which the ranges asked for are read (1 MiB at a time, each once) through the
+ *    file's own reads (a private one may still be written, copy-on-write);
+ *  - shared writable mappings (sqlite's -shm, numpy's mmap_mode='r+') map one copy per
+ *    key for the whole host: a file in the store's lock directory in /dev/shm, filled
+ *    whole from the object by its first user, so that every process mapping the key sees
+ *    every other's stores at once, as with a file on a disk (two sqlite3 processes in WAL
+ *    mode share their wal-index so). The file's own writes and truncations go to it too
+ *    while this open file uses it; fsync and the last close of each user write back the
+ *    1 MiB chunks whose bytes differ from the object's, before their commit (as the S3
+ *    wing uploads a mapped staging file at close). The last user to go empties it.
+ * What this does not give: msync as a commit point (fsync or close is), a read-only
+ * mapping that sees writes made through other descriptors or processes (it has its copy,
+ * taken when the range was first mapped), writes made through another process's
+ * descriptor that has no shared mapping seen in the shared copy, and laziness (mapping
+ * 10 GiB reads 10 GiB into memory). */
 #include "block.h"
 #include "bmount.h"
 
@@ -37,11 +36,16 @@
 
 #define MAP_CHUNK ((off_t)1 << 20)
 
+/* Bytes of the shared copy's file that its users lock (far past any data): one at a time
+ * fills or empties it (a write lock on COPY_INIT), every user holds a read lock on
+ * COPY_USERS through its descriptor (so through a forked child's too). */
+#define COPY_INIT ((off_t)1 << 62)
+#define COPY_USERS (COPY_INIT + 1)
+
 struct bmap {
     void *fh;
-    int memfd, rofd;
+    int memfd, rofd; /* the copy: a memfd, or the key's shared copy (shared_w) */
     int shared_w; /* a shared writable mapping was made: written back, kept across writes */
-    int markfd;   /* the object's mark while shared_w (bf_map_mark) */
     off_t size;
     uint8_t *have; /* per chunk: copied */
     struct bmap *next;
@@ -49,12 +53,40 @@ struct bmap {
 
 static struct bmap *maps;
 static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
+static __thread int writing_back; /* bf_map_flush's own writes: not copied back into it */
+
+static int copy_lock(int fd, short type, off_t at, int wait)
+{
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = at, .l_len = 1};
+    return sys.fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+}
+
+static int copy_used(int fd)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = COPY_USERS, .l_len = 1};
+    return sys.fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+}
+
+/* This open file stops using the key's shared copy; the last user empties it. */
+static void copy_leave(struct bmap *b)
+{
+    int fd = bf_copy_file(b->fh); /* a description of its own for the locks */
+    if (fd >= 0 && copy_lock(fd, F_WRLCK, COPY_INIT, 1) < 0) {
+        sys.close(fd);
+        fd = -1;
+    }
+    efd_close(b->memfd); /* its read lock on COPY_USERS goes with the last descriptor of it */
+    if (fd >= 0) {
+        if (!copy_used(fd)) sys.ftruncate(fd, 0);
+        sys.close(fd);
+    }
+}
 
 static void bmap_free(struct bmap *b)
 {
-    efd_close(b->memfd);
+    if (b->shared_w) copy_leave(b);
+    else efd_close(b->memfd);
     efd_close(b->rofd);
-    efd_close(b->markfd);
     free(b->have);
     free(b);
 }
@@ -69,7 +101,7 @@ static struct bmap *bmap_new(void *fh, off_t size)
     }
     b->fh = fh;
     b->size = size;
-    b->memfd = b->rofd = b->markfd = -1;
+    b->memfd = b->rofd = -1;
     int fd = memfd_create("s3shim-block-map", MFD_CLOEXEC);
     if (fd >= 0 && sys.ftruncate(fd, size) == 0) {
         char p[64];
@@ -95,11 +127,13 @@ static int grow(struct bmap *b, off_t size)
     size_t had = (size_t)((b->size + MAP_CHUNK - 1) / MAP_CHUNK), n = (size_t)((size + MAP_CHUNK - 1) / MAP_CHUNK);
     if (had == 0) had = 1; /* (bmap_new's table has one entry at least) */
     if (size <= b->size) return 0;
-    if (sys.ftruncate(b->memfd, size) < 0) return -errno;
+    /* The shared copy: never shortened by this (another user may have grown it further),
+     * and what grows is zeros, its own, never copied over. */
+    if (b->shared_w ? sys.fallocate(b->memfd, 0, 0, size) < 0 : sys.ftruncate(b->memfd, size) < 0) return -errno;
     if (n > had) {
         uint8_t *h = realloc(b->have, n);
         if (!h) return -ENOMEM;
-        memset(h + had, 0, n - had);
+        memset(h + had, b->shared_w, n - had);
         b->have = h;
     }
     b->size = size;
@@ -134,6 +168,58 @@ static int fill(struct bmap *b, off_t off, off_t end)
     return e;
 }
 
+/* b moves to the key's shared copy: joined if another open file uses it (what they
+ * stored stands; only what lies past its end is copied from this file), else made from
+ * this file's bytes, whole. */
+static int copy_join(struct bmap *b, off_t size)
+{
+    int fd = bf_copy_file(b->fh);
+    if (fd < 0) return fd;
+    int e = copy_lock(fd, F_WRLCK, COPY_INIT, 1);
+    struct stat st;
+    if (!e && sys.fstat(fd, &st) < 0) e = -errno;
+    off_t from = 0;
+    if (!e && copy_used(fd)) from = st.st_size;
+    else if (!e && sys.ftruncate(fd, 0) < 0) e = -errno;
+    if (!e && size > from && sys.fallocate(fd, 0, 0, size) < 0) e = -errno;
+    char *buf = NULL;
+    if (!e && size > from && !(buf = malloc((size_t)MAP_CHUNK))) e = -ENOMEM;
+    for (off_t at = from; !e && at < size;) {
+        size_t want = (size_t)(size - at < MAP_CHUNK ? size - at : MAP_CHUNK);
+        ssize_t r = bf_pread(b->fh, buf, want, at);
+        if (r < 0) e = (int)r;
+        if (r <= 0) break; /* (shortened meanwhile: the rest stays zeros) */
+        for (ssize_t w = 0; !e && w < r;) {
+            ssize_t k = sys.pwrite(fd, buf + w, (size_t)(r - w), at + w);
+            if (k <= 0) e = k < 0 ? -errno : -EIO;
+            else w += k;
+        }
+        at += r;
+    }
+    free(buf);
+    if (!e) e = copy_lock(fd, F_RDLCK, COPY_USERS, 0);
+    if (!e && sys.fstat(fd, &st) < 0) e = -errno;
+    char p[64];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+    int ro = e ? -1 : sys.open(p, O_RDONLY | O_CLOEXEC);
+    if (!e && ro < 0) e = -errno;
+    copy_lock(fd, F_UNLCK, COPY_INIT, 0);
+    if (e) {
+        sys.close(fd);
+        return e;
+    }
+    /* The memfd's bytes stand in mappings made from it; from now on the copy serves. */
+    efd_close(b->memfd);
+    efd_close(b->rofd);
+    b->memfd = efd_park(fd);
+    b->rofd = efd_park(ro);
+    b->shared_w = 1;
+    b->size = 0;
+    e = grow(b, st.st_size > size ? st.st_size : size);
+    for (off_t c = 0; c * MAP_CHUNK < b->size; c++) b->have[c] = 1;
+    return e;
+}
+
 int bf_local_map(void *fh, off_t off, size_t len, int prot, int flags)
 {
     int shared_w = (flags & MAP_TYPE) == MAP_SHARED && (prot & PROT_WRITE);
@@ -159,14 +245,10 @@ int bf_local_map(void *fh, off_t off, size_t len, int prot, int flags)
         b->next = maps;
         maps = b;
     }
-    if (b && shared_w && b->markfd < 0 && (e = bf_map_mark(fh)) >= 0) {
-        b->markfd = e;
-        e = 0;
-    }
+    if (b && shared_w && !b->shared_w) e = copy_join(b, st.st_size);
     off_t end = off + (off_t)len;
     if (end > st.st_size || end < off) end = st.st_size;
     e = e < 0 ? e : !b ? -ENOMEM : off < end ? fill(b, off, end) : 0;
-    if (e == 0 && shared_w) b->shared_w = 1;
     int fd = e < 0 ? e : shared_w ? b->memfd : b->rofd;
     pthread_mutex_unlock(&maps_lock);
     return fd;
@@ -200,10 +282,11 @@ void bf_map_written(void *fh, const void *buf, size_t len, off_t off)
     int keep = b && b->shared_w;
     off_t end = buf ? off + (off_t)len : off; /* (a truncation: to off) */
     if (keep && end > b->size && grow(b, end) < 0) keep = 0; /* written or truncated past its end */
-    if (keep && buf) { /* the shared mapping shows the file's own writes */
+    if (keep && buf && !writing_back) { /* the shared mapping shows the file's own writes */
         if (sys.pwrite(b->memfd, buf, len, off) != (ssize_t)len) keep = 0;
-    } else if (keep && !buf && off < b->size) {
-        keep = 0; /* shortened: the mapping cannot follow it */
+    } else if (keep && !buf && off < b->size) { /* shortened: so is the copy, as a file on a disk */
+        if (sys.ftruncate(b->memfd, off) == 0) b->size = off;
+        else keep = 0;
     }
     pthread_mutex_unlock(&maps_lock);
     if (b && !keep) bf_map_forget(fh); /* later mappings copy afresh */
@@ -232,7 +315,9 @@ int bf_map_flush(void *fh)
         if (old == (ssize_t)n && memcmp(mine, theirs, n) == 0) continue;
         for (size_t w = 0; e == 0 && w < n;) { /* (bf_pwrite writes the same bytes through to the memfd) */
             pthread_mutex_unlock(&maps_lock);
+            writing_back = 1; /* (the copy may have changed since: another process's stores) */
             ssize_t r = bf_pwrite(fh, mine + w, n - w, at + (off_t)w);
+            writing_back = 0;
             pthread_mutex_lock(&maps_lock);
             if (r <= 0) e = r < 0 ? (int)r : -EIO;
             else w += (size_t)r;

@@ -47,9 +47,15 @@ static void unpin_old(struct bfile *f, const struct blk_ext *old, int n)
 static int follow(struct bfile *f)
 {
     if (f->dirty || f->err) return 0;
+    /* Nothing committed by anyone since the last look: nothing newer (the newest root,
+     * kept while the change counter says so: no tree walk). */
+    struct blk_root nr;
+    int rooted = blk_roots(&f->m->st, &nr, NULL, NULL, NULL) == 0;
+    if (rooted && f->seen_commit == nr.h.commit) return 0;
     struct blk_obj *o = malloc(sizeof *o);
     if (!o) return -ENOMEM;
     int r = bt_get(&f->m->st, f->key, f->klen, o, NULL);
+    if (r >= 0 && rooted) f->seen_commit = nr.h.commit; /* (the lookup saw that root or a newer one) */
     int same = r == 1 && o->gen == f->base.gen && o->ino == f->base.ino;
     uint64_t o_ino = o->ino;
     if (r < 0 || same || r == 0) { /* unchanged, or removed: this version goes on */
@@ -70,10 +76,12 @@ static int follow(struct bfile *f)
         for (int i = 0; i < f->base.next; i++)
             blk_range_lock(f->fd, f->base.ext[i].pblk, f->base.ext[i].len, F_RDLCK);
         free(o);
+        f->seen_commit = 0; /* (not taken: look again next time) */
         return r == -EAGAIN ? 0 : r; /* a writer busy on the key: this version goes on */
     }
     if (bf_map_from_base(f) < 0) {
         free(o);
+        f->seen_commit = 0;
         return -ENOMEM;
     }
     f->size = f->base.size;
@@ -91,7 +99,12 @@ static int follow(struct bfile *f)
  * committed: if another process committed a newer one, go on from it, as one file shared
  * in the kernel would. While two write at once without committing (and without locks),
  * the last commit wins (docs/block-format.md). */
-int bf_follow_shared(struct bfile *f) { return f->shared ? follow(f) : 0; }
+int bf_follow_shared(struct bfile *f)
+{
+    if (!f->shared && !f->coherent) return 0;
+    int e = bf_see_others(f);
+    return e ? e : follow(f);
+}
 
 /* A reader that got to the end of its version sees what was appended (or written) since,
  * as a reader of a local file does: tail -f, a program polling a log. Only there: a
@@ -163,6 +176,21 @@ int bf_stat_new(struct block_mount *m, const char *key, struct stat *st)
         int fresh = is_new(f);
         pthread_mutex_unlock(&f->lock);
         if (fresh) e = bf_fstat(f, st);
+    }
+    pthread_mutex_unlock(&m->nw_lock);
+    return e;
+}
+
+int bf_stat_dirty(struct block_mount *m, const char *key, uint64_t ino, struct stat *st)
+{
+    int e = -ENOENT;
+    pthread_mutex_lock(&m->nw_lock); /* before a file's lock, never after */
+    for (struct bfile *f = m->nw; f && e; f = f->nw_next) {
+        if (strcmp(f->key, key) != 0) continue;
+        pthread_mutex_lock(&f->lock);
+        int live = f->writable && f->dirty && !f->err && !f->detached && f->base.gen && f->base.ino == ino;
+        pthread_mutex_unlock(&f->lock);
+        if (live) e = bf_fstat(f, st);
     }
     pthread_mutex_unlock(&m->nw_lock);
     return e;
@@ -269,7 +297,7 @@ int bf_lock_fd(void *fh)
     /* A program that locks coordinates with other processes through the file (sqlite):
      * from now on every read, write and fstat starts from the newest committed version
      * when this one has nothing uncommitted, as it would on a file shared in the kernel. */
-    if (r >= 0) f->shared = 1;
+    if (r >= 0) f->shared = f->coherent = 1;
     pthread_mutex_unlock(&f->lock);
     return r;
 }
@@ -347,28 +375,4 @@ void bf_renamed(struct block_mount *m, const char *from, const char *to)
         pthread_mutex_unlock(&f->lock);
     }
     pthread_mutex_unlock(&m->nw_lock);
-}
-
-int bf_map_mark(void *fh)
-{
-    struct bfile *f = fh;
-    char *k = malloc(f->klen + 5);
-    if (!k) return -ENOMEM;
-    memcpy(k, f->key, f->klen);
-    memcpy(k + f->klen, "\0#map", 5); /* (no key holds a NUL: never another key's file) */
-    int fd = blk_lockfile_open(&f->m->st, k, f->klen + 5, O_RDWR);
-    free(k);
-    if (fd < 0) return fd;
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
-    if (sys.fcntl(fd, F_OFD_SETLK, &fl) == 0) {
-        slog_debug("block: %s: %s mapped shared and writable by this open file", f->m->uri, f->key);
-        return efd_park(fd);
-    }
-    int e = errno;
-    sys.close(fd);
-    if (e != EAGAIN && e != EACCES) return -e;
-    slog_error("block: %s: %s is already mapped shared and writable by another open file (another process?): "
-               "a mapping of a block:// object is a copy, so two would lose each other's writes; refused (ENODEV)",
-               f->m->uri, f->key);
-    return -ENODEV;
 }

@@ -28,6 +28,7 @@
 #include "../uring.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,20 @@ int bf_take_blocks(struct bfile *f, uint64_t want, uint64_t *start, uint64_t *go
     return 0;
 }
 
+int bf_take_run(struct bfile *f, uint64_t want, uint64_t *start, uint64_t *got)
+{
+    uint64_t min = want < 256 ? want : 256;
+    if (f->rlen && f->rlen < min) { /* a rest too short to hold it whole: let it go */
+        blk_range_lock(f->fd, f->rstart, f->rlen, F_UNLCK);
+        f->rlen = 0;
+    }
+    if (!f->rlen) {
+        f->fd_locked = 1;
+        int e = blk_reserve_run(&f->m->st, f->fd, want < 256 ? 256 : want > 16384 ? 16384 : want, min, &f->rstart, &f->rlen);
+        if (e) return e;
+    }
+    return bf_take_blocks(f, want, start, got);
+}
 
 /* A run of blocks to write: blocks [i, i + n) of the buffer to device block start. */
 struct wrun {
@@ -312,6 +327,7 @@ ssize_t bf_pwrite(void *fh, const void *buf, size_t len, off_t off)
         if (f->wb_len == f->m->chunk) e = wb_send(f);
     }
     if (done) f->mtime_set = 0; /* a write after futimens: the time is the write's, as on a disk */
+    if (done) bf_mark(f); /* other processes' coherent reads see it from now on */
     if (e && !f->err) f->err = e;
     pthread_mutex_unlock(&f->lock);
     stats_record(f->m->stats, STK_WRITE, t0, done, e != 0);

@@ -47,6 +47,17 @@ struct block_mount {
      * no lock, for the next files to open (block_pool.c); pool_lock. */
     int idle_fd[2][4];
     int nidle[2];
+    /* Other processes' reads of this process's uncommitted writes (block_coherent.c): the
+     * store's bell, mapped from /dev/shm, and the thread answering it. */
+    int share_wait_ms; /* S3SHIM_BLOCK_SHARE_WAIT_MS */
+    pthread_mutex_t r_lock;
+    struct bell *bell;
+    pthread_t r_thread;
+    pid_t r_pid; /* the process the thread runs in */
+    int r_stop;
+    pthread_mutex_t mk_lock; /* after a file's lock, never before (the thread tries) */
+    struct bfile *mk;        /* this process's marked files */
+    uint64_t mk_pass;        /* answering passes (the thread's own) */
 };
 
 /* block_group.c: group commit. */
@@ -56,6 +67,10 @@ void bg_atfork_child(struct block_mount *m);
 int bg_how(struct block_mount *m);      /* TX_VISIBLE or TX_DURABLE for a close or a change */
 void bg_committed(struct block_mount *m, int durable);
 int bg_sync(struct block_mount *m);     /* fsync: everything published, durable */
+
+/* block_coherent.c */
+void bc_stop(struct block_mount *m); /* at unmount */
+void bc_atfork_child(struct block_mount *m);
 
 /* Commit one change to the namespace under the commit lock (backend_block.c). */
 
@@ -134,10 +149,9 @@ int bf_local_map(void *fh, off_t off, size_t len, int prot, int flags);
 void bf_map_written(void *fh, const void *buf, size_t len, off_t off);
 int bf_map_flush(void *fh);   /* fsync, close: what a shared writable mapping changed, written */
 void bf_map_forget(void *fh); /* at close */
-/* Mark f's object as mapped shared and writable by this open file: a descriptor holding
- * the mark (an OFD lock on a lock file of the key's own), or -ENODEV (logged) while
- * another open file, in any process, holds it. */
-int bf_map_mark(void *fh);
+/* The key's file in /dev/shm that shared writable mappings of it map, in every process
+ * (block_map.c): a descriptor (O_RDWR) or -errno. */
+int bf_copy_file(void *fh);
 int bf_writable(void *fh);
 void bf_map_atfork_child(void);
 int bm_chmod(void *ms, const char *key, mode_t mode);
@@ -147,6 +161,10 @@ int bf_share(void *fh);   /* another process gets the description: what was writ
 int bf_lock_fd(void *fh); /* the key's lock file in /dev/shm (blk_vroot.c) */
 /* stat of key as a file this process is creating and has not committed: 0, or -ENOENT. */
 int bf_stat_new(struct block_mount *m, const char *key, struct stat *st);
+/* stat of key (committed as object ino) as a file this process writes has it now, with
+ * what it has not committed yet (as a disk shows a file's size while it is written):
+ * 0, or -ENOENT if none. */
+int bf_stat_dirty(struct block_mount *m, const char *key, uint64_t ino, struct stat *st);
 /* chmod of such a file (by its creator): the mode its commit gives. 0 or -ENOENT. */
 int bf_chmod_new(struct block_mount *m, const char *key, mode_t mode);
 /* truncate(key) / utimens(key) while this process has key open for writing: done to

@@ -4,7 +4,9 @@
 # and closing files whose bytes go through the io_uring engine (its ring threads, the
 # callers' own synchronous requests, readahead shared by threads of one descriptor); on
 # block:// (a store in a file) each close is also a commit under the store's lock, and
-# the data files are made through the mount itself. The fork case is left to
+# the data files are made through the mount itself; "coherent": threads writing one
+# O_RDWR file while a forked child reads it (block:// commits them from its answering
+# thread, under the writers). The fork case is left to
 # tests/tsan/run.sh (file://): it counted a thread's own ring (there are none since the
 # synchronous requests became plain system calls) as a leaked descriptor; not re-tried.
 #
@@ -44,7 +46,7 @@ pass=0
 fail=0
 # The io_uring engine, then its pool of threads (S3SHIM_DIRECT_ENGINE=threads: where
 # io_uring is refused, and under valgrind) on the cases that move the most bytes.
-for c in mixed final seqread threads:mixed threads:seqread; do
+for c in mixed final seqread coherent threads:mixed threads:seqread; do
     eng=auto
     case $c in threads:*) eng=threads c=${c#threads:} ;; esac
     log=$tmp/$eng.$c.log

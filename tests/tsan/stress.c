@@ -15,6 +15,10 @@
  *   tsan_stress seqread         threads share one descriptor's offset with read()/readv()
  *                               and must split the file between them exactly
  *   tsan_stress final           check the files "mixed" left (run after it)
+ *   tsan_stress coherent        threads rewrite their own 4 KiB of one O_RDWR file with no
+ *                               fsync while a forked child reads it all through an O_RDWR
+ *                               descriptor of its own (on block:// each read asks this
+ *                               process's answering thread to commit, under the writers)
  *
  * Every read is checked against the expected bytes; any mismatch or unexpected error is
  * printed and makes the exit status 1. Environment: STRESS_THREADS (default 8, 1-32),
@@ -681,6 +685,108 @@ static int list_fds(char *out, size_t size)
     return n;
 }
 
+/* --- coherent: writers in this process, a reader in another --------------------------- */
+
+static int coh_fd = -1;
+
+static void coh_fill(uint8_t *b, int tid, int round)
+{
+    for (int i = 0; i < CHUNK; i += 8) {
+        uint32_t v[2] = {(uint32_t)tid, (uint32_t)round};
+        memcpy(b + i, v, 8);
+    }
+}
+
+static void *coh_worker(void *arg)
+{
+    struct thread_arg *a = arg;
+    uint8_t b[CHUNK], c[CHUNK];
+    for (int round = 1; round <= iters; round++) {
+        coh_fill(b, a->tid, round);
+        if (pwrite(coh_fd, b, CHUNK, (off_t)a->tid * CHUNK) != CHUNK) fail(a->tid, "pwrite: %s", strerror(errno));
+        if (pread(coh_fd, c, CHUNK, (off_t)a->tid * CHUNK) != CHUNK || memcmp(b, c, CHUNK) != 0)
+            fail(a->tid, "own bytes read back wrong in round %d", round);
+        atomic_fetch_add(&ops, 1);
+    }
+    return NULL;
+}
+
+/* The child: reads the whole file again and again; each thread's 4 KiB must be one round
+ * of one thread's, whole, and the rounds it sees may only grow. 0 if all was right and it
+ * saw writes made after it started. */
+static int coh_reader(const char *p, int n, int stop_fd)
+{
+    int fd = open(p, O_RDWR);
+    if (fd < 0) return 1;
+    uint8_t *buf = malloc((size_t)n * CHUNK);
+    uint32_t last[MAX_THREADS] = {0};
+    int bad = 0, moved = 0;
+    for (int loops = 0; buf && !bad; loops++) {
+        char x;
+        int stop = read(stop_fd, &x, 1) != -1 || errno != EAGAIN;
+        if (pread(fd, buf, (size_t)n * CHUNK, 0) != (ssize_t)n * CHUNK) bad = 1;
+        for (int t = 0; t < n && !bad; t++) {
+            uint8_t *r = buf + (size_t)t * CHUNK;
+            uint32_t v[2];
+            memcpy(v, r, 8);
+            for (int i = 8; i < CHUNK && !bad; i += 8) bad = memcmp(r + i, r, 8) != 0;
+            if (v[0] != (uint32_t)t || v[1] < last[t]) bad = 1;
+            if (v[1] > last[t] && loops) moved = 1;
+            last[t] = v[1];
+        }
+        if (bad) fprintf(stderr, "coherent reader: torn or wrong bytes, or a round gone back, in loop %d\n", loops);
+        if (stop) break;
+    }
+    free(buf);
+    close(fd);
+    if (!moved) fprintf(stderr, "coherent reader: never saw the writers' bytes move\n");
+    return bad || !moved;
+}
+
+static int coherent_run(void)
+{
+    char p[256];
+    mpath(p, sizeof p, "coh.bin");
+    coh_fd = open(p, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (coh_fd < 0) {
+        perror(p);
+        return 1;
+    }
+    uint8_t b[CHUNK];
+    for (int t = 0; t < nthreads; t++) {
+        coh_fill(b, t, 0);
+        if (pwrite(coh_fd, b, CHUNK, (off_t)t * CHUNK) != CHUNK) return 1;
+    }
+    if (fsync(coh_fd) != 0) return 1;
+    int stop[2];
+    if (pipe(stop) != 0) return 1;
+    pid_t child = fork(); /* and exec: a process of its own (TSan starts no thread after a fork) */
+    if (child == 0) {
+        close(stop[1]);
+        char n[16], sfd[16];
+        snprintf(n, sizeof n, "%d", nthreads);
+        snprintf(sfd, sizeof sfd, "%d", stop[0]);
+        execl("/proc/self/exe", "tsan_stress", "coherent-reader", p, n, sfd, (char *)NULL);
+        _exit(127);
+    }
+    close(stop[0]);
+    struct thread_arg args[MAX_THREADS];
+    for (int t = 0; t < nthreads; t++) {
+        args[t].tid = t;
+        if (pthread_create(&args[t].th, NULL, coh_worker, &args[t]) != 0) return 1;
+    }
+    for (int t = 0; t < nthreads; t++) pthread_join(args[t].th, NULL);
+    close(stop[1]); /* the child reads once more, then ends */
+    int status = 0;
+    if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        fail(-1, "the reading child failed (status %d)", status);
+    if (close(coh_fd) != 0) fail(-1, "close(coh.bin): %s", strerror(errno));
+    unlink(p);
+    int nf = atomic_load(&failures);
+    printf("coherent: %d threads, %ld writes, %d failures\n", nthreads, atomic_load(&ops), nf);
+    return nf ? 1 : 0;
+}
+
 static int env_int(const char *name, int dflt, int lo, int hi)
 {
     const char *v = getenv(name);
@@ -692,8 +798,13 @@ static int env_int(const char *name, int dflt, int lo, int hi)
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--setup") == 0) return setup(argv[2]) ? 1 : 0;
+    if (argc == 5 && strcmp(argv[1], "coherent-reader") == 0) { /* coherent's child */
+        int sfd = atoi(argv[4]);
+        fcntl(sfd, F_SETFL, O_NONBLOCK);
+        return coh_reader(argv[2], atoi(argv[3]), sfd);
+    }
     if (argc != 2) {
-        fprintf(stderr, "usage: tsan_stress --setup DIR | fstat | setfl | fork | mixed | seqread | final\n");
+        fprintf(stderr, "usage: tsan_stress --setup DIR | fstat | setfl | fork | mixed | seqread | final | coherent\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -706,6 +817,7 @@ int main(int argc, char **argv)
     use_fstat = env_int("STRESS_FSTAT", 0, 0, 1);
     if (strcmp(mode, "final") == 0) return final_check();
     if (strcmp(mode, "fstat") == 0) return fstat_check();
+    if (strcmp(mode, "coherent") == 0) return coherent_run();
 
     char p[256];
     mpath(p, sizeof p, "shared.bin");

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# bench/block/sqlite.sh - sqlite3 on block:// against ext4, same device size, one run each
+# (ext4 and block:// alternating per case): commits per second of one process inserting
+# one row per transaction (rollback journal and WAL, synchronous=NORMAL), and of a WAL
+# database written by one process while READERS (2) other processes read it whole after
+# each of their queries (the case block:// refused before its O_RDWR descriptors became
+# coherent between processes), plus the readers' queries per second. With BEFORE (a
+# build directory of another version) the single-process cases run with it too.
+#
+#   BUILD=build bench/block/sqlite.sh            (make bench-block-sqlite)
+#   TX=3000 READERS=2 SIZE_MB=1024 BEFORE=DIR bench/block/sqlite.sh
+set -u
+export LC_ALL=C
+# shellcheck source=../../tests/preamble.sh
+. "$(dirname "$0")/../../tests/preamble.sh" # TOP, BUILD, LIB, TOOL
+TX=${TX:-3000}
+READERS=${READERS:-2}
+SIZE_MB=${SIZE_MB:-1024}
+BEFORE=${BEFORE:-}
+BASE=${BENCH_DIR:-/var/tmp}
+[ "$(id -u)" = 0 ] || { echo "bench-block-sqlite: needs root (loop devices, mount)"; exit 1; }
+[ -z "$BEFORE" ] || [ -f "$BEFORE/libs3shim.so" ] || { echo "bench-block-sqlite: $BEFORE/libs3shim.so missing"; exit 1; }
+command -v mkfs.ext4 >/dev/null || { echo "bench-block-sqlite: mkfs.ext4 missing"; exit 1; }
+W=$(mktemp -d "$BASE/s3shim-bench-sqlite.XXXXXX")
+LOOPS=()
+cleanup() {
+    mountpoint -q "$W/m4" 2>/dev/null && umount "$W/m4"
+    for l in "${LOOPS[@]}"; do losetup -d "$l"; done
+    rm -rf "$W"
+}
+trap cleanup EXIT
+newdev() { truncate -s "${SIZE_MB}M" "$W/$1.img" && losetup -f --show -b 4096 "$W/$1.img"; }
+PY=$(python3 -c 'import sys; print(sys.executable)')
+cat >"$W/one.py" <<'EOF'
+import os, sqlite3, sys, time
+db, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+c = sqlite3.connect(db)
+c.execute("pragma journal_mode=" + mode); c.execute("pragma synchronous=NORMAL")
+c.execute("create table t (i, pad)"); c.commit()
+t = time.time()
+for i in range(n):
+    c.execute("insert into t values (?, ?)", (i, os.urandom(200))); c.commit()
+print(int(n / (time.time() - t)))
+EOF
+cat >"$W/writer.py" <<'EOF'
+import os, sqlite3, sys, time
+db, n, go = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+c = sqlite3.connect(db, timeout=60); c.execute("pragma synchronous=NORMAL")
+while time.time() < go: time.sleep(0.001)
+t = time.time()
+for i in range(n):
+    c.execute("insert into t values (?, ?)", (i, os.urandom(200))); c.commit()
+print(int(n / (time.time() - t)))
+EOF
+cat >"$W/reader.py" <<'EOF'
+import sqlite3, sys, time
+db, n, go = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+c = sqlite3.connect(db, timeout=60)
+while time.time() < go: time.sleep(0.001)
+t, q = time.time(), 0
+while c.execute("select count(*), sum(length(pad)) from t").fetchone()[0] < n: q += 1
+print(int(q / (time.time() - t)))
+EOF
+# shared DIR: "writer commits/s, readers' queries/s" with READERS readers
+shared() {
+    local db=$1/wal.db go pids=() r q=0
+    $2 "$PY" -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("pragma journal_mode=wal"); c.execute("create table t (i, pad)"); c.commit()' "$db" || return 1
+    go=$("$PY" -c 'import time; print(time.time() + 0.5)')
+    for r in $(seq 1 "$READERS"); do
+        $2 "$PY" "$W/reader.py" "$db" "$TX" "$go" >"$W/r$r" &
+        pids+=($!)
+    done
+    w=$($2 "$PY" "$W/writer.py" "$db" "$TX" "$go")
+    wait "${pids[@]}"
+    for r in $(seq 1 "$READERS"); do q=$((q + $(cat "$W/r$r"))); done
+    echo "$w $q"
+}
+E4=$(newdev ext4) && LOOPS+=("$E4") && mkfs.ext4 -q -F "$E4" && mkdir -p "$W/m4" && mount "$E4" "$W/m4" || exit 1
+BK=$(newdev blk) && LOOPS+=("$BK") && "$TOOL" blk format --force "$BK" >/dev/null || exit 1
+ours() { env S3SHIM_MOUNTS=/blk=block://$BK LD_PRELOAD=$LIB "$@"; }
+theirs() { "$@"; }
+before() { env S3SHIM_MOUNTS=/blk=block://$BK LD_PRELOAD=$BEFORE/libs3shim.so "$@"; }
+echo "sqlite3, $TX transactions of one row, synchronous=NORMAL; ext4 and block:// on loop devices of $SIZE_MB MiB"
+printf '%-44s %10s %10s %7s\n' case ext4 block:// ratio
+for mode in delete wal; do
+    a=$("$PY" "$W/one.py" "$W/m4/one-$mode.db" "$mode" "$TX")
+    b=$(ours "$PY" "$W/one.py" "/blk/one-$mode.db" "$mode" "$TX")
+    printf '%-44s %10s %10s %7s\n' "one process, journal_mode=$mode (commits/s)" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / a }')"
+    if [ -n "$BEFORE" ]; then
+        c=$(before "$PY" "$W/one.py" "/blk/before-$mode.db" "$mode" "$TX")
+        printf '%-44s %10s %10s %7s\n' "  the same, BEFORE's build on block://" "" "$c" "$(awk -v a="$c" -v b="$b" 'BEGIN { printf "%.2f (ours/before)", b / a }')"
+    fi
+done
+read -r aw aq <<<"$(shared "$W/m4" theirs)"
+read -r bw bq <<<"$(shared /blk ours)"
+printf '%-44s %10s %10s %7s\n' "WAL, 1 writer + $READERS readers: writer commits/s" "$aw" "$bw" "$(awk -v a="$aw" -v b="$bw" 'BEGIN { printf "%.2f", b / a }')"
+printf '%-44s %10s %10s %7s\n' "  readers' whole-table queries/s (sum)" "$aq" "$bq" "$(awk -v a="$aq" -v b="$bq" 'BEGIN { printf "%.2f", b / a }')"
+"$TOOL" blk check "$BK" | tail -1

@@ -1,0 +1,310 @@
+/* block_coherent.c - what one process writes to an object, another process reads at
+ * once, as on a disk, for descriptors that share a file that way.
+ *
+ * A writer keeps its writes in blocks of its own until its commit (close, fsync). That is
+ * right for a file written and then closed, and wrong for programs that share one file
+ * between processes without an fsync in between: sqlite in WAL mode appends frames to
+ * the -wal, publishes them in the -shm mapping, and a reader in another process reads
+ * them at once; with synchronous=NORMAL nobody ever fsyncs them before that. So, for
+ * coherent descriptors (opened O_RDWR, as sqlite opens every file, or locked):
+ *  - one with something uncommitted holds the key's dirty mark: an OFD read lock on a
+ *    file of the key's own in the store's lock directory in /dev/shm;
+ *  - one with nothing uncommitted, before each read, write, truncate and fstat, asks the
+ *    kernel whether another open file holds the mark (one F_OFD_GETLK). If one does, it
+ *    rings the store's bell (a futex word in /dev/shm, the key's hash in a slot beside
+ *    it) and waits until the mark is gone or the key has a newer version; then it goes
+ *    on from the newest version (block_share.c), so it reads what the other wrote;
+ *  - every process holding a mark runs a thread asleep on the bell, which commits its
+ *    marked files whose key was rung (visible, as a close commits).
+ * A process that is stopped (SIGSTOP, a debugger) while it holds a mark makes readers
+ * wait S3SHIM_BLOCK_SHARE_WAIT_MS, then fail with EIO and a log line naming the key; a
+ * process that dies lets its marks go with its descriptors. docs/block-format.md,
+ * "Locks, shared writers and the files in /dev/shm". */
+#include "block.h"
+#include "bmount.h"
+#include "bfile.h"
+
+#include "../efd.h"
+#include "../log.h"
+#include "../sys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BELL_SLOTS 32
+
+struct bell {
+    _Atomic uint32_t gen; /* the futex word: one more at each ring */
+    uint32_t pad;
+    _Atomic uint64_t next;              /* the slot the next ring writes */
+    _Atomic uint64_t slot[BELL_SLOTS];  /* hashes of the keys rung last */
+};
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The key's file in the lock directory, named as a key that no object can have (a NUL
+ * inside) so that it is never a lock file of a key. */
+static int key_file(struct block_mount *m, const char *key, size_t klen, const char *what, int acc)
+{
+    size_t wl = strlen(what);
+    char *k = malloc(klen + wl + 1);
+    if (!k) return -ENOMEM;
+    memcpy(k, key, klen);
+    k[klen] = '\0';
+    memcpy(k + klen + 1, what, wl);
+    int fd = blk_lockfile_open(&m->st, k, klen + 1 + wl, acc);
+    free(k);
+    return fd;
+}
+
+/* The mark file's descriptor of f, opened at first need (f->lock held); -1 if it cannot be. */
+static int mark_fd(struct bfile *f)
+{
+    if (f->markfd >= 0 || f->markfd == -2) return f->markfd >= 0 ? f->markfd : -1;
+    int fd = key_file(f->m, f->key, f->klen, "dirty", O_RDONLY);
+    if (fd < 0) {
+        slog_error("block: %s: %s: cannot open its mark file in /dev/shm (%s): other processes do not see "
+                   "this file's writes before its commit",
+                   f->m->uri, f->key, strerror(-fd));
+        f->markfd = -2;
+        return -1;
+    }
+    f->markfd = efd_park(fd);
+    return f->markfd;
+}
+
+/* Does another open file (in any process) hold the mark? */
+static int others_marked(int fd)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    if (sys.fcntl(fd, F_OFD_GETLK, &fl) < 0) return 0;
+    return fl.l_type != F_UNLCK;
+}
+
+int bf_copy_file(void *fh)
+{
+    struct bfile *f = fh;
+    return key_file(f->m, f->key, f->klen, "copy", O_RDWR);
+}
+
+static void unmark_locked(struct bfile *f);
+
+/* --- the bell ---------------------------------------------------------------------------- */
+
+static struct bell *bell_of(struct block_mount *m)
+{
+    struct bell *b = __atomic_load_n(&m->bell, __ATOMIC_ACQUIRE);
+    if (b) return b;
+    pthread_mutex_lock(&m->r_lock);
+    if (!m->bell) {
+        int fd = key_file(m, "", 0, "bell", O_RDWR);
+        void *p = MAP_FAILED;
+        if (fd >= 0) {
+            struct stat st;
+            if (sys.fstat(fd, &st) == 0 && (st.st_size >= 4096 || sys.ftruncate(fd, 4096) == 0))
+                p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            sys.close(fd);
+        }
+        if (p == MAP_FAILED) slog_error("block: %s: cannot map the bell file in /dev/shm", m->uri);
+        else __atomic_store_n(&m->bell, (struct bell *)p, __ATOMIC_RELEASE);
+    }
+    pthread_mutex_unlock(&m->r_lock);
+    return m->bell;
+}
+
+static void ring(struct bell *b, uint64_t h)
+{
+    uint64_t i = atomic_fetch_add(&b->next, 1);
+    atomic_store(&b->slot[i % BELL_SLOTS], h);
+    atomic_fetch_add(&b->gen, 1);
+    syscall(SYS_futex, &b->gen, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+}
+
+static int rung(struct bell *b, uint64_t h)
+{
+    for (int i = 0; i < BELL_SLOTS; i++)
+        if (atomic_load(&b->slot[i]) == h) return 1;
+    return 0;
+}
+
+/* Commit this process's marked files whose keys were rung (one that failed or was
+ * unlinked only lets its mark go: its writes are never seen). The marked files are a
+ * list of their own (m->mk), not the open files' list under nw_lock, which a thread may
+ * hold while it waits for another process (truncate by name); a file whose lock is held
+ * (by a thread writing through it) is come back to. */
+static void answer(struct block_mount *m, struct bell *b)
+{
+    uint64_t pass = ++m->mk_pass; /* each file once: it may be marked again at once */
+    for (int busy = 1; busy && !__atomic_load_n(&m->r_stop, __ATOMIC_ACQUIRE);) {
+        busy = 0;
+        pthread_mutex_lock(&m->mk_lock);
+        for (struct bfile *f = m->mk, *next; f; f = next) {
+            next = f->mk_next; /* (a commit unmarks f: out of the list) */
+            if (f->mk_pass == pass) continue;
+            if (pthread_mutex_trylock(&f->lock) != 0) {
+                busy = 1;
+                continue;
+            }
+            f->mk_pass = pass;
+            if (!rung(b, bm_key_hash(f->key, f->klen))) { /* (f->key: under f->lock) */
+                pthread_mutex_unlock(&f->lock);
+                continue;
+            }
+            if (f->dirty && !f->err && !f->detached && !f->closing) {
+                pthread_mutex_unlock(&m->mk_lock); /* (bf_commit unmarks: it takes mk_lock) */
+                int e = bf_commit(f, bg_how(m));
+                if (e) slog_error("block: %s: committing %s for another process's read: %s", m->uri, f->key, strerror(-e));
+                pthread_mutex_lock(&m->mk_lock);
+                next = m->mk; /* the list may have changed meanwhile: from the start */
+            }
+            if (f->marked && (!f->dirty || f->err || f->detached)) unmark_locked(f);
+            pthread_mutex_unlock(&f->lock);
+        }
+        pthread_mutex_unlock(&m->mk_lock);
+        if (busy) usleep(200);
+    }
+}
+
+static void *answerer(void *arg)
+{
+    struct block_mount *m = arg;
+    struct bell *b = m->bell;
+    while (!__atomic_load_n(&m->r_stop, __ATOMIC_ACQUIRE)) {
+        uint32_t g = atomic_load(&b->gen);
+        answer(m, b);
+        if (atomic_load(&b->gen) == g) syscall(SYS_futex, &b->gen, FUTEX_WAIT, g, NULL, NULL, 0);
+    }
+    return NULL;
+}
+
+/* This process's thread answering the bell, started with its first mark. */
+static void start_answerer(struct block_mount *m)
+{
+    if (__atomic_load_n(&m->r_pid, __ATOMIC_ACQUIRE) == getpid() || !bell_of(m)) return;
+    pthread_mutex_lock(&m->r_lock);
+    if (m->r_pid != getpid()) {
+        m->r_stop = 0;
+        if (pthread_create(&m->r_thread, NULL, answerer, m) == 0) __atomic_store_n(&m->r_pid, getpid(), __ATOMIC_RELEASE);
+        else slog_error("block: %s: no thread to answer other processes' reads; they wait for this process's commits", m->uri);
+    }
+    pthread_mutex_unlock(&m->r_lock);
+}
+
+void bc_stop(struct block_mount *m)
+{
+    pthread_mutex_lock(&m->r_lock);
+    int on = m->r_pid == getpid();
+    __atomic_store_n(&m->r_stop, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&m->r_lock);
+    if (on) {
+        syscall(SYS_futex, &m->bell->gen, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+        pthread_join(m->r_thread, NULL);
+    }
+    m->r_pid = 0;
+    if (m->bell) munmap(m->bell, 4096);
+    m->bell = NULL;
+    pthread_mutex_destroy(&m->r_lock);
+    pthread_mutex_destroy(&m->mk_lock);
+}
+
+void bc_atfork_child(struct block_mount *m)
+{
+    pthread_mutex_init(&m->r_lock, NULL); /* the thread is the parent's: r_pid tells */
+    pthread_mutex_init(&m->mk_lock, NULL);
+}
+
+/* --- the files ---------------------------------------------------------------------------- */
+
+void bf_mark(struct bfile *f)
+{
+    if (f->marked || !f->coherent || !f->dirty) return;
+    int fd = mark_fd(f);
+    if (fd < 0) return;
+    start_answerer(f->m);
+    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    if (sys.fcntl(fd, F_OFD_SETLK, &fl) < 0) return;
+    struct block_mount *m = f->m;
+    pthread_mutex_lock(&m->mk_lock);
+    f->marked = 1;
+    f->mk_next = m->mk;
+    if (m->mk) m->mk->mk_pprev = &f->mk_next;
+    f->mk_pprev = &m->mk;
+    m->mk = f;
+    pthread_mutex_unlock(&m->mk_lock);
+}
+
+/* mk_lock held */
+static void unmark_locked(struct bfile *f)
+{
+    struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    sys.fcntl(f->markfd, F_OFD_SETLK, &fl);
+    *f->mk_pprev = f->mk_next;
+    if (f->mk_next) f->mk_next->mk_pprev = f->mk_pprev;
+    f->mk_pprev = NULL;
+    f->marked = 0;
+}
+
+/* (f->marked changes under mk_lock only: so at a close, once this returns, the thread
+ * answering the bell holds neither f nor its lock, and cannot find it again) */
+void bf_unmark(struct bfile *f)
+{
+    pthread_mutex_lock(&f->m->mk_lock);
+    if (f->marked) unmark_locked(f);
+    pthread_mutex_unlock(&f->m->mk_lock);
+}
+
+/* The committed version's generation of f's key (0: none), or -errno. */
+static int64_t key_gen(struct bfile *f, struct blk_obj *o)
+{
+    int r = bt_get(&f->m->st, f->key, f->klen, o, NULL);
+    return r < 0 ? r : r == 1 ? (int64_t)o->gen : 0;
+}
+
+int bf_see_others(struct bfile *f)
+{
+    if (!f->coherent || f->dirty || f->err) return 0;
+    int fd = mark_fd(f);
+    if (fd < 0 || !others_marked(fd)) return 0;
+    struct bell *b = bell_of(f->m);
+    if (!b) return 0;
+    struct blk_obj *o = malloc(sizeof *o);
+    if (!o) return -ENOMEM;
+    int64_t g0 = key_gen(f, o);
+    uint64_t h = bm_key_hash(f->key, f->klen), start = mono_ns(), rang = start;
+    uint64_t limit = (uint64_t)f->m->share_wait_ms * 1000000ull;
+    ring(b, h);
+    int e = 0;
+    for (unsigned pause = 20; g0 >= 0; pause = pause < 2000 ? pause * 2 : 2000) {
+        usleep(pause);
+        if (!others_marked(fd)) break;
+        int64_t g = key_gen(f, o);
+        if (g < 0 || g != g0) break; /* newer: what was written before the ring is in it */
+        uint64_t now = mono_ns();
+        if (now - start >= limit) {
+            slog_error("block: %s: %s: another process has written it and did not commit in %d ms (stopped?); "
+                       "this read cannot see its writes (EIO)",
+                       f->m->uri, f->key, f->m->share_wait_ms);
+            e = -EIO;
+            break;
+        }
+        if (now - rang >= 20000000ull) { /* (its thread was committing, or it wrote again) */
+            ring(b, h);
+            rang = now;
+        }
+    }
+    free(o);
+    return e;
+}

@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# tests/block/coherent.sh - what one process writes to a block:// object, another process
+# reads before any fsync or close, as on a disk (core/block/block_coherent.c, and the
+# shared copy of shared writable mappings in block_map.c): sqlite3 in WAL mode from several
+# processes at once (synchronous NORMAL and FULL: readers checking every row while a
+# writer commits, two writers taking turns), O_RDWR descriptors of two processes writing
+# and reading one object with no fsync, a new file opened O_RDWR seen by another process
+# before its close, two processes' shared writable mappings of one object, a writer
+# stopped with SIGSTOP (the reader fails with EIO after S3SHIM_BLOCK_SHARE_WAIT_MS, then
+# sees the writes once it goes on) and one killed with SIGKILL (nothing to wait for), then
+# `blk check`.
+#
+#   BUILD=build SAN= tests/block/coherent.sh          (release)
+#   BUILD=build/asan SAN=asan tests/block/coherent.sh (ASan+UBSan)
+# shellcheck source=setup.sh
+. "$(dirname "$0")/setup.sh" coherent "s3shim block:// coherence between processes"
+
+new_dev 256 && D=$dev && "$TOOL" blk format --force "$D" >/dev/null 2>&1
+py() { shim "$D" "$PY" "$@"; }
+
+# --- 1. sqlite3 WAL: one writer, two readers checking every row, at once -----------------------
+cat >"$W/walw.py" <<'EOF'
+import hashlib, sqlite3, sys, time
+db, mode, n, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+c = sqlite3.connect(db, timeout=60)
+c.execute("pragma synchronous=" + mode)
+while time.time() < go: time.sleep(0.001)
+for i in range(n):
+    c.execute("insert into t values (?, ?)", (i, hashlib.sha256(str(i).encode()).hexdigest() * 8))
+    c.commit()
+    if i % 50 == 0: time.sleep(0.002)  # (readers get the read lock now and then)
+print("wrote", n)
+EOF
+cat >"$W/walr.py" <<'EOF'
+import hashlib, sqlite3, sys, time
+db, n, go = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+c = sqlite3.connect(db, timeout=60)
+while time.time() < go: time.sleep(0.001)
+counts, bad, last = set(), 0, -1
+deadline = time.time() + 100
+while time.time() < deadline:
+    rows = c.execute("select i, h from t order by i").fetchall()
+    k = len(rows)
+    if k < last: bad += 1
+    last = k
+    counts.add(k)
+    for j, (i, h) in enumerate(rows):
+        if i != j or h != hashlib.sha256(str(i).encode()).hexdigest() * 8: bad += 1; break
+    if k == n: break
+print("read", last, "bad", bad, "many" if len(counts) > 2 else "few:%d" % len(counts))
+EOF
+for mode in NORMAL FULL; do
+    db=$MP/w$mode.db
+    py -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("pragma journal_mode=wal"); c.execute("create table t (i, h)"); c.commit()' "$db" >"$OUT" 2>&1
+    go=$(python3 -c 'import time; print(time.time() + 0.5)')
+    n=1500
+    py "$W/walr.py" "$db" $n "$go" >"$W/r1" 2>&1 &
+    r1=$!
+    py "$W/walr.py" "$db" $n "$go" >"$W/r2" 2>&1 &
+    r2=$!
+    py "$W/walw.py" "$db" "$mode" $n "$go" >"$W/w" 2>&1
+    wait $r1 $r2
+    got=$(cat "$W/w" "$W/r1" "$W/r2" | tr '\n' ' ')
+    end=$(py -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); print(c.execute("select count(*) from t").fetchone()[0], c.execute("pragma integrity_check").fetchone()[0])' "$db" 2>&1)
+    if [ "$got" = "wrote $n read $n bad 0 many read $n bad 0 many " ] && [ "$end" = "$n ok" ]; then
+        pass "sqlite3 WAL (synchronous=$mode): a writer committing $n rows while two other processes read them all each time, every row right, counts growing: $end"
+    else echo "$got / $end" >"$OUT"; fail "sqlite3 WAL (synchronous=$mode), one writer and two readers at once" "$OUT"; fi
+done
+
+# --- 2. sqlite3 WAL: two writers taking turns ---------------------------------------------
+cat >"$W/wal2.py" <<'EOF'
+import sqlite3, sys, time
+db, who, n, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+c = sqlite3.connect(db, timeout=60)
+c.execute("pragma synchronous=NORMAL")
+while time.time() < go: time.sleep(0.001)
+seen, mine = 0, 0
+for i in range(n):
+    c.execute("insert into u values (?, ?)", (who, i)); c.commit()
+    if c.execute("select count(*) from u where w = ?", (who,)).fetchone()[0] != i + 1: mine += 1
+    seen = max(seen, c.execute("select count(*) from u where w != ?", (who,)).fetchone()[0])
+    time.sleep(0.001)
+print("lost" if mine else "all", "saw" if seen else "none")
+EOF
+db=$MP/two.db
+py -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("pragma journal_mode=wal"); c.execute("create table u (w, i)"); c.commit()' "$db" >"$OUT" 2>&1
+go=$(python3 -c 'import time; print(time.time() + 0.5)')
+py "$W/wal2.py" "$db" 1 400 "$go" >"$W/t1" 2>&1 &
+t1=$!
+py "$W/wal2.py" "$db" 2 400 "$go" >"$W/t2" 2>&1
+wait $t1
+got=$(cat "$W/t1" "$W/t2" | tr '\n' ' ')
+end=$(py -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); print(c.execute("select count(*), count(distinct w || \"-\" || i) from u").fetchone(), c.execute("pragma integrity_check").fetchone()[0])' "$db" 2>&1)
+if [ "$got" = "all saw all saw " ] && [ "$end" = "(800, 800) ok" ]; then
+    pass "sqlite3 WAL (NORMAL): two processes inserting in turns, each seeing the other's rows as it goes: $end"
+else echo "$got / $end" >"$OUT"; fail "sqlite3 WAL, two writers" "$OUT"; fi
+
+# --- 3. O_RDWR descriptors of two processes, no fsync ----------------------------------------
+# A writes, B reads it; B writes, A reads it; a new file A opened O_RDWR and has not closed
+# is there for B by name. Pipes order the steps.
+r=$(py -c '
+import os, subprocess, sys
+mp = sys.argv[1]
+a = os.open(mp + "/rw", os.O_RDWR | os.O_CREAT, 0o644)
+child = r"""
+import os, sys
+mp = sys.argv[1]
+b = os.open(mp + "/rw", os.O_RDWR)
+out = []
+for line in sys.stdin:
+    cmd = line.split()
+    if cmd[0] == "read": out.append(os.pread(b, 64, 0).decode() or "-")
+    if cmd[0] == "write": os.pwrite(b, cmd[2].encode(), int(cmd[1]))
+    if cmd[0] == "size": out.append(str(os.fstat(b).st_size))
+    print("done", flush=True)
+print(" ".join(out), flush=True)
+"""
+p = subprocess.Popen([sys.executable, "-c", child, mp], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def ask(s):
+    p.stdin.write(s + "\n"); p.stdin.flush(); assert p.stdout.readline() == "done\n"
+ask("read")
+os.pwrite(a, b"hello", 0)
+ask("read"); ask("size")
+ask("write 5 world")
+mine = os.pread(a, 64, 0).decode()
+os.pwrite(a, b"HELLO", 0)
+ask("read")
+p.stdin.close()
+theirs = p.stdout.read().strip()
+p.wait()
+os.close(a)
+print(theirs, "|", mine, "|", open(mp + "/rw").read())
+' "$MP" 2>&1)
+if [ "$r" = "- hello 5 HELLOworld | helloworld | HELLOworld" ]; then
+    pass "O_RDWR in two processes, no fsync: each reads the other's writes at once (a new file is there for the other before its close)"
+else echo "$r" >"$OUT"; fail "O_RDWR in two processes, no fsync" "$OUT"; fi
+
+# --- 4. shared writable mappings of one object in two processes -------------------------------
+r=$(py -c '
+import mmap, os, subprocess, sys, time
+p = sys.argv[1] + "/mm"
+open(p, "wb").write(b"." * 8192)
+f = open(p, "r+b"); m = mmap.mmap(f.fileno(), 0)
+m[0:2] = b"P1"
+child = r"""
+import mmap, sys
+f = open(sys.argv[1], "r+b"); m = mmap.mmap(f.fileno(), 0)
+print(m[0:2].decode(), flush=True)
+m[4096:4098] = b"C1"
+sys.stdin.readline()
+print(m[2:4].decode(), flush=True)
+m.close(); f.close()
+"""
+c = subprocess.Popen([sys.executable, "-c", child, p], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+first = c.stdout.readline().strip()
+time.sleep(0.2)
+seen = m[4096:4098].decode()
+m[2:4] = b"P2"
+c.stdin.write("\n"); c.stdin.flush()
+second = c.stdout.readline().strip()
+c.wait()
+m.close(); f.close()
+d = open(p, "rb").read()
+print(first, seen, second, d[0:4].decode(), d[4096:4098].decode(), len(d))
+' "$MP" 2>&1)
+if [ "$r" = "P1 C1 P2 P1P2 C1 8192" ]; then
+    pass "shared writable mappings of one object in two processes: each sees the other's stores at once; both are in the object after the closes"
+else echo "$r" >"$OUT"; fail "shared writable mappings in two processes" "$OUT"; fi
+
+# --- 5. a writer stopped, a writer killed ---------------------------------------------------
+r=$(S3SHIM_BLOCK_SHARE_WAIT_MS=400 py -c '
+import os, signal, subprocess, sys, time
+mp = sys.argv[1]
+open(mp + "/st", "w").write("old")
+w = subprocess.Popen([sys.executable, "-c", "import os, sys\nfd = os.open(sys.argv[1], os.O_RDWR)\nos.pwrite(fd, b\"new\", 0)\nprint(\"w\", flush=True)\nsys.stdin.readline()\nos.close(fd)", mp + "/st"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+w.stdout.readline()
+os.kill(w.pid, signal.SIGSTOP)
+fd = os.open(mp + "/st", os.O_RDWR)
+try:
+    got = os.pread(fd, 3, 0).decode()
+except OSError as e:
+    got = "errno%d" % e.errno
+os.kill(w.pid, signal.SIGCONT)
+after = os.pread(fd, 3, 0).decode()
+w.stdin.write("\n"); w.stdin.flush(); w.wait()
+open(mp + "/k", "w").write("old")
+k = subprocess.Popen([sys.executable, "-c", "import os, sys, time\nfd = os.open(sys.argv[1], os.O_RDWR)\nos.pwrite(fd, b\"new\", 0)\nprint(\"w\", flush=True)\ntime.sleep(60)", mp + "/k"], stdout=subprocess.PIPE, text=True)
+k.stdout.readline()
+t = time.time()
+k.kill(); k.wait()
+kfd = os.open(mp + "/k", os.O_RDWR)
+print(got, after, os.pread(kfd, 3, 0).decode(), time.time() - t < 0.3)
+' "$MP" 2>"$W/err")
+if [ "$r" = "errno5 new old True" ] && grep -q "did not commit in 400 ms" "$W/err"; then
+    pass "a writer stopped (SIGSTOP): another process's read fails with EIO after S3SHIM_BLOCK_SHARE_WAIT_MS and a log line, and sees the writes once it runs; a writer killed: nothing to wait for, the last commit stands"
+else { echo "$r"; cat "$W/err"; } >"$OUT"; fail "a stopped writer, a killed writer" "$OUT"; fi
+
+check_clean "$D" "after sqlite3 WAL from several processes, shared O_RDWR and mappings, a stopped and a killed writer"
+finish
