@@ -139,6 +139,7 @@ void bf_list_add(struct bfile *f);
 /* block_coherent.c (f->lock held) */
 void bf_mark(struct bfile *f);   /* f has something uncommitted: show it (coherent files) */
 void bf_unmark(struct bfile *f); /* committed, or never will be */
+void bf_mark_moved(struct bfile *f); /* f->key changed (a rename in this process) */
 /* A coherent file with nothing uncommitted, before it reads or writes: other processes'
  * uncommitted writes to its key committed (asked for, waited for). 0 or -EIO. */
 int bf_see_others(struct bfile *f);

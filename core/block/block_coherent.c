@@ -115,7 +115,7 @@ static struct bell *bell_of(struct block_mount *m)
         if (fd >= 0) {
             struct stat st;
             if (sys.fstat(fd, &st) == 0 && (st.st_size >= 4096 || sys.ftruncate(fd, 4096) == 0))
-                p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                p = sys.mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
             sys.close(fd);
         }
         if (p == MAP_FAILED) slog_error("block: %s: cannot map the bell file in /dev/shm", m->uri);
@@ -264,6 +264,15 @@ void bf_unmark(struct bfile *f)
     pthread_mutex_lock(&f->m->mk_lock);
     if (f->marked) unmark_locked(f);
     pthread_mutex_unlock(&f->m->mk_lock);
+}
+
+void bf_mark_moved(struct bfile *f)
+{
+    if (f->markfd < 0) return;
+    bf_unmark(f);
+    efd_close(f->markfd);
+    f->markfd = -1;
+    bf_mark(f); /* (if it has something uncommitted) */
 }
 
 /* The committed version's generation of f's key (0: none), or -errno. */

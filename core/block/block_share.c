@@ -372,6 +372,7 @@ void bf_renamed(struct block_mount *m, const char *from, const char *to)
         memmove(f->key + tl, f->key + fl, f->klen - fl + 1);
         memcpy(f->key, to, tl);
         f->klen = f->klen - fl + tl;
+        bf_mark_moved(f); /* its dirty mark is the new name's now */
         pthread_mutex_unlock(&f->lock);
     }
     pthread_mutex_unlock(&m->nw_lock);

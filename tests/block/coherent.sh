@@ -135,6 +135,28 @@ if [ "$r" = "- hello 5 HELLOworld | helloworld | HELLOworld" ]; then
     pass "O_RDWR in two processes, no fsync: each reads the other's writes at once (a new file is there for the other before its close)"
 else echo "$r" >"$OUT"; fail "O_RDWR in two processes, no fsync" "$OUT"; fi
 
+# A file renamed while it has uncommitted writes: another process opening the new name
+# reads them (the mark moves with the name). The reader starts first: a fork of the
+# writer would commit its writers.
+r=$(py -c '
+import os, subprocess, sys
+mp = sys.argv[1]
+open(mp + "/mv1", "w").write("x" * 10)
+rd = "import os, sys\nsys.stdin.readline()\nb = os.open(sys.argv[1], os.O_RDWR)\nprint(os.pread(b, 64, 0).decode())"
+p = subprocess.Popen([sys.executable, "-c", rd, mp + "/mv2"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+a = os.open(mp + "/mv1", os.O_RDWR)
+os.pwrite(a, b"before", 0)
+os.rename(mp + "/mv1", mp + "/mv2")
+os.pwrite(a, b"AFTER", 6)
+p.stdin.write("\n"); p.stdin.flush()
+got = p.stdout.read().strip(); p.wait()
+os.close(a)
+print(got, open(mp + "/mv2").read())
+' "$MP" 2>&1)
+if [ "$r" = "beforeAFTER beforeAFTER" ]; then
+    pass "O_RDWR, renamed with writes not committed: another process opening the new name reads them all"
+else echo "$r" >"$OUT"; fail "O_RDWR renamed while written" "$OUT"; fi
+
 # --- 4. shared writable mappings of one object in two processes -------------------------------
 r=$(py -c '
 import mmap, os, subprocess, sys, time
