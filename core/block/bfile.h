@@ -52,6 +52,7 @@ struct bfile {
     int coherent;  /* O_RDWR or locked: sees other processes' writes before their commits
                     * (block_coherent.c), and shows its own */
     int marked;    /* holds the key's dirty mark (block_coherent.c) */
+    int locked;    /* the program took a lock through it (bf_lock_fd) */
     int markfd;    /* the key's mark file: -1 not opened yet, -2 cannot be */
     int claimed;   /* holds the claim of a new name shared with other processes (bf_open) */
     uint64_t seen_commit; /* the newest root's commit when follow last looked the key up */
@@ -140,6 +141,12 @@ void bf_list_add(struct bfile *f);
 void bf_mark(struct bfile *f);   /* f has something uncommitted: show it (coherent files) */
 void bf_unmark(struct bfile *f); /* committed, or never will be */
 void bf_mark_moved(struct bfile *f); /* f->key changed (a rename in this process) */
+/* A coherent file opened: shown present to other openers of its key, and what other
+ * processes wrote to it and did not commit, committed (asked for). 0 or -EIO. */
+int bf_present(struct bfile *f);
+/* After a write through f: committed at once if f was never locked and another open
+ * file (in any process) has its key open. 0 or the commit's error. */
+int bf_write_through(struct bfile *f);
 /* A coherent file with nothing uncommitted, before it reads or writes: other processes'
  * uncommitted writes to its key committed (asked for, waited for). 0 or -EIO. */
 int bf_see_others(struct bfile *f);

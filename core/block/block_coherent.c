@@ -26,6 +26,7 @@
 
 #include "../efd.h"
 #include "../log.h"
+#include "../stats.h"
 #include "../sys.h"
 
 #include <errno.h>
@@ -47,13 +48,6 @@ struct bell {
     _Atomic uint64_t next;              /* the slot the next ring writes */
     _Atomic uint64_t slot[BELL_SLOTS];  /* hashes of the keys rung last */
 };
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* The key's file in the lock directory, named as a key that no object can have (a NUL
  * inside) so that it is never a lock file of a key. */
@@ -86,12 +80,24 @@ static int mark_fd(struct bfile *f)
     return f->markfd;
 }
 
-/* Does another open file (in any process) hold the mark? */
-static int others_marked(int fd)
+/* Bytes of the mark file: the dirty mark, and every coherent open file's presence. */
+#define MARK_DIRTY 0
+#define MARK_OPEN 1
+
+/* Does another open file (in any process) hold a read lock on byte `at`? */
+static int others_hold(int fd, off_t at)
 {
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = at, .l_len = 1};
     if (sys.fcntl(fd, F_OFD_GETLK, &fl) < 0) return 0;
     return fl.l_type != F_UNLCK;
+}
+
+static int others_marked(int fd) { return others_hold(fd, MARK_DIRTY); }
+
+static int hold(int fd, off_t at, short type)
+{
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = at, .l_len = 1};
+    return sys.fcntl(fd, F_OFD_SETLK, &fl);
 }
 
 int bf_copy_file(void *fh)
@@ -234,8 +240,7 @@ void bf_mark(struct bfile *f)
     int fd = mark_fd(f);
     if (fd < 0) return;
     start_answerer(f->m);
-    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
-    if (sys.fcntl(fd, F_OFD_SETLK, &fl) < 0) return;
+    if (hold(fd, MARK_DIRTY, F_RDLCK) < 0) return;
     struct block_mount *m = f->m;
     pthread_mutex_lock(&m->mk_lock);
     f->marked = 1;
@@ -249,8 +254,7 @@ void bf_mark(struct bfile *f)
 /* mk_lock held */
 static void unmark_locked(struct bfile *f)
 {
-    struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
-    sys.fcntl(f->markfd, F_OFD_SETLK, &fl);
+    hold(f->markfd, MARK_DIRTY, F_UNLCK);
     *f->mk_pprev = f->mk_next;
     if (f->mk_next) f->mk_next->mk_pprev = f->mk_pprev;
     f->mk_pprev = NULL;
@@ -270,9 +274,32 @@ void bf_mark_moved(struct bfile *f)
 {
     if (f->markfd < 0) return;
     bf_unmark(f);
-    efd_close(f->markfd);
+    efd_close(f->markfd); /* (and its presence) */
     f->markfd = -1;
+    int fd = mark_fd(f);
+    if (fd >= 0) hold(fd, MARK_OPEN, F_RDLCK);
     bf_mark(f); /* (if it has something uncommitted) */
+}
+
+int bf_present(struct bfile *f)
+{
+    int fd = mark_fd(f);
+    if (fd < 0) return 0;
+    hold(fd, MARK_OPEN, F_RDLCK);
+    return bf_see_others(f);
+}
+
+/* Why through, not at the commit only: a program sharing a file without locks publishes
+ * what it wrote through memory (sqlite's -shm) and may be killed the next moment; a
+ * write not committed then is lost while the others read on as if it were there
+ * (sqlite in WAL mode with synchronous=NORMAL: its wal-index pointing at frames the -wal
+ * never got, which a checkpoint copies into the database). A program that locks says
+ * when others may look, and commits (fsyncs) before it lets them. */
+int bf_write_through(struct bfile *f)
+{
+    if (!f->coherent || f->locked || !f->dirty || f->markfd < 0) return 0;
+    if (!others_hold(f->markfd, MARK_OPEN)) return 0;
+    return bf_commit(f, bg_how(f->m));
 }
 
 /* The committed version's generation of f's key (0: none), or -errno. */
@@ -292,7 +319,7 @@ int bf_see_others(struct bfile *f)
     struct blk_obj *o = malloc(sizeof *o);
     if (!o) return -ENOMEM;
     int64_t g0 = key_gen(f, o);
-    uint64_t h = bm_key_hash(f->key, f->klen), start = mono_ns(), rang = start;
+    uint64_t h = bm_key_hash(f->key, f->klen), start = stats_now_ns(), rang = start;
     uint64_t limit = (uint64_t)f->m->share_wait_ms * 1000000ull;
     ring(b, h);
     int e = 0;
@@ -301,10 +328,10 @@ int bf_see_others(struct bfile *f)
         if (!others_marked(fd)) break;
         int64_t g = key_gen(f, o);
         if (g < 0 || g != g0) break; /* newer: what was written before the ring is in it */
-        uint64_t now = mono_ns();
+        uint64_t now = stats_now_ns();
         if (now - start >= limit) {
             slog_error("block: %s: %s: another process has written it and did not commit in %d ms (stopped?); "
-                       "this read cannot see its writes (EIO)",
+                       "this open file cannot see those writes (EIO)",
                        f->m->uri, f->key, f->m->share_wait_ms);
             e = -EIO;
             break;

@@ -522,6 +522,7 @@ int bf_ftruncate(void *fh, off_t len)
     bf_ra_drop(f);
     f->dirty = 1;
     bf_mark(f);
+    if (!e) e = bf_write_through(f);
     f->mtime_set = 0; /* a truncate sets the time, as on a disk */
     if (e && !f->err) f->err = e;
     pthread_mutex_unlock(&f->lock);
@@ -560,6 +561,7 @@ int bf_fallocate(void *fh, int mode, off_t off, off_t len)
             bf_ra_drop(f);
             f->dirty = grown = 1;
             bf_mark(f);
+            e = bf_write_through(f);
         }
     }
     pthread_mutex_unlock(&f->lock);
@@ -721,9 +723,7 @@ static int claim_shared(struct bfile *f)
             return r < 0 ? r : 0;
         }
         if ((e = bf_see_others(f)) < 0) return e;
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+        uint64_t now = stats_now_ns();
         if (!t0) t0 = now;
         else if (now - t0 > 50000000ull) return 1; /* (unclaimed: this file makes it) */
         usleep(200);
@@ -850,6 +850,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
         if (have == 0) f->base.gen = 0;
         f->dirty = wr && (have == 0 || (flags & O_TRUNC));
         if (f->dirty) bf_mark(f);
+        if (f->coherent) e = bf_present(f);
     }
     ra_init(&f->ra, m->chunk, m->chunk * (size_t)(m->depth < 1 ? 1 : m->depth > BF_SLOTS ? BF_SLOTS : m->depth));
     stats_record(m->stats, STK_OPEN, t0, 0, e != 0);

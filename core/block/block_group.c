@@ -23,13 +23,6 @@
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct block_mount *reg; /* this process's mounts, for the end of the process */
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void durable_now(struct block_mount *m)
 {
     int e = blk_make_durable(&m->st);
@@ -48,7 +41,7 @@ static void *flusher(void *arg)
             continue;
         }
         uint64_t due = m->g_since + (uint64_t)m->commit_ms * 1000000ull;
-        if (mono_ns() < due) {
+        if (stats_now_ns() < due) {
             struct timespec ts = {(time_t)(due / 1000000000ull), (long)(due % 1000000000ull)};
             pthread_cond_timedwait(&m->g_cond, &m->g_lock, &ts);
             continue;
@@ -107,7 +100,7 @@ void bg_start(struct block_mount *m)
         clock_gettime(CLOCK_REALTIME, &ts);
         uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
         if (now - r.time_ns >= (uint64_t)m->commit_ms * 1000000ull) {
-            uint64_t due = mono_ns() - (uint64_t)m->commit_ms * 1000000ull;
+            uint64_t due = stats_now_ns() - (uint64_t)m->commit_ms * 1000000ull;
             pthread_mutex_lock(&m->g_lock);
             m->g_since = due ? due : 1;
             start_thread(m);
@@ -123,7 +116,7 @@ void bg_committed(struct block_mount *m, int durable)
     pthread_mutex_lock(&m->g_lock);
     if (durable) m->g_since = 0; /* its root holds every commit published before it */
     else if (!m->g_since) {
-        m->g_since = mono_ns();
+        m->g_since = stats_now_ns();
         start_thread(m);
     }
     pthread_mutex_unlock(&m->g_lock);

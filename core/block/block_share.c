@@ -297,7 +297,7 @@ int bf_lock_fd(void *fh)
     /* A program that locks coordinates with other processes through the file (sqlite):
      * from now on every read, write and fstat starts from the newest committed version
      * when this one has nothing uncommitted, as it would on a file shared in the kernel. */
-    if (r >= 0) f->shared = f->coherent = 1;
+    if (r >= 0) f->shared = f->coherent = f->locked = 1;
     pthread_mutex_unlock(&f->lock);
     return r;
 }
