@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define FULL_SCAN_MAX 8            /* up to this many endpoints, score them all */
 #define MIN_SAMPLES_FOR_HEDGE 16
@@ -16,10 +18,20 @@ static inline uint64_t ld(_Atomic uint64_t *p) { return atomic_load_explicit(p, 
 static inline void st(_Atomic uint64_t *p, uint64_t v) { atomic_store_explicit(p, v, memory_order_relaxed); }
 
 /* A per-thread xorshift: tie breaks and sampling need speed, not quality. */
+/* xorshift64, seeded per thread from its address, the pid and the clock, mixed (the
+ * address alone fixed the low bits of every first draw: a new process broke a tie
+ * between two endpoints the same way every time, as the library's TLS layout decided). */
 static inline uint64_t rnd(void)
 {
     static __thread uint64_t x;
-    if (!x) x = (uint64_t)(uintptr_t)&x * 0x9e3779b97f4a7c15ull | 1;
+    if (!x) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t z = (uint64_t)(uintptr_t)&x ^ (uint64_t)getpid() << 40 ^ (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull; /* splitmix64's finalizer */
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+        x = (z ^ (z >> 31)) | 1;
+    }
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
     return x;
 }
