@@ -2,8 +2,8 @@
 # bench/block/sqlite.sh - sqlite3 on block:// against ext4, same device size, one run each
 # (ext4 and block:// alternating per case): commits per second of one process inserting
 # one row per transaction (rollback journal and WAL, synchronous=NORMAL), and of a WAL
-# database written by one process while READERS (2) other processes read it whole after
-# each of their queries (the case block:// refused before its O_RDWR descriptors became
+# database written by one process (synchronous NORMAL, then FULL) while READERS (2) other
+# processes query it whole again and again (the case block:// refused before its O_RDWR descriptors became
 # coherent between processes), plus the readers' queries per second. With BEFORE (a
 # build directory of another version) the single-process cases run with it too.
 #
@@ -44,8 +44,8 @@ print(int(n / (time.time() - t)))
 EOF
 cat >"$W/writer.py" <<'EOF'
 import os, sqlite3, sys, time
-db, n, go = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-c = sqlite3.connect(db, timeout=60); c.execute("pragma synchronous=NORMAL")
+db, n, go, mode = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+c = sqlite3.connect(db, timeout=60); c.execute("pragma synchronous=" + mode)
 while time.time() < go: time.sleep(0.001)
 t = time.time()
 for i in range(n):
@@ -61,16 +61,16 @@ t, q = time.time(), 0
 while c.execute("select count(*), sum(length(pad)) from t").fetchone()[0] < n: q += 1
 print(int(q / (time.time() - t)))
 EOF
-# shared DIR: "writer commits/s, readers' queries/s" with READERS readers
+# shared DIR RUN MODE: "writer commits/s, readers' queries/s" with READERS readers
 shared() {
-    local db=$1/wal.db go pids=() r q=0
+    local db=$1/wal$3.db go pids=() r q=0
     $2 "$PY" -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("pragma journal_mode=wal"); c.execute("create table t (i, pad)"); c.commit()' "$db" || return 1
     go=$("$PY" -c 'import time; print(time.time() + 0.5)')
     for r in $(seq 1 "$READERS"); do
         $2 "$PY" "$W/reader.py" "$db" "$TX" "$go" >"$W/r$r" &
         pids+=($!)
     done
-    w=$($2 "$PY" "$W/writer.py" "$db" "$TX" "$go")
+    w=$($2 "$PY" "$W/writer.py" "$db" "$TX" "$go" "$3")
     wait "${pids[@]}"
     for r in $(seq 1 "$READERS"); do q=$((q + $(cat "$W/r$r"))); done
     echo "$w $q"
@@ -91,8 +91,10 @@ for mode in delete wal; do
         printf '%-44s %10s %10s %7s\n' "  the same, BEFORE's build on block://" "" "$c" "$(awk -v a="$c" -v b="$b" 'BEGIN { printf "%.2f (ours/before)", b / a }')"
     fi
 done
-read -r aw aq <<<"$(shared "$W/m4" theirs)"
-read -r bw bq <<<"$(shared /blk ours)"
-printf '%-44s %10s %10s %7s\n' "WAL, 1 writer + $READERS readers: writer commits/s" "$aw" "$bw" "$(awk -v a="$aw" -v b="$bw" 'BEGIN { printf "%.2f", b / a }')"
-printf '%-44s %10s %10s %7s\n' "  readers' whole-table queries/s (sum)" "$aq" "$bq" "$(awk -v a="$aq" -v b="$bq" 'BEGIN { printf "%.2f", b / a }')"
+for mode in NORMAL FULL; do
+    read -r aw aq <<<"$(shared "$W/m4" theirs $mode)"
+    read -r bw bq <<<"$(shared /blk ours $mode)"
+    printf '%-44s %10s %10s %7s\n' "WAL $mode, 1 writer + $READERS readers: commits/s" "$aw" "$bw" "$(awk -v a="$aw" -v b="$bw" 'BEGIN { printf "%.2f", b / a }')"
+    printf '%-44s %10s %10s %7s\n' "  readers' whole-table queries/s (sum)" "$aq" "$bq" "$(awk -v a="$aq" -v b="$bq" 'BEGIN { printf "%.2f", b / a }')"
+done
 "$TOOL" blk check "$BK" | tail -1

@@ -54,6 +54,7 @@ struct bfile {
     int marked;    /* holds the key's dirty mark (block_coherent.c) */
     int locked;    /* the program took a lock through it (bf_lock_fd) */
     int markfd;    /* the key's mark file: -1 not opened yet, -2 cannot be */
+    uint64_t marks_seen, opens_seen; /* the bell's counts when others had none (block_coherent.c) */
     int claimed;   /* holds the claim of a new name shared with other processes (bf_open) */
     uint64_t seen_commit; /* the newest root's commit when follow last looked the key up */
     uint64_t new_ino; /* a new object's st_ino before its first commit, and after it if shown */
@@ -144,8 +145,11 @@ void bf_mark_moved(struct bfile *f); /* f->key changed (a rename in this process
 /* A coherent file opened: shown present to other openers of its key, and what other
  * processes wrote to it and did not commit, committed (asked for). 0 or -EIO. */
 int bf_present(struct bfile *f);
-/* After a write through f: committed at once if f was never locked and another open
- * file (in any process) has its key open. 0 or the commit's error. */
+/* A mark file descriptor of key was closed in this process (which drops the process's
+ * presence): taken again if another open file of key is left. */
+void bf_present_gone(struct block_mount *m, const char *key);
+/* After a write through f: committed at once if f was never locked and another process
+ * has its key open. 0 or the commit's error. */
 int bf_write_through(struct bfile *f);
 /* A coherent file with nothing uncommitted, before it reads or writes: other processes'
  * uncommitted writes to its key committed (asked for, waited for). 0 or -EIO. */

@@ -47,6 +47,10 @@ struct bell {
     uint32_t pad;
     _Atomic uint64_t next;              /* the slot the next ring writes */
     _Atomic uint64_t slot[BELL_SLOTS];  /* hashes of the keys rung last */
+    /* One more after every dirty mark taken, and after every presence taken, in any
+     * process: a file that found nobody else's at value v asks the kernel again only
+     * once it moved (a system call saved per read and per write of a lone process). */
+    _Atomic uint64_t marks, opens;
 };
 
 /* The key's file in the lock directory, named as a key that no object can have (a NUL
@@ -80,9 +84,31 @@ static int mark_fd(struct bfile *f)
     return f->markfd;
 }
 
-/* Bytes of the mark file: the dirty mark, and every coherent open file's presence. */
+/* Bytes of the mark file: the dirty mark (OFD locks: each open file's own), and the
+ * presence of the processes that have the key open coherently (a classic POSIX lock: the
+ * process's, so that a process's own other descriptors do not count, and dropped by the
+ * kernel at any close of the file in the process: taken again, see bf_present_gone). */
 #define MARK_DIRTY 0
 #define MARK_OPEN 1
+
+/* Does another process hold a POSIX read lock on byte `at`? */
+static int other_process_holds(int fd, off_t at)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = at, .l_len = 1};
+    if (sys.fcntl(fd, F_GETLK, &fl) < 0) return 0;
+    return fl.l_type != F_UNLCK;
+}
+
+static struct bell *bell_of(struct block_mount *m);
+
+/* This process's presence on a key (then the count moves: after, never before). */
+static void present(struct block_mount *m, int fd)
+{
+    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = MARK_OPEN, .l_len = 1};
+    sys.fcntl(fd, F_SETLK, &fl);
+    struct bell *b = bell_of(m);
+    if (b) atomic_fetch_add(&b->opens, 1);
+}
 
 /* Does another open file (in any process) hold a read lock on byte `at`? */
 static int others_hold(int fd, off_t at)
@@ -242,6 +268,8 @@ void bf_mark(struct bfile *f)
     start_answerer(f->m);
     if (hold(fd, MARK_DIRTY, F_RDLCK) < 0) return;
     struct block_mount *m = f->m;
+    struct bell *b = bell_of(m);
+    if (b) atomic_fetch_add(&b->marks, 1); /* (after the mark) */
     pthread_mutex_lock(&m->mk_lock);
     f->marked = 1;
     f->mk_next = m->mk;
@@ -277,7 +305,7 @@ void bf_mark_moved(struct bfile *f)
     efd_close(f->markfd); /* (and its presence) */
     f->markfd = -1;
     int fd = mark_fd(f);
-    if (fd >= 0) hold(fd, MARK_OPEN, F_RDLCK);
+    if (fd >= 0) present(f->m, fd);
     bf_mark(f); /* (if it has something uncommitted) */
 }
 
@@ -285,8 +313,19 @@ int bf_present(struct bfile *f)
 {
     int fd = mark_fd(f);
     if (fd < 0) return 0;
-    hold(fd, MARK_OPEN, F_RDLCK);
+    present(f->m, fd);
     return bf_see_others(f);
+}
+
+void bf_present_gone(struct block_mount *m, const char *key)
+{
+    pthread_mutex_lock(&m->nw_lock);
+    for (struct bfile *f = m->nw; f; f = f->nw_next)
+        if (f->markfd >= 0 && strcmp(f->key, key) == 0) {
+            present(m, f->markfd);
+            break;
+        }
+    pthread_mutex_unlock(&m->nw_lock);
 }
 
 /* Why through, not at the commit only: a program sharing a file without locks publishes
@@ -298,7 +337,13 @@ int bf_present(struct bfile *f)
 int bf_write_through(struct bfile *f)
 {
     if (!f->coherent || f->locked || !f->dirty || f->markfd < 0) return 0;
-    if (!others_hold(f->markfd, MARK_OPEN)) return 0;
+    struct bell *b = bell_of(f->m);
+    uint64_t v = b ? atomic_load(&b->opens) : 0;
+    if (b && v == f->opens_seen) return 0; /* alone then, and nobody came since */
+    if (!other_process_holds(f->markfd, MARK_OPEN)) {
+        if (b) f->opens_seen = v;
+        return 0;
+    }
     return bf_commit(f, bg_how(f->m));
 }
 
@@ -313,8 +358,14 @@ int bf_see_others(struct bfile *f)
 {
     if (!f->coherent || f->dirty || f->err) return 0;
     int fd = mark_fd(f);
-    if (fd < 0 || !others_marked(fd)) return 0;
+    if (fd < 0) return 0;
     struct bell *b = bell_of(f->m);
+    uint64_t v = b ? atomic_load(&b->marks) : 0;
+    if (b && v == f->marks_seen) return 0; /* nobody's mark then, and none taken since */
+    if (!others_marked(fd)) {
+        if (b) f->marks_seen = v;
+        return 0;
+    }
     if (!b) return 0;
     struct blk_obj *o = malloc(sizeof *o);
     if (!o) return -ENOMEM;

@@ -641,7 +641,10 @@ static void bfile_free(struct bfile *f)
     if (f->fd >= 0) bp_fd_put(f->m, f->fd, f->writable, f->forks, f->fd_locked); /* drops every reservation and pin */
     if (f->lockfd >= 0) efd_close(f->lockfd); /* and this process's locks, as a close does */
     bf_unmark(f); /* (a commit that failed at close) */
-    if (f->markfd >= 0) efd_close(f->markfd);
+    if (f->markfd >= 0) {
+        efd_close(f->markfd);
+        bf_present_gone(f->m, f->key); /* (f is off the list already) */
+    }
     pthread_mutex_destroy(&f->lock);
     free(f->map);
     free(f);
@@ -802,6 +805,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     f->coherent = acc == O_RDWR;
     f->lockfd = -1;
     f->markfd = -1;
+    f->marks_seen = f->opens_seen = UINT64_MAX; /* (asked at the first look) */
     uint64_t x = (uint64_t)bm_now_ns() ^ ino_pid() << 40 ^ atomic_fetch_add(&ino_seq, 1) << 20 ^ (uint64_t)(uintptr_t)f;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull; /* splitmix64's finalizer */
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
