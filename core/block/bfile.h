@@ -137,6 +137,12 @@ int bf_follow_shared(struct bfile *f);       /* f->lock held */
 /* A read-only descriptor that read to the end goes on from a newer version of its object
  * (tail -f), at a read at the end and at fstat. f->lock held. */
 int bf_follow_eof(struct bfile *f);
+/* O_CREAT|O_EXCL: f's new name claimed for it (until its close), or -EEXIST. */
+int bf_claim_name(struct bfile *f);
+void bf_claim_drop(struct bfile *f); /* let go of it */
+/* A new file opened O_RDWR (not O_EXCL): its name claimed until its first commit (1), or
+ * what another process claimed committed and there (0: look it up again); -errno. */
+int bf_claim_shared(struct bfile *f);
 void bf_list_add(struct bfile *f);
 /* block_coherent.c (f->lock held) */
 void bf_mark(struct bfile *f);   /* f has something uncommitted: show it (coherent files) */

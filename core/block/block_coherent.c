@@ -15,11 +15,16 @@
  *    it) and waits until the mark is gone or the key has a newer version; then it goes
  *    on from the newest version (block_share.c), so it reads what the other wrote;
  *  - every process holding a mark runs a thread asleep on the bell, which commits its
- *    marked files whose key was rung (visible, as a close commits).
- * A process that is stopped (SIGSTOP, a debugger) while it holds a mark makes readers
+ *    marked files whose key was rung (visible, as a close commits);
+ *  - every process with the key open coherently holds a presence lock (POSIX: the
+ *    process's), and its open rings as a read does; a coherent descriptor never locked
+ *    commits each write while another process is present, so that a writer killed the
+ *    next moment has lost nothing others were told about (bf_write_through).
+ * A new file opened O_RDWR claims its name until its first commit (block_file.c). A
+ * process that is stopped (SIGSTOP, a debugger) while it holds a mark makes readers
  * wait S3SHIM_BLOCK_SHARE_WAIT_MS, then fail with EIO and a log line naming the key; a
  * process that dies lets its marks go with its descriptors. docs/block-format.md,
- * "Locks, shared writers and the files in /dev/shm". */
+ * "Writes seen before their commit". */
 #include "block.h"
 #include "bmount.h"
 #include "bfile.h"

@@ -362,13 +362,6 @@ static void pool_release(struct bfile *f)
     f->npool = 0;
 }
 
-/* Let go of the claim of f's new name (claim_name). */
-static void claim_drop(struct bfile *f)
-{
-    uint64_t h = bm_key_hash(f->key, f->klen) & ((1ull << 61) - 1);
-    struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = (off_t)((1ull << 62) + h), .l_len = 1};
-    sys.fcntl(f->fd, F_OFD_SETLK, &fl);
-}
 
 int bf_commit(struct bfile *f, int how)
 {
@@ -468,7 +461,7 @@ int bf_commit(struct bfile *f, int how)
         f->dirty = 0;
         bf_unmark(f);
         if (f->claimed) { /* the name is an object now: the claim has done its work */
-            claim_drop(f);
+            bf_claim_drop(f);
             f->claimed = 0;
         }
         f->mtime_set = 0;
@@ -683,55 +676,7 @@ int bf_close(void *fh)
 
 /* --- opening ----------------------------------------------------------------------------- */
 
-/* O_CREAT|O_EXCL (mkstemp, lock files): of several processes creating one new name,
- * one wins. The name is claimed with an OFD write lock on f's descriptor at an offset past
- * any device (2^62 + a 61-bit hash of the key), held until close; a second claimant gets
- * EEXIST, and so does one that finds the object committed after its claim. No commit:
- * the object still appears at close, like any other. */
-static int claim_name(struct bfile *f)
-{
-    uint64_t h = bm_key_hash(f->key, f->klen) & ((1ull << 61) - 1);
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)((1ull << 62) + h), .l_len = 1};
-    f->fd_locked = 1;
-    if (sys.fcntl(f->fd, F_OFD_SETLK, &fl) < 0) return errno == EAGAIN || errno == EACCES ? -EEXIST : -errno;
-    struct blk_obj *o = malloc(sizeof *o);
-    if (!o) return -ENOMEM;
-    int r = bt_get(&f->m->st, f->key, f->klen, o, NULL);
-    free(o);
-    return r < 0 ? r : r == 1 ? -EEXIST : 0;
-}
 
-/* A new file opened read-write (not O_EXCL): another process opening the same new name
- * before this one's first commit must open this one, as on a disk (two sqlite3 processes
- * opening one new -wal). The name is claimed as for O_EXCL until that commit; a process
- * that finds it claimed asks the claimant for its commit (block_coherent.c) and opens
- * what it committed. A claimant that shows no writes (an O_WRONLY one) is not waited for
- * past 50 ms: the last commit wins then, as before. 1: claimed, 0: it exists now, -errno. */
-static int claim_shared(struct bfile *f)
-{
-    uint64_t t0 = 0;
-    for (;;) {
-        int e = claim_name(f);
-        if (e == 0) {
-            f->claimed = 1;
-            return 1;
-        }
-        if (e != -EEXIST) return e;
-        struct blk_obj *o = malloc(sizeof *o);
-        if (!o) return -ENOMEM;
-        int r = bt_get(&f->m->st, f->key, f->klen, o, NULL);
-        free(o);
-        if (r != 0) {
-            if (r == 1) claim_drop(f); /* (taken, then the object found: not ours to hold) */
-            return r < 0 ? r : 0;
-        }
-        if ((e = bf_see_others(f)) < 0) return e;
-        uint64_t now = stats_now_ns();
-        if (!t0) t0 = now;
-        else if (now - t0 > 50000000ull) return 1; /* (unclaimed: this file makes it) */
-        usleep(200);
-    }
-}
 
 /* After its blocks were pinned: is the version f->base still the key's newest? Then
  * nothing freed them, and the pins hold whatever others committed meanwhile (a busy
@@ -839,9 +784,9 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
         else e = bm_parent_ok(m, key);
     }
     if (!e && have == 1 && (flags & O_CREAT) && (flags & O_EXCL)) e = -EEXIST;
-    if (!e && have == 0 && wr && (flags & O_CREAT) && (flags & O_EXCL)) e = claim_name(f);
+    if (!e && have == 0 && wr && (flags & O_CREAT) && (flags & O_EXCL)) e = bf_claim_name(f);
     if (!e && have == 0 && f->coherent && (flags & O_CREAT) && !(flags & O_EXCL)) {
-        int c = claim_shared(f);
+        int c = bf_claim_shared(f);
         if (c == 0) have = bf_lookup_pinned_dir(f, &dir);
         if (c < 0) e = c;
         else if (have < 0) e = have;

@@ -1,6 +1,7 @@
 /* block_share.c - a block:// file among processes: the kernel locks on its key's lock
  * file, the versions a description shared with a child or an exec'd program (or locked)
- * follows, this process's list of open files (stat of a new one, fork).
+ * follows, this process's list of open files (stat of a new one, fork), and the claims
+ * of new names (O_EXCL, and new files opened O_RDWR).
  * docs/block-format.md, "Locks, shared writers and the files in /dev/shm". */
 #include "block.h"
 #include "bmount.h"
@@ -14,6 +15,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Unpin the blocks of the old version's extents that the new one (f->base) does not use:
  * nothing reads them any more (no unlocked read is under way, the read-ahead was dropped),
@@ -376,4 +378,63 @@ void bf_renamed(struct block_mount *m, const char *from, const char *to)
         pthread_mutex_unlock(&f->lock);
     }
     pthread_mutex_unlock(&m->nw_lock);
+}
+
+/* --- names claimed among processes ---------------------------------------------------- */
+
+/* O_CREAT|O_EXCL (mkstemp, lock files): of several processes creating one new name,
+ * one wins. The name is claimed with an OFD write lock on f's descriptor at an offset past
+ * any device (2^62 + a 61-bit hash of the key), held until close; a second claimant gets
+ * EEXIST, and so does one that finds the object committed after its claim. No commit:
+ * the object still appears at close, like any other. */
+int bf_claim_name(struct bfile *f)
+{
+    uint64_t h = bm_key_hash(f->key, f->klen) & ((1ull << 61) - 1);
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)((1ull << 62) + h), .l_len = 1};
+    f->fd_locked = 1;
+    if (sys.fcntl(f->fd, F_OFD_SETLK, &fl) < 0) return errno == EAGAIN || errno == EACCES ? -EEXIST : -errno;
+    struct blk_obj *o = malloc(sizeof *o);
+    if (!o) return -ENOMEM;
+    int r = bt_get(&f->m->st, f->key, f->klen, o, NULL);
+    free(o);
+    return r < 0 ? r : r == 1 ? -EEXIST : 0;
+}
+
+void bf_claim_drop(struct bfile *f)
+{
+    uint64_t h = bm_key_hash(f->key, f->klen) & ((1ull << 61) - 1);
+    struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = (off_t)((1ull << 62) + h), .l_len = 1};
+    sys.fcntl(f->fd, F_OFD_SETLK, &fl);
+}
+
+/* A new file opened read-write (not O_EXCL): another process opening the same new name
+ * before this one's first commit must open this one, as on a disk (two sqlite3 processes
+ * opening one new -wal). The name is claimed as for O_EXCL until that commit; a process
+ * that finds it claimed asks the claimant for its commit (block_coherent.c) and opens
+ * what it committed. A claimant that shows no writes (an O_WRONLY one) is not waited for
+ * past 50 ms: the last commit wins then, as before. 1: claimed, 0: it exists now, -errno. */
+int bf_claim_shared(struct bfile *f)
+{
+    uint64_t t0 = 0;
+    for (;;) {
+        int e = bf_claim_name(f);
+        if (e == 0) {
+            f->claimed = 1;
+            return 1;
+        }
+        if (e != -EEXIST) return e;
+        struct blk_obj *o = malloc(sizeof *o);
+        if (!o) return -ENOMEM;
+        int r = bt_get(&f->m->st, f->key, f->klen, o, NULL);
+        free(o);
+        if (r != 0) {
+            if (r == 1) bf_claim_drop(f); /* (taken, then the object found: not ours to hold) */
+            return r < 0 ? r : 0;
+        }
+        if ((e = bf_see_others(f)) < 0) return e;
+        uint64_t now = stats_now_ns();
+        if (!t0) t0 = now;
+        else if (now - t0 > 50000000ull) return 1; /* (unclaimed: this file makes it) */
+        usleep(200);
+    }
 }
