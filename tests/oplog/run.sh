@@ -164,7 +164,7 @@ one_error() { # NAME FILE PATTERN
         fail "$1: exit $rc, stderr: $(head -3 "$T/bad.err" | tr '\n' ' ')"
     fi
 }
-LOG=$(ls "$T/log"/*.s3ol | head -1)
+LOG=$(ls -S "$T/log"/*.s3ol | head -1) # the largest: the main process's (a child's may have no fourth chunk to corrupt)
 echo "hello, not a log at all, but long enough to have a header of 128 bytes......................................................" > "$T/notlog"
 one_error "not an op log" "$T/notlog" "not an s3shim op log"
 head -c 100000 "$LOG" > "$T/trunc"
