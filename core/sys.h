@@ -83,6 +83,9 @@ extern struct sys_calls sys;
 /* A small file (a /proc entry) read whole through the table: at most cap - 1 bytes into
  * buf, NUL-terminated. Returns the length, or -1 when it cannot be opened or read. */
 ssize_t sys_read_small(const char *path, char *buf, size_t cap);
+/* A new open file description of what fd is open on (/proc/self/fd/N, with flags): a
+ * descriptor of its own access mode, locks or offset. -1 and errno if it cannot be. */
+int sys_reopen(int fd, int flags);
 
 /* The process's umask, for stores that give modes themselves (block://): read from
  * /proc/self/status once, then kept current by the shim's umask() (sys_umask_set), since

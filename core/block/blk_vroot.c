@@ -176,9 +176,7 @@ void blk_vr_release(struct blk_store *s)
 void blk_vr_atfork_child(struct blk_store *s)
 {
     if (s->vr_fd < 0) return;
-    char link[64];
-    snprintf(link, sizeof link, "/proc/self/fd/%d", s->vr_fd);
-    int fd = sys.open(link, O_RDONLY | O_CLOEXEC); /* a description of its own */
+    int fd = sys_reopen(s->vr_fd, O_RDONLY | O_CLOEXEC); /* a description of its own */
     if (fd < 0) return; /* keeps sharing the parent's hold */
     if (sys.flock(fd, LOCK_SH | LOCK_NB) == 0) sys.dup3(fd, s->vr_fd, O_CLOEXEC);
     sys.close(fd);

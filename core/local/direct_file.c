@@ -233,9 +233,7 @@ int df_close(void *fh)
 static void append_fd(struct dfile *f, int flags)
 {
     if (f->afd < 0) {
-        char p[40];
-        snprintf(p, sizeof p, "/proc/self/fd/%d", f->fd);
-        int a = sys.open(p, O_WRONLY | O_APPEND | O_CLOEXEC | (flags & (O_SYNC | O_DSYNC)));
+        int a = sys_reopen(f->fd, O_WRONLY | O_APPEND | O_CLOEXEC | (flags & (O_SYNC | O_DSYNC)));
         if (a < 0) {
             slog_debug("direct: %s: no O_APPEND descriptor (%s): appends complete the last block", f->m->uri,
                        strerror(errno));
