@@ -31,21 +31,15 @@ cleanup() {
 trap cleanup EXIT
 newdev() { truncate -s "${SIZE_MB}M" "$W/$1.img" && losetup -f --show -b 4096 "$W/$1.img"; }
 PY=$(python3 -c 'import sys; print(sys.executable)')
-cat >"$W/one.py" <<'EOF'
-import os, sqlite3, sys, time
-db, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-c = sqlite3.connect(db)
-c.execute("pragma journal_mode=" + mode); c.execute("pragma synchronous=NORMAL")
-c.execute("create table t (i, pad)"); c.commit()
-t = time.time()
-for i in range(n):
-    c.execute("insert into t values (?, ?)", (i, os.urandom(200))); c.commit()
-print(int(n / (time.time() - t)))
-EOF
+# writer.py DB N GO SYNC [JOURNAL]: N transactions of one row from time GO on, commits per
+# second; with JOURNAL, the table made first in that journal mode (else it is there).
 cat >"$W/writer.py" <<'EOF'
 import os, sqlite3, sys, time
-db, n, go, mode = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
-c = sqlite3.connect(db, timeout=60); c.execute("pragma synchronous=" + mode)
+db, n, go, sync = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+c = sqlite3.connect(db, timeout=60)
+if len(sys.argv) > 5:
+    c.execute("pragma journal_mode=" + sys.argv[5]); c.execute("create table t (i, pad)"); c.commit()
+c.execute("pragma synchronous=" + sync)
 while time.time() < go: time.sleep(0.001)
 t = time.time()
 for i in range(n):
@@ -83,11 +77,11 @@ before() { env S3SHIM_MOUNTS=/blk=block://$BK LD_PRELOAD=$BEFORE/libs3shim.so "$
 echo "sqlite3, $TX transactions of one row, synchronous=NORMAL; ext4 and block:// on loop devices of $SIZE_MB MiB"
 printf '%-44s %10s %10s %7s\n' case ext4 block:// ratio
 for mode in delete wal; do
-    a=$("$PY" "$W/one.py" "$W/m4/one-$mode.db" "$mode" "$TX")
-    b=$(ours "$PY" "$W/one.py" "/blk/one-$mode.db" "$mode" "$TX")
+    a=$("$PY" "$W/writer.py" "$W/m4/one-$mode.db" "$TX" 0 NORMAL "$mode")
+    b=$(ours "$PY" "$W/writer.py" "/blk/one-$mode.db" "$TX" 0 NORMAL "$mode")
     printf '%-44s %10s %10s %7s\n' "one process, journal_mode=$mode (commits/s)" "$a" "$b" "$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b / a }')"
     if [ -n "$BEFORE" ]; then
-        c=$(before "$PY" "$W/one.py" "/blk/before-$mode.db" "$mode" "$TX")
+        c=$(before "$PY" "$W/writer.py" "/blk/before-$mode.db" "$TX" 0 NORMAL "$mode")
         printf '%-44s %10s %10s %7s\n' "  the same, BEFORE's build on block://" "" "$c" "$(awk -v a="$c" -v b="$b" 'BEGIN { printf "%.2f (ours/before)", b / a }')"
     fi
 done
