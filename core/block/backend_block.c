@@ -451,7 +451,7 @@ static int stat_key(struct block_mount *m, const char *key, struct stat *st, int
     } else {
         int r = bt_get(&m->st, key, kl, o, NULL);
         if (r == 1) {
-            if (bf_stat_dirty(m, key, o->ino, st) < 0) bm_fill_stat(m, o, 0, st);
+            if (bf_stat_writing(m, key, o->ino, st) < 0) bm_fill_stat(m, o, 0, st);
         } else if (r == 0) {
             char *mk;
             size_t ml;
@@ -465,7 +465,7 @@ static int stat_key(struct block_mount *m, const char *key, struct stat *st, int
                 o->klen = (uint16_t)ml;
                 bm_fill_stat(m, o, 1, st);
                 if (links) st->st_nlink = bm_dir_links(m, mk, ml);
-            } else if (r < 0 || bf_stat_new(m, key, st) < 0) {
+            } else if (r < 0 || bf_stat_writing(m, key, 0, st) < 0) {
                 e = r < 0 ? r : bm_missing(m, key);
             }
             free(mk);

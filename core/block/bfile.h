@@ -8,6 +8,8 @@
 #include "../readahead.h"
 #include "../uring.h"
 
+#include <fcntl.h>
+
 /* Objects up to this size: their data is written at the commit, and read, through the
  * device's page cache (block_write.c, block_read.c), as metadata is. */
 #define BLK_SMALL_OBJECT (256u << 10)
@@ -49,10 +51,8 @@ struct bfile {
     int lockfd;    /* the key's lock file (fcntl and flock locks), opened at the first lock */
     int shared;    /* shared with another process (bf_share), or locked (bf_lock_fd): other
                     * processes commit versions it must follow (follow_shared) */
-    int coherent;  /* O_RDWR or locked: sees other processes' writes before their commits
-                    * (block_coherent.c), and shows its own */
     int marked;    /* holds the key's dirty mark (block_coherent.c) */
-    int locked;    /* the program took a lock through it (bf_lock_fd) */
+    int locked;    /* the program took a lock through it (bf_lock_fd): coherent (bf_coherent) */
     int markfd;    /* the key's mark file: -1 not opened yet, -2 cannot be */
     uint64_t marks_seen, opens_seen; /* the bell's counts when others had none (block_coherent.c) */
     int claimed;   /* holds the claim of a new name shared with other processes (bf_open) */
@@ -144,7 +144,12 @@ void bf_claim_drop(struct bfile *f); /* let go of it */
  * what another process claimed committed and there (0: look it up again); -errno. */
 int bf_claim_shared(struct bfile *f);
 void bf_list_add(struct bfile *f);
-/* block_coherent.c (f->lock held) */
+void bf_list_remove(struct bfile *f);
+
+/* block_coherent.c (f->lock held, but for bf_present_gone) */
+/* Opened O_RDWR or locked: sees other processes' writes before their commits, and shows
+ * its own (block_coherent.c). */
+static inline int bf_coherent(const struct bfile *f) { return f->acc == O_RDWR || f->locked; }
 void bf_mark(struct bfile *f);   /* f has something uncommitted: show it (coherent files) */
 void bf_unmark(struct bfile *f); /* committed, or never will be */
 void bf_mark_moved(struct bfile *f); /* f->key changed (a rename in this process) */
@@ -152,14 +157,14 @@ void bf_mark_moved(struct bfile *f); /* f->key changed (a rename in this process
  * processes wrote to it and did not commit, committed (asked for). 0 or -EIO. */
 int bf_present(struct bfile *f);
 /* A mark file descriptor of key was closed in this process (which drops the process's
- * presence): taken again if another open file of key is left. */
+ * presence): taken again if another open file of key is left. Takes nw_lock. */
 void bf_present_gone(struct block_mount *m, const char *key);
-/* After a write through f: committed at once if f was never locked and another process
- * has its key open. 0 or the commit's error. */
-int bf_write_through(struct bfile *f);
+/* f's data changed (a write, truncate, fallocate) and the change's error is e: marked,
+ * and, if e is 0, committed at once if f was never locked and another process has its
+ * key open. Returns e, or the commit's error. */
+int bf_changed(struct bfile *f, int e);
 /* A coherent file with nothing uncommitted, before it reads or writes: other processes'
  * uncommitted writes to its key committed (asked for, waited for). 0 or -EIO. */
 int bf_see_others(struct bfile *f);
-void bf_list_remove(struct bfile *f);
 
 #endif

@@ -201,6 +201,12 @@ void blk_atfork_child(struct blk_store *s);
 /* OFD lock on blocks [start, start+len) through fd: type F_RDLCK, F_WRLCK or F_UNLCK;
  * 0, or -EAGAIN if someone else holds a conflicting lock. */
 int blk_range_lock(int fd, uint64_t start, uint64_t len, int type);
+/* One byte, at, of fd (a file in the lock directory, or an offset past any device): lock
+ * it with cmd (F_OFD_SETLK, F_OFD_SETLKW or F_SETLK) and type (F_RDLCK, F_WRLCK, F_UNLCK),
+ * 0 or -errno; or ask (cmd F_OFD_GETLK: another open file; F_GETLK: another process)
+ * whether someone else holds a lock there that a write lock would meet: 1 or 0. */
+int blk_byte_lock(int fd, int cmd, short type, off_t at);
+int blk_byte_held(int fd, int cmd, off_t at);
 
 /* Crash testing (blk_crash.c): when set, every device write and flush of the wing is
  * reported here first, in order. NULL in normal operation. */

@@ -255,7 +255,8 @@ int blk_reserve(struct blk_store *s, int fd, uint64_t want, uint64_t *start, uin
 int blk_reserve_run(struct blk_store *s, int fd, uint64_t want, uint64_t min, uint64_t *start, uint64_t *got)
 {
     if (want < 1) want = 1;
-    if (min < 1 || min > want) min = min < 1 ? 1 : want;
+    if (min < 1) min = 1;
+    if (min > want) min = want;
     int e = reserve_once(s, fd, want, min, start, got);
     if (e == -ENOSPC && min > 1) e = reserve_once(s, fd, want, 1, start, got); /* none so long */
     /* No free block, but maybe space held for a durable root that is yet to come (group

@@ -523,3 +523,15 @@ int blk_range_lock(int fd, uint64_t start, uint64_t len, int type)
     if (sys.fcntl(fd, F_OFD_SETLK, &fl) == 0) return 0;
     return errno == EACCES ? -EAGAIN : -errno;
 }
+
+int blk_byte_lock(int fd, int cmd, short type, off_t at)
+{
+    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = at, .l_len = 1};
+    return sys.fcntl(fd, cmd, &fl) < 0 ? -errno : 0;
+}
+
+int blk_byte_held(int fd, int cmd, off_t at)
+{
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = at, .l_len = 1};
+    return sys.fcntl(fd, cmd, &fl) == 0 && fl.l_type != F_UNLCK;
+}

@@ -19,7 +19,7 @@
  *  - every process with the key open coherently holds a presence lock (POSIX: the
  *    process's), and its open rings as a read does; a coherent descriptor never locked
  *    commits each write while another process is present, so that a writer killed the
- *    next moment has lost nothing others were told about (bf_write_through).
+ *    next moment has lost nothing others were told about (write_through).
  * A new file opened O_RDWR claims its name until its first commit (block_file.c). A
  * process that is stopped (SIGSTOP, a debugger) while it holds a mark makes readers
  * wait S3SHIM_BLOCK_SHARE_WAIT_MS, then fail with EIO and a log line naming the key; a
@@ -96,40 +96,18 @@ static int mark_fd(struct bfile *f)
 #define MARK_DIRTY 0
 #define MARK_OPEN 1
 
-/* Does another process hold a POSIX read lock on byte `at`? */
-static int other_process_holds(int fd, off_t at)
-{
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = at, .l_len = 1};
-    if (sys.fcntl(fd, F_GETLK, &fl) < 0) return 0;
-    return fl.l_type != F_UNLCK;
-}
-
 static struct bell *bell_of(struct block_mount *m);
 
 /* This process's presence on a key (then the count moves: after, never before). */
 static void present(struct block_mount *m, int fd)
 {
-    struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = MARK_OPEN, .l_len = 1};
-    sys.fcntl(fd, F_SETLK, &fl);
+    blk_byte_lock(fd, F_SETLK, F_RDLCK, MARK_OPEN);
     struct bell *b = bell_of(m);
     if (b) atomic_fetch_add(&b->opens, 1);
 }
 
-/* Does another open file (in any process) hold a read lock on byte `at`? */
-static int others_hold(int fd, off_t at)
-{
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = at, .l_len = 1};
-    if (sys.fcntl(fd, F_OFD_GETLK, &fl) < 0) return 0;
-    return fl.l_type != F_UNLCK;
-}
-
-static int others_marked(int fd) { return others_hold(fd, MARK_DIRTY); }
-
-static int hold(int fd, off_t at, short type)
-{
-    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = at, .l_len = 1};
-    return sys.fcntl(fd, F_OFD_SETLK, &fl);
-}
+/* Does another open file (in any process) hold the dirty mark? */
+static int others_marked(int fd) { return blk_byte_held(fd, F_OFD_GETLK, MARK_DIRTY); }
 
 int bf_copy_file(void *fh)
 {
@@ -267,11 +245,11 @@ void bc_atfork_child(struct block_mount *m)
 
 void bf_mark(struct bfile *f)
 {
-    if (f->marked || !f->coherent || !f->dirty) return;
+    if (f->marked || !bf_coherent(f) || !f->dirty) return;
     int fd = mark_fd(f);
     if (fd < 0) return;
     start_answerer(f->m);
-    if (hold(fd, MARK_DIRTY, F_RDLCK) < 0) return;
+    if (blk_byte_lock(fd, F_OFD_SETLK, F_RDLCK, MARK_DIRTY) < 0) return;
     struct block_mount *m = f->m;
     struct bell *b = bell_of(m);
     if (b) atomic_fetch_add(&b->marks, 1); /* (after the mark) */
@@ -287,7 +265,7 @@ void bf_mark(struct bfile *f)
 /* mk_lock held */
 static void unmark_locked(struct bfile *f)
 {
-    hold(f->markfd, MARK_DIRTY, F_UNLCK);
+    blk_byte_lock(f->markfd, F_OFD_SETLK, F_UNLCK, MARK_DIRTY);
     *f->mk_pprev = f->mk_next;
     if (f->mk_next) f->mk_next->mk_pprev = f->mk_pprev;
     f->mk_pprev = NULL;
@@ -339,17 +317,23 @@ void bf_present_gone(struct block_mount *m, const char *key)
  * (sqlite in WAL mode with synchronous=NORMAL: its wal-index pointing at frames the -wal
  * never got, which a checkpoint copies into the database). A program that locks says
  * when others may look, and commits (fsyncs) before it lets them. */
-int bf_write_through(struct bfile *f)
+static int write_through(struct bfile *f)
 {
-    if (!f->coherent || f->locked || !f->dirty || f->markfd < 0) return 0;
+    if (f->acc != O_RDWR || f->locked || !f->dirty || f->markfd < 0) return 0; /* (unlocked, coherent) */
     struct bell *b = bell_of(f->m);
     uint64_t v = b ? atomic_load(&b->opens) : 0;
     if (b && v == f->opens_seen) return 0; /* alone then, and nobody came since */
-    if (!other_process_holds(f->markfd, MARK_OPEN)) {
+    if (!blk_byte_held(f->markfd, F_GETLK, MARK_OPEN)) {
         if (b) f->opens_seen = v;
         return 0;
     }
     return bf_commit(f, bg_how(f->m));
+}
+
+int bf_changed(struct bfile *f, int e)
+{
+    bf_mark(f);
+    return e ? e : write_through(f);
 }
 
 /* The committed version's generation of f's key (0: none), or -errno. */
@@ -361,7 +345,7 @@ static int64_t key_gen(struct bfile *f, struct blk_obj *o)
 
 int bf_see_others(struct bfile *f)
 {
-    if (!f->coherent || f->dirty || f->err) return 0;
+    if (!bf_coherent(f) || f->dirty || f->err) return 0;
     int fd = mark_fd(f);
     if (fd < 0) return 0;
     struct bell *b = bell_of(f->m);

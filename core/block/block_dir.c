@@ -105,7 +105,7 @@ static int next_fresh(struct bdir *d, struct blk_obj *o, struct bk_dirent *ent)
     if (d->pl + nl > BLK_MAX_KEY || nl >= sizeof ent->name) return 0;
     memcpy(key, d->prefix, d->pl);
     memcpy(key + d->pl, name, nl + 1);
-    if (bt_get(&d->m->st, key, d->pl + nl, o, NULL) != 0 || bf_stat_new(d->m, key, &st) < 0) return 0;
+    if (bt_get(&d->m->st, key, d->pl + nl, o, NULL) != 0 || bf_stat_writing(d->m, key, 0, &st) < 0) return 0;
     memcpy(ent->name, name, nl + 1);
     ent->type = DT_REG;
     ent->ino = st.st_ino;

@@ -99,7 +99,6 @@ static int map_grow(struct bfile *f)
     return 0;
 }
 
-/* Map [lblk, +len) to owned device blocks at pblk. */
 int bf_map_from_base(struct bfile *f)
 {
     struct bext *map = f->base.next ? malloc(sizeof *map * (size_t)(f->base.next + 2)) : NULL;
@@ -113,6 +112,7 @@ int bf_map_from_base(struct bfile *f)
     return 0;
 }
 
+/* Map [lblk, +len) to owned device blocks at pblk. */
 int bf_map_set(struct bfile *f, uint64_t lblk, uint64_t pblk, uint64_t len)
 {
     if (map_grow(f) < 0 || map_cut(f, lblk, lblk + len) < 0 || map_grow(f) < 0) return -ENOMEM;
@@ -362,7 +362,6 @@ static void pool_release(struct bfile *f)
     f->npool = 0;
 }
 
-
 int bf_commit(struct bfile *f, int how)
 {
     f->at_commit = 1;
@@ -514,8 +513,7 @@ int bf_ftruncate(void *fh, off_t len)
     }
     bf_ra_drop(f);
     f->dirty = 1;
-    bf_mark(f);
-    if (!e) e = bf_write_through(f);
+    e = bf_changed(f, e);
     f->mtime_set = 0; /* a truncate sets the time, as on a disk */
     if (e && !f->err) f->err = e;
     pthread_mutex_unlock(&f->lock);
@@ -553,8 +551,7 @@ int bf_fallocate(void *fh, int mode, off_t off, off_t len)
             f->size = end;
             bf_ra_drop(f);
             f->dirty = grown = 1;
-            bf_mark(f);
-            e = bf_write_through(f);
+            e = bf_changed(f, 0);
         }
     }
     pthread_mutex_unlock(&f->lock);
@@ -676,8 +673,6 @@ int bf_close(void *fh)
 
 /* --- opening ----------------------------------------------------------------------------- */
 
-
-
 /* After its blocks were pinned: is the version f->base still the key's newest? Then
  * nothing freed them, and the pins hold whatever others committed meanwhile (a busy
  * writer of the key, sqlite's, commits faster than a slow reader looks up). */
@@ -747,7 +742,6 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     f->klen = kl;
     f->writable = wr;
     f->acc = acc;
-    f->coherent = acc == O_RDWR;
     f->lockfd = -1;
     f->markfd = -1;
     f->marks_seen = f->opens_seen = UINT64_MAX; /* (asked at the first look) */
@@ -785,7 +779,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     }
     if (!e && have == 1 && (flags & O_CREAT) && (flags & O_EXCL)) e = -EEXIST;
     if (!e && have == 0 && wr && (flags & O_CREAT) && (flags & O_EXCL)) e = bf_claim_name(f);
-    if (!e && have == 0 && f->coherent && (flags & O_CREAT) && !(flags & O_EXCL)) {
+    if (!e && have == 0 && bf_coherent(f) && (flags & O_CREAT) && !(flags & O_EXCL)) {
         int c = bf_claim_shared(f);
         if (c == 0) have = bf_lookup_pinned_dir(f, &dir);
         if (c < 0) e = c;
@@ -799,7 +793,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
         if (have == 0) f->base.gen = 0;
         f->dirty = wr && (have == 0 || (flags & O_TRUNC));
         if (f->dirty) bf_mark(f);
-        if (f->coherent) e = bf_present(f);
+        if (bf_coherent(f)) e = bf_present(f);
     }
     ra_init(&f->ra, m->chunk, m->chunk * (size_t)(m->depth < 1 ? 1 : m->depth > BF_SLOTS ? BF_SLOTS : m->depth));
     stats_record(m->stats, STK_OPEN, t0, 0, e != 0);

@@ -55,23 +55,13 @@ static struct bmap *maps;
 static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
 static __thread int writing_back; /* bf_map_flush's own writes: not copied back into it */
 
-static int copy_lock(int fd, short type, off_t at, int wait)
-{
-    struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = at, .l_len = 1};
-    return sys.fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &fl) < 0 ? -errno : 0;
-}
-
-static int copy_used(int fd)
-{
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = COPY_USERS, .l_len = 1};
-    return sys.fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
-}
+static int copy_used(int fd) { return blk_byte_held(fd, F_OFD_GETLK, COPY_USERS); }
 
 /* This open file stops using the key's shared copy; the last user empties it. */
 static void copy_leave(struct bmap *b)
 {
     int fd = bf_copy_file(b->fh); /* a description of its own for the locks */
-    if (fd >= 0 && copy_lock(fd, F_WRLCK, COPY_INIT, 1) < 0) {
+    if (fd >= 0 && blk_byte_lock(fd, F_OFD_SETLKW, F_WRLCK, COPY_INIT) < 0) {
         sys.close(fd);
         fd = -1;
     }
@@ -104,9 +94,7 @@ static struct bmap *bmap_new(void *fh, off_t size)
     b->memfd = b->rofd = -1;
     int fd = memfd_create("s3shim-block-map", MFD_CLOEXEC);
     if (fd >= 0 && sys.ftruncate(fd, size) == 0) {
-        char p[64];
-        snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
-        int ro = sys.open(p, O_RDONLY | O_CLOEXEC);
+        int ro = sys_reopen(fd, O_RDONLY | O_CLOEXEC);
         b->memfd = efd_park(fd);
         b->rofd = ro >= 0 ? efd_park(ro) : -1;
     } else if (fd >= 0) {
@@ -140,6 +128,25 @@ static int grow(struct bmap *b, off_t size)
     return 0;
 }
 
+/* The chunk of the file at `at` (of `size` bytes in all) into fd at the same place,
+ * through buf (MAP_CHUNK bytes): 0 or -errno. */
+static int copy_chunk(void *fh, int fd, char *buf, off_t at, off_t size)
+{
+    size_t want = (size_t)(size - at < MAP_CHUNK ? size - at : MAP_CHUNK), got = 0;
+    while (got < want) {
+        ssize_t r = bf_pread(fh, buf + got, want - got, at + (off_t)got);
+        if (r < 0) return (int)r;
+        if (r == 0) break; /* shortened meanwhile: the rest reads as zeros */
+        got += (size_t)r;
+    }
+    for (size_t w = 0; w < got;) {
+        ssize_t r = sys.pwrite(fd, buf + w, got - w, at + (off_t)w);
+        if (r <= 0) return r < 0 ? -errno : -EIO;
+        w += (size_t)r;
+    }
+    return 0;
+}
+
 /* Copy the chunks of [off, end) not copied yet. */
 static int fill(struct bmap *b, off_t off, off_t end)
 {
@@ -149,20 +156,7 @@ static int fill(struct bmap *b, off_t off, off_t end)
     for (off_t c = off / MAP_CHUNK; c * MAP_CHUNK < end && e == 0; c++) {
         if (b->have[c]) continue;
         if (!buf && !(buf = malloc((size_t)MAP_CHUNK))) return -ENOMEM;
-        off_t at = c * MAP_CHUNK;
-        size_t want = (size_t)(b->size - at < MAP_CHUNK ? b->size - at : MAP_CHUNK), got = 0;
-        while (got < want && e == 0) {
-            ssize_t r = bf_pread(b->fh, buf + got, want - got, at + (off_t)got);
-            if (r < 0) e = (int)r;
-            else if (r == 0) break; /* shortened meanwhile: the rest reads as zeros */
-            else got += (size_t)r;
-        }
-        for (size_t w = 0; e == 0 && w < got;) {
-            ssize_t r = sys.pwrite(b->memfd, buf + w, got - w, at + (off_t)w);
-            if (r <= 0) e = r < 0 ? -errno : -EIO;
-            else w += (size_t)r;
-        }
-        if (e == 0) b->have[c] = 1;
+        if ((e = copy_chunk(b->fh, b->memfd, buf, c * MAP_CHUNK, b->size)) == 0) b->have[c] = 1;
     }
     free(buf);
     return e;
@@ -175,7 +169,7 @@ static int copy_join(struct bmap *b, off_t size)
 {
     int fd = bf_copy_file(b->fh);
     if (fd < 0) return fd;
-    int e = copy_lock(fd, F_WRLCK, COPY_INIT, 1);
+    int e = blk_byte_lock(fd, F_OFD_SETLKW, F_WRLCK, COPY_INIT);
     struct stat st;
     if (!e && sys.fstat(fd, &st) < 0) e = -errno;
     off_t from = 0;
@@ -184,26 +178,13 @@ static int copy_join(struct bmap *b, off_t size)
     if (!e && size > from && sys.fallocate(fd, 0, 0, size) < 0) e = -errno;
     char *buf = NULL;
     if (!e && size > from && !(buf = malloc((size_t)MAP_CHUNK))) e = -ENOMEM;
-    for (off_t at = from; !e && at < size;) {
-        size_t want = (size_t)(size - at < MAP_CHUNK ? size - at : MAP_CHUNK);
-        ssize_t r = bf_pread(b->fh, buf, want, at);
-        if (r < 0) e = (int)r;
-        if (r <= 0) break; /* (shortened meanwhile: the rest stays zeros) */
-        for (ssize_t w = 0; !e && w < r;) {
-            ssize_t k = sys.pwrite(fd, buf + w, (size_t)(r - w), at + w);
-            if (k <= 0) e = k < 0 ? -errno : -EIO;
-            else w += k;
-        }
-        at += r;
-    }
+    for (off_t at = from; !e && at < size; at += MAP_CHUNK) e = copy_chunk(b->fh, fd, buf, at, size);
     free(buf);
-    if (!e) e = copy_lock(fd, F_RDLCK, COPY_USERS, 0);
+    if (!e) e = blk_byte_lock(fd, F_OFD_SETLK, F_RDLCK, COPY_USERS);
     if (!e && sys.fstat(fd, &st) < 0) e = -errno;
-    char p[64];
-    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
-    int ro = e ? -1 : sys.open(p, O_RDONLY | O_CLOEXEC);
+    int ro = e ? -1 : sys_reopen(fd, O_RDONLY | O_CLOEXEC);
     if (!e && ro < 0) e = -errno;
-    copy_lock(fd, F_UNLCK, COPY_INIT, 0);
+    blk_byte_lock(fd, F_OFD_SETLK, F_UNLCK, COPY_INIT);
     if (e) {
         sys.close(fd);
         return e;

@@ -103,7 +103,7 @@ static int follow(struct bfile *f)
  * the last commit wins (docs/block-format.md). */
 int bf_follow_shared(struct bfile *f)
 {
-    if (!f->shared && !f->coherent) return 0;
+    if (!f->shared && !bf_coherent(f)) return 0;
     int e = bf_see_others(f);
     return e ? e : follow(f);
 }
@@ -168,29 +168,15 @@ void bf_atfork_child(struct block_mount *m)
  * files a disk would already show under their name. */
 static int is_new(const struct bfile *f) { return !f->base.gen && !f->err && !f->detached; }
 
-int bf_stat_new(struct block_mount *m, const char *key, struct stat *st)
+int bf_stat_writing(struct block_mount *m, const char *key, uint64_t ino, struct stat *st)
 {
     int e = -ENOENT;
     pthread_mutex_lock(&m->nw_lock); /* before a file's lock, never after */
     for (struct bfile *f = m->nw; f && e; f = f->nw_next) {
         if (strcmp(f->key, key) != 0) continue;
         pthread_mutex_lock(&f->lock);
-        int fresh = is_new(f);
-        pthread_mutex_unlock(&f->lock);
-        if (fresh) e = bf_fstat(f, st);
-    }
-    pthread_mutex_unlock(&m->nw_lock);
-    return e;
-}
-
-int bf_stat_dirty(struct block_mount *m, const char *key, uint64_t ino, struct stat *st)
-{
-    int e = -ENOENT;
-    pthread_mutex_lock(&m->nw_lock); /* before a file's lock, never after */
-    for (struct bfile *f = m->nw; f && e; f = f->nw_next) {
-        if (strcmp(f->key, key) != 0) continue;
-        pthread_mutex_lock(&f->lock);
-        int live = f->writable && f->dirty && !f->err && !f->detached && f->base.gen && f->base.ino == ino;
+        int live = ino ? f->writable && f->dirty && !f->err && !f->detached && f->base.gen && f->base.ino == ino
+                       : is_new(f);
         pthread_mutex_unlock(&f->lock);
         if (live) e = bf_fstat(f, st);
     }
@@ -299,7 +285,7 @@ int bf_lock_fd(void *fh)
     /* A program that locks coordinates with other processes through the file (sqlite):
      * from now on every read, write and fstat starts from the newest committed version
      * when this one has nothing uncommitted, as it would on a file shared in the kernel. */
-    if (r >= 0) f->shared = f->coherent = f->locked = 1;
+    if (r >= 0) f->shared = f->locked = 1;
     pthread_mutex_unlock(&f->lock);
     return r;
 }
@@ -387,25 +373,33 @@ void bf_renamed(struct block_mount *m, const char *from, const char *to)
  * any device (2^62 + a 61-bit hash of the key), held until close; a second claimant gets
  * EEXIST, and so does one that finds the object committed after its claim. No commit:
  * the object still appears at close, like any other. */
-int bf_claim_name(struct bfile *f)
+static off_t claim_at(const struct bfile *f)
 {
-    uint64_t h = bm_key_hash(f->key, f->klen) & ((1ull << 61) - 1);
-    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)((1ull << 62) + h), .l_len = 1};
+    return (off_t)((1ull << 62) + (bm_key_hash(f->key, f->klen) & ((1ull << 61) - 1)));
+}
+
+/* 0: claimed, and no object has the name; 1: claimed, but the object is there (the claim
+ * is held); -EAGAIN: another open file holds the claim; -errno. */
+static int claim(struct bfile *f)
+{
     f->fd_locked = 1;
-    if (sys.fcntl(f->fd, F_OFD_SETLK, &fl) < 0) return errno == EAGAIN || errno == EACCES ? -EEXIST : -errno;
+    int e = blk_byte_lock(f->fd, F_OFD_SETLK, F_WRLCK, claim_at(f));
+    if (e == -EACCES) e = -EAGAIN;
+    if (e < 0) return e;
     struct blk_obj *o = malloc(sizeof *o);
     if (!o) return -ENOMEM;
     int r = bt_get(&f->m->st, f->key, f->klen, o, NULL);
     free(o);
-    return r < 0 ? r : r == 1 ? -EEXIST : 0;
+    return r;
 }
 
-void bf_claim_drop(struct bfile *f)
+int bf_claim_name(struct bfile *f)
 {
-    uint64_t h = bm_key_hash(f->key, f->klen) & ((1ull << 61) - 1);
-    struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = (off_t)((1ull << 62) + h), .l_len = 1};
-    sys.fcntl(f->fd, F_OFD_SETLK, &fl);
+    int r = claim(f);
+    return r == 1 || r == -EAGAIN ? -EEXIST : r;
 }
+
+void bf_claim_drop(struct bfile *f) { blk_byte_lock(f->fd, F_OFD_SETLK, F_UNLCK, claim_at(f)); }
 
 /* A new file opened read-write (not O_EXCL): another process opening the same new name
  * before this one's first commit must open this one, as on a disk (two sqlite3 processes
@@ -417,21 +411,19 @@ int bf_claim_shared(struct bfile *f)
 {
     uint64_t t0 = 0;
     for (;;) {
-        int e = bf_claim_name(f);
-        if (e == 0) {
+        int r = claim(f);
+        if (r == 0) {
             f->claimed = 1;
             return 1;
         }
-        if (e != -EEXIST) return e;
-        struct blk_obj *o = malloc(sizeof *o);
+        if (r == 1) bf_claim_drop(f); /* (the object is there: not ours to hold) */
+        if (r != -EAGAIN) return r < 0 ? r : 0;
+        struct blk_obj *o = malloc(sizeof *o); /* claimed by another: committed yet? */
         if (!o) return -ENOMEM;
-        int r = bt_get(&f->m->st, f->key, f->klen, o, NULL);
+        r = bt_get(&f->m->st, f->key, f->klen, o, NULL);
         free(o);
-        if (r != 0) {
-            if (r == 1) bf_claim_drop(f); /* (taken, then the object found: not ours to hold) */
-            return r < 0 ? r : 0;
-        }
-        if ((e = bf_see_others(f)) < 0) return e;
+        if (r != 0) return r < 0 ? r : 0;
+        if ((r = bf_see_others(f)) < 0) return r;
         uint64_t now = stats_now_ns();
         if (!t0) t0 = now;
         else if (now - t0 > 50000000ull) return 1; /* (unclaimed: this file makes it) */

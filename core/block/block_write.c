@@ -327,8 +327,7 @@ ssize_t bf_pwrite(void *fh, const void *buf, size_t len, off_t off)
         if (f->wb_len == f->m->chunk) e = wb_send(f);
     }
     if (done) f->mtime_set = 0; /* a write after futimens: the time is the write's, as on a disk */
-    if (done) bf_mark(f); /* other processes' coherent reads see it from now on */
-    if (done && !e) e = bf_write_through(f);
+    if (done) e = bf_changed(f, e); /* other processes' coherent reads see it from now on */
     if (e && !f->err) f->err = e;
     pthread_mutex_unlock(&f->lock);
     stats_record(f->m->stats, STK_WRITE, t0, done, e != 0);

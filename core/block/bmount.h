@@ -159,13 +159,11 @@ int bm_chmod(void *ms, const char *key, mode_t mode);
 /* block_share.c */
 int bf_share(void *fh);   /* another process gets the description: what was written, committed */
 int bf_lock_fd(void *fh); /* the key's lock file in /dev/shm (blk_vroot.c) */
-/* stat of key as a file this process is creating and has not committed: 0, or -ENOENT. */
-int bf_stat_new(struct block_mount *m, const char *key, struct stat *st);
-/* stat of key (committed as object ino) as a file this process writes has it now, with
- * what it has not committed yet (as a disk shows a file's size while it is written):
- * 0, or -ENOENT if none. */
-int bf_stat_dirty(struct block_mount *m, const char *key, uint64_t ino, struct stat *st);
-/* chmod of such a file (by its creator): the mode its commit gives. 0 or -ENOENT. */
+/* stat of key as a file this process writes has it now, with what it has not committed
+ * yet (as a disk shows a file while it is written): ino 0, a file it is creating (none
+ * committed); else a writer of the committed object ino. 0, or -ENOENT if none. */
+int bf_stat_writing(struct block_mount *m, const char *key, uint64_t ino, struct stat *st);
+/* chmod of a file this process is creating (by its creator): the mode its commit gives. 0 or -ENOENT. */
 int bf_chmod_new(struct block_mount *m, const char *key, mode_t mode);
 /* truncate(key) / utimens(key) while this process has key open for writing: done to
  * those files, as a disk's truncate changes the file its descriptors write (a truncate
