@@ -34,6 +34,9 @@ struct blk_store {
     pthread_mutex_t lock; /* the in-process half of the commit lock */
     uint64_t cursor;      /* next-fit start of data reservations */
     uint64_t mlast;       /* metadata blocks the process's last commit allocated (under lock) */
+    /* No run of mh_want free metadata blocks starts below mh_pos in the free map of commit
+     * mh_commit, this process's last (blk_fmap.c: meta_run; 0: unknown; under lock). */
+    uint64_t mh_commit, mh_pos, mh_want;
     struct blk_txn *tx_spare; /* the last commit's, kept for the next (blk_txn.c; under lock) */
     /* Verified metadata blocks (blk_cache.c), and the newest root seen. */
     pthread_mutex_t nc_lock;

@@ -114,6 +114,7 @@ int tx_bits_set(struct blk_txn *t, uint64_t start, uint64_t len, int val)
         } else {
             t->r.used--;
             if (meta) t->r.meta_used--;
+            if (k >= t->s->sb.meta_start && k < t->s->sb.data_start && k < t->mfree_min) t->mfree_min = k;
         }
     }
     return 0;
@@ -160,20 +161,62 @@ int blk_bits_run(const uint8_t *bits, uint64_t from, uint64_t to, uint64_t want,
     return 0;
 }
 
+/* Where the search for a run of `want` free blocks may start: the zone's start, or past
+ * the blocks the process's last commit found in use, when this commit builds on that one
+ * (no other commit came between) and wants as many blocks or more. Blocks freed since
+ * (by either commit) may open a run that begins up to want - 1 blocks before them. From
+ * the zone's start every time, the search went over the whole used part of the zone
+ * each commit: a tenth of the instructions of a program creating small files in a store
+ * of 100,000. Only a hint: a run found later than the lowest is still a free run. */
+static uint64_t meta_hint(const struct blk_txn *t, uint64_t want)
+{
+    const struct blk_store *s = t->s;
+    uint64_t lo = s->sb.meta_start, at = lo;
+    if (s->mh_commit && s->mh_commit == t->base && want >= s->mh_want) at = s->mh_pos;
+    uint64_t f = t->mfree_min == UINT64_MAX ? UINT64_MAX : t->mfree_min > lo + 64 ? t->mfree_min - 64 : lo;
+    if (f < at) at = f;
+    return at < lo ? lo : at;
+}
+
 static uint64_t meta_run(struct blk_txn *t, uint64_t want)
 {
-    uint64_t lo = t->s->sb.meta_start, hi = t->s->sb.data_start, run = 0;
+    uint64_t hi = t->s->sb.data_start, run = 0;
     if (want < 1 || want > 64) return 0;
-    for (uint64_t b = lo; b < hi;) {
+    for (uint64_t b = meta_hint(t, want); b < hi;) {
         uint64_t idx = b / BLK_BITS_PER_BM, base = idx * BLK_BITS_PER_BM, end = base + BLK_BITS_PER_BM;
         struct tblk *m = bm_get(t, idx, 0);
         if (!m) return 0;
         if (end > hi) end = hi;
         int64_t at;
-        if (blk_bits_run(m->buf + BLK_HDR, b - base, end - base, want, &run, &at)) return (uint64_t)((int64_t)base + at);
+        if (blk_bits_run(m->buf + BLK_HDR, b - base, end - base, want, &run, &at)) {
+            t->mrun_at = (uint64_t)((int64_t)base + at);
+            t->mrun_want = want;
+            return t->mrun_at;
+        }
         b = end;
     }
     return 0;
+}
+
+void tx_meta_hint(struct blk_txn *t, uint64_t commit)
+{
+    struct blk_store *s = t->s;
+    uint64_t at, want;
+    if (t->mrun_at) {
+        at = t->mrun_at;
+        want = t->mrun_want;
+    } else if (s->mh_commit && s->mh_commit == t->base) { /* no search this time: the last one's holds */
+        at = s->mh_pos;
+        want = s->mh_want;
+    } else {
+        s->mh_commit = 0;
+        return;
+    }
+    uint64_t lo = s->sb.meta_start, f = t->mfree_min;
+    if (f != UINT64_MAX && (f > lo + 64 ? f - 64 : lo) < at) at = f > lo + 64 ? f - 64 : lo;
+    s->mh_commit = commit;
+    s->mh_pos = at;
+    s->mh_want = want;
 }
 
 /* The first free block of the metadata zone in [from, to), a word of the bitmap at a time

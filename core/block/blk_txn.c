@@ -313,6 +313,7 @@ int tx_begin(struct blk_store *s, struct blk_txn **tp)
     t->base = t->r.h.commit;
     t->pin = blk_vr_pin(s);
     t->mcursor = s->sb.meta_start; /* (moved to a free run at the first allocation) */
+    t->mfree_min = UINT64_MAX;
     /* What the base freed that no durable root reaches is free from now on. */
     release(t, t->r.vol);
     t->r.vol = t->r.vol_n = 0;
@@ -528,6 +529,7 @@ int tx_commit(struct blk_txn *t, int how, int *durable)
     tx_putbuf(t, buf);
     if (!t->err) { /* what this commit wrote is the new root's: kept for the walks under it */
         s->mlast = t->nmeta;
+        tx_meta_hint(t, commit);
         HASH_ITER(hh, t->nodes, n, ntmp) if (n->fresh) blk_nc_put(s, n->addr, n->kind, n->buf, commit);
         HASH_ITER(hh, t->bms, b, btmp) if (b->dirty) blk_nc_put(s, b->addr, BK_BITMAP, b->buf, commit);
         HASH_ITER(hh, t->dirs, b, btmp) if (b->dirty) blk_nc_put(s, b->addr, BK_DIR, b->buf, commit);

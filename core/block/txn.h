@@ -46,6 +46,8 @@ struct blk_txn {
     size_t nfreed, nvfreed, ndisc; /* (the three lists below) */
     uint64_t mcursor, nmeta; /* meta_alloc's next candidate; blocks it gave */
     int mrun;                /* the cursor was put on a free run */
+    uint64_t mrun_at, mrun_want; /* where meta_run found it, for how many blocks (0: none) */
+    uint64_t mfree_min;          /* the lowest metadata block this commit freed (UINT64_MAX: none) */
     uint64_t t0;
     int err;
     /* From here on kept by the next transaction of the store (emptied, not freed). */
@@ -70,5 +72,6 @@ uint64_t tx_hdr_commit(const uint8_t *buf);
 /* blk_fmap.c */
 int tx_bits_set(struct blk_txn *t, uint64_t start, uint64_t len, int val); /* each bit must change */
 uint64_t tx_meta_alloc(struct blk_txn *t);                               /* 0: failed */
+void tx_meta_hint(struct blk_txn *t, uint64_t commit); /* the commit is done: where the next may look */
 
 #endif
