@@ -85,10 +85,12 @@ struct bfile {
     struct ubuf wb;
     uint64_t wb_lblk;
     size_t wb_len;
-    struct bwslot ws[BF_WSLOTS]; /* full buffers in flight */
+    struct bwslot *ws; /* full buffers in flight: BF_WSLOTS, taken at the first (NULL: none yet) */
     uint64_t wtick;
-    /* readahead (block_read.c): chunks of the object read ahead of a sequential reader */
-    struct bslot rs[BF_SLOTS];
+    /* readahead (block_read.c): chunks of the object read ahead of a sequential reader.
+     * (The slots of both kinds are 15 KiB, which a small file never uses: zeroed at every
+     * open they were a tenth of the instructions of a program creating small files.) */
+    struct bslot *rs; /* BF_SLOTS, taken at the first read ahead (NULL: none yet) */
     uint64_t tick;
     struct readahead ra;
     struct bfile *nw_next, **nw_pprev; /* in m->nw: this process's open files */

@@ -637,6 +637,8 @@ static void bfile_free(struct bfile *f)
     }
     pthread_mutex_destroy(&f->lock);
     free(f->map);
+    free(f->rs);
+    free(f->ws);
     free(f);
 }
 

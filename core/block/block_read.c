@@ -35,6 +35,7 @@
 #include "../sys.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define BF_DIRECT_IOS 8 /* requests of one straight read in flight at once */
@@ -48,6 +49,7 @@ static void rs_release(struct bslot *s)
 
 static struct bslot *rs_find(struct bfile *f, uint64_t coff)
 {
+    if (!f->rs) return NULL;
     for (int i = 0; i < BF_SLOTS; i++)
         if (f->rs[i].state != BS_FREE && f->rs[i].off == coff) return &f->rs[i];
     return NULL;
@@ -88,6 +90,7 @@ static void uio_read(struct bfile *f, struct uio *u, char *buf, size_t len, uint
 static struct bslot *rs_prepare(struct bfile *f, uint64_t coff)
 {
     if (coff >= f->size) return NULL;
+    if (!f->rs && !(f->rs = calloc(BF_SLOTS, sizeof *f->rs))) return NULL; /* read when asked */
     struct bslot *s = NULL;
     for (int i = 0; i < BF_SLOTS && !s; i++)
         if (f->rs[i].state == BS_FREE) s = &f->rs[i];
@@ -132,7 +135,7 @@ static struct bslot *rs_prepare(struct bfile *f, uint64_t coff)
 static void prefetch(struct bfile *f, uint64_t from)
 {
     int depth = f->m->depth < 1 ? 1 : f->m->depth > BF_SLOTS ? BF_SLOTS : f->m->depth, pending = 0;
-    for (int i = 0; i < BF_SLOTS; i++) pending += f->rs[i].state == BS_PENDING;
+    for (int i = 0; f->rs && i < BF_SLOTS; i++) pending += f->rs[i].state == BS_PENDING;
     uint64_t ch = f->m->chunk, end = from + f->ra.window;
     struct bslot *sv[BF_SLOTS];
     struct uio *uv[BF_SLOTS * BF_SLOT_IOS];
@@ -388,7 +391,7 @@ ssize_t bf_pread(void *fh, void *buf, size_t len, off_t off)
 
 void bf_ra_drop(struct bfile *f)
 {
-    for (int i = 0; i < BF_SLOTS; i++) {
+    for (int i = 0; f->rs && i < BF_SLOTS; i++) {
         struct bslot *s = &f->rs[i];
         if (s->state == BS_PENDING) rs_collect(f, s);
         if (s->state != BS_FREE) rs_release(s);
@@ -397,7 +400,7 @@ void bf_ra_drop(struct bfile *f)
 
 void bf_ra_forget(struct bfile *f)
 {
-    for (int i = 0; i < BF_SLOTS; i++) {
+    for (int i = 0; f->rs && i < BF_SLOTS; i++) {
         struct bslot *s = &f->rs[i];
         if (s->b.raw) ubuf_put(&s->b); /* a private copy of budget memory: ours to free */
         memset(s, 0, sizeof *s);        /* an arena slot: the child's engine freed them all */

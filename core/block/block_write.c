@@ -148,14 +148,14 @@ static void ws_finish(struct bfile *f, struct bwslot *w)
 
 int bf_ws_drain(struct bfile *f)
 {
-    for (int i = 0; i < BF_WSLOTS; i++)
+    for (int i = 0; f->ws && i < BF_WSLOTS; i++)
         if (f->ws[i].busy) ws_finish(f, &f->ws[i]);
     return f->err;
 }
 
 void bf_ws_forget(struct bfile *f)
 {
-    for (int i = 0; i < BF_WSLOTS; i++) {
+    for (int i = 0; f->ws && i < BF_WSLOTS; i++) {
         if (f->ws[i].b.raw) ubuf_put(&f->ws[i].b); /* budget memory, a private copy: ours */
         memset(&f->ws[i], 0, sizeof f->ws[i]);     /* the parent's requests: never waited for */
     }
@@ -164,7 +164,7 @@ void bf_ws_forget(struct bfile *f)
 static struct bwslot *ws_oldest(struct bfile *f)
 {
     struct bwslot *o = NULL;
-    for (int i = 0; i < BF_WSLOTS; i++)
+    for (int i = 0; f->ws && i < BF_WSLOTS; i++)
         if (f->ws[i].busy && (!o || f->ws[i].seq < o->seq)) o = &f->ws[i];
     return o;
 }
@@ -172,7 +172,7 @@ static struct bwslot *ws_oldest(struct bfile *f)
 /* Does a run overlap a write in flight? */
 static int ws_overlaps(struct bfile *f, const struct wrun *r, int k)
 {
-    for (int i = 0; i < BF_WSLOTS; i++)
+    for (int i = 0; f->ws && i < BF_WSLOTS; i++)
         for (int j = 0; f->ws[i].busy && j < f->ws[i].nu; j++) {
             uint64_t a = (uint64_t)f->ws[i].u[j].off / BLK_BS, b = a + f->ws[i].u[j].len / BLK_BS;
             for (int x = 0; x < k; x++)
@@ -198,6 +198,7 @@ static int wb_send(struct bfile *f)
     }
     if (r[k - 1].i + r[k - 1].n < nblk) return wb_write(f); /* too many pieces: at once */
     if (ws_overlaps(f, r, k)) bf_ws_drain(f); /* a block written again: the first write first */
+    if (!f->ws && !(f->ws = calloc(BF_WSLOTS, sizeof *f->ws))) return wb_write(f); /* at once */
     int busy = 0;
     struct bwslot *w = NULL;
     for (int i = 0; i < BF_WSLOTS; i++) {
