@@ -132,7 +132,16 @@ void bf_ra_drop(struct bfile *f);
  * never freed here. */
 void bf_ra_forget(struct bfile *f);
 int bf_lookup_pinned(struct bfile *f);       /* f->base from the newest root, pinned: 1, 0, -errno */
-int bf_lookup_pinned_dir(struct bfile *f, int *dir); /* the same; 0: *dir as bt_lookup's */
+/* The same; 0: *dir as bt_lookup's (dir may be NULL). The blocks of held[0..nheld),
+ * pinned already through f->fd, are left as they are, whatever the result: following a
+ * new version of an object that shares most of its blocks with the old one (a WAL
+ * written through, one block at a time) asked the kernel for every extent again, and
+ * each ask walks the device's whole lock list. */
+int bf_lookup_pinned_from(struct bfile *f, int *dir, const struct blk_ext *held, int nheld);
+/* Apply type (F_RDLCK: pin, F_UNLCK: unpin) through f->fd to the blocks of a[0..na)
+ * that none of b[0..nb) covers. Overlapping OFD read locks of one description are one
+ * lock, hence the difference. 0 or the first error (a pin stops at it). */
+int bf_pin_diff(struct bfile *f, const struct blk_ext *a, int na, const struct blk_ext *b, int nb, int type);
 
 /* block_share.c */
 int bf_follow_shared(struct bfile *f);       /* f->lock held */

@@ -687,22 +687,49 @@ static int still_there(struct bfile *f)
     return same;
 }
 
-/* Look key up and pin its blocks with read locks on fd; 1 found, 0 not, -errno. */
-int bf_lookup_pinned(struct bfile *f) { return bf_lookup_pinned_dir(f, NULL); }
+int bf_pin_diff(struct bfile *f, const struct blk_ext *a, int na, const struct blk_ext *b, int nb, int type)
+{
+    int err = 0;
+    for (int i = 0; i < na; i++) {
+        uint64_t pos = a[i].pblk, end = a[i].pblk + a[i].len;
+        while (pos < end) {
+            uint64_t cut = end; /* where the piece from pos stops: the end, or where one of b starts or ends */
+            int inside = 0;
+            for (int j = 0; j < nb && !inside; j++) {
+                uint64_t bs = b[j].pblk, be = bs + b[j].len;
+                if (bs <= pos && pos < be) {
+                    inside = 1;
+                    cut = be < end ? be : end;
+                } else if (bs > pos && bs < cut) {
+                    cut = bs;
+                }
+            }
+            if (!inside) {
+                int e = type == F_UNLCK ? blk_range_lock(f->fd, pos, cut - pos, F_UNLCK)
+                                        : bf_fd_lock(f, pos, cut - pos, type);
+                if (e && !err) err = e;
+                if (e && type != F_UNLCK) return err;
+            }
+            pos = cut;
+        }
+    }
+    return err;
+}
 
-int bf_lookup_pinned_dir(struct bfile *f, int *dir)
+/* Look key up and pin its blocks with read locks on fd; 1 found, 0 not, -errno. */
+int bf_lookup_pinned(struct bfile *f) { return bf_lookup_pinned_from(f, NULL, NULL, 0); }
+
+int bf_lookup_pinned_from(struct bfile *f, int *dir, const struct blk_ext *held, int nheld)
 {
     for (int tries = 0; tries < 100; tries++) {
         uint64_t gen, tree, now;
         uint32_t height;
         int r = bt_lookup(&f->m->st, f->key, f->klen, &f->base, &gen, dir);
         if (r <= 0) return r;
-        int e = 0;
-        for (int i = 0; i < f->base.next && !e; i++)
-            e = bf_fd_lock(f, f->base.ext[i].pblk, f->base.ext[i].len, F_RDLCK);
+        int e = bf_pin_diff(f, f->base.ext, f->base.next, held, nheld, F_RDLCK);
         if (!e && blk_newest_tree(&f->m->st, &tree, &height, &now) == 0 && now <= gen + 2) return 1;
         if (!e && still_there(f)) return 1; /* however many commits went by: its blocks were never freed */
-        for (int i = 0; i < f->base.next; i++) blk_range_lock(f->fd, f->base.ext[i].pblk, f->base.ext[i].len, F_UNLCK);
+        bf_pin_diff(f, f->base.ext, f->base.next, held, nheld, F_UNLCK);
         if (e && e != -EAGAIN) return e;
         if (tries >= 10) { /* a writer committing the key faster than we look it up: let it */
             struct timespec ts = {0, (tries - 9) * 100000L > 2000000L ? 2000000L : (tries - 9) * 100000L};
@@ -767,8 +794,8 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
         }
     }
     int dir = -1; /* a directory of that name: what the lookup saw */
-    int have = e ? e : bf_lookup_pinned_dir(f, &dir);
-    if (have == 0 && bf_publish_new(m, key)) have = bf_lookup_pinned_dir(f, &dir);
+    int have = e ? e : bf_lookup_pinned_from(f, &dir, NULL, 0);
+    if (have == 0 && bf_publish_new(m, key)) have = bf_lookup_pinned_from(f, &dir, NULL, 0);
     if (have < 0) e = have;
     if (!e && have == 0) { /* a directory of that name? */
         int d = dir >= 0 ? dir : bm_is_dir(m, key, kl);
@@ -783,7 +810,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     if (!e && have == 0 && wr && (flags & O_CREAT) && (flags & O_EXCL)) e = bf_claim_name(f);
     if (!e && have == 0 && bf_coherent(f) && (flags & O_CREAT) && !(flags & O_EXCL)) {
         int c = bf_claim_shared(f);
-        if (c == 0) have = bf_lookup_pinned_dir(f, &dir);
+        if (c == 0) have = bf_lookup_pinned_from(f, &dir, NULL, 0);
         if (c < 0) e = c;
         else if (have < 0) e = have;
     }

@@ -17,32 +17,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Unpin the blocks of the old version's extents that the new one (f->base) does not use:
- * nothing reads them any more (no unlocked read is under way, the read-ahead was dropped),
- * so a writer may have them back. Overlapping OFD read locks are one lock, hence the
- * difference. */
-static void unpin_old(struct bfile *f, const struct blk_ext *old, int n)
-{
-    for (int i = 0; i < n; i++) {
-        uint64_t pos = old[i].pblk, end = old[i].pblk + old[i].len;
-        while (pos < end) {
-            uint64_t cut = end; /* where the piece from pos stops: the end or a new extent */
-            int inside = 0;
-            for (int j = 0; j < f->base.next && !inside; j++) {
-                uint64_t ns = f->base.ext[j].pblk, ne = ns + f->base.ext[j].len;
-                if (ns <= pos && pos < ne) {
-                    inside = 1;
-                    cut = ne < end ? ne : end;
-                } else if (ns > pos && ns < cut) {
-                    cut = ns;
-                }
-            }
-            if (!inside) blk_range_lock(f->fd, pos, cut - pos, F_UNLCK);
-            pos = cut;
-        }
-    }
-}
-
 /* Go on from the newest committed version of the same object, if there is one; the old
  * version's blocks stay pinned while a read without f->lock may still be reading them,
  * else they are let go. The map is rebuilt whole: only a file with nothing unwritten. */
@@ -70,13 +44,9 @@ static int follow(struct bfile *f)
         return 0;
     }
     *o = f->base; /* the old version, back if the new one cannot be had */
-    r = bf_lookup_pinned(f);
+    r = bf_lookup_pinned_from(f, NULL, o->ext, o->next); /* (its pins stay as they are) */
     if (r <= 0) {
-        /* A lookup that gave up may have unpinned ranges the two versions share: pin the
-         * old one again (the blocks were never free: its pins held them until then). */
         f->base = *o;
-        for (int i = 0; i < f->base.next; i++)
-            blk_range_lock(f->fd, f->base.ext[i].pblk, f->base.ext[i].len, F_RDLCK);
         free(o);
         f->seen_commit = 0; /* (not taken: look again next time) */
         return r == -EAGAIN ? 0 : r; /* a writer busy on the key: this version goes on */
@@ -91,7 +61,7 @@ static int follow(struct bfile *f)
     /* The old pins go unless a read without f->lock may be using them, or a fork since the
      * descriptor was taken may share them (OFD locks belong to the description, and the
      * other process may still read that version). */
-    if (!f->unlocked_reads && f->forks == bp_forks()) unpin_old(f, o->ext, o->next);
+    if (!f->unlocked_reads && f->forks == bp_forks()) bf_pin_diff(f, o->ext, o->next, f->base.ext, f->base.next, F_UNLCK);
     free(o);
     return 0;
 }
