@@ -115,6 +115,22 @@ int bf_copy_file(void *fh)
     return key_file(f->m, f->key, f->klen, "copy", O_RDWR);
 }
 
+int bf_copy_lock(void *fh, int fd, off_t at, const char *then)
+{
+    struct bfile *f = fh;
+    uint64_t start = stats_now_ns(), limit = (uint64_t)f->m->share_wait_ms * 1000000ull;
+    for (unsigned pause = 50;; pause = pause < 5000 ? pause * 2 : 5000) {
+        int e = blk_byte_lock(fd, F_OFD_SETLK, F_WRLCK, at);
+        if (e != -EAGAIN && e != -EACCES) return e;
+        if (stats_now_ns() - start >= limit) {
+            slog_error("block: %s: %s: another process has held its shared mapping's copy for %d ms (stopped?); %s",
+                       f->m->uri, f->key, f->m->share_wait_ms, then);
+            return -EIO;
+        }
+        usleep(pause);
+    }
+}
+
 static void unmark_locked(struct bfile *f);
 
 /* --- the bell ---------------------------------------------------------------------------- */

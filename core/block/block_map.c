@@ -61,7 +61,7 @@ static int copy_used(int fd) { return blk_byte_held(fd, F_OFD_GETLK, COPY_USERS)
 static void copy_leave(struct bmap *b)
 {
     int fd = bf_copy_file(b->fh); /* a description of its own for the locks */
-    if (fd >= 0 && blk_byte_lock(fd, F_OFD_SETLKW, F_WRLCK, COPY_INIT) < 0) {
+    if (fd >= 0 && bf_copy_lock(b->fh, fd, COPY_INIT, "left without emptying it (its next user fills it afresh)") < 0) {
         sys.close(fd);
         fd = -1;
     }
@@ -169,7 +169,7 @@ static int copy_join(struct bmap *b, off_t size)
 {
     int fd = bf_copy_file(b->fh);
     if (fd < 0) return fd;
-    int e = blk_byte_lock(fd, F_OFD_SETLKW, F_WRLCK, COPY_INIT);
+    int e = bf_copy_lock(b->fh, fd, COPY_INIT, "this mapping fails (EIO)");
     struct stat st;
     if (!e && sys.fstat(fd, &st) < 0) e = -errno;
     off_t from = 0;

@@ -152,6 +152,11 @@ void bf_map_forget(void *fh); /* at close */
 /* The key's file in /dev/shm that shared writable mappings of it map, in every process
  * (block_map.c): a descriptor (O_RDWR) or -errno. */
 int bf_copy_file(void *fh);
+/* A write lock on byte `at` of fd (the copy's fill lock), waited for at most
+ * S3SHIM_BLOCK_SHARE_WAIT_MS: a process stopped (SIGSTOP, a debugger) while it fills or
+ * empties the copy must not hang every other process that maps the key. 0, or -EIO with
+ * a log line naming the key and `then` (what follows). */
+int bf_copy_lock(void *fh, int fd, off_t at, const char *then);
 int bf_writable(void *fh);
 void bf_map_atfork_child(void);
 int bm_chmod(void *ms, const char *key, mode_t mode);

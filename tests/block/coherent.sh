@@ -189,6 +189,43 @@ if [ "$r" = "P1 C1 P2 P1P2 C1 8192" ]; then
     pass "shared writable mappings of one object in two processes: each sees the other's stores at once; both are in the object after the closes"
 else echo "$r" >"$OUT"; fail "shared writable mappings in two processes" "$OUT"; fi
 
+# --- 4b. the shared copy held by a process that does not go on (stopped while filling it) ---
+# A stand-in for a process stopped while it fills or empties the copy: a write lock on the
+# copy file's fill byte, taken from outside. A second process's mmap of the key fails with
+# EIO after S3SHIM_BLOCK_SHARE_WAIT_MS and a log line naming the key (it waited forever
+# before); once the lock goes, it maps the copy and sees the first process's stores.
+r=$(env "${SAN_ENV[@]}" S3SHIM_BLOCK_SHARE_WAIT_MS=400 PRELOAD="$PRELOAD" MP="$MP" D="$D" PY="$PY" TMO="$TMO" "$PY" -c '
+import fcntl, glob, mmap, os, subprocess, sys
+mp, dev = os.environ["MP"], os.environ["D"]
+def shim(code, **kw):
+    env = dict(os.environ, S3SHIM_MOUNTS=mp + "=block://" + dev, LD_PRELOAD=os.environ["PRELOAD"])
+    return subprocess.Popen(["timeout", os.environ["TMO"], os.environ["PY"], "-c", code, mp + "/mmlock"], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+first = shim("import mmap, sys\nopen(sys.argv[1], \"wb\").write(b\".\" * 8192)\nf = open(sys.argv[1], \"r+b\"); m = mmap.mmap(f.fileno(), 0)\nm[0:2] = b\"P1\"\nprint(\"ready\", flush=True)\nsys.stdin.readline()\nm.close(); f.close()")
+first.stdout.readline()
+def copy_name(key):  # blk_lockfile_open: two 64-bit hashes of the key
+    h1, h2, M = 1469598103934665603, 0x6c62272e07bb0142, 2**64
+    for b in key:
+        h1 = ((h1 ^ b) * 1099511628211) % M
+        h2 = ((h2 ^ b) * 0x100000001b3) % M
+        h2 ^= h2 >> 29
+    return "%016x%016x" % (h1, h2)
+dirs = glob.glob("/dev/shm/s3shim-blk-*-%x-*.locks" % os.stat(dev).st_rdev)
+fd = os.open(os.path.join(dirs[0], copy_name(b"mmlock\0copy")), os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 2**62)
+code = "import mmap, sys, time\nf = open(sys.argv[1], \"r+b\")\nt = time.time()\ntry:\n    m = mmap.mmap(f.fileno(), 0); print(m[0:2].decode(), flush=True)\nexcept OSError as e:\n    print(\"errno%d\" % e.errno, time.time() - t >= 0.35, flush=True)"
+second = shim(code)
+out, err = second.communicate()
+fcntl.lockf(fd, fcntl.LOCK_UN, 1, 2**62)
+third = shim(code)
+out3, _ = third.communicate()
+first.stdin.write("\n"); first.stdin.flush(); first.wait()
+print(out.strip(), out3.strip(), "logged" if "mmlock: another process has held its shared mapping" in err else "not-logged:" + err.strip())
+' 2>&1)
+if [ "$r" = "errno5 True P1 logged" ]; then
+    pass "the shared copy of a mapped object held by a process that does not go on: another process's mmap fails with EIO after S3SHIM_BLOCK_SHARE_WAIT_MS and a log line naming the key, and maps it once the holder lets go"
+else echo "$r" >"$OUT"; fail "the shared copy held by another process" "$OUT"; fi
+
 # --- 5. a writer stopped, a writer killed ---------------------------------------------------
 r=$(S3SHIM_BLOCK_SHARE_WAIT_MS=400 py -c '
 import os, signal, subprocess, sys, time
