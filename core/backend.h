@@ -49,6 +49,11 @@ struct backend_ops {
     int (*open)(void *ms, const char *key, int flags, mode_t mode, void **fh);
     ssize_t (*pread)(void *fh, void *buf, size_t len, off_t off);
     ssize_t (*pwrite)(void *fh, const void *buf, size_t len, off_t off);
+    /* Optional: an O_APPEND write, at the end of the file as other processes left it
+     * (the offset found under the backend's own lock, so that appenders in several
+     * processes never write over each other): bytes written, *at where they went. NULL:
+     * the shim writes at the size fstat gives. */
+    ssize_t (*append)(void *fh, const void *buf, size_t len, off_t *at);
     int (*fsync)(void *fh, int datasync);
     int (*ftruncate)(void *fh, off_t len);
     int (*fstat)(void *fh, struct stat *st);

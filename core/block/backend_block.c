@@ -837,6 +837,7 @@ const struct backend_ops bk_block_ops = {
     .open = bf_open,
     .pread = bf_pread,
     .pwrite = bf_pwrite,
+    .append = bf_append,
     .fsync = bf_fsync,
     .ftruncate = bf_ftruncate,
     .fallocate = bf_fallocate,

@@ -48,6 +48,8 @@ struct bfile {
     size_t klen;
     int fd, writable, dirty, err;
     int acc;       /* O_RDONLY, O_WRONLY, O_RDWR */
+    int wshare;    /* O_WRONLY without O_TRUNC or O_EXCL (`>>`, dd conv=notrunc): writes into a
+                    * file others may write too, coherent as O_RDWR is (bf_coherent) */
     int lockfd;    /* the key's lock file (fcntl and flock locks), opened at the first lock */
     int shared;    /* shared with another process (bf_share), or locked (bf_lock_fd): other
                     * processes commit versions it must follow (follow_shared) */
@@ -66,6 +68,7 @@ struct bfile {
     int unlocked_reads; /* read_unlocked() calls reading the map's blocks without f->lock */
     mode_t mode;
     pthread_mutex_t lock;
+    pthread_mutex_t wlock; /* held with the key's write lock (bf_write_begin), before f->lock */
     struct blk_obj base; /* the committed version this file builds on (base.gen 0: none) */
     uint64_t size;
     int64_t mtime;
@@ -160,10 +163,19 @@ void bf_list_remove(struct bfile *f);
 /* block_coherent.c (f->lock held, but for bf_present_gone) */
 /* Opened O_RDWR or locked: sees other processes' writes before their commits, and shows
  * its own (block_coherent.c). */
-static inline int bf_coherent(const struct bfile *f) { return f->acc == O_RDWR || f->locked; }
+static inline int bf_coherent(const struct bfile *f) { return f->acc == O_RDWR || f->wshare || f->locked; }
+/* Coherent and never locked: its writes are committed as they are made while another
+ * process has the key open (block_coherent.c, write_through), under the key's write lock. */
+static inline int bf_writes_through(const struct bfile *f) { return (f->acc == O_RDWR || f->wshare) && !f->locked; }
 void bf_mark(struct bfile *f);   /* f has something uncommitted: show it (coherent files) */
 void bf_unmark(struct bfile *f); /* committed, or never will be */
 void bf_mark_moved(struct bfile *f); /* f->key changed (a rename in this process) */
+/* Before a write, truncate or fallocate (f->lock held, dropped and taken again while it
+ * waits): bf_follow_shared, and for an unlocked O_RDWR file whose key another process
+ * has open, the key's write lock first (*held 1: bf_write_end after f->lock is let go,
+ * the write committed). 0 or -errno (-EIO: the lock was held past the share wait). */
+int bf_write_begin(struct bfile *f, int *held);
+void bf_write_end(struct bfile *f, int held);
 /* A coherent file opened: shown present to other openers of its key, and what other
  * processes wrote to it and did not commit, committed (asked for). 0 or -EIO. */
 int bf_present(struct bfile *f);

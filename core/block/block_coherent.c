@@ -77,7 +77,9 @@ static int key_file(struct block_mount *m, const char *key, size_t klen, const c
 static int mark_fd(struct bfile *f)
 {
     if (f->markfd >= 0 || f->markfd == -2) return f->markfd >= 0 ? f->markfd : -1;
-    int fd = key_file(f->m, f->key, f->klen, "dirty", O_RDONLY);
+    /* (read-write for the key's write lock; a file another user made may be read-only to us) */
+    int fd = key_file(f->m, f->key, f->klen, "dirty", O_RDWR);
+    if (fd == -EACCES) fd = key_file(f->m, f->key, f->klen, "dirty", O_RDONLY);
     if (fd < 0) {
         slog_error("block: %s: %s: cannot open its mark file in /dev/shm (%s): other processes do not see "
                    "this file's writes before its commit",
@@ -95,6 +97,7 @@ static int mark_fd(struct bfile *f)
  * kernel at any close of the file in the process: taken again, see bf_present_gone). */
 #define MARK_DIRTY 0
 #define MARK_OPEN 1
+#define MARK_WRITE 2 /* the key's write lock (OFD): bf_write_begin */
 
 static struct bell *bell_of(struct block_mount *m);
 
@@ -115,20 +118,27 @@ int bf_copy_file(void *fh)
     return key_file(f->m, f->key, f->klen, "copy", O_RDWR);
 }
 
-int bf_copy_lock(void *fh, int fd, off_t at, const char *then)
+/* A write lock on byte `at` of fd, waited for at most S3SHIM_BLOCK_SHARE_WAIT_MS (a
+ * process that holds it and does not go on, stopped or in a debugger, must not hang the
+ * others): 0, or -EIO with a log line naming the key, what is held and `then`. */
+static int lock_bounded(struct bfile *f, int fd, off_t at, const char *what, const char *then)
 {
-    struct bfile *f = fh;
     uint64_t start = stats_now_ns(), limit = (uint64_t)f->m->share_wait_ms * 1000000ull;
     for (unsigned pause = 50;; pause = pause < 5000 ? pause * 2 : 5000) {
         int e = blk_byte_lock(fd, F_OFD_SETLK, F_WRLCK, at);
         if (e != -EAGAIN && e != -EACCES) return e;
         if (stats_now_ns() - start >= limit) {
-            slog_error("block: %s: %s: another process has held its shared mapping's copy for %d ms (stopped?); %s",
-                       f->m->uri, f->key, f->m->share_wait_ms, then);
+            slog_error("block: %s: %s: another process has held %s for %d ms (stopped?); %s", f->m->uri, f->key, what,
+                       f->m->share_wait_ms, then);
             return -EIO;
         }
         usleep(pause);
     }
+}
+
+int bf_copy_lock(void *fh, int fd, off_t at, const char *then)
+{
+    return lock_bounded(fh, fd, at, "its shared mapping's copy", then);
 }
 
 static void unmark_locked(struct bfile *f);
@@ -255,13 +265,37 @@ void bc_atfork_child(struct block_mount *m)
 {
     pthread_mutex_init(&m->r_lock, NULL); /* the thread is the parent's: r_pid tells */
     pthread_mutex_init(&m->mk_lock, NULL);
+    /* The mark files' descriptions are the parent's: a dirty mark (an OFD lock) taken
+     * through one would be one with the parent's, so neither would see the other's, and
+     * the presence (a POSIX lock) is not inherited at all. A file that both go on writing
+     * after a fork (a child writing through a descriptor it inherited, the parent reading)
+     * lost the parent's writes. The child opens mark files of its own and takes its
+     * presence: from now on the two are two processes with the key open, as in the
+     * kernel. All are closed first: a close drops the process's POSIX locks on the file. */
+    m->mk = NULL;
+    for (struct bfile *f = m->nw; f; f = f->nw_next) {
+        f->marked = 0; /* (the parent's mark) */
+        f->mk_next = NULL;
+        f->mk_pprev = NULL;
+        f->marks_seen = f->opens_seen = UINT64_MAX;
+        if (f->markfd >= 0) {
+            efd_close(f->markfd);
+            f->markfd = -3;
+        }
+    }
+    for (struct bfile *f = m->nw; f; f = f->nw_next) {
+        if (f->markfd != -3) continue;
+        f->markfd = -1;
+        int fd = mark_fd(f);
+        if (fd >= 0) present(m, fd);
+    }
 }
 
 /* --- the files ---------------------------------------------------------------------------- */
 
-void bf_mark(struct bfile *f)
+/* Take f's mark (whether or not f has anything uncommitted yet). */
+static void mark(struct bfile *f)
 {
-    if (f->marked || !bf_coherent(f) || !f->dirty) return;
     int fd = mark_fd(f);
     if (fd < 0) return;
     start_answerer(f->m);
@@ -276,6 +310,11 @@ void bf_mark(struct bfile *f)
     f->mk_pprev = &m->mk;
     m->mk = f;
     pthread_mutex_unlock(&m->mk_lock);
+}
+
+void bf_mark(struct bfile *f)
+{
+    if (!f->marked && bf_coherent(f) && f->dirty) mark(f);
 }
 
 /* mk_lock held */
@@ -333,9 +372,9 @@ void bf_present_gone(struct block_mount *m, const char *key)
  * (sqlite in WAL mode with synchronous=NORMAL: its wal-index pointing at frames the -wal
  * never got, which a checkpoint copies into the database). A program that locks says
  * when others may look, and commits (fsyncs) before it lets them. */
-static int write_through(struct bfile *f)
+/* Has another process f's key open (coherently)? */
+static int others_present(struct bfile *f)
 {
-    if (f->acc != O_RDWR || f->locked || !f->dirty || f->markfd < 0) return 0; /* (unlocked, coherent) */
     struct bell *b = bell_of(f->m);
     uint64_t v = b ? atomic_load(&b->opens) : 0;
     if (b && v == f->opens_seen) return 0; /* alone then, and nobody came since */
@@ -343,7 +382,45 @@ static int write_through(struct bfile *f)
         if (b) f->opens_seen = v;
         return 0;
     }
-    return bf_commit(f, bg_how(f->m));
+    return 1;
+}
+
+static int write_through(struct bfile *f)
+{
+    if (!bf_writes_through(f) || !f->dirty || f->markfd < 0) return 0;
+    return others_present(f) ? bf_commit(f, bg_how(f->m)) : 0;
+}
+
+/* Why a lock: two processes writing one object through O_RDWR descriptors at once (a
+ * parent and its forked workers each writing their own part of one output file) each
+ * committed its write onto the version it had followed before writing, and the later
+ * commit dropped what the other had committed meanwhile: most of the parts were lost.
+ * Under the key's write lock a writer follows the newest version, writes and commits
+ * (write_through) before the next one starts, as writes to one file in the kernel are.
+ * The mark comes first, so that a process that opens the key just as this one decides it
+ * is alone still waits for this write's commit (it sees the mark), or is seen present. */
+int bf_write_begin(struct bfile *f, int *held)
+{
+    *held = 0;
+    if (!bf_writes_through(f) || f->markfd < 0 || f->err) return bf_follow_shared(f);
+    if (!f->marked) mark(f);
+    if (!others_present(f)) return bf_follow_shared(f);
+    pthread_mutex_unlock(&f->lock); /* (this process's answering thread may need it meanwhile) */
+    pthread_mutex_lock(&f->wlock);  /* one thread of the process at a time: the lock is the description's */
+    int e = lock_bounded(f, f->markfd, MARK_WRITE, "its write lock", "this write fails (EIO)");
+    if (e) pthread_mutex_unlock(&f->wlock);
+    pthread_mutex_lock(&f->lock);
+    if (e == -EBADF) return bf_follow_shared(f); /* a mark file we may only read: as before the lock */
+    if (e) return e;
+    *held = 1;
+    return bf_follow_shared(f);
+}
+
+void bf_write_end(struct bfile *f, int held)
+{
+    if (!held) return;
+    blk_byte_lock(f->markfd, F_OFD_SETLK, F_UNLCK, MARK_WRITE);
+    pthread_mutex_unlock(&f->wlock);
 }
 
 int bf_changed(struct bfile *f, int e)

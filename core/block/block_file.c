@@ -497,7 +497,7 @@ int bf_ftruncate(void *fh, off_t len)
     if (len < 0) return -EINVAL;
     bf_map_written(fh, NULL, 0, len);
     pthread_mutex_lock(&f->lock);
-    int e = bf_follow_shared(f);
+    int held, e = bf_write_begin(f, &held);
     if (!e) e = bf_wb_flush(f);
     uint64_t nl = (uint64_t)len;
     if (!e && nl < f->size) {
@@ -517,6 +517,7 @@ int bf_ftruncate(void *fh, off_t len)
     f->mtime_set = 0; /* a truncate sets the time, as on a disk */
     if (e && !f->err) f->err = e;
     pthread_mutex_unlock(&f->lock);
+    bf_write_end(f, held);
     return e;
 }
 
@@ -536,7 +537,7 @@ int bf_fallocate(void *fh, int mode, off_t off, off_t len)
     if (mode & FALLOC_FL_KEEP_SIZE) return 0;
     /* One look at the size under the lock: a write past end meanwhile is never cut back. */
     pthread_mutex_lock(&f->lock);
-    int e = bf_follow_shared(f), grown = 0;
+    int held, e = bf_write_begin(f, &held), grown = 0;
     if (!e && end > f->size) {
         struct blk_root r;
         uint64_t fr;
@@ -555,6 +556,7 @@ int bf_fallocate(void *fh, int mode, off_t off, off_t len)
         }
     }
     pthread_mutex_unlock(&f->lock);
+    bf_write_end(f, held);
     if (grown) bf_map_written(fh, NULL, 0, (off_t)end); /* a shared mapping's copy grows too */
     return e;
 }
@@ -636,6 +638,7 @@ static void bfile_free(struct bfile *f)
         bf_present_gone(f->m, f->key); /* (f is off the list already) */
     }
     pthread_mutex_destroy(&f->lock);
+    pthread_mutex_destroy(&f->wlock);
     free(f->map);
     free(f->rs);
     free(f->ws);
@@ -771,6 +774,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     f->klen = kl;
     f->writable = wr;
     f->acc = acc;
+    f->wshare = acc == O_WRONLY && !(flags & (O_TRUNC | O_EXCL));
     f->lockfd = -1;
     f->markfd = -1;
     f->marks_seen = f->opens_seen = UINT64_MAX; /* (asked at the first look) */
@@ -784,6 +788,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     f->mode = (mode ? mode : 0666) & ~sys_umask();
     f->wb.index = -1;
     pthread_mutex_init(&f->lock, NULL);
+    pthread_mutex_init(&f->wlock, NULL);
     int e = uring_start();
     f->fd = -1;
     if (!e) {

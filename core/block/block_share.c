@@ -110,6 +110,7 @@ void bf_atfork_child(struct block_mount *m)
     bf_ino_forked();
     for (struct bfile *f = m->nw; f; f = f->nw_next) {
         pthread_mutex_init(&f->lock, NULL);
+        pthread_mutex_init(&f->wlock, NULL);
         /* The reservation left is the parent's to use: two copies writing into it would
          * hand the same blocks to two versions. The child reserves its own. */
         f->rlen = 0;

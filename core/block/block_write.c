@@ -290,15 +290,14 @@ int bf_wb_start(struct bfile *f, uint64_t off)
 
 /* --- the call ------------------------------------------------------------------------------ */
 
-ssize_t bf_pwrite(void *fh, const void *buf, size_t len, off_t off)
+/* A write at off, or at the end of the newest version when off < 0 (O_APPEND: *at, where
+ * it went). */
+static ssize_t write_at(struct bfile *f, const void *buf, size_t len, off_t off, off_t *at)
 {
-    struct bfile *f = fh;
-    if (!f->writable) return -EBADF;
-    if (off < 0) return -EINVAL;
-    bf_map_written(fh, buf, len, off);
     uint64_t t0 = stats_now_ns();
     pthread_mutex_lock(&f->lock);
-    int e = f->err ? f->err : bf_follow_shared(f);
+    int held = 0, e = f->err ? f->err : bf_write_begin(f, &held);
+    if (off < 0) *at = off = (off_t)f->size; /* (after bf_write_begin: the newest version's end) */
     size_t done = 0;
     while (!e && done < len) {
         uint64_t pos = (uint64_t)off + done;
@@ -331,6 +330,25 @@ ssize_t bf_pwrite(void *fh, const void *buf, size_t len, off_t off)
     if (done) e = bf_changed(f, e); /* other processes' coherent reads see it from now on */
     if (e && !f->err) f->err = e;
     pthread_mutex_unlock(&f->lock);
+    bf_write_end(f, held);
     stats_record(f->m->stats, STK_WRITE, t0, done, e != 0);
     return done ? (ssize_t)done : e;
+}
+
+ssize_t bf_pwrite(void *fh, const void *buf, size_t len, off_t off)
+{
+    struct bfile *f = fh;
+    if (!f->writable) return -EBADF;
+    if (off < 0) return -EINVAL;
+    bf_map_written(fh, buf, len, off);
+    return write_at(f, buf, len, off, NULL);
+}
+
+ssize_t bf_append(void *fh, const void *buf, size_t len, off_t *at)
+{
+    struct bfile *f = fh;
+    if (!f->writable) return -EBADF;
+    ssize_t r = write_at(f, buf, len, -1, at);
+    if (r > 0) bf_map_written(fh, buf, (size_t)r, *at); /* (where it went is known now) */
+    return r;
 }

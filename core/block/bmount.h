@@ -134,6 +134,7 @@ void bd_closedir(void *dh);
 int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fh);
 ssize_t bf_pread(void *fh, void *buf, size_t len, off_t off);
 ssize_t bf_pwrite(void *fh, const void *buf, size_t len, off_t off);
+ssize_t bf_append(void *fh, const void *buf, size_t len, off_t *at);
 int bf_fsync(void *fh, int datasync);
 int bf_ftruncate(void *fh, off_t len);
 int bf_fallocate(void *fh, int mode, off_t off, off_t len);
