@@ -141,12 +141,12 @@ int bf_lookup_pinned(struct bfile *f);       /* f->base from the newest root, pi
  * written through, one block at a time) asked the kernel for every extent again, and
  * each ask walks the device's whole lock list. */
 int bf_lookup_pinned_from(struct bfile *f, int *dir, const struct blk_ext *held, int nheld);
+
+/* block_share.c */
 /* Apply type (F_RDLCK: pin, F_UNLCK: unpin) through f->fd to the blocks of a[0..na)
  * that none of b[0..nb) covers. Overlapping OFD read locks of one description are one
  * lock, hence the difference. 0 or the first error (a pin stops at it). */
 int bf_pin_diff(struct bfile *f, const struct blk_ext *a, int na, const struct blk_ext *b, int nb, int type);
-
-/* block_share.c */
 int bf_follow_shared(struct bfile *f);       /* f->lock held */
 /* A read-only descriptor that read to the end goes on from a newer version of its object
  * (tail -f), at a read at the end and at fstat. f->lock held. */

@@ -690,35 +690,6 @@ static int still_there(struct bfile *f)
     return same;
 }
 
-int bf_pin_diff(struct bfile *f, const struct blk_ext *a, int na, const struct blk_ext *b, int nb, int type)
-{
-    int err = 0;
-    for (int i = 0; i < na; i++) {
-        uint64_t pos = a[i].pblk, end = a[i].pblk + a[i].len;
-        while (pos < end) {
-            uint64_t cut = end; /* where the piece from pos stops: the end, or where one of b starts or ends */
-            int inside = 0;
-            for (int j = 0; j < nb && !inside; j++) {
-                uint64_t bs = b[j].pblk, be = bs + b[j].len;
-                if (bs <= pos && pos < be) {
-                    inside = 1;
-                    cut = be < end ? be : end;
-                } else if (bs > pos && bs < cut) {
-                    cut = bs;
-                }
-            }
-            if (!inside) {
-                int e = type == F_UNLCK ? blk_range_lock(f->fd, pos, cut - pos, F_UNLCK)
-                                        : bf_fd_lock(f, pos, cut - pos, type);
-                if (e && !err) err = e;
-                if (e && type != F_UNLCK) return err;
-            }
-            pos = cut;
-        }
-    }
-    return err;
-}
-
 /* Look key up and pin its blocks with read locks on fd; 1 found, 0 not, -errno. */
 int bf_lookup_pinned(struct bfile *f) { return bf_lookup_pinned_from(f, NULL, NULL, 0); }
 

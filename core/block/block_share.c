@@ -17,6 +17,35 @@
 #include <string.h>
 #include <unistd.h>
 
+int bf_pin_diff(struct bfile *f, const struct blk_ext *a, int na, const struct blk_ext *b, int nb, int type)
+{
+    int err = 0;
+    for (int i = 0; i < na; i++) {
+        uint64_t pos = a[i].pblk, end = a[i].pblk + a[i].len;
+        while (pos < end) {
+            uint64_t cut = end; /* where the piece from pos stops: the end, or where one of b starts or ends */
+            int inside = 0;
+            for (int j = 0; j < nb && !inside; j++) {
+                uint64_t bs = b[j].pblk, be = bs + b[j].len;
+                if (bs <= pos && pos < be) {
+                    inside = 1;
+                    cut = be < end ? be : end;
+                } else if (bs > pos && bs < cut) {
+                    cut = bs;
+                }
+            }
+            if (!inside) {
+                if (type != F_UNLCK) f->fd_locked = 1;
+                int e = blk_range_lock(f->fd, pos, cut - pos, type);
+                if (e && !err) err = e;
+                if (e && type != F_UNLCK) return err;
+            }
+            pos = cut;
+        }
+    }
+    return err;
+}
+
 /* Go on from the newest committed version of the same object, if there is one; the old
  * version's blocks stay pinned while a read without f->lock may still be reading them,
  * else they are let go. The map is rebuilt whole: only a file with nothing unwritten. */
