@@ -397,14 +397,18 @@ static int write_through(struct bfile *f)
  * commit dropped what the other had committed meanwhile: most of the parts were lost.
  * Under the key's write lock a writer follows the newest version, writes and commits
  * (write_through) before the next one starts, as writes to one file in the kernel are.
- * The mark comes first, so that a process that opens the key just as this one decides it
- * is alone still waits for this write's commit (it sees the mark), or is seen present. */
+ * A writer that finds itself alone takes its mark and looks again, so that a process
+ * opening the key just then either sees the mark (and waits for this write's commit) or
+ * is seen present (an opener counts itself present before it looks for marks). A writer
+ * among others takes no mark before its write: readers would wait for it. */
 int bf_write_begin(struct bfile *f, int *held)
 {
     *held = 0;
     if (!bf_writes_through(f) || f->markfd < 0 || f->err) return bf_follow_shared(f);
-    if (!f->marked) mark(f);
-    if (!others_present(f)) return bf_follow_shared(f);
+    if (!others_present(f)) {
+        if (!f->marked) mark(f);
+        if (!others_present(f)) return bf_follow_shared(f); /* (alone: the count has not moved since the mark) */
+    }
     pthread_mutex_unlock(&f->lock); /* (this process's answering thread may need it meanwhile) */
     pthread_mutex_lock(&f->wlock);  /* one thread of the process at a time: the lock is the description's */
     int e = lock_bounded(f, f->markfd, MARK_WRITE, "its write lock", "this write fails (EIO)");
