@@ -251,6 +251,10 @@ void bc_stop(struct block_mount *m)
     __atomic_store_n(&m->r_stop, 1, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&m->r_lock);
     if (on) {
+        /* The word moves first: a thread between its look at r_stop and its wait would
+         * sleep through a wake alone (a crashtest hung at unmount so, once appenders
+         * started the thread). Other processes' threads take one pass for nothing. */
+        atomic_fetch_add(&m->bell->gen, 1);
         syscall(SYS_futex, &m->bell->gen, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
         pthread_join(m->r_thread, NULL);
     }
