@@ -41,7 +41,7 @@ MAN  := $(BUILD)/s3shim.1
 VERSION := $(shell sed -n 's/.*S3SHIM_VERSION "\(.*\)"/\1/p' include/s3shim.h)
 
 .PHONY: all help man deps test test-full test-lane-release test-lane-san test-unit test-sys test-docs test-integration test-stdstream test-oplog test-direct test-block test-block-battery test-s3 test-endpoints test-faultproxy test-tsan \
-        test-s3rig bench bench-oplog bench-replay bench-passthrough bench-route-scan bench-s3 bench-programs bench-first bench-endpoints bench-direct bench-stdstream bench-block bench-block-cpu bench-block-small-cpu bench-block-growth bench-block-sqlite bench-block-startup \
+        test-s3rig bench bench-oplog bench-replay bench-passthrough bench-route-scan bench-s3 bench-programs bench-first bench-endpoints bench-direct bench-stdstream bench-block bench-block-cpu bench-block-small-cpu bench-block-growth bench-block-sqlite bench-block-append bench-block-startup \
         install clean demo
 
 all: $(LIB) $(TOOL)
@@ -314,6 +314,11 @@ bench-block-growth: all
 # database one process writes while two others read it (root; about 1 minute).
 bench-block-sqlite: all
 	@BUILD=$(BUILD) bench/block/sqlite.sh
+
+# block:// appends: a log written a line per open (python, bash >>), and processes
+# appending at once (lines kept), against ext4 (about 20 s).
+bench-block-append: all
+	@BUILD=$(BUILD) bench/block/append.sh
 
 # block:// start-up: a store of 1M objects, a new process's cost and memory (about 30 s).
 bench-block-startup: all $(BUILD)/blk_populate

@@ -16,20 +16,10 @@ N=${FILES:-20000}
 BATCHES=${BATCHES:-10}
 SIZE_MB=${SIZE_MB:-4096}
 BEFORE=${BEFORE:-}
-BASE=${BENCH_DIR:-/var/tmp}
 [ "$(id -u)" = 0 ] || { echo "bench-block-growth: needs root (loop devices)"; exit 1; }
 [ -z "$BEFORE" ] || [ -f "$BEFORE/libs3shim.so" ] || { echo "bench-block-growth: $BEFORE/libs3shim.so missing"; exit 1; }
-W=$(mktemp -d "$BASE/s3shim-bench-growth.XXXXXX")
-LOOPS=()
-cleanup() {
-    mountpoint -q "$W/m4" 2>/dev/null && umount "$W/m4"
-    for l in "${LOOPS[@]}"; do losetup -d "$l"; done
-    rm -rf "$W"
-}
-trap cleanup EXIT
-newdev() { # newdev NAME: a fresh loop device of SIZE_MB, its path on stdout
-    truncate -s "${SIZE_MB}M" "$W/$1.img" && losetup -f --show -b 4096 "$W/$1.img"
-}
+# shellcheck source=devices.sh
+. "$(dirname "$0")/devices.sh" growth # W, LOOPS, newdev, the cleanup
 PY=$(python3 -c 'import sys; print(sys.executable)')
 cat >"$W/mk.py" <<'EOF'
 import os, sys

@@ -5,7 +5,7 @@
 # database written by one process (synchronous NORMAL, then FULL) while READERS (2) other
 # processes query it whole again and again (the case block:// refused before its O_RDWR descriptors became
 # coherent between processes), plus the readers' queries per second. With BEFORE (a
-# build directory of another version) the single-process cases run with it too.
+# build directory of another version) every block:// case runs with it too.
 #
 #   BUILD=build bench/block/sqlite.sh            (make bench-block-sqlite)
 #   TX=3000 READERS=2 SIZE_MB=1024 BEFORE=DIR bench/block/sqlite.sh
@@ -17,19 +17,11 @@ TX=${TX:-3000}
 READERS=${READERS:-2}
 SIZE_MB=${SIZE_MB:-1024}
 BEFORE=${BEFORE:-}
-BASE=${BENCH_DIR:-/var/tmp}
 [ "$(id -u)" = 0 ] || { echo "bench-block-sqlite: needs root (loop devices, mount)"; exit 1; }
 [ -z "$BEFORE" ] || [ -f "$BEFORE/libs3shim.so" ] || { echo "bench-block-sqlite: $BEFORE/libs3shim.so missing"; exit 1; }
 command -v mkfs.ext4 >/dev/null || { echo "bench-block-sqlite: mkfs.ext4 missing"; exit 1; }
-W=$(mktemp -d "$BASE/s3shim-bench-sqlite.XXXXXX")
-LOOPS=()
-cleanup() {
-    mountpoint -q "$W/m4" 2>/dev/null && umount "$W/m4"
-    for l in "${LOOPS[@]}"; do losetup -d "$l"; done
-    rm -rf "$W"
-}
-trap cleanup EXIT
-newdev() { truncate -s "${SIZE_MB}M" "$W/$1.img" && losetup -f --show -b 4096 "$W/$1.img"; }
+# shellcheck source=devices.sh
+. "$(dirname "$0")/devices.sh" sqlite # W, LOOPS, newdev, the cleanup
 PY=$(python3 -c 'import sys; print(sys.executable)')
 # writer.py DB N GO SYNC [JOURNAL]: N transactions of one row from time GO on, commits per
 # second; with JOURNAL, the table made first in that journal mode (else it is there).
@@ -55,9 +47,9 @@ t, q = time.time(), 0
 while c.execute("select count(*), sum(length(pad)) from t").fetchone()[0] < n: q += 1
 print(int(q / (time.time() - t)))
 EOF
-# shared DIR RUN MODE: "writer commits/s, readers' queries/s" with READERS readers
+# shared DIR RUN MODE [TAG]: "writer commits/s, readers' queries/s" with READERS readers
 shared() {
-    local db=$1/wal$3.db go pids=() r q=0
+    local db=$1/wal$3${4:-}.db go pids=() r q=0
     $2 "$PY" -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("pragma journal_mode=wal"); c.execute("create table t (i, pad)"); c.commit()' "$db" || return 1
     go=$("$PY" -c 'import time; print(time.time() + 0.5)')
     for r in $(seq 1 "$READERS"); do
@@ -90,5 +82,10 @@ for mode in NORMAL FULL; do
     read -r bw bq <<<"$(shared /blk ours $mode)"
     printf '%-44s %10s %10s %7s\n' "WAL $mode, 1 writer + $READERS readers: commits/s" "$aw" "$bw" "$(awk -v a="$aw" -v b="$bw" 'BEGIN { printf "%.2f", b / a }')"
     printf '%-44s %10s %10s %7s\n' "  readers' whole-table queries/s (sum)" "$aq" "$bq" "$(awk -v a="$aq" -v b="$bq" 'BEGIN { printf "%.2f", b / a }')"
+    if [ -n "$BEFORE" ]; then
+        read -r cw cq <<<"$(shared /blk before $mode -before)"
+        printf '%-44s %10s %10s %7s\n' "  BEFORE's build on block://: commits/s" "" "$cw" "$(awk -v a="$cw" -v b="$bw" 'BEGIN { printf "%.2f (ours/before)", b / a }')"
+        printf '%-44s %10s %10s %7s\n' "  BEFORE's build: readers' queries/s" "" "$cq" "$(awk -v a="$cq" -v b="$bq" 'BEGIN { printf "%.2f (ours/before)", b / a }')"
+    fi
 done
 "$TOOL" blk check "$BK" | tail -1
