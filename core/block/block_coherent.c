@@ -5,8 +5,9 @@
  * right for a file written and then closed, and wrong for programs that share one file
  * between processes without an fsync in between: sqlite in WAL mode appends frames to
  * the -wal, publishes them in the -shm mapping, and a reader in another process reads
- * them at once; with synchronous=NORMAL nobody ever fsyncs them before that. So, for
- * coherent descriptors (opened O_RDWR, as sqlite opens every file, or locked):
+ * them at once; with synchronous=NORMAL nobody ever fsyncs them before that. And jobs
+ * in parallel append to one log (`>>`). So, for coherent descriptors (opened O_RDWR, as
+ * sqlite opens every file, O_WRONLY without O_TRUNC or O_EXCL, or locked):
  *  - one with something uncommitted holds the key's dirty mark: an OFD read lock on a
  *    file of the key's own in the store's lock directory in /dev/shm;
  *  - one with nothing uncommitted, before each read, write, truncate and fstat, asks the
@@ -19,7 +20,10 @@
  *  - every process with the key open coherently holds a presence lock (POSIX: the
  *    process's), and its open rings as a read does; a coherent descriptor never locked
  *    commits each write while another process is present, so that a writer killed the
- *    next moment has lost nothing others were told about (write_through).
+ *    next moment has lost nothing others were told about (write_through), and does it
+ *    under the key's write lock, from the newest version, so that writers in several
+ *    processes at once all land (bf_write_begin; O_APPEND finds the end under it);
+ *  - a forked child opens mark files of its own (bc_atfork_child).
  * A new file opened O_RDWR claims its name until its first commit (block_file.c). A
  * process that is stopped (SIGSTOP, a debugger) while it holds a mark makes readers
  * wait S3SHIM_BLOCK_SHARE_WAIT_MS, then fail with EIO and a log line naming the key; a
@@ -370,12 +374,6 @@ void bf_present_gone(struct block_mount *m, const char *key)
     pthread_mutex_unlock(&m->nw_lock);
 }
 
-/* Why through, not at the commit only: a program sharing a file without locks publishes
- * what it wrote through memory (sqlite's -shm) and may be killed the next moment; a
- * write not committed then is lost while the others read on as if it were there
- * (sqlite in WAL mode with synchronous=NORMAL: its wal-index pointing at frames the -wal
- * never got, which a checkpoint copies into the database). A program that locks says
- * when others may look, and commits (fsyncs) before it lets them. */
 /* Has another process f's key open (coherently)? */
 static int others_present(struct bfile *f)
 {
@@ -389,6 +387,12 @@ static int others_present(struct bfile *f)
     return 1;
 }
 
+/* Why through, not at the commit only: a program sharing a file without locks publishes
+ * what it wrote through memory (sqlite's -shm) and may be killed the next moment; a
+ * write not committed then is lost while the others read on as if it were there
+ * (sqlite in WAL mode with synchronous=NORMAL: its wal-index pointing at frames the -wal
+ * never got, which a checkpoint copies into the database). A program that locks says
+ * when others may look, and commits (fsyncs) before it lets them. */
 static int write_through(struct bfile *f)
 {
     if (!bf_writes_through(f) || !f->dirty || f->markfd < 0) return 0;
