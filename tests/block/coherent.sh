@@ -11,8 +11,8 @@
 # killed with SIGKILL (nothing to wait for), the shared mapping copy held by a process
 # that does not go on, four processes writing their own parts of one file at once
 # (forked, or opening it themselves; O_RDWR and O_WRONLY), a parent and its child
-# writing through one descriptor, and appenders in several processes (`>>`, xargs -P),
-# then `blk check`.
+# writing through one descriptor, and appenders in several processes (`>>`, xargs -P,
+# python logging, tee -a), then `blk check`.
 #
 #   BUILD=build SAN= tests/block/coherent.sh          (release)
 #   BUILD=build/asan SAN=asan tests/block/coherent.sh (ASan+UBSan)
@@ -387,6 +387,25 @@ for f in shlog xlog flog; do echo "$(wc -l < "$mp/$f") $(sort -u "$mp/$f" | wc -
 if [ "$r" = "240 240 120 120 240 240 " ]; then
     pass "O_APPEND from several processes at once (bash >> in 4 subshells, xargs -P4, one >> description shared by 4 subshells): every line there, once"
 else echo "$r" >"$OUT"; fail "O_APPEND from several processes" "$OUT"; fi
+# Long-lived appenders: python's logging.FileHandler (mode "a") in 4 processes, tee -a
+# in 3 (before: 300 of 1,200 and 600 of 900 lines kept).
+r=$(py -c '
+import logging, multiprocessing as mp, sys
+def work(i, p):
+    lg = logging.getLogger("w%d" % i); h = logging.FileHandler(p); lg.addHandler(h); lg.setLevel(logging.INFO)
+    for j in range(200): lg.info("worker %d line %d", i, j)
+    h.close()
+if __name__ == "__main__":
+    p = sys.argv[1] + "/app.log"
+    ps = [mp.Process(target=work, args=(i, p)) for i in range(4)]
+    [q.start() for q in ps]; [q.join() for q in ps]
+    lines = open(p).read().splitlines()
+    print(len(lines), len(set(lines)))
+' "$MP" 2>&1)
+t=$(shim "$D" bash -c 'for i in 1 2 3; do (seq 1 200 | sed "s/^/$i /" | tee -a "$1/tee.log" >/dev/null) & done; wait; echo "$(wc -l < "$1/tee.log") $(sort -u "$1/tee.log" | wc -l)"' _ "$MP" 2>&1)
+if [ "$r" = "800 800" ] && [ "$t" = "600 600" ]; then
+    pass "long-lived appenders in several processes at once (python logging.FileHandler in 4, tee -a in 3): every line there, once"
+else echo "logging: $r; tee: $t" >"$OUT"; fail "long-lived appenders in several processes" "$OUT"; fi
 
 check_clean "$D" "after sqlite3 WAL from several processes, shared O_RDWR and mappings, a stopped and a killed writer, parallel writers and appenders"
 finish
