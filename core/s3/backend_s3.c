@@ -634,6 +634,7 @@ const struct backend_ops bk_s3_ops = {
     .open = s3_open,
     .pread = s3f_pread,
     .pwrite = s3f_pwrite,
+    .append = s3f_append,
     .fsync = s3f_fsync,
     .commit = s3f_commit,
     .share = s3f_share,

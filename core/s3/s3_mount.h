@@ -121,6 +121,7 @@ int s3_object_move(struct s3_mount *m, const struct s3_path *a, const struct s3_
 int s3f_open(struct s3_mount *m, const char *mkey, int flags, mode_t mode, void **fh);
 ssize_t s3f_pread(void *fh, void *buf, size_t len, off_t off);
 ssize_t s3f_pwrite(void *fh, const void *buf, size_t len, off_t off);
+ssize_t s3f_append(void *fh, const void *buf, size_t len, off_t *at);
 int s3f_fsync(void *fh, int datasync);
 int s3f_commit(void *fh);
 int s3f_share(void *fh);

@@ -85,6 +85,7 @@ int s3_stage_open_fd(struct s3_mount *m, int fd, int flags, struct s3_path *p, s
 
 ssize_t s3_stage_pread(struct s3_stage *s, void *buf, size_t len, off_t off);
 ssize_t s3_stage_pwrite(struct s3_stage *s, const void *buf, size_t len, off_t off);
+ssize_t s3_stage_append(struct s3_stage *s, const void *buf, size_t len, off_t *at); /* O_APPEND: *at, where */
 int s3_stage_fsync(struct s3_stage *s);
 int s3_stage_ftruncate(struct s3_stage *s, off_t len);
 int s3_stage_fstat(struct s3_stage *s, struct stat *st);

@@ -217,6 +217,18 @@ static ssize_t dropped_write(struct s3_file *f, size_t len, off_t off)
     return (ssize_t)len;
 }
 
+/* O_APPEND: a staged object appends under its staging header's lock (the processes of
+ * the host that append to it share that file); an upload being streamed goes on at what
+ * it has written. */
+ssize_t s3f_append(void *fh, const void *buf, size_t len, off_t *at)
+{
+    struct s3_file *f = fh;
+    struct s3_stage *stg = stg_of(f);
+    if (stg) return s3_stage_append(stg, buf, len, at);
+    *at = (off_t)__atomic_load_n(&f->written, __ATOMIC_RELAXED);
+    return s3f_pwrite(fh, buf, len, *at);
+}
+
 ssize_t s3f_pwrite(void *fh, const void *buf, size_t len, off_t off)
 {
     struct s3_file *f = fh;
