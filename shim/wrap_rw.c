@@ -64,30 +64,30 @@ static off_t current_size(struct ofd *o)
     return r < 0 ? r : st.st_size;
 }
 
+/* The backend's write at *off, or with *off < 0 its append (an O_APPEND write whose end
+ * the backend finds under its own lock; *off: where it went), with its stats and op log. */
+static ssize_t backend_write(struct ofd *o, const void *buf, size_t n, off_t *off)
+{
+    if (n > SSIZE_MAX) n = SSIZE_MAX;
+    uint64_t t0 = stats_now_ns();
+    ssize_t r;
+    if (*off < 0) {
+        *off = 0;
+        r = IO_BACKEND(o->m->ops->append(o->fh, buf, n, off));
+    } else {
+        r = IO_BACKEND(o->m->ops->pwrite(o->fh, buf, n, *off));
+    }
+    uint64_t t1 = stats_record(&o->m->stats, STK_WRITE, t0, r > 0 ? (uint64_t)r : 0, r < 0);
+    OPLOG(OL_WRITE, oplog_fd, o->m, ofd_path(o), &o->oplog_path, *off, n, r, t0, t1, NULL);
+    return r;
+}
+
 ssize_t io_pwrite(struct ofd *o, const void *buf, size_t n, off_t off)
 {
     int e = can_write(o);
     if (e) return e;
     if (off < 0) return -EINVAL;
-    if (n > SSIZE_MAX) n = SSIZE_MAX;
-    uint64_t t0 = stats_now_ns();
-    ssize_t r = IO_BACKEND(o->m->ops->pwrite(o->fh, buf, n, off));
-    uint64_t t1 = stats_record(&o->m->stats, STK_WRITE, t0, r > 0 ? (uint64_t)r : 0, r < 0);
-    OPLOG(OL_WRITE, oplog_fd, o->m, ofd_path(o), &o->oplog_path, off, n, r, t0, t1, NULL);
-    return r;
-}
-
-/* An O_APPEND write through the backend's own append (the end found under its lock):
- * *at where it went. */
-static ssize_t io_append(struct ofd *o, const void *buf, size_t n, off_t *at)
-{
-    if (n > SSIZE_MAX) n = SSIZE_MAX;
-    uint64_t t0 = stats_now_ns();
-    *at = 0;
-    ssize_t r = IO_BACKEND(o->m->ops->append(o->fh, buf, n, at));
-    uint64_t t1 = stats_record(&o->m->stats, STK_WRITE, t0, r > 0 ? (uint64_t)r : 0, r < 0);
-    OPLOG(OL_WRITE, oplog_fd, o->m, ofd_path(o), &o->oplog_path, *at, n, r, t0, t1, NULL);
-    return r;
+    return backend_write(o, buf, n, &off);
 }
 
 ssize_t io_write(struct ofd *o, const void *buf, size_t n)
@@ -95,11 +95,9 @@ ssize_t io_write(struct ofd *o, const void *buf, size_t n)
     int e = can_write(o);
     if (e) return e;
     ofd_lock(o);
-    off_t off = (off_t)ofd_sh(o)->offset;
-    ssize_t r;
-    if ((ofd_status(o) & O_APPEND) && o->m->ops->append) r = io_append(o, buf, n, &off);
-    else if (ofd_status(o) & O_APPEND) r = (off = current_size(o)) < 0 ? off : io_pwrite(o, buf, n, off);
-    else r = io_pwrite(o, buf, n, off);
+    int append = (ofd_status(o) & O_APPEND) && o->m->ops->append; /* (else at the size fstat gives) */
+    off_t off = append ? -1 : (ofd_status(o) & O_APPEND) ? current_size(o) : (off_t)ofd_sh(o)->offset;
+    ssize_t r = off < 0 && !append ? off : backend_write(o, buf, n, &off);
     if (r >= 0) ofd_sh(o)->offset = off + r;
     ofd_unlock(o);
     return r;
@@ -114,14 +112,12 @@ static ssize_t vec_io(struct ofd *o, const struct iovec *iov, int cnt, off_t off
     int seq = off < 0;
     if (seq && wr && (ofd_status(o) & O_APPEND) && o->m->ops->append) { /* one append: its pieces together */
         size_t len = 0;
-        for (int i = 0; i < cnt; i++) len += iov[i].iov_len < SSIZE_MAX - len ? iov[i].iov_len : 0;
+        for (int i = 0; i < cnt; i++)
+            if (__builtin_add_overflow(len, iov[i].iov_len, &len) || len > SSIZE_MAX) return -EINVAL; /* as writev */
         char *buf = malloc(len ? len : 1);
         if (!buf) return -ENOMEM;
-        for (size_t i = 0, at = 0; i < (size_t)cnt; i++) {
-            size_t k = iov[i].iov_len < len - at ? iov[i].iov_len : len - at;
-            memcpy(buf + at, iov[i].iov_base, k);
-            at += k;
-        }
+        for (size_t i = 0, at = 0; i < (size_t)cnt; at += iov[i].iov_len, i++)
+            if (iov[i].iov_len) memcpy(buf + at, iov[i].iov_base, iov[i].iov_len);
         ssize_t r = io_write(o, buf, len);
         free(buf);
         return r;

@@ -161,18 +161,18 @@ void bf_list_add(struct bfile *f);
 void bf_list_remove(struct bfile *f);
 
 /* block_coherent.c (f->lock held, but for bf_present_gone) */
-/* Opened O_RDWR or locked: sees other processes' writes before their commits, and shows
- * its own (block_coherent.c). */
+/* Opened O_RDWR, O_WRONLY without O_TRUNC or O_EXCL, or locked: sees other processes'
+ * writes before their commits, and shows its own (block_coherent.c). */
 static inline int bf_coherent(const struct bfile *f) { return f->acc == O_RDWR || f->wshare || f->locked; }
 /* Coherent and never locked: its writes are committed as they are made while another
  * process has the key open (block_coherent.c, write_through), under the key's write lock. */
-static inline int bf_writes_through(const struct bfile *f) { return (f->acc == O_RDWR || f->wshare) && !f->locked; }
+static inline int bf_writes_through(const struct bfile *f) { return bf_coherent(f) && !f->locked; }
 void bf_mark(struct bfile *f);   /* f has something uncommitted: show it (coherent files) */
 void bf_unmark(struct bfile *f); /* committed, or never will be */
 void bf_mark_moved(struct bfile *f); /* f->key changed (a rename in this process) */
 /* Before a write, truncate or fallocate (f->lock held, dropped and taken again while it
- * waits): bf_follow_shared, and for an unlocked O_RDWR file whose key another process
- * has open, the key's write lock first (*held 1: bf_write_end after f->lock is let go,
+ * waits): bf_follow_shared, and for a file that writes through (bf_writes_through) whose
+ * key another process has open, the key's write lock first (*held 1: bf_write_end after f->lock is let go,
  * the write committed). 0 or -errno (-EIO: the lock was held past the share wait). */
 int bf_write_begin(struct bfile *f, int *held);
 void bf_write_end(struct bfile *f, int held);

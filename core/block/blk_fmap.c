@@ -168,12 +168,19 @@ int blk_bits_run(const uint8_t *bits, uint64_t from, uint64_t to, uint64_t want,
  * the zone's start every time, the search went over the whole used part of the zone
  * each commit: a tenth of the instructions of a program creating small files in a store
  * of 100,000. Only a hint: a run found later than the lowest is still a free run. */
+/* Where a run may start that this commit's frees opened: up to 64 blocks (the longest run
+ * asked for) before the lowest block it freed; UINT64_MAX: it freed none. */
+static uint64_t freed_floor(const struct blk_txn *t)
+{
+    uint64_t lo = t->s->sb.meta_start, f = t->mfree_min;
+    return f == UINT64_MAX ? f : f > lo + 64 ? f - 64 : lo;
+}
+
 static uint64_t meta_hint(const struct blk_txn *t, uint64_t want)
 {
     const struct blk_store *s = t->s;
-    uint64_t lo = s->sb.meta_start, at = lo;
+    uint64_t lo = s->sb.meta_start, at = lo, f = freed_floor(t);
     if (s->mh_commit && s->mh_commit == t->base && want >= s->mh_want) at = s->mh_pos;
-    uint64_t f = t->mfree_min == UINT64_MAX ? UINT64_MAX : t->mfree_min > lo + 64 ? t->mfree_min - 64 : lo;
     if (f < at) at = f;
     return at < lo ? lo : at;
 }
@@ -212,8 +219,8 @@ void tx_meta_hint(struct blk_txn *t, uint64_t commit)
         s->mh_commit = 0;
         return;
     }
-    uint64_t lo = s->sb.meta_start, f = t->mfree_min;
-    if (f != UINT64_MAX && (f > lo + 64 ? f - 64 : lo) < at) at = f > lo + 64 ? f - 64 : lo;
+    uint64_t f = freed_floor(t);
+    if (f < at) at = f;
     s->mh_commit = commit;
     s->mh_pos = at;
     s->mh_want = want;
