@@ -110,7 +110,9 @@ static ssize_t vec_io(struct ofd *o, const struct iovec *iov, int cnt, off_t off
     int e = wr ? can_write(o) : can_read(o);
     if (e) return e;
     int seq = off < 0;
-    if (seq && wr && (ofd_status(o) & O_APPEND) && o->m->ops->append) { /* one append: its pieces together */
+    /* O_APPEND: one write of the pieces together, as the kernel appends a writev whole (one
+     * call per piece let another process's append come between them). */
+    if (seq && wr && (ofd_status(o) & O_APPEND)) {
         size_t len = 0;
         for (int i = 0; i < cnt; i++)
             if (__builtin_add_overflow(len, iov[i].iov_len, &len) || len > SSIZE_MAX) return -EINVAL; /* as writev */

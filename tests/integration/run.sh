@@ -416,6 +416,25 @@ check "futimes, futimesat, lockf (a child tests the lock), syncfs, sync_file_ran
     diff "$W/lc-real.out" "$W/lc.out"
 shim_env "$MOUNTS" "$BUILD/tests/libc_calls" fifo "$MP/fifo" >"$W/lc.out" 2>&1
 check "mkfifo in the mount: EPERM, nothing made" sh -c "grep -qx 'mkfifo EPERM' '$W/lc.out' && test ! -e '$MP/fifo'"
+# O_APPEND writev from 4 processes at once: each call lands whole, as the kernel appends
+# it (one call per piece let another process's append come between them).
+cat >"$W/wv.py" <<'EOF'
+import os, sys
+p, pids = sys.argv[1], []
+for w in range(4):
+    pid = os.fork()
+    if pid == 0:
+        fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        for i in range(100): os.writev(fd, [b"w%d " % w, b"", b"line %03d\n" % i])
+        os._exit(0)
+    pids.append(pid)
+for pid in pids: os.waitpid(pid, 0)
+ls = open(p).read().splitlines()
+print(len(ls), len(set(ls)), all(l.startswith("w") and l.count(" line ") == 1 for l in ls))
+os.unlink(p)
+EOF
+shim_env "$MOUNTS" "$PY" "$W/wv.py" "$MP/wv.log" >"$W/wv.out" 2>&1
+check "O_APPEND writev from 4 processes at once: 400 whole lines" sh -c "grep -qx '400 400 True' '$W/wv.out' || { cat '$W/wv.out'; false; }"
 t "subshells (fork without exec) share the offset" 'exec 3<hello.txt; ( read -r -n 2 x <&3; echo "[$x]" ); ( head -c 3 <&3 ); echo; cat <&3'
 t "nested bash and python inherit fd 3" \
     'exec 3<lines.txt; bash -c "head -n 1 <&3"; head -n 1 <&3; "$PY" -c "import os; print(os.read(3, 6))"; head -n 1 <&3'
