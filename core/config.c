@@ -54,6 +54,7 @@ const char *const cfg_known[][3] = {
     {"S3SHIM_DIRECT_GATHER", "1: gather small direct:// writes across calls; others see them at close/fsync", "0"},
     {"S3SHIM_BLOCK_SHARE_WAIT_MS", "block://: how long a read waits for another process to commit what it wrote there, then EIO", "10000"},
     {"S3SHIM_BLOCK_COMMIT_MS", "block://: closes and renames are durable within this many ms (one flush pair for all), 0 = at once", "1000"},
+    {"S3SHIM_BLOCK_BATCH_MS", "block://: a process alone on the store commits its closes of new files together within this many ms, 0 = each at once", "10"},
     {"S3SHIM_BLOCK_DISCARD", "1: block:// tells the device (BLKDISCARD, or a hole in an image file) about blocks it frees, as they become reusable", "0"},
     {"S3SHIM_LIB", "s3shim run: the libs3shim.so to preload (unset: beside the command or in ../lib)", NULL},
     {"S3SHIM_ROOT_PID", "internal: pid of the first process of a run", NULL},
@@ -319,6 +320,8 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
     bool_setting(c, get, ctx, "S3SHIM_DIRECT_GATHER", NULL, "a boolean (1/0, yes/no)", &c->direct_gather);
     c->block_commit_ms = 1000;
     int_setting(c, get, ctx, "S3SHIM_BLOCK_COMMIT_MS", 0, 60000, &c->block_commit_ms);
+    c->block_batch_ms = 10;
+    int_setting(c, get, ctx, "S3SHIM_BLOCK_BATCH_MS", 0, 1000, &c->block_batch_ms);
     c->block_share_wait_ms = 10000;
     int_setting(c, get, ctx, "S3SHIM_BLOCK_SHARE_WAIT_MS", 1, 3600000, &c->block_share_wait_ms);
     int_setting(c, get, ctx, "S3SHIM_BLOCK_DISCARD", 0, 1, &c->block_discard);

@@ -57,6 +57,7 @@ struct cfg {
     int block_discard;    /* block://: discard freed blocks as they become reusable */
     int block_share_wait_ms; /* block://: a read waits this long for another process's commit */
     int block_commit_ms;  /* block://: a close or namespace change is durable within this (0: at once) */
+    int block_batch_ms;   /* block://: a lone process's closes of new files committed together within this (0: each at once) */
     int nerrors;
     char errors[CFG_MAX_ERRORS][320];
 };

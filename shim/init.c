@@ -354,7 +354,7 @@ __attribute__((destructor)) static void shim_fini(void)
     guard_enter();
     failed += bk_s3_tmp_at_end(); /* S3 temporaries not renamed: under their names */
     guard_leave();
-    bk_block_at_end(); /* block:// group commit: durable before the process ends */
+    failed += bk_block_at_end(); /* block:// batches committed, group commit durable, before the end */
     guard_enter();
     oplog_finish(OLE_EXIT);
     write_stats();
@@ -385,7 +385,7 @@ static int exit_commit_count(void)
         guard_enter();
         failed += bk_s3_tmp_at_end();
         guard_leave();
-        bk_block_at_end();
+        failed += bk_block_at_end();
         bk_s3_at_exit(); /* the run's shared counters go with its first process */
     }
     return failed;

@@ -198,6 +198,10 @@ static int cmd_config(int argc, char **argv)
     printf("  %-24s %s\n", "direct:// fallback", c.direct_fallback ? "error" : "buffered (with a warning)");
     if (c.block_commit_ms) printf("  %-24s visible at once, durable within %d ms (group commit)\n", "block:// commits", c.block_commit_ms);
     else printf("  %-24s durable before each call returns\n", "block:// commits");
+    if (c.block_commit_ms && c.block_batch_ms)
+        printf("  %-24s a process alone on the store commits up to 64 closes of new files together, within %d ms\n",
+               "block:// close batches", c.block_batch_ms);
+    else printf("  %-24s off: every close commits at once\n", "block:// close batches");
     printf("  %-24s O_RDWR readers ask other processes to commit what they wrote, waiting up to %d ms\n",
            "block:// shared writes", c.block_share_wait_ms);
     printf("  %-24s %s\n", "block:// discard", c.block_discard ? "freed blocks discarded as they become reusable (S3SHIM_BLOCK_DISCARD=1)" : "off (s3shim blk trim DEV discards free space)");

@@ -386,8 +386,13 @@ static int bm_mount(const char *where, const struct cfg *cfg, struct stats_set *
     uring_configure(&us);
     m->commit_ms = cfg->block_commit_ms;
     m->share_wait_ms = cfg->block_share_wait_ms;
+    m->batch_ms = cfg->block_commit_ms > 0 && m->st.rw ? cfg->block_batch_ms : 0; /* (durable closes: none) */
     pthread_mutex_init(&m->r_lock, NULL);
     pthread_mutex_init(&m->mk_lock, NULL);
+    pthread_mutex_init(&m->bt_lock, NULL);
+    m->bt_tail = &m->bt;
+    m->bt_fd = -1;
+    m->bt_seen = UINT64_MAX;
     m->st.discard = cfg->block_discard;
     bg_start(m);
     *msp = m;
@@ -397,6 +402,7 @@ static int bm_mount(const char *where, const struct cfg *cfg, struct stats_set *
 static void bm_unmount(void *ms)
 {
     struct block_mount *m = ms;
+    bb_unmount(m); /* (its commits before the threads stop) */
     bc_stop(m);
     bg_stop(m);
     bp_close(m);
@@ -409,6 +415,7 @@ static void bm_unmount(void *ms)
     }
     pthread_mutex_destroy(&m->detail_lock);
     pthread_mutex_destroy(&m->nw_lock);
+    pthread_mutex_destroy(&m->bt_lock);
     free(m->uri);
     free(m);
 }
@@ -426,6 +433,7 @@ static void bm_atfork_child(void *ms)
     m->st.fd = efd_park(m->st.fd);
     uring_atfork_child();
     bf_atfork_child(m); /* after the engine: buffers taken now are the child's */
+    bb_atfork_child(m);
 }
 
 /* --- namespace ------------------------------------------------------------------------------ */
@@ -480,6 +488,8 @@ static int stat_key(struct block_mount *m, const char *key, struct stat *st, int
 
 static int bm_stat(void *ms, const char *key, struct stat *st, int nofollow)
 {
+    int be_ = bb_enter(ms, key, BB_KEY);
+    if (be_) return be_;
     (void)nofollow;
     return stat_key(ms, key, st, 1);
 }
@@ -488,6 +498,8 @@ int bm_stat_quick(struct block_mount *m, const char *key, struct stat *st) { ret
 
 static int bm_access(void *ms, const char *key, int mode, int flags)
 {
+    int be_ = bb_enter(ms, key, BB_KEY);
+    if (be_) return be_;
     (void)flags;
     struct stat st;
     int e = stat_key(ms, key, &st, 0);
@@ -523,6 +535,8 @@ static int do_unlink(struct blk_txn *t, struct block_mount *m, void *arg)
 
 static int bm_unlink(void *ms, const char *key)
 {
+    int be_ = bb_enter(ms, key, BB_ALL);
+    if (be_) return be_;
     if (!*key) return -EISDIR;
     struct ns_arg a = {.from = key};
     int e = in_commit(ms, do_unlink, &a);
@@ -611,6 +625,8 @@ static int do_rename(struct blk_txn *t, struct block_mount *m, void *arg)
 
 static int bm_rename(void *ms, const char *from, const char *to, unsigned flags)
 {
+    int be_ = bb_enter(ms, from, BB_ALL);
+    if (be_) return be_;
     if (flags & ~(unsigned)RENAME_NOREPLACE) return -EINVAL; /* RENAME_EXCHANGE, WHITEOUT: not supported */
     if (!*from || !*to) return -EBUSY;
     size_t fl = strlen(from);
@@ -650,6 +666,8 @@ static int do_mkdir(struct blk_txn *t, struct block_mount *m, void *arg)
 
 static int bm_mkdir(void *ms, const char *key, mode_t mode)
 {
+    int be_ = bb_enter(ms, key, BB_ALL);
+    if (be_) return be_;
     if (!*key) return -EEXIST;
     int e = bm_key_check(key);
     if (!e) {
@@ -687,6 +705,8 @@ static int do_rmdir(struct blk_txn *t, struct block_mount *m, void *arg)
 
 static int bm_rmdir(void *ms, const char *key)
 {
+    int be_ = bb_enter(ms, key, BB_ALL);
+    if (be_) return be_;
     if (!*key) return -EBUSY;
     struct ns_arg a = {.from = key};
     return in_commit(ms, do_rmdir, &a);
@@ -694,6 +714,8 @@ static int bm_rmdir(void *ms, const char *key)
 
 static int bm_truncate(void *ms, const char *key, off_t len)
 {
+    int be_ = bb_enter(ms, key, BB_ALL);
+    if (be_) return be_;
     if (len < 0) return -EINVAL;
     int w = bf_truncate_writers(ms, key, len); /* the file this process is writing */
     if (w != -ENOENT) return w;
@@ -754,6 +776,8 @@ static int do_top(struct blk_txn *t, struct block_mount *m, void *arg)
 
 static int bm_utimens(void *ms, const char *key, const struct timespec ts[2], int nofollow)
 {
+    int be_ = bb_enter(ms, key, BB_ALL);
+    if (be_) return be_;
     (void)nofollow;
     if (!*key) { /* the mount's root */
         struct ns_arg a = {.from = key, .ts = ts, .flags = !ts};
@@ -794,6 +818,8 @@ out:
 
 int bm_chmod(void *ms, const char *key, mode_t mode)
 {
+    int be_ = bb_enter(ms, key, BB_ALL);
+    if (be_) return be_;
     if (!*key) { /* the mount's root: kept in the root block */
         struct ns_arg a = {.from = key, .mode = mode};
         return in_commit(ms, do_top, &a);
@@ -806,6 +832,8 @@ int bm_chmod(void *ms, const char *key, mode_t mode)
 
 static int bm_statvfs(void *ms, const char *key, struct statvfs *sv)
 {
+    int be_ = bb_enter(ms, key, BB_ALL);
+    if (be_) return be_;
     (void)key;
     struct block_mount *m = ms;
     struct blk_root r;

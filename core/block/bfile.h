@@ -99,10 +99,22 @@ struct bfile {
     struct bfile *nw_next, **nw_pprev; /* in m->nw: this process's open files */
     struct bfile *mk_next, **mk_pprev; /* in m->mk while marked (block_coherent.c) */
     uint64_t mk_pass; /* the answering pass that last looked at it (mk_lock) */
+    struct bfile *bt_next; /* in m->bt: closed, waiting for the batch's commit (block_batch.c) */
+    uint64_t bt_hash;      /* bm_key_hash of its key */
 };
 
 /* block_file.c */
 int bf_commit(struct bfile *f, int how);     /* f->lock held */
+/* The parts of a commit that several files' commits share (block_batch.c): f's version
+ * put in t (cur: the key's entry in t, have: tx_get's answer; o: filled), and after t's
+ * commit, f made that version. f->lock held. */
+int bf_commit_put(struct blk_txn *t, struct bfile *f, struct blk_obj *o, const struct blk_obj *cur, int have);
+void bf_committed(struct bfile *f, const struct blk_obj *o);
+void bf_free(struct bfile *f); /* a closed file's memory and descriptors */
+
+/* block_batch.c: the closed file f (its data written, f->lock not held) waits for the
+ * batch's commit: 1; 0 if it must be committed now (another process uses the store). */
+int bb_defer(struct bfile *f);
 void bf_ino_forked(void);                    /* in a forked child */
 /* The device block of logical block lblk: 1 mapped (*pblk, *owned, *run blocks from it in
  * that extent), 0 a hole (*run blocks up to the next extent, UINT64_MAX: none). */

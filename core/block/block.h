@@ -12,12 +12,13 @@
 
 extern const struct backend_ops bk_block_ops;
 
-/* The process is ending (or exec'ing): what its block:// commits left only visible
- * (group commit, S3SHIM_BLOCK_COMMIT_MS) is made durable. */
-void bk_block_at_exit(void);
+/* The process is ending (or exec'ing): the closes waiting in a batch are committed, and
+ * what its block:// commits left only visible (group commit, S3SHIM_BLOCK_COMMIT_MS) is
+ * made durable. How many closed files could not be committed. */
+int bk_block_at_exit(void);
 /* The process is ending (not exec'ing, which may fail): the same, and a store no other
  * process uses loses its files in /dev/shm (visible roots, lock files). */
-void bk_block_at_end(void);
+int bk_block_at_end(void);
 
 /* Make a new, empty store on PATH (a block device or a regular file). Refuses a device
  * that holds a filesystem, a partition table, a block:// store, or is in use (mounted),

@@ -60,6 +60,7 @@ struct bell {
      * process: a file that found nobody else's at value v asks the kernel again only
      * once it moved (a system call saved per read and per write of a lone process). */
     _Atomic uint64_t marks, opens;
+    _Atomic uint64_t batches; /* one more at every batch started (block_batch.c) */
 };
 
 /* The key's file in the lock directory, named as a key that no object can have (a NUL
@@ -76,6 +77,8 @@ static int key_file(struct block_mount *m, const char *key, size_t klen, const c
     free(k);
     return fd;
 }
+
+int bc_store_file(struct block_mount *m, const char *what) { return key_file(m, "", 0, what, O_RDWR); }
 
 /* The mark file's descriptor of f, opened at first need (f->lock held); -1 if it cannot be. */
 static int mark_fd(struct bfile *f)
@@ -122,22 +125,24 @@ int bf_copy_file(void *fh)
     return key_file(f->m, f->key, f->klen, "copy", O_RDWR);
 }
 
-/* A write lock on byte `at` of fd, waited for at most S3SHIM_BLOCK_SHARE_WAIT_MS (a
- * process that holds it and does not go on, stopped or in a debugger, must not hang the
- * others): 0, or -EIO with a log line naming the key, what is held and `then`. */
-static int lock_bounded(struct bfile *f, int fd, off_t at, const char *what, const char *then)
+int bc_lock_bounded(struct block_mount *m, const char *name, int fd, off_t at, const char *what, const char *then)
 {
-    uint64_t start = stats_now_ns(), limit = (uint64_t)f->m->share_wait_ms * 1000000ull;
+    uint64_t start = stats_now_ns(), limit = (uint64_t)m->share_wait_ms * 1000000ull;
     for (unsigned pause = 50;; pause = pause < 5000 ? pause * 2 : 5000) {
         int e = blk_byte_lock(fd, F_OFD_SETLK, F_WRLCK, at);
         if (e != -EAGAIN && e != -EACCES) return e;
         if (stats_now_ns() - start >= limit) {
-            slog_error("block: %s: %s: another process has held %s for %d ms (stopped?); %s", f->m->uri, f->key, what,
-                       f->m->share_wait_ms, then);
+            slog_error("block: %s: %s: another process has held %s for %d ms (stopped?); %s", m->uri, name, what,
+                       m->share_wait_ms, then);
             return -EIO;
         }
         usleep(pause);
     }
+}
+
+static int lock_bounded(struct bfile *f, int fd, off_t at, const char *what, const char *then)
+{
+    return bc_lock_bounded(f->m, f->key, fd, at, what, then);
 }
 
 int bf_copy_lock(void *fh, int fd, off_t at, const char *then)
@@ -190,8 +195,11 @@ static int rung(struct bell *b, uint64_t h)
  * list of their own (m->mk), not the open files' list under nw_lock, which a thread may
  * hold while it waits for another process (truncate by name); a file whose lock is held
  * (by a thread writing through it) is come back to. */
+static uint64_t batch_ring(void) { return bm_key_hash("\0batch", 6); } /* (no key holds a NUL) */
+
 static void answer(struct block_mount *m, struct bell *b)
 {
+    if (__atomic_load_n(&m->bt_n, __ATOMIC_RELAXED) && rung(b, batch_ring())) bb_flush(m);
     uint64_t pass = ++m->mk_pass; /* each file once: it may be marked again at once */
     for (int busy = 1; busy && !__atomic_load_n(&m->r_stop, __ATOMIC_ACQUIRE);) {
         busy = 0;
@@ -246,6 +254,28 @@ static void start_answerer(struct block_mount *m)
         else slog_error("block: %s: no thread to answer other processes' reads; they wait for this process's commits", m->uri);
     }
     pthread_mutex_unlock(&m->r_lock);
+}
+
+void bc_answering(struct block_mount *m) { start_answerer(m); }
+
+int bc_bell_ok(struct block_mount *m) { return bell_of(m) != NULL; }
+
+uint64_t bc_batches(struct block_mount *m)
+{
+    struct bell *b = bell_of(m);
+    return b ? atomic_load(&b->batches) : 0;
+}
+
+void bc_batch_started(struct block_mount *m)
+{
+    struct bell *b = bell_of(m);
+    if (b) atomic_fetch_add(&b->batches, 1);
+}
+
+void bc_ring_batches(struct block_mount *m)
+{
+    struct bell *b = bell_of(m);
+    if (b) ring(b, batch_ring());
 }
 
 void bc_stop(struct block_mount *m)

@@ -376,6 +376,50 @@ static void pool_release(struct bfile *f)
     f->npool = 0;
 }
 
+int bf_commit_put(struct blk_txn *t, struct bfile *f, struct blk_obj *o, const struct blk_obj *cur, int have)
+{
+    struct blk_root *r = tx_root(t);
+    memset(o, 0, sizeof *o);
+    o->klen = (uint16_t)f->klen;
+    memcpy(o->key, f->key, f->klen);
+    o->mode = f->mode_set || have != 1 ? S_IFREG | (f->mode & 07777) : cur->mode;
+    o->ino = have == 1 ? cur->ino : f->ino_shown ? f->new_ino : r->next_ino++;
+    o->size = f->size;
+    o->mtime_ns = f->mtime_set ? f->mtime : bm_now_ns();
+    o->gen = r->h.commit + 1;
+    int e = 0;
+    for (int i = 0; i < f->n && !e; i++) {
+        o->ext[o->next++] = (struct blk_ext){f->map[i].lblk, f->map[i].pblk, f->map[i].len, 0};
+        if (f->map[i].owned) e = tx_use_data(t, f->map[i].pblk, f->map[i].len);
+    }
+    if (!e && have == 1) e = free_replaced(t, f, cur);
+    if (!e) e = bm_file_parents(f->m, t, f->key, f->klen, have != 1);
+    if (!e) e = tx_put(t, o);
+    return e;
+}
+
+void bf_committed(struct bfile *f, const struct blk_obj *o)
+{
+    f->base = *o;
+    /* Committed: shared from now on, and its reservation becomes a pin (a read lock,
+     * as every reader of the object takes: other processes may open it now). */
+    for (int i = 0; i < f->n; i++) {
+        if (f->map[i].owned && !in_pool(f, f->map[i].pblk)) bf_fd_lock(f, f->map[i].pblk, f->map[i].len, F_RDLCK);
+        f->map[i].owned = 0;
+    }
+    /* Blocks carved from the mount's kept run (a closing file: no pin needed) are
+     * the bitmap's now: no longer reserved. */
+    pool_release(f);
+    f->dirty = 0;
+    bf_unmark(f);
+    if (f->claimed) { /* the name is an object now: the claim has done its work */
+        bf_claim_drop(f);
+        f->claimed = 0;
+    }
+    f->mtime_set = 0;
+    f->mode_set = 0;
+}
+
 int bf_commit(struct bfile *f, int how)
 {
     f->at_commit = 1;
@@ -423,15 +467,6 @@ int bf_commit(struct bfile *f, int how)
             if (tries > 3 || (e = materialize(f)) < 0) break;
             continue;
         }
-        struct blk_root *r = tx_root(t);
-        memset(o, 0, sizeof *o);
-        o->klen = (uint16_t)f->klen;
-        memcpy(o->key, f->key, f->klen);
-        o->mode = f->mode_set || have != 1 ? S_IFREG | (f->mode & 07777) : cur->mode;
-        o->ino = have == 1 ? cur->ino : f->ino_shown ? f->new_ino : r->next_ino++;
-        o->size = f->size;
-        o->mtime_ns = f->mtime_set ? f->mtime : bm_now_ns();
-        o->gen = r->h.commit + 1;
         if (f->n > BLK_MAX_EXT) { /* merge neighbours first, without the commit lock */
             tx_abort(t);
             if (tries > 3) {
@@ -443,42 +478,19 @@ int bf_commit(struct bfile *f, int how)
             if ((e = compact(f, BLK_MAX_EXT)) < 0) break;
             continue;
         }
-        for (int i = 0; i < f->n && !e; i++) {
-            o->ext[o->next++] = (struct blk_ext){f->map[i].lblk, f->map[i].pblk, f->map[i].len, 0};
-            if (f->map[i].owned) e = tx_use_data(t, f->map[i].pblk, f->map[i].len);
-        }
-        if (!e && have == 1) e = free_replaced(t, f, cur);
-        if (!e) e = bm_file_parents(f->m, t, f->key, f->klen, have != 1);
-        if (!e) e = tx_put(t, o);
-        if (e) {
+        uint64_t base = tx_root(t)->h.commit;
+        if ((e = bf_commit_put(t, f, o, cur, have)) != 0) {
             tx_abort(t);
             break;
         }
-        uint64_t c0 = stats_now_ns(), base = r->h.commit;
+        uint64_t c0 = stats_now_ns();
         int durable = 0;
         e = tx_commit(t, how, &durable);
         stats_record(&f->m->dev_stats, STK_SYNC, c0, 0, e != 0); /* the block child's "sync": commits */
         if (e < 0) break;
         bm_parent_seen(f->m, base);
         bg_committed(f->m, durable);
-        f->base = *o;
-        /* Committed: shared from now on, and its reservation becomes a pin (a read lock,
-         * as every reader of the object takes: other processes may open it now). */
-        for (int i = 0; i < f->n; i++) {
-            if (f->map[i].owned && !in_pool(f, f->map[i].pblk)) bf_fd_lock(f, f->map[i].pblk, f->map[i].len, F_RDLCK);
-            f->map[i].owned = 0;
-        }
-        /* Blocks carved from the mount's kept run (a closing file: no pin needed) are
-         * the bitmap's now: no longer reserved. */
-        pool_release(f);
-        f->dirty = 0;
-        bf_unmark(f);
-        if (f->claimed) { /* the name is an object now: the claim has done its work */
-            bf_claim_drop(f);
-            f->claimed = 0;
-        }
-        f->mtime_set = 0;
-        f->mode_set = 0;
+        bf_committed(f, o);
         break;
     }
     free(o);
@@ -492,6 +504,7 @@ int bf_fsync(void *fh, int datasync)
     struct bfile *f = fh;
     uint64_t t0 = stats_now_ns();
     int me = f->writable ? bf_map_flush(fh) : 0; /* a shared mapping's changes first */
+    bb_flush(f->m); /* and the closes waiting in a batch: durable with the rest */
     pthread_mutex_lock(&f->lock);
     if (me < 0 && !f->err) f->err = me;
     /* A durable commit of this file, or (nothing to commit) of everything published:
@@ -637,7 +650,7 @@ int bf_fchmod(void *fh, mode_t mode)
     return 0;
 }
 
-static void bfile_free(struct bfile *f)
+void bf_free(struct bfile *f)
 {
     bf_list_remove(f);
     if (f->wb.p) ubuf_put(&f->wb);
@@ -661,6 +674,23 @@ static void bfile_free(struct bfile *f)
 
 static int still_there(struct bfile *f);
 
+/* Can f's commit wait for the batch (block_batch.c)? A new object, not shared, not
+ * mapped, every block of it carved from the mount's kept run. Its data is written now,
+ * as its commit would. f->lock held. */
+static int batchable(struct bfile *f)
+{
+    if (!f->m->batch_ms || !f->dirty || f->err || f->detached || f->base.gen || f->shared || f->locked ||
+        f->marked || bf_coherent(f) || f->n > BLK_MAX_EXT || bf_map_any(f))
+        return 0;
+    f->at_commit = 1;
+    int e = bf_wb_flush(f);
+    f->at_commit = 0;
+    if (e || f->err) return 0;
+    for (int i = 0; i < f->n; i++)
+        if (!f->map[i].owned || !in_pool(f, f->map[i].pblk)) return 0;
+    return 1;
+}
+
 int bf_close(void *fh)
 {
     struct bfile *f = fh;
@@ -671,8 +701,24 @@ int bf_close(void *fh)
         pthread_mutex_lock(&f->lock);
         if (me < 0 && !f->err) f->err = me;
         f->closing = 1;
-        e = f->dirty ? bf_commit(f, bg_how(f->m)) : f->err;
+        int later = f->dirty && batchable(f);
+        if (later && !f->mtime_set) { /* its time is the close's, not the batch's commit's */
+            f->mtime = bm_now_ns();
+            f->mtime_set = 1;
+        }
+        e = later ? 0 : f->dirty ? bf_commit(f, bg_how(f->m)) : f->err;
         pthread_mutex_unlock(&f->lock);
+        if (later) {
+            struct block_mount *m = f->m;
+            bf_map_forget(f);
+            if (bb_defer(f)) { /* (f is the batch's now: it may be gone already) */
+                stats_record(m->stats, STK_CLOSE, t0, 0, 0);
+                return 0;
+            }
+            pthread_mutex_lock(&f->lock); /* another process is there: committed now */
+            e = bf_commit(f, bg_how(f->m));
+            pthread_mutex_unlock(&f->lock);
+        }
         if (e) slog_error("block: %s: closing %s: %s; the object keeps its previous version", f->m->uri, f->key,
                           strerror(-e));
     }
@@ -684,7 +730,7 @@ int bf_close(void *fh)
     if (m->st.discard && f->base.next > 0 && !still_there(f))
         for (int i = 0; i < f->base.next; i++) gone[ngone++] = (struct blk_fext){f->base.ext[i].pblk, f->base.ext[i].len};
     bf_map_forget(f);
-    bfile_free(f);
+    bf_free(f);
     blk_discard_if_free(&m->st, gone, ngone);
     stats_record(m->stats, STK_CLOSE, t0, 0, e != 0);
     return e;
@@ -745,6 +791,8 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
 {
     struct block_mount *m = ms;
     size_t kl = strlen(key);
+    int be = bb_enter(m, key, BB_KEY); /* (another process's closed files first) */
+    if (be) return be;
     if (kl == 0) return -EISDIR;
     if (flags & O_DIRECTORY) return -ENOTDIR;
     int ke = bm_key_check(key);
@@ -817,7 +865,7 @@ int bf_open(void *ms, const char *key, int flags, mode_t mode, void **fhp)
     ra_init(&f->ra, m->chunk, m->chunk * (size_t)(m->depth < 1 ? 1 : m->depth > BF_SLOTS ? BF_SLOTS : m->depth));
     stats_record(m->stats, STK_OPEN, t0, 0, e != 0);
     if (e) {
-        bfile_free(f);
+        bf_free(f);
         return e;
     }
     bf_list_add(f);

@@ -7,9 +7,10 @@
  * process left undurable (a thread of the mount sleeps until then, like ext4's commit
  * interval), an fsync/fdatasync on the mount, the process's end (exit, _exit, exec, and
  * unmount), or a new process mounting the store and finding a published root older than
- * N ms (its writer was killed: the new process's thread does it, the program goes on). So N ms bounds what a power cut can take, and commits
- * arriving closer together than a flush takes share it. N = 0: every commit durable
- * before its call returns. */
+ * N ms (its writer was killed: the new process's thread does it, the program goes on).
+ * So N ms bounds what a power cut can take, and commits arriving closer together than a
+ * flush takes share it. N = 0: every commit durable before its call returns. The same
+ * thread commits a batch of closes when it is due (block_batch.c). */
 #include "block.h"
 #include "bmount.h"
 
@@ -36,12 +37,21 @@ static void *flusher(void *arg)
     m->g_running = 1;
     pthread_cond_broadcast(&m->g_cond); /* start_thread waits for this */
     while (!m->g_stop) {
-        if (!m->g_since) {
+        uint64_t now = stats_now_ns();
+        if (m->bt_due && now >= m->bt_due) { /* closes waiting in the batch (block_batch.c) */
+            m->bt_due = 0;
+            pthread_mutex_unlock(&m->g_lock);
+            bb_flush(m);
+            pthread_mutex_lock(&m->g_lock);
+            continue;
+        }
+        if (!m->g_since && !m->bt_due) {
             pthread_cond_wait(&m->g_cond, &m->g_lock);
             continue;
         }
-        uint64_t due = m->g_since + (uint64_t)m->commit_ms * 1000000ull;
-        if (stats_now_ns() < due) {
+        uint64_t due = m->g_since ? m->g_since + (uint64_t)m->commit_ms * 1000000ull : UINT64_MAX;
+        if (m->bt_due && m->bt_due < due) due = m->bt_due;
+        if (now < due) {
             struct timespec ts = {(time_t)(due / 1000000000ull), (long)(due % 1000000000ull)};
             pthread_cond_timedwait(&m->g_cond, &m->g_lock, &ts);
             continue;
@@ -122,6 +132,14 @@ void bg_committed(struct block_mount *m, int durable)
     pthread_mutex_unlock(&m->g_lock);
 }
 
+void bg_batch_due(struct block_mount *m, uint64_t due)
+{
+    pthread_mutex_lock(&m->g_lock);
+    if (!m->bt_due || due < m->bt_due) m->bt_due = due;
+    start_thread(m);
+    pthread_mutex_unlock(&m->g_lock);
+}
+
 int bg_sync(struct block_mount *m)
 {
     pthread_mutex_lock(&m->g_lock);
@@ -175,17 +193,23 @@ void bg_atfork_child(struct block_mount *m)
     m->g_thread_on = 0;
 }
 
-void bk_block_at_exit(void)
+int bk_block_at_exit(void)
 {
+    int failed = 0;
     pthread_mutex_lock(&reg_lock);
-    for (struct block_mount *m = reg; m; m = m->g_next) bg_finish(m);
+    for (struct block_mount *m = reg; m; m = m->g_next) {
+        failed += bb_flush(m); /* closes waiting in a batch, committed first */
+        bg_finish(m);
+    }
     pthread_mutex_unlock(&reg_lock);
+    return failed;
 }
 
-void bk_block_at_end(void)
+int bk_block_at_end(void)
 {
-    bk_block_at_exit();
+    int failed = bk_block_at_exit();
     pthread_mutex_lock(&reg_lock);
     for (struct block_mount *m = reg; m; m = m->g_next) blk_vr_release(&m->st);
     pthread_mutex_unlock(&reg_lock);
+    return failed;
 }

@@ -255,6 +255,15 @@ static struct bmap *find(void *fh)
     return b;
 }
 
+int bf_map_any(void *fh)
+{
+    if (!__atomic_load_n(&maps, __ATOMIC_RELAXED)) return 0;
+    pthread_mutex_lock(&maps_lock);
+    int r = find(fh) != NULL;
+    pthread_mutex_unlock(&maps_lock);
+    return r;
+}
+
 void bf_map_written(void *fh, const void *buf, size_t len, off_t off)
 {
     if (!__atomic_load_n(&maps, __ATOMIC_RELAXED)) return;

@@ -58,6 +58,17 @@ struct block_mount {
     pthread_mutex_t mk_lock; /* after a file's lock, never before (the thread tries) */
     struct bfile *mk;        /* this process's marked files */
     uint64_t mk_pass;        /* answering passes (the thread's own) */
+    /* Closes of new files committed together while this process is the store's only user
+     * (block_batch.c). bt_lock before nw_lock; bt_due under g_lock. */
+    int batch_ms;              /* S3SHIM_BLOCK_BATCH_MS (0: every close commits) */
+    pthread_mutex_t bt_lock;
+    struct bfile *bt, **bt_tail; /* the closed files waiting, in the order of their closes */
+    int bt_n;                  /* (read without the lock as a hint) */
+    int bt_pend;               /* this process holds the pending byte */
+    int bt_fd;                 /* the store's batch file: presence and pending locks (-1: none) */
+    int bt_joined;             /* this process took its presence (a forked child: not yet) */
+    uint64_t bt_seen;          /* the bell's batch count when nobody else had one */
+    uint64_t bt_due;           /* monotonic ns when the flusher commits the batch (0: none) */
 };
 
 /* block_group.c: group commit. */
@@ -68,9 +79,35 @@ int bg_how(struct block_mount *m);      /* TX_VISIBLE or TX_DURABLE for a close 
 void bg_committed(struct block_mount *m, int durable);
 int bg_sync(struct block_mount *m);     /* fsync: everything published, durable */
 
+/* block_group.c: the batch's commit is due at `due` (monotonic ns): the thread wakes then. */
+void bg_batch_due(struct block_mount *m, uint64_t due);
+
 /* block_coherent.c */
 void bc_stop(struct block_mount *m); /* at unmount */
 void bc_atfork_child(struct block_mount *m);
+/* The store's bell for batches (block_batch.c): its count of batches started (0 without
+ * a bell), one more, and a ring that asks every process holding one to commit it. */
+int bc_bell_ok(struct block_mount *m); /* is the bell there (mapped at the first ask)? */
+uint64_t bc_batches(struct block_mount *m);
+void bc_batch_started(struct block_mount *m);
+void bc_ring_batches(struct block_mount *m);
+void bc_answering(struct block_mount *m); /* this process's thread answering the bell, started */
+/* A descriptor of the store's file `what` in the lock directory (O_RDWR), or -errno. */
+int bc_store_file(struct block_mount *m, const char *what);
+/* A write lock on byte `at` of fd, waited for at most S3SHIM_BLOCK_SHARE_WAIT_MS: 0, or
+ * -EIO with a log line naming `name`, what is held and `then` (what follows). */
+int bc_lock_bounded(struct block_mount *m, const char *name, int fd, off_t at, const char *what, const char *then);
+
+/* block_batch.c: closes of new files committed together (see there). */
+enum { BB_KEY, BB_ALL };
+/* Before a call on the store: another process's batch committed first (it may hold
+ * closed files the call must see); then this process's own, for BB_ALL (a change to the
+ * namespace, a listing, fsync) or for BB_KEY if it holds key or a parent of key. 0 or
+ * -EIO (the other process did not commit in S3SHIM_BLOCK_SHARE_WAIT_MS). */
+int bb_enter(struct block_mount *m, const char *key, int what);
+int bb_flush(struct block_mount *m); /* the batch committed now: how many files failed */
+void bb_atfork_child(struct block_mount *m);
+void bb_unmount(struct block_mount *m); /* the batch committed, the presence let go */
 
 /* Commit one change to the namespace under the commit lock (backend_block.c). */
 
@@ -150,6 +187,7 @@ int bf_local_map(void *fh, off_t off, size_t len, int prot, int flags);
 void bf_map_written(void *fh, const void *buf, size_t len, off_t off);
 int bf_map_flush(void *fh);   /* fsync, close: what a shared writable mapping changed, written */
 void bf_map_forget(void *fh); /* at close */
+int bf_map_any(void *fh);     /* has it been mapped (a mapping may outlive its close)? */
 /* The key's file in /dev/shm that shared writable mappings of it map, in every process
  * (block_map.c): a descriptor (O_RDWR) or -errno. */
 int bf_copy_file(void *fh);
