@@ -393,6 +393,8 @@ static int bm_mount(const char *where, const struct cfg *cfg, struct stats_set *
     m->bt_tail = &m->bt;
     m->bt_fd = -1;
     m->bt_seen = UINT64_MAX;
+    m->st.vr_last = bb_last;
+    m->st.vr_last_arg = m;
     m->st.discard = cfg->block_discard;
     bg_start(m);
     *msp = m;

@@ -101,6 +101,8 @@ struct bfile {
     uint64_t mk_pass; /* the answering pass that last looked at it (mk_lock) */
     struct bfile *bt_next; /* in m->bt: closed, waiting for the batch's commit (block_batch.c) */
     uint64_t bt_hash;      /* bm_key_hash of its key */
+    uint64_t bt_phash;     /* and of its parent directory's (bt_plen bytes of it) */
+    size_t bt_plen;
 };
 
 /* block_file.c */

@@ -55,6 +55,10 @@ struct blk_store {
     uint64_t vr_retry_ns;
     _Atomic uint64_t vr_check_ns; /* when a lookup or commit next looks whether the file was removed */
     _Atomic int vr_suspect;       /* it was seen removed: the next commit lock moves over */
+    /* Called by the last process using the store before its files in /dev/shm go (the
+     * mount's: closes a killed process left in the batch log, committed; NULL: none). */
+    void (*vr_last)(void *arg);
+    void *vr_last_arg;
     /* The newest roots as last read (blk_roots), kept while the shared change counter
      * (blk_vroot.c) holds rc_seq and the device's root slots still start with the headers
      * rc_dh (seen through dm, the device's first blocks mapped; docs/block-format.md,

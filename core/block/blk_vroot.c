@@ -159,6 +159,7 @@ void blk_vr_release(struct blk_store *s)
     }
     if (blk_vr_orphaned(s)) return; /* (the name is someone else's file: not ours to remove) */
     if (sys.flock(s->vr_fd, LOCK_EX | LOCK_NB) < 0) return; /* others use the store */
+    if (s->vr_last && s->rw) s->vr_last(s->vr_last_arg);
     /* The last process: what a killed one left only visible is made durable first (a
      * process that cannot write the store leaves it, and the file, to one that can). */
     struct blk_root r;

@@ -20,11 +20,14 @@
  * holder's answering thread commits its batch) and waits for the lock to go. Either the
  * starter sees the newcomer's presence, or the newcomer sees the starter's pending lock.
  *
- * What it costs: a process killed with SIGKILL loses the files it closed in its last
- * S3SHIM_BLOCK_BATCH_MS (BB_MAX files at most) while it was alone on the store, as a
- * power cut loses what the last S3SHIM_BLOCK_COMMIT_MS made visible; and a close cannot
- * report a commit that fails later (logged with the key, and counted in the exit status
- * when it happens at exit). S3SHIM_BLOCK_BATCH_MS=0: every close commits at once.
+ * A process killed with SIGKILL loses none of them: each file waiting is also a record
+ * in the store's batch log in /dev/shm (the holder of BB_PENDING owns it), and the next
+ * process that looks finds the pending lock gone with records left, and commits them
+ * before anything else (its allocations included: the records' blocks were reserved by
+ * the dead process's locks only). What it costs: a close cannot report a commit that
+ * fails later (logged with the key, and counted in the exit status when it happens at
+ * exit), so the batch is only used while the metadata zone has ample room.
+ * S3SHIM_BLOCK_BATCH_MS=0: every close commits at once.
  * docs/block-format.md, "Closes committed together". */
 #include "block.h"
 #include "bmount.h"
@@ -33,16 +36,52 @@
 #include "../efd.h"
 #include "../log.h"
 #include "../stats.h"
+#include "../sys.h"
 #include "../uring.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 
 #define BB_MAX 64
 #define BB_PRESENT 0 /* bytes of the batch file */
 #define BB_PENDING 1
+
+/* The batch log (the store's "batchlog" file in /dev/shm, mapped at the first need): a
+ * record per file waiting, made whole before n counts it. o.ino is the st_ino the
+ * process showed for the file (0: none; the commit draws one). */
+#define BL_MAGIC 0x53334242617463ull
+struct blog {
+    uint64_t magic;
+    _Atomic uint32_t n;
+    uint32_t pad;
+    struct blk_obj rec[BB_MAX];
+};
+
+/* The log mapped (bt_lock held): NULL if it cannot be. */
+static struct blog *blog_of(struct block_mount *m)
+{
+    if (m->bt_log) return m->bt_log;
+    int fd = bc_store_file(m, "batchlog");
+    void *p = MAP_FAILED;
+    if (fd >= 0) {
+        struct stat st;
+        if (sys.fstat(fd, &st) == 0 && (st.st_size >= (off_t)sizeof(struct blog) || sys.ftruncate(fd, sizeof(struct blog)) == 0))
+            p = sys.mmap(NULL, sizeof(struct blog), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        sys.close(fd);
+    }
+    if (p == MAP_FAILED) {
+        slog_error("block: %s: cannot map the store's batch log in /dev/shm: every close commits at once", m->uri);
+        return NULL;
+    }
+    m->bt_log = p;
+    return p;
+}
 
 /* This process's presence, taken at its first call on the store (not at mount: a shell
  * that only has the mount in its settings must not keep its children from batching). */
@@ -69,37 +108,109 @@ static void join(struct block_mount *m)
     pthread_mutex_unlock(&m->bt_lock);
 }
 
-/* Another process's batch, committed before this process looks: 0 or -EIO. */
+/* The records a killed process left in the log, committed (bt_lock held, with the write
+ * lock on BB_PENDING: nobody else batches or recovers meanwhile). A record whose key
+ * already has its blocks was committed before the kill (between the commit and the
+ * log's emptying). */
+static int record_ok(const struct block_mount *m, const struct blk_obj *o)
+{
+    if (o->klen == 0 || o->klen > BLK_MAX_KEY || o->next < 0 || o->next > BLK_MAX_EXT) return 0;
+    for (int x = 0; x < o->next; x++)
+        if (o->ext[x].len == 0 || o->ext[x].pblk < m->st.sb.data_start || o->ext[x].pblk + o->ext[x].len > m->st.sb.data_end)
+            return 0;
+    return 1;
+}
+
+static void recover(struct block_mount *m, struct blog *lg)
+{
+    uint32_t n = atomic_load(&lg->n);
+    if (lg->magic != BL_MAGIC || n == 0 || n > BB_MAX) {
+        lg->magic = BL_MAGIC;
+        atomic_store(&lg->n, 0);
+        return;
+    }
+    struct blk_obj *cur = malloc(sizeof *cur), *o = malloc(sizeof *o);
+    struct blk_txn *t = NULL;
+    int e = cur && o ? tx_begin(&m->st, &t) : -ENOMEM, done = 0;
+    for (uint32_t i = 0; i < n && !e; i++) {
+        *o = lg->rec[i];
+        if (!record_ok(m, o)) { /* (the file is in /dev/shm: anyone of the store's users may write it) */
+            slog_error("block: %s: a damaged record in the batch log left by a killed process: skipped", m->uri);
+            continue;
+        }
+        int have = tx_get(t, o->key, o->klen, cur);
+        if (have < 0) e = have;
+        if (e || (have == 1 && cur->next > 0 && o->next > 0 && cur->ext[0].pblk == o->ext[0].pblk)) continue;
+        struct blk_root *r = tx_root(t);
+        o->ino = have == 1 ? cur->ino : o->ino ? o->ino : r->next_ino++;
+        o->gen = r->h.commit + 1;
+        for (int x = 0; x < o->next && !e; x++) e = tx_use_data(t, o->ext[x].pblk, o->ext[x].len);
+        for (int x = 0; have == 1 && x < cur->next && !e; x++) e = tx_free_data(t, cur->ext[x].pblk, cur->ext[x].len);
+        if (!e) e = bm_file_parents(m, t, o->key, o->klen, have != 1);
+        if (!e) e = tx_put(t, o);
+        done++;
+    }
+    if (!e && t && done) {
+        int durable = 0;
+        e = tx_commit(t, bg_how(m), &durable);
+        if (!e) bg_committed(m, durable);
+    } else if (t) {
+        tx_abort(t);
+    }
+    if (e) slog_error("block: %s: the %u closed files a killed process left to commit could not be committed: %s",
+                      m->uri, n, strerror(-e));
+    else if (done) slog_info("block: %s: committed %d files a killed process had closed", m->uri, done);
+    atomic_store(&lg->n, 0);
+    free(cur);
+    free(o);
+}
+
+/* Another process's batch committed before this process looks, by that process or (it
+ * was killed) from its log here: 0 or -EIO. */
 static int others_first(struct block_mount *m)
 {
     uint64_t n = bc_batches(m);
     if (n == __atomic_load_n(&m->bt_seen, __ATOMIC_RELAXED) || m->bt_fd < 0) return 0;
-    if (blk_byte_held(m->bt_fd, F_OFD_GETLK, BB_PENDING)) {
-        if (__atomic_load_n(&m->bt_n, __ATOMIC_RELAXED)) bb_flush(m); /* (our own read lock goes first) */
-        bc_ring_batches(m);
-        int e = bc_lock_bounded(m, "closed files", m->bt_fd, BB_PENDING, "new files it closed and has not committed",
-                                "this call fails (EIO)");
-        if (e) return e;
-        blk_byte_lock(m->bt_fd, F_OFD_SETLK, F_UNLCK, BB_PENDING);
-    }
+    if (__atomic_load_n(&m->bt_pend, __ATOMIC_RELAXED)) bb_flush(m); /* (our own read lock goes first) */
+    if (blk_byte_held(m->bt_fd, F_OFD_GETLK, BB_PENDING)) bc_ring_batches(m);
+    int e = bc_lock_bounded(m, "closed files", m->bt_fd, BB_PENDING, "new files it closed and has not committed",
+                            "this call fails (EIO)");
+    if (e) return e;
+    pthread_mutex_lock(&m->bt_lock);
+    struct blog *lg = blog_of(m);
+    if (lg && (lg->magic != BL_MAGIC || atomic_load(&lg->n))) recover(m, lg);
+    pthread_mutex_unlock(&m->bt_lock);
+    blk_byte_lock(m->bt_fd, F_OFD_SETLK, F_UNLCK, BB_PENDING);
     __atomic_store_n(&m->bt_seen, n, __ATOMIC_RELAXED);
     return 0;
 }
 
-/* Is key, or a directory above it, a name in the batch? */
+/* Is key, or a directory above it, a name in the batch, or is key the directory of one
+ * (its mtime moves with the commit)? */
 static int holds(struct block_mount *m, const char *key)
 {
     size_t kl = strlen(key);
     int r = 0;
     pthread_mutex_lock(&m->bt_lock);
-    for (size_t i = 1; i <= kl && !r; i++) {
+    for (size_t i = 0; i <= kl && !r; i++) {
         if (i < kl && key[i] != '/') continue;
         uint64_t h = bm_key_hash(key, i);
         for (struct bfile *f = m->bt; f && !r; f = f->bt_next)
-            r = f->bt_hash == h && f->klen == i && memcmp(f->key, key, i) == 0;
+            r = (i > 0 && f->bt_hash == h && f->klen == i && memcmp(f->key, key, i) == 0) ||
+                (i == kl && f->bt_phash == h && f->bt_plen == kl && memcmp(f->key, key, kl) == 0);
     }
     pthread_mutex_unlock(&m->bt_lock);
     return r;
+}
+
+/* Room in the metadata zone for a batch's commit, with the margin that commits keep
+ * before they turn durable (blk_txn.c): a close that returned 0 must not fail later. */
+static int roomy(struct block_mount *m)
+{
+    struct blk_root r;
+    if (blk_roots(&m->st, &r, NULL, NULL, NULL) != 0) return 0;
+    uint64_t zone = m->st.sb.data_start - m->st.sb.meta_start, used = r.meta_used;
+    return used < zone && zone - used > zone / 4 + 1024; /* (64 files touch a few hundred blocks at most) */
 }
 
 int bb_enter(struct block_mount *m, const char *key, int what)
@@ -111,18 +222,37 @@ int bb_enter(struct block_mount *m, const char *key, int what)
     return 0;
 }
 
+/* f's record in the log: the object its commit will make, less what the commit draws. */
+static void log_file(struct blk_obj *o, const struct bfile *f)
+{
+    memset(o, 0, offsetof(struct blk_obj, ext));
+    o->klen = (uint16_t)f->klen;
+    memcpy(o->key, f->key, f->klen);
+    o->mode = S_IFREG | (f->mode & 07777);
+    o->ino = f->ino_shown ? f->new_ino : 0;
+    o->size = f->size;
+    o->mtime_ns = f->mtime;
+    for (int i = 0; i < f->n; i++) o->ext[o->next++] = (struct blk_ext){f->map[i].lblk, f->map[i].pblk, f->map[i].len, 0};
+}
+
 int bb_defer(struct bfile *f)
 {
     struct block_mount *m = f->m;
     if (!__atomic_load_n(&m->bt_joined, __ATOMIC_ACQUIRE)) join(m);
     if (m->bt_fd < 0 || !bc_bell_ok(m)) return 0; /* (without the bell nobody would know) */
     pthread_mutex_lock(&m->bt_lock);
+    struct blog *lg = blog_of(m);
+    if (!lg || m->bt_n >= BB_MAX) { /* (a thread's flush of a full batch is under way) */
+        pthread_mutex_unlock(&m->bt_lock);
+        return 0;
+    }
     if (!m->bt_pend) { /* pending, counted, then the look for others (see the top) */
-        if (blk_byte_lock(m->bt_fd, F_OFD_SETLK, F_RDLCK, BB_PENDING) < 0) {
+        if (!roomy(m) || blk_byte_lock(m->bt_fd, F_OFD_SETLK, F_RDLCK, BB_PENDING) < 0) {
             pthread_mutex_unlock(&m->bt_lock); /* another process waits for batches to go */
             return 0;
         }
-        bc_batch_started(m);
+        uint64_t was = bc_batch_started(m); /* (our own count is no news to us) */
+        if (__atomic_load_n(&m->bt_seen, __ATOMIC_RELAXED) == was) __atomic_store_n(&m->bt_seen, was + 1, __ATOMIC_RELAXED);
         if (blk_byte_held(m->bt_fd, F_OFD_GETLK, BB_PRESENT)) {
             blk_byte_lock(m->bt_fd, F_OFD_SETLK, F_UNLCK, BB_PENDING);
             pthread_mutex_unlock(&m->bt_lock);
@@ -130,6 +260,8 @@ int bb_defer(struct bfile *f)
         }
         m->bt_pend = 1;
         bc_answering(m);
+        lg->magic = BL_MAGIC;
+        atomic_store(&lg->n, 0);
     }
     /* What only an open file needs goes now: its descriptor, with the claim on its name
      * (nobody else looks before the batch is committed), and its write buffer. */
@@ -141,10 +273,15 @@ int bb_defer(struct bfile *f)
     memset(&f->wb, 0, sizeof f->wb);
     f->wb.index = -1;
     f->bt_hash = bm_key_hash(f->key, f->klen);
+    const char *slash = memrchr(f->key, '/', f->klen);
+    f->bt_plen = slash ? (size_t)(slash - f->key) : 0;
+    f->bt_phash = bm_key_hash(f->key, f->bt_plen);
+    int n = m->bt_n + 1;
+    log_file(&lg->rec[n - 1], f);
+    atomic_store_explicit(&lg->n, (uint32_t)n, memory_order_release); /* (the record whole first) */
     f->bt_next = NULL;
     *m->bt_tail = f;
     m->bt_tail = &f->bt_next;
-    int n = m->bt_n + 1;
     __atomic_store_n(&m->bt_n, n, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&m->bt_lock);
     if (n == 1) bg_batch_due(m, stats_now_ns() + (uint64_t)m->batch_ms * 1000000ull);
@@ -212,6 +349,7 @@ int bb_flush(struct block_mount *m)
     m->bt_tail = &m->bt;
     __atomic_store_n(&m->bt_n, 0, __ATOMIC_RELAXED);
     int failed = list ? commit_all(m, list) : 0;
+    if (list && m->bt_log) atomic_store(&m->bt_log->n, 0); /* (after the commit: see recover) */
     if (m->bt_pend) { /* (after the commit: a process waiting for this lock sees it) */
         blk_byte_lock(m->bt_fd, F_OFD_SETLK, F_UNLCK, BB_PENDING);
         m->bt_pend = 0;
@@ -222,6 +360,13 @@ int bb_flush(struct block_mount *m)
         bf_free(f);
     }
     return failed;
+}
+
+void bb_last(void *arg)
+{
+    struct block_mount *m = arg;
+    bb_flush(m);
+    bb_enter(m, NULL, BB_KEY); /* (a process that never looked: what a killed one left) */
 }
 
 void bb_atfork_child(struct block_mount *m)
@@ -245,14 +390,17 @@ void bb_atfork_child(struct block_mount *m)
     if (m->bt_fd >= 0) efd_close(m->bt_fd);
     m->bt_fd = -1;
     m->bt_joined = 0;
-    m->bt_seen = UINT64_MAX;
+    m->bt_seen = UINT64_MAX; /* (the log's mapping is shared: kept, written only by a holder) */
 }
 
 void bb_unmount(struct block_mount *m)
 {
-    bb_flush(m);
+    bb_last(m); /* (the unmount may remove the files in /dev/shm, the batch log with them) */
+    m->st.vr_last = NULL;
     pthread_mutex_lock(&m->bt_lock); /* (the mount's threads stop after this) */
     if (m->bt_fd >= 0) efd_close(m->bt_fd);
     m->bt_fd = -1;
+    if (m->bt_log) munmap(m->bt_log, sizeof *m->bt_log);
+    m->bt_log = NULL;
     pthread_mutex_unlock(&m->bt_lock);
 }

@@ -266,10 +266,10 @@ uint64_t bc_batches(struct block_mount *m)
     return b ? atomic_load(&b->batches) : 0;
 }
 
-void bc_batch_started(struct block_mount *m)
+uint64_t bc_batch_started(struct block_mount *m)
 {
     struct bell *b = bell_of(m);
-    if (b) atomic_fetch_add(&b->batches, 1);
+    return b ? atomic_fetch_add(&b->batches, 1) : 0;
 }
 
 void bc_ring_batches(struct block_mount *m)

@@ -69,6 +69,7 @@ struct block_mount {
     int bt_joined;             /* this process took its presence (a forked child: not yet) */
     uint64_t bt_seen;          /* the bell's batch count when nobody else had one */
     uint64_t bt_due;           /* monotonic ns when the flusher commits the batch (0: none) */
+    struct blog *bt_log;       /* the store's batch log, mapped (block_batch.c) */
 };
 
 /* block_group.c: group commit. */
@@ -89,7 +90,7 @@ void bc_atfork_child(struct block_mount *m);
  * a bell), one more, and a ring that asks every process holding one to commit it. */
 int bc_bell_ok(struct block_mount *m); /* is the bell there (mapped at the first ask)? */
 uint64_t bc_batches(struct block_mount *m);
-void bc_batch_started(struct block_mount *m);
+uint64_t bc_batch_started(struct block_mount *m); /* (the count before) */
 void bc_ring_batches(struct block_mount *m);
 void bc_answering(struct block_mount *m); /* this process's thread answering the bell, started */
 /* A descriptor of the store's file `what` in the lock directory (O_RDWR), or -errno. */
@@ -107,6 +108,8 @@ enum { BB_KEY, BB_ALL };
 int bb_enter(struct block_mount *m, const char *key, int what);
 int bb_flush(struct block_mount *m); /* the batch committed now: how many files failed */
 void bb_atfork_child(struct block_mount *m);
+/* The store's last user is ending (blk_vr_release): nothing left in the batch log. */
+void bb_last(void *arg);
 void bb_unmount(struct block_mount *m); /* the batch committed, the presence let go */
 
 /* Commit one change to the namespace under the commit lock (backend_block.c). */

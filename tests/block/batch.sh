@@ -5,8 +5,9 @@
 # sees its own closed files as on a disk, another process that starts looking sees
 # every file closed before it looked (a reader fed names through a pipe, a forked child,
 # an exec'd program), a process already present keeps the writer from batching, a
-# stopped holder makes a reader fail with EIO after the share wait, and a writer
-# SIGKILLed with a batch leaves a clean store with no file half there.
+# stopped holder makes a reader fail with EIO after the share wait, and writers
+# SIGKILLed with a batch lose nothing they closed (the next process commits the batch
+# log) and leave a clean store.
 #
 #   BUILD=build SAN= tests/block/batch.sh          (release)
 #   BUILD=build/asan SAN=asan tests/block/batch.sh (ASan+UBSan)
@@ -189,39 +190,75 @@ if [ "$rc" != 0 ] && grep -q "Input/output error" "$OUT" && grep -q "has held ne
     pass "a reader of a stopped process's batch fails with EIO and a log line after S3SHIM_BLOCK_SHARE_WAIT_MS; after SIGCONT the file is there"
 else fail "a reader of a stopped process's batch fails with EIO and a log line after the share wait; after SIGCONT the file is there" "$OUT"; fi
 
-# --- 5. writers SIGKILLed with a batch: clean store, no file half there ----------------
+# --- 5. writers SIGKILLed while holding a batch: every file closed before is there ------
+# Each writer logs a name (outside the store) after its close; SIGKILLed at a random
+# moment, with a batch window of 1 s, so its last closes wait in the batch log. The next
+# process commits them: every logged file must be there, whole; blk check clean.
 cat >"$W/killme.py" <<'EOF'
 import os, sys
-d = sys.argv[1]
+d, log, r = sys.argv[1], sys.argv[2], int(sys.argv[3])
 os.makedirs(d, exist_ok=True)
-i = 0
-while True:
-    with open("%s/f%05d" % (d, i % 3000), "wb") as f: f.write(b"%d;" % (i % 3000) * (1 + (i % 3000) % 700))
-    if i == 20: print("up", flush=True)
-    i += 1
+with open(log, "a") as lg:
+    for i in range(1000000):
+        name = "%s/r%d-%06d" % (d, r, i)
+        with open(name, "wb") as f: f.write(b"%d;" % i * (1 + i % 700))
+        lg.write("%s %d\n" % (name, i)); lg.flush()
 EOF
 bad=0
 : >"$OUT"
+: >"$W/klog"
 for r in 1 2 3 4 5 6 7 8; do
-    : >"$W/up"
-    env S3SHIM_MOUNTS="$MP=block://$DEV" LD_PRELOAD="$PRELOAD" "${SAN_ENV[@]}" "${LONG[@]}" "$PY" "$W/killme.py" "$MP/killed" >"$W/up" 2>>"$OUT" &
+    n0=$(wc -l <"$W/klog")
+    env S3SHIM_MOUNTS="$MP=block://$DEV" LD_PRELOAD="$PRELOAD" "${SAN_ENV[@]}" "${LONG[@]}" "$PY" "$W/killme.py" "$MP/killed" \
+        "$W/klog" "$r" 2>>"$OUT" &
     kp=$!
-    for _ in $(seq 200); do [ -s "$W/up" ] && break; sleep 0.02; done
-    sleep "0.$((RANDOM % 4))$((RANDOM % 10))"
+    for _ in $(seq 200); do [ "$(wc -l <"$W/klog")" -gt "$((n0 + 10))" ] && break; sleep 0.02; done
+    sleep "0.$((RANDOM % 3))$((RANDOM % 10))"
     kill -9 "$kp" 2>/dev/null
     wait "$kp" 2>/dev/null
+    # (the first look after the kill commits what the log holds; check after it)
+    shim "$DEV" ls "$MP/killed" >/dev/null 2>>"$OUT"
     "$TOOL" blk check "$DEV" >"$W/kcheck" 2>&1 || { bad=$((bad + 1)); cat "$W/kcheck" >>"$OUT"; }
 done
 shim "$DEV" "$PY" -c '
 import os, sys
-d = sys.argv[1]; bad = 0
-for n in os.listdir(d):
-    i = int(n[1:])
-    bad += open(d + "/" + n, "rb").read() != b"%d;" % i * (1 + i % 700)
-print("%d files, %d not whole" % (len(os.listdir(d)), bad)); sys.exit(1 if bad else 0)' "$MP/killed" >>"$OUT" 2>&1 && whole=1 || whole=0
+missing = wrong = 0
+lines = open(sys.argv[1]).read().splitlines()
+for line in lines:
+    name, i = line.split(); i = int(i)
+    try: ok = open(name, "rb").read() == b"%d;" % i * (1 + i % 700)
+    except FileNotFoundError: missing += 1; continue
+    wrong += not ok
+print("%d closed before the kills, %d missing, %d not whole" % (len(lines), missing, wrong))
+sys.exit(1 if missing or wrong or not lines else 0)' "$W/klog" >>"$OUT" 2>&1 && whole=1 || whole=0
 if [ "$bad" = 0 ] && [ "$whole" = 1 ]; then
-    pass "8 writers SIGKILLed while holding a batch: blk check clean after each, every file there whole ($(tail -1 "$OUT"))"
-else fail "8 writers SIGKILLed while holding a batch: blk check clean after each, every file there whole" "$OUT"; fi
+    pass "8 writers SIGKILLed while holding a batch: every file closed before the kill there, whole; blk check clean after each ($(tail -1 "$OUT"))"
+else fail "8 writers SIGKILLed while holding a batch: every file closed before the kill there, whole; blk check clean after each" "$OUT"; fi
+
+# The process after the kill never looks at the store, and is its last user: the files in
+# /dev/shm go at its end, so it commits the batch log first. (The writer kills itself
+# after 100 closes: 36 of them wait in the batch.)
+cat >"$W/selfkill.py" <<'EOF'
+import os, sys
+d = sys.argv[1]
+os.makedirs(d, exist_ok=True)
+for i in range(100):
+    with open("%s/f%03d" % (d, i), "wb") as f: f.write(b"%d;" % i * 50)
+os.kill(os.getpid(), 9)
+EOF
+# (a store of its own: the one above is too full by now for batches, see roomy())
+new_dev 256 || bail "no device"
+SDEV=$dev
+"$TOOL" blk format "$SDEV" >"$OUT" 2>&1 || bail "format the store" "$OUT"
+env S3SHIM_MOUNTS="$MP=block://$SDEV" LD_PRELOAD="$PRELOAD" "${SAN_ENV[@]}" "${LONG[@]}" "$PY" "$W/selfkill.py" "$MP/self" 2>>"$OUT"
+sleep 0.5
+shim "$SDEV" true
+uuid=$(od -An -tx1 -j24 -N16 "$SDEV" | tr -d ' \n')
+gone=$(ls -d /dev/shm/s3shim-blk-"$uuid"-* 2>/dev/null | wc -l)
+n=$(shim "$SDEV" ls "$MP/self" | wc -l)
+if [ "$n" = 100 ] && [ "$gone" = 0 ]; then
+    pass "a SIGKILLed writer's batch, when the next process never looks at the store and ends last: committed before the files in /dev/shm go (100 of 100 files)"
+else fail "a SIGKILLed writer's batch, when the next process never looks at the store and ends last: committed before the files in /dev/shm go ($n of 100 files; $gone files left in /dev/shm)"; fi
 
 # --- 6. durable closes (S3SHIM_BLOCK_COMMIT_MS=0) and S3SHIM_BLOCK_BATCH_MS=0: no batch ---
 for v in S3SHIM_BLOCK_COMMIT_MS=0 S3SHIM_BLOCK_BATCH_MS=0; do
