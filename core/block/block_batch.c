@@ -289,7 +289,7 @@ int bb_defer(struct bfile *f)
     return 1;
 }
 
-/* Is f still to be committed (not committed by a stat of its name meanwhile, nor failed)? */
+/* Is f still to be committed (nothing has failed or detached it since its close)? */
 static int live(const struct bfile *f) { return f->dirty && !f->err && !f->detached && !f->base.gen; }
 
 /* One transaction for the files of list; if it fails, each file's own commit (each its own
