@@ -1,4 +1,5 @@
-/* bfile.h - an open block:// object, shared by block_file.c (data, commit, open) and
+/* bfile.h - an open block:// object, shared by block_file.c (data, open, close),
+ * block_commit.c (its commit), block_batch.c (closes committed together) and
  * block_share.c (locks, sharing with other processes, fork). Private to core/block/. */
 #ifndef S3SHIM_BFILE_H
 #define S3SHIM_BFILE_H
@@ -105,14 +106,22 @@ struct bfile {
     size_t bt_plen;
 };
 
-/* block_file.c */
+/* block_commit.c */
 int bf_commit(struct bfile *f, int how);     /* f->lock held */
 /* The parts of a commit that several files' commits share (block_batch.c): f's version
- * put in t (cur: the key's entry in t, have: tx_get's answer; o: filled), and after t's
- * commit, f made that version. f->lock held. */
-int bf_commit_put(struct blk_txn *t, struct bfile *f, struct blk_obj *o, const struct blk_obj *cur, int have);
+ * put in t (cur: the key's entry in t, have: tx_get's answer; o: filled; touch: a new
+ * object sets its directory's mtime, which a batch does once per directory), and after
+ * t's commit, f made that version. f->lock held. */
+int bf_commit_put(struct blk_txn *t, struct bfile *f, struct blk_obj *o, const struct blk_obj *cur, int have, int touch);
 void bf_committed(struct bfile *f, const struct blk_obj *o);
+/* Can f's commit wait for a batch (block_batch.c)? Its data is written first. f->lock held. */
+int bf_batchable(struct bfile *f);
+void bf_pool_release(struct bfile *f); /* the runs it carved from the mount's kept one, released */
+
+/* block_file.c */
 void bf_free(struct bfile *f); /* a closed file's memory and descriptors */
+/* An OFD lock of type on device blocks [pblk, +len) through f->fd: 0 or -errno. */
+int bf_fd_lock(struct bfile *f, uint64_t pblk, uint64_t len, int type);
 
 /* block_batch.c: the closed file f (its data written, f->lock not held) waits for the
  * batch's commit: 1; 0 if it must be committed now (another process uses the store). */

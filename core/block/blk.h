@@ -1,7 +1,8 @@
 /* blk.h - the block wing's private declarations: an open store (blk_meta.c), a commit
  * (blk_txn.c), the index (blk_tree.c), reservations (blk_alloc.c). Layers run one way:
  *
- *   backend_block.c + block_file.c + block_share.c (the backend, bmount.h between them),
+ *   backend_block.c + block_file.c + block_commit.c + block_batch.c + block_share.c (the
+ *   backend, bmount.h between them),
  *   blk_admin.c, blk_check.c, blk_crash.c (s3shim blk)
  *        -> blk_tree.c -> blk_txn.c + blk_fmap.c -> blk_alloc.c -> blk_meta.c (device, checksums,
  *           roots, the commit lock)

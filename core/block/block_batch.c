@@ -305,11 +305,14 @@ static int commit_all(struct block_mount *m, struct bfile *list)
     int e = o ? tx_begin(&m->st, &t) : -ENOMEM;
     uint64_t base = e ? 0 : tx_root(t)->h.commit;
     int i = 0;
-    for (struct bfile *f = list; f && !e; f = f->bt_next, i++) {
-        if (live(f)) {
-            int have = tx_get(t, f->key, f->klen, cur);
-            e = have < 0 ? have : bf_commit_put(t, f, &o[i], cur, have);
-        }
+    for (struct bfile *f = list, *prev = NULL; f && !e; f = f->bt_next, i++) {
+        if (!live(f)) continue;
+        /* (the directory's mtime is the commit's: set once for the files of one directory in a row) */
+        int touch = !prev || prev->bt_plen != f->bt_plen || prev->bt_phash != f->bt_phash ||
+                    memcmp(prev->key, f->key, f->bt_plen) != 0;
+        int have = tx_get(t, f->key, f->klen, cur);
+        e = have < 0 ? have : bf_commit_put(t, f, &o[i], cur, have, touch);
+        prev = f;
     }
     if (!e) {
         uint64_t c0 = stats_now_ns();

@@ -5,7 +5,7 @@
  * reserved and has not committed are written in place, any other block (shared with the
  * committed version, or a hole) is replaced by a newly reserved one (copy-on-write; a
  * partial block gets the rest of its old content first). The map changes as the write is
- * sent; the commit (block_file.c) publishes it.
+ * sent; the commit (block_commit.c) publishes it.
  *
  * - A chunk or more of whole blocks from a buffer at the device's O_DIRECT alignment
  *   (`dd bs=1M`) goes straight from it, each request waited for: no copy.
