@@ -17,11 +17,8 @@ N=${N:-3000}
 PROCS=${PROCS:-4}
 SIZE_MB=${SIZE_MB:-256}
 BEFORE=${BEFORE:-}
-[ "$(id -u)" = 0 ] || { echo "bench-block-append: needs root (loop devices, mount)"; exit 1; }
-[ -z "$BEFORE" ] || [ -f "$BEFORE/libs3shim.so" ] || { echo "bench-block-append: $BEFORE/libs3shim.so missing"; exit 1; }
 # shellcheck source=devices.sh
-. "$(dirname "$0")/devices.sh" append # W, LOOPS, newdev, the cleanup
-PY=$(python3 -c 'import sys; print(sys.executable)')
+. "$(dirname "$0")/devices.sh" append # the checks, PY, W, LOOPS, newdev, the cleanup
 # one.py LOG N: N appends, one open each; microseconds per append
 cat >"$W/one.py" <<'EOF'
 import sys, time

@@ -16,11 +16,8 @@ N=${FILES:-20000}
 BATCHES=${BATCHES:-10}
 SIZE_MB=${SIZE_MB:-4096}
 BEFORE=${BEFORE:-}
-[ "$(id -u)" = 0 ] || { echo "bench-block-growth: needs root (loop devices)"; exit 1; }
-[ -z "$BEFORE" ] || [ -f "$BEFORE/libs3shim.so" ] || { echo "bench-block-growth: $BEFORE/libs3shim.so missing"; exit 1; }
 # shellcheck source=devices.sh
-. "$(dirname "$0")/devices.sh" growth # W, LOOPS, newdev, the cleanup
-PY=$(python3 -c 'import sys; print(sys.executable)')
+. "$(dirname "$0")/devices.sh" growth # the checks, PY, W, LOOPS, newdev, the cleanup
 cat >"$W/mk.py" <<'EOF'
 import os, sys
 d, n = sys.argv[1], int(sys.argv[2])

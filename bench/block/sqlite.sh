@@ -17,12 +17,8 @@ TX=${TX:-3000}
 READERS=${READERS:-2}
 SIZE_MB=${SIZE_MB:-1024}
 BEFORE=${BEFORE:-}
-[ "$(id -u)" = 0 ] || { echo "bench-block-sqlite: needs root (loop devices, mount)"; exit 1; }
-[ -z "$BEFORE" ] || [ -f "$BEFORE/libs3shim.so" ] || { echo "bench-block-sqlite: $BEFORE/libs3shim.so missing"; exit 1; }
-command -v mkfs.ext4 >/dev/null || { echo "bench-block-sqlite: mkfs.ext4 missing"; exit 1; }
 # shellcheck source=devices.sh
-. "$(dirname "$0")/devices.sh" sqlite # W, LOOPS, newdev, the cleanup
-PY=$(python3 -c 'import sys; print(sys.executable)')
+. "$(dirname "$0")/devices.sh" sqlite # the checks, PY, W, LOOPS, newdev, the cleanup
 # writer.py DB N GO SYNC [JOURNAL]: N transactions of one row from time GO on, commits per
 # second; with JOURNAL, the table made first in that journal mode (else it is there).
 cat >"$W/writer.py" <<'EOF'
