@@ -490,8 +490,8 @@ static int stat_key(struct block_mount *m, const char *key, struct stat *st, int
 
 static int bm_stat(void *ms, const char *key, struct stat *st, int nofollow)
 {
-    int be_ = bb_enter(ms, key, BB_KEY);
-    if (be_) return be_;
+    int be = bb_enter(ms, key, BB_KEY);
+    if (be) return be;
     (void)nofollow;
     return stat_key(ms, key, st, 1);
 }
@@ -500,8 +500,8 @@ int bm_stat_quick(struct block_mount *m, const char *key, struct stat *st) { ret
 
 static int bm_access(void *ms, const char *key, int mode, int flags)
 {
-    int be_ = bb_enter(ms, key, BB_KEY);
-    if (be_) return be_;
+    int be = bb_enter(ms, key, BB_KEY);
+    if (be) return be;
     (void)flags;
     struct stat st;
     int e = stat_key(ms, key, &st, 0);
@@ -537,8 +537,8 @@ static int do_unlink(struct blk_txn *t, struct block_mount *m, void *arg)
 
 static int bm_unlink(void *ms, const char *key)
 {
-    int be_ = bb_enter(ms, key, BB_ALL);
-    if (be_) return be_;
+    int be = bb_enter(ms, key, BB_ALL);
+    if (be) return be;
     if (!*key) return -EISDIR;
     struct ns_arg a = {.from = key};
     int e = in_commit(ms, do_unlink, &a);
@@ -627,8 +627,8 @@ static int do_rename(struct blk_txn *t, struct block_mount *m, void *arg)
 
 static int bm_rename(void *ms, const char *from, const char *to, unsigned flags)
 {
-    int be_ = bb_enter(ms, from, BB_ALL);
-    if (be_) return be_;
+    int be = bb_enter(ms, from, BB_ALL);
+    if (be) return be;
     if (flags & ~(unsigned)RENAME_NOREPLACE) return -EINVAL; /* RENAME_EXCHANGE, WHITEOUT: not supported */
     if (!*from || !*to) return -EBUSY;
     size_t fl = strlen(from);
@@ -668,8 +668,8 @@ static int do_mkdir(struct blk_txn *t, struct block_mount *m, void *arg)
 
 static int bm_mkdir(void *ms, const char *key, mode_t mode)
 {
-    int be_ = bb_enter(ms, key, BB_ALL);
-    if (be_) return be_;
+    int be = bb_enter(ms, key, BB_ALL);
+    if (be) return be;
     if (!*key) return -EEXIST;
     int e = bm_key_check(key);
     if (!e) {
@@ -707,8 +707,8 @@ static int do_rmdir(struct blk_txn *t, struct block_mount *m, void *arg)
 
 static int bm_rmdir(void *ms, const char *key)
 {
-    int be_ = bb_enter(ms, key, BB_ALL);
-    if (be_) return be_;
+    int be = bb_enter(ms, key, BB_ALL);
+    if (be) return be;
     if (!*key) return -EBUSY;
     struct ns_arg a = {.from = key};
     return in_commit(ms, do_rmdir, &a);
@@ -716,8 +716,8 @@ static int bm_rmdir(void *ms, const char *key)
 
 static int bm_truncate(void *ms, const char *key, off_t len)
 {
-    int be_ = bb_enter(ms, key, BB_ALL);
-    if (be_) return be_;
+    int be = bb_enter(ms, key, BB_ALL);
+    if (be) return be;
     if (len < 0) return -EINVAL;
     int w = bf_truncate_writers(ms, key, len); /* the file this process is writing */
     if (w != -ENOENT) return w;
@@ -778,8 +778,8 @@ static int do_top(struct blk_txn *t, struct block_mount *m, void *arg)
 
 static int bm_utimens(void *ms, const char *key, const struct timespec ts[2], int nofollow)
 {
-    int be_ = bb_enter(ms, key, BB_ALL);
-    if (be_) return be_;
+    int be = bb_enter(ms, key, BB_ALL);
+    if (be) return be;
     (void)nofollow;
     if (!*key) { /* the mount's root */
         struct ns_arg a = {.from = key, .ts = ts, .flags = !ts};
@@ -820,8 +820,8 @@ out:
 
 int bm_chmod(void *ms, const char *key, mode_t mode)
 {
-    int be_ = bb_enter(ms, key, BB_ALL);
-    if (be_) return be_;
+    int be = bb_enter(ms, key, BB_ALL);
+    if (be) return be;
     if (!*key) { /* the mount's root: kept in the root block */
         struct ns_arg a = {.from = key, .mode = mode};
         return in_commit(ms, do_top, &a);
@@ -834,8 +834,8 @@ int bm_chmod(void *ms, const char *key, mode_t mode)
 
 static int bm_statvfs(void *ms, const char *key, struct statvfs *sv)
 {
-    int be_ = bb_enter(ms, key, BB_ALL);
-    if (be_) return be_;
+    int be = bb_enter(ms, key, BB_ALL);
+    if (be) return be;
     (void)key;
     struct block_mount *m = ms;
     struct blk_root r;

@@ -165,6 +165,17 @@ static void recover(struct block_mount *m, struct blog *lg)
     free(o);
 }
 
+/* Nothing in the log to recover (or no log to recover from). Seen while nobody holds
+ * BB_PENDING, it stays so: a batch started from now on sees this process present. */
+static int nothing_left(struct block_mount *m)
+{
+    pthread_mutex_lock(&m->bt_lock);
+    struct blog *lg = blog_of(m);
+    int r = !lg || atomic_load(&lg->n) == 0; /* (a new log is all zeros: nothing either) */
+    pthread_mutex_unlock(&m->bt_lock);
+    return r;
+}
+
 /* Another process's batch committed before this process looks, by that process or (it
  * was killed) from its log here: 0 or -EIO. */
 static int others_first(struct block_mount *m)
@@ -172,7 +183,12 @@ static int others_first(struct block_mount *m)
     uint64_t n = bc_batches(m);
     if (n == __atomic_load_n(&m->bt_seen, __ATOMIC_RELAXED) || m->bt_fd < 0) return 0;
     if (__atomic_load_n(&m->bt_pend, __ATOMIC_RELAXED)) bb_flush(m); /* (our own read lock goes first) */
-    if (blk_byte_held(m->bt_fd, F_OFD_GETLK, BB_PENDING)) bc_ring_batches(m);
+    int held = blk_byte_held(m->bt_fd, F_OFD_GETLK, BB_PENDING);
+    if (!held && nothing_left(m)) { /* (a process's usual first look: no lock to take) */
+        __atomic_store_n(&m->bt_seen, n, __ATOMIC_RELAXED);
+        return 0;
+    }
+    if (held) bc_ring_batches(m);
     int e = bc_lock_bounded(m, "closed files", m->bt_fd, BB_PENDING, "new files it closed and has not committed",
                             "this call fails (EIO)");
     if (e) return e;

@@ -72,8 +72,8 @@ struct bdir {
 
 int bd_opendir(void *ms, const char *key, void **dhp)
 {
-    int be_ = bb_enter(ms, key, BB_ALL);
-    if (be_) return be_;
+    int be = bb_enter(ms, key, BB_ALL);
+    if (be) return be;
     struct stat st;
     int e = bm_stat_quick(ms, key, &st);
     if (e) return e;
