@@ -19,6 +19,7 @@
 #include "shim.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -198,6 +199,7 @@ void shim_fork_mark_set(void)
 
 __attribute__((constructor(101))) static void shim_init(void)
 {
+    int saved_errno = errno; /* the program starts with the errno it would have without us */
     real_resolve();
     shim.pid = getpid();
     shim_fork_mark_set();
@@ -230,6 +232,7 @@ __attribute__((constructor(101))) static void shim_init(void)
     at_quick_exit(exit_commit);
     guard_leave();
     atomic_store_explicit(&shim.ready, 1, memory_order_release);
+    errno = saved_errno;
 }
 
 static void write_stats(void)

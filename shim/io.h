@@ -9,6 +9,7 @@
 #include "ofd.h"
 #include "route.h"
 
+#include <errno.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -35,12 +36,17 @@ int io_stat(struct route *r, struct stat *st, int nofollow);
  * (or does not exist, for the caller to report), -ENOTDIR if it names something else. */
 int io_trail_check(struct route *r);
 
-/* Call an errno-returning function with the engine guard held. */
+/* Call an errno-returning function with the engine guard held. The program's errno comes
+ * back as it was: the engine's own failed probes (a staged name that is not there, a
+ * connection's EINPROGRESS) are not the program's business, and a successful call must not
+ * change errno (readdir() callers tell the end of a directory from an error by it). */
 #define IO_BACKEND(expr) \
     ({ \
+        int _saved_errno = errno; \
         guard_enter(); \
         __auto_type _r = (expr); \
         guard_leave(); \
+        errno = _saved_errno; \
         _r; \
     })
 

@@ -249,9 +249,7 @@ void ofd_commit_before_exec(void)
     n = stream_writers(&list, needs_commit);
     for (int i = 0; i < n; i++) { /* outside the table lock: these are network round trips */
         struct ofd *o = list[i];
-        guard_enter();
-        int r = o->m->ops->commit(o->fh);
-        guard_leave();
+        int r = IO_BACKEND(o->m->ops->commit(o->fh));
         if (r < 0) slog_error("%s: committing before exec failed: %s", ofd_path(o), strerror(-r));
         ofd_put(o);
     }
@@ -292,9 +290,7 @@ static void share_list(struct ofd **list, int n)
     for (int i = 0; i < n; i++) {
         struct ofd *o = list[i];
         if (o->m->ops->share) {
-            guard_enter();
-            int r = o->m->ops->share(o->fh);
-            guard_leave();
+            int r = IO_BACKEND(o->m->ops->share(o->fh));
             if (r < 0 && r != -EBUSY)
                 slog_warn("%s: cannot be shared with a child process for writing: %s", ofd_path(o), strerror(-r));
         }
@@ -320,15 +316,13 @@ int ofd_put(struct ofd *o)
     int r = 0;
     if (o->fh && o->m->ops->close) {
         uint64_t t0 = stats_now_ns();
-        guard_enter();
         /* `exec 3>/s3/b/x; cat f >&3`: cat took the upload up and committed x; the
          * shell's own upload of the description is empty and must not replace it. */
         if (o->m->ops->close_shared && o->mapped && (ofd_status(o) & O_ACCMODE) != O_RDONLY &&
             ofd_sh(o)->offset > 0)
-            r = o->m->ops->close_shared(o->fh);
+            r = IO_BACKEND(o->m->ops->close_shared(o->fh));
         else
-            r = o->m->ops->close(o->fh);
-        guard_leave();
+            r = IO_BACKEND(o->m->ops->close(o->fh));
         stats_record(&o->m->stats, STK_CLOSE, t0, 0, r < 0);
     }
     if (o->mapped)
@@ -394,9 +388,7 @@ static struct ofd *adopt(int fd)
         if (sh->xfd >= 0 && m->ops->open_fd && REAL(fstat)(sh->xfd, &st) == 0 && (uint64_t)st.st_dev == sh->xdev &&
             (uint64_t)st.st_ino == sh->xino)
             xfd = sh->xfd; /* the very file the parent had open */
-        guard_enter();
-        int r = xfd >= 0 ? m->ops->open_fd(m->ms, xfd, fl, &fh) : m->ops->open(m->ms, key, fl, 0, &fh);
-        guard_leave();
+        int r = IO_BACKEND(xfd >= 0 ? m->ops->open_fd(m->ms, xfd, fl, &fh) : m->ops->open(m->ms, key, fl, 0, &fh));
         if (r < 0) {
             slog_warn("inherited descriptor %d (%s) cannot be re-opened: %s; it will fail with EBADF", fd,
                       sh->path, strerror(-r));

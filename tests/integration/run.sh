@@ -367,6 +367,7 @@ t "tar c to a pipe (byte for byte)" 'tar cf - --sort=name . | sha256sum; tar cf 
 t "tee from the mount" 'tee "$O/tee1.txt" <lines.txt | tail -n 2; cmp lines.txt "$O/tee1.txt" && echo same'
 t "python3: open/read/seek/readinto, os, listdir, walk, pathlib, mmap" '"$PY" "$HERE/py_read.py"' "read.count>0 dir.count>0"
 t "python3: error cases behave like the real directory" '"$PY" "$HERE/py_errors.py"'
+t "python3: a successful call leaves errno alone" '"$PY" "$HERE/py_errno.py"'
 
 section "threads and processes"
 t "16 threads pread/read/open/dup on big.bin, checked against the real copy" '"$HELPER" big.bin "$R/big.bin"' \

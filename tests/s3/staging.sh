@@ -230,6 +230,21 @@ s3_get mk/kept.bin "$W/mk.fetched" >/dev/null 2>&1
 check "mkstemp in S3: write, seek back, ftruncate, read, fstat, rename" \
     test "$(cat "$W/mk.got")/$(cat "$W/mk.fetched" 2>/dev/null)" = "b'01ab4567' 8 8/01ab4567"
 
+# A successful call leaves errno alone while a file is staged: the staging lookups of
+# every other name meet ENOENT (tests/integration/py_errno.py; CI once caught a stat that
+# returned 0 with errno ENOENT while another test's process had a file staged).
+mkdir -p "$L/errno/sub/a"
+echo hello >"$L/errno/hello.txt"
+head -c 300000 /dev/urandom >"$L/errno/big.bin"
+shim cp -r "$L/errno" "$B/" 2>"$W/errno.err"
+(cd "$L/errno" && $PY "$REPO/tests/integration/py_errno.py") >"$W/errno.want" 2>&1
+shim $PY "$REPO/tests/integration/py_errno.py" "$B/errno" >"$W/errno.got" 2>&1
+if cmp -s "$W/errno.want" "$W/errno.got" && ! grep -qv "errno kept" "$W/errno.want"; then
+    pass "a successful call in S3 leaves errno alone while a file is staged ($(wc -l <"$W/errno.want") calls)"
+else
+    fail "a successful call in S3 leaves errno alone while a file is staged" "$(diff "$W/errno.want" "$W/errno.got" | head -20)"
+fi
+
 # msync of a shared writable mapping is a commit point, as fsync: the object is on the
 # server after it, while the file is still open and mapped.
 cat >"$W/ms.py" <<'EOF'
