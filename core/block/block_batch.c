@@ -366,8 +366,10 @@ int bb_flush(struct block_mount *m)
     struct bfile *list = m->bt;
     m->bt = NULL;
     m->bt_tail = &m->bt;
-    __atomic_store_n(&m->bt_n, 0, __ATOMIC_RELAXED);
     int failed = list ? commit_all(m, list) : 0;
+    /* Zero only now: bb_enter reads the count without the lock, and a call that saw 0
+     * while the commit was under way would look its name up before the commit. */
+    __atomic_store_n(&m->bt_n, 0, __ATOMIC_RELAXED);
     if (list && m->bt_log) atomic_store(&m->bt_log->n, 0); /* (after the commit: see recover) */
     if (m->bt_pend) { /* (after the commit: a process waiting for this lock sees it) */
         blk_byte_lock(m->bt_fd, F_OFD_SETLK, F_UNLCK, BB_PENDING);
