@@ -8,10 +8,12 @@
 #           (open, write, close); then read them all back (python loop, and `cat` of each
 #           through find -exec). Files per second. ext4 and XFS as mounted by default
 #           (their closes are not durable: the journal commits every 5 s or so), and the
-#           same with a `sync` at the end counted in; block:// with its default group
-#           commit (S3SHIM_BLOCK_COMMIT_MS=1000: durable within 1 s, and at the end of
-#           each process), and with every close durable (=0). Reads start cold: the
-#           filesystem is unmounted and mounted again, the store's device cache dropped.
+#           same with a `sync` at the end counted in; tmpfs for the writes (no storage at
+#           all: what the program itself costs, so the best ratio any store could show);
+#           block:// with its default group commit (S3SHIM_BLOCK_COMMIT_MS=1000: durable
+#           within 1 s, and at the end of each process), and with every close durable
+#           (=0). Reads start cold: the filesystem is unmounted and mounted again, the
+#           store's device cache dropped.
 #   seq     a 1 GiB object written with `dd bs=1M` and read with `dd bs=1M` and `cat`
 #           through the shim, against fio bs=1M iodepth 1 and 4 on the raw device; and
 #           copied by `cp` within the store (1 GiB read and 1 GiB written: MB/s of the
@@ -127,6 +129,18 @@ small_fs() {
     umount "$MNT"
 }
 
+# small_tmpfs: the write tests on tmpfs, no storage at all: the most any store can give
+# these programs (what the program itself costs per file), so the ceiling of the ratio
+small_tmpfs() {
+    local t0 t1
+    mount -t tmpfs -o size=1g tmpfs "$MNT" || return 1
+    t0=$(secs); cp -r "$W/src/tree" "$MNT/cp"; t1=$(secs)
+    rec small-cp-r tmpfs "$(rate "$N" "$t0" "$t1")"
+    t0=$(secs); $PY -c "$WRITE_PY" "$MNT/py" "$N" "$W/src/tree"; t1=$(secs)
+    rec small-py-write tmpfs "$(rate "$N" "$t0" "$t1")"
+    umount "$MNT"
+}
+
 shim() { env S3SHIM_MOUNTS="$MP=block://$LOOP" LD_PRELOAD="${SLIB:-$LIB}" "$@"; }
 
 # small_blk MS [BUILD-DIR PREFIX]: the same on a block:// store, S3SHIM_BLOCK_COMMIT_MS=MS,
@@ -225,10 +239,10 @@ for round in $(seq 1 "$ROUNDS"); do
         :
     elif [ $((round % 2)) = 1 ]; then
         small_fs ext4; small_blk 1000; [ -n "$BEFORE" ] && small_blk 1000 "$BEFORE" before:
-        small_fs xfs; small_blk 0
+        small_fs xfs; small_blk 0; small_tmpfs
     else
         [ -n "$BEFORE" ] && small_blk 1000 "$BEFORE" before:
-        small_blk 1000; small_fs ext4; small_blk 0; small_fs xfs
+        small_tmpfs; small_blk 1000; small_fs ext4; small_blk 0; small_fs xfs
     fi
     has seq && seq_all "$round"
     has rand && rand "$round"
@@ -252,6 +266,8 @@ for t in ("small-cp-r", "small-py-write"):
     row(t, "ext4+sync", "block://")
     row(t, "xfs", "block://")
     row(t, "ext4", "block://,durable-close")
+    row(t, "ext4", "tmpfs", "(no storage: the ceiling of the ratio)")
+    row(t, "tmpfs", "block://")
 for t in ("small-py-read", "small-cat"):
     row(t, "ext4", "block://", "(goal >= 1.5)")
     row(t, "xfs", "block://")
