@@ -150,6 +150,7 @@ void blk_nc_put(struct blk_store *s, uint64_t addr, int kind, const void *blk, u
 /* The newest root is `newest`, its checksum crc (blk_roots): one older than before, or
  * the same commit with another checksum, drops everything. */
 void blk_nc_seen(struct blk_store *s, uint64_t newest, uint32_t crc);
+void blk_nc_free(struct blk_store *s); /* at the store's close */
 
 /* --- blk_vroot.c (visible, not yet durable roots, in /dev/shm) -------------------------- */
 void blk_vr_name(const struct blk_store *s, char *buf, size_t len); /* its file */

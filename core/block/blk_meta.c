@@ -224,8 +224,7 @@ void blk_close(struct blk_store *s)
         sys.close(s->fd);
         pthread_mutex_destroy(&s->lock);
         pthread_mutex_destroy(&s->nc_lock);
-        free(s->nc);
-        s->nc = NULL;
+        blk_nc_free(s);
         free(s->pf);
         s->pf = NULL;
         s->npf = 0;
