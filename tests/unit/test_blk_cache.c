@@ -81,7 +81,7 @@ static void test_rules(void **state)
     assert_int_equal(blk_nc_get(&s, 300, BK_DIR, 20, out), 0);
     assert_int_equal(atomic_load(&s.nc_drops), 2);
 
-    free(s.nc);
+    blk_nc_free(&s);
     pthread_mutex_destroy(&s.nc_lock);
     free(b);
     free(out);
