@@ -422,6 +422,9 @@ static void bm_unmount(void *ms)
     free(m);
 }
 
+static void bm_atfork_prepare(void *ms) { bg_atfork_prepare(ms); }
+static void bm_atfork_parent(void *ms) { bg_atfork_parent(ms); }
+
 static void bm_atfork_child(void *ms)
 {
     struct block_mount *m = ms;
@@ -862,6 +865,8 @@ const struct backend_ops bk_block_ops = {
     .scheme = "block",
     .mount = bm_mount,
     .unmount = bm_unmount,
+    .atfork_prepare = bm_atfork_prepare,
+    .atfork_parent = bm_atfork_parent,
     .atfork_child = bm_atfork_child,
     .describe = bm_describe_ms,
     .open = bf_open,

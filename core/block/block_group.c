@@ -182,6 +182,25 @@ void bg_stop(struct block_mount *m)
     pthread_mutex_destroy(&m->g_lock);
 }
 
+/* Before a fork: no commit of the mount's thread under way, a batch's or a durable
+ * step's. Its allocations would be inherited half done (ASan's allocator locks are not
+ * fork-safe: a forked child of a python that forked 10 ms after a close, as the batch's
+ * timer fired, hung in its first malloc). The thread waits at these locks meanwhile.
+ * bt_lock before g_lock, as a batch's commit takes them. */
+void bg_atfork_prepare(struct block_mount *m)
+{
+    pthread_mutex_lock(&m->bt_lock);
+    pthread_mutex_lock(&m->g_lock);
+    while (m->g_busy) pthread_cond_wait(&m->g_cond, &m->g_lock);
+}
+
+void bg_atfork_parent(struct block_mount *m)
+{
+    pthread_mutex_unlock(&m->g_lock);
+    pthread_mutex_unlock(&m->bt_lock);
+}
+
+/* (The child's copies of both locks are made anew: here and in bb_atfork_child.) */
 void bg_atfork_child(struct block_mount *m)
 {
     /* The parent's thread makes the parent's commits durable; the child starts its own

@@ -75,6 +75,8 @@ struct block_mount {
 /* block_group.c: group commit. */
 void bg_start(struct block_mount *m);   /* at mount */
 void bg_stop(struct block_mount *m);    /* at unmount: what is pending, durable */
+void bg_atfork_prepare(struct block_mount *m); /* then bg_atfork_parent or bg_atfork_child */
+void bg_atfork_parent(struct block_mount *m);
 void bg_atfork_child(struct block_mount *m);
 int bg_how(struct block_mount *m);      /* TX_VISIBLE or TX_DURABLE for a close or a change */
 void bg_committed(struct block_mount *m, int durable);
