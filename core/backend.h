@@ -83,6 +83,14 @@ struct backend_ops {
     /* The kernel descriptor behind an open file, or -1: lets mmap, locks, fchmod and
      * friends work on local backends. */
     int (*local_fd)(void *fh);
+    /* Optional: the kernel descriptor the program's own asynchronous I/O (io_uring, Linux
+     * AIO) on this file goes to, past the engine. What the engine holds back is written
+     * first and what it keeps of the file's bytes forgotten; from then on it keeps none
+     * (the kernel may change the file at any moment). mem ORs the request's buffer
+     * addresses, io its offsets and lengths: where these do not meet the descriptor's
+     * alignment (direct://), a buffered descriptor of the same file. -errno: none (object
+     * stores, whose bytes have no kernel file). */
+    int (*kernel_io)(void *fh, uint64_t mem, uint64_t io);
     /* Take up a file from such a descriptor, inherited from the program that exec'd us
      * (the file may have been unlinked or renamed since it was opened). */
     int (*open_fd)(void *ms, int fd, int flags, void **fh);

@@ -52,6 +52,7 @@ const char *const cfg_known[][3] = {
     {"S3SHIM_DIRECT_ENGINE", "auto|io_uring|threads: how direct:// and block:// do their I/O (auto: io_uring, threads where it is refused or under valgrind)", "auto"},
     {"S3SHIM_DIRECT_SQPOLL", "1: io_uring kernel submission polling", "0"},
     {"S3SHIM_DIRECT_GATHER", "1: gather small direct:// writes across calls; others see them at close/fsync", "0"},
+    {"S3SHIM_KERNEL_FILES", "1: file:// and direct:// descriptors name the real file from the start, for programs whose io_uring the shim cannot see (liburing); 0 = once a ring or AIO request is seen", "0"},
     {"S3SHIM_BLOCK_SHARE_WAIT_MS", "block://: how long a read waits for another process to commit what it wrote there, then EIO", "10000"},
     {"S3SHIM_BLOCK_COMMIT_MS", "block://: closes and renames are durable within this many ms (one flush pair for all), 0 = at once", "1000"},
     {"S3SHIM_BLOCK_BATCH_MS", "block://: a process alone on the store commits its closes of new files together within this many ms, 0 = each at once", "10"},
@@ -318,6 +319,7 @@ void cfg_load(struct cfg *c, cfg_getenv_fn get, void *ctx)
     int_setting(c, get, ctx, "S3SHIM_DIRECT_BUFFERS", 0, 1024, &c->direct_buffers);
     bool_setting(c, get, ctx, "S3SHIM_DIRECT_SQPOLL", NULL, "a boolean (1/0, yes/no)", &c->direct_sqpoll);
     bool_setting(c, get, ctx, "S3SHIM_DIRECT_GATHER", NULL, "a boolean (1/0, yes/no)", &c->direct_gather);
+    bool_setting(c, get, ctx, "S3SHIM_KERNEL_FILES", NULL, "a boolean (1/0, yes/no)", &c->kernel_files);
     c->block_commit_ms = 1000;
     int_setting(c, get, ctx, "S3SHIM_BLOCK_COMMIT_MS", 0, 60000, &c->block_commit_ms);
     c->block_batch_ms = 10;

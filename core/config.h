@@ -54,6 +54,7 @@ struct cfg {
     int direct_engine;    /* 0 auto, 1 io_uring, 2 threads (URING_ENGINE_*) */
     int direct_fallback;  /* 0: buffered with a warning when O_DIRECT is refused, 1: error */
     int direct_gather;    /* 1: gather small writes across calls (visible at close/fsync) */
+    int kernel_files;     /* 1: local descriptors exposed to kernel I/O from the start (shim/kio.h) */
     int block_discard;    /* block://: discard freed blocks as they become reusable */
     int block_share_wait_ms; /* block://: a read waits this long for another process's commit */
     int block_commit_ms;  /* block://: a close or namespace change is durable within this (0: at once) */

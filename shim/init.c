@@ -12,6 +12,7 @@
 #include "anc_dir.h"
 #include "fdtable.h"
 #include "guard.h"
+#include "kio.h"
 #include "ofd.h"
 #include "pump.h"
 #include "real.h"
@@ -157,6 +158,7 @@ static void atfork_parent(void)
         if (m->ops && m->ops->atfork_parent && !m->shares) m->ops->atfork_parent(m->ms);
     }
     pump_atfork_parent();
+    kio_reexpose(); /* the promotion pointed them at their memfds */
 }
 static void atfork_child(void)
 {
@@ -177,6 +179,7 @@ static void atfork_child(void)
         if (m->ops && m->ops->atfork_child && !m->shares) m->ops->atfork_child(m->ms);
     }
     shim_fork_mark_set(); /* the child's own state is ready: no getpid() from now on */
+    kio_reexpose();
 }
 
 void shim_fork_mark_set(void)
@@ -226,6 +229,7 @@ __attribute__((constructor(101))) static void shim_init(void)
     oplog_init(shim.cfg.oplog, shim.root || root_pid == (long)shim.pid, &shim.mounts);
     route_init();
     ofd_inherit_scan();
+    if (shim.cfg.kernel_files) kio_enable();
     pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
     /* quick_exit() runs its handlers, then glibc's own _exit (which no preload library
      * sees): registered now, ours runs after every handler the program adds later. */

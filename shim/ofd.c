@@ -85,6 +85,7 @@ int ofd_create(struct mount *m, const char *path, const char *key, int type, int
     sh->version = OFD_VERSION;
     sh->xfd = -1;
     o->xfd = -1;
+    o->kph = -1;
     sh->type = type;
     sh->oflags = oflags;
     sh->status = oflags & ~(O_CREAT | O_EXCL | O_TRUNC | O_NOCTTY | O_CLOEXEC | O_DIRECTORY | O_NOFOLLOW);
@@ -331,6 +332,7 @@ int ofd_put(struct ofd *o)
         free(o->sh);
     free(o->priv);
     if (o->xfd >= 0) efd_close(o->xfd);
+    if (o->kph >= 0) efd_close(o->kph);
     pthread_mutex_destroy(&o->lock);
     free(o);
     return r;

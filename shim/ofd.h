@@ -49,6 +49,8 @@ struct ofd {
     struct ofd_shared *sh; /* read with ofd_sh(): promotion swaps it under readers */
     struct ofd_shared *priv; /* the private state before promotion, freed with the ofd */
     int xfd; /* this process's exported copy of the local fd (ofd_export_local), or -1 */
+    int kexp; /* its placeholders name the backend's kernel file (kio.h) */
+    int kph; /* exposed and shared: an O_PATH of the shared memfd to put back at exec, or -1 */
     int mapped; /* sh is a shared mapping (else private memory) */
     _Atomic int mapped_writable; /* mmap'd MAP_SHARED with PROT_WRITE: msync commits it */
     uint32_t oplog_path; /* the op log's string id of the path, 0 until interned */

@@ -22,6 +22,8 @@
 #include <utime.h>
 
 struct timeval;
+struct aiocb;
+struct sigevent;
 
 #define SHIM_REAL_FUNCS(X) \
     X(int, open, (const char *, int, ...)) \
@@ -138,6 +140,12 @@ struct timeval;
     X(ssize_t, sendfile, (int, int, off_t *, size_t)) \
     X(ssize_t, splice, (int, off_t *, int, off_t *, size_t, unsigned)) \
     X(int, ioctl, (int, unsigned long, ...)) \
+    X(long, syscall, (long, ...)) \
+    X(int, aio_read, (struct aiocb *)) \
+    X(int, aio_write, (struct aiocb *)) \
+    X(int, aio_fsync, (int, struct aiocb *)) \
+    X(int, aio_cancel, (int, struct aiocb *)) \
+    X(int, lio_listio, (int, struct aiocb *const[], int, struct sigevent *)) \
     X(void *, mmap, (void *, size_t, int, int, int, off_t)) \
     X(int, msync, (void *, size_t, int)) \
     X(int, mkostemps, (char *, int, int)) \

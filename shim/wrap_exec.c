@@ -8,6 +8,7 @@
 #include "../core/oplog.h"
 #include "exec_path.h"
 #include "guard.h"
+#include "kio.h"
 #include "ofd.h"
 #include "pump.h"
 #include "shim.h"
@@ -34,6 +35,13 @@ static void before_child(void)
     ofd_share_writers(0);
     ofd_promote_all();
     ofd_export_local();
+    kio_hide(); /* the new program finds its descriptors by their memfds */
+}
+
+/* Back in this program after a spawn or a failed exec. */
+static void after_child(void)
+{
+    if (own_process()) kio_reexpose();
 }
 
 /* Will the program exec'd with envp have the shim? LD_PRELOAD names it, or
@@ -73,6 +81,7 @@ static void before_exec(char *const envp[])
         int r_ = (call); \
         int e_ = errno; \
         pump_after_exec_failed(); \
+        after_child(); \
         errno = e_; \
         r_; \
     })
@@ -223,6 +232,7 @@ SHIM_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file
     if (found < 0) return errno;
     int r = REAL(posix_spawn)(pid, found ? t.path : path, fa, attr, argv, envp);
     exec_target_done(&t);
+    after_child();
     return r;
 }
 
@@ -236,19 +246,24 @@ SHIM_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_fil
     int r = found ? REAL(posix_spawn)(pid, t.path, fa, attr, argv, envp)
                   : REAL(posix_spawnp)(pid, file, fa, attr, argv, envp);
     exec_target_done(&t);
+    after_child();
     return r;
 }
 
 SHIM_EXPORT int system(const char *cmd)
 {
     before_child();
-    return REAL(system)(cmd);
+    int r = REAL(system)(cmd);
+    after_child();
+    return r;
 }
 
 SHIM_EXPORT FILE *popen(const char *cmd, const char *mode)
 {
     before_child();
-    return REAL(popen)(cmd, mode);
+    FILE *f = REAL(popen)(cmd, mode);
+    after_child();
+    return f;
 }
 
 /* vfork: the child shares our memory, so nothing of ours could be prepared in it. It is

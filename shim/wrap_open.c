@@ -4,6 +4,7 @@
 #include "fdtable.h"
 #include "guard.h"
 #include "io.h"
+#include "kio.h"
 #include "pump.h"
 #include "real.h"
 #include "shim.h"
@@ -64,6 +65,7 @@ int io_open(struct route *r, int flags, mode_t mode)
     fdt_set(fd, o);
     slog_debug("open %s flags=%#x -> fd %d", r->path, flags, fd);
     maybe_pump(fd);
+    if (__builtin_expect(atomic_load_explicit(&kio_on, memory_order_relaxed), 0)) kio_expose_fd(fd);
     return fd;
 }
 

@@ -196,6 +196,9 @@ static int cmd_config(int argc, char **argv)
            : c.direct_engine == 2 ? "threads with pread/pwrite (S3SHIM_DIRECT_ENGINE=threads)"
                                   : "io_uring; threads where it is refused or under valgrind");
     printf("  %-24s %s\n", "direct:// fallback", c.direct_fallback ? "error" : "buffered (with a warning)");
+    printf("  %-24s %s\n", "program's own AIO",
+           c.kernel_files ? "file:// and direct:// descriptors name the real file from the start"
+                          : "file:// and direct:// descriptors name the real file once io_uring or AIO is seen");
     if (c.block_commit_ms) printf("  %-24s visible at once, durable within %d ms (group commit)\n", "block:// commits", c.block_commit_ms);
     else printf("  %-24s durable before each call returns\n", "block:// commits");
     if (c.block_commit_ms && c.block_batch_ms)

@@ -129,6 +129,7 @@ const struct backend_ops bk_direct_ops = {
     .futimens = df_futimens,
     .close = df_close,
     .local_fd = df_local_fd,
+    .kernel_io = df_kernel_io,
     .setfl = df_setfl,
     .open_fd = df_open_fd,
     .stat = fm_stat,

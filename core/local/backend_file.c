@@ -183,6 +183,12 @@ static int fm_close(void *fh)
 
 static int fm_local_fd(void *fh) { return FD(fh); }
 
+static int fm_kernel_io(void *fh, uint64_t mem, uint64_t io)
+{
+    (void)mem, (void)io;
+    return FD(fh);
+}
+
 static int fm_open_fd(void *ms, int fd, int flags, void **fhp)
 {
     (void)ms, (void)flags;
@@ -332,6 +338,7 @@ const struct backend_ops bk_file_ops = {
     .futimens = fm_futimens,
     .close = fm_close,
     .local_fd = fm_local_fd,
+    .kernel_io = fm_kernel_io,
     .open_fd = fm_open_fd,
     .stat = fm_stat,
     .access = fm_access,

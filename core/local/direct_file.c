@@ -190,6 +190,30 @@ int df_local_fd(void *fh)
     return f->fd;
 }
 
+int df_kernel_io(void *fh, uint64_t mem, uint64_t io)
+{
+    struct dfile *f = fh;
+    if (f->buffered) return f->fd;
+    if (f->gen != uring_generation()) df_forget_parent(f);
+    pthread_mutex_lock(&f->lock);
+    df_settle(f);
+    f->kio = 1;
+    int fd = f->fd;
+    if (!dio_is(mem, f->al.mem) || !dio_is(io, f->al.off)) {
+        /* The kernel would refuse it on the O_DIRECT descriptor, where the program asked
+         * for no alignment: the same file through the page cache, which the kernel keeps
+         * coherent with direct I/O. */
+        if (f->kfd < 0) {
+            int fl = sys.fcntl(f->fd, F_GETFL);
+            int b = fl < 0 ? -1 : sys_reopen(f->fd, (fl & O_ACCMODE) | O_CLOEXEC);
+            if (b >= 0) f->kfd = efd_park(b);
+        }
+        if (f->kfd >= 0) fd = f->kfd;
+    }
+    pthread_mutex_unlock(&f->lock);
+    return fd;
+}
+
 static void dfile_free(struct dfile *f)
 {
     for (int i = 0; i < RSLOTS; i++)
@@ -216,6 +240,7 @@ int df_close(void *fh)
     }
     efd_close(f->fd);
     if (f->afd >= 0) efd_close(f->afd);
+    if (f->kfd >= 0) efd_close(f->kfd);
     if (f->buffered) {
         free(f);
         return 0;
@@ -297,6 +322,7 @@ static int dfile_make(struct direct_mount *m, int fd, int flags, int refused, co
     f->m = m;
     f->fd = fd;
     f->afd = -1;
+    f->kfd = -1;
     if ((flags & O_APPEND) && (flags & O_ACCMODE) != O_RDONLY && S_ISREG(st.st_mode)) append_fd(f, flags);
     char why[200] = "O_DIRECT refused by the filesystem (EINVAL at open)";
     if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {

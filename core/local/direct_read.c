@@ -188,7 +188,7 @@ ssize_t df_pread(void *fh, void *buf, size_t len, off_t off)
         df_ws_drain(f);
         f->pend_end = 0;
     }
-    int seq = ra_sequential(&f->ra, off);
+    int seq = !f->kio && ra_sequential(&f->ra, off); /* (kio: the kernel may change what a chunk held) */
     ssize_t r;
     if (seq) {
         r = read_seq(f, buf, len, off);

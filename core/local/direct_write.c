@@ -163,6 +163,7 @@ static ssize_t write_locked(struct dfile *f, const char *buf, size_t len, off_t 
 {
     if (f->err) return f->err;
     df_rs_drop(f, off, off + (off_t)len);
+    if (f->kio) f->wb_len = 0; /* the kept last block may have changed on the device since */
     size_t done = 0;
     int e = 0;
     while (done < len && !e) {
@@ -193,7 +194,7 @@ static ssize_t write_locked(struct dfile *f, const char *buf, size_t len, off_t 
         }
         e = wb_start(f, pos);
     }
-    if (done && (f->sync || !f->m->gather)) {
+    if (done && (f->sync || !f->m->gather || f->kio)) {
         /* Unless the mount gathers across calls (S3SHIM_DIRECT_GATHER=1), what the call
          * wrote is on the device when it returns, as with write(2): other processes
          * and stat() see it, a process that ends with _exit() loses nothing, and a

@@ -121,6 +121,16 @@ else
     cat "$W/rdwr.got" >>"$OUT"
     fail "O_RDWR / O_APPEND / truncate like a plain directory" "$OUT"
 fi
+# The program's own asynchronous I/O: POSIX AIO is served by the engine; io_uring and
+# Linux AIO need a kernel file, which an object store has not: EBADF, and a line that says so.
+if shim "$DEV" "$BUILD/tests/aio_calls" "$MP" "$W" >"$OUT" 2>&1; then
+    pass "POSIX AIO: aio_read/write/fsync/cancel, lio_listio with a plain file's request, notifications: $(tail -1 "$OUT")"
+else fail "POSIX AIO calls (aio_calls)" "$OUT"; fi
+shim "$DEV" fio --name=kio --filename="$MP/kio" --rw=randwrite --bs=4k --size=1M --ioengine=libaio --iodepth=4 \
+    --direct=1 >"$OUT" 2>&1
+if grep -q 'Bad file descriptor' "$OUT" && grep -q 'io_uring and Linux AIO requests the program makes on it fail with EBADF: block:// keeps no kernel file' "$OUT"; then
+    pass "fio libaio: EBADF, with one line saying block:// keeps no kernel file"
+else fail "fio libaio on block://: EBADF and the reason" "$OUT"; fi
 # A reader keeps its version: the object unlinked and its space wanted by other writers
 # (other processes, many commits) while the reader is half way through.
 pin=$(shim "$DEV" "$PY" -c '
