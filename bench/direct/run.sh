@@ -13,6 +13,9 @@
 #             io_uring_enter per read) and fio psync direct=1 without the shim (one
 #             pread per read: what the shim does for a program that waits for each read)
 #             are shown as references;
+#             fio's own io_uring engine (iodepth JOBS, direct=1) under the shim is the
+#             last row: its requests reach the file without the engine (docs/semantics.md,
+#             "Asynchronous I/O");
 #   seqwrite  1 MiB sequential overwrite: fio under the shim (psync, bs=1M, one job) vs
 #             fio io_uring bs=1M iodepth 1; `dd bs=1M conv=notrunc` through the shim is
 #             shown too (its of= is fd 1: a pipe again).
@@ -111,6 +114,9 @@ bench_target() { # TARGET-NAME REAL-PATH SHIM-MOUNTS SHIM-PATH
     run "shim-fio-psync-x$JOBS" "$tn" fio iops env S3SHIM_MOUNTS="$mounts" LD_PRELOAD="$LIB" fio --name=rr \
         --filename="$sp" --rw=randread --bs=4k --ioengine=psync --direct=0 --mem_align=4096 --numjobs="$JOBS" --size="${SIZE_MB}M" \
         --runtime="$RUNTIME" --time_based "${fio_common[@]}"
+    run "shim-fio-uring-qd$JOBS" "$tn" fio iops env S3SHIM_MOUNTS="$mounts" LD_PRELOAD="$LIB" fio --name=rr \
+        --filename="$sp" --rw=randread --bs=4k --ioengine=io_uring --direct=1 --iodepth="$JOBS" --size="${SIZE_MB}M" \
+        --runtime="$RUNTIME" --time_based "${fio_common[@]}"
     run "fio-seqwrite-qd1" "$tn" fio bw fio --name=sw --filename="$real" --rw=write --bs=1M --ioengine=io_uring \
         --direct=1 --iodepth=1 --size="${SIZE_MB}M" "${fio_common[@]}"
     run "shim-fio-psync-seqwrite" "$tn" fio bw env S3SHIM_MOUNTS="$mounts" LD_PRELOAD="$LIB" fio --name=sw \
@@ -161,6 +167,7 @@ tests = [("1 MiB seq read (MB/s): cat vs fio qd4", "fio-seqread-qd4", "shim-cat-
          ("4 KiB rand read (IOPS), vs fio io_uring qd%s" % jobs, "fio-randread-uring-qd%s" % jobs, "shim-fio-psync-x%s" % jobs, 0.90),
          ("4 KiB rand read (IOPS), vs fio io_uring qd1 x%s" % jobs, "fio-randread-uring-qd1-x%s" % jobs, "shim-fio-psync-x%s" % jobs, 0.90),
          ("4 KiB rand read (IOPS), vs fio psync x%s direct=1" % jobs, "fio-randread-psync-x%s" % jobs, "shim-fio-psync-x%s" % jobs, 0.90),
+         ("4 KiB rand read (IOPS), fio io_uring qd%s itself under the shim" % jobs, "fio-randread-uring-qd%s" % jobs, "shim-fio-uring-qd%s" % jobs, 0.90),
          ("1 MiB seq write (MB/s): fio psync vs fio qd1", "fio-seqwrite-qd1", "shim-fio-psync-seqwrite", 0.95),
          ("1 MiB seq write (MB/s): dd (fd 1 pipe) vs fio qd1", "fio-seqwrite-qd1", "shim-dd-seqwrite", 0.95)]
 print("%-52s %-5s %10s %10s %6s %5s %9s %9s %6s" % ("test", "on", "fio", "ours", "ratio", "goal", "fio s/GB", "our s/GB", "cpu x"))

@@ -289,7 +289,7 @@ mkdir -p "$W/kio"
 fio_verify() { # LABEL SCHEME FILE FIO-ARGS...: a checksummed write read back, then checked twice more
     local label=$1 scheme=$2 f=$3 ok=1
     shift 3
-    local common=(--name=kio --bs=4k --size=8M --verify=crc32c --verify_fatal=1 --norandommap --randrepeat=1)
+    local common=(--name=kio --bs=4k --size=8M --verify=crc32c --verify_fatal=1 --verify_state_save=0 --norandommap --randrepeat=1)
     shim "$mp=$scheme://$W/kio" fio "${common[@]}" --filename="$mp/$f" --rw=randwrite --do_verify=1 "$@" >"$out" 2>&1 || ok=0
     shim "$mp=$scheme://$W/kio" fio "${common[@]}" --filename="$mp/$f" --rw=randwrite --verify_only \
         --ioengine=psync >>"$out" 2>&1 || ok=0
@@ -311,9 +311,9 @@ for scheme in direct file; do
     else fail "$scheme://: POSIX AIO calls (aio_calls)" "$out"; fi
 done
 # The engine's writes, then the kernel's reads of the same file in another process.
-shim "$mp=direct://$W/kio" fio --name=kio --bs=4k --size=8M --verify=crc32c --norandommap --randrepeat=1 \
+shim "$mp=direct://$W/kio" fio --name=kio --bs=4k --size=8M --verify=crc32c --verify_state_save=0 --norandommap --randrepeat=1 \
     --filename="$mp/e" --rw=randwrite --do_verify=0 --ioengine=psync >"$out" 2>&1
-if shim "$mp=direct://$W/kio" fio --name=kio --bs=4k --size=8M --verify=crc32c --verify_fatal=1 --norandommap \
+if shim "$mp=direct://$W/kio" fio --name=kio --bs=4k --size=8M --verify=crc32c --verify_fatal=1 --verify_state_save=0 --norandommap \
     --randrepeat=1 --filename="$mp/e" --rw=randwrite --verify_only --ioengine=io_uring --iodepth=8 --direct=1 >>"$out" 2>&1; then
     pass "direct://: what the engine wrote (fio psync) verified by fio io_uring"
 else fail "direct://: engine writes read by io_uring" "$out"; fi

@@ -245,6 +245,18 @@ else
     fail "a successful call in S3 leaves errno alone while a file is staged" "$(diff "$W/errno.want" "$W/errno.got" | head -20)"
 fi
 
+# POSIX AIO (served by the engine) on a staged object, and Linux AIO (fio libaio), which
+# has no kernel file to reach here: EBADF with the reason in the log.
+mkdir -p "$L/aio"
+if shim "$BUILD/tests/aio_calls" "$B/aio" "$L/aio" >"$W/aio.got" 2>&1 && s3_get aio/aio.bin "$W/aio.fetched" >/dev/null 2>&1 &&
+    [ "$(stat -c %s "$W/aio.fetched")" = $((3 * 65536 + 1234 + 4)) ]; then
+    pass "POSIX AIO on an S3 object: aio_read/write/fsync/cancel, lio_listio, notifications, uploaded: $(tail -1 "$W/aio.got")"
+else fail "POSIX AIO on an S3 object (aio_calls)" "$W/aio.got"; fi
+shim fio --name=kio --filename="$B/aio/fio" --rw=randwrite --bs=4k --size=1M --ioengine=libaio --iodepth=4 >"$W/fio.got" 2>&1
+if grep -q 'Bad file descriptor' "$W/fio.got" && grep -q 'fail with EBADF: s3:// keeps no kernel file' "$W/log"; then
+    pass "fio libaio on S3: EBADF, with one line saying s3:// keeps no kernel file"
+else fail "fio libaio on S3: EBADF and the reason" "$W/fio.got" "$(tail -3 "$W/log")"; fi
+
 # msync of a shared writable mapping is a commit point, as fsync: the object is on the
 # server after it, while the file is still open and mapped.
 cat >"$W/ms.py" <<'EOF'
