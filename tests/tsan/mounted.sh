@@ -45,18 +45,22 @@ fi
 pass=0
 fail=0
 # The io_uring engine, then its pool of threads (S3SHIM_DIRECT_ENGINE=threads: where
-# io_uring is refused, and under valgrind) on the cases that move the most bytes.
-for c in mixed final seqread coherent threads:mixed threads:seqread; do
-    eng=auto
-    case $c in threads:*) eng=threads c=${c#threads:} ;; esac
-    log=$tmp/$eng.$c.log
-    S3SHIM_DIRECT_ENGINE=$eng timeout 200 "${RUN[@]}" "$BIN" "$c" >"$log" 2>&1
+# io_uring is refused, and under valgrind) on the cases that move the most bytes; on
+# direct://, descriptors exposed to kernel I/O from the start (S3SHIM_KERNEL_FILES=1:
+# every open, dup and fork of the threads re-points placeholders).
+cases="mixed final seqread coherent threads:mixed threads:seqread"
+[ "$BACKEND" = direct ] && cases="$cases kfiles:mixed"
+for c in $cases; do
+    eng=auto kf=0
+    case $c in threads:*) eng=threads c=${c#threads:} ;; kfiles:*) kf=1 c=${c#kfiles:} ;; esac
+    log=$tmp/$eng.$kf.$c.log
+    S3SHIM_KERNEL_FILES=$kf S3SHIM_DIRECT_ENGINE=$eng timeout 200 "${RUN[@]}" "$BIN" "$c" >"$log" 2>&1
     rc=$?
     if [ $rc = 0 ] && ! grep -q ThreadSanitizer "$log"; then
-        echo "ok - tsan on $BACKEND:// ($eng engine): $c ($(tail -n 1 "$log"))"
+        echo "ok - tsan on $BACKEND:// ($eng engine$([ $kf = 1 ] && echo ", kernel files")): $c ($(tail -n 1 "$log"))"
         pass=$((pass + 1))
     else
-        echo "not ok - tsan on $BACKEND:// ($eng engine): $c (exit $rc)"
+        echo "not ok - tsan on $BACKEND:// ($eng engine$([ $kf = 1 ] && echo ", kernel files")): $c (exit $rc)"
         awk '!seen[$0]++' "$log" | sed 's/^/# /' | head -n 80
         fail=$((fail + 1))
     fi
