@@ -143,12 +143,7 @@ static ssize_t read_available(int fd, char *buf, size_t len, int *eof)
 static void *pump_out(void *arg)
 {
     struct pump *p = arg;
-    /* page-aligned: an O_DIRECT backend can write it in place */
-    char *buf = aligned_alloc(4096, PUMP_CHUNK);
-    if (!buf) {
-        p->err = -ENOMEM;
-        return NULL;
-    }
+    char *buf = p->buf;
     for (int eof = 0; !eof;) {
         struct pollfd pf[2] = {{p->ours, POLLIN, 0}, {p->wake, POLLIN, 0}};
         int stopping = atomic_load(&p->stop);
@@ -185,7 +180,6 @@ static void *pump_out(void *arg)
             break;
         }
     }
-    free(buf);
     return NULL;
 }
 
@@ -386,7 +380,10 @@ int pump_install(int fd, struct ofd *o)
     p->owner = getpid();
     pthread_mutex_init(&p->mu, NULL);
     atomic_store(&p->last_direct, stats_now_ns()); /* quiet at first: the program may read itself */
-    if (!p->out && !(p->buf = malloc(PUMP_CHUNK))) goto fail;
+    /* Taken here, not by the thread: a thread's first malloc makes it an arena of its own
+     * (a 128 MiB reservation, then trimmed), for every redirection of a shell loop. OUT:
+     * page-aligned, so that an O_DIRECT backend writes it in place. */
+    if (!(p->buf = p->out ? aligned_alloc(4096, PUMP_CHUNK) : malloc(PUMP_CHUNK))) goto fail;
     if ((p->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 || pump_pipe(pp) < 0) goto fail;
     note_pipe(p, pp[0]);
     if (!p->out && (p->peek = open_peek(pp[1])) < 0) goto fail;

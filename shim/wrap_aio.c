@@ -55,10 +55,11 @@ static void notify(const struct sigevent *se)
         else
             syscall(SYS_rt_tgsigqueueinfo, si.si_pid, se->_sigev_un._tid, se->sigev_signo, &si);
     } else if (se->sigev_notify == SIGEV_THREAD && se->sigev_notify_function) {
+        /* the program's attributes as they are (as glibc does), else detached */
         struct notify_call *c = malloc(sizeof *c);
         pthread_attr_t own, *at = se->sigev_notify_attributes;
-        if (!at && pthread_attr_init(at = &own) != 0) at = NULL;
-        if (at) pthread_attr_setdetachstate(at, PTHREAD_CREATE_DETACHED);
+        if (!at && pthread_attr_init(&own) == 0 && pthread_attr_setdetachstate(&own, PTHREAD_CREATE_DETACHED) == 0)
+            at = &own;
         pthread_t t;
         if (c) {
             c->fn = se->sigev_notify_function;
