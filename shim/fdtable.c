@@ -14,6 +14,7 @@ _Atomic unsigned fdt_nofd;
 _Atomic uint64_t fdt_filter_used;
 _Atomic uint64_t fdt_filter_ours;
 static _Atomic int fdt_max;
+static _Atomic int fdt_omax; /* the same for slots that held a description (not a mark) */
 /* The filters' counts of slots per remainder modulo 64, and the spin lock that keeps a
  * count and its bit in step. Slots change under fdt_rw, but engine marks change without
  * it (fdt_mark_engine), so the two kinds of change can meet on one remainder: without the
@@ -95,6 +96,8 @@ struct ofd *fdt_set_locked(int fd, struct ofd *o)
     if (!FDT_IS_MARK(o)) atomic_fetch_add_explicit(&fdt_nofd, 1, memory_order_relaxed);
     if (fd >= atomic_load_explicit(&fdt_max, memory_order_relaxed))
         atomic_store_explicit(&fdt_max, fd + 1, memory_order_relaxed);
+    if (!FDT_IS_MARK(o) && fd >= atomic_load_explicit(&fdt_omax, memory_order_relaxed))
+        atomic_store_explicit(&fdt_omax, fd + 1, memory_order_relaxed);
     return fdt_raw_ofd(old);
 }
 
@@ -137,6 +140,7 @@ void fdt_mark_engine(int fd, int on)
 void fdt_lock(void) { pthread_rwlock_wrlock(&fdt_rw); }
 void fdt_unlock(void) { pthread_rwlock_unlock(&fdt_rw); }
 int fdt_limit(void) { return atomic_load_explicit(&fdt_max, memory_order_relaxed); }
+int fdt_ofd_limit(void) { return atomic_load_explicit(&fdt_omax, memory_order_relaxed); }
 
 void fdt_atfork_prepare(void) { pthread_rwlock_wrlock(&fdt_rw); }
 void fdt_atfork_parent(void) { pthread_rwlock_unlock(&fdt_rw); }

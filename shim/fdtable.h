@@ -104,8 +104,12 @@ void fdt_unlock(void);
 /* Variants of set/take for use while holding fdt_lock(). */
 struct ofd *fdt_set_locked(int fd, struct ofd *o);
 struct ofd *fdt_take_locked(int fd);
-/* Highest fd that has ever had a slot, +1 (bounds table walks). */
+/* Highest fd that has ever had a slot, +1 (bounds walks that look for engine marks). */
 int fdt_limit(void);
+/* Highest fd that has ever held a description, +1: bounds the walks that look for
+ * descriptions (promotions at every fork and exec, pumps), which would otherwise cover
+ * the engine's descriptors parked from 10000 up. */
+int fdt_ofd_limit(void);
 
 /* fork(): keep the lock consistent across the fork. */
 void fdt_atfork_prepare(void);

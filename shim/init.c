@@ -55,7 +55,7 @@ int shim_mount_usable(struct mount *m)
 int shim_close_all(int writers_only)
 {
     int failed = 0;
-    int lim = fdt_limit();
+    int lim = fdt_ofd_limit();
     for (int fd = 0; fd < lim; fd++) {
         if (!fdt_is_ours(fd)) continue;
         if (writers_only) {

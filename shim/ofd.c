@@ -129,7 +129,7 @@ static int promote_locked(struct ofd *o)
     pthread_mutex_unlock(&o->lock);
     /* Every placeholder of it (not a pumped pipe end) now names the memfd: whichever of
      * them a child or the next program inherits, it finds the shared state. */
-    int lim = fdt_limit();
+    int lim = fdt_ofd_limit();
     for (int g = 0; g < lim; g++) {
         if (fdt_peek(g) != o) continue;
         int cl = REAL(fcntl)(g, F_GETFD);
@@ -149,7 +149,7 @@ int ofd_promote(struct ofd *o)
 void ofd_promote_all(void)
 {
     fdt_lock();
-    int lim = fdt_limit();
+    int lim = fdt_ofd_limit();
     for (int fd = 0; fd < lim; fd++) {
         struct ofd *o = fdt_raw_ofd(fdt_peek(fd));
         if (!o || o->mapped) continue;
@@ -166,7 +166,7 @@ void ofd_promote_all(void)
 void ofd_export_local(void)
 {
     fdt_lock();
-    int lim = fdt_limit();
+    int lim = fdt_ofd_limit();
     for (int fd = 0; fd < lim; fd++) {
         struct ofd *o = fdt_raw_ofd(fdt_peek(fd));
         if (!o || !o->mapped || !o->fh || !o->m->ops->local_fd || o->xfd >= 0) continue;
@@ -192,7 +192,7 @@ static int stream_writers(struct ofd ***out, int (*keep)(struct ofd *o, int lim)
     struct ofd **list = NULL;
     int n = 0, cap = 0;
     fdt_lock();
-    int lim = fdt_limit();
+    int lim = fdt_ofd_limit();
     for (int fd = 0; fd < lim; fd++) {
         struct ofd *o = fdt_raw_ofd(fdt_peek(fd));
         if (!o || o->type != OFD_FILE || !o->fh || !(o->m->ops->commit || o->m->ops->share) ||
@@ -302,7 +302,7 @@ static void share_list(struct ofd **list, int n)
 
 void ofd_atfork_child(void)
 {
-    int lim = fdt_limit();
+    int lim = fdt_ofd_limit();
     for (int fd = 0; fd < lim; fd++) {
         struct ofd *o = fdt_raw_ofd(fdt_peek(fd));
         if (o) pthread_mutex_init(&o->lock, NULL);

@@ -281,7 +281,7 @@ static struct pump *pump_for(const struct ofd *o)
 /* Call fn on every fd of this process whose slot is o's pumped pipe end. */
 static int each_pumped_fd(const struct ofd *o, int except, void (*fn)(int fd, struct pump *p), struct pump *p)
 {
-    int n = 0, lim = fdt_limit();
+    int n = 0, lim = fdt_ofd_limit();
     for (int fd = 0; fd < lim; fd++) {
         struct ofd *raw = fdt_peek(fd);
         if (fd == except || !fdt_raw_pumped(raw) || fdt_raw_ofd(raw) != o) continue;
@@ -294,7 +294,7 @@ static int each_pumped_fd(const struct ofd *o, int except, void (*fn)(int fd, st
 /* Some fd of this process that is o's pumped pipe end, or -1. */
 static int first_pumped_fd(const struct ofd *o)
 {
-    for (int fd = 0; fd < fdt_limit(); fd++)
+    for (int fd = 0; fd < fdt_ofd_limit(); fd++)
         if (fdt_raw_pumped(fdt_peek(fd)) && fdt_raw_ofd(fdt_peek(fd)) == o) return fd;
     return -1;
 }

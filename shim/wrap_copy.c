@@ -198,7 +198,7 @@ SHIM_EXPORT void *mmap64(void *addr, size_t len, int prot, int flags, int fd, of
 static __attribute__((noinline, cold)) int msync_ours(void)
 {
     struct ofd *done[32];
-    int nd = 0, r = 0, lim = fdt_limit();
+    int nd = 0, r = 0, lim = fdt_ofd_limit();
     for (int fd = 0; fd < lim; fd++) {
         if (!fdt_is_ours(fd)) continue;
         struct ofd *o = fdt_get(fd);

@@ -93,7 +93,7 @@ void kio_expose_fd(int fd)
 static void expose_all(int every)
 {
     fdt_lock();
-    int lim = fdt_limit();
+    int lim = fdt_ofd_limit();
     for (int fd = 0; fd < lim; fd++) {
         struct ofd *raw = fdt_peek(fd);
         struct ofd *o = fdt_raw_ofd(raw);
@@ -118,7 +118,7 @@ void kio_hide(void)
 {
     if (!atomic_load_explicit(&kio_on, memory_order_relaxed)) return;
     fdt_lock();
-    int lim = fdt_limit();
+    int lim = fdt_ofd_limit();
     for (int fd = 0; fd < lim; fd++) {
         struct ofd *raw = fdt_peek(fd);
         struct ofd *o = fdt_raw_ofd(raw);

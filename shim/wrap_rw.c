@@ -399,7 +399,7 @@ SHIM_EXPORT int syncfs(int fd)
     ofd_put(o);
     int *fds = NULL, n = 0, cap = 0;
     fdt_lock();
-    int lim = fdt_limit();
+    int lim = fdt_ofd_limit();
     for (int g = 0; g < lim; g++) {
         struct ofd *x = fdt_raw_ofd(fdt_peek(g));
         if (!x || x->m != m || x->type != OFD_FILE || (ofd_status(x) & O_ACCMODE) == O_RDONLY) continue;
