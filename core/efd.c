@@ -1,5 +1,6 @@
 /* efd.c - see efd.h */
 #include "efd.h"
+#include "sys.h"
 
 #include <fcntl.h>
 #include <sys/resource.h>
@@ -12,8 +13,8 @@ __thread int efd_parking __attribute__((tls_model("initial-exec")));
 /* The kernel's own fcntl and close: an engine descriptor can get a number the program's
  * table still names (fd 1 while a redirected stdout is being finished, for instance),
  * and the interposed calls would then act on the program's file instead. */
-static int sys_dupfd_cloexec(int fd, long floor) { return (int)syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, floor); }
-static int sys_close(int fd) { return (int)syscall(SYS_close, fd); }
+static int sys_dupfd_cloexec(int fd, long floor) { return (int)sys.syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, floor); }
+static int sys_close(int fd) { return (int)sys.syscall(SYS_close, fd); }
 
 void efd_set_hooks(const struct efd_hooks *h) { hooks = h; }
 
@@ -33,7 +34,7 @@ static long park_floor(void)
 
 void efd_prepare(void)
 {
-    int probe = syscall(SYS_fcntl, 0, F_GETFD) >= 0 ? 0 : syscall(SYS_fcntl, 1, F_GETFD) >= 0 ? 1 : 2;
+    int probe = sys.syscall(SYS_fcntl, 0, F_GETFD) >= 0 ? 0 : sys.syscall(SYS_fcntl, 1, F_GETFD) >= 0 ? 1 : 2;
     int fd = sys_dupfd_cloexec(probe, park_floor());
     if (fd >= 0) sys_close(fd);
 }
@@ -46,7 +47,7 @@ int efd_park(int fd)
         sys_close(fd);
         fd = nfd;
     } else {
-        syscall(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC);
+        sys.syscall(SYS_fcntl, fd, F_SETFD, FD_CLOEXEC);
     }
     if (hooks) hooks->own(fd);
     return fd;

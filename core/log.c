@@ -1,6 +1,7 @@
 /* log.c - see log.h. The write goes straight to the kernel (syscall) so that a log line
  * from inside an interposed call can never recurse into the shim's own write(). */
 #include "log.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -40,7 +41,7 @@ void slog(int level, const char *fmt, ...)
     if (level > log_level_cur) return;
     int saved = errno;
     char line[1024];
-    int n = snprintf(line, sizeof line, "s3shim[%ld]: %s: ", (long)syscall(SYS_getpid),
+    int n = snprintf(line, sizeof line, "s3shim[%ld]: %s: ", (long)sys.syscall(SYS_getpid),
                      level_names[level]);
     va_list ap;
     va_start(ap, fmt);
@@ -49,6 +50,6 @@ void slog(int level, const char *fmt, ...)
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof line - 2) len = sizeof line - 2;
     line[len++] = '\n';
-    syscall(SYS_write, log_fd >= 0 ? log_fd : 2, line, len);
+    sys.syscall(SYS_write, log_fd >= 0 ? log_fd : 2, line, len);
     errno = saved;
 }

@@ -377,7 +377,7 @@ static void emit_session(void)
     static char buf[MAX_STR];
     size_t n = read_small("/proc/self/cmdline", buf, sizeof buf);
     emit(1, OLS_ARGV, buf, n);
-    long l = syscall(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", buf, sizeof buf); /* readlink is interposed */
+    long l = sys.syscall(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", buf, sizeof buf); /* readlink is interposed */
     if (l > 0) emit(1, OLS_EXE, buf, (size_t)l);
     for (int i = 0; G.mt && i < G.mt->n; i++) {
         const struct mount *m = &G.mt->m[i];
@@ -543,7 +543,7 @@ static __attribute__((noinline)) struct olt *next_chunk(void)
         t->dead = 0;
         G.nthreads++;
         t->gen = G.gen;
-        t->tid = (int32_t)syscall(SYS_gettid);
+        t->tid = (int32_t)sys.syscall(SYS_gettid);
         pthread_setspecific(G.key, t);
         self = t;
     }
@@ -628,7 +628,7 @@ int32_t oplog_tid(void)
     static __thread uint32_t gen;
     struct olt *t = self;
     if (t && t->gen == G.gen && !t->dead) return t->tid;
-    if (gen != G.gen) tid = (int32_t)syscall(SYS_gettid), gen = G.gen;
+    if (gen != G.gen) tid = (int32_t)sys.syscall(SYS_gettid), gen = G.gen;
     return tid;
 }
 
@@ -638,7 +638,7 @@ void oplog_init(const char *spec, int root, const struct mount_table *t)
 {
     if (!spec || !*spec) return;
     char cwd[PATH_MAX] = ""; /* a relative name: from the directory the program starts in (forks keep it) */
-    if (spec[0] != '/' && syscall(SYS_getcwd, cwd, sizeof cwd - 1) > 0 && cwd[0] == '/') strcat(cwd, "/");
+    if (spec[0] != '/' && sys.syscall(SYS_getcwd, cwd, sizeof cwd - 1) > 0 && cwd[0] == '/') strcat(cwd, "/");
     else cwd[0] = 0;
     int n = snprintf(G.spec, sizeof G.spec, "%s%s", cwd, spec);
     if (n < 0 || (size_t)n >= sizeof G.spec) {
@@ -724,7 +724,7 @@ void oplog_finish(enum oplog_end why)
     }
     if (G.sch) seal(G.sch, G.sused);
     uint64_t fidx;
-    struct oplog_chunk_hdr *ch = claim(OLC_FOOTER, (int32_t)syscall(SYS_gettid), 0, &fidx);
+    struct oplog_chunk_hdr *ch = claim(OLC_FOOTER, (int32_t)sys.syscall(SYS_gettid), 0, &fidx);
     if (ch) {
         now_pair(&f.mono_end, &f.wall_end);
         f.wait_ns = atomic_load(&G.wait_ns);

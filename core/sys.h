@@ -70,7 +70,8 @@ int sys_under_valgrind(void);
     X(int, dup3, (int, int, int)) \
     X(int, flock, (int, int)) \
     X(ssize_t, readlink, (const char *, char *, size_t)) \
-    X(ssize_t, readlinkat, (int, const char *, char *, size_t))
+    X(ssize_t, readlinkat, (int, const char *, char *, size_t)) \
+    X(long, syscall, (long, ...))
 
 #define SYS_FIELD(ret, name, args) ret(*name) args;
 struct sys_calls {

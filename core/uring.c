@@ -85,7 +85,7 @@ unsigned uring_generation(void) { return atomic_load_explicit(&E.generation, mem
 
 static long futex(_Atomic uint32_t *a, int op, uint32_t v)
 {
-    return syscall(SYS_futex, (uint32_t *)a, op, v, NULL, NULL, 0);
+    return sys.syscall(SYS_futex, (uint32_t *)a, op, v, NULL, NULL, 0);
 }
 
 /* --- completions ------------------------------------------------------------------- */

@@ -180,7 +180,7 @@ static void ring(struct bell *b, uint64_t h)
     uint64_t i = atomic_fetch_add(&b->next, 1);
     atomic_store(&b->slot[i % BELL_SLOTS], h);
     atomic_fetch_add(&b->gen, 1);
-    syscall(SYS_futex, &b->gen, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    sys.syscall(SYS_futex, &b->gen, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
 static int rung(struct bell *b, uint64_t h)
@@ -238,7 +238,7 @@ static void *answerer(void *arg)
     while (!__atomic_load_n(&m->r_stop, __ATOMIC_ACQUIRE)) {
         uint32_t g = atomic_load(&b->gen);
         answer(m, b);
-        if (atomic_load(&b->gen) == g) syscall(SYS_futex, &b->gen, FUTEX_WAIT, g, NULL, NULL, 0);
+        if (atomic_load(&b->gen) == g) sys.syscall(SYS_futex, &b->gen, FUTEX_WAIT, g, NULL, NULL, 0);
     }
     return NULL;
 }
@@ -289,7 +289,7 @@ void bc_stop(struct block_mount *m)
          * sleep through a wake alone (a crashtest hung at unmount so, once appenders
          * started the thread). Other processes' threads take one pass for nothing. */
         atomic_fetch_add(&m->bell->gen, 1);
-        syscall(SYS_futex, &m->bell->gen, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+        sys.syscall(SYS_futex, &m->bell->gen, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
         pthread_join(m->r_thread, NULL);
     }
     m->r_pid = 0;

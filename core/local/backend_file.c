@@ -40,7 +40,7 @@ int fm_open_beneath(struct file_mount *fm, const char *key, int flags, mode_t mo
         .mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
         .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
     };
-    long fd = syscall(SYS_openat2, fm->rootfd, rel(key), &how, sizeof how);
+    long fd = sys.syscall(SYS_openat2, fm->rootfd, rel(key), &how, sizeof how);
     if (fd < 0 && errno == ENOSYS) /* kernels before 5.6 */
         fd = sys.openat(fm->rootfd, rel(key), flags | O_CLOEXEC, mode);
     return fd < 0 ? -errno : (int)fd;
