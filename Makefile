@@ -92,6 +92,7 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(CORE) shim/fdtable.c $(HEADERS)
 
 # Helpers are ordinary programs that the integration tests run under the shim.
 HELPER_LIBS_no_uring := -lseccomp
+HELPER_LIBS_uring_rw := -luring
 $(BUILD)/tests/%: tests/helpers/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< -lpthread $(HELPER_LIBS_$*)

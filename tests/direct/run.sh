@@ -310,6 +310,15 @@ for scheme in direct file; do
         pass "$scheme://: POSIX AIO: aio_read/write/fsync/cancel, lio_listio with a plain file's request, signal and thread notification: $(tail -1 "$out")"
     else fail "$scheme://: POSIX AIO calls (aio_calls)" "$out"; fi
 done
+# A liburing program makes its system calls itself: with S3SHIM_KERNEL_FILES=1 its
+# requests reach the file; without, they fail with EBADF (docs/semantics.md says so).
+for scheme in direct file; do
+    S3SHIM_KERNEL_FILES=1 shim "$mp=$scheme://$W/kio" "$BUILD/tests/uring_rw" "$mp/lu" >"$out" 2>&1
+    if [ "$(cat "$out")" = "uring: ok 64" ] && shim "$mp=$scheme://$W/kio" "$BUILD/tests/uring_rw" "$mp/lu" >>"$out" 2>&1
+    [ $? = 3 ] && grep -q "uring: error EBADF" "$out"; then
+        pass "$scheme://: a liburing program's writes and reads with S3SHIM_KERNEL_FILES=1 (pread agrees); EBADF without"
+    else fail "$scheme://: a liburing program (uring_rw)" "$out"; fi
+done
 # The engine's writes, then the kernel's reads of the same file in another process.
 shim "$mp=direct://$W/kio" fio --name=kio --bs=4k --size=8M --verify=crc32c --verify_state_save=0 --norandommap --randrepeat=1 \
     --filename="$mp/e" --rw=randwrite --do_verify=0 --ioengine=psync >"$out" 2>&1
