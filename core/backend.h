@@ -86,11 +86,11 @@ struct backend_ops {
     /* Optional: the kernel descriptor the program's own asynchronous I/O (io_uring, Linux
      * AIO) on this file goes to, past the engine. What the engine holds back is written
      * first and what it keeps of the file's bytes forgotten; from then on it keeps none
-     * (the kernel may change the file at any moment). mem ORs the request's buffer
-     * addresses, io its offsets and lengths: where these do not meet the descriptor's
-     * alignment (direct://), a buffered descriptor of the same file. -errno: none (object
+     * (the kernel may change the file at any moment). direct: the program opened the file
+     * with O_DIRECT (its requests are aligned for it); else the descriptor must take any
+     * alignment (direct://: a buffered descriptor of the same file). -errno: none (object
      * stores, whose bytes have no kernel file). */
-    int (*kernel_io)(void *fh, uint64_t mem, uint64_t io);
+    int (*kernel_io)(void *fh, int direct);
     /* Take up a file from such a descriptor, inherited from the program that exec'd us
      * (the file may have been unlinked or renamed since it was opened). */
     int (*open_fd)(void *ms, int fd, int flags, void **fh);

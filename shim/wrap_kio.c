@@ -69,8 +69,7 @@ static void expose_locked(int fd, struct ofd *o)
                       ofd_path(o), o->m->ops->scheme);
         return;
     }
-    int direct = ofd_sh(o)->oflags & O_DIRECT;
-    int k = IO_BACKEND(o->m->ops->kernel_io(o->fh, direct ? 0 : 1, 0));
+    int k = IO_BACKEND(o->m->ops->kernel_io(o->fh, (ofd_sh(o)->oflags & O_DIRECT) != 0));
     if (k < 0 || same_file(fd, k)) return;
     if (o->mapped && o->kph < 0) { /* fd names the shared memfd: kept for an exec */
         int c = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, 0);

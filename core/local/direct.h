@@ -42,7 +42,7 @@ int df_fadvise(void *fh, off_t off, off_t len, int advice);
 int df_futimens(void *fh, const struct timespec ts[2]);
 int df_close(void *fh);
 int df_local_fd(void *fh);
-int df_kernel_io(void *fh, uint64_t mem, uint64_t io);
+int df_kernel_io(void *fh, int direct);
 int df_setfl(void *fh, int flags);
 /* Before fork: every open file's gathered writes go to the device. */
 void df_flush_all(void);

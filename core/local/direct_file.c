@@ -190,7 +190,7 @@ int df_local_fd(void *fh)
     return f->fd;
 }
 
-int df_kernel_io(void *fh, uint64_t mem, uint64_t io)
+int df_kernel_io(void *fh, int direct)
 {
     struct dfile *f = fh;
     if (f->buffered) return f->fd;
@@ -199,9 +199,9 @@ int df_kernel_io(void *fh, uint64_t mem, uint64_t io)
     df_settle(f);
     f->kio = 1;
     int fd = f->fd;
-    if (!dio_is(mem, f->al.mem) || !dio_is(io, f->al.off)) {
-        /* The kernel would refuse it on the O_DIRECT descriptor, where the program asked
-         * for no alignment: the same file through the page cache, which the kernel keeps
+    if (!direct) {
+        /* The kernel would refuse the program's unaligned requests on the O_DIRECT
+         * descriptor: the same file through the page cache, which the kernel keeps
          * coherent with direct I/O. */
         if (f->kfd < 0) {
             int fl = sys.fcntl(f->fd, F_GETFL);

@@ -39,7 +39,7 @@ struct dfile {
     int buffered; /* plain pread/pwrite (fallback, or not a regular file or device) */
     int afd;      /* a buffered O_APPEND descriptor, opened at the first O_APPEND */
     int append;   /* the program's O_APPEND: writes go to afd */
-    int kfd;      /* a buffered descriptor for the program's unaligned asynchronous I/O */
+    int kfd;      /* a buffered descriptor for the asynchronous I/O of a program without O_DIRECT */
     int kio;      /* the program does I/O on fd itself: nothing cached, nothing gathered */
     int is_blk, sync;
     struct dio_align al;
