@@ -130,12 +130,15 @@ static int promote_locked(struct ofd *o)
     /* Every placeholder of it (not a pumped pipe end) now names the memfd: whichever of
      * them a child or the next program inherits, it finds the shared state. */
     int lim = fdt_ofd_limit();
-    for (int g = 0; g < lim; g++) {
-        if (fdt_peek(g) != o) continue;
-        int cl = REAL(fcntl)(g, F_GETFD);
-        REAL(dup3)(ph, g, cl > 0 && (cl & FD_CLOEXEC) ? O_CLOEXEC : 0);
-    }
+    for (int g = 0; g < lim; g++)
+        if (fdt_peek(g) == o) ofd_dup_over(ph, g);
     return ph;
+}
+
+int ofd_dup_over(int from, int fd)
+{
+    int cl = REAL(fcntl)(fd, F_GETFD);
+    return REAL(dup3)(from, fd, cl > 0 && (cl & FD_CLOEXEC) ? O_CLOEXEC : 0);
 }
 
 int ofd_promote(struct ofd *o)

@@ -85,6 +85,9 @@ void ofd_promote_all(void);
  * that memfd; returns an O_PATH descriptor of it (the caller keeps or closes it), -EEXIST
  * if already shared. */
 int ofd_promote(struct ofd *o);
+/* Make fd name what `from` names (dup3), fd's close-on-exec kept: how a placeholder is
+ * re-pointed (promotion, pumps, exposure). dup3's result. */
+int ofd_dup_over(int from, int fd);
 /* Before exec or spawn: give each description on a local file a descriptor the next
  * program inherits, so it reaches the same file even if it was unlinked or renamed. */
 void ofd_export_local(void);

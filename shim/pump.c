@@ -66,12 +66,6 @@ struct pump {
 static struct pump *pumps[MAX_PUMPS];
 static pthread_mutex_t pump_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void cloexec_like(int from_fd, int *flags)
-{
-    int cl = REAL(fcntl)(from_fd, F_GETFD);
-    *flags = cl > 0 && (cl & FD_CLOEXEC) ? O_CLOEXEC : 0;
-}
-
 /* --- the threads ----------------------------------------------------------------------- */
 
 /* A pipe of PUMP_CHUNK bytes: fewer hand-offs between the program and the pump (where
@@ -356,9 +350,8 @@ int pump_install(int fd, struct ofd *o)
     pthread_mutex_lock(&pump_lock);
     struct pump *q = pump_for(o);
     if (q) { /* a second std fd on the same description (2>&1): share the pipe */
-        int other = first_pumped_fd(o), fl;
-        cloexec_like(fd, &fl);
-        int ok = other >= 0 && still_ours(other, q) && REAL(dup3)(other, fd, fl) >= 0;
+        int other = first_pumped_fd(o);
+        int ok = other >= 0 && still_ours(other, q) && ofd_dup_over(other, fd) >= 0;
         if (ok) {
             struct ofd *old = fdt_set(fd, fdt_tag_pumped(o));
             if (old) ofd_put(old);
@@ -392,9 +385,8 @@ int pump_install(int fd, struct ofd *o)
     ph = ofd_promote(o);
     if (ph == -EEXIST) ph = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, 3);
     if (ph < 0) goto fail;
-    int fl, prog_end = p->out ? pp[1] : pp[0];
-    cloexec_like(fd, &fl);
-    if (REAL(dup3)(prog_end, fd, fl) < 0) goto fail;
+    int prog_end = p->out ? pp[1] : pp[0];
+    if (ofd_dup_over(prog_end, fd) < 0) goto fail;
     REAL(close)(prog_end);
     p->ours = efd_park(p->out ? pp[0] : pp[1]);
     if (!p->out) REAL(fcntl)(p->ours, F_SETFL, O_NONBLOCK);
@@ -626,10 +618,9 @@ off_t pump_lseek(int fd, struct ofd *o, off_t off, int whence)
     off_t r = io_lseek(o, off, whence);
     int kick = 0;
     if (p->ours < 0) { /* the pump had reached the end and closed its end: a new pipe */
-        int pp[2], fl;
+        int pp[2];
         if (pump_pipe(pp) == 0) {
-            cloexec_like(fd, &fl);
-            REAL(dup3)(pp[0], fd, fl);
+            ofd_dup_over(pp[0], fd);
             REAL(close)(pp[0]);
             note_pipe(p, pp[1]);
             REAL(fcntl)(pp[1], F_SETFL, O_NONBLOCK);
@@ -664,9 +655,7 @@ static void put_placeholder(int fd, struct pump *p)
         return;
     }
     p->placed++;
-    int fl;
-    cloexec_like(fd, &fl);
-    REAL(dup3)(p->placeholder, fd, fl);
+    ofd_dup_over(p->placeholder, fd);
     struct ofd *old = fdt_set(fd, p->o); /* untagged: a placeholder again */
     if (old) ofd_put(old);
 }
@@ -692,9 +681,7 @@ static void put_handoff(int fd, struct pump *p)
         return;
     }
     p->placed++;
-    int fl;
-    cloexec_like(fd, &fl);
-    REAL(dup3)(p->handoff, fd, fl);
+    ofd_dup_over(p->handoff, fd);
     struct ofd *old = fdt_take(fd); /* a plain descriptor now, the kernel's */
     if (old) ofd_put(old);
 }

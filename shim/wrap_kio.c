@@ -51,12 +51,6 @@ static int same_file(int a, int b)
     return REAL(fstat)(a, &sa) == 0 && REAL(fstat)(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
-static void dup_over(int from, int fd)
-{
-    int cl = REAL(fcntl)(fd, F_GETFD);
-    REAL(dup3)(from, fd, cl > 0 && (cl & FD_CLOEXEC) ? O_CLOEXEC : 0);
-}
-
 /* Make fd (a descriptor of o) name o's kernel file (fd table locked). */
 static void expose_locked(int fd, struct ofd *o)
 {
@@ -75,7 +69,7 @@ static void expose_locked(int fd, struct ofd *o)
         int c = REAL(fcntl)(fd, F_DUPFD_CLOEXEC, 0);
         if (c >= 0) o->kph = efd_park(c);
     }
-    dup_over(k, fd);
+    ofd_dup_over(k, fd);
     o->kexp = 1;
 }
 
@@ -121,7 +115,7 @@ void kio_hide(void)
     for (int fd = 0; fd < lim; fd++) {
         struct ofd *raw = fdt_peek(fd);
         struct ofd *o = fdt_raw_ofd(raw);
-        if (o && !fdt_raw_pumped(raw) && o->kexp && o->kph >= 0 && !same_file(fd, o->kph)) dup_over(o->kph, fd);
+        if (o && !fdt_raw_pumped(raw) && o->kexp && o->kph >= 0 && !same_file(fd, o->kph)) ofd_dup_over(o->kph, fd);
     }
     fdt_unlock();
 }
